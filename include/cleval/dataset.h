@@ -1,0 +1,88 @@
+/* HDF5 test and training sets: open and validate a file, then read any numeric dataset in it
+ * by rows (hyperslabs), converted to float32 or int32. Nothing here reads a whole dataset at
+ * once, so files larger than memory stream in batches. */
+#ifndef CLEVAL_DATASET_H
+#define CLEVAL_DATASET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleval/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An open HDF5 file. */
+typedef struct cleval_dataset cleval_dataset;
+
+/* One numeric dataset of shape [N, ...] inside a file, read by rows. */
+typedef struct cleval_column cleval_column;
+
+typedef enum cleval_column_kind {
+    CLEVAL_COLUMN_FEATURES, /* any integer or float type; reads reject NaN and Inf */
+    CLEVAL_COLUMN_VALUES,   /* any integer or float type; no finiteness check (raw scores) */
+    CLEVAL_COLUMN_LABELS,   /* shape [N], integer type; reads reject values below 0 */
+} cleval_column_kind;
+
+enum { CLEVAL_MAX_RANK = 8 };
+
+/* Opens `path` read-only. Fails with CLEVAL_ERR_INPUT and a message naming the file when it is
+ * missing, unreadable, not HDF5, or damaged. */
+cleval_status cleval_dataset_open(const char *path, cleval_dataset **out);
+
+/* Closes the file; its columns must be closed first. NULL is a no-op. */
+void cleval_dataset_close(cleval_dataset *ds);
+
+const char *cleval_dataset_path(const cleval_dataset *ds);
+
+/* True when the file holds a dataset called `name` at its root. */
+bool cleval_dataset_has(const cleval_dataset *ds, const char *name);
+
+/* Reads the optional string dataset `class_names`. When absent, *names is NULL and *count 0.
+ * Otherwise the caller frees with cleval_dataset_free_names(). */
+cleval_status cleval_dataset_class_names(cleval_dataset *ds, char ***names, uint32_t *count);
+void cleval_dataset_free_names(char **names, uint32_t count);
+
+/* Reads a scalar numeric or string attribute of the root group as text ("" when absent). */
+cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, char *out,
+                                       size_t size);
+
+/* Opens dataset `name` and checks its type and rank against `kind`. */
+cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_column_kind kind,
+                                 cleval_column **out);
+
+/* NULL is a no-op. */
+void cleval_column_close(cleval_column *col);
+
+/* N, the first dimension. */
+uint64_t cleval_column_rows(const cleval_column *col);
+
+/* The shape of one row (the dimensions after the first) and its rank (0 for labels). */
+uint32_t cleval_column_row_rank(const cleval_column *col);
+const uint64_t *cleval_column_row_shape(const cleval_column *col);
+
+/* Elements per row: the product of the row shape (1 for a 1-D dataset). */
+uint64_t cleval_column_row_size(const cleval_column *col);
+
+/* The dataset's name inside the file, and a description of its stored type ("uint8"). */
+const char *cleval_column_name(const cleval_column *col);
+const char *cleval_column_type_name(const cleval_column *col);
+
+/* Reads rows [row0, row0 + n) into `out` (n * row_size floats), converting from the stored
+ * type. A FEATURES column fails with CLEVAL_ERR_INPUT naming the first sample that holds NaN or
+ * Inf. */
+cleval_status cleval_column_read_f32(cleval_column *col, uint64_t row0, uint64_t n, float *out);
+
+/* Reads labels [row0, row0 + n) into `out`. Fails naming the first sample whose label is below 0
+ * or above INT32_MAX. When `max_label` is not NULL it receives the largest label read (-1 for
+ * n == 0). */
+cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t n, int32_t *out,
+                                     int32_t *max_label);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

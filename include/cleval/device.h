@@ -1,0 +1,136 @@
+/* OpenCL platforms and devices: discovery, selection, context and queue, the embedded kernel
+ * programs (built once per device and option set), zero-copy host buffers, and OpenCL error
+ * names. This module knows nothing of data formats or models. */
+#ifndef CLEVAL_DEVICE_H
+#define CLEVAL_DEVICE_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleval/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cleval_device cleval_device;
+
+typedef enum cleval_device_type {
+    CLEVAL_DEVICE_CPU,
+    CLEVAL_DEVICE_GPU,
+    CLEVAL_DEVICE_ACCELERATOR,
+    CLEVAL_DEVICE_OTHER,
+} cleval_device_type;
+
+/* Which family of kernels suits a device: CPU-style (few large work-items, explicit vectors,
+ * pre-packed operands) or GPU-style (work-group tiles in local memory). */
+typedef enum cleval_kernel_variant {
+    CLEVAL_VARIANT_CPU,
+    CLEVAL_VARIANT_GPU,
+} cleval_kernel_variant;
+
+typedef struct cleval_device_info {
+    uint32_t index; /* position in `cleval devices`, across all platforms */
+    char platform[128];
+    char name[256];
+    char vendor[128];
+    char driver_version[64];
+    char opencl_c_version[64];
+    cleval_device_type type;
+    uint32_t compute_units;
+    uint64_t global_mem_bytes;
+    uint64_t max_alloc_bytes;
+    uint64_t local_mem_bytes;
+    size_t max_work_group_size;
+    bool has_fp16; /* cl_khr_fp16 */
+    bool has_fp64; /* cl_khr_fp64 */
+    bool host_unified_memory; /* buffers over host memory are zero-copy (CPU devices) */
+} cleval_device_info;
+
+/* Lists every device of every platform, in the order `cleval devices` prints them. On success
+ * *infos is an array of *count entries that the caller frees with free(). No platform is not an
+ * error: *count is 0. */
+cleval_status cleval_device_list(cleval_device_info **infos, uint32_t *count);
+
+/* Turns a device spec into an index. `spec` is a decimal index or a case-insensitive substring
+ * of the device name; NULL or "" means the CLEVAL_DEVICE environment variable, and when that is
+ * unset too, the first GPU or else the first device. */
+cleval_status cleval_device_resolve(const char *spec, uint32_t *index);
+
+/* Opens the device at `index`: context and in-order queue. */
+cleval_status cleval_device_open(uint32_t index, cleval_device **out);
+
+/* Releases the device and everything it cached. NULL is a no-op. */
+void cleval_device_close(cleval_device *dev);
+
+const cleval_device_info *cleval_device_get_info(const cleval_device *dev);
+cl_context cleval_device_context(const cleval_device *dev);
+cl_command_queue cleval_device_queue(const cleval_device *dev);
+cl_device_id cleval_device_id(const cleval_device *dev);
+
+/* The kernel family used on this device: from the CLEVAL_KERNEL_VARIANT environment variable
+ * ("cpu" or "gpu") when set, else from the device type. */
+cleval_kernel_variant cleval_device_variant(const cleval_device *dev);
+
+/* Forces a kernel family (tests run both on one CPU device). */
+void cleval_device_set_variant(cleval_device *dev, cleval_kernel_variant variant);
+
+const char *cleval_variant_name(cleval_kernel_variant variant);
+
+/* Creates kernel `kernel` from the embedded program `program` (the file kernels/<program>.cl)
+ * built with `options` (may be NULL). Each (program, options) pair is compiled once per device
+ * and kept; the returned kernel belongs to the caller (clReleaseKernel). A build failure sends
+ * the build log to the log hook at CLEVAL_LOG_ERROR. When CLEVAL_KERNEL_DIR is set, sources are
+ * read from that folder instead of the copies embedded at build time. */
+cleval_status cleval_device_kernel(cleval_device *dev, const char *program, const char *options,
+                                   const char *kernel, cl_kernel *out);
+
+/* Allocates a device buffer; `what` names it in the error message. */
+cleval_status cleval_device_buffer(cleval_device *dev, cl_mem_flags flags, size_t bytes,
+                                   void *host_ptr, const char *what, cl_mem *out);
+
+/* Blocks until every command queued so far has finished. */
+cleval_status cleval_device_finish(cleval_device *dev);
+
+/* Host memory that the device reads and writes in place where it can (zero-copy on CPU
+ * devices), staged through map/unmap elsewhere. Fill or read `host` only between
+ * cleval_hostbuf_map() and cleval_hostbuf_unmap(). */
+typedef struct cleval_hostbuf {
+    cl_mem mem;
+    void *host;
+    size_t bytes;
+} cleval_hostbuf;
+
+cleval_status cleval_hostbuf_create(cleval_device *dev, size_t bytes, const char *what,
+                                    cleval_hostbuf *out);
+/* Maps for host access (blocking); `for_write` discards the device contents first. */
+cleval_status cleval_hostbuf_map(cleval_device *dev, cleval_hostbuf *buf, bool for_write);
+/* Hands the memory back to the device; kernels enqueued afterwards see the host's writes. */
+cleval_status cleval_hostbuf_unmap(cleval_device *dev, cleval_hostbuf *buf);
+/* Releases the buffer and its memory; a zeroed struct is a no-op. */
+void cleval_hostbuf_release(cleval_hostbuf *buf);
+
+/* The symbolic name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "CL_UNKNOWN_ERROR". */
+const char *cleval_cl_error_name(cl_int err);
+
+/* CLEVAL_OK when err is CL_SUCCESS; otherwise records "<call> failed: <NAME> (<code>)" and
+ * returns CLEVAL_ERR_OPENCL. */
+cleval_status cleval_cl_check(cl_int err, const char *call);
+
+/* Rounds `n` up to a multiple of `m` (m > 0). */
+static inline size_t cleval_round_up(size_t n, size_t m)
+{
+    return (n + m - 1) / m * m;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

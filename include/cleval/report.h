@@ -1,0 +1,63 @@
+/* Reports of a run: the human report (scikit-learn's classification_report layout, then the
+ * confusion matrix or its most confused pairs), the JSON report of CONTRACT.md, and writing
+ * either to a file atomically. */
+#ifndef CLEVAL_REPORT_H
+#define CLEVAL_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cJSON.h>
+
+#include "cleval/metrics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Optional class names for the report; entries past `count` (or all, when names is NULL) are
+ * shown as their label number. */
+typedef struct cleval_class_names {
+    char **names;
+    uint32_t count;
+} cleval_class_names;
+
+/* Where and how fast a run went, for the report's last lines and the JSON "timing". */
+typedef struct cleval_run_timing {
+    const char *device; /* device name, or NULL */
+    double total_s;     /* wall time of the whole run */
+    uint64_t n_samples; /* samples processed, for samples_per_s */
+} cleval_run_timing;
+
+/* Matrices with more classes than this are summarised as their top confused pairs. */
+enum { CLEVAL_REPORT_MAX_MATRIX_CLASSES = 20, CLEVAL_REPORT_TOP_PAIRS = 10 };
+
+/* Writes scikit-learn's classification_report (digits=2) for `m`, byte for byte. */
+void cleval_report_classification(FILE *out, const cleval_metrics *m,
+                                  const cleval_class_names *names);
+
+/* Writes the confusion matrix with row and column headers, or for more than
+ * CLEVAL_REPORT_MAX_MATRIX_CLASSES classes the most frequent off-diagonal pairs. */
+void cleval_report_confusion(FILE *out, const cleval_confusion *cm,
+                             const cleval_class_names *names);
+
+/* Writes "N samples in T s (R samples/s) on DEVICE". */
+void cleval_report_throughput(FILE *out, const cleval_run_timing *timing);
+
+/* Builds the JSON report of CONTRACT.md: n_samples, n_classes, accuracy, macro, weighted,
+ * micro, per_class, confusion_matrix, device and timing. `m` may be NULL for a run without
+ * labels (then only n_samples, n_classes, device and timing). Returns NULL when out of
+ * memory. */
+cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
+                          const cleval_class_names *names, uint64_t n_samples, uint32_t n_classes,
+                          const cleval_run_timing *timing);
+
+/* Prints `json` to `path`, "-" meaning stdout. A file is written under a temporary name in the
+ * same folder and renamed, so the final name never holds a partial report. */
+cleval_status cleval_report_write_json(const cJSON *json, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,60 @@
+/* Status codes, the last-error message, and the log hook shared by every cleval module.
+ * Library code never prints and never exits: it returns a status and leaves one line that
+ * names what went wrong, which the caller may fetch with cleval_last_error(). */
+#ifndef CLEVAL_STATUS_H
+#define CLEVAL_STATUS_H
+
+#include <stdarg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum cleval_status {
+    CLEVAL_OK = 0,              /* success */
+    CLEVAL_ERR_USAGE = 1,       /* bad command line or API argument */
+    CLEVAL_ERR_INPUT = 2,       /* an input file or its contents are invalid */
+    CLEVAL_ERR_UNSUPPORTED = 3, /* valid input that this engine does not handle */
+    CLEVAL_ERR_IO = 4,          /* an output file could not be written */
+    CLEVAL_ERR_OPENCL = 5,      /* an OpenCL call failed; the message names call and error */
+    CLEVAL_ERR_NOMEM = 6,       /* host memory allocation failed */
+    CLEVAL_ERR_INTERRUPTED = 7, /* stopped on request (SIGINT) */
+    CLEVAL_ERR_INTERNAL = 8,    /* a broken invariant: a bug in cleval */
+} cleval_status;
+
+/* A short English name for a status ("bad input", "OpenCL error", ...). Never NULL. */
+const char *cleval_status_str(cleval_status status);
+
+/* Records a one-line message for the calling thread and returns `status`, so error paths read
+ * `return cleval_fail(CLEVAL_ERR_INPUT, "%s: X missing", path);`. */
+cleval_status cleval_fail(cleval_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The message of the most recent cleval_fail() on this thread ("" when none). The pointer stays
+ * valid until the next cleval_fail() on the same thread. */
+const char *cleval_last_error(void);
+
+/* Clears the calling thread's message. */
+void cleval_clear_error(void);
+
+typedef enum cleval_log_level {
+    CLEVAL_LOG_ERROR = 0,
+    CLEVAL_LOG_WARN = 1,
+    CLEVAL_LOG_INFO = 2,  /* what a user sees with --verbose: chosen kernels, tunables */
+    CLEVAL_LOG_DEBUG = 3, /* detail for developers */
+} cleval_log_level;
+
+typedef void (*cleval_log_fn)(cleval_log_level level, const char *message, void *user);
+
+/* Installs the process-wide log hook (NULL silences the library, the default) and the most
+ * verbose level passed to it. */
+void cleval_log_set(cleval_log_fn fn, cleval_log_level max_level, void *user);
+
+/* Sends a formatted message to the log hook when its level is enabled. */
+void cleval_log(cleval_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

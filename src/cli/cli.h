@@ -1,0 +1,61 @@
+/* What the command implementations share: the command table entry, device opening from
+ * --device, logging, progress, report output and the mapping from status to exit code. */
+#ifndef CLEVAL_CLI_H
+#define CLEVAL_CLI_H
+
+#include "cleval/device.h"
+#include "cleval/metrics.h"
+#include "cleval/report.h"
+#include "options.h"
+
+/* Exit codes (CONTRACT.md), plus 4 for failures that are neither input nor device. */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_GATE_FAILED = 1,
+    CLI_EXIT_BAD_INPUT = 2,
+    CLI_EXIT_DEVICE = 3,
+    CLI_EXIT_INTERNAL = 4,
+    CLI_EXIT_INTERRUPTED = 130,
+};
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary; /* one line for `cleval --help` */
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+int cli_devices(int argc, char **argv);
+int cli_metrics(int argc, char **argv);
+
+/* Parses a command's arguments; on --help prints `usage` + options and sets *exit_now. */
+int cli_parse_command(int argc, char **argv, const char *command, const char *usage,
+                      const cli_option_id *allowed, size_t n_allowed, cli_args *args,
+                      bool *exit_now);
+
+/* Installs the stderr log hook (errors always; info with --verbose). */
+void cli_setup_logging(const cli_args *args);
+
+/* Resolves --device (or CLEVAL_DEVICE) and opens it. */
+cleval_status cli_open_device(const cli_args *args, cleval_device **dev);
+
+/* Prints "cleval: <message>" for `status` and returns the exit code for it. */
+int cli_fail(cleval_status status);
+int cli_exit_code(cleval_status status);
+
+/* A progress line on stderr, only when stderr is a terminal and --quiet is absent. */
+typedef struct cli_progress {
+    bool enabled;
+    double start;
+    double last_print;
+    const char *device;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const cli_args *args, const char *device);
+void cli_progress_update(uint64_t done, uint64_t total, void *user);
+void cli_progress_finish(cli_progress *p);
+
+/* Prints the human report (or writes --json) for a labelled run. */
+cleval_status cli_emit_metrics(const cli_args *args, const cleval_confusion *cm,
+                               const cleval_class_names *names, const cleval_run_timing *timing,
+                               cJSON *extra);
+
+#endif

@@ -1,0 +1,73 @@
+/* `cleval devices`: one line per OpenCL device, with the index --device accepts. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char usage[] =
+    "Usage: cleval devices [options]\n"
+    "\n"
+    "Lists every OpenCL device of every platform, one per line: index, platform, device name,\n"
+    "type, compute units, global memory, OpenCL C version. The index (or a substring of the\n"
+    "name) is what --device and CLEVAL_DEVICE accept.\n";
+
+static const char *type_name(cleval_device_type type)
+{
+    switch (type) {
+    case CLEVAL_DEVICE_CPU: return "CPU";
+    case CLEVAL_DEVICE_GPU: return "GPU";
+    case CLEVAL_DEVICE_ACCELERATOR: return "accelerator";
+    case CLEVAL_DEVICE_OTHER: return "other";
+    }
+    return "other";
+}
+
+int cli_devices(int argc, char **argv)
+{
+    static const cli_option_id allowed[] = {OPT_HELP, OPT_JSON, OPT_VERBOSE};
+    cli_args args;
+    bool exit_now;
+    int code = cli_parse_command(argc, argv, "devices", usage, allowed,
+                                 sizeof allowed / sizeof *allowed, &args, &exit_now);
+    if (exit_now) return code;
+    if (args.n_positional > 0) {
+        cleval_fail(CLEVAL_ERR_USAGE, "devices: unexpected argument '%s'", args.positional[0]);
+        cli_args_free(&args);
+        return cli_fail(CLEVAL_ERR_USAGE);
+    }
+    cli_setup_logging(&args);
+    cleval_device_info *infos;
+    uint32_t n;
+    cleval_status status = cleval_device_list(&infos, &n);
+    if (status != CLEVAL_OK) {
+        cli_args_free(&args);
+        return cli_fail(status);
+    }
+    if (args.present[OPT_JSON]) {
+        cJSON *list = cJSON_CreateArray();
+        for (uint32_t i = 0; list && i < n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "index", i);
+            cJSON_AddStringToObject(o, "platform", infos[i].platform);
+            cJSON_AddStringToObject(o, "name", infos[i].name);
+            cJSON_AddStringToObject(o, "type", type_name(infos[i].type));
+            cJSON_AddNumberToObject(o, "compute_units", infos[i].compute_units);
+            cJSON_AddNumberToObject(o, "global_mem_bytes", (double)infos[i].global_mem_bytes);
+            cJSON_AddStringToObject(o, "opencl_c_version", infos[i].opencl_c_version);
+            cJSON_AddItemToArray(list, o);
+        }
+        status = list ? cleval_report_write_json(list, args.values[OPT_JSON])
+                      : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        cJSON_Delete(list);
+    } else {
+        if (n == 0) printf("no OpenCL devices found (is an ICD such as pocl-opencl-icd installed?)\n");
+        for (uint32_t i = 0; i < n; i++)
+            printf("%u: %s | %s | %s | %u compute units | %.1f GiB | %s\n", i, infos[i].platform,
+                   infos[i].name, type_name(infos[i].type), infos[i].compute_units,
+                   (double)infos[i].global_mem_bytes / (1024.0 * 1024.0 * 1024.0),
+                   infos[i].opencl_c_version);
+    }
+    free(infos);
+    cli_args_free(&args);
+    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+}

@@ -1,0 +1,74 @@
+/* `cleval metrics`: metrics from saved labels and predictions, no model. */
+#include "cli.h"
+
+#include <stdio.h>
+
+#include "cleval/engine.h"
+
+static const char usage[] =
+    "Usage: cleval metrics --data PRED.h5 [options]\n"
+    "\n"
+    "Computes accuracy, per-class precision/recall/F1/support, their macro, weighted and micro\n"
+    "averages and the confusion matrix from the integer datasets y and pred of PRED.h5 (any\n"
+    "integer type, labels 0..C-1 with C = max(label) + 1 over both). The confusion matrix is\n"
+    "reduced on the OpenCL device, streaming the file in batches. Prints scikit-learn's\n"
+    "classification_report layout, or the JSON report with --json.\n";
+
+int cli_metrics(int argc, char **argv)
+{
+    static const cli_option_id allowed[] = {OPT_HELP,  OPT_DATA,   OPT_Y_KEY, OPT_PRED_KEY,
+                                            OPT_JSON,  OPT_SAVE,   OPT_BATCH, OPT_DEVICE,
+                                            OPT_QUIET, OPT_VERBOSE};
+    cli_args args;
+    bool exit_now;
+    int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
+                                 sizeof allowed / sizeof *allowed, &args, &exit_now);
+    if (exit_now) return code;
+    cli_setup_logging(&args);
+
+    cleval_status status = CLEVAL_OK;
+    cleval_device *dev = NULL;
+    cleval_metrics_outcome outcome = {0};
+    uint64_t batch = 0;
+    double start = cleval_seconds();
+    if (args.n_positional > 0)
+        status = cleval_fail(CLEVAL_ERR_USAGE, "metrics: unexpected argument '%s'",
+                             args.positional[0]);
+    else if (!args.present[OPT_DATA])
+        status = cleval_fail(CLEVAL_ERR_USAGE, "metrics: --data PRED.h5 is required");
+    else
+        status = cli_get_positive(&args, OPT_BATCH, 0, &batch);
+    if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
+
+    if (status == CLEVAL_OK) {
+        cli_progress progress;
+        cli_progress_init(&progress, &args, cleval_device_get_info(dev)->name);
+        cleval_metrics_job job = {
+            .data_path = args.values[OPT_DATA],
+            .y_key = args.values[OPT_Y_KEY],
+            .pred_key = args.values[OPT_PRED_KEY],
+            .batch = batch,
+            .save_path = args.values[OPT_SAVE],
+            .device = dev,
+            .progress = cli_progress_update,
+            .progress_user = &progress,
+        };
+        status = cleval_engine_metrics(&job, &outcome);
+        cli_progress_finish(&progress);
+    }
+    if (status == CLEVAL_OK) {
+        cleval_run_timing timing = {.device = cleval_device_get_info(dev)->name,
+                                    .total_s = cleval_seconds() - start,
+                                    .n_samples = outcome.n_samples};
+        cJSON *extra = cJSON_CreateObject();
+        cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
+        cJSON_AddNumberToObject(breakdown, "read_s", outcome.read_s);
+        cJSON_AddNumberToObject(breakdown, "reduce_s", outcome.reduce_s);
+        status = cli_emit_metrics(&args, &outcome.confusion, &outcome.class_names, &timing, extra);
+        cJSON_Delete(extra);
+    }
+    cleval_metrics_outcome_free(&outcome);
+    cleval_device_close(dev);
+    cli_args_free(&args);
+    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+}

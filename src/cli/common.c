@@ -1,0 +1,138 @@
+/* Helpers every command uses (see cli.h). */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cleval/engine.h"
+
+int cli_exit_code(cleval_status status)
+{
+    switch (status) {
+    case CLEVAL_OK: return CLI_EXIT_OK;
+    case CLEVAL_ERR_USAGE:
+    case CLEVAL_ERR_INPUT:
+    case CLEVAL_ERR_UNSUPPORTED:
+    case CLEVAL_ERR_IO: return CLI_EXIT_BAD_INPUT;
+    case CLEVAL_ERR_OPENCL: return CLI_EXIT_DEVICE;
+    case CLEVAL_ERR_INTERRUPTED: return CLI_EXIT_INTERRUPTED;
+    case CLEVAL_ERR_NOMEM:
+    case CLEVAL_ERR_INTERNAL: return CLI_EXIT_INTERNAL;
+    }
+    return CLI_EXIT_INTERNAL;
+}
+
+int cli_fail(cleval_status status)
+{
+    const char *message = cleval_last_error();
+    fprintf(stderr, "cleval: %s\n", *message ? message : cleval_status_str(status));
+    return cli_exit_code(status);
+}
+
+int cli_parse_command(int argc, char **argv, const char *command, const char *usage,
+                      const cli_option_id *allowed, size_t n_allowed, cli_args *args,
+                      bool *exit_now)
+{
+    *exit_now = false;
+    cleval_status status = cli_parse(argc, argv, 2, command, allowed, n_allowed, args);
+    if (status != CLEVAL_OK) {
+        *exit_now = true;
+        return cli_fail(status);
+    }
+    if (args->present[OPT_HELP]) {
+        fputs(usage, stdout);
+        printf("\nOptions:\n");
+        cli_print_options(allowed, n_allowed);
+        cli_args_free(args);
+        *exit_now = true;
+        return CLI_EXIT_OK;
+    }
+    return CLI_EXIT_OK;
+}
+
+static void log_to_stderr(cleval_log_level level, const char *message, void *user)
+{
+    (void)user;
+    static const char *const prefixes[] = {"error", "warning", "info", "debug"};
+    fprintf(stderr, "cleval: %s: %s\n", prefixes[level], message);
+}
+
+void cli_setup_logging(const cli_args *args)
+{
+    cleval_log_level level = args->present[OPT_VERBOSE] ? CLEVAL_LOG_INFO : CLEVAL_LOG_WARN;
+    cleval_log_set(log_to_stderr, level, NULL);
+}
+
+cleval_status cli_open_device(const cli_args *args, cleval_device **dev)
+{
+    uint32_t index;
+    cleval_status status = cleval_device_resolve(args->values[OPT_DEVICE], &index);
+    if (status != CLEVAL_OK) return status;
+    return cleval_device_open(index, dev);
+}
+
+void cli_progress_init(cli_progress *p, const cli_args *args, const char *device)
+{
+    p->enabled = !args->present[OPT_QUIET] && isatty(STDERR_FILENO);
+    p->start = cleval_seconds();
+    p->last_print = 0;
+    p->device = device;
+}
+
+void cli_progress_update(uint64_t done, uint64_t total, void *user)
+{
+    cli_progress *p = user;
+    if (!p->enabled) return;
+    double now = cleval_seconds();
+    if (done < total && now - p->last_print < 0.2) return;
+    p->last_print = now;
+    double elapsed = now - p->start;
+    double rate = elapsed > 0 ? (double)done / elapsed : 0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\r%llu/%llu samples (%.1f%%), %.0f samples/s, ETA %.0f s, %s\033[K",
+            (unsigned long long)done, (unsigned long long)total,
+            total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
+            p->device ? p->device : "");
+}
+
+void cli_progress_finish(cli_progress *p)
+{
+    if (p->enabled) fputs("\r\033[K", stderr);
+}
+
+cleval_status cli_emit_metrics(const cli_args *args, const cleval_confusion *cm,
+                               const cleval_class_names *names, const cleval_run_timing *timing,
+                               cJSON *extra)
+{
+    cleval_metrics m;
+    cleval_status status = cleval_metrics_compute(cm, &m);
+    if (status != CLEVAL_OK) return status;
+    if (args->present[OPT_JSON]) {
+        cJSON *json = cleval_report_json(&m, cm, names, m.n_samples, m.n_classes, timing);
+        if (!json) {
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+        } else {
+            for (cJSON *item = extra ? extra->child : NULL; item;) {
+                cJSON *next = item->next;
+                cJSON_AddItemToObject(json, item->string,
+                                      cJSON_DetachItemViaPointer(extra, item));
+                item = next;
+            }
+            status = cleval_report_write_json(json, args->values[OPT_JSON]);
+            cJSON_Delete(json);
+        }
+    }
+    /* The human report goes to stdout unless the JSON already does. */
+    if (status == CLEVAL_OK &&
+        !(args->present[OPT_JSON] && args->values[OPT_JSON][0] == '-' &&
+          args->values[OPT_JSON][1] == '\0')) {
+        cleval_report_classification(stdout, &m, names);
+        fputc('\n', stdout);
+        cleval_report_confusion(stdout, cm, names);
+        fputc('\n', stdout);
+        cleval_report_throughput(stdout, timing);
+    }
+    cleval_metrics_free(&m);
+    return status;
+}

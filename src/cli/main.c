@@ -1,0 +1,44 @@
+/* cleval's entry point: finds the command and maps its outcome to an exit code. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"devices", "list OpenCL platforms and devices, one per line, with index", cli_devices},
+    {"metrics", "metrics from saved y / pred, no model", cli_metrics},
+};
+enum { N_COMMANDS = sizeof commands / sizeof *commands };
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "Usage: cleval COMMAND [options]\n\n"
+                 "Batch evaluation of classification models on OpenCL devices.\n\n"
+                 "Commands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun `cleval COMMAND --help` for a command's options.\n"
+                 "Exit codes: 0 success, 1 a gate failed, 2 bad input or usage, 3 OpenCL or "
+                 "device failure, 4 internal error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return CLI_EXIT_BAD_INPUT;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        print_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("cleval %s\n", CLEVAL_VERSION);
+        return CLI_EXIT_OK;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0) return commands[i].run(argc, argv);
+    fprintf(stderr, "cleval: unknown command '%s' (see cleval --help)\n", name);
+    return CLI_EXIT_BAD_INPUT;
+}

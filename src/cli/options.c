@@ -1,0 +1,136 @@
+/* The option table and its parser (see options.h). */
+#include "options.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const cli_option cli_options[OPT_COUNT] = {
+    [OPT_HELP] = {"help", 'h', NULL, "show this help and exit"},
+    [OPT_VERSION] = {"version", 0, NULL, "print the version and exit"},
+    [OPT_JSON] = {"json", 0, "PATH", "write the JSON report to PATH ('-' for stdout)"},
+    [OPT_SAVE] = {"save", 0, "PATH", "write a prediction file (HDF5) to PATH"},
+    [OPT_DATA] = {"data", 0, "FILE.h5", "the input HDF5 file"},
+    [OPT_X_KEY] = {"x-key", 0, "NAME", "dataset holding the samples (default X)"},
+    [OPT_Y_KEY] = {"y-key", 0, "NAME", "dataset holding the labels (default y)"},
+    [OPT_PRED_KEY] = {"pred-key", 0, "NAME", "dataset holding the predictions (default pred)"},
+    [OPT_BATCH] = {"batch", 0, "N", "samples per device batch"},
+    [OPT_DEVICE] = {"device", 0, "SPEC",
+                    "device index or name substring (default: $CLEVAL_DEVICE, else the first "
+                    "GPU, else the first device)"},
+    [OPT_QUIET] = {"quiet", 'q', NULL, "no progress output"},
+    [OPT_VERBOSE] = {"verbose", 'v', NULL, "log device, kernel and tuning choices to stderr"},
+};
+
+static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *candidate = cli_options[allowed[i]].long_name;
+        if (strlen(candidate) == len && strncmp(candidate, name, len) == 0) return (int)allowed[i];
+    }
+    return -1;
+}
+
+static int find_short(char c, const cli_option_id *allowed, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cli_options[allowed[i]].short_name == c) return (int)allowed[i];
+    return -1;
+}
+
+cleval_status cli_parse(int argc, char **argv, int first, const char *command,
+                        const cli_option_id *allowed, size_t n_allowed, cli_args *out)
+{
+    memset(out, 0, sizeof *out);
+    out->positional = calloc((size_t)argc + 1, sizeof *out->positional);
+    if (!out->positional) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory parsing arguments");
+    bool options_done = false;
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            out->positional[out->n_positional++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        int id;
+        const char *inline_value = NULL;
+        if (arg[1] == '-') {
+            const char *name = arg + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            id = find_long(name, len, allowed, n_allowed);
+            if (eq) inline_value = eq + 1;
+        } else {
+            id = arg[2] == '\0' ? find_short(arg[1], allowed, n_allowed) : -1;
+        }
+        if (id < 0) {
+            cli_args_free(out);
+            return cleval_fail(CLEVAL_ERR_USAGE, "%s: unknown flag '%s' (see cleval %s --help)",
+                               command, arg, command);
+        }
+        const cli_option *opt = &cli_options[id];
+        const char *value = NULL;
+        if (opt->value_name) {
+            if (inline_value)
+                value = inline_value;
+            else if (i + 1 < argc)
+                value = argv[++i];
+            else {
+                cli_args_free(out);
+                return cleval_fail(CLEVAL_ERR_USAGE, "%s: --%s needs a value (%s)", command,
+                                   opt->long_name, opt->value_name);
+            }
+        } else if (inline_value) {
+            cli_args_free(out);
+            return cleval_fail(CLEVAL_ERR_USAGE, "%s: --%s takes no value", command,
+                               opt->long_name);
+        }
+        out->present[id] = true;
+        out->values[id] = value;
+    }
+    return CLEVAL_OK;
+}
+
+void cli_args_free(cli_args *args)
+{
+    free(args->positional);
+    args->positional = NULL;
+    args->n_positional = 0;
+}
+
+cleval_status cli_get_positive(const cli_args *args, cli_option_id id, uint64_t fallback,
+                               uint64_t *out)
+{
+    *out = fallback;
+    if (!args->present[id]) return CLEVAL_OK;
+    const char *text = args->values[id];
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno || end == text || *end != '\0')
+        return cleval_fail(CLEVAL_ERR_USAGE, "--%s: '%s' is not an integer",
+                           cli_options[id].long_name, text);
+    if (value < 1)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--%s: must be at least 1 (got %s)",
+                           cli_options[id].long_name, text);
+    *out = (uint64_t)value;
+    return CLEVAL_OK;
+}
+
+void cli_print_options(const cli_option_id *allowed, size_t n_allowed)
+{
+    for (size_t i = 0; i < n_allowed; i++) {
+        const cli_option *opt = &cli_options[allowed[i]];
+        char left[64];
+        if (opt->short_name)
+            snprintf(left, sizeof left, "-%c, --%s%s%s", opt->short_name, opt->long_name,
+                     opt->value_name ? " " : "", opt->value_name ? opt->value_name : "");
+        else
+            snprintf(left, sizeof left, "    --%s%s%s", opt->long_name,
+                     opt->value_name ? " " : "", opt->value_name ? opt->value_name : "");
+        printf("  %-26s %s\n", left, opt->help);
+    }
+}

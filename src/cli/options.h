@@ -1,0 +1,59 @@
+/* Command-line options: one table of every flag, a parser that accepts only the flags a
+ * command lists, and typed getters that name the flag in their error messages. */
+#ifndef CLEVAL_CLI_OPTIONS_H
+#define CLEVAL_CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cleval/status.h"
+
+typedef enum cli_option_id {
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_JSON,
+    OPT_SAVE,
+    OPT_DATA,
+    OPT_X_KEY,
+    OPT_Y_KEY,
+    OPT_PRED_KEY,
+    OPT_BATCH,
+    OPT_DEVICE,
+    OPT_QUIET,
+    OPT_VERBOSE,
+    OPT_COUNT
+} cli_option_id;
+
+typedef struct cli_option {
+    const char *long_name; /* without the leading "--" */
+    char short_name;       /* 0 when none */
+    const char *value_name; /* NULL for a switch */
+    const char *help;
+} cli_option;
+
+/* The description of every option, indexed by cli_option_id. */
+extern const cli_option cli_options[OPT_COUNT];
+
+typedef struct cli_args {
+    const char *values[OPT_COUNT]; /* the last value given, or NULL */
+    bool present[OPT_COUNT];
+    const char **positional;
+    int n_positional;
+} cli_args;
+
+/* Parses argv[first..argc) accepting only `allowed` options; "--name=value", "--name value",
+ * "-k value" and "--" are understood. Fails with CLEVAL_ERR_USAGE naming the flag. Free with
+ * cli_args_free. */
+cleval_status cli_parse(int argc, char **argv, int first, const char *command,
+                        const cli_option_id *allowed, size_t n_allowed, cli_args *out);
+void cli_args_free(cli_args *args);
+
+/* The value of an option as a positive integer (fallback when absent). */
+cleval_status cli_get_positive(const cli_args *args, cli_option_id id, uint64_t fallback,
+                               uint64_t *out);
+
+/* Prints the option lines of `allowed` for --help. */
+void cli_print_options(const cli_option_id *allowed, size_t n_allowed);
+
+#endif

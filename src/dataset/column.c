@@ -1,0 +1,435 @@
+/* Row reads of one numeric dataset by hyperslab: the stored type is read as is into a scratch
+ * buffer and converted here (a plain loop is faster than HDF5's generic conversion), then
+ * checked (finite features, non-negative labels). */
+#include "dataset_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum element_type {
+    ELEMENT_I8,
+    ELEMENT_U8,
+    ELEMENT_I16,
+    ELEMENT_U16,
+    ELEMENT_I32,
+    ELEMENT_U32,
+    ELEMENT_I64,
+    ELEMENT_U64,
+    ELEMENT_F32,
+    ELEMENT_F64,
+    ELEMENT_OTHER_FLOAT, /* half or other widths: HDF5 converts them to float32 */
+} element_type;
+
+static const char *const element_names[] = {
+    "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+    "float32", "float64", "float",
+};
+
+struct cleval_column {
+    cleval_dataset *ds;
+    char *name;
+    cleval_column_kind kind;
+    hid_t dset;
+    hid_t file_space;
+    element_type type;
+    size_t element_size; /* bytes of one stored element as read into memory */
+    uint64_t rows;
+    uint32_t row_rank;
+    uint64_t row_shape[CLEVAL_MAX_RANK];
+    uint64_t row_size;
+    void *scratch; /* stored-type staging for conversions */
+    size_t scratch_bytes;
+};
+
+static hid_t memory_type(element_type type)
+{
+    switch (type) {
+    case ELEMENT_I8: return H5T_NATIVE_INT8;
+    case ELEMENT_U8: return H5T_NATIVE_UINT8;
+    case ELEMENT_I16: return H5T_NATIVE_INT16;
+    case ELEMENT_U16: return H5T_NATIVE_UINT16;
+    case ELEMENT_I32: return H5T_NATIVE_INT32;
+    case ELEMENT_U32: return H5T_NATIVE_UINT32;
+    case ELEMENT_I64: return H5T_NATIVE_INT64;
+    case ELEMENT_U64: return H5T_NATIVE_UINT64;
+    case ELEMENT_F32: return H5T_NATIVE_FLOAT;
+    case ELEMENT_F64: return H5T_NATIVE_DOUBLE;
+    case ELEMENT_OTHER_FLOAT: return H5T_NATIVE_FLOAT;
+    }
+    return H5T_NATIVE_FLOAT;
+}
+
+static size_t memory_size(element_type type)
+{
+    static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 8, 8, 4, 8, 4};
+    return sizes[type];
+}
+
+/* Classifies the stored type; false for anything that is not an integer or a float. */
+static bool classify(hid_t ftype, element_type *type)
+{
+    H5T_class_t cls = H5Tget_class(ftype);
+    size_t size = H5Tget_size(ftype);
+    if (cls == H5T_FLOAT) {
+        *type = size == 4 ? ELEMENT_F32 : size == 8 ? ELEMENT_F64 : ELEMENT_OTHER_FLOAT;
+        return true;
+    }
+    if (cls != H5T_INTEGER) return false;
+    bool is_signed = H5Tget_sign(ftype) == H5T_SGN_2;
+    switch (size) {
+    case 1: *type = is_signed ? ELEMENT_I8 : ELEMENT_U8; return true;
+    case 2: *type = is_signed ? ELEMENT_I16 : ELEMENT_U16; return true;
+    case 4: *type = is_signed ? ELEMENT_I32 : ELEMENT_U32; return true;
+    case 8: *type = is_signed ? ELEMENT_I64 : ELEMENT_U64; return true;
+    }
+    return false;
+}
+
+static bool is_integer(element_type type)
+{
+    return type <= ELEMENT_U64;
+}
+
+/* A raw-data chunk cache that holds a full band of chunks across the row dimension, so a batch
+ * boundary that cuts through a compressed chunk does not decompress it twice. */
+static hid_t chunk_cache_access(hid_t dset)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    if (dcpl < 0) return H5P_DEFAULT;
+    hid_t dapl = H5P_DEFAULT;
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        hsize_t chunk[H5S_MAX_RANK];
+        int rank = H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk);
+        hid_t ftype = H5Dget_type(dset), space = H5Dget_space(dset);
+        hsize_t dims[H5S_MAX_RANK];
+        if (rank > 0 && ftype >= 0 && space >= 0 &&
+            H5Sget_simple_extent_dims(space, dims, NULL) == rank) {
+            size_t chunk_bytes = H5Tget_size(ftype);
+            size_t band = 1;
+            for (int d = 0; d < rank; d++) {
+                chunk_bytes *= chunk[d];
+                if (d > 0) band *= (dims[d] + chunk[d] - 1) / chunk[d];
+            }
+            size_t cache = 2 * band * chunk_bytes;
+            const size_t min_cache = 4u << 20, max_cache = 256u << 20;
+            cache = cache < min_cache ? min_cache : cache > max_cache ? max_cache : cache;
+            dapl = H5Pcreate(H5P_DATASET_ACCESS);
+            if (dapl >= 0) H5Pset_chunk_cache(dapl, 12421 /* prime, as HDF5 advises */, cache, 1.0);
+        }
+        if (ftype >= 0) H5Tclose(ftype);
+        if (space >= 0) H5Sclose(space);
+    }
+    H5Pclose(dcpl);
+    return dapl < 0 ? H5P_DEFAULT : dapl;
+}
+
+static cleval_status check_shape(cleval_column *col, hid_t space)
+{
+    const char *path = col->ds->path;
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank < 1)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must have a sample dimension (it is a %s)",
+                           path, col->name, rank == 0 ? "scalar" : "dataset without shape");
+    if (rank > CLEVAL_MAX_RANK)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has rank %d (at most %d supported)", path,
+                           col->name, rank, CLEVAL_MAX_RANK);
+    if (col->kind == CLEVAL_COLUMN_LABELS && rank != 1)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must be 1-D [N] (it has rank %d)", path,
+                           col->name, rank);
+    hsize_t dims[CLEVAL_MAX_RANK];
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    col->rows = dims[0];
+    col->row_rank = (uint32_t)rank - 1;
+    col->row_size = 1;
+    for (int d = 1; d < rank; d++) {
+        col->row_shape[d - 1] = dims[d];
+        col->row_size *= dims[d];
+    }
+    if (col->row_size == 0)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has an empty sample shape", path,
+                           col->name);
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_column_kind kind,
+                                 cleval_column **out)
+{
+    *out = NULL;
+    if (!cleval_dataset_has(ds, name))
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: no dataset '%s'", ds->path, name);
+    cleval_column *col = calloc(1, sizeof *col);
+    if (!col || !(col->name = malloc(strlen(name) + 1))) {
+        free(col);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening %s: '%s'", ds->path, name);
+    }
+    strcpy(col->name, name);
+    col->ds = ds;
+    col->kind = kind;
+    col->dset = col->file_space = H5I_INVALID_HID;
+
+    cleval_status status = CLEVAL_OK;
+    hid_t probe = H5Dopen2(ds->file, name, H5P_DEFAULT);
+    hid_t dapl = probe >= 0 ? chunk_cache_access(probe) : H5P_DEFAULT;
+    if (probe >= 0) H5Dclose(probe);
+    col->dset = H5Dopen2(ds->file, name, dapl);
+    if (dapl != H5P_DEFAULT) H5Pclose(dapl);
+    if (col->dset < 0) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open dataset '%s'", ds->path, name);
+        goto fail;
+    }
+    hid_t ftype = H5Dget_type(col->dset);
+    bool numeric = ftype >= 0 && classify(ftype, &col->type);
+    if (ftype >= 0) H5Tclose(ftype);
+    if (!numeric) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must hold integers or floats", ds->path,
+                             name);
+        goto fail;
+    }
+    if (kind == CLEVAL_COLUMN_LABELS && !is_integer(col->type)) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must hold integer labels (it holds %s)",
+                             ds->path, name, element_names[col->type]);
+        goto fail;
+    }
+    col->element_size = memory_size(col->type);
+    col->file_space = H5Dget_space(col->dset);
+    if (col->file_space < 0) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read the shape of '%s'", ds->path,
+                             name);
+        goto fail;
+    }
+    if ((status = check_shape(col, col->file_space)) != CLEVAL_OK) goto fail;
+    *out = col;
+    return CLEVAL_OK;
+
+fail:
+    cleval_column_close(col);
+    return status;
+}
+
+void cleval_column_close(cleval_column *col)
+{
+    if (!col) return;
+    if (col->file_space >= 0) H5Sclose(col->file_space);
+    if (col->dset >= 0) H5Dclose(col->dset);
+    free(col->scratch);
+    free(col->name);
+    free(col);
+}
+
+uint64_t cleval_column_rows(const cleval_column *col)
+{
+    return col->rows;
+}
+
+uint32_t cleval_column_row_rank(const cleval_column *col)
+{
+    return col->row_rank;
+}
+
+const uint64_t *cleval_column_row_shape(const cleval_column *col)
+{
+    return col->row_shape;
+}
+
+uint64_t cleval_column_row_size(const cleval_column *col)
+{
+    return col->row_size;
+}
+
+const char *cleval_column_name(const cleval_column *col)
+{
+    return col->name;
+}
+
+const char *cleval_column_type_name(const cleval_column *col)
+{
+    return element_names[col->type];
+}
+
+/* Reads rows [row0, row0 + n) in the stored type into `dest`. */
+static cleval_status read_raw(cleval_column *col, uint64_t row0, uint64_t n, void *dest)
+{
+    if (row0 > col->rows || n > col->rows - row0)
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: rows %llu..%llu of '%s' are out of range (%llu rows)",
+                           col->ds->path, (unsigned long long)row0,
+                           (unsigned long long)(row0 + n), col->name,
+                           (unsigned long long)col->rows);
+    hsize_t start[CLEVAL_MAX_RANK] = {row0}, count[CLEVAL_MAX_RANK] = {n};
+    for (uint32_t d = 0; d < col->row_rank; d++)
+        count[d + 1] = col->row_shape[d];
+    hid_t mem_space = H5Screate_simple((int)col->row_rank + 1, count, NULL);
+    herr_t err = mem_space < 0 ? -1
+                               : H5Sselect_hyperslab(col->file_space, H5S_SELECT_SET, start, NULL,
+                                                     count, NULL);
+    if (err >= 0)
+        err = H5Dread(col->dset, memory_type(col->type), mem_space, col->file_space, H5P_DEFAULT,
+                      dest);
+    if (mem_space >= 0) H5Sclose(mem_space);
+    if (err < 0)
+        return cleval_fail(CLEVAL_ERR_INPUT,
+                           "%s: reading rows %llu..%llu of '%s' failed (file truncated or damaged?)",
+                           col->ds->path, (unsigned long long)row0,
+                           (unsigned long long)(row0 + n), col->name);
+    return CLEVAL_OK;
+}
+
+static cleval_status ensure_scratch(cleval_column *col, size_t bytes)
+{
+    if (bytes <= col->scratch_bytes) return CLEVAL_OK;
+    void *grown = realloc(col->scratch, bytes);
+    if (!grown)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s' (%zu bytes)",
+                           col->ds->path, col->name, bytes);
+    col->scratch = grown;
+    col->scratch_bytes = bytes;
+    return CLEVAL_OK;
+}
+
+#define CONVERT_LOOP(src_type, dest, src, count)                                                   \
+    do {                                                                                           \
+        const src_type *s_ = (const src_type *)(src);                                              \
+        for (size_t i_ = 0; i_ < (count); i_++)                                                    \
+            (dest)[i_] = (float)s_[i_];                                                            \
+    } while (0)
+
+static void convert_to_float(element_type type, const void *src, size_t count, float *dest)
+{
+    switch (type) {
+    case ELEMENT_I8: CONVERT_LOOP(int8_t, dest, src, count); break;
+    case ELEMENT_U8: CONVERT_LOOP(uint8_t, dest, src, count); break;
+    case ELEMENT_I16: CONVERT_LOOP(int16_t, dest, src, count); break;
+    case ELEMENT_U16: CONVERT_LOOP(uint16_t, dest, src, count); break;
+    case ELEMENT_I32: CONVERT_LOOP(int32_t, dest, src, count); break;
+    case ELEMENT_U32: CONVERT_LOOP(uint32_t, dest, src, count); break;
+    case ELEMENT_I64: CONVERT_LOOP(int64_t, dest, src, count); break;
+    case ELEMENT_U64: CONVERT_LOOP(uint64_t, dest, src, count); break;
+    case ELEMENT_F64: CONVERT_LOOP(double, dest, src, count); break;
+    case ELEMENT_F32:
+    case ELEMENT_OTHER_FLOAT: break; /* read straight into dest */
+    }
+}
+
+/* The index of the first non-finite value, or `count` when all are finite. The common case
+ * runs branch-free in blocks so the compiler can vectorise it. */
+static size_t first_non_finite(const float *values, size_t count)
+{
+    const size_t block = 256;
+    for (size_t start = 0; start < count; start += block) {
+        size_t end = start + block < count ? start + block : count;
+        int bad = 0;
+        for (size_t i = start; i < end; i++)
+            bad |= !isfinite(values[i]);
+        if (bad)
+            for (size_t i = start; i < end; i++)
+                if (!isfinite(values[i])) return i;
+    }
+    return count;
+}
+
+cleval_status cleval_column_read_f32(cleval_column *col, uint64_t row0, uint64_t n, float *out)
+{
+    if (n == 0) return CLEVAL_OK;
+    size_t count = (size_t)(n * col->row_size);
+    cleval_status status;
+    bool direct = col->type == ELEMENT_F32 || col->type == ELEMENT_OTHER_FLOAT;
+    if (direct) {
+        if ((status = read_raw(col, row0, n, out)) != CLEVAL_OK) return status;
+    } else {
+        if ((status = ensure_scratch(col, count * col->element_size)) != CLEVAL_OK ||
+            (status = read_raw(col, row0, n, col->scratch)) != CLEVAL_OK)
+            return status;
+        convert_to_float(col->type, col->scratch, count, out);
+    }
+    /* Integers always convert to finite floats; only stored floats can hold NaN or Inf (a
+     * float64 beyond float32's range becomes Inf here and is caught too). */
+    if (col->kind == CLEVAL_COLUMN_FEATURES && !is_integer(col->type)) {
+        size_t bad = first_non_finite(out, count);
+        if (bad < count) {
+            float v = out[bad];
+            return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' sample %llu holds %s", col->ds->path,
+                               col->name, (unsigned long long)(row0 + bad / col->row_size),
+                               isnan(v) ? "NaN" : "Inf (or a value beyond float32 range)");
+        }
+    }
+    return CLEVAL_OK;
+}
+
+/* Converts labels to int32 while tracking the smallest and largest value; the loop has no
+ * branches so it vectorises. Out-of-range values are located afterwards, only when present. */
+#define LABEL_CONVERT(src_type)                                                                    \
+    do {                                                                                           \
+        const src_type *s_ = (const src_type *)src;                                                \
+        src_type lo_ = s_[0], hi_ = s_[0];                                                         \
+        for (size_t i_ = 0; i_ < count; i_++) {                                                    \
+            src_type v_ = s_[i_];                                                                  \
+            lo_ = v_ < lo_ ? v_ : lo_;                                                             \
+            hi_ = v_ > hi_ ? v_ : hi_;                                                             \
+            out[i_] = (int32_t)v_;                                                                 \
+        }                                                                                          \
+        in_range = !(lo_ < 0) && !((uint64_t)hi_ > (uint64_t)INT32_MAX);                           \
+        max = (int32_t)hi_;                                                                        \
+    } while (0)
+
+#define LABEL_FIND_BAD(src_type)                                                                   \
+    do {                                                                                           \
+        const src_type *s_ = (const src_type *)src;                                                \
+        for (size_t i_ = 0; i_ < count; i_++)                                                      \
+            if (s_[i_] < 0 || (uint64_t)s_[i_] > (uint64_t)INT32_MAX) {                            \
+                bad = i_;                                                                          \
+                negative = s_[i_] < 0;                                                             \
+                bad_text_value = s_[i_] < 0 ? (long long)s_[i_] : 0;                               \
+                bad_unsigned = s_[i_] < 0 ? 0 : (unsigned long long)s_[i_];                        \
+                break;                                                                             \
+            }                                                                                      \
+    } while (0)
+
+#define FOR_EACH_INTEGER_TYPE(ACTION)                                                              \
+    switch (col->type) {                                                                           \
+    case ELEMENT_I8: ACTION(int8_t); break;                                                        \
+    case ELEMENT_U8: ACTION(uint8_t); break;                                                       \
+    case ELEMENT_I16: ACTION(int16_t); break;                                                      \
+    case ELEMENT_U16: ACTION(uint16_t); break;                                                     \
+    case ELEMENT_I32: ACTION(int32_t); break;                                                      \
+    case ELEMENT_U32: ACTION(uint32_t); break;                                                     \
+    case ELEMENT_I64: ACTION(int64_t); break;                                                      \
+    case ELEMENT_U64: ACTION(uint64_t); break;                                                     \
+    default: break;                                                                                \
+    }
+
+cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t n, int32_t *out,
+                                     int32_t *max_label)
+{
+    if (max_label) *max_label = -1;
+    if (n == 0) return CLEVAL_OK;
+    if (!is_integer(col->type))
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "'%s' is not an integer column", col->name);
+    size_t count = (size_t)n;
+    cleval_status status;
+    const void *src = out; /* int32 is read in place and checked there */
+    if (col->type != ELEMENT_I32) {
+        if ((status = ensure_scratch(col, count * col->element_size)) != CLEVAL_OK) return status;
+        src = col->scratch;
+    }
+    if ((status = read_raw(col, row0, n, (void *)src)) != CLEVAL_OK) return status;
+
+    bool in_range = true;
+    int32_t max = -1;
+    FOR_EACH_INTEGER_TYPE(LABEL_CONVERT)
+    if (!in_range) {
+        size_t bad = count;
+        bool negative = false;
+        long long bad_text_value = 0;
+        unsigned long long bad_unsigned = 0;
+        FOR_EACH_INTEGER_TYPE(LABEL_FIND_BAD)
+        unsigned long long sample = (unsigned long long)(row0 + bad);
+        if (negative)
+            return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' sample %llu has label %lld (below 0)",
+                               col->ds->path, col->name, sample, bad_text_value);
+        return cleval_fail(CLEVAL_ERR_INPUT,
+                           "%s: '%s' sample %llu has label %llu (above the largest supported, %d)",
+                           col->ds->path, col->name, sample, bad_unsigned, INT32_MAX);
+    }
+    if (max_label) *max_label = max;
+    return CLEVAL_OK;
+}

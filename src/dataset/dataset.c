@@ -1,0 +1,244 @@
+/* Opening and checking HDF5 files: existence, the HDF5 signature, damage, and the small
+ * metadata a report needs (class names, attributes). Row reads live in column.c. */
+#include "dataset_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static pthread_once_t hdf5_quiet_once = PTHREAD_ONCE_INIT;
+
+/* HDF5 prints its error stack to stderr by default; cleval reports one line of its own. */
+static void make_hdf5_quiet(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+void cleval_hdf5_init(void)
+{
+    pthread_once(&hdf5_quiet_once, make_hdf5_quiet);
+}
+
+cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
+{
+    *out = NULL;
+    cleval_hdf5_init();
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: is a directory, not an HDF5 file", path);
+    FILE *probe = fopen(path, "rb");
+    if (!probe) return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    fclose(probe);
+
+    htri_t is_hdf5 = H5Fis_hdf5(path);
+    if (is_hdf5 == 0)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: not an HDF5 file", path);
+    hid_t file = is_hdf5 > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (file < 0)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: HDF5 file is truncated or damaged", path);
+
+    cleval_dataset *ds = calloc(1, sizeof *ds);
+    char *path_copy = malloc(strlen(path) + 1);
+    if (!ds || !path_copy) {
+        free(ds);
+        free(path_copy);
+        H5Fclose(file);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening %s", path);
+    }
+    strcpy(path_copy, path);
+    ds->path = path_copy;
+    ds->file = file;
+    *out = ds;
+    return CLEVAL_OK;
+}
+
+void cleval_dataset_close(cleval_dataset *ds)
+{
+    if (!ds) return;
+    H5Fclose(ds->file);
+    free(ds->path);
+    free(ds);
+}
+
+const char *cleval_dataset_path(const cleval_dataset *ds)
+{
+    return ds->path;
+}
+
+bool cleval_dataset_has(const cleval_dataset *ds, const char *name)
+{
+    if (!name || !*name) return false;
+    /* H5Lexists fails (rather than answering no) when an intermediate group is missing. */
+    if (H5Lexists(ds->file, name, H5P_DEFAULT) <= 0) return false;
+    H5O_info_t info;
+    if (H5Oget_info_by_name(ds->file, name, &info, H5P_DEFAULT) < 0) return false;
+    return info.type == H5O_TYPE_DATASET;
+}
+
+void cleval_dataset_free_names(char **names, uint32_t count)
+{
+    if (!names) return;
+    for (uint32_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+static char *copy_trimmed(const char *text, size_t max_len)
+{
+    size_t n = text ? strnlen(text, max_len) : 0;
+    char *copy = malloc(n + 1);
+    if (!copy) return NULL;
+    if (n) memcpy(copy, text, n);
+    copy[n] = '\0';
+    return copy;
+}
+
+/* Reads a 1-D string dataset, fixed- or variable-length, into heap strings. */
+static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *name, char ***names,
+                                  uint32_t *count)
+{
+    cleval_status status = CLEVAL_OK;
+    hid_t ftype = H5Dget_type(dset), space = H5Dget_space(dset), mtype = H5I_INVALID_HID;
+    hsize_t dims[1] = {0};
+    char **list = NULL;
+    uint32_t n = 0;
+    if (ftype < 0 || space < 0 || H5Tget_class(ftype) != H5T_STRING ||
+        H5Sget_simple_extent_ndims(space) != 1) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must be a 1-D string dataset", ds->path,
+                             name);
+        goto done;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    if (dims[0] > UINT32_MAX) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has too many entries", ds->path, name);
+        goto done;
+    }
+    n = (uint32_t)dims[0];
+    list = calloc(n ? n : 1, sizeof *list);
+    mtype = H5Tcopy(H5T_C_S1);
+    if (!list || mtype < 0) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
+        goto done;
+    }
+    H5Tset_cset(mtype, H5Tget_cset(ftype));
+    if (H5Tis_variable_str(ftype) > 0) {
+        char **raw = calloc(n ? n : 1, sizeof *raw);
+        H5Tset_size(mtype, H5T_VARIABLE);
+        if (!raw || H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+            free(raw);
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read '%s'", ds->path, name);
+            goto done;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            list[i] = copy_trimmed(raw[i], 4096);
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
+        free(raw);
+    } else {
+        size_t width = H5Tget_size(ftype);
+        char *raw = calloc((size_t)n * width + 1, 1);
+        H5Tset_size(mtype, width);
+        H5Tset_strpad(mtype, H5Tget_strpad(ftype));
+        if (!raw || H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+            free(raw);
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read '%s'", ds->path, name);
+            goto done;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            list[i] = copy_trimmed(raw + (size_t)i * width, width);
+        free(raw);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (!list[i]) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading '%s'", name);
+
+done:
+    if (mtype >= 0) H5Tclose(mtype);
+    if (space >= 0) H5Sclose(space);
+    if (ftype >= 0) H5Tclose(ftype);
+    if (status != CLEVAL_OK) {
+        cleval_dataset_free_names(list, n);
+        return status;
+    }
+    *names = list;
+    *count = n;
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_dataset_class_names(cleval_dataset *ds, char ***names, uint32_t *count)
+{
+    *names = NULL;
+    *count = 0;
+    if (!cleval_dataset_has(ds, "class_names")) return CLEVAL_OK;
+    hid_t dset = H5Dopen2(ds->file, "class_names", H5P_DEFAULT);
+    if (dset < 0)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open 'class_names'", ds->path);
+    cleval_status status = read_strings(ds, dset, "class_names", names, count);
+    H5Dclose(dset);
+    return status;
+}
+
+cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, char *out,
+                                       size_t size)
+{
+    out[0] = '\0';
+    if (H5Aexists(ds->file, name) <= 0) return CLEVAL_OK;
+    cleval_status status = CLEVAL_OK;
+    hid_t attr = H5Aopen(ds->file, name, H5P_DEFAULT);
+    hid_t ftype = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
+    hid_t space = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;
+    if (ftype < 0 || space < 0) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read attribute '%s'", ds->path, name);
+    } else if (H5Sget_simple_extent_npoints(space) != 1) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: attribute '%s' is not a single value",
+                             ds->path, name);
+    } else if (H5Tget_class(ftype) == H5T_STRING) {
+        hid_t mtype = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mtype, H5Tget_cset(ftype));
+        if (H5Tis_variable_str(ftype) > 0) {
+            char *value = NULL;
+            H5Tset_size(mtype, H5T_VARIABLE);
+            if (H5Aread(attr, mtype, &value) >= 0 && value) {
+                snprintf(out, size, "%s", value);
+                H5free_memory(value);
+            } else
+                status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read attribute '%s'",
+                                     ds->path, name);
+        } else {
+            size_t width = H5Tget_size(ftype);
+            char *value = calloc(width + 1, 1);
+            H5Tset_size(mtype, width);
+            if (value && H5Aread(attr, mtype, value) >= 0)
+                snprintf(out, size, "%s", value);
+            else
+                status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read attribute '%s'",
+                                     ds->path, name);
+            free(value);
+        }
+        H5Tclose(mtype);
+    } else if (H5Tget_class(ftype) == H5T_INTEGER) {
+        long long value = 0;
+        if (H5Aread(attr, H5T_NATIVE_LLONG, &value) >= 0)
+            snprintf(out, size, "%lld", value);
+        else
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read attribute '%s'", ds->path,
+                                 name);
+    } else if (H5Tget_class(ftype) == H5T_FLOAT) {
+        double value = 0;
+        if (H5Aread(attr, H5T_NATIVE_DOUBLE, &value) >= 0)
+            snprintf(out, size, "%.17g", value);
+        else
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read attribute '%s'", ds->path,
+                                 name);
+    } else {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: attribute '%s' is neither text nor a number",
+                             ds->path, name);
+    }
+    if (space >= 0) H5Sclose(space);
+    if (ftype >= 0) H5Tclose(ftype);
+    if (attr >= 0) H5Aclose(attr);
+    return status;
+}

@@ -1,0 +1,17 @@
+/* Layouts shared by the files of the dataset module only. */
+#ifndef CLEVAL_DATASET_INTERNAL_H
+#define CLEVAL_DATASET_INTERNAL_H
+
+#include "cleval/dataset.h"
+
+#include <hdf5.h>
+
+struct cleval_dataset {
+    char *path;
+    hid_t file;
+};
+
+/* Silences HDF5's own error printing, once per process. */
+void cleval_hdf5_init(void);
+
+#endif

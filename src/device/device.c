@@ -1,0 +1,349 @@
+/* Device discovery across every OpenCL platform, selection by index or name, and the
+ * context + queue of an opened device. */
+#include "device_internal.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A device handle together with the platform it belongs to, in `cleval devices` order. */
+typedef struct device_handle {
+    cl_platform_id platform;
+    cl_device_id device;
+} device_handle;
+
+static cleval_status enumerate(device_handle **handles, uint32_t *count)
+{
+    *handles = NULL;
+    *count = 0;
+    cl_uint n_platforms = 0;
+    cl_int err = clGetPlatformIDs(0, NULL, &n_platforms);
+    if (err == -1001 /* CL_PLATFORM_NOT_FOUND_KHR: no ICD installed */ || n_platforms == 0)
+        return CLEVAL_OK;
+    if (err != CL_SUCCESS) return cleval_cl_check(err, "clGetPlatformIDs");
+
+    cl_platform_id *platforms = calloc(n_platforms, sizeof *platforms);
+    if (!platforms) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory listing platforms");
+    cleval_status status = cleval_cl_check(clGetPlatformIDs(n_platforms, platforms, NULL),
+                                           "clGetPlatformIDs");
+    device_handle *list = NULL;
+    uint32_t total = 0;
+    for (cl_uint p = 0; status == CLEVAL_OK && p < n_platforms; p++) {
+        cl_uint n_devices = 0;
+        err = clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &n_devices);
+        if (err == CL_DEVICE_NOT_FOUND || n_devices == 0) continue;
+        if ((status = cleval_cl_check(err, "clGetDeviceIDs")) != CLEVAL_OK) break;
+        cl_device_id *devices = calloc(n_devices, sizeof *devices);
+        device_handle *grown = realloc(list, (total + n_devices) * sizeof *list);
+        if (!devices || !grown) {
+            free(devices);
+            if (grown) list = grown;
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory listing devices");
+            break;
+        }
+        list = grown;
+        status = cleval_cl_check(
+            clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, n_devices, devices, NULL),
+            "clGetDeviceIDs");
+        for (cl_uint d = 0; status == CLEVAL_OK && d < n_devices; d++)
+            list[total++] = (device_handle){platforms[p], devices[d]};
+        free(devices);
+    }
+    free(platforms);
+    if (status != CLEVAL_OK) {
+        free(list);
+        return status;
+    }
+    *handles = list;
+    *count = total;
+    return CLEVAL_OK;
+}
+
+static cleval_status query_string(cl_device_id device, cl_device_info param, char *out,
+                                  size_t size, const char *what)
+{
+    cl_int err = clGetDeviceInfo(device, param, size, out, NULL);
+    if (err != CL_SUCCESS) return cleval_cl_check(err, what);
+    out[size - 1] = '\0';
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_device_query_info(cl_platform_id platform, cl_device_id device,
+                                       cleval_device_info *info)
+{
+    memset(info, 0, sizeof *info);
+    cl_int err = clGetPlatformInfo(platform, CL_PLATFORM_NAME, sizeof info->platform,
+                                   info->platform, NULL);
+    if (err != CL_SUCCESS) return cleval_cl_check(err, "clGetPlatformInfo(CL_PLATFORM_NAME)");
+    info->platform[sizeof info->platform - 1] = '\0';
+
+    cleval_status status;
+    if ((status = query_string(device, CL_DEVICE_NAME, info->name, sizeof info->name,
+                               "clGetDeviceInfo(CL_DEVICE_NAME)")) ||
+        (status = query_string(device, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor,
+                               "clGetDeviceInfo(CL_DEVICE_VENDOR)")) ||
+        (status = query_string(device, CL_DRIVER_VERSION, info->driver_version,
+                               sizeof info->driver_version, "clGetDeviceInfo(CL_DRIVER_VERSION)")) ||
+        (status = query_string(device, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version,
+                               sizeof info->opencl_c_version,
+                               "clGetDeviceInfo(CL_DEVICE_OPENCL_C_VERSION)")))
+        return status;
+
+    cl_device_type type = 0;
+    cl_uint units = 0;
+    cl_ulong global_mem = 0, max_alloc = 0, local_mem = 0;
+    size_t max_wg = 0;
+    cl_bool unified = CL_FALSE;
+    if ((err = clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof type, &type, NULL)) ||
+        (err = clGetDeviceInfo(device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof units, &units, NULL)) ||
+        (err = clGetDeviceInfo(device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global_mem, &global_mem,
+                               NULL)) ||
+        (err = clGetDeviceInfo(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc,
+                               NULL)) ||
+        (err = clGetDeviceInfo(device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local_mem, &local_mem,
+                               NULL)) ||
+        (err = clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg,
+                               NULL)))
+        return cleval_cl_check(err, "clGetDeviceInfo");
+    /* Deprecated in OpenCL 2.0 but still answered; a failure just means "not unified". */
+    if (clGetDeviceInfo(device, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) !=
+        CL_SUCCESS)
+        unified = CL_FALSE;
+
+    size_t ext_size = 0;
+    char *extensions = NULL;
+    if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_size) == CL_SUCCESS &&
+        (extensions = calloc(ext_size + 1, 1)) != NULL &&
+        clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, ext_size, extensions, NULL) == CL_SUCCESS) {
+        info->has_fp16 = strstr(extensions, "cl_khr_fp16") != NULL;
+        info->has_fp64 = strstr(extensions, "cl_khr_fp64") != NULL;
+    }
+    free(extensions);
+
+    info->type = (type & CL_DEVICE_TYPE_GPU)           ? CLEVAL_DEVICE_GPU
+                 : (type & CL_DEVICE_TYPE_CPU)         ? CLEVAL_DEVICE_CPU
+                 : (type & CL_DEVICE_TYPE_ACCELERATOR) ? CLEVAL_DEVICE_ACCELERATOR
+                                                       : CLEVAL_DEVICE_OTHER;
+    info->compute_units = units;
+    info->global_mem_bytes = global_mem;
+    info->max_alloc_bytes = max_alloc;
+    info->local_mem_bytes = local_mem;
+    info->max_work_group_size = max_wg;
+    info->host_unified_memory = unified == CL_TRUE || info->type == CLEVAL_DEVICE_CPU;
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_device_list(cleval_device_info **infos, uint32_t *count)
+{
+    *infos = NULL;
+    *count = 0;
+    device_handle *handles;
+    uint32_t n;
+    cleval_status status = enumerate(&handles, &n);
+    if (status != CLEVAL_OK || n == 0) return status;
+    cleval_device_info *list = calloc(n, sizeof *list);
+    if (!list) {
+        free(handles);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory listing devices");
+    }
+    for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++) {
+        status = cleval_device_query_info(handles[i].platform, handles[i].device, &list[i]);
+        list[i].index = i;
+    }
+    free(handles);
+    if (status != CLEVAL_OK) {
+        free(list);
+        return status;
+    }
+    *infos = list;
+    *count = n;
+    return CLEVAL_OK;
+}
+
+static bool contains_ignoring_case(const char *haystack, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *h = haystack; *h; h++) {
+        size_t i = 0;
+        while (i < n && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n) return true;
+    }
+    return n == 0;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s)) return false;
+    return true;
+}
+
+cleval_status cleval_device_resolve(const char *spec, uint32_t *index)
+{
+    const char *source = "--device";
+    if (!spec || !*spec) {
+        spec = getenv("CLEVAL_DEVICE");
+        source = "CLEVAL_DEVICE";
+    }
+    cleval_device_info *infos;
+    uint32_t n;
+    cleval_status status = cleval_device_list(&infos, &n);
+    if (status != CLEVAL_OK) return status;
+    if (n == 0) {
+        return cleval_fail(CLEVAL_ERR_OPENCL,
+                           "no OpenCL device found: clGetPlatformIDs/clGetDeviceIDs returned "
+                           "none (is an ICD such as pocl-opencl-icd installed?)");
+    }
+
+    status = CLEVAL_OK;
+    if (!spec || !*spec) {
+        *index = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (infos[i].type == CLEVAL_DEVICE_GPU) {
+                *index = i;
+                break;
+            }
+    } else if (all_digits(spec)) {
+        unsigned long value = strtoul(spec, NULL, 10);
+        if (value >= n)
+            status = cleval_fail(CLEVAL_ERR_USAGE,
+                                 "%s: device index %s out of range (%u device%s; see "
+                                 "`cleval devices`)",
+                                 source, spec, n, n == 1 ? "" : "s");
+        else
+            *index = (uint32_t)value;
+    } else {
+        uint32_t i = 0;
+        while (i < n && !contains_ignoring_case(infos[i].name, spec))
+            i++;
+        if (i == n)
+            status = cleval_fail(CLEVAL_ERR_USAGE,
+                                 "%s: no device name contains '%s' (see `cleval devices`)",
+                                 source, spec);
+        else
+            *index = i;
+    }
+    free(infos);
+    return status;
+}
+
+cleval_status cleval_device_open(uint32_t index, cleval_device **out)
+{
+    *out = NULL;
+    device_handle *handles;
+    uint32_t n;
+    cleval_status status = enumerate(&handles, &n);
+    if (status != CLEVAL_OK) return status;
+    if (index >= n) {
+        free(handles);
+        return cleval_fail(CLEVAL_ERR_USAGE, "device index %u out of range (%u devices)", index,
+                           n);
+    }
+    cleval_device *dev = calloc(1, sizeof *dev);
+    if (!dev) {
+        free(handles);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening a device");
+    }
+    dev->platform_id = handles[index].platform;
+    dev->device_id = handles[index].device;
+    free(handles);
+    pthread_mutex_init(&dev->programs_lock, NULL);
+
+    status = cleval_device_query_info(dev->platform_id, dev->device_id, &dev->info);
+    dev->info.index = index;
+    if (status != CLEVAL_OK) goto fail;
+
+    const char *forced = getenv("CLEVAL_KERNEL_VARIANT");
+    if (forced && strcmp(forced, "cpu") == 0)
+        dev->variant = CLEVAL_VARIANT_CPU;
+    else if (forced && strcmp(forced, "gpu") == 0)
+        dev->variant = CLEVAL_VARIANT_GPU;
+    else if (forced && *forced) {
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "CLEVAL_KERNEL_VARIANT: '%s' is not one of cpu, gpu", forced);
+        goto fail;
+    } else
+        dev->variant = dev->info.type == CLEVAL_DEVICE_CPU ? CLEVAL_VARIANT_CPU : CLEVAL_VARIANT_GPU;
+
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->platform_id,
+                                     0};
+    dev->context = clCreateContext(props, 1, &dev->device_id, NULL, NULL, &err);
+    if ((status = cleval_cl_check(err, "clCreateContext")) != CLEVAL_OK) goto fail;
+    dev->queue = clCreateCommandQueue(dev->context, dev->device_id, 0, &err);
+    if ((status = cleval_cl_check(err, "clCreateCommandQueue")) != CLEVAL_OK) goto fail;
+    cleval_log(CLEVAL_LOG_INFO, "device %u: %s (%s), %s-style kernels", index, dev->info.name,
+               dev->info.platform, cleval_variant_name(dev->variant));
+    *out = dev;
+    return CLEVAL_OK;
+
+fail:
+    cleval_device_close(dev);
+    return status;
+}
+
+void cleval_device_close(cleval_device *dev)
+{
+    if (!dev) return;
+    cleval_device_release_programs(dev);
+    if (dev->queue) clReleaseCommandQueue(dev->queue);
+    if (dev->context) clReleaseContext(dev->context);
+    pthread_mutex_destroy(&dev->programs_lock);
+    free(dev);
+}
+
+const cleval_device_info *cleval_device_get_info(const cleval_device *dev)
+{
+    return &dev->info;
+}
+
+cl_context cleval_device_context(const cleval_device *dev)
+{
+    return dev->context;
+}
+
+cl_command_queue cleval_device_queue(const cleval_device *dev)
+{
+    return dev->queue;
+}
+
+cl_device_id cleval_device_id(const cleval_device *dev)
+{
+    return dev->device_id;
+}
+
+cleval_kernel_variant cleval_device_variant(const cleval_device *dev)
+{
+    return dev->variant;
+}
+
+void cleval_device_set_variant(cleval_device *dev, cleval_kernel_variant variant)
+{
+    dev->variant = variant;
+}
+
+const char *cleval_variant_name(cleval_kernel_variant variant)
+{
+    return variant == CLEVAL_VARIANT_CPU ? "cpu" : "gpu";
+}
+
+cleval_status cleval_device_buffer(cleval_device *dev, cl_mem_flags flags, size_t bytes,
+                                   void *host_ptr, const char *what, cl_mem *out)
+{
+    *out = NULL;
+    if (bytes == 0) bytes = 1; /* OpenCL refuses empty buffers; callers may have empty batches */
+    cl_int err;
+    cl_mem mem = clCreateBuffer(dev->context, flags, bytes, host_ptr, &err);
+    if (err != CL_SUCCESS)
+        return cleval_fail(CLEVAL_ERR_OPENCL, "clCreateBuffer(%s, %zu bytes) failed: %s (%d)",
+                           what, bytes, cleval_cl_error_name(err), (int)err);
+    *out = mem;
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_device_finish(cleval_device *dev)
+{
+    return cleval_cl_check(clFinish(dev->queue), "clFinish");
+}

@@ -1,0 +1,181 @@
+/* Kernel programs: sources embedded at build time (or read from CLEVAL_KERNEL_DIR during
+ * development), compiled once per device and option set, cached on the device object. The
+ * driver's own binary cache (PoCL's kernel cache, NVIDIA's compute cache) makes a second
+ * process skip the compile. */
+#include "device_internal.h"
+#include "embedded_kernels.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static char *duplicate(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *copy = malloc(n);
+    if (copy) memcpy(copy, s, n);
+    return copy;
+}
+
+static cleval_status read_kernel_file(const char *dir, const char *program, char **source)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.cl", dir, program);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cleval_fail(CLEVAL_ERR_INPUT, "CLEVAL_KERNEL_DIR: cannot open %s: %s", path,
+                           strerror(errno));
+    char *text = NULL;
+    size_t size = 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        if (end >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+            size = (size_t)end;
+            text = malloc(size + 1);
+            if (text && fread(text, 1, size, f) != size) {
+                free(text);
+                text = NULL;
+            }
+        }
+    }
+    fclose(f);
+    if (!text) return cleval_fail(CLEVAL_ERR_INPUT, "CLEVAL_KERNEL_DIR: cannot read %s", path);
+    text[size] = '\0';
+    *source = text;
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_kernel_source(const char *program, char **source)
+{
+    *source = NULL;
+    const char *dir = getenv("CLEVAL_KERNEL_DIR");
+    if (dir && *dir) return read_kernel_file(dir, program, source);
+    for (size_t i = 0; i < cleval_embedded_kernel_count; i++) {
+        if (strcmp(cleval_embedded_kernels[i].name, program) == 0) {
+            *source = duplicate(cleval_embedded_kernels[i].source);
+            return *source ? CLEVAL_OK
+                           : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading %s.cl", program);
+        }
+    }
+    return cleval_fail(CLEVAL_ERR_INTERNAL, "no embedded kernel program named '%s'", program);
+}
+
+static void log_build_failure(cleval_device *dev, cl_program program, const char *name)
+{
+    size_t size = 0;
+    if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, 0, NULL, &size) !=
+        CL_SUCCESS)
+        return;
+    char *text = malloc(size + 1);
+    if (!text) return;
+    if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, size, text, NULL) ==
+        CL_SUCCESS) {
+        text[size] = '\0';
+        cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
+    }
+    free(text);
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static cleval_status build_program(cleval_device *dev, const char *name, const char *options,
+                                   cl_program *out)
+{
+    char *source;
+    cleval_status status = cleval_kernel_source(name, &source);
+    if (status != CLEVAL_OK) return status;
+
+    double start = seconds_now();
+    cl_int err;
+    const char *sources[] = {source};
+    cl_program program = clCreateProgramWithSource(dev->context, 1, sources, NULL, &err);
+    free(source);
+    if (err != CL_SUCCESS) return cleval_cl_check(err, "clCreateProgramWithSource");
+
+    char full_options[2048];
+    snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s", options);
+    err = clBuildProgram(program, 1, &dev->device_id, full_options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        if (err == CL_BUILD_PROGRAM_FAILURE) log_build_failure(dev, program, name);
+        clReleaseProgram(program);
+        return cleval_fail(CLEVAL_ERR_OPENCL,
+                           "clBuildProgram(kernels/%s.cl, \"%s\") failed: %s (%d)%s", name,
+                           options, cleval_cl_error_name(err), (int)err,
+                           err == CL_BUILD_PROGRAM_FAILURE ? "; see the build log above" : "");
+    }
+    cleval_log(CLEVAL_LOG_INFO, "built kernels/%s.cl [%s] in %.3f s", name, options,
+               seconds_now() - start);
+    *out = program;
+    return CLEVAL_OK;
+}
+
+/* Finds or builds the program; the lock keeps two threads from building the same one. */
+static cleval_status cached_program(cleval_device *dev, const char *name, const char *options,
+                                    cl_program *out)
+{
+    pthread_mutex_lock(&dev->programs_lock);
+    cleval_status status = CLEVAL_OK;
+    cleval_program_entry *entry = dev->programs;
+    while (entry && (strcmp(entry->program, name) != 0 || strcmp(entry->options, options) != 0))
+        entry = entry->next;
+    if (!entry) {
+        entry = calloc(1, sizeof *entry);
+        if (!entry || !(entry->program = duplicate(name)) ||
+            !(entry->options = duplicate(options))) {
+            if (entry) {
+                free(entry->program);
+                free(entry);
+            }
+            entry = NULL;
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory caching a program");
+        } else if ((status = build_program(dev, name, options, &entry->handle)) != CLEVAL_OK) {
+            free(entry->program);
+            free(entry->options);
+            free(entry);
+            entry = NULL;
+        } else {
+            entry->next = dev->programs;
+            dev->programs = entry;
+        }
+    }
+    if (entry) *out = entry->handle;
+    pthread_mutex_unlock(&dev->programs_lock);
+    return status;
+}
+
+cleval_status cleval_device_kernel(cleval_device *dev, const char *program, const char *options,
+                                   const char *kernel, cl_kernel *out)
+{
+    *out = NULL;
+    cl_program handle = NULL;
+    cleval_status status = cached_program(dev, program, options ? options : "", &handle);
+    if (status != CLEVAL_OK) return status;
+    cl_int err;
+    cl_kernel k = clCreateKernel(handle, kernel, &err);
+    if (err != CL_SUCCESS)
+        return cleval_fail(CLEVAL_ERR_OPENCL, "clCreateKernel(%s in kernels/%s.cl) failed: %s (%d)",
+                           kernel, program, cleval_cl_error_name(err), (int)err);
+    *out = k;
+    return CLEVAL_OK;
+}
+
+void cleval_device_release_programs(cleval_device *dev)
+{
+    cleval_program_entry *entry = dev->programs;
+    while (entry) {
+        cleval_program_entry *next = entry->next;
+        clReleaseProgram(entry->handle);
+        free(entry->program);
+        free(entry->options);
+        free(entry);
+        entry = next;
+    }
+    dev->programs = NULL;
+}

@@ -1,0 +1,124 @@
+/* The JSON report of CONTRACT.md, and atomic writing of JSON documents. */
+#include "cleval/report.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static cJSON *prf_object(const cleval_prf *prf)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "precision", prf->precision);
+    cJSON_AddNumberToObject(o, "recall", prf->recall);
+    cJSON_AddNumberToObject(o, "f1", prf->f1);
+    return o;
+}
+
+static cJSON *timing_object(const cleval_run_timing *timing)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "total_s", timing->total_s);
+    cJSON_AddNumberToObject(o, "samples_per_s",
+                            timing->total_s > 0 ? (double)timing->n_samples / timing->total_s : 0);
+    return o;
+}
+
+static cJSON *per_class_array(const cleval_metrics *m, const cleval_class_names *names)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (uint32_t k = 0; list && k < m->n_classes; k++) {
+        const cleval_class_metrics *c = &m->per_class[k];
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddNumberToObject(o, "label", k);
+        if (names && names->names && k < names->count)
+            cJSON_AddStringToObject(o, "name", names->names[k]);
+        else {
+            char label[16];
+            snprintf(label, sizeof label, "%u", k);
+            cJSON_AddStringToObject(o, "name", label);
+        }
+        cJSON_AddNumberToObject(o, "precision", c->prf.precision);
+        cJSON_AddNumberToObject(o, "recall", c->prf.recall);
+        cJSON_AddNumberToObject(o, "f1", c->prf.f1);
+        cJSON_AddNumberToObject(o, "support", (double)c->support);
+        cJSON_AddItemToArray(list, o);
+    }
+    return list;
+}
+
+static cJSON *matrix_array(const cleval_confusion *cm)
+{
+    uint32_t c = cm->n_classes;
+    cJSON *rows = cJSON_CreateArray();
+    for (uint32_t t = 0; rows && t < c; t++) {
+        cJSON *row = cJSON_CreateArray();
+        if (!row) break;
+        for (uint32_t p = 0; p < c; p++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)cm->counts[(size_t)t * c + p]));
+        cJSON_AddItemToArray(rows, row);
+    }
+    return rows;
+}
+
+cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
+                          const cleval_class_names *names, uint64_t n_samples, uint32_t n_classes,
+                          const cleval_run_timing *timing)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    cJSON_AddNumberToObject(root, "n_samples", (double)n_samples);
+    cJSON_AddNumberToObject(root, "n_classes", n_classes);
+    if (m) {
+        cJSON_AddNumberToObject(root, "accuracy", m->accuracy);
+        cJSON_AddItemToObject(root, "macro", prf_object(&m->macro));
+        cJSON_AddItemToObject(root, "weighted", prf_object(&m->weighted));
+        cJSON_AddItemToObject(root, "micro", prf_object(&m->micro));
+        cJSON_AddItemToObject(root, "per_class", per_class_array(m, names));
+        if (cm) cJSON_AddItemToObject(root, "confusion_matrix", matrix_array(cm));
+    }
+    if (timing) {
+        cJSON_AddStringToObject(root, "device", timing->device ? timing->device : "");
+        cJSON_AddItemToObject(root, "timing", timing_object(timing));
+    }
+    return root;
+}
+
+cleval_status cleval_report_write_json(const cJSON *json, const char *path)
+{
+    char *text = cJSON_Print(json);
+    if (!text) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory printing the JSON report");
+    cleval_status status = CLEVAL_OK;
+    if (strcmp(path, "-") == 0) {
+        if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
+            status = cleval_fail(CLEVAL_ERR_IO, "writing the JSON report to stdout failed");
+        free(text);
+        return status;
+    }
+    size_t tmp_size = strlen(path) + 32;
+    char *tmp = malloc(tmp_size);
+    if (!tmp) {
+        free(text);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory writing %s", path);
+    }
+    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path, strerror(errno));
+    } else {
+        bool ok = fputs(text, f) != EOF && fputc('\n', f) != EOF;
+        ok = (fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path,
+                                 strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    free(text);
+    return status;
+}

@@ -1,0 +1,177 @@
+/* Prediction files: HDF5 written under a temporary name, renamed on commit. */
+#include "cleval/predfile.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cleval_predfile {
+    char *path;
+    char *tmp_path;
+    hid_t file;
+    hid_t pred, scores, y; /* H5I_INVALID_HID when absent */
+    cleval_predfile_spec spec;
+};
+
+static void close_handles(cleval_predfile *pf)
+{
+    if (pf->pred >= 0) H5Dclose(pf->pred);
+    if (pf->scores >= 0) H5Dclose(pf->scores);
+    if (pf->y >= 0) H5Dclose(pf->y);
+    if (pf->file >= 0) H5Fclose(pf->file);
+    pf->pred = pf->scores = pf->y = pf->file = H5I_INVALID_HID;
+}
+
+static void destroy(cleval_predfile *pf)
+{
+    close_handles(pf);
+    free(pf->path);
+    free(pf->tmp_path);
+    free(pf);
+}
+
+static hid_t create_dataset(hid_t file, const char *name, hid_t type, int rank,
+                            const hsize_t *dims)
+{
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    if (space < 0) return H5I_INVALID_HID;
+    hid_t dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Sclose(space);
+    return dset;
+}
+
+cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spec *spec,
+                                     cleval_predfile **out)
+{
+    *out = NULL;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    cleval_predfile *pf = calloc(1, sizeof *pf);
+    size_t tmp_size = strlen(path) + 32;
+    if (!pf || !(pf->path = malloc(strlen(path) + 1)) || !(pf->tmp_path = malloc(tmp_size))) {
+        if (pf) destroy(pf);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
+    }
+    pf->pred = pf->scores = pf->y = H5I_INVALID_HID;
+    strcpy(pf->path, path);
+    snprintf(pf->tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+    pf->spec = *spec;
+    pf->file = H5Fcreate(pf->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (pf->file < 0) {
+        int err = errno;
+        destroy(pf);
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create the file: %s", path,
+                           err ? strerror(err) : "HDF5 error");
+    }
+    hsize_t dims[2] = {spec->n_samples, spec->n_classes};
+    if ((spec->with_pred &&
+         (pf->pred = create_dataset(pf->file, "pred", H5T_STD_I32LE, 1, dims)) < 0) ||
+        (spec->with_scores &&
+         (pf->scores = create_dataset(pf->file, "scores", H5T_IEEE_F32LE, 2, dims)) < 0) ||
+        (spec->with_labels && (pf->y = create_dataset(pf->file, "y", H5T_STD_I32LE, 1, dims)) < 0)) {
+        cleval_predfile_abort(pf);
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets", path);
+    }
+    *out = pf;
+    return CLEVAL_OK;
+}
+
+static herr_t write_rows(hid_t dset, hid_t mem_type, uint64_t row0, uint64_t n, uint64_t width,
+                         const void *data)
+{
+    hsize_t start[2] = {row0, 0}, count[2] = {n, width};
+    int rank = width ? 2 : 1;
+    hid_t file_space = H5Dget_space(dset);
+    hid_t mem_space = H5Screate_simple(rank, count, NULL);
+    herr_t err = (file_space < 0 || mem_space < 0) ? -1 : 0;
+    if (err >= 0)
+        err = H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (err >= 0) err = H5Dwrite(dset, mem_type, mem_space, file_space, H5P_DEFAULT, data);
+    if (mem_space >= 0) H5Sclose(mem_space);
+    if (file_space >= 0) H5Sclose(file_space);
+    return err;
+}
+
+cleval_status cleval_predfile_write(cleval_predfile *pf, uint64_t row0, uint64_t n,
+                                    const int32_t *pred, const float *scores, const int32_t *y)
+{
+    if (n == 0) return CLEVAL_OK;
+    if (row0 + n > pf->spec.n_samples)
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: rows beyond the file's %llu samples",
+                           pf->path, (unsigned long long)pf->spec.n_samples);
+    if ((pred && pf->pred >= 0 && write_rows(pf->pred, H5T_NATIVE_INT32, row0, n, 0, pred) < 0) ||
+        (scores && pf->scores >= 0 &&
+         write_rows(pf->scores, H5T_NATIVE_FLOAT, row0, n, pf->spec.n_classes, scores) < 0) ||
+        (y && pf->y >= 0 && write_rows(pf->y, H5T_NATIVE_INT32, row0, n, 0, y) < 0))
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing rows %llu..%llu failed (disk full?)",
+                           pf->path, (unsigned long long)row0, (unsigned long long)(row0 + n));
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_predfile_write_confusion(cleval_predfile *pf, const cleval_confusion *cm)
+{
+    hsize_t dims[2] = {cm->n_classes, cm->n_classes};
+    hid_t dset = create_dataset(pf->file, "confusion", H5T_STD_I64LE, 2, dims);
+    herr_t err = dset < 0 ? -1
+                          : H5Dwrite(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                     cm->counts);
+    if (dset >= 0) H5Dclose(dset);
+    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing 'confusion' failed", pf->path);
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_predfile_set_attribute(cleval_predfile *pf, const char *name,
+                                            const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(pf->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t err = attr < 0 ? -1 : H5Awrite(attr, type, &value);
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    if (err < 0)
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing attribute '%s' failed", pf->path,
+                           name);
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_predfile_set_int_attribute(cleval_predfile *pf, const char *name,
+                                                int64_t value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(pf->file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t err = attr < 0 ? -1 : H5Awrite(attr, H5T_NATIVE_INT64, &value);
+    if (attr >= 0) H5Aclose(attr);
+    H5Sclose(space);
+    if (err < 0)
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing attribute '%s' failed", pf->path,
+                           name);
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_predfile_commit(cleval_predfile *pf)
+{
+    bool flushed = H5Fflush(pf->file, H5F_SCOPE_GLOBAL) >= 0;
+    close_handles(pf);
+    cleval_status status = CLEVAL_OK;
+    if (!flushed || rename(pf->tmp_path, pf->path) != 0) {
+        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: %s", pf->path,
+                             flushed ? strerror(errno) : "HDF5 flush failed (disk full?)");
+        unlink(pf->tmp_path);
+    }
+    destroy(pf);
+    return status;
+}
+
+void cleval_predfile_abort(cleval_predfile *pf)
+{
+    if (!pf) return;
+    close_handles(pf);
+    unlink(pf->tmp_path);
+    destroy(pf);
+}

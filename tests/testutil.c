@@ -1,0 +1,181 @@
+/* Helpers shared by the cmocka tests (see testutil.h). */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleval/status.h"
+
+void _assert_ok(int status, const char *expr, const char *file, int line)
+{
+    if (status == CLEVAL_OK) return;
+    print_error("%s returned %d (%s): %s\n", expr, status,
+                cleval_status_str((cleval_status)status), cleval_last_error());
+    _fail(file, line);
+}
+
+const char *fixture_path(const char *relative)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", CLEVAL_FIXTURES_DIR, relative);
+    return path;
+}
+
+const char *temp_path(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", CLEVAL_TEST_TMPDIR, name);
+    return path;
+}
+
+char *read_text_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    size_t got;
+    while (text && (got = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len - 1 == 0) {
+            char *grown = realloc(text, cap * 2);
+            if (!grown) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = grown;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (text) text[len] = '\0';
+    return text;
+}
+
+cJSON *load_json(const char *path)
+{
+    char *text = read_text_file(path);
+    if (!text) fail_msg("cannot read %s", path);
+    cJSON *json = cJSON_Parse(text);
+    free(text);
+    if (!json) fail_msg("cannot parse JSON in %s", path);
+    return json;
+}
+
+static cleval_device *shared_device;
+
+cleval_device *test_device(void)
+{
+    if (shared_device) return shared_device;
+    uint32_t index;
+    assert_ok(cleval_device_resolve(NULL, &index));
+    assert_ok(cleval_device_open(index, &shared_device));
+    return shared_device;
+}
+
+void test_device_release(void)
+{
+    cleval_device_close(shared_device);
+    shared_device = NULL;
+}
+
+hid_t h5_create(const char *path)
+{
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (file < 0) fail_msg("cannot create %s", path);
+    return file;
+}
+
+void h5_write(hid_t file, const char *name, hid_t mem_type, int rank, const hsize_t *dims,
+              const void *data, int gzip, const hsize_t *chunk)
+{
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (gzip > 0) {
+        H5Pset_chunk(dcpl, rank, chunk);
+        H5Pset_deflate(dcpl, (unsigned)gzip);
+    }
+    hid_t dset = H5Dcreate2(file, name, mem_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dset < 0) fail_msg("cannot create dataset %s", name);
+    if (H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        fail_msg("cannot write dataset %s", name);
+    H5Dclose(dset);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+}
+
+void h5_write_strings(hid_t file, const char *name, const char *const *strings, size_t n)
+{
+    hsize_t dims[1] = {n};
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (dset < 0 || H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings) < 0)
+        fail_msg("cannot write strings %s", name);
+    H5Dclose(dset);
+    H5Sclose(space);
+    H5Tclose(type);
+}
+
+/* Drains a pipe into a heap string. */
+static char *slurp(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    ssize_t got;
+    while (text && (got = read(fd, text + len, cap - len - 1)) > 0) {
+        len += (size_t)got;
+        if (cap - len - 1 == 0) {
+            char *grown = realloc(text, cap * 2);
+            if (!grown) break;
+            text = grown;
+            cap *= 2;
+        }
+    }
+    if (text) text[len] = '\0';
+    return text;
+}
+
+int run_cleval(const char *const *args, char **out, char **err)
+{
+    /* stdout and stderr go to temporary files so neither pipe can fill up and block. */
+    char out_name[] = "/tmp/cleval-test-out-XXXXXX", err_name[] = "/tmp/cleval-test-err-XXXXXX";
+    int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
+    if (out_fd < 0 || err_fd < 0) fail_msg("mkstemp: %s", strerror(errno));
+    size_t n = 0;
+    while (args[n])
+        n++;
+    const char **argv = calloc(n + 2, sizeof *argv);
+    argv[0] = CLEVAL_BINARY;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        execv(CLEVAL_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    free(argv);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    lseek(out_fd, 0, SEEK_SET);
+    lseek(err_fd, 0, SEEK_SET);
+    char *o = slurp(out_fd), *e = slurp(err_fd);
+    close(out_fd);
+    close(err_fd);
+    unlink(out_name);
+    unlink(err_name);
+    if (out) *out = o; else free(o);
+    if (err) *err = e; else free(e);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

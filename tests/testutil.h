@@ -1,0 +1,49 @@
+/* Helpers shared by the cmocka tests: fixture paths, JSON fixtures, small HDF5 files written on
+ * the fly, the default test device, and running the cleval binary to check exit codes. */
+#ifndef CLEVAL_TESTUTIL_H
+#define CLEVAL_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cJSON.h>
+#include <hdf5.h>
+
+#include "cleval/device.h"
+
+/* Fails the current test with the library's last error when `status` is not CLEVAL_OK. */
+#define assert_ok(status) \
+    _assert_ok((status), #status, __FILE__, __LINE__)
+void _assert_ok(int status, const char *expr, const char *file, int line);
+
+/* "<fixtures>/<relative>" in a static buffer (valid until the next call). */
+const char *fixture_path(const char *relative);
+
+/* "<build>/tests/tmp/<name>" in a static buffer (valid until the next call). */
+const char *temp_path(const char *name);
+
+/* Parses a JSON file; fails the test when it cannot. Free with cJSON_Delete. */
+cJSON *load_json(const char *path);
+
+/* The device the tests run on (CLEVAL_DEVICE or the default), opened once per process. */
+cleval_device *test_device(void);
+void test_device_release(void);
+
+/* Writes a dataset of `rank` dims and memory type `mem_type` into an HDF5 file opened or
+ * created by h5_create(); gzip > 0 makes it chunked and compressed with that level. */
+hid_t h5_create(const char *path);
+void h5_write(hid_t file, const char *name, hid_t mem_type, int rank, const hsize_t *dims,
+              const void *data, int gzip, const hsize_t *chunk);
+void h5_write_strings(hid_t file, const char *name, const char *const *strings, size_t n);
+
+/* Runs the cleval binary with `args` (a NULL-terminated list), capturing stdout and stderr into
+ * heap strings (free them) and returning its exit code (-1 when it died from a signal). */
+int run_cleval(const char *const *args, char **out, char **err);
+
+/* Reads a whole file into a heap string (NULL when it cannot). */
+char *read_text_file(const char *path);
+
+#endif
