@@ -3,6 +3,7 @@
 #include "dataset_internal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,19 @@ void cleval_hdf5_init(void)
     pthread_once(&hdf5_quiet_once, make_hdf5_quiet);
 }
 
+/* HDF5's signature sits at offset 0 or, after a user block, at 512, 1024, 2048, ... */
+static bool has_hdf5_signature(FILE *f, uint64_t size)
+{
+    static const unsigned char signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    for (uint64_t offset = 0; offset + sizeof signature <= size;
+         offset = offset ? offset * 2 : 512) {
+        unsigned char bytes[8];
+        if (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(bytes, 1, 8, f) != 8) return false;
+        if (memcmp(bytes, signature, sizeof signature) == 0) return true;
+    }
+    return false;
+}
+
 cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
 {
     *out = NULL;
@@ -33,12 +47,13 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: is a directory, not an HDF5 file", path);
     FILE *probe = fopen(path, "rb");
     if (!probe) return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    bool signed_hdf5 = has_hdf5_signature(probe, (uint64_t)st.st_size);
     fclose(probe);
+    if (!signed_hdf5) return cleval_fail(CLEVAL_ERR_INPUT, "%s: not an HDF5 file", path);
 
-    htri_t is_hdf5 = H5Fis_hdf5(path);
-    if (is_hdf5 == 0)
-        return cleval_fail(CLEVAL_ERR_INPUT, "%s: not an HDF5 file", path);
-    hid_t file = is_hdf5 > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : H5I_INVALID_HID;
+    /* The signature is there, so a failure to open means a damaged or truncated file. */
+    hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)
+                                      : H5I_INVALID_HID;
     if (file < 0)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: HDF5 file is truncated or damaged", path);
 

@@ -1,0 +1,184 @@
+/* The device layer: discovery, selection by index and name, error names, kernel builds (and
+ * their failure path), zero-copy host buffers. */
+#include "testutil.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cleval/device.h"
+
+static void test_lists_at_least_one_device(void **state)
+{
+    (void)state;
+    cleval_device_info *infos;
+    uint32_t n;
+    assert_ok(cleval_device_list(&infos, &n));
+    assert_true(n >= 1);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(infos[i].index, i);
+        assert_true(strlen(infos[i].name) > 0);
+        assert_true(infos[i].compute_units >= 1);
+        assert_true(infos[i].global_mem_bytes > 0);
+        assert_non_null(strstr(infos[i].opencl_c_version, "OpenCL C"));
+    }
+    free(infos);
+}
+
+static void test_resolves_index_and_name(void **state)
+{
+    (void)state;
+    cleval_device_info *infos;
+    uint32_t n, index = 99;
+    assert_ok(cleval_device_list(&infos, &n));
+    assert_ok(cleval_device_resolve("0", &index));
+    assert_int_equal(index, 0);
+
+    /* An upper-cased prefix of the last device's name selects a device whose name contains
+     * that prefix, ignoring case. */
+    char spec[5] = {0};
+    const char *name = infos[n - 1].name;
+    for (int i = 0; i < 4 && name[i]; i++)
+        spec[i] = (char)toupper((unsigned char)name[i]);
+    assert_ok(cleval_device_resolve(spec, &index));
+    assert_true(index < n);
+    bool found = false;
+    for (const char *h = infos[index].name; *h && !found; h++)
+        found = strncasecmp(h, spec, strlen(spec)) == 0;
+    assert_true(found);
+    free(infos);
+}
+
+static void test_rejects_bad_specs(void **state)
+{
+    (void)state;
+    uint32_t index;
+    assert_int_equal(cleval_device_resolve("4096", &index), CLEVAL_ERR_USAGE);
+    assert_non_null(strstr(cleval_last_error(), "out of range"));
+    assert_int_equal(cleval_device_resolve("no-such-device-xyz", &index), CLEVAL_ERR_USAGE);
+    assert_non_null(strstr(cleval_last_error(), "no-such-device-xyz"));
+}
+
+static void test_environment_selects_device(void **state)
+{
+    (void)state;
+    uint32_t index;
+    setenv("CLEVAL_DEVICE", "no-such-device-abc", 1);
+    assert_int_equal(cleval_device_resolve(NULL, &index), CLEVAL_ERR_USAGE);
+    assert_non_null(strstr(cleval_last_error(), "CLEVAL_DEVICE"));
+    setenv("CLEVAL_DEVICE", "0", 1);
+    assert_ok(cleval_device_resolve("", &index));
+    assert_int_equal(index, 0);
+    unsetenv("CLEVAL_DEVICE");
+}
+
+static void test_error_names(void **state)
+{
+    (void)state;
+    assert_string_equal(cleval_cl_error_name(CL_OUT_OF_RESOURCES), "CL_OUT_OF_RESOURCES");
+    assert_string_equal(cleval_cl_error_name(CL_INVALID_WORK_GROUP_SIZE),
+                        "CL_INVALID_WORK_GROUP_SIZE");
+    assert_string_equal(cleval_cl_error_name(-12345), "CL_UNKNOWN_ERROR");
+    assert_int_equal(cleval_cl_check(CL_SUCCESS, "clFinish"), CLEVAL_OK);
+    assert_int_equal(cleval_cl_check(CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer"),
+                     CLEVAL_ERR_OPENCL);
+    assert_string_equal(cleval_last_error(),
+                        "clCreateBuffer failed: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)");
+}
+
+static void test_unknown_kernel_is_an_error(void **state)
+{
+    (void)state;
+    cl_kernel k;
+    assert_int_equal(cleval_device_kernel(test_device(), "histogram", NULL, "no_such_kernel", &k),
+                     CLEVAL_ERR_OPENCL);
+    assert_non_null(strstr(cleval_last_error(), "CL_INVALID_KERNEL_NAME"));
+    assert_int_equal(cleval_device_kernel(test_device(), "no_such_program", NULL, "x", &k),
+                     CLEVAL_ERR_INTERNAL);
+}
+
+static char captured_log[8192];
+
+static void capture_log(cleval_log_level level, const char *message, void *user)
+{
+    (void)user;
+    if (level == CLEVAL_LOG_ERROR)
+        strncat(captured_log, message, sizeof captured_log - strlen(captured_log) - 1);
+}
+
+/* A kernel that does not compile: the error names clBuildProgram and the build log reaches
+ * the log hook. CLEVAL_KERNEL_DIR points the loader at a folder holding the broken source. */
+static void test_build_failure_reports_log(void **state)
+{
+    (void)state;
+    const char *dir = temp_path("broken_kernels");
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    assert_int_equal(system(cmd), 0);
+    char file[4200];
+    snprintf(file, sizeof file, "%s/broken.cl", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("__kernel void broken(__global int *x) { x[0] = undeclared_name; }\n", f);
+    fclose(f);
+
+    captured_log[0] = '\0';
+    cleval_log_set(capture_log, CLEVAL_LOG_ERROR, NULL);
+    setenv("CLEVAL_KERNEL_DIR", dir, 1);
+    cl_kernel k;
+    cleval_status status = cleval_device_kernel(test_device(), "broken", NULL, "broken", &k);
+    unsetenv("CLEVAL_KERNEL_DIR");
+    cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
+    assert_int_equal(status, CLEVAL_ERR_OPENCL);
+    assert_non_null(strstr(cleval_last_error(), "clBuildProgram"));
+    assert_non_null(strstr(cleval_last_error(), "CL_BUILD_PROGRAM_FAILURE"));
+    assert_non_null(strstr(captured_log, "undeclared_name"));
+}
+
+static void test_hostbuf_round_trip(void **state)
+{
+    (void)state;
+    cleval_device *dev = test_device();
+    cleval_hostbuf buf;
+    const size_t n = 1000;
+    assert_ok(cleval_hostbuf_create(dev, n * sizeof(int32_t), "test", &buf));
+    assert_ok(cleval_hostbuf_map(dev, &buf, true));
+    int32_t *values = buf.host;
+    for (size_t i = 0; i < n; i++)
+        values[i] = (int32_t)(i * 7);
+    assert_ok(cleval_hostbuf_unmap(dev, &buf));
+    int32_t copy[1000];
+    assert_ok(cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(dev), buf.mem, CL_TRUE, 0,
+                                                  sizeof copy, copy, 0, NULL, NULL),
+                              "clEnqueueReadBuffer"));
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(copy[i], (int32_t)(i * 7));
+    cleval_hostbuf_release(&buf);
+    cleval_hostbuf_release(&buf); /* a released buffer is a no-op */
+}
+
+static void test_close_null_is_noop(void **state)
+{
+    (void)state;
+    cleval_device_close(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lists_at_least_one_device),
+        cmocka_unit_test(test_resolves_index_and_name),
+        cmocka_unit_test(test_rejects_bad_specs),
+        cmocka_unit_test(test_environment_selects_device),
+        cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_unknown_kernel_is_an_error),
+        cmocka_unit_test(test_build_failure_reports_log),
+        cmocka_unit_test(test_hostbuf_round_trip),
+        cmocka_unit_test(test_close_null_is_noop),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    test_device_release();
+    return failed;
+}
