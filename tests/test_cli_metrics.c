@@ -1,0 +1,238 @@
+/* `cleval metrics` and `cleval devices` as a user runs them: exit codes, the one-line error for
+ * every bad input, the JSON report, the prediction file and its atomic write. */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* y/pred file with the given lengths; `bad_label` >= 0 puts -1 at that index of y. */
+static const char *write_pairs(const char *name, hsize_t n_y, hsize_t n_pred, long bad_label)
+{
+    const char *path = temp_path(name);
+    hid_t file = h5_create(path);
+    int32_t *y = calloc(n_y + 1, sizeof *y), *pred = calloc(n_pred + 1, sizeof *pred);
+    for (hsize_t i = 0; i < n_y; i++)
+        y[i] = (int32_t)(i % 3);
+    for (hsize_t i = 0; i < n_pred; i++)
+        pred[i] = (int32_t)((i * 2) % 3);
+    if (bad_label >= 0) y[bad_label] = -1;
+    h5_write(file, "y", H5T_NATIVE_INT32, 1, &n_y, y, 0, NULL);
+    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &n_pred, pred, 0, NULL);
+    h5_write(file, "truth", H5T_NATIVE_INT32, 1, &n_y, y, 0, NULL);
+    free(y);
+    free(pred);
+    H5Fclose(file);
+    return path;
+}
+
+/* Runs cleval, expects `code`, an empty stdout on failure and exactly one stderr line holding
+ * `needle`. */
+static void expect_failure(const char *const *args, int code, const char *needle)
+{
+    char *out, *err;
+    int got = run_cleval(args, &out, &err);
+    if (got != code) fail_msg("exit %d (wanted %d); stderr: %s", got, code, err);
+    assert_string_equal(out, "");
+    size_t lines = 0;
+    for (const char *c = err; *c; c++)
+        lines += *c == '\n';
+    if (lines != 1) fail_msg("stderr has %zu lines: %s", lines, err);
+    if (!strstr(err, needle)) fail_msg("stderr '%s' lacks '%s'", err, needle);
+    free(out);
+    free(err);
+}
+
+static void test_bad_inputs_exit_2(void **state)
+{
+    (void)state;
+    char good[4096], mismatched[4096], negative[4096], empty[4096], text[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_good.h5", 10, 10, -1));
+    snprintf(mismatched, sizeof mismatched, "%s", write_pairs("cli_mismatch.h5", 10, 9, -1));
+    snprintf(negative, sizeof negative, "%s", write_pairs("cli_negative.h5", 10, 10, 6));
+    snprintf(empty, sizeof empty, "%s", write_pairs("cli_empty.h5", 0, 0, -1));
+    snprintf(text, sizeof text, "%s", temp_path("cli_text.h5"));
+    FILE *f = fopen(text, "w");
+    fputs("not hdf5\n", f);
+    fclose(f);
+
+    expect_failure((const char *[]){"metrics", "--data", "/nonexistent/p.h5", NULL}, 2,
+                   "/nonexistent/p.h5: cannot open");
+    expect_failure((const char *[]){"metrics", "--data", text, NULL}, 2, "not an HDF5 file");
+    expect_failure((const char *[]){"metrics", "--data", mismatched, NULL}, 2,
+                   "'y' has 10 samples but 'pred' has 9");
+    expect_failure((const char *[]){"metrics", "--data", negative, NULL}, 2,
+                   "'y' sample 6 has label -1");
+    expect_failure((const char *[]){"metrics", "--data", empty, NULL}, 2, "zero samples");
+    expect_failure((const char *[]){"metrics", "--data", good, "--y-key", "labels", NULL}, 2,
+                   "no dataset 'labels'");
+    expect_failure((const char *[]){"metrics", "--data", good, "--pred-key", "p", NULL}, 2,
+                   "no dataset 'p'");
+    expect_failure((const char *[]){"metrics", "--data", good, "--batch", "0", NULL}, 2,
+                   "--batch: must be at least 1");
+    expect_failure((const char *[]){"metrics", "--data", good, "--batch", "ten", NULL}, 2,
+                   "--batch: 'ten' is not an integer");
+    expect_failure((const char *[]){"metrics", "--data", good, "--frobnicate", NULL}, 2,
+                   "unknown flag '--frobnicate'");
+    expect_failure((const char *[]){"metrics", NULL}, 2, "--data PRED.h5 is required");
+    expect_failure((const char *[]){"metrics", "--data", NULL}, 2, "--data needs a value");
+    expect_failure((const char *[]){"metrics", "--data", good, "--device", "no-such-gpu", NULL},
+                   2, "no device name contains 'no-such-gpu'");
+    expect_failure((const char *[]){"evaluate-everything", NULL}, 2, "unknown command");
+    expect_failure((const char *[]){"metrics", "--data", good, "--save", "/nonexistent/dir/o.h5",
+                                    NULL},
+                   2, "--save /nonexistent/dir/o.h5");
+}
+
+static cJSON *run_json(const char *const *args)
+{
+    char *out, *err;
+    int code = run_cleval(args, &out, &err);
+    if (code != 0) fail_msg("exit %d: %s", code, err);
+    cJSON *json = cJSON_Parse(out);
+    if (!json) fail_msg("stdout is not JSON: %s", out);
+    free(out);
+    free(err);
+    return json;
+}
+
+/* Expected by hand for y = i % 3, pred = 2i % 3 over 10 samples: y 0,1,2,0,1,2,0,1,2,0 and
+ * pred 0,2,1,0,2,1,0,2,1,0: class 0 is always right (4/4), classes 1 and 2 swap. */
+static void test_json_report(void **state)
+{
+    (void)state;
+    char good[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_json.h5", 10, 10, -1));
+    cJSON *a = run_json((const char *[]){"metrics", "--data", good, "--json", "-", "--batch", "3",
+                                         NULL});
+    assert_int_equal(cJSON_GetObjectItem(a, "n_samples")->valueint, 10);
+    assert_int_equal(cJSON_GetObjectItem(a, "n_classes")->valueint, 3);
+    assert_true(cJSON_GetObjectItem(a, "accuracy")->valuedouble == 0.4);
+    cJSON *matrix = cJSON_GetObjectItem(a, "confusion_matrix");
+    int expected[3][3] = {{4, 0, 0}, {0, 0, 3}, {0, 3, 0}};
+    for (int t = 0; t < 3; t++)
+        for (int p = 0; p < 3; p++)
+            assert_int_equal(cJSON_GetArrayItem(cJSON_GetArrayItem(matrix, t), p)->valueint,
+                             expected[t][p]);
+    cJSON *per_class = cJSON_GetObjectItem(a, "per_class");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(per_class, 1), "name")->valuestring,
+                        "1");
+    assert_non_null(cJSON_GetObjectItem(a, "device"));
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "timing"), "samples_per_s"));
+
+    /* Same predictions, same JSON, apart from timing. */
+    cJSON *b = run_json((const char *[]){"metrics", "--data", good, "--json", "-", NULL});
+    cJSON_DeleteItemFromObject(a, "timing");
+    cJSON_DeleteItemFromObject(b, "timing");
+    cJSON_DeleteItemFromObject(a, "timing_breakdown");
+    cJSON_DeleteItemFromObject(b, "timing_breakdown");
+    assert_true(cJSON_Compare(a, b, 1));
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+static bool folder_has_temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".tmp.")) found = true;
+    if (d) closedir(d);
+    return found;
+}
+
+static void test_save_and_json_file(void **state)
+{
+    (void)state;
+    char good[4096], saved[4096], json_path[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_save_in.h5", 10, 10, -1));
+    snprintf(saved, sizeof saved, "%s", temp_path("cli_saved.h5"));
+    snprintf(json_path, sizeof json_path, "%s", temp_path("cli_report.json"));
+    remove(saved);
+    char *out, *err;
+    int code = run_cleval((const char *[]){"metrics", "--data", good, "--y-key", "truth",
+                                           "--save", saved, "--json", json_path, NULL},
+                          &out, &err);
+    assert_int_equal(code, 0);
+    assert_non_null(strstr(out, "weighted avg")); /* the human report still goes to stdout */
+    free(out);
+    free(err);
+    cJSON *report = load_json(json_path);
+    assert_true(cJSON_GetObjectItem(report, "accuracy")->valuedouble == 0.4);
+    cJSON_Delete(report);
+
+    hid_t file = H5Fopen(saved, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    int32_t y[10], pred[10];
+    int64_t confusion[9];
+    hid_t d = H5Dopen2(file, "y", H5P_DEFAULT);
+    H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, y);
+    H5Dclose(d);
+    d = H5Dopen2(file, "pred", H5P_DEFAULT);
+    H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, pred);
+    H5Dclose(d);
+    d = H5Dopen2(file, "confusion", H5P_DEFAULT);
+    H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, confusion);
+    H5Dclose(d);
+    assert_true(H5Aexists(file, "cleval_version") > 0);
+    H5Fclose(file);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(y[i], i % 3);
+        assert_int_equal(pred[i], (i * 2) % 3);
+    }
+    int64_t expected[9] = {4, 0, 0, 0, 0, 3, 0, 3, 0};
+    assert_memory_equal(confusion, expected, sizeof expected);
+    assert_false(folder_has_temp_files(CLEVAL_TEST_TMPDIR));
+}
+
+/* A failure mid-way (a bad label in the second batch) leaves neither the prediction file nor
+ * its temporary. */
+static void test_failed_run_leaves_no_file(void **state)
+{
+    (void)state;
+    char bad[4096], saved[4096];
+    snprintf(bad, sizeof bad, "%s", write_pairs("cli_bad_late.h5", 100, 100, 77));
+    snprintf(saved, sizeof saved, "%s", temp_path("cli_never.h5"));
+    remove(saved);
+    expect_failure((const char *[]){"metrics", "--data", bad, "--batch", "10", "--save", saved,
+                                    NULL},
+                   2, "sample 77");
+    assert_int_equal(access(saved, F_OK), -1);
+    assert_false(folder_has_temp_files(CLEVAL_TEST_TMPDIR));
+}
+
+static void test_help_version_devices(void **state)
+{
+    (void)state;
+    char *out, *err;
+    assert_int_equal(run_cleval((const char *[]){"--help", NULL}, &out, &err), 0);
+    assert_non_null(strstr(out, "metrics"));
+    free(out), free(err);
+    assert_int_equal(run_cleval((const char *[]){"metrics", "--help", NULL}, &out, &err), 0);
+    assert_non_null(strstr(out, "--pred-key"));
+    free(out), free(err);
+    assert_int_equal(run_cleval((const char *[]){"--version", NULL}, &out, &err), 0);
+    assert_non_null(strstr(out, "cleval "));
+    free(out), free(err);
+    assert_int_equal(run_cleval((const char *[]){"devices", NULL}, &out, &err), 0);
+    assert_non_null(strstr(out, "0: "));
+    assert_non_null(strstr(out, "OpenCL C"));
+    free(out), free(err);
+    assert_int_equal(run_cleval((const char *[]){NULL}, &out, &err), 2);
+    free(out), free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_inputs_exit_2),
+        cmocka_unit_test(test_json_report),
+        cmocka_unit_test(test_save_and_json_file),
+        cmocka_unit_test(test_failed_run_leaves_no_file),
+        cmocka_unit_test(test_help_version_devices),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
