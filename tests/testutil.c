@@ -70,9 +70,17 @@ cJSON *load_json(const char *path)
 
 static cleval_device *shared_device;
 
+/* Kernel build logs and warnings reach the test output. */
+static void log_to_stderr(cleval_log_level level, const char *message, void *user)
+{
+    (void)user;
+    fprintf(stderr, "cleval log (%d): %s\n", (int)level, message);
+}
+
 cleval_device *test_device(void)
 {
     if (shared_device) return shared_device;
+    cleval_log_set(log_to_stderr, CLEVAL_LOG_WARN, NULL);
     uint32_t index;
     assert_ok(cleval_device_resolve(NULL, &index));
     assert_ok(cleval_device_open(index, &shared_device));

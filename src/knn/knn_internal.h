@@ -1,0 +1,91 @@
+/* The searcher's layout, shared by the files of the knn module only. */
+#ifndef CLEVAL_KNN_INTERNAL_H
+#define CLEVAL_KNN_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "cleval/knn.h"
+
+/* Tunables of kernels/knn_scores.cl that the host must agree with. */
+enum {
+    KNN_MR = 4,           /* queries per CPU micro-panel */
+    KNN_NR = 64,          /* references per CPU panel */
+    KNN_QB = 256,         /* queries per CPU work-item */
+    KNN_GPU_TS = 64,      /* GPU tile side */
+    KNN_GPU_WPT = 4,      /* GPU outputs per work-item side */
+    KNN_GPU_WINDOW = 8192 /* GPU score window width (references) */
+};
+
+/* A device buffer that grows on demand. */
+typedef struct knn_buffer {
+    cl_mem mem;
+    size_t bytes;
+} knn_buffer;
+
+/* The device copies of one tile. */
+typedef struct knn_tile_buffers {
+    cl_mem screen;      /* CPU: packed panels; GPU: row-major; vectors used for screening */
+    cl_mem screen_norm; /* |r|^2 of the screening vectors as float, +INF for padding */
+    cl_mem original;    /* row-major original vectors, for the exact pass */
+    cl_mem norm2;       /* |r|^2 of the originals in the exact type */
+    cl_mem labels;
+} knn_tile_buffers;
+
+/* A contiguous range of training rows, laid out for the device on the host. */
+typedef struct knn_tile {
+    uint64_t row0, rows;
+    uint32_t n_panels;   /* CPU: 64-reference panels */
+    float max_norm;      /* largest |r| of the tile (original vectors), rounded up */
+    float *screen;       /* host layout of the screening vectors; NULL when the originals serve */
+    float *screen_norm;  /* host screening norms, +INF for padding */
+    void *norm2;         /* host |r|^2 of the originals in the exact type */
+    knn_tile_buffers *on_device; /* its own buffers when resident, else the shared slot */
+} knn_tile;
+
+struct cleval_knn {
+    cleval_device *dev;
+    cleval_knn_config config;
+    uint64_t n_train;
+    uint32_t dim;
+    cleval_kernel_variant variant;
+    bool fp64;         /* the exact pass runs in double */
+    size_t exact_size; /* sizeof the exact type on the device */
+
+    float *x;          /* host copy of the training set, row-major */
+    int32_t *y;
+    uint64_t rows_set;
+
+    knn_tile *tiles;
+    uint32_t n_tiles;
+    bool resident;     /* every tile stays on the device; else they take turns in `slot` */
+    bool share_screen; /* the screening vectors are the originals (GPU, Euclidean) */
+    knn_tile_buffers *device_tiles; /* one per tile when resident, one slot otherwise */
+    uint32_t n_device_tiles;
+
+    cl_kernel scores_kernel, select_kernel, exact_kernel, vote_kernel;
+    uint32_t margin;
+    uint32_t max_batch;
+    uint32_t max_splits; /* CPU: reference splits per tile */
+
+    knn_buffer q_original, q_norm2, q_screen, scratch, window;
+    knn_buffer heap_score, heap_index;
+    knn_buffer cand_dist, cand_index, cand_label, safe;
+    knn_buffer vote_dist, vote_index, vote_label, votes;
+    knn_buffer pred, scores, flags;
+
+    int32_t *neighbors;  /* [max_batch][k] of the last search */
+    cleval_knn_stats stats;
+};
+
+/* Grows `buf` to at least `bytes`. */
+cleval_status knn_buffer_reserve(cleval_knn *knn, knn_buffer *buf, size_t bytes, const char *what);
+void knn_buffer_release(knn_buffer *buf);
+
+/* Makes the tile's data current in its device buffers (a no-op for a resident tile after
+ * cleval_knn_prepare()). */
+cleval_status knn_use_tile(cleval_knn *knn, knn_tile *tile);
+
+/* One float32 vector scaled to unit length (zero vectors stay zero). */
+void knn_unit_vector(const float *v, uint32_t dim, float *out);
+
+#endif

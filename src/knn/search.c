@@ -1,0 +1,449 @@
+/* One KNN search: queries laid out for the device, screening over every training tile,
+ * exact re-ranking and votes, and a second search with more candidates for the few queries
+ * whose screening could not be proven complete. */
+#include "knn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/engine.h"
+
+enum { FLAG_UNPROVEN = 1, FLAG_DISTANCE_TIE = 2, FLAG_VOTE_TIE = 4 };
+
+/* The results of one pass over a batch, in host memory. */
+typedef struct pass_output {
+    int32_t *pred;      /* [nq] */
+    float *scores;      /* [nq][n_classes] or NULL */
+    int32_t *neighbors; /* [nq][k] */
+    uint32_t *flags;    /* [nq] */
+} pass_output;
+
+static cleval_status set_args(cl_kernel kernel, const char *name, int n, const size_t *sizes,
+                              const void *const *values)
+{
+    cl_int err = CL_SUCCESS;
+    for (int i = 0; i < n && err == CL_SUCCESS; i++)
+        err = clSetKernelArg(kernel, (cl_uint)i, sizes[i], values[i]);
+    if (err != CL_SUCCESS)
+        return cleval_fail(CLEVAL_ERR_OPENCL, "clSetKernelArg(%s) failed: %s (%d)", name,
+                           cleval_cl_error_name(err), (int)err);
+    return CLEVAL_OK;
+}
+
+static cleval_status launch(cleval_knn *knn, cl_kernel kernel, const char *name, cl_uint dims,
+                            const size_t *global, const size_t *local)
+{
+    cl_int err = clEnqueueNDRangeKernel(cleval_device_queue(knn->dev), kernel, dims, NULL, global,
+                                        local, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        return cleval_fail(CLEVAL_ERR_OPENCL, "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
+                           cleval_cl_error_name(err), (int)err);
+    return CLEVAL_OK;
+}
+
+static cleval_status fill(cleval_knn *knn, cl_mem mem, const void *pattern, size_t pattern_size,
+                          size_t bytes)
+{
+    return cleval_cl_check(clEnqueueFillBuffer(cleval_device_queue(knn->dev), mem, pattern,
+                                               pattern_size, 0, bytes, 0, NULL, NULL),
+                           "clEnqueueFillBuffer(KNN heaps)");
+}
+
+static cleval_status write(cleval_knn *knn, cl_mem mem, size_t bytes, const void *data)
+{
+    return cleval_cl_check(clEnqueueWriteBuffer(cleval_device_queue(knn->dev), mem, CL_TRUE, 0,
+                                                bytes, data, 0, NULL, NULL),
+                           "clEnqueueWriteBuffer(KNN queries)");
+}
+
+static cleval_status read(cleval_knn *knn, cl_mem mem, size_t bytes, void *data)
+{
+    return cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(knn->dev), mem, CL_TRUE, 0,
+                                               bytes, data, 0, NULL, NULL),
+                           "clEnqueueReadBuffer(KNN results)");
+}
+
+static uint32_t splits_for(const cleval_knn *knn, const knn_tile *tile, uint32_t nq)
+{
+    if (knn->variant == CLEVAL_VARIANT_GPU)
+        return (uint32_t)((tile->rows + KNN_GPU_WINDOW - 1) / KNN_GPU_WINDOW);
+    /* Enough work-items for every compute unit twice over, each over whole panels. */
+    uint32_t blocks = (nq + KNN_QB - 1) / KNN_QB;
+    uint32_t splits = (knn->max_splits + blocks - 1) / blocks;
+    splits = splits < 1 ? 1 : splits > tile->n_panels ? tile->n_panels : splits;
+    uint32_t per_split = (tile->n_panels + splits - 1) / splits;
+    return (tile->n_panels + per_split - 1) / per_split;
+}
+
+/* Uploads the queries: originals and |q|^2 for the exact pass, and the screening layout
+ * (unit vectors for cosine; k-major micro-panels of 4 queries on CPUs). */
+static cleval_status upload_queries(cleval_knn *knn, const float *queries, uint32_t nq,
+                                    uint32_t nq_pad)
+{
+    uint32_t dim = knn->dim;
+    bool cosine = knn->config.metric == CLEVAL_KNN_COSINE;
+    bool packed = knn->variant == CLEVAL_VARIANT_CPU;
+    size_t screen_floats = (size_t)nq_pad * dim;
+    cleval_status status;
+    if ((status = knn_buffer_reserve(knn, &knn->q_original, (size_t)nq * dim * sizeof(float),
+                                     "KNN queries")) ||
+        (status = knn_buffer_reserve(knn, &knn->q_norm2, (size_t)nq * knn->exact_size,
+                                     "KNN query norms")) ||
+        (status = knn_buffer_reserve(knn, &knn->q_screen, screen_floats * sizeof(float),
+                                     "KNN screening queries")))
+        return status;
+    void *norm2 = malloc((size_t)nq * knn->exact_size);
+    float *screen = calloc(screen_floats, sizeof *screen);
+    float *unit = malloc(dim * sizeof *unit);
+    if (!norm2 || !screen || !unit) {
+        free(norm2), free(screen), free(unit);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory laying out KNN queries");
+    }
+    for (uint32_t q = 0; q < nq; q++) {
+        const float *v = queries + (size_t)q * dim;
+        double sum = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            sum += (double)v[d] * v[d];
+        if (knn->fp64)
+            ((double *)norm2)[q] = sum;
+        else
+            ((float *)norm2)[q] = (float)sum;
+        if (cosine) {
+            knn_unit_vector(v, dim, unit);
+            v = unit;
+        }
+        if (packed) {
+            float *panel = screen + (size_t)(q / KNN_MR) * dim * KNN_MR;
+            for (uint32_t d = 0; d < dim; d++)
+                panel[(size_t)d * KNN_MR + q % KNN_MR] = v[d];
+        } else {
+            memcpy(screen + (size_t)q * dim, v, dim * sizeof *v);
+        }
+    }
+    if (!(status = write(knn, knn->q_original.mem, (size_t)nq * dim * sizeof(float), queries)) &&
+        !(status = write(knn, knn->q_norm2.mem, (size_t)nq * knn->exact_size, norm2)))
+        status = write(knn, knn->q_screen.mem, screen_floats * sizeof(float), screen);
+    free(norm2);
+    free(screen);
+    free(unit);
+    return status;
+}
+
+/* Screening of one tile: fills the heaps [splits][nq_pad][m]. */
+static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_t nq_pad,
+                                 uint32_t m, uint32_t splits)
+{
+    knn_tile_buffers *b = tile->on_device;
+    uint32_t dim = knn->dim;
+    int index_base = (int)tile->row0;
+    if (knn->variant == CLEVAL_VARIANT_CPU) {
+        uint32_t blocks = (nq + KNN_QB - 1) / KNN_QB;
+        uint32_t per_split = (tile->n_panels + splits - 1) / splits;
+        cleval_status status = knn_buffer_reserve(
+            knn, &knn->scratch, (size_t)splits * blocks * KNN_QB * KNN_NR * sizeof(float),
+            "KNN tile scratch");
+        if (status != CLEVAL_OK) return status;
+        const void *values[] = {&knn->q_screen.mem, &b->screen, &b->screen_norm, &dim,
+                                &tile->n_panels, &per_split, &nq, &nq_pad, &m,
+                                &knn->scratch.mem, &knn->heap_score.mem, &knn->heap_index.mem,
+                                &index_base};
+        const size_t sizes[] = {sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem), 4, 4, 4, 4, 4,
+                                4, sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem), 4};
+        size_t global[2] = {blocks, splits}, local[2] = {1, 1};
+        if ((status = set_args(knn->scores_kernel, "knn_scores_cpu", 13, sizes, values)))
+            return status;
+        return launch(knn, knn->scores_kernel, "knn_scores_cpu", 2, global, local);
+    }
+    const uint32_t window = KNN_GPU_WINDOW, rows = (uint32_t)tile->rows;
+    cleval_status status = knn_buffer_reserve(knn, &knn->window,
+                                              (size_t)nq * window * sizeof(float),
+                                              "KNN score window");
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t w = 0; w < splits; w++) {
+        uint32_t ref0 = w * window, width = rows - ref0 < window ? rows - ref0 : window;
+        const void *score_values[] = {&knn->q_screen.mem, &b->screen, &b->screen_norm, &dim,
+                                      &nq, &rows, &ref0, &width, &knn->window.mem};
+        const size_t score_sizes[] = {sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem), 4, 4, 4,
+                                      4, 4, sizeof(cl_mem)};
+        const size_t threads = KNN_GPU_TS / KNN_GPU_WPT;
+        size_t local[2] = {threads, threads};
+        size_t global[2] = {(width + KNN_GPU_TS - 1) / KNN_GPU_TS * threads,
+                            (nq + KNN_GPU_TS - 1) / KNN_GPU_TS * threads};
+        int base = index_base + (int)ref0;
+        const void *select_values[] = {&knn->window.mem, &nq, &nq_pad, &width, &m, &w,
+                                       &knn->heap_score.mem, &knn->heap_index.mem, &base};
+        const size_t select_sizes[] = {sizeof(cl_mem), 4, 4, 4, 4, 4, sizeof(cl_mem),
+                                       sizeof(cl_mem), 4};
+        size_t select_global = cleval_round_up(nq, 64), select_local = 64;
+        if ((status = set_args(knn->scores_kernel, "knn_scores_gpu", 9, score_sizes,
+                               score_values)) ||
+            (status = launch(knn, knn->scores_kernel, "knn_scores_gpu", 2, global, local)) ||
+            (status = set_args(knn->select_kernel, "knn_select_gpu", 9, select_sizes,
+                               select_values)) ||
+            (status = launch(knn, knn->select_kernel, "knn_select_gpu", 1, &select_global,
+                             &select_local)))
+            return status;
+    }
+    return CLEVAL_OK;
+}
+
+/* Exact distances of one tile's candidates into chunks [chunk_base, chunk_base + splits). */
+static cleval_status exact_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_t nq_pad,
+                                uint32_t m, uint32_t splits, uint32_t chunk_base)
+{
+    knn_tile_buffers *b = tile->on_device;
+    const float u = 0x1p-24f;
+    double gamma = (double)knn->dim * u / (1.0 - (double)knn->dim * u);
+    bool cosine = knn->config.metric == CLEVAL_KNN_COSINE;
+    /* Twice the rounding-error analysis (dot product, norm rounding, subtraction; for cosine
+     * also the rounding of the unit vectors), plus slack for the float64 side. */
+    float bound_dot = (float)(4 * gamma + (cosine ? 16 : 4) * u + 1e-12);
+    float bound_norm = (float)((cosine ? 16 : 4) * u + 1e-12);
+    int index_base = (int)tile->row0;
+    uint32_t dim = knn->dim;
+    const void *values[] = {&knn->q_original.mem, &knn->q_norm2.mem, &b->original, &b->norm2,
+                            &b->labels, &dim, &nq, &nq_pad, &m, &index_base, &chunk_base,
+                            &bound_dot, &bound_norm, &tile->max_norm, &knn->heap_score.mem,
+                            &knn->heap_index.mem, &knn->cand_dist.mem, &knn->cand_index.mem,
+                            &knn->cand_label.mem, &knn->safe.mem};
+    size_t sizes[20];
+    for (int i = 0; i < 20; i++)
+        sizes[i] = sizeof(cl_mem);
+    sizes[5] = sizes[6] = sizes[7] = sizes[8] = sizes[9] = sizes[10] = 4;
+    sizes[11] = sizes[12] = sizes[13] = sizeof(float);
+    size_t global[2] = {cleval_round_up(nq, 16), splits};
+    cleval_status status = set_args(knn->exact_kernel, "knn_exact", 20, sizes, values);
+    if (status != CLEVAL_OK) return status;
+    return launch(knn, knn->exact_kernel, "knn_exact", 2, global, NULL);
+}
+
+static cleval_status vote(cleval_knn *knn, uint32_t nq, uint32_t nq_pad, uint32_t m,
+                          uint32_t n_chunks)
+{
+    uint32_t k = knn->config.k, n_classes = knn->config.n_classes;
+    uint32_t distance_weights = knn->config.weights == CLEVAL_KNN_DISTANCE;
+    const void *values[] = {&knn->cand_dist.mem, &knn->cand_index.mem, &knn->cand_label.mem,
+                            &knn->safe.mem,      &nq,  &nq_pad, &m, &n_chunks, &k, &n_classes,
+                            &distance_weights,   &knn->vote_dist.mem, &knn->vote_index.mem,
+                            &knn->vote_label.mem, &knn->votes.mem, &knn->pred.mem,
+                            &knn->scores.mem,    &knn->flags.mem};
+    size_t sizes[18];
+    for (int i = 0; i < 18; i++)
+        sizes[i] = (i >= 4 && i <= 10) ? 4 : sizeof(cl_mem);
+    size_t global = cleval_round_up(nq, 16);
+    cleval_status status = set_args(knn->vote_kernel, "knn_vote", 18, sizes, values);
+    if (status != CLEVAL_OK) return status;
+    return launch(knn, knn->vote_kernel, "knn_vote", 1, &global, NULL);
+}
+
+static cleval_status reserve_pass(cleval_knn *knn, uint32_t nq_pad, uint32_t m,
+                                  uint32_t max_splits, uint32_t n_chunks)
+{
+    size_t es = knn->exact_size, k1 = (size_t)knn->config.k + 1, c = knn->config.n_classes;
+    size_t heap = (size_t)max_splits * nq_pad * m, cand = (size_t)n_chunks * nq_pad * m;
+    cleval_status status;
+    if ((status = knn_buffer_reserve(knn, &knn->heap_score, heap * sizeof(float), "KNN heaps")) ||
+        (status = knn_buffer_reserve(knn, &knn->heap_index, heap * sizeof(int32_t), "KNN heaps")) ||
+        (status = knn_buffer_reserve(knn, &knn->cand_dist, cand * es, "KNN candidates")) ||
+        (status = knn_buffer_reserve(knn, &knn->cand_index, cand * 4, "KNN candidates")) ||
+        (status = knn_buffer_reserve(knn, &knn->cand_label, cand * 4, "KNN candidates")) ||
+        (status = knn_buffer_reserve(knn, &knn->safe, (size_t)n_chunks * nq_pad * es,
+                                     "KNN bounds")) ||
+        (status = knn_buffer_reserve(knn, &knn->vote_dist, nq_pad * k1 * es, "KNN votes")) ||
+        (status = knn_buffer_reserve(knn, &knn->vote_index, nq_pad * k1 * 4, "KNN votes")) ||
+        (status = knn_buffer_reserve(knn, &knn->vote_label, nq_pad * k1 * 4, "KNN votes")) ||
+        (status = knn_buffer_reserve(knn, &knn->votes, nq_pad * c * es, "KNN votes")) ||
+        (status = knn_buffer_reserve(knn, &knn->pred, nq_pad * 4, "KNN predictions")) ||
+        (status = knn_buffer_reserve(knn, &knn->scores, nq_pad * c * 4, "KNN scores")))
+        return status;
+    return knn_buffer_reserve(knn, &knn->flags, nq_pad * 4, "KNN flags");
+}
+
+typedef struct neighbor {
+    double dist;
+    int32_t index;
+} neighbor;
+
+static int by_distance_then_index(const void *a, const void *b)
+{
+    const neighbor *x = a, *y = b;
+    if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Reads the k neighbours each query voted with, nearest first. */
+static cleval_status read_neighbors(cleval_knn *knn, uint32_t nq, int32_t *out)
+{
+    size_t k = knn->config.k, k1 = k + 1;
+    void *dist = malloc((size_t)nq * k1 * knn->exact_size);
+    int32_t *index = malloc((size_t)nq * k1 * sizeof *index);
+    neighbor *row = malloc(k * sizeof *row);
+    cleval_status status = CLEVAL_OK;
+    if (!dist || !index || !row)
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading KNN neighbours");
+    if (!status && !(status = read(knn, knn->vote_dist.mem, (size_t)nq * k1 * knn->exact_size,
+                                   dist)))
+        status = read(knn, knn->vote_index.mem, (size_t)nq * k1 * sizeof *index, index);
+    for (uint32_t q = 0; status == CLEVAL_OK && q < nq; q++) {
+        for (size_t j = 0; j < k; j++) {
+            size_t at = q * k1 + j;
+            row[j].dist = knn->fp64 ? ((double *)dist)[at] : ((float *)dist)[at];
+            row[j].index = index[at];
+        }
+        qsort(row, k, sizeof *row, by_distance_then_index);
+        for (size_t j = 0; j < k; j++)
+            out[q * k + j] = row[j].index;
+    }
+    free(dist);
+    free(index);
+    free(row);
+    return status;
+}
+
+/* One pass over a batch with m screening candidates per split. */
+static cleval_status search_pass(cleval_knn *knn, const float *queries, uint32_t nq, uint32_t m,
+                                 pass_output *out)
+{
+    uint32_t nq_pad = (uint32_t)cleval_round_up(nq, KNN_MR);
+    uint32_t n_chunks = 0, max_splits = 0;
+    for (uint32_t t = 0; t < knn->n_tiles; t++) {
+        uint32_t splits = splits_for(knn, &knn->tiles[t], nq);
+        n_chunks += splits;
+        max_splits = splits > max_splits ? splits : max_splits;
+    }
+    cleval_status status;
+    if ((status = reserve_pass(knn, nq_pad, m, max_splits, n_chunks)) ||
+        (status = upload_queries(knn, queries, nq, nq_pad)))
+        return status;
+
+    const float inf = INFINITY;
+    const int32_t none = -1;
+    size_t heap_cells = (size_t)max_splits * nq_pad * m;
+    uint32_t chunk_base = 0;
+    double screen_s = 0, exact_s = 0;
+    for (uint32_t t = 0; t < knn->n_tiles; t++) {
+        knn_tile *tile = &knn->tiles[t];
+        uint32_t splits = splits_for(knn, tile, nq);
+        double t0 = cleval_seconds();
+        if ((status = knn_use_tile(knn, tile)) ||
+            (status = fill(knn, knn->heap_score.mem, &inf, sizeof inf, heap_cells * 4)) ||
+            (status = fill(knn, knn->heap_index.mem, &none, sizeof none, heap_cells * 4)) ||
+            (status = screen_tile(knn, tile, nq, nq_pad, m, splits)) ||
+            (status = cleval_device_finish(knn->dev)))
+            return status;
+        double t1 = cleval_seconds();
+        if ((status = exact_tile(knn, tile, nq, nq_pad, m, splits, chunk_base)) ||
+            (status = cleval_device_finish(knn->dev)))
+            return status;
+        screen_s += t1 - t0;
+        exact_s += cleval_seconds() - t1;
+        chunk_base += splits;
+    }
+    double t2 = cleval_seconds();
+    if ((status = vote(knn, nq, nq_pad, m, n_chunks)) ||
+        (status = read(knn, knn->pred.mem, (size_t)nq * 4, out->pred)) ||
+        (status = read(knn, knn->flags.mem, (size_t)nq * 4, out->flags)) ||
+        (out->scores && (status = read(knn, knn->scores.mem,
+                                       (size_t)nq * knn->config.n_classes * 4, out->scores))) ||
+        (status = read_neighbors(knn, nq, out->neighbors)))
+        return status;
+    knn->stats.screen_s += screen_s;
+    knn->stats.exact_s += exact_s + cleval_seconds() - t2;
+    return CLEVAL_OK;
+}
+
+static uint64_t largest_tile(const cleval_knn *knn)
+{
+    uint64_t rows = 0;
+    for (uint32_t t = 0; t < knn->n_tiles; t++)
+        rows = knn->tiles[t].rows > rows ? knn->tiles[t].rows : rows;
+    return rows;
+}
+
+/* Searches the unproven queries of `out` again with four times the candidates, until every
+ * query is proven (at the latest when a split keeps all its references). */
+static cleval_status search_again(cleval_knn *knn, const float *queries, uint32_t nq, uint32_t m,
+                                  pass_output *out)
+{
+    uint32_t k = knn->config.k, c = knn->config.n_classes, dim = knn->dim;
+    uint32_t *which = malloc((size_t)nq * sizeof *which);
+    float *subset = malloc((size_t)nq * dim * sizeof *subset);
+    pass_output sub = {malloc((size_t)nq * 4), out->scores ? malloc((size_t)nq * c * 4) : NULL,
+                       malloc((size_t)nq * k * 4), malloc((size_t)nq * 4)};
+    cleval_status status = CLEVAL_OK;
+    if (!which || !subset || !sub.pred || (out->scores && !sub.scores) || !sub.neighbors ||
+        !sub.flags)
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory searching KNN queries again");
+    uint64_t limit = largest_tile(knn) + 1;
+    for (uint32_t round = 0; status == CLEVAL_OK; round++) {
+        uint32_t n = 0;
+        for (uint32_t q = 0; q < nq; q++)
+            if (out->flags[q] & FLAG_UNPROVEN) which[n++] = q;
+        if (n == 0) break;
+        if (round == 0) knn->stats.searched_again += n;
+        if (m >= limit) {
+            status = cleval_fail(CLEVAL_ERR_INTERNAL,
+                                 "KNN: %u queries unproven with every reference a candidate", n);
+            break;
+        }
+        m = (uint64_t)m * 4 < limit ? m * 4 : (uint32_t)limit;
+        for (uint32_t i = 0; i < n; i++)
+            memcpy(subset + (size_t)i * dim, queries + (size_t)which[i] * dim, dim * sizeof *subset);
+        cleval_log(CLEVAL_LOG_INFO, "KNN: %u queries searched again with %u candidates", n, m);
+        if ((status = search_pass(knn, subset, n, m, &sub)) != CLEVAL_OK) break;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t q = which[i];
+            out->pred[q] = sub.pred[i];
+            out->flags[q] = sub.flags[i];
+            memcpy(out->neighbors + (size_t)q * k, sub.neighbors + (size_t)i * k, k * 4);
+            if (out->scores)
+                memcpy(out->scores + (size_t)q * c, sub.scores + (size_t)i * c, (size_t)c * 4);
+        }
+    }
+    free(which);
+    free(subset);
+    free(sub.pred), free(sub.scores), free(sub.neighbors), free(sub.flags);
+    return status;
+}
+
+cleval_status cleval_knn_search(cleval_knn *knn, const float *queries, uint32_t nq,
+                                int32_t *pred, float *scores)
+{
+    if (nq == 0) return CLEVAL_OK;
+    if (nq > knn->max_batch)
+        return cleval_fail(CLEVAL_ERR_USAGE, "KNN batches hold at most %u queries (got %u)",
+                           knn->max_batch, nq);
+    uint32_t *flags = malloc((size_t)nq * sizeof *flags);
+    if (!flags) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN flags");
+    pass_output out = {pred, scores, knn->neighbors, flags};
+    uint32_t m = knn->config.k + 1 + knn->margin;
+    cleval_status status = search_pass(knn, queries, nq, m, &out);
+    bool again = false;
+    for (uint32_t q = 0; status == CLEVAL_OK && q < nq; q++)
+        again = again || (flags[q] & FLAG_UNPROVEN);
+    if (status == CLEVAL_OK && again) {
+        status = search_again(knn, queries, nq, m, &out);
+        /* The device buffer must hold the whole batch's final predictions again. */
+        if (status == CLEVAL_OK)
+            status = write(knn, knn->pred.mem, (size_t)nq * sizeof *pred, pred);
+    }
+    if (status == CLEVAL_OK) {
+        knn->stats.queries += nq;
+        for (uint32_t q = 0; q < nq; q++) {
+            knn->stats.distance_ties += (flags[q] & FLAG_DISTANCE_TIE) != 0;
+            knn->stats.vote_ties += (flags[q] & FLAG_VOTE_TIE) != 0;
+        }
+    }
+    free(flags);
+    return status;
+}
+
+cleval_status cleval_knn_last_neighbors(cleval_knn *knn, uint32_t nq, int32_t *neighbors)
+{
+    if (nq > knn->max_batch)
+        return cleval_fail(CLEVAL_ERR_USAGE, "the last KNN search had at most %u queries",
+                           knn->max_batch);
+    memcpy(neighbors, knn->neighbors, (size_t)nq * knn->config.k * sizeof *neighbors);
+    return CLEVAL_OK;
+}
