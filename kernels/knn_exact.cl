@@ -35,22 +35,46 @@
 #define FLAG_DISTANCE_TIE 2u /* the k-th and (k+1)-th distances are equal */
 #define FLAG_VOTE_TIE 4u     /* two or more classes share the top vote */
 
+#ifdef cl_khr_fp64
+#define EXACT_T8 double8
+#define TO_EXACT8 convert_double8
+#else
+#define EXACT_T8 float8
+#define TO_EXACT8(v) (v)
+#endif
+
+/* Sum of the eight lanes, in a fixed order. */
+inline EXACT_T sum8(EXACT_T8 v)
+{
+    return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
+}
+
+/* The exact distance, eight features at a time (every candidate in the same order, so equal
+ * vectors give equal distances). */
 inline EXACT_T exact_distance(__global const float *q, __global const float *r, uint dim,
                               EXACT_T q_norm2, EXACT_T r_norm2)
 {
+    EXACT_T8 acc = (EXACT_T8)(0);
+    uint d = 0;
+    EXACT_T tail = 0;
 #if METRIC_COSINE
-    EXACT_T dot = 0;
-    for (uint d = 0; d < dim; d++)
-        dot += (EXACT_T)q[d] * (EXACT_T)r[d];
+    for (; d + 8 <= dim; d += 8)
+        acc = fma(TO_EXACT8(vload8(0, q + d)), TO_EXACT8(vload8(0, r + d)), acc);
+    for (; d < dim; d++)
+        tail += (EXACT_T)q[d] * (EXACT_T)r[d];
+    EXACT_T dot = sum8(acc) + tail;
     if (q_norm2 == 0 || r_norm2 == 0) return 1; /* scikit-learn: a zero vector has cosine 0 */
     return 1 - dot / (sqrt(q_norm2) * sqrt(r_norm2));
 #else
-    EXACT_T sum = 0;
-    for (uint d = 0; d < dim; d++) {
-        EXACT_T diff = (EXACT_T)q[d] - (EXACT_T)r[d];
-        sum += diff * diff;
+    for (; d + 8 <= dim; d += 8) {
+        EXACT_T8 diff = TO_EXACT8(vload8(0, q + d)) - TO_EXACT8(vload8(0, r + d));
+        acc = fma(diff, diff, acc);
     }
-    return sum;
+    for (; d < dim; d++) {
+        EXACT_T diff = (EXACT_T)q[d] - (EXACT_T)r[d];
+        tail += diff * diff;
+    }
+    return sum8(acc) + tail;
 #endif
 }
 

@@ -3,9 +3,11 @@
 #ifndef CLEVAL_ENGINE_H
 #define CLEVAL_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cleval/device.h"
+#include "cleval/knn.h"
 #include "cleval/metrics.h"
 #include "cleval/report.h"
 
@@ -43,6 +45,52 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_metric
 
 /* Frees what an outcome holds; a zeroed struct is a no-op. */
 void cleval_metrics_outcome_free(cleval_metrics_outcome *out);
+
+/* What a run of a model (network or KNN) over a test set produced. */
+typedef struct cleval_predict_outcome {
+    uint64_t n_samples;
+    uint32_t n_classes;
+    bool has_labels;               /* the test set had labels: `confusion` is filled */
+    cleval_confusion confusion;    /* true class x predicted class */
+    uint64_t *predicted_counts;    /* [n_classes]: samples predicted as each class */
+    cleval_class_names class_names;
+    double read_s;    /* HDF5 reads and checks of the test set */
+    double compute_s; /* the model and the on-device counting */
+} cleval_predict_outcome;
+
+void cleval_predict_outcome_free(cleval_predict_outcome *out);
+
+/* The test-set side shared by `eval` and `knn`. */
+typedef struct cleval_test_set {
+    const char *data_path;
+    const char *x_key;     /* NULL: "X" */
+    const char *y_key;     /* NULL: "y" */
+    uint64_t batch;        /* samples per batch; 0: the model's preferred size */
+    const char *save_path; /* NULL: no prediction file */
+    cleval_progress_fn progress;
+    void *progress_user;
+} cleval_test_set;
+
+enum { CLEVAL_DEFAULT_KNN_BATCH = 4096 };
+
+/* `cleval knn`: the KNN baseline over a test set. */
+typedef struct cleval_knn_job {
+    const char *train_path;
+    cleval_knn_config config; /* k, weights, metric; n_classes is computed from the labels */
+    cleval_test_set test;
+    cleval_device *device;
+} cleval_knn_job;
+
+typedef struct cleval_knn_outcome {
+    cleval_predict_outcome predict;
+    uint64_t n_train;
+    cleval_knn_stats stats;
+    double load_s; /* reading the training set and laying it out on the device */
+} cleval_knn_outcome;
+
+/* Loads the training set (labels required), then classifies the test set in batches. C is
+ * max(label) + 1 over the training and test labels. */
+cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *out);
 
 /* Seconds on a monotonic clock. */
 double cleval_seconds(void);

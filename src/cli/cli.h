@@ -4,6 +4,7 @@
 #define CLEVAL_CLI_H
 
 #include "cleval/device.h"
+#include "cleval/engine.h"
 #include "cleval/metrics.h"
 #include "cleval/report.h"
 #include "options.h"
@@ -26,6 +27,7 @@ typedef struct cli_command {
 
 int cli_devices(int argc, char **argv);
 int cli_metrics(int argc, char **argv);
+int cli_knn(int argc, char **argv);
 
 /* Parses a command's arguments; on --help prints `usage` + options and sets *exit_now. */
 int cli_parse_command(int argc, char **argv, const char *command, const char *usage,
@@ -52,6 +54,11 @@ typedef struct cli_progress {
 void cli_progress_init(cli_progress *p, const cli_args *args, const char *device);
 void cli_progress_update(uint64_t done, uint64_t total, void *user);
 void cli_progress_finish(cli_progress *p);
+
+/* Prints the report of a model run: metrics when the test set had labels, else the predicted
+ * class counts. `extra` (may be NULL) holds JSON members added to the report. */
+cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_outcome *outcome,
+                                   const cleval_run_timing *timing, cJSON *extra);
 
 /* Prints the human report (or writes --json) for a labelled run. */
 cleval_status cli_emit_metrics(const cli_args *args, const cleval_confusion *cm,

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cleval/engine.h"
@@ -101,6 +102,59 @@ void cli_progress_finish(cli_progress *p)
     if (p->enabled) fputs("\r\033[K", stderr);
 }
 
+/* Moves every member of `extra` into `json`. */
+static void merge_members(cJSON *json, cJSON *extra)
+{
+    for (cJSON *item = extra ? extra->child : NULL; item;) {
+        cJSON *next = item->next;
+        cJSON_AddItemToObject(json, item->string, cJSON_DetachItemViaPointer(extra, item));
+        item = next;
+    }
+}
+
+static bool json_to_stdout(const cli_args *args)
+{
+    return args->present[OPT_JSON] && strcmp(args->values[OPT_JSON], "-") == 0;
+}
+
+cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_outcome *outcome,
+                                   const cleval_run_timing *timing, cJSON *extra)
+{
+    if (outcome->has_labels)
+        return cli_emit_metrics(args, &outcome->confusion, &outcome->class_names, timing, extra);
+    cleval_status status = CLEVAL_OK;
+    uint32_t c = outcome->n_classes;
+    if (args->present[OPT_JSON]) {
+        cJSON *json = cleval_report_json(NULL, NULL, NULL, outcome->n_samples, c, timing);
+        cJSON *counts = cJSON_CreateArray();
+        for (uint32_t k = 0; counts && k < c; k++)
+            cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)outcome->predicted_counts[k]));
+        if (!json || !counts) {
+            cJSON_Delete(json);
+            cJSON_Delete(counts);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+        }
+        cJSON_AddItemToObject(json, "predicted_class_counts", counts);
+        merge_members(json, extra);
+        status = cleval_report_write_json(json, args->values[OPT_JSON]);
+        cJSON_Delete(json);
+    }
+    if (status == CLEVAL_OK && !json_to_stdout(args)) {
+        printf("No labels in the test set: predictions only.\n\n%12s %10s\n", "class", "predicted");
+        for (uint32_t k = 0; k < c; k++) {
+            const cleval_class_names *names = &outcome->class_names;
+            if (names->names && k < names->count)
+                printf("%12s %10llu\n", names->names[k],
+                       (unsigned long long)outcome->predicted_counts[k]);
+            else
+                printf("%12u %10llu\n", k, (unsigned long long)outcome->predicted_counts[k]);
+        }
+        fputc('\n', stdout);
+        cleval_report_throughput(stdout, timing);
+    }
+    return status;
+}
+
 cleval_status cli_emit_metrics(const cli_args *args, const cleval_confusion *cm,
                                const cleval_class_names *names, const cleval_run_timing *timing,
                                cJSON *extra)
@@ -113,20 +167,13 @@ cleval_status cli_emit_metrics(const cli_args *args, const cleval_confusion *cm,
         if (!json) {
             status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
         } else {
-            for (cJSON *item = extra ? extra->child : NULL; item;) {
-                cJSON *next = item->next;
-                cJSON_AddItemToObject(json, item->string,
-                                      cJSON_DetachItemViaPointer(extra, item));
-                item = next;
-            }
+            merge_members(json, extra);
             status = cleval_report_write_json(json, args->values[OPT_JSON]);
             cJSON_Delete(json);
         }
     }
     /* The human report goes to stdout unless the JSON already does. */
-    if (status == CLEVAL_OK &&
-        !(args->present[OPT_JSON] && args->values[OPT_JSON][0] == '-' &&
-          args->values[OPT_JSON][1] == '\0')) {
+    if (status == CLEVAL_OK && !json_to_stdout(args)) {
         cleval_report_classification(stdout, &m, names);
         fputc('\n', stdout);
         cleval_report_confusion(stdout, cm, names);

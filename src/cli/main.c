@@ -6,6 +6,7 @@
 
 static const cli_command commands[] = {
     {"devices", "list OpenCL platforms and devices, one per line, with index", cli_devices},
+    {"knn", "run the KNN baseline on a test set, report metrics", cli_knn},
     {"metrics", "metrics from saved y / pred, no model", cli_metrics},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };

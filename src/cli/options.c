@@ -21,6 +21,11 @@ const cli_option cli_options[OPT_COUNT] = {
                     "GPU, else the first device)"},
     [OPT_QUIET] = {"quiet", 'q', NULL, "no progress output"},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, "log device, kernel and tuning choices to stderr"},
+    [OPT_TRAIN] = {"train", 0, "TRAIN.h5", "the KNN training set (X and y)"},
+    [OPT_K] = {"k", 'k', "K", "neighbours per query, 1 <= K <= training rows"},
+    [OPT_WEIGHTS] = {"weights", 0, "uniform|distance",
+                     "vote weights: one vote each, or 1/distance (default uniform)"},
+    [OPT_METRIC] = {"metric", 0, "euclidean|cosine", "distance (default euclidean)"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -118,6 +123,24 @@ cleval_status cli_get_positive(const cli_args *args, cli_option_id id, uint64_t 
                            cli_options[id].long_name, text);
     *out = (uint64_t)value;
     return CLEVAL_OK;
+}
+
+cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char *const *choices,
+                             int fallback, int *out)
+{
+    *out = fallback;
+    if (!args->present[id]) return CLEVAL_OK;
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(args->values[id], choices[i]) == 0) {
+            *out = i;
+            return CLEVAL_OK;
+        }
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 choices[i]);
+    return cleval_fail(CLEVAL_ERR_USAGE, "--%s: '%s' is not one of %s", cli_options[id].long_name,
+                       args->values[id], list);
 }
 
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed)

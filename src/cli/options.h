@@ -22,6 +22,10 @@ typedef enum cli_option_id {
     OPT_DEVICE,
     OPT_QUIET,
     OPT_VERBOSE,
+    OPT_TRAIN,
+    OPT_K,
+    OPT_WEIGHTS,
+    OPT_METRIC,
     OPT_COUNT
 } cli_option_id;
 
@@ -52,6 +56,11 @@ void cli_args_free(cli_args *args);
 /* The value of an option as a positive integer (fallback when absent). */
 cleval_status cli_get_positive(const cli_args *args, cli_option_id id, uint64_t fallback,
                                uint64_t *out);
+
+/* The value of an option that must be one of `choices` (NULL-terminated): its index, or
+ * `fallback` when absent. */
+cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char *const *choices,
+                             int fallback, int *out);
 
 /* Prints the option lines of `allowed` for --help. */
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed);

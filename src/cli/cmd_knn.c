@@ -1,0 +1,122 @@
+/* `cleval knn`: the k-nearest-neighbours baseline on a test set. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cleval/engine.h"
+
+static const char usage[] =
+    "Usage: cleval knn --train TRAIN.h5 --data TEST.h5 -k K [options]\n"
+    "\n"
+    "Classifies every sample of TEST.h5 by its K nearest neighbours in TRAIN.h5 (datasets X and\n"
+    "y; the test set's y is optional) on the OpenCL device, exactly as scikit-learn's\n"
+    "KNeighborsClassifier(algorithm='brute'): Euclidean (or cosine) distances as a float64\n"
+    "computation gives them, equal distances ordered by the lower training index, equal votes\n"
+    "won by the smallest label. Scores are the vote fractions. Reports metrics when the test\n"
+    "set has labels; the JSON adds how many queries the tie rules decided.\n";
+
+static cleval_status parse_k(const cli_args *args, uint32_t *k)
+{
+    if (!args->present[OPT_K]) return cleval_fail(CLEVAL_ERR_USAGE, "knn: -k K is required");
+    const char *text = args->values[OPT_K];
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno || end == text || *end)
+        return cleval_fail(CLEVAL_ERR_USAGE, "-k: '%s' is not an integer", text);
+    if (value < 1) return cleval_fail(CLEVAL_ERR_USAGE, "-k must be at least 1 (got %s)", text);
+    if (value > UINT32_MAX) return cleval_fail(CLEVAL_ERR_USAGE, "-k %s is too large", text);
+    *k = (uint32_t)value;
+    return CLEVAL_OK;
+}
+
+static cJSON *knn_extra(const cleval_knn_job *job, const cleval_knn_outcome *out)
+{
+    cJSON *extra = cJSON_CreateObject();
+    cJSON *knn = cJSON_AddObjectToObject(extra, "knn");
+    cJSON_AddNumberToObject(knn, "k", job->config.k);
+    cJSON_AddStringToObject(knn, "weights",
+                            job->config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform");
+    cJSON_AddStringToObject(knn, "metric",
+                            job->config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean");
+    cJSON_AddNumberToObject(knn, "n_train", (double)out->n_train);
+    cJSON_AddNumberToObject(knn, "distance_ties", (double)out->stats.distance_ties);
+    cJSON_AddNumberToObject(knn, "vote_ties", (double)out->stats.vote_ties);
+    cJSON_AddNumberToObject(knn, "searched_again", (double)out->stats.searched_again);
+    cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
+    cJSON_AddNumberToObject(breakdown, "load_train_s", out->load_s);
+    cJSON_AddNumberToObject(breakdown, "read_s", out->predict.read_s);
+    cJSON_AddNumberToObject(breakdown, "screen_s", out->stats.screen_s);
+    cJSON_AddNumberToObject(breakdown, "exact_s", out->stats.exact_s);
+    return extra;
+}
+
+int cli_knn(int argc, char **argv)
+{
+    static const cli_option_id allowed[] = {
+        OPT_HELP,  OPT_TRAIN, OPT_DATA,  OPT_K,      OPT_WEIGHTS, OPT_METRIC, OPT_X_KEY,
+        OPT_Y_KEY, OPT_JSON,  OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,  OPT_QUIET,  OPT_VERBOSE};
+    static const char *const weights[] = {"uniform", "distance", NULL};
+    static const char *const metrics[] = {"euclidean", "cosine", NULL};
+    cli_args args;
+    bool exit_now;
+    int code = cli_parse_command(argc, argv, "knn", usage, allowed,
+                                 sizeof allowed / sizeof *allowed, &args, &exit_now);
+    if (exit_now) return code;
+    cli_setup_logging(&args);
+
+    double start = cleval_seconds();
+    cleval_knn_job job = {0};
+    cleval_knn_outcome outcome = {0};
+    cleval_device *dev = NULL;
+    int weight_choice = 0, metric_choice = 0;
+    cleval_status status = CLEVAL_OK;
+    if (args.n_positional > 0)
+        status = cleval_fail(CLEVAL_ERR_USAGE, "knn: unexpected argument '%s'", args.positional[0]);
+    else if (!args.present[OPT_TRAIN])
+        status = cleval_fail(CLEVAL_ERR_USAGE, "knn: --train TRAIN.h5 is required");
+    else if (!args.present[OPT_DATA])
+        status = cleval_fail(CLEVAL_ERR_USAGE, "knn: --data TEST.h5 is required");
+    if (status == CLEVAL_OK) status = parse_k(&args, &job.config.k);
+    if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_WEIGHTS, weights, 0, &weight_choice);
+    if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_METRIC, metrics, 0, &metric_choice);
+    if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
+    if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
+
+    cli_progress progress;
+    if (status == CLEVAL_OK) {
+        cli_progress_init(&progress, &args, cleval_device_get_info(dev)->name);
+        job.train_path = args.values[OPT_TRAIN];
+        job.config.weights = weight_choice ? CLEVAL_KNN_DISTANCE : CLEVAL_KNN_UNIFORM;
+        job.config.metric = metric_choice ? CLEVAL_KNN_COSINE : CLEVAL_KNN_EUCLIDEAN;
+        job.test = (cleval_test_set){.data_path = args.values[OPT_DATA],
+                                     .x_key = args.values[OPT_X_KEY],
+                                     .y_key = args.values[OPT_Y_KEY],
+                                     .batch = job.test.batch,
+                                     .save_path = args.values[OPT_SAVE],
+                                     .progress = cli_progress_update,
+                                     .progress_user = &progress};
+        job.device = dev;
+        status = cleval_engine_knn(&job, &outcome);
+        cli_progress_finish(&progress);
+    }
+    if (status == CLEVAL_OK) {
+        cleval_run_timing timing = {.device = cleval_device_get_info(dev)->name,
+                                    .total_s = cleval_seconds() - start,
+                                    .n_samples = outcome.predict.n_samples};
+        cJSON *extra = knn_extra(&job, &outcome);
+        status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
+        if (status == CLEVAL_OK && !args.present[OPT_JSON])
+            printf("KNN k=%u: %llu queries decided by the distance tie rule, %llu by the vote "
+                   "tie rule\n",
+                   job.config.k, (unsigned long long)outcome.stats.distance_ties,
+                   (unsigned long long)outcome.stats.vote_ties);
+        cJSON_Delete(extra);
+    }
+    cleval_predict_outcome_free(&outcome.predict);
+    cleval_device_close(dev);
+    cli_args_free(&args);
+    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+}
