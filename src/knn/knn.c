@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { HOST_ALIGNMENT = 4096 };
+
 /* Batch buffers (candidates, votes) of one search stay under this. */
 static const uint64_t BATCH_BUDGET_BYTES = 256ull << 20;
 
@@ -68,8 +70,9 @@ cleval_status cleval_knn_create(cleval_device *dev, const cleval_knn_config *con
     knn->exact_size = knn->fp64 ? sizeof(double) : sizeof(float);
     knn->margin = config->margin ? config->margin : automatic_margin(config->k);
     knn->share_screen = knn->variant == CLEVAL_VARIANT_GPU && config->metric == CLEVAL_KNN_EUCLIDEAN;
-    size_t cells = (size_t)n_train * dim;
-    knn->x = malloc(cells * sizeof *knn->x);
+    /* Page-aligned, so CPU devices can use the host copy in place (CL_MEM_USE_HOST_PTR). */
+    size_t bytes = cleval_round_up((size_t)n_train * dim * sizeof *knn->x, HOST_ALIGNMENT);
+    knn->x = aligned_alloc(HOST_ALIGNMENT, bytes);
     knn->y = malloc((size_t)n_train * sizeof *knn->y);
     if (!knn->x || !knn->y) {
         cleval_knn_destroy(knn);
@@ -155,7 +158,8 @@ static size_t norm_count(const cleval_knn *knn, const knn_tile *tile)
 }
 
 /* Fills the tile's host layouts: screening vectors (unit vectors for cosine; 64-row panels,
- * k-major, on CPUs), their norms as float (+INF for padding), and the originals' |r|^2. */
+ * k-major, on CPUs), their norms as float (+INF for padding), the originals' |r|^2 in the
+ * exact type, and the largest |r| of the tile. */
 static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
 {
     uint32_t dim = knn->dim;
@@ -164,42 +168,61 @@ static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
     size_t n_norms = norm_count(knn, tile);
     tile->screen_norm = malloc(n_norms * sizeof *tile->screen_norm);
     tile->norm2 = malloc(tile->rows * knn->exact_size);
-    if (!knn->share_screen) tile->screen = calloc(screen_floats(knn, tile), sizeof(float));
-    float *unit = cosine ? malloc(dim * sizeof *unit) : NULL;
+    if (!knn->share_screen)
+        tile->screen = aligned_alloc(HOST_ALIGNMENT,
+                                     cleval_round_up(screen_floats(knn, tile) * sizeof(float),
+                                                     HOST_ALIGNMENT));
+    /* Unit vectors for cosine; otherwise the screening vectors are the originals. */
+    float *unit = cosine ? malloc((size_t)tile->rows * dim * sizeof *unit) : NULL;
     if (!tile->screen_norm || !tile->norm2 || (!knn->share_screen && !tile->screen) ||
         (cosine && !unit)) {
         free(unit);
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory laying out a KNN tile");
     }
+    const float *originals = knn->x + tile->row0 * dim;
+    double max2 = 0;
     for (size_t j = 0; j < n_norms; j++)
         tile->screen_norm[j] = INFINITY; /* padding is never selected */
     for (uint64_t r = 0; r < tile->rows; r++) {
-        const float *original = knn->x + (tile->row0 + r) * dim;
+        const float *v = originals + r * dim;
         double norm2 = 0;
         for (uint32_t d = 0; d < dim; d++)
-            norm2 += (double)original[d] * original[d];
+            norm2 += (double)v[d] * v[d];
+        max2 = norm2 > max2 ? norm2 : max2;
         if (knn->fp64)
             ((double *)tile->norm2)[r] = norm2;
         else
             ((float *)tile->norm2)[r] = (float)norm2;
-        const float *v = original;
         if (cosine) {
-            knn_unit_vector(original, dim, unit);
-            v = unit;
+            knn_unit_vector(v, dim, unit + r * dim);
             norm2 = 0;
             for (uint32_t d = 0; d < dim; d++)
-                norm2 += (double)v[d] * v[d];
+                norm2 += (double)unit[r * dim + d] * unit[r * dim + d];
             /* A zero vector must score like "cosine 0": |r|^2 - 2 q.r = 1. */
             if (norm2 == 0) norm2 = 1;
         }
         tile->screen_norm[r] = (float)norm2;
-        if (packed) {
-            float *panel = tile->screen + (size_t)(r / KNN_NR) * dim * KNN_NR;
-            for (uint32_t d = 0; d < dim; d++)
-                panel[(size_t)d * KNN_NR + r % KNN_NR] = v[d];
-        } else if (!knn->share_screen) {
-            memcpy(tile->screen + r * dim, v, dim * sizeof *v);
+    }
+    /* Rounded up so the error bound built from it stays a bound. */
+    tile->max_norm = nextafterf((float)sqrt(max2), INFINITY);
+
+    const float *source = cosine ? unit : originals;
+    if (packed) {
+        /* Panel by panel: the panel's 64 source rows stay in cache while it is transposed. */
+        for (uint32_t p = 0; p < tile->n_panels; p++) {
+            float *panel = tile->screen + (size_t)p * dim * KNN_NR;
+            uint64_t first = (uint64_t)p * KNN_NR;
+            uint32_t rows = (uint32_t)(tile->rows - first < KNN_NR ? tile->rows - first : KNN_NR);
+            for (uint32_t d = 0; d < dim; d++) {
+                float *column = panel + (size_t)d * KNN_NR;
+                for (uint32_t j = 0; j < rows; j++)
+                    column[j] = source[(first + j) * dim + d];
+                for (uint32_t j = rows; j < KNN_NR; j++)
+                    column[j] = 0.0f;
+            }
         }
+    } else if (!knn->share_screen) {
+        memcpy(tile->screen, source, (size_t)tile->rows * dim * sizeof *source);
     }
     free(unit);
     return CLEVAL_OK;
@@ -216,14 +239,22 @@ static cleval_status write_buffer(cleval_knn *knn, cl_mem mem, size_t bytes, con
     return CLEVAL_OK;
 }
 
-/* Device buffers large enough for `tile`. */
-static cleval_status allocate_tile_buffers(cleval_knn *knn, const knn_tile *tile,
-                                           knn_tile_buffers *b)
+/* Whether the tile's big arrays can serve as device memory as they are: resident tiles on a
+ * device that shares host memory (CPUs through PoCL) skip a copy of each. */
+static bool in_place(const cleval_knn *knn)
+{
+    return knn->resident && cleval_device_get_info(knn->dev)->host_unified_memory;
+}
+
+/* Device buffers for `tile` (for the streamed slot: for the largest tile). */
+static cleval_status allocate_tile_buffers(cleval_knn *knn, knn_tile *tile, knn_tile_buffers *b)
 {
     cleval_device *dev = knn->dev;
+    bool use_host = in_place(knn);
+    cl_mem_flags big = CL_MEM_READ_ONLY | (use_host ? CL_MEM_USE_HOST_PTR : 0);
     cleval_status status;
-    if ((status = cleval_device_buffer(dev, CL_MEM_READ_ONLY,
-                                       tile->rows * knn->dim * sizeof(float), NULL,
+    if ((status = cleval_device_buffer(dev, big, tile->rows * knn->dim * sizeof(float),
+                                       use_host ? knn->x + tile->row0 * knn->dim : NULL,
                                        "KNN training vectors", &b->original)) ||
         (status = cleval_device_buffer(dev, CL_MEM_READ_ONLY, tile->rows * knn->exact_size, NULL,
                                        "KNN training norms", &b->norm2)) ||
@@ -236,16 +267,21 @@ static cleval_status allocate_tile_buffers(cleval_knn *knn, const knn_tile *tile
         b->screen = b->original;
         return CLEVAL_OK;
     }
-    return cleval_device_buffer(dev, CL_MEM_READ_ONLY, screen_floats(knn, tile) * sizeof(float),
-                                NULL, "KNN screening vectors", &b->screen);
+    return cleval_device_buffer(dev, big, screen_floats(knn, tile) * sizeof(float),
+                                use_host ? tile->screen : NULL, "KNN screening vectors",
+                                &b->screen);
 }
 
+/* Copies the tile into its device buffers (the in-place arrays need no copy). */
 static cleval_status upload_tile(cleval_knn *knn, const knn_tile *tile)
 {
     const knn_tile_buffers *b = tile->on_device;
+    bool use_host = in_place(knn);
     cleval_status status;
-    if ((status = write_buffer(knn, b->original, tile->rows * knn->dim * sizeof(float),
-                               knn->x + tile->row0 * knn->dim, "KNN training vectors")) ||
+    if ((!use_host && (status = write_buffer(knn, b->original,
+                                             tile->rows * knn->dim * sizeof(float),
+                                             knn->x + tile->row0 * knn->dim,
+                                             "KNN training vectors"))) ||
         (status = write_buffer(knn, b->norm2, tile->rows * knn->exact_size, tile->norm2,
                                "KNN training norms")) ||
         (status = write_buffer(knn, b->labels, tile->rows * sizeof(int32_t), knn->y + tile->row0,
@@ -253,7 +289,7 @@ static cleval_status upload_tile(cleval_knn *knn, const knn_tile *tile)
         (status = write_buffer(knn, b->screen_norm, norm_count(knn, tile) * sizeof(float),
                                tile->screen_norm, "KNN screening norms")))
         return status;
-    if (knn->share_screen) return CLEVAL_OK;
+    if (knn->share_screen || use_host) return CLEVAL_OK;
     return write_buffer(knn, b->screen, screen_floats(knn, tile) * sizeof(float), tile->screen,
                         "KNN screening vectors");
 }
@@ -284,16 +320,6 @@ static cleval_status plan_tiles(cleval_knn *knn)
         tile->row0 = (uint64_t)t * tile_rows;
         tile->rows = knn->n_train - tile->row0 < tile_rows ? knn->n_train - tile->row0 : tile_rows;
         tile->n_panels = (uint32_t)((tile->rows + KNN_NR - 1) / KNN_NR);
-        double max2 = 0;
-        for (uint64_t r = 0; r < tile->rows; r++) {
-            const float *v = knn->x + (tile->row0 + r) * knn->dim;
-            double n2 = 0;
-            for (uint32_t d = 0; d < knn->dim; d++)
-                n2 += (double)v[d] * v[d];
-            max2 = n2 > max2 ? n2 : max2;
-        }
-        /* Rounded up so the bound built from it stays a bound. */
-        tile->max_norm = nextafterf((float)sqrt(max2), INFINITY);
         total_bytes += (screen_floats(knn, tile) + tile->rows * knn->dim) * sizeof(float) +
                        tile->rows * (knn->exact_size + sizeof(int32_t) + sizeof(float));
     }
@@ -389,10 +415,14 @@ cleval_status cleval_knn_prepare(cleval_knn *knn)
                 return status;
         if (knn->resident) {
             if ((status = upload_tile(knn, tile)) != CLEVAL_OK) return status;
-            /* The device holds it now; the host layouts are not needed again. */
-            free(tile->screen), free(tile->screen_norm), free(tile->norm2);
-            tile->screen = tile->screen_norm = NULL;
+            /* The device holds the small arrays now; the big ones stay when used in place. */
+            free(tile->screen_norm), free(tile->norm2);
+            tile->screen_norm = NULL;
             tile->norm2 = NULL;
+            if (!in_place(knn)) {
+                free(tile->screen);
+                tile->screen = NULL;
+            }
         }
     }
     return CLEVAL_OK;
