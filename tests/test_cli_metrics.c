@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* y/pred file with the given lengths; `bad_label` >= 0 puts -1 at that index of y. */
@@ -204,6 +205,30 @@ static void test_failed_run_leaves_no_file(void **state)
     assert_false(folder_has_temp_files(CLEVAL_TEST_TMPDIR));
 }
 
+/* Devices are written in place, never renamed over: --json /dev/null works and leaves the
+ * device node alone; HDF5 needs a regular file, so --save /dev/null is refused. */
+static void test_device_destinations(void **state)
+{
+    (void)state;
+    char good[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_devnull.h5", 10, 10, -1));
+    char *out, *err;
+    assert_int_equal(run_cleval((const char *[]){"metrics", "--data", good, "--json", "/dev/null",
+                                                 NULL},
+                                &out, &err),
+                     0);
+    free(out), free(err);
+    struct stat st;
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+    expect_failure((const char *[]){"metrics", "--data", good, "--save", "/dev/null", NULL}, 2,
+                   "--save /dev/null: not a regular file");
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+    expect_failure((const char *[]){"metrics", "--data", good, "--json", CLEVAL_TEST_TMPDIR, NULL},
+                   2, "is a directory");
+}
+
 static void test_help_version_devices(void **state)
 {
     (void)state;
@@ -232,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_json_report),
         cmocka_unit_test(test_save_and_json_file),
         cmocka_unit_test(test_failed_run_leaves_no_file),
+        cmocka_unit_test(test_device_destinations),
         cmocka_unit_test(test_help_version_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static cJSON *prf_object(const cleval_prf *prf)
@@ -96,6 +97,19 @@ cleval_status cleval_report_write_json(const cJSON *json, const char *path)
     if (strcmp(path, "-") == 0) {
         if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
             status = cleval_fail(CLEVAL_ERR_IO, "writing the JSON report to stdout failed");
+        free(text);
+        return status;
+    }
+    /* A device or pipe (/dev/stdout, /dev/null, a FIFO) is written directly: renaming a
+     * temporary file over it would replace the device node itself. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        FILE *f = S_ISDIR(st.st_mode) ? NULL : fopen(path, "w");
+        bool ok = f && fputs(text, f) != EOF && fputc('\n', f) != EOF;
+        if (f) ok = (fclose(f) == 0) && ok;
+        if (!ok)
+            status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path,
+                                 S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
         free(text);
         return status;
     }

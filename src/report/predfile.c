@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct cleval_predfile {
@@ -48,6 +49,10 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
 {
     *out = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
     cleval_predfile *pf = calloc(1, sizeof *pf);
     size_t tmp_size = strlen(path) + 32;
     if (!pf || !(pf->path = malloc(strlen(path) + 1)) || !(pf->tmp_path = malloc(tmp_size))) {
