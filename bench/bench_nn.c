@@ -1,0 +1,195 @@
+/* Network throughput: runs a classifier ONNX model over a whole HDF5 test set at several batch
+ * sizes, prints images/s (median of the repeats), accuracy, and the per-layer device time of a
+ * profiled pass. bench/bench_nn.py runs it next to PyTorch and onnxruntime on the same data.
+ *
+ *   bench_nn MODEL.onnx DATA.h5 [--batch 64,256,1024] [--repeat 5] [--variant cpu|gpu]
+ *            [--no-profile]
+ *
+ * Lines starting with "RESULT" are for scripts: RESULT <batch> <images/s> <accuracy>. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleval/dataset.h"
+#include "cleval/device.h"
+#include "cleval/nn.h"
+#include "cleval/onnx.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int die(const char *what)
+{
+    fprintf(stderr, "bench_nn: %s: %s\n", what, cleval_last_error());
+    return 1;
+}
+
+static void log_to_stdout(cleval_log_level level, const char *message, void *user)
+{
+    (void)level;
+    (void)user;
+    printf("  %s\n", message);
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One pass over all samples in batches; returns seconds, fills pred. */
+static int pass(cleval_nn *nn, cleval_device *dev, const float *x, uint64_t n, uint64_t size,
+                uint32_t batch, float *scores, int32_t *pred, double *seconds)
+{
+    uint32_t width = cleval_nn_output_width(nn);
+    double start = now();
+    for (uint64_t i = 0; i < n; i += batch) {
+        uint32_t b = (uint32_t)(n - i < batch ? n - i : batch);
+        if (cleval_nn_run(nn, x + i * size, b, scores + i * width) != CLEVAL_OK) return 1;
+        if (pred &&
+            clEnqueueReadBuffer(cleval_device_queue(dev), cleval_nn_pred_buffer(nn), CL_TRUE, 0,
+                                b * sizeof(int32_t), pred + i, 0, NULL, NULL) != CL_SUCCESS)
+            return 1;
+    }
+    if (cleval_device_finish(dev) != CLEVAL_OK) return 1;
+    *seconds = now() - start;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_nn MODEL.onnx DATA.h5 [--batch 64,256,1024] [--repeat 5] "
+                        "[--variant cpu|gpu] [--no-profile]\n");
+        return 2;
+    }
+    const char *model_path = argv[1], *data_path = argv[2], *batches = "64,256,1024";
+    const char *variant = NULL;
+    int repeat = 5, profile = 1;
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            batches = argv[++i];
+        else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+            repeat = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc)
+            variant = argv[++i];
+        else if (strcmp(argv[i], "--no-profile") == 0)
+            profile = 0;
+        else {
+            fprintf(stderr, "bench_nn: unknown argument %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (repeat < 1) repeat = 1;
+
+    cleval_dataset *ds;
+    cleval_column *xc, *yc = NULL;
+    if (cleval_dataset_open(data_path, &ds) != CLEVAL_OK) return die("open data");
+    if (cleval_column_open(ds, "X", CLEVAL_COLUMN_FEATURES, &xc) != CLEVAL_OK) return die("X");
+    if (cleval_dataset_has(ds, "y") &&
+        cleval_column_open(ds, "y", CLEVAL_COLUMN_LABELS, &yc) != CLEVAL_OK)
+        return die("y");
+    uint64_t n = cleval_column_rows(xc), size = cleval_column_row_size(xc);
+    float *x = malloc(n * size * sizeof *x);
+    int32_t *y = yc ? malloc(n * sizeof *y) : NULL;
+    if (!x || (yc && !y)) return die("memory");
+    if (cleval_column_read_f32(xc, 0, n, x) != CLEVAL_OK) return die("read X");
+    if (yc && cleval_column_read_i32(yc, 0, n, y, NULL) != CLEVAL_OK) return die("read y");
+
+    uint32_t index;
+    cleval_device *dev;
+    cleval_onnx_model *model;
+    cleval_nn *nn;
+    if (cleval_device_resolve(NULL, &index) != CLEVAL_OK ||
+        cleval_device_open(index, &dev) != CLEVAL_OK)
+        return die("device");
+    if (variant)
+        cleval_device_set_variant(dev, strcmp(variant, "gpu") == 0 ? CLEVAL_VARIANT_GPU
+                                                                   : CLEVAL_VARIANT_CPU);
+    if (cleval_onnx_load(model_path, &model) != CLEVAL_OK) return die("load model");
+    double t0 = now();
+    if (cleval_nn_create(dev, model, &nn) != CLEVAL_OK) return die("create network");
+    double create_s = now() - t0;
+    cleval_onnx_free(model);
+    if (cleval_nn_input_size(nn) != size) {
+        fprintf(stderr, "bench_nn: X has %llu values per sample, the model takes %llu\n",
+                (unsigned long long)size, (unsigned long long)cleval_nn_input_size(nn));
+        return 2;
+    }
+    uint32_t width = cleval_nn_output_width(nn);
+    float *scores = malloc(n * width * sizeof *scores);
+    int32_t *pred = malloc(n * sizeof *pred);
+    if (!scores || !pred) return die("memory");
+    printf("device: %s, %s-style kernels; model %s (created in %.3f s); %llu samples\n",
+           cleval_device_get_info(dev)->name, cleval_variant_name(cleval_device_variant(dev)),
+           model_path, create_s, (unsigned long long)n);
+
+    double *times = malloc((size_t)repeat * sizeof *times);
+    char list[256];
+    snprintf(list, sizeof list, "%s", batches);
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        uint32_t batch = (uint32_t)atoi(tok);
+        if (batch < 1) continue;
+        double warm;
+        if (pass(nn, dev, x, n < batch * 2ull ? n : batch * 2ull, size, batch, scores, NULL, &warm))
+            return die("warm-up");
+        for (int r = 0; r < repeat; r++)
+            if (pass(nn, dev, x, n, size, batch, scores, r == 0 ? pred : NULL, &times[r]))
+                return die("run");
+        qsort(times, (size_t)repeat, sizeof *times, compare_double);
+        double median = times[repeat / 2];
+        uint64_t correct = 0;
+        for (uint64_t i = 0; y && i < n; i++)
+            correct += pred[i] == y[i];
+        double accuracy = y ? (double)correct / (double)n : -1.0;
+        printf("batch %5u: %9.0f images/s (median of %d, best %.0f), accuracy %.4f\n", batch,
+               (double)n / median, repeat, (double)n / times[0], accuracy);
+        printf("RESULT %u %.1f %.6f\n", batch, (double)n / median, accuracy);
+        fflush(stdout);
+    }
+
+    if (profile) {
+        cleval_log_set(log_to_stdout, CLEVAL_LOG_INFO, NULL);
+        snprintf(list, sizeof list, "%s", batches);
+        for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+            uint32_t batch = (uint32_t)atoi(tok);
+            if (batch < 1) continue;
+            cleval_nn_destroy(nn);
+            cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
+            if (cleval_onnx_load(model_path, &model) != CLEVAL_OK ||
+                cleval_nn_create(dev, model, &nn) != CLEVAL_OK)
+                return die("create network");
+            cleval_onnx_free(model);
+            double unused;
+            if (cleval_nn_set_profiling(nn, true) != CLEVAL_OK ||
+                pass(nn, dev, x, n, size, batch, scores, NULL, &unused))
+                return die("profile");
+            printf("per-layer device time, batch %u, %llu images (profiled pass):\n", batch,
+                   (unsigned long long)n);
+            cleval_log_set(log_to_stdout, CLEVAL_LOG_INFO, NULL);
+            cleval_nn_log_profile(nn);
+            for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++) {
+                const cleval_nn_layer *l = cleval_nn_layer_at(nn, i);
+                printf("LAYER %u %s|%s|%s|%.6f|%.3e\n", batch, l->name, l->op, l->kernel,
+                       l->seconds, l->flops);
+            }
+        }
+        cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
+    }
+    cleval_nn_destroy(nn);
+    cleval_device_close(dev);
+    cleval_column_close(xc);
+    cleval_column_close(yc);
+    cleval_dataset_close(ds);
+    free(times);
+    free(x);
+    free(y);
+    free(scores);
+    free(pred);
+    return 0;
+}

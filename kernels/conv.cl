@@ -1,0 +1,287 @@
+/* conv.cl: convolution (1 to 3 spatial axes) as an implicit GEMM, and depthwise convolution.
+ *
+ * Algorithm  out[n][co][pixel] = bias[co] + sum over k = (ci, kd, kh, kw) of
+ *            w[co][k] * in[n][ci][pixel * stride + (kd, kh, kw) * dilation - pad], i.e. a GEMM
+ *            of M = output pixels by N = output channels over K = C_in * window, with the
+ *            im2col matrix never materialised: row r of a tile is a pointer to its pixel's
+ *            window origin in the input, and koff[k] is the offset of entry k from it.
+ *            conv_cpu   CPU: one work-item per (image, range of pixel tiles); an MR x NR
+ *                       register tile (MR pixels broadcast x NR = 16 * NV channels as float16
+ *                       vectors, the same microkernel as knn_scores_cpu) over weights packed
+ *                       k-major in panels of NR channels; epilogue: bias, clamp (fused
+ *                       ReLU/Clip), optionally a fused 2x2 stride-2 max-pool (the MR rows are
+ *                       then MR/4 pooling windows). The input is read through koff, so any
+ *                       layout works (NCHW or channels-last); a padded input is pre-copied with
+ *                       zero borders by the host (elementwise.cl pad_nd).
+ *                       + AVX-512 FMA loop, no im2col buffer, the pool costs no extra pass;
+ *                       - pre-padding copies the input when pads are non-zero.
+ *            conv_gpu   GPU: TS x TS work-group tiles (pixels x channels) in local memory, the
+ *                       A tile gathered through ktab with bounds checks (padding is free), WPT x
+ *                       WPT outputs per work-item. + coalesced weights, local reuse; - gather.
+ *            conv_depthwise  one output per work-item, a loop over the window (group = C_in,
+ *                       each output channel reads one input channel). + any multiplier; - scalar.
+ * Layout     conv_cpu  wp [panels][K][NR] (zero beyond CO), bias [panels * NR];
+ *                      input pixel (n, d, h, w) at x + x_off + n * xs_n + d * ps.x + h * ps.y +
+ *                      w * ps.z (ps = strides times the conv stride); output element
+ *                      (n, c, d, h, w) at y + y_off + n * ys.s0 + c * ys.s1 + d * ys.s2 +
+ *                      h * ys.s3 + w * ys.s4 (pooled coordinates when POOL).
+ *            conv_gpu  w [K][CO] (k-major), ktab [K] = (ci, kd * dd, kh * dh, kw * dw), input
+ *                      and output NCHW.
+ * Assumes    K >= 1; every buffer index fits in an int; pooled outputs use floor mode.
+ */
+#ifndef MR
+#define MR 8 /* CPU: pixels per register tile (a multiple of 4 when POOL) */
+#endif
+#ifndef NV
+#define NV 2 /* CPU: float16 vectors per tile row; NR = 16 * NV output channels */
+#endif
+#ifndef POOL
+#define POOL 0 /* CPU: fuse a 2x2 stride-2 max-pool into the epilogue */
+#endif
+#ifndef CLAMP
+#define CLAMP 0 /* fuse y = clamp(y, lo, hi) (ReLU: lo = 0, hi = inf) */
+#endif
+#ifndef VEC_STORE
+#define VEC_STORE 0 /* CPU: output channels are contiguous (ys.s1 == 1): vector stores */
+#endif
+#ifndef TS
+#define TS 32 /* GPU: tile of pixels and of channels per work-group */
+#endif
+#ifndef WPT
+#define WPT 4 /* GPU: outputs per work-item along each side; work-group (TS/WPT)^2 */
+#endif
+#ifndef TK
+#define TK 16 /* GPU: k-slice staged in local memory */
+#endif
+
+#define NR (16 * NV)
+#define UNITS_PER_TILE (POOL ? MR / 4 : MR)
+
+/* clamp that lets NaN through, as torch's relu and clamp do */
+inline float16 clamp16(float16 v, float lo, float hi)
+{
+    v = select(v, (float16)(lo), v < (float16)(lo));
+    return select(v, (float16)(hi), v > (float16)(hi));
+}
+
+inline float clamp1(float v, float lo, float hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* max that propagates NaN, as torch's max_pool does */
+inline float16 max_nan16(float16 a, float16 b)
+{
+    return select(b, a, (a > b) || isnan(a));
+}
+
+inline void store16(__global float *y, int base, int cstride, int c0, int co, float16 v)
+{
+#if VEC_STORE
+    if (c0 + 16 <= co) {
+        vstore16(v, 0, y + base + c0);
+        return;
+    }
+#endif
+    float vals[16];
+    vstore16(v, 0, vals);
+    for (int j = 0; j < 16; j++)
+        if (c0 + j < co) y[base + (c0 + j) * cstride] = vals[j];
+}
+
+__kernel void conv_cpu(__global const float *x, int x_off, int xs_n, int4 ps,
+                       __global const float *wp, int w_off, __global const int *koff,
+                       __global const float *bias, int bias_off, __global float *y, int y_off,
+                       int8 ys, int K, int CO, int panels, int4 odims, int4 pdims,
+                       int units_per_item, float lo, float hi)
+{
+    int img = get_global_id(1);
+    /* units: output pixels (od, oh, ow), or pooling windows (ph, pw) of a 2-D conv */
+    int units = POOL ? pdims.y * pdims.z : odims.x * odims.y * odims.z;
+    int u0 = get_global_id(0) * units_per_item;
+    int u1 = min(units, u0 + units_per_item);
+    __global const float *xi = x + x_off + img * xs_n;
+    __global const float *w = wp + w_off;
+    int ybase = y_off + img * ys.s0;
+    int plane = odims.y * odims.z;
+
+    for (int t = u0; t < u1; t += UNITS_PER_TILE) {
+        __global const float *xr[MR];
+#pragma unroll
+        for (int r = 0; r < MR; r++) {
+#if POOL
+            int u = min(t + r / 4, u1 - 1);
+            int oh = 2 * (u / pdims.z) + ((r >> 1) & 1), ow = 2 * (u % pdims.z) + (r & 1);
+            xr[r] = xi + oh * ps.y + ow * ps.z;
+#else
+            int u = min(t + r, u1 - 1);
+            int od = u / plane, rem = u % plane;
+            xr[r] = xi + od * ps.x + (rem / odims.z) * ps.y + (rem % odims.z) * ps.z;
+#endif
+        }
+        for (int pn = 0; pn < panels; pn++) {
+            __global const float *panel = w + pn * K * NR;
+            float16 acc[MR][NV];
+#pragma unroll
+            for (int r = 0; r < MR; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    acc[r][v] = (float16)(0.0f);
+            for (int k = 0; k < K; k++) {
+                int o = koff[k];
+                float16 b[NV];
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    b[v] = vload16(v, panel + k * NR);
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    float16 a = (float16)(xr[r][o]);
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] = fma(a, b[v], acc[r][v]);
+                }
+            }
+            /* Epilogue: bias, clamp, pool, store. */
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                int c0 = pn * NR + v * 16;
+                float16 bv = vload16(0, bias + bias_off + c0);
+#if POOL
+#pragma unroll
+                for (int g = 0; g < MR / 4; g++) {
+                    int u = t + g;
+                    if (u >= u1) continue;
+                    float16 m = max_nan16(max_nan16(acc[4 * g][v], acc[4 * g + 1][v]),
+                                          max_nan16(acc[4 * g + 2][v], acc[4 * g + 3][v]));
+                    m += bv;
+#if CLAMP
+                    m = clamp16(m, lo, hi);
+#endif
+                    int base = ybase + (u / pdims.z) * ys.s3 + (u % pdims.z) * ys.s4;
+                    store16(y, base, ys.s1, c0, CO, m);
+                }
+#else
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    int u = t + r;
+                    if (u >= u1) continue;
+                    float16 m = acc[r][v] + bv;
+#if CLAMP
+                    m = clamp16(m, lo, hi);
+#endif
+                    int od = u / plane, rem = u % plane;
+                    int base = ybase + od * ys.s2 + (rem / odims.z) * ys.s3 +
+                               (rem % odims.z) * ys.s4;
+                    store16(y, base, ys.s1, c0, CO, m);
+                }
+#endif
+            }
+        }
+    }
+}
+
+/* GPU: work-group (TS/WPT, TS/WPT) computes a TS x TS tile of (pixels, channels). */
+__kernel void conv_gpu(__global const float *x, int x_off, int xs_n, int xs_c, int4 idims,
+                       __global const float *w, int w_off, __global const int4 *ktab,
+                       __global const float *bias, int bias_off, __global float *y, int y_off,
+                       int ys_n, int ys_c, int K, int CO, int M, int4 odims, int4 stride,
+                       int4 pad, float lo, float hi)
+{
+    __local float a_tile[TK][TS + 1];
+    __local float b_tile[TK][TS + 1];
+    const int threads = TS / WPT;
+    int lx = get_local_id(0), ly = get_local_id(1);
+    int row0 = get_group_id(1) * TS, col0 = get_group_id(0) * TS;
+    int flat = ly * threads + lx, n_threads = threads * threads;
+    int plane = odims.y * odims.z, volume = odims.x * plane;
+    int in_plane = idims.y * idims.z;
+
+    float acc[WPT][WPT];
+    for (int i = 0; i < WPT; i++)
+        for (int j = 0; j < WPT; j++)
+            acc[i][j] = 0.0f;
+
+    for (int kb = 0; kb < K; kb += TK) {
+        for (int e = flat; e < TK * TS; e += n_threads) {
+            int kk = e % TK, rr = e / TK;
+            int k = kb + kk, m = row0 + rr;
+            float value = 0.0f;
+            if (k < K && m < M) {
+                int n = m / volume, p = m % volume;
+                int od = p / plane, rem = p % plane, oh = rem / odims.z, ow = rem % odims.z;
+                int4 t = ktab[k];
+                int id = od * stride.x - pad.x + t.y;
+                int ih = oh * stride.y - pad.y + t.z;
+                int iw = ow * stride.z - pad.z + t.w;
+                if (id >= 0 && id < idims.x && ih >= 0 && ih < idims.y && iw >= 0 && iw < idims.z)
+                    value = x[x_off + n * xs_n + t.x * xs_c + id * in_plane + ih * idims.z + iw];
+            }
+            a_tile[kk][rr] = value;
+            int c = col0 + rr;
+            b_tile[kk][rr] = (k < K && c < CO) ? w[w_off + k * CO + c] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int kk = 0; kk < TK; kk++) {
+            float a[WPT], b[WPT];
+            for (int i = 0; i < WPT; i++)
+                a[i] = a_tile[kk][ly + i * threads];
+            for (int j = 0; j < WPT; j++)
+                b[j] = b_tile[kk][lx + j * threads];
+            for (int i = 0; i < WPT; i++)
+                for (int j = 0; j < WPT; j++)
+                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int i = 0; i < WPT; i++) {
+        int m = row0 + ly + i * threads;
+        if (m >= M) continue;
+        int n = m / volume, p = m % volume;
+        for (int j = 0; j < WPT; j++) {
+            int c = col0 + lx + j * threads;
+            if (c >= CO) continue;
+            float v = acc[i][j] + bias[bias_off + c];
+#if CLAMP
+            v = clamp1(v, lo, hi);
+#endif
+            y[y_off + n * ys_n + c * ys_c + p] = v;
+        }
+    }
+}
+
+/* One output per work-item; output channel c reads input channel c / multiplier. NCHW. */
+__kernel void conv_depthwise(__global const float *x, __global const float *w,
+                             __global const float *bias, __global float *y, int total, int C,
+                             int multiplier, int4 idims, int4 odims, int4 kdims, int4 stride,
+                             int4 dilation, int4 pad, float lo, float hi)
+{
+    int i = get_global_id(0);
+    if (i >= total) return;
+    int volume = odims.x * odims.y * odims.z;
+    int nc = i / volume, p = i % volume;
+    int c = nc % (C * multiplier), n = nc / (C * multiplier);
+    int od = p / (odims.y * odims.z), rem = p % (odims.y * odims.z);
+    int oh = rem / odims.z, ow = rem % odims.z;
+    __global const float *xc =
+        x + (n * C + c / multiplier) * idims.x * idims.y * idims.z;
+    __global const float *wc = w + c * kdims.x * kdims.y * kdims.z;
+    float acc = bias[c];
+    for (int kd = 0; kd < kdims.x; kd++) {
+        int id = od * stride.x - pad.x + kd * dilation.x;
+        if (id < 0 || id >= idims.x) continue;
+        for (int kh = 0; kh < kdims.y; kh++) {
+            int ih = oh * stride.y - pad.y + kh * dilation.y;
+            if (ih < 0 || ih >= idims.y) continue;
+            for (int kw = 0; kw < kdims.z; kw++) {
+                int iw = ow * stride.z - pad.z + kw * dilation.z;
+                if (iw < 0 || iw >= idims.z) continue;
+                acc = fma(xc[(id * idims.y + ih) * idims.z + iw],
+                          wc[(kd * kdims.y + kh) * kdims.z + kw], acc);
+            }
+        }
+    }
+#if CLAMP
+    acc = clamp1(acc, lo, hi);
+#endif
+    y[i] = acc;
+}

@@ -1,0 +1,61 @@
+/* pool.cl: max and average pooling over up to 3 spatial axes, global average pooling.
+ *
+ * Algorithm  pool            one output per work-item, a loop over its window. Modes: 0 max
+ *                            (padding never wins; NaN propagates, as torch), 1 average counting
+ *                            padded positions, 2 average over the positions inside the input.
+ *            global_average  one (n, c) row per work-item, summed in order.
+ *            One family for both device variants: pooling is a small share of a network, and
+ *            a 2x2 max-pool after a Conv is fused into conv_cpu's epilogue on CPUs.
+ * Layout     NCHW (N*C planes of D x H x W, missing spatial axes have extent 1).
+ * Assumes    floor mode: every window starts inside the padded input.
+ */
+__kernel void pool(__global const float *x, __global float *y, uint n, int4 idims, int4 odims,
+                   int4 kdims, int4 stride, int4 dilation, int4 pad, int mode)
+{
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    int volume = odims.x * odims.y * odims.z;
+    int plane = (int)i / volume, p = (int)i % volume;
+    int od = p / (odims.y * odims.z), rem = p % (odims.y * odims.z);
+    int oh = rem / odims.z, ow = rem % odims.z;
+    __global const float *xp = x + plane * idims.x * idims.y * idims.z;
+    float best = -INFINITY, sum = 0.0f;
+    int inside = 0;
+    bool nan_seen = false;
+    for (int kd = 0; kd < kdims.x; kd++) {
+        int id = od * stride.x - pad.x + kd * dilation.x;
+        if (id < 0 || id >= idims.x) continue;
+        for (int kh = 0; kh < kdims.y; kh++) {
+            int ih = oh * stride.y - pad.y + kh * dilation.y;
+            if (ih < 0 || ih >= idims.y) continue;
+            for (int kw = 0; kw < kdims.z; kw++) {
+                int iw = ow * stride.z - pad.z + kw * dilation.z;
+                if (iw < 0 || iw >= idims.z) continue;
+                float v = xp[(id * idims.y + ih) * idims.z + iw];
+                nan_seen = nan_seen || isnan(v);
+                best = v > best ? v : best;
+                sum += v;
+                inside++;
+            }
+        }
+    }
+    float out;
+    if (mode == 0)
+        out = nan_seen ? NAN : best;
+    else if (mode == 1)
+        out = sum / (float)(kdims.x * kdims.y * kdims.z);
+    else
+        out = sum / (float)inside;
+    y[i] = out;
+}
+
+__kernel void global_average(__global const float *x, __global float *y, uint rows, uint inner)
+{
+    uint r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float *row = x + (size_t)r * inner;
+    float sum = 0.0f;
+    for (uint j = 0; j < inner; j++)
+        sum += row[j];
+    y[r] = sum / (float)inner;
+}

@@ -1,0 +1,44 @@
+/* softmax.cl: softmax / log-softmax along one axis, and the row argmax of a score matrix.
+ *
+ * Algorithm  softmax  one row (outer index, inner index) per work-item: the maximum first, then
+ *                     sum of exp(x - max), then exp(x - max) / sum or x - max - log(sum), so
+ *                     large inputs never overflow. One family for both device variants.
+ *            argmax   one row per work-item; the first maximum wins ties and a NaN counts as
+ *                     the maximum (torch.argmax).
+ * Layout     x viewed as [outer][len][inner]; a work-item handles row (i / inner, i % inner).
+ */
+__kernel void softmax(__global const float *x, __global float *y, uint rows, uint len,
+                      uint inner, int log_output)
+{
+    uint i = get_global_id(0);
+    if (i >= rows) return;
+    size_t base = (size_t)(i / inner) * len * inner + i % inner;
+    float m = -INFINITY;
+    for (uint j = 0; j < len; j++)
+        m = fmax(m, x[base + (size_t)j * inner]);
+    float sum = 0.0f;
+    for (uint j = 0; j < len; j++)
+        sum += exp(x[base + (size_t)j * inner] - m);
+    float log_sum = log(sum);
+    for (uint j = 0; j < len; j++) {
+        float v = x[base + (size_t)j * inner] - m;
+        y[base + (size_t)j * inner] = log_output ? v - log_sum : exp(v) / sum;
+    }
+}
+
+__kernel void argmax(__global const float *scores, __global int *pred, uint n, uint c)
+{
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    __global const float *row = scores + (size_t)i * c;
+    int best = 0;
+    float value = row[0];
+    for (uint j = 1; j < c && !isnan(value); j++) {
+        float v = row[j];
+        if (v > value || isnan(v)) {
+            value = v;
+            best = (int)j;
+        }
+    }
+    pred[i] = best;
+}

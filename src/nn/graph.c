@@ -1,0 +1,502 @@
+/* Building the graph from a loaded ONNX model: constants (initializers, Constant nodes, bound
+ * inputs), runtime inputs, one op per node through the op table, graph outputs. Every refusal
+ * names the model file, the node and its operator. */
+#include "nn_internal.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const nn_op_kind *const KINDS[] = {
+    &nn_kind_conv,    &nn_kind_maxpool,    &nn_kind_averagepool, &nn_kind_globalaveragepool,
+    &nn_kind_gemm,    &nn_kind_matmul,     &nn_kind_add,         &nn_kind_sub,
+    &nn_kind_mul,     &nn_kind_div,        &nn_kind_relu,        &nn_kind_sigmoid,
+    &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
+    &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
+    &nn_kind_softmax, &nn_kind_logsoftmax,
+};
+
+const nn_op_kind *nn_find_kind(const char *op_type)
+{
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (strcmp(KINDS[i]->op_type, op_type) == 0) return KINDS[i];
+    return NULL;
+}
+
+cleval_status nn_fail_op(const cleval_nn *nn, const nn_op *op, cleval_status status,
+                         const char *fmt, ...)
+{
+    char message[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    return cleval_fail(status, "%s: node '%s' (%s): %s", nn->path, op->name,
+                       op->kind ? op->kind->op_type : "?", message);
+}
+
+uint64_t nn_shape_count(const nn_shape *s)
+{
+    uint64_t n = 1;
+    for (uint32_t i = 0; i < s->rank; i++)
+        n *= (uint64_t)s->d[i];
+    return n;
+}
+
+bool nn_shape_count_checked(const nn_shape *s, uint64_t *count)
+{
+    uint64_t n = 1;
+    for (uint32_t i = 0; i < s->rank; i++) {
+        if (s->d[i] < 0) return false;
+        if (s->d[i] == 0)
+            n = 0;
+        else if (n != 0 && (uint64_t)s->d[i] > (uint64_t)NN_MAX_ELEMENTS / n)
+            return false;
+        else
+            n *= (uint64_t)s->d[i];
+    }
+    /* A zero dim makes the count 0 whatever the others are; they must still be sane. */
+    for (uint32_t i = 0; i < s->rank; i++)
+        if (s->d[i] > NN_MAX_ELEMENTS) return false;
+    *count = n;
+    return true;
+}
+
+void nn_shape_format(const nn_shape *s, char *buf, size_t size)
+{
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (uint32_t i = 0; i < s->rank && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%" PRId64, i ? ", " : "", s->d[i]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+bool nn_axis(int64_t axis, uint32_t rank, uint32_t *out)
+{
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= (int64_t)rank) return false;
+    *out = (uint32_t)axis;
+    return true;
+}
+
+cleval_status nn_require_const(cleval_nn *nn, const nn_op *op, uint32_t i, const char *what)
+{
+    if (!nn_has_in(op, i))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input %u (%s) is missing", i, what);
+    const nn_value *v = &nn->values[op->in[i]];
+    if (v->kind != NN_VALUE_CONST)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "input '%s' (%s) must be a constant (an initializer or a Constant "
+                          "node); computed %s are not supported",
+                          v->name, what, what);
+    if (!v->f32 && !v->i64)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "constant '%s' (%s) holds no values",
+                          v->name, what);
+    return CLEVAL_OK;
+}
+
+/* ---- a name -> value index table (open addressing; graphs may be large) ---- */
+
+typedef struct name_table {
+    int *slots; /* value index + 1, 0 = empty */
+    size_t size;
+} name_table;
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int table_find(const name_table *t, const cleval_nn *nn, const char *name)
+{
+    for (size_t i = hash_name(name) & (t->size - 1);; i = (i + 1) & (t->size - 1)) {
+        int v = t->slots[i];
+        if (v == 0) return -1;
+        if (strcmp(nn->values[v - 1].name, name) == 0) return v - 1;
+    }
+}
+
+static void table_put(name_table *t, const cleval_nn *nn, int index)
+{
+    size_t i = hash_name(nn->values[index].name) & (t->size - 1);
+    while (t->slots[i] != 0)
+        i = (i + 1) & (t->size - 1);
+    t->slots[i] = index + 1;
+}
+
+/* ---- values and ops ---- */
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c) memcpy(c, s, n);
+    return c;
+}
+
+static int add_value(cleval_nn *nn, const char *name, nn_value_kind kind)
+{
+    if (nn->n_values == nn->cap_values) {
+        uint32_t cap = nn->cap_values ? 2 * nn->cap_values : 64;
+        nn_value *grown = realloc(nn->values, cap * sizeof *grown);
+        if (!grown) return -1;
+        nn->values = grown;
+        nn->cap_values = cap;
+    }
+    nn_value *v = &nn->values[nn->n_values];
+    memset(v, 0, sizeof *v);
+    v->name = copy_string(name);
+    if (!v->name) return -1;
+    v->kind = kind;
+    v->producer = -1;
+    v->alias = -1;
+    v->slot = -1;
+    return (int)nn->n_values++;
+}
+
+int nn_add_const(cleval_nn *nn, const char *name, const nn_shape *shape, float *f32)
+{
+    int v = add_value(nn, name, NN_VALUE_CONST);
+    if (v < 0) {
+        free(f32);
+        cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+        return -1;
+    }
+    nn->values[v].shape = *shape;
+    nn->values[v].f32 = f32;
+    nn->values[v].count = nn_shape_count(shape);
+    return v;
+}
+
+/* Copies a tensor's values into a constant value. */
+static cleval_status set_const_data(cleval_nn *nn, nn_value *v, const cleval_onnx_tensor *t,
+                                    const char *what)
+{
+    if (t->rank > NN_MAX_RANK)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: %s '%s' has rank %u, more than %d",
+                           nn->path, what, t->name, t->rank, NN_MAX_RANK);
+    v->shape.rank = t->rank;
+    for (uint32_t i = 0; i < t->rank; i++)
+        v->shape.d[i] = t->dims[i];
+    uint64_t count;
+    if (!nn_shape_count_checked(&v->shape, &count))
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: %s '%s' has too many elements", nn->path,
+                           what, t->name);
+    v->count = count;
+    size_t n = count ? (size_t)count : 1;
+    if (t->storage == CLEVAL_ONNX_DATA_F32) {
+        if (!(v->f32 = malloc(n * sizeof *v->f32))) goto nomem;
+        if (count) memcpy(v->f32, t->f32, count * sizeof *v->f32);
+    } else if (t->storage == CLEVAL_ONNX_DATA_I64) {
+        if (!(v->i64 = malloc(n * sizeof *v->i64))) goto nomem;
+        if (count) memcpy(v->i64, t->i64, count * sizeof *v->i64);
+    }
+    return CLEVAL_OK;
+nomem:
+    return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying %s '%s'", what, t->name);
+}
+
+static nn_op *add_op(cleval_nn *nn)
+{
+    if (nn->n_ops == nn->cap_ops) {
+        uint32_t cap = nn->cap_ops ? 2 * nn->cap_ops : 32;
+        nn_op *grown = realloc(nn->ops, cap * sizeof *grown);
+        if (!grown) return NULL;
+        nn->ops = grown;
+        nn->cap_ops = cap;
+    }
+    nn_op *op = &nn->ops[nn->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->workspace_slot = -1;
+    for (uint32_t i = 0; i < NN_MAX_IN; i++)
+        op->in[i] = -1;
+    for (uint32_t i = 0; i < NN_MAX_OUT; i++)
+        op->out[i] = -1;
+    return op;
+}
+
+/* A Constant node becomes a constant value named after its output. */
+static cleval_status add_constant_node(cleval_nn *nn, name_table *table,
+                                       const cleval_onnx_node *node)
+{
+    nn_op probe = {.name = node->name};
+    static const nn_op_kind constant_kind = {"Constant", NULL, NULL, NULL, NULL};
+    probe.kind = &constant_kind;
+    if (node->n_outputs != 1 || !*node->outputs[0])
+        return nn_fail_op(nn, &probe, CLEVAL_ERR_INPUT, "a Constant needs exactly one output");
+    if (node->n_attrs != 1)
+        return nn_fail_op(nn, &probe, CLEVAL_ERR_INPUT,
+                          "a Constant needs exactly one value attribute (it has %u)",
+                          node->n_attrs);
+    const cleval_onnx_attr *a = &node->attrs[0];
+    if (table_find(table, nn, node->outputs[0]) >= 0)
+        return nn_fail_op(nn, &probe, CLEVAL_ERR_INPUT, "output '%s' is produced twice",
+                          node->outputs[0]);
+    int vi = add_value(nn, node->outputs[0], NN_VALUE_CONST);
+    if (vi < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    nn_value *v = &nn->values[vi];
+    cleval_status status = CLEVAL_OK;
+    if (strcmp(a->name, "value") == 0 && a->type == CLEVAL_ONNX_ATTR_TENSOR) {
+        if (a->t->storage == CLEVAL_ONNX_DATA_NONE)
+            return nn_fail_op(nn, &probe, CLEVAL_ERR_UNSUPPORTED,
+                              "attribute value has element type %s, which is not supported",
+                              cleval_onnx_dtype_name(a->t->dtype));
+        status = set_const_data(nn, v, a->t, "constant");
+    } else if (strcmp(a->name, "value_float") == 0 && a->type == CLEVAL_ONNX_ATTR_FLOAT) {
+        v->count = 1;
+        if ((v->f32 = malloc(sizeof *v->f32))) v->f32[0] = a->f;
+    } else if (strcmp(a->name, "value_int") == 0 && a->type == CLEVAL_ONNX_ATTR_INT) {
+        v->count = 1;
+        if ((v->i64 = malloc(sizeof *v->i64))) v->i64[0] = a->i;
+    } else if (strcmp(a->name, "value_floats") == 0 && a->type == CLEVAL_ONNX_ATTR_FLOATS) {
+        v->shape.rank = 1;
+        v->shape.d[0] = a->count;
+        v->count = a->count;
+        if ((v->f32 = malloc((a->count ? a->count : 1) * sizeof *v->f32)))
+            memcpy(v->f32, a->floats, a->count * sizeof *v->f32);
+    } else if (strcmp(a->name, "value_ints") == 0 && a->type == CLEVAL_ONNX_ATTR_INTS) {
+        v->shape.rank = 1;
+        v->shape.d[0] = a->count;
+        v->count = a->count;
+        if ((v->i64 = malloc((a->count ? a->count : 1) * sizeof *v->i64)))
+            memcpy(v->i64, a->ints, a->count * sizeof *v->i64);
+    } else {
+        return nn_fail_op(nn, &probe, CLEVAL_ERR_UNSUPPORTED, "attribute %s (%s) is not supported",
+                          a->name, cleval_onnx_attr_type_name(a->type));
+    }
+    if (status != CLEVAL_OK) return status;
+    if (!v->f32 && !v->i64)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    table_put(table, nn, vi);
+    return CLEVAL_OK;
+}
+
+static cleval_status add_node(cleval_nn *nn, name_table *table, const cleval_onnx_node *node,
+                              uint32_t index)
+{
+    if (strcmp(node->op_type, "Constant") == 0) return add_constant_node(nn, table, node);
+    nn_op *op = add_op(nn);
+    if (!op) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    op->node_index = index;
+    if (!(op->name = copy_string(node->name)))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    op->kind = nn_find_kind(node->op_type);
+    if (!op->kind) {
+        cleval_status status =
+            cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: node '%s' (%s): operator %s is not supported",
+                        nn->path, node->name, node->op_type, node->op_type);
+        return status;
+    }
+    snprintf(op->label, sizeof op->label, "%s", node->op_type);
+
+    if (node->n_inputs > NN_MAX_IN)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "%u inputs are more than supported",
+                          node->n_inputs);
+    if (node->n_outputs > NN_MAX_OUT || node->n_outputs == 0)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "%u outputs are not supported",
+                          node->n_outputs);
+    op->n_in = node->n_inputs;
+    for (uint32_t i = 0; i < node->n_inputs; i++) {
+        if (!*node->inputs[i]) continue; /* omitted optional input */
+        int v = table_find(table, nn, node->inputs[i]);
+        if (v < 0)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "input '%s' is neither a graph input, an initializer nor the "
+                              "output of an earlier node",
+                              node->inputs[i]);
+        op->in[i] = v;
+        nn->values[v].uses++;
+    }
+    op->n_out = node->n_outputs;
+    int op_index = (int)(op - nn->ops);
+    bool varying = false;
+    for (uint32_t i = 0; i < op->n_in; i++)
+        if (op->in[i] >= 0 && nn->values[op->in[i]].varying) varying = true;
+    for (uint32_t i = 0; i < node->n_outputs; i++) {
+        if (!*node->outputs[i]) continue;
+        if (table_find(table, nn, node->outputs[i]) >= 0)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output '%s' is produced twice",
+                              node->outputs[i]);
+        int v = add_value(nn, node->outputs[i], NN_VALUE_ACT);
+        if (v < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+        op = &nn->ops[op_index]; /* add_value does not move ops, but keep it obvious */
+        nn->values[v].producer = op_index;
+        nn->values[v].varying = varying;
+        op->out[i] = v;
+        table_put(table, nn, v);
+    }
+    if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
+    return op->kind->parse(nn, op, node);
+}
+
+static const cleval_onnx_tensor *find_bound(const cleval_nn_options *options, const char *name)
+{
+    for (uint32_t i = 0; options && i < options->n_bound; i++)
+        if (options->bound[i] && strcmp(options->bound[i]->name, name) == 0)
+            return options->bound[i];
+    return NULL;
+}
+
+static cleval_status add_inputs(cleval_nn *nn, name_table *table, const cleval_onnx_model *model,
+                                const cleval_nn_options *options)
+{
+    nn->inputs = calloc(model->n_inputs ? model->n_inputs : 1, sizeof *nn->inputs);
+    if (!nn->inputs) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    for (uint32_t i = 0; i < model->n_inputs; i++) {
+        const cleval_onnx_value *in = &model->inputs[i];
+        if (table_find(table, nn, in->name) >= 0) continue; /* an initializer wins */
+        const cleval_onnx_tensor *bound = find_bound(options, in->name);
+        if (bound) {
+            int v = add_value(nn, in->name, NN_VALUE_CONST);
+            if (v < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+            cleval_status status = set_const_data(nn, &nn->values[v], bound, "bound input");
+            if (status != CLEVAL_OK) return status;
+            table_put(table, nn, v);
+            continue;
+        }
+        if (in->elem_type != CLEVAL_ONNX_FLOAT && in->elem_type != 0)
+            return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                               "%s: graph input '%s' has element type %s; cleval feeds float "
+                               "inputs only",
+                               nn->path, in->name, cleval_onnx_dtype_name(in->elem_type));
+        if (in->has_shape && in->rank > NN_MAX_RANK)
+            return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                               "%s: graph input '%s' has rank %u, more "
+                               "than %d",
+                               nn->path, in->name, in->rank, NN_MAX_RANK);
+        int v = add_value(nn, in->name, NN_VALUE_INPUT);
+        if (v < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+        nn->values[v].varying = true;
+        if (in->has_shape) {
+            nn->values[v].shape.rank = in->rank;
+            for (uint32_t d = 0; d < in->rank; d++)
+                nn->values[v].shape.d[d] = in->dims[d];
+        } else {
+            nn->values[v].shape.rank = UINT32_MAX; /* unknown until run time */
+        }
+        table_put(table, nn, v);
+        nn->inputs[nn->n_inputs++] = v;
+    }
+    return CLEVAL_OK;
+}
+
+cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
+                             const cleval_nn_options *options)
+{
+    /* Every value name comes from an initializer, a graph input or a node output. */
+    size_t names = (size_t)model->n_initializers + model->n_inputs + 1;
+    for (uint32_t i = 0; i < model->n_nodes; i++)
+        names += model->nodes[i].n_outputs;
+    name_table table = {NULL, 64};
+    while (table.size < 2 * names)
+        table.size *= 2;
+    table.slots = calloc(table.size, sizeof *table.slots);
+    if (!table.slots) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+
+    cleval_status status = CLEVAL_OK;
+    for (uint32_t i = 0; i < model->n_initializers && status == CLEVAL_OK; i++) {
+        const cleval_onnx_tensor *t = &model->initializers[i];
+        if (table_find(&table, nn, t->name) >= 0) continue; /* the first one wins */
+        int v = add_value(nn, t->name, NN_VALUE_CONST);
+        if (v < 0) {
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+            break;
+        }
+        const cleval_onnx_tensor *bound = find_bound(options, t->name);
+        status = set_const_data(nn, &nn->values[v], bound ? bound : t, "initializer");
+        if (status == CLEVAL_OK) table_put(&table, nn, v);
+    }
+    if (status == CLEVAL_OK) status = add_inputs(nn, &table, model, options);
+    for (uint32_t i = 0; i < model->n_nodes && status == CLEVAL_OK; i++)
+        status = add_node(nn, &table, &model->nodes[i], i);
+
+    if (status == CLEVAL_OK) {
+        nn->outputs = calloc(model->n_outputs ? model->n_outputs : 1, sizeof *nn->outputs);
+        if (!nn->outputs)
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    }
+    for (uint32_t i = 0; i < model->n_outputs && status == CLEVAL_OK; i++) {
+        int v = table_find(&table, nn, model->outputs[i].name);
+        if (v < 0) {
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: graph output '%s' is never produced",
+                                 nn->path, model->outputs[i].name);
+            break;
+        }
+        if (model->outputs[i].elem_type != CLEVAL_ONNX_FLOAT && model->outputs[i].elem_type != 0)
+            status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                                 "%s: graph output '%s' has element type %s; cleval computes "
+                                 "float outputs only",
+                                 nn->path, model->outputs[i].name,
+                                 cleval_onnx_dtype_name(model->outputs[i].elem_type));
+        nn->values[v].is_output = true;
+        nn->values[v].uses++;
+        nn->outputs[nn->n_outputs++] = v;
+    }
+    /* Secondary outputs (Dropout's mask, MaxPool's Indices, BatchNormalization's training
+     * statistics) are never computed: refuse a graph that reads one. */
+    for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
+        const nn_op *op = &nn->ops[i];
+        for (uint32_t o = 1; o < op->n_out && status == CLEVAL_OK; o++) {
+            const nn_value *v = op->out[o] >= 0 ? &nn->values[op->out[o]] : NULL;
+            if (v && (v->uses || v->is_output))
+                status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                                    "output %u ('%s') is not supported; only the first output "
+                                    "is computed",
+                                    o, v->name);
+        }
+    }
+    free(table.slots);
+    return status;
+}
+
+cleval_status nn_check_attrs(cleval_nn *nn, const nn_op *op, const cleval_onnx_node *node,
+                             const char *const *known)
+{
+    for (uint32_t i = 0; i < node->n_attrs; i++) {
+        const char *name = node->attrs[i].name;
+        bool ok = false;
+        for (const char *const *k = known; k && *k && !ok; k++)
+            ok = strcmp(*k, name) == 0;
+        if (!ok)
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute %s is not supported",
+                              name);
+    }
+    return CLEVAL_OK;
+}
+
+/* The onnx getters name node and attribute; the path is added here. */
+static cleval_status with_path(cleval_nn *nn, cleval_status status)
+{
+    if (status == CLEVAL_OK) return status;
+    char message[1024];
+    snprintf(message, sizeof message, "%s", cleval_last_error());
+    return cleval_fail(status, "%s: %s", nn->path, message);
+}
+
+cleval_status nn_attr_int(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                          int64_t fallback, int64_t *value)
+{
+    return with_path(nn, cleval_onnx_attr_int(node, name, fallback, value));
+}
+
+cleval_status nn_attr_float(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                            float fallback, float *value)
+{
+    return with_path(nn, cleval_onnx_attr_float(node, name, fallback, value));
+}
+
+cleval_status nn_attr_string(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                             const char *fallback, const char **value)
+{
+    return with_path(nn, cleval_onnx_attr_string(node, name, fallback, value));
+}
+
+cleval_status nn_attr_ints(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                           const int64_t **values, uint32_t *count)
+{
+    return with_path(nn, cleval_onnx_attr_ints(node, name, values, count));
+}

@@ -1,0 +1,689 @@
+/* The public side of the nn module: create (build, optimise, validate, prepare), run a
+ * classifier batch or a general graph, profiling, and the kernel launch helpers the op files
+ * share. */
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- launch helpers ---- */
+
+void nn_arg_mem(nn_args *a, cl_mem m)
+{
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof m, &m);
+    a->i++;
+}
+
+void nn_arg_int(nn_args *a, int32_t v)
+{
+    cl_int x = v;
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
+    a->i++;
+}
+
+void nn_arg_uint(nn_args *a, uint32_t v)
+{
+    cl_uint x = v;
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
+    a->i++;
+}
+
+void nn_arg_float(nn_args *a, float v)
+{
+    cl_float x = v;
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
+    a->i++;
+}
+
+void nn_arg_int4(nn_args *a, int32_t x, int32_t y, int32_t z, int32_t w)
+{
+    cl_int4 v = {{x, y, z, w}};
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof v, &v);
+    a->i++;
+}
+
+void nn_arg_int8(nn_args *a, const int32_t v[8])
+{
+    cl_int8 x;
+    for (int i = 0; i < 8; i++)
+        x.s[i] = v[i];
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
+    a->i++;
+}
+
+void nn_arg_local(nn_args *a, size_t bytes)
+{
+    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, bytes, NULL);
+    a->i++;
+}
+
+size_t nn_local_1d(const cleval_nn *nn)
+{
+    return nn->variant == CLEVAL_VARIANT_CPU ? 256 : 64;
+}
+
+static const char *kernel_name(cl_kernel k, char *buf, size_t size)
+{
+    if (clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, size, buf, NULL) != CL_SUCCESS)
+        snprintf(buf, size, "kernel");
+    buf[size - 1] = '\0';
+    return buf;
+}
+
+static cleval_status grow_events(cleval_nn *nn)
+{
+    if (nn->n_events < nn->cap_events) return CLEVAL_OK;
+    uint32_t cap = nn->cap_events ? 2 * nn->cap_events : 64;
+    cl_event *events = realloc(nn->events, cap * sizeof *events);
+    if (!events) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory profiling");
+    nn->events = events;
+    int *owners = realloc(nn->event_op, cap * sizeof *owners);
+    if (!owners) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory profiling");
+    nn->event_op = owners;
+    nn->cap_events = cap;
+    return CLEVAL_OK;
+}
+
+cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, const size_t *global,
+                         const size_t *local)
+{
+    char name[64];
+    if (a->err != CL_SUCCESS) {
+        cleval_status s = cleval_cl_check(a->err, "clSetKernelArg");
+        char message[512];
+        snprintf(message, sizeof message, "%s", cleval_last_error());
+        if (!op) return s;
+        return nn_fail_op(nn, op, s, "%s (%s)", message, kernel_name(a->k, name, sizeof name));
+    }
+    size_t rounded[3];
+    for (cl_uint d = 0; d < dims; d++) {
+        if (global[d] == 0) return CLEVAL_OK;
+        rounded[d] = cleval_round_up(global[d], local[d]);
+    }
+    cl_event event = NULL;
+    cleval_status status = nn->profiling ? grow_events(nn) : CLEVAL_OK;
+    if (status != CLEVAL_OK) return status;
+    cl_int err = clEnqueueNDRangeKernel(nn->queue, a->k, dims, NULL, rounded, local, 0, NULL,
+                                        nn->profiling ? &event : NULL);
+    if (err != CL_SUCCESS) {
+        kernel_name(a->k, name, sizeof name);
+        if (!op)
+            return cleval_fail(CLEVAL_ERR_OPENCL, "%s: clEnqueueNDRangeKernel(%s) failed: %s (%d)",
+                               nn->path, name, cleval_cl_error_name(err), (int)err);
+        return nn_fail_op(nn, op, CLEVAL_ERR_OPENCL, "clEnqueueNDRangeKernel(%s) failed: %s (%d)",
+                          name, cleval_cl_error_name(err), (int)err);
+    }
+    if (event) {
+        nn->events[nn->n_events] = event;
+        nn->event_op[nn->n_events++] = op ? (int)(op - nn->ops) : -1;
+    }
+    return CLEVAL_OK;
+}
+
+cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *options,
+                        const char *kernel, cl_kernel *out)
+{
+    cleval_status status = cleval_device_kernel(nn->dev, program, options, kernel, out);
+    if (status == CLEVAL_OK && op)
+        cleval_log(CLEVAL_LOG_INFO, "node '%s' (%s): %s [%s]", op->name, op->label, kernel,
+                   options ? options : "");
+    return status;
+}
+
+/* ---- create ---- */
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c) memcpy(c, s, n);
+    return c;
+}
+
+/* Sets the classifier input to n samples. */
+static void set_batch(cleval_nn *nn, uint32_t n)
+{
+    nn_value *in = &nn->values[nn->inputs[0]];
+    in->shape.rank = nn->sample_rank + 1;
+    in->shape.d[0] = n;
+    for (uint32_t i = 0; i < nn->sample_rank; i++)
+        in->shape.d[1 + i] = (int64_t)nn->sample_shape[i];
+    in->count = (uint64_t)n * nn->sample_size;
+    nn->shapes_valid = false;
+}
+
+/* The bytes every buffer needs at the current shapes: values, then workspaces. */
+static void sizes_now(const cleval_nn *nn, uint64_t *value_bytes, uint64_t *workspace_bytes)
+{
+    for (uint32_t v = 0; v < nn->n_values; v++)
+        value_bytes[v] = nn->values[v].kind == NN_VALUE_CONST ? 0 : nn->values[v].count * 4;
+    for (uint32_t i = 0; i < nn->n_ops; i++)
+        workspace_bytes[i] = nn->ops[i].dead ? 0 : nn->ops[i].workspace;
+}
+
+/* Classifier checks at two batch sizes: every varying value keeps the batch on axis 0 with
+ * the same per-sample shape, no op mixes samples, the output is [n, C]. Also derives the
+ * largest batch whose buffers fit the device. */
+static cleval_status validate_classifier(cleval_nn *nn)
+{
+    uint64_t *b1 = calloc(nn->n_values + nn->n_ops + 1, sizeof *b1);
+    uint64_t *b2 = calloc(nn->n_values + nn->n_ops + 1, sizeof *b2);
+    nn_shape *s1 = calloc(nn->n_values + 1, sizeof *s1);
+    cleval_status status = CLEVAL_OK;
+    if (!b1 || !b2 || !s1) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory validating the graph");
+        goto done;
+    }
+    for (uint32_t n = 1; n <= 2 && status == CLEVAL_OK; n++) {
+        set_batch(nn, n);
+        if ((status = nn_infer_all(nn)) != CLEVAL_OK) break;
+        sizes_now(nn, n == 1 ? b1 : b2, (n == 1 ? b1 : b2) + nn->n_values);
+        for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
+            nn_op *op = &nn->ops[i];
+            if (op->dead) continue;
+            if (op->mixes_batch) {
+                status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                                    "combines samples across the batch axis (axis 0); cleval "
+                                    "evaluates samples independently");
+                break;
+            }
+            for (uint32_t o = 0; o < op->n_out && status == CLEVAL_OK; o++) {
+                if (op->out[o] < 0) continue;
+                nn_value *v = &nn->values[op->out[o]];
+                if (!v->varying || (!v->uses && !v->is_output)) continue;
+                bool ok = v->shape.rank >= 1 && v->shape.d[0] == (int64_t)n;
+                if (ok && n == 2) {
+                    ok = v->shape.rank == s1[op->out[o]].rank;
+                    for (uint32_t d = 1; ok && d < v->shape.rank; d++)
+                        ok = v->shape.d[d] == s1[op->out[o]].d[d];
+                }
+                if (!ok) {
+                    char shape[160];
+                    nn_shape_format(&v->shape, shape, sizeof shape);
+                    status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                                        "output '%s' has shape %s for a batch of %u: the batch "
+                                        "must stay on axis 0 with a fixed per-sample shape",
+                                        v->name, shape, n);
+                }
+                if (n == 1) s1[op->out[o]] = v->shape;
+            }
+        }
+    }
+    if (status != CLEVAL_OK) goto done;
+    const nn_value *out = &nn->values[nn->outputs[0]];
+    if (out->shape.rank != 2 || out->shape.d[1] < 1 || out->shape.d[1] > INT32_MAX ||
+        !out->varying) {
+        char shape[160];
+        nn_shape_format(&out->shape, shape, sizeof shape);
+        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                             "%s: output '%s' has shape %s; a classifier outputs [N, C]", nn->path,
+                             out->name, shape);
+        goto done;
+    }
+    nn->width = (uint32_t)out->shape.d[1];
+    /* Sizes grow linearly with the batch: bytes(n) = fixed + n * per_sample. */
+    uint64_t limit = cleval_device_get_info(nn->dev)->max_alloc_bytes;
+    if (limit > (uint64_t)NN_MAX_ELEMENTS * 4) limit = (uint64_t)NN_MAX_ELEMENTS * 4;
+    uint64_t best = UINT32_MAX;
+    for (uint32_t i = 0; i < nn->n_values + nn->n_ops; i++) {
+        if (b2[i] <= b1[i]) continue;
+        uint64_t per = b2[i] - b1[i], fixed = b1[i] - per;
+        uint64_t fit = b1[i] > limit ? 0 : (limit - fixed) / per;
+        if (fit < best) best = fit;
+    }
+    nn->max_batch = (uint32_t)(best > UINT32_MAX ? UINT32_MAX : best);
+    if (nn->max_batch == 0)
+        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                             "%s: one sample needs more memory than the device's largest buffer",
+                             nn->path);
+done:
+    free(b1);
+    free(b2);
+    free(s1);
+    return status;
+}
+
+static cleval_status check_classifier_io(cleval_nn *nn, const cleval_onnx_model *model)
+{
+    if (nn->n_inputs != 1)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "%s: the graph has %u inputs besides its initializers; a classifier "
+                           "has exactly one",
+                           nn->path, nn->n_inputs);
+    if (nn->n_outputs != 1)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "%s: the graph has %u outputs; a classifier has exactly one", nn->path,
+                           nn->n_outputs);
+    const nn_value *in = &nn->values[nn->inputs[0]];
+    if (in->shape.rank == UINT32_MAX || in->shape.rank < 1)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "%s: graph input '%s' has no shape with a batch axis", nn->path,
+                           in->name);
+    nn->sample_rank = in->shape.rank - 1;
+    nn->sample_size = 1;
+    for (uint32_t i = 0; i < nn->sample_rank; i++) {
+        int64_t d = in->shape.d[1 + i];
+        if (d < 1)
+            return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                               "%s: graph input '%s' has a dynamic or empty axis %u; only the "
+                               "batch axis may vary",
+                               nn->path, in->name, 1 + i);
+        nn->sample_shape[i] = (uint64_t)d;
+        nn->sample_size *= (uint64_t)d;
+        if (nn->sample_size > (uint64_t)NN_MAX_ELEMENTS)
+            return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: graph input '%s' is too large",
+                               nn->path, in->name);
+    }
+    (void)model;
+    return CLEVAL_OK;
+}
+
+/* Float constants a kernel reads as they are (data inputs of every op, and the other inputs of
+ * the ops that do not pack them). */
+static cleval_status upload_operands(cleval_nn *nn, nn_op *op)
+{
+    bool packs = op->kind == &nn_kind_conv || op->kind == &nn_kind_gemm ||
+                 op->kind == &nn_kind_matmul || op->kind == &nn_kind_batchnorm;
+    for (uint32_t j = 0; j < op->n_in; j++) {
+        if (op->in[j] < 0 || (packs && j > 0)) continue;
+        nn_value *v = &nn->values[op->in[j]];
+        if (v->kind != NN_VALUE_CONST || !v->f32) continue;
+        cl_mem unused;
+        cleval_status status = nn_const_mem(nn, op->in[j], &unused);
+        if (status != CLEVAL_OK) return status;
+    }
+    return CLEVAL_OK;
+}
+
+static bool static_inputs(const cleval_nn *nn)
+{
+    for (uint32_t i = 0; i < nn->n_inputs; i++) {
+        const nn_value *v = &nn->values[nn->inputs[i]];
+        if (v->shape.rank == UINT32_MAX) return false;
+        for (uint32_t d = 0; d < v->shape.rank; d++)
+            if (v->shape.d[d] < 0) return false;
+    }
+    return true;
+}
+
+cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model *model,
+                                    const cleval_nn_options *options, cleval_nn **out)
+{
+    *out = NULL;
+    if (!dev || !model)
+        return cleval_fail(CLEVAL_ERR_USAGE, "cleval_nn_create: no device or model");
+    cleval_nn *nn = calloc(1, sizeof *nn);
+    if (!nn) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
+    nn->dev = dev;
+    nn->variant = cleval_device_variant(dev);
+    nn->queue = cleval_device_queue(dev);
+    nn->opset = model->opset;
+    nn->general = options && options->general;
+    cleval_status status = CLEVAL_OK;
+    if (!(nn->path = copy_string(model->path))) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
+        goto fail;
+    }
+    if ((status = nn_build_graph(nn, model, options)) != CLEVAL_OK) goto fail;
+    if (!nn->general && (status = check_classifier_io(nn, model)) != CLEVAL_OK) goto fail;
+    if ((status = nn_optimise(nn)) != CLEVAL_OK) goto fail;
+    if (!nn->general)
+        status = validate_classifier(nn);
+    else if (static_inputs(nn))
+        status = nn_infer_all(nn);
+    if (status != CLEVAL_OK) goto fail;
+
+    for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        if ((status = upload_operands(nn, op)) == CLEVAL_OK) status = op->kind->prepare(nn, op);
+    }
+    if (status == CLEVAL_OK && !nn->general)
+        status = cleval_device_kernel(dev, "softmax", NULL, "argmax", &nn->argmax);
+    if (status != CLEVAL_OK) goto fail;
+    /* Host copies of float constants are no longer needed (graph outputs excepted). */
+    for (uint32_t v = 0; v < nn->n_values; v++) {
+        nn_value *value = &nn->values[v];
+        if (value->kind == NN_VALUE_CONST && !value->is_output) {
+            free(value->f32);
+            value->f32 = NULL;
+        }
+    }
+    /* Profile view: the ops that launch kernels. */
+    nn->layer_op = malloc((nn->n_ops + 1) * sizeof *nn->layer_op);
+    nn->layers = calloc(nn->n_ops + 1, sizeof *nn->layers);
+    if (!nn->layer_op || !nn->layers) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
+        goto fail;
+    }
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        op->prof.name = op->name;
+        op->prof.op = op->label;
+        op->prof.kernel = op->kernel_desc;
+        if (!op->dead && !op->alias_only) nn->layer_op[nn->n_layers++] = (int)i;
+    }
+    nn->shapes_valid = false;
+    *out = nn;
+    return CLEVAL_OK;
+fail:
+    cleval_nn_destroy(nn);
+    return status;
+}
+
+cleval_status cleval_nn_create(cleval_device *dev, const cleval_onnx_model *model, cleval_nn **out)
+{
+    return cleval_nn_create_with(dev, model, NULL, out);
+}
+
+static void release_events(cleval_nn *nn)
+{
+    for (uint32_t i = 0; i < nn->n_events; i++)
+        clReleaseEvent(nn->events[i]);
+    nn->n_events = 0;
+}
+
+void cleval_nn_destroy(cleval_nn *nn)
+{
+    if (!nn) return;
+    if (nn->queue) clFinish(nn->queue);
+    release_events(nn);
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        for (int k = 0; k < NN_MAX_KERNELS; k++)
+            if (op->k[k]) clReleaseKernel(op->k[k]);
+        for (int m = 0; m < NN_MAX_BUFFERS; m++)
+            if (op->mem[m]) clReleaseMemObject(op->mem[m]);
+        free(op->name);
+    }
+    for (uint32_t v = 0; v < nn->n_values; v++) {
+        nn_value *value = &nn->values[v];
+        if (value->mem) clReleaseMemObject(value->mem);
+        free(value->name);
+        free(value->f32);
+        free(value->i64);
+    }
+    nn_release_plan(nn);
+    if (nn->pred) clReleaseMemObject(nn->pred);
+    if (nn->argmax) clReleaseKernel(nn->argmax);
+    if (nn->prof_queue) clReleaseCommandQueue(nn->prof_queue);
+    free(nn->events);
+    free(nn->event_op);
+    free(nn->layers);
+    free(nn->layer_op);
+    free(nn->ops);
+    free(nn->values);
+    free(nn->inputs);
+    free(nn->outputs);
+    free(nn->path);
+    free(nn);
+}
+
+/* ---- accessors ---- */
+
+uint32_t cleval_nn_input_rank(const cleval_nn *nn)
+{
+    return nn->sample_rank;
+}
+
+const uint64_t *cleval_nn_input_shape(const cleval_nn *nn)
+{
+    return nn->sample_shape;
+}
+
+uint64_t cleval_nn_input_size(const cleval_nn *nn)
+{
+    return nn->sample_size;
+}
+
+uint32_t cleval_nn_output_width(const cleval_nn *nn)
+{
+    return nn->width;
+}
+
+uint32_t cleval_nn_max_batch(const cleval_nn *nn)
+{
+    return nn->max_batch;
+}
+
+cl_mem cleval_nn_pred_buffer(const cleval_nn *nn)
+{
+    return nn->pred;
+}
+
+uint32_t cleval_nn_graph_input_count(const cleval_nn *nn)
+{
+    return nn->n_inputs;
+}
+
+const char *cleval_nn_graph_input_name(const cleval_nn *nn, uint32_t index)
+{
+    return index < nn->n_inputs ? nn->values[nn->inputs[index]].name : NULL;
+}
+
+uint32_t cleval_nn_graph_output_count(const cleval_nn *nn)
+{
+    return nn->n_outputs;
+}
+
+const char *cleval_nn_graph_output_name(const cleval_nn *nn, uint32_t index)
+{
+    return index < nn->n_outputs ? nn->values[nn->outputs[index]].name : NULL;
+}
+
+/* ---- running ---- */
+
+/* Reads the device times of this run's kernels into the per-layer totals. */
+static cleval_status collect_profile(cleval_nn *nn)
+{
+    cleval_status status = cleval_cl_check(clFinish(nn->queue), "clFinish");
+    for (uint32_t i = 0; i < nn->n_events && status == CLEVAL_OK; i++) {
+        cl_ulong start = 0, end = 0;
+        cl_int err = clGetEventProfilingInfo(nn->events[i], CL_PROFILING_COMMAND_START,
+                                             sizeof start, &start, NULL);
+        if (err == CL_SUCCESS)
+            err = clGetEventProfilingInfo(nn->events[i], CL_PROFILING_COMMAND_END, sizeof end, &end,
+                                          NULL);
+        if ((status = cleval_cl_check(err, "clGetEventProfilingInfo")) != CLEVAL_OK) break;
+        int o = nn->event_op[i];
+        cleval_nn_layer *layer = o >= 0 ? &nn->ops[o].prof : &nn->layers[nn->n_layers];
+        layer->seconds += (double)(end - start) * 1e-9;
+    }
+    release_events(nn);
+    return status;
+}
+
+static cleval_status launch_all(cleval_nn *nn)
+{
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || op->alias_only) continue;
+        cleval_status status = op->kind->launch(nn, op);
+        if (status != CLEVAL_OK) return status;
+        op->prof.runs++;
+        op->prof.flops += op->flops;
+    }
+    return CLEVAL_OK;
+}
+
+static cleval_status write_input(cleval_nn *nn, int v, const float *data)
+{
+    const nn_value *value = &nn->values[v];
+    if (value->count == 0) return CLEVAL_OK;
+    return cleval_cl_check(clEnqueueWriteBuffer(nn->queue, nn_value_mem(nn, v), CL_TRUE, 0,
+                                                (size_t)value->count * sizeof(float), data, 0, NULL,
+                                                NULL),
+                           "clEnqueueWriteBuffer(network input)");
+}
+
+cleval_status cleval_nn_run(cleval_nn *nn, const float *x, uint32_t n, float *scores)
+{
+    if (nn->general)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: cleval_nn_run needs a classifier; use "
+                           "cleval_nn_run_graph",
+                           nn->path);
+    if (n == 0) return CLEVAL_OK;
+    if (n > nn->max_batch)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: a batch of %u samples is more than the %u that "
+                           "fit the device",
+                           nn->path, n, nn->max_batch);
+    cleval_status status;
+    if (!nn->shapes_valid || nn->planned_n != n) {
+        set_batch(nn, n);
+        if ((status = nn_infer_all(nn)) != CLEVAL_OK || (status = nn_plan(nn)) != CLEVAL_OK)
+            return status;
+        nn->planned_n = n;
+    }
+    size_t pred_bytes = (size_t)n * sizeof(cl_int);
+    if (pred_bytes > nn->pred_capacity) {
+        if (nn->pred) clReleaseMemObject(nn->pred);
+        nn->pred = NULL;
+        nn->pred_capacity = 0;
+        if ((status = nn_device_buffer_rw(nn, pred_bytes, "predictions", &nn->pred)) != CLEVAL_OK)
+            return status;
+        nn->pred_capacity = pred_bytes;
+    }
+    int out = nn->outputs[0];
+    if ((status = write_input(nn, nn->inputs[0], x)) != CLEVAL_OK ||
+        (status = launch_all(nn)) != CLEVAL_OK ||
+        (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, n, nn->width)) != CLEVAL_OK)
+        return status;
+    nn->layers[nn->n_layers].runs++;
+    if (scores)
+        status = cleval_cl_check(clEnqueueReadBuffer(nn->queue, nn_value_mem(nn, out), CL_TRUE, 0,
+                                                     (size_t)n * nn->width * sizeof(float), scores,
+                                                     0, NULL, NULL),
+                                 "clEnqueueReadBuffer(scores)");
+    if (status == CLEVAL_OK && nn->profiling) status = collect_profile(nn);
+    return status;
+}
+
+cl_mem cleval_nn_scores_buffer(const cleval_nn *nn)
+{
+    if (nn->general || !nn->shapes_valid) return NULL;
+    return nn_value_mem((cleval_nn *)nn, nn->outputs[0]);
+}
+
+cleval_status cleval_nn_run_graph(cleval_nn *nn, const cleval_nn_tensor *inputs,
+                                  cleval_nn_tensor *outputs)
+{
+    for (uint32_t o = 0; o < nn->n_outputs; o++)
+        outputs[o].data = NULL;
+    cleval_status status = CLEVAL_OK;
+    for (uint32_t i = 0; i < nn->n_inputs; i++) {
+        nn_value *v = &nn->values[nn->inputs[i]];
+        const cleval_nn_tensor *t = &inputs[i];
+        nn_shape s = {t->rank, {0}};
+        if (t->rank > NN_MAX_RANK)
+            return cleval_fail(CLEVAL_ERR_INPUT, "%s: input '%s' has rank %u, more than %d",
+                               nn->path, v->name, t->rank, NN_MAX_RANK);
+        memcpy(s.d, t->dims, t->rank * sizeof *s.d);
+        uint64_t count;
+        if (!nn_shape_count_checked(&s, &count))
+            return cleval_fail(CLEVAL_ERR_INPUT,
+                               "%s: input '%s' is too large or has a negative "
+                               "dim",
+                               nn->path, v->name);
+        v->shape = s;
+        v->count = count;
+    }
+    nn->shapes_valid = false;
+    if ((status = nn_infer_all(nn)) != CLEVAL_OK || (status = nn_plan(nn)) != CLEVAL_OK)
+        return status;
+    for (uint32_t i = 0; i < nn->n_inputs && status == CLEVAL_OK; i++)
+        status = write_input(nn, nn->inputs[i], inputs[i].data);
+    if (status == CLEVAL_OK) status = launch_all(nn);
+    for (uint32_t o = 0; o < nn->n_outputs && status == CLEVAL_OK; o++) {
+        const nn_value *v = &nn->values[nn->outputs[o]];
+        outputs[o].rank = v->shape.rank;
+        memcpy(outputs[o].dims, v->shape.d, sizeof outputs[o].dims);
+        outputs[o].data = malloc((size_t)(v->count ? v->count : 1) * sizeof(float));
+        if (!outputs[o].data) {
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading outputs");
+            break;
+        }
+        if (v->count == 0) continue;
+        if (v->kind == NN_VALUE_CONST) {
+            if (v->f32)
+                memcpy(outputs[o].data, v->f32, (size_t)v->count * sizeof(float));
+            else
+                for (uint64_t j = 0; j < v->count; j++)
+                    outputs[o].data[j] = (float)v->i64[j];
+            continue;
+        }
+        status = cleval_cl_check(clEnqueueReadBuffer(nn->queue, nn_value_mem(nn, nn->outputs[o]),
+                                                     CL_TRUE, 0, (size_t)v->count * sizeof(float),
+                                                     outputs[o].data, 0, NULL, NULL),
+                                 "clEnqueueReadBuffer(network output)");
+    }
+    if (status == CLEVAL_OK && nn->profiling) status = collect_profile(nn);
+    if (status != CLEVAL_OK) {
+        clFinish(nn->queue);
+        for (uint32_t o = 0; o < nn->n_outputs; o++) {
+            free(outputs[o].data);
+            outputs[o].data = NULL;
+        }
+    }
+    return status;
+}
+
+/* ---- profiling ---- */
+
+cleval_status cleval_nn_set_profiling(cleval_nn *nn, bool on)
+{
+    if (on == nn->profiling) return CLEVAL_OK;
+    cleval_status status = cleval_cl_check(clFinish(nn->queue), "clFinish");
+    if (status != CLEVAL_OK) return status;
+    if (on && !nn->prof_queue) {
+        cl_int err;
+        nn->prof_queue =
+            clCreateCommandQueue(cleval_device_context(nn->dev), cleval_device_id(nn->dev),
+                                 CL_QUEUE_PROFILING_ENABLE, &err);
+        if ((status = cleval_cl_check(err, "clCreateCommandQueue(profiling)")) != CLEVAL_OK) {
+            nn->prof_queue = NULL;
+            return status;
+        }
+    }
+    nn->profiling = on;
+    nn->queue = on ? nn->prof_queue : cleval_device_queue(nn->dev);
+    return CLEVAL_OK;
+}
+
+uint32_t cleval_nn_layer_count(const cleval_nn *nn)
+{
+    return nn->n_layers + (nn->general ? 0 : 1);
+}
+
+const cleval_nn_layer *cleval_nn_layer_at(const cleval_nn *nn, uint32_t index)
+{
+    if (index < nn->n_layers) return &nn->ops[nn->layer_op[index]].prof;
+    if (index == nn->n_layers && !nn->general) {
+        cleval_nn_layer *l = &nn->layers[nn->n_layers];
+        l->name = "(predictions)";
+        l->op = "ArgMax";
+        l->kernel = "argmax";
+        return l;
+    }
+    return NULL;
+}
+
+void cleval_nn_log_profile(const cleval_nn *nn)
+{
+    double total = 0.0;
+    uint32_t count = cleval_nn_layer_count(nn);
+    for (uint32_t i = 0; i < count; i++)
+        total += cleval_nn_layer_at(nn, i)->seconds;
+    cleval_log(CLEVAL_LOG_INFO, "%-28s %-24s %-32s %10s %6s %9s", "layer", "op", "kernel", "ms",
+               "share", "GFLOP/s");
+    for (uint32_t i = 0; i < count; i++) {
+        const cleval_nn_layer *l = cleval_nn_layer_at(nn, i);
+        cleval_log(CLEVAL_LOG_INFO, "%-28.28s %-24.24s %-32.32s %10.2f %5.1f%% %9.1f", l->name,
+                   l->op, l->kernel, l->seconds * 1e3, total > 0 ? 100.0 * l->seconds / total : 0.0,
+                   l->seconds > 0 ? l->flops / l->seconds * 1e-9 : 0.0);
+    }
+    cleval_log(CLEVAL_LOG_INFO, "total device time %.2f ms", total * 1e3);
+}

@@ -1,0 +1,354 @@
+/* The nn module's private layout, shared by its files: the graph (values and ops), the op
+ * table, the memory plan and the launch helpers. Each op kind lives in its own op_*.c file and
+ * exposes one nn_op_kind; graph.c builds the graph, passes.c rewrites it, plan.c places the
+ * activations in device buffers, nn.c holds the public API and the run loop. */
+#ifndef CLEVAL_NN_INTERNAL_H
+#define CLEVAL_NN_INTERNAL_H
+
+#include "cleval/nn.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NN_MAX_RANK CLEVAL_NN_MAX_RANK
+#define NN_MAX_IN 5  /* BatchNormalization: X, scale, B, mean, var */
+#define NN_MAX_OUT 2 /* Dropout's optional mask (refused when used) */
+#define NN_MAX_KERNELS 4
+#define NN_MAX_BUFFERS 6
+/* No tensor may hold more elements than this: kernels index buffers with 32-bit integers. */
+#define NN_MAX_ELEMENTS ((int64_t)INT32_MAX)
+
+typedef struct nn_shape {
+    uint32_t rank;
+    int64_t d[NN_MAX_RANK];
+} nn_shape;
+
+typedef enum nn_value_kind {
+    NN_VALUE_INPUT, /* a runtime graph input */
+    NN_VALUE_CONST, /* initializer, Constant node or bound input: values known at load */
+    NN_VALUE_ACT,   /* computed by an op */
+} nn_value_kind;
+
+/* How an activation is stored. NCHW is ONNX's row-major order; NHWC (channels last: axis 1
+ * moved to the end) is used only between CPU-style convolutions, which read any layout. */
+typedef enum nn_layout {
+    NN_LAYOUT_NCHW = 0,
+    NN_LAYOUT_NHWC = 1,
+} nn_layout;
+
+typedef struct nn_value {
+    char *name;
+    nn_value_kind kind;
+    bool varying;   /* depends on a runtime input */
+    nn_shape shape; /* constants: fixed; others: from the latest shape inference */
+    nn_layout layout;
+    /* Constants: host values, exactly one of f32 / i64 (count elements). */
+    float *f32;
+    int64_t *i64;
+    uint64_t count;
+    cl_mem mem;    /* device copy of a float constant (nn_const_mem) */
+    int producer;  /* op index, -1 for inputs and constants */
+    uint32_t uses; /* ops that read it (plus one per graph output that names it) */
+    bool is_output;
+    int alias; /* >= 0: shares the memory of that value (Flatten, Reshape, Identity) */
+    int slot;  /* memory plan: device buffer slot of the root value, -1 when none */
+} nn_value;
+
+typedef struct cleval_nn cleval_nn;
+typedef struct nn_op nn_op;
+
+/* What an op kind provides. parse: check attributes (refusing what is not supported) and read
+ * them into op->p; infer: output shapes from the current input shapes, op->workspace and
+ * op->flops; prepare: device state (packed weights, kernels), once; launch: enqueue for the
+ * current shapes. Fusion passes change op fields between parse and prepare. */
+typedef struct nn_op_kind {
+    const char *op_type;
+    cleval_status (*parse)(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node);
+    cleval_status (*infer)(cleval_nn *nn, nn_op *op);
+    cleval_status (*prepare)(cleval_nn *nn, nn_op *op);
+    cleval_status (*launch)(cleval_nn *nn, nn_op *op);
+} nn_op_kind;
+
+/* An activation fused into a Conv/Gemm epilogue: y = min(max(acc, lo), hi); ReLU is [0, inf).
+ * `pool` adds a 2x2 stride-2 max-pool after it (CPU-style Conv only). */
+typedef struct nn_epilogue {
+    float lo, hi;
+    bool pool;
+} nn_epilogue;
+
+typedef enum nn_binary_op {
+    NN_ADD = 0,
+    NN_SUB = 1,
+    NN_MUL = 2,
+    NN_DIV = 3,
+} nn_binary_op;
+
+typedef enum nn_unary_op {
+    NN_RELU = 0,
+    NN_SIGMOID = 1,
+    NN_TANH = 2,
+    NN_CLIP = 3,
+    NN_COPY = 4,
+} nn_unary_op;
+
+typedef struct nn_conv_params {
+    uint32_t spatial; /* 1, 2 or 3 spatial axes */
+    int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    int64_t group;
+    bool depthwise;
+    int weight, bias; /* value indices (bias -1 when none) */
+    nn_epilogue ep;
+    nn_layout in_layout; /* how the input is stored (the producer's output layout) */
+    /* Prepared (CPU-style): register tile and packing. */
+    uint32_t mr, nv, k, co, panels;
+    bool padded;          /* the CPU kernel reads a zero-padded copy of the input (workspace) */
+    int64_t table_key[6]; /* input extents and layout the offset table was built for */
+} nn_conv_params;
+
+typedef struct nn_pool_params {
+    bool max, global;
+    uint32_t spatial;
+    int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    bool count_include_pad;
+} nn_pool_params;
+
+typedef struct nn_gemm_params {
+    bool matmul;
+    bool trans_a, trans_b;
+    float alpha, beta;
+    nn_epilogue ep;
+    uint32_t mr, nv, panels;
+    bool b_packed; /* B constant and packed once at prepare */
+    /* Per-run geometry, from infer. */
+    int64_t m, n, k, batch;
+    bool a_vector, b_vector; /* MatMul with a 1-D operand */
+    nn_shape batch_shape;    /* MatMul batch dims of the output */
+} nn_gemm_params;
+
+typedef struct nn_elementwise_params {
+    int op;        /* nn_binary_op or nn_unary_op */
+    float lo, hi;  /* Clip, and the clamp fused into BatchNormalization */
+    float epsilon; /* BatchNormalization run on its own: y = x * scale[c] + shift[c] */
+    /* Opset < 7 binary ops: broadcast=1 aligns B with A starting at `legacy_axis` (-1: at the
+     * end, as numpy); broadcast=0 requires equal shapes. */
+    bool legacy;
+    bool legacy_broadcast;
+    int64_t legacy_axis;
+} nn_elementwise_params;
+
+typedef struct nn_shape_params {
+    int64_t axis;    /* Flatten */
+    nn_shape target; /* Reshape: the constant shape, as given */
+    bool allowzero;
+    int64_t pads[2 * NN_MAX_RANK]; /* Pad: begins then ends */
+    uint32_t n_pads;
+    float value;
+} nn_shape_params;
+
+typedef struct nn_softmax_params {
+    int64_t axis;
+    bool log;
+    bool coerce_2d; /* opset < 13: the tensor is flattened to 2-D at `axis` */
+} nn_softmax_params;
+
+struct nn_op {
+    const nn_op_kind *kind;
+    char *name;     /* the ONNX node's name */
+    char label[64]; /* op type, plus what was fused into it: "Conv+Relu+MaxPool" */
+    char kernel_desc[96];
+    uint32_t node_index;
+    int in[NN_MAX_IN];
+    uint32_t n_in;
+    int out[NN_MAX_OUT];
+    uint32_t n_out;
+    bool dead;        /* removed by a pass */
+    bool alias_only;  /* output is a view of input 0: no kernel */
+    bool mixes_batch; /* set by infer: combines samples across axis 0 */
+    size_t workspace; /* scratch bytes needed during launch, set by infer */
+    int workspace_slot;
+    double flops; /* per launch at the current shapes, set by infer */
+    cl_kernel k[NN_MAX_KERNELS];
+    cl_mem mem[NN_MAX_BUFFERS]; /* owned device buffers: packed weights, tables */
+    union {
+        nn_conv_params conv;
+        nn_pool_params pool;
+        nn_gemm_params gemm;
+        nn_elementwise_params ew;
+        nn_shape_params shape;
+        nn_softmax_params softmax;
+    } p;
+    cleval_nn_layer prof;
+};
+
+typedef struct nn_slot {
+    cl_mem mem;
+    size_t capacity; /* bytes of mem */
+    size_t need;     /* bytes required by the current plan */
+} nn_slot;
+
+struct cleval_nn {
+    cleval_device *dev;
+    cleval_kernel_variant variant;
+    char *path;
+    int64_t opset;
+    bool general;
+    nn_value *values;
+    uint32_t n_values, cap_values;
+    nn_op *ops;
+    uint32_t n_ops, cap_ops;
+    int *inputs; /* runtime inputs */
+    uint32_t n_inputs;
+    int *outputs;
+    uint32_t n_outputs;
+    /* Classifier. */
+    uint32_t sample_rank;
+    uint64_t sample_shape[NN_MAX_RANK];
+    uint64_t sample_size;
+    uint32_t width;
+    uint32_t max_batch;
+    cl_mem pred;
+    size_t pred_capacity;
+    cl_kernel argmax;
+    /* Memory plan for the shapes of the latest inference. */
+    nn_slot *slots;
+    uint32_t n_slots;
+    bool shapes_valid;  /* values' shapes match planned_n / planned inputs */
+    uint32_t planned_n; /* classifier: the batch the current shapes are for */
+    /* Execution. */
+    cl_command_queue queue; /* the device's queue, or prof_queue while profiling */
+    cl_command_queue prof_queue;
+    bool profiling;
+    cl_event *events; /* profiling: one per launch of the current run */
+    int *event_op;
+    uint32_t n_events, cap_events;
+    cleval_nn_layer *layers; /* profile view: op indices of live kernel ops */
+    uint32_t n_layers;
+    int *layer_op;
+};
+
+/* ---- graph.c ---- */
+/* Records "<path>: node '<name>' (<op>): <message>" and returns `status`. */
+cleval_status nn_fail_op(const cleval_nn *nn, const nn_op *op, cleval_status status,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
+                             const cleval_nn_options *options);
+/* Adds a constant value (takes ownership of f32); returns its index or -1 (NOMEM recorded). */
+int nn_add_const(cleval_nn *nn, const char *name, const nn_shape *shape, float *f32);
+const nn_op_kind *nn_find_kind(const char *op_type);
+uint64_t nn_shape_count(const nn_shape *s);
+/* Multiplies dims with overflow and size checks: false when above NN_MAX_ELEMENTS. */
+bool nn_shape_count_checked(const nn_shape *s, uint64_t *count);
+void nn_shape_format(const nn_shape *s, char *buf, size_t size);
+/* The value of op input i (i < n_in and in[i] >= 0). */
+static inline nn_value *nn_in(cleval_nn *nn, const nn_op *op, uint32_t i)
+{
+    return &nn->values[op->in[i]];
+}
+static inline nn_value *nn_out(cleval_nn *nn, const nn_op *op, uint32_t i)
+{
+    return &nn->values[op->out[i]];
+}
+/* The input is present (not omitted with ""). */
+static inline bool nn_has_in(const nn_op *op, uint32_t i)
+{
+    return i < op->n_in && op->in[i] >= 0;
+}
+/* Fails unless input i is a constant; `what` names it ("shape", "pads"). */
+cleval_status nn_require_const(cleval_nn *nn, const nn_op *op, uint32_t i, const char *what);
+/* The typed attribute getters of cleval/onnx.h, with the model path added to messages. */
+cleval_status nn_attr_int(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                          int64_t fallback, int64_t *value);
+cleval_status nn_attr_float(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                            float fallback, float *value);
+cleval_status nn_attr_string(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                             const char *fallback, const char **value);
+cleval_status nn_attr_ints(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
+                           const int64_t **values, uint32_t *count);
+/* Refuses any attribute of `node` not in the NULL-terminated list `known`. */
+cleval_status nn_check_attrs(cleval_nn *nn, const nn_op *op, const cleval_onnx_node *node,
+                             const char *const *known);
+/* Normalises a possibly negative axis against rank; false when out of range. */
+bool nn_axis(int64_t axis, uint32_t rank, uint32_t *out);
+
+/* ---- infer (shapes.c) ---- */
+/* Infers every op's output shapes from the runtime inputs' current shapes. */
+cleval_status nn_infer_all(cleval_nn *nn);
+/* Numpy broadcasting of two shapes; false when they do not broadcast. */
+bool nn_broadcast(const nn_shape *a, const nn_shape *b, nn_shape *out);
+
+/* ---- passes.c ---- */
+cleval_status nn_optimise(cleval_nn *nn);
+
+/* ---- plan.c ---- */
+/* Assigns device buffers to activations and workspaces for the current shapes, growing
+ * buffers where needed. */
+cleval_status nn_plan(cleval_nn *nn);
+void nn_release_plan(cleval_nn *nn);
+/* The device buffer holding value v (an activation or runtime input, after nn_plan). */
+cl_mem nn_value_mem(cleval_nn *nn, int v);
+cl_mem nn_workspace_mem(cleval_nn *nn, const nn_op *op);
+/* The device copy of a float constant, uploaded on first use. */
+cleval_status nn_const_mem(cleval_nn *nn, int v, cl_mem *out);
+/* A read-only device buffer initialised from host memory. */
+cleval_status nn_upload(cleval_nn *nn, const void *data, size_t bytes, const char *what,
+                        cl_mem *out);
+
+/* A device buffer the kernels read and write, without initial contents. */
+cleval_status nn_device_buffer_rw(cleval_nn *nn, size_t bytes, const char *what, cl_mem *out);
+
+/* ---- launch helpers (nn.c) ---- */
+typedef struct nn_args {
+    cl_kernel k;
+    cl_uint i;
+    cl_int err;
+} nn_args;
+static inline nn_args nn_args_begin(cl_kernel k)
+{
+    nn_args a = {k, 0, CL_SUCCESS};
+    return a;
+}
+void nn_arg_mem(nn_args *a, cl_mem m);
+void nn_arg_int(nn_args *a, int32_t v);
+void nn_arg_uint(nn_args *a, uint32_t v);
+void nn_arg_float(nn_args *a, float v);
+void nn_arg_int4(nn_args *a, int32_t x, int32_t y, int32_t z, int32_t w);
+void nn_arg_int8(nn_args *a, const int32_t v[8]);
+void nn_arg_local(nn_args *a, size_t bytes);
+/* Checks the arguments and enqueues an NDRange of `dims` dims (global rounded up to local),
+ * recording a profiling event for `op` when profiling. */
+cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, const size_t *global,
+                         const size_t *local);
+/* Builds kernel `kernel` of kernels/<program>.cl with options. */
+cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *options,
+                        const char *kernel, cl_kernel *out);
+/* Local size for 1-D elementwise kernels, and the global size rounded up to it. */
+size_t nn_local_1d(const cleval_nn *nn);
+
+/* ---- op kinds (op_*.c) ---- */
+extern const nn_op_kind nn_kind_conv;
+extern const nn_op_kind nn_kind_maxpool, nn_kind_averagepool, nn_kind_globalaveragepool;
+extern const nn_op_kind nn_kind_gemm, nn_kind_matmul;
+extern const nn_op_kind nn_kind_add, nn_kind_sub, nn_kind_mul, nn_kind_div;
+extern const nn_op_kind nn_kind_relu, nn_kind_sigmoid, nn_kind_tanh, nn_kind_clip;
+extern const nn_op_kind nn_kind_batchnorm;
+extern const nn_op_kind nn_kind_flatten, nn_kind_reshape, nn_kind_identity, nn_kind_dropout;
+extern const nn_op_kind nn_kind_pad;
+extern const nn_op_kind nn_kind_softmax, nn_kind_logsoftmax;
+
+/* Shared by op files: the CPU-style microkernel's tile for `n_cols` output columns. */
+void nn_choose_tile(uint32_t n_cols, uint32_t *mr, uint32_t *nv);
+/* Packs B (K x N, element (k, j) at b[k * ks + j * ns]) into panels [P][K][NR] of NR = 16 * nv
+ * columns, zero beyond N. Returns malloc'd memory or NULL. */
+float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
+                      uint32_t *panels);
+
+/* Enqueues the rank-8 constant pad kernel: y = x placed at `begin` in `out`, `value` elsewhere
+ * (op_shape.c; Conv uses it for its zero-padded input copy). */
+cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                            const nn_shape *in, const nn_shape *out, const int64_t *begin,
+                            float value);
+/* Enqueues argmax of rows [n][c] into pred (softmax.c). */
+cleval_status nn_launch_argmax(cleval_nn *nn, cl_mem scores, cl_mem pred, uint32_t n, uint32_t c);
+
+#endif

@@ -1,0 +1,537 @@
+/* Conv over 1 to 3 spatial axes: pads, strides, dilations, any group count (group = 1 and
+ * grouped convolutions as one implicit GEMM per group; depthwise, one input channel per group,
+ * by its own kernel). Weights are packed once at prepare for the device's kernel family
+ * (kernels/conv.cl): k-major panels of NR channels for conv_cpu, k-major rows for conv_gpu.
+ * The epilogue carries the bias, a fused ReLU/Clip and (conv_cpu) a fused 2x2 max-pool. */
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                              uint32_t spatial, int64_t *kernel, int64_t *stride, int64_t *dilation,
+                              int64_t *pad_begin, int64_t *pad_end);
+int64_t nn_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                      int64_t pad_begin, int64_t pad_end);
+
+enum { GPU_TS = 32, GPU_WPT = 4 };
+
+static cleval_status conv_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape",
+                                        "pads",     "strides",   NULL};
+    nn_conv_params *p = &op->p.conv;
+    cleval_status status;
+    if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
+        (status = nn_attr_int(nn, node, "group", 1, &p->group)) != CLEVAL_OK)
+        return status;
+    if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input X is missing");
+    if ((status = nn_require_const(nn, op, 1, "W")) != CLEVAL_OK) return status;
+    const nn_value *w = nn_in(nn, op, 1);
+    if (!w->f32) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "W must be a float tensor");
+    if (w->shape.rank < 3 || w->shape.rank > 5)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "W has rank %u; 1 to 3 spatial axes (rank 3 to 5) are supported",
+                          w->shape.rank);
+    p->spatial = w->shape.rank - 2;
+    if (p->group < 1 || w->shape.d[0] % p->group != 0 || w->shape.d[0] == 0 || w->shape.d[1] == 0)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "group=%lld does not divide W's %lld output channels",
+                          (long long)p->group, (long long)w->shape.d[0]);
+    if ((status = nn_parse_window(nn, op, node, p->spatial, p->kernel, p->stride, p->dilation,
+                                  p->pad_begin, p->pad_end)) != CLEVAL_OK)
+        return status;
+    const cleval_onnx_attr *ks = cleval_onnx_node_attr(node, "kernel_shape");
+    for (uint32_t i = 0; i < p->spatial; i++) {
+        if (ks && p->kernel[i] != w->shape.d[2 + i])
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "kernel_shape does not match W");
+        p->kernel[i] = w->shape.d[2 + i];
+    }
+    p->weight = op->in[1];
+    p->bias = -1;
+    if (nn_has_in(op, 2)) {
+        if ((status = nn_require_const(nn, op, 2, "B")) != CLEVAL_OK) return status;
+        const nn_value *b = nn_in(nn, op, 2);
+        if (!b->f32 || b->count != (uint64_t)w->shape.d[0])
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "B must hold %lld floats",
+                              (long long)w->shape.d[0]);
+        p->bias = op->in[2];
+    }
+    p->depthwise = p->group > 1 && w->shape.d[1] == 1;
+    p->ep.lo = -INFINITY;
+    p->ep.hi = INFINITY;
+    return CLEVAL_OK;
+}
+
+/* Conv output shape before a fused pool. */
+static cleval_status conv_shape(cleval_nn *nn, const nn_op *op, nn_shape *out)
+{
+    const nn_conv_params *p = &op->p.conv;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    const nn_shape *w = &nn->values[p->weight].shape;
+    if (x->rank != 2 + p->spatial)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "X has rank %u, W has %u spatial axes", x->rank,
+                          p->spatial);
+    if (x->d[1] != w->d[1] * p->group)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "X has %lld channels, W expects %lld (group %lld)", (long long)x->d[1],
+                          (long long)(w->d[1] * p->group), (long long)p->group);
+    *out = *x;
+    out->d[1] = w->d[0];
+    for (uint32_t i = 0; i < p->spatial; i++) {
+        int64_t o = nn_window_out(x->d[2 + i], p->kernel[i], p->stride[i], p->dilation[i],
+                                  p->pad_begin[i], p->pad_end[i]);
+        if (o < 0)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "the kernel is larger than axis %u", 2 + i);
+        out->d[2 + i] = o;
+    }
+    return CLEVAL_OK;
+}
+
+static bool has_padding(const nn_conv_params *p)
+{
+    for (uint32_t i = 0; i < p->spatial; i++)
+        if (p->pad_begin[i] || p->pad_end[i]) return true;
+    return false;
+}
+
+static bool uses_gemm_cpu(const cleval_nn *nn, const nn_conv_params *p)
+{
+    return nn->variant == CLEVAL_VARIANT_CPU && !p->depthwise;
+}
+
+static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
+{
+    nn_conv_params *p = &op->p.conv;
+    nn_shape out;
+    cleval_status status = conv_shape(nn, op, &out);
+    if (status != CLEVAL_OK) return status;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    uint64_t window = (uint64_t)nn->values[p->weight].shape.d[1];
+    for (uint32_t i = 0; i < p->spatial; i++)
+        window *= (uint64_t)p->kernel[i];
+    op->flops = 2.0 * (double)nn_shape_count(&out) * (double)window;
+    if (p->ep.pool) {
+        if (out.d[2] < 2 || out.d[3] < 2)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "the fused 2x2 max-pool needs at least "
+                              "2 x 2 outputs");
+        out.d[2] /= 2;
+        out.d[3] /= 2;
+    }
+    nn_out(nn, op, 0)->shape = out;
+    if (uses_gemm_cpu(nn, p) && has_padding(p)) {
+        uint64_t padded = (uint64_t)x->d[0] * (uint64_t)x->d[1];
+        for (uint32_t i = 0; i < p->spatial; i++)
+            padded *= (uint64_t)(x->d[2 + i] + p->pad_begin[i] + p->pad_end[i]);
+        op->workspace = (size_t)padded * sizeof(float);
+    }
+    return CLEVAL_OK;
+}
+
+/* ---- shared with op_gemm.c: tile choice and panel packing ---- */
+
+void nn_choose_tile(uint32_t n_cols, uint32_t *mr, uint32_t *nv)
+{
+    /* 8 x 32 keeps 16 float16 accumulators; narrow outputs waste less with 8 x 16. */
+    *nv = n_cols > 16 ? 2 : 1;
+    *mr = 8;
+}
+
+float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
+                      uint32_t *panels)
+{
+    int64_t nr = 16 * (int64_t)nv;
+    int64_t p = (n + nr - 1) / nr;
+    size_t count = (size_t)(p * k * nr);
+    float *out = calloc(count ? count : 1, sizeof *out);
+    if (!out) return NULL;
+    for (int64_t pi = 0; pi < p; pi++)
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t j = 0; j < nr; j++) {
+                int64_t col = pi * nr + j;
+                if (col < n) out[(pi * k + kk) * nr + j] = b[kk * ks + col * ns];
+            }
+    *panels = (uint32_t)p;
+    return out;
+}
+
+static bool clamps(const nn_epilogue *ep)
+{
+    return ep->lo != -INFINITY || ep->hi != INFINITY;
+}
+
+static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
+{
+    nn_conv_params *p = &op->p.conv;
+    const nn_value *w = &nn->values[p->weight];
+    int64_t co = w->shape.d[0], cin_g = w->shape.d[1], group = p->group, co_g = co / group;
+    int64_t window = 1;
+    for (uint32_t i = 0; i < p->spatial; i++)
+        window *= p->kernel[i];
+    int64_t k = cin_g * window;
+    if (k > NN_MAX_ELEMENTS / (co ? co : 1))
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "W is too large");
+    p->k = (uint32_t)k;
+    p->co = (uint32_t)co_g;
+    const float *bias = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
+    char options[160];
+    cleval_status status = CLEVAL_OK;
+
+    if (p->depthwise) {
+        float *b = calloc((size_t)co, sizeof *b);
+        if (!b) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+        if (bias) memcpy(b, bias, (size_t)co * sizeof *b);
+        status = nn_upload(nn, w->f32, (size_t)(co * window) * sizeof(float), "Conv weights",
+                           &op->mem[0]);
+        if (status == CLEVAL_OK)
+            status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
+        free(b);
+        if (status != CLEVAL_OK) return status;
+        snprintf(options, sizeof options, "-DCLAMP=%d", clamps(&p->ep));
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_depthwise");
+        return nn_kernel(nn, op, "conv", options, "conv_depthwise", &op->k[0]);
+    }
+
+    if (nn->variant == CLEVAL_VARIANT_CPU) {
+        nn_choose_tile((uint32_t)co_g, &p->mr, &p->nv);
+        int64_t nr = 16 * (int64_t)p->nv;
+        int64_t panels = (co_g + nr - 1) / nr;
+        size_t per_group = (size_t)(panels * k * nr);
+        float *packed = calloc(per_group * (size_t)group, sizeof *packed);
+        float *b = calloc((size_t)(panels * nr * group), sizeof *b);
+        if (!packed || !b) {
+            free(packed);
+            free(b);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+        }
+        for (int64_t g = 0; g < group && status == CLEVAL_OK; g++) {
+            uint32_t np;
+            float *one = nn_pack_panels(w->f32 + g * co_g * k, k, co_g, 1, k, p->nv, &np);
+            if (!one) {
+                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+                break;
+            }
+            memcpy(packed + (size_t)g * per_group, one, per_group * sizeof *packed);
+            free(one);
+            for (int64_t j = 0; bias && j < co_g; j++)
+                b[g * panels * nr + j] = bias[g * co_g + j];
+        }
+        p->panels = (uint32_t)panels;
+        if (status == CLEVAL_OK)
+            status = nn_upload(nn, packed, per_group * (size_t)group * sizeof *packed,
+                               "packed Conv weights", &op->mem[0]);
+        if (status == CLEVAL_OK)
+            status = nn_upload(nn, b, (size_t)(panels * nr * group) * sizeof *b, "Conv bias",
+                               &op->mem[1]);
+        free(packed);
+        free(b);
+        if (status == CLEVAL_OK)
+            status =
+                nn_device_buffer_rw(nn, (size_t)k * sizeof(int32_t), "Conv offsets", &op->mem[2]);
+        if (status != CLEVAL_OK) return status;
+        memset(p->table_key, 0, sizeof p->table_key);
+        bool vec_store = nn_out(nn, op, 0)->layout == NN_LAYOUT_NHWC;
+        snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d",
+                 p->mr, p->nv, p->ep.pool, clamps(&p->ep), vec_store);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_cpu MR=%u NV=%u%s%s", p->mr, p->nv,
+                 p->ep.pool ? " pool" : "", vec_store ? " nhwc-out" : "");
+        status = nn_kernel(nn, op, "conv", options, "conv_cpu", &op->k[0]);
+        if (status == CLEVAL_OK && has_padding(p))
+            status = nn_kernel(nn, op, "elementwise", NULL, "pad_nd", &op->k[1]);
+        return status;
+    }
+
+    /* GPU: weights [group][K][co_g] and the k -> (ci, kd, kh, kw) table. */
+    float *wk = malloc((size_t)(co * k) * sizeof *wk);
+    float *b = calloc((size_t)co, sizeof *b);
+    int32_t *tab = malloc((size_t)k * 4 * sizeof *tab);
+    if (!wk || !b || !tab) {
+        free(wk);
+        free(b);
+        free(tab);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+    }
+    for (int64_t g = 0; g < group; g++)
+        for (int64_t kk = 0; kk < k; kk++)
+            for (int64_t j = 0; j < co_g; j++)
+                wk[(g * k + kk) * co_g + j] = w->f32[(g * co_g + j) * k + kk];
+    if (bias) memcpy(b, bias, (size_t)co * sizeof *b);
+    int64_t kd3[3] = {1, 1, 1}, dl3[3] = {1, 1, 1};
+    for (uint32_t i = 0; i < p->spatial; i++) {
+        kd3[3 - p->spatial + i] = p->kernel[i];
+        dl3[3 - p->spatial + i] = p->dilation[i];
+    }
+    for (int64_t kk = 0; kk < k; kk++) {
+        int64_t r = kk;
+        int64_t kw = r % kd3[2];
+        r /= kd3[2];
+        int64_t kh = r % kd3[1];
+        r /= kd3[1];
+        int64_t kd = r % kd3[0];
+        int64_t ci = r / kd3[0];
+        tab[4 * kk + 0] = (int32_t)ci;
+        tab[4 * kk + 1] = (int32_t)(kd * dl3[0]);
+        tab[4 * kk + 2] = (int32_t)(kh * dl3[1]);
+        tab[4 * kk + 3] = (int32_t)(kw * dl3[2]);
+    }
+    status = nn_upload(nn, wk, (size_t)(co * k) * sizeof *wk, "Conv weights", &op->mem[0]);
+    if (status == CLEVAL_OK)
+        status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
+    if (status == CLEVAL_OK)
+        status = nn_upload(nn, tab, (size_t)k * 4 * sizeof *tab, "Conv table", &op->mem[2]);
+    free(wk);
+    free(b);
+    free(tab);
+    if (status != CLEVAL_OK) return status;
+    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%d -DWPT=%d", clamps(&p->ep), GPU_TS,
+             GPU_WPT);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%d WPT=%d", GPU_TS, GPU_WPT);
+    return nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
+}
+
+/* Spatial extents right-aligned into (D, H, W). */
+static void spatial3(const nn_shape *s, uint32_t spatial, int64_t out[3])
+{
+    out[0] = out[1] = out[2] = 1;
+    for (uint32_t i = 0; i < spatial; i++)
+        out[3 - spatial + i] = s->d[2 + i];
+}
+
+static void params3(const int64_t *v, uint32_t spatial, int64_t fill, int64_t out[3])
+{
+    out[0] = out[1] = out[2] = fill;
+    for (uint32_t i = 0; i < spatial; i++)
+        out[3 - spatial + i] = v[i];
+}
+
+/* Element strides (n, c, d, h, w) of a [N, C, D, H, W] tensor stored in `layout`. */
+static void layout_strides(nn_layout layout, int64_t c, const int64_t sp[3], int64_t s[5])
+{
+    if (layout == NN_LAYOUT_NHWC) {
+        s[1] = 1;
+        s[4] = c;
+        s[3] = sp[2] * c;
+        s[2] = sp[1] * sp[2] * c;
+        s[0] = sp[0] * sp[1] * sp[2] * c;
+    } else {
+        s[4] = 1;
+        s[3] = sp[2];
+        s[2] = sp[1] * sp[2];
+        s[1] = sp[0] * sp[1] * sp[2];
+        s[0] = c * s[1];
+    }
+}
+
+static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
+{
+    nn_conv_params *p = &op->p.conv;
+    const nn_value *xv = nn_in(nn, op, 0), *yv = nn_out(nn, op, 0);
+    const nn_shape *x = &xv->shape;
+    int64_t n = x->d[0], c = x->d[1];
+    if (n == 0 || nn_shape_count(&yv->shape) == 0) return CLEVAL_OK;
+    nn_shape conv_out;
+    cleval_status status = conv_shape(nn, op, &conv_out);
+    if (status != CLEVAL_OK) return status;
+
+    int64_t in_sp[3], stride[3], dil[3], pb[3], pe[3], ker[3], out_sp[3], y_sp[3];
+    spatial3(x, p->spatial, in_sp);
+    spatial3(&conv_out, p->spatial, out_sp);
+    spatial3(&yv->shape, p->spatial, y_sp);
+    params3(p->stride, p->spatial, 1, stride);
+    params3(p->dilation, p->spatial, 1, dil);
+    params3(p->pad_begin, p->spatial, 0, pb);
+    params3(p->pad_end, p->spatial, 0, pe);
+    params3(p->kernel, p->spatial, 1, ker);
+
+    cl_mem xm = nn_value_mem(nn, op->in[0]);
+    if (has_padding(p)) {
+        /* Copy into a zero-bordered buffer, in the input's own layout. */
+        nn_shape in_phys = {5, {n, c, in_sp[0], in_sp[1], in_sp[2]}};
+        int64_t begin[5] = {0, 0, pb[0], pb[1], pb[2]}, end[5] = {0, 0, pe[0], pe[1], pe[2]};
+        if (p->in_layout == NN_LAYOUT_NHWC) {
+            in_phys = (nn_shape){5, {n, in_sp[0], in_sp[1], in_sp[2], c}};
+            for (int i = 0; i < 3; i++) {
+                begin[1 + i] = pb[i];
+                end[1 + i] = pe[i];
+            }
+            begin[4] = end[4] = 0;
+        }
+        nn_shape out_phys = in_phys;
+        for (int i = 0; i < 5; i++)
+            out_phys.d[i] += begin[i] + end[i];
+        cl_mem padded = nn_workspace_mem(nn, op);
+        if ((status = nn_launch_pad(nn, op, op->k[1], xm, padded, &in_phys, &out_phys, begin,
+                                    0.0f)) != CLEVAL_OK)
+            return status;
+        xm = padded;
+        for (int i = 0; i < 3; i++)
+            in_sp[i] += pb[i] + pe[i];
+    }
+    int64_t xs[5], ys[5];
+    layout_strides(p->in_layout, c, in_sp, xs);
+    layout_strides(yv->layout, yv->shape.d[1], y_sp, ys);
+
+    /* The offset table depends on the input's extents; rebuild it when they change. */
+    int64_t key[6] = {c, in_sp[0], in_sp[1], in_sp[2], p->in_layout, 1};
+    if (memcmp(key, p->table_key, sizeof key) != 0) {
+        int32_t *koff = malloc((size_t)p->k * sizeof *koff);
+        if (!koff) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building Conv offsets");
+        int64_t cin_g = nn->values[p->weight].shape.d[1];
+        uint32_t kk = 0;
+        for (int64_t ci = 0; ci < cin_g; ci++)
+            for (int64_t a = 0; a < ker[0]; a++)
+                for (int64_t b = 0; b < ker[1]; b++)
+                    for (int64_t e = 0; e < ker[2]; e++)
+                        koff[kk++] = (int32_t)(ci * xs[1] + a * dil[0] * xs[2] +
+                                               b * dil[1] * xs[3] + e * dil[2] * xs[4]);
+        status =
+            cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[2], CL_TRUE, 0,
+                                                 (size_t)p->k * sizeof *koff, koff, 0, NULL, NULL),
+                            "clEnqueueWriteBuffer(Conv offsets)");
+        free(koff);
+        if (status != CLEVAL_OK) return status;
+        memcpy(p->table_key, key, sizeof key);
+    }
+
+    uint32_t units_per_tile = p->ep.pool ? p->mr / 4 : p->mr;
+    int64_t units = p->ep.pool ? y_sp[1] * y_sp[2] : out_sp[0] * out_sp[1] * out_sp[2];
+    int64_t tiles = (units + units_per_tile - 1) / units_per_tile;
+    /* Enough work-items to keep every core busy, each at least a few tiles long. */
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    int64_t want = 8 * (int64_t)(info->compute_units ? info->compute_units : 1);
+    int64_t per_image = (want + n - 1) / n;
+    if (per_image > (tiles + 3) / 4) per_image = (tiles + 3) / 4;
+    if (per_image < 1) per_image = 1;
+    int64_t units_per_item = ((tiles + per_image - 1) / per_image) * units_per_tile;
+    per_image = (units + units_per_item - 1) / units_per_item;
+
+    int64_t co_g = p->co, nr = 16 * (int64_t)p->nv;
+    int64_t cin_g = nn->values[p->weight].shape.d[1];
+    for (int64_t g = 0; g < p->group; g++) {
+        nn_args a = nn_args_begin(op->k[0]);
+        nn_arg_mem(&a, xm);
+        nn_arg_int(&a, (int32_t)(g * cin_g * xs[1]));
+        nn_arg_int(&a, (int32_t)xs[0]);
+        nn_arg_int4(&a, (int32_t)(stride[0] * xs[2]), (int32_t)(stride[1] * xs[3]),
+                    (int32_t)(stride[2] * xs[4]), 0);
+        nn_arg_mem(&a, op->mem[0]);
+        nn_arg_int(&a, (int32_t)(g * p->panels * p->k * nr));
+        nn_arg_mem(&a, op->mem[2]);
+        nn_arg_mem(&a, op->mem[1]);
+        nn_arg_int(&a, (int32_t)(g * p->panels * nr));
+        nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+        nn_arg_int(&a, (int32_t)(g * co_g * ys[1]));
+        int32_t ys8[8] = {(int32_t)ys[0],
+                          (int32_t)ys[1],
+                          (int32_t)ys[2],
+                          (int32_t)ys[3],
+                          (int32_t)ys[4],
+                          0,
+                          0,
+                          0};
+        nn_arg_int8(&a, ys8);
+        nn_arg_int(&a, (int32_t)p->k);
+        nn_arg_int(&a, (int32_t)co_g);
+        nn_arg_int(&a, (int32_t)p->panels);
+        nn_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
+        nn_arg_int4(&a, (int32_t)y_sp[0], (int32_t)y_sp[1], (int32_t)y_sp[2], 0);
+        nn_arg_int(&a, (int32_t)units_per_item);
+        nn_arg_float(&a, p->ep.lo);
+        nn_arg_float(&a, p->ep.hi);
+        size_t global[2] = {(size_t)per_image, (size_t)n}, local[2] = {1, 1};
+        if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
+    }
+    return CLEVAL_OK;
+}
+
+static cleval_status launch_gpu(cleval_nn *nn, nn_op *op)
+{
+    const nn_conv_params *p = &op->p.conv;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape, *y = &nn_out(nn, op, 0)->shape;
+    int64_t in_sp[3], out_sp[3], stride[3], pb[3];
+    spatial3(x, p->spatial, in_sp);
+    spatial3(y, p->spatial, out_sp);
+    params3(p->stride, p->spatial, 1, stride);
+    params3(p->pad_begin, p->spatial, 0, pb);
+    int64_t volume = out_sp[0] * out_sp[1] * out_sp[2], in_volume = in_sp[0] * in_sp[1] * in_sp[2];
+    int64_t m = y->d[0] * volume, co = y->d[1], co_g = co / p->group;
+    int64_t cin_g = nn->values[p->weight].shape.d[1];
+    if (m == 0 || co == 0) return CLEVAL_OK;
+    cleval_status status;
+    for (int64_t g = 0; g < p->group; g++) {
+        nn_args a = nn_args_begin(op->k[0]);
+        nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+        nn_arg_int(&a, (int32_t)(g * cin_g * in_volume));
+        nn_arg_int(&a, (int32_t)(x->d[1] * in_volume));
+        nn_arg_int(&a, (int32_t)in_volume);
+        nn_arg_int4(&a, (int32_t)in_sp[0], (int32_t)in_sp[1], (int32_t)in_sp[2], 0);
+        nn_arg_mem(&a, op->mem[0]);
+        nn_arg_int(&a, (int32_t)(g * p->k * co_g));
+        nn_arg_mem(&a, op->mem[2]);
+        nn_arg_mem(&a, op->mem[1]);
+        nn_arg_int(&a, (int32_t)(g * co_g));
+        nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+        nn_arg_int(&a, (int32_t)(g * co_g * volume));
+        nn_arg_int(&a, (int32_t)(co * volume));
+        nn_arg_int(&a, (int32_t)volume);
+        nn_arg_int(&a, (int32_t)p->k);
+        nn_arg_int(&a, (int32_t)co_g);
+        nn_arg_int(&a, (int32_t)m);
+        nn_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
+        nn_arg_int4(&a, (int32_t)stride[0], (int32_t)stride[1], (int32_t)stride[2], 0);
+        nn_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
+        nn_arg_float(&a, p->ep.lo);
+        nn_arg_float(&a, p->ep.hi);
+        size_t threads = GPU_TS / GPU_WPT;
+        size_t global[2] = {(size_t)((co_g + GPU_TS - 1) / GPU_TS) * threads,
+                            (size_t)((m + GPU_TS - 1) / GPU_TS) * threads};
+        size_t local[2] = {threads, threads};
+        if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
+    }
+    return CLEVAL_OK;
+}
+
+static cleval_status launch_depthwise(cleval_nn *nn, nn_op *op)
+{
+    const nn_conv_params *p = &op->p.conv;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape, *y = &nn_out(nn, op, 0)->shape;
+    uint64_t total = nn_shape_count(y);
+    if (total == 0) return CLEVAL_OK;
+    int64_t in_sp[3], out_sp[3], ker[3], stride[3], dil[3], pb[3];
+    spatial3(x, p->spatial, in_sp);
+    spatial3(y, p->spatial, out_sp);
+    params3(p->kernel, p->spatial, 1, ker);
+    params3(p->stride, p->spatial, 1, stride);
+    params3(p->dilation, p->spatial, 1, dil);
+    params3(p->pad_begin, p->spatial, 0, pb);
+    nn_args a = nn_args_begin(op->k[0]);
+    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    nn_arg_mem(&a, op->mem[0]);
+    nn_arg_mem(&a, op->mem[1]);
+    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    nn_arg_int(&a, (int32_t)total);
+    nn_arg_int(&a, (int32_t)x->d[1]);
+    nn_arg_int(&a, (int32_t)(y->d[1] / x->d[1]));
+    nn_arg_int4(&a, (int32_t)in_sp[0], (int32_t)in_sp[1], (int32_t)in_sp[2], 0);
+    nn_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
+    nn_arg_int4(&a, (int32_t)ker[0], (int32_t)ker[1], (int32_t)ker[2], 0);
+    nn_arg_int4(&a, (int32_t)stride[0], (int32_t)stride[1], (int32_t)stride[2], 0);
+    nn_arg_int4(&a, (int32_t)dil[0], (int32_t)dil[1], (int32_t)dil[2], 0);
+    nn_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
+    nn_arg_float(&a, p->ep.lo);
+    nn_arg_float(&a, p->ep.hi);
+    size_t local = nn_local_1d(nn), global = (size_t)total;
+    return nn_enqueue(nn, op, &a, 1, &global, &local);
+}
+
+static cleval_status conv_launch(cleval_nn *nn, nn_op *op)
+{
+    if (op->p.conv.depthwise) return launch_depthwise(nn, op);
+    if (nn->variant == CLEVAL_VARIANT_CPU) return launch_cpu(nn, op);
+    return launch_gpu(nn, op);
+}
+
+const nn_op_kind nn_kind_conv = {"Conv", conv_parse, conv_infer, conv_prepare, conv_launch};

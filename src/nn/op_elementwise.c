@@ -1,0 +1,400 @@
+/* Elementwise ops: Add/Sub/Mul/Div with numpy broadcasting (either operand a constant or an
+ * activation; opset < 7 broadcast/axis attributes), Relu/Sigmoid/Tanh/Clip, and
+ * BatchNormalization when it could not be folded into a Conv (a per-channel affine map). One
+ * kernel family (kernels/elementwise.cl) serves both device variants: one element per
+ * work-item, no loop, which PoCL vectorises across work-items. */
+#include "nn_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- binary ---- */
+
+static cleval_status binary_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                                     nn_binary_op which)
+{
+    static const char *const legacy[] = {"broadcast", "axis", NULL};
+    nn_elementwise_params *p = &op->p.ew;
+    cleval_status status = nn_check_attrs(nn, op, node, nn->opset < 7 ? legacy : NULL);
+    if (status != CLEVAL_OK) return status;
+    p->op = which;
+    p->legacy_axis = -1;
+    if (nn->opset < 7) {
+        int64_t broadcast = 0;
+        p->legacy = true;
+        if ((status = nn_attr_int(nn, node, "broadcast", 0, &broadcast)) != CLEVAL_OK ||
+            (status = nn_attr_int(nn, node, "axis", -1, &p->legacy_axis)) != CLEVAL_OK)
+            return status;
+        p->legacy_broadcast = broadcast != 0;
+        if (!cleval_onnx_node_attr(node, "axis")) p->legacy_axis = -1;
+    }
+    if (!nn_has_in(op, 0) || !nn_has_in(op, 1) || op->n_in != 2)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "needs exactly two inputs");
+    return CLEVAL_OK;
+}
+
+/* B's shape as numpy broadcasting sees it (opset < 7 aligns it at an axis). */
+static cleval_status effective_b(cleval_nn *nn, const nn_op *op, const nn_shape *a,
+                                 const nn_shape *b, nn_shape *out)
+{
+    const nn_elementwise_params *p = &op->p.ew;
+    *out = *b;
+    if (!p->legacy) return CLEVAL_OK;
+    if (!p->legacy_broadcast) {
+        bool same = a->rank == b->rank;
+        for (uint32_t i = 0; same && i < a->rank; i++)
+            same = a->d[i] == b->d[i];
+        if (!same)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "without broadcast=1 both inputs must have the same shape");
+        return CLEVAL_OK;
+    }
+    if (p->legacy_axis < 0) return CLEVAL_OK;
+    int64_t axis = p->legacy_axis;
+    if (axis + b->rank > a->rank)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "axis %lld does not fit B's rank %u",
+                          (long long)axis, b->rank);
+    uint32_t rank = (uint32_t)(a->rank - axis);
+    for (uint32_t i = b->rank; i < rank; i++)
+        out->d[i] = 1;
+    out->rank = rank;
+    return CLEVAL_OK;
+}
+
+static cleval_status binary_infer(cleval_nn *nn, nn_op *op)
+{
+    const nn_value *a = nn_in(nn, op, 0), *b = nn_in(nn, op, 1);
+    nn_shape bs, out;
+    cleval_status status = effective_b(nn, op, &a->shape, &b->shape, &bs);
+    if (status != CLEVAL_OK) return status;
+    if (!nn_broadcast(&a->shape, &bs, &out)) {
+        char sa[160], sb[160];
+        nn_shape_format(&a->shape, sa, sizeof sa);
+        nn_shape_format(&bs, sb, sizeof sb);
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "shapes %s and %s do not broadcast", sa, sb);
+    }
+    /* Samples stay apart when every varying operand keeps axis 0 aligned with the output's,
+     * and no other operand varies along it. */
+    const nn_shape *shapes[2] = {&a->shape, &bs};
+    const nn_value *vals[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        if (vals[i]->varying) {
+            if (shapes[i]->rank != out.rank) op->mixes_batch = true;
+        } else if (shapes[i]->rank == out.rank && out.rank > 0 && shapes[i]->d[0] != 1) {
+            op->mixes_batch = true;
+        }
+    }
+    nn_out(nn, op, 0)->shape = out;
+    op->flops = (double)nn_shape_count(&out);
+    return CLEVAL_OK;
+}
+
+static cleval_status operand_mem(cleval_nn *nn, int v, cl_mem *out)
+{
+    if (nn->values[v].kind == NN_VALUE_CONST) return nn_const_mem(nn, v, out);
+    *out = nn_value_mem(nn, v);
+    return CLEVAL_OK;
+}
+
+static cleval_status binary_prepare(cleval_nn *nn, nn_op *op)
+{
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "binary");
+    cl_mem unused;
+    cleval_status status;
+    for (uint32_t i = 0; i < 2; i++)
+        if (nn_in(nn, op, i)->kind == NN_VALUE_CONST &&
+            (status = nn_const_mem(nn, op->in[i], &unused)) != CLEVAL_OK)
+            return status;
+    return nn_kernel(nn, op, "elementwise", NULL, "binary", &op->k[0]);
+}
+
+/* Element strides of an operand of shape `s` broadcast to `out` (0 along broadcast axes). */
+static void broadcast_strides(const nn_shape *s, const nn_shape *out, int64_t *strides)
+{
+    int64_t stride = 1;
+    for (int i = (int)out->rank - 1; i >= 0; i--) {
+        int j = i - (int)(out->rank - s->rank);
+        if (j < 0 || s->d[j] == 1) {
+            strides[i] = 0;
+        } else {
+            strides[i] = stride;
+        }
+        if (j >= 0) stride *= s->d[j];
+    }
+}
+
+static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
+{
+    const nn_value *a = nn_in(nn, op, 0), *b = nn_in(nn, op, 1), *y = nn_out(nn, op, 0);
+    uint64_t n = y->count;
+    if (n == 0) return CLEVAL_OK;
+    nn_shape bs;
+    cleval_status status = effective_b(nn, op, &a->shape, &b->shape, &bs);
+    if (status != CLEVAL_OK) return status;
+    int64_t sa[NN_MAX_RANK], sb[NN_MAX_RANK], dims[NN_MAX_RANK];
+    broadcast_strides(&a->shape, &y->shape, sa);
+    broadcast_strides(&bs, &y->shape, sb);
+    /* Collapse: drop size-1 axes, merge neighbours that both operands walk contiguously. */
+    uint32_t rank = 0;
+    for (uint32_t i = 0; i < y->shape.rank; i++) {
+        if (y->shape.d[i] == 1) continue;
+        if (rank > 0 && sa[rank - 1] == sa[i] * y->shape.d[i] &&
+            sb[rank - 1] == sb[i] * y->shape.d[i]) {
+            dims[rank - 1] *= y->shape.d[i];
+            sa[rank - 1] = sa[i];
+            sb[rank - 1] = sb[i];
+            continue;
+        }
+        dims[rank] = y->shape.d[i];
+        sa[rank] = sa[i];
+        sb[rank] = sb[i];
+        rank++;
+    }
+    /* Right-align into the kernel's 8 axes. */
+    int32_t kd[8] = {1, 1, 1, 1, 1, 1, 1, 1}, ka[8] = {0}, kb[8] = {0};
+    for (uint32_t i = 0; i < rank; i++) {
+        kd[8 - rank + i] = (int32_t)dims[i];
+        ka[8 - rank + i] = (int32_t)sa[i];
+        kb[8 - rank + i] = (int32_t)sb[i];
+    }
+    cl_mem ma, mb;
+    if ((status = operand_mem(nn, op->in[0], &ma)) != CLEVAL_OK ||
+        (status = operand_mem(nn, op->in[1], &mb)) != CLEVAL_OK)
+        return status;
+    nn_args args = nn_args_begin(op->k[0]);
+    nn_arg_mem(&args, ma);
+    nn_arg_mem(&args, mb);
+    nn_arg_mem(&args, nn_value_mem(nn, op->out[0]));
+    nn_arg_uint(&args, (uint32_t)n);
+    nn_arg_int(&args, op->p.ew.op);
+    nn_arg_int(&args, (int32_t)(8 - rank));
+    nn_arg_int8(&args, kd);
+    nn_arg_int8(&args, ka);
+    nn_arg_int8(&args, kb);
+    size_t local = nn_local_1d(nn), global = (size_t)n;
+    return nn_enqueue(nn, op, &args, 1, &global, &local);
+}
+
+#define BINARY_KIND(sym, name, code)                                                               \
+    static cleval_status sym##_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)       \
+    {                                                                                              \
+        return binary_parse_op(nn, op, node, code);                                                \
+    }                                                                                              \
+    const nn_op_kind nn_kind_##sym = {name, sym##_parse, binary_infer, binary_prepare,             \
+                                      binary_launch};
+
+BINARY_KIND(add, "Add", NN_ADD)
+BINARY_KIND(sub, "Sub", NN_SUB)
+BINARY_KIND(mul, "Mul", NN_MUL)
+BINARY_KIND(div, "Div", NN_DIV)
+
+/* ---- unary ---- */
+
+static cleval_status unary_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                                    nn_unary_op which)
+{
+    cleval_status status = nn_check_attrs(nn, op, node, NULL);
+    if (status != CLEVAL_OK) return status;
+    if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input 0 is missing");
+    op->p.ew.op = which;
+    op->p.ew.lo = 0.0f;
+    op->p.ew.hi = INFINITY;
+    return CLEVAL_OK;
+}
+
+/* A scalar bound of Clip from input i, or `fallback` when omitted. */
+static cleval_status clip_bound(cleval_nn *nn, nn_op *op, uint32_t i, const char *what,
+                                float fallback, float *out)
+{
+    *out = fallback;
+    if (!nn_has_in(op, i)) return CLEVAL_OK;
+    cleval_status status = nn_require_const(nn, op, i, what);
+    if (status != CLEVAL_OK) return status;
+    const nn_value *v = nn_in(nn, op, i);
+    if (v->count != 1) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%s must be a scalar", what);
+    *out = v->f32 ? v->f32[0] : (float)v->i64[0];
+    return CLEVAL_OK;
+}
+
+static cleval_status clip_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    static const char *const legacy[] = {"min", "max", NULL};
+    nn_elementwise_params *p = &op->p.ew;
+    cleval_status status = nn_check_attrs(nn, op, node, nn->opset < 11 ? legacy : NULL);
+    if (status != CLEVAL_OK) return status;
+    if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input 0 is missing");
+    p->op = NN_CLIP;
+    if (nn->opset < 11) {
+        if ((status = nn_attr_float(nn, node, "min", -FLT_MAX, &p->lo)) != CLEVAL_OK ||
+            (status = nn_attr_float(nn, node, "max", FLT_MAX, &p->hi)) != CLEVAL_OK)
+            return status;
+        return CLEVAL_OK;
+    }
+    if ((status = clip_bound(nn, op, 1, "min", -INFINITY, &p->lo)) != CLEVAL_OK ||
+        (status = clip_bound(nn, op, 2, "max", INFINITY, &p->hi)) != CLEVAL_OK)
+        return status;
+    return CLEVAL_OK;
+}
+
+static cleval_status unary_infer(cleval_nn *nn, nn_op *op)
+{
+    nn_value *y = nn_out(nn, op, 0);
+    y->shape = nn_in(nn, op, 0)->shape;
+    op->flops = (double)nn_shape_count(&y->shape);
+    return CLEVAL_OK;
+}
+
+static cleval_status unary_prepare(cleval_nn *nn, nn_op *op)
+{
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "unary");
+    return nn_kernel(nn, op, "elementwise", NULL, "unary", &op->k[0]);
+}
+
+static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
+{
+    const nn_value *y = nn_out(nn, op, 0);
+    if (y->count == 0) return CLEVAL_OK;
+    cl_mem x;
+    cleval_status status = operand_mem(nn, op->in[0], &x);
+    if (status != CLEVAL_OK) return status;
+    nn_args a = nn_args_begin(op->k[0]);
+    nn_arg_mem(&a, x);
+    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    nn_arg_uint(&a, (uint32_t)y->count);
+    nn_arg_int(&a, op->p.ew.op);
+    nn_arg_float(&a, op->p.ew.lo);
+    nn_arg_float(&a, op->p.ew.hi);
+    size_t local = nn_local_1d(nn), global = (size_t)y->count;
+    return nn_enqueue(nn, op, &a, 1, &global, &local);
+}
+
+#define UNARY_KIND(sym, name, code)                                                                \
+    static cleval_status sym##_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)       \
+    {                                                                                              \
+        return unary_parse_op(nn, op, node, code);                                                 \
+    }                                                                                              \
+    const nn_op_kind nn_kind_##sym = {name, sym##_parse, unary_infer, unary_prepare, unary_launch};
+
+UNARY_KIND(relu, "Relu", NN_RELU)
+UNARY_KIND(sigmoid, "Sigmoid", NN_SIGMOID)
+UNARY_KIND(tanh, "Tanh", NN_TANH)
+const nn_op_kind nn_kind_clip = {"Clip", clip_parse, unary_infer, unary_prepare, unary_launch};
+
+/* ---- BatchNormalization (inference form) ---- */
+
+static cleval_status batchnorm_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    static const char *const known[] = {"epsilon", "momentum",      "spatial",
+                                        "is_test", "training_mode", NULL};
+    nn_elementwise_params *p = &op->p.ew;
+    int64_t spatial = 1, is_test = nn->opset < 7 ? 0 : 1, training = 0;
+    cleval_status status;
+    if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
+        (status = nn_attr_float(nn, node, "epsilon", 1e-5f, &p->epsilon)) != CLEVAL_OK ||
+        (status = nn_attr_int(nn, node, "spatial", 1, &spatial)) != CLEVAL_OK ||
+        (status = nn_attr_int(nn, node, "is_test", is_test, &is_test)) != CLEVAL_OK ||
+        (status = nn_attr_int(nn, node, "training_mode", 0, &training)) != CLEVAL_OK)
+        return status;
+    if (spatial != 1)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute spatial=%lld is not supported",
+                          (long long)spatial);
+    if (!is_test)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "attribute is_test=0 (training mode) is not supported");
+    if (training)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "attribute training_mode=%lld is not supported", (long long)training);
+    for (uint32_t o = 1; o < op->n_out; o++)
+        if (op->out[o] >= 0 && (nn_out(nn, op, o)->uses || nn_out(nn, op, o)->is_output))
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                              "output %u (training statistics) is not supported", o);
+    if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input X is missing");
+    static const char *const names[] = {"X", "scale", "B", "mean", "var"};
+    for (uint32_t i = 1; i < 5; i++) {
+        if ((status = nn_require_const(nn, op, i, names[i])) != CLEVAL_OK) return status;
+        if (!nn_in(nn, op, i)->f32)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%s must be a float tensor", names[i]);
+    }
+    p->lo = -INFINITY;
+    p->hi = INFINITY;
+    return CLEVAL_OK;
+}
+
+static cleval_status batchnorm_infer(cleval_nn *nn, nn_op *op)
+{
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    if (x->rank < 2)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input X has rank %u, needs at least 2",
+                          x->rank);
+    for (uint32_t i = 1; i < 5; i++)
+        if (nn_in(nn, op, i)->count != (uint64_t)x->d[1])
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "input %u has %llu values for %lld channels", i,
+                              (unsigned long long)nn_in(nn, op, i)->count, (long long)x->d[1]);
+    nn_out(nn, op, 0)->shape = *x;
+    op->flops = 2.0 * (double)nn_shape_count(x);
+    return CLEVAL_OK;
+}
+
+/* scale * (x - mean) / sqrt(var + eps) + B = x * s + t, computed in double. */
+void nn_batchnorm_coefficients(const float *scale, const float *bias, const float *mean,
+                               const float *var, float epsilon, uint64_t c, float *s, float *t)
+{
+    for (uint64_t i = 0; i < c; i++) {
+        double si = (double)scale[i] / sqrt((double)var[i] + (double)epsilon);
+        s[i] = (float)si;
+        t[i] = (float)((double)bias[i] - (double)mean[i] * si);
+    }
+}
+
+static cleval_status batchnorm_prepare(cleval_nn *nn, nn_op *op)
+{
+    uint64_t c = nn_in(nn, op, 1)->count;
+    float *s = malloc((c ? c : 1) * sizeof *s), *t = malloc((c ? c : 1) * sizeof *t);
+    cleval_status status;
+    if (!s || !t) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory preparing BatchNormalization");
+    } else {
+        nn_batchnorm_coefficients(nn_in(nn, op, 1)->f32, nn_in(nn, op, 2)->f32,
+                                  nn_in(nn, op, 3)->f32, nn_in(nn, op, 4)->f32, op->p.ew.epsilon, c,
+                                  s, t);
+        status = nn_upload(nn, s, c * sizeof *s, "BatchNormalization scale", &op->mem[0]);
+        if (status == CLEVAL_OK)
+            status = nn_upload(nn, t, c * sizeof *t, "BatchNormalization shift", &op->mem[1]);
+    }
+    free(s);
+    free(t);
+    if (status != CLEVAL_OK) return status;
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "channel_affine");
+    return nn_kernel(nn, op, "elementwise", NULL, "channel_affine", &op->k[0]);
+}
+
+static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)
+{
+    const nn_value *y = nn_out(nn, op, 0);
+    if (y->count == 0) return CLEVAL_OK;
+    uint64_t inner = 1;
+    for (uint32_t i = 2; i < y->shape.rank; i++)
+        inner *= (uint64_t)y->shape.d[i];
+    cl_mem x;
+    cleval_status status = operand_mem(nn, op->in[0], &x);
+    if (status != CLEVAL_OK) return status;
+    nn_args a = nn_args_begin(op->k[0]);
+    nn_arg_mem(&a, x);
+    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    nn_arg_mem(&a, op->mem[0]);
+    nn_arg_mem(&a, op->mem[1]);
+    nn_arg_uint(&a, (uint32_t)y->count);
+    nn_arg_uint(&a, (uint32_t)y->shape.d[1]);
+    nn_arg_uint(&a, (uint32_t)inner);
+    nn_arg_float(&a, op->p.ew.lo);
+    nn_arg_float(&a, op->p.ew.hi);
+    size_t local = nn_local_1d(nn), global = (size_t)y->count;
+    return nn_enqueue(nn, op, &a, 1, &global, &local);
+}
+
+const nn_op_kind nn_kind_batchnorm = {"BatchNormalization", batchnorm_parse, batchnorm_infer,
+                                      batchnorm_prepare, batchnorm_launch};

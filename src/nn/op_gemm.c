@@ -1,0 +1,429 @@
+/* Gemm (transA/transB, alpha, beta, C broadcast to [M, N]) and MatMul (numpy semantics: 1-D
+ * operands, broadcast batch axes; either operand a constant or an activation) on the matrix
+ * multiply core of kernels/gemm.cl. A constant B is packed once at prepare (gemm_cpu) or read
+ * in place (gemm_gpu); a computed B is packed per run by gemm_pack on CPUs. */
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CPU_QB = 64, CPU_KC = 256, GPU_TS = 32, GPU_WPT = 4 };
+
+/* ---- geometry ---- */
+
+/* A matrix operand as the kernels see it: element (r, k) of batch b at
+ * off + b_stride(b) + r * rs + k * ks. */
+typedef struct operand {
+    int64_t rs, ks;
+} operand;
+
+static cleval_status gemm_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
+    nn_gemm_params *p = &op->p.gemm;
+    int64_t ta = 0, tb = 0;
+    cleval_status status;
+    if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
+        (status = nn_attr_float(nn, node, "alpha", 1.0f, &p->alpha)) != CLEVAL_OK ||
+        (status = nn_attr_float(nn, node, "beta", 1.0f, &p->beta)) != CLEVAL_OK ||
+        (status = nn_attr_int(nn, node, "transA", 0, &ta)) != CLEVAL_OK ||
+        (status = nn_attr_int(nn, node, "transB", 0, &tb)) != CLEVAL_OK)
+        return status;
+    p->trans_a = ta != 0;
+    p->trans_b = tb != 0;
+    p->ep.lo = -INFINITY;
+    p->ep.hi = INFINITY;
+    if (!nn_has_in(op, 0) || !nn_has_in(op, 1))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "inputs A and B are required");
+    return CLEVAL_OK;
+}
+
+static cleval_status gemm_infer(cleval_nn *nn, nn_op *op)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    const nn_value *a = nn_in(nn, op, 0), *b = nn_in(nn, op, 1);
+    if (a->shape.rank != 2 || b->shape.rank != 2)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "A and B must be 2-D (they have rank %u "
+                          "and %u)",
+                          a->shape.rank, b->shape.rank);
+    p->m = p->trans_a ? a->shape.d[1] : a->shape.d[0];
+    p->k = p->trans_a ? a->shape.d[0] : a->shape.d[1];
+    int64_t kb = p->trans_b ? b->shape.d[1] : b->shape.d[0];
+    p->n = p->trans_b ? b->shape.d[0] : b->shape.d[1];
+    p->batch = 1;
+    if (kb != p->k)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "A has K = %lld, B has K = %lld",
+                          (long long)p->k, (long long)kb);
+    if (nn_has_in(op, 2)) {
+        const nn_value *c = nn_in(nn, op, 2);
+        nn_shape mn = {2, {p->m, p->n}}, out;
+        if (c->shape.rank > 2 || !nn_broadcast(&mn, &c->shape, &out) || out.d[0] != p->m ||
+            out.d[1] != p->n)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "C does not broadcast to [%lld, %lld]",
+                              (long long)p->m, (long long)p->n);
+        if (!c->varying && c->shape.rank == 2 && c->shape.d[0] != 1) op->mixes_batch = true;
+        if (c->varying && c->shape.rank != 2) op->mixes_batch = true;
+    }
+    if (a->varying && p->trans_a) op->mixes_batch = true;
+    if (b->varying) op->mixes_batch = true;
+    nn_out(nn, op, 0)->shape = (nn_shape){2, {p->m, p->n}};
+    op->flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
+    return CLEVAL_OK;
+}
+
+static cleval_status matmul_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    cleval_status status = nn_check_attrs(nn, op, node, NULL);
+    if (status != CLEVAL_OK) return status;
+    if (!nn_has_in(op, 0) || !nn_has_in(op, 1) || op->n_in != 2)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "needs exactly two inputs");
+    p->matmul = true;
+    p->alpha = 1.0f;
+    p->beta = 0.0f;
+    p->ep.lo = -INFINITY;
+    p->ep.hi = INFINITY;
+    return CLEVAL_OK;
+}
+
+/* The batch axes of a MatMul operand (all but the last two of its 2-D-promoted shape). */
+static nn_shape batch_of(const nn_shape *s)
+{
+    nn_shape r = {0, {0}};
+    if (s->rank > 2) {
+        r.rank = s->rank - 2;
+        memcpy(r.d, s->d, r.rank * sizeof *r.d);
+    }
+    return r;
+}
+
+static cleval_status matmul_infer(cleval_nn *nn, nn_op *op)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    const nn_value *a = nn_in(nn, op, 0), *b = nn_in(nn, op, 1);
+    if (a->shape.rank == 0 || b->shape.rank == 0)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "scalar operands are not allowed");
+    p->a_vector = a->shape.rank == 1;
+    p->b_vector = b->shape.rank == 1;
+    p->m = p->a_vector ? 1 : a->shape.d[a->shape.rank - 2];
+    p->k = a->shape.d[a->shape.rank - 1];
+    int64_t kb = p->b_vector ? b->shape.d[0] : b->shape.d[b->shape.rank - 2];
+    p->n = p->b_vector ? 1 : b->shape.d[b->shape.rank - 1];
+    if (kb != p->k)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "A has K = %lld, B has K = %lld",
+                          (long long)p->k, (long long)kb);
+    nn_shape ba = batch_of(&a->shape), bb = batch_of(&b->shape);
+    if (!nn_broadcast(&ba, &bb, &p->batch_shape))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "the batch axes do not broadcast");
+    p->batch = (int64_t)nn_shape_count(&p->batch_shape);
+    nn_shape out = p->batch_shape;
+    if (out.rank + 2 > NN_MAX_RANK)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "the output rank is too large");
+    if (!p->a_vector) out.d[out.rank++] = p->m;
+    if (!p->b_vector) out.d[out.rank++] = p->n;
+    /* Samples stay apart when each varying operand carries the batch axis as its own axis 0
+     * (rows of a 2-D A, or aligned batch axes), and constants do not vary along it. */
+    const nn_value *ops[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        const nn_shape *s = &ops[i]->shape;
+        bool aligned = s->rank == out.rank && (i == 0 ? s->rank >= 2 : s->rank >= 3);
+        if (ops[i]->varying && !aligned) op->mixes_batch = true;
+        if (!ops[i]->varying && s->rank == out.rank && s->rank >= 3 && s->d[0] != 1)
+            op->mixes_batch = true;
+    }
+    nn_out(nn, op, 0)->shape = out;
+    op->flops = 2.0 * (double)p->batch * (double)p->m * (double)p->n * (double)p->k;
+    return CLEVAL_OK;
+}
+
+/* Element offset of batch `index` of an operand with batch axes `own`, broadcast to `all`,
+ * whose matrices hold `matrix` elements. */
+static int64_t batch_offset(const nn_shape *own, const nn_shape *all, int64_t index, int64_t matrix)
+{
+    int64_t offset = 0, stride = matrix;
+    for (int i = (int)all->rank - 1; i >= 0; i--) {
+        int64_t coord = index % all->d[i];
+        index /= all->d[i];
+        int j = i - (int)(all->rank - own->rank);
+        if (j < 0) continue;
+        if (own->d[j] != 1) offset += coord * stride;
+        stride *= own->d[j];
+    }
+    return offset;
+}
+
+/* A and B strides for both ops. */
+static void operands(cleval_nn *nn, const nn_op *op, operand *a, operand *b)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    if (p->matmul) {
+        a->rs = p->k;
+        a->ks = 1;
+        b->rs = p->b_vector ? 1 : p->n; /* B(k, j): rs is the k stride */
+        b->ks = 1;
+        return;
+    }
+    a->rs = p->trans_a ? 1 : p->k;
+    a->ks = p->trans_a ? p->m : 1;
+    b->rs = p->trans_b ? 1 : p->n;
+    b->ks = p->trans_b ? p->k : 1;
+    (void)nn;
+}
+
+static bool clamps(const nn_epilogue *ep)
+{
+    return ep->lo != -INFINITY || ep->hi != INFINITY;
+}
+
+/* MatMul folds A's batch axes into M when B has none and A's matrices are contiguous. */
+static bool folds_batch(cleval_nn *nn, const nn_op *op)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    const nn_value *b = nn_in(nn, op, 1);
+    return p->matmul && b->shape.rank <= 2;
+}
+
+static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    const nn_value *b = nn_in(nn, op, 1);
+    bool has_c = nn_has_in(op, 2) && p->beta != 0.0f;
+    cl_mem unused;
+    cleval_status status;
+    if (has_c && nn_in(nn, op, 2)->kind == NN_VALUE_CONST &&
+        (status = nn_const_mem(nn, op->in[2], &unused)) != CLEVAL_OK)
+        return status;
+    if (nn_in(nn, op, 0)->kind == NN_VALUE_CONST &&
+        (status = nn_const_mem(nn, op->in[0], &unused)) != CLEVAL_OK)
+        return status;
+    char options[200];
+    if (nn->variant == CLEVAL_VARIANT_GPU) {
+        if (b->kind == NN_VALUE_CONST &&
+            (status = nn_const_mem(nn, op->in[1], &unused)) != CLEVAL_OK)
+            return status;
+        snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%d -DWPT=%d", has_c,
+                 clamps(&p->ep), GPU_TS, GPU_WPT);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%d WPT=%d", GPU_TS, GPU_WPT);
+        return nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
+    }
+    /* CPU: the tile follows N, which is fixed by B for Gemm and MatMul alike. */
+    int64_t n = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
+                          : (p->trans_b ? b->shape.d[0] : b->shape.d[1]);
+    nn_choose_tile((uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), &p->mr, &p->nv);
+    p->b_packed = b->kind == NN_VALUE_CONST;
+    if (p->b_packed) {
+        if (!b->f32) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "B must be a float tensor");
+        int64_t k, ks, ns, count = 1;
+        if (p->matmul) {
+            k = b->shape.rank == 1 ? b->shape.d[0] : b->shape.d[b->shape.rank - 2];
+            ks = b->shape.rank == 1 ? 1 : n;
+            ns = 1;
+            for (uint32_t i = 0; i + 2 < b->shape.rank; i++)
+                count *= b->shape.d[i];
+        } else {
+            k = p->trans_b ? b->shape.d[1] : b->shape.d[0];
+            ks = p->trans_b ? 1 : n;
+            ns = p->trans_b ? k : 1;
+        }
+        int64_t nr = 16 * (int64_t)p->nv, panels = (n + nr - 1) / nr;
+        size_t per = (size_t)(panels * k * nr);
+        if (k * n > NN_MAX_ELEMENTS || (int64_t)per * count > NN_MAX_ELEMENTS)
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "B is too large");
+        float *all = calloc(per * (size_t)count + 1, sizeof *all);
+        if (!all) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+        for (int64_t i = 0; i < count; i++) {
+            uint32_t np;
+            float *one = nn_pack_panels(b->f32 + i * k * n, k, n, ks, ns, p->nv, &np);
+            if (!one) {
+                free(all);
+                return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+            }
+            memcpy(all + (size_t)i * per, one, per * sizeof *all);
+            free(one);
+        }
+        p->panels = (uint32_t)panels;
+        status =
+            nn_upload(nn, all, per * (size_t)count * sizeof *all, "packed weights", &op->mem[0]);
+        free(all);
+        if (status != CLEVAL_OK) return status;
+    } else {
+        char pack_options[64];
+        snprintf(pack_options, sizeof pack_options, "-DNV=%u", p->nv);
+        if ((status = nn_kernel(nn, op, "gemm", pack_options, "gemm_pack", &op->k[1])) != CLEVAL_OK)
+            return status;
+    }
+    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%d -DQB=%d -DHAS_C=%d -DCLAMP=%d",
+             p->mr, p->nv, CPU_KC, CPU_QB, has_c, clamps(&p->ep));
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%d QB=%d%s", p->mr,
+             p->nv, CPU_KC, CPU_QB, p->b_packed ? "" : " +pack");
+    return nn_kernel(nn, op, "gemm", options, "gemm_cpu", &op->k[0]);
+}
+
+/* Workspace of gemm_cpu: a packed B (when computed) and the k-block scratch. */
+static void cpu_workspace(const cleval_nn *nn, const nn_op *op, int64_t m, size_t *pack_floats,
+                          size_t *scratch_floats)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
+    *pack_floats = p->b_packed ? 0 : (size_t)(panels * p->k * nr);
+    int64_t blocks = (m + CPU_QB - 1) / CPU_QB;
+    *scratch_floats = p->k > CPU_KC ? (size_t)(blocks * panels * CPU_QB * nr) : 0;
+    (void)nn;
+}
+
+static int64_t rows_per_launch(cleval_nn *nn, const nn_op *op)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    return folds_batch(nn, op) ? p->batch * p->m : p->m;
+}
+
+static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    cleval_status status = p->matmul ? matmul_infer(nn, op) : gemm_infer(nn, op);
+    if (status != CLEVAL_OK) return status;
+    if (nn->variant == CLEVAL_VARIANT_CPU && p->nv) {
+        size_t pack, scratch;
+        cpu_workspace(nn, op, rows_per_launch(nn, op), &pack, &scratch);
+        op->workspace = (pack + scratch) * sizeof(float);
+    }
+    return CLEVAL_OK;
+}
+
+static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, int64_t a_off,
+                                const operand *ao, cl_mem bm, int64_t b_off, const operand *bo,
+                                cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym, int64_t y_off)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    cleval_status status;
+    if (m == 0 || p->n == 0) return CLEVAL_OK;
+    if (p->k == 0) {
+        /* An empty sum: Y = beta * C (or 0), clamped. Rare; done on the host. */
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "K = 0 is not supported");
+    }
+    if (nn->variant == CLEVAL_VARIANT_GPU) {
+        nn_args a = nn_args_begin(op->k[0]);
+        nn_arg_mem(&a, am);
+        nn_arg_int(&a, (int32_t)a_off);
+        nn_arg_int(&a, (int32_t)ao->rs);
+        nn_arg_int(&a, (int32_t)ao->ks);
+        nn_arg_mem(&a, bm);
+        nn_arg_int(&a, (int32_t)b_off);
+        nn_arg_int(&a, (int32_t)bo->rs);
+        nn_arg_int(&a, (int32_t)bo->ks);
+        nn_arg_mem(&a, cm);
+        nn_arg_int(&a, 0);
+        nn_arg_int(&a, (int32_t)c_rs);
+        nn_arg_int(&a, (int32_t)c_cs);
+        nn_arg_mem(&a, ym);
+        nn_arg_int(&a, (int32_t)y_off);
+        nn_arg_int(&a, (int32_t)p->n);
+        nn_arg_int(&a, (int32_t)m);
+        nn_arg_int(&a, (int32_t)p->n);
+        nn_arg_int(&a, (int32_t)p->k);
+        nn_arg_float(&a, p->alpha);
+        nn_arg_float(&a, p->beta);
+        nn_arg_float(&a, p->ep.lo);
+        nn_arg_float(&a, p->ep.hi);
+        size_t threads = GPU_TS / GPU_WPT;
+        size_t global[2] = {(size_t)((p->n + GPU_TS - 1) / GPU_TS) * threads,
+                            (size_t)((m + GPU_TS - 1) / GPU_TS) * threads};
+        size_t local[2] = {threads, threads};
+        return nn_enqueue(nn, op, &a, 2, global, local);
+    }
+    int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
+    size_t pack, scratch;
+    cpu_workspace(nn, op, m, &pack, &scratch);
+    cl_mem ws = op->workspace ? nn_workspace_mem(nn, op) : ym;
+    cl_mem packed = op->mem[0];
+    int64_t packed_off = b_off;
+    if (!p->b_packed) {
+        nn_args a = nn_args_begin(op->k[1]);
+        nn_arg_mem(&a, bm);
+        nn_arg_int(&a, (int32_t)b_off);
+        nn_arg_int(&a, (int32_t)bo->rs);
+        nn_arg_int(&a, (int32_t)bo->ks);
+        nn_arg_int(&a, (int32_t)p->k);
+        nn_arg_int(&a, (int32_t)p->n);
+        nn_arg_mem(&a, ws);
+        size_t global[2] = {(size_t)p->k, (size_t)panels}, local[2] = {1, 1};
+        if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
+        packed = ws;
+        packed_off = 0;
+    }
+    nn_args a = nn_args_begin(op->k[0]);
+    nn_arg_mem(&a, am);
+    nn_arg_int(&a, (int32_t)a_off);
+    nn_arg_int(&a, (int32_t)ao->rs);
+    nn_arg_int(&a, (int32_t)ao->ks);
+    nn_arg_mem(&a, packed);
+    nn_arg_int(&a, (int32_t)packed_off);
+    nn_arg_mem(&a, cm);
+    nn_arg_int(&a, 0);
+    nn_arg_int(&a, (int32_t)c_rs);
+    nn_arg_int(&a, (int32_t)c_cs);
+    nn_arg_mem(&a, ym);
+    nn_arg_int(&a, (int32_t)y_off);
+    nn_arg_int(&a, (int32_t)p->n);
+    nn_arg_int(&a, (int32_t)m);
+    nn_arg_int(&a, (int32_t)p->n);
+    nn_arg_int(&a, (int32_t)p->k);
+    nn_arg_float(&a, p->alpha);
+    nn_arg_float(&a, p->beta);
+    nn_arg_float(&a, p->ep.lo);
+    nn_arg_float(&a, p->ep.hi);
+    nn_arg_mem(&a, ws);
+    nn_arg_int(&a, (int32_t)pack);
+    size_t global[2] = {(size_t)((m + CPU_QB - 1) / CPU_QB), (size_t)panels}, local[2] = {1, 1};
+    return nn_enqueue(nn, op, &a, 2, global, local);
+}
+
+static cl_mem operand_mem(cleval_nn *nn, int v)
+{
+    return nn_value_mem(nn, v);
+}
+
+static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    operand ao, bo;
+    operands(nn, op, &ao, &bo);
+    cl_mem am = operand_mem(nn, op->in[0]), bm = p->b_packed ? NULL : operand_mem(nn, op->in[1]);
+    cl_mem ym = nn_value_mem(nn, op->out[0]);
+    cl_mem cm = ym;
+    int64_t c_rs = 0, c_cs = 0;
+    if (!p->matmul && nn_has_in(op, 2) && p->beta != 0.0f) {
+        const nn_shape *c = &nn_in(nn, op, 2)->shape;
+        cm = operand_mem(nn, op->in[2]);
+        /* Broadcast strides of C over [M, N]. */
+        if (c->rank == 2) {
+            c_rs = c->d[0] == 1 ? 0 : c->d[1];
+            c_cs = c->d[1] == 1 ? 0 : 1;
+        } else if (c->rank == 1) {
+            c_cs = c->d[0] == 1 ? 0 : 1;
+        }
+    }
+    if (!p->matmul) return launch_one(nn, op, p->m, am, 0, &ao, bm, 0, &bo, cm, c_rs, c_cs, ym, 0);
+    if (folds_batch(nn, op))
+        return launch_one(nn, op, p->batch * p->m, am, 0, &ao, bm, 0, &bo, cm, 0, 0, ym, 0);
+    /* Batched MatMul: one launch per output matrix, operands at their broadcast offsets. */
+    const nn_shape *as = &nn_in(nn, op, 0)->shape, *bs = &nn_in(nn, op, 1)->shape;
+    nn_shape ba = batch_of(as), bb = batch_of(bs);
+    int64_t nr = 16 * (int64_t)p->nv, panels = p->nv ? (p->n + nr - 1) / nr : 0;
+    for (int64_t i = 0; i < p->batch; i++) {
+        int64_t a_off = batch_offset(&ba, &p->batch_shape, i, p->m * p->k);
+        int64_t b_index = batch_offset(&bb, &p->batch_shape, i, 1);
+        int64_t b_off = b_index * (p->b_packed ? panels * p->k * nr : p->k * p->n);
+        cleval_status status =
+            launch_one(nn, op, p->m, am, a_off, &ao, bm, b_off, &bo, cm, 0, 0, ym, i * p->m * p->n);
+        if (status != CLEVAL_OK) return status;
+    }
+    return CLEVAL_OK;
+}
+
+const nn_op_kind nn_kind_gemm = {"Gemm", gemm_parse, gemm_infer_all, gemm_prepare, gemm_launch};
+const nn_op_kind nn_kind_matmul = {"MatMul", matmul_parse, gemm_infer_all, gemm_prepare,
+                                   gemm_launch};

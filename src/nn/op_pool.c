@@ -1,0 +1,262 @@
+/* Pooling: MaxPool and AveragePool over 1 to 3 spatial axes (pads, strides, dilations,
+ * count_include_pad both ways; ceil_mode and SAME auto-padding refused), GlobalAveragePool.
+ * kernels/pool.cl: one output per work-item for both device variants (pooling is a small
+ * share of a network's time; a 2x2 max-pool after a Conv is fused into the Conv instead). */
+#include "nn_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Reads the window attributes shared by Conv and the pools (also used by op_conv.c). */
+cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                              uint32_t spatial, int64_t *kernel, int64_t *stride, int64_t *dilation,
+                              int64_t *pad_begin, int64_t *pad_end)
+{
+    const int64_t *values;
+    uint32_t count;
+    cleval_status status;
+    const char *auto_pad = "NOTSET";
+    if ((status = nn_attr_string(nn, node, "auto_pad", "NOTSET", &auto_pad)) != CLEVAL_OK)
+        return status;
+    bool valid = strcmp(auto_pad, "VALID") == 0;
+    if (!valid && strcmp(auto_pad, "NOTSET") != 0)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute auto_pad=%s is not supported",
+                          auto_pad);
+    for (uint32_t i = 0; i < 3; i++) {
+        kernel[i] = stride[i] = dilation[i] = 1;
+        pad_begin[i] = pad_end[i] = 0;
+    }
+    if ((status = nn_attr_ints(nn, node, "kernel_shape", &values, &count)) != CLEVAL_OK)
+        return status;
+    if (values) {
+        if (count != spatial)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "kernel_shape has %u entries for %u spatial axes", count, spatial);
+        for (uint32_t i = 0; i < count; i++)
+            kernel[i] = values[i];
+    }
+    if ((status = nn_attr_ints(nn, node, "strides", &values, &count)) != CLEVAL_OK) return status;
+    if (values) {
+        if (count != spatial)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "strides has %u entries for %u spatial "
+                              "axes",
+                              count, spatial);
+        for (uint32_t i = 0; i < count; i++)
+            stride[i] = values[i];
+    }
+    if ((status = nn_attr_ints(nn, node, "dilations", &values, &count)) != CLEVAL_OK) return status;
+    if (values) {
+        if (count != spatial)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "dilations has %u entries for %u spatial "
+                              "axes",
+                              count, spatial);
+        for (uint32_t i = 0; i < count; i++)
+            dilation[i] = values[i];
+    }
+    if ((status = nn_attr_ints(nn, node, "pads", &values, &count)) != CLEVAL_OK) return status;
+    if (values) {
+        if (valid) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads given with auto_pad=VALID");
+        if (count != 2 * spatial)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads has %u entries for %u spatial axes",
+                              count, spatial);
+        for (uint32_t i = 0; i < spatial; i++) {
+            pad_begin[i] = values[i];
+            pad_end[i] = values[spatial + i];
+        }
+    }
+    for (uint32_t i = 0; i < spatial; i++) {
+        if (kernel[i] < 1 || kernel[i] > 1 << 20 || stride[i] < 1 || stride[i] > 1 << 20 ||
+            dilation[i] < 1 || dilation[i] > 1 << 20)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "kernel, stride and dilation must be between 1 and 2^20");
+        if (pad_begin[i] < 0 || pad_end[i] < 0 || pad_begin[i] > 1 << 20 || pad_end[i] > 1 << 20)
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "pads must be between 0 and 2^20");
+    }
+    return CLEVAL_OK;
+}
+
+/* Output extent of a window along one axis (floor mode), or -1 when the window does not fit. */
+int64_t nn_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                      int64_t pad_begin, int64_t pad_end)
+{
+    int64_t span = (kernel - 1) * dilation + 1;
+    int64_t padded = in + pad_begin + pad_end;
+    if (padded < span) return -1;
+    return (padded - span) / stride + 1;
+}
+
+/* The spatial axes of an input of rank 3..5 ([N, C, spatial...]). */
+static cleval_status spatial_rank(cleval_nn *nn, const nn_op *op, const nn_shape *x,
+                                  uint32_t *spatial)
+{
+    if (x->rank < 3 || x->rank > 5)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "input has rank %u; 1 to 3 spatial axes (rank 3 to 5) are supported",
+                          x->rank);
+    *spatial = x->rank - 2;
+    return CLEVAL_OK;
+}
+
+static cleval_status pool_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node, bool max)
+{
+    static const char *const known_max[] = {"auto_pad",     "ceil_mode", "dilations",
+                                            "kernel_shape", "pads",      "storage_order",
+                                            "strides",      NULL};
+    static const char *const known_avg[] = {
+        "auto_pad",     "ceil_mode", "count_include_pad", "dilations",
+        "kernel_shape", "pads",      "strides",           NULL};
+    nn_pool_params *p = &op->p.pool;
+    p->max = max;
+    cleval_status status = nn_check_attrs(nn, op, node, max ? known_max : known_avg);
+    if (status != CLEVAL_OK) return status;
+    int64_t ceil_mode = 0, include = 0;
+    if ((status = nn_attr_int(nn, node, "ceil_mode", 0, &ceil_mode)) != CLEVAL_OK ||
+        (status = nn_attr_int(nn, node, "count_include_pad", 0, &include)) != CLEVAL_OK)
+        return status;
+    if (ceil_mode != 0)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "attribute ceil_mode=%lld is not supported", (long long)ceil_mode);
+    p->count_include_pad = include != 0;
+    if (op->n_out > 1 && op->out[1] >= 0 &&
+        (nn_out(nn, op, 1)->uses || nn_out(nn, op, 1)->is_output))
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "output Indices is not supported");
+    if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input X is missing");
+    const cleval_onnx_attr *k = cleval_onnx_node_attr(node, "kernel_shape");
+    if (!k || k->type != CLEVAL_ONNX_ATTR_INTS || k->count < 1 || k->count > 3)
+        return nn_fail_op(nn, op, k ? CLEVAL_ERR_UNSUPPORTED : CLEVAL_ERR_INPUT,
+                          k ? "kernel_shape must list 1 to 3 axes"
+                            : "attribute kernel_shape is missing");
+    p->spatial = k->count;
+    return nn_parse_window(nn, op, node, p->spatial, p->kernel, p->stride, p->dilation,
+                           p->pad_begin, p->pad_end);
+}
+
+static cleval_status maxpool_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    return pool_parse(nn, op, node, true);
+}
+
+static cleval_status averagepool_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    return pool_parse(nn, op, node, false);
+}
+
+static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
+{
+    nn_pool_params *p = &op->p.pool;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    uint32_t spatial = 0;
+    cleval_status status = spatial_rank(nn, op, x, &spatial);
+    if (status != CLEVAL_OK) return status;
+    if (spatial != p->spatial)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "kernel_shape has %u axes, the input %u",
+                          p->spatial, spatial);
+    nn_shape out = *x;
+    uint64_t window = 1;
+    for (uint32_t i = 0; i < spatial; i++) {
+        int64_t o = nn_window_out(x->d[2 + i], p->kernel[i], p->stride[i], p->dilation[i],
+                                  p->pad_begin[i], p->pad_end[i]);
+        if (o < 0)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "the window is larger than axis %u", 2 + i);
+        out.d[2 + i] = o;
+        window *= (uint64_t)p->kernel[i];
+    }
+    nn_out(nn, op, 0)->shape = out;
+    op->flops = (double)nn_shape_count(&out) * (double)window;
+    return CLEVAL_OK;
+}
+
+static cleval_status pool_prepare(cleval_nn *nn, nn_op *op)
+{
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "pool");
+    return nn_kernel(nn, op, "pool", NULL, "pool", &op->k[0]);
+}
+
+static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
+{
+    const nn_pool_params *p = &op->p.pool;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape, *y = &nn_out(nn, op, 0)->shape;
+    uint64_t n = nn_shape_count(y);
+    if (n == 0) return CLEVAL_OK;
+    /* Spatial axes right-aligned into (D, H, W); missing ones have extent 1. */
+    int32_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
+            d[3] = {1, 1, 1}, pb[3] = {0, 0, 0};
+    uint32_t off = 3 - p->spatial;
+    for (uint32_t i = 0; i < p->spatial; i++) {
+        in[off + i] = (int32_t)x->d[2 + i];
+        out[off + i] = (int32_t)y->d[2 + i];
+        k[off + i] = (int32_t)p->kernel[i];
+        s[off + i] = (int32_t)p->stride[i];
+        d[off + i] = (int32_t)p->dilation[i];
+        pb[off + i] = (int32_t)p->pad_begin[i];
+    }
+    int mode = p->max ? 0 : p->count_include_pad ? 1 : 2;
+    nn_args a = nn_args_begin(op->k[0]);
+    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    nn_arg_uint(&a, (uint32_t)n);
+    nn_arg_int4(&a, in[0], in[1], in[2], 0);
+    nn_arg_int4(&a, out[0], out[1], out[2], 0);
+    nn_arg_int4(&a, k[0], k[1], k[2], 0);
+    nn_arg_int4(&a, s[0], s[1], s[2], 0);
+    nn_arg_int4(&a, d[0], d[1], d[2], 0);
+    nn_arg_int4(&a, pb[0], pb[1], pb[2], 0);
+    nn_arg_int(&a, mode);
+    size_t local = nn_local_1d(nn), global = (size_t)n;
+    return nn_enqueue(nn, op, &a, 1, &global, &local);
+}
+
+const nn_op_kind nn_kind_maxpool = {"MaxPool", maxpool_parse, pool_infer, pool_prepare,
+                                    pool_launch};
+const nn_op_kind nn_kind_averagepool = {"AveragePool", averagepool_parse, pool_infer, pool_prepare,
+                                        pool_launch};
+
+/* ---- GlobalAveragePool ---- */
+
+static cleval_status gap_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    cleval_status status = nn_check_attrs(nn, op, node, NULL);
+    if (status != CLEVAL_OK) return status;
+    if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input X is missing");
+    op->p.pool.global = true;
+    return CLEVAL_OK;
+}
+
+static cleval_status gap_infer(cleval_nn *nn, nn_op *op)
+{
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    if (x->rank < 3)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input has rank %u, needs at least 3", x->rank);
+    nn_shape out = *x;
+    for (uint32_t i = 2; i < x->rank; i++)
+        out.d[i] = 1;
+    nn_out(nn, op, 0)->shape = out;
+    op->flops = (double)nn_shape_count(x);
+    return CLEVAL_OK;
+}
+
+static cleval_status gap_prepare(cleval_nn *nn, nn_op *op)
+{
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "global_average");
+    return nn_kernel(nn, op, "pool", NULL, "global_average", &op->k[0]);
+}
+
+static cleval_status gap_launch(cleval_nn *nn, nn_op *op)
+{
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    uint64_t rows = (uint64_t)x->d[0] * (uint64_t)x->d[1],
+             inner = nn_shape_count(x) / (rows ? rows : 1);
+    if (rows == 0) return CLEVAL_OK;
+    nn_args a = nn_args_begin(op->k[0]);
+    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    nn_arg_uint(&a, (uint32_t)rows);
+    nn_arg_uint(&a, (uint32_t)inner);
+    size_t local = nn_local_1d(nn), global = (size_t)rows;
+    return nn_enqueue(nn, op, &a, 1, &global, &local);
+}
+
+const nn_op_kind nn_kind_globalaveragepool = {"GlobalAveragePool", gap_parse, gap_infer,
+                                              gap_prepare, gap_launch};

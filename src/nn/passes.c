@@ -1,0 +1,293 @@
+/* Graph rewrites between parsing and device preparation, each a linear sweep:
+ *   - Identity and Dropout removed (consumers read their input directly);
+ *   - BatchNormalization folded into the Conv before it when that Conv's output has no other
+ *     consumer (W' = W * s, B' = B * s + t);
+ *   - Relu / Clip with constant bounds fused into the epilogue of the Conv, Gemm, MatMul or
+ *     unfolded BatchNormalization that produces their input;
+ *   - a 2x2 stride-2 MaxPool fused into the CPU-style Conv before it;
+ *   - channels-last storage for Conv outputs read only by CPU-style Convs;
+ *   - ops whose outputs nobody reads dropped.
+ * A fusion needs the intermediate value to have exactly one consumer and not be a graph
+ * output, so every value the user can see is still computed exactly. */
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* For every value: the op that reads it (the last one seen) and how many ops read it. */
+typedef struct consumers {
+    int *op;
+    uint32_t *count;
+} consumers;
+
+static cleval_status scan_consumers(const cleval_nn *nn, consumers *c)
+{
+    free(c->op);
+    free(c->count);
+    c->op = malloc((nn->n_values + 1) * sizeof *c->op);
+    c->count = calloc(nn->n_values + 1, sizeof *c->count);
+    if (!c->op || !c->count) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        const nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        for (uint32_t j = 0; j < op->n_in; j++)
+            if (op->in[j] >= 0) {
+                c->op[op->in[j]] = (int)i;
+                c->count[op->in[j]]++;
+            }
+    }
+    return CLEVAL_OK;
+}
+
+/* The single consumer of v, or NULL when v is a graph output or read by several ops. */
+static nn_op *only_consumer(cleval_nn *nn, const consumers *c, int v)
+{
+    if (v < 0 || nn->values[v].is_output || c->count[v] != 1 || nn->values[v].uses != 1)
+        return NULL;
+    return &nn->ops[c->op[v]];
+}
+
+static void append_label(nn_op *op, const char *what)
+{
+    size_t n = strlen(op->label);
+    snprintf(op->label + n, sizeof op->label - n, "+%s", what);
+}
+
+/* `producer` takes over `absorbed`'s output; `absorbed` disappears. */
+static void absorb(cleval_nn *nn, nn_op *producer, nn_op *absorbed)
+{
+    int old = producer->out[0];
+    producer->out[0] = absorbed->out[0];
+    nn->values[producer->out[0]].producer = (int)(producer - nn->ops);
+    nn->values[old].uses = 0;
+    absorbed->dead = true;
+    append_label(producer, absorbed->kind->op_type);
+}
+
+static cleval_status remove_identities(cleval_nn *nn)
+{
+    int *target = malloc((nn->n_values + 1) * sizeof *target);
+    if (!target) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
+    for (uint32_t v = 0; v < nn->n_values; v++)
+        target[v] = (int)v;
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || (op->kind != &nn_kind_identity && op->kind != &nn_kind_dropout)) continue;
+        /* Inputs were remapped in order, so chains resolve. */
+        int in = target[op->in[0]];
+        op->in[0] = in;
+        if (nn->values[op->out[0]].is_output) continue; /* stays, as a free view */
+        target[op->out[0]] = in;
+        nn->values[in].uses += nn->values[op->out[0]].uses;
+        nn->values[in].uses--;
+        nn->values[op->out[0]].uses = 0;
+        op->dead = true;
+    }
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        for (uint32_t j = 0; j < op->n_in; j++)
+            if (op->in[j] >= 0) op->in[j] = target[op->in[j]];
+    }
+    free(target);
+    return CLEVAL_OK;
+}
+
+void nn_batchnorm_coefficients(const float *scale, const float *bias, const float *mean,
+                               const float *var, float epsilon, uint64_t c, float *s, float *t);
+
+static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
+{
+    nn_conv_params *p = &conv->p.conv;
+    const nn_value *w = &nn->values[p->weight];
+    uint64_t co = (uint64_t)w->shape.d[0], per = w->count / co;
+    if (nn_in(nn, bn, 1)->count != co) return CLEVAL_OK; /* infer will name the mismatch */
+    float *s = malloc(co * sizeof *s), *t = malloc(co * sizeof *t);
+    float *nw = malloc(w->count * sizeof *nw), *nb = malloc(co * sizeof *nb);
+    if (!s || !t || !nw || !nb) {
+        free(s);
+        free(t);
+        free(nw);
+        free(nb);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory folding BatchNormalization");
+    }
+    nn_batchnorm_coefficients(nn_in(nn, bn, 1)->f32, nn_in(nn, bn, 2)->f32, nn_in(nn, bn, 3)->f32,
+                              nn_in(nn, bn, 4)->f32, bn->p.ew.epsilon, co, s, t);
+    const float *old_b = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
+    for (uint64_t c = 0; c < co; c++) {
+        for (uint64_t j = 0; j < per; j++)
+            nw[c * per + j] = w->f32[c * per + j] * s[c];
+        nb[c] = (float)((old_b ? (double)old_b[c] : 0.0) * s[c] + t[c]);
+    }
+    nn_shape ws = w->shape, bs = {1, {(int64_t)co}};
+    char name[300];
+    snprintf(name, sizeof name, "%s/folded_W", conv->name);
+    int wi = nn_add_const(nn, name, &ws, nw);
+    snprintf(name, sizeof name, "%s/folded_B", conv->name);
+    int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, nb);
+    if (wi < 0) free(nb);
+    free(s);
+    free(t);
+    if (bi < 0) return CLEVAL_ERR_NOMEM;
+    nn->values[conv->in[1]].uses--;
+    if (conv->in[2] >= 0) nn->values[conv->in[2]].uses--;
+    for (uint32_t i = 1; i < 5; i++)
+        nn->values[bn->in[i]].uses--;
+    conv->in[1] = p->weight = wi;
+    conv->in[2] = p->bias = bi;
+    conv->n_in = 3;
+    nn->values[wi].uses = nn->values[bi].uses = 1;
+    absorb(nn, conv, bn);
+    return CLEVAL_OK;
+}
+
+static bool is_clamp(const nn_op *op)
+{
+    return op->kind == &nn_kind_relu || op->kind == &nn_kind_clip;
+}
+
+static nn_epilogue *epilogue_of(nn_op *op)
+{
+    if (op->kind == &nn_kind_conv) return &op->p.conv.ep;
+    if (op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul) return &op->p.gemm.ep;
+    return NULL;
+}
+
+static cleval_status fuse_activations(cleval_nn *nn, consumers *c)
+{
+    cleval_status status = scan_consumers(nn, c);
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        nn_op *next = only_consumer(nn, c, op->out[0]);
+        if (!next || !is_clamp(next) || next->in[0] != op->out[0]) continue;
+        float lo = next->p.ew.lo, hi = next->p.ew.hi;
+        nn_epilogue *ep = epilogue_of(op);
+        if (ep && ep->lo == -INFINITY && ep->hi == INFINITY) {
+            ep->lo = lo;
+            ep->hi = hi;
+        } else if (op->kind == &nn_kind_batchnorm && op->p.ew.lo == -INFINITY &&
+                   op->p.ew.hi == INFINITY) {
+            op->p.ew.lo = lo;
+            op->p.ew.hi = hi;
+        } else {
+            continue;
+        }
+        for (uint32_t j = 1; j < next->n_in; j++)
+            if (next->in[j] >= 0) nn->values[next->in[j]].uses--;
+        absorb(nn, op, next);
+        c->op[op->out[0]] = c->op[next->out[0]];
+    }
+    return CLEVAL_OK;
+}
+
+static bool pool_fusable(const nn_op *pool)
+{
+    const nn_pool_params *p = &pool->p.pool;
+    if (pool->kind != &nn_kind_maxpool || p->spatial != 2) return false;
+    for (int i = 0; i < 2; i++)
+        if (p->kernel[i] != 2 || p->stride[i] != 2 || p->dilation[i] != 1 || p->pad_begin[i] ||
+            p->pad_end[i])
+            return false;
+    return true;
+}
+
+static cleval_status fuse_pools(cleval_nn *nn, consumers *c)
+{
+    if (nn->variant != CLEVAL_VARIANT_CPU) return CLEVAL_OK;
+    cleval_status status = scan_consumers(nn, c);
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || op->kind != &nn_kind_conv || op->p.conv.depthwise ||
+            op->p.conv.spatial != 2 || op->p.conv.ep.pool)
+            continue;
+        nn_op *next = only_consumer(nn, c, op->out[0]);
+        if (!next || !pool_fusable(next) || next->in[0] != op->out[0]) continue;
+        for (uint32_t o = 1; o < next->n_out; o++)
+            if (next->out[o] >= 0 &&
+                (nn->values[next->out[o]].uses || nn->values[next->out[o]].is_output))
+                goto skip;
+        op->p.conv.ep.pool = true;
+        absorb(nn, op, next);
+    skip:;
+    }
+    return CLEVAL_OK;
+}
+
+static bool reads_any_layout(const nn_op *op)
+{
+    return op->kind == &nn_kind_conv && !op->p.conv.depthwise;
+}
+
+static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
+{
+    if (nn->variant != CLEVAL_VARIANT_CPU) return CLEVAL_OK;
+    cleval_status status = scan_consumers(nn, c);
+    if (status != CLEVAL_OK) return status;
+    uint32_t *conv_readers = calloc(nn->n_values + 1, sizeof *conv_readers);
+    if (!conv_readers) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        const nn_op *op = &nn->ops[i];
+        if (!op->dead && reads_any_layout(op) && op->in[0] >= 0) conv_readers[op->in[0]]++;
+    }
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || !reads_any_layout(op)) continue;
+        nn_value *y = &nn->values[op->out[0]];
+        /* Only when every reader is a CPU-style Conv reading it as its data input. */
+        if (!y->is_output && c->count[op->out[0]] > 0 &&
+            conv_readers[op->out[0]] == c->count[op->out[0]] && y->uses == c->count[op->out[0]])
+            y->layout = NN_LAYOUT_NHWC;
+    }
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (!op->dead && op->kind == &nn_kind_conv && op->in[0] >= 0)
+            op->p.conv.in_layout = nn->values[op->in[0]].layout;
+    }
+    free(conv_readers);
+    return CLEVAL_OK;
+}
+
+static void drop_unused(cleval_nn *nn)
+{
+    /* Backwards, so a chain of unused ops goes in one sweep. */
+    for (uint32_t i = nn->n_ops; i-- > 0;) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        bool used = false;
+        for (uint32_t o = 0; o < op->n_out; o++)
+            if (op->out[o] >= 0 &&
+                (nn->values[op->out[o]].uses || nn->values[op->out[o]].is_output))
+                used = true;
+        if (used) continue;
+        op->dead = true;
+        for (uint32_t j = 0; j < op->n_in; j++)
+            if (op->in[j] >= 0 && nn->values[op->in[j]].uses) nn->values[op->in[j]].uses--;
+    }
+}
+
+cleval_status nn_optimise(cleval_nn *nn)
+{
+    consumers c = {NULL, NULL};
+    cleval_status status = remove_identities(nn);
+    if (status == CLEVAL_OK) status = scan_consumers(nn, &c);
+    for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || op->kind != &nn_kind_conv) continue;
+        nn_op *next = only_consumer(nn, &c, op->out[0]);
+        if (next && next->kind == &nn_kind_batchnorm && next->in[0] == op->out[0])
+            status = fold_batchnorm(nn, op, next);
+    }
+    if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
+    if (status == CLEVAL_OK) status = fuse_pools(nn, &c);
+    if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
+    if (status == CLEVAL_OK) drop_unused(nn);
+    if (status == CLEVAL_OK) status = choose_layouts(nn, &c);
+    free(c.op);
+    free(c.count);
+    return status;
+}

@@ -1,0 +1,1344 @@
+/* The network runner: every operator against a plain C reference written here, at odd shapes
+ * (1, primes, one more than a tile or work-group, empty batches), for both kernel families
+ * (CPU-style and GPU-style, forced on the test device); the fusions (BatchNormalization
+ * folded, ReLU and max-pool in the Conv epilogue, channels-last between Convs); the ONNX
+ * fixtures against PyTorch and onnxruntime; and every model that must be refused. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/dataset.h"
+#include "cleval/nn.h"
+#include "cleval/onnx.h"
+#include "nn_builder.h"
+
+static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
+#define FOR_EACH_VARIANT(v)                                                                        \
+    for (size_t v##_i = 0; v##_i < 2; v##_i++)                                                     \
+        for (cleval_kernel_variant v = VARIANTS[v##_i], *v##_once = &v; v##_once;                  \
+             v##_once = NULL, cleval_device_set_variant(test_device(), VARIANTS[0]))
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state = 42;
+
+static float frand(float lo, float hi)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(lo + (hi - lo) * u);
+}
+
+static float *random_array(uint64_t n, float lo, float hi)
+{
+    float *a = malloc((n ? n : 1) * sizeof *a);
+    assert_non_null(a);
+    for (uint64_t i = 0; i < n; i++)
+        a[i] = frand(lo, hi);
+    return a;
+}
+
+static uint64_t count_of(uint32_t rank, const int64_t *dims)
+{
+    uint64_t n = 1;
+    for (uint32_t i = 0; i < rank; i++)
+        n *= (uint64_t)dims[i];
+    return n;
+}
+
+/* |got - want| <= atol + rtol * |want| everywhere (NaN must match NaN). */
+static void assert_close(const float *got, const double *want, uint64_t n, double atol, double rtol,
+                         const char *what)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        double g = got[i], w = want[i];
+        if (isnan(w) && isnan(g)) continue;
+        if (isinf(w) && g == w) continue;
+        if (!(fabs(g - w) <= atol + rtol * fabs(w)))
+            fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i, g, w);
+    }
+}
+
+/* Creates a general graph (inputs bound by `bound`) and runs it once on the given inputs; the
+ * single output lands in *out (data malloc'd). */
+static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
+                        const cleval_nn_tensor *inputs, cleval_nn_tensor *out)
+{
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
+    assert_ok(cleval_nn_run_graph(nn, inputs, out));
+    cleval_nn_destroy(nn);
+}
+
+static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
+{
+    cleval_nn_tensor t = {.rank = rank, .data = data};
+    memcpy(t.dims, dims, rank * sizeof *dims);
+    return t;
+}
+
+static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims)
+{
+    assert_int_equal(t->rank, rank);
+    for (uint32_t i = 0; i < rank; i++)
+        if (t->dims[i] != dims[i])
+            fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
+                     (long long)dims[i]);
+}
+
+/* ---- Conv ---- */
+
+typedef struct conv_case {
+    const char *what;
+    uint32_t spatial;
+    int64_t n, c, in[3], co, k[3], stride[3], pad[6], dil[3], group;
+    bool bias, relu, pool, second; /* second: a padded 3x3 Conv after it (channels-last) */
+} conv_case;
+
+/* y[n][co][o...] for a [N, C, in...] input; spatial axes right-aligned into 3. */
+static void ref_conv(const float *x, int64_t n, int64_t c, const int64_t in[3], const float *w,
+                     int64_t co, const int64_t k[3], const float *b, int64_t group,
+                     const int64_t stride[3], const int64_t pad_begin[3], const int64_t dil[3],
+                     const int64_t out[3], double *y)
+{
+    int64_t cin_g = c / group, co_g = co / group;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t od = 0; od < out[0]; od++)
+                for (int64_t oh = 0; oh < out[1]; oh++)
+                    for (int64_t ow = 0; ow < out[2]; ow++) {
+                        double s = b ? b[o] : 0.0;
+                        int64_t g = o / co_g;
+                        for (int64_t ci = 0; ci < cin_g; ci++)
+                            for (int64_t a = 0; a < k[0]; a++)
+                                for (int64_t bb = 0; bb < k[1]; bb++)
+                                    for (int64_t e = 0; e < k[2]; e++) {
+                                        int64_t id = od * stride[0] - pad_begin[0] + a * dil[0];
+                                        int64_t ih = oh * stride[1] - pad_begin[1] + bb * dil[1];
+                                        int64_t iw = ow * stride[2] - pad_begin[2] + e * dil[2];
+                                        if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1] ||
+                                            iw < 0 || iw >= in[2])
+                                            continue;
+                                        s +=
+                                            (double)
+                                                x[(((i * c + g * cin_g + ci) * in[0] + id) * in[1] +
+                                                   ih) *
+                                                      in[2] +
+                                                  iw] *
+                                            w[(((o * cin_g + ci) * k[0] + a) * k[1] + bb) * k[2] +
+                                              e];
+                                    }
+                        y[(((i * co + o) * out[0] + od) * out[1] + oh) * out[2] + ow] = s;
+                    }
+}
+
+/* Extends spatial parameters to 3 axes (leading axes of extent 1). */
+static void to3(const int64_t *v, uint32_t spatial, int64_t fill, int64_t out[3])
+{
+    out[0] = out[1] = out[2] = fill;
+    for (uint32_t i = 0; i < spatial; i++)
+        out[3 - spatial + i] = v[i];
+}
+
+static void check_conv(const conv_case *cc, cleval_kernel_variant variant)
+{
+    uint32_t s = cc->spatial;
+    int64_t xdims[5] = {cc->n, cc->c}, wdims[5] = {cc->co, cc->c / cc->group};
+    for (uint32_t i = 0; i < s; i++) {
+        xdims[2 + i] = cc->in[i];
+        wdims[2 + i] = cc->k[i];
+    }
+    uint64_t nx = count_of(2 + s, xdims), nw = count_of(2 + s, wdims);
+    float *x = random_array(nx, -1.0f, 1.0f), *w = random_array(nw, -0.5f, 0.5f);
+    float *b = random_array((uint64_t)cc->co, -0.5f, 0.5f);
+    float *w2 = NULL, *b2 = NULL;
+
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 2 + s, xdims);
+    builder_init(m, "W", 2 + s, wdims, w);
+    if (cc->bias) builder_init(m, "B", 1, &cc->co, b);
+    cleval_onnx_node *node = builder_node(m, "Conv", "conv", cc->bias ? "x,W,B" : "x,W",
+                                          cc->relu || cc->pool || cc->second ? "c" : "y");
+    attr_ints(node, "kernel_shape", s, cc->k);
+    attr_ints(node, "strides", s, cc->stride);
+    attr_ints(node, "pads", 2 * s, cc->pad);
+    attr_ints(node, "dilations", s, cc->dil);
+    attr_int(node, "group", cc->group);
+    const char *last = "c";
+    if (cc->relu) {
+        builder_node(m, "Relu", "relu", "c", cc->pool || cc->second ? "r" : "y");
+        last = "r";
+    }
+    if (cc->pool) {
+        cleval_onnx_node *p = builder_node(m, "MaxPool", "pool", last, cc->second ? "p" : "y");
+        int64_t two[2] = {2, 2};
+        attr_ints(p, "kernel_shape", 2, two);
+        attr_ints(p, "strides", 2, two);
+        last = "p";
+    }
+    int64_t co2 = 5, w2dims[4] = {co2, cc->co, 3, 3};
+    if (cc->second) {
+        w2 = random_array((uint64_t)(co2 * cc->co * 9), -0.5f, 0.5f);
+        b2 = random_array((uint64_t)co2, -0.5f, 0.5f);
+        builder_init(m, "W2", 4, w2dims, w2);
+        builder_init(m, "B2", 1, &co2, b2);
+        char in[32];
+        snprintf(in, sizeof in, "%s,W2,B2", last);
+        cleval_onnx_node *n2 = builder_node(m, "Conv", "conv2", in, "y");
+        int64_t k2[2] = {3, 3}, p2[4] = {1, 1, 1, 1};
+        attr_ints(n2, "kernel_shape", 2, k2);
+        attr_ints(n2, "pads", 4, p2);
+    }
+    builder_output(m, "y");
+
+    int64_t in3[3], k3[3], st3[3], pb3[3], pe3[3], dl3[3], out3[3];
+    to3(cc->in, s, 1, in3);
+    to3(cc->k, s, 1, k3);
+    to3(cc->stride, s, 1, st3);
+    to3(cc->pad, s, 0, pb3);
+    to3(cc->pad + s, s, 0, pe3);
+    to3(cc->dil, s, 1, dl3);
+    for (int i = 0; i < 3; i++)
+        out3[i] = (in3[i] + pb3[i] + pe3[i] - (k3[i] - 1) * dl3[i] - 1) / st3[i] + 1;
+    uint64_t ny = (uint64_t)(cc->n * cc->co * out3[0] * out3[1] * out3[2]);
+    double *ref = malloc((ny ? ny : 1) * sizeof *ref);
+    ref_conv(x, cc->n, cc->c, in3, w, cc->co, k3, cc->bias ? b : NULL, cc->group, st3, pb3, dl3,
+             out3, ref);
+    int64_t ydims[5] = {cc->n, cc->co};
+    for (uint32_t i = 0; i < s; i++)
+        ydims[2 + i] = out3[3 - s + i];
+    if (cc->relu)
+        for (uint64_t i = 0; i < ny; i++)
+            ref[i] = ref[i] < 0 ? 0 : ref[i];
+    if (cc->pool) {
+        int64_t ph = out3[1] / 2, pw = out3[2] / 2;
+        double *pooled = malloc((size_t)(cc->n * cc->co * ph * pw + 1) * sizeof *pooled);
+        for (int64_t p = 0; p < cc->n * cc->co; p++)
+            for (int64_t i = 0; i < ph; i++)
+                for (int64_t j = 0; j < pw; j++) {
+                    const double *src = ref + p * out3[1] * out3[2];
+                    double v = src[2 * i * out3[2] + 2 * j];
+                    v = fmax(v, src[2 * i * out3[2] + 2 * j + 1]);
+                    v = fmax(v, src[(2 * i + 1) * out3[2] + 2 * j]);
+                    v = fmax(v, src[(2 * i + 1) * out3[2] + 2 * j + 1]);
+                    pooled[(p * ph + i) * pw + j] = v;
+                }
+        free(ref);
+        ref = pooled;
+        ydims[2] = ph;
+        ydims[3] = pw;
+        out3[1] = ph;
+        out3[2] = pw;
+        ny = (uint64_t)(cc->n * cc->co * ph * pw);
+    }
+    if (cc->second) {
+        float *mid = malloc((ny ? ny : 1) * sizeof *mid);
+        for (uint64_t i = 0; i < ny; i++)
+            mid[i] = (float)ref[i];
+        int64_t kk[3] = {1, 3, 3}, one[3] = {1, 1, 1}, pads[3] = {0, 1, 1};
+        int64_t o2[3] = {out3[0], out3[1], out3[2]};
+        double *ref2 = malloc((size_t)(cc->n * co2 * o2[0] * o2[1] * o2[2] + 1) * sizeof *ref2);
+        ref_conv(mid, cc->n, cc->co, out3, w2, co2, kk, b2, 1, one, pads, one, o2, ref2);
+        free(mid);
+        free(ref);
+        ref = ref2;
+        ydims[1] = co2;
+        ny = (uint64_t)(cc->n * co2 * o2[1] * o2[2]);
+    }
+
+    cleval_nn_tensor in = tensor(2 + s, xdims, x), out;
+    run_general(m, variant, &in, &out);
+    assert_shape(&out, 2 + s, ydims);
+    char what[160];
+    snprintf(what, sizeof what, "%s (%s)", cc->what, cleval_variant_name(variant));
+    assert_close(out.data, ref, ny, 1e-4, 1e-4, what);
+    free(out.data);
+    free(ref);
+    free(x);
+    free(w);
+    free(b);
+    free(w2);
+    free(b2);
+    builder_free(m);
+}
+
+static void test_conv(void **state)
+{
+    (void)state;
+    /* clang-format off */
+#define CONV2(what, n, c, h, w, co, kh, kw, sh, sw, p0, p1, p2, p3, dh, dw, g, ...) \
+    {what, 2, n, c, {h, w}, co, {kh, kw}, {sh, sw}, {p0, p1, p2, p3}, {dh, dw}, g, __VA_ARGS__}
+    static const conv_case cases[] = {
+        CONV2("3x3 pad 1", 2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, .bias = true),
+        CONV2("33 channels", 1, 1, 13, 11, 33, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, .bias = true),
+        CONV2("1x1 stride 2", 3, 4, 6, 6, 8, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, .bias = false),
+        CONV2("dilated, asymmetric pads", 2, 2, 9, 9, 4, 3, 3, 1, 2, 0, 1, 2, 1, 2, 2, 1,
+              .bias = true),
+        CONV2("grouped", 2, 6, 5, 5, 9, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 3, .bias = true),
+        CONV2("depthwise", 2, 4, 7, 7, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4, .bias = true),
+        CONV2("depthwise x2, strided", 2, 4, 8, 7, 8, 3, 3, 2, 1, 1, 0, 1, 0, 1, 1, 4,
+              .bias = true),
+        {"1-D", 1, 2, 3, {17}, 4, {5}, {2}, {2, 2}, {1}, 1, .bias = true},
+        {"3-D", 3, 1, 2, {5, 6, 7}, 3, {3, 3, 3}, {1, 1, 1}, {1, 1, 1, 1, 1, 1}, {1, 1, 1}, 1,
+         .bias = true},
+        CONV2("K 360, 9 pixels", 1, 40, 5, 5, 7, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, .bias = true),
+        CONV2("+Relu+MaxPool fused", 2, 3, 10, 9, 16, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1,
+              .bias = true, .relu = true, .pool = true),
+        CONV2("+Relu, then padded Conv", 2, 3, 8, 8, 6, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1,
+              .bias = true, .relu = true, .second = true),
+        CONV2("+Relu+MaxPool, then Conv", 3, 2, 11, 12, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+              .bias = true, .relu = true, .pool = true, .second = true),
+        CONV2("empty batch", 0, 3, 5, 5, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, .bias = true),
+        CONV2("one pixel", 1, 2, 3, 3, 3, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, .bias = false),
+    };
+#undef CONV2
+    /* clang-format on */
+    FOR_EACH_VARIANT(v)
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_conv(&cases[i], v);
+}
+
+/* ---- pooling ---- */
+
+static void check_pool(const char *op, uint32_t spatial, int64_t n, int64_t c, const int64_t *in,
+                       const int64_t *k, const int64_t *stride, const int64_t *pad,
+                       const int64_t *dil, int include_pad, cleval_kernel_variant variant)
+{
+    int64_t xdims[5] = {n, c};
+    for (uint32_t i = 0; i < spatial; i++)
+        xdims[2 + i] = in[i];
+    uint64_t nx = count_of(2 + spatial, xdims);
+    float *x = random_array(nx, -2.0f, 2.0f);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 2 + spatial, xdims);
+    bool global = strcmp(op, "GlobalAveragePool") == 0;
+    cleval_onnx_node *node = builder_node(m, op, "pool", "x", "y");
+    if (!global) {
+        attr_ints(node, "kernel_shape", spatial, k);
+        attr_ints(node, "strides", spatial, stride);
+        attr_ints(node, "pads", 2 * spatial, pad);
+        if (dil) attr_ints(node, "dilations", spatial, dil);
+        if (include_pad >= 0) attr_int(node, "count_include_pad", include_pad);
+    }
+    builder_output(m, "y");
+
+    int64_t in3[3], k3[3], s3[3], pb3[3], pe3[3], d3[3], o3[3], ones[3] = {1, 1, 1};
+    to3(in, spatial, 1, in3);
+    if (global) {
+        memcpy(k3, in3, sizeof k3);
+        memcpy(s3, ones, sizeof s3);
+        memset(pb3, 0, sizeof pb3);
+        memset(pe3, 0, sizeof pe3);
+        memcpy(d3, ones, sizeof d3);
+    } else {
+        to3(k, spatial, 1, k3);
+        to3(stride, spatial, 1, s3);
+        to3(pad, spatial, 0, pb3);
+        to3(pad + spatial, spatial, 0, pe3);
+        if (dil)
+            to3(dil, spatial, 1, d3);
+        else
+            memcpy(d3, ones, sizeof d3);
+    }
+    for (int i = 0; i < 3; i++)
+        o3[i] = (in3[i] + pb3[i] + pe3[i] - (k3[i] - 1) * d3[i] - 1) / s3[i] + 1;
+    int64_t ydims[5] = {n, c};
+    for (uint32_t i = 0; i < spatial; i++)
+        ydims[2 + i] = o3[3 - spatial + i];
+    uint64_t ny = count_of(2 + spatial, ydims);
+    double *ref = malloc((ny ? ny : 1) * sizeof *ref);
+    bool max = strcmp(op, "MaxPool") == 0;
+    for (int64_t p = 0; p < n * c; p++)
+        for (int64_t a = 0; a < o3[0]; a++)
+            for (int64_t b = 0; b < o3[1]; b++)
+                for (int64_t e = 0; e < o3[2]; e++) {
+                    double best = -INFINITY, sum = 0;
+                    int inside = 0;
+                    for (int64_t ka = 0; ka < k3[0]; ka++)
+                        for (int64_t kb = 0; kb < k3[1]; kb++)
+                            for (int64_t ke = 0; ke < k3[2]; ke++) {
+                                int64_t id = a * s3[0] - pb3[0] + ka * d3[0];
+                                int64_t ih = b * s3[1] - pb3[1] + kb * d3[1];
+                                int64_t iw = e * s3[2] - pb3[2] + ke * d3[2];
+                                if (id < 0 || id >= in3[0] || ih < 0 || ih >= in3[1] || iw < 0 ||
+                                    iw >= in3[2])
+                                    continue;
+                                double v = x[((p * in3[0] + id) * in3[1] + ih) * in3[2] + iw];
+                                best = fmax(best, v);
+                                sum += v;
+                                inside++;
+                            }
+                    double r = max                ? best
+                               : include_pad == 1 ? sum / (double)(k3[0] * k3[1] * k3[2])
+                                                  : sum / inside;
+                    ref[((p * o3[0] + a) * o3[1] + b) * o3[2] + e] = r;
+                }
+    cleval_nn_tensor t = tensor(2 + spatial, xdims, x), out;
+    run_general(m, variant, &t, &out);
+    assert_shape(&out, 2 + spatial, ydims);
+    char what[96];
+    snprintf(what, sizeof what, "%s %uD (%s)", op, spatial, cleval_variant_name(variant));
+    assert_close(out.data, ref, ny, 1e-5, 1e-5, what);
+    free(out.data);
+    free(ref);
+    free(x);
+    builder_free(m);
+}
+
+static void test_pool(void **state)
+{
+    (void)state;
+    int64_t in2[2] = {7, 9}, k2[2] = {3, 2}, s2[2] = {2, 1}, p2[4] = {1, 0, 1, 1};
+    int64_t d2[2] = {2, 1}, z2[4] = {0};
+    int64_t in1[1] = {257}, k1[1] = {4}, s1[1] = {3}, p1[2] = {2, 1};
+    int64_t in3[3] = {4, 5, 6}, k3[3] = {2, 3, 2}, s3[3] = {1, 2, 2}, p3[6] = {0, 1, 1, 1, 0, 0};
+    FOR_EACH_VARIANT(v)
+    {
+        check_pool("MaxPool", 2, 2, 3, in2, k2, s2, p2, NULL, -1, v);
+        check_pool("MaxPool", 2, 1, 2, in2, k2, s2, z2, d2, -1, v);
+        check_pool("AveragePool", 2, 2, 3, in2, k2, s2, p2, NULL, 0, v);
+        check_pool("AveragePool", 2, 2, 3, in2, k2, s2, p2, NULL, 1, v);
+        check_pool("MaxPool", 1, 3, 2, in1, k1, s1, p1, NULL, -1, v);
+        check_pool("AveragePool", 1, 3, 2, in1, k1, s1, p1, NULL, 1, v);
+        check_pool("MaxPool", 3, 1, 2, in3, k3, s3, p3, NULL, -1, v);
+        check_pool("AveragePool", 3, 1, 2, in3, k3, s3, p3, NULL, 0, v);
+        check_pool("GlobalAveragePool", 2, 2, 5, in2, NULL, NULL, NULL, NULL, -1, v);
+        check_pool("GlobalAveragePool", 1, 1, 65, in1, NULL, NULL, NULL, NULL, -1, v);
+        check_pool("MaxPool", 2, 0, 3, in2, k2, s2, p2, NULL, -1, v);
+    }
+}
+
+/* ---- Gemm and MatMul ---- */
+
+typedef struct gemm_case {
+    int64_t m, n, k;
+    bool ta, tb;
+    float alpha, beta;
+    int c_kind;     /* 0 none, 1 [N], 2 [1, N], 3 [M, 1], 4 [M, N], 5 scalar */
+    bool b_runtime; /* B is a second runtime input instead of an initializer */
+    bool relu;
+} gemm_case;
+
+static void check_gemm(const gemm_case *g, cleval_kernel_variant variant)
+{
+    int64_t adims[2] = {g->ta ? g->k : g->m, g->ta ? g->m : g->k};
+    int64_t bdims[2] = {g->tb ? g->n : g->k, g->tb ? g->k : g->n};
+    int64_t cdims[2];
+    uint32_t crank = 0;
+    switch (g->c_kind) {
+    case 1: crank = 1, cdims[0] = g->n; break;
+    case 2: crank = 2, cdims[0] = 1, cdims[1] = g->n; break;
+    case 3: crank = 2, cdims[0] = g->m, cdims[1] = 1; break;
+    case 4: crank = 2, cdims[0] = g->m, cdims[1] = g->n; break;
+    case 5: crank = 0; break;
+    }
+    float *a = random_array((uint64_t)(g->m * g->k), -1.0f, 1.0f);
+    float *b = random_array((uint64_t)(g->k * g->n), -1.0f, 1.0f);
+    float *c = random_array((uint64_t)((g->m ? g->m : 1) * g->n), -1.0f, 1.0f);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "a", 2, adims);
+    if (g->b_runtime)
+        builder_input(m, "b", 2, bdims);
+    else
+        builder_init(m, "b", 2, bdims, b);
+    if (g->c_kind) builder_init(m, "c", crank, cdims, c);
+    cleval_onnx_node *node =
+        builder_node(m, "Gemm", "gemm", g->c_kind ? "a,b,c" : "a,b", g->relu ? "g" : "y");
+    attr_int(node, "transA", g->ta);
+    attr_int(node, "transB", g->tb);
+    attr_float(node, "alpha", g->alpha);
+    attr_float(node, "beta", g->beta);
+    if (g->relu) builder_node(m, "Relu", "relu", "g", "y");
+    builder_output(m, "y");
+
+    uint64_t ny = (uint64_t)(g->m * g->n);
+    double *ref = malloc((ny ? ny : 1) * sizeof *ref);
+    for (int64_t i = 0; i < g->m; i++)
+        for (int64_t j = 0; j < g->n; j++) {
+            double s = 0;
+            for (int64_t kk = 0; kk < g->k; kk++) {
+                double av = g->ta ? a[kk * g->m + i] : a[i * g->k + kk];
+                double bv = g->tb ? b[j * g->k + kk] : b[kk * g->n + j];
+                s += av * bv;
+            }
+            s *= g->alpha;
+            double cv = 0;
+            switch (g->c_kind) {
+            case 1:
+            case 2: cv = c[j]; break;
+            case 3: cv = c[i]; break;
+            case 4: cv = c[i * g->n + j]; break;
+            case 5: cv = c[0]; break;
+            }
+            s += g->beta * cv;
+            ref[i * g->n + j] = g->relu && s < 0 ? 0 : s;
+        }
+    cleval_nn_tensor in[2] = {tensor(2, adims, a), tensor(2, bdims, b)}, out;
+    run_general(m, variant, in, &out);
+    int64_t ydims[2] = {g->m, g->n};
+    assert_shape(&out, 2, ydims);
+    char what[128];
+    snprintf(what, sizeof what, "Gemm %lldx%lldx%lld ta%d tb%d C%d%s (%s)", (long long)g->m,
+             (long long)g->n, (long long)g->k, g->ta, g->tb, g->c_kind,
+             g->b_runtime ? " B runtime" : "", cleval_variant_name(variant));
+    assert_close(out.data, ref, ny, 1e-4, 1e-4, what);
+    free(out.data);
+    free(ref);
+    free(a);
+    free(b);
+    free(c);
+    builder_free(m);
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const gemm_case cases[] = {
+        {1, 1, 1, false, false, 1.0f, 1.0f, 0, false, false},
+        {7, 13, 5, false, true, 1.0f, 1.0f, 1, false, false},
+        {65, 33, 257, false, true, 1.0f, 1.0f, 1, false, true},
+        {3, 70, 300, true, false, 0.5f, 2.0f, 4, false, false},
+        {17, 5, 11, true, true, -1.5f, 0.25f, 3, false, false},
+        {9, 16, 31, false, false, 1.0f, 1.0f, 2, false, false},
+        {9, 17, 8, false, false, 2.0f, 3.0f, 5, false, false},
+        {11, 9, 7, false, true, 1.0f, 1.0f, 1, true, false},
+        {5, 40, 3, true, false, 1.0f, 1.0f, 4, true, true},
+        {0, 3, 4, false, true, 1.0f, 1.0f, 1, false, false},
+    };
+    /* clang-format on */
+    FOR_EACH_VARIANT(v)
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_gemm(&cases[i], v);
+}
+
+static void check_matmul(uint32_t ra, const int64_t *ad, uint32_t rb, const int64_t *bd,
+                         bool b_runtime, cleval_kernel_variant variant)
+{
+    uint64_t na = count_of(ra, ad), nb = count_of(rb, bd);
+    float *a = random_array(na, -1.0f, 1.0f), *b = random_array(nb, -1.0f, 1.0f);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "a", ra, ad);
+    if (b_runtime)
+        builder_input(m, "b", rb, bd);
+    else
+        builder_init(m, "b", rb, bd, b);
+    builder_node(m, "MatMul", "mm", "a,b", "y");
+    builder_output(m, "y");
+
+    /* numpy semantics, written out: promote 1-D, broadcast batch axes. */
+    int64_t M = ra == 1 ? 1 : ad[ra - 2], K = ad[ra - 1], N = rb == 1 ? 1 : bd[rb - 1];
+    uint32_t ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0, br = ba > bb ? ba : bb;
+    int64_t bdims[8];
+    for (uint32_t i = 0; i < br; i++) {
+        int64_t x = i + ba >= br ? ad[i + ba - br] : 1, y = i + bb >= br ? bd[i + bb - br] : 1;
+        bdims[i] = x > y ? x : y;
+    }
+    int64_t batch = (int64_t)count_of(br, bdims);
+    int64_t ydims[8];
+    uint32_t yr = 0;
+    for (uint32_t i = 0; i < br; i++)
+        ydims[yr++] = bdims[i];
+    if (ra > 1) ydims[yr++] = M;
+    if (rb > 1) ydims[yr++] = N;
+    double *ref = malloc((size_t)(batch * M * N + 1) * sizeof *ref);
+    for (int64_t t = 0; t < batch; t++) {
+        int64_t oa = 0, ob = 0, rest = t, sa = M * K, sb = K * N;
+        for (int i = (int)br - 1; i >= 0; i--) {
+            int64_t cidx = rest % bdims[i];
+            rest /= bdims[i];
+            int ja = i - (int)(br - ba), jb = i - (int)(br - bb);
+            if (ja >= 0) {
+                if (ad[ja] != 1) oa += cidx * sa;
+                sa *= ad[ja];
+            }
+            if (jb >= 0) {
+                if (bd[jb] != 1) ob += cidx * sb;
+                sb *= bd[jb];
+            }
+        }
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t kk = 0; kk < K; kk++)
+                    s += (double)a[oa + i * K + kk] * b[ob + kk * N + j];
+                ref[(t * M + i) * N + j] = s;
+            }
+    }
+    cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
+    run_general(m, variant, in, &out);
+    assert_shape(&out, yr, ydims);
+    char what[96];
+    snprintf(what, sizeof what, "MatMul rank %u x %u%s (%s)", ra, rb, b_runtime ? " runtime B" : "",
+             cleval_variant_name(variant));
+    assert_close(out.data, ref, (uint64_t)(batch * M * N), 1e-4, 1e-4, what);
+    free(out.data);
+    free(ref);
+    free(a);
+    free(b);
+    builder_free(m);
+}
+
+static void test_matmul(void **state)
+{
+    (void)state;
+    int64_t a2[2] = {7, 24}, b2[2] = {24, 33}, a3[3] = {2, 5, 6}, b3[3] = {2, 6, 3};
+    int64_t a4[4] = {2, 1, 3, 4}, b3b[3] = {3, 4, 5}, v[1] = {6}, bv[2] = {6, 4};
+    int64_t a1[2] = {65, 3}, b1[2] = {3, 1};
+    FOR_EACH_VARIANT(var)
+    {
+        check_matmul(2, a2, 2, b2, false, var);
+        check_matmul(2, a2, 2, b2, true, var);
+        check_matmul(3, a3, 3, b3, true, var);
+        check_matmul(3, a3, 2, b3 + 1, false, var);
+        check_matmul(4, a4, 3, b3b, false, var);
+        check_matmul(4, a4, 3, b3b, true, var);
+        check_matmul(1, v, 2, bv, false, var);
+        check_matmul(3, a3, 1, v, false, var);
+        check_matmul(2, a1, 2, b1, false, var);
+    }
+}
+
+/* ---- elementwise ---- */
+
+static double apply_binary(const char *op, double x, double y)
+{
+    switch (op[0]) {
+    case 'A': return x + y;
+    case 'S': return x - y;
+    case 'M': return x * y;
+    default: return x / y;
+    }
+}
+
+/* Broadcast index of `out` coordinate into a shape right-aligned to rank r. */
+static uint64_t bcast_index(uint64_t i, uint32_t r, const int64_t *out, uint32_t rs,
+                            const int64_t *s)
+{
+    uint64_t idx = 0, stride = 1;
+    for (int d = (int)r - 1; d >= 0; d--) {
+        uint64_t c = i % (uint64_t)out[d];
+        i /= (uint64_t)out[d];
+        int j = d - (int)(r - rs);
+        if (j < 0) continue;
+        if (s[j] != 1) idx += c * stride;
+        stride *= (uint64_t)s[j];
+    }
+    return idx;
+}
+
+static void check_binary(const char *op, uint32_t ra, const int64_t *ad, uint32_t rb,
+                         const int64_t *bd, int b_mode, int64_t opset, int64_t legacy_axis,
+                         cleval_kernel_variant variant)
+{
+    /* b_mode: 0 initializer, 1 runtime input, 2 Constant node; a is always a runtime input */
+    uint64_t na = count_of(ra, ad), nb = count_of(rb, bd);
+    float *a = random_array(na, -2.0f, 2.0f), *b = random_array(nb, 0.5f, 2.0f);
+    cleval_onnx_model *m = builder_new(opset);
+    builder_input(m, "a", ra, ad);
+    if (b_mode == 1) builder_input(m, "b", rb, bd);
+    if (b_mode == 0) builder_init(m, "b", rb, bd, b);
+    if (b_mode == 2) builder_constant(m, "b", rb, bd, b, NULL);
+    cleval_onnx_node *node = builder_node(m, op, "bin", "a,b", "y");
+    if (opset < 7 && legacy_axis != -2) {
+        attr_int(node, "broadcast", 1);
+        if (legacy_axis >= 0) attr_int(node, "axis", legacy_axis);
+    }
+    builder_output(m, "y");
+    /* the reference broadcast: legacy axis alignment pads B with trailing ones */
+    int64_t beff[8];
+    uint32_t rbe = rb;
+    memcpy(beff, bd, rb * sizeof *bd);
+    if (opset < 7 && legacy_axis >= 0) {
+        rbe = ra - (uint32_t)legacy_axis;
+        for (uint32_t i = rb; i < rbe; i++)
+            beff[i] = 1;
+    }
+    uint32_t r = ra > rbe ? ra : rbe;
+    int64_t od[8];
+    for (uint32_t i = 0; i < r; i++) {
+        int64_t x = i + ra >= r ? ad[i + ra - r] : 1, y = i + rbe >= r ? beff[i + rbe - r] : 1;
+        od[i] = x > y ? x : y;
+    }
+    uint64_t ny = count_of(r, od);
+    double *ref = malloc((ny ? ny : 1) * sizeof *ref);
+    for (uint64_t i = 0; i < ny; i++)
+        ref[i] =
+            apply_binary(op, a[bcast_index(i, r, od, ra, ad)], b[bcast_index(i, r, od, rbe, beff)]);
+    cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
+    run_general(m, variant, in, &out);
+    assert_shape(&out, r, od);
+    char what[96];
+    snprintf(what, sizeof what, "%s mode %d opset %lld (%s)", op, b_mode, (long long)opset,
+             cleval_variant_name(variant));
+    assert_close(out.data, ref, ny, 1e-6, 1e-6, what);
+    free(out.data);
+    free(ref);
+    free(a);
+    free(b);
+    builder_free(m);
+}
+
+static void test_binary(void **state)
+{
+    (void)state;
+    static const char *const ops[] = {"Add", "Sub", "Mul", "Div"};
+    int64_t a4[4] = {2, 3, 5, 7}, c3[3] = {3, 1, 1}, row[1] = {7}, same[4] = {2, 3, 5, 7};
+    int64_t scalar[1] = {1}, big[1] = {257}, col[2] = {5, 1}, a2[2] = {1, 4}, b2[2] = {65, 1};
+    int64_t l1[2] = {3, 5};
+    FOR_EACH_VARIANT(v)
+    for (int o = 0; o < 4; o++) {
+        check_binary(ops[o], 4, a4, 3, c3, 0, 13, 0, v);
+        check_binary(ops[o], 4, a4, 1, row, 2, 13, 0, v);
+        check_binary(ops[o], 4, a4, 4, same, 1, 13, 0, v);
+        check_binary(ops[o], 1, big, 0, scalar, 0, 13, 0, v);
+        check_binary(ops[o], 2, a2, 2, b2, 1, 13, 0, v);
+        check_binary(ops[o], 4, a4, 2, col, 0, 13, 0, v);
+        /* opset 6: broadcast=1 with axis=1 aligns B [3, 5] with axes 1 and 2 of A */
+        check_binary(ops[o], 4, a4, 2, l1, 0, 6, 1, v);
+        check_binary(ops[o], 4, a4, 1, row, 0, 6, -1, v);
+        check_binary(ops[o], 4, a4, 4, same, 1, 6, -2, v);
+    }
+}
+
+static void check_unary(const char *op, int64_t opset, const float *lo, const float *hi,
+                        bool as_inputs, cleval_kernel_variant variant)
+{
+    int64_t dims[3] = {3, 5, 19};
+    uint64_t n = count_of(3, dims);
+    float *x = random_array(n, -4.0f, 4.0f);
+    x[0] = 90.0f; /* sigmoid / tanh saturate without overflow */
+    x[1] = -90.0f;
+    cleval_onnx_model *m = builder_new(opset);
+    builder_input(m, "x", 3, dims);
+    char inputs[32] = "x";
+    if (as_inputs) {
+        if (lo) builder_init(m, "lo", 0, NULL, lo);
+        if (hi) builder_init(m, "hi", 0, NULL, hi);
+        snprintf(inputs, sizeof inputs, "x,%s%s%s", lo ? "lo" : "", hi ? "," : "", hi ? "hi" : "");
+    }
+    cleval_onnx_node *node = builder_node(m, op, "u", inputs, "y");
+    if (!as_inputs && lo) attr_float(node, "min", *lo);
+    if (!as_inputs && hi) attr_float(node, "max", *hi);
+    builder_output(m, "y");
+    double *ref = malloc(n * sizeof *ref);
+    for (uint64_t i = 0; i < n; i++) {
+        double v = x[i];
+        if (strcmp(op, "Relu") == 0) v = v < 0 ? 0 : v;
+        if (strcmp(op, "Sigmoid") == 0) v = 1.0 / (1.0 + exp(-v));
+        if (strcmp(op, "Tanh") == 0) v = tanh(v);
+        if (strcmp(op, "Clip") == 0) {
+            if (lo && v < *lo) v = *lo;
+            if (hi && v > *hi) v = *hi;
+        }
+        ref[i] = v;
+    }
+    cleval_nn_tensor in = tensor(3, dims, x), out;
+    run_general(m, variant, &in, &out);
+    assert_shape(&out, 3, dims);
+    char what[64];
+    snprintf(what, sizeof what, "%s opset %lld (%s)", op, (long long)opset,
+             cleval_variant_name(variant));
+    assert_close(out.data, ref, n, 1e-6, 1e-5, what);
+    free(out.data);
+    free(ref);
+    free(x);
+    builder_free(m);
+}
+
+static void test_unary(void **state)
+{
+    (void)state;
+    float lo = -0.5f, hi = 1.25f;
+    FOR_EACH_VARIANT(v)
+    {
+        check_unary("Relu", 13, NULL, NULL, false, v);
+        check_unary("Sigmoid", 13, NULL, NULL, false, v);
+        check_unary("Tanh", 13, NULL, NULL, false, v);
+        check_unary("Clip", 6, &lo, &hi, false, v);
+        check_unary("Clip", 6, NULL, &hi, false, v);
+        check_unary("Clip", 13, &lo, &hi, true, v);
+        check_unary("Clip", 13, &lo, NULL, true, v);
+        check_unary("Clip", 13, NULL, NULL, true, v);
+    }
+}
+
+/* BatchNormalization: folded into a Conv when it is the Conv's only reader, else run alone
+ * (here the Conv output is also a graph output), on 4-D and 2-D inputs. */
+static void check_batchnorm(bool after_conv, bool shared, cleval_kernel_variant variant)
+{
+    int64_t c = 5, xd[4] = {2, 3, 6, 7}, wd[4] = {c, 3, 3, 3}, cd[1] = {c};
+    float *x = random_array(count_of(4, xd), -1, 1), *w = random_array(count_of(4, wd), -1, 1);
+    float *scale = random_array(5, 0.5f, 1.5f), *bias = random_array(5, -0.5f, 0.5f);
+    float *mean = random_array(5, -0.5f, 0.5f), *var = random_array(5, 0.5f, 2.0f);
+    cleval_onnx_model *m = builder_new(9);
+    int64_t yd[4] = {2, c, 4, 5}, xd2[2] = {6, c};
+    if (after_conv) {
+        builder_input(m, "x", 4, xd);
+        builder_init(m, "W", 4, wd, w);
+        builder_node(m, "Conv", "conv", "x,W", "c");
+    } else {
+        builder_input(m, "c", 2, xd2);
+    }
+    builder_init(m, "scale", 1, cd, scale);
+    builder_init(m, "bias", 1, cd, bias);
+    builder_init(m, "mean", 1, cd, mean);
+    builder_init(m, "var", 1, cd, var);
+    cleval_onnx_node *bn =
+        builder_node(m, "BatchNormalization", "bn", "c,scale,bias,mean,var", "b");
+    attr_float(bn, "epsilon", 1e-3f);
+    builder_node(m, "Relu", "relu", "b", "y");
+    builder_output(m, "y");
+    if (shared) builder_output(m, "c");
+
+    uint64_t ny = after_conv ? count_of(4, yd) : count_of(2, xd2);
+    double *conv = malloc(ny * sizeof *conv);
+    float *cin = after_conv ? NULL : random_array(ny, -2, 2);
+    if (after_conv) {
+        int64_t in3[3] = {1, 6, 7}, k3[3] = {1, 3, 3}, one[3] = {1, 1, 1}, zero[3] = {0},
+                o3[3] = {1, 4, 5};
+        ref_conv(x, 2, 3, in3, w, c, k3, NULL, 1, one, zero, one, o3, conv);
+    } else {
+        for (uint64_t i = 0; i < ny; i++)
+            conv[i] = cin[i];
+    }
+    double *ref = malloc(ny * sizeof *ref);
+    uint64_t inner = after_conv ? 20 : 1;
+    for (uint64_t i = 0; i < ny; i++) {
+        uint64_t ch = (i / inner) % (uint64_t)c;
+        double v = (conv[i] - mean[ch]) / sqrt((double)var[ch] + 1e-3) * scale[ch] + bias[ch];
+        ref[i] = v < 0 ? 0 : v;
+    }
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    cleval_nn_tensor in = after_conv ? tensor(4, xd, x) : tensor(2, xd2, cin), out[2];
+    assert_ok(cleval_nn_run_graph(nn, &in, out));
+    char what[96];
+    snprintf(what, sizeof what, "BatchNormalization %s%s (%s)", after_conv ? "after Conv" : "2-D",
+             shared ? ", Conv output shared" : "", cleval_variant_name(variant));
+    assert_close(out[0].data, ref, ny, 1e-4, 1e-4, what);
+    if (shared) {
+        assert_close(out[1].data, conv, ny, 1e-4, 1e-4, what);
+        free(out[1].data);
+    }
+    /* The profile names what was fused: one Conv+BatchNormalization+Relu layer when folded. */
+    const cleval_nn_layer *first = cleval_nn_layer_at(nn, 0);
+    if (after_conv && !shared) assert_string_equal(first->op, "Conv+BatchNormalization+Relu");
+    if (after_conv && shared) assert_string_equal(first->op, "Conv");
+    cleval_nn_destroy(nn);
+    free(out[0].data);
+    free(ref);
+    free(conv);
+    free(cin);
+    free(x);
+    free(w);
+    free(scale);
+    free(bias);
+    free(mean);
+    free(var);
+    builder_free(m);
+}
+
+static void test_batchnorm(void **state)
+{
+    (void)state;
+    FOR_EACH_VARIANT(v)
+    {
+        check_batchnorm(true, false, v);
+        check_batchnorm(true, true, v);
+        check_batchnorm(false, false, v);
+    }
+}
+
+/* ---- shape ops ---- */
+
+static void check_pad(int64_t opset, const int64_t *pads, float value, bool with_value,
+                      cleval_kernel_variant variant)
+{
+    int64_t xd[3] = {2, 5, 7};
+    uint64_t nx = count_of(3, xd);
+    float *x = random_array(nx, -1, 1);
+    cleval_onnx_model *m = builder_new(opset);
+    builder_input(m, "x", 3, xd);
+    int64_t six = 6;
+    cleval_onnx_node *node;
+    if (opset >= 11) {
+        builder_constant(m, "pads", 1, &six, NULL, pads);
+        if (with_value) builder_constant(m, "value", 0, NULL, &value, NULL);
+        node = builder_node(m, "Pad", "pad", with_value ? "x,pads,value" : "x,pads", "y");
+    } else {
+        node = builder_node(m, "Pad", "pad", "x", "y");
+        attr_ints(node, "pads", 6, pads);
+        if (with_value) attr_float(node, "value", value);
+    }
+    attr_string(node, "mode", "constant");
+    builder_output(m, "y");
+    int64_t yd[3];
+    for (int i = 0; i < 3; i++)
+        yd[i] = xd[i] + pads[i] + pads[3 + i];
+    uint64_t ny = count_of(3, yd);
+    double *ref = malloc((ny ? ny : 1) * sizeof *ref);
+    for (int64_t a = 0; a < yd[0]; a++)
+        for (int64_t b = 0; b < yd[1]; b++)
+            for (int64_t c = 0; c < yd[2]; c++) {
+                int64_t i = a - pads[0], j = b - pads[1], k = c - pads[2];
+                bool in = i >= 0 && i < xd[0] && j >= 0 && j < xd[1] && k >= 0 && k < xd[2];
+                ref[(a * yd[1] + b) * yd[2] + c] =
+                    in ? x[(i * xd[1] + j) * xd[2] + k] : (with_value ? value : 0.0);
+            }
+    cleval_nn_tensor in = tensor(3, xd, x), out;
+    run_general(m, variant, &in, &out);
+    assert_shape(&out, 3, yd);
+    assert_close(out.data, ref, ny, 0, 0, "Pad");
+    free(out.data);
+    free(ref);
+    free(x);
+    builder_free(m);
+}
+
+static void check_reshape(const int64_t *target, uint32_t rank, const int64_t *expect, bool flatten,
+                          int64_t axis, cleval_kernel_variant variant)
+{
+    int64_t xd[4] = {2, 3, 4, 5};
+    uint64_t n = count_of(4, xd);
+    float *x = random_array(n, -1, 1);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 4, xd);
+    if (flatten) {
+        attr_int(builder_node(m, "Flatten", "flat", "x", "f"), "axis", axis);
+    } else {
+        int64_t r = rank;
+        builder_init_i64(m, "shape", 1, &r, target);
+        builder_node(m, "Reshape", "reshape", "x,shape", "f");
+    }
+    /* a kernel after the view, so the view's buffer is read by something */
+    builder_node(m, "Relu", "relu", "f", "y");
+    builder_output(m, "y");
+    double *ref = malloc(n * sizeof *ref);
+    for (uint64_t i = 0; i < n; i++)
+        ref[i] = x[i] < 0 ? 0 : x[i];
+    cleval_nn_tensor in = tensor(4, xd, x), out;
+    run_general(m, variant, &in, &out);
+    assert_shape(&out, flatten ? 2 : rank, expect);
+    assert_close(out.data, ref, n, 0, 0, flatten ? "Flatten" : "Reshape");
+    free(out.data);
+    free(ref);
+    free(x);
+    builder_free(m);
+}
+
+static void test_shape_ops(void **state)
+{
+    (void)state;
+    int64_t p1[6] = {0, 1, 2, 1, 0, 3}, p2[6] = {1, -1, 0, 0, 2, -3};
+    int64_t t1[3] = {0, -1, 5}, e1[3] = {2, 12, 5}, t2[2] = {-1, 60}, e2[2] = {2, 60};
+    int64_t e0[2] = {1, 120}, e3[2] = {24, 5}, e4[2] = {120, 1};
+    FOR_EACH_VARIANT(v)
+    {
+        check_pad(13, p1, 0.25f, true, v);
+        check_pad(13, p2, 0.0f, false, v);
+        check_pad(2, p1, -3.0f, true, v);
+        check_reshape(t1, 3, e1, false, 0, v);
+        check_reshape(t2, 2, e2, false, 0, v);
+        check_reshape(NULL, 0, e0, true, 0, v);
+        check_reshape(NULL, 0, e3, true, 3, v);
+        check_reshape(NULL, 0, e4, true, 4, v);
+        check_reshape(NULL, 0, e3, true, -1, v);
+    }
+}
+
+/* ---- softmax ---- */
+
+static void check_softmax(bool is_log, int64_t opset, int64_t axis, bool has_axis,
+                          cleval_kernel_variant variant)
+{
+    int64_t xd[3] = {3, 4, 65};
+    uint64_t n = count_of(3, xd);
+    float *x = random_array(n, -5, 5);
+    x[3] = 1000.0f; /* would overflow exp() without the max subtraction */
+    x[70] = -1000.0f;
+    cleval_onnx_model *m = builder_new(opset);
+    builder_input(m, "x", 3, xd);
+    cleval_onnx_node *node = builder_node(m, is_log ? "LogSoftmax" : "Softmax", "sm", "x", "y");
+    if (has_axis) attr_int(node, "axis", axis);
+    builder_output(m, "y");
+    int64_t a = has_axis ? axis : (opset < 13 ? 1 : -1);
+    if (a < 0) a += 3;
+    /* rows: opset < 13 flattens [.., axis) x [axis, ..); otherwise one axis */
+    uint64_t outer = 1, len = 1, inner = 1;
+    for (int i = 0; i < 3; i++) {
+        if (i < a)
+            outer *= (uint64_t)xd[i];
+        else if (i == a || opset < 13)
+            len *= (uint64_t)xd[i];
+        else
+            inner *= (uint64_t)xd[i];
+    }
+    double *ref = malloc(n * sizeof *ref);
+    for (uint64_t o = 0; o < outer; o++)
+        for (uint64_t in = 0; in < inner; in++) {
+            double mx = -INFINITY, sum = 0;
+            for (uint64_t j = 0; j < len; j++)
+                mx = fmax(mx, x[(o * len + j) * inner + in]);
+            for (uint64_t j = 0; j < len; j++)
+                sum += exp(x[(o * len + j) * inner + in] - mx);
+            for (uint64_t j = 0; j < len; j++) {
+                double v = x[(o * len + j) * inner + in] - mx;
+                ref[(o * len + j) * inner + in] = is_log ? v - log(sum) : exp(v) / sum;
+            }
+        }
+    cleval_nn_tensor t = tensor(3, xd, x), out;
+    run_general(m, variant, &t, &out);
+    char what[96];
+    snprintf(what, sizeof what, "%s opset %lld axis %lld (%s)", is_log ? "LogSoftmax" : "Softmax",
+             (long long)opset, (long long)a, cleval_variant_name(variant));
+    assert_close(out.data, ref, n, 1e-5, 1e-5, what);
+    free(out.data);
+    free(ref);
+    free(x);
+    builder_free(m);
+}
+
+static void test_softmax(void **state)
+{
+    (void)state;
+    FOR_EACH_VARIANT(v)
+    for (int lg = 0; lg < 2; lg++) {
+        check_softmax(lg, 11, 1, true, v);  /* coerced to [3, 260] */
+        check_softmax(lg, 11, 0, false, v); /* default axis 1 before opset 13 */
+        check_softmax(lg, 9, 2, true, v);
+        check_softmax(lg, 13, -1, true, v);
+        check_softmax(lg, 13, 1, true, v); /* one axis with inner extent 65 */
+        check_softmax(lg, 13, 0, false, v);
+        check_softmax(lg, 13, 0, true, v);
+    }
+}
+
+/* ---- classifier runs ---- */
+
+/* x [N, 5] -> Identity -> scores: argmax on chosen rows. */
+static void test_argmax_and_batches(void **state)
+{
+    (void)state;
+    FOR_EACH_VARIANT(v)
+    {
+        cleval_device_set_variant(test_device(), v);
+        cleval_onnx_model *m = builder_new(13);
+        int64_t dims[2] = {-1, 5};
+        builder_input(m, "x", 2, dims);
+        builder_node(m, "Identity", "id", "x", "y");
+        builder_output(m, "y");
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create(test_device(), m, &nn));
+        assert_int_equal(cleval_nn_output_width(nn), 5);
+        assert_int_equal(cleval_nn_input_rank(nn), 1);
+        assert_int_equal(cleval_nn_input_shape(nn)[0], 5);
+        float x[] = {1,         3,         3,
+                     0,         2, /* tie: first maximum */
+                     -1,        -2,        -3,
+                     -4,        -5, /* 0 */
+                     0,         0,         0,
+                     0,         7, /* last */
+                     1,         NAN,       9,
+                     NAN,       2, /* NaN counts as the maximum, first one */
+                     -INFINITY, -INFINITY, -INFINITY,
+                     -INFINITY, -INFINITY};
+        int32_t expect[] = {1, 0, 4, 1, 0}, pred[5];
+        float scores[25];
+        assert_ok(cleval_nn_run(nn, x, 0, NULL)); /* nothing to do */
+        assert_ok(cleval_nn_run(nn, x, 5, NULL));
+        assert_ok(cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(test_device()),
+                                                      cleval_nn_pred_buffer(nn), CL_TRUE, 0,
+                                                      sizeof pred, pred, 0, NULL, NULL),
+                                  "read pred"));
+        assert_memory_equal(pred, expect, sizeof expect);
+        assert_ok(cleval_nn_run(nn, x + 5, 2, scores));
+        assert_memory_equal(scores, x + 5, 10 * sizeof(float));
+        assert_int_equal(cleval_nn_run(nn, x, cleval_nn_max_batch(nn) + 1u, NULL) == CLEVAL_OK,
+                         cleval_nn_max_batch(nn) == UINT32_MAX);
+        cleval_nn_destroy(nn);
+        builder_free(m);
+    }
+    cleval_nn_destroy(NULL);
+}
+
+/* ---- ONNX fixtures against PyTorch and onnxruntime ---- */
+
+static float *read_column(cleval_dataset *ds, const char *name, uint64_t *rows, uint64_t *width)
+{
+    cleval_column *col;
+    assert_ok(cleval_column_open(ds, name, CLEVAL_COLUMN_VALUES, &col));
+    *rows = cleval_column_rows(col);
+    *width = cleval_column_row_size(col);
+    float *data = malloc((*rows * *width + 1) * sizeof *data);
+    assert_ok(cleval_column_read_f32(col, 0, *rows, data));
+    cleval_column_close(col);
+    return data;
+}
+
+static uint32_t argmax_row(const float *row, uint32_t c)
+{
+    uint32_t best = 0;
+    for (uint32_t j = 1; j < c; j++)
+        if (row[j] > row[best]) best = j;
+    return best;
+}
+
+/* Scores within 1e-4 of both references; argmax equal unless the reference's top two are
+ * within 1e-4 of each other. */
+static void check_fixture(const char *model_path, const char *io_path, const uint32_t *batches,
+                          size_t n_batches)
+{
+    cleval_onnx_model *model;
+    assert_ok(cleval_onnx_load(model_path, &model));
+    cleval_dataset *ds;
+    assert_ok(cleval_dataset_open(io_path, &ds));
+    uint64_t n, size, n2, width, n3, width2;
+    float *x = read_column(ds, "X", &n, &size);
+    float *torch = read_column(ds, "scores_torch", &n2, &width);
+    float *ort = read_column(ds, "scores_ort", &n3, &width2);
+    assert_int_equal(n, n2);
+    assert_int_equal(width, width2);
+    float *scores = malloc(n * width * sizeof *scores);
+    int32_t *pred = malloc(n * sizeof *pred);
+    double *want = malloc(n * width * sizeof *want);
+    FOR_EACH_VARIANT(v)
+    {
+        cleval_device_set_variant(test_device(), v);
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create(test_device(), model, &nn));
+        assert_int_equal(cleval_nn_input_size(nn), size);
+        assert_int_equal(cleval_nn_output_width(nn), width);
+        for (size_t b = 0; b < n_batches; b++) {
+            memset(scores, 0xff, n * width * sizeof *scores);
+            for (uint64_t i = 0; i < n; i += batches[b]) {
+                uint32_t count = (uint32_t)(n - i < batches[b] ? n - i : batches[b]);
+                assert_ok(cleval_nn_run(nn, x + i * size, count, scores + i * width));
+                assert_ok(cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(test_device()),
+                                                              cleval_nn_pred_buffer(nn), CL_TRUE, 0,
+                                                              count * sizeof(int32_t), pred + i, 0,
+                                                              NULL, NULL),
+                                          "read pred"));
+            }
+            const float *refs[2] = {torch, ort};
+            for (int r = 0; r < 2; r++) {
+                for (uint64_t i = 0; i < n * width; i++)
+                    want[i] = refs[r][i];
+                char what[4200];
+                snprintf(what, sizeof what, "%s vs %s, batch %u (%s)", model_path,
+                         r ? "onnxruntime" : "PyTorch", batches[b], cleval_variant_name(v));
+                assert_close(scores, want, n * width, 1e-4, 0, what);
+                for (uint64_t i = 0; i < n; i++) {
+                    const float *row = refs[r] + i * width;
+                    uint32_t best = argmax_row(row, (uint32_t)width);
+                    if ((uint32_t)pred[i] == best) continue;
+                    if (fabsf(row[pred[i]] - row[best]) > 1e-4f)
+                        fail_msg("%s: sample %llu predicted %d, reference %u", what,
+                                 (unsigned long long)i, pred[i], best);
+                }
+            }
+        }
+        cleval_nn_destroy(nn);
+    }
+    free(x);
+    free(torch);
+    free(ort);
+    free(scores);
+    free(pred);
+    free(want);
+    cleval_dataset_close(ds);
+    cleval_onnx_free(model);
+}
+
+static void test_fixtures(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"mlp_softmax",  "lenet_bn",    "norm_subdiv",
+                                        "conv_strided", "conv_padded", "conv_depthwise",
+                                        "gemm_matmul",  "gemm_attrs"};
+    static const uint32_t batches[] = {1, 2, 3, 7};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char model[4096], io[4096];
+        snprintf(model, sizeof model, "%s/onnx/%s.onnx", CLEVAL_FIXTURES_DIR, names[i]);
+        snprintf(io, sizeof io, "%s/onnx/%s_io.h5", CLEVAL_FIXTURES_DIR, names[i]);
+        check_fixture(model, io, batches, sizeof batches / sizeof batches[0]);
+    }
+}
+
+static void test_fmnist_model(void **state)
+{
+    (void)state;
+    static const uint32_t batches[] = {64, 100, 256};
+    char io[4096];
+    snprintf(io, sizeof io, "%s/onnx/fmnist_cnn_io.h5", CLEVAL_FIXTURES_DIR);
+    check_fixture(CLEVAL_FIXTURES_DIR "/../../datasets/fmnist_cnn.onnx", io, batches, 3);
+}
+
+/* ---- refusals ---- */
+
+/* Creating `m` (a classifier unless general) fails with `status`, and the message holds every
+ * one of the NULL-terminated `needles`. */
+static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
+{
+    cleval_nn_options options = {.general = general};
+    cleval_nn *nn = (cleval_nn *)0x1;
+    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
+    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
+    assert_null(nn);
+    const char *message = cleval_last_error();
+    assert_null(strchr(message, '\n'));
+    va_list ap;
+    va_start(ap, status);
+    for (const char *needle; (needle = va_arg(ap, const char *));)
+        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
+    va_end(ap);
+}
+
+static void test_unsupported_fixtures(void **state)
+{
+    (void)state;
+    cleval_onnx_model *m;
+    assert_ok(cleval_onnx_load(fixture_path("onnx/unsupported_op.onnx"), &m));
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "unsupported_op.onnx", "node 'erf_node'",
+                   "(Erf)", "operator Erf is not supported", NULL);
+    cleval_onnx_free(m);
+    assert_ok(cleval_onnx_load(fixture_path("onnx/unsupported_attr.onnx"), &m));
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "unsupported_attr.onnx",
+                   "node 'conv_autopad' (Conv): attribute auto_pad=SAME_UPPER is not supported",
+                   NULL);
+    cleval_onnx_free(m);
+}
+
+static cleval_onnx_model *tiny(int64_t opset, const int64_t *dims, uint32_t rank)
+{
+    cleval_onnx_model *m = builder_new(opset);
+    builder_input(m, "x", rank, dims);
+    builder_output(m, "y");
+    return m;
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    int64_t d2[2] = {-1, 6}, d4[4] = {-1, 2, 8, 8}, two = 2;
+    cleval_onnx_model *m;
+
+    m = tiny(13, d2, 2); /* two runtime inputs */
+    builder_input(m, "z", 2, d2);
+    builder_node(m, "Add", "add", "x,z", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "2 inputs", NULL);
+    builder_free(m);
+
+    m = tiny(13, d2, 2); /* softmax over the batch */
+    attr_int(builder_node(m, "Softmax", "sm0", "x", "y"), "axis", 0);
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm0' (Softmax)", "batch axis", NULL);
+    builder_free(m);
+
+    m = tiny(13, d2, 2); /* a reshape that moves the batch */
+    int64_t flat[2] = {1, -1};
+    builder_init_i64(m, "shape", 1, &two, flat);
+    builder_node(m, "Reshape", "rs", "x,shape", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'rs' (Reshape)", NULL);
+    builder_free(m);
+
+    m = tiny(13, d2, 2); /* a computed reshape target */
+    builder_input(m, "s", 1, &two);
+    builder_node(m, "Reshape", "rs2", "x,s", "y");
+    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'rs2' (Reshape)", "must be a constant",
+                   NULL);
+    builder_free(m);
+
+    m = tiny(13, d4, 4); /* ceil_mode */
+    cleval_onnx_node *n = builder_node(m, "MaxPool", "mp", "x", "y");
+    int64_t k[2] = {2, 2};
+    attr_ints(n, "kernel_shape", 2, k);
+    attr_int(n, "ceil_mode", 1);
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mp' (MaxPool)", "ceil_mode=1", NULL);
+    builder_free(m);
+
+    m = tiny(13, d4, 4); /* an attribute this engine does not know */
+    n = builder_node(m, "Relu", "r", "x", "y");
+    attr_int(n, "alpha", 1);
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'r' (Relu)", "attribute alpha", NULL);
+    builder_free(m);
+
+    m = tiny(13, d4, 4); /* an input no node produces */
+    builder_node(m, "Add", "add", "x,nowhere", "y");
+    expect_refusal(m, false, CLEVAL_ERR_INPUT, "node 'add' (Add)", "'nowhere'", NULL);
+    builder_free(m);
+
+    m = tiny(13, d2, 2); /* shapes that disagree */
+    int64_t wd[2] = {5, 3};
+    float w[15] = {0};
+    builder_init(m, "w", 2, wd, w);
+    builder_node(m, "MatMul", "mm", "x,w", "y");
+    expect_refusal(m, false, CLEVAL_ERR_INPUT, "node 'mm' (MatMul)", "K", NULL);
+    builder_free(m);
+
+    int64_t huge[4] = {-1, 100000, 100000, 100000}; /* hostile sizes */
+    m = tiny(13, huge, 4);
+    builder_node(m, "Relu", "r", "x", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "too large", NULL);
+    builder_free(m);
+
+    int64_t d9[9] = {-1, 1, 1, 1, 1, 1, 1, 1, 1};
+    m = tiny(13, d9, 9);
+    builder_node(m, "Relu", "r", "x", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "rank 9", NULL);
+    builder_free(m);
+
+    int64_t dyn[3] = {-1, -1, 4}; /* a per-sample axis that varies */
+    m = tiny(13, dyn, 3);
+    builder_node(m, "Relu", "r", "x", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "dynamic", NULL);
+    builder_free(m);
+
+    m = tiny(13, d4, 4); /* Dropout's mask used */
+    builder_node(m, "Dropout", "drop", "x", "y,mask");
+    builder_output(m, "mask");
+    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'drop' (Dropout)", "'mask'", NULL);
+    builder_free(m);
+
+    m = tiny(13, d4, 4); /* not [N, C] */
+    builder_node(m, "Relu", "r", "x", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "[N, C]", NULL);
+    builder_free(m);
+
+    m = tiny(13, d4, 4); /* a weight that is computed */
+    builder_node(m, "Relu", "r", "x", "w");
+    builder_node(m, "Conv", "conv", "x,w", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'conv' (Conv)", "must be a constant",
+                   NULL);
+    builder_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_binary),
+        cmocka_unit_test(test_unary),
+        cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_shape_ops),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_argmax_and_batches),
+        cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_fmnist_model),
+        cmocka_unit_test(test_unsupported_fixtures),
+        cmocka_unit_test(test_refusals),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    test_device_release();
+    return failed;
+}
