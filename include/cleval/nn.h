@@ -57,6 +57,10 @@ cleval_status cleval_nn_create(cleval_device *dev, const cleval_onnx_model *mode
 cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model *model,
                                     const cleval_nn_options *options, cleval_nn **out);
 
+/* Whether operator `op_type` (default ONNX domain) is implemented. Attribute values can still
+ * be refused when a model is created; this answers for the operator as such. */
+bool cleval_nn_supports_op(const char *op_type);
+
 /* Waits for the device and releases everything. NULL is a no-op. */
 void cleval_nn_destroy(cleval_nn *nn);
 

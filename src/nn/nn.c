@@ -423,6 +423,11 @@ void cleval_nn_destroy(cleval_nn *nn)
 
 /* ---- accessors ---- */
 
+bool cleval_nn_supports_op(const char *op_type)
+{
+    return op_type && (strcmp(op_type, "Constant") == 0 || nn_find_kind(op_type) != NULL);
+}
+
 uint32_t cleval_nn_input_rank(const cleval_nn *nn)
 {
     return nn->sample_rank;

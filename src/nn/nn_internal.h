@@ -13,7 +13,7 @@
 
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
 #define NN_MAX_IN 5  /* BatchNormalization: X, scale, B, mean, var */
-#define NN_MAX_OUT 2 /* Dropout's optional mask (refused when used) */
+#define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used */
 #define NN_MAX_KERNELS 4
 #define NN_MAX_BUFFERS 6
 /* No tensor may hold more elements than this: kernels index buffers with 32-bit integers. */
