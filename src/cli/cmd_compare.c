@@ -1,0 +1,98 @@
+/* `cleval compare`: the migration verdict between two saved runs, with CI gates. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cleval/compare.h"
+
+static const char usage[] =
+    "Usage: cleval compare A.h5 B.h5 [options]\n"
+    "\n"
+    "Compares two prediction files over the same test set (A: the baseline, B: the candidate):\n"
+    "agreement, flips and the flip matrix, both accuracies and their difference with Newcombe's\n"
+    "95% interval for paired data, McNemar's exact test, and score differences. Files of\n"
+    "different length or with different y are refused; without y in both, predictions only.\n"
+    "Gates: --max-flip-rate, --max-accuracy-drop, --alpha (default 0.05, with labels),\n"
+    "--max-score-diff; exit 1 when one fails, after writing the reports. --save writes every\n"
+    "flipped sample (index, pred_a, pred_b, y, score_diff) to an HDF5 file.\n";
+
+static cleval_status parse_limits(const cli_args *args, cleval_compare_limits *limits)
+{
+    cleval_status status;
+    memset(limits, 0, sizeof *limits);
+    limits->use_max_flip_rate = args->present[OPT_MAX_FLIP_RATE];
+    limits->use_max_accuracy_drop = args->present[OPT_MAX_ACCURACY_DROP];
+    limits->use_max_score_diff = args->present[OPT_MAX_SCORE_DIFF];
+    limits->use_alpha = true;
+    limits->alpha_is_default = !args->present[OPT_ALPHA];
+    if ((status = cli_get_number(args, OPT_MAX_FLIP_RATE, 0, 0, 1, &limits->max_flip_rate)) ||
+        (status =
+             cli_get_number(args, OPT_MAX_ACCURACY_DROP, 0, -1, 1, &limits->max_accuracy_drop)) ||
+        (status = cli_get_number(args, OPT_ALPHA, 0.05, 0, 1, &limits->alpha)) ||
+        (status =
+             cli_get_number(args, OPT_MAX_SCORE_DIFF, 0, 0, HUGE_VAL, &limits->max_score_diff)))
+        return status;
+    return CLEVAL_OK;
+}
+
+int cli_compare(int argc, char **argv)
+{
+    static const cli_option_id allowed[] = {
+        OPT_HELP,       OPT_PRED_KEY,       OPT_Y_KEY,
+        OPT_SCORES_KEY, OPT_MAX_FLIP_RATE,  OPT_MAX_ACCURACY_DROP,
+        OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
+        OPT_SAVE,       OPT_BATCH,          OPT_QUIET,
+        OPT_VERBOSE};
+    cli_args args;
+    bool exit_now;
+    int code = cli_parse_command(argc, argv, "compare", usage, allowed,
+                                 sizeof allowed / sizeof *allowed, &args, &exit_now);
+    if (exit_now) return code;
+    cli_setup_logging(&args);
+
+    cleval_compare_config config = {0};
+    cleval_compare_result result = {0};
+    cleval_status status = CLEVAL_OK;
+    if (args.n_positional < 2)
+        status =
+            cleval_fail(CLEVAL_ERR_USAGE, "compare: two prediction files are required (A.h5 B.h5)");
+    else if (args.n_positional > 2)
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "compare: unexpected argument '%s' (two files: A.h5 B.h5)",
+                             args.positional[2]);
+    if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
+    if (status == CLEVAL_OK) status = parse_limits(&args, &config.limits);
+
+    if (status == CLEVAL_OK) {
+        cli_progress progress;
+        cli_progress_init(&progress, &args, "compare");
+        config.path_a = args.positional[0];
+        config.path_b = args.positional[1];
+        config.pred_key = args.values[OPT_PRED_KEY];
+        config.y_key = args.values[OPT_Y_KEY];
+        config.scores_key = args.values[OPT_SCORES_KEY];
+        config.save_path = args.values[OPT_SAVE];
+        config.progress = cli_progress_update;
+        config.progress_user = &progress;
+        status = cleval_compare_run(&config, &result);
+        cli_progress_finish(&progress);
+    }
+    bool json_to_stdout = args.present[OPT_JSON] && strcmp(args.values[OPT_JSON], "-") == 0;
+    if (status == CLEVAL_OK && args.present[OPT_JSON]) {
+        cJSON *json = cleval_compare_json(&result);
+        status = json ? cleval_report_write_json(json, args.values[OPT_JSON])
+                      : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+        cJSON_Delete(json);
+    }
+    if (status == CLEVAL_OK && !json_to_stdout) {
+        cleval_compare_report(stdout, &result);
+        fflush(stdout);
+    }
+    bool passed = result.passed;
+    cleval_compare_result_free(&result);
+    cli_args_free(&args);
+    if (status != CLEVAL_OK) return cli_fail(status);
+    return passed ? CLI_EXIT_OK : CLI_EXIT_GATE_FAILED;
+}

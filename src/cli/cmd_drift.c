@@ -1,0 +1,95 @@
+/* `cleval drift`: output-distribution drift between a reference and a current run. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cleval/drift.h"
+
+static const char usage[] =
+    "Usage: cleval drift REF.h5 CUR.h5 [options]\n"
+    "\n"
+    "Compares the output distributions of two prediction files (any lengths, labels optional):\n"
+    "predicted classes and confidence (the largest softmax probability of each scores row, or\n"
+    "the largest entry when every row of the file is already a probability vector) in 10 bins\n"
+    "over [0, 1], and the mean entropy. Reports the Population Stability Index and the\n"
+    "Jensen-Shannon distance (base 2) of both distributions, the chi-squared test of the class\n"
+    "counts, and recall shifts per class when both files hold y. Histograms are counted on the\n"
+    "OpenCL device. Exit 1 on any alert (after writing the reports); a warning never fails.\n";
+
+static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresholds *t)
+{
+    cleval_drift_thresholds d = cleval_drift_default_thresholds();
+    cleval_status status;
+    if ((status = cli_get_number(args, OPT_PSI_WARN, d.psi_warn, 0, 1e300, &t->psi_warn)) ||
+        (status = cli_get_number(args, OPT_PSI_ALERT, d.psi_alert, 0, 1e300, &t->psi_alert)) ||
+        (status = cli_get_number(args, OPT_JS_ALERT, d.js_alert, 0, 1, &t->js_alert)) ||
+        (status = cli_get_number(args, OPT_ALPHA, d.alpha, 0, 1, &t->alpha)))
+        return status;
+    if (t->psi_warn > t->psi_alert)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--psi-warn %g is above --psi-alert %g", t->psi_warn,
+                           t->psi_alert);
+    return CLEVAL_OK;
+}
+
+int cli_drift(int argc, char **argv)
+{
+    static const cli_option_id allowed[] = {OPT_HELP,     OPT_PRED_KEY,  OPT_SCORES_KEY, OPT_Y_KEY,
+                                            OPT_PSI_WARN, OPT_PSI_ALERT, OPT_JS_ALERT,   OPT_ALPHA,
+                                            OPT_JSON,     OPT_BATCH,     OPT_DEVICE,     OPT_QUIET,
+                                            OPT_VERBOSE};
+    cli_args args;
+    bool exit_now;
+    int code = cli_parse_command(argc, argv, "drift", usage, allowed,
+                                 sizeof allowed / sizeof *allowed, &args, &exit_now);
+    if (exit_now) return code;
+    cli_setup_logging(&args);
+
+    cleval_drift_config config = {0};
+    cleval_drift_result result = {0};
+    cleval_device *dev = NULL;
+    cleval_status status = CLEVAL_OK;
+    if (args.n_positional < 2)
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "drift: two prediction files are required (REF.h5 CUR.h5)");
+    else if (args.n_positional > 2)
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "drift: unexpected argument '%s' (two files: REF.h5 CUR.h5)",
+                             args.positional[2]);
+    if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
+    if (status == CLEVAL_OK) status = parse_thresholds(&args, &config.thresholds);
+    if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
+
+    if (status == CLEVAL_OK) {
+        cli_progress progress;
+        cli_progress_init(&progress, &args, cleval_device_get_info(dev)->name);
+        config.path_reference = args.positional[0];
+        config.path_current = args.positional[1];
+        config.pred_key = args.values[OPT_PRED_KEY];
+        config.scores_key = args.values[OPT_SCORES_KEY];
+        config.y_key = args.values[OPT_Y_KEY];
+        config.device = dev;
+        config.progress = cli_progress_update;
+        config.progress_user = &progress;
+        status = cleval_drift_run(&config, &result);
+        cli_progress_finish(&progress);
+    }
+    bool json_to_stdout = args.present[OPT_JSON] && strcmp(args.values[OPT_JSON], "-") == 0;
+    if (status == CLEVAL_OK && args.present[OPT_JSON]) {
+        cJSON *json = cleval_drift_json(&result);
+        if (json) cJSON_AddStringToObject(json, "device", cleval_device_get_info(dev)->name);
+        status = json ? cleval_report_write_json(json, args.values[OPT_JSON])
+                      : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+        cJSON_Delete(json);
+    }
+    if (status == CLEVAL_OK && !json_to_stdout) {
+        cleval_drift_report(stdout, &result);
+        fflush(stdout);
+    }
+    uint32_t alerts = result.n_alerts;
+    cleval_drift_result_free(&result);
+    cleval_device_close(dev);
+    cli_args_free(&args);
+    if (status != CLEVAL_OK) return cli_fail(status);
+    return alerts ? CLI_EXIT_GATE_FAILED : CLI_EXIT_OK;
+}

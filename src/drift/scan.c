@@ -1,0 +1,327 @@
+/* One prediction file through the device for `cleval drift`: batches of pred, y and scores
+ * are uploaded, drift_confidence (kernels/drift.cl) bins every row, and device histograms count
+ * predicted classes, both confidence variants and (with labels) the confusion matrix. The host
+ * only adds up confidences and entropies for the means, with compensated sums. */
+#include "drift_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/dataset.h"
+#include "cleval/histogram.h"
+
+/* Score rows of one batch stay under this many bytes. */
+static const uint64_t SCORE_BATCH_BYTES = 64ull << 20;
+
+enum { FLAG_PROBABILITIES = 1, FLAG_UNUSABLE = 2 }; /* as in kernels/drift.cl */
+
+enum { OUT_CONF_SOFTMAX, OUT_CONF_GIVEN, OUT_ENTROPY_SOFTMAX, OUT_ENTROPY_GIVEN, N_OUTPUTS };
+
+typedef struct scan_state {
+    cleval_device *dev;
+    cleval_dataset *ds;
+    cleval_column *pred, *y, *scores;
+    cleval_hostbuf scores_buf, pred_buf, y_buf, flags_buf;
+    cleval_hostbuf outputs[N_OUTPUTS]; /* REAL [batch] each */
+    cl_mem bins_softmax, bins_given, edges;
+    cleval_histogram *classes, *confusion, *conf_softmax, *conf_given;
+    double sums[N_OUTPUTS], carries[N_OUTPUTS];
+} scan_state;
+
+void drift_scan_free(drift_scan *scan)
+{
+    free(scan->side.class_counts);
+    free(scan->side.confusion);
+    scan->side.class_counts = scan->side.confusion = NULL;
+    cleval_dataset_free_names(scan->names.names, scan->names.count);
+    scan->names.names = NULL;
+    scan->names.count = 0;
+}
+
+static void release(scan_state *s)
+{
+    /* Kernels may still read these buffers: drain the queue before freeing. */
+    if (s->dev) cleval_device_finish(s->dev);
+    cleval_histogram_destroy(s->classes);
+    cleval_histogram_destroy(s->confusion);
+    cleval_histogram_destroy(s->conf_softmax);
+    cleval_histogram_destroy(s->conf_given);
+    cleval_hostbuf_release(&s->scores_buf);
+    cleval_hostbuf_release(&s->pred_buf);
+    cleval_hostbuf_release(&s->y_buf);
+    cleval_hostbuf_release(&s->flags_buf);
+    for (int i = 0; i < N_OUTPUTS; i++)
+        cleval_hostbuf_release(&s->outputs[i]);
+    if (s->bins_softmax) clReleaseMemObject(s->bins_softmax);
+    if (s->bins_given) clReleaseMemObject(s->bins_given);
+    if (s->edges) clReleaseMemObject(s->edges);
+    cleval_column_close(s->pred);
+    cleval_column_close(s->y);
+    cleval_column_close(s->scores);
+    cleval_dataset_close(s->ds);
+}
+
+static cleval_status same_rows(const char *path, const cleval_column *pred,
+                               const cleval_column *col)
+{
+    uint64_t n = cleval_column_rows(pred), m = cleval_column_rows(col);
+    if (n == m) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has %llu samples but '%s' has %llu", path,
+                       cleval_column_name(pred), (unsigned long long)n, cleval_column_name(col),
+                       (unsigned long long)m);
+}
+
+static cleval_status open_columns(scan_state *s, const cleval_drift_config *config,
+                                  const char *path, drift_scan *out)
+{
+    const char *pred_key = config->pred_key ? config->pred_key : "pred";
+    const char *scores_key = config->scores_key ? config->scores_key : "scores";
+    const char *y_key = config->y_key ? config->y_key : "y";
+    cleval_status status;
+    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK ||
+        (status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) !=
+            CLEVAL_OK ||
+        (status = cleval_column_open(s->ds, scores_key, CLEVAL_COLUMN_VALUES, &s->scores)) !=
+            CLEVAL_OK ||
+        (status = same_rows(path, s->pred, s->scores)) != CLEVAL_OK)
+        return status;
+    if (cleval_column_row_rank(s->scores) != 1)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must be 2-D [N, C] (it has rank %u)", path,
+                           scores_key, cleval_column_row_rank(s->scores) + 1);
+    if (cleval_column_row_size(s->scores) > UINT32_MAX)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: '%s' rows are too wide", path, scores_key);
+    if (cleval_dataset_has(s->ds, y_key) &&
+        ((status = cleval_column_open(s->ds, y_key, CLEVAL_COLUMN_LABELS, &s->y)) != CLEVAL_OK ||
+         (status = same_rows(path, s->pred, s->y)) != CLEVAL_OK))
+        return status;
+    out->side.path = path;
+    out->side.n_samples = cleval_column_rows(s->pred);
+    out->side.score_width = (uint32_t)cleval_column_row_size(s->scores);
+    out->side.has_labels = s->y != NULL;
+    if (out->side.n_samples == 0)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: zero samples in '%s'", path, pred_key);
+    return cleval_dataset_class_names(s->ds, &out->names.names, &out->names.count);
+}
+
+/* Buffers for batches of `batch` rows, the bin edges, and the fixed-size histograms. */
+static cleval_status allocate(scan_state *s, uint64_t batch, uint32_t width, bool fp64)
+{
+    cleval_device *dev = s->dev;
+    size_t real = fp64 ? sizeof(double) : sizeof(float);
+    cleval_status status;
+    if ((status = cleval_hostbuf_create(dev, batch * width * sizeof(float), "scores batch",
+                                        &s->scores_buf)) ||
+        (status =
+             cleval_hostbuf_create(dev, batch * sizeof(int32_t), "pred batch", &s->pred_buf)) ||
+        (s->y &&
+         (status = cleval_hostbuf_create(dev, batch * sizeof(int32_t), "y batch", &s->y_buf))) ||
+        (status = cleval_hostbuf_create(dev, batch * sizeof(cl_int), "drift flags", &s->flags_buf)))
+        return status;
+    for (int i = 0; i < N_OUTPUTS; i++)
+        if ((status =
+                 cleval_hostbuf_create(dev, batch * real, "drift confidences", &s->outputs[i])))
+            return status;
+    /* numpy.linspace(0, 1, 11): i * 0.1, the last exactly 1. In float, each edge rounded up,
+     * so that for a float x, x >= edge_f exactly when x >= edge (numpy's comparison). */
+    double edges[CLEVAL_DRIFT_BINS + 1];
+    float edges_f[CLEVAL_DRIFT_BINS + 1];
+    for (int i = 0; i <= CLEVAL_DRIFT_BINS; i++) {
+        edges[i] = i == CLEVAL_DRIFT_BINS ? 1.0 : i * (1.0 / CLEVAL_DRIFT_BINS);
+        float f = (float)edges[i];
+        edges_f[i] = (double)f < edges[i] ? nextafterf(f, INFINITY) : f;
+    }
+    if ((status = cleval_device_buffer(dev, CL_MEM_READ_WRITE, batch * sizeof(cl_int), NULL,
+                                       "drift bins", &s->bins_softmax)) ||
+        (status = cleval_device_buffer(dev, CL_MEM_READ_WRITE, batch * sizeof(cl_int), NULL,
+                                       "drift bins", &s->bins_given)) ||
+        (status = cleval_device_buffer(
+             dev, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (CLEVAL_DRIFT_BINS + 1) * real,
+             fp64 ? (void *)edges : (void *)edges_f, "drift bin edges", &s->edges)) ||
+        (status = cleval_histogram_create(dev, 1, CLEVAL_DRIFT_BINS, &s->conf_softmax)) ||
+        (status = cleval_histogram_create(dev, 1, CLEVAL_DRIFT_BINS, &s->conf_given)))
+        return status;
+    return CLEVAL_OK;
+}
+
+/* Reads rows [row0, row0 + count) into the mapped input buffers. */
+static cleval_status read_batch(scan_state *s, uint64_t row0, uint64_t count, int32_t *max_label)
+{
+    cleval_device *dev = s->dev;
+    cleval_status status;
+    if ((status = cleval_hostbuf_map(dev, &s->scores_buf, true)) ||
+        (status = cleval_hostbuf_map(dev, &s->pred_buf, true)) ||
+        (s->y && (status = cleval_hostbuf_map(dev, &s->y_buf, true))))
+        return status;
+    int32_t max_pred = -1, max_y = -1;
+    status = cleval_column_read_f32(s->scores, row0, count, s->scores_buf.host);
+    if (status == CLEVAL_OK)
+        status = cleval_column_read_i32(s->pred, row0, count, s->pred_buf.host, &max_pred);
+    if (status == CLEVAL_OK && s->y)
+        status = cleval_column_read_i32(s->y, row0, count, s->y_buf.host, &max_y);
+    cleval_status unmap = cleval_hostbuf_unmap(dev, &s->scores_buf);
+    if (status == CLEVAL_OK) status = unmap;
+    unmap = cleval_hostbuf_unmap(dev, &s->pred_buf);
+    if (status == CLEVAL_OK) status = unmap;
+    if (s->y) {
+        unmap = cleval_hostbuf_unmap(dev, &s->y_buf);
+        if (status == CLEVAL_OK) status = unmap;
+    }
+    *max_label = max_pred > max_y ? max_pred : max_y;
+    return status;
+}
+
+/* Creates or widens the class histograms to `needed` classes. */
+static cleval_status fit_classes(scan_state *s, uint32_t needed, uint32_t *n_classes)
+{
+    cleval_status status = CLEVAL_OK;
+    if (!s->classes) {
+        if ((status = cleval_histogram_create(s->dev, 1, needed, &s->classes)) == CLEVAL_OK && s->y)
+            status = cleval_histogram_create(s->dev, needed, needed, &s->confusion);
+        *n_classes = needed;
+    } else if (needed > *n_classes) {
+        if ((status = cleval_histogram_grow(s->classes, 1, needed)) == CLEVAL_OK && s->y)
+            status = cleval_histogram_grow(s->confusion, needed, needed);
+        *n_classes = needed;
+    }
+    return status;
+}
+
+static cleval_status run_kernel(scan_state *s, cl_kernel k, uint64_t count, uint32_t width)
+{
+    cl_uint n = (cl_uint)count, w = width;
+    cl_int err = 0;
+    err |= clSetKernelArg(k, 0, sizeof(cl_mem), &s->scores_buf.mem);
+    err |= clSetKernelArg(k, 1, sizeof n, &n);
+    err |= clSetKernelArg(k, 2, sizeof w, &w);
+    err |= clSetKernelArg(k, 3, sizeof(cl_mem), &s->edges);
+    err |= clSetKernelArg(k, 4, sizeof(cl_mem), &s->bins_softmax);
+    err |= clSetKernelArg(k, 5, sizeof(cl_mem), &s->bins_given);
+    err |= clSetKernelArg(k, 6, sizeof(cl_mem), &s->outputs[OUT_CONF_SOFTMAX].mem);
+    err |= clSetKernelArg(k, 7, sizeof(cl_mem), &s->outputs[OUT_CONF_GIVEN].mem);
+    err |= clSetKernelArg(k, 8, sizeof(cl_mem), &s->outputs[OUT_ENTROPY_SOFTMAX].mem);
+    err |= clSetKernelArg(k, 9, sizeof(cl_mem), &s->outputs[OUT_ENTROPY_GIVEN].mem);
+    err |= clSetKernelArg(k, 10, sizeof(cl_mem), &s->flags_buf.mem);
+    cleval_status status = cleval_cl_check(err, "clSetKernelArg(drift_confidence)");
+    if (status != CLEVAL_OK) return status;
+    size_t global = (size_t)count;
+    return cleval_cl_check(clEnqueueNDRangeKernel(cleval_device_queue(s->dev), k, 1, NULL, &global,
+                                                  NULL, 0, NULL, NULL),
+                           "clEnqueueNDRangeKernel(drift_confidence)");
+}
+
+static void add_compensated(double *sum, double *carry, double value)
+{
+    double t = *sum + value;
+    if (fabs(*sum) >= fabs(value))
+        *carry += (*sum - t) + value;
+    else
+        *carry += (value - t) + *sum;
+    *sum = t;
+}
+
+/* Adds the batch's confidences and entropies to the running sums and checks its flags. */
+static cleval_status collect(scan_state *s, const char *path, uint64_t row0, uint64_t count,
+                             bool fp64, bool *all_probabilities)
+{
+    cleval_device *dev = s->dev;
+    cleval_status status = cleval_hostbuf_map(dev, &s->flags_buf, false);
+    for (int i = 0; status == CLEVAL_OK && i < N_OUTPUTS; i++)
+        status = cleval_hostbuf_map(dev, &s->outputs[i], false);
+    if (status != CLEVAL_OK) return status;
+    const cl_int *flags = s->flags_buf.host;
+    for (uint64_t i = 0; i < count; i++) {
+        if (flags[i] & FLAG_UNUSABLE) {
+            status =
+                cleval_fail(CLEVAL_ERR_INPUT,
+                            "%s: '%s' sample %llu holds NaN or +Inf (or only -Inf): no "
+                            "confidence",
+                            path, cleval_column_name(s->scores), (unsigned long long)(row0 + i));
+            break;
+        }
+        if (!(flags[i] & FLAG_PROBABILITIES)) *all_probabilities = false;
+    }
+    for (int k = 0; status == CLEVAL_OK && k < N_OUTPUTS; k++) {
+        for (uint64_t i = 0; i < count; i++) {
+            double v = fp64 ? ((const double *)s->outputs[k].host)[i]
+                            : (double)((const float *)s->outputs[k].host)[i];
+            add_compensated(&s->sums[k], &s->carries[k], v);
+        }
+    }
+    cleval_status unmap = cleval_hostbuf_unmap(dev, &s->flags_buf);
+    if (status == CLEVAL_OK) status = unmap;
+    for (int i = 0; i < N_OUTPUTS; i++) {
+        unmap = cleval_hostbuf_unmap(dev, &s->outputs[i]);
+        if (status == CLEVAL_OK) status = unmap;
+    }
+    return status;
+}
+
+cleval_status drift_scan_file(const cleval_drift_config *config, const char *path, cl_kernel kernel,
+                              bool fp64, uint64_t done_before, uint64_t total, drift_scan *out)
+{
+    memset(out, 0, sizeof *out);
+    scan_state s = {.dev = config->device};
+    cleval_status status = open_columns(&s, config, path, out);
+    if (status != CLEVAL_OK) goto done;
+    uint64_t n = out->side.n_samples;
+    uint32_t width = out->side.score_width;
+    uint64_t batch = config->batch ? config->batch : CLEVAL_DRIFT_DEFAULT_BATCH;
+    uint64_t fit = SCORE_BATCH_BYTES / ((uint64_t)width * sizeof(float));
+    batch = batch < fit ? batch : (fit ? fit : 1);
+    batch = batch < n ? batch : n;
+    batch = batch < INT32_MAX ? batch : INT32_MAX;
+    if ((status = allocate(&s, batch, width, fp64)) != CLEVAL_OK) goto done;
+
+    bool all_probabilities = true;
+    uint32_t n_classes = 0;
+    for (uint64_t row0 = 0; row0 < n; row0 += batch) {
+        uint64_t count = n - row0 < batch ? n - row0 : batch;
+        int32_t max_label = -1;
+        if ((status = read_batch(&s, row0, count, &max_label)) != CLEVAL_OK) goto done;
+        uint32_t needed = (uint32_t)max_label + 1;
+        if (needed > CLEVAL_DRIFT_MAX_CLASSES) {
+            status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                                 "%s: label %d in samples %llu..%llu: drift handles at most %d "
+                                 "classes",
+                                 path, max_label, (unsigned long long)row0,
+                                 (unsigned long long)(row0 + count - 1), CLEVAL_DRIFT_MAX_CLASSES);
+            goto done;
+        }
+        if ((status = fit_classes(&s, needed, &n_classes)) ||
+            (status = cleval_histogram_add(s.classes, NULL, s.pred_buf.mem, count)) ||
+            (s.y &&
+             (status = cleval_histogram_add(s.confusion, s.y_buf.mem, s.pred_buf.mem, count))) ||
+            (status = run_kernel(&s, kernel, count, width)) ||
+            (status = cleval_histogram_add(s.conf_softmax, NULL, s.bins_softmax, count)) ||
+            (status = cleval_histogram_add(s.conf_given, NULL, s.bins_given, count)) ||
+            (status = collect(&s, path, row0, count, fp64, &all_probabilities)))
+            goto done;
+        if (config->progress)
+            config->progress(done_before + row0 + count, total, config->progress_user);
+    }
+
+    out->n_classes = n_classes;
+    out->side.class_counts = calloc(n_classes, sizeof *out->side.class_counts);
+    if (s.y)
+        out->side.confusion = calloc((size_t)n_classes * n_classes, sizeof *out->side.confusion);
+    if (!out->side.class_counts || (s.y && !out->side.confusion)) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for %u class counts", n_classes);
+        goto done;
+    }
+    out->side.probabilities = all_probabilities;
+    if ((status = cleval_histogram_read(s.classes, out->side.class_counts)) ||
+        (s.y && (status = cleval_histogram_read(s.confusion, out->side.confusion))) ||
+        (status = cleval_histogram_read(all_probabilities ? s.conf_given : s.conf_softmax,
+                                        out->side.confidence_counts)))
+        goto done;
+    int conf = all_probabilities ? OUT_CONF_GIVEN : OUT_CONF_SOFTMAX;
+    int entropy = all_probabilities ? OUT_ENTROPY_GIVEN : OUT_ENTROPY_SOFTMAX;
+    out->side.mean_confidence = (s.sums[conf] + s.carries[conf]) / (double)n;
+    out->side.mean_entropy = (s.sums[entropy] + s.carries[entropy]) / (double)n;
+
+done:
+    release(&s);
+    if (status != CLEVAL_OK) drift_scan_free(out);
+    return status;
+}
