@@ -11,8 +11,9 @@
  *                       k-major in panels of NR channels; epilogue: bias, clamp (fused
  *                       ReLU/Clip), optionally a fused 2x2 stride-2 max-pool (the MR rows are
  *                       then MR/4 pooling windows). The input is read through koff, so any
- *                       layout works (NCHW or channels-last); a padded input is pre-copied with
- *                       zero borders by the host (elementwise.cl pad_nd).
+ *                       layout works (NCHW or channels-last); poff[u] is the window origin of
+ *                       output pixel (or pooling window) u, so no division runs per tile; a
+ *                       padded input is pre-copied with zero borders (elementwise.cl pad_nd).
  *                       + AVX-512 FMA loop, no im2col buffer, the pool costs no extra pass;
  *                       - pre-padding copies the input when pads are non-zero.
  *            conv_gpu   GPU: TS x TS work-group tiles (pixels x channels) in local memory, the
@@ -20,11 +21,11 @@
  *                       WPT outputs per work-item. + coalesced weights, local reuse; - gather.
  *            conv_depthwise  one output per work-item, a loop over the window (group = C_in,
  *                       each output channel reads one input channel). + any multiplier; - scalar.
- * Layout     conv_cpu  wp [panels][K][NR] (zero beyond CO), bias [panels * NR];
- *                      input pixel (n, d, h, w) at x + x_off + n * xs_n + d * ps.x + h * ps.y +
- *                      w * ps.z (ps = strides times the conv stride); output element
- *                      (n, c, d, h, w) at y + y_off + n * ys.s0 + c * ys.s1 + d * ys.s2 +
- *                      h * ys.s3 + w * ys.s4 (pooled coordinates when POOL).
+ * Layout     conv_cpu  wp [panels][K][NR] (zero beyond CO), bias [panels * NR]; the window of
+ *                      unit u of image n starts at x + x_off + n * xs_n + poff[u] (+ wofs[r & 3]
+ *                      for pixel r of a pooling window); output element (n, c, unit u) at
+ *                      y + y_off + n * ys_n + c * ys_c + u * ys_p (dense NCHW: ys_p = 1;
+ *                      channels-last: ys_c = 1, ys_p = channels).
  *            conv_gpu  w [K][CO] (k-major), ktab [K] = (ci, kd * dd, kh * dh, kw * dw), input
  *                      and output NCHW.
  * Assumes    K >= 1; every buffer index fits in an int; pooled outputs use floor mode.
@@ -89,34 +90,31 @@ inline void store16(__global float *y, int base, int cstride, int c0, int co, fl
         if (c0 + j < co) y[base + (c0 + j) * cstride] = vals[j];
 }
 
-__kernel void conv_cpu(__global const float *x, int x_off, int xs_n, int4 ps,
-                       __global const float *wp, int w_off, __global const int *koff,
-                       __global const float *bias, int bias_off, __global float *y, int y_off,
-                       int8 ys, int K, int CO, int panels, int4 odims, int4 pdims,
-                       int units_per_item, float lo, float hi)
+__kernel void conv_cpu(__global const float *x, int x_off, int xs_n, __global const int *poff,
+                       int4 wofs, __global const float *wp, int w_off,
+                       __global const int *koff, __global const float *bias, int bias_off,
+                       __global float *y, int y_off, int ys_n, int ys_c, int ys_p, int K, int CO,
+                       int panels, int units, int units_per_item, float lo, float hi)
 {
     int img = get_global_id(1);
-    /* units: output pixels (od, oh, ow), or pooling windows (ph, pw) of a 2-D conv */
-    int units = POOL ? pdims.y * pdims.z : odims.x * odims.y * odims.z;
     int u0 = get_global_id(0) * units_per_item;
     int u1 = min(units, u0 + units_per_item);
     __global const float *xi = x + x_off + img * xs_n;
     __global const float *w = wp + w_off;
-    int ybase = y_off + img * ys.s0;
-    int plane = odims.y * odims.z;
+    __global float *yi = y + y_off + img * ys_n;
+#if POOL
+    int wo[4] = {wofs.x, wofs.y, wofs.z, wofs.w};
+#endif
 
     for (int t = u0; t < u1; t += UNITS_PER_TILE) {
+        /* Row r of the tile: its pixel's window origin (units past the end repeat the last). */
         __global const float *xr[MR];
 #pragma unroll
         for (int r = 0; r < MR; r++) {
 #if POOL
-            int u = min(t + r / 4, u1 - 1);
-            int oh = 2 * (u / pdims.z) + ((r >> 1) & 1), ow = 2 * (u % pdims.z) + (r & 1);
-            xr[r] = xi + oh * ps.y + ow * ps.z;
+            xr[r] = xi + poff[min(t + r / 4, u1 - 1)] + wo[r & 3];
 #else
-            int u = min(t + r, u1 - 1);
-            int od = u / plane, rem = u % plane;
-            xr[r] = xi + od * ps.x + (rem / odims.z) * ps.y + (rem % odims.z) * ps.z;
+            xr[r] = xi + poff[min(t + r, u1 - 1)];
 #endif
         }
         for (int pn = 0; pn < panels; pn++) {
@@ -157,8 +155,7 @@ __kernel void conv_cpu(__global const float *x, int x_off, int xs_n, int4 ps,
 #if CLAMP
                     m = clamp16(m, lo, hi);
 #endif
-                    int base = ybase + (u / pdims.z) * ys.s3 + (u % pdims.z) * ys.s4;
-                    store16(y, base, ys.s1, c0, CO, m);
+                    store16(yi, u * ys_p, ys_c, c0, CO, m);
                 }
 #else
 #pragma unroll
@@ -169,10 +166,7 @@ __kernel void conv_cpu(__global const float *x, int x_off, int xs_n, int4 ps,
 #if CLAMP
                     m = clamp16(m, lo, hi);
 #endif
-                    int od = u / plane, rem = u % plane;
-                    int base = ybase + od * ys.s2 + (rem / odims.z) * ys.s3 +
-                               (rem % odims.z) * ys.s4;
-                    store16(y, base, ys.s1, c0, CO, m);
+                    store16(yi, u * ys_p, ys_c, c0, CO, m);
                 }
 #endif
             }

@@ -328,7 +328,14 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     }
     if ((status = nn_build_graph(nn, model, options)) != CLEVAL_OK) goto fail;
     if (!nn->general && (status = check_classifier_io(nn, model)) != CLEVAL_OK) goto fail;
-    if ((status = nn_optimise(nn)) != CLEVAL_OK) goto fail;
+    /* Shapes first where they are known, so the rewrites can use them. */
+    if (!nn->general) {
+        set_batch(nn, 1);
+        status = nn_infer_all(nn);
+    } else if (static_inputs(nn)) {
+        status = nn_infer_all(nn);
+    }
+    if (status != CLEVAL_OK || (status = nn_optimise(nn)) != CLEVAL_OK) goto fail;
     if (!nn->general)
         status = validate_classifier(nn);
     else if (static_inputs(nn))

@@ -373,12 +373,19 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
     int64_t xs[5], ys[5];
     layout_strides(p->in_layout, c, in_sp, xs);
     layout_strides(yv->layout, yv->shape.d[1], y_sp, ys);
+    int64_t ps[3] = {stride[0] * xs[2], stride[1] * xs[3], stride[2] * xs[4]};
+    int64_t units = p->ep.pool ? y_sp[1] * y_sp[2] : out_sp[0] * out_sp[1] * out_sp[2];
 
-    /* The offset table depends on the input's extents; rebuild it when they change. */
-    int64_t key[6] = {c, in_sp[0], in_sp[1], in_sp[2], p->in_layout, 1};
+    /* The offset tables depend on the input's extents; rebuild them when they change. */
+    int64_t key[6] = {c, in_sp[0], in_sp[1], in_sp[2], p->in_layout, units};
     if (memcmp(key, p->table_key, sizeof key) != 0) {
         int32_t *koff = malloc((size_t)p->k * sizeof *koff);
-        if (!koff) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building Conv offsets");
+        int32_t *poff = malloc((size_t)(units ? units : 1) * sizeof *poff);
+        if (!koff || !poff) {
+            free(koff);
+            free(poff);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building Conv offsets");
+        }
         int64_t cin_g = nn->values[p->weight].shape.d[1];
         uint32_t kk = 0;
         for (int64_t ci = 0; ci < cin_g; ci++)
@@ -387,17 +394,36 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
                     for (int64_t e = 0; e < ker[2]; e++)
                         koff[kk++] = (int32_t)(ci * xs[1] + a * dil[0] * xs[2] +
                                                b * dil[1] * xs[3] + e * dil[2] * xs[4]);
-        status =
-            cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[2], CL_TRUE, 0,
-                                                 (size_t)p->k * sizeof *koff, koff, 0, NULL, NULL),
-                            "clEnqueueWriteBuffer(Conv offsets)");
+        for (int64_t u = 0; u < units; u++) {
+            if (p->ep.pool) {
+                poff[u] = (int32_t)(2 * (u / y_sp[2]) * ps[1] + 2 * (u % y_sp[2]) * ps[2]);
+            } else {
+                int64_t plane = out_sp[1] * out_sp[2], rest = u % plane;
+                poff[u] = (int32_t)((u / plane) * ps[0] + (rest / out_sp[2]) * ps[1] +
+                                    (rest % out_sp[2]) * ps[2]);
+            }
+        }
+        if (op->mem[3]) clReleaseMemObject(op->mem[3]);
+        op->mem[3] = NULL;
+        status = nn_device_buffer_rw(nn, (size_t)(units ? units : 1) * sizeof *poff,
+                                     "Conv pixel offsets", &op->mem[3]);
+        if (status == CLEVAL_OK)
+            status = cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[2], CL_TRUE, 0,
+                                                          (size_t)p->k * sizeof *koff, koff, 0,
+                                                          NULL, NULL),
+                                     "clEnqueueWriteBuffer(Conv offsets)");
+        if (status == CLEVAL_OK && units)
+            status = cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[3], CL_TRUE, 0,
+                                                          (size_t)units * sizeof *poff, poff, 0,
+                                                          NULL, NULL),
+                                     "clEnqueueWriteBuffer(Conv pixel offsets)");
         free(koff);
+        free(poff);
         if (status != CLEVAL_OK) return status;
         memcpy(p->table_key, key, sizeof key);
     }
 
     uint32_t units_per_tile = p->ep.pool ? p->mr / 4 : p->mr;
-    int64_t units = p->ep.pool ? y_sp[1] * y_sp[2] : out_sp[0] * out_sp[1] * out_sp[2];
     int64_t tiles = (units + units_per_tile - 1) / units_per_tile;
     /* Enough work-items to keep every core busy, each at least a few tiles long. */
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
@@ -410,13 +436,14 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
 
     int64_t co_g = p->co, nr = 16 * (int64_t)p->nv;
     int64_t cin_g = nn->values[p->weight].shape.d[1];
+    int64_t ys_p = yv->layout == NN_LAYOUT_NHWC ? ys[4] : 1;
     for (int64_t g = 0; g < p->group; g++) {
         nn_args a = nn_args_begin(op->k[0]);
         nn_arg_mem(&a, xm);
         nn_arg_int(&a, (int32_t)(g * cin_g * xs[1]));
         nn_arg_int(&a, (int32_t)xs[0]);
-        nn_arg_int4(&a, (int32_t)(stride[0] * xs[2]), (int32_t)(stride[1] * xs[3]),
-                    (int32_t)(stride[2] * xs[4]), 0);
+        nn_arg_mem(&a, op->mem[3]);
+        nn_arg_int4(&a, 0, (int32_t)ps[2], (int32_t)ps[1], (int32_t)(ps[1] + ps[2]));
         nn_arg_mem(&a, op->mem[0]);
         nn_arg_int(&a, (int32_t)(g * p->panels * p->k * nr));
         nn_arg_mem(&a, op->mem[2]);
@@ -424,20 +451,13 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
         nn_arg_int(&a, (int32_t)(g * p->panels * nr));
         nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
         nn_arg_int(&a, (int32_t)(g * co_g * ys[1]));
-        int32_t ys8[8] = {(int32_t)ys[0],
-                          (int32_t)ys[1],
-                          (int32_t)ys[2],
-                          (int32_t)ys[3],
-                          (int32_t)ys[4],
-                          0,
-                          0,
-                          0};
-        nn_arg_int8(&a, ys8);
+        nn_arg_int(&a, (int32_t)ys[0]);
+        nn_arg_int(&a, (int32_t)ys[1]);
+        nn_arg_int(&a, (int32_t)ys_p);
         nn_arg_int(&a, (int32_t)p->k);
         nn_arg_int(&a, (int32_t)co_g);
         nn_arg_int(&a, (int32_t)p->panels);
-        nn_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
-        nn_arg_int4(&a, (int32_t)y_sp[0], (int32_t)y_sp[1], (int32_t)y_sp[2], 0);
+        nn_arg_int(&a, (int32_t)units);
         nn_arg_int(&a, (int32_t)units_per_item);
         nn_arg_float(&a, p->ep.lo);
         nn_arg_float(&a, p->ep.hi);

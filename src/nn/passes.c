@@ -1,5 +1,6 @@
 /* Graph rewrites between parsing and device preparation, each a linear sweep:
  *   - Identity and Dropout removed (consumers read their input directly);
+ *   - input scaling (Add/Sub/Mul/Div by per-channel constants) folded into the Conv after it;
  *   - BatchNormalization folded into the Conv before it when that Conv's output has no other
  *     consumer (W' = W * s, B' = B * s + t);
  *   - Relu / Clip with constant bounds fused into the epilogue of the Conv, Gemm, MatMul or
@@ -143,6 +144,200 @@ static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
     return CLEVAL_OK;
 }
 
+/* A binary op with one float constant operand that maps its other operand x affinely per
+ * channel (axis 1 of a rank-`rank` tensor with `channels` channels): y = a[c] x + b[c]. On
+ * success *x_in is the index of x among the op's inputs and a, b are updated (composed). */
+static bool affine_step(cleval_nn *nn, const nn_op *op, uint32_t rank, int64_t channels, double *a,
+                        double *b, uint32_t *x_in)
+{
+    if (op->dead || op->p.ew.legacy || op->n_in != 2 || op->in[0] < 0 || op->in[1] < 0)
+        return false;
+    bool first_const = nn->values[op->in[0]].kind == NN_VALUE_CONST;
+    bool second_const = nn->values[op->in[1]].kind == NN_VALUE_CONST;
+    if (first_const == second_const) return false;
+    uint32_t k_in = first_const ? 0 : 1;
+    const nn_value *k = &nn->values[op->in[k_in]];
+    if (!k->f32 || k->shape.rank > rank) return false;
+    /* Right-aligned to `rank`, the constant may vary along axis 1 only. */
+    bool per_channel = false;
+    for (uint32_t i = 0; i < k->shape.rank; i++) {
+        uint32_t axis = rank - k->shape.rank + i;
+        int64_t d = k->shape.d[i];
+        if (d == 1) continue;
+        if (axis != 1 || d != channels) return false;
+        per_channel = true;
+    }
+    int op_code = op->p.ew.op;
+    if (op_code == NN_DIV && first_const) return false; /* k / x is not affine */
+    for (int64_t c = 0; c < channels; c++) {
+        double v = k->f32[per_channel ? c : 0];
+        switch (op_code) {
+        case NN_ADD: b[c] += v; break;
+        case NN_SUB:
+            if (first_const) {
+                a[c] = -a[c];
+                b[c] = v - b[c];
+            } else {
+                b[c] -= v;
+            }
+            break;
+        case NN_MUL:
+            a[c] *= v;
+            b[c] *= v;
+            break;
+        default:
+            a[c] /= v;
+            b[c] /= v;
+            break;
+        }
+    }
+    *x_in = 1 - k_in;
+    return true;
+}
+
+static bool is_binary(const nn_op *op)
+{
+    return op->kind == &nn_kind_add || op->kind == &nn_kind_sub || op->kind == &nn_kind_mul ||
+           op->kind == &nn_kind_div;
+}
+
+/* Folds a chain of Add/Sub/Mul/Div by per-channel constants (input scaling, as torch exports
+ * x / 255 and (x - mean) / std) into the Conv that reads its result:
+ * W'[co][ci] = W[co][ci] a[ci], B'[co] = B[co] + sum W[co][ci] b[ci]. Only without padding
+ * (zeros would have to become -b / a) unless b is 0, and only when every intermediate value
+ * has that single reader. Per-channel constants need the input's shape (known when the
+ * inputs are static); scalars fold regardless. */
+static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const consumers *c)
+{
+    nn_conv_params *p = &conv->p.conv;
+    const nn_value *w = &nn->values[p->weight];
+    uint32_t rank = w->shape.rank;
+    int64_t co = w->shape.d[0], cin_g = w->shape.d[1], channels = cin_g * p->group;
+    double *a = malloc((size_t)channels * sizeof *a), *b = malloc((size_t)channels * sizeof *b);
+    int *chain = malloc((nn->n_ops + 1) * sizeof *chain);
+    if (!a || !b || !chain) {
+        free(a);
+        free(b);
+        free(chain);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
+    }
+    for (int64_t i = 0; i < channels; i++) {
+        a[i] = 1.0;
+        b[i] = 0.0;
+    }
+    /* Walk back from the Conv's input while each step is affine and singly read. */
+    int n = 0, start = conv->in[0];
+    for (;;) {
+        const nn_value *v = &nn->values[start];
+        if (v->producer < 0 || v->is_output || v->uses != 1 || c->count[start] != 1) break;
+        const nn_op *op = &nn->ops[v->producer];
+        if (!is_binary(op)) break;
+        uint32_t x_in;
+        /* Per-channel constants need the shapes to rule out broadcasting that widens x. */
+        const nn_value *x0 = &nn->values[op->in[0]], *x1 = &nn->values[op->in[1]];
+        const nn_value *xv = x0->kind == NN_VALUE_CONST ? x1 : x0;
+        const nn_value *kv = x0->kind == NN_VALUE_CONST ? x0 : x1;
+        bool shape_ok = kv->count == 1 ||
+                        (nn->shapes_valid && xv->shape.rank == rank && xv->shape.d[1] == channels);
+        double *a2 = malloc((size_t)channels * sizeof *a2);
+        double *b2 = malloc((size_t)channels * sizeof *b2);
+        if (!a2 || !b2) {
+            free(a2);
+            free(b2);
+            break;
+        }
+        memcpy(a2, a, (size_t)channels * sizeof *a2);
+        memcpy(b2, b, (size_t)channels * sizeof *b2);
+        /* The chain is applied input-first; walking backwards composes it on the inside:
+         * y = A (x op k) + B, so the new step's (a', b') feed into the current (a, b). */
+        double *sa = malloc((size_t)channels * sizeof *sa),
+               *sb = malloc((size_t)channels * sizeof *sb);
+        bool ok = sa && sb && shape_ok;
+        if (ok) {
+            for (int64_t i = 0; i < channels; i++) {
+                sa[i] = 1.0;
+                sb[i] = 0.0;
+            }
+            ok = affine_step(nn, op, rank, channels, sa, sb, &x_in);
+        }
+        if (ok)
+            for (int64_t i = 0; i < channels; i++) {
+                a[i] = a2[i] * sa[i];
+                b[i] = a2[i] * sb[i] + b2[i];
+            }
+        free(a2);
+        free(b2);
+        free(sa);
+        free(sb);
+        if (!ok) break;
+        chain[n++] = v->producer;
+        start = op->in[x_in];
+    }
+    bool any_shift = false;
+    for (int64_t i = 0; i < channels; i++)
+        any_shift = any_shift || b[i] != 0.0;
+    bool padded = false;
+    for (uint32_t i = 0; i < p->spatial; i++)
+        padded = padded || p->pad_begin[i] || p->pad_end[i];
+    cleval_status status = CLEVAL_OK;
+    if (n > 0 && !(padded && any_shift)) {
+        uint64_t per = w->count / (uint64_t)co, window = per / (uint64_t)cin_g;
+        float *nw = malloc(w->count * sizeof *nw), *nb = malloc((size_t)co * sizeof *nb);
+        if (!nw || !nb) {
+            free(nw);
+            free(nb);
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
+        } else {
+            const float *old_b = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
+            for (int64_t o = 0; o < co; o++) {
+                int64_t g = o / (co / p->group);
+                double sum = old_b ? old_b[o] : 0.0;
+                for (int64_t ci = 0; ci < cin_g; ci++)
+                    for (uint64_t k = 0; k < window; k++) {
+                        uint64_t at = (uint64_t)o * per + (uint64_t)ci * window + k;
+                        int64_t ch = g * cin_g + ci;
+                        nw[at] = (float)(w->f32[at] * a[ch]);
+                        sum += (double)w->f32[at] * b[ch];
+                    }
+                nb[o] = (float)sum;
+            }
+            nn_shape ws = w->shape, bs = {1, {co}};
+            char name[300];
+            snprintf(name, sizeof name, "%s/scaled_W", conv->name);
+            int wi = nn_add_const(nn, name, &ws, nw);
+            snprintf(name, sizeof name, "%s/scaled_B", conv->name);
+            int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, nb);
+            if (wi < 0) free(nb);
+            if (bi < 0) {
+                status = CLEVAL_ERR_NOMEM;
+            } else {
+                nn->values[conv->in[1]].uses--;
+                if (conv->in[2] >= 0) nn->values[conv->in[2]].uses--;
+                for (int i = 0; i < n; i++) {
+                    nn_op *op = &nn->ops[chain[i]];
+                    for (uint32_t j = 0; j < op->n_in; j++)
+                        if (nn->values[op->in[j]].kind == NN_VALUE_CONST)
+                            nn->values[op->in[j]].uses--;
+                    nn->values[op->out[0]].uses = 0;
+                    op->dead = true;
+                }
+                conv->in[0] = start;
+                conv->in[1] = p->weight = wi;
+                conv->in[2] = p->bias = bi;
+                conv->n_in = 3;
+                nn->values[wi].uses = nn->values[bi].uses = 1;
+                char label[64];
+                snprintf(label, sizeof label, "%s", conv->label);
+                snprintf(conv->label, sizeof conv->label, "Scale+%.57s", label);
+            }
+        }
+    }
+    free(a);
+    free(b);
+    free(chain);
+    return status;
+}
+
 static bool is_clamp(const nn_op *op)
 {
     return op->kind == &nn_kind_relu || op->kind == &nn_kind_clip;
@@ -274,6 +469,10 @@ cleval_status nn_optimise(cleval_nn *nn)
 {
     consumers c = {NULL, NULL};
     cleval_status status = remove_identities(nn);
+    if (status == CLEVAL_OK) status = scan_consumers(nn, &c);
+    for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++)
+        if (!nn->ops[i].dead && nn->ops[i].kind == &nn_kind_conv)
+            status = fold_affine_into_conv(nn, &nn->ops[i], &c);
     if (status == CLEVAL_OK) status = scan_consumers(nn, &c);
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         nn_op *op = &nn->ops[i];
