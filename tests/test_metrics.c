@@ -62,8 +62,10 @@ static void check_case(const char *name, uint64_t batch)
     char h5[4096];
     snprintf(h5, sizeof h5, "%s", fixture_path(rel));
 
-    cleval_metrics_job job = {.data_path = h5, .batch = batch, .device = test_device()};
-    cleval_metrics_outcome outcome;
+    cleval_device *devices[] = {test_device()};
+    cleval_metrics_job job = {.data_path = h5, .batch = batch,
+                              .run = {.devices = devices, .n_devices = 1}};
+    cleval_predict_outcome outcome;
     assert_ok(cleval_engine_metrics(&job, &outcome));
     uint32_t c = (uint32_t)number(expected, "n_classes");
     assert_int_equal(outcome.confusion.n_classes, c);
@@ -102,7 +104,7 @@ static void check_case(const char *name, uint64_t batch)
     free(text);
 
     cleval_metrics_free(&m);
-    cleval_metrics_outcome_free(&outcome);
+    cleval_predict_outcome_free(&outcome);
     cJSON_Delete(expected);
 }
 

@@ -187,3 +187,33 @@ int run_cleval(const char *const *args, char **out, char **err)
     if (err) *err = e; else free(e);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int spawn_cleval(const char *const *args)
+{
+    size_t n = 0;
+    while (args[n])
+        n++;
+    const char **argv = calloc(n + 2, sizeof *argv);
+    argv[0] = CLEVAL_BINARY;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(CLEVAL_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    free(argv);
+    return (int)pid;
+}
+
+int wait_cleval(int pid)
+{
+    int status = 0;
+    waitpid((pid_t)pid, &status, 0);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}

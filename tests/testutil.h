@@ -43,6 +43,11 @@ void h5_write_strings(hid_t file, const char *name, const char *const *strings, 
  * heap strings (free them) and returning its exit code (-1 when it died from a signal). */
 int run_cleval(const char *const *args, char **out, char **err);
 
+/* Starts the cleval binary with `args` in the background, its stdout and stderr going to
+ * /dev/null; returns its pid. wait_cleval() returns its exit code (128 + N for signal N). */
+int spawn_cleval(const char *const *args);
+int wait_cleval(int pid);
+
 /* Reads a whole file into a heap string (NULL when it cannot). */
 char *read_text_file(const char *path);
 

@@ -49,6 +49,11 @@ void cleval_dataset_free_names(char **names, uint32_t count);
 cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, char *out,
                                        size_t size);
 
+/* Reads a whole 2-D dataset of non-negative integers (saved counts) as uint64: *cells is heap
+ * memory of rows * cols values (free()). */
+cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, uint32_t *rows,
+                                         uint32_t *cols, uint64_t **cells);
+
 /* Opens dataset `name` and checks its type and rank against `kind`. */
 cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_column_kind kind,
                                  cleval_column **out);

@@ -63,6 +63,12 @@ cleval_status cleval_device_list(cleval_device_info **infos, uint32_t *count);
  * unset too, the first GPU or else the first device. */
 cleval_status cleval_device_resolve(const char *spec, uint32_t *index);
 
+/* Turns a spec naming one or several devices into indices: "all", a comma-separated list of
+ * specs ("0,2", "gpu,cpu"), or one spec as cleval_device_resolve() takes it (also from
+ * CLEVAL_DEVICE when spec is NULL). *indices is heap memory of *count entries (free()); a
+ * device named twice is refused. */
+cleval_status cleval_device_resolve_list(const char *spec, uint32_t **indices, uint32_t *count);
+
 /* Opens the device at `index`: context and in-order queue. */
 cleval_status cleval_device_open(uint32_t index, cleval_device **out);
 

@@ -3,6 +3,7 @@
 #ifndef CLEVAL_ENGINE_H
 #define CLEVAL_ENGINE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,8 +16,45 @@
 extern "C" {
 #endif
 
-/* Called after each batch with the samples done so far. */
+/* Called after each batch with the samples done so far (of this process's slice). */
 typedef void (*cleval_progress_fn)(uint64_t done, uint64_t total, void *user);
+
+/* How a job runs: on which devices, over which slice of the test set, with checkpoints. */
+typedef struct cleval_run_options {
+    cleval_device **devices; /* [n_devices]: batches are dealt to whichever device is free */
+    uint32_t n_devices;
+    uint32_t shard_index;    /* process the shard_index-th of shard_count contiguous slices */
+    uint32_t shard_count;    /* 0 or 1: the whole test set */
+    const char *checkpoint_path; /* NULL: no checkpoints */
+    bool resume;                 /* continue from checkpoint_path */
+    uint64_t checkpoint_rows;    /* rows between checkpoints; 0: automatic */
+    /* Identifies the job (inputs and options, not the slice): stored in checkpoints and part
+     * files, so a resume or a merge refuses the state of another job. */
+    const char *fingerprint;
+    volatile sig_atomic_t *stop; /* set (by SIGINT) to stop after a checkpoint */
+    cleval_progress_fn progress;
+    void *progress_user;
+} cleval_run_options;
+
+/* The contiguous slice [begin, end) of n rows that shard `index` of `count` processes. */
+void cleval_shard_range(uint64_t n, uint32_t index, uint32_t count, uint64_t *begin,
+                        uint64_t *end);
+
+/* What a run over a test set (or a slice of it) produced. */
+typedef struct cleval_predict_outcome {
+    uint64_t n_samples;            /* rows processed: the slice's */
+    uint64_t n_total;              /* rows of the file */
+    uint64_t row_begin, row_end;   /* the slice */
+    uint32_t n_classes;
+    bool has_labels;               /* the test set had labels: `confusion` is filled */
+    cleval_confusion confusion;    /* true class x predicted class */
+    uint64_t *predicted_counts;    /* [n_classes]: samples predicted as each class */
+    cleval_class_names class_names;
+    double read_s;    /* HDF5 reads and checks of the test set */
+    double wait_s;    /* waiting for the devices */
+} cleval_predict_outcome;
+
+void cleval_predict_outcome_free(cleval_predict_outcome *out);
 
 enum { CLEVAL_DEFAULT_METRICS_BATCH = 1 << 20 };
 
@@ -27,38 +65,12 @@ typedef struct cleval_metrics_job {
     const char *pred_key;  /* NULL: "pred" */
     uint64_t batch;        /* rows per batch; 0: CLEVAL_DEFAULT_METRICS_BATCH */
     const char *save_path; /* NULL: no prediction file */
-    cleval_device *device;
-    cleval_progress_fn progress;
-    void *progress_user;
+    cleval_run_options run;
 } cleval_metrics_job;
 
-typedef struct cleval_metrics_outcome {
-    cleval_confusion confusion; /* C = max(label) + 1 over y and pred */
-    uint64_t n_samples;
-    cleval_class_names class_names; /* from the file's class_names, if any */
-    double read_s;   /* time in HDF5 reads and label checks */
-    double reduce_s; /* time enqueueing and waiting for the device reduction */
-} cleval_metrics_outcome;
-
-/* Streams y and pred in batches through the device histogram. */
-cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_metrics_outcome *out);
-
-/* Frees what an outcome holds; a zeroed struct is a no-op. */
-void cleval_metrics_outcome_free(cleval_metrics_outcome *out);
-
-/* What a run of a model (network or KNN) over a test set produced. */
-typedef struct cleval_predict_outcome {
-    uint64_t n_samples;
-    uint32_t n_classes;
-    bool has_labels;               /* the test set had labels: `confusion` is filled */
-    cleval_confusion confusion;    /* true class x predicted class */
-    uint64_t *predicted_counts;    /* [n_classes]: samples predicted as each class */
-    cleval_class_names class_names;
-    double read_s;    /* HDF5 reads and checks of the test set */
-    double compute_s; /* the model and the on-device counting */
-} cleval_predict_outcome;
-
-void cleval_predict_outcome_free(cleval_predict_outcome *out);
+/* Streams y and pred in batches through the device histogram. C = max(label) + 1 over y and
+ * pred, discovered while streaming. */
+cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predict_outcome *out);
 
 /* The test-set side shared by `eval` and `knn`. */
 typedef struct cleval_test_set {
@@ -67,8 +79,6 @@ typedef struct cleval_test_set {
     const char *y_key;     /* NULL: "y" */
     uint64_t batch;        /* samples per batch; 0: the model's preferred size */
     const char *save_path; /* NULL: no prediction file */
-    cleval_progress_fn progress;
-    void *progress_user;
 } cleval_test_set;
 
 enum { CLEVAL_DEFAULT_KNN_BATCH = 4096 };
@@ -78,19 +88,39 @@ typedef struct cleval_knn_job {
     const char *train_path;
     cleval_knn_config config; /* k, weights, metric; n_classes is computed from the labels */
     cleval_test_set test;
-    cleval_device *device;
+    cleval_run_options run;
 } cleval_knn_job;
 
 typedef struct cleval_knn_outcome {
     cleval_predict_outcome predict;
     uint64_t n_train;
-    cleval_knn_stats stats;
-    double load_s; /* reading the training set and laying it out on the device */
+    cleval_knn_stats stats; /* summed over devices (and restored from a checkpoint) */
+    double load_s; /* reading the training set and laying it out on the devices */
 } cleval_knn_outcome;
 
 /* Loads the training set (labels required), then classifies the test set in batches. C is
  * max(label) + 1 over the training and test labels. */
 cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *out);
+
+/* `cleval merge`: part files of one sharded job combined into the whole run's results. */
+enum { CLEVAL_MAX_PART_ATTRIBUTES = 16 };
+typedef struct cleval_merge_outcome {
+    char command[16];        /* "metrics", "knn" or "eval" */
+    char device[1024];       /* as the parts record it */
+    cleval_predict_outcome predict;
+    /* The job's own facts and counters, from the parts' attributes (counters summed). */
+    uint32_t n_attributes;
+    char attribute_names[CLEVAL_MAX_PART_ATTRIBUTES][64];
+    char attribute_values[CLEVAL_MAX_PART_ATTRIBUTES][256];
+} cleval_merge_outcome;
+
+/* Checks the parts belong to one job and cover every slice exactly once, adds their counts,
+ * and writes the whole prediction file to save_path (NULL: none). */
+cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts,
+                                  const char *save_path, cleval_merge_outcome *out);
+
+/* The value of a merged attribute ("" when absent). */
+const char *cleval_merge_attribute(const cleval_merge_outcome *out, const char *name);
 
 /* Seconds on a monotonic clock. */
 double cleval_seconds(void);

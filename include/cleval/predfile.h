@@ -2,14 +2,15 @@
  * `y` int32 [N] when labels exist, `confusion` int64 [C, C] when counts are saved, and string
  * attributes naming the model, data file, device and cleval version. Written under a temporary
  * name and renamed by cleval_predfile_commit(), so a crash never leaves a partial file under
- * the final name. Read them back with the dataset module. */
+ * the final name. Object modification times are not recorded, so the same content gives the
+ * same bytes. Read them back with the dataset module. */
 #ifndef CLEVAL_PREDFILE_H
 #define CLEVAL_PREDFILE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cleval/metrics.h"
+#include "cleval/status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,29 +24,46 @@ typedef struct cleval_predfile_spec {
     bool with_pred;
     bool with_scores;
     bool with_labels;
+    /* The temporary name. NULL: "<path>.tmp.<pid>", private to this process. A resumable run
+     * names it so that the next process can reopen it with cleval_predfile_resume(). */
+    const char *temp_path;
 } cleval_predfile_spec;
 
-/* Creates "<path>.tmp.<pid>" with the datasets the spec asks for, sized n_samples. */
+/* Creates the temporary file with the datasets the spec asks for, sized n_samples. */
 cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spec *spec,
+                                     cleval_predfile **out);
+
+/* Reopens the temporary file an interrupted run left (spec->temp_path, same spec) to go on
+ * writing it; fails when it is missing or does not match the spec. */
+cleval_status cleval_predfile_resume(const char *path, const cleval_predfile_spec *spec,
                                      cleval_predfile **out);
 
 /* Writes rows [row0, row0 + n); each pointer may be NULL when the spec has no such dataset. */
 cleval_status cleval_predfile_write(cleval_predfile *pf, uint64_t row0, uint64_t n,
                                     const int32_t *pred, const float *scores, const int32_t *y);
 
-/* Stores the confusion counts as `confusion` int64 [C, C]. */
-cleval_status cleval_predfile_write_confusion(cleval_predfile *pf, const cleval_confusion *cm);
+/* Stores an int64 [rows, cols] matrix of counts as dataset `name` ("confusion"). */
+cleval_status cleval_predfile_write_counts(cleval_predfile *pf, const char *name, uint32_t rows,
+                                           uint32_t cols, const uint64_t *cells);
 
-/* Sets a string attribute on the file's root (model, data, device, cleval_version, ...). */
+/* Stores a 1-D dataset of UTF-8 strings (class names). */
+cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *name,
+                                            char *const *strings, uint32_t count);
+
+/* Sets a string or integer attribute on the file's root. */
 cleval_status cleval_predfile_set_attribute(cleval_predfile *pf, const char *name,
                                             const char *value);
-
-/* Sets an integer attribute on the file's root. */
 cleval_status cleval_predfile_set_int_attribute(cleval_predfile *pf, const char *name,
                                                 int64_t value);
 
+/* Makes everything written so far durable in the temporary file (before a checkpoint). */
+cleval_status cleval_predfile_flush(cleval_predfile *pf);
+
 /* Closes the file and renames it to its final name. The handle is freed either way. */
 cleval_status cleval_predfile_commit(cleval_predfile *pf);
+
+/* Closes the file and keeps the temporary for a later resume. NULL is a no-op. */
+void cleval_predfile_suspend(cleval_predfile *pf);
 
 /* Closes and deletes the temporary file. NULL is a no-op. */
 void cleval_predfile_abort(cleval_predfile *pf);

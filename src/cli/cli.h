@@ -28,6 +28,13 @@ typedef struct cli_command {
 int cli_devices(int argc, char **argv);
 int cli_metrics(int argc, char **argv);
 int cli_knn(int argc, char **argv);
+int cli_merge(int argc, char **argv);
+
+/* The "knn" member of a KNN report (cmd_knn.c), shared with `merge`. */
+cJSON *cli_knn_block(uint32_t k, const char *weights, const char *metric, uint64_t n_train,
+                     uint64_t distance_ties, uint64_t vote_ties, uint64_t searched_again);
+int cli_compare(int argc, char **argv);
+int cli_drift(int argc, char **argv);
 
 /* Parses a command's arguments; on --help prints `usage` + options and sets *exit_now. */
 int cli_parse_command(int argc, char **argv, const char *command, const char *usage,
@@ -44,12 +51,19 @@ cleval_status cli_open_device(const cli_args *args, cleval_device **dev);
 int cli_fail(cleval_status status);
 int cli_exit_code(cleval_status status);
 
-/* A progress line on stderr, only when stderr is a terminal and --quiet is absent. */
+/* Progress on stderr (--progress tty|json|none): a rewritten line when stderr is a terminal
+ * (the default), one JSON object per line, or nothing (also with --quiet). */
+typedef enum cli_progress_mode {
+    CLI_PROGRESS_NONE,
+    CLI_PROGRESS_TTY,
+    CLI_PROGRESS_JSON,
+} cli_progress_mode;
+
 typedef struct cli_progress {
-    bool enabled;
+    cli_progress_mode mode;
     double start;
     double last_print;
-    const char *device;
+    char device[1024];
 } cli_progress;
 void cli_progress_init(cli_progress *p, const cli_args *args, const char *device);
 void cli_progress_update(uint64_t done, uint64_t total, void *user);

@@ -1,5 +1,6 @@
 /* `cleval knn`: the k-nearest-neighbours baseline on a test set. */
 #include "cli.h"
+#include "run.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,22 +33,34 @@ static cleval_status parse_k(const cli_args *args, uint32_t *k)
     return CLEVAL_OK;
 }
 
+cJSON *cli_knn_block(uint32_t k, const char *weights, const char *metric, uint64_t n_train,
+                     uint64_t distance_ties, uint64_t vote_ties, uint64_t searched_again)
+{
+    cJSON *knn = cJSON_CreateObject();
+    cJSON_AddNumberToObject(knn, "k", k);
+    cJSON_AddStringToObject(knn, "weights", weights);
+    cJSON_AddStringToObject(knn, "metric", metric);
+    cJSON_AddNumberToObject(knn, "n_train", (double)n_train);
+    cJSON_AddNumberToObject(knn, "distance_ties", (double)distance_ties);
+    cJSON_AddNumberToObject(knn, "vote_ties", (double)vote_ties);
+    cJSON_AddNumberToObject(knn, "searched_again", (double)searched_again);
+    return knn;
+}
+
 static cJSON *knn_extra(const cleval_knn_job *job, const cleval_knn_outcome *out)
 {
     cJSON *extra = cJSON_CreateObject();
-    cJSON *knn = cJSON_AddObjectToObject(extra, "knn");
-    cJSON_AddNumberToObject(knn, "k", job->config.k);
-    cJSON_AddStringToObject(knn, "weights",
-                            job->config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform");
-    cJSON_AddStringToObject(knn, "metric",
-                            job->config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean");
-    cJSON_AddNumberToObject(knn, "n_train", (double)out->n_train);
-    cJSON_AddNumberToObject(knn, "distance_ties", (double)out->stats.distance_ties);
-    cJSON_AddNumberToObject(knn, "vote_ties", (double)out->stats.vote_ties);
-    cJSON_AddNumberToObject(knn, "searched_again", (double)out->stats.searched_again);
+    cJSON_AddItemToObject(
+        extra, "knn",
+        cli_knn_block(job->config.k,
+                      job->config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
+                      job->config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
+                      out->n_train, out->stats.distance_ties, out->stats.vote_ties,
+                      out->stats.searched_again));
     cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
     cJSON_AddNumberToObject(breakdown, "load_train_s", out->load_s);
     cJSON_AddNumberToObject(breakdown, "read_s", out->predict.read_s);
+    cJSON_AddNumberToObject(breakdown, "wait_s", out->predict.wait_s);
     cJSON_AddNumberToObject(breakdown, "screen_s", out->stats.screen_s);
     cJSON_AddNumberToObject(breakdown, "exact_s", out->stats.exact_s);
     return extra;
@@ -56,8 +69,10 @@ static cJSON *knn_extra(const cleval_knn_job *job, const cleval_knn_outcome *out
 int cli_knn(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {
-        OPT_HELP,  OPT_TRAIN, OPT_DATA,  OPT_K,      OPT_WEIGHTS, OPT_METRIC, OPT_X_KEY,
-        OPT_Y_KEY, OPT_JSON,  OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,  OPT_QUIET,  OPT_VERBOSE};
+        OPT_HELP,   OPT_TRAIN,  OPT_DATA,       OPT_K,          OPT_WEIGHTS,
+        OPT_METRIC, OPT_X_KEY,  OPT_Y_KEY,      OPT_JSON,       OPT_SAVE,
+        OPT_BATCH,  OPT_DEVICE, OPT_SHARD,      OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY,
+        OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
     cli_args args;
@@ -70,7 +85,7 @@ int cli_knn(int argc, char **argv)
     double start = cleval_seconds();
     cleval_knn_job job = {0};
     cleval_knn_outcome outcome = {0};
-    cleval_device *dev = NULL;
+    cli_run run = {0};
     int weight_choice = 0, metric_choice = 0;
     cleval_status status = CLEVAL_OK;
     if (args.n_positional > 0)
@@ -83,11 +98,10 @@ int cli_knn(int argc, char **argv)
     if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_WEIGHTS, weights, 0, &weight_choice);
     if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_METRIC, metrics, 0, &metric_choice);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
-    if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
+    const char *inputs[] = {args.values[OPT_TRAIN], args.values[OPT_DATA], NULL};
+    if (status == CLEVAL_OK) status = cli_run_begin(&args, "knn", inputs, &run);
 
-    cli_progress progress;
     if (status == CLEVAL_OK) {
-        cli_progress_init(&progress, &args, cleval_device_get_info(dev)->name);
         job.train_path = args.values[OPT_TRAIN];
         job.config.weights = weight_choice ? CLEVAL_KNN_DISTANCE : CLEVAL_KNN_UNIFORM;
         job.config.metric = metric_choice ? CLEVAL_KNN_COSINE : CLEVAL_KNN_EUCLIDEAN;
@@ -95,15 +109,13 @@ int cli_knn(int argc, char **argv)
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
-                                     .save_path = args.values[OPT_SAVE],
-                                     .progress = cli_progress_update,
-                                     .progress_user = &progress};
-        job.device = dev;
+                                     .save_path = args.values[OPT_SAVE]};
+        job.run = run.options;
         status = cleval_engine_knn(&job, &outcome);
-        cli_progress_finish(&progress);
+        cli_progress_finish(&run.progress);
     }
     if (status == CLEVAL_OK) {
-        cleval_run_timing timing = {.device = cleval_device_get_info(dev)->name,
+        cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome.predict.n_samples};
         cJSON *extra = knn_extra(&job, &outcome);
@@ -116,7 +128,7 @@ int cli_knn(int argc, char **argv)
         cJSON_Delete(extra);
     }
     cleval_predict_outcome_free(&outcome.predict);
-    cleval_device_close(dev);
+    cli_run_end(&run);
     cli_args_free(&args);
     return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
 }

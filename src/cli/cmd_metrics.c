@@ -1,5 +1,6 @@
 /* `cleval metrics`: metrics from saved labels and predictions, no model. */
 #include "cli.h"
+#include "run.h"
 
 #include <stdio.h>
 
@@ -11,14 +12,17 @@ static const char usage[] =
     "Computes accuracy, per-class precision/recall/F1/support, their macro, weighted and micro\n"
     "averages and the confusion matrix from the integer datasets y and pred of PRED.h5 (any\n"
     "integer type, labels 0..C-1 with C = max(label) + 1 over both). The confusion matrix is\n"
-    "reduced on the OpenCL device, streaming the file in batches. Prints scikit-learn's\n"
-    "classification_report layout, or the JSON report with --json.\n";
+    "reduced on the OpenCL device(s), streaming the file in batches. Prints scikit-learn's\n"
+    "classification_report layout, or the JSON report with --json. --save writes y, pred and\n"
+    "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n";
 
 int cli_metrics(int argc, char **argv)
 {
-    static const cli_option_id allowed[] = {OPT_HELP,  OPT_DATA,   OPT_Y_KEY, OPT_PRED_KEY,
-                                            OPT_JSON,  OPT_SAVE,   OPT_BATCH, OPT_DEVICE,
-                                            OPT_QUIET, OPT_VERBOSE};
+    static const cli_option_id allowed[] = {
+        OPT_HELP,  OPT_DATA,   OPT_Y_KEY,      OPT_PRED_KEY,         OPT_JSON,
+        OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,     OPT_SHARD,            OPT_CHECKPOINT,
+        OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
+        OPT_VERBOSE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
@@ -26,11 +30,11 @@ int cli_metrics(int argc, char **argv)
     if (exit_now) return code;
     cli_setup_logging(&args);
 
-    cleval_status status = CLEVAL_OK;
-    cleval_device *dev = NULL;
-    cleval_metrics_outcome outcome = {0};
-    uint64_t batch = 0;
     double start = cleval_seconds();
+    cleval_status status = CLEVAL_OK;
+    cli_run run = {0};
+    cleval_predict_outcome outcome = {0};
+    uint64_t batch = 0;
     if (args.n_positional > 0)
         status = cleval_fail(CLEVAL_ERR_USAGE, "metrics: unexpected argument '%s'",
                              args.positional[0]);
@@ -38,37 +42,34 @@ int cli_metrics(int argc, char **argv)
         status = cleval_fail(CLEVAL_ERR_USAGE, "metrics: --data PRED.h5 is required");
     else
         status = cli_get_positive(&args, OPT_BATCH, 0, &batch);
-    if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
+    const char *inputs[] = {args.values[OPT_DATA], NULL};
+    if (status == CLEVAL_OK) status = cli_run_begin(&args, "metrics", inputs, &run);
 
     if (status == CLEVAL_OK) {
-        cli_progress progress;
-        cli_progress_init(&progress, &args, cleval_device_get_info(dev)->name);
         cleval_metrics_job job = {
             .data_path = args.values[OPT_DATA],
             .y_key = args.values[OPT_Y_KEY],
             .pred_key = args.values[OPT_PRED_KEY],
             .batch = batch,
             .save_path = args.values[OPT_SAVE],
-            .device = dev,
-            .progress = cli_progress_update,
-            .progress_user = &progress,
+            .run = run.options,
         };
         status = cleval_engine_metrics(&job, &outcome);
-        cli_progress_finish(&progress);
+        cli_progress_finish(&run.progress);
     }
     if (status == CLEVAL_OK) {
-        cleval_run_timing timing = {.device = cleval_device_get_info(dev)->name,
+        cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome.n_samples};
         cJSON *extra = cJSON_CreateObject();
         cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
         cJSON_AddNumberToObject(breakdown, "read_s", outcome.read_s);
-        cJSON_AddNumberToObject(breakdown, "reduce_s", outcome.reduce_s);
-        status = cli_emit_metrics(&args, &outcome.confusion, &outcome.class_names, &timing, extra);
+        cJSON_AddNumberToObject(breakdown, "wait_s", outcome.wait_s);
+        status = cli_emit_predictions(&args, &outcome, &timing, extra);
         cJSON_Delete(extra);
     }
-    cleval_metrics_outcome_free(&outcome);
-    cleval_device_close(dev);
+    cleval_predict_outcome_free(&outcome);
+    cli_run_end(&run);
     cli_args_free(&args);
     return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
 }

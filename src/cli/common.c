@@ -75,31 +75,45 @@ cleval_status cli_open_device(const cli_args *args, cleval_device **dev)
 
 void cli_progress_init(cli_progress *p, const cli_args *args, const char *device)
 {
-    p->enabled = !args->present[OPT_QUIET] && isatty(STDERR_FILENO);
+    static const char *const modes[] = {"tty", "json", "none", NULL};
+    int mode = 0;
+    /* An invalid --progress was already refused by the command; treat it as the default. */
+    if (cli_get_choice(args, OPT_PROGRESS, modes, 0, &mode) != CLEVAL_OK) mode = 0;
+    p->mode = args->present[OPT_QUIET] ? CLI_PROGRESS_NONE
+              : mode == 1              ? CLI_PROGRESS_JSON
+              : mode == 2              ? CLI_PROGRESS_NONE
+              : isatty(STDERR_FILENO)  ? CLI_PROGRESS_TTY
+                                       : CLI_PROGRESS_NONE;
     p->start = cleval_seconds();
     p->last_print = 0;
-    p->device = device;
+    snprintf(p->device, sizeof p->device, "%s", device ? device : "");
 }
 
 void cli_progress_update(uint64_t done, uint64_t total, void *user)
 {
     cli_progress *p = user;
-    if (!p->enabled) return;
+    if (p->mode == CLI_PROGRESS_NONE) return;
     double now = cleval_seconds();
-    if (done < total && now - p->last_print < 0.2) return;
+    if (done < total && now - p->last_print < 0.25) return;
     p->last_print = now;
     double elapsed = now - p->start;
     double rate = elapsed > 0 ? (double)done / elapsed : 0;
     double eta = rate > 0 ? (double)(total - done) / rate : 0;
-    fprintf(stderr, "\r%llu/%llu samples (%.1f%%), %.0f samples/s, ETA %.0f s, %s\033[K",
-            (unsigned long long)done, (unsigned long long)total,
-            total ? 100.0 * (double)done / (double)total : 100.0, rate, eta,
-            p->device ? p->device : "");
+    if (p->mode == CLI_PROGRESS_JSON)
+        fprintf(stderr,
+                "{\"done\": %llu, \"total\": %llu, \"samples_per_s\": %.1f, \"eta_s\": %.1f, "
+                "\"device\": \"%s\"}\n",
+                (unsigned long long)done, (unsigned long long)total, rate, eta, p->device);
+    else
+        fprintf(stderr, "\r%llu/%llu samples (%.1f%%), %.0f samples/s, ETA %.0f s, %s\033[K",
+                (unsigned long long)done, (unsigned long long)total,
+                total ? 100.0 * (double)done / (double)total : 100.0, rate, eta, p->device);
+    fflush(stderr);
 }
 
 void cli_progress_finish(cli_progress *p)
 {
-    if (p->enabled) fputs("\r\033[K", stderr);
+    if (p->mode == CLI_PROGRESS_TTY) fputs("\r\033[K", stderr);
 }
 
 /* Moves every member of `extra` into `json`. */

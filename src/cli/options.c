@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,33 @@ const cli_option cli_options[OPT_COUNT] = {
                     "GPU, else the first device)"},
     [OPT_QUIET] = {"quiet", 'q', NULL, "no progress output"},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, "log device, kernel and tuning choices to stderr"},
+    [OPT_SHARD] = {"shard", 0, "I/N",
+                   "process only the I-th of N contiguous slices (0 <= I < N); needs --save "
+                   "PART.h5, combined by `cleval merge`"},
+    [OPT_CHECKPOINT] = {"checkpoint", 0, "PATH",
+                        "save the accumulated state to PATH every --checkpoint-every samples "
+                        "(atomically); with --save, the partial file is PATH_OF_SAVE.partial"},
+    [OPT_CHECKPOINT_EVERY] = {"checkpoint-every", 0, "N", "samples between checkpoints "
+                                                          "(default 1048576)"},
+    [OPT_RESUME] = {"resume", 0, NULL, "continue the run saved in --checkpoint PATH"},
+    [OPT_PROGRESS] = {"progress", 0, "tty|json|none",
+                      "progress on stderr: a line when stderr is a terminal (default), JSON "
+                      "lines, or nothing"},
     [OPT_TRAIN] = {"train", 0, "TRAIN.h5", "the KNN training set (X and y)"},
     [OPT_K] = {"k", 'k', "K", "neighbours per query, 1 <= K <= training rows"},
     [OPT_WEIGHTS] = {"weights", 0, "uniform|distance",
                      "vote weights: one vote each, or 1/distance (default uniform)"},
     [OPT_METRIC] = {"metric", 0, "euclidean|cosine", "distance (default euclidean)"},
+    [OPT_SCORES_KEY] = {"scores-key", 0, "NAME", "dataset holding the scores (default scores)"},
+    [OPT_MAX_FLIP_RATE] = {"max-flip-rate", 0, "R", "fail when more than this fraction flips"},
+    [OPT_MAX_ACCURACY_DROP] = {"max-accuracy-drop", 0, "D",
+                               "fail when accuracy falls by more than D (0.01 = 1 point)"},
+    [OPT_ALPHA] = {"alpha", 0, "P", "fail when the test's p-value is below P (default 0.05)"},
+    [OPT_MAX_SCORE_DIFF] = {"max-score-diff", 0, "D", "fail when any |score_a - score_b| > D"},
+    [OPT_PSI_WARN] = {"psi-warn", 0, "X", "warn when a PSI exceeds X (default 0.1)"},
+    [OPT_PSI_ALERT] = {"psi-alert", 0, "X", "alert when a PSI exceeds X (default 0.2)"},
+    [OPT_JS_ALERT] = {"js-alert", 0, "X",
+                      "alert when a Jensen-Shannon distance exceeds X (default 0.1)"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -141,6 +164,25 @@ cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char 
                  choices[i]);
     return cleval_fail(CLEVAL_ERR_USAGE, "--%s: '%s' is not one of %s", cli_options[id].long_name,
                        args->values[id], list);
+}
+
+cleval_status cli_get_number(const cli_args *args, cli_option_id id, double fallback, double low,
+                             double high, double *out)
+{
+    *out = fallback;
+    if (!args->present[id]) return CLEVAL_OK;
+    const char *text = args->values[id];
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno == ERANGE || end == text || *end != '\0' || !isfinite(value))
+        return cleval_fail(CLEVAL_ERR_USAGE, "--%s: '%s' is not a number",
+                           cli_options[id].long_name, text);
+    if (value < low || value > high)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--%s: must be between %g and %g (got %s)",
+                           cli_options[id].long_name, low, high, text);
+    *out = value;
+    return CLEVAL_OK;
 }
 
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed)

@@ -26,6 +26,19 @@ typedef enum cli_option_id {
     OPT_K,
     OPT_WEIGHTS,
     OPT_METRIC,
+    OPT_SCORES_KEY,
+    OPT_MAX_FLIP_RATE,
+    OPT_MAX_ACCURACY_DROP,
+    OPT_ALPHA,
+    OPT_MAX_SCORE_DIFF,
+    OPT_PSI_WARN,
+    OPT_PSI_ALERT,
+    OPT_JS_ALERT,
+    OPT_SHARD,
+    OPT_CHECKPOINT,
+    OPT_CHECKPOINT_EVERY,
+    OPT_RESUME,
+    OPT_PROGRESS,
     OPT_COUNT
 } cli_option_id;
 
@@ -61,6 +74,10 @@ cleval_status cli_get_positive(const cli_args *args, cli_option_id id, uint64_t 
  * `fallback` when absent. */
 cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char *const *choices,
                              int fallback, int *out);
+
+/* The value of an option as a finite number in [low, high] (fallback when absent). */
+cleval_status cli_get_number(const cli_args *args, cli_option_id id, double fallback, double low,
+                             double high, double *out);
 
 /* Prints the option lines of `allowed` for --help. */
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed);

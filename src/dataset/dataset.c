@@ -257,3 +257,39 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
     if (attr >= 0) H5Aclose(attr);
     return status;
 }
+
+cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, uint32_t *rows,
+                                         uint32_t *cols, uint64_t **cells)
+{
+    *cells = NULL;
+    *rows = *cols = 0;
+    if (!cleval_dataset_has(ds, name))
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: no dataset '%s'", ds->path, name);
+    hid_t dset = H5Dopen2(ds->file, name, H5P_DEFAULT);
+    hid_t type = dset >= 0 ? H5Dget_type(dset) : H5I_INVALID_HID;
+    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
+    hsize_t dims[2] = {0, 0};
+    cleval_status status = CLEVAL_OK;
+    if (type < 0 || space < 0 || H5Tget_class(type) != H5T_INTEGER ||
+        H5Sget_simple_extent_ndims(space) != 2 ||
+        H5Sget_simple_extent_dims(space, dims, NULL) != 2 || dims[0] == 0 || dims[1] == 0 ||
+        dims[0] > UINT32_MAX || dims[1] > UINT32_MAX || dims[0] * dims[1] > (1ull << 32)) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' is not a 2-D integer matrix of counts",
+                             ds->path, name);
+    } else if (!(*cells = malloc(dims[0] * dims[1] * sizeof **cells))) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
+    } else if (H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *cells) < 0) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read '%s'", ds->path, name);
+    } else {
+        *rows = (uint32_t)dims[0];
+        *cols = (uint32_t)dims[1];
+    }
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    if (dset >= 0) H5Dclose(dset);
+    if (status != CLEVAL_OK) {
+        free(*cells);
+        *cells = NULL;
+    }
+    return status;
+}

@@ -3,6 +3,7 @@
 #include "device_internal.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,6 +228,54 @@ cleval_status cleval_device_resolve(const char *spec, uint32_t *index)
     }
     free(infos);
     return status;
+}
+
+cleval_status cleval_device_resolve_list(const char *spec, uint32_t **indices, uint32_t *count)
+{
+    *indices = NULL;
+    *count = 0;
+    if (!spec || !*spec) spec = getenv("CLEVAL_DEVICE");
+    cleval_device_info *infos;
+    uint32_t n;
+    cleval_status status = cleval_device_list(&infos, &n);
+    if (status != CLEVAL_OK) return status;
+    free(infos);
+    uint32_t *list = calloc(n ? n : 1, sizeof *list);
+    if (!list) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory resolving devices");
+    if (spec && strcmp(spec, "all") == 0) {
+        for (uint32_t i = 0; i < n; i++)
+            list[i] = i;
+        *count = n;
+    } else if (!spec || !strchr(spec, ',')) {
+        status = cleval_device_resolve(spec, &list[0]);
+        *count = 1;
+    } else {
+        char item[256];
+        for (const char *p = spec; status == CLEVAL_OK && *p;) {
+            size_t len = strcspn(p, ",");
+            snprintf(item, sizeof item, "%.*s", (int)len, p);
+            p += len + (p[len] == ',');
+            uint32_t index;
+            if (len == 0) {
+                status = cleval_fail(CLEVAL_ERR_USAGE, "--device: empty entry in '%s'", spec);
+            } else if ((status = cleval_device_resolve(item, &index)) == CLEVAL_OK) {
+                for (uint32_t i = 0; i < *count; i++)
+                    if (list[i] == index)
+                        status = cleval_fail(CLEVAL_ERR_USAGE, "--device: device %u named twice in '%s'",
+                                             index, spec);
+                if (status == CLEVAL_OK && *count < n) list[(*count)++] = index;
+            }
+        }
+    }
+    if (status == CLEVAL_OK && *count == 0)
+        status = cleval_fail(CLEVAL_ERR_OPENCL, "no OpenCL device found");
+    if (status != CLEVAL_OK) {
+        free(list);
+        *count = 0;
+        return status;
+    }
+    *indices = list;
+    return CLEVAL_OK;
 }
 
 cleval_status cleval_device_open(uint32_t index, cleval_device **out)

@@ -1,21 +1,11 @@
-/* Pieces the engine's jobs share: the opened test set and the predict loop that streams it
- * through a model, counting on the device and saving predictions. */
+/* Pieces the engine's jobs share: the opened test set, and engine_run(), which turns a job
+ * into a pipeline run with its slice, checkpoints and prediction or part file. */
 #ifndef CLEVAL_ENGINE_INTERNAL_H
 #define CLEVAL_ENGINE_INTERNAL_H
 
 #include "cleval/dataset.h"
 #include "cleval/engine.h"
-
-/* A model as the predict loop sees it. */
-typedef struct engine_model {
-    void *self;
-    const char *description; /* the prediction file's "model" attribute */
-    uint32_t n_classes;
-    uint32_t max_batch; /* the largest batch predict() takes */
-    /* Classifies n samples (row-major floats): the predictions in an int32 device buffer
-     * (*pred), and the scores into `scores` ([n][n_classes], host) unless it is NULL. */
-    cleval_status (*predict)(void *self, const float *x, uint32_t n, float *scores, cl_mem *pred);
-} engine_model;
+#include "pipeline.h"
 
 /* A test set opened for streaming. */
 typedef struct engine_test_stream {
@@ -36,9 +26,43 @@ cleval_status engine_check_sample_shape(const engine_test_stream *s, uint32_t ra
 /* The largest label of the test set (-1 without labels): one pass over y only. */
 cleval_status engine_scan_labels(engine_test_stream *s, int32_t *max_label);
 
-/* Streams the test set through `model` and fills `out`. */
-cleval_status engine_predict_loop(cleval_device *dev, const cleval_test_set *test,
-                                  engine_test_stream *s, const engine_model *model,
-                                  cleval_predict_outcome *out);
+/* Counters a job keeps beside the counts (KNN tie counts): summed across devices, kept in
+ * checkpoints and part files, restored on resume. */
+enum { ENGINE_MAX_COUNTERS = 4 };
+typedef struct engine_counters {
+    uint32_t count;
+    const char *names[ENGINE_MAX_COUNTERS];
+    /* Reads the current values (all devices idle). */
+    void (*read)(void *user, uint64_t *values);
+    void *user;
+    uint64_t restored[ENGINE_MAX_COUNTERS]; /* filled by engine_run from a checkpoint */
+} engine_counters;
+
+/* One job's run over its test set. */
+typedef struct engine_run_spec {
+    const char *command;     /* "metrics", "knn" or "eval": stored in part files */
+    cleval_dataset *data;    /* the test set's file (class names, its path) */
+    cleval_column *x;        /* NULL for metrics */
+    cleval_column *labels;   /* NULL without labels */
+    cleval_column *file_pred; /* metrics only */
+    uint32_t n_classes;      /* 0: discovered from the data (metrics) */
+    uint32_t batch;
+    bool with_scores;
+    void **models;           /* [run->n_devices] */
+    pipeline_worker_ops ops;
+    const char *model_description;
+    const char *save_path;   /* NULL: no file */
+    bool save_counts;        /* store the counts in --save even for a whole run (metrics) */
+    engine_counters *counters; /* may be NULL */
+    /* Name/value string pairs a part file records so that `cleval merge` can report what the
+     * job was (KNN: k, weights, metric, training rows); NULL-terminated, may be NULL. */
+    const char *const *part_attributes;
+} engine_run_spec;
+
+/* Runs the job's slice (run->shard_*) through the pipeline with checkpoints, and writes the
+ * prediction or part file. On CLEVAL_ERR_INTERRUPTED the checkpoint and the partial file stay
+ * for --resume. */
+cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *run,
+                         cleval_predict_outcome *out);
 
 #endif

@@ -1,5 +1,5 @@
-/* `cleval knn`: loads the training set into the KNN searcher, then streams the test set
- * through it with the shared predict loop. */
+/* `cleval knn`: loads the training set into one KNN searcher per device, then streams the test
+ * set through them with engine_run(). */
 #include "engine_internal.h"
 
 #include <stdio.h>
@@ -8,20 +8,29 @@
 
 enum { TRAIN_CHUNK_ROWS = 16384 };
 
-typedef struct knn_model {
-    cleval_knn *knn;
-} knn_model;
-
-static cleval_status predict(void *self, const float *x, uint32_t n, float *scores, cl_mem *pred)
+static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
 {
-    knn_model *m = self;
-    /* The searcher writes host predictions too; the loop reads the device buffer. */
-    int32_t *host_pred = malloc((size_t)n * sizeof *host_pred);
-    if (!host_pred) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN predictions");
-    cleval_status status = cleval_knn_search(m->knn, x, n, host_pred, scores);
-    free(host_pred);
-    *pred = cleval_knn_pred_buffer(m->knn);
+    cleval_knn *knn = model;
+    cleval_status status = cleval_knn_search(knn, slot->x, slot->n, slot->pred, slot->scores);
+    *pred = cleval_knn_pred_buffer(knn);
     return status;
+}
+
+/* The tie counters every device's searcher keeps, summed. */
+typedef struct knn_devices {
+    cleval_knn **knns;
+    uint32_t count;
+} knn_devices;
+
+static void read_counters(void *user, uint64_t *values)
+{
+    const knn_devices *devices = user;
+    for (uint32_t d = 0; d < devices->count; d++) {
+        const cleval_knn_stats *stats = cleval_knn_get_stats(devices->knns[d]);
+        values[0] += stats->distance_ties;
+        values[1] += stats->vote_ties;
+        values[2] += stats->searched_again;
+    }
 }
 
 /* Opens the training set: X and y (labels are required), same length, at least one row. */
@@ -48,8 +57,8 @@ static cleval_status open_train(const cleval_knn_job *job, cleval_dataset **ds, 
     return CLEVAL_OK;
 }
 
-/* Streams the training rows into the searcher in chunks. */
-static cleval_status load_train(cleval_knn *knn, cleval_column *x, cleval_column *y)
+/* Streams the training rows into every device's searcher, chunk by chunk. */
+static cleval_status load_train(const knn_devices *devices, cleval_column *x, cleval_column *y)
 {
     uint64_t n = cleval_column_rows(x), row = cleval_column_row_size(x);
     uint64_t chunk = n < TRAIN_CHUNK_ROWS ? n : TRAIN_CHUNK_ROWS;
@@ -61,10 +70,13 @@ static cleval_status load_train(cleval_knn *knn, cleval_column *x, cleval_column
     for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += chunk) {
         uint64_t count = n - row0 < chunk ? n - row0 : chunk;
         int32_t max;
-        if (!(status = cleval_column_read_f32(x, row0, count, values)) &&
-            !(status = cleval_column_read_i32(y, row0, count, labels, &max)))
-            status = cleval_knn_set_train(knn, row0, count, values, labels);
+        if (!(status = cleval_column_read_f32(x, row0, count, values)))
+            status = cleval_column_read_i32(y, row0, count, labels, &max);
+        for (uint32_t d = 0; status == CLEVAL_OK && d < devices->count; d++)
+            status = cleval_knn_set_train(devices->knns[d], row0, count, values, labels);
     }
+    for (uint32_t d = 0; status == CLEVAL_OK && d < devices->count; d++)
+        status = cleval_knn_prepare(devices->knns[d]);
     free(values);
     free(labels);
     return status;
@@ -86,10 +98,13 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     cleval_dataset *train_ds = NULL;
     cleval_column *train_x = NULL, *train_y = NULL;
     engine_test_stream test = {0};
-    cleval_knn *knn = NULL;
+    const cleval_run_options *run = &job->run;
+    knn_devices devices = {calloc(run->n_devices, sizeof(cleval_knn *)), run->n_devices};
     double start = cleval_seconds();
     int32_t max_train = -1, max_test = -1;
-    cleval_status status = open_train(job, &train_ds, &train_x, &train_y);
+    cleval_status status = devices.knns ? CLEVAL_OK
+                                        : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    if (status == CLEVAL_OK) status = open_train(job, &train_ds, &train_x, &train_y);
     if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
     if (status == CLEVAL_OK) {
         char what[4200];
@@ -110,32 +125,74 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                              job->train_path, (unsigned long long)dim);
         goto done;
     }
-    if ((status = cleval_knn_create(job->device, &config, out->n_train, (uint32_t)dim, &knn)) ||
-        (status = load_train(knn, train_x, train_y)) || (status = cleval_knn_prepare(knn)))
-        goto done;
+    for (uint32_t d = 0; status == CLEVAL_OK && d < devices.count; d++)
+        status = cleval_knn_create(run->devices[d], &config, out->n_train, (uint32_t)dim,
+                                   &devices.knns[d]);
+    if (status == CLEVAL_OK) status = load_train(&devices, train_x, train_y);
+    if (status != CLEVAL_OK) goto done;
     out->load_s = cleval_seconds() - start;
 
+    uint32_t max_batch = UINT32_MAX;
+    for (uint32_t d = 0; d < devices.count; d++) {
+        uint32_t b = cleval_knn_max_batch(devices.knns[d]);
+        max_batch = b < max_batch ? b : max_batch;
+    }
+    uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
+    batch = batch < max_batch ? batch : max_batch;
     char description[160];
     snprintf(description, sizeof description, "KNN k=%u weights=%s metric=%s train=%llu rows",
              config.k, config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
              config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
              (unsigned long long)out->n_train);
-    knn_model self = {knn};
-    engine_model model = {.self = &self,
-                          .description = description,
-                          .n_classes = config.n_classes,
-                          .max_batch = cleval_knn_max_batch(knn),
-                          .predict = predict};
-    cleval_test_set test_set = job->test;
-    if (!test_set.batch) test_set.batch = CLEVAL_DEFAULT_KNN_BATCH;
-    status = engine_predict_loop(job->device, &test_set, &test, &model, &out->predict);
+    engine_counters counters = {.count = 3,
+                                .names = {"knn_distance_ties", "knn_vote_ties",
+                                          "knn_searched_again"},
+                                .read = read_counters,
+                                .user = &devices};
+    char k_text[16], n_train_text[32];
+    snprintf(k_text, sizeof k_text, "%u", config.k);
+    snprintf(n_train_text, sizeof n_train_text, "%llu", (unsigned long long)out->n_train);
+    const char *const part_attributes[] = {
+        "knn_k", k_text,
+        "knn_weights", config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
+        "knn_metric", config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
+        "knn_n_train", n_train_text,
+        NULL};
+    engine_run_spec spec = {.command = "knn",
+                            .part_attributes = part_attributes,
+                            .data = test.ds,
+                            .x = test.x,
+                            .labels = test.y,
+                            .n_classes = config.n_classes,
+                            .batch = (uint32_t)batch,
+                            .with_scores = job->test.save_path != NULL,
+                            .models = (void **)devices.knns,
+                            .ops = {predict},
+                            .model_description = description,
+                            .save_path = job->test.save_path,
+                            .counters = &counters};
+    status = engine_run(&spec, run, &out->predict);
     if (status == CLEVAL_OK && out->predict.class_names.count == 0)
         status = cleval_dataset_class_names(train_ds, &out->predict.class_names.names,
                                             &out->predict.class_names.count);
-    if (status == CLEVAL_OK) out->stats = *cleval_knn_get_stats(knn);
+    if (status == CLEVAL_OK) {
+        uint64_t values[ENGINE_MAX_COUNTERS] = {0};
+        read_counters(&devices, values);
+        out->stats.distance_ties = values[0] + counters.restored[0];
+        out->stats.vote_ties = values[1] + counters.restored[1];
+        out->stats.searched_again = values[2] + counters.restored[2];
+        for (uint32_t d = 0; d < devices.count; d++) {
+            const cleval_knn_stats *s = cleval_knn_get_stats(devices.knns[d]);
+            out->stats.queries += s->queries;
+            out->stats.screen_s += s->screen_s;
+            out->stats.exact_s += s->exact_s;
+        }
+    }
 
 done:
-    cleval_knn_destroy(knn);
+    for (uint32_t d = 0; devices.knns && d < devices.count; d++)
+        cleval_knn_destroy(devices.knns[d]);
+    free(devices.knns);
     engine_close_test_set(&test);
     cleval_column_close(train_x);
     cleval_column_close(train_y);

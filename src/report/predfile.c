@@ -34,12 +34,54 @@ static void destroy(cleval_predfile *pf)
     free(pf);
 }
 
+static char *copy_string(const char *s)
+{
+    char *copy = malloc(strlen(s) + 1);
+    if (copy) strcpy(copy, s);
+    return copy;
+}
+
+/* A handle with names set and no file open yet. */
+static cleval_status new_handle(const char *path, const cleval_predfile_spec *spec,
+                                cleval_predfile **out)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
+    cleval_predfile *pf = calloc(1, sizeof *pf);
+    if (!pf) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
+    pf->pred = pf->scores = pf->y = pf->file = H5I_INVALID_HID;
+    pf->spec = *spec;
+    pf->path = copy_string(path);
+    if (spec->temp_path) {
+        pf->tmp_path = copy_string(spec->temp_path);
+    } else if ((pf->tmp_path = malloc(strlen(path) + 32))) {
+        sprintf(pf->tmp_path, "%s.tmp.%ld", path, (long)getpid());
+    }
+    if (!pf->path || !pf->tmp_path) {
+        destroy(pf);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
+    }
+    pf->spec.temp_path = NULL; /* not owned */
+    *out = pf;
+    return CLEVAL_OK;
+}
+
 static hid_t create_dataset(hid_t file, const char *name, hid_t type, int rank,
                             const hsize_t *dims)
 {
     hid_t space = H5Screate_simple(rank, dims, NULL);
-    if (space < 0) return H5I_INVALID_HID;
-    hid_t dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (space < 0 || dcpl < 0) {
+        if (space >= 0) H5Sclose(space);
+        if (dcpl >= 0) H5Pclose(dcpl);
+        return H5I_INVALID_HID;
+    }
+    H5Pset_obj_track_times(dcpl, 0); /* same content, same bytes */
+    hid_t dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
     H5Sclose(space);
     return dset;
 }
@@ -48,22 +90,14 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
                                      cleval_predfile **out)
 {
     *out = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
-    cleval_predfile *pf = calloc(1, sizeof *pf);
-    size_t tmp_size = strlen(path) + 32;
-    if (!pf || !(pf->path = malloc(strlen(path) + 1)) || !(pf->tmp_path = malloc(tmp_size))) {
-        if (pf) destroy(pf);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
-    }
-    pf->pred = pf->scores = pf->y = H5I_INVALID_HID;
-    strcpy(pf->path, path);
-    snprintf(pf->tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    pf->spec = *spec;
-    pf->file = H5Fcreate(pf->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    cleval_predfile *pf;
+    cleval_status status = new_handle(path, spec, &pf);
+    if (status != CLEVAL_OK) return status;
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
+    pf->file = H5Fcreate(pf->tmp_path, H5F_ACC_TRUNC, fcpl >= 0 ? fcpl : H5P_DEFAULT,
+                         H5P_DEFAULT);
+    if (fcpl >= 0) H5Pclose(fcpl);
     if (pf->file < 0) {
         int err = errno;
         destroy(pf);
@@ -78,6 +112,49 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
         (spec->with_labels && (pf->y = create_dataset(pf->file, "y", H5T_STD_I32LE, 1, dims)) < 0)) {
         cleval_predfile_abort(pf);
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets", path);
+    }
+    *out = pf;
+    return CLEVAL_OK;
+}
+
+/* Opens dataset `name` of a resumed file and checks its shape against the spec. */
+static hid_t reopen_dataset(hid_t file, const char *name, int rank, const hsize_t *dims)
+{
+    hid_t dset = H5Dopen2(file, name, H5P_DEFAULT);
+    if (dset < 0) return H5I_INVALID_HID;
+    hid_t space = H5Dget_space(dset);
+    hsize_t got[2] = {0, 0};
+    bool ok = space >= 0 && H5Sget_simple_extent_ndims(space) == rank &&
+              H5Sget_simple_extent_dims(space, got, NULL) == rank && got[0] == dims[0] &&
+              (rank == 1 || got[1] == dims[1]);
+    if (space >= 0) H5Sclose(space);
+    if (!ok) {
+        H5Dclose(dset);
+        return H5I_INVALID_HID;
+    }
+    return dset;
+}
+
+cleval_status cleval_predfile_resume(const char *path, const cleval_predfile_spec *spec,
+                                     cleval_predfile **out)
+{
+    *out = NULL;
+    cleval_predfile *pf;
+    cleval_status status = new_handle(path, spec, &pf);
+    if (status != CLEVAL_OK) return status;
+    pf->file = access(pf->tmp_path, F_OK) == 0 ? H5Fopen(pf->tmp_path, H5F_ACC_RDWR, H5P_DEFAULT)
+                                               : H5I_INVALID_HID;
+    hsize_t dims[2] = {spec->n_samples, spec->n_classes};
+    if (pf->file < 0 ||
+        (spec->with_pred && (pf->pred = reopen_dataset(pf->file, "pred", 1, dims)) < 0) ||
+        (spec->with_scores && (pf->scores = reopen_dataset(pf->file, "scores", 2, dims)) < 0) ||
+        (spec->with_labels && (pf->y = reopen_dataset(pf->file, "y", 1, dims)) < 0)) {
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "--resume: the partial prediction file %s is missing or does not "
+                             "match this run",
+                             pf->tmp_path);
+        destroy(pf);
+        return status;
     }
     *out = pf;
     return CLEVAL_OK;
@@ -115,15 +192,31 @@ cleval_status cleval_predfile_write(cleval_predfile *pf, uint64_t row0, uint64_t
     return CLEVAL_OK;
 }
 
-cleval_status cleval_predfile_write_confusion(cleval_predfile *pf, const cleval_confusion *cm)
+cleval_status cleval_predfile_write_counts(cleval_predfile *pf, const char *name, uint32_t rows,
+                                           uint32_t cols, const uint64_t *cells)
 {
-    hsize_t dims[2] = {cm->n_classes, cm->n_classes};
-    hid_t dset = create_dataset(pf->file, "confusion", H5T_STD_I64LE, 2, dims);
+    hsize_t dims[2] = {rows, cols};
+    hid_t dset = create_dataset(pf->file, name, H5T_STD_I64LE, 2, dims);
     herr_t err = dset < 0 ? -1
                           : H5Dwrite(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                     cm->counts);
+                                     cells);
     if (dset >= 0) H5Dclose(dset);
-    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing 'confusion' failed", pf->path);
+    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing '%s' failed", pf->path, name);
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *name,
+                                            char *const *strings, uint32_t count)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hsize_t dims[1] = {count};
+    hid_t dset = create_dataset(pf->file, name, type, 1, dims);
+    herr_t err = dset < 0 ? -1 : H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings);
+    if (dset >= 0) H5Dclose(dset);
+    H5Tclose(type);
+    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing '%s' failed", pf->path, name);
     return CLEVAL_OK;
 }
 
@@ -159,6 +252,13 @@ cleval_status cleval_predfile_set_int_attribute(cleval_predfile *pf, const char 
     return CLEVAL_OK;
 }
 
+cleval_status cleval_predfile_flush(cleval_predfile *pf)
+{
+    if (H5Fflush(pf->file, H5F_SCOPE_GLOBAL) < 0)
+        return cleval_fail(CLEVAL_ERR_IO, "--save %s: flushing failed (disk full?)", pf->path);
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_predfile_commit(cleval_predfile *pf)
 {
     bool flushed = H5Fflush(pf->file, H5F_SCOPE_GLOBAL) >= 0;
@@ -171,6 +271,12 @@ cleval_status cleval_predfile_commit(cleval_predfile *pf)
     }
     destroy(pf);
     return status;
+}
+
+void cleval_predfile_suspend(cleval_predfile *pf)
+{
+    if (!pf) return;
+    destroy(pf); /* closing flushes; the temporary stays */
 }
 
 void cleval_predfile_abort(cleval_predfile *pf)

@@ -1,0 +1,61 @@
+/* `cleval merge`: the part files of a sharded run combined into the run's report and file. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/engine.h"
+
+static const char usage[] =
+    "Usage: cleval merge PART.h5... [--json PATH] [--save PATH]\n"
+    "\n"
+    "Combines the part files that `cleval eval|knn|metrics --shard I/N --save PART.h5` wrote\n"
+    "(in any order) into exactly the report and prediction file the unsharded run gives.\n"
+    "Refuses parts of different jobs and sets that do not cover every slice exactly once.\n";
+
+static uint64_t number(const cleval_merge_outcome *out, const char *name)
+{
+    return strtoull(cleval_merge_attribute(out, name), NULL, 10);
+}
+
+int cli_merge(int argc, char **argv)
+{
+    static const cli_option_id allowed[] = {OPT_HELP, OPT_JSON, OPT_SAVE, OPT_QUIET, OPT_VERBOSE};
+    cli_args args;
+    bool exit_now;
+    int code = cli_parse_command(argc, argv, "merge", usage, allowed,
+                                 sizeof allowed / sizeof *allowed, &args, &exit_now);
+    if (exit_now) return code;
+    cli_setup_logging(&args);
+    double start = cleval_seconds();
+    cleval_merge_outcome *outcome = calloc(1, sizeof *outcome);
+    cleval_status status = outcome ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    if (status == CLEVAL_OK && args.n_positional == 0)
+        status = cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given (see cleval merge --help)");
+    if (status == CLEVAL_OK)
+        status = cleval_engine_merge(args.positional, (uint32_t)args.n_positional,
+                                     args.values[OPT_SAVE], outcome);
+    if (status == CLEVAL_OK) {
+        cleval_run_timing timing = {.device = outcome->device,
+                                    .total_s = cleval_seconds() - start,
+                                    .n_samples = outcome->predict.n_samples};
+        cJSON *extra = cJSON_CreateObject();
+        if (strcmp(outcome->command, "knn") == 0)
+            cJSON_AddItemToObject(
+                extra, "knn",
+                cli_knn_block((uint32_t)number(outcome, "knn_k"),
+                              cleval_merge_attribute(outcome, "knn_weights"),
+                              cleval_merge_attribute(outcome, "knn_metric"),
+                              number(outcome, "knn_n_train"),
+                              number(outcome, "knn_distance_ties"),
+                              number(outcome, "knn_vote_ties"),
+                              number(outcome, "knn_searched_again")));
+        status = cli_emit_predictions(&args, &outcome->predict, &timing, extra);
+        cJSON_Delete(extra);
+    }
+    if (outcome) cleval_predict_outcome_free(&outcome->predict);
+    free(outcome);
+    cli_args_free(&args);
+    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+}

@@ -1,0 +1,22 @@
+/* Checkpoint files: the exact counts and job counters of every row before `rows_done`, with
+ * the job's fingerprint and slice, written atomically (temporary name, then rename). */
+#ifndef CLEVAL_ENGINE_CHECKPOINT_H
+#define CLEVAL_ENGINE_CHECKPOINT_H
+
+#include "engine_internal.h"
+
+typedef struct checkpoint_state {
+    uint64_t rows_done;
+    pipeline_counts counts;
+    uint64_t counters[ENGINE_MAX_COUNTERS];
+} checkpoint_state;
+
+cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_t row_begin,
+                              uint64_t row_end, const checkpoint_state *state,
+                              uint32_t n_counters);
+
+/* Loads a checkpoint and checks it belongs to this job and slice. */
+cleval_status checkpoint_load(const char *path, const char *fingerprint, uint64_t row_begin,
+                              uint64_t row_end, uint32_t n_counters, checkpoint_state *out);
+
+#endif

@@ -1,0 +1,251 @@
+/* engine_run(): a job's slice of the test set through the pipeline, with checkpoints, resume,
+ * and the prediction file (or, for a shard, the part file that `cleval merge` reads). */
+#include "checkpoint.h"
+#include "engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleval/predfile.h"
+
+/* Rows between checkpoints when --checkpoint gives no interval. */
+static const uint64_t DEFAULT_CHECKPOINT_ROWS = 1 << 20;
+
+double cleval_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cleval_shard_range(uint64_t n, uint32_t index, uint32_t count, uint64_t *begin,
+                        uint64_t *end)
+{
+    if (count <= 1) {
+        *begin = 0;
+        *end = n;
+        return;
+    }
+    /* Near-equal: the first n % count slices hold one row more. */
+    uint64_t base = n / count, extra = n % count;
+    *begin = index * base + (index < extra ? index : extra);
+    *end = *begin + base + (index < extra ? 1 : 0);
+}
+
+void cleval_predict_outcome_free(cleval_predict_outcome *out)
+{
+    cleval_confusion_free(&out->confusion);
+    free(out->predicted_counts);
+    out->predicted_counts = NULL;
+    cleval_dataset_free_names(out->class_names.names, out->class_names.count);
+    out->class_names.names = NULL;
+    out->class_names.count = 0;
+}
+
+typedef struct run_context {
+    const engine_run_spec *spec;
+    const cleval_run_options *run;
+    uint64_t begin, end;
+} run_context;
+
+/* The counters now: restored from the checkpoint plus what the devices counted since. */
+static void current_counters(const engine_run_spec *spec, uint64_t *values)
+{
+    memset(values, 0, ENGINE_MAX_COUNTERS * sizeof *values);
+    if (!spec->counters) return;
+    spec->counters->read(spec->counters->user, values);
+    for (uint32_t i = 0; i < spec->counters->count; i++)
+        values[i] += spec->counters->restored[i];
+}
+
+static cleval_status save_checkpoint(void *user, uint64_t rows_done, const pipeline_counts *counts)
+{
+    run_context *ctx = user;
+    checkpoint_state state = {.rows_done = rows_done, .counts = *counts};
+    current_counters(ctx->spec, state.counters);
+    return checkpoint_save(ctx->run->checkpoint_path, ctx->run->fingerprint, ctx->begin, ctx->end,
+                           &state, ctx->spec->counters ? ctx->spec->counters->count : 0);
+}
+
+/* "name0, name1": the devices that ran the job. */
+static void device_names(const cleval_run_options *run, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (uint32_t d = 0; d < run->n_devices; d++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", d ? ", " : "",
+                 cleval_device_get_info(run->devices[d])->name);
+}
+
+/* The attributes a new prediction or part file carries. */
+static cleval_status describe_file(cleval_predfile *file, const engine_run_spec *spec,
+                                   const cleval_run_options *run, const run_context *ctx,
+                                   uint64_t n_total)
+{
+    char devices[1024];
+    device_names(run, devices, sizeof devices);
+    cleval_status status;
+    if ((status = cleval_predfile_set_attribute(file, "model", spec->model_description)) ||
+        (status = cleval_predfile_set_attribute(file, "data", cleval_dataset_path(spec->data))) ||
+        (status = cleval_predfile_set_attribute(file, "device", devices)) ||
+        (status = cleval_predfile_set_attribute(file, "cleval_version", CLEVAL_VERSION)))
+        return status;
+    if (run->shard_count <= 1) return CLEVAL_OK;
+    if ((status = cleval_predfile_set_attribute(file, "command", spec->command)) ||
+        (status = cleval_predfile_set_attribute(file, "job", run->fingerprint ? run->fingerprint
+                                                                              : "")) ||
+        (status = cleval_predfile_set_int_attribute(file, "shard_index", run->shard_index)) ||
+        (status = cleval_predfile_set_int_attribute(file, "shard_count", run->shard_count)) ||
+        (status = cleval_predfile_set_int_attribute(file, "row_begin", (int64_t)ctx->begin)) ||
+        (status = cleval_predfile_set_int_attribute(file, "row_end", (int64_t)ctx->end)) ||
+        (status = cleval_predfile_set_int_attribute(file, "n_total", (int64_t)n_total)))
+        return status;
+    for (const char *const *a = spec->part_attributes; a && a[0]; a += 2)
+        if ((status = cleval_predfile_set_attribute(file, a[0], a[1]))) return status;
+    return CLEVAL_OK;
+}
+
+/* What a finished part file adds: its counts, class names and counters. */
+static cleval_status finish_part(cleval_predfile *file, const engine_run_spec *spec,
+                                 const pipeline_counts *counts, const cleval_class_names *names)
+{
+    cleval_status status;
+    if ((status = cleval_predfile_write_counts(file, spec->labels ? "confusion" : "predicted_counts",
+                                               counts->rows, counts->cols, counts->cells)) ||
+        (status = cleval_predfile_set_int_attribute(file, "n_classes", counts->cols)))
+        return status;
+    if (names->count &&
+        (status = cleval_predfile_write_strings(file, "class_names", names->names, names->count)))
+        return status;
+    if (!spec->counters) return CLEVAL_OK;
+    uint64_t values[ENGINE_MAX_COUNTERS];
+    current_counters(spec, values);
+    for (uint32_t i = 0; i < spec->counters->count; i++)
+        if ((status = cleval_predfile_set_int_attribute(file, spec->counters->names[i],
+                                                        (int64_t)values[i])))
+            return status;
+    return CLEVAL_OK;
+}
+
+/* The outcome's counts: a confusion matrix with labels, the predicted classes either way. */
+static cleval_status fill_outcome(const pipeline_counts *counts, bool labels,
+                                  cleval_predict_outcome *out)
+{
+    uint32_t c = counts->cols;
+    out->n_classes = c;
+    out->has_labels = labels;
+    out->predicted_counts = calloc(c, sizeof *out->predicted_counts);
+    if (!out->predicted_counts) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    for (uint32_t r = 0; r < counts->rows; r++)
+        for (uint32_t p = 0; p < c; p++)
+            out->predicted_counts[p] += counts->cells[(size_t)r * c + p];
+    if (!labels) return CLEVAL_OK;
+    cleval_status status = cleval_confusion_init(&out->confusion, c);
+    if (status == CLEVAL_OK)
+        memcpy(out->confusion.counts, counts->cells, (size_t)c * c * sizeof *counts->cells);
+    return status;
+}
+
+cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *run,
+                         cleval_predict_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    cleval_column *rows_from = spec->x ? spec->x : spec->file_pred;
+    uint64_t n_total = cleval_column_rows(rows_from);
+    run_context ctx = {spec, run, 0, 0};
+    cleval_shard_range(n_total, run->shard_index, run->shard_count, &ctx.begin, &ctx.end);
+    out->n_total = n_total;
+    out->row_begin = ctx.begin;
+    out->row_end = ctx.end;
+    out->n_samples = ctx.end - ctx.begin;
+    bool part = run->shard_count > 1;
+    if (part && !spec->save_path)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--shard needs --save PART.h5 for the part file");
+    if (run->resume && !run->checkpoint_path)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--resume needs --checkpoint PATH");
+
+    cleval_status status = cleval_dataset_class_names(spec->data, &out->class_names.names,
+                                                      &out->class_names.count);
+    checkpoint_state restored = {.rows_done = ctx.begin};
+    if (status == CLEVAL_OK && run->resume) {
+        uint32_t n_counters = spec->counters ? spec->counters->count : 0;
+        status = checkpoint_load(run->checkpoint_path, run->fingerprint ? run->fingerprint : "",
+                                 ctx.begin, ctx.end, n_counters, &restored);
+        if (status == CLEVAL_OK && spec->counters)
+            memcpy(spec->counters->restored, restored.counters, sizeof restored.counters);
+    }
+
+    cleval_predfile *file = NULL;
+    char partial[4200];
+    if (status == CLEVAL_OK && spec->save_path) {
+        snprintf(partial, sizeof partial, "%s.partial", spec->save_path);
+        cleval_predfile_spec file_spec = {.n_samples = ctx.end - ctx.begin,
+                                          .n_classes = spec->n_classes,
+                                          .with_pred = true,
+                                          .with_scores = spec->with_scores,
+                                          .with_labels = spec->labels != NULL,
+                                          .temp_path = run->checkpoint_path ? partial : NULL};
+        if (run->resume) {
+            status = cleval_predfile_resume(spec->save_path, &file_spec, &file);
+        } else {
+            status = cleval_predfile_create(spec->save_path, &file_spec, &file);
+            if (status == CLEVAL_OK) status = describe_file(file, spec, run, &ctx, n_total);
+        }
+    }
+
+    pipeline_result result = {0};
+    if (status == CLEVAL_OK) {
+        pipeline_config cfg = {
+            .x = spec->x,
+            .labels = spec->labels,
+            .file_pred = spec->file_pred,
+            .row_begin = restored.rows_done,
+            .row_end = ctx.end,
+            .batch = spec->batch,
+            .n_classes = spec->n_classes,
+            .with_scores = spec->with_scores && file != NULL,
+            .n_workers = run->n_devices,
+            .devices = run->devices,
+            .models = spec->models,
+            .ops = spec->ops,
+            .save = file,
+            .save_row0 = ctx.begin,
+            .progress = run->progress,
+            .progress_user = run->progress_user,
+            .checkpoint = run->checkpoint_path ? save_checkpoint : NULL,
+            .checkpoint_user = &ctx,
+            .checkpoint_rows = run->checkpoint_rows ? run->checkpoint_rows
+                                                    : DEFAULT_CHECKPOINT_ROWS,
+            .initial_counts = run->resume ? &restored.counts : NULL,
+            .stop = run->stop,
+        };
+        status = pipeline_run(&cfg, &result);
+        out->read_s = result.read_s;
+        out->wait_s = result.wait_s;
+    }
+    if (status == CLEVAL_OK) status = fill_outcome(&result.counts, spec->labels != NULL, out);
+    if (status == CLEVAL_OK && file) {
+        if (part)
+            status = finish_part(file, spec, &result.counts, &out->class_names);
+        else if (spec->save_counts)
+            status = cleval_predfile_write_counts(file, "confusion", result.counts.rows,
+                                                  result.counts.cols, result.counts.cells);
+        if (status == CLEVAL_OK) {
+            status = cleval_predfile_commit(file);
+            file = NULL;
+        }
+    }
+    /* With checkpoints, a failed run keeps its partial file for --resume; otherwise nothing
+     * of it remains. A finished run no longer needs its checkpoint. */
+    if (run->checkpoint_path)
+        cleval_predfile_suspend(file);
+    else
+        cleval_predfile_abort(file);
+    if (status == CLEVAL_OK && run->checkpoint_path) unlink(run->checkpoint_path);
+    pipeline_counts_free(&result.counts);
+    pipeline_counts_free(&restored.counts);
+    if (status != CLEVAL_OK) cleval_predict_outcome_free(out);
+    return status;
+}

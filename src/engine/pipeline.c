@@ -1,0 +1,424 @@
+/* The batch pipeline (see pipeline.h): a ring of batch slots between the calling thread, which
+ * reads ahead and writes results, and one worker thread per device. */
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/engine.h"
+
+typedef enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE } slot_state;
+
+typedef struct pipeline pipeline;
+
+typedef struct worker {
+    pipeline *p;
+    uint32_t id;
+    pthread_t thread;
+    bool started;
+    cleval_histogram *hist;
+    cleval_hostbuf labels; /* the batch's labels where the device reads them */
+    cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
+    cleval_status status;
+    char error[1024];
+} worker;
+
+struct pipeline {
+    const pipeline_config *cfg;
+    pthread_mutex_t lock;
+    pthread_cond_t filled; /* a slot was filled, or the pipeline is closing */
+    pthread_cond_t done;   /* a slot is done, or a worker failed */
+    pipeline_slot *slots;
+    slot_state *state;
+    uint32_t n_slots;
+    bool closing;
+    bool failed;
+    worker *workers;
+    uint32_t n_classes; /* fixed by the model, or growing with the data (metrics) */
+};
+
+void pipeline_counts_free(pipeline_counts *counts)
+{
+    free(counts->cells);
+    memset(counts, 0, sizeof *counts);
+}
+
+/* into += from ([rows][cols]), widening `into` to cover it. */
+static cleval_status counts_add(pipeline_counts *into, uint32_t rows, uint32_t cols,
+                                const uint64_t *cells)
+{
+    if (!into->cells || rows > into->rows || cols > into->cols) {
+        uint32_t new_rows = rows > into->rows ? rows : into->rows;
+        uint32_t new_cols = cols > into->cols ? cols : into->cols;
+        uint64_t *wider = calloc((size_t)new_rows * new_cols, sizeof *wider);
+        if (!wider) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory merging counts");
+        for (uint32_t r = 0; r < into->rows; r++)
+            for (uint32_t c = 0; c < into->cols; c++)
+                wider[(size_t)r * new_cols + c] = into->cells[(size_t)r * into->cols + c];
+        free(into->cells);
+        into->cells = wider;
+        into->rows = new_rows;
+        into->cols = new_cols;
+    }
+    for (uint32_t r = 0; cells && r < rows; r++)
+        for (uint32_t c = 0; c < cols; c++)
+            into->cells[(size_t)r * into->cols + c] += cells[(size_t)r * cols + c];
+    return CLEVAL_OK;
+}
+
+/* The exact counts so far: every worker's device histogram plus the restored ones. Called only
+ * while no worker is busy. */
+static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    const pipeline_config *cfg = p->cfg;
+    uint32_t c = p->n_classes ? p->n_classes : 1;
+    /* The shape of an empty result: C x C with labels, 1 x C without. */
+    cleval_status status = counts_add(out, cfg->labels ? c : 1, c, NULL);
+    if (status == CLEVAL_OK && cfg->initial_counts)
+        status = counts_add(out, cfg->initial_counts->rows, cfg->initial_counts->cols,
+                            cfg->initial_counts->cells);
+    for (uint32_t w = 0; status == CLEVAL_OK && w < cfg->n_workers; w++) {
+        cleval_histogram *hist = p->workers[w].hist;
+        if (!hist) continue;
+        uint32_t rows = cleval_histogram_rows(hist), cols = cleval_histogram_cols(hist);
+        uint64_t *cells = malloc((size_t)rows * cols * sizeof *cells);
+        if (!cells) {
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading counts");
+            break;
+        }
+        if ((status = cleval_histogram_read(hist, cells)) == CLEVAL_OK)
+            status = counts_add(out, rows, cols, cells);
+        free(cells);
+    }
+    if (status != CLEVAL_OK) pipeline_counts_free(out);
+    return status;
+}
+
+/* --- Workers --------------------------------------------------------------------------- */
+
+/* Copies `n` int32 values where the device reads them (map, copy, unmap). */
+static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const int32_t *values,
+                           uint32_t n)
+{
+    cleval_status status = cleval_hostbuf_map(dev, buf, true);
+    if (status != CLEVAL_OK) return status;
+    memcpy(buf->host, values, (size_t)n * sizeof *values);
+    return cleval_hostbuf_unmap(dev, buf);
+}
+
+/* Runs one batch on the worker's device and counts it. */
+static cleval_status process(worker *w, pipeline_slot *slot)
+{
+    const pipeline_config *cfg = w->p->cfg;
+    cleval_device *dev = cfg->devices[w->id];
+    cleval_status status;
+    cl_mem pred;
+    if (cfg->ops.predict) {
+        status = cfg->ops.predict(cfg->models[w->id], slot, &pred);
+    } else { /* metrics: the predictions came with the file */
+        status = stage(dev, &w->preds, slot->pred, slot->n);
+        pred = w->preds.mem;
+    }
+    if (status == CLEVAL_OK && cfg->labels)
+        status = stage(dev, &w->labels, slot->labels, slot->n);
+    if (status != CLEVAL_OK) return status;
+
+    /* Metrics discover the class count while streaming: a histogram widens when needed. */
+    uint32_t c = cfg->n_classes ? cfg->n_classes : (uint32_t)slot->max_label + 1;
+    uint32_t rows = cfg->labels ? c : 1;
+    if (!w->hist)
+        status = cleval_histogram_create(dev, rows, c, &w->hist);
+    else if (c > cleval_histogram_cols(w->hist))
+        status = cleval_histogram_grow(w->hist, rows, c);
+    if (status != CLEVAL_OK) return status;
+    return cleval_histogram_add(w->hist, cfg->labels ? w->labels.mem : NULL, pred, slot->n);
+}
+
+/* The filled slot with the lowest rows, or -1. Called with the lock held. */
+static int next_filled(const pipeline *p)
+{
+    int best = -1;
+    for (uint32_t s = 0; s < p->n_slots; s++)
+        if (p->state[s] == SLOT_FILLED && (best < 0 || p->slots[s].row0 < p->slots[best].row0))
+            best = (int)s;
+    return best;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pipeline *p = w->p;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        int s = next_filled(p);
+        if (s < 0) {
+            if (p->closing || p->failed) break;
+            pthread_cond_wait(&p->filled, &p->lock);
+            continue;
+        }
+        p->state[s] = SLOT_BUSY;
+        pthread_mutex_unlock(&p->lock);
+        cleval_status status = process(w, &p->slots[s]);
+        pthread_mutex_lock(&p->lock);
+        p->state[s] = SLOT_DONE;
+        if (status != CLEVAL_OK) {
+            w->status = status;
+            snprintf(w->error, sizeof w->error, "%s", cleval_last_error());
+            p->failed = true;
+            pthread_cond_broadcast(&p->filled);
+        }
+        pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    /* Leave no command of this thread's queue running on buffers about to be freed. */
+    cleval_device_finish(p->cfg->devices[w->id]);
+    return NULL;
+}
+
+/* --- The calling thread: reading, writing, checkpoints ------------------------------------ */
+
+static cleval_status check_label_range(const pipeline_config *cfg, const pipeline_slot *slot)
+{
+    for (uint32_t i = 0; i < slot->n; i++)
+        if ((uint32_t)slot->labels[i] >= cfg->n_classes)
+            return cleval_fail(CLEVAL_ERR_INPUT,
+                               "'%s' sample %llu has label %d, at or above the model's %u classes",
+                               cleval_column_name(cfg->labels),
+                               (unsigned long long)(slot->row0 + i), slot->labels[i],
+                               cfg->n_classes);
+    return CLEVAL_OK;
+}
+
+/* Reads rows [row0, row0 + n) into a slot. */
+static cleval_status read_batch(const pipeline_config *cfg, pipeline_slot *slot, uint64_t row0,
+                                uint32_t n)
+{
+    slot->row0 = row0;
+    slot->n = n;
+    slot->max_label = -1;
+    cleval_status status;
+    int32_t max;
+    if (cfg->x && (status = cleval_column_read_f32(cfg->x, row0, n, slot->x))) return status;
+    if (cfg->labels) {
+        if ((status = cleval_column_read_i32(cfg->labels, row0, n, slot->labels, &max)))
+            return status;
+        if (cfg->n_classes && (uint32_t)max >= cfg->n_classes &&
+            (status = check_label_range(cfg, slot)))
+            return status;
+        slot->max_label = max;
+    }
+    if (cfg->file_pred) {
+        if ((status = cleval_column_read_i32(cfg->file_pred, row0, n, slot->pred, &max)))
+            return status;
+        slot->max_label = max > slot->max_label ? max : slot->max_label;
+    }
+    return CLEVAL_OK;
+}
+
+static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot *slot)
+{
+    if (!cfg->save) return CLEVAL_OK;
+    return cleval_predfile_write(cfg->save, slot->row0 - cfg->save_row0, slot->n, slot->pred,
+                                 slot->scores, slot->labels);
+}
+
+static cleval_status allocate(pipeline *p)
+{
+    const pipeline_config *cfg = p->cfg;
+    p->n_slots = 2 * cfg->n_workers + 1;
+    p->slots = calloc(p->n_slots, sizeof *p->slots);
+    p->state = calloc(p->n_slots, sizeof *p->state);
+    p->workers = calloc(cfg->n_workers, sizeof *p->workers);
+    if (!p->slots || !p->state || !p->workers)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the batch pipeline");
+    size_t row = cfg->x ? (size_t)cleval_column_row_size(cfg->x) : 0;
+    size_t batch = cfg->batch;
+    for (uint32_t s = 0; s < p->n_slots; s++) {
+        pipeline_slot *slot = &p->slots[s];
+        slot->pred = malloc(batch * sizeof *slot->pred);
+        if (cfg->x) slot->x = malloc(batch * row * sizeof *slot->x);
+        if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
+        if (cfg->with_scores) slot->scores = malloc(batch * cfg->n_classes * sizeof *slot->scores);
+        if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||
+            (cfg->with_scores && !slot->scores))
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch of %zu samples",
+                               batch);
+    }
+    for (uint32_t w = 0; w < cfg->n_workers; w++) {
+        worker *wk = &p->workers[w];
+        wk->p = p;
+        wk->id = w;
+        cleval_status status;
+        if (cfg->labels && (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
+                                                           "label batch", &wk->labels)))
+            return status;
+        if (!cfg->ops.predict &&
+            (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
+                                            "prediction batch", &wk->preds)))
+            return status;
+    }
+    return CLEVAL_OK;
+}
+
+static void release(pipeline *p)
+{
+    for (uint32_t s = 0; p->slots && s < p->n_slots; s++) {
+        free(p->slots[s].x);
+        free(p->slots[s].labels);
+        free(p->slots[s].pred);
+        free(p->slots[s].scores);
+    }
+    for (uint32_t w = 0; p->workers && w < p->cfg->n_workers; w++) {
+        cleval_histogram_destroy(p->workers[w].hist);
+        cleval_hostbuf_release(&p->workers[w].labels);
+        cleval_hostbuf_release(&p->workers[w].preds);
+    }
+    free(p->slots);
+    free(p->state);
+    free(p->workers);
+}
+
+/* Counts slots in a state. Called with the lock held. */
+static uint32_t slots_in(const pipeline *p, slot_state state)
+{
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < p->n_slots; s++)
+        n += p->state[s] == state;
+    return n;
+}
+
+/* The calling thread's loop: keep every free slot filled, write what is done, drain for
+ * checkpoints and at a stop request. */
+static cleval_status coordinate(pipeline *p, pipeline_result *result)
+{
+    const pipeline_config *cfg = p->cfg;
+    uint64_t next_row = cfg->row_begin, done_rows = 0, last_checkpoint = cfg->row_begin;
+    uint64_t total = cfg->row_end - cfg->row_begin;
+    bool stopping = false;
+    cleval_status status = CLEVAL_OK;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        /* Write finished batches (any order: every row has its own place). */
+        for (uint32_t s = 0; s < p->n_slots && status == CLEVAL_OK; s++) {
+            if (p->state[s] != SLOT_DONE) continue;
+            pthread_mutex_unlock(&p->lock);
+            if (!p->failed) status = write_batch(cfg, &p->slots[s]);
+            done_rows += p->slots[s].n;
+            if (cfg->progress && status == CLEVAL_OK)
+                cfg->progress(done_rows, total, cfg->progress_user);
+            pthread_mutex_lock(&p->lock);
+            p->state[s] = SLOT_FREE;
+        }
+        if (p->failed || status != CLEVAL_OK) break;
+        if (cfg->stop && *cfg->stop && !stopping) stopping = true;
+        bool idle = slots_in(p, SLOT_FILLED) == 0 && slots_in(p, SLOT_BUSY) == 0 &&
+                    slots_in(p, SLOT_DONE) == 0;
+        bool checkpoint_due = cfg->checkpoint &&
+                              (stopping || next_row - last_checkpoint >= cfg->checkpoint_rows) &&
+                              next_row > last_checkpoint;
+        if (idle && (checkpoint_due || stopping || next_row >= cfg->row_end)) {
+            if (checkpoint_due) {
+                /* Every batch dealt so far is done: the counts cover exactly [begin, next). */
+                pthread_mutex_unlock(&p->lock);
+                pipeline_counts counts;
+                if ((status = cfg->save ? cleval_predfile_flush(cfg->save) : CLEVAL_OK) ||
+                    (status = collect_counts(p, &counts)))
+                    break;
+                status = cfg->checkpoint(cfg->checkpoint_user, next_row, &counts);
+                pipeline_counts_free(&counts);
+                last_checkpoint = next_row;
+                pthread_mutex_lock(&p->lock);
+                if (status != CLEVAL_OK) break;
+            }
+            if (stopping) {
+                pthread_mutex_unlock(&p->lock);
+                status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                                     "interrupted after %llu of %llu samples%s",
+                                     (unsigned long long)(next_row - cfg->row_begin),
+                                     (unsigned long long)total,
+                                     cfg->checkpoint ? "; checkpoint written (run again with "
+                                                       "--resume to finish)"
+                                                     : "");
+                pthread_mutex_lock(&p->lock);
+                break;
+            }
+            if (next_row >= cfg->row_end) break;
+        }
+        /* Deal the next batch unless draining for a checkpoint or a stop. */
+        int free_slot = -1;
+        for (uint32_t s = 0; s < p->n_slots && free_slot < 0; s++)
+            if (p->state[s] == SLOT_FREE) free_slot = (int)s;
+        bool draining = stopping || (cfg->checkpoint && next_row - last_checkpoint >=
+                                                            cfg->checkpoint_rows);
+        if (free_slot >= 0 && next_row < cfg->row_end && !draining) {
+            uint64_t left = cfg->row_end - next_row;
+            uint32_t n = (uint32_t)(left < cfg->batch ? left : cfg->batch);
+            pthread_mutex_unlock(&p->lock);
+            double t0 = cleval_seconds();
+            status = read_batch(cfg, &p->slots[free_slot], next_row, n);
+            result->read_s += cleval_seconds() - t0;
+            pthread_mutex_lock(&p->lock);
+            if (status != CLEVAL_OK) break;
+            p->state[free_slot] = SLOT_FILLED;
+            next_row += n;
+            pthread_cond_signal(&p->filled);
+            continue;
+        }
+        /* A batch finished while the lock was released (writing, reading): its signal was
+         * missed, so look again instead of waiting for the next one. */
+        if (slots_in(p, SLOT_DONE) > 0) continue;
+        double t0 = cleval_seconds();
+        pthread_cond_wait(&p->done, &p->lock);
+        result->wait_s += cleval_seconds() - t0;
+    }
+    if (status != CLEVAL_OK) p->failed = true;
+    p->closing = true;
+    pthread_cond_broadcast(&p->filled);
+    pthread_mutex_unlock(&p->lock);
+    return status;
+}
+
+cleval_status pipeline_run(const pipeline_config *cfg, pipeline_result *result)
+{
+    memset(result, 0, sizeof *result);
+    pipeline p = {.cfg = cfg, .n_classes = cfg->n_classes};
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.filled, NULL);
+    pthread_cond_init(&p.done, NULL);
+    cleval_status status = allocate(&p);
+    for (uint32_t w = 0; status == CLEVAL_OK && w < cfg->n_workers; w++) {
+        if (pthread_create(&p.workers[w].thread, NULL, worker_main, &p.workers[w]) != 0)
+            status = cleval_fail(CLEVAL_ERR_INTERNAL, "cannot start a worker thread");
+        else
+            p.workers[w].started = true;
+    }
+    if (status == CLEVAL_OK) {
+        status = coordinate(&p, result);
+    } else { /* let the started workers see the end */
+        pthread_mutex_lock(&p.lock);
+        p.closing = true;
+        pthread_cond_broadcast(&p.filled);
+        pthread_mutex_unlock(&p.lock);
+    }
+    for (uint32_t w = 0; p.workers && w < cfg->n_workers; w++)
+        if (p.workers[w].started) pthread_join(p.workers[w].thread, NULL);
+    /* A worker's failure is the run's failure; its message was recorded on its thread. */
+    for (uint32_t w = 0; p.workers && w < cfg->n_workers; w++)
+        if (p.workers[w].status != CLEVAL_OK && status == CLEVAL_OK)
+            status = cleval_fail(p.workers[w].status, "%s", p.workers[w].error);
+    if (status == CLEVAL_OK) {
+        /* Metrics learn C from the data: the widest worker histogram has it. */
+        for (uint32_t w = 0; w < cfg->n_workers; w++)
+            if (p.workers[w].hist && cleval_histogram_cols(p.workers[w].hist) > p.n_classes)
+                p.n_classes = cleval_histogram_cols(p.workers[w].hist);
+        status = collect_counts(&p, &result->counts);
+    }
+    release(&p);
+    pthread_cond_destroy(&p.filled);
+    pthread_cond_destroy(&p.done);
+    pthread_mutex_destroy(&p.lock);
+    return status;
+}

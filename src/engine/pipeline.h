@@ -1,0 +1,91 @@
+/* The batch pipeline every job runs on: the calling thread reads batches from HDF5 ahead of
+ * the devices and writes finished predictions, while one worker thread per device takes the
+ * next filled batch (so a faster device takes more), runs the model, and counts (true,
+ * predicted) pairs on its own device. Counts of all devices add up exactly, and predictions
+ * are written at their rows, so the results equal a single device's. HDF5 is only ever called
+ * from the calling thread. */
+#ifndef CLEVAL_ENGINE_PIPELINE_H
+#define CLEVAL_ENGINE_PIPELINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cleval/dataset.h"
+#include "cleval/device.h"
+#include "cleval/histogram.h"
+#include "cleval/metrics.h"
+#include "cleval/predfile.h"
+
+/* Exact counts: (true class, predicted class) pairs when the data has labels (rows = cols =
+ * C), else predicted classes only (rows = 1). */
+typedef struct pipeline_counts {
+    uint32_t rows, cols;
+    uint64_t *cells; /* [rows][cols] */
+} pipeline_counts;
+
+void pipeline_counts_free(pipeline_counts *counts);
+
+/* One batch in flight. The reader fills the inputs; a worker fills the outputs. */
+typedef struct pipeline_slot {
+    uint64_t row0;      /* first row, in file coordinates */
+    uint32_t n;
+    float *x;           /* [n][row_size] features, or NULL for jobs without a model */
+    int32_t *labels;    /* [n] true classes, or NULL without labels */
+    int32_t *pred;      /* [n] predictions: read from the file (metrics) or the model's */
+    float *scores;      /* [n][n_classes] when saved, else NULL */
+    int32_t max_label;  /* largest label or prediction read with this batch (metrics) */
+} pipeline_slot;
+
+/* What a worker runs on each batch, with its own device and model. */
+typedef struct pipeline_worker_ops {
+    /* Classifies slot->x: fills slot->pred (host) and slot->scores (when not NULL), and
+     * returns the device buffer holding the same predictions in *pred. */
+    cleval_status (*predict)(void *model, pipeline_slot *slot, cl_mem *pred);
+} pipeline_worker_ops;
+
+typedef struct pipeline_config {
+    /* Inputs: x may be NULL (metrics), labels may be NULL (no y), file_pred is set only for
+     * metrics (predictions read from the file). */
+    cleval_column *x;
+    cleval_column *labels;
+    cleval_column *file_pred;
+    uint64_t row_begin, row_end; /* the rows to process (a shard, or the whole file) */
+    uint32_t batch;
+    uint32_t n_classes;          /* 0: discovered from the data (metrics) */
+    bool with_scores;
+
+    uint32_t n_workers;
+    cleval_device **devices;     /* [n_workers] */
+    void **models;               /* [n_workers], passed to ops.predict */
+    pipeline_worker_ops ops;
+
+    cleval_predfile *save;       /* NULL: predictions are not kept */
+    uint64_t save_row0;          /* the row of the file that is row 0 of `save` */
+
+    void (*progress)(uint64_t done, uint64_t total, void *user);
+    void *progress_user;
+
+    /* Checkpoints: every `checkpoint_rows` rows the pipeline drains and calls checkpoint()
+     * with the exact counts of every row before `rows_done`. NULL: none. */
+    cleval_status (*checkpoint)(void *user, uint64_t rows_done, const pipeline_counts *counts);
+    void *checkpoint_user;
+    uint64_t checkpoint_rows;
+    /* Counts restored from a checkpoint, added to the result (NULL: none). */
+    const pipeline_counts *initial_counts;
+    /* Set (by a signal handler) to stop early: the pipeline drains, checkpoints, and fails
+     * with CLEVAL_ERR_INTERRUPTED. */
+    volatile sig_atomic_t *stop;
+} pipeline_config;
+
+typedef struct pipeline_result {
+    pipeline_counts counts;
+    double read_s; /* the calling thread in HDF5 reads and checks */
+    double wait_s; /* the calling thread waiting for the devices */
+} pipeline_result;
+
+/* Runs the rows through the workers. On success free result->counts with
+ * pipeline_counts_free(); on failure nothing needs freeing. */
+cleval_status pipeline_run(const pipeline_config *config, pipeline_result *result);
+
+#endif
