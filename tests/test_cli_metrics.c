@@ -134,6 +134,36 @@ static void test_json_report(void **state)
     cJSON_Delete(b);
 }
 
+/* The JSON carries every bit: its numbers equal scikit-learn's exactly (cJSON alone would
+ * print 15 significant digits). */
+static void test_json_numbers_are_exact(void **state)
+{
+    (void)state;
+    const char *cases[] = {"c100_n5000", "c1000_n20000", "named"};
+    for (int i = 0; i < 3; i++) {
+        char h5[4096], json[4096];
+        snprintf(h5, sizeof h5, "%s/metrics/%s.h5", CLEVAL_FIXTURES_DIR, cases[i]);
+        snprintf(json, sizeof json, "metrics/%s.json", cases[i]);
+        cJSON *got = run_json((const char *[]){"metrics", "--data", h5, "--json", "-", NULL});
+        cJSON *expected = load_json(fixture_path(json));
+        const char *averages[] = {"macro", "weighted", "micro"};
+        for (int a = 0; a < 3; a++)
+            for (const char *const *f = (const char *const[]){"precision", "recall", "f1", NULL};
+                 *f; f++)
+                assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(got, averages[a]), *f)
+                                ->valuedouble ==
+                            cJSON_GetObjectItem(cJSON_GetObjectItem(expected, averages[a]), *f)
+                                ->valuedouble);
+        cJSON *g = cJSON_GetObjectItem(got, "per_class"), *e = cJSON_GetObjectItem(expected,
+                                                                                  "per_class");
+        for (int k = 0; k < cJSON_GetArraySize(e); k++)
+            assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(g, k), "f1")->valuedouble ==
+                        cJSON_GetObjectItem(cJSON_GetArrayItem(e, k), "f1")->valuedouble);
+        cJSON_Delete(got);
+        cJSON_Delete(expected);
+    }
+}
+
 static bool folder_has_temp_files(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -255,6 +285,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_inputs_exit_2),
         cmocka_unit_test(test_json_report),
+        cmocka_unit_test(test_json_numbers_are_exact),
         cmocka_unit_test(test_save_and_json_file),
         cmocka_unit_test(test_failed_run_leaves_no_file),
         cmocka_unit_test(test_device_destinations),

@@ -52,9 +52,11 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
                           const cleval_class_names *names, uint64_t n_samples, uint32_t n_classes,
                           const cleval_run_timing *timing);
 
-/* Prints `json` to `path`, "-" meaning stdout. A file is written under a temporary name in the
- * same folder and renamed, so the final name never holds a partial report. */
-cleval_status cleval_report_write_json(const cJSON *json, const char *path);
+/* Prints `json` to `path`, "-" meaning stdout, every number as the shortest decimal that reads
+ * back to the same double (numbers become raw items in `json`). A file is written under a
+ * temporary name in the same folder and renamed, so the final name never holds a partial
+ * report; devices and pipes are written in place. */
+cleval_status cleval_report_write_json(cJSON *json, const char *path);
 
 #ifdef __cplusplus
 }

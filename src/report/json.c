@@ -2,6 +2,7 @@
 #include "cleval/report.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +90,46 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
     return root;
 }
 
-cleval_status cleval_report_write_json(const cJSON *json, const char *path)
+/* The shortest decimal that reads back as exactly `value` (Python's repr), so JSON numbers
+ * carry every bit: cJSON's own printing settles for 15 digits when they are "close enough". */
+static void exact_decimal(double value, char *out, size_t size)
 {
+    if (!isfinite(value)) {
+        snprintf(out, size, "null"); /* JSON has no NaN or Inf */
+        return;
+    }
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, size, "%.*g", digits, value);
+        if (strtod(out, NULL) == value) return;
+    }
+}
+
+/* Turns every number of the tree into its exact text (a raw item). */
+static cleval_status make_numbers_exact(cJSON *item)
+{
+    for (; item; item = item->next) {
+        if (cJSON_IsNumber(item)) {
+            char text[40];
+            exact_decimal(item->valuedouble, text, sizeof text);
+            char *copy = malloc(strlen(text) + 1);
+            if (!copy) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory printing JSON");
+            strcpy(copy, text);
+            item->type = cJSON_Raw;
+            item->valuestring = copy;
+        } else if (item->child) {
+            cleval_status status = make_numbers_exact(item->child);
+            if (status != CLEVAL_OK) return status;
+        }
+    }
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_report_write_json(cJSON *json, const char *path)
+{
+    cleval_status status = make_numbers_exact(json);
+    if (status != CLEVAL_OK) return status;
     char *text = cJSON_Print(json);
     if (!text) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory printing the JSON report");
-    cleval_status status = CLEVAL_OK;
     if (strcmp(path, "-") == 0) {
         if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
             status = cleval_fail(CLEVAL_ERR_IO, "writing the JSON report to stdout failed");
