@@ -9,6 +9,7 @@
 
 #include "cleval/device.h"
 #include "cleval/knn.h"
+#include "cleval/nn.h"
 #include "cleval/metrics.h"
 #include "cleval/report.h"
 
@@ -101,6 +102,40 @@ typedef struct cleval_knn_outcome {
 /* Loads the training set (labels required), then classifies the test set in batches. C is
  * max(label) + 1 over the training and test labels. */
 cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *out);
+
+enum { CLEVAL_DEFAULT_EVAL_BATCH = 256 };
+
+/* `cleval eval`: the network of an ONNX file over a test set. */
+typedef struct cleval_eval_job {
+    const char *model_path;
+    cleval_test_set test;
+    cleval_run_options run;
+    bool profile; /* record per-layer device time (slower: waits after each kernel) */
+} cleval_eval_job;
+
+/* One layer's share of the run (device 0's, or summed over the devices). */
+typedef struct cleval_eval_layer {
+    char name[64];
+    char op[64];
+    char kernel[96];
+    double seconds;
+    double flops;
+} cleval_eval_layer;
+
+typedef struct cleval_eval_outcome {
+    cleval_predict_outcome predict;
+    uint32_t input_rank;
+    uint64_t input_shape[8];
+    int64_t opset;
+    double load_s;            /* reading the model, building kernels, uploading weights */
+    uint32_t n_layers;        /* filled when job->profile */
+    cleval_eval_layer *layers;
+} cleval_eval_outcome;
+
+/* Loads the model on every device, checks the test samples' shape against its input, and
+ * classifies the test set (labels, when present, must be below the output width). */
+cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome *out);
+void cleval_eval_outcome_free(cleval_eval_outcome *out);
 
 /* `cleval merge`: part files of one sharded job combined into the whole run's results. */
 enum { CLEVAL_MAX_PART_ATTRIBUTES = 16 };

@@ -28,6 +28,7 @@ typedef struct cli_command {
 int cli_devices(int argc, char **argv);
 int cli_metrics(int argc, char **argv);
 int cli_knn(int argc, char **argv);
+int cli_eval(int argc, char **argv);
 int cli_merge(int argc, char **argv);
 
 /* The "knn" member of a KNN report (cmd_knn.c), shared with `merge`. */

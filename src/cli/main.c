@@ -9,6 +9,7 @@ static const cli_command commands[] = {
      cli_compare},
     {"devices", "list OpenCL platforms and devices, one per line, with index", cli_devices},
     {"drift", "output-distribution drift between two runs (PSI, JS, chi-squared)", cli_drift},
+    {"eval", "run an ONNX network on a test set, report metrics", cli_eval},
     {"knn", "run the KNN baseline on a test set, report metrics", cli_knn},
     {"metrics", "metrics from saved y / pred, no model", cli_metrics},
     {"merge", "combine the part files of a sharded run (--shard I/N)", cli_merge},

@@ -22,6 +22,10 @@ const cli_option cli_options[OPT_COUNT] = {
                     "GPU, else the first device)"},
     [OPT_QUIET] = {"quiet", 'q', NULL, "no progress output"},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, "log device, kernel and tuning choices to stderr"},
+    [OPT_MODEL] = {"model", 0, "MODEL.onnx", "the network, as exported by torch.onnx.export"},
+    [OPT_PRECISION] = {"precision", 0, "fp32|fp16|int8", "the network's numeric mode (default fp32)"},
+    [OPT_PROFILE] = {"profile", 0, NULL,
+                     "time every layer on the device and report the table (slower)"},
     [OPT_SHARD] = {"shard", 0, "I/N",
                    "process only the I-th of N contiguous slices (0 <= I < N); needs --save "
                    "PART.h5, combined by `cleval merge`"},

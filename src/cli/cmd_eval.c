@@ -1,0 +1,132 @@
+/* `cleval eval`: an ONNX network on a test set. */
+#include "cli.h"
+#include "run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cleval/engine.h"
+
+static const char usage[] =
+    "Usage: cleval eval --model MODEL.onnx --data TEST.h5 [options]\n"
+    "\n"
+    "Runs the network of MODEL.onnx (as torch.onnx.export writes it: one input whose first axis\n"
+    "is the batch, one output [N, C]) on every sample of TEST.h5 (dataset X, read as float32;\n"
+    "its per-sample shape must be the model input's) with OpenCL kernels on the device(s).\n"
+    "Predictions are the argmax of the outputs (the first maximum on ties). With labels (y)\n"
+    "the report gives scikit-learn's metrics; without, the predicted-class counts. --save\n"
+    "writes pred, scores (the raw outputs) and y.\n";
+
+/* The "model" member of the JSON report. */
+static cJSON *model_block(const char *path, const cleval_eval_outcome *out)
+{
+    cJSON *model = cJSON_CreateObject();
+    cJSON_AddStringToObject(model, "path", path);
+    cJSON_AddNumberToObject(model, "opset", (double)out->opset);
+    cJSON *shape = cJSON_AddArrayToObject(model, "input_shape");
+    for (uint32_t d = 0; d < out->input_rank; d++)
+        cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)out->input_shape[d]));
+    cJSON_AddNumberToObject(model, "output_width", out->predict.n_classes);
+    cJSON_AddStringToObject(model, "precision", "fp32");
+    return model;
+}
+
+static cJSON *layers_block(const cleval_eval_outcome *out)
+{
+    cJSON *layers = cJSON_CreateArray();
+    for (uint32_t i = 0; i < out->n_layers; i++) {
+        const cleval_eval_layer *l = &out->layers[i];
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddStringToObject(row, "name", l->name);
+        cJSON_AddStringToObject(row, "op", l->op);
+        cJSON_AddStringToObject(row, "kernel", l->kernel);
+        cJSON_AddNumberToObject(row, "seconds", l->seconds);
+        cJSON_AddNumberToObject(row, "gflops_per_s", l->seconds > 0 ? l->flops / l->seconds / 1e9 : 0);
+        cJSON_AddItemToArray(layers, row);
+    }
+    return layers;
+}
+
+static void print_layers(const cleval_eval_outcome *out)
+{
+    double total = 0;
+    for (uint32_t i = 0; i < out->n_layers; i++)
+        total += out->layers[i].seconds;
+    printf("\nPer-layer device time:\n%-24s %-22s %10s %7s %10s  %s\n", "layer", "op", "seconds",
+           "share", "GFLOP/s", "kernel");
+    for (uint32_t i = 0; i < out->n_layers; i++) {
+        const cleval_eval_layer *l = &out->layers[i];
+        printf("%-24.24s %-22.22s %10.4f %6.1f%% %10.1f  %s\n", l->name, l->op, l->seconds,
+               total > 0 ? 100 * l->seconds / total : 0,
+               l->seconds > 0 ? l->flops / l->seconds / 1e9 : 0, l->kernel);
+    }
+}
+
+int cli_eval(int argc, char **argv)
+{
+    static const cli_option_id allowed[] = {
+        OPT_HELP,   OPT_MODEL,  OPT_DATA,       OPT_X_KEY,      OPT_Y_KEY,
+        OPT_JSON,   OPT_SAVE,   OPT_BATCH,      OPT_DEVICE,     OPT_PRECISION,
+        OPT_PROFILE, OPT_SHARD, OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY,
+        OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE};
+    static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
+    cli_args args;
+    bool exit_now;
+    int code = cli_parse_command(argc, argv, "eval", usage, allowed,
+                                 sizeof allowed / sizeof *allowed, &args, &exit_now);
+    if (exit_now) return code;
+    cli_setup_logging(&args);
+
+    double start = cleval_seconds();
+    cleval_eval_job job = {0};
+    cleval_eval_outcome outcome = {0};
+    cli_run run = {0};
+    int precision = 0;
+    cleval_status status = CLEVAL_OK;
+    if (args.n_positional > 0)
+        status = cleval_fail(CLEVAL_ERR_USAGE, "eval: unexpected argument '%s'", args.positional[0]);
+    else if (!args.present[OPT_MODEL])
+        status = cleval_fail(CLEVAL_ERR_USAGE, "eval: --model MODEL.onnx is required");
+    else if (!args.present[OPT_DATA])
+        status = cleval_fail(CLEVAL_ERR_USAGE, "eval: --data TEST.h5 is required");
+    if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_PRECISION, precisions, 0, &precision);
+    if (status == CLEVAL_OK && precision != 0)
+        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED, "--precision %s: not available yet (fp32 only)",
+                             precisions[precision]);
+    if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
+    const char *inputs[] = {args.values[OPT_MODEL], args.values[OPT_DATA], NULL};
+    if (status == CLEVAL_OK) status = cli_run_begin(&args, "eval", inputs, &run);
+    if (status == CLEVAL_OK) {
+        job.model_path = args.values[OPT_MODEL];
+        job.test = (cleval_test_set){.data_path = args.values[OPT_DATA],
+                                     .x_key = args.values[OPT_X_KEY],
+                                     .y_key = args.values[OPT_Y_KEY],
+                                     .batch = job.test.batch,
+                                     .save_path = args.values[OPT_SAVE]};
+        job.run = run.options;
+        job.profile = args.present[OPT_PROFILE];
+        status = cleval_engine_eval(&job, &outcome);
+        cli_progress_finish(&run.progress);
+    }
+    if (status == CLEVAL_OK) {
+        cleval_run_timing timing = {.device = run.device_names,
+                                    .total_s = cleval_seconds() - start,
+                                    .n_samples = outcome.predict.n_samples};
+        cJSON *extra = cJSON_CreateObject();
+        cJSON_AddItemToObject(extra, "model", model_block(job.model_path, &outcome));
+        cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
+        cJSON_AddNumberToObject(breakdown, "load_model_s", outcome.load_s);
+        cJSON_AddNumberToObject(breakdown, "read_s", outcome.predict.read_s);
+        cJSON_AddNumberToObject(breakdown, "wait_s", outcome.predict.wait_s);
+        if (job.profile) cJSON_AddItemToObject(extra, "layers", layers_block(&outcome));
+        status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
+        if (status == CLEVAL_OK && job.profile && !(args.present[OPT_JSON] &&
+                                                    strcmp(args.values[OPT_JSON], "-") == 0))
+            print_layers(&outcome);
+        cJSON_Delete(extra);
+    }
+    cleval_eval_outcome_free(&outcome);
+    cli_run_end(&run);
+    cli_args_free(&args);
+    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+}
