@@ -166,11 +166,11 @@ int main(int argc, char **argv)
                 return die("create network");
             cleval_onnx_free(model);
             double unused;
-            if (cleval_nn_set_profiling(nn, true) != CLEVAL_OK ||
-                pass(nn, dev, x, n, size, batch, scores, NULL, &unused))
-                return die("profile");
-            printf("per-layer device time, batch %u, %llu images (profiled pass):\n", batch,
-                   (unsigned long long)n);
+            if (cleval_nn_set_profiling(nn, true) != CLEVAL_OK) return die("profile");
+            for (int r = 0; r < repeat; r++)
+                if (pass(nn, dev, x, n, size, batch, scores, NULL, &unused)) return die("profile");
+            printf("per-layer device time, batch %u, %llu images x %d profiled passes:\n", batch,
+                   (unsigned long long)n, repeat);
             cleval_log_set(log_to_stdout, CLEVAL_LOG_INFO, NULL);
             cleval_nn_log_profile(nn);
             for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++) {

@@ -19,6 +19,8 @@
  *            conv_gpu   GPU: TS x TS work-group tiles (pixels x channels) in local memory, the
  *                       A tile gathered through ktab with bounds checks (padding is free), WPT x
  *                       WPT outputs per work-item. + coalesced weights, local reuse; - gather.
+ *            conv_winograd_cpu  CPU, 3x3 stride 1 on a channels-last input: F(2x2, 3x3)
+ *                       Winograd with the same register-tile GEMM (see its own comment).
  *            conv_depthwise  one output per work-item, a loop over the window (group = C_in,
  *                       each output channel reads one input channel). + any multiplier; - scalar.
  * Layout     conv_cpu  wp [panels][K][NR] (zero beyond CO), bias [panels * NR]; the window of
@@ -169,6 +171,136 @@ __kernel void conv_cpu(__global const float *x, int x_off, int xs_n, __global co
                     store16(yi, u * ys_p, ys_c, c0, CO, m);
                 }
 #endif
+            }
+        }
+    }
+}
+
+/* F(2x2, 3x3) Winograd, CPU: one work-item per (image, range of 2x2 output tiles), MR tiles
+ * at a time. Per tile group: (1) the 4x4 input patches are transformed (B^T d B) 16 channels
+ * per float16 from a channels-last input into a scratch V[xi][tile][ci]; (2) for each of the
+ * 16 transform points xi, an MR x NR register-tile GEMM over the input channels against the
+ * transformed weights U[xi] (packed k-major in panels, as conv_cpu) into a scratch M[xi][tile];
+ * (3) the output transform (A^T m A) gives the 2x2 outputs, then bias, clamp, and either the
+ * fused 2x2 max-pool (the tile is the pooling window) or four stores.
+ * + 2.25x fewer multiplications than direct convolution; - 3x3, stride 1 only, and the input
+ *   must be channels-last with a multiple of 16 channels. */
+__kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, int xs_h, int xs_w,
+                                int cin, __global const float *up, __global const float *bias,
+                                __global float *y, int y_off, int ys_n, int ys_c, int ys_h,
+                                int ys_w, int CO, int panels, int tiles_w, int tiles, int oh,
+                                int ow, int tiles_per_item, float lo, float hi,
+                                __global float *scratch, int s_off)
+{
+    int img = get_global_id(1);
+    int item = get_global_id(1) * get_global_size(0) + get_global_id(0);
+    int t0 = get_global_id(0) * tiles_per_item, t1 = min(tiles, t0 + tiles_per_item);
+    __global const float *xi = x + x_off + img * xs_n;
+    __global float *yi = y + y_off + img * ys_n;
+    __global float *vs = scratch + s_off + item * 16 * MR * (cin + NR); /* [16][MR][cin] */
+    __global float *ms = vs + 16 * MR * cin;                            /* [16][MR][NR] */
+
+    for (int t = t0; t < t1; t += MR) {
+        /* (1) input transform */
+        for (int r = 0; r < MR; r++) {
+            int q = min(t + r, t1 - 1);
+            __global const float *base = xi + 2 * (q / tiles_w) * xs_h + 2 * (q % tiles_w) * xs_w;
+            for (int c = 0; c < cin; c += 16) {
+                float16 d[4][4], tt[4][4];
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        d[i][j] = vload16(0, base + i * xs_h + j * xs_w + c);
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    tt[0][j] = d[0][j] - d[2][j];
+                    tt[1][j] = d[1][j] + d[2][j];
+                    tt[2][j] = d[2][j] - d[1][j];
+                    tt[3][j] = d[1][j] - d[3][j];
+                }
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    vstore16(tt[i][0] - tt[i][2], 0, vs + ((i * 4 + 0) * MR + r) * cin + c);
+                    vstore16(tt[i][1] + tt[i][2], 0, vs + ((i * 4 + 1) * MR + r) * cin + c);
+                    vstore16(tt[i][2] - tt[i][1], 0, vs + ((i * 4 + 2) * MR + r) * cin + c);
+                    vstore16(tt[i][1] - tt[i][3], 0, vs + ((i * 4 + 3) * MR + r) * cin + c);
+                }
+            }
+        }
+        for (int pn = 0; pn < panels; pn++) {
+            /* (2) 16 GEMMs: M[xi] = V[xi] U[xi] over the input channels */
+            for (int e = 0; e < 16; e++) {
+                __global const float *panel = up + (e * panels + pn) * cin * NR;
+                __global const float *ve = vs + e * MR * cin;
+                float16 acc[MR][NV];
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] = (float16)(0.0f);
+                for (int k = 0; k < cin; k++) {
+                    float16 b[NV];
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        b[v] = vload16(v, panel + k * NR);
+#pragma unroll
+                    for (int r = 0; r < MR; r++) {
+                        float16 a = (float16)(ve[r * cin + k]);
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            acc[r][v] = fma(a, b[v], acc[r][v]);
+                    }
+                }
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        vstore16(acc[r][v], v, ms + (e * MR + r) * NR);
+            }
+            /* (3) output transform, bias, clamp, pool or store */
+            for (int r = 0; r < MR; r++) {
+                int q = t + r;
+                if (q >= t1) continue;
+                int th = q / tiles_w, tw = q % tiles_w;
+#pragma unroll
+                for (int v = 0; v < NV; v++) {
+                    int c0 = pn * NR + v * 16;
+                    float16 m[16], s0[4], s1[4];
+#pragma unroll
+                    for (int e = 0; e < 16; e++)
+                        m[e] = vload16(v, ms + (e * MR + r) * NR);
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        s0[i] = m[i * 4] + m[i * 4 + 1] + m[i * 4 + 2];
+                        s1[i] = m[i * 4 + 1] - m[i * 4 + 2] - m[i * 4 + 3];
+                    }
+                    float16 bv = vload16(0, bias + c0);
+                    float16 y00 = s0[0] + s0[1] + s0[2] + bv, y01 = s1[0] + s1[1] + s1[2] + bv;
+                    float16 y10 = s0[1] - s0[2] - s0[3] + bv, y11 = s1[1] - s1[2] - s1[3] + bv;
+#if POOL
+                    float16 o = max_nan16(max_nan16(y00, y01), max_nan16(y10, y11));
+#if CLAMP
+                    o = clamp16(o, lo, hi);
+#endif
+                    store16(yi, th * ys_h + tw * ys_w, ys_c, c0, CO, o);
+#else
+#if CLAMP
+                    y00 = clamp16(y00, lo, hi);
+                    y01 = clamp16(y01, lo, hi);
+                    y10 = clamp16(y10, lo, hi);
+                    y11 = clamp16(y11, lo, hi);
+#endif
+                    int h = 2 * th, w = 2 * tw;
+                    store16(yi, h * ys_h + w * ys_w, ys_c, c0, CO, y00);
+                    if (w + 1 < ow) store16(yi, h * ys_h + (w + 1) * ys_w, ys_c, c0, CO, y01);
+                    if (h + 1 < oh) {
+                        store16(yi, (h + 1) * ys_h + w * ys_w, ys_c, c0, CO, y10);
+                        if (w + 1 < ow)
+                            store16(yi, (h + 1) * ys_h + (w + 1) * ys_w, ys_c, c0, CO, y11);
+                    }
+#endif
+                }
             }
         }
     }

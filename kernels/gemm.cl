@@ -1,6 +1,6 @@
 /* gemm.cl: Y = clamp(alpha * A B + beta * C), the matrix multiply behind Gemm and MatMul.
  *
- * Algorithm  gemm_cpu   CPU: one work-item per (block of QB rows of A, panel of NR columns
+ * Algorithm  gemm_cpu   CPU: one work-item per (block of qb rows of A, panel of NR columns
  *                       of B); k-blocked by KC so the panel's KC x NR slice stays in L1 while
  *                       every MR-row micro-tile of the block passes over it; an MR x NR
  *                       register tile (MR rows of A broadcast, NR = 16 * NV columns as float16
@@ -15,7 +15,7 @@
  * Layout     A(r, k) = a[a_off + r * a_rs + k * a_ks] (transA is a stride swap);
  *            packed B [panels][K][NR] (zero beyond N); raw B(k, j) = b[b_off + k * b_ks +
  *            j * b_ns]; C(r, j) = c[c_off + r * c_rs + j * c_cs] (0 strides broadcast);
- *            Y(r, j) = y[y_off + r * y_rs + j]; scratch [items][QB][NR].
+ *            Y(r, j) = y[y_off + r * y_rs + j]; scratch [items][qb][NR].
  * Assumes    K >= 1; every buffer index fits in an int.
  */
 #ifndef MR
@@ -26,9 +26,6 @@
 #endif
 #ifndef KC
 #define KC 256 /* CPU: k-block; a KC x NR panel slice is KC * NR * 4 bytes of L1 */
-#endif
-#ifndef QB
-#define QB 64 /* CPU: rows of A per work-item, a multiple of MR */
 #endif
 #ifndef HAS_C
 #define HAS_C 0 /* add beta * C */
@@ -88,15 +85,15 @@ __kernel void gemm_cpu(__global const float *a, int a_off, int a_rs, int a_ks,
                        __global const float *bp, int b_off, __global const float *c, int c_off,
                        int c_rs, int c_cs, __global float *y, int y_off, int y_rs, int M, int N,
                        int K, float alpha, float beta, float lo, float hi,
-                       __global float *scratch, int s_off)
+                       __global float *scratch, int s_off, int qb)
 {
     int block = get_global_id(0), pn = get_global_id(1);
-    int r0 = block * QB;
+    int r0 = block * qb;
     if (r0 >= M) return;
-    int rows = min(QB, M - r0);
+    int rows = min(qb, M - r0);
     __global const float *panel = bp + b_off + pn * K * NR;
     __global float *tile =
-        scratch + s_off + (get_global_id(1) * get_global_size(0) + block) * QB * NR;
+        scratch + s_off + (get_global_id(1) * get_global_size(0) + block) * qb * NR;
     c += c_off;
 
     for (int kb = 0; kb < K; kb += KC) {

@@ -304,6 +304,117 @@ static void test_conv(void **state)
         check_conv(&cases[i], v);
 }
 
+/* Conv -> Relu -> Conv 3x3 stride 1: on CPUs the second one reads channels-last and, with a
+ * multiple of 16 input channels, runs as F(2x2, 3x3) Winograd (pads, odd sizes, fused pool). */
+static void check_winograd(int64_t n, int64_t h, int64_t w, int64_t c1, int64_t c2,
+                           const int64_t pads[4], bool relu, bool pool,
+                           cleval_kernel_variant variant)
+{
+    int64_t xd[4] = {n, 3, h, w}, w1d[4] = {c1, 3, 1, 1}, w2d[4] = {c2, c1, 3, 3};
+    float *x = random_array(count_of(4, xd), -1, 1), *w1 = random_array(count_of(4, w1d), -1, 1);
+    float *w2 = random_array(count_of(4, w2d), -0.3f, 0.3f),
+          *b2 = random_array((uint64_t)c2, -1, 1);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 4, xd);
+    builder_init(m, "W1", 4, w1d, w1);
+    builder_init(m, "W2", 4, w2d, w2);
+    builder_init(m, "B2", 1, &c2, b2);
+    builder_node(m, "Conv", "conv1", "x,W1", "c1");
+    builder_node(m, "Relu", "relu1", "c1", "r1");
+    int64_t k[2] = {3, 3};
+    attr_ints(builder_node(m, "Conv", "conv2", "r1,W2,B2", relu || pool ? "c2" : "y"), "pads", 4,
+              pads);
+    (void)k;
+    const char *last = "c2";
+    if (relu) {
+        builder_node(m, "Relu", "relu2", "c2", pool ? "r2" : "y");
+        last = "r2";
+    }
+    if (pool) {
+        int64_t two[2] = {2, 2};
+        cleval_onnx_node *pn = builder_node(m, "MaxPool", "pool", last, "y");
+        attr_ints(pn, "kernel_shape", 2, two);
+        attr_ints(pn, "strides", 2, two);
+    }
+    builder_output(m, "y");
+
+    int64_t in3[3] = {1, h, w}, one3[3] = {1, 1, 1}, zero3[3] = {0, 0, 0};
+    uint64_t n1 = (uint64_t)(n * c1 * h * w);
+    double *mid = malloc((n1 + 1) * sizeof *mid);
+    int64_t k1[3] = {1, 1, 1};
+    ref_conv(x, n, 3, in3, w1, c1, k1, NULL, 1, one3, zero3, one3, in3, mid);
+    float *midf = malloc((n1 + 1) * sizeof *midf);
+    for (uint64_t i = 0; i < n1; i++)
+        midf[i] = mid[i] < 0 ? 0.0f : (float)mid[i];
+    int64_t oh = h + pads[0] + pads[2] - 2, ow = w + pads[1] + pads[3] - 2;
+    int64_t out3[3] = {1, oh, ow}, k3[3] = {1, 3, 3}, pb3[3] = {0, pads[0], pads[1]};
+    uint64_t n2 = (uint64_t)(n * c2 * oh * ow);
+    double *ref = malloc((n2 + 1) * sizeof *ref);
+    ref_conv(midf, n, c1, in3, w2, c2, k3, b2, 1, one3, pb3, one3, out3, ref);
+    if (relu)
+        for (uint64_t i = 0; i < n2; i++)
+            ref[i] = ref[i] < 0 ? 0 : ref[i];
+    int64_t yd[4] = {n, c2, oh, ow};
+    if (pool) {
+        int64_t ph = oh / 2, pw = ow / 2;
+        double *pooled = malloc((size_t)(n * c2 * ph * pw + 1) * sizeof *pooled);
+        for (int64_t q = 0; q < n * c2; q++)
+            for (int64_t i = 0; i < ph; i++)
+                for (int64_t j = 0; j < pw; j++) {
+                    const double *src = ref + q * oh * ow;
+                    double v = fmax(
+                        fmax(src[2 * i * ow + 2 * j], src[2 * i * ow + 2 * j + 1]),
+                        fmax(src[(2 * i + 1) * ow + 2 * j], src[(2 * i + 1) * ow + 2 * j + 1]));
+                    pooled[(q * ph + i) * pw + j] = v;
+                }
+        free(ref);
+        ref = pooled;
+        yd[2] = ph;
+        yd[3] = pw;
+        n2 = (uint64_t)(n * c2 * ph * pw);
+    }
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    if (variant == CLEVAL_VARIANT_CPU)
+        assert_non_null(strstr(cleval_nn_layer_at(nn, 1)->kernel, "winograd"));
+    cleval_nn_tensor in = tensor(4, xd, x), out;
+    assert_ok(cleval_nn_run_graph(nn, &in, &out));
+    assert_shape(&out, 4, yd);
+    char what[128];
+    snprintf(what, sizeof what, "Winograd %lldx%lld %lld->%lld%s%s (%s)", (long long)h,
+             (long long)w, (long long)c1, (long long)c2, relu ? " relu" : "", pool ? " pool" : "",
+             cleval_variant_name(variant));
+    assert_close(out.data, ref, n2, 1e-4, 1e-4, what);
+    free(out.data);
+    cleval_nn_destroy(nn);
+    free(ref);
+    free(mid);
+    free(midf);
+    free(x);
+    free(w1);
+    free(w2);
+    free(b2);
+    builder_free(m);
+}
+
+static void test_winograd(void **state)
+{
+    (void)state;
+    int64_t none[4] = {0, 0, 0, 0}, same[4] = {1, 1, 1, 1}, odd[4] = {0, 1, 2, 0};
+    FOR_EACH_VARIANT(v)
+    {
+        check_winograd(2, 10, 10, 32, 64, none, true, true, v); /* fmnist-like, even */
+        check_winograd(3, 9, 11, 16, 33, none, true, true, v);  /* odd: floor pool */
+        check_winograd(2, 7, 9, 16, 16, none, false, false, v); /* odd outputs, no pool */
+        check_winograd(1, 8, 8, 48, 17, same, true, false, v);  /* padded */
+        check_winograd(2, 5, 6, 32, 40, odd, false, true, v);   /* asymmetric pads, pool */
+        check_winograd(1, 3, 3, 16, 16, none, true, false, v);  /* one output pixel */
+        check_winograd(0, 6, 6, 16, 16, none, true, true, v);   /* empty batch */
+    }
+}
+
 /* ---- pooling ---- */
 
 static void check_pool(const char *op, uint32_t spatial, int64_t n, int64_t c, const int64_t *in,
@@ -1324,6 +1435,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_winograd),
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_matmul),

@@ -61,7 +61,7 @@ void nn_arg_local(nn_args *a, size_t bytes)
 
 size_t nn_local_1d(const cleval_nn *nn)
 {
-    return nn->variant == CLEVAL_VARIANT_CPU ? 256 : 64;
+    return nn->tuning.local_1d;
 }
 
 static const char *kernel_name(cl_kernel k, char *buf, size_t size)
@@ -321,7 +321,8 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     nn->queue = cleval_device_queue(dev);
     nn->opset = model->opset;
     nn->general = options && options->general;
-    cleval_status status = CLEVAL_OK;
+    cleval_status status = nn_tuning_for(dev, nn->variant, &nn->tuning);
+    if (status != CLEVAL_OK) goto fail;
     if (!(nn->path = copy_string(model->path))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
         goto fail;

@@ -102,7 +102,7 @@ typedef struct nn_conv_params {
     nn_layout in_layout; /* how the input is stored (the producer's output layout) */
     /* Prepared (CPU-style): register tile and packing. */
     uint32_t mr, nv, k, co, panels;
-    bool padded;          /* the CPU kernel reads a zero-padded copy of the input (workspace) */
+    bool winograd;        /* conv_winograd_cpu (decided at prepare) */
     int64_t table_key[6]; /* input extents and layout the offset table was built for */
 } nn_conv_params;
 
@@ -181,6 +181,20 @@ struct nn_op {
     cleval_nn_layer prof;
 };
 
+/* Kernel tunables of one network (tuning.c). */
+typedef struct nn_tuning {
+    uint32_t conv_mr, conv_nv; /* conv_cpu register tile (MR pixels x 16 NV channels) */
+    uint32_t gemm_mr, gemm_nv; /* gemm_cpu register tile */
+    uint32_t gemm_kc, gemm_qb; /* gemm_cpu k-block and rows per work-item */
+    uint32_t gpu_ts, gpu_wpt;  /* conv_gpu / gemm_gpu work-group tile and outputs/item */
+    uint32_t local_1d;         /* work-group size of the one-element-per-item kernels */
+    uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
+    uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
+} nn_tuning;
+
+cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant variant,
+                            nn_tuning *out);
+
 typedef struct nn_slot {
     cl_mem mem;
     size_t capacity; /* bytes of mem */
@@ -190,6 +204,7 @@ typedef struct nn_slot {
 struct cleval_nn {
     cleval_device *dev;
     cleval_kernel_variant variant;
+    nn_tuning tuning;
     char *path;
     int64_t opset;
     bool general;
@@ -336,8 +351,10 @@ extern const nn_op_kind nn_kind_flatten, nn_kind_reshape, nn_kind_identity, nn_k
 extern const nn_op_kind nn_kind_pad;
 extern const nn_op_kind nn_kind_softmax, nn_kind_logsoftmax;
 
-/* Shared by op files: the CPU-style microkernel's tile for `n_cols` output columns. */
-void nn_choose_tile(uint32_t n_cols, uint32_t *mr, uint32_t *nv);
+/* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
+ * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */
+void nn_choose_tile(uint32_t n_cols, uint32_t tuned_mr, uint32_t tuned_nv, uint32_t *mr,
+                    uint32_t *nv);
 /* Packs B (K x N, element (k, j) at b[k * ks + j * ns]) into panels [P][K][NR] of NR = 16 * nv
  * columns, zero beyond N. Returns malloc'd memory or NULL. */
 float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
@@ -348,6 +365,12 @@ float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t 
 cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
                             const nn_shape *in, const nn_shape *out, const int64_t *begin,
                             float value);
+/* The F(2x2, 3x3) Winograd path of Conv (op_winograd.c). */
+bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op);
+size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);
+cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options);
+cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
+
 /* Enqueues argmax of rows [n][c] into pred (softmax.c). */
 cleval_status nn_launch_argmax(cleval_nn *nn, cl_mem scores, cl_mem pred, uint32_t n, uint32_t c);
 

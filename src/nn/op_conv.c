@@ -16,8 +16,6 @@ cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *
 int64_t nn_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
                       int64_t pad_begin, int64_t pad_end);
 
-enum { GPU_TS = 32, GPU_WPT = 4 };
-
 static cleval_status conv_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape",
@@ -122,7 +120,9 @@ static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
         out.d[3] /= 2;
     }
     nn_out(nn, op, 0)->shape = out;
-    if (uses_gemm_cpu(nn, p) && has_padding(p)) {
+    if (nn_winograd_eligible(nn, op)) {
+        op->workspace = nn_winograd_workspace(nn, op);
+    } else if (uses_gemm_cpu(nn, p) && has_padding(p)) {
         uint64_t padded = (uint64_t)x->d[0] * (uint64_t)x->d[1];
         for (uint32_t i = 0; i < p->spatial; i++)
             padded *= (uint64_t)(x->d[2 + i] + p->pad_begin[i] + p->pad_end[i]);
@@ -133,11 +133,12 @@ static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
 
 /* ---- shared with op_gemm.c: tile choice and panel packing ---- */
 
-void nn_choose_tile(uint32_t n_cols, uint32_t *mr, uint32_t *nv)
+void nn_choose_tile(uint32_t n_cols, uint32_t tuned_mr, uint32_t tuned_nv, uint32_t *mr,
+                    uint32_t *nv)
 {
-    /* 8 x 32 keeps 16 float16 accumulators; narrow outputs waste less with 8 x 16. */
-    *nv = n_cols > 16 ? 2 : 1;
-    *mr = 8;
+    uint32_t need = (n_cols + 15) / 16;
+    *nv = need < tuned_nv ? (need ? need : 1) : tuned_nv;
+    *mr = tuned_mr;
 }
 
 float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
@@ -196,7 +197,13 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
     }
 
     if (nn->variant == CLEVAL_VARIANT_CPU) {
-        nn_choose_tile((uint32_t)co_g, &p->mr, &p->nv);
+        nn_choose_tile((uint32_t)co_g, nn->tuning.conv_mr, nn->tuning.conv_nv, &p->mr, &p->nv);
+        if (nn_winograd_eligible(nn, op)) {
+            bool vec_store = nn_out(nn, op, 0)->layout == NN_LAYOUT_NHWC;
+            snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d",
+                     p->mr, p->nv, p->ep.pool, clamps(&p->ep), vec_store);
+            return nn_winograd_prepare(nn, op, options);
+        }
         int64_t nr = 16 * (int64_t)p->nv;
         int64_t panels = (co_g + nr - 1) / nr;
         size_t per_group = (size_t)(panels * k * nr);
@@ -286,9 +293,10 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
     free(b);
     free(tab);
     if (status != CLEVAL_OK) return status;
-    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%d -DWPT=%d", clamps(&p->ep), GPU_TS,
-             GPU_WPT);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%d WPT=%d", GPU_TS, GPU_WPT);
+    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u", clamps(&p->ep),
+             nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u", nn->tuning.gpu_ts,
+             nn->tuning.gpu_wpt);
     return nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
 }
 
@@ -427,7 +435,7 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
     int64_t tiles = (units + units_per_tile - 1) / units_per_tile;
     /* Enough work-items to keep every core busy, each at least a few tiles long. */
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
-    int64_t want = 8 * (int64_t)(info->compute_units ? info->compute_units : 1);
+    int64_t want = (int64_t)nn->tuning.conv_items * (info->compute_units ? info->compute_units : 1);
     int64_t per_image = (want + n - 1) / n;
     if (per_image > (tiles + 3) / 4) per_image = (tiles + 3) / 4;
     if (per_image < 1) per_image = 1;
@@ -505,9 +513,9 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op)
         nn_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
         nn_arg_float(&a, p->ep.lo);
         nn_arg_float(&a, p->ep.hi);
-        size_t threads = GPU_TS / GPU_WPT;
-        size_t global[2] = {(size_t)((co_g + GPU_TS - 1) / GPU_TS) * threads,
-                            (size_t)((m + GPU_TS - 1) / GPU_TS) * threads};
+        size_t ts = nn->tuning.gpu_ts, threads = ts / nn->tuning.gpu_wpt;
+        size_t global[2] = {(size_t)((co_g + (int64_t)ts - 1) / (int64_t)ts) * threads,
+                            (size_t)((m + (int64_t)ts - 1) / (int64_t)ts) * threads};
         size_t local[2] = {threads, threads};
         if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
     }
@@ -550,6 +558,7 @@ static cleval_status launch_depthwise(cleval_nn *nn, nn_op *op)
 static cleval_status conv_launch(cleval_nn *nn, nn_op *op)
 {
     if (op->p.conv.depthwise) return launch_depthwise(nn, op);
+    if (op->p.conv.winograd) return nn_winograd_launch(nn, op);
     if (nn->variant == CLEVAL_VARIANT_CPU) return launch_cpu(nn, op);
     return launch_gpu(nn, op);
 }

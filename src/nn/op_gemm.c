@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CPU_QB = 64, CPU_KC = 256, GPU_TS = 32, GPU_WPT = 4 };
-
 /* ---- geometry ---- */
 
 /* A matrix operand as the kernels see it: element (r, k) of batch b at
@@ -204,15 +202,17 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
         if (b->kind == NN_VALUE_CONST &&
             (status = nn_const_mem(nn, op->in[1], &unused)) != CLEVAL_OK)
             return status;
-        snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%d -DWPT=%d", has_c,
-                 clamps(&p->ep), GPU_TS, GPU_WPT);
-        snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%d WPT=%d", GPU_TS, GPU_WPT);
+        snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u", has_c,
+                 clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u",
+                 nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
         return nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
     }
     /* CPU: the tile follows N, which is fixed by B for Gemm and MatMul alike. */
     int64_t n = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
                           : (p->trans_b ? b->shape.d[0] : b->shape.d[1]);
-    nn_choose_tile((uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), &p->mr, &p->nv);
+    nn_choose_tile((uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), nn->tuning.gemm_mr,
+                   nn->tuning.gemm_nv, &p->mr, &p->nv);
     p->b_packed = b->kind == NN_VALUE_CONST;
     if (p->b_packed) {
         if (!b->f32) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "B must be a float tensor");
@@ -255,11 +255,26 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
         if ((status = nn_kernel(nn, op, "gemm", pack_options, "gemm_pack", &op->k[1])) != CLEVAL_OK)
             return status;
     }
-    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%d -DQB=%d -DHAS_C=%d -DCLAMP=%d",
-             p->mr, p->nv, CPU_KC, CPU_QB, has_c, clamps(&p->ep));
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%d QB=%d%s", p->mr,
-             p->nv, CPU_KC, CPU_QB, p->b_packed ? "" : " +pack");
+    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d", p->mr, p->nv,
+             nn->tuning.gemm_kc, has_c, clamps(&p->ep));
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%u%s", p->mr, p->nv,
+             nn->tuning.gemm_kc, p->b_packed ? "" : " +pack");
     return nn_kernel(nn, op, "gemm", options, "gemm_cpu", &op->k[0]);
+}
+
+/* Rows of A per gemm_cpu work-item: enough work-items to keep every core busy (a few per
+ * core), at most the tuned gemm_qb, a multiple of the register tile's rows. */
+static int64_t rows_per_item(const cleval_nn *nn, const nn_op *op, int64_t m)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    int64_t want = (int64_t)nn->tuning.conv_items * (info->compute_units ? info->compute_units : 1);
+    int64_t blocks = (want + panels - 1) / (panels ? panels : 1);
+    int64_t qb = (m + blocks - 1) / (blocks ? blocks : 1);
+    qb = (qb + p->mr - 1) / p->mr * p->mr;
+    if (qb > (int64_t)nn->tuning.gemm_qb) qb = nn->tuning.gemm_qb;
+    return qb < p->mr ? p->mr : qb;
 }
 
 /* Workspace of gemm_cpu: a packed B (when computed) and the k-block scratch. */
@@ -269,9 +284,8 @@ static void cpu_workspace(const cleval_nn *nn, const nn_op *op, int64_t m, size_
     const nn_gemm_params *p = &op->p.gemm;
     int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
     *pack_floats = p->b_packed ? 0 : (size_t)(panels * p->k * nr);
-    int64_t blocks = (m + CPU_QB - 1) / CPU_QB;
-    *scratch_floats = p->k > CPU_KC ? (size_t)(blocks * panels * CPU_QB * nr) : 0;
-    (void)nn;
+    int64_t qb = rows_per_item(nn, op, m), blocks = (m + qb - 1) / qb;
+    *scratch_floats = p->k > (int64_t)nn->tuning.gemm_kc ? (size_t)(blocks * panels * qb * nr) : 0;
 }
 
 static int64_t rows_per_launch(cleval_nn *nn, const nn_op *op)
@@ -328,9 +342,10 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_float(&a, p->beta);
         nn_arg_float(&a, p->ep.lo);
         nn_arg_float(&a, p->ep.hi);
-        size_t threads = GPU_TS / GPU_WPT;
-        size_t global[2] = {(size_t)((p->n + GPU_TS - 1) / GPU_TS) * threads,
-                            (size_t)((m + GPU_TS - 1) / GPU_TS) * threads};
+        int64_t ts = nn->tuning.gpu_ts;
+        size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
+        size_t global[2] = {(size_t)((p->n + ts - 1) / ts) * threads,
+                            (size_t)((m + ts - 1) / ts) * threads};
         size_t local[2] = {threads, threads};
         return nn_enqueue(nn, op, &a, 2, global, local);
     }
@@ -375,9 +390,11 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
     nn_arg_float(&a, p->beta);
     nn_arg_float(&a, p->ep.lo);
     nn_arg_float(&a, p->ep.hi);
+    int64_t qb = rows_per_item(nn, op, m);
     nn_arg_mem(&a, ws);
     nn_arg_int(&a, (int32_t)pack);
-    size_t global[2] = {(size_t)((m + CPU_QB - 1) / CPU_QB), (size_t)panels}, local[2] = {1, 1};
+    nn_arg_int(&a, (int32_t)qb);
+    size_t global[2] = {(size_t)((m + qb - 1) / qb), (size_t)panels}, local[2] = {1, 1};
     return nn_enqueue(nn, op, &a, 2, global, local);
 }
 
