@@ -15,7 +15,8 @@
  *                       uniform or inverse-distance votes, the smallest label winning a tie.
  *            + exact with respect to a float64 computation, any k; - one work-item per query.
  * Layout     candidates [n_chunks][nq_pad][m] (distance double, index int, label int);
- *            safe [n_chunks][nq_pad]; scratch heaps [nq][k + 1]; votes [nq][n_classes].
+ *            safe [n_chunks][nq_pad]; votes [nq][n_classes]; per query the k voters (a
+ *            max-heap) then the (k+1)-th nearest in [nq][k + 1] (index -1 where absent).
  * Assumes    cl_khr_fp64 (without it EXACT_T falls back to float: still far more accurate
  *            than the screening, but ties at the last bit may be decided differently).
  */
@@ -193,13 +194,19 @@ __kernel void knn_vote(__global const EXACT_T *cand_dist, __global const int *ca
     uint flag = 0;
     EXACT_T last_needed; /* the (k+1)-th distance, or the k-th when there is none */
     if (size == k + 1) {
+        /* Pop the (k+1)-th and keep it in the last slot: the k voters stay a heap in front of
+         * it, and a caller merging several searchers' candidates reads all k + 1. */
         EXACT_T next = hd[0];
+        int next_index = hi[0], next_label = hl[0];
         size--;
         hd[0] = hd[size], hi[0] = hi[size], hl[0] = hl[size];
         sift_down(hd, hi, hl, size, 0);
+        hd[size] = next, hi[size] = next_index, hl[size] = next_label;
         if (next == hd[0]) flag |= FLAG_DISTANCE_TIE;
         last_needed = next;
     } else {
+        for (uint j = size; j <= k; j++)
+            hi[j] = -1; /* fewer candidates than k + 1: mark the empty slots */
         last_needed = size ? hd[0] : 0;
     }
     if (!(safe_min > last_needed)) flag |= FLAG_UNPROVEN;

@@ -454,6 +454,53 @@ static void test_fashion_mnist_subset(void **state)
     free_set(&train);
 }
 
+/* Three searchers over three slices of the training set, their candidates voted together,
+ * answer exactly like one searcher over all of it (what --shard-train relies on). */
+static void test_candidates_of_slices_vote_like_the_whole(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 2; v++) {
+        cleval_device_set_variant(test_device(), v ? CLEVAL_VARIANT_GPU : CLEVAL_VARIANT_CPU);
+        labelled_set train = load_set(fixture_path("knn/digits_train.h5"));
+        labelled_set test = load_set(fixture_path("knn/digits_test.h5"));
+        cleval_knn_config config = {.k = 7, .n_classes = 10};
+        knn_answer whole = run_knn(&train, test.x, test.n, &config, 0);
+        uint32_t nq = (uint32_t)test.n, k1 = config.k + 1;
+        cleval_knn_candidate *all = malloc((size_t)3 * nq * k1 * sizeof *all);
+        cleval_knn *voter = NULL;
+        for (int part = 0; part < 3; part++) {
+            uint64_t begin = train.n * (uint64_t)part / 3, end = train.n * (uint64_t)(part + 1) / 3;
+            cleval_knn *knn;
+            assert_ok(cleval_knn_create(test_device(), &config, end - begin, train.dim, &knn));
+            assert_ok(cleval_knn_set_train(knn, 0, end - begin, train.x + begin * train.dim,
+                                           train.y + begin));
+            assert_ok(cleval_knn_prepare(knn));
+            int32_t *pred = malloc(nq * sizeof *pred);
+            assert_ok(cleval_knn_search(knn, test.x, nq, pred, NULL));
+            cleval_knn_candidate *mine = all + (size_t)part * nq * k1;
+            assert_ok(cleval_knn_last_candidates(knn, nq, mine));
+            for (size_t i = 0; i < (size_t)nq * k1; i++)
+                if (mine[i].index >= 0) mine[i].index += (int32_t)begin;
+            free(pred);
+            if (part == 0) voter = knn;
+            else cleval_knn_destroy(knn);
+        }
+        int32_t *pred = malloc(nq * sizeof *pred);
+        float *scores = malloc((size_t)nq * 10 * sizeof *scores);
+        int32_t *neighbors = malloc((size_t)nq * config.k * sizeof *neighbors);
+        assert_ok(cleval_knn_vote_candidates(voter, nq, 3, all, pred, scores));
+        assert_ok(cleval_knn_last_neighbors(voter, nq, neighbors));
+        assert_memory_equal(pred, whole.pred, nq * sizeof *pred);
+        assert_memory_equal(scores, whole.scores, (size_t)nq * 10 * sizeof *scores);
+        assert_memory_equal(neighbors, whole.neighbors, (size_t)nq * config.k * sizeof *neighbors);
+        cleval_knn_destroy(voter);
+        free(pred), free(scores), free(neighbors), free(all);
+        free_answer(&whole);
+        free_set(&train);
+        free_set(&test);
+    }
+}
+
 static void test_bad_configurations(void **state)
 {
     (void)state;
@@ -482,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_fixtures_small_tiles_and_margin),
         cmocka_unit_test(test_fixtures_streamed_tiles),
         cmocka_unit_test(test_fashion_mnist_subset),
+        cmocka_unit_test(test_candidates_of_slices_vote_like_the_whole),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

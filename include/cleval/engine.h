@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cleval/cluster.h"
 #include "cleval/device.h"
 #include "cleval/knn.h"
 #include "cleval/nn.h"
@@ -102,6 +103,15 @@ typedef struct cleval_knn_outcome {
 /* Loads the training set (labels required), then classifies the test set in batches. C is
  * max(label) + 1 over the training and test labels. */
 cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *out);
+
+/* `cleval knn --shard-train` under mpirun: every rank holds one contiguous slice of the
+ * training set (on run.devices[0]) and searches every test query in it; rank 0 gathers each
+ * query's k + 1 nearest of every slice, votes on its device and writes the results, which are
+ * exactly those of one process over the whole training set. Other ranks' outcomes hold only
+ * their counters. Shards, checkpoints and several devices per rank do not apply. */
+cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
+                                            const cleval_cluster *cluster,
+                                            cleval_knn_outcome *out);
 
 enum { CLEVAL_DEFAULT_EVAL_BATCH = 256 };
 

@@ -87,6 +87,28 @@ const cleval_knn_stats *cleval_knn_get_stats(const cleval_knn *knn);
  * first (ties by lower index): neighbors[nq][k]. For tests and diagnostics. */
 cleval_status cleval_knn_last_neighbors(cleval_knn *knn, uint32_t nq, int32_t *neighbors);
 
+/* One of a query's nearest training rows, with its exact distance (squared Euclidean, or the
+ * cosine distance) and label. */
+typedef struct cleval_knn_candidate {
+    double distance;
+    int32_t index; /* -1: no such row (the training set is smaller than k + 1) */
+    int32_t label;
+} cleval_knn_candidate;
+
+/* The k + 1 nearest training rows of each query of the last search (or vote), nearest first:
+ * candidates[nq][k + 1]. Indices count from this searcher's first row. */
+cleval_status cleval_knn_last_candidates(cleval_knn *knn, uint32_t nq,
+                                         cleval_knn_candidate *candidates);
+
+/* Votes, on the device, over candidates that several searchers of disjoint parts of one
+ * training set found for the same nq queries: candidates[n_sets][nq][k + 1], each set's own
+ * k + 1 nearest with indices into the whole training set. The k + 1 nearest of the union are
+ * then the whole set's, so pred[nq] and scores[nq][n_classes] (may be NULL) are exactly those
+ * of one searcher over everything; the device pred buffer holds them too. */
+cleval_status cleval_knn_vote_candidates(cleval_knn *knn, uint32_t nq, uint32_t n_sets,
+                                         const cleval_knn_candidate *candidates, int32_t *pred,
+                                         float *scores);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 #ifndef CLEVAL_CLI_H
 #define CLEVAL_CLI_H
 
+#include "cleval/cluster.h"
 #include "cleval/device.h"
 #include "cleval/engine.h"
 #include "cleval/metrics.h"
@@ -36,6 +37,9 @@ cJSON *cli_knn_block(uint32_t k, const char *weights, const char *metric, uint64
                      uint64_t distance_ties, uint64_t vote_ties, uint64_t searched_again);
 int cli_compare(int argc, char **argv);
 int cli_drift(int argc, char **argv);
+
+/* The MPI job this process belongs to (a single process outside mpirun). */
+const cleval_cluster *cli_cluster(void);
 
 /* Parses a command's arguments; on --help prints `usage` + options and sets *exit_now. */
 int cli_parse_command(int argc, char **argv, const char *command, const char *usage,

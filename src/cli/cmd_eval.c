@@ -102,17 +102,19 @@ int cli_eval(int argc, char **argv)
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
-                                     .save_path = args.values[OPT_SAVE]};
+                                     .save_path = run.save_path[0] ? run.save_path : NULL};
         job.run = run.options;
         job.profile = args.present[OPT_PROFILE];
         status = cleval_engine_eval(&job, &outcome);
         cli_progress_finish(&run.progress);
     }
-    if (status == CLEVAL_OK) {
+    code = cli_run_settle(&run, status, &outcome.predict, NULL, 0);
+    if (code == CLI_EXIT_OK && cli_run_reports(&run)) {
         cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome.predict.n_samples};
         cJSON *extra = cJSON_CreateObject();
+        cli_run_describe(&run, extra);
         cJSON_AddItemToObject(extra, "model", model_block(job.model_path, &outcome));
         cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
         cJSON_AddNumberToObject(breakdown, "load_model_s", outcome.load_s);
@@ -124,9 +126,10 @@ int cli_eval(int argc, char **argv)
                                                     strcmp(args.values[OPT_JSON], "-") == 0))
             print_layers(&outcome);
         cJSON_Delete(extra);
+        if (status != CLEVAL_OK) code = cli_fail(status);
     }
     cleval_eval_outcome_free(&outcome);
     cli_run_end(&run);
     cli_args_free(&args);
-    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+    return code;
 }

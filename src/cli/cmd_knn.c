@@ -71,7 +71,8 @@ int cli_knn(int argc, char **argv)
     static const cli_option_id allowed[] = {
         OPT_HELP,   OPT_TRAIN,  OPT_DATA,       OPT_K,          OPT_WEIGHTS,
         OPT_METRIC, OPT_X_KEY,  OPT_Y_KEY,      OPT_JSON,       OPT_SAVE,
-        OPT_BATCH,  OPT_DEVICE, OPT_SHARD,      OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY,
+        OPT_BATCH,  OPT_DEVICE, OPT_SHARD,      OPT_SHARD_TRAIN, OPT_CHECKPOINT,
+        OPT_CHECKPOINT_EVERY,
         OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
@@ -109,16 +110,24 @@ int cli_knn(int argc, char **argv)
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
-                                     .save_path = args.values[OPT_SAVE]};
+                                     .save_path = run.save_path[0] ? run.save_path : NULL};
         job.run = run.options;
-        status = cleval_engine_knn(&job, &outcome);
+        status = run.split_training ? cleval_engine_knn_shard_train(&job, run.cluster, &outcome)
+                                    : cleval_engine_knn(&job, &outcome);
         cli_progress_finish(&run.progress);
     }
-    if (status == CLEVAL_OK) {
+    uint64_t counters[3] = {outcome.stats.distance_ties, outcome.stats.vote_ties,
+                            outcome.stats.searched_again};
+    code = cli_run_settle(&run, status, &outcome.predict, counters, 3);
+    outcome.stats.distance_ties = counters[0];
+    outcome.stats.vote_ties = counters[1];
+    outcome.stats.searched_again = counters[2];
+    if (code == CLI_EXIT_OK && cli_run_reports(&run)) {
         cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome.predict.n_samples};
         cJSON *extra = knn_extra(&job, &outcome);
+        cli_run_describe(&run, extra);
         status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
         if (status == CLEVAL_OK && !args.present[OPT_JSON])
             printf("KNN k=%u: %llu queries decided by the distance tie rule, %llu by the vote "
@@ -126,9 +135,10 @@ int cli_knn(int argc, char **argv)
                    job.config.k, (unsigned long long)outcome.stats.distance_ties,
                    (unsigned long long)outcome.stats.vote_ties);
         cJSON_Delete(extra);
+        if (status != CLEVAL_OK) code = cli_fail(status);
     }
     cleval_predict_outcome_free(&outcome.predict);
     cli_run_end(&run);
     cli_args_free(&args);
-    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+    return code;
 }

@@ -51,25 +51,28 @@ int cli_metrics(int argc, char **argv)
             .y_key = args.values[OPT_Y_KEY],
             .pred_key = args.values[OPT_PRED_KEY],
             .batch = batch,
-            .save_path = args.values[OPT_SAVE],
+            .save_path = run.save_path[0] ? run.save_path : NULL,
             .run = run.options,
         };
         status = cleval_engine_metrics(&job, &outcome);
         cli_progress_finish(&run.progress);
     }
-    if (status == CLEVAL_OK) {
+    code = cli_run_settle(&run, status, &outcome, NULL, 0);
+    if (code == CLI_EXIT_OK && cli_run_reports(&run)) {
         cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome.n_samples};
         cJSON *extra = cJSON_CreateObject();
+        cli_run_describe(&run, extra);
         cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
         cJSON_AddNumberToObject(breakdown, "read_s", outcome.read_s);
         cJSON_AddNumberToObject(breakdown, "wait_s", outcome.wait_s);
         status = cli_emit_predictions(&args, &outcome, &timing, extra);
         cJSON_Delete(extra);
+        if (status != CLEVAL_OK) code = cli_fail(status);
     }
     cleval_predict_outcome_free(&outcome);
     cli_run_end(&run);
     cli_args_free(&args);
-    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+    return code;
 }

@@ -28,6 +28,13 @@ static void print_usage(FILE *out)
                  "device failure, 4 internal error.\n");
 }
 
+static cleval_cluster cluster;
+
+const cleval_cluster *cli_cluster(void)
+{
+    return &cluster;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -43,8 +50,15 @@ int main(int argc, char **argv)
         printf("cleval %s\n", CLEVAL_VERSION);
         return CLI_EXIT_OK;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(name, commands[i].name) == 0) return commands[i].run(argc, argv);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, commands[i].name) != 0) continue;
+        /* Under mpirun every rank runs the command on its own slice (see run.c). */
+        cleval_status status = cleval_cluster_init(&argc, &argv, &cluster);
+        if (status != CLEVAL_OK) return cli_fail(status);
+        int code = commands[i].run(argc, argv);
+        cleval_cluster_finalize(&cluster);
+        return code;
+    }
     fprintf(stderr, "cleval: unknown command '%s' (see cleval --help)\n", name);
     return CLI_EXIT_BAD_INPUT;
 }

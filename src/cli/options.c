@@ -29,6 +29,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_SHARD] = {"shard", 0, "I/N",
                    "process only the I-th of N contiguous slices (0 <= I < N); needs --save "
                    "PART.h5, combined by `cleval merge`"},
+    [OPT_SHARD_TRAIN] = {"shard-train", 0, NULL,
+                         "under mpirun: split the training set across the ranks instead of the "
+                         "test set (for training sets too big for one node)"},
     [OPT_CHECKPOINT] = {"checkpoint", 0, "PATH",
                         "save the accumulated state to PATH every --checkpoint-every samples "
                         "(atomically); with --save, the partial file is PATH_OF_SAVE.partial"},

@@ -38,6 +38,7 @@ typedef enum cli_option_id {
     OPT_PRECISION,
     OPT_PROFILE,
     OPT_SHARD,
+    OPT_SHARD_TRAIN,
     OPT_CHECKPOINT,
     OPT_CHECKPOINT_EVERY,
     OPT_RESUME,

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleval/cluster.h"
+
 static volatile sig_atomic_t stop_requested;
 
 /* The first SIGINT asks the run to stop after its next checkpoint; a second one kills. */
@@ -80,6 +82,34 @@ static void build_fingerprint(const cli_args *args, const char *command,
     append(out, size, "shards", shards);
 }
 
+/* The devices of this process: --device (or CLEVAL_DEVICE) when given; under mpirun without
+ * one, the device of this rank's node-local rank among the GPUs (or all devices). */
+static cleval_status pick_devices(const cli_args *args, const cleval_cluster *cluster,
+                                  uint32_t **indices, uint32_t *count)
+{
+    const char *spec = args->values[OPT_DEVICE];
+    const char *env = getenv("CLEVAL_DEVICE");
+    if (!cluster->active || (spec && *spec) || (env && *env))
+        return cleval_device_resolve_list(spec, indices, count);
+    cleval_device_info *infos;
+    uint32_t n, gpus = 0;
+    cleval_status status = cleval_device_list(&infos, &n);
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t i = 0; i < n; i++)
+        gpus += infos[i].type == CLEVAL_DEVICE_GPU;
+    uint32_t pool = gpus ? gpus : n, choice = pool ? (uint32_t)cluster->local_rank % pool : 0;
+    *indices = malloc(sizeof **indices);
+    *count = 1;
+    for (uint32_t i = 0, seen = 0; *indices && i < n; i++)
+        if (!gpus || infos[i].type == CLEVAL_DEVICE_GPU) {
+            if (seen++ == choice) **indices = i;
+        }
+    free(infos);
+    if (n == 0) status = cleval_fail(CLEVAL_ERR_OPENCL, "no OpenCL device found");
+    else if (!*indices) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    return status;
+}
+
 cleval_status cli_run_begin(const cli_args *args, const char *command,
                             const char *const *inputs, cli_run *run)
 {
@@ -94,20 +124,42 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
         status = cli_get_choice(args, OPT_PROGRESS, progress_modes, 0, &progress_mode);
     if (status == CLEVAL_OK)
         status = cli_get_positive(args, OPT_CHECKPOINT_EVERY, 0, &o->checkpoint_rows);
-    if (status == CLEVAL_OK && o->shard_count > 1 && !args->present[OPT_SAVE])
+    const cleval_cluster *cluster = cli_cluster();
+    run->cluster = cluster;
+    run->split_training = args->present[OPT_SHARD_TRAIN] && cluster->size > 1;
+    if (status == CLEVAL_OK && run->split_training &&
+        (o->shard_count > 1 || args->present[OPT_CHECKPOINT]))
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "--shard-train does not combine with --shard or --checkpoint");
+    if (status == CLEVAL_OK && cluster->size > 1 && !run->split_training) {
+        /* Under mpirun the ranks are the shards of the test set. */
+        if (o->shard_count > 1)
+            status = cleval_fail(CLEVAL_ERR_USAGE, "--shard does not combine with mpirun: the "
+                                                   "ranks already split the test set");
+        o->shard_index = (uint32_t)cluster->rank;
+        o->shard_count = (uint32_t)cluster->size;
+    }
+    run->final_save_path = args->values[OPT_SAVE];
+    bool rank_parts = cluster->size > 1 && !run->split_training;
+    if (args->present[OPT_SAVE])
+        snprintf(run->save_path, sizeof run->save_path, rank_parts ? "%s.rank%d" : "%s",
+                 args->values[OPT_SAVE], cluster->rank);
+    if (args->present[OPT_CHECKPOINT])
+        snprintf(run->checkpoint_path, sizeof run->checkpoint_path,
+                 cluster->size > 1 ? "%s.rank%d" : "%s", args->values[OPT_CHECKPOINT],
+                 cluster->rank);
+    if (status == CLEVAL_OK && o->shard_count > 1 && cluster->size <= 1 &&
+        !args->present[OPT_SAVE])
         status = cleval_fail(CLEVAL_ERR_USAGE, "--shard needs --save PART.h5 for the part file");
     if (status == CLEVAL_OK && args->present[OPT_RESUME] && !args->present[OPT_CHECKPOINT])
         status = cleval_fail(CLEVAL_ERR_USAGE, "--resume needs --checkpoint PATH");
-    if (status == CLEVAL_OK && args->present[OPT_RESUME] &&
-        access(args->values[OPT_CHECKPOINT], F_OK) != 0)
+    if (status == CLEVAL_OK && args->present[OPT_RESUME] && access(run->checkpoint_path, F_OK) != 0)
         status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: no checkpoint at %s",
-                             args->values[OPT_CHECKPOINT]);
+                             run->checkpoint_path);
     if (status != CLEVAL_OK) return status;
 
     uint32_t *indices = NULL;
-    if ((status = cleval_device_resolve_list(args->values[OPT_DEVICE], &indices,
-                                             &run->n_devices)))
-        return status;
+    if ((status = pick_devices(args, cluster, &indices, &run->n_devices))) return status;
     run->devices = calloc(run->n_devices, sizeof *run->devices);
     if (!run->devices) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening devices");
     for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
@@ -127,11 +179,12 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
                       sizeof run->fingerprint);
     o->devices = run->devices;
     o->n_devices = run->n_devices;
-    o->checkpoint_path = args->values[OPT_CHECKPOINT];
+    o->checkpoint_path = args->present[OPT_CHECKPOINT] ? run->checkpoint_path : NULL;
     o->resume = args->present[OPT_RESUME];
     o->fingerprint = run->fingerprint;
     o->stop = &stop_requested;
     cli_progress_init(&run->progress, args, run->device_names);
+    if (cluster->rank != 0) run->progress.mode = CLI_PROGRESS_NONE; /* rank 0 speaks */
     if (run->progress.mode != CLI_PROGRESS_NONE) {
         o->progress = cli_progress_update;
         o->progress_user = &run->progress;
@@ -150,4 +203,91 @@ void cli_run_end(cli_run *run)
     free(run->devices);
     run->devices = NULL;
     run->n_devices = 0;
+}
+
+bool cli_run_reports(const cli_run *run)
+{
+    return !run->cluster || run->cluster->rank == 0;
+}
+
+void cli_run_describe(const cli_run *run, cJSON *extra)
+{
+    if (run->cluster && run->cluster->active)
+        cJSON_AddNumberToObject(extra, "ranks", run->cluster->size);
+}
+
+/* Widens an outcome's counts to n_classes (ranks may have seen different label ranges). */
+static cleval_status widen(cleval_predict_outcome *out, uint32_t n_classes)
+{
+    if (n_classes <= out->n_classes) return CLEVAL_OK;
+    uint64_t *wider = calloc(n_classes, sizeof *wider);
+    if (!wider) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory widening counts");
+    if (out->predicted_counts) memcpy(wider, out->predicted_counts, out->n_classes * sizeof *wider);
+    free(out->predicted_counts);
+    out->predicted_counts = wider;
+    out->n_classes = n_classes;
+    return out->has_labels ? cleval_confusion_grow(&out->confusion, n_classes) : CLEVAL_OK;
+}
+
+/* Rank 0 merges the ranks' part files into --save and removes them. */
+static cleval_status merge_parts(const cli_run *run, const char *save_path)
+{
+    int size = run->cluster->size;
+    char **paths = calloc((size_t)size, sizeof *paths);
+    cleval_merge_outcome *merged = calloc(1, sizeof *merged);
+    cleval_status status = paths && merged ? CLEVAL_OK
+                                           : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    for (int r = 0; status == CLEVAL_OK && r < size; r++) {
+        paths[r] = malloc(strlen(save_path) + 32);
+        if (!paths[r]) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        else sprintf(paths[r], "%s.rank%d", save_path, r);
+    }
+    if (status == CLEVAL_OK)
+        status = cleval_engine_merge((const char *const *)paths, (uint32_t)size, save_path,
+                                     merged);
+    for (int r = 0; paths && r < size; r++) {
+        if (paths[r] && status == CLEVAL_OK) unlink(paths[r]);
+        free(paths[r]);
+    }
+    if (merged) cleval_predict_outcome_free(&merged->predict);
+    free(merged);
+    free(paths);
+    return status;
+}
+
+int cli_run_settle(cli_run *run, cleval_status status, cleval_predict_outcome *outcome,
+                   uint64_t *counters, uint32_t n_counters)
+{
+    const cleval_cluster *cluster = run->cluster ? run->cluster : cli_cluster();
+    int code = status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+    code = cleval_cluster_agree_exit(cluster, code);
+    if (code != CLI_EXIT_OK || cluster->size <= 1) return code;
+
+    /* Every rank reaches each collective below, whatever happened before it. */
+    uint32_t n_classes = outcome->n_classes;
+    status = cleval_cluster_max_u32(cluster, &n_classes);
+    if (status == CLEVAL_OK) status = widen(outcome, n_classes);
+    if (status == CLEVAL_OK && outcome->has_labels)
+        status = cleval_cluster_sum_counts(cluster, outcome->confusion.counts,
+                                           (uint64_t)n_classes * n_classes);
+    if (status == CLEVAL_OK)
+        status = cleval_cluster_sum_counts(cluster, outcome->predicted_counts, n_classes);
+    if (status == CLEVAL_OK && n_counters)
+        status = cleval_cluster_sum_counts(cluster, counters, n_counters);
+    if (status == CLEVAL_OK) status = cleval_cluster_max_double(cluster, &outcome->read_s);
+    outcome->n_samples = outcome->n_total;
+    outcome->row_begin = 0;
+    outcome->row_end = outcome->n_total;
+    code = cleval_cluster_agree_exit(cluster, status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status));
+    if (code != CLI_EXIT_OK) return code;
+
+    /* The parts of --save are complete on every rank once all are here. */
+    if (run->final_save_path && !run->split_training) {
+        status = cleval_cluster_barrier(cluster);
+        if (status == CLEVAL_OK && cluster->rank == 0)
+            status = merge_parts(run, run->final_save_path);
+        code = cleval_cluster_agree_exit(cluster,
+                                         status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status));
+    }
+    return code;
 }

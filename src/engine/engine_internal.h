@@ -23,6 +23,17 @@ void engine_close_test_set(engine_test_stream *s);
 cleval_status engine_check_sample_shape(const engine_test_stream *s, uint32_t rank,
                                         const uint64_t *shape, const char *expected_from);
 
+/* Opens a KNN training set: X and y (labels are required), same length, at least one row. */
+cleval_status engine_open_train(const cleval_knn_job *job, cleval_dataset **ds, cleval_column **x,
+                                cleval_column **y);
+
+/* The prediction file's "model" attribute of a KNN run. */
+void engine_knn_description(const cleval_knn_config *config, uint64_t n_train, char *out,
+                            size_t size);
+
+/* The largest label of a (training) label column, reading it whole. */
+cleval_status engine_max_label(cleval_column *y, int32_t *max_label);
+
 /* The largest label of the test set (-1 without labels): one pass over y only. */
 cleval_status engine_scan_labels(engine_test_stream *s, int32_t *max_label);
 

@@ -33,8 +33,7 @@ static void read_counters(void *user, uint64_t *values)
     }
 }
 
-/* Opens the training set: X and y (labels are required), same length, at least one row. */
-static cleval_status open_train(const cleval_knn_job *job, cleval_dataset **ds, cleval_column **x,
+cleval_status engine_open_train(const cleval_knn_job *job, cleval_dataset **ds, cleval_column **x,
                                 cleval_column **y)
 {
     const char *x_key = job->test.x_key ? job->test.x_key : "X";
@@ -82,7 +81,16 @@ static cleval_status load_train(const knn_devices *devices, cleval_column *x, cl
     return status;
 }
 
-static cleval_status max_train_label(cleval_column *y, int32_t *max_label)
+void engine_knn_description(const cleval_knn_config *config, uint64_t n_train, char *out,
+                            size_t size)
+{
+    snprintf(out, size, "KNN k=%u weights=%s metric=%s train=%llu rows", config->k,
+             config->weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
+             config->metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
+             (unsigned long long)n_train);
+}
+
+cleval_status engine_max_label(cleval_column *y, int32_t *max_label)
 {
     uint64_t n = cleval_column_rows(y);
     int32_t *labels = malloc(n * sizeof *labels);
@@ -104,7 +112,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     int32_t max_train = -1, max_test = -1;
     cleval_status status = devices.knns ? CLEVAL_OK
                                         : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
-    if (status == CLEVAL_OK) status = open_train(job, &train_ds, &train_x, &train_y);
+    if (status == CLEVAL_OK) status = engine_open_train(job, &train_ds, &train_x, &train_y);
     if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
     if (status == CLEVAL_OK) {
         char what[4200];
@@ -112,7 +120,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
         status = engine_check_sample_shape(&test, cleval_column_row_rank(train_x),
                                            cleval_column_row_shape(train_x), what);
     }
-    if (status == CLEVAL_OK) status = max_train_label(train_y, &max_train);
+    if (status == CLEVAL_OK) status = engine_max_label(train_y, &max_train);
     if (status == CLEVAL_OK) status = engine_scan_labels(&test, &max_test);
     if (status != CLEVAL_OK) goto done;
 
@@ -140,10 +148,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
     batch = batch < max_batch ? batch : max_batch;
     char description[160];
-    snprintf(description, sizeof description, "KNN k=%u weights=%s metric=%s train=%llu rows",
-             config.k, config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
-             config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
-             (unsigned long long)out->n_train);
+    engine_knn_description(&config, out->n_train, description, sizeof description);
     engine_counters counters = {.count = 3,
                                 .names = {"knn_distance_ties", "knn_vote_ties",
                                           "knn_searched_again"},

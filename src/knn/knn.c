@@ -124,7 +124,7 @@ void cleval_knn_destroy(cleval_knn *knn)
         knn_buffer_release(buffers[i]);
     free(knn->x);
     free(knn->y);
-    free(knn->neighbors);
+    free(knn->ranked);
     free(knn);
 }
 
@@ -395,8 +395,8 @@ cleval_status cleval_knn_prepare(cleval_knn *knn)
     cleval_status status;
     if ((status = build_kernels(knn)) || (status = plan_tiles(knn))) return status;
     knn->max_batch = plan_batch(knn);
-    knn->neighbors = malloc((size_t)knn->max_batch * knn->config.k * sizeof *knn->neighbors);
-    if (!knn->neighbors) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN results");
+    knn->ranked = malloc((size_t)knn->max_batch * (knn->config.k + 1) * sizeof *knn->ranked);
+    if (!knn->ranked) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN results");
     cleval_log(CLEVAL_LOG_INFO, "KNN: %s kernels, k=%u, %u screening candidates per split, "
                "batches of up to %u queries, exact pass in %s",
                cleval_variant_name(knn->variant), knn->config.k,

@@ -73,7 +73,7 @@ struct cleval_knn {
     knn_buffer vote_dist, vote_index, vote_label, votes;
     knn_buffer pred, scores, flags;
 
-    int32_t *neighbors;  /* [max_batch][k] of the last search */
+    cleval_knn_candidate *ranked; /* [max_batch][k + 1] of the last search, nearest first */
     cleval_knn_stats stats;
 };
 

@@ -15,8 +15,8 @@ enum { FLAG_UNPROVEN = 1, FLAG_DISTANCE_TIE = 2, FLAG_VOTE_TIE = 4 };
 typedef struct pass_output {
     int32_t *pred;      /* [nq] */
     float *scores;      /* [nq][n_classes] or NULL */
-    int32_t *neighbors; /* [nq][k] */
     uint32_t *flags;    /* [nq] */
+    cleval_knn_candidate *ranked; /* [nq][k + 1]: the k + 1 nearest, nearest first */
 } pass_output;
 
 static cleval_status set_args(cl_kernel kernel, const char *name, int n, const size_t *sizes,
@@ -260,44 +260,38 @@ static cleval_status reserve_pass(cleval_knn *knn, uint32_t nq_pad, uint32_t m,
     return knn_buffer_reserve(knn, &knn->flags, nq_pad * 4, "KNN flags");
 }
 
-typedef struct neighbor {
-    double dist;
-    int32_t index;
-} neighbor;
-
 static int by_distance_then_index(const void *a, const void *b)
 {
-    const neighbor *x = a, *y = b;
-    if (x->dist != y->dist) return x->dist < y->dist ? -1 : 1;
+    const cleval_knn_candidate *x = a, *y = b;
+    if ((x->index < 0) != (y->index < 0)) return x->index < 0 ? 1 : -1; /* empty slots last */
+    if (x->distance != y->distance) return x->distance < y->distance ? -1 : 1;
     return (x->index > y->index) - (x->index < y->index);
 }
 
-/* Reads the k neighbours each query voted with, nearest first. */
-static cleval_status read_neighbors(cleval_knn *knn, uint32_t nq, int32_t *out)
+/* Reads the k + 1 nearest of each query (the k voters and the next), nearest first. */
+static cleval_status read_ranked(cleval_knn *knn, uint32_t nq, cleval_knn_candidate *out)
 {
-    size_t k = knn->config.k, k1 = k + 1;
+    size_t k1 = (size_t)knn->config.k + 1;
     void *dist = malloc((size_t)nq * k1 * knn->exact_size);
     int32_t *index = malloc((size_t)nq * k1 * sizeof *index);
-    neighbor *row = malloc(k * sizeof *row);
+    int32_t *label = malloc((size_t)nq * k1 * sizeof *label);
     cleval_status status = CLEVAL_OK;
-    if (!dist || !index || !row)
+    if (!dist || !index || !label)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading KNN neighbours");
     if (!status && !(status = read(knn, knn->vote_dist.mem, (size_t)nq * k1 * knn->exact_size,
-                                   dist)))
-        status = read(knn, knn->vote_index.mem, (size_t)nq * k1 * sizeof *index, index);
-    for (uint32_t q = 0; status == CLEVAL_OK && q < nq; q++) {
-        for (size_t j = 0; j < k; j++) {
-            size_t at = q * k1 + j;
-            row[j].dist = knn->fp64 ? ((double *)dist)[at] : ((float *)dist)[at];
-            row[j].index = index[at];
-        }
-        qsort(row, k, sizeof *row, by_distance_then_index);
-        for (size_t j = 0; j < k; j++)
-            out[q * k + j] = row[j].index;
-    }
+                                   dist)) &&
+        !(status = read(knn, knn->vote_index.mem, (size_t)nq * k1 * sizeof *index, index)))
+        status = read(knn, knn->vote_label.mem, (size_t)nq * k1 * sizeof *label, label);
+    for (size_t at = 0; status == CLEVAL_OK && at < (size_t)nq * k1; at++)
+        out[at] = (cleval_knn_candidate){
+            .distance = knn->fp64 ? ((double *)dist)[at] : ((float *)dist)[at],
+            .index = index[at],
+            .label = label[at]};
+    for (uint32_t q = 0; status == CLEVAL_OK && q < nq; q++)
+        qsort(out + q * k1, k1, sizeof *out, by_distance_then_index);
     free(dist);
     free(index);
-    free(row);
+    free(label);
     return status;
 }
 
@@ -346,7 +340,7 @@ static cleval_status search_pass(cleval_knn *knn, const float *queries, uint32_t
         (status = read(knn, knn->flags.mem, (size_t)nq * 4, out->flags)) ||
         (out->scores && (status = read(knn, knn->scores.mem,
                                        (size_t)nq * knn->config.n_classes * 4, out->scores))) ||
-        (status = read_neighbors(knn, nq, out->neighbors)))
+        (status = read_ranked(knn, nq, out->ranked)))
         return status;
     knn->stats.screen_s += screen_s;
     knn->stats.exact_s += exact_s + cleval_seconds() - t2;
@@ -369,10 +363,11 @@ static cleval_status search_again(cleval_knn *knn, const float *queries, uint32_
     uint32_t k = knn->config.k, c = knn->config.n_classes, dim = knn->dim;
     uint32_t *which = malloc((size_t)nq * sizeof *which);
     float *subset = malloc((size_t)nq * dim * sizeof *subset);
+    size_t k1 = (size_t)k + 1;
     pass_output sub = {malloc((size_t)nq * 4), out->scores ? malloc((size_t)nq * c * 4) : NULL,
-                       malloc((size_t)nq * k * 4), malloc((size_t)nq * 4)};
+                       malloc((size_t)nq * 4), malloc((size_t)nq * k1 * sizeof *sub.ranked)};
     cleval_status status = CLEVAL_OK;
-    if (!which || !subset || !sub.pred || (out->scores && !sub.scores) || !sub.neighbors ||
+    if (!which || !subset || !sub.pred || (out->scores && !sub.scores) || !sub.ranked ||
         !sub.flags)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory searching KNN queries again");
     uint64_t limit = largest_tile(knn) + 1;
@@ -396,14 +391,14 @@ static cleval_status search_again(cleval_knn *knn, const float *queries, uint32_
             uint32_t q = which[i];
             out->pred[q] = sub.pred[i];
             out->flags[q] = sub.flags[i];
-            memcpy(out->neighbors + (size_t)q * k, sub.neighbors + (size_t)i * k, k * 4);
+            memcpy(out->ranked + q * k1, sub.ranked + i * k1, k1 * sizeof *sub.ranked);
             if (out->scores)
                 memcpy(out->scores + (size_t)q * c, sub.scores + (size_t)i * c, (size_t)c * 4);
         }
     }
     free(which);
     free(subset);
-    free(sub.pred), free(sub.scores), free(sub.neighbors), free(sub.flags);
+    free(sub.pred), free(sub.scores), free(sub.ranked), free(sub.flags);
     return status;
 }
 
@@ -416,7 +411,7 @@ cleval_status cleval_knn_search(cleval_knn *knn, const float *queries, uint32_t 
                            knn->max_batch, nq);
     uint32_t *flags = malloc((size_t)nq * sizeof *flags);
     if (!flags) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN flags");
-    pass_output out = {pred, scores, knn->neighbors, flags};
+    pass_output out = {pred, scores, flags, knn->ranked};
     uint32_t m = knn->config.k + 1 + knn->margin;
     cleval_status status = search_pass(knn, queries, nq, m, &out);
     bool again = false;
@@ -444,6 +439,71 @@ cleval_status cleval_knn_last_neighbors(cleval_knn *knn, uint32_t nq, int32_t *n
     if (nq > knn->max_batch)
         return cleval_fail(CLEVAL_ERR_USAGE, "the last KNN search had at most %u queries",
                            knn->max_batch);
-    memcpy(neighbors, knn->neighbors, (size_t)nq * knn->config.k * sizeof *neighbors);
+    size_t k = knn->config.k;
+    for (size_t q = 0; q < nq; q++)
+        for (size_t j = 0; j < k; j++)
+            neighbors[q * k + j] = knn->ranked[q * (k + 1) + j].index;
     return CLEVAL_OK;
+}
+
+cleval_status cleval_knn_last_candidates(cleval_knn *knn, uint32_t nq,
+                                         cleval_knn_candidate *candidates)
+{
+    if (nq > knn->max_batch)
+        return cleval_fail(CLEVAL_ERR_USAGE, "the last KNN search had at most %u queries",
+                           knn->max_batch);
+    memcpy(candidates, knn->ranked, (size_t)nq * (knn->config.k + 1) * sizeof *candidates);
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_knn_vote_candidates(cleval_knn *knn, uint32_t nq, uint32_t n_sets,
+                                         const cleval_knn_candidate *candidates, int32_t *pred,
+                                         float *scores)
+{
+    if (nq == 0) return CLEVAL_OK;
+    if (nq > knn->max_batch)
+        return cleval_fail(CLEVAL_ERR_USAGE, "KNN batches hold at most %u queries (got %u)",
+                           knn->max_batch, nq);
+    uint32_t m = knn->config.k + 1, nq_pad = (uint32_t)cleval_round_up(nq, KNN_MR);
+    size_t cells = (size_t)n_sets * nq_pad * m;
+    cleval_status status = reserve_pass(knn, nq_pad, m, 1, n_sets);
+    void *dist = malloc(cells * knn->exact_size);
+    int32_t *index = malloc(cells * sizeof *index), *label = malloc(cells * sizeof *label);
+    void *safe = malloc((size_t)n_sets * nq_pad * knn->exact_size);
+    uint32_t *flags = malloc((size_t)nq * sizeof *flags);
+    if (status == CLEVAL_OK && (!dist || !index || !label || !safe || !flags))
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory voting on KNN candidates");
+    for (size_t at = 0; status == CLEVAL_OK && at < cells; at++) {
+        size_t set = at / ((size_t)nq_pad * m), q = at / m % nq_pad, j = at % m;
+        const cleval_knn_candidate *c =
+            q < nq ? &candidates[(set * nq + q) * m + j] : &(cleval_knn_candidate){0, -1, 0};
+        index[at] = c->index;
+        label[at] = c->label;
+        if (knn->fp64) ((double *)dist)[at] = c->distance;
+        else ((float *)dist)[at] = (float)c->distance;
+    }
+    /* Every set is exact already: nothing is left to prove. */
+    for (size_t at = 0; status == CLEVAL_OK && at < (size_t)n_sets * nq_pad; at++) {
+        if (knn->fp64) ((double *)safe)[at] = INFINITY;
+        else ((float *)safe)[at] = INFINITY;
+    }
+    if (status == CLEVAL_OK &&
+        !(status = write(knn, knn->cand_dist.mem, cells * knn->exact_size, dist)) &&
+        !(status = write(knn, knn->cand_index.mem, cells * sizeof *index, index)) &&
+        !(status = write(knn, knn->cand_label.mem, cells * sizeof *label, label)) &&
+        !(status = write(knn, knn->safe.mem, (size_t)n_sets * nq_pad * knn->exact_size, safe)) &&
+        !(status = vote(knn, nq, nq_pad, m, n_sets)) &&
+        !(status = read(knn, knn->pred.mem, (size_t)nq * 4, pred)) &&
+        !(status = read(knn, knn->flags.mem, (size_t)nq * 4, flags)) &&
+        !(status = scores ? read(knn, knn->scores.mem, (size_t)nq * knn->config.n_classes * 4,
+                                 scores)
+                          : CLEVAL_OK))
+        status = read_ranked(knn, nq, knn->ranked);
+    for (uint32_t q = 0; status == CLEVAL_OK && q < nq; q++) {
+        knn->stats.distance_ties += (flags[q] & FLAG_DISTANCE_TIE) != 0;
+        knn->stats.vote_ties += (flags[q] & FLAG_VOTE_TIE) != 0;
+    }
+    if (status == CLEVAL_OK) knn->stats.queries += nq;
+    free(dist), free(index), free(label), free(safe), free(flags);
+    return status;
 }

@@ -98,6 +98,10 @@ static void exact_decimal(double value, char *out, size_t size)
         snprintf(out, size, "null"); /* JSON has no NaN or Inf */
         return;
     }
+    if (value == floor(value) && fabs(value) < 9007199254740992.0) { /* counts: 60000, not 6e+04 */
+        snprintf(out, size, "%.0f", value);
+        return;
+    }
     for (int digits = 1; digits <= 17; digits++) {
         snprintf(out, size, "%.*g", digits, value);
         if (strtod(out, NULL) == value) return;

@@ -1,0 +1,266 @@
+/* `cleval knn --shard-train` under mpirun: the training set split across the ranks. Each rank
+ * searches every test batch in its slice; rank 0 gathers every slice's k + 1 nearest per query
+ * and votes over their union on its device, which gives exactly the single-process answer
+ * (the k + 1 nearest of a union are among the k + 1 nearest of its parts). */
+#include "engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/histogram.h"
+#include "cleval/predfile.h"
+
+enum { TRAIN_CHUNK_ROWS = 16384 };
+
+/* Loads training rows [begin, end) into the searcher (rows counted from `begin`). */
+static cleval_status load_slice(cleval_knn *knn, cleval_column *x, cleval_column *y,
+                                uint64_t begin, uint64_t end)
+{
+    uint64_t row = cleval_column_row_size(x), chunk = TRAIN_CHUNK_ROWS;
+    float *values = malloc(chunk * row * sizeof *values);
+    int32_t *labels = malloc(chunk * sizeof *labels);
+    cleval_status status = values && labels
+                               ? CLEVAL_OK
+                               : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading training rows");
+    for (uint64_t row0 = begin; status == CLEVAL_OK && row0 < end; row0 += chunk) {
+        uint64_t count = end - row0 < chunk ? end - row0 : chunk;
+        int32_t max;
+        if (!(status = cleval_column_read_f32(x, row0, count, values)) &&
+            !(status = cleval_column_read_i32(y, row0, count, labels, &max)))
+            status = cleval_knn_set_train(knn, row0 - begin, count, values, labels);
+    }
+    free(values);
+    free(labels);
+    return status == CLEVAL_OK ? cleval_knn_prepare(knn) : status;
+}
+
+/* What rank 0 keeps while the batches go by. */
+typedef struct rank0_state {
+    cleval_histogram *hist;
+    cleval_hostbuf labels_on_device;
+    int32_t *labels;
+    int32_t *pred;
+    float *scores;
+    cleval_knn_candidate *gathered; /* [size][batch][k + 1] */
+    cleval_predfile *save;
+} rank0_state;
+
+static cleval_status open_rank0(const cleval_knn_job *job, const engine_test_stream *test,
+                                uint32_t n_classes, uint32_t batch, int size, uint32_t k,
+                                const char *description, rank0_state *st)
+{
+    cleval_device *dev = job->run.devices[0];
+    st->labels = malloc((size_t)batch * sizeof *st->labels);
+    st->pred = malloc((size_t)batch * sizeof *st->pred);
+    st->scores = job->test.save_path ? malloc((size_t)batch * n_classes * sizeof *st->scores)
+                                     : NULL;
+    st->gathered = malloc((size_t)size * batch * (k + 1) * sizeof *st->gathered);
+    if (!st->labels || !st->pred || !st->gathered || (job->test.save_path && !st->scores))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch of %u samples", batch);
+    cleval_status status;
+    if ((status = cleval_histogram_create(dev, test->y ? n_classes : 1, n_classes, &st->hist)) ||
+        (test->y && (status = cleval_hostbuf_create(dev, (size_t)batch * sizeof(int32_t),
+                                                    "label batch", &st->labels_on_device))))
+        return status;
+    if (!job->test.save_path) return CLEVAL_OK;
+    cleval_predfile_spec spec = {.n_samples = test->n, .n_classes = n_classes, .with_pred = true,
+                                 .with_scores = true, .with_labels = test->y != NULL};
+    if ((status = cleval_predfile_create(job->test.save_path, &spec, &st->save)) ||
+        (status = cleval_predfile_set_attribute(st->save, "model", description)) ||
+        (status = cleval_predfile_set_attribute(st->save, "data", job->test.data_path)) ||
+        (status = cleval_predfile_set_attribute(st->save, "device",
+                                                cleval_device_get_info(dev)->name)) ||
+        (status = cleval_predfile_set_attribute(st->save, "cleval_version", CLEVAL_VERSION)))
+        return status;
+    return CLEVAL_OK;
+}
+
+static void close_rank0(cleval_device *dev, rank0_state *st)
+{
+    cleval_device_finish(dev);
+    cleval_histogram_destroy(st->hist);
+    cleval_hostbuf_release(&st->labels_on_device);
+    cleval_predfile_abort(st->save);
+    free(st->labels);
+    free(st->pred);
+    free(st->scores);
+    free(st->gathered);
+}
+
+/* Rank 0's part of one batch: the vote over every slice's candidates, the counts, the file. */
+static cleval_status vote_batch(cleval_knn *knn, cleval_device *dev, const engine_test_stream *test,
+                                uint64_t row0, uint32_t n, int size, rank0_state *st)
+{
+    cleval_status status = cleval_knn_vote_candidates(knn, n, (uint32_t)size, st->gathered,
+                                                      st->pred, st->scores);
+    if (status != CLEVAL_OK) return status;
+    if (test->y) {
+        if ((status = cleval_hostbuf_map(dev, &st->labels_on_device, true))) return status;
+        memcpy(st->labels_on_device.host, st->labels, n * sizeof *st->labels);
+        if ((status = cleval_hostbuf_unmap(dev, &st->labels_on_device))) return status;
+    }
+    if ((status = cleval_histogram_add(st->hist, test->y ? st->labels_on_device.mem : NULL,
+                                       cleval_knn_pred_buffer(knn), n)))
+        return status;
+    return st->save ? cleval_predfile_write(st->save, row0, n, st->pred, st->scores,
+                                            test->y ? st->labels : NULL)
+                    : CLEVAL_OK;
+}
+
+cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
+                                            const cleval_cluster *cluster,
+                                            cleval_knn_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    const cleval_run_options *run = &job->run;
+    cleval_device *dev = run->devices[0];
+    bool rank0 = cluster->rank == 0;
+    cleval_dataset *train_ds = NULL;
+    cleval_column *train_x = NULL, *train_y = NULL;
+    engine_test_stream test = {0};
+    cleval_knn *knn = NULL;
+    rank0_state st = {0};
+    float *x = NULL;
+    cleval_knn_candidate *mine = NULL;
+    double start = cleval_seconds();
+    int32_t max_train = -1, max_test = -1;
+    bool stopped = false; /* a rank failed: every rank stops, nothing is reported here */
+    cleval_status status = engine_open_train(job, &train_ds, &train_x, &train_y);
+    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
+    if (status == CLEVAL_OK) {
+        char what[4200];
+        snprintf(what, sizeof what, "the training set %s", job->train_path);
+        status = engine_check_sample_shape(&test, cleval_column_row_rank(train_x),
+                                           cleval_column_row_shape(train_x), what);
+    }
+    if (status == CLEVAL_OK) status = engine_max_label(train_y, &max_train);
+    if (status == CLEVAL_OK) status = engine_scan_labels(&test, &max_test);
+    uint64_t begin = 0, end = 0;
+    uint32_t k = job->config.k, dim = 0;
+    cleval_knn_config config = job->config;
+    if (status != CLEVAL_OK) goto agree;
+
+    out->n_train = cleval_column_rows(train_x);
+    cleval_shard_range(out->n_train, (uint32_t)cluster->rank, (uint32_t)cluster->size, &begin,
+                       &end);
+    config.n_classes = (uint32_t)(max_train > max_test ? max_train : max_test) + 1;
+    dim = (uint32_t)cleval_column_row_size(train_x);
+    if (k > out->n_train)
+        status = cleval_fail(CLEVAL_ERR_USAGE, "-k %u is larger than the training set (%llu rows)",
+                             k, (unsigned long long)out->n_train);
+    else if (end - begin < k)
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "--shard-train: rank %d holds %llu training rows, fewer than k = %u "
+                             "(use fewer ranks)",
+                             cluster->rank, (unsigned long long)(end - begin), k);
+    if (status == CLEVAL_OK) status = cleval_knn_create(dev, &config, end - begin, dim, &knn);
+    if (status == CLEVAL_OK) status = load_slice(knn, train_x, train_y, begin, end);
+    out->load_s = cleval_seconds() - start;
+
+agree:
+    /* From here on every rank takes part in the same collectives. A rank that failed keeps
+     * its error; the others stop too and return no results (the caller's exit-code agreement
+     * then reports the failure once). */
+    stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0;
+    if (stopped) goto done;
+
+    uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
+    uint32_t max_batch = cleval_knn_max_batch(knn);
+    status = cleval_cluster_max_u32(cluster, &max_batch); /* every rank the same batches */
+    batch = batch < max_batch ? batch : max_batch;
+    char description[160];
+    engine_knn_description(&config, out->n_train, description, sizeof description);
+    x = malloc((size_t)batch * dim * sizeof *x);
+    mine = malloc((size_t)batch * (k + 1) * sizeof *mine);
+    int32_t *scratch_pred = malloc((size_t)batch * sizeof *scratch_pred);
+    if (!x || !mine || !scratch_pred)
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch");
+    if (status == CLEVAL_OK && rank0)
+        status = open_rank0(job, &test, config.n_classes, (uint32_t)batch, cluster->size, k,
+                            description, &st);
+
+    uint64_t distance_ties = 0, vote_ties = 0;
+    for (uint64_t row0 = 0; row0 < test.n; row0 += batch) {
+        uint32_t n = (uint32_t)(test.n - row0 < batch ? test.n - row0 : batch);
+        double t0 = cleval_seconds();
+        int32_t max;
+        if (status == CLEVAL_OK) status = cleval_column_read_f32(test.x, row0, n, x);
+        if (status == CLEVAL_OK && rank0 && test.y)
+            status = cleval_column_read_i32(test.y, row0, n, st.labels, &max);
+        out->predict.read_s += cleval_seconds() - t0;
+        if (status == CLEVAL_OK) status = cleval_knn_search(knn, x, n, scratch_pred, NULL);
+        if (status == CLEVAL_OK) status = cleval_knn_last_candidates(knn, n, mine);
+        /* A failure anywhere (a bad row, a device error, rank 0's last vote) stops every
+         * rank here, before the next collective. */
+        if ((stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0)) break;
+        for (size_t i = 0; i < (size_t)n * (k + 1); i++)
+            if (mine[i].index >= 0) mine[i].index += (int32_t)begin;
+        if ((status = cleval_cluster_gather(cluster, mine, (size_t)n * (k + 1) * sizeof *mine,
+                                            rank0 ? st.gathered : NULL)))
+            break;
+        if (rank0) {
+            cleval_knn_stats before = *cleval_knn_get_stats(knn);
+            status = vote_batch(knn, dev, &test, row0, n, cluster->size, &st);
+            distance_ties += cleval_knn_get_stats(knn)->distance_ties - before.distance_ties;
+            vote_ties += cleval_knn_get_stats(knn)->vote_ties - before.vote_ties;
+            if (status == CLEVAL_OK && run->progress)
+                run->progress(row0 + n, test.n, run->progress_user);
+        }
+    }
+    free(scratch_pred);
+    if (stopped) goto done;
+
+    /* Counters: ties come from rank 0's votes, searches again from every rank. */
+    out->stats.searched_again = cleval_knn_get_stats(knn)->searched_again;
+    out->stats.distance_ties = distance_ties;
+    out->stats.vote_ties = vote_ties;
+    out->stats.screen_s = cleval_knn_get_stats(knn)->screen_s;
+    out->stats.exact_s = cleval_knn_get_stats(knn)->exact_s;
+    out->predict.n_total = out->predict.n_samples = out->predict.row_end = test.n;
+    out->predict.has_labels = test.y != NULL;
+    out->predict.n_classes = config.n_classes;
+    if (status == CLEVAL_OK && rank0) {
+        uint32_t c = config.n_classes;
+        out->predict.predicted_counts = calloc(c, sizeof *out->predict.predicted_counts);
+        if (!out->predict.predicted_counts) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        if (status == CLEVAL_OK && test.y) {
+            if (!(status = cleval_confusion_init(&out->predict.confusion, c)))
+                status = cleval_histogram_read(st.hist, out->predict.confusion.counts);
+            for (uint32_t t = 0; status == CLEVAL_OK && t < c; t++)
+                for (uint32_t p = 0; p < c; p++)
+                    out->predict.predicted_counts[p] +=
+                        out->predict.confusion.counts[(size_t)t * c + p];
+        } else if (status == CLEVAL_OK) {
+            status = cleval_histogram_read(st.hist, out->predict.predicted_counts);
+        }
+        if (status == CLEVAL_OK)
+            status = cleval_dataset_class_names(test.ds, &out->predict.class_names.names,
+                                                &out->predict.class_names.count);
+        if (status == CLEVAL_OK && out->predict.class_names.count == 0)
+            status = cleval_dataset_class_names(train_ds, &out->predict.class_names.names,
+                                                &out->predict.class_names.count);
+        if (status == CLEVAL_OK && st.save) {
+            status = cleval_predfile_commit(st.save);
+            st.save = NULL;
+        }
+    } else if (status == CLEVAL_OK) {
+        /* The other ranks count nothing: rank 0 holds every vote. */
+        out->predict.predicted_counts = calloc(config.n_classes, sizeof(uint64_t));
+        if (test.y && !(status = cleval_confusion_init(&out->predict.confusion, config.n_classes)))
+            status = out->predict.predicted_counts ? CLEVAL_OK
+                                                   : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    }
+
+done:
+    if (rank0) close_rank0(dev, &st);
+    free(x);
+    free(mine);
+    cleval_knn_destroy(knn);
+    engine_close_test_set(&test);
+    cleval_column_close(train_x);
+    cleval_column_close(train_y);
+    cleval_dataset_close(train_ds);
+    if (status != CLEVAL_OK || stopped) cleval_predict_outcome_free(&out->predict);
+    return status;
+}

@@ -1,0 +1,222 @@
+/* Runs under mpirun on this machine (2 and 3 ranks, test sets whose length the rank count does
+ * not divide): eval, knn (also with --shard-train) and metrics give the single process's JSON
+ * (apart from timing and "ranks") and its prediction file byte for byte. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleval/dataset.h"
+
+static bool have_mpirun(void)
+{
+    return system("command -v mpirun >/dev/null 2>&1") == 0;
+}
+
+/* Runs `cleval ARGS` through `mpirun -np RANKS` (or directly when ranks is 0) and returns its
+ * JSON report (written to a file: under mpirun only rank 0 writes it). */
+static cJSON *run(int ranks, const char *args, const char *json_name)
+{
+    char json[4096], cmd[16384];
+    snprintf(json, sizeof json, "%s", temp_path(json_name));
+    remove(json);
+    if (ranks)
+        snprintf(cmd, sizeof cmd,
+                 "mpirun --oversubscribe --allow-run-as-root -np %d %s %s --json %s --quiet "
+                 ">/dev/null 2>%s.err",
+                 ranks, CLEVAL_BINARY, args, json, json);
+    else
+        snprintf(cmd, sizeof cmd, "%s %s --json %s --quiet >/dev/null 2>%s.err", CLEVAL_BINARY,
+                 args, json, json);
+    int code = system(cmd);
+    if (code != 0) {
+        char err[4200];
+        snprintf(err, sizeof err, "%s.err", json);
+        char *text = read_text_file(err);
+        fail_msg("'%s' failed (%d): %s", cmd, code, text ? text : "");
+    }
+    return load_json(json);
+}
+
+static void expect_same(cJSON *single, cJSON *parallel, int ranks, const char *what)
+{
+    const cJSON *r = cJSON_GetObjectItem(parallel, "ranks");
+    if (!r || r->valueint != ranks) fail_msg("%s: \"ranks\" is not %d", what, ranks);
+    const char *volatile_keys[] = {"timing", "timing_breakdown", "ranks", "device"};
+    for (int i = 0; i < 4; i++) {
+        cJSON_DeleteItemFromObject(single, volatile_keys[i]);
+        cJSON_DeleteItemFromObject(parallel, volatile_keys[i]);
+    }
+    if (!cJSON_Compare(single, parallel, 1)) fail_msg("%s: the reports differ", what);
+    cJSON_Delete(single);
+    cJSON_Delete(parallel);
+}
+
+static void expect_same_file(const char *a, const char *b)
+{
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    if (system(cmd) != 0) fail_msg("%s and %s differ", a, b);
+}
+
+/* A KNN problem of 257 training and 101 test rows (primes: no rank count divides them). */
+static void write_knn_sets(const char *train, const char *test)
+{
+    const hsize_t n_train = 257, n_test = 101, d = 6;
+    float *x = malloc(n_train * d * sizeof *x);
+    int32_t *y = malloc(n_train * sizeof *y);
+    uint64_t s = 99;
+    for (hsize_t i = 0; i < n_train * d; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((s >> 40) % 7);
+    }
+    for (hsize_t i = 0; i < n_train; i++)
+        y[i] = (int32_t)(i % 4);
+    hsize_t dims[2] = {n_train, d}, n[1] = {n_train};
+    hid_t f = h5_create(train);
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+    h5_write(f, "y", H5T_NATIVE_INT32, 1, n, y, 0, NULL);
+    H5Fclose(f);
+    dims[0] = n[0] = n_test;
+    f = h5_create(test);
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 2, dims, x + 3 * d, 0, NULL); /* rows 3.. of train */
+    h5_write(f, "y", H5T_NATIVE_INT32, 1, n, y + 1, 0, NULL);
+    H5Fclose(f);
+    free(x);
+    free(y);
+}
+
+static void test_knn_under_mpi(void **state)
+{
+    (void)state;
+    if (!have_mpirun()) skip();
+    char train[4096], test[4096], one[4096], many[4096], args[16384];
+    snprintf(train, sizeof train, "%s", temp_path("mpi_train.h5"));
+    snprintf(test, sizeof test, "%s", temp_path("mpi_test.h5"));
+    snprintf(one, sizeof one, "%s", temp_path("mpi_knn_one.h5"));
+    snprintf(many, sizeof many, "%s", temp_path("mpi_knn_many.h5"));
+    write_knn_sets(train, test);
+    snprintf(args, sizeof args, "knn --train %s --data %s -k 7 --save %s", train, test, one);
+    cJSON *single = run(0, args, "mpi_knn_one.json");
+    for (int ranks = 2; ranks <= 3; ranks++) {
+        snprintf(args, sizeof args, "knn --train %s --data %s -k 7 --save %s", train, test, many);
+        expect_same(cJSON_Duplicate(single, 1), run(ranks, args, "mpi_knn.json"), ranks, "knn");
+        expect_same_file(one, many);
+        /* The training set split across the ranks instead: the same answers. */
+        snprintf(args, sizeof args, "knn --train %s --data %s -k 7 --shard-train --save %s",
+                 train, test, many);
+        expect_same(cJSON_Duplicate(single, 1), run(ranks, args, "mpi_knn_st.json"), ranks,
+                    "knn --shard-train");
+        expect_same_file(one, many);
+    }
+    cJSON_Delete(single);
+}
+
+static void test_metrics_under_mpi(void **state)
+{
+    (void)state;
+    if (!have_mpirun()) skip();
+    char pairs[4096], one[4096], many[4096], args[16384];
+    snprintf(pairs, sizeof pairs, "%s", temp_path("mpi_pairs.h5"));
+    snprintf(one, sizeof one, "%s", temp_path("mpi_metrics_one.h5"));
+    snprintf(many, sizeof many, "%s", temp_path("mpi_metrics_many.h5"));
+    const hsize_t n = 10007;
+    int32_t *y = malloc(n * sizeof *y), *pred = malloc(n * sizeof *pred);
+    for (hsize_t i = 0; i < n; i++) {
+        y[i] = (int32_t)((i * 7) % 13);
+        pred[i] = i % 5 ? y[i] : (int32_t)((i * 3) % 13);
+    }
+    pred[n - 1] = 15; /* only the last rank sees the largest label: C must still be 16 */
+    hid_t f = h5_create(pairs);
+    h5_write(f, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
+    h5_write(f, "pred", H5T_NATIVE_INT32, 1, &n, pred, 0, NULL);
+    H5Fclose(f);
+    free(y);
+    free(pred);
+    snprintf(args, sizeof args, "metrics --data %s --save %s", pairs, one);
+    cJSON *single = run(0, args, "mpi_metrics_one.json");
+    assert_int_equal(cJSON_GetObjectItem(single, "n_classes")->valueint, 16);
+    for (int ranks = 2; ranks <= 3; ranks++) {
+        snprintf(args, sizeof args, "metrics --data %s --save %s", pairs, many);
+        expect_same(cJSON_Duplicate(single, 1), run(ranks, args, "mpi_metrics.json"), ranks,
+                    "metrics");
+        expect_same_file(one, many);
+    }
+    cJSON_Delete(single);
+}
+
+/* The shipped network on the first 1001 test images. */
+static void test_eval_under_mpi(void **state)
+{
+    (void)state;
+    if (!have_mpirun()) skip();
+    char source[4096], data[4096], model[4096], one[4096], many[4096], args[16384];
+    snprintf(source, sizeof source, "%s/../../datasets/fmnist_test.h5", CLEVAL_FIXTURES_DIR);
+    snprintf(model, sizeof model, "%s/../../datasets/fmnist_cnn.onnx", CLEVAL_FIXTURES_DIR);
+    snprintf(data, sizeof data, "%s", temp_path("mpi_images.h5"));
+    snprintf(one, sizeof one, "%s", temp_path("mpi_eval_one.h5"));
+    snprintf(many, sizeof many, "%s", temp_path("mpi_eval_many.h5"));
+    const hsize_t n = 1001;
+    cleval_dataset *ds;
+    cleval_column *x, *y;
+    assert_ok(cleval_dataset_open(source, &ds));
+    assert_ok(cleval_column_open(ds, "X", CLEVAL_COLUMN_FEATURES, &x));
+    assert_ok(cleval_column_open(ds, "y", CLEVAL_COLUMN_LABELS, &y));
+    float *pixels = malloc(n * 784 * sizeof *pixels);
+    int32_t labels[1001], max;
+    assert_ok(cleval_column_read_f32(x, 0, n, pixels));
+    assert_ok(cleval_column_read_i32(y, 0, n, labels, &max));
+    cleval_column_close(x);
+    cleval_column_close(y);
+    cleval_dataset_close(ds);
+    hsize_t dims[4] = {n, 1, 28, 28};
+    hid_t f = h5_create(data);
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 4, dims, pixels, 0, NULL);
+    h5_write(f, "y", H5T_NATIVE_INT32, 1, dims, labels, 0, NULL);
+    H5Fclose(f);
+    free(pixels);
+    snprintf(args, sizeof args, "eval --model %s --data %s --save %s", model, data, one);
+    cJSON *single = run(0, args, "mpi_eval_one.json");
+    for (int ranks = 2; ranks <= 3; ranks++) {
+        snprintf(args, sizeof args, "eval --model %s --data %s --save %s", model, data, many);
+        expect_same(cJSON_Duplicate(single, 1), run(ranks, args, "mpi_eval.json"), ranks, "eval");
+        expect_same_file(one, many);
+    }
+    cJSON_Delete(single);
+}
+
+/* A failing rank stops every rank with its exit code and one message; nothing hangs. */
+static void test_failure_is_shared(void **state)
+{
+    (void)state;
+    if (!have_mpirun()) skip();
+    char train[4096], test[4096], cmd[16384];
+    snprintf(train, sizeof train, "%s", temp_path("mpi_train.h5"));
+    snprintf(test, sizeof test, "%s", temp_path("mpi_test.h5"));
+    write_knn_sets(train, test);
+    /* 257 rows over 3 ranks: 86, 86, 85 rows each; k = 86 is too many for the last slice. */
+    snprintf(cmd, sizeof cmd,
+             "timeout 120 mpirun --oversubscribe --allow-run-as-root -np 3 %s knn --train %s "
+             "--data %s -k 86 --shard-train --quiet >/dev/null 2>%s",
+             CLEVAL_BINARY, train, test, temp_path("mpi_fail.err"));
+    int code = system(cmd);
+    assert_true(WIFEXITED(code));
+    assert_int_equal(WEXITSTATUS(code), 2);
+    char *err = read_text_file(temp_path("mpi_fail.err"));
+    assert_non_null(strstr(err, "rank 2 holds 85 training rows, fewer than k = 86"));
+    free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_knn_under_mpi),
+        cmocka_unit_test(test_metrics_under_mpi),
+        cmocka_unit_test(test_eval_under_mpi),
+        cmocka_unit_test(test_failure_is_shared),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
