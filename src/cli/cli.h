@@ -32,6 +32,10 @@ int cli_knn(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_merge(int argc, char **argv);
 
+/* The "model" member of an eval report (cmd_eval.c), shared with `merge`. */
+cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank,
+                            const uint64_t *shape, uint32_t output_width, const char *precision);
+
 /* The "knn" member of a KNN report (cmd_knn.c), shared with `merge`. */
 cJSON *cli_knn_block(uint32_t k, const char *weights, const char *metric, uint64_t n_train,
                      uint64_t distance_ties, uint64_t vote_ties, uint64_t searched_again);

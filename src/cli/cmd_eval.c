@@ -17,17 +17,17 @@ static const char usage[] =
     "the report gives scikit-learn's metrics; without, the predicted-class counts. --save\n"
     "writes pred, scores (the raw outputs) and y.\n";
 
-/* The "model" member of the JSON report. */
-static cJSON *model_block(const char *path, const cleval_eval_outcome *out)
+cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank,
+                            const uint64_t *shape, uint32_t output_width, const char *precision)
 {
     cJSON *model = cJSON_CreateObject();
     cJSON_AddStringToObject(model, "path", path);
-    cJSON_AddNumberToObject(model, "opset", (double)out->opset);
-    cJSON *shape = cJSON_AddArrayToObject(model, "input_shape");
-    for (uint32_t d = 0; d < out->input_rank; d++)
-        cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)out->input_shape[d]));
-    cJSON_AddNumberToObject(model, "output_width", out->predict.n_classes);
-    cJSON_AddStringToObject(model, "precision", "fp32");
+    cJSON_AddNumberToObject(model, "opset", (double)opset);
+    cJSON *dims = cJSON_AddArrayToObject(model, "input_shape");
+    for (uint32_t d = 0; d < rank; d++)
+        cJSON_AddItemToArray(dims, cJSON_CreateNumber((double)shape[d]));
+    cJSON_AddNumberToObject(model, "output_width", output_width);
+    cJSON_AddStringToObject(model, "precision", precision);
     return model;
 }
 
@@ -115,7 +115,10 @@ int cli_eval(int argc, char **argv)
                                     .n_samples = outcome.predict.n_samples};
         cJSON *extra = cJSON_CreateObject();
         cli_run_describe(&run, extra);
-        cJSON_AddItemToObject(extra, "model", model_block(job.model_path, &outcome));
+        cJSON_AddItemToObject(extra, "model",
+                              cli_eval_model_block(job.model_path, outcome.opset,
+                                                   outcome.input_rank, outcome.input_shape,
+                                                   outcome.predict.n_classes, "fp32"));
         cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
         cJSON_AddNumberToObject(breakdown, "load_model_s", outcome.load_s);
         cJSON_AddNumberToObject(breakdown, "read_s", outcome.predict.read_s);

@@ -51,6 +51,19 @@ int cli_merge(int argc, char **argv)
                               number(outcome, "knn_distance_ties"),
                               number(outcome, "knn_vote_ties"),
                               number(outcome, "knn_searched_again")));
+        if (strcmp(outcome->command, "eval") == 0) {
+            uint64_t shape[8];
+            uint32_t rank = 0;
+            for (const char *p = cleval_merge_attribute(outcome, "eval_input_shape"); *p && rank < 8;
+                 p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+                shape[rank++] = strtoull(p, NULL, 10);
+            cJSON_AddItemToObject(
+                extra, "model",
+                cli_eval_model_block(cleval_merge_attribute(outcome, "eval_model"),
+                                     (int64_t)number(outcome, "eval_opset"), rank, shape,
+                                     outcome->predict.n_classes,
+                                     cleval_merge_attribute(outcome, "eval_precision")));
+        }
         status = cli_emit_predictions(&args, &outcome->predict, &timing, extra);
         cJSON_Delete(extra);
     }

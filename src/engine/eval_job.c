@@ -100,8 +100,13 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     char description[4200];
     snprintf(description, sizeof description, "ONNX %s (opset %lld), fp32", job->model_path,
              (long long)model->opset);
-    const char *const part_attributes[] = {"eval_model", job->model_path, "eval_precision",
-                                           "fp32", NULL};
+    char opset[32], shape[160] = "";
+    snprintf(opset, sizeof opset, "%lld", (long long)model->opset);
+    for (uint32_t d = 0; d < out->input_rank; d++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? "," : "",
+                 (unsigned long long)out->input_shape[d]);
+    const char *const part_attributes[] = {"eval_model", job->model_path, "eval_precision", "fp32",
+                                           "eval_opset", opset, "eval_input_shape", shape, NULL};
     engine_run_spec spec = {.command = "eval",
                             .data = test.ds,
                             .x = test.x,

@@ -12,7 +12,9 @@
 enum { COPY_ROWS = 1 << 16 };
 
 /* Facts a part records about its job: equal in every part (strings) or summed (counters). */
-static const char *const job_facts[] = {"knn_k", "knn_weights", "knn_metric", "knn_n_train", NULL};
+static const char *const job_facts[] = {"knn_k",         "knn_weights",      "knn_metric",
+                                        "knn_n_train",   "eval_model",       "eval_precision",
+                                        "eval_opset",    "eval_input_shape", NULL};
 static const char *const job_counters[] = {"knn_distance_ties", "knn_vote_ties",
                                            "knn_searched_again", NULL};
 
