@@ -147,6 +147,10 @@ static void test_metrics_under_mpi(void **state)
         expect_same(cJSON_Duplicate(single, 1), run(ranks, args, "mpi_metrics.json"), ranks,
                     "metrics");
         expect_same_file(one, many);
+        /* Without --save there are no parts: the counts travel by MPI alone. */
+        snprintf(args, sizeof args, "metrics --data %s", pairs);
+        expect_same(cJSON_Duplicate(single, 1), run(ranks, args, "mpi_metrics_nosave.json"),
+                    ranks, "metrics without --save");
     }
     cJSON_Delete(single);
 }

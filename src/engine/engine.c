@@ -160,9 +160,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     out->row_begin = ctx.begin;
     out->row_end = ctx.end;
     out->n_samples = ctx.end - ctx.begin;
-    bool part = run->shard_count > 1;
-    if (part && !spec->save_path)
-        return cleval_fail(CLEVAL_ERR_USAGE, "--shard needs --save PART.h5 for the part file");
+    bool part = run->shard_count > 1; /* --save then writes a part file for `cleval merge` */
     if (run->resume && !run->checkpoint_path)
         return cleval_fail(CLEVAL_ERR_USAGE, "--resume needs --checkpoint PATH");
 
