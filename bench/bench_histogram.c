@@ -2,8 +2,11 @@
  * memory, next to a single-threaded C loop and the machine's streaming-read bandwidth over the
  * same arrays (two threads summing them). Prints one JSON object; bench/bench_metrics.py runs
  * it beside scikit-learn and numpy on the same file.
- *   bench_histogram FILE.h5 [--repeat R] [--threads T] */
+ *   bench_histogram FILE.h5 [--repeat R] [--threads T]
+ *   bench_histogram --random N C [--repeat R] [--threads T]   (pairs made here: y uniform,
+ *                                                              pred = y 70% of the time) */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +71,17 @@ static void c_loop(const int32_t *y, const int32_t *pred, size_t n, uint32_t c, 
         counts[(size_t)y[i] * c + (size_t)pred[i]]++;
 }
 
+/* y uniform over the classes, pred equal to y 70% of the time (a fixed-seed generator). */
+static void fill_random(int32_t *y, int32_t *pred, size_t n, uint32_t classes)
+{
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        y[i] = (int32_t)((s >> 33) % classes);
+        pred[i] = (s >> 20) % 10 < 7 ? y[i] : (int32_t)((s >> 45) % classes);
+    }
+}
+
 static int fail(cleval_status status)
 {
     fprintf(stderr, "bench_histogram: %s\n", cleval_last_error());
@@ -76,12 +90,13 @@ static int fail(cleval_status status)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench_histogram FILE.h5 [--repeat R] [--threads T]\n");
+    bool random = argc >= 4 && strcmp(argv[1], "--random") == 0;
+    if (argc < 2 || (strcmp(argv[1], "--random") == 0 && !random)) {
+        fprintf(stderr, "usage: bench_histogram FILE.h5|--random N C [--repeat R] [--threads T]\n");
         return 2;
     }
     int repeat = 5, threads = 2;
-    for (int i = 2; i + 1 < argc; i += 2) {
+    for (int i = random ? 4 : 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--repeat") == 0) repeat = atoi(argv[i + 1]);
         if (strcmp(argv[i], "--threads") == 0) threads = atoi(argv[i + 1]);
     }
@@ -93,22 +108,31 @@ int main(int argc, char **argv)
     cleval_device *dev;
     if ((status = cleval_device_resolve(NULL, &index)) || (status = cleval_device_open(index, &dev)))
         return fail(status);
-    cleval_dataset *ds;
-    cleval_column *yc, *pc;
-    if ((status = cleval_dataset_open(argv[1], &ds)) ||
-        (status = cleval_column_open(ds, "y", CLEVAL_COLUMN_LABELS, &yc)) ||
-        (status = cleval_column_open(ds, "pred", CLEVAL_COLUMN_LABELS, &pc)))
-        return fail(status);
-    size_t n = (size_t)cleval_column_rows(yc);
+    cleval_dataset *ds = NULL;
+    cleval_column *yc = NULL, *pc = NULL;
+    size_t n = random ? (size_t)strtoull(argv[2], NULL, 10) : 0;
+    if (!random) {
+        if ((status = cleval_dataset_open(argv[1], &ds)) ||
+            (status = cleval_column_open(ds, "y", CLEVAL_COLUMN_LABELS, &yc)) ||
+            (status = cleval_column_open(ds, "pred", CLEVAL_COLUMN_LABELS, &pc)))
+            return fail(status);
+        n = (size_t)cleval_column_rows(yc);
+    }
     cleval_hostbuf ybuf, pbuf;
     int32_t max_y, max_p;
     if ((status = cleval_hostbuf_create(dev, n * 4, "y", &ybuf)) ||
         (status = cleval_hostbuf_create(dev, n * 4, "pred", &pbuf)) ||
         (status = cleval_hostbuf_map(dev, &ybuf, true)) ||
-        (status = cleval_hostbuf_map(dev, &pbuf, true)) ||
-        (status = cleval_column_read_i32(yc, 0, n, ybuf.host, &max_y)) ||
-        (status = cleval_column_read_i32(pc, 0, n, pbuf.host, &max_p)))
+        (status = cleval_hostbuf_map(dev, &pbuf, true)))
         return fail(status);
+    if (random) {
+        uint32_t classes = (uint32_t)strtoul(argv[3], NULL, 10);
+        fill_random(ybuf.host, pbuf.host, n, classes ? classes : 10);
+        max_y = max_p = (int32_t)(classes ? classes : 10) - 1;
+    } else if ((status = cleval_column_read_i32(yc, 0, n, ybuf.host, &max_y)) ||
+               (status = cleval_column_read_i32(pc, 0, n, pbuf.host, &max_p))) {
+        return fail(status);
+    }
     uint32_t c = (uint32_t)(max_y > max_p ? max_y : max_p) + 1;
     const int32_t *y = ybuf.host, *pred = pbuf.host;
 
