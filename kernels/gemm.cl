@@ -10,7 +10,9 @@
  *            gemm_pack  CPU: packs a B that is computed at run time (MatMul of two activations)
  *                       into panels; constant weights are packed once on the host.
  *            gemm_gpu   GPU: TS x TS work-group tiles in local memory, WPT x WPT outputs per
- *                       work-item, B read in place through strides.
+ *                       work-item, B read in place through strides; when M x N gives too few
+ *                       tiles to fill the GPU (a fully connected layer at a small batch), K is
+ *                       split across work-groups and gemm_gpu_reduce adds the partial sums.
  *                       + coalesced, local-memory reuse; - 1 % of peak on a CPU (PoCL).
  * Layout     A(r, k) = a[a_off + r * a_rs + k * a_ks] (transA is a stride swap);
  *            packed B [panels][K][NR] (zero beyond N); raw B(k, j) = b[b_off + k * b_ks +
@@ -159,12 +161,14 @@ __kernel void gemm_pack(__global const float *b, int b_off, int b_ks, int b_ns, 
     }
 }
 
-/* Work-group (TS/WPT, TS/WPT) computes a TS x TS tile of Y. */
+/* Work-group (TS/WPT, TS/WPT) computes a TS x TS tile of Y over the k range of its split
+ * (get_group_id(2) of `splits`, k_per_split long). With one split it applies the epilogue;
+ * with several it writes raw partial sums to part[split][M][N] for gemm_gpu_reduce. */
 __kernel void gemm_gpu(__global const float *a, int a_off, int a_rs, int a_ks,
                        __global const float *b, int b_off, int b_ks, int b_ns,
                        __global const float *c, int c_off, int c_rs, int c_cs, __global float *y,
                        int y_off, int y_rs, int M, int N, int K, float alpha, float beta,
-                       float lo, float hi)
+                       float lo, float hi, int splits, int k_per_split, __global float *part)
 {
     __local float a_tile[TK][TS + 1];
     __local float b_tile[TK][TS + 1];
@@ -178,12 +182,13 @@ __kernel void gemm_gpu(__global const float *a, int a_off, int a_rs, int a_ks,
         for (int j = 0; j < WPT; j++)
             acc[i][j] = 0.0f;
 
-    for (int kb = 0; kb < K; kb += TK) {
+    int k_begin = get_group_id(2) * k_per_split, k_end = min(K, k_begin + k_per_split);
+    for (int kb = k_begin; kb < k_end; kb += TK) {
         for (int e = flat; e < TK * TS; e += n_threads) {
             int kk = e % TK, rr = e / TK;
             int k = kb + kk, r = row0 + rr, j = col0 + rr;
-            a_tile[kk][rr] = (k < K && r < M) ? a[a_off + r * a_rs + k * a_ks] : 0.0f;
-            b_tile[kk][rr] = (k < K && j < N) ? b[b_off + k * b_ks + j * b_ns] : 0.0f;
+            a_tile[kk][rr] = (k < k_end && r < M) ? a[a_off + r * a_rs + k * a_ks] : 0.0f;
+            b_tile[kk][rr] = (k < k_end && j < N) ? b[b_off + k * b_ks + j * b_ns] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int kk = 0; kk < TK; kk++) {
@@ -204,6 +209,10 @@ __kernel void gemm_gpu(__global const float *a, int a_off, int a_rs, int a_ks,
         for (int j = 0; j < WPT; j++) {
             int col = col0 + lx + j * threads;
             if (col >= N) continue;
+            if (splits > 1) {
+                part[(get_group_id(2) * M + r) * N + col] = acc[i][j];
+                continue;
+            }
             float v = alpha * acc[i][j];
 #if HAS_C
             v += beta * c[c_off + r * c_rs + col * c_cs];
@@ -214,4 +223,25 @@ __kernel void gemm_gpu(__global const float *a, int a_off, int a_rs, int a_ks,
             y[y_off + r * y_rs + col] = v;
         }
     }
+}
+
+/* Sums the split-K partials of gemm_gpu and applies the epilogue: one output per work-item. */
+__kernel void gemm_gpu_reduce(__global const float *part, int splits, __global const float *c,
+                              int c_off, int c_rs, int c_cs, __global float *y, int y_off,
+                              int y_rs, int M, int N, float alpha, float beta, float lo, float hi)
+{
+    int i = get_global_id(0);
+    if (i >= M * N) return;
+    int r = i / N, col = i % N;
+    float s = 0.0f;
+    for (int p = 0; p < splits; p++)
+        s += part[p * M * N + i];
+    float v = alpha * s;
+#if HAS_C
+    v += beta * c[c_off + r * c_rs + col * c_cs];
+#endif
+#if CLAMP
+    v = clamp1(v, lo, hi);
+#endif
+    y[y_off + r * y_rs + col] = v;
 }

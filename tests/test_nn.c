@@ -627,6 +627,17 @@ static void test_gemm(void **state)
     FOR_EACH_VARIANT(v)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_gemm(&cases[i], v);
+    /* GPU-style with K split across work-groups (forced: the test device has few units). */
+    static const gemm_case split[] = {
+        {5, 7, 2000, false, true, 0.5f, 2.0f, 4, false, true},
+        {65, 33, 257, true, false, 1.0f, 1.0f, 1, true, false},
+        {3, 70, 300, false, false, 1.0f, 1.0f, 0, false, false},
+    };
+    setenv("CLEVAL_NN_TUNING", "gpu_groups=64", 1);
+    for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
+        check_gemm(&split[i], CLEVAL_VARIANT_GPU);
+    unsetenv("CLEVAL_NN_TUNING");
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
 }
 
 static void check_matmul(uint32_t ra, const int64_t *ad, uint32_t rb, const int64_t *bd,

@@ -29,6 +29,13 @@
 
 static const char *const SUITES[] = {"node", "pytorch-converted", "pytorch-operator"};
 
+/* The suite's folder: CLEVAL_ONNX_TESTDATA from the environment, else the build's default. */
+static const char *testdata(void)
+{
+    const char *env = getenv("CLEVAL_ONNX_TESTDATA");
+    return env && *env ? env : CLEVAL_ONNX_TESTDATA;
+}
+
 typedef enum outcome { PASSED, REFUSED, SKIPPED, FAILED, N_OUTCOMES } outcome;
 static const char *const OUTCOME_NAMES[] = {"passed", "refused", "skipped", "failed"};
 
@@ -265,7 +272,7 @@ static outcome run_mode(const cleval_onnx_model *m, data_set *sets, int n_sets, 
 static void run_case(const char *suite, const char *name)
 {
     char dir[2048], path[4096], reason[1024] = "";
-    snprintf(dir, sizeof dir, "%s/%s/%s", CLEVAL_ONNX_TESTDATA, suite, name);
+    snprintf(dir, sizeof dir, "%s/%s/%s", testdata(), suite, name);
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     cleval_onnx_model *m;
     if (cleval_onnx_load(path, &m) != CLEVAL_OK) return; /* the reader's own tests cover these */
@@ -378,14 +385,13 @@ static void test_conformance(void **state)
 {
     (void)state;
     struct stat st;
-    if (stat(CLEVAL_ONNX_TESTDATA, &st) != 0) {
-        print_message("ONNX test data not found at %s (Debian: libonnx-testdata)\n",
-                      CLEVAL_ONNX_TESTDATA);
+    if (stat(testdata(), &st) != 0) {
+        print_message("ONNX test data not found at %s (Debian: libonnx-testdata)\n", testdata());
         skip();
     }
     for (size_t s = 0; s < sizeof SUITES / sizeof SUITES[0]; s++) {
         char dir[1024];
-        snprintf(dir, sizeof dir, "%s/%s", CLEVAL_ONNX_TESTDATA, SUITES[s]);
+        snprintf(dir, sizeof dir, "%s/%s", testdata(), SUITES[s]);
         int n;
         char **names = list_cases(dir, &n);
         for (int i = 0; i < n; i++) {

@@ -190,6 +190,7 @@ typedef struct nn_tuning {
     uint32_t local_1d;         /* work-group size of the one-element-per-item kernels */
     uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
     uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
+    uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
 } nn_tuning;
 
 cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant variant,

@@ -206,7 +206,9 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
                  clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
         snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u",
                  nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
-        return nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
+        cleval_status st = nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
+        if (st == CLEVAL_OK) st = nn_kernel(nn, op, "gemm", options, "gemm_gpu_reduce", &op->k[2]);
+        return st;
     }
     /* CPU: the tile follows N, which is fixed by B for Gemm and MatMul alike. */
     int64_t n = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
@@ -277,6 +279,22 @@ static int64_t rows_per_item(const cleval_nn *nn, const nn_op *op, int64_t m)
     return qb < p->mr ? p->mr : qb;
 }
 
+/* K splits of gemm_gpu: when the M x N tiles are too few to fill the device, K is cut into
+ * pieces of at least 128 so that about gpu_groups work-groups run per compute unit. */
+static int64_t gpu_splits(const cleval_nn *nn, const nn_op *op, int64_t m)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    int64_t ts = nn->tuning.gpu_ts;
+    int64_t tiles = ((m + ts - 1) / ts) * ((p->n + ts - 1) / ts);
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    int64_t want = (int64_t)nn->tuning.gpu_groups * (info->compute_units ? info->compute_units : 1);
+    if (tiles == 0 || tiles >= want) return 1;
+    int64_t splits = (want + tiles - 1) / tiles, most = p->k / 128;
+    if (splits > most) splits = most;
+    if (splits > 256) splits = 256;
+    return splits < 1 ? 1 : splits;
+}
+
 /* Workspace of gemm_cpu: a packed B (when computed) and the k-block scratch. */
 static void cpu_workspace(const cleval_nn *nn, const nn_op *op, int64_t m, size_t *pack_floats,
                           size_t *scratch_floats)
@@ -303,6 +321,9 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
         size_t pack, scratch;
         cpu_workspace(nn, op, rows_per_launch(nn, op), &pack, &scratch);
         op->workspace = (pack + scratch) * sizeof(float);
+    } else if (nn->variant == CLEVAL_VARIANT_GPU) {
+        int64_t m = rows_per_launch(nn, op), splits = gpu_splits(nn, op, m);
+        op->workspace = splits > 1 ? (size_t)(splits * m * p->n) * sizeof(float) : 0;
     }
     return CLEVAL_OK;
 }
@@ -342,12 +363,36 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_float(&a, p->beta);
         nn_arg_float(&a, p->ep.lo);
         nn_arg_float(&a, p->ep.hi);
+        int64_t splits = gpu_splits(nn, op, m), per = (p->k + splits - 1) / splits;
+        cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : ym;
+        nn_arg_int(&a, (int32_t)splits);
+        nn_arg_int(&a, (int32_t)per);
+        nn_arg_mem(&a, part);
         int64_t ts = nn->tuning.gpu_ts;
         size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
-        size_t global[2] = {(size_t)((p->n + ts - 1) / ts) * threads,
-                            (size_t)((m + ts - 1) / ts) * threads};
-        size_t local[2] = {threads, threads};
-        return nn_enqueue(nn, op, &a, 2, global, local);
+        size_t global[3] = {(size_t)((p->n + ts - 1) / ts) * threads,
+                            (size_t)((m + ts - 1) / ts) * threads, (size_t)splits};
+        size_t local[3] = {threads, threads, 1};
+        if ((status = nn_enqueue(nn, op, &a, 3, global, local)) != CLEVAL_OK || splits == 1)
+            return status;
+        nn_args r = nn_args_begin(op->k[2]);
+        nn_arg_mem(&r, part);
+        nn_arg_int(&r, (int32_t)splits);
+        nn_arg_mem(&r, cm);
+        nn_arg_int(&r, 0);
+        nn_arg_int(&r, (int32_t)c_rs);
+        nn_arg_int(&r, (int32_t)c_cs);
+        nn_arg_mem(&r, ym);
+        nn_arg_int(&r, (int32_t)y_off);
+        nn_arg_int(&r, (int32_t)p->n);
+        nn_arg_int(&r, (int32_t)m);
+        nn_arg_int(&r, (int32_t)p->n);
+        nn_arg_float(&r, p->alpha);
+        nn_arg_float(&r, p->beta);
+        nn_arg_float(&r, p->ep.lo);
+        nn_arg_float(&r, p->ep.hi);
+        size_t rl = nn_local_1d(nn), rg = (size_t)(m * p->n);
+        return nn_enqueue(nn, op, &r, 1, &rg, &rl);
     }
     int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
     size_t pack, scratch;
