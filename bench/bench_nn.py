@@ -129,8 +129,8 @@ def run_cleval(driver, batches, repeat, profile=False):
     results = {}
     for line in out.splitlines():
         if line.startswith("RESULT "):
-            _, b, ips, acc = line.split()
-            results[int(b)] = (float(ips), float(acc))
+            fields = line.split()
+            results[int(fields[1])] = (float(fields[2]), float(fields[3]))
     return results, out
 
 

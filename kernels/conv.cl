@@ -206,25 +206,25 @@ __kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, in
             int q = min(t + r, t1 - 1);
             __global const float *base = xi + 2 * (q / tiles_w) * xs_h + 2 * (q % tiles_w) * xs_w;
             for (int c = 0; c < cin; c += 16) {
-                float16 d[4][4], tt[4][4];
-#pragma unroll
-                for (int i = 0; i < 4; i++)
-#pragma unroll
-                    for (int j = 0; j < 4; j++)
-                        d[i][j] = vload16(0, base + i * xs_h + j * xs_w + c);
+                /* Column by column (B^T d), so only 4 loads and 16 results are live. */
+                float16 tt[4][4];
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
-                    tt[0][j] = d[0][j] - d[2][j];
-                    tt[1][j] = d[1][j] + d[2][j];
-                    tt[2][j] = d[2][j] - d[1][j];
-                    tt[3][j] = d[1][j] - d[3][j];
+                    __global const float *col = base + j * xs_w + c;
+                    float16 d0 = vload16(0, col), d1 = vload16(0, col + xs_h);
+                    float16 d2 = vload16(0, col + 2 * xs_h), d3 = vload16(0, col + 3 * xs_h);
+                    tt[0][j] = d0 - d2;
+                    tt[1][j] = d1 + d2;
+                    tt[2][j] = d2 - d1;
+                    tt[3][j] = d1 - d3;
                 }
+                __global float *out = vs + r * cin + c;
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    vstore16(tt[i][0] - tt[i][2], 0, vs + ((i * 4 + 0) * MR + r) * cin + c);
-                    vstore16(tt[i][1] + tt[i][2], 0, vs + ((i * 4 + 1) * MR + r) * cin + c);
-                    vstore16(tt[i][2] - tt[i][1], 0, vs + ((i * 4 + 2) * MR + r) * cin + c);
-                    vstore16(tt[i][1] - tt[i][3], 0, vs + ((i * 4 + 3) * MR + r) * cin + c);
+                    vstore16(tt[i][0] - tt[i][2], 0, out + (i * 4 + 0) * MR * cin);
+                    vstore16(tt[i][1] + tt[i][2], 0, out + (i * 4 + 1) * MR * cin);
+                    vstore16(tt[i][2] - tt[i][1], 0, out + (i * 4 + 2) * MR * cin);
+                    vstore16(tt[i][1] - tt[i][3], 0, out + (i * 4 + 3) * MR * cin);
                 }
             }
         }
@@ -266,14 +266,17 @@ __kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, in
 #pragma unroll
                 for (int v = 0; v < NV; v++) {
                     int c0 = pn * NR + v * 16;
-                    float16 m[16], s0[4], s1[4];
-#pragma unroll
-                    for (int e = 0; e < 16; e++)
-                        m[e] = vload16(v, ms + (e * MR + r) * NR);
+                    /* Row by row (m A), so only 4 loads and 8 sums are live. */
+                    float16 s0[4], s1[4];
+                    __global const float *mr = ms + r * NR + v * 16;
 #pragma unroll
                     for (int i = 0; i < 4; i++) {
-                        s0[i] = m[i * 4] + m[i * 4 + 1] + m[i * 4 + 2];
-                        s1[i] = m[i * 4 + 1] - m[i * 4 + 2] - m[i * 4 + 3];
+                        float16 m0 = vload16(0, mr + (i * 4 + 0) * MR * NR);
+                        float16 m1 = vload16(0, mr + (i * 4 + 1) * MR * NR);
+                        float16 m2 = vload16(0, mr + (i * 4 + 2) * MR * NR);
+                        float16 m3 = vload16(0, mr + (i * 4 + 3) * MR * NR);
+                        s0[i] = m0 + m1 + m2;
+                        s1[i] = m1 - m2 - m3;
                     }
                     float16 bv = vload16(0, bias + c0);
                     float16 y00 = s0[0] + s0[1] + s0[2] + bv, y01 = s1[0] + s1[1] + s1[2] + bv;

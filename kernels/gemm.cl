@@ -32,6 +32,9 @@
 #ifndef HAS_C
 #define HAS_C 0 /* add beta * C */
 #endif
+#ifndef A_KS1
+#define A_KS1 0 /* CPU: A's k stride is 1 (A not transposed), known at build time */
+#endif
 #ifndef CLAMP
 #define CLAMP 0 /* fuse y = clamp(y, lo, hi) */
 #endif
@@ -120,7 +123,11 @@ __kernel void gemm_cpu(__global const float *a, int a_off, int a_rs, int a_ks,
                     b[v] = vload16(v, panel + k * NR);
 #pragma unroll
                 for (int r = 0; r < MR; r++) {
+#if A_KS1
+                    float16 av = (float16)(ar[r][k]);
+#else
                     float16 av = (float16)(ar[r][k * a_ks]);
+#endif
 #pragma unroll
                     for (int v = 0; v < NV; v++)
                         acc[r][v] = fma(av, b[v], acc[r][v]);

@@ -690,11 +690,11 @@ void cleval_nn_log_profile(const cleval_nn *nn)
     uint32_t count = cleval_nn_layer_count(nn);
     for (uint32_t i = 0; i < count; i++)
         total += cleval_nn_layer_at(nn, i)->seconds;
-    cleval_log(CLEVAL_LOG_INFO, "%-28s %-24s %-32s %10s %6s %9s", "layer", "op", "kernel", "ms",
+    cleval_log(CLEVAL_LOG_INFO, "%-28s %-24s %-44s %10s %6s %9s", "layer", "op", "kernel", "ms",
                "share", "GFLOP/s");
     for (uint32_t i = 0; i < count; i++) {
         const cleval_nn_layer *l = cleval_nn_layer_at(nn, i);
-        cleval_log(CLEVAL_LOG_INFO, "%-28.28s %-24.24s %-32.32s %10.2f %5.1f%% %9.1f", l->name,
+        cleval_log(CLEVAL_LOG_INFO, "%-28.28s %-24.24s %-44.44s %10.2f %5.1f%% %9.1f", l->name,
                    l->op, l->kernel, l->seconds * 1e3, total > 0 ? 100.0 * l->seconds / total : 0.0,
                    l->seconds > 0 ? l->flops / l->seconds * 1e-9 : 0.0);
     }

@@ -120,6 +120,9 @@ typedef struct nn_gemm_params {
     nn_epilogue ep;
     uint32_t mr, nv, panels;
     bool b_packed; /* B constant and packed once at prepare */
+    /* A is a channels-last [C, S] activation flattened (NHWC Conv output through Flatten):
+     * B's K rows are permuted from C-major to S-major order when packed. 0: no permutation. */
+    int64_t perm_c, perm_s;
     /* Per-run geometry, from infer. */
     int64_t m, n, k, batch;
     bool a_vector, b_vector; /* MatMul with a 1-D operand */

@@ -236,16 +236,38 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
             return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "B is too large");
         float *all = calloc(per * (size_t)count + 1, sizeof *all);
         if (!all) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+        /* B with its K rows in the order of a channels-last A (see passes.c). */
+        float *permuted = NULL;
+        const float *src = b->f32;
+        if (p->perm_c > 0) {
+            if (p->perm_c * p->perm_s != k || count != 1) {
+                free(all);
+                return nn_fail_op(nn, op, CLEVAL_ERR_INTERNAL, "weight permutation mismatch");
+            }
+            permuted = malloc((size_t)(k * n) * sizeof *permuted);
+            if (!permuted) {
+                free(all);
+                return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+            }
+            for (int64_t ch = 0; ch < p->perm_c; ch++)
+                for (int64_t sp = 0; sp < p->perm_s; sp++)
+                    for (int64_t j = 0; j < n; j++)
+                        permuted[(sp * p->perm_c + ch) * ks + j * ns] =
+                            b->f32[(ch * p->perm_s + sp) * ks + j * ns];
+            src = permuted;
+        }
         for (int64_t i = 0; i < count; i++) {
             uint32_t np;
-            float *one = nn_pack_panels(b->f32 + i * k * n, k, n, ks, ns, p->nv, &np);
+            float *one = nn_pack_panels(src + i * k * n, k, n, ks, ns, p->nv, &np);
             if (!one) {
                 free(all);
+                free(permuted);
                 return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
             }
             memcpy(all + (size_t)i * per, one, per * sizeof *all);
             free(one);
         }
+        free(permuted);
         p->panels = (uint32_t)panels;
         status =
             nn_upload(nn, all, per * (size_t)count * sizeof *all, "packed weights", &op->mem[0]);
@@ -257,8 +279,9 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
         if ((status = nn_kernel(nn, op, "gemm", pack_options, "gemm_pack", &op->k[1])) != CLEVAL_OK)
             return status;
     }
-    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d", p->mr, p->nv,
-             nn->tuning.gemm_kc, has_c, clamps(&p->ep));
+    bool a_ks1 = p->matmul || !p->trans_a;
+    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d -DA_KS1=%d",
+             p->mr, p->nv, nn->tuning.gemm_kc, has_c, clamps(&p->ep), a_ks1);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%u%s", p->mr, p->nv,
              nn->tuning.gemm_kc, p->b_packed ? "" : " +pack");
     return nn_kernel(nn, op, "gemm", options, "gemm_cpu", &op->k[0]);

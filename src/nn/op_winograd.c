@@ -128,8 +128,9 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
     free(b);
     if (status != CLEVAL_OK) return status;
     p->winograd = true;
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_winograd_cpu MR=%u NV=%u%s", p->mr,
-             p->nv, p->ep.pool ? " pool" : "");
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_winograd_cpu MR=%u NV=%u%s%s", p->mr,
+             p->nv, p->ep.pool ? " pool" : "",
+             nn->values[op->out[0]].layout == NN_LAYOUT_NHWC ? " nhwc-out" : "");
     status = nn_kernel(nn, op, "conv", options, "conv_winograd_cpu", &op->k[0]);
     if (status == CLEVAL_OK) status = nn_kernel(nn, op, "elementwise", NULL, "pad_nd", &op->k[1]);
     return status;

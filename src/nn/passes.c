@@ -6,7 +6,8 @@
  *   - Relu / Clip with constant bounds fused into the epilogue of the Conv, Gemm, MatMul or
  *     unfolded BatchNormalization that produces their input;
  *   - a 2x2 stride-2 MaxPool fused into the CPU-style Conv before it;
- *   - channels-last storage for Conv outputs read only by CPU-style Convs;
+ *   - channels-last storage for Conv outputs read only by CPU-style Convs, or through a
+ *     Flatten by a Gemm/MatMul whose constant weights are then permuted to match;
  *   - ops whose outputs nobody reads dropped.
  * A fusion needs the intermediate value to have exactly one consumer and not be a graph
  * output, so every value the user can see is still computed exactly. */
@@ -437,6 +438,28 @@ static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
         if (!y->is_output && c->count[op->out[0]] > 0 &&
             conv_readers[op->out[0]] == c->count[op->out[0]] && y->uses == c->count[op->out[0]])
             y->layout = NN_LAYOUT_NHWC;
+    }
+    /* A Conv read only through Flatten(axis 1) by a Gemm/MatMul with constant weights: store
+     * it channels-last too (vector stores) and permute the weights' K rows to match. */
+    for (uint32_t i = 0; nn->shapes_valid && i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || op->kind != &nn_kind_conv || op->p.conv.depthwise) continue;
+        nn_value *y = &nn->values[op->out[0]];
+        nn_op *flat = only_consumer(nn, c, op->out[0]);
+        if (y->layout != NN_LAYOUT_NCHW || !flat || flat->kind != &nn_kind_flatten ||
+            flat->p.shape.axis != 1 || y->shape.rank < 3)
+            continue;
+        nn_op *mm = only_consumer(nn, c, flat->out[0]);
+        if (!mm || (mm->kind != &nn_kind_gemm && mm->kind != &nn_kind_matmul) ||
+            mm->in[0] != flat->out[0] || mm->p.gemm.trans_a || mm->in[1] < 0 ||
+            nn->values[mm->in[1]].kind != NN_VALUE_CONST || nn->values[mm->in[1]].shape.rank != 2)
+            continue;
+        int64_t spatial = 1;
+        for (uint32_t d = 2; d < y->shape.rank; d++)
+            spatial *= y->shape.d[d];
+        y->layout = NN_LAYOUT_NHWC;
+        mm->p.gemm.perm_c = y->shape.d[1];
+        mm->p.gemm.perm_s = spatial;
     }
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
