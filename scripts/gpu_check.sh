@@ -4,9 +4,11 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=${OUT:-/tmp/cleval-gpu}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/gpu_check.log") 2>&1
+FINAL=${OUT:-/tmp/cleval-gpu}
+OUT=$(mktemp -d) # the details; FINAL gets the log and one archive of them
+mkdir -p "$FINAL"
+exec > >(tee "$FINAL/gpu_check.log") 2>&1
+[ -d .gpu ] || tar -xJf .gpu.tar.xz
 export LD_LIBRARY_PATH="$ROOT/.gpu/lib"
 
 echo "== driver"
@@ -26,7 +28,7 @@ $C devices
 
 echo "== tests on the GPU (the default device: the first GPU)"
 for t in device histogram metrics knn nn onnx_conformance cli_eval cli_knn cli_metrics drift; do
-  timeout 240 build/tests/test_$t > "$OUT/test_$t.log" 2>&1
+  timeout 120 build/tests/test_$t > "$OUT/test_$t.log" 2>&1
   echo "test_$t: exit $? ($(grep -c '\[       OK \]' "$OUT/test_$t.log") passed," \
        "$(grep -c '\[  FAILED  \] test' "$OUT/test_$t.log") failed)"
 done
@@ -76,3 +78,4 @@ print(f"KNN full Fashion-MNIST k=5: cleval {k:.2f} s (whole process), PyTorch cd
 print(f"confusion of 5e7 pairs: cleval device {hist['device_s'] * 1e3:.1f} ms ({hist['path']}), "
       f"torch.bincount {torch['bincount_seconds'] * 1e3:.1f} ms")
 PY
+tar -czf "$FINAL/details.tar.gz" -C "$OUT" .

@@ -2,7 +2,7 @@
 # Stages what a GPU machine without a package registry needs to run scripts/gpu_check.sh: the
 # built binaries, the shared libraries they load (except glibc's and the GPU driver's), Debian's
 # Fashion-MNIST files and the shipped network as TorchScript for PyTorch's side, into .gpu/
-# (ignored by git; carried to the device machine, 64 MiB at most).
+# (ignored by git), packed as .gpu.tar.xz to carry to the device machine (64 MiB at most).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .gpu && mkdir -p .gpu/build/src .gpu/build/tests .gpu/build/bench .gpu/lib .gpu/data
@@ -16,4 +16,6 @@ for binary in .gpu/build/src/cleval .gpu/build/src/libcleval.so.* .gpu/build/tes
   ldd "$binary" 2>/dev/null | awk '/=> \// {print $3}'
 done | sort -u | grep -vE '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux[^/]*|libgcc_s|libstdc\+\+)\.so' |
   while read -r lib; do cp -L "$lib" .gpu/lib/; done
-du -sh .gpu
+# Libraries compress well; the archive keeps the carried total under 64 MiB.
+tar -cJf .gpu.tar.xz .gpu
+du -sh .gpu .gpu.tar.xz
