@@ -1442,6 +1442,61 @@ static void test_refusals(void **state)
     builder_free(m);
 }
 
+/* Hostile attribute values: every INT and INTS attribute of the fixture models set in turn to
+ * values a broken or malicious exporter could write. Creation must fail cleanly with a
+ * one-line message or succeed and run; never crash (run under the sanitizer build). */
+static void test_hostile_attributes(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"mlp_softmax",    "lenet_bn",    "conv_padded",
+                                        "conv_depthwise", "gemm_matmul", "conv_strided"};
+    /* (large-but-valid values such as pads of 2^20 are refused later or just slow: they are
+     * left to the limits tests) */
+    static const int64_t values[] = {-1, 0, 2, 7, 300, INT32_MAX, INT64_MAX, INT64_MIN};
+    int created = 0, refused = 0;
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/onnx/%s.onnx", CLEVAL_FIXTURES_DIR, names[f]);
+        cleval_onnx_model *m;
+        assert_ok(cleval_onnx_load(path, &m));
+        for (uint32_t n = 0; n < m->n_nodes; n++)
+            for (uint32_t a = 0; a < m->nodes[n].n_attrs; a++) {
+                cleval_onnx_attr *attr = &m->nodes[n].attrs[a];
+                uint32_t slots = attr->type == CLEVAL_ONNX_ATTR_INT    ? 1
+                                 : attr->type == CLEVAL_ONNX_ATTR_INTS ? attr->count
+                                                                       : 0;
+                for (uint32_t k = 0; k < slots; k++) {
+                    int64_t *slot = attr->type == CLEVAL_ONNX_ATTR_INT ? &attr->i : &attr->ints[k];
+                    int64_t saved = *slot;
+                    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+                        *slot = values[v];
+                        cleval_nn *nn = NULL;
+                        cleval_status st = cleval_nn_create(test_device(), m, &nn);
+                        if (st != CLEVAL_OK) {
+                            refused++;
+                            assert_null(nn);
+                            assert_null(strchr(cleval_last_error(), '\n'));
+                            assert_true(strlen(cleval_last_error()) > 0);
+                            continue;
+                        }
+                        created++;
+                        uint64_t size = cleval_nn_input_size(nn);
+                        float *x = random_array(3 * size, -1, 1);
+                        float *scores = malloc(3 * cleval_nn_output_width(nn) * sizeof *scores);
+                        cleval_nn_run(nn, x, 3, scores); /* may fail (K = 0...), cleanly */
+                        free(x);
+                        free(scores);
+                        cleval_nn_destroy(nn);
+                    }
+                    *slot = saved;
+                }
+            }
+        cleval_onnx_free(m);
+    }
+    print_message("hostile attributes: %d models created, %d refused\n", created, refused);
+    assert_true(refused > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1460,6 +1515,7 @@ int main(void)
         cmocka_unit_test(test_fmnist_model),
         cmocka_unit_test(test_unsupported_fixtures),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_hostile_attributes),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

@@ -58,6 +58,10 @@ static cleval_status conv_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
         p->bias = op->in[2];
     }
     p->depthwise = p->group > 1 && w->shape.d[1] == 1;
+    /* Grouped (not depthwise) convolutions run one launch per group: bound them. */
+    if (!p->depthwise && p->group > 65536)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "group=%lld is more than supported",
+                          (long long)p->group);
     p->ep.lo = -INFINITY;
     p->ep.hi = INFINITY;
     return CLEVAL_OK;

@@ -117,6 +117,11 @@ static cleval_status matmul_infer(cleval_nn *nn, nn_op *op)
     if (!nn_broadcast(&ba, &bb, &p->batch_shape))
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "the batch axes do not broadcast");
     p->batch = (int64_t)nn_shape_count(&p->batch_shape);
+    /* Batch axes that cannot be folded into M run one launch per matrix: bound them. */
+    if (b->shape.rank > 2 && p->batch > 65536)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "%lld batched matrix products are more than supported (65536)",
+                          (long long)p->batch);
     nn_shape out = p->batch_shape;
     if (out.rank + 2 > NN_MAX_RANK)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "the output rank is too large");
