@@ -187,7 +187,7 @@ def main():
     med = {name: {b: statistics.median(v) for b, v in per.items()} for name, per in rates.items()}
     print()
     header = f"{'batch':>6} | " + " | ".join(f"{n:>14}" for n in med) + \
-        " | cleval GFLOP/s | cleval / fastest torch | cleval / onnxruntime"
+        " | cleval GFLOP/s* | cleval / fastest torch | cleval / onnxruntime"
     print(header)
     print("-" * len(header))
     for b in batches:
@@ -196,6 +196,7 @@ def main():
         print(f"{b:>6} | {cells} | {med['cleval'][b] * flops / 1e9:>14.1f} | "
               f"{med['cleval'][b] / fastest:>22.2f} | {med['cleval'][b] / med['onnxruntime'][b]:>20.2f}")
     print(f"\nmedians of {args.rounds} interleaved rounds (cleval: median of 3 passes per round)")
+    print("* images/s x the network's direct-convolution FLOPs; the Winograd conv does fewer")
     print("accuracy: " + ", ".join(f"{n} {a:.4f}" for n, a in accuracy.items()))
     print(f"OpenBLAS sgemm 2048^3 (numpy, {THREADS} threads): {blas:.0f} GFLOP/s; "
           f"cleval at batch {batches[-1]}: {med['cleval'][batches[-1]] * flops / 1e9:.0f} GFLOP/s "

@@ -1,8 +1,11 @@
 /* The network runner: turns a loaded ONNX graph (cleval/onnx.h) into OpenCL kernels on one
  * device and runs batches through it. At create time it checks every operator and attribute,
- * infers shapes, folds and fuses what it can (BatchNormalization into Conv, activations and a
- * 2x2 max-pool into the Conv/Gemm epilogue, Dropout and Identity away), packs the weights for
- * the device's kernel family and uploads them once. Runs only move activations.
+ * infers shapes, rewrites the graph (input scaling and BatchNormalization folded into the
+ * Conv weights, ReLU/Clip and a 2x2 max-pool fused into the Conv/Gemm epilogue, Dropout and
+ * Identity removed, channels-last storage between CPU-style convolutions, F(2x2,3x3) Winograd
+ * for eligible 3x3 convolutions on CPUs), packs the weights for the device's kernel family and
+ * uploads them once. Runs only move activations. Kernel tunables are chosen per kernel family;
+ * CLEVAL_NN_TUNING="conv_mr=8,gemm_kc=256,..." overrides them for experiments (src/nn/tuning.c).
  *
  * Two ways to use it. A classifier (cleval_nn_create): one graph input whose first axis is
  * the batch, one output [N, C]; cleval_nn_run() takes n samples and leaves scores and argmax
@@ -118,7 +121,8 @@ typedef struct cleval_nn_layer {
     const char *kernel; /* the kernel that runs it, with its tunables ("conv_cpu MR=8 NV=2") */
     uint64_t runs;      /* launches so far */
     double seconds;     /* device time so far */
-    double flops;       /* floating-point operations so far (multiply-add = 2) */
+    double flops;       /* operations of the direct computation so far (multiply-add = 2;
+                         * a Winograd convolution performs fewer) */
 } cleval_nn_layer;
 
 cleval_status cleval_nn_set_profiling(cleval_nn *nn, bool on);

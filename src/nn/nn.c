@@ -53,12 +53,6 @@ void nn_arg_int8(nn_args *a, const int32_t v[8])
     a->i++;
 }
 
-void nn_arg_local(nn_args *a, size_t bytes)
-{
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, bytes, NULL);
-    a->i++;
-}
-
 size_t nn_local_1d(const cleval_nn *nn)
 {
     return nn->tuning.local_1d;

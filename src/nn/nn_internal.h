@@ -333,7 +333,6 @@ void nn_arg_uint(nn_args *a, uint32_t v);
 void nn_arg_float(nn_args *a, float v);
 void nn_arg_int4(nn_args *a, int32_t x, int32_t y, int32_t z, int32_t w);
 void nn_arg_int8(nn_args *a, const int32_t v[8]);
-void nn_arg_local(nn_args *a, size_t bytes);
 /* Checks the arguments and enqueues an NDRange of `dims` dims (global rounded up to local),
  * recording a profiling event for `op` when profiling. */
 cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, const size_t *global,
