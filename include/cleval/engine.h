@@ -118,6 +118,7 @@ enum { CLEVAL_DEFAULT_EVAL_BATCH = 256 };
 /* `cleval eval`: the network of an ONNX file over a test set. */
 typedef struct cleval_eval_job {
     const char *model_path;
+    const char *precision; /* "fp32" (NULL means it too), "fp16" or "int8" */
     cleval_test_set test;
     cleval_run_options run;
     bool profile; /* record per-layer device time (slower: waits after each kernel) */

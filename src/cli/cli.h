@@ -83,9 +83,16 @@ void cli_progress_finish(cli_progress *p);
 cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_outcome *outcome,
                                    const cleval_run_timing *timing, cJSON *extra);
 
-/* Prints the human report (or writes --json) for a labelled run. */
-cleval_status cli_emit_metrics(const cli_args *args, const cleval_confusion *cm,
-                               const cleval_class_names *names, const cleval_run_timing *timing,
-                               cJSON *extra);
+/* The JSON report of a model run (metrics with labels, predicted-class counts without), with
+ * the members of `extra` (may be NULL) moved into it. */
+cleval_status cli_report_json(const cleval_predict_outcome *outcome,
+                              const cleval_run_timing *timing, cJSON *extra, cJSON **out);
+
+/* The human report of a model run on stdout. */
+cleval_status cli_print_report(const cleval_predict_outcome *outcome,
+                               const cleval_run_timing *timing);
+
+/* --json - : the JSON takes stdout, so the human report stays quiet. */
+bool cli_json_to_stdout(const cli_args *args);
 
 #endif

@@ -18,7 +18,7 @@ static const char usage[] =
     "--max-score-diff; exit 1 when one fails, after writing the reports. --save writes every\n"
     "flipped sample (index, pred_a, pred_b, y, score_diff) to an HDF5 file.\n";
 
-static cleval_status parse_limits(const cli_args *args, cleval_compare_limits *limits)
+cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits)
 {
     cleval_status status;
     memset(limits, 0, sizeof *limits);
@@ -63,7 +63,7 @@ int cli_compare(int argc, char **argv)
                              "compare: unexpected argument '%s' (two files: A.h5 B.h5)",
                              args.positional[2]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
-    if (status == CLEVAL_OK) status = parse_limits(&args, &config.limits);
+    if (status == CLEVAL_OK) status = cli_parse_compare_limits(&args, &config.limits);
 
     if (status == CLEVAL_OK) {
         cli_progress progress;

@@ -1,5 +1,6 @@
 /* `cleval eval`: an ONNX network on a test set. */
 #include "cli.h"
+#include "against.h"
 #include "run.h"
 
 #include <stdio.h>
@@ -62,13 +63,60 @@ static void print_layers(const cleval_eval_outcome *out)
     }
 }
 
+/* The report's additions: the model, where the time went, and the layer table. */
+static cJSON *eval_extra(const cleval_eval_job *job, const cleval_eval_outcome *out)
+{
+    cJSON *extra = cJSON_CreateObject();
+    cJSON_AddItemToObject(extra, "model",
+                          cli_eval_model_block(job->model_path, out->opset, out->input_rank,
+                                               out->input_shape, out->predict.n_classes,
+                                               job->precision));
+    cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
+    cJSON_AddNumberToObject(breakdown, "load_model_s", out->load_s);
+    cJSON_AddNumberToObject(breakdown, "read_s", out->predict.read_s);
+    cJSON_AddNumberToObject(breakdown, "wait_s", out->predict.wait_s);
+    if (job->profile) cJSON_AddItemToObject(extra, "layers", layers_block(out));
+    return extra;
+}
+
+/* --against: the same job on the second device(s) or in another precision, then both reports
+ * and the verdict. */
+static int eval_against(const cli_args *args, const cleval_eval_job *first,
+                        const cleval_eval_outcome *a, const cleval_run_timing *timing_a,
+                        cJSON *extra_a, const cli_against *against, const char *device_names)
+{
+    double start = cleval_seconds();
+    cleval_eval_job job = *first;
+    if (against->precision) {
+        job.precision = against->precision;
+    } else {
+        job.run.devices = against->devices;
+        job.run.n_devices = against->n_devices;
+        device_names = against->device_names;
+    }
+    job.test.save_path = against->path_b;
+    cleval_eval_outcome b = {0};
+    cleval_status status = cleval_engine_eval(&job, &b);
+    if (status != CLEVAL_OK) return cli_fail(status);
+    cleval_run_timing timing_b = {.device = device_names,
+                                  .total_s = cleval_seconds() - start,
+                                  .n_samples = b.predict.n_samples};
+    cJSON *extra_b = eval_extra(&job, &b);
+    int code = cli_against_finish(args, against, &a->predict, timing_a, extra_a, &b.predict,
+                                  &timing_b, extra_b);
+    cJSON_Delete(extra_b);
+    cleval_eval_outcome_free(&b);
+    return code;
+}
+
 int cli_eval(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {
         OPT_HELP,   OPT_MODEL,  OPT_DATA,       OPT_X_KEY,      OPT_Y_KEY,
         OPT_JSON,   OPT_SAVE,   OPT_BATCH,      OPT_DEVICE,     OPT_PRECISION,
         OPT_PROFILE, OPT_SHARD, OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY,
-        OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE};
+        OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE,    OPT_AGAINST,
+        OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF};
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     cli_args args;
     bool exit_now;
@@ -81,6 +129,7 @@ int cli_eval(int argc, char **argv)
     cleval_eval_job job = {0};
     cleval_eval_outcome outcome = {0};
     cli_run run = {0};
+    cli_against against = {0};
     int precision = 0;
     cleval_status status = CLEVAL_OK;
     if (args.n_positional > 0)
@@ -90,19 +139,19 @@ int cli_eval(int argc, char **argv)
     else if (!args.present[OPT_DATA])
         status = cleval_fail(CLEVAL_ERR_USAGE, "eval: --data TEST.h5 is required");
     if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_PRECISION, precisions, 0, &precision);
-    if (status == CLEVAL_OK && precision != 0)
-        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED, "--precision %s: not available yet (fp32 only)",
-                             precisions[precision]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
     const char *inputs[] = {args.values[OPT_MODEL], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "eval", inputs, &run);
+    if (status == CLEVAL_OK) status = cli_against_begin(&args, precisions, &against);
     if (status == CLEVAL_OK) {
         job.model_path = args.values[OPT_MODEL];
+        job.precision = precisions[precision];
         job.test = (cleval_test_set){.data_path = args.values[OPT_DATA],
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
-                                     .save_path = run.save_path[0] ? run.save_path : NULL};
+                                     .save_path = against.active ? against.path_a
+                                                  : run.save_path[0] ? run.save_path : NULL};
         job.run = run.options;
         job.profile = args.present[OPT_PROFILE];
         status = cleval_engine_eval(&job, &outcome);
@@ -113,25 +162,21 @@ int cli_eval(int argc, char **argv)
         cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome.predict.n_samples};
-        cJSON *extra = cJSON_CreateObject();
+        cJSON *extra = eval_extra(&job, &outcome);
         cli_run_describe(&run, extra);
-        cJSON_AddItemToObject(extra, "model",
-                              cli_eval_model_block(job.model_path, outcome.opset,
-                                                   outcome.input_rank, outcome.input_shape,
-                                                   outcome.predict.n_classes, "fp32"));
-        cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
-        cJSON_AddNumberToObject(breakdown, "load_model_s", outcome.load_s);
-        cJSON_AddNumberToObject(breakdown, "read_s", outcome.predict.read_s);
-        cJSON_AddNumberToObject(breakdown, "wait_s", outcome.predict.wait_s);
-        if (job.profile) cJSON_AddItemToObject(extra, "layers", layers_block(&outcome));
-        status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
-        if (status == CLEVAL_OK && job.profile && !(args.present[OPT_JSON] &&
-                                                    strcmp(args.values[OPT_JSON], "-") == 0))
-            print_layers(&outcome);
+        if (against.active) {
+            code = eval_against(&args, &job, &outcome, &timing, extra, &against,
+                                run.device_names);
+        } else {
+            status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
+            if (status == CLEVAL_OK && job.profile && !cli_json_to_stdout(&args))
+                print_layers(&outcome);
+            if (status != CLEVAL_OK) code = cli_fail(status);
+        }
         cJSON_Delete(extra);
-        if (status != CLEVAL_OK) code = cli_fail(status);
     }
     cleval_eval_outcome_free(&outcome);
+    cli_against_end(&against);
     cli_run_end(&run);
     cli_args_free(&args);
     return code;

@@ -1,5 +1,6 @@
 /* `cleval knn`: the k-nearest-neighbours baseline on a test set. */
 #include "cli.h"
+#include "against.h"
 #include "run.h"
 
 #include <errno.h>
@@ -66,14 +67,39 @@ static cJSON *knn_extra(const cleval_knn_job *job, const cleval_knn_outcome *out
     return extra;
 }
 
+/* --against: the same job on the second device(s), then both reports and the verdict. */
+static int knn_against(const cli_args *args, const cleval_knn_job *first,
+                       const cleval_knn_outcome *a, const cleval_run_timing *timing_a,
+                       cJSON *extra_a, const cli_against *against)
+{
+    double start = cleval_seconds();
+    cleval_knn_job job = *first;
+    job.run.devices = against->devices;
+    job.run.n_devices = against->n_devices;
+    job.test.save_path = against->path_b;
+    cleval_knn_outcome b = {0};
+    cleval_status status = cleval_engine_knn(&job, &b);
+    if (status != CLEVAL_OK) return cli_fail(status);
+    cleval_run_timing timing_b = {.device = against->device_names,
+                                  .total_s = cleval_seconds() - start,
+                                  .n_samples = b.predict.n_samples};
+    cJSON *extra_b = knn_extra(&job, &b);
+    int code = cli_against_finish(args, against, &a->predict, timing_a, extra_a, &b.predict,
+                                  &timing_b, extra_b);
+    cJSON_Delete(extra_b);
+    cleval_predict_outcome_free(&b.predict);
+    return code;
+}
+
 int cli_knn(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {
         OPT_HELP,   OPT_TRAIN,  OPT_DATA,       OPT_K,          OPT_WEIGHTS,
         OPT_METRIC, OPT_X_KEY,  OPT_Y_KEY,      OPT_JSON,       OPT_SAVE,
         OPT_BATCH,  OPT_DEVICE, OPT_SHARD,      OPT_SHARD_TRAIN, OPT_CHECKPOINT,
-        OPT_CHECKPOINT_EVERY,
-        OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE};
+        OPT_CHECKPOINT_EVERY,   OPT_RESUME,     OPT_PROGRESS,   OPT_QUIET,
+        OPT_VERBOSE, OPT_AGAINST, OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA,
+        OPT_MAX_SCORE_DIFF};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
     cli_args args;
@@ -87,6 +113,7 @@ int cli_knn(int argc, char **argv)
     cleval_knn_job job = {0};
     cleval_knn_outcome outcome = {0};
     cli_run run = {0};
+    cli_against against = {0};
     int weight_choice = 0, metric_choice = 0;
     cleval_status status = CLEVAL_OK;
     if (args.n_positional > 0)
@@ -101,6 +128,7 @@ int cli_knn(int argc, char **argv)
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
     const char *inputs[] = {args.values[OPT_TRAIN], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "knn", inputs, &run);
+    if (status == CLEVAL_OK) status = cli_against_begin(&args, NULL, &against);
 
     if (status == CLEVAL_OK) {
         job.train_path = args.values[OPT_TRAIN];
@@ -110,7 +138,8 @@ int cli_knn(int argc, char **argv)
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
-                                     .save_path = run.save_path[0] ? run.save_path : NULL};
+                                     .save_path = against.active ? against.path_a
+                                                  : run.save_path[0] ? run.save_path : NULL};
         job.run = run.options;
         status = run.split_training ? cleval_engine_knn_shard_train(&job, run.cluster, &outcome)
                                     : cleval_engine_knn(&job, &outcome);
@@ -128,16 +157,21 @@ int cli_knn(int argc, char **argv)
                                     .n_samples = outcome.predict.n_samples};
         cJSON *extra = knn_extra(&job, &outcome);
         cli_run_describe(&run, extra);
-        status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
-        if (status == CLEVAL_OK && !args.present[OPT_JSON])
-            printf("KNN k=%u: %llu queries decided by the distance tie rule, %llu by the vote "
-                   "tie rule\n",
-                   job.config.k, (unsigned long long)outcome.stats.distance_ties,
-                   (unsigned long long)outcome.stats.vote_ties);
+        if (against.active) {
+            code = knn_against(&args, &job, &outcome, &timing, extra, &against);
+        } else {
+            status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
+            if (status == CLEVAL_OK && !args.present[OPT_JSON])
+                printf("KNN k=%u: %llu queries decided by the distance tie rule, %llu by the "
+                       "vote tie rule\n",
+                       job.config.k, (unsigned long long)outcome.stats.distance_ties,
+                       (unsigned long long)outcome.stats.vote_ties);
+            if (status != CLEVAL_OK) code = cli_fail(status);
+        }
         cJSON_Delete(extra);
-        if (status != CLEVAL_OK) code = cli_fail(status);
     }
     cleval_predict_outcome_free(&outcome.predict);
+    cli_against_end(&against);
     cli_run_end(&run);
     cli_args_free(&args);
     return code;

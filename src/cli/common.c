@@ -126,7 +126,68 @@ static void merge_members(cJSON *json, cJSON *extra)
     }
 }
 
-static bool json_to_stdout(const cli_args *args)
+cleval_status cli_report_json(const cleval_predict_outcome *outcome,
+                              const cleval_run_timing *timing, cJSON *extra, cJSON **out)
+{
+    *out = NULL;
+    cJSON *json;
+    if (outcome->has_labels) {
+        cleval_metrics m;
+        cleval_status status = cleval_metrics_compute(&outcome->confusion, &m);
+        if (status != CLEVAL_OK) return status;
+        json = cleval_report_json(&m, &outcome->confusion, &outcome->class_names, m.n_samples,
+                                  m.n_classes, timing);
+        cleval_metrics_free(&m);
+    } else {
+        json = cleval_report_json(NULL, NULL, NULL, outcome->n_samples, outcome->n_classes,
+                                  timing);
+        cJSON *counts = json ? cJSON_AddArrayToObject(json, "predicted_class_counts") : NULL;
+        for (uint32_t k = 0; counts && k < outcome->n_classes; k++)
+            cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)outcome->predicted_counts[k]));
+    }
+    if (!json) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+    merge_members(json, extra);
+    *out = json;
+    return CLEVAL_OK;
+}
+
+/* The human report of a run without labels: how often each class was predicted. */
+static void print_predicted_counts(const cleval_predict_outcome *outcome,
+                                   const cleval_run_timing *timing)
+{
+    const cleval_class_names *names = &outcome->class_names;
+    printf("No labels in the test set: predictions only.\n\n%12s %10s\n", "class", "predicted");
+    for (uint32_t k = 0; k < outcome->n_classes; k++) {
+        if (names->names && k < names->count)
+            printf("%12s %10llu\n", names->names[k],
+                   (unsigned long long)outcome->predicted_counts[k]);
+        else
+            printf("%12u %10llu\n", k, (unsigned long long)outcome->predicted_counts[k]);
+    }
+    fputc('\n', stdout);
+    cleval_report_throughput(stdout, timing);
+}
+
+cleval_status cli_print_report(const cleval_predict_outcome *outcome,
+                               const cleval_run_timing *timing)
+{
+    if (!outcome->has_labels) {
+        print_predicted_counts(outcome, timing);
+        return CLEVAL_OK;
+    }
+    cleval_metrics m;
+    cleval_status status = cleval_metrics_compute(&outcome->confusion, &m);
+    if (status != CLEVAL_OK) return status;
+    cleval_report_classification(stdout, &m, &outcome->class_names);
+    fputc('\n', stdout);
+    cleval_report_confusion(stdout, &outcome->confusion, &outcome->class_names);
+    fputc('\n', stdout);
+    cleval_report_throughput(stdout, timing);
+    cleval_metrics_free(&m);
+    return CLEVAL_OK;
+}
+
+bool cli_json_to_stdout(const cli_args *args)
 {
     return args->present[OPT_JSON] && strcmp(args->values[OPT_JSON], "-") == 0;
 }
@@ -134,66 +195,14 @@ static bool json_to_stdout(const cli_args *args)
 cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_outcome *outcome,
                                    const cleval_run_timing *timing, cJSON *extra)
 {
-    if (outcome->has_labels)
-        return cli_emit_metrics(args, &outcome->confusion, &outcome->class_names, timing, extra);
     cleval_status status = CLEVAL_OK;
-    uint32_t c = outcome->n_classes;
     if (args->present[OPT_JSON]) {
-        cJSON *json = cleval_report_json(NULL, NULL, NULL, outcome->n_samples, c, timing);
-        cJSON *counts = cJSON_CreateArray();
-        for (uint32_t k = 0; counts && k < c; k++)
-            cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)outcome->predicted_counts[k]));
-        if (!json || !counts) {
-            cJSON_Delete(json);
-            cJSON_Delete(counts);
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
-        }
-        cJSON_AddItemToObject(json, "predicted_class_counts", counts);
-        merge_members(json, extra);
+        cJSON *json;
+        if ((status = cli_report_json(outcome, timing, extra, &json))) return status;
         status = cleval_report_write_json(json, args->values[OPT_JSON]);
         cJSON_Delete(json);
     }
-    if (status == CLEVAL_OK && !json_to_stdout(args)) {
-        printf("No labels in the test set: predictions only.\n\n%12s %10s\n", "class", "predicted");
-        for (uint32_t k = 0; k < c; k++) {
-            const cleval_class_names *names = &outcome->class_names;
-            if (names->names && k < names->count)
-                printf("%12s %10llu\n", names->names[k],
-                       (unsigned long long)outcome->predicted_counts[k]);
-            else
-                printf("%12u %10llu\n", k, (unsigned long long)outcome->predicted_counts[k]);
-        }
-        fputc('\n', stdout);
-        cleval_report_throughput(stdout, timing);
-    }
-    return status;
-}
-
-cleval_status cli_emit_metrics(const cli_args *args, const cleval_confusion *cm,
-                               const cleval_class_names *names, const cleval_run_timing *timing,
-                               cJSON *extra)
-{
-    cleval_metrics m;
-    cleval_status status = cleval_metrics_compute(cm, &m);
-    if (status != CLEVAL_OK) return status;
-    if (args->present[OPT_JSON]) {
-        cJSON *json = cleval_report_json(&m, cm, names, m.n_samples, m.n_classes, timing);
-        if (!json) {
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
-        } else {
-            merge_members(json, extra);
-            status = cleval_report_write_json(json, args->values[OPT_JSON]);
-            cJSON_Delete(json);
-        }
-    }
     /* The human report goes to stdout unless the JSON already does. */
-    if (status == CLEVAL_OK && !json_to_stdout(args)) {
-        cleval_report_classification(stdout, &m, names);
-        fputc('\n', stdout);
-        cleval_report_confusion(stdout, cm, names);
-        fputc('\n', stdout);
-        cleval_report_throughput(stdout, timing);
-    }
-    cleval_metrics_free(&m);
+    if (status == CLEVAL_OK && !cli_json_to_stdout(args)) status = cli_print_report(outcome, timing);
     return status;
 }

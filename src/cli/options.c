@@ -26,6 +26,10 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_PRECISION] = {"precision", 0, "fp32|fp16|int8", "the network's numeric mode (default fp32)"},
     [OPT_PROFILE] = {"profile", 0, NULL,
                      "time every layer on the device and report the table (slower)"},
+    [OPT_AGAINST] = {"against", 0, "SPEC",
+                     "run the job a second time on device SPEC (eval: or in precision fp32, "
+                     "fp16 or int8) and give the verdict between the two runs, as `cleval "
+                     "compare` (its gates apply)"},
     [OPT_SHARD] = {"shard", 0, "I/N",
                    "process only the I-th of N contiguous slices (0 <= I < N); needs --save "
                    "PART.h5, combined by `cleval merge`"},

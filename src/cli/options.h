@@ -37,6 +37,7 @@ typedef enum cli_option_id {
     OPT_MODEL,
     OPT_PRECISION,
     OPT_PROFILE,
+    OPT_AGAINST,
     OPT_SHARD,
     OPT_SHARD_TRAIN,
     OPT_CHECKPOINT,

@@ -69,6 +69,10 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     void **model_ptrs = calloc(run->n_devices, sizeof *model_ptrs);
     cleval_status status = models && model_ptrs ? CLEVAL_OK
                                                 : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    const char *precision = job->precision ? job->precision : "fp32";
+    if (status == CLEVAL_OK && strcmp(precision, "fp32") != 0)
+        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED, "--precision %s: not available yet (fp32 only)",
+                             precision);
     if (status == CLEVAL_OK) status = cleval_onnx_load(job->model_path, &model);
     if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
     for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {

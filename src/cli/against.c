@@ -1,0 +1,123 @@
+/* --against (see against.h). */
+#include "against.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits);
+
+/* A temporary file name for a run's predictions. */
+static cleval_status temporary(char *out, size_t size, const char *what)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(out, size, "%s/cleval-%s-XXXXXX", dir && *dir ? dir : "/tmp", what);
+    int fd = mkstemp(out);
+    if (fd < 0) return cleval_fail(CLEVAL_ERR_IO, "--against: cannot create a temporary file in %s",
+                                   dir && *dir ? dir : "/tmp");
+    close(fd);
+    unlink(out); /* the prediction writer creates it under a temporary name of its own */
+    return CLEVAL_OK;
+}
+
+cleval_status cli_against_begin(const cli_args *args, const char *const *precisions,
+                                cli_against *against)
+{
+    memset(against, 0, sizeof *against);
+    if (!args->present[OPT_AGAINST]) return CLEVAL_OK;
+    against->active = true;
+    against->spec = args->values[OPT_AGAINST];
+    if (cli_cluster()->size > 1)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--against does not combine with mpirun");
+    if (args->present[OPT_SHARD] || args->present[OPT_CHECKPOINT])
+        return cleval_fail(CLEVAL_ERR_USAGE, "--against does not combine with --shard or "
+                                             "--checkpoint");
+    for (const char *const *p = precisions; p && *p; p++)
+        if (strcmp(*p, against->spec) == 0) against->precision = *p;
+    cleval_status status = CLEVAL_OK;
+    if (!against->precision) {
+        uint32_t *indices = NULL;
+        if ((status = cleval_device_resolve_list(against->spec, &indices, &against->n_devices)))
+            return status;
+        against->devices = calloc(against->n_devices, sizeof *against->devices);
+        if (!against->devices) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        for (uint32_t d = 0; status == CLEVAL_OK && d < against->n_devices; d++) {
+            status = cleval_device_open(indices[d], &against->devices[d]);
+            if (status == CLEVAL_OK)
+                snprintf(against->device_names + strlen(against->device_names),
+                         sizeof against->device_names - strlen(against->device_names), "%s%s",
+                         d ? ", " : "", cleval_device_get_info(against->devices[d])->name);
+        }
+        free(indices);
+        if (status != CLEVAL_OK) return status;
+    }
+    const char *save = args->values[OPT_SAVE];
+    against->keep_a = against->keep_b = save != NULL;
+    if (save) {
+        snprintf(against->path_a, sizeof against->path_a, "%s", save);
+        snprintf(against->path_b, sizeof against->path_b, "%s.against.h5", save);
+        return CLEVAL_OK;
+    }
+    if ((status = temporary(against->path_a, sizeof against->path_a, "a"))) return status;
+    return temporary(against->path_b, sizeof against->path_b, "b");
+}
+
+cleval_status cli_against_compare(const cli_args *args, const cli_against *against,
+                                  cleval_compare_result *result)
+{
+    cleval_compare_config config = {.path_a = against->path_a, .path_b = against->path_b};
+    cleval_status status = cli_parse_compare_limits(args, &config.limits);
+    if (status != CLEVAL_OK) return status;
+    return cleval_compare_run(&config, result);
+}
+
+void cli_against_end(cli_against *against)
+{
+    for (uint32_t d = 0; against->devices && d < against->n_devices; d++)
+        cleval_device_close(against->devices[d]);
+    free(against->devices);
+    against->devices = NULL;
+    if (!against->keep_a && against->path_a[0]) unlink(against->path_a);
+    if (!against->keep_b && against->path_b[0]) unlink(against->path_b);
+}
+
+int cli_against_finish(const cli_args *args, const cli_against *against,
+                       const cleval_predict_outcome *a, const cleval_run_timing *timing_a,
+                       cJSON *extra_a, const cleval_predict_outcome *b,
+                       const cleval_run_timing *timing_b, cJSON *extra_b)
+{
+    cleval_compare_result verdict = {0};
+    cJSON *report_a = NULL, *report_b = NULL;
+    cleval_status status = cli_against_compare(args, against, &verdict);
+    if (status == CLEVAL_OK) status = cli_report_json(a, timing_a, extra_a, &report_a);
+    if (status == CLEVAL_OK) status = cli_report_json(b, timing_b, extra_b, &report_b);
+    if (status == CLEVAL_OK && args->present[OPT_JSON]) {
+        cJSON *member = cJSON_AddObjectToObject(report_a, "against");
+        cJSON_AddStringToObject(member, "spec", against->spec);
+        if (against->precision)
+            cJSON_AddStringToObject(member, "precision", against->precision);
+        else
+            cJSON_AddStringToObject(member, "device", against->device_names);
+        cJSON_AddItemToObject(member, "report", report_b);
+        report_b = NULL;
+        cJSON *compare = cleval_compare_json(&verdict);
+        if (!compare) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        else cJSON_AddItemToObject(member, "compare", compare);
+        if (status == CLEVAL_OK) status = cleval_report_write_json(report_a, args->values[OPT_JSON]);
+    }
+    if (status == CLEVAL_OK && !cli_json_to_stdout(args)) {
+        status = cli_print_report(a, timing_a);
+        printf("\n== Against %s%s%s ==\n", against->spec,
+               against->precision ? "" : ": ", against->precision ? "" : against->device_names);
+        cleval_report_throughput(stdout, timing_b);
+        fputc('\n', stdout);
+        cleval_compare_report(stdout, &verdict);
+    }
+    int code = status != CLEVAL_OK ? cli_fail(status)
+                                   : verdict.passed ? CLI_EXIT_OK : CLI_EXIT_GATE_FAILED;
+    cJSON_Delete(report_a);
+    cJSON_Delete(report_b);
+    cleval_compare_result_free(&verdict);
+    return code;
+}
