@@ -136,6 +136,8 @@ static cleval_status create_device_state(cleval_histogram *hist)
         return status;
 
     hist->n_items = info->compute_units ? 2 * info->compute_units : 2;
+    /* Slots: one partial histogram per compute unit keeps the scattered footprint small. */
+    if (hist->path == CLEVAL_HISTOGRAM_SLOTS) hist->n_items = info->compute_units ? info->compute_units : 1;
     if (hist->path == CLEVAL_HISTOGRAM_SLOTS) {
         uint64_t fit = SLOTS_MAX_BYTES / bytes;
         hist->n_slots = hist->n_items < fit ? hist->n_items : (uint32_t)fit;
