@@ -23,16 +23,22 @@ void engine_close_test_set(engine_test_stream *s);
 cleval_status engine_check_sample_shape(const engine_test_stream *s, uint32_t rank,
                                         const uint64_t *shape, const char *expected_from);
 
-/* Opens a KNN training set: X and y (labels are required), same length, at least one row. */
-cleval_status engine_open_train(const cleval_knn_job *job, cleval_dataset **ds, cleval_column **x,
-                                cleval_column **y);
+/* The inputs of a KNN job, opened and checked: the training set (X and y, labels required,
+ * same length, at least one row), the test set, samples of the same shape in both, and the
+ * class count max(label) + 1 over both sets' labels. */
+typedef struct engine_knn_inputs {
+    cleval_dataset *train;
+    cleval_column *train_x, *train_y;
+    engine_test_stream test;
+    uint32_t n_classes;
+} engine_knn_inputs;
+
+cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_inputs *in);
+void engine_close_knn_inputs(engine_knn_inputs *in);
 
 /* The prediction file's "model" attribute of a KNN run. */
 void engine_knn_description(const cleval_knn_config *config, uint64_t n_train, char *out,
                             size_t size);
-
-/* The largest label of a (training) label column, reading it whole. */
-cleval_status engine_max_label(cleval_column *y, int32_t *max_label);
 
 /* The largest label of the test set (-1 without labels): one pass over y only. */
 cleval_status engine_scan_labels(engine_test_stream *s, int32_t *max_label);

@@ -33,27 +33,74 @@ static void read_counters(void *user, uint64_t *values)
     }
 }
 
-cleval_status engine_open_train(const cleval_knn_job *job, cleval_dataset **ds, cleval_column **x,
-                                cleval_column **y)
+/* Opens the training set: X and y (labels are required), same length, at least one row. */
+static cleval_status open_train(const cleval_knn_job *job, engine_knn_inputs *in)
 {
     const char *x_key = job->test.x_key ? job->test.x_key : "X";
     const char *y_key = job->test.y_key ? job->test.y_key : "y";
     cleval_status status;
-    if ((status = cleval_dataset_open(job->train_path, ds)) ||
-        (status = cleval_column_open(*ds, x_key, CLEVAL_COLUMN_FEATURES, x)))
+    if ((status = cleval_dataset_open(job->train_path, &in->train)) ||
+        (status = cleval_column_open(in->train, x_key, CLEVAL_COLUMN_FEATURES, &in->train_x)))
         return status;
-    if (!cleval_dataset_has(*ds, y_key))
+    if (!cleval_dataset_has(in->train, y_key))
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: no dataset '%s' (a KNN training set needs labels)",
                            job->train_path, y_key);
-    if ((status = cleval_column_open(*ds, y_key, CLEVAL_COLUMN_LABELS, y))) return status;
-    uint64_t n = cleval_column_rows(*x);
+    if ((status = cleval_column_open(in->train, y_key, CLEVAL_COLUMN_LABELS, &in->train_y)))
+        return status;
+    uint64_t n = cleval_column_rows(in->train_x);
     if (n == 0)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: the training set is empty", job->train_path);
-    if (cleval_column_rows(*y) != n)
+    if (cleval_column_rows(in->train_y) != n)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has %llu samples but '%s' has %llu",
                            job->train_path, x_key, (unsigned long long)n, y_key,
-                           (unsigned long long)cleval_column_rows(*y));
+                           (unsigned long long)cleval_column_rows(in->train_y));
     return CLEVAL_OK;
+}
+
+/* The largest training label, reading the labels whole (they are small next to X). */
+static cleval_status max_train_label(cleval_column *y, int32_t *max_label)
+{
+    uint64_t n = cleval_column_rows(y);
+    int32_t *labels = malloc(n * sizeof *labels);
+    if (!labels) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading training labels");
+    cleval_status status = cleval_column_read_i32(y, 0, n, labels, max_label);
+    free(labels);
+    return status;
+}
+
+cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_inputs *in)
+{
+    memset(in, 0, sizeof *in);
+    int32_t max_train = -1, max_test = -1;
+    cleval_status status = open_train(job, in);
+    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &in->test);
+    if (status == CLEVAL_OK) {
+        char what[4200];
+        snprintf(what, sizeof what, "the training set %s", job->train_path);
+        status = engine_check_sample_shape(&in->test, cleval_column_row_rank(in->train_x),
+                                           cleval_column_row_shape(in->train_x), what);
+    }
+    if (status == CLEVAL_OK) status = max_train_label(in->train_y, &max_train);
+    if (status == CLEVAL_OK) status = engine_scan_labels(&in->test, &max_test);
+    if (status == CLEVAL_OK && cleval_column_row_size(in->train_x) > UINT32_MAX)
+        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: samples of %llu features are too large",
+                             job->train_path,
+                             (unsigned long long)cleval_column_row_size(in->train_x));
+    if (status != CLEVAL_OK) {
+        engine_close_knn_inputs(in);
+        return status;
+    }
+    in->n_classes = (uint32_t)(max_train > max_test ? max_train : max_test) + 1;
+    return CLEVAL_OK;
+}
+
+void engine_close_knn_inputs(engine_knn_inputs *in)
+{
+    engine_close_test_set(&in->test);
+    cleval_column_close(in->train_x);
+    cleval_column_close(in->train_y);
+    cleval_dataset_close(in->train);
+    memset(in, 0, sizeof *in);
 }
 
 /* Streams the training rows into every device's searcher, chunk by chunk. */
@@ -90,53 +137,27 @@ void engine_knn_description(const cleval_knn_config *config, uint64_t n_train, c
              (unsigned long long)n_train);
 }
 
-cleval_status engine_max_label(cleval_column *y, int32_t *max_label)
-{
-    uint64_t n = cleval_column_rows(y);
-    int32_t *labels = malloc(n * sizeof *labels);
-    if (!labels) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading training labels");
-    cleval_status status = cleval_column_read_i32(y, 0, n, labels, max_label);
-    free(labels);
-    return status;
-}
 
 cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *out)
 {
     memset(out, 0, sizeof *out);
-    cleval_dataset *train_ds = NULL;
-    cleval_column *train_x = NULL, *train_y = NULL;
-    engine_test_stream test = {0};
+    engine_knn_inputs in = {0};
     const cleval_run_options *run = &job->run;
     knn_devices devices = {calloc(run->n_devices, sizeof(cleval_knn *)), run->n_devices};
     double start = cleval_seconds();
-    int32_t max_train = -1, max_test = -1;
     cleval_status status = devices.knns ? CLEVAL_OK
                                         : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
-    if (status == CLEVAL_OK) status = engine_open_train(job, &train_ds, &train_x, &train_y);
-    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
-    if (status == CLEVAL_OK) {
-        char what[4200];
-        snprintf(what, sizeof what, "the training set %s", job->train_path);
-        status = engine_check_sample_shape(&test, cleval_column_row_rank(train_x),
-                                           cleval_column_row_shape(train_x), what);
-    }
-    if (status == CLEVAL_OK) status = engine_max_label(train_y, &max_train);
-    if (status == CLEVAL_OK) status = engine_scan_labels(&test, &max_test);
+    if (status == CLEVAL_OK) status = engine_open_knn_inputs(job, &in);
     if (status != CLEVAL_OK) goto done;
 
-    out->n_train = cleval_column_rows(train_x);
+    out->n_train = cleval_column_rows(in.train_x);
     cleval_knn_config config = job->config;
-    config.n_classes = (uint32_t)(max_train > max_test ? max_train : max_test) + 1;
-    uint64_t dim = cleval_column_row_size(train_x);
-    if (dim > UINT32_MAX) {
-        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: samples of %llu features are too large",
-                             job->train_path, (unsigned long long)dim);
-        goto done;
-    }
+    config.n_classes = in.n_classes;
+    uint64_t dim = cleval_column_row_size(in.train_x);
     for (uint32_t d = 0; status == CLEVAL_OK && d < devices.count; d++)
         status = cleval_knn_create(run->devices[d], &config, out->n_train, (uint32_t)dim,
                                    &devices.knns[d]);
-    if (status == CLEVAL_OK) status = load_train(&devices, train_x, train_y);
+    if (status == CLEVAL_OK) status = load_train(&devices, in.train_x, in.train_y);
     if (status != CLEVAL_OK) goto done;
     out->load_s = cleval_seconds() - start;
 
@@ -165,9 +186,9 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
         NULL};
     engine_run_spec spec = {.command = "knn",
                             .part_attributes = part_attributes,
-                            .data = test.ds,
-                            .x = test.x,
-                            .labels = test.y,
+                            .data = in.test.ds,
+                            .x = in.test.x,
+                            .labels = in.test.y,
                             .n_classes = config.n_classes,
                             .batch = (uint32_t)batch,
                             .with_scores = job->test.save_path != NULL,
@@ -178,7 +199,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                             .counters = &counters};
     status = engine_run(&spec, run, &out->predict);
     if (status == CLEVAL_OK && out->predict.class_names.count == 0)
-        status = cleval_dataset_class_names(train_ds, &out->predict.class_names.names,
+        status = cleval_dataset_class_names(in.train, &out->predict.class_names.names,
                                             &out->predict.class_names.count);
     if (status == CLEVAL_OK) {
         uint64_t values[ENGINE_MAX_COUNTERS] = {0};
@@ -198,10 +219,7 @@ done:
     for (uint32_t d = 0; devices.knns && d < devices.count; d++)
         cleval_knn_destroy(devices.knns[d]);
     free(devices.knns);
-    engine_close_test_set(&test);
-    cleval_column_close(train_x);
-    cleval_column_close(train_y);
-    cleval_dataset_close(train_ds);
+    engine_close_knn_inputs(&in);
     if (status != CLEVAL_OK) cleval_predict_outcome_free(&out->predict);
     return status;
 }

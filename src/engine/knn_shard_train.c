@@ -116,36 +116,25 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
     const cleval_run_options *run = &job->run;
     cleval_device *dev = run->devices[0];
     bool rank0 = cluster->rank == 0;
-    cleval_dataset *train_ds = NULL;
-    cleval_column *train_x = NULL, *train_y = NULL;
-    engine_test_stream test = {0};
+    engine_knn_inputs in = {0};
     cleval_knn *knn = NULL;
     rank0_state st = {0};
     float *x = NULL;
     cleval_knn_candidate *mine = NULL;
     double start = cleval_seconds();
-    int32_t max_train = -1, max_test = -1;
     bool stopped = false; /* a rank failed: every rank stops, nothing is reported here */
-    cleval_status status = engine_open_train(job, &train_ds, &train_x, &train_y);
-    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
-    if (status == CLEVAL_OK) {
-        char what[4200];
-        snprintf(what, sizeof what, "the training set %s", job->train_path);
-        status = engine_check_sample_shape(&test, cleval_column_row_rank(train_x),
-                                           cleval_column_row_shape(train_x), what);
-    }
-    if (status == CLEVAL_OK) status = engine_max_label(train_y, &max_train);
-    if (status == CLEVAL_OK) status = engine_scan_labels(&test, &max_test);
+    cleval_status status = engine_open_knn_inputs(job, &in);
+    engine_test_stream *test = &in.test;
     uint64_t begin = 0, end = 0;
     uint32_t k = job->config.k, dim = 0;
     cleval_knn_config config = job->config;
     if (status != CLEVAL_OK) goto agree;
 
-    out->n_train = cleval_column_rows(train_x);
+    out->n_train = cleval_column_rows(in.train_x);
     cleval_shard_range(out->n_train, (uint32_t)cluster->rank, (uint32_t)cluster->size, &begin,
                        &end);
-    config.n_classes = (uint32_t)(max_train > max_test ? max_train : max_test) + 1;
-    dim = (uint32_t)cleval_column_row_size(train_x);
+    config.n_classes = in.n_classes;
+    dim = (uint32_t)cleval_column_row_size(in.train_x);
     if (k > out->n_train)
         status = cleval_fail(CLEVAL_ERR_USAGE, "-k %u is larger than the training set (%llu rows)",
                              k, (unsigned long long)out->n_train);
@@ -155,7 +144,7 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
                              "(use fewer ranks)",
                              cluster->rank, (unsigned long long)(end - begin), k);
     if (status == CLEVAL_OK) status = cleval_knn_create(dev, &config, end - begin, dim, &knn);
-    if (status == CLEVAL_OK) status = load_slice(knn, train_x, train_y, begin, end);
+    if (status == CLEVAL_OK) status = load_slice(knn, in.train_x, in.train_y, begin, end);
     out->load_s = cleval_seconds() - start;
 
 agree:
@@ -177,17 +166,17 @@ agree:
     if (!x || !mine || !scratch_pred)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch");
     if (status == CLEVAL_OK && rank0)
-        status = open_rank0(job, &test, config.n_classes, (uint32_t)batch, cluster->size, k,
+        status = open_rank0(job, test, config.n_classes, (uint32_t)batch, cluster->size, k,
                             description, &st);
 
     uint64_t distance_ties = 0, vote_ties = 0;
-    for (uint64_t row0 = 0; row0 < test.n; row0 += batch) {
-        uint32_t n = (uint32_t)(test.n - row0 < batch ? test.n - row0 : batch);
+    for (uint64_t row0 = 0; row0 < test->n; row0 += batch) {
+        uint32_t n = (uint32_t)(test->n - row0 < batch ? test->n - row0 : batch);
         double t0 = cleval_seconds();
         int32_t max;
-        if (status == CLEVAL_OK) status = cleval_column_read_f32(test.x, row0, n, x);
-        if (status == CLEVAL_OK && rank0 && test.y)
-            status = cleval_column_read_i32(test.y, row0, n, st.labels, &max);
+        if (status == CLEVAL_OK) status = cleval_column_read_f32(test->x, row0, n, x);
+        if (status == CLEVAL_OK && rank0 && test->y)
+            status = cleval_column_read_i32(test->y, row0, n, st.labels, &max);
         out->predict.read_s += cleval_seconds() - t0;
         if (status == CLEVAL_OK) status = cleval_knn_search(knn, x, n, scratch_pred, NULL);
         if (status == CLEVAL_OK) status = cleval_knn_last_candidates(knn, n, mine);
@@ -201,11 +190,11 @@ agree:
             break;
         if (rank0) {
             cleval_knn_stats before = *cleval_knn_get_stats(knn);
-            status = vote_batch(knn, dev, &test, row0, n, cluster->size, &st);
+            status = vote_batch(knn, dev, test, row0, n, cluster->size, &st);
             distance_ties += cleval_knn_get_stats(knn)->distance_ties - before.distance_ties;
             vote_ties += cleval_knn_get_stats(knn)->vote_ties - before.vote_ties;
             if (status == CLEVAL_OK && run->progress)
-                run->progress(row0 + n, test.n, run->progress_user);
+                run->progress(row0 + n, test->n, run->progress_user);
         }
     }
     free(scratch_pred);
@@ -217,14 +206,14 @@ agree:
     out->stats.vote_ties = vote_ties;
     out->stats.screen_s = cleval_knn_get_stats(knn)->screen_s;
     out->stats.exact_s = cleval_knn_get_stats(knn)->exact_s;
-    out->predict.n_total = out->predict.n_samples = out->predict.row_end = test.n;
-    out->predict.has_labels = test.y != NULL;
+    out->predict.n_total = out->predict.n_samples = out->predict.row_end = test->n;
+    out->predict.has_labels = test->y != NULL;
     out->predict.n_classes = config.n_classes;
     if (status == CLEVAL_OK && rank0) {
         uint32_t c = config.n_classes;
         out->predict.predicted_counts = calloc(c, sizeof *out->predict.predicted_counts);
         if (!out->predict.predicted_counts) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
-        if (status == CLEVAL_OK && test.y) {
+        if (status == CLEVAL_OK && test->y) {
             if (!(status = cleval_confusion_init(&out->predict.confusion, c)))
                 status = cleval_histogram_read(st.hist, out->predict.confusion.counts);
             for (uint32_t t = 0; status == CLEVAL_OK && t < c; t++)
@@ -235,10 +224,10 @@ agree:
             status = cleval_histogram_read(st.hist, out->predict.predicted_counts);
         }
         if (status == CLEVAL_OK)
-            status = cleval_dataset_class_names(test.ds, &out->predict.class_names.names,
+            status = cleval_dataset_class_names(test->ds, &out->predict.class_names.names,
                                                 &out->predict.class_names.count);
         if (status == CLEVAL_OK && out->predict.class_names.count == 0)
-            status = cleval_dataset_class_names(train_ds, &out->predict.class_names.names,
+            status = cleval_dataset_class_names(in.train, &out->predict.class_names.names,
                                                 &out->predict.class_names.count);
         if (status == CLEVAL_OK && st.save) {
             status = cleval_predfile_commit(st.save);
@@ -247,7 +236,7 @@ agree:
     } else if (status == CLEVAL_OK) {
         /* The other ranks count nothing: rank 0 holds every vote. */
         out->predict.predicted_counts = calloc(config.n_classes, sizeof(uint64_t));
-        if (test.y && !(status = cleval_confusion_init(&out->predict.confusion, config.n_classes)))
+        if (test->y && !(status = cleval_confusion_init(&out->predict.confusion, config.n_classes)))
             status = out->predict.predicted_counts ? CLEVAL_OK
                                                    : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     }
@@ -257,10 +246,7 @@ done:
     free(x);
     free(mine);
     cleval_knn_destroy(knn);
-    engine_close_test_set(&test);
-    cleval_column_close(train_x);
-    cleval_column_close(train_y);
-    cleval_dataset_close(train_ds);
+    engine_close_knn_inputs(&in);
     if (status != CLEVAL_OK || stopped) cleval_predict_outcome_free(&out->predict);
     return status;
 }
