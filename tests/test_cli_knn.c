@@ -31,20 +31,6 @@ static const char *write_set(const char *name, hsize_t n, hsize_t d, long nan_ro
     return path;
 }
 
-static void expect_failure(const char *const *args, const char *needle)
-{
-    char *out, *err;
-    int code = run_cleval(args, &out, &err);
-    if (code != 2) fail_msg("exit %d (wanted 2); stderr: %s", code, err);
-    assert_string_equal(out, "");
-    size_t lines = 0;
-    for (const char *c = err; *c; c++)
-        lines += *c == '\n';
-    if (lines != 1 || !strstr(err, needle)) fail_msg("stderr '%s' lacks '%s' on one line", err, needle);
-    free(out);
-    free(err);
-}
-
 static void test_bad_inputs_exit_2(void **state)
 {
     (void)state;
@@ -58,36 +44,23 @@ static void test_bad_inputs_exit_2(void **state)
     snprintf(unlabelled, sizeof unlabelled, "%s", write_set("knn_unlabelled.h5", 20, 4, -1, 0));
     snprintf(empty, sizeof empty, "%s", write_set("knn_empty.h5", 0, 4, -1, 1));
 
-    expect_failure((const char *[]){"knn", "--train", train, "--data", test, "-k", "0", NULL},
-                   "-k must be at least 1");
-    expect_failure((const char *[]){"knn", "--train", train, "--data", test, "-k", "21", NULL},
-                   "-k 21 is larger than the training set (20 rows)");
-    expect_failure((const char *[]){"knn", "--train", train, "--data", test, NULL},
-                   "-k K is required");
-    expect_failure((const char *[]){"knn", "--data", test, "-k", "3", NULL},
-                   "--train TRAIN.h5 is required");
-    expect_failure((const char *[]){"knn", "--train", train, "--data", wide, "-k", "3", NULL},
-                   "samples have shape [5] but the training set");
-    expect_failure((const char *[]){"knn", "--train", nan_train, "--data", test, "-k", "3", NULL},
-                   "'X' sample 13 holds NaN");
-    expect_failure((const char *[]){"knn", "--train", train, "--data", nan_test, "-k", "3", NULL},
-                   "'X' sample 5 holds NaN");
-    expect_failure((const char *[]){"knn", "--train", unlabelled, "--data", test, "-k", "3", NULL},
-                   "a KNN training set needs labels");
-    expect_failure((const char *[]){"knn", "--train", empty, "--data", test, "-k", "1", NULL},
-                   "the training set is empty");
-    expect_failure((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
-                                    "--weights", "gaussian", NULL},
-                   "--weights: 'gaussian' is not one of uniform, distance");
-    expect_failure((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
-                                    "--metric", "manhattan", NULL},
-                   "--metric: 'manhattan' is not one of euclidean, cosine");
-    expect_failure((const char *[]){"knn", "--train", train, "--data", test, "-k", "3", "--batch",
-                                    "0", NULL},
-                   "--batch: must be at least 1");
-    expect_failure((const char *[]){"knn", "--train", "/nonexistent.h5", "--data", test, "-k",
-                                    "3", NULL},
-                   "/nonexistent.h5: cannot open");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "0", NULL}, 2, "-k must be at least 1");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "21", NULL}, 2, "-k 21 is larger than the training set (20 rows)");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, NULL}, 2, "-k K is required");
+    expect_cleval_error((const char *[]){"knn", "--data", test, "-k", "3", NULL}, 2, "--train TRAIN.h5 is required");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", wide, "-k", "3", NULL}, 2, "samples have shape [5] but the training set");
+    expect_cleval_error((const char *[]){"knn", "--train", nan_train, "--data", test, "-k", "3", NULL}, 2, "'X' sample 13 holds NaN");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", nan_test, "-k", "3", NULL}, 2, "'X' sample 5 holds NaN");
+    expect_cleval_error((const char *[]){"knn", "--train", unlabelled, "--data", test, "-k", "3", NULL}, 2, "a KNN training set needs labels");
+    expect_cleval_error((const char *[]){"knn", "--train", empty, "--data", test, "-k", "1", NULL}, 2, "the training set is empty");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
+                                    "--weights", "gaussian", NULL}, 2, "--weights: 'gaussian' is not one of uniform, distance");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
+                                    "--metric", "manhattan", NULL}, 2, "--metric: 'manhattan' is not one of euclidean, cosine");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "3", "--batch",
+                                    "0", NULL}, 2, "--batch: must be at least 1");
+    expect_cleval_error((const char *[]){"knn", "--train", "/nonexistent.h5", "--data", test, "-k",
+                                    "3", NULL}, 2, "/nonexistent.h5: cannot open");
 }
 
 static cJSON *run_json(const char *const *args)

@@ -29,23 +29,6 @@ static const char *write_pairs(const char *name, hsize_t n_y, hsize_t n_pred, lo
     return path;
 }
 
-/* Runs cleval, expects `code`, an empty stdout on failure and exactly one stderr line holding
- * `needle`. */
-static void expect_failure(const char *const *args, int code, const char *needle)
-{
-    char *out, *err;
-    int got = run_cleval(args, &out, &err);
-    if (got != code) fail_msg("exit %d (wanted %d); stderr: %s", got, code, err);
-    assert_string_equal(out, "");
-    size_t lines = 0;
-    for (const char *c = err; *c; c++)
-        lines += *c == '\n';
-    if (lines != 1) fail_msg("stderr has %zu lines: %s", lines, err);
-    if (!strstr(err, needle)) fail_msg("stderr '%s' lacks '%s'", err, needle);
-    free(out);
-    free(err);
-}
-
 static void test_bad_inputs_exit_2(void **state)
 {
     (void)state;
@@ -59,30 +42,30 @@ static void test_bad_inputs_exit_2(void **state)
     fputs("not hdf5\n", f);
     fclose(f);
 
-    expect_failure((const char *[]){"metrics", "--data", "/nonexistent/p.h5", NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", "/nonexistent/p.h5", NULL}, 2,
                    "/nonexistent/p.h5: cannot open");
-    expect_failure((const char *[]){"metrics", "--data", text, NULL}, 2, "not an HDF5 file");
-    expect_failure((const char *[]){"metrics", "--data", mismatched, NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", text, NULL}, 2, "not an HDF5 file");
+    expect_cleval_error((const char *[]){"metrics", "--data", mismatched, NULL}, 2,
                    "'y' has 10 samples but 'pred' has 9");
-    expect_failure((const char *[]){"metrics", "--data", negative, NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", negative, NULL}, 2,
                    "'y' sample 6 has label -1");
-    expect_failure((const char *[]){"metrics", "--data", empty, NULL}, 2, "zero samples");
-    expect_failure((const char *[]){"metrics", "--data", good, "--y-key", "labels", NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", empty, NULL}, 2, "zero samples");
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--y-key", "labels", NULL}, 2,
                    "no dataset 'labels'");
-    expect_failure((const char *[]){"metrics", "--data", good, "--pred-key", "p", NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--pred-key", "p", NULL}, 2,
                    "no dataset 'p'");
-    expect_failure((const char *[]){"metrics", "--data", good, "--batch", "0", NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--batch", "0", NULL}, 2,
                    "--batch: must be at least 1");
-    expect_failure((const char *[]){"metrics", "--data", good, "--batch", "ten", NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--batch", "ten", NULL}, 2,
                    "--batch: 'ten' is not an integer");
-    expect_failure((const char *[]){"metrics", "--data", good, "--frobnicate", NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--frobnicate", NULL}, 2,
                    "unknown flag '--frobnicate'");
-    expect_failure((const char *[]){"metrics", NULL}, 2, "--data PRED.h5 is required");
-    expect_failure((const char *[]){"metrics", "--data", NULL}, 2, "--data needs a value");
-    expect_failure((const char *[]){"metrics", "--data", good, "--device", "no-such-gpu", NULL},
+    expect_cleval_error((const char *[]){"metrics", NULL}, 2, "--data PRED.h5 is required");
+    expect_cleval_error((const char *[]){"metrics", "--data", NULL}, 2, "--data needs a value");
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--device", "no-such-gpu", NULL},
                    2, "no device name contains 'no-such-gpu'");
-    expect_failure((const char *[]){"evaluate-everything", NULL}, 2, "unknown command");
-    expect_failure((const char *[]){"metrics", "--data", good, "--save", "/nonexistent/dir/o.h5",
+    expect_cleval_error((const char *[]){"evaluate-everything", NULL}, 2, "unknown command");
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--save", "/nonexistent/dir/o.h5",
                                     NULL},
                    2, "--save /nonexistent/dir/o.h5");
 }
@@ -228,7 +211,7 @@ static void test_failed_run_leaves_no_file(void **state)
     snprintf(bad, sizeof bad, "%s", write_pairs("cli_bad_late.h5", 100, 100, 77));
     snprintf(saved, sizeof saved, "%s", temp_path("cli_never.h5"));
     remove(saved);
-    expect_failure((const char *[]){"metrics", "--data", bad, "--batch", "10", "--save", saved,
+    expect_cleval_error((const char *[]){"metrics", "--data", bad, "--batch", "10", "--save", saved,
                                     NULL},
                    2, "sample 77");
     assert_int_equal(access(saved, F_OK), -1);
@@ -251,11 +234,11 @@ static void test_device_destinations(void **state)
     struct stat st;
     assert_int_equal(stat("/dev/null", &st), 0);
     assert_true(S_ISCHR(st.st_mode));
-    expect_failure((const char *[]){"metrics", "--data", good, "--save", "/dev/null", NULL}, 2,
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--save", "/dev/null", NULL}, 2,
                    "--save /dev/null: not a regular file");
     assert_int_equal(stat("/dev/null", &st), 0);
     assert_true(S_ISCHR(st.st_mode));
-    expect_failure((const char *[]){"metrics", "--data", good, "--json", CLEVAL_TEST_TMPDIR, NULL},
+    expect_cleval_error((const char *[]){"metrics", "--data", good, "--json", CLEVAL_TEST_TMPDIR, NULL},
                    2, "is a directory");
 }
 

@@ -264,15 +264,6 @@ static void test_progress_json_lines(void **state)
     free(out), free(err);
 }
 
-static void expect_usage_error(const char *const *args, const char *needle)
-{
-    char *out, *err;
-    int code = run_cleval(args, &out, &err);
-    if (code != 2 || !strstr(err, needle))
-        fail_msg("exit %d, stderr '%s' (wanted 2 and '%s')", code, err, needle);
-    free(out), free(err);
-}
-
 static void test_misuse_exits_2(void **state)
 {
     (void)state;
@@ -280,23 +271,17 @@ static void test_misuse_exits_2(void **state)
     snprintf(pairs, sizeof pairs, "%s", write_pairs("misuse_pairs.h5", 1000));
     snprintf(checkpoint, sizeof checkpoint, "%s", temp_path("misuse.ckpt"));
     snprintf(saved, sizeof saved, "%s", temp_path("misuse_part.h5"));
-    expect_usage_error((const char *[]){"metrics", "--data", pairs, "--shard", "3/3", "--save",
-                                        saved, NULL},
-                       "--shard: '3/3' is not I/N");
-    expect_usage_error((const char *[]){"metrics", "--data", pairs, "--shard", "0/2", NULL},
-                       "--shard needs --save");
-    expect_usage_error((const char *[]){"metrics", "--data", pairs, "--resume", NULL},
-                       "--resume needs --checkpoint");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--shard", "3/3", "--save",
+                                        saved, NULL}, 2, "--shard: '3/3' is not I/N");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--shard", "0/2", NULL}, 2, "--shard needs --save");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--resume", NULL}, 2, "--resume needs --checkpoint");
     remove(checkpoint);
-    expect_usage_error((const char *[]){"metrics", "--data", pairs, "--checkpoint", checkpoint,
-                                        "--resume", NULL},
-                       "no checkpoint at");
-    expect_usage_error((const char *[]){"metrics", "--data", pairs, "--device", "0,0", NULL},
-                       "named twice");
-    expect_usage_error((const char *[]){"merge", NULL}, "no part files given");
-    expect_usage_error((const char *[]){"merge", pairs, NULL}, "not a cleval part file");
-    expect_usage_error((const char *[]){"metrics", "--data", pairs, "--progress", "loud", NULL},
-                       "--progress: 'loud' is not one of tty, json, none");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--checkpoint", checkpoint,
+                                        "--resume", NULL}, 2, "no checkpoint at");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--device", "0,0", NULL}, 2, "named twice");
+    expect_cleval_error((const char *[]){"merge", NULL}, 2, "no part files given");
+    expect_cleval_error((const char *[]){"merge", pairs, NULL}, 2, "not a cleval part file");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--progress", "loud", NULL}, 2, "--progress: 'loud' is not one of tty, json, none");
 }
 
 /* A checkpoint written for one input is refused for another. */
@@ -312,9 +297,8 @@ static void test_checkpoint_of_another_job(void **state)
                                               "20000", NULL},
                              checkpoint, SIGINT);
     if (code == 0) skip();
-    expect_usage_error((const char *[]){"metrics", "--data", small, "--checkpoint", checkpoint,
-                                        "--resume", NULL},
-                       "belongs to another job");
+    expect_cleval_error((const char *[]){"metrics", "--data", small, "--checkpoint", checkpoint,
+                                        "--resume", NULL}, 2, "belongs to another job");
     remove(checkpoint);
 }
 

@@ -217,3 +217,17 @@ int wait_cleval(int pid)
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
 }
+
+void expect_cleval_error(const char *const *args, int code, const char *needle)
+{
+    char *out, *err;
+    int got = run_cleval(args, &out, &err);
+    size_t lines = 0;
+    for (const char *c = err; *c; c++)
+        lines += *c == '\n';
+    if (got != code || out[0] || lines != 1 || !strstr(err, needle))
+        fail_msg("exit %d (wanted %d), %zu stderr line(s) (wanted 1 with '%s'): %s", got, code,
+                 lines, needle, err);
+    free(out);
+    free(err);
+}

@@ -43,6 +43,10 @@ void h5_write_strings(hid_t file, const char *name, const char *const *strings, 
  * heap strings (free them) and returning its exit code (-1 when it died from a signal). */
 int run_cleval(const char *const *args, char **out, char **err);
 
+/* Runs cleval and fails the test unless it exits with `code`, prints nothing on stdout, and
+ * prints exactly one line on stderr that contains `needle`. */
+void expect_cleval_error(const char *const *args, int code, const char *needle);
+
 /* Starts the cleval binary with `args` in the background, its stdout and stderr going to
  * /dev/null; returns its pid. wait_cleval() returns its exit code (128 + N for signal N). */
 int spawn_cleval(const char *const *args);
