@@ -44,23 +44,39 @@ static void test_bad_inputs_exit_2(void **state)
     snprintf(unlabelled, sizeof unlabelled, "%s", write_set("knn_unlabelled.h5", 20, 4, -1, 0));
     snprintf(empty, sizeof empty, "%s", write_set("knn_empty.h5", 0, 4, -1, 1));
 
-    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "0", NULL}, 2, "-k must be at least 1");
-    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "21", NULL}, 2, "-k 21 is larger than the training set (20 rows)");
-    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, NULL}, 2, "-k K is required");
-    expect_cleval_error((const char *[]){"knn", "--data", test, "-k", "3", NULL}, 2, "--train TRAIN.h5 is required");
-    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", wide, "-k", "3", NULL}, 2, "samples have shape [5] but the training set");
-    expect_cleval_error((const char *[]){"knn", "--train", nan_train, "--data", test, "-k", "3", NULL}, 2, "'X' sample 13 holds NaN");
-    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", nan_test, "-k", "3", NULL}, 2, "'X' sample 5 holds NaN");
-    expect_cleval_error((const char *[]){"knn", "--train", unlabelled, "--data", test, "-k", "3", NULL}, 2, "a KNN training set needs labels");
-    expect_cleval_error((const char *[]){"knn", "--train", empty, "--data", test, "-k", "1", NULL}, 2, "the training set is empty");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "0", NULL},
+                        2, "-k must be at least 1");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "21", NULL},
+                        2, "-k 21 is larger than the training set (20 rows)");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, NULL}, 2,
+                        "-k K is required");
+    expect_cleval_error((const char *[]){"knn", "--data", test, "-k", "3", NULL}, 2,
+                        "--train TRAIN.h5 is required");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", wide, "-k", "3", NULL},
+                        2, "samples have shape [5] but the training set");
+    expect_cleval_error(
+        (const char *[]){"knn", "--train", nan_train, "--data", test, "-k", "3", NULL}, 2,
+        "'X' sample 13 holds NaN");
+    expect_cleval_error(
+        (const char *[]){"knn", "--train", train, "--data", nan_test, "-k", "3", NULL}, 2,
+        "'X' sample 5 holds NaN");
+    expect_cleval_error(
+        (const char *[]){"knn", "--train", unlabelled, "--data", test, "-k", "3", NULL}, 2,
+        "a KNN training set needs labels");
+    expect_cleval_error((const char *[]){"knn", "--train", empty, "--data", test, "-k", "1", NULL},
+                        2, "the training set is empty");
     expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
-                                    "--weights", "gaussian", NULL}, 2, "--weights: 'gaussian' is not one of uniform, distance");
+                                         "--weights", "gaussian", NULL},
+                        2, "--weights: 'gaussian' is not one of uniform, distance");
     expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
-                                    "--metric", "manhattan", NULL}, 2, "--metric: 'manhattan' is not one of euclidean, cosine");
-    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "3", "--batch",
-                                    "0", NULL}, 2, "--batch: must be at least 1");
-    expect_cleval_error((const char *[]){"knn", "--train", "/nonexistent.h5", "--data", test, "-k",
-                                    "3", NULL}, 2, "/nonexistent.h5: cannot open");
+                                         "--metric", "manhattan", NULL},
+                        2, "--metric: 'manhattan' is not one of euclidean, cosine");
+    expect_cleval_error(
+        (const char *[]){"knn", "--train", train, "--data", test, "-k", "3", "--batch", "0", NULL},
+        2, "--batch: must be at least 1");
+    expect_cleval_error(
+        (const char *[]){"knn", "--train", "/nonexistent.h5", "--data", test, "-k", "3", NULL}, 2,
+        "/nonexistent.h5: cannot open");
 }
 
 static cJSON *run_json(const char *const *args)
@@ -84,9 +100,9 @@ static void test_iris_report_and_save(void **state)
     snprintf(test, sizeof test, "%s/../../datasets/iris_test.h5", CLEVAL_FIXTURES_DIR);
     snprintf(saved, sizeof saved, "%s", temp_path("knn_iris_pred.h5"));
     remove(saved);
-    cJSON *report = run_json((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
-                                              "--json", "-", "--save", saved, "--batch", "7",
-                                              NULL});
+    cJSON *report =
+        run_json((const char *[]){"knn", "--train", train, "--data", test, "-k", "3", "--json", "-",
+                                  "--save", saved, "--batch", "7", NULL});
     assert_int_equal(cJSON_GetObjectItem(report, "n_samples")->valueint, 30);
     assert_int_equal(cJSON_GetObjectItem(report, "n_classes")->valueint, 3);
     assert_true(cJSON_GetObjectItem(report, "accuracy")->valuedouble == 1.0);
@@ -129,8 +145,8 @@ static void test_unlabelled_test_set(void **state)
     char train[4096], test[4096];
     snprintf(train, sizeof train, "%s", write_set("knn_train2.h5", 20, 4, -1, 1));
     snprintf(test, sizeof test, "%s", write_set("knn_test_unlabelled.h5", 9, 4, -1, 0));
-    cJSON *report = run_json((const char *[]){"knn", "--train", train, "--data", test, "-k", "1",
-                                              "--json", "-", NULL});
+    cJSON *report = run_json(
+        (const char *[]){"knn", "--train", train, "--data", test, "-k", "1", "--json", "-", NULL});
     assert_null(cJSON_GetObjectItem(report, "accuracy"));
     cJSON *counts = cJSON_GetObjectItem(report, "predicted_class_counts");
     assert_int_equal(cJSON_GetArraySize(counts), 3);

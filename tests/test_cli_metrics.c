@@ -43,31 +43,32 @@ static void test_bad_inputs_exit_2(void **state)
     fclose(f);
 
     expect_cleval_error((const char *[]){"metrics", "--data", "/nonexistent/p.h5", NULL}, 2,
-                   "/nonexistent/p.h5: cannot open");
+                        "/nonexistent/p.h5: cannot open");
     expect_cleval_error((const char *[]){"metrics", "--data", text, NULL}, 2, "not an HDF5 file");
     expect_cleval_error((const char *[]){"metrics", "--data", mismatched, NULL}, 2,
-                   "'y' has 10 samples but 'pred' has 9");
+                        "'y' has 10 samples but 'pred' has 9");
     expect_cleval_error((const char *[]){"metrics", "--data", negative, NULL}, 2,
-                   "'y' sample 6 has label -1");
+                        "'y' sample 6 has label -1");
     expect_cleval_error((const char *[]){"metrics", "--data", empty, NULL}, 2, "zero samples");
     expect_cleval_error((const char *[]){"metrics", "--data", good, "--y-key", "labels", NULL}, 2,
-                   "no dataset 'labels'");
+                        "no dataset 'labels'");
     expect_cleval_error((const char *[]){"metrics", "--data", good, "--pred-key", "p", NULL}, 2,
-                   "no dataset 'p'");
+                        "no dataset 'p'");
     expect_cleval_error((const char *[]){"metrics", "--data", good, "--batch", "0", NULL}, 2,
-                   "--batch: must be at least 1");
+                        "--batch: must be at least 1");
     expect_cleval_error((const char *[]){"metrics", "--data", good, "--batch", "ten", NULL}, 2,
-                   "--batch: 'ten' is not an integer");
+                        "--batch: 'ten' is not an integer");
     expect_cleval_error((const char *[]){"metrics", "--data", good, "--frobnicate", NULL}, 2,
-                   "unknown flag '--frobnicate'");
+                        "unknown flag '--frobnicate'");
     expect_cleval_error((const char *[]){"metrics", NULL}, 2, "--data PRED.h5 is required");
     expect_cleval_error((const char *[]){"metrics", "--data", NULL}, 2, "--data needs a value");
-    expect_cleval_error((const char *[]){"metrics", "--data", good, "--device", "no-such-gpu", NULL},
-                   2, "no device name contains 'no-such-gpu'");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", good, "--device", "no-such-gpu", NULL}, 2,
+        "no device name contains 'no-such-gpu'");
     expect_cleval_error((const char *[]){"evaluate-everything", NULL}, 2, "unknown command");
-    expect_cleval_error((const char *[]){"metrics", "--data", good, "--save", "/nonexistent/dir/o.h5",
-                                    NULL},
-                   2, "--save /nonexistent/dir/o.h5");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", good, "--save", "/nonexistent/dir/o.h5", NULL}, 2,
+        "--save /nonexistent/dir/o.h5");
 }
 
 static cJSON *run_json(const char *const *args)
@@ -89,8 +90,8 @@ static void test_json_report(void **state)
     (void)state;
     char good[4096];
     snprintf(good, sizeof good, "%s", write_pairs("cli_json.h5", 10, 10, -1));
-    cJSON *a = run_json((const char *[]){"metrics", "--data", good, "--json", "-", "--batch", "3",
-                                         NULL});
+    cJSON *a =
+        run_json((const char *[]){"metrics", "--data", good, "--json", "-", "--batch", "3", NULL});
     assert_int_equal(cJSON_GetObjectItem(a, "n_samples")->valueint, 10);
     assert_int_equal(cJSON_GetObjectItem(a, "n_classes")->valueint, 3);
     assert_true(cJSON_GetObjectItem(a, "accuracy")->valuedouble == 0.4);
@@ -133,12 +134,12 @@ static void test_json_numbers_are_exact(void **state)
         for (int a = 0; a < 3; a++)
             for (const char *const *f = (const char *const[]){"precision", "recall", "f1", NULL};
                  *f; f++)
-                assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(got, averages[a]), *f)
-                                ->valuedouble ==
-                            cJSON_GetObjectItem(cJSON_GetObjectItem(expected, averages[a]), *f)
-                                ->valuedouble);
-        cJSON *g = cJSON_GetObjectItem(got, "per_class"), *e = cJSON_GetObjectItem(expected,
-                                                                                  "per_class");
+                assert_true(
+                    cJSON_GetObjectItem(cJSON_GetObjectItem(got, averages[a]), *f)->valuedouble ==
+                    cJSON_GetObjectItem(cJSON_GetObjectItem(expected, averages[a]), *f)
+                        ->valuedouble);
+        cJSON *g = cJSON_GetObjectItem(got, "per_class"),
+              *e = cJSON_GetObjectItem(expected, "per_class");
         for (int k = 0; k < cJSON_GetArraySize(e); k++)
             assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(g, k), "f1")->valuedouble ==
                         cJSON_GetObjectItem(cJSON_GetArrayItem(e, k), "f1")->valuedouble);
@@ -167,8 +168,8 @@ static void test_save_and_json_file(void **state)
     snprintf(json_path, sizeof json_path, "%s", temp_path("cli_report.json"));
     remove(saved);
     char *out, *err;
-    int code = run_cleval((const char *[]){"metrics", "--data", good, "--y-key", "truth",
-                                           "--save", saved, "--json", json_path, NULL},
+    int code = run_cleval((const char *[]){"metrics", "--data", good, "--y-key", "truth", "--save",
+                                           saved, "--json", json_path, NULL},
                           &out, &err);
     assert_int_equal(code, 0);
     assert_non_null(strstr(out, "weighted avg")); /* the human report still goes to stdout */
@@ -211,9 +212,9 @@ static void test_failed_run_leaves_no_file(void **state)
     snprintf(bad, sizeof bad, "%s", write_pairs("cli_bad_late.h5", 100, 100, 77));
     snprintf(saved, sizeof saved, "%s", temp_path("cli_never.h5"));
     remove(saved);
-    expect_cleval_error((const char *[]){"metrics", "--data", bad, "--batch", "10", "--save", saved,
-                                    NULL},
-                   2, "sample 77");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", bad, "--batch", "10", "--save", saved, NULL}, 2,
+        "sample 77");
     assert_int_equal(access(saved, F_OK), -1);
     assert_false(folder_has_temp_files(CLEVAL_TEST_TMPDIR));
 }
@@ -226,20 +227,21 @@ static void test_device_destinations(void **state)
     char good[4096];
     snprintf(good, sizeof good, "%s", write_pairs("cli_devnull.h5", 10, 10, -1));
     char *out, *err;
-    assert_int_equal(run_cleval((const char *[]){"metrics", "--data", good, "--json", "/dev/null",
-                                                 NULL},
-                                &out, &err),
-                     0);
+    assert_int_equal(
+        run_cleval((const char *[]){"metrics", "--data", good, "--json", "/dev/null", NULL}, &out,
+                   &err),
+        0);
     free(out), free(err);
     struct stat st;
     assert_int_equal(stat("/dev/null", &st), 0);
     assert_true(S_ISCHR(st.st_mode));
     expect_cleval_error((const char *[]){"metrics", "--data", good, "--save", "/dev/null", NULL}, 2,
-                   "--save /dev/null: not a regular file");
+                        "--save /dev/null: not a regular file");
     assert_int_equal(stat("/dev/null", &st), 0);
     assert_true(S_ISCHR(st.st_mode));
-    expect_cleval_error((const char *[]){"metrics", "--data", good, "--json", CLEVAL_TEST_TMPDIR, NULL},
-                   2, "is a directory");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", good, "--json", CLEVAL_TEST_TMPDIR, NULL}, 2,
+        "is a directory");
 }
 
 static void test_help_version_devices(void **state)

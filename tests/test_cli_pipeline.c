@@ -96,10 +96,10 @@ static void check_two_devices(const char *pocl_devices)
     snprintf(pairs, sizeof pairs, "%s", write_pairs("pipe_devices.h5", 100003));
     snprintf(one_h5, sizeof one_h5, "%s", temp_path("pipe_one.h5"));
     snprintf(all_h5, sizeof all_h5, "%s", temp_path("pipe_all.h5"));
-    cJSON *one = run_json((const char *[]){"metrics", "--data", pairs, "--batch", "999",
-                                           "--device", "0", "--json", "-", NULL});
-    cJSON *all = run_json((const char *[]){"metrics", "--data", pairs, "--batch", "999",
-                                           "--device", "all", "--json", "-", NULL});
+    cJSON *one = run_json((const char *[]){"metrics", "--data", pairs, "--batch", "999", "--device",
+                                           "0", "--json", "-", NULL});
+    cJSON *all = run_json((const char *[]){"metrics", "--data", pairs, "--batch", "999", "--device",
+                                           "all", "--json", "-", NULL});
     assert_non_null(strstr(cJSON_GetObjectItem(all, "device")->valuestring, ", "));
     expect_same_reports(one, all, pocl_devices);
 
@@ -107,8 +107,8 @@ static void check_two_devices(const char *pocl_devices)
                                     "5", "--batch", "4", "--device", "1", "--json", "-", "--save",
                                     one_h5, NULL});
     all = run_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"), "-k",
-                                    "5", "--batch", "4", "--device", "0,1", "--json", "-",
-                                    "--save", all_h5, NULL});
+                                    "5", "--batch", "4", "--device", "0,1", "--json", "-", "--save",
+                                    all_h5, NULL});
     expect_same_reports(one, all, pocl_devices);
     assert_true(same_dataset(one_h5, all_h5, "pred"));
     assert_true(same_dataset(one_h5, all_h5, "scores"));
@@ -129,9 +129,9 @@ static void test_shards_merge_to_the_whole(void **state)
     char whole[4096], merged[4096], parts[4][4096];
     snprintf(whole, sizeof whole, "%s", temp_path("shard_whole.h5"));
     snprintf(merged, sizeof merged, "%s", temp_path("shard_merged.h5"));
-    cJSON *expected = run_json((const char *[]){"knn", "--train", iris("train"), "--data",
-                                                iris("test"), "-k", "3", "--json", "-", "--save",
-                                                whole, NULL});
+    cJSON *expected =
+        run_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"), "-k",
+                                  "3", "--json", "-", "--save", whole, NULL});
     for (int i = 0; i < 4; i++) {
         char shard[8], name[32];
         snprintf(shard, sizeof shard, "%d/4", i);
@@ -155,8 +155,8 @@ static void test_shards_merge_to_the_whole(void **state)
     snprintf(pairs, sizeof pairs, "%s", write_pairs("shard_pairs.h5", 10007));
     snprintf(m_whole, sizeof m_whole, "%s", temp_path("shard_m_whole.h5"));
     snprintf(m_merged, sizeof m_merged, "%s", temp_path("shard_m_merged.h5"));
-    expected = run_json((const char *[]){"metrics", "--data", pairs, "--json", "-", "--save",
-                                         m_whole, NULL});
+    expected = run_json(
+        (const char *[]){"metrics", "--data", pairs, "--json", "-", "--save", m_whole, NULL});
     for (int i = 0; i < 3; i++) {
         char shard[8], name[32];
         snprintf(shard, sizeof shard, "%d/3", i);
@@ -210,9 +210,10 @@ static void check_resume(int signal_number, int expected_exit)
                                                  "--save", reference, "--json", ref_json, NULL},
                                 NULL, NULL),
                      0);
-    const char *args[] = {"metrics", "--data", pairs, "--batch", "500", "--save", saved,
-                          "--json", got_json, "--checkpoint", checkpoint,
-                          "--checkpoint-every", "20000", NULL, NULL};
+    const char *args[] = {"metrics", "--data",       pairs,      "--batch",
+                          "500",     "--save",       saved,      "--json",
+                          got_json,  "--checkpoint", checkpoint, "--checkpoint-every",
+                          "20000",   NULL,           NULL};
     remove(saved);
     int code = interrupt_run(args, checkpoint, signal_number);
     if (code == 0) skip(); /* finished before the signal: nothing to resume on this machine */
@@ -271,17 +272,23 @@ static void test_misuse_exits_2(void **state)
     snprintf(pairs, sizeof pairs, "%s", write_pairs("misuse_pairs.h5", 1000));
     snprintf(checkpoint, sizeof checkpoint, "%s", temp_path("misuse.ckpt"));
     snprintf(saved, sizeof saved, "%s", temp_path("misuse_part.h5"));
-    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--shard", "3/3", "--save",
-                                        saved, NULL}, 2, "--shard: '3/3' is not I/N");
-    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--shard", "0/2", NULL}, 2, "--shard needs --save");
-    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--resume", NULL}, 2, "--resume needs --checkpoint");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", pairs, "--shard", "3/3", "--save", saved, NULL}, 2,
+        "--shard: '3/3' is not I/N");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--shard", "0/2", NULL}, 2,
+                        "--shard needs --save");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--resume", NULL}, 2,
+                        "--resume needs --checkpoint");
     remove(checkpoint);
-    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--checkpoint", checkpoint,
-                                        "--resume", NULL}, 2, "no checkpoint at");
-    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--device", "0,0", NULL}, 2, "named twice");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", pairs, "--checkpoint", checkpoint, "--resume", NULL},
+        2, "no checkpoint at");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--device", "0,0", NULL}, 2,
+                        "named twice");
     expect_cleval_error((const char *[]){"merge", NULL}, 2, "no part files given");
     expect_cleval_error((const char *[]){"merge", pairs, NULL}, 2, "not a cleval part file");
-    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--progress", "loud", NULL}, 2, "--progress: 'loud' is not one of tty, json, none");
+    expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--progress", "loud", NULL}, 2,
+                        "--progress: 'loud' is not one of tty, json, none");
 }
 
 /* A checkpoint written for one input is refused for another. */
@@ -292,13 +299,14 @@ static void test_checkpoint_of_another_job(void **state)
     snprintf(big, sizeof big, "%s", write_pairs("other_big.h5", 3000000));
     snprintf(small, sizeof small, "%s", write_pairs("other_small.h5", 1000));
     snprintf(checkpoint, sizeof checkpoint, "%s", temp_path("other.ckpt"));
-    int code = interrupt_run((const char *[]){"metrics", "--data", big, "--batch", "500",
-                                              "--checkpoint", checkpoint, "--checkpoint-every",
-                                              "20000", NULL},
-                             checkpoint, SIGINT);
+    int code =
+        interrupt_run((const char *[]){"metrics", "--data", big, "--batch", "500", "--checkpoint",
+                                       checkpoint, "--checkpoint-every", "20000", NULL},
+                      checkpoint, SIGINT);
     if (code == 0) skip();
-    expect_cleval_error((const char *[]){"metrics", "--data", small, "--checkpoint", checkpoint,
-                                        "--resume", NULL}, 2, "belongs to another job");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", small, "--checkpoint", checkpoint, "--resume", NULL},
+        2, "belongs to another job");
     remove(checkpoint);
 }
 
