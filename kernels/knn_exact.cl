@@ -50,23 +50,34 @@ inline EXACT_T sum8(EXACT_T8 v)
     return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
 }
 
-/* The exact distance, eight features at a time (every candidate in the same order, so equal
- * vectors give equal distances). */
-inline EXACT_T exact_distance(__global const float *q, __global const float *r, uint dim,
-                              EXACT_T q_norm2, EXACT_T r_norm2)
+/* a . b, eight features at a time in a fixed order. */
+inline EXACT_T dot8(__global const float *a, __global const float *b, uint dim)
 {
     EXACT_T8 acc = (EXACT_T8)(0);
     uint d = 0;
     EXACT_T tail = 0;
-#if METRIC_COSINE
     for (; d + 8 <= dim; d += 8)
-        acc = fma(TO_EXACT8(vload8(0, q + d)), TO_EXACT8(vload8(0, r + d)), acc);
+        acc = fma(TO_EXACT8(vload8(0, a + d)), TO_EXACT8(vload8(0, b + d)), acc);
     for (; d < dim; d++)
-        tail += (EXACT_T)q[d] * (EXACT_T)r[d];
-    EXACT_T dot = sum8(acc) + tail;
+        tail += (EXACT_T)a[d] * (EXACT_T)b[d];
+    return sum8(acc) + tail;
+}
+
+/* The exact distance, eight features at a time (every candidate in the same order, so equal
+ * vectors give equal distances, and a vector is at distance exactly 0 from itself). */
+inline EXACT_T exact_distance(__global const float *q, __global const float *r, uint dim,
+                              EXACT_T q_norm2, EXACT_T r_norm2)
+{
+#if METRIC_COSINE
     if (q_norm2 == 0 || r_norm2 == 0) return 1; /* scikit-learn: a zero vector has cosine 0 */
-    return 1 - dot / (sqrt(q_norm2) * sqrt(r_norm2));
+    /* The norms in the dot product's own order, and sqrt(x * x) == x: cos(v, v) is exactly 1.
+     * Clipped to [0, 2] as scikit-learn does. */
+    EXACT_T qq = dot8(q, q, dim), rr = dot8(r, r, dim);
+    return clamp(1 - dot8(q, r, dim) / sqrt(qq * rr), (EXACT_T)0, (EXACT_T)2);
 #else
+    EXACT_T8 acc = (EXACT_T8)(0);
+    uint d = 0;
+    EXACT_T tail = 0;
     for (; d + 8 <= dim; d += 8) {
         EXACT_T8 diff = TO_EXACT8(vload8(0, q + d)) - TO_EXACT8(vload8(0, r + d));
         acc = fma(diff, diff, acc);

@@ -501,6 +501,31 @@ static void test_candidates_of_slices_vote_like_the_whole(void **state)
     }
 }
 
+/* A query equal to a training row is at cosine distance exactly 0, never a rounding below. */
+static void test_cosine_distances_never_negative(void **state)
+{
+    (void)state;
+    float train_x[3 * 5] = {0.1f, 0.7f, 0.3f, 0.9f, 0.2f, 3.0f, 1.0f, 0.0f, 2.0f, 5.0f,
+                            1e-3f, 7.0f, 0.5f, 0.5f, 0.25f};
+    int32_t train_y[3] = {0, 1, 2};
+    cleval_knn_config config = {.k = 3, .n_classes = 3, .metric = CLEVAL_KNN_COSINE};
+    cleval_knn *knn;
+    assert_ok(cleval_knn_create(test_device(), &config, 3, 5, &knn));
+    assert_ok(cleval_knn_set_train(knn, 0, 3, train_x, train_y));
+    assert_ok(cleval_knn_prepare(knn));
+    int32_t pred[3];
+    assert_ok(cleval_knn_search(knn, train_x, 3, pred, NULL));
+    cleval_knn_candidate candidates[3 * 4];
+    assert_ok(cleval_knn_last_candidates(knn, 3, candidates));
+    for (int q = 0; q < 3; q++) {
+        assert_int_equal(candidates[q * 4].index, q);
+        assert_true(candidates[q * 4].distance == 0.0);
+        for (int j = 0; j < 3; j++)
+            assert_true(candidates[q * 4 + j].distance >= 0.0);
+    }
+    cleval_knn_destroy(knn);
+}
+
 static void test_bad_configurations(void **state)
 {
     (void)state;
@@ -530,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_fixtures_streamed_tiles),
         cmocka_unit_test(test_fashion_mnist_subset),
         cmocka_unit_test(test_candidates_of_slices_vote_like_the_whole),
+        cmocka_unit_test(test_cosine_distances_never_negative),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
