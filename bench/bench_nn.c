@@ -3,10 +3,13 @@
  * profiled pass. bench/bench_nn.py runs it next to PyTorch and onnxruntime on the same data.
  *
  *   bench_nn MODEL.onnx DATA.h5 [--batch 64,256,1024] [--repeat 5] [--variant cpu|gpu]
- *            [--no-profile]
+ *            [--precision fp32,fp16,int8] [--prune S] [--no-profile]
  *
+ * Several precisions are timed in interleaved rounds (each repeat runs every network once),
+ * so their ratios come from the same machine load; int8 calibrates on the first 512 samples.
  * Lines starting with "RESULT" are for scripts: RESULT <batch> <images/s> <accuracy>
- * <CPU seconds per pass>; "LAYER" lines give each layer's device seconds and FLOPs. */
+ * <CPU seconds per pass> <precision>; "LAYER" lines give each layer's device seconds and
+ * FLOPs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,30 @@ static double cpu_seconds(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* The network in `precision` (int8: calibrated on the first min(512, n) samples of x). */
+static int make_network(cleval_device *dev, const char *model_path, cleval_nn_precision precision,
+                        double prune, const float *x, uint64_t n, cleval_nn **out)
+{
+    cleval_onnx_model *model;
+    if (cleval_onnx_load(model_path, &model) != CLEVAL_OK) return 1;
+    cleval_nn_options options = {.precision = precision, .prune = prune};
+    cleval_nn_calibration *calibration = NULL;
+    int failed = 0;
+    if (precision == CLEVAL_NN_INT8) {
+        cleval_nn_options fp32 = {.prune = prune};
+        cleval_nn *probe;
+        failed =
+            cleval_nn_create_with(dev, model, &fp32, &probe) != CLEVAL_OK ||
+            cleval_nn_calibrate(probe, x, (uint32_t)(n < 512 ? n : 512), &calibration) != CLEVAL_OK;
+        if (!failed) cleval_nn_destroy(probe);
+        options.calibration = calibration;
+    }
+    if (!failed) failed = cleval_nn_create_with(dev, model, &options, out) != CLEVAL_OK;
+    cleval_nn_calibration_free(calibration);
+    cleval_onnx_free(model);
+    return failed;
 }
 
 static int die(const char *what)
@@ -77,11 +104,13 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: bench_nn MODEL.onnx DATA.h5 [--batch 64,256,1024] [--repeat 5] "
-                        "[--variant cpu|gpu] [--no-profile]\n");
+                        "[--variant cpu|gpu] [--precision fp32,fp16,int8] [--prune S] "
+                        "[--no-profile]\n");
         return 2;
     }
     const char *model_path = argv[1], *data_path = argv[2], *batches = "64,256,1024";
-    const char *variant = NULL;
+    const char *variant = NULL, *precisions = "fp32";
+    double prune = 0.0;
     int repeat = 5, profile = 1;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
@@ -90,6 +119,10 @@ int main(int argc, char **argv)
             repeat = atoi(argv[++i]);
         else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc)
             variant = argv[++i];
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc)
+            precisions = argv[++i];
+        else if (strcmp(argv[i], "--prune") == 0 && i + 1 < argc)
+            prune = atof(argv[++i]);
         else if (strcmp(argv[i], "--no-profile") == 0)
             profile = 0;
         else {
@@ -115,88 +148,115 @@ int main(int argc, char **argv)
 
     uint32_t index;
     cleval_device *dev;
-    cleval_onnx_model *model;
-    cleval_nn *nn;
     if (cleval_device_resolve(NULL, &index) != CLEVAL_OK ||
         cleval_device_open(index, &dev) != CLEVAL_OK)
         return die("device");
     if (variant)
         cleval_device_set_variant(dev, strcmp(variant, "gpu") == 0 ? CLEVAL_VARIANT_GPU
                                                                    : CLEVAL_VARIANT_CPU);
-    if (cleval_onnx_load(model_path, &model) != CLEVAL_OK) return die("load model");
-    double t0 = now();
-    if (cleval_nn_create(dev, model, &nn) != CLEVAL_OK) return die("create network");
-    double create_s = now() - t0;
-    cleval_onnx_free(model);
-    if (cleval_nn_input_size(nn) != size) {
-        fprintf(stderr, "bench_nn: X has %llu values per sample, the model takes %llu\n",
-                (unsigned long long)size, (unsigned long long)cleval_nn_input_size(nn));
-        return 2;
+    enum { MAX_NETS = 3 };
+    cleval_nn *nets[MAX_NETS];
+    cleval_nn_precision modes[MAX_NETS];
+    int n_nets = 0;
+    char list[256];
+    snprintf(list, sizeof list, "%s", precisions);
+    for (char *tok = strtok(list, ","); tok && n_nets < MAX_NETS; tok = strtok(NULL, ",")) {
+        modes[n_nets] = strcmp(tok, "fp16") == 0   ? CLEVAL_NN_FP16
+                        : strcmp(tok, "int8") == 0 ? CLEVAL_NN_INT8
+                                                   : CLEVAL_NN_FP32;
+        double t0 = now();
+        if (make_network(dev, model_path, modes[n_nets], prune, x, n, &nets[n_nets]))
+            return die("create network");
+        if (cleval_nn_input_size(nets[n_nets]) != size) {
+            fprintf(stderr, "bench_nn: X has %llu values per sample, the model takes %llu\n",
+                    (unsigned long long)size,
+                    (unsigned long long)cleval_nn_input_size(nets[n_nets]));
+            return 2;
+        }
+        cleval_nn_model_info info;
+        cleval_nn_model_info_get(nets[n_nets], &info);
+        printf("device: %s, %s-style kernels; model %s, %s (created in %.3f s, %llu bytes of "
+               "parameters); %llu samples\n",
+               cleval_device_get_info(dev)->name, cleval_variant_name(cleval_device_variant(dev)),
+               model_path, cleval_nn_precision_name(modes[n_nets]), now() - t0,
+               (unsigned long long)info.size_bytes, (unsigned long long)n);
+        n_nets++;
     }
-    uint32_t width = cleval_nn_output_width(nn);
+    uint32_t width = cleval_nn_output_width(nets[0]);
     float *scores = malloc(n * width * sizeof *scores);
     int32_t *pred = malloc(n * sizeof *pred);
     if (!scores || !pred) return die("memory");
-    printf("device: %s, %s-style kernels; model %s (created in %.3f s); %llu samples\n",
-           cleval_device_get_info(dev)->name, cleval_variant_name(cleval_device_variant(dev)),
-           model_path, create_s, (unsigned long long)n);
 
-    double *times = malloc((size_t)repeat * sizeof *times);
-    char list[256];
+    double *times = malloc((size_t)repeat * MAX_NETS * sizeof *times);
+    double cpu[MAX_NETS];
+    uint64_t correct[MAX_NETS];
     snprintf(list, sizeof list, "%s", batches);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         uint32_t batch = (uint32_t)atoi(tok);
         if (batch < 1) continue;
-        double warm;
-        if (pass(nn, dev, x, n < batch * 2ull ? n : batch * 2ull, size, batch, scores, NULL, &warm))
-            return die("warm-up");
-        double cpu0 = cpu_seconds();
+        for (int p = 0; p < n_nets; p++) {
+            double warm;
+            if (pass(nets[p], dev, x, n < batch * 2ull ? n : batch * 2ull, size, batch, scores,
+                     NULL, &warm))
+                return die("warm-up");
+            cpu[p] = 0;
+            correct[p] = 0;
+        }
         for (int r = 0; r < repeat; r++)
-            if (pass(nn, dev, x, n, size, batch, scores, r == 0 ? pred : NULL, &times[r]))
-                return die("run");
-        double cpu = (cpu_seconds() - cpu0) / repeat;
-        qsort(times, (size_t)repeat, sizeof *times, compare_double);
-        double median = times[repeat / 2];
-        uint64_t correct = 0;
-        for (uint64_t i = 0; y && i < n; i++)
-            correct += pred[i] == y[i];
-        double accuracy = y ? (double)correct / (double)n : -1.0;
-        printf("batch %5u: %9.0f images/s (median of %d, best %.0f), accuracy %.4f, %.3f CPU s "
-               "per pass\n",
-               batch, (double)n / median, repeat, (double)n / times[0], accuracy, cpu);
-        printf("RESULT %u %.1f %.6f %.4f\n", batch, (double)n / median, accuracy, cpu);
+            for (int p = 0; p < n_nets; p++) {
+                double cpu0 = cpu_seconds();
+                if (pass(nets[p], dev, x, n, size, batch, scores, r == 0 ? pred : NULL,
+                         &times[p * repeat + r]))
+                    return die("run");
+                cpu[p] += cpu_seconds() - cpu0;
+                for (uint64_t i = 0; r == 0 && y && i < n; i++)
+                    correct[p] += pred[i] == y[i];
+            }
+        for (int p = 0; p < n_nets; p++) {
+            double *t = times + p * repeat;
+            qsort(t, (size_t)repeat, sizeof *t, compare_double);
+            double median = t[repeat / 2];
+            double accuracy = y ? (double)correct[p] / (double)n : -1.0;
+            const char *name = cleval_nn_precision_name(modes[p]);
+            printf("batch %5u %s: %9.0f images/s (median of %d, best %.0f), accuracy %.4f, "
+                   "%.3f CPU s per pass\n",
+                   batch, name, (double)n / median, repeat, (double)n / t[0], accuracy,
+                   cpu[p] / repeat);
+            printf("RESULT %u %.1f %.6f %.4f %s\n", batch, (double)n / median, accuracy,
+                   cpu[p] / repeat, name);
+        }
         fflush(stdout);
     }
 
     if (profile) {
-        cleval_log_set(log_to_stdout, CLEVAL_LOG_INFO, NULL);
         snprintf(list, sizeof list, "%s", batches);
         for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
             uint32_t batch = (uint32_t)atoi(tok);
             if (batch < 1) continue;
-            cleval_nn_destroy(nn);
-            cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
-            if (cleval_onnx_load(model_path, &model) != CLEVAL_OK ||
-                cleval_nn_create(dev, model, &nn) != CLEVAL_OK)
-                return die("create network");
-            cleval_onnx_free(model);
-            double unused;
-            if (cleval_nn_set_profiling(nn, true) != CLEVAL_OK) return die("profile");
-            for (int r = 0; r < repeat; r++)
-                if (pass(nn, dev, x, n, size, batch, scores, NULL, &unused)) return die("profile");
-            printf("per-layer device time, batch %u, %llu images x %d profiled passes:\n", batch,
-                   (unsigned long long)n, repeat);
-            cleval_log_set(log_to_stdout, CLEVAL_LOG_INFO, NULL);
-            cleval_nn_log_profile(nn);
-            for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++) {
-                const cleval_nn_layer *l = cleval_nn_layer_at(nn, i);
-                printf("LAYER %u %s|%s|%s|%.6f|%.3e\n", batch, l->name, l->op, l->kernel,
-                       l->seconds, l->flops);
+            for (int p = 0; p < n_nets; p++) {
+                cleval_nn_destroy(nets[p]);
+                if (make_network(dev, model_path, modes[p], prune, x, n, &nets[p]))
+                    return die("create network");
+                double unused;
+                if (cleval_nn_set_profiling(nets[p], true) != CLEVAL_OK) return die("profile");
+                for (int r = 0; r < repeat; r++)
+                    if (pass(nets[p], dev, x, n, size, batch, scores, NULL, &unused))
+                        return die("profile");
+                printf("per-layer device time, %s, batch %u, %llu images x %d profiled passes:\n",
+                       cleval_nn_precision_name(modes[p]), batch, (unsigned long long)n, repeat);
+                cleval_log_set(log_to_stdout, CLEVAL_LOG_INFO, NULL);
+                cleval_nn_log_profile(nets[p]);
+                cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
+                for (uint32_t i = 0; i < cleval_nn_layer_count(nets[p]); i++) {
+                    const cleval_nn_layer *l = cleval_nn_layer_at(nets[p], i);
+                    printf("LAYER %u %s|%s|%s|%.6f|%.3e\n", batch, l->name, l->op, l->kernel,
+                           l->seconds, l->flops);
+                }
             }
         }
-        cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
     }
-    cleval_nn_destroy(nn);
+    for (int p = 0; p < n_nets; p++)
+        cleval_nn_destroy(nets[p]);
     cleval_device_close(dev);
     cleval_column_close(xc);
     cleval_column_close(yc);

@@ -30,6 +30,18 @@
  *                      channels-last: ys_c = 1, ys_p = channels).
  *            conv_gpu  w [K][CO] (k-major), ktab [K] = (ci, kd * dd, kh * dh, kw * dw), input
  *                      and output NCHW.
+ * Precision  fp16 (X_HALF, Y_HALF, W_HALF): a tensor stored as half is read with vload_half and
+ *            written with vstore_half_rte (core OpenCL 1.2, no cl_khr_fp16 needed); arithmetic
+ *            stays float. int8 (INT8, conv_cpu and conv_gpu): x is the layer input quantised
+ *            per tensor (kernels/quantize.cl), w the weights quantised per output channel, both
+ *            char; products accumulate exactly in int32 and the epilogue dequantises,
+ *            y = acc * (x_scale * w_scale[c]) + bias[c], then clamp and pool in float.
+ *            I8_FLOAT (CPU): the int8 products and sums run in float over k-blocks of at most
+ *            1024 (every partial sum is an integer below 2^24, so exact) and each block is
+ *            added to the int32 accumulator: the same integers, at float FMA speed.
+ *            RUN16 (CPU, int8 float blocks or a half input): K is ordered window position-
+ *            major, channel-minor over a channels-last input, so 16 consecutive k are 16
+ *            adjacent elements, converted by one vector instruction into a private tile.
  * Assumes    K >= 1; every buffer index fits in an int; pooled outputs use floor mode.
  */
 #ifndef MR
@@ -56,9 +68,66 @@
 #ifndef TK
 #define TK 16 /* GPU: k-slice staged in local memory */
 #endif
+#ifndef X_HALF
+#define X_HALF 0 /* the input activation is stored as half */
+#endif
+#ifndef Y_HALF
+#define Y_HALF 0 /* the output activation is stored as half */
+#endif
+#ifndef W_HALF
+#define W_HALF 0 /* the (packed) weights are stored as half */
+#endif
+#ifndef INT8
+#define INT8 0 /* conv_cpu / conv_gpu: int8 input and weights, int32 accumulators */
+#endif
+#ifndef I8_FLOAT
+#define I8_FLOAT 0 /* CPU int8: exact float k-blocks added to int32 (see Precision) */
+#endif
+#ifndef RUN16
+#define RUN16 0 /* CPU, int8 float blocks or a half input: k in runs of 16 adjacent inputs */
+#endif
 
 #define NR (16 * NV)
 #define UNITS_PER_TILE (POOL ? MR / 4 : MR)
+#define I8_BLOCK 1024 /* 1024 * 127 * 127 < 2^24: float sums of int8 products stay exact */
+
+/* Storage: float, or half through vload_half / vstore_half_rte. */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define ST_T_0 float
+#define ST_T_1 half
+#define ST_LD_0(p, i) ((p)[i])
+#define ST_LD_1(p, i) vload_half((i), (p))
+#define ST_ST_0(v, p, i) ((p)[i] = (v))
+#define ST_ST_1(v, p, i) vstore_half_rte((v), (i), (p))
+#define ST_LD16_0(p, i) vload16(0, (p) + (i))
+#define ST_LD16_1(p, i) vload_half16(0, (p) + (i))
+#define ST_ST16_0(v, p, i) vstore16((v), 0, (p) + (i))
+#define ST_ST16_1(v, p, i) vstore_half16_rte((v), 0, (p) + (i))
+#define X_T CAT(ST_T_, X_HALF)
+#define Y_T CAT(ST_T_, Y_HALF)
+#define W_T CAT(ST_T_, W_HALF)
+#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
+#define LOAD_W(p, i) CAT(ST_LD_, W_HALF)(p, i)
+#define LOAD16_X(p, i) CAT(ST_LD16_, X_HALF)(p, i)
+#define LOAD16_W(p, i) CAT(ST_LD16_, W_HALF)(p, i)
+#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
+#define STORE16_Y(v, p, i) CAT(ST_ST16_, Y_HALF)(v, p, i)
+
+/* What conv_cpu and conv_gpu read and accumulate: floats, or int8 codes into int32. */
+#if INT8
+#define XIN_T char
+#define WIN_T char
+#define TILE_T char
+#define ACC_T int
+#define MAC1(a, b, c) ((c) + (int)(a) * (int)(b))
+#else
+#define XIN_T X_T
+#define WIN_T W_T
+#define TILE_T float
+#define ACC_T float
+#define MAC1(a, b, c) fma((a), (b), (c))
+#endif
 
 /* clamp that lets NaN through, as torch's relu and clamp do */
 inline float16 clamp16(float16 v, float lo, float hi)
@@ -78,39 +147,48 @@ inline float16 max_nan16(float16 a, float16 b)
     return select(b, a, (a > b) || isnan(a));
 }
 
-inline void store16(__global float *y, int base, int cstride, int c0, int co, float16 v)
+inline void store16(__global Y_T *y, int base, int cstride, int c0, int co, float16 v)
 {
 #if VEC_STORE
     if (c0 + 16 <= co) {
-        vstore16(v, 0, y + base + c0);
+        STORE16_Y(v, y, base + c0);
         return;
     }
 #endif
     float vals[16];
     vstore16(v, 0, vals);
     for (int j = 0; j < 16; j++)
-        if (c0 + j < co) y[base + (c0 + j) * cstride] = vals[j];
+        if (c0 + j < co) STORE_Y(vals[j], y, base + (c0 + j) * cstride);
 }
 
-__kernel void conv_cpu(__global const float *x, int x_off, int xs_n, __global const int *poff,
-                       int4 wofs, __global const float *wp, int w_off,
+#if INT8
+#define ACC16 int16
+#define DEQUANT16(acc, dq) (convert_float16(acc) * (dq))
+#else
+#define ACC16 float16
+#define DEQUANT16(acc, dq) (acc)
+#endif
+
+__kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global const int *poff,
+                       int4 wofs, __global const WIN_T *wp, int w_off,
                        __global const int *koff, __global const float *bias, int bias_off,
-                       __global float *y, int y_off, int ys_n, int ys_c, int ys_p, int K, int CO,
-                       int panels, int units, int units_per_item, float lo, float hi)
+                       __global Y_T *y, int y_off, int ys_n, int ys_c, int ys_p, int K, int CO,
+                       int panels, int units, int units_per_item, float lo, float hi,
+                       __global const float *wscale, float x_scale)
 {
     int img = get_global_id(1);
     int u0 = get_global_id(0) * units_per_item;
     int u1 = min(units, u0 + units_per_item);
-    __global const float *xi = x + x_off + img * xs_n;
-    __global const float *w = wp + w_off;
-    __global float *yi = y + y_off + img * ys_n;
+    __global const XIN_T *xi = x + x_off + img * xs_n;
+    __global const WIN_T *w = wp + w_off;
+    __global Y_T *yi = y + y_off + img * ys_n;
 #if POOL
     int wo[4] = {wofs.x, wofs.y, wofs.z, wofs.w};
 #endif
 
     for (int t = u0; t < u1; t += UNITS_PER_TILE) {
         /* Row r of the tile: its pixel's window origin (units past the end repeat the last). */
-        __global const float *xr[MR];
+        __global const XIN_T *xr[MR];
 #pragma unroll
         for (int r = 0; r < MR; r++) {
 #if POOL
@@ -120,39 +198,143 @@ __kernel void conv_cpu(__global const float *x, int x_off, int xs_n, __global co
 #endif
         }
         for (int pn = 0; pn < panels; pn++) {
-            __global const float *panel = w + pn * K * NR;
-            float16 acc[MR][NV];
+            __global const WIN_T *panel = w + pn * K * NR;
+            ACC16 acc[MR][NV];
 #pragma unroll
             for (int r = 0; r < MR; r++)
 #pragma unroll
                 for (int v = 0; v < NV; v++)
-                    acc[r][v] = (float16)(0.0f);
+                    acc[r][v] = (ACC16)(0);
+#if INT8 && !I8_FLOAT
             for (int k = 0; k < K; k++) {
+                int o = koff[k];
+                int16 b[NV];
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    b[v] = convert_int16(vload16(v, panel + k * NR));
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    int16 a = (int16)((int)xr[r][o]);
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] += a * b[v];
+                }
+            }
+#elif INT8
+            for (int kb = 0; kb < K; kb += I8_BLOCK) {
+                float16 f[MR][NV];
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        f[r][v] = (float16)(0.0f);
+                int ke = min(K, kb + I8_BLOCK), k = kb;
+#if RUN16
+                /* 16 adjacent codes of each row converted with one vector conversion into a
+                 * private tile (a char load, convert and broadcast per product otherwise). */
+                for (; k + 16 <= ke; k += 16) {
+                    int o = koff[k];
+                    float at[MR][16];
+#pragma unroll
+                    for (int r = 0; r < MR; r++)
+                        vstore16(convert_float16(vload16(0, xr[r] + o)), 0, at[r]);
+#pragma unroll
+                    for (int kk = 0; kk < 16; kk++) {
+                        float16 b[NV];
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            b[v] = convert_float16(vload16(v, panel + (k + kk) * NR));
+#pragma unroll
+                        for (int r = 0; r < MR; r++) {
+                            float16 a = (float16)(at[r][kk]);
+#pragma unroll
+                            for (int v = 0; v < NV; v++)
+                                f[r][v] = fma(a, b[v], f[r][v]);
+                        }
+                    }
+                }
+#endif
+                for (; k < ke; k++) {
+                    int o = koff[k];
+                    float16 b[NV];
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        b[v] = convert_float16(vload16(v, panel + k * NR));
+#pragma unroll
+                    for (int r = 0; r < MR; r++) {
+                        float16 a = (float16)((float)xr[r][o]);
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            f[r][v] = fma(a, b[v], f[r][v]);
+                    }
+                }
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] += convert_int16(f[r][v]);
+            }
+#else
+            int k = 0;
+#if RUN16 && X_HALF
+            /* 16 adjacent halves of each row through vload_half16 (one vcvtph2ps on PoCL, a
+             * scalar vload_half is a dozen integer instructions) into a private tile. */
+            for (; k + 16 <= K; k += 16) {
+                int o = koff[k];
+                float at[MR][16];
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+                    vstore16(vload_half16(0, xr[r] + o), 0, at[r]);
+#pragma unroll
+                for (int kk = 0; kk < 16; kk++) {
+                    float16 b[NV];
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        b[v] = LOAD16_W(panel, (k + kk) * NR + v * 16);
+#pragma unroll
+                    for (int r = 0; r < MR; r++) {
+                        float16 a = (float16)(at[r][kk]);
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            acc[r][v] = fma(a, b[v], acc[r][v]);
+                    }
+                }
+            }
+#endif
+            for (; k < K; k++) {
                 int o = koff[k];
                 float16 b[NV];
 #pragma unroll
                 for (int v = 0; v < NV; v++)
-                    b[v] = vload16(v, panel + k * NR);
+                    b[v] = LOAD16_W(panel, k * NR + v * 16);
 #pragma unroll
                 for (int r = 0; r < MR; r++) {
-                    float16 a = (float16)(xr[r][o]);
+                    float16 a = (float16)(LOAD_X(xr[r], o));
 #pragma unroll
                     for (int v = 0; v < NV; v++)
                         acc[r][v] = fma(a, b[v], acc[r][v]);
                 }
             }
-            /* Epilogue: bias, clamp, pool, store. */
+#endif
+            /* Epilogue: dequantise (int8), bias, clamp, pool, store. */
 #pragma unroll
             for (int v = 0; v < NV; v++) {
                 int c0 = pn * NR + v * 16;
                 float16 bv = vload16(0, bias + bias_off + c0);
+#if INT8
+                float16 dq = x_scale * vload16(0, wscale + bias_off + c0);
+#else
+                float dq = 1.0f;
+#endif
 #if POOL
 #pragma unroll
                 for (int g = 0; g < MR / 4; g++) {
                     int u = t + g;
                     if (u >= u1) continue;
-                    float16 m = max_nan16(max_nan16(acc[4 * g][v], acc[4 * g + 1][v]),
-                                          max_nan16(acc[4 * g + 2][v], acc[4 * g + 3][v]));
+                    float16 m = max_nan16(
+                        max_nan16(DEQUANT16(acc[4 * g][v], dq), DEQUANT16(acc[4 * g + 1][v], dq)),
+                        max_nan16(DEQUANT16(acc[4 * g + 2][v], dq),
+                                  DEQUANT16(acc[4 * g + 3][v], dq)));
                     m += bv;
 #if CLAMP
                     m = clamp16(m, lo, hi);
@@ -164,7 +346,7 @@ __kernel void conv_cpu(__global const float *x, int x_off, int xs_n, __global co
                 for (int r = 0; r < MR; r++) {
                     int u = t + r;
                     if (u >= u1) continue;
-                    float16 m = acc[r][v] + bv;
+                    float16 m = DEQUANT16(acc[r][v], dq) + bv;
 #if CLAMP
                     m = clamp16(m, lo, hi);
 #endif
@@ -185,9 +367,9 @@ __kernel void conv_cpu(__global const float *x, int x_off, int xs_n, __global co
  * fused 2x2 max-pool (the tile is the pooling window) or four stores.
  * + 2.25x fewer multiplications than direct convolution; - 3x3, stride 1 only, and the input
  *   must be channels-last with a multiple of 16 channels. */
-__kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, int xs_h, int xs_w,
-                                int cin, __global const float *up, __global const float *bias,
-                                __global float *y, int y_off, int ys_n, int ys_c, int ys_h,
+__kernel void conv_winograd_cpu(__global const X_T *x, int x_off, int xs_n, int xs_h, int xs_w,
+                                int cin, __global const W_T *up, __global const float *bias,
+                                __global Y_T *y, int y_off, int ys_n, int ys_c, int ys_h,
                                 int ys_w, int CO, int panels, int tiles_w, int tiles, int oh,
                                 int ow, int tiles_per_item, float lo, float hi,
                                 __global float *scratch, int s_off)
@@ -195,8 +377,8 @@ __kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, in
     int img = get_global_id(1);
     int item = get_global_id(1) * get_global_size(0) + get_global_id(0);
     int t0 = get_global_id(0) * tiles_per_item, t1 = min(tiles, t0 + tiles_per_item);
-    __global const float *xi = x + x_off + img * xs_n;
-    __global float *yi = y + y_off + img * ys_n;
+    __global const X_T *xi = x + x_off + img * xs_n;
+    __global Y_T *yi = y + y_off + img * ys_n;
     __global float *vs = scratch + s_off + item * 16 * MR * (cin + NR); /* [16][MR][cin] */
     __global float *ms = vs + 16 * MR * cin;                            /* [16][MR][NR] */
 
@@ -204,15 +386,15 @@ __kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, in
         /* (1) input transform */
         for (int r = 0; r < MR; r++) {
             int q = min(t + r, t1 - 1);
-            __global const float *base = xi + 2 * (q / tiles_w) * xs_h + 2 * (q % tiles_w) * xs_w;
+            __global const X_T *base = xi + 2 * (q / tiles_w) * xs_h + 2 * (q % tiles_w) * xs_w;
             for (int c = 0; c < cin; c += 16) {
                 /* Column by column (B^T d), so only 4 loads and 16 results are live. */
                 float16 tt[4][4];
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
-                    __global const float *col = base + j * xs_w + c;
-                    float16 d0 = vload16(0, col), d1 = vload16(0, col + xs_h);
-                    float16 d2 = vload16(0, col + 2 * xs_h), d3 = vload16(0, col + 3 * xs_h);
+                    __global const X_T *col = base + j * xs_w + c;
+                    float16 d0 = LOAD16_X(col, 0), d1 = LOAD16_X(col, xs_h);
+                    float16 d2 = LOAD16_X(col, 2 * xs_h), d3 = LOAD16_X(col, 3 * xs_h);
                     tt[0][j] = d0 - d2;
                     tt[1][j] = d1 + d2;
                     tt[2][j] = d2 - d1;
@@ -231,7 +413,7 @@ __kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, in
         for (int pn = 0; pn < panels; pn++) {
             /* (2) 16 GEMMs: M[xi] = V[xi] U[xi] over the input channels */
             for (int e = 0; e < 16; e++) {
-                __global const float *panel = up + (e * panels + pn) * cin * NR;
+                __global const W_T *panel = up + (e * panels + pn) * cin * NR;
                 __global const float *ve = vs + e * MR * cin;
                 float16 acc[MR][NV];
 #pragma unroll
@@ -243,7 +425,7 @@ __kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, in
                     float16 b[NV];
 #pragma unroll
                     for (int v = 0; v < NV; v++)
-                        b[v] = vload16(v, panel + k * NR);
+                        b[v] = LOAD16_W(panel, k * NR + v * 16);
 #pragma unroll
                     for (int r = 0; r < MR; r++) {
                         float16 a = (float16)(ve[r * cin + k]);
@@ -309,15 +491,17 @@ __kernel void conv_winograd_cpu(__global const float *x, int x_off, int xs_n, in
     }
 }
 
-/* GPU: work-group (TS/WPT, TS/WPT) computes a TS x TS tile of (pixels, channels). */
-__kernel void conv_gpu(__global const float *x, int x_off, int xs_n, int xs_c, int4 idims,
-                       __global const float *w, int w_off, __global const int4 *ktab,
-                       __global const float *bias, int bias_off, __global float *y, int y_off,
+/* GPU: work-group (TS/WPT, TS/WPT) computes a TS x TS tile of (pixels, channels). With INT8
+ * the tiles hold the int8 codes and the accumulators are int32. */
+__kernel void conv_gpu(__global const XIN_T *x, int x_off, int xs_n, int xs_c, int4 idims,
+                       __global const WIN_T *w, int w_off, __global const int4 *ktab,
+                       __global const float *bias, int bias_off, __global Y_T *y, int y_off,
                        int ys_n, int ys_c, int K, int CO, int M, int4 odims, int4 stride,
-                       int4 pad, float lo, float hi)
+                       int4 pad, float lo, float hi, __global const float *wscale,
+                       float x_scale)
 {
-    __local float a_tile[TK][TS + 1];
-    __local float b_tile[TK][TS + 1];
+    __local TILE_T a_tile[TK][TS + 1];
+    __local TILE_T b_tile[TK][TS + 1];
     const int threads = TS / WPT;
     int lx = get_local_id(0), ly = get_local_id(1);
     int row0 = get_group_id(1) * TS, col0 = get_group_id(0) * TS;
@@ -325,16 +509,16 @@ __kernel void conv_gpu(__global const float *x, int x_off, int xs_n, int xs_c, i
     int plane = odims.y * odims.z, volume = odims.x * plane;
     int in_plane = idims.y * idims.z;
 
-    float acc[WPT][WPT];
+    ACC_T acc[WPT][WPT];
     for (int i = 0; i < WPT; i++)
         for (int j = 0; j < WPT; j++)
-            acc[i][j] = 0.0f;
+            acc[i][j] = 0;
 
     for (int kb = 0; kb < K; kb += TK) {
         for (int e = flat; e < TK * TS; e += n_threads) {
             int kk = e % TK, rr = e / TK;
             int k = kb + kk, m = row0 + rr;
-            float value = 0.0f;
+            TILE_T value = 0;
             if (k < K && m < M) {
                 int n = m / volume, p = m % volume;
                 int od = p / plane, rem = p % plane, oh = rem / odims.z, ow = rem % odims.z;
@@ -342,23 +526,33 @@ __kernel void conv_gpu(__global const float *x, int x_off, int xs_n, int xs_c, i
                 int id = od * stride.x - pad.x + t.y;
                 int ih = oh * stride.y - pad.y + t.z;
                 int iw = ow * stride.z - pad.z + t.w;
-                if (id >= 0 && id < idims.x && ih >= 0 && ih < idims.y && iw >= 0 && iw < idims.z)
-                    value = x[x_off + n * xs_n + t.x * xs_c + id * in_plane + ih * idims.z + iw];
+                if (id >= 0 && id < idims.x && ih >= 0 && ih < idims.y && iw >= 0 && iw < idims.z) {
+                    int at = x_off + n * xs_n + t.x * xs_c + id * in_plane + ih * idims.z + iw;
+#if INT8
+                    value = x[at];
+#else
+                    value = LOAD_X(x, at);
+#endif
+                }
             }
             a_tile[kk][rr] = value;
             int c = col0 + rr;
-            b_tile[kk][rr] = (k < K && c < CO) ? w[w_off + k * CO + c] : 0.0f;
+#if INT8
+            b_tile[kk][rr] = (k < K && c < CO) ? w[w_off + k * CO + c] : 0;
+#else
+            b_tile[kk][rr] = (k < K && c < CO) ? LOAD_W(w, w_off + k * CO + c) : 0.0f;
+#endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int kk = 0; kk < TK; kk++) {
-            float a[WPT], b[WPT];
+            TILE_T a[WPT], b[WPT];
             for (int i = 0; i < WPT; i++)
                 a[i] = a_tile[kk][ly + i * threads];
             for (int j = 0; j < WPT; j++)
                 b[j] = b_tile[kk][lx + j * threads];
             for (int i = 0; i < WPT; i++)
                 for (int j = 0; j < WPT; j++)
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
+                    acc[i][j] = MAC1(a[i], b[j], acc[i][j]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
@@ -369,18 +563,22 @@ __kernel void conv_gpu(__global const float *x, int x_off, int xs_n, int xs_c, i
         for (int j = 0; j < WPT; j++) {
             int c = col0 + lx + j * threads;
             if (c >= CO) continue;
+#if INT8
+            float v = (float)acc[i][j] * (x_scale * wscale[bias_off + c]) + bias[bias_off + c];
+#else
             float v = acc[i][j] + bias[bias_off + c];
+#endif
 #if CLAMP
             v = clamp1(v, lo, hi);
 #endif
-            y[y_off + n * ys_n + c * ys_c + p] = v;
+            STORE_Y(v, y, y_off + n * ys_n + c * ys_c + p);
         }
     }
 }
 
 /* One output per work-item; output channel c reads input channel c / multiplier. NCHW. */
-__kernel void conv_depthwise(__global const float *x, __global const float *w,
-                             __global const float *bias, __global float *y, int total, int C,
+__kernel void conv_depthwise(__global const X_T *x, __global const W_T *w,
+                             __global const float *bias, __global Y_T *y, int total, int C,
                              int multiplier, int4 idims, int4 odims, int4 kdims, int4 stride,
                              int4 dilation, int4 pad, float lo, float hi)
 {
@@ -391,9 +589,8 @@ __kernel void conv_depthwise(__global const float *x, __global const float *w,
     int c = nc % (C * multiplier), n = nc / (C * multiplier);
     int od = p / (odims.y * odims.z), rem = p % (odims.y * odims.z);
     int oh = rem / odims.z, ow = rem % odims.z;
-    __global const float *xc =
-        x + (n * C + c / multiplier) * idims.x * idims.y * idims.z;
-    __global const float *wc = w + c * kdims.x * kdims.y * kdims.z;
+    int xc = (n * C + c / multiplier) * idims.x * idims.y * idims.z;
+    int wc = c * kdims.x * kdims.y * kdims.z;
     float acc = bias[c];
     for (int kd = 0; kd < kdims.x; kd++) {
         int id = od * stride.x - pad.x + kd * dilation.x;
@@ -404,13 +601,13 @@ __kernel void conv_depthwise(__global const float *x, __global const float *w,
             for (int kw = 0; kw < kdims.z; kw++) {
                 int iw = ow * stride.z - pad.z + kw * dilation.z;
                 if (iw < 0 || iw >= idims.z) continue;
-                acc = fma(xc[(id * idims.y + ih) * idims.z + iw],
-                          wc[(kd * kdims.y + kh) * kdims.z + kw], acc);
+                acc = fma(LOAD_X(x, xc + (id * idims.y + ih) * idims.z + iw),
+                          LOAD_W(w, wc + (kd * kdims.y + kh) * kdims.z + kw), acc);
             }
         }
     }
 #if CLAMP
     acc = clamp1(acc, lo, hi);
 #endif
-    y[i] = acc;
+    STORE_Y(acc, y, i);
 }

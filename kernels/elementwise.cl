@@ -7,8 +7,41 @@
  *            channel_affine  y = x * s[c] + t[c] (BatchNormalization), optional clamp.
  *            pad_nd          constant-mode padding (negative pads crop) over up to 8 axes.
  * Layout     row-major; axes right-aligned into 8 (int8 arguments), the first `first` unused.
+ * Storage    X_HALF / A_HALF / B_HALF / Y_HALF: that operand is stored as half (fp16 mode),
+ *            read with vload_half and written with vstore_half_rte; arithmetic is float.
  * Assumes    the global size is rounded up to the work-group size: out-of-range items return.
  */
+#ifndef X_HALF
+#define X_HALF 0 /* the input is stored as half */
+#endif
+#ifndef A_HALF
+#define A_HALF 0 /* binary: A is stored as half */
+#endif
+#ifndef B_HALF
+#define B_HALF 0 /* binary: B is stored as half */
+#endif
+#ifndef Y_HALF
+#define Y_HALF 0 /* the output is stored as half */
+#endif
+/* Storage: float, or half through vload_half / vstore_half_rte (fp16 mode; the arithmetic
+ * stays float). */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define ST_T_0 float
+#define ST_T_1 half
+#define ST_LD_0(p, i) ((p)[i])
+#define ST_LD_1(p, i) vload_half((i), (p))
+#define ST_ST_0(v, p, i) ((p)[i] = (v))
+#define ST_ST_1(v, p, i) vstore_half_rte((v), (i), (p))
+#define X_T CAT(ST_T_, X_HALF)
+#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
+#define A_T CAT(ST_T_, A_HALF)
+#define LOAD_A(p, i) CAT(ST_LD_, A_HALF)(p, i)
+#define B_T CAT(ST_T_, B_HALF)
+#define LOAD_B(p, i) CAT(ST_LD_, B_HALF)(p, i)
+#define Y_T CAT(ST_T_, Y_HALF)
+#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
+
 #define OP_RELU 0
 #define OP_SIGMOID 1
 #define OP_TANH 2
@@ -26,12 +59,12 @@ inline float clamp1(float v, float lo, float hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-__kernel void unary(__global const float *x, __global float *y, uint n, int op, float lo,
+__kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
                     float hi)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
-    float v = x[i];
+    float v = LOAD_X(x, i);
     switch (op) {
     case OP_RELU: v = v < 0.0f ? 0.0f : v; break;
     /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
@@ -42,10 +75,10 @@ __kernel void unary(__global const float *x, __global float *y, uint n, int op, 
     case OP_CLIP: v = clamp1(v, lo, hi); break;
     default: break;
     }
-    y[i] = v;
+    STORE_Y(v, y, i);
 }
 
-__kernel void binary(__global const float *a, __global const float *b, __global float *y, uint n,
+__kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
                      int op, int first, int8 dims, int8 sa, int8 sb)
 {
     uint i = get_global_id(0);
@@ -61,27 +94,27 @@ __kernel void binary(__global const float *a, __global const float *b, __global 
         ia += c * av[d];
         ib += c * bv[d];
     }
-    float x = a[ia], z = b[ib], v;
+    float x = LOAD_A(a, ia), z = LOAD_B(b, ib), v;
     switch (op) {
     case OP_ADD: v = x + z; break;
     case OP_SUB: v = x - z; break;
     case OP_MUL: v = x * z; break;
     default: v = x / z; break;
     }
-    y[i] = v;
+    STORE_Y(v, y, i);
 }
 
-__kernel void channel_affine(__global const float *x, __global float *y, __global const float *s,
+__kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global const float *s,
                              __global const float *t, uint n, uint channels, uint inner,
                              float lo, float hi)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
     uint c = (i / inner) % channels;
-    y[i] = clamp1(fma(x[i], s[c], t[c]), lo, hi);
+    STORE_Y(clamp1(fma(LOAD_X(x, i), s[c], t[c]), lo, hi), y, i);
 }
 
-__kernel void pad_nd(__global const float *x, __global float *y, uint n, int8 out_dims,
+__kernel void pad_nd(__global const X_T *x, __global Y_T *y, uint n, int8 out_dims,
                      int8 in_dims, int8 begin, float value)
 {
     uint i = get_global_id(0);
@@ -99,5 +132,5 @@ __kernel void pad_nd(__global const float *x, __global float *y, uint n, int8 ou
         src += c * stride;
         stride *= id[d];
     }
-    y[i] = inside ? x[src] : value;
+    STORE_Y(inside ? LOAD_X(x, src) : value, y, i);
 }

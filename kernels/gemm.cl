@@ -18,6 +18,14 @@
  *            packed B [panels][K][NR] (zero beyond N); raw B(k, j) = b[b_off + k * b_ks +
  *            j * b_ns]; C(r, j) = c[c_off + r * c_rs + j * c_cs] (0 strides broadcast);
  *            Y(r, j) = y[y_off + r * y_rs + j]; scratch [items][qb][NR].
+ * Precision  fp16 (A_HALF, B_HALF, C_HALF, Y_HALF): tensors stored as half are read with
+ *            vload_half and written with vstore_half_rte; arithmetic stays float (the packed
+ *            panels of a constant B are half; a B packed at run time is float scratch).
+ *            int8 (INT8, gemm_cpu and gemm_gpu): A is quantised per tensor into int8 codes
+ *            (kernels/quantize.cl, [M][K] row-major), B per column j; products accumulate
+ *            exactly in int32 (partial sums in the scratch and the split-K parts are int32) and
+ *            the epilogue computes alpha * acc * (x_scale * w_scale[j]) (+ beta * C) in float.
+ *            I8_FLOAT (CPU): exact float k-blocks of at most 1024 added to int32, as conv.cl.
  * Assumes    K >= 1; every buffer index fits in an int.
  */
 #ifndef MR
@@ -48,7 +56,73 @@
 #define TK 16 /* GPU: k-slice staged in local memory */
 #endif
 
+#ifndef A_HALF
+#define A_HALF 0 /* A is stored as half */
+#endif
+#ifndef B_HALF
+#define B_HALF 0 /* gemm_cpu: the packed B is half; gemm_pack, gemm_gpu: B is stored as half */
+#endif
+#ifndef C_HALF
+#define C_HALF 0 /* C is stored as half */
+#endif
+#ifndef Y_HALF
+#define Y_HALF 0 /* Y is stored as half */
+#endif
+#ifndef INT8
+#define INT8 0 /* gemm_cpu / gemm_gpu(_reduce): int8 A and B, int32 accumulators */
+#endif
+#ifndef I8_FLOAT
+#define I8_FLOAT 0 /* CPU int8: exact float k-blocks added to int32 */
+#endif
+
 #define NR (16 * NV)
+#if A_KS1
+#define A_AT(k) (k)
+#else
+#define A_AT(k) ((k) * a_ks)
+#endif
+#define I8_BLOCK 1024 /* 1024 * 127 * 127 < 2^24: float sums of int8 products stay exact */
+
+/* Storage: float, or half through vload_half / vstore_half_rte. */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define ST_T_0 float
+#define ST_T_1 half
+#define ST_LD_0(p, i) ((p)[i])
+#define ST_LD_1(p, i) vload_half((i), (p))
+#define ST_ST_0(v, p, i) ((p)[i] = (v))
+#define ST_ST_1(v, p, i) vstore_half_rte((v), (i), (p))
+#define ST_LD16_0(p, i) vload16(0, (p) + (i))
+#define ST_LD16_1(p, i) vload_half16(0, (p) + (i))
+#define ST_ST16_0(v, p, i) vstore16((v), 0, (p) + (i))
+#define ST_ST16_1(v, p, i) vstore_half16_rte((v), 0, (p) + (i))
+#define A_T CAT(ST_T_, A_HALF)
+#define B_T CAT(ST_T_, B_HALF)
+#define C_T CAT(ST_T_, C_HALF)
+#define Y_T CAT(ST_T_, Y_HALF)
+#define LOAD_A(p, i) CAT(ST_LD_, A_HALF)(p, i)
+#define LOAD_B(p, i) CAT(ST_LD_, B_HALF)(p, i)
+#define LOAD16_B(p, i) CAT(ST_LD16_, B_HALF)(p, i)
+#define LOAD_C(p, i) CAT(ST_LD_, C_HALF)(p, i)
+#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
+#define STORE16_Y(v, p, i) CAT(ST_ST16_, Y_HALF)(v, p, i)
+
+/* What the multiply kernels read and accumulate: floats, or int8 codes into int32. */
+#if INT8
+#define AIN_T char
+#define BIN_T char
+#define TILE_T char
+#define ACC_T int
+#define ACC16 int16
+#define MAC1(a, b, c) ((c) + (int)(a) * (int)(b))
+#else
+#define AIN_T A_T
+#define BIN_T B_T
+#define TILE_T float
+#define ACC_T float
+#define ACC16 float16
+#define MAC1(a, b, c) fma((a), (b), (c))
+#endif
 
 inline float16 clamp16(float16 v, float lo, float hi)
 {
@@ -63,41 +137,42 @@ inline float clamp1(float v, float lo, float hi)
 
 /* alpha * acc (+ beta * C), clamped, into Y row r from column j0 (at most N). */
 inline void epilogue(float16 acc, int r, int j0, int N, float alpha, float beta,
-                     __global const float *c, int c_rs, int c_cs, float lo, float hi,
-                     __global float *yrow)
+                     __global const C_T *c, int c_rs, int c_cs, float lo, float hi,
+                     __global Y_T *yrow)
 {
     float16 v = alpha * acc;
 #if HAS_C
     float cv[16];
     for (int j = 0; j < 16; j++)
-        cv[j] = j0 + j < N ? c[r * c_rs + (j0 + j) * c_cs] : 0.0f;
+        cv[j] = j0 + j < N ? LOAD_C(c, r * c_rs + (j0 + j) * c_cs) : 0.0f;
     v += beta * vload16(0, cv);
 #endif
 #if CLAMP
     v = clamp16(v, lo, hi);
 #endif
     if (j0 + 16 <= N) {
-        vstore16(v, 0, yrow + j0);
+        STORE16_Y(v, yrow, j0);
     } else {
         float vals[16];
         vstore16(v, 0, vals);
         for (int j = 0; j + j0 < N; j++)
-            yrow[j0 + j] = vals[j];
+            STORE_Y(vals[j], yrow, j0 + j);
     }
 }
 
-__kernel void gemm_cpu(__global const float *a, int a_off, int a_rs, int a_ks,
-                       __global const float *bp, int b_off, __global const float *c, int c_off,
-                       int c_rs, int c_cs, __global float *y, int y_off, int y_rs, int M, int N,
+__kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
+                       __global const BIN_T *bp, int b_off, __global const C_T *c, int c_off,
+                       int c_rs, int c_cs, __global Y_T *y, int y_off, int y_rs, int M, int N,
                        int K, float alpha, float beta, float lo, float hi,
-                       __global float *scratch, int s_off, int qb)
+                       __global ACC_T *scratch, int s_off, int qb, __global const float *wscale,
+                       float x_scale)
 {
     int block = get_global_id(0), pn = get_global_id(1);
     int r0 = block * qb;
     if (r0 >= M) return;
     int rows = min(qb, M - r0);
-    __global const float *panel = bp + b_off + pn * K * NR;
-    __global float *tile =
+    __global const BIN_T *panel = bp + b_off + pn * K * NR;
+    __global ACC_T *tile =
         scratch + s_off + (get_global_id(1) * get_global_size(0) + block) * qb * NR;
     c += c_off;
 
@@ -105,34 +180,123 @@ __kernel void gemm_cpu(__global const float *a, int a_off, int a_rs, int a_ks,
         int ke = min(K, kb + KC);
         bool first = kb == 0, last = ke == K;
         for (int mt = 0; mt < rows; mt += MR) {
-            __global const float *ar[MR];
+            __global const AIN_T *ar[MR];
 #pragma unroll
             for (int r = 0; r < MR; r++)
                 ar[r] = a + a_off + (r0 + min(mt + r, rows - 1)) * a_rs;
-            float16 acc[MR][NV];
-            __global float *t = tile + mt * NR;
+            ACC16 acc[MR][NV];
+            __global ACC_T *t = tile + mt * NR;
 #pragma unroll
             for (int r = 0; r < MR; r++)
 #pragma unroll
                 for (int v = 0; v < NV; v++)
-                    acc[r][v] = first ? (float16)(0.0f) : vload16(r * NV + v, t);
+                    acc[r][v] = first ? (ACC16)(0) : vload16(r * NV + v, t);
+#if INT8 && !I8_FLOAT
             for (int k = kb; k < ke; k++) {
+                int16 b[NV];
+#pragma unroll
+                for (int v = 0; v < NV; v++)
+                    b[v] = convert_int16(vload16(v, panel + k * NR));
+#pragma unroll
+                for (int r = 0; r < MR; r++) {
+                    int16 av = (int16)((int)ar[r][A_AT(k)]);
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] += av * b[v];
+                }
+            }
+#elif INT8
+            for (int k0 = kb; k0 < ke; k0 += I8_BLOCK) {
+                float16 f[MR][NV];
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        f[r][v] = (float16)(0.0f);
+                int k1 = min(ke, k0 + I8_BLOCK), k = k0;
+#if A_KS1
+                /* 16 codes of each row at a time, converted with one vector conversion into a
+                 * private tile (a char load, convert and broadcast per product otherwise). */
+                for (; k + 16 <= k1; k += 16) {
+                    float at[MR][16];
+#pragma unroll
+                    for (int r = 0; r < MR; r++)
+                        vstore16(convert_float16(vload16(0, ar[r] + k)), 0, at[r]);
+#pragma unroll
+                    for (int kk = 0; kk < 16; kk++) {
+                        float16 b[NV];
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            b[v] = convert_float16(vload16(v, panel + (k + kk) * NR));
+#pragma unroll
+                        for (int r = 0; r < MR; r++) {
+                            float16 av = (float16)(at[r][kk]);
+#pragma unroll
+                            for (int v = 0; v < NV; v++)
+                                f[r][v] = fma(av, b[v], f[r][v]);
+                        }
+                    }
+                }
+#endif
+                for (; k < k1; k++) {
+                    float16 b[NV];
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        b[v] = convert_float16(vload16(v, panel + k * NR));
+#pragma unroll
+                    for (int r = 0; r < MR; r++) {
+                        float16 av = (float16)((float)ar[r][A_AT(k)]);
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            f[r][v] = fma(av, b[v], f[r][v]);
+                    }
+                }
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] += convert_int16(f[r][v]);
+            }
+#else
+            int k = kb;
+#if A_HALF && A_KS1
+            /* A stored as half: 16 k at a time through vload_half16 (PoCL turns it into one
+             * vcvtph2ps, a scalar vload_half into a dozen integer instructions). */
+            for (; k + 16 <= ke; k += 16) {
+                float at[MR][16];
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+                    vstore16(vload_half16(0, ar[r] + k), 0, at[r]);
+#pragma unroll
+                for (int kk = 0; kk < 16; kk++) {
+                    float16 b[NV];
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        b[v] = LOAD16_B(panel, (k + kk) * NR + v * 16);
+#pragma unroll
+                    for (int r = 0; r < MR; r++) {
+                        float16 av = (float16)(at[r][kk]);
+#pragma unroll
+                        for (int v = 0; v < NV; v++)
+                            acc[r][v] = fma(av, b[v], acc[r][v]);
+                    }
+                }
+            }
+#endif
+            for (; k < ke; k++) {
                 float16 b[NV];
 #pragma unroll
                 for (int v = 0; v < NV; v++)
-                    b[v] = vload16(v, panel + k * NR);
+                    b[v] = LOAD16_B(panel, k * NR + v * 16);
 #pragma unroll
                 for (int r = 0; r < MR; r++) {
-#if A_KS1
-                    float16 av = (float16)(ar[r][k]);
-#else
-                    float16 av = (float16)(ar[r][k * a_ks]);
-#endif
+                    float16 av = (float16)(LOAD_A(ar[r], A_AT(k)));
 #pragma unroll
                     for (int v = 0; v < NV; v++)
                         acc[r][v] = fma(av, b[v], acc[r][v]);
                 }
             }
+#endif
             if (!last) {
 #pragma unroll
                 for (int r = 0; r < MR; r++)
@@ -146,17 +310,26 @@ __kernel void gemm_cpu(__global const float *a, int a_off, int a_rs, int a_ks,
                 int row = r0 + mt + r;
                 if (mt + r < rows) {
 #pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        epilogue(acc[r][v], row, pn * NR + v * 16, N, alpha, beta, c, c_rs,
-                                 c_cs, lo, hi, y + y_off + row * y_rs);
+                    for (int v = 0; v < NV; v++) {
+                        int j0 = pn * NR + v * 16;
+#if INT8
+                        float16 value =
+                            convert_float16(acc[r][v]) * (x_scale * vload16(0, wscale + j0));
+#else
+                        float16 value = acc[r][v];
+#endif
+                        epilogue(value, row, j0, N, alpha, beta, c, c_rs, c_cs, lo, hi,
+                                 y + y_off + row * y_rs);
+                    }
                 }
             }
         }
     }
 }
 
-/* packed[p][k][j] = B(k, p * NR + j), zero beyond N. One work-item per (k, panel). */
-__kernel void gemm_pack(__global const float *b, int b_off, int b_ks, int b_ns, int K, int N,
+/* packed[p][k][j] = B(k, p * NR + j), zero beyond N. One work-item per (k, panel). The
+ * packed copy is float scratch whatever B's storage. */
+__kernel void gemm_pack(__global const B_T *b, int b_off, int b_ks, int b_ns, int K, int N,
                         __global float *packed)
 {
     int k = get_global_id(0), p = get_global_id(1);
@@ -164,49 +337,75 @@ __kernel void gemm_pack(__global const float *b, int b_off, int b_ks, int b_ns, 
     __global float *dst = packed + (p * K + k) * NR;
     for (int j = 0; j < NR; j++) {
         int col = p * NR + j;
-        dst[j] = col < N ? b[b_off + k * b_ks + col * b_ns] : 0.0f;
+        dst[j] = col < N ? LOAD_B(b, b_off + k * b_ks + col * b_ns) : 0.0f;
     }
+}
+
+/* alpha * acc, dequantised (int8), plus beta * C, clamped: one output of gemm_gpu(_reduce). */
+inline float gpu_epilogue(ACC_T acc, int r, int col, float alpha, float beta,
+                          __global const C_T *c, int c_off, int c_rs, int c_cs, float lo,
+                          float hi, __global const float *wscale, float x_scale)
+{
+#if INT8
+    float v = alpha * ((float)acc * (x_scale * wscale[col]));
+#else
+    float v = alpha * acc;
+#endif
+#if HAS_C
+    v += beta * LOAD_C(c, c_off + r * c_rs + col * c_cs);
+#endif
+#if CLAMP
+    v = clamp1(v, lo, hi);
+#endif
+    return v;
 }
 
 /* Work-group (TS/WPT, TS/WPT) computes a TS x TS tile of Y over the k range of its split
  * (get_group_id(2) of `splits`, k_per_split long). With one split it applies the epilogue;
- * with several it writes raw partial sums to part[split][M][N] for gemm_gpu_reduce. */
-__kernel void gemm_gpu(__global const float *a, int a_off, int a_rs, int a_ks,
-                       __global const float *b, int b_off, int b_ks, int b_ns,
-                       __global const float *c, int c_off, int c_rs, int c_cs, __global float *y,
+ * with several it writes raw partial sums to part[split][M][N] for gemm_gpu_reduce. With
+ * INT8 the tiles hold int8 codes and the sums (and parts) are int32. */
+__kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
+                       __global const BIN_T *b, int b_off, int b_ks, int b_ns,
+                       __global const C_T *c, int c_off, int c_rs, int c_cs, __global Y_T *y,
                        int y_off, int y_rs, int M, int N, int K, float alpha, float beta,
-                       float lo, float hi, int splits, int k_per_split, __global float *part)
+                       float lo, float hi, int splits, int k_per_split, __global ACC_T *part,
+                       __global const float *wscale, float x_scale)
 {
-    __local float a_tile[TK][TS + 1];
-    __local float b_tile[TK][TS + 1];
+    __local TILE_T a_tile[TK][TS + 1];
+    __local TILE_T b_tile[TK][TS + 1];
     const int threads = TS / WPT;
     int lx = get_local_id(0), ly = get_local_id(1);
     int row0 = get_group_id(1) * TS, col0 = get_group_id(0) * TS;
     int flat = ly * threads + lx, n_threads = threads * threads;
 
-    float acc[WPT][WPT];
+    ACC_T acc[WPT][WPT];
     for (int i = 0; i < WPT; i++)
         for (int j = 0; j < WPT; j++)
-            acc[i][j] = 0.0f;
+            acc[i][j] = 0;
 
     int k_begin = get_group_id(2) * k_per_split, k_end = min(K, k_begin + k_per_split);
     for (int kb = k_begin; kb < k_end; kb += TK) {
         for (int e = flat; e < TK * TS; e += n_threads) {
             int kk = e % TK, rr = e / TK;
             int k = kb + kk, r = row0 + rr, j = col0 + rr;
-            a_tile[kk][rr] = (k < k_end && r < M) ? a[a_off + r * a_rs + k * a_ks] : 0.0f;
-            b_tile[kk][rr] = (k < k_end && j < N) ? b[b_off + k * b_ks + j * b_ns] : 0.0f;
+#if INT8
+            a_tile[kk][rr] = (k < k_end && r < M) ? a[a_off + r * a_rs + k * a_ks] : 0;
+            b_tile[kk][rr] = (k < k_end && j < N) ? b[b_off + k * b_ks + j * b_ns] : 0;
+#else
+            a_tile[kk][rr] = (k < k_end && r < M) ? LOAD_A(a, a_off + r * a_rs + k * a_ks) : 0.0f;
+            b_tile[kk][rr] = (k < k_end && j < N) ? LOAD_B(b, b_off + k * b_ks + j * b_ns) : 0.0f;
+#endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int kk = 0; kk < TK; kk++) {
-            float av[WPT], bv[WPT];
+            TILE_T av[WPT], bv[WPT];
             for (int i = 0; i < WPT; i++)
                 av[i] = a_tile[kk][ly + i * threads];
             for (int j = 0; j < WPT; j++)
                 bv[j] = b_tile[kk][lx + j * threads];
             for (int i = 0; i < WPT; i++)
                 for (int j = 0; j < WPT; j++)
-                    acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+                    acc[i][j] = MAC1(av[i], bv[j], acc[i][j]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
@@ -220,35 +419,25 @@ __kernel void gemm_gpu(__global const float *a, int a_off, int a_rs, int a_ks,
                 part[(get_group_id(2) * M + r) * N + col] = acc[i][j];
                 continue;
             }
-            float v = alpha * acc[i][j];
-#if HAS_C
-            v += beta * c[c_off + r * c_rs + col * c_cs];
-#endif
-#if CLAMP
-            v = clamp1(v, lo, hi);
-#endif
-            y[y_off + r * y_rs + col] = v;
+            float v = gpu_epilogue(acc[i][j], r, col, alpha, beta, c, c_off, c_rs, c_cs, lo, hi,
+                                   wscale, x_scale);
+            STORE_Y(v, y, y_off + r * y_rs + col);
         }
     }
 }
 
 /* Sums the split-K partials of gemm_gpu and applies the epilogue: one output per work-item. */
-__kernel void gemm_gpu_reduce(__global const float *part, int splits, __global const float *c,
-                              int c_off, int c_rs, int c_cs, __global float *y, int y_off,
-                              int y_rs, int M, int N, float alpha, float beta, float lo, float hi)
+__kernel void gemm_gpu_reduce(__global const ACC_T *part, int splits, __global const C_T *c,
+                              int c_off, int c_rs, int c_cs, __global Y_T *y, int y_off,
+                              int y_rs, int M, int N, float alpha, float beta, float lo, float hi,
+                              __global const float *wscale, float x_scale)
 {
     int i = get_global_id(0);
     if (i >= M * N) return;
     int r = i / N, col = i % N;
-    float s = 0.0f;
+    ACC_T s = 0;
     for (int p = 0; p < splits; p++)
         s += part[p * M * N + i];
-    float v = alpha * s;
-#if HAS_C
-    v += beta * c[c_off + r * c_rs + col * c_cs];
-#endif
-#if CLAMP
-    v = clamp1(v, lo, hi);
-#endif
-    y[y_off + r * y_rs + col] = v;
+    float v = gpu_epilogue(s, r, col, alpha, beta, c, c_off, c_rs, c_cs, lo, hi, wscale, x_scale);
+    STORE_Y(v, y, y_off + r * y_rs + col);
 }

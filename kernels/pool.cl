@@ -7,9 +7,32 @@
  *            One family for both device variants: pooling is a small share of a network, and
  *            a 2x2 max-pool after a Conv is fused into conv_cpu's epilogue on CPUs.
  * Layout     NCHW (N*C planes of D x H x W, missing spatial axes have extent 1).
+ * Storage    X_HALF / Y_HALF: the input / output is stored as half (fp16 mode); arithmetic is
+ *            float.
  * Assumes    floor mode: every window starts inside the padded input.
  */
-__kernel void pool(__global const float *x, __global float *y, uint n, int4 idims, int4 odims,
+#ifndef X_HALF
+#define X_HALF 0 /* the input is stored as half */
+#endif
+#ifndef Y_HALF
+#define Y_HALF 0 /* the output is stored as half */
+#endif
+/* Storage: float, or half through vload_half / vstore_half_rte (fp16 mode; the arithmetic
+ * stays float). */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define ST_T_0 float
+#define ST_T_1 half
+#define ST_LD_0(p, i) ((p)[i])
+#define ST_LD_1(p, i) vload_half((i), (p))
+#define ST_ST_0(v, p, i) ((p)[i] = (v))
+#define ST_ST_1(v, p, i) vstore_half_rte((v), (i), (p))
+#define X_T CAT(ST_T_, X_HALF)
+#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
+#define Y_T CAT(ST_T_, Y_HALF)
+#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
+
+__kernel void pool(__global const X_T *x, __global Y_T *y, uint n, int4 idims, int4 odims,
                    int4 kdims, int4 stride, int4 dilation, int4 pad, int mode)
 {
     uint i = get_global_id(0);
@@ -18,7 +41,7 @@ __kernel void pool(__global const float *x, __global float *y, uint n, int4 idim
     int plane = (int)i / volume, p = (int)i % volume;
     int od = p / (odims.y * odims.z), rem = p % (odims.y * odims.z);
     int oh = rem / odims.z, ow = rem % odims.z;
-    __global const float *xp = x + plane * idims.x * idims.y * idims.z;
+    int xp = plane * idims.x * idims.y * idims.z;
     float best = -INFINITY, sum = 0.0f;
     int inside = 0;
     bool nan_seen = false;
@@ -31,7 +54,7 @@ __kernel void pool(__global const float *x, __global float *y, uint n, int4 idim
             for (int kw = 0; kw < kdims.z; kw++) {
                 int iw = ow * stride.z - pad.z + kw * dilation.z;
                 if (iw < 0 || iw >= idims.z) continue;
-                float v = xp[(id * idims.y + ih) * idims.z + iw];
+                float v = LOAD_X(x, xp + (id * idims.y + ih) * idims.z + iw);
                 nan_seen = nan_seen || isnan(v);
                 best = v > best ? v : best;
                 sum += v;
@@ -46,16 +69,16 @@ __kernel void pool(__global const float *x, __global float *y, uint n, int4 idim
         out = sum / (float)(kdims.x * kdims.y * kdims.z);
     else
         out = sum / (float)inside;
-    y[i] = out;
+    STORE_Y(out, y, i);
 }
 
-__kernel void global_average(__global const float *x, __global float *y, uint rows, uint inner)
+__kernel void global_average(__global const X_T *x, __global Y_T *y, uint rows, uint inner)
 {
     uint r = get_global_id(0);
     if (r >= rows) return;
-    __global const float *row = x + (size_t)r * inner;
+    size_t row = (size_t)r * inner;
     float sum = 0.0f;
     for (uint j = 0; j < inner; j++)
-        sum += row[j];
-    y[r] = sum / (float)inner;
+        sum += LOAD_X(x, row + j);
+    STORE_Y(sum / (float)inner, y, r);
 }

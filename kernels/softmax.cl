@@ -6,8 +6,31 @@
  *            argmax   one row per work-item; the first maximum wins ties and a NaN counts as
  *                     the maximum (torch.argmax).
  * Layout     x viewed as [outer][len][inner]; a work-item handles row (i / inner, i % inner).
+ * Storage    softmax: X_HALF / Y_HALF, the input / output stored as half (fp16 mode); argmax
+ *            reads the float scores of a classifier's output.
  */
-__kernel void softmax(__global const float *x, __global float *y, uint rows, uint len,
+#ifndef X_HALF
+#define X_HALF 0 /* softmax: the input is stored as half */
+#endif
+#ifndef Y_HALF
+#define Y_HALF 0 /* softmax: the output is stored as half */
+#endif
+/* Storage: float, or half through vload_half / vstore_half_rte (fp16 mode; the arithmetic
+ * stays float). */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define ST_T_0 float
+#define ST_T_1 half
+#define ST_LD_0(p, i) ((p)[i])
+#define ST_LD_1(p, i) vload_half((i), (p))
+#define ST_ST_0(v, p, i) ((p)[i] = (v))
+#define ST_ST_1(v, p, i) vstore_half_rte((v), (i), (p))
+#define X_T CAT(ST_T_, X_HALF)
+#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
+#define Y_T CAT(ST_T_, Y_HALF)
+#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
+
+__kernel void softmax(__global const X_T *x, __global Y_T *y, uint rows, uint len,
                       uint inner, int log_output)
 {
     uint i = get_global_id(0);
@@ -15,14 +38,14 @@ __kernel void softmax(__global const float *x, __global float *y, uint rows, uin
     size_t base = (size_t)(i / inner) * len * inner + i % inner;
     float m = -INFINITY;
     for (uint j = 0; j < len; j++)
-        m = fmax(m, x[base + (size_t)j * inner]);
+        m = fmax(m, LOAD_X(x, base + (size_t)j * inner));
     float sum = 0.0f;
     for (uint j = 0; j < len; j++)
-        sum += exp(x[base + (size_t)j * inner] - m);
+        sum += exp(LOAD_X(x, base + (size_t)j * inner) - m);
     float log_sum = log(sum);
     for (uint j = 0; j < len; j++) {
-        float v = x[base + (size_t)j * inner] - m;
-        y[base + (size_t)j * inner] = log_output ? v - log_sum : exp(v) / sum;
+        float v = LOAD_X(x, base + (size_t)j * inner) - m;
+        STORE_Y(log_output ? v - log_sum : exp(v) / sum, y, base + (size_t)j * inner);
     }
 }
 

@@ -113,12 +113,17 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
                                             const cleval_cluster *cluster,
                                             cleval_knn_outcome *out);
 
-enum { CLEVAL_DEFAULT_EVAL_BATCH = 256 };
+enum { CLEVAL_DEFAULT_EVAL_BATCH = 256, CLEVAL_DEFAULT_CALIBRATION = 512 };
 
 /* `cleval eval`: the network of an ONNX file over a test set. */
 typedef struct cleval_eval_job {
     const char *model_path;
     const char *precision; /* "fp32" (NULL means it too), "fp16" or "int8" */
+    /* int8: the activation scales come from the fp32 network (on the first device) run on
+     * the first `calibration` samples of the test file (all when it has fewer; the whole
+     * file's first rows whatever the shard); 0 means CLEVAL_DEFAULT_CALIBRATION. */
+    uint32_t calibration;
+    double prune; /* magnitude pruning of the weights, 0 <= prune < 1 (cleval_nn_options) */
     cleval_test_set test;
     cleval_run_options run;
     bool profile; /* record per-layer device time (slower: waits after each kernel) */
@@ -139,6 +144,7 @@ typedef struct cleval_eval_outcome {
     uint64_t input_shape[8];
     int64_t opset;
     double load_s;            /* reading the model, building kernels, uploading weights */
+    cleval_nn_model_info model_info; /* precision mode, pruning and size of the network */
     uint32_t n_layers;        /* filled when job->profile */
     cleval_eval_layer *layers;
 } cleval_eval_outcome;

@@ -11,7 +11,15 @@
  * the batch, one output [N, C]; cleval_nn_run() takes n samples and leaves scores and argmax
  * predictions on the device. A general graph (cleval_nn_create_with, options.general): any
  * number of float inputs and outputs of any shape, shapes fixed per call of
- * cleval_nn_run_graph() (ONNX's conformance cases run this way). */
+ * cleval_nn_run_graph() (ONNX's conformance cases run this way).
+ *
+ * Precision modes (cleval_nn_options.precision): fp32; fp16, where weights and activations are
+ * stored as half (vload_half / vstore_half, core OpenCL 1.2) and the arithmetic stays float;
+ * int8, post-training quantisation of the Conv and Gemm/MatMul layers with constant weights
+ * (symmetric int8 weights per output channel, symmetric int8 inputs per tensor with scales
+ * calibrated on sample inputs, exact int32 accumulation, dequantised epilogue), every other op
+ * in float. Magnitude pruning (options.prune) zeroes the smallest weights of those layers
+ * before any of that. cleval_nn_model_info() says what a network holds and its size. */
 #ifndef CLEVAL_NN_H
 #define CLEVAL_NN_H
 
@@ -31,6 +39,16 @@ typedef struct cleval_nn cleval_nn;
 /* The largest tensor rank the kernels handle; a model with more is refused. */
 enum { CLEVAL_NN_MAX_RANK = 8 };
 
+/* The numeric mode of a network. */
+typedef enum cleval_nn_precision {
+    CLEVAL_NN_FP32 = 0, /* float weights, activations and arithmetic */
+    CLEVAL_NN_FP16 = 1, /* half storage of weights and activations, float arithmetic */
+    CLEVAL_NN_INT8 = 2, /* int8 Conv/Gemm/MatMul (weights per channel, inputs per tensor) */
+} cleval_nn_precision;
+
+/* "fp32", "fp16", "int8". */
+const char *cleval_nn_precision_name(cleval_nn_precision precision);
+
 /* Options of cleval_nn_create_with(); a zeroed struct means cleval_nn_create(). */
 typedef struct cleval_nn_options {
     /* false: a classifier (see cleval_nn_create). true: a general graph; inputs are the graph
@@ -41,7 +59,60 @@ typedef struct cleval_nn_options {
      * parameters, or weights an exporter left as inputs). Copied at create. */
     uint32_t n_bound;
     const cleval_onnx_tensor *const *bound;
+    /* The numeric mode (default fp32). fp16: every activation except the runtime inputs and
+     * the graph outputs is stored as half, and so are the weights of Conv, Gemm and MatMul;
+     * biases and other constants stay float. int8: every Conv that is not depthwise, and every
+     * Gemm or MatMul whose B is a constant 2-D float matrix (K up to 131072), runs on int8
+     * codes: weights q = clamp(rint(w / s_c), -127, 127) with s_c = max|w| / 127 over output
+     * channel c; the layer input x likewise with one scale, max|x| / 127 over what the fp32
+     * network feeds that layer on the calibration samples (a scale of 0 becomes 1). */
+    cleval_nn_precision precision;
+    /* int8 only (required): the activation ranges, from cleval_nn_calibrate() on an fp32
+     * network of the same model and the same prune. Read during create. */
+    const struct cleval_nn_calibration *calibration;
+    /* Magnitude pruning, 0 <= prune < 1 (default 0): in every Conv, Gemm and MatMul with
+     * constant weights, the floor(prune * count) weights of smallest |w| are set to 0 (ties:
+     * the lower index first), before folding and quantisation. Weights stay stored densely. */
+    double prune;
 } cleval_nn_options;
+
+/* What a network holds, for reports. */
+typedef struct cleval_nn_model_info {
+    cleval_nn_precision precision;
+    bool half_arithmetic;         /* fp16: arithmetic in half (never, so far: always float) */
+    double prune;                 /* as requested */
+    uint32_t calibration_samples; /* int8: samples the scales came from */
+    uint32_t quantised_layers;    /* int8: layers on int8 kernels */
+    uint64_t weights;             /* elements of the Conv/Gemm/MatMul constant weight tensors */
+    uint64_t zero_weights;        /* of those, how many are 0 (after pruning) */
+    /* Bytes of every constant the network computes with (after folding), as stored for the
+     * mode: weights 4 (fp32), 2 (fp16) or 1 byte (int8 layers, plus a 4-byte scale per
+     * output channel and one per layer input); biases and other constants 4 bytes. Dense,
+     * pruned zeros included; the devices' padded or Winograd-transformed copies are not
+     * counted. */
+    uint64_t size_bytes;
+} cleval_nn_model_info;
+
+void cleval_nn_model_info_get(const cleval_nn *nn, cleval_nn_model_info *out);
+
+/* Activation ranges for int8: the largest |x| reaching the input of each layer that an int8
+ * network quantises (nn_quantisable in src/nn/precision.c), in execution order. Computed once
+ * and shared, so that every device quantises with the same scales. */
+typedef struct cleval_nn_calibration {
+    uint32_t samples;  /* the samples it was measured on */
+    uint32_t n_layers; /* entries of max_abs */
+    double *max_abs;
+} cleval_nn_calibration;
+
+/* Runs the fp32 classifier `nn` on n samples (x: n * cleval_nn_input_size() floats) and records
+ * the range of every quantisable layer's input: into a new calibration when *calibration is
+ * NULL, else added to the one there (so samples can come in chunks). Fails with
+ * CLEVAL_ERR_USAGE for a network that is not an fp32 classifier, n == 0, or a calibration of
+ * another network. Free the result with cleval_nn_calibration_free. */
+cleval_status cleval_nn_calibrate(cleval_nn *nn, const float *x, uint32_t n,
+                                  cleval_nn_calibration **calibration);
+/* NULL is a no-op. */
+void cleval_nn_calibration_free(cleval_nn_calibration *calibration);
 
 /* Builds a classifier from `model` on `dev`: exactly one graph input that is not an
  * initializer, float, whose first axis is the batch (its declared size is ignored) and whose
@@ -53,6 +124,9 @@ typedef struct cleval_nn_options {
  *                          message is one line "<path>: node '<name>' (<op>): ...";
  *   CLEVAL_ERR_INPUT       for a graph that is invalid ONNX (shapes that do not agree, a
  *                          missing input, an unknown tensor name), named the same way;
+ *   CLEVAL_ERR_USAGE       for options out of range (a prune outside [0, 1), int8 without a
+ *                          calibration or with one of another network, int8 for a general
+ *                          graph);
  *   CLEVAL_ERR_OPENCL, CLEVAL_ERR_NOMEM as usual. */
 cleval_status cleval_nn_create(cleval_device *dev, const cleval_onnx_model *model, cleval_nn **out);
 

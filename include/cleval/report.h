@@ -27,6 +27,7 @@ typedef struct cleval_run_timing {
     const char *device; /* device name, or NULL */
     double total_s;     /* wall time of the whole run */
     uint64_t n_samples; /* samples processed, for samples_per_s */
+    const char *model;  /* a line on the model (eval: its precision mode and size), or NULL */
 } cleval_run_timing;
 
 /* Matrices with more classes than this are summarised as their top confused pairs. */
@@ -41,7 +42,7 @@ void cleval_report_classification(FILE *out, const cleval_metrics *m,
 void cleval_report_confusion(FILE *out, const cleval_confusion *cm,
                              const cleval_class_names *names);
 
-/* Writes "N samples in T s (R samples/s) on DEVICE". */
+/* Writes "N samples in T s (R samples/s) on DEVICE", then "Model: ..." when timing->model. */
 void cleval_report_throughput(FILE *out, const cleval_run_timing *timing);
 
 /* Builds the JSON report of CONTRACT.md: n_samples, n_classes, accuracy, macro, weighted,

@@ -3,6 +3,7 @@
 #include "against.h"
 #include "run.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,39 @@ cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank,
     cJSON_AddNumberToObject(model, "output_width", output_width);
     cJSON_AddStringToObject(model, "precision", precision);
     return model;
+}
+
+void cli_eval_mode_fields(cJSON *model, const cli_eval_mode *mode)
+{
+    cJSON_AddStringToObject(model, "arithmetic", mode->arithmetic);
+    cJSON_AddNumberToObject(model, "prune", mode->prune);
+    cJSON_AddNumberToObject(model, "calibration_samples", (double)mode->calibration_samples);
+    cJSON_AddNumberToObject(model, "model_size_bytes", (double)mode->size_bytes);
+}
+
+void cli_eval_mode_line(const cli_eval_mode *mode, char *out, size_t size)
+{
+    char how[160] = "";
+    if (strcmp(mode->precision, "fp16") == 0)
+        snprintf(how, sizeof how, " (half storage, %s arithmetic)", mode->arithmetic);
+    else if (strcmp(mode->precision, "int8") == 0)
+        snprintf(how, sizeof how, " (int8 Conv/Gemm, scales from %llu calibration samples)",
+                 (unsigned long long)mode->calibration_samples);
+    char pruned[64] = "";
+    if (mode->prune > 0)
+        snprintf(pruned, sizeof pruned, ", weights pruned at sparsity %g", mode->prune);
+    snprintf(out, size, "%s%s%s, %llu bytes of parameters", mode->precision, how, pruned,
+             (unsigned long long)mode->size_bytes);
+}
+
+static cli_eval_mode mode_of(const cleval_eval_outcome *out)
+{
+    const cleval_nn_model_info *info = &out->model_info;
+    return (cli_eval_mode){.precision = cleval_nn_precision_name(info->precision),
+                           .arithmetic = info->half_arithmetic ? "half" : "float",
+                           .prune = info->prune,
+                           .calibration_samples = info->calibration_samples,
+                           .size_bytes = info->size_bytes};
 }
 
 static cJSON *layers_block(const cleval_eval_outcome *out)
@@ -67,10 +101,11 @@ static void print_layers(const cleval_eval_outcome *out)
 static cJSON *eval_extra(const cleval_eval_job *job, const cleval_eval_outcome *out)
 {
     cJSON *extra = cJSON_CreateObject();
-    cJSON_AddItemToObject(extra, "model",
-                          cli_eval_model_block(job->model_path, out->opset, out->input_rank,
-                                               out->input_shape, out->predict.n_classes,
-                                               job->precision));
+    cJSON *model = cli_eval_model_block(job->model_path, out->opset, out->input_rank,
+                                        out->input_shape, out->predict.n_classes, job->precision);
+    cli_eval_mode mode = mode_of(out);
+    cli_eval_mode_fields(model, &mode);
+    cJSON_AddItemToObject(extra, "model", model);
     cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
     cJSON_AddNumberToObject(breakdown, "load_model_s", out->load_s);
     cJSON_AddNumberToObject(breakdown, "read_s", out->predict.read_s);
@@ -98,9 +133,13 @@ static int eval_against(const cli_args *args, const cleval_eval_job *first,
     cleval_eval_outcome b = {0};
     cleval_status status = cleval_engine_eval(&job, &b);
     if (status != CLEVAL_OK) return cli_fail(status);
+    char line[256];
+    cli_eval_mode mode = mode_of(&b);
+    cli_eval_mode_line(&mode, line, sizeof line);
     cleval_run_timing timing_b = {.device = device_names,
                                   .total_s = cleval_seconds() - start,
-                                  .n_samples = b.predict.n_samples};
+                                  .n_samples = b.predict.n_samples,
+                                  .model = line};
     cJSON *extra_b = eval_extra(&job, &b);
     int code = cli_against_finish(args, against, &a->predict, timing_a, extra_a, &b.predict,
                                   &timing_b, extra_b);
@@ -116,7 +155,8 @@ int cli_eval(int argc, char **argv)
         OPT_JSON,   OPT_SAVE,   OPT_BATCH,      OPT_DEVICE,     OPT_PRECISION,
         OPT_PROFILE, OPT_SHARD, OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY,
         OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE,    OPT_AGAINST,
-        OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF};
+        OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF,
+        OPT_CALIBRATION, OPT_PRUNE};
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     cli_args args;
     bool exit_now;
@@ -140,12 +180,26 @@ int cli_eval(int argc, char **argv)
         status = cleval_fail(CLEVAL_ERR_USAGE, "eval: --data TEST.h5 is required");
     if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_PRECISION, precisions, 0, &precision);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
+    uint64_t calibration = CLEVAL_DEFAULT_CALIBRATION;
+    if (status == CLEVAL_OK)
+        status = cli_get_positive(&args, OPT_CALIBRATION, CLEVAL_DEFAULT_CALIBRATION, &calibration);
+    if (status == CLEVAL_OK && calibration > UINT32_MAX)
+        status = cleval_fail(CLEVAL_ERR_USAGE, "--calibration: %llu is too many samples",
+                             (unsigned long long)calibration);
+    double prune = 0.0;
+    if (status == CLEVAL_OK)
+        status = cli_get_number(&args, OPT_PRUNE, 0.0, -INFINITY, INFINITY, &prune);
+    if (status == CLEVAL_OK && !(prune >= 0.0 && prune < 1.0))
+        status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: must be at least 0 and below 1 (got %s)",
+                             args.values[OPT_PRUNE]);
     const char *inputs[] = {args.values[OPT_MODEL], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "eval", inputs, &run);
     if (status == CLEVAL_OK) status = cli_against_begin(&args, precisions, &against);
     if (status == CLEVAL_OK) {
         job.model_path = args.values[OPT_MODEL];
         job.precision = precisions[precision];
+        job.calibration = (uint32_t)calibration;
+        job.prune = prune;
         job.test = (cleval_test_set){.data_path = args.values[OPT_DATA],
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
@@ -159,9 +213,13 @@ int cli_eval(int argc, char **argv)
     }
     code = cli_run_settle(&run, status, &outcome.predict, NULL, 0);
     if (code == CLI_EXIT_OK && cli_run_reports(&run)) {
+        char line[256];
+        cli_eval_mode mode = mode_of(&outcome);
+        cli_eval_mode_line(&mode, line, sizeof line);
         cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
-                                    .n_samples = outcome.predict.n_samples};
+                                    .n_samples = outcome.predict.n_samples,
+                                    .model = line};
         cJSON *extra = eval_extra(&job, &outcome);
         cli_run_describe(&run, extra);
         if (against.active) {

@@ -23,7 +23,14 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_QUIET] = {"quiet", 'q', NULL, "no progress output"},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, "log device, kernel and tuning choices to stderr"},
     [OPT_MODEL] = {"model", 0, "MODEL.onnx", "the network, as exported by torch.onnx.export"},
-    [OPT_PRECISION] = {"precision", 0, "fp32|fp16|int8", "the network's numeric mode (default fp32)"},
+    [OPT_PRECISION] = {"precision", 0, "fp32|fp16|int8",
+                       "the network's numeric mode (default fp32)"},
+    [OPT_CALIBRATION] = {"calibration", 0, "N",
+                         "int8: activation scales from the first N samples of the data "
+                         "(default 512)"},
+    [OPT_PRUNE] = {"prune", 0, "S",
+                   "zero the fraction S (0 <= S < 1) of smallest-magnitude weights of every "
+                   "Conv/Gemm/MatMul (what-if runs)"},
     [OPT_PROFILE] = {"profile", 0, NULL,
                      "time every layer on the device and report the table (slower)"},
     [OPT_AGAINST] = {"against", 0, "SPEC",

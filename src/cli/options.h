@@ -44,6 +44,8 @@ typedef enum cli_option_id {
     OPT_CHECKPOINT_EVERY,
     OPT_RESUME,
     OPT_PROGRESS,
+    OPT_CALIBRATION,
+    OPT_PRUNE,
     OPT_COUNT
 } cli_option_id;
 

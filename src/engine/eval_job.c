@@ -58,6 +58,47 @@ static cleval_status collect_layers(const eval_model *models, uint32_t count,
     return CLEVAL_OK;
 }
 
+/* int8: the activation ranges of the fp32 network (on the first device, with the same prune)
+ * over the first job->calibration samples of the test file, read in chunks. Checks the sample
+ * shape first, as the run itself does. */
+static cleval_status calibrate(const cleval_eval_job *job, const cleval_onnx_model *model,
+                               engine_test_stream *test, cleval_nn_calibration **out)
+{
+    cleval_nn_options options = {.precision = CLEVAL_NN_FP32, .prune = job->prune};
+    cleval_nn *nn = NULL;
+    float *x = NULL;
+    cleval_status status = cleval_nn_create_with(job->run.devices[0], model, &options, &nn);
+    if (status != CLEVAL_OK) return status;
+    char what[4200];
+    snprintf(what, sizeof what, "the model %s", job->model_path);
+    status =
+        engine_check_sample_shape(test, cleval_nn_input_rank(nn), cleval_nn_input_shape(nn), what);
+    uint64_t want = job->calibration ? job->calibration : CLEVAL_DEFAULT_CALIBRATION;
+    uint64_t n = want < test->n ? want : test->n, size = cleval_nn_input_size(nn);
+    uint64_t chunk = 64;
+    if (status == CLEVAL_OK && !(x = malloc((size_t)(chunk * size) * sizeof *x)))
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading calibration samples");
+    for (uint64_t row = 0; status == CLEVAL_OK && row < n; row += chunk) {
+        uint32_t count = (uint32_t)(n - row < chunk ? n - row : chunk);
+        status = cleval_column_read_f32(test->x, row, count, x);
+        if (status == CLEVAL_OK) status = cleval_nn_calibrate(nn, x, count, out);
+    }
+    free(x);
+    cleval_nn_destroy(nn);
+    return status;
+}
+
+static cleval_status parse_precision(const char *name, cleval_nn_precision *out)
+{
+    static const cleval_nn_precision all[] = {CLEVAL_NN_FP32, CLEVAL_NN_FP16, CLEVAL_NN_INT8};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (strcmp(name, cleval_nn_precision_name(all[i])) == 0) {
+            *out = all[i];
+            return CLEVAL_OK;
+        }
+    return cleval_fail(CLEVAL_ERR_USAGE, "--precision: '%s' is not one of fp32, fp16, int8", name);
+}
+
 cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome *out)
 {
     memset(out, 0, sizeof *out);
@@ -70,19 +111,26 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     cleval_status status = models && model_ptrs ? CLEVAL_OK
                                                 : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     const char *precision = job->precision ? job->precision : "fp32";
-    if (status == CLEVAL_OK && strcmp(precision, "fp32") != 0)
-        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED, "--precision %s: not available yet (fp32 only)",
-                             precision);
+    cleval_nn_options options = {.prune = job->prune};
+    cleval_nn_calibration *calibration = NULL;
+    if (status == CLEVAL_OK) status = parse_precision(precision, &options.precision);
+    if (status == CLEVAL_OK && !(job->prune >= 0.0 && job->prune < 1.0))
+        status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: %g is not in [0, 1)", job->prune);
     if (status == CLEVAL_OK) status = cleval_onnx_load(job->model_path, &model);
     if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
+    if (status == CLEVAL_OK && options.precision == CLEVAL_NN_INT8) {
+        status = calibrate(job, model, &test, &calibration);
+        options.calibration = calibration;
+    }
     for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
         models[d].dev = run->devices[d];
         model_ptrs[d] = &models[d];
-        status = cleval_nn_create(run->devices[d], model, &models[d].nn);
+        status = cleval_nn_create_with(run->devices[d], model, &options, &models[d].nn);
         if (status == CLEVAL_OK && job->profile)
             status = cleval_nn_set_profiling(models[d].nn, true);
     }
     if (status != CLEVAL_OK) goto done;
+    cleval_nn_model_info_get(models[0].nn, &out->model_info);
     out->opset = model->opset;
     out->input_rank = cleval_nn_input_rank(models[0].nn);
     memcpy(out->input_shape, cleval_nn_input_shape(models[0].nn),
@@ -102,15 +150,34 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     out->load_s = cleval_seconds() - start;
 
     char description[4200];
-    snprintf(description, sizeof description, "ONNX %s (opset %lld), fp32", job->model_path,
-             (long long)model->opset);
-    char opset[32], shape[160] = "";
+    const cleval_nn_model_info *info = &out->model_info;
+    snprintf(description, sizeof description, "ONNX %s (opset %lld), %s", job->model_path,
+             (long long)model->opset, precision);
+    char opset[32], shape[160] = "", prune[32], samples[32], size[32];
+    snprintf(prune, sizeof prune, "%.17g", info->prune);
+    snprintf(samples, sizeof samples, "%u", info->calibration_samples);
+    snprintf(size, sizeof size, "%llu", (unsigned long long)info->size_bytes);
     snprintf(opset, sizeof opset, "%lld", (long long)model->opset);
     for (uint32_t d = 0; d < out->input_rank; d++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? "," : "",
                  (unsigned long long)out->input_shape[d]);
-    const char *const part_attributes[] = {"eval_model", job->model_path, "eval_precision", "fp32",
-                                           "eval_opset", opset, "eval_input_shape", shape, NULL};
+    const char *const part_attributes[] = {"eval_model",
+                                           job->model_path,
+                                           "eval_precision",
+                                           precision,
+                                           "eval_arithmetic",
+                                           info->half_arithmetic ? "half" : "float",
+                                           "eval_prune",
+                                           prune,
+                                           "eval_calibration_samples",
+                                           samples,
+                                           "eval_model_size_bytes",
+                                           size,
+                                           "eval_opset",
+                                           opset,
+                                           "eval_input_shape",
+                                           shape,
+                                           NULL};
     engine_run_spec spec = {.command = "eval",
                             .data = test.ds,
                             .x = test.x,
@@ -131,6 +198,7 @@ done:
         cleval_nn_destroy(models[d].nn);
     free(models);
     free(model_ptrs);
+    cleval_nn_calibration_free(calibration);
     engine_close_test_set(&test);
     cleval_onnx_free(model);
     if (status != CLEVAL_OK) cleval_eval_outcome_free(out);

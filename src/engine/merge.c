@@ -12,9 +12,19 @@
 enum { COPY_ROWS = 1 << 16 };
 
 /* Facts a part records about its job: equal in every part (strings) or summed (counters). */
-static const char *const job_facts[] = {"knn_k",         "knn_weights",      "knn_metric",
-                                        "knn_n_train",   "eval_model",       "eval_precision",
-                                        "eval_opset",    "eval_input_shape", NULL};
+static const char *const job_facts[] = {"knn_k",
+                                        "knn_weights",
+                                        "knn_metric",
+                                        "knn_n_train",
+                                        "eval_model",
+                                        "eval_precision",
+                                        "eval_arithmetic",
+                                        "eval_prune",
+                                        "eval_calibration_samples",
+                                        "eval_model_size_bytes",
+                                        "eval_opset",
+                                        "eval_input_shape",
+                                        NULL};
 static const char *const job_counters[] = {"knn_distance_ties", "knn_vote_ties",
                                            "knn_searched_again", NULL};
 

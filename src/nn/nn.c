@@ -152,7 +152,9 @@ static void set_batch(cleval_nn *nn, uint32_t n)
 static void sizes_now(const cleval_nn *nn, uint64_t *value_bytes, uint64_t *workspace_bytes)
 {
     for (uint32_t v = 0; v < nn->n_values; v++)
-        value_bytes[v] = nn->values[v].kind == NN_VALUE_CONST ? 0 : nn->values[v].count * 4;
+        value_bytes[v] = nn->values[v].kind == NN_VALUE_CONST
+                             ? 0
+                             : nn->values[v].count * nn_value_elem_bytes(nn, (int)v);
     for (uint32_t i = 0; i < nn->n_ops; i++)
         workspace_bytes[i] = nn->ops[i].dead ? 0 : nn->ops[i].workspace;
 }
@@ -302,12 +304,45 @@ static bool static_inputs(const cleval_nn *nn)
     return true;
 }
 
+/* int8: the layers that run on int8 kernels, with their input scales from the calibration. */
+static cleval_status choose_int8(cleval_nn *nn, const cleval_nn_calibration *calibration)
+{
+    uint32_t layers = 0;
+    for (uint32_t i = 0; i < nn->n_ops; i++)
+        layers += nn_quantisable(nn, &nn->ops[i]);
+    if (layers != calibration->n_layers)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: the calibration covers %u quantisable layers, this network has %u "
+                           "(another model or prune?)",
+                           nn->path, calibration->n_layers, layers);
+    for (uint32_t i = 0, l = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (!nn_quantisable(nn, op)) continue;
+        op->int8 = true;
+        op->x_scale = nn_activation_scale(calibration->max_abs[l++]);
+    }
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model *model,
                                     const cleval_nn_options *options, cleval_nn **out)
 {
     *out = NULL;
     if (!dev || !model)
         return cleval_fail(CLEVAL_ERR_USAGE, "cleval_nn_create: no device or model");
+    cleval_nn_precision precision = options ? options->precision : CLEVAL_NN_FP32;
+    double prune = options ? options->prune : 0.0;
+    const cleval_nn_calibration *calibration = options ? options->calibration : NULL;
+    if (precision != CLEVAL_NN_FP32 && precision != CLEVAL_NN_FP16 && precision != CLEVAL_NN_INT8)
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: unknown precision %d", model->path,
+                           (int)precision);
+    if (!(prune >= 0.0 && prune < 1.0))
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: prune %g is outside [0, 1)", model->path, prune);
+    if (precision == CLEVAL_NN_INT8 && (options->general || !calibration))
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           options->general ? "%s: int8 runs classifiers only"
+                                            : "%s: int8 needs a calibration (cleval_nn_calibrate)",
+                           model->path);
     cleval_nn *nn = calloc(1, sizeof *nn);
     if (!nn) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
     nn->dev = dev;
@@ -315,13 +350,16 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     nn->queue = cleval_device_queue(dev);
     nn->opset = model->opset;
     nn->general = options && options->general;
+    nn->precision = precision;
     cleval_status status = nn_tuning_for(dev, nn->variant, &nn->tuning);
     if (status != CLEVAL_OK) goto fail;
     if (!(nn->path = copy_string(model->path))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
         goto fail;
     }
-    if ((status = nn_build_graph(nn, model, options)) != CLEVAL_OK) goto fail;
+    if ((status = nn_build_graph(nn, model, options)) != CLEVAL_OK ||
+        (status = nn_prune(nn, prune)) != CLEVAL_OK)
+        goto fail;
     if (!nn->general && (status = check_classifier_io(nn, model)) != CLEVAL_OK) goto fail;
     /* Shapes first where they are known, so the rewrites can use them. */
     if (!nn->general) {
@@ -331,11 +369,15 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
         status = nn_infer_all(nn);
     }
     if (status != CLEVAL_OK || (status = nn_optimise(nn)) != CLEVAL_OK) goto fail;
+    nn_choose_storage(nn);
+    if (precision == CLEVAL_NN_INT8 && (status = choose_int8(nn, calibration)) != CLEVAL_OK)
+        goto fail;
     if (!nn->general)
         status = validate_classifier(nn);
     else if (static_inputs(nn))
         status = nn_infer_all(nn);
     if (status != CLEVAL_OK) goto fail;
+    nn_compute_info(nn, calibration ? calibration->samples : 0, prune);
 
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         nn_op *op = &nn->ops[i];
@@ -507,7 +549,9 @@ static cleval_status launch_all(cleval_nn *nn)
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
         if (op->dead || op->alias_only) continue;
-        cleval_status status = op->kind->launch(nn, op);
+        cleval_status status = CLEVAL_OK;
+        if (nn->capture && nn_quantisable(nn, op)) status = nn_capture_input(nn, op);
+        if (status == CLEVAL_OK) status = op->kind->launch(nn, op);
         if (status != CLEVAL_OK) return status;
         op->prof.runs++;
         op->prof.flops += op->flops;

@@ -53,6 +53,7 @@ typedef struct nn_value {
     bool is_output;
     int alias; /* >= 0: shares the memory of that value (Flatten, Reshape, Identity) */
     int slot;  /* memory plan: device buffer slot of the root value, -1 when none */
+    bool half; /* fp16: stored as half (set by nn_choose_storage; views as their root) */
 } nn_value;
 
 typedef struct cleval_nn cleval_nn;
@@ -103,6 +104,9 @@ typedef struct nn_conv_params {
     /* Prepared (CPU-style): register tile and packing. */
     uint32_t mr, nv, k, co, panels;
     bool winograd;        /* conv_winograd_cpu (decided at prepare) */
+    /* int8 conv_cpu on a channels-last input with a multiple of 16 channels: K is ordered
+     * window position-major, channel-minor, so runs of 16 k read 16 adjacent input codes. */
+    bool channels_inner;
     int64_t table_key[6]; /* input extents and layout the offset table was built for */
 } nn_conv_params;
 
@@ -171,6 +175,9 @@ struct nn_op {
     size_t workspace; /* scratch bytes needed during launch, set by infer */
     int workspace_slot;
     double flops; /* per launch at the current shapes, set by infer */
+    /* int8 (Conv, Gemm, MatMul): runs on int8 kernels; its input is quantised with x_scale. */
+    bool int8;
+    float x_scale;
     cl_kernel k[NN_MAX_KERNELS];
     cl_mem mem[NN_MAX_BUFFERS]; /* owned device buffers: packed weights, tables */
     union {
@@ -194,6 +201,7 @@ typedef struct nn_tuning {
     uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
     uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
     uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
+    uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
 } nn_tuning;
 
 cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant variant,
@@ -208,6 +216,10 @@ typedef struct nn_slot {
 struct cleval_nn {
     cleval_device *dev;
     cleval_kernel_variant variant;
+    cleval_nn_precision precision;
+    cleval_nn_model_info info;
+    /* While cleval_nn_calibrate runs: per op, the largest |input 0| seen so far. */
+    double *capture;
     nn_tuning tuning;
     char *path;
     int64_t opset;
@@ -298,6 +310,53 @@ bool nn_broadcast(const nn_shape *a, const nn_shape *b, nn_shape *out);
 
 /* ---- passes.c ---- */
 cleval_status nn_optimise(cleval_nn *nn);
+
+/* ---- precision.c ---- */
+/* Magnitude pruning of the constant weights of Conv, Gemm and MatMul (before nn_optimise). */
+cleval_status nn_prune(cleval_nn *nn, double sparsity);
+/* Whether an int8 network runs op on int8 kernels: a Conv that is not depthwise, or a Gemm /
+ * MatMul with a varying A and a constant 2-D float B, K at most NN_INT8_MAX_K. */
+#define NN_INT8_MAX_K 131072 /* 131072 * 127 * 127 < 2^31: int32 sums cannot overflow */
+bool nn_quantisable(const cleval_nn *nn, const nn_op *op);
+/* fp16: chooses which values are stored as half (after nn_optimise). */
+void nn_choose_storage(cleval_nn *nn);
+/* Bytes per element of value v as stored (4, or 2 for half). */
+size_t nn_value_elem_bytes(const cleval_nn *nn, int v);
+/* The IEEE half nearest to f (ties to even), as bits. */
+uint16_t nn_half_bits(float f);
+/* A malloc'd half copy of n floats (NULL when out of memory). */
+uint16_t *nn_to_half(const float *src, size_t n);
+/* Symmetric per-channel int8 quantisation: channel c's element e is w[c * cs + e * es] (e <
+ * per); scales[c] = max|w| / 127 (1 for an all-zero channel) and the code of that element,
+ * clamp(rint(w / scales[c]), -127, 127), goes to q at the same index, as a float. */
+void nn_quantise_channels(const float *w, int64_t channels, int64_t per, int64_t cs, int64_t es,
+                          float *q, float *scales);
+/* The activation scale for a calibrated max |x| (1 when it is 0 or not finite). */
+float nn_activation_scale(double maxabs);
+/* int8: enqueue kernels/quantize.cl with op's input scale: n contiguous elements; A(r, k) =
+ * x[x_off + r * rs + k * ks] into rows x cols row-major codes; or into a zero-bordered copy
+ * (shapes and begin as nn_launch_pad). Offsets are in elements. */
+cleval_status nn_launch_quantize(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, int64_t x_off,
+                                 cl_mem y, int64_t y_off, uint64_t n);
+cleval_status nn_launch_quantize_2d(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, int64_t x_off,
+                                    int64_t rs, int64_t ks, int64_t rows, int64_t cols, cl_mem y,
+                                    int64_t y_off);
+cleval_status nn_launch_quantize_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                                     const nn_shape *in, const nn_shape *out, const int64_t *begin);
+/* Calibration: updates nn->capture[op] with the largest |x| of op's input (runs are waited
+ * for). */
+cleval_status nn_capture_input(cleval_nn *nn, const nn_op *op);
+/* Fills nn->info (after nn_optimise, while host constants are still there). */
+void nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune);
+/* Uploads float data as stored for the mode: half when `half`, char codes when `int8` (the
+ * floats are then exact integers in [-127, 127]), float otherwise. */
+cleval_status nn_upload_as(cleval_nn *nn, const float *data, size_t count, bool half, bool int8,
+                           const char *what, cl_mem *out);
+/* "-DX_HALF=.." style flag: 1 when value v is stored as half. */
+static inline int nn_half(const cleval_nn *nn, int v)
+{
+    return v >= 0 && nn->values[v].half ? 1 : 0;
+}
 
 /* ---- plan.c ---- */
 /* Assigns device buffers to activations and workspaces for the current shapes, growing

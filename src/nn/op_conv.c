@@ -104,6 +104,15 @@ static bool uses_gemm_cpu(const cleval_nn *nn, const nn_conv_params *p)
     return nn->variant == CLEVAL_VARIANT_CPU && !p->depthwise;
 }
 
+/* Elements of the input as conv_cpu reads it: zero-bordered when padded. */
+static uint64_t padded_count(const nn_shape *x, const nn_conv_params *p)
+{
+    uint64_t padded = (uint64_t)x->d[0] * (uint64_t)x->d[1];
+    for (uint32_t i = 0; i < p->spatial; i++)
+        padded *= (uint64_t)(x->d[2 + i] + p->pad_begin[i] + p->pad_end[i]);
+    return padded;
+}
+
 static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
 {
     nn_conv_params *p = &op->p.conv;
@@ -124,13 +133,14 @@ static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
         out.d[3] /= 2;
     }
     nn_out(nn, op, 0)->shape = out;
-    if (nn_winograd_eligible(nn, op)) {
+    op->workspace = 0;
+    if (op->int8) {
+        /* The int8 codes of the input (zero-bordered for conv_cpu). */
+        op->workspace = (size_t)(uses_gemm_cpu(nn, p) ? padded_count(x, p) : nn_shape_count(x));
+    } else if (nn_winograd_eligible(nn, op)) {
         op->workspace = nn_winograd_workspace(nn, op);
     } else if (uses_gemm_cpu(nn, p) && has_padding(p)) {
-        uint64_t padded = (uint64_t)x->d[0] * (uint64_t)x->d[1];
-        for (uint32_t i = 0; i < p->spatial; i++)
-            padded *= (uint64_t)(x->d[2 + i] + p->pad_begin[i] + p->pad_end[i]);
-        op->workspace = (size_t)padded * sizeof(float);
+        op->workspace = (size_t)padded_count(x, p) * nn_value_elem_bytes(nn, op->in[0]);
     }
     return CLEVAL_OK;
 }
@@ -168,6 +178,14 @@ static bool clamps(const nn_epilogue *ep)
     return ep->lo != -INFINITY || ep->hi != INFINITY;
 }
 
+/* Storage and int8 options shared by every Conv kernel build. */
+static void precision_options(const cleval_nn *nn, const nn_op *op, char *out, size_t size)
+{
+    snprintf(out, size, "-DX_HALF=%d -DY_HALF=%d -DW_HALF=%d -DINT8=%d -DI8_FLOAT=%u",
+             nn_half(nn, op->in[0]), nn_half(nn, op->out[0]), nn->precision == CLEVAL_NN_FP16,
+             op->int8, nn->tuning.i8_float);
+}
+
 static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
 {
     nn_conv_params *p = &op->p.conv;
@@ -182,30 +200,67 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
     p->k = (uint32_t)k;
     p->co = (uint32_t)co_g;
     const float *bias = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
-    char options[160];
+    bool half = nn->precision == CLEVAL_NN_FP16;
+    char options[320], precision[160];
+    precision_options(nn, op, precision, sizeof precision);
     cleval_status status = CLEVAL_OK;
+    /* int8: the codes of W (in W's layout, as exact floats) and a scale per output channel. */
+    const float *weights = w->f32;
+    float *codes = NULL, *scales = NULL;
+    if (op->int8) {
+        codes = malloc((size_t)(co * k) * sizeof *codes);
+        scales = malloc((size_t)co * sizeof *scales);
+        if (!codes || !scales) {
+            free(codes);
+            free(scales);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory quantising Conv weights");
+        }
+        nn_quantise_channels(w->f32, co, k, k, 1, codes, scales);
+        weights = codes;
+    }
+    /* conv_cpu reading int8 codes or halves from a channels-last input with a multiple of 16
+     * channels: K ordered (window position, channel), so 16 consecutive k are 16 adjacent
+     * elements, converted with one vector instruction (RUN16 in kernels/conv.cl). */
+    p->channels_inner = nn->variant == CLEVAL_VARIANT_CPU && !p->depthwise &&
+                        !nn_winograd_eligible(nn, op) && p->in_layout == NN_LAYOUT_NHWC &&
+                        cin_g % 16 == 0 && (op->int8 || nn_half(nn, op->in[0]));
+    if (p->channels_inner) {
+        float *ordered = malloc((size_t)(co * k) * sizeof *ordered);
+        if (!ordered) {
+            free(codes);
+            free(scales);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+        }
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t ci = 0; ci < cin_g; ci++)
+                for (int64_t at = 0; at < window; at++)
+                    ordered[o * k + at * cin_g + ci] = weights[o * k + ci * window + at];
+        free(codes);
+        weights = codes = ordered;
+    }
 
     if (p->depthwise) {
         float *b = calloc((size_t)co, sizeof *b);
         if (!b) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
         if (bias) memcpy(b, bias, (size_t)co * sizeof *b);
-        status = nn_upload(nn, w->f32, (size_t)(co * window) * sizeof(float), "Conv weights",
-                           &op->mem[0]);
+        status = nn_upload_as(nn, w->f32, (size_t)(co * window), half, false, "Conv weights",
+                              &op->mem[0]);
         if (status == CLEVAL_OK)
             status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
         free(b);
         if (status != CLEVAL_OK) return status;
-        snprintf(options, sizeof options, "-DCLAMP=%d", clamps(&p->ep));
-        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_depthwise");
+        snprintf(options, sizeof options, "-DCLAMP=%d %s", clamps(&p->ep), precision);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_depthwise%s", half ? " fp16" : "");
         return nn_kernel(nn, op, "conv", options, "conv_depthwise", &op->k[0]);
     }
 
     if (nn->variant == CLEVAL_VARIANT_CPU) {
         nn_choose_tile((uint32_t)co_g, nn->tuning.conv_mr, nn->tuning.conv_nv, &p->mr, &p->nv);
+        bool vec_store = nn_out(nn, op, 0)->layout == NN_LAYOUT_NHWC;
         if (nn_winograd_eligible(nn, op)) {
-            bool vec_store = nn_out(nn, op, 0)->layout == NN_LAYOUT_NHWC;
-            snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d",
-                     p->mr, p->nv, p->ep.pool, clamps(&p->ep), vec_store);
+            snprintf(options, sizeof options,
+                     "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d %s", p->mr, p->nv,
+                     p->ep.pool, clamps(&p->ep), vec_store, precision);
             return nn_winograd_prepare(nn, op, options);
         }
         int64_t nr = 16 * (int64_t)p->nv;
@@ -213,45 +268,65 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
         size_t per_group = (size_t)(panels * k * nr);
         float *packed = calloc(per_group * (size_t)group, sizeof *packed);
         float *b = calloc((size_t)(panels * nr * group), sizeof *b);
-        if (!packed || !b) {
-            free(packed);
-            free(b);
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+        float *ws = calloc((size_t)(panels * nr * group), sizeof *ws);
+        if (!packed || !b || !ws) {
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+            goto cpu_done;
         }
         for (int64_t g = 0; g < group && status == CLEVAL_OK; g++) {
             uint32_t np;
-            float *one = nn_pack_panels(w->f32 + g * co_g * k, k, co_g, 1, k, p->nv, &np);
+            float *one = nn_pack_panels(weights + g * co_g * k, k, co_g, 1, k, p->nv, &np);
             if (!one) {
                 status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
                 break;
             }
             memcpy(packed + (size_t)g * per_group, one, per_group * sizeof *packed);
             free(one);
-            for (int64_t j = 0; bias && j < co_g; j++)
-                b[g * panels * nr + j] = bias[g * co_g + j];
+            for (int64_t j = 0; j < co_g; j++) {
+                if (bias) b[g * panels * nr + j] = bias[g * co_g + j];
+                if (scales) ws[g * panels * nr + j] = scales[g * co_g + j];
+            }
         }
         p->panels = (uint32_t)panels;
         if (status == CLEVAL_OK)
-            status = nn_upload(nn, packed, per_group * (size_t)group * sizeof *packed,
-                               "packed Conv weights", &op->mem[0]);
+            status = nn_upload_as(nn, packed, per_group * (size_t)group, half, op->int8,
+                                  "packed Conv weights", &op->mem[0]);
         if (status == CLEVAL_OK)
             status = nn_upload(nn, b, (size_t)(panels * nr * group) * sizeof *b, "Conv bias",
                                &op->mem[1]);
-        free(packed);
-        free(b);
+        if (status == CLEVAL_OK && op->int8)
+            status = nn_upload(nn, ws, (size_t)(panels * nr * group) * sizeof *ws,
+                               "Conv weight scales", &op->mem[4]);
         if (status == CLEVAL_OK)
             status =
                 nn_device_buffer_rw(nn, (size_t)k * sizeof(int32_t), "Conv offsets", &op->mem[2]);
+    cpu_done:
+        free(packed);
+        free(b);
+        free(ws);
+        free(codes);
+        free(scales);
         if (status != CLEVAL_OK) return status;
         memset(p->table_key, 0, sizeof p->table_key);
-        bool vec_store = nn_out(nn, op, 0)->layout == NN_LAYOUT_NHWC;
-        snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d",
-                 p->mr, p->nv, p->ep.pool, clamps(&p->ep), vec_store);
-        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_cpu MR=%u NV=%u%s%s", p->mr, p->nv,
-                 p->ep.pool ? " pool" : "", vec_store ? " nhwc-out" : "");
+        snprintf(options, sizeof options,
+                 "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d -DRUN16=%d %s", p->mr, p->nv,
+                 p->ep.pool, clamps(&p->ep), vec_store, p->channels_inner, precision);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_cpu MR=%u NV=%u%s%s%s%s", p->mr,
+                 p->nv, p->ep.pool ? " pool" : "", vec_store ? " nhwc-out" : "",
+                 op->int8 ? (nn->tuning.i8_float ? " int8 (float blocks)" : " int8")
+                 : half   ? " fp16"
+                          : "",
+                 p->channels_inner ? " runs of 16" : "");
         status = nn_kernel(nn, op, "conv", options, "conv_cpu", &op->k[0]);
-        if (status == CLEVAL_OK && has_padding(p))
-            status = nn_kernel(nn, op, "elementwise", NULL, "pad_nd", &op->k[1]);
+        if (status == CLEVAL_OK && op->int8)
+            status = nn_kernel(nn, op, "quantize", NULL,
+                               has_padding(p) ? "quantize_pad" : "quantize", &op->k[1]);
+        else if (status == CLEVAL_OK && has_padding(p)) {
+            char pad_options[64];
+            snprintf(pad_options, sizeof pad_options, "-DX_HALF=%d -DY_HALF=%d",
+                     nn_half(nn, op->in[0]), nn_half(nn, op->in[0]));
+            status = nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
+        }
         return status;
     }
 
@@ -263,12 +338,14 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
         free(wk);
         free(b);
         free(tab);
+        free(codes);
+        free(scales);
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
     }
     for (int64_t g = 0; g < group; g++)
         for (int64_t kk = 0; kk < k; kk++)
             for (int64_t j = 0; j < co_g; j++)
-                wk[(g * k + kk) * co_g + j] = w->f32[(g * co_g + j) * k + kk];
+                wk[(g * k + kk) * co_g + j] = weights[(g * co_g + j) * k + kk];
     if (bias) memcpy(b, bias, (size_t)co * sizeof *b);
     int64_t kd3[3] = {1, 1, 1}, dl3[3] = {1, 1, 1};
     for (uint32_t i = 0; i < p->spatial; i++) {
@@ -288,20 +365,31 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
         tab[4 * kk + 2] = (int32_t)(kh * dl3[1]);
         tab[4 * kk + 3] = (int32_t)(kw * dl3[2]);
     }
-    status = nn_upload(nn, wk, (size_t)(co * k) * sizeof *wk, "Conv weights", &op->mem[0]);
+    status = nn_upload_as(nn, wk, (size_t)(co * k), half, op->int8, "Conv weights", &op->mem[0]);
     if (status == CLEVAL_OK)
         status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
     if (status == CLEVAL_OK)
         status = nn_upload(nn, tab, (size_t)k * 4 * sizeof *tab, "Conv table", &op->mem[2]);
+    if (status == CLEVAL_OK && op->int8)
+        status =
+            nn_upload(nn, scales, (size_t)co * sizeof *scales, "Conv weight scales", &op->mem[4]);
     free(wk);
     free(b);
     free(tab);
+    free(codes);
+    free(scales);
     if (status != CLEVAL_OK) return status;
-    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u", clamps(&p->ep),
-             nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u", nn->tuning.gpu_ts,
-             nn->tuning.gpu_wpt);
-    return nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
+    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u %s", clamps(&p->ep),
+             nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
+             nn->tuning.gpu_wpt,
+             op->int8 ? " int8"
+             : half   ? " fp16"
+                      : "");
+    status = nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_kernel(nn, op, "quantize", NULL, "quantize", &op->k[1]);
+    return status;
 }
 
 /* Spatial extents right-aligned into (D, H, W). */
@@ -359,8 +447,14 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
     params3(p->kernel, p->spatial, 1, ker);
 
     cl_mem xm = nn_value_mem(nn, op->in[0]);
-    if (has_padding(p)) {
-        /* Copy into a zero-bordered buffer, in the input's own layout. */
+    if (op->int8 && !has_padding(p)) {
+        cl_mem codes = nn_workspace_mem(nn, op);
+        if ((status = nn_launch_quantize(nn, op, op->k[1], xm, 0, codes, 0, nn_shape_count(x))) !=
+            CLEVAL_OK)
+            return status;
+        xm = codes;
+    } else if (has_padding(p)) {
+        /* Copy (int8: the codes) into a zero-bordered buffer, in the input's own layout. */
         nn_shape in_phys = {5, {n, c, in_sp[0], in_sp[1], in_sp[2]}};
         int64_t begin[5] = {0, 0, pb[0], pb[1], pb[2]}, end[5] = {0, 0, pe[0], pe[1], pe[2]};
         if (p->in_layout == NN_LAYOUT_NHWC) {
@@ -375,9 +469,11 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
         for (int i = 0; i < 5; i++)
             out_phys.d[i] += begin[i] + end[i];
         cl_mem padded = nn_workspace_mem(nn, op);
-        if ((status = nn_launch_pad(nn, op, op->k[1], xm, padded, &in_phys, &out_phys, begin,
-                                    0.0f)) != CLEVAL_OK)
-            return status;
+        status =
+            op->int8
+                ? nn_launch_quantize_pad(nn, op, op->k[1], xm, padded, &in_phys, &out_phys, begin)
+                : nn_launch_pad(nn, op, op->k[1], xm, padded, &in_phys, &out_phys, begin, 0.0f);
+        if (status != CLEVAL_OK) return status;
         xm = padded;
         for (int i = 0; i < 3; i++)
             in_sp[i] += pb[i] + pe[i];
@@ -400,12 +496,15 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
         }
         int64_t cin_g = nn->values[p->weight].shape.d[1];
         uint32_t kk = 0;
-        for (int64_t ci = 0; ci < cin_g; ci++)
-            for (int64_t a = 0; a < ker[0]; a++)
-                for (int64_t b = 0; b < ker[1]; b++)
-                    for (int64_t e = 0; e < ker[2]; e++)
-                        koff[kk++] = (int32_t)(ci * xs[1] + a * dil[0] * xs[2] +
-                                               b * dil[1] * xs[3] + e * dil[2] * xs[4]);
+        int64_t window = ker[0] * ker[1] * ker[2];
+        for (int64_t i = 0; i < cin_g * window; i++) {
+            /* k = (ci, window position), or (window position, ci) when channels_inner. */
+            int64_t ci = p->channels_inner ? i % cin_g : i / window;
+            int64_t at = p->channels_inner ? i / cin_g : i % window;
+            int64_t a = at / (ker[1] * ker[2]), b = at / ker[2] % ker[1], e = at % ker[2];
+            koff[kk++] = (int32_t)(ci * xs[1] + a * dil[0] * xs[2] + b * dil[1] * xs[3] +
+                                   e * dil[2] * xs[4]);
+        }
         for (int64_t u = 0; u < units; u++) {
             if (p->ep.pool) {
                 poff[u] = (int32_t)(2 * (u / y_sp[2]) * ps[1] + 2 * (u % y_sp[2]) * ps[2]);
@@ -473,6 +572,8 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
         nn_arg_int(&a, (int32_t)units_per_item);
         nn_arg_float(&a, p->ep.lo);
         nn_arg_float(&a, p->ep.hi);
+        nn_arg_mem(&a, op->int8 ? op->mem[4] : op->mem[1]);
+        nn_arg_float(&a, op->int8 ? op->x_scale : 1.0f);
         size_t global[2] = {(size_t)per_image, (size_t)n}, local[2] = {1, 1};
         if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
     }
@@ -493,9 +594,17 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op)
     int64_t cin_g = nn->values[p->weight].shape.d[1];
     if (m == 0 || co == 0) return CLEVAL_OK;
     cleval_status status;
+    cl_mem xm = nn_value_mem(nn, op->in[0]);
+    if (op->int8) {
+        cl_mem codes = nn_workspace_mem(nn, op);
+        if ((status = nn_launch_quantize(nn, op, op->k[1], xm, 0, codes, 0, nn_shape_count(x))) !=
+            CLEVAL_OK)
+            return status;
+        xm = codes;
+    }
     for (int64_t g = 0; g < p->group; g++) {
         nn_args a = nn_args_begin(op->k[0]);
-        nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+        nn_arg_mem(&a, xm);
         nn_arg_int(&a, (int32_t)(g * cin_g * in_volume));
         nn_arg_int(&a, (int32_t)(x->d[1] * in_volume));
         nn_arg_int(&a, (int32_t)in_volume);
@@ -517,6 +626,8 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op)
         nn_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
         nn_arg_float(&a, p->ep.lo);
         nn_arg_float(&a, p->ep.hi);
+        nn_arg_mem(&a, op->int8 ? op->mem[4] : op->mem[1]);
+        nn_arg_float(&a, op->int8 ? op->x_scale : 1.0f);
         size_t ts = nn->tuning.gpu_ts, threads = ts / nn->tuning.gpu_wpt;
         size_t global[2] = {(size_t)((co_g + (int64_t)ts - 1) / (int64_t)ts) * threads,
                             (size_t)((m + (int64_t)ts - 1) / (int64_t)ts) * threads};

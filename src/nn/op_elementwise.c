@@ -108,7 +108,10 @@ static cleval_status binary_prepare(cleval_nn *nn, nn_op *op)
         if (nn_in(nn, op, i)->kind == NN_VALUE_CONST &&
             (status = nn_const_mem(nn, op->in[i], &unused)) != CLEVAL_OK)
             return status;
-    return nn_kernel(nn, op, "elementwise", NULL, "binary", &op->k[0]);
+    char options[64];
+    snprintf(options, sizeof options, "-DA_HALF=%d -DB_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->in[1]), nn_half(nn, op->out[0]));
+    return nn_kernel(nn, op, "elementwise", options, "binary", &op->k[0]);
 }
 
 /* Element strides of an operand of shape `s` broadcast to `out` (0 along broadcast axes). */
@@ -249,8 +252,11 @@ static cleval_status unary_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status unary_prepare(cleval_nn *nn, nn_op *op)
 {
+    char options[64];
+    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->out[0]));
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "unary");
-    return nn_kernel(nn, op, "elementwise", NULL, "unary", &op->k[0]);
+    return nn_kernel(nn, op, "elementwise", options, "unary", &op->k[0]);
 }
 
 static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
@@ -368,8 +374,11 @@ static cleval_status batchnorm_prepare(cleval_nn *nn, nn_op *op)
     free(s);
     free(t);
     if (status != CLEVAL_OK) return status;
+    char options[64];
+    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->out[0]));
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "channel_affine");
-    return nn_kernel(nn, op, "elementwise", NULL, "channel_affine", &op->k[0]);
+    return nn_kernel(nn, op, "elementwise", options, "channel_affine", &op->k[0]);
 }
 
 static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)

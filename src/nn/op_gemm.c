@@ -189,11 +189,38 @@ static bool folds_batch(cleval_nn *nn, const nn_op *op)
     return p->matmul && b->shape.rank <= 2;
 }
 
+/* B's (k, j) strides and K for a constant B (Gemm with transB, or a 2-D MatMul B). */
+static void b_layout(const nn_op *op, const nn_value *b, int64_t n, int64_t *k, int64_t *ks,
+                     int64_t *ns)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    if (p->matmul) {
+        *k = b->shape.rank == 1 ? b->shape.d[0] : b->shape.d[b->shape.rank - 2];
+        *ks = b->shape.rank == 1 ? 1 : n;
+        *ns = 1;
+    } else {
+        *k = p->trans_b ? b->shape.d[1] : b->shape.d[0];
+        *ks = p->trans_b ? 1 : n;
+        *ns = p->trans_b ? *k : 1;
+    }
+}
+
+/* Storage and int8 options of every Gemm kernel build. */
+static void precision_options(const cleval_nn *nn, const nn_op *op, bool b_half, char *out,
+                              size_t size)
+{
+    bool has_c = nn_has_in(op, 2) && op->p.gemm.beta != 0.0f;
+    snprintf(out, size, "-DA_HALF=%d -DB_HALF=%d -DC_HALF=%d -DY_HALF=%d -DINT8=%d -DI8_FLOAT=%u",
+             nn_half(nn, op->in[0]), b_half, has_c ? nn_half(nn, op->in[2]) : 0,
+             nn_half(nn, op->out[0]), op->int8, nn->tuning.i8_float);
+}
+
 static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
 {
     nn_gemm_params *p = &op->p.gemm;
     const nn_value *b = nn_in(nn, op, 1);
     bool has_c = nn_has_in(op, 2) && p->beta != 0.0f;
+    bool half = nn->precision == CLEVAL_NN_FP16;
     cl_mem unused;
     cleval_status status;
     if (has_c && nn_in(nn, op, 2)->kind == NN_VALUE_CONST &&
@@ -202,94 +229,150 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
     if (nn_in(nn, op, 0)->kind == NN_VALUE_CONST &&
         (status = nn_const_mem(nn, op->in[0], &unused)) != CLEVAL_OK)
         return status;
-    char options[200];
+    char options[400], precision[200];
+    const char *mode = op->int8 ? " int8" : half ? " fp16" : "";
+    /* int8: B's codes (in B's own layout, as exact floats) and a scale per column. */
+    int64_t n_cols = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
+                               : (p->trans_b ? b->shape.d[0] : b->shape.d[1]);
+    float *codes = NULL, *scales = NULL;
+    const float *weights = b->f32;
+    if (op->int8) {
+        int64_t k, ks, ns;
+        b_layout(op, b, n_cols, &k, &ks, &ns);
+        codes = malloc((size_t)(k * n_cols) * sizeof *codes);
+        scales = calloc((size_t)n_cols + 16 * 4, sizeof *scales);
+        if (!codes || !scales) {
+            free(codes);
+            free(scales);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory quantising weights");
+        }
+        nn_quantise_channels(b->f32, n_cols, k, ns, ks, codes, scales);
+        weights = codes;
+    }
     if (nn->variant == CLEVAL_VARIANT_GPU) {
-        if (b->kind == NN_VALUE_CONST &&
-            (status = nn_const_mem(nn, op->in[1], &unused)) != CLEVAL_OK)
-            return status;
-        snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u", has_c,
-                 clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
-        snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u",
-                 nn->tuning.gpu_ts, nn->tuning.gpu_wpt);
+        /* A constant B is read in place: the float constant, or a half / int8 copy. */
+        bool b_half = half ? b->kind == NN_VALUE_CONST || nn_half(nn, op->in[1]) : false;
+        if (b->kind == NN_VALUE_CONST && (half || op->int8))
+            status =
+                nn_upload_as(nn, weights, (size_t)b->count, half, op->int8, "weights", &op->mem[0]);
+        else if (b->kind == NN_VALUE_CONST)
+            status = nn_const_mem(nn, op->in[1], &unused);
+        else
+            status = CLEVAL_OK;
+        if (status == CLEVAL_OK && op->int8)
+            status = nn_upload(nn, scales, (size_t)n_cols * sizeof *scales, "weight scales",
+                               &op->mem[4]);
+        free(codes);
+        free(scales);
+        if (status != CLEVAL_OK) return status;
+        precision_options(nn, op, b_half, precision, sizeof precision);
+        snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u %s", has_c,
+                 clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u%s",
+                 nn->tuning.gpu_ts, nn->tuning.gpu_wpt, mode);
         cleval_status st = nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
         if (st == CLEVAL_OK) st = nn_kernel(nn, op, "gemm", options, "gemm_gpu_reduce", &op->k[2]);
+        if (st == CLEVAL_OK && op->int8)
+            st = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
         return st;
     }
     /* CPU: the tile follows N, which is fixed by B for Gemm and MatMul alike. */
-    int64_t n = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
-                          : (p->trans_b ? b->shape.d[0] : b->shape.d[1]);
+    int64_t n = n_cols;
     nn_choose_tile((uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), nn->tuning.gemm_mr,
                    nn->tuning.gemm_nv, &p->mr, &p->nv);
     p->b_packed = b->kind == NN_VALUE_CONST;
     if (p->b_packed) {
-        if (!b->f32) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "B must be a float tensor");
+        if (!b->f32) {
+            free(codes);
+            free(scales);
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "B must be a float tensor");
+        }
         int64_t k, ks, ns, count = 1;
-        if (p->matmul) {
-            k = b->shape.rank == 1 ? b->shape.d[0] : b->shape.d[b->shape.rank - 2];
-            ks = b->shape.rank == 1 ? 1 : n;
-            ns = 1;
+        b_layout(op, b, n, &k, &ks, &ns);
+        if (p->matmul)
             for (uint32_t i = 0; i + 2 < b->shape.rank; i++)
                 count *= b->shape.d[i];
-        } else {
-            k = p->trans_b ? b->shape.d[1] : b->shape.d[0];
-            ks = p->trans_b ? 1 : n;
-            ns = p->trans_b ? k : 1;
-        }
         int64_t nr = 16 * (int64_t)p->nv, panels = (n + nr - 1) / nr;
         size_t per = (size_t)(panels * k * nr);
-        if (k * n > NN_MAX_ELEMENTS || (int64_t)per * count > NN_MAX_ELEMENTS)
-            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "B is too large");
-        float *all = calloc(per * (size_t)count + 1, sizeof *all);
-        if (!all) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+        float *all = NULL, *permuted = NULL;
+        const float *src = weights;
+        status = CLEVAL_OK;
+        if (k * n > NN_MAX_ELEMENTS || (int64_t)per * count > NN_MAX_ELEMENTS) {
+            status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "B is too large");
+            goto cpu_done;
+        }
+        all = calloc(per * (size_t)count + 1, sizeof *all);
+        if (!all) {
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+            goto cpu_done;
+        }
         /* B with its K rows in the order of a channels-last A (see passes.c). */
-        float *permuted = NULL;
-        const float *src = b->f32;
         if (p->perm_c > 0) {
             if (p->perm_c * p->perm_s != k || count != 1) {
-                free(all);
-                return nn_fail_op(nn, op, CLEVAL_ERR_INTERNAL, "weight permutation mismatch");
+                status = nn_fail_op(nn, op, CLEVAL_ERR_INTERNAL, "weight permutation mismatch");
+                goto cpu_done;
             }
             permuted = malloc((size_t)(k * n) * sizeof *permuted);
             if (!permuted) {
-                free(all);
-                return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+                goto cpu_done;
             }
             for (int64_t ch = 0; ch < p->perm_c; ch++)
                 for (int64_t sp = 0; sp < p->perm_s; sp++)
                     for (int64_t j = 0; j < n; j++)
                         permuted[(sp * p->perm_c + ch) * ks + j * ns] =
-                            b->f32[(ch * p->perm_s + sp) * ks + j * ns];
+                            weights[(ch * p->perm_s + sp) * ks + j * ns];
             src = permuted;
         }
         for (int64_t i = 0; i < count; i++) {
             uint32_t np;
             float *one = nn_pack_panels(src + i * k * n, k, n, ks, ns, p->nv, &np);
             if (!one) {
-                free(all);
-                free(permuted);
-                return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+                goto cpu_done;
             }
             memcpy(all + (size_t)i * per, one, per * sizeof *all);
             free(one);
         }
-        free(permuted);
         p->panels = (uint32_t)panels;
-        status =
-            nn_upload(nn, all, per * (size_t)count * sizeof *all, "packed weights", &op->mem[0]);
+        status = nn_upload_as(nn, all, per * (size_t)count, half, op->int8, "packed weights",
+                              &op->mem[0]);
+        if (status == CLEVAL_OK && op->int8) {
+            /* Scales padded to whole panels, as the epilogue reads them 16 at a time. */
+            float *padded = calloc((size_t)(panels * nr), sizeof *padded);
+            if (!padded)
+                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+            else {
+                memcpy(padded, scales, (size_t)n * sizeof *padded);
+                status = nn_upload(nn, padded, (size_t)(panels * nr) * sizeof *padded,
+                                   "weight scales", &op->mem[4]);
+                free(padded);
+            }
+        }
+    cpu_done:
         free(all);
+        free(permuted);
+        free(codes);
+        free(scales);
         if (status != CLEVAL_OK) return status;
     } else {
         char pack_options[64];
-        snprintf(pack_options, sizeof pack_options, "-DNV=%u", p->nv);
+        snprintf(pack_options, sizeof pack_options, "-DNV=%u -DB_HALF=%d", p->nv,
+                 nn_half(nn, op->in[1]));
         if ((status = nn_kernel(nn, op, "gemm", pack_options, "gemm_pack", &op->k[1])) != CLEVAL_OK)
             return status;
     }
-    bool a_ks1 = p->matmul || !p->trans_a;
-    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d -DA_KS1=%d",
-             p->mr, p->nv, nn->tuning.gemm_kc, has_c, clamps(&p->ep), a_ks1);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%u%s", p->mr, p->nv,
-             nn->tuning.gemm_kc, p->b_packed ? "" : " +pack");
-    return nn_kernel(nn, op, "gemm", options, "gemm_cpu", &op->k[0]);
+    bool a_ks1 = p->matmul || !p->trans_a || op->int8;
+    precision_options(nn, op, p->b_packed && half, precision, sizeof precision);
+    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d -DA_KS1=%d %s",
+             p->mr, p->nv, nn->tuning.gemm_kc, has_c, clamps(&p->ep), a_ks1, precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%u%s%s%s", p->mr,
+             p->nv, nn->tuning.gemm_kc, p->b_packed ? "" : " +pack", mode,
+             op->int8 && nn->tuning.i8_float ? " (float blocks)" : "");
+    status = nn_kernel(nn, op, "gemm", options, "gemm_cpu", &op->k[0]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
+    return status;
 }
 
 /* Rows of A per gemm_cpu work-item: enough work-items to keep every core busy (a few per
@@ -345,13 +428,16 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
     nn_gemm_params *p = &op->p.gemm;
     cleval_status status = p->matmul ? matmul_infer(nn, op) : gemm_infer(nn, op);
     if (status != CLEVAL_OK) return status;
+    /* int8: A's codes (m x k bytes) follow the scratch or the split-K parts. */
+    int64_t m = rows_per_launch(nn, op);
+    size_t codes = op->int8 ? (size_t)(m * p->k) : 0;
     if (nn->variant == CLEVAL_VARIANT_CPU && p->nv) {
         size_t pack, scratch;
-        cpu_workspace(nn, op, rows_per_launch(nn, op), &pack, &scratch);
-        op->workspace = (pack + scratch) * sizeof(float);
+        cpu_workspace(nn, op, m, &pack, &scratch);
+        op->workspace = (pack + scratch) * sizeof(float) + codes;
     } else if (nn->variant == CLEVAL_VARIANT_GPU) {
-        int64_t m = rows_per_launch(nn, op), splits = gpu_splits(nn, op, m);
-        op->workspace = splits > 1 ? (size_t)(splits * m * p->n) * sizeof(float) : 0;
+        int64_t splits = gpu_splits(nn, op, m);
+        op->workspace = (splits > 1 ? (size_t)(splits * m * p->n) * sizeof(float) : 0) + codes;
     }
     return CLEVAL_OK;
 }
@@ -367,6 +453,28 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         /* An empty sum: Y = beta * C (or 0), clamped. Rare; done on the host. */
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "K = 0 is not supported");
     }
+    operand codes_operand;
+    if (op->int8) {
+        /* A's int8 codes, row-major, after the scratch (CPU) or the split-K parts (GPU). */
+        size_t pack, scratch, at;
+        if (nn->variant == CLEVAL_VARIANT_GPU) {
+            int64_t splits = gpu_splits(nn, op, m);
+            at = splits > 1 ? (size_t)(splits * m * p->n) * sizeof(float) : 0;
+        } else {
+            cpu_workspace(nn, op, m, &pack, &scratch);
+            at = (pack + scratch) * sizeof(float);
+        }
+        cl_mem ws = nn_workspace_mem(nn, op);
+        if ((status = nn_launch_quantize_2d(nn, op, op->k[3], am, a_off, ao->rs, ao->ks, m, p->k,
+                                            ws, (int64_t)at)) != CLEVAL_OK)
+            return status;
+        am = ws;
+        a_off = (int64_t)at;
+        codes_operand = (operand){p->k, 1};
+        ao = &codes_operand;
+    }
+    cl_mem wscale = op->int8 ? op->mem[4] : ym;
+    float x_scale = op->int8 ? op->x_scale : 1.0f;
     if (nn->variant == CLEVAL_VARIANT_GPU) {
         nn_args a = nn_args_begin(op->k[0]);
         nn_arg_mem(&a, am);
@@ -396,6 +504,8 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_int(&a, (int32_t)splits);
         nn_arg_int(&a, (int32_t)per);
         nn_arg_mem(&a, part);
+        nn_arg_mem(&a, wscale);
+        nn_arg_float(&a, x_scale);
         int64_t ts = nn->tuning.gpu_ts;
         size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
         size_t global[3] = {(size_t)((p->n + ts - 1) / ts) * threads,
@@ -419,6 +529,8 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_float(&r, p->beta);
         nn_arg_float(&r, p->ep.lo);
         nn_arg_float(&r, p->ep.hi);
+        nn_arg_mem(&r, wscale);
+        nn_arg_float(&r, x_scale);
         size_t rl = nn_local_1d(nn), rg = (size_t)(m * p->n);
         return nn_enqueue(nn, op, &r, 1, &rg, &rl);
     }
@@ -467,6 +579,8 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
     nn_arg_mem(&a, ws);
     nn_arg_int(&a, (int32_t)pack);
     nn_arg_int(&a, (int32_t)qb);
+    nn_arg_mem(&a, wscale);
+    nn_arg_float(&a, x_scale);
     size_t global[2] = {(size_t)((m + qb - 1) / qb), (size_t)panels}, local[2] = {1, 1};
     return nn_enqueue(nn, op, &a, 2, global, local);
 }
@@ -482,6 +596,7 @@ static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
     operand ao, bo;
     operands(nn, op, &ao, &bo);
     cl_mem am = operand_mem(nn, op->in[0]), bm = p->b_packed ? NULL : operand_mem(nn, op->in[1]);
+    if (nn->variant == CLEVAL_VARIANT_GPU && op->mem[0]) bm = op->mem[0]; /* half / int8 copy */
     cl_mem ym = nn_value_mem(nn, op->out[0]);
     cl_mem cm = ym;
     int64_t c_rs = 0, c_cs = 0;

@@ -170,8 +170,11 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status pool_prepare(cleval_nn *nn, nn_op *op)
 {
+    char options[64];
+    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->out[0]));
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "pool");
-    return nn_kernel(nn, op, "pool", NULL, "pool", &op->k[0]);
+    return nn_kernel(nn, op, "pool", options, "pool", &op->k[0]);
 }
 
 static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
@@ -239,8 +242,11 @@ static cleval_status gap_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status gap_prepare(cleval_nn *nn, nn_op *op)
 {
+    char options[64];
+    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->out[0]));
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "global_average");
-    return nn_kernel(nn, op, "pool", NULL, "global_average", &op->k[0]);
+    return nn_kernel(nn, op, "pool", options, "global_average", &op->k[0]);
 }
 
 static cleval_status gap_launch(cleval_nn *nn, nn_op *op)

@@ -270,8 +270,11 @@ static cleval_status pad_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status pad_prepare(cleval_nn *nn, nn_op *op)
 {
+    char options[64];
+    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->out[0]));
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "pad_nd");
-    return nn_kernel(nn, op, "elementwise", NULL, "pad_nd", &op->k[0]);
+    return nn_kernel(nn, op, "elementwise", options, "pad_nd", &op->k[0]);
 }
 
 /* Enqueues the general rank-8 pad kernel (also used by Conv for its zero-padded copy). */

@@ -16,7 +16,7 @@ int64_t nn_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t dilati
 bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op)
 {
     const nn_conv_params *p = &op->p.conv;
-    if (nn->variant != CLEVAL_VARIANT_CPU || !nn->tuning.winograd || p->depthwise ||
+    if (nn->variant != CLEVAL_VARIANT_CPU || !nn->tuning.winograd || op->int8 || p->depthwise ||
         p->group != 1 || p->spatial != 2 || p->in_layout != NN_LAYOUT_NHWC)
         return false;
     const nn_value *w = &nn->values[p->weight];
@@ -35,7 +35,8 @@ typedef struct geometry {
     int64_t pad_b[2], pad_e[2]; /* pads of the pre-copy (including extra rows/columns) */
     bool prepad;
     int64_t per_image, tiles_per_item;
-    size_t padded_floats, scratch_floats;
+    size_t padded_floats; /* 4-byte units of the padded copy (half elements take 2 bytes) */
+    size_t scratch_floats;
 } geometry;
 
 static void geometry_of(const cleval_nn *nn, const nn_op *op, geometry *g)
@@ -65,7 +66,8 @@ static void geometry_of(const cleval_nn *nn, const nn_op *op, geometry *g)
     }
     g->ph = g->h + g->pad_b[0] + g->pad_e[0];
     g->pw = g->w + g->pad_b[1] + g->pad_e[1];
-    g->padded_floats = g->prepad ? (size_t)(g->n * g->ph * g->pw * g->c) : 0;
+    size_t padded = g->prepad ? (size_t)(g->n * g->ph * g->pw * g->c) : 0;
+    g->padded_floats = (padded * nn_value_elem_bytes(nn, op->in[0]) + 3) / 4;
     /* A few work-items per core, each a whole number of MR-tile groups. */
     int64_t mr = nn->tuning.conv_mr;
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
@@ -120,19 +122,24 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
         }
         if (p->bias >= 0) b[o] = nn->values[p->bias].f32[o];
     }
-    cleval_status status =
-        nn_upload(nn, up, count * sizeof *up, "Winograd Conv weights", &op->mem[0]);
+    cleval_status status = nn_upload_as(nn, up, count, nn->precision == CLEVAL_NN_FP16, false,
+                                        "Winograd Conv weights", &op->mem[0]);
     if (status == CLEVAL_OK)
         status = nn_upload(nn, b, (size_t)(panels * nr) * sizeof *b, "Conv bias", &op->mem[1]);
     free(up);
     free(b);
     if (status != CLEVAL_OK) return status;
     p->winograd = true;
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_winograd_cpu MR=%u NV=%u%s%s", p->mr,
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_winograd_cpu MR=%u NV=%u%s%s%s", p->mr,
              p->nv, p->ep.pool ? " pool" : "",
-             nn->values[op->out[0]].layout == NN_LAYOUT_NHWC ? " nhwc-out" : "");
+             nn->values[op->out[0]].layout == NN_LAYOUT_NHWC ? " nhwc-out" : "",
+             nn->precision == CLEVAL_NN_FP16 ? " fp16" : "");
     status = nn_kernel(nn, op, "conv", options, "conv_winograd_cpu", &op->k[0]);
-    if (status == CLEVAL_OK) status = nn_kernel(nn, op, "elementwise", NULL, "pad_nd", &op->k[1]);
+    char pad_options[64];
+    snprintf(pad_options, sizeof pad_options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->in[0]));
+    if (status == CLEVAL_OK)
+        status = nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
     return status;
 }
 

@@ -109,7 +109,7 @@ cleval_status nn_plan(cleval_nn *nn)
         pl.last[root_of(nn, nn->outputs[o])] = (int)nn->n_ops;
     for (uint32_t i = 0; i < nn->n_inputs && status == CLEVAL_OK; i++) {
         nn_value *v = &nn->values[nn->inputs[i]];
-        size_t bytes = (size_t)v->count * sizeof(float);
+        size_t bytes = (size_t)v->count * nn_value_elem_bytes(nn, nn->inputs[i]);
         status = take_slot(nn, &pl, bytes ? bytes : sizeof(float), nn->inputs[i],
                            pl.last[nn->inputs[i]] < 0 ? -1 : pl.last[nn->inputs[i]], &v->slot);
     }
@@ -118,7 +118,7 @@ cleval_status nn_plan(cleval_nn *nn)
         if (op->dead || op->alias_only) continue;
         release_before(nn, &pl, (int)i);
         nn_value *y = &nn->values[op->out[0]];
-        size_t bytes = (size_t)y->count * sizeof(float);
+        size_t bytes = (size_t)y->count * nn_value_elem_bytes(nn, op->out[0]);
         int until = pl.last[op->out[0]] < (int)i ? (int)i : pl.last[op->out[0]];
         status = take_slot(nn, &pl, bytes ? bytes : sizeof(float), op->out[0], until, &y->slot);
         op->workspace_slot = -1;

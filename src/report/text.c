@@ -148,4 +148,5 @@ void cleval_report_throughput(FILE *out, const cleval_run_timing *timing)
             timing->total_s, rate);
     if (timing->device) fprintf(out, " on %s", timing->device);
     fputc('\n', out);
+    if (timing->model) fprintf(out, "Model: %s\n", timing->model);
 }
