@@ -18,8 +18,8 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_PRED_KEY] = {"pred-key", 0, "NAME", "dataset holding the predictions (default pred)"},
     [OPT_BATCH] = {"batch", 0, "N", "samples per device batch"},
     [OPT_DEVICE] = {"device", 0, "SPEC",
-                    "device index or name substring (default: $CLEVAL_DEVICE, else the first "
-                    "GPU, else the first device)"},
+                    "device index or name substring, a comma-separated list, or all (default: "
+                    "$CLEVAL_DEVICE, else the first GPU, else the first device)"},
     [OPT_QUIET] = {"quiet", 'q', NULL, "no progress output"},
     [OPT_VERBOSE] = {"verbose", 'v', NULL, "log device, kernel and tuning choices to stderr"},
     [OPT_MODEL] = {"model", 0, "MODEL.onnx", "the network, as exported by torch.onnx.export"},
