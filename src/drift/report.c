@@ -202,9 +202,10 @@ static void build_findings(const cleval_drift_result *r, findings *f)
     }
     if (class_alert && confidence_alert)
         say(f,
-            "Look first at the inputs: both the predicted classes and the confidence moved, "
-            "which points to a change in the data itself (a new source, preprocessing or "
-            "normalisation) more than to a shift of the class mix; start with %s.",
+            "Look first at what feeds the predictions: both the predicted classes and the "
+            "confidence moved, which points to a changed input pipeline (a new source, "
+            "preprocessing or normalisation) or a changed model (pruning, precision, "
+            "weights) more than to a shift of the class mix; start with %s.",
             top);
     else if (class_alert)
         say(f,
