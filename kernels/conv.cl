@@ -91,19 +91,7 @@
 #define UNITS_PER_TILE (POOL ? MR / 4 : MR)
 #define I8_BLOCK 1024 /* 1024 * 127 * 127 < 2^24: float sums of int8 products stay exact */
 
-/* Storage: float, or half through vload_half / vstore_half_rte. */
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define ST_T_0 float
-#define ST_T_1 half
-#define ST_LD_0(p, i) ((p)[i])
-#define ST_LD_1(p, i) vload_half((i), (p))
-#define ST_ST_0(v, p, i) ((p)[i] = (v))
-#define ST_ST_1(v, p, i) vstore_half_rte((v), (i), (p))
-#define ST_LD16_0(p, i) vload16(0, (p) + (i))
-#define ST_LD16_1(p, i) vload_half16(0, (p) + (i))
-#define ST_ST16_0(v, p, i) vstore16((v), 0, (p) + (i))
-#define ST_ST16_1(v, p, i) vstore_half16_rte((v), 0, (p) + (i))
+#include "storage.clh"
 #define X_T CAT(ST_T_, X_HALF)
 #define Y_T CAT(ST_T_, Y_HALF)
 #define W_T CAT(ST_T_, W_HALF)

@@ -17,16 +17,7 @@
 #ifndef Y_HALF
 #define Y_HALF 0 /* the output is stored as half */
 #endif
-/* Storage: float, or half through vload_half / vstore_half_rte (fp16 mode; the arithmetic
- * stays float). */
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define ST_T_0 float
-#define ST_T_1 half
-#define ST_LD_0(p, i) ((p)[i])
-#define ST_LD_1(p, i) vload_half((i), (p))
-#define ST_ST_0(v, p, i) ((p)[i] = (v))
-#define ST_ST_1(v, p, i) vstore_half_rte((v), (i), (p))
+#include "storage.clh"
 #define X_T CAT(ST_T_, X_HALF)
 #define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
 #define Y_T CAT(ST_T_, Y_HALF)

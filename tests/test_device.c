@@ -137,6 +137,70 @@ static void test_build_failure_reports_log(void **state)
     assert_non_null(strstr(captured_log, "undeclared_name"));
 }
 
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/%s", dir, name);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* `#include "NAME.clh"` is expanded from the kernel folder: the included macro works, a build
+ * error after the include is reported at its line in the .cl file, and a missing header is an
+ * error naming it. */
+static void test_program_includes_shared_header(void **state)
+{
+    (void)state;
+    const char *dir = temp_path("include_kernels");
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    assert_int_equal(system(cmd), 0);
+    write_text(dir, "twice.clh", "/* a shared header */\n#define TWICE(v) (2 * (v))\n");
+    write_text(dir, "doubles.cl",
+               "#include \"twice.clh\"\n"
+               "__kernel void doubles(__global int *x) { x[get_global_id(0)] = TWICE(x[get_global_id(0)]); }\n");
+    write_text(dir, "late_error.cl",
+               "#include \"twice.clh\"\n\n__kernel void late_error(__global int *x) { x[0] = late_name; }\n");
+    write_text(dir, "missing.cl", "#include \"absent.clh\"\n__kernel void missing(void) {}\n");
+
+    setenv("CLEVAL_KERNEL_DIR", dir, 1);
+    cleval_device *dev = test_device();
+    cl_kernel k;
+    assert_ok(cleval_device_kernel(dev, "doubles", NULL, "doubles", &k));
+    int32_t values[5] = {1, -2, 3, 40, 7};
+    cl_int err;
+    cl_mem mem = clCreateBuffer(cleval_device_context(dev), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                                sizeof values, values, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    size_t global = 5;
+    assert_int_equal(clSetKernelArg(k, 0, sizeof mem, &mem), CL_SUCCESS);
+    assert_int_equal(clEnqueueNDRangeKernel(cleval_device_queue(dev), k, 1, NULL, &global, NULL,
+                                            0, NULL, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(clEnqueueReadBuffer(cleval_device_queue(dev), mem, CL_TRUE, 0,
+                                         sizeof values, values, 0, NULL, NULL),
+                     CL_SUCCESS);
+    clReleaseMemObject(mem);
+    clReleaseKernel(k);
+    const int32_t expected[5] = {2, -4, 6, 80, 14};
+    assert_memory_equal(values, expected, sizeof expected);
+
+    captured_log[0] = '\0';
+    cleval_log_set(capture_log, CLEVAL_LOG_ERROR, NULL);
+    cleval_status status = cleval_device_kernel(dev, "late_error", NULL, "late_error", &k);
+    cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
+    assert_int_equal(status, CLEVAL_ERR_OPENCL);
+    assert_non_null(strstr(captured_log, ":3:"));
+    assert_non_null(strstr(captured_log, "late_name"));
+
+    status = cleval_device_kernel(dev, "missing", NULL, "missing", &k);
+    unsetenv("CLEVAL_KERNEL_DIR");
+    assert_int_not_equal(status, CLEVAL_OK);
+    assert_non_null(strstr(cleval_last_error(), "absent.clh"));
+}
+
 static void test_hostbuf_round_trip(void **state)
 {
     (void)state;
@@ -175,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_error_names),
         cmocka_unit_test(test_unknown_kernel_is_an_error),
         cmocka_unit_test(test_build_failure_reports_log),
+        cmocka_unit_test(test_program_includes_shared_header),
         cmocka_unit_test(test_hostbuf_round_trip),
         cmocka_unit_test(test_close_null_is_noop),
     };

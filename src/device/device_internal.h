@@ -28,8 +28,9 @@ struct cleval_device {
 cleval_status cleval_device_query_info(cl_platform_id platform, cl_device_id device,
                                        cleval_device_info *info);
 
-/* The embedded (or CLEVAL_KERNEL_DIR) source of kernels/<program>.cl. On success *source is
- * heap memory the caller frees. */
+/* The embedded (or CLEVAL_KERNEL_DIR) source of kernels/<program>.cl, or of the shared header
+ * kernels/<name>.clh when `program` is "<name>.clh", as stored (includes not expanded). On
+ * success *source is heap memory the caller frees. */
 cleval_status cleval_kernel_source(const char *program, char **source);
 
 /* Releases every cached program of the device. */

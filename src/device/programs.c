@@ -6,6 +6,7 @@
 #include "embedded_kernels.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ static char *duplicate(const char *s)
 static cleval_status read_kernel_file(const char *dir, const char *program, char **source)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.cl", dir, program);
+    bool header = strstr(program, ".clh") != NULL;
+    snprintf(path, sizeof path, "%s/%s%s", dir, program, header ? "" : ".cl");
     FILE *f = fopen(path, "rb");
     if (!f)
         return cleval_fail(CLEVAL_ERR_INPUT, "CLEVAL_KERNEL_DIR: cannot open %s: %s", path,
@@ -62,6 +64,73 @@ cleval_status cleval_kernel_source(const char *program, char **source)
     return cleval_fail(CLEVAL_ERR_INTERNAL, "no embedded kernel program named '%s'", program);
 }
 
+/* A growing NUL-terminated string. */
+typedef struct text_builder {
+    char *text;
+    size_t length, capacity;
+} text_builder;
+
+static bool append(text_builder *b, const char *s, size_t n)
+{
+    if (b->length + n + 1 > b->capacity) {
+        size_t capacity = 2 * (b->length + n + 1);
+        char *grown = realloc(b->text, capacity);
+        if (!grown) return false;
+        b->text = grown;
+        b->capacity = capacity;
+    }
+    memcpy(b->text + b->length, s, n);
+    b->length += n;
+    b->text[b->length] = '\0';
+    return true;
+}
+
+/* The device compiler sees no files, so programs share code through lines
+ * `#include "NAME.clh"`, expanded here from the embedded (or CLEVAL_KERNEL_DIR) headers; a
+ * `#line` after each header keeps the build log's line numbers those of the .cl file. Headers
+ * include nothing themselves. */
+static cleval_status expand_includes(const char *program, const char *source, char **expanded)
+{
+    static const char directive[] = "#include \"";
+    text_builder out = {0};
+    cleval_status status = CLEVAL_OK;
+    unsigned line_number = 1;
+    for (const char *line = source; *line && status == CLEVAL_OK; line_number++) {
+        const char *end = strchr(line, '\n');
+        size_t length = end ? (size_t)(end - line) + 1 : strlen(line);
+        if (strncmp(line, directive, sizeof directive - 1) != 0) {
+            if (!append(&out, line, length)) status = CLEVAL_ERR_NOMEM;
+        } else {
+            const char *name = line + sizeof directive - 1;
+            const char *close = memchr(name, '"', length - (sizeof directive - 1));
+            char header_name[256] = "";
+            if (close && (size_t)(close - name) < sizeof header_name)
+                memcpy(header_name, name, (size_t)(close - name));
+            char *header = NULL;
+            status = header_name[0] ? cleval_kernel_source(header_name, &header)
+                                    : cleval_fail(CLEVAL_ERR_INTERNAL,
+                                                  "kernels/%s.cl:%u: malformed #include", program,
+                                                  line_number);
+            char resume[32];
+            int resume_length = snprintf(resume, sizeof resume, "\n#line %u\n", line_number + 1);
+            if (status == CLEVAL_OK && (!append(&out, header, strlen(header)) ||
+                                        !append(&out, resume, (size_t)resume_length)))
+                status = CLEVAL_ERR_NOMEM;
+            free(header);
+        }
+        line += length;
+    }
+    if (status == CLEVAL_OK && !out.text && !append(&out, "", 0)) status = CLEVAL_ERR_NOMEM;
+    if (status == CLEVAL_ERR_NOMEM)
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory expanding kernels/%s.cl", program);
+    if (status != CLEVAL_OK) {
+        free(out.text);
+        return status;
+    }
+    *expanded = out.text;
+    return CLEVAL_OK;
+}
+
 static void log_build_failure(cleval_device *dev, cl_program program, const char *name)
 {
     size_t size = 0;
@@ -88,8 +157,11 @@ static double seconds_now(void)
 static cleval_status build_program(cleval_device *dev, const char *name, const char *options,
                                    cl_program *out)
 {
-    char *source;
-    cleval_status status = cleval_kernel_source(name, &source);
+    char *stored, *source;
+    cleval_status status = cleval_kernel_source(name, &stored);
+    if (status != CLEVAL_OK) return status;
+    status = expand_includes(name, stored, &source);
+    free(stored);
     if (status != CLEVAL_OK) return status;
 
     double start = seconds_now();
