@@ -24,6 +24,7 @@
 #define Y_HALF 0 /* the output is stored as half */
 #endif
 #include "storage.clh"
+#include "pad.clh"
 #define X_T CAT(ST_T_, X_HALF)
 #define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
 #define A_T CAT(ST_T_, A_HALF)
@@ -110,18 +111,6 @@ __kernel void pad_nd(__global const X_T *x, __global Y_T *y, uint n, int8 out_di
 {
     uint i = get_global_id(0);
     if (i >= n) return;
-    int od[8], id[8], bg[8];
-    vstore8(out_dims, 0, od);
-    vstore8(in_dims, 0, id);
-    vstore8(begin, 0, bg);
-    int rest = (int)i, src = 0, stride = 1;
-    bool inside = true;
-    for (int d = 7; d >= 0; d--) {
-        int c = rest % od[d] - bg[d];
-        rest /= od[d];
-        inside = inside && c >= 0 && c < id[d];
-        src += c * stride;
-        stride *= id[d];
-    }
-    STORE_Y(inside ? LOAD_X(x, src) : value, y, i);
+    int src = pad_source(i, out_dims, in_dims, begin);
+    STORE_Y(src >= 0 ? LOAD_X(x, src) : value, y, i);
 }

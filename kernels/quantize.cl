@@ -15,6 +15,8 @@
  *            the input holds no NaN (the engine refuses such samples).
  */
 
+#include "pad.clh"
+
 inline char quantize1(float x, float inv_scale)
 {
     return (char)clamp(rint(x * inv_scale), -127.0f, 127.0f);
@@ -42,18 +44,6 @@ __kernel void quantize_pad(__global const float *x, __global char *y, int y_off,
 {
     uint i = get_global_id(0);
     if (i >= n) return;
-    int od[8], id[8], bg[8];
-    vstore8(out_dims, 0, od);
-    vstore8(in_dims, 0, id);
-    vstore8(begin, 0, bg);
-    int rest = (int)i, src = 0, stride = 1;
-    bool inside = true;
-    for (int d = 7; d >= 0; d--) {
-        int c = rest % od[d] - bg[d];
-        rest /= od[d];
-        inside = inside && c >= 0 && c < id[d];
-        src += c * stride;
-        stride *= id[d];
-    }
-    y[y_off + i] = inside ? quantize1(x[src], inv_scale) : (char)0;
+    int src = pad_source(i, out_dims, in_dims, begin);
+    y[y_off + i] = src >= 0 ? quantize1(x[src], inv_scale) : (char)0;
 }
