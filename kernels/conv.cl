@@ -92,6 +92,7 @@
 #define I8_BLOCK 1024 /* 1024 * 127 * 127 < 2^24: float sums of int8 products stay exact */
 
 #include "storage.clh"
+#include "tile.clh"
 #define X_T CAT(ST_T_, X_HALF)
 #define Y_T CAT(ST_T_, Y_HALF)
 #define W_T CAT(ST_T_, W_HALF)
@@ -196,17 +197,8 @@ __kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global co
 #if INT8 && !I8_FLOAT
             for (int k = 0; k < K; k++) {
                 int o = koff[k];
-                int16 b[NV];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    b[v] = convert_int16(vload16(v, panel + k * NR));
-#pragma unroll
-                for (int r = 0; r < MR; r++) {
-                    int16 a = (int16)((int)xr[r][o]);
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] += a * b[v];
-                }
+                TILE_STEP(int16, TILE_IMAC, acc, (int)xr[r][o],
+                          convert_int16(vload16(v, panel + k * NR)));
             }
 #elif INT8
             for (int kb = 0; kb < K; kb += I8_BLOCK) {
@@ -228,33 +220,15 @@ __kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global co
                         vstore16(convert_float16(vload16(0, xr[r] + o)), 0, at[r]);
 #pragma unroll
                     for (int kk = 0; kk < 16; kk++) {
-                        float16 b[NV];
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            b[v] = convert_float16(vload16(v, panel + (k + kk) * NR));
-#pragma unroll
-                        for (int r = 0; r < MR; r++) {
-                            float16 a = (float16)(at[r][kk]);
-#pragma unroll
-                            for (int v = 0; v < NV; v++)
-                                f[r][v] = fma(a, b[v], f[r][v]);
-                        }
+                        TILE_STEP(float16, fma, f, at[r][kk],
+                                  convert_float16(vload16(v, panel + (k + kk) * NR)));
                     }
                 }
 #endif
                 for (; k < ke; k++) {
                     int o = koff[k];
-                    float16 b[NV];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        b[v] = convert_float16(vload16(v, panel + k * NR));
-#pragma unroll
-                    for (int r = 0; r < MR; r++) {
-                        float16 a = (float16)((float)xr[r][o]);
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            f[r][v] = fma(a, b[v], f[r][v]);
-                    }
+                    TILE_STEP(float16, fma, f, (float)xr[r][o],
+                              convert_float16(vload16(v, panel + k * NR)));
                 }
 #pragma unroll
                 for (int r = 0; r < MR; r++)
@@ -275,33 +249,14 @@ __kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global co
                     vstore16(vload_half16(0, xr[r] + o), 0, at[r]);
 #pragma unroll
                 for (int kk = 0; kk < 16; kk++) {
-                    float16 b[NV];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        b[v] = LOAD16_W(panel, (k + kk) * NR + v * 16);
-#pragma unroll
-                    for (int r = 0; r < MR; r++) {
-                        float16 a = (float16)(at[r][kk]);
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            acc[r][v] = fma(a, b[v], acc[r][v]);
-                    }
+                    TILE_STEP(float16, fma, acc, at[r][kk],
+                              LOAD16_W(panel, (k + kk) * NR + v * 16));
                 }
             }
 #endif
             for (; k < K; k++) {
                 int o = koff[k];
-                float16 b[NV];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    b[v] = LOAD16_W(panel, k * NR + v * 16);
-#pragma unroll
-                for (int r = 0; r < MR; r++) {
-                    float16 a = (float16)(LOAD_X(xr[r], o));
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] = fma(a, b[v], acc[r][v]);
-                }
+                TILE_STEP(float16, fma, acc, LOAD_X(xr[r], o), LOAD16_W(panel, k * NR + v * 16));
             }
 #endif
             /* Epilogue: dequantise (int8), bias, clamp, pool, store. */
@@ -410,17 +365,7 @@ __kernel void conv_winograd_cpu(__global const X_T *x, int x_off, int xs_n, int 
                     for (int v = 0; v < NV; v++)
                         acc[r][v] = (float16)(0.0f);
                 for (int k = 0; k < cin; k++) {
-                    float16 b[NV];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        b[v] = LOAD16_W(panel, k * NR + v * 16);
-#pragma unroll
-                    for (int r = 0; r < MR; r++) {
-                        float16 a = (float16)(ve[r * cin + k]);
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            acc[r][v] = fma(a, b[v], acc[r][v]);
-                    }
+                    TILE_STEP(float16, fma, acc, ve[r * cin + k], LOAD16_W(panel, k * NR + v * 16));
                 }
 #pragma unroll
                 for (int r = 0; r < MR; r++)

@@ -84,6 +84,7 @@
 #define I8_BLOCK 1024 /* 1024 * 127 * 127 < 2^24: float sums of int8 products stay exact */
 
 #include "storage.clh"
+#include "tile.clh"
 #define A_T CAT(ST_T_, A_HALF)
 #define B_T CAT(ST_T_, B_HALF)
 #define C_T CAT(ST_T_, C_HALF)
@@ -181,17 +182,8 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
                     acc[r][v] = first ? (ACC16)(0) : vload16(r * NV + v, t);
 #if INT8 && !I8_FLOAT
             for (int k = kb; k < ke; k++) {
-                int16 b[NV];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    b[v] = convert_int16(vload16(v, panel + k * NR));
-#pragma unroll
-                for (int r = 0; r < MR; r++) {
-                    int16 av = (int16)((int)ar[r][A_AT(k)]);
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] += av * b[v];
-                }
+                TILE_STEP(int16, TILE_IMAC, acc, (int)ar[r][A_AT(k)],
+                          convert_int16(vload16(v, panel + k * NR)));
             }
 #elif INT8
             for (int k0 = kb; k0 < ke; k0 += I8_BLOCK) {
@@ -212,32 +204,14 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
                         vstore16(convert_float16(vload16(0, ar[r] + k)), 0, at[r]);
 #pragma unroll
                     for (int kk = 0; kk < 16; kk++) {
-                        float16 b[NV];
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            b[v] = convert_float16(vload16(v, panel + (k + kk) * NR));
-#pragma unroll
-                        for (int r = 0; r < MR; r++) {
-                            float16 av = (float16)(at[r][kk]);
-#pragma unroll
-                            for (int v = 0; v < NV; v++)
-                                f[r][v] = fma(av, b[v], f[r][v]);
-                        }
+                        TILE_STEP(float16, fma, f, at[r][kk],
+                                  convert_float16(vload16(v, panel + (k + kk) * NR)));
                     }
                 }
 #endif
                 for (; k < k1; k++) {
-                    float16 b[NV];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        b[v] = convert_float16(vload16(v, panel + k * NR));
-#pragma unroll
-                    for (int r = 0; r < MR; r++) {
-                        float16 av = (float16)((float)ar[r][A_AT(k)]);
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            f[r][v] = fma(av, b[v], f[r][v]);
-                    }
+                    TILE_STEP(float16, fma, f, (float)ar[r][A_AT(k)],
+                              convert_float16(vload16(v, panel + k * NR)));
                 }
 #pragma unroll
                 for (int r = 0; r < MR; r++)
@@ -257,32 +231,14 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
                     vstore16(vload_half16(0, ar[r] + k), 0, at[r]);
 #pragma unroll
                 for (int kk = 0; kk < 16; kk++) {
-                    float16 b[NV];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        b[v] = LOAD16_B(panel, (k + kk) * NR + v * 16);
-#pragma unroll
-                    for (int r = 0; r < MR; r++) {
-                        float16 av = (float16)(at[r][kk]);
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            acc[r][v] = fma(av, b[v], acc[r][v]);
-                    }
+                    TILE_STEP(float16, fma, acc, at[r][kk],
+                              LOAD16_B(panel, (k + kk) * NR + v * 16));
                 }
             }
 #endif
             for (; k < ke; k++) {
-                float16 b[NV];
-#pragma unroll
-                for (int v = 0; v < NV; v++)
-                    b[v] = LOAD16_B(panel, k * NR + v * 16);
-#pragma unroll
-                for (int r = 0; r < MR; r++) {
-                    float16 av = (float16)(LOAD_A(ar[r], A_AT(k)));
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] = fma(av, b[v], acc[r][v]);
-                }
+                TILE_STEP(float16, fma, acc, LOAD_A(ar[r], A_AT(k)),
+                          LOAD16_B(panel, k * NR + v * 16));
             }
 #endif
             if (!last) {
