@@ -442,6 +442,28 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
+/* C (at offset 0, with its row and column strides; a stride of 0 broadcasts) and Y (at y_off):
+ * the arguments every Gemm kernel takes after A and B, before Y's row stride and the shape. */
+static void arg_c_and_y(nn_args *a, cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym,
+                        int64_t y_off)
+{
+    nn_arg_mem(a, cm);
+    nn_arg_int(a, 0);
+    nn_arg_int(a, (int32_t)c_rs);
+    nn_arg_int(a, (int32_t)c_cs);
+    nn_arg_mem(a, ym);
+    nn_arg_int(a, (int32_t)y_off);
+}
+
+/* alpha, beta and the fused clamp's bounds, after the shape. */
+static void arg_epilogue(nn_args *a, const nn_gemm_params *p)
+{
+    nn_arg_float(a, p->alpha);
+    nn_arg_float(a, p->beta);
+    nn_arg_float(a, p->ep.lo);
+    nn_arg_float(a, p->ep.hi);
+}
+
 static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, int64_t a_off,
                                 const operand *ao, cl_mem bm, int64_t b_off, const operand *bo,
                                 cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym, int64_t y_off)
@@ -485,20 +507,12 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_int(&a, (int32_t)b_off);
         nn_arg_int(&a, (int32_t)bo->rs);
         nn_arg_int(&a, (int32_t)bo->ks);
-        nn_arg_mem(&a, cm);
-        nn_arg_int(&a, 0);
-        nn_arg_int(&a, (int32_t)c_rs);
-        nn_arg_int(&a, (int32_t)c_cs);
-        nn_arg_mem(&a, ym);
-        nn_arg_int(&a, (int32_t)y_off);
+        arg_c_and_y(&a, cm, c_rs, c_cs, ym, y_off);
         nn_arg_int(&a, (int32_t)p->n);
         nn_arg_int(&a, (int32_t)m);
         nn_arg_int(&a, (int32_t)p->n);
         nn_arg_int(&a, (int32_t)p->k);
-        nn_arg_float(&a, p->alpha);
-        nn_arg_float(&a, p->beta);
-        nn_arg_float(&a, p->ep.lo);
-        nn_arg_float(&a, p->ep.hi);
+        arg_epilogue(&a, p);
         int64_t splits = gpu_splits(nn, op, m), per = (p->k + splits - 1) / splits;
         cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : ym;
         nn_arg_int(&a, (int32_t)splits);
@@ -516,19 +530,11 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_args r = nn_args_begin(op->k[2]);
         nn_arg_mem(&r, part);
         nn_arg_int(&r, (int32_t)splits);
-        nn_arg_mem(&r, cm);
-        nn_arg_int(&r, 0);
-        nn_arg_int(&r, (int32_t)c_rs);
-        nn_arg_int(&r, (int32_t)c_cs);
-        nn_arg_mem(&r, ym);
-        nn_arg_int(&r, (int32_t)y_off);
+        arg_c_and_y(&r, cm, c_rs, c_cs, ym, y_off);
         nn_arg_int(&r, (int32_t)p->n);
         nn_arg_int(&r, (int32_t)m);
         nn_arg_int(&r, (int32_t)p->n);
-        nn_arg_float(&r, p->alpha);
-        nn_arg_float(&r, p->beta);
-        nn_arg_float(&r, p->ep.lo);
-        nn_arg_float(&r, p->ep.hi);
+        arg_epilogue(&r, p);
         nn_arg_mem(&r, wscale);
         nn_arg_float(&r, x_scale);
         size_t rl = nn_local_1d(nn), rg = (size_t)(m * p->n);
@@ -561,20 +567,12 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
     nn_arg_int(&a, (int32_t)ao->ks);
     nn_arg_mem(&a, packed);
     nn_arg_int(&a, (int32_t)packed_off);
-    nn_arg_mem(&a, cm);
-    nn_arg_int(&a, 0);
-    nn_arg_int(&a, (int32_t)c_rs);
-    nn_arg_int(&a, (int32_t)c_cs);
-    nn_arg_mem(&a, ym);
-    nn_arg_int(&a, (int32_t)y_off);
+    arg_c_and_y(&a, cm, c_rs, c_cs, ym, y_off);
     nn_arg_int(&a, (int32_t)p->n);
     nn_arg_int(&a, (int32_t)m);
     nn_arg_int(&a, (int32_t)p->n);
     nn_arg_int(&a, (int32_t)p->k);
-    nn_arg_float(&a, p->alpha);
-    nn_arg_float(&a, p->beta);
-    nn_arg_float(&a, p->ep.lo);
-    nn_arg_float(&a, p->ep.hi);
+    arg_epilogue(&a, p);
     int64_t qb = rows_per_item(nn, op, m);
     nn_arg_mem(&a, ws);
     nn_arg_int(&a, (int32_t)pack);
