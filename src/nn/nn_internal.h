@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
 #define NN_MAX_IN 5  /* BatchNormalization: X, scale, B, mean, var */
@@ -357,6 +358,12 @@ static inline int nn_half(const cleval_nn *nn, int v)
 {
     return v >= 0 && nn->values[v].half ? 1 : 0;
 }
+/* The storage options of a kernel that reads value x and writes value y:
+ * "-DX_HALF=.. -DY_HALF=..". */
+static inline void nn_storage_options(const cleval_nn *nn, int x, int y, char *out, size_t size)
+{
+    snprintf(out, size, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, x), nn_half(nn, y));
+}
 
 /* ---- plan.c ---- */
 /* Assigns device buffers to activations and workspaces for the current shapes, growing
@@ -427,6 +434,9 @@ float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t 
 cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
                             const nn_shape *in, const nn_shape *out, const int64_t *begin,
                             float value);
+/* Appends the pad kernels' (pad_nd, quantize_pad) shape arguments: out's and in's dims and
+ * begin, right-aligned into int8 vectors (op_shape.c). */
+void nn_arg_pad_dims(nn_args *a, const nn_shape *in, const nn_shape *out, const int64_t *begin);
 /* The F(2x2, 3x3) Winograd path of Conv (op_winograd.c). */
 bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op);
 size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);

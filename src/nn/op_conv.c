@@ -323,8 +323,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
                                has_padding(p) ? "quantize_pad" : "quantize", &op->k[1]);
         else if (status == CLEVAL_OK && has_padding(p)) {
             char pad_options[64];
-            snprintf(pad_options, sizeof pad_options, "-DX_HALF=%d -DY_HALF=%d",
-                     nn_half(nn, op->in[0]), nn_half(nn, op->in[0]));
+            nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
             status = nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
         }
         return status;

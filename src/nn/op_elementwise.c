@@ -253,8 +253,7 @@ static cleval_status unary_infer(cleval_nn *nn, nn_op *op)
 static cleval_status unary_prepare(cleval_nn *nn, nn_op *op)
 {
     char options[64];
-    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
-             nn_half(nn, op->out[0]));
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "unary");
     return nn_kernel(nn, op, "elementwise", options, "unary", &op->k[0]);
 }
@@ -375,8 +374,7 @@ static cleval_status batchnorm_prepare(cleval_nn *nn, nn_op *op)
     free(t);
     if (status != CLEVAL_OK) return status;
     char options[64];
-    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
-             nn_half(nn, op->out[0]));
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "channel_affine");
     return nn_kernel(nn, op, "elementwise", options, "channel_affine", &op->k[0]);
 }

@@ -171,8 +171,7 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
 static cleval_status pool_prepare(cleval_nn *nn, nn_op *op)
 {
     char options[64];
-    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
-             nn_half(nn, op->out[0]));
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "pool");
     return nn_kernel(nn, op, "pool", options, "pool", &op->k[0]);
 }
@@ -243,8 +242,7 @@ static cleval_status gap_infer(cleval_nn *nn, nn_op *op)
 static cleval_status gap_prepare(cleval_nn *nn, nn_op *op)
 {
     char options[64];
-    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
-             nn_half(nn, op->out[0]));
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "global_average");
     return nn_kernel(nn, op, "pool", options, "global_average", &op->k[0]);
 }

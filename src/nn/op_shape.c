@@ -271,16 +271,12 @@ static cleval_status pad_infer(cleval_nn *nn, nn_op *op)
 static cleval_status pad_prepare(cleval_nn *nn, nn_op *op)
 {
     char options[64];
-    snprintf(options, sizeof options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
-             nn_half(nn, op->out[0]));
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "pad_nd");
     return nn_kernel(nn, op, "elementwise", options, "pad_nd", &op->k[0]);
 }
 
-/* Enqueues the general rank-8 pad kernel (also used by Conv for its zero-padded copy). */
-cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
-                            const nn_shape *in, const nn_shape *out, const int64_t *begin,
-                            float value)
+void nn_arg_pad_dims(nn_args *a, const nn_shape *in, const nn_shape *out, const int64_t *begin)
 {
     int32_t out_dims[8] = {1, 1, 1, 1, 1, 1, 1, 1}, in_dims[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     int32_t begins[8] = {0};
@@ -291,15 +287,23 @@ cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_
         in_dims[8 - rank + i] = (int32_t)in->d[i];
         begins[8 - rank + i] = (int32_t)begin[i];
     }
+    nn_arg_int8(a, out_dims);
+    nn_arg_int8(a, in_dims);
+    nn_arg_int8(a, begins);
+}
+
+/* Enqueues the general rank-8 pad kernel (also used by Conv for its zero-padded copy). */
+cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                            const nn_shape *in, const nn_shape *out, const int64_t *begin,
+                            float value)
+{
     uint64_t n = nn_shape_count(out);
     if (n == 0) return CLEVAL_OK;
     nn_args a = nn_args_begin(k);
     nn_arg_mem(&a, x);
     nn_arg_mem(&a, y);
     nn_arg_uint(&a, (uint32_t)n);
-    nn_arg_int8(&a, out_dims);
-    nn_arg_int8(&a, in_dims);
-    nn_arg_int8(&a, begins);
+    nn_arg_pad_dims(&a, in, out, begin);
     nn_arg_float(&a, value);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);

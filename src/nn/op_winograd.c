@@ -136,8 +136,7 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
              nn->precision == CLEVAL_NN_FP16 ? " fp16" : "");
     status = nn_kernel(nn, op, "conv", options, "conv_winograd_cpu", &op->k[0]);
     char pad_options[64];
-    snprintf(pad_options, sizeof pad_options, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
-             nn_half(nn, op->in[0]));
+    nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
     if (status == CLEVAL_OK)
         status = nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
     return status;

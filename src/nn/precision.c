@@ -236,14 +236,6 @@ cleval_status nn_launch_quantize_2d(cleval_nn *nn, nn_op *op, cl_kernel k, cl_me
 cleval_status nn_launch_quantize_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
                                      const nn_shape *in, const nn_shape *out, const int64_t *begin)
 {
-    int32_t out_dims[8] = {1, 1, 1, 1, 1, 1, 1, 1}, in_dims[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-    int32_t begins[8] = {0};
-    uint32_t rank = in->rank;
-    for (uint32_t i = 0; i < rank; i++) {
-        out_dims[8 - rank + i] = (int32_t)out->d[i];
-        in_dims[8 - rank + i] = (int32_t)in->d[i];
-        begins[8 - rank + i] = (int32_t)begin[i];
-    }
     uint64_t n = nn_shape_count(out);
     if (n == 0) return CLEVAL_OK;
     nn_args a = nn_args_begin(k);
@@ -251,9 +243,7 @@ cleval_status nn_launch_quantize_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_m
     nn_arg_mem(&a, y);
     nn_arg_int(&a, 0);
     nn_arg_uint(&a, (uint32_t)n);
-    nn_arg_int8(&a, out_dims);
-    nn_arg_int8(&a, in_dims);
-    nn_arg_int8(&a, begins);
+    nn_arg_pad_dims(&a, in, out, begin);
     nn_arg_float(&a, 1.0f / op->x_scale);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
