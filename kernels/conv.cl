@@ -477,16 +477,7 @@ __kernel void conv_gpu(__global const XIN_T *x, int x_off, int xs_n, int xs_c, i
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int kk = 0; kk < TK; kk++) {
-            TILE_T a[WPT], b[WPT];
-            for (int i = 0; i < WPT; i++)
-                a[i] = a_tile[kk][ly + i * threads];
-            for (int j = 0; j < WPT; j++)
-                b[j] = b_tile[kk][lx + j * threads];
-            for (int i = 0; i < WPT; i++)
-                for (int j = 0; j < WPT; j++)
-                    acc[i][j] = MAC1(a[i], b[j], acc[i][j]);
-        }
+        LOCAL_TILE_PRODUCT(TILE_T, MAC1, acc, a_tile, b_tile);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < WPT; i++) {

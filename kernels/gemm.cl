@@ -341,16 +341,7 @@ __kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int kk = 0; kk < TK; kk++) {
-            TILE_T av[WPT], bv[WPT];
-            for (int i = 0; i < WPT; i++)
-                av[i] = a_tile[kk][ly + i * threads];
-            for (int j = 0; j < WPT; j++)
-                bv[j] = b_tile[kk][lx + j * threads];
-            for (int i = 0; i < WPT; i++)
-                for (int j = 0; j < WPT; j++)
-                    acc[i][j] = MAC1(av[i], bv[j], acc[i][j]);
-        }
+        LOCAL_TILE_PRODUCT(TILE_T, MAC1, acc, a_tile, b_tile);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < WPT; i++) {

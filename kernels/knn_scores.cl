@@ -40,6 +40,8 @@
 #define MR 4
 #define NR 64
 
+#include "tile.clh"
+
 /* Replaces the root (worst) of a max-heap of m scores and restores the heap. */
 inline void heap_replace_top(__global float *score, __global int *index, uint m, float s, int i)
 {
@@ -176,16 +178,7 @@ __kernel void knn_scores_gpu(__global const float *queries, __global const float
                 (k < dim && col0 + rr < width && r < n_refs) ? refs[(size_t)r * dim + k] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (uint kk = 0; kk < TK; kk++) {
-            float a[WPT], b[WPT];
-            for (int i = 0; i < WPT; i++)
-                a[i] = q_tile[kk][ly + i * threads];
-            for (int j = 0; j < WPT; j++)
-                b[j] = r_tile[kk][lx + j * threads];
-            for (int i = 0; i < WPT; i++)
-                for (int j = 0; j < WPT; j++)
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
-        }
+        LOCAL_TILE_PRODUCT(float, fma, acc, q_tile, r_tile);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < WPT; i++) {
