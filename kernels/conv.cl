@@ -118,17 +118,7 @@
 #define MAC1(a, b, c) fma((a), (b), (c))
 #endif
 
-/* clamp that lets NaN through, as torch's relu and clamp do */
-inline float16 clamp16(float16 v, float lo, float hi)
-{
-    v = select(v, (float16)(lo), v < (float16)(lo));
-    return select(v, (float16)(hi), v > (float16)(hi));
-}
-
-inline float clamp1(float v, float lo, float hi)
-{
-    return v < lo ? lo : (v > hi ? hi : v);
-}
+#include "clamp.clh"
 
 /* max that propagates NaN, as torch's max_pool does */
 inline float16 max_nan16(float16 a, float16 b)

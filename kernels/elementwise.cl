@@ -45,11 +45,7 @@
 #define OP_MUL 2
 #define OP_DIV 3
 
-/* lets NaN through, as torch does */
-inline float clamp1(float v, float lo, float hi)
-{
-    return v < lo ? lo : (v > hi ? hi : v);
-}
+#include "clamp.clh"
 
 __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
                     float hi)

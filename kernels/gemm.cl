@@ -113,16 +113,7 @@
 #define MAC1(a, b, c) fma((a), (b), (c))
 #endif
 
-inline float16 clamp16(float16 v, float lo, float hi)
-{
-    v = select(v, (float16)(lo), v < (float16)(lo));
-    return select(v, (float16)(hi), v > (float16)(hi));
-}
-
-inline float clamp1(float v, float lo, float hi)
-{
-    return v < lo ? lo : (v > hi ? hi : v);
-}
+#include "clamp.clh"
 
 /* alpha * acc (+ beta * C), clamped, into Y row r from column j0 (at most N). */
 inline void epilogue(float16 acc, int r, int j0, int N, float alpha, float beta,
