@@ -8,16 +8,20 @@
 
 cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits);
 
-/* A temporary file name for a run's predictions. */
-static cleval_status temporary(char *out, size_t size, const char *what)
+/* Without --save, both runs' prediction files go into a fresh private folder, so no other
+ * process can take their names. */
+static cleval_status temporary_files(cli_against *against)
 {
     const char *dir = getenv("TMPDIR");
-    snprintf(out, size, "%s/cleval-%s-XXXXXX", dir && *dir ? dir : "/tmp", what);
-    int fd = mkstemp(out);
-    if (fd < 0) return cleval_fail(CLEVAL_ERR_IO, "--against: cannot create a temporary file in %s",
-                                   dir && *dir ? dir : "/tmp");
-    close(fd);
-    unlink(out); /* the prediction writer creates it under a temporary name of its own */
+    if (!dir || !*dir) dir = "/tmp";
+    snprintf(against->temp_dir, sizeof against->temp_dir, "%s/cleval-against-XXXXXX", dir);
+    if (!mkdtemp(against->temp_dir)) {
+        against->temp_dir[0] = '\0';
+        return cleval_fail(CLEVAL_ERR_IO, "--against: cannot create a temporary folder in %s",
+                           dir);
+    }
+    snprintf(against->path_a, sizeof against->path_a, "%s/a.h5", against->temp_dir);
+    snprintf(against->path_b, sizeof against->path_b, "%s/b.h5", against->temp_dir);
     return CLEVAL_OK;
 }
 
@@ -53,14 +57,10 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
         if (status != CLEVAL_OK) return status;
     }
     const char *save = args->values[OPT_SAVE];
-    against->keep_a = against->keep_b = save != NULL;
-    if (save) {
-        snprintf(against->path_a, sizeof against->path_a, "%s", save);
-        snprintf(against->path_b, sizeof against->path_b, "%s.against.h5", save);
-        return CLEVAL_OK;
-    }
-    if ((status = temporary(against->path_a, sizeof against->path_a, "a"))) return status;
-    return temporary(against->path_b, sizeof against->path_b, "b");
+    if (!save) return temporary_files(against);
+    snprintf(against->path_a, sizeof against->path_a, "%s", save);
+    snprintf(against->path_b, sizeof against->path_b, "%s.against.h5", save);
+    return CLEVAL_OK;
 }
 
 cleval_status cli_against_compare(const cli_args *args, const cli_against *against,
@@ -78,8 +78,11 @@ void cli_against_end(cli_against *against)
         cleval_device_close(against->devices[d]);
     free(against->devices);
     against->devices = NULL;
-    if (!against->keep_a && against->path_a[0]) unlink(against->path_a);
-    if (!against->keep_b && against->path_b[0]) unlink(against->path_b);
+    if (against->temp_dir[0]) {
+        unlink(against->path_a);
+        unlink(against->path_b);
+        rmdir(against->temp_dir);
+    }
 }
 
 int cli_against_finish(const cli_args *args, const cli_against *against,

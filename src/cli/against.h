@@ -14,11 +14,12 @@ typedef struct cli_against {
     uint32_t n_devices;
     char device_names[1024];
     char path_a[4200], path_b[4200]; /* the two prediction files */
-    bool keep_a, keep_b;             /* --save names them; else they are temporary */
+    char temp_dir[4096]; /* without --save: the private folder holding both, removed at the end */
 } cli_against;
 
 /* Reads --against: a precision (when `precisions` is not NULL and lists it) or a device spec,
- * opened here. A: the --save path or a temporary; B: "<save>.against.h5" or a temporary. */
+ * opened here. A: the --save path, B: "<save>.against.h5"; without --save both live in a
+ * private temporary folder (mkdtemp under $TMPDIR or /tmp). */
 cleval_status cli_against_begin(const cli_args *args, const char *const *precisions,
                                 cli_against *against);
 
