@@ -36,7 +36,6 @@ struct pipeline {
     bool closing;
     bool failed;
     worker *workers;
-    uint32_t n_classes; /* fixed by the model, or growing with the data (metrics) */
 };
 
 void pipeline_counts_free(pipeline_counts *counts)
@@ -74,8 +73,9 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
 {
     memset(out, 0, sizeof *out);
     const pipeline_config *cfg = p->cfg;
-    uint32_t c = p->n_classes ? p->n_classes : 1;
-    /* The shape of an empty result: C x C with labels, 1 x C without. */
+    uint32_t c = cfg->n_classes ? cfg->n_classes : 1;
+    /* The shape of an empty result: C x C with labels, 1 x C without; counts_add widens it to
+     * the widest histogram (metrics learn C from the data). */
     cleval_status status = counts_add(out, cfg->labels ? c : 1, c, NULL);
     if (status == CLEVAL_OK && cfg->initial_counts)
         status = counts_add(out, cfg->initial_counts->rows, cfg->initial_counts->cols,
@@ -290,6 +290,20 @@ static uint32_t slots_in(const pipeline *p, slot_state state)
     return n;
 }
 
+/* Saves a checkpoint at next_row. Every batch dealt so far is done, so the counts cover
+ * exactly [begin, next_row); the predictions are flushed first so the file holds those rows. */
+static cleval_status save_checkpoint(pipeline *p, uint64_t next_row)
+{
+    const pipeline_config *cfg = p->cfg;
+    cleval_status status = cfg->save ? cleval_predfile_flush(cfg->save) : CLEVAL_OK;
+    pipeline_counts counts;
+    if (status == CLEVAL_OK && (status = collect_counts(p, &counts)) == CLEVAL_OK) {
+        status = cfg->checkpoint(cfg->checkpoint_user, next_row, &counts);
+        pipeline_counts_free(&counts);
+    }
+    return status;
+}
+
 /* The calling thread's loop: keep every free slot filled, write what is done, drain for
  * checkpoints and at a stop request. */
 static cleval_status coordinate(pipeline *p, pipeline_result *result)
@@ -316,32 +330,31 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
         if (cfg->stop && *cfg->stop && !stopping) stopping = true;
         bool idle = slots_in(p, SLOT_FILLED) == 0 && slots_in(p, SLOT_BUSY) == 0 &&
                     slots_in(p, SLOT_DONE) == 0;
+        /* Not at the very end: the run is about to finish and remove its checkpoint. */
         bool checkpoint_due = cfg->checkpoint &&
-                              (stopping || next_row - last_checkpoint >= cfg->checkpoint_rows) &&
+                              (stopping || (next_row - last_checkpoint >= cfg->checkpoint_rows &&
+                                            next_row < cfg->row_end)) &&
                               next_row > last_checkpoint;
         if (idle && (checkpoint_due || stopping || next_row >= cfg->row_end)) {
             if (checkpoint_due) {
-                /* Every batch dealt so far is done: the counts cover exactly [begin, next). */
                 pthread_mutex_unlock(&p->lock);
-                pipeline_counts counts;
-                if ((status = cfg->save ? cleval_predfile_flush(cfg->save) : CLEVAL_OK) ||
-                    (status = collect_counts(p, &counts)))
-                    break;
-                status = cfg->checkpoint(cfg->checkpoint_user, next_row, &counts);
-                pipeline_counts_free(&counts);
+                status = save_checkpoint(p, next_row);
                 last_checkpoint = next_row;
                 pthread_mutex_lock(&p->lock);
                 if (status != CLEVAL_OK) break;
             }
             if (stopping) {
+                /* A stop saves a checkpoint once anything was done; a resumed run has one. */
+                bool resumable =
+                    cfg->checkpoint && (next_row > cfg->row_begin || cfg->initial_counts);
                 pthread_mutex_unlock(&p->lock);
                 status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
                                      "interrupted after %llu of %llu samples%s",
                                      (unsigned long long)(next_row - cfg->row_begin),
                                      (unsigned long long)total,
-                                     cfg->checkpoint ? "; checkpoint written (run again with "
-                                                       "--resume to finish)"
-                                                     : "");
+                                     resumable ? "; checkpoint written (run again with "
+                                                 "--resume to finish)"
+                                               : "; no checkpoint yet");
                 pthread_mutex_lock(&p->lock);
                 break;
             }
@@ -384,7 +397,7 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
 cleval_status pipeline_run(const pipeline_config *cfg, pipeline_result *result)
 {
     memset(result, 0, sizeof *result);
-    pipeline p = {.cfg = cfg, .n_classes = cfg->n_classes};
+    pipeline p = {.cfg = cfg};
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.filled, NULL);
     pthread_cond_init(&p.done, NULL);
@@ -409,13 +422,7 @@ cleval_status pipeline_run(const pipeline_config *cfg, pipeline_result *result)
     for (uint32_t w = 0; p.workers && w < cfg->n_workers; w++)
         if (p.workers[w].status != CLEVAL_OK && status == CLEVAL_OK)
             status = cleval_fail(p.workers[w].status, "%s", p.workers[w].error);
-    if (status == CLEVAL_OK) {
-        /* Metrics learn C from the data: the widest worker histogram has it. */
-        for (uint32_t w = 0; w < cfg->n_workers; w++)
-            if (p.workers[w].hist && cleval_histogram_cols(p.workers[w].hist) > p.n_classes)
-                p.n_classes = cleval_histogram_cols(p.workers[w].hist);
-        status = collect_counts(&p, &result->counts);
-    }
+    if (status == CLEVAL_OK) status = collect_counts(&p, &result->counts);
     release(&p);
     pthread_cond_destroy(&p.filled);
     pthread_cond_destroy(&p.done);
