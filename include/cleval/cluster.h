@@ -32,8 +32,9 @@ void cleval_cluster_finalize(cleval_cluster *cluster);
 /* Every rank learns the worst exit code of all ranks (so none waits for a failed one). */
 int cleval_cluster_agree_exit(const cleval_cluster *cluster, int exit_code);
 
-/* The largest value over all ranks. */
+/* The largest / the smallest value over all ranks, on every rank. */
 cleval_status cleval_cluster_max_u32(const cleval_cluster *cluster, uint32_t *value);
+cleval_status cleval_cluster_min_u32(const cleval_cluster *cluster, uint32_t *value);
 
 /* Sums n counts over all ranks into rank 0's array (exact 64-bit integers); other ranks'
  * arrays are unchanged. */

@@ -68,18 +68,37 @@ int cleval_cluster_agree_exit(const cleval_cluster *cluster, int exit_code)
     return exit_code;
 }
 
+#ifdef CLEVAL_HAVE_MPI
+static cleval_status allreduce_u32(const cleval_cluster *cluster, uint32_t *value, MPI_Op op)
+{
+    uint32_t mine = *value;
+    if (cluster->active &&
+        MPI_Allreduce(&mine, value, 1, MPI_UINT32_T, op, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "MPI_Allreduce failed");
+    return CLEVAL_OK;
+}
+#endif
+
 cleval_status cleval_cluster_max_u32(const cleval_cluster *cluster, uint32_t *value)
 {
 #ifdef CLEVAL_HAVE_MPI
-    if (cluster->active) {
-        uint32_t mine = *value;
-        if (MPI_Allreduce(&mine, value, 1, MPI_UINT32_T, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
-            return cleval_fail(CLEVAL_ERR_INTERNAL, "MPI_Allreduce failed");
-    }
-#endif
+    return allreduce_u32(cluster, value, MPI_MAX);
+#else
     (void)cluster;
     (void)value;
     return CLEVAL_OK;
+#endif
+}
+
+cleval_status cleval_cluster_min_u32(const cleval_cluster *cluster, uint32_t *value)
+{
+#ifdef CLEVAL_HAVE_MPI
+    return allreduce_u32(cluster, value, MPI_MIN);
+#else
+    (void)cluster;
+    (void)value;
+    return CLEVAL_OK;
+#endif
 }
 
 cleval_status cleval_cluster_max_double(const cleval_cluster *cluster, double *value)
@@ -101,20 +120,13 @@ cleval_status cleval_cluster_sum_counts(const cleval_cluster *cluster, uint64_t 
 {
 #ifdef CLEVAL_HAVE_MPI
     if (cluster->active && n > 0) {
-        uint64_t *sum = cluster->rank == 0 ? malloc(n * sizeof *sum) : NULL;
-        if (cluster->rank == 0 && !sum)
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reducing counts");
-        /* MPI counts are int: reduce in pieces. */
+        /* Rank 0 sums in place; MPI counts are int, so reduce in pieces. */
         const uint64_t piece = 1 << 26;
         int err = MPI_SUCCESS;
         for (uint64_t at = 0; at < n && err == MPI_SUCCESS; at += piece) {
             int count = (int)(n - at < piece ? n - at : piece);
-            err = MPI_Reduce(counts + at, sum ? sum + at : NULL, count, MPI_UINT64_T, MPI_SUM, 0,
-                             MPI_COMM_WORLD);
-        }
-        if (sum) {
-            memcpy(counts, sum, n * sizeof *sum);
-            free(sum);
+            err = MPI_Reduce(cluster->rank == 0 ? MPI_IN_PLACE : counts + at, counts + at, count,
+                             MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
         }
         if (err != MPI_SUCCESS) return cleval_fail(CLEVAL_ERR_INTERNAL, "MPI_Reduce failed");
     }

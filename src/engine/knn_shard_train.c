@@ -156,7 +156,8 @@ agree:
 
     uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
     uint32_t max_batch = cleval_knn_max_batch(knn);
-    status = cleval_cluster_max_u32(cluster, &max_batch); /* every rank the same batches */
+    /* Every rank the same batches, within every rank's limit. */
+    status = cleval_cluster_min_u32(cluster, &max_batch);
     batch = batch < max_batch ? batch : max_batch;
     char description[160];
     engine_knn_description(&config, out->n_train, description, sizeof description);
