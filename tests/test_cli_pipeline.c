@@ -291,6 +291,34 @@ static void test_misuse_exits_2(void **state)
                         "--progress: 'loud' is not one of tty, json, none");
 }
 
+/* Part files whose counts are malformed or disagree are refused, never read out of bounds. */
+static void test_merge_refuses_bad_parts(void **state)
+{
+    (void)state;
+    char pairs[4096], parts[2][4096];
+    snprintf(pairs, sizeof pairs, "%s", write_pairs("bad_part_pairs.h5", 1000));
+    for (int i = 0; i < 2; i++) {
+        char shard[8], name[32];
+        snprintf(shard, sizeof shard, "%d/2", i);
+        snprintf(name, sizeof name, "bad_part%d.h5", i);
+        snprintf(parts[i], sizeof parts[i], "%s", temp_path(name));
+        assert_int_equal(run_cleval((const char *[]){"metrics", "--data", pairs, "--shard", shard,
+                                                     "--save", parts[i], NULL},
+                                    NULL, NULL),
+                         0);
+    }
+    /* Part 1's confusion matrix replaced by 40 rows of 7 columns. */
+    hid_t file = H5Fopen(parts[1], H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(file >= 0);
+    assert_true(H5Ldelete(file, "confusion", H5P_DEFAULT) >= 0);
+    hsize_t dims[2] = {40, 7};
+    uint64_t cells[40 * 7] = {0};
+    h5_write(file, "confusion", H5T_NATIVE_UINT64, 2, dims, cells, 0, NULL);
+    H5Fclose(file);
+    expect_cleval_error((const char *[]){"merge", parts[0], parts[1], NULL}, 2,
+                        "'confusion' is 40 x 7, not a part's counts");
+}
+
 /* A checkpoint written for one input is refused for another. */
 static void test_checkpoint_of_another_job(void **state)
 {
@@ -320,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_progress_json_lines),
         cmocka_unit_test(test_misuse_exits_2),
         cmocka_unit_test(test_checkpoint_of_another_job),
+        cmocka_unit_test(test_merge_refuses_bad_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,7 +73,9 @@ cleval_status checkpoint_load(const char *path, const char *fingerprint, uint64_
                              "--resume: the checkpoint %s belongs to another job (different "
                              "inputs, options or slice)",
                              path);
-    } else if (done < begin || done > end || (n_counters && counter_cols != n_counters)) {
+    } else if (done < begin || done > end || (n_counters && counter_cols != n_counters) ||
+               (out->counts.rows != 1 && out->counts.rows != out->counts.cols)) {
+        /* counts: C x C with labels, 1 x C without */
         status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: the checkpoint %s is inconsistent", path);
     } else {
         out->rows_done = (uint64_t)done;

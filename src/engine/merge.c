@@ -238,10 +238,16 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
             break;
         }
         status = cleval_dataset_read_counts(by_index[i]->ds, counts_name, &rows, &cols, &cells);
-        if (status == CLEVAL_OK) status = add_counts(merged, merged->has_labels, rows, cols, cells);
-        if (status == CLEVAL_OK && merged->n_classes != cols && strcmp(out->command, "metrics"))
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where other parts have %u",
-                                 by_index[i]->path, cols, merged->n_classes);
+        if (status != CLEVAL_OK) break;
+        if (rows != (merged->has_labels ? cols : 1))
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' is %u x %u, not a part's counts",
+                                 by_index[i]->path, counts_name, rows, cols);
+        else if (i > 0 && cols != merged->n_classes && strcmp(out->command, "metrics") != 0)
+            /* eval and knn fix C; metrics parts may have seen different label ranges */
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u",
+                                 by_index[i]->path, cols, by_index[0]->path, merged->n_classes);
+        else
+            status = add_counts(merged, merged->has_labels, rows, cols, cells);
         free(cells);
     }
     if (status == CLEVAL_OK)
