@@ -161,12 +161,46 @@ static void test_unlabelled_test_set(void **state)
     cJSON_Delete(report);
 }
 
+/* Class names only in the training set name the classes, also through --shard and merge. */
+static void test_training_set_names_the_classes(void **state)
+{
+    (void)state;
+    char train[4096], test[4096], parts[2][4096];
+    snprintf(train, sizeof train, "%s", write_set("knn_named_train.h5", 20, 4, -1, 1));
+    snprintf(test, sizeof test, "%s", write_set("knn_unnamed_test.h5", 9, 4, -1, 1));
+    hid_t file = H5Fopen(train, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(file >= 0);
+    h5_write_strings(file, "class_names", (const char *const[]){"ant", "bee", "cat"}, 3);
+    H5Fclose(file);
+    cJSON *reports[2];
+    reports[0] = run_json(
+        (const char *[]){"knn", "--train", train, "--data", test, "-k", "1", "--json", "-", NULL});
+    for (int i = 0; i < 2; i++) {
+        char shard[8], name[32];
+        snprintf(shard, sizeof shard, "%d/2", i);
+        snprintf(name, sizeof name, "knn_named_part%d.h5", i);
+        snprintf(parts[i], sizeof parts[i], "%s", temp_path(name));
+        cJSON_Delete(run_json((const char *[]){"knn", "--train", train, "--data", test, "-k", "1",
+                                               "--shard", shard, "--save", parts[i], "--json",
+                                               "-", NULL}));
+    }
+    reports[1] = run_json((const char *[]){"merge", parts[0], parts[1], "--json", "-", NULL});
+    for (int r = 0; r < 2; r++) {
+        cJSON *per_class = cJSON_GetObjectItem(reports[r], "per_class");
+        assert_int_equal(cJSON_GetArraySize(per_class), 3);
+        assert_string_equal(
+            cJSON_GetObjectItem(cJSON_GetArrayItem(per_class, 2), "name")->valuestring, "cat");
+        cJSON_Delete(reports[r]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_inputs_exit_2),
         cmocka_unit_test(test_iris_report_and_save),
         cmocka_unit_test(test_unlabelled_test_set),
+        cmocka_unit_test(test_training_set_names_the_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

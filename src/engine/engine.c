@@ -166,6 +166,9 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
 
     cleval_status status = cleval_dataset_class_names(spec->data, &out->class_names.names,
                                                       &out->class_names.count);
+    if (status == CLEVAL_OK && out->class_names.count == 0 && spec->names_fallback)
+        status = cleval_dataset_class_names(spec->names_fallback, &out->class_names.names,
+                                            &out->class_names.count);
     checkpoint_state restored = {.rows_done = ctx.begin};
     if (status == CLEVAL_OK && run->resume) {
         uint32_t n_counters = spec->counters ? spec->counters->count : 0;

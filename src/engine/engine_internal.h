@@ -59,6 +59,7 @@ typedef struct engine_counters {
 typedef struct engine_run_spec {
     const char *command;     /* "metrics", "knn" or "eval": stored in part files */
     cleval_dataset *data;    /* the test set's file (class names, its path) */
+    cleval_dataset *names_fallback; /* class names when `data` has none (KNN: the training set) */
     cleval_column *x;        /* NULL for metrics */
     cleval_column *labels;   /* NULL without labels */
     cleval_column *file_pred; /* metrics only */

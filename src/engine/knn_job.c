@@ -187,6 +187,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     engine_run_spec spec = {.command = "knn",
                             .part_attributes = part_attributes,
                             .data = in.test.ds,
+                            .names_fallback = in.train,
                             .x = in.test.x,
                             .labels = in.test.y,
                             .n_classes = config.n_classes,
@@ -198,9 +199,6 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                             .save_path = job->test.save_path,
                             .counters = &counters};
     status = engine_run(&spec, run, &out->predict);
-    if (status == CLEVAL_OK && out->predict.class_names.count == 0)
-        status = cleval_dataset_class_names(in.train, &out->predict.class_names.names,
-                                            &out->predict.class_names.count);
     if (status == CLEVAL_OK) {
         uint64_t values[ENGINE_MAX_COUNTERS] = {0};
         read_counters(&devices, values);
