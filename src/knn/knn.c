@@ -320,7 +320,9 @@ static cleval_status plan_tiles(cleval_knn *knn)
         tile->row0 = (uint64_t)t * tile_rows;
         tile->rows = knn->n_train - tile->row0 < tile_rows ? knn->n_train - tile->row0 : tile_rows;
         tile->n_panels = (uint32_t)((tile->rows + KNN_NR - 1) / KNN_NR);
-        total_bytes += (screen_floats(knn, tile) + tile->rows * knn->dim) * sizeof(float) +
+        /* GPU Euclidean screens the originals themselves: no second copy. */
+        size_t screen = knn->share_screen ? 0 : screen_floats(knn, tile);
+        total_bytes += (screen + tile->rows * knn->dim) * sizeof(float) +
                        tile->rows * (knn->exact_size + sizeof(int32_t) + sizeof(float));
     }
     uint64_t budget = knn->config.device_budget_bytes ? knn->config.device_budget_bytes
