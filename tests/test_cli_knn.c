@@ -77,6 +77,9 @@ static void test_bad_inputs_exit_2(void **state)
     expect_cleval_error(
         (const char *[]){"knn", "--train", "/nonexistent.h5", "--data", test, "-k", "3", NULL}, 2,
         "/nonexistent.h5: cannot open");
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
+                                         "--against", "0", "--alpha", "5", NULL},
+                        2, "--alpha: must be between 0 and 1");
 }
 
 static cJSON *run_json(const char *const *args)

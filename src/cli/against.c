@@ -6,8 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits);
-
 /* Without --save, both runs' prediction files go into a fresh private folder, so no other
  * process can take their names. */
 static cleval_status temporary_files(cli_against *against)
@@ -32,6 +30,9 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
     if (!args->present[OPT_AGAINST]) return CLEVAL_OK;
     against->active = true;
     against->spec = args->values[OPT_AGAINST];
+    /* A bad gate is a usage error before any work, not after two runs. */
+    cleval_status status = cli_parse_compare_limits(args, &against->limits);
+    if (status != CLEVAL_OK) return status;
     if (cli_cluster()->size > 1)
         return cleval_fail(CLEVAL_ERR_USAGE, "--against does not combine with mpirun");
     if (args->present[OPT_SHARD] || args->present[OPT_CHECKPOINT])
@@ -39,7 +40,6 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
                                              "--checkpoint");
     for (const char *const *p = precisions; p && *p; p++)
         if (strcmp(*p, against->spec) == 0) against->precision = *p;
-    cleval_status status = CLEVAL_OK;
     if (!against->precision) {
         uint32_t *indices = NULL;
         if ((status = cleval_device_resolve_list(against->spec, &indices, &against->n_devices)))
@@ -63,12 +63,11 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
     return CLEVAL_OK;
 }
 
-cleval_status cli_against_compare(const cli_args *args, const cli_against *against,
-                                  cleval_compare_result *result)
+/* Compares the two saved runs with the gates read at the start. */
+static cleval_status compare_runs(const cli_against *against, cleval_compare_result *result)
 {
-    cleval_compare_config config = {.path_a = against->path_a, .path_b = against->path_b};
-    cleval_status status = cli_parse_compare_limits(args, &config.limits);
-    if (status != CLEVAL_OK) return status;
+    cleval_compare_config config = {
+        .path_a = against->path_a, .path_b = against->path_b, .limits = against->limits};
     return cleval_compare_run(&config, result);
 }
 
@@ -92,7 +91,7 @@ int cli_against_finish(const cli_args *args, const cli_against *against,
 {
     cleval_compare_result verdict = {0};
     cJSON *report_a = NULL, *report_b = NULL;
-    cleval_status status = cli_against_compare(args, against, &verdict);
+    cleval_status status = compare_runs(against, &verdict);
     if (status == CLEVAL_OK) status = cli_report_json(a, timing_a, extra_a, &report_a);
     if (status == CLEVAL_OK) status = cli_report_json(b, timing_b, extra_b, &report_b);
     if (status == CLEVAL_OK && args->present[OPT_JSON]) {

@@ -15,6 +15,7 @@ typedef struct cli_against {
     char device_names[1024];
     char path_a[4200], path_b[4200]; /* the two prediction files */
     char temp_dir[4096]; /* without --save: the private folder holding both, removed at the end */
+    cleval_compare_limits limits; /* the verdict's gates, read before either run */
 } cli_against;
 
 /* Reads --against: a precision (when `precisions` is not NULL and lists it) or a device spec,
@@ -22,11 +23,6 @@ typedef struct cli_against {
  * private temporary folder (mkdtemp under $TMPDIR or /tmp). */
 cleval_status cli_against_begin(const cli_args *args, const char *const *precisions,
                                 cli_against *against);
-
-/* Compares the two saved runs with the gates of --max-flip-rate, --max-accuracy-drop, --alpha
- * and --max-score-diff. */
-cleval_status cli_against_compare(const cli_args *args, const cli_against *against,
-                                  cleval_compare_result *result);
 
 /* Closes the devices and removes the temporary files. */
 void cli_against_end(cli_against *against);

@@ -4,6 +4,7 @@
 #define CLEVAL_CLI_H
 
 #include "cleval/cluster.h"
+#include "cleval/compare.h"
 #include "cleval/device.h"
 #include "cleval/engine.h"
 #include "cleval/metrics.h"
@@ -103,6 +104,10 @@ cleval_status cli_report_json(const cleval_predict_outcome *outcome,
 /* The human report of a model run on stdout. */
 cleval_status cli_print_report(const cleval_predict_outcome *outcome,
                                const cleval_run_timing *timing);
+
+/* The gates of --max-flip-rate, --max-accuracy-drop, --alpha and --max-score-diff (compare,
+ * --against). */
+cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits);
 
 /* --json - : the JSON takes stdout, so the human report stays quiet. */
 bool cli_json_to_stdout(const cli_args *args);
