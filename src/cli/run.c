@@ -95,9 +95,13 @@ static cleval_status pick_devices(const cli_args *args, const cleval_cluster *cl
     uint32_t n, gpus = 0;
     cleval_status status = cleval_device_list(&infos, &n);
     if (status != CLEVAL_OK) return status;
+    if (n == 0) {
+        free(infos);
+        return cleval_fail(CLEVAL_ERR_OPENCL, "no OpenCL device found");
+    }
     for (uint32_t i = 0; i < n; i++)
         gpus += infos[i].type == CLEVAL_DEVICE_GPU;
-    uint32_t pool = gpus ? gpus : n, choice = pool ? (uint32_t)cluster->local_rank % pool : 0;
+    uint32_t pool = gpus ? gpus : n, choice = (uint32_t)cluster->local_rank % pool;
     *indices = malloc(sizeof **indices);
     *count = 1;
     for (uint32_t i = 0, seen = 0; *indices && i < n; i++)
@@ -105,9 +109,7 @@ static cleval_status pick_devices(const cli_args *args, const cleval_cluster *cl
             if (seen++ == choice) **indices = i;
         }
     free(infos);
-    if (n == 0) status = cleval_fail(CLEVAL_ERR_OPENCL, "no OpenCL device found");
-    else if (!*indices) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
-    return status;
+    return *indices ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
 }
 
 cleval_status cli_run_begin(const cli_args *args, const char *command,
