@@ -87,6 +87,9 @@ typedef struct cli_progress {
     double last_print;
     char device[1024];
 } cli_progress;
+
+/* --progress's accepted values, "tty", "json", "none", NULL-terminated. */
+extern const char *const cli_progress_modes[];
 void cli_progress_init(cli_progress *p, const cli_args *args, const char *device);
 void cli_progress_update(uint64_t done, uint64_t total, void *user);
 void cli_progress_finish(cli_progress *p);

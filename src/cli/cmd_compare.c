@@ -79,14 +79,13 @@ int cli_compare(int argc, char **argv)
         status = cleval_compare_run(&config, &result);
         cli_progress_finish(&progress);
     }
-    bool json_to_stdout = args.present[OPT_JSON] && strcmp(args.values[OPT_JSON], "-") == 0;
     if (status == CLEVAL_OK && args.present[OPT_JSON]) {
         cJSON *json = cleval_compare_json(&result);
         status = json ? cleval_report_write_json(json, args.values[OPT_JSON])
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
         cJSON_Delete(json);
     }
-    if (status == CLEVAL_OK && !json_to_stdout) {
+    if (status == CLEVAL_OK && !cli_json_to_stdout(&args)) {
         cleval_compare_report(stdout, &result);
         fflush(stdout);
     }

@@ -74,7 +74,6 @@ int cli_drift(int argc, char **argv)
         status = cleval_drift_run(&config, &result);
         cli_progress_finish(&progress);
     }
-    bool json_to_stdout = args.present[OPT_JSON] && strcmp(args.values[OPT_JSON], "-") == 0;
     if (status == CLEVAL_OK && args.present[OPT_JSON]) {
         cJSON *json = cleval_drift_json(&result);
         if (json) cJSON_AddStringToObject(json, "device", cleval_device_get_info(dev)->name);
@@ -82,7 +81,7 @@ int cli_drift(int argc, char **argv)
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
         cJSON_Delete(json);
     }
-    if (status == CLEVAL_OK && !json_to_stdout) {
+    if (status == CLEVAL_OK && !cli_json_to_stdout(&args)) {
         cleval_drift_report(stdout, &result);
         fflush(stdout);
     }

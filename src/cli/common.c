@@ -73,12 +73,13 @@ cleval_status cli_open_device(const cli_args *args, cleval_device **dev)
     return cleval_device_open(index, dev);
 }
 
+const char *const cli_progress_modes[] = {"tty", "json", "none", NULL};
+
 void cli_progress_init(cli_progress *p, const cli_args *args, const char *device)
 {
-    static const char *const modes[] = {"tty", "json", "none", NULL};
     int mode = 0;
     /* An invalid --progress was already refused by the command; treat it as the default. */
-    if (cli_get_choice(args, OPT_PROGRESS, modes, 0, &mode) != CLEVAL_OK) mode = 0;
+    if (cli_get_choice(args, OPT_PROGRESS, cli_progress_modes, 0, &mode) != CLEVAL_OK) mode = 0;
     p->mode = args->present[OPT_QUIET] ? CLI_PROGRESS_NONE
               : mode == 1              ? CLI_PROGRESS_JSON
               : mode == 2              ? CLI_PROGRESS_NONE

@@ -118,12 +118,11 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     memset(run, 0, sizeof *run);
     cleval_run_options *o = &run->options;
     cleval_status status = CLEVAL_OK;
-    static const char *const progress_modes[] = {"tty", "json", "none", NULL};
     int progress_mode; /* checked here; cli_progress_init() applies it */
     if (args->present[OPT_SHARD])
         status = parse_shard(args->values[OPT_SHARD], &o->shard_index, &o->shard_count);
     if (status == CLEVAL_OK)
-        status = cli_get_choice(args, OPT_PROGRESS, progress_modes, 0, &progress_mode);
+        status = cli_get_choice(args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
     if (status == CLEVAL_OK)
         status = cli_get_positive(args, OPT_CHECKPOINT_EVERY, 0, &o->checkpoint_rows);
     const cleval_cluster *cluster = cli_cluster();
