@@ -2,6 +2,7 @@
  * `rows_done`; datasets `counts` int64 [rows, cols] and `counters` int64 [1, n]. Written with
  * the prediction-file writer (atomic), read back with the dataset module. */
 #include "checkpoint.h"
+#include "engine_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,17 +36,6 @@ cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_
     return cleval_predfile_commit(file);
 }
 
-/* Reads an integer attribute written by checkpoint_save(). */
-static bool read_int(cleval_dataset *ds, const char *name, long long *value)
-{
-    char text[64];
-    char *end;
-    if (cleval_dataset_attribute(ds, name, text, sizeof text) != CLEVAL_OK || !text[0])
-        return false;
-    *value = strtoll(text, &end, 10);
-    return *end == '\0';
-}
-
 cleval_status checkpoint_load(const char *path, const char *fingerprint, uint64_t row_begin,
                               uint64_t row_end, uint32_t n_counters, checkpoint_state *out)
 {
@@ -56,19 +46,18 @@ cleval_status checkpoint_load(const char *path, const char *fingerprint, uint64_
                            cleval_last_error());
     cleval_status status = CLEVAL_OK;
     char job[8192];
-    long long begin = -1, end = -1, done = -1;
+    uint64_t begin = 0, end = 0, done = 0;
     uint32_t counter_rows = 0, counter_cols = 0;
     uint64_t *counters = NULL;
     if (cleval_dataset_attribute(ds, "job", job, sizeof job) != CLEVAL_OK ||
-        !read_int(ds, "row_begin", &begin) || !read_int(ds, "row_end", &end) ||
-        !read_int(ds, "rows_done", &done) ||
+        !engine_read_count(ds, "row_begin", &begin) || !engine_read_count(ds, "row_end", &end) ||
+        !engine_read_count(ds, "rows_done", &done) ||
         cleval_dataset_read_counts(ds, "counts", &out->counts.rows, &out->counts.cols,
                                    &out->counts.cells) != CLEVAL_OK ||
         cleval_dataset_read_counts(ds, "counters", &counter_rows, &counter_cols, &counters) !=
             CLEVAL_OK) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: %s is not a cleval checkpoint", path);
-    } else if (strcmp(job, fingerprint) != 0 || (uint64_t)begin != row_begin ||
-               (uint64_t)end != row_end) {
+    } else if (strcmp(job, fingerprint) != 0 || begin != row_begin || end != row_end) {
         status = cleval_fail(CLEVAL_ERR_INPUT,
                              "--resume: the checkpoint %s belongs to another job (different "
                              "inputs, options or slice)",
@@ -78,7 +67,7 @@ cleval_status checkpoint_load(const char *path, const char *fingerprint, uint64_
         /* counts: C x C with labels, 1 x C without */
         status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: the checkpoint %s is inconsistent", path);
     } else {
-        out->rows_done = (uint64_t)done;
+        out->rows_done = done;
         memcpy(out->counters, counters, n_counters * sizeof *counters);
     }
     free(counters);

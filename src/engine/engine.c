@@ -250,3 +250,13 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status != CLEVAL_OK) cleval_predict_outcome_free(out);
     return status;
 }
+
+bool engine_read_count(cleval_dataset *ds, const char *name, uint64_t *value)
+{
+    char text[64], *end;
+    if (cleval_dataset_attribute(ds, name, text, sizeof text) != CLEVAL_OK || !text[0] ||
+        text[0] == '-')
+        return false;
+    *value = strtoull(text, &end, 10);
+    return *end == '\0';
+}

@@ -83,4 +83,8 @@ typedef struct engine_run_spec {
 cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *run,
                          cleval_predict_outcome *out);
 
+/* A non-negative integer attribute written as decimal text (part files, checkpoints); false
+ * when absent or not a number. */
+bool engine_read_count(cleval_dataset *ds, const char *name, uint64_t *value);
+
 #endif

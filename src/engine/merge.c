@@ -36,15 +36,6 @@ typedef struct part {
     uint64_t index, count, row_begin, row_end, n_total;
 } part;
 
-static bool read_number(cleval_dataset *ds, const char *name, uint64_t *value)
-{
-    char text[64], *end;
-    if (cleval_dataset_attribute(ds, name, text, sizeof text) != CLEVAL_OK || !text[0])
-        return false;
-    *value = strtoull(text, &end, 10);
-    return *end == '\0';
-}
-
 static cleval_status open_part(const char *path, part *p)
 {
     memset(p, 0, sizeof *p);
@@ -53,10 +44,10 @@ static cleval_status open_part(const char *path, part *p)
     if (status != CLEVAL_OK) return status;
     if (cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) != CLEVAL_OK ||
         cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) != CLEVAL_OK ||
-        !read_number(p->ds, "shard_index", &p->index) ||
-        !read_number(p->ds, "shard_count", &p->count) ||
-        !read_number(p->ds, "row_begin", &p->row_begin) ||
-        !read_number(p->ds, "row_end", &p->row_end) || !read_number(p->ds, "n_total", &p->n_total))
+        !engine_read_count(p->ds, "shard_index", &p->index) ||
+        !engine_read_count(p->ds, "shard_count", &p->count) ||
+        !engine_read_count(p->ds, "row_begin", &p->row_begin) ||
+        !engine_read_count(p->ds, "row_end", &p->row_end) || !engine_read_count(p->ds, "n_total", &p->n_total))
         return cleval_fail(CLEVAL_ERR_INPUT,
                            "%s: not a cleval part file (written with --shard I/N --save)", path);
     return CLEVAL_OK;
@@ -133,7 +124,7 @@ static cleval_status merge_attributes(part *const *parts, uint32_t n, cleval_mer
         uint64_t sum = 0, v;
         bool present = false;
         for (uint32_t i = 0; i < n; i++)
-            if (read_number(parts[i]->ds, *name, &v)) sum += v, present = true;
+            if (engine_read_count(parts[i]->ds, *name, &v)) sum += v, present = true;
         if (!present || out->n_attributes == CLEVAL_MAX_PART_ATTRIBUTES) continue;
         snprintf(out->attribute_names[out->n_attributes], 64, "%s", *name);
         snprintf(out->attribute_values[out->n_attributes++], 256, "%llu", (unsigned long long)sum);
