@@ -113,6 +113,42 @@ static void test_variable_length_names_and_attributes(void **state)
     cleval_dataset_close(ds);
 }
 
+/* A fixed-length, null-padded string that fills its width has no terminator in the file (h5py
+ * stores np.bytes_ this way); the reader must keep every character, for attributes and for
+ * class names alike. Expected values are the bytes written here. */
+static void test_null_padded_strings_keep_full_width(void **state)
+{
+    (void)state;
+    const char *path = temp_path("dataset_nullpad.h5");
+    hid_t file = h5_create(path);
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, 5);
+    H5Tset_strpad(str, H5T_STR_NULLPAD);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(file, "model", str, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, str, "resne");
+    H5Aclose(attr);
+    H5Sclose(space);
+    hsize_t ndims[1] = {2};
+    h5_write(file, "class_names", str, 1, ndims, "shirtbag\0\0", 0, NULL);
+    H5Tclose(str);
+    H5Fclose(file);
+
+    cleval_dataset *ds;
+    assert_ok(cleval_dataset_open(path, &ds));
+    char text[64];
+    assert_ok(cleval_dataset_attribute(ds, "model", text, sizeof text));
+    assert_string_equal(text, "resne");
+    char **names;
+    uint32_t count;
+    assert_ok(cleval_dataset_class_names(ds, &names, &count));
+    assert_int_equal(count, 2);
+    assert_string_equal(names[0], "shirt");
+    assert_string_equal(names[1], "bag");
+    cleval_dataset_free_names(names, count);
+    cleval_dataset_close(ds);
+}
+
 /* Every stored numeric type converts to the same float32 values. */
 static void test_converts_every_numeric_type(void **state)
 {
@@ -443,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_reads_uint8_as_float_by_rows),
         cmocka_unit_test(test_reads_labels_and_names),
         cmocka_unit_test(test_variable_length_names_and_attributes),
+        cmocka_unit_test(test_null_padded_strings_keep_full_width),
         cmocka_unit_test(test_converts_every_numeric_type),
         cmocka_unit_test(test_chunked_gzip_batches),
         cmocka_unit_test(test_bad_files),

@@ -113,12 +113,56 @@ static char *copy_trimmed(const char *text, size_t max_len)
     return copy;
 }
 
+/* Reads the `n` values of a string dataset (`attribute` false) or attribute `obj`, fixed- or
+ * variable-length, into heap strings in `list` (n slots, zeroed). The memory type keeps the
+ * stored padding: a plain fixed-length copy of H5T_C_S1 is null-terminated, so converting to it
+ * a null-padded value that fills its width (h5py's np.bytes_) would drop the last character to
+ * make room for the terminator; copy_trimmed adds the terminator instead. */
+static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attribute,
+                                        const char *name, hid_t ftype, hid_t space, uint32_t n,
+                                        char **list)
+{
+    const char *what = attribute ? "attribute " : "";
+    hid_t mtype = H5Tcopy(H5T_C_S1);
+    bool variable = H5Tis_variable_str(ftype) > 0;
+    size_t width = variable ? sizeof(char *) : H5Tget_size(ftype);
+    char *raw = calloc((size_t)(n ? n : 1) * width + 1, 1);
+    if (mtype < 0 || !raw) {
+        if (mtype >= 0) H5Tclose(mtype);
+        free(raw);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: %s'%s'", ds->path, what,
+                           name);
+    }
+    H5Tset_cset(mtype, H5Tget_cset(ftype));
+    H5Tset_size(mtype, variable ? H5T_VARIABLE : width);
+    if (!variable) H5Tset_strpad(mtype, H5Tget_strpad(ftype));
+    herr_t read = attribute ? H5Aread(obj, mtype, raw)
+                            : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
+    cleval_status status = CLEVAL_OK;
+    if (read < 0) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read %s'%s'", ds->path, what, name);
+    } else {
+        char **strings = (char **)(void *)raw;
+        for (uint32_t i = 0; i < n; i++)
+            list[i] = variable ? copy_trimmed(strings[i], 4096)
+                               : copy_trimmed(raw + (size_t)i * width, width);
+        if (variable) H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
+        for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
+            if (!list[i])
+                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: %s'%s'",
+                                     ds->path, what, name);
+    }
+    H5Tclose(mtype);
+    free(raw);
+    return status;
+}
+
 /* Reads a 1-D string dataset, fixed- or variable-length, into heap strings. */
 static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *name, char ***names,
                                   uint32_t *count)
 {
     cleval_status status = CLEVAL_OK;
-    hid_t ftype = H5Dget_type(dset), space = H5Dget_space(dset), mtype = H5I_INVALID_HID;
+    hid_t ftype = H5Dget_type(dset), space = H5Dget_space(dset);
     hsize_t dims[1] = {0};
     char **list = NULL;
     uint32_t n = 0;
@@ -135,43 +179,13 @@ static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *na
     }
     n = (uint32_t)dims[0];
     list = calloc(n ? n : 1, sizeof *list);
-    mtype = H5Tcopy(H5T_C_S1);
-    if (!list || mtype < 0) {
+    if (!list) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
         goto done;
     }
-    H5Tset_cset(mtype, H5Tget_cset(ftype));
-    if (H5Tis_variable_str(ftype) > 0) {
-        char **raw = calloc(n ? n : 1, sizeof *raw);
-        H5Tset_size(mtype, H5T_VARIABLE);
-        if (!raw || H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
-            free(raw);
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read '%s'", ds->path, name);
-            goto done;
-        }
-        for (uint32_t i = 0; i < n; i++)
-            list[i] = copy_trimmed(raw[i], 4096);
-        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
-        free(raw);
-    } else {
-        size_t width = H5Tget_size(ftype);
-        char *raw = calloc((size_t)n * width + 1, 1);
-        H5Tset_size(mtype, width);
-        H5Tset_strpad(mtype, H5Tget_strpad(ftype));
-        if (!raw || H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
-            free(raw);
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read '%s'", ds->path, name);
-            goto done;
-        }
-        for (uint32_t i = 0; i < n; i++)
-            list[i] = copy_trimmed(raw + (size_t)i * width, width);
-        free(raw);
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (!list[i]) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading '%s'", name);
+    status = read_string_values(ds, dset, false, name, ftype, space, n, list);
 
 done:
-    if (mtype >= 0) H5Tclose(mtype);
     if (space >= 0) H5Sclose(space);
     if (ftype >= 0) H5Tclose(ftype);
     if (status != CLEVAL_OK) {
@@ -211,29 +225,10 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: attribute '%s' is not a single value",
                              ds->path, name);
     } else if (H5Tget_class(ftype) == H5T_STRING) {
-        hid_t mtype = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mtype, H5Tget_cset(ftype));
-        if (H5Tis_variable_str(ftype) > 0) {
-            char *value = NULL;
-            H5Tset_size(mtype, H5T_VARIABLE);
-            if (H5Aread(attr, mtype, &value) >= 0 && value) {
-                snprintf(out, size, "%s", value);
-                H5free_memory(value);
-            } else
-                status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read attribute '%s'",
-                                     ds->path, name);
-        } else {
-            size_t width = H5Tget_size(ftype);
-            char *value = calloc(width + 1, 1);
-            H5Tset_size(mtype, width);
-            if (value && H5Aread(attr, mtype, value) >= 0)
-                snprintf(out, size, "%s", value);
-            else
-                status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read attribute '%s'",
-                                     ds->path, name);
-            free(value);
-        }
-        H5Tclose(mtype);
+        char *value = NULL;
+        status = read_string_values(ds, attr, true, name, ftype, space, 1, &value);
+        if (status == CLEVAL_OK) snprintf(out, size, "%s", value);
+        free(value);
     } else if (H5Tget_class(ftype) == H5T_INTEGER) {
         long long value = 0;
         if (H5Aread(attr, H5T_NATIVE_LLONG, &value) >= 0)
