@@ -201,6 +201,65 @@ static void test_program_includes_shared_header(void **state)
     assert_non_null(strstr(cleval_last_error(), "absent.clh"));
 }
 
+/* The argument builder sets arguments in order (the kernel then sees them) and, on failure,
+ * reports the first error with its argument index: a wrong size for a uint is
+ * CL_INVALID_ARG_SIZE (-51) per the OpenCL spec, and the out-of-range index after it (-49)
+ * must neither replace it nor mix with it (-51 | -49 is -49). */
+static void test_kernel_args_keep_first_error(void **state)
+{
+    (void)state;
+    const char *dir = temp_path("kernel_args_kernels");
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    assert_int_equal(system(cmd), 0);
+    write_text(dir, "fill.cl",
+               "__kernel void fill(__global int *x, int v, uint n, float f) {\n"
+               "    uint i = get_global_id(0); if (i < n) x[i] = v + (int)f; }\n");
+    setenv("CLEVAL_KERNEL_DIR", dir, 1);
+    cleval_device *dev = test_device();
+    cl_kernel k;
+    cleval_status status = cleval_device_kernel(dev, "fill", NULL, "fill", &k);
+    unsetenv("CLEVAL_KERNEL_DIR");
+    assert_ok(status);
+    cl_int err;
+    cl_mem mem = clCreateBuffer(cleval_device_context(dev), CL_MEM_READ_WRITE, 4 * sizeof(int32_t),
+                                NULL, &err);
+    assert_int_equal(err, CL_SUCCESS);
+
+    cleval_kernel_args a = cleval_kernel_args_begin(k, "fill");
+    cleval_kernel_arg_mem(&a, mem);
+    cleval_kernel_arg_int(&a, -7);
+    cleval_kernel_arg_uint(&a, 3);
+    cleval_kernel_arg_float(&a, 2.0f);
+    assert_ok(cleval_kernel_args_end(&a));
+    int32_t values[4] = {0, 0, 0, 99};
+    size_t global = 4;
+    assert_int_equal(clEnqueueWriteBuffer(cleval_device_queue(dev), mem, CL_TRUE, 0,
+                                          sizeof values, values, 0, NULL, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(clEnqueueNDRangeKernel(cleval_device_queue(dev), k, 1, NULL, &global, NULL,
+                                            0, NULL, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(clEnqueueReadBuffer(cleval_device_queue(dev), mem, CL_TRUE, 0,
+                                         sizeof values, values, 0, NULL, NULL),
+                     CL_SUCCESS);
+    const int32_t expected[4] = {-5, -5, -5, 99};
+    assert_memory_equal(values, expected, sizeof expected);
+
+    a = cleval_kernel_args_begin(k, "fill");
+    cleval_kernel_arg_mem(&a, mem);
+    uint64_t wide = 3;
+    cleval_kernel_arg(&a, sizeof wide, &wide); /* argument 1 is an int: 8 bytes is wrong */
+    cleval_kernel_arg_uint(&a, 3);
+    cleval_kernel_arg_float(&a, 2.0f);
+    cleval_kernel_arg_uint(&a, 5); /* argument 4 does not exist */
+    assert_int_equal(cleval_kernel_args_end(&a), CLEVAL_ERR_OPENCL);
+    assert_string_equal(cleval_last_error(),
+                        "clSetKernelArg(fill, argument 1) failed: CL_INVALID_ARG_SIZE (-51)");
+    clReleaseMemObject(mem);
+    clReleaseKernel(k);
+}
+
 static void test_hostbuf_round_trip(void **state)
 {
     (void)state;
@@ -240,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_unknown_kernel_is_an_error),
         cmocka_unit_test(test_build_failure_reports_log),
         cmocka_unit_test(test_program_includes_shared_header),
+        cmocka_unit_test(test_kernel_args_keep_first_error),
         cmocka_unit_test(test_hostbuf_round_trip),
         cmocka_unit_test(test_close_null_is_noop),
     };

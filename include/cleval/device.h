@@ -129,6 +129,41 @@ const char *cleval_cl_error_name(cl_int err);
  * returns CLEVAL_ERR_OPENCL. */
 cleval_status cleval_cl_check(cl_int err, const char *call);
 
+/* Sets a kernel's arguments in order and keeps the first failure: OR-ing the negative OpenCL
+ * codes of several clSetKernelArg calls would name an unrelated error (-50 | -38 = -34,
+ * CL_INVALID_CONTEXT). Once an argument fails the later ones are skipped. Usage:
+ *
+ *     cleval_kernel_args a = cleval_kernel_args_begin(kernel, "histogram_add");
+ *     cleval_kernel_arg_mem(&a, buffer);
+ *     cleval_kernel_arg_uint(&a, n);
+ *     if ((status = cleval_kernel_args_end(&a)) != CLEVAL_OK) return status; */
+typedef struct cleval_kernel_args {
+    cl_kernel kernel;
+    const char *name; /* the kernel, for the error message */
+    cl_uint index;    /* the next argument's index */
+    cl_uint failed;   /* the index of the argument that failed */
+    cl_int err;       /* the first failure, or CL_SUCCESS */
+} cleval_kernel_args;
+
+static inline cleval_kernel_args cleval_kernel_args_begin(cl_kernel kernel, const char *name)
+{
+    cleval_kernel_args a = {kernel, name, 0, 0, CL_SUCCESS};
+    return a;
+}
+
+/* The next argument: `size` bytes at `value` (NULL with a size for __local memory). */
+void cleval_kernel_arg(cleval_kernel_args *a, size_t size, const void *value);
+void cleval_kernel_arg_mem(cleval_kernel_args *a, cl_mem mem);
+void cleval_kernel_arg_int(cleval_kernel_args *a, int32_t value);
+void cleval_kernel_arg_uint(cleval_kernel_args *a, uint32_t value);
+void cleval_kernel_arg_float(cleval_kernel_args *a, float value);
+/* A __local buffer of `bytes` bytes. */
+void cleval_kernel_arg_local(cleval_kernel_args *a, size_t bytes);
+
+/* CLEVAL_OK when every argument was set; otherwise records "clSetKernelArg(<name>, argument
+ * <i>) failed: <NAME> (<code>)" for the first failure and returns CLEVAL_ERR_OPENCL. */
+cleval_status cleval_kernel_args_end(const cleval_kernel_args *a);
+
 /* Rounds `n` up to a multiple of `m` (m > 0). */
 static inline size_t cleval_round_up(size_t n, size_t m)
 {

@@ -189,20 +189,19 @@ static cleval_status fit_classes(scan_state *s, uint32_t needed, uint32_t *n_cla
 
 static cleval_status run_kernel(scan_state *s, cl_kernel k, uint64_t count, uint32_t width)
 {
-    cl_uint n = (cl_uint)count, w = width;
-    cl_int err = 0;
-    err |= clSetKernelArg(k, 0, sizeof(cl_mem), &s->scores_buf.mem);
-    err |= clSetKernelArg(k, 1, sizeof n, &n);
-    err |= clSetKernelArg(k, 2, sizeof w, &w);
-    err |= clSetKernelArg(k, 3, sizeof(cl_mem), &s->edges);
-    err |= clSetKernelArg(k, 4, sizeof(cl_mem), &s->bins_softmax);
-    err |= clSetKernelArg(k, 5, sizeof(cl_mem), &s->bins_given);
-    err |= clSetKernelArg(k, 6, sizeof(cl_mem), &s->outputs[OUT_CONF_SOFTMAX].mem);
-    err |= clSetKernelArg(k, 7, sizeof(cl_mem), &s->outputs[OUT_CONF_GIVEN].mem);
-    err |= clSetKernelArg(k, 8, sizeof(cl_mem), &s->outputs[OUT_ENTROPY_SOFTMAX].mem);
-    err |= clSetKernelArg(k, 9, sizeof(cl_mem), &s->outputs[OUT_ENTROPY_GIVEN].mem);
-    err |= clSetKernelArg(k, 10, sizeof(cl_mem), &s->flags_buf.mem);
-    cleval_status status = cleval_cl_check(err, "clSetKernelArg(drift_confidence)");
+    cleval_kernel_args a = cleval_kernel_args_begin(k, "drift_confidence");
+    cleval_kernel_arg_mem(&a, s->scores_buf.mem);
+    cleval_kernel_arg_uint(&a, (uint32_t)count);
+    cleval_kernel_arg_uint(&a, width);
+    cleval_kernel_arg_mem(&a, s->edges);
+    cleval_kernel_arg_mem(&a, s->bins_softmax);
+    cleval_kernel_arg_mem(&a, s->bins_given);
+    cleval_kernel_arg_mem(&a, s->outputs[OUT_CONF_SOFTMAX].mem);
+    cleval_kernel_arg_mem(&a, s->outputs[OUT_CONF_GIVEN].mem);
+    cleval_kernel_arg_mem(&a, s->outputs[OUT_ENTROPY_SOFTMAX].mem);
+    cleval_kernel_arg_mem(&a, s->outputs[OUT_ENTROPY_GIVEN].mem);
+    cleval_kernel_arg_mem(&a, s->flags_buf.mem);
+    cleval_status status = cleval_kernel_args_end(&a);
     if (status != CLEVAL_OK) return status;
     size_t global = (size_t)count;
     return cleval_cl_check(clEnqueueNDRangeKernel(cleval_device_queue(s->dev), k, 1, NULL, &global,

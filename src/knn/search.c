@@ -19,18 +19,6 @@ typedef struct pass_output {
     cleval_knn_candidate *ranked; /* [nq][k + 1]: the k + 1 nearest, nearest first */
 } pass_output;
 
-static cleval_status set_args(cl_kernel kernel, const char *name, int n, const size_t *sizes,
-                              const void *const *values)
-{
-    cl_int err = CL_SUCCESS;
-    for (int i = 0; i < n && err == CL_SUCCESS; i++)
-        err = clSetKernelArg(kernel, (cl_uint)i, sizes[i], values[i]);
-    if (err != CL_SUCCESS)
-        return cleval_fail(CLEVAL_ERR_OPENCL, "clSetKernelArg(%s) failed: %s (%d)", name,
-                           cleval_cl_error_name(err), (int)err);
-    return CLEVAL_OK;
-}
-
 static cleval_status launch(cleval_knn *knn, cl_kernel kernel, const char *name, cl_uint dims,
                             const size_t *global, const size_t *local)
 {
@@ -144,15 +132,22 @@ static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, u
             knn, &knn->scratch, (size_t)splits * blocks * KNN_QB * KNN_NR * sizeof(float),
             "KNN tile scratch");
         if (status != CLEVAL_OK) return status;
-        const void *values[] = {&knn->q_screen.mem, &b->screen, &b->screen_norm, &dim,
-                                &tile->n_panels, &per_split, &nq, &nq_pad, &m,
-                                &knn->scratch.mem, &knn->heap_score.mem, &knn->heap_index.mem,
-                                &index_base};
-        const size_t sizes[] = {sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem), 4, 4, 4, 4, 4,
-                                4, sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem), 4};
         size_t global[2] = {blocks, splits}, local[2] = {1, 1};
-        if ((status = set_args(knn->scores_kernel, "knn_scores_cpu", 13, sizes, values)))
-            return status;
+        cleval_kernel_args a = cleval_kernel_args_begin(knn->scores_kernel, "knn_scores_cpu");
+        cleval_kernel_arg_mem(&a, knn->q_screen.mem);
+        cleval_kernel_arg_mem(&a, b->screen);
+        cleval_kernel_arg_mem(&a, b->screen_norm);
+        cleval_kernel_arg_uint(&a, dim);
+        cleval_kernel_arg_uint(&a, tile->n_panels);
+        cleval_kernel_arg_uint(&a, per_split);
+        cleval_kernel_arg_uint(&a, nq);
+        cleval_kernel_arg_uint(&a, nq_pad);
+        cleval_kernel_arg_uint(&a, m);
+        cleval_kernel_arg_mem(&a, knn->scratch.mem);
+        cleval_kernel_arg_mem(&a, knn->heap_score.mem);
+        cleval_kernel_arg_mem(&a, knn->heap_index.mem);
+        cleval_kernel_arg_int(&a, index_base);
+        if ((status = cleval_kernel_args_end(&a))) return status;
         return launch(knn, knn->scores_kernel, "knn_scores_cpu", 2, global, local);
     }
     const uint32_t window = KNN_GPU_WINDOW, rows = (uint32_t)tile->rows;
@@ -162,25 +157,34 @@ static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, u
     if (status != CLEVAL_OK) return status;
     for (uint32_t w = 0; w < splits; w++) {
         uint32_t ref0 = w * window, width = rows - ref0 < window ? rows - ref0 : window;
-        const void *score_values[] = {&knn->q_screen.mem, &b->screen, &b->screen_norm, &dim,
-                                      &nq, &rows, &ref0, &width, &knn->window.mem};
-        const size_t score_sizes[] = {sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem), 4, 4, 4,
-                                      4, 4, sizeof(cl_mem)};
         const size_t threads = KNN_GPU_TS / KNN_GPU_WPT;
         size_t local[2] = {threads, threads};
         size_t global[2] = {(width + KNN_GPU_TS - 1) / KNN_GPU_TS * threads,
                             (nq + KNN_GPU_TS - 1) / KNN_GPU_TS * threads};
-        int base = index_base + (int)ref0;
-        const void *select_values[] = {&knn->window.mem, &nq, &nq_pad, &width, &m, &w,
-                                       &knn->heap_score.mem, &knn->heap_index.mem, &base};
-        const size_t select_sizes[] = {sizeof(cl_mem), 4, 4, 4, 4, 4, sizeof(cl_mem),
-                                       sizeof(cl_mem), 4};
+        cleval_kernel_args score = cleval_kernel_args_begin(knn->scores_kernel, "knn_scores_gpu");
+        cleval_kernel_arg_mem(&score, knn->q_screen.mem);
+        cleval_kernel_arg_mem(&score, b->screen);
+        cleval_kernel_arg_mem(&score, b->screen_norm);
+        cleval_kernel_arg_uint(&score, dim);
+        cleval_kernel_arg_uint(&score, nq);
+        cleval_kernel_arg_uint(&score, rows);
+        cleval_kernel_arg_uint(&score, ref0);
+        cleval_kernel_arg_uint(&score, width);
+        cleval_kernel_arg_mem(&score, knn->window.mem);
+        cleval_kernel_args select = cleval_kernel_args_begin(knn->select_kernel, "knn_select_gpu");
+        cleval_kernel_arg_mem(&select, knn->window.mem);
+        cleval_kernel_arg_uint(&select, nq);
+        cleval_kernel_arg_uint(&select, nq_pad);
+        cleval_kernel_arg_uint(&select, width);
+        cleval_kernel_arg_uint(&select, m);
+        cleval_kernel_arg_uint(&select, w);
+        cleval_kernel_arg_mem(&select, knn->heap_score.mem);
+        cleval_kernel_arg_mem(&select, knn->heap_index.mem);
+        cleval_kernel_arg_int(&select, index_base + (int)ref0);
         size_t select_global = cleval_round_up(nq, 64), select_local = 64;
-        if ((status = set_args(knn->scores_kernel, "knn_scores_gpu", 9, score_sizes,
-                               score_values)) ||
+        if ((status = cleval_kernel_args_end(&score)) ||
             (status = launch(knn, knn->scores_kernel, "knn_scores_gpu", 2, global, local)) ||
-            (status = set_args(knn->select_kernel, "knn_select_gpu", 9, select_sizes,
-                               select_values)) ||
+            (status = cleval_kernel_args_end(&select)) ||
             (status = launch(knn, knn->select_kernel, "knn_select_gpu", 1, &select_global,
                              &select_local)))
             return status;
@@ -201,19 +205,29 @@ static cleval_status exact_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, ui
     float bound_dot = (float)(4 * gamma + (cosine ? 16 : 4) * u + 1e-12);
     float bound_norm = (float)((cosine ? 16 : 4) * u + 1e-12);
     int index_base = (int)tile->row0;
-    uint32_t dim = knn->dim;
-    const void *values[] = {&knn->q_original.mem, &knn->q_norm2.mem, &b->original, &b->norm2,
-                            &b->labels, &dim, &nq, &nq_pad, &m, &index_base, &chunk_base,
-                            &bound_dot, &bound_norm, &tile->max_norm, &knn->heap_score.mem,
-                            &knn->heap_index.mem, &knn->cand_dist.mem, &knn->cand_index.mem,
-                            &knn->cand_label.mem, &knn->safe.mem};
-    size_t sizes[20];
-    for (int i = 0; i < 20; i++)
-        sizes[i] = sizeof(cl_mem);
-    sizes[5] = sizes[6] = sizes[7] = sizes[8] = sizes[9] = sizes[10] = 4;
-    sizes[11] = sizes[12] = sizes[13] = sizeof(float);
     size_t global[2] = {cleval_round_up(nq, 16), splits};
-    cleval_status status = set_args(knn->exact_kernel, "knn_exact", 20, sizes, values);
+    cleval_kernel_args a = cleval_kernel_args_begin(knn->exact_kernel, "knn_exact");
+    cleval_kernel_arg_mem(&a, knn->q_original.mem);
+    cleval_kernel_arg_mem(&a, knn->q_norm2.mem);
+    cleval_kernel_arg_mem(&a, b->original);
+    cleval_kernel_arg_mem(&a, b->norm2);
+    cleval_kernel_arg_mem(&a, b->labels);
+    cleval_kernel_arg_uint(&a, knn->dim);
+    cleval_kernel_arg_uint(&a, nq);
+    cleval_kernel_arg_uint(&a, nq_pad);
+    cleval_kernel_arg_uint(&a, m);
+    cleval_kernel_arg_int(&a, index_base);
+    cleval_kernel_arg_uint(&a, chunk_base);
+    cleval_kernel_arg_float(&a, bound_dot);
+    cleval_kernel_arg_float(&a, bound_norm);
+    cleval_kernel_arg_float(&a, tile->max_norm);
+    cleval_kernel_arg_mem(&a, knn->heap_score.mem);
+    cleval_kernel_arg_mem(&a, knn->heap_index.mem);
+    cleval_kernel_arg_mem(&a, knn->cand_dist.mem);
+    cleval_kernel_arg_mem(&a, knn->cand_index.mem);
+    cleval_kernel_arg_mem(&a, knn->cand_label.mem);
+    cleval_kernel_arg_mem(&a, knn->safe.mem);
+    cleval_status status = cleval_kernel_args_end(&a);
     if (status != CLEVAL_OK) return status;
     return launch(knn, knn->exact_kernel, "knn_exact", 2, global, NULL);
 }
@@ -221,18 +235,27 @@ static cleval_status exact_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, ui
 static cleval_status vote(cleval_knn *knn, uint32_t nq, uint32_t nq_pad, uint32_t m,
                           uint32_t n_chunks)
 {
-    uint32_t k = knn->config.k, n_classes = knn->config.n_classes;
-    uint32_t distance_weights = knn->config.weights == CLEVAL_KNN_DISTANCE;
-    const void *values[] = {&knn->cand_dist.mem, &knn->cand_index.mem, &knn->cand_label.mem,
-                            &knn->safe.mem,      &nq,  &nq_pad, &m, &n_chunks, &k, &n_classes,
-                            &distance_weights,   &knn->vote_dist.mem, &knn->vote_index.mem,
-                            &knn->vote_label.mem, &knn->votes.mem, &knn->pred.mem,
-                            &knn->scores.mem,    &knn->flags.mem};
-    size_t sizes[18];
-    for (int i = 0; i < 18; i++)
-        sizes[i] = (i >= 4 && i <= 10) ? 4 : sizeof(cl_mem);
     size_t global = cleval_round_up(nq, 16);
-    cleval_status status = set_args(knn->vote_kernel, "knn_vote", 18, sizes, values);
+    cleval_kernel_args a = cleval_kernel_args_begin(knn->vote_kernel, "knn_vote");
+    cleval_kernel_arg_mem(&a, knn->cand_dist.mem);
+    cleval_kernel_arg_mem(&a, knn->cand_index.mem);
+    cleval_kernel_arg_mem(&a, knn->cand_label.mem);
+    cleval_kernel_arg_mem(&a, knn->safe.mem);
+    cleval_kernel_arg_uint(&a, nq);
+    cleval_kernel_arg_uint(&a, nq_pad);
+    cleval_kernel_arg_uint(&a, m);
+    cleval_kernel_arg_uint(&a, n_chunks);
+    cleval_kernel_arg_uint(&a, knn->config.k);
+    cleval_kernel_arg_uint(&a, knn->config.n_classes);
+    cleval_kernel_arg_uint(&a, knn->config.weights == CLEVAL_KNN_DISTANCE);
+    cleval_kernel_arg_mem(&a, knn->vote_dist.mem);
+    cleval_kernel_arg_mem(&a, knn->vote_index.mem);
+    cleval_kernel_arg_mem(&a, knn->vote_label.mem);
+    cleval_kernel_arg_mem(&a, knn->votes.mem);
+    cleval_kernel_arg_mem(&a, knn->pred.mem);
+    cleval_kernel_arg_mem(&a, knn->scores.mem);
+    cleval_kernel_arg_mem(&a, knn->flags.mem);
+    cleval_status status = cleval_kernel_args_end(&a);
     if (status != CLEVAL_OK) return status;
     return launch(knn, knn->vote_kernel, "knn_vote", 1, &global, NULL);
 }

@@ -240,13 +240,13 @@ static cleval_status flush(cleval_histogram *hist)
         uint32_t bins = (uint32_t)hist->bins, n_slots = hist->n_slots;
         size_t items = 64;
         uint32_t per_item = (uint32_t)((bins + items - 1) / items);
-        cl_int err = 0;
-        err |= clSetKernelArg(hist->sum_kernel, 0, sizeof(cl_mem), &hist->slots);
-        err |= clSetKernelArg(hist->sum_kernel, 1, sizeof n_slots, &n_slots);
-        err |= clSetKernelArg(hist->sum_kernel, 2, sizeof bins, &bins);
-        err |= clSetKernelArg(hist->sum_kernel, 3, sizeof per_item, &per_item);
-        err |= clSetKernelArg(hist->sum_kernel, 4, sizeof(cl_mem), &hist->counts);
-        if ((status = cleval_cl_check(err, "clSetKernelArg(histogram_sum_slots)")) != CLEVAL_OK ||
+        cleval_kernel_args a = cleval_kernel_args_begin(hist->sum_kernel, "histogram_sum_slots");
+        cleval_kernel_arg_mem(&a, hist->slots);
+        cleval_kernel_arg_uint(&a, n_slots);
+        cleval_kernel_arg_uint(&a, bins);
+        cleval_kernel_arg_uint(&a, per_item);
+        cleval_kernel_arg_mem(&a, hist->counts);
+        if ((status = cleval_kernel_args_end(&a)) != CLEVAL_OK ||
             (status = cleval_cl_check(clEnqueueNDRangeKernel(queue, hist->sum_kernel, 1, NULL,
                                                              &items, NULL, 0, NULL, NULL),
                                       "clEnqueueNDRangeKernel(histogram_sum_slots)")) != CLEVAL_OK)
@@ -271,13 +271,12 @@ static cleval_status launch(cleval_histogram *hist, cl_mem rows, cl_mem cols, ui
     cl_command_queue queue = cleval_device_queue(hist->dev);
     cl_kernel k = hist->add_kernel;
     cl_mem row_arg = rows ? rows : cols; /* ignored by the kernel when PAIRED is 0 */
-    uint32_t n_rows = hist->n_rows, n_cols = hist->n_cols;
-    cl_int err = 0;
-    err |= clSetKernelArg(k, 0, sizeof(cl_mem), &row_arg);
-    err |= clSetKernelArg(k, 1, sizeof(cl_mem), &cols);
-    err |= clSetKernelArg(k, 2, sizeof n, &n);
-    err |= clSetKernelArg(k, 3, sizeof n_rows, &n_rows);
-    err |= clSetKernelArg(k, 4, sizeof n_cols, &n_cols);
+    cleval_kernel_args a = cleval_kernel_args_begin(k, "histogram");
+    cleval_kernel_arg_mem(&a, row_arg);
+    cleval_kernel_arg_mem(&a, cols);
+    cleval_kernel_arg_uint(&a, n);
+    cleval_kernel_arg_uint(&a, hist->n_rows);
+    cleval_kernel_arg_uint(&a, hist->n_cols);
 
     size_t global, local = 1;
     const cleval_device_info *info = cleval_device_get_info(hist->dev);
@@ -291,20 +290,20 @@ static cleval_status launch(cleval_histogram *hist, cl_mem rows, cl_mem cols, ui
         }
         uint32_t chunk = (uint32_t)((n + (uint64_t)items - 1) / items);
         global = items;
-        err |= clSetKernelArg(k, 5, sizeof chunk, &chunk);
-        err |= clSetKernelArg(k, 6, sizeof(cl_mem),
-                              hist->path == CLEVAL_HISTOGRAM_SLOTS ? &hist->slots : &hist->counts);
+        cleval_kernel_arg_uint(&a, chunk);
+        cleval_kernel_arg_mem(&a, hist->path == CLEVAL_HISTOGRAM_SLOTS ? hist->slots
+                                                                       : hist->counts);
     } else {
         local = GPU_LOCAL_SIZE < info->max_work_group_size ? GPU_LOCAL_SIZE
                                                            : info->max_work_group_size;
         size_t groups = (n + local - 1) / local;
         size_t max_groups = (size_t)(info->compute_units ? info->compute_units : 1) * 8;
         global = (groups < max_groups ? groups : max_groups) * local;
-        err |= clSetKernelArg(k, 5, sizeof(cl_mem), &hist->counts);
+        cleval_kernel_arg_mem(&a, hist->counts);
         if (hist->path == CLEVAL_HISTOGRAM_LOCAL)
-            err |= clSetKernelArg(k, 6, (size_t)hist->bins * sizeof(cl_uint), NULL);
+            cleval_kernel_arg_local(&a, (size_t)hist->bins * sizeof(cl_uint));
     }
-    cleval_status status = cleval_cl_check(err, "clSetKernelArg(histogram)");
+    cleval_status status = cleval_kernel_args_end(&a);
     if (status != CLEVAL_OK) return status;
     return cleval_cl_check(clEnqueueNDRangeKernel(queue, k, 1, NULL, &global, &local, 0, NULL,
                                                   NULL),
