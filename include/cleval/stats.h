@@ -5,6 +5,7 @@
 #ifndef CLEVAL_STATS_H
 #define CLEVAL_STATS_H
 
+#include <math.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -29,6 +30,18 @@ double cleval_stats_gamma_q(double a, double x);
 
 /* P(X > x) for X ~ chi-squared with `dof` degrees of freedom (dof > 0): Q(dof / 2, x / 2). */
 double cleval_stats_chi2_sf(double x, double dof);
+
+/* Neumaier's compensated sum: adds `value` to (*sum, *carry); the total is *sum + *carry. Unlike
+ * Kahan's, it stays exact when a term is larger than the running sum. */
+static inline void cleval_stats_add_compensated(double *sum, double *carry, double value)
+{
+    double t = *sum + value;
+    if (fabs(*sum) >= fabs(value))
+        *carry += (*sum - t) + value;
+    else
+        *carry += (value - t) + *sum;
+    *sum = t;
+}
 
 /* The two-sided 95% normal quantile, 1.959963984540054 (scipy.stats.norm.ppf(0.975)). */
 #define CLEVAL_STATS_Z95 1.959963984540054

@@ -216,16 +216,6 @@ static void score_difference(float a, float b, double *abs_diff, double *rel_dif
     *rel_diff = isinf(d) ? (isinf(a) && isinf(b) ? 2.0 : 1.0) : d / scale;
 }
 
-static void add_compensated(double *sum, double *carry, double value)
-{
-    double t = *sum + value;
-    if (fabs(*sum) >= fabs(value))
-        *carry += (*sum - t) + value;
-    else
-        *carry += (value - t) + *sum;
-    *sum = t;
-}
-
 /* Score differences of one batch: the maxima, the sum, and each row's largest difference. */
 static cleval_status score_batch(compare_state *s, cleval_compare_result *out, uint64_t row0,
                                  uint64_t count)
@@ -243,7 +233,7 @@ static cleval_status score_batch(compare_state *s, cleval_compare_result *out, u
             }
             double d, rel;
             score_difference(ra[j], rb[j], &d, &rel);
-            add_compensated(&s->abs_sum, &s->abs_carry, d);
+            cleval_stats_add_compensated(&s->abs_sum, &s->abs_carry, d);
             if (d > row_max) {
                 row_max = d;
                 row_at = j;

@@ -10,6 +10,7 @@
 
 #include "cleval/dataset.h"
 #include "cleval/histogram.h"
+#include "cleval/stats.h"
 
 /* Score rows of one batch stay under this many bytes. */
 static const uint64_t SCORE_BATCH_BYTES = 64ull << 20;
@@ -209,16 +210,6 @@ static cleval_status run_kernel(scan_state *s, cl_kernel k, uint64_t count, uint
                            "clEnqueueNDRangeKernel(drift_confidence)");
 }
 
-static void add_compensated(double *sum, double *carry, double value)
-{
-    double t = *sum + value;
-    if (fabs(*sum) >= fabs(value))
-        *carry += (*sum - t) + value;
-    else
-        *carry += (value - t) + *sum;
-    *sum = t;
-}
-
 /* Adds the batch's confidences and entropies to the running sums and checks its flags. */
 static cleval_status collect(scan_state *s, const char *path, uint64_t row0, uint64_t count,
                              bool fp64, bool *all_probabilities)
@@ -244,7 +235,7 @@ static cleval_status collect(scan_state *s, const char *path, uint64_t row0, uin
         for (uint64_t i = 0; i < count; i++) {
             double v = fp64 ? ((const double *)s->outputs[k].host)[i]
                             : (double)((const float *)s->outputs[k].host)[i];
-            add_compensated(&s->sums[k], &s->carries[k], v);
+            cleval_stats_add_compensated(&s->sums[k], &s->carries[k], v);
         }
     }
     cleval_status unmap = cleval_hostbuf_unmap(dev, &s->flags_buf);

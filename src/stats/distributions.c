@@ -58,17 +58,6 @@ static double binom_half_log_pmf(double k, double n)
     return lc - 0.5 * lf;
 }
 
-/* Neumaier's compensated sum: adds `value` to (*sum, *carry). */
-static void add_compensated(double *sum, double *carry, double value)
-{
-    double t = *sum + value;
-    if (fabs(*sum) >= fabs(value))
-        *carry += (*sum - t) + value;
-    else
-        *carry += (value - t) + *sum;
-    *sum = t;
-}
-
 /* ln P(X <= k) for 2k < n: the pmf at k times sum_{i <= k} pmf(i) / pmf(k), whose terms shrink
  * from 1 by the ratios pmf(i - 1) / pmf(i) = i / (n - i + 1) < 1. */
 static double lower_tail_below_half(uint64_t k, uint64_t n)
@@ -76,7 +65,7 @@ static double lower_tail_below_half(uint64_t k, uint64_t n)
     double sum = 1.0, carry = 0.0, term = 1.0;
     for (uint64_t i = k; i >= 1; i--) {
         term *= (double)i / (double)(n - i + 1);
-        add_compensated(&sum, &carry, term);
+        cleval_stats_add_compensated(&sum, &carry, term);
         if (term < sum * (DBL_EPSILON / 16)) break;
     }
     return binom_half_log_pmf((double)k, (double)n) + log(sum + carry);
@@ -115,7 +104,7 @@ static double gamma_p_series(double a, double x)
     double sum = 1.0, carry = 0.0, term = 1.0;
     for (int n = 1; n < 100000; n++) {
         term *= x / (a + n);
-        add_compensated(&sum, &carry, term);
+        cleval_stats_add_compensated(&sum, &carry, term);
         if (term < (sum + carry) * (DBL_EPSILON / 4)) break;
     }
     return poisson_density(a, x) * (sum + carry);
