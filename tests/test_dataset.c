@@ -319,6 +319,18 @@ static void test_bad_columns(void **state)
     assert_ok(cleval_column_open(ds, "empty", CLEVAL_COLUMN_FEATURES, &empty));
     assert_int_equal(cleval_column_rows(empty), 0);
     cleval_column_close(empty);
+    /* Row counts of two columns: 3 and 2 as written above. */
+    cleval_column *three, *two;
+    assert_ok(cleval_column_open(ds, "float_labels", CLEVAL_COLUMN_FEATURES, &three));
+    assert_ok(cleval_column_open(ds, "grid_labels", CLEVAL_COLUMN_FEATURES, &two));
+    assert_ok(cleval_column_check_rows(three, three));
+    assert_int_equal(cleval_column_check_rows(three, two), CLEVAL_ERR_INPUT);
+    char expected[4200];
+    snprintf(expected, sizeof expected,
+             "%s: 'float_labels' has 3 samples but 'grid_labels' has 2", path);
+    assert_string_equal(cleval_last_error(), expected);
+    cleval_column_close(three);
+    cleval_column_close(two);
     cleval_dataset_close(ds);
 }
 

@@ -64,6 +64,10 @@ void cleval_column_close(cleval_column *col);
 /* N, the first dimension. */
 uint64_t cleval_column_rows(const cleval_column *col);
 
+/* CLEVAL_OK when `other` has as many rows as `first` (two columns of one file); otherwise
+ * CLEVAL_ERR_INPUT with "<path>: '<first>' has N samples but '<other>' has M". */
+cleval_status cleval_column_check_rows(const cleval_column *first, const cleval_column *other);
+
 /* The shape of one row (the dimensions after the first) and its rank (0 for labels). */
 uint32_t cleval_column_row_rank(const cleval_column *col);
 const uint64_t *cleval_column_row_shape(const cleval_column *col);

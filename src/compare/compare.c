@@ -66,16 +66,6 @@ static void release(compare_state *s)
     flipfile_abort(s->save);
 }
 
-/* Checks that `col` has as many rows as `pred`. */
-static cleval_status same_rows(const side *s, const cleval_column *col)
-{
-    uint64_t n = cleval_column_rows(col);
-    if (n == s->n) return CLEVAL_OK;
-    return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has %llu samples but '%s' has %llu", s->path,
-                       cleval_column_name(s->pred), (unsigned long long)s->n,
-                       cleval_column_name(col), (unsigned long long)n);
-}
-
 /* Opens pred (required), y and scores (when present) of one file. */
 static cleval_status open_side(side *s, const char *path, const cleval_compare_config *config)
 {
@@ -91,12 +81,12 @@ static cleval_status open_side(side *s, const char *path, const cleval_compare_c
     if (s->n == 0) return cleval_fail(CLEVAL_ERR_INPUT, "%s: zero samples in '%s'", path, pred_key);
     if (cleval_dataset_has(s->ds, y_key) &&
         ((status = cleval_column_open(s->ds, y_key, CLEVAL_COLUMN_LABELS, &s->y)) != CLEVAL_OK ||
-         (status = same_rows(s, s->y)) != CLEVAL_OK))
+         (status = cleval_column_check_rows(s->pred, s->y)) != CLEVAL_OK))
         return status;
     if (cleval_dataset_has(s->ds, scores_key)) {
         if ((status = cleval_column_open(s->ds, scores_key, CLEVAL_COLUMN_VALUES, &s->scores)) !=
                 CLEVAL_OK ||
-            (status = same_rows(s, s->scores)) != CLEVAL_OK)
+            (status = cleval_column_check_rows(s->pred, s->scores)) != CLEVAL_OK)
             return status;
         if (cleval_column_row_rank(s->scores) != 1)
             return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must be 2-D [N, C] (it has rank %u)",

@@ -237,6 +237,14 @@ uint64_t cleval_column_row_size(const cleval_column *col)
     return col->row_size;
 }
 
+cleval_status cleval_column_check_rows(const cleval_column *first, const cleval_column *other)
+{
+    if (first->rows == other->rows) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has %llu samples but '%s' has %llu",
+                       first->ds->path, first->name, (unsigned long long)first->rows, other->name,
+                       (unsigned long long)other->rows);
+}
+
 const char *cleval_column_name(const cleval_column *col)
 {
     return col->name;

@@ -63,16 +63,6 @@ static void release(scan_state *s)
     cleval_dataset_close(s->ds);
 }
 
-static cleval_status same_rows(const char *path, const cleval_column *pred,
-                               const cleval_column *col)
-{
-    uint64_t n = cleval_column_rows(pred), m = cleval_column_rows(col);
-    if (n == m) return CLEVAL_OK;
-    return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has %llu samples but '%s' has %llu", path,
-                       cleval_column_name(pred), (unsigned long long)n, cleval_column_name(col),
-                       (unsigned long long)m);
-}
-
 static cleval_status open_columns(scan_state *s, const cleval_drift_config *config,
                                   const char *path, drift_scan *out)
 {
@@ -85,7 +75,7 @@ static cleval_status open_columns(scan_state *s, const cleval_drift_config *conf
             CLEVAL_OK ||
         (status = cleval_column_open(s->ds, scores_key, CLEVAL_COLUMN_VALUES, &s->scores)) !=
             CLEVAL_OK ||
-        (status = same_rows(path, s->pred, s->scores)) != CLEVAL_OK)
+        (status = cleval_column_check_rows(s->pred, s->scores)) != CLEVAL_OK)
         return status;
     if (cleval_column_row_rank(s->scores) != 1)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must be 2-D [N, C] (it has rank %u)", path,
@@ -94,7 +84,7 @@ static cleval_status open_columns(scan_state *s, const cleval_drift_config *conf
         return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: '%s' rows are too wide", path, scores_key);
     if (cleval_dataset_has(s->ds, y_key) &&
         ((status = cleval_column_open(s->ds, y_key, CLEVAL_COLUMN_LABELS, &s->y)) != CLEVAL_OK ||
-         (status = same_rows(path, s->pred, s->y)) != CLEVAL_OK))
+         (status = cleval_column_check_rows(s->pred, s->y)) != CLEVAL_OK))
         return status;
     out->side.path = path;
     out->side.n_samples = cleval_column_rows(s->pred);
