@@ -6,9 +6,9 @@
  *            float64 and proves, with a bound on the float32 error of s, that no reference left
  *            out could have ranked among the k + 1 nearest.
  *            knn_scores_cpu  CPU: one work-item per block of QB queries x a range of reference
- *                            panels; 4 x 64 register tile (16 float16 accumulators), k-blocked
- *                            by KC so a panel slice stays in L1; the M-best selection (a max-heap
- *                            per query) is fused into the epilogue.
+ *                            panels; MR x NR = 4 x 64 register tile (TILE_STEP, 4 x 4 float16
+ *                            accumulators), k-blocked by KC so a panel slice stays in L1; the
+ *                            M-best selection (a max-heap per query) is fused into the epilogue.
  *                            + no score matrix, AVX-512 FMA loop; - needs packed references.
  *            knn_scores_gpu  GPU: TS x TS work-group tiles in local memory, WPT x WPT outputs
  *                            per work-item; writes a score window that knn_select_gpu reduces.
@@ -37,8 +37,11 @@
 #define TK 16 /* GPU: k-slice staged in local memory */
 #endif
 
+/* CPU register tile: MR queries x NV float16 vectors of references; NR = 16 * NV references
+ * per panel, the KNN_MR and KNN_NR of src/knn/knn_internal.h (the host packs to them). */
 #define MR 4
-#define NR 64
+#define NV 4
+#define NR (16 * NV)
 
 #include "tile.clh"
 
@@ -96,55 +99,37 @@ __kernel void knn_scores_cpu(__global const float *queries, __global const float
             for (uint mp = 0; mp < n_micro; mp++) {
                 __global const float *a = block_queries + (size_t)mp * dim * MR;
                 __global float *t = tile + mp * MR * NR;
-                float16 c00, c01, c02, c03, c10, c11, c12, c13;
-                float16 c20, c21, c22, c23, c30, c31, c32, c33;
-                if (kb == 0) {
-                    c00 = c01 = c02 = c03 = c10 = c11 = c12 = c13 = (float16)(0.0f);
-                    c20 = c21 = c22 = c23 = c30 = c31 = c32 = c33 = (float16)(0.0f);
-                } else {
-                    c00 = vload16(0, t), c01 = vload16(1, t), c02 = vload16(2, t);
-                    c03 = vload16(3, t), c10 = vload16(4, t), c11 = vload16(5, t);
-                    c12 = vload16(6, t), c13 = vload16(7, t), c20 = vload16(8, t);
-                    c21 = vload16(9, t), c22 = vload16(10, t), c23 = vload16(11, t);
-                    c30 = vload16(12, t), c31 = vload16(13, t), c32 = vload16(14, t);
-                    c33 = vload16(15, t);
-                }
+                float16 acc[MR][NV];
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] = kb == 0 ? (float16)(0.0f) : vload16(r * NV + v, t);
                 for (uint k = kb; k < ke; k++) {
                     __global const float *b = panel + (size_t)k * NR;
-                    float16 b0 = vload16(0, b), b1 = vload16(1, b);
-                    float16 b2 = vload16(2, b), b3 = vload16(3, b);
-                    float16 a0 = (float16)(a[k * MR + 0]), a1 = (float16)(a[k * MR + 1]);
-                    float16 a2 = (float16)(a[k * MR + 2]), a3 = (float16)(a[k * MR + 3]);
-                    c00 = fma(a0, b0, c00), c01 = fma(a0, b1, c01);
-                    c02 = fma(a0, b2, c02), c03 = fma(a0, b3, c03);
-                    c10 = fma(a1, b0, c10), c11 = fma(a1, b1, c11);
-                    c12 = fma(a1, b2, c12), c13 = fma(a1, b3, c13);
-                    c20 = fma(a2, b0, c20), c21 = fma(a2, b1, c21);
-                    c22 = fma(a2, b2, c22), c23 = fma(a2, b3, c23);
-                    c30 = fma(a3, b0, c30), c31 = fma(a3, b1, c31);
-                    c32 = fma(a3, b2, c32), c33 = fma(a3, b3, c33);
+                    TILE_STEP(float16, fma, acc, a[k * MR + r], vload16(v, b));
                 }
-                vstore16(c00, 0, t), vstore16(c01, 1, t), vstore16(c02, 2, t);
-                vstore16(c03, 3, t), vstore16(c10, 4, t), vstore16(c11, 5, t);
-                vstore16(c12, 6, t), vstore16(c13, 7, t), vstore16(c20, 8, t);
-                vstore16(c21, 9, t), vstore16(c22, 10, t), vstore16(c23, 11, t);
-                vstore16(c30, 12, t), vstore16(c31, 13, t), vstore16(c32, 14, t);
-                vstore16(c33, 15, t);
+#pragma unroll
+                for (int r = 0; r < MR; r++)
+#pragma unroll
+                    for (int v = 0; v < NV; v++)
+                        vstore16(acc[r][v], r * NV + v, t);
             }
         }
         /* Epilogue: scores of this panel against every query of the block. */
         __global const float *panel_norms = norms + (size_t)p * NR;
-        float16 n0 = vload16(0, panel_norms), n1 = vload16(1, panel_norms);
-        float16 n2 = vload16(2, panel_norms), n3 = vload16(3, panel_norms);
+        float16 n[NV];
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            n[v] = vload16(v, panel_norms);
         int first = index_base + (int)(p * NR);
         for (uint q = 0; q < n_queries; q++) {
             __global const float *row = tile + q * NR;
             __global float *hs = heaps_s + (size_t)q * m;
             __global int *hi = heaps_i + (size_t)q * m;
-            offer16(n0 - 2.0f * vload16(0, row), hs, hi, m, first);
-            offer16(n1 - 2.0f * vload16(1, row), hs, hi, m, first + 16);
-            offer16(n2 - 2.0f * vload16(2, row), hs, hi, m, first + 32);
-            offer16(n3 - 2.0f * vload16(3, row), hs, hi, m, first + 48);
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                offer16(n[v] - 2.0f * vload16(v, row), hs, hi, m, first + 16 * v);
         }
     }
 }
