@@ -159,6 +159,21 @@ static void test_confusion_merge_and_errors(void **state)
     assert_int_equal(cleval_metrics_compute(&empty, &m), CLEVAL_ERR_INPUT);
     cleval_confusion_free(&empty);
     assert_int_equal(cleval_confusion_init(&empty, 0), CLEVAL_ERR_USAGE);
+
+    /* grow from a zeroed struct allocates (compare and merge rely on it), and a later grow
+     * keeps (1,0)=7 at row 1, column 0 of the wider matrix. */
+    cleval_confusion grown = {0};
+    assert_ok(cleval_confusion_grow(&grown, 2));
+    assert_int_equal(grown.n_classes, 2);
+    uint64_t zeros[4] = {0};
+    assert_memory_equal(grown.counts, zeros, sizeof zeros);
+    grown.counts[2] = 7;
+    assert_ok(cleval_confusion_grow(&grown, 1)); /* narrower: unchanged */
+    assert_int_equal(grown.n_classes, 2);
+    assert_ok(cleval_confusion_grow(&grown, 3));
+    uint64_t wider[9] = {0, 0, 0, 7, 0, 0, 0, 0, 0};
+    assert_memory_equal(grown.counts, wider, sizeof wider);
+    cleval_confusion_free(&grown);
 }
 
 int main(void)

@@ -443,11 +443,7 @@ cleval_status cleval_compare_run(const cleval_compare_config *config, cleval_com
                             (unsigned long long)(row0 + count - 1), CLEVAL_COMPARE_MAX_CLASSES);
             goto done;
         }
-        if (s.matrix.n_classes == 0)
-            status = cleval_confusion_init(&s.matrix, needed);
-        else if (needed > s.matrix.n_classes)
-            status = cleval_confusion_grow(&s.matrix, needed);
-        if (status != CLEVAL_OK) goto done;
+        if ((status = cleval_confusion_grow(&s.matrix, needed)) != CLEVAL_OK) goto done;
         if (out->has_scores && (status = score_batch(&s, out, row0, count)) != CLEVAL_OK) goto done;
         if ((status = count_batch(&s, out, row0, count)) != CLEVAL_OK) goto done;
         if (config->progress) config->progress(row0 + count, n, config->progress_user);

@@ -95,10 +95,7 @@ static cleval_status add_counts(cleval_predict_outcome *out, bool labels, uint32
         free(out->predicted_counts);
         out->predicted_counts = wider;
         out->n_classes = cols;
-        cleval_status status = labels ? (out->confusion.counts
-                                             ? cleval_confusion_grow(&out->confusion, cols)
-                                             : cleval_confusion_init(&out->confusion, cols))
-                                      : CLEVAL_OK;
+        cleval_status status = labels ? cleval_confusion_grow(&out->confusion, cols) : CLEVAL_OK;
         if (status != CLEVAL_OK) return status;
     }
     for (uint32_t r = 0; r < rows; r++)
