@@ -280,6 +280,21 @@ static void test_bad_files(void **state)
     snprintf(cmd, sizeof cmd, "head -c %ld %s > %s", size / 2, src, truncated);
     assert_int_equal(system(cmd), 0);
     expect_open_error(truncated, "truncated or damaged");
+
+    /* The signature and nothing usable after it: at offset 0, and after a 512-byte user block
+     * (where HDF5 also looks). */
+    static const char signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+    for (long offset = 0; offset <= 512; offset += 512) {
+        const char *bare = temp_path("signature_only.h5");
+        FILE *out = fopen(bare, "wb");
+        for (long i = 0; i < offset; i++)
+            fputc('u', out);
+        fwrite(signature, 1, sizeof signature, out);
+        for (int i = 0; i < 200; i++)
+            fputc(0, out);
+        fclose(out);
+        expect_open_error(bare, "truncated or damaged");
+    }
 }
 
 static void expect_column_error(cleval_dataset *ds, const char *name, cleval_column_kind kind,

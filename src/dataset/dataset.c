@@ -51,9 +51,9 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
     fclose(probe);
     if (!signed_hdf5) return cleval_fail(CLEVAL_ERR_INPUT, "%s: not an HDF5 file", path);
 
-    /* The signature is there, so a failure to open means a damaged or truncated file. */
-    hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)
-                                      : H5I_INVALID_HID;
+    /* The signature is there, so a failure to open means a damaged or truncated file. (No
+     * H5Fis_hdf5 first: it only searches for the same signature, opening the file once more.) */
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: HDF5 file is truncated or damaged", path);
 
