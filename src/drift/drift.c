@@ -181,41 +181,26 @@ static void recalls(const uint64_t *confusion, uint32_t c, double *out)
     }
 }
 
-/* Samples of a file, for the progress total before any device work. */
-static cleval_status peek_rows(const cleval_drift_config *config, const char *path, uint64_t *rows)
-{
-    cleval_dataset *ds = NULL;
-    cleval_column *pred = NULL;
-    cleval_status status = cleval_dataset_open(path, &ds);
-    if (status == CLEVAL_OK)
-        status = cleval_column_open(ds, config->pred_key ? config->pred_key : "pred",
-                                    CLEVAL_COLUMN_LABELS, &pred);
-    *rows = status == CLEVAL_OK ? cleval_column_rows(pred) : 0;
-    cleval_column_close(pred);
-    cleval_dataset_close(ds);
-    return status;
-}
-
 cleval_status cleval_drift_run(const cleval_drift_config *config, cleval_drift_result *out)
 {
     memset(out, 0, sizeof *out);
     drift_scan ref = {0}, cur = {0};
     cl_kernel kernel = NULL;
-    uint64_t n_ref, n_cur;
     cleval_status status;
-    if ((status = peek_rows(config, config->path_reference, &n_ref)) != CLEVAL_OK ||
-        (status = peek_rows(config, config->path_current, &n_cur)) != CLEVAL_OK)
-        return status;
+    if ((status = drift_scan_open(config, config->path_reference, &ref)) != CLEVAL_OK ||
+        (status = drift_scan_open(config, config->path_current, &cur)) != CLEVAL_OK)
+        goto done;
+    uint64_t n_ref = ref.side.n_samples, n_cur = cur.side.n_samples;
 
     out->fp64 = cleval_device_get_info(config->device)->has_fp64 && !config->force_fp32;
     char options[64];
     snprintf(options, sizeof options, "-DDRIFT_FP64=%d", out->fp64);
     if ((status = cleval_device_kernel(config->device, "drift", options, "drift_confidence",
                                        &kernel)) != CLEVAL_OK ||
-        (status = drift_scan_file(config, config->path_reference, kernel, out->fp64, 0,
-                                  n_ref + n_cur, &ref)) != CLEVAL_OK ||
-        (status = drift_scan_file(config, config->path_current, kernel, out->fp64, n_ref,
-                                  n_ref + n_cur, &cur)) != CLEVAL_OK)
+        (status = drift_scan_run(config, kernel, out->fp64, 0, n_ref + n_cur, &ref)) !=
+            CLEVAL_OK ||
+        (status = drift_scan_run(config, kernel, out->fp64, n_ref, n_ref + n_cur, &cur)) !=
+            CLEVAL_OK)
         goto done;
     uint32_t c = ref.n_classes > cur.n_classes ? ref.n_classes : cur.n_classes;
     if ((status = widen(&ref, c)) != CLEVAL_OK || (status = widen(&cur, c)) != CLEVAL_OK) goto done;

@@ -19,7 +19,7 @@ enum { FLAG_PROBABILITIES = 1, FLAG_UNUSABLE = 2 }; /* as in kernels/drift.cl */
 
 enum { OUT_CONF_SOFTMAX, OUT_CONF_GIVEN, OUT_ENTROPY_SOFTMAX, OUT_ENTROPY_GIVEN, N_OUTPUTS };
 
-typedef struct scan_state {
+struct scan_state {
     cleval_device *dev;
     cleval_dataset *ds;
     cleval_column *pred, *y, *scores;
@@ -28,17 +28,7 @@ typedef struct scan_state {
     cl_mem bins_softmax, bins_given, edges;
     cleval_histogram *classes, *confusion, *conf_softmax, *conf_given;
     double sums[N_OUTPUTS], carries[N_OUTPUTS];
-} scan_state;
-
-void drift_scan_free(drift_scan *scan)
-{
-    free(scan->side.class_counts);
-    free(scan->side.confusion);
-    scan->side.class_counts = scan->side.confusion = NULL;
-    cleval_dataset_free_names(scan->names.names, scan->names.count);
-    scan->names.names = NULL;
-    scan->names.count = 0;
-}
+};
 
 static void release(scan_state *s)
 {
@@ -61,6 +51,21 @@ static void release(scan_state *s)
     cleval_column_close(s->y);
     cleval_column_close(s->scores);
     cleval_dataset_close(s->ds);
+}
+
+void drift_scan_free(drift_scan *scan)
+{
+    if (scan->input) {
+        release(scan->input);
+        free(scan->input);
+        scan->input = NULL;
+    }
+    free(scan->side.class_counts);
+    free(scan->side.confusion);
+    scan->side.class_counts = scan->side.confusion = NULL;
+    cleval_dataset_free_names(scan->names.names, scan->names.count);
+    scan->names.names = NULL;
+    scan->names.count = 0;
 }
 
 static cleval_status open_columns(scan_state *s, const cleval_drift_config *config,
@@ -237,13 +242,27 @@ static cleval_status collect(scan_state *s, const char *path, uint64_t row0, uin
     return status;
 }
 
-cleval_status drift_scan_file(const cleval_drift_config *config, const char *path, cl_kernel kernel,
-                              bool fp64, uint64_t done_before, uint64_t total, drift_scan *out)
+cleval_status drift_scan_open(const cleval_drift_config *config, const char *path,
+                              drift_scan *out)
 {
     memset(out, 0, sizeof *out);
-    scan_state s = {.dev = config->device};
-    cleval_status status = open_columns(&s, config, path, out);
-    if (status != CLEVAL_OK) goto done;
+    out->input = calloc(1, sizeof *out->input);
+    if (!out->input) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening %s", path);
+    out->input->dev = config->device;
+    cleval_status status = open_columns(out->input, config, path, out);
+    if (status != CLEVAL_OK) drift_scan_free(out);
+    return status;
+}
+
+cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel, bool fp64,
+                             uint64_t done_before, uint64_t total, drift_scan *out)
+{
+    /* The open file's state moves here; release() below closes it whatever happens. */
+    scan_state s = *out->input;
+    free(out->input);
+    out->input = NULL;
+    const char *path = out->side.path;
+    cleval_status status;
     uint64_t n = out->side.n_samples;
     uint32_t width = out->side.score_width;
     uint64_t batch = config->batch ? config->batch : CLEVAL_DRIFT_DEFAULT_BATCH;
