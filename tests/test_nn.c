@@ -1434,6 +1434,39 @@ static void test_refusals(void **state)
     expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "[N, C]", NULL);
     builder_free(m);
 
+    /* BatchNormalization whose B, mean or var is shorter than scale: refused at load, whether
+     * it would be folded into the Conv before it or run alone (both read all four per channel
+     * of scale). A general graph with a dynamic batch: no shapes are inferred before the
+     * folding and the preparation. */
+    for (int folded = 1; folded >= 0; folded--)
+        for (int bad = 2; bad <= 4; bad++) {
+            int64_t xd[4] = {-1, 3, 6, 6}, wd[4] = {4, 3, 3, 3}, four = 4, two_c = 2;
+            float w[108] = {0}, ones[4] = {1, 1, 1, 1};
+            m = tiny(9, folded ? xd : d4, 4);
+            const char *x = "x";
+            if (folded) {
+                builder_init(m, "W", 4, wd, w);
+                builder_node(m, "Conv", "conv", "x,W", "c");
+                x = "c";
+            }
+            static const char *const names[] = {NULL, NULL, "B", "mean", "var"};
+            builder_init(m, "scale", 1, folded ? &four : &two_c, ones);
+            for (int i = 2; i <= 4; i++) {
+                int64_t len = i == bad ? (folded ? 2 : 1) : (folded ? 4 : 2);
+                builder_init(m, names[i], 1, &len, ones);
+            }
+            char inputs[64];
+            snprintf(inputs, sizeof inputs, "%s,scale,B,mean,var", x);
+            builder_node(m, "BatchNormalization", "bn", inputs, "b");
+            builder_node(m, "Flatten", "flat", "b", "y");
+            char count[64];
+            snprintf(count, sizeof count, "input %d (%s) has %d values, scale has %d", bad,
+                     names[bad], folded ? 2 : 1, folded ? 4 : 2);
+            expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'bn' (BatchNormalization)", count,
+                           NULL);
+            builder_free(m);
+        }
+
     m = tiny(13, d4, 4); /* a weight that is computed */
     builder_node(m, "Relu", "r", "x", "w");
     builder_node(m, "Conv", "conv", "x,w", "y");

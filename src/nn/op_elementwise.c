@@ -323,6 +323,15 @@ static cleval_status batchnorm_parse(cleval_nn *nn, nn_op *op, const cleval_onnx
         if (!nn_in(nn, op, i)->f32)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%s must be a float tensor", names[i]);
     }
+    /* One value of each per channel: the folding into a Conv and the preparation read all four
+     * up to scale's length, before (or without) any shape inference comparing them with X. */
+    uint64_t channels = nn_in(nn, op, 1)->count;
+    for (uint32_t i = 2; i < 5; i++)
+        if (nn_in(nn, op, i)->count != channels)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                              "input %u (%s) has %llu values, scale has %llu", i, names[i],
+                              (unsigned long long)nn_in(nn, op, i)->count,
+                              (unsigned long long)channels);
     p->lo = -INFINITY;
     p->hi = INFINITY;
     return CLEVAL_OK;
