@@ -1378,6 +1378,32 @@ static void test_sizes_and_refusals(void **state)
     assert_int_equal(cleval_nn_calibrate(nn, w, 1, &cal), CLEVAL_ERR_USAGE);
     cleval_nn_destroy(nn);
     assert_string_equal(cleval_nn_precision_name(CLEVAL_NN_INT8), "int8");
+
+    /* A MatMul whose constant B holds no values (a type the reader does not convert) is not a
+     * quantisable layer: a one-layer calibration does not match it, and with a calibration of
+     * no layers it is refused as not a float tensor instead of quantising missing weights. */
+    cleval_onnx_model *nb = builder_new(13);
+    int64_t ad[2] = {-1, 4}, bd[2] = {4, 3};
+    builder_input(nb, "a", 2, ad);
+    BUILDER_GROW(nb->initializers, nb->n_initializers);
+    builder_tensor(&nb->initializers[nb->n_initializers++], "Bn", 2, bd, NULL, NULL);
+    builder_node(nb, "MatMul", "mm", "a,Bn", "y");
+    builder_output(nb, "y");
+    double one = 1.0;
+    cleval_nn_calibration fake = {.samples = 1, .n_layers = 1, .max_abs = &one};
+    cleval_nn_options int8 = {.precision = CLEVAL_NN_INT8, .calibration = &fake};
+    for (int v = 0; v < 2; v++) {
+        cleval_device_set_variant(test_device(), VARIANTS[v]);
+        fake.n_layers = 1;
+        assert_int_equal(cleval_nn_create_with(test_device(), nb, &int8, &nn), CLEVAL_ERR_USAGE);
+        assert_non_null(strstr(cleval_last_error(), "this network has 0"));
+        fake.n_layers = 0;
+        assert_int_not_equal(cleval_nn_create_with(test_device(), nb, &int8, &nn), CLEVAL_OK);
+        assert_null(nn);
+        assert_non_null(strstr(cleval_last_error(), "float tensor"));
+    }
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+    builder_free(nb);
     free(w);
     free(f);
     free(b);

@@ -96,8 +96,8 @@ typedef struct cleval_nn_model_info {
 void cleval_nn_model_info_get(const cleval_nn *nn, cleval_nn_model_info *out);
 
 /* Activation ranges for int8: the largest |x| reaching the input of each layer that an int8
- * network quantises (nn_quantisable in src/nn/precision.c), in execution order. Computed once
- * and shared, so that every device quantises with the same scales. */
+ * network quantises (nn_mark_quantisable in src/nn/precision.c), in execution order. Computed
+ * once and shared, so that every device quantises with the same scales. */
 typedef struct cleval_nn_calibration {
     uint32_t samples;  /* the samples it was measured on */
     uint32_t n_layers; /* entries of max_abs */

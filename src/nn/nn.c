@@ -309,7 +309,7 @@ static cleval_status choose_int8(cleval_nn *nn, const cleval_nn_calibration *cal
 {
     uint32_t layers = 0;
     for (uint32_t i = 0; i < nn->n_ops; i++)
-        layers += nn_quantisable(nn, &nn->ops[i]);
+        layers += nn->ops[i].quantisable;
     if (layers != calibration->n_layers)
         return cleval_fail(CLEVAL_ERR_USAGE,
                            "%s: the calibration covers %u quantisable layers, this network has %u "
@@ -317,7 +317,7 @@ static cleval_status choose_int8(cleval_nn *nn, const cleval_nn_calibration *cal
                            nn->path, calibration->n_layers, layers);
     for (uint32_t i = 0, l = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
-        if (!nn_quantisable(nn, op)) continue;
+        if (!op->quantisable) continue;
         op->int8 = true;
         op->x_scale = nn_activation_scale(calibration->max_abs[l++]);
     }
@@ -369,6 +369,7 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
         status = nn_infer_all(nn);
     }
     if (status != CLEVAL_OK || (status = nn_optimise(nn)) != CLEVAL_OK) goto fail;
+    nn_mark_quantisable(nn);
     nn_choose_storage(nn);
     if (precision == CLEVAL_NN_INT8 && (status = choose_int8(nn, calibration)) != CLEVAL_OK)
         goto fail;
@@ -550,7 +551,7 @@ static cleval_status launch_all(cleval_nn *nn)
         nn_op *op = &nn->ops[i];
         if (op->dead || op->alias_only) continue;
         cleval_status status = CLEVAL_OK;
-        if (nn->capture && nn_quantisable(nn, op)) status = nn_capture_input(nn, op);
+        if (nn->capture && op->quantisable) status = nn_capture_input(nn, op);
         if (status == CLEVAL_OK) status = op->kind->launch(nn, op);
         if (status != CLEVAL_OK) return status;
         op->prof.runs++;

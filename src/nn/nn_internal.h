@@ -176,7 +176,9 @@ struct nn_op {
     size_t workspace; /* scratch bytes needed during launch, set by infer */
     int workspace_slot;
     double flops; /* per launch at the current shapes, set by infer */
-    /* int8 (Conv, Gemm, MatMul): runs on int8 kernels; its input is quantised with x_scale. */
+    /* int8 (Conv, Gemm, MatMul): runs on int8 kernels; its input is quantised with x_scale.
+     * quantisable: int8 would run it so (nn_mark_quantisable): the calibration's layers. */
+    bool quantisable;
     bool int8;
     float x_scale;
     cl_kernel k[NN_MAX_KERNELS];
@@ -315,10 +317,11 @@ cleval_status nn_optimise(cleval_nn *nn);
 /* ---- precision.c ---- */
 /* Magnitude pruning of the constant weights of Conv, Gemm and MatMul (before nn_optimise). */
 cleval_status nn_prune(cleval_nn *nn, double sparsity);
-/* Whether an int8 network runs op on int8 kernels: a Conv that is not depthwise, or a Gemm /
- * MatMul with a varying A and a constant 2-D float B, K at most NN_INT8_MAX_K. */
+/* Sets every op's `quantisable`: whether an int8 network runs it on int8 kernels, a Conv that
+ * is not depthwise, or a Gemm / MatMul with a varying A and a constant 2-D B with float values,
+ * K at most NN_INT8_MAX_K. Once, after nn_optimise, while the host float copies exist. */
 #define NN_INT8_MAX_K 131072 /* 131072 * 127 * 127 < 2^31: int32 sums cannot overflow */
-bool nn_quantisable(const cleval_nn *nn, const nn_op *op);
+void nn_mark_quantisable(cleval_nn *nn);
 /* fp16: chooses which values are stored as half (after nn_optimise). */
 void nn_choose_storage(cleval_nn *nn);
 /* Bytes per element of value v as stored (4, or 2 for half). */

@@ -81,23 +81,28 @@ cleval_status nn_prune(cleval_nn *nn, double sparsity)
 
 /* ---- int8 ---- */
 
-bool nn_quantisable(const cleval_nn *nn, const nn_op *op)
+static bool quantisable(const cleval_nn *nn, const nn_op *op)
 {
     if (op->dead || !nn_has_in(op, 0) || !nn_has_in(op, 1)) return false;
+    /* The weights' float values are quantised at prepare: a constant without them (integers,
+     * or a type the reader does not convert) stays float and is refused there. */
     const nn_value *w = &nn->values[op->in[1]];
+    if (w->kind != NN_VALUE_CONST || !w->f32) return false;
     if (op->kind == &nn_kind_conv) {
         if (op->p.conv.depthwise) return false;
         uint64_t k = w->count / (uint64_t)(w->shape.d[0] ? w->shape.d[0] : 1);
         return k >= 1 && k <= NN_INT8_MAX_K;
     }
     if (op->kind != &nn_kind_gemm && op->kind != &nn_kind_matmul) return false;
-    /* Float constants keep their kind after create, when the host copy (f32) is gone; only
-     * integer constants keep i64. */
-    if (nn->values[op->in[0]].kind == NN_VALUE_CONST || w->kind != NN_VALUE_CONST || w->i64 ||
-        w->shape.rank != 2)
-        return false;
+    if (nn->values[op->in[0]].kind == NN_VALUE_CONST || w->shape.rank != 2) return false;
     int64_t k = op->kind == &nn_kind_gemm && op->p.gemm.trans_b ? w->shape.d[1] : w->shape.d[0];
     return k >= 1 && k <= NN_INT8_MAX_K;
+}
+
+void nn_mark_quantisable(cleval_nn *nn)
+{
+    for (uint32_t i = 0; i < nn->n_ops; i++)
+        nn->ops[i].quantisable = quantisable(nn, &nn->ops[i]);
 }
 
 float nn_activation_scale(double maxabs)
@@ -150,7 +155,7 @@ cleval_status cleval_nn_calibrate(cleval_nn *nn, const float *x, uint32_t n,
     if (n == 0) return cleval_fail(CLEVAL_ERR_USAGE, "%s: calibration needs samples", nn->path);
     uint32_t layers = 0;
     for (uint32_t i = 0; i < nn->n_ops; i++)
-        layers += nn_quantisable(nn, &nn->ops[i]);
+        layers += nn->ops[i].quantisable;
     cleval_nn_calibration *c = *calibration;
     if (c && c->n_layers != layers)
         return cleval_fail(CLEVAL_ERR_USAGE, "%s: the calibration is for another network",
@@ -181,7 +186,7 @@ cleval_status cleval_nn_calibrate(cleval_nn *nn, const float *x, uint32_t n,
         c = *calibration = fresh;
     }
     for (uint32_t i = 0, l = 0; i < nn->n_ops; i++)
-        if (nn_quantisable(nn, &nn->ops[i])) {
+        if (nn->ops[i].quantisable) {
             if (maxabs[i] > c->max_abs[l] || isnan(maxabs[i])) c->max_abs[l] = maxabs[i];
             l++;
         }
