@@ -17,7 +17,9 @@
  * Layout     A(r, k) = a[a_off + r * a_rs + k * a_ks] (transA is a stride swap);
  *            packed B [panels][K][NR] (zero beyond N); raw B(k, j) = b[b_off + k * b_ks +
  *            j * b_ns]; C(r, j) = c[c_off + r * c_rs + j * c_cs] (0 strides broadcast);
- *            Y(r, j) = y[y_off + r * y_rs + j]; scratch [items][qb][NR].
+ *            Y(r, j) = y[y_off + r * y_rs + j]; scratch [items][qb][NR] from s_off, split-K
+ *            parts [splits][M][N] from part_off (element offsets: with int8 the workspace
+ *            starts with A's codes, the floats follow them).
  * Precision  fp16 (A_HALF, B_HALF, C_HALF, Y_HALF): tensors stored as half are read with
  *            vload_half and written with vstore_half_rte; arithmetic stays float (the packed
  *            panels of a constant B are half; a B packed at run time is float scratch).
@@ -265,11 +267,11 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
 /* packed[p][k][j] = B(k, p * NR + j), zero beyond N. One work-item per (k, panel). The
  * packed copy is float scratch whatever B's storage. */
 __kernel void gemm_pack(__global const B_T *b, int b_off, int b_ks, int b_ns, int K, int N,
-                        __global float *packed)
+                        __global float *packed, int packed_off)
 {
     int k = get_global_id(0), p = get_global_id(1);
     if (k >= K) return;
-    __global float *dst = packed + (p * K + k) * NR;
+    __global float *dst = packed + packed_off + (p * K + k) * NR;
     for (int j = 0; j < NR; j++) {
         int col = p * NR + j;
         dst[j] = col < N ? LOAD_B(b, b_off + k * b_ks + col * b_ns) : 0.0f;
@@ -304,7 +306,7 @@ __kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
                        __global const C_T *c, int c_off, int c_rs, int c_cs, __global Y_T *y,
                        int y_off, int y_rs, int M, int N, int K, float alpha, float beta,
                        float lo, float hi, int splits, int k_per_split, __global ACC_T *part,
-                       __global const float *wscale, float x_scale)
+                       int part_off, __global const float *wscale, float x_scale)
 {
     __local TILE_T a_tile[TK][TS + 1];
     __local TILE_T b_tile[TK][TS + 1];
@@ -342,7 +344,7 @@ __kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
             int col = col0 + lx + j * threads;
             if (col >= N) continue;
             if (splits > 1) {
-                part[(get_group_id(2) * M + r) * N + col] = acc[i][j];
+                part[part_off + (get_group_id(2) * M + r) * N + col] = acc[i][j];
                 continue;
             }
             float v = gpu_epilogue(acc[i][j], r, col, alpha, beta, c, c_off, c_rs, c_cs, lo, hi,
@@ -353,17 +355,18 @@ __kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
 }
 
 /* Sums the split-K partials of gemm_gpu and applies the epilogue: one output per work-item. */
-__kernel void gemm_gpu_reduce(__global const ACC_T *part, int splits, __global const C_T *c,
-                              int c_off, int c_rs, int c_cs, __global Y_T *y, int y_off,
-                              int y_rs, int M, int N, float alpha, float beta, float lo, float hi,
-                              __global const float *wscale, float x_scale)
+__kernel void gemm_gpu_reduce(__global const ACC_T *part, int part_off, int splits,
+                              __global const C_T *c, int c_off, int c_rs, int c_cs,
+                              __global Y_T *y, int y_off, int y_rs, int M, int N, float alpha,
+                              float beta, float lo, float hi, __global const float *wscale,
+                              float x_scale)
 {
     int i = get_global_id(0);
     if (i >= M * N) return;
     int r = i / N, col = i % N;
     ACC_T s = 0;
     for (int p = 0; p < splits; p++)
-        s += part[p * M * N + i];
+        s += part[part_off + p * M * N + i];
     float v = gpu_epilogue(s, r, col, alpha, beta, c, c_off, c_rs, c_cs, lo, hi, wscale, x_scale);
     STORE_Y(v, y, y_off + r * y_rs + col);
 }

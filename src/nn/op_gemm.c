@@ -406,15 +406,34 @@ static int64_t gpu_splits(const cleval_nn *nn, const nn_op *op, int64_t m)
     return splits < 1 ? 1 : splits;
 }
 
-/* Workspace of gemm_cpu: a packed B (when computed) and the k-block scratch. */
-static void cpu_workspace(const cleval_nn *nn, const nn_op *op, int64_t m, size_t *pack_floats,
-                          size_t *scratch_floats)
+/* The workspace of one launch of m rows. int8: A's codes (m x k bytes) at byte 0; then, from
+ * float element `at` (a 64-byte boundary after the codes), the floats (int32 sums for int8):
+ * gemm_cpu's packed B (when computed at run time) then its k-block scratch, or gemm_gpu's
+ * split-K parts. The kernels take these positions as int element offsets of their own type,
+ * never as byte offsets, so `at` plus the floats must stay within int range. */
+typedef struct workspace_layout {
+    int64_t codes;         /* bytes of A's codes (0 without int8) */
+    int64_t at;            /* float element where the floats begin */
+    int64_t pack, scratch; /* gemm_cpu: floats of the packed B (first) and of the scratch */
+    int64_t parts;         /* gemm_gpu: floats of the split-K parts */
+} workspace_layout;
+
+static workspace_layout layout_of(const cleval_nn *nn, const nn_op *op, int64_t m)
 {
     const nn_gemm_params *p = &op->p.gemm;
-    int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
-    *pack_floats = p->b_packed ? 0 : (size_t)(panels * p->k * nr);
-    int64_t qb = rows_per_item(nn, op, m), blocks = (m + qb - 1) / qb;
-    *scratch_floats = p->k > (int64_t)nn->tuning.gemm_kc ? (size_t)(blocks * panels * qb * nr) : 0;
+    workspace_layout w = {0, 0, 0, 0, 0};
+    w.codes = op->int8 ? m * p->k : 0;
+    w.at = (w.codes + 63) / 64 * 16;
+    if (nn->variant == CLEVAL_VARIANT_GPU) {
+        int64_t splits = gpu_splits(nn, op, m);
+        w.parts = splits > 1 ? splits * m * p->n : 0;
+    } else if (p->nv) {
+        int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
+        int64_t qb = rows_per_item(nn, op, m), blocks = (m + qb - 1) / qb;
+        w.pack = p->b_packed ? 0 : panels * p->k * nr;
+        w.scratch = p->k > (int64_t)nn->tuning.gemm_kc ? blocks * panels * qb * nr : 0;
+    }
+    return w;
 }
 
 static int64_t rows_per_launch(cleval_nn *nn, const nn_op *op)
@@ -428,17 +447,14 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
     nn_gemm_params *p = &op->p.gemm;
     cleval_status status = p->matmul ? matmul_infer(nn, op) : gemm_infer(nn, op);
     if (status != CLEVAL_OK) return status;
-    /* int8: A's codes (m x k bytes) follow the scratch or the split-K parts. */
-    int64_t m = rows_per_launch(nn, op);
-    size_t codes = op->int8 ? (size_t)(m * p->k) : 0;
-    if (nn->variant == CLEVAL_VARIANT_CPU && p->nv) {
-        size_t pack, scratch;
-        cpu_workspace(nn, op, m, &pack, &scratch);
-        op->workspace = (pack + scratch) * sizeof(float) + codes;
-    } else if (nn->variant == CLEVAL_VARIANT_GPU) {
-        int64_t splits = gpu_splits(nn, op, m);
-        op->workspace = (splits > 1 ? (size_t)(splits * m * p->n) * sizeof(float) : 0) + codes;
-    }
+    /* (CPU before prepare, the tile and so the scratch are not known yet: none is counted.) */
+    workspace_layout w = layout_of(nn, op, rows_per_launch(nn, op));
+    int64_t floats = w.at + w.pack + w.scratch + w.parts;
+    if (w.codes > NN_MAX_ELEMENTS || floats > NN_MAX_ELEMENTS)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "needs a work buffer of more than %lld elements",
+                          (long long)NN_MAX_ELEMENTS);
+    op->workspace = (size_t)floats * sizeof(float);
     return CLEVAL_OK;
 }
 
@@ -475,23 +491,16 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         /* An empty sum: Y = beta * C (or 0), clamped. Rare; done on the host. */
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "K = 0 is not supported");
     }
+    workspace_layout w = layout_of(nn, op, m);
     operand codes_operand;
     if (op->int8) {
-        /* A's int8 codes, row-major, after the scratch (CPU) or the split-K parts (GPU). */
-        size_t pack, scratch, at;
-        if (nn->variant == CLEVAL_VARIANT_GPU) {
-            int64_t splits = gpu_splits(nn, op, m);
-            at = splits > 1 ? (size_t)(splits * m * p->n) * sizeof(float) : 0;
-        } else {
-            cpu_workspace(nn, op, m, &pack, &scratch);
-            at = (pack + scratch) * sizeof(float);
-        }
+        /* A's int8 codes, row-major, at the start of the workspace. */
         cl_mem ws = nn_workspace_mem(nn, op);
         if ((status = nn_launch_quantize_2d(nn, op, op->k[3], am, a_off, ao->rs, ao->ks, m, p->k,
-                                            ws, (int64_t)at)) != CLEVAL_OK)
+                                            ws, 0)) != CLEVAL_OK)
             return status;
         am = ws;
-        a_off = (int64_t)at;
+        a_off = 0;
         codes_operand = (operand){p->k, 1};
         ao = &codes_operand;
     }
@@ -518,6 +527,7 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_int(&a, (int32_t)splits);
         nn_arg_int(&a, (int32_t)per);
         nn_arg_mem(&a, part);
+        nn_arg_int(&a, (int32_t)w.at);
         nn_arg_mem(&a, wscale);
         nn_arg_float(&a, x_scale);
         int64_t ts = nn->tuning.gpu_ts;
@@ -529,6 +539,7 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
             return status;
         nn_args r = nn_args_begin(op->k[2]);
         nn_arg_mem(&r, part);
+        nn_arg_int(&r, (int32_t)w.at);
         nn_arg_int(&r, (int32_t)splits);
         arg_c_and_y(&r, cm, c_rs, c_cs, ym, y_off);
         nn_arg_int(&r, (int32_t)p->n);
@@ -541,8 +552,6 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         return nn_enqueue(nn, op, &r, 1, &rg, &rl);
     }
     int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
-    size_t pack, scratch;
-    cpu_workspace(nn, op, m, &pack, &scratch);
     cl_mem ws = op->workspace ? nn_workspace_mem(nn, op) : ym;
     cl_mem packed = op->mem[0];
     int64_t packed_off = b_off;
@@ -555,10 +564,11 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_int(&a, (int32_t)p->k);
         nn_arg_int(&a, (int32_t)p->n);
         nn_arg_mem(&a, ws);
+        nn_arg_int(&a, (int32_t)w.at);
         size_t global[2] = {(size_t)p->k, (size_t)panels}, local[2] = {1, 1};
         if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
         packed = ws;
-        packed_off = 0;
+        packed_off = w.at;
     }
     nn_args a = nn_args_begin(op->k[0]);
     nn_arg_mem(&a, am);
@@ -575,7 +585,7 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
     arg_epilogue(&a, p);
     int64_t qb = rows_per_item(nn, op, m);
     nn_arg_mem(&a, ws);
-    nn_arg_int(&a, (int32_t)pack);
+    nn_arg_int(&a, (int32_t)(w.at + w.pack));
     nn_arg_int(&a, (int32_t)qb);
     nn_arg_mem(&a, wscale);
     nn_arg_float(&a, x_scale);
