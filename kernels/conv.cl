@@ -32,9 +32,10 @@
  *                      and output NCHW.
  * Precision  fp16 (X_HALF, Y_HALF, W_HALF): a tensor stored as half is read with vload_half and
  *            written with vstore_half_rte (core OpenCL 1.2, no cl_khr_fp16 needed); arithmetic
- *            stays float. int8 (INT8, conv_cpu and conv_gpu): x is the layer input quantised
- *            per tensor (kernels/quantize.cl), w the weights quantised per output channel, both
- *            char; products accumulate exactly in int32 and the epilogue dequantises,
+ *            is float (HALF_MATH below excepted). int8 (INT8, conv_cpu and conv_gpu): x is the
+ *            layer input quantised per tensor (kernels/quantize.cl), w the weights quantised
+ *            per output channel, both char; products accumulate exactly in int32 and the
+ *            epilogue dequantises,
  *            y = acc * (x_scale * w_scale[c]) + bias[c], then clamp and pool in float.
  *            I8_FLOAT (CPU): the int8 products and sums run in float over k-blocks of at most
  *            1024 (every partial sum is an integer below 2^24, so exact) and each block is
@@ -42,6 +43,10 @@
  *            RUN16 (CPU, int8 float blocks or a half input): K is ordered window position-
  *            major, channel-minor over a channels-last input, so 16 consecutive k are 16
  *            adjacent elements, converted by one vector instruction into a private tile.
+ *            HALF_MATH (fp16 on a device with cl_khr_fp16; conv_cpu, the Winograd products,
+ *            conv_gpu): the products and their sums over blocks of 32 k (conv_gpu: each
+ *            16-k slice) are half, added across blocks in float (tile.clh HALF_BLOCKS); the
+ *            epilogue and conv_depthwise stay float.
  * Assumes    K >= 1; every buffer index fits in an int; pooled outputs use floor mode.
  */
 #ifndef MR
@@ -113,9 +118,17 @@
 #else
 #define XIN_T X_T
 #define WIN_T W_T
-#define TILE_T float
 #define ACC_T float
 #define MAC1(a, b, c) fma((a), (b), (c))
+#if HALF_MATH
+#define TILE_T half
+#define LOAD_TILE_X(p, i) CAT(HM_LD_, X_HALF)(p, i)
+#define LOAD_TILE_W(p, i) CAT(HM_LD_, W_HALF)(p, i)
+#else
+#define TILE_T float
+#define LOAD_TILE_X(p, i) LOAD_X(p, i)
+#define LOAD_TILE_W(p, i) LOAD_W(p, i)
+#endif
 #endif
 
 #include "clamp.clh"
@@ -226,6 +239,9 @@ __kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global co
                     for (int v = 0; v < NV; v++)
                         acc[r][v] += convert_int16(f[r][v]);
             }
+#elif HALF_MATH
+            HALF_BLOCKS(acc, 0, K, CAT(HM_LD_, X_HALF)(xr[r], koff[k]),
+                        CAT(HM_LD16_, W_HALF)(panel, k * NR + v * 16));
 #else
             int k = 0;
 #if RUN16 && X_HALF
@@ -314,6 +330,13 @@ __kernel void conv_winograd_cpu(__global const X_T *x, int x_off, int xs_n, int 
     __global Y_T *yi = y + y_off + img * ys_n;
     __global float *vs = scratch + s_off + item * 16 * MR * (cin + NR); /* [16][MR][cin] */
     __global float *ms = vs + 16 * MR * cin;                            /* [16][MR][NR] */
+#if HALF_MATH
+    /* V is kept in half (in the first half of its floats): the products read it directly. */
+    __global half *vh = (__global half *)vs;
+#define STORE16_V(value, at) vstore_half16_rte((value), 0, vh + (at))
+#else
+#define STORE16_V(value, at) vstore16((value), 0, vs + (at))
+#endif
 
     for (int t = t0; t < t1; t += MR) {
         /* (1) input transform */
@@ -333,13 +356,13 @@ __kernel void conv_winograd_cpu(__global const X_T *x, int x_off, int xs_n, int 
                     tt[2][j] = d2 - d1;
                     tt[3][j] = d1 - d3;
                 }
-                __global float *out = vs + r * cin + c;
+                int out = r * cin + c;
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    vstore16(tt[i][0] - tt[i][2], 0, out + (i * 4 + 0) * MR * cin);
-                    vstore16(tt[i][1] + tt[i][2], 0, out + (i * 4 + 1) * MR * cin);
-                    vstore16(tt[i][2] - tt[i][1], 0, out + (i * 4 + 2) * MR * cin);
-                    vstore16(tt[i][1] - tt[i][3], 0, out + (i * 4 + 3) * MR * cin);
+                    STORE16_V(tt[i][0] - tt[i][2], out + (i * 4 + 0) * MR * cin);
+                    STORE16_V(tt[i][1] + tt[i][2], out + (i * 4 + 1) * MR * cin);
+                    STORE16_V(tt[i][2] - tt[i][1], out + (i * 4 + 2) * MR * cin);
+                    STORE16_V(tt[i][1] - tt[i][3], out + (i * 4 + 3) * MR * cin);
                 }
             }
         }
@@ -347,16 +370,25 @@ __kernel void conv_winograd_cpu(__global const X_T *x, int x_off, int xs_n, int 
             /* (2) 16 GEMMs: M[xi] = V[xi] U[xi] over the input channels */
             for (int e = 0; e < 16; e++) {
                 __global const W_T *panel = up + (e * panels + pn) * cin * NR;
+#if HALF_MATH
+                __global const half *ve = vh + e * MR * cin;
+#else
                 __global const float *ve = vs + e * MR * cin;
+#endif
                 float16 acc[MR][NV];
 #pragma unroll
                 for (int r = 0; r < MR; r++)
 #pragma unroll
                     for (int v = 0; v < NV; v++)
                         acc[r][v] = (float16)(0.0f);
+#if HALF_MATH
+                HALF_BLOCKS(acc, 0, cin, ve[r * cin + k],
+                            CAT(HM_LD16_, W_HALF)(panel, k * NR + v * 16));
+#else
                 for (int k = 0; k < cin; k++) {
                     TILE_STEP(float16, fma, acc, ve[r * cin + k], LOAD16_W(panel, k * NR + v * 16));
                 }
+#endif
 #pragma unroll
                 for (int r = 0; r < MR; r++)
 #pragma unroll
@@ -454,7 +486,7 @@ __kernel void conv_gpu(__global const XIN_T *x, int x_off, int xs_n, int xs_c, i
 #if INT8
                     value = x[at];
 #else
-                    value = LOAD_X(x, at);
+                    value = LOAD_TILE_X(x, at);
 #endif
                 }
             }
@@ -463,11 +495,15 @@ __kernel void conv_gpu(__global const XIN_T *x, int x_off, int xs_n, int xs_c, i
 #if INT8
             b_tile[kk][rr] = (k < K && c < CO) ? w[w_off + k * CO + c] : 0;
 #else
-            b_tile[kk][rr] = (k < K && c < CO) ? LOAD_W(w, w_off + k * CO + c) : 0.0f;
+            b_tile[kk][rr] = (k < K && c < CO) ? LOAD_TILE_W(w, w_off + k * CO + c) : (TILE_T)0;
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+#if HALF_MATH
+        LOCAL_TILE_PRODUCT_HALF(acc, a_tile, b_tile);
+#else
         LOCAL_TILE_PRODUCT(TILE_T, MAC1, acc, a_tile, b_tile);
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < WPT; i++) {

@@ -8,7 +8,9 @@
  *            pad_nd          constant-mode padding (negative pads crop) over up to 8 axes.
  * Layout     row-major; axes right-aligned into 8 (int8 arguments), the first `first` unused.
  * Storage    X_HALF / A_HALF / B_HALF / Y_HALF: that operand is stored as half (fp16 mode),
- *            read with vload_half and written with vstore_half_rte; arithmetic is float.
+ *            read with vload_half and written with vstore_half_rte; arithmetic is float, or
+ *            with HALF_MATH (fp16 on a device with cl_khr_fp16) half for ReLU, the binary
+ *            operators and the affine map (sigmoid, tanh and clamps evaluate in float).
  * Assumes    the global size is rounded up to the work-group size: out-of-range items return.
  */
 #ifndef X_HALF
@@ -34,6 +36,21 @@
 #define Y_T CAT(ST_T_, Y_HALF)
 #define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
 
+/* The type the kernels compute in, and its loads and stores. */
+#if HALF_MATH
+#define AR_T half
+#define AR_LD_X(p, i) CAT(HM_LD_, X_HALF)(p, i)
+#define AR_LD_A(p, i) CAT(HM_LD_, A_HALF)(p, i)
+#define AR_LD_B(p, i) CAT(HM_LD_, B_HALF)(p, i)
+#define AR_ST_Y(v, p, i) CAT(HM_ST_, Y_HALF)(v, p, i)
+#else
+#define AR_T float
+#define AR_LD_X(p, i) LOAD_X(p, i)
+#define AR_LD_A(p, i) LOAD_A(p, i)
+#define AR_LD_B(p, i) LOAD_B(p, i)
+#define AR_ST_Y(v, p, i) STORE_Y(v, p, i)
+#endif
+
 #define OP_RELU 0
 #define OP_SIGMOID 1
 #define OP_TANH 2
@@ -52,18 +69,19 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
 {
     uint i = get_global_id(0);
     if (i >= n) return;
-    float v = LOAD_X(x, i);
+    AR_T v = AR_LD_X(x, i);
+    float f = (float)v; /* the transcendental functions and the clamp work in float */
     switch (op) {
-    case OP_RELU: v = v < 0.0f ? 0.0f : v; break;
+    case OP_RELU: v = v < (AR_T)0 ? (AR_T)0 : v; break;
     /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
     case OP_SIGMOID:
-        v = v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
+        v = (AR_T)(f >= 0.0f ? 1.0f / (1.0f + exp(-f)) : exp(f) / (1.0f + exp(f)));
         break;
-    case OP_TANH: v = tanh(v); break;
-    case OP_CLIP: v = clamp1(v, lo, hi); break;
+    case OP_TANH: v = (AR_T)tanh(f); break;
+    case OP_CLIP: v = (AR_T)clamp1(f, lo, hi); break;
     default: break;
     }
-    STORE_Y(v, y, i);
+    AR_ST_Y(v, y, i);
 }
 
 __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
@@ -82,14 +100,14 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
         ia += c * av[d];
         ib += c * bv[d];
     }
-    float x = LOAD_A(a, ia), z = LOAD_B(b, ib), v;
+    AR_T x = AR_LD_A(a, ia), z = AR_LD_B(b, ib), v;
     switch (op) {
     case OP_ADD: v = x + z; break;
     case OP_SUB: v = x - z; break;
     case OP_MUL: v = x * z; break;
     default: v = x / z; break;
     }
-    STORE_Y(v, y, i);
+    AR_ST_Y(v, y, i);
 }
 
 __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global const float *s,
@@ -99,7 +117,8 @@ __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global co
     uint i = get_global_id(0);
     if (i >= n) return;
     uint c = (i / inner) % channels;
-    STORE_Y(clamp1(fma(LOAD_X(x, i), s[c], t[c]), lo, hi), y, i);
+    AR_T v = fma(AR_LD_X(x, i), (AR_T)s[c], (AR_T)t[c]);
+    AR_ST_Y((AR_T)clamp1((float)v, lo, hi), y, i);
 }
 
 __kernel void pad_nd(__global const X_T *x, __global Y_T *y, uint n, int8 out_dims,

@@ -21,13 +21,16 @@
  *            parts [splits][M][N] from part_off (element offsets: with int8 the workspace
  *            starts with A's codes, the floats follow them).
  * Precision  fp16 (A_HALF, B_HALF, C_HALF, Y_HALF): tensors stored as half are read with
- *            vload_half and written with vstore_half_rte; arithmetic stays float (the packed
+ *            vload_half and written with vstore_half_rte; arithmetic is float (the packed
  *            panels of a constant B are half; a B packed at run time is float scratch).
  *            int8 (INT8, gemm_cpu and gemm_gpu): A is quantised per tensor into int8 codes
  *            (kernels/quantize.cl, [M][K] row-major), B per column j; products accumulate
  *            exactly in int32 (partial sums in the scratch and the split-K parts are int32) and
  *            the epilogue computes alpha * acc * (x_scale * w_scale[j]) (+ beta * C) in float.
  *            I8_FLOAT (CPU): exact float k-blocks of at most 1024 added to int32, as conv.cl.
+ *            HALF_MATH (fp16 on a device with cl_khr_fp16): products and their sums over
+ *            blocks of 32 k (gemm_gpu: each 16-k slice) in half, added across blocks in float
+ *            (tile.clh HALF_BLOCKS); the epilogue stays float.
  * Assumes    K >= 1; every buffer index fits in an int.
  */
 #ifndef MR
@@ -109,10 +112,18 @@
 #else
 #define AIN_T A_T
 #define BIN_T B_T
-#define TILE_T float
 #define ACC_T float
 #define ACC16 float16
 #define MAC1(a, b, c) fma((a), (b), (c))
+#if HALF_MATH
+#define TILE_T half
+#define LOAD_TILE_A(p, i) CAT(HM_LD_, A_HALF)(p, i)
+#define LOAD_TILE_B(p, i) CAT(HM_LD_, B_HALF)(p, i)
+#else
+#define TILE_T float
+#define LOAD_TILE_A(p, i) LOAD_A(p, i)
+#define LOAD_TILE_B(p, i) LOAD_B(p, i)
+#endif
 #endif
 
 #include "clamp.clh"
@@ -212,6 +223,9 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
                     for (int v = 0; v < NV; v++)
                         acc[r][v] += convert_int16(f[r][v]);
             }
+#elif HALF_MATH
+            HALF_BLOCKS(acc, kb, ke, CAT(HM_LD_, A_HALF)(ar[r], A_AT(k)),
+                        CAT(HM_LD16_, B_HALF)(panel, k * NR + v * 16));
 #else
             int k = kb;
 #if A_HALF && A_KS1
@@ -329,12 +343,18 @@ __kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
             a_tile[kk][rr] = (k < k_end && r < M) ? a[a_off + r * a_rs + k * a_ks] : 0;
             b_tile[kk][rr] = (k < k_end && j < N) ? b[b_off + k * b_ks + j * b_ns] : 0;
 #else
-            a_tile[kk][rr] = (k < k_end && r < M) ? LOAD_A(a, a_off + r * a_rs + k * a_ks) : 0.0f;
-            b_tile[kk][rr] = (k < k_end && j < N) ? LOAD_B(b, b_off + k * b_ks + j * b_ns) : 0.0f;
+            a_tile[kk][rr] =
+                (k < k_end && r < M) ? LOAD_TILE_A(a, a_off + r * a_rs + k * a_ks) : (TILE_T)0;
+            b_tile[kk][rr] =
+                (k < k_end && j < N) ? LOAD_TILE_B(b, b_off + k * b_ks + j * b_ns) : (TILE_T)0;
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+#if HALF_MATH
+        LOCAL_TILE_PRODUCT_HALF(acc, a_tile, b_tile);
+#else
         LOCAL_TILE_PRODUCT(TILE_T, MAC1, acc, a_tile, b_tile);
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < WPT; i++) {

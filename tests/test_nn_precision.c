@@ -91,6 +91,18 @@ static double half_ulp(double h)
     return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
 }
 
+/* fp16 runs compute in half (cleval_nn_arithmetic HALF) while this is set, else in float. */
+static bool half_math_run;
+
+/* Half arithmetic (products summed in half over blocks of 32, blocks added in float, then the
+ * result stored as half) errs by at most (32 + 2) 2^-11 of the magnitudes summed: the float
+ * bound err = (terms + 1) 2^-24 |...| of the references below, rescaled. */
+static void to_half_math_bound(double *err, uint64_t n, int64_t terms)
+{
+    for (uint64_t i = 0; i < n; i++)
+        err[i] *= 34 * 0x1p-11 / ((double)(terms + 1) * 0x1p-24);
+}
+
 /* Every got[i] is a half value within one half ulp of want[i] rounded to half, give or take
  * `slack` and err[i] (a bound on the float arithmetic's error before the rounding: a sum that
  * cancels can land on the other side of a rounding boundary), and most are exactly that. */
@@ -107,7 +119,7 @@ static void assert_half(const float *got, const double *want, const double *err,
                      (unsigned long long)i, g, h, want[i]);
         exact += g == h;
     }
-    if (n >= 50 && slack == 0 && (double)exact < 0.9 * (double)n)
+    if (n >= 50 && slack == 0 && !half_math_run && (double)exact < 0.9 * (double)n)
         fail_msg("%s: only %llu of %llu elements equal the rounded reference", what,
                  (unsigned long long)exact, (unsigned long long)n);
 }
@@ -147,6 +159,8 @@ static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
 {
     cleval_device_set_variant(test_device(), variant);
     cleval_nn_options options = {.general = true, .precision = precision, .prune = prune};
+    if (precision == CLEVAL_NN_FP16)
+        options.arithmetic = half_math_run ? CLEVAL_NN_ARITH_HALF : CLEVAL_NN_ARITH_FLOAT;
     cleval_nn *nn;
     assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
     if (expected_kernel) expect_kernel(nn, expected_kernel);
@@ -389,11 +403,16 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
         free(b2d);
     }
     cleval_nn_tensor in = tensor(4, xd, x), out;
+    bool depthwise = g->group == g->c && g->c > 1;
+    if (half_math_run && !depthwise) { /* depthwise convolution stays float */
+        to_half_math_bound(err, ny, co2 ? g->co * 9 : g->c / g->group * g->kh * g->kw);
+        slack *= 4; /* Winograd's transformed inputs are half too */
+    }
     if (slack > 0)
         expected_kernel = "conv_winograd_cpu MR=8 NV=2 fp16";
     else if (co2 && variant == CLEVAL_VARIANT_CPU)
-        expected_kernel = "fp16 runs of 16";
-    else if (g->group == g->c && g->c > 1)
+        expected_kernel = half_math_run ? "fp16 half-math" : "fp16 runs of 16";
+    else if (depthwise)
         expected_kernel = "conv_depthwise fp16";
     else
         expected_kernel = variant == CLEVAL_VARIANT_CPU ? "conv_cpu" : "conv_gpu";
@@ -402,7 +421,8 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
     for (int i = 0; i < 4; i++)
         assert_int_equal(out.dims[i], yd[i]);
     char label[160];
-    snprintf(label, sizeof label, "fp16 %s (%s)", what, cleval_variant_name(variant));
+    snprintf(label, sizeof label, "fp16%s %s (%s)", half_math_run ? " half-math" : "", what,
+             cleval_variant_name(variant));
     assert_half(out.data, ref, err, ny, slack, label);
     free(out.data);
     free(ref);
@@ -495,14 +515,19 @@ static void check_gemm_fp16(const gemm16_case *g, cleval_kernel_variant variant)
             /* float sums: (K + 2) 2^-24 of the magnitudes involved */
             err[i * g->n + j] = (double)(g->k + 2) * 0x1p-24 * (fabs(g->alpha) * mag + fabs(cv));
         }
+    if (half_math_run) {
+        to_half_math_bound(err, ny, g->k + 1);
+        expected_kernel = "half-math";
+    }
     if (g->split) setenv("CLEVAL_NN_TUNING", "gpu_groups=64", 1);
     cleval_nn_tensor in[2] = {tensor(2, ad, a), tensor(2, bd, b)}, out;
     run_general(m, variant, CLEVAL_NN_FP16, 0.0, in, &out);
     unsetenv("CLEVAL_NN_TUNING");
     char label[160];
-    snprintf(label, sizeof label, "fp16 Gemm %lldx%lldx%lld ta%d tb%d%s%s (%s)", (long long)g->m,
-             (long long)g->n, (long long)g->k, g->ta, g->tb, g->b_runtime ? " B runtime" : "",
-             g->split ? " split K" : "", cleval_variant_name(variant));
+    snprintf(label, sizeof label, "fp16%s Gemm %lldx%lldx%lld ta%d tb%d%s%s (%s)",
+             half_math_run ? " half-math" : "", (long long)g->m, (long long)g->n, (long long)g->k,
+             g->ta, g->tb, g->b_runtime ? " B runtime" : "", g->split ? " split K" : "",
+             cleval_variant_name(variant));
     assert_half(out.data, ref, err, ny, 0, label);
     free(out.data);
     free(ref);
@@ -615,8 +640,9 @@ static void test_fp16_elementwise(void **state)
         int c = (int)((i / 7) % 5);
         double k = scale[c] / sqrt((double)var[c] + 1e-5), t = shift[c] - mean[c] * k;
         ref[i] = ((double)xh[i] - mean[c]) * k + shift[c];
-        /* x s + t in float, s and t rounded to float: it may cancel */
-        err[i] = 0x1p-22 * (fabs(xh[i] * k) + fabs(t));
+        /* x s + t in float, s and t rounded to float: it may cancel; in half, s and t are
+         * halves and the fma rounds once more */
+        err[i] = (half_math_run ? 0x1p-9 : 0x1p-22) * (fabs(xh[i] * k) + fabs(t));
     }
     run_fp16_one(m, x, xd, 3, ref, err, n, "BatchNormalization");
     free(err);
@@ -670,6 +696,50 @@ static void test_fp16_elementwise(void **state)
     free(xh);
     free(b);
     free(bh);
+}
+
+/* The fp16 cases again with half arithmetic, on a device with cl_khr_fp16 (skipped on one
+ * without, such as PoCL before 6 on CPUs): every result within the half-arithmetic bound, and
+ * the multiply kernels built for it. */
+static void test_half_math(void **state)
+{
+    if (!cleval_device_get_info(test_device())->has_fp16) {
+        print_message("[  SKIPPED ] the test device has no cl_khr_fp16\n");
+        skip();
+    }
+    half_math_run = true;
+    test_fp16_conv(state);
+    test_fp16_gemm(state);
+    test_fp16_elementwise(state);
+    half_math_run = false;
+}
+
+static void test_half_math_refused(void **state)
+{
+    (void)state;
+    cleval_onnx_model *m = builder_new(13);
+    int64_t d[2] = {2, 3};
+    builder_input(m, "x", 2, d);
+    builder_node(m, "Relu", "relu", "x", "y");
+    builder_output(m, "y");
+    cleval_nn *nn = NULL;
+    cleval_nn_options fp32_half = {.general = true, .arithmetic = CLEVAL_NN_ARITH_HALF};
+    assert_int_equal(cleval_nn_create_with(test_device(), m, &fp32_half, &nn), CLEVAL_ERR_USAGE);
+    assert_null(nn);
+    cleval_nn_options half = {
+        .general = true, .precision = CLEVAL_NN_FP16, .arithmetic = CLEVAL_NN_ARITH_HALF};
+    cleval_status status = cleval_nn_create_with(test_device(), m, &half, &nn);
+    if (cleval_device_get_info(test_device())->has_fp16) {
+        assert_ok(status);
+        cleval_nn_model_info info;
+        cleval_nn_model_info_get(nn, &info);
+        assert_true(info.half_arithmetic);
+        cleval_nn_destroy(nn);
+    } else {
+        assert_int_equal(status, CLEVAL_ERR_USAGE);
+        assert_non_null(strstr(cleval_last_error(), "cl_khr_fp16"));
+    }
+    builder_free(m);
 }
 
 static void test_fp16_pool(void **state)
@@ -1335,7 +1405,9 @@ static void test_sizes_and_refusals(void **state)
         cleval_nn_model_info_get(nn, &info);
         assert_int_equal(info.weights, weights);
         assert_int_equal(info.size_bytes, (p ? 2 : 4) * weights + 4 * others);
-        assert_false(info.half_arithmetic);
+        /* fp16's default arithmetic is half exactly where the device has cl_khr_fp16. */
+        assert_int_equal(info.half_arithmetic,
+                         p && cleval_device_get_info(test_device())->has_fp16);
         if (!p) {
             /* Wrong calls: calibrating with no samples; int8 without a calibration. */
             cleval_nn_calibration *cal = NULL;
@@ -1418,6 +1490,8 @@ int main(void)
         cmocka_unit_test(test_fp16_gemm),
         cmocka_unit_test(test_fp16_elementwise),
         cmocka_unit_test(test_fp16_pool),
+        cmocka_unit_test(test_half_math),
+        cmocka_unit_test(test_half_math_refused),
         cmocka_unit_test(test_int8_conv),
         cmocka_unit_test(test_int8_gemm),
         cmocka_unit_test(test_int8_chain),

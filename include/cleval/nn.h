@@ -14,7 +14,8 @@
  * cleval_nn_run_graph() (ONNX's conformance cases run this way).
  *
  * Precision modes (cleval_nn_options.precision): fp32; fp16, where weights and activations are
- * stored as half (vload_half / vstore_half, core OpenCL 1.2) and the arithmetic stays float;
+ * stored as half (vload_half / vstore_half, core OpenCL 1.2) and the arithmetic is half on
+ * devices with cl_khr_fp16 and float elsewhere (cleval_nn_arithmetic);
  * int8, post-training quantisation of the Conv and Gemm/MatMul layers with constant weights
  * (symmetric int8 weights per output channel, symmetric int8 inputs per tensor with scales
  * calibrated on sample inputs, exact int32 accumulation, dequantised epilogue), every other op
@@ -42,12 +43,22 @@ enum { CLEVAL_NN_MAX_RANK = 8 };
 /* The numeric mode of a network. */
 typedef enum cleval_nn_precision {
     CLEVAL_NN_FP32 = 0, /* float weights, activations and arithmetic */
-    CLEVAL_NN_FP16 = 1, /* half storage of weights and activations, float arithmetic */
+    CLEVAL_NN_FP16 = 1, /* half storage of weights and activations (cleval_nn_arithmetic) */
     CLEVAL_NN_INT8 = 2, /* int8 Conv/Gemm/MatMul (weights per channel, inputs per tensor) */
 } cleval_nn_precision;
 
 /* "fp32", "fp16", "int8". */
 const char *cleval_nn_precision_name(cleval_nn_precision precision);
+
+/* fp16 only: the type the kernels compute in. Half arithmetic needs cl_khr_fp16; it covers
+ * the products of Conv, Gemm and MatMul (summed in half over blocks of 32 products, the blocks
+ * added in float) and ReLU, Add/Sub/Mul/Div and BatchNormalization; softmax, pooling averages,
+ * depthwise convolution, sigmoid, tanh and clamps stay float. */
+typedef enum cleval_nn_arithmetic {
+    CLEVAL_NN_ARITH_AUTO = 0, /* half where the device has cl_khr_fp16, else float */
+    CLEVAL_NN_ARITH_FLOAT = 1,
+    CLEVAL_NN_ARITH_HALF = 2, /* refused (CLEVAL_ERR_USAGE) on a device without cl_khr_fp16 */
+} cleval_nn_arithmetic;
 
 /* Options of cleval_nn_create_with(); a zeroed struct means cleval_nn_create(). */
 typedef struct cleval_nn_options {
@@ -67,6 +78,8 @@ typedef struct cleval_nn_options {
      * channel c; the layer input x likewise with one scale, max|x| / 127 over what the fp32
      * network feeds that layer on the calibration samples (a scale of 0 becomes 1). */
     cleval_nn_precision precision;
+    /* fp16 only (another precision refuses anything but AUTO): half or float arithmetic. */
+    cleval_nn_arithmetic arithmetic;
     /* int8 only (required): the activation ranges, from cleval_nn_calibrate() on an fp32
      * network of the same model and the same prune. Read during create. */
     const struct cleval_nn_calibration *calibration;
@@ -79,7 +92,7 @@ typedef struct cleval_nn_options {
 /* What a network holds, for reports. */
 typedef struct cleval_nn_model_info {
     cleval_nn_precision precision;
-    bool half_arithmetic;         /* fp16: arithmetic in half (never, so far: always float) */
+    bool half_arithmetic;         /* fp16: arithmetic in half (cleval_nn_arithmetic) */
     double prune;                 /* as requested */
     uint32_t calibration_samples; /* int8: samples the scales came from */
     uint32_t quantised_layers;    /* int8: layers on int8 kernels */
@@ -126,7 +139,8 @@ void cleval_nn_calibration_free(cleval_nn_calibration *calibration);
  *                          missing input, an unknown tensor name), named the same way;
  *   CLEVAL_ERR_USAGE       for options out of range (a prune outside [0, 1), int8 without a
  *                          calibration or with one of another network, int8 for a general
- *                          graph);
+ *                          graph, half arithmetic on a device without cl_khr_fp16 or
+ *                          outside fp16);
  *   CLEVAL_ERR_OPENCL, CLEVAL_ERR_NOMEM as usual. */
 cleval_status cleval_nn_create(cleval_device *dev, const cleval_onnx_model *model, cleval_nn **out);
 

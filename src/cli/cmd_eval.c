@@ -19,8 +19,8 @@ static const char usage[] =
     "the report gives scikit-learn's metrics; without, the predicted-class counts. --save\n"
     "writes pred, scores (the raw outputs) and y.\n";
 
-cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank,
-                            const uint64_t *shape, uint32_t output_width, const char *precision)
+cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank, const uint64_t *shape,
+                            uint32_t output_width, const char *precision)
 {
     cJSON *model = cJSON_CreateObject();
     cJSON_AddStringToObject(model, "path", path);
@@ -76,7 +76,8 @@ static cJSON *layers_block(const cleval_eval_outcome *out)
         cJSON_AddStringToObject(row, "op", l->op);
         cJSON_AddStringToObject(row, "kernel", l->kernel);
         cJSON_AddNumberToObject(row, "seconds", l->seconds);
-        cJSON_AddNumberToObject(row, "gflops_per_s", l->seconds > 0 ? l->flops / l->seconds / 1e9 : 0);
+        cJSON_AddNumberToObject(row, "gflops_per_s",
+                                l->seconds > 0 ? l->flops / l->seconds / 1e9 : 0);
         cJSON_AddItemToArray(layers, row);
     }
     return layers;
@@ -150,14 +151,17 @@ static int eval_against(const cli_args *args, const cleval_eval_job *first,
 
 int cli_eval(int argc, char **argv)
 {
+    /* clang-format off */
     static const cli_option_id allowed[] = {
         OPT_HELP,   OPT_MODEL,  OPT_DATA,       OPT_X_KEY,      OPT_Y_KEY,
         OPT_JSON,   OPT_SAVE,   OPT_BATCH,      OPT_DEVICE,     OPT_PRECISION,
         OPT_PROFILE, OPT_SHARD, OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY,
         OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE,    OPT_AGAINST,
         OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF,
-        OPT_CALIBRATION, OPT_PRUNE};
+        OPT_CALIBRATION, OPT_PRUNE, OPT_FP16_ARITHMETIC};
+    /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
+    static const char *const arithmetics[] = {"auto", "half", "float", NULL};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "eval", usage, allowed,
@@ -173,12 +177,17 @@ int cli_eval(int argc, char **argv)
     int precision = 0;
     cleval_status status = CLEVAL_OK;
     if (args.n_positional > 0)
-        status = cleval_fail(CLEVAL_ERR_USAGE, "eval: unexpected argument '%s'", args.positional[0]);
+        status =
+            cleval_fail(CLEVAL_ERR_USAGE, "eval: unexpected argument '%s'", args.positional[0]);
     else if (!args.present[OPT_MODEL])
         status = cleval_fail(CLEVAL_ERR_USAGE, "eval: --model MODEL.onnx is required");
     else if (!args.present[OPT_DATA])
         status = cleval_fail(CLEVAL_ERR_USAGE, "eval: --data TEST.h5 is required");
-    if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_PRECISION, precisions, 0, &precision);
+    if (status == CLEVAL_OK)
+        status = cli_get_choice(&args, OPT_PRECISION, precisions, 0, &precision);
+    int arithmetic = 0;
+    if (status == CLEVAL_OK)
+        status = cli_get_choice(&args, OPT_FP16_ARITHMETIC, arithmetics, 0, &arithmetic);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
     uint64_t calibration = CLEVAL_DEFAULT_CALIBRATION;
     if (status == CLEVAL_OK)
@@ -195,17 +204,25 @@ int cli_eval(int argc, char **argv)
     const char *inputs[] = {args.values[OPT_MODEL], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "eval", inputs, &run);
     if (status == CLEVAL_OK) status = cli_against_begin(&args, precisions, &against);
+    bool fp16_run = strcmp(precisions[precision], "fp16") == 0 ||
+                    (against.precision && strcmp(against.precision, "fp16") == 0);
+    if (status == CLEVAL_OK && args.present[OPT_FP16_ARITHMETIC] && !fp16_run)
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "--fp16-arithmetic: applies to an fp16 run (--precision fp16 or "
+                             "--against fp16)");
     if (status == CLEVAL_OK) {
         job.model_path = args.values[OPT_MODEL];
         job.precision = precisions[precision];
+        job.arithmetic = arithmetics[arithmetic];
         job.calibration = (uint32_t)calibration;
         job.prune = prune;
         job.test = (cleval_test_set){.data_path = args.values[OPT_DATA],
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
-                                     .save_path = against.active ? against.path_a
-                                                  : run.save_path[0] ? run.save_path : NULL};
+                                     .save_path = against.active     ? against.path_a
+                                                  : run.save_path[0] ? run.save_path
+                                                                     : NULL};
         job.run = run.options;
         job.profile = args.present[OPT_PROFILE];
         status = cleval_engine_eval(&job, &outcome);
@@ -223,8 +240,7 @@ int cli_eval(int argc, char **argv)
         cJSON *extra = eval_extra(&job, &outcome);
         cli_run_describe(&run, extra);
         if (against.active) {
-            code = eval_against(&args, &job, &outcome, &timing, extra, &against,
-                                run.device_names);
+            code = eval_against(&args, &job, &outcome, &timing, extra, &against, run.device_names);
         } else {
             status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
             if (status == CLEVAL_OK && job.profile && !cli_json_to_stdout(&args))

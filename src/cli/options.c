@@ -31,6 +31,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_PRUNE] = {"prune", 0, "S",
                    "zero the fraction S (0 <= S < 1) of smallest-magnitude weights of every "
                    "Conv/Gemm/MatMul (what-if runs)"},
+    [OPT_FP16_ARITHMETIC] = {"fp16-arithmetic", 0, "auto|half|float",
+                             "fp16: compute in half where every device has cl_khr_fp16 (auto, "
+                             "the default), insist on half, or keep float arithmetic"},
     [OPT_PROFILE] = {"profile", 0, NULL,
                      "time every layer on the device and report the table (slower)"},
     [OPT_AGAINST] = {"against", 0, "SPEC",
@@ -46,8 +49,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_CHECKPOINT] = {"checkpoint", 0, "PATH",
                         "save the accumulated state to PATH every --checkpoint-every samples "
                         "(atomically); with --save, the partial file is PATH_OF_SAVE.partial"},
-    [OPT_CHECKPOINT_EVERY] = {"checkpoint-every", 0, "N", "samples between checkpoints "
-                                                          "(default 1048576)"},
+    [OPT_CHECKPOINT_EVERY] = {"checkpoint-every", 0, "N",
+                              "samples between checkpoints "
+                              "(default 1048576)"},
     [OPT_RESUME] = {"resume", 0, NULL, "continue the run saved in --checkpoint PATH"},
     [OPT_PROGRESS] = {"progress", 0, "tty|json|none",
                       "progress on stderr: a line when stderr is a terminal (default), JSON "
@@ -212,8 +216,8 @@ void cli_print_options(const cli_option_id *allowed, size_t n_allowed)
             snprintf(left, sizeof left, "-%c, --%s%s%s", opt->short_name, opt->long_name,
                      opt->value_name ? " " : "", opt->value_name ? opt->value_name : "");
         else
-            snprintf(left, sizeof left, "    --%s%s%s", opt->long_name,
-                     opt->value_name ? " " : "", opt->value_name ? opt->value_name : "");
+            snprintf(left, sizeof left, "    --%s%s%s", opt->long_name, opt->value_name ? " " : "",
+                     opt->value_name ? opt->value_name : "");
         printf("  %-26s %s\n", left, opt->help);
     }
 }

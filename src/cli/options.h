@@ -46,6 +46,7 @@ typedef enum cli_option_id {
     OPT_PROGRESS,
     OPT_CALIBRATION,
     OPT_PRUNE,
+    OPT_FP16_ARITHMETIC,
     OPT_COUNT
 } cli_option_id;
 

@@ -21,9 +21,9 @@ static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
     if (status != CLEVAL_OK) return status;
     *pred = cleval_nn_pred_buffer(m->nn);
     /* The pipeline keeps the host predictions too (for --save and its own bookkeeping). */
-    return cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(m->dev), *pred,
-                                               CL_TRUE, 0, slot->n * sizeof(int32_t), slot->pred,
-                                               0, NULL, NULL),
+    return cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(m->dev), *pred, CL_TRUE, 0,
+                                               slot->n * sizeof(int32_t), slot->pred, 0, NULL,
+                                               NULL),
                            "clEnqueueReadBuffer(predictions)");
 }
 
@@ -99,6 +99,31 @@ static cleval_status parse_precision(const char *name, cleval_nn_precision *out)
     return cleval_fail(CLEVAL_ERR_USAGE, "--precision: '%s' is not one of fp32, fp16, int8", name);
 }
 
+/* fp16's arithmetic from job->arithmetic; "auto" becomes half only where every device of the
+ * run has cl_khr_fp16, so that all of them compute alike. Other precisions: float. */
+static cleval_status choose_arithmetic(const cleval_eval_job *job, cleval_nn_options *options)
+{
+    const char *name = job->arithmetic ? job->arithmetic : "auto";
+    options->arithmetic = CLEVAL_NN_ARITH_AUTO;
+    if (strcmp(name, "half") == 0)
+        options->arithmetic = CLEVAL_NN_ARITH_HALF;
+    else if (strcmp(name, "float") == 0)
+        options->arithmetic = CLEVAL_NN_ARITH_FLOAT;
+    else if (strcmp(name, "auto") != 0)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "--fp16-arithmetic: '%s' is not one of auto, half, float", name);
+    if (options->precision != CLEVAL_NN_FP16) {
+        options->arithmetic = CLEVAL_NN_ARITH_AUTO;
+        return CLEVAL_OK;
+    }
+    if (options->arithmetic != CLEVAL_NN_ARITH_AUTO) return CLEVAL_OK;
+    bool all_half = true;
+    for (uint32_t d = 0; d < job->run.n_devices; d++)
+        all_half = all_half && cleval_device_get_info(job->run.devices[d])->has_fp16;
+    options->arithmetic = all_half ? CLEVAL_NN_ARITH_HALF : CLEVAL_NN_ARITH_FLOAT;
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome *out)
 {
     memset(out, 0, sizeof *out);
@@ -108,12 +133,13 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     engine_test_stream test = {0};
     eval_model *models = calloc(run->n_devices, sizeof *models);
     void **model_ptrs = calloc(run->n_devices, sizeof *model_ptrs);
-    cleval_status status = models && model_ptrs ? CLEVAL_OK
-                                                : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    cleval_status status =
+        models && model_ptrs ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     const char *precision = job->precision ? job->precision : "fp32";
     cleval_nn_options options = {.prune = job->prune};
     cleval_nn_calibration *calibration = NULL;
     if (status == CLEVAL_OK) status = parse_precision(precision, &options.precision);
+    if (status == CLEVAL_OK) status = choose_arithmetic(job, &options);
     if (status == CLEVAL_OK && !(job->prune >= 0.0 && job->prune < 1.0))
         status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: %g is not in [0, 1)", job->prune);
     if (status == CLEVAL_OK) status = cleval_onnx_load(job->model_path, &model);

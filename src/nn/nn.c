@@ -119,10 +119,12 @@ cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, con
 cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *options,
                         const char *kernel, cl_kernel *out)
 {
-    cleval_status status = cleval_device_kernel(nn->dev, program, options, kernel, out);
+    char all[1024];
+    snprintf(all, sizeof all, "%s%s", options ? options : "",
+             nn->half_math ? " -DHALF_MATH=1" : "");
+    cleval_status status = cleval_device_kernel(nn->dev, program, all, kernel, out);
     if (status == CLEVAL_OK && op)
-        cleval_log(CLEVAL_LOG_INFO, "node '%s' (%s): %s [%s]", op->name, op->label, kernel,
-                   options ? options : "");
+        cleval_log(CLEVAL_LOG_INFO, "node '%s' (%s): %s [%s]", op->name, op->label, kernel, all);
     return status;
 }
 
@@ -304,6 +306,28 @@ static bool static_inputs(const cleval_nn *nn)
     return true;
 }
 
+/* Whether an fp16 network computes in half (cleval_nn_arithmetic). */
+static cleval_status choose_arithmetic(cleval_nn *nn, cleval_nn_arithmetic arithmetic)
+{
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    if (arithmetic == CLEVAL_NN_ARITH_AUTO) {
+        nn->half_math = nn->precision == CLEVAL_NN_FP16 && info->has_fp16;
+        return CLEVAL_OK;
+    }
+    if (arithmetic != CLEVAL_NN_ARITH_FLOAT && arithmetic != CLEVAL_NN_ARITH_HALF)
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: unknown arithmetic %d", nn->path,
+                           (int)arithmetic);
+    if (nn->precision != CLEVAL_NN_FP16)
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: the arithmetic is chosen for fp16 only, not %s",
+                           nn->path, cleval_nn_precision_name(nn->precision));
+    if (arithmetic == CLEVAL_NN_ARITH_HALF && !info->has_fp16)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: half arithmetic needs cl_khr_fp16, which device %u (%s) lacks",
+                           nn->path, info->index, info->name);
+    nn->half_math = arithmetic == CLEVAL_NN_ARITH_HALF;
+    return CLEVAL_OK;
+}
+
 /* int8: the layers that run on int8 kernels, with their input scales from the calibration. */
 static cleval_status choose_int8(cleval_nn *nn, const cleval_nn_calibration *calibration)
 {
@@ -357,6 +381,9 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
         goto fail;
     }
+    if ((status = choose_arithmetic(nn, options ? options->arithmetic : CLEVAL_NN_ARITH_AUTO)) !=
+        CLEVAL_OK)
+        goto fail;
     if ((status = nn_build_graph(nn, model, options)) != CLEVAL_OK ||
         (status = nn_prune(nn, prune)) != CLEVAL_OK)
         goto fail;

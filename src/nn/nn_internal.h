@@ -220,6 +220,7 @@ struct cleval_nn {
     cleval_device *dev;
     cleval_kernel_variant variant;
     cleval_nn_precision precision;
+    bool half_math; /* fp16 with half arithmetic: every kernel is built with -DHALF_MATH=1 */
     cleval_nn_model_info info;
     /* While cleval_nn_calibrate runs: per op, the largest |input 0| seen so far. */
     double *capture;
@@ -360,6 +361,12 @@ cleval_status nn_upload_as(cleval_nn *nn, const float *data, size_t count, bool 
 static inline int nn_half(const cleval_nn *nn, int v)
 {
     return v >= 0 && nn->values[v].half ? 1 : 0;
+}
+/* The fp16 tag of a multiply kernel's description (--profile): " fp16", plus " half-math"
+ * when it computes in half. */
+static inline const char *nn_fp16_tag(const cleval_nn *nn)
+{
+    return nn->half_math ? " fp16 half-math" : " fp16";
 }
 /* The storage options of a kernel that reads value x and writes value y:
  * "-DX_HALF=.. -DY_HALF=..". */

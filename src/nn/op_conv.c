@@ -314,7 +314,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
         snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_cpu MR=%u NV=%u%s%s%s%s", p->mr,
                  p->nv, p->ep.pool ? " pool" : "", vec_store ? " nhwc-out" : "",
                  op->int8 ? (nn->tuning.i8_float ? " int8 (float blocks)" : " int8")
-                 : half   ? " fp16"
+                 : half   ? nn_fp16_tag(nn)
                           : "",
                  p->channels_inner ? " runs of 16" : "");
         status = nn_kernel(nn, op, "conv", options, "conv_cpu", &op->k[0]);
@@ -383,7 +383,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
              nn->tuning.gpu_wpt,
              op->int8 ? " int8"
-             : half   ? " fp16"
+             : half   ? nn_fp16_tag(nn)
                       : "");
     status = nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
     if (status == CLEVAL_OK && op->int8)

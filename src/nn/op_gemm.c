@@ -230,7 +230,7 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
         (status = nn_const_mem(nn, op->in[0], &unused)) != CLEVAL_OK)
         return status;
     char options[400], precision[200];
-    const char *mode = op->int8 ? " int8" : half ? " fp16" : "";
+    const char *mode = op->int8 ? " int8" : half ? nn_fp16_tag(nn) : "";
     /* int8: B's codes (in B's own layout, as exact floats) and a scale per column. */
     int64_t n_cols = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
                                : (p->trans_b ? b->shape.d[0] : b->shape.d[1]);

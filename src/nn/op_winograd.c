@@ -133,7 +133,7 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_winograd_cpu MR=%u NV=%u%s%s%s", p->mr,
              p->nv, p->ep.pool ? " pool" : "",
              nn->values[op->out[0]].layout == NN_LAYOUT_NHWC ? " nhwc-out" : "",
-             nn->precision == CLEVAL_NN_FP16 ? " fp16" : "");
+             nn->precision == CLEVAL_NN_FP16 ? nn_fp16_tag(nn) : "");
     status = nn_kernel(nn, op, "conv", options, "conv_winograd_cpu", &op->k[0]);
     char pad_options[64];
     nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);

@@ -347,7 +347,7 @@ void nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune)
     cleval_nn_model_info *info = &nn->info;
     memset(info, 0, sizeof *info);
     info->precision = nn->precision;
-    info->half_arithmetic = false;
+    info->half_arithmetic = nn->half_math;
     info->prune = prune;
     info->calibration_samples = nn->precision == CLEVAL_NN_INT8 ? calibration_samples : 0;
     bool *seen = calloc(nn->n_values + 1, sizeof *seen);
