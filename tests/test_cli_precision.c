@@ -61,6 +61,12 @@ static double gate(const cJSON *compare, const char *name, bool passed)
     return 0;
 }
 
+/* fp16's default arithmetic on the device the CLI picks: "half" with cl_khr_fp16. */
+static const char *default_arithmetic(void)
+{
+    return cleval_device_get_info(test_device())->has_fp16 ? "half" : "float";
+}
+
 /* Sizes learnt from the fp32 and fp16 runs, checked against the int8 one. */
 static double fp32_size, fp16_size, int8_accuracy;
 
@@ -78,7 +84,7 @@ static void test_against_fp16(void **state)
     cJSON *compare = cJSON_GetObjectItem(against, "compare");
     assert_string_equal(string(a_model, "precision"), "fp32");
     assert_string_equal(string(b_model, "precision"), "fp16");
-    assert_string_equal(string(b_model, "arithmetic"), "float");
+    assert_string_equal(string(b_model, "arithmetic"), default_arithmetic());
     assert_true(number(b_model, "prune") == 0);
     assert_true(number(b_model, "calibration_samples") == 0);
     fp32_size = number(a_model, "model_size_bytes");
@@ -199,7 +205,8 @@ static void test_human_line(void **state)
         0);
     char expected[128];
     snprintf(expected, sizeof expected,
-             "Model: fp16 (half storage, float arithmetic), %.0f bytes of parameters\n", fp16_size);
+             "Model: fp16 (half storage, %s arithmetic), %.0f bytes of parameters\n",
+             default_arithmetic(), fp16_size);
     if (!strstr(out, expected)) fail_msg("stdout lacks '%s':\n%s", expected, out);
     free(out);
     free(err);
@@ -241,6 +248,50 @@ static void test_bad_values(void **state)
     expect_usage("--calibration", "0", "--calibration: must be at least 1 (got 0)");
     expect_usage("--calibration", "many", "--calibration: 'many' is not an integer");
     expect_usage("--against", "fp64", "fp64");
+    expect_usage("--fp16-arithmetic", "double",
+                 "--fp16-arithmetic: 'double' is not one of auto, half, float");
+    expect_usage("--fp16-arithmetic", "float", "--fp16-arithmetic: applies to an fp16 run");
+}
+
+/* --fp16-arithmetic float keeps float arithmetic; half runs where the device has cl_khr_fp16
+ * (within 0.5 points of fp32 there) and is refused with one line where it has not. */
+static void test_fp16_arithmetic_choice(void **state)
+{
+    (void)state;
+    cJSON *report =
+        run_json((const char *[]){"eval", "--model", model, "--data", data, "--precision", "fp16",
+                                  "--fp16-arithmetic", "float", "--json", "-", "--quiet", NULL},
+                 0);
+    assert_string_equal(string(cJSON_GetObjectItem(report, "model"), "arithmetic"), "float");
+    cJSON_Delete(report);
+    const char *half[] = {"eval",  "--model",
+                          model,   "--data",
+                          data,    "--against",
+                          "fp16",  "--fp16-arithmetic",
+                          "half",  "--max-accuracy-drop",
+                          "0.005", "--json",
+                          "-",     "--quiet",
+                          NULL};
+    if (!cleval_device_get_info(test_device())->has_fp16) {
+        char *out, *err;
+        assert_int_equal(run_cleval(half, &out, &err), 2);
+        if (!strstr(err, "half arithmetic needs cl_khr_fp16") ||
+            strchr(err, '\n') != strrchr(err, '\n'))
+            fail_msg("stderr '%s' lacks the one-line refusal", err);
+        free(out);
+        free(err);
+        return;
+    }
+    report = run_json(half, 0);
+    cJSON *against = cJSON_GetObjectItem(report, "against");
+    cJSON *b_model = cJSON_GetObjectItem(cJSON_GetObjectItem(against, "report"), "model");
+    assert_string_equal(string(b_model, "arithmetic"), "half");
+    cJSON *compare = cJSON_GetObjectItem(against, "compare");
+    double a = number(compare, "accuracy_a"), b = number(compare, "accuracy_b");
+    print_message("fp32 accuracy %.4f, fp16 half arithmetic %.4f, flips %.0f\n", a, b,
+                  number(compare, "flips"));
+    assert_true(fabs(b - a) <= 0.005);
+    cJSON_Delete(report);
 }
 
 int main(void)
@@ -252,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_sharded_int8),
         cmocka_unit_test(test_human_line),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_fp16_arithmetic_choice),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
