@@ -3,7 +3,10 @@
  * profiled pass. bench/bench_nn.py runs it next to PyTorch and onnxruntime on the same data.
  *
  *   bench_nn MODEL.onnx DATA.h5 [--batch 64,256,1024] [--repeat 5] [--variant cpu|gpu]
- *            [--precision fp32,fp16,int8] [--prune S] [--no-profile]
+ *            [--precision fp32,fp16,fp16-half,fp16-float,int8] [--prune S] [--no-profile]
+ *
+ * fp16 computes in half where the device has cl_khr_fp16; fp16-half and fp16-float pin the
+ * arithmetic (cleval_nn_arithmetic), so both can be timed in the same run.
  *
  * Several precisions are timed in interleaved rounds (each repeat runs every network once),
  * so their ratios come from the same machine load; int8 calibrates on the first 512 samples.
@@ -38,13 +41,34 @@ static double cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
-/* The network in `precision` (int8: calibrated on the first min(512, n) samples of x). */
-static int make_network(cleval_device *dev, const char *model_path, cleval_nn_precision precision,
+/* A network to time: its mode and the name it is reported under. */
+typedef struct net_mode {
+    cleval_nn_precision precision;
+    cleval_nn_arithmetic arithmetic;
+    char name[16];
+} net_mode;
+
+static net_mode parse_mode(const char *token)
+{
+    net_mode m = {CLEVAL_NN_FP32, CLEVAL_NN_ARITH_AUTO, ""};
+    if (strncmp(token, "fp16", 4) == 0) m.precision = CLEVAL_NN_FP16;
+    if (strcmp(token, "int8") == 0) m.precision = CLEVAL_NN_INT8;
+    if (strcmp(token, "fp16-half") == 0) m.arithmetic = CLEVAL_NN_ARITH_HALF;
+    if (strcmp(token, "fp16-float") == 0) m.arithmetic = CLEVAL_NN_ARITH_FLOAT;
+    snprintf(m.name, sizeof m.name, "%s",
+             m.arithmetic != CLEVAL_NN_ARITH_AUTO ? token : cleval_nn_precision_name(m.precision));
+    return m;
+}
+
+/* The network in `mode` (int8: calibrated on the first min(512, n) samples of x). */
+static int make_network(cleval_device *dev, const char *model_path, const net_mode *mode,
                         double prune, const float *x, uint64_t n, cleval_nn **out)
 {
     cleval_onnx_model *model;
     if (cleval_onnx_load(model_path, &model) != CLEVAL_OK) return 1;
-    cleval_nn_options options = {.precision = precision, .prune = prune};
+    cleval_nn_precision precision = mode->precision;
+    cleval_nn_options options = {
+        .precision = precision, .arithmetic = mode->arithmetic, .prune = prune};
     cleval_nn_calibration *calibration = NULL;
     int failed = 0;
     if (precision == CLEVAL_NN_INT8) {
@@ -104,7 +128,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: bench_nn MODEL.onnx DATA.h5 [--batch 64,256,1024] [--repeat 5] "
-                        "[--variant cpu|gpu] [--precision fp32,fp16,int8] [--prune S] "
+                        "[--variant cpu|gpu] [--precision fp32,fp16,fp16-half,fp16-float,int8] [--prune S] "
                         "[--no-profile]\n");
         return 2;
     }
@@ -154,18 +178,16 @@ int main(int argc, char **argv)
     if (variant)
         cleval_device_set_variant(dev, strcmp(variant, "gpu") == 0 ? CLEVAL_VARIANT_GPU
                                                                    : CLEVAL_VARIANT_CPU);
-    enum { MAX_NETS = 3 };
+    enum { MAX_NETS = 4 };
     cleval_nn *nets[MAX_NETS];
-    cleval_nn_precision modes[MAX_NETS];
+    net_mode modes[MAX_NETS];
     int n_nets = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", precisions);
     for (char *tok = strtok(list, ","); tok && n_nets < MAX_NETS; tok = strtok(NULL, ",")) {
-        modes[n_nets] = strcmp(tok, "fp16") == 0   ? CLEVAL_NN_FP16
-                        : strcmp(tok, "int8") == 0 ? CLEVAL_NN_INT8
-                                                   : CLEVAL_NN_FP32;
+        modes[n_nets] = parse_mode(tok);
         double t0 = now();
-        if (make_network(dev, model_path, modes[n_nets], prune, x, n, &nets[n_nets]))
+        if (make_network(dev, model_path, &modes[n_nets], prune, x, n, &nets[n_nets]))
             return die("create network");
         if (cleval_nn_input_size(nets[n_nets]) != size) {
             fprintf(stderr, "bench_nn: X has %llu values per sample, the model takes %llu\n",
@@ -175,10 +197,11 @@ int main(int argc, char **argv)
         }
         cleval_nn_model_info info;
         cleval_nn_model_info_get(nets[n_nets], &info);
-        printf("device: %s, %s-style kernels; model %s, %s (created in %.3f s, %llu bytes of "
-               "parameters); %llu samples\n",
+        printf("device: %s, %s-style kernels; model %s, %s, %s arithmetic (created in %.3f s, "
+               "%llu bytes of parameters); %llu samples\n",
                cleval_device_get_info(dev)->name, cleval_variant_name(cleval_device_variant(dev)),
-               model_path, cleval_nn_precision_name(modes[n_nets]), now() - t0,
+               model_path, modes[n_nets].name, info.half_arithmetic ? "half" : "float",
+               now() - t0,
                (unsigned long long)info.size_bytes, (unsigned long long)n);
         n_nets++;
     }
@@ -217,7 +240,7 @@ int main(int argc, char **argv)
             qsort(t, (size_t)repeat, sizeof *t, compare_double);
             double median = t[repeat / 2];
             double accuracy = y ? (double)correct[p] / (double)n : -1.0;
-            const char *name = cleval_nn_precision_name(modes[p]);
+            const char *name = modes[p].name;
             printf("batch %5u %s: %9.0f images/s (median of %d, best %.0f), accuracy %.4f, "
                    "%.3f CPU s per pass\n",
                    batch, name, (double)n / median, repeat, (double)n / t[0], accuracy,
@@ -235,7 +258,7 @@ int main(int argc, char **argv)
             if (batch < 1) continue;
             for (int p = 0; p < n_nets; p++) {
                 cleval_nn_destroy(nets[p]);
-                if (make_network(dev, model_path, modes[p], prune, x, n, &nets[p]))
+                if (make_network(dev, model_path, &modes[p], prune, x, n, &nets[p]))
                     return die("create network");
                 double unused;
                 if (cleval_nn_set_profiling(nets[p], true) != CLEVAL_OK) return die("profile");
@@ -243,7 +266,7 @@ int main(int argc, char **argv)
                     if (pass(nets[p], dev, x, n, size, batch, scores, NULL, &unused))
                         return die("profile");
                 printf("per-layer device time, %s, batch %u, %llu images x %d profiled passes:\n",
-                       cleval_nn_precision_name(modes[p]), batch, (unsigned long long)n, repeat);
+                       modes[p].name, batch, (unsigned long long)n, repeat);
                 cleval_log_set(log_to_stdout, CLEVAL_LOG_INFO, NULL);
                 cleval_nn_log_profile(nets[p]);
                 cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
