@@ -106,8 +106,8 @@ static void to_half_math_bound(double *err, uint64_t n, int64_t terms)
 /* Every got[i] is a half value within one half ulp of want[i] rounded to half, give or take
  * `slack` and err[i] (a bound on the float arithmetic's error before the rounding: a sum that
  * cancels can land on the other side of a rounding boundary), and most are exactly that. */
-static void assert_half(const float *got, const double *want, const double *err, uint64_t n,
-                        double slack, const char *what)
+static uint64_t assert_half(const float *got, const double *want, const double *err, uint64_t n,
+                            double slack, const char *what)
 {
     uint64_t exact = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -122,6 +122,18 @@ static void assert_half(const float *got, const double *want, const double *err,
     if (n >= 50 && slack == 0 && !half_math_run && (double)exact < 0.9 * (double)n)
         fail_msg("%s: only %llu of %llu elements equal the rounded reference", what,
                  (unsigned long long)exact, (unsigned long long)n);
+    return exact;
+}
+
+/* Half arithmetic really ran: float sums round to the reference's half in practically every
+ * element (over 99 % in these cases), half sums of 5 or more products miss it in over 14 %
+ * (measured on PoCL's CPU device, 8.0-pre). */
+static void assert_not_float_sums(uint64_t exact, uint64_t n, const char *what)
+{
+    if (n >= 50 && (double)exact >= 0.95 * (double)n)
+        fail_msg("%s: %llu of %llu elements equal the float-arithmetic rounding: half arithmetic "
+                 "did not run",
+                 what, (unsigned long long)exact, (unsigned long long)n);
 }
 
 static void assert_exact(const float *got, const double *want, uint64_t n, const char *what)
@@ -423,7 +435,8 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
     char label[160];
     snprintf(label, sizeof label, "fp16%s %s (%s)", half_math_run ? " half-math" : "", what,
              cleval_variant_name(variant));
-    assert_half(out.data, ref, err, ny, slack, label);
+    uint64_t exact = assert_half(out.data, ref, err, ny, slack, label);
+    if (half_math_run && !depthwise && slack == 0) assert_not_float_sums(exact, ny, label);
     free(out.data);
     free(ref);
     free(err);
@@ -528,7 +541,8 @@ static void check_gemm_fp16(const gemm16_case *g, cleval_kernel_variant variant)
              half_math_run ? " half-math" : "", (long long)g->m, (long long)g->n, (long long)g->k,
              g->ta, g->tb, g->b_runtime ? " B runtime" : "", g->split ? " split K" : "",
              cleval_variant_name(variant));
-    assert_half(out.data, ref, err, ny, 0, label);
+    uint64_t exact = assert_half(out.data, ref, err, ny, 0, label);
+    if (half_math_run) assert_not_float_sums(exact, ny, label);
     free(out.data);
     free(ref);
     free(err);
