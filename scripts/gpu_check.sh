@@ -27,7 +27,8 @@ build/bench/idx2h5 .gpu/data/train-images-idx3-ubyte.gz .gpu/data/train-labels-i
 $C devices
 
 echo "== tests on the GPU (the default device: the first GPU)"
-for t in device histogram metrics knn nn onnx_conformance cli_eval cli_knn cli_metrics drift; do
+for t in device histogram metrics knn nn nn_precision onnx_conformance cli_eval cli_knn \
+  cli_metrics cli_precision drift; do
   timeout 120 build/tests/test_$t > "$OUT/test_$t.log" 2>&1
   echo "test_$t: exit $? ($(grep -c '\[       OK \]' "$OUT/test_$t.log") passed," \
        "$(grep -c '\[  FAILED  \] test' "$OUT/test_$t.log") failed)"
@@ -47,6 +48,20 @@ for run in 1 2 3; do
     --json "$OUT/knn_$run.json" --quiet > /dev/null
 done
 build/bench/bench_histogram --random 50000000 10 --repeat 5 > "$OUT/histogram.json"
+
+echo "== fp16: half arithmetic (cl_khr_fp16) against float arithmetic and fp32"
+for a in float half; do
+  $C eval --model datasets/fmnist_cnn.onnx --data datasets/fmnist_test.h5 --precision fp16 \
+    --fp16-arithmetic $a --batch 1024 --save "$OUT/fp16_$a.h5" --json "$OUT/fp16_$a.json" \
+    --quiet > /dev/null
+done
+$C eval --model datasets/fmnist_cnn.onnx --data datasets/fmnist_test.h5 --batch 1024 \
+  --save "$OUT/fp32.h5" --quiet > /dev/null
+$C compare "$OUT/fp32.h5" "$OUT/fp16_half.h5" --max-accuracy-drop 0.005 > "$OUT/fp16_compare.txt"
+echo "compare fp32 vs fp16 half arithmetic: exit $?"; sed -n 4,9p "$OUT/fp16_compare.txt"
+build/bench/bench_nn datasets/fmnist_cnn.onnx datasets/fmnist_test.h5 --batch 1024 --repeat 5 \
+  --precision fp32,fp16-float,fp16-half > "$OUT/bench_nn_fp16.txt" 2>&1
+grep -E "^batch|device:" "$OUT/bench_nn_fp16.txt"
 
 echo "== PyTorch on the same GPU"
 python3 bench/gpu_anchors.py .gpu/data .gpu/fmnist_cnn.pt > "$OUT/torch.json"
