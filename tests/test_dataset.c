@@ -30,6 +30,18 @@ static const char *write_small_file(void)
     return path;
 }
 
+/* The file's class names are exactly `expected` (n of them). */
+static void assert_class_names(cleval_dataset *ds, const char *const *expected, uint32_t n)
+{
+    char **names;
+    uint32_t count;
+    assert_ok(cleval_dataset_class_names(ds, &names, &count));
+    assert_int_equal(count, n);
+    for (uint32_t i = 0; i < n; i++)
+        assert_string_equal(names[i], expected[i]);
+    cleval_dataset_free_names(names, count);
+}
+
 static void test_reads_uint8_as_float_by_rows(void **state)
 {
     (void)state;
@@ -66,14 +78,7 @@ static void test_reads_labels_and_names(void **state)
     int32_t expected[5] = {1, 2, 1, 0, 2};
     assert_memory_equal(labels, expected, sizeof expected);
     assert_int_equal(max, 2);
-    char **names;
-    uint32_t count;
-    assert_ok(cleval_dataset_class_names(ds, &names, &count));
-    assert_int_equal(count, 3);
-    assert_string_equal(names[0], "red");
-    assert_string_equal(names[1], "green");
-    assert_string_equal(names[2], "blue");
-    cleval_dataset_free_names(names, count);
+    assert_class_names(ds, (const char *const[]){"red", "green", "blue"}, 3);
     cleval_column_close(y);
     cleval_dataset_close(ds);
 }
@@ -98,13 +103,7 @@ static void test_variable_length_names_and_attributes(void **state)
 
     cleval_dataset *ds;
     assert_ok(cleval_dataset_open(path, &ds));
-    char **got;
-    uint32_t count;
-    assert_ok(cleval_dataset_class_names(ds, &got, &count));
-    assert_int_equal(count, 2);
-    assert_string_equal(got[0], names[0]);
-    assert_string_equal(got[1], names[1]);
-    cleval_dataset_free_names(got, count);
+    assert_class_names(ds, names, 2);
     char text[64];
     assert_ok(cleval_dataset_attribute(ds, "n_shards", text, sizeof text));
     assert_string_equal(text, "7");
@@ -139,13 +138,7 @@ static void test_null_padded_strings_keep_full_width(void **state)
     char text[64];
     assert_ok(cleval_dataset_attribute(ds, "model", text, sizeof text));
     assert_string_equal(text, "resne");
-    char **names;
-    uint32_t count;
-    assert_ok(cleval_dataset_class_names(ds, &names, &count));
-    assert_int_equal(count, 2);
-    assert_string_equal(names[0], "shirt");
-    assert_string_equal(names[1], "bag");
-    cleval_dataset_free_names(names, count);
+    assert_class_names(ds, (const char *const[]){"shirt", "bag"}, 2);
     cleval_dataset_close(ds);
 }
 

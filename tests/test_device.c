@@ -108,21 +108,34 @@ static void capture_log(cleval_log_level level, const char *message, void *user)
         strncat(captured_log, message, sizeof captured_log - strlen(captured_log) - 1);
 }
 
+/* A fresh folder under the tests' temporary directory, for kernel sources written by a test. */
+static const char *kernel_dir(const char *name)
+{
+    const char *dir = temp_path(name);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    assert_int_equal(system(cmd), 0);
+    return dir;
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/%s", dir, name);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 /* A kernel that does not compile: the error names clBuildProgram and the build log reaches
  * the log hook. CLEVAL_KERNEL_DIR points the loader at a folder holding the broken source. */
 static void test_build_failure_reports_log(void **state)
 {
     (void)state;
-    const char *dir = temp_path("broken_kernels");
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    assert_int_equal(system(cmd), 0);
-    char file[4200];
-    snprintf(file, sizeof file, "%s/broken.cl", dir);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fputs("__kernel void broken(__global int *x) { x[0] = undeclared_name; }\n", f);
-    fclose(f);
+    const char *dir = kernel_dir("broken_kernels");
+    write_text(dir, "broken.cl",
+               "__kernel void broken(__global int *x) { x[0] = undeclared_name; }\n");
 
     captured_log[0] = '\0';
     cleval_log_set(capture_log, CLEVAL_LOG_ERROR, NULL);
@@ -137,26 +150,13 @@ static void test_build_failure_reports_log(void **state)
     assert_non_null(strstr(captured_log, "undeclared_name"));
 }
 
-static void write_text(const char *dir, const char *name, const char *text)
-{
-    char file[4200];
-    snprintf(file, sizeof file, "%s/%s", dir, name);
-    FILE *f = fopen(file, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* `#include "NAME.clh"` is expanded from the kernel folder: the included macro works, a build
  * error after the include is reported at its line in the .cl file, and a missing header is an
  * error naming it. */
 static void test_program_includes_shared_header(void **state)
 {
     (void)state;
-    const char *dir = temp_path("include_kernels");
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    assert_int_equal(system(cmd), 0);
+    const char *dir = kernel_dir("include_kernels");
     write_text(dir, "twice.clh", "/* a shared header */\n#define TWICE(v) (2 * (v))\n");
     write_text(dir, "doubles.cl",
                "#include \"twice.clh\"\n"
@@ -208,10 +208,7 @@ static void test_program_includes_shared_header(void **state)
 static void test_kernel_args_keep_first_error(void **state)
 {
     (void)state;
-    const char *dir = temp_path("kernel_args_kernels");
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    assert_int_equal(system(cmd), 0);
+    const char *dir = kernel_dir("kernel_args_kernels");
     write_text(dir, "fill.cl",
                "__kernel void fill(__global int *x, int v, uint n, float f) {\n"
                "    uint i = get_global_id(0); if (i < n) x[i] = v + (int)f; }\n");
