@@ -161,6 +161,20 @@ static void sizes_now(const cleval_nn *nn, uint64_t *value_bytes, uint64_t *work
         workspace_bytes[i] = nn->ops[i].dead ? 0 : nn->ops[i].workspace;
 }
 
+/* The most bytes buffer i (values, then workspaces, as sizes_now) may take: the device's
+ * largest allocation, and NN_MAX_ELEMENTS elements because kernels index with int. Elements
+ * are 4 bytes, 2 for half values, 1 for int8 layers' codes; an fp16 network's workspaces count
+ * 2 (its zero-bordered copies are half; its float ones are then limited below the int range). */
+static uint64_t buffer_limit(const cleval_nn *nn, uint32_t i, uint64_t max_alloc)
+{
+    uint64_t element = i < nn->n_values                  ? nn_value_elem_bytes(nn, (int)i)
+                       : nn->ops[i - nn->n_values].int8  ? 1
+                       : nn->precision == CLEVAL_NN_FP16 ? 2
+                                                         : 4;
+    uint64_t elements = (uint64_t)NN_MAX_ELEMENTS * element;
+    return max_alloc < elements ? max_alloc : elements;
+}
+
 /* Classifier checks at two batch sizes: every varying value keeps the batch on axis 0 with
  * the same per-sample shape, no op mixes samples, the output is [n, C]. Also derives the
  * largest batch whose buffers fit the device. */
@@ -222,11 +236,11 @@ static cleval_status validate_classifier(cleval_nn *nn)
     }
     nn->width = (uint32_t)out->shape.d[1];
     /* Sizes grow linearly with the batch: bytes(n) = fixed + n * per_sample. */
-    uint64_t limit = cleval_device_get_info(nn->dev)->max_alloc_bytes;
-    if (limit > (uint64_t)NN_MAX_ELEMENTS * 4) limit = (uint64_t)NN_MAX_ELEMENTS * 4;
+    uint64_t max_alloc = cleval_device_get_info(nn->dev)->max_alloc_bytes;
     uint64_t best = UINT32_MAX;
     for (uint32_t i = 0; i < nn->n_values + nn->n_ops; i++) {
         if (b2[i] <= b1[i]) continue;
+        uint64_t limit = buffer_limit(nn, i, max_alloc);
         uint64_t per = b2[i] - b1[i], fixed = b1[i] - per;
         uint64_t fit = b1[i] > limit ? 0 : (limit - fixed) / per;
         if (fit < best) best = fit;
