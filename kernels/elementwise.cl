@@ -1,7 +1,7 @@
 /* elementwise.cl: one element per work-item, no loop over data, so PoCL vectorises across
  * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants.
  *
- * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip, copy (op codes below).
+ * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip (op codes below).
  *            binary          y = a (+ - * /) b with numpy broadcasting: the host collapses the
  *                            shapes to at most 8 axes with per-operand strides (0 = broadcast).
  *            channel_affine  y = x * s[c] + t[c] (BatchNormalization), optional clamp.
@@ -55,7 +55,6 @@
 #define OP_SIGMOID 1
 #define OP_TANH 2
 #define OP_CLIP 3
-#define OP_COPY 4
 
 #define OP_ADD 0
 #define OP_SUB 1

@@ -130,7 +130,7 @@ static void table_put(name_table *t, const cleval_nn *nn, int index)
 
 /* ---- values and ops ---- */
 
-static char *copy_string(const char *s)
+char *nn_copy_string(const char *s)
 {
     size_t n = strlen(s) + 1;
     char *c = malloc(n);
@@ -149,7 +149,7 @@ static int add_value(cleval_nn *nn, const char *name, nn_value_kind kind)
     }
     nn_value *v = &nn->values[nn->n_values];
     memset(v, 0, sizeof *v);
-    v->name = copy_string(name);
+    v->name = nn_copy_string(name);
     if (!v->name) return -1;
     v->kind = kind;
     v->producer = -1;
@@ -275,14 +275,12 @@ static cleval_status add_constant_node(cleval_nn *nn, name_table *table,
     return CLEVAL_OK;
 }
 
-static cleval_status add_node(cleval_nn *nn, name_table *table, const cleval_onnx_node *node,
-                              uint32_t index)
+static cleval_status add_node(cleval_nn *nn, name_table *table, const cleval_onnx_node *node)
 {
     if (strcmp(node->op_type, "Constant") == 0) return add_constant_node(nn, table, node);
     nn_op *op = add_op(nn);
     if (!op) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
-    op->node_index = index;
-    if (!(op->name = copy_string(node->name)))
+    if (!(op->name = nn_copy_string(node->name)))
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     op->kind = nn_find_kind(node->op_type);
     if (!op->kind) {
@@ -412,7 +410,7 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
     }
     if (status == CLEVAL_OK) status = add_inputs(nn, &table, model, options);
     for (uint32_t i = 0; i < model->n_nodes && status == CLEVAL_OK; i++)
-        status = add_node(nn, &table, &model->nodes[i], i);
+        status = add_node(nn, &table, &model->nodes[i]);
 
     if (status == CLEVAL_OK) {
         nn->outputs = calloc(model->n_outputs ? model->n_outputs : 1, sizeof *nn->outputs);

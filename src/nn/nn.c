@@ -130,14 +130,6 @@ cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const cha
 
 /* ---- create ---- */
 
-static char *copy_string(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c) memcpy(c, s, n);
-    return c;
-}
-
 /* Sets the classifier input to n samples. */
 static void set_batch(cleval_nn *nn, uint32_t n)
 {
@@ -391,7 +383,7 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     nn->precision = precision;
     cleval_status status = nn_tuning_for(dev, nn->variant, &nn->tuning);
     if (status != CLEVAL_OK) goto fail;
-    if (!(nn->path = copy_string(model->path))) {
+    if (!(nn->path = nn_copy_string(model->path))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
         goto fail;
     }

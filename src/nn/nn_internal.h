@@ -91,7 +91,6 @@ typedef enum nn_unary_op {
     NN_SIGMOID = 1,
     NN_TANH = 2,
     NN_CLIP = 3,
-    NN_COPY = 4,
 } nn_unary_op;
 
 typedef struct nn_conv_params {
@@ -112,7 +111,7 @@ typedef struct nn_conv_params {
 } nn_conv_params;
 
 typedef struct nn_pool_params {
-    bool max, global;
+    bool max;
     uint32_t spatial;
     int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
     bool count_include_pad;
@@ -165,7 +164,6 @@ struct nn_op {
     char *name;     /* the ONNX node's name */
     char label[64]; /* op type, plus what was fused into it: "Conv+Relu+MaxPool" */
     char kernel_desc[96];
-    uint32_t node_index;
     int in[NN_MAX_IN];
     uint32_t n_in;
     int out[NN_MAX_OUT];
@@ -268,6 +266,8 @@ cleval_status nn_fail_op(const cleval_nn *nn, const nn_op *op, cleval_status sta
                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
                              const cleval_nn_options *options);
+/* A malloc'd copy of s, or NULL. */
+char *nn_copy_string(const char *s);
 /* Adds a constant value (takes ownership of f32); returns its index or -1 (NOMEM recorded). */
 int nn_add_const(cleval_nn *nn, const char *name, const nn_shape *shape, float *f32);
 const nn_op_kind *nn_find_kind(const char *op_type);

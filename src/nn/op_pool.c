@@ -222,7 +222,6 @@ static cleval_status gap_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node 
     cleval_status status = nn_check_attrs(nn, op, node, NULL);
     if (status != CLEVAL_OK) return status;
     if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input X is missing");
-    op->p.pool.global = true;
     return CLEVAL_OK;
 }
 
