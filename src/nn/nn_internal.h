@@ -7,6 +7,7 @@
 
 #include "cleval/nn.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,6 +79,12 @@ typedef struct nn_epilogue {
     float lo, hi;
     bool pool;
 } nn_epilogue;
+
+/* Whether the epilogue clamps at all (the kernels' -DCLAMP). */
+static inline bool nn_epilogue_clamps(const nn_epilogue *ep)
+{
+    return ep->lo != -INFINITY || ep->hi != INFINITY;
+}
 
 typedef enum nn_binary_op {
     NN_ADD = 0,

@@ -173,11 +173,6 @@ float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t 
     return out;
 }
 
-static bool clamps(const nn_epilogue *ep)
-{
-    return ep->lo != -INFINITY || ep->hi != INFINITY;
-}
-
 /* Storage and int8 options shared by every Conv kernel build. */
 static void precision_options(const cleval_nn *nn, const nn_op *op, char *out, size_t size)
 {
@@ -249,7 +244,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
             status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
         free(b);
         if (status != CLEVAL_OK) return status;
-        snprintf(options, sizeof options, "-DCLAMP=%d %s", clamps(&p->ep), precision);
+        snprintf(options, sizeof options, "-DCLAMP=%d %s", nn_epilogue_clamps(&p->ep), precision);
         snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_depthwise%s", half ? " fp16" : "");
         return nn_kernel(nn, op, "conv", options, "conv_depthwise", &op->k[0]);
     }
@@ -260,7 +255,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
         if (nn_winograd_eligible(nn, op)) {
             snprintf(options, sizeof options,
                      "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d %s", p->mr, p->nv,
-                     p->ep.pool, clamps(&p->ep), vec_store, precision);
+                     p->ep.pool, nn_epilogue_clamps(&p->ep), vec_store, precision);
             return nn_winograd_prepare(nn, op, options);
         }
         int64_t nr = 16 * (int64_t)p->nv;
@@ -310,7 +305,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
         memset(p->table_key, 0, sizeof p->table_key);
         snprintf(options, sizeof options,
                  "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d -DRUN16=%d %s", p->mr, p->nv,
-                 p->ep.pool, clamps(&p->ep), vec_store, p->channels_inner, precision);
+                 p->ep.pool, nn_epilogue_clamps(&p->ep), vec_store, p->channels_inner, precision);
         snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_cpu MR=%u NV=%u%s%s%s%s", p->mr,
                  p->nv, p->ep.pool ? " pool" : "", vec_store ? " nhwc-out" : "",
                  op->int8 ? (nn->tuning.i8_float ? " int8 (float blocks)" : " int8")
@@ -378,7 +373,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
     free(codes);
     free(scales);
     if (status != CLEVAL_OK) return status;
-    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u %s", clamps(&p->ep),
+    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u %s", nn_epilogue_clamps(&p->ep),
              nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
              nn->tuning.gpu_wpt,

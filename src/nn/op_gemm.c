@@ -176,11 +176,6 @@ static void operands(cleval_nn *nn, const nn_op *op, operand *a, operand *b)
     (void)nn;
 }
 
-static bool clamps(const nn_epilogue *ep)
-{
-    return ep->lo != -INFINITY || ep->hi != INFINITY;
-}
-
 /* MatMul folds A's batch axes into M when B has none and A's matrices are contiguous. */
 static bool folds_batch(cleval_nn *nn, const nn_op *op)
 {
@@ -267,7 +262,7 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
         if (status != CLEVAL_OK) return status;
         precision_options(nn, op, b_half, precision, sizeof precision);
         snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u %s", has_c,
-                 clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
+                 nn_epilogue_clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
         snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u%s",
                  nn->tuning.gpu_ts, nn->tuning.gpu_wpt, mode);
         cleval_status st = nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
@@ -365,7 +360,7 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
     bool a_ks1 = p->matmul || !p->trans_a || op->int8;
     precision_options(nn, op, p->b_packed && half, precision, sizeof precision);
     snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d -DA_KS1=%d %s",
-             p->mr, p->nv, nn->tuning.gemm_kc, has_c, clamps(&p->ep), a_ks1, precision);
+             p->mr, p->nv, nn->tuning.gemm_kc, has_c, nn_epilogue_clamps(&p->ep), a_ks1, precision);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%u%s%s%s", p->mr,
              p->nv, nn->tuning.gemm_kc, p->b_packed ? "" : " +pack", mode,
              op->int8 && nn->tuning.i8_float ? " (float blocks)" : "");
