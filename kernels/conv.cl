@@ -499,11 +499,7 @@ __kernel void conv_gpu(__global const XIN_T *x, int x_off, int xs_n, int xs_c, i
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-#if HALF_MATH
-        LOCAL_TILE_PRODUCT_HALF(acc, a_tile, b_tile);
-#else
-        LOCAL_TILE_PRODUCT(TILE_T, MAC1, acc, a_tile, b_tile);
-#endif
+        LOCAL_TILE_ACCUMULATE(acc, a_tile, b_tile);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < WPT; i++) {

@@ -350,11 +350,7 @@ __kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
 #endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-#if HALF_MATH
-        LOCAL_TILE_PRODUCT_HALF(acc, a_tile, b_tile);
-#else
-        LOCAL_TILE_PRODUCT(TILE_T, MAC1, acc, a_tile, b_tile);
-#endif
+        LOCAL_TILE_ACCUMULATE(acc, a_tile, b_tile);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     for (int i = 0; i < WPT; i++) {
