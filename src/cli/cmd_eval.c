@@ -214,6 +214,7 @@ int cli_eval(int argc, char **argv)
         job.model_path = args.values[OPT_MODEL];
         job.precision = precisions[precision];
         job.arithmetic = arithmetics[arithmetic];
+        job.cluster = run.cluster;
         job.calibration = (uint32_t)calibration;
         job.prune = prune;
         job.test = (cleval_test_set){.data_path = args.values[OPT_DATA],

@@ -100,7 +100,8 @@ static cleval_status parse_precision(const char *name, cleval_nn_precision *out)
 }
 
 /* fp16's arithmetic from job->arithmetic; "auto" becomes half only where every device of the
- * run has cl_khr_fp16, so that all of them compute alike. Other precisions: float. */
+ * run (of every rank) has cl_khr_fp16, so that all of them compute alike. Other precisions:
+ * float. */
 static cleval_status choose_arithmetic(const cleval_eval_job *job, cleval_nn_options *options)
 {
     const char *name = job->arithmetic ? job->arithmetic : "auto";
@@ -117,11 +118,13 @@ static cleval_status choose_arithmetic(const cleval_eval_job *job, cleval_nn_opt
         return CLEVAL_OK;
     }
     if (options->arithmetic != CLEVAL_NN_ARITH_AUTO) return CLEVAL_OK;
-    bool all_half = true;
+    uint32_t all_half = 1;
     for (uint32_t d = 0; d < job->run.n_devices; d++)
         all_half = all_half && cleval_device_get_info(job->run.devices[d])->has_fp16;
+    cleval_status status =
+        job->cluster ? cleval_cluster_min_u32(job->cluster, &all_half) : CLEVAL_OK;
     options->arithmetic = all_half ? CLEVAL_NN_ARITH_HALF : CLEVAL_NN_ARITH_FLOAT;
-    return CLEVAL_OK;
+    return status;
 }
 
 cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome *out)
