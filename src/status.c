@@ -2,6 +2,7 @@
 #include "cleval/status.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[1024];
 
@@ -27,10 +28,14 @@ const char *cleval_status_str(cleval_status status)
 
 cleval_status cleval_fail(cleval_status status, const char *fmt, ...)
 {
+    /* Formatted aside first: the arguments may include cleval_last_error() itself (a message
+     * that wraps the cause), which vsnprintf must not read while writing over it. */
+    char message[sizeof last_error];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, args);
+    vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
+    memcpy(last_error, message, sizeof last_error);
     return status;
 }
 

@@ -191,6 +191,38 @@ static void test_sharded_int8(void **state)
     cJSON_Delete(merged);
 }
 
+/* fp16 shards merge only when they computed alike: "float" typed and "auto" resolved to float
+ * are one job; on a device with cl_khr_fp16, auto means half and the merge is refused. */
+static void test_fp16_shards_agree_on_arithmetic(void **state)
+{
+    (void)state;
+    char part0[4096], part1[4096];
+    snprintf(part0, sizeof part0, "%s", temp_path("fp16_part0.h5"));
+    snprintf(part1, sizeof part1, "%s", temp_path("fp16_part1.h5"));
+    assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
+                                                 "--precision", "fp16", "--fp16-arithmetic",
+                                                 "float", "--shard", "0/2", "--save", part0,
+                                                 "--quiet", NULL},
+                                NULL, NULL),
+                     0);
+    assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
+                                                 "--precision", "fp16", "--shard", "1/2", "--save",
+                                                 part1, "--quiet", NULL},
+                                NULL, NULL),
+                     0);
+    char *out, *err;
+    int code = run_cleval((const char *[]){"merge", part0, part1, "--quiet", NULL}, &out, &err);
+    if (cleval_device_get_info(test_device())->has_fp16) {
+        assert_int_equal(code, 2);
+        assert_non_null(strstr(err, "are parts of different jobs"));
+    } else {
+        assert_int_equal(code, 0);
+        assert_non_null(strstr(out, "Model: fp16 (half storage, float arithmetic)"));
+    }
+    free(out);
+    free(err);
+}
+
 /* The human report names the mode and the size. */
 static void test_human_line(void **state)
 {
@@ -274,10 +306,12 @@ static void test_fp16_arithmetic_choice(void **state)
                           NULL};
     if (!cleval_device_get_info(test_device())->has_fp16) {
         char *out, *err;
+        /* Refused before the fp32 run: nothing on stdout, one line on stderr. */
         assert_int_equal(run_cleval(half, &out, &err), 2);
-        if (!strstr(err, "half arithmetic needs cl_khr_fp16") ||
+        if (!strstr(err, "--fp16-arithmetic half: device ") || !strstr(err, "has no cl_khr_fp16") ||
             strchr(err, '\n') != strrchr(err, '\n'))
             fail_msg("stderr '%s' lacks the one-line refusal", err);
+        assert_string_equal(out, "");
         free(out);
         free(err);
         return;
@@ -304,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_human_line),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_fp16_arithmetic_choice),
+        cmocka_unit_test(test_fp16_shards_agree_on_arithmetic),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

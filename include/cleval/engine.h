@@ -120,12 +120,10 @@ typedef struct cleval_eval_job {
     const char *model_path;
     const char *precision; /* "fp32" (NULL means it too), "fp16" or "int8" */
     /* fp16's arithmetic: "auto" (NULL means it too: half where every device of the run has
-     * cl_khr_fp16), "half" (refused on a device without it) or "float"; other precisions
+     * cl_khr_fp16; this process's devices only, so callers running several processes settle
+     * it themselves), "half" (refused on a device without it) or "float"; other precisions
      * ignore it. */
     const char *arithmetic;
-    /* Under MPI, the ranks whose devices must all have cl_khr_fp16 for "auto" to choose half
-     * (a collective call every rank makes); NULL: this process's devices alone. */
-    const cleval_cluster *cluster;
     /* int8: the activation scales come from the fp32 network (on the first device) run on
      * the first `calibration` samples of the test file (all when it has fewer; the whole
      * file's first rows whatever the shard); 0 means CLEVAL_DEFAULT_CALIBRATION. */

@@ -119,7 +119,8 @@ static cJSON *eval_extra(const cleval_eval_job *job, const cleval_eval_outcome *
  * and the verdict. */
 static int eval_against(const cli_args *args, const cleval_eval_job *first,
                         const cleval_eval_outcome *a, const cleval_run_timing *timing_a,
-                        cJSON *extra_a, const cli_against *against, const char *device_names)
+                        cJSON *extra_a, const cli_against *against, const char *device_names,
+                        const char *arithmetic_b)
 {
     double start = cleval_seconds();
     cleval_eval_job job = *first;
@@ -128,6 +129,7 @@ static int eval_against(const cli_args *args, const cleval_eval_job *first,
     } else {
         job.run.devices = against->devices;
         job.run.n_devices = against->n_devices;
+        job.arithmetic = arithmetic_b;
         device_names = against->device_names;
     }
     job.test.save_path = against->path_b;
@@ -147,6 +149,36 @@ static int eval_against(const cli_args *args, const cleval_eval_job *first,
     cJSON_Delete(extra_b);
     cleval_eval_outcome_free(&b);
     return code;
+}
+
+/* Whether every one of the n devices has cl_khr_fp16; *lacking names one that has not. */
+static bool all_have_fp16(cleval_device *const *devices, uint32_t n, const char **lacking)
+{
+    for (uint32_t d = 0; d < n; d++)
+        if (!cleval_device_get_info(devices[d])->has_fp16) {
+            *lacking = cleval_device_get_info(devices[d])->name;
+            return false;
+        }
+    return true;
+}
+
+/* fp16's arithmetic on `devices`, made concrete before any run: "auto" becomes "half" only when
+ * every one of them, and under mpirun every rank's, has cl_khr_fp16 (`collective`: every rank
+ * makes this call, whatever its status, so none waits for one that failed; `ok` false counts as
+ * lacking it); "half" where one lacks it is a usage error at once. */
+static cleval_status resolve_arithmetic(const char *wanted, cleval_device *const *devices,
+                                        uint32_t n, bool ok, bool collective, const char **out)
+{
+    const char *lacking = NULL;
+    uint32_t all = ok && all_have_fp16(devices, n, &lacking);
+    cleval_status status = CLEVAL_OK;
+    if (collective) status = cleval_cluster_min_u32(cli_cluster(), &all);
+    *out = wanted;
+    if (strcmp(wanted, "auto") == 0) *out = all ? "half" : "float";
+    if (status == CLEVAL_OK && ok && lacking && strcmp(wanted, "half") == 0)
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "--fp16-arithmetic half: device %s has no cl_khr_fp16", lacking);
+    return status;
 }
 
 int cli_eval(int argc, char **argv)
@@ -210,11 +242,26 @@ int cli_eval(int argc, char **argv)
         status = cleval_fail(CLEVAL_ERR_USAGE,
                              "--fp16-arithmetic: applies to an fp16 run (--precision fp16 or "
                              "--against fp16)");
+    /* The arithmetic of the fp16 run(s): on the run's devices (--against fp16 runs there too),
+     * or on --against's devices for the second run; part of the job's identity, so a resume or
+     * a merge never mixes half and float. */
+    const char *arithmetic_a = "float", *arithmetic_b = "float";
+    if (fp16_run) {
+        bool ok = status == CLEVAL_OK;
+        cleval_status st =
+            resolve_arithmetic(arithmetics[arithmetic], run.options.devices,
+                               ok ? run.options.n_devices : 0, ok, true, &arithmetic_a);
+        if (status == CLEVAL_OK) status = st;
+        if (status == CLEVAL_OK && against.devices)
+            status = resolve_arithmetic(arithmetics[arithmetic], against.devices, against.n_devices,
+                                        true, false, &arithmetic_b);
+        if (status == CLEVAL_OK && strcmp(precisions[precision], "fp16") == 0)
+            cli_run_add_fact(&run, "arithmetic", arithmetic_a);
+    }
     if (status == CLEVAL_OK) {
         job.model_path = args.values[OPT_MODEL];
         job.precision = precisions[precision];
-        job.arithmetic = arithmetics[arithmetic];
-        job.cluster = run.cluster;
+        job.arithmetic = arithmetic_a;
         job.calibration = (uint32_t)calibration;
         job.prune = prune;
         job.test = (cleval_test_set){.data_path = args.values[OPT_DATA],
@@ -241,7 +288,8 @@ int cli_eval(int argc, char **argv)
         cJSON *extra = eval_extra(&job, &outcome);
         cli_run_describe(&run, extra);
         if (against.active) {
-            code = eval_against(&args, &job, &outcome, &timing, extra, &against, run.device_names);
+            code = eval_against(&args, &job, &outcome, &timing, extra, &against, run.device_names,
+                                arithmetic_b);
         } else {
             status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
             if (status == CLEVAL_OK && job.profile && !cli_json_to_stdout(&args))

@@ -55,13 +55,15 @@ static void append_file(char *out, size_t size, const char *path)
     append(out, size, "input", value);
 }
 
-/* Options that cannot change a result do not enter the fingerprint. */
+/* Options that cannot change a result do not enter the fingerprint; nor does
+ * --fp16-arithmetic as typed, whose concrete value cmd_eval adds (cli_run_add_fact). */
 static bool affects_results(cli_option_id id)
 {
     switch (id) {
     case OPT_HELP: case OPT_VERSION: case OPT_JSON: case OPT_SAVE: case OPT_BATCH:
     case OPT_DEVICE: case OPT_QUIET: case OPT_VERBOSE: case OPT_CHECKPOINT:
-    case OPT_CHECKPOINT_EVERY: case OPT_RESUME: case OPT_PROGRESS: case OPT_SHARD: return false;
+    case OPT_CHECKPOINT_EVERY: case OPT_RESUME: case OPT_PROGRESS: case OPT_SHARD:
+    case OPT_FP16_ARITHMETIC: return false;
     default: return true;
     }
 }
@@ -194,6 +196,11 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     return CLEVAL_OK;
+}
+
+void cli_run_add_fact(cli_run *run, const char *name, const char *value)
+{
+    append(run->fingerprint, sizeof run->fingerprint, name, value);
 }
 
 void cli_run_end(cli_run *run)

@@ -26,6 +26,10 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
                             const char *const *inputs, cli_run *run);
 void cli_run_end(cli_run *run);
 
+/* Adds a fact decided after cli_run_begin (fp16's concrete arithmetic) to the job fingerprint,
+ * before the run uses it. */
+void cli_run_add_fact(cli_run *run, const char *name, const char *value);
+
 /* After the job: prints this process's error (if any), makes every rank agree on the exit
  * code, and under mpirun combines the ranks' results on rank 0 (exact integer reductions of
  * the counts and `counters`; the parts of --save merged in file order). Returns the exit code

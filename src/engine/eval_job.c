@@ -100,8 +100,8 @@ static cleval_status parse_precision(const char *name, cleval_nn_precision *out)
 }
 
 /* fp16's arithmetic from job->arithmetic; "auto" becomes half only where every device of the
- * run (of every rank) has cl_khr_fp16, so that all of them compute alike. Other precisions:
- * float. */
+ * run has cl_khr_fp16, so that all of them compute alike (the CLI settles it across MPI ranks
+ * beforehand). Other precisions: float. */
 static cleval_status choose_arithmetic(const cleval_eval_job *job, cleval_nn_options *options)
 {
     const char *name = job->arithmetic ? job->arithmetic : "auto";
@@ -118,13 +118,11 @@ static cleval_status choose_arithmetic(const cleval_eval_job *job, cleval_nn_opt
         return CLEVAL_OK;
     }
     if (options->arithmetic != CLEVAL_NN_ARITH_AUTO) return CLEVAL_OK;
-    uint32_t all_half = 1;
+    bool all_half = true;
     for (uint32_t d = 0; d < job->run.n_devices; d++)
         all_half = all_half && cleval_device_get_info(job->run.devices[d])->has_fp16;
-    cleval_status status =
-        job->cluster ? cleval_cluster_min_u32(job->cluster, &all_half) : CLEVAL_OK;
     options->arithmetic = all_half ? CLEVAL_NN_ARITH_HALF : CLEVAL_NN_ARITH_FLOAT;
-    return status;
+    return CLEVAL_OK;
 }
 
 cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome *out)
