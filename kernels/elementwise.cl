@@ -9,8 +9,10 @@
  * Layout     row-major; axes right-aligned into 8 (int8 arguments), the first `first` unused.
  * Storage    X_HALF / A_HALF / B_HALF / Y_HALF: that operand is stored as half (fp16 mode),
  *            read with vload_half and written with vstore_half_rte; arithmetic is float, or
- *            with HALF_MATH (fp16 on a device with cl_khr_fp16) half for ReLU, the binary
- *            operators and the affine map (sigmoid, tanh and clamps evaluate in float).
+ *            with HALF_MATH (fp16 on a device with cl_khr_fp16) half for the binary operators
+ *            and the affine map when all their tensors are stored as half (the affine map's
+ *            scale and shift are then rounded to half); unary ops evaluate in float (ReLU
+ *            and clamps are exact either way).
  * Assumes    the global size is rounded up to the work-group size: out-of-range items return.
  */
 #ifndef X_HALF
@@ -36,19 +38,24 @@
 #define Y_T CAT(ST_T_, Y_HALF)
 #define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
 
-/* The type the kernels compute in, and its loads and stores. */
-#if HALF_MATH
-#define AR_T half
-#define AR_LD_X(p, i) CAT(HM_LD_, X_HALF)(p, i)
-#define AR_LD_A(p, i) CAT(HM_LD_, A_HALF)(p, i)
-#define AR_LD_B(p, i) CAT(HM_LD_, B_HALF)(p, i)
-#define AR_ST_Y(v, p, i) CAT(HM_ST_, Y_HALF)(v, p, i)
+/* What binary and channel_affine compute in: half with HALF_MATH when every tensor operand
+ * is stored as half (a float input or output, such as a constant or a graph input or output,
+ * keeps the op in float, so no float value is rounded to half or overflows there). */
+#if HALF_MATH && A_HALF && B_HALF && Y_HALF
+#define BIN_T half
+#define BIN_LD_A(p, i) ((p)[i])
+#define BIN_LD_B(p, i) ((p)[i])
+#define BIN_ST_Y(v, p, i) ((p)[i] = (v))
 #else
-#define AR_T float
-#define AR_LD_X(p, i) LOAD_X(p, i)
-#define AR_LD_A(p, i) LOAD_A(p, i)
-#define AR_LD_B(p, i) LOAD_B(p, i)
-#define AR_ST_Y(v, p, i) STORE_Y(v, p, i)
+#define BIN_T float
+#define BIN_LD_A(p, i) LOAD_A(p, i)
+#define BIN_LD_B(p, i) LOAD_B(p, i)
+#define BIN_ST_Y(v, p, i) STORE_Y(v, p, i)
+#endif
+#if HALF_MATH && X_HALF && Y_HALF
+#define AFFINE_HALF 1
+#else
+#define AFFINE_HALF 0
 #endif
 
 #define OP_RELU 0
@@ -68,19 +75,18 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
 {
     uint i = get_global_id(0);
     if (i >= n) return;
-    AR_T v = AR_LD_X(x, i);
-    float f = (float)v; /* the transcendental functions and the clamp work in float */
+    float v = LOAD_X(x, i);
     switch (op) {
-    case OP_RELU: v = v < (AR_T)0 ? (AR_T)0 : v; break;
+    case OP_RELU: v = v < 0.0f ? 0.0f : v; break;
     /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
     case OP_SIGMOID:
-        v = (AR_T)(f >= 0.0f ? 1.0f / (1.0f + exp(-f)) : exp(f) / (1.0f + exp(f)));
+        v = v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
         break;
-    case OP_TANH: v = (AR_T)tanh(f); break;
-    case OP_CLIP: v = (AR_T)clamp1(f, lo, hi); break;
+    case OP_TANH: v = tanh(v); break;
+    case OP_CLIP: v = clamp1(v, lo, hi); break;
     default: break;
     }
-    AR_ST_Y(v, y, i);
+    STORE_Y(v, y, i);
 }
 
 __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
@@ -99,14 +105,14 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
         ia += c * av[d];
         ib += c * bv[d];
     }
-    AR_T x = AR_LD_A(a, ia), z = AR_LD_B(b, ib), v;
+    BIN_T x = BIN_LD_A(a, ia), z = BIN_LD_B(b, ib), v;
     switch (op) {
     case OP_ADD: v = x + z; break;
     case OP_SUB: v = x - z; break;
     case OP_MUL: v = x * z; break;
     default: v = x / z; break;
     }
-    AR_ST_Y(v, y, i);
+    BIN_ST_Y(v, y, i);
 }
 
 __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global const float *s,
@@ -116,8 +122,13 @@ __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global co
     uint i = get_global_id(0);
     if (i >= n) return;
     uint c = (i / inner) % channels;
-    AR_T v = fma(AR_LD_X(x, i), (AR_T)s[c], (AR_T)t[c]);
-    AR_ST_Y((AR_T)clamp1((float)v, lo, hi), y, i);
+#if AFFINE_HALF
+    /* s and t rounded to half; the clamp of a half is exact in float */
+    half v = fma(x[i], convert_half(s[c]), convert_half(t[c]));
+    y[i] = convert_half(clamp1((float)v, lo, hi));
+#else
+    STORE_Y(clamp1(fma(LOAD_X(x, i), s[c], t[c]), lo, hi), y, i);
+#endif
 }
 
 __kernel void pad_nd(__global const X_T *x, __global Y_T *y, uint n, int8 out_dims,

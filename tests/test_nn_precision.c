@@ -309,19 +309,29 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
     uint64_t nx = count_of(4, xd), nw = count_of(4, wd);
     float *x, *w, *b;
     if (co2) {
-        /* Before a second Conv: the first one's sums are exact halves (0, 0.5, 1 times +-0.5
-         * and +-1, biases k / 4), so no stored value can round the other way. */
-        x = grid_array(nx, 2, 0.5f);
-        w = grid_array(nw, 2, 0.5f);
-        b = grid_array((uint64_t)g->co, 4, 0.25f);
+        /* Before a second Conv: the first one's sums are exact halves (multiples of 1/16 below
+         * 4: inputs and weights k / 4 up to 1, biases k / 16), so no stored value can round
+         * the other way, in float or half arithmetic. */
+        x = grid_array(nx, 4, 0.25f);
+        w = grid_array(nw, 4, 0.25f);
+        b = grid_array((uint64_t)g->co, 16, 0.0625f);
     } else {
         x = random_array(nx, -0.3f, 1.0f);
         w = random_array(nw, -0.5f, 0.5f);
         b = random_array((uint64_t)g->co, -0.5f, 0.5f);
     }
     int64_t w2d[4] = {co2, g->co, 3, 3};
-    float *w2 = co2 ? random_array(count_of(4, w2d), -0.3f, 0.3f) : NULL;
-    float *b2 = co2 ? random_array((uint64_t)co2, -0.5f, 0.5f) : NULL;
+    /* The second Conv runs Winograd on CPUs: with grid weights (k / 2) its transformed weights
+     * U = G g G^T are multiples of 1/8 and its transformed inputs multiples of 1/16, all exact
+     * halves, so float arithmetic gives the exact sums, which it writes to the float graph
+     * output; half arithmetic (sums of multiples of 1/128 beyond 16 in half) cannot. */
+    bool winograd = co2 && variant == CLEVAL_VARIANT_CPU && g->co % 16 == 0 && co2 >= 16;
+    float *w2 = !co2       ? NULL
+                : winograd ? grid_array(count_of(4, w2d), 8, 0.5f)
+                           : random_array(count_of(4, w2d), -0.3f, 0.3f);
+    float *b2 = !co2       ? NULL
+                : winograd ? grid_array((uint64_t)co2, 4, 0.25f)
+                           : random_array((uint64_t)co2, -0.5f, 0.5f);
 
     cleval_onnx_model *m = builder_new(13);
     builder_input(m, "x", 4, xd);
@@ -360,9 +370,12 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
                          .dh = 1,
                          .dw = 1,
                          .group = 1};
-        conv_node(m, "conv2", in, "z", &g2);
+        conv_node(m, "conv2", in, winograd ? "y" : "z", &g2);
     }
-    fp16_tail(m);
+    if (winograd)
+        builder_output(m, "y");
+    else
+        fp16_tail(m);
 
     /* Reference: the half inputs and weights, the stored intermediates rounded to half. */
     float *xh = relu_half(x, nx), *wh = half_copy(w, nw);
@@ -386,7 +399,6 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
         ny = (uint64_t)(g->n * g->co * oh * ow);
     }
     int64_t yd[4] = {g->n, g->co, oh, ow};
-    double slack = 0;
     if (co2) {
         float *mid = malloc((ny + 1) * sizeof *mid), *w2h = half_copy(w2, count_of(4, w2d));
         for (uint64_t i = 0; i < ny; i++)
@@ -407,21 +419,22 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
         err = malloc((ny + 1) * sizeof *err);
         ref_conv2d(&g2, mid, w2h, b2d, ref, err);
         yd[1] = co2;
-        /* Winograd (CPU) keeps its transformed weights as half: U = h(G g G^T) differs from
-         * G h(g) G^T by about a half ulp of each U entry. */
-        if (variant == CLEVAL_VARIANT_CPU && g->co % 16 == 0 && co2 >= 16) slack = 1e-2;
         free(mid);
         free(w2h);
         free(b2d);
     }
     cleval_nn_tensor in = tensor(4, xd, x), out;
     bool depthwise = g->group == g->c && g->c > 1;
-    if (half_math_run && !depthwise) { /* depthwise convolution stays float */
+    if (half_math_run && !depthwise) /* depthwise convolution stays float */
         to_half_math_bound(err, ny, co2 ? g->co * 9 : g->c / g->group * g->kh * g->kw);
-        slack *= 4; /* Winograd's transformed inputs are half too */
+    if (half_math_run && winograd) {
+        /* Winograd's products V U are up to 16 x 4 larger than the direct ones it replaces */
+        for (uint64_t i = 0; i < ny; i++)
+            err[i] *= 64;
     }
-    if (slack > 0)
-        expected_kernel = "conv_winograd_cpu MR=8 NV=2 fp16";
+    if (winograd)
+        expected_kernel = half_math_run ? "conv_winograd_cpu MR=8 NV=2 fp16 half-math"
+                                        : "conv_winograd_cpu MR=8 NV=2 fp16";
     else if (co2 && variant == CLEVAL_VARIANT_CPU)
         expected_kernel = half_math_run ? "fp16 half-math" : "fp16 runs of 16";
     else if (depthwise)
@@ -435,8 +448,23 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
     char label[160];
     snprintf(label, sizeof label, "fp16%s %s (%s)", half_math_run ? " half-math" : "", what,
              cleval_variant_name(variant));
-    uint64_t exact = assert_half(out.data, ref, err, ny, slack, label);
-    if (half_math_run && !depthwise && slack == 0) assert_not_float_sums(exact, ny, label);
+    if (winograd) {
+        /* float: the exact sums; half: within the bound and not those sums */
+        uint64_t exact = 0;
+        for (uint64_t i = 0; i < ny; i++)
+            exact += (double)out.data[i] == ref[i];
+        if (!half_math_run)
+            assert_exact(out.data, ref, ny, label);
+        else
+            for (uint64_t i = 0; i < ny; i++)
+                if (!(fabs((double)out.data[i] - ref[i]) <= err[i]))
+                    fail_msg("%s: element %llu is %.9g, expected %.9g", label,
+                             (unsigned long long)i, out.data[i], ref[i]);
+        if (half_math_run) assert_not_float_sums(exact, ny, label);
+    } else {
+        uint64_t exact = assert_half(out.data, ref, err, ny, 0, label);
+        if (half_math_run && !depthwise) assert_not_float_sums(exact, ny, label);
+    }
     free(out.data);
     free(ref);
     free(err);
@@ -483,14 +511,34 @@ typedef struct gemm16_case {
     bool ta, tb;
     float alpha, beta;
     bool bias, b_runtime, split;
+    bool positive; /* B in [0.5, 1] (no cancellation: a long half sum loses the most) */
 } gemm16_case;
+
+/* What half arithmetic computes for sum_k a_k b_k (a, b halves): per block of `block` k from
+ * k = 0 (32 in gemm_cpu, one 16-k slice in gemm_gpu), each step's fma rounded to half; the
+ * block sums added exactly (the kernels add them in float: within the float error bound).
+ * *blocks_mag gets the sum of the blocks' |sum|, for a tolerance of an ulp of each. */
+static double half_block_dot(const float *a, int64_t as, const float *b, int64_t bs, int64_t k,
+                             int block, double *blocks_mag)
+{
+    double total = 0, mag = 0;
+    for (int64_t k0 = 0; k0 < k; k0 += block) {
+        double h = 0;
+        for (int64_t kk = k0; kk < k0 + block && kk < k; kk++)
+            h = hround((double)a[kk * as] * b[kk * bs] + h);
+        total += h;
+        mag += fabs(h);
+    }
+    *blocks_mag = mag;
+    return total;
+}
 
 static void check_gemm_fp16(const gemm16_case *g, cleval_kernel_variant variant)
 {
     int64_t ad[2] = {g->ta ? g->k : g->m, g->ta ? g->m : g->k};
     int64_t bd[2] = {g->tb ? g->n : g->k, g->tb ? g->k : g->n};
     float *a = random_array((uint64_t)(g->m * g->k), -0.3f, 1.0f);
-    float *b = random_array((uint64_t)(g->k * g->n), -1.0f, 1.0f);
+    float *b = random_array((uint64_t)(g->k * g->n), g->positive ? 0.5f : -1.0f, 1.0f);
     float *c = random_array((uint64_t)g->n, -1.0f, 1.0f);
     cleval_onnx_model *m = builder_new(13);
     builder_input(m, "a", 2, ad);
@@ -542,7 +590,28 @@ static void check_gemm_fp16(const gemm16_case *g, cleval_kernel_variant variant)
              g->ta, g->tb, g->b_runtime ? " B runtime" : "", g->split ? " split K" : "",
              cleval_variant_name(variant));
     uint64_t exact = assert_half(out.data, ref, err, ny, 0, label);
-    if (half_math_run) assert_not_float_sums(exact, ny, label);
+    if (half_math_run) {
+        /* (Positive sums blocked in half stay within a half ulp of the float sum.) */
+        if (!g->positive) assert_not_float_sums(exact, ny, label);
+        /* Within about an ulp of each half block sum of the emulated algorithm, plus the
+         * float error and the final rounding to half: a sum that is not blocked, or not in
+         * half, or blocked elsewhere, lands further off. */
+        int block = variant == CLEVAL_VARIANT_CPU ? 32 : 16;
+        for (int64_t i = 0; i < g->m; i++)
+            for (int64_t j = 0; j < g->n; j++) {
+                double mag, dot = half_block_dot(g->ta ? ah + i : ah + i * g->k, g->ta ? g->m : 1,
+                                                 g->tb ? bh + j * g->k : bh + j, g->tb ? 1 : g->n,
+                                                 g->k, block, &mag);
+                double cv = g->bias ? g->beta * (double)c[j] : 0.0, want = g->alpha * dot + cv;
+                double got = out.data[i * g->n + j], h = hround(want);
+                double blocks = (double)((g->k + block - 1) / block);
+                double tol = half_ulp(h) + fabs(g->alpha) * mag * 0x1p-11 +
+                             (blocks + 2) * 0x1p-24 * (fabs(g->alpha) * mag + fabs(cv));
+                if (!(fabs(got - want) <= tol))
+                    fail_msg("%s: element (%lld, %lld) is %.9g, half blocks of %d give %.9g", label,
+                             (long long)i, (long long)j, got, block, want);
+            }
+    }
     free(out.data);
     free(ref);
     free(err);
@@ -558,20 +627,21 @@ static void test_fp16_gemm(void **state)
 {
     (void)state;
     static const gemm16_case cases[] = {
-        {7, 13, 5, false, true, 1.0f, 1.0f, true, false, false},
-        {65, 33, 300, false, false, 1.0f, 1.0f, true, false, false},
-        {3, 70, 37, true, false, 0.5f, 2.0f, true, false, false},
-        {17, 5, 11, true, true, -1.5f, 0.25f, false, false, false},
-        {11, 9, 23, false, false, 1.0f, 1.0f, false, true, false},
-        {5, 40, 3, true, true, 1.0f, 1.0f, true, true, false},
+        {7, 13, 5, false, true, 1.0f, 1.0f, true, false, false, false},
+        {65, 33, 300, false, false, 1.0f, 1.0f, true, false, false, false},
+        {3, 70, 37, true, false, 0.5f, 2.0f, true, false, false, false},
+        {17, 5, 11, true, true, -1.5f, 0.25f, false, false, false, false},
+        {11, 9, 23, false, false, 1.0f, 1.0f, false, true, false, false},
+        {5, 40, 3, true, true, 1.0f, 1.0f, true, true, false, false},
+        {4, 19, 1024, false, false, 1.0f, 1.0f, true, false, false, true},
     };
     for (int v = 0; v < 2; v++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             check_gemm_fp16(&cases[i], VARIANTS[v]);
     /* GPU-style with K split across work-groups. */
     static const gemm16_case split[] = {
-        {5, 7, 2000, false, true, 0.5f, 2.0f, true, false, true},
-        {9, 33, 301, true, false, 1.0f, 1.0f, true, true, true},
+        {5, 7, 2000, false, true, 0.5f, 2.0f, true, false, true, false},
+        {9, 33, 301, true, false, 1.0f, 1.0f, true, true, true, false},
     };
     for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
         check_gemm_fp16(&split[i], CLEVAL_VARIANT_GPU);
@@ -579,15 +649,22 @@ static void test_fp16_gemm(void **state)
 
 /* ---- fp16: elementwise, pooling, softmax ---- */
 
+/* Runs m on both kernel families against ref; `exact_share`: the share of elements that must
+ * equal ref rounded to half (0: assert_half's own rule). */
 static void run_fp16_one(cleval_onnx_model *m, float *x, const int64_t *xd, uint32_t rank,
-                         const double *ref, const double *err, uint64_t ny, const char *what)
+                         const double *ref, const double *err, uint64_t ny, const char *what,
+                         double exact_share)
 {
     for (int v = 0; v < 2; v++) {
         cleval_nn_tensor in = tensor(rank, xd, x), out;
         run_general(m, VARIANTS[v], CLEVAL_NN_FP16, 0.0, &in, &out);
         char label[160];
-        snprintf(label, sizeof label, "fp16 %s (%s)", what, cleval_variant_name(VARIANTS[v]));
-        assert_half(out.data, ref, err, ny, 0, label);
+        snprintf(label, sizeof label, "fp16%s %s (%s)", half_math_run ? " half-math" : "", what,
+                 cleval_variant_name(VARIANTS[v]));
+        uint64_t exact = assert_half(out.data, ref, err, ny, 0, label);
+        if ((double)exact < exact_share * (double)ny)
+            fail_msg("%s: only %llu of %llu elements equal the rounded reference", label,
+                     (unsigned long long)exact, (unsigned long long)ny);
         free(out.data);
     }
 }
@@ -608,7 +685,7 @@ static void test_fp16_elementwise(void **state)
     fp16_tail(m);
     for (uint64_t i = 0; i < n; i++)
         ref[i] = 1.0 / (1.0 + exp(-(double)xh[i]));
-    run_fp16_one(m, x, xd, 3, ref, NULL, n, "Sigmoid");
+    run_fp16_one(m, x, xd, 3, ref, NULL, n, "Sigmoid", 0);
     builder_free(m);
 
     /* Add of two half tensors, the second broadcast along axes 0 and 2. */
@@ -654,11 +731,13 @@ static void test_fp16_elementwise(void **state)
         int c = (int)((i / 7) % 5);
         double k = scale[c] / sqrt((double)var[c] + 1e-5), t = shift[c] - mean[c] * k;
         ref[i] = ((double)xh[i] - mean[c]) * k + shift[c];
-        /* x s + t in float, s and t rounded to float: it may cancel; in half, s and t are
-         * halves and the fma rounds once more */
-        err[i] = (half_math_run ? 0x1p-9 : 0x1p-22) * (fabs(xh[i] * k) + fabs(t));
+        /* x s + t in float, s and t rounded to float: it may cancel */
+        err[i] = 0x1p-22 * (fabs(xh[i] * k) + fabs(t));
+        /* In half: s and t rounded to half, then one fma rounded to half (the product of two
+         * halves is exact in double), which float arithmetic would not give. */
+        if (half_math_run) ref[i] = hround((double)xh[i] * hround(k) + hround(t));
     }
-    run_fp16_one(m, x, xd, 3, ref, err, n, "BatchNormalization");
+    run_fp16_one(m, x, xd, 3, ref, err, n, "BatchNormalization", half_math_run ? 0.9 : 0);
     free(err);
     builder_free(m);
 
@@ -684,7 +763,7 @@ static void test_fp16_elementwise(void **state)
                 pref[(i * 8 + j) * 6 + k] =
                     sj >= 0 && sj < 5 && sk < 7 ? xh[(i * 5 + sj) * 7 + sk] : 0.75;
             }
-    run_fp16_one(m, x, xd, 3, pref, NULL, np, "Pad");
+    run_fp16_one(m, x, xd, 3, pref, NULL, np, "Pad", 0);
     free(pref);
     builder_free(m);
 
@@ -703,7 +782,7 @@ static void test_fp16_elementwise(void **state)
         for (int j = 0; j < 7; j++)
             ref[r * 7 + j] = exp(xh[r * 7 + j] - mx) / sum;
     }
-    run_fp16_one(m, x, xd, 3, ref, NULL, n, "Softmax");
+    run_fp16_one(m, x, xd, 3, ref, NULL, n, "Softmax", 0);
     builder_free(m);
     free(ref);
     free(x);
@@ -721,11 +800,24 @@ static void test_half_math(void **state)
         print_message("[  SKIPPED ] the test device has no cl_khr_fp16\n");
         skip();
     }
-    half_math_run = true;
     test_fp16_conv(state);
     test_fp16_gemm(state);
     test_fp16_elementwise(state);
+}
+
+/* test_half_math's setup and teardown: the flag is cleared even when an assertion fails. */
+static int half_math_on(void **state)
+{
+    (void)state;
+    half_math_run = true;
+    return 0;
+}
+
+static int half_math_off(void **state)
+{
+    (void)state;
     half_math_run = false;
+    return 0;
 }
 
 static void test_half_math_refused(void **state)
@@ -809,7 +901,8 @@ static void test_fp16_pool(void **state)
         run_fp16_one(m, x, xd, 4, ref, NULL, count,
                      mode == 0   ? "MaxPool"
                      : mode == 1 ? "AveragePool"
-                                 : "GlobalAveragePool");
+                                 : "GlobalAveragePool",
+                     0);
         builder_free(m);
     }
     free(ref);
@@ -1504,7 +1597,7 @@ int main(void)
         cmocka_unit_test(test_fp16_gemm),
         cmocka_unit_test(test_fp16_elementwise),
         cmocka_unit_test(test_fp16_pool),
-        cmocka_unit_test(test_half_math),
+        cmocka_unit_test_setup_teardown(test_half_math, half_math_on, half_math_off),
         cmocka_unit_test(test_half_math_refused),
         cmocka_unit_test(test_int8_conv),
         cmocka_unit_test(test_int8_gemm),

@@ -311,7 +311,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
                  op->int8 ? (nn->tuning.i8_float ? " int8 (float blocks)" : " int8")
                  : half   ? nn_fp16_tag(nn)
                           : "",
-                 p->channels_inner ? " runs of 16" : "");
+                 p->channels_inner && !nn->half_math ? " runs of 16" : "");
         status = nn_kernel(nn, op, "conv", options, "conv_cpu", &op->k[0]);
         if (status == CLEVAL_OK && op->int8)
             status = nn_kernel(nn, op, "quantize", NULL,

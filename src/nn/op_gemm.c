@@ -455,8 +455,7 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
 
 /* C (at offset 0, with its row and column strides; a stride of 0 broadcasts) and Y (at y_off):
  * the arguments every Gemm kernel takes after A and B, before Y's row stride and the shape. */
-static void arg_c_and_y(nn_args *a, cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym,
-                        int64_t y_off)
+static void arg_c_and_y(nn_args *a, cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym, int64_t y_off)
 {
     nn_arg_mem(a, cm);
     nn_arg_int(a, 0);
@@ -517,7 +516,10 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         nn_arg_int(&a, (int32_t)p->n);
         nn_arg_int(&a, (int32_t)p->k);
         arg_epilogue(&a, p);
-        int64_t splits = gpu_splits(nn, op, m), per = (p->k + splits - 1) / splits;
+        /* Each split a whole number of 16-k slices (gemm.cl's TK), so the slices, and with
+         * half arithmetic the blocks summed in half, start at multiples of 16 whatever the
+         * split (a last split may get no k: its partial sums are 0). */
+        int64_t splits = gpu_splits(nn, op, m), per = ((p->k + splits - 1) / splits + 15) / 16 * 16;
         cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : ym;
         nn_arg_int(&a, (int32_t)splits);
         nn_arg_int(&a, (int32_t)per);
