@@ -114,6 +114,18 @@ static void capture_log(cleval_log_level level, const char *message, void *user)
         strncat(captured_log, message, sizeof captured_log - strlen(captured_log) - 1);
 }
 
+/* Runs the 1-D kernel k over `global` items, then reads `size` bytes of mem into out. */
+static void run_and_read(cleval_device *dev, cl_kernel k, size_t global, cl_mem mem, void *out,
+                         size_t size)
+{
+    assert_int_equal(
+        clEnqueueNDRangeKernel(cleval_device_queue(dev), k, 1, NULL, &global, NULL, 0, NULL, NULL),
+        CL_SUCCESS);
+    assert_int_equal(
+        clEnqueueReadBuffer(cleval_device_queue(dev), mem, CL_TRUE, 0, size, out, 0, NULL, NULL),
+        CL_SUCCESS);
+}
+
 /* A fresh folder under the tests' temporary directory, for kernel sources written by a test. */
 static const char *kernel_dir(const char *name)
 {
@@ -183,14 +195,8 @@ static void test_program_includes_shared_header(void **state)
         clCreateBuffer(cleval_device_context(dev), CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
                        sizeof values, values, &err);
     assert_int_equal(err, CL_SUCCESS);
-    size_t global = 5;
     assert_int_equal(clSetKernelArg(k, 0, sizeof mem, &mem), CL_SUCCESS);
-    assert_int_equal(
-        clEnqueueNDRangeKernel(cleval_device_queue(dev), k, 1, NULL, &global, NULL, 0, NULL, NULL),
-        CL_SUCCESS);
-    assert_int_equal(clEnqueueReadBuffer(cleval_device_queue(dev), mem, CL_TRUE, 0, sizeof values,
-                                         values, 0, NULL, NULL),
-                     CL_SUCCESS);
+    run_and_read(dev, k, 5, mem, values, sizeof values);
     clReleaseMemObject(mem);
     clReleaseKernel(k);
     const int32_t expected[5] = {2, -4, 6, 80, 14};
@@ -239,16 +245,10 @@ static void test_kernel_args_keep_first_error(void **state)
     cleval_kernel_arg_float(&a, 2.0f);
     assert_ok(cleval_kernel_args_end(&a));
     int32_t values[4] = {0, 0, 0, 99};
-    size_t global = 4;
     assert_int_equal(clEnqueueWriteBuffer(cleval_device_queue(dev), mem, CL_TRUE, 0, sizeof values,
                                           values, 0, NULL, NULL),
                      CL_SUCCESS);
-    assert_int_equal(
-        clEnqueueNDRangeKernel(cleval_device_queue(dev), k, 1, NULL, &global, NULL, 0, NULL, NULL),
-        CL_SUCCESS);
-    assert_int_equal(clEnqueueReadBuffer(cleval_device_queue(dev), mem, CL_TRUE, 0, sizeof values,
-                                         values, 0, NULL, NULL),
-                     CL_SUCCESS);
+    run_and_read(dev, k, 4, mem, values, sizeof values);
     const int32_t expected[4] = {-5, -5, -5, 99};
     assert_memory_equal(values, expected, sizeof expected);
 
