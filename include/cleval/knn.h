@@ -32,6 +32,10 @@ typedef enum cleval_knn_metric {
     CLEVAL_KNN_COSINE, /* 1 - cos(q, r); a zero vector has cosine 0 with everything */
 } cleval_knn_metric;
 
+/* "uniform", "distance"; "euclidean", "cosine": the CLI's and the reports' names. */
+const char *cleval_knn_weights_name(cleval_knn_weights weights);
+const char *cleval_knn_metric_name(cleval_knn_metric metric);
+
 typedef struct cleval_knn_config {
     uint32_t k;         /* 1 <= k <= n_train */
     cleval_knn_weights weights;

@@ -54,8 +54,8 @@ static cJSON *knn_extra(const cleval_knn_job *job, const cleval_knn_outcome *out
     cJSON_AddItemToObject(
         extra, "knn",
         cli_knn_block(job->config.k,
-                      job->config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
-                      job->config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
+                      cleval_knn_weights_name(job->config.weights),
+                      cleval_knn_metric_name(job->config.metric),
                       out->n_train, out->stats.distance_ties, out->stats.vote_ties,
                       out->stats.searched_again));
     cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");

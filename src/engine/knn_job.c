@@ -43,8 +43,9 @@ static cleval_status open_train(const cleval_knn_job *job, engine_knn_inputs *in
         (status = cleval_column_open(in->train, x_key, CLEVAL_COLUMN_FEATURES, &in->train_x)))
         return status;
     if (!cleval_dataset_has(in->train, y_key))
-        return cleval_fail(CLEVAL_ERR_INPUT, "%s: no dataset '%s' (a KNN training set needs labels)",
-                           job->train_path, y_key);
+        return cleval_fail(CLEVAL_ERR_INPUT,
+                           "%s: no dataset '%s' (a KNN training set needs labels)", job->train_path,
+                           y_key);
     if ((status = cleval_column_open(in->train, y_key, CLEVAL_COLUMN_LABELS, &in->train_y)))
         return status;
     uint64_t n = cleval_column_rows(in->train_x);
@@ -83,9 +84,9 @@ cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_input
     if (status == CLEVAL_OK) status = max_train_label(in->train_y, &max_train);
     if (status == CLEVAL_OK) status = engine_scan_labels(&in->test, &max_test);
     if (status == CLEVAL_OK && cleval_column_row_size(in->train_x) > UINT32_MAX)
-        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: samples of %llu features are too large",
-                             job->train_path,
-                             (unsigned long long)cleval_column_row_size(in->train_x));
+        status =
+            cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: samples of %llu features are too large",
+                        job->train_path, (unsigned long long)cleval_column_row_size(in->train_x));
     if (status != CLEVAL_OK) {
         engine_close_knn_inputs(in);
         return status;
@@ -110,9 +111,9 @@ static cleval_status load_train(const knn_devices *devices, cleval_column *x, cl
     uint64_t chunk = n < TRAIN_CHUNK_ROWS ? n : TRAIN_CHUNK_ROWS;
     float *values = malloc(chunk * row * sizeof *values);
     int32_t *labels = malloc(chunk * sizeof *labels);
-    cleval_status status = values && labels
-                               ? CLEVAL_OK
-                               : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading training rows");
+    cleval_status status =
+        values && labels ? CLEVAL_OK
+                         : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading training rows");
     for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += chunk) {
         uint64_t count = n - row0 < chunk ? n - row0 : chunk;
         int32_t max;
@@ -132,11 +133,9 @@ void engine_knn_description(const cleval_knn_config *config, uint64_t n_train, c
                             size_t size)
 {
     snprintf(out, size, "KNN k=%u weights=%s metric=%s train=%llu rows", config->k,
-             config->weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
-             config->metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
+             cleval_knn_weights_name(config->weights), cleval_knn_metric_name(config->metric),
              (unsigned long long)n_train);
 }
-
 
 cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *out)
 {
@@ -145,8 +144,8 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     const cleval_run_options *run = &job->run;
     knn_devices devices = {calloc(run->n_devices, sizeof(cleval_knn *)), run->n_devices};
     double start = cleval_seconds();
-    cleval_status status = devices.knns ? CLEVAL_OK
-                                        : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    cleval_status status =
+        devices.knns ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     if (status == CLEVAL_OK) status = engine_open_knn_inputs(job, &in);
     if (status != CLEVAL_OK) goto done;
 
@@ -170,20 +169,19 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     batch = batch < max_batch ? batch : max_batch;
     char description[160];
     engine_knn_description(&config, out->n_train, description, sizeof description);
-    engine_counters counters = {.count = 3,
-                                .names = {"knn_distance_ties", "knn_vote_ties",
-                                          "knn_searched_again"},
-                                .read = read_counters,
-                                .user = &devices};
+    engine_counters counters = {
+        .count = 3,
+        .names = {"knn_distance_ties", "knn_vote_ties", "knn_searched_again"},
+        .read = read_counters,
+        .user = &devices};
     char k_text[16], n_train_text[32];
     snprintf(k_text, sizeof k_text, "%u", config.k);
     snprintf(n_train_text, sizeof n_train_text, "%llu", (unsigned long long)out->n_train);
-    const char *const part_attributes[] = {
-        "knn_k", k_text,
-        "knn_weights", config.weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform",
-        "knn_metric", config.metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean",
-        "knn_n_train", n_train_text,
-        NULL};
+    const char *const part_attributes[] = {"knn_k",       k_text,
+                                           "knn_weights", cleval_knn_weights_name(config.weights),
+                                           "knn_metric",  cleval_knn_metric_name(config.metric),
+                                           "knn_n_train", n_train_text,
+                                           NULL};
     engine_run_spec spec = {.command = "knn",
                             .part_attributes = part_attributes,
                             .data = in.test.ds,

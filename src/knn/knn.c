@@ -16,8 +16,8 @@ cleval_status knn_buffer_reserve(cleval_knn *knn, knn_buffer *buf, size_t bytes,
 {
     if (bytes <= buf->bytes && buf->mem) return CLEVAL_OK;
     knn_buffer_release(buf);
-    cleval_status status = cleval_device_buffer(knn->dev, CL_MEM_READ_WRITE, bytes, NULL, what,
-                                                &buf->mem);
+    cleval_status status =
+        cleval_device_buffer(knn->dev, CL_MEM_READ_WRITE, bytes, NULL, what, &buf->mem);
     if (status == CLEVAL_OK) buf->bytes = bytes;
     return status;
 }
@@ -44,6 +44,16 @@ static uint32_t automatic_margin(uint32_t k)
     return k / 4 > 16 ? k / 4 : 16;
 }
 
+const char *cleval_knn_weights_name(cleval_knn_weights weights)
+{
+    return weights == CLEVAL_KNN_DISTANCE ? "distance" : "uniform";
+}
+
+const char *cleval_knn_metric_name(cleval_knn_metric metric)
+{
+    return metric == CLEVAL_KNN_COSINE ? "cosine" : "euclidean";
+}
+
 cleval_status cleval_knn_create(cleval_device *dev, const cleval_knn_config *config,
                                 uint64_t n_train, uint32_t dim, cleval_knn **out)
 {
@@ -54,8 +64,7 @@ cleval_status cleval_knn_create(cleval_device *dev, const cleval_knn_config *con
         return cleval_fail(CLEVAL_ERR_USAGE, "-k %u is larger than the training set (%llu rows)",
                            config->k, (unsigned long long)n_train);
     if (n_train > INT32_MAX)
-        return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "training sets hold at most %d rows",
-                           INT32_MAX);
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "training sets hold at most %d rows", INT32_MAX);
     if (dim == 0) return cleval_fail(CLEVAL_ERR_INPUT, "samples have no features");
     if (config->n_classes == 0) return cleval_fail(CLEVAL_ERR_USAGE, "n_classes must be >= 1");
 
@@ -69,7 +78,8 @@ cleval_status cleval_knn_create(cleval_device *dev, const cleval_knn_config *con
     knn->fp64 = cleval_device_get_info(dev)->has_fp64;
     knn->exact_size = knn->fp64 ? sizeof(double) : sizeof(float);
     knn->margin = config->margin ? config->margin : automatic_margin(config->k);
-    knn->share_screen = knn->variant == CLEVAL_VARIANT_GPU && config->metric == CLEVAL_KNN_EUCLIDEAN;
+    knn->share_screen =
+        knn->variant == CLEVAL_VARIANT_GPU && config->metric == CLEVAL_KNN_EUCLIDEAN;
     /* Page-aligned, so CPU devices can use the host copy in place (CL_MEM_USE_HOST_PTR). */
     size_t bytes = cleval_round_up((size_t)n_train * dim * sizeof *knn->x, HOST_ALIGNMENT);
     knn->x = aligned_alloc(HOST_ALIGNMENT, bytes);
@@ -114,12 +124,11 @@ void cleval_knn_destroy(cleval_knn *knn)
                            knn->vote_kernel};
     for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
         if (kernels[i]) clReleaseKernel(kernels[i]);
-    knn_buffer *buffers[] = {&knn->q_original, &knn->q_norm2,    &knn->q_screen,
-                             &knn->scratch,    &knn->window,     &knn->heap_score,
-                             &knn->heap_index, &knn->cand_dist,  &knn->cand_index,
-                             &knn->cand_label, &knn->safe,       &knn->vote_dist,
-                             &knn->vote_index, &knn->vote_label, &knn->votes,
-                             &knn->pred,       &knn->scores,     &knn->flags};
+    knn_buffer *buffers[] = {&knn->q_original, &knn->q_norm2,    &knn->q_screen,   &knn->scratch,
+                             &knn->window,     &knn->heap_score, &knn->heap_index, &knn->cand_dist,
+                             &knn->cand_index, &knn->cand_label, &knn->safe,       &knn->vote_dist,
+                             &knn->vote_index, &knn->vote_label, &knn->votes,      &knn->pred,
+                             &knn->scores,     &knn->flags};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         knn_buffer_release(buffers[i]);
     free(knn->x);
@@ -137,8 +146,7 @@ cleval_status cleval_knn_set_train(cleval_knn *knn, uint64_t row0, uint64_t n, c
     for (uint64_t i = 0; i < n; i++)
         if (y[i] < 0 || (uint32_t)y[i] >= knn->config.n_classes)
             return cleval_fail(CLEVAL_ERR_INPUT, "training label %d of row %llu is outside 0..%u",
-                               y[i], (unsigned long long)(row0 + i),
-                               knn->config.n_classes - 1);
+                               y[i], (unsigned long long)(row0 + i), knn->config.n_classes - 1);
     memcpy(knn->x + row0 * knn->dim, x, (size_t)n * knn->dim * sizeof *x);
     memcpy(knn->y + row0, y, (size_t)n * sizeof *y);
     knn->rows_set += n;
@@ -169,9 +177,9 @@ static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
     tile->screen_norm = malloc(n_norms * sizeof *tile->screen_norm);
     tile->norm2 = malloc(tile->rows * knn->exact_size);
     if (!knn->share_screen)
-        tile->screen = aligned_alloc(HOST_ALIGNMENT,
-                                     cleval_round_up(screen_floats(knn, tile) * sizeof(float),
-                                                     HOST_ALIGNMENT));
+        tile->screen =
+            aligned_alloc(HOST_ALIGNMENT, cleval_round_up(screen_floats(knn, tile) * sizeof(float),
+                                                          HOST_ALIGNMENT));
     /* Unit vectors for cosine; otherwise the screening vectors are the originals. */
     float *unit = cosine ? malloc((size_t)tile->rows * dim * sizeof *unit) : NULL;
     if (!tile->screen_norm || !tile->norm2 || (!knn->share_screen && !tile->screen) ||
@@ -231,8 +239,8 @@ static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
 static cleval_status write_buffer(cleval_knn *knn, cl_mem mem, size_t bytes, const void *data,
                                   const char *what)
 {
-    cl_int err = clEnqueueWriteBuffer(cleval_device_queue(knn->dev), mem, CL_TRUE, 0, bytes,
-                                      data, 0, NULL, NULL);
+    cl_int err = clEnqueueWriteBuffer(cleval_device_queue(knn->dev), mem, CL_TRUE, 0, bytes, data,
+                                      0, NULL, NULL);
     if (err != CL_SUCCESS)
         return cleval_fail(CLEVAL_ERR_OPENCL, "clEnqueueWriteBuffer(%s) failed: %s (%d)", what,
                            cleval_cl_error_name(err), (int)err);
@@ -278,10 +286,9 @@ static cleval_status upload_tile(cleval_knn *knn, const knn_tile *tile)
     const knn_tile_buffers *b = tile->on_device;
     bool use_host = in_place(knn);
     cleval_status status;
-    if ((!use_host && (status = write_buffer(knn, b->original,
-                                             tile->rows * knn->dim * sizeof(float),
-                                             knn->x + tile->row0 * knn->dim,
-                                             "KNN training vectors"))) ||
+    if ((!use_host &&
+         (status = write_buffer(knn, b->original, tile->rows * knn->dim * sizeof(float),
+                                knn->x + tile->row0 * knn->dim, "KNN training vectors"))) ||
         (status = write_buffer(knn, b->norm2, tile->rows * knn->exact_size, tile->norm2,
                                "KNN training norms")) ||
         (status = write_buffer(knn, b->labels, tile->rows * sizeof(int32_t), knn->y + tile->row0,
@@ -335,8 +342,7 @@ static cleval_status plan_tiles(cleval_knn *knn)
                            (unsigned long long)total_bytes, (unsigned long long)budget);
     cleval_log(CLEVAL_LOG_INFO, "KNN: %llu training rows in %u tile%s (%s), %.1f MiB on device",
                (unsigned long long)knn->n_train, knn->n_tiles, knn->n_tiles == 1 ? "" : "s",
-               knn->resident ? "resident" : "streamed per batch",
-               (double)total_bytes / 1048576.0);
+               knn->resident ? "resident" : "streamed per batch", (double)total_bytes / 1048576.0);
     return CLEVAL_OK;
 }
 
@@ -356,9 +362,8 @@ static cleval_status build_kernels(cleval_knn *knn)
         status = cleval_device_kernel(knn->dev, "knn_scores", NULL, "knn_select_gpu",
                                       &knn->select_kernel);
     }
-    if (status != CLEVAL_OK ||
-        (status = cleval_device_kernel(knn->dev, "knn_exact", options, "knn_exact",
-                                       &knn->exact_kernel)))
+    if (status != CLEVAL_OK || (status = cleval_device_kernel(knn->dev, "knn_exact", options,
+                                                              "knn_exact", &knn->exact_kernel)))
         return status;
     return cleval_device_kernel(knn->dev, "knn_exact", options, "knn_vote", &knn->vote_kernel);
 }
@@ -379,9 +384,9 @@ static uint32_t plan_batch(cleval_knn *knn)
             : (uint32_t)((max_tile_rows + KNN_GPU_WINDOW - 1) / KNN_GPU_WINDOW);
     uint64_t m = (uint64_t)knn->config.k + 1 + knn->margin;
     uint64_t chunks = (uint64_t)knn->n_tiles * splits_per_tile;
-    uint64_t per_query = (uint64_t)knn->dim * 3 * sizeof(float) + 8 +
-                         m * splits_per_tile * 8 + chunks * (m * (8 + 8) + 8) +
-                         ((uint64_t)knn->config.k + 1) * 16 + knn->config.n_classes * 12 +
+    uint64_t per_query = (uint64_t)knn->dim * 3 * sizeof(float) + 8 + m * splits_per_tile * 8 +
+                         chunks * (m * (8 + 8) + 8) + ((uint64_t)knn->config.k + 1) * 16 +
+                         knn->config.n_classes * 12 +
                          (knn->variant == CLEVAL_VARIANT_GPU ? KNN_GPU_WINDOW * 4 : 0);
     uint64_t batch = BATCH_BUDGET_BYTES / per_query;
     batch = batch < 8192 ? batch : 8192;
@@ -399,10 +404,11 @@ cleval_status cleval_knn_prepare(cleval_knn *knn)
     knn->max_batch = plan_batch(knn);
     knn->ranked = malloc((size_t)knn->max_batch * (knn->config.k + 1) * sizeof *knn->ranked);
     if (!knn->ranked) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN results");
-    cleval_log(CLEVAL_LOG_INFO, "KNN: %s kernels, k=%u, %u screening candidates per split, "
+    cleval_log(CLEVAL_LOG_INFO,
+               "KNN: %s kernels, k=%u, %u screening candidates per split, "
                "batches of up to %u queries, exact pass in %s",
-               cleval_variant_name(knn->variant), knn->config.k,
-               knn->config.k + 1 + knn->margin, knn->max_batch, knn->fp64 ? "float64" : "float32");
+               cleval_variant_name(knn->variant), knn->config.k, knn->config.k + 1 + knn->margin,
+               knn->max_batch, knn->fp64 ? "float64" : "float32");
     /* Resident: one set of device buffers per tile, filled now. Streamed: one slot sized for
      * the first (largest) tile that every tile is uploaded into in turn. */
     knn->n_device_tiles = knn->resident ? knn->n_tiles : 1;
