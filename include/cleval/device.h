@@ -76,6 +76,8 @@ cleval_status cleval_device_open(uint32_t index, cleval_device **out);
 void cleval_device_close(cleval_device *dev);
 
 const cleval_device_info *cleval_device_get_info(const cleval_device *dev);
+/* "name0, name1, ...": the names of n open devices, for reports (truncated to size). */
+void cleval_device_names(cleval_device *const *devices, uint32_t n, char *out, size_t size);
 cl_context cleval_device_context(const cleval_device *dev);
 cl_command_queue cleval_device_queue(const cleval_device *dev);
 cl_device_id cleval_device_id(const cleval_device *dev);

@@ -46,15 +46,12 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
             return status;
         against->devices = calloc(against->n_devices, sizeof *against->devices);
         if (!against->devices) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
-        for (uint32_t d = 0; status == CLEVAL_OK && d < against->n_devices; d++) {
+        for (uint32_t d = 0; status == CLEVAL_OK && d < against->n_devices; d++)
             status = cleval_device_open(indices[d], &against->devices[d]);
-            if (status == CLEVAL_OK)
-                snprintf(against->device_names + strlen(against->device_names),
-                         sizeof against->device_names - strlen(against->device_names), "%s%s",
-                         d ? ", " : "", cleval_device_get_info(against->devices[d])->name);
-        }
         free(indices);
         if (status != CLEVAL_OK) return status;
+        cleval_device_names(against->devices, against->n_devices, against->device_names,
+                            sizeof against->device_names);
     }
     const char *save = args->values[OPT_SAVE];
     if (!save) return temporary_files(against);

@@ -165,18 +165,14 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     if ((status = pick_devices(args, cluster, &indices, &run->n_devices))) return status;
     run->devices = calloc(run->n_devices, sizeof *run->devices);
     if (!run->devices) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening devices");
-    for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
+    for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++)
         status = cleval_device_open(indices[d], &run->devices[d]);
-        if (status == CLEVAL_OK)
-            snprintf(run->device_names + strlen(run->device_names),
-                     sizeof run->device_names - strlen(run->device_names), "%s%s", d ? ", " : "",
-                     cleval_device_get_info(run->devices[d])->name);
-    }
     free(indices);
     if (status != CLEVAL_OK) {
         cli_run_end(run);
         return status;
     }
+    cleval_device_names(run->devices, run->n_devices, run->device_names, sizeof run->device_names);
 
     build_fingerprint(args, command, inputs, o->shard_count, run->fingerprint,
                       sizeof run->fingerprint);

@@ -348,6 +348,15 @@ const cleval_device_info *cleval_device_get_info(const cleval_device *dev)
     return &dev->info;
 }
 
+void cleval_device_names(cleval_device *const *devices, uint32_t n, char *out, size_t size)
+{
+    if (size == 0) return;
+    out[0] = '\0';
+    for (uint32_t d = 0; d < n; d++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", d ? ", " : "",
+                 devices[d]->info.name);
+}
+
 cl_context cleval_device_context(const cleval_device *dev)
 {
     return dev->context;

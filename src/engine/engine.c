@@ -70,22 +70,13 @@ static cleval_status save_checkpoint(void *user, uint64_t rows_done, const pipel
                            &state, ctx->spec->counters ? ctx->spec->counters->count : 0);
 }
 
-/* "name0, name1": the devices that ran the job. */
-static void device_names(const cleval_run_options *run, char *out, size_t size)
-{
-    out[0] = '\0';
-    for (uint32_t d = 0; d < run->n_devices; d++)
-        snprintf(out + strlen(out), size - strlen(out), "%s%s", d ? ", " : "",
-                 cleval_device_get_info(run->devices[d])->name);
-}
-
 /* The attributes a new prediction or part file carries. */
 static cleval_status describe_file(cleval_predfile *file, const engine_run_spec *spec,
                                    const cleval_run_options *run, const run_context *ctx,
                                    uint64_t n_total)
 {
     char devices[1024];
-    device_names(run, devices, sizeof devices);
+    cleval_device_names(run->devices, run->n_devices, devices, sizeof devices);
     cleval_status status;
     if ((status = cleval_predfile_set_attribute(file, "model", spec->model_description)) ||
         (status = cleval_predfile_set_attribute(file, "data", cleval_dataset_path(spec->data))) ||
