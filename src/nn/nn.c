@@ -128,6 +128,14 @@ cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const cha
     return status;
 }
 
+cleval_status nn_storage_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *kernel)
+{
+    char options[64];
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s", kernel);
+    return nn_kernel(nn, op, program, options, kernel, &op->k[0]);
+}
+
 /* ---- create ---- */
 
 /* Sets the classifier input to n samples. */

@@ -420,9 +420,13 @@ void nn_arg_int8(nn_args *a, const int32_t v[8]);
  * recording a profiling event for `op` when profiling. */
 cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, const size_t *global,
                          const size_t *local);
-/* Builds kernel `kernel` of kernels/<program>.cl with options. */
+/* Builds kernel `kernel` of kernels/<program>.cl with options (and -DHALF_MATH=1 when the
+ * network computes in half). */
 cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *options,
                         const char *kernel, cl_kernel *out);
+/* op->k[0] = `kernel` of kernels/<program>.cl for input 0's and output 0's storage
+ * (nn_storage_options), which is also its --profile description. */
+cleval_status nn_storage_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *kernel);
 /* Local size for 1-D elementwise kernels, and the global size rounded up to it. */
 size_t nn_local_1d(const cleval_nn *nn);
 

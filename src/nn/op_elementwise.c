@@ -252,10 +252,7 @@ static cleval_status unary_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status unary_prepare(cleval_nn *nn, nn_op *op)
 {
-    char options[64];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "unary");
-    return nn_kernel(nn, op, "elementwise", options, "unary", &op->k[0]);
+    return nn_storage_kernel(nn, op, "elementwise", "unary");
 }
 
 static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
@@ -382,10 +379,7 @@ static cleval_status batchnorm_prepare(cleval_nn *nn, nn_op *op)
     free(s);
     free(t);
     if (status != CLEVAL_OK) return status;
-    char options[64];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "channel_affine");
-    return nn_kernel(nn, op, "elementwise", options, "channel_affine", &op->k[0]);
+    return nn_storage_kernel(nn, op, "elementwise", "channel_affine");
 }
 
 static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)

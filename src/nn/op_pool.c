@@ -170,10 +170,7 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status pool_prepare(cleval_nn *nn, nn_op *op)
 {
-    char options[64];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "pool");
-    return nn_kernel(nn, op, "pool", options, "pool", &op->k[0]);
+    return nn_storage_kernel(nn, op, "pool", "pool");
 }
 
 static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
@@ -240,10 +237,7 @@ static cleval_status gap_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status gap_prepare(cleval_nn *nn, nn_op *op)
 {
-    char options[64];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "global_average");
-    return nn_kernel(nn, op, "pool", options, "global_average", &op->k[0]);
+    return nn_storage_kernel(nn, op, "pool", "global_average");
 }
 
 static cleval_status gap_launch(cleval_nn *nn, nn_op *op)

@@ -270,10 +270,7 @@ static cleval_status pad_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status pad_prepare(cleval_nn *nn, nn_op *op)
 {
-    char options[64];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "pad_nd");
-    return nn_kernel(nn, op, "elementwise", options, "pad_nd", &op->k[0]);
+    return nn_storage_kernel(nn, op, "elementwise", "pad_nd");
 }
 
 void nn_arg_pad_dims(nn_args *a, const nn_shape *in, const nn_shape *out, const int64_t *begin)

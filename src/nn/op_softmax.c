@@ -72,10 +72,7 @@ static cleval_status softmax_infer(cleval_nn *nn, nn_op *op)
 
 static cleval_status softmax_prepare(cleval_nn *nn, nn_op *op)
 {
-    char options[64];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "softmax");
-    return nn_kernel(nn, op, "softmax", options, "softmax", &op->k[0]);
+    return nn_storage_kernel(nn, op, "softmax", "softmax");
 }
 
 static cleval_status softmax_launch(cleval_nn *nn, nn_op *op)
