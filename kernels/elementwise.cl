@@ -10,9 +10,9 @@
  * Storage    X_HALF / A_HALF / B_HALF / Y_HALF: that operand is stored as half (fp16 mode),
  *            read with vload_half and written with vstore_half_rte; arithmetic is float, or
  *            with HALF_MATH (fp16 on a device with cl_khr_fp16) half for the binary operators
- *            and the affine map when all their tensors are stored as half (the affine map's
- *            scale and shift are then rounded to half); unary ops evaluate in float (ReLU
- *            and clamps are exact either way).
+ *            when all their tensors are stored as half. The affine map stays float: its
+ *            folded scale and shift are float constants, which rounded to half could overflow
+ *            or cancel.
  * Assumes    the global size is rounded up to the work-group size: out-of-range items return.
  */
 #ifndef X_HALF
@@ -38,9 +38,9 @@
 #define Y_T CAT(ST_T_, Y_HALF)
 #define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
 
-/* What binary and channel_affine compute in: half with HALF_MATH when every tensor operand
- * is stored as half (a float input or output, such as a constant or a graph input or output,
- * keeps the op in float, so no float value is rounded to half or overflows there). */
+/* What binary computes in: half with HALF_MATH when A, B and Y are all stored as half (a float
+ * input or output, such as a constant or a graph input or output, keeps the op in float, so
+ * no float value is rounded to half or overflows there). */
 #if HALF_MATH && A_HALF && B_HALF && Y_HALF
 #define BIN_T half
 #define BIN_LD_A(p, i) ((p)[i])
@@ -51,11 +51,6 @@
 #define BIN_LD_A(p, i) LOAD_A(p, i)
 #define BIN_LD_B(p, i) LOAD_B(p, i)
 #define BIN_ST_Y(v, p, i) STORE_Y(v, p, i)
-#endif
-#if HALF_MATH && X_HALF && Y_HALF
-#define AFFINE_HALF 1
-#else
-#define AFFINE_HALF 0
 #endif
 
 #define OP_RELU 0
@@ -122,13 +117,7 @@ __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global co
     uint i = get_global_id(0);
     if (i >= n) return;
     uint c = (i / inner) % channels;
-#if AFFINE_HALF
-    /* s and t rounded to half; the clamp of a half is exact in float */
-    half v = fma(x[i], convert_half(s[c]), convert_half(t[c]));
-    y[i] = convert_half(clamp1((float)v, lo, hi));
-#else
     STORE_Y(clamp1(fma(LOAD_X(x, i), s[c], t[c]), lo, hi), y, i);
-#endif
 }
 
 __kernel void pad_nd(__global const X_T *x, __global Y_T *y, uint n, int8 out_dims,

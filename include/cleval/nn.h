@@ -52,9 +52,9 @@ const char *cleval_nn_precision_name(cleval_nn_precision precision);
 
 /* fp16 only: the type the kernels compute in. Half arithmetic needs cl_khr_fp16; it covers
  * the products of Conv, Gemm and MatMul (summed in half over blocks of 32 products, in the
- * GPU-style kernels over each 16-k slice, the blocks added in float), and Add/Sub/Mul/Div and
- * BatchNormalization when all their tensors are stored as half; epilogues, softmax, pooling,
- * depthwise convolution and the unary ops stay float. */
+ * GPU-style kernels over each 16-k slice, the blocks added in float), and Add/Sub/Mul/Div when
+ * all their tensors are stored as half; epilogues, softmax, pooling, depthwise convolution,
+ * BatchNormalization that did not fold and the unary ops stay float. */
 typedef enum cleval_nn_arithmetic {
     CLEVAL_NN_ARITH_AUTO = 0, /* half where the device has cl_khr_fp16, else float */
     CLEVAL_NN_ARITH_FLOAT = 1,

@@ -164,8 +164,9 @@ static bool all_have_fp16(cleval_device *const *devices, uint32_t n, const char 
 
 /* fp16's arithmetic on `devices`, made concrete before any run: "auto" becomes "half" only when
  * every one of them, and under mpirun every rank's, has cl_khr_fp16 (`collective`: every rank
- * makes this call, whatever its status, so none waits for one that failed; `ok` false counts as
- * lacking it); "half" where one lacks it is a usage error at once. */
+ * makes this call on every eval, whatever it parsed and whatever its status, so none waits for
+ * one that failed; `ok` false counts as lacking it); "half" where one lacks it is a usage error
+ * at once, on every rank. */
 static cleval_status resolve_arithmetic(const char *wanted, cleval_device *const *devices,
                                         uint32_t n, bool ok, bool collective, const char **out)
 {
@@ -175,10 +176,12 @@ static cleval_status resolve_arithmetic(const char *wanted, cleval_device *const
     if (collective) status = cleval_cluster_min_u32(cli_cluster(), &all);
     *out = wanted;
     if (strcmp(wanted, "auto") == 0) *out = all ? "half" : "float";
-    if (status == CLEVAL_OK && ok && lacking && strcmp(wanted, "half") == 0)
-        status = cleval_fail(CLEVAL_ERR_USAGE,
-                             "--fp16-arithmetic half: device %s has no cl_khr_fp16", lacking);
-    return status;
+    if (status != CLEVAL_OK || !ok || all || strcmp(wanted, "half") != 0) return status;
+    if (lacking)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--fp16-arithmetic half: device %s has no cl_khr_fp16",
+                           lacking);
+    return cleval_fail(CLEVAL_ERR_USAGE, "--fp16-arithmetic half: a device of another rank has no "
+                                         "cl_khr_fp16 (or that rank failed)");
 }
 
 int cli_eval(int argc, char **argv)
@@ -246,18 +249,15 @@ int cli_eval(int argc, char **argv)
      * or on --against's devices for the second run; part of the job's identity, so a resume or
      * a merge never mixes half and float. */
     const char *arithmetic_a = "float", *arithmetic_b = "float";
-    if (fp16_run) {
-        bool ok = status == CLEVAL_OK;
-        cleval_status st =
-            resolve_arithmetic(arithmetics[arithmetic], run.options.devices,
-                               ok ? run.options.n_devices : 0, ok, true, &arithmetic_a);
-        if (status == CLEVAL_OK) status = st;
-        if (status == CLEVAL_OK && against.devices)
-            status = resolve_arithmetic(arithmetics[arithmetic], against.devices, against.n_devices,
-                                        true, false, &arithmetic_b);
-        if (status == CLEVAL_OK && strcmp(precisions[precision], "fp16") == 0)
-            cli_run_add_fact(&run, "arithmetic", arithmetic_a);
-    }
+    bool ok = status == CLEVAL_OK && fp16_run;
+    cleval_status st = resolve_arithmetic(arithmetics[arithmetic], run.options.devices,
+                                          ok ? run.options.n_devices : 0, ok, true, &arithmetic_a);
+    if (status == CLEVAL_OK) status = st;
+    if (status == CLEVAL_OK && fp16_run && against.devices)
+        status = resolve_arithmetic(arithmetics[arithmetic], against.devices, against.n_devices,
+                                    true, false, &arithmetic_b);
+    if (status == CLEVAL_OK && strcmp(precisions[precision], "fp16") == 0)
+        status = cli_run_add_fact(&run, "arithmetic", arithmetic_a);
     if (status == CLEVAL_OK) {
         job.model_path = args.values[OPT_MODEL];
         job.precision = precisions[precision];

@@ -35,15 +35,17 @@ static cleval_status parse_shard(const char *text, uint32_t *index, uint32_t *co
     return CLEVAL_OK;
 }
 
-/* Adds "name=value;" to the fingerprint. */
-static void append(char *out, size_t size, const char *name, const char *value)
+/* Adds "name=value;" to the fingerprint; false when it does not fit (the fingerprint must
+ * never be cut short: two jobs differing only past the cut would pass for one). */
+static bool append(char *out, size_t size, const char *name, const char *value)
 {
     size_t used = strlen(out);
-    if (used < size) snprintf(out + used, size - used, "%s=%s;", name, value ? value : "");
+    int n = snprintf(out + used, size - used, "%s=%s;", name, value ? value : "");
+    return n >= 0 && (size_t)n < size - used;
 }
 
 /* Inputs are identified by path, size and modification time: a changed file is another job. */
-static void append_file(char *out, size_t size, const char *path)
+static bool append_file(char *out, size_t size, const char *path)
 {
     struct stat st;
     char value[4200];
@@ -52,7 +54,7 @@ static void append_file(char *out, size_t size, const char *path)
                  (long long)st.st_mtime);
     else
         snprintf(value, sizeof value, "%s", path);
-    append(out, size, "input", value);
+    return append(out, size, "input", value);
 }
 
 /* Options that cannot change a result do not enter the fingerprint; nor does
@@ -68,20 +70,25 @@ static bool affects_results(cli_option_id id)
     }
 }
 
-static void build_fingerprint(const cli_args *args, const char *command,
-                              const char *const *inputs, uint32_t shard_count, char *out,
-                              size_t size)
+static cleval_status build_fingerprint(const cli_args *args, const char *command,
+                                       const char *const *inputs, uint32_t shard_count,
+                                       char *out, size_t size)
 {
     out[0] = '\0';
-    append(out, size, "command", command);
+    bool fits = append(out, size, "command", command);
     for (const char *const *p = inputs; *p; p++)
-        append_file(out, size, *p);
+        fits = fits && append_file(out, size, *p);
     for (int id = 0; id < OPT_COUNT; id++)
         if (args->present[id] && affects_results((cli_option_id)id))
-            append(out, size, cli_options[id].long_name, args->values[id] ? args->values[id] : "on");
+            fits = fits && append(out, size, cli_options[id].long_name,
+                                  args->values[id] ? args->values[id] : "on");
     char shards[32];
     snprintf(shards, sizeof shards, "%u", shard_count ? shard_count : 1);
-    append(out, size, "shards", shards);
+    fits = fits && append(out, size, "shards", shards);
+    return fits ? CLEVAL_OK
+                : cleval_fail(CLEVAL_ERR_USAGE, "%s: the paths and options are too long to "
+                                                "identify the job (%zu characters at most)",
+                              command, size - 1);
 }
 
 /* The devices of this process: --device (or CLEVAL_DEVICE) when given; under mpirun without
@@ -174,8 +181,11 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     }
     cleval_device_names(run->devices, run->n_devices, run->device_names, sizeof run->device_names);
 
-    build_fingerprint(args, command, inputs, o->shard_count, run->fingerprint,
-                      sizeof run->fingerprint);
+    if ((status = build_fingerprint(args, command, inputs, o->shard_count, run->fingerprint,
+                                    sizeof run->fingerprint))) {
+        cli_run_end(run);
+        return status;
+    }
     o->devices = run->devices;
     o->n_devices = run->n_devices;
     o->checkpoint_path = args->present[OPT_CHECKPOINT] ? run->checkpoint_path : NULL;
@@ -194,9 +204,13 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     return CLEVAL_OK;
 }
 
-void cli_run_add_fact(cli_run *run, const char *name, const char *value)
+cleval_status cli_run_add_fact(cli_run *run, const char *name, const char *value)
 {
-    append(run->fingerprint, sizeof run->fingerprint, name, value);
+    if (append(run->fingerprint, sizeof run->fingerprint, name, value)) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_USAGE,
+                       "the paths and options are too long to identify the job (%zu characters "
+                       "at most)",
+                       sizeof run->fingerprint - 1);
 }
 
 void cli_run_end(cli_run *run)

@@ -27,8 +27,8 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
 void cli_run_end(cli_run *run);
 
 /* Adds a fact decided after cli_run_begin (fp16's concrete arithmetic) to the job fingerprint,
- * before the run uses it. */
-void cli_run_add_fact(cli_run *run, const char *name, const char *value);
+ * before the run uses it; a usage error when it does not fit. */
+cleval_status cli_run_add_fact(cli_run *run, const char *name, const char *value);
 
 /* After the job: prints this process's error (if any), makes every rank agree on the exit
  * code, and under mpirun combines the ranks' results on rank 0 (exact integer reductions of
