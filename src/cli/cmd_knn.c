@@ -129,8 +129,11 @@ int cli_knn(int argc, char **argv)
     const char *inputs[] = {args.values[OPT_TRAIN], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "knn", inputs, &run);
     if (status == CLEVAL_OK) status = cli_against_begin(&args, NULL, &against);
+    /* Under mpirun all ranks enter the engine or none: with --shard-train its collectives
+     * begin at once, so a rank that failed before it must stop the others here. */
+    bool all_ready = cleval_cluster_agree_exit(cli_cluster(), status == CLEVAL_OK ? 0 : 1) == 0;
 
-    if (status == CLEVAL_OK) {
+    if (status == CLEVAL_OK && all_ready) {
         job.train_path = args.values[OPT_TRAIN];
         job.config.weights = weight_choice ? CLEVAL_KNN_DISTANCE : CLEVAL_KNN_UNIFORM;
         job.config.metric = metric_choice ? CLEVAL_KNN_COSINE : CLEVAL_KNN_EUCLIDEAN;
