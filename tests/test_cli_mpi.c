@@ -200,7 +200,7 @@ static void test_failure_is_shared(void **state)
 {
     (void)state;
     if (!have_mpirun()) skip();
-    char train[4096], test[4096], cmd[16384];
+    char train[4096], test[4096], cmd[24576];
     snprintf(train, sizeof train, "%s", temp_path("mpi_train.h5"));
     snprintf(test, sizeof test, "%s", temp_path("mpi_test.h5"));
     write_knn_sets(train, test);
@@ -216,6 +216,33 @@ static void test_failure_is_shared(void **state)
     char *err = read_text_file(temp_path("mpi_fail.err"));
     assert_non_null(strstr(err, "rank 2 holds 85 training rows, fewer than k = 86"));
     free(err);
+
+    /* A rank that fails before the engine (its device cannot open) while the others start
+     * it: knn --shard-train, whose collectives start at once, and eval in fp16, which settles
+     * its arithmetic across ranks. Each must end with exit 2 (timeout's 124 is a hang). */
+    const char *jobs[2][2] = {{"knn", "--train %s --data %s -k 3 --shard-train"},
+                              {"eval", "--model %s --data %s --precision fp16"}};
+    char model[4096], images[4096];
+    snprintf(model, sizeof model, "%s/../../datasets/fmnist_cnn.onnx", CLEVAL_FIXTURES_DIR);
+    snprintf(images, sizeof images, "%s", fixture_path("onnx/fmnist_cnn_io.h5"));
+    for (int j = 0; j < 2; j++) {
+        char args[9000];
+        snprintf(args, sizeof args, jobs[j][1], j == 0 ? train : model, j == 0 ? test : images);
+        snprintf(cmd, sizeof cmd,
+                 "timeout 120 mpirun --oversubscribe --allow-run-as-root -np 1 env "
+                 "ASAN_OPTIONS=detect_leaks=0 %s %s %s --quiet : -np 1 env "
+                 "ASAN_OPTIONS=detect_leaks=0 CLEVAL_DEVICE=99 %s %s %s --quiet >/dev/null 2>%s",
+                 CLEVAL_BINARY, jobs[j][0], args, CLEVAL_BINARY, jobs[j][0], args,
+                 temp_path("mpi_fail.err"));
+        code = system(cmd);
+        assert_true(WIFEXITED(code));
+        if (WEXITSTATUS(code) != 2)
+            fail_msg("%s with one rank failing early: exit %d (124: hung)", jobs[j][0],
+                     WEXITSTATUS(code));
+        err = read_text_file(temp_path("mpi_fail.err"));
+        assert_non_null(strstr(err, "out of range"));
+        free(err);
+    }
 }
 
 int main(void)
