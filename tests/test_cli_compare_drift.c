@@ -46,18 +46,6 @@ static void expect_failure(const char *const *args, int code, const char *needle
 }
 
 /* Runs cleval with --json -, expects `code` and returns the parsed JSON. */
-static cJSON *run_json(const char *const *args, int code)
-{
-    char *out, *err;
-    int got = run_cleval(args, &out, &err);
-    if (got != code) fail_msg("exit %d (wanted %d): %s", got, code, err);
-    cJSON *json = cJSON_Parse(out);
-    if (!json) fail_msg("stdout is not JSON: %s", out);
-    free(out);
-    free(err);
-    return json;
-}
-
 static double number(const cJSON *o, const char *key)
 {
     const cJSON *item = cJSON_GetObjectItem(o, key);
@@ -93,10 +81,10 @@ static const char *write_preds(const char *name, const int32_t *pred, const int3
 static void test_compare_identical(void **state)
 {
     (void)state;
-    cJSON *json =
-        run_json((const char *[]){"compare", fixture_a, fixture_a, "--json", "-", "--max-flip-rate",
-                                  "0", "--max-score-diff", "0", "--max-accuracy-drop", "0", NULL},
-                 0);
+    cJSON *json = run_cleval_json((const char *[]){"compare", fixture_a, fixture_a, "--json", "-",
+                                                   "--max-flip-rate", "0", "--max-score-diff", "0",
+                                                   "--max-accuracy-drop", "0", NULL},
+                                  0);
     assert_int_equal(number(json, "flips"), 0);
     assert_true(number(json, "agreement") == 1.0);
     const cJSON *m = cJSON_GetObjectItem(json, "mcnemar");
@@ -163,14 +151,16 @@ static void test_compare_gates(void **state)
     assert_false(cJSON_IsTrue(cJSON_GetObjectItem(json, "passed")));
     cJSON_Delete(json);
 
-    json = run_json((const char *[]){"compare", fixture_a, fixture_b, "--json", "-",
-                                     "--max-flip-rate", "0.05", "--max-accuracy-drop", "0.02",
-                                     "--alpha", "1e-5", "--max-score-diff", "10", NULL},
-                    0);
+    json =
+        run_cleval_json((const char *[]){"compare", fixture_a, fixture_b, "--json", "-",
+                                         "--max-flip-rate", "0.05", "--max-accuracy-drop", "0.02",
+                                         "--alpha", "1e-5", "--max-score-diff", "10", NULL},
+                        0);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(json, "passed")));
     cJSON_Delete(json);
     /* Only the default alpha: p = 1.9e-4 < 0.05 fails. */
-    json = run_json((const char *[]){"compare", fixture_a, fixture_b, "--json", "-", NULL}, 1);
+    json =
+        run_cleval_json((const char *[]){"compare", fixture_a, fixture_b, "--json", "-", NULL}, 1);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "gates")), 1);
     cJSON_Delete(json);
     cJSON_Delete(expected);
@@ -245,7 +235,7 @@ static void test_compare_large_discordance(void **state)
         snprintf(b_path, sizeof b_path, "%s", write_preds("cli_large_b.h5", pb, y, NULL, n, 0));
         free(y), free(pa), free(pb);
         double want_p = number(c, "p_value"), want_log = number(c, "log_p_value");
-        cJSON *json = run_json(
+        cJSON *json = run_cleval_json(
             (const char *[]){"compare", a_path, b_path, "--json", "-", "--alpha", "0", NULL}, 0);
         const cJSON *m = cJSON_GetObjectItem(json, "mcnemar");
         assert_int_equal(number(m, "b"), b);
@@ -267,14 +257,15 @@ static void test_compare_large_discordance(void **state)
 static void test_compare_without_labels(void **state)
 {
     (void)state;
-    cJSON *json = run_json((const char *[]){"compare", nolabel_a, nolabel_b, "--json", "-",
-                                            "--max-flip-rate", "0.5", NULL},
-                           0);
+    cJSON *json = run_cleval_json((const char *[]){"compare", nolabel_a, nolabel_b, "--json", "-",
+                                                   "--max-flip-rate", "0.5", NULL},
+                                  0);
     assert_false(cJSON_IsTrue(cJSON_GetObjectItem(json, "has_labels")));
     assert_null(cJSON_GetObjectItem(json, "mcnemar"));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "gates")), 1);
     cJSON_Delete(json);
-    json = run_json((const char *[]){"compare", fixture_a, fixture_wide, "--json", "-", NULL}, 0);
+    json = run_cleval_json(
+        (const char *[]){"compare", fixture_a, fixture_wide, "--json", "-", NULL}, 0);
     assert_false(cJSON_IsTrue(cJSON_GetObjectItem(json, "has_scores")));
     assert_non_null(
         strstr(cJSON_GetObjectItem(json, "score_note")->valuestring, "score widths differ"));
@@ -395,26 +386,26 @@ static void test_drift_runs(void **state)
     cJSON_Delete(expected);
 
     /* Identical runs: no alert. */
-    json = run_json((const char *[]){"drift", drift_ref, drift_ref, "--json", "-", NULL}, 0);
+    json = run_cleval_json((const char *[]){"drift", drift_ref, drift_ref, "--json", "-", NULL}, 0);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "alerts")), 0);
     cJSON_Delete(json);
     /* Probabilities: the confidence alerts fire at the defaults and not at loose limits. */
-    json =
-        run_json((const char *[]){"drift", drift_ref_prob, drift_cur_prob, "--json", "-", NULL}, 1);
+    json = run_cleval_json(
+        (const char *[]){"drift", drift_ref_prob, drift_cur_prob, "--json", "-", NULL}, 1);
     assert_string_equal(
         cJSON_GetObjectItem(cJSON_GetObjectItem(json, "confidence"), "source_current")->valuestring,
         "probabilities");
     cJSON_Delete(json);
-    json = run_json((const char *[]){"drift", drift_ref_prob, drift_cur_prob, "--json", "-",
-                                     "--psi-alert", "1", "--js-alert", "0.5", NULL},
-                    0);
+    json = run_cleval_json((const char *[]){"drift", drift_ref_prob, drift_cur_prob, "--json", "-",
+                                            "--psi-alert", "1", "--js-alert", "0.5", NULL},
+                           0);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "alerts")), 0);
     cJSON_Delete(json);
     /* --alpha 0.5 makes the class test (p = 0.12) fire. */
-    json =
-        run_json((const char *[]){"drift", drift_ref_prob, drift_cur_prob, "--json", "-",
-                                  "--psi-alert", "1", "--js-alert", "0.5", "--alpha", "0.5", NULL},
-                 1);
+    json = run_cleval_json((const char *[]){"drift", drift_ref_prob, drift_cur_prob, "--json", "-",
+                                            "--psi-alert", "1", "--js-alert", "0.5", "--alpha",
+                                            "0.5", NULL},
+                           1);
     assert_string_equal(
         cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(json, "alerts"), 0), "name")
             ->valuestring,

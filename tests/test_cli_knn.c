@@ -82,18 +82,6 @@ static void test_bad_inputs_exit_2(void **state)
                         2, "--alpha: must be between 0 and 1");
 }
 
-static cJSON *run_json(const char *const *args)
-{
-    char *out, *err;
-    int code = run_cleval(args, &out, &err);
-    if (code != 0) fail_msg("exit %d: %s", code, err);
-    cJSON *json = cJSON_Parse(out);
-    if (!json) fail_msg("not JSON: %s", out);
-    free(out);
-    free(err);
-    return json;
-}
-
 /* The seed's baseline: iris, k=3, every test sample right (scikit-learn's accuracy 1.0). */
 static void test_iris_report_and_save(void **state)
 {
@@ -104,8 +92,9 @@ static void test_iris_report_and_save(void **state)
     snprintf(saved, sizeof saved, "%s", temp_path("knn_iris_pred.h5"));
     remove(saved);
     cJSON *report =
-        run_json((const char *[]){"knn", "--train", train, "--data", test, "-k", "3", "--json", "-",
-                                  "--save", saved, "--batch", "7", NULL});
+        run_cleval_json((const char *[]){"knn", "--train", train, "--data", test, "-k", "3",
+                                         "--json", "-", "--save", saved, "--batch", "7", NULL},
+                        0);
     assert_int_equal(cJSON_GetObjectItem(report, "n_samples")->valueint, 30);
     assert_int_equal(cJSON_GetObjectItem(report, "n_classes")->valueint, 3);
     assert_true(cJSON_GetObjectItem(report, "accuracy")->valuedouble == 1.0);
@@ -148,8 +137,9 @@ static void test_unlabelled_test_set(void **state)
     char train[4096], test[4096];
     snprintf(train, sizeof train, "%s", write_set("knn_train2.h5", 20, 4, -1, 1));
     snprintf(test, sizeof test, "%s", write_set("knn_test_unlabelled.h5", 9, 4, -1, 0));
-    cJSON *report = run_json(
-        (const char *[]){"knn", "--train", train, "--data", test, "-k", "1", "--json", "-", NULL});
+    cJSON *report = run_cleval_json(
+        (const char *[]){"knn", "--train", train, "--data", test, "-k", "1", "--json", "-", NULL},
+        0);
     assert_null(cJSON_GetObjectItem(report, "accuracy"));
     cJSON *counts = cJSON_GetObjectItem(report, "predicted_class_counts");
     assert_int_equal(cJSON_GetArraySize(counts), 3);
@@ -176,18 +166,21 @@ static void test_training_set_names_the_classes(void **state)
     h5_write_strings(file, "class_names", (const char *const[]){"ant", "bee", "cat"}, 3);
     H5Fclose(file);
     cJSON *reports[2];
-    reports[0] = run_json(
-        (const char *[]){"knn", "--train", train, "--data", test, "-k", "1", "--json", "-", NULL});
+    reports[0] = run_cleval_json(
+        (const char *[]){"knn", "--train", train, "--data", test, "-k", "1", "--json", "-", NULL},
+        0);
     for (int i = 0; i < 2; i++) {
         char shard[8], name[32];
         snprintf(shard, sizeof shard, "%d/2", i);
         snprintf(name, sizeof name, "knn_named_part%d.h5", i);
         snprintf(parts[i], sizeof parts[i], "%s", temp_path(name));
-        cJSON_Delete(run_json((const char *[]){"knn", "--train", train, "--data", test, "-k", "1",
-                                               "--shard", shard, "--save", parts[i], "--json",
-                                               "-", NULL}));
+        cJSON_Delete(run_cleval_json((const char *[]){"knn", "--train", train, "--data", test, "-k",
+                                                      "1", "--shard", shard, "--save", parts[i],
+                                                      "--json", "-", NULL},
+                                     0));
     }
-    reports[1] = run_json((const char *[]){"merge", parts[0], parts[1], "--json", "-", NULL});
+    reports[1] =
+        run_cleval_json((const char *[]){"merge", parts[0], parts[1], "--json", "-", NULL}, 0);
     for (int r = 0; r < 2; r++) {
         cJSON *per_class = cJSON_GetObjectItem(reports[r], "per_class");
         assert_int_equal(cJSON_GetArraySize(per_class), 3);

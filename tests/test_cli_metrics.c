@@ -71,18 +71,6 @@ static void test_bad_inputs_exit_2(void **state)
         "--save /nonexistent/dir/o.h5");
 }
 
-static cJSON *run_json(const char *const *args)
-{
-    char *out, *err;
-    int code = run_cleval(args, &out, &err);
-    if (code != 0) fail_msg("exit %d: %s", code, err);
-    cJSON *json = cJSON_Parse(out);
-    if (!json) fail_msg("stdout is not JSON: %s", out);
-    free(out);
-    free(err);
-    return json;
-}
-
 /* Expected by hand for y = i % 3, pred = 2i % 3 over 10 samples: y 0,1,2,0,1,2,0,1,2,0 and
  * pred 0,2,1,0,2,1,0,2,1,0: class 0 is always right (4/4), classes 1 and 2 swap. */
 static void test_json_report(void **state)
@@ -90,8 +78,8 @@ static void test_json_report(void **state)
     (void)state;
     char good[4096];
     snprintf(good, sizeof good, "%s", write_pairs("cli_json.h5", 10, 10, -1));
-    cJSON *a =
-        run_json((const char *[]){"metrics", "--data", good, "--json", "-", "--batch", "3", NULL});
+    cJSON *a = run_cleval_json(
+        (const char *[]){"metrics", "--data", good, "--json", "-", "--batch", "3", NULL}, 0);
     assert_int_equal(cJSON_GetObjectItem(a, "n_samples")->valueint, 10);
     assert_int_equal(cJSON_GetObjectItem(a, "n_classes")->valueint, 3);
     assert_true(cJSON_GetObjectItem(a, "accuracy")->valuedouble == 0.4);
@@ -108,7 +96,7 @@ static void test_json_report(void **state)
     assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(a, "timing"), "samples_per_s"));
 
     /* Same predictions, same JSON, apart from timing. */
-    cJSON *b = run_json((const char *[]){"metrics", "--data", good, "--json", "-", NULL});
+    cJSON *b = run_cleval_json((const char *[]){"metrics", "--data", good, "--json", "-", NULL}, 0);
     cJSON_DeleteItemFromObject(a, "timing");
     cJSON_DeleteItemFromObject(b, "timing");
     cJSON_DeleteItemFromObject(a, "timing_breakdown");
@@ -128,7 +116,8 @@ static void test_json_numbers_are_exact(void **state)
         char h5[4096], json[4096];
         snprintf(h5, sizeof h5, "%s/metrics/%s.h5", CLEVAL_FIXTURES_DIR, cases[i]);
         snprintf(json, sizeof json, "metrics/%s.json", cases[i]);
-        cJSON *got = run_json((const char *[]){"metrics", "--data", h5, "--json", "-", NULL});
+        cJSON *got =
+            run_cleval_json((const char *[]){"metrics", "--data", h5, "--json", "-", NULL}, 0);
         cJSON *expected = load_json(fixture_path(json));
         const char *averages[] = {"macro", "weighted", "micro"};
         for (int a = 0; a < 3; a++)

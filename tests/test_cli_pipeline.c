@@ -32,18 +32,6 @@ static const char *write_pairs(const char *name, hsize_t n)
     return path;
 }
 
-static cJSON *run_json(const char *const *args)
-{
-    char *out, *err;
-    int code = run_cleval(args, &out, &err);
-    if (code != 0) fail_msg("exit %d: %s", code, err);
-    cJSON *json = cJSON_Parse(out);
-    if (!json) fail_msg("not JSON: %s", out);
-    free(out);
-    free(err);
-    return json;
-}
-
 /* The report without what legitimately differs between runs: timing and the device names. */
 static cJSON *results_only(cJSON *report)
 {
@@ -96,19 +84,23 @@ static void check_two_devices(const char *pocl_devices)
     snprintf(pairs, sizeof pairs, "%s", write_pairs("pipe_devices.h5", 100003));
     snprintf(one_h5, sizeof one_h5, "%s", temp_path("pipe_one.h5"));
     snprintf(all_h5, sizeof all_h5, "%s", temp_path("pipe_all.h5"));
-    cJSON *one = run_json((const char *[]){"metrics", "--data", pairs, "--batch", "999", "--device",
-                                           "0", "--json", "-", NULL});
-    cJSON *all = run_json((const char *[]){"metrics", "--data", pairs, "--batch", "999", "--device",
-                                           "all", "--json", "-", NULL});
+    cJSON *one = run_cleval_json((const char *[]){"metrics", "--data", pairs, "--batch", "999",
+                                                  "--device", "0", "--json", "-", NULL},
+                                 0);
+    cJSON *all = run_cleval_json((const char *[]){"metrics", "--data", pairs, "--batch", "999",
+                                                  "--device", "all", "--json", "-", NULL},
+                                 0);
     assert_non_null(strstr(cJSON_GetObjectItem(all, "device")->valuestring, ", "));
     expect_same_reports(one, all, pocl_devices);
 
-    one = run_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"), "-k",
-                                    "5", "--batch", "4", "--device", "1", "--json", "-", "--save",
-                                    one_h5, NULL});
-    all = run_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"), "-k",
-                                    "5", "--batch", "4", "--device", "0,1", "--json", "-", "--save",
-                                    all_h5, NULL});
+    one = run_cleval_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"),
+                                           "-k", "5", "--batch", "4", "--device", "1", "--json",
+                                           "-", "--save", one_h5, NULL},
+                          0);
+    all = run_cleval_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"),
+                                           "-k", "5", "--batch", "4", "--device", "0,1", "--json",
+                                           "-", "--save", all_h5, NULL},
+                          0);
     expect_same_reports(one, all, pocl_devices);
     assert_true(same_dataset(one_h5, all_h5, "pred"));
     assert_true(same_dataset(one_h5, all_h5, "scores"));
@@ -130,8 +122,9 @@ static void test_shards_merge_to_the_whole(void **state)
     snprintf(whole, sizeof whole, "%s", temp_path("shard_whole.h5"));
     snprintf(merged, sizeof merged, "%s", temp_path("shard_merged.h5"));
     cJSON *expected =
-        run_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"), "-k",
-                                  "3", "--json", "-", "--save", whole, NULL});
+        run_cleval_json((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"),
+                                         "-k", "3", "--json", "-", "--save", whole, NULL},
+                        0);
     for (int i = 0; i < 4; i++) {
         char shard[8], name[32];
         snprintf(shard, sizeof shard, "%d/4", i);
@@ -145,8 +138,9 @@ static void test_shards_merge_to_the_whole(void **state)
         if (code != 0) fail_msg("shard %s: exit %d: %s", shard, code, err);
         free(out), free(err);
     }
-    cJSON *got = run_json((const char *[]){"merge", parts[2], parts[0], parts[3], parts[1],
-                                           "--json", "-", "--save", merged, NULL});
+    cJSON *got = run_cleval_json((const char *[]){"merge", parts[2], parts[0], parts[3], parts[1],
+                                                  "--json", "-", "--save", merged, NULL},
+                                 0);
     expect_same_reports(expected, got, "merge");
     assert_true(same_bytes(whole, merged));
 
@@ -155,8 +149,8 @@ static void test_shards_merge_to_the_whole(void **state)
     snprintf(pairs, sizeof pairs, "%s", write_pairs("shard_pairs.h5", 10007));
     snprintf(m_whole, sizeof m_whole, "%s", temp_path("shard_m_whole.h5"));
     snprintf(m_merged, sizeof m_merged, "%s", temp_path("shard_m_merged.h5"));
-    expected = run_json(
-        (const char *[]){"metrics", "--data", pairs, "--json", "-", "--save", m_whole, NULL});
+    expected = run_cleval_json(
+        (const char *[]){"metrics", "--data", pairs, "--json", "-", "--save", m_whole, NULL}, 0);
     for (int i = 0; i < 3; i++) {
         char shard[8], name[32];
         snprintf(shard, sizeof shard, "%d/3", i);
@@ -167,8 +161,9 @@ static void test_shards_merge_to_the_whole(void **state)
                                     NULL, NULL),
                          0);
     }
-    got = run_json((const char *[]){"merge", m_parts[1], m_parts[2], m_parts[0], "--json", "-",
-                                    "--save", m_merged, NULL});
+    got = run_cleval_json((const char *[]){"merge", m_parts[1], m_parts[2], m_parts[0], "--json",
+                                           "-", "--save", m_merged, NULL},
+                          0);
     expect_same_reports(expected, got, "metrics merge");
     assert_true(same_bytes(m_whole, m_merged));
 }

@@ -21,18 +21,6 @@ static int setup(void **state)
     return 0;
 }
 
-static cJSON *run_json(const char *const *args, int code)
-{
-    char *out, *err;
-    int got = run_cleval(args, &out, &err);
-    if (got != code) fail_msg("exit %d (wanted %d): %s", got, code, err);
-    cJSON *json = cJSON_Parse(out);
-    if (!json) fail_msg("stdout is not JSON: %.300s", out);
-    free(out);
-    free(err);
-    return json;
-}
-
 static double number(const cJSON *object, const char *name)
 {
     const cJSON *item = cJSON_GetObjectItem(object, name);
@@ -74,10 +62,10 @@ static double fp32_size, fp16_size, int8_accuracy;
 static void test_against_fp16(void **state)
 {
     (void)state;
-    cJSON *report =
-        run_json((const char *[]){"eval", "--model", model, "--data", data, "--against", "fp16",
-                                  "--max-accuracy-drop", "0.005", "--json", "-", "--quiet", NULL},
-                 0);
+    cJSON *report = run_cleval_json((const char *[]){"eval", "--model", model, "--data", data,
+                                                     "--against", "fp16", "--max-accuracy-drop",
+                                                     "0.005", "--json", "-", "--quiet", NULL},
+                                    0);
     cJSON *a_model = cJSON_GetObjectItem(report, "model");
     cJSON *against = cJSON_GetObjectItem(report, "against");
     cJSON *b_model = cJSON_GetObjectItem(cJSON_GetObjectItem(against, "report"), "model");
@@ -109,10 +97,11 @@ static void test_against_int8(void **state)
     char saved[4096], other[4200];
     snprintf(saved, sizeof saved, "%s", temp_path("precision_fp32.h5"));
     snprintf(other, sizeof other, "%s.against.h5", saved);
-    cJSON *report = run_json((const char *[]){"eval", "--model", model, "--data", data, "--against",
-                                              "int8", "--max-accuracy-drop", "0.015", "--save",
-                                              saved, "--json", "-", "--quiet", NULL},
-                             0);
+    cJSON *report =
+        run_cleval_json((const char *[]){"eval", "--model", model, "--data", data, "--against",
+                                         "int8", "--max-accuracy-drop", "0.015", "--save", saved,
+                                         "--json", "-", "--quiet", NULL},
+                        0);
     cJSON *against = cJSON_GetObjectItem(report, "against");
     cJSON *b_report = cJSON_GetObjectItem(against, "report");
     cJSON *b_model = cJSON_GetObjectItem(b_report, "model");
@@ -134,14 +123,15 @@ static void test_against_int8(void **state)
     assert_true(number(b_model, "model_size_bytes") == weights + 4 * biases + 4 * 4 + 4 * biases);
     cJSON_Delete(report);
 
-    cJSON *tight = run_json(
+    cJSON *tight = run_cleval_json(
         (const char *[]){"compare", saved, other, "--max-flip-rate", "0.0001", "--json", "-", NULL},
         1);
     assert_true(gate(tight, "flip_rate", false) > 0.0001);
     cJSON_Delete(tight);
-    tight = run_json((const char *[]){"eval", "--model", model, "--data", data, "--against", "int8",
-                                      "--max-score-diff", "1e-6", "--json", "-", "--quiet", NULL},
-                     1);
+    tight = run_cleval_json((const char *[]){"eval", "--model", model, "--data", data, "--against",
+                                             "int8", "--max-score-diff", "1e-6", "--json", "-",
+                                             "--quiet", NULL},
+                            1);
     gate(cJSON_GetObjectItem(cJSON_GetObjectItem(tight, "against"), "compare"),
          "max_abs_score_diff", false);
     cJSON_Delete(tight);
@@ -151,10 +141,10 @@ static void test_against_int8(void **state)
 static void test_calibration_and_prune(void **state)
 {
     (void)state;
-    cJSON *report = run_json((const char *[]){"eval", "--model", model, "--data", data,
-                                              "--precision", "int8", "--calibration", "100",
-                                              "--prune", "0.5", "--json", "-", "--quiet", NULL},
-                             0);
+    cJSON *report = run_cleval_json(
+        (const char *[]){"eval", "--model", model, "--data", data, "--precision", "int8",
+                         "--calibration", "100", "--prune", "0.5", "--json", "-", "--quiet", NULL},
+        0);
     cJSON *block = cJSON_GetObjectItem(report, "model");
     assert_string_equal(string(block, "precision"), "int8");
     assert_true(number(block, "calibration_samples") == 100);
@@ -180,7 +170,8 @@ static void test_sharded_int8(void **state)
                                                      "--save", parts[i], "--quiet", NULL},
                                     NULL, NULL),
                          0);
-    cJSON *merged = run_json((const char *[]){"merge", part0, part1, "--json", "-", NULL}, 0);
+    cJSON *merged =
+        run_cleval_json((const char *[]){"merge", part0, part1, "--json", "-", NULL}, 0);
     cJSON *block = cJSON_GetObjectItem(merged, "model");
     assert_string_equal(string(block, "precision"), "int8");
     assert_string_equal(string(block, "arithmetic"), "float");
@@ -199,17 +190,17 @@ static void test_fp16_shards_agree_on_arithmetic(void **state)
     char part0[4096], part1[4096];
     snprintf(part0, sizeof part0, "%s", temp_path("fp16_part0.h5"));
     snprintf(part1, sizeof part1, "%s", temp_path("fp16_part1.h5"));
-    assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
-                                                 "--precision", "fp16", "--fp16-arithmetic",
-                                                 "float", "--shard", "0/2", "--save", part0,
-                                                 "--quiet", NULL},
-                                NULL, NULL),
-                     0);
-    assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
-                                                 "--precision", "fp16", "--shard", "1/2", "--save",
-                                                 part1, "--quiet", NULL},
-                                NULL, NULL),
-                     0);
+    assert_int_equal(
+        run_cleval((const char *[]){"eval", "--model", model, "--data", data, "--precision", "fp16",
+                                    "--fp16-arithmetic", "float", "--shard", "0/2", "--save", part0,
+                                    "--quiet", NULL},
+                   NULL, NULL),
+        0);
+    assert_int_equal(
+        run_cleval((const char *[]){"eval", "--model", model, "--data", data, "--precision", "fp16",
+                                    "--shard", "1/2", "--save", part1, "--quiet", NULL},
+                   NULL, NULL),
+        0);
     char *out, *err;
     int code = run_cleval((const char *[]){"merge", part0, part1, "--quiet", NULL}, &out, &err);
     if (cleval_device_get_info(test_device())->has_fp16) {
@@ -290,10 +281,10 @@ static void test_bad_values(void **state)
 static void test_fp16_arithmetic_choice(void **state)
 {
     (void)state;
-    cJSON *report =
-        run_json((const char *[]){"eval", "--model", model, "--data", data, "--precision", "fp16",
-                                  "--fp16-arithmetic", "float", "--json", "-", "--quiet", NULL},
-                 0);
+    cJSON *report = run_cleval_json((const char *[]){"eval", "--model", model, "--data", data,
+                                                     "--precision", "fp16", "--fp16-arithmetic",
+                                                     "float", "--json", "-", "--quiet", NULL},
+                                    0);
     assert_string_equal(string(cJSON_GetObjectItem(report, "model"), "arithmetic"), "float");
     cJSON_Delete(report);
     const char *half[] = {"eval",  "--model",
@@ -316,7 +307,7 @@ static void test_fp16_arithmetic_choice(void **state)
         free(err);
         return;
     }
-    report = run_json(half, 0);
+    report = run_cleval_json(half, 0);
     cJSON *against = cJSON_GetObjectItem(report, "against");
     cJSON *b_model = cJSON_GetObjectItem(cJSON_GetObjectItem(against, "report"), "model");
     assert_string_equal(string(b_model, "arithmetic"), "half");

@@ -14,8 +14,8 @@
 void _assert_ok(int status, const char *expr, const char *file, int line)
 {
     if (status == CLEVAL_OK) return;
-    print_error("%s returned %d (%s): %s\n", expr, status,
-                cleval_status_str((cleval_status)status), cleval_last_error());
+    print_error("%s returned %d (%s): %s\n", expr, status, cleval_status_str((cleval_status)status),
+                cleval_last_error());
     _fail(file, line);
 }
 
@@ -152,19 +152,27 @@ static char *slurp(int fd)
     return text;
 }
 
+/* argv for execv: the cleval binary, then args (NULL-terminated); free() it. */
+static const char **cleval_argv(const char *const *args)
+{
+    size_t n = 0;
+    while (args[n])
+        n++;
+    const char **argv = calloc(n + 2, sizeof *argv);
+    if (!argv) fail_msg("out of memory");
+    argv[0] = CLEVAL_BINARY;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    return argv;
+}
+
 int run_cleval(const char *const *args, char **out, char **err)
 {
     /* stdout and stderr go to temporary files so neither pipe can fill up and block. */
     char out_name[] = "/tmp/cleval-test-out-XXXXXX", err_name[] = "/tmp/cleval-test-err-XXXXXX";
     int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
     if (out_fd < 0 || err_fd < 0) fail_msg("mkstemp: %s", strerror(errno));
-    size_t n = 0;
-    while (args[n])
-        n++;
-    const char **argv = calloc(n + 2, sizeof *argv);
-    argv[0] = CLEVAL_BINARY;
-    for (size_t i = 0; i < n; i++)
-        argv[i + 1] = args[i];
+    const char **argv = cleval_argv(args);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -183,20 +191,32 @@ int run_cleval(const char *const *args, char **out, char **err)
     close(err_fd);
     unlink(out_name);
     unlink(err_name);
-    if (out) *out = o; else free(o);
-    if (err) *err = e; else free(e);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (err)
+        *err = e;
+    else
+        free(e);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+cJSON *run_cleval_json(const char *const *args, int code)
+{
+    char *out, *err;
+    int got = run_cleval(args, &out, &err);
+    if (got != code) fail_msg("exit %d (wanted %d): %s", got, code, err);
+    cJSON *json = cJSON_Parse(out);
+    if (!json) fail_msg("stdout is not JSON: %.300s", out);
+    free(out);
+    free(err);
+    return json;
 }
 
 int spawn_cleval(const char *const *args)
 {
-    size_t n = 0;
-    while (args[n])
-        n++;
-    const char **argv = calloc(n + 2, sizeof *argv);
-    argv[0] = CLEVAL_BINARY;
-    for (size_t i = 0; i < n; i++)
-        argv[i + 1] = args[i];
+    const char **argv = cleval_argv(args);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
