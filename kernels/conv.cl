@@ -73,12 +73,6 @@
 #ifndef TK
 #define TK 16 /* GPU: k-slice staged in local memory */
 #endif
-#ifndef X_HALF
-#define X_HALF 0 /* the input activation is stored as half */
-#endif
-#ifndef Y_HALF
-#define Y_HALF 0 /* the output activation is stored as half */
-#endif
 #ifndef W_HALF
 #define W_HALF 0 /* the (packed) weights are stored as half */
 #endif
@@ -98,15 +92,9 @@
 
 #include "storage.clh"
 #include "tile.clh"
-#define X_T CAT(ST_T_, X_HALF)
-#define Y_T CAT(ST_T_, Y_HALF)
 #define W_T CAT(ST_T_, W_HALF)
-#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
 #define LOAD_W(p, i) CAT(ST_LD_, W_HALF)(p, i)
-#define LOAD16_X(p, i) CAT(ST_LD16_, X_HALF)(p, i)
 #define LOAD16_W(p, i) CAT(ST_LD16_, W_HALF)(p, i)
-#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
-#define STORE16_Y(v, p, i) CAT(ST_ST16_, Y_HALF)(v, p, i)
 
 /* What conv_cpu and conv_gpu read and accumulate: floats, or int8 codes into int32. */
 #if INT8

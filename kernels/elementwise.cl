@@ -15,28 +15,18 @@
  *            or cancel.
  * Assumes    the global size is rounded up to the work-group size: out-of-range items return.
  */
-#ifndef X_HALF
-#define X_HALF 0 /* the input is stored as half */
-#endif
 #ifndef A_HALF
 #define A_HALF 0 /* binary: A is stored as half */
 #endif
 #ifndef B_HALF
 #define B_HALF 0 /* binary: B is stored as half */
 #endif
-#ifndef Y_HALF
-#define Y_HALF 0 /* the output is stored as half */
-#endif
 #include "storage.clh"
 #include "pad.clh"
-#define X_T CAT(ST_T_, X_HALF)
-#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
 #define A_T CAT(ST_T_, A_HALF)
 #define LOAD_A(p, i) CAT(ST_LD_, A_HALF)(p, i)
 #define B_T CAT(ST_T_, B_HALF)
 #define LOAD_B(p, i) CAT(ST_LD_, B_HALF)(p, i)
-#define Y_T CAT(ST_T_, Y_HALF)
-#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
 
 /* What binary computes in: half with HALF_MATH when A, B and Y are all stored as half (a float
  * input or output, such as a constant or a graph input or output, keeps the op in float, so

@@ -70,9 +70,6 @@
 #ifndef C_HALF
 #define C_HALF 0 /* C is stored as half */
 #endif
-#ifndef Y_HALF
-#define Y_HALF 0 /* Y is stored as half */
-#endif
 #ifndef INT8
 #define INT8 0 /* gemm_cpu / gemm_gpu(_reduce): int8 A and B, int32 accumulators */
 #endif
@@ -93,13 +90,10 @@
 #define A_T CAT(ST_T_, A_HALF)
 #define B_T CAT(ST_T_, B_HALF)
 #define C_T CAT(ST_T_, C_HALF)
-#define Y_T CAT(ST_T_, Y_HALF)
 #define LOAD_A(p, i) CAT(ST_LD_, A_HALF)(p, i)
 #define LOAD_B(p, i) CAT(ST_LD_, B_HALF)(p, i)
 #define LOAD16_B(p, i) CAT(ST_LD16_, B_HALF)(p, i)
 #define LOAD_C(p, i) CAT(ST_LD_, C_HALF)(p, i)
-#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
-#define STORE16_Y(v, p, i) CAT(ST_ST16_, Y_HALF)(v, p, i)
 
 /* What the multiply kernels read and accumulate: floats, or int8 codes into int32. */
 #if INT8

@@ -11,17 +11,7 @@
  *            float.
  * Assumes    floor mode: every window starts inside the padded input.
  */
-#ifndef X_HALF
-#define X_HALF 0 /* the input is stored as half */
-#endif
-#ifndef Y_HALF
-#define Y_HALF 0 /* the output is stored as half */
-#endif
 #include "storage.clh"
-#define X_T CAT(ST_T_, X_HALF)
-#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
-#define Y_T CAT(ST_T_, Y_HALF)
-#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
 
 __kernel void pool(__global const X_T *x, __global Y_T *y, uint n, int4 idims, int4 odims,
                    int4 kdims, int4 stride, int4 dilation, int4 pad, int mode)

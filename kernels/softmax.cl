@@ -9,17 +9,7 @@
  * Storage    softmax: X_HALF / Y_HALF, the input / output stored as half (fp16 mode); argmax
  *            reads the float scores of a classifier's output.
  */
-#ifndef X_HALF
-#define X_HALF 0 /* softmax: the input is stored as half */
-#endif
-#ifndef Y_HALF
-#define Y_HALF 0 /* softmax: the output is stored as half */
-#endif
 #include "storage.clh"
-#define X_T CAT(ST_T_, X_HALF)
-#define LOAD_X(p, i) CAT(ST_LD_, X_HALF)(p, i)
-#define Y_T CAT(ST_T_, Y_HALF)
-#define STORE_Y(v, p, i) CAT(ST_ST_, Y_HALF)(v, p, i)
 
 __kernel void softmax(__global const X_T *x, __global Y_T *y, uint rows, uint len,
                       uint inner, int log_output)
