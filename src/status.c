@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text/printable.h"
+
 static _Thread_local char last_error[1024];
 
 static cleval_log_fn log_fn;
@@ -35,7 +37,9 @@ cleval_status cleval_fail(cleval_status status, const char *fmt, ...)
     va_start(args, fmt);
     vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
-    memcpy(last_error, message, sizeof last_error);
+    /* Messages quote names from files (ONNX nodes, datasets, class names): control characters
+     * and invalid UTF-8 are escaped so that a message stays one harmless line. */
+    cleval_text_printable(message, false, last_error, sizeof last_error);
     return status;
 }
 
@@ -59,10 +63,11 @@ void cleval_log_set(cleval_log_fn fn, cleval_log_level max_level, void *user)
 void cleval_log(cleval_log_level level, const char *fmt, ...)
 {
     if (!log_fn || level > log_max_level) return;
-    char message[1024];
+    char message[1024], printable[1024];
     va_list args;
     va_start(args, fmt);
     vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
-    log_fn(level, message, log_user);
+    cleval_text_printable(message, true, printable, sizeof printable);
+    log_fn(level, printable, log_user);
 }

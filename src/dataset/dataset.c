@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "text/printable.h"
+
 static pthread_once_t hdf5_quiet_once = PTHREAD_ONCE_INIT;
 
 /* HDF5 prints its error stack to stderr by default; cleval reports one line of its own. */
@@ -197,6 +199,21 @@ done:
     return CLEVAL_OK;
 }
 
+/* Class names end up on the user's terminal and in JSON: each is replaced by its printable
+ * form (control characters escaped, invalid UTF-8 written out), see text/printable.h. */
+static cleval_status make_printable(cleval_dataset *ds, char **names, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        char *printable = cleval_text_printable_dup(names[i]);
+        if (!printable)
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: 'class_names'",
+                               ds->path);
+        free(names[i]);
+        names[i] = printable;
+    }
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_dataset_class_names(cleval_dataset *ds, char ***names, uint32_t *count)
 {
     *names = NULL;
@@ -207,6 +224,12 @@ cleval_status cleval_dataset_class_names(cleval_dataset *ds, char ***names, uint
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open 'class_names'", ds->path);
     cleval_status status = read_strings(ds, dset, "class_names", names, count);
     H5Dclose(dset);
+    if (status == CLEVAL_OK) status = make_printable(ds, *names, *count);
+    if (status != CLEVAL_OK) {
+        cleval_dataset_free_names(*names, *count);
+        *names = NULL;
+        *count = 0;
+    }
     return status;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cleval/onnx.h"
+#include "text/printable.h"
 
 /* One device's runner. */
 typedef struct eval_model {
@@ -46,7 +47,7 @@ static cleval_status collect_layers(const eval_model *models, uint32_t count,
     for (uint32_t i = 0; i < n; i++) {
         const cleval_nn_layer *layer = cleval_nn_layer_at(models[0].nn, i);
         cleval_eval_layer *row = &out->layers[i];
-        snprintf(row->name, sizeof row->name, "%s", layer->name);
+        cleval_text_printable(layer->name, false, row->name, sizeof row->name); /* a file's name */
         snprintf(row->op, sizeof row->op, "%s", layer->op);
         snprintf(row->kernel, sizeof row->kernel, "%s", layer->kernel);
         for (uint32_t d = 0; d < count; d++) {
