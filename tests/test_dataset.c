@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cleval/dataset.h"
 
@@ -493,6 +496,95 @@ static void test_memory_bounded_by_batch(void **state)
     assert_true(growth_kib < 32 * 1024); /* the chunk cache holds at most a few batches */
 }
 
+/* The process's current address-space size in bytes (VmSize), or -1. */
+static long long address_space_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lld kB", &kib) == 1) break;
+    if (f) fclose(f);
+    return kib < 0 ? -1 : kib * 1024;
+}
+
+/* Reads rows [0, n) of `name` as float32 in a child process whose address space may grow by at
+ * most `headroom` bytes during the read; true when the read succeeded and equals `expected`. */
+static bool child_reads_within(const char *path, const char *name, hsize_t n, size_t row,
+                               const uint8_t *expected, long long headroom)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cleval_dataset *ds;
+        cleval_column *col;
+        float *values = malloc(n * row * sizeof *values);
+        bool ok = values && cleval_dataset_open(path, &ds) == CLEVAL_OK &&
+                  cleval_column_open(ds, name, CLEVAL_COLUMN_FEATURES, &col) == CLEVAL_OK;
+        struct rlimit cap = {.rlim_cur = (rlim_t)(address_space_bytes() + headroom),
+                             .rlim_max = RLIM_INFINITY};
+        ok = ok && setrlimit(RLIMIT_AS, &cap) == 0 &&
+             cleval_column_read_f32(col, 0, n, values) == CLEVAL_OK;
+        for (size_t i = 0; ok && i < n * row; i++)
+            ok = values[i] == (float)expected[i];
+        _exit(ok ? 0 : 1);
+    }
+    int wstatus;
+    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    return WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+}
+
+/* A dataset in absurdly small chunks (one element each) reads back exactly within a bounded
+ * amount of memory: HDF5 keeps kilobytes for every chunk a single read touches, so a batch is
+ * read in runs of a bounded number of chunks (a 4096-row batch of 28 x 28 images once took
+ * 20 GB; 100 such rows in one read take 600 MB). */
+static void test_tiny_chunks_bounded(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    skip(); /* AddressSanitizer reserves terabytes of address space: no cap can be set */
+#endif
+    const char *path = temp_path("dataset_tiny_chunks.h5");
+    const hsize_t n = 100, side = 28;
+    uint8_t *x = malloc(n * side * side);
+    for (hsize_t i = 0; i < n * side * side; i++)
+        x[i] = (uint8_t)((i * 2654435761u) >> 24);
+    hid_t file = h5_create(path);
+    hsize_t dims[4] = {n, 1, side, side}, chunk[4] = {1, 1, 1, 1};
+    h5_write(file, "X", H5T_NATIVE_UINT8, 4, dims, x, 0, chunk);
+    H5Fclose(file);
+    /* 78,400 chunks in one call, within 96 MiB more address space. */
+    assert_true(child_reads_within(path, "X", n, side * side, x, 96ll << 20));
+    free(x);
+}
+
+/* A layout where one sample spans more chunks than the documented limit is refused at open,
+ * naming the file and the dataset, before any read. */
+static void test_too_many_chunks_per_sample_refused(void **state)
+{
+    (void)state;
+    const char *path = temp_path("dataset_chunk_dust.h5");
+    hid_t file = h5_create(path);
+    hsize_t dims[3] = {2, 300, 300}, chunk[3] = {1, 1, 1};
+    hid_t space = H5Screate_simple(3, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, chunk);
+    H5Dclose(H5Dcreate2(file, "X", H5T_NATIVE_FLOAT, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(file);
+    cleval_dataset *ds;
+    cleval_column *xc = NULL;
+    assert_ok(cleval_dataset_open(path, &ds));
+    assert_int_equal(cleval_column_open(ds, "X", CLEVAL_COLUMN_FEATURES, &xc), CLEVAL_ERR_INPUT);
+    assert_null(xc);
+    const char *message = cleval_last_error();
+    assert_non_null(strstr(message, path));
+    assert_non_null(strstr(message, "'X'"));
+    assert_non_null(strstr(message, "chunks"));
+    cleval_dataset_close(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +594,8 @@ int main(void)
         cmocka_unit_test(test_null_padded_strings_keep_full_width),
         cmocka_unit_test(test_converts_every_numeric_type),
         cmocka_unit_test(test_chunked_gzip_batches),
+        cmocka_unit_test(test_tiny_chunks_bounded),
+        cmocka_unit_test(test_too_many_chunks_per_sample_refused),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_columns),
         cmocka_unit_test(test_non_finite_values_name_the_sample),

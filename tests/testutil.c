@@ -105,10 +105,8 @@ void h5_write(hid_t file, const char *name, hid_t mem_type, int rank, const hsiz
 {
     hid_t space = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    if (gzip > 0) {
-        H5Pset_chunk(dcpl, rank, chunk);
-        H5Pset_deflate(dcpl, (unsigned)gzip);
-    }
+    if (chunk) H5Pset_chunk(dcpl, rank, chunk);
+    if (gzip > 0) H5Pset_deflate(dcpl, (unsigned)gzip);
     hid_t dset = H5Dcreate2(file, name, mem_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dset < 0) fail_msg("cannot create dataset %s", name);
     if (H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)

@@ -33,7 +33,8 @@ cleval_device *test_device(void);
 void test_device_release(void);
 
 /* Writes a dataset of `rank` dims and memory type `mem_type` into an HDF5 file opened or
- * created by h5_create(); gzip > 0 makes it chunked and compressed with that level. */
+ * created by h5_create(); a `chunk` shape makes it chunked, and gzip > 0 (which needs one)
+ * compresses it with that level. */
 hid_t h5_create(const char *path);
 void h5_write(hid_t file, const char *name, hid_t mem_type, int rank, const hsize_t *dims,
               const void *data, int gzip, const hsize_t *chunk);
