@@ -16,6 +16,7 @@
 
 #include "cleval/dataset.h"
 #include "cleval/onnx.h"
+#include "cleval/predfile.h"
 
 /* Seconds a single check may take before it counts as blocked. */
 enum { TIME_LIMIT = 60, PATH_SIZE = 4096 };
@@ -129,6 +130,24 @@ static void test_fifo_as_every_input(void **state)
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         expect_cleval_error(commands[i], 2, needle);
     run_cleval_time_limit(0);
+    unlink(fifo);
+}
+
+/* The partial prediction file a resumed run reopens (HDF5 opens it by name). */
+static void test_fifo_as_partial_prediction_file(void **state)
+{
+    (void)state;
+    char fifo[PATH_SIZE], save[PATH_SIZE];
+    tmp_at(save, "resumed.h5");
+    tmp_at(fifo, "resumed.h5.partial");
+    make_fifo(fifo);
+    cleval_predfile_spec spec = {.n_samples = 4, .with_pred = true, .temp_path = fifo};
+    cleval_predfile *pf = NULL;
+    alarm(TIME_LIMIT);
+    assert_int_equal(cleval_predfile_resume(save, &spec, &pf), CLEVAL_ERR_INPUT);
+    alarm(0);
+    assert_null(pf);
+    assert_message_has("not a regular file (a FIFO)");
     unlink(fifo);
 }
 
@@ -514,6 +533,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fifo_as_every_input),
+        cmocka_unit_test(test_fifo_as_partial_prediction_file),
         cmocka_unit_test(test_directory_input),
         cmocka_unit_test(test_onnx_link_out_of_folder),
         cmocka_unit_test(test_onnx_folder_link_out_of_folder),
