@@ -16,7 +16,7 @@ static const char *file_type_name(mode_t mode)
     if (S_ISCHR(mode)) return "a character device";
     if (S_ISBLK(mode)) return "a block device";
     if (S_ISSOCK(mode)) return "a socket";
-    return "not a plain file";
+    return "an unknown kind of file";
 }
 
 static cleval_status refuse_type(const char *path, const char *kind, mode_t mode)
