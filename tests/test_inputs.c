@@ -211,6 +211,15 @@ static void test_onnx_link_out_of_folder(void **state)
     tmp_at(secret, "secret.bin");
     make_link(secret, "onnx/mlp_weights.bin");
     expect_model_refused(model, "mlp_weights.bin", "leads outside the model's folder");
+    /* cleval eval: one line on stderr (no secret in it), nothing on stdout, nothing saved */
+    char saved[PATH_SIZE];
+    tmp_at(saved, "link_out_scores.h5");
+    unlink(saved);
+    expect_cleval_error((const char *[]){"eval", "--model", model, "--data",
+                                         shipped("iris_test.h5"), "--save", saved, "--json", "-",
+                                         NULL},
+                        2, "leads outside the model's folder");
+    assert_int_equal(access(saved, F_OK), -1);
 }
 
 /* The location goes through a folder that is a link out of the model's folder. */
