@@ -164,6 +164,13 @@ static const char **cleval_argv(const char *const *args)
     return argv;
 }
 
+static unsigned child_time_limit;
+
+void run_cleval_time_limit(unsigned seconds)
+{
+    child_time_limit = seconds;
+}
+
 int run_cleval(const char *const *args, char **out, char **err)
 {
     /* stdout and stderr go to temporary files so neither pipe can fill up and block. */
@@ -176,6 +183,7 @@ int run_cleval(const char *const *args, char **out, char **err)
     if (pid == 0) {
         dup2(out_fd, 1);
         dup2(err_fd, 2);
+        if (child_time_limit) alarm(child_time_limit); /* kept across execv */
         execv(CLEVAL_BINARY, (char *const *)argv);
         _exit(127);
     }

@@ -43,6 +43,9 @@ void h5_write_strings(hid_t file, const char *name, const char *const *strings, 
 /* Runs the cleval binary with `args` (a NULL-terminated list), capturing stdout and stderr into
  * heap strings (free them) and returning its exit code (-1 when it died from a signal). */
 int run_cleval(const char *const *args, char **out, char **err);
+/* From now on, a cleval that run_cleval starts is killed (SIGALRM, run_cleval returns -1) after
+ * `seconds`; 0, the default, sets no limit. For checks whose regression would block forever. */
+void run_cleval_time_limit(unsigned seconds);
 /* run_cleval, failing the test unless it exits with `code` and prints JSON on stdout: the
  * parsed report (cJSON_Delete). */
 cJSON *run_cleval_json(const char *const *args, int code);

@@ -29,8 +29,16 @@ typedef enum cleval_column_kind {
 enum { CLEVAL_MAX_RANK = 8 };
 
 /* Opens `path` read-only. Fails with CLEVAL_ERR_INPUT and a message naming the file when it is
- * missing, unreadable, not HDF5, or damaged. */
+ * missing, unreadable, not a regular file (a FIFO is refused without blocking), not HDF5, or
+ * damaged, or when a dataset in it reads another file that is missing, not a regular file, or
+ * outside the file's folder (see cleval_dataset_allow_outside_files). */
 cleval_status cleval_dataset_open(const char *path, cleval_dataset **out);
+
+/* Whether a data file may make cleval read files outside its own folder: external raw storage
+ * of a dataset, the source files of virtual datasets, external links. Off by default: such a
+ * file is refused at open naming the dataset and the path; on, each must still exist and be a
+ * regular file. Process-wide; set it before opening files. */
+void cleval_dataset_allow_outside_files(bool allow);
 
 /* Closes the file; its columns must be closed first. NULL is a no-op. */
 void cleval_dataset_close(cleval_dataset *ds);

@@ -44,7 +44,7 @@ int cli_compare(int argc, char **argv)
         OPT_SCORES_KEY, OPT_MAX_FLIP_RATE,  OPT_MAX_ACCURACY_DROP,
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
         OPT_SAVE,       OPT_BATCH,          OPT_QUIET,
-        OPT_VERBOSE};
+        OPT_VERBOSE,    OPT_ALLOW_EXTERNAL_STORAGE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,

@@ -21,7 +21,8 @@ static uint64_t number(const cleval_merge_outcome *out, const char *name)
 
 int cli_merge(int argc, char **argv)
 {
-    static const cli_option_id allowed[] = {OPT_HELP, OPT_JSON, OPT_SAVE, OPT_QUIET, OPT_VERBOSE};
+    static const cli_option_id allowed[] = {OPT_HELP,  OPT_JSON,    OPT_SAVE,
+                                            OPT_QUIET, OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "merge", usage, allowed,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cleval/dataset.h"
 #include "cleval/engine.h"
 
 int cli_exit_code(cleval_status status)
@@ -49,6 +50,7 @@ int cli_parse_command(int argc, char **argv, const char *command, const char *us
         *exit_now = true;
         return CLI_EXIT_OK;
     }
+    cleval_dataset_allow_outside_files(args->present[OPT_ALLOW_EXTERNAL_STORAGE]);
     return CLI_EXIT_OK;
 }
 

@@ -34,6 +34,10 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_FP16_ARITHMETIC] = {"fp16-arithmetic", 0, "auto|half|float",
                              "fp16: compute in half where every device has cl_khr_fp16 (auto, "
                              "the default), insist on half, or keep float arithmetic"},
+    [OPT_ALLOW_EXTERNAL_STORAGE] = {"allow-external-storage", 0, NULL,
+                                    "let HDF5 inputs read external storage, virtual dataset "
+                                    "sources and external links outside their own folder "
+                                    "(still only existing regular files)"},
     [OPT_PROFILE] = {"profile", 0, NULL,
                      "time every layer on the device and report the table (slower)"},
     [OPT_AGAINST] = {"against", 0, "SPEC",

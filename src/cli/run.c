@@ -65,7 +65,7 @@ static bool affects_results(cli_option_id id)
     case OPT_HELP: case OPT_VERSION: case OPT_JSON: case OPT_SAVE: case OPT_BATCH:
     case OPT_DEVICE: case OPT_QUIET: case OPT_VERBOSE: case OPT_CHECKPOINT:
     case OPT_CHECKPOINT_EVERY: case OPT_RESUME: case OPT_PROGRESS: case OPT_SHARD:
-    case OPT_FP16_ARITHMETIC: return false;
+    case OPT_FP16_ARITHMETIC: case OPT_ALLOW_EXTERNAL_STORAGE: return false;
     default: return true;
     }
 }

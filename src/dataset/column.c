@@ -93,12 +93,13 @@ static bool is_integer(element_type type)
 }
 
 /* A raw-data chunk cache that holds a full band of chunks across the row dimension, so a batch
- * boundary that cuts through a compressed chunk does not decompress it twice. */
-static hid_t chunk_cache_access(hid_t dset)
+ * boundary that cuts through a compressed chunk does not decompress it twice: a copy of access
+ * list `base` with that cache, or `base` itself when the dataset is not chunked. */
+static hid_t chunk_cache_access(hid_t dset, hid_t base)
 {
     hid_t dcpl = H5Dget_create_plist(dset);
-    if (dcpl < 0) return H5P_DEFAULT;
-    hid_t dapl = H5P_DEFAULT;
+    if (dcpl < 0) return base;
+    hid_t dapl = base;
     if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
         hsize_t chunk[H5S_MAX_RANK];
         int rank = H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk);
@@ -115,14 +116,14 @@ static hid_t chunk_cache_access(hid_t dset)
             size_t cache = 2 * band * chunk_bytes;
             const size_t min_cache = 4u << 20, max_cache = 256u << 20;
             cache = cache < min_cache ? min_cache : cache > max_cache ? max_cache : cache;
-            dapl = H5Pcreate(H5P_DATASET_ACCESS);
+            dapl = H5Pcopy(base);
             if (dapl >= 0) H5Pset_chunk_cache(dapl, 12421 /* prime, as HDF5 advises */, cache, 1.0);
         }
         if (ftype >= 0) H5Tclose(ftype);
         if (space >= 0) H5Sclose(space);
     }
     H5Pclose(dcpl);
-    return dapl < 0 ? H5P_DEFAULT : dapl;
+    return dapl < 0 ? base : dapl;
 }
 
 /* HDF5 1.10 keeps a record of several kilobytes for every chunk one H5Dread touches, and its
@@ -203,11 +204,11 @@ cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_co
     col->dset = col->file_space = H5I_INVALID_HID;
 
     cleval_status status = CLEVAL_OK;
-    hid_t probe = H5Dopen2(ds->file, name, H5P_DEFAULT);
-    hid_t dapl = probe >= 0 ? chunk_cache_access(probe) : H5P_DEFAULT;
+    hid_t probe = H5Dopen2(ds->file, name, ds->dapl);
+    hid_t dapl = probe >= 0 ? chunk_cache_access(probe, ds->dapl) : ds->dapl;
     if (probe >= 0) H5Dclose(probe);
     col->dset = H5Dopen2(ds->file, name, dapl);
-    if (dapl != H5P_DEFAULT) H5Pclose(dapl);
+    if (dapl != ds->dapl) H5Pclose(dapl);
     if (col->dset < 0) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open dataset '%s'", ds->path, name);
         goto fail;

@@ -2,13 +2,13 @@
  * metadata a report needs (class names, attributes). Row reads live in column.c. */
 #include "dataset_internal.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "cleval/input.h"
 
 #include "text/printable.h"
 
@@ -42,34 +42,41 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
 {
     *out = NULL;
     cleval_hdf5_init();
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return cleval_fail(CLEVAL_ERR_INPUT, "%s: is a directory, not an HDF5 file", path);
-    FILE *probe = fopen(path, "rb");
-    if (!probe) return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    bool signed_hdf5 = has_hdf5_signature(probe, (uint64_t)st.st_size);
+    FILE *probe;
+    uint64_t size;
+    cleval_status status = cleval_input_fopen(path, "an HDF5 file", &probe, &size);
+    if (status != CLEVAL_OK) return status;
+    bool signed_hdf5 = has_hdf5_signature(probe, size);
     fclose(probe);
     if (!signed_hdf5) return cleval_fail(CLEVAL_ERR_INPUT, "%s: not an HDF5 file", path);
 
     /* The signature is there, so a failure to open means a damaged or truncated file. (No
-     * H5Fis_hdf5 first: it only searches for the same signature, opening the file once more.) */
+     * H5Fis_hdf5 first: it only searches for the same signature, opening the file once more.)
+     * The file was a regular one just above; HDF5 opens it by name, so check once more right
+     * before, in case it was replaced in between. */
+    if ((status = cleval_input_check(path, "an HDF5 file")) != CLEVAL_OK) return status;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: HDF5 file is truncated or damaged", path);
 
     cleval_dataset *ds = calloc(1, sizeof *ds);
     char *path_copy = malloc(strlen(path) + 1);
-    if (!ds || !path_copy) {
+    hid_t dapl = dataset_access_plist();
+    if (!ds || !path_copy || dapl < 0) {
         free(ds);
         free(path_copy);
+        if (dapl >= 0) H5Pclose(dapl);
         H5Fclose(file);
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening %s", path);
     }
     strcpy(path_copy, path);
     ds->path = path_copy;
     ds->file = file;
+    ds->dapl = dapl;
+    if ((status = dataset_check_linked_files(path, file, dapl)) != CLEVAL_OK) {
+        cleval_dataset_close(ds);
+        return status;
+    }
     *out = ds;
     return CLEVAL_OK;
 }
@@ -77,6 +84,7 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
 void cleval_dataset_close(cleval_dataset *ds)
 {
     if (!ds) return;
+    H5Pclose(ds->dapl);
     H5Fclose(ds->file);
     free(ds->path);
     free(ds);
@@ -219,7 +227,7 @@ cleval_status cleval_dataset_class_names(cleval_dataset *ds, char ***names, uint
     *names = NULL;
     *count = 0;
     if (!cleval_dataset_has(ds, "class_names")) return CLEVAL_OK;
-    hid_t dset = H5Dopen2(ds->file, "class_names", H5P_DEFAULT);
+    hid_t dset = H5Dopen2(ds->file, "class_names", ds->dapl);
     if (dset < 0)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open 'class_names'", ds->path);
     cleval_status status = read_strings(ds, dset, "class_names", names, count);
@@ -283,7 +291,7 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
     *rows = *cols = 0;
     if (!cleval_dataset_has(ds, name))
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: no dataset '%s'", ds->path, name);
-    hid_t dset = H5Dopen2(ds->file, name, H5P_DEFAULT);
+    hid_t dset = H5Dopen2(ds->file, name, ds->dapl);
     hid_t type = dset >= 0 ? H5Dget_type(dset) : H5I_INVALID_HID;
     hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
     hsize_t dims[2] = {0, 0};

@@ -9,9 +9,19 @@
 struct cleval_dataset {
     char *path;
     hid_t file;
+    hid_t dapl; /* dataset access: see dataset_access_plist() */
 };
 
 /* Silences HDF5's own error printing, once per process. */
 void cleval_hdf5_init(void);
+
+/* Checks the files `file` (opened from `path`) would make HDF5 read besides itself: external
+ * storage, virtual dataset sources, external links (see linked_files.c). Datasets are opened
+ * with access list `dapl`. */
+cleval_status dataset_check_linked_files(const char *path, hid_t file, hid_t dapl);
+
+/* A new dataset access property list (H5Pclose) that looks external storage up from the data
+ * file's folder, as dataset_check_linked_files() checks it; H5I_INVALID_HID on failure. */
+hid_t dataset_access_plist(void);
 
 #endif

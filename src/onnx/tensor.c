@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "cleval/input.h"
 
 const char *cleval_onnx_dtype_name(int32_t dtype)
 {
@@ -208,6 +209,37 @@ static bool location_is_contained(const char *location)
     return true;
 }
 
+/* The real path of external data `location` into *out (free()), refused unless it lies inside
+ * the real folder of the model: the location's name is checked before (no absolute path, no
+ * ".."), and this catches links, of the file or of a folder on the way, that lead out. */
+static cleval_status resolve_external(const onnx_source *src, const char *label,
+                                      const char *location, char **out)
+{
+    *out = NULL;
+    char *folder = cleval_input_real_path(".", src->dir);
+    if (!folder)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: %s: cannot resolve the model's folder %s: %s",
+                           src->path, label, src->dir, strerror(errno));
+    char *real = cleval_input_real_path(folder, location);
+    cleval_status status = CLEVAL_OK;
+    if (!real)
+        status = cleval_fail(errno == ENOMEM ? CLEVAL_ERR_NOMEM : CLEVAL_ERR_INPUT,
+                             "%s: %s: cannot open external data %s/%s: %s", src->path, label,
+                             src->dir, location, strerror(errno));
+    else if (!cleval_input_is_inside(real, folder))
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: %s: external data location '%s' leads outside the model's "
+                             "folder (through a link)",
+                             src->path, label, location);
+    free(folder);
+    if (status != CLEVAL_OK) {
+        free(real);
+        return status;
+    }
+    *out = real;
+    return CLEVAL_OK;
+}
+
 /* Reads `bytes` bytes of external data for the tensor into a new buffer *out. */
 static cleval_status read_external(const onnx_source *src, const char *label,
                                    const Onnx__TensorProto *p, uint64_t bytes, uint8_t **out)
@@ -246,35 +278,28 @@ static cleval_status read_external(const onnx_source *src, const char *label,
                            "(%" PRIu64 " bytes)",
                            src->path, label, length, bytes);
 
-    size_t path_len = strlen(src->dir) + 1 + strlen(location) + 1;
-    char *file_path = malloc(path_len);
-    if (!file_path) return cleval_onnx_nomem(src);
-    snprintf(file_path, path_len, "%s/%s", src->dir, location);
-
-    cleval_status status = CLEVAL_OK;
+    char *file_path;
+    cleval_status status = resolve_external(src, label, location, &file_path);
+    if (status != CLEVAL_OK) return status;
     uint8_t *buf = NULL;
-    FILE *f = fopen(file_path, "rb");
-    struct stat st;
-    if (!f) {
-        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %s: cannot open external data %s: %s",
-                             src->path, label, file_path, strerror(errno));
-    } else if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %s: external data %s is not a regular file",
-                             src->path, label, file_path);
-    } else if (offset > (uint64_t)st.st_size || (uint64_t)st.st_size - offset < bytes ||
-               (!has_length && (uint64_t)st.st_size - offset != bytes)) {
+    FILE *f;
+    uint64_t size;
+    if (cleval_input_fopen(file_path, "a data file", &f, &size) != CLEVAL_OK) {
+        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %s: external data '%s': %s", src->path, label,
+                             location, cleval_last_error());
+    } else if (offset > size || size - offset < bytes || (!has_length && size - offset != bytes)) {
         /* Without a length the data runs to the end of the file, as ONNX's loader reads it. */
         status = cleval_fail(CLEVAL_ERR_INPUT,
-                             "%s: %s: external data %s holds %lld bytes; offset %" PRIu64
+                             "%s: %s: external data %s holds %" PRIu64 " bytes; offset %" PRIu64
                              " and dims need %" PRIu64 "%s",
-                             src->path, label, file_path, (long long)st.st_size, offset, bytes,
+                             src->path, label, location, size, offset, bytes,
                              has_length ? "" : " up to its end");
     } else if (bytes > SIZE_MAX || !(buf = malloc(bytes ? (size_t)bytes : 1))) {
         status = cleval_onnx_nomem(src);
     } else if (fseeko(f, (off_t)offset, SEEK_SET) != 0 ||
                fread(buf, 1, (size_t)bytes, f) != (size_t)bytes) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %s: cannot read external data %s", src->path,
-                             label, file_path);
+                             label, location);
     }
     if (f) fclose(f);
     free(file_path);

@@ -3,11 +3,11 @@
  * otherwise recurse as deep as a hostile file asks), then protobuf-c's own unpack. */
 #include "onnx_internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "cleval/input.h"
 
 /* protobuf's own limits: 2 GiB per message, 100 levels of nesting (C++, Java and Python parsers
  * agree on both). A real model nests about 10 levels deep, 3 more per subgraph. */
@@ -119,30 +119,18 @@ static cleval_status read_whole_file(const char *path, uint8_t **data, size_t *l
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int err = errno;
-        fclose(f);
-        return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read: %s", path, strerror(err));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return cleval_fail(CLEVAL_ERR_INPUT, "%s: is a directory, not an ONNX file", path);
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size < 0) {
-        fclose(f);
-        return cleval_fail(CLEVAL_ERR_INPUT, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > ONNX_MAX_FILE_BYTES) {
+    FILE *f;
+    uint64_t file_size;
+    cleval_status status = cleval_input_fopen(path, "an ONNX file", &f, &file_size);
+    if (status != CLEVAL_OK) return status;
+    if (file_size > ONNX_MAX_FILE_BYTES) {
         fclose(f);
         return cleval_fail(CLEVAL_ERR_INPUT,
-                           "%s: %lld bytes, above protobuf's 2 GiB limit (large weights belong "
+                           "%s: %llu bytes, above protobuf's 2 GiB limit (large weights belong "
                            "in external data files)",
-                           path, (long long)st.st_size);
+                           path, (unsigned long long)file_size);
     }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)file_size;
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
         fclose(f);

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleval/input.h"
+
 struct cleval_predfile {
     char *path;
     char *tmp_path;
@@ -142,8 +144,15 @@ cleval_status cleval_predfile_resume(const char *path, const cleval_predfile_spe
     cleval_predfile *pf;
     cleval_status status = new_handle(path, spec, &pf);
     if (status != CLEVAL_OK) return status;
-    pf->file = access(pf->tmp_path, F_OK) == 0 ? H5Fopen(pf->tmp_path, H5F_ACC_RDWR, H5P_DEFAULT)
-                                               : H5I_INVALID_HID;
+    /* An earlier run left it, but something else may stand there now (a FIFO, a device): say
+     * so rather than hand it to HDF5. */
+    bool exists = access(pf->tmp_path, F_OK) == 0;
+    if (exists && (status = cleval_input_check(pf->tmp_path, "an HDF5 file")) != CLEVAL_OK) {
+        status = cleval_fail(status, "--resume: %s", cleval_last_error());
+        destroy(pf);
+        return status;
+    }
+    pf->file = exists ? H5Fopen(pf->tmp_path, H5F_ACC_RDWR, H5P_DEFAULT) : H5I_INVALID_HID;
     hsize_t dims[2] = {spec->n_samples, spec->n_classes};
     if (pf->file < 0 ||
         (spec->with_pred && (pf->pred = reopen_dataset(pf->file, "pred", 1, dims)) < 0) ||
