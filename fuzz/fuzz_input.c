@@ -1,0 +1,40 @@
+/* The fuzz targets' private input folder (see fuzz_input.h). */
+#include "fuzz_input.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char folder[4096];
+static char last_file[4096 + 256];
+
+static void remove_folder(void)
+{
+    if (last_file[0]) unlink(last_file);
+    rmdir(folder);
+}
+
+static const char *private_folder(void)
+{
+    if (folder[0]) return folder;
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
+    snprintf(folder, sizeof folder, "%s/cleval-fuzz-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(folder)) {
+        perror("fuzz: mkdtemp");
+        abort();
+    }
+    atexit(remove_folder);
+    return folder;
+}
+
+const char *fuzz_input_file(const uint8_t *data, size_t size, const char *name)
+{
+    snprintf(last_file, sizeof last_file, "%s/%s", private_folder(), name);
+    FILE *f = fopen(last_file, "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) {
+        perror("fuzz: writing the input");
+        abort();
+    }
+    return last_file;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/, clang with ASan + UBSan) and runs each on a corpus seeded
+# from the test fixtures.
+#   scripts/fuzz.sh --smoke        a short, reproducible run of every target (fixed seed and run
+#                                  count; part of scripts/test.sh)
+#   scripts/fuzz.sh SECONDS [T..]  a campaign: each target (or the named ones) for SECONDS,
+#                                  keeping its growing corpus in build-fuzz/corpus/<target>
+# A finding stops that target with its input written to build-fuzz/findings/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build=build-fuzz
+CC=clang cmake -S . -B "$build" -DCLEVAL_FUZZ=ON -DCLEVAL_SANITIZE=ON -DCLEVAL_BUILD_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build "$build" -j "$(nproc)" --target fuzz_onnx fuzz_dataset fuzz_args >/dev/null
+
+# Seeds: every model, dataset and prediction file the tests use, and a few argument lists.
+seed() {
+  local target=$1; shift
+  mkdir -p "$build/seeds/$target"
+  for f in "$@"; do [ -f "$f" ] && cp -f "$f" "$build/seeds/$target/"; done
+  return 0
+}
+seed onnx tests/fixtures/onnx/*.onnx tests/fixtures/onnx_reader/*.onnx datasets/*.onnx
+seed dataset datasets/*.h5 tests/fixtures/*/*.h5
+seed args fuzz/seeds/args/*
+
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+export LSAN_OPTIONS=suppressions=$root/fuzz/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+mkdir -p "$build/findings"
+targets=(onnx dataset args)
+if [ "${1:-}" = "--smoke" ]; then
+  # Fixed seed and run count: the same inputs every time, so the smoke can never be flaky.
+  declare -A runs=([onnx]=2000 [dataset]=3000 [args]=100000)
+  for t in "${targets[@]}"; do
+    work=$(mktemp -d)
+    "$build/fuzz/fuzz_$t" -seed=1 -runs="${runs[$t]}" -rss_limit_mb=3072 -timeout=60 \
+      -artifact_prefix="$build/findings/$t-" "$work" "$build/seeds/$t" 2>"$build/fuzz_$t.log" ||
+      { tail -40 "$build/fuzz_$t.log"; rm -rf "$work"; echo "fuzz smoke: $t found a defect"; exit 1; }
+    rm -rf "$work"
+    echo "fuzz smoke: $t: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$build/fuzz_$t.log")"
+  done
+  exit 0
+fi
+seconds=${1:?usage: scripts/fuzz.sh --smoke | SECONDS [target...]}
+shift
+[ $# -gt 0 ] && targets=("$@")
+for t in "${targets[@]}"; do
+  mkdir -p "$build/corpus/$t"
+  "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -rss_limit_mb=3072 -timeout=60 \
+    -print_final_stats=1 -artifact_prefix="$build/findings/$t-" "$build/corpus/$t" \
+    "$build/seeds/$t" 2>"$build/fuzz_$t.log" || echo "fuzz: $t stopped on a finding (see $build/fuzz_$t.log)"
+  grep -E 'stat::number_of_executed_units|Done' "$build/fuzz_$t.log" | sed "s/^/fuzz: $t: /"
+done
