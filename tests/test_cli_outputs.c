@@ -375,6 +375,34 @@ static void test_devices_are_not_compared(void **state)
     free(err);
 }
 
+/* /dev/stdout sent to a regular file is still written in place: a temporary renamed over it
+ * would replace the link /dev/stdout itself. HDF5 refuses it. */
+static void test_dev_stdout_to_a_file_written_in_place(void **state)
+{
+    (void)state;
+    path_buf folder, data;
+    fresh_folder("dev_stdout", folder);
+    path_in(data, folder, "pairs.h5");
+    copy_file(fixture_path("metrics/perfect.h5"), data);
+    struct stat before, after;
+    assert_int_equal(lstat("/dev/stdout", &before), 0);
+    char *out, *err;
+    /* run_cleval sends stdout to a regular file. */
+    assert_int_equal(run_cleval((const char *[]){"metrics", "--data", data, "--json", "/dev/stdout",
+                                                 "--quiet", NULL},
+                                &out, &err),
+                     0);
+    assert_non_null(strstr(out, "weighted avg"));
+    free(out);
+    free(err);
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", data, "--save", "/dev/stdout", "--quiet", NULL}, 2,
+        "--save /dev/stdout: not a regular file");
+    assert_int_equal(lstat("/dev/stdout", &after), 0);
+    assert_true(S_ISLNK(after.st_mode));
+    assert_int_equal(before.st_ino, after.st_ino);
+}
+
 /* ---- Temporaries ---- */
 
 /* A process id that no process has: a child's, once it exited and was reaped. */
@@ -592,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_mpi_part_over_input_refused),
         cmocka_unit_test(test_two_outputs_one_file_refused),
         cmocka_unit_test(test_devices_are_not_compared),
+        cmocka_unit_test(test_dev_stdout_to_a_file_written_in_place),
         cmocka_unit_test(test_planted_links_never_followed),
         cmocka_unit_test(test_stale_temporaries_removed),
     };

@@ -21,10 +21,16 @@ typedef struct cleval_named_path {
 /* Refuses (CLEVAL_ERR_USAGE, one line naming both) an output that is the same file as an
  * input, or as another output: the same device and inode after stat() (through symlinks and
  * hard links) or, where neither exists yet, the same name in the same folder (the folders
- * compared by inode, so links and ".." in them do not matter). "-" (stdout) and existing files
- * that are not regular files (devices, FIFOs: written in place) are not compared. */
+ * compared by inode, so links and ".." in them do not matter). Existing outputs that are not
+ * regular files (devices, FIFOs: written in place) are not compared. */
 cleval_status cleval_output_check(const cleval_named_path *inputs, size_t n_inputs,
                                   const cleval_named_path *outputs, size_t n_outputs);
+
+/* Whether `path` must be written in place rather than through a temporary renamed over it: an
+ * existing file that is not a regular file (a device, a FIFO, a folder), or an entry of /dev,
+ * /dev/fd or /proc/self/fd (/dev/stdout, /dev/fd/3: names of descriptors, which a rename must
+ * never replace, even when the descriptor is a regular file). */
+bool cleval_output_in_place(const char *path);
 
 /* A temporary file in its output's folder, named "<final>.tmp.<pid>.<host>.<random>" (<host>:
  * 8 hex digits from the host name; <random>: 16 hex digits from getrandom()), created with

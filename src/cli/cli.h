@@ -117,7 +117,8 @@ cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limi
  * (see cleval_output_check). Inputs: --model, --data, --train and the positional files, the
  * i-th named positional_names[i] (the last name for any further one; NULL-terminated, or
  * NULL when the command takes none).
- * Outputs: --json, --save, --checkpoint and the `more` files the command derives from them. */
+ * Outputs: --json (unless -), --save, --checkpoint and the `more` files the command derives
+ * from them. */
 cleval_status cli_check_outputs(const cli_args *args, const char *const *positional_names,
                                 const cleval_named_path *more, size_t n_more);
 

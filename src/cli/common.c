@@ -214,12 +214,12 @@ typedef struct named_flag {
     const char *name;
 } named_flag;
 
-/* Appends the path of each flag present in args. */
+/* Appends the path of each flag present in args (not --json -, which is stdout). */
 static void add_flags(const cli_args *args, const named_flag *flags, size_t n_flags,
                       cleval_named_path *paths, size_t *n)
 {
     for (size_t i = 0; i < n_flags; i++)
-        if (args->present[flags[i].id])
+        if (args->present[flags[i].id] && !(flags[i].id == OPT_JSON && cli_json_to_stdout(args)))
             paths[(*n)++] = (cleval_named_path){flags[i].name, args->values[flags[i].id]};
 }
 

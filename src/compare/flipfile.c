@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cleval/output.h"
 
@@ -58,8 +57,7 @@ cleval_status flipfile_create(const char *path, bool with_labels, bool with_scor
     *out = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    if (cleval_output_in_place(path))
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
     flipfile *f = calloc(1, sizeof *f);
     if (!f) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);

@@ -55,10 +55,10 @@ static bool same_file(const file_identity *a, const file_identity *b)
            strcmp(a->name, b->name) == 0;
 }
 
-/* "-" is stdout, and a device or FIFO is written in place: neither replaces a file. */
-static bool is_compared(const cleval_named_path *output, const file_identity *id)
+/* A device or FIFO is written in place: it replaces no file. */
+static bool is_compared(const file_identity *id)
 {
-    return strcmp(output->path, "-") != 0 && (!id->exists || id->regular);
+    return !id->exists || id->regular;
 }
 
 /* The identities of the given paths (NULL ones are left zeroed and skipped by the caller). */
@@ -77,7 +77,7 @@ static cleval_status find_clash(const cleval_named_path *inputs, const file_iden
 {
     for (size_t o = 0; o < n_outputs; o++) {
         const cleval_named_path *out = &outputs[o];
-        if (!out->path || !is_compared(out, &output_ids[o])) continue;
+        if (!out->path || !is_compared(&output_ids[o])) continue;
         for (size_t i = 0; i < n_inputs; i++)
             if (inputs[i].path && same_file(&output_ids[o], &input_ids[i]))
                 return cleval_fail(CLEVAL_ERR_USAGE,
@@ -85,7 +85,7 @@ static cleval_status find_clash(const cleval_named_path *inputs, const file_iden
                                    "input",
                                    out->what, out->path, inputs[i].what, inputs[i].path);
         for (size_t e = 0; e < o; e++)
-            if (outputs[e].path && is_compared(&outputs[e], &output_ids[e]) &&
+            if (outputs[e].path && is_compared(&output_ids[e]) &&
                 same_file(&output_ids[o], &output_ids[e]))
                 return cleval_fail(CLEVAL_ERR_USAGE,
                                    "%s %s is the same file as %s %s: refusing to write one file "

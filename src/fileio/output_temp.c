@@ -98,6 +98,25 @@ static void remove_stale_temporaries(const char *final_path)
     free(folder);
 }
 
+/* Whether `path` names an entry of /dev itself (/dev/stdout, /dev/null; not /dev/shm/x) or of
+ * /dev/fd or /proc/self/fd. */
+static bool names_a_descriptor_or_device(const char *path)
+{
+    static const char *const folders[] = {"/dev/", "/dev/fd/", "/proc/self/fd/"};
+    const char *slash = strrchr(path, '/');
+    for (size_t i = 0; i < sizeof folders / sizeof *folders; i++)
+        if ((size_t)(slash + 1 - path) == strlen(folders[i]) &&
+            strncmp(path, folders[i], strlen(folders[i])) == 0)
+            return true;
+    return false;
+}
+
+bool cleval_output_in_place(const char *path)
+{
+    struct stat st;
+    return names_a_descriptor_or_device(path) || (stat(path, &st) == 0 && !S_ISREG(st.st_mode));
+}
+
 static void set_fd(cleval_output_temp *temp, int fd)
 {
     temp->fd = fd;

@@ -142,16 +142,18 @@ cleval_status cleval_report_write_json(cJSON *json, const char *path)
         free(text);
         return status;
     }
-    /* A device or pipe (/dev/stdout, /dev/null, a FIFO) is written directly: renaming a
-     * temporary file over it would replace the device node itself. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        FILE *f = S_ISDIR(st.st_mode) ? NULL : fopen(path, "w");
+    /* A device or pipe (/dev/null, a FIFO) or a name in /dev (/dev/stdout, even when the shell
+     * sent it to a file) is written directly: renaming a temporary file over it would replace
+     * the device node or the link itself. */
+    if (cleval_output_in_place(path)) {
+        struct stat st;
+        bool folder = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        FILE *f = folder ? NULL : fopen(path, "w");
         bool ok = f && fputs(text, f) != EOF && fputc('\n', f) != EOF;
         if (f) ok = (fclose(f) == 0) && ok;
         if (!ok)
             status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path,
-                                 S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+                                 folder ? "is a directory" : strerror(errno));
         free(text);
         return status;
     }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cleval/output.h"
 
@@ -48,8 +47,7 @@ static cleval_status new_handle(const char *path, const cleval_predfile_spec *sp
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    if (cleval_output_in_place(path))
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
     cleval_predfile *pf = calloc(1, sizeof *pf);
     if (!pf) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
