@@ -40,8 +40,10 @@ typedef struct cleval_output_temp {
     char *path; /* its name in the folder */
     int fd;     /* open read-write on it, -1 once released */
     /* "/proc/self/fd/<fd>": the name under which HDF5 (which opens files by name) reaches the
-     * very file behind fd; the kernel resolves it through the descriptor, never through the
-     * folder, so nobody can swap another file in between. */
+     * very file behind fd. The kernel resolves it through the descriptor, never through the
+     * folder, so nobody can swap another file in between, and it still works once the file is
+     * renamed. HDF5's default (sec2) driver, 1.10 included, simply open()s that name with
+     * O_RDWR | O_CREAT | O_TRUNC for H5Fcreate and O_RDWR for H5Fopen. */
     char by_fd[32];
 } cleval_output_temp;
 
