@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cleval/cluster.h"
@@ -37,6 +38,10 @@ typedef struct cleval_run_options {
     cleval_progress_fn progress;
     void *progress_user;
 } cleval_run_options;
+
+/* The name of the prediction file that a run with checkpoints writes in place of save_path
+ * until it finishes, kept for --resume: "<save_path>.partial". */
+void cleval_engine_partial_path(const char *save_path, char *out, size_t size);
 
 /* The contiguous slice [begin, end) of n rows that shard `index` of `count` processes. */
 void cleval_shard_range(uint64_t n, uint32_t index, uint32_t count, uint64_t *begin,

@@ -24,8 +24,9 @@ typedef struct cleval_predfile_spec {
     bool with_pred;
     bool with_scores;
     bool with_labels;
-    /* The temporary name. NULL: "<path>.tmp.<pid>", private to this process. A resumable run
-     * names it so that the next process can reopen it with cleval_predfile_resume(). */
+    /* The temporary name. NULL: an unpredictable name private to this process (see
+     * cleval_output_temp_create). A resumable run names it so that the next process can reopen
+     * it with cleval_predfile_resume(). */
     const char *temp_path;
 } cleval_predfile_spec;
 

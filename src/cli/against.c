@@ -23,6 +23,11 @@ static cleval_status temporary_files(cli_against *against)
     return CLEVAL_OK;
 }
 
+void cli_against_second_path(const char *save, char *out, size_t size)
+{
+    snprintf(out, size, "%s.against.h5", save);
+}
+
 cleval_status cli_against_begin(const cli_args *args, const char *const *precisions,
                                 cli_against *against)
 {
@@ -56,7 +61,7 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
     const char *save = args->values[OPT_SAVE];
     if (!save) return temporary_files(against);
     snprintf(against->path_a, sizeof against->path_a, "%s", save);
-    snprintf(against->path_b, sizeof against->path_b, "%s.against.h5", save);
+    cli_against_second_path(save, against->path_b, sizeof against->path_b);
     return CLEVAL_OK;
 }
 

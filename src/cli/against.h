@@ -24,6 +24,9 @@ typedef struct cli_against {
 cleval_status cli_against_begin(const cli_args *args, const char *const *precisions,
                                 cli_against *against);
 
+/* The second run's prediction file next to --save `save`: "<save>.against.h5". */
+void cli_against_second_path(const char *save, char *out, size_t size);
+
 /* Closes the devices and removes the temporary files. */
 void cli_against_end(cli_against *against);
 

@@ -8,6 +8,7 @@
 #include "cleval/device.h"
 #include "cleval/engine.h"
 #include "cleval/metrics.h"
+#include "cleval/output.h"
 #include "cleval/report.h"
 #include "options.h"
 
@@ -111,6 +112,15 @@ cleval_status cli_print_report(const cleval_predict_outcome *outcome,
 /* The gates of --max-flip-rate, --max-accuracy-drop, --alpha and --max-score-diff (compare,
  * --against). */
 cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits);
+
+/* Refuses, before any work, an output that is one of the command's inputs or another output
+ * (see cleval_output_check). Inputs: --model, --data, --train and the positional files, the
+ * i-th named positional_names[i] (the last name for any further one; NULL-terminated, or
+ * NULL when the command takes none).
+ * Outputs: --json (unless -), --save, --checkpoint and the `more` files the command derives
+ * from them. */
+cleval_status cli_check_outputs(const cli_args *args, const char *const *positional_names,
+                                const cleval_named_path *more, size_t n_more);
 
 /* --json - : the JSON takes stdout, so the human report stays quiet. */
 bool cli_json_to_stdout(const cli_args *args);

@@ -64,6 +64,9 @@ int cli_compare(int argc, char **argv)
                              args.positional[2]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
     if (status == CLEVAL_OK) status = cli_parse_compare_limits(&args, &config.limits);
+    if (status == CLEVAL_OK)
+        status =
+            cli_check_outputs(&args, (const char *const[]){"input A", "input B", NULL}, NULL, 0);
 
     if (status == CLEVAL_OK) {
         cli_progress progress;

@@ -58,6 +58,8 @@ int cli_drift(int argc, char **argv)
                              args.positional[2]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
     if (status == CLEVAL_OK) status = parse_thresholds(&args, &config.thresholds);
+    if (status == CLEVAL_OK)
+        status = cli_check_outputs(&args, (const char *const[]){"REF", "CUR", NULL}, NULL, 0);
     if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
 
     if (status == CLEVAL_OK) {

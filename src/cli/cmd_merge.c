@@ -35,6 +35,8 @@ int cli_merge(int argc, char **argv)
     if (status == CLEVAL_OK && args.n_positional == 0)
         status = cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given (see cleval merge --help)");
     if (status == CLEVAL_OK)
+        status = cli_check_outputs(&args, (const char *const[]){"part", NULL}, NULL, 0);
+    if (status == CLEVAL_OK)
         status = cleval_engine_merge(args.positional, (uint32_t)args.n_positional,
                                      args.values[OPT_SAVE], outcome);
     if (status == CLEVAL_OK) {

@@ -209,3 +209,49 @@ cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_ou
     if (status == CLEVAL_OK && !cli_json_to_stdout(args)) status = cli_print_report(outcome, timing);
     return status;
 }
+
+/* A flag of cli_check_outputs and how messages name it. */
+typedef struct named_flag {
+    cli_option_id id;
+    const char *name;
+} named_flag;
+
+/* Appends the path of each flag present in args (not --json -, which is stdout). */
+static void add_flags(const cli_args *args, const named_flag *flags, size_t n_flags,
+                      cleval_named_path *paths, size_t *n)
+{
+    for (size_t i = 0; i < n_flags; i++)
+        if (args->present[flags[i].id] && !(flags[i].id == OPT_JSON && cli_json_to_stdout(args)))
+            paths[(*n)++] = (cleval_named_path){flags[i].name, args->values[flags[i].id]};
+}
+
+cleval_status cli_check_outputs(const cli_args *args, const char *const *positional_names,
+                                const cleval_named_path *more, size_t n_more)
+{
+    static const named_flag input_flags[] = {
+        {OPT_MODEL, "--model"}, {OPT_DATA, "--data"}, {OPT_TRAIN, "--train"}};
+    static const named_flag output_flags[] = {
+        {OPT_JSON, "--json"}, {OPT_SAVE, "--save"}, {OPT_CHECKPOINT, "--checkpoint"}};
+    enum { N_INPUT_FLAGS = 3, N_OUTPUT_FLAGS = 3 };
+    size_t n_inputs = 0, n_outputs = 0, n_names = 0;
+    while (positional_names && positional_names[n_names])
+        n_names++;
+    cleval_named_path *inputs = calloc(N_INPUT_FLAGS + (size_t)args->n_positional, sizeof *inputs);
+    cleval_named_path *outputs = calloc(N_OUTPUT_FLAGS + n_more, sizeof *outputs);
+    cleval_status status = CLEVAL_OK;
+    if (!inputs || !outputs)
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory comparing the output files");
+    if (status == CLEVAL_OK) {
+        add_flags(args, input_flags, N_INPUT_FLAGS, inputs, &n_inputs);
+        for (size_t i = 0; n_names && i < (size_t)args->n_positional; i++)
+            inputs[n_inputs++] = (cleval_named_path){
+                positional_names[i < n_names ? i : n_names - 1], args->positional[i]};
+        add_flags(args, output_flags, N_OUTPUT_FLAGS, outputs, &n_outputs);
+        for (size_t i = 0; i < n_more; i++)
+            outputs[n_outputs++] = more[i];
+        status = cleval_output_check(inputs, n_inputs, outputs, n_outputs);
+    }
+    free(inputs);
+    free(outputs);
+    return status;
+}

@@ -3,6 +3,7 @@
  * --resume), progress (--progress, --quiet), SIGINT, and the job fingerprint that ties
  * checkpoints and part files to their job. */
 #include "run.h"
+#include "against.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -91,6 +92,82 @@ static cleval_status build_fingerprint(const cli_args *args, const char *command
                               command, size - 1);
 }
 
+/* "<path>.rank<r>": rank r's own file for `path` under mpirun; false when it does not fit. */
+static bool rank_file(const char *path, int rank, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s.rank%d", path, rank);
+    return n >= 0 && (size_t)n < size;
+}
+
+/* The outputs beyond those cli_check_outputs reads from the flags. */
+typedef struct output_list {
+    cleval_named_path *paths; /* each path a heap copy */
+    size_t n, cap;
+} output_list;
+
+static bool add_output(output_list *list, const char *what, const char *path)
+{
+    if (list->n == list->cap) {
+        size_t cap = list->cap ? 2 * list->cap : 8;
+        cleval_named_path *grown = realloc(list->paths, cap * sizeof *grown);
+        if (!grown) return false;
+        list->paths = grown;
+        list->cap = cap;
+    }
+    char *copy = malloc(strlen(path) + 1);
+    if (!copy) return false;
+    strcpy(copy, path);
+    list->paths[list->n++] = (cleval_named_path){what, copy};
+    return true;
+}
+
+/* The files of one rank (`rank` < 0: the only process) under --save and --checkpoint. */
+static bool add_rank_outputs(output_list *list, const char *save, const char *checkpoint, int rank)
+{
+    char save_part[4200], partial[4300], checkpoint_part[4200];
+    bool ok = true;
+    if (save && rank >= 0) {
+        ok = rank_file(save, rank, save_part, sizeof save_part) &&
+             add_output(list, "--save's part", save_part);
+        save = save_part;
+    }
+    if (ok && checkpoint && rank >= 0)
+        ok = rank_file(checkpoint, rank, checkpoint_part, sizeof checkpoint_part) &&
+             add_output(list, "--checkpoint's part", checkpoint_part);
+    if (ok && save && checkpoint) {
+        cleval_engine_partial_path(save, partial, sizeof partial);
+        ok = add_output(list, "--save's partial file", partial);
+    }
+    return ok;
+}
+
+/* Refuses outputs that are inputs or each other: --json, --save and --checkpoint as given and
+ * the files derived from them: the partial prediction file kept with checkpoints, --against's
+ * second file and, under mpirun, every rank's part of --save and own checkpoint (every rank
+ * checks them all, so all refuse together before any writes). */
+static cleval_status check_outputs(const cli_args *args, const cli_run *run)
+{
+    const char *save = args->values[OPT_SAVE], *checkpoint = args->values[OPT_CHECKPOINT];
+    int ranks = run->cluster->size;
+    bool rank_parts = ranks > 1 && !run->split_training;
+    output_list list = {0};
+    bool ok = true;
+    if (ranks <= 1) ok = add_rank_outputs(&list, save, checkpoint, -1);
+    for (int r = 0; ok && ranks > 1 && r < ranks; r++)
+        ok = add_rank_outputs(&list, rank_parts ? save : NULL, checkpoint, r);
+    char against[4300];
+    if (ok && save && args->present[OPT_AGAINST]) {
+        cli_against_second_path(save, against, sizeof against);
+        ok = add_output(&list, "--against's file", against);
+    }
+    cleval_status status = ok ? cli_check_outputs(args, NULL, list.paths, list.n)
+                              : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory naming the outputs");
+    for (size_t i = 0; i < list.n; i++)
+        free((char *)list.paths[i].path);
+    free(list.paths);
+    return status;
+}
+
 /* The devices of this process: --device (or CLEVAL_DEVICE) when given; under mpirun without
  * one, the device of this rank's node-local rank among the GPUs (or all devices). */
 static cleval_status pick_devices(const cli_args *args, const cleval_cluster *cluster,
@@ -151,13 +228,15 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     }
     run->final_save_path = args->values[OPT_SAVE];
     bool rank_parts = cluster->size > 1 && !run->split_training;
-    if (args->present[OPT_SAVE])
-        snprintf(run->save_path, sizeof run->save_path, rank_parts ? "%s.rank%d" : "%s",
-                 args->values[OPT_SAVE], cluster->rank);
-    if (args->present[OPT_CHECKPOINT])
-        snprintf(run->checkpoint_path, sizeof run->checkpoint_path,
-                 cluster->size > 1 ? "%s.rank%d" : "%s", args->values[OPT_CHECKPOINT],
-                 cluster->rank);
+    const char *save = args->values[OPT_SAVE], *checkpoint = args->values[OPT_CHECKPOINT];
+    if (save && rank_parts)
+        rank_file(save, cluster->rank, run->save_path, sizeof run->save_path);
+    else if (save)
+        snprintf(run->save_path, sizeof run->save_path, "%s", save);
+    if (checkpoint && cluster->size > 1)
+        rank_file(checkpoint, cluster->rank, run->checkpoint_path, sizeof run->checkpoint_path);
+    else if (checkpoint)
+        snprintf(run->checkpoint_path, sizeof run->checkpoint_path, "%s", checkpoint);
     if (status == CLEVAL_OK && o->shard_count > 1 && cluster->size <= 1 &&
         !args->present[OPT_SAVE])
         status = cleval_fail(CLEVAL_ERR_USAGE, "--shard needs --save PART.h5 for the part file");
@@ -166,6 +245,7 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     if (status == CLEVAL_OK && args->present[OPT_RESUME] && access(run->checkpoint_path, F_OK) != 0)
         status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: no checkpoint at %s",
                              run->checkpoint_path);
+    if (status == CLEVAL_OK) status = check_outputs(args, run);
     if (status != CLEVAL_OK) return status;
 
     uint32_t *indices = NULL;
@@ -256,9 +336,10 @@ static cleval_status merge_parts(const cli_run *run, const char *save_path)
     cleval_status status = paths && merged ? CLEVAL_OK
                                            : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     for (int r = 0; status == CLEVAL_OK && r < size; r++) {
-        paths[r] = malloc(strlen(save_path) + 32);
+        size_t size = strlen(save_path) + 32;
+        paths[r] = malloc(size);
         if (!paths[r]) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
-        else sprintf(paths[r], "%s.rank%d", save_path, r);
+        else rank_file(save_path, r, paths[r], size);
     }
     if (status == CLEVAL_OK)
         status = cleval_engine_merge((const char *const *)paths, (uint32_t)size, save_path,

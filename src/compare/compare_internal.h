@@ -9,7 +9,7 @@
 
 /* An HDF5 file of growing 1-D datasets: `index` int64 (the flipped samples, ascending),
  * `pred_a` and `pred_b` int32, `y` int32 with labels, `score_diff` float64 with scores.
- * Written under "<path>.tmp.<pid>" and renamed by flipfile_commit. */
+ * Written under a temporary name (cleval_output_temp_create) and renamed by flipfile_commit. */
 typedef struct flipfile flipfile;
 
 cleval_status flipfile_create(const char *path, bool with_labels, bool with_scores, flipfile **out);

@@ -7,15 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "cleval/output.h"
 
 enum { N_COLUMNS = 5, CHUNK_ROWS = 4096 };
 static const char *const column_names[N_COLUMNS] = {"index", "pred_a", "pred_b", "y", "score_diff"};
 
 struct flipfile {
     char *path;
-    char *tmp_path;
+    cleval_output_temp temp; /* HDF5 opens it as temp.by_fd, never by its name */
     hid_t file;
     hid_t dsets[N_COLUMNS]; /* H5I_INVALID_HID when absent */
     uint64_t rows;
@@ -35,7 +35,6 @@ static void destroy(flipfile *f)
 {
     close_handles(f);
     free(f->path);
-    free(f->tmp_path);
     free(f);
 }
 
@@ -58,26 +57,29 @@ cleval_status flipfile_create(const char *path, bool with_labels, bool with_scor
     *out = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    if (cleval_output_in_place(path))
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
     flipfile *f = calloc(1, sizeof *f);
-    size_t tmp_size = strlen(path) + 32;
     if (!f) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
     f->file = H5I_INVALID_HID;
+    f->temp.fd = -1;
     for (int i = 0; i < N_COLUMNS; i++)
         f->dsets[i] = H5I_INVALID_HID;
-    if (!(f->path = malloc(strlen(path) + 1)) || !(f->tmp_path = malloc(tmp_size))) {
+    if (!(f->path = malloc(strlen(path) + 1))) {
         destroy(f);
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
     }
     strcpy(f->path, path);
-    snprintf(f->tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
+    cleval_status status = cleval_output_temp_create(path, "--save", &f->temp);
+    if (status != CLEVAL_OK) {
+        destroy(f);
+        return status;
+    }
     errno = 0;
-    f->file = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    f->file = H5Fcreate(f->temp.by_fd, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f->file < 0) {
         int err = errno;
-        destroy(f);
+        flipfile_abort(f);
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create the file: %s", path,
                            err ? strerror(err) : "HDF5 error");
     }
@@ -171,10 +173,12 @@ cleval_status flipfile_commit(flipfile *f, const char *path_a, const char *path_
         f->dsets[i] = H5I_INVALID_HID;
     if (H5Fclose(f->file) < 0) closed = false;
     f->file = H5I_INVALID_HID;
-    if (!closed || rename(f->tmp_path, f->path) != 0) {
-        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: %s", f->path,
-                             closed ? strerror(errno) : "HDF5 error");
-        unlink(f->tmp_path);
+    if (closed) {
+        status = cleval_output_temp_commit(&f->temp, f->path, "--save");
+    } else {
+        status =
+            cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: HDF5 error", f->path);
+        cleval_output_temp_discard(&f->temp);
     }
     destroy(f);
     return status;
@@ -184,6 +188,6 @@ void flipfile_abort(flipfile *f)
 {
     if (!f) return;
     close_handles(f);
-    unlink(f->tmp_path);
+    cleval_output_temp_discard(&f->temp);
     destroy(f);
 }

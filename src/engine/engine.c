@@ -172,7 +172,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     cleval_predfile *file = NULL;
     char partial[4200];
     if (status == CLEVAL_OK && spec->save_path) {
-        snprintf(partial, sizeof partial, "%s.partial", spec->save_path);
+        cleval_engine_partial_path(spec->save_path, partial, sizeof partial);
         cleval_predfile_spec file_spec = {.n_samples = ctx.end - ctx.begin,
                                           .n_classes = spec->n_classes,
                                           .with_pred = true,
@@ -240,6 +240,11 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     pipeline_counts_free(&restored.counts);
     if (status != CLEVAL_OK) cleval_predict_outcome_free(out);
     return status;
+}
+
+void cleval_engine_partial_path(const char *save_path, char *out, size_t size)
+{
+    snprintf(out, size, "%s.partial", save_path);
 }
 
 bool engine_read_count(cleval_dataset *ds, const char *name, uint64_t *value)

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleval/output.h"
+
 static cJSON *prf_object(const cleval_prf *prf)
 {
     cJSON *o = cJSON_CreateObject();
@@ -140,39 +142,29 @@ cleval_status cleval_report_write_json(cJSON *json, const char *path)
         free(text);
         return status;
     }
-    /* A device or pipe (/dev/stdout, /dev/null, a FIFO) is written directly: renaming a
-     * temporary file over it would replace the device node itself. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        FILE *f = S_ISDIR(st.st_mode) ? NULL : fopen(path, "w");
+    /* A device or pipe (/dev/null, a FIFO) or a name in /dev (/dev/stdout, even when the shell
+     * sent it to a file) is written directly: renaming a temporary file over it would replace
+     * the device node or the link itself. */
+    if (cleval_output_in_place(path)) {
+        struct stat st;
+        bool folder = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        FILE *f = folder ? NULL : fopen(path, "w");
         bool ok = f && fputs(text, f) != EOF && fputc('\n', f) != EOF;
         if (f) ok = (fclose(f) == 0) && ok;
         if (!ok)
             status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path,
-                                 S_ISDIR(st.st_mode) ? "is a directory" : strerror(errno));
+                                 folder ? "is a directory" : strerror(errno));
         free(text);
         return status;
     }
-    size_t tmp_size = strlen(path) + 32;
-    char *tmp = malloc(tmp_size);
-    if (!tmp) {
-        free(text);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory writing %s", path);
-    }
-    snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path, strerror(errno));
-    } else {
-        bool ok = fputs(text, f) != EOF && fputc('\n', f) != EOF;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path,
-                                 strerror(errno));
-            unlink(tmp);
-        }
-    }
-    free(tmp);
+    cleval_output_temp temp;
+    status = cleval_output_temp_create(path, "--json", &temp);
+    if (status == CLEVAL_OK) status = cleval_output_temp_write(&temp, text, strlen(text), "--json");
+    if (status == CLEVAL_OK) status = cleval_output_temp_write(&temp, "\n", 1, "--json");
+    if (status == CLEVAL_OK)
+        status = cleval_output_temp_commit(&temp, path, "--json");
+    else
+        cleval_output_temp_discard(&temp);
     free(text);
     return status;
 }

@@ -6,14 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "cleval/output.h"
 
 #include "cleval/input.h"
 
 struct cleval_predfile {
     char *path;
-    char *tmp_path;
+    cleval_output_temp temp; /* HDF5 opens it as temp.by_fd, never by its name */
     hid_t file;
     hid_t pred, scores, y; /* H5I_INVALID_HID when absent */
     cleval_predfile_spec spec;
@@ -28,11 +29,11 @@ static void close_handles(cleval_predfile *pf)
     pf->pred = pf->scores = pf->y = pf->file = H5I_INVALID_HID;
 }
 
+/* Frees the handle; the temporary must have been committed, closed or discarded. */
 static void destroy(cleval_predfile *pf)
 {
     close_handles(pf);
     free(pf->path);
-    free(pf->tmp_path);
     free(pf);
 }
 
@@ -49,20 +50,15 @@ static cleval_status new_handle(const char *path, const cleval_predfile_spec *sp
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+    if (cleval_output_in_place(path))
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
     cleval_predfile *pf = calloc(1, sizeof *pf);
     if (!pf) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
     pf->pred = pf->scores = pf->y = pf->file = H5I_INVALID_HID;
     pf->spec = *spec;
+    pf->temp.fd = -1;
     pf->path = copy_string(path);
-    if (spec->temp_path) {
-        pf->tmp_path = copy_string(spec->temp_path);
-    } else if ((pf->tmp_path = malloc(strlen(path) + 32))) {
-        sprintf(pf->tmp_path, "%s.tmp.%ld", path, (long)getpid());
-    }
-    if (!pf->path || !pf->tmp_path) {
+    if (!pf->path) {
         destroy(pf);
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
     }
@@ -95,14 +91,24 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
     cleval_predfile *pf;
     cleval_status status = new_handle(path, spec, &pf);
     if (status != CLEVAL_OK) return status;
+    status = cleval_output_temp_create(path, "--save", &pf->temp);
+    /* A resumable run's temporary takes the name the next run looks for. */
+    if (status == CLEVAL_OK && spec->temp_path)
+        status = cleval_output_temp_rename(&pf->temp, spec->temp_path, "--save");
+    if (status != CLEVAL_OK) {
+        cleval_output_temp_discard(&pf->temp);
+        destroy(pf);
+        return status;
+    }
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
-    pf->file = H5Fcreate(pf->tmp_path, H5F_ACC_TRUNC, fcpl >= 0 ? fcpl : H5P_DEFAULT,
-                         H5P_DEFAULT);
+    errno = 0;
+    pf->file =
+        H5Fcreate(pf->temp.by_fd, H5F_ACC_TRUNC, fcpl >= 0 ? fcpl : H5P_DEFAULT, H5P_DEFAULT);
     if (fcpl >= 0) H5Pclose(fcpl);
     if (pf->file < 0) {
         int err = errno;
-        destroy(pf);
+        cleval_predfile_abort(pf);
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create the file: %s", path,
                            err ? strerror(err) : "HDF5 error");
     }
@@ -146,13 +152,14 @@ cleval_status cleval_predfile_resume(const char *path, const cleval_predfile_spe
     if (status != CLEVAL_OK) return status;
     /* An earlier run left it, but something else may stand there now (a FIFO, a device): say
      * so rather than hand it to HDF5. */
-    bool exists = access(pf->tmp_path, F_OK) == 0;
-    if (exists && (status = cleval_input_check(pf->tmp_path, "an HDF5 file")) != CLEVAL_OK) {
+    if (access(spec->temp_path, F_OK) == 0 &&
+        (status = cleval_input_check(spec->temp_path, "an HDF5 file")) != CLEVAL_OK) {
         status = cleval_fail(status, "--resume: %s", cleval_last_error());
         destroy(pf);
         return status;
     }
-    pf->file = exists ? H5Fopen(pf->tmp_path, H5F_ACC_RDWR, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (cleval_output_temp_reopen(spec->temp_path, "--resume", &pf->temp) == CLEVAL_OK)
+        pf->file = H5Fopen(pf->temp.by_fd, H5F_ACC_RDWR, H5P_DEFAULT);
     hsize_t dims[2] = {spec->n_samples, spec->n_classes};
     if (pf->file < 0 ||
         (spec->with_pred && (pf->pred = reopen_dataset(pf->file, "pred", 1, dims)) < 0) ||
@@ -161,8 +168,8 @@ cleval_status cleval_predfile_resume(const char *path, const cleval_predfile_spe
         status = cleval_fail(CLEVAL_ERR_INPUT,
                              "--resume: the partial prediction file %s is missing or does not "
                              "match this run",
-                             pf->tmp_path);
-        destroy(pf);
+                             spec->temp_path);
+        cleval_predfile_suspend(pf);
         return status;
     }
     *out = pf;
@@ -272,11 +279,14 @@ cleval_status cleval_predfile_commit(cleval_predfile *pf)
 {
     bool flushed = H5Fflush(pf->file, H5F_SCOPE_GLOBAL) >= 0;
     close_handles(pf);
-    cleval_status status = CLEVAL_OK;
-    if (!flushed || rename(pf->tmp_path, pf->path) != 0) {
-        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: %s", pf->path,
-                             flushed ? strerror(errno) : "HDF5 flush failed (disk full?)");
-        unlink(pf->tmp_path);
+    cleval_status status;
+    if (flushed) {
+        status = cleval_output_temp_commit(&pf->temp, pf->path, "--save");
+    } else {
+        status = cleval_fail(CLEVAL_ERR_IO,
+                             "--save %s: cannot finish the file: HDF5 flush failed (disk full?)",
+                             pf->path);
+        cleval_output_temp_discard(&pf->temp);
     }
     destroy(pf);
     return status;
@@ -285,13 +295,15 @@ cleval_status cleval_predfile_commit(cleval_predfile *pf)
 void cleval_predfile_suspend(cleval_predfile *pf)
 {
     if (!pf) return;
-    destroy(pf); /* closing flushes; the temporary stays */
+    close_handles(pf); /* closing flushes; the temporary stays */
+    cleval_output_temp_close(&pf->temp);
+    destroy(pf);
 }
 
 void cleval_predfile_abort(cleval_predfile *pf)
 {
     if (!pf) return;
     close_handles(pf);
-    unlink(pf->tmp_path);
+    cleval_output_temp_discard(&pf->temp);
     destroy(pf);
 }
