@@ -8,9 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleval/output.h"
-
 #include "cleval/input.h"
+#include "cleval/output.h"
 
 struct cleval_predfile {
     char *path;
