@@ -25,14 +25,15 @@ seed onnx tests/fixtures/onnx/*.onnx tests/fixtures/onnx_reader/*.onnx datasets/
 seed dataset datasets/*.h5 tests/fixtures/*/*.h5
 seed args fuzz/seeds/args/*
 
-export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
+# Full unwinding on malloc, so that the suppressions can see the frames inside libhdf5.
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:fast_unwind_on_malloc=0
 export LSAN_OPTIONS=suppressions=$root/fuzz/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 mkdir -p "$build/findings"
 targets=(onnx dataset args)
 if [ "${1:-}" = "--smoke" ]; then
   # Fixed seed and run count: the same inputs every time, so the smoke can never be flaky.
-  declare -A runs=([onnx]=2000 [dataset]=3000 [args]=100000)
+  declare -A runs=([onnx]=1000 [dataset]=500 [args]=50000)
   for t in "${targets[@]}"; do
     work=$(mktemp -d)
     "$build/fuzz/fuzz_$t" -seed=1 -runs="${runs[$t]}" -rss_limit_mb=3072 -timeout=60 \

@@ -585,6 +585,25 @@ static void test_too_many_chunks_per_sample_refused(void **state)
     cleval_dataset_close(ds);
 }
 
+/* Files found by the dataset fuzzer that crash Debian's libhdf5 inside its own code while it
+ * walks their structure: each is refused as damaged (the structure is walked in a child process
+ * first), and this process survives. */
+static void test_files_that_crash_libhdf5_refused(void **state)
+{
+    (void)state;
+    static const char *const files[] = {
+        "damaged/group_heap_segv.h5", /* SIGSEGV in H5Lvisit: a group's damaged local heap */
+    };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        const char *path = fixture_path(files[i]);
+        cleval_dataset *ds = NULL;
+        assert_int_equal(cleval_dataset_open(path, &ds), CLEVAL_ERR_INPUT);
+        assert_null(ds);
+        assert_non_null(strstr(cleval_last_error(), path));
+        assert_non_null(strstr(cleval_last_error(), "damaged"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_converts_every_numeric_type),
         cmocka_unit_test(test_chunked_gzip_batches),
         cmocka_unit_test(test_tiny_chunks_bounded),
+        cmocka_unit_test(test_files_that_crash_libhdf5_refused),
         cmocka_unit_test(test_too_many_chunks_per_sample_refused),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_columns),

@@ -54,7 +54,9 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
      * H5Fis_hdf5 first: it only searches for the same signature, opening the file once more.)
      * The file was a regular one just above; HDF5 opens it by name, so check once more right
      * before, in case it was replaced in between. */
-    if ((status = cleval_input_check(path, "an HDF5 file")) != CLEVAL_OK) return status;
+    if ((status = cleval_input_check(path, "an HDF5 file")) != CLEVAL_OK ||
+        (status = dataset_probe(path)) != CLEVAL_OK)
+        return status;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: HDF5 file is truncated or damaged", path);

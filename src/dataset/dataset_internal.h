@@ -20,6 +20,10 @@ void cleval_hdf5_init(void);
  * with access list `dapl`. */
 cleval_status dataset_check_linked_files(const char *path, hid_t file, hid_t dapl);
 
+/* Walks the structure of the HDF5 file at `path` in a child process (see probe.c): fails with
+ * CLEVAL_ERR_INPUT, naming the file, when libhdf5 crashes or loops on it. */
+cleval_status dataset_probe(const char *path);
+
 /* A new dataset access property list (H5Pclose) that looks external storage up from the data
  * file's folder, as dataset_check_linked_files() checks it; H5I_INVALID_HID on failure. */
 hid_t dataset_access_plist(void);
