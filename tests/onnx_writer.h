@@ -190,12 +190,12 @@ static inline void onnx_output(pb_buf *graph, const char *name, uint32_t rank, c
 }
 
 /* Writes a ModelProto (ir_version 1, opset_import 8 > version 2, producer_name 2, graph 7) to
- * `path` and frees `graph`. ir_version <= 0 leaves the field out. */
+ * `path` and frees `graph`. A negative ir_version leaves the field out. */
 static inline void onnx_write_model(const char *path, int64_t ir_version, int64_t opset,
                                     pb_buf *graph)
 {
     pb_buf m = {0};
-    if (ir_version > 0) pb_int(&m, 1, ir_version);
+    if (ir_version >= 0) pb_int(&m, 1, ir_version);
     pb_string(&m, 2, "cleval-tests");
     pb_message(&m, 7, graph);
     pb_buf o = {0};
