@@ -142,7 +142,6 @@ int nn_add_const(cleval_nn *nn, const char *name, const nn_shape *shape, float *
     return v;
 }
 
-/* Copies a tensor's values into a constant value. */
 /* Makes value v findable by its name (unique: the callers refuse a name given twice). */
 static cleval_status name_value(const cleval_nn *nn, name_map *names, int v)
 {
@@ -151,6 +150,7 @@ static cleval_status name_value(const cleval_nn *nn, name_map *names, int v)
     return CLEVAL_OK;
 }
 
+/* Copies a tensor's values into a constant value. */
 static cleval_status set_const_data(cleval_nn *nn, nn_value *v, const cleval_onnx_tensor *t,
                                     const char *what)
 {

@@ -173,9 +173,9 @@ static cleval_status convert_initializers(const onnx_source *src, const Onnx__Gr
     return CLEVAL_OK;
 }
 
-/* Converts graph inputs (`field` 11) or outputs (12) into *values, refusing a name listed
- * twice. Inputs that are initializers are left out (older exporters list weights as inputs);
- * `kept` maps the names of the values converted to their index. */
+/* Converts graph inputs or outputs into *values, refusing a name listed twice. Names found in
+ * `initializers` (when not NULL) are left out: older exporters list weights as inputs too.
+ * `kept` (when not NULL) maps the names of the values converted to their index. */
 static cleval_status convert_values(const onnx_source *src, const char *role,
                                     Onnx__ValueInfoProto *const *list, size_t n,
                                     const name_map *initializers, cleval_onnx_value **values,
@@ -183,7 +183,7 @@ static cleval_status convert_values(const onnx_source *src, const char *role,
 {
     name_map listed;
     *values = calloc(n ? n : 1, sizeof **values);
-    if (!*values || !name_map_init(kept, n) || !name_map_init(&listed, n))
+    if (!*values || (kept && !name_map_init(kept, n)) || !name_map_init(&listed, n))
         return cleval_onnx_nomem(src);
     cleval_status status = CLEVAL_OK;
     for (size_t k = 0; k < n && status == CLEVAL_OK; k++) {
@@ -197,7 +197,7 @@ static cleval_status convert_values(const onnx_source *src, const char *role,
         } else if (!initializers || name_map_get(initializers, name) < 0) {
             uint32_t index = (*count)++;
             status = convert_value(src, role, list[k], &(*values)[index]);
-            if (status == CLEVAL_OK &&
+            if (status == CLEVAL_OK && kept &&
                 !name_map_add(kept, (*values)[index].name, (int32_t)index, NULL))
                 status = cleval_onnx_nomem(src);
         }
@@ -288,18 +288,17 @@ static cleval_status convert_graph(const onnx_source *src, const Onnx__GraphProt
 
     /* Nodes first: an unsupported operator is the most useful thing to report. Name lookups
      * go through maps, so that every step stays linear in the size of the graph. */
-    name_map initializers = {0}, inputs = {0}, outputs = {0};
+    name_map initializers = {0}, inputs = {0};
     if ((status = convert_nodes(src, g, m)) == CLEVAL_OK &&
         (status = convert_initializers(src, g, m, &initializers)) == CLEVAL_OK &&
         (status = convert_values(src, "graph input", g->input, g->n_input, &initializers,
                                  &m->inputs, &m->n_inputs, &inputs)) == CLEVAL_OK &&
         (status = convert_values(src, "graph output", g->output, g->n_output, NULL, &m->outputs,
-                                 &m->n_outputs, &outputs)) == CLEVAL_OK &&
+                                 &m->n_outputs, NULL)) == CLEVAL_OK &&
         (status = check_single_producers(src, m, &initializers, &inputs)) == CLEVAL_OK)
         status = convert_value_infos(src, g, m);
     name_map_free(&initializers);
     name_map_free(&inputs);
-    name_map_free(&outputs);
     return status;
 }
 
