@@ -166,6 +166,26 @@ static void test_initializer_given_twice(void **state)
                    "initializer 'c' is given twice");
 }
 
+/* The same rule for a model built in memory and handed to the nn module directly. */
+static void test_initializer_given_twice_in_memory(void **state)
+{
+    (void)state;
+    const int64_t x_dims[2] = {-1, 4}, c_dims[1] = {1};
+    const float one = 1.0f, two = 2.0f;
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 2, x_dims);
+    builder_init(m, "c", 1, c_dims, &one);
+    builder_init(m, "c", 1, c_dims, &two);
+    builder_node(m, "Add", "add0", "x,c", "y");
+    builder_output(m, "y");
+    cleval_nn *nn = NULL;
+    cleval_status got = cleval_nn_create(test_device(), m, &nn);
+    builder_free(m);
+    assert_int_equal(got, CLEVAL_ERR_INPUT);
+    assert_null(nn);
+    assert_string_equal(cleval_last_error(), "test.onnx: initializer 'c' is given twice");
+}
+
 static void test_graph_input_or_output_listed_twice(void **state)
 {
     (void)state;
@@ -326,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_long_chain_loads_and_runs_exactly),
         cmocka_unit_test(test_wide_graph_runs_exactly),
         cmocka_unit_test(test_initializer_given_twice),
+        cmocka_unit_test(test_initializer_given_twice_in_memory),
         cmocka_unit_test(test_graph_input_or_output_listed_twice),
         cmocka_unit_test(test_value_with_two_producers),
         cmocka_unit_test(test_attribute_given_twice),
