@@ -128,6 +128,11 @@ cleval_status cleval_nn_calibrate(cleval_nn *nn, const float *x, uint32_t n,
 /* NULL is a no-op. */
 void cleval_nn_calibration_free(cleval_nn_calibration *calibration);
 
+/* The newest opset of the default ONNX domain whose definitions of the supported operators
+ * this engine follows. From opset 18 to 22 they only gained element types, or inputs and
+ * attribute values that the engine refuses by name (Pad's axes, mode wrap). */
+#define CLEVAL_NN_MAX_OPSET 22
+
 /* Builds a classifier from `model` on `dev`: exactly one graph input that is not an
  * initializer, float, whose first axis is the batch (its declared size is ignored) and whose
  * other axes are fixed; exactly one output of shape [N, C]. Samples must stay independent:
@@ -135,9 +140,12 @@ void cleval_nn_calibration_free(cleval_nn_calibration *calibration);
  * the batch, a product over the batch) is refused. The kernel family is the device's
  * (cleval_device_variant) at this call. `model` may be freed afterwards. Fails with
  *   CLEVAL_ERR_UNSUPPORTED for an operator or attribute value this engine does not run; the
- *                          message is one line "<path>: node '<name>' (<op>): ...";
+ *                          message is one line "<path>: node '<name>' (<op>): ..."; also for
+ *                          a default-domain opset above CLEVAL_NN_MAX_OPSET;
  *   CLEVAL_ERR_INPUT       for a graph that is invalid ONNX (shapes that do not agree, a
- *                          missing input, an unknown tensor name), named the same way;
+ *                          missing input, an unknown tensor name, a value produced twice, an
+ *                          initializer given twice, a boolean attribute such as Gemm's transB
+ *                          other than 0 or 1), named the same way;
  *   CLEVAL_ERR_USAGE       for options out of range (a prune outside [0, 1), int8 without a
  *                          calibration or with one of another network, int8 for a general
  *                          graph, half arithmetic on a device without cl_khr_fp16 or

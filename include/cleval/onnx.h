@@ -134,10 +134,14 @@ typedef struct cleval_onnx_value {
 
 /* A loaded model. Every pointer is owned by the model and lives until cleval_onnx_free();
  * strings are never NULL ("" when the file has none). Guarantees that hold after a successful
- * load: every node is in the default domain and has no subgraph; every initializer's data has
- * been read and checked against its dims; `inputs` lists the graph inputs that are not
- * initializers (older exporters list weights as inputs too), each a tensor; `outputs` are all
- * tensors. Nothing is checked about op semantics, attribute values, names or graph topology. */
+ * load: ir_version >= 1; every node is in the default domain and has no subgraph; no node has
+ * two attributes of one name; every initializer's data has been read and checked against its
+ * dims; initializer names are unique, and so are the names of the graph inputs and of the
+ * graph outputs; every value has at most one producer (a node output is neither an
+ * initializer, a graph input nor another node output); `inputs` lists the graph inputs that
+ * are not initializers (older exporters list weights as inputs too), each a tensor; `outputs`
+ * are all tensors. Nothing is checked about op semantics, attribute values or the order of the
+ * nodes. Loading takes time linear in the size of the file. */
 typedef struct cleval_onnx_model {
     char *path; /* the path given to cleval_onnx_load() */
     int64_t ir_version;
@@ -164,11 +168,14 @@ typedef struct cleval_onnx_model {
  * on failure *out is NULL, nothing is leaked, and cleval_last_error() holds one line that starts
  * with `path`. Fails with
  *   CLEVAL_ERR_INPUT       when the file is missing or unreadable, is not an ONNX model (not a
- *                          protobuf ModelProto, truncated, no graph, no opset for the default
- *                          domain, nesting deeper than 100 messages), or holds invalid data
- *                          (a node without op_type, negative dims, a tensor whose data
- *                          does not match its dims, an external-data file that is missing, too
- *                          short, or outside the model's folder);
+ *                          protobuf ModelProto, truncated, no graph, no ir_version or one
+ *                          below 1, no opset for the default domain, nesting deeper than 100
+ *                          messages), or holds invalid data (a node without op_type, an
+ *                          attribute given twice on one node, an initializer given twice, a
+ *                          graph input or output listed twice, a value with two producers,
+ *                          negative dims, a tensor whose data does not match its dims, an
+ *                          external-data file that is missing, too short, or outside the
+ *                          model's folder);
  *   CLEVAL_ERR_UNSUPPORTED when it is valid ONNX this engine does not handle: a node outside the
  *                          default domain, a subgraph (If, Loop, Scan), a sparse initializer, a
  *                          graph input or output that is not a tensor, a rank above
@@ -181,8 +188,8 @@ cleval_status cleval_onnx_load(const char *path, cleval_onnx_model **out);
 /* Releases a model and everything it owns. NULL is a no-op. */
 void cleval_onnx_free(cleval_onnx_model *model);
 
-/* The initializer called `name`, or NULL when there is none (also for NULL or ""). The first
- * one wins if the file repeats a name. Linear in the number of initializers. */
+/* The initializer called `name`, or NULL when there is none (also for NULL or ""). Linear in
+ * the number of initializers. */
 const cleval_onnx_tensor *cleval_onnx_find_initializer(const cleval_onnx_model *model,
                                                        const char *name);
 

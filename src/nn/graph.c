@@ -3,6 +3,8 @@
  * names the model file, the node and its operator. */
 #include "nn_internal.h"
 
+#include "name_map.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,38 +98,6 @@ cleval_status nn_require_const(cleval_nn *nn, const nn_op *op, uint32_t i, const
     return CLEVAL_OK;
 }
 
-/* ---- a name -> value index table (open addressing; graphs may be large) ---- */
-
-typedef struct name_table {
-    int *slots; /* value index + 1, 0 = empty */
-    size_t size;
-} name_table;
-
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static int table_find(const name_table *t, const cleval_nn *nn, const char *name)
-{
-    for (size_t i = hash_name(name) & (t->size - 1);; i = (i + 1) & (t->size - 1)) {
-        int v = t->slots[i];
-        if (v == 0) return -1;
-        if (strcmp(nn->values[v - 1].name, name) == 0) return v - 1;
-    }
-}
-
-static void table_put(name_table *t, const cleval_nn *nn, int index)
-{
-    size_t i = hash_name(nn->values[index].name) & (t->size - 1);
-    while (t->slots[i] != 0)
-        i = (i + 1) & (t->size - 1);
-    t->slots[i] = index + 1;
-}
-
 /* ---- values and ops ---- */
 
 char *nn_copy_string(const char *s)
@@ -170,6 +140,14 @@ int nn_add_const(cleval_nn *nn, const char *name, const nn_shape *shape, float *
     nn->values[v].f32 = f32;
     nn->values[v].count = nn_shape_count(shape);
     return v;
+}
+
+/* Makes value v findable by its name (unique: the callers refuse a name given twice). */
+static cleval_status name_value(const cleval_nn *nn, name_map *names, int v)
+{
+    if (!name_map_add(names, nn->values[v].name, v, NULL))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    return CLEVAL_OK;
 }
 
 /* Copies a tensor's values into a constant value. */
@@ -220,8 +198,7 @@ static nn_op *add_op(cleval_nn *nn)
 }
 
 /* A Constant node becomes a constant value named after its output. */
-static cleval_status add_constant_node(cleval_nn *nn, name_table *table,
-                                       const cleval_onnx_node *node)
+static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cleval_onnx_node *node)
 {
     nn_op probe = {.name = node->name};
     static const nn_op_kind constant_kind = {"Constant", NULL, NULL, NULL, NULL};
@@ -233,7 +210,7 @@ static cleval_status add_constant_node(cleval_nn *nn, name_table *table,
                           "a Constant needs exactly one value attribute (it has %u)",
                           node->n_attrs);
     const cleval_onnx_attr *a = &node->attrs[0];
-    if (table_find(table, nn, node->outputs[0]) >= 0)
+    if (name_map_get(names, node->outputs[0]) >= 0)
         return nn_fail_op(nn, &probe, CLEVAL_ERR_INPUT, "output '%s' is produced twice",
                           node->outputs[0]);
     int vi = add_value(nn, node->outputs[0], NN_VALUE_CONST);
@@ -271,13 +248,12 @@ static cleval_status add_constant_node(cleval_nn *nn, name_table *table,
     if (status != CLEVAL_OK) return status;
     if (!v->f32 && !v->i64)
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
-    table_put(table, nn, vi);
-    return CLEVAL_OK;
+    return name_value(nn, names, vi);
 }
 
-static cleval_status add_node(cleval_nn *nn, name_table *table, const cleval_onnx_node *node)
+static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_node *node)
 {
-    if (strcmp(node->op_type, "Constant") == 0) return add_constant_node(nn, table, node);
+    if (strcmp(node->op_type, "Constant") == 0) return add_constant_node(nn, names, node);
     nn_op *op = add_op(nn);
     if (!op) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     if (!(op->name = nn_copy_string(node->name)))
@@ -300,7 +276,7 @@ static cleval_status add_node(cleval_nn *nn, name_table *table, const cleval_onn
     op->n_in = node->n_inputs;
     for (uint32_t i = 0; i < node->n_inputs; i++) {
         if (!*node->inputs[i]) continue; /* omitted optional input */
-        int v = table_find(table, nn, node->inputs[i]);
+        int v = name_map_get(names, node->inputs[i]);
         if (v < 0)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
                               "input '%s' is neither a graph input, an initializer nor the "
@@ -316,7 +292,7 @@ static cleval_status add_node(cleval_nn *nn, name_table *table, const cleval_onn
         if (op->in[i] >= 0 && nn->values[op->in[i]].varying) varying = true;
     for (uint32_t i = 0; i < node->n_outputs; i++) {
         if (!*node->outputs[i]) continue;
-        if (table_find(table, nn, node->outputs[i]) >= 0)
+        if (name_map_get(names, node->outputs[i]) >= 0)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output '%s' is produced twice",
                               node->outputs[i]);
         int v = add_value(nn, node->outputs[i], NN_VALUE_ACT);
@@ -325,7 +301,8 @@ static cleval_status add_node(cleval_nn *nn, name_table *table, const cleval_onn
         nn->values[v].producer = op_index;
         nn->values[v].varying = varying;
         op->out[i] = v;
-        table_put(table, nn, v);
+        cleval_status status = name_value(nn, names, v);
+        if (status != CLEVAL_OK) return status;
     }
     if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
     return op->kind->parse(nn, op, node);
@@ -339,21 +316,21 @@ static const cleval_onnx_tensor *find_bound(const cleval_nn_options *options, co
     return NULL;
 }
 
-static cleval_status add_inputs(cleval_nn *nn, name_table *table, const cleval_onnx_model *model,
+static cleval_status add_inputs(cleval_nn *nn, name_map *names, const cleval_onnx_model *model,
                                 const cleval_nn_options *options)
 {
     nn->inputs = calloc(model->n_inputs ? model->n_inputs : 1, sizeof *nn->inputs);
     if (!nn->inputs) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     for (uint32_t i = 0; i < model->n_inputs; i++) {
         const cleval_onnx_value *in = &model->inputs[i];
-        if (table_find(table, nn, in->name) >= 0) continue; /* an initializer wins */
+        if (name_map_get(names, in->name) >= 0) continue; /* an initializer wins */
         const cleval_onnx_tensor *bound = find_bound(options, in->name);
         if (bound) {
             int v = add_value(nn, in->name, NN_VALUE_CONST);
             if (v < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
             cleval_status status = set_const_data(nn, &nn->values[v], bound, "bound input");
             if (status != CLEVAL_OK) return status;
-            table_put(table, nn, v);
+            if ((status = name_value(nn, names, v)) != CLEVAL_OK) return status;
             continue;
         }
         if (in->elem_type != CLEVAL_ONNX_FLOAT && in->elem_type != 0)
@@ -376,7 +353,8 @@ static cleval_status add_inputs(cleval_nn *nn, name_table *table, const cleval_o
         } else {
             nn->values[v].shape.rank = UINT32_MAX; /* unknown until run time */
         }
-        table_put(table, nn, v);
+        cleval_status status = name_value(nn, names, v);
+        if (status != CLEVAL_OK) return status;
         nn->inputs[nn->n_inputs++] = v;
     }
     return CLEVAL_OK;
@@ -385,20 +363,21 @@ static cleval_status add_inputs(cleval_nn *nn, name_table *table, const cleval_o
 cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
                              const cleval_nn_options *options)
 {
-    /* Every value name comes from an initializer, a graph input or a node output. */
-    size_t names = (size_t)model->n_initializers + model->n_inputs + 1;
-    for (uint32_t i = 0; i < model->n_nodes; i++)
-        names += model->nodes[i].n_outputs;
-    name_table table = {NULL, 64};
-    while (table.size < 2 * names)
-        table.size *= 2;
-    table.slots = calloc(table.size, sizeof *table.slots);
-    if (!table.slots) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    /* Every value name comes from an initializer, a graph input or a node output: value
+     * indices by name, so that each node finds its inputs in constant time. */
+    size_t expected = (size_t)model->n_initializers + model->n_inputs + model->n_nodes;
+    name_map names;
+    if (!name_map_init(&names, expected))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
 
     cleval_status status = CLEVAL_OK;
     for (uint32_t i = 0; i < model->n_initializers && status == CLEVAL_OK; i++) {
         const cleval_onnx_tensor *t = &model->initializers[i];
-        if (table_find(&table, nn, t->name) >= 0) continue; /* the first one wins */
+        if (name_map_get(&names, t->name) >= 0) {
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: initializer '%s' is given twice", nn->path,
+                                 t->name);
+            break;
+        }
         int v = add_value(nn, t->name, NN_VALUE_CONST);
         if (v < 0) {
             status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
@@ -406,11 +385,11 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
         }
         const cleval_onnx_tensor *bound = find_bound(options, t->name);
         status = set_const_data(nn, &nn->values[v], bound ? bound : t, "initializer");
-        if (status == CLEVAL_OK) table_put(&table, nn, v);
+        if (status == CLEVAL_OK) status = name_value(nn, &names, v);
     }
-    if (status == CLEVAL_OK) status = add_inputs(nn, &table, model, options);
+    if (status == CLEVAL_OK) status = add_inputs(nn, &names, model, options);
     for (uint32_t i = 0; i < model->n_nodes && status == CLEVAL_OK; i++)
-        status = add_node(nn, &table, &model->nodes[i]);
+        status = add_node(nn, &names, &model->nodes[i]);
 
     if (status == CLEVAL_OK) {
         nn->outputs = calloc(model->n_outputs ? model->n_outputs : 1, sizeof *nn->outputs);
@@ -418,7 +397,7 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
             status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     }
     for (uint32_t i = 0; i < model->n_outputs && status == CLEVAL_OK; i++) {
-        int v = table_find(&table, nn, model->outputs[i].name);
+        int v = name_map_get(&names, model->outputs[i].name);
         if (v < 0) {
             status = cleval_fail(CLEVAL_ERR_INPUT, "%s: graph output '%s' is never produced",
                                  nn->path, model->outputs[i].name);
@@ -447,7 +426,7 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
                                     o, v->name);
         }
     }
-    free(table.slots);
+    name_map_free(&names);
     return status;
 }
 
@@ -479,6 +458,19 @@ cleval_status nn_attr_int(cleval_nn *nn, const cleval_onnx_node *node, const cha
                           int64_t fallback, int64_t *value)
 {
     return with_path(nn, cleval_onnx_attr_int(node, name, fallback, value));
+}
+
+cleval_status nn_attr_bool(cleval_nn *nn, const nn_op *op, const cleval_onnx_node *node,
+                           const char *name, bool fallback, bool *value)
+{
+    int64_t v;
+    cleval_status status = nn_attr_int(nn, node, name, fallback ? 1 : 0, &v);
+    if (status != CLEVAL_OK) return status;
+    if (v != 0 && v != 1)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "attribute %s=%lld is not a boolean (0 or 1)",
+                          name, (long long)v);
+    *value = v == 1;
+    return CLEVAL_OK;
 }
 
 cleval_status nn_attr_float(cleval_nn *nn, const cleval_onnx_node *node, const char *name,

@@ -381,6 +381,11 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
                            options->general ? "%s: int8 runs classifiers only"
                                             : "%s: int8 needs a calibration (cleval_nn_calibrate)",
                            model->path);
+    if (model->opset > CLEVAL_NN_MAX_OPSET)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "%s: opset %lld of the default domain is newer than this engine "
+                           "knows (up to %d)",
+                           model->path, (long long)model->opset, CLEVAL_NN_MAX_OPSET);
     cleval_nn *nn = calloc(1, sizeof *nn);
     if (!nn) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
     nn->dev = dev;
@@ -476,9 +481,12 @@ void cleval_nn_destroy(cleval_nn *nn)
     if (!nn) return;
     if (nn->queue) clFinish(nn->queue);
     release_events(nn);
-    for (uint32_t i = 0; i < nn->n_ops; i++) {
+    /* Kernels go in the reverse order of their creation: OpenCL drivers keep a program's
+     * kernels in a list, newest first (PoCL does), and search it on release; newest first
+     * keeps the release of a graph of n ops linear instead of quadratic. */
+    for (uint32_t i = nn->n_ops; i-- > 0;) {
         nn_op *op = &nn->ops[i];
-        for (int k = 0; k < NN_MAX_KERNELS; k++)
+        for (int k = NN_MAX_KERNELS; k-- > 0;)
             if (op->k[k]) clReleaseKernel(op->k[k]);
         for (int m = 0; m < NN_MAX_BUFFERS; m++)
             if (op->mem[m]) clReleaseMemObject(op->mem[m]);

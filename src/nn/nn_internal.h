@@ -307,6 +307,10 @@ cleval_status nn_attr_string(cleval_nn *nn, const cleval_onnx_node *node, const 
                              const char *fallback, const char **value);
 cleval_status nn_attr_ints(cleval_nn *nn, const cleval_onnx_node *node, const char *name,
                            const int64_t **values, uint32_t *count);
+/* A boolean attribute (an INT that ONNX allows to be 0 or 1 only); any other value is refused
+ * as invalid, naming the node. */
+cleval_status nn_attr_bool(cleval_nn *nn, const nn_op *op, const cleval_onnx_node *node,
+                           const char *name, bool fallback, bool *value);
 /* Refuses any attribute of `node` not in the NULL-terminated list `known`. */
 cleval_status nn_check_attrs(cleval_nn *nn, const nn_op *op, const cleval_onnx_node *node,
                              const char *const *known);

@@ -23,12 +23,11 @@ static cleval_status binary_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx
     p->op = which;
     p->legacy_axis = -1;
     if (nn->opset < 7) {
-        int64_t broadcast = 0;
         p->legacy = true;
-        if ((status = nn_attr_int(nn, node, "broadcast", 0, &broadcast)) != CLEVAL_OK ||
+        if ((status = nn_attr_bool(nn, op, node, "broadcast", false, &p->legacy_broadcast)) !=
+                CLEVAL_OK ||
             (status = nn_attr_int(nn, node, "axis", -1, &p->legacy_axis)) != CLEVAL_OK)
             return status;
-        p->legacy_broadcast = broadcast != 0;
         if (!cleval_onnx_node_attr(node, "axis")) p->legacy_axis = -1;
     }
     if (!nn_has_in(op, 0) || !nn_has_in(op, 1) || op->n_in != 2)
@@ -292,23 +291,22 @@ static cleval_status batchnorm_parse(cleval_nn *nn, nn_op *op, const cleval_onnx
     static const char *const known[] = {"epsilon", "momentum",      "spatial",
                                         "is_test", "training_mode", NULL};
     nn_elementwise_params *p = &op->p.ew;
-    int64_t spatial = 1, is_test = nn->opset < 7 ? 0 : 1, training = 0;
+    bool spatial, is_test, training;
     cleval_status status;
     if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
         (status = nn_attr_float(nn, node, "epsilon", 1e-5f, &p->epsilon)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "spatial", 1, &spatial)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "is_test", is_test, &is_test)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "training_mode", 0, &training)) != CLEVAL_OK)
+        (status = nn_attr_bool(nn, op, node, "spatial", true, &spatial)) != CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "is_test", nn->opset >= 7, &is_test)) != CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "training_mode", false, &training)) != CLEVAL_OK)
         return status;
-    if (spatial != 1)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute spatial=%lld is not supported",
-                          (long long)spatial);
+    if (!spatial)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute spatial=0 is not supported");
     if (!is_test)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
                           "attribute is_test=0 (training mode) is not supported");
     if (training)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                          "attribute training_mode=%lld is not supported", (long long)training);
+                          "attribute training_mode=1 is not supported");
     for (uint32_t o = 1; o < op->n_out; o++)
         if (op->out[o] >= 0 && (nn_out(nn, op, o)->uses || nn_out(nn, op, o)->is_output))
             return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,

@@ -21,16 +21,15 @@ static cleval_status gemm_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
 {
     static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
     nn_gemm_params *p = &op->p.gemm;
-    int64_t ta = 0, tb = 0;
+    bool broadcast; /* opset < 7: C is broadcast either way; the value must still be valid */
     cleval_status status;
     if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
         (status = nn_attr_float(nn, node, "alpha", 1.0f, &p->alpha)) != CLEVAL_OK ||
         (status = nn_attr_float(nn, node, "beta", 1.0f, &p->beta)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "transA", 0, &ta)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "transB", 0, &tb)) != CLEVAL_OK)
+        (status = nn_attr_bool(nn, op, node, "transA", false, &p->trans_a)) != CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "transB", false, &p->trans_b)) != CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "broadcast", false, &broadcast)) != CLEVAL_OK)
         return status;
-    p->trans_a = ta != 0;
-    p->trans_b = tb != 0;
     p->ep.lo = -INFINITY;
     p->ep.hi = INFINITY;
     if (!nn_has_in(op, 0) || !nn_has_in(op, 1))

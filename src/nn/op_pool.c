@@ -111,14 +111,14 @@ static cleval_status pool_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
     p->max = max;
     cleval_status status = nn_check_attrs(nn, op, node, max ? known_max : known_avg);
     if (status != CLEVAL_OK) return status;
-    int64_t ceil_mode = 0, include = 0;
-    if ((status = nn_attr_int(nn, node, "ceil_mode", 0, &ceil_mode)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "count_include_pad", 0, &include)) != CLEVAL_OK)
+    bool ceil_mode, column_major; /* storage_order only orders Indices, which is refused */
+    if ((status = nn_attr_bool(nn, op, node, "ceil_mode", false, &ceil_mode)) != CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "count_include_pad", false, &p->count_include_pad)) !=
+            CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "storage_order", false, &column_major)) != CLEVAL_OK)
         return status;
-    if (ceil_mode != 0)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                          "attribute ceil_mode=%lld is not supported", (long long)ceil_mode);
-    p->count_include_pad = include != 0;
+    if (ceil_mode)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute ceil_mode=1 is not supported");
     if (op->n_out > 1 && op->out[1] >= 0 &&
         (nn_out(nn, op, 1)->uses || nn_out(nn, op, 1)->is_output))
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "output Indices is not supported");

@@ -61,10 +61,10 @@ const nn_op_kind nn_kind_flatten = {"Flatten", flatten_parse, flatten_infer, vie
 static cleval_status reshape_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     static const char *const known[] = {"allowzero", NULL};
-    int64_t allowzero = 0;
     cleval_status status;
     if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "allowzero", 0, &allowzero)) != CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "allowzero", false, &op->p.shape.allowzero)) !=
+            CLEVAL_OK ||
         (status = need_input(nn, op)) != CLEVAL_OK ||
         (status = nn_require_const(nn, op, 1, "shape")) != CLEVAL_OK)
         return status;
@@ -77,7 +77,6 @@ static cleval_status reshape_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_n
                           (unsigned long long)shape->count, NN_MAX_RANK);
     op->p.shape.target.rank = (uint32_t)shape->count;
     memcpy(op->p.shape.target.d, shape->i64, shape->count * sizeof(int64_t));
-    op->p.shape.allowzero = allowzero != 0;
     op->alias_only = true;
     return CLEVAL_OK;
 }
@@ -155,10 +154,10 @@ const nn_op_kind nn_kind_identity = {"Identity", identity_parse, identity_infer,
 static cleval_status dropout_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     static const char *const known[] = {"ratio", "is_test", "seed", NULL};
-    int64_t is_test = 1;
+    bool is_test;
     cleval_status status;
     if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
-        (status = nn_attr_int(nn, node, "is_test", 1, &is_test)) != CLEVAL_OK ||
+        (status = nn_attr_bool(nn, op, node, "is_test", true, &is_test)) != CLEVAL_OK ||
         (status = need_input(nn, op)) != CLEVAL_OK)
         return status;
     /* Before opset 7, is_test = 0 meant training (random dropping). */

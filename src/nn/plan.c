@@ -15,25 +15,184 @@ static int root_of(const cleval_nn *nn, int v)
     return v;
 }
 
+/* Slots are taken and released once per op, so both steps are logarithmic in the number of
+ * slots (a graph may keep 10^5 values alive at once): the free slots sit in a treap ordered
+ * by the bytes they offer, then by index, and the taken ones in a min-heap on the last op
+ * that needs them. */
 typedef struct planner {
-    int *last;       /* per value: index of the last op that reads it (n_ops: graph output) */
-    int *slot_owner; /* per slot: value (or -2 - op for a workspace) holding it, -1 free */
-    int *slot_until; /* per slot: last op index that needs it */
+    int *last;         /* per value: index of the last op that reads it (n_ops: graph output) */
+    int *slot_owner;   /* per slot: value (or -2 - op for a workspace) holding it, -1 free */
+    int *slot_until;   /* per slot: last op index that needs it */
+    int *left, *right; /* per slot: the free-slot treap's children, -1 for none */
+    int root;          /* the treap's root, -1 when no slot is free */
+    int *heap;         /* taken slots, the smallest slot_until first */
+    uint32_t n_heap;
+    uint32_t cap; /* entries of each per-slot array */
 } planner;
+
+/* ---- free slots: a treap keyed by (bytes offered, index) ---- */
+
+static size_t offered(const cleval_nn *nn, int s)
+{
+    return nn->slots[s].need > nn->slots[s].capacity ? nn->slots[s].need : nn->slots[s].capacity;
+}
+
+static bool key_less(const cleval_nn *nn, int a, int b)
+{
+    size_t x = offered(nn, a), y = offered(nn, b);
+    return x < y || (x == y && a < b);
+}
+
+/* The heap order of the treap: a hash of the index, so that shapes stay balanced whatever the
+ * order of the keys, and plans are reproducible. */
+static uint32_t priority(int s)
+{
+    uint32_t x = (uint32_t)s * 2654435761u;
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    return x ^ (x >> 15);
+}
+
+/* Splits tree t into the slots ordered before s (*lo) and the others (*hi). */
+static void split(const cleval_nn *nn, planner *pl, int t, int s, int *lo, int *hi)
+{
+    if (t < 0) {
+        *lo = *hi = -1;
+    } else if (key_less(nn, t, s)) {
+        split(nn, pl, pl->right[t], s, &pl->right[t], hi);
+        *lo = t;
+    } else {
+        split(nn, pl, pl->left[t], s, lo, &pl->left[t]);
+        *hi = t;
+    }
+}
+
+/* Joins two trees, every slot of a ordered before every slot of b. */
+static int merge(planner *pl, int a, int b)
+{
+    if (a < 0) return b;
+    if (b < 0) return a;
+    if (priority(a) > priority(b)) {
+        pl->right[a] = merge(pl, pl->right[a], b);
+        return a;
+    }
+    pl->left[b] = merge(pl, a, pl->left[b]);
+    return b;
+}
+
+static int insert(const cleval_nn *nn, planner *pl, int t, int s)
+{
+    if (t < 0 || priority(s) > priority(t)) {
+        split(nn, pl, t, s, &pl->left[s], &pl->right[s]);
+        return s;
+    }
+    if (key_less(nn, s, t))
+        pl->left[t] = insert(nn, pl, pl->left[t], s);
+    else
+        pl->right[t] = insert(nn, pl, pl->right[t], s);
+    return t;
+}
+
+static int erase(const cleval_nn *nn, planner *pl, int t, int s)
+{
+    if (t == s) return merge(pl, pl->left[t], pl->right[t]);
+    if (key_less(nn, s, t))
+        pl->left[t] = erase(nn, pl, pl->left[t], s);
+    else
+        pl->right[t] = erase(nn, pl, pl->right[t], s);
+    return t;
+}
+
+/* The first free slot (by bytes offered, then index) offering at least `bytes`, or -1. */
+static int first_fitting(const cleval_nn *nn, const planner *pl, size_t bytes)
+{
+    int found = -1;
+    for (int t = pl->root; t >= 0;) {
+        if (offered(nn, t) >= bytes) {
+            found = t;
+            t = pl->left[t];
+        } else {
+            t = pl->right[t];
+        }
+    }
+    return found;
+}
+
+/* The free slot offering the most bytes (the lowest index among equals), or -1. */
+static int largest_free(const cleval_nn *nn, const planner *pl)
+{
+    int t = pl->root;
+    if (t < 0) return -1;
+    while (pl->right[t] >= 0)
+        t = pl->right[t];
+    return first_fitting(nn, pl, offered(nn, t));
+}
+
+/* ---- taken slots: a min-heap on slot_until ---- */
+
+static bool until_less(const planner *pl, uint32_t i, uint32_t j)
+{
+    return pl->slot_until[pl->heap[i]] < pl->slot_until[pl->heap[j]];
+}
+
+static void heap_swap(planner *pl, uint32_t i, uint32_t j)
+{
+    int t = pl->heap[i];
+    pl->heap[i] = pl->heap[j];
+    pl->heap[j] = t;
+}
+
+static void heap_push(planner *pl, int s)
+{
+    uint32_t i = pl->n_heap++;
+    pl->heap[i] = s;
+    for (; i > 0 && until_less(pl, i, (i - 1) / 2); i = (i - 1) / 2)
+        heap_swap(pl, i, (i - 1) / 2);
+}
+
+static int heap_pop(planner *pl)
+{
+    int top = pl->heap[0];
+    pl->heap[0] = pl->heap[--pl->n_heap];
+    for (uint32_t i = 0;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < pl->n_heap && until_less(pl, l, m)) m = l;
+        if (r < pl->n_heap && until_less(pl, r, m)) m = r;
+        if (m == i) break;
+        heap_swap(pl, i, m);
+        i = m;
+    }
+    return top;
+}
+
+/* ---- the planner ---- */
+
+/* Makes room for `n` slots in every per-slot array. */
+static cleval_status reserve(planner *pl, uint32_t n)
+{
+    if (n <= pl->cap) return CLEVAL_OK;
+    uint32_t cap = pl->cap ? 2 * pl->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    int **arrays[] = {&pl->slot_owner, &pl->slot_until, &pl->left, &pl->right, &pl->heap};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+        int *grown = realloc(*arrays[i], cap * sizeof **arrays[i]);
+        if (!grown) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory planning buffers");
+        *arrays[i] = grown;
+    }
+    pl->cap = cap;
+    return CLEVAL_OK;
+}
 
 static cleval_status grow_slots(cleval_nn *nn, planner *pl)
 {
     uint32_t n = nn->n_slots + 1;
+    cleval_status status = reserve(pl, n);
+    if (status != CLEVAL_OK) return status;
     nn_slot *slots = realloc(nn->slots, n * sizeof *slots);
     if (!slots) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory planning buffers");
     nn->slots = slots;
     memset(&nn->slots[nn->n_slots], 0, sizeof *nn->slots);
-    int *owner = realloc(pl->slot_owner, n * sizeof *owner);
-    if (!owner) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory planning buffers");
-    pl->slot_owner = owner;
-    int *until = realloc(pl->slot_until, n * sizeof *until);
-    if (!until) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory planning buffers");
-    pl->slot_until = until;
     pl->slot_owner[nn->n_slots] = -1;
     nn->n_slots = n;
     return CLEVAL_OK;
@@ -44,22 +203,11 @@ static cleval_status grow_slots(cleval_nn *nn, planner *pl)
 static cleval_status take_slot(cleval_nn *nn, planner *pl, size_t bytes, int owner, int until,
                                int *out)
 {
-    int best = -1, largest = -1;
-    for (uint32_t s = 0; s < nn->n_slots; s++) {
-        if (pl->slot_owner[s] != -1) continue;
-        size_t have =
-            nn->slots[s].need > nn->slots[s].capacity ? nn->slots[s].need : nn->slots[s].capacity;
-        if (have >= bytes && (best < 0 || have < (nn->slots[best].need > nn->slots[best].capacity
-                                                      ? nn->slots[best].need
-                                                      : nn->slots[best].capacity)))
-            best = (int)s;
-        if (largest < 0 || have > (nn->slots[largest].need > nn->slots[largest].capacity
-                                       ? nn->slots[largest].need
-                                       : nn->slots[largest].capacity))
-            largest = (int)s;
-    }
-    int s = best >= 0 ? best : largest;
-    if (s < 0) {
+    int s = first_fitting(nn, pl, bytes);
+    if (s < 0) s = largest_free(nn, pl);
+    if (s >= 0) {
+        pl->root = erase(nn, pl, pl->root, s);
+    } else {
         cleval_status status = grow_slots(nn, pl);
         if (status != CLEVAL_OK) return status;
         s = (int)nn->n_slots - 1;
@@ -67,30 +215,34 @@ static cleval_status take_slot(cleval_nn *nn, planner *pl, size_t bytes, int own
     if (nn->slots[s].need < bytes) nn->slots[s].need = bytes;
     pl->slot_owner[s] = owner;
     pl->slot_until[s] = until;
+    heap_push(pl, s);
     *out = s;
     return CLEVAL_OK;
 }
 
 static void release_before(const cleval_nn *nn, planner *pl, int op_index)
 {
-    for (uint32_t s = 0; s < nn->n_slots; s++)
-        if (pl->slot_owner[s] != -1 && pl->slot_until[s] < op_index) pl->slot_owner[s] = -1;
+    while (pl->n_heap && pl->slot_until[pl->heap[0]] < op_index) {
+        int s = heap_pop(pl);
+        pl->slot_owner[s] = -1;
+        pl->root = insert(nn, pl, pl->root, s);
+    }
 }
 
 cleval_status nn_plan(cleval_nn *nn)
 {
-    planner pl = {NULL, NULL, NULL};
+    planner pl = {.root = -1};
     cleval_status status = CLEVAL_OK;
     pl.last = malloc((nn->n_values + 1) * sizeof *pl.last);
-    pl.slot_owner = malloc((nn->n_slots + 1) * sizeof *pl.slot_owner);
-    pl.slot_until = malloc((nn->n_slots + 1) * sizeof *pl.slot_until);
-    if (!pl.last || !pl.slot_owner || !pl.slot_until) {
+    if (!pl.last) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory planning buffers");
         goto done;
     }
+    if ((status = reserve(&pl, nn->n_slots + 1)) != CLEVAL_OK) goto done;
     for (uint32_t s = 0; s < nn->n_slots; s++) {
         nn->slots[s].need = 0;
         pl.slot_owner[s] = -1;
+        pl.root = insert(nn, &pl, pl.root, (int)s);
     }
     for (uint32_t v = 0; v < nn->n_values; v++) {
         pl.last[v] = -1;
@@ -147,6 +299,9 @@ done:
     free(pl.last);
     free(pl.slot_owner);
     free(pl.slot_until);
+    free(pl.left);
+    free(pl.right);
+    free(pl.heap);
     return status;
 }
 

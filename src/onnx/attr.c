@@ -2,6 +2,8 @@
  * only), lookup by name, and typed getters that word a type mismatch for the op that asked. */
 #include "onnx_internal.h"
 
+#include "name_map.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,20 @@ static cleval_status convert_attr(const onnx_source *src, const cleval_onnx_node
     }
 }
 
+/* Records attribute k's name, refusing one the node already has: which of the two an op would
+ * read is up to the reader, so such a file means different things to different engines. */
+static cleval_status add_attr_name(const onnx_source *src, const cleval_onnx_node *node, uint32_t k,
+                                   name_map *names)
+{
+    int32_t previous;
+    if (!name_map_add(names, node->attrs[k].name, (int32_t)k, &previous))
+        return cleval_onnx_nomem(src);
+    if (previous >= 0)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: node '%s' (%s): attribute '%s' is given twice",
+                           src->path, node->name, node->op_type, node->attrs[k].name);
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_onnx_convert_attrs(const onnx_source *src, const Onnx__NodeProto *p,
                                         cleval_onnx_node *node)
 {
@@ -120,13 +136,16 @@ cleval_status cleval_onnx_convert_attrs(const onnx_source *src, const Onnx__Node
         return cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: node '%s' has too many attributes",
                            src->path, node->name);
     node->attrs = calloc(p->n_attribute ? p->n_attribute : 1, sizeof *node->attrs);
-    if (!node->attrs) return cleval_onnx_nomem(src);
-    for (size_t k = 0; k < p->n_attribute; k++) {
+    name_map names;
+    if (!node->attrs || !name_map_init(&names, p->n_attribute)) return cleval_onnx_nomem(src);
+    cleval_status status = CLEVAL_OK;
+    for (size_t k = 0; k < p->n_attribute && status == CLEVAL_OK; k++) {
         node->n_attrs = (uint32_t)k + 1; /* the model's free() clears what was started */
-        cleval_status status = convert_attr(src, node, p->attribute[k], &node->attrs[k]);
-        if (status != CLEVAL_OK) return status;
+        status = convert_attr(src, node, p->attribute[k], &node->attrs[k]);
+        if (status == CLEVAL_OK) status = add_attr_name(src, node, (uint32_t)k, &names);
     }
-    return CLEVAL_OK;
+    name_map_free(&names);
+    return status;
 }
 
 const cleval_onnx_attr *cleval_onnx_node_attr(const cleval_onnx_node *node, const char *name)

@@ -3,6 +3,8 @@
  * message is freed before returning; the model owns copies of everything it shows. */
 #include "onnx_internal.h"
 
+#include "name_map.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,11 +149,124 @@ static cleval_status convert_value(const onnx_source *src, const char *role,
     return CLEVAL_OK;
 }
 
-static bool is_initializer(const Onnx__GraphProto *g, const char *name)
+/* Converts the initializers, refusing a name given twice; `names` maps each name to its
+ * index in m->initializers. */
+static cleval_status convert_initializers(const onnx_source *src, const Onnx__GraphProto *g,
+                                          cleval_onnx_model *m, name_map *names)
 {
-    for (size_t k = 0; k < g->n_initializer; k++)
-        if (g->initializer[k]->name && strcmp(g->initializer[k]->name, name) == 0) return true;
-    return false;
+    m->initializers = calloc(g->n_initializer ? g->n_initializer : 1, sizeof *m->initializers);
+    if (!m->initializers || !name_map_init(names, g->n_initializer)) return cleval_onnx_nomem(src);
+    for (size_t k = 0; k < g->n_initializer; k++) {
+        m->n_initializers = (uint32_t)k + 1;
+        const Onnx__TensorProto *t = g->initializer[k];
+        char label[320];
+        snprintf(label, sizeof label, "initializer '%.256s'", t->name ? t->name : "");
+        cleval_status status = cleval_onnx_convert_tensor(src, label, t, &m->initializers[k]);
+        if (status != CLEVAL_OK) return status;
+        int32_t previous;
+        if (!name_map_add(names, m->initializers[k].name, (int32_t)k, &previous))
+            return cleval_onnx_nomem(src);
+        if (previous >= 0)
+            return cleval_fail(CLEVAL_ERR_INPUT, "%s: initializer '%s' is given twice", src->path,
+                               m->initializers[k].name);
+    }
+    return CLEVAL_OK;
+}
+
+/* Converts graph inputs or outputs into *values, refusing a name listed twice. Names found in
+ * `initializers` (when not NULL) are left out: older exporters list weights as inputs too.
+ * `kept` (when not NULL) maps the names of the values converted to their index. */
+static cleval_status convert_values(const onnx_source *src, const char *role,
+                                    Onnx__ValueInfoProto *const *list, size_t n,
+                                    const name_map *initializers, cleval_onnx_value **values,
+                                    uint32_t *count, name_map *kept)
+{
+    name_map listed;
+    *values = calloc(n ? n : 1, sizeof **values);
+    if (!*values || (kept && !name_map_init(kept, n)) || !name_map_init(&listed, n))
+        return cleval_onnx_nomem(src);
+    cleval_status status = CLEVAL_OK;
+    for (size_t k = 0; k < n && status == CLEVAL_OK; k++) {
+        const char *name = list[k]->name ? list[k]->name : "";
+        int32_t previous;
+        if (!name_map_add(&listed, name, (int32_t)k, &previous)) {
+            status = cleval_onnx_nomem(src);
+        } else if (previous >= 0) {
+            status =
+                cleval_fail(CLEVAL_ERR_INPUT, "%s: %s '%s' is listed twice", src->path, role, name);
+        } else if (!initializers || name_map_get(initializers, name) < 0) {
+            uint32_t index = (*count)++;
+            status = convert_value(src, role, list[k], &(*values)[index]);
+            if (status == CLEVAL_OK && kept &&
+                !name_map_add(kept, (*values)[index].name, (int32_t)index, NULL))
+                status = cleval_onnx_nomem(src);
+        }
+    }
+    name_map_free(&listed);
+    return status;
+}
+
+/* One producer per value: a node output may not also be an initializer, a graph input or
+ * another node's output (nor appear twice among a node's outputs). */
+static cleval_status check_single_producers(const onnx_source *src, const cleval_onnx_model *m,
+                                            const name_map *initializers, const name_map *inputs)
+{
+    name_map produced;
+    if (!name_map_init(&produced, m->n_nodes)) return cleval_onnx_nomem(src);
+    cleval_status status = CLEVAL_OK;
+    for (uint32_t k = 0; k < m->n_nodes && status == CLEVAL_OK; k++) {
+        const cleval_onnx_node *node = &m->nodes[k];
+        for (uint32_t o = 0; o < node->n_outputs && status == CLEVAL_OK; o++) {
+            const char *name = node->outputs[o];
+            if (!*name) continue; /* an omitted optional output */
+            int32_t previous;
+            const char *other = NULL;
+            if (name_map_get(initializers, name) >= 0)
+                other = "an initializer";
+            else if (name_map_get(inputs, name) >= 0)
+                other = "a graph input";
+            else if (!name_map_add(&produced, name, (int32_t)k, &previous))
+                status = cleval_onnx_nomem(src);
+            else if (previous >= 0)
+                status = cleval_fail(CLEVAL_ERR_INPUT,
+                                     "%s: node '%s' (%s): output '%s' is also an output of node "
+                                     "'%s'",
+                                     src->path, node->name, node->op_type, name,
+                                     m->nodes[previous].name);
+            if (other)
+                status = cleval_fail(CLEVAL_ERR_INPUT, "%s: node '%s' (%s): output '%s' is also %s",
+                                     src->path, node->name, node->op_type, name, other);
+        }
+    }
+    name_map_free(&produced);
+    return status;
+}
+
+static cleval_status convert_nodes(const onnx_source *src, const Onnx__GraphProto *g,
+                                   cleval_onnx_model *m)
+{
+    m->nodes = calloc(g->n_node ? g->n_node : 1, sizeof *m->nodes);
+    if (!m->nodes) return cleval_onnx_nomem(src);
+    for (size_t k = 0; k < g->n_node; k++) {
+        m->n_nodes = (uint32_t)k + 1; /* free() clears the node being converted */
+        cleval_status status = convert_node(src, (uint32_t)k, g->node[k], &m->nodes[k]);
+        if (status != CLEVAL_OK) return status;
+    }
+    return CLEVAL_OK;
+}
+
+static cleval_status convert_value_infos(const onnx_source *src, const Onnx__GraphProto *g,
+                                         cleval_onnx_model *m)
+{
+    m->value_infos = calloc(g->n_value_info ? g->n_value_info : 1, sizeof *m->value_infos);
+    if (!m->value_infos) return cleval_onnx_nomem(src);
+    for (size_t k = 0; k < g->n_value_info; k++) {
+        if (!is_tensor_value(g->value_info[k])) continue; /* only a shape hint: skip it */
+        cleval_status status =
+            convert_value(src, "value_info", g->value_info[k], &m->value_infos[m->n_value_infos++]);
+        if (status != CLEVAL_OK) return status;
+    }
+    return CLEVAL_OK;
 }
 
 static cleval_status convert_graph(const onnx_source *src, const Onnx__GraphProto *g,
@@ -171,51 +286,20 @@ static cleval_status convert_graph(const onnx_source *src, const Onnx__GraphProt
         (status = check_count(src, g->n_value_info, "value_info entries")) != CLEVAL_OK)
         return status;
 
-    /* Nodes first: an unsupported operator is the most useful thing to report. */
-    m->nodes = calloc(g->n_node ? g->n_node : 1, sizeof *m->nodes);
-    if (!m->nodes) return cleval_onnx_nomem(src);
-    for (size_t k = 0; k < g->n_node; k++) {
-        m->n_nodes = (uint32_t)k + 1; /* free() clears the node being converted */
-        status = convert_node(src, (uint32_t)k, g->node[k], &m->nodes[k]);
-        if (status != CLEVAL_OK) return status;
-    }
-
-    m->initializers = calloc(g->n_initializer ? g->n_initializer : 1, sizeof *m->initializers);
-    if (!m->initializers) return cleval_onnx_nomem(src);
-    for (size_t k = 0; k < g->n_initializer; k++) {
-        m->n_initializers = (uint32_t)k + 1;
-        const Onnx__TensorProto *t = g->initializer[k];
-        char label[320];
-        snprintf(label, sizeof label, "initializer '%.256s'", t->name ? t->name : "");
-        status = cleval_onnx_convert_tensor(src, label, t, &m->initializers[k]);
-        if (status != CLEVAL_OK) return status;
-    }
-
-    m->inputs = calloc(g->n_input ? g->n_input : 1, sizeof *m->inputs);
-    if (!m->inputs) return cleval_onnx_nomem(src);
-    for (size_t k = 0; k < g->n_input; k++) {
-        const Onnx__ValueInfoProto *p = g->input[k];
-        if (is_initializer(g, p->name ? p->name : "")) continue;
-        status = convert_value(src, "graph input", p, &m->inputs[m->n_inputs++]);
-        if (status != CLEVAL_OK) return status;
-    }
-
-    m->outputs = calloc(g->n_output ? g->n_output : 1, sizeof *m->outputs);
-    if (!m->outputs) return cleval_onnx_nomem(src);
-    for (size_t k = 0; k < g->n_output; k++) {
-        status = convert_value(src, "graph output", g->output[k], &m->outputs[m->n_outputs++]);
-        if (status != CLEVAL_OK) return status;
-    }
-
-    m->value_infos = calloc(g->n_value_info ? g->n_value_info : 1, sizeof *m->value_infos);
-    if (!m->value_infos) return cleval_onnx_nomem(src);
-    for (size_t k = 0; k < g->n_value_info; k++) {
-        if (!is_tensor_value(g->value_info[k])) continue; /* only a shape hint: skip it */
-        status =
-            convert_value(src, "value_info", g->value_info[k], &m->value_infos[m->n_value_infos++]);
-        if (status != CLEVAL_OK) return status;
-    }
-    return CLEVAL_OK;
+    /* Nodes first: an unsupported operator is the most useful thing to report. Name lookups
+     * go through maps, so that every step stays linear in the size of the graph. */
+    name_map initializers = {0}, inputs = {0};
+    if ((status = convert_nodes(src, g, m)) == CLEVAL_OK &&
+        (status = convert_initializers(src, g, m, &initializers)) == CLEVAL_OK &&
+        (status = convert_values(src, "graph input", g->input, g->n_input, &initializers,
+                                 &m->inputs, &m->n_inputs, &inputs)) == CLEVAL_OK &&
+        (status = convert_values(src, "graph output", g->output, g->n_output, NULL, &m->outputs,
+                                 &m->n_outputs, NULL)) == CLEVAL_OK &&
+        (status = check_single_producers(src, m, &initializers, &inputs)) == CLEVAL_OK)
+        status = convert_value_infos(src, g, m);
+    name_map_free(&initializers);
+    name_map_free(&inputs);
+    return status;
 }
 
 static cleval_status convert_model(const onnx_source *src, const Onnx__ModelProto *p,
@@ -224,6 +308,12 @@ static cleval_status convert_model(const onnx_source *src, const Onnx__ModelProt
     if (!p->graph)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: not an ONNX model (no graph)", src->path);
     m->ir_version = p->has_ir_version ? p->ir_version : 0;
+    /* Every writer sets it (IR version 1 was the first); without it nothing says how to read
+     * the rest of the file. */
+    if (m->ir_version <= 0)
+        return cleval_fail(CLEVAL_ERR_INPUT,
+                           "%s: not an ONNX model (ir_version is missing or not positive)",
+                           src->path);
     m->opset = 0;
     for (size_t k = 0; k < p->n_opset_import; k++) {
         const Onnx__OperatorSetIdProto *o = p->opset_import[k];
