@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "h5file.h"
+
 enum { N_COLUMNS = 5, CHUNK_ROWS = 4096 };
 static const char *const column_names[N_COLUMNS] = {"index", "pred_a", "pred_b", "y", "score_diff"};
 
@@ -21,14 +23,14 @@ struct flipfile {
     uint64_t rows;
 };
 
-static void close_handles(flipfile *f)
+/* Closes the file and its datasets (see h5file_close()); returns 0 or an errno. */
+static int close_handles(flipfile *f)
 {
-    for (int i = 0; i < N_COLUMNS; i++)
-        if (f->dsets[i] >= 0) H5Dclose(f->dsets[i]);
-    if (f->file >= 0) H5Fclose(f->file);
+    int err = f->file >= 0 ? h5file_close(f->file) : 0;
     for (int i = 0; i < N_COLUMNS; i++)
         f->dsets[i] = H5I_INVALID_HID;
     f->file = H5I_INVALID_HID;
+    return err;
 }
 
 static void destroy(flipfile *f)
@@ -56,7 +58,7 @@ static hid_t create_column(hid_t file, const char *name, hid_t type)
 cleval_status flipfile_create(const char *path, bool with_labels, bool with_scores, flipfile **out)
 {
     *out = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    cleval_hdf5_init();
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
@@ -84,10 +86,14 @@ cleval_status flipfile_create(const char *path, bool with_labels, bool with_scor
     const hid_t types[N_COLUMNS] = {H5T_STD_I64LE, H5T_STD_I32LE, H5T_STD_I32LE, H5T_STD_I32LE,
                                     H5T_IEEE_F64LE};
     const bool wanted[N_COLUMNS] = {true, true, true, with_labels, with_scores};
+    errno = 0;
     for (int i = 0; i < N_COLUMNS; i++)
         if (wanted[i] && (f->dsets[i] = create_column(f->file, column_names[i], types[i])) < 0) {
+            cleval_status status = cleval_fail(CLEVAL_ERR_IO,
+                                               "--save %s: cannot create its datasets: %s", path,
+                                               h5file_os_error());
             flipfile_abort(f);
-            return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets", path);
+            return status;
         }
     *out = f;
     return CLEVAL_OK;
@@ -115,12 +121,11 @@ cleval_status flipfile_append(flipfile *f, uint64_t n, const int64_t *index, con
     const void *data[N_COLUMNS] = {index, pred_a, pred_b, y, score_diff};
     const hid_t mem_types[N_COLUMNS] = {H5T_NATIVE_INT64, H5T_NATIVE_INT32, H5T_NATIVE_INT32,
                                         H5T_NATIVE_INT32, H5T_NATIVE_DOUBLE};
+    errno = 0;
     for (int i = 0; i < N_COLUMNS; i++)
         if (f->dsets[i] >= 0 && append_column(f->dsets[i], mem_types[i], f->rows, n, data[i]) < 0)
-            return cleval_fail(CLEVAL_ERR_IO,
-                               "--save %s: writing flipped samples failed (disk "
-                               "full?)",
-                               f->path);
+            return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing flipped samples failed: %s",
+                               f->path, h5file_os_error());
     f->rows += n;
     return CLEVAL_OK;
 }
@@ -155,25 +160,22 @@ cleval_status flipfile_commit(flipfile *f, const char *path_a, const char *path_
                               uint64_t n_samples)
 {
     cleval_status status = CLEVAL_OK;
+    errno = 0;
     if (set_string_attribute(f->file, "a", path_a) < 0 ||
         set_string_attribute(f->file, "b", path_b) < 0 ||
         set_string_attribute(f->file, "cleval_version", CLEVAL_VERSION) < 0 ||
         set_int_attribute(f->file, "n_samples", (int64_t)n_samples) < 0 ||
         set_int_attribute(f->file, "n_flips", (int64_t)f->rows) < 0) {
-        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot write its attributes", f->path);
+        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot write its attributes: %s", f->path,
+                             h5file_os_error());
         flipfile_abort(f);
         return status;
     }
-    bool closed = true;
-    for (int i = 0; i < N_COLUMNS; i++)
-        if (f->dsets[i] >= 0 && H5Dclose(f->dsets[i]) < 0) closed = false;
-    for (int i = 0; i < N_COLUMNS; i++)
-        f->dsets[i] = H5I_INVALID_HID;
-    if (H5Fclose(f->file) < 0) closed = false;
-    f->file = H5I_INVALID_HID;
-    if (!closed || rename(f->tmp_path, f->path) != 0) {
+    int err = close_handles(f);
+    if (!err && rename(f->tmp_path, f->path) != 0) err = errno;
+    if (err) {
         status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: %s", f->path,
-                             closed ? strerror(errno) : "HDF5 error");
+                             strerror(err));
         unlink(f->tmp_path);
     }
     destroy(f);

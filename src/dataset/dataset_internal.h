@@ -4,14 +4,11 @@
 
 #include "cleval/dataset.h"
 
-#include <hdf5.h>
+#include "h5file.h"
 
 struct cleval_dataset {
     char *path;
     hid_t file;
 };
-
-/* Silences HDF5's own error printing, once per process. */
-void cleval_hdf5_init(void);
 
 #endif
