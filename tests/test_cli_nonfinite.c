@@ -185,6 +185,7 @@ static void test_merge_nonfinite_parts(void **state)
                          0);
     }
     snprintf(whole, sizeof whole, "%s", temp_path("merged.h5"));
+    unlink(whole); /* a previous run's */
     expect_cleval_error((const char *[]){"merge", parts[0], parts[1], "--save", whole, NULL}, 2,
                         "non-finite scores (the first in");
     assert_int_equal(access(whole, F_OK), -1);
