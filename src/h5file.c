@@ -41,8 +41,8 @@ static int last_errno(void)
 /* Closes the datasets, groups, types and attributes opened through `file`. */
 static void close_objects(hid_t file)
 {
-    unsigned types = H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR |
-                     H5F_OBJ_LOCAL;
+    unsigned types =
+        H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL;
     ssize_t n = H5Fget_obj_count(file, types);
     hid_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
     ssize_t got = ids ? H5Fget_obj_ids(file, types, (size_t)n, ids) : 0;

@@ -34,8 +34,10 @@ static int run_constrained(const char *const *args, rlim_t max_file_size, int mo
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        if (mode == STDOUT_CLOSED) close(1);
-        else dup2(open(mode == STDOUT_FULL ? "/dev/full" : "/dev/null", O_WRONLY), 1);
+        if (mode == STDOUT_CLOSED)
+            close(1);
+        else
+            dup2(open(mode == STDOUT_FULL ? "/dev/full" : "/dev/null", O_WRONLY), 1);
         dup2(err_fd, 2);
         if (max_file_size) {
             struct rlimit limit = {max_file_size, max_file_size};
@@ -187,8 +189,8 @@ static void test_compare_save_on_full_disk(void **state)
     free(y);
     char save[4096];
     snprintf(save, sizeof save, "%s", temp_path("flips_out.h5"));
-    expect_full_disk_failure(
-        (const char *[]){"compare", paths[0], paths[1], "--save", save, NULL}, "flips_out.h5");
+    expect_full_disk_failure((const char *[]){"compare", paths[0], paths[1], "--save", save, NULL},
+                             "flips_out.h5");
 }
 
 /* The report to a stdout that cannot take it: exit 2 and one line, whatever the command. */

@@ -79,10 +79,10 @@ static const char *accepted_run(uint64_t *count)
 {
     static char saved[4096];
     snprintf(saved, sizeof saved, "%s", temp_path("nan_pred.h5"));
-    cJSON *json = run_cleval_json((const char *[]){"eval", "--model", model, "--data", data,
-                                                   "--save", saved, "--allow-nonfinite", "--json",
-                                                   "-", NULL},
-                                  0);
+    cJSON *json =
+        run_cleval_json((const char *[]){"eval", "--model", model, "--data", data, "--save", saved,
+                                         "--allow-nonfinite", "--json", "-", NULL},
+                        0);
     int64_t first;
     *count = count_nonfinite(saved, &first);
     assert_true(*count > 0);
@@ -132,9 +132,9 @@ static void test_compare_nonfinite_scores(void **state)
     expect_cleval_error((const char *[]){"compare", clean_run, nan_run, NULL}, 2, message);
     /* Accepted: the pairs with a non-finite score are left out; every other sample had the
      * same input in both runs, so the scores agree exactly. */
-    cJSON *json = run_cleval_json((const char *[]){"compare", clean_run, nan_run,
-                                                   "--allow-nonfinite", "--json", "-", NULL},
-                                  0);
+    cJSON *json = run_cleval_json(
+        (const char *[]){"compare", clean_run, nan_run, "--allow-nonfinite", "--json", "-", NULL},
+        0);
     assert_true(number(json, "max_abs_score_diff") == 0.0);
     cJSON *nonfinite = cJSON_GetObjectItem(json, "nonfinite_scores");
     assert_int_equal((int)number(nonfinite, "a"), 0);
@@ -178,11 +178,11 @@ static void test_merge_nonfinite_parts(void **state)
         char shard[8];
         snprintf(shard, sizeof shard, "%d/2", i);
         snprintf(parts[i], sizeof parts[i], "%s", temp_path(i ? "part1.h5" : "part0.h5"));
-        assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
-                                                     "--shard", shard, "--save", parts[i],
-                                                     "--allow-nonfinite", NULL},
-                                    NULL, NULL),
-                         0);
+        assert_int_equal(
+            run_cleval((const char *[]){"eval", "--model", model, "--data", data, "--shard", shard,
+                                        "--save", parts[i], "--allow-nonfinite", NULL},
+                       NULL, NULL),
+            0);
     }
     snprintf(whole, sizeof whole, "%s", temp_path("merged.h5"));
     unlink(whole); /* a previous run's */

@@ -96,7 +96,7 @@ typedef struct cleval_compare_result {
     char score_note[160]; /* why not, when has_scores is false ("" otherwise) */
     uint32_t score_width;
     double max_abs_score_diff, max_rel_score_diff, mean_abs_score_diff; /* finite pairs only */
-    uint64_t nonfinite_a, nonfinite_b; /* NaN and infinite scores in each file */
+    uint64_t nonfinite_a, nonfinite_b;     /* NaN and infinite scores in each file */
     uint64_t max_abs_index, max_rel_index; /* first sample where each maximum is reached */
     uint32_t max_abs_class, max_rel_class;
 

@@ -34,10 +34,10 @@ static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresho
 
 int cli_drift(int argc, char **argv)
 {
-    static const cli_option_id allowed[] = {OPT_HELP,     OPT_PRED_KEY,  OPT_SCORES_KEY, OPT_Y_KEY,
-                                            OPT_PSI_WARN, OPT_PSI_ALERT, OPT_JS_ALERT,   OPT_ALPHA,
-                                            OPT_JSON,     OPT_BATCH,     OPT_DEVICE,     OPT_QUIET,
-                                            OPT_VERBOSE,  OPT_ALLOW_NONFINITE};
+    static const cli_option_id allowed[] = {
+        OPT_HELP,      OPT_PRED_KEY, OPT_SCORES_KEY, OPT_Y_KEY,          OPT_PSI_WARN,
+        OPT_PSI_ALERT, OPT_JS_ALERT, OPT_ALPHA,      OPT_JSON,           OPT_BATCH,
+        OPT_DEVICE,    OPT_QUIET,    OPT_VERBOSE,    OPT_ALLOW_NONFINITE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,

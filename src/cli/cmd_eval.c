@@ -296,6 +296,9 @@ int cli_eval(int argc, char **argv)
             status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
             if (status == CLEVAL_OK && job.profile && !cli_json_to_stdout(&args))
                 print_layers(&outcome);
+            if (status == CLEVAL_OK && outcome.nonfinite_scores && !cli_json_to_stdout(&args))
+                printf("\nNon-finite scores: %llu, accepted (a NaN counts as the maximum)\n",
+                       (unsigned long long)outcome.nonfinite_scores);
             if (status != CLEVAL_OK) code = cli_fail(status);
         }
         cJSON_Delete(extra);

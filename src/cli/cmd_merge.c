@@ -36,8 +36,8 @@ int cli_merge(int argc, char **argv)
         status = cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given (see cleval merge --help)");
     if (status == CLEVAL_OK)
         status = cleval_engine_merge_parts(args.positional, (uint32_t)args.n_positional,
-                                           args.values[OPT_SAVE],
-                                           args.present[OPT_ALLOW_NONFINITE], outcome);
+                                           args.values[OPT_SAVE], args.present[OPT_ALLOW_NONFINITE],
+                                           outcome);
     if (status == CLEVAL_OK) {
         cleval_run_timing timing = {.device = outcome->device,
                                     .total_s = cleval_seconds() - start,

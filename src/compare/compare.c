@@ -213,8 +213,7 @@ static bool finite_score(side *sd, float score, uint64_t index)
 
 /* Score differences of one batch: the maxima, the sum, and each row's largest difference,
  * over the pairs where both scores are finite (the others are only counted). */
-static void score_batch(compare_state *s, cleval_compare_result *out, uint64_t row0,
-                        uint64_t count)
+static void score_batch(compare_state *s, cleval_compare_result *out, uint64_t row0, uint64_t count)
 {
     uint32_t w = out->score_width;
     for (uint64_t i = 0; i < count; i++) {
@@ -261,7 +260,8 @@ static cleval_status check_nonfinite(const compare_state *s, const cleval_compar
                        "%s: '%s' holds %llu non-finite scores (first in sample %llu); pass "
                        "--allow-nonfinite to accept them",
                        bad->path, cleval_column_name(bad->scores),
-                       (unsigned long long)bad->nonfinite, (unsigned long long)bad->first_nonfinite);
+                       (unsigned long long)bad->nonfinite,
+                       (unsigned long long)bad->first_nonfinite);
 }
 
 static cleval_status read_batch(compare_state *s, const cleval_compare_result *out, uint64_t row0,

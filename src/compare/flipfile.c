@@ -41,15 +41,20 @@ static void destroy(flipfile *f)
     free(f);
 }
 
-/* An empty, unlimited, chunked 1-D dataset. */
+/* An empty, unlimited, chunked 1-D dataset. It has no chunk cache: every append reaches the
+ * file at once, so a full disk fails that append rather than the close, where HDF5 would drop
+ * (and leak) the chunks it still held. */
 static hid_t create_column(hid_t file, const char *name, hid_t type)
 {
     hsize_t dims[1] = {0}, max_dims[1] = {H5S_UNLIMITED}, chunk[1] = {CHUNK_ROWS};
     hid_t space = H5Screate_simple(1, dims, max_dims);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
     hid_t dset = H5I_INVALID_HID;
-    if (space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0)
-        dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (space >= 0 && dcpl >= 0 && dapl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0 &&
+        H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT) >= 0)
+        dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, dapl);
+    if (dapl >= 0) H5Pclose(dapl);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
     return dset;
@@ -89,9 +94,9 @@ cleval_status flipfile_create(const char *path, bool with_labels, bool with_scor
     errno = 0;
     for (int i = 0; i < N_COLUMNS; i++)
         if (wanted[i] && (f->dsets[i] = create_column(f->file, column_names[i], types[i])) < 0) {
-            cleval_status status = cleval_fail(CLEVAL_ERR_IO,
-                                               "--save %s: cannot create its datasets: %s", path,
-                                               h5file_os_error());
+            cleval_status status =
+                cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets: %s", path,
+                            h5file_os_error());
             flipfile_abort(f);
             return status;
         }

@@ -220,8 +220,9 @@ void cleval_compare_report(FILE *out, const cleval_compare_result *r)
                 r->max_rel_score_diff, (unsigned long long)r->max_rel_index, r->max_rel_class,
                 r->mean_abs_score_diff);
         if (r->nonfinite_a || r->nonfinite_b)
-            fprintf(out, "              pairs with a non-finite score left out (%llu in A, %llu "
-                         "in B)\n",
+            fprintf(out,
+                    "              pairs with a non-finite score left out (%llu in A, %llu "
+                    "in B)\n",
                     (unsigned long long)r->nonfinite_a, (unsigned long long)r->nonfinite_b);
     }
     fputc('\n', out);

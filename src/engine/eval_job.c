@@ -46,15 +46,15 @@ static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
     /* The pipeline keeps the host predictions too (for --save and its own bookkeeping); the
      * counts come along in the same wait. */
     cl_command_queue queue = cleval_device_queue(m->dev);
-    status = cleval_cl_check(clEnqueueReadBuffer(queue, cleval_nn_nonfinite_buffer(m->nn),
-                                                 CL_FALSE, 0, slot->n * sizeof(uint32_t),
-                                                 m->row_nonfinite, 0, NULL, NULL),
+    status = cleval_cl_check(clEnqueueReadBuffer(queue, cleval_nn_nonfinite_buffer(m->nn), CL_FALSE,
+                                                 0, slot->n * sizeof(uint32_t), m->row_nonfinite, 0,
+                                                 NULL, NULL),
                              "clEnqueueReadBuffer(non-finite score counts)");
     if (status == CLEVAL_OK)
-        status = cleval_cl_check(clEnqueueReadBuffer(queue, *pred, CL_TRUE, 0,
-                                                     slot->n * sizeof(int32_t), slot->pred, 0,
-                                                     NULL, NULL),
-                                 "clEnqueueReadBuffer(predictions)");
+        status =
+            cleval_cl_check(clEnqueueReadBuffer(queue, *pred, CL_TRUE, 0, slot->n * sizeof(int32_t),
+                                                slot->pred, 0, NULL, NULL),
+                            "clEnqueueReadBuffer(predictions)");
     if (status == CLEVAL_OK) tally_nonfinite(m, slot);
     return status;
 }
@@ -272,10 +272,8 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                                            "eval_input_shape",
                                            shape,
                                            NULL};
-    engine_counters counters = {.count = 1,
-                                .names = {"eval_nonfinite_scores"},
-                                .read = read_nonfinite,
-                                .user = models};
+    engine_counters counters = {
+        .count = 1, .names = {"eval_nonfinite_scores"}, .read = read_nonfinite, .user = models};
     nonfinite_check check = {job, models, &counters};
     engine_run_spec spec = {.command = "eval",
                             .data = test.ds,
