@@ -16,7 +16,8 @@
  * Layout     scores float [n][W] row-major; edges REAL [N_BINS + 1] (numpy.linspace(0, 1, 11),
  *            rounded up to float when REAL is float, so `conf >= edge` decides as numpy does
  *            for float inputs); outputs [n]: bins int (-1 for an unusable row), conf and
- *            entropy REAL, flags int.
+ *            entropy REAL, flags int (the flags below, and above them the row's count of NaN
+ *            and infinite entries).
  * Assumes    n <= the global size; W >= 1.
  */
 #ifdef cl_khr_fp64
@@ -44,6 +45,7 @@
 
 #define FLAG_PROBABILITIES 1 /* the row is a probability vector */
 #define FLAG_UNUSABLE 2      /* NaN, +Inf, or every entry -Inf: no confidence */
+#define NONFINITE_SHIFT 2    /* flags >> NONFINITE_SHIFT: the row's NaN and infinite entries */
 
 /* The bin of a confidence: b with edges[b] <= conf < edges[b + 1]; the last bin is closed and
  * values outside [0, 1] clamp to the end bins. */
@@ -67,8 +69,10 @@ __kernel void drift_confidence(__global const float *scores, uint n, uint width,
 
     REAL m = -INFINITY, total = 0;
     bool usable = true, probabilities = true;
+    int nonfinite = 0;
     for (uint j = 0; j < width; j++) {
         float s = row[j];
+        nonfinite += isfinite(s) ? 0 : 1;
         usable = usable && !isnan(s) && s != INFINITY;
         probabilities = probabilities && s >= 0.0f && s <= 1.0f;
         total += (REAL)s;
@@ -77,7 +81,7 @@ __kernel void drift_confidence(__global const float *scores, uint n, uint width,
     usable = usable && m > -INFINITY;
     probabilities = usable && probabilities && fabs(total - (REAL)1) <= (REAL)PROB_TOLERANCE;
     if (!usable) {
-        flags[i] = FLAG_UNUSABLE;
+        flags[i] = FLAG_UNUSABLE | nonfinite << NONFINITE_SHIFT;
         bin_softmax[i] = bin_given[i] = -1;
         conf_softmax[i] = conf_given[i] = entropy_softmax[i] = entropy_given[i] = 0;
         return;
@@ -99,5 +103,5 @@ __kernel void drift_confidence(__global const float *scores, uint n, uint width,
     conf_given[i] = probabilities ? m : 0;
     entropy_given[i] = probabilities ? given : 0;
     bin_given[i] = probabilities ? bin_of(m, edges) : 0;
-    flags[i] = probabilities ? FLAG_PROBABILITIES : 0;
+    flags[i] = (probabilities ? FLAG_PROBABILITIES : 0) | nonfinite << NONFINITE_SHIFT;
 }

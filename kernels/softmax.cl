@@ -4,7 +4,8 @@
  *                     sum of exp(x - max), then exp(x - max) / sum or x - max - log(sum), so
  *                     large inputs never overflow. One family for both device variants.
  *            argmax   one row per work-item; the first maximum wins ties and a NaN counts as
- *                     the maximum (torch.argmax).
+ *                     the maximum (torch.argmax); also counts the row's NaN and infinite
+ *                     scores, read only within the loop that finds the maximum anyway.
  * Layout     x viewed as [outer][len][inner]; a work-item handles row (i / inner, i % inner).
  * Storage    softmax: X_HALF / Y_HALF, the input / output stored as half (fp16 mode); argmax
  *            reads the float scores of a classifier's output.
@@ -30,19 +31,23 @@ __kernel void softmax(__global const X_T *x, __global Y_T *y, uint rows, uint le
     }
 }
 
-__kernel void argmax(__global const float *scores, __global int *pred, uint n, uint c)
+__kernel void argmax(__global const float *scores, __global int *pred,
+                     __global uint *nonfinite, uint n, uint c)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
     __global const float *row = scores + (size_t)i * c;
     int best = 0;
     float value = row[0];
-    for (uint j = 1; j < c && !isnan(value); j++) {
+    uint bad = isfinite(value) ? 0 : 1;
+    for (uint j = 1; j < c; j++) {
         float v = row[j];
-        if (v > value || isnan(v)) {
+        bad += isfinite(v) ? 0 : 1;
+        if (!isnan(value) && (v > value || isnan(v))) {
             value = v;
             best = (int)j;
         }
     }
     pred[i] = best;
+    nonfinite[i] = bad;
 }

@@ -206,7 +206,7 @@ static void test_compare_save(void **state)
     scores[13][1] = 0;
     snprintf(good, sizeof good, "%s", write_preds("cli_nan_a.h5", pred, y, &scores[0][0], 20, 2));
     expect_failure((const char *[]){"compare", good, bad, "--batch", "5", "--save", never, NULL}, 2,
-                   "'scores' sample 13 holds NaN");
+                   "'scores' holds 1 non-finite scores (first in sample 13)");
     assert_int_equal(access(never, F_OK), -1);
     assert_false(folder_has_temp_files(CLEVAL_TEST_TMPDIR));
 }
@@ -443,7 +443,7 @@ static void test_drift_bad_inputs(void **state)
     expect_failure((const char *[]){"drift", no_pred, drift_cur, NULL}, 2,
                    "dr_no_pred.h5: no dataset 'pred'");
     expect_failure((const char *[]){"drift", drift_ref, nan_scores, NULL}, 2,
-                   "'scores' sample 2 holds NaN");
+                   "dr_nan.h5: 'scores' holds 1 non-finite scores (first in sample 2)");
     expect_failure((const char *[]){"drift", drift_ref, flat, NULL}, 2, "must be 2-D [N, C]");
     expect_failure((const char *[]){"drift", drift_ref, drift_cur, "--psi-alert", "-1", NULL}, 2,
                    "--psi-alert: must be between 0 and");

@@ -269,32 +269,48 @@ static const char *write_bad(const char *name, float bad0, float bad1, float bad
     return path;
 }
 
+/* NaN and infinite scores are refused unless allowed; allowed, a row without a confidence (a
+ * NaN or +Inf, or only -Inf) is left out, and -Inf beside finite scores counts as exp(-inf) = 0. */
 static void test_rows_without_confidence(void **state)
 {
     (void)state;
     char good[4096];
     snprintf(good, sizeof good, "%s", write_bad("drift_good.h5", 0, -INFINITY, 5));
     const float bad[][3] = {{NAN, 0, 0}, {0, INFINITY, 0}, {-INFINITY, -INFINITY, -INFINITY}};
+    const uint64_t nonfinite[] = {2, 2, 4}; /* row 3 holds a -Inf too */
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s",
                  write_bad("drift_bad.h5", bad[i][0], bad[i][1], bad[i][2]));
-        cleval_drift_config config = {.path_reference = good,
+        cleval_drift_config config = {.path_reference = path,
                                       .path_current = path,
                                       .thresholds = cleval_drift_default_thresholds(),
                                       .device = test_device()};
         cleval_drift_result r;
         assert_int_equal(cleval_drift_run(&config, &r), CLEVAL_ERR_INPUT);
-        assert_non_null(strstr(cleval_last_error(), "'scores' sample 2 holds NaN or +Inf"));
+        char expected[64];
+        snprintf(expected, sizeof expected, "holds %llu non-finite scores (first in sample 2)",
+                 (unsigned long long)nonfinite[i]);
+        assert_non_null(strstr(cleval_last_error(), expected));
         assert_non_null(strstr(cleval_last_error(), path));
+        config.allow_nonfinite = true;
+        assert_ok(cleval_drift_run(&config, &r));
+        assert_int_equal(r.current.nonfinite_scores, nonfinite[i]);
+        /* Rows 0, 1 and 3 only: 3 samples in the confidence histogram. */
+        uint64_t binned = 0;
+        for (int b = 0; b < CLEVAL_DRIFT_BINS; b++)
+            binned += r.current.confidence_counts[b];
+        assert_int_equal(binned, 3);
+        cleval_drift_result_free(&r);
     }
-    /* -Inf entries alone are fine: exp(-inf) = 0. */
     cleval_drift_config config = {.path_reference = good,
                                   .path_current = good,
                                   .thresholds = cleval_drift_default_thresholds(),
-                                  .device = test_device()};
+                                  .device = test_device(),
+                                  .allow_nonfinite = true};
     cleval_drift_result r;
     assert_ok(cleval_drift_run(&config, &r));
+    assert_int_equal(r.reference.nonfinite_scores, 2);
     assert_false(r.reference.probabilities);
     /* Row 1 is uniform over 3 classes: confidence 1/3 in bin 3, entropy ln 3. */
     assert_true(r.reference.confidence_counts[3] >= 1);

@@ -53,6 +53,10 @@ typedef struct cleval_compare_config {
     cleval_compare_limits limits;
     cleval_compare_progress_fn progress;
     void *progress_user;
+    /* Accept NaN and infinite scores: pairs where either score is one are left out of the
+     * score differences (and the max_abs_score_diff gate) and only counted. Otherwise a file
+     * holding any fails with CLEVAL_ERR_INPUT. */
+    bool allow_nonfinite;
 } cleval_compare_config;
 
 /* One sample singled out for the report: a flip, or a large score difference. */
@@ -91,7 +95,8 @@ typedef struct cleval_compare_result {
     bool has_scores;      /* both files hold scores of the same width */
     char score_note[160]; /* why not, when has_scores is false ("" otherwise) */
     uint32_t score_width;
-    double max_abs_score_diff, max_rel_score_diff, mean_abs_score_diff;
+    double max_abs_score_diff, max_rel_score_diff, mean_abs_score_diff; /* finite pairs only */
+    uint64_t nonfinite_a, nonfinite_b;     /* NaN and infinite scores in each file */
     uint64_t max_abs_index, max_rel_index; /* first sample where each maximum is reached */
     uint32_t max_abs_class, max_rel_class;
 
@@ -108,7 +113,8 @@ typedef struct cleval_compare_result {
 
 /* Streams both files and fills `out` (free it with cleval_compare_result_free). Fails with
  * CLEVAL_ERR_INPUT, naming the files, when they differ in length or in y, when one has y and
- * the other not, when a file lacks pred, holds no samples, or has NaN scores; with
+ * the other not, when a file lacks pred, holds no samples, or holds NaN or infinite scores
+ * (unless config->allow_nonfinite); with
  * CLEVAL_ERR_USAGE when a limit needs labels or scores the files do not have. A failed gate
  * is not an error: out->passed is false. With save_path the flipped samples are written (the
  * file appears only when everything succeeded). */

@@ -61,6 +61,11 @@ typedef struct cleval_drift_config {
     bool force_fp32; /* the confidence kernel in float even where the device has fp64 */
     cleval_drift_progress_fn progress;
     void *progress_user;
+    /* Accept NaN and infinite scores: a sample without a confidence (a NaN or +Inf score, or
+     * only -Inf ones) is left out of the confidence histogram and the means; -Inf scores
+     * beside finite ones count as probability 0. Otherwise a file holding any fails with
+     * CLEVAL_ERR_INPUT. */
+    bool allow_nonfinite;
 } cleval_drift_config;
 
 /* What one file holds, after both were read (class arrays are n_classes long). */
@@ -75,6 +80,7 @@ typedef struct cleval_drift_side {
     uint64_t confidence_counts[CLEVAL_DRIFT_BINS]; /* bin b: [b/10, (b+1)/10) */
     double mean_confidence;
     double mean_entropy; /* natural log (nats), of the softmax or of the row as given */
+    uint64_t nonfinite_scores; /* NaN and infinite scores */
 } cleval_drift_side;
 
 typedef struct cleval_drift_alert {

@@ -137,6 +137,11 @@ typedef struct cleval_eval_job {
     cleval_test_set test;
     cleval_run_options run;
     bool profile; /* record per-layer device time (slower: waits after each kernel) */
+    /* Accept NaN and infinite scores from the network. Otherwise a run that produced any fails
+     * with CLEVAL_ERR_INPUT (naming the model, their count and the first sample) and writes no
+     * prediction file. Accepted, they are saved as they are, and the prediction of a row is
+     * still its argmax with a NaN counting as the maximum (torch.argmax). */
+    bool allow_nonfinite;
 } cleval_eval_job;
 
 /* One layer's share of the run (device 0's, or summed over the devices). */
@@ -157,6 +162,7 @@ typedef struct cleval_eval_outcome {
     cleval_nn_model_info model_info; /* precision mode, pruning and size of the network */
     uint32_t n_layers;        /* filled when job->profile */
     cleval_eval_layer *layers;
+    uint64_t nonfinite_scores; /* NaN and infinite scores the network produced */
 } cleval_eval_outcome;
 
 /* Loads the model on every device, checks the test samples' shape against its input, and
@@ -177,7 +183,15 @@ typedef struct cleval_merge_outcome {
 } cleval_merge_outcome;
 
 /* Checks the parts belong to one job and cover every slice exactly once, adds their counts,
- * and writes the whole prediction file to save_path (NULL: none). */
+ * and writes the whole prediction file to save_path (NULL: none). Parts whose scores hold NaN
+ * or infinities (eval parts record how many: eval_nonfinite_scores) are refused with
+ * CLEVAL_ERR_INPUT unless allow_nonfinite; accepted, they are copied as they are. */
+cleval_status cleval_engine_merge_parts(const char *const *parts, uint32_t n_parts,
+                                        const char *save_path, bool allow_nonfinite,
+                                        cleval_merge_outcome *out);
+
+/* cleval_engine_merge_parts accepting non-finite scores: for parts whose runs already decided
+ * on them (the ranks of one mpirun job). */
 cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts,
                                   const char *save_path, cleval_merge_outcome *out);
 

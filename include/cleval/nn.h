@@ -187,6 +187,9 @@ cleval_status cleval_nn_run(cleval_nn *nn, const float *x, uint32_t n, float *sc
  * the next run or destroy (a larger batch may replace the buffers). */
 cl_mem cleval_nn_pred_buffer(const cleval_nn *nn);
 cl_mem cleval_nn_scores_buffer(const cleval_nn *nn);
+/* Classifier: the uint32 [n] count of NaN and infinite scores in each row of the last run
+ * (counted by the argmax, so free), valid as the predictions are. */
+cl_mem cleval_nn_nonfinite_buffer(const cleval_nn *nn);
 
 /* A host tensor for general graphs: `rank` dims, row-major float data. */
 typedef struct cleval_nn_tensor {

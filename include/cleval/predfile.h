@@ -28,6 +28,8 @@ typedef struct cleval_predfile_spec {
      * cleval_output_temp_create). A resumable run names it so that the next process can reopen
      * it with cleval_predfile_resume(). */
     const char *temp_path;
+    /* The option that named the file, for error messages; NULL: "--save". */
+    const char *option;
 } cleval_predfile_spec;
 
 /* Creates the temporary file with the datasets the spec asks for, sized n_samples. */
@@ -60,10 +62,13 @@ cleval_status cleval_predfile_set_int_attribute(cleval_predfile *pf, const char 
 /* Makes everything written so far durable in the temporary file (before a checkpoint). */
 cleval_status cleval_predfile_flush(cleval_predfile *pf);
 
-/* Closes the file and renames it to its final name. The handle is freed either way. */
+/* Closes the file and renames it to its final name. The handle is freed either way; on failure
+ * (the message names the file and the OS error) the temporary is deleted and the final name
+ * is left as it was. */
 cleval_status cleval_predfile_commit(cleval_predfile *pf);
 
-/* Closes the file and keeps the temporary for a later resume. NULL is a no-op. */
+/* Closes the file and keeps the temporary for a later resume, unless closing it fails (a full
+ * disk), which deletes it. NULL is a no-op. */
 void cleval_predfile_suspend(cleval_predfile *pf);
 
 /* Closes and deletes the temporary file. NULL is a no-op. */

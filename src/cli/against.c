@@ -35,6 +35,7 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
     if (!args->present[OPT_AGAINST]) return CLEVAL_OK;
     against->active = true;
     against->spec = args->values[OPT_AGAINST];
+    against->allow_nonfinite = args->present[OPT_ALLOW_NONFINITE];
     /* A bad gate is a usage error before any work, not after two runs. */
     cleval_status status = cli_parse_compare_limits(args, &against->limits);
     if (status != CLEVAL_OK) return status;
@@ -68,8 +69,10 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
 /* Compares the two saved runs with the gates read at the start. */
 static cleval_status compare_runs(const cli_against *against, cleval_compare_result *result)
 {
-    cleval_compare_config config = {
-        .path_a = against->path_a, .path_b = against->path_b, .limits = against->limits};
+    cleval_compare_config config = {.path_a = against->path_a,
+                                    .path_b = against->path_b,
+                                    .limits = against->limits,
+                                    .allow_nonfinite = against->allow_nonfinite};
     return cleval_compare_run(&config, result);
 }
 

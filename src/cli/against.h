@@ -16,6 +16,7 @@ typedef struct cli_against {
     char path_a[4200], path_b[4200]; /* the two prediction files */
     char temp_dir[4096]; /* without --save: the private folder holding both, removed at the end */
     cleval_compare_limits limits; /* the verdict's gates, read before either run */
+    bool allow_nonfinite;         /* --allow-nonfinite: the verdict accepts them too */
 } cli_against;
 
 /* Reads --against: a precision (when `precisions` is not NULL and lists it) or a device spec,

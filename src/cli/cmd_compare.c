@@ -44,7 +44,8 @@ int cli_compare(int argc, char **argv)
         OPT_SCORES_KEY, OPT_MAX_FLIP_RATE,  OPT_MAX_ACCURACY_DROP,
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
         OPT_SAVE,       OPT_BATCH,          OPT_QUIET,
-        OPT_VERBOSE,    OPT_ALLOW_EXTERNAL_STORAGE};
+        OPT_VERBOSE,    OPT_ALLOW_EXTERNAL_STORAGE,
+        OPT_ALLOW_NONFINITE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,
@@ -77,6 +78,7 @@ int cli_compare(int argc, char **argv)
         config.y_key = args.values[OPT_Y_KEY];
         config.scores_key = args.values[OPT_SCORES_KEY];
         config.save_path = args.values[OPT_SAVE];
+        config.allow_nonfinite = args.present[OPT_ALLOW_NONFINITE];
         config.progress = cli_progress_update;
         config.progress_user = &progress;
         status = cleval_compare_run(&config, &result);

@@ -37,7 +37,8 @@ int cli_drift(int argc, char **argv)
     static const cli_option_id allowed[] = {OPT_HELP,     OPT_PRED_KEY,  OPT_SCORES_KEY, OPT_Y_KEY,
                                             OPT_PSI_WARN, OPT_PSI_ALERT, OPT_JS_ALERT,   OPT_ALPHA,
                                             OPT_JSON,     OPT_BATCH,     OPT_DEVICE,     OPT_QUIET,
-                                            OPT_VERBOSE,  OPT_ALLOW_EXTERNAL_STORAGE};
+                                            OPT_VERBOSE,  OPT_ALLOW_EXTERNAL_STORAGE,
+                                            OPT_ALLOW_NONFINITE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,
@@ -71,6 +72,7 @@ int cli_drift(int argc, char **argv)
         config.scores_key = args.values[OPT_SCORES_KEY];
         config.y_key = args.values[OPT_Y_KEY];
         config.device = dev;
+        config.allow_nonfinite = args.present[OPT_ALLOW_NONFINITE];
         config.progress = cli_progress_update;
         config.progress_user = &progress;
         status = cleval_drift_run(&config, &result);

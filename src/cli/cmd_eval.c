@@ -107,6 +107,7 @@ static cJSON *eval_extra(const cleval_eval_job *job, const cleval_eval_outcome *
     cli_eval_mode mode = mode_of(out);
     cli_eval_mode_fields(model, &mode);
     cJSON_AddItemToObject(extra, "model", model);
+    cJSON_AddNumberToObject(extra, "nonfinite_scores", (double)out->nonfinite_scores);
     cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
     cJSON_AddNumberToObject(breakdown, "load_model_s", out->load_s);
     cJSON_AddNumberToObject(breakdown, "read_s", out->predict.read_s);
@@ -193,7 +194,8 @@ int cli_eval(int argc, char **argv)
         OPT_PROFILE, OPT_SHARD, OPT_CHECKPOINT, OPT_CHECKPOINT_EVERY,
         OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE,    OPT_AGAINST,
         OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF,
-        OPT_CALIBRATION, OPT_PRUNE, OPT_FP16_ARITHMETIC, OPT_ALLOW_EXTERNAL_STORAGE};
+        OPT_CALIBRATION, OPT_PRUNE, OPT_FP16_ARITHMETIC, OPT_ALLOW_EXTERNAL_STORAGE,
+        OPT_ALLOW_NONFINITE};
     /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     static const char *const arithmetics[] = {"auto", "half", "float", NULL};
@@ -273,10 +275,11 @@ int cli_eval(int argc, char **argv)
                                                                      : NULL};
         job.run = run.options;
         job.profile = args.present[OPT_PROFILE];
+        job.allow_nonfinite = args.present[OPT_ALLOW_NONFINITE];
         status = cleval_engine_eval(&job, &outcome);
         cli_progress_finish(&run.progress);
     }
-    code = cli_run_settle(&run, status, &outcome.predict, NULL, 0);
+    code = cli_run_settle(&run, status, &outcome.predict, &outcome.nonfinite_scores, 1);
     if (code == CLI_EXIT_OK && cli_run_reports(&run)) {
         char line[256];
         cli_eval_mode mode = mode_of(&outcome);
@@ -294,6 +297,9 @@ int cli_eval(int argc, char **argv)
             status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
             if (status == CLEVAL_OK && job.profile && !cli_json_to_stdout(&args))
                 print_layers(&outcome);
+            if (status == CLEVAL_OK && outcome.nonfinite_scores && !cli_json_to_stdout(&args))
+                printf("\nNon-finite scores: %llu, accepted (a NaN counts as the maximum)\n",
+                       (unsigned long long)outcome.nonfinite_scores);
             if (status != CLEVAL_OK) code = cli_fail(status);
         }
         cJSON_Delete(extra);

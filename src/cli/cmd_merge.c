@@ -22,7 +22,8 @@ static uint64_t number(const cleval_merge_outcome *out, const char *name)
 int cli_merge(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {OPT_HELP,  OPT_JSON,    OPT_SAVE,
-                                            OPT_QUIET, OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE};
+                                            OPT_QUIET, OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE,
+                                            OPT_ALLOW_NONFINITE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "merge", usage, allowed,
@@ -37,8 +38,9 @@ int cli_merge(int argc, char **argv)
     if (status == CLEVAL_OK)
         status = cli_check_outputs(&args, (const char *const[]){"part", NULL}, NULL, 0);
     if (status == CLEVAL_OK)
-        status = cleval_engine_merge(args.positional, (uint32_t)args.n_positional,
-                                     args.values[OPT_SAVE], outcome);
+        status = cleval_engine_merge_parts(args.positional, (uint32_t)args.n_positional,
+                                           args.values[OPT_SAVE], args.present[OPT_ALLOW_NONFINITE],
+                                           outcome);
     if (status == CLEVAL_OK) {
         cleval_run_timing timing = {.device = outcome->device,
                                     .total_s = cleval_seconds() - start,
@@ -78,6 +80,8 @@ int cli_merge(int argc, char **argv)
             cli_eval_mode_line(&mode, line, sizeof line);
             timing.model = line;
             cJSON_AddItemToObject(extra, "model", model);
+            cJSON_AddNumberToObject(extra, "nonfinite_scores",
+                                    (double)number(outcome, "eval_nonfinite_scores"));
         }
         status = cli_emit_predictions(&args, &outcome->predict, &timing, extra);
         cJSON_Delete(extra);

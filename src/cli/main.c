@@ -1,8 +1,11 @@
 /* cleval's entry point: finds the command and maps its outcome to an exit code. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const cli_command commands[] = {
     {"compare", "migration check between two saved runs (paired verdict, CI gates)",
@@ -35,7 +38,41 @@ const cleval_cluster *cli_cluster(void)
     return &cluster;
 }
 
-int main(int argc, char **argv)
+/* A closed stdout or stderr would hand its number to the next file cleval opens (an HDF5
+ * file, say), and the report would be written into that file. The slot is held by /dev/null
+ * opened read-only instead, so that writing the report fails (EBADF) as it should. */
+static void hold_closed_output_fds(void)
+{
+    for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        int held = open("/dev/null", O_RDONLY);
+        if (held >= 0 && held != fd) {
+            dup2(held, fd);
+            close(held);
+        }
+    }
+}
+
+/* The report is only delivered once stdout takes it: a full (/dev/full) or closed stdout turns
+ * a success or a failed gate into exit 2, with one line. A command that already failed has
+ * said why; its code stands. */
+static int finish_stdout(int code)
+{
+    bool failed = fflush(stdout) != 0 || ferror(stdout);
+    /* stdio may have failed long before, errno long gone: a write of no bytes asks again. */
+    errno = 0;
+    int err = failed && write(STDOUT_FILENO, "", 0) < 0 ? errno : 0;
+    if (fclose(stdout) != 0 && !failed) {
+        failed = true;
+        err = errno;
+    }
+    if (!failed || (code != CLI_EXIT_OK && code != CLI_EXIT_GATE_FAILED)) return code;
+    fprintf(stderr, "cleval: writing the report to stdout failed: %s\n",
+            err ? strerror(err) : "write error");
+    return CLI_EXIT_BAD_INPUT;
+}
+
+static int run_command(int argc, char **argv)
 {
     if (argc < 2) {
         print_usage(stderr);
@@ -61,4 +98,10 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "cleval: unknown command '%s' (see cleval --help)\n", name);
     return CLI_EXIT_BAD_INPUT;
+}
+
+int main(int argc, char **argv)
+{
+    hold_closed_output_fds();
+    return finish_stdout(run_command(argc, argv));
 }

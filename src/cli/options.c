@@ -38,6 +38,12 @@ const cli_option cli_options[OPT_COUNT] = {
                                     "let HDF5 inputs read external storage, virtual dataset "
                                     "sources and external links outside their own folder "
                                     "(still only existing regular files)"},
+    [OPT_ALLOW_NONFINITE] = {"allow-nonfinite", 0, NULL,
+                             "accept NaN and infinite scores (refused otherwise, exit 2): eval "
+                             "saves them and its argmax counts a NaN as the maximum; compare "
+                             "leaves pairs with one out of the score differences; drift leaves "
+                             "samples with one out of the confidence and entropy; merge copies "
+                             "them; the JSON counts them in nonfinite_scores"},
     [OPT_PROFILE] = {"profile", 0, NULL,
                      "time every layer on the device and report the table (slower)"},
     [OPT_AGAINST] = {"against", 0, "SPEC",

@@ -48,6 +48,7 @@ typedef enum cli_option_id {
     OPT_PRUNE,
     OPT_FP16_ARITHMETIC,
     OPT_ALLOW_EXTERNAL_STORAGE,
+    OPT_ALLOW_NONFINITE,
     OPT_COUNT
 } cli_option_id;
 

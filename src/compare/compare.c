@@ -20,6 +20,8 @@ typedef struct side {
     cleval_dataset *ds;
     cleval_column *pred, *y, *scores;
     uint64_t n;
+    uint64_t nonfinite;       /* NaN and infinite scores */
+    uint64_t first_nonfinite; /* the first sample holding one */
 } side;
 
 typedef struct compare_state {
@@ -34,7 +36,8 @@ typedef struct compare_state {
     double *flip_diff;
     double *row_diff; /* per sample of the batch: its largest |a - b| */
     uint32_t *row_class;
-    double abs_sum, abs_carry; /* Neumaier sum of every |a - b| */
+    double abs_sum, abs_carry; /* Neumaier sum of every |a - b| of finite pairs */
+    uint64_t finite_pairs;
 } compare_state;
 
 void cleval_compare_result_free(cleval_compare_result *r)
@@ -192,35 +195,35 @@ static void keep_top(cleval_compare_sample *list, uint32_t *n, const cleval_comp
     list[at] = *s;
 }
 
-/* |a - b| and its relative size |a - b| / max(|a|, |b|), with equal values (infinities
- * included) differing by 0 and an infinity against anything else by +inf. */
+/* |a - b| of two finite scores and its relative size |a - b| / max(|a|, |b|) (0 when equal). */
 static void score_difference(float a, float b, double *abs_diff, double *rel_diff)
 {
-    if (a == b) {
-        *abs_diff = *rel_diff = 0.0;
-        return;
-    }
     double d = fabs((double)a - (double)b);
-    double scale = fmax(fabs((double)a), fabs((double)b));
     *abs_diff = d;
-    *rel_diff = isinf(d) ? (isinf(a) && isinf(b) ? 2.0 : 1.0) : d / scale;
+    *rel_diff = d == 0.0 ? 0.0 : d / fmax(fabs((double)a), fabs((double)b));
 }
 
-/* Score differences of one batch: the maxima, the sum, and each row's largest difference. */
-static cleval_status score_batch(compare_state *s, cleval_compare_result *out, uint64_t row0,
-                                 uint64_t count)
+/* Whether `score` is finite; counts it on its side when not. */
+static bool finite_score(side *sd, float score, uint64_t index)
+{
+    if (isfinite(score)) return true;
+    if (sd->nonfinite++ == 0) sd->first_nonfinite = index;
+    return false;
+}
+
+/* Score differences of one batch: the maxima, the sum, and each row's largest difference,
+ * over the pairs where both scores are finite (the others are only counted). */
+static void score_batch(compare_state *s, cleval_compare_result *out, uint64_t row0, uint64_t count)
 {
     uint32_t w = out->score_width;
     for (uint64_t i = 0; i < count; i++) {
         const float *ra = s->scores_a + i * w, *rb = s->scores_b + i * w;
-        double row_max = -1.0;
+        double row_max = 0.0;
         uint32_t row_at = 0;
         for (uint32_t j = 0; j < w; j++) {
-            if (isnan(ra[j]) || isnan(rb[j])) {
-                const side *bad = isnan(ra[j]) ? &s->a : &s->b;
-                return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' sample %llu holds NaN", bad->path,
-                                   cleval_column_name(bad->scores), (unsigned long long)(row0 + i));
-            }
+            bool finite_a = finite_score(&s->a, ra[j], row0 + i);
+            if (!finite_score(&s->b, rb[j], row0 + i) || !finite_a) continue;
+            s->finite_pairs++;
             double d, rel;
             score_difference(ra[j], rb[j], &d, &rel);
             cleval_stats_add_compensated(&s->abs_sum, &s->abs_carry, d);
@@ -242,7 +245,23 @@ static cleval_status score_batch(compare_state *s, cleval_compare_result *out, u
             out->max_abs_class = row_at;
         }
     }
-    return CLEVAL_OK;
+}
+
+/* Refuses NaN and infinite scores, naming the first file and sample holding one, unless the
+ * caller accepts them. */
+static cleval_status check_nonfinite(const compare_state *s, const cleval_compare_config *config,
+                                     cleval_compare_result *out)
+{
+    out->nonfinite_a = s->a.nonfinite;
+    out->nonfinite_b = s->b.nonfinite;
+    const side *bad = s->a.nonfinite ? &s->a : s->b.nonfinite ? &s->b : NULL;
+    if (!bad || config->allow_nonfinite) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "%s: '%s' holds %llu non-finite scores (first in sample %llu); pass "
+                       "--allow-nonfinite to accept them",
+                       bad->path, cleval_column_name(bad->scores),
+                       (unsigned long long)bad->nonfinite,
+                       (unsigned long long)bad->first_nonfinite);
 }
 
 static cleval_status read_batch(compare_state *s, const cleval_compare_result *out, uint64_t row0,
@@ -346,7 +365,8 @@ static void add_gate(cleval_compare_result *out, const char *name, double limit,
 }
 
 /* The statistics from the counts, then the gates. */
-static void finish(cleval_compare_result *out, const cleval_compare_limits *limits, double abs_sum)
+static void finish(cleval_compare_result *out, const cleval_compare_limits *limits, double abs_sum,
+                   uint64_t finite_pairs)
 {
     double n = (double)out->n_samples;
     out->agreements = out->n_samples - out->flips;
@@ -362,7 +382,7 @@ static void finish(cleval_compare_result *out, const cleval_compare_limits *limi
         out->mcnemar_p =
             cleval_stats_mcnemar_exact(out->a_only_right, out->b_only_right, &out->mcnemar_log_p);
     }
-    if (out->has_scores) out->mean_abs_score_diff = abs_sum / (n * out->score_width);
+    if (out->has_scores && finite_pairs) out->mean_abs_score_diff = abs_sum / (double)finite_pairs;
 
     out->passed = true;
     if (limits->use_max_flip_rate)
@@ -444,11 +464,12 @@ cleval_status cleval_compare_run(const cleval_compare_config *config, cleval_com
             goto done;
         }
         if ((status = cleval_confusion_grow(&s.matrix, needed)) != CLEVAL_OK) goto done;
-        if (out->has_scores && (status = score_batch(&s, out, row0, count)) != CLEVAL_OK) goto done;
+        if (out->has_scores) score_batch(&s, out, row0, count);
         if ((status = count_batch(&s, out, row0, count)) != CLEVAL_OK) goto done;
         if (config->progress) config->progress(row0 + count, n, config->progress_user);
     }
-    finish(out, &config->limits, s.abs_sum + s.abs_carry);
+    if (out->has_scores && (status = check_nonfinite(&s, config, out)) != CLEVAL_OK) goto done;
+    finish(out, &config->limits, s.abs_sum + s.abs_carry, s.finite_pairs);
     out->n_classes = s.matrix.n_classes;
     out->flip_matrix = s.matrix.counts;
     s.matrix.counts = NULL;

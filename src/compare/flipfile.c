@@ -10,6 +10,8 @@
 
 #include "cleval/output.h"
 
+#include "h5file.h"
+
 enum { N_COLUMNS = 5, CHUNK_ROWS = 4096 };
 static const char *const column_names[N_COLUMNS] = {"index", "pred_a", "pred_b", "y", "score_diff"};
 
@@ -21,14 +23,14 @@ struct flipfile {
     uint64_t rows;
 };
 
-static void close_handles(flipfile *f)
+/* Closes the file and its datasets (see h5file_close()); returns 0 or an errno. */
+static int close_handles(flipfile *f)
 {
-    for (int i = 0; i < N_COLUMNS; i++)
-        if (f->dsets[i] >= 0) H5Dclose(f->dsets[i]);
-    if (f->file >= 0) H5Fclose(f->file);
+    int err = f->file >= 0 ? h5file_close(f->file) : 0;
     for (int i = 0; i < N_COLUMNS; i++)
         f->dsets[i] = H5I_INVALID_HID;
     f->file = H5I_INVALID_HID;
+    return err;
 }
 
 static void destroy(flipfile *f)
@@ -38,15 +40,20 @@ static void destroy(flipfile *f)
     free(f);
 }
 
-/* An empty, unlimited, chunked 1-D dataset. */
+/* An empty, unlimited, chunked 1-D dataset. It has no chunk cache: every append reaches the
+ * file at once, so a full disk fails that append rather than the close, where HDF5 would drop
+ * (and leak) the chunks it still held. */
 static hid_t create_column(hid_t file, const char *name, hid_t type)
 {
     hsize_t dims[1] = {0}, max_dims[1] = {H5S_UNLIMITED}, chunk[1] = {CHUNK_ROWS};
     hid_t space = H5Screate_simple(1, dims, max_dims);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
     hid_t dset = H5I_INVALID_HID;
-    if (space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0)
-        dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (space >= 0 && dcpl >= 0 && dapl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0 &&
+        H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT) >= 0)
+        dset = H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, dapl);
+    if (dapl >= 0) H5Pclose(dapl);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
     return dset;
@@ -55,7 +62,7 @@ static hid_t create_column(hid_t file, const char *name, hid_t type)
 cleval_status flipfile_create(const char *path, bool with_labels, bool with_scores, flipfile **out)
 {
     *out = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    cleval_hdf5_init();
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
     if (cleval_output_in_place(path))
         return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
@@ -86,10 +93,14 @@ cleval_status flipfile_create(const char *path, bool with_labels, bool with_scor
     const hid_t types[N_COLUMNS] = {H5T_STD_I64LE, H5T_STD_I32LE, H5T_STD_I32LE, H5T_STD_I32LE,
                                     H5T_IEEE_F64LE};
     const bool wanted[N_COLUMNS] = {true, true, true, with_labels, with_scores};
+    errno = 0;
     for (int i = 0; i < N_COLUMNS; i++)
         if (wanted[i] && (f->dsets[i] = create_column(f->file, column_names[i], types[i])) < 0) {
+            cleval_status status =
+                cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets: %s", path,
+                            h5file_os_error());
             flipfile_abort(f);
-            return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets", path);
+            return status;
         }
     *out = f;
     return CLEVAL_OK;
@@ -117,12 +128,11 @@ cleval_status flipfile_append(flipfile *f, uint64_t n, const int64_t *index, con
     const void *data[N_COLUMNS] = {index, pred_a, pred_b, y, score_diff};
     const hid_t mem_types[N_COLUMNS] = {H5T_NATIVE_INT64, H5T_NATIVE_INT32, H5T_NATIVE_INT32,
                                         H5T_NATIVE_INT32, H5T_NATIVE_DOUBLE};
+    errno = 0;
     for (int i = 0; i < N_COLUMNS; i++)
         if (f->dsets[i] >= 0 && append_column(f->dsets[i], mem_types[i], f->rows, n, data[i]) < 0)
-            return cleval_fail(CLEVAL_ERR_IO,
-                               "--save %s: writing flipped samples failed (disk "
-                               "full?)",
-                               f->path);
+            return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing flipped samples failed: %s",
+                               f->path, h5file_os_error());
     f->rows += n;
     return CLEVAL_OK;
 }
@@ -157,27 +167,23 @@ cleval_status flipfile_commit(flipfile *f, const char *path_a, const char *path_
                               uint64_t n_samples)
 {
     cleval_status status = CLEVAL_OK;
+    errno = 0;
     if (set_string_attribute(f->file, "a", path_a) < 0 ||
         set_string_attribute(f->file, "b", path_b) < 0 ||
         set_string_attribute(f->file, "cleval_version", CLEVAL_VERSION) < 0 ||
         set_int_attribute(f->file, "n_samples", (int64_t)n_samples) < 0 ||
         set_int_attribute(f->file, "n_flips", (int64_t)f->rows) < 0) {
-        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot write its attributes", f->path);
+        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot write its attributes: %s", f->path,
+                             h5file_os_error());
         flipfile_abort(f);
         return status;
     }
-    bool closed = true;
-    for (int i = 0; i < N_COLUMNS; i++)
-        if (f->dsets[i] >= 0 && H5Dclose(f->dsets[i]) < 0) closed = false;
-    for (int i = 0; i < N_COLUMNS; i++)
-        f->dsets[i] = H5I_INVALID_HID;
-    if (H5Fclose(f->file) < 0) closed = false;
-    f->file = H5I_INVALID_HID;
-    if (closed) {
+    int err = close_handles(f);
+    if (!err) {
         status = cleval_output_temp_commit(&f->temp, f->path, "--save");
     } else {
-        status =
-            cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: HDF5 error", f->path);
+        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: %s", f->path,
+                             strerror(err));
         cleval_output_temp_discard(&f->temp);
     }
     destroy(f);

@@ -95,6 +95,9 @@ cJSON *cleval_compare_json(const cleval_compare_result *r)
         cJSON_AddNumberToObject(scores, "max_rel_index", (double)r->max_rel_index);
         cJSON_AddNumberToObject(scores, "max_rel_class", r->max_rel_class);
         cJSON_AddNumberToObject(scores, "mean_abs", r->mean_abs_score_diff);
+        cJSON *nonfinite = cJSON_AddObjectToObject(json, "nonfinite_scores");
+        cJSON_AddNumberToObject(nonfinite, "a", (double)r->nonfinite_a);
+        cJSON_AddNumberToObject(nonfinite, "b", (double)r->nonfinite_b);
         cJSON_AddItemToObject(scores, "top",
                               sample_list(r, r->top_score_diffs, r->n_top_score_diffs, false));
     } else {
@@ -207,15 +210,21 @@ void cleval_compare_report(FILE *out, const cleval_compare_result *r)
     } else {
         fprintf(out, "No labels: predictions compared only (no accuracy, no McNemar test).\n");
     }
-    if (r->has_scores)
+    if (!r->has_scores) {
+        fprintf(out, "Scores        not compared: %s\n", r->score_note);
+    } else {
         fprintf(out,
                 "Scores        max |a - b| %.6g (sample %llu, class %u), max relative %.6g "
                 "(sample %llu, class %u), mean |a - b| %.6g\n",
                 r->max_abs_score_diff, (unsigned long long)r->max_abs_index, r->max_abs_class,
                 r->max_rel_score_diff, (unsigned long long)r->max_rel_index, r->max_rel_class,
                 r->mean_abs_score_diff);
-    else
-        fprintf(out, "Scores        not compared: %s\n", r->score_note);
+        if (r->nonfinite_a || r->nonfinite_b)
+            fprintf(out,
+                    "              pairs with a non-finite score left out (%llu in A, %llu "
+                    "in B)\n",
+                    (unsigned long long)r->nonfinite_a, (unsigned long long)r->nonfinite_b);
+    }
     fputc('\n', out);
     print_matrix(out, r);
 

@@ -3,7 +3,6 @@
 #include "dataset_internal.h"
 
 #include <stdbool.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,19 +10,6 @@
 #include "cleval/input.h"
 
 #include "text/printable.h"
-
-static pthread_once_t hdf5_quiet_once = PTHREAD_ONCE_INIT;
-
-/* HDF5 prints its error stack to stderr by default; cleval reports one line of its own. */
-static void make_hdf5_quiet(void)
-{
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-void cleval_hdf5_init(void)
-{
-    pthread_once(&hdf5_quiet_once, make_hdf5_quiet);
-}
 
 /* HDF5's signature sits at offset 0 or, after a user block, at 512, 1024, 2048, ... */
 static bool has_hdf5_signature(FILE *f, uint64_t size)

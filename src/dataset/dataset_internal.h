@@ -4,16 +4,13 @@
 
 #include "cleval/dataset.h"
 
-#include <hdf5.h>
+#include "h5file.h"
 
 struct cleval_dataset {
     char *path;
     hid_t file;
     hid_t dapl; /* dataset access: see dataset_access_plist() */
 };
-
-/* Silences HDF5's own error printing, once per process. */
-void cleval_hdf5_init(void);
 
 /* Checks the files `file` (opened from `path`) would make HDF5 read besides itself: external
  * storage, virtual dataset sources, external links (see linked_files.c). Datasets are opened

@@ -295,6 +295,10 @@ cJSON *cleval_drift_json(const cleval_drift_result *r)
     cJSON_AddNumberToObject(entropy, "mean_reference", r->reference.mean_entropy);
     cJSON_AddNumberToObject(entropy, "mean_current", r->current.mean_entropy);
 
+    cJSON *nonfinite = cJSON_AddObjectToObject(json, "nonfinite_scores");
+    cJSON_AddNumberToObject(nonfinite, "reference", (double)r->reference.nonfinite_scores);
+    cJSON_AddNumberToObject(nonfinite, "current", (double)r->current.nonfinite_scores);
+
     cJSON_AddItemToObject(json, "alerts", alert_list(r->alerts, r->n_alerts));
     cJSON_AddItemToObject(json, "warnings", alert_list(r->warnings, r->n_warnings));
     cJSON *limits = cJSON_AddObjectToObject(json, "thresholds");

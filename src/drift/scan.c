@@ -15,7 +15,7 @@
 /* Score rows of one batch stay under this many bytes. */
 static const uint64_t SCORE_BATCH_BYTES = 64ull << 20;
 
-enum { FLAG_PROBABILITIES = 1, FLAG_UNUSABLE = 2 }; /* as in kernels/drift.cl */
+enum { FLAG_PROBABILITIES = 1, FLAG_UNUSABLE = 2, NONFINITE_SHIFT = 2 }; /* as in drift.cl */
 
 enum { OUT_CONF_SOFTMAX, OUT_CONF_GIVEN, OUT_ENTROPY_SOFTMAX, OUT_ENTROPY_GIVEN, N_OUTPUTS };
 
@@ -28,6 +28,9 @@ struct scan_state {
     cl_mem bins_softmax, bins_given, edges;
     cleval_histogram *classes, *confusion, *conf_softmax, *conf_given;
     double sums[N_OUTPUTS], carries[N_OUTPUTS];
+    uint64_t usable;          /* rows with a confidence (the means' denominator) */
+    uint64_t nonfinite;       /* NaN and infinite scores */
+    uint64_t first_nonfinite; /* the first sample holding one */
 };
 
 static void release(scan_state *s)
@@ -205,9 +208,11 @@ static cleval_status run_kernel(scan_state *s, cl_kernel k, uint64_t count, uint
                            "clEnqueueNDRangeKernel(drift_confidence)");
 }
 
-/* Adds the batch's confidences and entropies to the running sums and checks its flags. */
-static cleval_status collect(scan_state *s, const char *path, uint64_t row0, uint64_t count,
-                             bool fp64, bool *all_probabilities)
+/* Adds the batch's confidences and entropies to the running sums, and counts its non-finite
+ * scores. A row without a confidence (NaN, +Inf, or only -Inf) holds a non-finite score and
+ * adds nothing: the kernel gave it no bin and zero confidence and entropy. */
+static cleval_status collect(scan_state *s, uint64_t row0, uint64_t count, bool fp64,
+                             bool *all_probabilities)
 {
     cleval_device *dev = s->dev;
     cleval_status status = cleval_hostbuf_map(dev, &s->flags_buf, false);
@@ -216,14 +221,11 @@ static cleval_status collect(scan_state *s, const char *path, uint64_t row0, uin
     if (status != CLEVAL_OK) return status;
     const cl_int *flags = s->flags_buf.host;
     for (uint64_t i = 0; i < count; i++) {
-        if (flags[i] & FLAG_UNUSABLE) {
-            status =
-                cleval_fail(CLEVAL_ERR_INPUT,
-                            "%s: '%s' sample %llu holds NaN or +Inf (or only -Inf): no "
-                            "confidence",
-                            path, cleval_column_name(s->scores), (unsigned long long)(row0 + i));
-            break;
-        }
+        uint64_t nonfinite = (uint64_t)(flags[i] >> NONFINITE_SHIFT);
+        if (nonfinite && s->nonfinite == 0) s->first_nonfinite = row0 + i;
+        s->nonfinite += nonfinite;
+        if (flags[i] & FLAG_UNUSABLE) continue;
+        s->usable++;
         if (!(flags[i] & FLAG_PROBABILITIES)) *all_probabilities = false;
     }
     for (int k = 0; status == CLEVAL_OK && k < N_OUTPUTS; k++) {
@@ -294,12 +296,21 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
             (status = run_kernel(&s, kernel, count, width)) ||
             (status = cleval_histogram_add(s.conf_softmax, NULL, s.bins_softmax, count)) ||
             (status = cleval_histogram_add(s.conf_given, NULL, s.bins_given, count)) ||
-            (status = collect(&s, path, row0, count, fp64, &all_probabilities)))
+            (status = collect(&s, row0, count, fp64, &all_probabilities)))
             goto done;
         if (config->progress)
             config->progress(done_before + row0 + count, total, config->progress_user);
     }
 
+    out->side.nonfinite_scores = s.nonfinite;
+    if (s.nonfinite && !config->allow_nonfinite) {
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: '%s' holds %llu non-finite scores (first in sample %llu); pass "
+                             "--allow-nonfinite to accept them",
+                             path, cleval_column_name(s.scores), (unsigned long long)s.nonfinite,
+                             (unsigned long long)s.first_nonfinite);
+        goto done;
+    }
     out->n_classes = n_classes;
     out->side.class_counts = calloc(n_classes, sizeof *out->side.class_counts);
     if (s.y)
@@ -316,8 +327,9 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
         goto done;
     int conf = all_probabilities ? OUT_CONF_GIVEN : OUT_CONF_SOFTMAX;
     int entropy = all_probabilities ? OUT_ENTROPY_GIVEN : OUT_ENTROPY_SOFTMAX;
-    out->side.mean_confidence = (s.sums[conf] + s.carries[conf]) / (double)n;
-    out->side.mean_entropy = (s.sums[entropy] + s.carries[entropy]) / (double)n;
+    /* NaN (reported as null) when no row has a confidence. */
+    out->side.mean_confidence = (s.sums[conf] + s.carries[conf]) / (double)s.usable;
+    out->side.mean_entropy = (s.sums[entropy] + s.carries[entropy]) / (double)s.usable;
 
 done:
     release(&s);

@@ -217,6 +217,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
         out->read_s = result.read_s;
         out->wait_s = result.wait_s;
     }
+    if (status == CLEVAL_OK && spec->accept) status = spec->accept(spec->accept_user);
     if (status == CLEVAL_OK) status = fill_outcome(&result.counts, spec->labels != NULL, out);
     if (status == CLEVAL_OK && file) {
         if (part)

@@ -72,6 +72,10 @@ typedef struct engine_run_spec {
     const char *save_path;   /* NULL: no file */
     bool save_counts;        /* store the counts in --save even for a whole run (metrics) */
     engine_counters *counters; /* may be NULL */
+    /* Called once every row is done (all devices idle), before the prediction file is
+     * committed: a failure discards the file. NULL: none. */
+    cleval_status (*accept)(void *user);
+    void *accept_user;
     /* Name/value string pairs a part file records so that `cleval merge` can report what the
      * job was (KNN: k, weights, metric, training rows); NULL-terminated, may be NULL. */
     const char *const *part_attributes;

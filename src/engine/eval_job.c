@@ -13,19 +13,84 @@
 typedef struct eval_model {
     cleval_nn *nn;
     cleval_device *dev;
+    uint32_t *row_nonfinite;  /* the last batch's count of NaN and infinite scores per row */
+    uint32_t capacity;        /* rows row_nonfinite holds */
+    uint64_t nonfinite;       /* NaN and infinite scores in this device's batches */
+    uint64_t first_nonfinite; /* the first sample holding one; UINT64_MAX: none yet */
 } eval_model;
+
+/* Adds the batch's NaN and infinite scores (per-row counts, read back with the predictions)
+ * to the device's tally. */
+static void tally_nonfinite(eval_model *m, const pipeline_slot *slot)
+{
+    for (uint32_t i = 0; i < slot->n; i++) {
+        if (!m->row_nonfinite[i]) continue;
+        m->nonfinite += m->row_nonfinite[i];
+        if (slot->row0 + i < m->first_nonfinite) m->first_nonfinite = slot->row0 + i;
+    }
+}
 
 static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
 {
     eval_model *m = model;
     cleval_status status = cleval_nn_run(m->nn, slot->x, slot->n, slot->scores);
     if (status != CLEVAL_OK) return status;
+    if (slot->n > m->capacity) {
+        free(m->row_nonfinite);
+        m->capacity = 0;
+        if (!(m->row_nonfinite = malloc((size_t)slot->n * sizeof *m->row_nonfinite)))
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch of %u samples",
+                               slot->n);
+        m->capacity = slot->n;
+    }
     *pred = cleval_nn_pred_buffer(m->nn);
-    /* The pipeline keeps the host predictions too (for --save and its own bookkeeping). */
-    return cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(m->dev), *pred, CL_TRUE, 0,
-                                               slot->n * sizeof(int32_t), slot->pred, 0, NULL,
-                                               NULL),
-                           "clEnqueueReadBuffer(predictions)");
+    /* The pipeline keeps the host predictions too (for --save and its own bookkeeping); the
+     * counts come along in the same wait. */
+    cl_command_queue queue = cleval_device_queue(m->dev);
+    status = cleval_cl_check(clEnqueueReadBuffer(queue, cleval_nn_nonfinite_buffer(m->nn), CL_FALSE,
+                                                 0, slot->n * sizeof(uint32_t), m->row_nonfinite, 0,
+                                                 NULL, NULL),
+                             "clEnqueueReadBuffer(non-finite score counts)");
+    if (status == CLEVAL_OK)
+        status =
+            cleval_cl_check(clEnqueueReadBuffer(queue, *pred, CL_TRUE, 0, slot->n * sizeof(int32_t),
+                                                slot->pred, 0, NULL, NULL),
+                            "clEnqueueReadBuffer(predictions)");
+    if (status == CLEVAL_OK) tally_nonfinite(m, slot);
+    return status;
+}
+
+/* The job's counter: NaN and infinite scores, summed over the devices. */
+static void read_nonfinite(void *user, uint64_t *values)
+{
+    const eval_model *models = user;
+    for (uint32_t d = 0; models[d].nn; d++)
+        values[0] += models[d].nonfinite;
+}
+
+/* What engine_run needs to refuse a run with non-finite scores. */
+typedef struct nonfinite_check {
+    const cleval_eval_job *job;
+    const eval_model *models;
+    const engine_counters *counters; /* [0]: the count before a resume */
+} nonfinite_check;
+
+static cleval_status accept_scores(void *user)
+{
+    const nonfinite_check *check = user;
+    uint64_t count[ENGINE_MAX_COUNTERS] = {0}, first = UINT64_MAX;
+    read_nonfinite((void *)check->models, count);
+    count[0] += check->counters->restored[0];
+    if (count[0] == 0 || check->job->allow_nonfinite) return CLEVAL_OK;
+    for (uint32_t d = 0; check->models[d].nn; d++)
+        if (check->models[d].first_nonfinite < first) first = check->models[d].first_nonfinite;
+    char where[64] = ""; /* unknown when they all came before a resume */
+    if (first != UINT64_MAX)
+        snprintf(where, sizeof where, " (first in sample %llu)", (unsigned long long)first);
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "model %s produced %llu non-finite scores%s; pass --allow-nonfinite to "
+                       "accept them",
+                       check->job->model_path, (unsigned long long)count[0], where);
 }
 
 void cleval_eval_outcome_free(cleval_eval_outcome *out)
@@ -133,7 +198,8 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     double start = cleval_seconds();
     cleval_onnx_model *model = NULL;
     engine_test_stream test = {0};
-    eval_model *models = calloc(run->n_devices, sizeof *models);
+    /* One more, zeroed, ends the list for read_nonfinite(). */
+    eval_model *models = calloc(run->n_devices + 1, sizeof *models);
     void **model_ptrs = calloc(run->n_devices, sizeof *model_ptrs);
     cleval_status status =
         models && model_ptrs ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
@@ -152,6 +218,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     }
     for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
         models[d].dev = run->devices[d];
+        models[d].first_nonfinite = UINT64_MAX;
         model_ptrs[d] = &models[d];
         status = cleval_nn_create_with(run->devices[d], model, &options, &models[d].nn);
         if (status == CLEVAL_OK && job->profile)
@@ -206,6 +273,9 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                                            "eval_input_shape",
                                            shape,
                                            NULL};
+    engine_counters counters = {
+        .count = 1, .names = {"eval_nonfinite_scores"}, .read = read_nonfinite, .user = models};
+    nonfinite_check check = {job, models, &counters};
     engine_run_spec spec = {.command = "eval",
                             .data = test.ds,
                             .x = test.x,
@@ -217,13 +287,23 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .ops = {predict},
                             .model_description = description,
                             .save_path = job->test.save_path,
-                            .part_attributes = part_attributes};
+                            .part_attributes = part_attributes,
+                            .counters = &counters,
+                            .accept = accept_scores,
+                            .accept_user = &check};
     status = engine_run(&spec, run, &out->predict);
+    if (status == CLEVAL_OK) {
+        uint64_t count[ENGINE_MAX_COUNTERS] = {0};
+        read_nonfinite(models, count);
+        out->nonfinite_scores = count[0] + counters.restored[0];
+    }
     if (status == CLEVAL_OK && job->profile) status = collect_layers(models, run->n_devices, out);
 
 done:
-    for (uint32_t d = 0; models && d < run->n_devices; d++)
+    for (uint32_t d = 0; models && d < run->n_devices; d++) {
         cleval_nn_destroy(models[d].nn);
+        free(models[d].row_nonfinite);
+    }
     free(models);
     free(model_ptrs);
     cleval_nn_calibration_free(calibration);

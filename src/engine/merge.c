@@ -25,8 +25,8 @@ static const char *const job_facts[] = {"knn_k",
                                         "eval_opset",
                                         "eval_input_shape",
                                         NULL};
-static const char *const job_counters[] = {"knn_distance_ties", "knn_vote_ties",
-                                           "knn_searched_again", NULL};
+static const char *const job_counters[] = {"eval_nonfinite_scores", "knn_distance_ties",
+                                           "knn_vote_ties", "knn_searched_again", NULL};
 
 typedef struct part {
     const char *path;
@@ -197,8 +197,32 @@ static cleval_status write_whole(const char *save_path, part *const *parts, uint
     return cleval_predfile_commit(file);
 }
 
+/* Refuses parts that recorded NaN or infinite scores, naming the first such part. */
+static cleval_status check_nonfinite(part *const *parts, uint32_t n)
+{
+    uint64_t total = 0, v;
+    const char *first = NULL;
+    for (uint32_t i = 0; i < n; i++)
+        if (engine_read_count(parts[i]->ds, "eval_nonfinite_scores", &v) && v > 0) {
+            total += v;
+            if (!first) first = parts[i]->path;
+        }
+    if (total == 0) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "merge: the parts hold %llu non-finite scores (the first in %s); pass "
+                       "--allow-nonfinite to accept them",
+                       (unsigned long long)total, first);
+}
+
 cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
                                   const char *save_path, cleval_merge_outcome *out)
+{
+    return cleval_engine_merge_parts(paths, n_parts, save_path, true, out);
+}
+
+cleval_status cleval_engine_merge_parts(const char *const *paths, uint32_t n_parts,
+                                        const char *save_path, bool allow_nonfinite,
+                                        cleval_merge_outcome *out)
 {
     memset(out, 0, sizeof *out);
     if (n_parts == 0) return cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given");
@@ -209,6 +233,7 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++)
         status = open_part(paths[i], &parts[i]);
     if (status == CLEVAL_OK) status = check_set(parts, n_parts, by_index);
+    if (status == CLEVAL_OK && !allow_nonfinite) status = check_nonfinite(by_index, n_parts);
     if (status != CLEVAL_OK) goto done;
 
     snprintf(out->command, sizeof out->command, "%s", parts[0].command);

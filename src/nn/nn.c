@@ -501,6 +501,7 @@ void cleval_nn_destroy(cleval_nn *nn)
     }
     nn_release_plan(nn);
     if (nn->pred) clReleaseMemObject(nn->pred);
+    if (nn->nonfinite) clReleaseMemObject(nn->nonfinite);
     if (nn->argmax) clReleaseKernel(nn->argmax);
     if (nn->prof_queue) clReleaseCommandQueue(nn->prof_queue);
     free(nn->events);
@@ -550,6 +551,11 @@ uint32_t cleval_nn_max_batch(const cleval_nn *nn)
 cl_mem cleval_nn_pred_buffer(const cleval_nn *nn)
 {
     return nn->pred;
+}
+
+cl_mem cleval_nn_nonfinite_buffer(const cleval_nn *nn)
+{
+    return nn->nonfinite;
 }
 
 uint32_t cleval_nn_graph_input_count(const cleval_nn *nn)
@@ -642,16 +648,20 @@ cleval_status cleval_nn_run(cleval_nn *nn, const float *x, uint32_t n, float *sc
     size_t pred_bytes = (size_t)n * sizeof(cl_int);
     if (pred_bytes > nn->pred_capacity) {
         if (nn->pred) clReleaseMemObject(nn->pred);
-        nn->pred = NULL;
+        if (nn->nonfinite) clReleaseMemObject(nn->nonfinite);
+        nn->pred = nn->nonfinite = NULL;
         nn->pred_capacity = 0;
-        if ((status = nn_device_buffer_rw(nn, pred_bytes, "predictions", &nn->pred)) != CLEVAL_OK)
+        if ((status = nn_device_buffer_rw(nn, pred_bytes, "predictions", &nn->pred)) != CLEVAL_OK ||
+            (status = nn_device_buffer_rw(nn, pred_bytes, "non-finite score counts",
+                                          &nn->nonfinite)) != CLEVAL_OK)
             return status;
         nn->pred_capacity = pred_bytes;
     }
     int out = nn->outputs[0];
     if ((status = write_input(nn, nn->inputs[0], x)) != CLEVAL_OK ||
         (status = launch_all(nn)) != CLEVAL_OK ||
-        (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, n, nn->width)) != CLEVAL_OK)
+        (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
+                                   nn->width)) != CLEVAL_OK)
         return status;
     nn->layers[nn->n_layers].runs++;
     if (scores)

@@ -248,6 +248,7 @@ struct cleval_nn {
     uint32_t width;
     uint32_t max_batch;
     cl_mem pred;
+    cl_mem nonfinite; /* uint32 [n]: each row's NaN and infinite scores */
     size_t pred_capacity;
     cl_kernel argmax;
     /* Memory plan for the shapes of the latest inference. */
@@ -468,7 +469,9 @@ size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);
 cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options);
 cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
 
-/* Enqueues argmax of rows [n][c] into pred (softmax.c). */
-cleval_status nn_launch_argmax(cleval_nn *nn, cl_mem scores, cl_mem pred, uint32_t n, uint32_t c);
+/* Enqueues argmax of rows [n][c] into pred, and each row's count of NaN and infinite scores
+ * into nonfinite (softmax.c). */
+cleval_status nn_launch_argmax(cleval_nn *nn, cl_mem scores, cl_mem pred, cl_mem nonfinite,
+                               uint32_t n, uint32_t c);
 
 #endif

@@ -98,12 +98,14 @@ const nn_op_kind nn_kind_softmax = {"Softmax", softmax_parse, softmax_infer, sof
 const nn_op_kind nn_kind_logsoftmax = {"LogSoftmax", logsoftmax_parse, softmax_infer,
                                        softmax_prepare, softmax_launch};
 
-cleval_status nn_launch_argmax(cleval_nn *nn, cl_mem scores, cl_mem pred, uint32_t n, uint32_t c)
+cleval_status nn_launch_argmax(cleval_nn *nn, cl_mem scores, cl_mem pred, cl_mem nonfinite,
+                               uint32_t n, uint32_t c)
 {
     if (n == 0) return CLEVAL_OK;
     nn_args a = nn_args_begin(nn->argmax);
     nn_arg_mem(&a, scores);
     nn_arg_mem(&a, pred);
+    nn_arg_mem(&a, nonfinite);
     nn_arg_uint(&a, n);
     nn_arg_uint(&a, c);
     size_t local = nn_local_1d(nn), global = n;

@@ -138,7 +138,8 @@ cleval_status cleval_report_write_json(cJSON *json, const char *path)
     if (!text) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory printing the JSON report");
     if (strcmp(path, "-") == 0) {
         if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
-            status = cleval_fail(CLEVAL_ERR_IO, "writing the JSON report to stdout failed");
+            status = cleval_fail(CLEVAL_ERR_IO, "writing the JSON report to stdout failed: %s",
+                                 strerror(errno));
         free(text);
         return status;
     }

@@ -10,6 +10,7 @@
 
 #include "cleval/input.h"
 #include "cleval/output.h"
+#include "h5file.h"
 
 struct cleval_predfile {
     char *path;
@@ -19,13 +20,12 @@ struct cleval_predfile {
     cleval_predfile_spec spec;
 };
 
-static void close_handles(cleval_predfile *pf)
+/* Closes the file and its datasets (see h5file_close()); returns 0 or an errno. */
+static int close_handles(cleval_predfile *pf)
 {
-    if (pf->pred >= 0) H5Dclose(pf->pred);
-    if (pf->scores >= 0) H5Dclose(pf->scores);
-    if (pf->y >= 0) H5Dclose(pf->y);
-    if (pf->file >= 0) H5Fclose(pf->file);
+    int err = pf->file >= 0 ? h5file_close(pf->file) : 0;
     pf->pred = pf->scores = pf->y = pf->file = H5I_INVALID_HID;
+    return err;
 }
 
 /* Frees the handle; the temporary must have been committed, closed or discarded. */
@@ -34,6 +34,12 @@ static void destroy(cleval_predfile *pf)
     close_handles(pf);
     free(pf->path);
     free(pf);
+}
+
+/* The option that named the file, for messages. */
+static const char *option_of(const cleval_predfile_spec *spec)
+{
+    return spec->option ? spec->option : "--save";
 }
 
 static char *copy_string(const char *s)
@@ -47,15 +53,17 @@ static char *copy_string(const char *s)
 static cleval_status new_handle(const char *path, const cleval_predfile_spec *spec,
                                 cleval_predfile **out)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    cleval_hdf5_init();
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
     if (cleval_output_in_place(path))
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: not a regular file (HDF5 needs one)",
+                           option_of(spec), path);
     cleval_predfile *pf = calloc(1, sizeof *pf);
     if (!pf) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
     pf->pred = pf->scores = pf->y = pf->file = H5I_INVALID_HID;
     pf->spec = *spec;
     pf->temp.fd = -1;
+    pf->spec.option = option_of(spec);
     pf->path = copy_string(path);
     if (!pf->path) {
         destroy(pf);
@@ -90,10 +98,10 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
     cleval_predfile *pf;
     cleval_status status = new_handle(path, spec, &pf);
     if (status != CLEVAL_OK) return status;
-    status = cleval_output_temp_create(path, "--save", &pf->temp);
+    status = cleval_output_temp_create(path, option_of(spec), &pf->temp);
     /* A resumable run's temporary takes the name the next run looks for. */
     if (status == CLEVAL_OK && spec->temp_path)
-        status = cleval_output_temp_rename(&pf->temp, spec->temp_path, "--save");
+        status = cleval_output_temp_rename(&pf->temp, spec->temp_path, option_of(spec));
     if (status != CLEVAL_OK) {
         cleval_output_temp_discard(&pf->temp);
         destroy(pf);
@@ -108,17 +116,20 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
     if (pf->file < 0) {
         int err = errno;
         cleval_predfile_abort(pf);
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create the file: %s", path,
-                           err ? strerror(err) : "HDF5 error");
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot create the file: %s", option_of(spec),
+                           path, err ? strerror(err) : "HDF5 error");
     }
     hsize_t dims[2] = {spec->n_samples, spec->n_classes};
+    errno = 0;
     if ((spec->with_pred &&
          (pf->pred = create_dataset(pf->file, "pred", H5T_STD_I32LE, 1, dims)) < 0) ||
         (spec->with_scores &&
          (pf->scores = create_dataset(pf->file, "scores", H5T_IEEE_F32LE, 2, dims)) < 0) ||
         (spec->with_labels && (pf->y = create_dataset(pf->file, "y", H5T_STD_I32LE, 1, dims)) < 0)) {
+        status = cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot create its datasets: %s",
+                             option_of(spec), path, h5file_os_error());
         cleval_predfile_abort(pf);
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets", path);
+        return status;
     }
     *out = pf;
     return CLEVAL_OK;
@@ -198,25 +209,35 @@ cleval_status cleval_predfile_write(cleval_predfile *pf, uint64_t row0, uint64_t
     if (row0 + n > pf->spec.n_samples)
         return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: rows beyond the file's %llu samples",
                            pf->path, (unsigned long long)pf->spec.n_samples);
+    errno = 0;
     if ((pred && pf->pred >= 0 && write_rows(pf->pred, H5T_NATIVE_INT32, row0, n, 0, pred) < 0) ||
         (scores && pf->scores >= 0 &&
          write_rows(pf->scores, H5T_NATIVE_FLOAT, row0, n, pf->spec.n_classes, scores) < 0) ||
         (y && pf->y >= 0 && write_rows(pf->y, H5T_NATIVE_INT32, row0, n, 0, y) < 0))
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing rows %llu..%llu failed (disk full?)",
-                           pf->path, (unsigned long long)row0, (unsigned long long)(row0 + n));
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: writing rows %llu..%llu failed: %s",
+                           pf->spec.option, pf->path, (unsigned long long)row0,
+                           (unsigned long long)(row0 + n), h5file_os_error());
     return CLEVAL_OK;
+}
+
+/* The error of a failed write of dataset or attribute `name` (errno cleared before it). */
+static cleval_status write_failed(const cleval_predfile *pf, const char *what, const char *name)
+{
+    return cleval_fail(CLEVAL_ERR_IO, "%s %s: writing %s '%s' failed: %s", pf->spec.option,
+                       pf->path, what, name, h5file_os_error());
 }
 
 cleval_status cleval_predfile_write_counts(cleval_predfile *pf, const char *name, uint32_t rows,
                                            uint32_t cols, const uint64_t *cells)
 {
     hsize_t dims[2] = {rows, cols};
+    errno = 0;
     hid_t dset = create_dataset(pf->file, name, H5T_STD_I64LE, 2, dims);
     herr_t err = dset < 0 ? -1
                           : H5Dwrite(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                      cells);
     if (dset >= 0) H5Dclose(dset);
-    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing '%s' failed", pf->path, name);
+    if (err < 0) return write_failed(pf, "dataset", name);
     return CLEVAL_OK;
 }
 
@@ -227,11 +248,12 @@ cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *nam
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);
     hsize_t dims[1] = {count};
+    errno = 0;
     hid_t dset = create_dataset(pf->file, name, type, 1, dims);
     herr_t err = dset < 0 ? -1 : H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings);
     if (dset >= 0) H5Dclose(dset);
     H5Tclose(type);
-    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing '%s' failed", pf->path, name);
+    if (err < 0) return write_failed(pf, "dataset", name);
     return CLEVAL_OK;
 }
 
@@ -242,14 +264,13 @@ cleval_status cleval_predfile_set_attribute(cleval_predfile *pf, const char *nam
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5T_CSET_UTF8);
     hid_t space = H5Screate(H5S_SCALAR);
+    errno = 0;
     hid_t attr = H5Acreate2(pf->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t err = attr < 0 ? -1 : H5Awrite(attr, type, &value);
     if (attr >= 0) H5Aclose(attr);
     H5Sclose(space);
     H5Tclose(type);
-    if (err < 0)
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing attribute '%s' failed", pf->path,
-                           name);
+    if (err < 0) return write_failed(pf, "attribute", name);
     return CLEVAL_OK;
 }
 
@@ -257,34 +278,33 @@ cleval_status cleval_predfile_set_int_attribute(cleval_predfile *pf, const char 
                                                 int64_t value)
 {
     hid_t space = H5Screate(H5S_SCALAR);
+    errno = 0;
     hid_t attr = H5Acreate2(pf->file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t err = attr < 0 ? -1 : H5Awrite(attr, H5T_NATIVE_INT64, &value);
     if (attr >= 0) H5Aclose(attr);
     H5Sclose(space);
-    if (err < 0)
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing attribute '%s' failed", pf->path,
-                           name);
+    if (err < 0) return write_failed(pf, "attribute", name);
     return CLEVAL_OK;
 }
 
 cleval_status cleval_predfile_flush(cleval_predfile *pf)
 {
+    errno = 0;
     if (H5Fflush(pf->file, H5F_SCOPE_GLOBAL) < 0)
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: flushing failed (disk full?)", pf->path);
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: flushing failed: %s", pf->spec.option, pf->path,
+                           h5file_os_error());
     return CLEVAL_OK;
 }
 
 cleval_status cleval_predfile_commit(cleval_predfile *pf)
 {
-    bool flushed = H5Fflush(pf->file, H5F_SCOPE_GLOBAL) >= 0;
-    close_handles(pf);
+    int err = close_handles(pf);
     cleval_status status;
-    if (flushed) {
-        status = cleval_output_temp_commit(&pf->temp, pf->path, "--save");
+    if (!err) {
+        status = cleval_output_temp_commit(&pf->temp, pf->path, pf->spec.option);
     } else {
-        status = cleval_fail(CLEVAL_ERR_IO,
-                             "--save %s: cannot finish the file: HDF5 flush failed (disk full?)",
-                             pf->path);
+        status = cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot finish the file: %s", pf->spec.option,
+                             pf->path, strerror(err));
         cleval_output_temp_discard(&pf->temp);
     }
     destroy(pf);
@@ -294,8 +314,11 @@ cleval_status cleval_predfile_commit(cleval_predfile *pf)
 void cleval_predfile_suspend(cleval_predfile *pf)
 {
     if (!pf) return;
-    close_handles(pf); /* closing flushes; the temporary stays */
-    cleval_output_temp_close(&pf->temp);
+    /* A temporary that cannot be closed cleanly (full disk) is no use to a resume. */
+    if (close_handles(pf) != 0)
+        cleval_output_temp_discard(&pf->temp);
+    else
+        cleval_output_temp_close(&pf->temp);
     destroy(pf);
 }
 
