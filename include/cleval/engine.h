@@ -30,6 +30,9 @@ typedef struct cleval_run_options {
     const char *checkpoint_path; /* NULL: no checkpoints */
     bool resume;                 /* continue from checkpoint_path */
     uint64_t checkpoint_rows;    /* rows between checkpoints; 0: automatic */
+    /* Labels at or above it, longer class_names and (eval) a model with more outputs are
+     * refused before anything is sized by the class count; 0: CLEVAL_DEFAULT_MAX_CLASSES. */
+    uint32_t max_classes;
     /* Identifies the job (inputs and options, not the slice): stored in checkpoints and part
      * files, so a resume or a merge refuses the state of another job. */
     const char *fingerprint;
@@ -172,9 +175,10 @@ typedef struct cleval_merge_outcome {
 } cleval_merge_outcome;
 
 /* Checks the parts belong to one job and cover every slice exactly once, adds their counts,
- * and writes the whole prediction file to save_path (NULL: none). */
-cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts,
-                                  const char *save_path, cleval_merge_outcome *out);
+ * and writes the whole prediction file to save_path (NULL: none). Parts of more classes than
+ * max_classes (0: CLEVAL_DEFAULT_MAX_CLASSES) are refused before their counts are read. */
+cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts, const char *save_path,
+                                  uint32_t max_classes, cleval_merge_outcome *out);
 
 /* The value of a merged attribute ("" when absent). */
 const char *cleval_merge_attribute(const cleval_merge_outcome *out, const char *name);

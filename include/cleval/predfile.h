@@ -27,6 +27,9 @@ typedef struct cleval_predfile_spec {
     /* The temporary name. NULL: "<path>.tmp.<pid>", private to this process. A resumable run
      * names it so that the next process can reopen it with cleval_predfile_resume(). */
     const char *temp_path;
+    /* The option that named the file, for messages: NULL means "--save" (checkpoints pass
+     * "--checkpoint"). */
+    const char *flag;
 } cleval_predfile_spec;
 
 /* Creates the temporary file with the datasets the spec asks for, sized n_samples. */

@@ -21,7 +21,8 @@ static uint64_t number(const cleval_merge_outcome *out, const char *name)
 
 int cli_merge(int argc, char **argv)
 {
-    static const cli_option_id allowed[] = {OPT_HELP, OPT_JSON, OPT_SAVE, OPT_QUIET, OPT_VERBOSE};
+    static const cli_option_id allowed[] = {OPT_HELP,  OPT_JSON,    OPT_SAVE,
+                                            OPT_QUIET, OPT_VERBOSE, OPT_MAX_CLASSES};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "merge", usage, allowed,
@@ -33,9 +34,11 @@ int cli_merge(int argc, char **argv)
     cleval_status status = outcome ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     if (status == CLEVAL_OK && args.n_positional == 0)
         status = cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given (see cleval merge --help)");
+    uint32_t max_classes = 0;
+    if (status == CLEVAL_OK) status = cli_get_max_classes(&args, &max_classes);
     if (status == CLEVAL_OK)
         status = cleval_engine_merge(args.positional, (uint32_t)args.n_positional,
-                                     args.values[OPT_SAVE], outcome);
+                                     args.values[OPT_SAVE], max_classes, outcome);
     if (status == CLEVAL_OK) {
         cleval_run_timing timing = {.device = outcome->device,
                                     .total_s = cleval_seconds() - start,

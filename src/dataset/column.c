@@ -245,6 +245,11 @@ cleval_status cleval_column_check_rows(const cleval_column *first, const cleval_
                        (unsigned long long)other->rows);
 }
 
+const char *cleval_column_path(const cleval_column *col)
+{
+    return col->ds->path;
+}
+
 const char *cleval_column_name(const cleval_column *col)
 {
     return col->name;
@@ -405,6 +410,19 @@ cleval_status cleval_column_read_f32(cleval_column *col, uint64_t row0, uint64_t
     default: break;                                                                                \
     }
 
+/* The failure for the first of `labels` at or above the file's --max-classes. */
+static cleval_status label_above_limit(const cleval_column *col, uint64_t row0,
+                                       const int32_t *labels, size_t count, uint32_t limit)
+{
+    size_t i = 0;
+    while (i + 1 < count && (uint32_t)labels[i] < limit)
+        i++;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "%s: '%s' sample %llu has label %d, above --max-classes %u (raise it if "
+                       "the model really has that many classes)",
+                       col->ds->path, col->name, (unsigned long long)(row0 + i), labels[i], limit);
+}
+
 cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t n, int32_t *out,
                                      int32_t *max_label)
 {
@@ -438,6 +456,8 @@ cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t
                            "%s: '%s' sample %llu has label %llu (above the largest supported, %d)",
                            col->ds->path, col->name, sample, bad_unsigned, INT32_MAX);
     }
+    uint32_t limit = col->ds->max_classes;
+    if (limit && (uint32_t)max >= limit) return label_above_limit(col, row0, out, count, limit);
     if (max_label) *max_label = max;
     return CLEVAL_OK;
 }

@@ -394,9 +394,13 @@ cleval_status cleval_device_buffer(cleval_device *dev, cl_mem_flags flags, size_
     if (bytes == 0) bytes = 1; /* OpenCL refuses empty buffers; callers may have empty batches */
     cl_int err;
     cl_mem mem = clCreateBuffer(dev->context, flags, bytes, host_ptr, &err);
+    /* Beyond CL_DEVICE_MAX_MEM_ALLOC_SIZE (bytes is never 0 here): more than the device can
+     * hold, as much a lack of memory as a failed allocation. */
+    cleval_status status =
+        err == CL_INVALID_BUFFER_SIZE ? CLEVAL_ERR_NOMEM : cleval_cl_status(err, false);
     if (err != CL_SUCCESS)
-        return cleval_fail(CLEVAL_ERR_OPENCL, "clCreateBuffer(%s, %zu bytes) failed: %s (%d)",
-                           what, bytes, cleval_cl_error_name(err), (int)err);
+        return cleval_fail(status, "clCreateBuffer(%s, %zu bytes) failed: %s (%d)", what, bytes,
+                           cleval_cl_error_name(err), (int)err);
     *out = mem;
     return CLEVAL_OK;
 }

@@ -177,9 +177,9 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
     if (err != CL_SUCCESS) {
         if (err == CL_BUILD_PROGRAM_FAILURE) log_build_failure(dev, program, name);
         clReleaseProgram(program);
-        return cleval_fail(CLEVAL_ERR_OPENCL,
-                           "clBuildProgram(kernels/%s.cl, \"%s\") failed: %s (%d)%s", name,
-                           options, cleval_cl_error_name(err), (int)err,
+        return cleval_fail(cleval_cl_status(err, false),
+                           "clBuildProgram(kernels/%s.cl, \"%s\") failed: %s (%d)%s", name, options,
+                           cleval_cl_error_name(err), (int)err,
                            err == CL_BUILD_PROGRAM_FAILURE ? "; see the build log above" : "");
     }
     cleval_log(CLEVAL_LOG_INFO, "built kernels/%s.cl [%s] in %.3f s", name, options,
@@ -232,8 +232,9 @@ cleval_status cleval_device_kernel(cleval_device *dev, const char *program, cons
     cl_int err;
     cl_kernel k = clCreateKernel(handle, kernel, &err);
     if (err != CL_SUCCESS)
-        return cleval_fail(CLEVAL_ERR_OPENCL, "clCreateKernel(%s in kernels/%s.cl) failed: %s (%d)",
-                           kernel, program, cleval_cl_error_name(err), (int)err);
+        return cleval_fail(cleval_cl_status(err, false),
+                           "clCreateKernel(%s in kernels/%s.cl) failed: %s (%d)", kernel, program,
+                           cleval_cl_error_name(err), (int)err);
     *out = k;
     return CLEVAL_OK;
 }

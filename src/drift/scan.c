@@ -75,8 +75,10 @@ static cleval_status open_columns(scan_state *s, const cleval_drift_config *conf
     const char *scores_key = config->scores_key ? config->scores_key : "scores";
     const char *y_key = config->y_key ? config->y_key : "y";
     cleval_status status;
-    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK ||
-        (status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) !=
+    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK) return status;
+    cleval_dataset_limit_classes(s->ds, config->max_classes ? config->max_classes
+                                                            : CLEVAL_DEFAULT_MAX_CLASSES);
+    if ((status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) !=
             CLEVAL_OK ||
         (status = cleval_column_open(s->ds, scores_key, CLEVAL_COLUMN_VALUES, &s->scores)) !=
             CLEVAL_OK ||
@@ -278,16 +280,8 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
         uint64_t count = n - row0 < batch ? n - row0 : batch;
         int32_t max_label = -1;
         if ((status = read_batch(&s, row0, count, &max_label)) != CLEVAL_OK) goto done;
-        uint32_t needed = (uint32_t)max_label + 1;
-        if (needed > CLEVAL_DRIFT_MAX_CLASSES) {
-            status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
-                                 "%s: label %d in samples %llu..%llu: drift handles at most %d "
-                                 "classes",
-                                 path, max_label, (unsigned long long)row0,
-                                 (unsigned long long)(row0 + count - 1), CLEVAL_DRIFT_MAX_CLASSES);
-            goto done;
-        }
-        if ((status = fit_classes(&s, needed, &n_classes)) ||
+        /* The file's --max-classes bounds max_label (cleval_dataset_limit_classes). */
+        if ((status = fit_classes(&s, (uint32_t)max_label + 1, &n_classes)) ||
             (status = cleval_histogram_add(s.classes, NULL, s.pred_buf.mem, count)) ||
             (s.y &&
              (status = cleval_histogram_add(s.confusion, s.y_buf.mem, s.pred_buf.mem, count))) ||

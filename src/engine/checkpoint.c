@@ -14,11 +14,10 @@ cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_
                               uint64_t row_end, const checkpoint_state *state,
                               uint32_t n_counters)
 {
-    cleval_predfile_spec spec = {0};
+    cleval_predfile_spec spec = {.flag = "--checkpoint"};
     cleval_predfile *file;
     cleval_status status = cleval_predfile_create(path, &spec, &file);
-    if (status != CLEVAL_OK)
-        return cleval_fail(status, "--checkpoint %s: cannot write: %s", path, cleval_last_error());
+    if (status != CLEVAL_OK) return status;
     uint64_t counters[ENGINE_MAX_COUNTERS + 1] = {0};
     memcpy(counters, state->counters, n_counters * sizeof *counters);
     if ((status = cleval_predfile_set_attribute(file, "job", fingerprint)) ||

@@ -36,11 +36,11 @@ typedef struct part {
     uint64_t index, count, row_begin, row_end, n_total;
 } part;
 
-static cleval_status open_part(const char *path, part *p)
+static cleval_status open_part(const char *path, uint32_t max_classes, part *p)
 {
     memset(p, 0, sizeof *p);
     p->path = path;
-    cleval_status status = cleval_dataset_open(path, &p->ds);
+    cleval_status status = engine_open_data(path, max_classes, &p->ds);
     if (status != CLEVAL_OK) return status;
     if (cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) != CLEVAL_OK ||
         cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) != CLEVAL_OK ||
@@ -197,8 +197,8 @@ static cleval_status write_whole(const char *save_path, part *const *parts, uint
     return cleval_predfile_commit(file);
 }
 
-cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
-                                  const char *save_path, cleval_merge_outcome *out)
+cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts, const char *save_path,
+                                  uint32_t max_classes, cleval_merge_outcome *out)
 {
     memset(out, 0, sizeof *out);
     if (n_parts == 0) return cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given");
@@ -207,7 +207,8 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
     cleval_status status = parts && by_index ? CLEVAL_OK
                                              : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++)
-        status = open_part(paths[i], &parts[i]);
+        status =
+            open_part(paths[i], max_classes ? max_classes : CLEVAL_DEFAULT_MAX_CLASSES, &parts[i]);
     if (status == CLEVAL_OK) status = check_set(parts, n_parts, by_index);
     if (status != CLEVAL_OK) goto done;
 

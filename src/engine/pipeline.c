@@ -185,8 +185,9 @@ static cleval_status check_label_range(const pipeline_config *cfg, const pipelin
     for (uint32_t i = 0; i < slot->n; i++)
         if ((uint32_t)slot->labels[i] >= cfg->n_classes)
             return cleval_fail(CLEVAL_ERR_INPUT,
-                               "'%s' sample %llu has label %d, at or above the model's %u classes",
-                               cleval_column_name(cfg->labels),
+                               "%s: '%s' sample %llu has label %d, at or above the model's %u "
+                               "classes",
+                               cleval_column_path(cfg->labels), cleval_column_name(cfg->labels),
                                (unsigned long long)(slot->row0 + i), slot->labels[i],
                                cfg->n_classes);
     return CLEVAL_OK;
@@ -235,7 +236,9 @@ static cleval_status allocate(pipeline *p)
     if (!p->slots || !p->state || !p->workers)
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the batch pipeline");
     size_t row = cfg->x ? (size_t)cleval_column_row_size(cfg->x) : 0;
-    size_t batch = cfg->batch;
+    /* No batch is longer than the rows to go: a --batch beyond them would only cost memory. */
+    uint64_t rows = cfg->row_end > cfg->row_begin ? cfg->row_end - cfg->row_begin : 1;
+    size_t batch = cfg->batch < rows ? cfg->batch : (size_t)rows;
     for (uint32_t s = 0; s < p->n_slots; s++) {
         pipeline_slot *slot = &p->slots[s];
         slot->pred = malloc(batch * sizeof *slot->pred);

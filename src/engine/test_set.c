@@ -5,13 +5,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-cleval_status engine_open_test_set(const cleval_test_set *test, engine_test_stream *s)
+uint32_t engine_max_classes(const cleval_run_options *run)
+{
+    return run->max_classes ? run->max_classes : CLEVAL_DEFAULT_MAX_CLASSES;
+}
+
+cleval_status engine_open_data(const char *path, uint32_t max_classes, cleval_dataset **ds)
+{
+    cleval_status status = cleval_dataset_open(path, ds);
+    if (status == CLEVAL_OK) cleval_dataset_limit_classes(*ds, max_classes);
+    return status;
+}
+
+cleval_status engine_open_test_set(const cleval_test_set *test, uint32_t max_classes,
+                                   engine_test_stream *s)
 {
     memset(s, 0, sizeof *s);
     const char *x_key = test->x_key ? test->x_key : "X";
     const char *y_key = test->y_key ? test->y_key : "y";
     cleval_status status;
-    if ((status = cleval_dataset_open(test->data_path, &s->ds)) ||
+    if ((status = engine_open_data(test->data_path, max_classes, &s->ds)) ||
         (status = cleval_column_open(s->ds, x_key, CLEVAL_COLUMN_FEATURES, &s->x)))
         goto fail;
     s->n = cleval_column_rows(s->x);

@@ -41,6 +41,11 @@ static char *copy_string(const char *s)
     return copy;
 }
 
+static const char *flag_of(const cleval_predfile_spec *spec)
+{
+    return spec->flag ? spec->flag : "--save";
+}
+
 /* A handle with names set and no file open yet. */
 static cleval_status new_handle(const char *path, const cleval_predfile_spec *spec,
                                 cleval_predfile **out)
@@ -49,7 +54,8 @@ static cleval_status new_handle(const char *path, const cleval_predfile_spec *sp
     /* HDF5 needs a seekable regular file; never rename over a device, pipe or folder. */
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: not a regular file (HDF5 needs one)", path);
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: not a regular file (HDF5 needs one)",
+                           flag_of(spec), path);
     cleval_predfile *pf = calloc(1, sizeof *pf);
     if (!pf) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating %s", path);
     pf->pred = pf->scores = pf->y = pf->file = H5I_INVALID_HID;
@@ -101,7 +107,7 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
     if (pf->file < 0) {
         int err = errno;
         destroy(pf);
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create the file: %s", path,
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot create the file: %s", flag_of(spec), path,
                            err ? strerror(err) : "HDF5 error");
     }
     hsize_t dims[2] = {spec->n_samples, spec->n_classes};
@@ -111,7 +117,7 @@ cleval_status cleval_predfile_create(const char *path, const cleval_predfile_spe
          (pf->scores = create_dataset(pf->file, "scores", H5T_IEEE_F32LE, 2, dims)) < 0) ||
         (spec->with_labels && (pf->y = create_dataset(pf->file, "y", H5T_STD_I32LE, 1, dims)) < 0)) {
         cleval_predfile_abort(pf);
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot create its datasets", path);
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot create its datasets", flag_of(spec), path);
     }
     *out = pf;
     return CLEVAL_OK;
@@ -187,8 +193,9 @@ cleval_status cleval_predfile_write(cleval_predfile *pf, uint64_t row0, uint64_t
         (scores && pf->scores >= 0 &&
          write_rows(pf->scores, H5T_NATIVE_FLOAT, row0, n, pf->spec.n_classes, scores) < 0) ||
         (y && pf->y >= 0 && write_rows(pf->y, H5T_NATIVE_INT32, row0, n, 0, y) < 0))
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing rows %llu..%llu failed (disk full?)",
-                           pf->path, (unsigned long long)row0, (unsigned long long)(row0 + n));
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: writing rows %llu..%llu failed (disk full?)",
+                           flag_of(&pf->spec), pf->path, (unsigned long long)row0,
+                           (unsigned long long)(row0 + n));
     return CLEVAL_OK;
 }
 
@@ -201,7 +208,9 @@ cleval_status cleval_predfile_write_counts(cleval_predfile *pf, const char *name
                           : H5Dwrite(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                      cells);
     if (dset >= 0) H5Dclose(dset);
-    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing '%s' failed", pf->path, name);
+    if (err < 0)
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: writing '%s' failed", flag_of(&pf->spec),
+                           pf->path, name);
     return CLEVAL_OK;
 }
 
@@ -216,7 +225,9 @@ cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *nam
     herr_t err = dset < 0 ? -1 : H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings);
     if (dset >= 0) H5Dclose(dset);
     H5Tclose(type);
-    if (err < 0) return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing '%s' failed", pf->path, name);
+    if (err < 0)
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: writing '%s' failed", flag_of(&pf->spec),
+                           pf->path, name);
     return CLEVAL_OK;
 }
 
@@ -233,8 +244,8 @@ cleval_status cleval_predfile_set_attribute(cleval_predfile *pf, const char *nam
     H5Sclose(space);
     H5Tclose(type);
     if (err < 0)
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing attribute '%s' failed", pf->path,
-                           name);
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: writing attribute '%s' failed",
+                           flag_of(&pf->spec), pf->path, name);
     return CLEVAL_OK;
 }
 
@@ -247,15 +258,16 @@ cleval_status cleval_predfile_set_int_attribute(cleval_predfile *pf, const char 
     if (attr >= 0) H5Aclose(attr);
     H5Sclose(space);
     if (err < 0)
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: writing attribute '%s' failed", pf->path,
-                           name);
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: writing attribute '%s' failed",
+                           flag_of(&pf->spec), pf->path, name);
     return CLEVAL_OK;
 }
 
 cleval_status cleval_predfile_flush(cleval_predfile *pf)
 {
     if (H5Fflush(pf->file, H5F_SCOPE_GLOBAL) < 0)
-        return cleval_fail(CLEVAL_ERR_IO, "--save %s: flushing failed (disk full?)", pf->path);
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: flushing failed (disk full?)", flag_of(&pf->spec),
+                           pf->path);
     return CLEVAL_OK;
 }
 
@@ -265,8 +277,9 @@ cleval_status cleval_predfile_commit(cleval_predfile *pf)
     close_handles(pf);
     cleval_status status = CLEVAL_OK;
     if (!flushed || rename(pf->tmp_path, pf->path) != 0) {
-        status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: %s", pf->path,
-                             flushed ? strerror(errno) : "HDF5 flush failed (disk full?)");
+        status =
+            cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot finish the file: %s", flag_of(&pf->spec),
+                        pf->path, flushed ? strerror(errno) : "HDF5 flush failed (disk full?)");
         unlink(pf->tmp_path);
     }
     destroy(pf);
