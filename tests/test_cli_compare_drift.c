@@ -543,6 +543,22 @@ static void test_max_classes(void **state)
                    "mc_names.h5: 'class_names' has 3 entries, more than --max-classes 2");
 }
 
+/* Under an address-space limit too small for the OpenCL runtime, compare (host only) runs as
+ * ever and drift, which counts on the device, says memory is the cause (exit 4). */
+static void test_low_memory_limit(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    set_cleval_address_limit(200ull << 20);
+    cJSON *json =
+        run_cleval_json((const char *[]){"compare", fixture_a, fixture_a, "--json", "-", NULL}, 0);
+    cJSON_Delete(json);
+    expect_failure((const char *[]){"drift", drift_ref, drift_cur, NULL}, 4,
+                   "cleval: out of memory loading the OpenCL runtime (address-space limit 200 "
+                   "MiB)");
+    set_cleval_address_limit(0);
+}
+
 static void test_help(void **state)
 {
     (void)state;
@@ -572,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_drift_bad_inputs),
         cmocka_unit_test(test_drift_default_yields_to_given_level),
         cmocka_unit_test(test_max_classes),
+        cmocka_unit_test(test_low_memory_limit),
         cmocka_unit_test(test_help),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

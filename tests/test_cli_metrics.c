@@ -239,6 +239,7 @@ static void test_help_version_devices(void **state)
     char *out, *err;
     assert_int_equal(run_cleval((const char *[]){"--help", NULL}, &out, &err), 0);
     assert_non_null(strstr(out, "metrics"));
+    assert_non_null(strstr(out, "4 out of host or device memory, 5 internal error"));
     free(out), free(err);
     assert_int_equal(run_cleval((const char *[]){"metrics", "--help", NULL}, &out, &err), 0);
     assert_non_null(strstr(out, "--pred-key"));
@@ -254,6 +255,82 @@ static void test_help_version_devices(void **state)
     free(out), free(err);
 }
 
+/* y/pred of 4 samples: labels 0..2, with `label` at y sample 2. */
+static const char *write_label(const char *name, int32_t label)
+{
+    const char *path = temp_path(name);
+    hid_t file = h5_create(path);
+    int32_t y[4] = {0, 1, label, 2}, pred[4] = {0, 1, 1, 2};
+    hsize_t n = 4;
+    h5_write(file, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
+    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &n, pred, 0, NULL);
+    H5Fclose(file);
+    return path;
+}
+
+/* A stray large label, or a class_names longer than --max-classes, stops the run before
+ * anything is sized by the class count (label 9,000 once cost 7.3 GB). */
+static void test_max_classes(void **state)
+{
+    (void)state;
+    char huge[4096], small[4096], named[4096];
+    snprintf(huge, sizeof huge, "%s", write_label("mc_huge.h5", INT32_MAX));
+    snprintf(small, sizeof small, "%s", write_label("mc_small.h5", 2));
+    snprintf(named, sizeof named, "%s", write_label("mc_named.h5", 2));
+    hid_t file = H5Fopen(named, H5F_ACC_RDWR, H5P_DEFAULT);
+    h5_write_strings(file, "class_names", (const char *const[]){"a", "b", "c", "d"}, 4);
+    H5Fclose(file);
+    expect_cleval_error((const char *[]){"metrics", "--data", huge, NULL}, 2,
+                        "mc_huge.h5: 'y' sample 2 has label 2147483647, above --max-classes 10000 "
+                        "(raise it if the model really has that many classes)");
+    expect_cleval_error((const char *[]){"metrics", "--data", small, "--max-classes", "2", NULL}, 2,
+                        "mc_small.h5: 'y' sample 2 has label 2, above --max-classes 2");
+    cJSON *json = run_cleval_json(
+        (const char *[]){"metrics", "--data", small, "--max-classes", "3", "--json", "-", NULL}, 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "per_class")), 3);
+    cJSON_Delete(json);
+    expect_cleval_error((const char *[]){"metrics", "--data", named, "--max-classes", "3", NULL}, 2,
+                        "mc_named.h5: 'class_names' has 4 entries, more than --max-classes 3");
+    expect_cleval_error((const char *[]){"metrics", "--data", small, "--max-classes", "x", NULL}, 2,
+                        "--max-classes: 'x' is not an integer");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", small, "--max-classes", "4294967296", NULL}, 2,
+        "--max-classes: labels are 32-bit, so at most 2147483648 classes");
+}
+
+/* Under an address-space limit too small for the OpenCL runtime, commands that need a device
+ * say memory is the cause and exit 4 (they once said no ICD was installed, exit 3). */
+static void test_low_memory_limit(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    char good[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_low_memory.h5", 10, 10, -1));
+    set_cleval_address_limit(200ull << 20);
+    const char *message = "cleval: out of memory loading the OpenCL runtime (address-space limit "
+                          "200 MiB)";
+    expect_cleval_error((const char *[]){"devices", NULL}, 4, message);
+    expect_cleval_error((const char *[]){"metrics", "--data", good, NULL}, 4, message);
+    set_cleval_address_limit(0);
+}
+
+/* A --batch beyond the rows costs no memory beyond them: under a 1 GiB limit, a batch of a
+ * billion rows (gigabytes of buffers if it were taken as given) runs a 10-row file. */
+static void test_batch_clamped_to_rows(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    char good[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_big_batch.h5", 10, 10, -1));
+    set_cleval_address_limit(1ull << 30);
+    cJSON *json = run_cleval_json(
+        (const char *[]){"metrics", "--data", good, "--batch", "1000000000", "--json", "-", NULL},
+        0);
+    set_cleval_address_limit(0);
+    assert_true(cJSON_GetObjectItem(json, "accuracy")->valuedouble == 0.4);
+    cJSON_Delete(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +341,9 @@ int main(void)
         cmocka_unit_test(test_failed_run_leaves_no_file),
         cmocka_unit_test(test_device_destinations),
         cmocka_unit_test(test_help_version_devices),
+        cmocka_unit_test(test_max_classes),
+        cmocka_unit_test(test_low_memory_limit),
+        cmocka_unit_test(test_batch_clamped_to_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,12 +6,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* A device handle together with the platform it belongs to, in `cleval devices` order. */
 typedef struct device_handle {
     cl_platform_id platform;
     cl_device_id device;
 } device_handle;
+
+/* An OpenCL runtime (an ICD such as PoCL, with its compiler) maps a few hundred MiB when it
+ * loads. Under an address-space or data-size limit too small for that, the ICD loader's dlopen
+ * fails quietly and no platform is reported; with such a limit in force, that is the likely
+ * cause of finding none, so it fails as out of memory naming the limit. CLEVAL_OK without a
+ * limit. */
+static cleval_status blame_memory_limit(void)
+{
+    static const struct {
+        int resource;
+        const char *name;
+    } limits[] = {{RLIMIT_AS, "address-space"}, {RLIMIT_DATA, "data-size"}};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        struct rlimit r;
+        if (getrlimit(limits[i].resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY)
+            return cleval_fail(CLEVAL_ERR_NOMEM,
+                               "out of memory loading the OpenCL runtime (%s limit %llu MiB)",
+                               limits[i].name, (unsigned long long)(r.rlim_cur >> 20));
+    }
+    return CLEVAL_OK;
+}
 
 static cleval_status enumerate(device_handle **handles, uint32_t *count)
 {
@@ -20,8 +42,11 @@ static cleval_status enumerate(device_handle **handles, uint32_t *count)
     cl_uint n_platforms = 0;
     cl_int err = clGetPlatformIDs(0, NULL, &n_platforms);
     if (err == -1001 /* CL_PLATFORM_NOT_FOUND_KHR: no ICD installed */ || n_platforms == 0)
-        return CLEVAL_OK;
-    if (err != CL_SUCCESS) return cleval_cl_check(err, "clGetPlatformIDs");
+        return blame_memory_limit();
+    if (err != CL_SUCCESS) {
+        cleval_status status = blame_memory_limit();
+        return status != CLEVAL_OK ? status : cleval_cl_check(err, "clGetPlatformIDs");
+    }
 
     cl_platform_id *platforms = calloc(n_platforms, sizeof *platforms);
     if (!platforms) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory listing platforms");
@@ -51,6 +76,7 @@ static cleval_status enumerate(device_handle **handles, uint32_t *count)
         free(devices);
     }
     free(platforms);
+    if (status == CLEVAL_OK && total == 0) status = blame_memory_limit();
     if (status != CLEVAL_OK) {
         free(list);
         return status;

@@ -131,20 +131,26 @@ static cleval_status expand_includes(const char *program, const char *source, ch
     return CLEVAL_OK;
 }
 
-static void log_build_failure(cleval_device *dev, cl_program program, const char *name)
+/* Logs the build log of a failed build, unless the compiler only ran out of memory (its log
+ * then quotes strerror(ENOMEM)): returns true for that, which is no fault of the kernel. */
+static bool log_build_failure(cleval_device *dev, cl_program program, const char *name)
 {
     size_t size = 0;
     if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, 0, NULL, &size) !=
         CL_SUCCESS)
-        return;
+        return false;
     char *text = malloc(size + 1);
-    if (!text) return;
+    if (!text) return true;
+    bool out_of_memory = false;
     if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, size, text, NULL) ==
         CL_SUCCESS) {
         text[size] = '\0';
-        cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
+        out_of_memory = strstr(text, strerror(ENOMEM)) != NULL;
+        if (!out_of_memory)
+            cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
     }
     free(text);
+    return out_of_memory;
 }
 
 static double seconds_now(void)
@@ -175,8 +181,14 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
     snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s", options);
     err = clBuildProgram(program, 1, &dev->device_id, full_options, NULL, NULL);
     if (err != CL_SUCCESS) {
-        if (err == CL_BUILD_PROGRAM_FAILURE) log_build_failure(dev, program, name);
+        bool out_of_memory =
+            err == CL_BUILD_PROGRAM_FAILURE && log_build_failure(dev, program, name);
         clReleaseProgram(program);
+        if (out_of_memory)
+            return cleval_fail(CLEVAL_ERR_NOMEM,
+                               "out of memory compiling kernels/%s.cl "
+                               "(clBuildProgram: CL_BUILD_PROGRAM_FAILURE)",
+                               name);
         return cleval_fail(cleval_cl_status(err, false),
                            "clBuildProgram(kernels/%s.cl, \"%s\") failed: %s (%d)%s", name, options,
                            cleval_cl_error_name(err), (int)err,

@@ -2,6 +2,7 @@
  * reads ahead and writes results, and one worker thread per device. */
 #include "pipeline.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,8 +407,14 @@ cleval_status pipeline_run(const pipeline_config *cfg, pipeline_result *result)
     pthread_cond_init(&p.done, NULL);
     cleval_status status = allocate(&p);
     for (uint32_t w = 0; status == CLEVAL_OK && w < cfg->n_workers; w++) {
-        if (pthread_create(&p.workers[w].thread, NULL, worker_main, &p.workers[w]) != 0)
-            status = cleval_fail(CLEVAL_ERR_INTERNAL, "cannot start a worker thread");
+        int err = pthread_create(&p.workers[w].thread, NULL, worker_main, &p.workers[w]);
+        /* EAGAIN: no memory for the thread's stack, or the process hit its thread limit. */
+        if (err == EAGAIN)
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory starting a worker thread (or at "
+                                                   "the thread limit)");
+        else if (err != 0)
+            status =
+                cleval_fail(CLEVAL_ERR_INTERNAL, "cannot start a worker thread: %s", strerror(err));
         else
             p.workers[w].started = true;
     }
