@@ -331,6 +331,48 @@ static void test_batch_clamped_to_rows(void **state)
     cJSON_Delete(json);
 }
 
+/* A stand-in for the LZF compression filter (HDF5 filter 32000): stores bytes unchanged. */
+static size_t identity_filter(unsigned flags, size_t n_values, const unsigned values[],
+                              size_t bytes, size_t *buffer_size, void **buffer)
+{
+    (void)flags, (void)n_values, (void)values, (void)buffer_size, (void)buffer;
+    return bytes;
+}
+
+/* A file compressed with a filter that the reading HDF5 lacks (registered only in this test
+ * process; cleval runs with plugin loading off) is refused naming the filter, the file and
+ * the dataset, not as a damaged file. */
+static void test_missing_filter_is_named(void **state)
+{
+    (void)state;
+    const H5Z_class2_t lzf = {H5Z_CLASS_T_VERS, (H5Z_filter_t)32000, 1, 1, "lzf", NULL, NULL,
+                              identity_filter};
+    assert_true(H5Zregister(&lzf) >= 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", temp_path("lzf.h5"));
+    hid_t file = h5_create(path);
+    hsize_t n = 4, chunk = 4;
+    int32_t labels[4] = {0, 1, 2, 1};
+    hid_t space = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(H5Pset_chunk(dcpl, 1, &chunk) >= 0);
+    assert_true(H5Pset_filter(dcpl, 32000, H5Z_FLAG_MANDATORY, 0, NULL) >= 0);
+    for (int i = 0; i < 2; i++) {
+        hid_t dset = H5Dcreate2(file, i ? "pred" : "y", H5T_NATIVE_INT32, space, H5P_DEFAULT,
+                                dcpl, H5P_DEFAULT);
+        assert_true(H5Dwrite(dset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0);
+        H5Dclose(dset);
+    }
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(file);
+    H5Zunregister(32000);
+    setenv("HDF5_PLUGIN_PRELOAD", "::", 1); /* no plugin may stand in for it */
+    expect_cleval_error((const char *[]){"metrics", "--data", path, NULL}, 2,
+                        "lzf.h5: 'y' is compressed with HDF5 filter 32000 (lzf), which is not "
+                        "available here");
+    unsetenv("HDF5_PLUGIN_PRELOAD");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_max_classes),
         cmocka_unit_test(test_low_memory_limit),
         cmocka_unit_test(test_batch_clamped_to_rows),
+        cmocka_unit_test(test_missing_filter_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

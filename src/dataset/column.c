@@ -261,6 +261,44 @@ const char *cleval_column_type_name(const cleval_column *col)
 }
 
 /* Reads rows [row0, row0 + n) in the stored type into `dest`. */
+/* The first HDF5 filter of the column's pipeline that this HDF5 library cannot apply (a
+ * compression plugin that is not installed, such as LZF): its id and stored name ("" when it
+ * has none), or -1 when every filter is available. */
+static H5Z_filter_t missing_filter(const cleval_column *col, char *name, size_t size)
+{
+    hid_t dcpl = H5Dget_create_plist(col->dset);
+    if (dcpl < 0) return -1;
+    H5Z_filter_t missing = -1;
+    int n = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < n && missing < 0; i++) {
+        unsigned flags = 0, config = 0;
+        size_t n_values = 0;
+        name[0] = '\0';
+        H5Z_filter_t id =
+            H5Pget_filter2(dcpl, (unsigned)i, &flags, &n_values, NULL, size, name, &config);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0) missing = id;
+    }
+    H5Pclose(dcpl);
+    return missing;
+}
+
+/* The failure of a read: a missing filter named, else a damaged file suspected. */
+static cleval_status read_failed(const cleval_column *col, uint64_t row0, uint64_t n)
+{
+    char name[64];
+    H5Z_filter_t filter = missing_filter(col, name, sizeof name);
+    if (filter >= 0)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "%s: '%s' is compressed with HDF5 filter %d%s%s%s, which is not "
+                           "available here (set HDF5_PLUGIN_PATH to the folder of its plugin)",
+                           col->ds->path, col->name, (int)filter, name[0] ? " (" : "", name,
+                           name[0] ? ")" : "");
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "%s: reading rows %llu..%llu of '%s' failed (file truncated or damaged?)",
+                       col->ds->path, (unsigned long long)row0, (unsigned long long)(row0 + n),
+                       col->name);
+}
+
 static cleval_status read_raw(cleval_column *col, uint64_t row0, uint64_t n, void *dest)
 {
     if (row0 > col->rows || n > col->rows - row0)
@@ -279,11 +317,7 @@ static cleval_status read_raw(cleval_column *col, uint64_t row0, uint64_t n, voi
         err = H5Dread(col->dset, memory_type(col->type), mem_space, col->file_space, H5P_DEFAULT,
                       dest);
     if (mem_space >= 0) H5Sclose(mem_space);
-    if (err < 0)
-        return cleval_fail(CLEVAL_ERR_INPUT,
-                           "%s: reading rows %llu..%llu of '%s' failed (file truncated or damaged?)",
-                           col->ds->path, (unsigned long long)row0,
-                           (unsigned long long)(row0 + n), col->name);
+    if (err < 0) return read_failed(col, row0, n);
     return CLEVAL_OK;
 }
 
