@@ -556,6 +556,17 @@ static void test_low_memory_limit(void **state)
     expect_failure((const char *[]){"drift", drift_ref, drift_cur, NULL}, 4,
                    "cleval: out of memory loading the OpenCL runtime (address-space limit 200 "
                    "MiB)");
+    /* Memory that cleval itself sizes fails cleanly too: labels up to 20,000 under a 1 GiB
+     * limit need a 20001-class matrix of 3.2 GB. */
+    int32_t pred[4] = {0, 1, 20000, 1};
+    float scores[4][2] = {{1, 0}, {0, 1}, {0, 1}, {0, 1}};
+    char big[4096];
+    snprintf(big, sizeof big, "%s", write_preds("oom_big.h5", pred, pred, &scores[0][0], 4, 2));
+    set_cleval_address_limit(1ull << 30);
+    expect_failure((const char *[]){"compare", big, big, "--max-classes", "30000", NULL}, 4,
+                   "oom_big.h5: out of memory");
+    expect_failure((const char *[]){"drift", big, big, "--max-classes", "30000", NULL}, 4,
+                   "oom_big.h5: out of memory");
     set_cleval_address_limit(0);
 }
 

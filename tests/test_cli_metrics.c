@@ -314,6 +314,20 @@ static void test_low_memory_limit(void **state)
     set_cleval_address_limit(0);
 }
 
+/* Running out of memory is exit 4 with one line naming the file: a label of 20,000 allowed by
+ * --max-classes needs a 20001 x 20001 device histogram (3.2 GB), beyond a 1 GiB limit. */
+static void test_out_of_memory_exits_4(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    char big[4096];
+    snprintf(big, sizeof big, "%s", write_label("oom_label.h5", 20000));
+    set_cleval_address_limit(1ull << 30);
+    expect_cleval_error((const char *[]){"metrics", "--data", big, "--max-classes", "30000", NULL},
+                        4, "oom_label.h5: out of memory");
+    set_cleval_address_limit(0);
+}
+
 /* A --batch beyond the rows costs no memory beyond them: under a 1 GiB limit, a batch of a
  * billion rows (gigabytes of buffers if it were taken as given) runs a 10-row file. */
 static void test_batch_clamped_to_rows(void **state)
@@ -386,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_max_classes),
         cmocka_unit_test(test_low_memory_limit),
         cmocka_unit_test(test_batch_clamped_to_rows),
+        cmocka_unit_test(test_out_of_memory_exits_4),
         cmocka_unit_test(test_missing_filter_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -176,8 +176,8 @@ static cleval_status allocate(compare_state *s, const cleval_compare_config *con
              (s->flip_y = malloc(batch * sizeof *s->flip_y)) &&
              (s->flip_diff = malloc(batch * sizeof *s->flip_diff));
     if (!ok)
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for compare batches of %llu samples",
-                           (unsigned long long)batch);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s, %s: out of memory for batches of %llu samples",
+                           config->path_a, config->path_b, (unsigned long long)batch);
     return CLEVAL_OK;
 }
 
@@ -436,8 +436,11 @@ cleval_status cleval_compare_run(const cleval_compare_config *config, cleval_com
         int32_t max_label = -1;
         if ((status = read_batch(&s, out, row0, count, &max_label)) != CLEVAL_OK) goto done;
         /* The files' --max-classes bounds max_label (cleval_dataset_limit_classes). */
-        if ((status = cleval_confusion_grow(&s.matrix, (uint32_t)max_label + 1)) != CLEVAL_OK)
+        if ((status = cleval_confusion_grow(&s.matrix, (uint32_t)max_label + 1)) != CLEVAL_OK) {
+            status = cleval_fail(status, "%s, %s: %s", config->path_a, config->path_b,
+                                 cleval_last_error());
             goto done;
+        }
         if (out->has_scores && (status = score_batch(&s, out, row0, count)) != CLEVAL_OK) goto done;
         if ((status = count_batch(&s, out, row0, count)) != CLEVAL_OK) goto done;
         if (config->progress) config->progress(row0 + count, n, config->progress_user);

@@ -463,7 +463,8 @@ cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t
     if (max_label) *max_label = -1;
     if (n == 0) return CLEVAL_OK;
     if (!is_integer(col->type))
-        return cleval_fail(CLEVAL_ERR_INTERNAL, "'%s' is not an integer column", col->name);
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: '%s' is not an integer column", col->ds->path,
+                           col->name);
     size_t count = (size_t)n;
     cleval_status status;
     const void *src = out; /* int32 is read in place and checked there */

@@ -172,6 +172,7 @@ static cleval_status read_batch(scan_state *s, uint64_t row0, uint64_t count, in
 /* Creates or widens the class histograms to `needed` classes. */
 static cleval_status fit_classes(scan_state *s, uint32_t needed, uint32_t *n_classes)
 {
+    /* Sized by a label of the file: a failure names it. */
     cleval_status status = CLEVAL_OK;
     if (!s->classes) {
         if ((status = cleval_histogram_create(s->dev, 1, needed, &s->classes)) == CLEVAL_OK && s->y)
@@ -182,7 +183,9 @@ static cleval_status fit_classes(scan_state *s, uint32_t needed, uint32_t *n_cla
             status = cleval_histogram_grow(s->confusion, needed, needed);
         *n_classes = needed;
     }
-    return status;
+    if (status != CLEVAL_OK)
+        return cleval_fail(status, "%s: %s", cleval_dataset_path(s->ds), cleval_last_error());
+    return CLEVAL_OK;
 }
 
 static cleval_status run_kernel(scan_state *s, cl_kernel k, uint64_t count, uint32_t width)
@@ -299,7 +302,8 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
     if (s.y)
         out->side.confusion = calloc((size_t)n_classes * n_classes, sizeof *out->side.confusion);
     if (!out->side.class_counts || (s.y && !out->side.confusion)) {
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for %u class counts", n_classes);
+        status =
+            cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for %u class counts", path, n_classes);
         goto done;
     }
     out->side.probabilities = all_probabilities;

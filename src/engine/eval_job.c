@@ -36,12 +36,13 @@ void cleval_eval_outcome_free(cleval_eval_outcome *out)
 }
 
 /* The per-layer table, summed over the devices' runners. */
-static cleval_status collect_layers(const eval_model *models, uint32_t count,
-                                    cleval_eval_outcome *out)
+static cleval_status collect_layers(const char *model_path, const eval_model *models,
+                                    uint32_t count, cleval_eval_outcome *out)
 {
     uint32_t n = cleval_nn_layer_count(models[0].nn);
     out->layers = calloc(n ? n : 1, sizeof *out->layers);
-    if (!out->layers) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the layer table");
+    if (!out->layers)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the layer table", model_path);
     out->n_layers = n;
     for (uint32_t i = 0; i < n; i++) {
         const cleval_nn_layer *layer = cleval_nn_layer_at(models[0].nn, i);
@@ -77,7 +78,8 @@ static cleval_status calibrate(const cleval_eval_job *job, const cleval_onnx_mod
     uint64_t n = want < test->n ? want : test->n, size = cleval_nn_input_size(nn);
     uint64_t chunk = 64;
     if (status == CLEVAL_OK && !(x = malloc((size_t)(chunk * size) * sizeof *x)))
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading calibration samples");
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading calibration samples",
+                             job->test.data_path);
     for (uint64_t row = 0; status == CLEVAL_OK && row < n; row += chunk) {
         uint32_t count = (uint32_t)(n - row < chunk ? n - row : chunk);
         status = cleval_column_read_f32(test->x, row, count, x);
@@ -135,7 +137,9 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     eval_model *models = calloc(run->n_devices, sizeof *models);
     void **model_ptrs = calloc(run->n_devices, sizeof *model_ptrs);
     cleval_status status =
-        models && model_ptrs ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        models && model_ptrs
+            ? CLEVAL_OK
+            : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading the model", job->model_path);
     const char *precision = job->precision ? job->precision : "fp32";
     cleval_nn_options options = {.prune = job->prune};
     cleval_nn_calibration *calibration = NULL;
@@ -221,7 +225,8 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .save_path = job->test.save_path,
                             .part_attributes = part_attributes};
     status = engine_run(&spec, run, &out->predict);
-    if (status == CLEVAL_OK && job->profile) status = collect_layers(models, run->n_devices, out);
+    if (status == CLEVAL_OK && job->profile)
+        status = collect_layers(job->model_path, models, run->n_devices, out);
 
 done:
     for (uint32_t d = 0; models && d < run->n_devices; d++)

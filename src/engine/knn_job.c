@@ -63,7 +63,9 @@ static cleval_status max_train_label(cleval_column *y, int32_t *max_label)
 {
     uint64_t n = cleval_column_rows(y);
     int32_t *labels = malloc(n * sizeof *labels);
-    if (!labels) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading training labels");
+    if (!labels)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading '%s'",
+                           cleval_column_path(y), cleval_column_name(y));
     cleval_status status = cleval_column_read_i32(y, 0, n, labels, max_label);
     free(labels);
     return status;
@@ -114,7 +116,8 @@ static cleval_status load_train(const knn_devices *devices, cleval_column *x, cl
     int32_t *labels = malloc(chunk * sizeof *labels);
     cleval_status status =
         values && labels ? CLEVAL_OK
-                         : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading training rows");
+                         : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading training rows",
+                                       cleval_column_path(x));
     for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += chunk) {
         uint64_t count = n - row0 < chunk ? n - row0 : chunk;
         int32_t max;
@@ -146,7 +149,9 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     knn_devices devices = {calloc(run->n_devices, sizeof(cleval_knn *)), run->n_devices};
     double start = cleval_seconds();
     cleval_status status =
-        devices.knns ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        devices.knns ? CLEVAL_OK
+                     : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading the training set",
+                                   job->train_path);
     if (status == CLEVAL_OK) status = engine_open_knn_inputs(job, &in);
     if (status != CLEVAL_OK) goto done;
 

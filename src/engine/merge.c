@@ -84,12 +84,13 @@ static cleval_status check_set(part *parts, uint32_t n, part **by_index)
 
 /* Adds a part's counts ([rows][cols]) into the outcome, widening it (metrics parts may have
  * seen different label ranges). */
-static cleval_status add_counts(cleval_predict_outcome *out, bool labels, uint32_t rows,
-                                uint32_t cols, const uint64_t *cells)
+static cleval_status add_counts(const char *path, cleval_predict_outcome *out, bool labels,
+                                uint32_t rows, uint32_t cols, const uint64_t *cells)
 {
     if (cols > out->n_classes) {
         uint64_t *wider = calloc(cols, sizeof *wider);
-        if (!wider) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory merging counts");
+        if (!wider)
+            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory merging its counts", path);
         if (out->predicted_counts)
             memcpy(wider, out->predicted_counts, out->n_classes * sizeof *wider);
         free(out->predicted_counts);
@@ -205,7 +206,10 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts, co
     part *parts = calloc(n_parts, sizeof *parts);
     part **by_index = calloc(n_parts, sizeof *by_index);
     cleval_status status = parts && by_index ? CLEVAL_OK
-                                             : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+                                             : cleval_fail(CLEVAL_ERR_NOMEM,
+                                                           "merge: out of memory "
+                                                           "for %u part files",
+                                                           n_parts);
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++)
         status =
             open_part(paths[i], max_classes ? max_classes : CLEVAL_DEFAULT_MAX_CLASSES, &parts[i]);
@@ -236,7 +240,7 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts, co
             status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u",
                                  by_index[i]->path, cols, by_index[0]->path, merged->n_classes);
         else
-            status = add_counts(merged, merged->has_labels, rows, cols, cells);
+            status = add_counts(by_index[i]->path, merged, merged->has_labels, rows, cols, cells);
         free(cells);
     }
     if (status == CLEVAL_OK)

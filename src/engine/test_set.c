@@ -89,7 +89,9 @@ cleval_status engine_scan_labels(engine_test_stream *s, int32_t *max_label)
     if (!s->y) return CLEVAL_OK;
     const uint64_t chunk = 1 << 20;
     int32_t *labels = malloc((s->n < chunk ? s->n : chunk) * sizeof *labels);
-    if (!labels) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory scanning labels");
+    if (!labels)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory scanning '%s'",
+                           cleval_dataset_path(s->ds), cleval_column_name(s->y));
     cleval_status status = CLEVAL_OK;
     for (uint64_t row0 = 0; row0 < s->n && status == CLEVAL_OK; row0 += chunk) {
         uint64_t count = s->n - row0 < chunk ? s->n - row0 : chunk;
