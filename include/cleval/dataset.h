@@ -45,14 +45,15 @@ bool cleval_dataset_has(const cleval_dataset *ds, const char *name);
  * it; 10,000 covers the common label sets (ImageNet-1k, iNaturalist 2021). */
 enum { CLEVAL_DEFAULT_MAX_CLASSES = 10000 };
 
-/* Refuses, from now on, labels at or above `max_classes` in the label columns of this file
- * (cleval_column_read_i32) and a `class_names` with more entries, naming --max-classes; 0 lifts
- * the limit. Checked before anything is sized by the class count. */
+/* Refuses, from now on, labels at or above `max_classes` (0: CLEVAL_DEFAULT_MAX_CLASSES) in the
+ * label columns of this file (cleval_column_read_i32), a `class_names` with more entries and
+ * counts of more classes (cleval_dataset_read_counts), naming --max-classes. Checked before
+ * anything is sized by the class count. A file not limited holds no limit. */
 void cleval_dataset_limit_classes(cleval_dataset *ds, uint32_t max_classes);
 
 /* Fails like cleval_dataset_limit_classes' checks when `n_classes` (a class count taken from
- * somewhere else than a label, e.g. a model's output width) exceeds `max_classes` (0: none);
- * `what` names its source ("model.onnx: the output"). */
+ * somewhere else than a label, e.g. a model's output width) exceeds `max_classes` (0:
+ * CLEVAL_DEFAULT_MAX_CLASSES); `what` names its source ("the model m.onnx"). */
 cleval_status cleval_check_class_count(const char *what, uint64_t n_classes, uint32_t max_classes);
 
 /* Reads the optional string dataset `class_names`. When absent, *names is NULL and *count 0.

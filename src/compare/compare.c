@@ -75,8 +75,7 @@ static cleval_status open_side(side *s, const char *path, const cleval_compare_c
     s->path = path;
     cleval_status status;
     if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK) return status;
-    cleval_dataset_limit_classes(s->ds, config->max_classes ? config->max_classes
-                                                            : CLEVAL_DEFAULT_MAX_CLASSES);
+    cleval_dataset_limit_classes(s->ds, config->max_classes);
     if ((status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) != CLEVAL_OK)
         return status;
     s->n = cleval_column_rows(s->pred);

@@ -206,12 +206,13 @@ done:
 
 void cleval_dataset_limit_classes(cleval_dataset *ds, uint32_t max_classes)
 {
-    ds->max_classes = max_classes;
+    ds->max_classes = max_classes ? max_classes : CLEVAL_DEFAULT_MAX_CLASSES;
 }
 
 cleval_status cleval_check_class_count(const char *what, uint64_t n_classes, uint32_t max_classes)
 {
-    if (!max_classes || n_classes <= max_classes) return CLEVAL_OK;
+    if (!max_classes) max_classes = CLEVAL_DEFAULT_MAX_CLASSES;
+    if (n_classes <= max_classes) return CLEVAL_OK;
     return cleval_fail(CLEVAL_ERR_INPUT,
                        "%s has %llu classes, more than --max-classes %u (raise it if the model "
                        "really has that many classes)",

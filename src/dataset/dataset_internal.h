@@ -9,7 +9,7 @@
 struct cleval_dataset {
     char *path;
     hid_t file;
-    uint32_t max_classes; /* 0: no limit (cleval_dataset_limit_classes) */
+    uint32_t max_classes; /* 0: no limit until cleval_dataset_limit_classes */
 };
 
 /* Silences HDF5's own error printing, once per process. */

@@ -76,8 +76,7 @@ static cleval_status open_columns(scan_state *s, const cleval_drift_config *conf
     const char *y_key = config->y_key ? config->y_key : "y";
     cleval_status status;
     if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK) return status;
-    cleval_dataset_limit_classes(s->ds, config->max_classes ? config->max_classes
-                                                            : CLEVAL_DEFAULT_MAX_CLASSES);
+    cleval_dataset_limit_classes(s->ds, config->max_classes);
     if ((status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) !=
             CLEVAL_OK ||
         (status = cleval_column_open(s->ds, scores_key, CLEVAL_COLUMN_VALUES, &s->scores)) !=

@@ -15,10 +15,8 @@ typedef struct engine_test_stream {
     uint64_t n;
 } engine_test_stream;
 
-/* run->max_classes, or its default when 0. */
-uint32_t engine_max_classes(const cleval_run_options *run);
-
-/* Opens a data file whose labels and class names are held to `max_classes`. */
+/* Opens a data file whose labels and class names are held to `max_classes`
+ * (cleval_dataset_limit_classes). */
 cleval_status engine_open_data(const char *path, uint32_t max_classes, cleval_dataset **ds);
 
 /* Opens X (required) and y (when present) and checks they have the same, non-zero length. */

@@ -148,8 +148,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     if (status == CLEVAL_OK && !(job->prune >= 0.0 && job->prune < 1.0))
         status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: %g is not in [0, 1)", job->prune);
     if (status == CLEVAL_OK) status = cleval_onnx_load(job->model_path, &model);
-    if (status == CLEVAL_OK)
-        status = engine_open_test_set(&job->test, engine_max_classes(run), &test);
+    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, run->max_classes, &test);
     if (status == CLEVAL_OK && options.precision == CLEVAL_NN_INT8) {
         status = calibrate(job, model, &test, &calibration);
         options.calibration = calibration;
@@ -173,7 +172,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
         goto done;
     uint32_t n_classes = cleval_nn_output_width(models[0].nn);
     snprintf(what, sizeof what, "the model %s", job->model_path);
-    if ((status = cleval_check_class_count(what, n_classes, engine_max_classes(run)))) goto done;
+    if ((status = cleval_check_class_count(what, n_classes, run->max_classes))) goto done;
     uint32_t max_batch = UINT32_MAX;
     for (uint32_t d = 0; d < run->n_devices; d++) {
         uint32_t b = cleval_nn_max_batch(models[d].nn);

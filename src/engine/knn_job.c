@@ -39,7 +39,7 @@ static cleval_status open_train(const cleval_knn_job *job, engine_knn_inputs *in
     const char *x_key = job->test.x_key ? job->test.x_key : "X";
     const char *y_key = job->test.y_key ? job->test.y_key : "y";
     cleval_status status;
-    if ((status = engine_open_data(job->train_path, engine_max_classes(&job->run), &in->train)) ||
+    if ((status = engine_open_data(job->train_path, job->run.max_classes, &in->train)) ||
         (status = cleval_column_open(in->train, x_key, CLEVAL_COLUMN_FEATURES, &in->train_x)))
         return status;
     if (!cleval_dataset_has(in->train, y_key))
@@ -77,7 +77,7 @@ cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_input
     int32_t max_train = -1, max_test = -1;
     cleval_status status = open_train(job, in);
     if (status == CLEVAL_OK)
-        status = engine_open_test_set(&job->test, engine_max_classes(&job->run), &in->test);
+        status = engine_open_test_set(&job->test, job->run.max_classes, &in->test);
     if (status == CLEVAL_OK) {
         char what[4200];
         snprintf(what, sizeof what, "the training set %s", job->train_path);

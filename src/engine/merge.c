@@ -211,8 +211,7 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts, co
                                                            "for %u part files",
                                                            n_parts);
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++)
-        status =
-            open_part(paths[i], max_classes ? max_classes : CLEVAL_DEFAULT_MAX_CLASSES, &parts[i]);
+        status = open_part(paths[i], max_classes, &parts[i]);
     if (status == CLEVAL_OK) status = check_set(parts, n_parts, by_index);
     if (status != CLEVAL_OK) goto done;
 

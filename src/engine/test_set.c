@@ -5,11 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint32_t engine_max_classes(const cleval_run_options *run)
-{
-    return run->max_classes ? run->max_classes : CLEVAL_DEFAULT_MAX_CLASSES;
-}
-
 cleval_status engine_open_data(const char *path, uint32_t max_classes, cleval_dataset **ds)
 {
     cleval_status status = cleval_dataset_open(path, ds);
