@@ -14,12 +14,7 @@ typedef struct device_handle {
     cl_device_id device;
 } device_handle;
 
-/* An OpenCL runtime (an ICD such as PoCL, with its compiler) maps a few hundred MiB when it
- * loads. Under an address-space or data-size limit too small for that, the ICD loader's dlopen
- * fails quietly and no platform is reported; with such a limit in force, that is the likely
- * cause of finding none, so it fails as out of memory naming the limit. CLEVAL_OK without a
- * limit. */
-static cleval_status blame_memory_limit(void)
+bool cleval_memory_limit(char *out, size_t size)
 {
     static const struct {
         int resource;
@@ -27,12 +22,23 @@ static cleval_status blame_memory_limit(void)
     } limits[] = {{RLIMIT_AS, "address-space"}, {RLIMIT_DATA, "data-size"}};
     for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
         struct rlimit r;
-        if (getrlimit(limits[i].resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY)
-            return cleval_fail(CLEVAL_ERR_NOMEM,
-                               "out of memory loading the OpenCL runtime (%s limit %llu MiB)",
-                               limits[i].name, (unsigned long long)(r.rlim_cur >> 20));
+        if (getrlimit(limits[i].resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+            snprintf(out, size, "%s limit %llu MiB", limits[i].name,
+                     (unsigned long long)(r.rlim_cur >> 20));
+            return true;
+        }
     }
-    return CLEVAL_OK;
+    return false;
+}
+
+/* Under a memory limit too small for the OpenCL runtime, the ICD loader's dlopen fails quietly
+ * and no platform is reported: with a limit in force, finding none fails as out of memory
+ * naming it. CLEVAL_OK without a limit. */
+static cleval_status blame_memory_limit(void)
+{
+    char limit[64];
+    if (!cleval_memory_limit(limit, sizeof limit)) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading the OpenCL runtime (%s)", limit);
 }
 
 static cleval_status enumerate(device_handle **handles, uint32_t *count)

@@ -131,8 +131,18 @@ static cleval_status expand_includes(const char *program, const char *source, ch
     return CLEVAL_OK;
 }
 
-/* Logs the build log of a failed build, unless the compiler only ran out of memory (its log
- * then quotes strerror(ENOMEM)): returns true for that, which is no fault of the kernel. */
+/* Whether a failed build ran out of memory rather than met an error in the kernel: the
+ * compiler quotes strerror(ENOMEM), or, under a memory limit, gives no diagnostic at all (PoCL's
+ * bare "failed to build the program"). */
+static bool build_ran_out_of_memory(const char *log)
+{
+    char limit[64];
+    return strstr(log, strerror(ENOMEM)) ||
+           (cleval_memory_limit(limit, sizeof limit) && !strstr(log, "error"));
+}
+
+/* Logs the build log of a failed build, unless the compiler only ran out of memory: returns
+ * true for that, which is no fault of the kernel. */
 static bool log_build_failure(cleval_device *dev, cl_program program, const char *name)
 {
     size_t size = 0;
@@ -145,7 +155,7 @@ static bool log_build_failure(cleval_device *dev, cl_program program, const char
     if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, size, text, NULL) ==
         CL_SUCCESS) {
         text[size] = '\0';
-        out_of_memory = strstr(text, strerror(ENOMEM)) != NULL;
+        out_of_memory = build_ran_out_of_memory(text);
         if (!out_of_memory)
             cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
     }
@@ -184,11 +194,12 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
         bool out_of_memory =
             err == CL_BUILD_PROGRAM_FAILURE && log_build_failure(dev, program, name);
         clReleaseProgram(program);
-        if (out_of_memory)
-            return cleval_fail(CLEVAL_ERR_NOMEM,
-                               "out of memory compiling kernels/%s.cl "
-                               "(clBuildProgram: CL_BUILD_PROGRAM_FAILURE)",
-                               name);
+        char limit[64] = "the compiler's own allocation failed";
+        if (out_of_memory) {
+            cleval_memory_limit(limit, sizeof limit);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory compiling kernels/%s.cl (%s)", name,
+                               limit);
+        }
         return cleval_fail(cleval_cl_status(err, false),
                            "clBuildProgram(kernels/%s.cl, \"%s\") failed: %s (%d)%s", name, options,
                            cleval_cl_error_name(err), (int)err,
