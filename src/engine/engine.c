@@ -162,6 +162,11 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status == CLEVAL_OK && out->class_names.count == 0 && spec->names_fallback)
         status = cleval_dataset_class_names(spec->names_fallback, &out->class_names.names,
                                             &out->class_names.count);
+    if (status == CLEVAL_OK && spec->classes_from && out->class_names.count > spec->n_classes)
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: 'class_names' has %u entries, more than the %u classes of %s",
+                             cleval_dataset_path(spec->data), out->class_names.count,
+                             spec->n_classes, spec->classes_from);
     checkpoint_state restored = {.rows_done = ctx.begin};
     if (status == CLEVAL_OK && run->resume) {
         uint32_t n_counters = spec->counters ? spec->counters->count : 0;

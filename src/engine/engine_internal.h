@@ -69,6 +69,9 @@ typedef struct engine_run_spec {
     cleval_column *labels;   /* NULL without labels */
     cleval_column *file_pred; /* metrics only */
     uint32_t n_classes;      /* 0: discovered from the data (metrics) */
+    /* What fixes n_classes when the labels do not ("the model m.onnx"): class_names longer
+     * than it are refused. NULL: n_classes comes from the labels (knn, metrics). */
+    const char *classes_from;
     uint32_t batch;
     bool with_scores;
     void **models;           /* [run->n_devices] */

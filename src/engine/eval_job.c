@@ -171,7 +171,6 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     if ((status = engine_check_sample_shape(&test, out->input_rank, out->input_shape, what)))
         goto done;
     uint32_t n_classes = cleval_nn_output_width(models[0].nn);
-    snprintf(what, sizeof what, "the model %s", job->model_path);
     if ((status = cleval_check_class_count(what, n_classes, run->max_classes))) goto done;
     uint32_t max_batch = UINT32_MAX;
     for (uint32_t d = 0; d < run->n_devices; d++) {
@@ -216,6 +215,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .x = test.x,
                             .labels = test.y,
                             .n_classes = n_classes,
+                            .classes_from = what,
                             .batch = (uint32_t)batch,
                             .with_scores = job->test.save_path != NULL,
                             .models = model_ptrs,
