@@ -451,8 +451,9 @@ static void test_drift_bad_inputs(void **state)
                    "--js-alert: 'x' is not a number");
     expect_failure((const char *[]){"drift", drift_ref, drift_cur, "--alpha", "1.5", NULL}, 2,
                    "--alpha: must be between 0 and 1");
-    expect_failure((const char *[]){"drift", drift_ref, drift_cur, "--psi-warn", "0.3", NULL}, 2,
-                   "--psi-warn 0.3 is above --psi-alert 0.2");
+    expect_failure((const char *[]){"drift", drift_ref, drift_cur, "--psi-warn", "0.3",
+                                    "--psi-alert", "0.2", NULL},
+                   2, "--psi-warn 0.3 is above --psi-alert 0.2");
     expect_failure((const char *[]){"drift", drift_ref, drift_cur, "--scores-key", "logits", NULL},
                    2, "no dataset 'logits'");
     expect_failure((const char *[]){"drift", drift_ref, NULL}, 2,
@@ -461,6 +462,112 @@ static void test_drift_bad_inputs(void **state)
                    "unknown flag '--max-flip-rate'");
     expect_failure((const char *[]){"drift", drift_ref, drift_cur, "--device", "no-such-gpu", NULL},
                    2, "no device name contains 'no-such-gpu'");
+}
+
+/* The PSI levels as the JSON report states them after `extra` thresholds. */
+static void expect_psi_levels(const char *const *extra, double warn, double alert)
+{
+    const char *args[16] = {"drift", drift_ref, drift_cur, "--json", "-"};
+    size_t n = 5;
+    while (*extra)
+        args[n++] = *extra++;
+    char *out, *err;
+    int code = run_cleval(args, &out, &err);
+    if (code != 0 && code != 1) fail_msg("exit %d: %s", code, err);
+    cJSON *json = cJSON_Parse(out);
+    assert_non_null(json);
+    const cJSON *t = cJSON_GetObjectItem(json, "thresholds");
+    assert_true(number(t, "psi_warn") == warn);
+    assert_true(number(t, "psi_alert") == alert);
+    cJSON_Delete(json);
+    free(out), free(err);
+}
+
+/* A default never overrules a level the user gave: the default moves to meet it. */
+static void test_drift_default_yields_to_given_level(void **state)
+{
+    (void)state;
+    expect_psi_levels((const char *[]){"--psi-alert", "1e-6", NULL}, 1e-6, 1e-6);
+    expect_psi_levels((const char *[]){"--psi-warn", "0.5", NULL}, 0.5, 0.5);
+    expect_psi_levels((const char *[]){"--psi-alert", "0.15", NULL}, 0.1, 0.15);
+    expect_psi_levels((const char *[]){"--psi-warn", "0.05", "--psi-alert", "0.07", NULL}, 0.05,
+                      0.07);
+}
+
+/* A label beyond --max-classes stops compare and drift before the class tables are sized,
+ * naming the file, the dataset, the sample and the flag. */
+static void test_max_classes(void **state)
+{
+    (void)state;
+    int32_t pred[4] = {0, 1, 1, 1}, y[4] = {0, 1, 0, 1}, huge[4] = {0, 1, 2147483647, 1};
+    float scores[4][2] = {{1, 0}, {0, 1}, {0, 1}, {0, 1}};
+    char plain[4096], big_pred[4096], big_y[4096], names[4096];
+    snprintf(plain, sizeof plain, "%s", write_preds("mc_plain.h5", pred, y, &scores[0][0], 4, 2));
+    snprintf(big_pred, sizeof big_pred, "%s",
+             write_preds("mc_big_pred.h5", huge, y, &scores[0][0], 4, 2));
+    snprintf(big_y, sizeof big_y, "%s",
+             write_preds("mc_big_y.h5", pred, huge, &scores[0][0], 4, 2));
+    expect_failure((const char *[]){"compare", plain, big_pred, NULL}, 2,
+                   "mc_big_pred.h5: 'pred' sample 2 has label 2147483647, above --max-classes "
+                   "10000 (raise it if the model really has that many classes)");
+    expect_failure((const char *[]){"compare", big_y, big_y, NULL}, 2,
+                   "mc_big_y.h5: 'y' sample 2 has label 2147483647, above --max-classes 10000");
+    expect_failure((const char *[]){"drift", plain, big_pred, NULL}, 2,
+                   "mc_big_pred.h5: 'pred' sample 2 has label 2147483647, above --max-classes");
+    expect_failure((const char *[]){"drift", big_y, plain, NULL}, 2,
+                   "mc_big_y.h5: 'y' sample 2 has label 2147483647, above --max-classes");
+    /* The limit is the user's: labels 0..1 need 2 classes. */
+    expect_failure((const char *[]){"compare", plain, plain, "--max-classes", "1", NULL}, 2,
+                   "'pred' sample 1 has label 1, above --max-classes 1");
+    expect_failure((const char *[]){"drift", plain, plain, "--max-classes", "1", NULL}, 2,
+                   "'pred' sample 1 has label 1, above --max-classes 1");
+    cJSON *json = run_cleval_json(
+        (const char *[]){"compare", plain, plain, "--max-classes", "2", "--json", "-", NULL}, 0);
+    cJSON_Delete(json);
+    expect_failure((const char *[]){"compare", plain, plain, "--max-classes", "0", NULL}, 2,
+                   "--max-classes: must be at least 1");
+    /* class_names longer than the limit is refused before its entries are read. */
+    {
+        const char *path = temp_path("mc_names.h5");
+        hid_t file = h5_create(path);
+        hsize_t dims[2] = {4, 2};
+        h5_write(file, "pred", H5T_NATIVE_INT32, 1, dims, pred, 0, NULL);
+        h5_write(file, "scores", H5T_NATIVE_FLOAT, 2, dims, scores, 0, NULL);
+        h5_write_strings(file, "class_names", (const char *[]){"a", "b", "c"}, 3);
+        H5Fclose(file);
+        snprintf(names, sizeof names, "%s", path);
+    }
+    expect_failure((const char *[]){"compare", names, names, "--max-classes", "2", NULL}, 2,
+                   "mc_names.h5: 'class_names' has 3 entries, more than --max-classes 2");
+    expect_failure((const char *[]){"drift", names, names, "--max-classes", "2", NULL}, 2,
+                   "mc_names.h5: 'class_names' has 3 entries, more than --max-classes 2");
+}
+
+/* Under an address-space limit too small for the OpenCL runtime, compare (host only) runs as
+ * ever and drift, which counts on the device, says memory is the cause (exit 4). */
+static void test_low_memory_limit(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    set_cleval_address_limit(200ull << 20);
+    cJSON *json =
+        run_cleval_json((const char *[]){"compare", fixture_a, fixture_a, "--json", "-", NULL}, 0);
+    cJSON_Delete(json);
+    expect_failure((const char *[]){"drift", drift_ref, drift_cur, NULL}, 4,
+                   "cleval: out of memory loading the OpenCL runtime (address-space limit 200 "
+                   "MiB)");
+    /* Memory that cleval itself sizes fails cleanly too: labels up to 20,000 under a 1 GiB
+     * limit need a 20001-class matrix of 3.2 GB. */
+    int32_t pred[4] = {0, 1, 20000, 1};
+    float scores[4][2] = {{1, 0}, {0, 1}, {0, 1}, {0, 1}};
+    char big[4096];
+    snprintf(big, sizeof big, "%s", write_preds("oom_big.h5", pred, pred, &scores[0][0], 4, 2));
+    set_cleval_address_limit(1ull << 30);
+    expect_failure((const char *[]){"compare", big, big, "--max-classes", "30000", NULL}, 4,
+                   "oom_big.h5: out of memory");
+    expect_failure((const char *[]){"drift", big, big, "--max-classes", "30000", NULL}, 4,
+                   "oom_big.h5: out of memory");
+    set_cleval_address_limit(0);
 }
 
 static void test_help(void **state)
@@ -490,6 +597,9 @@ int main(void)
         cmocka_unit_test(test_compare_bad_inputs),
         cmocka_unit_test(test_drift_runs),
         cmocka_unit_test(test_drift_bad_inputs),
+        cmocka_unit_test(test_drift_default_yields_to_given_level),
+        cmocka_unit_test(test_max_classes),
+        cmocka_unit_test(test_low_memory_limit),
         cmocka_unit_test(test_help),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

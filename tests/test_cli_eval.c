@@ -107,7 +107,30 @@ static void test_bad_inputs_exit_2(void **state)
     expect_failure((const char *[]){"eval", "--model", model, "--data", data, NULL},
                    "samples have shape [4] but the model");
     expect_failure((const char *[]){"eval", "--model", model, "--data", big_label, NULL},
-                   "sample 1 has label 12, at or above the model's 10 classes");
+                   "eval_big_label.h5: 'y' sample 1 has label 12, at or above the model's 10 "
+                   "classes");
+    /* The model's output width is a class count --max-classes holds too. */
+    char limited[4200];
+    snprintf(limited, sizeof limited, "the model %s has 10 classes, more than --max-classes 5",
+             model);
+    expect_failure((const char *[]){"eval", "--model", model, "--data", unlabelled, "--max-classes",
+                                    "5", NULL},
+                   limited);
+    expect_failure((const char *[]){"eval", "--model", model, "--data", big_label, "--max-classes",
+                                    "11", NULL},
+                   "eval_big_label.h5: 'y' sample 1 has label 12, above --max-classes 11");
+    /* class_names cannot name more classes than the model has. */
+    char named[4096];
+    snprintf(named, sizeof named, "%s", temp_path("eval_eleven_names.h5"));
+    f = h5_create(named);
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 4, dims, pixels, 0, NULL);
+    h5_write_strings(f, "class_names",
+                     (const char *const[]){"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"},
+                     11);
+    H5Fclose(f);
+    expect_failure((const char *[]){"eval", "--model", model, "--data", named, NULL},
+                   "eval_eleven_names.h5: 'class_names' has 11 entries, more than the 10 classes "
+                   "of the model");
     expect_failure((const char *[]){"eval", "--model", fixture_path("onnx/truncated.onnx"),
                                     "--data", unlabelled, NULL},
                    "truncated.onnx: not an ONNX model");

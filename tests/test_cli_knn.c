@@ -31,6 +31,70 @@ static const char *write_set(const char *name, hsize_t n, hsize_t d, long nan_ro
     return path;
 }
 
+/* Sets label `row` of a set written by write_set. */
+static void set_label(const char *path, hsize_t row, int32_t label)
+{
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t dset = H5Dopen2(file, "y", H5P_DEFAULT);
+    hid_t space = H5Dget_space(dset);
+    hsize_t one = 1;
+    hid_t mem = H5Screate_simple(1, &one, NULL);
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, &row, NULL, &one, NULL);
+    assert_true(H5Dwrite(dset, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, &label) >= 0);
+    H5Sclose(mem);
+    H5Sclose(space);
+    H5Dclose(dset);
+    H5Fclose(file);
+}
+
+/* One stray large label decides no class count: it stops the run before the device tables
+ * are sized, naming the file, the sample and --max-classes (it once failed as an OpenCL error
+ * after asking for gigabytes). */
+static void test_max_classes(void **state)
+{
+    (void)state;
+    char train[4096], test[4096], huge_train[4096], huge_test[4096];
+    snprintf(train, sizeof train, "%s", write_set("knn_mc_train.h5", 20, 4, -1, 1));
+    snprintf(test, sizeof test, "%s", write_set("knn_mc_test.h5", 9, 4, -1, 1));
+    snprintf(huge_train, sizeof huge_train, "%s", write_set("knn_mc_huge_train.h5", 20, 4, -1, 1));
+    snprintf(huge_test, sizeof huge_test, "%s", write_set("knn_mc_huge_test.h5", 9, 4, -1, 1));
+    set_label(huge_train, 5, INT32_MAX);
+    set_label(huge_test, 2, INT32_MAX);
+    expect_cleval_error(
+        (const char *[]){"knn", "--train", train, "--data", huge_test, "-k", "1", NULL}, 2,
+        "knn_mc_huge_test.h5: 'y' sample 2 has label 2147483647, above "
+        "--max-classes 10000 (raise it if the model really has that many "
+        "classes)");
+    expect_cleval_error(
+        (const char *[]){"knn", "--train", huge_train, "--data", test, "-k", "1", NULL}, 2,
+        "knn_mc_huge_train.h5: 'y' sample 5 has label 2147483647");
+    /* Labels 0..2 are 3 classes: --max-classes 3 runs, 2 refuses. */
+    cJSON_Delete(run_cleval_json((const char *[]){"knn", "--train", train, "--data", test, "-k",
+                                                  "1", "--max-classes", "3", "--json", "-", NULL},
+                                 0));
+    expect_cleval_error((const char *[]){"knn", "--train", train, "--data", test, "-k", "1",
+                                         "--max-classes", "2", NULL},
+                        2, "knn_mc_train.h5: 'y' sample 2 has label 2, above --max-classes 2");
+    /* merge holds the parts to it as well. */
+    char parts[2][4096];
+    for (int i = 0; i < 2; i++) {
+        char shard[8], name[32];
+        snprintf(shard, sizeof shard, "%d/2", i);
+        snprintf(name, sizeof name, "knn_mc_part%d.h5", i);
+        snprintf(parts[i], sizeof parts[i], "%s", temp_path(name));
+        cJSON_Delete(run_cleval_json((const char *[]){"knn", "--train", train, "--data", test, "-k",
+                                                      "1", "--shard", shard, "--save", parts[i],
+                                                      "--json", "-", NULL},
+                                     0));
+    }
+    cJSON_Delete(run_cleval_json(
+        (const char *[]){"merge", parts[0], parts[1], "--max-classes", "3", "--json", "-", NULL},
+        0));
+    expect_cleval_error((const char *[]){"merge", parts[0], parts[1], "--max-classes", "2", NULL},
+                        2,
+                        "knn_mc_part0.h5: 'confusion' counts 3 classes, more than --max-classes 2");
+}
+
 static void test_bad_inputs_exit_2(void **state)
 {
     (void)state;
@@ -194,6 +258,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_inputs_exit_2),
+        cmocka_unit_test(test_max_classes),
         cmocka_unit_test(test_iris_report_and_save),
         cmocka_unit_test(test_unlabelled_test_set),
         cmocka_unit_test(test_training_set_names_the_classes),

@@ -239,6 +239,7 @@ static void test_help_version_devices(void **state)
     char *out, *err;
     assert_int_equal(run_cleval((const char *[]){"--help", NULL}, &out, &err), 0);
     assert_non_null(strstr(out, "metrics"));
+    assert_non_null(strstr(out, "4 out of host or device memory, 5 internal error"));
     free(out), free(err);
     assert_int_equal(run_cleval((const char *[]){"metrics", "--help", NULL}, &out, &err), 0);
     assert_non_null(strstr(out, "--pred-key"));
@@ -254,6 +255,138 @@ static void test_help_version_devices(void **state)
     free(out), free(err);
 }
 
+/* y/pred of 4 samples: labels 0..2, with `label` at y sample 2. */
+static const char *write_label(const char *name, int32_t label)
+{
+    const char *path = temp_path(name);
+    hid_t file = h5_create(path);
+    int32_t y[4] = {0, 1, label, 2}, pred[4] = {0, 1, 1, 2};
+    hsize_t n = 4;
+    h5_write(file, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
+    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &n, pred, 0, NULL);
+    H5Fclose(file);
+    return path;
+}
+
+/* A stray large label, or a class_names longer than --max-classes, stops the run before
+ * anything is sized by the class count (label 9,000 once cost 7.3 GB). */
+static void test_max_classes(void **state)
+{
+    (void)state;
+    char huge[4096], small[4096], named[4096];
+    snprintf(huge, sizeof huge, "%s", write_label("mc_huge.h5", INT32_MAX));
+    snprintf(small, sizeof small, "%s", write_label("mc_small.h5", 2));
+    snprintf(named, sizeof named, "%s", write_label("mc_named.h5", 2));
+    hid_t file = H5Fopen(named, H5F_ACC_RDWR, H5P_DEFAULT);
+    h5_write_strings(file, "class_names", (const char *const[]){"a", "b", "c", "d"}, 4);
+    H5Fclose(file);
+    expect_cleval_error((const char *[]){"metrics", "--data", huge, NULL}, 2,
+                        "mc_huge.h5: 'y' sample 2 has label 2147483647, above --max-classes 10000 "
+                        "(raise it if the model really has that many classes)");
+    expect_cleval_error((const char *[]){"metrics", "--data", small, "--max-classes", "2", NULL}, 2,
+                        "mc_small.h5: 'y' sample 2 has label 2, above --max-classes 2");
+    cJSON *json = run_cleval_json(
+        (const char *[]){"metrics", "--data", small, "--max-classes", "3", "--json", "-", NULL}, 0);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(json, "per_class")), 3);
+    cJSON_Delete(json);
+    expect_cleval_error((const char *[]){"metrics", "--data", named, "--max-classes", "3", NULL}, 2,
+                        "mc_named.h5: 'class_names' has 4 entries, more than --max-classes 3");
+    expect_cleval_error((const char *[]){"metrics", "--data", small, "--max-classes", "x", NULL}, 2,
+                        "--max-classes: 'x' is not an integer");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", small, "--max-classes", "4294967296", NULL}, 2,
+        "--max-classes: labels are 32-bit, so at most 2147483648 classes");
+}
+
+/* Under an address-space limit too small for the OpenCL runtime, commands that need a device
+ * say memory is the cause and exit 4 (they once said no ICD was installed, exit 3). */
+static void test_low_memory_limit(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    char good[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_low_memory.h5", 10, 10, -1));
+    set_cleval_address_limit(200ull << 20);
+    const char *message = "cleval: out of memory loading the OpenCL runtime (address-space limit "
+                          "200 MiB)";
+    expect_cleval_error((const char *[]){"devices", NULL}, 4, message);
+    expect_cleval_error((const char *[]){"metrics", "--data", good, NULL}, 4, message);
+    set_cleval_address_limit(0);
+}
+
+/* Running out of memory is exit 4 with one line naming the file: a label of 20,000 allowed by
+ * --max-classes needs a 20001 x 20001 device histogram (3.2 GB), beyond a 1 GiB limit. */
+static void test_out_of_memory_exits_4(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    char big[4096];
+    snprintf(big, sizeof big, "%s", write_label("oom_label.h5", 20000));
+    set_cleval_address_limit(1ull << 30);
+    expect_cleval_error((const char *[]){"metrics", "--data", big, "--max-classes", "30000", NULL},
+                        4, "oom_label.h5: out of memory");
+    set_cleval_address_limit(0);
+}
+
+/* A --batch beyond the rows costs no memory beyond them: under a 1 GiB limit, a batch of a
+ * billion rows (gigabytes of buffers if it were taken as given) runs a 10-row file. */
+static void test_batch_clamped_to_rows(void **state)
+{
+    (void)state;
+    if (!ADDRESS_LIMITS_WORK) skip();
+    char good[4096];
+    snprintf(good, sizeof good, "%s", write_pairs("cli_big_batch.h5", 10, 10, -1));
+    set_cleval_address_limit(1ull << 30);
+    cJSON *json = run_cleval_json(
+        (const char *[]){"metrics", "--data", good, "--batch", "1000000000", "--json", "-", NULL},
+        0);
+    set_cleval_address_limit(0);
+    assert_true(cJSON_GetObjectItem(json, "accuracy")->valuedouble == 0.4);
+    cJSON_Delete(json);
+}
+
+/* A stand-in for the LZF compression filter (HDF5 filter 32000): stores bytes unchanged. */
+static size_t identity_filter(unsigned flags, size_t n_values, const unsigned values[],
+                              size_t bytes, size_t *buffer_size, void **buffer)
+{
+    (void)flags, (void)n_values, (void)values, (void)buffer_size, (void)buffer;
+    return bytes;
+}
+
+/* A file compressed with a filter that the reading HDF5 lacks (registered only in this test
+ * process; cleval runs with plugin loading off) is refused naming the filter, the file and
+ * the dataset, not as a damaged file. */
+static void test_missing_filter_is_named(void **state)
+{
+    (void)state;
+    const H5Z_class2_t lzf = {H5Z_CLASS_T_VERS, (H5Z_filter_t)32000, 1, 1, "lzf", NULL, NULL,
+                              identity_filter};
+    assert_true(H5Zregister(&lzf) >= 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", temp_path("lzf.h5"));
+    hid_t file = h5_create(path);
+    hsize_t n = 4, chunk = 4;
+    int32_t labels[4] = {0, 1, 2, 1};
+    hid_t space = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(H5Pset_chunk(dcpl, 1, &chunk) >= 0);
+    assert_true(H5Pset_filter(dcpl, 32000, H5Z_FLAG_MANDATORY, 0, NULL) >= 0);
+    for (int i = 0; i < 2; i++) {
+        hid_t dset = H5Dcreate2(file, i ? "pred" : "y", H5T_NATIVE_INT32, space, H5P_DEFAULT,
+                                dcpl, H5P_DEFAULT);
+        assert_true(H5Dwrite(dset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) >= 0);
+        H5Dclose(dset);
+    }
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(file);
+    H5Zunregister(32000);
+    setenv("HDF5_PLUGIN_PRELOAD", "::", 1); /* no plugin may stand in for it */
+    expect_cleval_error((const char *[]){"metrics", "--data", path, NULL}, 2,
+                        "lzf.h5: 'y' is compressed with HDF5 filter 32000 (lzf), which is not "
+                        "available here");
+    unsetenv("HDF5_PLUGIN_PRELOAD");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +397,11 @@ int main(void)
         cmocka_unit_test(test_failed_run_leaves_no_file),
         cmocka_unit_test(test_device_destinations),
         cmocka_unit_test(test_help_version_devices),
+        cmocka_unit_test(test_max_classes),
+        cmocka_unit_test(test_low_memory_limit),
+        cmocka_unit_test(test_batch_clamped_to_rows),
+        cmocka_unit_test(test_out_of_memory_exits_4),
+        cmocka_unit_test(test_missing_filter_is_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -286,6 +286,25 @@ static void test_misuse_exits_2(void **state)
                         "--progress: 'loud' is not one of tty, json, none");
 }
 
+/* A checkpoint that cannot be written is named by its own flag, never as --save. */
+static void test_checkpoint_write_failure_names_checkpoint(void **state)
+{
+    (void)state;
+    char pairs[4096];
+    snprintf(pairs, sizeof pairs, "%s", write_pairs("unwritable_pairs.h5", 100));
+    char *out, *err;
+    int code = run_cleval((const char *[]){"metrics", "--data", pairs, "--checkpoint",
+                                           "/nonexistent/dir/run.ckpt", "--checkpoint-every", "10",
+                                           "--batch", "10", NULL},
+                          &out, &err);
+    assert_int_equal(code, 2);
+    assert_string_equal(out, "");
+    if (!strstr(err, "cleval: --checkpoint /nonexistent/dir/run.ckpt: cannot create") ||
+        strstr(err, "--save") || strchr(err, '\n') != err + strlen(err) - 1)
+        fail_msg("stderr: %s", err);
+    free(out), free(err);
+}
+
 /* Part files whose counts are malformed or disagree are refused, never read out of bounds. */
 static void test_merge_refuses_bad_parts(void **state)
 {
@@ -342,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_sigint_stops_with_checkpoint),
         cmocka_unit_test(test_progress_json_lines),
         cmocka_unit_test(test_misuse_exits_2),
+        cmocka_unit_test(test_checkpoint_write_failure_names_checkpoint),
         cmocka_unit_test(test_checkpoint_of_another_job),
         cmocka_unit_test(test_merge_refuses_bad_parts),
     };

@@ -74,6 +74,31 @@ static void test_environment_selects_device(void **state)
     unsetenv("CLEVAL_DEVICE");
 }
 
+/* Running out of host or device memory is a memory failure, whatever call met it; only a
+ * kernel launch's CL_OUT_OF_RESOURCES may mean something else (a work-group too large). */
+static void test_memory_errors_are_nomem(void **state)
+{
+    (void)state;
+    assert_int_equal(cleval_cl_status(CL_MEM_OBJECT_ALLOCATION_FAILURE, false), CLEVAL_ERR_NOMEM);
+    assert_int_equal(cleval_cl_status(CL_OUT_OF_HOST_MEMORY, true), CLEVAL_ERR_NOMEM);
+    assert_int_equal(cleval_cl_status(CL_OUT_OF_RESOURCES, false), CLEVAL_ERR_NOMEM);
+    assert_int_equal(cleval_cl_status(CL_OUT_OF_RESOURCES, true), CLEVAL_ERR_OPENCL);
+    assert_int_equal(cleval_cl_status(CL_INVALID_KERNEL_ARGS, false), CLEVAL_ERR_OPENCL);
+    assert_int_equal(cleval_cl_check(CL_OUT_OF_HOST_MEMORY, "clEnqueueReadBuffer"),
+                     CLEVAL_ERR_NOMEM);
+    assert_int_equal(cleval_cl_check(CL_OUT_OF_RESOURCES, "clEnqueueNDRangeKernel(histogram)"),
+                     CLEVAL_ERR_OPENCL);
+    assert_int_equal(cleval_cl_check(CL_OUT_OF_RESOURCES, "clFinish"), CLEVAL_ERR_NOMEM);
+    /* A buffer beyond the device's largest allocation is out of device memory too. */
+    const cleval_device_info *info = cleval_device_get_info(test_device());
+    cl_mem mem;
+    size_t too_big = (size_t)info->max_alloc_bytes + 4096;
+    assert_int_equal(
+        cleval_device_buffer(test_device(), CL_MEM_READ_WRITE, too_big, NULL, "test buffer", &mem),
+        CLEVAL_ERR_NOMEM);
+    assert_non_null(strstr(cleval_last_error(), "clCreateBuffer(test buffer"));
+}
+
 static void test_error_names(void **state)
 {
     (void)state;
@@ -83,7 +108,7 @@ static void test_error_names(void **state)
     assert_string_equal(cleval_cl_error_name(-12345), "CL_UNKNOWN_ERROR");
     assert_int_equal(cleval_cl_check(CL_SUCCESS, "clFinish"), CLEVAL_OK);
     assert_int_equal(cleval_cl_check(CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer"),
-                     CLEVAL_ERR_OPENCL);
+                     CLEVAL_ERR_NOMEM);
     assert_string_equal(cleval_last_error(),
                         "clCreateBuffer failed: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)");
     /* A message may wrap the previous one, read from the buffer it is written to. */
@@ -302,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_specs),
         cmocka_unit_test(test_environment_selects_device),
         cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_memory_errors_are_nomem),
         cmocka_unit_test(test_unknown_kernel_is_an_error),
         cmocka_unit_test(test_build_failure_reports_log),
         cmocka_unit_test(test_program_includes_shared_header),

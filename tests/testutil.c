@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -171,6 +172,20 @@ void run_cleval_time_limit(unsigned seconds)
     child_time_limit = seconds;
 }
 
+static uint64_t address_limit;
+
+void set_cleval_address_limit(uint64_t bytes)
+{
+    address_limit = bytes;
+}
+
+/* In the forked child, before exec. */
+static void apply_address_limit(void)
+{
+    struct rlimit r = {.rlim_cur = address_limit, .rlim_max = address_limit};
+    if (address_limit && setrlimit(RLIMIT_AS, &r) != 0) _exit(126);
+}
+
 int run_cleval(const char *const *args, char **out, char **err)
 {
     /* stdout and stderr go to temporary files so neither pipe can fill up and block. */
@@ -184,6 +199,7 @@ int run_cleval(const char *const *args, char **out, char **err)
         dup2(out_fd, 1);
         dup2(err_fd, 2);
         if (child_time_limit) alarm(child_time_limit); /* kept across execv */
+        apply_address_limit();
         execv(CLEVAL_BINARY, (char *const *)argv);
         _exit(127);
     }
@@ -229,6 +245,7 @@ int spawn_cleval(const char *const *args)
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         dup2(null, 2);
+        apply_address_limit();
         execv(CLEVAL_BINARY, (char *const *)argv);
         _exit(127);
     }

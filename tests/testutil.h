@@ -40,6 +40,16 @@ void h5_write(hid_t file, const char *name, hid_t mem_type, int rank, const hsiz
               const void *data, int gzip, const hsize_t *chunk);
 void h5_write_strings(hid_t file, const char *name, const char *const *strings, size_t n);
 
+/* The cleval processes started from now on run under this address-space limit (RLIMIT_AS, in
+ * bytes; 0: none). Sanitizers reserve terabytes of address space, so tests using it skip
+ * under them (ADDRESS_LIMITS_WORK). */
+void set_cleval_address_limit(uint64_t bytes);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ADDRESS_LIMITS_WORK 0
+#else
+#define ADDRESS_LIMITS_WORK 1
+#endif
+
 /* Runs the cleval binary with `args` (a NULL-terminated list), capturing stdout and stderr into
  * heap strings (free them) and returning its exit code (-1 when it died from a signal). */
 int run_cleval(const char *const *args, char **out, char **err);

@@ -24,7 +24,6 @@ enum {
     CLEVAL_COMPARE_DEFAULT_BATCH = 1 << 16, /* rows per batch when the caller gives none */
     CLEVAL_COMPARE_TOP = 10,                /* flips and score differences kept for the report */
     CLEVAL_COMPARE_MAX_GATES = 4,
-    CLEVAL_COMPARE_MAX_CLASSES = 16384, /* the flip matrix is dense: 16384^2 counts = 2 GiB */
 };
 
 /* The tolerances of a CI job; a gate is checked only when its `use_` flag is set. */
@@ -49,6 +48,9 @@ typedef struct cleval_compare_config {
     const char *y_key;      /* NULL: "y" */
     const char *scores_key; /* NULL: "scores" */
     uint64_t batch;         /* rows per batch; 0: CLEVAL_COMPARE_DEFAULT_BATCH */
+    /* Labels at or above it and longer class_names are refused before the dense flip matrix
+     * is sized; 0: CLEVAL_DEFAULT_MAX_CLASSES. */
+    uint32_t max_classes;
     const char *save_path;  /* NULL, or the HDF5 file of flipped samples to write */
     cleval_compare_limits limits;
     cleval_compare_progress_fn progress;

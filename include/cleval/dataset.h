@@ -48,6 +48,22 @@ const char *cleval_dataset_path(const cleval_dataset *ds);
 /* True when the file holds a dataset called `name` at its root. */
 bool cleval_dataset_has(const cleval_dataset *ds, const char *name);
 
+/* The default of --max-classes: the class count a file may imply. A class count C costs a
+ * C x C matrix of 64-bit counts (800 MB at 10,000), so a stray large label must not decide
+ * it; 10,000 covers the common label sets (ImageNet-1k, iNaturalist 2021). */
+enum { CLEVAL_DEFAULT_MAX_CLASSES = 10000 };
+
+/* Refuses, from now on, labels at or above `max_classes` (0: CLEVAL_DEFAULT_MAX_CLASSES) in the
+ * label columns of this file (cleval_column_read_i32), a `class_names` with more entries and
+ * counts of more classes (cleval_dataset_read_counts), naming --max-classes. Checked before
+ * anything is sized by the class count. A file not limited holds no limit. */
+void cleval_dataset_limit_classes(cleval_dataset *ds, uint32_t max_classes);
+
+/* Fails like cleval_dataset_limit_classes' checks when `n_classes` (a class count taken from
+ * somewhere else than a label, e.g. a model's output width) exceeds `max_classes` (0:
+ * CLEVAL_DEFAULT_MAX_CLASSES); `what` names its source ("the model m.onnx"). */
+cleval_status cleval_check_class_count(const char *what, uint64_t n_classes, uint32_t max_classes);
+
 /* Reads the optional string dataset `class_names`. When absent, *names is NULL and *count 0.
  * Otherwise the caller frees with cleval_dataset_free_names(). */
 cleval_status cleval_dataset_class_names(cleval_dataset *ds, char ***names, uint32_t *count);
@@ -83,8 +99,10 @@ const uint64_t *cleval_column_row_shape(const cleval_column *col);
 /* Elements per row: the product of the row shape (1 for a 1-D dataset). */
 uint64_t cleval_column_row_size(const cleval_column *col);
 
-/* The dataset's name inside the file, and a description of its stored type ("uint8"). */
+/* The dataset's name inside the file, the file's path, and a description of its stored type
+ * ("uint8"). */
 const char *cleval_column_name(const cleval_column *col);
+const char *cleval_column_path(const cleval_column *col);
 const char *cleval_column_type_name(const cleval_column *col);
 
 /* Reads rows [row0, row0 + n) into `out` (n * row_size floats), converting from the stored

@@ -127,8 +127,14 @@ void cleval_hostbuf_release(cleval_hostbuf *buf);
 /* The symbolic name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "CL_UNKNOWN_ERROR". */
 const char *cleval_cl_error_name(cl_int err);
 
+/* The status an OpenCL error stands for: CLEVAL_ERR_NOMEM when the host or the device ran out
+ * of memory (CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_HOST_MEMORY, and CL_OUT_OF_RESOURCES
+ * except from a kernel launch, where it also means a work-group too large for the kernel's
+ * registers or local memory), else CLEVAL_ERR_OPENCL. */
+cleval_status cleval_cl_status(cl_int err, bool kernel_launch);
+
 /* CLEVAL_OK when err is CL_SUCCESS; otherwise records "<call> failed: <NAME> (<code>)" and
- * returns CLEVAL_ERR_OPENCL. */
+ * returns cleval_cl_status(err) (a call named "clEnqueueNDRangeKernel..." is a launch). */
 cleval_status cleval_cl_check(cl_int err, const char *call);
 
 /* Sets a kernel's arguments in order and keeps the first failure: OR-ing the negative OpenCL

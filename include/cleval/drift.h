@@ -25,7 +25,6 @@ extern "C" {
 enum {
     CLEVAL_DRIFT_BINS = 10,               /* confidence bins over [0, 1], the last closed */
     CLEVAL_DRIFT_DEFAULT_BATCH = 1 << 16, /* rows per batch when the caller gives none */
-    CLEVAL_DRIFT_MAX_CLASSES = 16384,     /* the labelled confusion matrix is dense */
     CLEVAL_DRIFT_MAX_ALERTS = 5,          /* class psi/js/chi2, confidence psi/js */
 };
 
@@ -56,6 +55,9 @@ typedef struct cleval_drift_config {
     const char *scores_key; /* NULL: "scores" */
     const char *y_key;      /* NULL: "y" (optional in each file) */
     uint64_t batch;         /* rows per batch; 0: CLEVAL_DRIFT_DEFAULT_BATCH */
+    /* Labels at or above it and longer class_names are refused before the class histograms
+     * and the dense confusion matrix are sized; 0: CLEVAL_DEFAULT_MAX_CLASSES. */
+    uint32_t max_classes;
     cleval_drift_thresholds thresholds;
     cleval_device *device;
     bool force_fp32; /* the confidence kernel in float even where the device has fp64 */

@@ -31,6 +31,9 @@ typedef struct cleval_run_options {
     const char *checkpoint_path; /* NULL: no checkpoints */
     bool resume;                 /* continue from checkpoint_path */
     uint64_t checkpoint_rows;    /* rows between checkpoints; 0: automatic */
+    /* Labels at or above it, longer class_names and (eval) a model with more outputs are
+     * refused before anything is sized by the class count; 0: CLEVAL_DEFAULT_MAX_CLASSES. */
+    uint32_t max_classes;
     /* Identifies the job (inputs and options, not the slice): stored in checkpoints and part
      * files, so a resume or a merge refuses the state of another job. */
     const char *fingerprint;
@@ -183,17 +186,19 @@ typedef struct cleval_merge_outcome {
 } cleval_merge_outcome;
 
 /* Checks the parts belong to one job and cover every slice exactly once, adds their counts,
- * and writes the whole prediction file to save_path (NULL: none). Parts whose scores hold NaN
- * or infinities (eval parts record how many: eval_nonfinite_scores) are refused with
- * CLEVAL_ERR_INPUT unless allow_nonfinite; accepted, they are copied as they are. */
+ * and writes the whole prediction file to save_path (NULL: none). Parts of more classes than
+ * max_classes (0: CLEVAL_DEFAULT_MAX_CLASSES) are refused before their counts are read. Parts
+ * whose scores hold NaN or infinities (eval parts record how many: eval_nonfinite_scores) are
+ * refused with CLEVAL_ERR_INPUT unless allow_nonfinite; accepted, they are copied as they are. */
 cleval_status cleval_engine_merge_parts(const char *const *parts, uint32_t n_parts,
                                         const char *save_path, bool allow_nonfinite,
-                                        cleval_merge_outcome *out);
+                                        uint32_t max_classes, cleval_merge_outcome *out);
 
 /* cleval_engine_merge_parts accepting non-finite scores: for parts whose runs already decided
  * on them (the ranks of one mpirun job). */
 cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts,
-                                  const char *save_path, cleval_merge_outcome *out);
+                                  const char *save_path, uint32_t max_classes,
+                                  cleval_merge_outcome *out);
 
 /* The value of a merged attribute ("" when absent). */
 const char *cleval_merge_attribute(const cleval_merge_outcome *out, const char *name);

@@ -12,13 +12,15 @@
 #include "cleval/report.h"
 #include "options.h"
 
-/* Exit codes (CONTRACT.md), plus 4 for failures that are neither input nor device. */
+/* Exit codes: 4 is out of host or device memory (the run may succeed with a smaller --batch or
+ * on another machine), 5 a bug in cleval. */
 enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_GATE_FAILED = 1,
     CLI_EXIT_BAD_INPUT = 2,
     CLI_EXIT_DEVICE = 3,
-    CLI_EXIT_INTERNAL = 4,
+    CLI_EXIT_NO_MEMORY = 4,
+    CLI_EXIT_INTERNAL = 5,
     CLI_EXIT_INTERRUPTED = 130,
 };
 

@@ -45,7 +45,8 @@ int cli_compare(int argc, char **argv)
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
         OPT_SAVE,       OPT_BATCH,          OPT_QUIET,
         OPT_VERBOSE,    OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE};
+        OPT_ALLOW_NONFINITE,
+        OPT_MAX_CLASSES};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,
@@ -64,6 +65,7 @@ int cli_compare(int argc, char **argv)
                              "compare: unexpected argument '%s' (two files: A.h5 B.h5)",
                              args.positional[2]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
+    if (status == CLEVAL_OK) status = cli_get_max_classes(&args, &config.max_classes);
     if (status == CLEVAL_OK) status = cli_parse_compare_limits(&args, &config.limits);
     if (status == CLEVAL_OK)
         status =

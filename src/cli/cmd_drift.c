@@ -26,9 +26,13 @@ static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresho
         (status = cli_get_number(args, OPT_JS_ALERT, d.js_alert, 0, 1, &t->js_alert)) ||
         (status = cli_get_number(args, OPT_ALPHA, d.alpha, 0, 1, &t->alpha)))
         return status;
-    if (t->psi_warn > t->psi_alert)
+    /* A default never overrules a value given: it moves to meet it. */
+    bool warn_given = args->present[OPT_PSI_WARN], alert_given = args->present[OPT_PSI_ALERT];
+    if (t->psi_warn > t->psi_alert && warn_given && alert_given)
         return cleval_fail(CLEVAL_ERR_USAGE, "--psi-warn %g is above --psi-alert %g", t->psi_warn,
                            t->psi_alert);
+    if (t->psi_warn > t->psi_alert && alert_given) t->psi_warn = t->psi_alert;
+    if (t->psi_warn > t->psi_alert && warn_given) t->psi_alert = t->psi_warn;
     return CLEVAL_OK;
 }
 
@@ -38,7 +42,8 @@ int cli_drift(int argc, char **argv)
                                             OPT_PSI_WARN, OPT_PSI_ALERT, OPT_JS_ALERT,   OPT_ALPHA,
                                             OPT_JSON,     OPT_BATCH,     OPT_DEVICE,     OPT_QUIET,
                                             OPT_VERBOSE,  OPT_ALLOW_EXTERNAL_STORAGE,
-                                            OPT_ALLOW_NONFINITE};
+                                            OPT_ALLOW_NONFINITE,
+                                            OPT_MAX_CLASSES};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,
@@ -58,6 +63,7 @@ int cli_drift(int argc, char **argv)
                              "drift: unexpected argument '%s' (two files: REF.h5 CUR.h5)",
                              args.positional[2]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
+    if (status == CLEVAL_OK) status = cli_get_max_classes(&args, &config.max_classes);
     if (status == CLEVAL_OK) status = parse_thresholds(&args, &config.thresholds);
     if (status == CLEVAL_OK)
         status = cli_check_outputs(&args, (const char *const[]){"REF", "CUR", NULL}, NULL, 0);

@@ -195,7 +195,8 @@ int cli_eval(int argc, char **argv)
         OPT_RESUME, OPT_PROGRESS, OPT_QUIET,    OPT_VERBOSE,    OPT_AGAINST,
         OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF,
         OPT_CALIBRATION, OPT_PRUNE, OPT_FP16_ARITHMETIC, OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE};
+        OPT_ALLOW_NONFINITE,
+        OPT_MAX_CLASSES};
     /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     static const char *const arithmetics[] = {"auto", "half", "float", NULL};

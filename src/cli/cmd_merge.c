@@ -23,7 +23,8 @@ int cli_merge(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {OPT_HELP,  OPT_JSON,    OPT_SAVE,
                                             OPT_QUIET, OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE,
-                                            OPT_ALLOW_NONFINITE};
+                                            OPT_ALLOW_NONFINITE,
+                                            OPT_MAX_CLASSES};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "merge", usage, allowed,
@@ -35,12 +36,14 @@ int cli_merge(int argc, char **argv)
     cleval_status status = outcome ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     if (status == CLEVAL_OK && args.n_positional == 0)
         status = cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given (see cleval merge --help)");
+    uint32_t max_classes = 0;
+    if (status == CLEVAL_OK) status = cli_get_max_classes(&args, &max_classes);
     if (status == CLEVAL_OK)
         status = cli_check_outputs(&args, (const char *const[]){"part", NULL}, NULL, 0);
     if (status == CLEVAL_OK)
         status = cleval_engine_merge_parts(args.positional, (uint32_t)args.n_positional,
                                            args.values[OPT_SAVE], args.present[OPT_ALLOW_NONFINITE],
-                                           outcome);
+                                           max_classes, outcome);
     if (status == CLEVAL_OK) {
         cleval_run_timing timing = {.device = outcome->device,
                                     .total_s = cleval_seconds() - start,

@@ -22,7 +22,8 @@ int cli_metrics(int argc, char **argv)
         OPT_HELP,  OPT_DATA,   OPT_Y_KEY,      OPT_PRED_KEY,         OPT_JSON,
         OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,     OPT_SHARD,            OPT_CHECKPOINT,
         OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
-        OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE};
+        OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
+        OPT_MAX_CLASSES};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,

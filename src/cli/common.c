@@ -19,7 +19,7 @@ int cli_exit_code(cleval_status status)
     case CLEVAL_ERR_IO: return CLI_EXIT_BAD_INPUT;
     case CLEVAL_ERR_OPENCL: return CLI_EXIT_DEVICE;
     case CLEVAL_ERR_INTERRUPTED: return CLI_EXIT_INTERRUPTED;
-    case CLEVAL_ERR_NOMEM:
+    case CLEVAL_ERR_NOMEM: return CLI_EXIT_NO_MEMORY;
     case CLEVAL_ERR_INTERNAL: return CLI_EXIT_INTERNAL;
     }
     return CLI_EXIT_INTERNAL;

@@ -1,6 +1,8 @@
 /* The option table and its parser (see options.h). */
 #include "options.h"
 
+#include "cleval/dataset.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -81,6 +83,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_PSI_ALERT] = {"psi-alert", 0, "X", "alert when a PSI exceeds X (default 0.2)"},
     [OPT_JS_ALERT] = {"js-alert", 0, "X",
                       "alert when a Jensen-Shannon distance exceeds X (default 0.1)"},
+    [OPT_MAX_CLASSES] = {"max-classes", 0, "N",
+                         "refuse a label of N or more, longer class_names, or a model with more "
+                         "outputs, before sizing anything by the class count (default 10000)"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -215,6 +220,20 @@ cleval_status cli_get_number(const cli_args *args, cli_option_id id, double fall
                            cli_options[id].long_name, low, high, text);
     *out = value;
     return CLEVAL_OK;
+}
+
+cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out)
+{
+    uint64_t value;
+    cleval_status status =
+        cli_get_positive(args, OPT_MAX_CLASSES, CLEVAL_DEFAULT_MAX_CLASSES, &value);
+    if (status == CLEVAL_OK && value > (uint64_t)INT32_MAX + 1)
+        status = cleval_fail(CLEVAL_ERR_USAGE,
+                             "--max-classes: labels are 32-bit, so at most %llu "
+                             "classes (got %s)",
+                             (unsigned long long)INT32_MAX + 1, args->values[OPT_MAX_CLASSES]);
+    *out = (uint32_t)value;
+    return status;
 }
 
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed)

@@ -49,6 +49,7 @@ typedef enum cli_option_id {
     OPT_FP16_ARITHMETIC,
     OPT_ALLOW_EXTERNAL_STORAGE,
     OPT_ALLOW_NONFINITE,
+    OPT_MAX_CLASSES,
     OPT_COUNT
 } cli_option_id;
 
@@ -88,6 +89,9 @@ cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char 
 /* The value of an option as a finite number in [low, high] (fallback when absent). */
 cleval_status cli_get_number(const cli_args *args, cli_option_id id, double fallback, double low,
                              double high, double *out);
+
+/* --max-classes as a class count in [1, 2^31] (CLEVAL_DEFAULT_MAX_CLASSES when absent). */
+cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out);
 
 /* Prints the option lines of `allowed` for --help. */
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed);

@@ -66,7 +66,8 @@ static bool affects_results(cli_option_id id)
     case OPT_HELP: case OPT_VERSION: case OPT_JSON: case OPT_SAVE: case OPT_BATCH:
     case OPT_DEVICE: case OPT_QUIET: case OPT_VERBOSE: case OPT_CHECKPOINT:
     case OPT_CHECKPOINT_EVERY: case OPT_RESUME: case OPT_PROGRESS: case OPT_SHARD:
-    case OPT_FP16_ARITHMETIC: case OPT_ALLOW_EXTERNAL_STORAGE: return false;
+    case OPT_FP16_ARITHMETIC: case OPT_ALLOW_EXTERNAL_STORAGE: case OPT_ALLOW_NONFINITE:
+    case OPT_MAX_CLASSES: return false;
     default: return true;
     }
 }
@@ -211,6 +212,7 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
         status = cli_get_choice(args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
     if (status == CLEVAL_OK)
         status = cli_get_positive(args, OPT_CHECKPOINT_EVERY, 0, &o->checkpoint_rows);
+    if (status == CLEVAL_OK) status = cli_get_max_classes(args, &o->max_classes);
     const cleval_cluster *cluster = cli_cluster();
     run->cluster = cluster;
     run->split_training = args->present[OPT_SHARD_TRAIN] && cluster->size > 1;
@@ -343,7 +345,7 @@ static cleval_status merge_parts(const cli_run *run, const char *save_path)
     }
     if (status == CLEVAL_OK)
         status = cleval_engine_merge((const char *const *)paths, (uint32_t)size, save_path,
-                                     merged);
+                                     run->options.max_classes, merged);
     for (int r = 0; paths && r < size; r++) {
         if (paths[r] && status == CLEVAL_OK) unlink(paths[r]);
         free(paths[r]);

@@ -77,8 +77,9 @@ static cleval_status open_side(side *s, const char *path, const cleval_compare_c
     const char *scores_key = config->scores_key ? config->scores_key : "scores";
     s->path = path;
     cleval_status status;
-    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK ||
-        (status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) != CLEVAL_OK)
+    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK) return status;
+    cleval_dataset_limit_classes(s->ds, config->max_classes);
+    if ((status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) != CLEVAL_OK)
         return status;
     s->n = cleval_column_rows(s->pred);
     if (s->n == 0) return cleval_fail(CLEVAL_ERR_INPUT, "%s: zero samples in '%s'", path, pred_key);
@@ -177,8 +178,8 @@ static cleval_status allocate(compare_state *s, const cleval_compare_config *con
              (s->flip_y = malloc(batch * sizeof *s->flip_y)) &&
              (s->flip_diff = malloc(batch * sizeof *s->flip_diff));
     if (!ok)
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for compare batches of %llu samples",
-                           (unsigned long long)batch);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s, %s: out of memory for batches of %llu samples",
+                           config->path_a, config->path_b, (unsigned long long)batch);
     return CLEVAL_OK;
 }
 
@@ -453,17 +454,12 @@ cleval_status cleval_compare_run(const cleval_compare_config *config, cleval_com
         uint64_t count = n - row0 < s.batch ? n - row0 : s.batch;
         int32_t max_label = -1;
         if ((status = read_batch(&s, out, row0, count, &max_label)) != CLEVAL_OK) goto done;
-        uint32_t needed = (uint32_t)max_label + 1;
-        if (needed > CLEVAL_COMPARE_MAX_CLASSES) {
-            status =
-                cleval_fail(CLEVAL_ERR_UNSUPPORTED,
-                            "%s, %s: label %d in samples %llu..%llu: compare handles at "
-                            "most %d classes",
-                            config->path_a, config->path_b, max_label, (unsigned long long)row0,
-                            (unsigned long long)(row0 + count - 1), CLEVAL_COMPARE_MAX_CLASSES);
+        /* The files' --max-classes bounds max_label (cleval_dataset_limit_classes). */
+        if ((status = cleval_confusion_grow(&s.matrix, (uint32_t)max_label + 1)) != CLEVAL_OK) {
+            status = cleval_fail(status, "%s, %s: %s", config->path_a, config->path_b,
+                                 cleval_last_error());
             goto done;
         }
-        if ((status = cleval_confusion_grow(&s.matrix, needed)) != CLEVAL_OK) goto done;
         if (out->has_scores) score_batch(&s, out, row0, count);
         if ((status = count_batch(&s, out, row0, count)) != CLEVAL_OK) goto done;
         if (config->progress) config->progress(row0 + count, n, config->progress_user);

@@ -282,6 +282,11 @@ cleval_status cleval_column_check_rows(const cleval_column *first, const cleval_
                        (unsigned long long)other->rows);
 }
 
+const char *cleval_column_path(const cleval_column *col)
+{
+    return col->ds->path;
+}
+
 const char *cleval_column_name(const cleval_column *col)
 {
     return col->name;
@@ -290,6 +295,44 @@ const char *cleval_column_name(const cleval_column *col)
 const char *cleval_column_type_name(const cleval_column *col)
 {
     return element_names[col->type];
+}
+
+/* The first HDF5 filter of the column's pipeline that this HDF5 library cannot apply (a
+ * compression plugin that is not installed, such as LZF): its id and stored name ("" when it
+ * has none), or -1 when every filter is available. */
+static H5Z_filter_t missing_filter(const cleval_column *col, char *name, size_t size)
+{
+    hid_t dcpl = H5Dget_create_plist(col->dset);
+    if (dcpl < 0) return -1;
+    H5Z_filter_t missing = -1;
+    int n = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < n && missing < 0; i++) {
+        unsigned flags = 0, config = 0;
+        size_t n_values = 0;
+        name[0] = '\0';
+        H5Z_filter_t id =
+            H5Pget_filter2(dcpl, (unsigned)i, &flags, &n_values, NULL, size, name, &config);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0) missing = id;
+    }
+    H5Pclose(dcpl);
+    return missing;
+}
+
+/* The failure of a read: a missing filter named, else a damaged file suspected. */
+static cleval_status read_failed(const cleval_column *col, uint64_t row0, uint64_t n)
+{
+    char name[64];
+    H5Z_filter_t filter = missing_filter(col, name, sizeof name);
+    if (filter >= 0)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "%s: '%s' is compressed with HDF5 filter %d%s%s%s, which is not "
+                           "available here (set HDF5_PLUGIN_PATH to the folder of its plugin)",
+                           col->ds->path, col->name, (int)filter, name[0] ? " (" : "", name,
+                           name[0] ? ")" : "");
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "%s: reading rows %llu..%llu of '%s' failed (file truncated or damaged?)",
+                       col->ds->path, (unsigned long long)row0, (unsigned long long)(row0 + n),
+                       col->name);
 }
 
 static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, void *dest);
@@ -326,11 +369,7 @@ static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, voi
         err = H5Dread(col->dset, memory_type(col->type), mem_space, col->file_space, H5P_DEFAULT,
                       dest);
     if (mem_space >= 0) H5Sclose(mem_space);
-    if (err < 0)
-        return cleval_fail(CLEVAL_ERR_INPUT,
-                           "%s: reading rows %llu..%llu of '%s' failed (file truncated or damaged?)",
-                           col->ds->path, (unsigned long long)row0,
-                           (unsigned long long)(row0 + n), col->name);
+    if (err < 0) return read_failed(col, row0, n);
     return CLEVAL_OK;
 }
 
@@ -457,13 +496,27 @@ cleval_status cleval_column_read_f32(cleval_column *col, uint64_t row0, uint64_t
     default: break;                                                                                \
     }
 
+/* The failure for the first of `labels` at or above the file's --max-classes. */
+static cleval_status label_above_limit(const cleval_column *col, uint64_t row0,
+                                       const int32_t *labels, size_t count, uint32_t limit)
+{
+    size_t i = 0;
+    while (i + 1 < count && (uint32_t)labels[i] < limit)
+        i++;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "%s: '%s' sample %llu has label %d, above --max-classes %u (raise it if "
+                       "the model really has that many classes)",
+                       col->ds->path, col->name, (unsigned long long)(row0 + i), labels[i], limit);
+}
+
 cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t n, int32_t *out,
                                      int32_t *max_label)
 {
     if (max_label) *max_label = -1;
     if (n == 0) return CLEVAL_OK;
     if (!is_integer(col->type))
-        return cleval_fail(CLEVAL_ERR_INTERNAL, "'%s' is not an integer column", col->name);
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: '%s' is not an integer column", col->ds->path,
+                           col->name);
     size_t count = (size_t)n;
     cleval_status status;
     const void *src = out; /* int32 is read in place and checked there */
@@ -490,6 +543,8 @@ cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t
                            "%s: '%s' sample %llu has label %llu (above the largest supported, %d)",
                            col->ds->path, col->name, sample, bad_unsigned, INT32_MAX);
     }
+    uint32_t limit = col->ds->max_classes;
+    if (limit && (uint32_t)max >= limit) return label_above_limit(col, row0, out, count, limit);
     if (max_label) *max_label = max;
     return CLEVAL_OK;
 }

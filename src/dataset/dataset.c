@@ -175,6 +175,13 @@ static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *na
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has too many entries", ds->path, name);
         goto done;
     }
+    if (ds->max_classes && dims[0] > ds->max_classes) {
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: '%s' has %llu entries, more than --max-classes %u (raise it "
+                             "if the model really has that many classes)",
+                             ds->path, name, (unsigned long long)dims[0], ds->max_classes);
+        goto done;
+    }
     n = (uint32_t)dims[0];
     list = calloc(n ? n : 1, sizeof *list);
     if (!list) {
@@ -208,6 +215,21 @@ static cleval_status make_printable(cleval_dataset *ds, char **names, uint32_t c
         names[i] = printable;
     }
     return CLEVAL_OK;
+}
+
+void cleval_dataset_limit_classes(cleval_dataset *ds, uint32_t max_classes)
+{
+    ds->max_classes = max_classes ? max_classes : CLEVAL_DEFAULT_MAX_CLASSES;
+}
+
+cleval_status cleval_check_class_count(const char *what, uint64_t n_classes, uint32_t max_classes)
+{
+    if (!max_classes) max_classes = CLEVAL_DEFAULT_MAX_CLASSES;
+    if (n_classes <= max_classes) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "%s has %llu classes, more than --max-classes %u (raise it if the model "
+                       "really has that many classes)",
+                       what, (unsigned long long)n_classes, max_classes);
 }
 
 cleval_status cleval_dataset_class_names(cleval_dataset *ds, char ***names, uint32_t *count)
@@ -290,6 +312,11 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
         dims[0] > UINT32_MAX || dims[1] > UINT32_MAX || dims[0] * dims[1] > (1ull << 32)) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' is not a 2-D integer matrix of counts",
                              ds->path, name);
+    } else if (ds->max_classes && dims[1] > ds->max_classes) {
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: '%s' counts %llu classes, more than --max-classes %u (raise it "
+                             "if the model really has that many classes)",
+                             ds->path, name, (unsigned long long)dims[1], ds->max_classes);
     } else if (!(*cells = malloc(dims[0] * dims[1] * sizeof **cells))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
     } else if (H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *cells) < 0) {

@@ -10,6 +10,7 @@ struct cleval_dataset {
     char *path;
     hid_t file;
     hid_t dapl; /* dataset access: see dataset_access_plist() */
+    uint32_t max_classes; /* 0: no limit until cleval_dataset_limit_classes */
 };
 
 /* Checks the files `file` (opened from `path`) would make HDF5 read besides itself: external

@@ -1,6 +1,8 @@
 /* OpenCL error codes as names, and the check used after every OpenCL call. */
 #include "cleval/device.h"
 
+#include <string.h>
+
 const char *cleval_cl_error_name(cl_int err)
 {
     switch (err) {
@@ -71,9 +73,20 @@ const char *cleval_cl_error_name(cl_int err)
     return "CL_UNKNOWN_ERROR";
 }
 
+cleval_status cleval_cl_status(cl_int err, bool kernel_launch)
+{
+    switch (err) {
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE:
+    case CL_OUT_OF_HOST_MEMORY: return CLEVAL_ERR_NOMEM;
+    case CL_OUT_OF_RESOURCES: return kernel_launch ? CLEVAL_ERR_OPENCL : CLEVAL_ERR_NOMEM;
+    default: return CLEVAL_ERR_OPENCL;
+    }
+}
+
 cleval_status cleval_cl_check(cl_int err, const char *call)
 {
     if (err == CL_SUCCESS) return CLEVAL_OK;
-    return cleval_fail(CLEVAL_ERR_OPENCL, "%s failed: %s (%d)", call, cleval_cl_error_name(err),
-                       (int)err);
+    bool launch = strncmp(call, "clEnqueueNDRangeKernel", strlen("clEnqueueNDRangeKernel")) == 0;
+    return cleval_fail(cleval_cl_status(err, launch), "%s failed: %s (%d)", call,
+                       cleval_cl_error_name(err), (int)err);
 }

@@ -6,12 +6,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* A device handle together with the platform it belongs to, in `cleval devices` order. */
 typedef struct device_handle {
     cl_platform_id platform;
     cl_device_id device;
 } device_handle;
+
+bool cleval_memory_limit(char *out, size_t size)
+{
+    static const struct {
+        int resource;
+        const char *name;
+    } limits[] = {{RLIMIT_AS, "address-space"}, {RLIMIT_DATA, "data-size"}};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        struct rlimit r;
+        if (getrlimit(limits[i].resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+            snprintf(out, size, "%s limit %llu MiB", limits[i].name,
+                     (unsigned long long)(r.rlim_cur >> 20));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Under a memory limit too small for the OpenCL runtime, the ICD loader's dlopen fails quietly
+ * and no platform is reported: with a limit in force, finding none fails as out of memory
+ * naming it. CLEVAL_OK without a limit. */
+static cleval_status blame_memory_limit(void)
+{
+    char limit[64];
+    if (!cleval_memory_limit(limit, sizeof limit)) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading the OpenCL runtime (%s)", limit);
+}
 
 static cleval_status enumerate(device_handle **handles, uint32_t *count)
 {
@@ -20,8 +48,11 @@ static cleval_status enumerate(device_handle **handles, uint32_t *count)
     cl_uint n_platforms = 0;
     cl_int err = clGetPlatformIDs(0, NULL, &n_platforms);
     if (err == -1001 /* CL_PLATFORM_NOT_FOUND_KHR: no ICD installed */ || n_platforms == 0)
-        return CLEVAL_OK;
-    if (err != CL_SUCCESS) return cleval_cl_check(err, "clGetPlatformIDs");
+        return blame_memory_limit();
+    if (err != CL_SUCCESS) {
+        cleval_status status = blame_memory_limit();
+        return status != CLEVAL_OK ? status : cleval_cl_check(err, "clGetPlatformIDs");
+    }
 
     cl_platform_id *platforms = calloc(n_platforms, sizeof *platforms);
     if (!platforms) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory listing platforms");
@@ -51,6 +82,7 @@ static cleval_status enumerate(device_handle **handles, uint32_t *count)
         free(devices);
     }
     free(platforms);
+    if (status == CLEVAL_OK && total == 0) status = blame_memory_limit();
     if (status != CLEVAL_OK) {
         free(list);
         return status;
@@ -394,9 +426,13 @@ cleval_status cleval_device_buffer(cleval_device *dev, cl_mem_flags flags, size_
     if (bytes == 0) bytes = 1; /* OpenCL refuses empty buffers; callers may have empty batches */
     cl_int err;
     cl_mem mem = clCreateBuffer(dev->context, flags, bytes, host_ptr, &err);
+    /* Beyond CL_DEVICE_MAX_MEM_ALLOC_SIZE (bytes is never 0 here): more than the device can
+     * hold, as much a lack of memory as a failed allocation. */
+    cleval_status status =
+        err == CL_INVALID_BUFFER_SIZE ? CLEVAL_ERR_NOMEM : cleval_cl_status(err, false);
     if (err != CL_SUCCESS)
-        return cleval_fail(CLEVAL_ERR_OPENCL, "clCreateBuffer(%s, %zu bytes) failed: %s (%d)",
-                           what, bytes, cleval_cl_error_name(err), (int)err);
+        return cleval_fail(status, "clCreateBuffer(%s, %zu bytes) failed: %s (%d)", what, bytes,
+                           cleval_cl_error_name(err), (int)err);
     *out = mem;
     return CLEVAL_OK;
 }

@@ -24,6 +24,11 @@ struct cleval_device {
     cleval_program_entry *programs;
 };
 
+/* Writes the address-space or data-size limit in force ("address-space limit 200 MiB") to
+ * `out`; false when neither is set. The OpenCL runtime and its compiler map a few hundred MiB,
+ * so such a limit is the likely cause when they fail without saying why. */
+bool cleval_memory_limit(char *out, size_t size);
+
 /* Fills `info` for one device (index left to the caller). */
 cleval_status cleval_device_query_info(cl_platform_id platform, cl_device_id device,
                                        cleval_device_info *info);

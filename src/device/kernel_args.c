@@ -42,6 +42,7 @@ void cleval_kernel_arg_local(cleval_kernel_args *a, size_t bytes)
 cleval_status cleval_kernel_args_end(const cleval_kernel_args *a)
 {
     if (a->err == CL_SUCCESS) return CLEVAL_OK;
-    return cleval_fail(CLEVAL_ERR_OPENCL, "clSetKernelArg(%s, argument %u) failed: %s (%d)",
-                       a->name, (unsigned)a->failed, cleval_cl_error_name(a->err), (int)a->err);
+    return cleval_fail(cleval_cl_status(a->err, false),
+                       "clSetKernelArg(%s, argument %u) failed: %s (%d)", a->name,
+                       (unsigned)a->failed, cleval_cl_error_name(a->err), (int)a->err);
 }

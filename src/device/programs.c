@@ -131,20 +131,36 @@ static cleval_status expand_includes(const char *program, const char *source, ch
     return CLEVAL_OK;
 }
 
-static void log_build_failure(cleval_device *dev, cl_program program, const char *name)
+/* Whether a failed build ran out of memory rather than met an error in the kernel: the
+ * compiler quotes strerror(ENOMEM), or, under a memory limit, gives no diagnostic at all (PoCL's
+ * bare "failed to build the program"). */
+static bool build_ran_out_of_memory(const char *log)
+{
+    char limit[64];
+    return strstr(log, strerror(ENOMEM)) ||
+           (cleval_memory_limit(limit, sizeof limit) && !strstr(log, "error"));
+}
+
+/* Logs the build log of a failed build, unless the compiler only ran out of memory: returns
+ * true for that, which is no fault of the kernel. */
+static bool log_build_failure(cleval_device *dev, cl_program program, const char *name)
 {
     size_t size = 0;
     if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, 0, NULL, &size) !=
         CL_SUCCESS)
-        return;
+        return false;
     char *text = malloc(size + 1);
-    if (!text) return;
+    if (!text) return true;
+    bool out_of_memory = false;
     if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, size, text, NULL) ==
         CL_SUCCESS) {
         text[size] = '\0';
-        cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
+        out_of_memory = build_ran_out_of_memory(text);
+        if (!out_of_memory)
+            cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
     }
     free(text);
+    return out_of_memory;
 }
 
 static double seconds_now(void)
@@ -175,11 +191,18 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
     snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s", options);
     err = clBuildProgram(program, 1, &dev->device_id, full_options, NULL, NULL);
     if (err != CL_SUCCESS) {
-        if (err == CL_BUILD_PROGRAM_FAILURE) log_build_failure(dev, program, name);
+        bool out_of_memory =
+            err == CL_BUILD_PROGRAM_FAILURE && log_build_failure(dev, program, name);
         clReleaseProgram(program);
-        return cleval_fail(CLEVAL_ERR_OPENCL,
-                           "clBuildProgram(kernels/%s.cl, \"%s\") failed: %s (%d)%s", name,
-                           options, cleval_cl_error_name(err), (int)err,
+        char limit[64] = "the compiler's own allocation failed";
+        if (out_of_memory) {
+            cleval_memory_limit(limit, sizeof limit);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory compiling kernels/%s.cl (%s)", name,
+                               limit);
+        }
+        return cleval_fail(cleval_cl_status(err, false),
+                           "clBuildProgram(kernels/%s.cl, \"%s\") failed: %s (%d)%s", name, options,
+                           cleval_cl_error_name(err), (int)err,
                            err == CL_BUILD_PROGRAM_FAILURE ? "; see the build log above" : "");
     }
     cleval_log(CLEVAL_LOG_INFO, "built kernels/%s.cl [%s] in %.3f s", name, options,
@@ -232,8 +255,9 @@ cleval_status cleval_device_kernel(cleval_device *dev, const char *program, cons
     cl_int err;
     cl_kernel k = clCreateKernel(handle, kernel, &err);
     if (err != CL_SUCCESS)
-        return cleval_fail(CLEVAL_ERR_OPENCL, "clCreateKernel(%s in kernels/%s.cl) failed: %s (%d)",
-                           kernel, program, cleval_cl_error_name(err), (int)err);
+        return cleval_fail(cleval_cl_status(err, false),
+                           "clCreateKernel(%s in kernels/%s.cl) failed: %s (%d)", kernel, program,
+                           cleval_cl_error_name(err), (int)err);
     *out = k;
     return CLEVAL_OK;
 }

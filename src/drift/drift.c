@@ -156,7 +156,8 @@ static cleval_status widen(drift_scan *scan, uint32_t n_classes)
     if (!counts || (scan->side.confusion && !confusion)) {
         free(counts);
         free(confusion);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for %u class counts", n_classes);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for %u class counts",
+                           scan->side.path, n_classes);
     }
     memcpy(counts, scan->side.class_counts, c * sizeof *counts);
     for (uint32_t r = 0; confusion && r < c; r++)
@@ -225,7 +226,8 @@ cleval_status cleval_drift_run(const cleval_drift_config *config, cleval_drift_r
     cleval_drift_distances(out->reference.confidence_counts, out->current.confidence_counts,
                            CLEVAL_DRIFT_BINS, &out->confidence_psi, &out->confidence_js);
     if (isnan(out->class_psi) || isnan(out->class_chi2) || isnan(out->confidence_psi)) {
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory computing drift statistics");
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "%s, %s: out of memory computing drift statistics",
+                             config->path_reference, config->path_current);
         goto done;
     }
     out->has_recall = out->reference.has_labels && out->current.has_labels;
@@ -233,7 +235,8 @@ cleval_status cleval_drift_run(const cleval_drift_config *config, cleval_drift_r
         out->recall_reference = malloc(c * sizeof *out->recall_reference);
         out->recall_current = malloc(c * sizeof *out->recall_current);
         if (!out->recall_reference || !out->recall_current) {
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory computing recalls");
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "%s, %s: out of memory computing recalls",
+                                 config->path_reference, config->path_current);
             goto done;
         }
         recalls(out->reference.confusion, c, out->recall_reference);

@@ -78,8 +78,9 @@ static cleval_status open_columns(scan_state *s, const cleval_drift_config *conf
     const char *scores_key = config->scores_key ? config->scores_key : "scores";
     const char *y_key = config->y_key ? config->y_key : "y";
     cleval_status status;
-    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK ||
-        (status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) !=
+    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK) return status;
+    cleval_dataset_limit_classes(s->ds, config->max_classes);
+    if ((status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) !=
             CLEVAL_OK ||
         (status = cleval_column_open(s->ds, scores_key, CLEVAL_COLUMN_VALUES, &s->scores)) !=
             CLEVAL_OK ||
@@ -173,6 +174,7 @@ static cleval_status read_batch(scan_state *s, uint64_t row0, uint64_t count, in
 /* Creates or widens the class histograms to `needed` classes. */
 static cleval_status fit_classes(scan_state *s, uint32_t needed, uint32_t *n_classes)
 {
+    /* Sized by a label of the file: a failure names it. */
     cleval_status status = CLEVAL_OK;
     if (!s->classes) {
         if ((status = cleval_histogram_create(s->dev, 1, needed, &s->classes)) == CLEVAL_OK && s->y)
@@ -183,7 +185,9 @@ static cleval_status fit_classes(scan_state *s, uint32_t needed, uint32_t *n_cla
             status = cleval_histogram_grow(s->confusion, needed, needed);
         *n_classes = needed;
     }
-    return status;
+    if (status != CLEVAL_OK)
+        return cleval_fail(status, "%s: %s", cleval_dataset_path(s->ds), cleval_last_error());
+    return CLEVAL_OK;
 }
 
 static cleval_status run_kernel(scan_state *s, cl_kernel k, uint64_t count, uint32_t width)
@@ -280,16 +284,8 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
         uint64_t count = n - row0 < batch ? n - row0 : batch;
         int32_t max_label = -1;
         if ((status = read_batch(&s, row0, count, &max_label)) != CLEVAL_OK) goto done;
-        uint32_t needed = (uint32_t)max_label + 1;
-        if (needed > CLEVAL_DRIFT_MAX_CLASSES) {
-            status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
-                                 "%s: label %d in samples %llu..%llu: drift handles at most %d "
-                                 "classes",
-                                 path, max_label, (unsigned long long)row0,
-                                 (unsigned long long)(row0 + count - 1), CLEVAL_DRIFT_MAX_CLASSES);
-            goto done;
-        }
-        if ((status = fit_classes(&s, needed, &n_classes)) ||
+        /* The file's --max-classes bounds max_label (cleval_dataset_limit_classes). */
+        if ((status = fit_classes(&s, (uint32_t)max_label + 1, &n_classes)) ||
             (status = cleval_histogram_add(s.classes, NULL, s.pred_buf.mem, count)) ||
             (s.y &&
              (status = cleval_histogram_add(s.confusion, s.y_buf.mem, s.pred_buf.mem, count))) ||
@@ -316,7 +312,8 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
     if (s.y)
         out->side.confusion = calloc((size_t)n_classes * n_classes, sizeof *out->side.confusion);
     if (!out->side.class_counts || (s.y && !out->side.confusion)) {
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for %u class counts", n_classes);
+        status =
+            cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for %u class counts", path, n_classes);
         goto done;
     }
     out->side.probabilities = all_probabilities;

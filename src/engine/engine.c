@@ -121,14 +121,16 @@ static cleval_status finish_part(cleval_predfile *file, const engine_run_spec *s
 }
 
 /* The outcome's counts: a confusion matrix with labels, the predicted classes either way. */
-static cleval_status fill_outcome(const pipeline_counts *counts, bool labels,
+static cleval_status fill_outcome(const char *path, const pipeline_counts *counts, bool labels,
                                   cleval_predict_outcome *out)
 {
     uint32_t c = counts->cols;
     out->n_classes = c;
     out->has_labels = labels;
     out->predicted_counts = calloc(c, sizeof *out->predicted_counts);
-    if (!out->predicted_counts) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+    if (!out->predicted_counts)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes", path,
+                           c);
     for (uint32_t r = 0; r < counts->rows; r++)
         for (uint32_t p = 0; p < c; p++)
             out->predicted_counts[p] += counts->cells[(size_t)r * c + p];
@@ -160,6 +162,11 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status == CLEVAL_OK && out->class_names.count == 0 && spec->names_fallback)
         status = cleval_dataset_class_names(spec->names_fallback, &out->class_names.names,
                                             &out->class_names.count);
+    if (status == CLEVAL_OK && spec->classes_from && out->class_names.count > spec->n_classes)
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: 'class_names' has %u entries, more than the %u classes of %s",
+                             cleval_dataset_path(spec->data), out->class_names.count,
+                             spec->n_classes, spec->classes_from);
     checkpoint_state restored = {.rows_done = ctx.begin};
     if (status == CLEVAL_OK && run->resume) {
         uint32_t n_counters = spec->counters ? spec->counters->count : 0;
@@ -218,7 +225,9 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
         out->wait_s = result.wait_s;
     }
     if (status == CLEVAL_OK && spec->accept) status = spec->accept(spec->accept_user);
-    if (status == CLEVAL_OK) status = fill_outcome(&result.counts, spec->labels != NULL, out);
+    if (status == CLEVAL_OK)
+        status = fill_outcome(cleval_dataset_path(spec->data), &result.counts, spec->labels != NULL,
+                              out);
     if (status == CLEVAL_OK && file) {
         if (part)
             status = finish_part(file, spec, &result.counts, &out->class_names);

@@ -15,8 +15,13 @@ typedef struct engine_test_stream {
     uint64_t n;
 } engine_test_stream;
 
+/* Opens a data file whose labels and class names are held to `max_classes`
+ * (cleval_dataset_limit_classes). */
+cleval_status engine_open_data(const char *path, uint32_t max_classes, cleval_dataset **ds);
+
 /* Opens X (required) and y (when present) and checks they have the same, non-zero length. */
-cleval_status engine_open_test_set(const cleval_test_set *test, engine_test_stream *s);
+cleval_status engine_open_test_set(const cleval_test_set *test, uint32_t max_classes,
+                                   engine_test_stream *s);
 void engine_close_test_set(engine_test_stream *s);
 
 /* Fails naming both shapes when the test samples' shape differs from `shape`. */
@@ -64,6 +69,9 @@ typedef struct engine_run_spec {
     cleval_column *labels;   /* NULL without labels */
     cleval_column *file_pred; /* metrics only */
     uint32_t n_classes;      /* 0: discovered from the data (metrics) */
+    /* What fixes n_classes when the labels do not ("the model m.onnx"): class_names longer
+     * than it are refused. NULL: n_classes comes from the labels (knn, metrics). */
+    const char *classes_from;
     uint32_t batch;
     bool with_scores;
     void **models;           /* [run->n_devices] */

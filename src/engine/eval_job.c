@@ -102,12 +102,13 @@ void cleval_eval_outcome_free(cleval_eval_outcome *out)
 }
 
 /* The per-layer table, summed over the devices' runners. */
-static cleval_status collect_layers(const eval_model *models, uint32_t count,
-                                    cleval_eval_outcome *out)
+static cleval_status collect_layers(const char *model_path, const eval_model *models,
+                                    uint32_t count, cleval_eval_outcome *out)
 {
     uint32_t n = cleval_nn_layer_count(models[0].nn);
     out->layers = calloc(n ? n : 1, sizeof *out->layers);
-    if (!out->layers) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the layer table");
+    if (!out->layers)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the layer table", model_path);
     out->n_layers = n;
     for (uint32_t i = 0; i < n; i++) {
         const cleval_nn_layer *layer = cleval_nn_layer_at(models[0].nn, i);
@@ -143,7 +144,8 @@ static cleval_status calibrate(const cleval_eval_job *job, const cleval_onnx_mod
     uint64_t n = want < test->n ? want : test->n, size = cleval_nn_input_size(nn);
     uint64_t chunk = 64;
     if (status == CLEVAL_OK && !(x = malloc((size_t)(chunk * size) * sizeof *x)))
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading calibration samples");
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading calibration samples",
+                             job->test.data_path);
     for (uint64_t row = 0; status == CLEVAL_OK && row < n; row += chunk) {
         uint32_t count = (uint32_t)(n - row < chunk ? n - row : chunk);
         status = cleval_column_read_f32(test->x, row, count, x);
@@ -202,7 +204,9 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     eval_model *models = calloc(run->n_devices + 1, sizeof *models);
     void **model_ptrs = calloc(run->n_devices, sizeof *model_ptrs);
     cleval_status status =
-        models && model_ptrs ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        models && model_ptrs
+            ? CLEVAL_OK
+            : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading the model", job->model_path);
     const char *precision = job->precision ? job->precision : "fp32";
     cleval_nn_options options = {.prune = job->prune};
     cleval_nn_calibration *calibration = NULL;
@@ -211,7 +215,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     if (status == CLEVAL_OK && !(job->prune >= 0.0 && job->prune < 1.0))
         status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: %g is not in [0, 1)", job->prune);
     if (status == CLEVAL_OK) status = cleval_onnx_load(job->model_path, &model);
-    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &test);
+    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, run->max_classes, &test);
     if (status == CLEVAL_OK && options.precision == CLEVAL_NN_INT8) {
         status = calibrate(job, model, &test, &calibration);
         options.calibration = calibration;
@@ -235,6 +239,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     if ((status = engine_check_sample_shape(&test, out->input_rank, out->input_shape, what)))
         goto done;
     uint32_t n_classes = cleval_nn_output_width(models[0].nn);
+    if ((status = cleval_check_class_count(what, n_classes, run->max_classes))) goto done;
     uint32_t max_batch = UINT32_MAX;
     for (uint32_t d = 0; d < run->n_devices; d++) {
         uint32_t b = cleval_nn_max_batch(models[d].nn);
@@ -281,6 +286,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .x = test.x,
                             .labels = test.y,
                             .n_classes = n_classes,
+                            .classes_from = what,
                             .batch = (uint32_t)batch,
                             .with_scores = job->test.save_path != NULL,
                             .models = model_ptrs,
@@ -297,7 +303,8 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
         read_nonfinite(models, count);
         out->nonfinite_scores = count[0] + counters.restored[0];
     }
-    if (status == CLEVAL_OK && job->profile) status = collect_layers(models, run->n_devices, out);
+    if (status == CLEVAL_OK && job->profile)
+        status = collect_layers(job->model_path, models, run->n_devices, out);
 
 done:
     for (uint32_t d = 0; models && d < run->n_devices; d++) {

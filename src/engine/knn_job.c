@@ -39,7 +39,7 @@ static cleval_status open_train(const cleval_knn_job *job, engine_knn_inputs *in
     const char *x_key = job->test.x_key ? job->test.x_key : "X";
     const char *y_key = job->test.y_key ? job->test.y_key : "y";
     cleval_status status;
-    if ((status = cleval_dataset_open(job->train_path, &in->train)) ||
+    if ((status = engine_open_data(job->train_path, job->run.max_classes, &in->train)) ||
         (status = cleval_column_open(in->train, x_key, CLEVAL_COLUMN_FEATURES, &in->train_x)))
         return status;
     if (!cleval_dataset_has(in->train, y_key))
@@ -63,7 +63,9 @@ static cleval_status max_train_label(cleval_column *y, int32_t *max_label)
 {
     uint64_t n = cleval_column_rows(y);
     int32_t *labels = malloc(n * sizeof *labels);
-    if (!labels) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading training labels");
+    if (!labels)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading '%s'",
+                           cleval_column_path(y), cleval_column_name(y));
     cleval_status status = cleval_column_read_i32(y, 0, n, labels, max_label);
     free(labels);
     return status;
@@ -74,7 +76,8 @@ cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_input
     memset(in, 0, sizeof *in);
     int32_t max_train = -1, max_test = -1;
     cleval_status status = open_train(job, in);
-    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, &in->test);
+    if (status == CLEVAL_OK)
+        status = engine_open_test_set(&job->test, job->run.max_classes, &in->test);
     if (status == CLEVAL_OK) {
         char what[4200];
         snprintf(what, sizeof what, "the training set %s", job->train_path);
@@ -113,7 +116,8 @@ static cleval_status load_train(const knn_devices *devices, cleval_column *x, cl
     int32_t *labels = malloc(chunk * sizeof *labels);
     cleval_status status =
         values && labels ? CLEVAL_OK
-                         : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading training rows");
+                         : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading training rows",
+                                       cleval_column_path(x));
     for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += chunk) {
         uint64_t count = n - row0 < chunk ? n - row0 : chunk;
         int32_t max;
@@ -145,7 +149,9 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     knn_devices devices = {calloc(run->n_devices, sizeof(cleval_knn *)), run->n_devices};
     double start = cleval_seconds();
     cleval_status status =
-        devices.knns ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        devices.knns ? CLEVAL_OK
+                     : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading the training set",
+                                   job->train_path);
     if (status == CLEVAL_OK) status = engine_open_knn_inputs(job, &in);
     if (status != CLEVAL_OK) goto done;
 

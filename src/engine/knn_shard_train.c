@@ -20,9 +20,10 @@ static cleval_status load_slice(cleval_knn *knn, cleval_column *x, cleval_column
     uint64_t row = cleval_column_row_size(x), chunk = TRAIN_CHUNK_ROWS;
     float *values = malloc(chunk * row * sizeof *values);
     int32_t *labels = malloc(chunk * sizeof *labels);
-    cleval_status status = values && labels
-                               ? CLEVAL_OK
-                               : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory loading training rows");
+    cleval_status status =
+        values && labels ? CLEVAL_OK
+                         : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading training rows",
+                                       cleval_column_path(x));
     for (uint64_t row0 = begin; status == CLEVAL_OK && row0 < end; row0 += chunk) {
         uint64_t count = end - row0 < chunk ? end - row0 : chunk;
         int32_t max;
@@ -57,7 +58,8 @@ static cleval_status open_rank0(const cleval_knn_job *job, const engine_test_str
                                      : NULL;
     st->gathered = malloc((size_t)size * batch * (k + 1) * sizeof *st->gathered);
     if (!st->labels || !st->pred || !st->gathered || (job->test.save_path && !st->scores))
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch of %u samples", batch);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %u samples",
+                           job->test.data_path, batch);
     cleval_status status;
     if ((status = cleval_histogram_create(dev, test->y ? n_classes : 1, n_classes, &st->hist)) ||
         (test->y && (status = cleval_hostbuf_create(dev, (size_t)batch * sizeof(int32_t),
@@ -165,7 +167,8 @@ agree:
     mine = malloc((size_t)batch * (k + 1) * sizeof *mine);
     int32_t *scratch_pred = malloc((size_t)batch * sizeof *scratch_pred);
     if (!x || !mine || !scratch_pred)
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch");
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %llu samples",
+                             job->test.data_path, (unsigned long long)batch);
     if (status == CLEVAL_OK && rank0)
         status = open_rank0(job, test, config.n_classes, (uint32_t)batch, cluster->size, k,
                             description, &st);
@@ -213,7 +216,9 @@ agree:
     if (status == CLEVAL_OK && rank0) {
         uint32_t c = config.n_classes;
         out->predict.predicted_counts = calloc(c, sizeof *out->predict.predicted_counts);
-        if (!out->predict.predicted_counts) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+        if (!out->predict.predicted_counts)
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
+                                 job->test.data_path, c);
         if (status == CLEVAL_OK && test->y) {
             if (!(status = cleval_confusion_init(&out->predict.confusion, c)))
                 status = cleval_histogram_read(st.hist, out->predict.confusion.counts);
@@ -238,8 +243,12 @@ agree:
         /* The other ranks count nothing: rank 0 holds every vote. */
         out->predict.predicted_counts = calloc(config.n_classes, sizeof(uint64_t));
         if (test->y && !(status = cleval_confusion_init(&out->predict.confusion, config.n_classes)))
-            status = out->predict.predicted_counts ? CLEVAL_OK
-                                                   : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+            status = out->predict.predicted_counts
+                         ? CLEVAL_OK
+                         : cleval_fail(CLEVAL_ERR_NOMEM,
+                                       "%s: out of memory for the counts "
+                                       "of %u classes",
+                                       job->test.data_path, config.n_classes);
     }
 
 done:

@@ -36,11 +36,11 @@ typedef struct part {
     uint64_t index, count, row_begin, row_end, n_total;
 } part;
 
-static cleval_status open_part(const char *path, part *p)
+static cleval_status open_part(const char *path, uint32_t max_classes, part *p)
 {
     memset(p, 0, sizeof *p);
     p->path = path;
-    cleval_status status = cleval_dataset_open(path, &p->ds);
+    cleval_status status = engine_open_data(path, max_classes, &p->ds);
     if (status != CLEVAL_OK) return status;
     if (cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) != CLEVAL_OK ||
         cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) != CLEVAL_OK ||
@@ -84,12 +84,13 @@ static cleval_status check_set(part *parts, uint32_t n, part **by_index)
 
 /* Adds a part's counts ([rows][cols]) into the outcome, widening it (metrics parts may have
  * seen different label ranges). */
-static cleval_status add_counts(cleval_predict_outcome *out, bool labels, uint32_t rows,
-                                uint32_t cols, const uint64_t *cells)
+static cleval_status add_counts(const char *path, cleval_predict_outcome *out, bool labels,
+                                uint32_t rows, uint32_t cols, const uint64_t *cells)
 {
     if (cols > out->n_classes) {
         uint64_t *wider = calloc(cols, sizeof *wider);
-        if (!wider) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory merging counts");
+        if (!wider)
+            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory merging its counts", path);
         if (out->predicted_counts)
             memcpy(wider, out->predicted_counts, out->n_classes * sizeof *wider);
         free(out->predicted_counts);
@@ -215,23 +216,27 @@ static cleval_status check_nonfinite(part *const *parts, uint32_t n)
 }
 
 cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
-                                  const char *save_path, cleval_merge_outcome *out)
+                                  const char *save_path, uint32_t max_classes,
+                                  cleval_merge_outcome *out)
 {
-    return cleval_engine_merge_parts(paths, n_parts, save_path, true, out);
+    return cleval_engine_merge_parts(paths, n_parts, save_path, true, max_classes, out);
 }
 
 cleval_status cleval_engine_merge_parts(const char *const *paths, uint32_t n_parts,
                                         const char *save_path, bool allow_nonfinite,
-                                        cleval_merge_outcome *out)
+                                        uint32_t max_classes, cleval_merge_outcome *out)
 {
     memset(out, 0, sizeof *out);
     if (n_parts == 0) return cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given");
     part *parts = calloc(n_parts, sizeof *parts);
     part **by_index = calloc(n_parts, sizeof *by_index);
     cleval_status status = parts && by_index ? CLEVAL_OK
-                                             : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
+                                             : cleval_fail(CLEVAL_ERR_NOMEM,
+                                                           "merge: out of memory "
+                                                           "for %u part files",
+                                                           n_parts);
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++)
-        status = open_part(paths[i], &parts[i]);
+        status = open_part(paths[i], max_classes, &parts[i]);
     if (status == CLEVAL_OK) status = check_set(parts, n_parts, by_index);
     if (status == CLEVAL_OK && !allow_nonfinite) status = check_nonfinite(by_index, n_parts);
     if (status != CLEVAL_OK) goto done;
@@ -260,7 +265,7 @@ cleval_status cleval_engine_merge_parts(const char *const *paths, uint32_t n_par
             status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u",
                                  by_index[i]->path, cols, by_index[0]->path, merged->n_classes);
         else
-            status = add_counts(merged, merged->has_labels, rows, cols, cells);
+            status = add_counts(by_index[i]->path, merged, merged->has_labels, rows, cols, cells);
         free(cells);
     }
     if (status == CLEVAL_OK)

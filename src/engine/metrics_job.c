@@ -13,7 +13,7 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
     cleval_dataset *ds = NULL;
     cleval_column *y = NULL, *pred = NULL;
     cleval_status status;
-    if ((status = cleval_dataset_open(job->data_path, &ds)) ||
+    if ((status = engine_open_data(job->data_path, job->run.max_classes, &ds)) ||
         (status = cleval_column_open(ds, y_key, CLEVAL_COLUMN_LABELS, &y)) ||
         (status = cleval_column_open(ds, pred_key, CLEVAL_COLUMN_LABELS, &pred)))
         goto done;

@@ -2,6 +2,7 @@
  * reads ahead and writes results, and one worker thread per device. */
 #include "pipeline.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,15 +45,23 @@ void pipeline_counts_free(pipeline_counts *counts)
     memset(counts, 0, sizeof *counts);
 }
 
+/* The data file the pipeline reads, for messages. */
+static const char *data_path(const pipeline_config *cfg)
+{
+    return cleval_column_path(cfg->x ? cfg->x : cfg->file_pred);
+}
+
 /* into += from ([rows][cols]), widening `into` to cover it. */
-static cleval_status counts_add(pipeline_counts *into, uint32_t rows, uint32_t cols,
-                                const uint64_t *cells)
+static cleval_status counts_add(const pipeline_config *cfg, pipeline_counts *into, uint32_t rows,
+                                uint32_t cols, const uint64_t *cells)
 {
     if (!into->cells || rows > into->rows || cols > into->cols) {
         uint32_t new_rows = rows > into->rows ? rows : into->rows;
         uint32_t new_cols = cols > into->cols ? cols : into->cols;
         uint64_t *wider = calloc((size_t)new_rows * new_cols, sizeof *wider);
-        if (!wider) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory merging counts");
+        if (!wider)
+            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
+                               data_path(cfg), new_cols);
         for (uint32_t r = 0; r < into->rows; r++)
             for (uint32_t c = 0; c < into->cols; c++)
                 wider[(size_t)r * new_cols + c] = into->cells[(size_t)r * into->cols + c];
@@ -76,9 +85,9 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
     uint32_t c = cfg->n_classes ? cfg->n_classes : 1;
     /* The shape of an empty result: C x C with labels, 1 x C without; counts_add widens it to
      * the widest histogram (metrics learn C from the data). */
-    cleval_status status = counts_add(out, cfg->labels ? c : 1, c, NULL);
+    cleval_status status = counts_add(cfg, out, cfg->labels ? c : 1, c, NULL);
     if (status == CLEVAL_OK && cfg->initial_counts)
-        status = counts_add(out, cfg->initial_counts->rows, cfg->initial_counts->cols,
+        status = counts_add(cfg, out, cfg->initial_counts->rows, cfg->initial_counts->cols,
                             cfg->initial_counts->cells);
     for (uint32_t w = 0; status == CLEVAL_OK && w < cfg->n_workers; w++) {
         cleval_histogram *hist = p->workers[w].hist;
@@ -86,11 +95,12 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
         uint32_t rows = cleval_histogram_rows(hist), cols = cleval_histogram_cols(hist);
         uint64_t *cells = malloc((size_t)rows * cols * sizeof *cells);
         if (!cells) {
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading counts");
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
+                                 data_path(cfg), cols);
             break;
         }
         if ((status = cleval_histogram_read(hist, cells)) == CLEVAL_OK)
-            status = counts_add(out, rows, cols, cells);
+            status = counts_add(cfg, out, rows, cols, cells);
         free(cells);
     }
     if (status != CLEVAL_OK) pipeline_counts_free(out);
@@ -133,7 +143,8 @@ static cleval_status process(worker *w, pipeline_slot *slot)
         status = cleval_histogram_create(dev, rows, c, &w->hist);
     else if (c > cleval_histogram_cols(w->hist))
         status = cleval_histogram_grow(w->hist, rows, c);
-    if (status != CLEVAL_OK) return status;
+    if (status != CLEVAL_OK)
+        return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
     return cleval_histogram_add(w->hist, cfg->labels ? w->labels.mem : NULL, pred, slot->n);
 }
 
@@ -185,8 +196,9 @@ static cleval_status check_label_range(const pipeline_config *cfg, const pipelin
     for (uint32_t i = 0; i < slot->n; i++)
         if ((uint32_t)slot->labels[i] >= cfg->n_classes)
             return cleval_fail(CLEVAL_ERR_INPUT,
-                               "'%s' sample %llu has label %d, at or above the model's %u classes",
-                               cleval_column_name(cfg->labels),
+                               "%s: '%s' sample %llu has label %d, at or above the model's %u "
+                               "classes",
+                               cleval_column_path(cfg->labels), cleval_column_name(cfg->labels),
                                (unsigned long long)(slot->row0 + i), slot->labels[i],
                                cfg->n_classes);
     return CLEVAL_OK;
@@ -233,9 +245,12 @@ static cleval_status allocate(pipeline *p)
     p->state = calloc(p->n_slots, sizeof *p->state);
     p->workers = calloc(cfg->n_workers, sizeof *p->workers);
     if (!p->slots || !p->state || !p->workers)
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the batch pipeline");
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the batch pipeline",
+                           data_path(cfg));
     size_t row = cfg->x ? (size_t)cleval_column_row_size(cfg->x) : 0;
-    size_t batch = cfg->batch;
+    /* No batch is longer than the rows to go: a --batch beyond them would only cost memory. */
+    uint64_t rows = cfg->row_end > cfg->row_begin ? cfg->row_end - cfg->row_begin : 1;
+    size_t batch = cfg->batch < rows ? cfg->batch : (size_t)rows;
     for (uint32_t s = 0; s < p->n_slots; s++) {
         pipeline_slot *slot = &p->slots[s];
         slot->pred = malloc(batch * sizeof *slot->pred);
@@ -244,8 +259,8 @@ static cleval_status allocate(pipeline *p)
         if (cfg->with_scores) slot->scores = malloc(batch * cfg->n_classes * sizeof *slot->scores);
         if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||
             (cfg->with_scores && !slot->scores))
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch of %zu samples",
-                               batch);
+            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %zu samples",
+                               data_path(cfg), batch);
     }
     for (uint32_t w = 0; w < cfg->n_workers; w++) {
         worker *wk = &p->workers[w];
@@ -403,8 +418,16 @@ cleval_status pipeline_run(const pipeline_config *cfg, pipeline_result *result)
     pthread_cond_init(&p.done, NULL);
     cleval_status status = allocate(&p);
     for (uint32_t w = 0; status == CLEVAL_OK && w < cfg->n_workers; w++) {
-        if (pthread_create(&p.workers[w].thread, NULL, worker_main, &p.workers[w]) != 0)
-            status = cleval_fail(CLEVAL_ERR_INTERNAL, "cannot start a worker thread");
+        int err = pthread_create(&p.workers[w].thread, NULL, worker_main, &p.workers[w]);
+        /* EAGAIN: no memory for the thread's stack, or the process hit its thread limit. */
+        if (err == EAGAIN)
+            status = cleval_fail(CLEVAL_ERR_NOMEM,
+                                 "%s: out of memory starting a worker thread (or at "
+                                 "the thread limit)",
+                                 data_path(cfg));
+        else if (err != 0)
+            status =
+                cleval_fail(CLEVAL_ERR_INTERNAL, "cannot start a worker thread: %s", strerror(err));
         else
             p.workers[w].started = true;
     }

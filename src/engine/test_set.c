@@ -5,13 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-cleval_status engine_open_test_set(const cleval_test_set *test, engine_test_stream *s)
+cleval_status engine_open_data(const char *path, uint32_t max_classes, cleval_dataset **ds)
+{
+    cleval_status status = cleval_dataset_open(path, ds);
+    if (status == CLEVAL_OK) cleval_dataset_limit_classes(*ds, max_classes);
+    return status;
+}
+
+cleval_status engine_open_test_set(const cleval_test_set *test, uint32_t max_classes,
+                                   engine_test_stream *s)
 {
     memset(s, 0, sizeof *s);
     const char *x_key = test->x_key ? test->x_key : "X";
     const char *y_key = test->y_key ? test->y_key : "y";
     cleval_status status;
-    if ((status = cleval_dataset_open(test->data_path, &s->ds)) ||
+    if ((status = engine_open_data(test->data_path, max_classes, &s->ds)) ||
         (status = cleval_column_open(s->ds, x_key, CLEVAL_COLUMN_FEATURES, &s->x)))
         goto fail;
     s->n = cleval_column_rows(s->x);
@@ -76,7 +84,9 @@ cleval_status engine_scan_labels(engine_test_stream *s, int32_t *max_label)
     if (!s->y) return CLEVAL_OK;
     const uint64_t chunk = 1 << 20;
     int32_t *labels = malloc((s->n < chunk ? s->n : chunk) * sizeof *labels);
-    if (!labels) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory scanning labels");
+    if (!labels)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory scanning '%s'",
+                           cleval_dataset_path(s->ds), cleval_column_name(s->y));
     cleval_status status = CLEVAL_OK;
     for (uint64_t row0 = 0; row0 < s->n && status == CLEVAL_OK; row0 += chunk) {
         uint64_t count = s->n - row0 < chunk ? s->n - row0 : chunk;

@@ -242,8 +242,8 @@ static cleval_status write_buffer(cleval_knn *knn, cl_mem mem, size_t bytes, con
     cl_int err = clEnqueueWriteBuffer(cleval_device_queue(knn->dev), mem, CL_TRUE, 0, bytes, data,
                                       0, NULL, NULL);
     if (err != CL_SUCCESS)
-        return cleval_fail(CLEVAL_ERR_OPENCL, "clEnqueueWriteBuffer(%s) failed: %s (%d)", what,
-                           cleval_cl_error_name(err), (int)err);
+        return cleval_fail(cleval_cl_status(err, false), "clEnqueueWriteBuffer(%s) failed: %s (%d)",
+                           what, cleval_cl_error_name(err), (int)err);
     return CLEVAL_OK;
 }
 

@@ -25,7 +25,8 @@ static cleval_status launch(cleval_knn *knn, cl_kernel kernel, const char *name,
     cl_int err = clEnqueueNDRangeKernel(cleval_device_queue(knn->dev), kernel, dims, NULL, global,
                                         local, 0, NULL, NULL);
     if (err != CL_SUCCESS)
-        return cleval_fail(CLEVAL_ERR_OPENCL, "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
+        return cleval_fail(cleval_cl_status(err, true),
+                           "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
                            cleval_cl_error_name(err), (int)err);
     return CLEVAL_OK;
 }

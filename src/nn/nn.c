@@ -104,10 +104,12 @@ cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, con
     if (err != CL_SUCCESS) {
         kernel_name(a->k, name, sizeof name);
         if (!op)
-            return cleval_fail(CLEVAL_ERR_OPENCL, "%s: clEnqueueNDRangeKernel(%s) failed: %s (%d)",
-                               nn->path, name, cleval_cl_error_name(err), (int)err);
-        return nn_fail_op(nn, op, CLEVAL_ERR_OPENCL, "clEnqueueNDRangeKernel(%s) failed: %s (%d)",
-                          name, cleval_cl_error_name(err), (int)err);
+            return cleval_fail(cleval_cl_status(err, true),
+                               "%s: clEnqueueNDRangeKernel(%s) failed: %s (%d)", nn->path, name,
+                               cleval_cl_error_name(err), (int)err);
+        return nn_fail_op(nn, op, cleval_cl_status(err, true),
+                          "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
+                          cleval_cl_error_name(err), (int)err);
     }
     if (event) {
         nn->events[nn->n_events] = event;

@@ -161,6 +161,22 @@ static char *folder_of(const char *path)
     return dir;
 }
 
+/* protobuf-c's allocator, noting a failed allocation: its unpack returns NULL for a malformed
+ * file and for one it had no memory to unpack alike. Same malloc/free as protobuf-c's own, so
+ * protobuf_c_message_free_unpacked(msg, NULL) frees what it made. */
+static void *tracked_alloc(void *out_of_memory, size_t size)
+{
+    void *p = malloc(size);
+    if (!p) *(bool *)out_of_memory = true;
+    return p;
+}
+
+static void tracked_free(void *out_of_memory, void *p)
+{
+    (void)out_of_memory;
+    free(p);
+}
+
 cleval_status cleval_onnx_unpack_file(const char *path, const ProtobufCMessageDescriptor *desc,
                                       const char *what, ProtobufCMessage **message,
                                       onnx_source *src)
@@ -181,8 +197,12 @@ cleval_status cleval_onnx_unpack_file(const char *path, const ProtobufCMessageDe
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: not %s (messages nested more than %u deep)", path,
                            what, ONNX_MAX_NESTING);
     }
-    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, data);
+    bool out_of_memory = false;
+    ProtobufCAllocator allocator = {tracked_alloc, tracked_free, &out_of_memory};
+    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &allocator, len, data);
     free(data); /* protobuf-c copied every bytes field it keeps */
+    if (!msg && out_of_memory)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading %s", path, what);
     if (!msg)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: not %s (protobuf parse failed; truncated file?)",
                            path, what);

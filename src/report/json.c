@@ -110,32 +110,32 @@ static void exact_decimal(double value, char *out, size_t size)
     }
 }
 
-/* Turns every number of the tree into its exact text (a raw item). */
-static cleval_status make_numbers_exact(cJSON *item)
+/* Turns every number of the tree into its exact text (a raw item); false when out of
+ * memory. */
+static bool make_numbers_exact(cJSON *item)
 {
     for (; item; item = item->next) {
         if (cJSON_IsNumber(item)) {
             char text[40];
             exact_decimal(item->valuedouble, text, sizeof text);
             char *copy = malloc(strlen(text) + 1);
-            if (!copy) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory printing JSON");
+            if (!copy) return false;
             strcpy(copy, text);
             item->type = cJSON_Raw;
             item->valuestring = copy;
         } else if (item->child) {
-            cleval_status status = make_numbers_exact(item->child);
-            if (status != CLEVAL_OK) return status;
+            if (!make_numbers_exact(item->child)) return false;
         }
     }
-    return CLEVAL_OK;
+    return true;
 }
 
 cleval_status cleval_report_write_json(cJSON *json, const char *path)
 {
-    cleval_status status = make_numbers_exact(json);
-    if (status != CLEVAL_OK) return status;
-    char *text = cJSON_Print(json);
-    if (!text) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory printing the JSON report");
+    cleval_status status = CLEVAL_OK;
+    char *text = make_numbers_exact(json) ? cJSON_Print(json) : NULL;
+    if (!text)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory printing the report", path);
     if (strcmp(path, "-") == 0) {
         if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
             status = cleval_fail(CLEVAL_ERR_IO, "writing the JSON report to stdout failed: %s",
