@@ -5,6 +5,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   build-essential cmake pkg-config
+  clang libclang-rt-14-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   libhdf5-dev hdf5-tools
   libcmocka-dev
