@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fresh machine to a tested build: installs the dependencies, builds, runs the main job, then
-# the whole test suite and a short pass of every fuzzer. Set CLEVAL_SANITIZE=1 to run the suite under ASan + UBSan as well.
+# the whole test suite and a short pass of every fuzzer. Set CLEVAL_SANITIZE=1 to run the
+# suite under ASan + UBSan as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/main.sh
