@@ -8,6 +8,7 @@
 #ifndef CLEVAL_DRIFT_H
 #define CLEVAL_DRIFT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +62,9 @@ typedef struct cleval_drift_config {
     bool force_fp32; /* the confidence kernel in float even where the device has fp64 */
     cleval_drift_progress_fn progress;
     void *progress_user;
+    /* Set by a signal handler to stop at the next batch (NULL: never): the run then fails
+     * with CLEVAL_ERR_INTERRUPTED. */
+    volatile sig_atomic_t *stop;
 } cleval_drift_config;
 
 /* What one file holds, after both were read (class arrays are n_classes long). */

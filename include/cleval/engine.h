@@ -29,14 +29,22 @@ typedef struct cleval_run_options {
     uint32_t shard_count;    /* 0 or 1: the whole test set */
     const char *checkpoint_path; /* NULL: no checkpoints */
     bool resume;                 /* continue from checkpoint_path */
-    uint64_t checkpoint_rows;    /* rows between checkpoints; 0: automatic */
+    /* A checkpoint at the first batch boundary after checkpoint_rows rows (when not 0), else
+     * after checkpoint_seconds (0: CLEVAL_DEFAULT_CHECKPOINT_SECONDS) since the last one. */
+    uint64_t checkpoint_rows;
+    double checkpoint_seconds;
     /* Identifies the job (inputs and options, not the slice): stored in checkpoints and part
      * files, so a resume or a merge refuses the state of another job. */
     const char *fingerprint;
-    volatile sig_atomic_t *stop; /* set (by SIGINT) to stop after a checkpoint */
+    /* Set by a signal handler (NULL: never): 1 stops at the next batch boundary after a
+     * checkpoint, 2 stops at once (the last checkpoint stands); the run then fails with
+     * CLEVAL_ERR_INTERRUPTED, its message saying how far it got and how to resume. */
+    volatile sig_atomic_t *stop;
     cleval_progress_fn progress;
     void *progress_user;
 } cleval_run_options;
+
+enum { CLEVAL_DEFAULT_CHECKPOINT_SECONDS = 60 };
 
 /* The contiguous slice [begin, end) of n rows that shard `index` of `count` processes. */
 void cleval_shard_range(uint64_t n, uint32_t index, uint32_t count, uint64_t *begin,
@@ -172,9 +180,12 @@ typedef struct cleval_merge_outcome {
 } cleval_merge_outcome;
 
 /* Checks the parts belong to one job and cover every slice exactly once, adds their counts,
- * and writes the whole prediction file to save_path (NULL: none). */
+ * and writes the whole prediction file to save_path (NULL: none). `stop` (NULL: never), set
+ * by a signal handler, stops the copy of the rows at its next chunk: CLEVAL_ERR_INTERRUPTED,
+ * and no file. */
 cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts,
-                                  const char *save_path, cleval_merge_outcome *out);
+                                  const char *save_path, volatile sig_atomic_t *stop,
+                                  cleval_merge_outcome *out);
 
 /* The value of a merged attribute ("" when absent). */
 const char *cleval_merge_attribute(const cleval_merge_outcome *out, const char *name);

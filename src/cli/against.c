@@ -1,5 +1,6 @@
 /* --against (see against.h). */
 #include "against.h"
+#include "stop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,10 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
 /* Compares the two saved runs with the gates read at the start. */
 static cleval_status compare_runs(const cli_against *against, cleval_compare_result *result)
 {
-    cleval_compare_config config = {
-        .path_a = against->path_a, .path_b = against->path_b, .limits = against->limits};
+    cleval_compare_config config = {.path_a = against->path_a,
+                                    .path_b = against->path_b,
+                                    .limits = against->limits,
+                                    .stop = cli_stop_request()};
     return cleval_compare_run(&config, result);
 }
 

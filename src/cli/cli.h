@@ -11,14 +11,14 @@
 #include "cleval/report.h"
 #include "options.h"
 
-/* Exit codes (CONTRACT.md), plus 4 for failures that are neither input nor device. */
+/* Exit codes, plus 4 for failures that are neither input nor device; a run stopped by a signal
+ * exits 128 + its number (cli_exit_code). */
 enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_GATE_FAILED = 1,
     CLI_EXIT_BAD_INPUT = 2,
     CLI_EXIT_DEVICE = 3,
     CLI_EXIT_INTERNAL = 4,
-    CLI_EXIT_INTERRUPTED = 130,
 };
 
 typedef struct cli_command {
@@ -69,7 +69,8 @@ void cli_setup_logging(const cli_args *args);
 /* Resolves --device (or CLEVAL_DEVICE) and opens it. */
 cleval_status cli_open_device(const cli_args *args, cleval_device **dev);
 
-/* Prints "cleval: <message>" for `status` and returns the exit code for it. */
+/* Prints "cleval: <message>" for `status` (a stop: "cleval: SIGTERM: <message>") and returns
+ * the exit code for it. */
 int cli_fail(cleval_status status);
 int cli_exit_code(cleval_status status);
 

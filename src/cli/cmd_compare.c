@@ -1,5 +1,6 @@
 /* `cleval compare`: the migration verdict between two saved runs, with CI gates. */
 #include "cli.h"
+#include "stop.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,8 +44,8 @@ int cli_compare(int argc, char **argv)
         OPT_HELP,       OPT_PRED_KEY,       OPT_Y_KEY,
         OPT_SCORES_KEY, OPT_MAX_FLIP_RATE,  OPT_MAX_ACCURACY_DROP,
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
-        OPT_SAVE,       OPT_BATCH,          OPT_QUIET,
-        OPT_VERBOSE};
+        OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS,
+        OPT_QUIET,      OPT_VERBOSE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,
@@ -64,6 +65,9 @@ int cli_compare(int argc, char **argv)
                              args.positional[2]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
     if (status == CLEVAL_OK) status = cli_parse_compare_limits(&args, &config.limits);
+    int progress_mode; /* checked here; cli_progress_init() applies it */
+    if (status == CLEVAL_OK)
+        status = cli_get_choice(&args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
 
     if (status == CLEVAL_OK) {
         cli_progress progress;
@@ -76,6 +80,8 @@ int cli_compare(int argc, char **argv)
         config.save_path = args.values[OPT_SAVE];
         config.progress = cli_progress_update;
         config.progress_user = &progress;
+        cli_stop_install();
+        config.stop = cli_stop_request();
         status = cleval_compare_run(&config, &result);
         cli_progress_finish(&progress);
     }

@@ -1,5 +1,6 @@
 /* `cleval drift`: output-distribution drift between a reference and a current run. */
 #include "cli.h"
+#include "stop.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,10 +35,10 @@ static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresho
 
 int cli_drift(int argc, char **argv)
 {
-    static const cli_option_id allowed[] = {OPT_HELP,     OPT_PRED_KEY,  OPT_SCORES_KEY, OPT_Y_KEY,
-                                            OPT_PSI_WARN, OPT_PSI_ALERT, OPT_JS_ALERT,   OPT_ALPHA,
-                                            OPT_JSON,     OPT_BATCH,     OPT_DEVICE,     OPT_QUIET,
-                                            OPT_VERBOSE};
+    static const cli_option_id allowed[] = {
+        OPT_HELP,      OPT_PRED_KEY, OPT_SCORES_KEY, OPT_Y_KEY,  OPT_PSI_WARN,
+        OPT_PSI_ALERT, OPT_JS_ALERT, OPT_ALPHA,      OPT_JSON,   OPT_BATCH,
+        OPT_DEVICE,    OPT_PROGRESS, OPT_QUIET,      OPT_VERBOSE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,
@@ -58,6 +59,9 @@ int cli_drift(int argc, char **argv)
                              args.positional[2]);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &config.batch);
     if (status == CLEVAL_OK) status = parse_thresholds(&args, &config.thresholds);
+    int progress_mode; /* checked here; cli_progress_init() applies it */
+    if (status == CLEVAL_OK)
+        status = cli_get_choice(&args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
     if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
 
     if (status == CLEVAL_OK) {
@@ -71,6 +75,8 @@ int cli_drift(int argc, char **argv)
         config.device = dev;
         config.progress = cli_progress_update;
         config.progress_user = &progress;
+        cli_stop_install();
+        config.stop = cli_stop_request();
         status = cleval_drift_run(&config, &result);
         cli_progress_finish(&progress);
     }

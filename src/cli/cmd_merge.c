@@ -1,5 +1,6 @@
 /* `cleval merge`: the part files of a sharded run combined into the run's report and file. */
 #include "cli.h"
+#include "stop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,10 @@ int cli_merge(int argc, char **argv)
     cleval_status status = outcome ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     if (status == CLEVAL_OK && args.n_positional == 0)
         status = cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given (see cleval merge --help)");
+    cli_stop_install();
     if (status == CLEVAL_OK)
         status = cleval_engine_merge(args.positional, (uint32_t)args.n_positional,
-                                     args.values[OPT_SAVE], outcome);
+                                     args.values[OPT_SAVE], cli_stop_request(), outcome);
     if (status == CLEVAL_OK) {
         cleval_run_timing timing = {.device = outcome->device,
                                     .total_s = cleval_seconds() - start,
