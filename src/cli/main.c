@@ -25,9 +25,8 @@ static void print_usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun `cleval COMMAND --help` for a command's options.\n"
                  "Exit codes: 0 success, 1 a gate failed, 2 bad input or usage, 3 OpenCL or "
-                 "device failure, 4 internal error, 128 + N stopped by signal N (130 SIGINT,\n"
-                 "143 SIGTERM, 129 SIGHUP: the run stops at its next batch, writes its checkpoint\n"
-                 "and removes its temporary files).\n");
+                 "device failure, 4 internal error, 128 + N stopped by signal N (130 SIGINT, 143 "
+                 "SIGTERM, 129 SIGHUP).\n");
 }
 
 static cleval_cluster cluster;
