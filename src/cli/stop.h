@@ -14,10 +14,10 @@ void cli_stop_install(void);
  * next batch boundary, 2 (a second signal) stop at once, without waiting for a checkpoint. */
 volatile sig_atomic_t *cli_stop_request(void);
 
-/* The first signal received (0: none). */
+/* The first signal handled (0: none; of two arriving at once on two threads, either). */
 int cli_stop_signal(void);
 
-/* "SIGTERM" and so on, for the first signal received ("a signal" when none was). */
+/* "SIGTERM" and so on, for cli_stop_signal() ("a signal" when none was handled). */
 const char *cli_stop_signal_name(void);
 
 #endif
