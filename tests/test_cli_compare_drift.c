@@ -4,7 +4,6 @@
  * are built here from the counts in tests/fixtures/compare/mcnemar.json). */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,17 +50,6 @@ static double number(const cJSON *o, const char *key)
     const cJSON *item = cJSON_GetObjectItem(o, key);
     if (!cJSON_IsNumber(item)) fail_msg("JSON lacks number '%s'", key);
     return item->valuedouble;
-}
-
-static bool folder_has_temp_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    bool found = false;
-    while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".tmp.")) found = true;
-    if (d) closedir(d);
-    return found;
 }
 
 /* A prediction file of n samples: pred and y from the callbacks' arrays, optional scores. */

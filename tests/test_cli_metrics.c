@@ -2,7 +2,6 @@
  * every bad input, the JSON report, the prediction file and its atomic write. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,17 +134,6 @@ static void test_json_numbers_are_exact(void **state)
         cJSON_Delete(got);
         cJSON_Delete(expected);
     }
-}
-
-static bool folder_has_temp_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    bool found = false;
-    while (d && (e = readdir(d)))
-        if (strstr(e->d_name, ".tmp.")) found = true;
-    if (d) closedir(d);
-    return found;
 }
 
 static void test_save_and_json_file(void **state)

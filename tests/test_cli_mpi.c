@@ -1,8 +1,11 @@
 /* Runs under mpirun on this machine (2 and 3 ranks, test sets whose length the rank count does
  * not divide): eval, knn (also with --shard-train) and metrics give the single process's JSON
- * (apart from timing and "ranks") and its prediction file byte for byte. */
+ * (apart from timing and "ranks") and its prediction file byte for byte; a rank stopped by
+ * SIGTERM ends every rank and resumes. */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +248,95 @@ static void test_failure_is_shared(void **state)
     }
 }
 
+/* The pid of rank `rank` among mpirun's children (the processes whose parent is `mpirun`
+ * and whose environment says OMPI_COMM_WORLD_RANK=rank); 0 when there is none. */
+static int rank_pid(int mpirun, int rank)
+{
+    char wanted[64];
+    snprintf(wanted, sizeof wanted, "OMPI_COMM_WORLD_RANK=%d", rank);
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    int found = 0;
+    while (proc && !found && (e = readdir(proc))) {
+        int pid = atoi(e->d_name), parent = 0;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (!f) continue;
+        if (fscanf(f, "%*d (%*[^)]) %*c %d", &parent) != 1) parent = 0;
+        fclose(f);
+        if (parent != mpirun) continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", pid);
+        char env[65536];
+        f = fopen(path, "r");
+        size_t n = f ? fread(env, 1, sizeof env - 1, f) : 0;
+        if (f) fclose(f);
+        env[n] = '\0';
+        for (size_t at = 0; at < n; at += strlen(env + at) + 1)
+            if (strcmp(env + at, wanted) == 0) found = pid;
+    }
+    if (proc) closedir(proc);
+    return found;
+}
+
+/* SIGTERM to rank 0 under mpirun: it stops at a batch boundary with its checkpoint while rank 1
+ * finishes its slice; every rank ends (no hang) and mpirun exits 143; the same command with
+ * --resume (rank 0 from its checkpoint, rank 1 from the beginning) gives the single process's
+ * report. */
+static void test_sigterm_under_mpi(void **state)
+{
+    (void)state;
+    if (!have_mpirun()) skip();
+    char pairs[4096], checkpoint[4096], args[16384];
+    snprintf(pairs, sizeof pairs, "%s", temp_path("mpi_stop_pairs.h5"));
+    snprintf(checkpoint, sizeof checkpoint, "%s", temp_path("mpi_stop.ckpt"));
+    const hsize_t n = 2000000;
+    int32_t *y = malloc(n * sizeof *y), *pred = malloc(n * sizeof *pred);
+    for (hsize_t i = 0; i < n; i++) {
+        y[i] = (int32_t)((i * 7) % 13);
+        pred[i] = i % 5 ? y[i] : (int32_t)((i * 3) % 13);
+    }
+    hid_t f = h5_create(pairs);
+    h5_write(f, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
+    h5_write(f, "pred", H5T_NATIVE_INT32, 1, &n, pred, 0, NULL);
+    H5Fclose(f);
+    free(y);
+    free(pred);
+    snprintf(args, sizeof args, "metrics --data %s --batch 100", pairs);
+    cJSON *single = run(0, args, "mpi_stop_one.json");
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t mpirun = fork();
+    if (mpirun == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        execlp("mpirun", "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", "env",
+               "ASAN_OPTIONS=detect_leaks=0", CLEVAL_BINARY, "metrics", "--data", pairs,
+               "--batch", "100", "--checkpoint", checkpoint, "--progress", "json", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    /* Rank 0 prints the progress: its handlers are in place once a line comes. */
+    assert_true(read_until_line(fds[0], "{\"done\""));
+    int rank0 = rank_pid((int)mpirun, 0);
+    assert_true(rank0 > 0);
+    kill(rank0, SIGTERM);
+    char *err;
+    int code = finish_cleval((int)mpirun, fds[0], &err);
+    if (code != 143 || !strstr(err, "cleval: SIGTERM: stopped after "))
+        fail_msg("mpirun exit %d (wanted 143): %s", code, err);
+    free(err);
+    char rank_checkpoint[4200];
+    snprintf(rank_checkpoint, sizeof rank_checkpoint, "%s.rank0", checkpoint);
+    assert_int_equal(access(rank_checkpoint, F_OK), 0);
+    snprintf(args, sizeof args, "metrics --data %s --batch 100 --checkpoint %s --resume", pairs,
+             checkpoint);
+    expect_same(single, run(2, args, "mpi_stop.json"), 2, "metrics resumed after SIGTERM");
+    assert_int_equal(access(rank_checkpoint, F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_metrics_under_mpi),
         cmocka_unit_test(test_eval_under_mpi),
         cmocka_unit_test(test_failure_is_shared),
+        cmocka_unit_test(test_sigterm_under_mpi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Helpers shared by the cmocka tests (see testutil.h). */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -251,6 +252,66 @@ int spawn_cleval(const char *const *args)
     }
     free(argv);
     return (int)pid;
+}
+
+int spawn_cleval_piped(const char *const *args, int *err_fd)
+{
+    int fds[2];
+    if (pipe(fds) != 0) fail_msg("pipe: %s", strerror(errno));
+    const char **argv = cleval_argv(args);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        execv(CLEVAL_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    free(argv);
+    close(fds[1]);
+    *err_fd = fds[0];
+    return (int)pid;
+}
+
+bool read_until_line(int fd, const char *prefix)
+{
+    char line[4096];
+    size_t len = 0;
+    char c;
+    while (read(fd, &c, 1) == 1) {
+        if (c != '\n') {
+            if (len + 1 < sizeof line) line[len++] = c;
+            continue;
+        }
+        line[len] = '\0';
+        if (strncmp(line, prefix, strlen(prefix)) == 0) return true;
+        len = 0;
+    }
+    return false;
+}
+
+int finish_cleval(int pid, int err_fd, char **err)
+{
+    char *text = slurp(err_fd);
+    close(err_fd);
+    if (err)
+        *err = text;
+    else
+        free(text);
+    return wait_cleval(pid);
+}
+
+bool folder_has_temp_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+    while (d && (e = readdir(d)))
+        if (strstr(e->d_name, ".tmp.")) found = true;
+    if (d) closedir(d);
+    return found;
 }
 
 int wait_cleval(int pid)

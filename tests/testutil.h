@@ -4,6 +4,7 @@
 #define CLEVAL_TESTUTIL_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,6 +69,20 @@ void expect_cleval_error(const char *const *args, int code, const char *needle);
  * /dev/null; returns its pid. wait_cleval() returns its exit code (128 + N for signal N). */
 int spawn_cleval(const char *const *args);
 int wait_cleval(int pid);
+
+/* Starts the cleval binary with `args` in the background, its stdout going to /dev/null and
+ * its stderr to a pipe whose reading end is *err_fd; returns its pid. */
+int spawn_cleval_piped(const char *const *args, int *err_fd);
+
+/* Reads stderr lines from fd until one starts with `prefix`; false at the end of the stream. */
+bool read_until_line(int fd, const char *prefix);
+
+/* Reads the rest of a spawned cleval's stderr into *err (a heap string: free it), closes fd,
+ * and returns its exit code (128 + N for signal N). */
+int finish_cleval(int pid, int err_fd, char **err);
+
+/* Whether the folder holds a temporary file (a name with ".tmp."). */
+bool folder_has_temp_files(const char *dir);
 
 /* Reads a whole file into a heap string (NULL when it cannot). */
 char *read_text_file(const char *path);

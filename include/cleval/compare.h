@@ -7,6 +7,7 @@
 #ifndef CLEVAL_COMPARE_H
 #define CLEVAL_COMPARE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,6 +60,9 @@ typedef struct cleval_compare_config {
      * score differences (and the max_abs_score_diff gate) and only counted. Otherwise a file
      * holding any fails with CLEVAL_ERR_INPUT. */
     bool allow_nonfinite;
+    /* Set by a signal handler to stop at the next batch (NULL: never): the run then fails
+     * with CLEVAL_ERR_INTERRUPTED and writes nothing. */
+    volatile sig_atomic_t *stop;
 } cleval_compare_config;
 
 /* One sample singled out for the report: a flip, or a large score difference. */

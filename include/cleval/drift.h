@@ -8,6 +8,7 @@
 #ifndef CLEVAL_DRIFT_H
 #define CLEVAL_DRIFT_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +69,9 @@ typedef struct cleval_drift_config {
      * beside finite ones count as probability 0. Otherwise a file holding any fails with
      * CLEVAL_ERR_INPUT. */
     bool allow_nonfinite;
+    /* Set by a signal handler to stop at the next batch (NULL: never): the run then fails
+     * with CLEVAL_ERR_INTERRUPTED. */
+    volatile sig_atomic_t *stop;
 } cleval_drift_config;
 
 /* What one file holds, after both were read (class arrays are n_classes long). */

@@ -30,14 +30,20 @@ typedef struct cleval_run_options {
     uint32_t shard_count;    /* 0 or 1: the whole test set */
     const char *checkpoint_path; /* NULL: no checkpoints */
     bool resume;                 /* continue from checkpoint_path */
-    uint64_t checkpoint_rows;    /* rows between checkpoints; 0: automatic */
+    /* A checkpoint at the first batch boundary after checkpoint_rows rows (when not 0), else
+     * after checkpoint_seconds (0: CLEVAL_DEFAULT_CHECKPOINT_SECONDS) since the last one. */
+    uint64_t checkpoint_rows;
+    double checkpoint_seconds;
     /* Labels at or above it, longer class_names and (eval) a model with more outputs are
      * refused before anything is sized by the class count; 0: CLEVAL_DEFAULT_MAX_CLASSES. */
     uint32_t max_classes;
     /* Identifies the job (inputs and options, not the slice): stored in checkpoints and part
      * files, so a resume or a merge refuses the state of another job. */
     const char *fingerprint;
-    volatile sig_atomic_t *stop; /* set (by SIGINT) to stop after a checkpoint */
+    /* Set by a signal handler (NULL: never): 1 stops at the next batch boundary after a
+     * checkpoint, 2 stops at once (the last checkpoint stands); the run then fails with
+     * CLEVAL_ERR_INTERRUPTED, its message saying how far it got and how to resume. */
+    volatile sig_atomic_t *stop;
     cleval_progress_fn progress;
     void *progress_user;
 } cleval_run_options;
@@ -45,6 +51,7 @@ typedef struct cleval_run_options {
 /* The name of the prediction file that a run with checkpoints writes in place of save_path
  * until it finishes, kept for --resume: "<save_path>.partial". */
 void cleval_engine_partial_path(const char *save_path, char *out, size_t size);
+enum { CLEVAL_DEFAULT_CHECKPOINT_SECONDS = 60 };
 
 /* The contiguous slice [begin, end) of n rows that shard `index` of `count` processes. */
 void cleval_shard_range(uint64_t n, uint32_t index, uint32_t count, uint64_t *begin,
@@ -185,19 +192,25 @@ typedef struct cleval_merge_outcome {
     char attribute_values[CLEVAL_MAX_PART_ATTRIBUTES][256];
 } cleval_merge_outcome;
 
-/* Checks the parts belong to one job and cover every slice exactly once, adds their counts,
- * and writes the whole prediction file to save_path (NULL: none). Parts of more classes than
- * max_classes (0: CLEVAL_DEFAULT_MAX_CLASSES) are refused before their counts are read. Parts
- * whose scores hold NaN or infinities (eval parts record how many: eval_nonfinite_scores) are
- * refused with CLEVAL_ERR_INPUT unless allow_nonfinite; accepted, they are copied as they are. */
-cleval_status cleval_engine_merge_parts(const char *const *parts, uint32_t n_parts,
-                                        const char *save_path, bool allow_nonfinite,
-                                        uint32_t max_classes, cleval_merge_outcome *out);
+/* How cleval_engine_merge treats its parts. */
+typedef struct cleval_merge_options {
+    /* Parts whose scores hold NaN or infinities (eval parts record how many:
+     * eval_nonfinite_scores) are refused with CLEVAL_ERR_INPUT unless this is set; accepted,
+     * they are copied as they are. */
+    bool allow_nonfinite;
+    /* Parts of more classes are refused before their counts are read; 0:
+     * CLEVAL_DEFAULT_MAX_CLASSES. */
+    uint32_t max_classes;
+    /* Set by a signal handler (NULL: never) to stop the copy of the rows at its next chunk:
+     * CLEVAL_ERR_INTERRUPTED, and no file. */
+    volatile sig_atomic_t *stop;
+} cleval_merge_options;
 
-/* cleval_engine_merge_parts accepting non-finite scores: for parts whose runs already decided
- * on them (the ranks of one mpirun job). */
+/* Checks the parts belong to one job and cover every slice exactly once, adds their counts,
+ * and writes the whole prediction file to save_path (NULL: none); `options` may be NULL (the
+ * defaults). */
 cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts,
-                                  const char *save_path, uint32_t max_classes,
+                                  const char *save_path, const cleval_merge_options *options,
                                   cleval_merge_outcome *out);
 
 /* The value of a merged attribute ("" when absent). */

@@ -18,7 +18,7 @@ typedef enum cleval_status {
     CLEVAL_ERR_IO = 4,          /* an output file could not be written */
     CLEVAL_ERR_OPENCL = 5,      /* an OpenCL call failed; the message names call and error */
     CLEVAL_ERR_NOMEM = 6,       /* host memory allocation failed */
-    CLEVAL_ERR_INTERRUPTED = 7, /* stopped on request (SIGINT) */
+    CLEVAL_ERR_INTERRUPTED = 7, /* stopped on request (a signal) */
     CLEVAL_ERR_INTERNAL = 8,    /* a broken invariant: a bug in cleval */
 } cleval_status;
 

@@ -1,5 +1,6 @@
 /* --against (see against.h). */
 #include "against.h"
+#include "stop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,8 @@ static cleval_status compare_runs(const cli_against *against, cleval_compare_res
     cleval_compare_config config = {.path_a = against->path_a,
                                     .path_b = against->path_b,
                                     .limits = against->limits,
-                                    .allow_nonfinite = against->allow_nonfinite};
+                                    .allow_nonfinite = against->allow_nonfinite,
+                                    .stop = cli_stop_request()};
     return cleval_compare_run(&config, result);
 }
 

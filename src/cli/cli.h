@@ -13,7 +13,8 @@
 #include "options.h"
 
 /* Exit codes: 4 is out of host or device memory (the run may succeed with a smaller --batch or
- * on another machine), 5 a bug in cleval. */
+ * on another machine), 5 a bug in cleval; a run stopped by a signal exits 128 + its number
+ * (cli_exit_code). */
 enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_GATE_FAILED = 1,
@@ -21,7 +22,6 @@ enum {
     CLI_EXIT_DEVICE = 3,
     CLI_EXIT_NO_MEMORY = 4,
     CLI_EXIT_INTERNAL = 5,
-    CLI_EXIT_INTERRUPTED = 130,
 };
 
 typedef struct cli_command {
@@ -72,7 +72,8 @@ void cli_setup_logging(const cli_args *args);
 /* Resolves --device (or CLEVAL_DEVICE) and opens it. */
 cleval_status cli_open_device(const cli_args *args, cleval_device **dev);
 
-/* Prints "cleval: <message>" for `status` and returns the exit code for it. */
+/* Prints "cleval: <message>" for `status` (a stop: "cleval: SIGTERM: <message>") and returns
+ * the exit code for it. */
 int cli_fail(cleval_status status);
 int cli_exit_code(cleval_status status);
 

@@ -1,5 +1,6 @@
 /* `cleval compare`: the migration verdict between two saved runs, with CI gates. */
 #include "cli.h"
+#include "stop.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,10 +44,9 @@ int cli_compare(int argc, char **argv)
         OPT_HELP,       OPT_PRED_KEY,       OPT_Y_KEY,
         OPT_SCORES_KEY, OPT_MAX_FLIP_RATE,  OPT_MAX_ACCURACY_DROP,
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
-        OPT_SAVE,       OPT_BATCH,          OPT_QUIET,
-        OPT_VERBOSE,    OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE,
-        OPT_MAX_CLASSES};
+        OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS,
+        OPT_QUIET,      OPT_VERBOSE,        OPT_ALLOW_EXTERNAL_STORAGE,
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,
@@ -70,6 +70,9 @@ int cli_compare(int argc, char **argv)
     if (status == CLEVAL_OK)
         status =
             cli_check_outputs(&args, (const char *const[]){"input A", "input B", NULL}, NULL, 0);
+    int progress_mode; /* checked here; cli_progress_init() applies it */
+    if (status == CLEVAL_OK)
+        status = cli_get_choice(&args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
 
     if (status == CLEVAL_OK) {
         cli_progress progress;
@@ -83,6 +86,8 @@ int cli_compare(int argc, char **argv)
         config.allow_nonfinite = args.present[OPT_ALLOW_NONFINITE];
         config.progress = cli_progress_update;
         config.progress_user = &progress;
+        cli_stop_install();
+        config.stop = cli_stop_request();
         status = cleval_compare_run(&config, &result);
         cli_progress_finish(&progress);
     }

@@ -1,5 +1,6 @@
 /* `cleval drift`: output-distribution drift between a reference and a current run. */
 #include "cli.h"
+#include "stop.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -38,12 +39,11 @@ static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresho
 
 int cli_drift(int argc, char **argv)
 {
-    static const cli_option_id allowed[] = {OPT_HELP,     OPT_PRED_KEY,  OPT_SCORES_KEY, OPT_Y_KEY,
-                                            OPT_PSI_WARN, OPT_PSI_ALERT, OPT_JS_ALERT,   OPT_ALPHA,
-                                            OPT_JSON,     OPT_BATCH,     OPT_DEVICE,     OPT_QUIET,
-                                            OPT_VERBOSE,  OPT_ALLOW_EXTERNAL_STORAGE,
-                                            OPT_ALLOW_NONFINITE,
-                                            OPT_MAX_CLASSES};
+    static const cli_option_id allowed[] = {
+        OPT_HELP,      OPT_PRED_KEY, OPT_SCORES_KEY, OPT_Y_KEY,  OPT_PSI_WARN,
+        OPT_PSI_ALERT, OPT_JS_ALERT, OPT_ALPHA,      OPT_JSON,   OPT_BATCH,
+        OPT_DEVICE,    OPT_PROGRESS, OPT_QUIET,      OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE,
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,
@@ -67,6 +67,9 @@ int cli_drift(int argc, char **argv)
     if (status == CLEVAL_OK) status = parse_thresholds(&args, &config.thresholds);
     if (status == CLEVAL_OK)
         status = cli_check_outputs(&args, (const char *const[]){"REF", "CUR", NULL}, NULL, 0);
+    int progress_mode; /* checked here; cli_progress_init() applies it */
+    if (status == CLEVAL_OK)
+        status = cli_get_choice(&args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
     if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
 
     if (status == CLEVAL_OK) {
@@ -81,6 +84,8 @@ int cli_drift(int argc, char **argv)
         config.allow_nonfinite = args.present[OPT_ALLOW_NONFINITE];
         config.progress = cli_progress_update;
         config.progress_user = &progress;
+        cli_stop_install();
+        config.stop = cli_stop_request();
         status = cleval_drift_run(&config, &result);
         cli_progress_finish(&progress);
     }

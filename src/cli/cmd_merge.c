@@ -1,5 +1,6 @@
 /* `cleval merge`: the part files of a sharded run combined into the run's report and file. */
 #include "cli.h"
+#include "stop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +37,15 @@ int cli_merge(int argc, char **argv)
     cleval_status status = outcome ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
     if (status == CLEVAL_OK && args.n_positional == 0)
         status = cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given (see cleval merge --help)");
-    uint32_t max_classes = 0;
-    if (status == CLEVAL_OK) status = cli_get_max_classes(&args, &max_classes);
+    cleval_merge_options options = {.allow_nonfinite = args.present[OPT_ALLOW_NONFINITE]};
+    if (status == CLEVAL_OK) status = cli_get_max_classes(&args, &options.max_classes);
     if (status == CLEVAL_OK)
         status = cli_check_outputs(&args, (const char *const[]){"part", NULL}, NULL, 0);
+    cli_stop_install();
+    options.stop = cli_stop_request();
     if (status == CLEVAL_OK)
-        status = cleval_engine_merge_parts(args.positional, (uint32_t)args.n_positional,
-                                           args.values[OPT_SAVE], args.present[OPT_ALLOW_NONFINITE],
-                                           max_classes, outcome);
+        status = cleval_engine_merge(args.positional, (uint32_t)args.n_positional,
+                                     args.values[OPT_SAVE], &options, outcome);
     if (status == CLEVAL_OK) {
         cleval_run_timing timing = {.device = outcome->device,
                                     .total_s = cleval_seconds() - start,

@@ -1,5 +1,6 @@
 /* Helpers every command uses (see cli.h). */
 #include "cli.h"
+#include "stop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ int cli_exit_code(cleval_status status)
     case CLEVAL_ERR_UNSUPPORTED:
     case CLEVAL_ERR_IO: return CLI_EXIT_BAD_INPUT;
     case CLEVAL_ERR_OPENCL: return CLI_EXIT_DEVICE;
-    case CLEVAL_ERR_INTERRUPTED: return CLI_EXIT_INTERRUPTED;
+    case CLEVAL_ERR_INTERRUPTED: return 128 + (cli_stop_signal() ? cli_stop_signal() : SIGINT);
     case CLEVAL_ERR_NOMEM: return CLI_EXIT_NO_MEMORY;
     case CLEVAL_ERR_INTERNAL: return CLI_EXIT_INTERNAL;
     }
@@ -28,7 +29,11 @@ int cli_exit_code(cleval_status status)
 int cli_fail(cleval_status status)
 {
     const char *message = cleval_last_error();
-    fprintf(stderr, "cleval: %s\n", *message ? message : cleval_status_str(status));
+    if (!*message) message = cleval_status_str(status);
+    if (status == CLEVAL_ERR_INTERRUPTED)
+        fprintf(stderr, "cleval: %s: %s\n", cli_stop_signal_name(), message);
+    else
+        fprintf(stderr, "cleval: %s\n", message);
     return cli_exit_code(status);
 }
 

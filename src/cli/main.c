@@ -28,8 +28,8 @@ static void print_usage(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun `cleval COMMAND --help` for a command's options.\n"
                  "Exit codes: 0 success, 1 a gate failed, 2 bad input or usage, 3 OpenCL or "
-                 "device failure, 4 out of host or device memory, 5 internal error, 130 stopped by "
-                 "SIGINT.\n");
+                 "device failure, 4 out of host or device memory, 5 internal error, 128 + N "
+                 "stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP).\n");
 }
 
 static cleval_cluster cluster;

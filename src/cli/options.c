@@ -59,12 +59,16 @@ const cli_option cli_options[OPT_COUNT] = {
                          "under mpirun: split the training set across the ranks instead of the "
                          "test set (for training sets too big for one node)"},
     [OPT_CHECKPOINT] = {"checkpoint", 0, "PATH",
-                        "save the accumulated state to PATH every --checkpoint-every samples "
-                        "(atomically); with --save, the partial file is PATH_OF_SAVE.partial"},
-    [OPT_CHECKPOINT_EVERY] = {"checkpoint-every", 0, "N",
-                              "samples between checkpoints "
-                              "(default 1048576)"},
-    [OPT_RESUME] = {"resume", 0, NULL, "continue the run saved in --checkpoint PATH"},
+                        "save the accumulated state to PATH (atomically) as --checkpoint-every "
+                        "says, and when SIGINT, SIGTERM or SIGHUP stops the run; with --save, "
+                        "the partial file is PATH_OF_SAVE.partial"},
+    [OPT_CHECKPOINT_EVERY] = {"checkpoint-every", 0, "N|TIME",
+                              "a checkpoint at the first batch boundary after N samples, or "
+                              "after TIME (500ms, 30s, 10m, 1h) since the last one (default "
+                              "60s)"},
+    [OPT_RESUME] = {"resume", 0, NULL,
+                    "continue the run saved in --checkpoint PATH (from the beginning while "
+                    "there is none yet, so a requeued job can run the same command)"},
     [OPT_PROGRESS] = {"progress", 0, "tty|json|none",
                       "progress on stderr: a line when stderr is a terminal (default), JSON "
                       "lines, or nothing"},
@@ -183,6 +187,36 @@ cleval_status cli_get_positive(const cli_args *args, cli_option_id id, uint64_t 
                            cli_options[id].long_name, text);
     *out = (uint64_t)value;
     return CLEVAL_OK;
+}
+
+cleval_status cli_get_count_or_duration(const cli_args *args, cli_option_id id, uint64_t *count,
+                                        double *seconds)
+{
+    static const struct {
+        const char *suffix;
+        double seconds; /* 0: a count */
+    } units[] = {{"", 0}, {"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}};
+    *count = 0;
+    *seconds = 0;
+    if (!args->present[id]) return CLEVAL_OK;
+    const char *text = args->values[id], *name = cli_options[id].long_name;
+    char *end = (char *)text;
+    errno = 0;
+    unsigned long long value = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0;
+    for (size_t u = 0; end != text && !errno && u < sizeof units / sizeof *units; u++) {
+        if (strcmp(end, units[u].suffix) != 0) continue;
+        if (value < 1)
+            return cleval_fail(CLEVAL_ERR_USAGE, "--%s: must be at least 1 (got %s)", name, text);
+        if (units[u].seconds > 0)
+            *seconds = (double)value * units[u].seconds;
+        else
+            *count = value;
+        return CLEVAL_OK;
+    }
+    return cleval_fail(CLEVAL_ERR_USAGE,
+                       "--%s: '%s' is neither a sample count nor a duration (500ms, 30s, 10m, "
+                       "1h)",
+                       name, text);
 }
 
 cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char *const *choices,

@@ -81,6 +81,12 @@ void cli_args_free(cli_args *args);
 cleval_status cli_get_positive(const cli_args *args, cli_option_id id, uint64_t fallback,
                                uint64_t *out);
 
+/* The value of an option that is a count (a plain integer: *count, *seconds 0) or a duration
+ * (an integer with ms, s, m or h: *seconds, *count 0), at least 1 either way; both 0 when
+ * absent. */
+cleval_status cli_get_count_or_duration(const cli_args *args, cli_option_id id, uint64_t *count,
+                                        double *seconds);
+
 /* The value of an option that must be one of `choices` (NULL-terminated): its index, or
  * `fallback` when absent. */
 cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char *const *choices,

@@ -1,12 +1,12 @@
 /* What `eval`, `knn` and `metrics` share on the command line: the devices (--device, a list
  * or "all"), the slice (--shard I/N), checkpoints (--checkpoint, --checkpoint-every,
- * --resume), progress (--progress, --quiet), SIGINT, and the job fingerprint that ties
+ * --resume), progress (--progress, --quiet), stop signals, and the job fingerprint that ties
  * checkpoints and part files to their job. */
 #include "run.h"
 #include "against.h"
+#include "stop.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +14,6 @@
 #include <unistd.h>
 
 #include "cleval/cluster.h"
-
-static volatile sig_atomic_t stop_requested;
-
-/* The first SIGINT asks the run to stop after its next checkpoint; a second one kills. */
-static void on_interrupt(int signal_number)
-{
-    stop_requested = 1;
-    struct sigaction fallback = {.sa_handler = SIG_DFL};
-    sigaction(signal_number, &fallback, NULL);
-}
 
 static cleval_status parse_shard(const char *text, uint32_t *index, uint32_t *count)
 {
@@ -211,7 +201,8 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     if (status == CLEVAL_OK)
         status = cli_get_choice(args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
     if (status == CLEVAL_OK)
-        status = cli_get_positive(args, OPT_CHECKPOINT_EVERY, 0, &o->checkpoint_rows);
+        status = cli_get_count_or_duration(args, OPT_CHECKPOINT_EVERY, &o->checkpoint_rows,
+                                           &o->checkpoint_seconds);
     if (status == CLEVAL_OK) status = cli_get_max_classes(args, &o->max_classes);
     const cleval_cluster *cluster = cli_cluster();
     run->cluster = cluster;
@@ -244,11 +235,15 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
         status = cleval_fail(CLEVAL_ERR_USAGE, "--shard needs --save PART.h5 for the part file");
     if (status == CLEVAL_OK && args->present[OPT_RESUME] && !args->present[OPT_CHECKPOINT])
         status = cleval_fail(CLEVAL_ERR_USAGE, "--resume needs --checkpoint PATH");
-    if (status == CLEVAL_OK && args->present[OPT_RESUME] && access(run->checkpoint_path, F_OK) != 0)
-        status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: no checkpoint at %s",
-                             run->checkpoint_path);
     if (status == CLEVAL_OK) status = check_outputs(args, run);
     if (status != CLEVAL_OK) return status;
+    o->resume = args->present[OPT_RESUME];
+    if (o->resume && access(run->checkpoint_path, F_OK) != 0) {
+        /* A job requeued before its first checkpoint runs the same command. */
+        fprintf(stderr, "cleval: --resume: no checkpoint at %s yet; starting from the beginning\n",
+                run->checkpoint_path);
+        o->resume = false;
+    }
 
     uint32_t *indices = NULL;
     if ((status = pick_devices(args, cluster, &indices, &run->n_devices))) return status;
@@ -271,18 +266,15 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     o->devices = run->devices;
     o->n_devices = run->n_devices;
     o->checkpoint_path = args->present[OPT_CHECKPOINT] ? run->checkpoint_path : NULL;
-    o->resume = args->present[OPT_RESUME];
     o->fingerprint = run->fingerprint;
-    o->stop = &stop_requested;
+    cli_stop_install();
+    o->stop = cli_stop_request();
     cli_progress_init(&run->progress, args, run->device_names);
     if (cluster->rank != 0) run->progress.mode = CLI_PROGRESS_NONE; /* rank 0 speaks */
     if (run->progress.mode != CLI_PROGRESS_NONE) {
         o->progress = cli_progress_update;
         o->progress_user = &run->progress;
     }
-    struct sigaction action = {.sa_handler = on_interrupt};
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, NULL);
     return CLEVAL_OK;
 }
 
@@ -343,9 +335,13 @@ static cleval_status merge_parts(const cli_run *run, const char *save_path)
         if (!paths[r]) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
         else rank_file(save_path, r, paths[r], size);
     }
+    /* The ranks decided on non-finite scores already, each on its own slice. */
+    cleval_merge_options merge_options = {.allow_nonfinite = true,
+                                          .max_classes = run->options.max_classes,
+                                          .stop = cli_stop_request()};
     if (status == CLEVAL_OK)
         status = cleval_engine_merge((const char *const *)paths, (uint32_t)size, save_path,
-                                     run->options.max_classes, merged);
+                                     &merge_options, merged);
     for (int r = 0; paths && r < size; r++) {
         if (paths[r] && status == CLEVAL_OK) unlink(paths[r]);
         free(paths[r]);

@@ -453,6 +453,12 @@ cleval_status cleval_compare_run(const cleval_compare_config *config, cleval_com
     for (uint64_t row0 = 0; row0 < n; row0 += s.batch) {
         uint64_t count = n - row0 < s.batch ? n - row0 : s.batch;
         int32_t max_label = -1;
+        if (config->stop && *config->stop) {
+            status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                                 "stopped after %llu of %llu samples; nothing written",
+                                 (unsigned long long)row0, (unsigned long long)n);
+            goto done;
+        }
         if ((status = read_batch(&s, out, row0, count, &max_label)) != CLEVAL_OK) goto done;
         /* The files' --max-classes bounds max_label (cleval_dataset_limit_classes). */
         if ((status = cleval_confusion_grow(&s.matrix, (uint32_t)max_label + 1)) != CLEVAL_OK) {

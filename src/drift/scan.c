@@ -283,6 +283,12 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
     for (uint64_t row0 = 0; row0 < n; row0 += batch) {
         uint64_t count = n - row0 < batch ? n - row0 : batch;
         int32_t max_label = -1;
+        if (config->stop && *config->stop) {
+            status = cleval_fail(CLEVAL_ERR_INTERRUPTED, "stopped after %llu of %llu samples",
+                                 (unsigned long long)(done_before + row0),
+                                 (unsigned long long)total);
+            goto done;
+        }
         if ((status = read_batch(&s, row0, count, &max_label)) != CLEVAL_OK) goto done;
         /* The file's --max-classes bounds max_label (cleval_dataset_limit_classes). */
         if ((status = fit_classes(&s, (uint32_t)max_label + 1, &n_classes)) ||

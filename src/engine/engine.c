@@ -11,9 +11,6 @@
 
 #include "cleval/predfile.h"
 
-/* Rows between checkpoints when --checkpoint gives no interval. */
-static const uint64_t DEFAULT_CHECKPOINT_ROWS = 1 << 20;
-
 double cleval_seconds(void)
 {
     struct timespec ts;
@@ -49,6 +46,8 @@ typedef struct run_context {
     const engine_run_spec *spec;
     const cleval_run_options *run;
     uint64_t begin, end;
+    bool checkpointed;      /* a checkpoint of this job is on disk (written or resumed from) */
+    uint64_t checkpoint_at; /* the row it continues at */
 } run_context;
 
 /* The counters now: restored from the checkpoint plus what the devices counted since. */
@@ -66,8 +65,36 @@ static cleval_status save_checkpoint(void *user, uint64_t rows_done, const pipel
     run_context *ctx = user;
     checkpoint_state state = {.rows_done = rows_done, .counts = *counts};
     current_counters(ctx->spec, state.counters);
-    return checkpoint_save(ctx->run->checkpoint_path, ctx->run->fingerprint, ctx->begin, ctx->end,
-                           &state, ctx->spec->counters ? ctx->spec->counters->count : 0);
+    cleval_status status =
+        checkpoint_save(ctx->run->checkpoint_path, ctx->run->fingerprint, ctx->begin, ctx->end,
+                        &state, ctx->spec->counters ? ctx->spec->counters->count : 0);
+    if (status == CLEVAL_OK) {
+        ctx->checkpointed = true;
+        ctx->checkpoint_at = rows_done;
+    }
+    return status;
+}
+
+/* The line a stopped run leaves: how far it got, and how to go on. */
+static cleval_status stopped(const run_context *ctx, uint64_t done)
+{
+    unsigned long long total = ctx->end - ctx->begin;
+    const char *path = ctx->run->checkpoint_path;
+    if (!path)
+        return cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                           "stopped after %llu of %llu samples (without --checkpoint there is "
+                           "nothing to resume)",
+                           (unsigned long long)done, total);
+    if (!ctx->checkpointed)
+        return cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                           "stopped after %llu of %llu samples, before the first checkpoint "
+                           "(--resume starts from the beginning)",
+                           (unsigned long long)done, total);
+    return cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                       "stopped after %llu of %llu samples; the checkpoint %s holds the first "
+                       "%llu: run the same command with --resume to continue",
+                       (unsigned long long)done, total, path,
+                       (unsigned long long)(ctx->checkpoint_at - ctx->begin));
 }
 
 /* The attributes a new prediction or part file carries. */
@@ -147,7 +174,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     memset(out, 0, sizeof *out);
     cleval_column *rows_from = spec->x ? spec->x : spec->file_pred;
     uint64_t n_total = cleval_column_rows(rows_from);
-    run_context ctx = {spec, run, 0, 0};
+    run_context ctx = {.spec = spec, .run = run};
     cleval_shard_range(n_total, run->shard_index, run->shard_count, &ctx.begin, &ctx.end);
     out->n_total = n_total;
     out->row_begin = ctx.begin;
@@ -174,6 +201,12 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
                                  ctx.begin, ctx.end, n_counters, &restored);
         if (status == CLEVAL_OK && spec->counters)
             memcpy(spec->counters->restored, restored.counters, sizeof restored.counters);
+        ctx.checkpointed = status == CLEVAL_OK;
+        ctx.checkpoint_at = restored.rows_done;
+    } else if (status == CLEVAL_OK && run->checkpoint_path) {
+        /* A fresh run starts a fresh partial file: a checkpoint left at the path by an earlier
+         * run no longer matches it. */
+        unlink(run->checkpoint_path);
     }
 
     cleval_predfile *file = NULL;
@@ -215,14 +248,17 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .progress_user = run->progress_user,
             .checkpoint = run->checkpoint_path ? save_checkpoint : NULL,
             .checkpoint_user = &ctx,
-            .checkpoint_rows = run->checkpoint_rows ? run->checkpoint_rows
-                                                    : DEFAULT_CHECKPOINT_ROWS,
+            .checkpoint_rows = run->checkpoint_rows,
+            .checkpoint_seconds = run->checkpoint_seconds > 0 ? run->checkpoint_seconds
+                                                              : CLEVAL_DEFAULT_CHECKPOINT_SECONDS,
             .initial_counts = run->resume ? &restored.counts : NULL,
             .stop = run->stop,
         };
         status = pipeline_run(&cfg, &result);
         out->read_s = result.read_s;
         out->wait_s = result.wait_s;
+        if (status == CLEVAL_ERR_INTERRUPTED)
+            status = stopped(&ctx, restored.rows_done - ctx.begin + result.rows_done);
     }
     if (status == CLEVAL_OK && spec->accept) status = spec->accept(spec->accept_user);
     if (status == CLEVAL_OK)
@@ -239,9 +275,9 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             file = NULL;
         }
     }
-    /* With checkpoints, a failed run keeps its partial file for --resume; otherwise nothing
+    /* A failed run with a checkpoint keeps its partial file for --resume; otherwise nothing
      * of it remains. A finished run no longer needs its checkpoint. */
-    if (run->checkpoint_path)
+    if (ctx.checkpointed)
         cleval_predfile_suspend(file);
     else
         cleval_predfile_abort(file);

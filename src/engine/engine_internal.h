@@ -90,8 +90,9 @@ typedef struct engine_run_spec {
 } engine_run_spec;
 
 /* Runs the job's slice (run->shard_*) through the pipeline with checkpoints, and writes the
- * prediction or part file. On CLEVAL_ERR_INTERRUPTED the checkpoint and the partial file stay
- * for --resume. */
+ * prediction or part file. A run without --resume first removes a checkpoint left at the path.
+ * On failure (CLEVAL_ERR_INTERRUPTED included) the checkpoint and the partial file stay for
+ * --resume; without a checkpoint, the partial file goes too. */
 cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *run,
                          cleval_predict_outcome *out);
 

@@ -176,6 +176,11 @@ agree:
     uint64_t distance_ties = 0, vote_ties = 0;
     for (uint64_t row0 = 0; row0 < test->n; row0 += batch) {
         uint32_t n = (uint32_t)(test->n - row0 < batch ? test->n - row0 : batch);
+        if (status == CLEVAL_OK && run->stop && *run->stop)
+            status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                                 "stopped after %llu of %llu samples (--shard-train keeps no "
+                                 "checkpoint)",
+                                 (unsigned long long)row0, (unsigned long long)test->n);
         double t0 = cleval_seconds();
         int32_t max;
         if (status == CLEVAL_OK) status = cleval_column_read_f32(test->x, row0, n, x);
@@ -184,8 +189,8 @@ agree:
         out->predict.read_s += cleval_seconds() - t0;
         if (status == CLEVAL_OK) status = cleval_knn_search(knn, x, n, scratch_pred, NULL);
         if (status == CLEVAL_OK) status = cleval_knn_last_candidates(knn, n, mine);
-        /* A failure anywhere (a bad row, a device error, rank 0's last vote) stops every
-         * rank here, before the next collective. */
+        /* A failure anywhere (a bad row, a device error, rank 0's last vote, a stop request)
+         * stops every rank here, before the next collective. */
         if ((stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0)) break;
         for (size_t i = 0; i < (size_t)n * (k + 1); i++)
             if (mine[i].index >= 0) mine[i].index += (int32_t)begin;

@@ -132,7 +132,7 @@ static cleval_status merge_attributes(part *const *parts, uint32_t n, cleval_mer
 
 /* Copies one part's rows into the whole file, in chunks. */
 static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores, bool labels,
-                               uint32_t n_classes)
+                               uint32_t n_classes, volatile sig_atomic_t *stop)
 {
     cleval_column *pred = NULL, *score = NULL, *y = NULL;
     int32_t *pred_rows = malloc(COPY_ROWS * sizeof *pred_rows);
@@ -153,6 +153,12 @@ static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores
     for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += COPY_ROWS) {
         uint64_t count = n - row0 < COPY_ROWS ? n - row0 : COPY_ROWS;
         int32_t max;
+        if (stop && *stop) {
+            status = cleval_fail(CLEVAL_ERR_INTERRUPTED, "stopped while copying %s; nothing "
+                                                         "written",
+                                 p->path);
+            break;
+        }
         if (!(status = cleval_column_read_i32(pred, row0, count, pred_rows, &max)) &&
             !(status = y ? cleval_column_read_i32(y, row0, count, y_rows, &max) : CLEVAL_OK) &&
             !(status = score ? cleval_column_read_f32(score, row0, count, score_rows) : CLEVAL_OK))
@@ -170,7 +176,8 @@ static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores
 
 /* The whole prediction file, as the unsharded run writes it. */
 static cleval_status write_whole(const char *save_path, part *const *parts, uint32_t n,
-                                 const cleval_predict_outcome *merged, bool metrics)
+                                 const cleval_predict_outcome *merged, bool metrics,
+                                 volatile sig_atomic_t *stop)
 {
     bool scores = cleval_dataset_has(parts[0]->ds, "scores");
     cleval_predfile_spec spec = {.n_samples = parts[0]->n_total,
@@ -187,7 +194,7 @@ static cleval_status write_whole(const char *save_path, part *const *parts, uint
         if (!(status = cleval_dataset_attribute(parts[0]->ds, copied[a], value, sizeof value)))
             status = cleval_predfile_set_attribute(file, copied[a], value);
     for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
-        status = copy_rows(parts[i], file, scores, merged->has_labels, merged->n_classes);
+        status = copy_rows(parts[i], file, scores, merged->has_labels, merged->n_classes, stop);
     if (status == CLEVAL_OK && metrics)
         status = cleval_predfile_write_counts(file, "confusion", merged->n_classes,
                                               merged->n_classes, merged->confusion.counts);
@@ -216,17 +223,12 @@ static cleval_status check_nonfinite(part *const *parts, uint32_t n)
 }
 
 cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
-                                  const char *save_path, uint32_t max_classes,
+                                  const char *save_path, const cleval_merge_options *options,
                                   cleval_merge_outcome *out)
 {
-    return cleval_engine_merge_parts(paths, n_parts, save_path, true, max_classes, out);
-}
-
-cleval_status cleval_engine_merge_parts(const char *const *paths, uint32_t n_parts,
-                                        const char *save_path, bool allow_nonfinite,
-                                        uint32_t max_classes, cleval_merge_outcome *out)
-{
     memset(out, 0, sizeof *out);
+    const cleval_merge_options defaults = {0};
+    if (!options) options = &defaults;
     if (n_parts == 0) return cleval_fail(CLEVAL_ERR_USAGE, "merge: no part files given");
     part *parts = calloc(n_parts, sizeof *parts);
     part **by_index = calloc(n_parts, sizeof *by_index);
@@ -236,9 +238,10 @@ cleval_status cleval_engine_merge_parts(const char *const *paths, uint32_t n_par
                                                            "for %u part files",
                                                            n_parts);
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++)
-        status = open_part(paths[i], max_classes, &parts[i]);
+        status = open_part(paths[i], options->max_classes, &parts[i]);
     if (status == CLEVAL_OK) status = check_set(parts, n_parts, by_index);
-    if (status == CLEVAL_OK && !allow_nonfinite) status = check_nonfinite(by_index, n_parts);
+    if (status == CLEVAL_OK && !options->allow_nonfinite)
+        status = check_nonfinite(by_index, n_parts);
     if (status != CLEVAL_OK) goto done;
 
     snprintf(out->command, sizeof out->command, "%s", parts[0].command);
@@ -274,7 +277,7 @@ cleval_status cleval_engine_merge_parts(const char *const *paths, uint32_t n_par
     if (status == CLEVAL_OK) status = merge_attributes(by_index, n_parts, out);
     if (status == CLEVAL_OK && save_path)
         status = write_whole(save_path, by_index, n_parts, merged,
-                             strcmp(out->command, "metrics") == 0);
+                             strcmp(out->command, "metrics") == 0, options->stop);
 done:
     for (uint32_t i = 0; parts && i < n_parts; i++)
         cleval_dataset_close(parts[i].ds);

@@ -164,7 +164,7 @@ static void *worker_main(void *arg)
     pipeline *p = w->p;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        int s = next_filled(p);
+        int s = p->failed ? -1 : next_filled(p); /* after a failure or a stop, no new batch */
         if (s < 0) {
             if (p->closing || p->failed) break;
             pthread_cond_wait(&p->filled, &p->lock);
@@ -319,12 +319,20 @@ static cleval_status save_checkpoint(pipeline *p, uint64_t next_row)
     return status;
 }
 
+/* Whether the checkpoint interval has passed: rows dealt and seconds since the last one. */
+static bool checkpoint_interval_passed(const pipeline_config *cfg, uint64_t rows, double seconds)
+{
+    if (!cfg->checkpoint || rows == 0) return false;
+    return cfg->checkpoint_rows ? rows >= cfg->checkpoint_rows : seconds >= cfg->checkpoint_seconds;
+}
+
 /* The calling thread's loop: keep every free slot filled, write what is done, drain for
  * checkpoints and at a stop request. */
 static cleval_status coordinate(pipeline *p, pipeline_result *result)
 {
     const pipeline_config *cfg = p->cfg;
-    uint64_t next_row = cfg->row_begin, done_rows = 0, last_checkpoint = cfg->row_begin;
+    uint64_t next_row = cfg->row_begin, last_checkpoint = cfg->row_begin;
+    double last_checkpoint_time = cleval_seconds();
     uint64_t total = cfg->row_end - cfg->row_begin;
     bool stopping = false;
     cleval_status status = CLEVAL_OK;
@@ -335,42 +343,39 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
             if (p->state[s] != SLOT_DONE) continue;
             pthread_mutex_unlock(&p->lock);
             if (!p->failed) status = write_batch(cfg, &p->slots[s]);
-            done_rows += p->slots[s].n;
+            result->rows_done += p->slots[s].n;
             if (cfg->progress && status == CLEVAL_OK)
-                cfg->progress(done_rows, total, cfg->progress_user);
+                cfg->progress(result->rows_done, total, cfg->progress_user);
             pthread_mutex_lock(&p->lock);
             p->state[s] = SLOT_FREE;
         }
         if (p->failed || status != CLEVAL_OK) break;
-        if (cfg->stop && *cfg->stop && !stopping) stopping = true;
+        sig_atomic_t request = cfg->stop ? *cfg->stop : 0;
+        stopping = stopping || request;
+        if (request > 1) { /* at once: the last checkpoint stands */
+            status = cleval_fail(CLEVAL_ERR_INTERRUPTED, "stopped at once");
+            break;
+        }
         bool idle = slots_in(p, SLOT_FILLED) == 0 && slots_in(p, SLOT_BUSY) == 0 &&
                     slots_in(p, SLOT_DONE) == 0;
-        /* Not at the very end: the run is about to finish and remove its checkpoint. */
-        bool checkpoint_due = cfg->checkpoint &&
-                              (stopping || (next_row - last_checkpoint >= cfg->checkpoint_rows &&
-                                            next_row < cfg->row_end)) &&
-                              next_row > last_checkpoint;
+        bool interval_passed = checkpoint_interval_passed(cfg, next_row - last_checkpoint,
+                                                          cleval_seconds() - last_checkpoint_time);
+        /* A stop always checkpoints; the interval not at the very end: the run is about to
+         * finish and remove its checkpoint. */
+        bool checkpoint_due =
+            cfg->checkpoint && (stopping || (interval_passed && next_row < cfg->row_end));
         if (idle && (checkpoint_due || stopping || next_row >= cfg->row_end)) {
             if (checkpoint_due) {
                 pthread_mutex_unlock(&p->lock);
                 status = save_checkpoint(p, next_row);
                 last_checkpoint = next_row;
+                last_checkpoint_time = cleval_seconds();
                 pthread_mutex_lock(&p->lock);
                 if (status != CLEVAL_OK) break;
+                if (!stopping) continue; /* the interval starts again */
             }
             if (stopping) {
-                /* A stop saves a checkpoint once anything was done; a resumed run has one. */
-                bool resumable =
-                    cfg->checkpoint && (next_row > cfg->row_begin || cfg->initial_counts);
-                pthread_mutex_unlock(&p->lock);
-                status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
-                                     "interrupted after %llu of %llu samples%s",
-                                     (unsigned long long)(next_row - cfg->row_begin),
-                                     (unsigned long long)total,
-                                     resumable ? "; checkpoint written (run again with "
-                                                 "--resume to finish)"
-                                               : "; no checkpoint yet");
-                pthread_mutex_lock(&p->lock);
+                status = cleval_fail(CLEVAL_ERR_INTERRUPTED, "stopped");
                 break;
             }
             if (next_row >= cfg->row_end) break;
@@ -379,8 +384,7 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
         int free_slot = -1;
         for (uint32_t s = 0; s < p->n_slots && free_slot < 0; s++)
             if (p->state[s] == SLOT_FREE) free_slot = (int)s;
-        bool draining = stopping || (cfg->checkpoint && next_row - last_checkpoint >=
-                                                            cfg->checkpoint_rows);
+        bool draining = stopping || interval_passed;
         if (free_slot >= 0 && next_row < cfg->row_end && !draining) {
             uint64_t left = cfg->row_end - next_row;
             uint32_t n = (uint32_t)(left < cfg->batch ? left : cfg->batch);

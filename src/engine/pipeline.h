@@ -66,20 +66,24 @@ typedef struct pipeline_config {
     void (*progress)(uint64_t done, uint64_t total, void *user);
     void *progress_user;
 
-    /* Checkpoints: every `checkpoint_rows` rows the pipeline drains and calls checkpoint()
-     * with the exact counts of every row before `rows_done`. NULL: none. */
+    /* Checkpoints: every `checkpoint_rows` rows (when not 0), else once `checkpoint_seconds`
+     * have passed since the last one, the pipeline drains at the next batch boundary and calls
+     * checkpoint() with the exact counts of every row before `rows_done`. NULL: none. */
     cleval_status (*checkpoint)(void *user, uint64_t rows_done, const pipeline_counts *counts);
     void *checkpoint_user;
     uint64_t checkpoint_rows;
+    double checkpoint_seconds;
     /* Counts restored from a checkpoint, added to the result (NULL: none). */
     const pipeline_counts *initial_counts;
-    /* Set (by a signal handler) to stop early: the pipeline drains, checkpoints, and fails
-     * with CLEVAL_ERR_INTERRUPTED. */
+    /* Set (by a signal handler) to stop early, failing with CLEVAL_ERR_INTERRUPTED: 1 drains
+     * the batches in flight and checkpoints; 2 stops dealing and checkpointing at once (the
+     * batches running on a device still finish). */
     volatile sig_atomic_t *stop;
 } pipeline_config;
 
 typedef struct pipeline_result {
     pipeline_counts counts;
+    uint64_t rows_done; /* rows finished (also when the run failed or was stopped) */
     double read_s; /* the calling thread in HDF5 reads and checks */
     double wait_s; /* the calling thread waiting for the devices */
 } pipeline_result;
