@@ -1,0 +1,256 @@
+/* Allocation-failure injector for test_alloc_failures, preloaded (LD_PRELOAD) into the cleval
+ * binary only. It wraps the C allocators cleval calls and clCreateBuffer. A call is cleval's
+ * when its return address lies in the code of libcleval or of the cleval executable; its call
+ * site is then named "<object>+0x<offset>", the offset from the object's load address, which
+ * ASLR does not change from run to run.
+ *   CLEVAL_FAULT_LOG=FILE   appends to FILE each of cleval's call sites on its first use (and,
+ *                           with CLEVAL_FAULT_SITE, the line "fired SITE" when the fault fires);
+ *   CLEVAL_FAULT_SITE=SITE  fails the first call from SITE: NULL for an allocator, NULL with
+ *                           CL_MEM_OBJECT_ALLOCATION_FAILURE for clCreateBuffer.
+ * Allocations by the libraries cleval uses (libc's own, HDF5, cJSON, PoCL, LLVM, the ICD loader)
+ * are never failed: their return addresses lie elsewhere. */
+#define _GNU_SOURCE /* RTLD_NEXT, dl_iterate_phdr: finding the next allocator, cleval's code */
+
+#include <CL/cl.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- The code that counts as cleval's ---------------------------------------------------- */
+
+enum { MAX_RANGES = 16, NAME_MAX_LEN = 128 };
+
+typedef struct code_range {
+    uintptr_t start, end, base;
+    char object[NAME_MAX_LEN];
+} code_range;
+
+static code_range ranges[MAX_RANGES];
+static int n_ranges;
+static bool ready; /* set once the constructor has found cleval's code and the real functions */
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The cleval executable (the main program, when it is cleval: PoCL may start helper programs
+ * that inherit LD_PRELOAD) and libcleval. */
+static bool is_cleval_object(const char *name)
+{
+    if (name[0] == '\0') {
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n < 0) return false;
+        exe[n] = '\0';
+        return strcmp(base_name(exe), "cleval") == 0;
+    }
+    return strncmp(base_name(name), "libcleval.so", 12) == 0;
+}
+
+static int add_code_ranges(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size, (void)data;
+    if (!is_cleval_object(info->dlpi_name)) return 0;
+    for (int i = 0; i < info->dlpi_phnum && n_ranges < MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        code_range *r = &ranges[n_ranges++];
+        r->base = info->dlpi_addr;
+        r->start = info->dlpi_addr + ph->p_vaddr;
+        r->end = r->start + ph->p_memsz;
+        snprintf(r->object, sizeof r->object, "%s",
+                 info->dlpi_name[0] ? base_name(info->dlpi_name) : "cleval");
+    }
+    return 0;
+}
+
+static const code_range *cleval_range(uintptr_t address)
+{
+    for (int i = 0; i < n_ranges; i++)
+        if (address >= ranges[i].start && address < ranges[i].end) return &ranges[i];
+    return NULL;
+}
+
+/* ---- Recording sites and firing the fault ------------------------------------------------ */
+
+enum { MAX_SITES = 8192 };
+
+static int log_fd = -1;
+static uintptr_t fault_address; /* the return address to fail, 0 when none */
+static atomic_bool fired;
+static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t seen[MAX_SITES];
+static int n_seen;
+
+static void log_line(const char *prefix, const code_range *r, uintptr_t address)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s%s+0x%lx\n", prefix, r->object,
+                     (unsigned long)(address - r->base));
+    if (log_fd >= 0 && write(log_fd, line, (size_t)n) != n) abort();
+}
+
+static void record_site(const code_range *r, uintptr_t address)
+{
+    pthread_mutex_lock(&sites_lock);
+    bool known = false;
+    for (int i = 0; i < n_seen && !known; i++)
+        known = seen[i] == address;
+    if (!known && n_seen < MAX_SITES) {
+        seen[n_seen++] = address;
+        log_line("", r, address);
+    }
+    pthread_mutex_unlock(&sites_lock);
+}
+
+/* Whether the call returning to `address` must fail; records cleval's sites on the way. */
+static bool must_fail(void *return_address)
+{
+    if (!ready) return false;
+    uintptr_t address = (uintptr_t)return_address;
+    const code_range *r = cleval_range(address);
+    if (!r) return false;
+    if (!fault_address) {
+        record_site(r, address);
+        return false;
+    }
+    if (address != fault_address || atomic_exchange(&fired, true)) return false;
+    log_line("fired ", r, address);
+    return true;
+}
+
+/* "object+0xOFFSET" -> the absolute address in this process (0 when the object is not here). */
+static uintptr_t site_address(const char *site)
+{
+    const char *plus = strrchr(site, '+');
+    if (!plus) return 0;
+    uintptr_t offset = (uintptr_t)strtoull(plus + 1, NULL, 16);
+    for (int i = 0; i < n_ranges; i++)
+        if (strncmp(ranges[i].object, site, (size_t)(plus - site)) == 0 &&
+            ranges[i].object[plus - site] == '\0')
+            return ranges[i].base + offset;
+    return 0;
+}
+
+/* ---- The real functions ------------------------------------------------------------------ */
+
+static void *(*real_malloc)(size_t);
+static void *(*real_calloc)(size_t, size_t);
+static void *(*real_realloc)(void *, size_t);
+static void (*real_free)(void *);
+static void *(*real_aligned_alloc)(size_t, size_t);
+static int (*real_posix_memalign)(void **, size_t, size_t);
+static cl_mem (*real_clCreateBuffer)(cl_context, cl_mem_flags, size_t, void *, cl_int *);
+
+/* dlsym may allocate (calloc) while the real allocators are still unknown: those few bytes come
+ * from here and are never freed. */
+static _Alignas(max_align_t) char bootstrap[4096];
+static size_t bootstrap_used;
+
+static bool from_bootstrap(const void *p)
+{
+    return (const char *)p >= bootstrap && (const char *)p < bootstrap + sizeof bootstrap;
+}
+
+static void *bootstrap_alloc(size_t size)
+{
+    size = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (size > sizeof bootstrap - bootstrap_used) return NULL;
+    void *p = bootstrap + bootstrap_used;
+    bootstrap_used += size;
+    return memset(p, 0, size);
+}
+
+static void resolve_real_functions(void)
+{
+    static bool resolving;
+    if (real_malloc || resolving) return;
+    resolving = true;
+    real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+    real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+    real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
+    real_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
+    real_clCreateBuffer = (cl_mem(*)(cl_context, cl_mem_flags, size_t, void *, cl_int *))dlsym(
+        RTLD_NEXT, "clCreateBuffer");
+    real_malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
+    resolving = false;
+}
+
+__attribute__((constructor)) static void faultinject_init(void)
+{
+    resolve_real_functions();
+    dl_iterate_phdr(add_code_ranges, NULL);
+    const char *log_path = getenv("CLEVAL_FAULT_LOG");
+    if (log_path) log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const char *site = getenv("CLEVAL_FAULT_SITE");
+    if (site) {
+        fault_address = site_address(site);
+        if (!fault_address) abort(); /* a site of another build: the test is out of date */
+    }
+    ready = true;
+}
+
+/* ---- The wrappers ------------------------------------------------------------------------ */
+
+void *malloc(size_t size)
+{
+    resolve_real_functions();
+    if (!real_malloc) return bootstrap_alloc(size);
+    return must_fail(__builtin_return_address(0)) ? NULL : real_malloc(size);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    resolve_real_functions();
+    if (!real_calloc) return size && n > SIZE_MAX / size ? NULL : bootstrap_alloc(n * size);
+    return must_fail(__builtin_return_address(0)) ? NULL : real_calloc(n, size);
+}
+
+void *realloc(void *p, size_t size)
+{
+    resolve_real_functions();
+    if (from_bootstrap(p)) abort(); /* never happens: only dlsym's own bytes come from there */
+    return must_fail(__builtin_return_address(0)) ? NULL : real_realloc(p, size);
+}
+
+void free(void *p)
+{
+    if (from_bootstrap(p)) return;
+    resolve_real_functions();
+    if (real_free) real_free(p);
+}
+
+void *aligned_alloc(size_t alignment, size_t size)
+{
+    resolve_real_functions();
+    return must_fail(__builtin_return_address(0)) ? NULL : real_aligned_alloc(alignment, size);
+}
+
+int posix_memalign(void **p, size_t alignment, size_t size)
+{
+    resolve_real_functions();
+    return must_fail(__builtin_return_address(0)) ? ENOMEM : real_posix_memalign(p, alignment, size);
+}
+
+cl_mem clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size, void *host,
+                      cl_int *err)
+{
+    resolve_real_functions();
+    if (must_fail(__builtin_return_address(0))) {
+        if (err) *err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+        return NULL;
+    }
+    return real_clCreateBuffer(context, flags, size, host, err);
+}
