@@ -172,25 +172,27 @@ static void *bootstrap_alloc(size_t size)
     return memset(p, 0, size);
 }
 
+/* dlsym itself may allocate (its error messages do), which lands here again: the nested calls
+ * see `resolving` and take the bootstrap bytes. Atomic, so that the compiler cannot move the
+ * flag's store past the dlsym calls. */
 static void resolve_real_functions(void)
 {
-    static bool resolving;
-    if (real_malloc || resolving) return;
-    resolving = true;
+    static atomic_bool resolving;
+    if (real_malloc || atomic_exchange(&resolving, true)) return;
     real_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
     real_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
     real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
     real_aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
     real_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
-    real_clCreateBuffer = (cl_mem(*)(cl_context, cl_mem_flags, size_t, void *, cl_int *))dlsym(
-        RTLD_NEXT, "clCreateBuffer");
     real_malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
-    resolving = false;
+    atomic_store(&resolving, false);
 }
 
 __attribute__((constructor)) static void faultinject_init(void)
 {
     resolve_real_functions();
+    /* Only cleval itself: the programs PoCL starts (its linker) run without the injector. */
+    unsetenv("LD_PRELOAD");
     dl_iterate_phdr(add_code_ranges, NULL);
     const char *log_path = getenv("CLEVAL_FAULT_LOG");
     if (log_path) log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -247,10 +249,13 @@ int posix_memalign(void **p, size_t alignment, size_t size)
 cl_mem clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size, void *host,
                       cl_int *err)
 {
-    resolve_real_functions();
     if (must_fail(__builtin_return_address(0))) {
         if (err) *err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
         return NULL;
     }
+    /* Looked up here, not with the allocators: a program without OpenCL never gets this far. */
+    if (!real_clCreateBuffer)
+        real_clCreateBuffer = (cl_mem(*)(cl_context, cl_mem_flags, size_t, void *, cl_int *))dlsym(
+            RTLD_NEXT, "clCreateBuffer");
     return real_clCreateBuffer(context, flags, size, host, err);
 }
