@@ -1,8 +1,8 @@
 /* Allocation-failure injector for test_alloc_failures, preloaded (LD_PRELOAD) into the cleval
  * binary only. It wraps the C allocators cleval calls and clCreateBuffer. A call is cleval's
  * when its return address lies in the code of libcleval or of the cleval executable; its call
- * site is then named "<object>+0x<offset>", the offset from the object's load address, which
- * ASLR does not change from run to run.
+ * site (see site_of) is then named by return addresses "<object>+0x<offset>", offsets from the
+ * object's load address, which ASLR does not change from run to run.
  *   CLEVAL_FAULT_LOG=FILE   appends to FILE each of cleval's call sites on its first use (and,
  *                           with CLEVAL_FAULT_SITE, the line "fired SITE" when the fault fires);
  *   CLEVAL_FAULT_SITE=SITE  fails the first call from SITE: NULL for an allocator, NULL with
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <unwind.h>
 
 /* ---- The code that counts as cleval's ---------------------------------------------------- */
 
@@ -84,63 +85,125 @@ static const code_range *cleval_range(uintptr_t address)
 
 /* ---- Recording sites and firing the fault ------------------------------------------------ */
 
-enum { MAX_SITES = 8192 };
+/* A call site is the allocating call plus the calls into its function and the one above it,
+ * as long as they lie in cleval's code: allocations made by a shared helper (one
+ * clCreateBuffer and one aligned_alloc serve every device buffer) are then told apart by who
+ * asked for them. */
+enum { SITE_DEPTH = 3, MAX_FRAMES = 32, MAX_SITES = 8192 };
+
+typedef struct site {
+    uintptr_t pc[SITE_DEPTH];
+    int depth;
+} site;
 
 static int log_fd = -1;
-static uintptr_t fault_address; /* the return address to fail, 0 when none */
+static site fault; /* the site to fail; depth 0 when none */
 static atomic_bool fired;
 static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t seen[MAX_SITES];
+static site seen[MAX_SITES];
 static int n_seen;
 
-static void log_line(const char *prefix, const code_range *r, uintptr_t address)
+typedef struct frame_list {
+    uintptr_t pc[MAX_FRAMES];
+    int n;
+} frame_list;
+
+static _Unwind_Reason_Code collect_frame(struct _Unwind_Context *context, void *data)
 {
-    char line[256];
-    int n = snprintf(line, sizeof line, "%s%s+0x%lx\n", prefix, r->object,
-                     (unsigned long)(address - r->base));
+    frame_list *frames = data;
+    if (frames->n == MAX_FRAMES) return _URC_END_OF_STACK;
+    frames->pc[frames->n++] = (uintptr_t)_Unwind_GetIP(context);
+    return _URC_NO_REASON;
+}
+
+/* The site of the running call, whose return address is `return_address`. The unwinder is
+ * libgcc's, linked in: glibc's backtrace() would load it with dlopen, whose bookkeeping
+ * LeakSanitizer then reports. */
+static site site_of(void *return_address)
+{
+    frame_list frames = {.n = 0};
+    _Unwind_Backtrace(collect_frame, &frames);
+    int i = 0;
+    while (i < frames.n && frames.pc[i] != (uintptr_t)return_address)
+        i++;
+    site here = {.pc = {(uintptr_t)return_address}, .depth = 1};
+    for (i++; i < frames.n && here.depth < SITE_DEPTH && cleval_range(frames.pc[i]); i++)
+        here.pc[here.depth++] = frames.pc[i];
+    return here;
+}
+
+static bool same_site(const site *a, const site *b)
+{
+    return a->depth == b->depth && memcmp(a->pc, b->pc, (size_t)a->depth * sizeof *a->pc) == 0;
+}
+
+/* Logs "<prefix>object+0xOFFSET object+0xOFFSET ...". */
+static void log_site(const char *prefix, const site *s)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "%s", prefix);
+    for (int i = 0; i < s->depth; i++) {
+        const code_range *r = cleval_range(s->pc[i]);
+        n += snprintf(line + n, sizeof line - (size_t)n, "%s%s+0x%lx", i ? " " : "", r->object,
+                      (unsigned long)(s->pc[i] - r->base));
+    }
+    line[n++] = '\n';
     if (log_fd >= 0 && write(log_fd, line, (size_t)n) != n) abort();
 }
 
-static void record_site(const code_range *r, uintptr_t address)
+static void record_site(const site *s)
 {
     pthread_mutex_lock(&sites_lock);
     bool known = false;
     for (int i = 0; i < n_seen && !known; i++)
-        known = seen[i] == address;
+        known = same_site(&seen[i], s);
     if (!known && n_seen < MAX_SITES) {
-        seen[n_seen++] = address;
-        log_line("", r, address);
+        seen[n_seen++] = *s;
+        log_site("", s);
     }
     pthread_mutex_unlock(&sites_lock);
 }
 
-/* Whether the call returning to `address` must fail; records cleval's sites on the way. */
+/* Whether the call returning to `return_address` must fail; records cleval's sites on the way. */
 static bool must_fail(void *return_address)
 {
-    if (!ready) return false;
-    uintptr_t address = (uintptr_t)return_address;
-    const code_range *r = cleval_range(address);
-    if (!r) return false;
-    if (!fault_address) {
-        record_site(r, address);
+    if (!ready || !cleval_range((uintptr_t)return_address)) return false;
+    if (!fault.depth) {
+        site here = site_of(return_address);
+        record_site(&here);
         return false;
     }
-    if (address != fault_address || atomic_exchange(&fired, true)) return false;
-    log_line("fired ", r, address);
+    if ((uintptr_t)return_address != fault.pc[0] || atomic_load(&fired)) return false;
+    site here = site_of(return_address);
+    if (!same_site(&here, &fault) || atomic_exchange(&fired, true)) return false;
+    log_site("fired ", &here);
     return true;
 }
 
-/* "object+0xOFFSET" -> the absolute address in this process (0 when the object is not here). */
-static uintptr_t site_address(const char *site)
+/* "object+0xOFFSET" -> the address in this process (0 when the object is not cleval's). */
+static uintptr_t frame_address(const char *frame)
 {
-    const char *plus = strrchr(site, '+');
+    const char *plus = strrchr(frame, '+');
     if (!plus) return 0;
-    uintptr_t offset = (uintptr_t)strtoull(plus + 1, NULL, 16);
+    size_t name_len = (size_t)(plus - frame);
     for (int i = 0; i < n_ranges; i++)
-        if (strncmp(ranges[i].object, site, (size_t)(plus - site)) == 0 &&
-            ranges[i].object[plus - site] == '\0')
-            return ranges[i].base + offset;
+        if (strncmp(ranges[i].object, frame, name_len) == 0 && ranges[i].object[name_len] == '\0')
+            return ranges[i].base + (uintptr_t)strtoull(plus + 1, NULL, 16);
     return 0;
+}
+
+/* A site as log_site writes it -> `out`; false when it names code that is not here. */
+static bool parse_site(const char *text, site *out)
+{
+    char copy[512], *rest;
+    snprintf(copy, sizeof copy, "%s", text);
+    out->depth = 0;
+    for (char *frame = strtok_r(copy, " ", &rest); frame && out->depth < SITE_DEPTH;
+         frame = strtok_r(NULL, " ", &rest)) {
+        out->pc[out->depth] = frame_address(frame);
+        if (!out->pc[out->depth++]) return false;
+    }
+    return out->depth > 0;
 }
 
 /* ---- The real functions ------------------------------------------------------------------ */
@@ -197,10 +260,7 @@ __attribute__((constructor)) static void faultinject_init(void)
     const char *log_path = getenv("CLEVAL_FAULT_LOG");
     if (log_path) log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     const char *site = getenv("CLEVAL_FAULT_SITE");
-    if (site) {
-        fault_address = site_address(site);
-        if (!fault_address) abort(); /* a site of another build: the test is out of date */
-    }
+    if (site && !parse_site(site, &fault)) abort(); /* a site of another build */
     ready = true;
 }
 
@@ -243,11 +303,11 @@ void *aligned_alloc(size_t alignment, size_t size)
 int posix_memalign(void **p, size_t alignment, size_t size)
 {
     resolve_real_functions();
-    return must_fail(__builtin_return_address(0)) ? ENOMEM : real_posix_memalign(p, alignment, size);
+    return must_fail(__builtin_return_address(0)) ? ENOMEM
+                                                  : real_posix_memalign(p, alignment, size);
 }
 
-cl_mem clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size, void *host,
-                      cl_int *err)
+cl_mem clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size, void *host, cl_int *err)
 {
     if (must_fail(__builtin_return_address(0))) {
         if (err) *err = CL_MEM_OBJECT_ALLOCATION_FAILURE;

@@ -5,7 +5,9 @@
  * sanitizer build, where LeakSanitizer checks each run at exit) no leak and no crash.
  *
  * The failures come from faultinject.c, preloaded into the cleval child: a first run lists
- * cleval's call sites, then one run per site fails that site's first call. */
+ * cleval's call sites (the allocating call and the two calls above it in cleval's code), then
+ * one run per site fails that site's first call. Allocations inside the libraries cleval uses
+ * (HDF5, cJSON, PoCL, libc's own) are not failed. */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -79,8 +81,7 @@ static char *folder_listing(void)
 }
 
 /* argv for the scenario: its arguments, then --json JSON --save SAVED. */
-static void build_args(const scenario *s, const char *json, const char *saved,
-                       const char **args)
+static void build_args(const scenario *s, const char *json, const char *saved, const char **args)
 {
     int n = 0;
     while (s->args[n])
@@ -96,9 +97,11 @@ static void read_sites(const char *log, site_list *sites)
     char *text = read_text_file(log);
     assert_non_null(text);
     sites->n = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-        if (strncmp(line, "fired ", 6) != 0 && sites->n < MAX_SITES)
-            sites->names[sites->n++] = strdup(line);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "fired ", 6) == 0) continue;
+        if (sites->n == MAX_SITES) fail_msg("more than %d call sites", MAX_SITES);
+        sites->names[sites->n++] = strdup(line);
+    }
     free(text);
 }
 
@@ -193,8 +196,7 @@ static void run_scenario(const scenario *s)
     if (bad) {
         print_error("%s", report);
         free(report);
-        fail_msg("%s: %d of %d call sites mishandled an allocation failure", s->name, bad,
-                 n_sites);
+        fail_msg("%s: %d of %d call sites mishandled an allocation failure", s->name, bad, n_sites);
     }
     free(report);
 }
@@ -228,9 +230,9 @@ static void test_eval(void **state)
     /* Conv, BatchNormalization, pooling and Gemm, in int8: its calibration pass and quantised
      * kernels allocate on top of everything an fp32 run does. Batches of 3 over 7 samples: the
      * per-batch allocations run, the last on a short batch. */
-    run_scenario(&(scenario){"eval", {"eval", "--model", model, "--data", data, "--batch", "3",
-                                      "--precision", "int8", "--calibration", "4", "--quiet",
-                                      NULL}});
+    run_scenario(&(scenario){"eval",
+                             {"eval", "--model", model, "--data", data, "--batch", "3",
+                              "--precision", "int8", "--calibration", "4", "--quiet", NULL}});
 }
 
 static void test_knn(void **state)
@@ -239,8 +241,9 @@ static void test_knn(void **state)
     char train[4096], test[4096];
     snprintf(train, sizeof train, "%s", fixture_path("knn/iris_train.h5"));
     snprintf(test, sizeof test, "%s", fixture_path("knn/iris_test.h5"));
-    run_scenario(&(scenario){"knn", {"knn", "--train", train, "--data", test, "-k", "3",
-                                     "--batch", "7", "--quiet", NULL}});
+    run_scenario(&(scenario){
+        "knn",
+        {"knn", "--train", train, "--data", test, "-k", "3", "--batch", "7", "--quiet", NULL}});
 }
 
 static void test_metrics(void **state)
@@ -248,8 +251,8 @@ static void test_metrics(void **state)
     (void)state;
     char data[4096];
     snprintf(data, sizeof data, "%s", fixture_path("metrics/c10_n997.h5"));
-    run_scenario(&(scenario){"metrics", {"metrics", "--data", data, "--batch", "300", "--quiet",
-                                         NULL}});
+    run_scenario(
+        &(scenario){"metrics", {"metrics", "--data", data, "--batch", "300", "--quiet", NULL}});
 }
 
 int main(void)
