@@ -3,8 +3,8 @@
  * when its return address lies in the code of libcleval or of the cleval executable; its call
  * site (see site_of) is then named by return addresses "<object>+0x<offset>", offsets from the
  * object's load address, which ASLR does not change from run to run.
- *   CLEVAL_FAULT_LOG=FILE   appends to FILE each of cleval's call sites on its first use (and,
- *                           with CLEVAL_FAULT_SITE, the line "fired SITE" when the fault fires);
+ *   CLEVAL_FAULT_LOG=FILE   appends to FILE each of cleval's call sites on its first use, or,
+ *                           with CLEVAL_FAULT_SITE, the line "fired SITE" when the fault fires;
  *   CLEVAL_FAULT_SITE=SITE  fails the first call from SITE: NULL for an allocator, NULL with
  *                           CL_MEM_OBJECT_ALLOCATION_FAILURE for clCreateBuffer.
  * Allocations by the libraries cleval uses (libc's own, HDF5, cJSON, PoCL, LLVM, the ICD loader)
@@ -45,18 +45,10 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* The cleval executable (the main program, when it is cleval: PoCL may start helper programs
- * that inherit LD_PRELOAD) and libcleval. */
+/* The main program (the cleval executable) and libcleval. */
 static bool is_cleval_object(const char *name)
 {
-    if (name[0] == '\0') {
-        char exe[4096];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n < 0) return false;
-        exe[n] = '\0';
-        return strcmp(base_name(exe), "cleval") == 0;
-    }
-    return strncmp(base_name(name), "libcleval.so", 12) == 0;
+    return name[0] == '\0' || strncmp(base_name(name), "libcleval.so", 12) == 0;
 }
 
 static int add_code_ranges(struct dl_phdr_info *info, size_t size, void *data)
