@@ -4,7 +4,7 @@
  * site (see site_of) is then named by return addresses "<object>+0x<offset>", offsets from the
  * object's load address, which ASLR does not change from run to run.
  *   CLEVAL_FAULT_LOG=FILE   appends to FILE each of cleval's call sites on its first use, or,
- *                           with CLEVAL_FAULT_SITE, the line "fired SITE" when the fault fires;
+ *                           with CLEVAL_FAULT_SITE, "fired FUNCTION SITE" when the fault fires;
  *   CLEVAL_FAULT_SITE=SITE  fails the first call from SITE: NULL for an allocator, NULL with
  *                           CL_MEM_OBJECT_ALLOCATION_FAILURE for clCreateBuffer.
  * Allocations by the libraries cleval uses (libc's own, HDF5, cJSON, PoCL, LLVM, the ICD loader)
@@ -156,8 +156,9 @@ static void record_site(const site *s)
     pthread_mutex_unlock(&sites_lock);
 }
 
-/* Whether the call returning to `return_address` must fail; records cleval's sites on the way. */
-static bool must_fail(void *return_address)
+/* Whether the call of `function` returning to `return_address` must fail; records cleval's
+ * sites on the way. */
+static bool must_fail(const char *function, void *return_address)
 {
     if (!ready || !cleval_range((uintptr_t)return_address)) return false;
     if (!fault.depth) {
@@ -168,7 +169,9 @@ static bool must_fail(void *return_address)
     if ((uintptr_t)return_address != fault.pc[0] || atomic_load(&fired)) return false;
     site here = site_of(return_address);
     if (!same_site(&here, &fault) || atomic_exchange(&fired, true)) return false;
-    log_site("fired ", &here);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "fired %s ", function);
+    log_site(prefix, &here);
     return true;
 }
 
@@ -262,21 +265,21 @@ void *malloc(size_t size)
 {
     resolve_real_functions();
     if (!real_malloc) return bootstrap_alloc(size);
-    return must_fail(__builtin_return_address(0)) ? NULL : real_malloc(size);
+    return must_fail("malloc", __builtin_return_address(0)) ? NULL : real_malloc(size);
 }
 
 void *calloc(size_t n, size_t size)
 {
     resolve_real_functions();
     if (!real_calloc) return size && n > SIZE_MAX / size ? NULL : bootstrap_alloc(n * size);
-    return must_fail(__builtin_return_address(0)) ? NULL : real_calloc(n, size);
+    return must_fail("calloc", __builtin_return_address(0)) ? NULL : real_calloc(n, size);
 }
 
 void *realloc(void *p, size_t size)
 {
     resolve_real_functions();
     if (from_bootstrap(p)) abort(); /* never happens: only dlsym's own bytes come from there */
-    return must_fail(__builtin_return_address(0)) ? NULL : real_realloc(p, size);
+    return must_fail("realloc", __builtin_return_address(0)) ? NULL : real_realloc(p, size);
 }
 
 void free(void *p)
@@ -289,19 +292,22 @@ void free(void *p)
 void *aligned_alloc(size_t alignment, size_t size)
 {
     resolve_real_functions();
-    return must_fail(__builtin_return_address(0)) ? NULL : real_aligned_alloc(alignment, size);
+    return must_fail("aligned_alloc", __builtin_return_address(0))
+               ? NULL
+               : real_aligned_alloc(alignment, size);
 }
 
 int posix_memalign(void **p, size_t alignment, size_t size)
 {
     resolve_real_functions();
-    return must_fail(__builtin_return_address(0)) ? ENOMEM
-                                                  : real_posix_memalign(p, alignment, size);
+    return must_fail("posix_memalign", __builtin_return_address(0))
+               ? ENOMEM
+               : real_posix_memalign(p, alignment, size);
 }
 
 cl_mem clCreateBuffer(cl_context context, cl_mem_flags flags, size_t size, void *host, cl_int *err)
 {
-    if (must_fail(__builtin_return_address(0))) {
+    if (must_fail("clCreateBuffer", __builtin_return_address(0))) {
         if (err) *err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
         return NULL;
     }

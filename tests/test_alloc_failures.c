@@ -1,8 +1,9 @@
 /* Out of memory at every turn: each host allocation cleval makes and each device buffer it
  * creates fails once, in turn, during an `eval`, a `knn` and a `metrics` run that write their
- * JSON report and prediction file. Every such run must end with exit 3 (device) or 4 (out of
- * memory), exactly one line on stderr, nothing on stdout, no file left behind, and (in the
- * sanitizer build, where LeakSanitizer checks each run at exit) no leak and no crash.
+ * JSON report and prediction file. Every such run must end with exit 3 (OpenCL error) when a
+ * device buffer was refused and 4 (out of memory) when host memory was, exactly one line on
+ * stderr, nothing on stdout, no file left behind, and (in the sanitizer build, where
+ * LeakSanitizer checks each run at exit) no leak and no crash.
  *
  * The failures come from faultinject.c, preloaded into the cleval child: a first run lists
  * cleval's call sites (the allocating call and the two calls above it in cleval's code), then
@@ -112,25 +113,28 @@ static void free_sites(site_list *sites)
     sites->n = 0;
 }
 
-static bool fault_fired(const char *log)
+/* The exit code the run must end with: 3 when a device buffer was refused, 4 when host memory
+ * was; -1 when the fault did not fire. */
+static int expected_exit(const char *log)
 {
     char *text = read_text_file(log);
     assert_non_null(text);
-    bool fired = strstr(text, "fired ") != NULL;
+    const char *fired = strstr(text, "fired ");
+    int code = !fired ? -1 : strncmp(fired, "fired clCreateBuffer ", 21) == 0 ? 3 : 4;
     free(text);
-    return fired;
+    return code;
 }
 
 /* What is wrong with a run whose fault fired ("" when nothing is). */
-static void judge_failed_run(int code, const char *out, const char *err, const char *before,
-                             char *why, size_t size)
+static void judge_failed_run(int code, int wanted, const char *out, const char *err,
+                             const char *before, char *why, size_t size)
 {
     size_t lines = 0;
     for (const char *c = err; *c; c++)
         lines += *c == '\n';
     char *after = folder_listing();
-    if (code != 3 && code != 4)
-        snprintf(why, size, "exit %d (wanted 3 or 4)", code);
+    if (code != wanted)
+        snprintf(why, size, "exit %d (wanted %d)", code, wanted);
     else if (lines != 1 || strncmp(err, "cleval: ", 8) != 0)
         snprintf(why, size, "%zu stderr lines (wanted one starting 'cleval: ')", lines);
     else if (out[0])
@@ -176,8 +180,9 @@ static void run_scenario(const scenario *s)
         code = run_cleval(args, &out, &err);
         clear_injection();
         char why[8192];
-        if (fault_fired(log))
-            judge_failed_run(code, out, err, before, why, sizeof why);
+        int wanted = expected_exit(log);
+        if (wanted >= 0)
+            judge_failed_run(code, wanted, out, err, before, why, sizeof why);
         else /* every site was reached by the run without faults, which this one repeats */
             snprintf(why, sizeof why, "the site was not reached (exit %d)", code);
         if (why[0]) {
