@@ -38,17 +38,21 @@ static int last_errno(void)
     return errno ? errno : EIO;
 }
 
-/* Closes the datasets, groups, types and attributes opened through `file`. */
+/* Closes the datasets, groups, types and attributes opened through `file`, a few at a time
+ * from a fixed array: closing must not depend on memory that may have run out. */
 static void close_objects(hid_t file)
 {
     unsigned types =
         H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL;
-    ssize_t n = H5Fget_obj_count(file, types);
-    hid_t *ids = n > 0 ? malloc((size_t)n * sizeof *ids) : NULL;
-    ssize_t got = ids ? H5Fget_obj_ids(file, types, (size_t)n, ids) : 0;
-    for (ssize_t i = 0; i < got; i++)
-        if (H5Idec_ref(ids[i]) < 0) close_failed = true;
-    free(ids);
+    hid_t ids[64];
+    ssize_t got;
+    while ((got = H5Fget_obj_ids(file, types, sizeof ids / sizeof *ids, ids)) > 0) {
+        for (ssize_t i = 0; i < got; i++)
+            if (H5Idec_ref(ids[i]) < 0) {
+                close_failed = true;
+                return; /* an id that will not close would come back forever */
+            }
+    }
 }
 
 int h5file_close(hid_t file)

@@ -200,18 +200,31 @@ bool cli_json_to_stdout(const cli_args *args)
     return args->present[OPT_JSON] && strcmp(args->values[OPT_JSON], "-") == 0;
 }
 
+/* A run whose report fails leaves no output: the prediction file, which the engine committed
+ * before the report was made, and the JSON file when the human report failed after it. */
+static void discard_outputs(const cli_args *args, bool json_written)
+{
+    if (args->present[OPT_SAVE]) remove(args->values[OPT_SAVE]);
+    if (json_written && !cli_json_to_stdout(args)) remove(args->values[OPT_JSON]);
+}
+
 cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_outcome *outcome,
                                    const cleval_run_timing *timing, cJSON *extra)
 {
     cleval_status status = CLEVAL_OK;
+    bool json_written = false;
     if (args->present[OPT_JSON]) {
         cJSON *json;
-        if ((status = cli_report_json(outcome, timing, extra, &json))) return status;
-        status = cleval_report_write_json(json, args->values[OPT_JSON]);
-        cJSON_Delete(json);
+        status = cli_report_json(outcome, timing, extra, &json);
+        if (status == CLEVAL_OK) {
+            status = cleval_report_write_json(json, args->values[OPT_JSON]);
+            json_written = status == CLEVAL_OK;
+            cJSON_Delete(json);
+        }
     }
     /* The human report goes to stdout unless the JSON already does. */
     if (status == CLEVAL_OK && !cli_json_to_stdout(args)) status = cli_print_report(outcome, timing);
+    if (status != CLEVAL_OK) discard_outputs(args, json_written);
     return status;
 }
 

@@ -146,7 +146,9 @@ cleval_status cleval_device_query_info(cl_platform_id platform, cl_device_id dev
     size_t ext_size = 0;
     char *extensions = NULL;
     if (clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_size) == CL_SUCCESS &&
-        (extensions = calloc(ext_size + 1, 1)) != NULL &&
+        (extensions = calloc(ext_size + 1, 1)) == NULL)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading the device's extensions");
+    if (extensions &&
         clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, ext_size, extensions, NULL) == CL_SUCCESS) {
         info->has_fp16 = strstr(extensions, "cl_khr_fp16") != NULL;
         info->has_fp64 = strstr(extensions, "cl_khr_fp64") != NULL;

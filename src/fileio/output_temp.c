@@ -76,11 +76,14 @@ static bool parse_temp_name(const char *name, const char *base, long *pid)
 
 /* Removes the temporaries of `final_path` left by processes of this host that are gone:
  * regular files (never a link: lstat) that belong to this user. */
-static void remove_stale_temporaries(const char *final_path)
+static cleval_status remove_stale_temporaries(const char *final_path)
 {
     const char *base;
     char *folder = folder_of(final_path, &base);
-    DIR *dir = folder ? opendir(folder) : NULL;
+    if (!folder)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory looking for the temporaries of %s",
+                           final_path);
+    DIR *dir = opendir(folder);
     struct dirent *entry;
     while (dir && (entry = readdir(dir))) {
         long pid;
@@ -96,6 +99,7 @@ static void remove_stale_temporaries(const char *final_path)
     }
     if (dir) closedir(dir);
     free(folder);
+    return CLEVAL_OK;
 }
 
 /* Whether `path` names an entry of /dev itself (/dev/stdout, /dev/null; not /dev/shm/x) or of
@@ -137,7 +141,8 @@ cleval_status cleval_output_temp_create(const char *final_path, const char *what
 {
     memset(out, 0, sizeof *out);
     out->fd = -1;
-    remove_stale_temporaries(final_path);
+    cleval_status status = remove_stale_temporaries(final_path);
+    if (status != CLEVAL_OK) return status;
     size_t size = strlen(final_path) + 64;
     if (!(out->path = malloc(size)))
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory naming a temporary for %s", final_path);

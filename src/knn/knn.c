@@ -318,9 +318,10 @@ static cleval_status plan_tiles(cleval_knn *knn)
     if (tile_rows > rows_per_alloc) tile_rows = rows_per_alloc;
     if (knn->variant == CLEVAL_VARIANT_CPU && tile_rows > KNN_NR)
         tile_rows -= tile_rows % KNN_NR; /* whole panels, except a tile smaller than one */
-    knn->n_tiles = (uint32_t)((knn->n_train + tile_rows - 1) / tile_rows);
-    knn->tiles = calloc(knn->n_tiles, sizeof *knn->tiles);
+    uint32_t n_tiles = (uint32_t)((knn->n_train + tile_rows - 1) / tile_rows);
+    knn->tiles = calloc(n_tiles, sizeof *knn->tiles);
     if (!knn->tiles) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory planning KNN tiles");
+    knn->n_tiles = n_tiles; /* only now: release_tiles walks them */
     uint64_t total_bytes = 0;
     for (uint32_t t = 0; t < knn->n_tiles; t++) {
         knn_tile *tile = &knn->tiles[t];
@@ -411,9 +412,10 @@ cleval_status cleval_knn_prepare(cleval_knn *knn)
                knn->max_batch, knn->fp64 ? "float64" : "float32");
     /* Resident: one set of device buffers per tile, filled now. Streamed: one slot sized for
      * the first (largest) tile that every tile is uploaded into in turn. */
-    knn->n_device_tiles = knn->resident ? knn->n_tiles : 1;
-    knn->device_tiles = calloc(knn->n_device_tiles, sizeof *knn->device_tiles);
+    uint32_t n_device_tiles = knn->resident ? knn->n_tiles : 1;
+    knn->device_tiles = calloc(n_device_tiles, sizeof *knn->device_tiles);
     if (!knn->device_tiles) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN tiles");
+    knn->n_device_tiles = n_device_tiles; /* only now: release_tiles walks them */
     for (uint32_t t = 0; t < knn->n_tiles; t++) {
         knn_tile *tile = &knn->tiles[t];
         tile->on_device = &knn->device_tiles[knn->resident ? t : 0];

@@ -425,8 +425,9 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
         status = validate_classifier(nn);
     else if (static_inputs(nn))
         status = nn_infer_all(nn);
-    if (status != CLEVAL_OK) goto fail;
-    nn_compute_info(nn, calibration ? calibration->samples : 0, prune);
+    if (status != CLEVAL_OK ||
+        (status = nn_compute_info(nn, calibration ? calibration->samples : 0, prune)) != CLEVAL_OK)
+        goto fail;
 
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         nn_op *op = &nn->ops[i];

@@ -363,8 +363,9 @@ cleval_status nn_launch_quantize_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_m
 /* Calibration: updates nn->capture[op] with the largest |x| of op's input (runs are waited
  * for). */
 cleval_status nn_capture_input(cleval_nn *nn, const nn_op *op);
-/* Fills nn->info (after nn_optimise, while host constants are still there). */
-void nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune);
+/* Fills nn->info (after nn_optimise, while host constants are still there); NOMEM when it
+ * cannot. */
+cleval_status nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune);
 /* Uploads float data as stored for the mode: half when `half`, char codes when `int8` (the
  * floats are then exact integers in [-127, 127]), float otherwise. */
 cleval_status nn_upload_as(cleval_nn *nn, const float *data, size_t count, bool half, bool int8,

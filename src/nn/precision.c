@@ -342,7 +342,7 @@ static uint64_t channels_of(const nn_op *op, const nn_value *w)
     return (uint64_t)w->shape.d[w->shape.rank - 1];
 }
 
-void nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune)
+cleval_status nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune)
 {
     cleval_nn_model_info *info = &nn->info;
     memset(info, 0, sizeof *info);
@@ -351,7 +351,7 @@ void nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune)
     info->prune = prune;
     info->calibration_samples = nn->precision == CLEVAL_NN_INT8 ? calibration_samples : 0;
     bool *seen = calloc(nn->n_values + 1, sizeof *seen);
-    if (!seen) return; /* the info stays zero: only reports read it */
+    if (!seen) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory measuring the model");
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         const nn_op *op = &nn->ops[i];
         if (op->dead) continue;
@@ -377,6 +377,7 @@ void nn_compute_info(cleval_nn *nn, uint32_t calibration_samples, double prune)
         }
     }
     free(seen);
+    return CLEVAL_OK;
 }
 
 void cleval_nn_model_info_get(const cleval_nn *nn, cleval_nn_model_info *out)
