@@ -286,7 +286,8 @@ static void test_misuse_exits_2(void **state)
                         "--progress: 'loud' is not one of tty, json, none");
 }
 
-/* Part files whose counts are malformed or disagree are refused, never read out of bounds. */
+/* A part file whose counts were rewritten (a valid HDF5 file stating a wrong state) is refused
+ * by its checksum, never read out of bounds. */
 static void test_merge_refuses_bad_parts(void **state)
 {
     (void)state;
@@ -311,7 +312,7 @@ static void test_merge_refuses_bad_parts(void **state)
     h5_write(file, "confusion", H5T_NATIVE_UINT64, 2, dims, cells, 0, NULL);
     H5Fclose(file);
     expect_cleval_error((const char *[]){"merge", parts[0], parts[1], NULL}, 2,
-                        "'confusion' is 40 x 7, not a part's counts");
+                        "is damaged (checksum mismatch): re-run its shard");
 }
 
 /* A checkpoint written for one input is refused for another. */

@@ -27,6 +27,9 @@ typedef struct cleval_predfile_spec {
     /* The temporary name. NULL: "<path>.tmp.<pid>", private to this process. A resumable run
      * names it so that the next process can reopen it with cleval_predfile_resume(). */
     const char *temp_path;
+    /* Called on the closed temporary file just before cleval_predfile_commit() renames it
+     * (NULL: nothing); when it fails, the file is deleted and the commit fails. */
+    cleval_status (*finish)(const char *temp_path);
 } cleval_predfile_spec;
 
 /* Creates the temporary file with the datasets the spec asks for, sized n_samples. */

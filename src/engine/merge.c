@@ -1,15 +1,20 @@
 /* `cleval merge`: the part files of a sharded job (--shard I/N) combined into exactly what the
  * unsharded run reports and saves. Parts must come from one job (same fingerprint) and cover
- * every slice once; their counts add, their rows are copied in file order. */
+ * every slice once; their counts add, their rows are copied in file order. Each part is a
+ * state file (statefile.h): its checksum and consistency are checked before anything of it is
+ * used, and its rows are checked against their digest as they are copied. */
 #include "engine_internal.h"
+#include "statefile.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleval/predfile.h"
 
-enum { COPY_ROWS = 1 << 16 };
+/* Rows copied at a time: at most 65536, and at most 32 MiB of scores. */
+enum { COPY_ROWS = 1 << 16, COPY_SCORE_BYTES = 32 << 20 };
 
 /* Facts a part records about its job: equal in every part (strings) or summed (counters). */
 static const char *const job_facts[] = {"knn_k",
@@ -30,26 +35,89 @@ static const char *const job_counters[] = {"knn_distance_ties", "knn_vote_ties",
 
 typedef struct part {
     const char *path;
-    cleval_dataset *ds;
+    state_reader reader;
+    cleval_dataset *ds; /* reader.ds */
     char command[16];
     char job[8192];
-    uint64_t index, count, row_begin, row_end, n_total;
+    uint64_t index, count, row_begin, row_end, n_total, rows_digest;
+    bool labels; /* counts are a confusion matrix, and the rows have y */
+    uint32_t rows, cols;
+    uint64_t *cells; /* the part's counts [rows][cols] */
+    char **class_names;
+    uint32_t n_class_names;
 } part;
+
+static void close_part(part *p)
+{
+    state_reader_close(&p->reader);
+    free(p->cells);
+    cleval_dataset_free_names(p->class_names, p->n_class_names);
+}
+
+/* A file that says nothing of being a state file is not a part (rather than a damaged one). */
+static bool looks_like_part(cleval_dataset *ds)
+{
+    char value[64];
+    return (cleval_dataset_attribute(ds, "checksum", value, sizeof value) == CLEVAL_OK &&
+            value[0]) ||
+           (cleval_dataset_attribute(ds, "command", value, sizeof value) == CLEVAL_OK && value[0]);
+}
+
+/* What a part of any job must be (checked after its checksum): counts of a part's shape with as
+ * many classes as it records, adding up to its slice's rows. */
+static bool check_part_counts(part *p)
+{
+    uint64_t n_classes;
+    if (!state_read_count(&p->reader, "n_classes", &n_classes)) return false;
+    if (p->rows != (p->labels ? p->cols : 1) || n_classes != p->cols) {
+        snprintf(p->reader.problem, sizeof p->reader.problem,
+                 "its counts are %u x %u for %" PRIu64 " classes", p->rows, p->cols, n_classes);
+        return false;
+    }
+    if (p->row_begin > p->row_end) {
+        snprintf(p->reader.problem, sizeof p->reader.problem, "its slice ends before it begins");
+        return false;
+    }
+    return state_check_total(&p->reader, p->labels ? "confusion" : "predicted_counts", p->rows,
+                             p->cols, p->cells, p->row_end - p->row_begin);
+}
+
+/* Reads a part's state and checks its checksum; on failure p->reader.problem says why. */
+static bool read_part(part *p)
+{
+    state_reader *r = &p->reader;
+    p->labels = cleval_dataset_has(p->ds, "confusion");
+    return state_read_counts(r, p->labels ? "confusion" : "predicted_counts", &p->rows, &p->cols,
+                             &p->cells) &&
+           state_read_class_names(r, &p->class_names, &p->n_class_names) &&
+           state_reader_verify(r) &&
+           cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) ==
+               CLEVAL_OK &&
+           cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) == CLEVAL_OK &&
+           state_read_count(r, "shard_index", &p->index) &&
+           state_read_count(r, "shard_count", &p->count) &&
+           state_read_count(r, "row_begin", &p->row_begin) &&
+           state_read_count(r, "row_end", &p->row_end) &&
+           state_read_count(r, "n_total", &p->n_total) &&
+           state_read_digest(r, "rows_checksum", &p->rows_digest) && check_part_counts(p);
+}
+
+static cleval_status damaged(const part *p, const char *problem)
+{
+    return cleval_fail(CLEVAL_ERR_INPUT, "merge: part %s is damaged (%s): re-run its shard",
+                       p->path, problem);
+}
 
 static cleval_status open_part(const char *path, part *p)
 {
     memset(p, 0, sizeof *p);
     p->path = path;
-    cleval_status status = cleval_dataset_open(path, &p->ds);
-    if (status != CLEVAL_OK) return status;
-    if (cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) != CLEVAL_OK ||
-        cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) != CLEVAL_OK ||
-        !engine_read_count(p->ds, "shard_index", &p->index) ||
-        !engine_read_count(p->ds, "shard_count", &p->count) ||
-        !engine_read_count(p->ds, "row_begin", &p->row_begin) ||
-        !engine_read_count(p->ds, "row_end", &p->row_end) || !engine_read_count(p->ds, "n_total", &p->n_total))
+    bool opened = state_reader_open(&p->reader, path, "part");
+    p->ds = p->reader.ds;
+    if (p->ds && !looks_like_part(p->ds))
         return cleval_fail(CLEVAL_ERR_INPUT,
                            "%s: not a cleval part file (written with --shard I/N --save)", path);
+    if (!opened || !read_part(p)) return damaged(p, p->reader.problem);
     return CLEVAL_OK;
 }
 
@@ -129,41 +197,103 @@ static cleval_status merge_attributes(part *const *parts, uint32_t n, cleval_mer
     return CLEVAL_OK;
 }
 
-/* Copies one part's rows into the whole file, in chunks. */
-static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores, bool labels,
+/* The buffers of one part's rows, read a chunk at a time. */
+typedef struct row_chunk {
+    cleval_column *pred, *y, *score;
+    int32_t *pred_rows, *y_rows;
+    float *score_rows;
+    uint32_t rows;       /* per chunk */
+    uint64_t digest;     /* state_rows_digest() of the rows read */
+    uint64_t *predicted; /* [part cols]: how often each class was predicted */
+} row_chunk;
+
+static void close_chunks(row_chunk *c)
+{
+    cleval_column_close(c->pred);
+    cleval_column_close(c->score);
+    cleval_column_close(c->y);
+    free(c->pred_rows);
+    free(c->y_rows);
+    free(c->score_rows);
+    free(c->predicted);
+}
+
+/* Opens a part's rows: pred, y with labels, scores when the job saved them (`width` wide);
+ * their extents are checked before any buffer is allocated. */
+static cleval_status open_chunks(const part *p, bool scores, uint32_t width, row_chunk *c)
+{
+    memset(c, 0, sizeof *c);
+    uint64_t n = p->row_end - p->row_begin;
+    cleval_status status = cleval_column_open(p->ds, "pred", CLEVAL_COLUMN_LABELS, &c->pred);
+    if (status == CLEVAL_OK && p->labels)
+        status = cleval_column_open(p->ds, "y", CLEVAL_COLUMN_LABELS, &c->y);
+    if (status == CLEVAL_OK && scores)
+        status = cleval_column_open(p->ds, "scores", CLEVAL_COLUMN_VALUES, &c->score);
+    if (status != CLEVAL_OK) return damaged(p, "its rows cannot be read");
+    if (cleval_column_rows(c->pred) != n || (c->y && cleval_column_rows(c->y) != n) ||
+        (c->score &&
+         (cleval_column_rows(c->score) != n || cleval_column_row_size(c->score) != width)))
+        return damaged(p, "its datasets do not match its slice");
+    c->rows = scores ? COPY_SCORE_BYTES / (width * sizeof(float)) : COPY_ROWS;
+    c->rows = c->rows == 0 ? 1 : c->rows > COPY_ROWS ? COPY_ROWS : c->rows;
+    c->pred_rows = malloc(c->rows * sizeof *c->pred_rows);
+    c->y_rows = p->labels ? malloc(c->rows * sizeof *c->y_rows) : NULL;
+    c->score_rows = scores ? malloc((size_t)c->rows * width * sizeof *c->score_rows) : NULL;
+    c->predicted = calloc(p->cols, sizeof *c->predicted);
+    if (!c->pred_rows || (p->labels && !c->y_rows) || (scores && !c->score_rows) || !c->predicted)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying %s", p->path);
+    return CLEVAL_OK;
+}
+
+/* Reads rows [row0, row0 + count) of a part, adds them to the digest and the predicted
+ * classes. */
+static cleval_status read_chunk(const part *p, row_chunk *c, uint64_t row0, uint64_t count,
+                                uint32_t width)
+{
+    int32_t max;
+    if (cleval_column_read_i32(c->pred, row0, count, c->pred_rows, &max) ||
+        (c->y && cleval_column_read_i32(c->y, row0, count, c->y_rows, &max)) ||
+        (c->score && cleval_column_read_f32(c->score, row0, count, c->score_rows)))
+        return damaged(p, "its rows cannot be read");
+    for (uint64_t i = 0; i < count; i++) {
+        if ((uint32_t)c->pred_rows[i] >= p->cols) return damaged(p, "a prediction is out of range");
+        c->predicted[c->pred_rows[i]]++;
+    }
+    c->digest += state_rows_digest(row0, count, c->pred_rows, c->y_rows, c->score_rows, width);
+    return CLEVAL_OK;
+}
+
+/* After the last chunk: the rows must be those the part's checksum covers, and predict the
+ * classes its counts say. */
+static cleval_status check_rows(const part *p, const row_chunk *c)
+{
+    if (c->digest != p->rows_digest) return damaged(p, "its rows do not match their checksum");
+    for (uint32_t col = 0; col < p->cols; col++) {
+        uint64_t counted = 0;
+        for (uint32_t r = 0; r < p->rows; r++)
+            counted += p->cells[(size_t)r * p->cols + col];
+        if (counted != c->predicted[col])
+            return damaged(p, "its predictions disagree with its counts");
+    }
+    return CLEVAL_OK;
+}
+
+/* Copies one part's rows into the whole file, in chunks, checking them on the way (a damaged
+ * part fails the merge before the whole file is committed). */
+static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores,
                                uint32_t n_classes)
 {
-    cleval_column *pred = NULL, *score = NULL, *y = NULL;
-    int32_t *pred_rows = malloc(COPY_ROWS * sizeof *pred_rows);
-    int32_t *y_rows = labels ? malloc(COPY_ROWS * sizeof *y_rows) : NULL;
-    float *score_rows = scores ? malloc((size_t)COPY_ROWS * n_classes * sizeof *score_rows) : NULL;
-    cleval_status status = CLEVAL_OK;
-    if (!pred_rows || (labels && !y_rows) || (scores && !score_rows))
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying %s", p->path);
-    if (status == CLEVAL_OK) status = cleval_column_open(p->ds, "pred", CLEVAL_COLUMN_LABELS, &pred);
-    if (status == CLEVAL_OK && labels) status = cleval_column_open(p->ds, "y", CLEVAL_COLUMN_LABELS, &y);
-    if (status == CLEVAL_OK && scores)
-        status = cleval_column_open(p->ds, "scores", CLEVAL_COLUMN_VALUES, &score);
+    row_chunk c;
+    cleval_status status = open_chunks(p, scores, n_classes, &c);
     uint64_t n = p->row_end - p->row_begin;
-    if (status == CLEVAL_OK &&
-        (cleval_column_rows(pred) != n || (score && (cleval_column_rows(score) != n ||
-                                                     cleval_column_row_size(score) != n_classes))))
-        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: its datasets do not match its slice", p->path);
-    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += COPY_ROWS) {
-        uint64_t count = n - row0 < COPY_ROWS ? n - row0 : COPY_ROWS;
-        int32_t max;
-        if (!(status = cleval_column_read_i32(pred, row0, count, pred_rows, &max)) &&
-            !(status = y ? cleval_column_read_i32(y, row0, count, y_rows, &max) : CLEVAL_OK) &&
-            !(status = score ? cleval_column_read_f32(score, row0, count, score_rows) : CLEVAL_OK))
-            status = cleval_predfile_write(file, p->row_begin + row0, count, pred_rows, score_rows,
-                                           y_rows);
+    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += c.rows) {
+        uint64_t count = n - row0 < c.rows ? n - row0 : c.rows;
+        if ((status = read_chunk(p, &c, row0, count, n_classes)) == CLEVAL_OK)
+            status = cleval_predfile_write(file, p->row_begin + row0, count, c.pred_rows,
+                                           c.score_rows, c.y_rows);
     }
-    cleval_column_close(pred);
-    cleval_column_close(score);
-    cleval_column_close(y);
-    free(pred_rows);
-    free(y_rows);
-    free(score_rows);
+    if (status == CLEVAL_OK) status = check_rows(p, &c);
+    close_chunks(&c);
     return status;
 }
 
@@ -186,7 +316,7 @@ static cleval_status write_whole(const char *save_path, part *const *parts, uint
         if (!(status = cleval_dataset_attribute(parts[0]->ds, copied[a], value, sizeof value)))
             status = cleval_predfile_set_attribute(file, copied[a], value);
     for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
-        status = copy_rows(parts[i], file, scores, merged->has_labels, merged->n_classes);
+        status = copy_rows(parts[i], file, scores, merged->n_classes);
     if (status == CLEVAL_OK && metrics)
         status = cleval_predfile_write_counts(file, "confusion", merged->n_classes,
                                               merged->n_classes, merged->confusion.counts);
@@ -215,39 +345,31 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
     cleval_dataset_attribute(by_index[0]->ds, "device", out->device, sizeof out->device);
     cleval_predict_outcome *merged = &out->predict;
     merged->n_total = merged->n_samples = merged->row_end = parts[0].n_total;
-    merged->has_labels = cleval_dataset_has(by_index[0]->ds, "confusion");
-    const char *counts_name = merged->has_labels ? "confusion" : "predicted_counts";
+    merged->has_labels = by_index[0]->labels;
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++) {
-        uint32_t rows, cols;
-        uint64_t *cells;
-        if (cleval_dataset_has(by_index[i]->ds, "confusion") != merged->has_labels) {
+        const part *p = by_index[i];
+        if (p->labels != merged->has_labels)
             status = cleval_fail(CLEVAL_ERR_INPUT, "%s and %s disagree on labels", by_index[0]->path,
-                                 by_index[i]->path);
-            break;
-        }
-        status = cleval_dataset_read_counts(by_index[i]->ds, counts_name, &rows, &cols, &cells);
-        if (status != CLEVAL_OK) break;
-        if (rows != (merged->has_labels ? cols : 1))
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' is %u x %u, not a part's counts",
-                                 by_index[i]->path, counts_name, rows, cols);
-        else if (i > 0 && cols != merged->n_classes && strcmp(out->command, "metrics") != 0)
+                                 p->path);
+        else if (i > 0 && p->cols != merged->n_classes && strcmp(out->command, "metrics") != 0)
             /* eval and knn fix C; metrics parts may have seen different label ranges */
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u",
-                                 by_index[i]->path, cols, by_index[0]->path, merged->n_classes);
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u", p->path,
+                                 p->cols, by_index[0]->path, merged->n_classes);
         else
-            status = add_counts(merged, merged->has_labels, rows, cols, cells);
-        free(cells);
+            status = add_counts(merged, merged->has_labels, p->rows, p->cols, p->cells);
     }
-    if (status == CLEVAL_OK)
-        status = cleval_dataset_class_names(by_index[0]->ds, &merged->class_names.names,
-                                            &merged->class_names.count);
+    /* The class names are the first slice's (read and checked with it). */
+    merged->class_names.names = by_index[0]->class_names;
+    merged->class_names.count = by_index[0]->n_class_names;
+    by_index[0]->class_names = NULL;
+    by_index[0]->n_class_names = 0;
     if (status == CLEVAL_OK) status = merge_attributes(by_index, n_parts, out);
     if (status == CLEVAL_OK && save_path)
         status = write_whole(save_path, by_index, n_parts, merged,
                              strcmp(out->command, "metrics") == 0);
 done:
     for (uint32_t i = 0; parts && i < n_parts; i++)
-        cleval_dataset_close(parts[i].ds);
+        close_part(&parts[i]);
     free(parts);
     free(by_index);
     if (status != CLEVAL_OK) cleval_predict_outcome_free(&out->predict);

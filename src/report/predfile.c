@@ -263,8 +263,10 @@ cleval_status cleval_predfile_commit(cleval_predfile *pf)
 {
     bool flushed = H5Fflush(pf->file, H5F_SCOPE_GLOBAL) >= 0;
     close_handles(pf);
-    cleval_status status = CLEVAL_OK;
-    if (!flushed || rename(pf->tmp_path, pf->path) != 0) {
+    cleval_status status = flushed && pf->spec.finish ? pf->spec.finish(pf->tmp_path) : CLEVAL_OK;
+    if (status != CLEVAL_OK) {
+        unlink(pf->tmp_path);
+    } else if (!flushed || rename(pf->tmp_path, pf->path) != 0) {
         status = cleval_fail(CLEVAL_ERR_IO, "--save %s: cannot finish the file: %s", pf->path,
                              flushed ? strerror(errno) : "HDF5 flush failed (disk full?)");
         unlink(pf->tmp_path);
