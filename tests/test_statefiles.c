@@ -411,6 +411,51 @@ static void test_huge_declared_counts_are_refused(void **state)
         "is damaged ('confusion' declares 20000 x 20000 counts the file does not hold)");
 }
 
+static const char *iris(const char *which)
+{
+    static char path[2][4096];
+    int i = strcmp(which, "train") == 0;
+    snprintf(path[i], sizeof path[i], "%s/../../datasets/iris_%s.h5", CLEVAL_FIXTURES_DIR, which);
+    return path[i];
+}
+
+/* Two devices finish batches, and write them, in any order: the parts' row digests still match
+ * their rows (with scores), and the merge equals the whole run. */
+static void test_parts_from_two_devices_merge(void **state)
+{
+    (void)state;
+    setenv("POCL_DEVICES", "pthread pthread", 1);
+    char whole_json[4096], merged_json[4096], parts[2][4096];
+    snprintf(whole_json, sizeof whole_json, "%s", temp_path("knn_whole.json"));
+    snprintf(merged_json, sizeof merged_json, "%s", temp_path("knn_merged.json"));
+    assert_int_equal(
+        run_cleval((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"), "-k",
+                                    "3", "--json", whole_json, NULL},
+                   NULL, NULL),
+        0);
+    for (int i = 0; i < 2; i++) {
+        char shard[8], name[32];
+        snprintf(shard, sizeof shard, "%d/2", i);
+        snprintf(name, sizeof name, "knn_part%d.h5", i);
+        snprintf(parts[i], sizeof parts[i], "%s", temp_path(name));
+        assert_int_equal(
+            run_cleval((const char *[]){"knn", "--train", iris("train"), "--data", iris("test"),
+                                        "-k", "3", "--batch", "2", "--device", "0,1", "--shard",
+                                        shard, "--save", parts[i], NULL},
+                       NULL, NULL),
+            0);
+    }
+    unsetenv("POCL_DEVICES");
+    assert_int_equal(run_cleval((const char *[]){"merge", parts[1], parts[0], "--json", merged_json,
+                                                 "--save", temp_path("knn_merged.h5"), NULL},
+                                NULL, NULL),
+                     0);
+    char *a = results_text(whole_json), *b = results_text(merged_json);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_rewritten_counts_are_refused),
         cmocka_unit_test(test_files_without_checksum_are_refused),
         cmocka_unit_test(test_huge_declared_counts_are_refused),
+        cmocka_unit_test(test_parts_from_two_devices_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

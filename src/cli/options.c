@@ -52,7 +52,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_CHECKPOINT_EVERY] = {"checkpoint-every", 0, "N",
                               "samples between checkpoints "
                               "(default 1048576)"},
-    [OPT_RESUME] = {"resume", 0, NULL, "continue the run saved in --checkpoint PATH"},
+    [OPT_RESUME] = {"resume", 0, NULL,
+                    "continue the run saved in --checkpoint PATH (a checkpoint that is damaged, "
+                    "fails its checksum or is another job's is refused)"},
     [OPT_PROGRESS] = {"progress", 0, "tty|json|none",
                       "progress on stderr: a line when stderr is a terminal (default), JSON "
                       "lines, or nothing"},
