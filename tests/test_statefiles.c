@@ -350,6 +350,29 @@ static void test_rewritten_counts_are_refused(void **state)
                         "is damaged (checksum mismatch): re-run its shard");
 }
 
+/* A prediction changed in the partial file of an interrupted run (a valid file, but not the
+ * rows the checkpoint counted) is refused on resume, not kept in the saved file. */
+static void test_rewritten_partial_rows_are_refused(void **state)
+{
+    (void)state;
+    resume_setup s;
+    make_checkpoint(&s);
+    hid_t file = H5Fopen(s.partial, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t dset = H5Dopen2(file, "pred", H5P_DEFAULT);
+    hid_t space = H5Dget_space(dset);
+    hsize_t start = 10, count = 1;
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, NULL, &count, NULL);
+    hid_t mem = H5Screate_simple(1, &count, NULL);
+    int32_t value;
+    assert_true(H5Dread(dset, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, &value) >= 0);
+    value = (value + 1) % N_CLASSES;
+    assert_true(H5Dwrite(dset, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, &value) >= 0);
+    H5Sclose(mem), H5Sclose(space), H5Dclose(dset), H5Fclose(file);
+    expect_cleval_error(resume_args(&s), 2,
+                        "ck_saved.h5.partial is damaged (its rows do not match the checkpoint): "
+                        "delete it and the checkpoint, or run without --resume");
+}
+
 /* A checkpoint or part file without its seal or checksum (an older cleval's) is refused. */
 static void test_files_without_checksum_are_refused(void **state)
 {
@@ -462,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_flipped_checkpoints),
         cmocka_unit_test(test_flipped_parts),
         cmocka_unit_test(test_rewritten_counts_are_refused),
+        cmocka_unit_test(test_rewritten_partial_rows_are_refused),
         cmocka_unit_test(test_files_without_checksum_are_refused),
         cmocka_unit_test(test_huge_declared_counts_are_refused),
         cmocka_unit_test(test_parts_from_two_devices_merge),

@@ -7,7 +7,7 @@
 
 typedef struct checkpoint_state {
     uint64_t rows_done;
-    uint64_t rows_digest; /* state_rows_digest() of the rows saved so far (0: none saved) */
+    uint64_t rows_digest; /* state_rows_digest() of the rows saved so far (0: none) */
     pipeline_counts counts;
     uint64_t counters[ENGINE_MAX_COUNTERS];
 } checkpoint_state;

@@ -50,7 +50,8 @@ typedef struct run_context {
     const engine_run_spec *spec;
     const cleval_run_options *run;
     uint64_t begin, end;
-    /* A part file's rows saved so far (state_rows_digest), carried over by its checkpoints. */
+    /* The rows saved so far (state_rows_digest) of a part file or a checkpointed run: kept in
+     * checkpoints, checked on resume, stored in the part. */
     uint64_t rows_digest;
 } run_context;
 
@@ -128,6 +129,37 @@ static cleval_status finish_part(cleval_predfile *file, const engine_run_spec *s
     return state_seal(&w);
 }
 
+/* Checks the rows an interrupted run saved in its partial file (those before the checkpoint's
+ * rows_done) against the checkpoint's digest and counts, before a resumed run keeps them. */
+static cleval_status check_partial(const char *partial, const engine_run_spec *spec,
+                                   const run_context *ctx, const checkpoint_state *restored)
+{
+    cleval_dataset *ds;
+    if (cleval_dataset_open(partial, &ds) != CLEVAL_OK)
+        return CLEVAL_OK; /* cleval_predfile_resume() names what is missing */
+    state_rows rows;
+    const char *problem = NULL;
+    uint64_t n = restored->rows_done - ctx->begin;
+    cleval_status status = state_rows_open(ds, ctx->end - ctx->begin, spec->labels != NULL,
+                                           spec->with_scores, spec->n_classes,
+                                           restored->counts.cols, &rows, &problem);
+    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += rows.chunk)
+        status = state_rows_read(&rows, row0, n - row0 < rows.chunk ? n - row0 : rows.chunk,
+                                 &problem);
+    if (status == CLEVAL_OK && rows.digest != restored->rows_digest)
+        problem = "its rows do not match the checkpoint";
+    else if (status == CLEVAL_OK &&
+             !state_rows_match_counts(&rows, restored->counts.rows, restored->counts.cells))
+        problem = "its predictions disagree with the checkpoint's counts";
+    state_rows_close(&rows);
+    cleval_dataset_close(ds);
+    if (!problem) return status;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "--resume: the partial prediction file %s is damaged (%s): delete it and "
+                       "the checkpoint, or run without --resume",
+                       partial, problem);
+}
+
 /* The outcome's counts: a confusion matrix with labels, the predicted classes either way. */
 static cleval_status fill_outcome(const pipeline_counts *counts, bool labels,
                                   cleval_predict_outcome *out)
@@ -183,6 +215,9 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     char partial[4200];
     if (status == CLEVAL_OK && spec->save_path) {
         snprintf(partial, sizeof partial, "%s.partial", spec->save_path);
+        if (run->resume) status = check_partial(partial, spec, &ctx, &restored);
+    }
+    if (status == CLEVAL_OK && spec->save_path) {
         cleval_predfile_spec file_spec = {.n_samples = ctx.end - ctx.begin,
                                           .n_classes = spec->n_classes,
                                           .with_pred = true,
@@ -218,7 +253,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .ops = spec->ops,
             .save = file,
             .save_row0 = ctx.begin,
-            .rows_digest = file && part ? &ctx.rows_digest : NULL,
+            .rows_digest = file && (part || run->checkpoint_path) ? &ctx.rows_digest : NULL,
             .progress = run->progress,
             .progress_user = run->progress_user,
             .checkpoint = run->checkpoint_path ? save_checkpoint : NULL,

@@ -13,9 +13,6 @@
 
 #include "cleval/predfile.h"
 
-/* Rows copied at a time: at most 65536, and at most 32 MiB of scores. */
-enum { COPY_ROWS = 1 << 16, COPY_SCORE_BYTES = 32 << 20 };
-
 /* Facts a part records about its job: equal in every part (strings) or summed (counters). */
 static const char *const job_facts[] = {"knn_k",
                                         "knn_weights",
@@ -197,104 +194,29 @@ static cleval_status merge_attributes(part *const *parts, uint32_t n, cleval_mer
     return CLEVAL_OK;
 }
 
-/* The buffers of one part's rows, read a chunk at a time. */
-typedef struct row_chunk {
-    cleval_column *pred, *y, *score;
-    int32_t *pred_rows, *y_rows;
-    float *score_rows;
-    uint32_t rows;       /* per chunk */
-    uint64_t digest;     /* state_rows_digest() of the rows read */
-    uint64_t *predicted; /* [part cols]: how often each class was predicted */
-} row_chunk;
-
-static void close_chunks(row_chunk *c)
-{
-    cleval_column_close(c->pred);
-    cleval_column_close(c->score);
-    cleval_column_close(c->y);
-    free(c->pred_rows);
-    free(c->y_rows);
-    free(c->score_rows);
-    free(c->predicted);
-}
-
-/* Opens a part's rows: pred, y with labels, scores when the job saved them (`width` wide);
- * their extents are checked before any buffer is allocated. */
-static cleval_status open_chunks(const part *p, bool scores, uint32_t width, row_chunk *c)
-{
-    memset(c, 0, sizeof *c);
-    uint64_t n = p->row_end - p->row_begin;
-    cleval_status status = cleval_column_open(p->ds, "pred", CLEVAL_COLUMN_LABELS, &c->pred);
-    if (status == CLEVAL_OK && p->labels)
-        status = cleval_column_open(p->ds, "y", CLEVAL_COLUMN_LABELS, &c->y);
-    if (status == CLEVAL_OK && scores)
-        status = cleval_column_open(p->ds, "scores", CLEVAL_COLUMN_VALUES, &c->score);
-    if (status != CLEVAL_OK) return damaged(p, "its rows cannot be read");
-    if (cleval_column_rows(c->pred) != n || (c->y && cleval_column_rows(c->y) != n) ||
-        (c->score &&
-         (cleval_column_rows(c->score) != n || cleval_column_row_size(c->score) != width)))
-        return damaged(p, "its datasets do not match its slice");
-    c->rows = scores ? COPY_SCORE_BYTES / (width * sizeof(float)) : COPY_ROWS;
-    c->rows = c->rows == 0 ? 1 : c->rows > COPY_ROWS ? COPY_ROWS : c->rows;
-    c->pred_rows = malloc(c->rows * sizeof *c->pred_rows);
-    c->y_rows = p->labels ? malloc(c->rows * sizeof *c->y_rows) : NULL;
-    c->score_rows = scores ? malloc((size_t)c->rows * width * sizeof *c->score_rows) : NULL;
-    c->predicted = calloc(p->cols, sizeof *c->predicted);
-    if (!c->pred_rows || (p->labels && !c->y_rows) || (scores && !c->score_rows) || !c->predicted)
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying %s", p->path);
-    return CLEVAL_OK;
-}
-
-/* Reads rows [row0, row0 + count) of a part, adds them to the digest and the predicted
- * classes. */
-static cleval_status read_chunk(const part *p, row_chunk *c, uint64_t row0, uint64_t count,
-                                uint32_t width)
-{
-    int32_t max;
-    if (cleval_column_read_i32(c->pred, row0, count, c->pred_rows, &max) ||
-        (c->y && cleval_column_read_i32(c->y, row0, count, c->y_rows, &max)) ||
-        (c->score && cleval_column_read_f32(c->score, row0, count, c->score_rows)))
-        return damaged(p, "its rows cannot be read");
-    for (uint64_t i = 0; i < count; i++) {
-        if ((uint32_t)c->pred_rows[i] >= p->cols) return damaged(p, "a prediction is out of range");
-        c->predicted[c->pred_rows[i]]++;
-    }
-    c->digest += state_rows_digest(row0, count, c->pred_rows, c->y_rows, c->score_rows, width);
-    return CLEVAL_OK;
-}
-
-/* After the last chunk: the rows must be those the part's checksum covers, and predict the
- * classes its counts say. */
-static cleval_status check_rows(const part *p, const row_chunk *c)
-{
-    if (c->digest != p->rows_digest) return damaged(p, "its rows do not match their checksum");
-    for (uint32_t col = 0; col < p->cols; col++) {
-        uint64_t counted = 0;
-        for (uint32_t r = 0; r < p->rows; r++)
-            counted += p->cells[(size_t)r * p->cols + col];
-        if (counted != c->predicted[col])
-            return damaged(p, "its predictions disagree with its counts");
-    }
-    return CLEVAL_OK;
-}
-
-/* Copies one part's rows into the whole file, in chunks, checking them on the way (a damaged
- * part fails the merge before the whole file is committed). */
+/* Copies one part's rows into the whole file, in chunks, checking them on the way against
+ * the part's digest and counts (a damaged part fails the merge before the whole file is
+ * committed). */
 static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores,
                                uint32_t n_classes)
 {
-    row_chunk c;
-    cleval_status status = open_chunks(p, scores, n_classes, &c);
+    state_rows rows;
+    const char *problem = NULL;
     uint64_t n = p->row_end - p->row_begin;
-    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += c.rows) {
-        uint64_t count = n - row0 < c.rows ? n - row0 : c.rows;
-        if ((status = read_chunk(p, &c, row0, count, n_classes)) == CLEVAL_OK)
-            status = cleval_predfile_write(file, p->row_begin + row0, count, c.pred_rows,
-                                           c.score_rows, c.y_rows);
+    cleval_status status =
+        state_rows_open(p->ds, n, p->labels, scores, n_classes, p->cols, &rows, &problem);
+    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += rows.chunk) {
+        uint64_t count = n - row0 < rows.chunk ? n - row0 : rows.chunk;
+        if ((status = state_rows_read(&rows, row0, count, &problem)) == CLEVAL_OK)
+            status = cleval_predfile_write(file, p->row_begin + row0, count, rows.pred_rows,
+                                           rows.score_rows, rows.y_rows);
     }
-    if (status == CLEVAL_OK) status = check_rows(p, &c);
-    close_chunks(&c);
-    return status;
+    if (status == CLEVAL_OK && rows.digest != p->rows_digest)
+        problem = "its rows do not match their checksum";
+    else if (status == CLEVAL_OK && !state_rows_match_counts(&rows, p->rows, p->cells))
+        problem = "its predictions disagree with its counts";
+    state_rows_close(&rows);
+    return problem ? damaged(p, problem) : status;
 }
 
 /* The whole prediction file, as the unsharded run writes it. */

@@ -309,3 +309,83 @@ void state_reader_close(state_reader *r)
     cleval_dataset_close(r->ds);
     r->ds = NULL;
 }
+
+/* --- Saved rows -------------------------------------------------------------------------- */
+
+/* Rows read at a time: at most 65536, and at most 32 MiB of scores. */
+enum { CHUNK_ROWS = 1 << 16, CHUNK_SCORE_BYTES = 32 << 20 };
+
+cleval_status state_rows_open(cleval_dataset *ds, uint64_t n, bool labels, bool scores,
+                              uint32_t width, uint32_t n_classes, state_rows *rows,
+                              const char **problem)
+{
+    memset(rows, 0, sizeof *rows);
+    rows->width = width;
+    rows->n_classes = n_classes;
+    if (cleval_column_open(ds, "pred", CLEVAL_COLUMN_LABELS, &rows->pred) ||
+        (labels && cleval_column_open(ds, "y", CLEVAL_COLUMN_LABELS, &rows->y)) ||
+        (scores && cleval_column_open(ds, "scores", CLEVAL_COLUMN_VALUES, &rows->score))) {
+        *problem = "its rows cannot be read";
+        return CLEVAL_ERR_INPUT;
+    }
+    if (cleval_column_rows(rows->pred) != n || (rows->y && cleval_column_rows(rows->y) != n) ||
+        (rows->score &&
+         (cleval_column_rows(rows->score) != n || cleval_column_row_size(rows->score) != width))) {
+        *problem = "its datasets do not match its slice";
+        return CLEVAL_ERR_INPUT;
+    }
+    uint32_t chunk = scores ? CHUNK_SCORE_BYTES / (width * (uint32_t)sizeof(float)) : CHUNK_ROWS;
+    rows->chunk = chunk == 0 ? 1 : chunk > CHUNK_ROWS ? CHUNK_ROWS : chunk;
+    rows->pred_rows = malloc(rows->chunk * sizeof *rows->pred_rows);
+    rows->y_rows = labels ? malloc(rows->chunk * sizeof *rows->y_rows) : NULL;
+    rows->score_rows =
+        scores ? malloc((size_t)rows->chunk * width * sizeof *rows->score_rows) : NULL;
+    rows->predicted = calloc(n_classes ? n_classes : 1, sizeof *rows->predicted);
+    if (!rows->pred_rows || (labels && !rows->y_rows) || (scores && !rows->score_rows) ||
+        !rows->predicted)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s", cleval_dataset_path(ds));
+    return CLEVAL_OK;
+}
+
+cleval_status state_rows_read(state_rows *rows, uint64_t row0, uint64_t count, const char **problem)
+{
+    int32_t max;
+    if (cleval_column_read_i32(rows->pred, row0, count, rows->pred_rows, &max) ||
+        (rows->y && cleval_column_read_i32(rows->y, row0, count, rows->y_rows, &max)) ||
+        (rows->score && cleval_column_read_f32(rows->score, row0, count, rows->score_rows))) {
+        *problem = "its rows cannot be read";
+        return CLEVAL_ERR_INPUT;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        if ((uint32_t)rows->pred_rows[i] >= rows->n_classes) {
+            *problem = "a prediction is out of range";
+            return CLEVAL_ERR_INPUT;
+        }
+        rows->predicted[rows->pred_rows[i]]++;
+    }
+    rows->digest += state_rows_digest(row0, count, rows->pred_rows, rows->y_rows, rows->score_rows,
+                                      rows->width);
+    return CLEVAL_OK;
+}
+
+bool state_rows_match_counts(const state_rows *rows, uint32_t count_rows, const uint64_t *cells)
+{
+    for (uint32_t c = 0; c < rows->n_classes; c++) {
+        uint64_t counted = 0;
+        for (uint32_t r = 0; r < count_rows; r++)
+            counted += cells[(size_t)r * rows->n_classes + c];
+        if (counted != rows->predicted[c]) return false;
+    }
+    return true;
+}
+
+void state_rows_close(state_rows *rows)
+{
+    cleval_column_close(rows->pred);
+    cleval_column_close(rows->score);
+    cleval_column_close(rows->y);
+    free(rows->pred_rows);
+    free(rows->y_rows);
+    free(rows->score_rows);
+    free(rows->predicted);
+}

@@ -80,4 +80,31 @@ bool state_check_total(state_reader *r, const char *name, uint32_t rows, uint32_
                        const uint64_t *cells, uint64_t total);
 void state_reader_close(state_reader *r);
 
+/* A state's saved rows read back a chunk at a time (merge, resume): pred, y with labels, scores
+ * when saved, with the digest of the rows read and how often each class was predicted. */
+typedef struct state_rows {
+    cleval_column *pred, *y, *score;
+    int32_t *pred_rows, *y_rows;
+    float *score_rows;
+    uint32_t chunk;      /* rows per read */
+    uint32_t width;      /* scores per row */
+    uint32_t n_classes;  /* predictions must lie below */
+    uint64_t digest;     /* state_rows_digest() of the rows read */
+    uint64_t *predicted; /* [n_classes] */
+} state_rows;
+
+/* Opens the rows of `ds` and checks their extents (`n` rows, `width` scores) before allocating.
+ * CLEVAL_ERR_INPUT with a reason in *problem (nothing recorded) when they do not fit; other
+ * failures are recorded. Close with state_rows_close() either way. */
+cleval_status state_rows_open(cleval_dataset *ds, uint64_t n, bool labels, bool scores,
+                              uint32_t width, uint32_t n_classes, state_rows *rows,
+                              const char **problem);
+/* Reads rows [row0, row0 + count) (count <= rows->chunk) into the buffers, checks and adds
+ * them; CLEVAL_ERR_INPUT with *problem as above. */
+cleval_status state_rows_read(state_rows *rows, uint64_t row0, uint64_t count,
+                              const char **problem);
+/* True when the rows read predicted each class as often as the counts' columns say. */
+bool state_rows_match_counts(const state_rows *rows, uint32_t count_rows, const uint64_t *cells);
+void state_rows_close(state_rows *rows);
+
 #endif
