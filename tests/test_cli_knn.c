@@ -92,7 +92,7 @@ static void test_max_classes(void **state)
         0));
     expect_cleval_error((const char *[]){"merge", parts[0], parts[1], "--max-classes", "2", NULL},
                         2,
-                        "knn_mc_part0.h5: 'confusion' counts 3 classes, more than --max-classes 2");
+                        "knn_mc_part0.h5 has 3 classes, more than --max-classes 2");
 }
 
 static void test_bad_inputs_exit_2(void **state)

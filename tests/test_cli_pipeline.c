@@ -628,7 +628,7 @@ static void test_resume_without_checkpoint_starts_over(void **state)
     fclose(f);
     expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--checkpoint", checkpoint,
                                          "--resume", NULL},
-                        2, "cannot read the checkpoint");
+                        2, "is damaged (not an HDF5 file)");
     /* A run without --resume starts afresh: what was at the path goes, even when the run then
      * fails before its first checkpoint (a later --resume must not mix the two runs). */
     char failing[4096];
@@ -706,7 +706,8 @@ static void test_checkpoint_write_failure_names_checkpoint(void **state)
     free(out), free(err);
 }
 
-/* Part files whose counts are malformed or disagree are refused, never read out of bounds. */
+/* A part file whose counts were rewritten (a valid HDF5 file stating a wrong state) is refused
+ * by its checksum, never read out of bounds. */
 static void test_merge_refuses_bad_parts(void **state)
 {
     (void)state;
@@ -731,7 +732,7 @@ static void test_merge_refuses_bad_parts(void **state)
     h5_write(file, "confusion", H5T_NATIVE_UINT64, 2, dims, cells, 0, NULL);
     H5Fclose(file);
     expect_cleval_error((const char *[]){"merge", parts[0], parts[1], NULL}, 2,
-                        "'confusion' is 40 x 7, not a part's counts");
+                        "is damaged (checksum mismatch): re-run its shard");
 }
 
 /* A checkpoint written for one input is refused for another. */

@@ -73,8 +73,13 @@ void cleval_dataset_free_names(char **names, uint32_t count);
 cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, char *out,
                                        size_t size);
 
+/* The names of the root group's attributes, in name order (*names may be NULL when there are
+ * none). Free with cleval_dataset_free_names(). */
+cleval_status cleval_dataset_attribute_names(cleval_dataset *ds, char ***names, uint32_t *count);
+
 /* Reads a whole 2-D dataset of non-negative integers (saved counts) as uint64: *cells is heap
- * memory of rows * cols values (free()). */
+ * memory of rows * cols values (free()). Fails without allocating when the file does not store
+ * the values its shape declares. */
 cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, uint32_t *rows,
                                          uint32_t *cols, uint64_t **cells);
 

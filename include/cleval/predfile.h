@@ -30,6 +30,9 @@ typedef struct cleval_predfile_spec {
     const char *temp_path;
     /* The option that named the file, for error messages; NULL: "--save". */
     const char *option;
+    /* Called on the closed temporary file just before cleval_predfile_commit() renames it
+     * (NULL: nothing); when it fails, the file is deleted and the commit fails. */
+    cleval_status (*finish)(const char *temp_path);
 } cleval_predfile_spec;
 
 /* Creates the temporary file with the datasets the spec asks for, sized n_samples. */

@@ -13,7 +13,8 @@ static const char usage[] =
     "\n"
     "Combines the part files that `cleval eval|knn|metrics --shard I/N --save PART.h5` wrote\n"
     "(in any order) into exactly the report and prediction file the unsharded run gives.\n"
-    "Refuses parts of different jobs and sets that do not cover every slice exactly once.\n";
+    "Refuses parts of different jobs, sets that do not cover every slice exactly once, and\n"
+    "damaged parts (each is checked against its checksum before use).\n";
 
 static uint64_t number(const cleval_merge_outcome *out, const char *name)
 {

@@ -68,7 +68,9 @@ const cli_option cli_options[OPT_COUNT] = {
                               "60s)"},
     [OPT_RESUME] = {"resume", 0, NULL,
                     "continue the run saved in --checkpoint PATH (from the beginning while "
-                    "there is none yet, so a requeued job can run the same command)"},
+                    "there is none yet, so a requeued job can run the same command; a "
+                    "checkpoint that is damaged, fails its checksum or is another job's is "
+                    "refused)"},
     [OPT_PROGRESS] = {"progress", 0, "tty|json|none",
                       "progress on stderr: a line when stderr is a terminal (default), JSON "
                       "lines, or nothing"},

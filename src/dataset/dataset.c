@@ -101,6 +101,27 @@ void cleval_dataset_free_names(char **names, uint32_t count)
     free(names);
 }
 
+/* The most bytes an attribute value can hold in an HDF5 object header. */
+enum { MAX_ATTRIBUTE_BYTES = 1 << 16 };
+
+/* Deflate expands at most about 1032 times; no filter HDF5 ships expands more. */
+enum { MAX_EXPANSION = 1032 };
+
+/* True when the values a dataset declares (`declared_bytes` in memory) are really stored in the
+ * file: a damaged file may declare a huge shape over little or no storage (unwritten values
+ * read as zeros), and reading it would allocate the declared size. */
+static bool storage_backs(const cleval_dataset *ds, hid_t dset, uint64_t declared_bytes)
+{
+    hsize_t file_size = 0, stored = H5Dget_storage_size(dset);
+    hid_t dcpl = H5Dget_create_plist(dset);
+    int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : -1;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (filters < 0 || H5Fget_filesize(ds->file, &file_size) < 0 || stored > file_size)
+        return false;
+    if (filters == 0) return stored >= declared_bytes;
+    return declared_bytes / MAX_EXPANSION <= stored;
+}
+
 static char *copy_trimmed(const char *text, size_t max_len)
 {
     size_t n = text ? strnlen(text, max_len) : 0;
@@ -121,9 +142,14 @@ static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attr
                                         char **list)
 {
     const char *what = attribute ? "attribute " : "";
-    hid_t mtype = H5Tcopy(H5T_C_S1);
     bool variable = H5Tis_variable_str(ftype) > 0;
     size_t width = variable ? sizeof(char *) : H5Tget_size(ftype);
+    /* An attribute lives in its object header (64 KiB at most): a larger declared width is
+     * damage, and allocating it would be the damage's size. */
+    if (attribute && width > MAX_ATTRIBUTE_BYTES)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: attribute '%s' declares %zu bytes", ds->path,
+                           name, width);
+    hid_t mtype = H5Tcopy(H5T_C_S1);
     char *raw = calloc((size_t)(n ? n : 1) * width + 1, 1);
     if (mtype < 0 || !raw) {
         if (mtype >= 0) H5Tclose(mtype);
@@ -171,8 +197,11 @@ static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *na
         goto done;
     }
     H5Sget_simple_extent_dims(space, dims, NULL);
-    if (dims[0] > UINT32_MAX) {
-        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has too many entries", ds->path, name);
+    /* Every entry takes at least one stored byte. */
+    if (dims[0] > UINT32_MAX || !storage_backs(ds, dset, dims[0])) {
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: '%s' declares %llu entries the file does not hold", ds->path,
+                             name, (unsigned long long)dims[0]);
         goto done;
     }
     if (ds->max_classes && dims[0] > ds->max_classes) {
@@ -294,6 +323,41 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
     return status;
 }
 
+typedef struct name_list {
+    char **names;
+    uint32_t count, capacity;
+} name_list;
+
+static herr_t collect_name(hid_t obj, const char *name, const H5A_info_t *info, void *user)
+{
+    (void)obj, (void)info;
+    name_list *list = user;
+    if (list->count == list->capacity) {
+        uint32_t capacity = list->capacity ? 2 * list->capacity : 16;
+        char **grown = realloc(list->names, capacity * sizeof *grown);
+        if (!grown) return -1;
+        list->names = grown;
+        list->capacity = capacity;
+    }
+    if (!(list->names[list->count] = copy_trimmed(name, MAX_ATTRIBUTE_BYTES))) return -1;
+    list->count++;
+    return 0;
+}
+
+cleval_status cleval_dataset_attribute_names(cleval_dataset *ds, char ***names, uint32_t *count)
+{
+    name_list list = {0};
+    hsize_t index = 0;
+    herr_t err = H5Aiterate2(ds->file, H5_INDEX_NAME, H5_ITER_INC, &index, collect_name, &list);
+    if (err < 0) {
+        cleval_dataset_free_names(list.names, list.count);
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot list its attributes", ds->path);
+    }
+    *names = list.names;
+    *count = list.count;
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, uint32_t *rows,
                                          uint32_t *cols, uint64_t **cells)
 {
@@ -317,6 +381,11 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
                              "%s: '%s' counts %llu classes, more than --max-classes %u (raise it "
                              "if the model really has that many classes)",
                              ds->path, name, (unsigned long long)dims[1], ds->max_classes);
+    } else if (!storage_backs(ds, dset, dims[0] * dims[1] * H5Tget_size(type))) {
+        status = cleval_fail(CLEVAL_ERR_INPUT,
+                             "%s: '%s' declares %llu x %llu counts the file does not hold",
+                             ds->path, name, (unsigned long long)dims[0],
+                             (unsigned long long)dims[1]);
     } else if (!(*cells = malloc(dims[0] * dims[1] * sizeof **cells))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
     } else if (H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *cells) < 0) {

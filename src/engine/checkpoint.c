@@ -1,76 +1,121 @@
 /* Checkpoint files (see checkpoint.h), HDF5: attributes `job`, `row_begin`, `row_end`,
- * `rows_done`; datasets `counts` int64 [rows, cols] and `counters` int64 [1, n]. Written with
- * the prediction-file writer (atomic), read back with the dataset module. */
+ * `rows_done`, `rows_checksum` (the digest of the rows saved so far) and `checksum`; datasets
+ * `counts` int64 [rows, cols] and `counters` int64 [1, n]. Written with the prediction-file
+ * writer (atomic) as a state file (statefile.h): a damaged checkpoint is refused. */
 #include "checkpoint.h"
-#include "engine_internal.h"
+#include "statefile.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleval/input.h"
 #include "cleval/predfile.h"
 
+static const char KIND[] = "checkpoint";
+
 cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_t row_begin,
-                              uint64_t row_end, const checkpoint_state *state,
-                              uint32_t n_counters)
+                              uint64_t row_end, const checkpoint_state *state, uint32_t n_counters)
 {
-    cleval_predfile_spec spec = {.option = "--checkpoint"};
+    cleval_predfile_spec spec = {.option = "--checkpoint", .finish = state_seal_file};
     cleval_predfile *file;
     cleval_status status = cleval_predfile_create(path, &spec, &file);
     if (status != CLEVAL_OK) return status;
     uint64_t counters[ENGINE_MAX_COUNTERS + 1] = {0};
     memcpy(counters, state->counters, n_counters * sizeof *counters);
-    if ((status = cleval_predfile_set_attribute(file, "job", fingerprint)) ||
-        (status = cleval_predfile_set_int_attribute(file, "row_begin", (int64_t)row_begin)) ||
-        (status = cleval_predfile_set_int_attribute(file, "row_end", (int64_t)row_end)) ||
-        (status = cleval_predfile_set_int_attribute(file, "rows_done",
-                                                    (int64_t)state->rows_done)) ||
-        (status = cleval_predfile_write_counts(file, "counts", state->counts.rows,
-                                               state->counts.cols, state->counts.cells)) ||
-        (status = cleval_predfile_write_counts(file, "counters", 1, n_counters ? n_counters : 1,
-                                               counters))) {
+    state_writer w;
+    state_writer_init(&w, file, KIND);
+    if ((status = state_set_text(&w, "job", fingerprint)) ||
+        (status = state_set_int(&w, "row_begin", (int64_t)row_begin)) ||
+        (status = state_set_int(&w, "row_end", (int64_t)row_end)) ||
+        (status = state_set_int(&w, "rows_done", (int64_t)state->rows_done)) ||
+        (status = state_set_digest(&w, "rows_checksum", state->rows_digest)) ||
+        (status = state_write_counts(&w, "counts", state->counts.rows, state->counts.cols,
+                                     state->counts.cells)) ||
+        (status = state_write_counts(&w, "counters", 1, n_counters ? n_counters : 1, counters)) ||
+        (status = state_seal(&w))) {
         cleval_predfile_abort(file);
         return status;
     }
     return cleval_predfile_commit(file);
 }
 
+/* Reads everything the checkpoint states and checks its checksum; on failure r->problem says
+ * what is wrong. */
+static bool read_checkpoint(state_reader *r, const char *path, char *job, size_t job_size,
+                            uint64_t *begin, uint64_t *end, checkpoint_state *out,
+                            pipeline_counts *counters)
+{
+    return state_reader_open(r, path, KIND) &&
+           state_read_counts(r, "counts", &out->counts.rows, &out->counts.cols,
+                             &out->counts.cells) &&
+           state_read_counts(r, "counters", &counters->rows, &counters->cols, &counters->cells) &&
+           state_reader_verify(r) &&
+           cleval_dataset_attribute(r->ds, "job", job, job_size) == CLEVAL_OK &&
+           state_read_count(r, "row_begin", begin) && state_read_count(r, "row_end", end) &&
+           state_read_count(r, "rows_done", &out->rows_done) &&
+           state_read_digest(r, "rows_checksum", &out->rows_digest);
+}
+
+/* What a checkpoint of this job must be (checked after its checksum): rows done within the
+ * slice, counts of the job's shape adding up to the rows done, its number of counters. */
+static bool check_consistent(state_reader *r, uint64_t begin, uint64_t end, uint32_t n_classes,
+                             bool labels, uint32_t n_counters, const checkpoint_state *state,
+                             const pipeline_counts *counters)
+{
+    char reason[256];
+    const pipeline_counts *counts = &state->counts;
+    if (state->rows_done < begin || state->rows_done > end)
+        snprintf(reason, sizeof reason, "%" PRIu64 " rows done, outside its slice",
+                 state->rows_done);
+    else if (counts->rows != (labels ? counts->cols : 1) ||
+             (n_classes && counts->cols != n_classes))
+        snprintf(reason, sizeof reason, "'counts' is %u x %u, not this job's counts", counts->rows,
+                 counts->cols);
+    else if (counters->rows != 1 || counters->cols != (n_counters ? n_counters : 1))
+        snprintf(reason, sizeof reason, "'counters' is %u x %u where this job keeps %u",
+                 counters->rows, counters->cols, n_counters);
+    else
+        return state_check_total(r, "counts", counts->rows, counts->cols, counts->cells,
+                                 state->rows_done - begin);
+    snprintf(r->problem, sizeof r->problem, "%s", reason);
+    return false;
+}
+
 cleval_status checkpoint_load(const char *path, const char *fingerprint, uint64_t row_begin,
-                              uint64_t row_end, uint32_t n_counters, checkpoint_state *out)
+                              uint64_t row_end, uint32_t n_classes, bool labels,
+                              uint32_t n_counters, checkpoint_state *out)
 {
     memset(out, 0, sizeof *out);
-    cleval_dataset *ds;
-    if (cleval_dataset_open(path, &ds) != CLEVAL_OK)
+    /* Something that is no file at all (a FIFO, a folder) is not a damaged checkpoint. */
+    if (cleval_input_check(path, "a checkpoint") != CLEVAL_OK)
         return cleval_fail(CLEVAL_ERR_INPUT, "--resume: cannot read the checkpoint %s: %s", path,
                            cleval_last_error());
-    cleval_status status = CLEVAL_OK;
+    state_reader r;
     char job[8192];
-    uint64_t begin = 0, end = 0, done = 0;
-    uint32_t counter_rows = 0, counter_cols = 0;
-    uint64_t *counters = NULL;
-    if (cleval_dataset_attribute(ds, "job", job, sizeof job) != CLEVAL_OK ||
-        !engine_read_count(ds, "row_begin", &begin) || !engine_read_count(ds, "row_end", &end) ||
-        !engine_read_count(ds, "rows_done", &done) ||
-        cleval_dataset_read_counts(ds, "counts", &out->counts.rows, &out->counts.cols,
-                                   &out->counts.cells) != CLEVAL_OK ||
-        cleval_dataset_read_counts(ds, "counters", &counter_rows, &counter_cols, &counters) !=
-            CLEVAL_OK) {
-        status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: %s is not a cleval checkpoint", path);
+    uint64_t begin = 0, end = 0;
+    pipeline_counts counters = {0};
+    cleval_status status = CLEVAL_OK;
+    if (!read_checkpoint(&r, path, job, sizeof job, &begin, &end, out, &counters)) {
+        status = CLEVAL_ERR_INPUT;
     } else if (strcmp(job, fingerprint) != 0 || begin != row_begin || end != row_end) {
         status = cleval_fail(CLEVAL_ERR_INPUT,
                              "--resume: the checkpoint %s belongs to another job (different "
                              "inputs, options or slice)",
                              path);
-    } else if (done < begin || done > end || (n_counters && counter_cols != n_counters) ||
-               (out->counts.rows != 1 && out->counts.rows != out->counts.cols)) {
-        /* counts: C x C with labels, 1 x C without */
-        status = cleval_fail(CLEVAL_ERR_INPUT, "--resume: the checkpoint %s is inconsistent", path);
+    } else if (!check_consistent(&r, begin, end, n_classes, labels, n_counters, out, &counters)) {
+        status = CLEVAL_ERR_INPUT;
     } else {
-        out->rows_done = done;
-        memcpy(out->counters, counters, n_counters * sizeof *counters);
+        memcpy(out->counters, counters.cells, n_counters * sizeof *counters.cells);
     }
-    free(counters);
-    cleval_dataset_close(ds);
+    if (status != CLEVAL_OK && r.problem[0])
+        cleval_fail(status,
+                    "--resume: the checkpoint %s is damaged (%s): delete it, or run without "
+                    "--resume",
+                    path, r.problem);
+    state_reader_close(&r);
+    pipeline_counts_free(&counters);
     if (status != CLEVAL_OK) pipeline_counts_free(&out->counts);
     return status;
 }

@@ -2,6 +2,7 @@
  * and the prediction file (or, for a shard, the part file that `cleval merge` reads). */
 #include "checkpoint.h"
 #include "engine_internal.h"
+#include "statefile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,9 @@ typedef struct run_context {
     uint64_t begin, end;
     bool checkpointed;      /* a checkpoint of this job is on disk (written or resumed from) */
     uint64_t checkpoint_at; /* the row it continues at */
+    /* The rows saved so far (state_rows_digest) of a part file or a checkpointed run: kept in
+     * checkpoints, checked on resume, stored in the part. */
+    uint64_t rows_digest;
 } run_context;
 
 /* The counters now: restored from the checkpoint plus what the devices counted since. */
@@ -63,7 +67,8 @@ static void current_counters(const engine_run_spec *spec, uint64_t *values)
 static cleval_status save_checkpoint(void *user, uint64_t rows_done, const pipeline_counts *counts)
 {
     run_context *ctx = user;
-    checkpoint_state state = {.rows_done = rows_done, .counts = *counts};
+    checkpoint_state state = {
+        .rows_done = rows_done, .rows_digest = ctx->rows_digest, .counts = *counts};
     current_counters(ctx->spec, state.counters);
     cleval_status status =
         checkpoint_save(ctx->run->checkpoint_path, ctx->run->fingerprint, ctx->begin, ctx->end,
@@ -97,54 +102,89 @@ static cleval_status stopped(const run_context *ctx, uint64_t done)
                        (unsigned long long)(ctx->checkpoint_at - ctx->begin));
 }
 
-/* The attributes a new prediction or part file carries. */
-static cleval_status describe_file(cleval_predfile *file, const engine_run_spec *spec,
-                                   const cleval_run_options *run, const run_context *ctx,
-                                   uint64_t n_total)
+/* The attributes a prediction file carries, and a part file's facts about its job. */
+static cleval_status describe_file(state_writer *w, const engine_run_spec *spec,
+                                   const run_context *ctx, uint64_t n_total)
 {
+    const cleval_run_options *run = ctx->run;
     char devices[1024];
     cleval_device_names(run->devices, run->n_devices, devices, sizeof devices);
     cleval_status status;
-    if ((status = cleval_predfile_set_attribute(file, "model", spec->model_description)) ||
-        (status = cleval_predfile_set_attribute(file, "data", cleval_dataset_path(spec->data))) ||
-        (status = cleval_predfile_set_attribute(file, "device", devices)) ||
-        (status = cleval_predfile_set_attribute(file, "cleval_version", CLEVAL_VERSION)))
+    if ((status = state_set_text(w, "model", spec->model_description)) ||
+        (status = state_set_text(w, "data", cleval_dataset_path(spec->data))) ||
+        (status = state_set_text(w, "device", devices)) ||
+        (status = state_set_text(w, "cleval_version", CLEVAL_VERSION)))
         return status;
     if (run->shard_count <= 1) return CLEVAL_OK;
-    if ((status = cleval_predfile_set_attribute(file, "command", spec->command)) ||
-        (status = cleval_predfile_set_attribute(file, "job", run->fingerprint ? run->fingerprint
-                                                                              : "")) ||
-        (status = cleval_predfile_set_int_attribute(file, "shard_index", run->shard_index)) ||
-        (status = cleval_predfile_set_int_attribute(file, "shard_count", run->shard_count)) ||
-        (status = cleval_predfile_set_int_attribute(file, "row_begin", (int64_t)ctx->begin)) ||
-        (status = cleval_predfile_set_int_attribute(file, "row_end", (int64_t)ctx->end)) ||
-        (status = cleval_predfile_set_int_attribute(file, "n_total", (int64_t)n_total)))
+    if ((status = state_set_text(w, "command", spec->command)) ||
+        (status = state_set_text(w, "job", run->fingerprint ? run->fingerprint : "")) ||
+        (status = state_set_int(w, "shard_index", run->shard_index)) ||
+        (status = state_set_int(w, "shard_count", run->shard_count)) ||
+        (status = state_set_int(w, "row_begin", (int64_t)ctx->begin)) ||
+        (status = state_set_int(w, "row_end", (int64_t)ctx->end)) ||
+        (status = state_set_int(w, "n_total", (int64_t)n_total)))
         return status;
     for (const char *const *a = spec->part_attributes; a && a[0]; a += 2)
-        if ((status = cleval_predfile_set_attribute(file, a[0], a[1]))) return status;
+        if ((status = state_set_text(w, a[0], a[1]))) return status;
     return CLEVAL_OK;
 }
 
-/* What a finished part file adds: its counts, class names and counters. */
+/* A finished part file's state, all written by the process that finishes it (a resumed part
+ * was begun by another) so that its checksum covers every attribute: the description, its
+ * counts, class names and counters, the digest of its rows, and the checksum. */
 static cleval_status finish_part(cleval_predfile *file, const engine_run_spec *spec,
+                                 const run_context *ctx, uint64_t n_total,
                                  const pipeline_counts *counts, const cleval_class_names *names)
 {
+    state_writer w;
+    state_writer_init(&w, file, "part");
     cleval_status status;
-    if ((status = cleval_predfile_write_counts(file, spec->labels ? "confusion" : "predicted_counts",
-                                               counts->rows, counts->cols, counts->cells)) ||
-        (status = cleval_predfile_set_int_attribute(file, "n_classes", counts->cols)))
+    if ((status = describe_file(&w, spec, ctx, n_total)) ||
+        (status = state_write_counts(&w, spec->labels ? "confusion" : "predicted_counts",
+                                     counts->rows, counts->cols, counts->cells)) ||
+        (status = state_set_int(&w, "n_classes", counts->cols)) ||
+        (status = state_set_digest(&w, "rows_checksum", ctx->rows_digest)))
         return status;
     if (names->count &&
-        (status = cleval_predfile_write_strings(file, "class_names", names->names, names->count)))
+        (status = state_write_strings(&w, "class_names", names->names, names->count)))
         return status;
-    if (!spec->counters) return CLEVAL_OK;
     uint64_t values[ENGINE_MAX_COUNTERS];
     current_counters(spec, values);
-    for (uint32_t i = 0; i < spec->counters->count; i++)
-        if ((status = cleval_predfile_set_int_attribute(file, spec->counters->names[i],
-                                                        (int64_t)values[i])))
+    for (uint32_t i = 0; spec->counters && i < spec->counters->count; i++)
+        if ((status = state_set_int(&w, spec->counters->names[i], (int64_t)values[i])))
             return status;
-    return CLEVAL_OK;
+    return state_seal(&w);
+}
+
+/* Checks the rows an interrupted run saved in its partial file (those before the checkpoint's
+ * rows_done) against the checkpoint's digest and counts, before a resumed run keeps them. */
+static cleval_status check_partial(const char *partial, const engine_run_spec *spec,
+                                   const run_context *ctx, const checkpoint_state *restored)
+{
+    cleval_dataset *ds;
+    if (cleval_dataset_open(partial, &ds) != CLEVAL_OK)
+        return CLEVAL_OK; /* cleval_predfile_resume() names what is missing */
+    state_rows rows;
+    const char *problem = NULL;
+    uint64_t n = restored->rows_done - ctx->begin;
+    cleval_status status = state_rows_open(ds, ctx->end - ctx->begin, spec->labels != NULL,
+                                           spec->with_scores, spec->n_classes,
+                                           restored->counts.cols, &rows, &problem);
+    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += rows.chunk)
+        status = state_rows_read(&rows, row0, n - row0 < rows.chunk ? n - row0 : rows.chunk,
+                                 &problem);
+    if (status == CLEVAL_OK && rows.digest != restored->rows_digest)
+        problem = "its rows do not match the checkpoint";
+    else if (status == CLEVAL_OK &&
+             !state_rows_match_counts(&rows, restored->counts.rows, restored->counts.cells))
+        problem = "its predictions disagree with the checkpoint's counts";
+    state_rows_close(&rows);
+    cleval_dataset_close(ds);
+    if (!problem) return status;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "--resume: the partial prediction file %s is damaged (%s): delete it and "
+                       "the checkpoint, or run without --resume",
+                       partial, problem);
 }
 
 /* The outcome's counts: a confusion matrix with labels, the predicted classes either way. */
@@ -198,7 +238,9 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status == CLEVAL_OK && run->resume) {
         uint32_t n_counters = spec->counters ? spec->counters->count : 0;
         status = checkpoint_load(run->checkpoint_path, run->fingerprint ? run->fingerprint : "",
-                                 ctx.begin, ctx.end, n_counters, &restored);
+                                 ctx.begin, ctx.end, spec->n_classes, spec->labels != NULL,
+                                 n_counters, &restored);
+        ctx.rows_digest = restored.rows_digest;
         if (status == CLEVAL_OK && spec->counters)
             memcpy(spec->counters->restored, restored.counters, sizeof restored.counters);
         ctx.checkpointed = status == CLEVAL_OK;
@@ -213,17 +255,24 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     char partial[4200];
     if (status == CLEVAL_OK && spec->save_path) {
         cleval_engine_partial_path(spec->save_path, partial, sizeof partial);
+        if (run->resume) status = check_partial(partial, spec, &ctx, &restored);
+    }
+    if (status == CLEVAL_OK && spec->save_path) {
         cleval_predfile_spec file_spec = {.n_samples = ctx.end - ctx.begin,
                                           .n_classes = spec->n_classes,
                                           .with_pred = true,
                                           .with_scores = spec->with_scores,
                                           .with_labels = spec->labels != NULL,
-                                          .temp_path = run->checkpoint_path ? partial : NULL};
+                                          .temp_path = run->checkpoint_path ? partial : NULL,
+                                          .finish = part ? state_seal_file : NULL};
         if (run->resume) {
             status = cleval_predfile_resume(spec->save_path, &file_spec, &file);
-        } else {
-            status = cleval_predfile_create(spec->save_path, &file_spec, &file);
-            if (status == CLEVAL_OK) status = describe_file(file, spec, run, &ctx, n_total);
+        } else if ((status = cleval_predfile_create(spec->save_path, &file_spec, &file)) ==
+                       CLEVAL_OK &&
+                   !part) {
+            state_writer w; /* a plain prediction file: its attributes, no checksum */
+            state_writer_init(&w, file, "prediction");
+            status = describe_file(&w, spec, &ctx, n_total);
         }
     }
 
@@ -244,6 +293,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .ops = spec->ops,
             .save = file,
             .save_row0 = ctx.begin,
+            .rows_digest = file && (part || run->checkpoint_path) ? &ctx.rows_digest : NULL,
             .progress = run->progress,
             .progress_user = run->progress_user,
             .checkpoint = run->checkpoint_path ? save_checkpoint : NULL,
@@ -266,7 +316,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
                               out);
     if (status == CLEVAL_OK && file) {
         if (part)
-            status = finish_part(file, spec, &result.counts, &out->class_names);
+            status = finish_part(file, spec, &ctx, n_total, &result.counts, &out->class_names);
         else if (spec->save_counts)
             status = cleval_predfile_write_counts(file, "confusion", result.counts.rows,
                                                   result.counts.cols, result.counts.cells);

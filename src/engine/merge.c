@@ -1,15 +1,18 @@
 /* `cleval merge`: the part files of a sharded job (--shard I/N) combined into exactly what the
  * unsharded run reports and saves. Parts must come from one job (same fingerprint) and cover
- * every slice once; their counts add, their rows are copied in file order. */
+ * every slice once; their counts add, their rows are copied in file order. Each part is a
+ * state file (statefile.h): its checksum and consistency are checked before anything of it is
+ * used, and its rows are checked against their digest as they are copied. */
 #include "engine_internal.h"
+#include "statefile.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleval/input.h"
 #include "cleval/predfile.h"
-
-enum { COPY_ROWS = 1 << 16 };
 
 /* Facts a part records about its job: equal in every part (strings) or summed (counters). */
 static const char *const job_facts[] = {"knn_k",
@@ -30,27 +33,95 @@ static const char *const job_counters[] = {"eval_nonfinite_scores", "knn_distanc
 
 typedef struct part {
     const char *path;
-    cleval_dataset *ds;
+    state_reader reader;
+    cleval_dataset *ds; /* reader.ds */
     char command[16];
     char job[8192];
-    uint64_t index, count, row_begin, row_end, n_total;
+    uint64_t index, count, row_begin, row_end, n_total, rows_digest;
+    bool labels; /* counts are a confusion matrix, and the rows have y */
+    uint32_t rows, cols;
+    uint64_t *cells; /* the part's counts [rows][cols] */
+    char **class_names;
+    uint32_t n_class_names;
 } part;
 
+static void close_part(part *p)
+{
+    state_reader_close(&p->reader);
+    free(p->cells);
+    cleval_dataset_free_names(p->class_names, p->n_class_names);
+}
+
+/* A file that says nothing of being a state file is not a part (rather than a damaged one). */
+static bool looks_like_part(cleval_dataset *ds)
+{
+    char value[64];
+    return (cleval_dataset_attribute(ds, "checksum", value, sizeof value) == CLEVAL_OK &&
+            value[0]) ||
+           (cleval_dataset_attribute(ds, "command", value, sizeof value) == CLEVAL_OK && value[0]);
+}
+
+/* What a part of any job must be (checked after its checksum): counts of a part's shape with as
+ * many classes as it records, adding up to its slice's rows. */
+static bool check_part_counts(part *p)
+{
+    uint64_t n_classes;
+    if (!state_read_count(&p->reader, "n_classes", &n_classes)) return false;
+    if (p->rows != (p->labels ? p->cols : 1) || n_classes != p->cols) {
+        snprintf(p->reader.problem, sizeof p->reader.problem,
+                 "its counts are %u x %u for %" PRIu64 " classes", p->rows, p->cols, n_classes);
+        return false;
+    }
+    if (p->row_begin > p->row_end) {
+        snprintf(p->reader.problem, sizeof p->reader.problem, "its slice ends before it begins");
+        return false;
+    }
+    return state_check_total(&p->reader, p->labels ? "confusion" : "predicted_counts", p->rows,
+                             p->cols, p->cells, p->row_end - p->row_begin);
+}
+
+/* Reads a part's state and checks its checksum; on failure p->reader.problem says why. */
+static bool read_part(part *p)
+{
+    state_reader *r = &p->reader;
+    p->labels = cleval_dataset_has(p->ds, "confusion");
+    return state_read_counts(r, p->labels ? "confusion" : "predicted_counts", &p->rows, &p->cols,
+                             &p->cells) &&
+           state_read_class_names(r, &p->class_names, &p->n_class_names) &&
+           state_reader_verify(r) &&
+           cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) ==
+               CLEVAL_OK &&
+           cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) == CLEVAL_OK &&
+           state_read_count(r, "shard_index", &p->index) &&
+           state_read_count(r, "shard_count", &p->count) &&
+           state_read_count(r, "row_begin", &p->row_begin) &&
+           state_read_count(r, "row_end", &p->row_end) &&
+           state_read_count(r, "n_total", &p->n_total) &&
+           state_read_digest(r, "rows_checksum", &p->rows_digest) && check_part_counts(p);
+}
+
+static cleval_status damaged(const part *p, const char *problem)
+{
+    return cleval_fail(CLEVAL_ERR_INPUT, "merge: part %s is damaged (%s): re-run its shard",
+                       p->path, problem);
+}
+
+/* Opens and checks a part; its class count (read from counts the file really stores) must be
+ * within max_classes. */
 static cleval_status open_part(const char *path, uint32_t max_classes, part *p)
 {
     memset(p, 0, sizeof *p);
     p->path = path;
-    cleval_status status = engine_open_data(path, max_classes, &p->ds);
+    /* Something that is no file at all (a FIFO, a folder) is not a damaged part. */
+    cleval_status status = cleval_input_check(path, "an HDF5 file");
     if (status != CLEVAL_OK) return status;
-    if (cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) != CLEVAL_OK ||
-        cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) != CLEVAL_OK ||
-        !engine_read_count(p->ds, "shard_index", &p->index) ||
-        !engine_read_count(p->ds, "shard_count", &p->count) ||
-        !engine_read_count(p->ds, "row_begin", &p->row_begin) ||
-        !engine_read_count(p->ds, "row_end", &p->row_end) || !engine_read_count(p->ds, "n_total", &p->n_total))
+    bool opened = state_reader_open(&p->reader, path, "part");
+    p->ds = p->reader.ds;
+    if (p->ds && !looks_like_part(p->ds))
         return cleval_fail(CLEVAL_ERR_INPUT,
                            "%s: not a cleval part file (written with --shard I/N --save)", path);
-    return CLEVAL_OK;
+    if (!opened || !read_part(p)) return damaged(p, p->reader.problem);
+    return cleval_check_class_count(path, p->cols, max_classes);
 }
 
 /* The parts must be one job's and cover slices 0..N-1 exactly once. */
@@ -130,48 +201,35 @@ static cleval_status merge_attributes(part *const *parts, uint32_t n, cleval_mer
     return CLEVAL_OK;
 }
 
-/* Copies one part's rows into the whole file, in chunks. */
-static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores, bool labels,
+/* Copies one part's rows into the whole file, in chunks, checking them on the way against
+ * the part's digest and counts (a damaged part fails the merge before the whole file is
+ * committed). */
+static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores,
                                uint32_t n_classes, volatile sig_atomic_t *stop)
 {
-    cleval_column *pred = NULL, *score = NULL, *y = NULL;
-    int32_t *pred_rows = malloc(COPY_ROWS * sizeof *pred_rows);
-    int32_t *y_rows = labels ? malloc(COPY_ROWS * sizeof *y_rows) : NULL;
-    float *score_rows = scores ? malloc((size_t)COPY_ROWS * n_classes * sizeof *score_rows) : NULL;
-    cleval_status status = CLEVAL_OK;
-    if (!pred_rows || (labels && !y_rows) || (scores && !score_rows))
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying %s", p->path);
-    if (status == CLEVAL_OK) status = cleval_column_open(p->ds, "pred", CLEVAL_COLUMN_LABELS, &pred);
-    if (status == CLEVAL_OK && labels) status = cleval_column_open(p->ds, "y", CLEVAL_COLUMN_LABELS, &y);
-    if (status == CLEVAL_OK && scores)
-        status = cleval_column_open(p->ds, "scores", CLEVAL_COLUMN_VALUES, &score);
+    state_rows rows;
+    const char *problem = NULL;
     uint64_t n = p->row_end - p->row_begin;
-    if (status == CLEVAL_OK &&
-        (cleval_column_rows(pred) != n || (score && (cleval_column_rows(score) != n ||
-                                                     cleval_column_row_size(score) != n_classes))))
-        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: its datasets do not match its slice", p->path);
-    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += COPY_ROWS) {
-        uint64_t count = n - row0 < COPY_ROWS ? n - row0 : COPY_ROWS;
-        int32_t max;
+    cleval_status status =
+        state_rows_open(p->ds, n, p->labels, scores, n_classes, p->cols, &rows, &problem);
+    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += rows.chunk) {
+        uint64_t count = n - row0 < rows.chunk ? n - row0 : rows.chunk;
         if (stop && *stop) {
             status = cleval_fail(CLEVAL_ERR_INTERRUPTED, "stopped while copying %s; nothing "
                                                          "written",
                                  p->path);
             break;
         }
-        if (!(status = cleval_column_read_i32(pred, row0, count, pred_rows, &max)) &&
-            !(status = y ? cleval_column_read_i32(y, row0, count, y_rows, &max) : CLEVAL_OK) &&
-            !(status = score ? cleval_column_read_f32(score, row0, count, score_rows) : CLEVAL_OK))
-            status = cleval_predfile_write(file, p->row_begin + row0, count, pred_rows, score_rows,
-                                           y_rows);
+        if ((status = state_rows_read(&rows, row0, count, &problem)) == CLEVAL_OK)
+            status = cleval_predfile_write(file, p->row_begin + row0, count, rows.pred_rows,
+                                           rows.score_rows, rows.y_rows);
     }
-    cleval_column_close(pred);
-    cleval_column_close(score);
-    cleval_column_close(y);
-    free(pred_rows);
-    free(y_rows);
-    free(score_rows);
-    return status;
+    if (status == CLEVAL_OK && rows.digest != p->rows_digest)
+        problem = "its rows do not match their checksum";
+    else if (status == CLEVAL_OK && !state_rows_match_counts(&rows, p->rows, p->cells))
+        problem = "its predictions disagree with its counts";
+    state_rows_close(&rows);
+    return problem ? damaged(p, problem) : status;
 }
 
 /* The whole prediction file, as the unsharded run writes it. */
@@ -194,7 +252,7 @@ static cleval_status write_whole(const char *save_path, part *const *parts, uint
         if (!(status = cleval_dataset_attribute(parts[0]->ds, copied[a], value, sizeof value)))
             status = cleval_predfile_set_attribute(file, copied[a], value);
     for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
-        status = copy_rows(parts[i], file, scores, merged->has_labels, merged->n_classes, stop);
+        status = copy_rows(parts[i], file, scores, merged->n_classes, stop);
     if (status == CLEVAL_OK && metrics)
         status = cleval_predfile_write_counts(file, "confusion", merged->n_classes,
                                               merged->n_classes, merged->confusion.counts);
@@ -248,39 +306,31 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
     cleval_dataset_attribute(by_index[0]->ds, "device", out->device, sizeof out->device);
     cleval_predict_outcome *merged = &out->predict;
     merged->n_total = merged->n_samples = merged->row_end = parts[0].n_total;
-    merged->has_labels = cleval_dataset_has(by_index[0]->ds, "confusion");
-    const char *counts_name = merged->has_labels ? "confusion" : "predicted_counts";
+    merged->has_labels = by_index[0]->labels;
     for (uint32_t i = 0; status == CLEVAL_OK && i < n_parts; i++) {
-        uint32_t rows, cols;
-        uint64_t *cells;
-        if (cleval_dataset_has(by_index[i]->ds, "confusion") != merged->has_labels) {
+        const part *p = by_index[i];
+        if (p->labels != merged->has_labels)
             status = cleval_fail(CLEVAL_ERR_INPUT, "%s and %s disagree on labels", by_index[0]->path,
-                                 by_index[i]->path);
-            break;
-        }
-        status = cleval_dataset_read_counts(by_index[i]->ds, counts_name, &rows, &cols, &cells);
-        if (status != CLEVAL_OK) break;
-        if (rows != (merged->has_labels ? cols : 1))
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' is %u x %u, not a part's counts",
-                                 by_index[i]->path, counts_name, rows, cols);
-        else if (i > 0 && cols != merged->n_classes && strcmp(out->command, "metrics") != 0)
+                                 p->path);
+        else if (i > 0 && p->cols != merged->n_classes && strcmp(out->command, "metrics") != 0)
             /* eval and knn fix C; metrics parts may have seen different label ranges */
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u",
-                                 by_index[i]->path, cols, by_index[0]->path, merged->n_classes);
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u", p->path,
+                                 p->cols, by_index[0]->path, merged->n_classes);
         else
-            status = add_counts(by_index[i]->path, merged, merged->has_labels, rows, cols, cells);
-        free(cells);
+            status = add_counts(p->path, merged, merged->has_labels, p->rows, p->cols, p->cells);
     }
-    if (status == CLEVAL_OK)
-        status = cleval_dataset_class_names(by_index[0]->ds, &merged->class_names.names,
-                                            &merged->class_names.count);
+    /* The class names are the first slice's (read and checked with it). */
+    merged->class_names.names = by_index[0]->class_names;
+    merged->class_names.count = by_index[0]->n_class_names;
+    by_index[0]->class_names = NULL;
+    by_index[0]->n_class_names = 0;
     if (status == CLEVAL_OK) status = merge_attributes(by_index, n_parts, out);
     if (status == CLEVAL_OK && save_path)
         status = write_whole(save_path, by_index, n_parts, merged,
                              strcmp(out->command, "metrics") == 0, options->stop);
 done:
     for (uint32_t i = 0; parts && i < n_parts; i++)
-        cleval_dataset_close(parts[i].ds);
+        close_part(&parts[i]);
     free(parts);
     free(by_index);
     if (status != CLEVAL_OK) cleval_predict_outcome_free(&out->predict);

@@ -1,6 +1,7 @@
 /* The batch pipeline (see pipeline.h): a ring of batch slots between the calling thread, which
  * reads ahead and writes results, and one worker thread per device. */
 #include "pipeline.h"
+#include "statefile.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -233,8 +234,12 @@ static cleval_status read_batch(const pipeline_config *cfg, pipeline_slot *slot,
 static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot *slot)
 {
     if (!cfg->save) return CLEVAL_OK;
-    return cleval_predfile_write(cfg->save, slot->row0 - cfg->save_row0, slot->n, slot->pred,
-                                 slot->scores, slot->labels);
+    uint64_t row0 = slot->row0 - cfg->save_row0;
+    if (cfg->rows_digest)
+        *cfg->rows_digest += state_rows_digest(row0, slot->n, slot->pred, slot->labels,
+                                               slot->scores, cfg->n_classes);
+    return cleval_predfile_write(cfg->save, row0, slot->n, slot->pred, slot->scores,
+                                 slot->labels);
 }
 
 static cleval_status allocate(pipeline *p)

@@ -62,6 +62,8 @@ typedef struct pipeline_config {
 
     cleval_predfile *save;       /* NULL: predictions are not kept */
     uint64_t save_row0;          /* the row of the file that is row 0 of `save` */
+    /* When not NULL, state_rows_digest() of every batch written to `save` is added here. */
+    uint64_t *rows_digest;
 
     void (*progress)(uint64_t done, uint64_t total, void *user);
     void *progress_user;

@@ -299,14 +299,16 @@ cleval_status cleval_predfile_flush(cleval_predfile *pf)
 cleval_status cleval_predfile_commit(cleval_predfile *pf)
 {
     int err = close_handles(pf);
-    cleval_status status;
-    if (!err) {
-        status = cleval_output_temp_commit(&pf->temp, pf->path, pf->spec.option);
-    } else {
+    cleval_status status = CLEVAL_OK;
+    if (err)
         status = cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot finish the file: %s", pf->spec.option,
                              pf->path, strerror(err));
+    else if (pf->spec.finish)
+        status = pf->spec.finish(pf->temp.by_fd); /* the file we created, not whatever has its name */
+    if (status == CLEVAL_OK)
+        status = cleval_output_temp_commit(&pf->temp, pf->path, pf->spec.option);
+    else
         cleval_output_temp_discard(&pf->temp);
-    }
     destroy(pf);
     return status;
 }
