@@ -113,7 +113,7 @@ int cli_against_finish(const cli_args *args, const cli_against *against,
         cJSON *compare = cleval_compare_json(&verdict);
         if (!compare) status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
         else cJSON_AddItemToObject(member, "compare", compare);
-        if (status == CLEVAL_OK) status = cleval_report_write_json(report_a, args->values[OPT_JSON]);
+        if (status == CLEVAL_OK) status = cli_write_json(report_a, args->values[OPT_JSON]);
     }
     if (status == CLEVAL_OK && !cli_json_to_stdout(args)) {
         status = cli_print_report(a, timing_a);

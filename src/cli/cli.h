@@ -72,6 +72,11 @@ void cli_setup_logging(const cli_args *args);
 /* Resolves --device (or CLEVAL_DEVICE) and opens it. */
 cleval_status cli_open_device(const cli_args *args, cleval_device **dev);
 
+/* Watches cJSON's allocations from now on (call once, first thing); cli_write_json() then
+ * refuses a report built while one failed (exit 4) instead of writing it incomplete. */
+void cli_watch_json_memory(void);
+cleval_status cli_write_json(cJSON *json, const char *path);
+
 /* Prints "cleval: <message>" for `status` (a stop: "cleval: SIGTERM: <message>") and returns
  * the exit code for it. */
 int cli_fail(cleval_status status);

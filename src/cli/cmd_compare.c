@@ -93,7 +93,7 @@ int cli_compare(int argc, char **argv)
     }
     if (status == CLEVAL_OK && args.present[OPT_JSON]) {
         cJSON *json = cleval_compare_json(&result);
-        status = json ? cleval_report_write_json(json, args.values[OPT_JSON])
+        status = json ? cli_write_json(json, args.values[OPT_JSON])
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
         cJSON_Delete(json);
     }

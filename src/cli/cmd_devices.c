@@ -56,7 +56,7 @@ int cli_devices(int argc, char **argv)
             cJSON_AddStringToObject(o, "opencl_c_version", infos[i].opencl_c_version);
             cJSON_AddItemToArray(list, o);
         }
-        status = list ? cleval_report_write_json(list, args.values[OPT_JSON])
+        status = list ? cli_write_json(list, args.values[OPT_JSON])
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
         cJSON_Delete(list);
     } else {

@@ -92,7 +92,7 @@ int cli_drift(int argc, char **argv)
     if (status == CLEVAL_OK && args.present[OPT_JSON]) {
         cJSON *json = cleval_drift_json(&result);
         if (json) cJSON_AddStringToObject(json, "device", cleval_device_get_info(dev)->name);
-        status = json ? cleval_report_write_json(json, args.values[OPT_JSON])
+        status = json ? cli_write_json(json, args.values[OPT_JSON])
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
         cJSON_Delete(json);
     }

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "stop.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,31 @@ bool cli_json_to_stdout(const cli_args *args)
 
 /* A run whose report fails leaves no output: the prediction file, which the engine committed
  * before the report was made, and the JSON file when the human report failed after it. */
+/* cJSON's allocations, watched: the reports are built with cJSON_Add* calls whose results are
+ * not checked one by one (a failed one only leaves its member out), so a report built while
+ * memory ran out would otherwise be written incomplete, with exit 0. */
+static atomic_bool json_out_of_memory;
+
+static void *watched_json_malloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p) atomic_store(&json_out_of_memory, true);
+    return p;
+}
+
+void cli_watch_json_memory(void)
+{
+    cJSON_Hooks hooks = {.malloc_fn = watched_json_malloc, .free_fn = free};
+    cJSON_InitHooks(&hooks);
+}
+
+cleval_status cli_write_json(cJSON *json, const char *path)
+{
+    if (!json || atomic_load(&json_out_of_memory))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory building the report", path);
+    return cleval_report_write_json(json, path);
+}
+
 static void discard_outputs(const cli_args *args, bool json_written)
 {
     if (args->present[OPT_SAVE]) remove(args->values[OPT_SAVE]);
@@ -217,7 +243,7 @@ cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_ou
         cJSON *json;
         status = cli_report_json(outcome, timing, extra, &json);
         if (status == CLEVAL_OK) {
-            status = cleval_report_write_json(json, args->values[OPT_JSON]);
+            status = cli_write_json(json, args->values[OPT_JSON]);
             json_written = status == CLEVAL_OK;
             cJSON_Delete(json);
         }

@@ -104,5 +104,6 @@ static int run_command(int argc, char **argv)
 int main(int argc, char **argv)
 {
     hold_closed_output_fds();
+    cli_watch_json_memory();
     return finish_stdout(run_command(argc, argv));
 }
