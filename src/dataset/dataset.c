@@ -124,18 +124,22 @@ static char *copy_trimmed(const char *text, size_t max_len)
 }
 
 /* Reads the `n` values of a string dataset (`attribute` false) or attribute `obj`, fixed- or
- * variable-length, into heap strings in `list` (n slots, zeroed). The memory type keeps the
- * stored padding: a plain fixed-length copy of H5T_C_S1 is null-terminated, so converting to it
- * a null-padded value that fills its width (h5py's np.bytes_) would drop the last character to
- * make room for the terminator; copy_trimmed adds the terminator instead. */
+ * variable-length, into heap strings in `list` (n slots, zeroed). Variable-length strings are
+ * looked up by vlen_strings.c, not by HDF5, and cut at 4096 bytes. The memory type of
+ * fixed-length ones keeps the stored padding: a plain fixed-length copy of H5T_C_S1 is
+ * null-terminated, so converting to it a null-padded value that fills its width (h5py's
+ * np.bytes_) would drop the last character to make room for the terminator; copy_trimmed adds
+ * the terminator instead. */
 static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attribute,
-                                        const char *name, hid_t ftype, hid_t space, uint32_t n,
-                                        char **list)
+                                        const char *name, hid_t ftype, uint32_t n, char **list)
 {
+    if (H5Tis_variable_str(ftype) > 0)
+        return dataset_read_vlen_strings(ds, obj, attribute, name, n, 4096, list);
     const char *what = attribute ? "attribute " : "";
+    size_t width = H5Tget_size(ftype);
+    cleval_status status = attribute ? CLEVAL_OK : dataset_check_storage(ds, obj, name, width);
+    if (status != CLEVAL_OK) return status;
     hid_t mtype = H5Tcopy(H5T_C_S1);
-    bool variable = H5Tis_variable_str(ftype) > 0;
-    size_t width = variable ? sizeof(char *) : H5Tget_size(ftype);
     char *raw = calloc((size_t)(n ? n : 1) * width + 1, 1);
     if (mtype < 0 || !raw) {
         if (mtype >= 0) H5Tclose(mtype);
@@ -144,19 +148,15 @@ static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attr
                            name);
     }
     H5Tset_cset(mtype, H5Tget_cset(ftype));
-    H5Tset_size(mtype, variable ? H5T_VARIABLE : width);
-    if (!variable) H5Tset_strpad(mtype, H5Tget_strpad(ftype));
+    H5Tset_size(mtype, width);
+    H5Tset_strpad(mtype, H5Tget_strpad(ftype));
     herr_t read = attribute ? H5Aread(obj, mtype, raw)
                             : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
-    cleval_status status = CLEVAL_OK;
     if (read < 0) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read %s'%s'", ds->path, what, name);
     } else {
-        char **strings = (char **)(void *)raw;
         for (uint32_t i = 0; i < n; i++)
-            list[i] = variable ? copy_trimmed(strings[i], 4096)
-                               : copy_trimmed(raw + (size_t)i * width, width);
-        if (variable) H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
+            list[i] = copy_trimmed(raw + (size_t)i * width, width);
         for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
             if (!list[i])
                 status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: %s'%s'",
@@ -193,7 +193,7 @@ static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *na
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
         goto done;
     }
-    status = read_string_values(ds, dset, false, name, ftype, space, n, list);
+    status = read_string_values(ds, dset, false, name, ftype, n, list);
 
 done:
     if (space >= 0) H5Sclose(space);
@@ -257,7 +257,7 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
                              ds->path, name);
     } else if (H5Tget_class(ftype) == H5T_STRING) {
         char *value = NULL;
-        status = read_string_values(ds, attr, true, name, ftype, space, 1, &value);
+        status = read_string_values(ds, attr, true, name, ftype, 1, &value);
         if (status == CLEVAL_OK) snprintf(out, size, "%s", value);
         free(value);
     } else if (H5Tget_class(ftype) == H5T_INTEGER) {
@@ -302,6 +302,8 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
         dims[0] > UINT32_MAX || dims[1] > UINT32_MAX || dims[0] * dims[1] > (1ull << 32)) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' is not a 2-D integer matrix of counts",
                              ds->path, name);
+    } else if ((status = dataset_check_storage(ds, dset, name, H5Tget_size(type))) != CLEVAL_OK) {
+        /* damaged: the check recorded why */
     } else if (!(*cells = malloc(dims[0] * dims[1] * sizeof **cells))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
     } else if (H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *cells) < 0) {
