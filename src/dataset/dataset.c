@@ -245,8 +245,8 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
                                        size_t size)
 {
     out[0] = '\0';
-    if (H5Aexists(ds->file, name) <= 0) return CLEVAL_OK;
-    cleval_status status = CLEVAL_OK;
+    cleval_status status = dataset_check_root_attributes(ds);
+    if (status != CLEVAL_OK || H5Aexists(ds->file, name) <= 0) return status;
     hid_t attr = H5Aopen(ds->file, name, H5P_DEFAULT);
     hid_t ftype = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
     hid_t space = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;

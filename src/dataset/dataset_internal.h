@@ -34,6 +34,30 @@ int dataset_file_descriptor(hid_t obj);
 /* The size in bytes of the file holding object `obj`; false when unknown. */
 bool dataset_file_size(hid_t obj, uint64_t *size);
 
+/* What reading the file holding `obj` byte by byte needs. */
+typedef struct file_format {
+    int fd;
+    uint64_t size;
+    uint64_t base; /* addresses count from here (after a user block) */
+    unsigned sizeof_addr, sizeof_size; /* bytes of an address and of a length: 2 to 8 */
+} file_format;
+
+/* Fills `format` for the file holding `obj`; false when unknown or unsupported (addresses or
+ * lengths wider than 8 bytes). */
+bool dataset_file_format(hid_t obj, file_format *format);
+
+/* Little-endian unsigned integer of `bytes` (at most 8) bytes at `p`. */
+uint64_t dataset_decode_le(const unsigned char *p, unsigned bytes);
+
+/* Reads `bytes` bytes at `offset` of file descriptor `fd`; false when it cannot. */
+bool dataset_read_at(int fd, uint64_t offset, void *dest, size_t bytes);
+
+/* Checks the attribute messages of `ds`'s root group before HDF5 decodes them (HDF5 1.10 copies
+ * an attribute's parts and value by the sizes they declare, past the end of the message when
+ * damaged): each part and the value must fit in its message. CLEVAL_ERR_INPUT naming the file
+ * when not. Headers of format 2 carry a checksum HDF5 verifies and are not walked here. */
+cleval_status dataset_check_root_attributes(const cleval_dataset *ds);
+
 /* Checks, before HDF5 reads dataset `dset` (called `name`) whose stored elements take
  * `element_bytes` each, that its raw data could be what its shape declares (see validate.c):
  * contiguous storage inside the file and exactly as large as the shape, compact storage as

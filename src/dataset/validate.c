@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "cleval/status.h"
 
@@ -24,12 +26,48 @@ int dataset_file_descriptor(hid_t obj)
     return got >= 0 && fd ? *fd : -1;
 }
 
+bool dataset_file_format(hid_t obj, file_format *format)
+{
+    hid_t file = H5Iget_file_id(obj);
+    hid_t fcpl = file >= 0 ? H5Fget_create_plist(file) : H5I_INVALID_HID;
+    if (file >= 0) H5Fclose(file); /* `obj` keeps the file open */
+    size_t sizeof_addr = 0, sizeof_size = 0;
+    hsize_t user_block = 0;
+    bool ok = fcpl >= 0 && H5Pget_sizes(fcpl, &sizeof_addr, &sizeof_size) >= 0 &&
+              H5Pget_userblock(fcpl, &user_block) >= 0;
+    if (fcpl >= 0) H5Pclose(fcpl);
+    format->fd = dataset_file_descriptor(obj);
+    format->base = user_block;
+    format->sizeof_addr = (unsigned)sizeof_addr;
+    format->sizeof_size = (unsigned)sizeof_size;
+    return ok && sizeof_addr >= 2 && sizeof_addr <= 8 && sizeof_size >= 2 && sizeof_size <= 8 &&
+           format->fd >= 0 && dataset_file_size(obj, &format->size);
+}
+
 bool dataset_file_size(hid_t obj, uint64_t *size)
 {
     int fd = dataset_file_descriptor(obj);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) return false;
     *size = (uint64_t)st.st_size;
+    return true;
+}
+
+uint64_t dataset_decode_le(const unsigned char *p, unsigned bytes)
+{
+    uint64_t value = 0;
+    for (unsigned i = bytes; i-- > 0;)
+        value = value << 8 | p[i];
+    return value;
+}
+
+bool dataset_read_at(int fd, uint64_t offset, void *dest, size_t bytes)
+{
+    for (size_t done = 0; done < bytes;) {
+        ssize_t got = pread(fd, (char *)dest + done, bytes - done, (off_t)(offset + done));
+        if (got <= 0) return false;
+        done += (size_t)got;
+    }
     return true;
 }
 

@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 /* HDF5 makes collections of 4 KB, larger only to fit one large object; class names and
  * attributes are far below these bounds. */
@@ -70,9 +68,7 @@ typedef struct collection {
 typedef struct heap_reader {
     const cleval_dataset *ds;
     const char *what, *name; /* "dataset" or "attribute", and its name: for messages */
-    int fd;
-    uint64_t file_size, base; /* addresses count from `base` (after a user block) */
-    unsigned sizeof_addr, sizeof_size;
+    file_format f;
     collection *loaded;
     size_t loaded_count;
     uint64_t loaded_bytes;
@@ -84,27 +80,9 @@ static cleval_status damaged(const heap_reader *r, uint32_t string, const char *
                        r->what, r->name, string, reason);
 }
 
-static uint64_t decode_le(const unsigned char *p, unsigned bytes)
-{
-    uint64_t value = 0;
-    for (unsigned i = bytes; i-- > 0;)
-        value = value << 8 | p[i];
-    return value;
-}
-
 static uint64_t align8(uint64_t n)
 {
     return (n + 7) & ~(uint64_t)7;
-}
-
-static bool read_at(int fd, uint64_t offset, void *dest, size_t bytes)
-{
-    for (size_t done = 0; done < bytes;) {
-        ssize_t got = pread(fd, (char *)dest + done, bytes - done, (off_t)(offset + done));
-        if (got <= 0) return false;
-        done += (size_t)got;
-    }
-    return true;
 }
 
 static int by_index(const void *a, const void *b)
@@ -120,13 +98,13 @@ static int by_index(const void *a, const void *b)
  * index repeats. */
 static bool list_objects(const heap_reader *r, collection *c, uint64_t header_bytes)
 {
-    uint64_t record = 8 + r->sizeof_size;
+    uint64_t record = 8 + r->f.sizeof_size;
     c->objects = malloc((size_t)(c->size / record + 1) * sizeof *c->objects);
     if (!c->objects) return false;
     for (uint64_t at = header_bytes; at + record <= c->size;) {
         const unsigned char *p = c->bytes + at;
-        uint32_t index = (uint32_t)decode_le(p, 2);
-        uint64_t size = decode_le(p + 8, r->sizeof_size), room = c->size - at;
+        uint32_t index = (uint32_t)dataset_decode_le(p, 2);
+        uint64_t size = dataset_decode_le(p + 8, r->f.sizeof_size), room = c->size - at;
         if (index == 0) {
             if (size < record || size > room) return false;
             at += size;
@@ -143,20 +121,19 @@ static bool list_objects(const heap_reader *r, collection *c, uint64_t header_by
 }
 
 /* Reads and lists the collection at file address `addr`, which string `string` names. */
-static cleval_status load_collection(heap_reader *r, uint64_t addr, uint32_t string,
-                                     collection *c)
+static cleval_status load_collection(heap_reader *r, uint64_t addr, uint32_t string, collection *c)
 {
     unsigned char header[24];
-    uint64_t header_bytes = align8(8 + r->sizeof_size); /* "GCOL", version, 3 reserved, size */
-    uint64_t room = r->file_size > r->base ? r->file_size - r->base : 0;
+    uint64_t header_bytes = align8(8 + r->f.sizeof_size); /* "GCOL", version, 3 reserved, size */
+    uint64_t room = r->f.size > r->f.base ? r->f.size - r->f.base : 0;
     if (addr > room || header_bytes > room - addr)
         return damaged(r, string, "points outside the file");
-    uint64_t offset = r->base + addr;
-    if (!read_at(r->fd, offset, header, (size_t)header_bytes) || memcmp(header, "GCOL", 4) != 0 ||
-        header[4] != 1)
+    uint64_t offset = r->f.base + addr;
+    if (!dataset_read_at(r->f.fd, offset, header, (size_t)header_bytes) ||
+        memcmp(header, "GCOL", 4) != 0 || header[4] != 1)
         return damaged(r, string, "points where there is no string heap");
     c->addr = addr;
-    c->size = decode_le(header + 8, r->sizeof_size);
+    c->size = dataset_decode_le(header + 8, r->f.sizeof_size);
     if (c->size < header_bytes || c->size > room - addr)
         return damaged(r, string, "points at a string heap that overruns the file");
     if (c->size > MAX_COLLECTION_BYTES || r->loaded_bytes + c->size > MAX_LOADED_BYTES)
@@ -164,7 +141,7 @@ static cleval_status load_collection(heap_reader *r, uint64_t addr, uint32_t str
     if (!(c->bytes = malloc((size_t)c->size)))
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: %s '%s'", r->ds->path,
                            r->what, r->name);
-    if (!read_at(r->fd, offset, c->bytes, (size_t)c->size))
+    if (!dataset_read_at(r->f.fd, offset, c->bytes, (size_t)c->size))
         return damaged(r, string, "points at a string heap that cannot be read");
     r->loaded_bytes += c->size;
     if (!list_objects(r, c, header_bytes))
@@ -203,9 +180,9 @@ static cleval_status collection_at(heap_reader *r, uint64_t addr, uint32_t strin
 static cleval_status look_up(heap_reader *r, const unsigned char *ref, uint32_t string,
                              size_t max_len, char **out)
 {
-    uint32_t length = (uint32_t)decode_le(ref, 4);
-    uint64_t addr = decode_le(ref + 4, r->sizeof_addr);
-    uint32_t index = (uint32_t)decode_le(ref + 4 + r->sizeof_addr, 4);
+    uint32_t length = (uint32_t)dataset_decode_le(ref, 4);
+    uint64_t addr = dataset_decode_le(ref + 4, r->f.sizeof_addr);
+    uint32_t index = (uint32_t)dataset_decode_le(ref + 4 + r->f.sizeof_addr, 4);
     const char *bytes = "";
     size_t n = 0;
     if (addr != 0) {
@@ -227,35 +204,21 @@ static cleval_status look_up(heap_reader *r, const unsigned char *ref, uint32_t 
     return CLEVAL_OK;
 }
 
-/* The address and length widths, user block, descriptor and size of the file holding `obj`
- * (its heap is in that file, which an external link can make another one than ds's). */
+/* The heap is in the file holding `obj`, which an external link can make another one than
+ * ds's. */
 static cleval_status open_reader(heap_reader *r, hid_t obj)
 {
-    hid_t file = H5Iget_file_id(obj);
-    hid_t fcpl = file >= 0 ? H5Fget_create_plist(file) : H5I_INVALID_HID;
-    if (file >= 0) H5Fclose(file);
-    size_t sizeof_addr = 0, sizeof_size = 0;
-    hsize_t user_block = 0;
-    bool ok = fcpl >= 0 && H5Pget_sizes(fcpl, &sizeof_addr, &sizeof_size) >= 0 &&
-              H5Pget_userblock(fcpl, &user_block) >= 0;
-    if (fcpl >= 0) H5Pclose(fcpl);
-    r->fd = dataset_file_descriptor(obj);
-    if (!ok || sizeof_addr < 2 || sizeof_addr > 8 || sizeof_size < 2 || sizeof_size > 8 ||
-        r->fd < 0 || !dataset_file_size(obj, &r->file_size))
-        return cleval_fail(CLEVAL_ERR_INPUT,
-                           "%s: cannot read %s '%s' (its file's address format is not supported)",
-                           r->ds->path, r->what, r->name);
-    r->base = user_block;
-    r->sizeof_addr = (unsigned)sizeof_addr;
-    r->sizeof_size = (unsigned)sizeof_size;
-    return CLEVAL_OK;
+    if (dataset_file_format(obj, &r->f)) return CLEVAL_OK;
+    return cleval_fail(CLEVAL_ERR_INPUT,
+                       "%s: cannot read %s '%s' (its file's address format is not supported)",
+                       r->ds->path, r->what, r->name);
 }
 
 /* The `n` stored references of `obj`, as HDF5 stores them, into *refs (heap memory). */
 static cleval_status read_references(heap_reader *r, hid_t obj, bool attribute, uint32_t n,
                                      unsigned char **refs)
 {
-    size_t ref_bytes = 4 + r->sizeof_addr + 4;
+    size_t ref_bytes = 4 + r->f.sizeof_addr + 4;
     cleval_status status = CLEVAL_OK;
     if (!attribute && (status = dataset_check_storage(r->ds, obj, r->name, ref_bytes)) != CLEVAL_OK)
         return status;
@@ -269,22 +232,21 @@ static cleval_status read_references(heap_reader *r, hid_t obj, bool attribute, 
         herr_t read = attribute ? H5Aread(obj, raw, *refs)
                                 : H5Dread(obj, raw, H5S_ALL, H5S_ALL, H5P_DEFAULT, *refs);
         if (read < 0)
-            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read %s '%s'", r->ds->path,
-                                 r->what, r->name);
+            status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read %s '%s'", r->ds->path, r->what,
+                                 r->name);
     }
     if (raw >= 0) H5Tclose(raw);
     return status;
 }
 
 cleval_status dataset_read_vlen_strings(const cleval_dataset *ds, hid_t obj, bool attribute,
-                                        const char *name, uint32_t n, size_t max_len,
-                                        char **list)
+                                        const char *name, uint32_t n, size_t max_len, char **list)
 {
     heap_reader r = {.ds = ds, .what = attribute ? "attribute" : "dataset", .name = name};
     unsigned char *refs = NULL;
     cleval_status status = open_reader(&r, obj);
     if (status == CLEVAL_OK) status = read_references(&r, obj, attribute, n, &refs);
-    size_t ref_bytes = 4 + r.sizeof_addr + 4;
+    size_t ref_bytes = 4 + r.f.sizeof_addr + 4;
     for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
         status = look_up(&r, refs + (size_t)i * ref_bytes, i, max_len, &list[i]);
     for (size_t i = 0; i < r.loaded_count; i++)
