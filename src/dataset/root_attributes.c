@@ -49,13 +49,16 @@ static bool attribute_fits(const unsigned char *m, uint64_t size, const file_for
     unsigned version = m[0];
     uint64_t name = dataset_decode_le(m + 2, 2), type = dataset_decode_le(m + 4, 2),
              space = dataset_decode_le(m + 6, 2), at = version == 3 ? 9 : 8;
-    if (version < 1 || version > 3) return false;
+    if (version < 1 || version > 3 || size < at) return false;
     if (version == 1) {
         name = align8(name);
         type = align8(type);
         space = align8(space);
     }
-    if (name + type + space > size - at || type < 8) return false;
+    if (name + type + space > size - at) return false;
+    bool shared = version > 1 && (m[1] & 3); /* type or shape stored elsewhere: sizes unknown */
+    if (shared) return true;
+    if (type < 8) return false;
     const unsigned char *type_bytes = m + at + name, *space_bytes = type_bytes + type;
     uint64_t element = dataset_decode_le(type_bytes + 4, 4), elements;
     if (!space_elements(space_bytes, space, f, &elements)) return false;
