@@ -249,6 +249,50 @@ static void test_valid_files_read_back(void **state)
         }
 }
 
+/* class_names written with creation list `dcpl` into a new file `path`. */
+static void write_names_with(const char *path, hid_t dcpl)
+{
+    hid_t file = h5_create(path);
+    hsize_t dims[1] = {CLASSES};
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t dset = H5Dcreate2(file, "class_names", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dset < 0 || H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, class_names) < 0)
+        fail_msg("cannot write class_names");
+    H5Dclose(dset);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(file);
+}
+
+/* Variable-length strings read back from every layout: compact, chunked, chunked and
+ * compressed (the stored references come through HDF5's own storage code). */
+static void test_string_layouts_read_back(void **state)
+{
+    (void)state;
+    const char *path = temp_path("names_layouts.h5");
+    hsize_t chunk[1] = {2};
+    for (int layout = 0; layout < 3; layout++) {
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        if (layout == 0) H5Pset_layout(dcpl, H5D_COMPACT);
+        if (layout > 0) H5Pset_chunk(dcpl, 1, chunk);
+        if (layout == 2) H5Pset_deflate(dcpl, 6);
+        write_names_with(path, dcpl);
+        H5Pclose(dcpl);
+        cleval_dataset *ds;
+        char **names;
+        uint32_t count;
+        assert_ok(cleval_dataset_open(path, &ds));
+        assert_ok(cleval_dataset_class_names(ds, &names, &count));
+        assert_int_equal(count, CLASSES);
+        for (int i = 0; i < CLASSES; i++)
+            assert_string_equal(names[i], class_names[i]);
+        cleval_dataset_free_names(names, count);
+        cleval_dataset_close(ds);
+    }
+}
+
 /* The string heap ("GCOL" collection) the class names live in: its first record follows the
  * 16-byte header as index (2), reference count (2), reserved (4), size (8). */
 static size_t heap_at(const bytes *b)
@@ -472,6 +516,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_files_read_back),
+        cmocka_unit_test(test_string_layouts_read_back),
         cmocka_unit_test(test_damaged_string_heap_refused),
         cmocka_unit_test(test_damaged_string_references_refused),
         cmocka_unit_test(test_damaged_attributes_refused),
