@@ -208,6 +208,11 @@ static void put_le(unsigned char *p, uint64_t value, unsigned count)
         p[i] = (unsigned char)value;
 }
 
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* The file offset of dataset `name`'s contiguous raw data. */
 static uint64_t raw_data_offset(const char *path, const char *name)
 {
@@ -468,6 +473,28 @@ static void test_cli_refuses_damaged_files(void **state)
     run_cleval_time_limit(0);
 }
 
+/* A group that holds its own parent, its header counting one link to it where there are two:
+ * HDF5's walk of the file skips objects met before only when they count several links. */
+static void test_group_cycle_refused(void **state)
+{
+    (void)state;
+    const char *path = temp_path("group_cycle.h5");
+    write_sample(path, false, 0);
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Gclose(H5Gcreate2(file, "g", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    assert_true(H5Lcreate_hard(file, "/", file, "g/loop", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5O_info_t root;
+    assert_true(H5Oget_info(file, &root) >= 0);
+    assert_int_equal(root.rc, 2);
+    H5Fclose(file);
+    bytes b = load(path);
+    assert_int_equal(get_le32(b.data + root.addr + 4), 2); /* format 1 header: reference count */
+    put_le(b.data + root.addr + 4, 1, 4);
+    save(path, &b);
+    free(b.data);
+    expect_refused(path, "HDF5 file is damaged (its groups nest over 64 deep)");
+}
+
 /* Every k-th byte of a valid file flipped in turn (all its bits): each read must finish, with
  * any status, never die from a signal or hang. Run under AddressSanitizer it also checks that
  * no read goes past a buffer. */
@@ -522,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_damaged_attributes_refused),
         cmocka_unit_test(test_damaged_x_storage_refused),
         cmocka_unit_test(test_cli_refuses_damaged_files),
+        cmocka_unit_test(test_group_cycle_refused),
         cmocka_unit_test(test_byte_flip_campaign_contiguous),
         cmocka_unit_test(test_byte_flip_campaign_chunked),
     };
