@@ -61,8 +61,8 @@ cleval_status dataset_check_root_attributes(const cleval_dataset *ds);
 /* Checks, before HDF5 reads dataset `dset` (called `name`) whose stored elements take
  * `element_bytes` each, that its raw data could be what its shape declares (see validate.c):
  * contiguous storage inside the file and exactly as large as the shape, compact storage as
- * large as the shape, chunks of a sane shape, each inside the file and, unfiltered, one chunk
- * large. CLEVAL_ERR_INPUT naming file and dataset when not. */
+ * large as the shape, chunks of a sane shape and, when there are at most 1024, each inside the
+ * file and, unfiltered, one chunk large. CLEVAL_ERR_INPUT naming file and dataset when not. */
 cleval_status dataset_check_storage(const cleval_dataset *ds, hid_t dset, const char *name,
                                     size_t element_bytes);
 
