@@ -124,7 +124,8 @@ static char *copy_trimmed(const char *text, size_t max_len)
 }
 
 /* Reads the `n` values of a string dataset (`attribute` false) or attribute `obj`, fixed- or
- * variable-length, into heap strings in `list` (n slots, zeroed). Variable-length strings are
+ * variable-length, into heap strings in `list` (n slots, zeroed); a dataset's storage has been
+ * checked by check_string_storage(). Variable-length strings are
  * looked up by vlen_strings.c, not by HDF5, and cut at 4096 bytes. The memory type of
  * fixed-length ones keeps the stored padding: a plain fixed-length copy of H5T_C_S1 is
  * null-terminated, so converting to it a null-padded value that fills its width (h5py's
@@ -137,8 +138,7 @@ static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attr
         return dataset_read_vlen_strings(ds, obj, attribute, name, n, 4096, list);
     const char *what = attribute ? "attribute " : "";
     size_t width = H5Tget_size(ftype);
-    cleval_status status = attribute ? CLEVAL_OK : dataset_check_storage(ds, obj, name, width);
-    if (status != CLEVAL_OK) return status;
+    cleval_status status = CLEVAL_OK;
     hid_t mtype = H5Tcopy(H5T_C_S1);
     char *raw = calloc((size_t)(n ? n : 1) * width + 1, 1);
     if (mtype < 0 || !raw) {
@@ -167,6 +167,24 @@ static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attr
     return status;
 }
 
+/* Checks the storage of string dataset `dset` of type `ftype` (see validate.c) before anything
+ * is allocated for its declared length: a variable-length string stores a heap reference. */
+static cleval_status check_string_storage(cleval_dataset *ds, hid_t dset, const char *name,
+                                          hid_t ftype)
+{
+    size_t element = H5Tget_size(ftype);
+    file_format format;
+    if (H5Tis_variable_str(ftype) > 0) {
+        if (!dataset_file_format(dset, &format))
+            return cleval_fail(CLEVAL_ERR_INPUT,
+                               "%s: cannot read '%s' (its file's address format is not "
+                               "supported)",
+                               ds->path, name);
+        element = dataset_vlen_reference_bytes(&format);
+    }
+    return dataset_check_storage(ds, dset, name, element);
+}
+
 /* Reads a 1-D string dataset, fixed- or variable-length, into heap strings. */
 static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *name, char ***names,
                                   uint32_t *count)
@@ -188,6 +206,7 @@ static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *na
         goto done;
     }
     n = (uint32_t)dims[0];
+    if ((status = check_string_storage(ds, dset, name, ftype)) != CLEVAL_OK) goto done;
     list = calloc(n ? n : 1, sizeof *list);
     if (!list) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);

@@ -66,9 +66,12 @@ cleval_status dataset_check_root_attributes(const cleval_dataset *ds);
 cleval_status dataset_check_storage(const cleval_dataset *ds, hid_t dset, const char *name,
                                     size_t element_bytes);
 
+/* The bytes a variable-length string takes in a file of `format`: a reference to its heap. */
+size_t dataset_vlen_reference_bytes(const file_format *format);
+
 /* Reads the `n` variable-length strings of dataset (`attribute` false) or attribute `obj`
  * called `name` into heap strings in `list` (n slots, zeroed), each cut at its first NUL or
- * at `max_len` bytes. The strings are looked up in the file's global heap by vlen_strings.c,
+ * at `max_len` bytes; a dataset's storage must have been checked (dataset_check_storage). The strings are looked up in the file's global heap by vlen_strings.c,
  * every reference and heap record bounds-checked, not by HDF5 (see there). */
 cleval_status dataset_read_vlen_strings(const cleval_dataset *ds, hid_t obj, bool attribute,
                                         const char *name, uint32_t n, size_t max_len,

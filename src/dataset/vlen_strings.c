@@ -218,10 +218,8 @@ static cleval_status open_reader(heap_reader *r, hid_t obj)
 static cleval_status read_references(heap_reader *r, hid_t obj, bool attribute, uint32_t n,
                                      unsigned char **refs)
 {
-    size_t ref_bytes = 4 + r->f.sizeof_addr + 4;
+    size_t ref_bytes = dataset_vlen_reference_bytes(&r->f);
     cleval_status status = CLEVAL_OK;
-    if (!attribute && (status = dataset_check_storage(r->ds, obj, r->name, ref_bytes)) != CLEVAL_OK)
-        return status;
     pthread_once(&register_once, register_conversion);
     hid_t raw = H5Tcreate(H5T_OPAQUE, ref_bytes);
     *refs = calloc(n ? n : 1, ref_bytes);
@@ -246,7 +244,7 @@ cleval_status dataset_read_vlen_strings(const cleval_dataset *ds, hid_t obj, boo
     unsigned char *refs = NULL;
     cleval_status status = open_reader(&r, obj);
     if (status == CLEVAL_OK) status = read_references(&r, obj, attribute, n, &refs);
-    size_t ref_bytes = 4 + r.f.sizeof_addr + 4;
+    size_t ref_bytes = dataset_vlen_reference_bytes(&r.f);
     for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
         status = look_up(&r, refs + (size_t)i * ref_bytes, i, max_len, &list[i]);
     for (size_t i = 0; i < r.loaded_count; i++)
@@ -254,4 +252,9 @@ cleval_status dataset_read_vlen_strings(const cleval_dataset *ds, hid_t obj, boo
     free(r.loaded);
     free(refs);
     return status;
+}
+
+size_t dataset_vlen_reference_bytes(const file_format *format)
+{
+    return 4 + format->sizeof_addr + 4; /* length, heap address, object index */
 }
