@@ -39,8 +39,12 @@ static void test_controls_escaped(void **state)
     /* Logs keep their line structure, but not a carriage return. */
     expect_printable("a\n\tb\rc", true, "a\n\tb\\x0dc");
     /* C1 controls (CSI) and bidirectional overrides as code points. */
-    expect_printable("\xc2\x9b" "31m", false, "\\u009b31m");
-    expect_printable("abc\xe2\x80\xae" "fdp.exe", false, "abc\\u202efdp.exe");
+    expect_printable("\xc2\x9b"
+                     "31m",
+                     false, "\\u009b31m");
+    expect_printable("abc\xe2\x80\xae"
+                     "fdp.exe",
+                     false, "abc\\u202efdp.exe");
     expect_printable("\xe2\x81\xa6x", false, "\\u2066x");
 }
 
@@ -48,11 +52,11 @@ static void test_invalid_utf8_escaped(void **state)
 {
     (void)state;
     expect_printable("\xff\xfe", false, "\\xff\\xfe");
-    expect_printable("\xc0\xaf", false, "\\xc0\\xaf");             /* overlong '/' */
-    expect_printable("\xed\xa0\x80", false, "\\xed\\xa0\\x80");     /* a surrogate */
+    expect_printable("\xc0\xaf", false, "\\xc0\\xaf");                   /* overlong '/' */
+    expect_printable("\xed\xa0\x80", false, "\\xed\\xa0\\x80");          /* a surrogate */
     expect_printable("\xf4\x90\x80\x80", false, "\\xf4\\x90\\x80\\x80"); /* above U+10FFFF */
-    expect_printable("end\xe6\x97", false, "end\\xe6\\x97");        /* cut short */
-    expect_printable("\x80x", false, "\\x80x");                     /* a lone continuation */
+    expect_printable("end\xe6\x97", false, "end\\xe6\\x97");             /* cut short */
+    expect_printable("\x80x", false, "\\x80x");                          /* a lone continuation */
 }
 
 /* A buffer too small keeps whole characters and escapes only, and says what it needed. */
@@ -60,7 +64,10 @@ static void test_cut_at_boundaries(void **state)
 {
     (void)state;
     char out[6];
-    assert_int_equal(cleval_text_printable("ab\x1b" "cd", false, out, sizeof out), 8);
+    assert_int_equal(cleval_text_printable("ab\x1b"
+                                           "cd",
+                                           false, out, sizeof out),
+                     8);
     assert_string_equal(out, "ab");
     assert_int_equal(cleval_text_printable("a\xe6\x97\xa5\xe6\x9c\xac", false, out, sizeof out), 7);
     assert_string_equal(out, "a\xe6\x97\xa5");
@@ -115,8 +122,8 @@ static void test_report_escapes_class_names(void **state)
     free(err);
 
     /* The JSON is valid UTF-8 and carries the same printable names. */
-    cJSON *json = run_cleval_json((const char *[]){"metrics", "--data", path, "--json", "-", NULL},
-                                  0);
+    cJSON *json =
+        run_cleval_json((const char *[]){"metrics", "--data", path, "--json", "-", NULL}, 0);
     char *text = cJSON_PrintUnformatted(json);
     assert_terminal_safe(text);
     cJSON *per_class = cJSON_GetObjectItem(json, "per_class");

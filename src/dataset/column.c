@@ -215,6 +215,7 @@ cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_co
     }
     hid_t ftype = H5Dget_type(col->dset);
     bool numeric = ftype >= 0 && classify(ftype, &col->type);
+    size_t stored_size = numeric ? H5Tget_size(ftype) : 0;
     if (ftype >= 0) H5Tclose(ftype);
     if (!numeric) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must hold integers or floats", ds->path,
@@ -234,6 +235,7 @@ cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_co
         goto fail;
     }
     if ((status = check_shape(col, col->file_space)) != CLEVAL_OK ||
+        (status = dataset_check_storage(ds, col->dset, name, stored_size)) != CLEVAL_OK ||
         (status = read_limits(col)) != CLEVAL_OK)
         goto fail;
     *out = col;

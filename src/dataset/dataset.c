@@ -133,22 +133,26 @@ static char *copy_trimmed(const char *text, size_t max_len)
 }
 
 /* Reads the `n` values of a string dataset (`attribute` false) or attribute `obj`, fixed- or
- * variable-length, into heap strings in `list` (n slots, zeroed). The memory type keeps the
- * stored padding: a plain fixed-length copy of H5T_C_S1 is null-terminated, so converting to it
- * a null-padded value that fills its width (h5py's np.bytes_) would drop the last character to
- * make room for the terminator; copy_trimmed adds the terminator instead. */
+ * variable-length, into heap strings in `list` (n slots, zeroed); a dataset's storage has been
+ * checked by check_string_storage(). Variable-length strings are
+ * looked up by vlen_strings.c, not by HDF5, and cut at 4096 bytes. The memory type of
+ * fixed-length ones keeps the stored padding: a plain fixed-length copy of H5T_C_S1 is
+ * null-terminated, so converting to it a null-padded value that fills its width (h5py's
+ * np.bytes_) would drop the last character to make room for the terminator; copy_trimmed adds
+ * the terminator instead. */
 static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attribute,
-                                        const char *name, hid_t ftype, hid_t space, uint32_t n,
-                                        char **list)
+                                        const char *name, hid_t ftype, uint32_t n, char **list)
 {
+    if (H5Tis_variable_str(ftype) > 0)
+        return dataset_read_vlen_strings(ds, obj, attribute, name, n, 4096, list);
     const char *what = attribute ? "attribute " : "";
-    bool variable = H5Tis_variable_str(ftype) > 0;
-    size_t width = variable ? sizeof(char *) : H5Tget_size(ftype);
+    size_t width = H5Tget_size(ftype);
     /* An attribute lives in its object header (64 KiB at most): a larger declared width is
      * damage, and allocating it would be the damage's size. */
     if (attribute && width > MAX_ATTRIBUTE_BYTES)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: attribute '%s' declares %zu bytes", ds->path,
                            name, width);
+    cleval_status status = CLEVAL_OK;
     hid_t mtype = H5Tcopy(H5T_C_S1);
     char *raw = calloc((size_t)(n ? n : 1) * width + 1, 1);
     if (mtype < 0 || !raw) {
@@ -158,19 +162,15 @@ static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attr
                            name);
     }
     H5Tset_cset(mtype, H5Tget_cset(ftype));
-    H5Tset_size(mtype, variable ? H5T_VARIABLE : width);
-    if (!variable) H5Tset_strpad(mtype, H5Tget_strpad(ftype));
+    H5Tset_size(mtype, width);
+    H5Tset_strpad(mtype, H5Tget_strpad(ftype));
     herr_t read = attribute ? H5Aread(obj, mtype, raw)
                             : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
-    cleval_status status = CLEVAL_OK;
     if (read < 0) {
         status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read %s'%s'", ds->path, what, name);
     } else {
-        char **strings = (char **)(void *)raw;
         for (uint32_t i = 0; i < n; i++)
-            list[i] = variable ? copy_trimmed(strings[i], 4096)
-                               : copy_trimmed(raw + (size_t)i * width, width);
-        if (variable) H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
+            list[i] = copy_trimmed(raw + (size_t)i * width, width);
         for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
             if (!list[i])
                 status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: %s'%s'",
@@ -179,6 +179,24 @@ static cleval_status read_string_values(cleval_dataset *ds, hid_t obj, bool attr
     H5Tclose(mtype);
     free(raw);
     return status;
+}
+
+/* Checks the storage of string dataset `dset` of type `ftype` (see validate.c) before anything
+ * is allocated for its declared length: a variable-length string stores a heap reference. */
+static cleval_status check_string_storage(cleval_dataset *ds, hid_t dset, const char *name,
+                                          hid_t ftype)
+{
+    size_t element = H5Tget_size(ftype);
+    file_format format;
+    if (H5Tis_variable_str(ftype) > 0) {
+        if (!dataset_file_format(dset, &format))
+            return cleval_fail(CLEVAL_ERR_INPUT,
+                               "%s: cannot read '%s' (its file's address format is not "
+                               "supported)",
+                               ds->path, name);
+        element = dataset_vlen_reference_bytes(&format);
+    }
+    return dataset_check_storage(ds, dset, name, element);
 }
 
 /* Reads a 1-D string dataset, fixed- or variable-length, into heap strings. */
@@ -212,12 +230,13 @@ static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *na
         goto done;
     }
     n = (uint32_t)dims[0];
+    if ((status = check_string_storage(ds, dset, name, ftype)) != CLEVAL_OK) goto done;
     list = calloc(n ? n : 1, sizeof *list);
     if (!list) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
         goto done;
     }
-    status = read_string_values(ds, dset, false, name, ftype, space, n, list);
+    status = read_string_values(ds, dset, false, name, ftype, n, list);
 
 done:
     if (space >= 0) H5Sclose(space);
@@ -284,8 +303,8 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
                                        size_t size)
 {
     out[0] = '\0';
-    if (H5Aexists(ds->file, name) <= 0) return CLEVAL_OK;
-    cleval_status status = CLEVAL_OK;
+    cleval_status status = dataset_check_root_attributes(ds);
+    if (status != CLEVAL_OK || H5Aexists(ds->file, name) <= 0) return status;
     hid_t attr = H5Aopen(ds->file, name, H5P_DEFAULT);
     hid_t ftype = attr >= 0 ? H5Aget_type(attr) : H5I_INVALID_HID;
     hid_t space = attr >= 0 ? H5Aget_space(attr) : H5I_INVALID_HID;
@@ -296,7 +315,7 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
                              ds->path, name);
     } else if (H5Tget_class(ftype) == H5T_STRING) {
         char *value = NULL;
-        status = read_string_values(ds, attr, true, name, ftype, space, 1, &value);
+        status = read_string_values(ds, attr, true, name, ftype, 1, &value);
         if (status == CLEVAL_OK) snprintf(out, size, "%s", value);
         free(value);
     } else if (H5Tget_class(ftype) == H5T_INTEGER) {
@@ -386,6 +405,8 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
                              "%s: '%s' declares %llu x %llu counts the file does not hold",
                              ds->path, name, (unsigned long long)dims[0],
                              (unsigned long long)dims[1]);
+    } else if ((status = dataset_check_storage(ds, dset, name, H5Tget_size(type))) != CLEVAL_OK) {
+        /* damaged: the check recorded why */
     } else if (!(*cells = malloc(dims[0] * dims[1] * sizeof **cells))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
     } else if (H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *cells) < 0) {

@@ -16,6 +16,11 @@
 
 enum { MAX_NESTING = 8, MAX_NAME = 4096 };
 
+/* H5Lvisit skips an object it has met only when its header counts more than one link to it,
+ * so a damaged header can make a group contain itself and the walk never end: it is cut off at
+ * MAX_GROUP_DEPTH nested groups or MAX_LINKS links. */
+enum { MAX_GROUP_DEPTH = 64, MAX_LINKS = 1000000 };
+
 static atomic_bool allow_outside;
 
 void cleval_dataset_allow_outside_files(bool allow)
@@ -34,6 +39,7 @@ typedef struct check {
                        * dataset again with another external storage prefix) */
     const char *chain[MAX_NESTING + 1];
     int depth;
+    unsigned long links; /* visited in this file, see MAX_LINKS */
     cleval_status status;
 } check;
 
@@ -222,10 +228,29 @@ static herr_t check_external_link(check *c, hid_t group, const char *name, size_
     return result;
 }
 
+/* The number of groups path `name` (relative to the file's root) passes through. */
+static size_t group_depth(const char *name)
+{
+    size_t depth = 0;
+    for (; *name; name++)
+        depth += *name == '/';
+    return depth;
+}
+
 /* H5Lvisit callback: every link of the file, hard links to datasets and external links. */
 static herr_t visit_link(hid_t group, const char *name, const H5L_info_t *info, void *data)
 {
     check *c = data;
+    if (++c->links > MAX_LINKS || group_depth(name) > MAX_GROUP_DEPTH) {
+        c->status = c->links > MAX_LINKS
+                        ? cleval_fail(CLEVAL_ERR_INPUT,
+                                      "%s: HDF5 file is damaged (it holds over %d links)",
+                                      c->path, MAX_LINKS)
+                        : cleval_fail(CLEVAL_ERR_INPUT,
+                                      "%s: HDF5 file is damaged (its groups nest over %d deep)",
+                                      c->path, MAX_GROUP_DEPTH);
+        return -1;
+    }
     if (info->type == H5L_TYPE_EXTERNAL)
         return check_external_link(c, group, name, info->u.val_size);
     if (info->type != H5L_TYPE_HARD) return 0;

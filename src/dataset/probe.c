@@ -1,12 +1,13 @@
 /* A first look at a data file from a child process. libhdf5 (Debian's 1.10) trusts the bytes of
  * a file: damaged metadata can make it read out of bounds, crash or loop forever while it opens
- * the file, walks its groups, decodes a chunk index or reads variable-length strings from the
- * global heap. So before this process asks libhdf5 anything about a file, a forked child asks
- * the same questions and more: every link and object, every dataset's type, shape, layout,
- * filters and chunk index, every attribute and every string dataset. Only when the child comes
- * back normally does the parent go on (its own questions are a subset, on the same bytes); a
- * child that crashed or ran out of time makes the file "damaged". Raw numeric data is not read
- * here: column.c checks its storage before reading it. */
+ * the file, walks its groups or decodes a chunk index. So before this process asks libhdf5
+ * anything about a file, a forked child asks the same questions and more: every link and object,
+ * every dataset's type, shape, layout, filters and chunk index, every attribute and every
+ * fixed-length string. Only when the child comes back normally does the parent go on (its own
+ * questions are a subset, on the same bytes); a child that crashed or ran out of time makes the
+ * file "damaged". Raw numeric data is not read here (validate.c checks its storage before it is
+ * read), nor are variable-length strings (vlen_strings.c reads those without libhdf5's heap
+ * code). */
 #include "dataset_internal.h"
 
 #include <errno.h>
@@ -24,19 +25,22 @@ enum { PROBE_SECONDS = 60 };
 /* Strings up to this many entries are read back (class names and the like). */
 enum { MAX_PROBED_STRINGS = 1 << 20 };
 
+/* Reads fixed-length strings as the parent will. Variable-length ones are left alone: the
+ * parent never lets libhdf5 read those (vlen_strings.c reads them, checking every step), and
+ * libhdf5's global-heap code is where damaged files make it loop forever. */
 static void read_strings(hid_t obj, hid_t ftype, hid_t space, bool attribute)
 {
     hssize_t n = H5Sget_simple_extent_npoints(space);
-    if (n < 0 || n > MAX_PROBED_STRINGS) return;
-    bool variable = H5Tis_variable_str(ftype) > 0;
-    size_t width = variable ? sizeof(char *) : H5Tget_size(ftype);
+    if (n < 0 || n > MAX_PROBED_STRINGS || H5Tis_variable_str(ftype) != 0) return;
+    size_t width = H5Tget_size(ftype);
     if (width == 0 || width > (1u << 20)) return;
     hid_t mtype = H5Tcopy(H5T_C_S1);
     void *raw = calloc((size_t)(n ? n : 1), width + 1);
-    if (mtype >= 0 && raw && H5Tset_size(mtype, variable ? H5T_VARIABLE : width + 1) >= 0) {
-        herr_t read = attribute ? H5Aread(obj, mtype, raw)
-                                : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
-        if (read >= 0 && variable) H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, raw);
+    if (mtype >= 0 && raw && H5Tset_size(mtype, width + 1) >= 0) {
+        if (attribute)
+            H5Aread(obj, mtype, raw);
+        else
+            H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw);
     }
     free(raw);
     if (mtype >= 0) H5Tclose(mtype);

@@ -41,8 +41,7 @@ static bool is_escaped_code_point(uint32_t cp)
 
 /* Appends `piece` (length n) whole or not at all, so `out` is never cut inside a character or
  * an escape; `*used` counts what the whole text needs. */
-static void append(char *out, size_t size, size_t *used, size_t *kept, const char *piece,
-                   size_t n)
+static void append(char *out, size_t size, size_t *used, size_t *kept, const char *piece, size_t n)
 {
     if (*kept == *used && *used + n < size) {
         for (size_t i = 0; i < n; i++)
