@@ -89,7 +89,7 @@ bool cleval_dataset_has(const cleval_dataset *ds, const char *name)
     /* H5Lexists fails (rather than answering no) when an intermediate group is missing. */
     if (H5Lexists(ds->file, name, H5P_DEFAULT) <= 0) return false;
     H5O_info_t info;
-    if (H5Oget_info_by_name(ds->file, name, &info, H5P_DEFAULT) < 0) return false;
+    if (H5Oget_info_by_name2(ds->file, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return false;
     return info.type == H5O_TYPE_DATASET;
 }
 

@@ -255,7 +255,7 @@ static herr_t visit_link(hid_t group, const char *name, const H5L_info_t *info, 
         return check_external_link(c, group, name, info->u.val_size);
     if (info->type != H5L_TYPE_HARD) return 0;
     H5O_info_t object;
-    if (H5Oget_info_by_name(group, name, &object, H5P_DEFAULT) < 0)
+    if (H5Oget_info_by_name2(group, name, &object, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
         return refuse(c, name, "object", name, "cannot be read");
     return object.type == H5O_TYPE_DATASET ? check_dataset(c, group, name) : 0;
 }

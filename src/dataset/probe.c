@@ -91,7 +91,7 @@ static herr_t probe_object(hid_t file, const char *name, const H5L_info_t *link,
 {
     if (link->type != H5L_TYPE_HARD) return 0; /* external links: dataset_check_linked_files */
     H5O_info_t info;
-    if (H5Oget_info_by_name(file, name, &info, H5P_DEFAULT) < 0) return 0;
+    if (H5Oget_info_by_name2(file, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return 0;
     if (info.type == H5O_TYPE_DATASET) {
         hid_t dset = H5Dopen2(file, name, *(hid_t *)dapl);
         if (dset >= 0) {
