@@ -1,4 +1,4 @@
-/* `cleval knn` as a user runs it: every bad input named in CONTRACT.md exits 2 with one line,
+/* `cleval knn` as a user runs it: every bad input named in docs/contract.md exits 2 with one line,
  * a normal run reports metrics and the tie counts, --save writes the prediction file, and a
  * test set without labels gives predictions only. */
 #include "testutil.h"

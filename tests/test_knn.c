@@ -192,7 +192,7 @@ static uint64_t check_fixture(const char *name, const char *cfg,
                      (unsigned long long)q, got.pred[q], pred[q]);
         /* The crafted ties hold small integers, exact in float32: their order is the
          * contract's. Elsewhere scikit-learn ranked float64 data that cleval reads as float32
-         * (CONTRACT.md), which may reorder near-equal distances inside the k: compare sets. */
+         * (docs/contract.md), which may reorder near-equal distances inside the k: compare sets. */
         int32_t *mine = got.neighbors + q * config.k, *theirs = neighbors + q * config.k;
         if (strcmp(name, "ties") != 0) {
             qsort(mine, config.k, sizeof *mine, compare_ints);

@@ -6,7 +6,7 @@ tests/fixtures/compare/
                          and planted flips (some fixing A's errors, more breaking right ones).
   base.json              what compare must report for A = base_a, B = base_b: counts, flip
                          matrix, flipped indices, accuracies, Newcombe's paired interval,
-                         McNemar's p (CONTRACT.md's formula), score differences, top samples.
+                         McNemar's p (docs/contract.md's formula), score differences, top samples.
   nolabel_a.h5, nolabel_b.h5, nolabel.json
                          no y: predictions and score differences only.
   wide_b.h5              base_a's y and pred with scores 7 wide: no score comparison.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the datasets shipped with cleval, in the HDF5 layout of CONTRACT.md.
+"""Build the datasets shipped with cleval, in the HDF5 layout of docs/contract.md.
 
 Produces (run from the repository root: ``python3 tools/make_datasets.py``):
 

@@ -1,5 +1,5 @@
 /* `cleval compare`: a paired verdict between two prediction files over the same test set
- * (CONTRACT.md "compare"). Both files are streamed in batches, side by side, on the host:
+ * (docs/contract.md "compare"). Both files are streamed in batches, side by side, on the host:
  * agreement, flips and the flip matrix, both accuracies with a paired confidence interval for
  * their difference, McNemar's exact test, score differences, and the gates a CI job sets.
  * Results are plain structs; cleval_compare_json() and cleval_compare_report() turn them into
@@ -135,7 +135,7 @@ void cleval_compare_result_free(cleval_compare_result *r);
 void cleval_compare_paired_interval(uint64_t both_right, uint64_t a_only, uint64_t b_only,
                                     uint64_t both_wrong, double z, double *low, double *high);
 
-/* The JSON report: CONTRACT.md's keys plus this engine's additions (README). NULL when out of
+/* The JSON report: docs/contract.md's keys plus this engine's additions (README). NULL when out of
  * memory. */
 cJSON *cleval_compare_json(const cleval_compare_result *r);
 

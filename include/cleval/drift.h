@@ -1,5 +1,5 @@
 /* `cleval drift`: output-distribution drift between a reference run and a current run
- * (CONTRACT.md "drift"). Each prediction file is streamed once through the device: a kernel
+ * (docs/contract.md "drift"). Each prediction file is streamed once through the device: a kernel
  * turns every scores row into its confidence, entropy and confidence bin, and the device
  * histograms count predicted classes, confidence bins and (with labels) the confusion matrix.
  * PSI, Jensen-Shannon distance and the chi-squared test are computed from those exact counts
@@ -44,7 +44,7 @@ typedef struct cleval_drift_thresholds {
     double alpha;     /* 0.05: alert when the chi-squared p-value < this */
 } cleval_drift_thresholds;
 
-/* The defaults above (CONTRACT.md). */
+/* The defaults above (docs/contract.md). */
 cleval_drift_thresholds cleval_drift_default_thresholds(void);
 
 typedef void (*cleval_drift_progress_fn)(uint64_t done, uint64_t total, void *user);
@@ -137,7 +137,7 @@ void cleval_drift_chi2(const uint64_t *reference, const uint64_t *current, uint3
 /* Applies `t` to the statistics of `r`, filling its alerts and warnings. */
 void cleval_drift_check(cleval_drift_result *r, const cleval_drift_thresholds *t);
 
-/* The JSON report: CONTRACT.md's keys plus this engine's additions (README). NULL when out of
+/* The JSON report: docs/contract.md's keys plus this engine's additions (README). NULL when out of
  * memory. */
 cJSON *cleval_drift_json(const cleval_drift_result *r);
 

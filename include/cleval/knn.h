@@ -2,7 +2,7 @@
  * (in tiles when it does not fit), searched exactly for batches of queries, with the votes and
  * vote-fraction scores computed on the device.
  *
- * Semantics (CONTRACT.md): Euclidean or cosine distance; the k nearest by (distance, training
+ * Semantics (docs/contract.md): Euclidean or cosine distance; the k nearest by (distance, training
  * index), so equal distances keep the lower index; uniform or inverse-distance votes, where a
  * neighbour at distance 0 takes all the weight; equal votes go to the smallest label.
  * Distances are those of a float64 computation: a float32 matrix-multiply screening keeps

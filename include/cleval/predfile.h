@@ -1,4 +1,4 @@
-/* Prediction files (CONTRACT.md "Prediction file"): `pred` int32 [N], `scores` float32 [N, C],
+/* Prediction files (docs/contract.md "Prediction file"): `pred` int32 [N], `scores` float32 [N, C],
  * `y` int32 [N] when labels exist, `confusion` int64 [C, C] when counts are saved, and string
  * attributes naming the model, data file, device and cleval version. Written under a temporary
  * name and renamed by cleval_predfile_commit(), so a crash never leaves a partial file under

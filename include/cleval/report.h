@@ -1,5 +1,5 @@
 /* Reports of a run: the human report (scikit-learn's classification_report layout, then the
- * confusion matrix or its most confused pairs), the JSON report of CONTRACT.md, and writing
+ * confusion matrix or its most confused pairs), the JSON report of docs/contract.md, and writing
  * either to a file atomically. */
 #ifndef CLEVAL_REPORT_H
 #define CLEVAL_REPORT_H
@@ -45,7 +45,7 @@ void cleval_report_confusion(FILE *out, const cleval_confusion *cm,
 /* Writes "N samples in T s (R samples/s) on DEVICE", then "Model: ..." when timing->model. */
 void cleval_report_throughput(FILE *out, const cleval_run_timing *timing);
 
-/* Builds the JSON report of CONTRACT.md: n_samples, n_classes, accuracy, macro, weighted,
+/* Builds the JSON report of docs/contract.md: n_samples, n_classes, accuracy, macro, weighted,
  * micro, per_class, confusion_matrix, device and timing. `m` may be NULL for a run without
  * labels (then only n_samples, n_classes, device and timing). Returns NULL when out of
  * memory. */

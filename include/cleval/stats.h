@@ -17,7 +17,7 @@ extern "C" {
  * 2^40. */
 double cleval_stats_binom_half_log_cdf(uint64_t k, uint64_t n);
 
-/* McNemar's exact two-sided p-value for the discordant counts b and c (CONTRACT.md):
+/* McNemar's exact two-sided p-value for the discordant counts b and c (docs/contract.md):
  * min(1, 2 P(X <= min(b, c))) with X ~ Binomial(b + c, 1/2), and 1 when b + c = 0. When log_p
  * is not NULL it receives ln p, finite even when p underflows to 0. */
 double cleval_stats_mcnemar_exact(uint64_t b, uint64_t c, double *log_p);

@@ -1,4 +1,4 @@
-/* The JSON report of CONTRACT.md, and atomic writing of JSON documents. */
+/* The JSON report of docs/contract.md, and atomic writing of JSON documents. */
 #include "cleval/report.h"
 
 #include <errno.h>
