@@ -110,14 +110,14 @@ enum { MAX_EXPANSION = 1032 };
 /* True when the values a dataset declares (`declared_bytes` in memory) are really stored in the
  * file: a damaged file may declare a huge shape over little or no storage (unwritten values
  * read as zeros), and reading it would allocate the declared size. */
-static bool storage_backs(const cleval_dataset *ds, hid_t dset, uint64_t declared_bytes)
+static bool storage_backs(hid_t dset, uint64_t declared_bytes)
 {
-    hsize_t file_size = 0, stored = H5Dget_storage_size(dset);
+    uint64_t file_size = 0, stored = H5Dget_storage_size(dset);
     hid_t dcpl = H5Dget_create_plist(dset);
     int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : -1;
     if (dcpl >= 0) H5Pclose(dcpl);
-    if (filters < 0 || H5Fget_filesize(ds->file, &file_size) < 0 || stored > file_size)
-        return false;
+    /* The size of the file that holds the dataset (behind an external link, that one). */
+    if (filters < 0 || !dataset_file_size(dset, &file_size) || stored > file_size) return false;
     if (filters == 0) return stored >= declared_bytes;
     return declared_bytes / MAX_EXPANSION <= stored;
 }
@@ -216,7 +216,7 @@ static cleval_status read_strings(cleval_dataset *ds, hid_t dset, const char *na
     }
     H5Sget_simple_extent_dims(space, dims, NULL);
     /* Every entry takes at least one stored byte. */
-    if (dims[0] > UINT32_MAX || !storage_backs(ds, dset, dims[0])) {
+    if (dims[0] > UINT32_MAX || !storage_backs(dset, dims[0])) {
         status = cleval_fail(CLEVAL_ERR_INPUT,
                              "%s: '%s' declares %llu entries the file does not hold", ds->path,
                              name, (unsigned long long)dims[0]);
@@ -400,7 +400,7 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
                              "%s: '%s' counts %llu classes, more than --max-classes %u (raise it "
                              "if the model really has that many classes)",
                              ds->path, name, (unsigned long long)dims[1], ds->max_classes);
-    } else if (!storage_backs(ds, dset, dims[0] * dims[1] * H5Tget_size(type))) {
+    } else if (!storage_backs(dset, dims[0] * dims[1] * H5Tget_size(type))) {
         status = cleval_fail(CLEVAL_ERR_INPUT,
                              "%s: '%s' declares %llu x %llu counts the file does not hold",
                              ds->path, name, (unsigned long long)dims[0],
