@@ -1,8 +1,9 @@
 /* elementwise.cl: one element per work-item, no loop over data, so PoCL vectorises across
  * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants.
  *
- * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip (op codes below).
- *            binary          y = a (+ - * /) b with numpy broadcasting: the host collapses the
+ * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip, sqrt, x^e for a constant e
+ *                            (op codes below).
+ *            binary          y = a (+ - * / pow) b with numpy broadcasting: the host collapses the
  *                            shapes to at most 8 axes with per-operand strides (0 = broadcast).
  *            channel_affine  y = x * s[c] + t[c] (BatchNormalization), optional clamp.
  *            pad_nd          constant-mode padding (negative pads crop) over up to 8 axes.
@@ -47,13 +48,26 @@
 #define OP_SIGMOID 1
 #define OP_TANH 2
 #define OP_CLIP 3
+#define OP_SQRT 20
+#define OP_POW_SCALAR 21 /* exponent in lo */
 
 #define OP_ADD 0
 #define OP_SUB 1
 #define OP_MUL 2
 #define OP_DIV 3
+#define OP_POW 20
 
 #include "clamp.clh"
+
+/* v^e for a constant e: x^2 as one product and x^0.5 as a correctly rounded square root
+ * (pow's special cases kept: (-0)^0.5 = +0, (-inf)^0.5 = +inf); pow otherwise. */
+inline float pow_scalar(float v, float e)
+{
+    if (e == 2.0f) return v * v;
+    if (e == 1.0f) return v;
+    if (e == 0.5f) return v == -INFINITY ? INFINITY : sqrt(v) + 0.0f;
+    return pow(v, e);
+}
 
 __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
                     float hi)
@@ -69,6 +83,8 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
         break;
     case OP_TANH: v = tanh(v); break;
     case OP_CLIP: v = clamp1(v, lo, hi); break;
+    case OP_SQRT: v = sqrt(v); break;
+    case OP_POW_SCALAR: v = pow_scalar(v, lo); break;
     default: break;
     }
     STORE_Y(v, y, i);
@@ -95,6 +111,7 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
     case OP_ADD: v = x + z; break;
     case OP_SUB: v = x - z; break;
     case OP_MUL: v = x * z; break;
+    case OP_POW: v = (BIN_T)pow((float)x, (float)z); break;
     default: v = x / z; break;
     }
     BIN_ST_Y(v, y, i);

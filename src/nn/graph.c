@@ -18,6 +18,14 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
     &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
     &nn_kind_softmax, &nn_kind_logsoftmax,
+    &nn_kind_pow,
+    &nn_kind_sqrt,
+    &nn_kind_reducemean,
+    &nn_kind_reducesum,
+    &nn_kind_reducemax,
+    &nn_kind_reducemin,
+    &nn_kind_reducel2,
+    &nn_kind_layernorm,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)

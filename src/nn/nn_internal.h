@@ -91,6 +91,7 @@ typedef enum nn_binary_op {
     NN_SUB = 1,
     NN_MUL = 2,
     NN_DIV = 3,
+    NN_POW = 20, /* numbered apart: other binary codes may be added independently */
 } nn_binary_op;
 
 typedef enum nn_unary_op {
@@ -98,6 +99,9 @@ typedef enum nn_unary_op {
     NN_SIGMOID = 1,
     NN_TANH = 2,
     NN_CLIP = 3,
+    /* Numbered apart, so unary codes added independently elsewhere cannot collide. */
+    NN_SQRT = 20,
+    NN_POW_SCALAR = 21, /* x^e for a constant scalar exponent e (in lo) */
 } nn_unary_op;
 
 typedef struct nn_conv_params {
@@ -166,6 +170,24 @@ typedef struct nn_softmax_params {
     bool coerce_2d; /* opset < 13: the tensor is flattened to 2-D at `axis` */
 } nn_softmax_params;
 
+/* ReduceMean/Sum/Max/Min/L2 (op_reduce.c) and LayerNormalization. */
+typedef struct nn_reduce_params {
+    int op;                    /* nn_reduce_op */
+    int64_t axes[NN_MAX_RANK]; /* as given (possibly negative); n_axes 0: all, or none */
+    uint32_t n_axes;
+    bool keepdims;
+    bool noop_with_empty_axes;
+    float epsilon; /* LayerNormalization */
+} nn_reduce_params;
+
+typedef enum nn_reduce_op {
+    NN_REDUCE_SUM = 0,
+    NN_REDUCE_MEAN = 1,
+    NN_REDUCE_MAX = 2,
+    NN_REDUCE_MIN = 3,
+    NN_REDUCE_L2 = 4,
+} nn_reduce_op;
+
 struct nn_op {
     const nn_op_kind *kind;
     char *name;     /* the ONNX node's name */
@@ -195,6 +217,7 @@ struct nn_op {
         nn_elementwise_params ew;
         nn_shape_params shape;
         nn_softmax_params softmax;
+        nn_reduce_params reduce;
     } p;
     cleval_nn_layer prof;
 };
@@ -446,6 +469,14 @@ extern const nn_op_kind nn_kind_batchnorm;
 extern const nn_op_kind nn_kind_flatten, nn_kind_reshape, nn_kind_identity, nn_kind_dropout;
 extern const nn_op_kind nn_kind_pad;
 extern const nn_op_kind nn_kind_softmax, nn_kind_logsoftmax;
+extern const nn_op_kind nn_kind_pow, nn_kind_sqrt;
+extern const nn_op_kind nn_kind_reducemean, nn_kind_reducesum, nn_kind_reducemax, nn_kind_reducemin,
+    nn_kind_reducel2, nn_kind_layernorm;
+
+/* Replaces torch's decomposed LayerNorm (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt,
+ * Div, Mul gamma, Add beta) by one LayerNormalization op where the pattern is exact
+ * (fuse_layernorm.c). */
+cleval_status nn_fuse_layernorm(cleval_nn *nn);
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */

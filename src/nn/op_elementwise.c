@@ -1,5 +1,5 @@
 /* Elementwise ops: Add/Sub/Mul/Div with numpy broadcasting (either operand a constant or an
- * activation; opset < 7 broadcast/axis attributes), Relu/Sigmoid/Tanh/Clip, and
+ * activation; opset < 7 broadcast/axis attributes), Relu/Sigmoid/Tanh/Clip, Pow/Sqrt, and
  * BatchNormalization when it could not be folded into a Conv (a per-channel affine map). One
  * kernel family (kernels/elementwise.cl) serves both device variants: one element per
  * work-item, no loop, which PoCL vectorises across work-items. */
@@ -283,6 +283,40 @@ UNARY_KIND(relu, "Relu", NN_RELU)
 UNARY_KIND(sigmoid, "Sigmoid", NN_SIGMOID)
 UNARY_KIND(tanh, "Tanh", NN_TANH)
 const nn_op_kind nn_kind_clip = {"Clip", clip_parse, unary_infer, unary_prepare, unary_launch};
+
+/* ---- Pow and Sqrt ---- */
+
+UNARY_KIND(sqrt, "Sqrt", NN_SQRT)
+
+/* Pow broadcasts like the binary ops; a constant scalar exponent runs as a unary op (x^2 as
+ * x * x, x^0.5 as a square root). */
+static cleval_status pow_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    cleval_status status = binary_parse_op(nn, op, node, NN_POW);
+    if (status != CLEVAL_OK) return status;
+    const nn_value *e = nn_in(nn, op, 1);
+    if (e->kind != NN_VALUE_CONST) return CLEVAL_OK;
+    if (e->count == 1 && (e->f32 || e->i64)) {
+        op->p.ew.op = NN_POW_SCALAR;
+        op->p.ew.lo = e->f32 ? e->f32[0] : (float)e->i64[0];
+    } else if (!e->f32) {
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "a constant exponent that is not float is supported as a scalar only");
+    }
+    return CLEVAL_OK;
+}
+
+static cleval_status pow_prepare(cleval_nn *nn, nn_op *op)
+{
+    return op->p.ew.op == NN_POW_SCALAR ? unary_prepare(nn, op) : binary_prepare(nn, op);
+}
+
+static cleval_status pow_launch(cleval_nn *nn, nn_op *op)
+{
+    return op->p.ew.op == NN_POW_SCALAR ? unary_launch(nn, op) : binary_launch(nn, op);
+}
+
+const nn_op_kind nn_kind_pow = {"Pow", pow_parse, binary_infer, pow_prepare, pow_launch};
 
 /* ---- BatchNormalization (inference form) ---- */
 

@@ -1,0 +1,109 @@
+/* reduce.cl: ReduceSum / ReduceMean / ReduceMax / ReduceMin / ReduceL2 over any set of axes,
+ * and LayerNormalization over the trailing axes.
+ *
+ * Algorithm  reduce      one output element per work-item: it walks its reduced elements in
+ *                        row-major order, summing with compensated (Kahan) summation, so a sum
+ *                        of n floats is as accurate as a float sum of 2 or 3 terms, whatever
+ *                        n; max / min propagate NaN (as numpy). One family for both device
+ *                        variants (the same choice as softmax.cl).
+ *            layer_norm  one row per work-item: the mean (compensated sum), then the variance
+ *                        as the mean of (x - mean)^2 (two passes: no cancellation), then
+ *                        y = (x - mean) / sqrt(var + eps) * scale + bias; all in float.
+ * Layout     reduce: the host collapses the input to at most 4 kept and 4 reduced axis groups
+ *            (merging neighbours of the same kind; rank 8 alternates at worst), right-aligned
+ *            into int4 extents and element strides; output element i is the row-major index
+ *            over the kept groups. layer_norm: [rows][len] row-major; scale and bias have len
+ *            values (step 1) or one (step 0).
+ * Storage    X_HALF / Y_HALF: input / output stored as half (fp16 mode); arithmetic in float.
+ * Assumes    the global size is rounded up to the work-group size: out-of-range items return.
+ */
+#include "storage.clh"
+
+#define REDUCE_SUM 0
+#define REDUCE_MEAN 1
+#define REDUCE_MAX 2
+#define REDUCE_MIN 3
+#define REDUCE_L2 4
+#ifndef REDUCE_OP
+#define REDUCE_OP REDUCE_SUM
+#endif
+
+/* Kahan summation: *c holds what the rounding of *sum lost. Once the sum is infinite the
+ * correction would be NaN (inf - inf), so it is dropped: inf + finite stays inf. */
+inline void kahan_add(float *sum, float *c, float v)
+{
+    float y = v - *c;
+    float t = *sum + y;
+    *c = isfinite(t) ? (t - *sum) - y : 0.0f;
+    *sum = t;
+}
+
+#if REDUCE_OP == REDUCE_MAX
+#define ACC_INIT (-INFINITY)
+#define ACC_ADD(acc, c, v) ((acc) = (isnan(v) || (v) > (acc)) ? (v) : (acc))
+#elif REDUCE_OP == REDUCE_MIN
+#define ACC_INIT INFINITY
+#define ACC_ADD(acc, c, v) ((acc) = (isnan(v) || (v) < (acc)) ? (v) : (acc))
+#elif REDUCE_OP == REDUCE_L2
+#define ACC_INIT 0.0f
+#define ACC_ADD(acc, c, v) kahan_add(&(acc), &(c), (v) * (v))
+#else
+#define ACC_INIT 0.0f
+#define ACC_ADD(acc, c, v) kahan_add(&(acc), &(c), (v))
+#endif
+
+__kernel void reduce(__global const X_T *x, __global Y_T *y, uint n, float count, int4 out_dims,
+                     int4 out_strides, int4 red_dims, int4 red_strides)
+{
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    int od[4], os[4], rd[4], rs[4];
+    vstore4(out_dims, 0, od);
+    vstore4(out_strides, 0, os);
+    vstore4(red_dims, 0, rd);
+    vstore4(red_strides, 0, rs);
+    int rest = (int)i, base = 0;
+    for (int d = 3; d >= 0; d--) {
+        base += (rest % od[d]) * os[d];
+        rest /= od[d];
+    }
+    float acc = ACC_INIT, c = 0.0f;
+    for (int a = 0; a < rd[0]; a++)
+        for (int b = 0; b < rd[1]; b++)
+            for (int e = 0; e < rd[2]; e++) {
+                int off = base + a * rs[0] + b * rs[1] + e * rs[2];
+                for (int f = 0; f < rd[3]; f++) {
+                    float v = LOAD_X(x, off + f * rs[3]);
+                    ACC_ADD(acc, c, v);
+                }
+            }
+#if REDUCE_OP == REDUCE_MEAN
+    acc = acc / count;
+#elif REDUCE_OP == REDUCE_L2
+    acc = sqrt(acc);
+#endif
+    STORE_Y(acc, y, i);
+}
+
+__kernel void layer_norm(__global const X_T *x, __global Y_T *y, __global const float *scale,
+                         __global const float *bias, uint rows, uint len, int scale_step,
+                         int bias_step, float epsilon)
+{
+    uint r = get_global_id(0);
+    if (r >= rows) return;
+    size_t base = (size_t)r * len;
+    float sum = 0.0f, c = 0.0f;
+    for (uint j = 0; j < len; j++)
+        kahan_add(&sum, &c, LOAD_X(x, base + j));
+    float mean = sum / (float)len;
+    sum = c = 0.0f;
+    for (uint j = 0; j < len; j++) {
+        float d = LOAD_X(x, base + j) - mean;
+        kahan_add(&sum, &c, d * d);
+    }
+    float inv = 1.0f / sqrt(sum / (float)len + epsilon);
+    for (uint j = 0; j < len; j++) {
+        float d = (LOAD_X(x, base + j) - mean) * inv;
+        STORE_Y(fma(d, scale[j * scale_step], bias[j * bias_step]), y, base + j);
+    }
+}
