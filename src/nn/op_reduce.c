@@ -57,8 +57,6 @@ static cleval_status reduce_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx
                               p->n_axes);
         if (p->n_axes) memcpy(p->axes, axes, p->n_axes * sizeof *axes);
     }
-    for (uint32_t o = 1; o < op->n_out; o++)
-        if (op->out[o] >= 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "has one output");
     /* With no axes and noop_with_empty_axes the data passes unchanged: a sum over one element. */
     p->op = p->n_axes == 0 && p->noop_with_empty_axes ? NN_REDUCE_SUM : which;
     return CLEVAL_OK;
@@ -213,10 +211,6 @@ static cleval_status layernorm_parse(cleval_nn *nn, nn_op *op, const cleval_onnx
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
                           "attribute stash_type=%lld is not supported (only 1, float)",
                           (long long)stash);
-    for (uint32_t o = 1; o < op->n_out; o++)
-        if (op->out[o] >= 0 && (nn_out(nn, op, o)->uses || nn_out(nn, op, o)->is_output))
-            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "output %u (%s) is not supported", o,
-                              o == 1 ? "Mean" : "InvStdDev");
     if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input X is missing");
     static const char *const names[] = {"X", "Scale", "B"};
     for (uint32_t i = 1; i < 3; i++) {
