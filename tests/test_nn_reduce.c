@@ -455,8 +455,8 @@ static void test_pow_scalar(void **state)
     free(tol);
 }
 
-/* Pow with a computed exponent broadcast against the base, an int64 scalar exponent, and
- * Sqrt, in fp32 and with half storage. */
+/* Pow with a computed exponent broadcast against the base, an int64 exponent tensor, an int64
+ * scalar exponent, and Sqrt, in fp32 and with half storage. */
 static void test_pow_computed_and_sqrt(void **state)
 {
     (void)state;
@@ -479,6 +479,28 @@ static void test_pow_computed_and_sqrt(void **state)
         run_general(m, VARIANTS[v], CLEVAL_NN_FP32, in, &out);
         assert_shape(&out, 3, yd);
         assert_within(out.data, want, tol, 60, "Pow(x, e) broadcast");
+        free(out.data);
+    }
+    builder_free(m);
+
+    /* The exponent as an int64 initializer of the same shape. */
+    int64_t ints[4] = {-2, 0, 1, 3};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 5; k++) {
+                want[(i * 4 + j) * 5 + k] = pow(x[i * 5 + k], (double)ints[j]);
+                tol[(i * 4 + j) * 5 + k] = 16 * ulp(want[(i * 4 + j) * 5 + k]);
+            }
+    m = builder_new(13);
+    builder_input(m, "x", 3, xd);
+    builder_init_i64(m, "e", 2, ed, ints);
+    builder_node(m, "Pow", "pow", "x,e", "y");
+    builder_output(m, "y");
+    for (size_t v = 0; v < N_VARIANTS; v++) {
+        cleval_nn_tensor in = tensor(3, xd, x), out = {0};
+        run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+        assert_shape(&out, 3, yd);
+        assert_within(out.data, want, tol, 60, "Pow(x, int64 e) broadcast");
         free(out.data);
     }
     builder_free(m);

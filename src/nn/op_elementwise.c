@@ -288,6 +288,29 @@ const nn_op_kind nn_kind_clip = {"Clip", clip_parse, unary_infer, unary_prepare,
 
 UNARY_KIND(sqrt, "Sqrt", NN_SQRT)
 
+/* An integer constant exponent tensor becomes a float constant (the binary kernel reads
+ * floats); exact below 2^24, as the kernel's float arithmetic is anyway. */
+static cleval_status integer_exponent_as_float(cleval_nn *nn, nn_op *op)
+{
+    const nn_value *e = nn_in(nn, op, 1);
+    if (!e->i64)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "constant exponent '%s' holds no values",
+                          e->name);
+    float *f = malloc((e->count ? e->count : 1) * sizeof *f);
+    if (!f) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    for (uint64_t i = 0; i < e->count; i++)
+        f[i] = (float)e->i64[i];
+    char name[300];
+    snprintf(name, sizeof name, "%s/float", e->name);
+    nn_shape shape = e->shape;
+    int v = nn_add_const(nn, name, &shape, f); /* may move nn->values */
+    if (v < 0) return CLEVAL_ERR_NOMEM;
+    nn->values[op->in[1]].uses--;
+    nn->values[v].uses = 1;
+    op->in[1] = v;
+    return CLEVAL_OK;
+}
+
 /* Pow broadcasts like the binary ops; a constant scalar exponent runs as a unary op (x^2 as
  * x * x, x^0.5 as a square root). */
 static cleval_status pow_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
@@ -300,8 +323,7 @@ static cleval_status pow_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node 
         op->p.ew.op = NN_POW_SCALAR;
         op->p.ew.lo = e->f32 ? e->f32[0] : (float)e->i64[0];
     } else if (!e->f32) {
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                          "a constant exponent that is not float is supported as a scalar only");
+        return integer_exponent_as_float(nn, op);
     }
     return CLEVAL_OK;
 }
