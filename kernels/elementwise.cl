@@ -59,8 +59,8 @@
 
 #include "clamp.clh"
 
-/* v^e for a constant e: x^2 as one product and x^0.5 as a correctly rounded square root
- * (pow's special cases kept: (-0)^0.5 = +0, (-inf)^0.5 = +inf); pow otherwise. */
+/* v^e for a constant e: x^2 as one product, x^0.5 as a square root (more accurate than pow,
+ * with pow's special cases kept: (-0)^0.5 = +0, (-inf)^0.5 = +inf); pow otherwise. */
 inline float pow_scalar(float v, float e)
 {
     if (e == 2.0f) return v * v;
