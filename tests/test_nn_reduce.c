@@ -761,9 +761,9 @@ static void test_exported_layernorm(void **state)
 }
 
 /* The decomposed pattern over `axis` with exponent `power`; gamma and beta over the last
- * axis. */
+ * axis. `plus_d`: the result plus Sub's output d (a third reader of d). */
 static cleval_onnx_model *decomposed_model(const int64_t *dims, int64_t axis, float power,
-                                           const float *gamma, const float *beta)
+                                           const float *gamma, const float *beta, bool plus_d)
 {
     int64_t scalar[] = {1};
     float eps = 1e-5f;
@@ -781,13 +781,15 @@ static cleval_onnx_model *decomposed_model(const int64_t *dims, int64_t axis, fl
     builder_node(m, "Sqrt", "sqrt", "e", "s");
     builder_node(m, "Div", "div", "d,s", "q");
     builder_node(m, "Mul", "mul", "q,gamma", "g");
-    builder_node(m, "Add", "add_beta", "beta,g", "y"); /* beta first: either order fuses */
+    /* beta first: either order fuses */
+    builder_node(m, "Add", "add_beta", "beta,g", plus_d ? "n" : "y");
+    if (plus_d) builder_node(m, "Add", "add_d", "n,d", "y");
     builder_output(m, "y");
     return m;
 }
 
 /* The decomposition in double: normalised over `axis` of a [d0, d1, d2] x. */
-static void ref_decomposed(const int64_t *d, int64_t axis, float power, const float *x,
+static void ref_decomposed(const int64_t *d, int64_t axis, float power, bool plus_d, const float *x,
                            const float *gamma, const float *beta, double *y)
 {
     int64_t len = d[axis], stride = axis == 2 ? 1 : d[2];
@@ -803,13 +805,14 @@ static void ref_decomposed(const int64_t *d, int64_t axis, float power, const fl
             var /= (double)len;
             for (int64_t j = 0; j < len; j++) {
                 int64_t at = base + j * stride, c = at % d[2];
-                y[at] = (x[at] - mean) / sqrt(var + 1e-5) * gamma[c] + beta[c];
+                y[at] = (x[at] - mean) / sqrt(var + 1e-5) * gamma[c] + beta[c] +
+                        (plus_d ? x[at] - mean : 0.0);
             }
         }
 }
 
 /* Fused when exact (the last axis, Pow 2); left as it is, and still right, when the means are
- * over another axis or the power is 4. */
+ * over another axis, the power is 4, or x - mean is read elsewhere too. */
 static void test_decomposed_fusion(void **state)
 {
     (void)state;
@@ -819,22 +822,28 @@ static void test_decomposed_fusion(void **state)
     static const struct {
         int64_t axis;
         float power;
-        bool fused;
-    } cases[] = {{-1, 2.0f, true}, {2, 2.0f, true}, {1, 2.0f, false}, {-1, 4.0f, false}};
+        bool plus_d, fused;
+        uint32_t layers;
+    } cases[] = {{-1, 2.0f, false, true, 1},
+                 {2, 2.0f, false, true, 1},
+                 {1, 2.0f, false, false, 9},
+                 {-1, 4.0f, false, false, 9},
+                 {-1, 2.0f, true, false, 10}};
     double want[70], tol[70];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        ref_decomposed(dims, cases[c].axis == -1 ? 2 : cases[c].axis, cases[c].power, x, gamma,
-                       beta, want);
+        ref_decomposed(dims, cases[c].axis == -1 ? 2 : cases[c].axis, cases[c].power,
+                       cases[c].plus_d, x, gamma, beta, want);
         for (int i = 0; i < 70; i++)
             tol[i] = 2e-5 * (1 + fabs(want[i]));
-        cleval_onnx_model *m = decomposed_model(dims, cases[c].axis, cases[c].power, gamma, beta);
+        cleval_onnx_model *m =
+            decomposed_model(dims, cases[c].axis, cases[c].power, gamma, beta, cases[c].plus_d);
         for (size_t v = 0; v < N_VARIANTS; v++) {
             cleval_device_set_variant(test_device(), VARIANTS[v]);
             cleval_nn_options options = {.general = true};
             cleval_nn *nn;
             assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
             assert_int_equal(layers_running(nn, "LayerNormalization"), cases[c].fused ? 1 : 0);
-            assert_int_equal(cleval_nn_layer_count(nn), cases[c].fused ? 1 : 9);
+            assert_int_equal(cleval_nn_layer_count(nn), cases[c].layers);
             cleval_nn_tensor in = tensor(3, dims, x), out = {0};
             assert_ok(cleval_nn_run_graph(nn, &in, &out));
             cleval_nn_destroy(nn);

@@ -118,23 +118,6 @@ static void match_affine(cleval_nn *nn, ln_match *m)
     m->out = add->out[0];
 }
 
-/* Whether d (Sub's output) is read by exactly the Pow and the Div of the pattern. */
-static bool read_by_pow_and_div(const cleval_nn *nn, int d, const nn_op *pow, const nn_op *div)
-{
-    if (nn->values[d].is_output || nn->values[d].uses != 2) return false;
-    uint32_t reads = 0;
-    for (uint32_t i = 0; i < nn->n_ops; i++) {
-        const nn_op *op = &nn->ops[i];
-        if (op->dead) continue;
-        for (uint32_t j = 0; j < op->n_in; j++)
-            if (op->in[j] == d && op != pow && op != div)
-                return false;
-            else if (op->in[j] == d)
-                reads++;
-    }
-    return reads == 2;
-}
-
 static bool match_layernorm(cleval_nn *nn, nn_op *head, ln_match *m)
 {
     m->n = 0;
@@ -164,7 +147,8 @@ static bool match_layernorm(cleval_nn *nn, nn_op *head, ln_match *m)
     nn_op *sqrt_op = reader_of_kind(nn, add->out[0], &nn_kind_sqrt, 0);
     if (!sqrt_op) return false;
     nn_op *div = reader_of_kind(nn, sqrt_op->out[0], &nn_kind_div, 1);
-    if (!plain_binary(div) || div->in[0] != d || !read_by_pow_and_div(nn, d, pow, div))
+    /* d is read by the Pow and the Div, and by nothing else (uses counts every read). */
+    if (!plain_binary(div) || div->in[0] != d || nn->values[d].is_output || nn->values[d].uses != 2)
         return false;
     m->epsilon = nn->values[m->eps].f32[0];
     nn_op *chain[] = {sub, pow, var, add, sqrt_op, div};
