@@ -221,7 +221,7 @@ static void expect_runs(zoo_model *m, const cleval_onnx_model *model)
         cleval_nn *nn;
         cleval_status status = cleval_nn_create(test_device(), model, &nn);
         if (status != CLEVAL_OK)
-            fail_msg("%s is marked run but is refused (%d): %s", m->name, status,
+            fail_msg("%s is marked run but is refused (%s): %s", m->name, cleval_status_str(status),
                      cleval_last_error());
         assert_int_equal(cleval_nn_output_width(nn), io.width);
         for (size_t b = 0; b < sizeof BATCHES / sizeof BATCHES[0]; b++) {
@@ -266,7 +266,7 @@ static void expect_refused(zoo_model *m, const cleval_onnx_model *model)
     const char *message = cleval_last_error();
     print_message("%s refused: %s\n", m->name, message);
     if (status != CLEVAL_ERR_UNSUPPORTED)
-        fail_msg("%s: expected CLEVAL_ERR_UNSUPPORTED, got %d", m->name, status);
+        fail_msg("%s: expected CLEVAL_ERR_UNSUPPORTED, got %s", m->name, cleval_status_str(status));
     assert_null(nn);
     assert_null(strchr(message, '\n'));
     if (!strstr(message, "node '") && !strstr(message, "graph input '"))
