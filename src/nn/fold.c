@@ -199,8 +199,19 @@ static cleval_status eval_view(cleval_nn *nn, nn_op *op, nn_value *out)
 /* ---- elementwise ---- */
 
 typedef enum elementwise_op {
-    EW_ADD, EW_SUB, EW_MUL, EW_DIV, EW_MOD, EW_POW, EW_MIN, EW_MAX,
-    EW_EQUAL, EW_LESS, EW_GREATER, EW_AND, EW_OR,
+    EW_ADD,
+    EW_SUB,
+    EW_MUL,
+    EW_DIV,
+    EW_MOD,
+    EW_POW,
+    EW_MIN,
+    EW_MAX,
+    EW_EQUAL,
+    EW_LESS,
+    EW_GREATER,
+    EW_AND,
+    EW_OR,
 } elementwise_op;
 
 static bool is_comparison(elementwise_op op)
@@ -262,8 +273,8 @@ static bool int_binary(elementwise_op op, bool fmod_sign, int64_t a, int64_t b, 
     }
 }
 
-static const char *const EW_NAMES[] = {"Add",   "Sub",  "Mul",     "Div", "Mod", "Pow", "Min",
-                                       "Max",   "Equal", "Less", "Greater", "And", "Or"};
+static const char *const EW_NAMES[] = {"Add", "Sub",   "Mul",  "Div",     "Mod", "Pow", "Min",
+                                       "Max", "Equal", "Less", "Greater", "And", "Or"};
 
 static elementwise_op elementwise_code(const nn_op *op)
 {
@@ -286,7 +297,8 @@ static cleval_status apply_binary(cleval_nn *nn, const nn_op *op, elementwise_op
                                   const nn_value *a, const nn_value *b, nn_value *out)
 {
     nn_shape shape;
-    if (!nn_broadcast(&a->shape, &b->shape, &shape)) return no_broadcast(nn, op, &a->shape, &b->shape);
+    if (!nn_broadcast(&a->shape, &b->shape, &shape))
+        return no_broadcast(nn, op, &a->shape, &b->shape);
     bool floats = a->f32 || b->f32;
     if (code == EW_MOD && floats && !op->p.fold.fmod)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "Mod of floats needs fmod=1");
@@ -313,7 +325,9 @@ static cleval_status apply_binary(cleval_nn *nn, const nn_op *op, elementwise_op
         if (!int_binary(code, op->p.fold.fmod, a->i64[ia], b->i64[ib], &r))
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
                               "%" PRId64 " %s %" PRId64 " is undefined for integers", a->i64[ia],
-                              code == EW_POW ? "to the power" : code == EW_MOD ? "mod" : "/",
+                              code == EW_POW   ? "to the power"
+                              : code == EW_MOD ? "mod"
+                                               : "/",
                               b->i64[ib]);
         out->i64[e] = r;
     }
@@ -398,8 +412,7 @@ static cleval_status eval_unary(cleval_nn *nn, nn_op *op, nn_value *out)
     const nn_value *x = nn_in(nn, op, 0);
     const char *type = op->kind->op_type;
     bool is_not = strcmp(type, "Not") == 0, is_sqrt = strcmp(type, "Sqrt") == 0;
-    if (is_sqrt && !x->f32)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "Sqrt needs a float input");
+    if (is_sqrt && !x->f32) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "Sqrt needs a float input");
     cleval_status status = set_output(nn, op, out, &x->shape, x->f32 && !is_not);
     if (status != CLEVAL_OK) return status;
     bool neg = strcmp(type, "Neg") == 0;
@@ -780,8 +793,7 @@ static cleval_status slice_args_of(cleval_nn *nn, const nn_op *op, slice_args *a
     } else if ((status = nn_host_ints(nn, op, 1, "starts", &a->starts, &a->n)) != CLEVAL_OK ||
                (status = nn_host_ints(nn, op, 2, "ends", &a->ends, &a->n_ends)) != CLEVAL_OK ||
                (nn_has_in(op, 4) &&
-                (status = nn_host_ints(nn, op, 4, "steps", &a->steps, &a->n_steps)) !=
-                    CLEVAL_OK)) {
+                (status = nn_host_ints(nn, op, 4, "steps", &a->steps, &a->n_steps)) != CLEVAL_OK)) {
         return status;
     }
     if ((status = axes_of(nn, op, 3, &a->axes, &a->n_axes)) != CLEVAL_OK) return status;
@@ -804,8 +816,7 @@ static cleval_status eval_slice(cleval_nn *nn, nn_op *op, nn_value *out)
     if (a.n > rank)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%llu starts for a rank-%u input",
                           (unsigned long long)a.n, rank);
-    if ((status = normalise_axes(nn, op, a.axes ? a.axes : identity, a.n, rank, axes)) !=
-        CLEVAL_OK)
+    if ((status = normalise_axes(nn, op, a.axes ? a.axes : identity, a.n, rank, axes)) != CLEVAL_OK)
         return status;
     int64_t start[NN_MAX_RANK] = {0}, step[NN_MAX_RANK], strides[NN_MAX_RANK];
     nn_shape shape = x->shape;
@@ -866,12 +877,17 @@ static cleval_status parse_cast(cleval_nn *nn, nn_op *op, const cleval_onnx_node
     if (status == CLEVAL_OK) status = nn_attr_int(nn, node, "to", -1, &to);
     if (status != CLEVAL_OK) return status;
     switch (to) {
-    case CLEVAL_ONNX_FLOAT: case CLEVAL_ONNX_DOUBLE: case CLEVAL_ONNX_INT8:
-    case CLEVAL_ONNX_UINT8: case CLEVAL_ONNX_INT16: case CLEVAL_ONNX_UINT16:
-    case CLEVAL_ONNX_INT32: case CLEVAL_ONNX_UINT32: case CLEVAL_ONNX_INT64:
-    case CLEVAL_ONNX_UINT64: case CLEVAL_ONNX_BOOL:
-        op->p.fold.to = to;
-        return CLEVAL_OK;
+    case CLEVAL_ONNX_FLOAT:
+    case CLEVAL_ONNX_DOUBLE:
+    case CLEVAL_ONNX_INT8:
+    case CLEVAL_ONNX_UINT8:
+    case CLEVAL_ONNX_INT16:
+    case CLEVAL_ONNX_UINT16:
+    case CLEVAL_ONNX_INT32:
+    case CLEVAL_ONNX_UINT32:
+    case CLEVAL_ONNX_INT64:
+    case CLEVAL_ONNX_UINT64:
+    case CLEVAL_ONNX_BOOL: op->p.fold.to = to; return CLEVAL_OK;
     default:
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute to=%lld (%s) is not supported",
                           (long long)to, cleval_onnx_dtype_name((int32_t)to));
@@ -886,8 +902,8 @@ static cleval_status parse_rank_ints(cleval_nn *nn, nn_op *op, const cleval_onnx
     cleval_status status = nn_attr_ints(nn, node, name, &values, count);
     if (status != CLEVAL_OK) return status;
     if (*count > NN_MAX_RANK)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute %s has %u entries, more than %d",
-                          name, *count, NN_MAX_RANK);
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "attribute %s has %u entries, more than %d", name, *count, NN_MAX_RANK);
     if (present) *present = cleval_onnx_node_attr(node, name) != NULL;
     memcpy(to, values, *count * sizeof *to);
     return CLEVAL_OK;
@@ -995,8 +1011,7 @@ static cleval_status host_infer(cleval_nn *nn, nn_op *op)
         const nn_value *v = nn_has_in(op, i) ? nn_in(nn, op, i) : NULL;
         if (v && !v->f32 && !v->i64)
             return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                              "input '%s' has an element type that cannot be evaluated",
-                              v->name);
+                              "input '%s' has an element type that cannot be evaluated", v->name);
     }
     return fk->eval(nn, op, nn_out(nn, op, 0));
 }
@@ -1008,9 +1023,18 @@ static cleval_status host_nothing(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-#define HOST(type, parse, eval) {{type, parse, host_infer, host_nothing, host_nothing}, eval, NULL, false}
-#define VIEW(type, device) {{type, parse_view, host_infer, host_nothing, host_nothing}, eval_view, &device, false}
-#define SHAPE(type, parse, eval) {{type, parse, host_infer, host_nothing, host_nothing}, eval, NULL, true}
+#define HOST(type, parse, eval)                                                                    \
+    {                                                                                              \
+        {type, parse, host_infer, host_nothing, host_nothing}, eval, NULL, false                   \
+    }
+#define VIEW(type, device)                                                                         \
+    {                                                                                              \
+        {type, parse_view, host_infer, host_nothing, host_nothing}, eval_view, &device, false      \
+    }
+#define SHAPE(type, parse, eval)                                                                   \
+    {                                                                                              \
+        {type, parse, host_infer, host_nothing, host_nothing}, eval, NULL, true                    \
+    }
 
 static const fold_kind FOLD_KINDS[] = {
     VIEW("Identity", nn_kind_identity),
@@ -1050,20 +1074,22 @@ static const fold_kind FOLD_KINDS[] = {
     HOST("Where", parse_plain, eval_where),
 };
 
-/* ConstantOfShape with an integer fill: a shape-like host value; a float fill of a computed
- * shape is an activation, which the device fills (op_expand.c). */
+/* ConstantOfShape with an integer fill: a shape-like host value. */
 static bool int_fill(const cleval_onnx_node *node)
 {
     const cleval_onnx_attr *a = cleval_onnx_node_attr(node, "value");
     return a && a->type == CLEVAL_ONNX_ATTR_TENSOR && a->t && a->t->storage == CLEVAL_ONNX_DATA_I64;
 }
 
-const nn_op_kind *nn_host_kind(const cleval_onnx_node *node, bool all_const)
+const nn_op_kind *nn_host_kind(const cleval_onnx_node *node, bool all_const, bool float_data)
 {
     for (size_t i = 0; i < sizeof FOLD_KINDS / sizeof FOLD_KINDS[0]; i++) {
         if (strcmp(FOLD_KINDS[i].kind.op_type, node->op_type) != 0) continue;
-        if (FOLD_KINDS[i].eval == eval_constantofshape && !all_const && !int_fill(node))
+        /* Floats broadcast or filled to a computed shape are activations: the device makes
+         * them (op_expand.c). */
+        if (!all_const && FOLD_KINDS[i].eval == eval_constantofshape && !int_fill(node))
             return NULL;
+        if (!all_const && FOLD_KINDS[i].eval == eval_expand && float_data) return NULL;
         return &FOLD_KINDS[i].kind;
     }
     return NULL;

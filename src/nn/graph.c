@@ -17,8 +17,7 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_mul,     &nn_kind_div,        &nn_kind_relu,        &nn_kind_sigmoid,
     &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
     &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
-    &nn_kind_softmax, &nn_kind_logsoftmax,
-    &nn_kind_expand,  &nn_kind_constantofshape,
+    &nn_kind_softmax, &nn_kind_logsoftmax, &nn_kind_expand,      &nn_kind_constantofshape,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -253,8 +252,7 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
 }
 
 /* Where the inputs of a node come from: all constants, or constants and host values only. */
-static void classify_inputs(const cleval_nn *nn, const nn_op *op, bool *all_const,
-                            bool *all_host)
+static void classify_inputs(const cleval_nn *nn, const nn_op *op, bool *all_const, bool *all_host)
 {
     *all_const = *all_host = true;
     for (uint32_t i = 0; i < op->n_in; i++) {
@@ -267,11 +265,12 @@ static void classify_inputs(const cleval_nn *nn, const nn_op *op, bool *all_cons
 
 /* The node runs on the host when it can: from constants (folded now) and host values, or from
  * any input's shape (Shape, Size). Otherwise on the device, if its operator has a kind. */
-static const nn_op_kind *choose_kind(const cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+static const nn_op_kind *choose_kind(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     bool all_const, all_host;
     classify_inputs(nn, op, &all_const, &all_host);
-    const nn_op_kind *host = nn_host_kind(node, all_const);
+    bool float_data = nn_has_in(op, 0) && nn_in(nn, op, 0)->f32;
+    const nn_op_kind *host = nn_host_kind(node, all_const, float_data);
     op->host = host && (all_host || nn_host_reads_shapes(host));
     return op->host ? host : nn_find_kind(node->op_type);
 }
@@ -306,7 +305,7 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     /* The kind used in messages until the inputs tell which one runs the node. */
     op->kind = nn_find_kind(node->op_type);
-    if (!op->kind) op->kind = nn_host_kind(node, true);
+    if (!op->kind) op->kind = nn_host_kind(node, true, false);
     if (!op->kind) {
         cleval_status status =
             cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: node '%s' (%s): operator %s is not supported",

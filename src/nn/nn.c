@@ -156,8 +156,7 @@ static void set_batch(cleval_nn *nn, uint32_t n)
 static void sizes_now(const cleval_nn *nn, uint64_t *value_bytes, uint64_t *workspace_bytes)
 {
     for (uint32_t v = 0; v < nn->n_values; v++)
-        value_bytes[v] = nn->values[v].kind == NN_VALUE_CONST ||
-                                 nn->values[v].kind == NN_VALUE_HOST
+        value_bytes[v] = nn->values[v].kind == NN_VALUE_CONST || nn->values[v].kind == NN_VALUE_HOST
                              ? 0
                              : nn->values[v].count * nn_value_elem_bytes(nn, (int)v);
     for (uint32_t i = 0; i < nn->n_ops; i++)
@@ -526,7 +525,7 @@ bool cleval_nn_supports_op(const char *op_type)
 {
     cleval_onnx_node node = {.op_type = (char *)op_type};
     return op_type && (strcmp(op_type, "Constant") == 0 || nn_find_kind(op_type) != NULL ||
-                       nn_host_kind(&node, true) != NULL);
+                       nn_host_kind(&node, true, false) != NULL);
 }
 
 uint32_t cleval_nn_input_rank(const cleval_nn *nn)

@@ -115,7 +115,7 @@ typedef struct nn_conv_params {
     nn_layout in_layout; /* how the input is stored (the producer's output layout) */
     /* Prepared (CPU-style): register tile and packing. */
     uint32_t mr, nv, k, co, panels;
-    bool winograd;        /* conv_winograd_cpu (decided at prepare) */
+    bool winograd; /* conv_winograd_cpu (decided at prepare) */
     /* int8 conv_cpu on a channels-last input with a multiple of 16 channels: K is ordered
      * window position-major, channel-minor, so runs of 16 k read 16 adjacent input codes. */
     bool channels_inner;
@@ -160,7 +160,7 @@ typedef struct nn_shape_params {
     int64_t axis;    /* Flatten */
     nn_shape target; /* Reshape: the constant shape, as given */
     bool allowzero;
-    bool target_from_host; /* Reshape: the shape is a host value, read at each inference */
+    bool target_from_host;         /* Reshape: the shape is a host value, read at each inference */
     int64_t pads[2 * NN_MAX_RANK]; /* Pad: begins then ends */
     uint32_t n_pads;
     float value;
@@ -351,9 +351,10 @@ bool nn_broadcast(const nn_shape *a, const nn_shape *b, nn_shape *out);
 
 /* ---- fold.c ---- */
 /* The host kind of a node whose inputs are constants (all_const) or host values: evaluated on
- * the host. NULL when its operator has no host evaluator or this node runs on the device
- * (ConstantOfShape with a float fill and a computed shape). */
-const nn_op_kind *nn_host_kind(const cleval_onnx_node *node, bool all_const);
+ * the host. NULL when its operator has no host evaluator or this node runs on the device: a
+ * float fill (ConstantOfShape) or float input 0 (float_data: Expand) brought to a computed
+ * shape is an activation. */
+const nn_op_kind *nn_host_kind(const cleval_onnx_node *node, bool all_const, bool float_data);
 /* Whether the host kind of op_type reads only its inputs' shapes (Shape, Size): such an op is
  * evaluated on the host whatever its input. */
 bool nn_host_reads_shapes(const nn_op_kind *kind);

@@ -112,5 +112,5 @@ static cleval_status fill_launch(cleval_nn *nn, nn_op *op)
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 
-const nn_op_kind nn_kind_constantofshape = {"ConstantOfShape", fill_parse, fill_infer,
-                                            fill_prepare, fill_launch};
+const nn_op_kind nn_kind_constantofshape = {"ConstantOfShape", fill_parse, fill_infer, fill_prepare,
+                                            fill_launch};
