@@ -905,7 +905,7 @@ static cleval_status parse_rank_ints(cleval_nn *nn, nn_op *op, const cleval_onnx
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
                           "attribute %s has %u entries, more than %d", name, *count, NN_MAX_RANK);
     if (present) *present = cleval_onnx_node_attr(node, name) != NULL;
-    memcpy(to, values, *count * sizeof *to);
+    if (*count) memcpy(to, values, *count * sizeof *to);
     return CLEVAL_OK;
 }
 
