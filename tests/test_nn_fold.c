@@ -583,6 +583,180 @@ static void test_cli_computed_reshape(void **state)
         assert_float_equal(scores[i], x[i], 0.0);
 }
 
+/* The CLI refuses an unsupported host attribute with exit 2 and one line naming the node. */
+static void test_cli_refusal(void **state)
+{
+    (void)state;
+    pb_buf g = {0};
+    onnx_input(&g, "x", 2, DIMS(-1, 3));
+    pb_buf n = onnx_node("Shape", "shape", "x", "s");
+    onnx_node_end(&g, &n);
+    n = onnx_node("Cast", "to_half", "s", "h");
+    onnx_attr_int(&n, "to", CLEVAL_ONNX_FLOAT16);
+    onnx_node_end(&g, &n);
+    n = onnx_node("Reshape", "reshape", "x,h", "y");
+    onnx_node_end(&g, &n);
+    onnx_output(&g, "y", 2, DIMS(-1, 3));
+    char model[4096], data[4096];
+    snprintf(model, sizeof model, "%s", temp_path("cast_half.onnx"));
+    onnx_write_model(model, 8, 13, &g);
+    snprintf(data, sizeof data, "%s", temp_path("cast_half.h5"));
+    float x[6] = {0};
+    hid_t f = h5_create(data);
+    hsize_t dims[2] = {2, 3};
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 2, dims, x, 0, NULL);
+    H5Fclose(f);
+    const char *args[] = {"eval", "--model", model, "--data", data, "-q", NULL};
+    expect_cleval_error(args, 2,
+                        "node 'to_half' (Cast): attribute to=10 (float16) is not supported");
+}
+
+/* ---- device kernels: Expand and the float ConstantOfShape ---- */
+
+/* Runs general graph m (freed) on inputs and returns its single output. */
+static cleval_nn_tensor run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
+                                    const cleval_nn_tensor *inputs)
+{
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    if (cleval_nn_create_with(test_device(), m, &options, &nn) != CLEVAL_OK)
+        fail_msg("%s", cleval_last_error());
+    cleval_nn_tensor out;
+    assert_ok(cleval_nn_run_graph(nn, inputs, &out));
+    cleval_nn_destroy(nn);
+    builder_free(m);
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+    return out;
+}
+
+static cleval_nn_tensor input_tensor(uint32_t rank, const int64_t *dims, float *data)
+{
+    cleval_nn_tensor t = {.rank = rank, .data = data};
+    memcpy(t.dims, dims, rank * sizeof *dims);
+    return t;
+}
+
+/* x broadcast to `shape` (numpy rules), computed here. */
+static void ref_expand(const float *x, uint32_t xr, const int64_t *xd, uint32_t rank,
+                       const int64_t *shape, float *y, uint64_t count)
+{
+    for (uint64_t e = 0; e < count; e++) {
+        uint64_t rest = e, at = 0, stride = 1;
+        for (uint32_t d = rank; d-- > 0;) {
+            uint64_t c = rest % (uint64_t)shape[d];
+            rest /= (uint64_t)shape[d];
+            int64_t j = (int64_t)d - (int64_t)(rank - xr);
+            if (j < 0) continue;
+            if (xd[j] != 1) at += c * stride;
+            stride *= (uint64_t)xd[j];
+        }
+        y[e] = x[at];
+    }
+}
+
+typedef struct expand_case {
+    uint32_t xr;
+    int64_t xd[4];
+    uint32_t rank;
+    int64_t shape[4];
+} expand_case;
+
+static void test_expand_kernel(void **state)
+{
+    (void)state;
+    /* One element, a prime, one more than the work-groups (256 CPU-style, 64 GPU-style), a
+     * scalar input, an empty output. */
+    static const expand_case cases[] = {
+        {1, {1}, 1, {1}},      {2, {7, 1}, 3, {3, 7, 5}}, {2, {1, 257}, 2, {1, 257}},
+        {1, {65}, 2, {4, 65}}, {0, {0}, 1, {5}},          {3, {3, 1, 1}, 3, {3, 0, 1}},
+    };
+    uint64_t seed = 11;
+    for (int v = 0; v < 2; v++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            const expand_case *k = &cases[c];
+            uint64_t nx = 1;
+            for (uint32_t d = 0; d < k->xr; d++)
+                nx *= (uint64_t)k->xd[d];
+            float x[300];
+            for (uint64_t i = 0; i < nx; i++)
+                x[i] = frand(&seed);
+            /* The target shape as a constant, or as the shape of a second input (a host
+             * value). */
+            for (int host = 0; host < 2; host++) {
+                cleval_onnx_model *m = builder_new(13);
+                builder_input(m, "x", k->xr, k->xd);
+                if (host) {
+                    builder_input(m, "z", k->rank, k->shape);
+                    builder_node(m, "Shape", "shape", "z", "s");
+                } else {
+                    init_i(m, "s", 1, DIMS(k->rank), k->shape);
+                }
+                builder_node(m, "Expand", "expand", "x,s", "y");
+                builder_output(m, "y");
+                float z[300] = {0};
+                cleval_nn_tensor in[2] = {input_tensor(k->xr, k->xd, x),
+                                          input_tensor(k->rank, k->shape, z)};
+                cleval_nn_tensor out = run_general(m, VARIANTS[v], in);
+                assert_int_equal(out.rank, k->rank);
+                uint64_t count = 1;
+                for (uint32_t d = 0; d < k->rank; d++) {
+                    assert_int_equal(out.dims[d], k->shape[d]);
+                    count *= (uint64_t)k->shape[d];
+                }
+                float want[2000];
+                ref_expand(x, k->xr, k->xd, k->rank, k->shape, want, count);
+                for (uint64_t i = 0; i < count; i++)
+                    if (out.data[i] != want[i])
+                        fail_msg("variant %d case %zu host %d: element %llu is %g, expected %g", v,
+                                 c, host, (unsigned long long)i, out.data[i], want[i]);
+                free(out.data);
+            }
+        }
+}
+
+/* ConstantOfShape with a float fill of a shape computed from an input, and a host value as
+ * a graph output (Shape(x), read back from the host). */
+static void test_fill_kernel(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 1, 3}, {1, 257, 1}, {2, 0, 3}};
+    for (int v = 0; v < 2; v++)
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            cleval_onnx_model *m = builder_new(13);
+            builder_input(m, "x", 3, shapes[c]);
+            builder_node(m, "Shape", "shape", "x", "s");
+            cleval_onnx_node *fill = builder_node(m, "ConstantOfShape", "fill", "s", "y");
+            cleval_onnx_attr *a = builder_attr(fill, "value", CLEVAL_ONNX_ATTR_TENSOR);
+            a->t = builder_alloc(sizeof *a->t);
+            builder_tensor(a->t, "value", 1, DIMS(1), F32(-2.5f), NULL);
+            builder_output(m, "y");
+            float x[300] = {0};
+            cleval_nn_tensor in = input_tensor(3, shapes[c], x);
+            cleval_nn_tensor out = run_general(m, VARIANTS[v], &in);
+            uint64_t count = (uint64_t)(shapes[c][0] * shapes[c][1] * shapes[c][2]);
+            assert_int_equal(out.rank, 3);
+            for (uint32_t d = 0; d < 3; d++)
+                assert_int_equal(out.dims[d], shapes[c][d]);
+            for (uint64_t i = 0; i < count; i++)
+                assert_float_equal(out.data[i], -2.5f, 0.0);
+            free(out.data);
+        }
+
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 2, DIMS(-1, 3));
+    builder_node(m, "Shape", "shape", "x", "y");
+    builder_output(m, "y");
+    float x[15] = {0};
+    cleval_nn_tensor in = input_tensor(2, DIMS(5, 3), x);
+    cleval_nn_tensor out = run_general(m, VARIANTS[0], &in);
+    assert_int_equal(out.rank, 1);
+    assert_int_equal(out.dims[0], 2);
+    assert_float_equal(out.data[0], 5, 0.0);
+    assert_float_equal(out.data[1], 3, 0.0);
+    free(out.data);
+}
+
 /* ---- refusals ---- */
 
 static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
@@ -627,6 +801,23 @@ static void test_refusals(void **state)
     builder_output(m, "y");
     expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (ConstantOfShape)",
                    "larger than supported", NULL);
+
+    m = builder_new(13);
+    init_f(m, "a", 0, NULL, F32(0));
+    init_f(m, "b", 0, NULL, F32(1e10f));
+    init_f(m, "d", 0, NULL, F32(1));
+    one_node(m, "Range", "a,b,d");
+    builder_output(m, "y");
+    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Range)", "larger than supported",
+                   NULL);
+
+    m = builder_new(13);
+    init_i(m, "a", 2, DIMS(1, 1), I64(1));
+    init_i(m, "r", 1, DIMS(2), I64(2147483647, 2147483647));
+    one_node(m, "Tile", "a,r");
+    builder_output(m, "y");
+    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Tile)", "larger than supported",
+                   NULL);
 
     m = builder_new(13);
     init_i(m, "a", 1, DIMS(1), I64(5));
@@ -679,6 +870,9 @@ int main(void)
         cmocka_unit_test(test_shared_weights),
         cmocka_unit_test(test_computed_shapes),
         cmocka_unit_test(test_cli_computed_reshape),
+        cmocka_unit_test(test_cli_refusal),
+        cmocka_unit_test(test_expand_kernel),
+        cmocka_unit_test(test_fill_kernel),
         cmocka_unit_test(test_refusals),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
