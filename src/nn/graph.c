@@ -26,6 +26,8 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_reducemin,
     &nn_kind_reducel2,
     &nn_kind_layernorm,
+    &nn_kind_expand,
+    &nn_kind_constantofshape,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -259,6 +261,51 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
     return name_value(nn, names, vi);
 }
 
+/* Where the inputs of a node come from: all constants, or constants and host values only. */
+static void classify_inputs(const cleval_nn *nn, const nn_op *op, bool *all_const, bool *all_host)
+{
+    *all_const = *all_host = true;
+    for (uint32_t i = 0; i < op->n_in; i++) {
+        if (op->in[i] < 0) continue;
+        nn_value_kind kind = nn->values[op->in[i]].kind;
+        if (kind != NN_VALUE_CONST) *all_const = false;
+        if (kind != NN_VALUE_CONST && kind != NN_VALUE_HOST) *all_host = false;
+    }
+}
+
+/* The node runs on the host when it can: from constants (folded now) and host values, or from
+ * any input's shape (Shape, Size). Otherwise on the device, if its operator has a kind. */
+static const nn_op_kind *choose_kind(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    bool all_const, all_host;
+    classify_inputs(nn, op, &all_const, &all_host);
+    bool float_data = nn_has_in(op, 0) && nn_in(nn, op, 0)->f32;
+    const nn_op_kind *host = nn_host_kind(node, all_const, float_data);
+    op->host = host && (all_host || nn_host_reads_shapes(host));
+    return op->host ? host : nn_find_kind(node->op_type);
+}
+
+/* The inputs of device ops that may be host values, read with nn_host_ints during infer. */
+static bool reads_host_input(const nn_op_kind *kind, uint32_t i)
+{
+    return (kind == &nn_kind_reshape && i == 1) || (kind == &nn_kind_expand && i == 1) ||
+           (kind == &nn_kind_constantofshape && i == 0);
+}
+
+/* A device op reads a host value only where reads_host_input says it can. */
+static cleval_status check_host_inputs(cleval_nn *nn, const nn_op *op)
+{
+    for (uint32_t i = 0; i < op->n_in && !op->host; i++) {
+        if (op->in[i] < 0 || nn->values[op->in[i]].kind != NN_VALUE_HOST) continue;
+        if (reads_host_input(op->kind, i)) continue;
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "input '%s' is computed on the host from tensor shapes; this "
+                          "operator cannot read it as input %u",
+                          nn->values[op->in[i]].name, i);
+    }
+    return CLEVAL_OK;
+}
+
 static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_node *node)
 {
     if (strcmp(node->op_type, "Constant") == 0) return add_constant_node(nn, names, node);
@@ -266,7 +313,9 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
     if (!op) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     if (!(op->name = nn_copy_string(node->name)))
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
+    /* The kind used in messages until the inputs tell which one runs the node. */
     op->kind = nn_find_kind(node->op_type);
+    if (!op->kind) op->kind = nn_host_kind(node, true, false);
     if (!op->kind) {
         cleval_status status =
             cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: node '%s' (%s): operator %s is not supported",
@@ -293,27 +342,42 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
         op->in[i] = v;
         nn->values[v].uses++;
     }
+    const nn_op_kind *kind = choose_kind(nn, op, node);
+    if (!kind)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "operator %s is supported on constants and tensor shapes only, not on "
+                          "values computed from the network's input",
+                          node->op_type);
+    op->kind = kind;
     op->n_out = node->n_outputs;
     int op_index = (int)(op - nn->ops);
+    /* A value computed from a host value (a shape) changes with the batch like the input. */
     bool varying = false;
     for (uint32_t i = 0; i < op->n_in; i++)
-        if (op->in[i] >= 0 && nn->values[op->in[i]].varying) varying = true;
+        if (op->in[i] >= 0 &&
+            (nn->values[op->in[i]].varying || nn->values[op->in[i]].kind == NN_VALUE_HOST))
+            varying = true;
     for (uint32_t i = 0; i < node->n_outputs; i++) {
         if (!*node->outputs[i]) continue;
         if (name_map_get(names, node->outputs[i]) >= 0)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output '%s' is produced twice",
                               node->outputs[i]);
-        int v = add_value(nn, node->outputs[i], NN_VALUE_ACT);
+        int v = add_value(nn, node->outputs[i], op->host ? NN_VALUE_HOST : NN_VALUE_ACT);
         if (v < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
         op = &nn->ops[op_index]; /* add_value does not move ops, but keep it obvious */
         nn->values[v].producer = op_index;
-        nn->values[v].varying = varying;
+        nn->values[v].varying = varying && !op->host;
         op->out[i] = v;
         cleval_status status = name_value(nn, names, v);
         if (status != CLEVAL_OK) return status;
     }
     if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
-    return op->kind->parse(nn, op, node);
+    cleval_status status = op->kind->parse(nn, op, node);
+    if (status == CLEVAL_OK) status = check_host_inputs(nn, op);
+    bool all_const, all_host;
+    classify_inputs(nn, op, &all_const, &all_host);
+    if (status == CLEVAL_OK && op->host && all_const) status = nn_fold_op(nn, op);
+    return status;
 }
 
 static const cleval_onnx_tensor *find_bound(const cleval_nn_options *options, const char *name)

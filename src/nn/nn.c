@@ -156,7 +156,7 @@ static void set_batch(cleval_nn *nn, uint32_t n)
 static void sizes_now(const cleval_nn *nn, uint64_t *value_bytes, uint64_t *workspace_bytes)
 {
     for (uint32_t v = 0; v < nn->n_values; v++)
-        value_bytes[v] = nn->values[v].kind == NN_VALUE_CONST
+        value_bytes[v] = nn->values[v].kind == NN_VALUE_CONST || nn->values[v].kind == NN_VALUE_HOST
                              ? 0
                              : nn->values[v].count * nn_value_elem_bytes(nn, (int)v);
     for (uint32_t i = 0; i < nn->n_ops; i++)
@@ -457,7 +457,7 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
         op->prof.name = op->name;
         op->prof.op = op->label;
         op->prof.kernel = op->kernel_desc;
-        if (!op->dead && !op->alias_only) nn->layer_op[nn->n_layers++] = (int)i;
+        if (!op->dead && !op->alias_only && !op->host) nn->layer_op[nn->n_layers++] = (int)i;
     }
     nn->shapes_valid = false;
     *out = nn;
@@ -523,7 +523,9 @@ void cleval_nn_destroy(cleval_nn *nn)
 
 bool cleval_nn_supports_op(const char *op_type)
 {
-    return op_type && (strcmp(op_type, "Constant") == 0 || nn_find_kind(op_type) != NULL);
+    cleval_onnx_node node = {.op_type = (char *)op_type};
+    return op_type && (strcmp(op_type, "Constant") == 0 || nn_find_kind(op_type) != NULL ||
+                       nn_host_kind(&node, true, false) != NULL);
 }
 
 uint32_t cleval_nn_input_rank(const cleval_nn *nn)
@@ -607,7 +609,7 @@ static cleval_status launch_all(cleval_nn *nn)
 {
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
-        if (op->dead || op->alias_only) continue;
+        if (op->dead || op->alias_only || op->host) continue;
         cleval_status status = CLEVAL_OK;
         if (nn->capture && op->quantisable) status = nn_capture_input(nn, op);
         if (status == CLEVAL_OK) status = op->kind->launch(nn, op);
@@ -721,7 +723,7 @@ cleval_status cleval_nn_run_graph(cleval_nn *nn, const cleval_nn_tensor *inputs,
             break;
         }
         if (v->count == 0) continue;
-        if (v->kind == NN_VALUE_CONST) {
+        if (v->kind == NN_VALUE_CONST || v->kind == NN_VALUE_HOST) {
             if (v->f32)
                 memcpy(outputs[o].data, v->f32, (size_t)v->count * sizeof(float));
             else

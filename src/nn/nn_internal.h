@@ -14,7 +14,7 @@
 #include <stdio.h>
 
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
-#define NN_MAX_IN 5  /* BatchNormalization: X, scale, B, mean, var */
+#define NN_MAX_IN 8  /* BatchNormalization: 5; a Concat of one piece per axis: 8 */
 #define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used */
 #define NN_MAX_KERNELS 4
 #define NN_MAX_BUFFERS 6
@@ -30,6 +30,10 @@ typedef enum nn_value_kind {
     NN_VALUE_INPUT, /* a runtime graph input */
     NN_VALUE_CONST, /* initializer, Constant node or bound input: values known at load */
     NN_VALUE_ACT,   /* computed by an op */
+    /* Computed on the host during shape inference from tensor shapes and constants (Shape,
+     * Gather on a shape, Concat of shapes...): f32 / i64 hold the values of the latest
+     * inference; no device memory. */
+    NN_VALUE_HOST,
 } nn_value_kind;
 
 /* How an activation is stored. NCHW is ONNX's row-major order; NHWC (channels last: axis 1
@@ -45,7 +49,8 @@ typedef struct nn_value {
     bool varying;   /* depends on a runtime input */
     nn_shape shape; /* constants: fixed; others: from the latest shape inference */
     nn_layout layout;
-    /* Constants: host values, exactly one of f32 / i64 (count elements). */
+    /* Constants and host values: exactly one of f32 / i64 (count elements); bool and int32
+     * elements are held as i64. */
     float *f32;
     int64_t *i64;
     uint64_t count;
@@ -114,7 +119,7 @@ typedef struct nn_conv_params {
     nn_layout in_layout; /* how the input is stored (the producer's output layout) */
     /* Prepared (CPU-style): register tile and packing. */
     uint32_t mr, nv, k, co, panels;
-    bool winograd;        /* conv_winograd_cpu (decided at prepare) */
+    bool winograd; /* conv_winograd_cpu (decided at prepare) */
     /* int8 conv_cpu on a channels-last input with a multiple of 16 channels: K is ordered
      * window position-major, channel-minor, so runs of 16 k read 16 adjacent input codes. */
     bool channels_inner;
@@ -159,10 +164,28 @@ typedef struct nn_shape_params {
     int64_t axis;    /* Flatten */
     nn_shape target; /* Reshape: the constant shape, as given */
     bool allowzero;
+    bool target_from_host;         /* Reshape: the shape is a host value, read at each inference */
     int64_t pads[2 * NN_MAX_RANK]; /* Pad: begins then ends */
     uint32_t n_pads;
     float value;
 } nn_shape_params;
+
+/* Host evaluation of constants and shapes (fold.c): the attributes of the node. */
+typedef struct nn_fold_params {
+    int64_t axis;    /* Concat, Gather; Shape: start */
+    int64_t end;     /* Shape: end (INT64_MAX: the rank) */
+    int64_t to;      /* Cast: the ONNX element type */
+    bool fmod;       /* Mod */
+    bool has_axes;   /* Squeeze / Unsqueeze / Slice: axes given as an attribute */
+    uint32_t n_axes; /* entries of axes (Squeeze, Unsqueeze, Slice), perm (Transpose) */
+    int64_t axes[NN_MAX_RANK];
+    int64_t starts[NN_MAX_RANK], ends[NN_MAX_RANK]; /* Slice before opset 10 */
+    uint32_t n_starts, n_ends;
+    bool has_perm;
+    bool fill_float; /* ConstantOfShape: the fill value's type */
+    float fill_f32;
+    int64_t fill_i64;
+} nn_fold_params;
 
 typedef struct nn_softmax_params {
     int64_t axis;
@@ -199,6 +222,7 @@ struct nn_op {
     uint32_t n_out;
     bool dead;        /* removed by a pass */
     bool alias_only;  /* output is a view of input 0: no kernel */
+    bool host;        /* evaluated on the host by infer (fold.c): no kernel, no memory */
     bool mixes_batch; /* set by infer: combines samples across axis 0 */
     size_t workspace; /* scratch bytes needed during launch, set by infer */
     int workspace_slot;
@@ -218,6 +242,7 @@ struct nn_op {
         nn_shape_params shape;
         nn_softmax_params softmax;
         nn_reduce_params reduce;
+        nn_fold_params fold;
     } p;
     cleval_nn_layer prof;
 };
@@ -346,6 +371,27 @@ bool nn_axis(int64_t axis, uint32_t rank, uint32_t *out);
 cleval_status nn_infer_all(cleval_nn *nn);
 /* Numpy broadcasting of two shapes; false when they do not broadcast. */
 bool nn_broadcast(const nn_shape *a, const nn_shape *b, nn_shape *out);
+
+/* ---- fold.c ---- */
+/* The host kind of a node whose inputs are constants (all_const) or host values: evaluated on
+ * the host. NULL when its operator has no host evaluator or this node runs on the device: a
+ * float fill (ConstantOfShape) or float input 0 (float_data: Expand) brought to a computed
+ * shape is an activation. */
+const nn_op_kind *nn_host_kind(const cleval_onnx_node *node, bool all_const, bool float_data);
+/* Whether the host kind of op_type reads only its inputs' shapes (Shape, Size): such an op is
+ * evaluated on the host whatever its input. */
+bool nn_host_reads_shapes(const nn_op_kind *kind);
+/* Evaluates a host op whose inputs are all constants: its outputs become constants and the op
+ * is marked dead. Once, at load. */
+cleval_status nn_fold_op(cleval_nn *nn, nn_op *op);
+/* The int64 values of op input i, a constant or a host value (current during infer); `what`
+ * names the input in refusals ("shape"). Refuses any other input, naming node and input. */
+cleval_status nn_host_ints(cleval_nn *nn, const nn_op *op, uint32_t i, const char *what,
+                           const int64_t **values, uint64_t *count);
+/* Op input i as a shape (nn_host_ints, then dims >= 0 and rank at most NN_MAX_RANK). */
+cleval_status nn_host_shape(cleval_nn *nn, const nn_op *op, uint32_t i, nn_shape *shape);
+/* ConstantOfShape's attributes into op->p.fold (its fill: float 0 when absent). */
+cleval_status nn_constantofshape_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node);
 
 /* ---- passes.c ---- */
 cleval_status nn_optimise(cleval_nn *nn);
@@ -477,6 +523,7 @@ extern const nn_op_kind nn_kind_reducemean, nn_kind_reducesum, nn_kind_reducemax
  * Div, Mul gamma, Add beta) by one LayerNormalization op where the pattern is exact
  * (fuse_layernorm.c). */
 cleval_status nn_fuse_layernorm(cleval_nn *nn);
+extern const nn_op_kind nn_kind_expand, nn_kind_constantofshape;
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */

@@ -58,6 +58,25 @@ static cleval_status flatten_infer(cleval_nn *nn, nn_op *op)
 const nn_op_kind nn_kind_flatten = {"Flatten", flatten_parse, flatten_infer, view_prepare,
                                     view_launch};
 
+/* The target shape, as given: a constant read once here, or a host value read at each
+ * inference (a shape computed from Shape(x)). */
+static cleval_status reshape_target(cleval_nn *nn, nn_op *op)
+{
+    const int64_t *dims;
+    uint64_t count;
+    cleval_status status = nn_host_ints(nn, op, 1, "shape", &dims, &count);
+    if (status != CLEVAL_OK) return status;
+    if (nn_in(nn, op, 1)->shape.rank != 1)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "shape '%s' must be a 1-D int64 tensor",
+                          nn_in(nn, op, 1)->name);
+    if (count > NN_MAX_RANK)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "a target rank of %llu is more than %d",
+                          (unsigned long long)count, NN_MAX_RANK);
+    op->p.shape.target.rank = (uint32_t)count;
+    memcpy(op->p.shape.target.d, dims, count * sizeof(int64_t));
+    return CLEVAL_OK;
+}
+
 static cleval_status reshape_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     static const char *const known[] = {"allowzero", NULL};
@@ -65,24 +84,24 @@ static cleval_status reshape_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_n
     if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
         (status = nn_attr_bool(nn, op, node, "allowzero", false, &op->p.shape.allowzero)) !=
             CLEVAL_OK ||
-        (status = need_input(nn, op)) != CLEVAL_OK ||
-        (status = nn_require_const(nn, op, 1, "shape")) != CLEVAL_OK)
+        (status = need_input(nn, op)) != CLEVAL_OK)
         return status;
-    const nn_value *shape = nn_in(nn, op, 1);
-    if (!shape->i64 || shape->shape.rank != 1)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "shape '%s' must be a 1-D int64 tensor",
-                          shape->name);
-    if (shape->count > NN_MAX_RANK)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "a target rank of %llu is more than %d",
-                          (unsigned long long)shape->count, NN_MAX_RANK);
-    op->p.shape.target.rank = (uint32_t)shape->count;
-    memcpy(op->p.shape.target.d, shape->i64, shape->count * sizeof(int64_t));
     op->alias_only = true;
-    return CLEVAL_OK;
+    op->p.shape.target_from_host = nn_has_in(op, 1) && nn_in(nn, op, 1)->kind == NN_VALUE_HOST;
+    if (op->p.shape.target_from_host) return CLEVAL_OK;
+    if ((status = nn_require_const(nn, op, 1, "shape")) != CLEVAL_OK) return status;
+    if (!nn_in(nn, op, 1)->i64)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "shape '%s' must be a 1-D int64 tensor",
+                          nn_in(nn, op, 1)->name);
+    return reshape_target(nn, op);
 }
 
 static cleval_status reshape_infer(cleval_nn *nn, nn_op *op)
 {
+    if (op->p.shape.target_from_host) {
+        cleval_status status = reshape_target(nn, op);
+        if (status != CLEVAL_OK) return status;
+    }
     const nn_shape *in = &nn_in(nn, op, 0)->shape;
     const nn_shape *target = &op->p.shape.target;
     nn_shape out = *target;

@@ -249,10 +249,10 @@ cleval_status nn_plan(cleval_nn *nn)
         nn->values[v].slot = -1;
         nn->values[v].alias = -1;
     }
-    /* Views and liveness. */
+    /* Views and liveness (host ops hold no device memory and read none). */
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
-        if (op->dead) continue;
+        if (op->dead || op->host) continue;
         if (op->alias_only) nn->values[op->out[0]].alias = root_of(nn, op->in[0]);
         for (uint32_t j = 0; j < op->n_in; j++)
             if (op->in[j] >= 0) pl.last[root_of(nn, op->in[j])] = (int)i;
@@ -267,7 +267,7 @@ cleval_status nn_plan(cleval_nn *nn)
     }
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         nn_op *op = &nn->ops[i];
-        if (op->dead || op->alias_only) continue;
+        if (op->dead || op->alias_only || op->host) continue;
         release_before(nn, &pl, (int)i);
         nn_value *y = &nn->values[op->out[0]];
         size_t bytes = (size_t)y->count * nn_value_elem_bytes(nn, op->out[0]);
