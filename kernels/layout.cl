@@ -9,6 +9,7 @@
  *                          one output of a Split (xs of the whole input).
  *            gather        y[o][j][r] = x[o][idx[j]][r] for `count` indices along an axis of
  *                          `extent` (negative indices count from the end).
+ *            transpose_tiles  a batch of 2-D transposes through local memory (GPU family).
  * Layout     row-major; the host merges contiguous axes and right-aligns the rest into 8
  *            (int8 arguments), the first `first` unused.
  * Storage    X_HALF / Y_HALF: that operand is stored as half (fp16 mode); a copy through float
@@ -45,4 +46,23 @@ __kernel void gather(__global const X_T *x, __global Y_T *y, __global const int 
     int j = t % count, o = t / count;
     int k = idx[j] < 0 ? idx[j] + extent : idx[j];
     STORE_Y(LOAD_X(x, (o * extent + k) * inner + r), y, i);
+}
+
+/* transpose_tiles: y[b][c][r] = x[b][r][c] for x of [batches][rows][cols], through a TILE x TILE
+ * tile in local memory (padded against bank conflicts) so that both the reads and the writes
+ * of a work-group are row-contiguous. The GPU family's transposes of the last two axes
+ * (NCHW <-> NHWC, 2-D). Work-group TILE x TILE x 1; global (cols, rows, batches) rounded up. */
+#define TILE 16
+__kernel __attribute__((reqd_work_group_size(TILE, TILE, 1))) void
+transpose_tiles(__global const X_T *x, __global Y_T *y, int rows, int cols)
+{
+    __local float tile[TILE][TILE + 1];
+    int lx = (int)get_local_id(0), ly = (int)get_local_id(1);
+    int c0 = (int)get_group_id(0) * TILE, r0 = (int)get_group_id(1) * TILE;
+    int base = (int)get_global_id(2) * rows * cols;
+    if (r0 + ly < rows && c0 + lx < cols)
+        tile[ly][lx] = LOAD_X(x, base + (r0 + ly) * cols + c0 + lx);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (c0 + ly < cols && r0 + lx < rows)
+        STORE_Y(tile[lx][ly], y, base + (c0 + ly) * rows + r0 + lx);
 }

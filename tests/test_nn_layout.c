@@ -190,8 +190,8 @@ typedef struct slice_case {
 } slice_case;
 
 /* The reference of one axis, as the operator's definition words it. */
-static void ref_slice_axis(int64_t start, int64_t end, int64_t step, int64_t extent,
-                           int64_t *first, int64_t *count)
+static void ref_slice_axis(int64_t start, int64_t end, int64_t step, int64_t extent, int64_t *first,
+                           int64_t *count)
 {
     if (start < 0) start += extent;
     if (end < 0) end += extent;
@@ -215,7 +215,7 @@ static void test_slice(void **state)
         {13, 2, {7, 9}, 1, {1}, {-1}, {1}, {1}, true, false},
         {13, 2, {7, 9}, 2, {-1, 8}, {-100, 0}, {0, 1}, {-2, -3}, true, true}, /* negative steps */
         {13, 3, {5, 6, 7}, 1, {0}, {big}, {-1}, {2}, true, true},
-        {13, 3, {5, 6, 7}, 1, {10}, {20}, {1}, {1}, true, false}, /* empty */
+        {13, 3, {5, 6, 7}, 1, {10}, {20}, {1}, {1}, true, false},     /* empty */
         {13, 3, {5, 6, 7}, 1, {big}, {small}, {2}, {-1}, true, true}, /* reversed, clamped */
         {13, 3, {3, 130, 3}, 2, {0, 1}, {2, 129}, {0, 1}, {1, 1}, false, false},
         {9, 2, {7, 9}, 2, {2, 1}, {5, 100}, {0}, {0}, false, false}, /* attribute form */
@@ -251,7 +251,7 @@ static void test_slice(void **state)
             attr_ints(node, "ends", sc->n, sc->ends);
             if (sc->axes_given) attr_ints(node, "axes", sc->n, sc->axes);
         } else {
-            const char *extra = sc->steps_given ? "starts,ends,axes,steps"
+            const char *extra = sc->steps_given  ? "starts,ends,axes,steps"
                                 : sc->axes_given ? "starts,ends,axes"
                                                  : "starts,ends";
             node = one_op(&m, sc->opset, "Slice", sc->rank, sc->dims, extra);
@@ -285,8 +285,8 @@ static void test_gather(void **state)
     (void)state;
     static const gather_case cases[] = {
         {3, {5, 7, 3}, 1, 1, {4}, {2, -1, 0, 6}},
-        {2, {5, 7}, 0, 0, {0}, {-2}},           /* a scalar index removes the axis */
-        {3, {3, 17, 4}, 1, 0, {0}, {0}},        /* the class token of a ViT */
+        {2, {5, 7}, 0, 0, {0}, {-2}},             /* a scalar index removes the axis */
+        {3, {3, 17, 4}, 1, 0, {0}, {0}},          /* the class token of a ViT */
         {2, {4, 9}, -1, 2, {2, 2}, {0, 8, 3, 3}}, /* 2-D indices */
         {3, {2, 3, 131}, 2, 1, {3}, {130, 0, 65}},
         {2, {4, 9}, 1, 1, {0}, {0}}, /* no indices: empty */
@@ -424,9 +424,9 @@ static void test_split(void **state)
     (void)state;
     static const int64_t dims[3] = {3, 10, 5};
     static const split_case cases[] = {
-        {13, 1, 3, {2, 5, 3}, true, false},  {11, 1, 3, {2, 5, 3}, true, false},
-        {18, 1, 3, {4, 4, 2}, false, true},  {13, -2, 2, {5, 5}, false, false},
-        {13, 2, 2, {0, 5}, true, false},     {11, 0, 3, {1, 1, 1}, false, false},
+        {13, 1, 3, {2, 5, 3}, true, false}, {11, 1, 3, {2, 5, 3}, true, false},
+        {18, 1, 3, {4, 4, 2}, false, true}, {13, -2, 2, {5, 5}, false, false},
+        {13, 2, 2, {0, 5}, true, false},    {11, 0, 3, {1, 1, 1}, false, false},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const split_case *sc = &cases[c];
@@ -466,7 +466,8 @@ static void test_split(void **state)
                     float *want = malloc((count_of(3, od) + 1) * sizeof *want);
                     uint64_t block = (uint64_t)sc->sizes[o] * inner;
                     for (uint64_t i = 0; i < outer; i++)
-                        memcpy(want + i * block, x + (i * (uint64_t)dims[a] + (uint64_t)offset) * inner,
+                        memcpy(want + i * block,
+                               x + (i * (uint64_t)dims[a] + (uint64_t)offset) * inner,
                                block * sizeof *want);
                     char what[64];
                     snprintf(what, sizeof what, "split case %zu output %u", c, o);
@@ -547,8 +548,7 @@ static void test_refusals(void **state)
     builder_free(m);
 
     attr_int(one_op(&m, 13, "Concat", 2, d2, ""), "axis", 2);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)", "axis 2 is out of range",
-                   NULL);
+    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)", "axis 2 is out of range", NULL);
     builder_free(m);
 
     one_op(&m, 13, "Concat", 2, d2, "");
@@ -621,8 +621,8 @@ static cleval_onnx_model *classifier(uint32_t rank, const int64_t *sample)
     return m;
 }
 
-static void transpose_node(cleval_onnx_model *m, const char *name, const char *in,
-                           const char *out, uint32_t rank, const int64_t *perm)
+static void transpose_node(cleval_onnx_model *m, const char *name, const char *in, const char *out,
+                           uint32_t rank, const int64_t *perm)
 {
     attr_ints(builder_node(m, "Transpose", name, in, out), "perm", rank, perm);
 }

@@ -177,14 +177,14 @@ typedef struct nn_softmax_params {
  * also holds Squeeze's and Unsqueeze's n_axes axes); the rest is resolved against the input
  * shape at each inference. */
 typedef struct nn_layout_params {
-    int64_t axis;           /* Concat, Split, Gather */
-    int64_t num_outputs;    /* Split (opset 18), 0 when not given */
-    uint32_t n_perm;        /* Transpose: 0 reverses the axes */
+    int64_t axis;        /* Concat, Split, Gather */
+    int64_t num_outputs; /* Split (opset 18), 0 when not given */
+    uint32_t n_perm;     /* Transpose: 0 reverses the axes */
     int64_t perm[NN_MAX_RANK];
     uint32_t n_slice;
     int64_t starts[NN_MAX_RANK], ends[NN_MAX_RANK], steps[NN_MAX_RANK];
-    uint32_t n_axes;        /* Slice, Squeeze, Unsqueeze */
-    bool has_axes;          /* Squeeze: false removes every axis of extent 1 */
+    uint32_t n_axes; /* Slice, Squeeze, Unsqueeze */
+    bool has_axes;   /* Squeeze: false removes every axis of extent 1 */
     int64_t axes[NN_MAX_RANK];
 } nn_layout_params;
 

@@ -53,15 +53,17 @@ static void collapse(copy_geometry *g)
     g->rank = r;
 }
 
-static int copy_kernel_slot(const cleval_nn *nn, int x, int y)
+/* Variadic ops may copy between every storage combination: one kernel each (k[0..3]); the
+ * others copy input 0 to output 0 only (k[0]), which leaves room for a second kernel. */
+static int copy_kernel_slot(const cleval_nn *nn, const nn_op *op, int x, int y)
 {
-    return 2 * nn_half(nn, x) + nn_half(nn, y);
+    return nn_kind_variadic(op->kind) ? 2 * nn_half(nn, x) + nn_half(nn, y) : 0;
 }
 
 /* Builds the strided copy for value x's and value y's storage, once per combination. */
 static cleval_status copy_kernel(cleval_nn *nn, nn_op *op, int x, int y)
 {
-    cl_kernel *k = &op->k[copy_kernel_slot(nn, x, y)];
+    cl_kernel *k = &op->k[copy_kernel_slot(nn, op, x, y)];
     if (*k) return CLEVAL_OK;
     char options[64];
     nn_storage_options(nn, x, y, options, sizeof options);
@@ -99,7 +101,7 @@ static cleval_status launch_copy(cleval_nn *nn, nn_op *op, int x, int y, copy_ge
         n *= (uint64_t)g->d[i];
     }
     if (n == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(op->k[copy_kernel_slot(nn, x, y)]);
+    nn_args a = nn_args_begin(op->k[copy_kernel_slot(nn, op, x, y)]);
     nn_arg_mem(&a, data_mem(nn, x));
     nn_arg_mem(&a, data_mem(nn, y));
     nn_arg_uint(&a, (uint32_t)n);
@@ -158,8 +160,8 @@ static cleval_status attr_list(cleval_nn *nn, const nn_op *op, const cleval_onnx
     cleval_status status = nn_attr_ints(nn, node, name, &values, &n);
     if (status != CLEVAL_OK) return status;
     if (n > max)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute %s has %u values, more than %u",
-                          name, n, max);
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "attribute %s has %u values, more than %u", name, n, max);
     if (n) memcpy(out, values, n * sizeof *out);
     *count = values ? n : 0;
     return CLEVAL_OK;
@@ -235,8 +237,8 @@ static cleval_status concat_infer(cleval_nn *nn, nn_op *op)
             nn_shape_format(&first->shape, a, sizeof a);
             nn_shape_format(&x->shape, b, sizeof b);
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
-                              "input %u has shape %s, which does not match %s but on axis %u", i,
-                              b, a, axis);
+                              "input %u has shape %s, which does not match %s but on axis %u", i, b,
+                              a, axis);
         }
         out.d[axis] += x->shape.d[axis];
         if (out.d[axis] > NN_MAX_ELEMENTS)
@@ -333,8 +335,9 @@ static cleval_status split_sizes(cleval_nn *nn, const nn_op *op, int64_t extent,
     }
     int64_t parts = op->n_out, chunk = (extent + parts - 1) / parts;
     if (!op->p.layout.num_outputs && extent % parts != 0)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "axis of %lld cannot be split in %u equal parts",
-                          (long long)extent, op->n_out);
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "axis of %lld cannot be split in %u equal parts", (long long)extent,
+                          op->n_out);
     for (uint32_t o = 0; o < op->n_out; o++) {
         int64_t left = extent - chunk * o;
         sizes[o] = left < 0 ? 0 : left < chunk ? left : chunk;
@@ -404,12 +407,10 @@ static cleval_status slice_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_nod
             (status = const_ints(nn, op, 2, "ends", p->ends, NN_MAX_RANK, &n_ends)) != CLEVAL_OK)
             return status;
         if (nn_has_in(op, 3) &&
-            (status = const_ints(nn, op, 3, "axes", p->axes, NN_MAX_RANK, &p->n_axes)) !=
-                CLEVAL_OK)
+            (status = const_ints(nn, op, 3, "axes", p->axes, NN_MAX_RANK, &p->n_axes)) != CLEVAL_OK)
             return status;
         if (nn_has_in(op, 4) &&
-            (status = const_ints(nn, op, 4, "steps", p->steps, NN_MAX_RANK, &n_steps)) !=
-                CLEVAL_OK)
+            (status = const_ints(nn, op, 4, "steps", p->steps, NN_MAX_RANK, &n_steps)) != CLEVAL_OK)
             return status;
     }
     p->n_slice = n_starts;
@@ -465,7 +466,7 @@ static cleval_status slice_geometry(cleval_nn *nn, const nn_op *op, const nn_sha
             count = first > last ? (first - last - 1) / (s == INT64_MIN ? INT64_MAX : -s) + 1 : 0;
         }
         begin[a] = count ? first : 0;
-        step[a] = s;
+        step[a] = count > 1 ? s : 1; /* a huge step over one element would overflow strides */
         out->d[a] = count;
     }
     return CLEVAL_OK;
@@ -514,8 +515,7 @@ static cleval_status transpose_parse(cleval_nn *nn, nn_op *op, const cleval_onnx
     nn_layout_params *p = &op->p.layout;
     cleval_status status;
     if ((status = nn_check_attrs(nn, op, node, known)) != CLEVAL_OK ||
-        (status = attr_list(nn, op, node, "perm", p->perm, NN_MAX_RANK, &p->n_perm)) !=
-            CLEVAL_OK)
+        (status = attr_list(nn, op, node, "perm", p->perm, NN_MAX_RANK, &p->n_perm)) != CLEVAL_OK)
         return status;
     return need_data(nn, op);
 }
@@ -531,8 +531,8 @@ static cleval_status transpose_perm(cleval_nn *nn, const nn_op *op, uint32_t ran
     for (uint32_t i = 0; i < rank; i++) {
         perm[i] = p->n_perm ? p->perm[i] : (int64_t)(rank - 1 - i);
         if (perm[i] < 0 || perm[i] >= (int64_t)rank || seen[perm[i]])
-            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
-                              "perm is not a permutation of the %u axes", rank);
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "perm is not a permutation of the %u axes",
+                              rank);
         seen[perm[i]] = true;
     }
     return CLEVAL_OK;
@@ -551,6 +551,53 @@ static cleval_status transpose_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
+/* The GPU family also gets the tiled transpose of the last two axes (k[1]), when the device
+ * runs its 16 x 16 work-groups. */
+static cleval_status transpose_prepare(cleval_nn *nn, nn_op *op)
+{
+    cleval_status status = copy_prepare(nn, op);
+    if (status != CLEVAL_OK || nn->variant != CLEVAL_VARIANT_GPU) return status;
+    char options[64];
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
+    if ((status = nn_kernel(nn, op, "layout", options, "transpose_tiles", &op->k[1])) != CLEVAL_OK)
+        return status;
+    size_t most = 0;
+    cl_int err = clGetKernelWorkGroupInfo(op->k[1], cleval_device_id(nn->dev),
+                                          CL_KERNEL_WORK_GROUP_SIZE, sizeof most, &most, NULL);
+    if (err != CL_SUCCESS || most < 256) {
+        clReleaseKernel(op->k[1]);
+        op->k[1] = NULL;
+    } else {
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "transpose_tiles / strided_copy");
+    }
+    return CLEVAL_OK;
+}
+
+/* A collapsed transpose that is a batch of 2-D transposes: output [B][P][Q] reads input
+ * [B][Q][P] (the output's last axis steps over the input's rows). */
+static bool swaps_last_two(const copy_geometry *g, int64_t *rows, int64_t *cols)
+{
+    uint32_t r = g->rank;
+    if (r < 2 || r > 3 || g->xs[r - 2] != 1 || g->xs[r - 1] != g->d[r - 2]) return false;
+    if (r == 3 && g->xs[0] != g->d[1] * g->d[2]) return false;
+    *rows = g->d[r - 1];
+    *cols = g->d[r - 2];
+    return true;
+}
+
+static cleval_status launch_tiles(cleval_nn *nn, nn_op *op, const copy_geometry *g, int64_t rows,
+                                  int64_t cols)
+{
+    nn_args a = nn_args_begin(op->k[1]);
+    nn_arg_mem(&a, data_mem(nn, op->in[0]));
+    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    nn_arg_int(&a, (int32_t)rows);
+    nn_arg_int(&a, (int32_t)cols);
+    size_t global[3] = {(size_t)cols, (size_t)rows, g->rank == 3 ? (size_t)g->d[0] : 1};
+    size_t local[3] = {16, 16, 1};
+    return nn_enqueue(nn, op, &a, 3, global, local);
+}
+
 static cleval_status transpose_launch(cleval_nn *nn, nn_op *op)
 {
     const nn_shape *in = &nn_in(nn, op, 0)->shape;
@@ -564,11 +611,14 @@ static cleval_status transpose_launch(cleval_nn *nn, nn_op *op)
     row_major_strides(out, g.ys);
     for (uint32_t i = 0; i < out->rank; i++)
         g.xs[i] = in_strides[perm[i]];
+    collapse(&g);
+    int64_t rows, cols;
+    if (op->k[1] && swaps_last_two(&g, &rows, &cols)) return launch_tiles(nn, op, &g, rows, cols);
     return launch_copy(nn, op, op->in[0], op->out[0], &g);
 }
 
 const nn_op_kind nn_kind_transpose = {"Transpose", transpose_parse, transpose_infer,
-                                      copy_prepare, transpose_launch};
+                                      transpose_prepare, transpose_launch};
 
 /* ---- Gather (constant indices) ---- */
 
@@ -621,11 +671,12 @@ static cleval_status gather_prepare(cleval_nn *nn, nn_op *op)
     cleval_status status = need_float_data(nn, op, op->in[0]);
     if (status != CLEVAL_OK) return status;
     int32_t *narrow = malloc((idx->count ? idx->count : 1) * sizeof *narrow);
-    if (!narrow) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory preparing node '%s'", op->name);
+    if (!narrow)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory preparing node '%s'", op->name);
     /* In range for some axis of at most NN_MAX_ELEMENTS (checked again at each inference). */
     for (uint64_t j = 0; j < idx->count; j++) {
         int64_t i = idx->i64[j];
-        narrow[j] = (int32_t)(i < -NN_MAX_ELEMENTS ? -NN_MAX_ELEMENTS
+        narrow[j] = (int32_t)(i < -NN_MAX_ELEMENTS  ? -NN_MAX_ELEMENTS
                               : i > NN_MAX_ELEMENTS ? NN_MAX_ELEMENTS
                                                     : i);
     }
@@ -754,5 +805,5 @@ static cleval_status unsqueeze_infer(cleval_nn *nn, nn_op *op)
 
 const nn_op_kind nn_kind_squeeze = {"Squeeze", axes_parse, squeeze_infer, view_prepare,
                                     view_launch};
-const nn_op_kind nn_kind_unsqueeze = {"Unsqueeze", unsqueeze_parse, unsqueeze_infer,
-                                      view_prepare, view_launch};
+const nn_op_kind nn_kind_unsqueeze = {"Unsqueeze", unsqueeze_parse, unsqueeze_infer, view_prepare,
+                                      view_launch};
