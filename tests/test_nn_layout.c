@@ -698,6 +698,35 @@ static void test_batch_moved_matmul(void **state)
     free(w);
 }
 
+/* [N, E] -> Transpose [E, N] -> Gemm(transA=1) with a constant [E, F] and bias [F]: the samples
+ * are A's columns, the product's rows. */
+static void test_batch_gemm_trans_a(void **state)
+{
+    (void)state;
+    enum { E = 7, F = 3 };
+    static const int64_t sample[1] = {E}, wd[2] = {E, F}, bd[1] = {F}, rev[2] = {1, 0};
+    float *w = exact_array(E * F), *bias = exact_array(F);
+    cleval_onnx_model *m = classifier(2, sample);
+    builder_init(m, "w", 2, wd, w);
+    builder_init(m, "b", 1, bd, bias);
+    transpose_node(m, "t0", "x", "t", 2, rev);
+    attr_int(builder_node(m, "Gemm", "gemm", "t,w,b", "y"), "transA", 1);
+    uint32_t n = 5;
+    float *x = exact_array((uint64_t)n * E);
+    double want[5 * F];
+    for (uint32_t s = 0; s < n; s++)
+        for (int f = 0; f < F; f++) {
+            want[s * F + f] = bias[f];
+            for (int e = 0; e < E; e++)
+                want[s * F + f] += (double)x[s * E + e] * w[e * F + f];
+        }
+    check_classifier(m, x, n, F, want, "transpose then Gemm(transA=1)");
+    free(x);
+    free(w);
+    free(bias);
+    builder_free(m);
+}
+
 /* Self-attention as torch's MultiheadAttention lays it out: [N, L, E] -> [L, N, E] ->
  * [L, N * H, D] (the batch merged with the heads) -> [N * H, L, D]; scores Q K^T over the
  * varying operands, Softmax over the keys, times V, and back to [N, L * E]. */
@@ -771,7 +800,7 @@ static void test_batch_class_token(void **state)
 static void test_batch_refusals(void **state)
 {
     (void)state;
-    static const int64_t sample[2] = {3, 4}, swap[3] = {1, 0, 2}, six = 6;
+    static const int64_t sample[2] = {3, 4}, swap[3] = {1, 0, 2}, six = 6, rev[2] = {1, 0};
     cleval_onnx_model *m;
 
     /* Softmax along the moved batch axis (axis 1 of [L, N, E]). */
@@ -786,12 +815,21 @@ static void test_batch_refusals(void **state)
 
     /* A reshape that cuts the samples of [6, N] into rows of 3. */
     m = classifier(2, &six);
-    static const int64_t rev[2] = {1, 0}, rows[2] = {-1, 3}, back[2] = {-1, 6};
+    static const int64_t rows[2] = {-1, 3}, back[2] = {-1, 6};
     transpose_node(m, "t0", "x", "t", 2, rev);
     reshape_node(m, "mix", "t", "r", 2, rows);
     reshape_node(m, "back", "r", "y", 2, back);
     expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mix' (Reshape)", "combines samples",
                    NULL);
+    builder_free(m);
+
+    /* A MatMul that contracts over the samples: [E, N] x [N, E]. */
+    m = classifier(2, &six);
+    transpose_node(m, "t0", "x", "t", 2, rev);
+    builder_node(m, "MatMul", "gram", "t,x", "g");
+    builder_node(m, "MatMul", "back", "x,g", "y");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'gram' (MatMul)",
+                   "combines samples across the batch axis (axis 1)", NULL);
     builder_free(m);
 
     /* Joined, sliced or picked along the batch axis. */
@@ -837,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_squeeze_unsqueeze),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_batch_moved_matmul),
+        cmocka_unit_test(test_batch_gemm_trans_a),
         cmocka_unit_test(test_batch_merged_heads),
         cmocka_unit_test(test_batch_class_token),
         cmocka_unit_test(test_batch_refusals),

@@ -54,6 +54,10 @@ static cleval_status gemm_infer(cleval_nn *nn, nn_op *op)
     if (kb != p->k)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "A has K = %lld, B has K = %lld",
                           (long long)p->k, (long long)kb);
+    /* The batch must be on A's rows (M), not in K, nor in B. */
+    int batch_a = nn_batch_axis(a);
+    if (batch_a >= 0 && batch_a != (p->trans_a ? 1 : 0)) op->mixes_batch = true;
+    if (nn_batch_axis(b) >= 0) op->mixes_batch = true;
     if (nn_has_in(op, 2)) {
         const nn_value *c = nn_in(nn, op, 2);
         nn_shape mn = {2, {p->m, p->n}}, out;
@@ -61,16 +65,15 @@ static cleval_status gemm_infer(cleval_nn *nn, nn_op *op)
             out.d[1] != p->n)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "C does not broadcast to [%lld, %lld]",
                               (long long)p->m, (long long)p->n);
-        /* C must carry the batch on the rows as A does, or not vary along them. */
-        const nn_value *vals[2] = {a, c};
-        nn_shape at = {2, {p->m, p->k}};
-        const nn_shape *shapes[2] = {&at, &c->shape};
+        /* C must carry the batch on the rows of the product as A does, or not vary along
+         * them: A seen as [M, K], its batch on axis 0. */
+        nn_value rows = *a;
+        rows.batch_axis = batch_a >= 0 ? 0 : -1;
+        nn_shape mk = {2, {p->m, p->k}};
+        const nn_value *vals[2] = {&rows, c};
+        const nn_shape *shapes[2] = {&mk, &c->shape};
         if (!nn_broadcast_keeps_batch(vals, shapes, 2, &mn)) op->mixes_batch = true;
     }
-    /* The batch must be on A's rows (M), not in K, nor in B. */
-    int batch_a = nn_batch_axis(a);
-    if (batch_a >= 0 && batch_a != (p->trans_a ? 1 : 0)) op->mixes_batch = true;
-    if (nn_batch_axis(b) >= 0) op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = (nn_shape){2, {p->m, p->n}};
     op->flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
     return CLEVAL_OK;

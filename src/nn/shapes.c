@@ -64,6 +64,7 @@ void nn_reshape_batch(const cleval_nn *nn, nn_op *op, const nn_value *x, nn_valu
     int64_t p = x->shape.d[a] / (n * x->batch_inner);
     for (int i = 0; i < a; i++)
         p *= x->shape.d[i];
+    if (p < 1) return; /* empty: nothing to mix */
     int64_t before = 1;
     for (uint32_t c = 0; c < y->shape.rank; c++) {
         int64_t upto = before * y->shape.d[c];
