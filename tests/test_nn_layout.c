@@ -482,6 +482,27 @@ static void test_split(void **state)
     }
 }
 
+/* An output left unnamed still takes its share of the axis. */
+static void test_split_unnamed_output(void **state)
+{
+    (void)state;
+    static const int64_t dims[2] = {3, 10}, sizes[3] = {2, 5, 3}, three = 3;
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 2, dims);
+    builder_init_i64(m, "s", 1, &three, sizes);
+    attr_int(builder_node(m, "Split", "split", "x,s", "a,,b"), "axis", 1);
+    builder_node(m, "Relu", "r", "b", "y");
+    builder_output(m, "y");
+    float *x = exact_array(30), want[9];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            want[i * 3 + j] = x[i * 10 + 7 + j];
+    static const int64_t out_dims[2] = {3, 3};
+    check_one_op(m, 2, dims, x, 2, out_dims, want, "split with an unnamed output");
+    free(x);
+    builder_free(m);
+}
+
 /* ---- Squeeze, Unsqueeze ---- */
 
 static void test_squeeze_unsqueeze(void **state)
@@ -872,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_gather),
         cmocka_unit_test(test_concat),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_split_unnamed_output),
         cmocka_unit_test(test_squeeze_unsqueeze),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_batch_moved_matmul),
