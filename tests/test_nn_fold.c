@@ -836,9 +836,9 @@ static void test_refusals(void **state)
     /* Host-only operators on activations, and host values where a device op reads data. */
     m = builder_new(13);
     builder_input(m, "x", 2, DIMS(-1, 3));
-    one_node(m, "Transpose", "x");
+    one_node(m, "Not", "x");
     builder_output(m, "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Transpose)",
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Not)",
                    "supported on constants and tensor shapes only", NULL);
 
     m = builder_new(13);

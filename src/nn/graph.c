@@ -28,6 +28,8 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_layernorm,
     &nn_kind_expand,
     &nn_kind_constantofshape,
+    &nn_kind_concat,  &nn_kind_split,      &nn_kind_slice,       &nn_kind_transpose,
+    &nn_kind_gather,  &nn_kind_squeeze,    &nn_kind_unsqueeze,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -135,6 +137,8 @@ static int add_value(cleval_nn *nn, const char *name, nn_value_kind kind)
     v->producer = -1;
     v->alias = -1;
     v->slot = -1;
+    v->batch_axis = -1;
+    v->batch_inner = 1;
     return (int)nn->n_values++;
 }
 
@@ -188,7 +192,9 @@ nomem:
     return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying %s '%s'", what, t->name);
 }
 
-static nn_op *add_op(cleval_nn *nn)
+/* A new op with room for n_in inputs and n_out outputs (at least NN_MAX_IN / NN_MAX_OUT), all
+ * -1; NULL when out of memory. */
+static nn_op *add_op(cleval_nn *nn, uint32_t n_in, uint32_t n_out)
 {
     if (nn->n_ops == nn->cap_ops) {
         uint32_t cap = nn->cap_ops ? 2 * nn->cap_ops : 32;
@@ -200,9 +206,14 @@ static nn_op *add_op(cleval_nn *nn)
     nn_op *op = &nn->ops[nn->n_ops++];
     memset(op, 0, sizeof *op);
     op->workspace_slot = -1;
-    for (uint32_t i = 0; i < NN_MAX_IN; i++)
+    n_in = n_in > NN_MAX_IN ? n_in : NN_MAX_IN;
+    n_out = n_out > NN_MAX_OUT ? n_out : NN_MAX_OUT;
+    op->in = malloc(n_in * sizeof *op->in);
+    op->out = malloc(n_out * sizeof *op->out);
+    if (!op->in || !op->out) return NULL;
+    for (uint32_t i = 0; i < n_in; i++)
         op->in[i] = -1;
-    for (uint32_t i = 0; i < NN_MAX_OUT; i++)
+    for (uint32_t i = 0; i < n_out; i++)
         op->out[i] = -1;
     return op;
 }
@@ -309,7 +320,7 @@ static cleval_status check_host_inputs(cleval_nn *nn, const nn_op *op)
 static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_node *node)
 {
     if (strcmp(node->op_type, "Constant") == 0) return add_constant_node(nn, names, node);
-    nn_op *op = add_op(nn);
+    nn_op *op = add_op(nn, node->n_inputs, node->n_outputs);
     if (!op) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     if (!(op->name = nn_copy_string(node->name)))
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
@@ -324,10 +335,10 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
     }
     snprintf(op->label, sizeof op->label, "%s", node->op_type);
 
-    if (node->n_inputs > NN_MAX_IN)
+    if (node->n_inputs > NN_MAX_IN && !nn_kind_variadic(op->kind))
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "%u inputs are more than supported",
                           node->n_inputs);
-    if (node->n_outputs > NN_MAX_OUT || node->n_outputs == 0)
+    if ((node->n_outputs > NN_MAX_OUT && !nn_kind_variadic(op->kind)) || node->n_outputs == 0)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "%u outputs are not supported",
                           node->n_outputs);
     op->n_in = node->n_inputs;
@@ -489,6 +500,7 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
      * statistics) are never computed: refuse a graph that reads one. */
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         const nn_op *op = &nn->ops[i];
+        if (nn_kind_variadic(op->kind)) continue;
         for (uint32_t o = 1; o < op->n_out && status == CLEVAL_OK; o++) {
             const nn_value *v = op->out[o] >= 0 ? &nn->values[op->out[o]] : NULL;
             if (v && (v->uses || v->is_output))

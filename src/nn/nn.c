@@ -149,6 +149,8 @@ static void set_batch(cleval_nn *nn, uint32_t n)
     for (uint32_t i = 0; i < nn->sample_rank; i++)
         in->shape.d[1 + i] = (int64_t)nn->sample_shape[i];
     in->count = (uint64_t)n * nn->sample_size;
+    in->batch_axis = 0;
+    in->batch_inner = 1;
     nn->shapes_valid = false;
 }
 
@@ -177,9 +179,64 @@ static uint64_t buffer_limit(const cleval_nn *nn, uint32_t i, uint64_t max_alloc
     return max_alloc < elements ? max_alloc : elements;
 }
 
-/* Classifier checks at two batch sizes: every varying value keeps the batch on axis 0 with
- * the same per-sample shape, no op mixes samples, the output is [n, C]. Also derives the
- * largest batch whose buffers fit the device. */
+/* The first varying input's batch axis (for messages), 0 when none is known. */
+static int input_batch_axis(cleval_nn *nn, const nn_op *op)
+{
+    for (uint32_t i = 0; i < op->n_in; i++)
+        if (nn_has_in(op, i) && nn_batch_axis(nn_in(nn, op, i)) >= 0)
+            return nn_batch_axis(nn_in(nn, op, i));
+    return 0;
+}
+
+/* At a batch of 2 (batch axes tracked from the batch-1 shapes): no op mixes samples, and every
+ * varying value that is used has one batch axis, the others fixed. */
+static cleval_status check_batch_axes(cleval_nn *nn)
+{
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        if (op->mixes_batch)
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                              "combines samples across the batch axis (axis %d); cleval "
+                              "evaluates samples independently",
+                              input_batch_axis(nn, op));
+        for (uint32_t o = 0; o < op->n_out; o++) {
+            if (op->out[o] < 0) continue;
+            nn_value *v = nn_out(nn, op, o);
+            if (!v->varying || (!v->uses && !v->is_output) || v->batch_axis >= 0) continue;
+            char shape[160];
+            nn_shape_format(&v->shape, shape, sizeof shape);
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                              "output '%s' has shape %s for a batch of 2: the batch must stay "
+                              "on one axis with a fixed per-sample shape",
+                              v->name, shape);
+        }
+    }
+    return CLEVAL_OK;
+}
+
+/* The classifier's output is [N, C] with the samples as rows (at a batch of 2). */
+static cleval_status check_output(cleval_nn *nn)
+{
+    const nn_value *out = &nn->values[nn->outputs[0]];
+    if (out->shape.rank == 2 && out->shape.d[0] == 2 && out->batch_axis == 0 &&
+        out->batch_inner == 1 && out->shape.d[1] >= 1 && out->shape.d[1] <= INT32_MAX &&
+        out->varying)
+        return CLEVAL_OK;
+    char shape[160];
+    nn_shape_format(&out->shape, shape, sizeof shape);
+    if (out->producer < 0)
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "%s: output '%s' has shape %s; a classifier outputs [N, C]", nn->path,
+                           out->name, shape);
+    return nn_fail_op(nn, &nn->ops[out->producer], CLEVAL_ERR_UNSUPPORTED,
+                      "output '%s' has shape %s for a batch of 2; a classifier outputs [N, C] "
+                      "with one sample per row",
+                      out->name, shape);
+}
+
+/* Classifier checks at batches of 1 and 2: the batch axes and the output (above). Also derives
+ * the largest batch whose buffers fit the device. */
 static cleval_status validate_classifier(cleval_nn *nn)
 {
     uint64_t *b1 = calloc(nn->n_values + nn->n_ops + 1, sizeof *b1);
@@ -190,52 +247,20 @@ static cleval_status validate_classifier(cleval_nn *nn)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory validating the graph");
         goto done;
     }
-    for (uint32_t n = 1; n <= 2 && status == CLEVAL_OK; n++) {
-        set_batch(nn, n);
-        if ((status = nn_infer_all(nn)) != CLEVAL_OK) break;
-        sizes_now(nn, n == 1 ? b1 : b2, (n == 1 ? b1 : b2) + nn->n_values);
-        for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
-            nn_op *op = &nn->ops[i];
-            if (op->dead) continue;
-            if (op->mixes_batch) {
-                status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                                    "combines samples across the batch axis (axis 0); cleval "
-                                    "evaluates samples independently");
-                break;
-            }
-            for (uint32_t o = 0; o < op->n_out && status == CLEVAL_OK; o++) {
-                if (op->out[o] < 0) continue;
-                nn_value *v = &nn->values[op->out[o]];
-                if (!v->varying || (!v->uses && !v->is_output)) continue;
-                bool ok = v->shape.rank >= 1 && v->shape.d[0] == (int64_t)n;
-                if (ok && n == 2) {
-                    ok = v->shape.rank == s1[op->out[o]].rank;
-                    for (uint32_t d = 1; ok && d < v->shape.rank; d++)
-                        ok = v->shape.d[d] == s1[op->out[o]].d[d];
-                }
-                if (!ok) {
-                    char shape[160];
-                    nn_shape_format(&v->shape, shape, sizeof shape);
-                    status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                                        "output '%s' has shape %s for a batch of %u: the batch "
-                                        "must stay on axis 0 with a fixed per-sample shape",
-                                        v->name, shape, n);
-                }
-                if (n == 1) s1[op->out[o]] = v->shape;
-            }
-        }
-    }
-    if (status != CLEVAL_OK) goto done;
-    const nn_value *out = &nn->values[nn->outputs[0]];
-    if (out->shape.rank != 2 || out->shape.d[1] < 1 || out->shape.d[1] > INT32_MAX ||
-        !out->varying) {
-        char shape[160];
-        nn_shape_format(&out->shape, shape, sizeof shape);
-        status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
-                             "%s: output '%s' has shape %s; a classifier outputs [N, C]", nn->path,
-                             out->name, shape);
+    set_batch(nn, 1);
+    if ((status = nn_infer_all(nn)) != CLEVAL_OK) goto done;
+    sizes_now(nn, b1, b1 + nn->n_values);
+    for (uint32_t v = 0; v < nn->n_values; v++)
+        s1[v] = nn->values[v].shape;
+    set_batch(nn, 2);
+    nn->batch_ref = s1;
+    status = nn_infer_all(nn);
+    nn->batch_ref = NULL;
+    if (status != CLEVAL_OK || (status = check_batch_axes(nn)) != CLEVAL_OK ||
+        (status = check_output(nn)) != CLEVAL_OK)
         goto done;
-    }
+    sizes_now(nn, b2, b2 + nn->n_values);
+    const nn_value *out = &nn->values[nn->outputs[0]];
     nn->width = (uint32_t)out->shape.d[1];
     /* Sizes grow linearly with the batch: bytes(n) = fixed + n * per_sample. */
     uint64_t max_alloc = cleval_device_get_info(nn->dev)->max_alloc_bytes;
@@ -494,6 +519,8 @@ void cleval_nn_destroy(cleval_nn *nn)
         for (int m = 0; m < NN_MAX_BUFFERS; m++)
             if (op->mem[m]) clReleaseMemObject(op->mem[m]);
         free(op->name);
+        free(op->in);
+        free(op->out);
     }
     for (uint32_t v = 0; v < nn->n_values; v++) {
         nn_value *value = &nn->values[v];

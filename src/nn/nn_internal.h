@@ -14,6 +14,8 @@
 #include <stdio.h>
 
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
+/* Every op has room for NN_MAX_IN inputs and NN_MAX_OUT outputs (passes may fill the slots a
+ * node left out); variadic kinds (Concat, Split) take as many as their node names. */
 #define NN_MAX_IN 8  /* BatchNormalization: 5; a Concat of one piece per axis: 8 */
 #define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used */
 #define NN_MAX_KERNELS 4
@@ -61,6 +63,11 @@ typedef struct nn_value {
     int alias; /* >= 0: shares the memory of that value (Flatten, Reshape, Identity) */
     int slot;  /* memory plan: device buffer slot of the root value, -1 when none */
     bool half; /* fp16: stored as half (set by nn_choose_storage; views as their root) */
+    /* Classifier: the axis that carries the batch (-1: none), found by the validation from the
+     * shapes at two batch sizes. It may be a merged axis: extent x * N * y, and the sample of
+     * index i along it is (i / batch_inner) % N, batch_inner = y (N * heads: y = heads). */
+    int batch_axis;
+    int64_t batch_inner;
 } nn_value;
 
 typedef struct cleval_nn cleval_nn;
@@ -210,15 +217,29 @@ typedef enum nn_reduce_op {
     NN_REDUCE_MIN = 3,
     NN_REDUCE_L2 = 4,
 } nn_reduce_op;
+/* Data movement (op_layout.c). Slice keeps its constants as given (n_slice entries; axes
+ * also holds Squeeze's and Unsqueeze's n_axes axes); the rest is resolved against the input
+ * shape at each inference. */
+typedef struct nn_layout_params {
+    int64_t axis;        /* Concat, Split, Gather */
+    int64_t num_outputs; /* Split (opset 18), 0 when not given */
+    uint32_t n_perm;     /* Transpose: 0 reverses the axes */
+    int64_t perm[NN_MAX_RANK];
+    uint32_t n_slice;
+    int64_t starts[NN_MAX_RANK], ends[NN_MAX_RANK], steps[NN_MAX_RANK];
+    uint32_t n_axes; /* Slice, Squeeze, Unsqueeze */
+    bool has_axes;   /* Squeeze: false removes every axis of extent 1 */
+    int64_t axes[NN_MAX_RANK];
+} nn_layout_params;
 
 struct nn_op {
     const nn_op_kind *kind;
     char *name;     /* the ONNX node's name */
     char label[64]; /* op type, plus what was fused into it: "Conv+Relu+MaxPool" */
     char kernel_desc[96];
-    int in[NN_MAX_IN];
+    int *in; /* n_in entries (at least NN_MAX_IN allocated), -1 for an omitted input */
     uint32_t n_in;
-    int out[NN_MAX_OUT];
+    int *out; /* n_out entries (at least NN_MAX_OUT allocated) */
     uint32_t n_out;
     bool dead;        /* removed by a pass */
     bool alias_only;  /* output is a view of input 0: no kernel */
@@ -243,6 +264,7 @@ struct nn_op {
         nn_softmax_params softmax;
         nn_reduce_params reduce;
         nn_fold_params fold;
+        nn_layout_params layout;
     } p;
     cleval_nn_layer prof;
 };
@@ -304,6 +326,9 @@ struct cleval_nn {
     uint32_t n_slots;
     bool shapes_valid;  /* values' shapes match planned_n / planned inputs */
     uint32_t planned_n; /* classifier: the batch the current shapes are for */
+    /* While the classifier is validated at a batch of 2: every value's shape at a batch of 1,
+     * from which nn_infer_all finds the batch axes (nn_value.batch_axis). */
+    const nn_shape *batch_ref;
     /* Execution. */
     cl_command_queue queue; /* the device's queue, or prof_queue while profiling */
     cl_command_queue prof_queue;
@@ -392,6 +417,25 @@ cleval_status nn_host_ints(cleval_nn *nn, const nn_op *op, uint32_t i, const cha
 cleval_status nn_host_shape(cleval_nn *nn, const nn_op *op, uint32_t i, nn_shape *shape);
 /* ConstantOfShape's attributes into op->p.fold (its fill: float 0 when absent). */
 cleval_status nn_constantofshape_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node);
+/* ---- the batch axis (shapes.c) ----
+ * A classifier evaluates samples independently: an op must not reduce, contract or normalise
+ * along its input's batch axis. Ops check this in infer with the helpers below and set
+ * op->mixes_batch; the batch axes are known while the classifier is validated (nn->batch_ref
+ * set), and the helpers find nothing to refuse otherwise. */
+/* The batch of the current inference: the classifier input's axis 0 (0 for general graphs). */
+int64_t nn_batch_size(const cleval_nn *nn);
+/* The batch axis of value v, -1 when it has none (constants, general graphs). */
+static inline int nn_batch_axis(const nn_value *v)
+{
+    return v->varying ? v->batch_axis : -1;
+}
+/* Reshape-like views (Reshape, Flatten): sets y's batch axis from x's where the batch digit of
+ * the row-major order falls inside one axis of y, or marks op as mixing samples. */
+void nn_reshape_batch(const cleval_nn *nn, nn_op *op, const nn_value *x, nn_value *y);
+/* Broadcasting ops: the varying operands carry the batch on one and the same axis of `out`
+ * (right-aligned, not broadcast along it) and the constant ones have extent 1 there. */
+bool nn_broadcast_keeps_batch(const nn_value *const *operands, const nn_shape *const *shapes,
+                              uint32_t count, const nn_shape *out);
 
 /* ---- passes.c ---- */
 cleval_status nn_optimise(cleval_nn *nn);
@@ -524,6 +568,10 @@ extern const nn_op_kind nn_kind_reducemean, nn_kind_reducesum, nn_kind_reducemax
  * (fuse_layernorm.c). */
 cleval_status nn_fuse_layernorm(cleval_nn *nn);
 extern const nn_op_kind nn_kind_expand, nn_kind_constantofshape;
+extern const nn_op_kind nn_kind_concat, nn_kind_split, nn_kind_slice, nn_kind_transpose;
+extern const nn_op_kind nn_kind_gather, nn_kind_squeeze, nn_kind_unsqueeze;
+/* Kinds with any number of inputs and outputs, all of them computed (Concat, Split). */
+bool nn_kind_variadic(const nn_op_kind *kind);
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */

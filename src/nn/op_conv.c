@@ -133,6 +133,8 @@ static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
         out.d[3] /= 2;
     }
     nn_out(nn, op, 0)->shape = out;
+    /* The windows and the channel sums run along every axis but 0. */
+    if (nn_batch_axis(nn_in(nn, op, 0)) > 0) op->mixes_batch = true;
     op->workspace = 0;
     if (op->int8) {
         /* The int8 codes of the input (zero-bordered for conv_cpu). */

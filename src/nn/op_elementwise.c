@@ -75,17 +75,9 @@ static cleval_status binary_infer(cleval_nn *nn, nn_op *op)
         nn_shape_format(&bs, sb, sizeof sb);
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "shapes %s and %s do not broadcast", sa, sb);
     }
-    /* Samples stay apart when every varying operand keeps axis 0 aligned with the output's,
-     * and no other operand varies along it. */
     const nn_shape *shapes[2] = {&a->shape, &bs};
     const nn_value *vals[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        if (vals[i]->varying) {
-            if (shapes[i]->rank != out.rank) op->mixes_batch = true;
-        } else if (shapes[i]->rank == out.rank && out.rank > 0 && shapes[i]->d[0] != 1) {
-            op->mixes_batch = true;
-        }
-    }
+    if (!nn_broadcast_keeps_batch(vals, shapes, 2, &out)) op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = out;
     op->flops = (double)nn_shape_count(&out);
     return CLEVAL_OK;

@@ -35,8 +35,9 @@ static cleval_status expand_infer(cleval_nn *nn, nn_op *op)
         nn_shape_format(&target, st, sizeof st);
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "cannot expand %s to %s", sx, st);
     }
-    /* A varying input keeps its samples apart only when axis 0 stays where it is. */
-    if (x->varying && (out.rank != x->shape.rank || out.d[0] != x->shape.d[0]))
+    /* A varying input keeps its samples apart only when its batch axis is not broadcast. */
+    int batch = nn_batch_axis(x);
+    if (batch >= 0 && out.d[out.rank - x->shape.rank + (uint32_t)batch] != x->shape.d[batch])
         op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = out;
     return CLEVAL_OK;

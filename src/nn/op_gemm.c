@@ -54,6 +54,10 @@ static cleval_status gemm_infer(cleval_nn *nn, nn_op *op)
     if (kb != p->k)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "A has K = %lld, B has K = %lld",
                           (long long)p->k, (long long)kb);
+    /* The batch must be on A's rows (M), not in K, nor in B. */
+    int batch_a = nn_batch_axis(a);
+    if (batch_a >= 0 && batch_a != (p->trans_a ? 1 : 0)) op->mixes_batch = true;
+    if (nn_batch_axis(b) >= 0) op->mixes_batch = true;
     if (nn_has_in(op, 2)) {
         const nn_value *c = nn_in(nn, op, 2);
         nn_shape mn = {2, {p->m, p->n}}, out;
@@ -61,11 +65,15 @@ static cleval_status gemm_infer(cleval_nn *nn, nn_op *op)
             out.d[1] != p->n)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "C does not broadcast to [%lld, %lld]",
                               (long long)p->m, (long long)p->n);
-        if (!c->varying && c->shape.rank == 2 && c->shape.d[0] != 1) op->mixes_batch = true;
-        if (c->varying && c->shape.rank != 2) op->mixes_batch = true;
+        /* C must carry the batch on the rows of the product as A does, or not vary along
+         * them: A seen as [M, K], its batch on axis 0. */
+        nn_value rows = *a;
+        rows.batch_axis = batch_a >= 0 ? 0 : -1;
+        nn_shape mk = {2, {p->m, p->k}};
+        const nn_value *vals[2] = {&rows, c};
+        const nn_shape *shapes[2] = {&mk, &c->shape};
+        if (!nn_broadcast_keeps_batch(vals, shapes, 2, &mn)) op->mixes_batch = true;
     }
-    if (a->varying && p->trans_a) op->mixes_batch = true;
-    if (b->varying) op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = (nn_shape){2, {p->m, p->n}};
     op->flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
     return CLEVAL_OK;
@@ -97,6 +105,26 @@ static nn_shape batch_of(const nn_shape *s)
     return r;
 }
 
+/* Samples mix when an operand carries the batch in K, or in a batch axis along which the
+ * other, constant operand varies (the batch on A's M or B's N axis is a row or column). */
+static bool matmul_mixes_batch(const nn_value *a, const nn_value *b)
+{
+    const nn_value *ops[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        int axis = nn_batch_axis(ops[i]);
+        int rank = (int)ops[i]->shape.rank;
+        if (axis < 0) continue;
+        int k_axis = rank == 1 ? 0 : i == 0 ? rank - 1 : rank - 2;
+        if (axis == k_axis) return true;
+        const nn_value *other = ops[1 - i];
+        int other_axis = axis - (rank - 2) + ((int)other->shape.rank - 2); /* right-aligned */
+        if (axis < rank - 2 && nn_batch_axis(other) < 0 && other_axis >= 0 &&
+            other->shape.d[other_axis] != 1)
+            return true;
+    }
+    return false;
+}
+
 static cleval_status matmul_infer(cleval_nn *nn, nn_op *op)
 {
     nn_gemm_params *p = &op->p.gemm;
@@ -126,16 +154,7 @@ static cleval_status matmul_infer(cleval_nn *nn, nn_op *op)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "the output rank is too large");
     if (!p->a_vector) out.d[out.rank++] = p->m;
     if (!p->b_vector) out.d[out.rank++] = p->n;
-    /* Samples stay apart when each varying operand carries the batch axis as its own axis 0
-     * (rows of a 2-D A, or aligned batch axes), and constants do not vary along it. */
-    const nn_value *ops[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        const nn_shape *s = &ops[i]->shape;
-        bool aligned = s->rank == out.rank && (i == 0 ? s->rank >= 2 : s->rank >= 3);
-        if (ops[i]->varying && !aligned) op->mixes_batch = true;
-        if (!ops[i]->varying && s->rank == out.rank && s->rank >= 3 && s->d[0] != 1)
-            op->mixes_batch = true;
-    }
+    if (matmul_mixes_batch(a, b)) op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = out;
     op->flops = 2.0 * (double)p->batch * (double)p->m * (double)p->n * (double)p->k;
     return CLEVAL_OK;

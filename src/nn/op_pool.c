@@ -164,6 +164,8 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
         window *= (uint64_t)p->kernel[i];
     }
     nn_out(nn, op, 0)->shape = out;
+    /* The windows run along the axes after the channels: the batch must be axis 0 or 1. */
+    if (nn_batch_axis(nn_in(nn, op, 0)) > 1) op->mixes_batch = true;
     op->flops = (double)nn_shape_count(&out) * (double)window;
     return CLEVAL_OK;
 }
@@ -231,6 +233,7 @@ static cleval_status gap_infer(cleval_nn *nn, nn_op *op)
     for (uint32_t i = 2; i < x->rank; i++)
         out.d[i] = 1;
     nn_out(nn, op, 0)->shape = out;
+    if (nn_batch_axis(nn_in(nn, op, 0)) > 1) op->mixes_batch = true; /* averaged over */
     op->flops = (double)nn_shape_count(x);
     return CLEVAL_OK;
 }

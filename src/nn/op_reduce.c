@@ -97,7 +97,8 @@ static cleval_status reduce_infer(cleval_nn *nn, nn_op *op)
         else if (op->p.reduce.keepdims)
             out.d[out.rank++] = 1;
     }
-    if (x->varying && (mask & 1u)) op->mixes_batch = true;
+    int batch = nn_batch_axis(x);
+    if (batch >= 0 && (mask & (1u << batch))) op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = out;
     op->flops = (double)nn_shape_count(&x->shape);
     return CLEVAL_OK;
@@ -263,7 +264,7 @@ static cleval_status layernorm_infer(cleval_nn *nn, nn_op *op)
     if (status == CLEVAL_OK) status = check_affine(nn, op, 1, &x->shape, axis);
     if (status == CLEVAL_OK && nn_has_in(op, 2)) status = check_affine(nn, op, 2, &x->shape, axis);
     if (status != CLEVAL_OK) return status;
-    if (x->varying && axis == 0) op->mixes_batch = true;
+    if (nn_batch_axis(x) >= (int)axis) op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = x->shape;
     op->flops = 8.0 * (double)nn_shape_count(&x->shape);
     return CLEVAL_OK;

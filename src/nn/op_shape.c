@@ -52,6 +52,7 @@ static cleval_status flatten_infer(cleval_nn *nn, nn_op *op)
     for (uint32_t i = 0; i < in->rank; i++)
         out.d[(int64_t)i < axis ? 0 : 1] *= in->d[i];
     nn_out(nn, op, 0)->shape = out;
+    nn_reshape_batch(nn, op, nn_in(nn, op, 0), nn_out(nn, op, 0));
     return CLEVAL_OK;
 }
 
@@ -135,10 +136,8 @@ static cleval_status reshape_infer(cleval_nn *nn, nn_op *op)
     } else if (known != total) {
         goto mismatch;
     }
-    /* Samples stay apart only when the batch axis is kept and each sample keeps its size. */
-    if (nn_in(nn, op, 0)->varying && (in->rank == 0 || out.rank == 0 || out.d[0] != in->d[0]))
-        op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = out;
+    nn_reshape_batch(nn, op, nn_in(nn, op, 0), nn_out(nn, op, 0));
     return CLEVAL_OK;
 mismatch:;
     char from[160], to[160];
@@ -281,7 +280,8 @@ static cleval_status pad_infer(cleval_nn *nn, nn_op *op)
         if (out.d[i] < 0)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads make axis %u negative", i);
     }
-    if (x->varying && rank > 0 && (p->pads[0] != 0 || p->pads[rank] != 0)) op->mixes_batch = true;
+    int batch = nn_batch_axis(x);
+    if (batch >= 0 && (p->pads[batch] != 0 || p->pads[rank + batch] != 0)) op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = out;
     return CLEVAL_OK;
 }

@@ -64,7 +64,10 @@ static cleval_status softmax_infer(cleval_nn *nn, nn_op *op)
     uint32_t axis = 0;
     cleval_status status = softmax_geometry(nn, op, &x->shape, &outer, &len, &inner, &axis);
     if (status != CLEVAL_OK) return status;
-    if (x->varying && axis == 0) op->mixes_batch = true;
+    /* Opset < 13 normalises over every axis from `axis` on. */
+    int batch = nn_batch_axis(x);
+    if (batch >= 0 && (op->p.softmax.coerce_2d ? batch >= (int)axis : batch == (int)axis))
+        op->mixes_batch = true;
     nn_out(nn, op, 0)->shape = x->shape;
     op->flops = 4.0 * (double)nn_shape_count(&x->shape);
     return CLEVAL_OK;

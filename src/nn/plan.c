@@ -269,10 +269,16 @@ cleval_status nn_plan(cleval_nn *nn)
         nn_op *op = &nn->ops[i];
         if (op->dead || op->alias_only || op->host) continue;
         release_before(nn, &pl, (int)i);
-        nn_value *y = &nn->values[op->out[0]];
-        size_t bytes = (size_t)y->count * nn_value_elem_bytes(nn, op->out[0]);
-        int until = pl.last[op->out[0]] < (int)i ? (int)i : pl.last[op->out[0]];
-        status = take_slot(nn, &pl, bytes ? bytes : sizeof(float), op->out[0], until, &y->slot);
+        /* Secondary outputs are not computed, except by variadic kinds (Split). */
+        uint32_t n_out = nn_kind_variadic(op->kind) ? op->n_out : 1;
+        for (uint32_t o = 0; o < n_out && status == CLEVAL_OK; o++) {
+            int v = op->out[o];
+            if (v < 0) continue;
+            nn_value *y = &nn->values[v];
+            size_t bytes = (size_t)y->count * nn_value_elem_bytes(nn, v);
+            int until = pl.last[v] < (int)i ? (int)i : pl.last[v];
+            status = take_slot(nn, &pl, bytes ? bytes : sizeof(float), v, until, &y->slot);
+        }
         op->workspace_slot = -1;
         if (status == CLEVAL_OK && op->workspace)
             status = take_slot(nn, &pl, op->workspace, -2 - (int)i, (int)i, &op->workspace_slot);
