@@ -1003,6 +1003,18 @@ cleval_status nn_constantofshape_parse(cleval_nn *nn, nn_op *op, const cleval_on
 
 /* ---- the host kinds ---- */
 
+/* Whether v holds the shape, element type and values of `old`. */
+static bool same_contents(const nn_value *old, const nn_value *v)
+{
+    if (old->shape.rank != v->shape.rank || old->count != v->count ||
+        (old->f32 != NULL) != (v->f32 != NULL) || (!old->f32 && !old->i64))
+        return false;
+    for (uint32_t d = 0; d < v->shape.rank; d++)
+        if (old->shape.d[d] != v->shape.d[d]) return false;
+    if (v->f32) return memcmp(old->f32, v->f32, (size_t)v->count * sizeof *v->f32) == 0;
+    return memcmp(old->i64, v->i64, (size_t)v->count * sizeof *v->i64) == 0;
+}
+
 static cleval_status host_infer(cleval_nn *nn, nn_op *op)
 {
     const fold_kind *fk = fold_of(op);
@@ -1013,7 +1025,18 @@ static cleval_status host_infer(cleval_nn *nn, nn_op *op)
             return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
                               "input '%s' has an element type that cannot be evaluated", v->name);
     }
-    return fk->eval(nn, op, nn_out(nn, op, 0));
+    /* The previous values stay until the new ones are known: a device copy of the output
+     * (a data operand of a device op) is dropped only when its contents change. */
+    nn_value *out = nn_out(nn, op, 0), old = *out;
+    out->f32 = NULL;
+    out->i64 = NULL;
+    cleval_status status = fk->eval(nn, op, out);
+    if (out->mem && (status != CLEVAL_OK || !same_contents(&old, out))) {
+        clReleaseMemObject(out->mem);
+        out->mem = NULL;
+    }
+    release_data(&old);
+    return status;
 }
 
 static cleval_status host_nothing(cleval_nn *nn, nn_op *op)

@@ -12,24 +12,16 @@
 #include <string.h>
 
 static const nn_op_kind *const KINDS[] = {
-    &nn_kind_conv,    &nn_kind_maxpool,    &nn_kind_averagepool, &nn_kind_globalaveragepool,
-    &nn_kind_gemm,    &nn_kind_matmul,     &nn_kind_add,         &nn_kind_sub,
-    &nn_kind_mul,     &nn_kind_div,        &nn_kind_relu,        &nn_kind_sigmoid,
-    &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
-    &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
-    &nn_kind_softmax, &nn_kind_logsoftmax,
-    &nn_kind_pow,
-    &nn_kind_sqrt,
-    &nn_kind_reducemean,
-    &nn_kind_reducesum,
-    &nn_kind_reducemax,
-    &nn_kind_reducemin,
-    &nn_kind_reducel2,
-    &nn_kind_layernorm,
-    &nn_kind_expand,
-    &nn_kind_constantofshape,
-    &nn_kind_concat,  &nn_kind_split,      &nn_kind_slice,       &nn_kind_transpose,
-    &nn_kind_gather,  &nn_kind_squeeze,    &nn_kind_unsqueeze,
+    &nn_kind_conv,       &nn_kind_maxpool,    &nn_kind_averagepool, &nn_kind_globalaveragepool,
+    &nn_kind_gemm,       &nn_kind_matmul,     &nn_kind_add,         &nn_kind_sub,
+    &nn_kind_mul,        &nn_kind_div,        &nn_kind_relu,        &nn_kind_sigmoid,
+    &nn_kind_tanh,       &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
+    &nn_kind_reshape,    &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
+    &nn_kind_softmax,    &nn_kind_logsoftmax, &nn_kind_pow,         &nn_kind_sqrt,
+    &nn_kind_reducemean, &nn_kind_reducesum,  &nn_kind_reducemax,   &nn_kind_reducemin,
+    &nn_kind_reducel2,   &nn_kind_layernorm,  &nn_kind_expand,      &nn_kind_constantofshape,
+    &nn_kind_concat,     &nn_kind_split,      &nn_kind_slice,       &nn_kind_transpose,
+    &nn_kind_gather,     &nn_kind_squeeze,    &nn_kind_unsqueeze,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -296,25 +288,16 @@ static const nn_op_kind *choose_kind(cleval_nn *nn, nn_op *op, const cleval_onnx
     return op->host ? host : nn_find_kind(node->op_type);
 }
 
-/* The inputs of device ops that may be host values, read with nn_host_ints during infer. */
-static bool reads_host_input(const nn_op_kind *kind, uint32_t i)
+bool nn_reads_host_input(const nn_op_kind *kind, uint32_t i)
 {
+    bool reduce = kind == &nn_kind_reducemean || kind == &nn_kind_reducesum ||
+                  kind == &nn_kind_reducemax || kind == &nn_kind_reducemin ||
+                  kind == &nn_kind_reducel2;
     return (kind == &nn_kind_reshape && i == 1) || (kind == &nn_kind_expand && i == 1) ||
-           (kind == &nn_kind_constantofshape && i == 0);
-}
-
-/* A device op reads a host value only where reads_host_input says it can. */
-static cleval_status check_host_inputs(cleval_nn *nn, const nn_op *op)
-{
-    for (uint32_t i = 0; i < op->n_in && !op->host; i++) {
-        if (op->in[i] < 0 || nn->values[op->in[i]].kind != NN_VALUE_HOST) continue;
-        if (reads_host_input(op->kind, i)) continue;
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                          "input '%s' is computed on the host from tensor shapes; this "
-                          "operator cannot read it as input %u",
-                          nn->values[op->in[i]].name, i);
-    }
-    return CLEVAL_OK;
+           (kind == &nn_kind_constantofshape && i == 0) || (kind == &nn_kind_slice && i >= 1) ||
+           (kind == &nn_kind_pad && i == 1) || (kind == &nn_kind_split && i == 1) ||
+           (kind == &nn_kind_squeeze && i == 1) || (kind == &nn_kind_unsqueeze && i == 1) ||
+           (reduce && i == 1);
 }
 
 static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_node *node)
@@ -384,7 +367,6 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
     }
     if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
     cleval_status status = op->kind->parse(nn, op, node);
-    if (status == CLEVAL_OK) status = check_host_inputs(nn, op);
     bool all_const, all_host;
     classify_inputs(nn, op, &all_const, &all_host);
     if (status == CLEVAL_OK && op->host && all_const) status = nn_fold_op(nn, op);

@@ -319,6 +319,20 @@ static cleval_status check_classifier_io(cleval_nn *nn, const cleval_onnx_model 
     return CLEVAL_OK;
 }
 
+/* Per value: whether a live host op reads it. NULL when out of memory (then every host copy
+ * is kept, which is always correct). */
+static bool *host_operands(const cleval_nn *nn)
+{
+    bool *read = calloc(nn->n_values ? nn->n_values : 1, sizeof *read);
+    for (uint32_t i = 0; i < nn->n_ops && read; i++) {
+        const nn_op *op = &nn->ops[i];
+        if (op->dead || !op->host) continue;
+        for (uint32_t j = 0; j < op->n_in; j++)
+            if (op->in[j] >= 0) read[op->in[j]] = true;
+    }
+    return read;
+}
+
 /* Float constants a kernel reads as they are (data inputs of every op, and the other inputs of
  * the ops that do not pack them). */
 static cleval_status upload_operands(cleval_nn *nn, nn_op *op)
@@ -462,14 +476,17 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     if (status == CLEVAL_OK && !nn->general)
         status = cleval_device_kernel(dev, "softmax", NULL, "argmax", &nn->argmax);
     if (status != CLEVAL_OK) goto fail;
-    /* Host copies of float constants are no longer needed (graph outputs excepted). */
-    for (uint32_t v = 0; v < nn->n_values; v++) {
+    /* Host copies of float constants are no longer needed (graph outputs and the inputs of
+     * host ops, evaluated again at each batch size, excepted). */
+    bool *keep = host_operands(nn);
+    for (uint32_t v = 0; v < nn->n_values && keep; v++) {
         nn_value *value = &nn->values[v];
-        if (value->kind == NN_VALUE_CONST && !value->is_output) {
+        if (value->kind == NN_VALUE_CONST && !value->is_output && !keep[v]) {
             free(value->f32);
             value->f32 = NULL;
         }
     }
+    free(keep);
     /* Profile view: the ops that launch kernels. */
     nn->layer_op = malloc((nn->n_ops + 1) * sizeof *nn->layer_op);
     nn->layers = calloc(nn->n_ops + 1, sizeof *nn->layers);

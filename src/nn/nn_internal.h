@@ -56,7 +56,9 @@ typedef struct nn_value {
     float *f32;
     int64_t *i64;
     uint64_t count;
-    cl_mem mem;    /* device copy of a float constant (nn_const_mem) */
+    /* Device copy of a float constant (nn_const_mem) or of a host value read as a data
+     * operand (nn_upload_host_operands, as floats). */
+    cl_mem mem;
     int producer;  /* op index, -1 for inputs and constants */
     uint32_t uses; /* ops that read it (plus one per graph output that names it) */
     bool is_output;
@@ -391,6 +393,11 @@ cleval_status nn_check_attrs(cleval_nn *nn, const nn_op *op, const cleval_onnx_n
 /* Normalises a possibly negative axis against rank; false when out of range. */
 bool nn_axis(int64_t axis, uint32_t rank, uint32_t *out);
 
+/* Whether input i of a device op of `kind` is shape-like (shape, axes, starts, pads...): a
+ * constant or host value read with nn_host_ints during infer. A host value in any other input
+ * is a data operand: the kernels read its device copy (nn_upload_host_operands). */
+bool nn_reads_host_input(const nn_op_kind *kind, uint32_t i);
+
 /* ---- infer (shapes.c) ---- */
 /* Infers every op's output shapes from the runtime inputs' current shapes. */
 cleval_status nn_infer_all(cleval_nn *nn);
@@ -509,6 +516,9 @@ void nn_release_plan(cleval_nn *nn);
 /* The device buffer holding value v (an activation or runtime input, after nn_plan). */
 cl_mem nn_value_mem(cleval_nn *nn, int v);
 cl_mem nn_workspace_mem(cleval_nn *nn, const nn_op *op);
+/* Uploads the host values that device ops read as data operands and that have no device
+ * copy yet (or no longer: host evaluation drops a copy whose contents changed), as floats. */
+cleval_status nn_upload_host_operands(cleval_nn *nn);
 /* The device copy of a float constant, uploaded on first use. */
 cleval_status nn_const_mem(cleval_nn *nn, int v, cl_mem *out);
 /* A read-only device buffer initialised from host memory. */

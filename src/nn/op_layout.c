@@ -133,22 +133,30 @@ static cleval_status copy_block(cleval_nn *nn, nn_op *op, int x, int y, uint32_t
     return launch_copy(nn, op, x, y, &g);
 }
 
-/* Reads a constant 1-D int64 input (axes, starts, ...) into out (at most `max` entries). */
+/* Reads a 1-D int64 input (axes, starts, ...), a constant or a host value (during infer),
+ * into out (at most `max` entries). */
 static cleval_status const_ints(cleval_nn *nn, const nn_op *op, uint32_t i, const char *what,
                                 int64_t *out, uint32_t max, uint32_t *count)
 {
-    cleval_status status = nn_require_const(nn, op, i, what);
+    const int64_t *values;
+    uint64_t n;
+    cleval_status status = nn_host_ints(nn, op, i, what, &values, &n);
     if (status != CLEVAL_OK) return status;
-    const nn_value *v = nn_in(nn, op, i);
-    if (!v->i64 || v->shape.rank > 1)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%s '%s' must be a 1-D integer tensor", what,
-                          v->name);
-    if (v->count > max)
+    if (n > max)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "%llu %s are more than supported (%u)",
-                          (unsigned long long)v->count, what, max);
-    memcpy(out, v->i64, v->count * sizeof *out);
-    *count = (uint32_t)v->count;
+                          (unsigned long long)n, what, max);
+    memcpy(out, values, n * sizeof *out);
+    *count = (uint32_t)n;
     return CLEVAL_OK;
+}
+
+/* Whether any of inputs from..n_in is a host value: such inputs are read at each inference,
+ * once their values are known, rather than at load. */
+static bool host_inputs(cleval_nn *nn, const nn_op *op, uint32_t from)
+{
+    for (uint32_t i = from; i < op->n_in; i++)
+        if (nn_has_in(op, i) && nn_in(nn, op, i)->kind == NN_VALUE_HOST) return true;
+    return false;
 }
 
 /* Reads an INTS attribute into out (at most `max` entries); *count 0 when absent. */
@@ -307,7 +315,7 @@ static cleval_status split_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_nod
     if (sizes && nn_has_in(op, 1))
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "split is given as attribute and input");
     if (sizes) return split_sizes_input(nn, op, sizes, count);
-    if (nn_has_in(op, 1)) return nn_require_const(nn, op, 1, "split");
+    if (nn_has_in(op, 1) && !host_inputs(nn, op, 1)) return nn_require_const(nn, op, 1, "split");
     return CLEVAL_OK;
 }
 
@@ -384,6 +392,48 @@ const nn_op_kind nn_kind_split = {"Split", split_parse, split_infer, copy_prepar
 
 /* ---- Slice ---- */
 
+/* Slice's starts, ends, axes and steps from its inputs (opset 10 on) into op->p.layout. */
+static cleval_status slice_inputs(cleval_nn *nn, nn_op *op, uint32_t *n_starts, uint32_t *n_ends,
+                                  uint32_t *n_steps)
+{
+    nn_layout_params *p = &op->p.layout;
+    cleval_status status;
+    *n_steps = 0;
+    p->n_axes = 0;
+    if ((status = const_ints(nn, op, 1, "starts", p->starts, NN_MAX_RANK, n_starts)) != CLEVAL_OK ||
+        (status = const_ints(nn, op, 2, "ends", p->ends, NN_MAX_RANK, n_ends)) != CLEVAL_OK)
+        return status;
+    if (nn_has_in(op, 3) &&
+        (status = const_ints(nn, op, 3, "axes", p->axes, NN_MAX_RANK, &p->n_axes)) != CLEVAL_OK)
+        return status;
+    if (nn_has_in(op, 4) &&
+        (status = const_ints(nn, op, 4, "steps", p->steps, NN_MAX_RANK, n_steps)) != CLEVAL_OK)
+        return status;
+    return CLEVAL_OK;
+}
+
+/* Checks the lengths of the lists and fills in the axes and steps left out. */
+static cleval_status slice_complete(cleval_nn *nn, nn_op *op, uint32_t n_starts, uint32_t n_ends,
+                                    uint32_t n_steps)
+{
+    nn_layout_params *p = &op->p.layout;
+    p->n_slice = n_starts;
+    bool axes_given = nn->opset < 10 ? p->n_axes > 0 || n_starts == 0 : nn_has_in(op, 3);
+    if (n_ends != n_starts || (axes_given && p->n_axes != n_starts) ||
+        (n_steps && n_steps != n_starts))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "starts, ends, axes and steps have different lengths (%u, %u, %u, %u)",
+                          n_starts, n_ends, axes_given ? p->n_axes : n_starts,
+                          n_steps ? n_steps : n_starts);
+    for (uint32_t i = 0; i < p->n_slice; i++) {
+        if (!axes_given) p->axes[i] = i;
+        if (!n_steps) p->steps[i] = 1;
+        if (p->steps[i] == 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "a step is 0");
+    }
+    p->n_axes = p->n_slice;
+    return CLEVAL_OK;
+}
+
 static cleval_status slice_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     nn_layout_params *p = &op->p.layout;
@@ -401,33 +451,13 @@ static cleval_status slice_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_nod
                 CLEVAL_OK)
             return status;
     } else {
-        if ((status = nn_check_attrs(nn, op, node, NULL)) != CLEVAL_OK ||
-            (status = const_ints(nn, op, 1, "starts", p->starts, NN_MAX_RANK, &n_starts)) !=
-                CLEVAL_OK ||
-            (status = const_ints(nn, op, 2, "ends", p->ends, NN_MAX_RANK, &n_ends)) != CLEVAL_OK)
-            return status;
-        if (nn_has_in(op, 3) &&
-            (status = const_ints(nn, op, 3, "axes", p->axes, NN_MAX_RANK, &p->n_axes)) != CLEVAL_OK)
-            return status;
-        if (nn_has_in(op, 4) &&
-            (status = const_ints(nn, op, 4, "steps", p->steps, NN_MAX_RANK, &n_steps)) != CLEVAL_OK)
+        if ((status = nn_check_attrs(nn, op, node, NULL)) != CLEVAL_OK) return status;
+        /* Bounds computed from shapes are known at each inference only (slice_infer). */
+        if (host_inputs(nn, op, 1)) return CLEVAL_OK;
+        if ((status = slice_inputs(nn, op, &n_starts, &n_ends, &n_steps)) != CLEVAL_OK)
             return status;
     }
-    p->n_slice = n_starts;
-    bool axes_given = nn->opset < 10 ? p->n_axes > 0 || n_starts == 0 : nn_has_in(op, 3);
-    if (n_ends != n_starts || (axes_given && p->n_axes != n_starts) ||
-        (n_steps && n_steps != n_starts))
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
-                          "starts, ends, axes and steps have different lengths (%u, %u, %u, %u)",
-                          n_starts, n_ends, axes_given ? p->n_axes : n_starts,
-                          n_steps ? n_steps : n_starts);
-    for (uint32_t i = 0; i < p->n_slice; i++) {
-        if (!axes_given) p->axes[i] = i;
-        if (!n_steps) p->steps[i] = 1;
-        if (p->steps[i] == 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "a step is 0");
-    }
-    p->n_axes = p->n_slice;
-    return CLEVAL_OK;
+    return slice_complete(nn, op, n_starts, n_ends, n_steps);
 }
 
 /* Clamps a start or end index (negative counts from the end) into [lo, hi]. */
@@ -477,7 +507,14 @@ static cleval_status slice_infer(cleval_nn *nn, nn_op *op)
     const nn_value *x = nn_in(nn, op, 0);
     int64_t begin[NN_MAX_RANK], step[NN_MAX_RANK];
     nn_shape out;
-    cleval_status status = slice_geometry(nn, op, &x->shape, begin, step, &out);
+    cleval_status status = CLEVAL_OK;
+    if (nn->opset >= 10 && host_inputs(nn, op, 1)) {
+        uint32_t n_starts, n_ends, n_steps;
+        if ((status = slice_inputs(nn, op, &n_starts, &n_ends, &n_steps)) != CLEVAL_OK ||
+            (status = slice_complete(nn, op, n_starts, n_ends, n_steps)) != CLEVAL_OK)
+            return status;
+    }
+    status = slice_geometry(nn, op, &x->shape, begin, step, &out);
     if (status != CLEVAL_OK) return status;
     /* Rows of the batch axis may only be kept all, in order. */
     int b = nn_batch_axis(x);
@@ -727,7 +764,8 @@ static cleval_status view_launch(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-/* axes: an attribute before opset 13, a constant input from 13 on. */
+/* axes: an attribute before opset 13, an input from 13 on (a constant, or a host value read by
+ * infer). */
 static cleval_status axes_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     nn_layout_params *p = &op->p.layout;
@@ -743,8 +781,15 @@ static cleval_status axes_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
     }
     if ((status = nn_check_attrs(nn, op, node, NULL)) != CLEVAL_OK) return status;
     p->has_axes = nn_has_in(op, 1);
-    if (!p->has_axes) return CLEVAL_OK;
+    if (!p->has_axes || host_inputs(nn, op, 1)) return CLEVAL_OK; /* host: read by infer */
     return const_ints(nn, op, 1, "axes", p->axes, NN_MAX_RANK, &p->n_axes);
+}
+
+/* Axes computed from shapes, read at each inference. */
+static cleval_status host_axes(cleval_nn *nn, nn_op *op)
+{
+    if (!host_inputs(nn, op, 1)) return CLEVAL_OK;
+    return const_ints(nn, op, 1, "axes", op->p.layout.axes, NN_MAX_RANK, &op->p.layout.n_axes);
 }
 
 /* Marks the normalised axes (against `rank`) in `mark`; refuses repeats. */
@@ -765,7 +810,8 @@ static cleval_status squeeze_infer(cleval_nn *nn, nn_op *op)
 {
     const nn_shape *in = &nn_in(nn, op, 0)->shape;
     bool drop[NN_MAX_RANK] = {false};
-    cleval_status status = mark_axes(nn, op, in->rank, drop);
+    cleval_status status = host_axes(nn, op);
+    if (status == CLEVAL_OK) status = mark_axes(nn, op, in->rank, drop);
     if (status != CLEVAL_OK) return status;
     nn_shape out = {0, {0}};
     for (uint32_t i = 0; i < in->rank; i++) {
@@ -789,12 +835,14 @@ static cleval_status unsqueeze_parse(cleval_nn *nn, nn_op *op, const cleval_onnx
 static cleval_status unsqueeze_infer(cleval_nn *nn, nn_op *op)
 {
     const nn_shape *in = &nn_in(nn, op, 0)->shape;
+    cleval_status status = host_axes(nn, op);
+    if (status != CLEVAL_OK) return status;
     uint32_t rank = in->rank + op->p.layout.n_axes;
     if (rank > NN_MAX_RANK)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "the output rank %u is more than %d",
                           rank, NN_MAX_RANK);
     bool insert[NN_MAX_RANK] = {false};
-    cleval_status status = mark_axes(nn, op, rank, insert);
+    status = mark_axes(nn, op, rank, insert);
     if (status != CLEVAL_OK) return status;
     nn_shape out = {rank, {0}};
     for (uint32_t i = 0, j = 0; i < rank; i++)

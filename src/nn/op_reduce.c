@@ -1,8 +1,8 @@
 /* Reductions (ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2) over any set of axes, and
  * LayerNormalization over the trailing axes. kernels/reduce.cl: one output element (or one
  * normalised row) per work-item for both device variants, float accumulation with compensated
- * sums. The axes are an attribute before ReduceSum-13 and the others' opset 18, a constant
- * input from then on (computed axes are refused). */
+ * sums. The axes are an attribute before ReduceSum-13 and the others' opset 18, an input
+ * from then on: a constant, or a host value computed from shapes and read at each inference. */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -10,22 +10,40 @@
 
 /* ---- reductions ---- */
 
-/* Reads the axes from the constant input 1 (absent: none given). */
+/* Whether the axes are a host value: read at each inference (reduce_infer), not at load. */
+static bool host_axes(cleval_nn *nn, const nn_op *op)
+{
+    return nn_has_in(op, 1) && nn_in(nn, op, 1)->kind == NN_VALUE_HOST;
+}
+
+/* Reads the axes from input 1, a constant or a host value (absent: none given). */
 static cleval_status axes_from_input(cleval_nn *nn, nn_op *op, nn_reduce_params *p)
 {
     p->n_axes = 0;
     if (!nn_has_in(op, 1)) return CLEVAL_OK;
-    cleval_status status = nn_require_const(nn, op, 1, "axes");
+    const int64_t *axes;
+    uint64_t count;
+    cleval_status status = nn_host_ints(nn, op, 1, "axes", &axes, &count);
     if (status != CLEVAL_OK) return status;
-    const nn_value *v = nn_in(nn, op, 1);
-    if (!v->i64 || v->shape.rank > 1)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "axes must be a 1-D int64 tensor");
-    if (v->count > NN_MAX_RANK)
+    if (count > NN_MAX_RANK)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%llu axes are more than the rank allows",
-                          (unsigned long long)v->count);
-    p->n_axes = (uint32_t)v->count;
-    memcpy(p->axes, v->i64, v->count * sizeof *p->axes);
+                          (unsigned long long)count);
+    p->n_axes = (uint32_t)count;
+    memcpy(p->axes, axes, count * sizeof *p->axes);
     return CLEVAL_OK;
+}
+
+/* Computed axes, read at each inference; an empty list must not turn the reduction into a
+ * copy (noop_with_empty_axes), which parse decides once. */
+static cleval_status refresh_axes(cleval_nn *nn, nn_op *op)
+{
+    if (!host_axes(nn, op)) return CLEVAL_OK;
+    cleval_status status = axes_from_input(nn, op, &op->p.reduce);
+    if (status == CLEVAL_OK && op->p.reduce.n_axes == 0 && op->p.reduce.noop_with_empty_axes)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "computed axes that are empty with noop_with_empty_axes=1 are not "
+                          "supported");
+    return status;
 }
 
 static cleval_status reduce_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
@@ -43,7 +61,7 @@ static cleval_status reduce_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx
     if (status != CLEVAL_OK) return status;
     if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input data is missing");
     if (input_axes) {
-        if ((status = axes_from_input(nn, op, p)) != CLEVAL_OK) return status;
+        if (!host_axes(nn, op) && (status = axes_from_input(nn, op, p)) != CLEVAL_OK) return status;
     } else {
         const int64_t *axes;
         if ((status = nn_attr_ints(nn, node, "axes", &axes, &p->n_axes)) != CLEVAL_OK)
@@ -58,7 +76,7 @@ static cleval_status reduce_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx
         if (p->n_axes) memcpy(p->axes, axes, p->n_axes * sizeof *axes);
     }
     /* With no axes and noop_with_empty_axes the data passes unchanged: a sum over one element. */
-    p->op = p->n_axes == 0 && p->noop_with_empty_axes ? NN_REDUCE_SUM : which;
+    p->op = p->n_axes == 0 && p->noop_with_empty_axes && !host_axes(nn, op) ? NN_REDUCE_SUM : which;
     return CLEVAL_OK;
 }
 
@@ -88,7 +106,8 @@ static cleval_status reduce_infer(cleval_nn *nn, nn_op *op)
 {
     const nn_value *x = nn_in(nn, op, 0);
     uint32_t mask;
-    cleval_status status = reduce_mask(nn, op, x->shape.rank, &mask);
+    cleval_status status = refresh_axes(nn, op);
+    if (status == CLEVAL_OK) status = reduce_mask(nn, op, x->shape.rank, &mask);
     if (status != CLEVAL_OK) return status;
     nn_shape out = {0, {0}};
     for (uint32_t i = 0; i < x->shape.rank; i++) {

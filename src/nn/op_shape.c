@@ -206,6 +206,31 @@ const nn_op_kind nn_kind_dropout = {"Dropout", dropout_parse, identity_infer, vi
 
 /* ---- Pad ---- */
 
+static bool host_pads(cleval_nn *nn, const nn_op *op)
+{
+    return nn_has_in(op, 1) && nn_in(nn, op, 1)->kind == NN_VALUE_HOST;
+}
+
+/* Reads the pads from input 1 (opset 11 on), a constant or a host value. */
+static cleval_status pads_from_input(cleval_nn *nn, nn_op *op)
+{
+    if (!nn_has_in(op, 1)) return nn_require_const(nn, op, 1, "pads");
+    const nn_value *pads = nn_in(nn, op, 1);
+    const int64_t *values;
+    uint64_t count;
+    cleval_status status = nn_host_ints(nn, op, 1, "pads", &values, &count);
+    if (status != CLEVAL_OK) return status;
+    if (pads->shape.rank != 1)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads '%s' must be a 1-D int64 tensor",
+                          pads->name);
+    if (count > 2 * NN_MAX_RANK)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "%llu pads are too many",
+                          (unsigned long long)count);
+    memcpy(op->p.shape.pads, values, count * sizeof *values);
+    op->p.shape.n_pads = (uint32_t)count;
+    return CLEVAL_OK;
+}
+
 static cleval_status pad_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     static const char *const known[] = {"mode", "pads", "value", NULL};
@@ -240,16 +265,8 @@ static cleval_status pad_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node 
                               node->attrs[i].name);
     if (nn_has_in(op, 3))
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "input axes is not supported");
-    if ((status = nn_require_const(nn, op, 1, "pads")) != CLEVAL_OK) return status;
-    const nn_value *pads = nn_in(nn, op, 1);
-    if (!pads->i64 || pads->shape.rank != 1)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads '%s' must be a 1-D int64 tensor",
-                          pads->name);
-    if (pads->count > 2 * NN_MAX_RANK)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "%llu pads are too many",
-                          (unsigned long long)pads->count);
-    memcpy(p->pads, pads->i64, pads->count * sizeof *pads->i64);
-    p->n_pads = (uint32_t)pads->count;
+    /* Pads computed from shapes are read at each inference (pad_infer). */
+    if (!host_pads(nn, op) && (status = pads_from_input(nn, op)) != CLEVAL_OK) return status;
     p->value = 0.0f;
     if (nn_has_in(op, 2)) {
         if ((status = nn_require_const(nn, op, 2, "constant_value")) != CLEVAL_OK) return status;
@@ -266,6 +283,8 @@ static cleval_status pad_infer(cleval_nn *nn, nn_op *op)
     const nn_shape_params *p = &op->p.shape;
     const nn_value *x = nn_in(nn, op, 0);
     uint32_t rank = x->shape.rank;
+    cleval_status status = host_pads(nn, op) ? pads_from_input(nn, op) : CLEVAL_OK;
+    if (status != CLEVAL_OK) return status;
     if (p->n_pads != 2 * rank)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%u pads for a rank-%u input (need %u)",
                           p->n_pads, rank, 2 * rank);

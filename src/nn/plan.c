@@ -283,6 +283,7 @@ cleval_status nn_plan(cleval_nn *nn)
         if (status == CLEVAL_OK && op->workspace)
             status = take_slot(nn, &pl, op->workspace, -2 - (int)i, (int)i, &op->workspace_slot);
     }
+    if (status == CLEVAL_OK) status = nn_upload_host_operands(nn);
     /* Grow the buffers the plan outgrew. */
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
     for (uint32_t s = 0; s < nn->n_slots && status == CLEVAL_OK; s++) {
@@ -324,7 +325,7 @@ cl_mem nn_value_mem(cleval_nn *nn, int v)
 {
     int r = root_of(nn, v);
     const nn_value *value = &nn->values[r];
-    if (value->kind == NN_VALUE_CONST) return value->mem;
+    if (value->kind == NN_VALUE_CONST || value->kind == NN_VALUE_HOST) return value->mem;
     return value->slot >= 0 ? nn->slots[value->slot].mem : NULL;
 }
 
@@ -358,5 +359,41 @@ cleval_status nn_const_mem(cleval_nn *nn, int v, cl_mem *out)
         if (status != CLEVAL_OK) return status;
     }
     *out = value->mem;
+    return CLEVAL_OK;
+}
+
+/* Uploads host value v's current contents as floats (integers converted). */
+static cleval_status upload_host_value(cleval_nn *nn, nn_value *v)
+{
+    size_t n = (size_t)v->count;
+    float *data = v->f32;
+    if (!data) {
+        if (!v->i64)
+            return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                               "%s: '%s' has an element type the device cannot read", nn->path,
+                               v->name);
+        if (!(data = malloc((n ? n : 1) * sizeof *data)))
+            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory uploading '%s'", v->name);
+        for (size_t i = 0; i < n; i++)
+            data[i] = (float)v->i64[i];
+    }
+    cleval_status status = nn_upload(nn, data, n * sizeof *data, v->name, &v->mem);
+    if (data != v->f32) free(data);
+    return status;
+}
+
+cleval_status nn_upload_host_operands(cleval_nn *nn)
+{
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        const nn_op *op = &nn->ops[i];
+        if (op->dead || op->host) continue;
+        for (uint32_t j = 0; j < op->n_in; j++) {
+            if (op->in[j] < 0 || nn_reads_host_input(op->kind, j)) continue;
+            nn_value *v = &nn->values[op->in[j]];
+            if (v->kind != NN_VALUE_HOST || v->mem) continue;
+            cleval_status status = upload_host_value(nn, v);
+            if (status != CLEVAL_OK) return status;
+        }
+    }
     return CLEVAL_OK;
 }
