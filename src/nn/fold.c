@@ -847,6 +847,56 @@ static cleval_status eval_slice(cleval_nn *nn, nn_op *op, nn_value *out)
     return CLEVAL_OK;
 }
 
+/* ---- ScatterND ---- */
+
+/* out = data with the slices that `indices` names replaced by the matching slices of updates.
+ * indices is [..., k]: each row names an element of data's first k axes, and the slice there
+ * (data's axes k...) comes from updates' row of the same index; later rows win. */
+static cleval_status eval_scatternd(cleval_nn *nn, nn_op *op, nn_value *out)
+{
+    if (op->n_in != 3 || !nn_has_in(op, 1) || !nn_has_in(op, 2))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "ScatterND needs 3 inputs");
+    const nn_value *data = nn_in(nn, op, 0), *idx = nn_in(nn, op, 1), *upd = nn_in(nn, op, 2);
+    if (!idx->i64) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "indices must be integers");
+    if ((upd->f32 != NULL) != (data->f32 != NULL))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "data and updates have different types");
+    uint32_t q = idx->shape.rank, r = data->shape.rank;
+    int64_t k = q ? idx->shape.d[q - 1] : -1;
+    /* updates' shape is indices' shape without its last axis, then data's axes k... */
+    bool valid = q >= 1 && k >= 0 && k <= (int64_t)r && upd->shape.rank == q - 1 + r - (uint32_t)k;
+    for (uint32_t d = 0; valid && d + 1 < q; d++)
+        valid = upd->shape.d[d] == idx->shape.d[d];
+    for (uint32_t d = (uint32_t)k; valid && d < r; d++)
+        valid = upd->shape.d[q - 1 + d - (uint32_t)k] == data->shape.d[d];
+    if (!valid)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "the shapes of data, indices and updates do not agree");
+    cleval_status status = set_output(nn, op, out, &data->shape, data->f32 != NULL);
+    if (status != CLEVAL_OK) return status;
+    copy_values(data, out);
+    int64_t strides[NN_MAX_RANK];
+    strides_of(&data->shape, strides);
+    uint64_t slice = 1, rows = 1;
+    for (uint32_t d = 0; d + 1 < q; d++)
+        rows *= (uint64_t)idx->shape.d[d];
+    for (uint32_t d = (uint32_t)k; d < r; d++)
+        slice *= (uint64_t)data->shape.d[d];
+    for (uint64_t row = 0; row < rows && out->count; row++) {
+        int64_t at = 0;
+        for (int64_t j = 0; j < k; j++) {
+            int64_t i = idx->i64[row * (uint64_t)k + (uint64_t)j], dim = data->shape.d[j];
+            if (i < -dim || i >= dim)
+                return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                                  "index %lld is out of range for an axis of %lld", (long long)i,
+                                  (long long)dim);
+            at += (i < 0 ? i + dim : i) * strides[j];
+        }
+        for (uint64_t e = 0; e < slice; e++)
+            copy_element(upd, row * slice + e, out, (uint64_t)at + e);
+    }
+    return CLEVAL_OK;
+}
+
 /* ---- parsing ---- */
 
 static cleval_status parse_plain(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
@@ -858,6 +908,19 @@ static cleval_status parse_view(cleval_nn *nn, nn_op *op, const cleval_onnx_node
 {
     cleval_status status = fold_of(op)->view->parse(nn, op, node);
     op->alias_only = false; /* the values are copied on the host */
+    return status;
+}
+
+/* ScatterND replaces (reduction="none", the default); combining reductions are refused. */
+static cleval_status parse_scatternd(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    static const char *const known[] = {"reduction", NULL};
+    const char *reduction;
+    cleval_status status = nn_check_attrs(nn, op, node, known);
+    if (status == CLEVAL_OK) status = nn_attr_string(nn, node, "reduction", "none", &reduction);
+    if (status == CLEVAL_OK && strcmp(reduction, "none") != 0)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute reduction=%s is not supported",
+                          reduction);
     return status;
 }
 
@@ -1095,6 +1158,7 @@ static const fold_kind FOLD_KINDS[] = {
     HOST("Sqrt", parse_plain, eval_unary),
     HOST("Not", parse_plain, eval_unary),
     HOST("Where", parse_plain, eval_where),
+    HOST("ScatterND", parse_scatternd, eval_scatternd),
 };
 
 /* ConstantOfShape with an integer fill: a shape-like host value. */

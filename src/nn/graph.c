@@ -276,12 +276,69 @@ static void classify_inputs(const cleval_nn *nn, const nn_op *op, bool *all_cons
     }
 }
 
+/* Device kinds that compute from their inputs' values what their host kind (fold.c, which
+ * parses attributes into the same fields) computes: float fills and broadcasts to computed
+ * shapes, which fold.c sends to the device where large results belong, and the views. */
+static bool host_capable(const nn_op_kind *kind)
+{
+    return kind == &nn_kind_constantofshape || kind == &nn_kind_expand ||
+           kind == &nn_kind_reshape || kind == &nn_kind_flatten || kind == &nn_kind_identity;
+}
+
+/* Whether activation v comes from constants and host values through host-capable device ops
+ * only (then the host can evaluate it as well). */
+static bool demotable(const cleval_nn *nn, int v)
+{
+    const nn_value *value = &nn->values[v];
+    if (value->kind != NN_VALUE_ACT || value->producer < 0) return false;
+    const nn_op *producer = &nn->ops[value->producer];
+    if (!host_capable(producer->kind) || producer->n_out != 1) return false;
+    for (uint32_t i = 0; i < producer->n_in; i++) {
+        int in = producer->in[i];
+        if (in >= 0 && nn->values[in].kind == NN_VALUE_ACT && !demotable(nn, in)) return false;
+        if (in >= 0 && nn->values[in].kind == NN_VALUE_INPUT) return false;
+    }
+    return true;
+}
+
+/* Moves the producer of demotable activation v, and those of its inputs, to the host. */
+static void demote(cleval_nn *nn, int v)
+{
+    nn_op *producer = &nn->ops[nn->values[v].producer];
+    for (uint32_t i = 0; i < producer->n_in; i++)
+        if (producer->in[i] >= 0 && nn->values[producer->in[i]].kind == NN_VALUE_ACT)
+            demote(nn, producer->in[i]);
+    cleval_onnx_node probe = {.op_type = (char *)producer->kind->op_type};
+    producer->kind = nn_host_kind(&probe, true, false);
+    producer->host = true;
+    producer->alias_only = false; /* the host copies the values of views */
+    nn->values[v].kind = NN_VALUE_HOST;
+    nn->values[v].varying = false;
+}
+
+/* An operator that has a host evaluator only (ScatterND writing a mask built from shapes) may
+ * read demotable activations: they move to the host. True when every input is then there. */
+static bool demote_inputs(cleval_nn *nn, const nn_op *op, const cleval_onnx_node *node)
+{
+    if (nn_find_kind(node->op_type) || !nn_host_kind(node, false, false)) return false;
+    for (uint32_t i = 0; i < op->n_in; i++) {
+        const nn_value *v = op->in[i] >= 0 ? &nn->values[op->in[i]] : NULL;
+        if (v &&
+            (v->kind == NN_VALUE_INPUT || (v->kind == NN_VALUE_ACT && !demotable(nn, op->in[i]))))
+            return false;
+    }
+    for (uint32_t i = 0; i < op->n_in; i++)
+        if (op->in[i] >= 0 && nn->values[op->in[i]].kind == NN_VALUE_ACT) demote(nn, op->in[i]);
+    return true;
+}
+
 /* The node runs on the host when it can: from constants (folded now) and host values, or from
  * any input's shape (Shape, Size). Otherwise on the device, if its operator has a kind. */
 static const nn_op_kind *choose_kind(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
 {
     bool all_const, all_host;
     classify_inputs(nn, op, &all_const, &all_host);
+    if (!all_host) all_host = demote_inputs(nn, op, node);
     bool float_data = nn_has_in(op, 0) && nn_in(nn, op, 0)->f32;
     const nn_op_kind *host = nn_host_kind(node, all_const, float_data);
     op->host = host && (all_host || nn_host_reads_shapes(host));

@@ -92,6 +92,22 @@ static int doubled_axis(const nn_shape *ref, const nn_shape *now)
     return axis;
 }
 
+/* Whether op reads a value that depends on the runtime input's values. */
+static bool reads_varying(const cleval_nn *nn, const nn_op *op)
+{
+    for (uint32_t i = 0; i < op->n_in; i++)
+        if (nn_has_in(op, i) && nn->values[op->in[i]].varying) return true;
+    return false;
+}
+
+static bool same_shape(const nn_shape *a, const nn_shape *b)
+{
+    if (a->rank != b->rank) return false;
+    for (uint32_t d = 0; d < a->rank; d++)
+        if (a->d[d] != b->d[d]) return false;
+    return true;
+}
+
 /* Validation: the batch axes of op's outputs. Most ops keep the batch digit's place inside its
  * axis (the first varying input's batch_inner); reshape-like ones set it themselves, and must
  * agree with the axis that grows with the batch. */
@@ -105,6 +121,12 @@ static void track_batch(cleval_nn *nn, nn_op *op)
         if (op->out[o] < 0) continue;
         nn_value *v = nn_out(nn, op, o);
         if (!v->varying) continue;
+        /* Computed from constants and shapes, and not growing with the batch: the same for
+         * every sample (a mask built from the image size), read like a constant. */
+        if (!reads_varying(nn, op) && same_shape(&nn->batch_ref[op->out[o]], &v->shape)) {
+            v->varying = false;
+            continue;
+        }
         int axis = doubled_axis(&nn->batch_ref[op->out[o]], &v->shape);
         if (v->batch_axis >= 0) {
             if (v->batch_axis != axis) op->mixes_batch = true;
