@@ -18,6 +18,7 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
     &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
     &nn_kind_softmax, &nn_kind_logsoftmax,
+    &nn_kind_lstm, &nn_kind_gru,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -414,10 +415,11 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
         nn->outputs[nn->n_outputs++] = v;
     }
     /* Secondary outputs (Dropout's mask, MaxPool's Indices, BatchNormalization's training
-     * statistics) are never computed: refuse a graph that reads one. */
+     * statistics) are never computed: refuse a graph that reads one. Ops that compute them
+     * all (LSTM's Y_h and Y_c) say so. */
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         const nn_op *op = &nn->ops[i];
-        for (uint32_t o = 1; o < op->n_out && status == CLEVAL_OK; o++) {
+        for (uint32_t o = 1; o < op->n_out && status == CLEVAL_OK && !op->all_outputs; o++) {
             const nn_value *v = op->out[o] >= 0 ? &nn->values[op->out[o]] : NULL;
             if (v && (v->uses || v->is_output))
                 status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,

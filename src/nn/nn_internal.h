@@ -14,8 +14,9 @@
 #include <stdio.h>
 
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
-#define NN_MAX_IN 5  /* BatchNormalization: X, scale, B, mean, var */
-#define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used */
+#define NN_MAX_IN 8  /* LSTM: X, W, R, B, sequence_lens, initial_h, initial_c, P */
+#define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used,
+                      * except for ops that compute them all (nn_op.all_outputs) */
 #define NN_MAX_KERNELS 4
 #define NN_MAX_BUFFERS 6
 /* No tensor may hold more elements than this: kernels index buffers with 32-bit integers. */
@@ -160,6 +161,22 @@ typedef struct nn_shape_params {
     float value;
 } nn_shape_params;
 
+/* LSTM and GRU (op_rnn.c). Activation codes: 0 Sigmoid, 1 Tanh, 2 Relu. */
+typedef struct nn_rnn_params {
+    bool gru;
+    int64_t hidden;           /* hidden_size (from R when the attribute is absent) */
+    uint32_t dirs;            /* 2 for bidirectional */
+    bool reverse;             /* direction=reverse: the only direction runs backwards */
+    bool batch_major;         /* layout=1: X [batch, seq, input], Y [batch, seq, dirs, hidden] */
+    float clip;               /* 0: none; else gate pre-activations clamped to [-clip, clip] */
+    bool input_forget;        /* LSTM: forget gate = 1 - input gate */
+    bool linear_before_reset; /* GRU */
+    uint8_t act[2][3];        /* per direction: f, g (and h for LSTM) */
+    int64_t input;            /* input size, from W */
+    int64_t seq, batch;       /* current run, from infer */
+    uint32_t local;           /* work-group size of the recurrence, from prepare */
+} nn_rnn_params;
+
 typedef struct nn_softmax_params {
     int64_t axis;
     bool log;
@@ -178,6 +195,7 @@ struct nn_op {
     bool dead;        /* removed by a pass */
     bool alias_only;  /* output is a view of input 0: no kernel */
     bool mixes_batch; /* set by infer: combines samples across axis 0 */
+    bool all_outputs; /* set by parse: computes every output, not only output 0 (LSTM, GRU) */
     size_t workspace; /* scratch bytes needed during launch, set by infer */
     int workspace_slot;
     double flops; /* per launch at the current shapes, set by infer */
@@ -195,6 +213,7 @@ struct nn_op {
         nn_elementwise_params ew;
         nn_shape_params shape;
         nn_softmax_params softmax;
+        nn_rnn_params rnn;
     } p;
     cleval_nn_layer prof;
 };
@@ -446,6 +465,7 @@ extern const nn_op_kind nn_kind_batchnorm;
 extern const nn_op_kind nn_kind_flatten, nn_kind_reshape, nn_kind_identity, nn_kind_dropout;
 extern const nn_op_kind nn_kind_pad;
 extern const nn_op_kind nn_kind_softmax, nn_kind_logsoftmax;
+extern const nn_op_kind nn_kind_lstm, nn_kind_gru;
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */

@@ -269,10 +269,14 @@ cleval_status nn_plan(cleval_nn *nn)
         nn_op *op = &nn->ops[i];
         if (op->dead || op->alias_only) continue;
         release_before(nn, &pl, (int)i);
-        nn_value *y = &nn->values[op->out[0]];
-        size_t bytes = (size_t)y->count * nn_value_elem_bytes(nn, op->out[0]);
-        int until = pl.last[op->out[0]] < (int)i ? (int)i : pl.last[op->out[0]];
-        status = take_slot(nn, &pl, bytes ? bytes : sizeof(float), op->out[0], until, &y->slot);
+        /* Output 0 always gets memory; the others when something reads them. */
+        for (uint32_t o = 0; o < op->n_out && status == CLEVAL_OK; o++) {
+            nn_value *y = op->out[o] >= 0 ? &nn->values[op->out[o]] : NULL;
+            if (!y || (o > 0 && !y->uses && !y->is_output)) continue;
+            size_t bytes = (size_t)y->count * nn_value_elem_bytes(nn, op->out[o]);
+            int until = pl.last[op->out[o]] < (int)i ? (int)i : pl.last[op->out[o]];
+            status = take_slot(nn, &pl, bytes ? bytes : sizeof(float), op->out[o], until, &y->slot);
+        }
         op->workspace_slot = -1;
         if (status == CLEVAL_OK && op->workspace)
             status = take_slot(nn, &pl, op->workspace, -2 - (int)i, (int)i, &op->workspace_slot);

@@ -1,0 +1,480 @@
+/* LSTM and GRU against a plain C reference written here from ONNX's equations, for both
+ * kernel families: directions forward, reverse and bidirectional; layouts 0 and 1; with and
+ * without B, initial states (runtime inputs or constants) and peepholes; clip, input_forget,
+ * linear_before_reset 0 and 1, explicit activations; hidden sizes 1, a prime and more than a
+ * work-group; sequences of 1 and several steps; an empty batch; Y, Y_h and Y_c each read alone;
+ * fp16 storage around the op. Then the nodes PyTorch exports (tests/fixtures/rnn, made by
+ * tools/make_rnn_fixtures.py) against onnxruntime, and the refusals. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/nn.h"
+#include "cleval/onnx.h"
+#include "nn_builder.h"
+
+static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state = 11;
+
+static float frand(float lo, float hi)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(lo + (hi - lo) * u);
+}
+
+static float *random_array(uint64_t n, float lo, float hi)
+{
+    float *a = malloc((n ? n : 1) * sizeof *a);
+    assert_non_null(a);
+    for (uint64_t i = 0; i < n; i++)
+        a[i] = frand(lo, hi);
+    return a;
+}
+
+/* |got - want| <= atol + rtol * |want| everywhere. */
+static void assert_close(const float *got, const double *want, uint64_t n, double atol, double rtol,
+                         const char *what)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i])))
+            fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i,
+                     (double)got[i], want[i]);
+}
+
+static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
+{
+    cleval_nn_tensor t = {.rank = rank, .data = data};
+    memcpy(t.dims, dims, rank * sizeof *dims);
+    return t;
+}
+
+static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims)
+{
+    assert_int_equal(t->rank, rank);
+    for (uint32_t i = 0; i < rank; i++)
+        if (t->dims[i] != dims[i])
+            fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
+                     (long long)dims[i]);
+}
+
+/* A STRINGS attribute; nn_builder.h does not free its strings: free_strings() does. */
+static void attr_strings(cleval_onnx_node *n, const char *name, uint32_t count,
+                         const char *const *v)
+{
+    cleval_onnx_attr *a = builder_attr(n, name, CLEVAL_ONNX_ATTR_STRINGS);
+    a->count = count;
+    a->strings = builder_alloc(count * sizeof *a->strings);
+    for (uint32_t i = 0; i < count; i++)
+        a->strings[i] = builder_strdup(v[i]);
+}
+
+static void free_model(cleval_onnx_model *m)
+{
+    for (uint32_t i = 0; i < m->n_nodes; i++)
+        for (uint32_t j = 0; j < m->nodes[i].n_attrs; j++) {
+            cleval_onnx_attr *a = &m->nodes[i].attrs[j];
+            for (uint32_t k = 0; a->strings && k < a->count; k++)
+                free(a->strings[k]);
+            free(a->strings);
+            a->strings = NULL;
+        }
+    builder_free(m);
+}
+
+/* Creates a general graph of `m` (precision as given) and runs it once. */
+static void run_graph(cleval_onnx_model *m, cleval_kernel_variant variant,
+                      cleval_nn_precision precision, const cleval_nn_tensor *inputs,
+                      uint32_t n_outputs, cleval_nn_tensor *outputs)
+{
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true, .precision = precision};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    assert_int_equal(cleval_nn_graph_output_count(nn), n_outputs);
+    assert_ok(cleval_nn_run_graph(nn, inputs, outputs));
+    cleval_nn_destroy(nn);
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+}
+
+/* ---- the reference ---- */
+
+enum { OUT_Y = 1, OUT_YH = 2, OUT_YC = 4 };
+
+typedef struct rnn_case {
+    const char *what;
+    bool gru;
+    const char *direction; /* NULL: the attribute is absent (forward) */
+    int64_t hidden, input, seq, batch;
+    bool bias, h0, c0, peep;
+    bool const_states; /* initial states as initializers instead of runtime inputs */
+    bool layout;       /* layout=1 */
+    float clip;        /* 0: no attribute */
+    bool input_forget, lbr;
+    const char *const *acts; /* NULL: no attribute */
+    uint32_t n_acts;
+    unsigned outputs; /* OUT_* bits: the graph outputs */
+    bool fp16;        /* X through a Relu, the outputs through Mul by 1: stored as half */
+} rnn_case;
+
+typedef struct rnn_data {
+    float *x, *w, *r, *b, *h0, *c0, *p;
+} rnn_data;
+
+static uint32_t dirs_of(const rnn_case *c)
+{
+    return c->direction && strcmp(c->direction, "bidirectional") == 0 ? 2 : 1;
+}
+
+static int64_t gates_of(const rnn_case *c)
+{
+    return c->gru ? 3 : 4;
+}
+
+static double act(const char *name, double v)
+{
+    if (strcmp(name, "Sigmoid") == 0) return 1.0 / (1.0 + exp(-v));
+    if (strcmp(name, "Tanh") == 0) return tanh(v);
+    if (strcmp(name, "Relu") == 0) return v > 0 ? v : 0;
+    fail_msg("unknown activation %s", name);
+    return 0;
+}
+
+/* The activation `which` (f, g, h) of direction d. */
+static const char *act_name(const rnn_case *c, uint32_t d, uint32_t which)
+{
+    static const char *const defaults[] = {"Sigmoid", "Tanh", "Tanh"};
+    uint32_t per = c->gru ? 2 : 3;
+    return c->acts ? c->acts[d * per + which] : defaults[which];
+}
+
+static double clip_of(const rnn_case *c, double v)
+{
+    if (c->clip <= 0) return v;
+    return v < -c->clip ? -c->clip : v > c->clip ? c->clip : v;
+}
+
+static int64_t x_index(const rnn_case *c, int64_t t, int64_t b, int64_t k)
+{
+    return c->layout ? (b * c->seq + t) * c->input + k : (t * c->batch + b) * c->input + k;
+}
+
+static int64_t y_index(const rnn_case *c, int64_t t, int64_t d, int64_t b, int64_t j)
+{
+    int64_t dirs = dirs_of(c);
+    return c->layout ? ((b * c->seq + t) * dirs + d) * c->hidden + j
+                     : ((t * dirs + d) * c->batch + b) * c->hidden + j;
+}
+
+static int64_t state_index(const rnn_case *c, int64_t d, int64_t b, int64_t j)
+{
+    return c->layout ? (b * dirs_of(c) + d) * c->hidden + j : (d * c->batch + b) * c->hidden + j;
+}
+
+/* sum_k v[k] * m[row][k] for a row-major matrix m with `cols` columns. */
+static double dot_row(const float *m, int64_t row, int64_t cols, const double *v)
+{
+    double s = 0;
+    for (int64_t k = 0; k < cols; k++)
+        s += (double)m[row * cols + k] * v[k];
+    return s;
+}
+
+/* One step of one batch row of direction d: h (and c) updated in place. xt: the step's input. */
+static void ref_step(const rnn_case *c, const rnn_data *in, int64_t d, const double *xt, double *h,
+                     double *cs)
+{
+    int64_t H = c->hidden, G = gates_of(c), I = c->input;
+    const float *w = in->w + d * G * H * I, *r = in->r + d * G * H * H;
+    const float *wb = c->bias ? in->b + d * 2 * G * H : NULL, *rb = wb ? wb + G * H : NULL;
+    double *pre = calloc((size_t)(G * H), sizeof *pre), *next = calloc((size_t)H, sizeof *next);
+    double *rh = calloc((size_t)H, sizeof *rh);
+    for (int64_t i = 0; i < G * H; i++)
+        pre[i] = dot_row(w, i, I, xt) + (wb ? wb[i] : 0);
+    const char *f = act_name(c, (uint32_t)d, 0), *g = act_name(c, (uint32_t)d, 1);
+    if (!c->gru) {
+        const float *p = c->peep ? in->p + d * 3 * H : NULL;
+        for (int64_t j = 0; j < H; j++) {
+            double v[4];
+            for (int64_t q = 0; q < 4; q++)
+                v[q] = pre[q * H + j] + dot_row(r, q * H + j, H, h) + (rb ? rb[q * H + j] : 0);
+            double i = act(f, clip_of(c, v[0] + (p ? p[j] * cs[j] : 0)));
+            double fg = c->input_forget ? 1 - i : act(f, clip_of(c, v[2] + (p ? p[2 * H + j] * cs[j] : 0)));
+            double cn = fg * cs[j] + i * act(g, clip_of(c, v[3]));
+            double o = act(f, clip_of(c, v[1] + (p ? p[H + j] * cn : 0)));
+            next[j] = o * act(act_name(c, (uint32_t)d, 2), cn);
+            cs[j] = cn;
+        }
+    } else {
+        double *z = calloc((size_t)H, sizeof *z);
+        for (int64_t j = 0; j < H; j++) {
+            z[j] = act(f, clip_of(c, pre[j] + dot_row(r, j, H, h) + (rb ? rb[j] : 0)));
+            double reset = act(f, clip_of(c, pre[H + j] + dot_row(r, H + j, H, h) + (rb ? rb[H + j] : 0)));
+            rh[j] = reset * h[j];
+            pre[H + j] = reset; /* kept for linear_before_reset */
+        }
+        for (int64_t j = 0; j < H; j++) {
+            double rbh = rb ? rb[2 * H + j] : 0, hh;
+            if (c->lbr)
+                hh = pre[2 * H + j] + pre[H + j] * (dot_row(r, 2 * H + j, H, h) + rbh);
+            else
+                hh = pre[2 * H + j] + dot_row(r, 2 * H + j, H, rh) + rbh;
+            next[j] = (1 - z[j]) * act(g, clip_of(c, hh)) + z[j] * h[j];
+        }
+        free(z);
+    }
+    memcpy(h, next, (size_t)H * sizeof *h);
+    free(pre);
+    free(next);
+    free(rh);
+}
+
+/* Y, Y_h, Y_c as ONNX defines them. */
+static void ref_rnn(const rnn_case *c, const rnn_data *in, double *y, double *yh, double *yc)
+{
+    int64_t H = c->hidden, dirs = dirs_of(c);
+    bool reverse = c->direction && strcmp(c->direction, "reverse") == 0;
+    double *h = calloc((size_t)H, sizeof *h), *cs = calloc((size_t)H, sizeof *cs);
+    double *xt = calloc((size_t)c->input, sizeof *xt);
+    for (int64_t d = 0; d < dirs; d++)
+        for (int64_t b = 0; b < c->batch; b++) {
+            for (int64_t j = 0; j < H; j++) {
+                h[j] = c->h0 ? in->h0[state_index(c, d, b, j)] : 0;
+                cs[j] = c->c0 ? in->c0[state_index(c, d, b, j)] : 0;
+            }
+            for (int64_t s = 0; s < c->seq; s++) {
+                int64_t t = d == 1 || reverse ? c->seq - 1 - s : s;
+                for (int64_t k = 0; k < c->input; k++)
+                    xt[k] = in->x[x_index(c, t, b, k)];
+                ref_step(c, in, d, xt, h, cs);
+                for (int64_t j = 0; j < H; j++)
+                    y[y_index(c, t, d, b, j)] = h[j];
+            }
+            for (int64_t j = 0; j < H; j++) {
+                yh[state_index(c, d, b, j)] = h[j];
+                yc[state_index(c, d, b, j)] = cs[j];
+            }
+        }
+    free(h);
+    free(cs);
+    free(xt);
+}
+
+/* ---- the op against the reference ---- */
+
+static void state_dims(const rnn_case *c, int64_t *dims)
+{
+    int64_t d = dirs_of(c);
+    dims[0] = c->layout ? c->batch : d;
+    dims[1] = c->layout ? d : c->batch;
+    dims[2] = c->hidden;
+}
+
+/* The graph of a case: X (and runtime initial states) in; the requested outputs out. */
+static cleval_onnx_model *build_case(const rnn_case *c, const rnn_data *in)
+{
+    int64_t H = c->hidden, G = gates_of(c), dirs = dirs_of(c);
+    int64_t xd[3] = {c->layout ? c->batch : c->seq, c->layout ? c->seq : c->batch, c->input};
+    int64_t wd[3] = {dirs, G * H, c->input}, rd[3] = {dirs, G * H, H}, bd[2] = {dirs, 2 * G * H};
+    int64_t pd[2] = {dirs, 3 * H}, sd[3], one = 1;
+    state_dims(c, sd);
+    cleval_onnx_model *m = builder_new(17);
+    builder_input(m, "X", 3, xd);
+    builder_init(m, "W", 3, wd, in->w);
+    builder_init(m, "R", 3, rd, in->r);
+    if (c->bias) builder_init(m, "B", 2, bd, in->b);
+    if (c->peep) builder_init(m, "P", 2, pd, in->p);
+    const char *states[2] = {"initial_h", "initial_c"};
+    const float *values[2] = {in->h0, in->c0};
+    bool present[2] = {c->h0, c->c0 && !c->gru};
+    for (int i = 0; i < 2; i++) {
+        if (!present[i]) continue;
+        if (c->const_states)
+            builder_init(m, states[i], 3, sd, values[i]);
+        else
+            builder_input(m, states[i], 3, sd);
+    }
+    char inputs[128];
+    snprintf(inputs, sizeof inputs, "%s,W,R,%s,,%s%s%s%s", c->fp16 ? "Xr" : "X",
+             c->bias ? "B" : "", c->h0 ? "initial_h" : "", c->gru ? "" : ",",
+             present[1] ? "initial_c" : "", c->peep ? ",P" : "");
+    if (c->fp16) builder_node(m, "Relu", "relu", "X", "Xr");
+    const char *names[3] = {"Y", "Y_h", "Y_c"};
+    cleval_onnx_node *n = builder_node(m, c->gru ? "GRU" : "LSTM", "rnn", inputs,
+                                       c->gru ? "Yr,Y_hr" : "Yr,Y_hr,Y_cr");
+    attr_int(n, "hidden_size", H);
+    if (c->direction) attr_string(n, "direction", c->direction);
+    if (c->layout) attr_int(n, "layout", 1);
+    if (c->clip > 0) attr_float(n, "clip", c->clip);
+    if (c->input_forget) attr_int(n, "input_forget", 1);
+    if (c->gru) attr_int(n, "linear_before_reset", c->lbr);
+    if (c->acts) attr_strings(n, "activations", c->n_acts, c->acts);
+    if (c->fp16) builder_init(m, "one", 1, &one, (const float[]){1.0f});
+    for (int o = 0; o < 3; o++) {
+        if (!(c->outputs & (1u << o))) continue;
+        char from[8], node[16];
+        snprintf(from, sizeof from, "%sr", names[o]);
+        snprintf(node, sizeof node, "copy%d", o);
+        /* fp16: the op's outputs are activations stored as half, read back by a Mul. */
+        char operands[16];
+        snprintf(operands, sizeof operands, "%s,one", from);
+        if (c->fp16)
+            builder_node(m, "Mul", node, operands, names[o]);
+        else
+            builder_node(m, "Identity", node, from, names[o]);
+        builder_output(m, names[o]);
+    }
+    return m;
+}
+
+static void check_case(const rnn_case *c)
+{
+    int64_t H = c->hidden, G = gates_of(c), dirs = dirs_of(c);
+    uint64_t nx = (uint64_t)(c->seq * c->batch * c->input), ns = (uint64_t)(dirs * c->batch * H);
+    uint64_t ny = (uint64_t)c->seq * ns;
+    rnn_data in = {
+        random_array(nx, c->fp16 ? 0.0f : -1.0f, 1.0f),
+        random_array((uint64_t)(dirs * G * H * c->input), -0.6f, 0.6f),
+        random_array((uint64_t)(dirs * G * H * H), -0.6f / sqrtf((float)H), 0.6f / sqrtf((float)H)),
+        random_array((uint64_t)(dirs * 2 * G * H), -0.5f, 0.5f),
+        random_array(ns, -1.0f, 1.0f),
+        random_array(ns, -1.0f, 1.0f),
+        random_array((uint64_t)(dirs * 3 * H), -0.5f, 0.5f),
+    };
+    double *want[3] = {calloc(ny + 1, sizeof(double)), calloc(ns + 1, sizeof(double)),
+                       calloc(ns + 1, sizeof(double))};
+    ref_rnn(c, &in, want[0], want[1], want[2]);
+    cleval_onnx_model *m = build_case(c, &in);
+    int64_t xd[3] = {c->layout ? c->batch : c->seq, c->layout ? c->seq : c->batch, c->input};
+    int64_t sd[3], yd[4] = {c->layout ? c->batch : c->seq, c->layout ? c->seq : dirs,
+                            c->layout ? dirs : c->batch, H};
+    state_dims(c, sd);
+    cleval_nn_tensor inputs[3];
+    uint32_t n_in = 0;
+    inputs[n_in++] = tensor(3, xd, in.x);
+    if (c->h0 && !c->const_states) inputs[n_in++] = tensor(3, sd, in.h0);
+    if (c->c0 && !c->gru && !c->const_states) inputs[n_in++] = tensor(3, sd, in.c0);
+    uint32_t n_out = 0;
+    for (int o = 0; o < 3; o++)
+        n_out += (c->outputs >> o) & 1u;
+    /* fp16: X is rounded to half before the op, and so are the outputs: a few half ulps. */
+    double tol = c->fp16 ? 4e-3 : 2e-5;
+    for (size_t v = 0; v < 2; v++) {
+        cleval_nn_tensor out[3];
+        run_graph(m, VARIANTS[v], c->fp16 ? CLEVAL_NN_FP16 : CLEVAL_NN_FP32, inputs, n_out, out);
+        for (int o = 0, k = 0; o < 3; o++) {
+            if (!(c->outputs & (1u << o))) continue;
+            char what[256];
+            snprintf(what, sizeof what, "%s: %s (%s)", c->what, o == 0 ? "Y" : o == 1 ? "Y_h" : "Y_c",
+                     cleval_variant_name(VARIANTS[v]));
+            if (o == 0)
+                assert_shape(&out[k], 4, yd);
+            else
+                assert_shape(&out[k], 3, sd);
+            assert_close(out[k].data, want[o], o == 0 ? ny : ns, tol, tol, what);
+            free(out[k++].data);
+        }
+    }
+    free_model(m);
+    for (int o = 0; o < 3; o++)
+        free(want[o]);
+    float *arrays[] = {in.x, in.w, in.r, in.b, in.h0, in.c0, in.p};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
+        free(arrays[i]);
+}
+
+#define ALL (OUT_Y | OUT_YH | OUT_YC)
+
+static void test_lstm(void **state)
+{
+    (void)state;
+    static const char *const relu_acts[] = {"Sigmoid", "Relu", "Tanh", "Sigmoid", "Tanh", "Relu"};
+    const rnn_case cases[] = {
+        {"forward, no B, no states", .hidden = 5, .input = 3, .seq = 4, .batch = 2,
+         .outputs = ALL},
+        {"forward, B and runtime states", .hidden = 7, .input = 4, .seq = 5, .batch = 3,
+         .bias = true, .h0 = true, .c0 = true, .outputs = ALL},
+        {"reverse, constant states", .direction = "reverse", .hidden = 7, .input = 2, .seq = 3,
+         .batch = 2, .bias = true, .h0 = true, .c0 = true, .const_states = true, .outputs = ALL},
+        {"bidirectional", .direction = "bidirectional", .hidden = 13, .input = 5, .seq = 6,
+         .batch = 3, .bias = true, .h0 = true, .c0 = true, .outputs = ALL},
+        {"hidden 1, one step", .direction = "forward", .hidden = 1, .input = 1, .seq = 1,
+         .batch = 1, .bias = true, .outputs = ALL},
+        {"hidden more than a work-group", .direction = "bidirectional", .hidden = 257,
+         .input = 17, .seq = 3, .batch = 2, .bias = true, .h0 = true, .outputs = ALL},
+        {"layout 1", .direction = "bidirectional", .hidden = 7, .input = 3, .seq = 4, .batch = 5,
+         .bias = true, .h0 = true, .c0 = true, .layout = true, .outputs = ALL},
+        {"peepholes, clip, input_forget", .hidden = 7, .input = 3, .seq = 5, .batch = 2,
+         .bias = true, .c0 = true, .peep = true, .clip = 0.75f, .input_forget = true,
+         .outputs = ALL},
+        {"activations", .direction = "bidirectional", .hidden = 5, .input = 3, .seq = 3,
+         .batch = 2, .bias = true, .acts = relu_acts, .n_acts = 6, .outputs = ALL},
+        {"Y_h read alone", .hidden = 7, .input = 3, .seq = 4, .batch = 3, .bias = true,
+         .outputs = OUT_YH},
+        {"Y_c read alone", .direction = "reverse", .hidden = 3, .input = 3, .seq = 4, .batch = 3,
+         .outputs = OUT_YC},
+        {"empty batch", .hidden = 3, .input = 2, .seq = 2, .batch = 0, .bias = true,
+         .outputs = ALL},
+        {"fp16 storage", .direction = "bidirectional", .hidden = 11, .input = 4, .seq = 5,
+         .batch = 3, .bias = true, .h0 = true, .c0 = true, .outputs = ALL, .fp16 = true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_case(&cases[i]);
+}
+
+static void test_gru(void **state)
+{
+    (void)state;
+    static const char *const relu_acts[] = {"Sigmoid", "Relu"};
+    const rnn_case cases[] = {
+        {"linear_before_reset 1, no B, no state", .gru = true, .lbr = true, .hidden = 5,
+         .input = 3, .seq = 4, .batch = 2, .outputs = OUT_Y | OUT_YH},
+        {"linear_before_reset 0, B and state", .gru = true, .hidden = 7, .input = 4, .seq = 5,
+         .batch = 3, .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH},
+        {"reverse, constant state", .gru = true, .lbr = true, .direction = "reverse",
+         .hidden = 7, .input = 2, .seq = 3, .batch = 2, .bias = true, .h0 = true,
+         .const_states = true, .outputs = OUT_Y | OUT_YH},
+        {"bidirectional, linear_before_reset 1", .gru = true, .lbr = true,
+         .direction = "bidirectional", .hidden = 13, .input = 5, .seq = 6, .batch = 3,
+         .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH},
+        {"bidirectional, linear_before_reset 0", .gru = true, .direction = "bidirectional",
+         .hidden = 13, .input = 5, .seq = 6, .batch = 3, .bias = true, .h0 = true,
+         .outputs = OUT_Y | OUT_YH},
+        {"hidden 1, one step", .gru = true, .lbr = true, .hidden = 1, .input = 1, .seq = 1,
+         .batch = 1, .bias = true, .outputs = OUT_Y | OUT_YH},
+        {"hidden more than a work-group, linear_before_reset 0", .gru = true, .hidden = 257,
+         .input = 17, .seq = 3, .batch = 2, .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH},
+        {"hidden more than a work-group, linear_before_reset 1", .gru = true, .lbr = true,
+         .direction = "reverse", .hidden = 257, .input = 9, .seq = 2, .batch = 2, .bias = true,
+         .outputs = OUT_Y | OUT_YH},
+        {"layout 1, clip", .gru = true, .lbr = true, .direction = "bidirectional", .hidden = 7,
+         .input = 3, .seq = 4, .batch = 5, .bias = true, .h0 = true, .layout = true,
+         .clip = 0.5f, .outputs = OUT_Y | OUT_YH},
+        {"activations", .gru = true, .hidden = 5, .input = 3, .seq = 3, .batch = 2, .bias = true,
+         .acts = relu_acts, .n_acts = 2, .outputs = OUT_Y | OUT_YH},
+        {"Y_h read alone", .gru = true, .lbr = true, .hidden = 7, .input = 3, .seq = 4,
+         .batch = 3, .bias = true, .outputs = OUT_YH},
+        {"fp16 storage", .gru = true, .lbr = true, .direction = "bidirectional", .hidden = 11,
+         .input = 4, .seq = 5, .batch = 3, .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH,
+         .fp16 = true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_case(&cases[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lstm),
+        cmocka_unit_test(test_gru),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    test_device_release();
+    return failed;
+}
