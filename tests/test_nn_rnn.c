@@ -468,11 +468,102 @@ static void test_gru(void **state)
         check_case(&cases[i]);
 }
 
+/* ---- the nodes PyTorch exports, against onnxruntime ---- */
+
+/* Dataset `name` of group `group` in `file`: its shape into t and its floats (malloc'd). */
+static void read_tensor(hid_t file, const char *group, const char *name, cleval_nn_tensor *t)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/%s/%s", group, name);
+    hid_t set = H5Dopen2(file, path, H5P_DEFAULT);
+    if (set < 0) fail_msg("%s: no dataset %s", fixture_path("rnn/rnn_io.h5"), path);
+    hid_t space = H5Dget_space(set);
+    hsize_t dims[CLEVAL_NN_MAX_RANK];
+    int rank = H5Sget_simple_extent_ndims(space);
+    assert_true(rank >= 1 && rank <= CLEVAL_NN_MAX_RANK);
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    t->rank = (uint32_t)rank;
+    uint64_t count = 1;
+    for (int i = 0; i < rank; i++)
+        count *= (uint64_t)(t->dims[i] = (int64_t)dims[i]);
+    t->data = malloc((size_t)count * sizeof *t->data);
+    assert_non_null(t->data);
+    assert_true(H5Dread(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data) >= 0);
+    H5Sclose(space);
+    H5Dclose(set);
+}
+
+/* Runs case `name` (its model and its group of rnn_io.h5) on both families: every output
+ * within 1e-5 of onnxruntime's. */
+static void check_fixture(hid_t file, const char *name)
+{
+    char model_path[256];
+    snprintf(model_path, sizeof model_path, "rnn/%s.onnx", name);
+    cleval_onnx_model *model;
+    assert_ok(cleval_onnx_load(fixture_path(model_path), &model));
+    for (size_t v = 0; v < 2; v++) {
+        cleval_device_set_variant(test_device(), VARIANTS[v]);
+        cleval_nn_options options = {.general = true};
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create_with(test_device(), model, &options, &nn));
+        uint32_t n_in = cleval_nn_graph_input_count(nn), n_out = cleval_nn_graph_output_count(nn);
+        assert_true(n_in >= 1 && n_in <= 3 && n_out >= 2 && n_out <= 3);
+        cleval_nn_tensor inputs[3], outputs[3];
+        for (uint32_t i = 0; i < n_in; i++)
+            read_tensor(file, name, cleval_nn_graph_input_name(nn, i), &inputs[i]);
+        assert_ok(cleval_nn_run_graph(nn, inputs, outputs));
+        for (uint32_t o = 0; o < n_out; o++) {
+            cleval_nn_tensor want;
+            const char *output = cleval_nn_graph_output_name(nn, o);
+            read_tensor(file, name, output, &want);
+            assert_shape(&outputs[o], want.rank, want.dims);
+            uint64_t count = 1;
+            for (uint32_t d = 0; d < want.rank; d++)
+                count *= (uint64_t)want.dims[d];
+            double *expected = malloc((size_t)count * sizeof *expected);
+            for (uint64_t e = 0; e < count; e++)
+                expected[e] = want.data[e];
+            char what[256];
+            snprintf(what, sizeof what, "%s: %s vs onnxruntime (%s)", name, output,
+                     cleval_variant_name(VARIANTS[v]));
+            assert_close(outputs[o].data, expected, count, 1e-5, 1e-5, what);
+            free(expected);
+            free(want.data);
+            free(outputs[o].data);
+        }
+        for (uint32_t i = 0; i < n_in; i++)
+            free(inputs[i].data);
+        cleval_nn_destroy(nn);
+    }
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+    cleval_onnx_free(model);
+}
+
+static herr_t visit_case(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)info;
+    check_fixture(group, name);
+    (*(int *)data)++;
+    return 0;
+}
+
+static void test_pytorch_exports(void **state)
+{
+    (void)state;
+    hid_t file = H5Fopen(fixture_path("rnn/rnn_io.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    int cases = 0;
+    assert_true(H5Literate(file, H5_INDEX_NAME, H5_ITER_INC, NULL, visit_case, &cases) >= 0);
+    assert_int_equal(cases, 20); /* LSTM and GRU: 4 TorchScript + 1 dynamo exports, 2 layers */
+    H5Fclose(file);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lstm),
         cmocka_unit_test(test_gru),
+        cmocka_unit_test(test_pytorch_exports),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
