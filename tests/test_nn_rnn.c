@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,7 @@ typedef struct rnn_case {
     int64_t hidden, input, seq, batch;
     bool bias, h0, c0, peep;
     bool const_states; /* initial states as initializers instead of runtime inputs */
+    bool lens;         /* a constant sequence_lens, every length the sequence's */
     bool layout;       /* layout=1 */
     float clip;        /* 0: no attribute */
     bool input_forget, lbr;
@@ -301,9 +303,16 @@ static cleval_onnx_model *build_case(const rnn_case *c, const rnn_data *in)
             builder_input(m, states[i], 3, sd);
     }
     char inputs[128];
-    snprintf(inputs, sizeof inputs, "%s,W,R,%s,,%s%s%s%s", c->fp16 ? "Xr" : "X",
-             c->bias ? "B" : "", c->h0 ? "initial_h" : "", c->gru ? "" : ",",
-             present[1] ? "initial_c" : "", c->peep ? ",P" : "");
+    if (c->lens) {
+        int64_t *lens = calloc((size_t)c->batch + 1, sizeof *lens);
+        for (int64_t b = 0; b < c->batch; b++)
+            lens[b] = c->seq;
+        builder_init_i64(m, "lens", 1, &c->batch, lens);
+        free(lens);
+    }
+    snprintf(inputs, sizeof inputs, "%s,W,R,%s,%s,%s%s%s%s", c->fp16 ? "Xr" : "X",
+             c->bias ? "B" : "", c->lens ? "lens" : "", c->h0 ? "initial_h" : "",
+             c->gru ? "" : ",", present[1] ? "initial_c" : "", c->peep ? ",P" : "");
     if (c->fp16) builder_node(m, "Relu", "relu", "X", "Xr");
     const char *names[3] = {"Y", "Y_h", "Y_c"};
     cleval_onnx_node *n = builder_node(m, c->gru ? "GRU" : "LSTM", "rnn", inputs,
@@ -333,20 +342,36 @@ static cleval_onnx_model *build_case(const rnn_case *c, const rnn_data *in)
     return m;
 }
 
-static void check_case(const rnn_case *c)
+/* Random inputs and weights for case c (free_data releases them). */
+static rnn_data make_data(const rnn_case *c)
 {
     int64_t H = c->hidden, G = gates_of(c), dirs = dirs_of(c);
     uint64_t nx = (uint64_t)(c->seq * c->batch * c->input), ns = (uint64_t)(dirs * c->batch * H);
-    uint64_t ny = (uint64_t)c->seq * ns;
+    float r = 0.6f / sqrtf((float)H);
     rnn_data in = {
         random_array(nx, c->fp16 ? 0.0f : -1.0f, 1.0f),
         random_array((uint64_t)(dirs * G * H * c->input), -0.6f, 0.6f),
-        random_array((uint64_t)(dirs * G * H * H), -0.6f / sqrtf((float)H), 0.6f / sqrtf((float)H)),
+        random_array((uint64_t)(dirs * G * H * H), -r, r),
         random_array((uint64_t)(dirs * 2 * G * H), -0.5f, 0.5f),
         random_array(ns, -1.0f, 1.0f),
         random_array(ns, -1.0f, 1.0f),
         random_array((uint64_t)(dirs * 3 * H), -0.5f, 0.5f),
     };
+    return in;
+}
+
+static void free_data(rnn_data *in)
+{
+    float *arrays[] = {in->x, in->w, in->r, in->b, in->h0, in->c0, in->p};
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
+        free(arrays[i]);
+}
+
+static void check_case(const rnn_case *c)
+{
+    int64_t H = c->hidden, dirs = dirs_of(c);
+    uint64_t ns = (uint64_t)(dirs * c->batch * H), ny = (uint64_t)c->seq * ns;
+    rnn_data in = make_data(c);
     double *want[3] = {calloc(ny + 1, sizeof(double)), calloc(ns + 1, sizeof(double)),
                        calloc(ns + 1, sizeof(double))};
     ref_rnn(c, &in, want[0], want[1], want[2]);
@@ -384,9 +409,7 @@ static void check_case(const rnn_case *c)
     free_model(m);
     for (int o = 0; o < 3; o++)
         free(want[o]);
-    float *arrays[] = {in.x, in.w, in.r, in.b, in.h0, in.c0, in.p};
-    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
-        free(arrays[i]);
+    free_data(&in);
 }
 
 #define ALL (OUT_Y | OUT_YH | OUT_YC)
@@ -398,8 +421,8 @@ static void test_lstm(void **state)
     const rnn_case cases[] = {
         {"forward, no B, no states", .hidden = 5, .input = 3, .seq = 4, .batch = 2,
          .outputs = ALL},
-        {"forward, B and runtime states", .hidden = 7, .input = 4, .seq = 5, .batch = 3,
-         .bias = true, .h0 = true, .c0 = true, .outputs = ALL},
+        {"forward, B and runtime states, sequence_lens", .hidden = 7, .input = 4, .seq = 5,
+         .batch = 3, .bias = true, .h0 = true, .c0 = true, .lens = true, .outputs = ALL},
         {"reverse, constant states", .direction = "reverse", .hidden = 7, .input = 2, .seq = 3,
          .batch = 2, .bias = true, .h0 = true, .c0 = true, .const_states = true, .outputs = ALL},
         {"bidirectional", .direction = "bidirectional", .hidden = 13, .input = 5, .seq = 6,
@@ -466,6 +489,118 @@ static void test_gru(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i]);
+}
+
+/* ---- refusals ---- */
+
+/* Creating `m` as a general graph fails with `status`, and the one-line message holds every
+ * one of the NULL-terminated `needles`. */
+static void expect_refusal(cleval_onnx_model *m, cleval_status status, ...)
+{
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn = (cleval_nn *)0x1;
+    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
+    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
+    assert_null(nn);
+    const char *message = cleval_last_error();
+    assert_null(strchr(message, '\n'));
+    va_list ap;
+    va_start(ap, status);
+    for (const char *needle; (needle = va_arg(ap, const char *));)
+        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
+    va_end(ap);
+}
+
+/* The graph of case c with its recurrent node (node 0) handed to `edit` first. */
+static void refuse_case(const rnn_case *c, void (*edit)(cleval_onnx_model *m), cleval_status status,
+                        const char *needle1, const char *needle2)
+{
+    rnn_data in = make_data(c);
+    cleval_onnx_model *m = build_case(c, &in);
+    if (edit) edit(m);
+    expect_refusal(m, status, c->gru ? "node 'rnn' (GRU)" : "node 'rnn' (LSTM)", needle1, needle2,
+                   NULL);
+    free_model(m);
+    free_data(&in);
+}
+
+static void set_input(cleval_onnx_node *n, uint32_t i, const char *name)
+{
+    free(n->inputs[i]);
+    n->inputs[i] = builder_strdup(name);
+}
+
+static void add_alpha(cleval_onnx_model *m)
+{
+    attr_float(&m->nodes[0], "activation_alpha", 0.5f);
+}
+
+static void short_sequence(cleval_onnx_model *m)
+{
+    const int64_t two = 2, lens[2] = {4, 3};
+    builder_init_i64(m, "lens", 1, &two, lens);
+    set_input(&m->nodes[0], 4, "lens");
+}
+
+static void computed_weights(cleval_onnx_model *m)
+{
+    set_input(&m->nodes[0], 1, "X"); /* W from a runtime input */
+}
+
+static void wrong_hidden_size(cleval_onnx_model *m)
+{
+    m->nodes[0].attrs[0].i = 6; /* hidden_size, the first attribute */
+}
+
+static void negative_clip(cleval_onnx_model *m)
+{
+    attr_float(&m->nodes[0], "clip", -1.0f);
+}
+
+static void layout_two(cleval_onnx_model *m)
+{
+    attr_int(&m->nodes[0], "layout", 2);
+}
+
+static void wrong_input_size(cleval_onnx_model *m)
+{
+    m->inputs[0].dims[2] = 4;
+}
+
+static void wrong_state_batch(cleval_onnx_model *m)
+{
+    m->inputs[1].dims[1] = 3; /* initial_h [dirs, batch, hidden] */
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    static const char *const hard[] = {"HardSigmoid", "Tanh", "Tanh"};
+    const rnn_case lstm = {"refused", .hidden = 5, .input = 3, .seq = 4, .batch = 2, .bias = true,
+                           .h0 = true, .outputs = ALL};
+    rnn_case c = lstm;
+    c.acts = hard;
+    c.n_acts = 3;
+    refuse_case(&c, NULL, CLEVAL_ERR_UNSUPPORTED, "activations: HardSigmoid is not supported",
+                NULL);
+    refuse_case(&lstm, add_alpha, CLEVAL_ERR_UNSUPPORTED,
+                "attribute activation_alpha is not supported", NULL);
+    refuse_case(&lstm, short_sequence, CLEVAL_ERR_UNSUPPORTED, "sequence_lens",
+                "only full-length sequences are supported");
+    refuse_case(&lstm, computed_weights, CLEVAL_ERR_UNSUPPORTED, "(W) must be a constant", NULL);
+    refuse_case(&lstm, wrong_hidden_size, CLEVAL_ERR_INPUT, "W 'W' has shape [1, 20, 3]",
+                "expected float [1, 24, 3]");
+    refuse_case(&lstm, negative_clip, CLEVAL_ERR_INPUT, "attribute clip=-1 is not positive", NULL);
+    refuse_case(&lstm, layout_two, CLEVAL_ERR_INPUT, "attribute layout=2", NULL);
+    refuse_case(&lstm, wrong_input_size, CLEVAL_ERR_INPUT, "X has shape [4, 2, 4]", "3 inputs");
+    refuse_case(&lstm, wrong_state_batch, CLEVAL_ERR_INPUT, "initial_h 'initial_h' has shape",
+                "expected [1, 2, 5]");
+    c = lstm;
+    c.direction = "sideways";
+    refuse_case(&c, NULL, CLEVAL_ERR_INPUT, "attribute direction=sideways", NULL);
+    c = lstm;
+    c.gru = true;
+    refuse_case(&c, add_alpha, CLEVAL_ERR_UNSUPPORTED, "attribute activation_alpha", NULL);
 }
 
 /* ---- the nodes PyTorch exports, against onnxruntime ---- */
@@ -564,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_lstm),
         cmocka_unit_test(test_gru),
         cmocka_unit_test(test_pytorch_exports),
+        cmocka_unit_test(test_refusals),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
