@@ -116,6 +116,7 @@ typedef struct rnn_case {
     bool bias, h0, c0, peep;
     bool const_states; /* initial states as initializers instead of runtime inputs */
     bool lens;         /* a constant sequence_lens, every length the sequence's */
+    bool no_y;         /* the node's output Y omitted ("") */
     bool layout;       /* layout=1 */
     float clip;        /* 0: no attribute */
     bool input_forget, lbr;
@@ -207,7 +208,8 @@ static void ref_step(const rnn_case *c, const rnn_data *in, int64_t d, const dou
             for (int64_t q = 0; q < 4; q++)
                 v[q] = pre[q * H + j] + dot_row(r, q * H + j, H, h) + (rb ? rb[q * H + j] : 0);
             double i = act(f, clip_of(c, v[0] + (p ? p[j] * cs[j] : 0)));
-            double fg = c->input_forget ? 1 - i : act(f, clip_of(c, v[2] + (p ? p[2 * H + j] * cs[j] : 0)));
+            double fg =
+                c->input_forget ? 1 - i : act(f, clip_of(c, v[2] + (p ? p[2 * H + j] * cs[j] : 0)));
             double cn = fg * cs[j] + i * act(g, clip_of(c, v[3]));
             double o = act(f, clip_of(c, v[1] + (p ? p[H + j] * cn : 0)));
             next[j] = o * act(act_name(c, (uint32_t)d, 2), cn);
@@ -217,7 +219,8 @@ static void ref_step(const rnn_case *c, const rnn_data *in, int64_t d, const dou
         double *z = calloc((size_t)H, sizeof *z);
         for (int64_t j = 0; j < H; j++) {
             z[j] = act(f, clip_of(c, pre[j] + dot_row(r, j, H, h) + (rb ? rb[j] : 0)));
-            double reset = act(f, clip_of(c, pre[H + j] + dot_row(r, H + j, H, h) + (rb ? rb[H + j] : 0)));
+            double reset =
+                act(f, clip_of(c, pre[H + j] + dot_row(r, H + j, H, h) + (rb ? rb[H + j] : 0)));
             rh[j] = reset * h[j];
             pre[H + j] = reset; /* kept for linear_before_reset */
         }
@@ -311,12 +314,13 @@ static cleval_onnx_model *build_case(const rnn_case *c, const rnn_data *in)
         free(lens);
     }
     snprintf(inputs, sizeof inputs, "%s,W,R,%s,%s,%s%s%s%s", c->fp16 ? "Xr" : "X",
-             c->bias ? "B" : "", c->lens ? "lens" : "", c->h0 ? "initial_h" : "",
-             c->gru ? "" : ",", present[1] ? "initial_c" : "", c->peep ? ",P" : "");
+             c->bias ? "B" : "", c->lens ? "lens" : "", c->h0 ? "initial_h" : "", c->gru ? "" : ",",
+             present[1] ? "initial_c" : "", c->peep ? ",P" : "");
     if (c->fp16) builder_node(m, "Relu", "relu", "X", "Xr");
     const char *names[3] = {"Y", "Y_h", "Y_c"};
     cleval_onnx_node *n = builder_node(m, c->gru ? "GRU" : "LSTM", "rnn", inputs,
-                                       c->gru ? "Yr,Y_hr" : "Yr,Y_hr,Y_cr");
+                                       c->gru ? (c->no_y ? ",Y_hr" : "Yr,Y_hr")
+                                              : (c->no_y ? ",Y_hr,Y_cr" : "Yr,Y_hr,Y_cr"));
     attr_int(n, "hidden_size", H);
     if (c->direction) attr_string(n, "direction", c->direction);
     if (c->layout) attr_int(n, "layout", 1);
@@ -396,7 +400,10 @@ static void check_case(const rnn_case *c)
         for (int o = 0, k = 0; o < 3; o++) {
             if (!(c->outputs & (1u << o))) continue;
             char what[256];
-            snprintf(what, sizeof what, "%s: %s (%s)", c->what, o == 0 ? "Y" : o == 1 ? "Y_h" : "Y_c",
+            snprintf(what, sizeof what, "%s: %s (%s)", c->what,
+                     o == 0   ? "Y"
+                     : o == 1 ? "Y_h"
+                              : "Y_c",
                      cleval_variant_name(VARIANTS[v]));
             if (o == 0)
                 assert_shape(&out[k], 4, yd);
@@ -419,8 +426,7 @@ static void test_lstm(void **state)
     (void)state;
     static const char *const relu_acts[] = {"Sigmoid", "Relu", "Tanh", "Sigmoid", "Tanh", "Relu"};
     const rnn_case cases[] = {
-        {"forward, no B, no states", .hidden = 5, .input = 3, .seq = 4, .batch = 2,
-         .outputs = ALL},
+        {"forward, no B, no states", .hidden = 5, .input = 3, .seq = 4, .batch = 2, .outputs = ALL},
         {"forward, B and runtime states, sequence_lens", .hidden = 7, .input = 4, .seq = 5,
          .batch = 3, .bias = true, .h0 = true, .c0 = true, .lens = true, .outputs = ALL},
         {"reverse, constant states", .direction = "reverse", .hidden = 7, .input = 2, .seq = 3,
@@ -429,19 +435,19 @@ static void test_lstm(void **state)
          .batch = 3, .bias = true, .h0 = true, .c0 = true, .outputs = ALL},
         {"hidden 1, one step", .direction = "forward", .hidden = 1, .input = 1, .seq = 1,
          .batch = 1, .bias = true, .outputs = ALL},
-        {"hidden more than a work-group", .direction = "bidirectional", .hidden = 257,
-         .input = 17, .seq = 3, .batch = 2, .bias = true, .h0 = true, .outputs = ALL},
+        {"hidden more than a work-group", .direction = "bidirectional", .hidden = 257, .input = 17,
+         .seq = 3, .batch = 2, .bias = true, .h0 = true, .outputs = ALL},
         {"layout 1", .direction = "bidirectional", .hidden = 7, .input = 3, .seq = 4, .batch = 5,
          .bias = true, .h0 = true, .c0 = true, .layout = true, .outputs = ALL},
         {"peepholes, clip, input_forget", .hidden = 7, .input = 3, .seq = 5, .batch = 2,
          .bias = true, .c0 = true, .peep = true, .clip = 0.75f, .input_forget = true,
          .outputs = ALL},
-        {"activations", .direction = "bidirectional", .hidden = 5, .input = 3, .seq = 3,
-         .batch = 2, .bias = true, .acts = relu_acts, .n_acts = 6, .outputs = ALL},
+        {"activations", .direction = "bidirectional", .hidden = 5, .input = 3, .seq = 3, .batch = 2,
+         .bias = true, .acts = relu_acts, .n_acts = 6, .outputs = ALL},
         {"Y_h read alone", .hidden = 7, .input = 3, .seq = 4, .batch = 3, .bias = true,
          .outputs = OUT_YH},
-        {"Y_c read alone", .direction = "reverse", .hidden = 3, .input = 3, .seq = 4, .batch = 3,
-         .outputs = OUT_YC},
+        {"Y_c read alone, Y omitted", .direction = "reverse", .hidden = 3, .input = 3, .seq = 4,
+         .batch = 3, .no_y = true, .outputs = OUT_YC},
         {"empty batch", .hidden = 3, .input = 2, .seq = 2, .batch = 0, .bias = true,
          .outputs = ALL},
         {"fp16 storage", .direction = "bidirectional", .hidden = 11, .input = 4, .seq = 5,
@@ -456,16 +462,16 @@ static void test_gru(void **state)
     (void)state;
     static const char *const relu_acts[] = {"Sigmoid", "Relu"};
     const rnn_case cases[] = {
-        {"linear_before_reset 1, no B, no state", .gru = true, .lbr = true, .hidden = 5,
-         .input = 3, .seq = 4, .batch = 2, .outputs = OUT_Y | OUT_YH},
+        {"linear_before_reset 1, no B, no state", .gru = true, .lbr = true, .hidden = 5, .input = 3,
+         .seq = 4, .batch = 2, .outputs = OUT_Y | OUT_YH},
         {"linear_before_reset 0, B and state", .gru = true, .hidden = 7, .input = 4, .seq = 5,
          .batch = 3, .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH},
-        {"reverse, constant state", .gru = true, .lbr = true, .direction = "reverse",
-         .hidden = 7, .input = 2, .seq = 3, .batch = 2, .bias = true, .h0 = true,
-         .const_states = true, .outputs = OUT_Y | OUT_YH},
+        {"reverse, constant state", .gru = true, .lbr = true, .direction = "reverse", .hidden = 7,
+         .input = 2, .seq = 3, .batch = 2, .bias = true, .h0 = true, .const_states = true,
+         .outputs = OUT_Y | OUT_YH},
         {"bidirectional, linear_before_reset 1", .gru = true, .lbr = true,
-         .direction = "bidirectional", .hidden = 13, .input = 5, .seq = 6, .batch = 3,
-         .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH},
+         .direction = "bidirectional", .hidden = 13, .input = 5, .seq = 6, .batch = 3, .bias = true,
+         .h0 = true, .outputs = OUT_Y | OUT_YH},
         {"bidirectional, linear_before_reset 0", .gru = true, .direction = "bidirectional",
          .hidden = 13, .input = 5, .seq = 6, .batch = 3, .bias = true, .h0 = true,
          .outputs = OUT_Y | OUT_YH},
@@ -477,12 +483,14 @@ static void test_gru(void **state)
          .direction = "reverse", .hidden = 257, .input = 9, .seq = 2, .batch = 2, .bias = true,
          .outputs = OUT_Y | OUT_YH},
         {"layout 1, clip", .gru = true, .lbr = true, .direction = "bidirectional", .hidden = 7,
-         .input = 3, .seq = 4, .batch = 5, .bias = true, .h0 = true, .layout = true,
-         .clip = 0.5f, .outputs = OUT_Y | OUT_YH},
+         .input = 3, .seq = 4, .batch = 5, .bias = true, .h0 = true, .layout = true, .clip = 0.5f,
+         .outputs = OUT_Y | OUT_YH},
         {"activations", .gru = true, .hidden = 5, .input = 3, .seq = 3, .batch = 2, .bias = true,
          .acts = relu_acts, .n_acts = 2, .outputs = OUT_Y | OUT_YH},
-        {"Y_h read alone", .gru = true, .lbr = true, .hidden = 7, .input = 3, .seq = 4,
-         .batch = 3, .bias = true, .outputs = OUT_YH},
+        {"Y_h read alone", .gru = true, .lbr = true, .hidden = 7, .input = 3, .seq = 4, .batch = 3,
+         .bias = true, .outputs = OUT_YH},
+        {"Y omitted", .gru = true, .hidden = 6, .input = 3, .seq = 4, .batch = 2, .bias = true,
+         .no_y = true, .outputs = OUT_YH},
         {"fp16 storage", .gru = true, .lbr = true, .direction = "bidirectional", .hidden = 11,
          .input = 4, .seq = 5, .batch = 3, .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH,
          .fp16 = true},
@@ -576,8 +584,8 @@ static void test_refusals(void **state)
 {
     (void)state;
     static const char *const hard[] = {"HardSigmoid", "Tanh", "Tanh"};
-    const rnn_case lstm = {"refused", .hidden = 5, .input = 3, .seq = 4, .batch = 2, .bias = true,
-                           .h0 = true, .outputs = ALL};
+    const rnn_case lstm = {"refused",  .hidden = 5,  .input = 3, .seq = 4,
+                           .batch = 2, .bias = true, .h0 = true, .outputs = ALL};
     rnn_case c = lstm;
     c.acts = hard;
     c.n_acts = 3;

@@ -305,8 +305,11 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
         cleval_status status = name_value(nn, names, v);
         if (status != CLEVAL_OK) return status;
     }
-    if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
-    return op->kind->parse(nn, op, node);
+    cleval_status status = op->kind->parse(nn, op, node);
+    /* Only ops that compute every output may go without output 0 (LSTM's Y). */
+    if (status == CLEVAL_OK && op->out[0] < 0 && !op->all_outputs)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
+    return status;
 }
 
 static const cleval_onnx_tensor *find_bound(const cleval_nn_options *options, const char *name)

@@ -14,9 +14,10 @@
 #include <stdio.h>
 
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
-#define NN_MAX_IN 8  /* LSTM: X, W, R, B, sequence_lens, initial_h, initial_c, P */
-#define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used,
-                      * except for ops that compute them all (nn_op.all_outputs) */
+#define NN_MAX_IN 8 /* LSTM: X, W, R, B, sequence_lens, initial_h, initial_c, P */
+/* Secondary outputs (Dropout mask, BN statistics) are refused when used, except for ops that
+ * compute them all (nn_op.all_outputs). */
+#define NN_MAX_OUT 5
 #define NN_MAX_KERNELS 4
 #define NN_MAX_BUFFERS 6
 /* No tensor may hold more elements than this: kernels index buffers with 32-bit integers. */

@@ -9,7 +9,6 @@
  * fp16 mode; only the tensors read and written are stored as half. */
 #include "nn_internal.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +67,8 @@ static cleval_status parse_activations(cleval_nn *nn, nn_op *op, const cleval_on
     const cleval_onnx_attr *a = cleval_onnx_node_attr(node, "activations");
     if (!a) return CLEVAL_OK;
     if (a->type != CLEVAL_ONNX_ATTR_STRINGS)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "attribute activations has type %s, not STRINGS",
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "attribute activations has type %s, not STRINGS",
                           cleval_onnx_attr_type_name(a->type));
     if (a->count != per * p->dirs)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
@@ -146,11 +146,10 @@ static cleval_status parse_weights(cleval_nn *nn, nn_op *op, const cleval_onnx_n
 
 static cleval_status rnn_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node, bool gru)
 {
-    static const char *const lstm_known[] = {"activations", "clip",   "direction", "hidden_size",
+    static const char *const lstm_known[] = {"activations",  "clip",   "direction", "hidden_size",
                                              "input_forget", "layout", NULL};
-    static const char *const gru_known[] = {"activations", "clip",   "direction",
-                                            "hidden_size", "layout", "linear_before_reset",
-                                            NULL};
+    static const char *const gru_known[] = {
+        "activations", "clip", "direction", "hidden_size", "layout", "linear_before_reset", NULL};
     nn_rnn_params *p = &op->p.rnn;
     p->gru = gru;
     uint32_t max_in = gru ? 6 : 8, max_out = gru ? 2 : 3;
@@ -169,8 +168,9 @@ static cleval_status rnn_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node 
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "attribute clip=%g is not positive",
                           (double)p->clip);
     if (op->n_in > max_in || op->n_out > max_out)
-        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "has %u inputs and %u outputs; at most %u and %u",
-                          op->n_in, op->n_out, max_in, max_out);
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
+                          "has %u inputs and %u outputs; at most %u and %u", op->n_in, op->n_out,
+                          max_in, max_out);
     op->all_outputs = true;
     return parse_weights(nn, op, node);
 }
@@ -211,8 +211,8 @@ static cleval_status check_initial_state(cleval_nn *nn, nn_op *op, uint32_t i, c
     char got[160], expected[160];
     nn_shape_format(&v->shape, got, sizeof got);
     nn_shape_format(&want, expected, sizeof expected);
-    return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%s '%s' has shape %s; expected %s", what,
-                      v->name, got, expected);
+    return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "%s '%s' has shape %s; expected %s", what, v->name,
+                      got, expected);
 }
 
 /* sequence_lens: supported only when it changes nothing (every length is the sequence's). */
@@ -268,11 +268,11 @@ static cleval_status rnn_infer(cleval_nn *nn, nn_op *op)
                           "needs a work buffer of more than %lld elements",
                           (long long)NN_MAX_ELEMENTS);
     op->workspace = (size_t)(g + state) * sizeof(float);
-    nn_out(nn, op, OUT_Y)->shape =
-        p->batch_major ? (nn_shape){4, {p->batch, p->seq, p->dirs, p->hidden}}
-                       : (nn_shape){4, {p->seq, p->dirs, p->batch, p->hidden}};
-    for (uint32_t o = OUT_YH; o < op->n_out; o++)
-        if (op->out[o] >= 0) nn_out(nn, op, o)->shape = state_shape(p);
+    /* Any output may be omitted (""), Y included. */
+    nn_shape y = p->batch_major ? (nn_shape){4, {p->batch, p->seq, p->dirs, p->hidden}}
+                                : (nn_shape){4, {p->seq, p->dirs, p->batch, p->hidden}};
+    for (uint32_t o = OUT_Y; o < op->n_out; o++)
+        if (op->out[o] >= 0) nn_out(nn, op, o)->shape = o == OUT_Y ? y : state_shape(p);
     /* Sequence-major, axis 0 is time: each output combines the inputs of every step. */
     op->mixes_batch = !p->batch_major;
     op->flops = 2.0 * (double)(p->seq * p->batch * p->dirs * gates_of(p) * p->hidden) *
@@ -326,8 +326,9 @@ static cleval_status upload_weights(cleval_nn *nn, nn_op *op)
     float *wt = transpose_rows(nn_in(nn, op, IN_W)->f32, 1, p->dirs * rows, p->input);
     float *rt = transpose_rows(nn_in(nn, op, IN_R)->f32, p->dirs, rows, p->hidden);
     float *bias = NULL, *aux = NULL;
-    cleval_status status = !wt || !rt ? cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights")
-                                      : fold_biases(nn, op, &bias, &aux, &aux_count);
+    cleval_status status = !wt || !rt
+                               ? cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights")
+                               : fold_biases(nn, op, &bias, &aux, &aux_count);
     if (status == CLEVAL_OK)
         status = nn_upload(nn, wt, (size_t)(p->dirs * rows * p->input) * sizeof *wt, "W",
                            &op->mem[MEM_WT]);
@@ -335,8 +336,8 @@ static cleval_status upload_weights(cleval_nn *nn, nn_op *op)
         status = nn_upload(nn, rt, (size_t)(p->dirs * rows * p->hidden) * sizeof *rt, "R",
                            &op->mem[MEM_RT]);
     if (status == CLEVAL_OK)
-        status = nn_upload(nn, bias, (size_t)(p->dirs * rows) * sizeof *bias, "B",
-                           &op->mem[MEM_BIAS]);
+        status =
+            nn_upload(nn, bias, (size_t)(p->dirs * rows) * sizeof *bias, "B", &op->mem[MEM_BIAS]);
     if (status == CLEVAL_OK)
         status = nn_upload(nn, aux, (size_t)aux_count * sizeof *aux, p->gru ? "B" : "P",
                            &op->mem[MEM_AUX]);
@@ -442,7 +443,8 @@ static cleval_status launch_steps(cleval_nn *nn, nn_op *op, cl_mem ws)
     int64_t g, state;
     workspace_floats(p, &g, &state);
     int64_t h = p->hidden, d = p->dirs;
-    int64_t y_t = p->batch_major ? d * h : d * p->batch * h, y_d = p->batch_major ? h : p->batch * h;
+    int64_t y_t = p->batch_major ? d * h : d * p->batch * h,
+            y_d = p->batch_major ? h : p->batch * h;
     int64_t y_b = p->batch_major ? p->seq * d * h : h;
     int64_t s_d = p->batch_major ? h : p->batch * h, s_b = p->batch_major ? d * h : h;
     int has_h0, has_c0, has_y, has_yh, has_yc;
