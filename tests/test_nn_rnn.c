@@ -2,9 +2,10 @@
  * kernel families: directions forward, reverse and bidirectional; layouts 0 and 1; with and
  * without B, initial states (runtime inputs or constants) and peepholes; clip, input_forget,
  * linear_before_reset 0 and 1, explicit activations; hidden sizes 1, a prime and more than a
- * work-group; sequences of 1 and several steps; an empty batch; Y, Y_h and Y_c each read alone;
- * fp16 storage around the op. Then the nodes PyTorch exports (tests/fixtures/rnn, made by
- * tools/make_rnn_fixtures.py) against onnxruntime, and the refusals. */
+ * work-group; sequences of 1 and several steps; an empty batch; Y, Y_h and Y_c each read alone,
+ * Y omitted; fp16 storage around the op; a batch-major LSTM classifier through the classifier
+ * API. Then the nodes PyTorch exports (tests/fixtures/rnn, made by tools/make_rnn_fixtures.py)
+ * against onnxruntime, and the refusals. */
 #include "testutil.h"
 
 #include <math.h>
@@ -499,6 +500,64 @@ static void test_gru(void **state)
         check_case(&cases[i]);
 }
 
+/* A batch-major (layout=1) bidirectional LSTM classifier, Y_h -> Flatten -> Gemm, through the
+ * classifier API: the batch stays on axis 0 of X, Y and Y_h, so samples stay apart. */
+static void test_batch_major_classifier(void **state)
+{
+    (void)state;
+    enum { T = 4, F = 3, H = 5, C = 3, N = 7 };
+    rnn_case c = {"classifier", .direction = "bidirectional",
+                  .hidden = H,  .input = F,
+                  .seq = T,     .batch = N,
+                  .bias = true, .layout = true};
+    rnn_data in = make_data(&c);
+    float *w2 = random_array(2 * H * C, -1.0f, 1.0f), *b2 = random_array(C, -1.0f, 1.0f);
+    double y[N * T * 2 * H], yh[N * 2 * H], yc[N * 2 * H], want[N * C];
+    ref_rnn(&c, &in, y, yh, yc);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < C; k++) {
+            want[n * C + k] = b2[k];
+            for (int i = 0; i < 2 * H; i++)
+                want[n * C + k] += yh[n * 2 * H + i] * w2[i * C + k];
+        }
+    cleval_onnx_model *m = builder_new(17);
+    int64_t xd[3] = {-1, T, F}, wd[3] = {2, 4 * H, F}, rd[3] = {2, 4 * H, H}, bd[2] = {2, 8 * H};
+    int64_t gd[2] = {2 * H, C}, cd = C;
+    builder_input(m, "X", 3, xd);
+    builder_init(m, "W", 3, wd, in.w);
+    builder_init(m, "R", 3, rd, in.r);
+    builder_init(m, "B", 2, bd, in.b);
+    builder_init(m, "W2", 2, gd, w2);
+    builder_init(m, "B2", 1, &cd, b2);
+    cleval_onnx_node *n = builder_node(m, "LSTM", "rnn", "X,W,R,B", "Y,Y_h,Y_c");
+    attr_int(n, "hidden_size", H);
+    attr_string(n, "direction", "bidirectional");
+    attr_int(n, "layout", 1);
+    attr_int(builder_node(m, "Flatten", "flat", "Y_h", "f"), "axis", 1);
+    builder_node(m, "Gemm", "fc", "f,W2,B2", "scores");
+    builder_output(m, "scores");
+    for (size_t v = 0; v < 2; v++) {
+        cleval_device_set_variant(test_device(), VARIANTS[v]);
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create(test_device(), m, &nn));
+        assert_int_equal(cleval_nn_input_size(nn), T * F);
+        assert_int_equal(cleval_nn_output_width(nn), C);
+        float scores[N * C];
+        assert_ok(cleval_nn_run(nn, in.x, 3, scores)); /* batches of 3, 3 and 1 */
+        assert_ok(cleval_nn_run(nn, in.x + 3 * T * F, 3, scores + 3 * C));
+        assert_ok(cleval_nn_run(nn, in.x + 6 * T * F, 1, scores + 6 * C));
+        char what[64];
+        snprintf(what, sizeof what, "classifier scores (%s)", cleval_variant_name(VARIANTS[v]));
+        assert_close(scores, want, N * C, 2e-5, 2e-5, what);
+        cleval_nn_destroy(nn);
+    }
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+    free_model(m);
+    free(w2);
+    free(b2);
+    free_data(&in);
+}
+
 /* ---- refusals ---- */
 
 /* Creating `m` as a general graph fails with `status`, and the one-line message holds every
@@ -706,6 +765,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lstm),
         cmocka_unit_test(test_gru),
+        cmocka_unit_test(test_batch_major_classifier),
         cmocka_unit_test(test_pytorch_exports),
         cmocka_unit_test(test_refusals),
     };
