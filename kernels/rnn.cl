@@ -97,12 +97,7 @@ static float activate(int code, float v)
 
 static float clipped(float v, float clip)
 {
-#if CLIP
-    return clamp(v, -clip, clip);
-#else
-    (void)clip;
-    return v;
-#endif
+    return CLIP ? clamp(v, -clip, clip) : v;
 }
 
 /* Arguments common to both cells, after the cell's own weights:
@@ -188,11 +183,7 @@ __kernel void gru_steps(__global const float *rt, __global const float *rbh, RNN
     __global float *rh = state + 3 * hidden;
     __global const float *rd = rt + (long)d * hidden * G3;
     __global const float *bd = rbh + d * hidden;
-    const long s0 = (long)d * s_d + (long)b * s_b;
-    (void)c0;
-    (void)has_c0;
-    (void)yc;
-    (void)has_yc;
+    const long s0 = (long)d * s_d + (long)b * s_b; /* c0, yc: unused (LSTM only) */
     for (int j = lid; j < hidden; j += L)
         state[j] = has_h0 ? CAT(ST_LD_, H0_HALF)(h0, s0 + j) : 0.0f;
     barrier(CLK_GLOBAL_MEM_FENCE);
@@ -237,7 +228,6 @@ __kernel void gru_steps(__global const float *rt, __global const float *rbh, RNN
             hn[j] = (1.0f - z) * hh + z * hp[j];
             if (has_y) STORE_Y(hn[j], y, (long)t * y_t + (long)d * y_d + (long)b * y_b + j);
         }
-        (void)bd;
 #endif
         barrier(CLK_GLOBAL_MEM_FENCE);
         cur = 1 - cur;
