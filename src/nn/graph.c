@@ -30,6 +30,7 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_constantofshape,
     &nn_kind_concat,  &nn_kind_split,      &nn_kind_slice,       &nn_kind_transpose,
     &nn_kind_gather,  &nn_kind_squeeze,    &nn_kind_unsqueeze,
+    &nn_kind_lstm, &nn_kind_gru,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -382,7 +383,8 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
         cleval_status status = name_value(nn, names, v);
         if (status != CLEVAL_OK) return status;
     }
-    if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
+    if (op->out[0] < 0 && !nn_kind_may_omit_output0(op->kind))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
     cleval_status status = op->kind->parse(nn, op, node);
     if (status == CLEVAL_OK) status = check_host_inputs(nn, op);
     bool all_const, all_host;
@@ -497,10 +499,11 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
         nn->outputs[nn->n_outputs++] = v;
     }
     /* Secondary outputs (Dropout's mask, MaxPool's Indices, BatchNormalization's training
-     * statistics) are never computed: refuse a graph that reads one. */
+     * statistics) are never computed: refuse a graph that reads one. Ops that compute them
+     * all (LSTM's Y_h and Y_c) say so. */
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         const nn_op *op = &nn->ops[i];
-        if (nn_kind_variadic(op->kind)) continue;
+        if (nn_kind_variadic(op->kind) || op->all_outputs) continue;
         for (uint32_t o = 1; o < op->n_out && status == CLEVAL_OK; o++) {
             const nn_value *v = op->out[o] >= 0 ? &nn->values[op->out[o]] : NULL;
             if (v && (v->uses || v->is_output))

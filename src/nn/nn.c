@@ -324,7 +324,8 @@ static cleval_status check_classifier_io(cleval_nn *nn, const cleval_onnx_model 
 static cleval_status upload_operands(cleval_nn *nn, nn_op *op)
 {
     bool packs = op->kind == &nn_kind_conv || op->kind == &nn_kind_gemm ||
-                 op->kind == &nn_kind_matmul || op->kind == &nn_kind_batchnorm;
+                 op->kind == &nn_kind_matmul || op->kind == &nn_kind_batchnorm ||
+                 op->kind == &nn_kind_lstm || op->kind == &nn_kind_gru;
     for (uint32_t j = 0; j < op->n_in; j++) {
         if (op->in[j] < 0 || (packs && j > 0)) continue;
         nn_value *v = &nn->values[op->in[j]];

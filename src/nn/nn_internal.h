@@ -16,8 +16,10 @@
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
 /* Every op has room for NN_MAX_IN inputs and NN_MAX_OUT outputs (passes may fill the slots a
  * node left out); variadic kinds (Concat, Split) take as many as their node names. */
-#define NN_MAX_IN 8  /* BatchNormalization: 5; a Concat of one piece per axis: 8 */
-#define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used */
+#define NN_MAX_IN 8 /* LSTM: X, W, R, B, sequence_lens, initial_h, initial_c, P */
+/* Secondary outputs (Dropout mask, BN statistics) are refused when used, except for ops that
+ * compute them all (nn_op.all_outputs) and variadic kinds. */
+#define NN_MAX_OUT 5
 #define NN_MAX_KERNELS 4
 #define NN_MAX_BUFFERS 6
 /* No tensor may hold more elements than this: kernels index buffers with 32-bit integers. */
@@ -193,6 +195,21 @@ typedef struct nn_fold_params {
     float fill_f32;
     int64_t fill_i64;
 } nn_fold_params;
+/* LSTM and GRU (op_rnn.c). Activation codes: 0 Sigmoid, 1 Tanh, 2 Relu. */
+typedef struct nn_rnn_params {
+    bool gru;
+    int64_t hidden;           /* hidden_size (from R when the attribute is absent) */
+    uint32_t dirs;            /* 2 for bidirectional */
+    bool reverse;             /* direction=reverse: the only direction runs backwards */
+    bool batch_major;         /* layout=1: X [batch, seq, input], Y [batch, seq, dirs, hidden] */
+    float clip;               /* 0: none; else gate pre-activations clamped to [-clip, clip] */
+    bool input_forget;        /* LSTM: forget gate = 1 - input gate */
+    bool linear_before_reset; /* GRU */
+    uint8_t act[2][3];        /* per direction: f, g (and h for LSTM) */
+    int64_t input;            /* input size, from W */
+    int64_t seq, batch;       /* current run, from infer */
+    uint32_t local;           /* work-group size of the recurrence, from prepare */
+} nn_rnn_params;
 
 typedef struct nn_softmax_params {
     int64_t axis;
@@ -245,6 +262,7 @@ struct nn_op {
     bool alias_only;  /* output is a view of input 0: no kernel */
     bool host;        /* evaluated on the host by infer (fold.c): no kernel, no memory */
     bool mixes_batch; /* set by infer: combines samples across axis 0 */
+    bool all_outputs; /* set by parse: computes every output, not only output 0 (LSTM, GRU) */
     size_t workspace; /* scratch bytes needed during launch, set by infer */
     int workspace_slot;
     double flops; /* per launch at the current shapes, set by infer */
@@ -265,6 +283,7 @@ struct nn_op {
         nn_reduce_params reduce;
         nn_fold_params fold;
         nn_layout_params layout;
+        nn_rnn_params rnn;
     } p;
     cleval_nn_layer prof;
 };
@@ -572,6 +591,10 @@ extern const nn_op_kind nn_kind_concat, nn_kind_split, nn_kind_slice, nn_kind_tr
 extern const nn_op_kind nn_kind_gather, nn_kind_squeeze, nn_kind_unsqueeze;
 /* Kinds with any number of inputs and outputs, all of them computed (Concat, Split). */
 bool nn_kind_variadic(const nn_op_kind *kind);
+extern const nn_op_kind nn_kind_lstm, nn_kind_gru;
+/* Whether a node of this kind may leave output 0 unnamed (LSTM and GRU compute Y_h and Y_c
+ * without Y). */
+bool nn_kind_may_omit_output0(const nn_op_kind *kind);
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */
