@@ -18,6 +18,7 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
     &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
     &nn_kind_softmax, &nn_kind_logsoftmax,
+    &nn_kind_cast,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -170,6 +171,7 @@ static cleval_status set_const_data(cleval_nn *nn, nn_value *v, const cleval_onn
         if (!(v->f32 = malloc(n * sizeof *v->f32))) goto nomem;
         if (count) memcpy(v->f32, t->f32, count * sizeof *v->f32);
     } else if (t->storage == CLEVAL_ONNX_DATA_I64) {
+        v->dtype = NN_INT64;
         if (!(v->i64 = malloc(n * sizeof *v->i64))) goto nomem;
         if (count) memcpy(v->i64, t->i64, count * sizeof *v->i64);
     }
@@ -228,6 +230,7 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
         if ((v->f32 = malloc(sizeof *v->f32))) v->f32[0] = a->f;
     } else if (strcmp(a->name, "value_int") == 0 && a->type == CLEVAL_ONNX_ATTR_INT) {
         v->count = 1;
+        v->dtype = NN_INT64;
         if ((v->i64 = malloc(sizeof *v->i64))) v->i64[0] = a->i;
     } else if (strcmp(a->name, "value_floats") == 0 && a->type == CLEVAL_ONNX_ATTR_FLOATS) {
         v->shape.rank = 1;
@@ -239,6 +242,7 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
         v->shape.rank = 1;
         v->shape.d[0] = a->count;
         v->count = a->count;
+        v->dtype = NN_INT64;
         if ((v->i64 = malloc((a->count ? a->count : 1) * sizeof *v->i64)))
             memcpy(v->i64, a->ints, a->count * sizeof *v->i64);
     } else {
@@ -251,6 +255,18 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
     return name_value(nn, names, vi);
 }
 
+/* The op kind of a node. A Gather whose indices vary (an embedding lookup) has a kind of its
+ * own; with constant indices it is the ordinary Gather. */
+static const nn_op_kind *kind_for(const cleval_nn *nn, const name_map *names,
+                                  const cleval_onnx_node *node)
+{
+    if (strcmp(node->op_type, "Gather") == 0 && node->n_inputs == 2) {
+        int v = name_map_get(names, node->inputs[1]);
+        if (v >= 0 && nn->values[v].varying) return &nn_kind_gather_rows;
+    }
+    return nn_find_kind(node->op_type);
+}
+
 static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_node *node)
 {
     if (strcmp(node->op_type, "Constant") == 0) return add_constant_node(nn, names, node);
@@ -258,7 +274,7 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
     if (!op) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     if (!(op->name = nn_copy_string(node->name)))
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
-    op->kind = nn_find_kind(node->op_type);
+    op->kind = kind_for(nn, names, node);
     if (!op->kind) {
         cleval_status status =
             cleval_fail(CLEVAL_ERR_UNSUPPORTED, "%s: node '%s' (%s): operator %s is not supported",
@@ -305,7 +321,8 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
         if (status != CLEVAL_OK) return status;
     }
     if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
-    return op->kind->parse(nn, op, node);
+    cleval_status status = op->kind->parse(nn, op, node);
+    return status == CLEVAL_OK ? nn_settle_dtypes(nn, op) : status;
 }
 
 static const cleval_onnx_tensor *find_bound(const cleval_nn_options *options, const char *name)
@@ -333,10 +350,12 @@ static cleval_status add_inputs(cleval_nn *nn, name_map *names, const cleval_onn
             if ((status = name_value(nn, names, v)) != CLEVAL_OK) return status;
             continue;
         }
-        if (in->elem_type != CLEVAL_ONNX_FLOAT && in->elem_type != 0)
+        nn_dtype dtype = NN_FLOAT;
+        if (in->elem_type != 0 &&
+            (in->elem_type == CLEVAL_ONNX_BOOL || !nn_dtype_from_onnx(in->elem_type, &dtype)))
             return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
-                               "%s: graph input '%s' has element type %s; cleval feeds float "
-                               "inputs only",
+                               "%s: graph input '%s' has element type %s; cleval feeds float, "
+                               "float16, uint8, int8, int32 and int64 inputs",
                                nn->path, in->name, cleval_onnx_dtype_name(in->elem_type));
         if (in->has_shape && in->rank > NN_MAX_RANK)
             return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
@@ -346,6 +365,7 @@ static cleval_status add_inputs(cleval_nn *nn, name_map *names, const cleval_onn
         int v = add_value(nn, in->name, NN_VALUE_INPUT);
         if (v < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
         nn->values[v].varying = true;
+        nn->values[v].dtype = dtype;
         if (in->has_shape) {
             nn->values[v].shape.rank = in->rank;
             for (uint32_t d = 0; d < in->rank; d++)
@@ -403,12 +423,15 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
                                  nn->path, model->outputs[i].name);
             break;
         }
-        if (model->outputs[i].elem_type != CLEVAL_ONNX_FLOAT && model->outputs[i].elem_type != 0)
+        int32_t type = model->outputs[i].elem_type;
+        if ((type != CLEVAL_ONNX_FLOAT && type != CLEVAL_ONNX_FLOAT16 && type != 0) ||
+            nn->values[v].dtype != NN_FLOAT)
             status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
                                  "%s: graph output '%s' has element type %s; cleval computes "
                                  "float outputs only",
                                  nn->path, model->outputs[i].name,
-                                 cleval_onnx_dtype_name(model->outputs[i].elem_type));
+                                 type ? cleval_onnx_dtype_name(type)
+                                      : nn_dtype_name(nn->values[v].dtype));
         nn->values[v].is_output = true;
         nn->values[v].uses++;
         nn->outputs[nn->n_outputs++] = v;
