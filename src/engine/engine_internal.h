@@ -66,6 +66,7 @@ typedef struct engine_run_spec {
     cleval_dataset *data;    /* the test set's file (class names, its path) */
     cleval_dataset *names_fallback; /* class names when `data` has none (KNN: the training set) */
     cleval_column *x;        /* NULL for metrics */
+    cleval_elem_type x_type; /* what x is read as (float32 unless eval says otherwise) */
     cleval_column *labels;   /* NULL without labels */
     cleval_column *file_pred; /* metrics only */
     uint32_t n_classes;      /* 0: discovered from the data (metrics) */
