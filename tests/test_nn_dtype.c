@@ -74,8 +74,9 @@ static cleval_onnx_model *cast_classifier(int32_t type, int64_t width)
 /* Host samples of `type` holding values[i] (which fit it). */
 static void *typed_data(int32_t type, const double *values, uint64_t n)
 {
-    size_t size = type == CLEVAL_ONNX_INT64 ? 8 : type == CLEVAL_ONNX_INT32 ? 4
-                  : type == CLEVAL_ONNX_FLOAT                             ? 4
+    size_t size = type == CLEVAL_ONNX_INT64                                 ? 8
+                  : type == CLEVAL_ONNX_INT32                               ? 4
+                  : type == CLEVAL_ONNX_FLOAT                               ? 4
                   : type == CLEVAL_ONNX_INT16 || type == CLEVAL_ONNX_UINT16 ? 2
                                                                             : 1;
     unsigned char *p = malloc(n * size + 1);
@@ -124,12 +125,12 @@ static void test_input_types(void **state)
             double v = cases[c].lo + (cases[c].hi - cases[c].lo) * urand();
             values[i] = cases[c].integer ? floor(v) : (double)(float)v;
         }
-        int32_t feed = cases[c].feed ? cases[c].feed
+        int32_t feed = cases[c].feed                           ? cases[c].feed
                        : cases[c].input == CLEVAL_ONNX_FLOAT16 ? CLEVAL_ONNX_FLOAT
                                                                : cases[c].input;
         for (uint64_t i = 0; i < n * width; i++)
-            want[i] = cases[c].input == CLEVAL_ONNX_FLOAT16 ? hround((float)values[i])
-                                                             : (float)values[i];
+            want[i] =
+                cases[c].input == CLEVAL_ONNX_FLOAT16 ? hround((float)values[i]) : (float)values[i];
         void *x = typed_data(feed, values, n * width);
         cleval_onnx_model *m = cast_classifier(cases[c].input, width);
         for (int v = 0; v < 2; v++) {
@@ -346,13 +347,12 @@ static void test_input_prep(void **state)
             mean[i] = (float)(0.2 + 0.5 * urand());
             stdv[i] = (float)(0.1 + urand());
         }
-        cleval_nn_options options = {
-            .input = {.scale = 1.0f / 255.0f,
-                      .n_mean = cases[k].one_mean ? 1 : (uint32_t)C,
-                      .mean = mean,
-                      .n_std = (uint32_t)C,
-                      .std = stdv,
-                      .nhwc = cases[k].nhwc}};
+        cleval_nn_options options = {.input = {.scale = 1.0f / 255.0f,
+                                               .n_mean = cases[k].one_mean ? 1 : (uint32_t)C,
+                                               .mean = mean,
+                                               .n_std = (uint32_t)C,
+                                               .std = stdv,
+                                               .nhwc = cases[k].nhwc}};
         double *values = malloc(total * sizeof *values);
         float *want = malloc(total * sizeof *want), *got = malloc(total * sizeof *got);
         assert_non_null(values);
@@ -553,14 +553,10 @@ static void test_gather_rows_out_of_range(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_input_types),
-        cmocka_unit_test(test_feed_refusals),
-        cmocka_unit_test(test_cast),
-        cmocka_unit_test(test_cast_integers_and_refusals),
-        cmocka_unit_test(test_input_prep),
-        cmocka_unit_test(test_input_prep_refusals),
-        cmocka_unit_test(test_gather_rows),
-        cmocka_unit_test(test_gather_rows_out_of_range),
+        cmocka_unit_test(test_input_types), cmocka_unit_test(test_feed_refusals),
+        cmocka_unit_test(test_cast),        cmocka_unit_test(test_cast_integers_and_refusals),
+        cmocka_unit_test(test_input_prep),  cmocka_unit_test(test_input_prep_refusals),
+        cmocka_unit_test(test_gather_rows), cmocka_unit_test(test_gather_rows_out_of_range),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

@@ -10,8 +10,18 @@
  * Two ways to use it. A classifier (cleval_nn_create): one graph input whose first axis is
  * the batch, one output [N, C]; cleval_nn_run() takes n samples and leaves scores and argmax
  * predictions on the device. A general graph (cleval_nn_create_with, options.general): any
- * number of float inputs and outputs of any shape, shapes fixed per call of
+ * number of inputs (fed as floats) and float outputs of any shape, shapes fixed per call of
  * cleval_nn_run_graph() (ONNX's conformance cases run this way).
+ *
+ * Element types: graph inputs may be float, float16, uint8, int8, int32 or int64; the host
+ * data moves to the device as it is and is converted there (cleval_nn_set_feed_type,
+ * cleval_nn_input_prep). Integer values (token ids, an image before its Cast) stay integers
+ * on the device: views (Reshape, Flatten, Identity), Cast and Gather with runtime indices (an
+ * embedding lookup into a constant table) read them; any other operator reading one is
+ * refused naming it. Cast converts between float, float16, int64, int32, int8, uint8 and
+ * bool (float to integer toward zero, saturating; to bool x != 0; to float16 rounded to half
+ * and kept as float). An embedding index outside [-rows, rows) fails the run with
+ * CLEVAL_ERR_INPUT naming the node, the index and its sample in the batch.
  *
  * Precision modes (cleval_nn_options.precision): fp32; fp16, where weights and activations are
  * stored as half (vload_half / vstore_half, core OpenCL 1.2) and the arithmetic is half on
@@ -155,8 +165,9 @@ void cleval_nn_calibration_free(cleval_nn_calibration *calibration);
 #define CLEVAL_NN_MAX_OPSET 22
 
 /* Builds a classifier from `model` on `dev`: exactly one graph input that is not an
- * initializer, of element type float, float16, uint8, int8, int32 or int64, whose first axis is the batch (its declared size is ignored) and whose
- * other axes are fixed; exactly one output of shape [N, C]. Samples must stay independent:
+ * initializer, of element type float, float16, uint8, int8, int32 or int64, whose first axis
+ * is the batch (its declared size is ignored) and whose other axes are fixed; exactly one
+ * output of shape [N, C] (float or float16, computed in float). Samples must stay independent:
  * a graph that mixes samples across the batch axis (softmax over axis 0, a reshape that moves
  * the batch, a product over the batch) is refused. The kernel family is the device's
  * (cleval_device_variant) at this call. `model` may be freed afterwards. Fails with

@@ -198,16 +198,14 @@ static cleval_status read_input_prep(const cli_args *args, cleval_nn_input_prep 
     static const char *const layouts[] = {"nchw", "nhwc", NULL};
     double scale = 0.0;
     int layout = 0;
-    cleval_status status =
-        cli_get_number(args, OPT_INPUT_SCALE, 0.0, -INFINITY, INFINITY, &scale);
+    cleval_status status = cli_get_number(args, OPT_INPUT_SCALE, 0.0, -INFINITY, INFINITY, &scale);
     if (status == CLEVAL_OK && args->present[OPT_INPUT_SCALE] &&
         (scale == 0.0 || !isfinite((float)scale)))
         status = cleval_fail(CLEVAL_ERR_USAGE, "--input-scale: must be a non-zero float (got %s)",
                              args->values[OPT_INPUT_SCALE]);
     if (status == CLEVAL_OK)
         status = cli_get_number_list(args, OPT_INPUT_MEAN, mean, &input->n_mean);
-    if (status == CLEVAL_OK)
-        status = cli_get_number_list(args, OPT_INPUT_STD, stdv, &input->n_std);
+    if (status == CLEVAL_OK) status = cli_get_number_list(args, OPT_INPUT_STD, stdv, &input->n_std);
     for (uint32_t c = 0; status == CLEVAL_OK && c < input->n_std; c++)
         if ((*stdv)[c] == 0.0f)
             status = cleval_fail(CLEVAL_ERR_USAGE, "--input-std: value %u is 0 (got %s)", c + 1,

@@ -282,15 +282,16 @@ cleval_status cli_get_number_list(const cli_args *args, cli_option_id id, float 
     for (const char *p = text; *p; p++)
         n += *p == ',';
     float *list = malloc(n * sizeof *list);
-    if (!list) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading --%s",
-                                  cli_options[id].long_name);
+    if (!list)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading --%s",
+                           cli_options[id].long_name);
     const char *p = text;
     for (uint32_t i = 0; i < n; i++) {
         char *end;
         errno = 0;
         double value = strtod(p, &end);
-        bool ok = errno != ERANGE && end != p && (*end == ',' || *end == '\0') &&
-                  isfinite(value) && isfinite((float)value);
+        bool ok = errno != ERANGE && end != p && (*end == ',' || *end == '\0') && isfinite(value) &&
+                  isfinite((float)value);
         if (!ok) {
             free(list);
             return cleval_fail(CLEVAL_ERR_USAGE,

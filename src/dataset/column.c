@@ -346,10 +346,10 @@ static cleval_status read_rows(cleval_column *col, uint64_t row0, uint64_t n, hi
                                size_t element_size, void *dest)
 {
     if (row0 > col->rows || n > col->rows - row0)
-        return cleval_fail(CLEVAL_ERR_USAGE, "%s: rows %llu..%llu of '%s' are out of range (%llu rows)",
-                           col->ds->path, (unsigned long long)row0,
-                           (unsigned long long)(row0 + n), col->name,
-                           (unsigned long long)col->rows);
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: rows %llu..%llu of '%s' are out of range (%llu rows)",
+                           col->ds->path, (unsigned long long)row0, (unsigned long long)(row0 + n),
+                           col->name, (unsigned long long)col->rows);
     size_t row_bytes = (size_t)col->row_size * element_size;
     for (uint64_t done = 0; done < n;) {
         uint64_t run = n - done < col->rows_per_read ? n - done : col->rows_per_read;

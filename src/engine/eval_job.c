@@ -132,9 +132,9 @@ typedef struct eval_feed {
 } eval_feed;
 
 static const eval_feed INTEGER_FEEDS[] = {
-    {CLEVAL_ELEM_U8, CLEVAL_ONNX_UINT8},  {CLEVAL_ELEM_I8, CLEVAL_ONNX_INT8},
+    {CLEVAL_ELEM_U8, CLEVAL_ONNX_UINT8},   {CLEVAL_ELEM_I8, CLEVAL_ONNX_INT8},
     {CLEVAL_ELEM_U16, CLEVAL_ONNX_UINT16}, {CLEVAL_ELEM_I16, CLEVAL_ONNX_INT16},
-    {CLEVAL_ELEM_I32, CLEVAL_ONNX_INT32}, {CLEVAL_ELEM_I64, CLEVAL_ONNX_INT64},
+    {CLEVAL_ELEM_I32, CLEVAL_ONNX_INT32},  {CLEVAL_ELEM_I64, CLEVAL_ONNX_INT64},
 };
 
 /* The feed for a model input of ONNX type `model_type` from column x; false when x cannot
@@ -200,12 +200,11 @@ static cleval_status check_feed(const cleval_eval_job *job, const engine_test_st
             format_dims(nhwc, sizeof nhwc, rank, want);
             snprintf(layout, sizeof layout, " (channels-last %s with --input-layout nhwc)", nhwc);
         }
-        return cleval_fail(CLEVAL_ERR_INPUT,
-                           "model %s input '%s' wants %s %s%s; --data %s dataset '%s' is %s %s",
-                           job->model_path, cleval_nn_graph_input_name(nn, 0),
-                           cleval_onnx_dtype_name(model_type), wanted, layout,
-                           cleval_dataset_path(test->ds), cleval_column_name(test->x),
-                           cleval_column_type_name(test->x), has);
+        return cleval_fail(
+            CLEVAL_ERR_INPUT, "model %s input '%s' wants %s %s%s; --data %s dataset '%s' is %s %s",
+            job->model_path, cleval_nn_graph_input_name(nn, 0), cleval_onnx_dtype_name(model_type),
+            wanted, layout, cleval_dataset_path(test->ds), cleval_column_name(test->x),
+            cleval_column_type_name(test->x), has);
     }
     *read = feed.read;
     return cleval_nn_set_feed_type(nn, feed.onnx);
@@ -228,7 +227,8 @@ static cleval_status calibrate(const cleval_eval_job *job, const cleval_onnx_mod
     uint64_t want = job->calibration ? job->calibration : CLEVAL_DEFAULT_CALIBRATION;
     uint64_t n = want < test->n ? want : test->n, size = cleval_nn_input_size(nn);
     uint64_t chunk = 64;
-    if (status == CLEVAL_OK && !(x = malloc((size_t)(chunk * size) * cleval_column_elem_size(read))))
+    if (status == CLEVAL_OK &&
+        !(x = malloc((size_t)(chunk * size) * cleval_column_elem_size(read))))
         status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading calibration samples",
                              job->test.data_path);
     for (uint64_t row = 0; status == CLEVAL_OK && row < n; row += chunk) {

@@ -15,7 +15,7 @@ typedef struct nn_feed {
     cl_kernel k;        /* convert_input; NULL when the data is written as it is */
     cl_mem staging;     /* the host data on the device, before conversion */
     size_t capacity;
-    cl_mem pre;         /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
+    cl_mem pre; /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
 } nn_feed;
 
 /* The OpenCL type of host data of ONNX type `type`; NULL for a type that cannot be fed. */
@@ -138,8 +138,7 @@ static cleval_status build_feed(cleval_nn *nn, uint32_t i, int32_t type)
              "-DSRC_T=%s -DSRC_FLOAT=0 -DDST_T=%s -DDST_FLOAT=%d -DCONV=%d -DROUND_HALF=%d "
              "-DPREP=%d -DNHWC=%d",
              feed_cl_type(type), nn_dtype_cl(in->dtype), !to_int,
-             type == CLEVAL_ONNX_FLOAT && to_int ? 1 : 0, round_half, prep,
-             prep && nn->prep.nhwc);
+             type == CLEVAL_ONNX_FLOAT && to_int ? 1 : 0, round_half, prep, prep && nn->prep.nhwc);
     return nn_kernel(nn, NULL, "cast", options, "convert_input", &f->k);
 }
 

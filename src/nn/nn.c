@@ -665,8 +665,7 @@ cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *sco
         nn->pred_capacity = pred_bytes;
     }
     int out = nn->outputs[0];
-    if ((status = nn_feed_write(nn, 0, x)) != CLEVAL_OK ||
-        (status = launch_all(nn)) != CLEVAL_OK ||
+    if ((status = nn_feed_write(nn, 0, x)) != CLEVAL_OK || (status = launch_all(nn)) != CLEVAL_OK ||
         (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
                                    nn->width)) != CLEVAL_OK ||
         (status = check_ops(nn)) != CLEVAL_OK)

@@ -95,8 +95,8 @@ static cleval_status cast_constant_input(cleval_nn *nn, nn_op *op, cl_mem *out)
     nn_value *x = nn_in(nn, op, 0);
     if (x->f32) return nn_const_mem(nn, op->in[0], out);
     if (!op->mem[0]) {
-        cleval_status status = nn_upload(nn, x->i64, (size_t)(x->count ? x->count : 1) * 8,
-                                         "Cast input", &op->mem[0]);
+        cleval_status status =
+            nn_upload(nn, x->i64, (size_t)(x->count ? x->count : 1) * 8, "Cast input", &op->mem[0]);
         if (status != CLEVAL_OK) return status;
     }
     *out = op->mem[0];

@@ -59,9 +59,9 @@ static cleval_status gather_rows_parse(cleval_nn *nn, nn_op *op, const cleval_on
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "axis %" PRId64 " is out of range for rank %u",
                           axis, data->shape.rank);
     if (a != 0)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
-                          "with runtime indices, only axis 0 (a row lookup) is supported, not %" PRId64,
-                          axis);
+        return nn_fail_op(
+            nn, op, CLEVAL_ERR_UNSUPPORTED,
+            "with runtime indices, only axis 0 (a row lookup) is supported, not %" PRId64, axis);
     if (idx->dtype != NN_INT64 && idx->dtype != NN_INT32)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
                           "indices '%s' are %s; int64 or int32 indices are supported", idx->name,
