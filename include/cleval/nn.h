@@ -92,8 +92,9 @@ typedef struct cleval_nn_input_prep {
 /* Options of cleval_nn_create_with(); a zeroed struct means cleval_nn_create(). */
 typedef struct cleval_nn_options {
     /* false: a classifier (see cleval_nn_create). true: a general graph; inputs are the graph
-     * inputs not bound below, in file order, each a float tensor whose shape is given at run
-     * time; outputs may have any shape. */
+     * inputs not bound below, in file order, each given as float data (converted on the
+     * device to the input's type) whose shape is given at run time; outputs may have any
+     * shape. */
     bool general;
     /* Graph inputs replaced by these constants, matched by name (a conformance case's
      * parameters, or weights an exporter left as inputs). Copied at create. */

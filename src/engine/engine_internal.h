@@ -24,6 +24,9 @@ cleval_status engine_open_test_set(const cleval_test_set *test, uint32_t max_cla
                                    engine_test_stream *s);
 void engine_close_test_set(engine_test_stream *s);
 
+/* "[3, 32, 32]": a sample shape for messages. */
+void engine_format_shape(char *out, size_t size, uint32_t rank, const uint64_t *shape);
+
 /* Fails naming both shapes when the test samples' shape differs from `shape`. */
 cleval_status engine_check_sample_shape(const engine_test_stream *s, uint32_t rank,
                                         const uint64_t *shape, const char *expected_from);

@@ -156,15 +156,6 @@ static bool choose_feed(int32_t model_type, const cleval_column *x, eval_feed *o
     return float_model;
 }
 
-static void format_dims(char *out, size_t size, uint32_t rank, const uint64_t *shape)
-{
-    size_t used = (size_t)snprintf(out, size, "[");
-    for (uint32_t d = 0; d < rank && used < size; d++)
-        used += (size_t)snprintf(out + used, size - used, "%s%llu", d ? ", " : "",
-                                 (unsigned long long)shape[d]);
-    if (used < size) snprintf(out + used, size - used, "]");
-}
-
 /* The sample shape the file must have: the model's, channels moved last when nhwc. */
 static void file_shape_wanted(const cleval_nn *nn, bool nhwc, uint64_t *shape)
 {
@@ -193,11 +184,11 @@ static cleval_status check_feed(const cleval_eval_job *job, const engine_test_st
         shape_ok = got[d] == want[d];
     if (!type_ok || !shape_ok) {
         char wanted[160], has[160], layout[256] = "";
-        format_dims(wanted, sizeof wanted, rank, cleval_nn_input_shape(nn));
-        format_dims(has, sizeof has, got_rank, got);
+        engine_format_shape(wanted, sizeof wanted, rank, cleval_nn_input_shape(nn));
+        engine_format_shape(has, sizeof has, got_rank, got);
         if (job->input.nhwc) {
             char nhwc[160];
-            format_dims(nhwc, sizeof nhwc, rank, want);
+            engine_format_shape(nhwc, sizeof nhwc, rank, want);
             snprintf(layout, sizeof layout, " (channels-last %s with --input-layout nhwc)", nhwc);
         }
         return cleval_fail(
