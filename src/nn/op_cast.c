@@ -106,7 +106,8 @@ static cleval_status cast_constant_input(cleval_nn *nn, nn_op *op, cl_mem *out)
 static cleval_status cast_prepare(cleval_nn *nn, nn_op *op)
 {
     const nn_value *x = nn_in(nn, op, 0);
-    nn_dtype from = x->kind == NN_VALUE_CONST && x->i64 ? NN_INT64 : x->dtype;
+    /* A constant's type is where its host values are (cast_constant_input uploads them). */
+    nn_dtype from = x->kind != NN_VALUE_CONST ? x->dtype : x->i64 ? NN_INT64 : NN_FLOAT;
     nn_dtype to = op->p.cast.to;
     if (x->kind == NN_VALUE_CONST) {
         cl_mem unused;
