@@ -105,7 +105,9 @@ static void test_bad_inputs_exit_2(void **state)
     H5Fclose(f);
 
     expect_failure((const char *[]){"eval", "--model", model, "--data", data, NULL},
-                   "samples have shape [4] but the model");
+                   "input 'input' wants float [1, 28, 28]; --data ");
+    expect_failure((const char *[]){"eval", "--model", model, "--data", data, NULL},
+                   "iris_test.h5 dataset 'X' is float64 [4]");
     expect_failure((const char *[]){"eval", "--model", model, "--data", big_label, NULL},
                    "eval_big_label.h5: 'y' sample 1 has label 12, at or above the model's 10 "
                    "classes");

@@ -200,6 +200,50 @@ static void test_converts_every_numeric_type(void **state)
     cleval_dataset_close(ds);
 }
 
+/* Integer rows read as another integer type (HDF5 converts): exact where the stored type fits
+ * the one asked, which cleval_column_fits says; floats fit float32 only. */
+static void test_reads_integers_as_fitting_types(void **state)
+{
+    (void)state;
+    test_converts_every_numeric_type(state); /* writes dataset_types.h5 */
+    cleval_dataset *ds;
+    assert_ok(cleval_dataset_open(temp_path("dataset_types.h5"), &ds));
+    static const struct {
+        const char *name;
+        bool fits[7]; /* F32, U8, I8, U16, I16, I32, I64 */
+    } cases[] = {
+        {"i8", {true, false, true, false, true, true, true}},
+        {"u16", {true, false, false, true, false, true, true}},
+        {"i32", {true, false, false, false, false, true, true}},
+        {"u32", {true, false, false, false, false, false, true}},
+        {"i64", {true, false, false, false, false, false, true}},
+        {"f64", {true, false, false, false, false, false, false}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        cleval_column *col;
+        assert_ok(cleval_column_open(ds, cases[c].name, CLEVAL_COLUMN_FEATURES, &col));
+        for (int t = 0; t < 7; t++)
+            assert_int_equal(cleval_column_fits(col, (cleval_elem_type)t), cases[c].fits[t]);
+        assert_int_equal(cleval_column_is_integer(col), c < 5);
+        cleval_column_close(col);
+    }
+    cleval_column *col;
+    int64_t i64[4];
+    int16_t i16[4];
+    assert_ok(cleval_column_open(ds, "u32", CLEVAL_COLUMN_FEATURES, &col));
+    assert_ok(cleval_column_read_as(col, 1, 2, CLEVAL_ELEM_I64, i64)); /* rows 1 and 2 */
+    assert_true(i64[0] == 2 && i64[1] == 3 && i64[2] == 4 && i64[3] == 5);
+    assert_int_equal(cleval_column_read_as(col, 0, 1, CLEVAL_ELEM_I32, i64), CLEVAL_ERR_INTERNAL);
+    cleval_column_close(col);
+    assert_ok(cleval_column_open(ds, "i8", CLEVAL_COLUMN_FEATURES, &col));
+    assert_ok(cleval_column_read_as(col, 0, 2, CLEVAL_ELEM_I16, i16));
+    assert_true(i16[0] == -3 && i16[1] == -2 && i16[2] == -1 && i16[3] == 0);
+    assert_int_equal(cleval_column_elem_size(CLEVAL_ELEM_I16), 2);
+    assert_int_equal(cleval_column_elem_size(CLEVAL_ELEM_I64), 8);
+    cleval_column_close(col);
+    cleval_dataset_close(ds);
+}
+
 /* Chunked, gzip-compressed data read in batches that cut through chunks equals a plain read. */
 static void test_chunked_gzip_batches(void **state)
 {
@@ -612,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_variable_length_names_and_attributes),
         cmocka_unit_test(test_null_padded_strings_keep_full_width),
         cmocka_unit_test(test_converts_every_numeric_type),
+        cmocka_unit_test(test_reads_integers_as_fitting_types),
         cmocka_unit_test(test_chunked_gzip_batches),
         cmocka_unit_test(test_tiny_chunks_bounded),
         cmocka_unit_test(test_files_that_crash_libhdf5_refused),

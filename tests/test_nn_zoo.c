@@ -156,15 +156,29 @@ static void read_predictions(cleval_nn *nn, uint32_t count, int32_t *pred)
     assert_ok(cleval_cl_check(err, "read predictions"));
 }
 
-/* Runs all samples through `nn` in batches of `batch`; scores and predictions to the host. */
+/* Runs all samples through `nn` in batches of `batch`; scores and predictions to the host. A
+ * model with an integer input (token ids, uint8 pixels) is fed int64 samples: the fixtures'
+ * floats hold those integers exactly. */
 static void run_batches(cleval_nn *nn, const io_data *io, uint32_t batch, float *scores,
                         int32_t *pred)
 {
+    int32_t type = cleval_nn_input_type(nn);
+    bool integer = type != CLEVAL_ONNX_FLOAT && type != CLEVAL_ONNX_FLOAT16;
+    int64_t *ids = NULL;
+    if (integer) {
+        assert_non_null(ids = malloc((io->n * io->size + 1) * sizeof *ids));
+        for (uint64_t i = 0; i < io->n * io->size; i++)
+            ids[i] = (int64_t)io->x[i];
+        assert_ok(cleval_nn_set_feed_type(nn, CLEVAL_ONNX_INT64));
+    }
     for (uint64_t i = 0; i < io->n; i += batch) {
         uint32_t count = (uint32_t)(io->n - i < batch ? io->n - i : batch);
-        assert_ok(cleval_nn_run(nn, io->x + i * io->size, count, scores + i * io->width));
+        const void *x = integer ? (const void *)(ids + i * io->size)
+                                : (const void *)(io->x + i * io->size);
+        assert_ok(cleval_nn_run(nn, x, count, scores + i * io->width));
         read_predictions(nn, count, pred + i);
     }
+    free(ids);
 }
 
 /* Every score within the sample's tolerance, the argmax equal where the reference's margin

@@ -115,6 +115,34 @@ const char *cleval_column_type_name(const cleval_column *col);
  * Inf. */
 cleval_status cleval_column_read_f32(cleval_column *col, uint64_t row0, uint64_t n, float *out);
 
+/* Element types rows can be read as (cleval_column_read_as). */
+typedef enum cleval_elem_type {
+    CLEVAL_ELEM_F32 = 0,
+    CLEVAL_ELEM_U8 = 1,
+    CLEVAL_ELEM_I8 = 2,
+    CLEVAL_ELEM_U16 = 3,
+    CLEVAL_ELEM_I16 = 4,
+    CLEVAL_ELEM_I32 = 5,
+    CLEVAL_ELEM_I64 = 6,
+} cleval_elem_type;
+
+/* Bytes of one element of `type`. */
+size_t cleval_column_elem_size(cleval_elem_type type);
+
+/* Whether the column holds integers. */
+bool cleval_column_is_integer(const cleval_column *col);
+
+/* Whether every value the stored type can hold converts exactly to `type`: any numeric type
+ * for float32 (as cleval_column_read_f32 converts), an integer type of no wider range for the
+ * integer types. */
+bool cleval_column_fits(const cleval_column *col, cleval_elem_type type);
+
+/* Reads rows [row0, row0 + n) into `out` (n * row_size elements of `type`): float32 as
+ * cleval_column_read_f32, an integer type converted by HDF5 from the stored type, which must
+ * fit it (cleval_column_fits; CLEVAL_ERR_INTERNAL otherwise). */
+cleval_status cleval_column_read_as(cleval_column *col, uint64_t row0, uint64_t n,
+                                    cleval_elem_type type, void *out);
+
 /* Reads labels [row0, row0 + n) into `out`. Fails naming the first sample whose label is below 0
  * or above INT32_MAX. When `max_label` is not NULL it receives the largest label read (-1 for
  * n == 0). */

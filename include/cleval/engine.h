@@ -152,6 +152,14 @@ typedef struct cleval_eval_job {
      * prediction file. Accepted, they are saved as they are, and the prediction of a row is
      * still its argmax with a NaN counting as the maximum (torch.argmax). */
     bool allow_nonfinite;
+    /* Preprocessing on the device for a float (or float16) model input (cleval_nn_input_prep:
+     * scale, per-channel mean and std, channels-last samples); zeroed: none. The samples are
+     * read in the model input's type when it is an integer type (the file must hold integers
+     * that fit it); for a float model, uint8, int8, uint16 and int16 files move to the device
+     * as they are and become floats there, other types are read as float32. A file whose
+     * element type or sample shape (channels-last when input.nhwc) cannot feed the model is
+     * refused with CLEVAL_ERR_INPUT naming both. */
+    cleval_nn_input_prep input;
 } cleval_eval_job;
 
 /* One layer's share of the run (device 0's, or summed over the devices). */

@@ -10,8 +10,18 @@
  * Two ways to use it. A classifier (cleval_nn_create): one graph input whose first axis is
  * the batch, one output [N, C]; cleval_nn_run() takes n samples and leaves scores and argmax
  * predictions on the device. A general graph (cleval_nn_create_with, options.general): any
- * number of float inputs and outputs of any shape, shapes fixed per call of
+ * number of inputs (fed as floats) and float outputs of any shape, shapes fixed per call of
  * cleval_nn_run_graph() (ONNX's conformance cases run this way).
+ *
+ * Element types: graph inputs may be float, float16, uint8, int8, int32 or int64; the host
+ * data moves to the device as it is and is converted there (cleval_nn_set_feed_type,
+ * cleval_nn_input_prep). Integer values (token ids, an image before its Cast) stay integers
+ * on the device: views (Reshape, Flatten, Identity), Cast and Gather with runtime indices (an
+ * embedding lookup into a constant table) read them; any other operator reading one is
+ * refused naming it. Cast converts between float, float16, int64, int32, int8, uint8 and
+ * bool (float to integer toward zero, saturating; to bool x != 0; to float16 rounded to half
+ * and kept as float). An embedding index outside [-rows, rows) fails the run with
+ * CLEVAL_ERR_INPUT naming the node, the index and its sample in the batch.
  *
  * Precision modes (cleval_nn_options.precision): fp32; fp16, where weights and activations are
  * stored as half (vload_half / vstore_half, core OpenCL 1.2) and the arithmetic is half on
@@ -61,11 +71,30 @@ typedef enum cleval_nn_arithmetic {
     CLEVAL_NN_ARITH_HALF = 2, /* refused (CLEVAL_ERR_USAGE) on a device without cl_khr_fp16 */
 } cleval_nn_arithmetic;
 
+/* Classifier only: preprocessing applied on the device while the samples given to
+ * cleval_nn_run() become the graph input, for a float (or float16) graph input:
+ * y = (x * scale - mean[c]) / std[c], c the channel (the input's axis 1), computed in float.
+ * A zeroed struct means none. Refused (CLEVAL_ERR_USAGE) for an integer graph input, a scale
+ * that is not finite or is 0, a std entry that is 0 or not finite, a mean or std list of
+ * another length than 1 (every channel) or the channel count, and nhwc for an input of fewer
+ * than 2 axes besides the batch. */
+typedef struct cleval_nn_input_prep {
+    float scale;     /* 0 means 1 */
+    uint32_t n_mean; /* 0: all 0 */
+    const float *mean;
+    uint32_t n_std; /* 0: all 1 */
+    const float *std;
+    /* The samples are channels-last ([H, W, C] for an input [N, C, H, W]; for any rank, the
+     * input's axis 1 comes last): the conversion transposes them. */
+    bool nhwc;
+} cleval_nn_input_prep;
+
 /* Options of cleval_nn_create_with(); a zeroed struct means cleval_nn_create(). */
 typedef struct cleval_nn_options {
     /* false: a classifier (see cleval_nn_create). true: a general graph; inputs are the graph
-     * inputs not bound below, in file order, each a float tensor whose shape is given at run
-     * time; outputs may have any shape. */
+     * inputs not bound below, in file order, each given as float data (converted on the
+     * device to the input's type) whose shape is given at run time; outputs may have any
+     * shape. */
     bool general;
     /* Graph inputs replaced by these constants, matched by name (a conformance case's
      * parameters, or weights an exporter left as inputs). Copied at create. */
@@ -88,6 +117,8 @@ typedef struct cleval_nn_options {
      * constant weights, the floor(prune * count) weights of smallest |w| are set to 0 (ties:
      * the lower index first), before folding and quantisation. Weights stay stored densely. */
     double prune;
+    /* Classifier only: preprocessing of the samples (copied at create). */
+    cleval_nn_input_prep input;
 } cleval_nn_options;
 
 /* What a network holds, for reports. */
@@ -118,12 +149,13 @@ typedef struct cleval_nn_calibration {
     double *max_abs;
 } cleval_nn_calibration;
 
-/* Runs the fp32 classifier `nn` on n samples (x: n * cleval_nn_input_size() floats) and records
+/* Runs the fp32 classifier `nn` on n samples (x: n * cleval_nn_input_size() elements of the
+ * feed type, cleval_nn_set_feed_type) and records
  * the range of every quantisable layer's input: into a new calibration when *calibration is
  * NULL, else added to the one there (so samples can come in chunks). Fails with
  * CLEVAL_ERR_USAGE for a network that is not an fp32 classifier, n == 0, or a calibration of
  * another network. Free the result with cleval_nn_calibration_free. */
-cleval_status cleval_nn_calibrate(cleval_nn *nn, const float *x, uint32_t n,
+cleval_status cleval_nn_calibrate(cleval_nn *nn, const void *x, uint32_t n,
                                   cleval_nn_calibration **calibration);
 /* NULL is a no-op. */
 void cleval_nn_calibration_free(cleval_nn_calibration *calibration);
@@ -134,8 +166,9 @@ void cleval_nn_calibration_free(cleval_nn_calibration *calibration);
 #define CLEVAL_NN_MAX_OPSET 22
 
 /* Builds a classifier from `model` on `dev`: exactly one graph input that is not an
- * initializer, float, whose first axis is the batch (its declared size is ignored) and whose
- * other axes are fixed; exactly one output of shape [N, C]. Samples must stay independent:
+ * initializer, of element type float, float16, uint8, int8, int32 or int64, whose first axis
+ * is the batch (its declared size is ignored) and whose other axes are fixed; exactly one
+ * output of shape [N, C] (float or float16, computed in float). Samples must stay independent:
  * a graph that mixes samples across the batch axis (softmax over axis 0, a reshape that moves
  * the batch, a product over the batch) is refused. The kernel family is the device's
  * (cleval_device_variant) at this call. `model` may be freed afterwards. Fails with
@@ -168,20 +201,35 @@ void cleval_nn_destroy(cleval_nn *nn);
  * output width C. */
 uint32_t cleval_nn_input_rank(const cleval_nn *nn);
 const uint64_t *cleval_nn_input_shape(const cleval_nn *nn);
-uint64_t cleval_nn_input_size(const cleval_nn *nn); /* floats per sample */
+uint64_t cleval_nn_input_size(const cleval_nn *nn); /* elements per sample */
 uint32_t cleval_nn_output_width(const cleval_nn *nn);
+
+/* Classifier: the graph input's element type (a cleval_onnx_dtype: CLEVAL_ONNX_FLOAT,
+ * FLOAT16, UINT8, INT8, INT32 or INT64). */
+int32_t cleval_nn_input_type(const cleval_nn *nn);
+
+/* Classifier: the element type of the samples given to cleval_nn_run() and
+ * cleval_nn_calibrate() from now on (a cleval_onnx_dtype). They are copied to the device as
+ * they are and converted there (with the preprocessing of cleval_nn_input_prep) to the graph
+ * input's type. The default is float for a float or float16 input (a float16 input gets each
+ * value rounded to half), else the input's own type. A float or float16 input takes FLOAT,
+ * UINT8, INT8, UINT16, INT16, INT32 or INT64 samples; an integer input takes UINT8, INT8,
+ * UINT16, INT16, INT32 or INT64 samples (converted as C converts integers). Anything else
+ * fails with CLEVAL_ERR_USAGE. */
+cleval_status cleval_nn_set_feed_type(cleval_nn *nn, int32_t type);
 
 /* Classifier: the largest n for which every intermediate tensor fits one device buffer. */
 uint32_t cleval_nn_max_batch(const cleval_nn *nn);
 
-/* Classifier: runs n samples (`x`: n * cleval_nn_input_size() floats, row-major per sample).
+/* Classifier: runs n samples (`x`: n * cleval_nn_input_size() elements of the feed type,
+ * cleval_nn_set_feed_type, row-major per sample).
  * Leaves the scores [n][C] and pred[n] = argmax of each score row (the first maximum on ties,
  * a NaN counting as the maximum, as torch.argmax) in device buffers, and copies the scores to
  * `scores` when it is not NULL (the call then waits for the device). Without `scores` the
  * work may still be running on the device's queue when the call returns; commands enqueued
  * on that queue afterwards see the results. n == 0 does nothing. n above
  * cleval_nn_max_batch() fails with CLEVAL_ERR_USAGE. */
-cleval_status cleval_nn_run(cleval_nn *nn, const float *x, uint32_t n, float *scores);
+cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores);
 
 /* Classifier: the int32 [n] predictions and float [n][C] scores of the last run, valid until
  * the next run or destroy (a larger batch may replace the buffers). */
@@ -191,7 +239,9 @@ cl_mem cleval_nn_scores_buffer(const cleval_nn *nn);
  * (counted by the argmax, so free), valid as the predictions are. */
 cl_mem cleval_nn_nonfinite_buffer(const cleval_nn *nn);
 
-/* A host tensor for general graphs: `rank` dims, row-major float data. */
+/* A host tensor for general graphs: `rank` dims, row-major float data. An input of an integer
+ * type gets the values converted on the device (toward zero, saturating), a float16 input gets
+ * them rounded to half. */
 typedef struct cleval_nn_tensor {
     uint32_t rank;
     int64_t dims[CLEVAL_NN_MAX_RANK];

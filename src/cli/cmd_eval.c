@@ -13,8 +13,12 @@ static const char usage[] =
     "Usage: cleval eval --model MODEL.onnx --data TEST.h5 [options]\n"
     "\n"
     "Runs the network of MODEL.onnx (as torch.onnx.export writes it: one input whose first axis\n"
-    "is the batch, one output [N, C]) on every sample of TEST.h5 (dataset X, read as float32;\n"
-    "its per-sample shape must be the model input's) with OpenCL kernels on the device(s).\n"
+    "is the batch, one output [N, C]) on every sample of TEST.h5 (dataset X; its per-sample\n"
+    "shape must be the model input's, or its channels-last form with --input-layout nhwc)\n"
+    "with OpenCL kernels on the device(s). A float model takes any numeric X (8- and 16-bit\n"
+    "integers move to the device as they are and become floats there, with --input-scale,\n"
+    "--input-mean and --input-std applied); an integer model (uint8, int8, int32, int64:\n"
+    "token ids) takes integer X whose type fits its own.\n"
     "Predictions are the argmax of the outputs (the first maximum on ties). With labels (y)\n"
     "the report gives scikit-learn's metrics; without, the predicted-class counts. --save\n"
     "writes pred, scores (the raw outputs) and y.\n";
@@ -185,6 +189,35 @@ static cleval_status resolve_arithmetic(const char *wanted, cleval_device *const
                                          "cl_khr_fp16 (or that rank failed)");
 }
 
+/* --input-scale, --input-mean, --input-std and --input-layout into *input (the lists in
+ * *mean and *stdv, to free). What depends on the model (a float input, the channel count) is
+ * checked when the network is built. */
+static cleval_status read_input_prep(const cli_args *args, cleval_nn_input_prep *input,
+                                     float **mean, float **stdv)
+{
+    static const char *const layouts[] = {"nchw", "nhwc", NULL};
+    double scale = 0.0;
+    int layout = 0;
+    cleval_status status = cli_get_number(args, OPT_INPUT_SCALE, 0.0, -INFINITY, INFINITY, &scale);
+    if (status == CLEVAL_OK && args->present[OPT_INPUT_SCALE] &&
+        (scale == 0.0 || !isfinite((float)scale)))
+        status = cleval_fail(CLEVAL_ERR_USAGE, "--input-scale: must be a non-zero float (got %s)",
+                             args->values[OPT_INPUT_SCALE]);
+    if (status == CLEVAL_OK)
+        status = cli_get_number_list(args, OPT_INPUT_MEAN, mean, &input->n_mean);
+    if (status == CLEVAL_OK) status = cli_get_number_list(args, OPT_INPUT_STD, stdv, &input->n_std);
+    for (uint32_t c = 0; status == CLEVAL_OK && c < input->n_std; c++)
+        if ((*stdv)[c] == 0.0f)
+            status = cleval_fail(CLEVAL_ERR_USAGE, "--input-std: value %u is 0 (got %s)", c + 1,
+                                 args->values[OPT_INPUT_STD]);
+    if (status == CLEVAL_OK) status = cli_get_choice(args, OPT_INPUT_LAYOUT, layouts, 0, &layout);
+    input->scale = (float)scale;
+    input->mean = *mean;
+    input->std = *stdv;
+    input->nhwc = layout == 1;
+    return status;
+}
+
 int cli_eval(int argc, char **argv)
 {
     /* clang-format off */
@@ -196,7 +229,7 @@ int cli_eval(int argc, char **argv)
         OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF,
         OPT_CALIBRATION, OPT_PRUNE, OPT_FP16_ARITHMETIC, OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_ALLOW_NONFINITE,
-        OPT_MAX_CLASSES};
+        OPT_MAX_CLASSES, OPT_INPUT_SCALE, OPT_INPUT_MEAN, OPT_INPUT_STD, OPT_INPUT_LAYOUT};
     /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     static const char *const arithmetics[] = {"auto", "half", "float", NULL};
@@ -239,6 +272,8 @@ int cli_eval(int argc, char **argv)
     if (status == CLEVAL_OK && !(prune >= 0.0 && prune < 1.0))
         status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: must be at least 0 and below 1 (got %s)",
                              args.values[OPT_PRUNE]);
+    float *mean = NULL, *stdv = NULL;
+    if (status == CLEVAL_OK) status = read_input_prep(&args, &job.input, &mean, &stdv);
     const char *inputs[] = {args.values[OPT_MODEL], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "eval", inputs, &run);
     if (status == CLEVAL_OK) status = cli_against_begin(&args, precisions, &against);
@@ -309,5 +344,7 @@ int cli_eval(int argc, char **argv)
     cli_against_end(&against);
     cli_run_end(&run);
     cli_args_free(&args);
+    free(mean);
+    free(stdv);
     return code;
 }

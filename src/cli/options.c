@@ -36,6 +36,19 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_FP16_ARITHMETIC] = {"fp16-arithmetic", 0, "auto|half|float",
                              "fp16: compute in half where every device has cl_khr_fp16 (auto, "
                              "the default), insist on half, or keep float arithmetic"},
+    [OPT_INPUT_SCALE] = {"input-scale", 0, "S",
+                         "float model input: multiply every sample value by S on the "
+                         "device (1/255 for 8-bit images), before --input-mean/--input-std"},
+    [OPT_INPUT_MEAN] = {"input-mean", 0, "M1,M2,..",
+                        "float model input: subtract M[c] from channel c (the input's "
+                        "axis 1) after --input-scale; one value, or one per channel"},
+    [OPT_INPUT_STD] = {"input-std", 0, "S1,S2,..",
+                       "float model input: then divide channel c by S[c] (non-zero); one "
+                       "value, or one per channel"},
+    [OPT_INPUT_LAYOUT] = {"input-layout", 0, "nchw|nhwc",
+                          "the layout of the data's samples; nhwc (channels last, [H, W, "
+                          "C] for a model input [N, C, H, W]) is transposed on the device "
+                          "(default nchw: as the model input)"},
     [OPT_ALLOW_EXTERNAL_STORAGE] = {"allow-external-storage", 0, NULL,
                                     "let HDF5 inputs read external storage, virtual dataset "
                                     "sources and external links outside their own folder "
@@ -255,6 +268,41 @@ cleval_status cli_get_number(const cli_args *args, cli_option_id id, double fall
         return cleval_fail(CLEVAL_ERR_USAGE, "--%s: must be between %g and %g (got %s)",
                            cli_options[id].long_name, low, high, text);
     *out = value;
+    return CLEVAL_OK;
+}
+
+cleval_status cli_get_number_list(const cli_args *args, cli_option_id id, float **values,
+                                  uint32_t *count)
+{
+    *values = NULL;
+    *count = 0;
+    if (!args->present[id]) return CLEVAL_OK;
+    const char *text = args->values[id];
+    uint32_t n = 1;
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    float *list = malloc(n * sizeof *list);
+    if (!list)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading --%s",
+                           cli_options[id].long_name);
+    const char *p = text;
+    for (uint32_t i = 0; i < n; i++) {
+        char *end;
+        errno = 0;
+        double value = strtod(p, &end);
+        bool ok = errno != ERANGE && end != p && (*end == ',' || *end == '\0') && isfinite(value) &&
+                  isfinite((float)value);
+        if (!ok) {
+            free(list);
+            return cleval_fail(CLEVAL_ERR_USAGE,
+                               "--%s: '%s' is not a comma-separated list of numbers",
+                               cli_options[id].long_name, text);
+        }
+        list[i] = (float)value;
+        p = end + 1;
+    }
+    *values = list;
+    *count = n;
     return CLEVAL_OK;
 }
 

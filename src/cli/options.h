@@ -50,6 +50,10 @@ typedef enum cli_option_id {
     OPT_ALLOW_EXTERNAL_STORAGE,
     OPT_ALLOW_NONFINITE,
     OPT_MAX_CLASSES,
+    OPT_INPUT_SCALE,
+    OPT_INPUT_MEAN,
+    OPT_INPUT_STD,
+    OPT_INPUT_LAYOUT,
     OPT_COUNT
 } cli_option_id;
 
@@ -95,6 +99,11 @@ cleval_status cli_get_choice(const cli_args *args, cli_option_id id, const char 
 /* The value of an option as a finite number in [low, high] (fallback when absent). */
 cleval_status cli_get_number(const cli_args *args, cli_option_id id, double fallback, double low,
                              double high, double *out);
+
+/* The value of an option that is a comma-separated list of finite numbers ("0.485,0.456"):
+ * *values is heap memory of *count entries (free()), NULL and 0 when absent. */
+cleval_status cli_get_number_list(const cli_args *args, cli_option_id id, float **values,
+                                  uint32_t *count);
 
 /* --max-classes as a class count in [1, 2^31] (CLEVAL_DEFAULT_MAX_CLASSES when absent). */
 cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out);

@@ -337,28 +337,39 @@ static cleval_status read_failed(const cleval_column *col, uint64_t row0, uint64
                        col->name);
 }
 
-static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, void *dest);
+static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, hid_t mem_type,
+                              void *dest);
 
-/* Reads rows [row0, row0 + n) in the stored type into `dest`, in runs of rows_per_read. */
-static cleval_status read_raw(cleval_column *col, uint64_t row0, uint64_t n, void *dest)
+/* Reads rows [row0, row0 + n) as `mem_type` (elements of `element_size` bytes; HDF5 converts
+ * from the stored type) into `dest`, in runs of rows_per_read. */
+static cleval_status read_rows(cleval_column *col, uint64_t row0, uint64_t n, hid_t mem_type,
+                               size_t element_size, void *dest)
 {
     if (row0 > col->rows || n > col->rows - row0)
-        return cleval_fail(CLEVAL_ERR_USAGE, "%s: rows %llu..%llu of '%s' are out of range (%llu rows)",
-                           col->ds->path, (unsigned long long)row0,
-                           (unsigned long long)(row0 + n), col->name,
-                           (unsigned long long)col->rows);
-    size_t row_bytes = (size_t)col->row_size * col->element_size;
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: rows %llu..%llu of '%s' are out of range (%llu rows)",
+                           col->ds->path, (unsigned long long)row0, (unsigned long long)(row0 + n),
+                           col->name, (unsigned long long)col->rows);
+    size_t row_bytes = (size_t)col->row_size * element_size;
     for (uint64_t done = 0; done < n;) {
         uint64_t run = n - done < col->rows_per_read ? n - done : col->rows_per_read;
-        cleval_status status = read_run(col, row0 + done, run, (char *)dest + done * row_bytes);
+        cleval_status status =
+            read_run(col, row0 + done, run, mem_type, (char *)dest + done * row_bytes);
         if (status != CLEVAL_OK) return status;
         done += run;
     }
     return CLEVAL_OK;
 }
 
+/* Reads rows [row0, row0 + n) in the stored type into `dest`. */
+static cleval_status read_raw(cleval_column *col, uint64_t row0, uint64_t n, void *dest)
+{
+    return read_rows(col, row0, n, memory_type(col->type), col->element_size, dest);
+}
+
 /* One H5Dread of rows [row0, row0 + n). */
-static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, void *dest)
+static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, hid_t mem_type,
+                              void *dest)
 {
     hsize_t start[CLEVAL_MAX_RANK] = {row0}, count[CLEVAL_MAX_RANK] = {n};
     for (uint32_t d = 0; d < col->row_rank; d++)
@@ -367,9 +378,7 @@ static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, voi
     herr_t err = mem_space < 0 ? -1
                                : H5Sselect_hyperslab(col->file_space, H5S_SELECT_SET, start, NULL,
                                                      count, NULL);
-    if (err >= 0)
-        err = H5Dread(col->dset, memory_type(col->type), mem_space, col->file_space, H5P_DEFAULT,
-                      dest);
+    if (err >= 0) err = H5Dread(col->dset, mem_type, mem_space, col->file_space, H5P_DEFAULT, dest);
     if (mem_space >= 0) H5Sclose(mem_space);
     if (err < 0) return read_failed(col, row0, n);
     return CLEVAL_OK;
@@ -549,4 +558,73 @@ cleval_status cleval_column_read_i32(cleval_column *col, uint64_t row0, uint64_t
     if (limit && (uint32_t)max >= limit) return label_above_limit(col, row0, out, count, limit);
     if (max_label) *max_label = max;
     return CLEVAL_OK;
+}
+
+/* The stored integer type's range. */
+static void integer_range(element_type type, double *lo, double *hi)
+{
+    static const double los[] = {-128.0, 0, -32768.0, 0, -2147483648.0, 0, -9223372036854775808.0, 0};
+    static const double his[] = {127.0,        255.0,        32767.0,
+                                 65535.0,      2147483647.0, 4294967295.0,
+                                 9223372036854775807.0, 18446744073709551615.0};
+    *lo = los[type];
+    *hi = his[type];
+}
+
+/* The integer types rows can be read as (cleval_elem_type after CLEVAL_ELEM_F32, in order):
+ * bytes and range. */
+static const struct {
+    size_t size;
+    double lo, hi;
+} read_types[] = {
+    {1, 0, 255.0},                                        /* CLEVAL_ELEM_U8 */
+    {1, -128.0, 127.0},                                   /* CLEVAL_ELEM_I8 */
+    {2, 0, 65535.0},                                      /* CLEVAL_ELEM_U16 */
+    {2, -32768.0, 32767.0},                               /* CLEVAL_ELEM_I16 */
+    {4, -2147483648.0, 2147483647.0},                     /* CLEVAL_ELEM_I32 */
+    {8, -9223372036854775808.0, 9223372036854775807.0},   /* CLEVAL_ELEM_I64 */
+};
+
+static hid_t elem_memory_type(cleval_elem_type type)
+{
+    switch (type) {
+    case CLEVAL_ELEM_U8: return H5T_NATIVE_UINT8;
+    case CLEVAL_ELEM_I8: return H5T_NATIVE_INT8;
+    case CLEVAL_ELEM_U16: return H5T_NATIVE_UINT16;
+    case CLEVAL_ELEM_I16: return H5T_NATIVE_INT16;
+    case CLEVAL_ELEM_I32: return H5T_NATIVE_INT32;
+    case CLEVAL_ELEM_I64: return H5T_NATIVE_INT64;
+    case CLEVAL_ELEM_F32: break;
+    }
+    return H5T_NATIVE_FLOAT;
+}
+
+size_t cleval_column_elem_size(cleval_elem_type type)
+{
+    return type == CLEVAL_ELEM_F32 ? 4 : read_types[type - 1].size;
+}
+
+bool cleval_column_fits(const cleval_column *col, cleval_elem_type type)
+{
+    if (type == CLEVAL_ELEM_F32) return true;
+    if (!is_integer(col->type)) return false;
+    double lo, hi;
+    integer_range(col->type, &lo, &hi);
+    return lo >= read_types[type - 1].lo && hi <= read_types[type - 1].hi;
+}
+
+bool cleval_column_is_integer(const cleval_column *col)
+{
+    return is_integer(col->type);
+}
+
+cleval_status cleval_column_read_as(cleval_column *col, uint64_t row0, uint64_t n,
+                                    cleval_elem_type type, void *out)
+{
+    if (type == CLEVAL_ELEM_F32) return cleval_column_read_f32(col, row0, n, out);
+    if (!cleval_column_fits(col, type))
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: '%s' (%s) does not fit the type read",
+                           col->ds->path, col->name, element_names[col->type]);
+    if (n == 0) return CLEVAL_OK;
+    return read_rows(col, row0, n, elem_memory_type(type), cleval_column_elem_size(type), out);
 }

@@ -280,6 +280,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status == CLEVAL_OK) {
         pipeline_config cfg = {
             .x = spec->x,
+            .x_type = spec->x_type,
             .labels = spec->labels,
             .file_pred = spec->file_pred,
             .row_begin = restored.rows_done,

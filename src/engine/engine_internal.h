@@ -24,6 +24,9 @@ cleval_status engine_open_test_set(const cleval_test_set *test, uint32_t max_cla
                                    engine_test_stream *s);
 void engine_close_test_set(engine_test_stream *s);
 
+/* "[3, 32, 32]": a sample shape for messages. */
+void engine_format_shape(char *out, size_t size, uint32_t rank, const uint64_t *shape);
+
 /* Fails naming both shapes when the test samples' shape differs from `shape`. */
 cleval_status engine_check_sample_shape(const engine_test_stream *s, uint32_t rank,
                                         const uint64_t *shape, const char *expected_from);
@@ -66,6 +69,7 @@ typedef struct engine_run_spec {
     cleval_dataset *data;    /* the test set's file (class names, its path) */
     cleval_dataset *names_fallback; /* class names when `data` has none (KNN: the training set) */
     cleval_column *x;        /* NULL for metrics */
+    cleval_elem_type x_type; /* what x is read as (float32 unless eval says otherwise) */
     cleval_column *labels;   /* NULL without labels */
     cleval_column *file_pred; /* metrics only */
     uint32_t n_classes;      /* 0: discovered from the data (metrics) */

@@ -125,30 +125,106 @@ static cleval_status collect_layers(const char *model_path, const eval_model *mo
     return CLEVAL_OK;
 }
 
-/* int8: the activation ranges of the fp32 network (on the first device, with the same prune)
- * over the first job->calibration samples of the test file, read in chunks. Checks the sample
- * shape first, as the run itself does. */
+/* How the test samples reach the model: the type they are read as, the same as an ONNX type. */
+typedef struct eval_feed {
+    cleval_elem_type read;
+    int32_t onnx;
+} eval_feed;
+
+static const eval_feed INTEGER_FEEDS[] = {
+    {CLEVAL_ELEM_U8, CLEVAL_ONNX_UINT8},   {CLEVAL_ELEM_I8, CLEVAL_ONNX_INT8},
+    {CLEVAL_ELEM_U16, CLEVAL_ONNX_UINT16}, {CLEVAL_ELEM_I16, CLEVAL_ONNX_INT16},
+    {CLEVAL_ELEM_I32, CLEVAL_ONNX_INT32},  {CLEVAL_ELEM_I64, CLEVAL_ONNX_INT64},
+};
+
+/* The feed for a model input of ONNX type `model_type` from column x; false when x cannot
+ * feed it. A float model takes the narrowest integer type up to 16 bits holding the file's
+ * (moved as is, converted on the device), else float32; an integer model its own type, from
+ * an integer file whose values all fit it. */
+static bool choose_feed(int32_t model_type, const cleval_column *x, eval_feed *out)
+{
+    bool float_model = model_type == CLEVAL_ONNX_FLOAT || model_type == CLEVAL_ONNX_FLOAT16;
+    for (size_t i = 0; i < sizeof INTEGER_FEEDS / sizeof *INTEGER_FEEDS; i++) {
+        const eval_feed *f = &INTEGER_FEEDS[i];
+        bool candidate = float_model ? f->read <= CLEVAL_ELEM_I16 : f->onnx == model_type;
+        if (candidate && cleval_column_is_integer(x) && cleval_column_fits(x, f->read)) {
+            *out = *f;
+            return true;
+        }
+    }
+    *out = (eval_feed){CLEVAL_ELEM_F32, CLEVAL_ONNX_FLOAT};
+    return float_model;
+}
+
+/* The sample shape the file must have: the model's, channels moved last when nhwc. */
+static void file_shape_wanted(const cleval_nn *nn, bool nhwc, uint64_t *shape)
+{
+    uint32_t rank = cleval_nn_input_rank(nn);
+    const uint64_t *model = cleval_nn_input_shape(nn);
+    for (uint32_t d = 0; d < rank; d++)
+        shape[d] = nhwc ? model[d + 1 < rank ? d + 1 : 0] : model[d];
+}
+
+/* Checks the test samples can feed network nn (element type and sample shape), failing with
+ * one line naming what the model wants and what the file has; then sets nn's feed type and
+ * *read to the type the samples are read as. */
+static cleval_status check_feed(const cleval_eval_job *job, const engine_test_stream *test,
+                                cleval_nn *nn, cleval_elem_type *read)
+{
+    int32_t model_type = cleval_nn_input_type(nn);
+    eval_feed feed;
+    bool type_ok = choose_feed(model_type, test->x, &feed);
+    uint64_t want[CLEVAL_MAX_RANK];
+    uint32_t rank = cleval_nn_input_rank(nn);
+    file_shape_wanted(nn, job->input.nhwc, want);
+    uint32_t got_rank = cleval_column_row_rank(test->x);
+    const uint64_t *got = cleval_column_row_shape(test->x);
+    bool shape_ok = got_rank == rank;
+    for (uint32_t d = 0; shape_ok && d < rank; d++)
+        shape_ok = got[d] == want[d];
+    if (!type_ok || !shape_ok) {
+        char wanted[160], has[160], layout[256] = "";
+        engine_format_shape(wanted, sizeof wanted, rank, cleval_nn_input_shape(nn));
+        engine_format_shape(has, sizeof has, got_rank, got);
+        if (job->input.nhwc) {
+            char nhwc[160];
+            engine_format_shape(nhwc, sizeof nhwc, rank, want);
+            snprintf(layout, sizeof layout, " (channels-last %s with --input-layout nhwc)", nhwc);
+        }
+        return cleval_fail(
+            CLEVAL_ERR_INPUT, "model %s input '%s' wants %s %s%s; --data %s dataset '%s' is %s %s",
+            job->model_path, cleval_nn_graph_input_name(nn, 0), cleval_onnx_dtype_name(model_type),
+            wanted, layout, cleval_dataset_path(test->ds), cleval_column_name(test->x),
+            cleval_column_type_name(test->x), has);
+    }
+    *read = feed.read;
+    return cleval_nn_set_feed_type(nn, feed.onnx);
+}
+
+/* int8: the activation ranges of the fp32 network (on the first device, with the same prune
+ * and preprocessing) over the first job->calibration samples of the test file, read in chunks.
+ * Checks the samples first, as the run itself does. */
 static cleval_status calibrate(const cleval_eval_job *job, const cleval_onnx_model *model,
                                engine_test_stream *test, cleval_nn_calibration **out)
 {
-    cleval_nn_options options = {.precision = CLEVAL_NN_FP32, .prune = job->prune};
+    cleval_nn_options options = {
+        .precision = CLEVAL_NN_FP32, .prune = job->prune, .input = job->input};
     cleval_nn *nn = NULL;
-    float *x = NULL;
+    void *x = NULL;
+    cleval_elem_type read = CLEVAL_ELEM_F32;
     cleval_status status = cleval_nn_create_with(job->run.devices[0], model, &options, &nn);
     if (status != CLEVAL_OK) return status;
-    char what[4200];
-    snprintf(what, sizeof what, "the model %s", job->model_path);
-    status =
-        engine_check_sample_shape(test, cleval_nn_input_rank(nn), cleval_nn_input_shape(nn), what);
+    status = check_feed(job, test, nn, &read);
     uint64_t want = job->calibration ? job->calibration : CLEVAL_DEFAULT_CALIBRATION;
     uint64_t n = want < test->n ? want : test->n, size = cleval_nn_input_size(nn);
     uint64_t chunk = 64;
-    if (status == CLEVAL_OK && !(x = malloc((size_t)(chunk * size) * sizeof *x)))
+    if (status == CLEVAL_OK &&
+        !(x = malloc((size_t)(chunk * size) * cleval_column_elem_size(read))))
         status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading calibration samples",
                              job->test.data_path);
     for (uint64_t row = 0; status == CLEVAL_OK && row < n; row += chunk) {
         uint32_t count = (uint32_t)(n - row < chunk ? n - row : chunk);
-        status = cleval_column_read_f32(test->x, row, count, x);
+        status = cleval_column_read_as(test->x, row, count, read, x);
         if (status == CLEVAL_OK) status = cleval_nn_calibrate(nn, x, count, out);
     }
     free(x);
@@ -208,7 +284,8 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
             ? CLEVAL_OK
             : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading the model", job->model_path);
     const char *precision = job->precision ? job->precision : "fp32";
-    cleval_nn_options options = {.prune = job->prune};
+    cleval_nn_options options = {.prune = job->prune, .input = job->input};
+    cleval_elem_type read = CLEVAL_ELEM_F32;
     cleval_nn_calibration *calibration = NULL;
     if (status == CLEVAL_OK) status = parse_precision(precision, &options.precision);
     if (status == CLEVAL_OK) status = choose_arithmetic(job, &options);
@@ -225,6 +302,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
         models[d].first_nonfinite = UINT64_MAX;
         model_ptrs[d] = &models[d];
         status = cleval_nn_create_with(run->devices[d], model, &options, &models[d].nn);
+        if (status == CLEVAL_OK) status = check_feed(job, &test, models[d].nn, &read);
         if (status == CLEVAL_OK && job->profile)
             status = cleval_nn_set_profiling(models[d].nn, true);
     }
@@ -236,8 +314,6 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
            out->input_rank * sizeof *out->input_shape);
     char what[4200];
     snprintf(what, sizeof what, "the model %s", job->model_path);
-    if ((status = engine_check_sample_shape(&test, out->input_rank, out->input_shape, what)))
-        goto done;
     uint32_t n_classes = cleval_nn_output_width(models[0].nn);
     if ((status = cleval_check_class_count(what, n_classes, run->max_classes))) goto done;
     uint32_t max_batch = UINT32_MAX;
@@ -284,6 +360,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     engine_run_spec spec = {.command = "eval",
                             .data = test.ds,
                             .x = test.x,
+                            .x_type = read,
                             .labels = test.y,
                             .n_classes = n_classes,
                             .classes_from = what,

@@ -214,7 +214,8 @@ static cleval_status read_batch(const pipeline_config *cfg, pipeline_slot *slot,
     slot->max_label = -1;
     cleval_status status;
     int32_t max;
-    if (cfg->x && (status = cleval_column_read_f32(cfg->x, row0, n, slot->x))) return status;
+    if (cfg->x && (status = cleval_column_read_as(cfg->x, row0, n, cfg->x_type, slot->x)))
+        return status;
     if (cfg->labels) {
         if ((status = cleval_column_read_i32(cfg->labels, row0, n, slot->labels, &max)))
             return status;
@@ -253,13 +254,14 @@ static cleval_status allocate(pipeline *p)
         return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the batch pipeline",
                            data_path(cfg));
     size_t row = cfg->x ? (size_t)cleval_column_row_size(cfg->x) : 0;
+    size_t x_bytes = row * cleval_column_elem_size(cfg->x_type);
     /* No batch is longer than the rows to go: a --batch beyond them would only cost memory. */
     uint64_t rows = cfg->row_end > cfg->row_begin ? cfg->row_end - cfg->row_begin : 1;
     size_t batch = cfg->batch < rows ? cfg->batch : (size_t)rows;
     for (uint32_t s = 0; s < p->n_slots; s++) {
         pipeline_slot *slot = &p->slots[s];
         slot->pred = malloc(batch * sizeof *slot->pred);
-        if (cfg->x) slot->x = malloc(batch * row * sizeof *slot->x);
+        if (cfg->x) slot->x = malloc(batch * x_bytes);
         if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
         if (cfg->with_scores) slot->scores = malloc(batch * cfg->n_classes * sizeof *slot->scores);
         if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||

@@ -30,7 +30,7 @@ void pipeline_counts_free(pipeline_counts *counts);
 typedef struct pipeline_slot {
     uint64_t row0;      /* first row, in file coordinates */
     uint32_t n;
-    float *x;           /* [n][row_size] features, or NULL for jobs without a model */
+    void *x;            /* [n][row_size] features of config->x_type, or NULL without a model */
     int32_t *labels;    /* [n] true classes, or NULL without labels */
     int32_t *pred;      /* [n] predictions: read from the file (metrics) or the model's */
     float *scores;      /* [n][n_classes] when saved, else NULL */
@@ -50,6 +50,7 @@ typedef struct pipeline_config {
     cleval_column *x;
     cleval_column *labels;
     cleval_column *file_pred;
+    cleval_elem_type x_type;     /* the type x is read as (cleval_column_read_as) */
     uint64_t row_begin, row_end; /* the rows to process (a shard, or the whole file) */
     uint32_t batch;
     uint32_t n_classes;          /* 0: discovered from the data (metrics) */

@@ -53,7 +53,7 @@ void engine_close_test_set(engine_test_stream *s)
     memset(s, 0, sizeof *s);
 }
 
-static void format_shape(char *out, size_t size, uint32_t rank, const uint64_t *shape)
+void engine_format_shape(char *out, size_t size, uint32_t rank, const uint64_t *shape)
 {
     size_t used = (size_t)snprintf(out, size, "[");
     for (uint32_t d = 0; d < rank && used < size; d++)
@@ -72,8 +72,8 @@ cleval_status engine_check_sample_shape(const engine_test_stream *s, uint32_t ra
         same = got[d] == shape[d];
     if (same) return CLEVAL_OK;
     char a[128], b[128];
-    format_shape(a, sizeof a, got_rank, got);
-    format_shape(b, sizeof b, rank, shape);
+    engine_format_shape(a, sizeof a, got_rank, got);
+    engine_format_shape(b, sizeof b, rank, shape);
     return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' samples have shape %s but %s expects %s",
                        cleval_dataset_path(s->ds), cleval_column_name(s->x), a, expected_from, b);
 }

@@ -12,16 +12,26 @@
 #include <string.h>
 
 static const nn_op_kind *const KINDS[] = {
-    &nn_kind_conv,       &nn_kind_maxpool,    &nn_kind_averagepool, &nn_kind_globalaveragepool,
-    &nn_kind_gemm,       &nn_kind_matmul,     &nn_kind_add,         &nn_kind_sub,
-    &nn_kind_mul,        &nn_kind_div,        &nn_kind_relu,        &nn_kind_sigmoid,
-    &nn_kind_tanh,       &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
-    &nn_kind_reshape,    &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
-    &nn_kind_softmax,    &nn_kind_logsoftmax, &nn_kind_pow,         &nn_kind_sqrt,
-    &nn_kind_reducemean, &nn_kind_reducesum,  &nn_kind_reducemax,   &nn_kind_reducemin,
-    &nn_kind_reducel2,   &nn_kind_layernorm,  &nn_kind_expand,      &nn_kind_constantofshape,
-    &nn_kind_concat,     &nn_kind_split,      &nn_kind_slice,       &nn_kind_transpose,
-    &nn_kind_gather,     &nn_kind_squeeze,    &nn_kind_unsqueeze,
+    &nn_kind_conv,    &nn_kind_maxpool,    &nn_kind_averagepool, &nn_kind_globalaveragepool,
+    &nn_kind_gemm,    &nn_kind_matmul,     &nn_kind_add,         &nn_kind_sub,
+    &nn_kind_mul,     &nn_kind_div,        &nn_kind_relu,        &nn_kind_sigmoid,
+    &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
+    &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
+    &nn_kind_softmax, &nn_kind_logsoftmax,
+    &nn_kind_pow,
+    &nn_kind_sqrt,
+    &nn_kind_reducemean,
+    &nn_kind_reducesum,
+    &nn_kind_reducemax,
+    &nn_kind_reducemin,
+    &nn_kind_reducel2,
+    &nn_kind_layernorm,
+    &nn_kind_expand,
+    &nn_kind_constantofshape,
+    &nn_kind_concat,  &nn_kind_split,      &nn_kind_slice,       &nn_kind_transpose,
+    &nn_kind_gather,  &nn_kind_squeeze,    &nn_kind_unsqueeze,
+    &nn_kind_lstm, &nn_kind_gru,
+    &nn_kind_cast,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)
@@ -176,6 +186,7 @@ static cleval_status set_const_data(cleval_nn *nn, nn_value *v, const cleval_onn
         if (!(v->f32 = malloc(n * sizeof *v->f32))) goto nomem;
         if (count) memcpy(v->f32, t->f32, count * sizeof *v->f32);
     } else if (t->storage == CLEVAL_ONNX_DATA_I64) {
+        v->dtype = NN_INT64;
         if (!(v->i64 = malloc(n * sizeof *v->i64))) goto nomem;
         if (count) memcpy(v->i64, t->i64, count * sizeof *v->i64);
     }
@@ -241,6 +252,7 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
         if ((v->f32 = malloc(sizeof *v->f32))) v->f32[0] = a->f;
     } else if (strcmp(a->name, "value_int") == 0 && a->type == CLEVAL_ONNX_ATTR_INT) {
         v->count = 1;
+        v->dtype = NN_INT64;
         if ((v->i64 = malloc(sizeof *v->i64))) v->i64[0] = a->i;
     } else if (strcmp(a->name, "value_floats") == 0 && a->type == CLEVAL_ONNX_ATTR_FLOATS) {
         v->shape.rank = 1;
@@ -252,6 +264,7 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
         v->shape.rank = 1;
         v->shape.d[0] = a->count;
         v->count = a->count;
+        v->dtype = NN_INT64;
         if ((v->i64 = malloc((a->count ? a->count : 1) * sizeof *v->i64)))
             memcpy(v->i64, a->ints, a->count * sizeof *v->i64);
     } else {
@@ -262,6 +275,17 @@ static cleval_status add_constant_node(cleval_nn *nn, name_map *names, const cle
     if (!v->f32 && !v->i64)
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
     return name_value(nn, names, vi);
+}
+
+/* The device kind of a node. A Gather whose indices vary (an embedding lookup) has a kind of
+ * its own; with constant indices it is the ordinary Gather. */
+static const nn_op_kind *device_kind(const cleval_nn *nn, const nn_op *op,
+                                     const cleval_onnx_node *node)
+{
+    if (strcmp(node->op_type, "Gather") == 0 && op->n_in == 2 && op->in[1] >= 0 &&
+        nn->values[op->in[1]].varying)
+        return &nn_kind_gather_rows;
+    return nn_find_kind(node->op_type);
 }
 
 /* Where the inputs of a node come from: all constants, or constants and host values only. */
@@ -342,7 +366,7 @@ static const nn_op_kind *choose_kind(cleval_nn *nn, nn_op *op, const cleval_onnx
     bool float_data = nn_has_in(op, 0) && nn_in(nn, op, 0)->f32;
     const nn_op_kind *host = nn_host_kind(node, all_const, float_data);
     op->host = host && (all_host || nn_host_reads_shapes(host));
-    return op->host ? host : nn_find_kind(node->op_type);
+    return op->host ? host : device_kind(nn, op, node);
 }
 
 bool nn_reads_host_input(const nn_op_kind *kind, uint32_t i)
@@ -422,11 +446,13 @@ static cleval_status add_node(cleval_nn *nn, name_map *names, const cleval_onnx_
         cleval_status status = name_value(nn, names, v);
         if (status != CLEVAL_OK) return status;
     }
-    if (op->out[0] < 0) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
+    if (op->out[0] < 0 && !nn_kind_may_omit_output0(op->kind))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "output 0 has no name");
     cleval_status status = op->kind->parse(nn, op, node);
     bool all_const, all_host;
     classify_inputs(nn, op, &all_const, &all_host);
     if (status == CLEVAL_OK && op->host && all_const) status = nn_fold_op(nn, op);
+    if (status == CLEVAL_OK && !op->host) status = nn_settle_dtypes(nn, op);
     return status;
 }
 
@@ -455,10 +481,12 @@ static cleval_status add_inputs(cleval_nn *nn, name_map *names, const cleval_onn
             if ((status = name_value(nn, names, v)) != CLEVAL_OK) return status;
             continue;
         }
-        if (in->elem_type != CLEVAL_ONNX_FLOAT && in->elem_type != 0)
+        nn_dtype dtype = NN_FLOAT;
+        if (in->elem_type != 0 &&
+            (in->elem_type == CLEVAL_ONNX_BOOL || !nn_dtype_from_onnx(in->elem_type, &dtype)))
             return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
-                               "%s: graph input '%s' has element type %s; cleval feeds float "
-                               "inputs only",
+                               "%s: graph input '%s' has element type %s; cleval feeds float, "
+                               "float16, uint8, int8, int32 and int64 inputs",
                                nn->path, in->name, cleval_onnx_dtype_name(in->elem_type));
         if (in->has_shape && in->rank > NN_MAX_RANK)
             return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
@@ -468,6 +496,7 @@ static cleval_status add_inputs(cleval_nn *nn, name_map *names, const cleval_onn
         int v = add_value(nn, in->name, NN_VALUE_INPUT);
         if (v < 0) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the graph");
         nn->values[v].varying = true;
+        nn->values[v].dtype = dtype;
         if (in->has_shape) {
             nn->values[v].shape.rank = in->rank;
             for (uint32_t d = 0; d < in->rank; d++)
@@ -525,21 +554,25 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
                                  nn->path, model->outputs[i].name);
             break;
         }
-        if (model->outputs[i].elem_type != CLEVAL_ONNX_FLOAT && model->outputs[i].elem_type != 0)
+        int32_t type = model->outputs[i].elem_type;
+        if ((type != CLEVAL_ONNX_FLOAT && type != CLEVAL_ONNX_FLOAT16 && type != 0) ||
+            nn->values[v].dtype != NN_FLOAT)
             status = cleval_fail(CLEVAL_ERR_UNSUPPORTED,
                                  "%s: graph output '%s' has element type %s; cleval computes "
                                  "float outputs only",
                                  nn->path, model->outputs[i].name,
-                                 cleval_onnx_dtype_name(model->outputs[i].elem_type));
+                                 type ? cleval_onnx_dtype_name(type)
+                                      : nn_dtype_name(nn->values[v].dtype));
         nn->values[v].is_output = true;
         nn->values[v].uses++;
         nn->outputs[nn->n_outputs++] = v;
     }
     /* Secondary outputs (Dropout's mask, MaxPool's Indices, BatchNormalization's training
-     * statistics) are never computed: refuse a graph that reads one. */
+     * statistics) are never computed: refuse a graph that reads one. Ops that compute them
+     * all (LSTM's Y_h and Y_c) say so. */
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         const nn_op *op = &nn->ops[i];
-        if (nn_kind_variadic(op->kind)) continue;
+        if (nn_kind_variadic(op->kind) || op->all_outputs) continue;
         for (uint32_t o = 1; o < op->n_out && status == CLEVAL_OK; o++) {
             const nn_value *v = op->out[o] >= 0 ? &nn->values[op->out[o]] : NULL;
             if (v && (v->uses || v->is_output))

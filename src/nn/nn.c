@@ -338,7 +338,8 @@ static bool *host_operands(const cleval_nn *nn)
 static cleval_status upload_operands(cleval_nn *nn, nn_op *op)
 {
     bool packs = op->kind == &nn_kind_conv || op->kind == &nn_kind_gemm ||
-                 op->kind == &nn_kind_matmul || op->kind == &nn_kind_batchnorm;
+                 op->kind == &nn_kind_matmul || op->kind == &nn_kind_batchnorm ||
+                 op->kind == &nn_kind_lstm || op->kind == &nn_kind_gru;
     for (uint32_t j = 0; j < op->n_in; j++) {
         if (op->in[j] < 0 || (packs && j > 0)) continue;
         nn_value *v = &nn->values[op->in[j]];
@@ -473,6 +474,7 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
         if (op->dead) continue;
         if ((status = upload_operands(nn, op)) == CLEVAL_OK) status = op->kind->prepare(nn, op);
     }
+    if (status == CLEVAL_OK) status = nn_feed_init(nn, model, options);
     if (status == CLEVAL_OK && !nn->general)
         status = cleval_device_kernel(dev, "softmax", NULL, "argmax", &nn->argmax);
     if (status != CLEVAL_OK) goto fail;
@@ -546,6 +548,7 @@ void cleval_nn_destroy(cleval_nn *nn)
         free(value->f32);
         free(value->i64);
     }
+    nn_feed_release(nn);
     nn_release_plan(nn);
     if (nn->pred) clReleaseMemObject(nn->pred);
     if (nn->nonfinite) clReleaseMemObject(nn->nonfinite);
@@ -664,17 +667,19 @@ static cleval_status launch_all(cleval_nn *nn)
     return CLEVAL_OK;
 }
 
-static cleval_status write_input(cleval_nn *nn, int v, const float *data)
+/* Runs the check of every op that flags problems on the device (after the run's kernels). */
+static cleval_status check_ops(cleval_nn *nn)
 {
-    const nn_value *value = &nn->values[v];
-    if (value->count == 0) return CLEVAL_OK;
-    return cleval_cl_check(clEnqueueWriteBuffer(nn->queue, nn_value_mem(nn, v), CL_TRUE, 0,
-                                                (size_t)value->count * sizeof(float), data, 0, NULL,
-                                                NULL),
-                           "clEnqueueWriteBuffer(network input)");
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || !op->check) continue;
+        cleval_status status = op->check(nn, op);
+        if (status != CLEVAL_OK) return status;
+    }
+    return CLEVAL_OK;
 }
 
-cleval_status cleval_nn_run(cleval_nn *nn, const float *x, uint32_t n, float *scores)
+cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores)
 {
     if (nn->general)
         return cleval_fail(CLEVAL_ERR_USAGE,
@@ -707,10 +712,10 @@ cleval_status cleval_nn_run(cleval_nn *nn, const float *x, uint32_t n, float *sc
         nn->pred_capacity = pred_bytes;
     }
     int out = nn->outputs[0];
-    if ((status = write_input(nn, nn->inputs[0], x)) != CLEVAL_OK ||
-        (status = launch_all(nn)) != CLEVAL_OK ||
+    if ((status = nn_feed_write(nn, 0, x)) != CLEVAL_OK || (status = launch_all(nn)) != CLEVAL_OK ||
         (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
-                                   nn->width)) != CLEVAL_OK)
+                                   nn->width)) != CLEVAL_OK ||
+        (status = check_ops(nn)) != CLEVAL_OK)
         return status;
     nn->layers[nn->n_layers].runs++;
     if (scores)
@@ -755,8 +760,9 @@ cleval_status cleval_nn_run_graph(cleval_nn *nn, const cleval_nn_tensor *inputs,
     if ((status = nn_infer_all(nn)) != CLEVAL_OK || (status = nn_plan(nn)) != CLEVAL_OK)
         return status;
     for (uint32_t i = 0; i < nn->n_inputs && status == CLEVAL_OK; i++)
-        status = write_input(nn, nn->inputs[i], inputs[i].data);
+        status = nn_feed_write(nn, i, inputs[i].data);
     if (status == CLEVAL_OK) status = launch_all(nn);
+    if (status == CLEVAL_OK) status = check_ops(nn);
     for (uint32_t o = 0; o < nn->n_outputs && status == CLEVAL_OK; o++) {
         const nn_value *v = &nn->values[nn->outputs[o]];
         outputs[o].rank = v->shape.rank;

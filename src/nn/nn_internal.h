@@ -16,8 +16,10 @@
 #define NN_MAX_RANK CLEVAL_NN_MAX_RANK
 /* Every op has room for NN_MAX_IN inputs and NN_MAX_OUT outputs (passes may fill the slots a
  * node left out); variadic kinds (Concat, Split) take as many as their node names. */
-#define NN_MAX_IN 8  /* BatchNormalization: 5; a Concat of one piece per axis: 8 */
-#define NN_MAX_OUT 5 /* secondary outputs (Dropout mask, BN statistics) are refused when used */
+#define NN_MAX_IN 8 /* LSTM: X, W, R, B, sequence_lens, initial_h, initial_c, P */
+/* Secondary outputs (Dropout mask, BN statistics) are refused when used, except for ops that
+ * compute them all (nn_op.all_outputs) and variadic kinds. */
+#define NN_MAX_OUT 5
 #define NN_MAX_KERNELS 4
 #define NN_MAX_BUFFERS 6
 /* No tensor may hold more elements than this: kernels index buffers with 32-bit integers. */
@@ -45,9 +47,22 @@ typedef enum nn_layout {
     NN_LAYOUT_NHWC = 1,
 } nn_layout;
 
+/* Element type of a value (op_cast.c). Float values may be stored as half (fp16); the integer
+ * types are stored as they are (int64 as OpenCL long, bool as uchar 0/1). ONNX float16 values
+ * are float here (rounded to half where a Cast or the input conversion says so). */
+typedef enum nn_dtype {
+    NN_FLOAT = 0,
+    NN_INT64 = 1,
+    NN_INT32 = 2,
+    NN_INT8 = 3,
+    NN_UINT8 = 4,
+    NN_BOOL = 5,
+} nn_dtype;
+
 typedef struct nn_value {
     char *name;
     nn_value_kind kind;
+    nn_dtype dtype; /* constants: NN_INT64 when they hold i64 */
     bool varying;   /* depends on a runtime input */
     nn_shape shape; /* constants: fixed; others: from the latest shape inference */
     nn_layout layout;
@@ -195,6 +210,21 @@ typedef struct nn_fold_params {
     float fill_f32;
     int64_t fill_i64;
 } nn_fold_params;
+/* LSTM and GRU (op_rnn.c). Activation codes: 0 Sigmoid, 1 Tanh, 2 Relu. */
+typedef struct nn_rnn_params {
+    bool gru;
+    int64_t hidden;           /* hidden_size (from R when the attribute is absent) */
+    uint32_t dirs;            /* 2 for bidirectional */
+    bool reverse;             /* direction=reverse: the only direction runs backwards */
+    bool batch_major;         /* layout=1: X [batch, seq, input], Y [batch, seq, dirs, hidden] */
+    float clip;               /* 0: none; else gate pre-activations clamped to [-clip, clip] */
+    bool input_forget;        /* LSTM: forget gate = 1 - input gate */
+    bool linear_before_reset; /* GRU */
+    uint8_t act[2][3];        /* per direction: f, g (and h for LSTM) */
+    int64_t input;            /* input size, from W */
+    int64_t seq, batch;       /* current run, from infer */
+    uint32_t local;           /* work-group size of the recurrence, from prepare */
+} nn_rnn_params;
 
 typedef struct nn_softmax_params {
     int64_t axis;
@@ -234,6 +264,16 @@ typedef struct nn_layout_params {
     int64_t axes[NN_MAX_RANK];
 } nn_layout_params;
 
+typedef struct nn_cast_params {
+    nn_dtype to;
+    bool to_half; /* to float16: the value is rounded to half and kept as float */
+} nn_cast_params;
+
+typedef struct nn_gather_rows_params {
+    int64_t rows;    /* rows of the table (data's axis 0) */
+    int64_t row_len; /* elements per row */
+} nn_gather_rows_params;
+
 struct nn_op {
     const nn_op_kind *kind;
     char *name;     /* the ONNX node's name */
@@ -247,6 +287,7 @@ struct nn_op {
     bool alias_only;  /* output is a view of input 0: no kernel */
     bool host;        /* evaluated on the host by infer (fold.c): no kernel, no memory */
     bool mixes_batch; /* set by infer: combines samples across axis 0 */
+    bool all_outputs; /* set by parse: computes every output, not only output 0 (LSTM, GRU) */
     size_t workspace; /* scratch bytes needed during launch, set by infer */
     int workspace_slot;
     double flops; /* per launch at the current shapes, set by infer */
@@ -267,8 +308,14 @@ struct nn_op {
         nn_reduce_params reduce;
         nn_fold_params fold;
         nn_layout_params layout;
+        nn_rnn_params rnn;
+        nn_cast_params cast;
+        nn_gather_rows_params gather_rows;
     } p;
     cleval_nn_layer prof;
+    /* Set by parse when the op flags problems on the device (an index out of range): called
+     * after a run's kernels were enqueued, it waits for the device and fails naming the node. */
+    cleval_status (*check)(cleval_nn *nn, nn_op *op);
 };
 
 /* Kernel tunables of one network (tuning.c). */
@@ -341,6 +388,10 @@ struct cleval_nn {
     cleval_nn_layer *layers; /* profile view: op indices of live kernel ops */
     uint32_t n_layers;
     int *layer_op;
+    /* How each runtime input's host data reaches the device (feed.c). */
+    struct nn_feed *feeds; /* [n_inputs] */
+    cleval_nn_input_prep prep; /* mean and std point into prep_values */
+    float *prep_values;
 };
 
 /* ---- graph.c ---- */
@@ -508,6 +559,30 @@ static inline void nn_storage_options(const cleval_nn *nn, int x, int y, char *o
     snprintf(out, size, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, x), nn_half(nn, y));
 }
 
+/* ---- feed.c: runtime inputs from host data ---- */
+/* Sets up every runtime input's conversion (after the ops are prepared): the preprocessing of
+ * options->input checked against the classifier input, and each input fed in its default type
+ * (float for float and float16 inputs, the input's own type otherwise; general graphs: float). */
+cleval_status nn_feed_init(cleval_nn *nn, const cleval_onnx_model *model,
+                           const cleval_nn_options *options);
+/* Writes runtime input i's host data (its current count of elements, of its feed type) to its
+ * device buffer, converting on the device where the types differ or preprocessing applies. */
+cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data);
+/* Bytes of one classifier sample as fed. */
+size_t nn_feed_sample_bytes(const cleval_nn *nn);
+void nn_feed_release(cleval_nn *nn);
+
+/* ---- op_cast.c: element types ---- */
+/* The device type of an ONNX element type; false for one values cannot have. */
+bool nn_dtype_from_onnx(int32_t onnx, nn_dtype *out);
+const char *nn_dtype_name(nn_dtype t);
+size_t nn_dtype_bytes(nn_dtype t);
+/* The OpenCL C type of an element ("float", "long", "uchar"). */
+const char *nn_dtype_cl(nn_dtype t);
+/* After op's parse: the element types of its outputs (views keep their input's; Cast and
+ * Gather set theirs), refusing a non-float runtime input to an op that computes in float. */
+cleval_status nn_settle_dtypes(cleval_nn *nn, nn_op *op);
+
 /* ---- plan.c ---- */
 /* Assigns device buffers to activations and workspaces for the current shapes, growing
  * buffers where needed. */
@@ -582,6 +657,11 @@ extern const nn_op_kind nn_kind_concat, nn_kind_split, nn_kind_slice, nn_kind_tr
 extern const nn_op_kind nn_kind_gather, nn_kind_squeeze, nn_kind_unsqueeze;
 /* Kinds with any number of inputs and outputs, all of them computed (Concat, Split). */
 bool nn_kind_variadic(const nn_op_kind *kind);
+extern const nn_op_kind nn_kind_lstm, nn_kind_gru;
+/* Whether a node of this kind may leave output 0 unnamed (LSTM and GRU compute Y_h and Y_c
+ * without Y). */
+bool nn_kind_may_omit_output0(const nn_op_kind *kind);
+extern const nn_op_kind nn_kind_cast, nn_kind_gather_rows;
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */

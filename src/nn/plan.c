@@ -269,12 +269,13 @@ cleval_status nn_plan(cleval_nn *nn)
         nn_op *op = &nn->ops[i];
         if (op->dead || op->alias_only || op->host) continue;
         release_before(nn, &pl, (int)i);
-        /* Secondary outputs are not computed, except by variadic kinds (Split). */
-        uint32_t n_out = nn_kind_variadic(op->kind) ? op->n_out : 1;
-        for (uint32_t o = 0; o < n_out && status == CLEVAL_OK; o++) {
+        /* Output 0 always gets memory; the others when something reads them, or when the kind
+         * computes them all (Split). */
+        for (uint32_t o = 0; o < op->n_out && status == CLEVAL_OK; o++) {
             int v = op->out[o];
-            if (v < 0) continue;
-            nn_value *y = &nn->values[v];
+            nn_value *y = v >= 0 ? &nn->values[v] : NULL;
+            if (!y || (o > 0 && !nn_kind_variadic(op->kind) && !y->uses && !y->is_output))
+                continue;
             size_t bytes = (size_t)y->count * nn_value_elem_bytes(nn, v);
             int until = pl.last[v] < (int)i ? (int)i : pl.last[v];
             status = take_slot(nn, &pl, bytes ? bytes : sizeof(float), v, until, &y->slot);

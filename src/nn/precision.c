@@ -146,7 +146,7 @@ cleval_status nn_capture_input(cleval_nn *nn, const nn_op *op)
     return status;
 }
 
-cleval_status cleval_nn_calibrate(cleval_nn *nn, const float *x, uint32_t n,
+cleval_status cleval_nn_calibrate(cleval_nn *nn, const void *x, uint32_t n,
                                   cleval_nn_calibration **calibration)
 {
     if (nn->general || nn->precision != CLEVAL_NN_FP32)
@@ -173,7 +173,7 @@ cleval_status cleval_nn_calibrate(cleval_nn *nn, const float *x, uint32_t n,
     uint32_t batch = nn->max_batch < 256 ? nn->max_batch : 256;
     for (uint32_t i = 0; i < n && status == CLEVAL_OK; i += batch) {
         uint32_t b = n - i < batch ? n - i : batch;
-        status = cleval_nn_run(nn, x + (size_t)i * nn->sample_size, b, NULL);
+        status = cleval_nn_run(nn, (const char *)x + (size_t)i * nn_feed_sample_bytes(nn), b, NULL);
     }
     nn->capture = NULL;
     if (status != CLEVAL_OK) {
@@ -321,14 +321,15 @@ void nn_choose_storage(cleval_nn *nn)
     for (uint32_t o = 0; o < nn->n_outputs; o++)
         keep[root[nn->outputs[o]]] = true;
     for (uint32_t v = 0; v < nn->n_values; v++)
-        nn->values[v].half = !keep[root[v]] && nn->values[root[v]].kind == NN_VALUE_ACT;
+        nn->values[v].half = !keep[root[v]] && nn->values[root[v]].kind == NN_VALUE_ACT &&
+                             nn->values[root[v]].dtype == NN_FLOAT;
     free(root);
     free(keep);
 }
 
 size_t nn_value_elem_bytes(const cleval_nn *nn, int v)
 {
-    return nn->values[v].half ? 2 : 4;
+    return nn->values[v].half ? 2 : nn_dtype_bytes(nn->values[v].dtype);
 }
 
 /* ---- cleval_nn_model_info ---- */

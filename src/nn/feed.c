@@ -1,0 +1,248 @@
+/* Runtime inputs from host data: the samples are copied to the device in the type they come in
+ * (a uint8 image set moves a quarter of the bytes of floats) and converted there to the graph
+ * input's type by kernels/cast.cl's convert_input, which also applies the classifier's
+ * preprocessing ((x * scale - mean[c]) / std[c], channels-last samples transposed). Data that
+ * already is what the input holds is written as it is. */
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct nn_feed {
+    int32_t model_type; /* the graph input's ONNX element type */
+    int32_t type;       /* the host data's ONNX element type */
+    cl_kernel k;        /* convert_input; NULL when the data is written as it is */
+    cl_mem staging;     /* the host data on the device, before conversion */
+    size_t capacity;
+    cl_mem pre; /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
+} nn_feed;
+
+/* The OpenCL type of host data of ONNX type `type`; NULL for a type that cannot be fed. */
+static const char *feed_cl_type(int32_t type)
+{
+    switch (type) {
+    case CLEVAL_ONNX_FLOAT: return "float";
+    case CLEVAL_ONNX_UINT8: return "uchar";
+    case CLEVAL_ONNX_INT8: return "char";
+    case CLEVAL_ONNX_UINT16: return "ushort";
+    case CLEVAL_ONNX_INT16: return "short";
+    case CLEVAL_ONNX_INT32: return "int";
+    case CLEVAL_ONNX_INT64: return "long";
+    }
+    return NULL;
+}
+
+static size_t feed_bytes(int32_t type)
+{
+    switch (type) {
+    case CLEVAL_ONNX_UINT8:
+    case CLEVAL_ONNX_INT8: return 1;
+    case CLEVAL_ONNX_UINT16:
+    case CLEVAL_ONNX_INT16: return 2;
+    case CLEVAL_ONNX_INT64: return 8;
+    }
+    return 4;
+}
+
+static bool prep_active(const cleval_nn_input_prep *prep)
+{
+    return prep->scale != 0.0f || prep->n_mean || prep->n_std || prep->nhwc;
+}
+
+/* Channels (the input's axis 1) and elements per channel of a classifier sample. */
+static void sample_channels(const cleval_nn *nn, uint32_t *channels, uint32_t *inner)
+{
+    *channels = nn->sample_rank ? (uint32_t)nn->sample_shape[0] : 1;
+    *inner = (uint32_t)(nn->sample_size / *channels);
+}
+
+static cleval_status check_prep_list(const cleval_nn *nn, const char *what, uint32_t n,
+                                     const float *values, uint32_t channels, bool nonzero)
+{
+    if (n && !values)
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: the input %s has %u values but no array",
+                           nn->path, what, n);
+    if (n > 1 && n != channels)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: the input %s has %u values but graph input '%s' has %u channels "
+                           "(axis 1); give 1 or %u",
+                           nn->path, what, n, nn->values[nn->inputs[0]].name, channels, channels);
+    for (uint32_t c = 0; c < n; c++)
+        if (!isfinite(values[c]) || (nonzero && values[c] == 0.0f))
+            return cleval_fail(CLEVAL_ERR_USAGE, "%s: input %s value %g (channel %u) is %s",
+                               nn->path, what, values[c], c,
+                               isfinite(values[c]) ? "0" : "not finite");
+    return CLEVAL_OK;
+}
+
+/* Checks the preprocessing against the classifier input, and uploads mean and std. */
+static cleval_status setup_prep(cleval_nn *nn, const cleval_nn_input_prep *prep)
+{
+    if (!prep_active(prep)) return CLEVAL_OK;
+    if (nn->general)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: input preprocessing (scale, mean, std, layout) is for classifiers",
+                           nn->path);
+    const nn_value *in = &nn->values[nn->inputs[0]];
+    if (in->dtype != NN_FLOAT)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: input preprocessing (scale, mean, std, layout) applies to a float "
+                           "graph input; '%s' is %s",
+                           nn->path, in->name, nn_dtype_name(in->dtype));
+    if (prep->scale != 0.0f && !isfinite(prep->scale))
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: the input scale %g is not finite", nn->path,
+                           prep->scale);
+    if (prep->nhwc && nn->sample_rank < 2)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "%s: channels-last samples need a graph input with 2 or more axes "
+                           "besides the batch; '%s' has %u",
+                           nn->path, in->name, nn->sample_rank);
+    uint32_t channels, inner;
+    sample_channels(nn, &channels, &inner);
+    cleval_status status;
+    if ((status = check_prep_list(nn, "mean", prep->n_mean, prep->mean, channels, false)) ||
+        (status = check_prep_list(nn, "std", prep->n_std, prep->std, channels, true)))
+        return status;
+    nn->prep = *prep;
+    if (nn->prep.scale == 0.0f) nn->prep.scale = 1.0f;
+    nn->prep_values = malloc(2 * (size_t)channels * sizeof *nn->prep_values);
+    if (!nn->prep_values) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
+    for (uint32_t c = 0; c < channels; c++) {
+        nn->prep_values[c] = prep->n_mean ? prep->mean[prep->n_mean > 1 ? c : 0] : 0.0f;
+        nn->prep_values[channels + c] = prep->n_std ? prep->std[prep->n_std > 1 ? c : 0] : 1.0f;
+    }
+    nn->prep.mean = nn->prep_values;
+    nn->prep.std = nn->prep_values + channels;
+    nn->prep.n_mean = nn->prep.n_std = channels;
+    return nn_upload(nn, nn->prep_values, 2 * (size_t)channels * sizeof *nn->prep_values,
+                     "input preprocessing", &nn->feeds[0].pre);
+}
+
+/* (Re)builds input i's conversion for host data of `type`: no kernel when the data already is
+ * what the input holds. */
+static cleval_status build_feed(cleval_nn *nn, uint32_t i, int32_t type)
+{
+    nn_feed *f = &nn->feeds[i];
+    const nn_value *in = &nn->values[nn->inputs[i]];
+    bool prep = i == 0 && prep_active(&nn->prep);
+    bool round_half = f->model_type == CLEVAL_ONNX_FLOAT16;
+    if (f->k) clReleaseKernel(f->k);
+    f->k = NULL;
+    f->type = type;
+    if (!prep && !round_half && strcmp(feed_cl_type(type), nn_dtype_cl(in->dtype)) == 0)
+        return CLEVAL_OK;
+    bool to_int = in->dtype != NN_FLOAT;
+    char options[256];
+    snprintf(options, sizeof options,
+             "-DSRC_T=%s -DSRC_FLOAT=0 -DDST_T=%s -DDST_FLOAT=%d -DCONV=%d -DROUND_HALF=%d "
+             "-DPREP=%d -DNHWC=%d",
+             feed_cl_type(type), nn_dtype_cl(in->dtype), !to_int,
+             type == CLEVAL_ONNX_FLOAT && to_int ? 1 : 0, round_half, prep, prep && nn->prep.nhwc);
+    return nn_kernel(nn, NULL, "cast", options, "convert_input", &f->k);
+}
+
+/* Whether host data of `type` can feed input i. */
+static bool feedable(const cleval_nn *nn, uint32_t i, int32_t type)
+{
+    if (!feed_cl_type(type)) return false;
+    return nn->values[nn->inputs[i]].dtype == NN_FLOAT || type != CLEVAL_ONNX_FLOAT;
+}
+
+static int32_t model_input_type(const cleval_onnx_model *model, const char *name)
+{
+    for (uint32_t i = 0; i < model->n_inputs; i++)
+        if (strcmp(model->inputs[i].name, name) == 0)
+            return model->inputs[i].elem_type ? model->inputs[i].elem_type : CLEVAL_ONNX_FLOAT;
+    return CLEVAL_ONNX_FLOAT;
+}
+
+cleval_status nn_feed_init(cleval_nn *nn, const cleval_onnx_model *model,
+                           const cleval_nn_options *options)
+{
+    nn->feeds = calloc(nn->n_inputs ? nn->n_inputs : 1, sizeof *nn->feeds);
+    if (!nn->feeds) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
+    for (uint32_t i = 0; i < nn->n_inputs; i++)
+        nn->feeds[i].model_type = model_input_type(model, nn->values[nn->inputs[i]].name);
+    static const cleval_nn_input_prep none = {0};
+    cleval_status status = setup_prep(nn, options ? &options->input : &none);
+    for (uint32_t i = 0; i < nn->n_inputs && status == CLEVAL_OK; i++) {
+        /* General graphs take floats; a classifier its input's own type (float for float16). */
+        bool as_float = nn->general || nn->values[nn->inputs[i]].dtype == NN_FLOAT;
+        status = build_feed(nn, i, as_float ? CLEVAL_ONNX_FLOAT : nn->feeds[i].model_type);
+    }
+    return status;
+}
+
+cleval_status cleval_nn_set_feed_type(cleval_nn *nn, int32_t type)
+{
+    if (nn->general)
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: general graphs take float data", nn->path);
+    if (!feedable(nn, 0, type))
+        return cleval_fail(CLEVAL_ERR_USAGE, "%s: graph input '%s' (%s) cannot be fed %s data",
+                           nn->path, nn->values[nn->inputs[0]].name,
+                           cleval_onnx_dtype_name(nn->feeds[0].model_type),
+                           cleval_onnx_dtype_name(type));
+    if (type == nn->feeds[0].type) return CLEVAL_OK;
+    return build_feed(nn, 0, type);
+}
+
+int32_t cleval_nn_input_type(const cleval_nn *nn)
+{
+    return nn->feeds[0].model_type;
+}
+
+size_t nn_feed_sample_bytes(const cleval_nn *nn)
+{
+    return (size_t)nn->sample_size * feed_bytes(nn->feeds[0].type);
+}
+
+cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data)
+{
+    nn_feed *f = &nn->feeds[i];
+    int v = nn->inputs[i];
+    uint64_t count = nn->values[v].count;
+    size_t bytes = (size_t)count * feed_bytes(f->type);
+    if (count == 0) return CLEVAL_OK;
+    cl_mem dest = f->k ? f->staging : nn_value_mem(nn, v);
+    if (f->k && bytes > f->capacity) {
+        if (f->staging) clReleaseMemObject(f->staging);
+        f->staging = NULL;
+        f->capacity = 0;
+        cleval_status status = cleval_device_buffer(nn->dev, CL_MEM_READ_ONLY, bytes, NULL,
+                                                    "network input (as fed)", &f->staging);
+        if (status != CLEVAL_OK) return status;
+        f->capacity = bytes;
+        dest = f->staging;
+    }
+    cleval_status status = cleval_cl_check(
+        clEnqueueWriteBuffer(nn->queue, dest, CL_TRUE, 0, bytes, data, 0, NULL, NULL),
+        "clEnqueueWriteBuffer(network input)");
+    if (status != CLEVAL_OK || !f->k) return status;
+    uint32_t channels = 1, inner = 1;
+    bool prep = i == 0 && prep_active(&nn->prep);
+    if (prep) sample_channels(nn, &channels, &inner);
+    nn_args a = nn_args_begin(f->k);
+    nn_arg_mem(&a, f->staging);
+    nn_arg_mem(&a, nn_value_mem(nn, v));
+    nn_arg_int(&a, (int32_t)count);
+    nn_arg_int(&a, (int32_t)channels);
+    nn_arg_int(&a, (int32_t)inner);
+    nn_arg_float(&a, prep ? nn->prep.scale : 1.0f);
+    nn_arg_mem(&a, f->pre);
+    size_t local = nn_local_1d(nn), global = (size_t)count;
+    return nn_enqueue(nn, NULL, &a, 1, &global, &local);
+}
+
+void nn_feed_release(cleval_nn *nn)
+{
+    for (uint32_t i = 0; nn->feeds && i < nn->n_inputs; i++) {
+        if (nn->feeds[i].k) clReleaseKernel(nn->feeds[i].k);
+        if (nn->feeds[i].staging) clReleaseMemObject(nn->feeds[i].staging);
+        if (nn->feeds[i].pre) clReleaseMemObject(nn->feeds[i].pre);
+    }
+    free(nn->feeds);
+    free(nn->prep_values);
+    nn->feeds = NULL;
+    nn->prep_values = NULL;
+}
