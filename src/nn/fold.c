@@ -3,9 +3,11 @@
  * through Identity, Cast, Reshape, Transpose... of initializers are weights like any other. A
  * node that computes from tensor shapes (Shape, then Gather, Concat, Unsqueeze, arithmetic...)
  * becomes a host op: its infer evaluates it on the host each time shapes are inferred (once per
- * batch size), and its output is a host value that Reshape, Expand and ConstantOfShape read
- * with nn_host_ints. Values are the f32 / i64 arrays of nn_value; bool and integer results are
- * held as i64. Every output size is checked against NN_MAX_ELEMENTS before it is allocated. */
+ * batch size), and its output is a host value: device ops read its entries where they take a
+ * shape, axes, bounds or pads (nn_host_ints), and its device copy where they take data
+ * (nn_upload_host_operands; dropped here when an evaluation changes the contents). Values are
+ * the f32 / i64 arrays of nn_value; bool and integer results are held as i64. Every output
+ * size is checked against NN_MAX_ELEMENTS before it is allocated. */
 #include "nn_internal.h"
 
 #include <inttypes.h>

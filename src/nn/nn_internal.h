@@ -36,7 +36,7 @@ typedef enum nn_value_kind {
     NN_VALUE_ACT,   /* computed by an op */
     /* Computed on the host during shape inference from tensor shapes and constants (Shape,
      * Gather on a shape, Concat of shapes...): f32 / i64 hold the values of the latest
-     * inference; no device memory. */
+     * inference; `mem` is a float copy where a device op reads it as data. */
     NN_VALUE_HOST,
 } nn_value_kind;
 
