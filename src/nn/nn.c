@@ -319,8 +319,7 @@ static cleval_status check_classifier_io(cleval_nn *nn, const cleval_onnx_model 
     return CLEVAL_OK;
 }
 
-/* Per value: whether a live host op reads it. NULL when out of memory (then every host copy
- * is kept, which is always correct). */
+/* Per value: whether a live host op reads it. NULL when out of memory. */
 static bool *host_operands(const cleval_nn *nn)
 {
     bool *read = calloc(nn->n_values ? nn->n_values : 1, sizeof *read);
@@ -481,7 +480,11 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     /* Host copies of float constants are no longer needed (graph outputs and the inputs of
      * host ops, evaluated again at each batch size, excepted). */
     bool *keep = host_operands(nn);
-    for (uint32_t v = 0; v < nn->n_values && keep; v++) {
+    if (!keep) {
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
+        goto fail;
+    }
+    for (uint32_t v = 0; v < nn->n_values; v++) {
         nn_value *value = &nn->values[v];
         if (value->kind == NN_VALUE_CONST && !value->is_output && !keep[v]) {
             free(value->f32);
