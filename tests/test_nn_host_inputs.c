@@ -172,6 +172,35 @@ static void test_reduce_axes(void **state)
     expect_scores(m, 6, 2, ref_reduce);
 }
 
+/* x [N, 6] split at Shape(x)[1] / 3 into a [N, 2] and b [N, 4]; a goes through Unsqueeze and
+ * Squeeze on the axis Shape(Shape(x)) (2); y = Concat(b, a) = [x2, x3, x4, x5, x0, x1]. */
+static double ref_split(const float *x, uint32_t s, uint32_t j, uint32_t n)
+{
+    (void)s;
+    (void)n;
+    return x[(j + 2) % 6];
+}
+
+static void test_split_and_axes(void **state)
+{
+    (void)state;
+    cleval_onnx_model *m = builder_new(17);
+    builder_input(m, "x", 2, DIMS(-1, 6));
+    builder_init_i64(m, "three", 1, DIMS(1), I64(3));
+    shape_dim(m, "width", 1, "w");
+    builder_node(m, "Div", "third", "w,three", "k");
+    builder_node(m, "Sub", "rest", "w,k", "r");
+    attr_int(builder_node(m, "Concat", "sizes", "k,r", "sizes"), "axis", 0);
+    attr_int(builder_node(m, "Split", "split", "x,sizes", "a,b"), "axis", 1);
+    builder_node(m, "Shape", "shape", "x", "s");
+    builder_node(m, "Shape", "rank", "s", "axes");
+    builder_node(m, "Unsqueeze", "unsqueeze", "a,axes", "a3");
+    builder_node(m, "Squeeze", "squeeze", "a3,axes", "a2");
+    attr_int(builder_node(m, "Concat", "join", "b,a2", "y"), "axis", 1);
+    builder_output(m, "y");
+    expect_scores(m, 6, 6, ref_split);
+}
+
 /* ---- data operands ---- */
 
 /* x [N, 4]: y = (x * float(N) + Shape(x)[1]) * sqrt(float(Shape(x)[1])): float(N) changes with
@@ -343,9 +372,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slice_bounds),     cmocka_unit_test(test_pad_pads),
-        cmocka_unit_test(test_reduce_axes),      cmocka_unit_test(test_data_operands),
-        cmocka_unit_test(test_fill_from_shapes), cmocka_unit_test(test_scatternd_values),
-        cmocka_unit_test(test_scatternd_mask),   cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_reduce_axes),      cmocka_unit_test(test_split_and_axes),
+        cmocka_unit_test(test_data_operands),    cmocka_unit_test(test_fill_from_shapes),
+        cmocka_unit_test(test_scatternd_values), cmocka_unit_test(test_scatternd_mask),
+        cmocka_unit_test(test_refusals),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
