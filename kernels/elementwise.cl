@@ -1,7 +1,10 @@
 /* elementwise.cl: one element per work-item, no loop over data, so PoCL vectorises across
  * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants.
  *
- * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip (op codes below).
+ * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip and the elementwise math
+ *                            (op codes below), with up to two parameters a, b (Clip's bounds,
+ *                            alpha and beta of the parametric activations).
+ *            binary          also PRelu: y = a < 0 ? a * b : a, b the broadcast slope.
  *            binary          y = a (+ - * /) b with numpy broadcasting: the host collapses the
  *                            shapes to at most 8 axes with per-operand strides (0 = broadcast).
  *            channel_affine  y = x * s[c] + t[c] (BatchNormalization), optional clamp.
@@ -47,16 +50,58 @@
 #define OP_SIGMOID 1
 #define OP_TANH 2
 #define OP_CLIP 3
+/* elementwise math (nn_unary_op in src/nn/nn_internal.h) */
+#define OP_EXP 16
+#define OP_LOG 17
+#define OP_NEG 18
+#define OP_ABS 19
+#define OP_RECIPROCAL 20
+#define OP_ERF 21
+#define OP_GELU 22
+#define OP_GELU_TANH 23
+#define OP_LEAKY_RELU 24
+#define OP_ELU 25
+#define OP_CELU 26
+#define OP_SELU 27
+#define OP_HARD_SIGMOID 28
+#define OP_HARD_SWISH 29
+#define OP_SOFTPLUS 30
 
 #define OP_ADD 0
 #define OP_SUB 1
 #define OP_MUL 2
 #define OP_DIV 3
+#define OP_PRELU 16
 
 #include "clamp.clh"
 
-__kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
-                    float hi)
+/* The elementwise math ops (codes 16 and up) of v with parameters a (alpha) and b (beta). Where
+ * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc (1 + erf
+ * cancels for negative v), Softplus as v + log1p(e^-v) for v > 0 (no overflow). */
+inline float unary_math(int op, float v, float a, float b)
+{
+    switch (op) {
+    case OP_EXP: return exp(v);
+    case OP_LOG: return log(v);
+    case OP_NEG: return -v;
+    case OP_ABS: return fabs(v);
+    case OP_RECIPROCAL: return 1.0f / v;
+    case OP_ERF: return erf(v);
+    case OP_GELU: return 0.5f * v * erfc(-v * M_SQRT1_2_F);
+    case OP_GELU_TANH:
+        return 0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    case OP_LEAKY_RELU: return v < 0.0f ? a * v : v;
+    case OP_ELU: return v < 0.0f ? a * expm1(v) : v;
+    case OP_CELU: return fmax(v, 0.0f) + fmin(0.0f, a * expm1(v / a));
+    case OP_SELU: return b * (v <= 0.0f ? a * expm1(v) : v);
+    case OP_HARD_SIGMOID: return clamp1(a * v + b, 0.0f, 1.0f);
+    case OP_HARD_SWISH: return v * clamp1(v * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
+    case OP_SOFTPLUS: return v > 0.0f ? v + log1p(exp(-v)) : log1p(exp(v));
+    default: return v;
+    }
+}
+
+__kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float a, float b)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
@@ -68,8 +113,8 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
         v = v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
         break;
     case OP_TANH: v = tanh(v); break;
-    case OP_CLIP: v = clamp1(v, lo, hi); break;
-    default: break;
+    case OP_CLIP: v = clamp1(v, a, b); break;
+    default: v = unary_math(op, v, a, b); break;
     }
     STORE_Y(v, y, i);
 }
@@ -95,6 +140,7 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
     case OP_ADD: v = x + z; break;
     case OP_SUB: v = x - z; break;
     case OP_MUL: v = x * z; break;
+    case OP_PRELU: v = x < (BIN_T)0 ? x * z : x; break;
     default: v = x / z; break;
     }
     BIN_ST_Y(v, y, i);

@@ -18,6 +18,9 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_tanh,    &nn_kind_clip,       &nn_kind_batchnorm,   &nn_kind_flatten,
     &nn_kind_reshape, &nn_kind_identity,   &nn_kind_dropout,     &nn_kind_pad,
     &nn_kind_softmax, &nn_kind_logsoftmax,
+    &nn_kind_exp, &nn_kind_log, &nn_kind_neg, &nn_kind_abs, &nn_kind_reciprocal, &nn_kind_erf,
+    &nn_kind_gelu, &nn_kind_leakyrelu, &nn_kind_elu, &nn_kind_celu, &nn_kind_selu,
+    &nn_kind_hardsigmoid, &nn_kind_hardswish, &nn_kind_softplus, &nn_kind_prelu,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)

@@ -91,6 +91,8 @@ typedef enum nn_binary_op {
     NN_SUB = 1,
     NN_MUL = 2,
     NN_DIV = 3,
+    /* elementwise math (values from 16 up) */
+    NN_PRELU = 16, /* x < 0 ? slope * x : x, slope broadcast to x */
 } nn_binary_op;
 
 typedef enum nn_unary_op {
@@ -98,11 +100,37 @@ typedef enum nn_unary_op {
     NN_SIGMOID = 1,
     NN_TANH = 2,
     NN_CLIP = 3,
+    /* elementwise math (values from 16 up; alpha and beta are nn_elementwise_params') */
+    NN_EXP = 16,
+    NN_LOG = 17,
+    NN_NEG = 18,
+    NN_ABS = 19,
+    NN_RECIPROCAL = 20,
+    NN_ERF = 21,
+    NN_GELU = 22,         /* x * (1 + erf(x / sqrt 2)) / 2 */
+    NN_GELU_TANH = 23,    /* Gelu's approximate="tanh" */
+    NN_LEAKY_RELU = 24,   /* x < 0 ? alpha * x : x */
+    NN_ELU = 25,          /* x < 0 ? alpha * (e^x - 1) : x */
+    NN_CELU = 26,         /* max(0, x) + min(0, alpha * (e^(x / alpha) - 1)) */
+    NN_SELU = 27,         /* beta * (x <= 0 ? alpha * (e^x - 1) : x) (beta: ONNX's gamma) */
+    NN_HARD_SIGMOID = 28, /* max(0, min(1, alpha * x + beta)) */
+    NN_HARD_SWISH = 29,   /* x * max(0, min(1, x / 6 + 1 / 2)) */
+    NN_SOFTPLUS = 30,     /* log(1 + e^x) */
 } nn_unary_op;
+
+/* Conv and pool auto_pad: NOTSET uses the pads given, VALID none, SAME_* pads computed from the
+ * input at infer (nn_same_pads). */
+typedef enum nn_auto_pad {
+    NN_PAD_NOTSET = 0,
+    NN_PAD_VALID = 1,
+    NN_PAD_SAME_UPPER = 2,
+    NN_PAD_SAME_LOWER = 3,
+} nn_auto_pad;
 
 typedef struct nn_conv_params {
     uint32_t spatial; /* 1, 2 or 3 spatial axes */
     int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    nn_auto_pad auto_pad;
     int64_t group;
     bool depthwise;
     int weight, bias; /* value indices (bias -1 when none) */
@@ -121,6 +149,8 @@ typedef struct nn_pool_params {
     bool max;
     uint32_t spatial;
     int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    nn_auto_pad auto_pad;
+    bool ceil_mode; /* output extents rounded up; windows starting past the input dropped */
     bool count_include_pad;
 } nn_pool_params;
 
@@ -144,6 +174,8 @@ typedef struct nn_elementwise_params {
     int op;        /* nn_binary_op or nn_unary_op */
     float lo, hi;  /* Clip, and the clamp fused into BatchNormalization */
     float epsilon; /* BatchNormalization run on its own: y = x * scale[c] + shift[c] */
+    /* The parameters of the elementwise math ops (nn_unary_op). */
+    float alpha, beta;
     /* Opset < 7 binary ops: broadcast=1 aligns B with A starting at `legacy_axis` (-1: at the
      * end, as numpy); broadcast=0 requires equal shapes. */
     bool legacy;
@@ -446,6 +478,9 @@ extern const nn_op_kind nn_kind_batchnorm;
 extern const nn_op_kind nn_kind_flatten, nn_kind_reshape, nn_kind_identity, nn_kind_dropout;
 extern const nn_op_kind nn_kind_pad;
 extern const nn_op_kind nn_kind_softmax, nn_kind_logsoftmax;
+extern const nn_op_kind nn_kind_exp, nn_kind_log, nn_kind_neg, nn_kind_abs, nn_kind_reciprocal,
+    nn_kind_erf, nn_kind_gelu, nn_kind_leakyrelu, nn_kind_elu, nn_kind_celu, nn_kind_selu,
+    nn_kind_hardsigmoid, nn_kind_hardswish, nn_kind_softplus, nn_kind_prelu;
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */
@@ -455,6 +490,17 @@ void nn_choose_tile(uint32_t n_cols, uint32_t tuned_mr, uint32_t tuned_nv, uint3
  * columns, zero beyond N. Returns malloc'd memory or NULL. */
 float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
                       uint32_t *panels);
+
+/* The window attributes shared by Conv and the pools (op_pool.c): kernel_shape (when given),
+ * strides, dilations, pads and auto_pad. */
+cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                              uint32_t spatial, int64_t *kernel, int64_t *stride, int64_t *dilation,
+                              int64_t *pad_begin, int64_t *pad_end, nn_auto_pad *auto_pad);
+/* auto_pad SAME_*: the pads of each spatial axis for input extents `in`, so the output has
+ * ceil(in / stride) positions; an odd total puts the extra one at the end (UPPER) or at the
+ * beginning (LOWER). Other modes leave the pads alone. */
+void nn_same_pads(nn_auto_pad mode, uint32_t spatial, const int64_t *in, const int64_t *kernel,
+                  const int64_t *stride, int64_t *pad_begin, int64_t *pad_end);
 
 /* Enqueues the rank-8 constant pad kernel: y = x placed at `begin` in `out`, `value` elsewhere
  * (op_shape.c; Conv uses it for its zero-padded input copy). */

@@ -277,7 +277,7 @@ static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const con
     bool any_shift = false;
     for (int64_t i = 0; i < channels; i++)
         any_shift = any_shift || b[i] != 0.0;
-    bool padded = false;
+    bool padded = p->auto_pad == NN_PAD_SAME_UPPER || p->auto_pad == NN_PAD_SAME_LOWER;
     for (uint32_t i = 0; i < p->spatial; i++)
         padded = padded || p->pad_begin[i] || p->pad_end[i];
     cleval_status status = CLEVAL_OK;
@@ -383,7 +383,9 @@ static cleval_status fuse_activations(cleval_nn *nn, consumers *c)
 static bool pool_fusable(const nn_op *pool)
 {
     const nn_pool_params *p = &pool->p.pool;
-    if (pool->kind != &nn_kind_maxpool || p->spatial != 2) return false;
+    if (pool->kind != &nn_kind_maxpool || p->spatial != 2 || p->ceil_mode ||
+        p->auto_pad == NN_PAD_SAME_UPPER || p->auto_pad == NN_PAD_SAME_LOWER)
+        return false;
     for (int i = 0; i < 2; i++)
         if (p->kernel[i] != 2 || p->stride[i] != 2 || p->dilation[i] != 1 || p->pad_begin[i] ||
             p->pad_end[i])
