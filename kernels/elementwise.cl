@@ -76,8 +76,9 @@
 #include "clamp.clh"
 
 /* The elementwise math ops (codes 16 and up) of v with parameters a (alpha) and b (beta). Where
- * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc (1 + erf
- * cancels for negative v), Softplus as v + log1p(e^-v) for v > 0 (no overflow). */
+ * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc and its
+ * tanh form through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as
+ * v + log1p(e^-v) for v > 0 (no overflow). */
 inline float unary_math(int op, float v, float a, float b)
 {
     switch (op) {
@@ -88,8 +89,9 @@ inline float unary_math(int op, float v, float a, float b)
     case OP_RECIPROCAL: return 1.0f / v;
     case OP_ERF: return erf(v);
     case OP_GELU: return 0.5f * v * erfc(-v * M_SQRT1_2_F);
+    /* (1 + tanh(u)) / 2 = 1 / (1 + e^-2u): no cancellation for negative u */
     case OP_GELU_TANH:
-        return 0.5f * v * (1.0f + tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        return v / (1.0f + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
     case OP_LEAKY_RELU: return v < 0.0f ? a * v : v;
     case OP_ELU: return v < 0.0f ? a * expm1(v) : v;
     case OP_CELU: return fmax(v, 0.0f) + fmin(0.0f, a * expm1(v / a));
