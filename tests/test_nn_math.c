@@ -1060,6 +1060,150 @@ static void test_scaling_not_folded_into_same_conv(void **state)
     free(scaled);
 }
 
+/* Conv / Gemm followed by LeakyRelu or HardSwish: the activation runs in the epilogue (the
+ * layer's label says so); a max-pool after it fuses into a CPU-style Conv only when the
+ * activation commutes with it (not HardSwish, not a negative slope), one before it always; the
+ * values match the C reference either way. */
+typedef struct epilogue_case {
+    const char *what;
+    bool gemm;         /* Gemm [n, 12] x [12, 7] instead of Conv 3x3 over [n, 3, 9, 9] */
+    const char *act;   /* LeakyRelu or HardSwish */
+    float alpha;       /* LeakyRelu */
+    int pool;          /* 0 none, 1 MaxPool 2x2 after the activation, 2 before it */
+    const char *label; /* the fused layer's label, or NULL when the activation stays apart */
+} epilogue_case;
+
+static double activation(const epilogue_case *ec, double v)
+{
+    return strcmp(ec->act, "HardSwish") == 0 ? ref_hard_swish(v, 0, 0)
+                                             : ref_leaky_relu(v, ec->alpha, 0);
+}
+
+/* 2x2 stride-2 max-pool of [c][h][w] planes into out (h / 2 x w / 2). */
+static void max_pool_2x2(const double *x, int64_t planes, int64_t h, int64_t w, double *out)
+{
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t i = 0; i < h / 2; i++)
+            for (int64_t j = 0; j < w / 2; j++) {
+                const double *b = x + (p * h + 2 * i) * w + 2 * j;
+                out[(p * (h / 2) + i) * (w / 2) + j] = fmax(fmax(b[0], b[1]), fmax(b[w], b[w + 1]));
+            }
+}
+
+static cleval_onnx_model *epilogue_model(const epilogue_case *ec, const float *w, bool body_only)
+{
+    int64_t xconv[4] = {2, 3, 9, 9}, xgemm[2] = {2, 12}, wconv[4] = {4, 3, 3, 3},
+            wgemm[2] = {12, 7}, k2[2] = {2, 2}, s1[2] = {1, 1}, zero[4] = {0};
+    cleval_onnx_model *m = builder_new(16);
+    builder_input(m, "x", ec->gemm ? 2 : 4, ec->gemm ? xgemm : xconv);
+    if (ec->gemm) {
+        builder_init(m, "w", 2, wgemm, w);
+        builder_node(m, "Gemm", "body", "x,w", body_only ? "y" : "c");
+    } else {
+        add_conv(m, "body", "x", body_only ? "y" : "c", wconv, w, s1, NULL, zero);
+    }
+    if (body_only) {
+        builder_output(m, "y");
+        return m;
+    }
+    const char *act_in = ec->pool == 2 ? "p" : "c", *act_out = ec->pool == 1 ? "a" : "y";
+    if (ec->pool == 2) {
+        cleval_onnx_node *p = builder_node(m, "MaxPool", "pool", "c", "p");
+        attr_ints(p, "kernel_shape", 2, k2);
+        attr_ints(p, "strides", 2, k2);
+    }
+    cleval_onnx_node *a = builder_node(m, ec->act, "act", act_in, act_out);
+    if (strcmp(ec->act, "LeakyRelu") == 0) attr_float(a, "alpha", ec->alpha);
+    if (ec->pool == 1) {
+        cleval_onnx_node *p = builder_node(m, "MaxPool", "pool", "a", "y");
+        attr_ints(p, "kernel_shape", 2, k2);
+        attr_ints(p, "strides", 2, k2);
+    }
+    builder_output(m, "y");
+    return m;
+}
+
+static void check_epilogue(const epilogue_case *ec, cleval_kernel_variant variant,
+                           cleval_nn_precision precision)
+{
+    int64_t xconv[4] = {2, 3, 9, 9}, xgemm[2] = {2, 12};
+    const int64_t *xdims = ec->gemm ? xgemm : xconv;
+    uint32_t rank = ec->gemm ? 2 : 4;
+    uint64_t nx = count_of(rank, xdims), nw = ec->gemm ? 12 * 7 : 4 * 27;
+    float *x = random_array(nx, -1.0f, 1.0f), *w = random_array(nw, -0.8f, 0.8f);
+    cleval_nn_tensor in = tensor(rank, xdims, x), body, got;
+    cleval_onnx_model *plain = epilogue_model(ec, w, true), *m = epilogue_model(ec, w, false);
+    run_graph(plain, variant, CLEVAL_NN_FP32, &in, &body);
+    uint64_t nb = count_of(body.rank, body.dims);
+    double *want = doubles(nb), *act = doubles(nb);
+    int64_t planes = ec->gemm ? 0 : body.dims[0] * body.dims[1], h = ec->gemm ? 0 : body.dims[2],
+            wd = ec->gemm ? 0 : body.dims[3];
+    uint64_t ny = ec->pool ? (uint64_t)(planes * (h / 2) * (wd / 2)) : nb;
+    if (ec->pool == 2) { /* pool, then the activation */
+        double *b = doubles(nb);
+        for (uint64_t i = 0; i < nb; i++)
+            b[i] = body.data[i];
+        max_pool_2x2(b, planes, h, wd, act);
+        for (uint64_t i = 0; i < ny; i++)
+            want[i] = activation(ec, act[i]);
+        free(b);
+    } else {
+        for (uint64_t i = 0; i < nb; i++)
+            act[i] = activation(ec, body.data[i]);
+        if (ec->pool == 1)
+            max_pool_2x2(act, planes, h, wd, want);
+        else
+            memcpy(want, act, nb * sizeof *want);
+    }
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true, .precision = precision};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    bool fused = false;
+    for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
+        fused = fused || (ec->label && strcmp(cleval_nn_layer_at(nn, i)->op, ec->label) == 0);
+    bool pool_moves = ec->label && strstr(ec->label, "MaxPool");
+    /* The CPU-style Conv alone fuses max-pools; elsewhere only the activation fuses. */
+    if (ec->label && !(pool_moves && variant != CLEVAL_VARIANT_CPU) && !fused)
+        fail_msg("%s: no layer is %s", ec->what, ec->label);
+    assert_ok(cleval_nn_run_graph(nn, &in, &got));
+    cleval_nn_destroy(nn);
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s %s", ec->what, variant_name(variant),
+             precision_name(precision));
+    assert_int_equal(count_of(got.rank, got.dims), ny);
+    double tol = precision == CLEVAL_NN_FP16 ? 1e-2 : 1e-5;
+    assert_result(got.data, want, ny, CLEVAL_NN_FP32, tol, tol, what);
+    free(got.data);
+    free(body.data);
+    free(want);
+    free(act);
+    free(x);
+    free(w);
+    builder_free(plain);
+    builder_free(m);
+}
+
+static void test_activations_in_epilogues(void **state)
+{
+    (void)state;
+    static const epilogue_case cases[] = {
+        {"Conv LeakyRelu", false, "LeakyRelu", 0.1f, 0, "Conv+LeakyRelu"},
+        {"Conv HardSwish", false, "HardSwish", 0, 0, "Conv+HardSwish"},
+        {"Gemm HardSwish", true, "HardSwish", 0, 0, "Gemm+HardSwish"},
+        {"Gemm LeakyRelu slope -0.5", true, "LeakyRelu", -0.5f, 0, "Gemm+LeakyRelu"},
+        {"Conv LeakyRelu MaxPool", false, "LeakyRelu", 0.2f, 1, "Conv+LeakyRelu+MaxPool"},
+        {"Conv HardSwish MaxPool", false, "HardSwish", 0, 1, "Conv+HardSwish"},
+        {"Conv MaxPool HardSwish", false, "HardSwish", 0, 2, "Conv+MaxPool+HardSwish"},
+        {"Conv MaxPool LeakyRelu slope -1", false, "LeakyRelu", -1.0f, 2, "Conv+MaxPool+LeakyRelu"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t v = 0; v < 2; v++)
+            for (size_t p = 0; p < 2; p++)
+                check_epilogue(&cases[c], VARIANTS[v], PRECISIONS[p]);
+}
+
 /* ---- refusals ---- */
 
 /* Creating `m` as a general graph fails with `status` and a one-line message holding every
@@ -1151,6 +1295,7 @@ int main(void)
         cmocka_unit_test(test_conv_auto_pad),
         cmocka_unit_test(test_pool_after_conv_not_fused),
         cmocka_unit_test(test_scaling_not_folded_into_same_conv),
+        cmocka_unit_test(test_activations_in_epilogues),
         cmocka_unit_test(test_refusals),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,17 +74,13 @@ typedef struct nn_op_kind {
 } nn_op_kind;
 
 /* An activation fused into a Conv/Gemm epilogue: y = min(max(acc, lo), hi); ReLU is [0, inf).
- * `pool` adds a 2x2 stride-2 max-pool after it (CPU-style Conv only). */
+ * `pool` adds a 2x2 stride-2 max-pool after it (CPU-style Conv only). `act` NN_LEAKY_RELU
+ * (slope lo) or NN_HARD_SWISH replaces the clamp (0: the clamp). */
 typedef struct nn_epilogue {
     float lo, hi;
     bool pool;
+    int act;
 } nn_epilogue;
-
-/* Whether the epilogue clamps at all (the kernels' -DCLAMP). */
-static inline bool nn_epilogue_clamps(const nn_epilogue *ep)
-{
-    return ep->lo != -INFINITY || ep->hi != INFINITY;
-}
 
 typedef enum nn_binary_op {
     NN_ADD = 0,
@@ -118,6 +114,14 @@ typedef enum nn_unary_op {
     NN_SOFTPLUS = 30,     /* log(1 + e^x) */
 } nn_unary_op;
 
+/* The kernels' -DCLAMP code: 0 nothing, 1 the clamp, 2 LeakyRelu, 3 HardSwish (clamp.clh). */
+static inline int nn_epilogue_clamps(const nn_epilogue *ep)
+{
+    if (ep->act == NN_LEAKY_RELU) return 2;
+    if (ep->act == NN_HARD_SWISH) return 3;
+    return ep->lo != -INFINITY || ep->hi != INFINITY;
+}
+
 /* Conv and pool auto_pad: NOTSET uses the pads given, VALID none, SAME_* pads computed from the
  * input at infer (nn_same_pads). */
 typedef enum nn_auto_pad {
@@ -138,7 +142,7 @@ typedef struct nn_conv_params {
     nn_layout in_layout; /* how the input is stored (the producer's output layout) */
     /* Prepared (CPU-style): register tile and packing. */
     uint32_t mr, nv, k, co, panels;
-    bool winograd;        /* conv_winograd_cpu (decided at prepare) */
+    bool winograd; /* conv_winograd_cpu (decided at prepare) */
     /* int8 conv_cpu on a channels-last input with a multiple of 16 channels: K is ordered
      * window position-major, channel-minor, so runs of 16 k read 16 adjacent input codes. */
     bool channels_inner;
