@@ -51,31 +51,31 @@
 #define OP_TANH 2
 #define OP_CLIP 3
 /* elementwise math (nn_unary_op in src/nn/nn_internal.h) */
-#define OP_EXP 16
-#define OP_LOG 17
-#define OP_NEG 18
-#define OP_ABS 19
-#define OP_RECIPROCAL 20
-#define OP_ERF 21
-#define OP_GELU 22
-#define OP_GELU_TANH 23
-#define OP_LEAKY_RELU 24
-#define OP_ELU 25
-#define OP_CELU 26
-#define OP_SELU 27
-#define OP_HARD_SIGMOID 28
-#define OP_HARD_SWISH 29
-#define OP_SOFTPLUS 30
+#define OP_EXP 32
+#define OP_LOG 33
+#define OP_NEG 34
+#define OP_ABS 35
+#define OP_RECIPROCAL 36
+#define OP_ERF 37
+#define OP_GELU 38
+#define OP_GELU_TANH 39
+#define OP_LEAKY_RELU 40
+#define OP_ELU 41
+#define OP_CELU 42
+#define OP_SELU 43
+#define OP_HARD_SIGMOID 44
+#define OP_HARD_SWISH 45
+#define OP_SOFTPLUS 46
 
 #define OP_ADD 0
 #define OP_SUB 1
 #define OP_MUL 2
 #define OP_DIV 3
-#define OP_PRELU 16
+#define OP_PRELU 32
 
 #include "clamp.clh"
 
-/* The elementwise math ops (codes 16 and up) of v with parameters a (alpha) and b (beta). Where
+/* The elementwise math ops (codes 32 and up) of v with parameters a (alpha) and b (beta). Where
  * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc and its
  * tanh form through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as
  * v + log1p(e^-v) for v > 0 (no overflow). */
@@ -103,7 +103,8 @@ inline float unary_math(int op, float v, float a, float b)
     }
 }
 
-__kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float a, float b)
+__kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
+                    float hi)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
@@ -115,8 +116,8 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
         v = v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
         break;
     case OP_TANH: v = tanh(v); break;
-    case OP_CLIP: v = clamp1(v, a, b); break;
-    default: v = unary_math(op, v, a, b); break;
+    case OP_CLIP: v = clamp1(v, lo, hi); break;
+    default: v = unary_math(op, v, lo, hi); break; /* lo, hi: alpha, beta */
     }
     STORE_Y(v, y, i);
 }

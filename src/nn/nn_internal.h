@@ -87,8 +87,8 @@ typedef enum nn_binary_op {
     NN_SUB = 1,
     NN_MUL = 2,
     NN_DIV = 3,
-    /* elementwise math (values from 16 up) */
-    NN_PRELU = 16, /* x < 0 ? slope * x : x, slope broadcast to x */
+    /* elementwise math (numbered from 32: other codes may be added independently) */
+    NN_PRELU = 32, /* x < 0 ? slope * x : x, slope broadcast to x */
 } nn_binary_op;
 
 typedef enum nn_unary_op {
@@ -96,22 +96,22 @@ typedef enum nn_unary_op {
     NN_SIGMOID = 1,
     NN_TANH = 2,
     NN_CLIP = 3,
-    /* elementwise math (values from 16 up; alpha and beta are nn_elementwise_params') */
-    NN_EXP = 16,
-    NN_LOG = 17,
-    NN_NEG = 18,
-    NN_ABS = 19,
-    NN_RECIPROCAL = 20,
-    NN_ERF = 21,
-    NN_GELU = 22,         /* x * (1 + erf(x / sqrt 2)) / 2 */
-    NN_GELU_TANH = 23,    /* Gelu's approximate="tanh" */
-    NN_LEAKY_RELU = 24,   /* x < 0 ? alpha * x : x */
-    NN_ELU = 25,          /* x < 0 ? alpha * (e^x - 1) : x */
-    NN_CELU = 26,         /* max(0, x) + min(0, alpha * (e^(x / alpha) - 1)) */
-    NN_SELU = 27,         /* beta * (x <= 0 ? alpha * (e^x - 1) : x) (beta: ONNX's gamma) */
-    NN_HARD_SIGMOID = 28, /* max(0, min(1, alpha * x + beta)) */
-    NN_HARD_SWISH = 29,   /* x * max(0, min(1, x / 6 + 1 / 2)) */
-    NN_SOFTPLUS = 30,     /* log(1 + e^x) */
+    /* elementwise math (numbered from 32; their parameters alpha, beta in lo, hi) */
+    NN_EXP = 32,
+    NN_LOG = 33,
+    NN_NEG = 34,
+    NN_ABS = 35,
+    NN_RECIPROCAL = 36,
+    NN_ERF = 37,
+    NN_GELU = 38,         /* x * (1 + erf(x / sqrt 2)) / 2 */
+    NN_GELU_TANH = 39,    /* Gelu's approximate="tanh" */
+    NN_LEAKY_RELU = 40,   /* x < 0 ? alpha * x : x */
+    NN_ELU = 41,          /* x < 0 ? alpha * (e^x - 1) : x */
+    NN_CELU = 42,         /* max(0, x) + min(0, alpha * (e^(x / alpha) - 1)) */
+    NN_SELU = 43,         /* beta * (x <= 0 ? alpha * (e^x - 1) : x) (beta: ONNX's gamma) */
+    NN_HARD_SIGMOID = 44, /* max(0, min(1, alpha * x + beta)) */
+    NN_HARD_SWISH = 45,   /* x * max(0, min(1, x / 6 + 1 / 2)) */
+    NN_SOFTPLUS = 46,     /* log(1 + e^x) */
 } nn_unary_op;
 
 /* The kernels' -DCLAMP code: 0 nothing, 1 the clamp, 2 LeakyRelu, 3 HardSwish (clamp.clh). */
@@ -175,11 +175,10 @@ typedef struct nn_gemm_params {
 } nn_gemm_params;
 
 typedef struct nn_elementwise_params {
-    int op;        /* nn_binary_op or nn_unary_op */
-    float lo, hi;  /* Clip, and the clamp fused into BatchNormalization */
+    int op; /* nn_binary_op or nn_unary_op */
+    /* Clip, the clamp fused into BatchNormalization; the elementwise math ops' alpha, beta */
+    float lo, hi;
     float epsilon; /* BatchNormalization run on its own: y = x * scale[c] + shift[c] */
-    /* The parameters of the elementwise math ops (nn_unary_op). */
-    float alpha, beta;
     /* Opset < 7 binary ops: broadcast=1 aligns B with A starting at `legacy_axis` (-1: at the
      * end, as numpy); broadcast=0 requires equal shapes. */
     bool legacy;

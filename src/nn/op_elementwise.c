@@ -295,7 +295,7 @@ typedef struct unary_math {
 } unary_math;
 
 /* Sets up op as elementwise math op m, its attributes already checked: the opset, input 0, and
- * alpha and beta read from the node. */
+ * alpha and beta read from the node into lo and hi (the unary kernel's two parameters). */
 static cleval_status unary_math_setup(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
                                       const unary_math *m)
 {
@@ -306,16 +306,14 @@ static cleval_status unary_math_setup(cleval_nn *nn, nn_op *op, const cleval_onn
                           op->kind->op_type, (long long)m->since);
     if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input 0 is missing");
     p->op = m->op;
-    p->lo = -INFINITY;
-    p->hi = INFINITY;
-    p->alpha = m->alpha;
-    p->beta = m->beta;
+    p->lo = m->alpha;
+    p->hi = m->beta;
     if ((m->alpha_name &&
-         (status = nn_attr_float(nn, node, m->alpha_name, m->alpha, &p->alpha)) != CLEVAL_OK) ||
+         (status = nn_attr_float(nn, node, m->alpha_name, m->alpha, &p->lo)) != CLEVAL_OK) ||
         (m->beta_name &&
-         (status = nn_attr_float(nn, node, m->beta_name, m->beta, &p->beta)) != CLEVAL_OK))
+         (status = nn_attr_float(nn, node, m->beta_name, m->beta, &p->hi)) != CLEVAL_OK))
         return status;
-    if (m->op == NN_CELU && p->alpha == 0.0f)
+    if (m->op == NN_CELU && p->lo == 0.0f)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "attribute alpha must not be 0");
     return CLEVAL_OK;
 }
@@ -373,11 +371,9 @@ static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
     nn_arg_mem(&a, x);
     nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
     nn_arg_uint(&a, (uint32_t)y->count);
-    /* The kernel's two parameters: Clip's bounds, the math ops' alpha and beta. */
-    bool math = op->p.ew.op >= NN_EXP;
     nn_arg_int(&a, op->p.ew.op);
-    nn_arg_float(&a, math ? op->p.ew.alpha : op->p.ew.lo);
-    nn_arg_float(&a, math ? op->p.ew.beta : op->p.ew.hi);
+    nn_arg_float(&a, op->p.ew.lo);
+    nn_arg_float(&a, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

@@ -373,7 +373,7 @@ static bool fuse_into_epilogue(nn_op *op, const nn_op *next)
             return true;
         }
         /* After a fused pool too: the kernels apply it to the pooled values. */
-        ep->lo = next->p.ew.alpha;
+        ep->lo = next->p.ew.lo; /* LeakyRelu's slope */
         ep->act = next->p.ew.op;
         return true;
     }
