@@ -2,11 +2,11 @@
  * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants.
  *
  * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip and the elementwise math
- *                            (op codes below), with up to two parameters a, b (Clip's bounds,
- *                            alpha and beta of the parametric activations).
- *            binary          also PRelu: y = a < 0 ? a * b : a, b the broadcast slope.
+ *                            (op codes below), with two parameters lo, hi (Clip's bounds, alpha
+ *                            and beta of the parametric activations).
  *            binary          y = a (+ - * /) b with numpy broadcasting: the host collapses the
- *                            shapes to at most 8 axes with per-operand strides (0 = broadcast).
+ *                            shapes to at most 8 axes with per-operand strides (0 = broadcast);
+ *                            also PRelu, y = a < 0 ? a * b : a with b the slope.
  *            channel_affine  y = x * s[c] + t[c] (BatchNormalization), optional clamp.
  *            pad_nd          constant-mode padding (negative pads crop) over up to 8 axes.
  * Layout     row-major; axes right-aligned into 8 (int8 arguments), the first `first` unused.
