@@ -59,7 +59,7 @@
 #define POOL 0 /* CPU: fuse a 2x2 stride-2 max-pool into the epilogue */
 #endif
 #ifndef CLAMP
-#define CLAMP 0 /* fuse y = clamp(y, lo, hi) (ReLU: lo = 0, hi = inf) */
+#define CLAMP 0 /* fused activation (clamp.clh); 1: clamp(y, lo, hi), ReLU lo = 0, hi = inf */
 #endif
 #ifndef VEC_STORE
 #define VEC_STORE 0 /* CPU: output channels are contiguous (ys.s1 == 1): vector stores */
@@ -274,7 +274,7 @@ __kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global co
                                   DEQUANT16(acc[4 * g + 3][v], dq)));
                     m += bv;
 #if CLAMP
-                    m = clamp16(m, lo, hi);
+                    m = activate16(m, lo, hi);
 #endif
                     store16(yi, u * ys_p, ys_c, c0, CO, m);
                 }
@@ -285,7 +285,7 @@ __kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global co
                     if (u >= u1) continue;
                     float16 m = DEQUANT16(acc[r][v], dq) + bv;
 #if CLAMP
-                    m = clamp16(m, lo, hi);
+                    m = activate16(m, lo, hi);
 #endif
                     store16(yi, u * ys_p, ys_c, c0, CO, m);
                 }
@@ -409,15 +409,15 @@ __kernel void conv_winograd_cpu(__global const X_T *x, int x_off, int xs_n, int 
 #if POOL
                     float16 o = max_nan16(max_nan16(y00, y01), max_nan16(y10, y11));
 #if CLAMP
-                    o = clamp16(o, lo, hi);
+                    o = activate16(o, lo, hi);
 #endif
                     store16(yi, th * ys_h + tw * ys_w, ys_c, c0, CO, o);
 #else
 #if CLAMP
-                    y00 = clamp16(y00, lo, hi);
-                    y01 = clamp16(y01, lo, hi);
-                    y10 = clamp16(y10, lo, hi);
-                    y11 = clamp16(y11, lo, hi);
+                    y00 = activate16(y00, lo, hi);
+                    y01 = activate16(y01, lo, hi);
+                    y10 = activate16(y10, lo, hi);
+                    y11 = activate16(y11, lo, hi);
 #endif
                     int h = 2 * th, w = 2 * tw;
                     store16(yi, h * ys_h + w * ys_w, ys_c, c0, CO, y00);
@@ -503,7 +503,7 @@ __kernel void conv_gpu(__global const XIN_T *x, int x_off, int xs_n, int xs_c, i
             float v = acc[i][j] + bias[bias_off + c];
 #endif
 #if CLAMP
-            v = clamp1(v, lo, hi);
+            v = activate1(v, lo, hi);
 #endif
             STORE_Y(v, y, y_off + n * ys_n + c * ys_c + p);
         }
@@ -541,7 +541,7 @@ __kernel void conv_depthwise(__global const X_T *x, __global const W_T *w,
         }
     }
 #if CLAMP
-    acc = clamp1(acc, lo, hi);
+    acc = activate1(acc, lo, hi);
 #endif
     STORE_Y(acc, y, i);
 }

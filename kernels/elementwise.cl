@@ -1,10 +1,13 @@
 /* elementwise.cl: one element per work-item, no loop over data, so PoCL vectorises across
  * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants.
  *
- * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip, sqrt, x^e for a constant e
- *                            (op codes below).
+ * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip, sqrt, x^e for a constant e and
+ *                            the elementwise math (op codes below), with two parameters lo, hi
+ *                            (Clip's bounds, the exponent, alpha and beta of the parametric
+ *                            activations).
  *            binary          y = a (+ - * / pow) b with numpy broadcasting: the host collapses the
- *                            shapes to at most 8 axes with per-operand strides (0 = broadcast).
+ *                            shapes to at most 8 axes with per-operand strides (0 = broadcast);
+ *                            also PRelu, y = a < 0 ? a * b : a with b the slope.
  *            channel_affine  y = x * s[c] + t[c] (BatchNormalization), optional clamp.
  *            pad_nd          constant-mode padding (negative pads crop) over up to 8 axes.
  * Layout     row-major; axes right-aligned into 8 (int8 arguments), the first `first` unused.
@@ -50,12 +53,29 @@
 #define OP_CLIP 3
 #define OP_SQRT 20
 #define OP_POW_SCALAR 21 /* exponent in lo */
+/* elementwise math (nn_unary_op in src/nn/nn_internal.h) */
+#define OP_EXP 32
+#define OP_LOG 33
+#define OP_NEG 34
+#define OP_ABS 35
+#define OP_RECIPROCAL 36
+#define OP_ERF 37
+#define OP_GELU 38
+#define OP_GELU_TANH 39
+#define OP_LEAKY_RELU 40
+#define OP_ELU 41
+#define OP_CELU 42
+#define OP_SELU 43
+#define OP_HARD_SIGMOID 44
+#define OP_HARD_SWISH 45
+#define OP_SOFTPLUS 46
 
 #define OP_ADD 0
 #define OP_SUB 1
 #define OP_MUL 2
 #define OP_DIV 3
 #define OP_POW 20
+#define OP_PRELU 32
 
 #include "clamp.clh"
 
@@ -67,6 +87,34 @@ inline float pow_scalar(float v, float e)
     if (e == 1.0f) return v;
     if (e == 0.5f) return v == -INFINITY ? INFINITY : sqrt(v) + 0.0f;
     return pow(v, e);
+}
+
+/* The elementwise math ops (codes 32 and up) of v with parameters a (alpha) and b (beta). Where
+ * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc and its
+ * tanh form through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as
+ * v + log1p(e^-v) for v > 0 (no overflow). */
+inline float unary_math(int op, float v, float a, float b)
+{
+    switch (op) {
+    case OP_EXP: return exp(v);
+    case OP_LOG: return log(v);
+    case OP_NEG: return -v;
+    case OP_ABS: return fabs(v);
+    case OP_RECIPROCAL: return 1.0f / v;
+    case OP_ERF: return erf(v);
+    case OP_GELU: return 0.5f * v * erfc(-v * M_SQRT1_2_F);
+    /* (1 + tanh(u)) / 2 = 1 / (1 + e^-2u): no cancellation for negative u */
+    case OP_GELU_TANH:
+        return v / (1.0f + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
+    case OP_LEAKY_RELU: return v < 0.0f ? a * v : v;
+    case OP_ELU: return v < 0.0f ? a * expm1(v) : v;
+    case OP_CELU: return fmax(v, 0.0f) + fmin(0.0f, a * expm1(v / a));
+    case OP_SELU: return b * (v <= 0.0f ? a * expm1(v) : v);
+    case OP_HARD_SIGMOID: return clamp1(a * v + b, 0.0f, 1.0f);
+    case OP_HARD_SWISH: return v * clamp1(v * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
+    case OP_SOFTPLUS: return v > 0.0f ? v + log1p(exp(-v)) : log1p(exp(v));
+    default: return v;
+    }
 }
 
 __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
@@ -85,7 +133,7 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
     case OP_CLIP: v = clamp1(v, lo, hi); break;
     case OP_SQRT: v = sqrt(v); break;
     case OP_POW_SCALAR: v = pow_scalar(v, lo); break;
-    default: break;
+    default: v = unary_math(op, v, lo, hi); break; /* lo, hi: alpha, beta */
     }
     STORE_Y(v, y, i);
 }
@@ -112,6 +160,7 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
     case OP_SUB: v = x - z; break;
     case OP_MUL: v = x * z; break;
     case OP_POW: v = (BIN_T)pow((float)x, (float)z); break;
+    case OP_PRELU: v = x < (BIN_T)0 ? x * z : x; break;
     default: v = x / z; break;
     }
     BIN_ST_Y(v, y, i);

@@ -49,7 +49,7 @@
 #define A_KS1 0 /* CPU: A's k stride is 1 (A not transposed), known at build time */
 #endif
 #ifndef CLAMP
-#define CLAMP 0 /* fuse y = clamp(y, lo, hi) */
+#define CLAMP 0 /* fused activation (clamp.clh): 1 clamp(y, lo, hi) */
 #endif
 #ifndef TS
 #define TS 32 /* GPU: tile rows and columns per work-group */
@@ -135,7 +135,7 @@ inline void epilogue(float16 acc, int r, int j0, int N, float alpha, float beta,
     v += beta * vload16(0, cv);
 #endif
 #if CLAMP
-    v = clamp16(v, lo, hi);
+    v = activate16(v, lo, hi);
 #endif
     if (j0 + 16 <= N) {
         STORE16_Y(v, yrow, j0);
@@ -300,7 +300,7 @@ inline float gpu_epilogue(ACC_T acc, int r, int col, float alpha, float beta,
     v += beta * LOAD_C(c, c_off + r * c_rs + col * c_cs);
 #endif
 #if CLAMP
-    v = clamp1(v, lo, hi);
+    v = activate1(v, lo, hi);
 #endif
     return v;
 }

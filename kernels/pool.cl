@@ -2,19 +2,28 @@
  *
  * Algorithm  pool            one output per work-item, a loop over its window. Modes: 0 max
  *                            (padding never wins; NaN propagates, as torch), 1 average counting
- *                            padded positions, 2 average over the positions inside the input.
+ *                            padded positions (the window's taps before the end padding's end:
+ *                            a ceil_mode window may reach past it), 2 average over the
+ *                            positions inside the input.
  *            global_average  one (n, c) row per work-item, summed in order.
  *            One family for both device variants: pooling is a small share of a network, and
  *            a 2x2 max-pool after a Conv is fused into conv_cpu's epilogue on CPUs.
  * Layout     NCHW (N*C planes of D x H x W, missing spatial axes have extent 1).
  * Storage    X_HALF / Y_HALF: the input / output is stored as half (fp16 mode); arithmetic is
  *            float.
- * Assumes    floor mode: every window starts inside the padded input.
+ * Assumes    every window starts before the end of the input (the host drops ceil_mode windows
+ *            that would start in the end padding or beyond).
  */
 #include "storage.clh"
 
+/* The taps start, start + dilation, ... (k of them) that lie before `limit` (start < limit). */
+inline int taps_before(int start, int k, int dilation, int limit)
+{
+    return min(k, (limit - start + dilation - 1) / dilation);
+}
+
 __kernel void pool(__global const X_T *x, __global Y_T *y, uint n, int4 idims, int4 odims,
-                   int4 kdims, int4 stride, int4 dilation, int4 pad, int mode)
+                   int4 kdims, int4 stride, int4 dilation, int4 pad, int4 pad_end, int mode)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
@@ -47,7 +56,12 @@ __kernel void pool(__global const X_T *x, __global Y_T *y, uint n, int4 idims, i
     if (mode == 0)
         out = nan_seen ? NAN : best;
     else if (mode == 1)
-        out = sum / (float)(kdims.x * kdims.y * kdims.z);
+        out = sum / (float)(taps_before(od * stride.x - pad.x, kdims.x, dilation.x,
+                                        idims.x + pad_end.x) *
+                            taps_before(oh * stride.y - pad.y, kdims.y, dilation.y,
+                                        idims.y + pad_end.y) *
+                            taps_before(ow * stride.z - pad.z, kdims.z, dilation.z,
+                                        idims.z + pad_end.z));
     else
         out = sum / (float)inside;
     STORE_Y(out, y, i);

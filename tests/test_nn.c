@@ -1329,8 +1329,8 @@ static void test_unsupported_fixtures(void **state)
     (void)state;
     cleval_onnx_model *m;
     assert_ok(cleval_onnx_load(fixture_path("onnx/unsupported_op.onnx"), &m));
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "unsupported_op.onnx", "node 'erf_node'",
-                   "(Erf)", "operator Erf is not supported", NULL);
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "unsupported_op.onnx", "node 'hardmax_node'",
+                   "(Hardmax)", "operator Hardmax is not supported", NULL);
     cleval_onnx_free(m);
     assert_ok(cleval_onnx_load(fixture_path("onnx/unsupported_attr.onnx"), &m));
     expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "unsupported_attr.onnx",
@@ -1378,12 +1378,14 @@ static void test_refusals(void **state)
                    NULL);
     builder_free(m);
 
-    m = tiny(13, d4, 4); /* ceil_mode */
+    m = tiny(13, d4, 4); /* auto_pad SAME with dilations */
     cleval_onnx_node *n = builder_node(m, "MaxPool", "mp", "x", "y");
     int64_t k[2] = {2, 2};
     attr_ints(n, "kernel_shape", 2, k);
-    attr_int(n, "ceil_mode", 1);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mp' (MaxPool)", "ceil_mode=1", NULL);
+    attr_ints(n, "dilations", 2, k);
+    attr_string(n, "auto_pad", "SAME_LOWER");
+    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mp' (MaxPool)", "auto_pad=SAME_LOWER",
+                   NULL);
     builder_free(m);
 
     m = tiny(13, d4, 4); /* an attribute this engine does not know */

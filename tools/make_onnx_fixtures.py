@@ -35,10 +35,11 @@ Bad inputs (no _io.h5), for the error paths (exit 2):
 
 * ``truncated.onnx``        the first half of the bytes of mlp_softmax.onnx.
 * ``not_onnx.onnx``         a few lines of plain text.
-* ``unsupported_op.onnx``   valid ONNX with an ``Erf`` node named "erf_node" between a
-                            Gemm and the output.
+* ``unsupported_op.onnx``   valid ONNX with a ``Hardmax`` node named "hardmax_node" between
+                            a Gemm and the output.
 * ``unsupported_attr.onnx`` valid ONNX with a Conv node named "conv_autopad" that uses
-                            auto_pad="SAME_UPPER" instead of explicit pads.
+                            auto_pad="SAME_UPPER" with dilations of 2 (runtimes disagree
+                            on those pads).
 
 Everything is deterministic: each model is built after torch.manual_seed(<its own seed>)
 and its inputs come from a NumPy generator with a fixed seed.
@@ -313,11 +314,11 @@ def make_gemm_attrs():
 
 
 def make_unsupported_op():
-    """Gemm -> Erf ("erf_node") -> output: valid ONNX that cleval does not implement."""
+    """Gemm -> Hardmax ("hardmax_node") -> output: valid ONNX that cleval does not implement."""
     rng = np.random.default_rng(109)
     graph = helper.make_graph(
         [helper.make_node("Gemm", ["input", "W", "b"], ["gemm_out"], name="gemm", transB=1),
-         helper.make_node("Erf", ["gemm_out"], ["output"], name="erf_node")],
+         helper.make_node("Hardmax", ["gemm_out"], ["output"], name="hardmax_node")],
         "unsupported_op",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3])],
@@ -329,12 +330,12 @@ def make_unsupported_op():
 
 
 def make_unsupported_attr():
-    """Conv "conv_autopad" with auto_pad="SAME_UPPER" -> Flatten -> Gemm -> output."""
+    """Conv "conv_autopad" with auto_pad="SAME_UPPER", dilations 2 -> Flatten -> Gemm -> output."""
     rng = np.random.default_rng(110)
     graph = helper.make_graph(
         [helper.make_node("Conv", ["input", "conv_w", "conv_b"], ["conv_out"],
                           name="conv_autopad", kernel_shape=[3, 3], strides=[2, 2],
-                          auto_pad="SAME_UPPER"),                   # [n,2,3,3]
+                          dilations=[2, 2], auto_pad="SAME_UPPER"),  # [n,2,3,3]
          helper.make_node("Flatten", ["conv_out"], ["flat"], name="flatten", axis=1),
          helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["output"], name="fc",
                           transB=1)],

@@ -32,6 +32,9 @@ static const nn_op_kind *const KINDS[] = {
     &nn_kind_gather,  &nn_kind_squeeze,    &nn_kind_unsqueeze,
     &nn_kind_lstm, &nn_kind_gru,
     &nn_kind_cast,
+    &nn_kind_exp, &nn_kind_log, &nn_kind_neg, &nn_kind_abs, &nn_kind_reciprocal, &nn_kind_erf,
+    &nn_kind_gelu, &nn_kind_leakyrelu, &nn_kind_elu, &nn_kind_celu, &nn_kind_selu,
+    &nn_kind_hardsigmoid, &nn_kind_hardswish, &nn_kind_softplus, &nn_kind_prelu,
 };
 
 const nn_op_kind *nn_find_kind(const char *op_type)

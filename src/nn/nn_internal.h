@@ -103,17 +103,13 @@ typedef struct nn_op_kind {
 } nn_op_kind;
 
 /* An activation fused into a Conv/Gemm epilogue: y = min(max(acc, lo), hi); ReLU is [0, inf).
- * `pool` adds a 2x2 stride-2 max-pool after it (CPU-style Conv only). */
+ * `pool` adds a 2x2 stride-2 max-pool after it (CPU-style Conv only). `act` NN_LEAKY_RELU
+ * (slope lo) or NN_HARD_SWISH replaces the clamp (0: the clamp). */
 typedef struct nn_epilogue {
     float lo, hi;
     bool pool;
+    int act;
 } nn_epilogue;
-
-/* Whether the epilogue clamps at all (the kernels' -DCLAMP). */
-static inline bool nn_epilogue_clamps(const nn_epilogue *ep)
-{
-    return ep->lo != -INFINITY || ep->hi != INFINITY;
-}
 
 typedef enum nn_binary_op {
     NN_ADD = 0,
@@ -121,6 +117,8 @@ typedef enum nn_binary_op {
     NN_MUL = 2,
     NN_DIV = 3,
     NN_POW = 20, /* numbered apart: other binary codes may be added independently */
+    /* elementwise math (numbered from 32: other codes may be added independently) */
+    NN_PRELU = 32, /* x < 0 ? slope * x : x, slope broadcast to x */
 } nn_binary_op;
 
 typedef enum nn_unary_op {
@@ -131,11 +129,45 @@ typedef enum nn_unary_op {
     /* Numbered apart, so unary codes added independently elsewhere cannot collide. */
     NN_SQRT = 20,
     NN_POW_SCALAR = 21, /* x^e for a constant scalar exponent e (in lo) */
+    /* elementwise math (numbered from 32; their parameters alpha, beta in lo, hi) */
+    NN_EXP = 32,
+    NN_LOG = 33,
+    NN_NEG = 34,
+    NN_ABS = 35,
+    NN_RECIPROCAL = 36,
+    NN_ERF = 37,
+    NN_GELU = 38,         /* x * (1 + erf(x / sqrt 2)) / 2 */
+    NN_GELU_TANH = 39,    /* Gelu's approximate="tanh" */
+    NN_LEAKY_RELU = 40,   /* x < 0 ? alpha * x : x */
+    NN_ELU = 41,          /* x < 0 ? alpha * (e^x - 1) : x */
+    NN_CELU = 42,         /* max(0, x) + min(0, alpha * (e^(x / alpha) - 1)) */
+    NN_SELU = 43,         /* beta * (x <= 0 ? alpha * (e^x - 1) : x) (beta: ONNX's gamma) */
+    NN_HARD_SIGMOID = 44, /* max(0, min(1, alpha * x + beta)) */
+    NN_HARD_SWISH = 45,   /* x * max(0, min(1, x / 6 + 1 / 2)) */
+    NN_SOFTPLUS = 46,     /* log(1 + e^x) */
 } nn_unary_op;
+
+/* The kernels' -DCLAMP code: 0 nothing, 1 the clamp, 2 LeakyRelu, 3 HardSwish (clamp.clh). */
+static inline int nn_epilogue_clamps(const nn_epilogue *ep)
+{
+    if (ep->act == NN_LEAKY_RELU) return 2;
+    if (ep->act == NN_HARD_SWISH) return 3;
+    return ep->lo != -INFINITY || ep->hi != INFINITY;
+}
+
+/* Conv and pool auto_pad: NOTSET uses the pads given, VALID none, SAME_* pads computed from the
+ * input at infer (nn_same_pads). */
+typedef enum nn_auto_pad {
+    NN_PAD_NOTSET = 0,
+    NN_PAD_VALID = 1,
+    NN_PAD_SAME_UPPER = 2,
+    NN_PAD_SAME_LOWER = 3,
+} nn_auto_pad;
 
 typedef struct nn_conv_params {
     uint32_t spatial; /* 1, 2 or 3 spatial axes */
     int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    nn_auto_pad auto_pad;
     int64_t group;
     bool depthwise;
     int weight, bias; /* value indices (bias -1 when none) */
@@ -154,6 +186,8 @@ typedef struct nn_pool_params {
     bool max;
     uint32_t spatial;
     int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    nn_auto_pad auto_pad;
+    bool ceil_mode; /* output extents rounded up; windows starting past the input dropped */
     bool count_include_pad;
 } nn_pool_params;
 
@@ -174,8 +208,9 @@ typedef struct nn_gemm_params {
 } nn_gemm_params;
 
 typedef struct nn_elementwise_params {
-    int op;        /* nn_binary_op or nn_unary_op */
-    float lo, hi;  /* Clip, and the clamp fused into BatchNormalization */
+    int op; /* nn_binary_op or nn_unary_op */
+    /* Clip, the clamp fused into BatchNormalization; the elementwise math ops' alpha, beta */
+    float lo, hi;
     float epsilon; /* BatchNormalization run on its own: y = x * scale[c] + shift[c] */
     /* Opset < 7 binary ops: broadcast=1 aligns B with A starting at `legacy_axis` (-1: at the
      * end, as numpy); broadcast=0 requires equal shapes. */
@@ -662,6 +697,9 @@ extern const nn_op_kind nn_kind_lstm, nn_kind_gru;
  * without Y). */
 bool nn_kind_may_omit_output0(const nn_op_kind *kind);
 extern const nn_op_kind nn_kind_cast, nn_kind_gather_rows;
+extern const nn_op_kind nn_kind_exp, nn_kind_log, nn_kind_neg, nn_kind_abs, nn_kind_reciprocal,
+    nn_kind_erf, nn_kind_gelu, nn_kind_leakyrelu, nn_kind_elu, nn_kind_celu, nn_kind_selu,
+    nn_kind_hardsigmoid, nn_kind_hardswish, nn_kind_softplus, nn_kind_prelu;
 
 /* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
  * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */
@@ -671,6 +709,17 @@ void nn_choose_tile(uint32_t n_cols, uint32_t tuned_mr, uint32_t tuned_nv, uint3
  * columns, zero beyond N. Returns malloc'd memory or NULL. */
 float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
                       uint32_t *panels);
+
+/* The window attributes shared by Conv and the pools (op_pool.c): kernel_shape (when given),
+ * strides, dilations, pads and auto_pad. */
+cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                              uint32_t spatial, int64_t *kernel, int64_t *stride, int64_t *dilation,
+                              int64_t *pad_begin, int64_t *pad_end, nn_auto_pad *auto_pad);
+/* auto_pad SAME_*: the pads of each spatial axis for input extents `in`, so the output has
+ * ceil(in / stride) positions; an odd total puts the extra one at the end (UPPER) or at the
+ * beginning (LOWER). Other modes leave the pads alone. */
+void nn_same_pads(nn_auto_pad mode, uint32_t spatial, const int64_t *in, const int64_t *kernel,
+                  const int64_t *stride, int64_t *pad_begin, int64_t *pad_end);
 
 /* Enqueues the rank-8 constant pad kernel: y = x placed at `begin` in `out`, `value` elsewhere
  * (op_shape.c; Conv uses it for its zero-padded input copy). */

@@ -10,9 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
-                              uint32_t spatial, int64_t *kernel, int64_t *stride, int64_t *dilation,
-                              int64_t *pad_begin, int64_t *pad_end);
 int64_t nn_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
                       int64_t pad_begin, int64_t pad_end);
 
@@ -39,7 +36,7 @@ static cleval_status conv_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
                           "group=%lld does not divide W's %lld output channels",
                           (long long)p->group, (long long)w->shape.d[0]);
     if ((status = nn_parse_window(nn, op, node, p->spatial, p->kernel, p->stride, p->dilation,
-                                  p->pad_begin, p->pad_end)) != CLEVAL_OK)
+                                  p->pad_begin, p->pad_end, &p->auto_pad)) != CLEVAL_OK)
         return status;
     const cleval_onnx_attr *ks = cleval_onnx_node_attr(node, "kernel_shape");
     for (uint32_t i = 0; i < p->spatial; i++) {
@@ -67,10 +64,10 @@ static cleval_status conv_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
     return CLEVAL_OK;
 }
 
-/* Conv output shape before a fused pool. */
-static cleval_status conv_shape(cleval_nn *nn, const nn_op *op, nn_shape *out)
+/* Conv output shape before a fused pool (and auto_pad SAME's pads for the current input). */
+static cleval_status conv_shape(cleval_nn *nn, nn_op *op, nn_shape *out)
 {
-    const nn_conv_params *p = &op->p.conv;
+    nn_conv_params *p = &op->p.conv;
     const nn_shape *x = &nn_in(nn, op, 0)->shape;
     const nn_shape *w = &nn->values[p->weight].shape;
     if (x->rank != 2 + p->spatial)
@@ -80,6 +77,7 @@ static cleval_status conv_shape(cleval_nn *nn, const nn_op *op, nn_shape *out)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT,
                           "X has %lld channels, W expects %lld (group %lld)", (long long)x->d[1],
                           (long long)(w->d[1] * p->group), (long long)p->group);
+    nn_same_pads(p->auto_pad, p->spatial, &x->d[2], p->kernel, p->stride, p->pad_begin, p->pad_end);
     *out = *x;
     out->d[1] = w->d[0];
     for (uint32_t i = 0; i < p->spatial; i++) {
@@ -92,8 +90,11 @@ static cleval_status conv_shape(cleval_nn *nn, const nn_op *op, nn_shape *out)
     return CLEVAL_OK;
 }
 
+/* Whether the input goes through the zero-bordered copy. auto_pad SAME always does (its pads,
+ * zero for some input extents, are only known at infer), so prepare and launch agree. */
 static bool has_padding(const nn_conv_params *p)
 {
+    if (p->auto_pad == NN_PAD_SAME_UPPER || p->auto_pad == NN_PAD_SAME_LOWER) return true;
     for (uint32_t i = 0; i < p->spatial; i++)
         if (p->pad_begin[i] || p->pad_end[i]) return true;
     return false;

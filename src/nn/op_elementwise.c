@@ -1,5 +1,8 @@
 /* Elementwise ops: Add/Sub/Mul/Div with numpy broadcasting (either operand a constant or an
- * activation; opset < 7 broadcast/axis attributes), Relu/Sigmoid/Tanh/Clip, Pow/Sqrt, and
+ * activation; opset < 7 broadcast/axis attributes), PRelu (its slope broadcast to X),
+ * Relu/Sigmoid/Tanh/Clip, Pow/Sqrt, the elementwise math (Exp, Log, Neg, Abs, Reciprocal, Erf,
+ * Gelu and the parametric activations: LeakyRelu, Elu, Celu, Selu, HardSigmoid, HardSwish,
+ * Softplus), and
  * BatchNormalization when it could not be folded into a Conv (a per-channel affine map). One
  * kernel family (kernels/elementwise.cl) serves both device variants: one element per
  * work-item, no loop, which PoCL vectorises across work-items. */
@@ -172,6 +175,46 @@ static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
     return nn_enqueue(nn, op, &args, 1, &global, &local);
 }
 
+/* PRelu: the binary kernel with the slope as B, which must broadcast to X's shape (ONNX's
+ * unidirectional broadcasting: the output has X's shape). */
+static cleval_status prelu_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    cleval_status status = nn_check_attrs(nn, op, node, NULL);
+    if (status != CLEVAL_OK) return status;
+    op->p.ew.op = NN_PRELU;
+    op->p.ew.legacy_axis = -1;
+    if (!nn_has_in(op, 0) || !nn_has_in(op, 1) || op->n_in != 2)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "needs exactly two inputs");
+    return CLEVAL_OK;
+}
+
+static cleval_status prelu_infer(cleval_nn *nn, nn_op *op)
+{
+    /* Before opset 7 a 1-D slope of X's channel count is per channel (aligned at axis 1), as
+     * the exporters of that time wrote it. */
+    const nn_shape *xs = &nn_in(nn, op, 0)->shape, *slope = &nn_in(nn, op, 1)->shape;
+    nn_elementwise_params *p = &op->p.ew;
+    p->legacy = p->legacy_broadcast =
+        nn->opset < 7 && slope->rank == 1 && xs->rank >= 2 && slope->d[0] == xs->d[1];
+    p->legacy_axis = p->legacy ? 1 : -1;
+    cleval_status status = binary_infer(nn, op);
+    if (status != CLEVAL_OK) return status;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape, *y = &nn_out(nn, op, 0)->shape;
+    bool same = x->rank == y->rank;
+    for (uint32_t i = 0; same && i < x->rank; i++)
+        same = x->d[i] == y->d[i];
+    if (!same) {
+        char sx[160], ss[160];
+        nn_shape_format(x, sx, sizeof sx);
+        nn_shape_format(&nn_in(nn, op, 1)->shape, ss, sizeof ss);
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "slope of shape %s does not broadcast to X %s",
+                          ss, sx);
+    }
+    return CLEVAL_OK;
+}
+
+const nn_op_kind nn_kind_prelu = {"PRelu", prelu_parse, prelu_infer, binary_prepare, binary_launch};
+
 #define BINARY_KIND(sym, name, code)                                                               \
     static cleval_status sym##_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)       \
     {                                                                                              \
@@ -231,6 +274,70 @@ static cleval_status clip_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
         (status = clip_bound(nn, op, 2, "max", INFINITY, &p->hi)) != CLEVAL_OK)
         return status;
     return CLEVAL_OK;
+}
+
+/* An elementwise math op: its code, the attributes read into alpha and beta (NULL: none) with
+ * their defaults, and the opset that introduced it in the default domain. */
+typedef struct unary_math {
+    nn_unary_op op;
+    const char *alpha_name;
+    float alpha;
+    const char *beta_name;
+    float beta;
+    int64_t since;
+} unary_math;
+
+/* Sets up op as elementwise math op m, its attributes already checked: the opset, input 0, and
+ * alpha and beta read from the node into lo and hi (the unary kernel's two parameters). */
+static cleval_status unary_math_setup(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                                      const unary_math *m)
+{
+    nn_elementwise_params *p = &op->p.ew;
+    cleval_status status;
+    if (nn->opset < m->since)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "operator %s needs opset %lld or later",
+                          op->kind->op_type, (long long)m->since);
+    if (!nn_has_in(op, 0)) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input 0 is missing");
+    p->op = m->op;
+    p->lo = m->alpha;
+    p->hi = m->beta;
+    if ((m->alpha_name &&
+         (status = nn_attr_float(nn, node, m->alpha_name, m->alpha, &p->lo)) != CLEVAL_OK) ||
+        (m->beta_name &&
+         (status = nn_attr_float(nn, node, m->beta_name, m->beta, &p->hi)) != CLEVAL_OK))
+        return status;
+    if (m->op == NN_CELU && p->lo == 0.0f)
+        return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "attribute alpha must not be 0");
+    return CLEVAL_OK;
+}
+
+static cleval_status unary_math_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                                      const unary_math *m)
+{
+    const char *known[3] = {NULL, NULL, NULL};
+    uint32_t n_known = 0;
+    if (m->alpha_name) known[n_known++] = m->alpha_name;
+    if (m->beta_name) known[n_known++] = m->beta_name;
+    cleval_status status = nn_check_attrs(nn, op, node, known);
+    if (status != CLEVAL_OK) return status;
+    return unary_math_setup(nn, op, node, m);
+}
+
+/* Gelu (opset 20): approximate="none" (erf) or "tanh". */
+static cleval_status gelu_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
+{
+    static const char *const known[] = {"approximate", NULL};
+    static const unary_math exact = {NN_GELU, NULL, 0.0f, NULL, 0.0f, 20};
+    static const unary_math tanh_form = {NN_GELU_TANH, NULL, 0.0f, NULL, 0.0f, 20};
+    cleval_status status = nn_check_attrs(nn, op, node, known);
+    const char *approximate;
+    if (status != CLEVAL_OK ||
+        (status = nn_attr_string(nn, node, "approximate", "none", &approximate)) != CLEVAL_OK)
+        return status;
+    if (strcmp(approximate, "tanh") == 0) return unary_math_setup(nn, op, node, &tanh_form);
+    if (strcmp(approximate, "none") == 0) return unary_math_setup(nn, op, node, &exact);
+    return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "attribute approximate=%s is not valid",
+                      approximate);
 }
 
 static cleval_status unary_infer(cleval_nn *nn, nn_op *op)
@@ -331,6 +438,30 @@ static cleval_status pow_launch(cleval_nn *nn, nn_op *op)
 }
 
 const nn_op_kind nn_kind_pow = {"Pow", pow_parse, binary_infer, pow_prepare, pow_launch};
+
+#define MATH_KIND(sym, name, code, alpha_name, alpha, beta_name, beta, since)                      \
+    static cleval_status sym##_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)       \
+    {                                                                                              \
+        static const unary_math m = {code, alpha_name, alpha, beta_name, beta, since};             \
+        return unary_math_parse(nn, op, node, &m);                                                 \
+    }                                                                                              \
+    const nn_op_kind nn_kind_##sym = {name, sym##_parse, unary_infer, unary_prepare, unary_launch};
+
+MATH_KIND(exp, "Exp", NN_EXP, NULL, 0.0f, NULL, 0.0f, 1)
+MATH_KIND(log, "Log", NN_LOG, NULL, 0.0f, NULL, 0.0f, 1)
+MATH_KIND(neg, "Neg", NN_NEG, NULL, 0.0f, NULL, 0.0f, 1)
+MATH_KIND(abs, "Abs", NN_ABS, NULL, 0.0f, NULL, 0.0f, 1)
+MATH_KIND(reciprocal, "Reciprocal", NN_RECIPROCAL, NULL, 0.0f, NULL, 0.0f, 1)
+MATH_KIND(erf, "Erf", NN_ERF, NULL, 0.0f, NULL, 0.0f, 9)
+MATH_KIND(leakyrelu, "LeakyRelu", NN_LEAKY_RELU, "alpha", 0.01f, NULL, 0.0f, 1)
+MATH_KIND(elu, "Elu", NN_ELU, "alpha", 1.0f, NULL, 0.0f, 1)
+MATH_KIND(celu, "Celu", NN_CELU, "alpha", 1.0f, NULL, 0.0f, 12)
+MATH_KIND(selu, "Selu", NN_SELU, "alpha", 1.67326319217681884765625f, "gamma",
+          1.05070102214813232421875f, 1)
+MATH_KIND(hardsigmoid, "HardSigmoid", NN_HARD_SIGMOID, "alpha", 0.2f, "beta", 0.5f, 1)
+MATH_KIND(hardswish, "HardSwish", NN_HARD_SWISH, NULL, 0.0f, NULL, 0.0f, 14)
+MATH_KIND(softplus, "Softplus", NN_SOFTPLUS, NULL, 0.0f, NULL, 0.0f, 1)
+const nn_op_kind nn_kind_gelu = {"Gelu", gelu_parse, unary_infer, unary_prepare, unary_launch};
 
 /* ---- BatchNormalization (inference form) ---- */
 

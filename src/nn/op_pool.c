@@ -1,5 +1,5 @@
-/* Pooling: MaxPool and AveragePool over 1 to 3 spatial axes (pads, strides, dilations,
- * count_include_pad both ways; ceil_mode and SAME auto-padding refused), GlobalAveragePool.
+/* Pooling: MaxPool and AveragePool over 1 to 3 spatial axes (pads or auto_pad, strides,
+ * dilations, ceil_mode, count_include_pad both ways), GlobalAveragePool.
  * kernels/pool.cl: one output per work-item for both device variants (pooling is a small
  * share of a network's time; a 2x2 max-pool after a Conv is fused into the Conv instead). */
 #include "nn_internal.h"
@@ -7,21 +7,30 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Reads the window attributes shared by Conv and the pools (also used by op_conv.c). */
+static const char *const AUTO_PAD_NAMES[] = {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"};
+
+static cleval_status parse_auto_pad(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
+                                    nn_auto_pad *mode)
+{
+    const char *auto_pad;
+    cleval_status status = nn_attr_string(nn, node, "auto_pad", "NOTSET", &auto_pad);
+    if (status != CLEVAL_OK) return status;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(auto_pad, AUTO_PAD_NAMES[i]) == 0) {
+            *mode = (nn_auto_pad)i;
+            return CLEVAL_OK;
+        }
+    return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "attribute auto_pad=%s is not valid", auto_pad);
+}
+
 cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node,
                               uint32_t spatial, int64_t *kernel, int64_t *stride, int64_t *dilation,
-                              int64_t *pad_begin, int64_t *pad_end)
+                              int64_t *pad_begin, int64_t *pad_end, nn_auto_pad *auto_pad)
 {
     const int64_t *values;
     uint32_t count;
-    cleval_status status;
-    const char *auto_pad = "NOTSET";
-    if ((status = nn_attr_string(nn, node, "auto_pad", "NOTSET", &auto_pad)) != CLEVAL_OK)
-        return status;
-    bool valid = strcmp(auto_pad, "VALID") == 0;
-    if (!valid && strcmp(auto_pad, "NOTSET") != 0)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute auto_pad=%s is not supported",
-                          auto_pad);
+    cleval_status status = parse_auto_pad(nn, op, node, auto_pad);
+    if (status != CLEVAL_OK) return status;
     for (uint32_t i = 0; i < 3; i++) {
         kernel[i] = stride[i] = dilation[i] = 1;
         pad_begin[i] = pad_end[i] = 0;
@@ -57,7 +66,9 @@ cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *
     }
     if ((status = nn_attr_ints(nn, node, "pads", &values, &count)) != CLEVAL_OK) return status;
     if (values) {
-        if (valid) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads given with auto_pad=VALID");
+        if (*auto_pad != NN_PAD_NOTSET)
+            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads given with auto_pad=%s",
+                              AUTO_PAD_NAMES[*auto_pad]);
         if (count != 2 * spatial)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "pads has %u entries for %u spatial axes",
                               count, spatial);
@@ -73,8 +84,30 @@ cleval_status nn_parse_window(cleval_nn *nn, nn_op *op, const cleval_onnx_node *
                               "kernel, stride and dilation must be between 1 and 2^20");
         if (pad_begin[i] < 0 || pad_end[i] < 0 || pad_begin[i] > 1 << 20 || pad_end[i] > 1 << 20)
             return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "pads must be between 0 and 2^20");
+        /* Where SAME meets dilation, runtimes disagree on the pads (the dilated or the plain
+         * kernel extent) or refuse it. */
+        if (dilation[i] != 1 && (*auto_pad == NN_PAD_SAME_UPPER || *auto_pad == NN_PAD_SAME_LOWER))
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                              "attribute auto_pad=%s is not supported with dilations other than 1",
+                              AUTO_PAD_NAMES[*auto_pad]);
     }
     return CLEVAL_OK;
+}
+
+void nn_same_pads(nn_auto_pad mode, uint32_t spatial, const int64_t *in, const int64_t *kernel,
+                  const int64_t *stride, int64_t *pad_begin, int64_t *pad_end)
+{
+    if (mode != NN_PAD_SAME_UPPER && mode != NN_PAD_SAME_LOWER) return;
+    for (uint32_t i = 0; i < spatial; i++) {
+        int64_t out = (in[i] + stride[i] - 1) / stride[i];
+        int64_t total = (out - 1) * stride[i] + kernel[i] - in[i];
+        /* A stride larger than the kernel can leave input behind: no negative pads, the first
+         * window starts at the input's first element. */
+        if (total < 0) total = 0;
+        int64_t small = total / 2;
+        pad_begin[i] = mode == NN_PAD_SAME_UPPER ? small : total - small;
+        pad_end[i] = total - pad_begin[i];
+    }
 }
 
 /* Output extent of a window along one axis (floor mode), or -1 when the window does not fit. */
@@ -85,6 +118,21 @@ int64_t nn_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t dilati
     int64_t padded = in + pad_begin + pad_end;
     if (padded < span) return -1;
     return (padded - span) / stride + 1;
+}
+
+/* A pool's output extent along axis i for an input extent `in` (pads already set): floor mode as
+ * Conv; ceil_mode rounds up, then drops a last window that would start in the end padding or
+ * beyond, as onnxruntime and torch do. -1 when the window does not fit. */
+static int64_t pool_out(const nn_pool_params *p, uint32_t i, int64_t in)
+{
+    int64_t out = nn_window_out(in, p->kernel[i], p->stride[i], p->dilation[i], p->pad_begin[i],
+                                p->pad_end[i]);
+    if (out < 0 || !p->ceil_mode) return out;
+    int64_t span = (p->kernel[i] - 1) * p->dilation[i] + 1;
+    int64_t rest = in + p->pad_begin[i] + p->pad_end[i] - span;
+    if (rest % p->stride[i] != 0) out++;
+    if ((out - 1) * p->stride[i] >= in + p->pad_begin[i]) out--;
+    return out;
 }
 
 /* The spatial axes of an input of rank 3..5 ([N, C, spatial...]). */
@@ -111,14 +159,12 @@ static cleval_status pool_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
     p->max = max;
     cleval_status status = nn_check_attrs(nn, op, node, max ? known_max : known_avg);
     if (status != CLEVAL_OK) return status;
-    bool ceil_mode, column_major; /* storage_order only orders Indices, which is refused */
-    if ((status = nn_attr_bool(nn, op, node, "ceil_mode", false, &ceil_mode)) != CLEVAL_OK ||
+    bool column_major; /* storage_order only orders Indices, which is refused */
+    if ((status = nn_attr_bool(nn, op, node, "ceil_mode", false, &p->ceil_mode)) != CLEVAL_OK ||
         (status = nn_attr_bool(nn, op, node, "count_include_pad", false, &p->count_include_pad)) !=
             CLEVAL_OK ||
         (status = nn_attr_bool(nn, op, node, "storage_order", false, &column_major)) != CLEVAL_OK)
         return status;
-    if (ceil_mode)
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "attribute ceil_mode=1 is not supported");
     if (op->n_out > 1 && op->out[1] >= 0 &&
         (nn_out(nn, op, 1)->uses || nn_out(nn, op, 1)->is_output))
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "output Indices is not supported");
@@ -130,7 +176,7 @@ static cleval_status pool_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node
                             : "attribute kernel_shape is missing");
     p->spatial = k->count;
     return nn_parse_window(nn, op, node, p->spatial, p->kernel, p->stride, p->dilation,
-                           p->pad_begin, p->pad_end);
+                           p->pad_begin, p->pad_end, &p->auto_pad);
 }
 
 static cleval_status maxpool_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_node *node)
@@ -153,11 +199,11 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
     if (spatial != p->spatial)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "kernel_shape has %u axes, the input %u",
                           p->spatial, spatial);
+    nn_same_pads(p->auto_pad, spatial, &x->d[2], p->kernel, p->stride, p->pad_begin, p->pad_end);
     nn_shape out = *x;
     uint64_t window = 1;
     for (uint32_t i = 0; i < spatial; i++) {
-        int64_t o = nn_window_out(x->d[2 + i], p->kernel[i], p->stride[i], p->dilation[i],
-                                  p->pad_begin[i], p->pad_end[i]);
+        int64_t o = pool_out(p, i, x->d[2 + i]);
         if (o < 0)
             return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "the window is larger than axis %u", 2 + i);
         out.d[2 + i] = o;
@@ -183,7 +229,7 @@ static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
     if (n == 0) return CLEVAL_OK;
     /* Spatial axes right-aligned into (D, H, W); missing ones have extent 1. */
     int32_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
-            d[3] = {1, 1, 1}, pb[3] = {0, 0, 0};
+            d[3] = {1, 1, 1}, pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};
     uint32_t off = 3 - p->spatial;
     for (uint32_t i = 0; i < p->spatial; i++) {
         in[off + i] = (int32_t)x->d[2 + i];
@@ -192,6 +238,7 @@ static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
         s[off + i] = (int32_t)p->stride[i];
         d[off + i] = (int32_t)p->dilation[i];
         pb[off + i] = (int32_t)p->pad_begin[i];
+        pe[off + i] = (int32_t)p->pad_end[i];
     }
     int mode = p->max ? 0 : p->count_include_pad ? 1 : 2;
     nn_args a = nn_args_begin(op->k[0]);
@@ -204,6 +251,7 @@ static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
     nn_arg_int4(&a, s[0], s[1], s[2], 0);
     nn_arg_int4(&a, d[0], d[1], d[2], 0);
     nn_arg_int4(&a, pb[0], pb[1], pb[2], 0);
+    nn_arg_int4(&a, pe[0], pe[1], pe[2], 0);
     nn_arg_int(&a, mode);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);

@@ -5,7 +5,8 @@
  *   - BatchNormalization folded into the Conv before it when that Conv's output has no other
  *     consumer (W' = W * s, B' = B * s + t);
  *   - Relu / Clip with constant bounds fused into the epilogue of the Conv, Gemm, MatMul or
- *     unfolded BatchNormalization that produces their input;
+ *     unfolded BatchNormalization that produces their input, LeakyRelu / HardSwish into that
+ *     of a Conv, Gemm or MatMul;
  *   - a 2x2 stride-2 MaxPool fused into the CPU-style Conv before it;
  *   - channels-last storage for Conv outputs read only by CPU-style Convs, or through a
  *     Flatten by a Gemm/MatMul whose constant weights are then permuted to match;
@@ -278,7 +279,7 @@ static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const con
     bool any_shift = false;
     for (int64_t i = 0; i < channels; i++)
         any_shift = any_shift || b[i] != 0.0;
-    bool padded = false;
+    bool padded = p->auto_pad == NN_PAD_SAME_UPPER || p->auto_pad == NN_PAD_SAME_LOWER;
     for (uint32_t i = 0; i < p->spatial; i++)
         padded = padded || p->pad_begin[i] || p->pad_end[i];
     cleval_status status = CLEVAL_OK;
@@ -345,11 +346,45 @@ static bool is_clamp(const nn_op *op)
     return op->kind == &nn_kind_relu || op->kind == &nn_kind_clip;
 }
 
-static nn_epilogue *epilogue_of(nn_op *op)
+/* LeakyRelu and HardSwish (MobileNetV3), which the Conv/Gemm epilogue can compute instead of
+ * its clamp. */
+static bool is_epilogue_math(const nn_op *op)
 {
-    if (op->kind == &nn_kind_conv) return &op->p.conv.ep;
-    if (op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul) return &op->p.gemm.ep;
-    return NULL;
+    return op->kind == &nn_kind_leakyrelu || op->kind == &nn_kind_hardswish;
+}
+
+/* The epilogue's activation commutes with a max-pool, so one that the graph applies before the
+ * pool may be fused with it (the kernels pool first): it is non-decreasing, as the clamp and a
+ * LeakyRelu of slope >= 0 are and HardSwish is not. */
+static bool epilogue_monotone(const nn_epilogue *ep)
+{
+    return ep->act == 0 || (ep->act == NN_LEAKY_RELU && ep->lo >= 0.0f);
+}
+
+/* Moves the activation `next` into op's epilogue when it is free; false when it cannot. */
+static bool fuse_into_epilogue(nn_op *op, const nn_op *next)
+{
+    nn_epilogue *ep = op->kind == &nn_kind_conv                                  ? &op->p.conv.ep
+                      : op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul ? &op->p.gemm.ep
+                                                                                 : NULL;
+    if (ep && ep->lo == -INFINITY && ep->hi == INFINITY && ep->act == 0) {
+        if (is_clamp(next)) {
+            ep->lo = next->p.ew.lo;
+            ep->hi = next->p.ew.hi;
+            return true;
+        }
+        /* After a fused pool too: the kernels apply it to the pooled values. */
+        ep->lo = next->p.ew.lo; /* LeakyRelu's slope */
+        ep->act = next->p.ew.op;
+        return true;
+    }
+    if (op->kind == &nn_kind_batchnorm && is_clamp(next) && op->p.ew.lo == -INFINITY &&
+        op->p.ew.hi == INFINITY) {
+        op->p.ew.lo = next->p.ew.lo;
+        op->p.ew.hi = next->p.ew.hi;
+        return true;
+    }
+    return false;
 }
 
 static cleval_status fuse_activations(cleval_nn *nn, consumers *c)
@@ -360,19 +395,9 @@ static cleval_status fuse_activations(cleval_nn *nn, consumers *c)
         nn_op *op = &nn->ops[i];
         if (op->dead) continue;
         nn_op *next = only_consumer(nn, c, op->out[0]);
-        if (!next || !is_clamp(next) || next->in[0] != op->out[0]) continue;
-        float lo = next->p.ew.lo, hi = next->p.ew.hi;
-        nn_epilogue *ep = epilogue_of(op);
-        if (ep && ep->lo == -INFINITY && ep->hi == INFINITY) {
-            ep->lo = lo;
-            ep->hi = hi;
-        } else if (op->kind == &nn_kind_batchnorm && op->p.ew.lo == -INFINITY &&
-                   op->p.ew.hi == INFINITY) {
-            op->p.ew.lo = lo;
-            op->p.ew.hi = hi;
-        } else {
+        if (!next || !(is_clamp(next) || is_epilogue_math(next)) || next->in[0] != op->out[0] ||
+            !fuse_into_epilogue(op, next))
             continue;
-        }
         for (uint32_t j = 1; j < next->n_in; j++)
             if (next->in[j] >= 0) nn->values[next->in[j]].uses--;
         absorb(nn, op, next);
@@ -384,7 +409,9 @@ static cleval_status fuse_activations(cleval_nn *nn, consumers *c)
 static bool pool_fusable(const nn_op *pool)
 {
     const nn_pool_params *p = &pool->p.pool;
-    if (pool->kind != &nn_kind_maxpool || p->spatial != 2) return false;
+    if (pool->kind != &nn_kind_maxpool || p->spatial != 2 || p->ceil_mode ||
+        p->auto_pad == NN_PAD_SAME_UPPER || p->auto_pad == NN_PAD_SAME_LOWER)
+        return false;
     for (int i = 0; i < 2; i++)
         if (p->kernel[i] != 2 || p->stride[i] != 2 || p->dilation[i] != 1 || p->pad_begin[i] ||
             p->pad_end[i])
@@ -400,7 +427,7 @@ static cleval_status fuse_pools(cleval_nn *nn, consumers *c)
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
         if (op->dead || op->kind != &nn_kind_conv || op->p.conv.depthwise ||
-            op->p.conv.spatial != 2 || op->p.conv.ep.pool)
+            op->p.conv.spatial != 2 || op->p.conv.ep.pool || !epilogue_monotone(&op->p.conv.ep))
             continue;
         nn_op *next = only_consumer(nn, c, op->out[0]);
         if (!next || !pool_fusable(next) || next->in[0] != op->out[0]) continue;
