@@ -23,7 +23,8 @@ int cli_metrics(int argc, char **argv)
         OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,     OPT_SHARD,            OPT_CHECKPOINT,
         OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_MAX_CLASSES};
+        OPT_MAX_CLASSES,       OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT,
+        OPT_SUMMARY_MD};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
@@ -68,9 +69,8 @@ int cli_metrics(int argc, char **argv)
         cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
         cJSON_AddNumberToObject(breakdown, "read_s", outcome.read_s);
         cJSON_AddNumberToObject(breakdown, "wait_s", outcome.wait_s);
-        status = cli_emit_predictions(&args, &outcome, &timing, extra);
+        code = cli_emit_predictions(&args, "metrics", &outcome, &timing, extra);
         cJSON_Delete(extra);
-        if (status != CLEVAL_OK) code = cli_fail(status);
     }
     cleval_predict_outcome_free(&outcome);
     cli_run_end(&run);
