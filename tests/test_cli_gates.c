@@ -20,8 +20,8 @@ static const int32_t PRED[] = {0, 0, 0, 1, 1, 1, 0, 0, 2, 2};
 
 static char data_path[4096];
 
-static const char *write_labels(const char *name, const int32_t *y, const int32_t *pred,
-                                hsize_t n, bool names)
+static const char *write_labels(const char *name, const int32_t *y, const int32_t *pred, hsize_t n,
+                                bool names)
 {
     const char *path = temp_path(name);
     hid_t f = h5_create(path);
@@ -59,13 +59,14 @@ static void test_gates_pass_at_the_limit_and_fail_below(void **state)
                                 "--min-class-recall", "0.5", NULL},
                0, &out, &err);
     expect_contains(out, "  PASS  min_accuracy       0.7 >= limit 0.7\n");
-    expect_contains(out, "  PASS  min_class_recall   0.5 >= limit 0.5, class 1 (<dog & \"fox\">)\n");
+    expect_contains(out,
+                    "  PASS  min_class_recall   0.5 >= limit 0.5, class 1 (<dog & \"fox\">)\n");
     expect_contains(out, "Verdict: PASS (2 gates)\n");
     assert_string_equal(err, "");
     free(out), free(err);
 
-    run_expect((const char *[]){"metrics", "--data", data_path, "--min-accuracy", "0.71", NULL},
-               1, &out, &err);
+    run_expect((const char *[]){"metrics", "--data", data_path, "--min-accuracy", "0.71", NULL}, 1,
+               &out, &err);
     expect_contains(out, "  FAIL  min_accuracy       0.7 < limit 0.71 (below it by 0.01)\n");
     expect_contains(out, "Verdict: FAIL (1 of 1 gates: min_accuracy)\n");
     assert_string_equal(err, "cleval: gate failed: min_accuracy: 0.7 < limit 0.71 (below it by "
@@ -84,9 +85,8 @@ static void test_gates_pass_at_the_limit_and_fail_below(void **state)
     run_expect((const char *[]){"metrics", "--data", data_path, NULL}, 0, &out, &err);
     assert_null(strstr(out, "Gates:"));
     free(out), free(err);
-    cJSON *json = run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-",
-                                                   NULL},
-                                  0);
+    cJSON *json =
+        run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-", NULL}, 0);
     assert_null(cJSON_GetObjectItem(json, "gates"));
     cJSON_Delete(json);
 }
@@ -95,8 +95,8 @@ static void test_json_gates(void **state)
 {
     (void)state;
     cJSON *json = run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-",
-                                                   "--min-accuracy", "0.71",
-                                                   "--min-class-recall", "0.5", NULL},
+                                                   "--min-accuracy", "0.71", "--min-class-recall",
+                                                   "0.5", NULL},
                                   1);
     cJSON *gates = cJSON_GetObjectItem(json, "gates");
     assert_int_equal(cJSON_GetArraySize(gates), 2);
@@ -223,31 +223,30 @@ static void test_refusals(void **state)
     (void)state;
     char json_path[4096];
     snprintf(json_path, sizeof json_path, "%s", temp_path("refused.json"));
-    expect_cleval_error((const char *[]){"metrics", "--data", data_path, "--min-accuracy", "1.5",
-                                         NULL},
-                        2, "--min-accuracy: must be between 0 and 1 (got 1.5)");
-    expect_cleval_error((const char *[]){"metrics", "--data", data_path, "--min-class-recall",
-                                         "-0.1", NULL},
-                        2, "--min-class-recall: must be between 0 and 1 (got -0.1)");
-    expect_cleval_error((const char *[]){"metrics", "--data", data_path, "--min-accuracy",
-                                         "high", NULL},
-                        2, "--min-accuracy: 'high' is not a number");
-    expect_cleval_error((const char *[]){"metrics", "--data", data_path, "--junit", data_path,
-                                         NULL},
-                        2, "--junit");
-    expect_cleval_error((const char *[]){"metrics", "--data", data_path, "--summary-md",
-                                         data_path, NULL},
-                        2, "refusing to overwrite an input");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", data_path, "--min-accuracy", "1.5", NULL}, 2,
+        "--min-accuracy: must be between 0 and 1 (got 1.5)");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", data_path, "--min-class-recall", "-0.1", NULL}, 2,
+        "--min-class-recall: must be between 0 and 1 (got -0.1)");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", data_path, "--min-accuracy", "high", NULL}, 2,
+        "--min-accuracy: 'high' is not a number");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", data_path, "--junit", data_path, NULL}, 2, "--junit");
+    expect_cleval_error(
+        (const char *[]){"metrics", "--data", data_path, "--summary-md", data_path, NULL}, 2,
+        "refusing to overwrite an input");
     expect_cleval_error((const char *[]){"metrics", "--data", data_path, "--json", json_path,
                                          "--summary-md", json_path, NULL},
                         2, "refusing to write one file twice");
-    expect_cleval_error((const char *[]){"compare", data_path, data_path, "--junit", data_path,
-                                         NULL},
-                        2, "refusing to overwrite an input");
+    expect_cleval_error(
+        (const char *[]){"compare", data_path, data_path, "--junit", data_path, NULL}, 2,
+        "refusing to overwrite an input");
     expect_cleval_error((const char *[]){"merge", data_path, "--junit", "x.xml", NULL}, 2,
                         "unknown flag '--junit'");
-    expect_cleval_error((const char *[]){"knn", "--train", data_path, "--data", data_path,
-                                         "-k", "1", "--against", "0", "--junit", "x.xml", NULL},
+    expect_cleval_error((const char *[]){"knn", "--train", data_path, "--data", data_path, "-k",
+                                         "1", "--against", "0", "--junit", "x.xml", NULL},
                         2, "--against does not combine with");
 }
 
@@ -271,7 +270,8 @@ static void test_knn_gates_and_junit(void **state)
     const int32_t y_train[] = {0, 0, 1, 1}, y_test[] = {0, 1, 1, 1}; /* sample 1 is wrong */
     snprintf(train, sizeof train, "%s", write_features("knn_train.h5", x_train, y_train, 4));
     snprintf(test, sizeof test, "%s", write_features("knn_test.h5", x_test, y_test, 4));
-    snprintf(unlabelled, sizeof unlabelled, "%s", write_features("knn_nolabel.h5", x_test, NULL, 4));
+    snprintf(unlabelled, sizeof unlabelled, "%s",
+             write_features("knn_nolabel.h5", x_test, NULL, 4));
     snprintf(junit, sizeof junit, "%s", temp_path("knn.xml"));
     char *out, *err;
     run_expect((const char *[]){"knn", "--train", train, "--data", test, "-k", "1",
@@ -340,8 +340,8 @@ static void test_compare_and_drift_junit(void **state)
     snprintf(b, sizeof b, "%s", fixture_path("compare/base_b.h5"));
     snprintf(junit, sizeof junit, "%s", temp_path("compare.xml"));
     char *out, *err;
-    run_expect((const char *[]){"compare", a, b, "--max-flip-rate", "0", "--junit", junit, NULL},
-               1, &out, &err);
+    run_expect((const char *[]){"compare", a, b, "--max-flip-rate", "0", "--junit", junit, NULL}, 1,
+               &out, &err);
     free(out), free(err);
     char *xml = read_text_file(junit);
     expect_well_formed_xml(xml);
@@ -383,9 +383,8 @@ static void test_derived_metrics_in_reports(void **state)
         cm.counts[Y[i] * 3 + PRED[i]]++;
     cleval_metrics m;
     assert_ok(cleval_metrics_compute(&cm, &m));
-    cJSON *json = run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-",
-                                                   NULL},
-                                  0);
+    cJSON *json =
+        run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-", NULL}, 0);
     assert_true(cJSON_GetObjectItem(json, "balanced_accuracy")->valuedouble == 0.75);
     assert_true(cJSON_GetObjectItem(json, "mcc")->valuedouble == m.mcc);
     cJSON *kappa = cJSON_GetObjectItem(json, "cohen_kappa");
@@ -437,9 +436,8 @@ static void test_merge_report_has_derived_metrics(void **state)
                    0, &out, &err);
         free(out), free(err);
     }
-    cJSON *whole = run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-",
-                                                    NULL},
-                                   0);
+    cJSON *whole =
+        run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-", NULL}, 0);
     cJSON *merged =
         run_cleval_json((const char *[]){"merge", parts[0], parts[1], "--json", "-", NULL}, 0);
     const char *keys[] = {"balanced_accuracy", "mcc"};

@@ -14,8 +14,7 @@
 static void expect_bits(double got, double expected, const char *what, const char *name)
 {
     bool same = isnan(expected) ? isnan(got) : memcmp(&got, &expected, sizeof got) == 0;
-    if (!same)
-        fail_msg("%s: %s is %.17g, scikit-learn says %.17g", name, what, got, expected);
+    if (!same) fail_msg("%s: %s is %.17g, scikit-learn says %.17g", name, what, got, expected);
 }
 
 static void test_against_scikit_learn(void **state)

@@ -72,8 +72,7 @@ cleval_status cleval_gates_write_junit(const char *path, const char *suite,
  * CLEVAL_SUMMARY_MAX_CLASSES classes). */
 enum { CLEVAL_SUMMARY_MAX_CLASSES = 50 };
 cleval_status cleval_gates_write_summary(const char *path, const char *title,
-                                         const cleval_metrics *m,
-                                         const cleval_class_names *names,
+                                         const cleval_metrics *m, const cleval_class_names *names,
                                          const cleval_gate *gates, uint32_t n);
 
 #ifdef __cplusplus

@@ -10,11 +10,14 @@ static const char usage[] =
     "Usage: cleval metrics --data PRED.h5 [options]\n"
     "\n"
     "Computes accuracy, per-class precision/recall/F1/support, their macro, weighted and micro\n"
-    "averages and the confusion matrix from the integer datasets y and pred of PRED.h5 (any\n"
+    "averages, balanced accuracy, MCC, Cohen's kappa (unweighted, linear, quadratic) and the\n"
+    "confusion matrix from the integer datasets y and pred of PRED.h5 (any\n"
     "integer type, labels 0..C-1 with C = max(label) + 1 over both). The confusion matrix is\n"
     "reduced on the OpenCL device(s), streaming the file in batches. Prints scikit-learn's\n"
     "classification_report layout, or the JSON report with --json. --save writes y, pred and\n"
-    "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n";
+    "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n"
+    "Gates --min-accuracy and --min-class-recall exit 1 when one fails, after writing the\n"
+    "reports; --junit and --summary-md write files for a CI job.\n";
 
 int cli_metrics(int argc, char **argv)
 {

@@ -47,8 +47,7 @@ static void class_text(const cleval_gate *g, const cleval_class_names *names, ch
                        size_t size)
 {
     if (names && names->names && g->class_index < (int64_t)names->count)
-        snprintf(out, size, "%lld (%s)", (long long)g->class_index,
-                 names->names[g->class_index]);
+        snprintf(out, size, "%lld (%s)", (long long)g->class_index, names->names[g->class_index]);
     else
         snprintf(out, size, "%lld", (long long)g->class_index);
 }
@@ -265,14 +264,13 @@ static void summary_classes(FILE *f, const cleval_metrics *m, const cleval_class
             fputs(": ", f);
             put_markdown(f, names->names[k]);
         }
-        fprintf(f, " | %.4f | %.4f | %.4f | %llu |\n", c->prf.precision, c->prf.recall,
-                c->prf.f1, (unsigned long long)c->support);
+        fprintf(f, " | %.4f | %.4f | %.4f | %llu |\n", c->prf.precision, c->prf.recall, c->prf.f1,
+                (unsigned long long)c->support);
     }
 }
 
 cleval_status cleval_gates_write_summary(const char *path, const char *title,
-                                         const cleval_metrics *m,
-                                         const cleval_class_names *names,
+                                         const cleval_metrics *m, const cleval_class_names *names,
                                          const cleval_gate *gates, uint32_t n)
 {
     char *text = NULL;
