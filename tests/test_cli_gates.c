@@ -440,6 +440,8 @@ static void test_merge_report_has_derived_metrics(void **state)
         run_cleval_json((const char *[]){"metrics", "--data", data_path, "--json", "-", NULL}, 0);
     cJSON *merged =
         run_cleval_json((const char *[]){"merge", parts[0], parts[1], "--json", "-", NULL}, 0);
+    assert_non_null(cJSON_GetObjectItem(merged, "balanced_accuracy"));
+    assert_true(cJSON_GetObjectItem(merged, "balanced_accuracy")->valuedouble == 0.75);
     const char *keys[] = {"balanced_accuracy", "mcc"};
     for (size_t i = 0; i < 2; i++)
         assert_true(cJSON_GetObjectItem(merged, keys[i])->valuedouble ==
