@@ -47,6 +47,11 @@ typedef struct cleval_class_metrics {
     uint64_t correct;   /* true positives */
 } cleval_class_metrics;
 
+/* The weightings of Cohen's kappa: disagreements count 1, |i - j| or (i - j)^2, where i and j
+ * are positions among the classes that occur (scikit-learn's weights None, 'linear',
+ * 'quadratic'). */
+enum { CLEVAL_KAPPA_NONE, CLEVAL_KAPPA_LINEAR, CLEVAL_KAPPA_QUADRATIC, CLEVAL_KAPPA_WEIGHTINGS };
+
 typedef struct cleval_metrics {
     uint32_t n_classes;
     uint64_t n_samples;
@@ -56,11 +61,20 @@ typedef struct cleval_metrics {
     cleval_prf weighted; /* mean weighted by support */
     cleval_prf micro;    /* from pooled counts; equals accuracy for single-label data */
     cleval_class_metrics *per_class; /* [n_classes] */
+    /* From the whole matrix, over the classes that occur in y or in pred (see derived.c). */
+    double balanced_accuracy; /* mean recall over the classes with support */
+    double mcc;               /* Matthews' correlation; 0 when a denominator is 0 */
+    double cohen_kappa[CLEVAL_KAPPA_WEIGHTINGS]; /* NaN when undefined */
 } cleval_metrics;
 
 /* Computes every metric from the counts. Fails with CLEVAL_ERR_INPUT when the matrix holds no
  * samples. Free the result with cleval_metrics_free(). */
 cleval_status cleval_metrics_compute(const cleval_confusion *cm, cleval_metrics *out);
+
+/* Fills balanced_accuracy, mcc and cohen_kappa of `m` (whose counts come from `cm`) as
+ * scikit-learn's balanced_accuracy_score, matthews_corrcoef and cohen_kappa_score compute them
+ * for the labels behind `cm`, bit for bit (cleval_metrics_compute calls it). */
+cleval_status cleval_metrics_derive(const cleval_confusion *cm, cleval_metrics *m);
 
 /* Frees per_class; a zeroed struct is a no-op. */
 void cleval_metrics_free(cleval_metrics *m);

@@ -82,6 +82,11 @@ void cleval_output_temp_close(cleval_output_temp *temp);
 /* Releases the temporary and removes the file. */
 void cleval_output_temp_discard(cleval_output_temp *temp);
 
+/* Writes `text` to `path` (`what`: the flag, for messages) under a temporary renamed over it
+ * at the end, so the final name never holds a partial file; devices, pipes and names in /dev
+ * (cleval_output_in_place) are written directly. */
+cleval_status cleval_output_write_text(const char *path, const char *what, const char *text);
+
 #ifdef __cplusplus
 }
 #endif

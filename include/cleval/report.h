@@ -37,6 +37,10 @@ enum { CLEVAL_REPORT_MAX_MATRIX_CLASSES = 20, CLEVAL_REPORT_TOP_PAIRS = 10 };
 void cleval_report_classification(FILE *out, const cleval_metrics *m,
                                   const cleval_class_names *names);
 
+/* Writes the lines that follow the classification report: balanced accuracy, MCC and Cohen's
+ * kappa (none, linear, quadratic weights; "nan" where undefined), 4 decimals each. */
+void cleval_report_agreement(FILE *out, const cleval_metrics *m);
+
 /* Writes the confusion matrix with row and column headers, or for more than
  * CLEVAL_REPORT_MAX_MATRIX_CLASSES classes the most frequent off-diagonal pairs. */
 void cleval_report_confusion(FILE *out, const cleval_confusion *cm,
@@ -46,7 +50,8 @@ void cleval_report_confusion(FILE *out, const cleval_confusion *cm,
 void cleval_report_throughput(FILE *out, const cleval_run_timing *timing);
 
 /* Builds the JSON report of docs/contract.md: n_samples, n_classes, accuracy, macro, weighted,
- * micro, per_class, confusion_matrix, device and timing. `m` may be NULL for a run without
+ * micro, balanced_accuracy, mcc, cohen_kappa {none, linear, quadratic; null when undefined},
+ * per_class, confusion_matrix, device and timing. `m` may be NULL for a run without
  * labels (then only n_samples, n_classes, device and timing). Returns NULL when out of
  * memory. */
 cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,

@@ -40,6 +40,10 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
     /* A bad gate is a usage error before any work, not after two runs. */
     cleval_status status = cli_parse_compare_limits(args, &against->limits);
     if (status != CLEVAL_OK) return status;
+    if (args->present[OPT_MIN_ACCURACY] || args->present[OPT_MIN_CLASS_RECALL] ||
+        args->present[OPT_JUNIT] || args->present[OPT_SUMMARY_MD])
+        return cleval_fail(CLEVAL_ERR_USAGE, "--against does not combine with --min-accuracy, "
+                                             "--min-class-recall, --junit or --summary-md");
     if (cli_cluster()->size > 1)
         return cleval_fail(CLEVAL_ERR_USAGE, "--against does not combine with mpirun");
     if (args->present[OPT_SHARD] || args->present[OPT_CHECKPOINT])

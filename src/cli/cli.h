@@ -7,6 +7,7 @@
 #include "cleval/compare.h"
 #include "cleval/device.h"
 #include "cleval/engine.h"
+#include "cleval/gates.h"
 #include "cleval/metrics.h"
 #include "cleval/output.h"
 #include "cleval/report.h"
@@ -103,10 +104,23 @@ void cli_progress_init(cli_progress *p, const cli_args *args, const char *device
 void cli_progress_update(uint64_t done, uint64_t total, void *user);
 void cli_progress_finish(cli_progress *p);
 
+/* --min-accuracy and --min-class-recall, each a number in [0, 1]. */
+cleval_status cli_parse_metric_limits(const cli_args *args, cleval_metric_limits *limits);
+
 /* Prints the report of a model run: metrics when the test set had labels, else the predicted
- * class counts. `extra` (may be NULL) holds JSON members added to the report. */
-cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_outcome *outcome,
-                                   const cleval_run_timing *timing, cJSON *extra);
+ * class counts. `extra` (may be NULL) holds JSON members added to the report; `command` names
+ * the JUnit suite and the summary's title ("cleval metrics"). Checks the gates
+ * (--min-accuracy, --min-class-recall: the JSON's "gates", the human report's lines, one line
+ * on stderr for each that failed) and writes --junit and --summary-md. Returns the exit code:
+ * 1 when a gate failed. */
+int cli_emit_predictions(const cli_args *args, const char *command,
+                         const cleval_predict_outcome *outcome, const cleval_run_timing *timing,
+                         cJSON *extra);
+
+/* --junit: writes the JUnit file of `gates` when the flag is given. */
+cleval_status cli_write_junit(const cli_args *args, const char *command,
+                              const cleval_gate *gates, uint32_t n,
+                              const cleval_class_names *names);
 
 /* The JSON report of a model run (metrics with labels, predicted-class counts without), with
  * the members of `extra` (may be NULL) moved into it. */

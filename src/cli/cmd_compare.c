@@ -16,8 +16,9 @@ static const char usage[] =
     "95% interval for paired data, McNemar's exact test, and score differences. Files of\n"
     "different length or with different y are refused; without y in both, predictions only.\n"
     "Gates: --max-flip-rate, --max-accuracy-drop, --alpha (default 0.05, with labels),\n"
-    "--max-score-diff; exit 1 when one fails, after writing the reports. --save writes every\n"
-    "flipped sample (index, pred_a, pred_b, y, score_diff) to an HDF5 file.\n";
+    "--max-score-diff; exit 1 when one fails, after writing the reports (--junit: one JUnit\n"
+    "testcase per gate). --save writes every flipped sample (index, pred_a, pred_b, y,\n"
+    "score_diff) to an HDF5 file.\n";
 
 cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits)
 {
@@ -38,6 +39,20 @@ cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limi
     return CLEVAL_OK;
 }
 
+/* --junit: one testcase per gate of the verdict. */
+static cleval_status write_junit(const cli_args *args, const cleval_compare_result *r)
+{
+    cleval_gate gates[CLEVAL_COMPARE_MAX_GATES];
+    for (uint32_t i = 0; i < r->n_gates; i++)
+        gates[i] = (cleval_gate){.name = r->gates[i].name,
+                                 .limit = r->gates[i].limit,
+                                 .value = r->gates[i].value,
+                                 .below = r->gates[i].below,
+                                 .passed = r->gates[i].passed,
+                                 .class_index = CLEVAL_GATE_NO_CLASS};
+    return cli_write_junit(args, "compare", gates, r->n_gates, &r->class_names);
+}
+
 int cli_compare(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {
@@ -46,7 +61,7 @@ int cli_compare(int argc, char **argv)
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
         OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS,
         OPT_QUIET,      OPT_VERBOSE,        OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES};
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,
@@ -97,6 +112,7 @@ int cli_compare(int argc, char **argv)
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
         cJSON_Delete(json);
     }
+    if (status == CLEVAL_OK) status = write_junit(&args, &result);
     if (status == CLEVAL_OK && !cli_json_to_stdout(&args)) {
         cleval_compare_report(stdout, &result);
         fflush(stdout);

@@ -16,7 +16,8 @@ static const char usage[] =
     "over [0, 1], and the mean entropy. Reports the Population Stability Index and the\n"
     "Jensen-Shannon distance (base 2) of both distributions, the chi-squared test of the class\n"
     "counts, and recall shifts per class when both files hold y. Histograms are counted on the\n"
-    "OpenCL device. Exit 1 on any alert (after writing the reports); a warning never fails.\n";
+    "OpenCL device. Exit 1 on any alert (after writing the reports); a warning never fails.\n"
+    "--junit writes one JUnit testcase per alert check.\n";
 
 static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresholds *t)
 {
@@ -37,13 +38,32 @@ static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresho
     return CLEVAL_OK;
 }
 
+/* --junit: one testcase per alert check (class_psi, class_js, class_chi2, confidence_psi,
+ * confidence_js), failed when that alert fired; warnings never fail. */
+static cleval_status write_junit(const cli_args *args, const cleval_drift_result *r)
+{
+    const cleval_drift_thresholds *t = &r->thresholds;
+    cleval_gate gates[] = {
+        {"class_psi", t->psi_alert, r->class_psi, false, true, CLEVAL_GATE_NO_CLASS},
+        {"class_js", t->js_alert, r->class_js, false, true, CLEVAL_GATE_NO_CLASS},
+        {"class_chi2", t->alpha, r->class_p_value, true, true, CLEVAL_GATE_NO_CLASS},
+        {"confidence_psi", t->psi_alert, r->confidence_psi, false, true, CLEVAL_GATE_NO_CLASS},
+        {"confidence_js", t->js_alert, r->confidence_js, false, true, CLEVAL_GATE_NO_CLASS},
+    };
+    uint32_t n = sizeof gates / sizeof *gates;
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t a = 0; a < r->n_alerts; a++)
+            if (strcmp(r->alerts[a].name, gates[i].name) == 0) gates[i].passed = false;
+    return cli_write_junit(args, "drift", gates, n, &r->class_names);
+}
+
 int cli_drift(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {
         OPT_HELP,      OPT_PRED_KEY, OPT_SCORES_KEY, OPT_Y_KEY,  OPT_PSI_WARN,
         OPT_PSI_ALERT, OPT_JS_ALERT, OPT_ALPHA,      OPT_JSON,   OPT_BATCH,
         OPT_DEVICE,    OPT_PROGRESS, OPT_QUIET,      OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES};
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,
@@ -96,6 +116,7 @@ int cli_drift(int argc, char **argv)
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
         cJSON_Delete(json);
     }
+    if (status == CLEVAL_OK) status = write_junit(&args, &result);
     if (status == CLEVAL_OK && !cli_json_to_stdout(&args)) {
         cleval_drift_report(stdout, &result);
         fflush(stdout);

@@ -229,7 +229,8 @@ int cli_eval(int argc, char **argv)
         OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA, OPT_MAX_SCORE_DIFF,
         OPT_CALIBRATION, OPT_PRUNE, OPT_FP16_ARITHMETIC, OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_ALLOW_NONFINITE,
-        OPT_MAX_CLASSES, OPT_INPUT_SCALE, OPT_INPUT_MEAN, OPT_INPUT_STD, OPT_INPUT_LAYOUT};
+        OPT_MAX_CLASSES, OPT_INPUT_SCALE, OPT_INPUT_MEAN, OPT_INPUT_STD, OPT_INPUT_LAYOUT,
+        OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD};
     /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     static const char *const arithmetics[] = {"auto", "half", "float", NULL};
@@ -330,13 +331,12 @@ int cli_eval(int argc, char **argv)
             code = eval_against(&args, &job, &outcome, &timing, extra, &against, run.device_names,
                                 arithmetic_b);
         } else {
-            status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
-            if (status == CLEVAL_OK && job.profile && !cli_json_to_stdout(&args))
-                print_layers(&outcome);
-            if (status == CLEVAL_OK && outcome.nonfinite_scores && !cli_json_to_stdout(&args))
+            code = cli_emit_predictions(&args, "eval", &outcome.predict, &timing, extra);
+            bool reported = code == CLI_EXIT_OK || code == CLI_EXIT_GATE_FAILED;
+            if (reported && job.profile && !cli_json_to_stdout(&args)) print_layers(&outcome);
+            if (reported && outcome.nonfinite_scores && !cli_json_to_stdout(&args))
                 printf("\nNon-finite scores: %llu, accepted (a NaN counts as the maximum)\n",
                        (unsigned long long)outcome.nonfinite_scores);
-            if (status != CLEVAL_OK) code = cli_fail(status);
         }
         cJSON_Delete(extra);
     }

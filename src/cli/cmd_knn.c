@@ -100,7 +100,7 @@ int cli_knn(int argc, char **argv)
         OPT_CHECKPOINT_EVERY,   OPT_RESUME,     OPT_PROGRESS,   OPT_QUIET,
         OPT_VERBOSE, OPT_AGAINST, OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA,
         OPT_MAX_SCORE_DIFF, OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_MAX_CLASSES};
+        OPT_MAX_CLASSES, OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
     cli_args args;
@@ -164,13 +164,13 @@ int cli_knn(int argc, char **argv)
         if (against.active) {
             code = knn_against(&args, &job, &outcome, &timing, extra, &against);
         } else {
-            status = cli_emit_predictions(&args, &outcome.predict, &timing, extra);
-            if (status == CLEVAL_OK && !args.present[OPT_JSON])
+            code = cli_emit_predictions(&args, "knn", &outcome.predict, &timing, extra);
+            bool reported = code == CLI_EXIT_OK || code == CLI_EXIT_GATE_FAILED;
+            if (reported && !args.present[OPT_JSON])
                 printf("KNN k=%u: %llu queries decided by the distance tie rule, %llu by the "
                        "vote tie rule\n",
                        job.config.k, (unsigned long long)outcome.stats.distance_ties,
                        (unsigned long long)outcome.stats.vote_ties);
-            if (status != CLEVAL_OK) code = cli_fail(status);
         }
         cJSON_Delete(extra);
     }

@@ -89,11 +89,11 @@ int cli_merge(int argc, char **argv)
             cJSON_AddNumberToObject(extra, "nonfinite_scores",
                                     (double)number(outcome, "eval_nonfinite_scores"));
         }
-        status = cli_emit_predictions(&args, &outcome->predict, &timing, extra);
+        code = cli_emit_predictions(&args, outcome->command, &outcome->predict, &timing, extra);
         cJSON_Delete(extra);
     }
     if (outcome) cleval_predict_outcome_free(&outcome->predict);
     free(outcome);
     cli_args_free(&args);
-    return status == CLEVAL_OK ? CLI_EXIT_OK : cli_fail(status);
+    return status == CLEVAL_OK ? code : cli_fail(status);
 }

@@ -10,11 +10,14 @@ static const char usage[] =
     "Usage: cleval metrics --data PRED.h5 [options]\n"
     "\n"
     "Computes accuracy, per-class precision/recall/F1/support, their macro, weighted and micro\n"
-    "averages and the confusion matrix from the integer datasets y and pred of PRED.h5 (any\n"
+    "averages, balanced accuracy, MCC, Cohen's kappa (unweighted, linear, quadratic) and the\n"
+    "confusion matrix from the integer datasets y and pred of PRED.h5 (any\n"
     "integer type, labels 0..C-1 with C = max(label) + 1 over both). The confusion matrix is\n"
     "reduced on the OpenCL device(s), streaming the file in batches. Prints scikit-learn's\n"
     "classification_report layout, or the JSON report with --json. --save writes y, pred and\n"
-    "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n";
+    "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n"
+    "Gates --min-accuracy and --min-class-recall exit 1 when one fails, after writing the\n"
+    "reports; --junit and --summary-md write files for a CI job.\n";
 
 int cli_metrics(int argc, char **argv)
 {
@@ -23,7 +26,8 @@ int cli_metrics(int argc, char **argv)
         OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,     OPT_SHARD,            OPT_CHECKPOINT,
         OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_MAX_CLASSES};
+        OPT_MAX_CLASSES,       OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT,
+        OPT_SUMMARY_MD};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
@@ -68,9 +72,8 @@ int cli_metrics(int argc, char **argv)
         cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
         cJSON_AddNumberToObject(breakdown, "read_s", outcome.read_s);
         cJSON_AddNumberToObject(breakdown, "wait_s", outcome.wait_s);
-        status = cli_emit_predictions(&args, &outcome, &timing, extra);
+        code = cli_emit_predictions(&args, "metrics", &outcome, &timing, extra);
         cJSON_Delete(extra);
-        if (status != CLEVAL_OK) code = cli_fail(status);
     }
     cleval_predict_outcome_free(&outcome);
     cli_run_end(&run);

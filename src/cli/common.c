@@ -189,6 +189,8 @@ cleval_status cli_print_report(const cleval_predict_outcome *outcome,
     if (status != CLEVAL_OK) return status;
     cleval_report_classification(stdout, &m, &outcome->class_names);
     fputc('\n', stdout);
+    cleval_report_agreement(stdout, &m);
+    fputc('\n', stdout);
     cleval_report_confusion(stdout, &outcome->confusion, &outcome->class_names);
     fputc('\n', stdout);
     cleval_report_throughput(stdout, timing);
@@ -201,8 +203,6 @@ bool cli_json_to_stdout(const cli_args *args)
     return args->present[OPT_JSON] && strcmp(args->values[OPT_JSON], "-") == 0;
 }
 
-/* A run whose report fails leaves no output: the prediction file, which the engine committed
- * before the report was made, and the JSON file when the human report failed after it. */
 /* cJSON's allocations, watched: the reports are built with cJSON_Add* calls whose results are
  * not checked one by one (a failed one only leaves its member out), so a report built while
  * memory ran out would otherwise be written incomplete, with exit 0. */
@@ -228,30 +228,126 @@ cleval_status cli_write_json(cJSON *json, const char *path)
     return cleval_report_write_json(json, path);
 }
 
-static void discard_outputs(const cli_args *args, bool json_written)
+cleval_status cli_parse_metric_limits(const cli_args *args, cleval_metric_limits *limits)
 {
-    if (args->present[OPT_SAVE]) remove(args->values[OPT_SAVE]);
-    if (json_written && !cli_json_to_stdout(args)) remove(args->values[OPT_JSON]);
+    limits->use_min_accuracy = args->present[OPT_MIN_ACCURACY];
+    limits->use_min_class_recall = args->present[OPT_MIN_CLASS_RECALL];
+    cleval_status status = cli_get_number(args, OPT_MIN_ACCURACY, 0, 0, 1, &limits->min_accuracy);
+    if (status == CLEVAL_OK)
+        status = cli_get_number(args, OPT_MIN_CLASS_RECALL, 0, 0, 1, &limits->min_class_recall);
+    return status;
 }
 
-cleval_status cli_emit_predictions(const cli_args *args, const cleval_predict_outcome *outcome,
-                                   const cleval_run_timing *timing, cJSON *extra)
+cleval_status cli_write_junit(const cli_args *args, const char *command,
+                              const cleval_gate *gates, uint32_t n,
+                              const cleval_class_names *names)
 {
-    cleval_status status = CLEVAL_OK;
-    bool json_written = false;
-    if (args->present[OPT_JSON]) {
-        cJSON *json;
-        status = cli_report_json(outcome, timing, extra, &json);
-        if (status == CLEVAL_OK) {
-            status = cli_write_json(json, args->values[OPT_JSON]);
-            json_written = status == CLEVAL_OK;
-            cJSON_Delete(json);
-        }
+    if (!args->present[OPT_JUNIT]) return CLEVAL_OK;
+    char suite[64];
+    snprintf(suite, sizeof suite, "cleval %s", command);
+    return cleval_gates_write_junit(args->values[OPT_JUNIT], suite, gates, n, names);
+}
+
+/* A run whose report fails leaves no output: the prediction file, which the engine committed
+ * before the report was made, and the files of the report written before the failure. */
+typedef struct written_files {
+    const char *paths[4];
+    int n;
+} written_files;
+
+static void discard_outputs(const cli_args *args, const written_files *written)
+{
+    if (args->present[OPT_SAVE]) remove(args->values[OPT_SAVE]);
+    for (int i = 0; i < written->n; i++)
+        remove(written->paths[i]);
+}
+
+/* The gates of a run with labels: the metrics (into *m) and each gate of `limits`. */
+static cleval_status check_gates(const cli_args *args, const cleval_predict_outcome *outcome,
+                                 cleval_metrics *m, cleval_gate *gates, uint32_t *n_gates)
+{
+    cleval_metric_limits limits;
+    *n_gates = 0;
+    cleval_status status = cli_parse_metric_limits(args, &limits);
+    if (status != CLEVAL_OK || !outcome->has_labels) {
+        bool needs_labels = limits.use_min_accuracy || limits.use_min_class_recall ||
+                            args->present[OPT_SUMMARY_MD];
+        if (status == CLEVAL_OK && needs_labels)
+            status = cleval_fail(CLEVAL_ERR_USAGE, "--min-accuracy, --min-class-recall and "
+                                                   "--summary-md need labels (y) in the test "
+                                                   "set");
+        return status;
+    }
+    status = cleval_metrics_compute(&outcome->confusion, m);
+    if (status == CLEVAL_OK) cleval_metric_gates(m, &limits, gates, n_gates);
+    return status;
+}
+
+/* The JSON report with the "gates" and "passed" members when gates are set. */
+static cleval_status write_json_report(const cli_args *args, const cleval_predict_outcome *outcome,
+                                       const cleval_run_timing *timing, cJSON *extra,
+                                       const cleval_gate *gates, uint32_t n_gates)
+{
+    cJSON *json;
+    cleval_status status = cli_report_json(outcome, timing, extra, &json);
+    if (status != CLEVAL_OK) return status;
+    if (n_gates > 0) {
+        cJSON_AddItemToObject(json, "gates", cleval_gates_json(gates, n_gates,
+                                                                &outcome->class_names));
+        cJSON_AddBoolToObject(json, "passed", cleval_gates_passed(gates, n_gates));
+    }
+    status = cli_write_json(json, args->values[OPT_JSON]);
+    cJSON_Delete(json);
+    return status;
+}
+
+int cli_emit_predictions(const cli_args *args, const char *command,
+                         const cleval_predict_outcome *outcome, const cleval_run_timing *timing,
+                         cJSON *extra)
+{
+    cleval_metrics m = {0};
+    cleval_gate gates[CLEVAL_METRIC_GATES];
+    uint32_t n_gates;
+    written_files written = {0};
+    cleval_status status = check_gates(args, outcome, &m, gates, &n_gates);
+    const cleval_class_names *names = &outcome->class_names;
+    if (status == CLEVAL_OK && args->present[OPT_JSON]) {
+        status = write_json_report(args, outcome, timing, extra, gates, n_gates);
+        if (status == CLEVAL_OK && !cli_json_to_stdout(args))
+            written.paths[written.n++] = args->values[OPT_JSON];
+    }
+    if (status == CLEVAL_OK && args->present[OPT_JUNIT]) {
+        status = cli_write_junit(args, command, gates, n_gates, names);
+        if (status == CLEVAL_OK) written.paths[written.n++] = args->values[OPT_JUNIT];
+    }
+    if (status == CLEVAL_OK && args->present[OPT_SUMMARY_MD]) {
+        char title[64];
+        snprintf(title, sizeof title, "cleval %s", command);
+        status = cleval_gates_write_summary(args->values[OPT_SUMMARY_MD], title, &m, names, gates,
+                                            n_gates);
+        if (status == CLEVAL_OK) written.paths[written.n++] = args->values[OPT_SUMMARY_MD];
     }
     /* The human report goes to stdout unless the JSON already does. */
-    if (status == CLEVAL_OK && !cli_json_to_stdout(args)) status = cli_print_report(outcome, timing);
-    if (status != CLEVAL_OK) discard_outputs(args, json_written);
-    return status;
+    if (status == CLEVAL_OK && !cli_json_to_stdout(args)) {
+        status = cli_print_report(outcome, timing);
+        if (status == CLEVAL_OK && n_gates > 0) {
+            fputc('\n', stdout);
+            cleval_gates_report(stdout, gates, n_gates, names);
+        }
+    }
+    cleval_metrics_free(&m);
+    if (status != CLEVAL_OK) {
+        discard_outputs(args, &written);
+        return cli_fail(status);
+    }
+    fflush(stdout);
+    char line[512];
+    for (uint32_t i = 0; i < n_gates; i++)
+        if (!gates[i].passed) {
+            cleval_gate_describe(&gates[i], names, line, sizeof line);
+            fprintf(stderr, "cleval: gate failed: %s\n", line);
+        }
+    return cleval_gates_passed(gates, n_gates) ? CLI_EXIT_OK : CLI_EXIT_GATE_FAILED;
 }
 
 /* A flag of cli_check_outputs and how messages name it. */
@@ -275,8 +371,10 @@ cleval_status cli_check_outputs(const cli_args *args, const char *const *positio
     static const named_flag input_flags[] = {
         {OPT_MODEL, "--model"}, {OPT_DATA, "--data"}, {OPT_TRAIN, "--train"}};
     static const named_flag output_flags[] = {
-        {OPT_JSON, "--json"}, {OPT_SAVE, "--save"}, {OPT_CHECKPOINT, "--checkpoint"}};
-    enum { N_INPUT_FLAGS = 3, N_OUTPUT_FLAGS = 3 };
+        {OPT_JSON, "--json"},         {OPT_SAVE, "--save"},
+        {OPT_CHECKPOINT, "--checkpoint"}, {OPT_JUNIT, "--junit"},
+        {OPT_SUMMARY_MD, "--summary-md"}};
+    enum { N_INPUT_FLAGS = 3, N_OUTPUT_FLAGS = 5 };
     size_t n_inputs = 0, n_outputs = 0, n_names = 0;
     while (positional_names && positional_names[n_names])
         n_names++;

@@ -12,7 +12,9 @@
 const cli_option cli_options[OPT_COUNT] = {
     [OPT_HELP] = {"help", 'h', NULL, "show this help and exit"},
     [OPT_VERSION] = {"version", 0, NULL, "print the version and exit"},
-    [OPT_JSON] = {"json", 0, "PATH", "write the JSON report to PATH ('-' for stdout)"},
+    [OPT_JSON] = {"json", 0, "PATH",
+                  "write the JSON report to PATH ('-' for stdout); a value that is undefined "
+                  "(NaN, such as Cohen's kappa when one class is all there is) is null"},
     [OPT_SAVE] = {"save", 0, "PATH", "write a prediction file (HDF5) to PATH"},
     [OPT_DATA] = {"data", 0, "FILE.h5", "the input HDF5 file"},
     [OPT_X_KEY] = {"x-key", 0, "NAME", "dataset holding the samples (default X)"},
@@ -105,6 +107,19 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_MAX_CLASSES] = {"max-classes", 0, "N",
                          "refuse a label of N or more, longer class_names, or a model with more "
                          "outputs, before sizing anything by the class count (default 10000)"},
+    [OPT_MIN_ACCURACY] = {"min-accuracy", 0, "X",
+                          "gate: exit 1 (after writing the reports) when the accuracy is below X "
+                          "(0 <= X <= 1; needs labels)"},
+    [OPT_MIN_CLASS_RECALL] = {"min-class-recall", 0, "X",
+                              "gate: exit 1 (after writing the reports) when the recall of a "
+                              "class with support is below X (0 <= X <= 1; needs labels)"},
+    [OPT_JUNIT] = {"junit", 0, "PATH",
+                   "write a JUnit XML file to PATH: one testcase per gate, a failed one with "
+                   "<failure> giving its value and limit"},
+    [OPT_SUMMARY_MD] = {"summary-md", 0, "PATH",
+                        "write a Markdown summary to PATH (headline metrics, the gates with "
+                        "PASS/FAIL, the per-class table up to 50 classes) for a CI job summary; "
+                        "needs labels"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)

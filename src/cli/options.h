@@ -54,6 +54,10 @@ typedef enum cli_option_id {
     OPT_INPUT_MEAN,
     OPT_INPUT_STD,
     OPT_INPUT_LAYOUT,
+    OPT_MIN_ACCURACY,
+    OPT_MIN_CLASS_RECALL,
+    OPT_JUNIT,
+    OPT_SUMMARY_MD,
     OPT_COUNT
 } cli_option_id;
 

@@ -57,7 +57,8 @@ static bool affects_results(cli_option_id id)
     case OPT_DEVICE: case OPT_QUIET: case OPT_VERBOSE: case OPT_CHECKPOINT:
     case OPT_CHECKPOINT_EVERY: case OPT_RESUME: case OPT_PROGRESS: case OPT_SHARD:
     case OPT_FP16_ARITHMETIC: case OPT_ALLOW_EXTERNAL_STORAGE: case OPT_ALLOW_NONFINITE:
-    case OPT_MAX_CLASSES: return false;
+    case OPT_MAX_CLASSES: case OPT_MIN_ACCURACY: case OPT_MIN_CLASS_RECALL: case OPT_JUNIT:
+    case OPT_SUMMARY_MD: return false;
     default: return true;
     }
 }
@@ -204,6 +205,8 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
         status = cli_get_count_or_duration(args, OPT_CHECKPOINT_EVERY, &o->checkpoint_rows,
                                            &o->checkpoint_seconds);
     if (status == CLEVAL_OK) status = cli_get_max_classes(args, &o->max_classes);
+    cleval_metric_limits limits; /* checked here; cli_emit_predictions() applies them */
+    if (status == CLEVAL_OK) status = cli_parse_metric_limits(args, &limits);
     const cleval_cluster *cluster = cli_cluster();
     run->cluster = cluster;
     run->split_training = args->present[OPT_SHARD_TRAIN] && cluster->size > 1;

@@ -247,3 +247,27 @@ void cleval_output_temp_discard(cleval_output_temp *temp)
     if (temp->path) unlink(temp->path);
     release(temp);
 }
+
+cleval_status cleval_output_write_text(const char *path, const char *what, const char *text)
+{
+    /* A device or pipe (/dev/null, a FIFO) or a name in /dev (/dev/stdout, even when the shell
+     * sent it to a file) is written directly: renaming a temporary file over it would replace
+     * the device node or the link itself. */
+    if (cleval_output_in_place(path)) {
+        struct stat st;
+        bool folder = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        FILE *f = folder ? NULL : fopen(path, "w");
+        bool ok = f && fputs(text, f) != EOF;
+        if (f) ok = (fclose(f) == 0) && ok;
+        if (ok) return CLEVAL_OK;
+        return cleval_fail(CLEVAL_ERR_IO, "%s %s: cannot write: %s", what, path,
+                           folder ? "is a directory" : strerror(errno));
+    }
+    cleval_output_temp temp;
+    cleval_status status = cleval_output_temp_create(path, what, &temp);
+    if (status != CLEVAL_OK) return status;
+    status = cleval_output_temp_write(&temp, text, strlen(text), what);
+    if (status == CLEVAL_OK) return cleval_output_temp_commit(&temp, path, what);
+    cleval_output_temp_discard(&temp);
+    return status;
+}

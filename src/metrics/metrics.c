@@ -118,6 +118,7 @@ cleval_status cleval_metrics_compute(const cleval_confusion *cm, cleval_metrics 
     out->micro = prf_of(correct, total, total);
     out->per_class = per_class;
     cleval_status status = average(out, &out->macro, &out->weighted);
+    if (status == CLEVAL_OK) status = cleval_metrics_derive(cm, out);
     if (status != CLEVAL_OK) cleval_metrics_free(out);
     return status;
 }

@@ -21,6 +21,17 @@ static cJSON *prf_object(const cleval_prf *prf)
     return o;
 }
 
+/* Cohen's kappa by weighting; an undefined one (NaN) is written as null. */
+static cJSON *kappa_object(const cleval_metrics *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "none", m->cohen_kappa[CLEVAL_KAPPA_NONE]);
+    cJSON_AddNumberToObject(o, "linear", m->cohen_kappa[CLEVAL_KAPPA_LINEAR]);
+    cJSON_AddNumberToObject(o, "quadratic", m->cohen_kappa[CLEVAL_KAPPA_QUADRATIC]);
+    return o;
+}
+
 static cJSON *timing_object(const cleval_run_timing *timing)
 {
     cJSON *o = cJSON_CreateObject();
@@ -82,6 +93,9 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
         cJSON_AddItemToObject(root, "macro", prf_object(&m->macro));
         cJSON_AddItemToObject(root, "weighted", prf_object(&m->weighted));
         cJSON_AddItemToObject(root, "micro", prf_object(&m->micro));
+        cJSON_AddNumberToObject(root, "balanced_accuracy", m->balanced_accuracy);
+        cJSON_AddNumberToObject(root, "mcc", m->mcc);
+        cJSON_AddItemToObject(root, "cohen_kappa", kappa_object(m));
         cJSON_AddItemToObject(root, "per_class", per_class_array(m, names));
         if (cm) cJSON_AddItemToObject(root, "confusion_matrix", matrix_array(cm));
     }
@@ -143,29 +157,16 @@ cleval_status cleval_report_write_json(cJSON *json, const char *path)
         free(text);
         return status;
     }
-    /* A device or pipe (/dev/null, a FIFO) or a name in /dev (/dev/stdout, even when the shell
-     * sent it to a file) is written directly: renaming a temporary file over it would replace
-     * the device node or the link itself. */
-    if (cleval_output_in_place(path)) {
-        struct stat st;
-        bool folder = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-        FILE *f = folder ? NULL : fopen(path, "w");
-        bool ok = f && fputs(text, f) != EOF && fputc('\n', f) != EOF;
-        if (f) ok = (fclose(f) == 0) && ok;
-        if (!ok)
-            status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path,
-                                 folder ? "is a directory" : strerror(errno));
+    /* The newline ends the file as a text file should. */
+    size_t length = strlen(text);
+    char *line = realloc(text, length + 2);
+    if (!line) {
         free(text);
-        return status;
+        return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory printing the report",
+                           path);
     }
-    cleval_output_temp temp;
-    status = cleval_output_temp_create(path, "--json", &temp);
-    if (status == CLEVAL_OK) status = cleval_output_temp_write(&temp, text, strlen(text), "--json");
-    if (status == CLEVAL_OK) status = cleval_output_temp_write(&temp, "\n", 1, "--json");
-    if (status == CLEVAL_OK)
-        status = cleval_output_temp_commit(&temp, path, "--json");
-    else
-        cleval_output_temp_discard(&temp);
-    free(text);
+    memcpy(line + length, "\n", 2);
+    status = cleval_output_write_text(path, "--json", line);
+    free(line);
     return status;
 }

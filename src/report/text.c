@@ -62,6 +62,15 @@ void cleval_report_classification(FILE *out, const cleval_metrics *m,
     }
 }
 
+void cleval_report_agreement(FILE *out, const cleval_metrics *m)
+{
+    fprintf(out, "balanced accuracy  %.4f\n", m->balanced_accuracy);
+    fprintf(out, "MCC                %.4f\n", m->mcc);
+    fprintf(out, "Cohen's kappa      %.4f none, %.4f linear, %.4f quadratic\n",
+            m->cohen_kappa[CLEVAL_KAPPA_NONE], m->cohen_kappa[CLEVAL_KAPPA_LINEAR],
+            m->cohen_kappa[CLEVAL_KAPPA_QUADRATIC]);
+}
+
 typedef struct confused_pair {
     uint32_t true_class, predicted_class;
     uint64_t count;
