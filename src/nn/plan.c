@@ -213,6 +213,7 @@ static cleval_status take_slot(cleval_nn *nn, planner *pl, size_t bytes, int own
         s = (int)nn->n_slots - 1;
     }
     if (nn->slots[s].need < bytes) nn->slots[s].need = bytes;
+    if (owner >= 0) nn->slots[s].holds_value = true;
     pl->slot_owner[s] = owner;
     pl->slot_until[s] = until;
     heap_push(pl, s);
@@ -241,6 +242,7 @@ cleval_status nn_plan(cleval_nn *nn)
     if ((status = reserve(&pl, nn->n_slots + 1)) != CLEVAL_OK) goto done;
     for (uint32_t s = 0; s < nn->n_slots; s++) {
         nn->slots[s].need = 0;
+        nn->slots[s].holds_value = false;
         pl.slot_owner[s] = -1;
         pl.root = insert(nn, &pl, pl.root, (int)s);
     }
@@ -360,4 +362,57 @@ cleval_status nn_const_mem(cleval_nn *nn, int v, cl_mem *out)
     }
     *out = value->mem;
     return CLEVAL_OK;
+}
+
+/* Bytes of a device buffer (0 for NULL). */
+static uint64_t mem_bytes(cl_mem mem)
+{
+    size_t bytes = 0;
+    if (mem && clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) != CL_SUCCESS)
+        bytes = 0;
+    return bytes;
+}
+
+static int compare_mems(const void *a, const void *b)
+{
+    const cl_mem *x = a, *y = b;
+    uintptr_t p = (uintptr_t)(void *)*x, q = (uintptr_t)(void *)*y;
+    return (p > q) - (q > p);
+}
+
+/* Bytes of the constants' device buffers and of the ops' own buffers, each buffer counted
+ * once however many values or ops hold it. */
+static uint64_t weights_bytes(const cleval_nn *nn)
+{
+    size_t n = 0, cap = (size_t)nn->n_values + (size_t)nn->n_ops * NN_MAX_BUFFERS;
+    cl_mem *mems = malloc((cap ? cap : 1) * sizeof *mems);
+    uint64_t total = 0;
+    if (!mems) return 0;
+    for (uint32_t v = 0; v < nn->n_values; v++)
+        if (nn->values[v].mem) mems[n++] = nn->values[v].mem;
+    for (uint32_t i = 0; i < nn->n_ops; i++)
+        for (int b = 0; b < NN_MAX_BUFFERS; b++)
+            if (nn->ops[i].mem[b]) mems[n++] = nn->ops[i].mem[b];
+    qsort(mems, n, sizeof *mems, compare_mems);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || mems[i] != mems[i - 1]) total += mem_bytes(mems[i]);
+    free(mems);
+    return total;
+}
+
+void cleval_nn_device_memory_get(const cleval_nn *nn, cleval_nn_device_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!nn) return;
+    out->weights_bytes = weights_bytes(nn);
+    for (uint32_t s = 0; s < nn->n_slots; s++) {
+        uint64_t bytes = mem_bytes(nn->slots[s].mem);
+        if (nn->slots[s].holds_value)
+            out->activations_bytes += bytes;
+        else
+            out->workspace_bytes += bytes;
+    }
+    out->activations_bytes +=
+        nn_feed_device_bytes(nn) + mem_bytes(nn->pred) + mem_bytes(nn->nonfinite);
+    out->peak_bytes = out->weights_bytes + out->activations_bytes + out->workspace_bytes;
 }
