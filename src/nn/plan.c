@@ -373,30 +373,16 @@ static uint64_t mem_bytes(cl_mem mem)
     return bytes;
 }
 
-static int compare_mems(const void *a, const void *b)
-{
-    const cl_mem *x = a, *y = b;
-    uintptr_t p = (uintptr_t)(void *)*x, q = (uintptr_t)(void *)*y;
-    return (p > q) - (q > p);
-}
-
-/* Bytes of the constants' device buffers and of the ops' own buffers, each buffer counted
- * once however many values or ops hold it. */
+/* Bytes of the constants' device buffers and of the ops' own buffers (each is held, and
+ * released, by one value or one op). */
 static uint64_t weights_bytes(const cleval_nn *nn)
 {
-    size_t n = 0, cap = (size_t)nn->n_values + (size_t)nn->n_ops * NN_MAX_BUFFERS;
-    cl_mem *mems = malloc((cap ? cap : 1) * sizeof *mems);
     uint64_t total = 0;
-    if (!mems) return 0;
     for (uint32_t v = 0; v < nn->n_values; v++)
-        if (nn->values[v].mem) mems[n++] = nn->values[v].mem;
+        total += mem_bytes(nn->values[v].mem);
     for (uint32_t i = 0; i < nn->n_ops; i++)
         for (int b = 0; b < NN_MAX_BUFFERS; b++)
-            if (nn->ops[i].mem[b]) mems[n++] = nn->ops[i].mem[b];
-    qsort(mems, n, sizeof *mems, compare_mems);
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || mems[i] != mems[i - 1]) total += mem_bytes(mems[i]);
-    free(mems);
+            total += mem_bytes(nn->ops[i].mem[b]);
     return total;
 }
 
