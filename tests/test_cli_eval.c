@@ -184,6 +184,52 @@ static void test_unlabelled_predictions_only(void **state)
     free(out), free(err);
 }
 
+/* The "model" object reports the device memory of the run: weights (at least the dense
+ * parameters, as every one is uploaded), activations (at least the input batch), and a peak
+ * that is their sum with the workspace; the human report's Model: line says the same. */
+static void test_report_device_memory(void **state)
+{
+    (void)state;
+    char model[4096], data[4096];
+    snprintf(model, sizeof model, "%s", shipped("fmnist_cnn.onnx"));
+    snprintf(data, sizeof data, "%s", temp_path("eval_memory.h5"));
+    float pixels[5 * 784];
+    for (int i = 0; i < 5 * 784; i++)
+        pixels[i] = (float)((i * 13) % 256);
+    hsize_t dims[4] = {5, 1, 28, 28};
+    hid_t f = h5_create(data);
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 4, dims, pixels, 0, NULL);
+    H5Fclose(f);
+    char *out, *err;
+    assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
+                                                 "--batch", "5", "--json", "-", NULL},
+                                &out, &err),
+                     0);
+    cJSON *report = cJSON_Parse(out);
+    cJSON *block = cJSON_GetObjectItem(report, "model");
+    double params = cJSON_GetObjectItem(block, "model_size_bytes")->valuedouble;
+    cJSON *memory = cJSON_GetObjectItem(block, "device_memory");
+    assert_non_null(memory);
+    double weights = cJSON_GetObjectItem(memory, "weights_bytes")->valuedouble;
+    double activations = cJSON_GetObjectItem(memory, "activations_bytes")->valuedouble;
+    double workspace = cJSON_GetObjectItem(memory, "workspace_bytes")->valuedouble;
+    double peak = cJSON_GetObjectItem(memory, "peak_bytes")->valuedouble;
+    assert_true(params > 0 && weights >= params && weights < 4 * params);
+    assert_true(activations >= 5 * 784 * 4 && workspace >= 0);
+    assert_true(peak == weights + activations + workspace);
+    cJSON_Delete(report);
+    free(out), free(err);
+    assert_int_equal(
+        run_cleval((const char *[]){"eval", "--model", model, "--data", data, "--batch", "5", NULL},
+                   &out, &err),
+        0);
+    char line[160];
+    snprintf(line, sizeof line, "; device memory %.0f bytes (weights %.0f, activations %.0f", peak,
+             weights, activations);
+    if (!strstr(out, line)) fail_msg("the report lacks '%s':\n%s", line, out);
+    free(out), free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_saved_scores_match_pytorch),
         cmocka_unit_test(test_bad_inputs_exit_2),
         cmocka_unit_test(test_unlabelled_predictions_only),
+        cmocka_unit_test(test_report_device_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

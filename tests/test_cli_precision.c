@@ -214,7 +214,7 @@ static void test_fp16_shards_agree_on_arithmetic(void **state)
     free(err);
 }
 
-/* The human report names the mode and the size. */
+/* The human report names the mode, the size and then the device memory. */
 static void test_human_line(void **state)
 {
     (void)state;
@@ -228,7 +228,7 @@ static void test_human_line(void **state)
         0);
     char expected[128];
     snprintf(expected, sizeof expected,
-             "Model: fp16 (half storage, %s arithmetic), %.0f bytes of parameters\n",
+             "Model: fp16 (half storage, %s arithmetic), %.0f bytes of parameters; device memory ",
              default_arithmetic(), fp16_size);
     if (!strstr(out, expected)) fail_msg("stdout lacks '%s':\n%s", expected, out);
     free(out);
@@ -237,8 +237,10 @@ static void test_human_line(void **state)
                                                  "0.25", "--quiet", NULL},
                                 &out, &err),
                      0);
-    snprintf(expected, sizeof expected,
-             "Model: fp32, weights pruned at sparsity 0.25, %.0f bytes of parameters\n", fp32_size);
+    snprintf(
+        expected, sizeof expected,
+        "Model: fp32, weights pruned at sparsity 0.25, %.0f bytes of parameters; device memory ",
+        fp32_size);
     if (!strstr(out, expected)) fail_msg("stdout lacks '%s':\n%s", expected, out);
     free(out);
     free(err);

@@ -5,7 +5,8 @@
  *   passed   every run matched;
  *   refused  creation failed with CLEVAL_ERR_UNSUPPORTED naming what (an attribute value, a
  *            secondary output...): the model is valid but outside what cleval computes;
- *   skipped  it cannot be fed through the float API (an integer data input or output);
+ *   skipped  it cannot go through the float API (an integer or boolean output, an input 0
+ *            whose values floats do not hold exactly: double, uint64, strings);
  *   failed   anything else: a wrong value, a wrong shape, an error on a valid model.
  * Failed must be 0. A case runs twice where it differs: with every float input fed at run time
  * (integer inputs such as Reshape's shape bound as constants), and with every input after the
@@ -40,7 +41,7 @@ typedef enum outcome { PASSED, REFUSED, SKIPPED, FAILED, N_OUTCOMES } outcome;
 static const char *const OUTCOME_NAMES[] = {"passed", "refused", "skipped", "failed"};
 
 typedef struct row {
-    char op[96];
+    char op[256];
     int counts[N_OUTCOMES];
     char examples[N_OUTCOMES][512]; /* a case name and reason per outcome, for the table */
 } row;
@@ -181,6 +182,30 @@ static bool is_float(const cleval_onnx_tensor *t)
     return t->dtype == CLEVAL_ONNX_FLOAT && t->storage == CLEVAL_ONNX_DATA_F32;
 }
 
+/* A float16 tensor, or an integer or boolean one, whose values floats hold exactly: the API
+ * takes them as float data and converts them on the device to the input's type. */
+static bool is_exact_in_float(const cleval_onnx_tensor *t)
+{
+    if (t->dtype == CLEVAL_ONNX_FLOAT16) return t->storage == CLEVAL_ONNX_DATA_F32;
+    if (t->storage != CLEVAL_ONNX_DATA_I64 || t->dtype == CLEVAL_ONNX_UINT64) return false;
+    for (uint64_t i = 0; i < t->count; i++)
+        if (t->i64[i] < -(1 << 24) || t->i64[i] > (1 << 24)) return false;
+    return true;
+}
+
+/* A runtime input's values as floats: the tensor's own, or a malloc'd copy of its integers
+ * (*copy, freed by the caller). */
+static float *feed_data(const cleval_onnx_tensor *t, float **copy)
+{
+    *copy = NULL;
+    if (t->storage == CLEVAL_ONNX_DATA_F32) return t->f32;
+    *copy = malloc((t->count ? t->count : 1) * sizeof **copy);
+    assert_non_null(*copy);
+    for (uint64_t i = 0; i < t->count; i++)
+        (*copy)[i] = (float)t->i64[i];
+    return *copy;
+}
+
 /* Creates the network with the inputs marked in `bind` bound as constants, runs every data set
  * and compares. Returns the outcome; `reason` says why when not passed. */
 static outcome run_mode(const cleval_onnx_model *m, data_set *sets, int n_sets, const bool *bind,
@@ -221,6 +246,7 @@ static outcome run_mode(const cleval_onnx_model *m, data_set *sets, int n_sets, 
     for (int s = 0; s < n_sets && result == PASSED; s++) {
         data_set *ds = &sets[s];
         cleval_nn_tensor inputs[16], outputs[16];
+        float *copies[16] = {NULL};
         uint32_t n = 0;
         for (uint32_t k = 0; k < slot; k++) {
             if (bind[k]) continue;
@@ -228,20 +254,21 @@ static outcome run_mode(const cleval_onnx_model *m, data_set *sets, int n_sets, 
             inputs[n].rank = t->rank;
             for (uint32_t d = 0; d < t->rank && d < CLEVAL_NN_MAX_RANK; d++)
                 inputs[n].dims[d] = t->dims[d];
-            inputs[n].data = t->f32;
+            inputs[n].data = feed_data(t, &copies[n]);
             n++;
         }
+        cleval_status ran = CLEVAL_OK;
         if (cleval_nn_graph_output_count(nn) != ds->n_out) {
             snprintf(reason, size, "%u outputs, the data set has %u",
                      cleval_nn_graph_output_count(nn), ds->n_out);
             result = FAILED;
-            break;
-        }
-        if (cleval_nn_run_graph(nn, inputs, outputs) != CLEVAL_OK) {
+        } else if ((ran = cleval_nn_run_graph(nn, inputs, outputs)) != CLEVAL_OK) {
             snprintf(reason, size, "run: %s", cleval_last_error());
             result = FAILED;
-            break;
         }
+        for (uint32_t k = 0; k < n; k++)
+            free(copies[k]);
+        if (result != PASSED) break;
         for (uint32_t o = 0; o < ds->n_out; o++) {
             const cleval_onnx_tensor *want = ds->out[o];
             bool same = outputs[o].rank == want->rank;
@@ -276,7 +303,7 @@ static void run_case(const char *suite, const char *name)
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     cleval_onnx_model *m;
     if (cleval_onnx_load(path, &m) != CLEVAL_OK) return; /* the reader's own tests cover these */
-    char op[96];
+    char op[256];
     if (!model_ops(m, op, sizeof op)) {
         cleval_onnx_free(m);
         return; /* uses an operator cleval does not implement: not a case of ours */
@@ -305,22 +332,27 @@ static void run_case(const char *suite, const char *name)
         snprintf(reason, sizeof reason, "no test data");
     }
     for (uint32_t o = 0; result == PASSED && o < sets[0].n_out; o++)
-        if (!is_float(sets[0].out[o])) {
+        if (!is_float(sets[0].out[o]) && sets[0].out[o]->dtype != CLEVAL_ONNX_FLOAT16) {
+            /* float16 outputs are compared as the floats cleval computes them (rounded to half
+             * where a Cast says so) */
             result = SKIPPED;
             snprintf(reason, sizeof reason, "output %u is %s; the API computes float outputs", o,
                      cleval_onnx_dtype_name(sets[0].out[o]->dtype));
         }
-    if (result == PASSED && sets[0].n_in > 0 && !is_float(sets[0].in[0])) {
-        result = SKIPPED;
-        snprintf(reason, sizeof reason, "input 0 is %s; the API feeds float inputs",
-                 cleval_onnx_dtype_name(sets[0].in[0]->dtype));
-    }
+    for (int s = 0; result == PASSED && s < n_sets && sets[s].n_in > 0; s++)
+        if (!is_float(sets[s].in[0]) && !is_exact_in_float(sets[s].in[0])) {
+            result = SKIPPED;
+            snprintf(reason, sizeof reason,
+                     "input 0 is %s; the API feeds float data (float16, integers up to 2^24)",
+                     cleval_onnx_dtype_name(sets[s].in[0]->dtype));
+        }
     if (result == PASSED) {
-        /* Mode A: float inputs at run time; B: everything after input 0 bound. */
+        /* Mode A: float inputs (and input 0 whatever its type) at run time; B: everything
+         * after input 0 bound. */
         bool bind_a[16] = {false}, bind_b[16] = {false};
         bool differ = false;
         for (uint32_t k = 0; k < sets[0].n_in; k++) {
-            bind_a[k] = !is_float(sets[0].in[k]);
+            bind_a[k] = k > 0 && !is_float(sets[0].in[k]);
             bind_b[k] = k > 0;
             differ = differ || bind_a[k] != bind_b[k];
         }

@@ -178,6 +178,8 @@ typedef struct cleval_eval_outcome {
     int64_t opset;
     double load_s;            /* reading the model, building kernels, uploading weights */
     cleval_nn_model_info model_info; /* precision mode, pruning and size of the network */
+    /* Device memory of the network after the run (the device holding the most, with several) */
+    cleval_nn_device_memory device_memory;
     uint32_t n_layers;        /* filled when job->profile */
     cleval_eval_layer *layers;
     uint64_t nonfinite_scores; /* NaN and infinite scores the network produced */

@@ -140,6 +140,28 @@ typedef struct cleval_nn_model_info {
 
 void cleval_nn_model_info_get(const cleval_nn *nn, cleval_nn_model_info *out);
 
+/* The device memory a network holds, in bytes, as allocated now: the plan's buffers grow to
+ * the largest shapes run so far and never shrink, so after runs at a batch of n this is the
+ * memory that batch needs (before any run: at a batch of 1 for a classifier, nothing planned
+ * for a general graph).
+ *   weights_bytes      every device buffer of constants: float constants uploaded as they are,
+ *                      packed or transformed weights, per-op tables (offsets, scales);
+ *   activations_bytes  the pool of buffers holding runtime inputs and intermediate tensors
+ *                      (views share their input's buffer; a buffer is reused once its value is
+ *                      dead), the runtime inputs' staging and preprocessing buffers, and a
+ *                      classifier's predictions and non-finite counts;
+ *   workspace_bytes    the pool's buffers that only ever hold ops' scratch space;
+ *   peak_bytes         their sum: all of it is allocated at once while the network lives. */
+typedef struct cleval_nn_device_memory {
+    uint64_t weights_bytes;
+    uint64_t activations_bytes;
+    uint64_t workspace_bytes;
+    uint64_t peak_bytes;
+} cleval_nn_device_memory;
+
+/* Fills *out for `nn` (all zero for NULL). Waits for nothing and allocates nothing. */
+void cleval_nn_device_memory_get(const cleval_nn *nn, cleval_nn_device_memory *out);
+
 /* Activation ranges for int8: the largest |x| reaching the input of each layer that an int8
  * network quantises (nn_mark_quantisable in src/nn/precision.c), in execution order. Computed
  * once and shared, so that every device quantises with the same scales. */

@@ -49,6 +49,7 @@ typedef struct cli_eval_mode {
     double prune;
     uint64_t calibration_samples;
     uint64_t size_bytes;
+    const cleval_nn_device_memory *device_memory; /* NULL when not known (merge) */
 } cli_eval_mode;
 void cli_eval_mode_fields(cJSON *model, const cli_eval_mode *mode);
 void cli_eval_mode_line(const cli_eval_mode *mode, char *out, size_t size);

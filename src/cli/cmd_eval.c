@@ -43,6 +43,13 @@ void cli_eval_mode_fields(cJSON *model, const cli_eval_mode *mode)
     cJSON_AddNumberToObject(model, "prune", mode->prune);
     cJSON_AddNumberToObject(model, "calibration_samples", (double)mode->calibration_samples);
     cJSON_AddNumberToObject(model, "model_size_bytes", (double)mode->size_bytes);
+    const cleval_nn_device_memory *memory = mode->device_memory;
+    if (!memory) return;
+    cJSON *block = cJSON_AddObjectToObject(model, "device_memory");
+    cJSON_AddNumberToObject(block, "weights_bytes", (double)memory->weights_bytes);
+    cJSON_AddNumberToObject(block, "activations_bytes", (double)memory->activations_bytes);
+    cJSON_AddNumberToObject(block, "workspace_bytes", (double)memory->workspace_bytes);
+    cJSON_AddNumberToObject(block, "peak_bytes", (double)memory->peak_bytes);
 }
 
 void cli_eval_mode_line(const cli_eval_mode *mode, char *out, size_t size)
@@ -56,8 +63,15 @@ void cli_eval_mode_line(const cli_eval_mode *mode, char *out, size_t size)
     char pruned[64] = "";
     if (mode->prune > 0)
         snprintf(pruned, sizeof pruned, ", weights pruned at sparsity %g", mode->prune);
-    snprintf(out, size, "%s%s%s, %llu bytes of parameters", mode->precision, how, pruned,
-             (unsigned long long)mode->size_bytes);
+    char memory[160] = "";
+    const cleval_nn_device_memory *m = mode->device_memory;
+    if (m)
+        snprintf(memory, sizeof memory,
+                 "; device memory %llu bytes (weights %llu, activations %llu, workspace %llu)",
+                 (unsigned long long)m->peak_bytes, (unsigned long long)m->weights_bytes,
+                 (unsigned long long)m->activations_bytes, (unsigned long long)m->workspace_bytes);
+    snprintf(out, size, "%s%s%s, %llu bytes of parameters%s", mode->precision, how, pruned,
+             (unsigned long long)mode->size_bytes, memory);
 }
 
 static cli_eval_mode mode_of(const cleval_eval_outcome *out)
@@ -67,7 +81,8 @@ static cli_eval_mode mode_of(const cleval_eval_outcome *out)
                            .arithmetic = info->half_arithmetic ? "half" : "float",
                            .prune = info->prune,
                            .calibration_samples = info->calibration_samples,
-                           .size_bytes = info->size_bytes};
+                           .size_bytes = info->size_bytes,
+                           .device_memory = &out->device_memory};
 }
 
 static cJSON *layers_block(const cleval_eval_outcome *out)
@@ -141,7 +156,7 @@ static int eval_against(const cli_args *args, const cleval_eval_job *first,
     cleval_eval_outcome b = {0};
     cleval_status status = cleval_engine_eval(&job, &b);
     if (status != CLEVAL_OK) return cli_fail(status);
-    char line[256];
+    char line[512];
     cli_eval_mode mode = mode_of(&b);
     cli_eval_mode_line(&mode, line, sizeof line);
     cleval_run_timing timing_b = {.device = device_names,
@@ -318,7 +333,7 @@ int cli_eval(int argc, char **argv)
     }
     code = cli_run_settle(&run, status, &outcome.predict, &outcome.nonfinite_scores, 1);
     if (code == CLI_EXIT_OK && cli_run_reports(&run)) {
-        char line[256];
+        char line[512];
         cli_eval_mode mode = mode_of(&outcome);
         cli_eval_mode_line(&mode, line, sizeof line);
         cleval_run_timing timing = {.device = run.device_names,

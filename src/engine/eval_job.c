@@ -307,8 +307,12 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
             status = cleval_nn_set_profiling(models[d].nn, true);
     }
     if (status != CLEVAL_OK) goto done;
-    cleval_nn_model_info_get(models[0].nn, &out->model_info);
+    /* The networks hold what they need: the model's host copy of the weights goes now, not
+     * after the run. */
     out->opset = model->opset;
+    cleval_onnx_free(model);
+    model = NULL;
+    cleval_nn_model_info_get(models[0].nn, &out->model_info);
     out->input_rank = cleval_nn_input_rank(models[0].nn);
     memcpy(out->input_shape, cleval_nn_input_shape(models[0].nn),
            out->input_rank * sizeof *out->input_shape);
@@ -328,12 +332,12 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     char description[4200];
     const cleval_nn_model_info *info = &out->model_info;
     snprintf(description, sizeof description, "ONNX %s (opset %lld), %s", job->model_path,
-             (long long)model->opset, precision);
+             (long long)out->opset, precision);
     char opset[32], shape[160] = "", prune[32], samples[32], size[32];
     snprintf(prune, sizeof prune, "%.17g", info->prune);
     snprintf(samples, sizeof samples, "%u", info->calibration_samples);
     snprintf(size, sizeof size, "%llu", (unsigned long long)info->size_bytes);
-    snprintf(opset, sizeof opset, "%lld", (long long)model->opset);
+    snprintf(opset, sizeof opset, "%lld", (long long)out->opset);
     for (uint32_t d = 0; d < out->input_rank; d++)
         snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? "," : "",
                  (unsigned long long)out->input_shape[d]);
@@ -379,6 +383,12 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
         uint64_t count[ENGINE_MAX_COUNTERS] = {0};
         read_nonfinite(models, count);
         out->nonfinite_scores = count[0] + counters.restored[0];
+    }
+    for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
+        cleval_nn_device_memory memory;
+        cleval_nn_device_memory_get(models[d].nn, &memory);
+        if (d == 0 || memory.peak_bytes > out->device_memory.peak_bytes)
+            out->device_memory = memory;
     }
     if (status == CLEVAL_OK && job->profile)
         status = collect_layers(job->model_path, models, run->n_devices, out);

@@ -246,3 +246,18 @@ void nn_feed_release(cleval_nn *nn)
     nn->feeds = NULL;
     nn->prep_values = NULL;
 }
+
+uint64_t nn_feed_device_bytes(const cleval_nn *nn)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; nn->feeds && i < nn->n_inputs; i++) {
+        cl_mem mems[] = {nn->feeds[i].staging, nn->feeds[i].pre};
+        for (size_t m = 0; m < 2; m++) {
+            size_t bytes = 0;
+            if (mems[m] &&
+                clGetMemObjectInfo(mems[m], CL_MEM_SIZE, sizeof bytes, &bytes, NULL) == CL_SUCCESS)
+                total += bytes;
+        }
+    }
+    return total;
+}

@@ -101,7 +101,7 @@ cleval_status nn_host_ints(cleval_nn *nn, const nn_op *op, uint32_t i, const cha
     if (v->kind != NN_VALUE_CONST && v->kind != NN_VALUE_HOST)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
                           "input '%s' (%s) must be a constant or computed from tensor shapes; "
-                          "%s computed from tensor values are not supported",
+                          "a %s computed from tensor values is not supported",
                           v->name, what, what);
     if (!v->i64)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "input '%s' (%s) must be an integer tensor",

@@ -169,7 +169,28 @@ static cleval_status name_value(const cleval_nn *nn, name_map *names, int v)
     return CLEVAL_OK;
 }
 
-/* Copies a tensor's values into a constant value. */
+cleval_status nn_own_f32(cleval_nn *nn, nn_value *v)
+{
+    if (!v->borrowed) return CLEVAL_OK;
+    size_t n = v->count ? (size_t)v->count : 1;
+    float *copy = malloc(n * sizeof *copy);
+    if (!copy)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory copying '%s'", nn->path, v->name);
+    memcpy(copy, v->f32, (size_t)v->count * sizeof *copy);
+    v->f32 = copy;
+    v->borrowed = false;
+    return CLEVAL_OK;
+}
+
+void nn_drop_f32(nn_value *v)
+{
+    if (!v->borrowed) free(v->f32);
+    v->f32 = NULL;
+    v->borrowed = false;
+}
+
+/* A tensor's values as a constant value: float values are borrowed (they outlive create, which
+ * is all the time the host needs them), integers copied. */
 static cleval_status set_const_data(cleval_nn *nn, nn_value *v, const cleval_onnx_tensor *t,
                                     const char *what)
 {
@@ -186,8 +207,8 @@ static cleval_status set_const_data(cleval_nn *nn, nn_value *v, const cleval_onn
     v->count = count;
     size_t n = count ? (size_t)count : 1;
     if (t->storage == CLEVAL_ONNX_DATA_F32) {
-        if (!(v->f32 = malloc(n * sizeof *v->f32))) goto nomem;
-        if (count) memcpy(v->f32, t->f32, count * sizeof *v->f32);
+        v->f32 = (float *)t->f32; /* never written: nn_own_f32 copies it first */
+        v->borrowed = true;
     } else if (t->storage == CLEVAL_ONNX_DATA_I64) {
         v->dtype = NN_INT64;
         if (!(v->i64 = malloc(n * sizeof *v->i64))) goto nomem;

@@ -350,6 +350,64 @@ static cleval_status upload_operands(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
+/* Host copies of float constants are needed only until the ops reading them are prepared
+ * (uploaded or packed) and a graph output is copied from the host: each is freed once its last
+ * reader is prepared, so that a large model never holds its weights on the host twice over
+ * (the float copies and the packed ones of every layer) while the rest is prepared. */
+static bool host_copy_needed(const nn_value *v, uint32_t readers_left, bool host_read)
+{
+    return v->kind != NN_VALUE_CONST || v->is_output || readers_left > 0 || host_read;
+}
+
+/* Readers of each value among the ops that are prepared (live ones); malloc'd, NULL when out
+ * of memory. */
+static uint32_t *count_readers(const cleval_nn *nn)
+{
+    uint32_t *readers = calloc(nn->n_values + 1, sizeof *readers);
+    for (uint32_t i = 0; readers && i < nn->n_ops; i++) {
+        const nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        for (uint32_t j = 0; j < op->n_in; j++)
+            if (op->in[j] >= 0) readers[op->in[j]]++;
+    }
+    return readers;
+}
+
+/* Prepares every live op (device state, packed weights) in order, freeing each constant's host
+ * copy after its last reader. */
+static cleval_status prepare_ops(cleval_nn *nn)
+{
+    uint32_t *readers = count_readers(nn);
+    /* Host ops evaluate again at each batch size: the constants they read stay on the host. */
+    bool *host_read = host_operands(nn);
+    if (!readers || !host_read) {
+        free(readers);
+        free(host_read);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
+    }
+    cleval_status status = CLEVAL_OK;
+    for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead) continue;
+        if ((status = upload_operands(nn, op)) == CLEVAL_OK) status = op->kind->prepare(nn, op);
+        for (uint32_t j = 0; j < op->n_in && status == CLEVAL_OK; j++) {
+            int v = op->in[j];
+            if (v >= 0 && !host_copy_needed(&nn->values[v], --readers[v], host_read[v]))
+                nn_drop_f32(&nn->values[v]);
+        }
+    }
+    /* Constants no op reads; outputs copied, as the model may go after create. */
+    for (uint32_t v = 0; v < nn->n_values && status == CLEVAL_OK; v++) {
+        if (!host_copy_needed(&nn->values[v], 0, host_read[v]))
+            nn_drop_f32(&nn->values[v]);
+        else
+            status = nn_own_f32(nn, &nn->values[v]);
+    }
+    free(readers);
+    free(host_read);
+    return status;
+}
+
 static bool static_inputs(const cleval_nn *nn)
 {
     for (uint32_t i = 0; i < nn->n_inputs; i++) {
@@ -468,30 +526,10 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
         (status = nn_compute_info(nn, calibration ? calibration->samples : 0, prune)) != CLEVAL_OK)
         goto fail;
 
-    for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
-        nn_op *op = &nn->ops[i];
-        if (op->dead) continue;
-        if ((status = upload_operands(nn, op)) == CLEVAL_OK) status = op->kind->prepare(nn, op);
-    }
-    if (status == CLEVAL_OK) status = nn_feed_init(nn, model, options);
+    if ((status = prepare_ops(nn)) == CLEVAL_OK) status = nn_feed_init(nn, model, options);
     if (status == CLEVAL_OK && !nn->general)
         status = cleval_device_kernel(dev, "softmax", NULL, "argmax", &nn->argmax);
     if (status != CLEVAL_OK) goto fail;
-    /* Host copies of float constants are no longer needed (graph outputs and the inputs of
-     * host ops, evaluated again at each batch size, excepted). */
-    bool *keep = host_operands(nn);
-    if (!keep) {
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
-        goto fail;
-    }
-    for (uint32_t v = 0; v < nn->n_values; v++) {
-        nn_value *value = &nn->values[v];
-        if (value->kind == NN_VALUE_CONST && !value->is_output && !keep[v]) {
-            free(value->f32);
-            value->f32 = NULL;
-        }
-    }
-    free(keep);
     /* Profile view: the ops that launch kernels. */
     nn->layer_op = malloc((nn->n_ops + 1) * sizeof *nn->layer_op);
     nn->layers = calloc(nn->n_ops + 1, sizeof *nn->layers);
@@ -548,7 +586,7 @@ void cleval_nn_destroy(cleval_nn *nn)
         nn_value *value = &nn->values[v];
         if (value->mem) clReleaseMemObject(value->mem);
         free(value->name);
-        free(value->f32);
+        nn_drop_f32(value);
         free(value->i64);
     }
     nn_feed_release(nn);

@@ -71,6 +71,11 @@ typedef struct nn_value {
     float *f32;
     int64_t *i64;
     uint64_t count;
+    /* f32 is the model's own tensor (an initializer, a Constant node's or a bound tensor's
+     * values), read-only and not owned: a large model's weights are not copied on the host.
+     * Valid during create only; nn_own_f32 copies it before a change, and create drops or
+     * copies every borrowed array before it returns. */
+    bool borrowed;
     /* Device copy of a float constant (nn_const_mem) or of a host value read as a data
      * operand (nn_upload_host_operands, as floats). */
     cl_mem mem;
@@ -373,6 +378,7 @@ typedef struct nn_slot {
     cl_mem mem;
     size_t capacity; /* bytes of mem */
     size_t need;     /* bytes required by the current plan */
+    bool holds_value; /* the current plan places a value in it (else only workspaces) */
 } nn_slot;
 
 struct cleval_nn {
@@ -437,6 +443,10 @@ cleval_status nn_build_graph(cleval_nn *nn, const cleval_onnx_model *model,
                              const cleval_nn_options *options);
 /* A malloc'd copy of s, or NULL. */
 char *nn_copy_string(const char *s);
+/* Makes v->f32 v's own copy where it is borrowed from the model (before changing it). */
+cleval_status nn_own_f32(cleval_nn *nn, nn_value *v);
+/* Frees v->f32 (or lets go of the borrowed array). */
+void nn_drop_f32(nn_value *v);
 /* Adds a constant value (takes ownership of f32); returns its index or -1 (NOMEM recorded). */
 int nn_add_const(cleval_nn *nn, const char *name, const nn_shape *shape, float *f32);
 const nn_op_kind *nn_find_kind(const char *op_type);
@@ -605,6 +615,8 @@ cleval_status nn_feed_init(cleval_nn *nn, const cleval_onnx_model *model,
 cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data);
 /* Bytes of one classifier sample as fed. */
 size_t nn_feed_sample_bytes(const cleval_nn *nn);
+/* Bytes of the device buffers the feeds hold (staging and preprocessing). */
+uint64_t nn_feed_device_bytes(const cleval_nn *nn);
 void nn_feed_release(cleval_nn *nn);
 
 /* ---- op_cast.c: element types ---- */

@@ -213,6 +213,7 @@ static cleval_status take_slot(cleval_nn *nn, planner *pl, size_t bytes, int own
         s = (int)nn->n_slots - 1;
     }
     if (nn->slots[s].need < bytes) nn->slots[s].need = bytes;
+    if (owner >= 0) nn->slots[s].holds_value = true;
     pl->slot_owner[s] = owner;
     pl->slot_until[s] = until;
     heap_push(pl, s);
@@ -241,6 +242,7 @@ cleval_status nn_plan(cleval_nn *nn)
     if ((status = reserve(&pl, nn->n_slots + 1)) != CLEVAL_OK) goto done;
     for (uint32_t s = 0; s < nn->n_slots; s++) {
         nn->slots[s].need = 0;
+        nn->slots[s].holds_value = false;
         pl.slot_owner[s] = -1;
         pl.root = insert(nn, &pl, pl.root, (int)s);
     }
@@ -397,4 +399,43 @@ cleval_status nn_upload_host_operands(cleval_nn *nn)
         }
     }
     return CLEVAL_OK;
+}
+
+/* Bytes of a device buffer (0 for NULL). */
+static uint64_t mem_bytes(cl_mem mem)
+{
+    size_t bytes = 0;
+    if (mem && clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) != CL_SUCCESS)
+        bytes = 0;
+    return bytes;
+}
+
+/* Bytes of the constants' device buffers and of the ops' own buffers (each is held, and
+ * released, by one value or one op). */
+static uint64_t weights_bytes(const cleval_nn *nn)
+{
+    uint64_t total = 0;
+    for (uint32_t v = 0; v < nn->n_values; v++)
+        total += mem_bytes(nn->values[v].mem);
+    for (uint32_t i = 0; i < nn->n_ops; i++)
+        for (int b = 0; b < NN_MAX_BUFFERS; b++)
+            total += mem_bytes(nn->ops[i].mem[b]);
+    return total;
+}
+
+void cleval_nn_device_memory_get(const cleval_nn *nn, cleval_nn_device_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!nn) return;
+    out->weights_bytes = weights_bytes(nn);
+    for (uint32_t s = 0; s < nn->n_slots; s++) {
+        uint64_t bytes = mem_bytes(nn->slots[s].mem);
+        if (nn->slots[s].holds_value)
+            out->activations_bytes += bytes;
+        else
+            out->workspace_bytes += bytes;
+    }
+    out->activations_bytes +=
+        nn_feed_device_bytes(nn) + mem_bytes(nn->pred) + mem_bytes(nn->nonfinite);
+    out->peak_bytes = out->weights_bytes + out->activations_bytes + out->workspace_bytes;
 }

@@ -73,7 +73,9 @@ cleval_status nn_prune(cleval_nn *nn, double sparsity)
         int w = weight_of(nn, &nn->ops[i]);
         if (w < 0 || done[w]) continue; /* a tensor shared by several layers is pruned once */
         done[w] = true;
-        status = prune_values(nn->values[w].f32, nn->values[w].count, sparsity);
+        status = nn_own_f32(nn, &nn->values[w]);
+        if (status == CLEVAL_OK)
+            status = prune_values(nn->values[w].f32, nn->values[w].count, sparsity);
     }
     free(done);
     return status;
