@@ -14,7 +14,11 @@ static const char usage[] =
     "integer type, labels 0..C-1 with C = max(label) + 1 over both). The confusion matrix is\n"
     "reduced on the OpenCL device(s), streaming the file in batches. Prints scikit-learn's\n"
     "classification_report layout, or the JSON report with --json. --save writes y, pred and\n"
-    "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n";
+    "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n"
+    "When PRED.h5 also holds float scores [N, C] (dataset scores, or --scores-key), it adds\n"
+    "log loss, Brier score, expected calibration error (15 bins) and with --top-k K the top-K\n"
+    "accuracy, reduced on the device: the scores are the probabilities when every row is\n"
+    "non-negative and sums to 1 within 1e-4, else their softmax is (not for --shard).\n";
 
 int cli_metrics(int argc, char **argv)
 {
@@ -23,7 +27,7 @@ int cli_metrics(int argc, char **argv)
         OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,     OPT_SHARD,            OPT_CHECKPOINT,
         OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_MAX_CLASSES};
+        OPT_MAX_CLASSES,       OPT_SCORES_KEY, OPT_TOP_K};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
@@ -43,6 +47,8 @@ int cli_metrics(int argc, char **argv)
         status = cleval_fail(CLEVAL_ERR_USAGE, "metrics: --data PRED.h5 is required");
     else
         status = cli_get_positive(&args, OPT_BATCH, 0, &batch);
+    uint32_t top_k = 0;
+    if (status == CLEVAL_OK) status = cli_get_top_k(&args, &top_k);
     const char *inputs[] = {args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "metrics", inputs, &run);
 
@@ -53,6 +59,8 @@ int cli_metrics(int argc, char **argv)
             .pred_key = args.values[OPT_PRED_KEY],
             .batch = batch,
             .save_path = run.save_path[0] ? run.save_path : NULL,
+            .scores_key = args.values[OPT_SCORES_KEY],
+            .top_k = top_k,
             .run = run.options,
         };
         status = cleval_engine_metrics(&job, &outcome);

@@ -105,6 +105,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_MAX_CLASSES] = {"max-classes", 0, "N",
                          "refuse a label of N or more, longer class_names, or a model with more "
                          "outputs, before sizing anything by the class count (default 10000)"},
+    [OPT_TOP_K] = {"top-k", 0, "K",
+                   "also report the top-K accuracy from the scores (K >= 1; K >= C gives 1, "
+                   "as scikit-learn)"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -317,6 +320,14 @@ cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out)
                              "classes (got %s)",
                              (unsigned long long)INT32_MAX + 1, args->values[OPT_MAX_CLASSES]);
     *out = (uint32_t)value;
+    return status;
+}
+
+cleval_status cli_get_top_k(const cli_args *args, uint32_t *out)
+{
+    uint64_t value;
+    cleval_status status = cli_get_positive(args, OPT_TOP_K, 0, &value);
+    *out = value > UINT32_MAX ? UINT32_MAX : (uint32_t)value; /* beyond C: the same result */
     return status;
 }
 
