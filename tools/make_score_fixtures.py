@@ -17,7 +17,8 @@ For every case this writes two files:
 
 The cases: probabilities with ties and confidences on the bin boundaries, raw logits with
 ties (softmax), a single sample, two classes, a prime number of samples above the reducer's
-1024 rows per work-group, and two small ONNX models (softmax outputs and raw outputs). The
+1024 rows per work-group, two small ONNX models (softmax outputs and raw outputs) and a KNN
+case (knn_train.h5, knn.h5: vote fractions of KNeighborsClassifier(5, algorithm='brute')). The
 C tests compare cleval's reports with these numbers, so they are committed and the tests never
 run Python. Seeded; run from the repository root:
 
@@ -33,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from sklearn.metrics import log_loss, top_k_accuracy_score
+from sklearn.neighbors import KNeighborsClassifier
 from torchmetrics.classification import MulticlassCalibrationError
 
 OUT = Path("tests/fixtures/scores")
@@ -95,7 +97,8 @@ def write(case, arrays, expected):
     with h5py.File(OUT / f"{case}.h5", "w", track_order=True) as f:
         for name, value in arrays.items():
             f.create_dataset(name, data=value)
-    (OUT / f"{case}.json").write_text(json.dumps(expected, indent=1) + "\n")
+    if expected is not None:
+        (OUT / f"{case}.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 
 def prediction_case(case, scores, y, ks):
@@ -113,6 +116,20 @@ def eval_case(case, model, n, rng):
     scores = session.run(None, {inp.name: x})[0].astype(np.float32)
     y = rng.integers(0, scores.shape[1], n).astype(np.int32)
     write(case, {"X": x, "y": y}, reference(scores, y, [1, 2]))
+
+
+def knn_case(case, rng):
+    """KNN (k = 5, brute force): the scores are scikit-learn's vote fractions."""
+    c = 4
+    x_train = rng.standard_normal((41, 3)).astype(np.float32)
+    y_train = rng.integers(0, c, 41).astype(np.int32)
+    y_train[:c] = np.arange(c)  # every class in the training set
+    x_test = rng.standard_normal((23, 3)).astype(np.float32)
+    y_test = rng.integers(0, c, 23).astype(np.int32)
+    knn = KNeighborsClassifier(n_neighbors=5, algorithm="brute").fit(x_train, y_train)
+    scores = knn.predict_proba(x_test).astype(np.float32)
+    write(f"{case}_train", {"X": x_train, "y": y_train}, None)
+    write(case, {"X": x_test, "y": y_test}, reference(scores, y_test, [1, 2]))
 
 
 def main():
@@ -145,6 +162,7 @@ def main():
     # Models: softmax outputs (as given) and raw outputs (softmax).
     eval_case("eval_mlp_softmax", "mlp_softmax", 31, rng)
     eval_case("eval_gemm_matmul", "gemm_matmul", 29, rng)
+    knn_case("knn", rng)
 
 
 if __name__ == "__main__":
