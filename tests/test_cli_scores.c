@@ -203,6 +203,91 @@ static void test_refused_inputs(void **state)
                         "'scores' has only 2 columns");
 }
 
+/* A prediction file of n rows with scores of 3 classes (raw, so softmax). */
+static const char *write_scores_file(const char *name, size_t n)
+{
+    int32_t *y = malloc(n * sizeof *y), *pred = malloc(n * sizeof *pred);
+    float *scores = malloc(n * 3 * sizeof *scores);
+    uint64_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        for (int j = 0; j < 3; j++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            scores[i * 3 + j] = (float)((s >> 40) % 1000) / 250.0f - 2.0f;
+        }
+        y[i] = (int32_t)((s >> 20) % 3);
+        pred[i] = (int32_t)(i % 3);
+    }
+    const char *path = temp_path(name);
+    hid_t f = h5_create(path);
+    hsize_t dims[2] = {n, 3};
+    h5_write(f, "y", H5T_NATIVE_INT32, 1, dims, y, 0, NULL);
+    h5_write(f, "pred", H5T_NATIVE_INT32, 1, dims, pred, 0, NULL);
+    h5_write(f, "scores", H5T_NATIVE_FLOAT, 2, dims, scores, 0, NULL);
+    H5Fclose(f);
+    free(y), free(pred), free(scores);
+    return path;
+}
+
+static void assert_same_scores(const cJSON *a, const cJSON *b)
+{
+    assert_true(number(cJSON_GetObjectItem(a, "top_k"), "accuracy") ==
+                number(cJSON_GetObjectItem(b, "top_k"), "accuracy"));
+    assert_true(number(a, "log_loss") == number(b, "log_loss"));
+    assert_true(number(a, "brier") == number(b, "brier"));
+    const cJSON *ca = cJSON_GetObjectItem(a, "calibration"), *cb = cJSON_GetObjectItem(b, "calibration");
+    assert_true(number(ca, "ece") == number(cb, "ece"));
+    for (int i = 0; i < 15; i++)
+        assert_true(number(cJSON_GetArrayItem(cJSON_GetObjectItem(ca, "bins"), i), "count") ==
+                    number(cJSON_GetArrayItem(cJSON_GetObjectItem(cb, "bins"), i), "count"));
+}
+
+/* A run killed after a checkpoint and resumed reports exactly the uninterrupted run's score
+ * metrics: the checkpoint keeps the sums of the rows before it. */
+static void test_resume_keeps_score_sums(void **state)
+{
+    (void)state;
+    char data[4096], checkpoint[4096], json[4096];
+    snprintf(data, sizeof data, "%s", write_scores_file("resume_scores.h5", 1000000));
+    snprintf(checkpoint, sizeof checkpoint, "%s", temp_path("resume_scores.ckpt"));
+    snprintf(json, sizeof json, "%s", temp_path("resume_scores.json"));
+    cJSON *expected = run_cleval_json((const char *[]){"metrics", "--data", data, "--batch", "100",
+                                                       "--top-k", "2", "--json", "-", NULL},
+                                      0);
+    const char *args[] = {"metrics", "--data", data, "--batch", "100", "--top-k", "2", "--json",
+                          json, "--checkpoint", checkpoint, "--checkpoint-every", "20000", NULL,
+                          NULL};
+    remove(checkpoint);
+    int pid = spawn_cleval(args);
+    while (access(checkpoint, F_OK) != 0 && kill(pid, 0) == 0) {
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    kill(pid, SIGKILL);
+    int code = wait_cleval(pid);
+    if (code == 0) skip(); /* finished before the signal: nothing to resume on this machine */
+    assert_int_equal(code, 128 + SIGKILL);
+    args[13] = "--resume";
+    assert_int_equal(run_cleval(args, NULL, NULL), 0);
+    cJSON *got = load_json(json);
+    assert_same_scores(expected, got);
+    cJSON_Delete(expected);
+    cJSON_Delete(got);
+}
+
+/* A shard's report has no score metrics (its part file does not carry them). */
+static void test_shard_reports_no_scores(void **state)
+{
+    (void)state;
+    char h5[4096];
+    snprintf(h5, sizeof h5, "%s/scores/probs_ties.h5", CLEVAL_FIXTURES_DIR);
+    cJSON *got = run_cleval_json((const char *[]){"metrics", "--data", h5, "--shard", "0/2",
+                                                  "--save", temp_path("part0.h5"), "--json", "-",
+                                                  NULL},
+                                 0);
+    assert_null(cJSON_GetObjectItem(got, "log_loss"));
+    cJSON_Delete(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +298,8 @@ int main(void)
         cmocka_unit_test(test_text_report_lines),
         cmocka_unit_test(test_keys_only_with_scores),
         cmocka_unit_test(test_refused_inputs),
+        cmocka_unit_test(test_resume_keeps_score_sums),
+        cmocka_unit_test(test_shard_reports_no_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* Checkpoint files (see checkpoint.h), HDF5: attributes `job`, `row_begin`, `row_end`,
  * `rows_done`, `rows_checksum` (the digest of the rows saved so far) and `checksum`; datasets
  * `counts` int64 [rows, cols], `counters` int64 [1, n] and, for a job with score metrics,
- * `score_sums` int64 [1, m]: the bits of cleval_score_sums (its doubles' included). Written with the prediction-file
+ * `score_sums` int64 [1, 2m]: the bits of cleval_score_sums' m 64-bit words (its doubles'
+ * included) as 32-bit halves, high first, since counts are stored signed. Written with the prediction-file
  * writer (atomic) as a state file (statefile.h): a damaged checkpoint is refused. */
 #include "checkpoint.h"
 #include "statefile.h"
@@ -22,9 +23,13 @@ _Static_assert(sizeof(cleval_score_sums) % sizeof(uint64_t) == 0, "score sums ar
 
 static cleval_status write_score_sums(state_writer *w, const cleval_score_sums *scores)
 {
-    uint64_t words[SCORE_WORDS];
+    uint64_t words[SCORE_WORDS], halves[2 * SCORE_WORDS];
     memcpy(words, scores, sizeof words);
-    return state_write_counts(w, "score_sums", 1, SCORE_WORDS, words);
+    for (size_t i = 0; i < SCORE_WORDS; i++) {
+        halves[2 * i] = words[i] >> 32;
+        halves[2 * i + 1] = words[i] & 0xffffffffu;
+    }
+    return state_write_counts(w, "score_sums", 1, 2 * SCORE_WORDS, halves);
 }
 
 /* Reads `score_sums` when the job keeps them; false (r->problem set) when missing or of
@@ -32,15 +37,18 @@ static cleval_status write_score_sums(state_writer *w, const cleval_score_sums *
 static bool read_score_sums(state_reader *r, bool with_scores, cleval_score_sums *out)
 {
     if (!with_scores) return true;
-    pipeline_counts words = {0};
-    bool ok = state_read_counts(r, "score_sums", &words.rows, &words.cols, &words.cells);
-    if (ok && (words.rows != 1 || words.cols != SCORE_WORDS)) {
-        snprintf(r->problem, sizeof r->problem, "'score_sums' is %u x %u, not %u words",
-                 words.rows, words.cols, (unsigned)SCORE_WORDS);
+    pipeline_counts halves = {0};
+    bool ok = state_read_counts(r, "score_sums", &halves.rows, &halves.cols, &halves.cells);
+    if (ok && (halves.rows != 1 || halves.cols != 2 * SCORE_WORDS)) {
+        snprintf(r->problem, sizeof r->problem, "'score_sums' is %u x %u, not 1 x %u",
+                 halves.rows, halves.cols, (unsigned)(2 * SCORE_WORDS));
         ok = false;
     }
-    if (ok) memcpy(out, words.cells, sizeof *out);
-    pipeline_counts_free(&words);
+    uint64_t words[SCORE_WORDS];
+    for (size_t i = 0; ok && i < SCORE_WORDS; i++)
+        words[i] = halves.cells[2 * i] << 32 | (halves.cells[2 * i + 1] & 0xffffffffu);
+    if (ok) memcpy(out, words, sizeof *out);
+    pipeline_counts_free(&halves);
     return ok;
 }
 

@@ -295,7 +295,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .n_classes = spec->n_classes,
             .with_scores = spec->with_scores && file != NULL,
             .score_metrics = ctx.score_metrics,
-            .file_scores = spec->file_scores,
+            .file_scores = ctx.score_metrics ? spec->file_scores : NULL,
             .score_width = spec->score_width ? spec->score_width : spec->n_classes,
             .top_k = spec->top_k,
             .n_workers = run->n_devices,
