@@ -42,7 +42,8 @@ static void check_report(const cJSON *got, const char *expected_json, const char
     assert_close(number(e, "brier"), number(got, "brier"), rel, "brier");
     const cJSON *calibration = cJSON_GetObjectItem(got, "calibration");
     assert_close(number(e, "ece"), number(calibration, "ece"), 1e-5, "ece");
-    const cJSON *bins = cJSON_GetObjectItem(calibration, "bins"), *ebins = cJSON_GetObjectItem(e, "bins");
+    const cJSON *bins = cJSON_GetObjectItem(calibration, "bins"),
+                *ebins = cJSON_GetObjectItem(e, "bins");
     assert_int_equal(cJSON_GetArraySize(bins), 15);
     for (int b = 0; b < 15; b++) {
         const cJSON *g = cJSON_GetArrayItem(bins, b), *x = cJSON_GetArrayItem(ebins, b);
@@ -60,8 +61,8 @@ static void check_metrics_case(const char *name, const char *k, const char *batc
     char h5[4096], json[256];
     snprintf(h5, sizeof h5, "%s/scores/%s.h5", CLEVAL_FIXTURES_DIR, name);
     snprintf(json, sizeof json, "scores/%s.json", name);
-    const char *args[] = {"metrics", "--data", h5,      "--top-k", k,    "--json",
-                          "-",       "--quiet", "--batch", batch,  NULL};
+    const char *args[] = {"metrics", "--data",  h5,        "--top-k", k,   "--json",
+                          "-",       "--quiet", "--batch", batch,     NULL};
     if (!batch) args[8] = NULL;
     cJSON *got = run_cleval_json(args, 0);
     check_report(got, json, k, 1e-6);
@@ -94,7 +95,8 @@ static void test_metrics_repeatable(void **state)
     (void)state;
     char h5[4096];
     snprintf(h5, sizeof h5, "%s/scores/dirichlet_2053.h5", CLEVAL_FIXTURES_DIR);
-    const char *args[] = {"metrics", "--data", h5, "--top-k", "2", "--batch", "300", "--json", "-", NULL};
+    const char *args[] = {"metrics", "--data", h5,       "--top-k", "2",
+                          "--batch", "300",    "--json", "-",       NULL};
     cJSON *a = run_cleval_json(args, 0), *b = run_cleval_json(args, 0);
     assert_true(number(a, "log_loss") == number(b, "log_loss"));
     assert_true(number(a, "brier") == number(b, "brier"));
@@ -113,10 +115,10 @@ static void test_eval_matches_references(void **state)
         snprintf(model, sizeof model, "%s/onnx/%s.onnx", CLEVAL_FIXTURES_DIR, models[m]);
         snprintf(data, sizeof data, "%s/scores/eval_%s.h5", CLEVAL_FIXTURES_DIR, models[m]);
         snprintf(json, sizeof json, "scores/eval_%s.json", models[m]);
-        cJSON *got = run_cleval_json((const char *[]){"eval", "--model", model, "--data", data,
-                                                      "--top-k", "2", "--batch", "4", "--json",
-                                                      "-", "--quiet", NULL},
-                                     0);
+        cJSON *got =
+            run_cleval_json((const char *[]){"eval", "--model", model, "--data", data, "--top-k",
+                                             "2", "--batch", "4", "--json", "-", "--quiet", NULL},
+                            0);
         check_report(got, json, "2", 1e-5); /* the network's outputs against onnxruntime's */
         cJSON_Delete(got);
     }
@@ -142,8 +144,8 @@ static void test_text_report_lines(void **state)
     char h5[4096], *out = NULL, *err = NULL;
     snprintf(h5, sizeof h5, "%s/scores/logits_ties.h5", CLEVAL_FIXTURES_DIR);
     assert_int_equal(
-        run_cleval((const char *[]){"metrics", "--data", h5, "--top-k", "5", "--quiet", NULL},
-                   &out, &err),
+        run_cleval((const char *[]){"metrics", "--data", h5, "--top-k", "5", "--quiet", NULL}, &out,
+                   &err),
         0);
     cJSON *e = load_json(fixture_path("scores/logits_ties.json"));
     char line[128];
@@ -234,7 +236,8 @@ static void assert_same_scores(const cJSON *a, const cJSON *b)
                 number(cJSON_GetObjectItem(b, "top_k"), "accuracy"));
     assert_true(number(a, "log_loss") == number(b, "log_loss"));
     assert_true(number(a, "brier") == number(b, "brier"));
-    const cJSON *ca = cJSON_GetObjectItem(a, "calibration"), *cb = cJSON_GetObjectItem(b, "calibration");
+    const cJSON *ca = cJSON_GetObjectItem(a, "calibration"),
+                *cb = cJSON_GetObjectItem(b, "calibration");
     assert_true(number(ca, "ece") == number(cb, "ece"));
     for (int i = 0; i < 15; i++)
         assert_true(number(cJSON_GetArrayItem(cJSON_GetObjectItem(ca, "bins"), i), "count") ==
@@ -253,9 +256,10 @@ static void test_resume_keeps_score_sums(void **state)
     cJSON *expected = run_cleval_json((const char *[]){"metrics", "--data", data, "--batch", "100",
                                                        "--top-k", "2", "--json", "-", NULL},
                                       0);
-    const char *args[] = {"metrics", "--data", data, "--batch", "100", "--top-k", "2", "--json",
-                          json, "--checkpoint", checkpoint, "--checkpoint-every", "20000", NULL,
-                          NULL};
+    const char *args[] = {"metrics", "--data",       data,       "--batch",
+                          "100",     "--top-k",      "2",        "--json",
+                          json,      "--checkpoint", checkpoint, "--checkpoint-every",
+                          "20000",   NULL,           NULL};
     remove(checkpoint);
     int pid = spawn_cleval(args);
     while (access(checkpoint, F_OK) != 0 && kill(pid, 0) == 0) {
@@ -280,10 +284,10 @@ static void test_shard_reports_no_scores(void **state)
     (void)state;
     char h5[4096];
     snprintf(h5, sizeof h5, "%s/scores/probs_ties.h5", CLEVAL_FIXTURES_DIR);
-    cJSON *got = run_cleval_json((const char *[]){"metrics", "--data", h5, "--shard", "0/2",
-                                                  "--save", temp_path("part0.h5"), "--json", "-",
-                                                  NULL},
-                                 0);
+    cJSON *got =
+        run_cleval_json((const char *[]){"metrics", "--data", h5, "--shard", "0/2", "--save",
+                                         temp_path("part0.h5"), "--json", "-", NULL},
+                        0);
     assert_null(cJSON_GetObjectItem(got, "log_loss"));
     cJSON_Delete(got);
 }

@@ -19,11 +19,11 @@ enum { CLEVAL_CALIBRATION_BINS = 15, CLEVAL_SCORE_GROUPS = CLEVAL_CALIBRATION_BI
 
 /* The sums of one view of the scores as probabilities. */
 typedef struct cleval_score_candidate {
-    double log_loss;                          /* sum of -log(clip(P[y])) */
-    double brier;                             /* sum of sum_c (P[c] - onehot(y)[c])^2 */
-    double confidence[CLEVAL_SCORE_GROUPS];   /* sum of max P per calibration group */
-    uint64_t count[CLEVAL_SCORE_GROUPS];      /* rows per group */
-    uint64_t correct[CLEVAL_SCORE_GROUPS];    /* rows per group whose first maximum is y */
+    double log_loss;                        /* sum of -log(clip(P[y])) */
+    double brier;                           /* sum of sum_c (P[c] - onehot(y)[c])^2 */
+    double confidence[CLEVAL_SCORE_GROUPS]; /* sum of max P per calibration group */
+    uint64_t count[CLEVAL_SCORE_GROUPS];    /* rows per group */
+    uint64_t correct[CLEVAL_SCORE_GROUPS];  /* rows per group whose first maximum is y */
 } cleval_score_candidate;
 
 /* Everything the metrics need, summed over rows; both candidates are kept until the run knows
@@ -45,9 +45,9 @@ typedef struct cleval_calibration_bin {
 } cleval_calibration_bin;
 
 typedef struct cleval_score_metrics {
-    uint32_t top_k;        /* 0: no top-k accuracy */
+    uint32_t top_k; /* 0: no top-k accuracy */
     double top_k_accuracy;
-    bool softmax;          /* the probabilities are the softmax of the scores, not the scores */
+    bool softmax; /* the probabilities are the softmax of the scores, not the scores */
     double log_loss, brier, ece;
     cleval_calibration_bin bins[CLEVAL_CALIBRATION_BINS]; /* the last one includes 1 */
 } cleval_score_metrics;

@@ -2,8 +2,9 @@
  * `rows_done`, `rows_checksum` (the digest of the rows saved so far) and `checksum`; datasets
  * `counts` int64 [rows, cols], `counters` int64 [1, n] and, for a job with score metrics,
  * `score_sums` int64 [1, 2m]: the bits of cleval_score_sums' m 64-bit words (its doubles'
- * included) as 32-bit halves, high first, since counts are stored signed. Written with the prediction-file
- * writer (atomic) as a state file (statefile.h): a damaged checkpoint is refused. */
+ * included) as 32-bit halves, high first, since counts are stored signed. Written with the
+ * prediction-file writer (atomic) as a state file (statefile.h): a damaged checkpoint is refused.
+ */
 #include "checkpoint.h"
 #include "statefile.h"
 
@@ -40,8 +41,8 @@ static bool read_score_sums(state_reader *r, bool with_scores, cleval_score_sums
     pipeline_counts halves = {0};
     bool ok = state_read_counts(r, "score_sums", &halves.rows, &halves.cols, &halves.cells);
     if (ok && (halves.rows != 1 || halves.cols != 2 * SCORE_WORDS)) {
-        snprintf(r->problem, sizeof r->problem, "'score_sums' is %u x %u, not 1 x %u",
-                 halves.rows, halves.cols, (unsigned)(2 * SCORE_WORDS));
+        snprintf(r->problem, sizeof r->problem, "'score_sums' is %u x %u, not 1 x %u", halves.rows,
+                 halves.cols, (unsigned)(2 * SCORE_WORDS));
         ok = false;
     }
     uint64_t words[SCORE_WORDS];
@@ -89,8 +90,7 @@ static bool read_checkpoint(state_reader *r, const char *path, char *job, size_t
            state_read_counts(r, "counts", &out->counts.rows, &out->counts.cols,
                              &out->counts.cells) &&
            state_read_counts(r, "counters", &counters->rows, &counters->cols, &counters->cells) &&
-           read_score_sums(r, out->with_scores, &out->scores) &&
-           state_reader_verify(r) &&
+           read_score_sums(r, out->with_scores, &out->scores) && state_reader_verify(r) &&
            cleval_dataset_attribute(r->ds, "job", job, job_size) == CLEVAL_OK &&
            state_read_count(r, "row_begin", begin) && state_read_count(r, "row_end", end) &&
            state_read_count(r, "rows_done", &out->rows_done) &&

@@ -9,8 +9,8 @@
 
 /* The score rows: one per sample, at least one column, no wider than the class limit (the
  * labels are checked against the width as they stream). */
-static cleval_status open_scores(cleval_dataset *ds, const char *path, const char *key,
-                                 uint64_t n, uint32_t max_classes, cleval_column **out)
+static cleval_status open_scores(cleval_dataset *ds, const char *path, const char *key, uint64_t n,
+                                 uint32_t max_classes, cleval_column **out)
 {
     cleval_status status = cleval_column_open(ds, key, CLEVAL_COLUMN_VALUES, out);
     if (status != CLEVAL_OK) return status;
@@ -38,7 +38,7 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
         (status = cleval_column_open(ds, pred_key, CLEVAL_COLUMN_LABELS, &pred)) ||
         (cleval_dataset_has(ds, scores_key) &&
          (status = open_scores(ds, job->data_path, scores_key, cleval_column_rows(y),
-                     job->run.max_classes, &scores))))
+                               job->run.max_classes, &scores))))
         goto done;
     uint64_t n = cleval_column_rows(y);
     if (n != cleval_column_rows(pred)) {

@@ -31,7 +31,7 @@ typedef struct worker {
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
     cleval_score_reducer *score_reducer; /* config->score_metrics */
-    cleval_hostbuf score_rows; /* the batch's scores where the device reads them */
+    cleval_hostbuf score_rows;           /* the batch's scores where the device reads them */
     cleval_status status;
     char error[1024];
 } worker;
@@ -47,13 +47,13 @@ struct pipeline {
     bool closing;
     bool failed;
     worker *workers;
-    /* Finished batches' score sums waiting for the batches before them (at most one per
-     * slot), and the first row not yet added to the result. */
+    /* Finished batches' score sums waiting for the batches before them (a faster device may
+     * finish many while a slower one holds an earlier batch), and the first row not yet added
+     * to the result. */
     pending_scores *score_pending;
-    uint32_t n_score_pending;
+    uint32_t n_score_pending, score_pending_capacity;
     uint64_t score_next_row;
 };
-
 
 void pipeline_counts_free(pipeline_counts *counts)
 {
@@ -276,8 +276,8 @@ static cleval_status read_batch(const pipeline_config *cfg, pipeline_slot *slot,
                                max_true, (unsigned long long)row0,
                                (unsigned long long)(row0 + n - 1),
                                cleval_column_name(cfg->file_scores), cfg->score_width);
-        if ((status = cleval_column_read_as(cfg->file_scores, row0, n, CLEVAL_ELEM_F32,
-                                            slot->scores)))
+        if ((status =
+                 cleval_column_read_as(cfg->file_scores, row0, n, CLEVAL_ELEM_F32, slot->scores)))
             return status;
     }
     return CLEVAL_OK;
@@ -334,16 +334,13 @@ static cleval_status allocate(pipeline *p)
                                             "prediction batch", &wk->preds)))
             return status;
         if (cfg->score_metrics &&
-            ((status = cleval_hostbuf_create(cfg->devices[w],
-                                             batch * cfg->score_width * sizeof(float),
-                                             "score batch", &wk->score_rows)) ||
+            ((status =
+                  cleval_hostbuf_create(cfg->devices[w], batch * cfg->score_width * sizeof(float),
+                                        "score batch", &wk->score_rows)) ||
              (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
                                                    (uint32_t)batch, &wk->score_reducer))))
             return status;
     }
-    if (cfg->score_metrics && !(p->score_pending = calloc(p->n_slots, sizeof *p->score_pending)))
-        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the batch pipeline",
-                           data_path(cfg));
     return CLEVAL_OK;
 }
 
@@ -370,8 +367,17 @@ static void release(pipeline *p)
 
 /* Adds a finished batch's score sums to the result in row order (batches finishing early wait
  * in score_pending), so that the double sums do not depend on the order the devices finish. */
-static void fold_scores(pipeline *p, const pipeline_slot *slot, pipeline_result *result)
+static cleval_status fold_scores(pipeline *p, const pipeline_slot *slot, pipeline_result *result)
 {
+    if (p->n_score_pending == p->score_pending_capacity) {
+        uint32_t capacity = p->score_pending_capacity ? 2 * p->score_pending_capacity : p->n_slots;
+        pending_scores *wider = realloc(p->score_pending, capacity * sizeof *wider);
+        if (!wider)
+            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the batch pipeline",
+                               data_path(p->cfg));
+        p->score_pending = wider;
+        p->score_pending_capacity = capacity;
+    }
     p->score_pending[p->n_score_pending++] =
         (pending_scores){.row0 = slot->row0, .n = slot->n, .sums = slot->score_sums};
     for (uint32_t i = 0; i < p->n_score_pending;) {
@@ -385,6 +391,7 @@ static void fold_scores(pipeline *p, const pipeline_slot *slot, pipeline_result 
         *next = p->score_pending[--p->n_score_pending];
         i = 0; /* the batch after it may already be waiting */
     }
+    return CLEVAL_OK;
 }
 
 /* Counts slots in a state. Called with the lock held. */
@@ -398,8 +405,7 @@ static uint32_t slots_in(const pipeline *p, slot_state state)
 
 /* Saves a checkpoint at next_row. Every batch dealt so far is done, so the counts cover
  * exactly [begin, next_row); the predictions are flushed first so the file holds those rows. */
-static cleval_status save_checkpoint(pipeline *p, uint64_t next_row,
-                                     const pipeline_result *result)
+static cleval_status save_checkpoint(pipeline *p, uint64_t next_row, const pipeline_result *result)
 {
     const pipeline_config *cfg = p->cfg;
     cleval_status status = cfg->save ? cleval_predfile_flush(cfg->save) : CLEVAL_OK;
@@ -435,7 +441,8 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
             if (p->state[s] != SLOT_DONE) continue;
             pthread_mutex_unlock(&p->lock);
             if (!p->failed) status = write_batch(cfg, &p->slots[s]);
-            if (!p->failed && cfg->score_metrics) fold_scores(p, &p->slots[s], result);
+            if (status == CLEVAL_OK && !p->failed && cfg->score_metrics)
+                status = fold_scores(p, &p->slots[s], result);
             result->rows_done += p->slots[s].n;
             if (cfg->progress && status == CLEVAL_OK)
                 cfg->progress(result->rows_done, total, cfg->progress_user);

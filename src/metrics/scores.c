@@ -7,8 +7,8 @@
 #include <string.h>
 
 enum {
-    GROUP_SIZE = 64,                       /* SCORE_GROUP of the kernel */
-    ROWS_PER_GROUP = 1024,                 /* fixed, so partials do not depend on the device */
+    GROUP_SIZE = 64,       /* SCORE_GROUP of the kernel */
+    ROWS_PER_GROUP = 1024, /* fixed, so partials do not depend on the device */
     CANDIDATE_FLOATS = 2 + CLEVAL_SCORE_GROUPS,
     CANDIDATE_UINTS = 2 * CLEVAL_SCORE_GROUPS,
     SCORE_FLOATS = 2 * CANDIDATE_FLOATS,
@@ -69,8 +69,7 @@ void cleval_score_metrics_compute(const cleval_score_sums *sums, uint32_t top_k,
     for (int b = 0; b < CLEVAL_SCORE_GROUPS; b++) {
         if (!p->count[b]) continue;
         double count = (double)p->count[b];
-        out->ece += count / n *
-                    fabs((double)p->correct[b] / count - p->confidence[b] / count);
+        out->ece += count / n * fabs((double)p->correct[b] / count - p->confidence[b] / count);
     }
     /* The listed bins: the last holds the confidences of exactly 1 too. */
     for (int b = 0; b < CLEVAL_CALIBRATION_BINS; b++) {
@@ -178,18 +177,18 @@ cleval_status cleval_score_reducer_add(cleval_score_reducer *r, cl_mem scores, c
     if (status != CLEVAL_OK) return status;
     cl_command_queue queue = cleval_device_queue(r->dev);
     size_t local = GROUP_SIZE, global = (size_t)groups * GROUP_SIZE;
-    if ((status = cleval_cl_check(clEnqueueNDRangeKernel(queue, r->kernel, 1, NULL, &global,
-                                                         &local, 0, NULL, NULL),
-                                  "clEnqueueNDRangeKernel(score_partials)")) ||
+    if ((status = cleval_cl_check(
+             clEnqueueNDRangeKernel(queue, r->kernel, 1, NULL, &global, &local, 0, NULL, NULL),
+             "clEnqueueNDRangeKernel(score_partials)")) ||
         (status = cleval_cl_check(clEnqueueReadBuffer(queue, r->fsum, CL_FALSE, 0,
                                                       (size_t)groups * SCORE_FLOATS * sizeof(float),
                                                       r->fhost, 0, NULL, NULL),
                                   "clEnqueueReadBuffer(score partial sums)")) ||
-        (status = cleval_cl_check(
-             clEnqueueReadBuffer(queue, r->usum, CL_TRUE, 0,
-                                 (size_t)groups * SCORE_UINTS * sizeof(uint32_t), r->uhost, 0,
-                                 NULL, NULL),
-             "clEnqueueReadBuffer(score partial counts)")))
+        (status =
+             cleval_cl_check(clEnqueueReadBuffer(queue, r->usum, CL_TRUE, 0,
+                                                 (size_t)groups * SCORE_UINTS * sizeof(uint32_t),
+                                                 r->uhost, 0, NULL, NULL),
+                             "clEnqueueReadBuffer(score partial counts)")))
         return status;
     batch->rows = n;
     for (uint32_t g = 0; g < groups; g++) {

@@ -30,7 +30,6 @@ void cleval_report_scores_json(cJSON *root, const cleval_score_metrics *m)
 void cleval_report_scores_text(FILE *out, const cleval_score_metrics *m)
 {
     if (m->top_k) fprintf(out, "top-%u accuracy %.4f\n", m->top_k, m->top_k_accuracy);
-    fprintf(out, "log loss %.4f\nBrier %.4f\nECE (15 bins) %.4f\n", m->log_loss, m->brier,
-            m->ece);
+    fprintf(out, "log loss %.4f\nBrier %.4f\nECE (15 bins) %.4f\n", m->log_loss, m->brier, m->ece);
     fprintf(out, "(probabilities: %s)\n", m->softmax ? "softmax of the scores" : "the scores");
 }
