@@ -17,8 +17,8 @@ static const char usage[] =
     "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n"
     "When PRED.h5 also holds float scores [N, C] (dataset scores, or --scores-key), it adds\n"
     "log loss, Brier score, expected calibration error (15 bins) and with --top-k K the top-K\n"
-    "accuracy, reduced on the device: the scores are the probabilities when every row is\n"
-    "non-negative and sums to 1 within 1e-4, else their softmax is (not for --shard).\n";
+    "accuracy, reduced on the device (the scores as probabilities when every row is\n"
+    "non-negative and sums to 1 within 1e-4, else their softmax; not for --shard).\n";
 
 int cli_metrics(int argc, char **argv)
 {
