@@ -4,6 +4,13 @@ scikit-learn's confusion_matrix and numpy.bincount on the same (y, pred) pairs, 
 machine's streaming-read bandwidth and the end-to-end `cleval metrics` time on the same file.
 
     python3 bench/bench_metrics.py [--build build] [--sizes 10000000 50000000] [--classes 10 1000]
+    python3 bench/bench_metrics.py --scores [--score-cases 10000000x10 1000000x1000]
+
+--scores times the score-based metrics instead (top-5 accuracy, log loss, ECE over raw logits):
+`cleval metrics --top-k 5` against a Python process running scikit-learn (top_k_accuracy_score,
+log_loss on the softmax) and one running torchmetrics on the CPU (multiclass_accuracy top_k=5,
+cross-entropy, multiclass_calibration_error), each timed as a whole process from the same
+HDF5 file (start-up and reading included), and checks they agree.
 
 Every figure is the median of several runs in this one process; ratios compare figures taken
 in the same run. Not a test: it asserts nothing about speed, only that all tools agree.
@@ -81,6 +88,101 @@ def run_case(args, n, classes, folder):
     }
 
 
+SKLEARN_SCORES = """
+import json, sys
+import h5py, numpy as np
+from sklearn.metrics import log_loss, top_k_accuracy_score
+with h5py.File(sys.argv[1]) as f:
+    y, s = f["y"][:], f["scores"][:]
+labels = np.arange(s.shape[1])
+e = np.exp(s.astype(np.float64) - s.max(axis=1, keepdims=True))
+p = e / e.sum(axis=1, keepdims=True)
+print(json.dumps({"top_k": top_k_accuracy_score(y, s, k=5, labels=labels),
+                  "log_loss": log_loss(y, p, labels=labels)}))
+"""
+
+TORCHMETRICS_SCORES = """
+import json, sys
+import h5py, torch
+from torchmetrics.functional.classification import (multiclass_accuracy,
+                                                    multiclass_calibration_error)
+with h5py.File(sys.argv[1]) as f:
+    y, s = torch.from_numpy(f["y"][:]).long(), torch.from_numpy(f["scores"][:])
+c = s.shape[1]
+print(json.dumps({
+    "top_k": float(multiclass_accuracy(s, y, num_classes=c, top_k=5, average="micro")),
+    "log_loss": float(torch.nn.functional.cross_entropy(s.double(), y)),
+    "ece": float(multiclass_calibration_error(s, y, num_classes=c, n_bins=15, norm="l1"))}))
+"""
+
+
+def write_logits(path, n, classes, seed, chunk=1_000_000):
+    """Raw logits [n, classes] and labels, written in chunks so memory stays bounded."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        y = f.create_dataset("y", (n,), dtype=np.int32)
+        pred = f.create_dataset("pred", (n,), dtype=np.int32)
+        scores = f.create_dataset("scores", (n, classes), dtype=np.float32)
+        for row0 in range(0, n, chunk):
+            m = min(chunk, n - row0)
+            labels = rng.integers(0, classes, m, dtype=np.int32)
+            logits = rng.normal(0, 1, (m, classes)).astype(np.float32)
+            logits[np.arange(m), labels] += 2.0  # a model that is right more often than not
+            y[row0:row0 + m] = labels
+            pred[row0:row0 + m] = logits.argmax(axis=1)
+            scores[row0:row0 + m] = logits
+
+
+def timed_process(command, repeat):
+    """Median wall time of the whole process, and its last stdout."""
+    times, out = [], ""
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def run_scores_case(args, n, classes, folder):
+    path = os.path.join(folder, f"logits_{n}_{classes}.h5")
+    write_logits(path, n, classes, seed=n + classes)
+    cleval = os.path.join(args.build, "src", "cleval")
+    cl_s, out = timed_process([cleval, "metrics", "--data", path, "--top-k", "5", "--json", "-"],
+                              args.sklearn_repeat)
+    report = json.loads(out)
+    sk_s, out = timed_process(["python3", "-c", SKLEARN_SCORES, path], args.sklearn_repeat)
+    sk = json.loads(out)
+    tm_s, out = timed_process(["python3", "-c", TORCHMETRICS_SCORES, path], args.sklearn_repeat)
+    tm = json.loads(out)
+    os.remove(path)
+    assert report["top_k"]["accuracy"] == sk["top_k"], (report["top_k"], sk["top_k"])
+    assert abs(report["log_loss"] - sk["log_loss"]) <= 1e-5 * sk["log_loss"]
+    assert abs(report["log_loss"] - tm["log_loss"]) <= 1e-5 * tm["log_loss"]
+    assert abs(report["calibration"]["ece"] - tm["ece"]) <= 1e-4
+    return {"n": n, "classes": classes, "cleval_s": cl_s, "sklearn_s": sk_s,
+            "torchmetrics_s": tm_s, "top_k": report["top_k"]["accuracy"],
+            "log_loss": report["log_loss"], "ece": report["calibration"]["ece"]}
+
+
+def main_scores(args):
+    rows = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as folder:
+        for case in args.score_cases:
+            n, classes = (int(v) for v in case.lower().split("x"))
+            rows.append(run_scores_case(args, n, classes, folder))
+    print("N | C | cleval s | sklearn s | torchmetrics s | sk/cleval | tm/cleval | top-5 | "
+          "log loss | ECE")
+    for r in rows:
+        print(" | ".join([
+            f"{r['n']:.0e}", str(r["classes"]), f"{r['cleval_s']:.3f}", f"{r['sklearn_s']:.3f}",
+            f"{r['torchmetrics_s']:.3f}", f"{r['sklearn_s'] / r['cleval_s']:.1f}x",
+            f"{r['torchmetrics_s'] / r['cleval_s']:.1f}x", f"{r['top_k']:.4f}",
+            f"{r['log_loss']:.4f}", f"{r['ece']:.4f}"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default="build")
@@ -89,7 +191,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sklearn-repeat", type=int, default=3)
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--scores", action="store_true",
+                        help="time the score-based metrics instead of the confusion matrix")
+    parser.add_argument("--score-cases", nargs="+", default=["10000000x10", "1000000x1000"],
+                        help="NxC cases of --scores")
     args = parser.parse_args()
+    if args.scores:
+        main_scores(args)
+        return
 
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as folder:

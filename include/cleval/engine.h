@@ -14,6 +14,7 @@
 #include "cleval/nn.h"
 #include "cleval/metrics.h"
 #include "cleval/report.h"
+#include "cleval/scores.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,6 +68,11 @@ typedef struct cleval_predict_outcome {
     cleval_confusion confusion;    /* true class x predicted class */
     uint64_t *predicted_counts;    /* [n_classes]: samples predicted as each class */
     cleval_class_names class_names;
+    /* Score-based metrics' sums: filled when the run had scores and labels and was not a
+     * shard (parts do not carry them). */
+    bool has_scores;
+    cleval_score_sums scores;
+    uint32_t top_k; /* the top-k accuracy's k; 0: none */
     double read_s;    /* HDF5 reads and checks of the test set */
     double wait_s;    /* waiting for the devices */
 } cleval_predict_outcome;
@@ -82,11 +88,14 @@ typedef struct cleval_metrics_job {
     const char *pred_key;  /* NULL: "pred" */
     uint64_t batch;        /* rows per batch; 0: CLEVAL_DEFAULT_METRICS_BATCH */
     const char *save_path; /* NULL: no prediction file */
+    const char *scores_key; /* NULL: "scores"; when the file has it, score metrics too */
+    uint32_t top_k;         /* 0: no top-k accuracy */
     cleval_run_options run;
 } cleval_metrics_job;
 
 /* Streams y and pred in batches through the device histogram. C = max(label) + 1 over y and
- * pred, discovered while streaming. */
+ * pred, discovered while streaming. A float dataset `scores` [N, W] (W above every label)
+ * adds the score-based metrics. */
 cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predict_outcome *out);
 
 /* The test-set side shared by `eval` and `knn`. */
@@ -96,6 +105,7 @@ typedef struct cleval_test_set {
     const char *y_key;     /* NULL: "y" */
     uint64_t batch;        /* samples per batch; 0: the model's preferred size */
     const char *save_path; /* NULL: no prediction file */
+    uint32_t top_k;        /* score metrics' top-k accuracy; 0: none */
 } cleval_test_set;
 
 enum { CLEVAL_DEFAULT_KNN_BATCH = 4096 };

@@ -10,6 +10,7 @@
 #include <cJSON.h>
 
 #include "cleval/metrics.h"
+#include "cleval/scores.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,6 +58,13 @@ void cleval_report_throughput(FILE *out, const cleval_run_timing *timing);
 cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
                           const cleval_class_names *names, uint64_t n_samples, uint32_t n_classes,
                           const cleval_run_timing *timing);
+
+/* Adds the score-based metrics to a JSON report: "top_k" (when m->top_k), "log_loss",
+ * "brier", "calibration" {ece, bins} and "probabilities" ("softmax" or "as_given"). */
+void cleval_report_scores_json(cJSON *root, const cleval_score_metrics *m);
+
+/* Writes the score-based metrics' lines: top-k accuracy, log loss, Brier score, ECE. */
+void cleval_report_scores_text(FILE *out, const cleval_score_metrics *m);
 
 /* Prints `json` to `path`, "-" meaning stdout, every number as the shortest decimal that reads
  * back to the same double (numbers become raw items in `json`). A file is written under a

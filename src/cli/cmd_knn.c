@@ -100,7 +100,7 @@ int cli_knn(int argc, char **argv)
         OPT_CHECKPOINT_EVERY,   OPT_RESUME,     OPT_PROGRESS,   OPT_QUIET,
         OPT_VERBOSE, OPT_AGAINST, OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA,
         OPT_MAX_SCORE_DIFF, OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_MAX_CLASSES, OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD};
+        OPT_MAX_CLASSES, OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
     cli_args args;
@@ -127,6 +127,7 @@ int cli_knn(int argc, char **argv)
     if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_WEIGHTS, weights, 0, &weight_choice);
     if (status == CLEVAL_OK) status = cli_get_choice(&args, OPT_METRIC, metrics, 0, &metric_choice);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
+    if (status == CLEVAL_OK) status = cli_get_top_k(&args, &job.test.top_k);
     const char *inputs[] = {args.values[OPT_TRAIN], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "knn", inputs, &run);
     if (status == CLEVAL_OK) status = cli_against_begin(&args, NULL, &against);
@@ -142,6 +143,7 @@ int cli_knn(int argc, char **argv)
                                      .x_key = args.values[OPT_X_KEY],
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
+                                     .top_k = job.test.top_k,
                                      .save_path = against.active ? against.path_a
                                                   : run.save_path[0] ? run.save_path : NULL};
         job.run = run.options;

@@ -17,7 +17,11 @@ static const char usage[] =
     "classification_report layout, or the JSON report with --json. --save writes y, pred and\n"
     "the confusion counts; with --shard I/N it writes the part file `cleval merge` combines.\n"
     "Gates --min-accuracy and --min-class-recall exit 1 when one fails, after writing the\n"
-    "reports; --junit and --summary-md write files for a CI job.\n";
+    "reports; --junit and --summary-md write files for a CI job.\n"
+    "When PRED.h5 also holds float scores [N, C] (dataset scores, or --scores-key), it adds\n"
+    "log loss, Brier score, expected calibration error (15 bins) and with --top-k K the top-K\n"
+    "accuracy, reduced on the device (the scores as probabilities when every row is\n"
+    "non-negative and sums to 1 within 1e-4, else their softmax; not for --shard).\n";
 
 int cli_metrics(int argc, char **argv)
 {
@@ -27,7 +31,7 @@ int cli_metrics(int argc, char **argv)
         OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_MAX_CLASSES,       OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT,
-        OPT_SUMMARY_MD};
+        OPT_SUMMARY_MD, OPT_SCORES_KEY, OPT_TOP_K};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
@@ -47,6 +51,8 @@ int cli_metrics(int argc, char **argv)
         status = cleval_fail(CLEVAL_ERR_USAGE, "metrics: --data PRED.h5 is required");
     else
         status = cli_get_positive(&args, OPT_BATCH, 0, &batch);
+    uint32_t top_k = 0;
+    if (status == CLEVAL_OK) status = cli_get_top_k(&args, &top_k);
     const char *inputs[] = {args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "metrics", inputs, &run);
 
@@ -57,6 +63,8 @@ int cli_metrics(int argc, char **argv)
             .pred_key = args.values[OPT_PRED_KEY],
             .batch = batch,
             .save_path = run.save_path[0] ? run.save_path : NULL,
+            .scores_key = args.values[OPT_SCORES_KEY],
+            .top_k = top_k,
             .run = run.options,
         };
         status = cleval_engine_metrics(&job, &outcome);

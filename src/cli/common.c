@@ -147,6 +147,11 @@ cleval_status cli_report_json(const cleval_predict_outcome *outcome,
         json = cleval_report_json(&m, &outcome->confusion, &outcome->class_names, m.n_samples,
                                   m.n_classes, timing);
         cleval_metrics_free(&m);
+        if (json && outcome->has_scores) {
+            cleval_score_metrics scores;
+            cleval_score_metrics_compute(&outcome->scores, outcome->top_k, &scores);
+            cleval_report_scores_json(json, &scores);
+        }
     } else {
         json = cleval_report_json(NULL, NULL, NULL, outcome->n_samples, outcome->n_classes,
                                   timing);
@@ -191,6 +196,12 @@ cleval_status cli_print_report(const cleval_predict_outcome *outcome,
     fputc('\n', stdout);
     cleval_report_agreement(stdout, &m);
     fputc('\n', stdout);
+    if (outcome->has_scores) {
+        cleval_score_metrics scores;
+        cleval_score_metrics_compute(&outcome->scores, outcome->top_k, &scores);
+        cleval_report_scores_text(stdout, &scores);
+        fputc('\n', stdout);
+    }
     cleval_report_confusion(stdout, &outcome->confusion, &outcome->class_names);
     fputc('\n', stdout);
     cleval_report_throughput(stdout, timing);

@@ -120,6 +120,9 @@ const cli_option cli_options[OPT_COUNT] = {
                         "write a Markdown summary to PATH (headline metrics, the gates with "
                         "PASS/FAIL, the per-class table up to 50 classes) for a CI job summary; "
                         "needs labels"},
+    [OPT_TOP_K] = {"top-k", 0, "K",
+                   "also report the top-K accuracy from the scores (K >= 1; K >= C gives 1, "
+                   "as scikit-learn)"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -332,6 +335,14 @@ cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out)
                              "classes (got %s)",
                              (unsigned long long)INT32_MAX + 1, args->values[OPT_MAX_CLASSES]);
     *out = (uint32_t)value;
+    return status;
+}
+
+cleval_status cli_get_top_k(const cli_args *args, uint32_t *out)
+{
+    uint64_t value;
+    cleval_status status = cli_get_positive(args, OPT_TOP_K, 0, &value);
+    *out = value > UINT32_MAX ? UINT32_MAX : (uint32_t)value; /* beyond C: the same result */
     return status;
 }
 

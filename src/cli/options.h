@@ -58,6 +58,7 @@ typedef enum cli_option_id {
     OPT_MIN_CLASS_RECALL,
     OPT_JUNIT,
     OPT_SUMMARY_MD,
+    OPT_TOP_K,
     OPT_COUNT
 } cli_option_id;
 
@@ -111,6 +112,10 @@ cleval_status cli_get_number_list(const cli_args *args, cli_option_id id, float 
 
 /* --max-classes as a class count in [1, 2^31] (CLEVAL_DEFAULT_MAX_CLASSES when absent). */
 cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out);
+
+/* --top-k K (K >= 1; 0 when absent). A K at or above the class count is kept: every sample
+ * then counts, as in scikit-learn. */
+cleval_status cli_get_top_k(const cli_args *args, uint32_t *out);
 
 /* Prints the option lines of `allowed` for --help. */
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed);

@@ -1,7 +1,10 @@
 /* Checkpoint files (see checkpoint.h), HDF5: attributes `job`, `row_begin`, `row_end`,
  * `rows_done`, `rows_checksum` (the digest of the rows saved so far) and `checksum`; datasets
- * `counts` int64 [rows, cols] and `counters` int64 [1, n]. Written with the prediction-file
- * writer (atomic) as a state file (statefile.h): a damaged checkpoint is refused. */
+ * `counts` int64 [rows, cols], `counters` int64 [1, n] and, for a job with score metrics,
+ * `score_sums` int64 [1, 2m]: the bits of cleval_score_sums' m 64-bit words (its doubles'
+ * included) as 32-bit halves, high first, since counts are stored signed. Written with the
+ * prediction-file writer (atomic) as a state file (statefile.h): a damaged checkpoint is refused.
+ */
 #include "checkpoint.h"
 #include "statefile.h"
 
@@ -14,6 +17,41 @@
 #include "cleval/predfile.h"
 
 static const char KIND[] = "checkpoint";
+
+/* cleval_score_sums as 64-bit words: every member is a uint64_t or a double. */
+enum { SCORE_WORDS = sizeof(cleval_score_sums) / sizeof(uint64_t) };
+_Static_assert(sizeof(cleval_score_sums) % sizeof(uint64_t) == 0, "score sums are 64-bit words");
+
+static cleval_status write_score_sums(state_writer *w, const cleval_score_sums *scores)
+{
+    uint64_t words[SCORE_WORDS], halves[2 * SCORE_WORDS];
+    memcpy(words, scores, sizeof words);
+    for (size_t i = 0; i < SCORE_WORDS; i++) {
+        halves[2 * i] = words[i] >> 32;
+        halves[2 * i + 1] = words[i] & 0xffffffffu;
+    }
+    return state_write_counts(w, "score_sums", 1, 2 * SCORE_WORDS, halves);
+}
+
+/* Reads `score_sums` when the job keeps them; false (r->problem set) when missing or of
+ * another size. */
+static bool read_score_sums(state_reader *r, bool with_scores, cleval_score_sums *out)
+{
+    if (!with_scores) return true;
+    pipeline_counts halves = {0};
+    bool ok = state_read_counts(r, "score_sums", &halves.rows, &halves.cols, &halves.cells);
+    if (ok && (halves.rows != 1 || halves.cols != 2 * SCORE_WORDS)) {
+        snprintf(r->problem, sizeof r->problem, "'score_sums' is %u x %u, not 1 x %u", halves.rows,
+                 halves.cols, (unsigned)(2 * SCORE_WORDS));
+        ok = false;
+    }
+    uint64_t words[SCORE_WORDS];
+    for (size_t i = 0; ok && i < SCORE_WORDS; i++)
+        words[i] = halves.cells[2 * i] << 32 | (halves.cells[2 * i + 1] & 0xffffffffu);
+    if (ok) memcpy(out, words, sizeof *out);
+    pipeline_counts_free(&halves);
+    return ok;
+}
 
 cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_t row_begin,
                               uint64_t row_end, const checkpoint_state *state, uint32_t n_counters)
@@ -34,6 +72,7 @@ cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_
         (status = state_write_counts(&w, "counts", state->counts.rows, state->counts.cols,
                                      state->counts.cells)) ||
         (status = state_write_counts(&w, "counters", 1, n_counters ? n_counters : 1, counters)) ||
+        (state->with_scores && (status = write_score_sums(&w, &state->scores))) ||
         (status = state_seal(&w))) {
         cleval_predfile_abort(file);
         return status;
@@ -51,7 +90,7 @@ static bool read_checkpoint(state_reader *r, const char *path, char *job, size_t
            state_read_counts(r, "counts", &out->counts.rows, &out->counts.cols,
                              &out->counts.cells) &&
            state_read_counts(r, "counters", &counters->rows, &counters->cols, &counters->cells) &&
-           state_reader_verify(r) &&
+           read_score_sums(r, out->with_scores, &out->scores) && state_reader_verify(r) &&
            cleval_dataset_attribute(r->ds, "job", job, job_size) == CLEVAL_OK &&
            state_read_count(r, "row_begin", begin) && state_read_count(r, "row_end", end) &&
            state_read_count(r, "rows_done", &out->rows_done) &&
@@ -85,9 +124,10 @@ static bool check_consistent(state_reader *r, uint64_t begin, uint64_t end, uint
 
 cleval_status checkpoint_load(const char *path, const char *fingerprint, uint64_t row_begin,
                               uint64_t row_end, uint32_t n_classes, bool labels,
-                              uint32_t n_counters, checkpoint_state *out)
+                              uint32_t n_counters, bool with_scores, checkpoint_state *out)
 {
     memset(out, 0, sizeof *out);
+    out->with_scores = with_scores;
     /* Something that is no file at all (a FIFO, a folder) is not a damaged checkpoint. */
     if (cleval_input_check(path, "a checkpoint") != CLEVAL_OK)
         return cleval_fail(CLEVAL_ERR_INPUT, "--resume: cannot read the checkpoint %s: %s", path,

@@ -52,6 +52,7 @@ typedef struct run_context {
     /* The rows saved so far (state_rows_digest) of a part file or a checkpointed run: kept in
      * checkpoints, checked on resume, stored in the part. */
     uint64_t rows_digest;
+    bool score_metrics; /* the run reduces score metrics */
 } run_context;
 
 /* The counters now: restored from the checkpoint plus what the devices counted since. */
@@ -64,11 +65,15 @@ static void current_counters(const engine_run_spec *spec, uint64_t *values)
         values[i] += spec->counters->restored[i];
 }
 
-static cleval_status save_checkpoint(void *user, uint64_t rows_done, const pipeline_counts *counts)
+static cleval_status save_checkpoint(void *user, uint64_t rows_done, const pipeline_counts *counts,
+                                     const cleval_score_sums *scores)
 {
     run_context *ctx = user;
-    checkpoint_state state = {
-        .rows_done = rows_done, .rows_digest = ctx->rows_digest, .counts = *counts};
+    checkpoint_state state = {.rows_done = rows_done,
+                              .rows_digest = ctx->rows_digest,
+                              .counts = *counts,
+                              .with_scores = ctx->score_metrics,
+                              .scores = *scores};
     current_counters(ctx->spec, state.counters);
     cleval_status status =
         checkpoint_save(ctx->run->checkpoint_path, ctx->run->fingerprint, ctx->begin, ctx->end,
@@ -214,13 +219,14 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     memset(out, 0, sizeof *out);
     cleval_column *rows_from = spec->x ? spec->x : spec->file_pred;
     uint64_t n_total = cleval_column_rows(rows_from);
-    run_context ctx = {.spec = spec, .run = run};
+    bool part = run->shard_count > 1; /* --save then writes a part file for `cleval merge` */
+    run_context ctx = {
+        .spec = spec, .run = run, .score_metrics = spec->score_metrics && spec->labels && !part};
     cleval_shard_range(n_total, run->shard_index, run->shard_count, &ctx.begin, &ctx.end);
     out->n_total = n_total;
     out->row_begin = ctx.begin;
     out->row_end = ctx.end;
     out->n_samples = ctx.end - ctx.begin;
-    bool part = run->shard_count > 1; /* --save then writes a part file for `cleval merge` */
     if (run->resume && !run->checkpoint_path)
         return cleval_fail(CLEVAL_ERR_USAGE, "--resume needs --checkpoint PATH");
 
@@ -239,7 +245,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
         uint32_t n_counters = spec->counters ? spec->counters->count : 0;
         status = checkpoint_load(run->checkpoint_path, run->fingerprint ? run->fingerprint : "",
                                  ctx.begin, ctx.end, spec->n_classes, spec->labels != NULL,
-                                 n_counters, &restored);
+                                 n_counters, ctx.score_metrics, &restored);
         ctx.rows_digest = restored.rows_digest;
         if (status == CLEVAL_OK && spec->counters)
             memcpy(spec->counters->restored, restored.counters, sizeof restored.counters);
@@ -288,6 +294,10 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .batch = spec->batch,
             .n_classes = spec->n_classes,
             .with_scores = spec->with_scores && file != NULL,
+            .score_metrics = ctx.score_metrics,
+            .file_scores = ctx.score_metrics ? spec->file_scores : NULL,
+            .score_width = spec->score_width ? spec->score_width : spec->n_classes,
+            .top_k = spec->top_k,
             .n_workers = run->n_devices,
             .devices = run->devices,
             .models = spec->models,
@@ -303,6 +313,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .checkpoint_seconds = run->checkpoint_seconds > 0 ? run->checkpoint_seconds
                                                               : CLEVAL_DEFAULT_CHECKPOINT_SECONDS,
             .initial_counts = run->resume ? &restored.counts : NULL,
+            .initial_scores = run->resume && ctx.score_metrics ? &restored.scores : NULL,
             .stop = run->stop,
         };
         status = pipeline_run(&cfg, &result);
@@ -315,6 +326,9 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status == CLEVAL_OK)
         status = fill_outcome(cleval_dataset_path(spec->data), &result.counts, spec->labels != NULL,
                               out);
+    out->has_scores = ctx.score_metrics && out->n_samples > 0;
+    out->scores = result.scores;
+    out->top_k = spec->top_k;
     if (status == CLEVAL_OK && file) {
         if (part)
             status = finish_part(file, spec, &ctx, n_total, &result.counts, &out->class_names);

@@ -77,7 +77,13 @@ typedef struct engine_run_spec {
      * than it are refused. NULL: n_classes comes from the labels (knn, metrics). */
     const char *classes_from;
     uint32_t batch;
-    bool with_scores;
+    bool with_scores;        /* the prediction file keeps the scores */
+    /* Score-based metrics from the score rows (needs labels; not for shards): ops.predict's,
+     * or file_scores' (metrics) of score_width columns (0: n_classes). */
+    bool score_metrics;
+    cleval_column *file_scores;
+    uint32_t score_width;
+    uint32_t top_k;
     void **models;           /* [run->n_devices] */
     pipeline_worker_ops ops;
     const char *model_description;

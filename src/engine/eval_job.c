@@ -370,6 +370,8 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .classes_from = what,
                             .batch = (uint32_t)batch,
                             .with_scores = job->test.save_path != NULL,
+                            .score_metrics = true,
+                            .top_k = job->test.top_k,
                             .models = model_ptrs,
                             .ops = {predict},
                             .model_description = description,

@@ -197,6 +197,8 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                             .n_classes = config.n_classes,
                             .batch = (uint32_t)batch,
                             .with_scores = job->test.save_path != NULL,
+                            .score_metrics = true,
+                            .top_k = job->test.top_k,
                             .models = (void **)devices.knns,
                             .ops = {predict},
                             .model_description = description,

@@ -15,6 +15,13 @@ typedef enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE } slot_st
 
 typedef struct pipeline pipeline;
 
+/* A finished batch's score sums, waiting for its turn. */
+typedef struct pending_scores {
+    uint64_t row0;
+    uint32_t n;
+    cleval_score_sums sums;
+} pending_scores;
+
 typedef struct worker {
     pipeline *p;
     uint32_t id;
@@ -23,6 +30,8 @@ typedef struct worker {
     cleval_histogram *hist;
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
+    cleval_score_reducer *score_reducer; /* config->score_metrics */
+    cleval_hostbuf score_rows;           /* the batch's scores where the device reads them */
     cleval_status status;
     char error[1024];
 } worker;
@@ -38,6 +47,12 @@ struct pipeline {
     bool closing;
     bool failed;
     worker *workers;
+    /* Finished batches' score sums waiting for the batches before them (a faster device may
+     * finish many while a slower one holds an earlier batch), and the first row not yet added
+     * to the result. */
+    pending_scores *score_pending;
+    uint32_t n_score_pending, score_pending_capacity;
+    uint64_t score_next_row;
 };
 
 void pipeline_counts_free(pipeline_counts *counts)
@@ -110,14 +125,27 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
 
 /* --- Workers --------------------------------------------------------------------------- */
 
-/* Copies `n` int32 values where the device reads them (map, copy, unmap). */
-static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const int32_t *values,
-                           uint32_t n)
+/* Copies `bytes` bytes where the device reads them (map, copy, unmap). */
+static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const void *values,
+                           size_t bytes)
 {
     cleval_status status = cleval_hostbuf_map(dev, buf, true);
     if (status != CLEVAL_OK) return status;
-    memcpy(buf->host, values, (size_t)n * sizeof *values);
+    memcpy(buf->host, values, bytes);
     return cleval_hostbuf_unmap(dev, buf);
+}
+
+/* Reduces the batch's score rows on the worker's device into slot->score_sums. */
+static cleval_status reduce_scores(worker *w, pipeline_slot *slot)
+{
+    const pipeline_config *cfg = w->p->cfg;
+    cleval_device *dev = cfg->devices[w->id];
+    size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
+    cleval_status status = stage(dev, &w->score_rows, slot->scores, bytes);
+    if (status == CLEVAL_OK)
+        status = cleval_score_reducer_add(w->score_reducer, w->score_rows.mem, w->labels.mem,
+                                          slot->n, &slot->score_sums);
+    return status;
 }
 
 /* Runs one batch on the worker's device and counts it. */
@@ -130,11 +158,12 @@ static cleval_status process(worker *w, pipeline_slot *slot)
     if (cfg->ops.predict) {
         status = cfg->ops.predict(cfg->models[w->id], slot, &pred);
     } else { /* metrics: the predictions came with the file */
-        status = stage(dev, &w->preds, slot->pred, slot->n);
+        status = stage(dev, &w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
         pred = w->preds.mem;
     }
     if (status == CLEVAL_OK && cfg->labels)
-        status = stage(dev, &w->labels, slot->labels, slot->n);
+        status = stage(dev, &w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
+    if (status == CLEVAL_OK && cfg->score_metrics) status = reduce_scores(w, slot);
     if (status != CLEVAL_OK) return status;
 
     /* Metrics discover the class count while streaming: a histogram widens when needed. */
@@ -205,6 +234,14 @@ static cleval_status check_label_range(const pipeline_config *cfg, const pipelin
     return CLEVAL_OK;
 }
 
+static int32_t max_label_of(const int32_t *labels, uint32_t n)
+{
+    int32_t max = -1;
+    for (uint32_t i = 0; i < n; i++)
+        max = labels[i] > max ? labels[i] : max;
+    return max;
+}
+
 /* Reads rows [row0, row0 + n) into a slot. */
 static cleval_status read_batch(const pipeline_config *cfg, pipeline_slot *slot, uint64_t row0,
                                 uint32_t n)
@@ -229,6 +266,20 @@ static cleval_status read_batch(const pipeline_config *cfg, pipeline_slot *slot,
             return status;
         slot->max_label = max > slot->max_label ? max : slot->max_label;
     }
+    if (cfg->file_scores) {
+        int32_t max_true = max_label_of(slot->labels, n);
+        if (max_true >= (int32_t)cfg->score_width)
+            return cleval_fail(CLEVAL_ERR_INPUT,
+                               "%s: '%s' holds label %d in rows %llu..%llu, but '%s' has only "
+                               "%u columns",
+                               cleval_column_path(cfg->labels), cleval_column_name(cfg->labels),
+                               max_true, (unsigned long long)row0,
+                               (unsigned long long)(row0 + n - 1),
+                               cleval_column_name(cfg->file_scores), cfg->score_width);
+        if ((status =
+                 cleval_column_read_as(cfg->file_scores, row0, n, CLEVAL_ELEM_F32, slot->scores)))
+            return status;
+    }
     return CLEVAL_OK;
 }
 
@@ -236,11 +287,11 @@ static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot
 {
     if (!cfg->save) return CLEVAL_OK;
     uint64_t row0 = slot->row0 - cfg->save_row0;
+    const float *scores = cfg->with_scores ? slot->scores : NULL;
     if (cfg->rows_digest)
-        *cfg->rows_digest += state_rows_digest(row0, slot->n, slot->pred, slot->labels,
-                                               slot->scores, cfg->n_classes);
-    return cleval_predfile_write(cfg->save, row0, slot->n, slot->pred, slot->scores,
-                                 slot->labels);
+        *cfg->rows_digest +=
+            state_rows_digest(row0, slot->n, slot->pred, slot->labels, scores, cfg->n_classes);
+    return cleval_predfile_write(cfg->save, row0, slot->n, slot->pred, scores, slot->labels);
 }
 
 static cleval_status allocate(pipeline *p)
@@ -263,9 +314,10 @@ static cleval_status allocate(pipeline *p)
         slot->pred = malloc(batch * sizeof *slot->pred);
         if (cfg->x) slot->x = malloc(batch * x_bytes);
         if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
-        if (cfg->with_scores) slot->scores = malloc(batch * cfg->n_classes * sizeof *slot->scores);
+        bool scores = cfg->with_scores || cfg->score_metrics;
+        if (scores) slot->scores = malloc(batch * cfg->score_width * sizeof *slot->scores);
         if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||
-            (cfg->with_scores && !slot->scores))
+            (scores && !slot->scores))
             return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %zu samples",
                                data_path(cfg), batch);
     }
@@ -280,6 +332,13 @@ static cleval_status allocate(pipeline *p)
         if (!cfg->ops.predict &&
             (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
                                             "prediction batch", &wk->preds)))
+            return status;
+        if (cfg->score_metrics &&
+            ((status =
+                  cleval_hostbuf_create(cfg->devices[w], batch * cfg->score_width * sizeof(float),
+                                        "score batch", &wk->score_rows)) ||
+             (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
+                                                   (uint32_t)batch, &wk->score_reducer))))
             return status;
     }
     return CLEVAL_OK;
@@ -297,10 +356,42 @@ static void release(pipeline *p)
         cleval_histogram_destroy(p->workers[w].hist);
         cleval_hostbuf_release(&p->workers[w].labels);
         cleval_hostbuf_release(&p->workers[w].preds);
+        cleval_hostbuf_release(&p->workers[w].score_rows);
+        cleval_score_reducer_destroy(p->workers[w].score_reducer);
     }
+    free(p->score_pending);
     free(p->slots);
     free(p->state);
     free(p->workers);
+}
+
+/* Adds a finished batch's score sums to the result in row order (batches finishing early wait
+ * in score_pending), so that the double sums do not depend on the order the devices finish. */
+static cleval_status fold_scores(pipeline *p, const pipeline_slot *slot, pipeline_result *result)
+{
+    if (p->n_score_pending == p->score_pending_capacity) {
+        uint32_t capacity = p->score_pending_capacity ? 2 * p->score_pending_capacity : p->n_slots;
+        pending_scores *wider = realloc(p->score_pending, capacity * sizeof *wider);
+        if (!wider)
+            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the batch pipeline",
+                               data_path(p->cfg));
+        p->score_pending = wider;
+        p->score_pending_capacity = capacity;
+    }
+    p->score_pending[p->n_score_pending++] =
+        (pending_scores){.row0 = slot->row0, .n = slot->n, .sums = slot->score_sums};
+    for (uint32_t i = 0; i < p->n_score_pending;) {
+        pending_scores *next = &p->score_pending[i];
+        if (next->row0 != p->score_next_row) {
+            i++;
+            continue;
+        }
+        cleval_score_sums_add(&result->scores, &next->sums);
+        p->score_next_row += next->n;
+        *next = p->score_pending[--p->n_score_pending];
+        i = 0; /* the batch after it may already be waiting */
+    }
+    return CLEVAL_OK;
 }
 
 /* Counts slots in a state. Called with the lock held. */
@@ -314,13 +405,13 @@ static uint32_t slots_in(const pipeline *p, slot_state state)
 
 /* Saves a checkpoint at next_row. Every batch dealt so far is done, so the counts cover
  * exactly [begin, next_row); the predictions are flushed first so the file holds those rows. */
-static cleval_status save_checkpoint(pipeline *p, uint64_t next_row)
+static cleval_status save_checkpoint(pipeline *p, uint64_t next_row, const pipeline_result *result)
 {
     const pipeline_config *cfg = p->cfg;
     cleval_status status = cfg->save ? cleval_predfile_flush(cfg->save) : CLEVAL_OK;
     pipeline_counts counts;
     if (status == CLEVAL_OK && (status = collect_counts(p, &counts)) == CLEVAL_OK) {
-        status = cfg->checkpoint(cfg->checkpoint_user, next_row, &counts);
+        status = cfg->checkpoint(cfg->checkpoint_user, next_row, &counts, &result->scores);
         pipeline_counts_free(&counts);
     }
     return status;
@@ -350,6 +441,8 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
             if (p->state[s] != SLOT_DONE) continue;
             pthread_mutex_unlock(&p->lock);
             if (!p->failed) status = write_batch(cfg, &p->slots[s]);
+            if (status == CLEVAL_OK && !p->failed && cfg->score_metrics)
+                status = fold_scores(p, &p->slots[s], result);
             result->rows_done += p->slots[s].n;
             if (cfg->progress && status == CLEVAL_OK)
                 cfg->progress(result->rows_done, total, cfg->progress_user);
@@ -374,7 +467,7 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
         if (idle && (checkpoint_due || stopping || next_row >= cfg->row_end)) {
             if (checkpoint_due) {
                 pthread_mutex_unlock(&p->lock);
-                status = save_checkpoint(p, next_row);
+                status = save_checkpoint(p, next_row, result);
                 last_checkpoint = next_row;
                 last_checkpoint_time = cleval_seconds();
                 pthread_mutex_lock(&p->lock);
@@ -423,7 +516,8 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
 cleval_status pipeline_run(const pipeline_config *cfg, pipeline_result *result)
 {
     memset(result, 0, sizeof *result);
-    pipeline p = {.cfg = cfg};
+    pipeline p = {.cfg = cfg, .score_next_row = cfg->row_begin};
+    if (cfg->initial_scores) result->scores = *cfg->initial_scores;
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.filled, NULL);
     pthread_cond_init(&p.done, NULL);

@@ -16,6 +16,7 @@
 #include "cleval/histogram.h"
 #include "cleval/metrics.h"
 #include "cleval/predfile.h"
+#include "cleval/scores.h"
 
 /* Exact counts: (true class, predicted class) pairs when the data has labels (rows = cols =
  * C), else predicted classes only (rows = 1). */
@@ -33,8 +34,9 @@ typedef struct pipeline_slot {
     void *x;            /* [n][row_size] features of config->x_type, or NULL without a model */
     int32_t *labels;    /* [n] true classes, or NULL without labels */
     int32_t *pred;      /* [n] predictions: read from the file (metrics) or the model's */
-    float *scores;      /* [n][n_classes] when saved, else NULL */
+    float *scores;      /* [n][score_width] when saved or reduced, else NULL */
     int32_t max_label;  /* largest label or prediction read with this batch (metrics) */
+    cleval_score_sums score_sums; /* the batch's score-metric sums (config->score_metrics) */
 } pipeline_slot;
 
 /* What a worker runs on each batch, with its own device and model. */
@@ -54,7 +56,14 @@ typedef struct pipeline_config {
     uint64_t row_begin, row_end; /* the rows to process (a shard, or the whole file) */
     uint32_t batch;
     uint32_t n_classes;          /* 0: discovered from the data (metrics) */
-    bool with_scores;
+    bool with_scores;            /* the scores are saved with the predictions */
+    /* Score-based metrics (labels required): each batch's score rows are reduced on its
+     * device and the sums added in row order, so the result does not depend on which device
+     * took which batch. The rows come from ops.predict, or from file_scores (metrics). */
+    bool score_metrics;
+    cleval_column *file_scores;  /* metrics: the file's scores, or NULL */
+    uint32_t score_width;        /* scores per row (the class count of the model or file) */
+    uint32_t top_k;              /* 0: no top-k hits counted */
 
     uint32_t n_workers;
     cleval_device **devices;     /* [n_workers] */
@@ -71,13 +80,16 @@ typedef struct pipeline_config {
 
     /* Checkpoints: every `checkpoint_rows` rows (when not 0), else once `checkpoint_seconds`
      * have passed since the last one, the pipeline drains at the next batch boundary and calls
-     * checkpoint() with the exact counts of every row before `rows_done`. NULL: none. */
-    cleval_status (*checkpoint)(void *user, uint64_t rows_done, const pipeline_counts *counts);
+     * checkpoint() with the exact counts (and score sums) of every row before `rows_done`. NULL: none. */
+    cleval_status (*checkpoint)(void *user, uint64_t rows_done, const pipeline_counts *counts,
+                                const cleval_score_sums *scores);
     void *checkpoint_user;
     uint64_t checkpoint_rows;
     double checkpoint_seconds;
     /* Counts restored from a checkpoint, added to the result (NULL: none). */
     const pipeline_counts *initial_counts;
+    /* Score sums restored from a checkpoint, the start of the result's (NULL: none). */
+    const cleval_score_sums *initial_scores;
     /* Set (by a signal handler) to stop early, failing with CLEVAL_ERR_INTERRUPTED: 1 drains
      * the batches in flight and checkpoints; 2 stops dealing and checkpointing at once (the
      * batches running on a device still finish). */
@@ -86,6 +98,7 @@ typedef struct pipeline_config {
 
 typedef struct pipeline_result {
     pipeline_counts counts;
+    cleval_score_sums scores; /* config->score_metrics: the sums over every row */
     uint64_t rows_done; /* rows finished (also when the run failed or was stopped) */
     double read_s; /* the calling thread in HDF5 reads and checks */
     double wait_s; /* the calling thread waiting for the devices */
