@@ -13,7 +13,8 @@
  * Layout     row-major; the host merges contiguous axes and right-aligns the rest into 8
  *            (int8 arguments), the first `first` unused.
  * Storage    X_HALF / Y_HALF: that operand is stored as half (fp16 mode); a copy through float
- *            is exact either way.
+ *            is exact either way. RAW_T: integer tensors (uint8 pixels, token ids), moved as
+ *            they are.
  * Assumes    the global size is rounded up to the work-group size: out-of-range items return.
  */
 #include "storage.clh"
@@ -56,7 +57,7 @@ __kernel void gather(__global const X_T *x, __global Y_T *y, __global const int 
 __kernel __attribute__((reqd_work_group_size(TILE, TILE, 1))) void
 transpose_tiles(__global const X_T *x, __global Y_T *y, int rows, int cols)
 {
-    __local float tile[TILE][TILE + 1];
+    __local VALUE_T tile[TILE][TILE + 1];
     int lx = (int)get_local_id(0), ly = (int)get_local_id(1);
     int c0 = (int)get_group_id(0) * TILE, r0 = (int)get_group_id(1) * TILE;
     int base = (int)get_global_id(2) * rows * cols;

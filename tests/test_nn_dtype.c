@@ -550,6 +550,89 @@ static void test_gather_rows_out_of_range(void **state)
     builder_free(m);
 }
 
+/* Integer tensors moved before their Cast, as a model with its preprocessing inside does
+ * (x.permute(0, 3, 1, 2).float()): x [N, 3, 4, 5] of `type` -> Transpose (0, 3, 1, 2) ->
+ * Slice of the last axis [1, 4) -> Concat of two copies on axis 1 -> Gather of rows (2, 0) on
+ * axis 2 -> Cast to float -> Flatten: [N, 60]. */
+static cleval_onnx_model *moved_integers_classifier(int32_t type)
+{
+    cleval_onnx_model *m = builder_new(13);
+    const int64_t dims[4] = {-1, 3, 4, 5};
+    builder_input(m, "x", 4, dims);
+    m->inputs[0].elem_type = type;
+    builder_output(m, "y");
+    const int64_t perm[4] = {0, 3, 1, 2}, one = 1;
+    attr_ints(builder_node(m, "Transpose", "permute", "x", "t"), "perm", 4, perm);
+    const int64_t start = 1, end = 4, axis = 3, rows[2] = {2, 0};
+    builder_init_i64(m, "starts", 1, &one, &start);
+    builder_init_i64(m, "ends", 1, &one, &end);
+    builder_init_i64(m, "axes", 1, &one, &axis);
+    builder_node(m, "Slice", "slice", "t,starts,ends,axes", "s");
+    attr_int(builder_node(m, "Concat", "twice", "s,s", "c"), "axis", 1);
+    const int64_t two = 2;
+    builder_init_i64(m, "rows", 1, &two, rows);
+    attr_int(builder_node(m, "Gather", "pick", "c,rows", "g"), "axis", 2);
+    attr_int(builder_node(m, "Cast", "to_float", "g", "gf"), "to", CLEVAL_ONNX_FLOAT);
+    builder_node(m, "Flatten", "flat", "gf", "y");
+    return m;
+}
+
+/* moved_integers_classifier's output for sample values x[n][c][h][w] (plain C). */
+static void moved_integers_reference(const double *x, uint32_t n, float *y)
+{
+    const int64_t rows[2] = {2, 0};
+    uint64_t o = 0;
+    for (uint32_t i = 0; i < n; i++)
+        for (int copy = 0; copy < 2; copy++)
+            for (int w = 0; w < 5; w++) /* t = [N, 5 (w), 3 (c), 4 (h)], sliced h in [1, 4) */
+                for (int r = 0; r < 2; r++) /* Gather picks c = rows[r] */
+                    for (int h = 1; h < 4; h++)
+                        y[o++] = (float)x[((i * 3 + rows[r]) * 4 + h) * 5 + w];
+}
+
+/* Transpose, Slice, Concat and Gather move uint8 and int64 tensors exactly, on both families;
+ * a Concat of a float and an integer tensor is refused naming the input. */
+static void test_moved_integers(void **state)
+{
+    (void)state;
+    const int32_t types[] = {CLEVAL_ONNX_UINT8, CLEVAL_ONNX_INT64};
+    const uint32_t n = 3;
+    double values[3 * 60];
+    float want[3 * 60], got[3 * 60];
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        double hi = types[t] == CLEVAL_ONNX_UINT8 ? 255 : 1e7; /* exact in float */
+        for (uint64_t i = 0; i < n * 60; i++)
+            values[i] = floor(hi * urand());
+        moved_integers_reference(values, n, want);
+        void *x = typed_data(types[t], values, n * 60);
+        cleval_onnx_model *m = moved_integers_classifier(types[t]);
+        for (int v = 0; v < 2; v++) {
+            cleval_device_set_variant(test_device(), VARIANTS[v]);
+            cleval_nn *nn = NULL;
+            assert_ok(cleval_nn_create(test_device(), m, &nn));
+            memset(got, 0, sizeof got);
+            assert_ok(cleval_nn_run(nn, x, n, got));
+            assert_close(got, want, n * 60, 0.0);
+            cleval_nn_destroy(nn);
+        }
+        builder_free(m);
+        free(x);
+    }
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+
+    cleval_onnx_model *m = builder_new(13);
+    const int64_t dims[2] = {-1, 4};
+    builder_input(m, "x", 2, dims);
+    m->inputs[0].elem_type = CLEVAL_ONNX_INT64;
+    builder_output(m, "y");
+    attr_int(builder_node(m, "Cast", "to_float", "x", "xf"), "to", CLEVAL_ONNX_FLOAT);
+    attr_int(builder_node(m, "Concat", "mixed", "xf,x", "y"), "axis", 1);
+    cleval_nn *nn = NULL;
+    assert_int_equal(cleval_nn_create(test_device(), m, &nn), CLEVAL_ERR_UNSUPPORTED);
+    assert_non_null(strstr(cleval_last_error(), "node 'mixed' (Concat): input 'x' is int64"));
+    builder_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_cast),        cmocka_unit_test(test_cast_integers_and_refusals),
         cmocka_unit_test(test_input_prep),  cmocka_unit_test(test_input_prep_refusals),
         cmocka_unit_test(test_gather_rows), cmocka_unit_test(test_gather_rows_out_of_range),
+        cmocka_unit_test(test_moved_integers),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

@@ -597,11 +597,17 @@ static inline const char *nn_fp16_tag(const cleval_nn *nn)
 {
     return nn->half_math ? " fp16 half-math" : " fp16";
 }
+/* The OpenCL C type of an element type ("uchar", "long", ...; op_cast.c). */
+const char *nn_dtype_cl(nn_dtype t);
 /* The storage options of a kernel that reads value x and writes value y:
- * "-DX_HALF=.. -DY_HALF=..". */
+ * "-DX_HALF=.. -DY_HALF=..", or "-DRAW_T=<type>" for an integer x (storage.clh). */
 static inline void nn_storage_options(const cleval_nn *nn, int x, int y, char *out, size_t size)
 {
-    snprintf(out, size, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, x), nn_half(nn, y));
+    /* Integer tensors reach only the data-movement ops (nn_settle_dtypes), which copy them. */
+    if (x >= 0 && nn->values[x].dtype != NN_FLOAT)
+        snprintf(out, size, "-DRAW_T=%s", nn_dtype_cl(nn->values[x].dtype));
+    else
+        snprintf(out, size, "-DX_HALF=%d -DY_HALF=%d", nn_half(nn, x), nn_half(nn, y));
 }
 
 /* ---- feed.c: runtime inputs from host data ---- */
@@ -624,8 +630,6 @@ void nn_feed_release(cleval_nn *nn);
 bool nn_dtype_from_onnx(int32_t onnx, nn_dtype *out);
 const char *nn_dtype_name(nn_dtype t);
 size_t nn_dtype_bytes(nn_dtype t);
-/* The OpenCL C type of an element ("float", "long", "uchar"). */
-const char *nn_dtype_cl(nn_dtype t);
 /* After op's parse: the element types of its outputs (views keep their input's; Cast and
  * Gather set theirs), refusing a non-float runtime input to an op that computes in float. */
 cleval_status nn_settle_dtypes(cleval_nn *nn, nn_op *op);

@@ -37,6 +37,36 @@ const char *nn_dtype_cl(nn_dtype t)
     return types[t];
 }
 
+/* The ops that move elements without computing on them (layout.cl): they copy integer
+ * tensors as they are (a uint8 image permuted to NCHW before its Cast). */
+static bool moves_data(const nn_op_kind *kind)
+{
+    return kind == &nn_kind_transpose || kind == &nn_kind_slice || kind == &nn_kind_concat ||
+           kind == &nn_kind_split || kind == &nn_kind_gather;
+}
+
+/* A data-movement op: its data inputs (every input of a Concat, input 0 of the others) share
+ * one element type, which its outputs take. */
+static cleval_status settle_moved(cleval_nn *nn, nn_op *op)
+{
+    nn_dtype t = nn_in(nn, op, 0)->dtype;
+    uint32_t data_inputs = op->kind == &nn_kind_concat ? op->n_in : 1;
+    for (uint32_t i = 1; i < data_inputs; i++) {
+        if (!nn_has_in(op, i)) continue;
+        const nn_value *v = nn_in(nn, op, i);
+        bool integer_constant = v->kind == NN_VALUE_CONST && t != NN_FLOAT;
+        if (v->dtype != t || integer_constant)
+            return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                              "input '%s' is %s%s while input 0 is %s; the inputs must be "
+                              "runtime tensors of one element type",
+                              v->name, v->kind == NN_VALUE_CONST ? "a constant " : "",
+                              nn_dtype_name(v->dtype), nn_dtype_name(t));
+    }
+    for (uint32_t o = 0; o < op->n_out; o++)
+        if (op->out[o] >= 0) nn_out(nn, op, o)->dtype = t;
+    return CLEVAL_OK;
+}
+
 cleval_status nn_settle_dtypes(cleval_nn *nn, nn_op *op)
 {
     if (op->kind == &nn_kind_cast || op->kind == &nn_kind_gather_rows) return CLEVAL_OK;
@@ -44,6 +74,7 @@ cleval_status nn_settle_dtypes(cleval_nn *nn, nn_op *op)
         nn_out(nn, op, 0)->dtype = nn_in(nn, op, 0)->dtype;
         return CLEVAL_OK;
     }
+    if (moves_data(op->kind)) return settle_moved(nn, op);
     for (uint32_t i = 0; i < op->n_in; i++) {
         if (!nn_has_in(op, i)) continue;
         const nn_value *v = nn_in(nn, op, i);
