@@ -14,40 +14,10 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-#define FOR_EACH_VARIANT(v)                                                                        \
-    for (size_t v##_i = 0; v##_i < 2; v##_i++)                                                     \
-        for (cleval_kernel_variant v = VARIANTS[v##_i], *v##_once = &v; v##_once;                  \
-             v##_once = NULL, cleval_device_set_variant(test_device(), VARIANTS[0]))
+#define NN_TEST_SEED 42 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 42;
-
-static float frand(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = frand(lo, hi);
-    return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
-}
 
 /* |got - want| <= atol + rtol * |want| everywhere (NaN must match NaN). */
 static void assert_close(const float *got, const double *want, uint64_t n, double atol, double rtol,
@@ -74,22 +44,6 @@ static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
     assert_int_equal(cleval_nn_graph_output_count(nn), 1);
     assert_ok(cleval_nn_run_graph(nn, inputs, out));
     cleval_nn_destroy(nn);
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
-}
-
-static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (uint32_t i = 0; i < rank; i++)
-        if (t->dims[i] != dims[i])
-            fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
-                     (long long)dims[i]);
 }
 
 /* ---- Conv ---- */
@@ -1305,24 +1259,6 @@ static void test_fmnist_model(void **state)
 }
 
 /* ---- refusals ---- */
-
-/* Creating `m` (a classifier unless general) fails with `status`, and the message holds every
- * one of the NULL-terminated `needles`. */
-static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = general};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
-}
 
 static void test_unsupported_fixtures(void **state)
 {

@@ -20,16 +20,8 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-
-static uint64_t rng_state = 11;
-
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
+#define NN_TEST_SEED 11 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* The IEEE half nearest to v (ties to even), as a float, from the definition. */
 static float hround(double v)

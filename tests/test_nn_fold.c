@@ -14,9 +14,8 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
+#include "nn_testutil.h"
 #include "onnx_writer.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
 
 #define I64(...) ((const int64_t[]){__VA_ARGS__})
 #define F32(...) ((const float[]){__VA_ARGS__})
@@ -759,23 +758,6 @@ static void test_fill_kernel(void **state)
 
 /* ---- refusals ---- */
 
-static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = general};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
-    builder_free(m);
-}
-
 static void test_refusals(void **state)
 {
     (void)state;
@@ -783,24 +765,24 @@ static void test_refusals(void **state)
     init_f(m, "a", 1, DIMS(1), F32(1));
     attr_int(one_node(m, "Cast", "a"), "to", CLEVAL_ONNX_FLOAT16);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Cast)",
-                   "attribute to=10 (float16) is not supported", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Cast)",
+                           "attribute to=10 (float16) is not supported", NULL);
 
     m = builder_new(13);
     init_f(m, "a", 1, DIMS(1), F32(1));
     init_i(m, "i", 0, NULL, I64(0));
     attr_int(one_node(m, "Gather", "a,i"), "batch_dims", 0);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Gather)",
-                   "attribute batch_dims is not supported", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Gather)",
+                           "attribute batch_dims is not supported", NULL);
 
     /* 10^10 elements from a file of a few bytes: refused before anything is allocated. */
     m = builder_new(13);
     init_i(m, "s", 1, DIMS(2), I64(100000, 100000));
     one_node(m, "ConstantOfShape", "s");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (ConstantOfShape)",
-                   "larger than supported", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (ConstantOfShape)",
+                           "larger than supported", NULL);
 
     m = builder_new(13);
     init_f(m, "a", 0, NULL, F32(0));
@@ -808,46 +790,48 @@ static void test_refusals(void **state)
     init_f(m, "d", 0, NULL, F32(1));
     one_node(m, "Range", "a,b,d");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Range)", "larger than supported",
-                   NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Range)",
+                           "larger than supported", NULL);
 
     m = builder_new(13);
     init_i(m, "a", 2, DIMS(1, 1), I64(1));
     init_i(m, "r", 1, DIMS(2), I64(2147483647, 2147483647));
     one_node(m, "Tile", "a,r");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Tile)", "larger than supported",
-                   NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Tile)",
+                           "larger than supported", NULL);
 
     m = builder_new(13);
     init_i(m, "a", 1, DIMS(1), I64(5));
     init_i(m, "b", 1, DIMS(1), I64(0));
     one_node(m, "Div", "a,b");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'n' (Div)", "undefined for integers", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'n' (Div)", "undefined for integers",
+                           NULL);
 
     m = builder_new(13);
     init_f(m, "a", 1, DIMS(2), F32(1, 2));
     init_i(m, "i", 1, DIMS(1), I64(2));
     one_node(m, "Gather", "a,i");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'n' (Gather)", "index 2 is out of range", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'n' (Gather)",
+                           "index 2 is out of range", NULL);
 
     /* Host-only operators on activations, and activations where a device op reads a shape. */
     m = builder_new(13);
     builder_input(m, "x", 2, DIMS(-1, 3));
     one_node(m, "Not", "x");
     builder_output(m, "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Not)",
-                   "supported on constants and tensor shapes only", NULL);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'n' (Not)",
+                           "supported on constants and tensor shapes only", NULL);
 
     m = builder_new(13);
     builder_input(m, "x", 2, DIMS(-1, 3));
     builder_node(m, "Relu", "relu", "x", "r");
     builder_node(m, "Reshape", "reshape", "x,r", "y");
     builder_output(m, "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'reshape' (Reshape)",
-                   "input 'r' (shape) must be a constant", NULL);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'reshape' (Reshape)",
+                           "input 'r' (shape) must be a constant", NULL);
 }
 
 int main(void)

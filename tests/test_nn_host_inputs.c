@@ -15,8 +15,8 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
+#include "nn_testutil.h"
 
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
 static const cleval_nn_precision PRECISIONS[] = {CLEVAL_NN_FP32, CLEVAL_NN_FP16};
 
 #define I64(...) ((const int64_t[]){__VA_ARGS__})
@@ -334,7 +334,7 @@ static void test_scatternd_mask(void **state)
     expect_scores(m, 4, 4, ref_mask);
 }
 
-static void expect_refusal(cleval_onnx_model *m, const char *a, const char *b)
+static void expect_unsupported(cleval_onnx_model *m, const char *a, const char *b)
 {
     cleval_nn_options options = {.general = true};
     cleval_nn *nn = (cleval_nn *)0x1;
@@ -356,7 +356,7 @@ static void test_refusals(void **state)
     builder_init(m, "upd", 1, DIMS(1), F32(5));
     attr_string(builder_node(m, "ScatterND", "n", "data,idx,upd", "y"), "reduction", "add");
     builder_output(m, "y");
-    expect_refusal(m, "node 'n' (ScatterND)", "reduction=add is not supported");
+    expect_unsupported(m, "node 'n' (ScatterND)", "reduction=add is not supported");
 
     /* ScatterND writing into the network's input itself stays refused. */
     m = builder_new(17);
@@ -365,7 +365,7 @@ static void test_refusals(void **state)
     builder_init(m, "upd", 2, DIMS(1, 4), F32(1, 2, 3, 4));
     builder_node(m, "ScatterND", "scatter", "x,idx,upd", "y");
     builder_output(m, "y");
-    expect_refusal(m, "node 'scatter' (ScatterND)", "supported on constants and tensor shapes");
+    expect_unsupported(m, "node 'scatter' (ScatterND)", "supported on constants and tensor shapes");
 }
 
 int main(void)

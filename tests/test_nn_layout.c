@@ -13,13 +13,12 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
+#define NN_TEST_SEED 7 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
 static const cleval_nn_precision PRECISIONS[] = {CLEVAL_NN_FP32, CLEVAL_NN_FP16};
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 7;
 
 /* Positive multiples of 1/8 up to 25: exact in half, unchanged by Relu. */
 static float *exact_array(uint64_t n)
@@ -31,14 +30,6 @@ static float *exact_array(uint64_t n)
         a[i] = (float)(1 + (rng_state >> 33) % 200) / 8.0f;
     }
     return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
 }
 
 static void strides_of(uint32_t rank, const int64_t *dims, int64_t *strides)
@@ -57,13 +48,6 @@ static void unflatten(uint64_t i, uint32_t rank, const int64_t *dims, int64_t *i
         index[d] = (int64_t)(i % (uint64_t)dims[d]);
         i /= (uint64_t)dims[d];
     }
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
 }
 
 /* Creates the general graph m for the variant and precision and runs it on `inputs`. */
@@ -538,24 +522,6 @@ static void test_squeeze_unsqueeze(void **state)
 }
 
 /* ---- refusals ---- */
-
-/* Creating m (general or a classifier) fails with `status` and a one-line message holding
- * every NULL-terminated needle. */
-static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = general};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
-}
 
 static void test_refusals(void **state)
 {

@@ -23,27 +23,10 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
+#define NN_TEST_SEED 7 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 7;
-
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = (float)(lo + (hi - lo) * urand());
-    return a;
-}
 
 /* Integers in [-limit, limit] times `unit`. */
 static float *grid_array(uint64_t n, int limit, float unit)
@@ -53,21 +36,6 @@ static float *grid_array(uint64_t n, int limit, float unit)
     for (uint64_t i = 0; i < n; i++)
         a[i] = (float)((int)floor(urand() * (2 * limit + 1)) - limit) * unit;
     return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
 }
 
 /* The IEEE half nearest to v, ties to even, as a float: a multiple of its binade's spacing

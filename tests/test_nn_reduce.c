@@ -16,44 +16,10 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-#define N_VARIANTS 2
+#define NN_TEST_SEED 1234 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 1234;
-
-static float frand(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = frand(lo, hi);
-    return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
-}
 
 /* Creates a general graph in `precision` and runs it once; the single output lands in *out. */
 static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
@@ -70,15 +36,6 @@ static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
     cleval_device_set_variant(test_device(), VARIANTS[0]);
 }
 
-static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (uint32_t i = 0; i < rank; i++)
-        if (t->dims[i] != dims[i])
-            fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
-                     (long long)dims[i]);
-}
-
 /* |got - want| <= tol[i] everywhere (NaN must match NaN, infinities exactly). */
 static void assert_within(const float *got, const double *want, const double *tol, uint64_t n,
                           const char *what)
@@ -91,24 +48,6 @@ static void assert_within(const float *got, const double *want, const double *to
             fail_msg("%s: element %llu is %.9g, expected %.9g (tolerance %.3g)", what,
                      (unsigned long long)i, g, w, tol[i]);
     }
-}
-
-/* Creating `m` fails with `status`, and the one-line message holds every NULL-terminated
- * needle. */
-static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = general};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
 }
 
 /* ---- reductions ---- */

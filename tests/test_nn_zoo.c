@@ -19,12 +19,7 @@
 #include "cleval/dataset.h"
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-#define FOR_EACH_VARIANT(v)                                                                        \
-    for (size_t v##_i = 0; v##_i < 2; v##_i++)                                                     \
-        for (cleval_kernel_variant v = VARIANTS[v##_i], *v##_once = &v; v##_once;                  \
-             v##_once = NULL, cleval_device_set_variant(test_device(), VARIANTS[0]))
+#include "nn_testutil.h"
 
 #define ZOO_DIR CLEVAL_FIXTURES_DIR "/zoo"
 enum { MAX_MODELS = 256, NAME_LEN = 96 };
@@ -173,8 +168,8 @@ static void run_batches(cleval_nn *nn, const io_data *io, uint32_t batch, float 
     }
     for (uint64_t i = 0; i < io->n; i += batch) {
         uint32_t count = (uint32_t)(io->n - i < batch ? io->n - i : batch);
-        const void *x = integer ? (const void *)(ids + i * io->size)
-                                : (const void *)(io->x + i * io->size);
+        const void *x =
+            integer ? (const void *)(ids + i * io->size) : (const void *)(io->x + i * io->size);
         assert_ok(cleval_nn_run(nn, x, count, scores + i * io->width));
         read_predictions(nn, count, pred + i);
     }
