@@ -6,6 +6,7 @@
 #ifndef CLEVAL_NN_TESTUTIL_H
 #define CLEVAL_NN_TESTUTIL_H
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -79,6 +80,45 @@ static inline void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const 
         if (t->dims[i] != dims[i])
             fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
                      (long long)dims[i]);
+}
+
+/* The IEEE half nearest to v, ties to even, as a float: a multiple of its binade's spacing
+ * (2^-24 below 2^-14), from the definition rather than from bit patterns. */
+static inline float hround(double v)
+{
+    if (isnan(v)) return (float)v;
+    double a = fabs(v);
+    if (a >= 65520.0) return (float)copysign(INFINITY, v);
+    int e;
+    frexp(a, &e);
+    int exponent = e - 1 < -14 ? -14 : e - 1;
+    double q = ldexp(1.0, exponent - 10);
+    return (float)copysign(nearbyint(a / q) * q, v);
+}
+
+/* The spacing of the half values in the binade of h. */
+static inline double half_ulp(double h)
+{
+    int e;
+    frexp(fabs(h), &e);
+    return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
+}
+
+/* Creates `m` as a general graph in `precision` with `variant` forced, runs it once on `inputs`
+ * and checks it has a single output, which lands in *out (data malloc'd); the device goes back
+ * to VARIANTS[0]. */
+static inline void run_general(const cleval_onnx_model *m, cleval_kernel_variant variant,
+                               cleval_nn_precision precision, const cleval_nn_tensor *inputs,
+                               cleval_nn_tensor *out)
+{
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true, .precision = precision};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
+    assert_ok(cleval_nn_run_graph(nn, inputs, out));
+    cleval_nn_destroy(nn);
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
 }
 
 /* Creating `m` (a general graph, or a classifier) fails with `status`, leaves no network, and the

@@ -32,20 +32,6 @@ static void assert_close(const float *got, const double *want, uint64_t n, doubl
     }
 }
 
-/* Creates a general graph (inputs bound by `bound`) and runs it once on the given inputs; the
- * single output lands in *out (data malloc'd). */
-static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
-                        const cleval_nn_tensor *inputs, cleval_nn_tensor *out)
-{
-    cleval_device_set_variant(test_device(), variant);
-    cleval_nn_options options = {.general = true};
-    cleval_nn *nn;
-    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
-    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
-    assert_ok(cleval_nn_run_graph(nn, inputs, out));
-    cleval_nn_destroy(nn);
-}
-
 /* ---- Conv ---- */
 
 typedef struct conv_case {
@@ -207,7 +193,7 @@ static void check_conv(const conv_case *cc, cleval_kernel_variant variant)
     }
 
     cleval_nn_tensor in = tensor(2 + s, xdims, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, 2 + s, ydims);
     char what[160];
     snprintf(what, sizeof what, "%s (%s)", cc->what, cleval_variant_name(variant));
@@ -445,7 +431,7 @@ static void check_pool(const char *op, uint32_t spatial, int64_t n, int64_t c, c
                     ref[((p * o3[0] + a) * o3[1] + b) * o3[2] + e] = r;
                 }
     cleval_nn_tensor t = tensor(2 + spatial, xdims, x), out;
-    run_general(m, variant, &t, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &t, &out);
     assert_shape(&out, 2 + spatial, ydims);
     char what[96];
     snprintf(what, sizeof what, "%s %uD (%s)", op, spatial, cleval_variant_name(variant));
@@ -545,7 +531,7 @@ static void check_gemm(const gemm_case *g, cleval_kernel_variant variant)
             ref[i * g->n + j] = g->relu && s < 0 ? 0 : s;
         }
     cleval_nn_tensor in[2] = {tensor(2, adims, a), tensor(2, bdims, b)}, out;
-    run_general(m, variant, in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
     int64_t ydims[2] = {g->m, g->n};
     assert_shape(&out, 2, ydims);
     char what[128];
@@ -648,7 +634,7 @@ static void check_matmul(uint32_t ra, const int64_t *ad, uint32_t rb, const int6
             }
     }
     cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
-    run_general(m, variant, in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
     assert_shape(&out, yr, ydims);
     char what[96];
     snprintf(what, sizeof what, "MatMul rank %u x %u%s (%s)", ra, rb, b_runtime ? " runtime B" : "",
@@ -748,7 +734,7 @@ static void check_binary(const char *op, uint32_t ra, const int64_t *ad, uint32_
         ref[i] =
             apply_binary(op, a[bcast_index(i, r, od, ra, ad)], b[bcast_index(i, r, od, rbe, beff)]);
     cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
-    run_general(m, variant, in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
     assert_shape(&out, r, od);
     char what[96];
     snprintf(what, sizeof what, "%s mode %d opset %lld (%s)", op, b_mode, (long long)opset,
@@ -816,7 +802,7 @@ static void check_unary(const char *op, int64_t opset, const float *lo, const fl
         ref[i] = v;
     }
     cleval_nn_tensor in = tensor(3, dims, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, 3, dims);
     char what[64];
     snprintf(what, sizeof what, "%s opset %lld (%s)", op, (long long)opset,
@@ -971,7 +957,7 @@ static void check_pad(int64_t opset, const int64_t *pads, float value, bool with
                     in ? x[(i * xd[1] + j) * xd[2] + k] : (with_value ? value : 0.0);
             }
     cleval_nn_tensor in = tensor(3, xd, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, 3, yd);
     assert_close(out.data, ref, ny, 0, 0, "Pad");
     free(out.data);
@@ -1002,7 +988,7 @@ static void check_reshape(const int64_t *target, uint32_t rank, const int64_t *e
     for (uint64_t i = 0; i < n; i++)
         ref[i] = x[i] < 0 ? 0 : x[i];
     cleval_nn_tensor in = tensor(4, xd, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, flatten ? 2 : rank, expect);
     assert_close(out.data, ref, n, 0, 0, flatten ? "Flatten" : "Reshape");
     free(out.data);
@@ -1072,7 +1058,7 @@ static void check_softmax(bool is_log, int64_t opset, int64_t axis, bool has_axi
             }
         }
     cleval_nn_tensor t = tensor(3, xd, x), out;
-    run_general(m, variant, &t, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &t, &out);
     char what[96];
     snprintf(what, sizeof what, "%s opset %lld axis %lld (%s)", is_log ? "LogSoftmax" : "Softmax",
              (long long)opset, (long long)a, cleval_variant_name(variant));

@@ -23,20 +23,6 @@
 #define NN_TEST_SEED 11 /* the seed of this program's random inputs */
 #include "nn_testutil.h"
 
-/* The IEEE half nearest to v (ties to even), as a float, from the definition. */
-static float hround(double v)
-{
-    double a = fabs(v);
-    if (a >= 65520.0) return (float)copysign(INFINITY, v);
-    int e;
-    frexp(a, &e);
-    double step = ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
-    double q = a / step, r = floor(q);
-    double diff = q - r;
-    if (diff > 0.5 || (diff == 0.5 && fmod(r, 2.0) != 0.0)) r += 1.0;
-    return (float)copysign(r * step, v);
-}
-
 static void assert_close(const float *got, const float *want, uint64_t n, double tol)
 {
     for (uint64_t i = 0; i < n; i++)

@@ -613,8 +613,8 @@ static void test_cli_refusal(void **state)
 /* ---- device kernels: Expand and the float ConstantOfShape ---- */
 
 /* Runs general graph m (freed) on inputs and returns its single output. */
-static cleval_nn_tensor run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
-                                    const cleval_nn_tensor *inputs)
+static cleval_nn_tensor run_general_and_free(cleval_onnx_model *m, cleval_kernel_variant variant,
+                                             const cleval_nn_tensor *inputs)
 {
     cleval_device_set_variant(test_device(), variant);
     cleval_nn_options options = {.general = true};
@@ -696,7 +696,7 @@ static void test_expand_kernel(void **state)
                 float z[300] = {0};
                 cleval_nn_tensor in[2] = {input_tensor(k->xr, k->xd, x),
                                           input_tensor(k->rank, k->shape, z)};
-                cleval_nn_tensor out = run_general(m, VARIANTS[v], in);
+                cleval_nn_tensor out = run_general_and_free(m, VARIANTS[v], in);
                 assert_int_equal(out.rank, k->rank);
                 uint64_t count = 1;
                 for (uint32_t d = 0; d < k->rank; d++) {
@@ -732,7 +732,7 @@ static void test_fill_kernel(void **state)
             builder_output(m, "y");
             float x[300] = {0};
             cleval_nn_tensor in = input_tensor(3, shapes[c], x);
-            cleval_nn_tensor out = run_general(m, VARIANTS[v], &in);
+            cleval_nn_tensor out = run_general_and_free(m, VARIANTS[v], &in);
             uint64_t count = (uint64_t)(shapes[c][0] * shapes[c][1] * shapes[c][2]);
             assert_int_equal(out.rank, 3);
             for (uint32_t d = 0; d < 3; d++)
@@ -748,7 +748,7 @@ static void test_fill_kernel(void **state)
     builder_output(m, "y");
     float x[15] = {0};
     cleval_nn_tensor in = input_tensor(2, DIMS(5, 3), x);
-    cleval_nn_tensor out = run_general(m, VARIANTS[0], &in);
+    cleval_nn_tensor out = run_general_and_free(m, VARIANTS[0], &in);
     assert_int_equal(out.rank, 1);
     assert_int_equal(out.dims[0], 2);
     assert_float_equal(out.data[0], 5, 0.0);

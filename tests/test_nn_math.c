@@ -28,26 +28,6 @@ static double *doubles(uint64_t n)
     return a;
 }
 
-/* The IEEE half nearest to v, ties to even, as a float (from the definition). */
-static float hround(double v)
-{
-    if (isnan(v)) return (float)v;
-    double a = fabs(v);
-    if (a >= 65520.0) return (float)copysign(INFINITY, v);
-    int e;
-    frexp(a, &e);
-    int exponent = e - 1 < -14 ? -14 : e - 1;
-    double q = ldexp(1.0, exponent - 10);
-    return (float)copysign(nearbyint(a / q) * q, v);
-}
-
-static double half_ulp(double h)
-{
-    int e;
-    frexp(fabs(h), &e);
-    return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
-}
-
 /* The inputs as the op under test reads them: rounded to half in fp16. */
 static float *as_stored(const float *x, uint64_t n, cleval_nn_precision precision)
 {
@@ -87,22 +67,6 @@ static void assert_named_shape(const cleval_nn_tensor *t, uint32_t rank, const i
         if (t->dims[i] != dims[i])
             fail_msg("%s: output axis %u is %lld, expected %lld", what, i, (long long)t->dims[i],
                      (long long)dims[i]);
-}
-
-/* Creates a general graph for `variant` and `precision` and runs it once; the single output
- * lands in *out (data malloc'd). */
-static void run_graph(const cleval_onnx_model *m, cleval_kernel_variant variant,
-                      cleval_nn_precision precision, const cleval_nn_tensor *inputs,
-                      cleval_nn_tensor *out)
-{
-    cleval_device_set_variant(test_device(), variant);
-    cleval_nn_options options = {.general = true, .precision = precision};
-    cleval_nn *nn;
-    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
-    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
-    assert_ok(cleval_nn_run_graph(nn, inputs, out));
-    cleval_nn_destroy(nn);
-    cleval_device_set_variant(test_device(), VARIANTS[0]);
 }
 
 /* A graph x -> Mul by 1 -> "a" -> (the op under test, added by the caller: "a" -> "b") -> Mul
@@ -278,7 +242,7 @@ static void check_unary(const unary_case *uc, int64_t n, cleval_kernel_variant v
     for (uint64_t i = 0; i < count; i++)
         want[i] = uc->ref(stored[i], uc->alpha, uc->beta);
     cleval_nn_tensor in = tensor(2, dims, x), out;
-    run_graph(m, variant, precision, &in, &out);
+    run_general(m, variant, precision, &in, &out);
     char what[160];
     snprintf(what, sizeof what, "%s%s%s n=%lld %s %s", uc->op, uc->approximate ? " " : "",
              uc->approximate ? uc->approximate : "", (long long)n, variant_name(variant),
@@ -343,7 +307,7 @@ static void check_prelu(const char *what, uint32_t rank, const int64_t *xdims, u
         want[i] = xs[i] < 0 ? (double)ss[si] * xs[i] : xs[i];
     }
     cleval_nn_tensor in[2] = {tensor(rank, xdims, x), tensor(srank, sdims, slope)}, out;
-    run_graph(m, variant, precision, in, &out);
+    run_general(m, variant, precision, in, &out);
     char label[160];
     snprintf(label, sizeof label, "PRelu %s %s %s", what, variant_name(variant),
              precision_name(precision));
@@ -504,7 +468,7 @@ static void check_pool(const pool_case *pc, cleval_kernel_variant variant,
     add_pool_node(m, pc, "a", "b");
     frame_end(m);
     cleval_nn_tensor in = tensor(rank, xdims, x), got;
-    run_graph(m, variant, precision, &in, &got);
+    run_general(m, variant, precision, &in, &got);
     char what[200];
     snprintf(what, sizeof what, "%s %s %s", pc->what, variant_name(variant),
              precision_name(precision));
@@ -777,7 +741,7 @@ static void test_against_onnxruntime(void **state)
             want[i] = oc->y[i];
         for (size_t v = 0; v < 2; v++) {
             cleval_nn_tensor in = tensor(oc->x_rank, oc->x_dims, x), out;
-            run_graph(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
             char what[200];
             snprintf(what, sizeof what, "onnxruntime %s %s %s", oc->op, oc->what,
                      variant_name(VARIANTS[v]));
@@ -869,7 +833,7 @@ static void check_conv_auto_pad(const conv_pad_case *cc, cleval_kernel_variant v
         add_conv(explicit_pads, "conv", cc->first_conv ? "f" : "x", "y", wdims, w, cc->stride, NULL,
                  pads);
         builder_output(explicit_pads, "y");
-        run_graph(explicit_pads, variant, precision, &in, &want);
+        run_general(explicit_pads, variant, precision, &in, &want);
         cleval_device_set_variant(test_device(), variant);
         char what[200];
         snprintf(what, sizeof what, "Conv %s k%lldx%lld s%lld in %lldx%lld %s %s", cc->auto_pad,
@@ -955,7 +919,7 @@ static void test_pool_after_conv_not_fused(void **state)
             add_conv(conv, "conv", "x", "y", wdims, w, one, NULL, zero);
             builder_output(conv, "y");
             cleval_nn_tensor in = tensor(4, xdims, x), c_out, got;
-            run_graph(conv, VARIANTS[v], CLEVAL_NN_FP32, &in, &c_out);
+            run_general(conv, VARIANTS[v], CLEVAL_NN_FP32, &in, &c_out);
             int64_t out[3];
             double *want = doubles(4 * 4 * 4);
             ref_pool(&pools[c], c_out.data, out, want);
@@ -965,7 +929,7 @@ static void test_pool_after_conv_not_fused(void **state)
             builder_node(m, "Relu", "relu", "c", "r");
             add_pool_node(m, &pools[c], "r", "y");
             builder_output(m, "y");
-            run_graph(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
+            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
             for (int i = 0; i < 64; i++) /* the Relu between them */
                 want[i] = want[i] < 0 ? 0 : want[i];
             int64_t ydims[4] = {1, 4, 4, 4};
@@ -1009,8 +973,8 @@ static void test_scaling_not_folded_into_same_conv(void **state)
         add_conv(plain, "conv", "x", "y", wdims, w, s1, NULL, pads);
         builder_output(plain, "y");
         cleval_nn_tensor in = tensor(4, xdims, x), in_scaled = tensor(4, xdims, scaled), got, want;
-        run_graph(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
-        run_graph(plain, VARIANTS[v], CLEVAL_NN_FP32, &in_scaled, &want);
+        run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
+        run_general(plain, VARIANTS[v], CLEVAL_NN_FP32, &in_scaled, &want);
         uint64_t ny = count_of(want.rank, want.dims);
         double *ref = doubles(ny);
         for (uint64_t i = 0; i < ny; i++)
@@ -1101,7 +1065,7 @@ static void check_epilogue(const epilogue_case *ec, cleval_kernel_variant varian
     float *x = random_array(nx, -1.0f, 1.0f), *w = random_array(nw, -0.8f, 0.8f);
     cleval_nn_tensor in = tensor(rank, xdims, x), body, got;
     cleval_onnx_model *plain = epilogue_model(ec, w, true), *m = epilogue_model(ec, w, false);
-    run_graph(plain, variant, CLEVAL_NN_FP32, &in, &body);
+    run_general(plain, variant, CLEVAL_NN_FP32, &in, &body);
     uint64_t nb = count_of(body.rank, body.dims);
     double *want = doubles(nb), *act = doubles(nb);
     int64_t planes = ec->gemm ? 0 : body.dims[0] * body.dims[1], h = ec->gemm ? 0 : body.dims[2],

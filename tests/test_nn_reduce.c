@@ -21,21 +21,6 @@
 
 /* ---- helpers ---- */
 
-/* Creates a general graph in `precision` and runs it once; the single output lands in *out. */
-static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
-                        cleval_nn_precision precision, const cleval_nn_tensor *inputs,
-                        cleval_nn_tensor *out)
-{
-    cleval_device_set_variant(test_device(), variant);
-    cleval_nn_options options = {.general = true, .precision = precision};
-    cleval_nn *nn;
-    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
-    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
-    assert_ok(cleval_nn_run_graph(nn, inputs, out));
-    cleval_nn_destroy(nn);
-    cleval_device_set_variant(test_device(), VARIANTS[0]);
-}
-
 /* |got - want| <= tol[i] everywhere (NaN must match NaN, infinities exactly). */
 static void assert_within(const float *got, const double *want, const double *tol, uint64_t n,
                           const char *what)
