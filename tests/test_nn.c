@@ -1278,27 +1278,24 @@ static void test_refusals(void **state)
     m = tiny(13, d2, 2); /* two runtime inputs */
     builder_input(m, "z", 2, d2);
     builder_node(m, "Add", "add", "x,z", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "2 inputs", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "2 inputs", NULL);
 
     m = tiny(13, d2, 2); /* softmax over the batch */
     attr_int(builder_node(m, "Softmax", "sm0", "x", "y"), "axis", 0);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm0' (Softmax)", "batch axis", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm0' (Softmax)", "batch axis",
+                           NULL);
 
     m = tiny(13, d2, 2); /* a reshape that moves the batch */
     int64_t flat[2] = {1, -1};
     builder_init_i64(m, "shape", 1, &two, flat);
     builder_node(m, "Reshape", "rs", "x,shape", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'rs' (Reshape)", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'rs' (Reshape)", NULL);
 
     m = tiny(13, d2, 2); /* a computed reshape target */
     builder_input(m, "s", 1, &two);
     builder_node(m, "Reshape", "rs2", "x,s", "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'rs2' (Reshape)", "must be a constant",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'rs2' (Reshape)",
+                           "must be a constant", NULL);
 
     m = tiny(13, d4, 4); /* auto_pad SAME with dilations */
     cleval_onnx_node *n = builder_node(m, "MaxPool", "mp", "x", "y");
@@ -1306,57 +1303,50 @@ static void test_refusals(void **state)
     attr_ints(n, "kernel_shape", 2, k);
     attr_ints(n, "dilations", 2, k);
     attr_string(n, "auto_pad", "SAME_LOWER");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mp' (MaxPool)", "auto_pad=SAME_LOWER",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mp' (MaxPool)",
+                           "auto_pad=SAME_LOWER", NULL);
 
     m = tiny(13, d4, 4); /* an attribute this engine does not know */
     n = builder_node(m, "Relu", "r", "x", "y");
     attr_int(n, "alpha", 1);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'r' (Relu)", "attribute alpha", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'r' (Relu)", "attribute alpha",
+                           NULL);
 
     m = tiny(13, d4, 4); /* an input no node produces */
     builder_node(m, "Add", "add", "x,nowhere", "y");
-    expect_refusal(m, false, CLEVAL_ERR_INPUT, "node 'add' (Add)", "'nowhere'", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_INPUT, "node 'add' (Add)", "'nowhere'", NULL);
 
     m = tiny(13, d2, 2); /* shapes that disagree */
     int64_t wd[2] = {5, 3};
     float w[15] = {0};
     builder_init(m, "w", 2, wd, w);
     builder_node(m, "MatMul", "mm", "x,w", "y");
-    expect_refusal(m, false, CLEVAL_ERR_INPUT, "node 'mm' (MatMul)", "K", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_INPUT, "node 'mm' (MatMul)", "K", NULL);
 
     int64_t huge[4] = {-1, 100000, 100000, 100000}; /* hostile sizes */
     m = tiny(13, huge, 4);
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "too large", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "too large", NULL);
 
     int64_t d9[9] = {-1, 1, 1, 1, 1, 1, 1, 1, 1};
     m = tiny(13, d9, 9);
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "rank 9", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "rank 9", NULL);
 
     int64_t dyn[3] = {-1, -1, 4}; /* a per-sample axis that varies */
     m = tiny(13, dyn, 3);
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "dynamic", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "dynamic", NULL);
 
     m = tiny(13, d4, 4); /* Dropout's mask used */
     builder_node(m, "Dropout", "drop", "x", "y,mask");
     builder_output(m, "mask");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'drop' (Dropout)", "'mask'", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'drop' (Dropout)", "'mask'",
+                           NULL);
 
     m = tiny(13, d4, 4); /* not [N, C] */
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "[N, C]", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "[N, C]", NULL);
 
     /* BatchNormalization whose B, mean or var is shorter than scale: refused at load, whether
      * it would be folded into the Conv before it or run alone (both read all four per channel
@@ -1386,17 +1376,15 @@ static void test_refusals(void **state)
             char count[64];
             snprintf(count, sizeof count, "input %d (%s) has %d values, scale has %d", bad,
                      names[bad], folded ? 2 : 1, folded ? 4 : 2);
-            expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'bn' (BatchNormalization)", count,
-                           NULL);
-            builder_free(m);
+            expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'bn' (BatchNormalization)",
+                                   count, NULL);
         }
 
     m = tiny(13, d4, 4); /* a weight that is computed */
     builder_node(m, "Relu", "r", "x", "w");
     builder_node(m, "Conv", "conv", "x,w", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'conv' (Conv)", "must be a constant",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'conv' (Conv)",
+                           "must be a constant", NULL);
 }
 
 /* Hostile attribute values: every INT and INTS attribute of the fixture models set in turn to

@@ -531,29 +531,26 @@ static void test_refusals(void **state)
 
     static const int64_t bad_perm[2] = {0, 0};
     attr_ints(one_op(&m, 13, "Transpose", 2, d2, ""), "perm", 2, bad_perm);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Transpose)", "not a permutation", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Transpose)", "not a permutation",
+                           NULL);
 
     attr_int(one_op(&m, 13, "Concat", 2, d2, ""), "axis", 2);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)", "axis 2 is out of range", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)",
+                           "axis 2 is out of range", NULL);
 
     one_op(&m, 13, "Concat", 2, d2, "");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)", "attribute axis is missing",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)",
+                           "attribute axis is missing", NULL);
 
     static const int64_t seven = 7;
     one_op(&m, 13, "Gather", 2, d2, "idx");
     builder_init_i64(m, "idx", 1, &one, &seven);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Gather)", "index 7 is out of range",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Gather)",
+                           "index 7 is out of range", NULL);
 
     one_op(&m, 13, "Gather", 2, d2, "x"); /* indices computed at run time */
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Gather)", "must be a constant",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Gather)",
+                           "must be a constant", NULL);
 
     static const int64_t zero = 0, big[9] = {0};
     one_op(&m, 13, "Slice", 2, d2, "s,e,ax,st");
@@ -561,39 +558,36 @@ static void test_refusals(void **state)
     builder_init_i64(m, "e", 1, &one, &one);
     builder_init_i64(m, "ax", 1, &one, &zero);
     builder_init_i64(m, "st", 1, &one, &zero);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Slice)", "a step is 0", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Slice)", "a step is 0", NULL);
 
     one_op(&m, 13, "Slice", 2, d2, "s,e");
     builder_init_i64(m, "s", 1, &nine, big);
     builder_init_i64(m, "e", 1, &nine, big);
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "9 starts", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "9 starts", NULL);
 
     attr_ints(one_op(&m, 13, "Slice", 2, d2, ""), "starts", 1, &zero);
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "attribute starts", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "attribute starts",
+                           NULL);
 
     attr_string(one_op(&m, 13, "Split", 2, d2, ""), "mode", "x");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Split)", "attribute mode", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Split)", "attribute mode",
+                           NULL);
 
     m = builder_new(13); /* 7 does not split in 2 equal parts */
     builder_input(m, "x", 2, d2);
     attr_int(builder_node(m, "Split", "sp", "x", "a,b"), "axis", 1);
     builder_output(m, "a");
     builder_output(m, "b");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'sp' (Split)", "2 equal parts", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'sp' (Split)", "2 equal parts", NULL);
 
     one_op(&m, 13, "Unsqueeze", 2, d2, "");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Unsqueeze)", "axes are missing", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Unsqueeze)", "axes are missing",
+                           NULL);
 
     one_op(&m, 13, "Squeeze", 2, d2, "ax");
     builder_init_i64(m, "ax", 1, &one, &zero);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Squeeze)", "extent 3, not 1", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Squeeze)", "extent 3, not 1",
+                           NULL);
 }
 
 /* ---- the batch axis ---- */
@@ -796,9 +790,8 @@ static void test_batch_refusals(void **state)
     attr_int(builder_node(m, "Softmax", "sm", "t", "p"), "axis", 1);
     transpose_node(m, "t1", "p", "q", 3, swap);
     builder_node(m, "Flatten", "flat", "q", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm' (Softmax)",
-                   "combines samples across the batch axis (axis 1)", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm' (Softmax)",
+                           "combines samples across the batch axis (axis 1)", NULL);
 
     /* A reshape that cuts the samples of [6, N] into rows of 3. */
     m = classifier(2, &six);
@@ -806,18 +799,16 @@ static void test_batch_refusals(void **state)
     transpose_node(m, "t0", "x", "t", 2, rev);
     reshape_node(m, "mix", "t", "r", 2, rows);
     reshape_node(m, "back", "r", "y", 2, back);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mix' (Reshape)", "combines samples",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mix' (Reshape)",
+                           "combines samples", NULL);
 
     /* A MatMul that contracts over the samples: [E, N] x [N, E]. */
     m = classifier(2, &six);
     transpose_node(m, "t0", "x", "t", 2, rev);
     builder_node(m, "MatMul", "gram", "t,x", "g");
     builder_node(m, "MatMul", "back", "x,g", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'gram' (MatMul)",
-                   "combines samples across the batch axis (axis 1)", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'gram' (MatMul)",
+                           "combines samples across the batch axis (axis 1)", NULL);
 
     /* Joined, sliced or picked along the batch axis. */
     static const int64_t d[1] = {6};
@@ -840,15 +831,15 @@ static void test_batch_refusals(void **state)
         builder_node(m, "Relu", "r", "c", "y");
         char needle[64];
         snprintf(needle, sizeof needle, "node 'op' (%s)", kinds[k]);
-        expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, needle, "batch axis (axis 0)", NULL);
-        builder_free(m);
+        expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, needle, "batch axis (axis 0)",
+                               NULL);
     }
 
     /* The output must have the samples as rows: [E, N] is not [N, C]. */
     m = classifier(2, d);
     transpose_node(m, "t0", "x", "y", 2, rev);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 't0' (Transpose)", "[N, C]", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 't0' (Transpose)", "[N, C]",
+                           NULL);
 }
 
 int main(void)

@@ -289,17 +289,15 @@ static void test_reduce_refusals(void **state)
     builder_init_i64(m, "axes", 1, &two, axes_dup);
     builder_node(m, "ReduceMax", "dup", "x,axes", "y");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'dup' (ReduceMax)", "axis -1 is given twice",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'dup' (ReduceMax)",
+                           "axis -1 is given twice", NULL);
 
     m = builder_new(13);
     builder_input(m, "x", 2, dims);
     attr_ints(builder_node(m, "ReduceMean", "far", "x", "y"), "axes", 1, axes_far);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'far' (ReduceMean)",
-                   "axis 2 is out of range for rank 2", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'far' (ReduceMean)",
+                           "axis 2 is out of range for rank 2", NULL);
 
     int64_t one = 1;
     m = builder_new(13);
@@ -307,17 +305,15 @@ static void test_reduce_refusals(void **state)
     builder_input(m, "axes", 1, &one);
     builder_node(m, "ReduceSum", "computed", "x,axes", "y");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (ReduceSum)",
-                   "(axes) must be a constant", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (ReduceSum)",
+                           "(axes) must be a constant", NULL);
 
     m = builder_new(13);
     builder_input(m, "x", 2, dims);
     attr_ints(builder_node(m, "ReduceSum", "attr", "x", "y"), "axes", 1, axes_far);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'attr' (ReduceSum)", "attribute axes",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'attr' (ReduceSum)",
+                           "attribute axes", NULL);
 
     /* A classifier must not average over its batch. */
     int64_t batch[] = {-1, 5}, axis0 = 0;
@@ -325,9 +321,8 @@ static void test_reduce_refusals(void **state)
     builder_input(m, "x", 2, batch);
     attr_ints(builder_node(m, "ReduceMean", "over_batch", "x", "y"), "axes", 1, &axis0);
     builder_output(m, "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'over_batch' (ReduceMean)",
-                   "combines samples across the batch axis", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'over_batch' (ReduceMean)",
+                           "combines samples across the batch axis", NULL);
 }
 
 /* ---- Pow and Sqrt ---- */
@@ -574,9 +569,8 @@ static void test_layernorm_refusals(void **state)
     builder_init(m, "scale", 1, five, ones);
     attr_int(builder_node(m, "LayerNormalization", "stash", "x,scale", "y"), "stash_type", 0);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stash' (LayerNormalization)",
-                   "stash_type=0", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stash' (LayerNormalization)",
+                           "stash_type=0", NULL);
 
     m = builder_new(17);
     builder_input(m, "x", 3, dims);
@@ -584,27 +578,24 @@ static void test_layernorm_refusals(void **state)
     builder_node(m, "LayerNormalization", "stats", "x,scale", "y,mean");
     builder_node(m, "Add", "use_mean", "y,mean", "z");
     builder_output(m, "z");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stats' (LayerNormalization)",
-                   "output 1 ('mean') is not supported", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stats' (LayerNormalization)",
+                           "output 1 ('mean') is not supported", NULL);
 
     m = builder_new(17);
     builder_input(m, "x", 3, dims);
     builder_input(m, "scale", 1, five);
     builder_node(m, "LayerNormalization", "computed", "x,scale", "y");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (LayerNormalization)",
-                   "(Scale) must be a constant", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (LayerNormalization)",
+                           "(Scale) must be a constant", NULL);
 
     m = builder_new(17);
     builder_input(m, "x", 3, dims);
     builder_init(m, "scale", 2, three_one, ones);
     attr_int(builder_node(m, "LayerNormalization", "partial", "x,scale", "y"), "axis", 1);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'partial' (LayerNormalization)",
-                   "Scale of shape [3, 1]", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'partial' (LayerNormalization)",
+                           "Scale of shape [3, 1]", NULL);
 }
 
 /* ---- the decomposed LayerNorm ---- */
