@@ -121,6 +121,39 @@ static inline void run_general(const cleval_onnx_model *m, cleval_kernel_variant
     cleval_device_set_variant(test_device(), VARIANTS[0]);
 }
 
+/* Creates `m` (constants only: no graph inputs) as a general graph with `output` as its only
+ * output, runs it and checks the output's dims and values (integers come back as floats): each
+ * value is want[i] exactly when rel_tol is 0, else within rel_tol (1 + |want[i]|). Frees m. */
+static inline void expect_constant_output(cleval_onnx_model *m, const char *output, uint32_t rank,
+                                          const int64_t *dims, const double *want, double rel_tol)
+{
+    builder_output(m, output);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    if (cleval_nn_create_with(test_device(), m, &options, &nn) != CLEVAL_OK)
+        fail_msg("%s: %s", output, cleval_last_error());
+    cleval_nn_tensor out;
+    assert_ok(cleval_nn_run_graph(nn, NULL, &out));
+    if (out.rank != rank) fail_msg("%s: rank %u, expected %u", output, out.rank, rank);
+    uint64_t n = 1;
+    for (uint32_t i = 0; i < rank; i++) {
+        if (out.dims[i] != dims[i])
+            fail_msg("%s: axis %u is %lld, expected %lld", output, i, (long long)out.dims[i],
+                     (long long)dims[i]);
+        n *= (uint64_t)dims[i];
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        bool ok = rel_tol == 0 ? out.data[i] == want[i]
+                               : fabs(out.data[i] - want[i]) <= rel_tol * (1 + fabs(want[i]));
+        if (!ok)
+            fail_msg("%s: element %llu is %.9g, expected %.9g", output, (unsigned long long)i,
+                     out.data[i], want[i]);
+    }
+    free(out.data);
+    cleval_nn_destroy(nn);
+    builder_free(m);
+}
+
 /* Creating `m` (a general graph, or a classifier) fails with `status`, leaves no network, and the
  * one-line message holds every one of the NULL-terminated `needles`. */
 static inline void expect_refusal_va(cleval_onnx_model *m, bool general, cleval_status status,
