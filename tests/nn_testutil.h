@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleval/dataset.h"
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
@@ -152,6 +153,21 @@ static inline void expect_constant_output(cleval_onnx_model *m, const char *outp
     free(out.data);
     cleval_nn_destroy(nn);
     builder_free(m);
+}
+
+/* The whole float column `name` of `ds` (malloc'd), its rows and row width. */
+static inline float *read_column(cleval_dataset *ds, const char *name, uint64_t *rows,
+                                 uint64_t *width)
+{
+    cleval_column *col;
+    assert_ok(cleval_column_open(ds, name, CLEVAL_COLUMN_VALUES, &col));
+    *rows = cleval_column_rows(col);
+    *width = cleval_column_row_size(col);
+    float *data = malloc((*rows * *width + 1) * sizeof *data);
+    assert_non_null(data);
+    assert_ok(cleval_column_read_f32(col, 0, *rows, data));
+    cleval_column_close(col);
+    return data;
 }
 
 /* Creating `m` (a general graph, or a classifier) fails with `status`, leaves no network, and the

@@ -1134,18 +1134,6 @@ static void test_argmax_and_batches(void **state)
 
 /* ---- ONNX fixtures against PyTorch and onnxruntime ---- */
 
-static float *read_column(cleval_dataset *ds, const char *name, uint64_t *rows, uint64_t *width)
-{
-    cleval_column *col;
-    assert_ok(cleval_column_open(ds, name, CLEVAL_COLUMN_VALUES, &col));
-    *rows = cleval_column_rows(col);
-    *width = cleval_column_row_size(col);
-    float *data = malloc((*rows * *width + 1) * sizeof *data);
-    assert_ok(cleval_column_read_f32(col, 0, *rows, data));
-    cleval_column_close(col);
-    return data;
-}
-
 static uint32_t argmax_row(const float *row, uint32_t c)
 {
     uint32_t best = 0;

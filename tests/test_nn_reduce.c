@@ -600,18 +600,6 @@ static void test_layernorm_refusals(void **state)
 
 /* ---- the decomposed LayerNorm ---- */
 
-static float *read_column(cleval_dataset *ds, const char *name, uint64_t *rows, uint64_t *width)
-{
-    cleval_column *col;
-    assert_ok(cleval_column_open(ds, name, CLEVAL_COLUMN_VALUES, &col));
-    *rows = cleval_column_rows(col);
-    *width = cleval_column_row_size(col);
-    float *data = malloc((*rows * *width + 1) * sizeof *data);
-    assert_ok(cleval_column_read_f32(col, 0, *rows, data));
-    cleval_column_close(col);
-    return data;
-}
-
 /* How many layers run op `op` exactly. */
 static uint32_t layers_running(const cleval_nn *nn, const char *op)
 {
