@@ -110,6 +110,20 @@ static void check_one_op(cleval_onnx_model *m, uint32_t rank, const int64_t *dim
         }
 }
 
+/* check_one_op for case number `c` of the `op` table (named "<op> case <c>"), then frees m, x
+ * and want. */
+static void check_case_and_free(cleval_onnx_model *m, const char *op, size_t c, float *x,
+                                uint32_t rank, const int64_t *dims, uint32_t out_rank,
+                                const int64_t *out_dims, float *want)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s case %zu", op, c);
+    check_one_op(m, rank, dims, x, out_rank, out_dims, want, what);
+    builder_free(m);
+    free(x);
+    free(want);
+}
+
 /* ---- Transpose ---- */
 
 typedef struct transpose_case {
@@ -153,12 +167,7 @@ static void test_transpose(void **state)
         cleval_onnx_model *m;
         cleval_onnx_node *node = one_op(&m, 13, "Transpose", tc->rank, tc->dims, "");
         if (tc->n_perm) attr_ints(node, "perm", tc->n_perm, tc->perm);
-        char what[64];
-        snprintf(what, sizeof what, "transpose case %zu", c);
-        check_one_op(m, tc->rank, tc->dims, x, tc->rank, out_dims, want, what);
-        builder_free(m);
-        free(x);
-        free(want);
+        check_case_and_free(m, "transpose", c, x, tc->rank, tc->dims, tc->rank, out_dims, want);
     }
 }
 
@@ -244,12 +253,7 @@ static void test_slice(void **state)
             if (sc->axes_given) builder_init_i64(m, "axes", 1, &len, sc->axes);
             if (sc->steps_given) builder_init_i64(m, "steps", 1, &len, sc->steps);
         }
-        char what[64];
-        snprintf(what, sizeof what, "slice case %zu", c);
-        check_one_op(m, sc->rank, sc->dims, x, sc->rank, out_dims, want, what);
-        builder_free(m);
-        free(x);
-        free(want);
+        check_case_and_free(m, "slice", c, x, sc->rank, sc->dims, sc->rank, out_dims, want);
     }
 }
 
@@ -305,12 +309,7 @@ static void test_gather(void **state)
         cleval_onnx_node *node = one_op(&m, 13, "Gather", gc->rank, gc->dims, "idx");
         attr_int(node, "axis", gc->axis);
         builder_init_i64(m, "idx", gc->idx_rank, gc->idx_dims, gc->idx);
-        char what[64];
-        snprintf(what, sizeof what, "gather case %zu", c);
-        check_one_op(m, gc->rank, gc->dims, x, out_rank, out_dims, want, what);
-        builder_free(m);
-        free(x);
-        free(want);
+        check_case_and_free(m, "gather", c, x, gc->rank, gc->dims, out_rank, out_dims, want);
     }
 }
 
