@@ -154,6 +154,19 @@ static void test_bad_inputs_exit_2(void **state)
     expect_failure((const char *[]){"eval", "--data", unlabelled, NULL}, "--model MODEL.onnx is required");
 }
 
+/* Writes five unlabelled 1x28x28 images as 'X' of a new file `path`, pixel i being
+ * (i * step) % 256. */
+static void write_five_images(const char *path, int step)
+{
+    float pixels[5 * 784];
+    for (int i = 0; i < 5 * 784; i++)
+        pixels[i] = (float)((i * step) % 256);
+    hsize_t dims[4] = {5, 1, 28, 28};
+    hid_t f = h5_create(path);
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 4, dims, pixels, 0, NULL);
+    H5Fclose(f);
+}
+
 /* Without labels: predictions only, and the JSON says how often each class was predicted. */
 static void test_unlabelled_predictions_only(void **state)
 {
@@ -161,13 +174,7 @@ static void test_unlabelled_predictions_only(void **state)
     char model[4096], unlabelled[4096];
     snprintf(model, sizeof model, "%s", shipped("fmnist_cnn.onnx"));
     snprintf(unlabelled, sizeof unlabelled, "%s", temp_path("eval_unlabelled2.h5"));
-    float pixels[5 * 784];
-    for (int i = 0; i < 5 * 784; i++)
-        pixels[i] = (float)((i * 37) % 256);
-    hsize_t dims[4] = {5, 1, 28, 28};
-    hid_t f = h5_create(unlabelled);
-    h5_write(f, "X", H5T_NATIVE_FLOAT, 4, dims, pixels, 0, NULL);
-    H5Fclose(f);
+    write_five_images(unlabelled, 37);
     char *out, *err;
     assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", unlabelled,
                                                  "--json", "-", NULL},
@@ -193,13 +200,7 @@ static void test_report_device_memory(void **state)
     char model[4096], data[4096];
     snprintf(model, sizeof model, "%s", shipped("fmnist_cnn.onnx"));
     snprintf(data, sizeof data, "%s", temp_path("eval_memory.h5"));
-    float pixels[5 * 784];
-    for (int i = 0; i < 5 * 784; i++)
-        pixels[i] = (float)((i * 13) % 256);
-    hsize_t dims[4] = {5, 1, 28, 28};
-    hid_t f = h5_create(data);
-    h5_write(f, "X", H5T_NATIVE_FLOAT, 4, dims, pixels, 0, NULL);
-    H5Fclose(f);
+    write_five_images(data, 13);
     char *out, *err;
     assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
                                                  "--batch", "5", "--json", "-", NULL},

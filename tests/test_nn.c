@@ -14,40 +14,10 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-#define FOR_EACH_VARIANT(v)                                                                        \
-    for (size_t v##_i = 0; v##_i < 2; v##_i++)                                                     \
-        for (cleval_kernel_variant v = VARIANTS[v##_i], *v##_once = &v; v##_once;                  \
-             v##_once = NULL, cleval_device_set_variant(test_device(), VARIANTS[0]))
+#define NN_TEST_SEED 42 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 42;
-
-static float frand(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = frand(lo, hi);
-    return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
-}
 
 /* |got - want| <= atol + rtol * |want| everywhere (NaN must match NaN). */
 static void assert_close(const float *got, const double *want, uint64_t n, double atol, double rtol,
@@ -60,36 +30,6 @@ static void assert_close(const float *got, const double *want, uint64_t n, doubl
         if (!(fabs(g - w) <= atol + rtol * fabs(w)))
             fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i, g, w);
     }
-}
-
-/* Creates a general graph (inputs bound by `bound`) and runs it once on the given inputs; the
- * single output lands in *out (data malloc'd). */
-static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
-                        const cleval_nn_tensor *inputs, cleval_nn_tensor *out)
-{
-    cleval_device_set_variant(test_device(), variant);
-    cleval_nn_options options = {.general = true};
-    cleval_nn *nn;
-    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
-    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
-    assert_ok(cleval_nn_run_graph(nn, inputs, out));
-    cleval_nn_destroy(nn);
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
-}
-
-static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (uint32_t i = 0; i < rank; i++)
-        if (t->dims[i] != dims[i])
-            fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
-                     (long long)dims[i]);
 }
 
 /* ---- Conv ---- */
@@ -253,7 +193,7 @@ static void check_conv(const conv_case *cc, cleval_kernel_variant variant)
     }
 
     cleval_nn_tensor in = tensor(2 + s, xdims, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, 2 + s, ydims);
     char what[160];
     snprintf(what, sizeof what, "%s (%s)", cc->what, cleval_variant_name(variant));
@@ -491,7 +431,7 @@ static void check_pool(const char *op, uint32_t spatial, int64_t n, int64_t c, c
                     ref[((p * o3[0] + a) * o3[1] + b) * o3[2] + e] = r;
                 }
     cleval_nn_tensor t = tensor(2 + spatial, xdims, x), out;
-    run_general(m, variant, &t, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &t, &out);
     assert_shape(&out, 2 + spatial, ydims);
     char what[96];
     snprintf(what, sizeof what, "%s %uD (%s)", op, spatial, cleval_variant_name(variant));
@@ -591,7 +531,7 @@ static void check_gemm(const gemm_case *g, cleval_kernel_variant variant)
             ref[i * g->n + j] = g->relu && s < 0 ? 0 : s;
         }
     cleval_nn_tensor in[2] = {tensor(2, adims, a), tensor(2, bdims, b)}, out;
-    run_general(m, variant, in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
     int64_t ydims[2] = {g->m, g->n};
     assert_shape(&out, 2, ydims);
     char what[128];
@@ -694,7 +634,7 @@ static void check_matmul(uint32_t ra, const int64_t *ad, uint32_t rb, const int6
             }
     }
     cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
-    run_general(m, variant, in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
     assert_shape(&out, yr, ydims);
     char what[96];
     snprintf(what, sizeof what, "MatMul rank %u x %u%s (%s)", ra, rb, b_runtime ? " runtime B" : "",
@@ -794,7 +734,7 @@ static void check_binary(const char *op, uint32_t ra, const int64_t *ad, uint32_
         ref[i] =
             apply_binary(op, a[bcast_index(i, r, od, ra, ad)], b[bcast_index(i, r, od, rbe, beff)]);
     cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
-    run_general(m, variant, in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
     assert_shape(&out, r, od);
     char what[96];
     snprintf(what, sizeof what, "%s mode %d opset %lld (%s)", op, b_mode, (long long)opset,
@@ -862,7 +802,7 @@ static void check_unary(const char *op, int64_t opset, const float *lo, const fl
         ref[i] = v;
     }
     cleval_nn_tensor in = tensor(3, dims, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, 3, dims);
     char what[64];
     snprintf(what, sizeof what, "%s opset %lld (%s)", op, (long long)opset,
@@ -1017,7 +957,7 @@ static void check_pad(int64_t opset, const int64_t *pads, float value, bool with
                     in ? x[(i * xd[1] + j) * xd[2] + k] : (with_value ? value : 0.0);
             }
     cleval_nn_tensor in = tensor(3, xd, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, 3, yd);
     assert_close(out.data, ref, ny, 0, 0, "Pad");
     free(out.data);
@@ -1048,7 +988,7 @@ static void check_reshape(const int64_t *target, uint32_t rank, const int64_t *e
     for (uint64_t i = 0; i < n; i++)
         ref[i] = x[i] < 0 ? 0 : x[i];
     cleval_nn_tensor in = tensor(4, xd, x), out;
-    run_general(m, variant, &in, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &in, &out);
     assert_shape(&out, flatten ? 2 : rank, expect);
     assert_close(out.data, ref, n, 0, 0, flatten ? "Flatten" : "Reshape");
     free(out.data);
@@ -1118,7 +1058,7 @@ static void check_softmax(bool is_log, int64_t opset, int64_t axis, bool has_axi
             }
         }
     cleval_nn_tensor t = tensor(3, xd, x), out;
-    run_general(m, variant, &t, &out);
+    run_general(m, variant, CLEVAL_NN_FP32, &t, &out);
     char what[96];
     snprintf(what, sizeof what, "%s opset %lld axis %lld (%s)", is_log ? "LogSoftmax" : "Softmax",
              (long long)opset, (long long)a, cleval_variant_name(variant));
@@ -1193,18 +1133,6 @@ static void test_argmax_and_batches(void **state)
 }
 
 /* ---- ONNX fixtures against PyTorch and onnxruntime ---- */
-
-static float *read_column(cleval_dataset *ds, const char *name, uint64_t *rows, uint64_t *width)
-{
-    cleval_column *col;
-    assert_ok(cleval_column_open(ds, name, CLEVAL_COLUMN_VALUES, &col));
-    *rows = cleval_column_rows(col);
-    *width = cleval_column_row_size(col);
-    float *data = malloc((*rows * *width + 1) * sizeof *data);
-    assert_ok(cleval_column_read_f32(col, 0, *rows, data));
-    cleval_column_close(col);
-    return data;
-}
 
 static uint32_t argmax_row(const float *row, uint32_t c)
 {
@@ -1306,24 +1234,6 @@ static void test_fmnist_model(void **state)
 
 /* ---- refusals ---- */
 
-/* Creating `m` (a classifier unless general) fails with `status`, and the message holds every
- * one of the NULL-terminated `needles`. */
-static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = general};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
-}
-
 static void test_unsupported_fixtures(void **state)
 {
     (void)state;
@@ -1356,27 +1266,24 @@ static void test_refusals(void **state)
     m = tiny(13, d2, 2); /* two runtime inputs */
     builder_input(m, "z", 2, d2);
     builder_node(m, "Add", "add", "x,z", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "2 inputs", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "2 inputs", NULL);
 
     m = tiny(13, d2, 2); /* softmax over the batch */
     attr_int(builder_node(m, "Softmax", "sm0", "x", "y"), "axis", 0);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm0' (Softmax)", "batch axis", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm0' (Softmax)", "batch axis",
+                           NULL);
 
     m = tiny(13, d2, 2); /* a reshape that moves the batch */
     int64_t flat[2] = {1, -1};
     builder_init_i64(m, "shape", 1, &two, flat);
     builder_node(m, "Reshape", "rs", "x,shape", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'rs' (Reshape)", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'rs' (Reshape)", NULL);
 
     m = tiny(13, d2, 2); /* a computed reshape target */
     builder_input(m, "s", 1, &two);
     builder_node(m, "Reshape", "rs2", "x,s", "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'rs2' (Reshape)", "must be a constant",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'rs2' (Reshape)",
+                           "must be a constant", NULL);
 
     m = tiny(13, d4, 4); /* auto_pad SAME with dilations */
     cleval_onnx_node *n = builder_node(m, "MaxPool", "mp", "x", "y");
@@ -1384,57 +1291,50 @@ static void test_refusals(void **state)
     attr_ints(n, "kernel_shape", 2, k);
     attr_ints(n, "dilations", 2, k);
     attr_string(n, "auto_pad", "SAME_LOWER");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mp' (MaxPool)", "auto_pad=SAME_LOWER",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mp' (MaxPool)",
+                           "auto_pad=SAME_LOWER", NULL);
 
     m = tiny(13, d4, 4); /* an attribute this engine does not know */
     n = builder_node(m, "Relu", "r", "x", "y");
     attr_int(n, "alpha", 1);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'r' (Relu)", "attribute alpha", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'r' (Relu)", "attribute alpha",
+                           NULL);
 
     m = tiny(13, d4, 4); /* an input no node produces */
     builder_node(m, "Add", "add", "x,nowhere", "y");
-    expect_refusal(m, false, CLEVAL_ERR_INPUT, "node 'add' (Add)", "'nowhere'", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_INPUT, "node 'add' (Add)", "'nowhere'", NULL);
 
     m = tiny(13, d2, 2); /* shapes that disagree */
     int64_t wd[2] = {5, 3};
     float w[15] = {0};
     builder_init(m, "w", 2, wd, w);
     builder_node(m, "MatMul", "mm", "x,w", "y");
-    expect_refusal(m, false, CLEVAL_ERR_INPUT, "node 'mm' (MatMul)", "K", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_INPUT, "node 'mm' (MatMul)", "K", NULL);
 
     int64_t huge[4] = {-1, 100000, 100000, 100000}; /* hostile sizes */
     m = tiny(13, huge, 4);
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "too large", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "too large", NULL);
 
     int64_t d9[9] = {-1, 1, 1, 1, 1, 1, 1, 1, 1};
     m = tiny(13, d9, 9);
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "rank 9", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "rank 9", NULL);
 
     int64_t dyn[3] = {-1, -1, 4}; /* a per-sample axis that varies */
     m = tiny(13, dyn, 3);
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "dynamic", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "dynamic", NULL);
 
     m = tiny(13, d4, 4); /* Dropout's mask used */
     builder_node(m, "Dropout", "drop", "x", "y,mask");
     builder_output(m, "mask");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'drop' (Dropout)", "'mask'", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'drop' (Dropout)", "'mask'",
+                           NULL);
 
     m = tiny(13, d4, 4); /* not [N, C] */
     builder_node(m, "Relu", "r", "x", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "[N, C]", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "[N, C]", NULL);
 
     /* BatchNormalization whose B, mean or var is shorter than scale: refused at load, whether
      * it would be folded into the Conv before it or run alone (both read all four per channel
@@ -1464,17 +1364,15 @@ static void test_refusals(void **state)
             char count[64];
             snprintf(count, sizeof count, "input %d (%s) has %d values, scale has %d", bad,
                      names[bad], folded ? 2 : 1, folded ? 4 : 2);
-            expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'bn' (BatchNormalization)", count,
-                           NULL);
-            builder_free(m);
+            expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'bn' (BatchNormalization)",
+                                   count, NULL);
         }
 
     m = tiny(13, d4, 4); /* a weight that is computed */
     builder_node(m, "Relu", "r", "x", "w");
     builder_node(m, "Conv", "conv", "x,w", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'conv' (Conv)", "must be a constant",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'conv' (Conv)",
+                           "must be a constant", NULL);
 }
 
 /* Hostile attribute values: every INT and INTS attribute of the fixture models set in turn to

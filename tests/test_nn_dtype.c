@@ -20,30 +20,8 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-
-static uint64_t rng_state = 11;
-
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* The IEEE half nearest to v (ties to even), as a float, from the definition. */
-static float hround(double v)
-{
-    double a = fabs(v);
-    if (a >= 65520.0) return (float)copysign(INFINITY, v);
-    int e;
-    frexp(a, &e);
-    double step = ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
-    double q = a / step, r = floor(q);
-    double diff = q - r;
-    if (diff > 0.5 || (diff == 0.5 && fmod(r, 2.0) != 0.0)) r += 1.0;
-    return (float)copysign(r * step, v);
-}
+#define NN_TEST_SEED 11 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 static void assert_close(const float *got, const float *want, uint64_t n, double tol)
 {

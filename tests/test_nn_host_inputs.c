@@ -15,8 +15,8 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
+#include "nn_testutil.h"
 
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
 static const cleval_nn_precision PRECISIONS[] = {CLEVAL_NN_FP32, CLEVAL_NN_FP16};
 
 #define I64(...) ((const int64_t[]){__VA_ARGS__})
@@ -254,33 +254,6 @@ static void test_fill_from_shapes(void **state)
 
 /* ---- ScatterND ---- */
 
-/* Creates `m` as a general graph of constants with `output` as its only output and checks the
- * output's shape and values. Frees m. */
-static void expect_values(cleval_onnx_model *m, const char *output, uint32_t rank,
-                          const int64_t *dims, const double *want)
-{
-    builder_output(m, output);
-    cleval_nn_options options = {.general = true};
-    cleval_nn *nn;
-    if (cleval_nn_create_with(test_device(), m, &options, &nn) != CLEVAL_OK)
-        fail_msg("%s: %s", output, cleval_last_error());
-    cleval_nn_tensor out;
-    assert_ok(cleval_nn_run_graph(nn, NULL, &out));
-    assert_int_equal(out.rank, rank);
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++) {
-        assert_int_equal(out.dims[i], dims[i]);
-        n *= (uint64_t)dims[i];
-    }
-    for (uint64_t i = 0; i < n; i++)
-        if (out.data[i] != want[i])
-            fail_msg("%s: element %llu is %.9g, expected %.9g", output, (unsigned long long)i,
-                     out.data[i], want[i]);
-    free(out.data);
-    cleval_nn_destroy(nn);
-    builder_free(m);
-}
-
 static void test_scatternd_values(void **state)
 {
     (void)state;
@@ -290,7 +263,7 @@ static void test_scatternd_values(void **state)
     builder_init_i64(m, "idx", 2, DIMS(2, 1), I64(2, 0));
     builder_init_i64(m, "upd", 2, DIMS(2, 2), I64(1, 2, 3, 4));
     builder_node(m, "ScatterND", "n", "data,idx,upd", "y");
-    expect_values(m, "y", 2, DIMS(3, 2), WANT(3, 4, 12, 13, 1, 2));
+    expect_constant_output(m, "y", 2, DIMS(3, 2), WANT(3, 4, 12, 13, 1, 2), 0);
 
     /* Elements (k = 2) of float data, a negative index, indices [2, 1, 2]. */
     m = builder_new(17);
@@ -298,7 +271,7 @@ static void test_scatternd_values(void **state)
     builder_init_i64(m, "idx", 3, DIMS(2, 1, 2), I64(1, -1, 0, 1));
     builder_init(m, "upd", 2, DIMS(2, 1), F32(7.5f, -2));
     builder_node(m, "ScatterND", "n", "data,idx,upd", "y");
-    expect_values(m, "y", 2, DIMS(2, 3), WANT(0, -2, 0, 0, 0, 7.5));
+    expect_constant_output(m, "y", 2, DIMS(2, 3), WANT(0, -2, 0, 0, 0, 7.5), 0);
 
     /* k = 0: the whole tensor is replaced. */
     m = builder_new(17);
@@ -306,7 +279,7 @@ static void test_scatternd_values(void **state)
     builder_init_i64(m, "idx", 1, DIMS(0), I64(0)); /* no entries */
     builder_init(m, "upd", 1, DIMS(2), F32(8, 9));
     builder_node(m, "ScatterND", "n", "data,idx,upd", "y");
-    expect_values(m, "y", 1, DIMS(2), WANT(8, 9));
+    expect_constant_output(m, "y", 1, DIMS(2), WANT(8, 9), 0);
 }
 
 /* x [N, 4] + mask, mask = ScatterND(ConstantOfShape(Shape(x)[1:], 0), [[1], [3]], [7, 9]):
@@ -334,7 +307,7 @@ static void test_scatternd_mask(void **state)
     expect_scores(m, 4, 4, ref_mask);
 }
 
-static void expect_refusal(cleval_onnx_model *m, const char *a, const char *b)
+static void expect_unsupported(cleval_onnx_model *m, const char *a, const char *b)
 {
     cleval_nn_options options = {.general = true};
     cleval_nn *nn = (cleval_nn *)0x1;
@@ -356,7 +329,7 @@ static void test_refusals(void **state)
     builder_init(m, "upd", 1, DIMS(1), F32(5));
     attr_string(builder_node(m, "ScatterND", "n", "data,idx,upd", "y"), "reduction", "add");
     builder_output(m, "y");
-    expect_refusal(m, "node 'n' (ScatterND)", "reduction=add is not supported");
+    expect_unsupported(m, "node 'n' (ScatterND)", "reduction=add is not supported");
 
     /* ScatterND writing into the network's input itself stays refused. */
     m = builder_new(17);
@@ -365,7 +338,7 @@ static void test_refusals(void **state)
     builder_init(m, "upd", 2, DIMS(1, 4), F32(1, 2, 3, 4));
     builder_node(m, "ScatterND", "scatter", "x,idx,upd", "y");
     builder_output(m, "y");
-    expect_refusal(m, "node 'scatter' (ScatterND)", "supported on constants and tensor shapes");
+    expect_unsupported(m, "node 'scatter' (ScatterND)", "supported on constants and tensor shapes");
 }
 
 int main(void)

@@ -13,13 +13,12 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
+#define NN_TEST_SEED 7 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
 static const cleval_nn_precision PRECISIONS[] = {CLEVAL_NN_FP32, CLEVAL_NN_FP16};
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 7;
 
 /* Positive multiples of 1/8 up to 25: exact in half, unchanged by Relu. */
 static float *exact_array(uint64_t n)
@@ -31,14 +30,6 @@ static float *exact_array(uint64_t n)
         a[i] = (float)(1 + (rng_state >> 33) % 200) / 8.0f;
     }
     return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
 }
 
 static void strides_of(uint32_t rank, const int64_t *dims, int64_t *strides)
@@ -57,13 +48,6 @@ static void unflatten(uint64_t i, uint32_t rank, const int64_t *dims, int64_t *i
         index[d] = (int64_t)(i % (uint64_t)dims[d]);
         i /= (uint64_t)dims[d];
     }
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
 }
 
 /* Creates the general graph m for the variant and precision and runs it on `inputs`. */
@@ -126,6 +110,20 @@ static void check_one_op(cleval_onnx_model *m, uint32_t rank, const int64_t *dim
         }
 }
 
+/* check_one_op for case number `c` of the `op` table (named "<op> case <c>"), then frees m, x
+ * and want. */
+static void check_case_and_free(cleval_onnx_model *m, const char *op, size_t c, float *x,
+                                uint32_t rank, const int64_t *dims, uint32_t out_rank,
+                                const int64_t *out_dims, float *want)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s case %zu", op, c);
+    check_one_op(m, rank, dims, x, out_rank, out_dims, want, what);
+    builder_free(m);
+    free(x);
+    free(want);
+}
+
 /* ---- Transpose ---- */
 
 typedef struct transpose_case {
@@ -169,12 +167,7 @@ static void test_transpose(void **state)
         cleval_onnx_model *m;
         cleval_onnx_node *node = one_op(&m, 13, "Transpose", tc->rank, tc->dims, "");
         if (tc->n_perm) attr_ints(node, "perm", tc->n_perm, tc->perm);
-        char what[64];
-        snprintf(what, sizeof what, "transpose case %zu", c);
-        check_one_op(m, tc->rank, tc->dims, x, tc->rank, out_dims, want, what);
-        builder_free(m);
-        free(x);
-        free(want);
+        check_case_and_free(m, "transpose", c, x, tc->rank, tc->dims, tc->rank, out_dims, want);
     }
 }
 
@@ -260,12 +253,7 @@ static void test_slice(void **state)
             if (sc->axes_given) builder_init_i64(m, "axes", 1, &len, sc->axes);
             if (sc->steps_given) builder_init_i64(m, "steps", 1, &len, sc->steps);
         }
-        char what[64];
-        snprintf(what, sizeof what, "slice case %zu", c);
-        check_one_op(m, sc->rank, sc->dims, x, sc->rank, out_dims, want, what);
-        builder_free(m);
-        free(x);
-        free(want);
+        check_case_and_free(m, "slice", c, x, sc->rank, sc->dims, sc->rank, out_dims, want);
     }
 }
 
@@ -321,12 +309,7 @@ static void test_gather(void **state)
         cleval_onnx_node *node = one_op(&m, 13, "Gather", gc->rank, gc->dims, "idx");
         attr_int(node, "axis", gc->axis);
         builder_init_i64(m, "idx", gc->idx_rank, gc->idx_dims, gc->idx);
-        char what[64];
-        snprintf(what, sizeof what, "gather case %zu", c);
-        check_one_op(m, gc->rank, gc->dims, x, out_rank, out_dims, want, what);
-        builder_free(m);
-        free(x);
-        free(want);
+        check_case_and_free(m, "gather", c, x, gc->rank, gc->dims, out_rank, out_dims, want);
     }
 }
 
@@ -539,24 +522,6 @@ static void test_squeeze_unsqueeze(void **state)
 
 /* ---- refusals ---- */
 
-/* Creating m (general or a classifier) fails with `status` and a one-line message holding
- * every NULL-terminated needle. */
-static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = general};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
-}
-
 static void test_refusals(void **state)
 {
     (void)state;
@@ -565,29 +530,26 @@ static void test_refusals(void **state)
 
     static const int64_t bad_perm[2] = {0, 0};
     attr_ints(one_op(&m, 13, "Transpose", 2, d2, ""), "perm", 2, bad_perm);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Transpose)", "not a permutation", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Transpose)", "not a permutation",
+                           NULL);
 
     attr_int(one_op(&m, 13, "Concat", 2, d2, ""), "axis", 2);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)", "axis 2 is out of range", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)",
+                           "axis 2 is out of range", NULL);
 
     one_op(&m, 13, "Concat", 2, d2, "");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)", "attribute axis is missing",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Concat)",
+                           "attribute axis is missing", NULL);
 
     static const int64_t seven = 7;
     one_op(&m, 13, "Gather", 2, d2, "idx");
     builder_init_i64(m, "idx", 1, &one, &seven);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Gather)", "index 7 is out of range",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Gather)",
+                           "index 7 is out of range", NULL);
 
     one_op(&m, 13, "Gather", 2, d2, "x"); /* indices computed at run time */
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Gather)", "must be a constant",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Gather)",
+                           "must be a constant", NULL);
 
     static const int64_t zero = 0, big[9] = {0};
     one_op(&m, 13, "Slice", 2, d2, "s,e,ax,st");
@@ -595,39 +557,36 @@ static void test_refusals(void **state)
     builder_init_i64(m, "e", 1, &one, &one);
     builder_init_i64(m, "ax", 1, &one, &zero);
     builder_init_i64(m, "st", 1, &one, &zero);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Slice)", "a step is 0", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Slice)", "a step is 0", NULL);
 
     one_op(&m, 13, "Slice", 2, d2, "s,e");
     builder_init_i64(m, "s", 1, &nine, big);
     builder_init_i64(m, "e", 1, &nine, big);
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "9 starts", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "9 starts", NULL);
 
     attr_ints(one_op(&m, 13, "Slice", 2, d2, ""), "starts", 1, &zero);
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "attribute starts", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Slice)", "attribute starts",
+                           NULL);
 
     attr_string(one_op(&m, 13, "Split", 2, d2, ""), "mode", "x");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Split)", "attribute mode", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'op' (Split)", "attribute mode",
+                           NULL);
 
     m = builder_new(13); /* 7 does not split in 2 equal parts */
     builder_input(m, "x", 2, d2);
     attr_int(builder_node(m, "Split", "sp", "x", "a,b"), "axis", 1);
     builder_output(m, "a");
     builder_output(m, "b");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'sp' (Split)", "2 equal parts", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'sp' (Split)", "2 equal parts", NULL);
 
     one_op(&m, 13, "Unsqueeze", 2, d2, "");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Unsqueeze)", "axes are missing", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Unsqueeze)", "axes are missing",
+                           NULL);
 
     one_op(&m, 13, "Squeeze", 2, d2, "ax");
     builder_init_i64(m, "ax", 1, &one, &zero);
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'op' (Squeeze)", "extent 3, not 1", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'op' (Squeeze)", "extent 3, not 1",
+                           NULL);
 }
 
 /* ---- the batch axis ---- */
@@ -830,9 +789,8 @@ static void test_batch_refusals(void **state)
     attr_int(builder_node(m, "Softmax", "sm", "t", "p"), "axis", 1);
     transpose_node(m, "t1", "p", "q", 3, swap);
     builder_node(m, "Flatten", "flat", "q", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm' (Softmax)",
-                   "combines samples across the batch axis (axis 1)", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'sm' (Softmax)",
+                           "combines samples across the batch axis (axis 1)", NULL);
 
     /* A reshape that cuts the samples of [6, N] into rows of 3. */
     m = classifier(2, &six);
@@ -840,18 +798,16 @@ static void test_batch_refusals(void **state)
     transpose_node(m, "t0", "x", "t", 2, rev);
     reshape_node(m, "mix", "t", "r", 2, rows);
     reshape_node(m, "back", "r", "y", 2, back);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mix' (Reshape)", "combines samples",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'mix' (Reshape)",
+                           "combines samples", NULL);
 
     /* A MatMul that contracts over the samples: [E, N] x [N, E]. */
     m = classifier(2, &six);
     transpose_node(m, "t0", "x", "t", 2, rev);
     builder_node(m, "MatMul", "gram", "t,x", "g");
     builder_node(m, "MatMul", "back", "x,g", "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'gram' (MatMul)",
-                   "combines samples across the batch axis (axis 1)", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'gram' (MatMul)",
+                           "combines samples across the batch axis (axis 1)", NULL);
 
     /* Joined, sliced or picked along the batch axis. */
     static const int64_t d[1] = {6};
@@ -874,15 +830,15 @@ static void test_batch_refusals(void **state)
         builder_node(m, "Relu", "r", "c", "y");
         char needle[64];
         snprintf(needle, sizeof needle, "node 'op' (%s)", kinds[k]);
-        expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, needle, "batch axis (axis 0)", NULL);
-        builder_free(m);
+        expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, needle, "batch axis (axis 0)",
+                               NULL);
     }
 
     /* The output must have the samples as rows: [E, N] is not [N, C]. */
     m = classifier(2, d);
     transpose_node(m, "t0", "x", "y", 2, rev);
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 't0' (Transpose)", "[N, C]", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 't0' (Transpose)", "[N, C]",
+                           NULL);
 }
 
 int main(void)

@@ -14,70 +14,18 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
+#define NN_TEST_SEED 7 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
 static const cleval_nn_precision PRECISIONS[] = {CLEVAL_NN_FP32, CLEVAL_NN_FP16};
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 7;
-
-static float frand(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = frand(lo, hi);
-    return a;
-}
 
 static double *doubles(uint64_t n)
 {
     double *a = calloc(n ? n : 1, sizeof *a);
     assert_non_null(a);
     return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
-}
-
-/* The IEEE half nearest to v, ties to even, as a float (from the definition). */
-static float hround(double v)
-{
-    if (isnan(v)) return (float)v;
-    double a = fabs(v);
-    if (a >= 65520.0) return (float)copysign(INFINITY, v);
-    int e;
-    frexp(a, &e);
-    int exponent = e - 1 < -14 ? -14 : e - 1;
-    double q = ldexp(1.0, exponent - 10);
-    return (float)copysign(nearbyint(a / q) * q, v);
-}
-
-static double half_ulp(double h)
-{
-    int e;
-    frexp(fabs(h), &e);
-    return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
 }
 
 /* The inputs as the op under test reads them: rounded to half in fp16. */
@@ -111,30 +59,14 @@ static void assert_result(const float *got, const double *want, uint64_t n,
     }
 }
 
-static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims,
-                         const char *what)
+static void assert_named_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims,
+                               const char *what)
 {
     assert_int_equal(t->rank, rank);
     for (uint32_t i = 0; i < rank; i++)
         if (t->dims[i] != dims[i])
             fail_msg("%s: output axis %u is %lld, expected %lld", what, i, (long long)t->dims[i],
                      (long long)dims[i]);
-}
-
-/* Creates a general graph for `variant` and `precision` and runs it once; the single output
- * lands in *out (data malloc'd). */
-static void run_graph(const cleval_onnx_model *m, cleval_kernel_variant variant,
-                      cleval_nn_precision precision, const cleval_nn_tensor *inputs,
-                      cleval_nn_tensor *out)
-{
-    cleval_device_set_variant(test_device(), variant);
-    cleval_nn_options options = {.general = true, .precision = precision};
-    cleval_nn *nn;
-    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
-    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
-    assert_ok(cleval_nn_run_graph(nn, inputs, out));
-    cleval_nn_destroy(nn);
-    cleval_device_set_variant(test_device(), VARIANTS[0]);
 }
 
 /* A graph x -> Mul by 1 -> "a" -> (the op under test, added by the caller: "a" -> "b") -> Mul
@@ -310,12 +242,12 @@ static void check_unary(const unary_case *uc, int64_t n, cleval_kernel_variant v
     for (uint64_t i = 0; i < count; i++)
         want[i] = uc->ref(stored[i], uc->alpha, uc->beta);
     cleval_nn_tensor in = tensor(2, dims, x), out;
-    run_graph(m, variant, precision, &in, &out);
+    run_general(m, variant, precision, &in, &out);
     char what[160];
     snprintf(what, sizeof what, "%s%s%s n=%lld %s %s", uc->op, uc->approximate ? " " : "",
              uc->approximate ? uc->approximate : "", (long long)n, variant_name(variant),
              precision_name(precision));
-    assert_shape(&out, 2, dims, what);
+    assert_named_shape(&out, 2, dims, what);
     assert_result(out.data, want, count, precision, uc->atol, uc->rtol, what);
     free(out.data);
     free(x);
@@ -375,11 +307,11 @@ static void check_prelu(const char *what, uint32_t rank, const int64_t *xdims, u
         want[i] = xs[i] < 0 ? (double)ss[si] * xs[i] : xs[i];
     }
     cleval_nn_tensor in[2] = {tensor(rank, xdims, x), tensor(srank, sdims, slope)}, out;
-    run_graph(m, variant, precision, in, &out);
+    run_general(m, variant, precision, in, &out);
     char label[160];
     snprintf(label, sizeof label, "PRelu %s %s %s", what, variant_name(variant),
              precision_name(precision));
-    assert_shape(&out, rank, xdims, label);
+    assert_named_shape(&out, rank, xdims, label);
     assert_result(out.data, want, n, precision, 1e-7, 1e-6, label);
     free(out.data);
     free(x);
@@ -536,11 +468,11 @@ static void check_pool(const pool_case *pc, cleval_kernel_variant variant,
     add_pool_node(m, pc, "a", "b");
     frame_end(m);
     cleval_nn_tensor in = tensor(rank, xdims, x), got;
-    run_graph(m, variant, precision, &in, &got);
+    run_general(m, variant, precision, &in, &got);
     char what[200];
     snprintf(what, sizeof what, "%s %s %s", pc->what, variant_name(variant),
              precision_name(precision));
-    assert_shape(&got, rank, ydims, what);
+    assert_named_shape(&got, rank, ydims, what);
     assert_result(got.data, want, ny, precision, 1e-6, 1e-6, what);
     free(got.data);
     free(x);
@@ -809,11 +741,11 @@ static void test_against_onnxruntime(void **state)
             want[i] = oc->y[i];
         for (size_t v = 0; v < 2; v++) {
             cleval_nn_tensor in = tensor(oc->x_rank, oc->x_dims, x), out;
-            run_graph(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
             char what[200];
             snprintf(what, sizeof what, "onnxruntime %s %s %s", oc->op, oc->what,
                      variant_name(VARIANTS[v]));
-            assert_shape(&out, oc->y_rank, oc->y_dims, what);
+            assert_named_shape(&out, oc->y_rank, oc->y_dims, what);
             assert_result(out.data, want, ny, CLEVAL_NN_FP32, 2e-6, 2e-6, what);
             free(out.data);
         }
@@ -901,14 +833,14 @@ static void check_conv_auto_pad(const conv_pad_case *cc, cleval_kernel_variant v
         add_conv(explicit_pads, "conv", cc->first_conv ? "f" : "x", "y", wdims, w, cc->stride, NULL,
                  pads);
         builder_output(explicit_pads, "y");
-        run_graph(explicit_pads, variant, precision, &in, &want);
+        run_general(explicit_pads, variant, precision, &in, &want);
         cleval_device_set_variant(test_device(), variant);
         char what[200];
         snprintf(what, sizeof what, "Conv %s k%lldx%lld s%lld in %lldx%lld %s %s", cc->auto_pad,
                  (long long)cc->k[0], (long long)cc->k[1], (long long)cc->stride[0],
                  (long long)dims[2], (long long)dims[3], variant_name(variant),
                  precision_name(precision));
-        assert_shape(&got, want.rank, want.dims, what);
+        assert_named_shape(&got, want.rank, want.dims, what);
         /* ONNX's SAME output extent: ceil(in / stride); VALID: no padding. */
         for (int i = 0; i < 2; i++) {
             int64_t expect = valid ? (dims[2 + i] - cc->k[i]) / cc->stride[i] + 1
@@ -987,7 +919,7 @@ static void test_pool_after_conv_not_fused(void **state)
             add_conv(conv, "conv", "x", "y", wdims, w, one, NULL, zero);
             builder_output(conv, "y");
             cleval_nn_tensor in = tensor(4, xdims, x), c_out, got;
-            run_graph(conv, VARIANTS[v], CLEVAL_NN_FP32, &in, &c_out);
+            run_general(conv, VARIANTS[v], CLEVAL_NN_FP32, &in, &c_out);
             int64_t out[3];
             double *want = doubles(4 * 4 * 4);
             ref_pool(&pools[c], c_out.data, out, want);
@@ -997,11 +929,11 @@ static void test_pool_after_conv_not_fused(void **state)
             builder_node(m, "Relu", "relu", "c", "r");
             add_pool_node(m, &pools[c], "r", "y");
             builder_output(m, "y");
-            run_graph(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
+            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
             for (int i = 0; i < 64; i++) /* the Relu between them */
                 want[i] = want[i] < 0 ? 0 : want[i];
             int64_t ydims[4] = {1, 4, 4, 4};
-            assert_shape(&got, 4, ydims, pools[c].what);
+            assert_named_shape(&got, 4, ydims, pools[c].what);
             assert_result(got.data, want, 64, CLEVAL_NN_FP32, 1e-6, 1e-6, pools[c].what);
             free(c_out.data);
             free(got.data);
@@ -1041,13 +973,13 @@ static void test_scaling_not_folded_into_same_conv(void **state)
         add_conv(plain, "conv", "x", "y", wdims, w, s1, NULL, pads);
         builder_output(plain, "y");
         cleval_nn_tensor in = tensor(4, xdims, x), in_scaled = tensor(4, xdims, scaled), got, want;
-        run_graph(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
-        run_graph(plain, VARIANTS[v], CLEVAL_NN_FP32, &in_scaled, &want);
+        run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &got);
+        run_general(plain, VARIANTS[v], CLEVAL_NN_FP32, &in_scaled, &want);
         uint64_t ny = count_of(want.rank, want.dims);
         double *ref = doubles(ny);
         for (uint64_t i = 0; i < ny; i++)
             ref[i] = want.data[i];
-        assert_shape(&got, want.rank, want.dims, "scaled SAME Conv");
+        assert_named_shape(&got, want.rank, want.dims, "scaled SAME Conv");
         assert_result(got.data, ref, ny, CLEVAL_NN_FP32, 1e-5, 1e-5, "scaled SAME Conv");
         free(ref);
         free(got.data);
@@ -1133,7 +1065,7 @@ static void check_epilogue(const epilogue_case *ec, cleval_kernel_variant varian
     float *x = random_array(nx, -1.0f, 1.0f), *w = random_array(nw, -0.8f, 0.8f);
     cleval_nn_tensor in = tensor(rank, xdims, x), body, got;
     cleval_onnx_model *plain = epilogue_model(ec, w, true), *m = epilogue_model(ec, w, false);
-    run_graph(plain, variant, CLEVAL_NN_FP32, &in, &body);
+    run_general(plain, variant, CLEVAL_NN_FP32, &in, &body);
     uint64_t nb = count_of(body.rank, body.dims);
     double *want = doubles(nb), *act = doubles(nb);
     int64_t planes = ec->gemm ? 0 : body.dims[0] * body.dims[1], h = ec->gemm ? 0 : body.dims[2],
@@ -1206,25 +1138,6 @@ static void test_activations_in_epilogues(void **state)
 
 /* ---- refusals ---- */
 
-/* Creating `m` as a general graph fails with `status` and a one-line message holding every
- * one of the NULL-terminated `needles`. */
-static void expect_refusal(cleval_onnx_model *m, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = true};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
-    builder_free(m);
-}
-
 static cleval_onnx_model *one_input(int64_t opset, uint32_t rank, const int64_t *dims)
 {
     cleval_onnx_model *m = builder_new(opset);
@@ -1243,46 +1156,52 @@ static void test_refusals(void **state)
 
     m = one_input(17, 2, d2);
     builder_node(m, "Gelu", "gelu", "x", "y");
-    expect_refusal(m, CLEVAL_ERR_INPUT, "node 'gelu' (Gelu)", "needs opset 20", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'gelu' (Gelu)", "needs opset 20", NULL);
 
     m = one_input(20, 2, d2);
     attr_string(builder_node(m, "Gelu", "gelu", "x", "y"), "approximate", "fast");
-    expect_refusal(m, CLEVAL_ERR_INPUT, "node 'gelu' (Gelu)", "approximate=fast", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'gelu' (Gelu)", "approximate=fast",
+                           NULL);
 
     m = one_input(13, 2, d2);
     attr_float(builder_node(m, "Celu", "celu", "x", "y"), "alpha", 0.0f);
-    expect_refusal(m, CLEVAL_ERR_INPUT, "node 'celu' (Celu)", "alpha must not be 0", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'celu' (Celu)", "alpha must not be 0",
+                           NULL);
 
     m = one_input(13, 2, d2);
     attr_float(builder_node(m, "LeakyRelu", "leaky", "x", "y"), "beta", 1.0f);
-    expect_refusal(m, CLEVAL_ERR_UNSUPPORTED, "node 'leaky' (LeakyRelu)", "attribute beta", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'leaky' (LeakyRelu)",
+                           "attribute beta", NULL);
 
     m = one_input(13, 2, x13);
     builder_init(m, "slope", 2, s43, slope);
     builder_node(m, "PRelu", "prelu", "x,slope", "y");
-    expect_refusal(m, CLEVAL_ERR_INPUT, "node 'prelu' (PRelu)", "does not broadcast to X", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'prelu' (PRelu)",
+                           "does not broadcast to X", NULL);
 
     m = one_input(13, 4, d4);
     cleval_onnx_node *n = builder_node(m, "MaxPool", "mp", "x", "y");
     attr_ints(n, "kernel_shape", 2, k);
     attr_string(n, "auto_pad", "SAME");
-    expect_refusal(m, CLEVAL_ERR_INPUT, "node 'mp' (MaxPool)", "auto_pad=SAME is not valid", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'mp' (MaxPool)",
+                           "auto_pad=SAME is not valid", NULL);
 
     m = one_input(13, 4, d4);
     n = builder_node(m, "AveragePool", "ap", "x", "y");
     attr_ints(n, "kernel_shape", 2, k);
     attr_string(n, "auto_pad", "VALID");
     attr_ints(n, "pads", 4, pads);
-    expect_refusal(m, CLEVAL_ERR_INPUT, "node 'ap' (AveragePool)", "pads given with auto_pad=VALID",
-                   NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'ap' (AveragePool)",
+                           "pads given with auto_pad=VALID", NULL);
 
     m = one_input(13, 4, d4);
     builder_init(m, "w", 4, w4, w);
     n = builder_node(m, "Conv", "conv", "x,w", "y");
     attr_ints(n, "dilations", 2, k);
     attr_string(n, "auto_pad", "SAME_UPPER");
-    expect_refusal(m, CLEVAL_ERR_UNSUPPORTED, "node 'conv' (Conv)",
-                   "auto_pad=SAME_UPPER is not supported with dilations other than 1", NULL);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'conv' (Conv)",
+                           "auto_pad=SAME_UPPER is not supported with dilations other than 1",
+                           NULL);
 }
 
 int main(void)

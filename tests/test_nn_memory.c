@@ -13,8 +13,7 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
+#include "nn_testutil.h"
 
 enum { K = 37, C = 16, N = 5 }; /* C = 16: one panel of 16 columns, nothing padded */
 

@@ -23,27 +23,10 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
+#define NN_TEST_SEED 7 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 7;
-
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = (float)(lo + (hi - lo) * urand());
-    return a;
-}
 
 /* Integers in [-limit, limit] times `unit`. */
 static float *grid_array(uint64_t n, int limit, float unit)
@@ -53,42 +36,6 @@ static float *grid_array(uint64_t n, int limit, float unit)
     for (uint64_t i = 0; i < n; i++)
         a[i] = (float)((int)floor(urand() * (2 * limit + 1)) - limit) * unit;
     return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
-}
-
-/* The IEEE half nearest to v, ties to even, as a float: a multiple of its binade's spacing
- * (2^-24 below 2^-14), from the definition rather than from bit patterns. */
-static float hround(double v)
-{
-    if (isnan(v)) return (float)v;
-    double a = fabs(v);
-    if (a >= 65520.0) return (float)copysign(INFINITY, v);
-    int e;
-    frexp(a, &e);
-    int exponent = e - 1 < -14 ? -14 : e - 1;
-    double q = ldexp(1.0, exponent - 10);
-    return (float)copysign(nearbyint(a / q) * q, v);
-}
-
-static double half_ulp(double h)
-{
-    int e;
-    frexp(fabs(h), &e);
-    return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
 }
 
 /* fp16 runs compute in half (cleval_nn_arithmetic HALF) while this is set, else in float. */
@@ -161,13 +108,13 @@ static void expect_kernel(const cleval_nn *nn, const char *kernel)
     fail_msg("no layer runs '%s'", kernel);
 }
 
-/* The kernel the next run_general must use (NULL: any). */
+/* The kernel the next run_in_precision must use (NULL: any). */
 static const char *expected_kernel;
 
 /* Runs a general graph once in `precision` on the given inputs; one output. */
-static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
-                        cleval_nn_precision precision, double prune, const cleval_nn_tensor *inputs,
-                        cleval_nn_tensor *out)
+static void run_in_precision(cleval_onnx_model *m, cleval_kernel_variant variant,
+                             cleval_nn_precision precision, double prune,
+                             const cleval_nn_tensor *inputs, cleval_nn_tensor *out)
 {
     cleval_device_set_variant(test_device(), variant);
     cleval_nn_options options = {.general = true, .precision = precision, .prune = prune};
@@ -441,7 +388,7 @@ static void check_conv_fp16(const char *what, const conv_geom *g, bool relu, boo
         expected_kernel = "conv_depthwise fp16";
     else
         expected_kernel = variant == CLEVAL_VARIANT_CPU ? "conv_cpu" : "conv_gpu";
-    run_general(m, variant, CLEVAL_NN_FP16, 0.0, &in, &out);
+    run_in_precision(m, variant, CLEVAL_NN_FP16, 0.0, &in, &out);
     assert_int_equal(out.rank, 4);
     for (int i = 0; i < 4; i++)
         assert_int_equal(out.dims[i], yd[i]);
@@ -585,7 +532,7 @@ static void check_gemm_fp16(const gemm16_case *g, cleval_kernel_variant variant)
     }
     if (g->split) setenv("CLEVAL_NN_TUNING", "gpu_groups=64", 1);
     cleval_nn_tensor in[2] = {tensor(2, ad, a), tensor(2, bd, b)}, out;
-    run_general(m, variant, CLEVAL_NN_FP16, 0.0, in, &out);
+    run_in_precision(m, variant, CLEVAL_NN_FP16, 0.0, in, &out);
     unsetenv("CLEVAL_NN_TUNING");
     char label[160];
     snprintf(label, sizeof label, "fp16%s Gemm %lldx%lldx%lld ta%d tb%d%s%s (%s)",
@@ -662,7 +609,7 @@ static void run_fp16_one(cleval_onnx_model *m, float *x, const int64_t *xd, uint
 {
     for (int v = 0; v < 2; v++) {
         cleval_nn_tensor in = tensor(rank, xd, x), out;
-        run_general(m, VARIANTS[v], CLEVAL_NN_FP16, 0.0, &in, &out);
+        run_in_precision(m, VARIANTS[v], CLEVAL_NN_FP16, 0.0, &in, &out);
         char label[160];
         snprintf(label, sizeof label, "fp16%s %s (%s)", half_math_run ? " half-math" : "", what,
                  cleval_variant_name(VARIANTS[v]));
@@ -707,7 +654,7 @@ static void test_fp16_elementwise(void **state)
         ref[i] = (double)xh[i] - bh[(i / 7) % 5];
     for (int v = 0; v < 2; v++) {
         cleval_nn_tensor in[2] = {tensor(3, xd, x), tensor(3, bdims, b)}, out;
-        run_general(m, VARIANTS[v], CLEVAL_NN_FP16, 0.0, in, &out);
+        run_in_precision(m, VARIANTS[v], CLEVAL_NN_FP16, 0.0, in, &out);
         assert_half(out.data, ref, NULL, n, 0, "fp16 Sub, broadcast");
         free(out.data);
     }

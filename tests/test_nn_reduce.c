@@ -16,68 +16,10 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-#define N_VARIANTS 2
+#define NN_TEST_SEED 1234 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 1234;
-
-static float frand(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = frand(lo, hi);
-    return a;
-}
-
-static uint64_t count_of(uint32_t rank, const int64_t *dims)
-{
-    uint64_t n = 1;
-    for (uint32_t i = 0; i < rank; i++)
-        n *= (uint64_t)dims[i];
-    return n;
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
-}
-
-/* Creates a general graph in `precision` and runs it once; the single output lands in *out. */
-static void run_general(cleval_onnx_model *m, cleval_kernel_variant variant,
-                        cleval_nn_precision precision, const cleval_nn_tensor *inputs,
-                        cleval_nn_tensor *out)
-{
-    cleval_device_set_variant(test_device(), variant);
-    cleval_nn_options options = {.general = true, .precision = precision};
-    cleval_nn *nn;
-    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
-    assert_int_equal(cleval_nn_graph_output_count(nn), 1);
-    assert_ok(cleval_nn_run_graph(nn, inputs, out));
-    cleval_nn_destroy(nn);
-    cleval_device_set_variant(test_device(), VARIANTS[0]);
-}
-
-static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (uint32_t i = 0; i < rank; i++)
-        if (t->dims[i] != dims[i])
-            fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
-                     (long long)dims[i]);
-}
 
 /* |got - want| <= tol[i] everywhere (NaN must match NaN, infinities exactly). */
 static void assert_within(const float *got, const double *want, const double *tol, uint64_t n,
@@ -91,24 +33,6 @@ static void assert_within(const float *got, const double *want, const double *to
             fail_msg("%s: element %llu is %.9g, expected %.9g (tolerance %.3g)", what,
                      (unsigned long long)i, g, w, tol[i]);
     }
-}
-
-/* Creating `m` fails with `status`, and the one-line message holds every NULL-terminated
- * needle. */
-static void expect_refusal(cleval_onnx_model *m, bool general, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = general};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
 }
 
 /* ---- reductions ---- */
@@ -365,17 +289,15 @@ static void test_reduce_refusals(void **state)
     builder_init_i64(m, "axes", 1, &two, axes_dup);
     builder_node(m, "ReduceMax", "dup", "x,axes", "y");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'dup' (ReduceMax)", "axis -1 is given twice",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'dup' (ReduceMax)",
+                           "axis -1 is given twice", NULL);
 
     m = builder_new(13);
     builder_input(m, "x", 2, dims);
     attr_ints(builder_node(m, "ReduceMean", "far", "x", "y"), "axes", 1, axes_far);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_INPUT, "node 'far' (ReduceMean)",
-                   "axis 2 is out of range for rank 2", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_INPUT, "node 'far' (ReduceMean)",
+                           "axis 2 is out of range for rank 2", NULL);
 
     int64_t one = 1;
     m = builder_new(13);
@@ -383,17 +305,15 @@ static void test_reduce_refusals(void **state)
     builder_input(m, "axes", 1, &one);
     builder_node(m, "ReduceSum", "computed", "x,axes", "y");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (ReduceSum)",
-                   "(axes) must be a constant", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (ReduceSum)",
+                           "(axes) must be a constant", NULL);
 
     m = builder_new(13);
     builder_input(m, "x", 2, dims);
     attr_ints(builder_node(m, "ReduceSum", "attr", "x", "y"), "axes", 1, axes_far);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'attr' (ReduceSum)", "attribute axes",
-                   NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'attr' (ReduceSum)",
+                           "attribute axes", NULL);
 
     /* A classifier must not average over its batch. */
     int64_t batch[] = {-1, 5}, axis0 = 0;
@@ -401,9 +321,8 @@ static void test_reduce_refusals(void **state)
     builder_input(m, "x", 2, batch);
     attr_ints(builder_node(m, "ReduceMean", "over_batch", "x", "y"), "axes", 1, &axis0);
     builder_output(m, "y");
-    expect_refusal(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'over_batch' (ReduceMean)",
-                   "combines samples across the batch axis", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, false, CLEVAL_ERR_UNSUPPORTED, "node 'over_batch' (ReduceMean)",
+                           "combines samples across the batch axis", NULL);
 }
 
 /* ---- Pow and Sqrt ---- */
@@ -650,9 +569,8 @@ static void test_layernorm_refusals(void **state)
     builder_init(m, "scale", 1, five, ones);
     attr_int(builder_node(m, "LayerNormalization", "stash", "x,scale", "y"), "stash_type", 0);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stash' (LayerNormalization)",
-                   "stash_type=0", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stash' (LayerNormalization)",
+                           "stash_type=0", NULL);
 
     m = builder_new(17);
     builder_input(m, "x", 3, dims);
@@ -660,42 +578,27 @@ static void test_layernorm_refusals(void **state)
     builder_node(m, "LayerNormalization", "stats", "x,scale", "y,mean");
     builder_node(m, "Add", "use_mean", "y,mean", "z");
     builder_output(m, "z");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stats' (LayerNormalization)",
-                   "output 1 ('mean') is not supported", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'stats' (LayerNormalization)",
+                           "output 1 ('mean') is not supported", NULL);
 
     m = builder_new(17);
     builder_input(m, "x", 3, dims);
     builder_input(m, "scale", 1, five);
     builder_node(m, "LayerNormalization", "computed", "x,scale", "y");
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (LayerNormalization)",
-                   "(Scale) must be a constant", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'computed' (LayerNormalization)",
+                           "(Scale) must be a constant", NULL);
 
     m = builder_new(17);
     builder_input(m, "x", 3, dims);
     builder_init(m, "scale", 2, three_one, ones);
     attr_int(builder_node(m, "LayerNormalization", "partial", "x,scale", "y"), "axis", 1);
     builder_output(m, "y");
-    expect_refusal(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'partial' (LayerNormalization)",
-                   "Scale of shape [3, 1]", NULL);
-    builder_free(m);
+    expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'partial' (LayerNormalization)",
+                           "Scale of shape [3, 1]", NULL);
 }
 
 /* ---- the decomposed LayerNorm ---- */
-
-static float *read_column(cleval_dataset *ds, const char *name, uint64_t *rows, uint64_t *width)
-{
-    cleval_column *col;
-    assert_ok(cleval_column_open(ds, name, CLEVAL_COLUMN_VALUES, &col));
-    *rows = cleval_column_rows(col);
-    *width = cleval_column_row_size(col);
-    float *data = malloc((*rows * *width + 1) * sizeof *data);
-    assert_ok(cleval_column_read_f32(col, 0, *rows, data));
-    cleval_column_close(col);
-    return data;
-}
 
 /* How many layers run op `op` exactly. */
 static uint32_t layers_running(const cleval_nn *nn, const char *op)

@@ -17,28 +17,10 @@
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
+#define NN_TEST_SEED 11 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_state = 11;
-
-static float frand(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    double u = (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *random_array(uint64_t n, float lo, float hi)
-{
-    float *a = malloc((n ? n : 1) * sizeof *a);
-    assert_non_null(a);
-    for (uint64_t i = 0; i < n; i++)
-        a[i] = frand(lo, hi);
-    return a;
-}
 
 /* |got - want| <= atol + rtol * |want| everywhere. */
 static void assert_close(const float *got, const double *want, uint64_t n, double atol, double rtol,
@@ -48,22 +30,6 @@ static void assert_close(const float *got, const double *want, uint64_t n, doubl
         if (!(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i])))
             fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i,
                      (double)got[i], want[i]);
-}
-
-static cleval_nn_tensor tensor(uint32_t rank, const int64_t *dims, float *data)
-{
-    cleval_nn_tensor t = {.rank = rank, .data = data};
-    memcpy(t.dims, dims, rank * sizeof *dims);
-    return t;
-}
-
-static void assert_shape(const cleval_nn_tensor *t, uint32_t rank, const int64_t *dims)
-{
-    assert_int_equal(t->rank, rank);
-    for (uint32_t i = 0; i < rank; i++)
-        if (t->dims[i] != dims[i])
-            fail_msg("output axis %u is %lld, expected %lld", i, (long long)t->dims[i],
-                     (long long)dims[i]);
 }
 
 /* A STRINGS attribute; nn_builder.h does not free its strings: free_strings() does. */
@@ -560,24 +526,6 @@ static void test_batch_major_classifier(void **state)
 
 /* ---- refusals ---- */
 
-/* Creating `m` as a general graph fails with `status`, and the one-line message holds every
- * one of the NULL-terminated `needles`. */
-static void expect_refusal(cleval_onnx_model *m, cleval_status status, ...)
-{
-    cleval_nn_options options = {.general = true};
-    cleval_nn *nn = (cleval_nn *)0x1;
-    cleval_status got = cleval_nn_create_with(test_device(), m, &options, &nn);
-    if (got != status) fail_msg("expected status %d, got %d: %s", status, got, cleval_last_error());
-    assert_null(nn);
-    const char *message = cleval_last_error();
-    assert_null(strchr(message, '\n'));
-    va_list ap;
-    va_start(ap, status);
-    for (const char *needle; (needle = va_arg(ap, const char *));)
-        if (!strstr(message, needle)) fail_msg("'%s' missing from: %s", needle, message);
-    va_end(ap);
-}
-
 /* The graph of case c with its recurrent node (node 0) handed to `edit` first. */
 static void refuse_case(const rnn_case *c, void (*edit)(cleval_onnx_model *m), cleval_status status,
                         const char *needle1, const char *needle2)
@@ -585,8 +533,8 @@ static void refuse_case(const rnn_case *c, void (*edit)(cleval_onnx_model *m), c
     rnn_data in = make_data(c);
     cleval_onnx_model *m = build_case(c, &in);
     if (edit) edit(m);
-    expect_refusal(m, status, c->gru ? "node 'rnn' (GRU)" : "node 'rnn' (LSTM)", needle1, needle2,
-                   NULL);
+    expect_refusal(m, true, status, c->gru ? "node 'rnn' (GRU)" : "node 'rnn' (LSTM)", needle1,
+                   needle2, NULL);
     free_model(m);
     free_data(&in);
 }

@@ -19,12 +19,7 @@
 #include "cleval/dataset.h"
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
-
-static const cleval_kernel_variant VARIANTS[] = {CLEVAL_VARIANT_CPU, CLEVAL_VARIANT_GPU};
-#define FOR_EACH_VARIANT(v)                                                                        \
-    for (size_t v##_i = 0; v##_i < 2; v##_i++)                                                     \
-        for (cleval_kernel_variant v = VARIANTS[v##_i], *v##_once = &v; v##_once;                  \
-             v##_once = NULL, cleval_device_set_variant(test_device(), VARIANTS[0]))
+#include "nn_testutil.h"
 
 #define ZOO_DIR CLEVAL_FIXTURES_DIR "/zoo"
 enum { MAX_MODELS = 256, NAME_LEN = 96 };
@@ -88,19 +83,6 @@ typedef struct io_data {
     uint64_t n, size, width;
     float *x, *scores;
 } io_data;
-
-static float *read_column(cleval_dataset *ds, const char *name, uint64_t *rows, uint64_t *width)
-{
-    cleval_column *col;
-    assert_ok(cleval_column_open(ds, name, CLEVAL_COLUMN_VALUES, &col));
-    *rows = cleval_column_rows(col);
-    *width = cleval_column_row_size(col);
-    float *data = malloc((*rows * *width + 1) * sizeof *data);
-    assert_non_null(data);
-    assert_ok(cleval_column_read_f32(col, 0, *rows, data));
-    cleval_column_close(col);
-    return data;
-}
 
 static io_data read_io(const zoo_model *m)
 {
@@ -173,8 +155,8 @@ static void run_batches(cleval_nn *nn, const io_data *io, uint32_t batch, float 
     }
     for (uint64_t i = 0; i < io->n; i += batch) {
         uint32_t count = (uint32_t)(io->n - i < batch ? io->n - i : batch);
-        const void *x = integer ? (const void *)(ids + i * io->size)
-                                : (const void *)(io->x + i * io->size);
+        const void *x =
+            integer ? (const void *)(ids + i * io->size) : (const void *)(io->x + i * io->size);
         assert_ok(cleval_nn_run(nn, x, count, scores + i * io->width));
         read_predictions(nn, count, pred + i);
     }
