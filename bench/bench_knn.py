@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""KNN benchmark (issue: KNN baseline): Fashion-MNIST, 60,000 train x 10,000 test x 784
+"""KNN benchmark: Fashion-MNIST, 60,000 train x 10,000 test x 784
 float32 (pixels x/255), k=5, side by side in one run on the same data:
 
   cleval knn (whole process: load, search, votes, metrics),

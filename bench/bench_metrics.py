@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Confusion-matrix benchmark (issue: foundation): cleval's device reduction against
+"""Confusion-matrix benchmark: cleval's device reduction against
 scikit-learn's confusion_matrix and numpy.bincount on the same (y, pred) pairs, plus the
 machine's streaming-read bandwidth and the end-to-end `cleval metrics` time on the same file.
 

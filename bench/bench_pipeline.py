@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Large-job benchmark (issue: large offline jobs): a 10^6-sample Fashion-MNIST-shaped uint8
+"""Large-job benchmark: a 10^6-sample Fashion-MNIST-shaped uint8
 file (chunked, gzip) through the shipped CNN and through KNN, end to end (`cleval eval|knn`,
 reading and decompressing while the device computes) against compute-only (the same batches
 already in memory, bench/bench_compute), peak RSS for 10^5 and 10^6 samples, and 1 vs 2 MPI
