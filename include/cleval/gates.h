@@ -75,6 +75,24 @@ cleval_status cleval_gates_write_summary(const char *path, const char *title,
                                          const cleval_metrics *m, const cleval_class_names *names,
                                          const cleval_gate *gates, uint32_t n);
 
+/* One row of a summary's headline table: a name and its value as text. */
+typedef struct cleval_summary_row {
+    const char *name;
+    char value[96];
+} cleval_summary_row;
+
+/* Fills a row: its name and its value from a printf format (cut to fit). */
+void cleval_summary_row_set(cleval_summary_row *row, const char *name, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes the Markdown summary of a verdict (compare, drift) to `path` (atomically): the title
+ * with PASS or FAIL (when there are gates), `rows` as the headline table, and the gates as a
+ * table. */
+cleval_status cleval_gates_write_verdict_summary(const char *path, const char *title,
+                                                 const cleval_summary_row *rows, uint32_t n_rows,
+                                                 const cleval_gate *gates, uint32_t n,
+                                                 const cleval_class_names *names);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,9 +41,10 @@ cleval_status cli_against_begin(const cli_args *args, const char *const *precisi
     cleval_status status = cli_parse_compare_limits(args, &against->limits);
     if (status != CLEVAL_OK) return status;
     if (args->present[OPT_MIN_ACCURACY] || args->present[OPT_MIN_CLASS_RECALL] ||
-        args->present[OPT_JUNIT] || args->present[OPT_SUMMARY_MD])
+        args->present[OPT_JUNIT] || args->present[OPT_SUMMARY_MD] || args->present[OPT_HTML])
         return cleval_fail(CLEVAL_ERR_USAGE, "--against does not combine with --min-accuracy, "
-                                             "--min-class-recall, --junit or --summary-md");
+                                             "--min-class-recall, --junit, --summary-md or "
+                                             "--html");
     if (cli_cluster()->size > 1)
         return cleval_fail(CLEVAL_ERR_USAGE, "--against does not combine with mpirun");
     if (args->present[OPT_SHARD] || args->present[OPT_CHECKPOINT])

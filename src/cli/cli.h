@@ -123,6 +123,12 @@ cleval_status cli_write_junit(const cli_args *args, const char *command,
                               const cleval_gate *gates, uint32_t n,
                               const cleval_class_names *names);
 
+/* --html: writes the HTML page of `report` when the flag is given; the inputs it lists are
+ * --model, --data, --train and the positional files, named positional_names[i] (up to two;
+ * NULL-terminated, or NULL). */
+cleval_status cli_write_html(const cli_args *args, const char *command,
+                             const char *const *positional_names, const cJSON *report);
+
 /* The JSON report of a model run (metrics with labels, predicted-class counts without), with
  * the members of `extra` (may be NULL) moved into it. */
 cleval_status cli_report_json(const cleval_predict_outcome *outcome,

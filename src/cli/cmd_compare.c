@@ -17,7 +17,7 @@ static const char usage[] =
     "different length or with different y are refused; without y in both, predictions only.\n"
     "Gates: --max-flip-rate, --max-accuracy-drop, --alpha (default 0.05, with labels),\n"
     "--max-score-diff; exit 1 when one fails, after writing the reports (--junit: one JUnit\n"
-    "testcase per gate). --save writes every flipped sample (index, pred_a, pred_b, y,\n"
+    "testcase per gate; --summary-md: a Markdown summary; --html: an HTML report). --save writes every flipped sample (index, pred_a, pred_b, y,\n"
     "score_diff) to an HDF5 file.\n";
 
 cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits)
@@ -39,10 +39,9 @@ cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limi
     return CLEVAL_OK;
 }
 
-/* --junit: one testcase per gate of the verdict. */
-static cleval_status write_junit(const cli_args *args, const cleval_compare_result *r)
+/* The gates of the verdict as --junit and --summary-md take them. */
+static void verdict_gates(const cleval_compare_result *r, cleval_gate *gates)
 {
-    cleval_gate gates[CLEVAL_COMPARE_MAX_GATES];
     for (uint32_t i = 0; i < r->n_gates; i++)
         gates[i] = (cleval_gate){.name = r->gates[i].name,
                                  .limit = r->gates[i].limit,
@@ -50,7 +49,47 @@ static cleval_status write_junit(const cli_args *args, const cleval_compare_resu
                                  .below = r->gates[i].below,
                                  .passed = r->gates[i].passed,
                                  .class_index = CLEVAL_GATE_NO_CLASS};
-    return cli_write_junit(args, "compare", gates, r->n_gates, &r->class_names);
+}
+
+/* --summary-md: the headline numbers of the verdict and its gates. */
+static cleval_status write_summary(const cli_args *args, const cleval_compare_result *r,
+                                   const cleval_gate *gates)
+{
+    if (!args->present[OPT_SUMMARY_MD]) return CLEVAL_OK;
+    cleval_summary_row rows[7];
+    uint32_t n = 0;
+    cleval_summary_row_set(&rows[n++], "samples", "%llu", (unsigned long long)r->n_samples);
+    cleval_summary_row_set(&rows[n++], "agreement", "%.4f", r->agreement);
+    cleval_summary_row_set(&rows[n++], "flips (rate)", "%llu (%.4f)",
+                           (unsigned long long)r->flips, r->flip_rate);
+    if (r->has_labels) {
+        cleval_summary_row_set(&rows[n++], "accuracy A / B", "%.4f / %.4f", r->accuracy_a,
+                               r->accuracy_b);
+        cleval_summary_row_set(&rows[n++], "accuracy B - A (95% interval)",
+                               "%+.4f (%+.4f, %+.4f)", r->accuracy_diff, r->diff_ci_low,
+                               r->diff_ci_high);
+        cleval_summary_row_set(&rows[n++], "McNemar p", "%.4g", r->mcnemar_p);
+    }
+    if (r->has_scores)
+        cleval_summary_row_set(&rows[n++], "largest score difference", "%.4g",
+                               r->max_abs_score_diff);
+    return cleval_gates_write_verdict_summary(args->values[OPT_SUMMARY_MD], "cleval compare",
+                                              rows, n, gates, r->n_gates, &r->class_names);
+}
+
+/* The reports built from the JSON tree: --json and --html. */
+static cleval_status write_reports(const cli_args *args, const cleval_compare_result *r)
+{
+    if (!args->present[OPT_JSON] && !args->present[OPT_HTML]) return CLEVAL_OK;
+    cJSON *json = cleval_compare_json(r);
+    cleval_status status =
+        json ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+    if (status == CLEVAL_OK && args->present[OPT_JSON])
+        status = cli_write_json(json, args->values[OPT_JSON]);
+    if (status == CLEVAL_OK)
+        status = cli_write_html(args, "compare", (const char *const[]){"A", "B", NULL}, json);
+    cJSON_Delete(json);
+    return status;
 }
 
 int cli_compare(int argc, char **argv)
@@ -61,7 +100,7 @@ int cli_compare(int argc, char **argv)
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
         OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS,
         OPT_QUIET,      OPT_VERBOSE,        OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT};
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,
@@ -106,13 +145,12 @@ int cli_compare(int argc, char **argv)
         status = cleval_compare_run(&config, &result);
         cli_progress_finish(&progress);
     }
-    if (status == CLEVAL_OK && args.present[OPT_JSON]) {
-        cJSON *json = cleval_compare_json(&result);
-        status = json ? cli_write_json(json, args.values[OPT_JSON])
-                      : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
-        cJSON_Delete(json);
-    }
-    if (status == CLEVAL_OK) status = write_junit(&args, &result);
+    cleval_gate gates[CLEVAL_COMPARE_MAX_GATES];
+    if (status == CLEVAL_OK) status = write_reports(&args, &result);
+    if (status == CLEVAL_OK) verdict_gates(&result, gates);
+    if (status == CLEVAL_OK)
+        status = cli_write_junit(&args, "compare", gates, result.n_gates, &result.class_names);
+    if (status == CLEVAL_OK) status = write_summary(&args, &result, gates);
     if (status == CLEVAL_OK && !cli_json_to_stdout(&args)) {
         cleval_compare_report(stdout, &result);
         fflush(stdout);

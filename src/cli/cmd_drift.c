@@ -17,7 +17,8 @@ static const char usage[] =
     "Jensen-Shannon distance (base 2) of both distributions, the chi-squared test of the class\n"
     "counts, and recall shifts per class when both files hold y. Histograms are counted on the\n"
     "OpenCL device. Exit 1 on any alert (after writing the reports); a warning never fails.\n"
-    "--junit writes one JUnit testcase per alert check.\n";
+    "--junit writes one JUnit testcase per alert check, --summary-md a Markdown summary, --html\n"
+    "an HTML report.\n";
 
 static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresholds *t)
 {
@@ -38,23 +39,65 @@ static cleval_status parse_thresholds(const cli_args *args, cleval_drift_thresho
     return CLEVAL_OK;
 }
 
-/* --junit: one testcase per alert check (class_psi, class_js, class_chi2, confidence_psi,
- * confidence_js), failed when that alert fired; warnings never fail. */
-static cleval_status write_junit(const cli_args *args, const cleval_drift_result *r)
+enum { DRIFT_GATES = 5 };
+
+/* The alert checks as gates for --junit and --summary-md (class_psi, class_js, class_chi2,
+ * confidence_psi, confidence_js), failed when that alert fired; warnings never fail. */
+static void alert_gates(const cleval_drift_result *r, cleval_gate gates[DRIFT_GATES])
 {
     const cleval_drift_thresholds *t = &r->thresholds;
-    cleval_gate gates[] = {
+    const cleval_gate checks[DRIFT_GATES] = {
         {"class_psi", t->psi_alert, r->class_psi, false, true, CLEVAL_GATE_NO_CLASS},
         {"class_js", t->js_alert, r->class_js, false, true, CLEVAL_GATE_NO_CLASS},
         {"class_chi2", t->alpha, r->class_p_value, true, true, CLEVAL_GATE_NO_CLASS},
         {"confidence_psi", t->psi_alert, r->confidence_psi, false, true, CLEVAL_GATE_NO_CLASS},
         {"confidence_js", t->js_alert, r->confidence_js, false, true, CLEVAL_GATE_NO_CLASS},
     };
-    uint32_t n = sizeof gates / sizeof *gates;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < DRIFT_GATES; i++) {
+        gates[i] = checks[i];
         for (uint32_t a = 0; a < r->n_alerts; a++)
             if (strcmp(r->alerts[a].name, gates[i].name) == 0) gates[i].passed = false;
-    return cli_write_junit(args, "drift", gates, n, &r->class_names);
+    }
+}
+
+/* --summary-md: the sample counts, the mean confidences and the warnings, then the checks. */
+static cleval_status write_summary(const cli_args *args, const cleval_drift_result *r,
+                                   const cleval_gate *gates)
+{
+    if (!args->present[OPT_SUMMARY_MD]) return CLEVAL_OK;
+    cleval_summary_row rows[4];
+    cleval_summary_row_set(&rows[0], "samples (reference / current)", "%llu / %llu",
+                           (unsigned long long)r->reference.n_samples,
+                           (unsigned long long)r->current.n_samples);
+    cleval_summary_row_set(&rows[1], "mean confidence (reference / current)", "%.4f / %.4f",
+                           r->reference.mean_confidence, r->current.mean_confidence);
+    cleval_summary_row_set(&rows[2], "mean entropy (reference / current)", "%.4f / %.4f",
+                           r->reference.mean_entropy, r->current.mean_entropy);
+    cleval_summary_row_set(&rows[3], "warnings (never fail)", "%s", r->n_warnings ? "" : "none");
+    size_t used = strlen(rows[3].value);
+    for (uint32_t i = 0; i < r->n_warnings && used < sizeof rows->value; i++)
+        used += (size_t)snprintf(rows[3].value + used, sizeof rows->value - used, "%s%s %.4g",
+                                 i ? ", " : "", r->warnings[i].name, r->warnings[i].value);
+    return cleval_gates_write_verdict_summary(args->values[OPT_SUMMARY_MD], "cleval drift", rows,
+                                              4, gates, DRIFT_GATES, &r->class_names);
+}
+
+/* The reports built from the JSON tree: --json and --html. */
+static cleval_status write_reports(const cli_args *args, const cleval_drift_result *r,
+                                   const cleval_device *dev)
+{
+    if (!args->present[OPT_JSON] && !args->present[OPT_HTML]) return CLEVAL_OK;
+    cJSON *json = cleval_drift_json(r);
+    if (json) cJSON_AddStringToObject(json, "device", cleval_device_get_info(dev)->name);
+    cleval_status status =
+        json ? CLEVAL_OK : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+    if (status == CLEVAL_OK && args->present[OPT_JSON])
+        status = cli_write_json(json, args->values[OPT_JSON]);
+    if (status == CLEVAL_OK)
+        status = cli_write_html(args, "drift",
+                                (const char *const[]){"reference", "current", NULL}, json);
+    cJSON_Delete(json);
+    return status;
 }
 
 int cli_drift(int argc, char **argv)
@@ -63,7 +106,7 @@ int cli_drift(int argc, char **argv)
         OPT_HELP,      OPT_PRED_KEY, OPT_SCORES_KEY, OPT_Y_KEY,  OPT_PSI_WARN,
         OPT_PSI_ALERT, OPT_JS_ALERT, OPT_ALPHA,      OPT_JSON,   OPT_BATCH,
         OPT_DEVICE,    OPT_PROGRESS, OPT_QUIET,      OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT};
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,
@@ -109,14 +152,12 @@ int cli_drift(int argc, char **argv)
         status = cleval_drift_run(&config, &result);
         cli_progress_finish(&progress);
     }
-    if (status == CLEVAL_OK && args.present[OPT_JSON]) {
-        cJSON *json = cleval_drift_json(&result);
-        if (json) cJSON_AddStringToObject(json, "device", cleval_device_get_info(dev)->name);
-        status = json ? cli_write_json(json, args.values[OPT_JSON])
-                      : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
-        cJSON_Delete(json);
-    }
-    if (status == CLEVAL_OK) status = write_junit(&args, &result);
+    cleval_gate gates[DRIFT_GATES];
+    if (status == CLEVAL_OK) status = write_reports(&args, &result, dev);
+    if (status == CLEVAL_OK) alert_gates(&result, gates);
+    if (status == CLEVAL_OK)
+        status = cli_write_junit(&args, "drift", gates, DRIFT_GATES, &result.class_names);
+    if (status == CLEVAL_OK) status = write_summary(&args, &result, gates);
     if (status == CLEVAL_OK && !cli_json_to_stdout(&args)) {
         cleval_drift_report(stdout, &result);
         fflush(stdout);

@@ -100,7 +100,7 @@ int cli_knn(int argc, char **argv)
         OPT_CHECKPOINT_EVERY,   OPT_RESUME,     OPT_PROGRESS,   OPT_QUIET,
         OPT_VERBOSE, OPT_AGAINST, OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA,
         OPT_MAX_SCORE_DIFF, OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_MAX_CLASSES, OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K};
+        OPT_MAX_CLASSES, OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K, OPT_HTML};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
     cli_args args;

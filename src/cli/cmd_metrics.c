@@ -31,7 +31,7 @@ int cli_metrics(int argc, char **argv)
         OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_MAX_CLASSES,       OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT,
-        OPT_SUMMARY_MD, OPT_SCORES_KEY, OPT_TOP_K};
+        OPT_SUMMARY_MD, OPT_SCORES_KEY, OPT_TOP_K, OPT_HTML};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,

@@ -10,6 +10,7 @@
 
 #include "cleval/dataset.h"
 #include "cleval/engine.h"
+#include "cleval/html.h"
 
 int cli_exit_code(cleval_status status)
 {
@@ -262,7 +263,7 @@ cleval_status cli_write_junit(const cli_args *args, const char *command,
 /* A run whose report fails leaves no output: the prediction file, which the engine committed
  * before the report was made, and the files of the report written before the failure. */
 typedef struct written_files {
-    const char *paths[4];
+    const char *paths[6];
     int n;
 } written_files;
 
@@ -295,21 +296,15 @@ static cleval_status check_gates(const cli_args *args, const cleval_predict_outc
 }
 
 /* The JSON report with the "gates" and "passed" members when gates are set. */
-static cleval_status write_json_report(const cli_args *args, const cleval_predict_outcome *outcome,
-                                       const cleval_run_timing *timing, cJSON *extra,
-                                       const cleval_gate *gates, uint32_t n_gates)
+static cleval_status gated_report(const cleval_predict_outcome *outcome,
+                                  const cleval_run_timing *timing, cJSON *extra,
+                                  const cleval_gate *gates, uint32_t n_gates, cJSON **out)
 {
-    cJSON *json;
-    cleval_status status = cli_report_json(outcome, timing, extra, &json);
-    if (status != CLEVAL_OK) return status;
-    if (n_gates > 0) {
-        cJSON_AddItemToObject(json, "gates", cleval_gates_json(gates, n_gates,
-                                                                &outcome->class_names));
-        cJSON_AddBoolToObject(json, "passed", cleval_gates_passed(gates, n_gates));
-    }
-    status = cli_write_json(json, args->values[OPT_JSON]);
-    cJSON_Delete(json);
-    return status;
+    cleval_status status = cli_report_json(outcome, timing, extra, out);
+    if (status != CLEVAL_OK || n_gates == 0) return status;
+    cJSON_AddItemToObject(*out, "gates", cleval_gates_json(gates, n_gates, &outcome->class_names));
+    cJSON_AddBoolToObject(*out, "passed", cleval_gates_passed(gates, n_gates));
+    return CLEVAL_OK;
 }
 
 int cli_emit_predictions(const cli_args *args, const char *command,
@@ -322,11 +317,19 @@ int cli_emit_predictions(const cli_args *args, const char *command,
     written_files written = {0};
     cleval_status status = check_gates(args, outcome, &m, gates, &n_gates);
     const cleval_class_names *names = &outcome->class_names;
+    cJSON *report = NULL; /* one tree for --json and --html */
+    if (status == CLEVAL_OK && (args->present[OPT_JSON] || args->present[OPT_HTML]))
+        status = gated_report(outcome, timing, extra, gates, n_gates, &report);
     if (status == CLEVAL_OK && args->present[OPT_JSON]) {
-        status = write_json_report(args, outcome, timing, extra, gates, n_gates);
+        status = cli_write_json(report, args->values[OPT_JSON]);
         if (status == CLEVAL_OK && !cli_json_to_stdout(args))
             written.paths[written.n++] = args->values[OPT_JSON];
     }
+    if (status == CLEVAL_OK && args->present[OPT_HTML]) {
+        status = cli_write_html(args, command, NULL, report);
+        if (status == CLEVAL_OK) written.paths[written.n++] = args->values[OPT_HTML];
+    }
+    cJSON_Delete(report);
     if (status == CLEVAL_OK && args->present[OPT_JUNIT]) {
         status = cli_write_junit(args, command, gates, n_gates, names);
         if (status == CLEVAL_OK) written.paths[written.n++] = args->values[OPT_JUNIT];
@@ -367,6 +370,10 @@ typedef struct named_flag {
     const char *name;
 } named_flag;
 
+enum { N_INPUT_FLAGS = 3, N_OUTPUT_FLAGS = 6 };
+static const named_flag input_flags[N_INPUT_FLAGS] = {
+    {OPT_MODEL, "--model"}, {OPT_DATA, "--data"}, {OPT_TRAIN, "--train"}};
+
 /* Appends the path of each flag present in args (not --json -, which is stdout). */
 static void add_flags(const cli_args *args, const named_flag *flags, size_t n_flags,
                       cleval_named_path *paths, size_t *n)
@@ -379,13 +386,10 @@ static void add_flags(const cli_args *args, const named_flag *flags, size_t n_fl
 cleval_status cli_check_outputs(const cli_args *args, const char *const *positional_names,
                                 const cleval_named_path *more, size_t n_more)
 {
-    static const named_flag input_flags[] = {
-        {OPT_MODEL, "--model"}, {OPT_DATA, "--data"}, {OPT_TRAIN, "--train"}};
-    static const named_flag output_flags[] = {
+    static const named_flag output_flags[N_OUTPUT_FLAGS] = {
         {OPT_JSON, "--json"},         {OPT_SAVE, "--save"},
         {OPT_CHECKPOINT, "--checkpoint"}, {OPT_JUNIT, "--junit"},
-        {OPT_SUMMARY_MD, "--summary-md"}};
-    enum { N_INPUT_FLAGS = 3, N_OUTPUT_FLAGS = 5 };
+        {OPT_SUMMARY_MD, "--summary-md"}, {OPT_HTML, "--html"}};
     size_t n_inputs = 0, n_outputs = 0, n_names = 0;
     while (positional_names && positional_names[n_names])
         n_names++;
@@ -407,4 +411,23 @@ cleval_status cli_check_outputs(const cli_args *args, const char *const *positio
     free(inputs);
     free(outputs);
     return status;
+}
+
+cleval_status cli_write_html(const cli_args *args, const char *command,
+                             const char *const *positional_names, const cJSON *report)
+{
+    if (!args->present[OPT_HTML]) return CLEVAL_OK;
+    if (!report || atomic_load(&json_out_of_memory))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "--html %s: out of memory building the report",
+                           args->values[OPT_HTML]);
+    enum { MAX_POSITIONAL = 2 };
+    cleval_named_path inputs[N_INPUT_FLAGS + MAX_POSITIONAL];
+    size_t n = 0;
+    add_flags(args, input_flags, N_INPUT_FLAGS, inputs, &n);
+    for (int i = 0; positional_names && positional_names[i] && i < MAX_POSITIONAL &&
+                    i < args->n_positional;
+         i++)
+        inputs[n++] = (cleval_named_path){positional_names[i], args->positional[i]};
+    cleval_html_page page = {.command = command, .inputs = inputs, .n_inputs = n};
+    return cleval_html_write(report, &page, args->values[OPT_HTML]);
 }

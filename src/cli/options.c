@@ -123,6 +123,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_TOP_K] = {"top-k", 0, "K",
                    "also report the top-K accuracy from the scores (K >= 1; K >= C gives 1, "
                    "as scikit-learn)"},
+    [OPT_HTML] = {"html", 0, "PATH",
+                  "write a self-contained HTML report to PATH (summary, gates, charts; no "
+                  "script, no network)"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)

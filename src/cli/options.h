@@ -59,6 +59,7 @@ typedef enum cli_option_id {
     OPT_JUNIT,
     OPT_SUMMARY_MD,
     OPT_TOP_K,
+    OPT_HTML,
     OPT_COUNT
 } cli_option_id;
 

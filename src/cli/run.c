@@ -58,7 +58,7 @@ static bool affects_results(cli_option_id id)
     case OPT_CHECKPOINT_EVERY: case OPT_RESUME: case OPT_PROGRESS: case OPT_SHARD:
     case OPT_FP16_ARITHMETIC: case OPT_ALLOW_EXTERNAL_STORAGE: case OPT_ALLOW_NONFINITE:
     case OPT_MAX_CLASSES: case OPT_MIN_ACCURACY: case OPT_MIN_CLASS_RECALL: case OPT_JUNIT:
-    case OPT_SUMMARY_MD: return false;
+    case OPT_SUMMARY_MD: case OPT_HTML: return false;
     default: return true;
     }
 }

@@ -2,6 +2,7 @@
  * gates.h). The files are built in memory and written atomically like every other output. */
 #include "cleval/gates.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,6 +270,44 @@ static void summary_classes(FILE *f, const cleval_metrics *m, const cleval_class
     }
 }
 
+/* The summary's title with the verdict (when there are gates) and the head of its table. */
+static void summary_title(FILE *f, const char *title, const cleval_gate *gates, uint32_t n)
+{
+    fprintf(f, "## %s", title);
+    if (n > 0) fprintf(f, ": %s", cleval_gates_passed(gates, n) ? "PASS" : "FAIL");
+    fprintf(f, "\n\n| metric | value |\n| --- | ---: |\n");
+}
+
+void cleval_summary_row_set(cleval_summary_row *row, const char *name, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    row->name = name;
+    vsnprintf(row->value, sizeof row->value, format, args);
+    va_end(args);
+}
+
+cleval_status cleval_gates_write_verdict_summary(const char *path, const char *title,
+                                                 const cleval_summary_row *rows, uint32_t n_rows,
+                                                 const cleval_gate *gates, uint32_t n,
+                                                 const cleval_class_names *names)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return cleval_fail(CLEVAL_ERR_NOMEM, "--summary-md %s: out of memory", path);
+    summary_title(f, title, gates, n);
+    for (uint32_t i = 0; i < n_rows; i++) {
+        fputs("| ", f);
+        put_markdown(f, rows[i].name);
+        fputs(" | ", f);
+        put_markdown(f, rows[i].value);
+        fputs(" |\n", f);
+    }
+    summary_gates(f, gates, n, names);
+    return write_stream(f, &text, path, "--summary-md");
+}
+
 cleval_status cleval_gates_write_summary(const char *path, const char *title,
                                          const cleval_metrics *m, const cleval_class_names *names,
                                          const cleval_gate *gates, uint32_t n)
@@ -277,9 +316,7 @@ cleval_status cleval_gates_write_summary(const char *path, const char *title,
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
     if (!f) return cleval_fail(CLEVAL_ERR_NOMEM, "--summary-md %s: out of memory", path);
-    fprintf(f, "## %s", title);
-    if (n > 0) fprintf(f, ": %s", cleval_gates_passed(gates, n) ? "PASS" : "FAIL");
-    fprintf(f, "\n\n| metric | value |\n| --- | ---: |\n");
+    summary_title(f, title, gates, n);
     fprintf(f, "| samples | %llu |\n| classes | %u |\n", (unsigned long long)m->n_samples,
             m->n_classes);
     fprintf(f, "| accuracy | %.4f |\n| balanced accuracy | %.4f |\n", m->accuracy,
