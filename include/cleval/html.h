@@ -17,8 +17,9 @@ extern "C" {
 
 /* What the page shows that the JSON report does not hold: the command and its input files. */
 typedef struct cleval_html_page {
-    const char *command;             /* "eval", "knn", "metrics", "compare", "drift" */
-    const cleval_named_path *inputs; /* {"--data", "test.h5"}, ...; entries with NULL path skipped */
+    const char *command; /* "eval", "knn", "metrics", "compare", "drift" */
+    const cleval_named_path
+        *inputs; /* {"--data", "test.h5"}, ...; entries with NULL path skipped */
     size_t n_inputs;
 } cleval_html_page;
 

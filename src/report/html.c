@@ -202,8 +202,8 @@ static void write_page(FILE *f, const cJSON *report, const cleval_html_page *pag
     bool known, passed = verdict(report, &known);
     if (known) {
         fputs("<p class=\"verdict\">Verdict: ", f);
-        html_badge(f, passed, page->command && strcmp(page->command, "drift") == 0 ? "ALERT"
-                                                                                     : "FAIL");
+        html_badge(f, passed,
+                   page->command && strcmp(page->command, "drift") == 0 ? "ALERT" : "FAIL");
         fputs("</p>\n", f);
     }
     inputs_table(f, page);
@@ -228,8 +228,9 @@ char *cleval_html_render(const cJSON *report, const cleval_html_page *page)
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
     if (!f) return NULL;
+    html_memory_watch();
     write_page(f, report, page);
-    bool ok = !ferror(f);
+    bool ok = !ferror(f) && !html_memory_failed();
     if (fclose(f) != 0 || !ok) {
         free(text);
         return NULL;
@@ -237,8 +238,7 @@ char *cleval_html_render(const cJSON *report, const cleval_html_page *page)
     return text;
 }
 
-cleval_status cleval_html_write(const cJSON *report, const cleval_html_page *page,
-                                const char *path)
+cleval_status cleval_html_write(const cJSON *report, const cleval_html_page *page, const char *path)
 {
     char *text = cleval_html_render(report, page);
     if (!text) return cleval_fail(CLEVAL_ERR_NOMEM, "--html %s: out of memory", path);

@@ -10,7 +10,7 @@
 #include "cleval/report.h"
 
 enum {
-    MAX_BAR_CLASSES = 40,  /* classes in the per-class chart; beyond, the lowest F1 */
+    MAX_BAR_CLASSES = 40,   /* classes in the per-class chart; beyond, the lowest F1 */
     OPEN_TABLE_CLASSES = 20 /* the per-class table starts folded above this */
 };
 
@@ -39,8 +39,7 @@ static void class_bars(FILE *f, const cJSON *report, const cJSON *per_class, con
             svg_rect_tip_end(f);
         }
         char value[32];
-        snprintf(value, sizeof value, "F1 %.4f",
-                 html_number(cJSON_GetObjectItem(entry, "f1")));
+        snprintf(value, sizeof value, "F1 %.4f", html_number(cJSON_GetObjectItem(entry, "f1")));
         svg_text(f, left + width + 6, y + 1.5 * bar_h + 4, "start", value);
     }
     svg_end(f);
@@ -77,8 +76,8 @@ void html_per_class_section(FILE *f, const cJSON *report)
     const cJSON *per_class = cJSON_GetObjectItem(report, "per_class");
     uint32_t n = (uint32_t)cJSON_GetArraySize(per_class);
     if (!cJSON_IsArray(per_class) || n == 0) return;
-    uint32_t *shown = malloc(sizeof *shown * n);
-    double *f1 = malloc(sizeof *f1 * n);
+    uint32_t *shown = html_malloc(sizeof *shown * n);
+    double *f1 = html_malloc(sizeof *f1 * n);
     if (!shown || !f1) {
         free(shown);
         free(f1);
@@ -89,8 +88,7 @@ void html_per_class_section(FILE *f, const cJSON *report)
     uint32_t n_shown = html_pick_smallest(f1, n, MAX_BAR_CLASSES, shown);
     free(f1);
     html_section_begin(f, "per-class", "Per class");
-    if (n_shown < n)
-        fprintf(f, "<p>The %u classes with the lowest F1 of %u.</p>\n", n_shown, n);
+    if (n_shown < n) fprintf(f, "<p>The %u classes with the lowest F1 of %u.</p>\n", n_shown, n);
     class_bars(f, report, per_class, shown, n_shown);
     class_table(f, report, per_class, n);
     html_section_end(f);
@@ -102,7 +100,7 @@ static double *read_matrix(const cJSON *matrix, uint32_t *n)
 {
     *n = (uint32_t)cJSON_GetArraySize(matrix);
     if (!cJSON_IsArray(matrix) || *n == 0) return NULL;
-    double *counts = malloc(sizeof *counts * *n * *n);
+    double *counts = html_malloc(sizeof *counts * *n * *n);
     if (!counts) return NULL;
     uint32_t r = 0;
     for (const cJSON *row = matrix->child; row; row = row->next, r++) {
@@ -197,10 +195,11 @@ static void heatmap_svg(FILE *f, const cJSON *report, const double *counts, uint
             svg_rect_tip_end(f);
             if (count > 0) {
                 snprintf(text, sizeof text, "%.0f", 100 * share);
-                fprintf(f, "<text class=\"cell%s\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s"
-                           "</text>\n",
-                        share > 0.5 ? " dark" : "", left + cell * j + cell / 2,
-                        y + cell / 2 + 4, text);
+                fprintf(f,
+                        "<text class=\"cell%s\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s"
+                        "</text>\n",
+                        share > 0.5 ? " dark" : "", left + cell * j + cell / 2, y + cell / 2 + 4,
+                        text);
             }
         }
     }
@@ -212,7 +211,7 @@ void html_heatmap(FILE *f, const cJSON *report, const cJSON *matrix, const char 
 {
     uint32_t n;
     double *counts = read_matrix(matrix, &n);
-    uint32_t *shown = counts ? malloc(sizeof *shown * n) : NULL;
+    uint32_t *shown = counts ? html_malloc(sizeof *shown * n) : NULL;
     size_t pairs[CLEVAL_REPORT_TOP_PAIRS];
     uint32_t n_pairs;
     if (!shown) {
@@ -229,8 +228,9 @@ void html_heatmap(FILE *f, const cJSON *report, const cJSON *matrix, const char 
                     "<p>The most-confused block: the %u classes of the %u largest off-diagonal "
                     "cells of %u classes.</p>\n",
                     n_shown, n_pairs, n);
-        fprintf(f, "<p class=\"note\">Rows: %s; columns: %s. Each cell shows its percentage of "
-                   "its row; hover for the count.</p>\n",
+        fprintf(f,
+                "<p class=\"note\">Rows: %s; columns: %s. Each cell shows its percentage of "
+                "its row; hover for the count.</p>\n",
                 rows_are, columns_are);
         heatmap_svg(f, report, counts, n, shown, n_shown, rows_are, columns_are);
     }
@@ -290,9 +290,9 @@ void html_calibration_section(FILE *f, const cJSON *report)
     fputs(".</p>\n<div class=\"charts\"><div>\n<h3>Reliability diagram</h3>\n", f);
     reliability_svg(f, bins);
     fputs("</div><div>\n<h3>Confidence histogram</h3>\n", f);
-    double *counts = calloc(n, sizeof *counts);
-    char (*labels)[40] = calloc(n, sizeof *labels);
-    const char **label_list = calloc(n, sizeof *label_list);
+    double *counts = html_calloc(n, sizeof *counts);
+    char(*labels)[40] = html_calloc(n, sizeof *labels);
+    const char **label_list = html_calloc(n, sizeof *label_list);
     if (counts && labels && label_list) {
         uint32_t b = 0;
         for (const cJSON *bin = bins->child; bin; bin = bin->next, b++) {
@@ -340,12 +340,12 @@ void html_errors_section(FILE *f, const cJSON *report)
 /* Labels "0", "1 (cat)"... of classes[0..n) for a chart (free with free_labels). */
 char **html_class_labels(const cJSON *report, const uint32_t *classes, uint32_t n)
 {
-    char **labels = calloc(n ? n : 1, sizeof *labels);
+    char **labels = html_calloc(n ? n : 1, sizeof *labels);
     char name[256];
     for (uint32_t i = 0; labels && i < n; i++) {
         html_class_name(report, classes[i], name, sizeof name);
         size_t size = strlen(name) + 1;
-        labels[i] = malloc(size);
+        labels[i] = html_malloc(size);
         if (!labels[i]) {
             html_free_labels(labels, i);
             return NULL;
@@ -368,16 +368,15 @@ void html_predicted_counts_section(FILE *f, const cJSON *report)
     uint32_t n = (uint32_t)cJSON_GetArraySize(counts);
     if (!cJSON_IsArray(counts) || n == 0) return;
     html_section_begin(f, "predicted", "Predicted classes (no labels in the test set)");
-    double *values = malloc(sizeof *values * n), *keys = malloc(sizeof *keys * n);
-    uint32_t *shown = malloc(sizeof *shown * n);
+    double *values = html_malloc(sizeof *values * n), *keys = html_malloc(sizeof *keys * n);
+    uint32_t *shown = html_malloc(sizeof *shown * n);
     if (values && keys && shown) {
         for (uint32_t k = 0; k < n; k++) {
             values[k] = html_number(cJSON_GetArrayItem(counts, (int)k));
             keys[k] = -values[k];
         }
         uint32_t n_shown = html_pick_smallest(keys, n, MAX_BAR_CLASSES, shown);
-        if (n_shown < n)
-            fprintf(f, "<p>The %u most predicted of %u classes.</p>\n", n_shown, n);
+        if (n_shown < n) fprintf(f, "<p>The %u most predicted of %u classes.</p>\n", n_shown, n);
         for (uint32_t i = 0; i < n_shown; i++)
             keys[i] = values[shown[i]];
         char **labels = html_class_labels(report, shown, n_shown);

@@ -5,10 +5,18 @@
 #define CLEVAL_REPORT_HTML_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include <cJSON.h>
+
+/* Allocations of the sections: a failed one is remembered (for this thread) from
+ * html_memory_watch() on, and html_memory_failed() then tells the page is incomplete. */
+void html_memory_watch(void);
+bool html_memory_failed(void);
+void *html_malloc(size_t size);
+void *html_calloc(size_t n, size_t size);
 
 /* Writes `s` for HTML text or a quoted attribute: made valid UTF-8 with control characters
  * written out (cleval_text_printable), then & < > " ' as entities. */

@@ -6,9 +6,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "text/printable.h"
 
 enum { LIST_PREVIEW = 10 }; /* entries of an array shown in a table cell */
+
+/* Set when an allocation for the page being rendered failed (the page is then incomplete):
+ * per thread, as each thread renders its own pages. */
+static _Thread_local bool out_of_memory;
+
+void html_memory_watch(void)
+{
+    out_of_memory = false;
+}
+
+bool html_memory_failed(void)
+{
+    return out_of_memory;
+}
+
+void *html_malloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p) out_of_memory = true;
+    return p;
+}
+
+void *html_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) out_of_memory = true;
+    return p;
+}
 
 static void put_escaped(FILE *f, const char *s)
 {
@@ -28,8 +57,7 @@ void html_put_text(FILE *f, const char *s)
 {
     char *printable = cleval_text_printable_dup(s ? s : "");
     if (!printable) {
-        /* Out of memory: the stream's own failure reports it; keep the page well formed. */
-        fputs("?", f);
+        out_of_memory = true;
         return;
     }
     put_escaped(f, printable);
@@ -83,10 +111,9 @@ void html_put_number(FILE *f, double value, int decimals)
 void html_number_cell(FILE *f, const cJSON *item, int decimals)
 {
     double value = html_number(item);
-    if (cJSON_IsRaw(item))
-        fprintf(f, "<td class=\"num\" title=\"%s\">", item->valuestring);
-    else
-        fprintf(f, "<td class=\"num\" title=\"%.17g\">", value);
+    char exact[40];
+    report_exact_decimal(value, exact, sizeof exact); /* what --json writes */
+    fprintf(f, "<td class=\"num\" title=\"%s\">", exact);
     html_put_number(f, value, decimals);
     fputs("</td>", f);
 }
@@ -109,7 +136,7 @@ uint32_t html_pick_smallest(const double *keys, uint32_t n, uint32_t limit, uint
             out[k] = k;
         return n;
     }
-    bool *taken = calloc(n, sizeof *taken);
+    bool *taken = html_calloc(n, sizeof *taken);
     if (!taken) return 0;
     for (uint32_t pick = 0; pick < limit; pick++) {
         uint32_t best = UINT32_MAX;
@@ -169,8 +196,8 @@ void svg_rect(FILE *f, double x, double y, double w, double h, const char *fill)
 
 void svg_rect_tip_begin(FILE *f, double x, double y, double w, double h, const char *fill)
 {
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>",
-            x, y, w, h, fill);
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x,
+            y, w, h, fill);
 }
 
 void svg_rect_tip_end(FILE *f)
@@ -187,8 +214,8 @@ void svg_text(FILE *f, double x, double y, const char *anchor, const char *text)
 
 void svg_line(FILE *f, double x1, double y1, double x2, double y2, const char *css_class)
 {
-    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"%s\"/>\n", x1, y1,
-            x2, y2, css_class);
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"%s\"/>\n", x1, y1, x2,
+            y2, css_class);
 }
 
 void html_heat_colour(double share, char out[8])

@@ -88,9 +88,8 @@ static void drift_checks_table(FILE *f, const cJSON *report)
     static const char *const keys[] = {"psi_warn", "psi_alert", "js_alert", "alpha"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         fprintf(f, "%s%s ", i ? ", " : "", keys[i]);
-        html_put_number(f, html_number(html_json_at(cJSON_GetObjectItem(report, "thresholds"),
-                                                     keys[i])),
-                        -1);
+        html_put_number(
+            f, html_number(html_json_at(cJSON_GetObjectItem(report, "thresholds"), keys[i])), -1);
     }
     fputs(". A warning never fails the run.</p>\n", f);
 }
@@ -129,8 +128,9 @@ static void class_histogram(FILE *f, const cJSON *report)
     const cJSON *cur = html_json_at(report, "class.current");
     uint32_t n = (uint32_t)cJSON_GetArraySize(ref);
     if (n == 0) return;
-    double *p = malloc(sizeof *p * n), *q = malloc(sizeof *q * n), *keys = malloc(sizeof *keys * n);
-    uint32_t *shown = malloc(sizeof *shown * n);
+    double *p = html_malloc(sizeof *p * n), *q = html_malloc(sizeof *q * n),
+           *keys = html_malloc(sizeof *keys * n);
+    uint32_t *shown = html_malloc(sizeof *shown * n);
     if (p && q && keys && shown && read_shares(ref, cur, n, p, q)) {
         for (uint32_t k = 0; k < n; k++)
             keys[k] = -fabs(q[k] - p[k]);
@@ -143,8 +143,8 @@ static void class_histogram(FILE *f, const cJSON *report)
             q[i] = q[shown[i]];
         }
         char **labels = html_class_labels(report, shown, n_shown);
-        if (labels) paired_chart(f, "predicted class shares", (const char *const *)labels,
-                                 n_shown, p, q);
+        if (labels)
+            paired_chart(f, "predicted class shares", (const char *const *)labels, n_shown, p, q);
         html_free_labels(labels, n_shown);
     }
     free(p);
@@ -159,9 +159,9 @@ static void confidence_histogram(FILE *f, const cJSON *report)
     const cJSON *cur = html_json_at(report, "confidence.current");
     uint32_t n = (uint32_t)cJSON_GetArraySize(ref);
     if (n == 0) return;
-    double *p = malloc(sizeof *p * n), *q = malloc(sizeof *q * n);
-    char (*text)[32] = malloc(sizeof *text * n);
-    const char **labels = malloc(sizeof *labels * n);
+    double *p = html_malloc(sizeof *p * n), *q = html_malloc(sizeof *q * n);
+    char(*text)[32] = html_malloc(sizeof *text * n);
+    const char **labels = html_malloc(sizeof *labels * n);
     if (p && q && text && labels && read_shares(ref, cur, n, p, q)) {
         for (uint32_t b = 0; b < n; b++) { /* equal bins over [0, 1] */
             snprintf(text[b], sizeof text[b], "%.2f-%.2f", (double)b / n, (double)(b + 1) / n);

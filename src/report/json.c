@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cleval/output.h"
+#include "decimal.h"
 
 static cJSON *prf_object(const cleval_prf *prf)
 {
@@ -106,9 +107,9 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
     return root;
 }
 
-/* The shortest decimal that reads back as exactly `value` (Python's repr), so JSON numbers
- * carry every bit: cJSON's own printing settles for 15 digits when they are "close enough". */
-static void exact_decimal(double value, char *out, size_t size)
+/* JSON numbers carry every bit: cJSON's own printing settles for 15 digits when they are "close
+ * enough". */
+void report_exact_decimal(double value, char *out, size_t size)
 {
     if (!isfinite(value)) {
         snprintf(out, size, "null"); /* JSON has no NaN or Inf */
@@ -131,7 +132,7 @@ static bool make_numbers_exact(cJSON *item)
     for (; item; item = item->next) {
         if (cJSON_IsNumber(item)) {
             char text[40];
-            exact_decimal(item->valuedouble, text, sizeof text);
+            report_exact_decimal(item->valuedouble, text, sizeof text);
             char *copy = malloc(strlen(text) + 1);
             if (!copy) return false;
             strcpy(copy, text);
