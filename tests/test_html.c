@@ -193,13 +193,13 @@ static void test_sections_follow_the_keys(void **state)
     cJSON_AddBoolToObject(report, "passed", true);
     html = render(report);
     expect_text(html, "Reliability diagram", true);
-    expect_text(html, "confidence 0.5000 to 1.0000: 9 samples, mean confidence 0.7500, accuracy "
-                      "0.6250",
+    expect_text(html,
+                "confidence 0.5000 to 1.0000: 9 samples, mean confidence 0.7500, accuracy "
+                "0.6250",
                 true);
     expect_text(html, "<th>ROC AUC (macro)</th><td class=\"num\" title=\"0.96875\">0.9688</td>",
                 true);
-    expect_text(html, "<th>ROC AUC (weighted)</th><td class=\"num\" title=\"null\">n/a</td>",
-                true);
+    expect_text(html, "<th>ROC AUC (weighted)</th><td class=\"num\" title=\"null\">n/a</td>", true);
     expect_text(html, "<td>1 (c1)</td><td>0 (c0)</td>", true); /* a confused pair, named */
     expect_text(html, "<td>17</td>", true);
     expect_text(html, "PASS", true);
