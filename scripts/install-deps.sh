@@ -13,6 +13,7 @@ PACKAGES=(
   libcjson-dev
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
+  chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -32,8 +32,8 @@ bool html_is_number(const cJSON *item);
 /* The value of a number (html_is_number), NaN for anything else. */
 double html_number(const cJSON *item);
 
-/* Writes a number: an integer as one, anything else with `decimals` decimals (4 significant
- * digits when decimals < 0, for p-values), NaN as "n/a". */
+/* Writes a number with `decimals` decimals (4 significant digits when decimals < 0, for
+ * p-values), NaN as "n/a". */
 void html_put_number(FILE *f, double value, int decimals);
 
 /* A table cell holding a number (html_put_number) whose tooltip is its exact value. */

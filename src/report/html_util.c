@@ -100,8 +100,6 @@ void html_put_number(FILE *f, double value, int decimals)
 {
     if (isnan(value))
         fputs("n/a", f);
-    else if (value == floor(value) && fabs(value) < 1e15)
-        fprintf(f, "%.0f", value);
     else if (decimals < 0)
         fprintf(f, "%.4g", value);
     else
@@ -283,6 +281,12 @@ void html_column_chart(FILE *f, const char *label, const char *const *labels, ui
     }
 }
 
+/* Decimals for a value of unknown kind: none for an integer (a count, an index), else 4. */
+static int natural_decimals(double value)
+{
+    return value == floor(value) && fabs(value) < 1e15 ? 0 : 4;
+}
+
 /* Whether a key of a table names a class ("true", "pred", "pred_a"...): shown with its name. */
 static bool is_class_key(const char *key)
 {
@@ -313,7 +317,7 @@ static void value_cell(FILE *f, const cJSON *report, const cJSON *item)
         return;
     }
     if (html_is_number(item)) {
-        html_number_cell(f, item, 4);
+        html_number_cell(f, item, natural_decimals(html_number(item)));
         return;
     }
     fputs("<td>", f);
@@ -326,7 +330,7 @@ static void value_cell(FILE *f, const cJSON *report, const cJSON *item)
         for (const cJSON *e = item->child; e && shown < LIST_PREVIEW; e = e->next, shown++) {
             if (shown) fputs(", ", f);
             if (html_is_number(e))
-                html_put_number(f, html_number(e), 4);
+                html_put_number(f, html_number(e), natural_decimals(html_number(e)));
             else if (cJSON_IsString(e))
                 html_put_text(f, e->valuestring);
         }
