@@ -207,6 +207,29 @@ static void test_sections_follow_the_keys(void **state)
     free(html);
 }
 
+/* Above 40 classes the bars show the 40 of lowest F1 (the table keeps them all). */
+static void test_bars_of_many_classes_show_the_lowest_f1(void **state)
+{
+    (void)state;
+    enum { N = 45 };
+    double counts[N * N] = {0};
+    for (int k = 0; k < N; k++)
+        counts[k * N + k] = 1;
+    cJSON *report = metrics_report(N, NULL, counts);
+    cJSON *per_class = cJSON_GetObjectItem(report, "per_class");
+    for (int k = 0; k < N; k++) /* F1 falls with the label: the lowest 40 are c5..c44 */
+        cJSON_SetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(per_class, k), "f1"),
+                             1.0 - k / 100.0);
+    char *html = render(report);
+    expect_text(html, "The 40 classes with the lowest F1 of 45.", true);
+    expect_text(html, "<title>c4: f1 ", false);
+    expect_text(html, "<title>c5: f1 0.9500</title>", true);
+    expect_text(html, "<title>c44: f1 0.5600</title>", true);
+    expect_text(html, "<tr><td>0</td><td>c0</td>", true); /* the table */
+    cJSON_Delete(report);
+    free(html);
+}
+
 /* --json turns the numbers of the tree into raw items; the page must not change. */
 static void test_raw_numbers_render_the_same(void **state)
 {
@@ -233,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_heatmap_is_row_normalised),
         cmocka_unit_test(test_large_matrix_shows_most_confused_block),
         cmocka_unit_test(test_sections_follow_the_keys),
+        cmocka_unit_test(test_bars_of_many_classes_show_the_lowest_f1),
         cmocka_unit_test(test_raw_numbers_render_the_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
