@@ -230,6 +230,78 @@ static void test_bars_of_many_classes_show_the_lowest_f1(void **state)
     free(html);
 }
 
+static cJSON *named_value(const char *name, double value, double limit)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddNumberToObject(o, "limit", limit);
+    cJSON_AddNumberToObject(o, "value", value);
+    return o;
+}
+
+/* Drift: each check against its threshold, ALERT or WARN from the report's lists, and above 40
+ * classes the class histogram of the 40 whose share moved most. */
+static void test_drift_checks_and_histograms(void **state)
+{
+    (void)state;
+    enum { N = 45 };
+    cJSON *report = cJSON_CreateObject();
+    cJSON *cls = cJSON_AddObjectToObject(report, "class");
+    cJSON_AddNumberToObject(cls, "psi", 0.15);
+    cJSON_AddNumberToObject(cls, "js", 0.25);
+    cJSON_AddNumberToObject(cls, "p_value", 0.5);
+    double ref[N], cur[N];
+    for (int k = 0; k < N; k++) { /* classes 0..4 keep their count: they moved least */
+        ref[k] = 100;
+        cur[k] = k < 5 ? 100 : k % 2 ? 150 : 50; /* the same total: shares as counts */
+    }
+    cJSON_AddItemToObject(cls, "reference", cJSON_CreateDoubleArray(ref, N));
+    cJSON_AddItemToObject(cls, "current", cJSON_CreateDoubleArray(cur, N));
+    cJSON *conf = cJSON_AddObjectToObject(report, "confidence");
+    cJSON_AddNumberToObject(conf, "psi", 0.01);
+    cJSON_AddNumberToObject(conf, "js", 0.02);
+    const double bins_ref[2] = {3, 1}, bins_cur[2] = {1, 3};
+    cJSON_AddItemToObject(conf, "reference", cJSON_CreateDoubleArray(bins_ref, 2));
+    cJSON_AddItemToObject(conf, "current", cJSON_CreateDoubleArray(bins_cur, 2));
+    cJSON *thresholds = cJSON_AddObjectToObject(report, "thresholds");
+    cJSON_AddNumberToObject(thresholds, "psi_warn", 0.1);
+    cJSON_AddNumberToObject(thresholds, "psi_alert", 0.2);
+    cJSON_AddNumberToObject(thresholds, "js_alert", 0.1);
+    cJSON_AddNumberToObject(thresholds, "alpha", 0.05);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(report, "alerts"),
+                         named_value("class_js", 0.25, 0.1));
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(report, "warnings"),
+                         named_value("class_psi", 0.15, 0.1));
+    cleval_html_page drift_page = {"drift", NULL, 0};
+    char *html = cleval_html_render(report, &drift_page);
+    assert_non_null(html);
+    expect_text(html, "Verdict: <span class=\"badge fail\">ALERT</span>", true);
+    expect_text(html,
+                "<tr><td>class_psi</td><td class=\"num\" title=\"0.15\">0.15</td>"
+                "<td class=\"num\">&le; 0.2</td><td><span class=\"badge warn\">WARN",
+                true);
+    expect_text(html,
+                "<tr><td>class_js</td><td class=\"num\" title=\"0.25\">0.25</td>"
+                "<td class=\"num\">&le; 0.1</td><td><span class=\"badge fail\">ALERT",
+                true);
+    expect_text(html,
+                "<tr><td>class_chi2</td><td class=\"num\" title=\"0.5\">0.5</td>"
+                "<td class=\"num\">&ge; 0.05</td><td><span class=\"badge pass\">PASS",
+                true);
+    expect_text(html, "The 40 classes whose share moved most, of 45.", true);
+    expect_text(html, "<title>reference 4: ", false);
+    expect_text(html, "<title>reference 5: ", true);
+    char tip[96]; /* class 44's share in the current run, as numpy would compute it */
+    double total = 0;
+    for (int k = 0; k < N; k++)
+        total += cur[k];
+    snprintf(tip, sizeof tip, "<title>current 44: %.2f%%</title>", 100 * cur[44] / total);
+    expect_text(html, tip, true);
+    expect_text(html, "<title>current 0.50-1.00: 75.00%</title>", true);
+    cJSON_Delete(report);
+    free(html);
+}
+
 /* --json turns the numbers of the tree into raw items; the page must not change. */
 static void test_raw_numbers_render_the_same(void **state)
 {
@@ -257,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_large_matrix_shows_most_confused_block),
         cmocka_unit_test(test_sections_follow_the_keys),
         cmocka_unit_test(test_bars_of_many_classes_show_the_lowest_f1),
+        cmocka_unit_test(test_drift_checks_and_histograms),
         cmocka_unit_test(test_raw_numbers_render_the_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
