@@ -17,8 +17,8 @@ static const char usage[] =
     "different length or with different y are refused; without y in both, predictions only.\n"
     "Gates: --max-flip-rate, --max-accuracy-drop, --alpha (default 0.05, with labels),\n"
     "--max-score-diff; exit 1 when one fails, after writing the reports (--junit: one JUnit\n"
-    "testcase per gate; --summary-md: a Markdown summary; --html: an HTML report). --save writes every flipped sample (index, pred_a, pred_b, y,\n"
-    "score_diff) to an HDF5 file.\n";
+    "testcase per gate; --summary-md: a Markdown summary; --html: an HTML report). --save\n"
+    "writes every flipped sample (index, pred_a, pred_b, y, score_diff) to an HDF5 file.\n";
 
 cleval_status cli_parse_compare_limits(const cli_args *args, cleval_compare_limits *limits)
 {
