@@ -119,7 +119,7 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_SUMMARY_MD] = {"summary-md", 0, "PATH",
                         "write a Markdown summary to PATH (headline metrics, the gates with "
                         "PASS/FAIL, the per-class table up to 50 classes) for a CI job summary; "
-                        "needs labels"},
+                        "needs labels (compare, drift: the verdict and its gates)"},
     [OPT_TOP_K] = {"top-k", 0, "K",
                    "also report the top-K accuracy from the scores (K >= 1; K >= C gives 1, "
                    "as scikit-learn)"},
