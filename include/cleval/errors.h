@@ -77,7 +77,7 @@ cleval_status cleval_errors_add_picks(cleval_errors_collector *c, uint32_t list,
 
 /* The result: the top pairs of the counts seen, and the confidence lists of the view the score
  * metrics chose (softmax: true when any row was not a probability row). */
-cleval_status cleval_errors_finish(const cleval_errors_collector *c, bool softmax,
+cleval_status cleval_errors_finish(cleval_errors_collector *c, bool softmax,
                                    cleval_errors *out);
 
 /* The device side: per batch, the N best rows of each list, selected on the device. */

@@ -14,6 +14,7 @@ typedef struct pair_entry {
     uint64_t count;
     uint32_t n_rows, capacity;
     uint64_t *rows;
+    uint64_t limit; /* the N-th lowest row so far (UINT64_MAX before N): later rows are out */
 } pair_entry;
 
 struct cleval_errors_collector {
@@ -64,6 +65,7 @@ static cleval_status find_pair(cleval_errors_collector *c, uint64_t key, pair_en
         s = (s + 1) & (c->n_pair_slots - 1);
     if (!c->pairs[s].key) {
         c->pairs[s].key = key;
+        c->pairs[s].limit = UINT64_MAX;
         c->n_pairs++;
     }
     *out = &c->pairs[s];
@@ -81,11 +83,13 @@ static void settle_rows(pair_entry *e, uint32_t n)
 {
     qsort(e->rows, e->n_rows, sizeof *e->rows, by_row);
     if (e->n_rows > n) e->n_rows = n;
+    if (e->n_rows == n) e->limit = e->rows[n - 1];
 }
 
 static cleval_status add_pair_row(cleval_errors_collector *c, pair_entry *e, uint64_t row)
 {
     e->count++;
+    if (row > e->limit) return CLEVAL_OK;
     if (e->n_rows == 2 * c->n) settle_rows(e, c->n);
     if (e->n_rows == e->capacity) {
         uint32_t capacity = e->capacity ? 2 * e->capacity : 8;
@@ -211,7 +215,7 @@ static int by_count_descending(const void *a, const void *b)
     return (x->key > y->key) - (x->key < y->key);
 }
 
-static cleval_status finish_pairs(const cleval_errors_collector *c, cleval_errors *out)
+static cleval_status finish_pairs(cleval_errors_collector *c, cleval_errors *out)
 {
     pair_entry **seen = malloc((c->n_pairs ? c->n_pairs : 1) * sizeof *seen);
     if (!seen) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the confused pairs");
@@ -244,7 +248,7 @@ static cleval_status finish_pairs(const cleval_errors_collector *c, cleval_error
     return CLEVAL_OK;
 }
 
-cleval_status cleval_errors_finish(const cleval_errors_collector *c, bool softmax,
+cleval_status cleval_errors_finish(cleval_errors_collector *c, bool softmax,
                                    cleval_errors *out)
 {
     memset(out, 0, sizeof *out);
