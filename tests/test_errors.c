@@ -130,11 +130,11 @@ static void check(uint32_t rows, uint32_t batch, uint32_t n, bool probabilities,
                                           d.pred + start, picks, n_picks));
         for (uint32_t l = 0; l < CLEVAL_ERROR_LISTS; l++) {
             assert_true(n_picks[l] <= capacity);
-            assert_ok(cleval_errors_add_picks(collector, l, picks + (size_t)l * capacity,
-                                              n_picks[l]));
+            assert_ok(
+                cleval_errors_add_picks(collector, l, picks + (size_t)l * capacity, n_picks[l]));
         }
-        assert_ok(cleval_errors_add_pairs(collector, start, count, d.labels + start,
-                                          d.pred + start));
+        assert_ok(
+            cleval_errors_add_pairs(collector, start, count, d.labels + start, d.pred + start));
         clReleaseMemObject(s);
         clReleaseMemObject(y);
         clReleaseMemObject(p);
@@ -280,8 +280,8 @@ static void check_samples(const cJSON *got, const cJSON *expected, const char *w
         assert_true(number(g, "true") == number(e, "true"));
         assert_true(number(g, "pred") == number(e, "pred"));
         if (fabs(number(g, "confidence") - number(e, "confidence")) > 1e-5)
-            fail_msg("%s[%d]: confidence %.9g, expected %.9g", what, i,
-                     number(g, "confidence"), number(e, "confidence"));
+            fail_msg("%s[%d]: confidence %.9g, expected %.9g", what, i, number(g, "confidence"),
+                     number(e, "confidence"));
     }
 }
 
@@ -344,12 +344,13 @@ static void test_metrics_matches_numpy(void **state)
         char h5[4096], json[256];
         snprintf(h5, sizeof h5, "%s/errors/%s.h5", CLEVAL_FIXTURES_DIR, cases[i].name);
         snprintf(json, sizeof json, "errors/%s.json", cases[i].name);
-        const char *args[] = {"metrics", "--data", h5,   "--errors", cases[i].n, "--json",
-                              "-",       "--quiet", NULL, NULL,      NULL};
+        const char *args[] = {"metrics", "--data",  h5,   "--errors", cases[i].n, "--json",
+                              "-",       "--quiet", NULL, NULL,       NULL};
         check_batches(args, 8, json, true);
         /* Without scores: the pairs alone. */
-        const char *no_scores[] = {"metrics", "--data", h5,   "--errors", cases[i].n, "--json",
-                                   "-",       "--scores-key", "absent", NULL};
+        const char *no_scores[] = {"metrics",  "--data", h5,  "--errors",
+                                   cases[i].n, "--json", "-", "--scores-key",
+                                   "absent",   NULL};
         cJSON *report = run_cleval_json(no_scores, 0);
         check_errors(report, json, false);
         cJSON_Delete(report);
@@ -367,8 +368,9 @@ static void test_eval_matches_onnxruntime(void **state)
         snprintf(model, sizeof model, "%s/onnx/%s.onnx", CLEVAL_FIXTURES_DIR, cases[i].model);
         snprintf(h5, sizeof h5, "%s/errors/eval_%s.h5", CLEVAL_FIXTURES_DIR, cases[i].model);
         snprintf(json, sizeof json, "errors/eval_%s.json", cases[i].model);
-        const char *args[] = {"eval", "--model", model,     "--data", h5,   "--errors",
-                              cases[i].n, "--json", "-",   "--quiet", NULL, NULL, NULL};
+        const char *args[] = {"eval",     "--model",  model,    "--data", h5,
+                              "--errors", cases[i].n, "--json", "-",      "--quiet",
+                              NULL,       NULL,       NULL};
         check_batches(args, 10, json, true);
     }
 }
@@ -379,8 +381,8 @@ static void test_knn_vote_fraction_ties(void **state)
     char train[4096], h5[4096];
     snprintf(train, sizeof train, "%s/errors/knn_train.h5", CLEVAL_FIXTURES_DIR);
     snprintf(h5, sizeof h5, "%s/errors/knn.h5", CLEVAL_FIXTURES_DIR);
-    const char *args[] = {"knn",   "--train", train, "--data",  h5,   "-k",  "3",
-                          "--errors", "6",    "--json", "-", "--quiet", NULL, NULL, NULL};
+    const char *args[] = {"knn", "--train", train, "--data",  h5,   "-k", "3", "--errors",
+                          "6",   "--json",  "-",   "--quiet", NULL, NULL, NULL};
     check_batches(args, 12, "errors/knn.json", true);
 }
 
@@ -392,10 +394,10 @@ static void test_two_devices(void **state)
     setenv("POCL_DEVICES", "pthread pthread", 1);
     char h5[4096];
     snprintf(h5, sizeof h5, "%s/errors/metrics_logits.h5", CLEVAL_FIXTURES_DIR);
-    cJSON *report = run_cleval_json((const char *[]){"metrics", "--data", h5, "--errors", "5",
-                                                     "--batch", "3", "--device", "all", "--json",
-                                                     "-", NULL},
-                                    0);
+    cJSON *report =
+        run_cleval_json((const char *[]){"metrics", "--data", h5, "--errors", "5", "--batch", "3",
+                                         "--device", "all", "--json", "-", NULL},
+                        0);
     assert_non_null(strstr(cJSON_GetObjectItem(report, "device")->valuestring, ", "));
     check_errors(report, "errors/metrics_logits.json", true);
     cJSON_Delete(report);
@@ -417,8 +419,8 @@ static void test_text_report(void **state)
     h5_write_strings(file, "class_names", (const char *const[]){"cat", "sea lion"}, 2);
     H5Fclose(file);
     char *out, *err;
-    int code = run_cleval((const char *[]){"metrics", "--data", path, "--errors", "2", NULL},
-                          &out, &err);
+    int code =
+        run_cleval((const char *[]){"metrics", "--data", path, "--errors", "2", NULL}, &out, &err);
     assert_int_equal(code, 0);
     const char *expected =
         "Error analysis: the most confused pairs, their first 2 rows of the test file:\n"
@@ -455,17 +457,17 @@ static void test_refused(void **state)
                         "--errors: must be at least 1 (got 0)");
     expect_cleval_error((const char *[]){"metrics", "--data", h5, "--errors", "10001", NULL}, 2,
                         "--errors: at most 10000 rows per list (got 10001)");
-    expect_cleval_error((const char *[]){"metrics", "--data", h5, "--errors", "3", "--shard",
-                                         "0/2", "--save", temp_path("part.h5"), NULL},
+    expect_cleval_error((const char *[]){"metrics", "--data", h5, "--errors", "3", "--shard", "0/2",
+                                         "--save", temp_path("part.h5"), NULL},
                         2, "--errors does not combine with --shard, mpirun or --checkpoint");
-    expect_cleval_error((const char *[]){"metrics", "--data", h5, "--errors", "3",
-                                         "--checkpoint", temp_path("ck"), NULL},
+    expect_cleval_error((const char *[]){"metrics", "--data", h5, "--errors", "3", "--checkpoint",
+                                         temp_path("ck"), NULL},
                         2, "--errors does not combine with --shard, mpirun or --checkpoint");
-    expect_cleval_error((const char *[]){"eval", "--model", model, "--data", unlabeled,
-                                         "--errors", "3", NULL},
-                        2, "unlabeled.h5: --errors needs labels, and the file has none");
-    expect_cleval_error((const char *[]){"knn", "--train", h5, "--data", h5, "-k", "1",
-                                         "--errors", "3", "--shard-train", NULL},
+    expect_cleval_error(
+        (const char *[]){"eval", "--model", model, "--data", unlabeled, "--errors", "3", NULL}, 2,
+        "unlabeled.h5: --errors needs labels, and the file has none");
+    expect_cleval_error((const char *[]){"knn", "--train", h5, "--data", h5, "-k", "1", "--errors",
+                                         "3", "--shard-train", NULL},
                         2, "--errors does not combine with --shard-train");
     assert_int_equal(access(temp_path("part.h5"), F_OK), -1); /* refused before any file */
 }

@@ -49,10 +49,10 @@ typedef struct cleval_errors {
     uint32_t n;
     uint32_t n_pairs; /* the top off-diagonal cells, largest count first, then (true, pred) */
     cleval_confused_samples *pairs;
-    bool has_scores; /* the two lists below are filled */
-    bool softmax;    /* their confidences are softmax probabilities, not the scores */
-    uint32_t n_lists[2];            /* by cleval_error_kind */
-    cleval_error_sample *lists[2];  /* by cleval_error_kind */
+    bool has_scores;               /* the two lists below are filled */
+    bool softmax;                  /* their confidences are softmax probabilities, not the scores */
+    uint32_t n_lists[2];           /* by cleval_error_kind */
+    cleval_error_sample *lists[2]; /* by cleval_error_kind */
 } cleval_errors;
 
 /* Frees what `e` holds and zeroes it; a zeroed struct is a no-op. */
@@ -77,8 +77,7 @@ cleval_status cleval_errors_add_picks(cleval_errors_collector *c, uint32_t list,
 
 /* The result: the top pairs of the counts seen, and the confidence lists of the view the score
  * metrics chose (softmax: true when any row was not a probability row). */
-cleval_status cleval_errors_finish(cleval_errors_collector *c, bool softmax,
-                                   cleval_errors *out);
+cleval_status cleval_errors_finish(cleval_errors_collector *c, bool softmax, cleval_errors *out);
 
 /* The device side: per batch, the N best rows of each list, selected on the device. */
 typedef struct cleval_error_finder cleval_error_finder;

@@ -243,13 +243,11 @@ static cleval_status finish_pairs(cleval_errors_collector *c, cleval_errors *out
         out->n_pairs = i + 1;
     }
     free(seen);
-    if (status != CLEVAL_OK)
-        return cleval_fail(status, "out of memory for the confused pairs");
+    if (status != CLEVAL_OK) return cleval_fail(status, "out of memory for the confused pairs");
     return CLEVAL_OK;
 }
 
-cleval_status cleval_errors_finish(cleval_errors_collector *c, bool softmax,
-                                   cleval_errors *out)
+cleval_status cleval_errors_finish(cleval_errors_collector *c, bool softmax, cleval_errors *out)
 {
     memset(out, 0, sizeof *out);
     out->n = c->n;
@@ -278,7 +276,8 @@ enum { GROUP_SIZE = 64, DIGIT_BITS = 8, DIGITS = 1 << DIGIT_BITS, MAX_DIGIT_GROU
 struct cleval_error_finder {
     cleval_device *dev;
     cl_kernel keys_kernel, digits_kernel, gather_kernel;
-    cl_mem keys, prefix, hist, count, picked;
+    /* list_keys: per list, a radix pass's prefix, then the gather's threshold */
+    cl_mem keys, list_keys, hist, count, picked;
     uint32_t n_classes, n, capacity, max_rows;
     uint32_t hist_host[CLEVAL_ERROR_LISTS * DIGITS];
     uint64_t *picked_host; /* [CLEVAL_ERROR_LISTS][capacity] */
@@ -302,9 +301,9 @@ cleval_status cleval_error_finder_create(cleval_device *dev, uint32_t n_classes,
     f->capacity = n < f->max_rows ? n : f->max_rows;
     size_t lists = CLEVAL_ERROR_LISTS;
     f->picked_host = malloc(lists * f->capacity * sizeof *f->picked_host);
-    cleval_status status = f->picked_host ? CLEVAL_OK
-                                          : cleval_fail(CLEVAL_ERR_NOMEM,
-                                                        "out of memory for the error analysis");
+    cleval_status status =
+        f->picked_host ? CLEVAL_OK
+                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the error analysis");
     if (status == CLEVAL_OK)
         status = cleval_device_kernel(dev, "errors", NULL, "error_keys", &f->keys_kernel);
     if (status == CLEVAL_OK)
@@ -312,12 +311,12 @@ cleval_status cleval_error_finder_create(cleval_device *dev, uint32_t n_classes,
     if (status == CLEVAL_OK)
         status = cleval_device_kernel(dev, "errors", NULL, "error_gather", &f->gather_kernel);
     if (status == CLEVAL_OK)
-        status = cleval_device_buffer(dev, CL_MEM_READ_WRITE,
-                                      lists * f->max_rows * sizeof(cl_ulong), NULL,
-                                      "error-analysis keys", &f->keys);
+        status =
+            cleval_device_buffer(dev, CL_MEM_READ_WRITE, lists * f->max_rows * sizeof(cl_ulong),
+                                 NULL, "error-analysis keys", &f->keys);
     if (status == CLEVAL_OK)
         status = cleval_device_buffer(dev, CL_MEM_READ_ONLY, lists * sizeof(cl_ulong), NULL,
-                                      "error-analysis prefixes", &f->prefix);
+                                      "error-analysis list keys", &f->list_keys);
     if (status == CLEVAL_OK)
         status = cleval_device_buffer(dev, CL_MEM_READ_WRITE, sizeof f->hist_host, NULL,
                                       "error-analysis histogram", &f->hist);
@@ -325,9 +324,9 @@ cleval_status cleval_error_finder_create(cleval_device *dev, uint32_t n_classes,
         status = cleval_device_buffer(dev, CL_MEM_READ_WRITE, lists * sizeof(cl_uint), NULL,
                                       "error-analysis counts", &f->count);
     if (status == CLEVAL_OK)
-        status = cleval_device_buffer(dev, CL_MEM_WRITE_ONLY,
-                                      lists * f->capacity * sizeof(cl_ulong), NULL,
-                                      "error-analysis picks", &f->picked);
+        status =
+            cleval_device_buffer(dev, CL_MEM_WRITE_ONLY, lists * f->capacity * sizeof(cl_ulong),
+                                 NULL, "error-analysis picks", &f->picked);
     if (status != CLEVAL_OK) {
         cleval_error_finder_destroy(f);
         return status;
@@ -342,7 +341,7 @@ void cleval_error_finder_destroy(cleval_error_finder *f)
     cl_kernel kernels[] = {f->keys_kernel, f->digits_kernel, f->gather_kernel};
     for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
         if (kernels[i]) clReleaseKernel(kernels[i]);
-    cl_mem buffers[] = {f->keys, f->prefix, f->hist, f->count, f->picked};
+    cl_mem buffers[] = {f->keys, f->list_keys, f->hist, f->count, f->picked};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) clReleaseMemObject(buffers[i]);
     free(f->picked_host);
@@ -359,8 +358,8 @@ static cleval_status launch(cl_command_queue queue, cl_kernel kernel, size_t glo
 
 /* One radix-select pass: the histogram of the byte at `shift` of the keys matching `prefix`
  * above it, read back into f->hist_host. */
-static cleval_status count_digits(cleval_error_finder *f, uint32_t rows,
-                                  const uint64_t *prefix, uint32_t shift)
+static cleval_status count_digits(cleval_error_finder *f, uint32_t rows, const uint64_t *prefix,
+                                  uint32_t shift)
 {
     cl_command_queue queue = cleval_device_queue(f->dev);
     cl_uint zero = 0;
@@ -368,7 +367,7 @@ static cleval_status count_digits(cleval_error_finder *f, uint32_t rows,
     cleval_kernel_args a = cleval_kernel_args_begin(f->digits_kernel, "error_digits");
     cleval_kernel_arg_mem(&a, f->keys);
     cleval_kernel_arg_uint(&a, rows);
-    cleval_kernel_arg_mem(&a, f->prefix);
+    cleval_kernel_arg_mem(&a, f->list_keys);
     cleval_kernel_arg(&a, sizeof high_mask, &high_mask);
     cleval_kernel_arg_uint(&a, shift);
     cleval_kernel_arg_mem(&a, f->hist);
@@ -376,10 +375,10 @@ static cleval_status count_digits(cleval_error_finder *f, uint32_t rows,
     size_t groups = (rows + GROUP_SIZE - 1) / GROUP_SIZE;
     if (groups > MAX_DIGIT_GROUPS) groups = MAX_DIGIT_GROUPS; /* fewer global atomics */
     if (status == CLEVAL_OK)
-        status = cleval_cl_check(clEnqueueWriteBuffer(queue, f->prefix, CL_FALSE, 0,
-                                                      CLEVAL_ERROR_LISTS * sizeof(cl_ulong),
-                                                      prefix, 0, NULL, NULL),
-                                 "clEnqueueWriteBuffer(error-analysis prefixes)");
+        status = cleval_cl_check(clEnqueueWriteBuffer(queue, f->list_keys, CL_FALSE, 0,
+                                                      CLEVAL_ERROR_LISTS * sizeof(cl_ulong), prefix,
+                                                      0, NULL, NULL),
+                                 "clEnqueueWriteBuffer(error-analysis list keys)");
     if (status == CLEVAL_OK)
         status = cleval_cl_check(clEnqueueFillBuffer(queue, f->hist, &zero, sizeof zero, 0,
                                                      sizeof f->hist_host, 0, NULL, NULL),
@@ -388,10 +387,10 @@ static cleval_status count_digits(cleval_error_finder *f, uint32_t rows,
         status = launch(queue, f->digits_kernel, groups * GROUP_SIZE, GROUP_SIZE,
                         "clEnqueueNDRangeKernel(error_digits)");
     if (status == CLEVAL_OK)
-        status = cleval_cl_check(clEnqueueReadBuffer(queue, f->hist, CL_TRUE, 0,
-                                                     sizeof f->hist_host, f->hist_host, 0, NULL,
-                                                     NULL),
-                                 "clEnqueueReadBuffer(error-analysis histogram)");
+        status =
+            cleval_cl_check(clEnqueueReadBuffer(queue, f->hist, CL_TRUE, 0, sizeof f->hist_host,
+                                                f->hist_host, 0, NULL, NULL),
+                            "clEnqueueReadBuffer(error-analysis histogram)");
     return status;
 }
 
@@ -475,21 +474,22 @@ cleval_status cleval_error_finder_run(cleval_error_finder *f, cl_mem scores, cl_
     a = cleval_kernel_args_begin(f->gather_kernel, "error_gather");
     cleval_kernel_arg_mem(&a, f->keys);
     cleval_kernel_arg_uint(&a, rows);
-    cleval_kernel_arg_mem(&a, f->prefix);
+    cleval_kernel_arg_mem(&a, f->list_keys);
     cleval_kernel_arg_uint(&a, f->capacity);
     cleval_kernel_arg_mem(&a, f->count);
     cleval_kernel_arg_mem(&a, f->picked);
     if ((status = cleval_kernel_args_end(&a)) ||
-        (status = cleval_cl_check(clEnqueueWriteBuffer(queue, f->prefix, CL_FALSE, 0,
+        (status = cleval_cl_check(clEnqueueWriteBuffer(queue, f->list_keys, CL_FALSE, 0,
                                                        sizeof threshold, threshold, 0, NULL, NULL),
                                   "clEnqueueWriteBuffer(error-analysis thresholds)")) ||
         (status = cleval_cl_check(clEnqueueFillBuffer(queue, f->count, &zero, sizeof zero, 0,
                                                       sizeof count, 0, NULL, NULL),
                                   "clEnqueueFillBuffer(error-analysis counts)")) ||
-        (status = launch(queue, f->gather_kernel, rows, 0, "clEnqueueNDRangeKernel(error_gather)")) ||
-        (status = cleval_cl_check(clEnqueueReadBuffer(queue, f->count, CL_FALSE, 0, sizeof count,
-                                                      count, 0, NULL, NULL),
-                                  "clEnqueueReadBuffer(error-analysis counts)")) ||
+        (status =
+             launch(queue, f->gather_kernel, rows, 0, "clEnqueueNDRangeKernel(error_gather)")) ||
+        (status = cleval_cl_check(
+             clEnqueueReadBuffer(queue, f->count, CL_FALSE, 0, sizeof count, count, 0, NULL, NULL),
+             "clEnqueueReadBuffer(error-analysis counts)")) ||
         (status = cleval_cl_check(clEnqueueReadBuffer(queue, f->picked, CL_TRUE, 0, picked_bytes,
                                                       f->picked_host, 0, NULL, NULL),
                                   "clEnqueueReadBuffer(error-analysis picks)")))

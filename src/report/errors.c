@@ -88,8 +88,8 @@ static void report_samples(FILE *out, const char *title, const cleval_errors *e,
     char buf[32];
     size_t width = strlen("predicted");
     for (uint32_t i = 0; i < n; i++) {
-        size_t t = report_display_width(report_class_label(names, (uint32_t)s[i].true_class, buf,
-                                                           sizeof buf));
+        size_t t = report_display_width(
+            report_class_label(names, (uint32_t)s[i].true_class, buf, sizeof buf));
         size_t p = report_display_width(
             report_class_label(names, (uint32_t)s[i].predicted_class, buf, sizeof buf));
         width = t > width ? t : width;
@@ -102,25 +102,21 @@ static void report_samples(FILE *out, const char *title, const cleval_errors *e,
     fputs("  confidence\n", out);
     for (uint32_t i = 0; i < n; i++) {
         fprintf(out, "  %10llu  ", (unsigned long long)s[i].index);
-        write_left_aligned(out, report_class_label(names, (uint32_t)s[i].true_class, buf,
-                                                   sizeof buf),
-                           width);
+        write_left_aligned(
+            out, report_class_label(names, (uint32_t)s[i].true_class, buf, sizeof buf), width);
         fputs("  ", out);
-        write_left_aligned(out, report_class_label(names, (uint32_t)s[i].predicted_class, buf,
-                                                   sizeof buf),
-                           width);
+        write_left_aligned(
+            out, report_class_label(names, (uint32_t)s[i].predicted_class, buf, sizeof buf), width);
         fprintf(out, "  %.4f\n", s[i].confidence);
     }
 }
 
-void cleval_report_errors_text(FILE *out, const cleval_errors *e,
-                               const cleval_class_names *names)
+void cleval_report_errors_text(FILE *out, const cleval_errors *e, const cleval_class_names *names)
 {
     report_pairs(out, e, names);
     if (!e->has_scores) return;
     fputc('\n', out);
-    report_samples(out, "Most confident wrong predictions", e, CLEVAL_ERROR_CONFIDENT_WRONG,
-                   names);
+    report_samples(out, "Most confident wrong predictions", e, CLEVAL_ERROR_CONFIDENT_WRONG, names);
     fputc('\n', out);
     report_samples(out, "Least confident right predictions", e, CLEVAL_ERROR_UNCONFIDENT_RIGHT,
                    names);
