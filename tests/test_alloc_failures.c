@@ -1,8 +1,8 @@
-/* Out of memory at every turn: each host allocation cleval makes and each device buffer it
- * creates fails once, in turn, during an `eval`, a `knn` and a `metrics` run that write their
- * JSON report and prediction file. Every such run must end with exit 4 (out of host or device
- * memory: the refused buffer comes back as CL_MEM_OBJECT_ALLOCATION_FAILURE), exactly one line on
- * stderr, nothing on stdout, no file left behind, and (in the sanitizer build, where
+/* Out of memory at every turn: each host allocation cleval makes and each device buffer it creates
+ * fails once, in turn, during an `eval`, a `knn` (with --errors) and a `metrics` run that write
+ * their JSON report and prediction file. Every such run must end with exit 4 (out of host or
+ * device memory: the refused buffer comes back as CL_MEM_OBJECT_ALLOCATION_FAILURE), exactly one
+ * line on stderr, nothing on stdout, no file left behind, and (in the sanitizer build, where
  * LeakSanitizer checks each run at exit) no leak and no crash.
  *
  * The failures come from faultinject.c, preloaded into the cleval child: a first run lists
@@ -247,7 +247,8 @@ static void test_knn(void **state)
     snprintf(test, sizeof test, "%s", fixture_path("knn/iris_test.h5"));
     run_scenario(&(scenario){
         "knn",
-        {"knn", "--train", train, "--data", test, "-k", "3", "--batch", "7", "--quiet", NULL}});
+        {"knn", "--train", train, "--data", test, "-k", "3", "--batch", "7", "--errors", "2",
+         "--quiet", NULL}});
 }
 
 static void test_metrics(void **state)

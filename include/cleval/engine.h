@@ -10,6 +10,7 @@
 
 #include "cleval/cluster.h"
 #include "cleval/device.h"
+#include "cleval/errors.h"
 #include "cleval/knn.h"
 #include "cleval/nn.h"
 #include "cleval/metrics.h"
@@ -73,6 +74,7 @@ typedef struct cleval_predict_outcome {
     bool has_scores;
     cleval_score_sums scores;
     uint32_t top_k; /* the top-k accuracy's k; 0: none */
+    cleval_errors errors; /* --errors N: filled when errors.n > 0 */
     double read_s;    /* HDF5 reads and checks of the test set */
     double wait_s;    /* waiting for the devices */
 } cleval_predict_outcome;
@@ -90,6 +92,7 @@ typedef struct cleval_metrics_job {
     const char *save_path; /* NULL: no prediction file */
     const char *scores_key; /* NULL: "scores"; when the file has it, score metrics too */
     uint32_t top_k;         /* 0: no top-k accuracy */
+    uint32_t errors;        /* error analysis with N rows per list (cleval_errors); 0: none */
     cleval_run_options run;
 } cleval_metrics_job;
 
@@ -106,6 +109,10 @@ typedef struct cleval_test_set {
     uint64_t batch;        /* samples per batch; 0: the model's preferred size */
     const char *save_path; /* NULL: no prediction file */
     uint32_t top_k;        /* score metrics' top-k accuracy; 0: none */
+    /* Error analysis with N rows per list (cleval_errors, N <= CLEVAL_ERRORS_MAX); 0: none.
+     * It needs labels, and is refused (CLEVAL_ERR_USAGE) for a shard or with a checkpoint:
+     * neither part files nor checkpoints carry its lists. */
+    uint32_t errors;
 } cleval_test_set;
 
 enum { CLEVAL_DEFAULT_KNN_BATCH = 4096 };

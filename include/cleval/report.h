@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 
+#include "cleval/errors.h"
 #include "cleval/metrics.h"
 #include "cleval/scores.h"
 
@@ -65,6 +66,15 @@ void cleval_report_scores_json(cJSON *root, const cleval_score_metrics *m);
 
 /* Writes the score-based metrics' lines: top-k accuracy, log loss, Brier score, ECE. */
 void cleval_report_scores_text(FILE *out, const cleval_score_metrics *m);
+
+/* Adds the error analysis as "errors" {n, confused_pairs, and with scores confident_wrong and
+ * unconfident_right} (docs/contract.md). */
+void cleval_report_errors_json(cJSON *root, const cleval_errors *e);
+
+/* Writes the error analysis: the confused pairs with their first rows, then with scores the
+ * most confident wrong and least confident right predictions, one aligned line each. */
+void cleval_report_errors_text(FILE *out, const cleval_errors *e,
+                               const cleval_class_names *names);
 
 /* Prints `json` to `path`, "-" meaning stdout, every number as the shortest decimal that reads
  * back to the same double (numbers become raw items in `json`). A file is written under a

@@ -153,6 +153,7 @@ cleval_status cli_report_json(const cleval_predict_outcome *outcome,
             cleval_score_metrics_compute(&outcome->scores, outcome->top_k, &scores);
             cleval_report_scores_json(json, &scores);
         }
+        if (json && outcome->errors.n) cleval_report_errors_json(json, &outcome->errors);
     } else {
         json = cleval_report_json(NULL, NULL, NULL, outcome->n_samples, outcome->n_classes,
                                   timing);
@@ -205,6 +206,10 @@ cleval_status cli_print_report(const cleval_predict_outcome *outcome,
     }
     cleval_report_confusion(stdout, &outcome->confusion, &outcome->class_names);
     fputc('\n', stdout);
+    if (outcome->errors.n) {
+        cleval_report_errors_text(stdout, &outcome->errors, &outcome->class_names);
+        fputc('\n', stdout);
+    }
     cleval_report_throughput(stdout, timing);
     cleval_metrics_free(&m);
     return CLEVAL_OK;

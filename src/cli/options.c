@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "cleval/dataset.h"
+#include "cleval/errors.h"
 
 #include <errno.h>
 #include <math.h>
@@ -126,6 +127,10 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_HTML] = {"html", 0, "PATH",
                   "write a self-contained HTML report to PATH (summary, gates, charts; no "
                   "script, no network)"},
+    [OPT_ERRORS] = {"errors", 0, "N",
+                    "error analysis: the first N rows of each most confused pair and, with "
+                    "scores, the N most confident wrong and N least confident right predictions "
+                    "(1 <= N <= 10000; needs labels; not with --shard or --checkpoint)"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -347,6 +352,21 @@ cleval_status cli_get_top_k(const cli_args *args, uint32_t *out)
     cleval_status status = cli_get_positive(args, OPT_TOP_K, 0, &value);
     *out = value > UINT32_MAX ? UINT32_MAX : (uint32_t)value; /* beyond C: the same result */
     return status;
+}
+
+cleval_status cli_get_errors(const cli_args *args, uint32_t *out)
+{
+    uint64_t value;
+    *out = 0;
+    cleval_status status = cli_get_positive(args, OPT_ERRORS, 0, &value);
+    if (status != CLEVAL_OK) return status;
+    if (value > CLEVAL_ERRORS_MAX)
+        return cleval_fail(CLEVAL_ERR_USAGE, "--errors: at most %d rows per list (got %s)",
+                           CLEVAL_ERRORS_MAX, args->values[OPT_ERRORS]);
+    if (value && args->present[OPT_SHARD_TRAIN])
+        return cleval_fail(CLEVAL_ERR_USAGE, "--errors does not combine with --shard-train");
+    *out = (uint32_t)value;
+    return CLEVAL_OK;
 }
 
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed)

@@ -60,6 +60,7 @@ typedef enum cli_option_id {
     OPT_SUMMARY_MD,
     OPT_TOP_K,
     OPT_HTML,
+    OPT_ERRORS,
     OPT_COUNT
 } cli_option_id;
 
@@ -117,6 +118,10 @@ cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out);
 /* --top-k K (K >= 1; 0 when absent). A K at or above the class count is kept: every sample
  * then counts, as in scikit-learn. */
 cleval_status cli_get_top_k(const cli_args *args, uint32_t *out);
+
+/* --errors N (1 <= N <= CLEVAL_ERRORS_MAX; 0 when absent). Refused with --shard-train, whose
+ * ranks never hold a whole run's lists. */
+cleval_status cli_get_errors(const cli_args *args, uint32_t *out);
 
 /* Prints the option lines of `allowed` for --help. */
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed);

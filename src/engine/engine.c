@@ -41,6 +41,24 @@ void cleval_predict_outcome_free(cleval_predict_outcome *out)
     cleval_dataset_free_names(out->class_names.names, out->class_names.count);
     out->class_names.names = NULL;
     out->class_names.count = 0;
+    cleval_errors_free(&out->errors);
+}
+
+/* The error analysis's collector for a run, or NULL without --errors. Its lists live only in
+ * this process's memory, so runs whose results are carried elsewhere are refused. */
+static cleval_status create_errors(const engine_run_spec *spec, const cleval_run_options *run,
+                                   bool score_metrics, cleval_errors_collector **out)
+{
+    *out = NULL;
+    if (!spec->errors) return CLEVAL_OK;
+    if (run->shard_count > 1 || run->checkpoint_path)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "--errors does not combine with --shard, mpirun or --checkpoint: part "
+                           "files and checkpoints do not carry its lists");
+    if (!spec->labels)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: --errors needs labels, and the file has none",
+                           cleval_dataset_path(spec->data));
+    return cleval_errors_collector_create(spec->errors, score_metrics, out);
 }
 
 typedef struct run_context {
@@ -240,6 +258,8 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
                              "%s: 'class_names' has %u entries, more than the %u classes of %s",
                              cleval_dataset_path(spec->data), out->class_names.count,
                              spec->n_classes, spec->classes_from);
+    cleval_errors_collector *errors = NULL;
+    if (status == CLEVAL_OK) status = create_errors(spec, run, ctx.score_metrics, &errors);
     checkpoint_state restored = {.rows_done = ctx.begin};
     if (status == CLEVAL_OK && run->resume) {
         uint32_t n_counters = spec->counters ? spec->counters->count : 0;
@@ -298,6 +318,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .file_scores = ctx.score_metrics ? spec->file_scores : NULL,
             .score_width = spec->score_width ? spec->score_width : spec->n_classes,
             .top_k = spec->top_k,
+            .errors = errors,
             .n_workers = run->n_devices,
             .devices = run->devices,
             .models = spec->models,
@@ -329,6 +350,10 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     out->has_scores = ctx.score_metrics && out->n_samples > 0;
     out->scores = result.scores;
     out->top_k = spec->top_k;
+    /* The confidence lists of the view the score metrics use (cleval_score_metrics_compute). */
+    if (status == CLEVAL_OK && errors)
+        status = cleval_errors_finish(errors, result.scores.not_probabilities > 0, &out->errors);
+    cleval_errors_collector_destroy(errors);
     if (status == CLEVAL_OK && file) {
         if (part)
             status = finish_part(file, spec, &ctx, n_total, &result.counts, &out->class_names);

@@ -32,6 +32,7 @@ typedef struct worker {
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
     cleval_score_reducer *score_reducer; /* config->score_metrics */
     cleval_hostbuf score_rows;           /* the batch's scores where the device reads them */
+    cleval_error_finder *error_finder;   /* config->errors with score_metrics */
     cleval_status status;
     char error[1024];
 } worker;
@@ -53,6 +54,7 @@ struct pipeline {
     pending_scores *score_pending;
     uint32_t n_score_pending, score_pending_capacity;
     uint64_t score_next_row;
+    uint32_t error_capacity; /* each slot's picks per error list: min(N, batch) */
 };
 
 void pipeline_counts_free(pipeline_counts *counts)
@@ -148,6 +150,15 @@ static cleval_status reduce_scores(worker *w, pipeline_slot *slot)
     return status;
 }
 
+/* Selects the batch's error-analysis picks on the worker's device, from the score rows
+ * reduce_scores() staged. */
+static cleval_status find_errors(worker *w, pipeline_slot *slot, cl_mem pred)
+{
+    return cleval_error_finder_run(w->error_finder, w->score_rows.mem, w->labels.mem, pred,
+                                   slot->n, slot->row0, slot->labels, slot->pred,
+                                   slot->error_picks, slot->n_error_picks);
+}
+
 /* Runs one batch on the worker's device and counts it. */
 static cleval_status process(worker *w, pipeline_slot *slot)
 {
@@ -164,6 +175,7 @@ static cleval_status process(worker *w, pipeline_slot *slot)
     if (status == CLEVAL_OK && cfg->labels)
         status = stage(dev, &w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
     if (status == CLEVAL_OK && cfg->score_metrics) status = reduce_scores(w, slot);
+    if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, pred);
     if (status != CLEVAL_OK) return status;
 
     /* Metrics discover the class count while streaming: a histogram widens when needed. */
@@ -309,6 +321,8 @@ static cleval_status allocate(pipeline *p)
     /* No batch is longer than the rows to go: a --batch beyond them would only cost memory. */
     uint64_t rows = cfg->row_end > cfg->row_begin ? cfg->row_end - cfg->row_begin : 1;
     size_t batch = cfg->batch < rows ? cfg->batch : (size_t)rows;
+    uint32_t n_errors = cfg->errors ? cleval_errors_collector_n(cfg->errors) : 0;
+    p->error_capacity = n_errors < batch ? n_errors : (uint32_t)batch; /* the finder's capacity */
     for (uint32_t s = 0; s < p->n_slots; s++) {
         pipeline_slot *slot = &p->slots[s];
         slot->pred = malloc(batch * sizeof *slot->pred);
@@ -316,8 +330,12 @@ static cleval_status allocate(pipeline *p)
         if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
         bool scores = cfg->with_scores || cfg->score_metrics;
         if (scores) slot->scores = malloc(batch * cfg->score_width * sizeof *slot->scores);
+        bool picks = cfg->errors && cfg->score_metrics;
+        if (picks)
+            slot->error_picks =
+                malloc(CLEVAL_ERROR_LISTS * (size_t)p->error_capacity * sizeof *slot->error_picks);
         if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||
-            (scores && !slot->scores))
+            (scores && !slot->scores) || (picks && !slot->error_picks))
             return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %zu samples",
                                data_path(cfg), batch);
     }
@@ -340,6 +358,11 @@ static cleval_status allocate(pipeline *p)
              (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
                                                    (uint32_t)batch, &wk->score_reducer))))
             return status;
+        if (cfg->errors && cfg->score_metrics &&
+            (status = cleval_error_finder_create(cfg->devices[w], cfg->score_width,
+                                                 cleval_errors_collector_n(cfg->errors),
+                                                 (uint32_t)batch, &wk->error_finder)))
+            return status;
     }
     return CLEVAL_OK;
 }
@@ -351,6 +374,7 @@ static void release(pipeline *p)
         free(p->slots[s].labels);
         free(p->slots[s].pred);
         free(p->slots[s].scores);
+        free(p->slots[s].error_picks);
     }
     for (uint32_t w = 0; p->workers && w < p->cfg->n_workers; w++) {
         cleval_histogram_destroy(p->workers[w].hist);
@@ -358,6 +382,7 @@ static void release(pipeline *p)
         cleval_hostbuf_release(&p->workers[w].preds);
         cleval_hostbuf_release(&p->workers[w].score_rows);
         cleval_score_reducer_destroy(p->workers[w].score_reducer);
+        cleval_error_finder_destroy(p->workers[w].error_finder);
     }
     free(p->score_pending);
     free(p->slots);
@@ -392,6 +417,19 @@ static cleval_status fold_scores(pipeline *p, const pipeline_slot *slot, pipelin
         i = 0; /* the batch after it may already be waiting */
     }
     return CLEVAL_OK;
+}
+
+/* Adds a finished batch's confused rows and confidence picks to the error analysis. */
+static cleval_status collect_errors(const pipeline *p, const pipeline_slot *slot)
+{
+    const pipeline_config *cfg = p->cfg;
+    cleval_status status =
+        cleval_errors_add_pairs(cfg->errors, slot->row0, slot->n, slot->labels, slot->pred);
+    uint32_t capacity = p->error_capacity;
+    for (uint32_t l = 0; status == CLEVAL_OK && slot->error_picks && l < CLEVAL_ERROR_LISTS; l++)
+        status = cleval_errors_add_picks(cfg->errors, l, slot->error_picks + (size_t)l * capacity,
+                                         slot->n_error_picks[l]);
+    return status;
 }
 
 /* Counts slots in a state. Called with the lock held. */
@@ -443,6 +481,8 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
             if (!p->failed) status = write_batch(cfg, &p->slots[s]);
             if (status == CLEVAL_OK && !p->failed && cfg->score_metrics)
                 status = fold_scores(p, &p->slots[s], result);
+            if (status == CLEVAL_OK && !p->failed && cfg->errors)
+                status = collect_errors(p, &p->slots[s]);
             result->rows_done += p->slots[s].n;
             if (cfg->progress && status == CLEVAL_OK)
                 cfg->progress(result->rows_done, total, cfg->progress_user);

@@ -13,6 +13,7 @@
 
 #include "cleval/dataset.h"
 #include "cleval/device.h"
+#include "cleval/errors.h"
 #include "cleval/histogram.h"
 #include "cleval/metrics.h"
 #include "cleval/predfile.h"
@@ -37,6 +38,9 @@ typedef struct pipeline_slot {
     float *scores;      /* [n][score_width] when saved or reduced, else NULL */
     int32_t max_label;  /* largest label or prediction read with this batch (metrics) */
     cleval_score_sums score_sums; /* the batch's score-metric sums (config->score_metrics) */
+    /* config->errors with scores: the batch's picks, [CLEVAL_ERROR_LISTS][min(N, batch)] */
+    cleval_error_sample *error_picks;
+    uint32_t n_error_picks[CLEVAL_ERROR_LISTS];
 } pipeline_slot;
 
 /* What a worker runs on each batch, with its own device and model. */
@@ -64,6 +68,10 @@ typedef struct pipeline_config {
     cleval_column *file_scores;  /* metrics: the file's scores, or NULL */
     uint32_t score_width;        /* scores per row (the class count of the model or file) */
     uint32_t top_k;              /* 0: no top-k hits counted */
+    /* Error analysis (labels required; NULL: none): each finished batch's confused rows are
+     * added on the calling thread, and with score_metrics each worker selects the batch's
+     * confidence picks on its device first. */
+    cleval_errors_collector *errors;
 
     uint32_t n_workers;
     cleval_device **devices;     /* [n_workers] */

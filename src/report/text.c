@@ -1,6 +1,7 @@
 /* The human report: scikit-learn's classification_report layout (digits=2), the confusion
  * matrix or its top confused pairs, and the throughput line. */
 #include "cleval/report.h"
+#include "report_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -158,4 +159,15 @@ void cleval_report_throughput(FILE *out, const cleval_run_timing *timing)
     if (timing->device) fprintf(out, " on %s", timing->device);
     fputc('\n', out);
     if (timing->model) fprintf(out, "Model: %s\n", timing->model);
+}
+
+const char *report_class_label(const cleval_class_names *names, uint32_t k, char *buf,
+                               size_t size)
+{
+    return class_label(names, k, buf, size);
+}
+
+size_t report_display_width(const char *s)
+{
+    return display_width(s);
 }
