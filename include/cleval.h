@@ -14,7 +14,7 @@
  *     options.device = "cpu";
  *     cleval_status status = cleval_source_create_file("test.h5", NULL, NULL, &test);
  *     if (status == CLEVAL_OK)
- *         status = cleval_evaluate("model.onnx", test, &options, &result);
+ *         status = cleval_run_eval("model.onnx", test, &options, &result);
  *     if (status == CLEVAL_OK)
  *         printf("%s\n", cleval_result_json(result));
  *     else
@@ -147,42 +147,42 @@ CLEVAL_API void cleval_source_destroy(cleval_source *source);
 /* What a run does beyond its inputs; the command-line flag each field stands for is named.
  * Fill it with cleval_options_init(), then change fields. Strings are borrowed for the call. */
 typedef struct cleval_options {
-    const char *device;    /* --device: an index, a piece of a device name, "0,2" or "all";
-                              NULL: CLEVAL_DEVICE, else the first GPU, else the first device */
-    uint64_t batch;        /* --batch: samples per batch; 0: the command's default */
-    uint32_t max_classes;  /* --max-classes; 0: the default (10000) */
-    uint32_t top_k;        /* --top-k: the top-k accuracy's k; 0: none */
-    double min_accuracy;   /* --min-accuracy gate in [0, 1]; negative: no gate */
+    const char *device;      /* --device: an index, a piece of a device name, "0,2" or "all";
+                                NULL: CLEVAL_DEVICE, else the first GPU, else the first device */
+    uint64_t batch;          /* --batch: samples per batch; 0: the command's default */
+    uint32_t max_classes;    /* --max-classes; 0: the default (10000) */
+    uint32_t top_k;          /* --top-k: the top-k accuracy's k; 0: none */
+    double min_accuracy;     /* --min-accuracy gate in [0, 1]; negative: no gate */
     double min_class_recall; /* --min-class-recall gate in [0, 1]; negative: no gate */
 
-    /* cleval_evaluate */
-    const char *precision;  /* --precision: "fp32" (NULL means it too), "fp16", "int8" */
+    /* cleval_run_eval */
+    const char *precision;       /* --precision: "fp32" (NULL means it too), "fp16", "int8" */
     const char *fp16_arithmetic; /* --fp16-arithmetic: "auto" (NULL), "half", "float" */
-    uint32_t calibration;   /* --calibration: int8 calibration samples; 0: 512 */
-    double prune;           /* --prune: weight sparsity, 0 <= prune < 1 */
-    bool allow_nonfinite;   /* --allow-nonfinite: accept NaN/Inf scores */
-    float input_scale;      /* --input-scale; 0: none */
-    const float *input_mean; /* --input-mean, n_input_mean values (NULL: none) */
+    uint32_t calibration;        /* --calibration: int8 calibration samples; 0: 512 */
+    double prune;                /* --prune: weight sparsity, 0 <= prune < 1 */
+    bool allow_nonfinite;        /* --allow-nonfinite: accept NaN/Inf scores */
+    float input_scale;           /* --input-scale; 0: none */
+    const float *input_mean;     /* --input-mean, n_input_mean values (NULL: none) */
     uint32_t n_input_mean;
     const float *input_std; /* --input-std, n_input_std values (NULL: none) */
     uint32_t n_input_std;
-    bool input_nhwc;        /* --input-layout nhwc: samples are channels-last */
+    bool input_nhwc; /* --input-layout nhwc: samples are channels-last */
 
-    /* cleval_knn */
-    uint32_t k;             /* -k: neighbours per query (required: 0 is refused) */
-    const char *weights;    /* --weights: "uniform" (NULL) or "distance" */
-    const char *metric;     /* --metric: "euclidean" (NULL) or "cosine" */
+    /* cleval_run_knn */
+    uint32_t k;          /* -k: neighbours per query (required: 0 is refused) */
+    const char *weights; /* --weights: "uniform" (NULL) or "distance" */
+    const char *metric;  /* --metric: "euclidean" (NULL) or "cosine" */
 
-    /* cleval_compare (negative: no gate) */
+    /* cleval_run_compare (negative: no gate) */
     double max_flip_rate;     /* --max-flip-rate */
     double max_accuracy_drop; /* --max-accuracy-drop */
     double alpha;             /* --alpha: McNemar gate; default 0.05, dropped without labels */
     double max_score_diff;    /* --max-score-diff */
 
-    /* cleval_drift (cleval_options_init sets the CLI defaults) */
-    double psi_warn;   /* --psi-warn: 0.1 */
-    double psi_alert;  /* --psi-alert: 0.2 */
-    double js_alert;   /* --js-alert: 0.1 */
+    /* cleval_run_drift (cleval_options_init sets the CLI defaults) */
+    double psi_warn;    /* --psi-warn: 0.1 */
+    double psi_alert;   /* --psi-alert: 0.2 */
+    double js_alert;    /* --js-alert: 0.1 */
     double drift_alpha; /* --alpha of drift: 0.05 */
 } cleval_options;
 
@@ -226,23 +226,23 @@ CLEVAL_API void cleval_result_destroy(cleval_result *result);
  * status with *result NULL. `options` may be NULL (the defaults). Sources are only read. */
 
 /* `cleval eval`: the network of the ONNX file `model_path` on every sample of `test`. */
-CLEVAL_API cleval_status cleval_evaluate(const char *model_path, const cleval_source *test,
+CLEVAL_API cleval_status cleval_run_eval(const char *model_path, const cleval_source *test,
                                          const cleval_options *options, cleval_result **result);
 
 /* `cleval knn`: the k-nearest-neighbours baseline, `train` (labels required) against `test`;
  * options->k is required. */
-CLEVAL_API cleval_status cleval_knn(const cleval_source *train, const cleval_source *test,
-                                    const cleval_options *options, cleval_result **result);
+CLEVAL_API cleval_status cleval_run_knn(const cleval_source *train, const cleval_source *test,
+                                        const cleval_options *options, cleval_result **result);
 
 /* `cleval metrics`: metrics from labels `y` [N] and predictions `pred` [N] (integers), and
  * with `scores` [N, C] (NULL: none; C above every label) the score-based metrics. Arrays are
  * borrowed for the call. */
-CLEVAL_API cleval_status cleval_metrics(const cleval_array *y, const cleval_array *pred,
-                                        const cleval_array *scores,
-                                        const cleval_options *options, cleval_result **result);
+CLEVAL_API cleval_status cleval_run_metrics(const cleval_array *y, const cleval_array *pred,
+                                            const cleval_array *scores,
+                                            const cleval_options *options, cleval_result **result);
 
 /* A saved run in memory: predictions, with optional labels and scores (each NULL or the
- * arrays cleval_metrics takes), borrowed for the call. */
+ * arrays cleval_run_metrics takes), borrowed for the call. */
 typedef struct cleval_predictions {
     const cleval_array *y;      /* [N] labels, or NULL */
     const cleval_array *pred;   /* [N] predictions (required) */
@@ -251,14 +251,15 @@ typedef struct cleval_predictions {
 
 /* `cleval compare`: migration check of run `b` against baseline `a` (same test set: same
  * length, same y). The result's verdict is "pass" or "fail" (a gate failed). */
-CLEVAL_API cleval_status cleval_compare(const cleval_predictions *a, const cleval_predictions *b,
-                                        const cleval_options *options, cleval_result **result);
+CLEVAL_API cleval_status cleval_run_compare(const cleval_predictions *a,
+                                            const cleval_predictions *b,
+                                            const cleval_options *options, cleval_result **result);
 
 /* `cleval drift`: output-distribution drift of `current` against `reference`. The result's
  * verdict is "ok", "warn" or "alert". */
-CLEVAL_API cleval_status cleval_drift(const cleval_predictions *reference,
-                                      const cleval_predictions *current,
-                                      const cleval_options *options, cleval_result **result);
+CLEVAL_API cleval_status cleval_run_drift(const cleval_predictions *reference,
+                                          const cleval_predictions *current,
+                                          const cleval_options *options, cleval_result **result);
 
 #ifdef __cplusplus
 }
