@@ -37,7 +37,12 @@ check_consumer(${WORK_DIR}/cmake-build/consumer)
 # pkg-config
 find_program(PKG_CONFIG pkg-config REQUIRED)
 file(GLOB pc_dirs ${prefix}/lib*/pkgconfig ${prefix}/lib/*/pkgconfig)
-run(${CMAKE_COMMAND} -E env "PKG_CONFIG_PATH=${pc_dirs}" ${PKG_CONFIG} --cflags --libs cleval)
+file(GLOB shared_libraries ${prefix}/lib*/libcleval.so ${prefix}/lib/*/libcleval.so)
+if(NOT shared_libraries)
+  set(static --static) # a static libcleval.a: its dependencies' libraries too
+endif()
+run(${CMAKE_COMMAND} -E env "PKG_CONFIG_PATH=${pc_dirs}" ${PKG_CONFIG} ${static} --cflags --libs
+    cleval)
 string(STRIP "${run_output}" flags)
 separate_arguments(flags UNIX_COMMAND "${flags} ${C_FLAGS}")
 run(${C_COMPILER} -std=c11 -Wall -Wextra -Werror ${consumer_source} ${flags}
