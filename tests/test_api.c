@@ -126,8 +126,8 @@ static void test_eval_file_and_arrays(void **state)
     snprintf(saved, sizeof saved, "%s", temp_path("api_eval_pred.h5"));
     /* Batches of 100 rows do not divide the 257; score sums and device memory depend on the
      * batch size, so every run uses the same. */
-    const char *args[] = {"eval",    "--model", SHIPPED_MODEL, "--data", data,
-                          "--top-k", "2",       "--batch",     "100",    "--json",
+    const char *args[] = {"eval",    "--model", SHIPPED_MODEL, "--data",  data,
+                          "--top-k", "2",       "--batch",     "100",     "--json",
                           "-",       "--save",  saved,         "--quiet", NULL};
     cJSON *cli = cli_report(args);
 
@@ -181,6 +181,52 @@ static void test_eval_file_and_arrays(void **state)
     cleval_source_destroy(arrays);
     free(x);
     free(y);
+}
+
+/* A model with an int64 input (token ids, fixture from torch) on ids in memory as uint8 and
+ * int32 arrays, converted to the model's type as a file's would be: onnxruntime's scores. */
+static void test_eval_integer_ids(void **state)
+{
+    (void)state;
+    enum { ROWS = 37, IDS = 6, WIDTH = 4 };
+    char model[4096], data[4096];
+    snprintf(model, sizeof model, "%s", fixture_path("dtype/embed_linear.onnx"));
+    snprintf(data, sizeof data, "%s", fixture_path("dtype/embed_linear_data.h5"));
+    hsize_t row_size;
+    int64_t *ids = read_rows(data, "X", H5T_NATIVE_INT64, ROWS, &row_size);
+    float *want = read_rows(data, "scores_ort", H5T_NATIVE_FLOAT, ROWS, &row_size);
+    assert_int_equal(row_size, WIDTH);
+    uint8_t narrow8[ROWS * IDS];
+    int32_t narrow32[ROWS * IDS];
+    for (size_t i = 0; i < ROWS * IDS; i++) {
+        assert_true(ids[i] >= 0 && ids[i] <= 255);
+        narrow8[i] = (uint8_t)ids[i];
+        narrow32[i] = (int32_t)ids[i];
+    }
+    const void *arrays[] = {narrow8, narrow32};
+    const cleval_dtype types[] = {CLEVAL_DTYPE_UINT8, CLEVAL_DTYPE_INT32};
+    for (int t = 0; t < 2; t++) {
+        cleval_array x = {.data = arrays[t], .dtype = types[t], .rank = 2, .shape = {ROWS, IDS}};
+        cleval_source *source = NULL;
+        cleval_result *result = NULL;
+        cleval_options options;
+        cleval_options_init(&options);
+        options.batch = 8;
+        assert_ok(cleval_source_create_arrays(&x, NULL, &source));
+        assert_ok(cleval_run_eval(model, source, &options, &result));
+        uint64_t n;
+        uint32_t width;
+        const float *got = cleval_result_scores(result, &n, &width);
+        assert_int_equal(n, ROWS);
+        assert_int_equal(width, WIDTH);
+        for (size_t i = 0; i < ROWS * WIDTH; i++)
+            if (!(fabs((double)got[i] - want[i]) <= 1e-5 * (1.0 + fabs((double)want[i]))))
+                fail_msg("score %zu: %.9g vs onnxruntime %.9g", i, got[i], want[i]);
+        cleval_result_destroy(result);
+        cleval_source_destroy(source);
+    }
+    free(ids);
+    free(want);
 }
 
 /* A gate set through the options: the JSON's "gates" and "passed", and the result's verdict,
@@ -493,9 +539,13 @@ static void test_version_status_devices(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_eval_file_and_arrays), cmocka_unit_test(test_eval_gate),
-        cmocka_unit_test(test_knn_arrays),           cmocka_unit_test(test_metrics_arrays),
-        cmocka_unit_test(test_bad_arguments),        cmocka_unit_test(test_version_status_devices),
+        cmocka_unit_test(test_eval_file_and_arrays),
+        cmocka_unit_test(test_eval_integer_ids),
+        cmocka_unit_test(test_eval_gate),
+        cmocka_unit_test(test_knn_arrays),
+        cmocka_unit_test(test_metrics_arrays),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_version_status_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
