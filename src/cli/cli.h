@@ -37,26 +37,9 @@ int cli_knn(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_merge(int argc, char **argv);
 
-/* The "model" member of an eval report (cmd_eval.c), shared with `merge`. */
-cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank,
-                            const uint64_t *shape, uint32_t output_width, const char *precision);
+/* The human report's "Model:" line of an eval run's precision mode. */
+void cli_eval_mode_line(const cleval_eval_mode *mode, char *out, size_t size);
 
-/* An eval run's precision mode (cleval_nn_model_info, or a part file's attributes): its fields
- * in the "model" member, and the human report's "Model:" line. */
-typedef struct cli_eval_mode {
-    const char *precision;  /* "fp32", "fp16", "int8" */
-    const char *arithmetic; /* "float" or "half" */
-    double prune;
-    uint64_t calibration_samples;
-    uint64_t size_bytes;
-    const cleval_nn_device_memory *device_memory; /* NULL when not known (merge) */
-} cli_eval_mode;
-void cli_eval_mode_fields(cJSON *model, const cli_eval_mode *mode);
-void cli_eval_mode_line(const cli_eval_mode *mode, char *out, size_t size);
-
-/* The "knn" member of a KNN report (cmd_knn.c), shared with `merge`. */
-cJSON *cli_knn_block(uint32_t k, const char *weights, const char *metric, uint64_t n_train,
-                     uint64_t distance_ties, uint64_t vote_ties, uint64_t searched_again);
 int cli_compare(int argc, char **argv);
 int cli_drift(int argc, char **argv);
 

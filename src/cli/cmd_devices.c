@@ -11,17 +11,6 @@ static const char usage[] =
     "type, compute units, global memory, OpenCL C version. The index (or a substring of the\n"
     "name) is what --device and CLEVAL_DEVICE accept.\n";
 
-static const char *type_name(cleval_device_type type)
-{
-    switch (type) {
-    case CLEVAL_DEVICE_CPU: return "CPU";
-    case CLEVAL_DEVICE_GPU: return "GPU";
-    case CLEVAL_DEVICE_ACCELERATOR: return "accelerator";
-    case CLEVAL_DEVICE_OTHER: return "other";
-    }
-    return "other";
-}
-
 int cli_devices(int argc, char **argv)
 {
     static const cli_option_id allowed[] = {OPT_HELP, OPT_JSON, OPT_VERBOSE};
@@ -44,18 +33,7 @@ int cli_devices(int argc, char **argv)
         return cli_fail(status);
     }
     if (args.present[OPT_JSON]) {
-        cJSON *list = cJSON_CreateArray();
-        for (uint32_t i = 0; list && i < n; i++) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "index", i);
-            cJSON_AddStringToObject(o, "platform", infos[i].platform);
-            cJSON_AddStringToObject(o, "name", infos[i].name);
-            cJSON_AddStringToObject(o, "type", type_name(infos[i].type));
-            cJSON_AddNumberToObject(o, "compute_units", infos[i].compute_units);
-            cJSON_AddNumberToObject(o, "global_mem_bytes", (double)infos[i].global_mem_bytes);
-            cJSON_AddStringToObject(o, "opencl_c_version", infos[i].opencl_c_version);
-            cJSON_AddItemToArray(list, o);
-        }
+        cJSON *list = cleval_report_devices_json(infos, n);
         status = list ? cli_write_json(list, args.values[OPT_JSON])
                       : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory");
         cJSON_Delete(list);
@@ -63,7 +41,7 @@ int cli_devices(int argc, char **argv)
         if (n == 0) printf("no OpenCL devices found (is an ICD such as pocl-opencl-icd installed?)\n");
         for (uint32_t i = 0; i < n; i++)
             printf("%u: %s | %s | %s | %u compute units | %.1f GiB | %s\n", i, infos[i].platform,
-                   infos[i].name, type_name(infos[i].type), infos[i].compute_units,
+                   infos[i].name, cleval_device_type_name(infos[i].type), infos[i].compute_units,
                    (double)infos[i].global_mem_bytes / (1024.0 * 1024.0 * 1024.0),
                    infos[i].opencl_c_version);
     }

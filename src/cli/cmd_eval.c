@@ -26,36 +26,7 @@ static const char usage[] =
     "(the outputs as probabilities when every row is non-negative and sums to 1 within 1e-4,\n"
     "else their softmax; not for --shard).\n";
 
-cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank, const uint64_t *shape,
-                            uint32_t output_width, const char *precision)
-{
-    cJSON *model = cJSON_CreateObject();
-    cJSON_AddStringToObject(model, "path", path);
-    cJSON_AddNumberToObject(model, "opset", (double)opset);
-    cJSON *dims = cJSON_AddArrayToObject(model, "input_shape");
-    for (uint32_t d = 0; d < rank; d++)
-        cJSON_AddItemToArray(dims, cJSON_CreateNumber((double)shape[d]));
-    cJSON_AddNumberToObject(model, "output_width", output_width);
-    cJSON_AddStringToObject(model, "precision", precision);
-    return model;
-}
-
-void cli_eval_mode_fields(cJSON *model, const cli_eval_mode *mode)
-{
-    cJSON_AddStringToObject(model, "arithmetic", mode->arithmetic);
-    cJSON_AddNumberToObject(model, "prune", mode->prune);
-    cJSON_AddNumberToObject(model, "calibration_samples", (double)mode->calibration_samples);
-    cJSON_AddNumberToObject(model, "model_size_bytes", (double)mode->size_bytes);
-    const cleval_nn_device_memory *memory = mode->device_memory;
-    if (!memory) return;
-    cJSON *block = cJSON_AddObjectToObject(model, "device_memory");
-    cJSON_AddNumberToObject(block, "weights_bytes", (double)memory->weights_bytes);
-    cJSON_AddNumberToObject(block, "activations_bytes", (double)memory->activations_bytes);
-    cJSON_AddNumberToObject(block, "workspace_bytes", (double)memory->workspace_bytes);
-    cJSON_AddNumberToObject(block, "peak_bytes", (double)memory->peak_bytes);
-}
-
-void cli_eval_mode_line(const cli_eval_mode *mode, char *out, size_t size)
+void cli_eval_mode_line(const cleval_eval_mode *mode, char *out, size_t size)
 {
     char how[160] = "";
     if (strcmp(mode->precision, "fp16") == 0)
@@ -75,17 +46,6 @@ void cli_eval_mode_line(const cli_eval_mode *mode, char *out, size_t size)
                  (unsigned long long)m->activations_bytes, (unsigned long long)m->workspace_bytes);
     snprintf(out, size, "%s%s%s, %llu bytes of parameters%s", mode->precision, how, pruned,
              (unsigned long long)mode->size_bytes, memory);
-}
-
-static cli_eval_mode mode_of(const cleval_eval_outcome *out)
-{
-    const cleval_nn_model_info *info = &out->model_info;
-    return (cli_eval_mode){.precision = cleval_nn_precision_name(info->precision),
-                           .arithmetic = info->half_arithmetic ? "half" : "float",
-                           .prune = info->prune,
-                           .calibration_samples = info->calibration_samples,
-                           .size_bytes = info->size_bytes,
-                           .device_memory = &out->device_memory};
 }
 
 static cJSON *layers_block(const cleval_eval_outcome *out)
@@ -123,18 +83,8 @@ static void print_layers(const cleval_eval_outcome *out)
 /* The report's additions: the model, where the time went, and the layer table. */
 static cJSON *eval_extra(const cleval_eval_job *job, const cleval_eval_outcome *out)
 {
-    cJSON *extra = cJSON_CreateObject();
-    cJSON *model = cli_eval_model_block(job->model_path, out->opset, out->input_rank,
-                                        out->input_shape, out->predict.n_classes, job->precision);
-    cli_eval_mode mode = mode_of(out);
-    cli_eval_mode_fields(model, &mode);
-    cJSON_AddItemToObject(extra, "model", model);
-    cJSON_AddNumberToObject(extra, "nonfinite_scores", (double)out->nonfinite_scores);
-    cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
-    cJSON_AddNumberToObject(breakdown, "load_model_s", out->load_s);
-    cJSON_AddNumberToObject(breakdown, "read_s", out->predict.read_s);
-    cJSON_AddNumberToObject(breakdown, "wait_s", out->predict.wait_s);
-    if (job->profile) cJSON_AddItemToObject(extra, "layers", layers_block(out));
+    cJSON *extra = cleval_eval_report_members(job, out);
+    if (extra && job->profile) cJSON_AddItemToObject(extra, "layers", layers_block(out));
     return extra;
 }
 
@@ -160,7 +110,7 @@ static int eval_against(const cli_args *args, const cleval_eval_job *first,
     cleval_status status = cleval_engine_eval(&job, &b);
     if (status != CLEVAL_OK) return cli_fail(status);
     char line[512];
-    cli_eval_mode mode = mode_of(&b);
+    cleval_eval_mode mode = cleval_eval_mode_of(&b);
     cli_eval_mode_line(&mode, line, sizeof line);
     cleval_run_timing timing_b = {.device = device_names,
                                   .total_s = cleval_seconds() - start,
@@ -339,7 +289,7 @@ int cli_eval(int argc, char **argv)
     code = cli_run_settle(&run, status, &outcome.predict, &outcome.nonfinite_scores, 1);
     if (code == CLI_EXIT_OK && cli_run_reports(&run)) {
         char line[512];
-        cli_eval_mode mode = mode_of(&outcome);
+        cleval_eval_mode mode = cleval_eval_mode_of(&outcome);
         cli_eval_mode_line(&mode, line, sizeof line);
         cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,

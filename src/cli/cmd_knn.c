@@ -34,39 +34,6 @@ static cleval_status parse_k(const cli_args *args, uint32_t *k)
     return CLEVAL_OK;
 }
 
-cJSON *cli_knn_block(uint32_t k, const char *weights, const char *metric, uint64_t n_train,
-                     uint64_t distance_ties, uint64_t vote_ties, uint64_t searched_again)
-{
-    cJSON *knn = cJSON_CreateObject();
-    cJSON_AddNumberToObject(knn, "k", k);
-    cJSON_AddStringToObject(knn, "weights", weights);
-    cJSON_AddStringToObject(knn, "metric", metric);
-    cJSON_AddNumberToObject(knn, "n_train", (double)n_train);
-    cJSON_AddNumberToObject(knn, "distance_ties", (double)distance_ties);
-    cJSON_AddNumberToObject(knn, "vote_ties", (double)vote_ties);
-    cJSON_AddNumberToObject(knn, "searched_again", (double)searched_again);
-    return knn;
-}
-
-static cJSON *knn_extra(const cleval_knn_job *job, const cleval_knn_outcome *out)
-{
-    cJSON *extra = cJSON_CreateObject();
-    cJSON_AddItemToObject(
-        extra, "knn",
-        cli_knn_block(job->config.k,
-                      cleval_knn_weights_name(job->config.weights),
-                      cleval_knn_metric_name(job->config.metric),
-                      out->n_train, out->stats.distance_ties, out->stats.vote_ties,
-                      out->stats.searched_again));
-    cJSON *breakdown = cJSON_AddObjectToObject(extra, "timing_breakdown");
-    cJSON_AddNumberToObject(breakdown, "load_train_s", out->load_s);
-    cJSON_AddNumberToObject(breakdown, "read_s", out->predict.read_s);
-    cJSON_AddNumberToObject(breakdown, "wait_s", out->predict.wait_s);
-    cJSON_AddNumberToObject(breakdown, "screen_s", out->stats.screen_s);
-    cJSON_AddNumberToObject(breakdown, "exact_s", out->stats.exact_s);
-    return extra;
-}
-
 /* --against: the same job on the second device(s), then both reports and the verdict. */
 static int knn_against(const cli_args *args, const cleval_knn_job *first,
                        const cleval_knn_outcome *a, const cleval_run_timing *timing_a,
@@ -83,7 +50,7 @@ static int knn_against(const cli_args *args, const cleval_knn_job *first,
     cleval_run_timing timing_b = {.device = against->device_names,
                                   .total_s = cleval_seconds() - start,
                                   .n_samples = b.predict.n_samples};
-    cJSON *extra_b = knn_extra(&job, &b);
+    cJSON *extra_b = cleval_knn_report_members(&job, &b);
     int code = cli_against_finish(args, against, &a->predict, timing_a, extra_a, &b.predict,
                                   &timing_b, extra_b);
     cJSON_Delete(extra_b);
@@ -161,7 +128,7 @@ int cli_knn(int argc, char **argv)
         cleval_run_timing timing = {.device = run.device_names,
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome.predict.n_samples};
-        cJSON *extra = knn_extra(&job, &outcome);
+        cJSON *extra = cleval_knn_report_members(&job, &outcome);
         cli_run_describe(&run, extra);
         if (against.active) {
             code = knn_against(&args, &job, &outcome, &timing, extra, &against);

@@ -52,12 +52,12 @@ int cli_merge(int argc, char **argv)
                                     .total_s = cleval_seconds() - start,
                                     .n_samples = outcome->predict.n_samples};
         cJSON *extra = cJSON_CreateObject();
-        cli_eval_mode mode;
+        cleval_eval_mode mode;
         char line[256];
         if (strcmp(outcome->command, "knn") == 0)
             cJSON_AddItemToObject(
                 extra, "knn",
-                cli_knn_block((uint32_t)number(outcome, "knn_k"),
+                cleval_knn_json((uint32_t)number(outcome, "knn_k"),
                               cleval_merge_attribute(outcome, "knn_weights"),
                               cleval_merge_attribute(outcome, "knn_metric"),
                               number(outcome, "knn_n_train"),
@@ -70,19 +70,19 @@ int cli_merge(int argc, char **argv)
             for (const char *p = cleval_merge_attribute(outcome, "eval_input_shape"); *p && rank < 8;
                  p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
                 shape[rank++] = strtoull(p, NULL, 10);
-            cJSON *model = cli_eval_model_block(cleval_merge_attribute(outcome, "eval_model"),
+            cJSON *model = cleval_eval_model_json(cleval_merge_attribute(outcome, "eval_model"),
                                                 (int64_t)number(outcome, "eval_opset"), rank, shape,
                                                 outcome->predict.n_classes,
                                                 cleval_merge_attribute(outcome, "eval_precision"));
             /* Parts written before precision modes existed lack these: fp32, float, unpruned. */
             const char *arithmetic = cleval_merge_attribute(outcome, "eval_arithmetic");
-            mode = (cli_eval_mode){
+            mode = (cleval_eval_mode){
                 .precision = cleval_merge_attribute(outcome, "eval_precision"),
                 .arithmetic = arithmetic[0] ? arithmetic : "float",
                 .prune = strtod(cleval_merge_attribute(outcome, "eval_prune"), NULL),
                 .calibration_samples = number(outcome, "eval_calibration_samples"),
                 .size_bytes = number(outcome, "eval_model_size_bytes")};
-            cli_eval_mode_fields(model, &mode);
+            cleval_eval_mode_json(model, &mode);
             cli_eval_mode_line(&mode, line, sizeof line);
             timing.model = line;
             cJSON_AddItemToObject(extra, "model", model);

@@ -39,6 +39,7 @@ struct cleval_column {
     uint64_t row_shape[CLEVAL_MAX_RANK];
     uint64_t row_size;
     uint64_t rows_per_read; /* bounds the chunks one H5Dread touches (see read_limits) */
+    const cleval_array *array; /* a caller array's rows instead of the file's, or NULL */
     void *scratch; /* stored-type staging for conversions */
     size_t scratch_bytes;
 };
@@ -159,10 +160,10 @@ static cleval_status read_limits(cleval_column *col)
     return CLEVAL_OK;
 }
 
-static cleval_status check_shape(cleval_column *col, hid_t space)
+/* Takes the column's shape from the dimensions of its dataset or array, checked for `kind`. */
+static cleval_status check_dims(cleval_column *col, int rank, const uint64_t *dims)
 {
     const char *path = col->ds->path;
-    int rank = H5Sget_simple_extent_ndims(space);
     if (rank < 1)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must have a sample dimension (it is a %s)",
                            path, col->name, rank == 0 ? "scalar" : "dataset without shape");
@@ -172,8 +173,6 @@ static cleval_status check_shape(cleval_column *col, hid_t space)
     if (col->kind == CLEVAL_COLUMN_LABELS && rank != 1)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must be 1-D [N] (it has rank %d)", path,
                            col->name, rank);
-    hsize_t dims[CLEVAL_MAX_RANK];
-    H5Sget_simple_extent_dims(space, dims, NULL);
     col->rows = dims[0];
     col->row_rank = (uint32_t)rank - 1;
     col->row_size = 1;
@@ -185,6 +184,39 @@ static cleval_status check_shape(cleval_column *col, hid_t space)
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' has an empty sample shape", path,
                            col->name);
     return CLEVAL_OK;
+}
+
+static cleval_status check_shape(cleval_column *col, hid_t space)
+{
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[CLEVAL_MAX_RANK] = {0};
+    uint64_t dims64[CLEVAL_MAX_RANK] = {0};
+    if (rank >= 1 && rank <= CLEVAL_MAX_RANK) H5Sget_simple_extent_dims(space, dims, NULL);
+    for (int d = 0; d < rank && d < CLEVAL_MAX_RANK; d++)
+        dims64[d] = dims[d];
+    return check_dims(col, rank, dims64);
+}
+
+/* The type checks shared by files and arrays in memory. */
+static cleval_status check_type(const cleval_column *col)
+{
+    if (col->kind == CLEVAL_COLUMN_LABELS && !is_integer(col->type))
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must hold integer labels (it holds %s)",
+                           col->ds->path, col->name, element_names[col->type]);
+    return CLEVAL_OK;
+}
+
+/* A column over a caller array (cleval_dataset_from_arrays): cleval_dtype lists the element
+ * types in element_type's order. */
+static cleval_status open_array(cleval_column *col, const cleval_array *array)
+{
+    col->array = array;
+    col->type = (element_type)array->dtype;
+    col->element_size = memory_size(col->type);
+    col->rows_per_read = UINT64_MAX;
+    cleval_status status = check_type(col);
+    if (status == CLEVAL_OK) status = check_dims(col, (int)array->rank, array->shape);
+    return status;
 }
 
 cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_column_kind kind,
@@ -204,6 +236,12 @@ cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_co
     col->dset = col->file_space = H5I_INVALID_HID;
 
     cleval_status status = CLEVAL_OK;
+    const dataset_array *array = dataset_find_array(ds, name);
+    if (array) {
+        if ((status = open_array(col, &array->array)) != CLEVAL_OK) goto fail;
+        *out = col;
+        return CLEVAL_OK;
+    }
     hid_t probe = H5Dopen2(ds->file, name, ds->dapl);
     hid_t dapl = probe >= 0 ? chunk_cache_access(probe, ds->dapl) : ds->dapl;
     if (probe >= 0) H5Dclose(probe);
@@ -222,11 +260,7 @@ cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_co
                              name);
         goto fail;
     }
-    if (kind == CLEVAL_COLUMN_LABELS && !is_integer(col->type)) {
-        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' must hold integer labels (it holds %s)",
-                             ds->path, name, element_names[col->type]);
-        goto fail;
-    }
+    if ((status = check_type(col)) != CLEVAL_OK) goto fail;
     col->element_size = memory_size(col->type);
     col->file_space = H5Dget_space(col->dset);
     if (col->file_space < 0) {
@@ -367,10 +401,67 @@ static cleval_status read_raw(cleval_column *col, uint64_t row0, uint64_t n, voi
     return read_rows(col, row0, n, memory_type(col->type), col->element_size, dest);
 }
 
-/* One H5Dread of rows [row0, row0 + n). */
+/* An integer element of `type` at `p`, widened (every stored integer type fits int64 when it
+ * fits the type read: cleval_column_fits). */
+static int64_t load_integer(element_type type, const void *p)
+{
+    switch (type) {
+    case ELEMENT_I8: return *(const int8_t *)p;
+    case ELEMENT_U8: return *(const uint8_t *)p;
+    case ELEMENT_I16: return *(const int16_t *)p;
+    case ELEMENT_U16: return *(const uint16_t *)p;
+    case ELEMENT_I32: return *(const int32_t *)p;
+    case ELEMENT_U32: return *(const uint32_t *)p;
+    case ELEMENT_I64: return *(const int64_t *)p;
+    case ELEMENT_U64: return (int64_t) * (const uint64_t *)p;
+    default: return 0;
+    }
+}
+
+static void store_integer(element_type type, int64_t value, void *p)
+{
+    switch (type) {
+    case ELEMENT_I8: *(int8_t *)p = (int8_t)value; break;
+    case ELEMENT_U8: *(uint8_t *)p = (uint8_t)value; break;
+    case ELEMENT_I16: *(int16_t *)p = (int16_t)value; break;
+    case ELEMENT_U16: *(uint16_t *)p = (uint16_t)value; break;
+    case ELEMENT_I32: *(int32_t *)p = (int32_t)value; break;
+    case ELEMENT_U32: *(uint32_t *)p = (uint32_t)value; break;
+    case ELEMENT_I64: *(int64_t *)p = value; break;
+    case ELEMENT_U64: *(uint64_t *)p = (uint64_t)value; break;
+    default: break;
+    }
+}
+
+/* Rows [row0, row0 + n) of a caller array as `mem_type`: a copy when it is the stored type
+ * (every read but cleval_column_read_as into another integer type), else a conversion. */
+static cleval_status read_array_run(cleval_column *col, const cleval_array *array, uint64_t row0,
+                                    uint64_t n, hid_t mem_type, void *dest)
+{
+    size_t count = (size_t)(n * col->row_size);
+    const char *src = (const char *)array->data + (size_t)(row0 * col->row_size) * col->element_size;
+    if (H5Tequal(mem_type, memory_type(col->type)) > 0) {
+        memcpy(dest, src, count * col->element_size);
+        return CLEVAL_OK;
+    }
+    element_type to = ELEMENT_I8;
+    while (to <= ELEMENT_U64 && H5Tequal(mem_type, memory_type(to)) <= 0)
+        to++;
+    if (to > ELEMENT_U64 || !is_integer(col->type))
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: '%s' read as an unexpected type",
+                           col->ds->path, col->name);
+    size_t to_size = memory_size(to);
+    for (size_t i = 0; i < count; i++)
+        store_integer(to, load_integer(col->type, src + i * col->element_size),
+                      (char *)dest + i * to_size);
+    return CLEVAL_OK;
+}
+
+/* One H5Dread of rows [row0, row0 + n) (or their copy from a caller array). */
 static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, hid_t mem_type,
                               void *dest)
 {
+    if (col->array) return read_array_run(col, col->array, row0, n, mem_type, dest);
     hsize_t start[CLEVAL_MAX_RANK] = {row0}, count[CLEVAL_MAX_RANK] = {n};
     for (uint32_t d = 0; d < col->row_rank; d++)
         count[d + 1] = col->row_shape[d];

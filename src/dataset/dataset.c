@@ -61,6 +61,7 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
     ds->path = path_copy;
     ds->file = file;
     ds->dapl = dapl;
+    ds->refs = 1;
     if ((status = dataset_check_linked_files(path, file, dapl)) != CLEVAL_OK) {
         cleval_dataset_close(ds);
         return status;
@@ -69,11 +70,18 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out)
     return CLEVAL_OK;
 }
 
+cleval_dataset *cleval_dataset_share(cleval_dataset *ds)
+{
+    ds->refs++;
+    return ds;
+}
+
 void cleval_dataset_close(cleval_dataset *ds)
 {
-    if (!ds) return;
-    H5Pclose(ds->dapl);
-    H5Fclose(ds->file);
+    if (!ds || --ds->refs > 0) return;
+    dataset_free_arrays(ds);
+    if (ds->dapl >= 0) H5Pclose(ds->dapl);
+    if (ds->file >= 0) H5Fclose(ds->file);
     free(ds->path);
     free(ds);
 }
@@ -86,6 +94,7 @@ const char *cleval_dataset_path(const cleval_dataset *ds)
 bool cleval_dataset_has(const cleval_dataset *ds, const char *name)
 {
     if (!name || !*name) return false;
+    if (ds->arrays) return dataset_find_array(ds, name) != NULL;
     /* H5Lexists fails (rather than answering no) when an intermediate group is missing. */
     if (H5Lexists(ds->file, name, H5P_DEFAULT) <= 0) return false;
     H5O_info_t info;
@@ -303,6 +312,7 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
                                        size_t size)
 {
     out[0] = '\0';
+    if (ds->arrays) return CLEVAL_OK; /* arrays in memory have no attributes */
     cleval_status status = dataset_check_root_attributes(ds);
     if (status != CLEVAL_OK || H5Aexists(ds->file, name) <= 0) return status;
     hid_t attr = H5Aopen(ds->file, name, H5P_DEFAULT);
@@ -367,6 +377,11 @@ cleval_status cleval_dataset_attribute_names(cleval_dataset *ds, char ***names, 
 {
     name_list list = {0};
     hsize_t index = 0;
+    if (ds->arrays) {
+        *names = NULL;
+        *count = 0;
+        return CLEVAL_OK;
+    }
     herr_t err = H5Aiterate2(ds->file, H5_INDEX_NAME, H5_ITER_INC, &index, collect_name, &list);
     if (err < 0) {
         cleval_dataset_free_names(list.names, list.count);

@@ -11,12 +11,27 @@
 
 #include "h5file.h"
 
+/* One named caller array of a dataset in memory (cleval_dataset_from_arrays). */
+typedef struct dataset_array {
+    char *name;
+    cleval_array array; /* the data is the caller's */
+} dataset_array;
+
 struct cleval_dataset {
-    char *path;
-    hid_t file;
+    char *path; /* the file's, or the label of arrays in memory */
+    hid_t file; /* H5I_INVALID_HID for arrays in memory */
     hid_t dapl; /* dataset access: see dataset_access_plist() */
     uint32_t max_classes; /* 0: no limit until cleval_dataset_limit_classes */
+    uint32_t refs;        /* cleval_dataset_share() adds one, cleval_dataset_close() drops one */
+    dataset_array *arrays; /* arrays in memory (see memory.c), else NULL */
+    uint32_t n_arrays;
 };
+
+/* The array called `name` of a dataset in memory; NULL when absent or when `ds` is a file. */
+const dataset_array *dataset_find_array(const cleval_dataset *ds, const char *name);
+
+/* Frees the arrays of a dataset in memory (the data stays the caller's). */
+void dataset_free_arrays(cleval_dataset *ds);
 
 /* Checks the files `file` (opened from `path`) would make HDF5 read besides itself: external
  * storage, virtual dataset sources, external links (see linked_files.c). Datasets are opened

@@ -15,9 +15,10 @@ typedef struct engine_test_stream {
     uint64_t n;
 } engine_test_stream;
 
-/* Opens a data file whose labels and class names are held to `max_classes`
- * (cleval_dataset_limit_classes). */
-cleval_status engine_open_data(const char *path, uint32_t max_classes, cleval_dataset **ds);
+/* Opens a data file (or shares `given`, a dataset already open, when not NULL) whose labels
+ * and class names are held to `max_classes` (cleval_dataset_limit_classes). */
+cleval_status engine_open_data(const char *path, cleval_dataset *given, uint32_t max_classes,
+                               cleval_dataset **ds);
 
 /* Opens X (required) and y (when present) and checks they have the same, non-zero length. */
 cleval_status engine_open_test_set(const cleval_test_set *test, uint32_t max_classes,

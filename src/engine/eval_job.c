@@ -369,7 +369,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .n_classes = n_classes,
                             .classes_from = what,
                             .batch = (uint32_t)batch,
-                            .with_scores = job->test.save_path != NULL,
+                            .with_scores = job->test.save_path != NULL || job->run.sink,
                             .score_metrics = true,
                             .top_k = job->test.top_k,
                             .models = model_ptrs,

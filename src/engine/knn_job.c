@@ -36,10 +36,10 @@ static void read_counters(void *user, uint64_t *values)
 /* Opens the training set: X and y (labels are required), same length, at least one row. */
 static cleval_status open_train(const cleval_knn_job *job, engine_knn_inputs *in)
 {
-    const char *x_key = job->test.x_key ? job->test.x_key : "X";
-    const char *y_key = job->test.y_key ? job->test.y_key : "y";
+    const char *x_key = job->train_x_key ? job->train_x_key : job->test.x_key ? job->test.x_key : "X";
+    const char *y_key = job->train_y_key ? job->train_y_key : job->test.y_key ? job->test.y_key : "y";
     cleval_status status;
-    if ((status = engine_open_data(job->train_path, job->run.max_classes, &in->train)) ||
+    if ((status = engine_open_data(job->train_path, job->train_data, job->run.max_classes, &in->train)) ||
         (status = cleval_column_open(in->train, x_key, CLEVAL_COLUMN_FEATURES, &in->train_x)))
         return status;
     if (!cleval_dataset_has(in->train, y_key))
@@ -196,7 +196,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                             .labels = in.test.y,
                             .n_classes = config.n_classes,
                             .batch = (uint32_t)batch,
-                            .with_scores = job->test.save_path != NULL,
+                            .with_scores = job->test.save_path != NULL || job->run.sink,
                             .score_metrics = true,
                             .top_k = job->test.top_k,
                             .models = (void **)devices.knns,

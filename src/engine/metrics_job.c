@@ -33,7 +33,7 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
     cleval_column *y = NULL, *pred = NULL, *scores = NULL;
     const char *scores_key = job->scores_key ? job->scores_key : "scores";
     cleval_status status;
-    if ((status = engine_open_data(job->data_path, job->run.max_classes, &ds)) ||
+    if ((status = engine_open_data(job->data_path, job->data, job->run.max_classes, &ds)) ||
         (status = cleval_column_open(ds, y_key, CLEVAL_COLUMN_LABELS, &y)) ||
         (status = cleval_column_open(ds, pred_key, CLEVAL_COLUMN_LABELS, &pred)) ||
         (cleval_dataset_has(ds, scores_key) &&

@@ -285,9 +285,14 @@ static cleval_status read_batch(const pipeline_config *cfg, pipeline_slot *slot,
 
 static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot *slot)
 {
-    if (!cfg->save) return CLEVAL_OK;
     uint64_t row0 = slot->row0 - cfg->save_row0;
     const float *scores = cfg->with_scores ? slot->scores : NULL;
+    if (cfg->sink) {
+        cleval_status status = cfg->sink->write(cfg->sink->user, row0, slot->n, slot->pred,
+                                                scores, cfg->score_width);
+        if (status != CLEVAL_OK) return status;
+    }
+    if (!cfg->save) return CLEVAL_OK;
     if (cfg->rows_digest)
         *cfg->rows_digest +=
             state_rows_digest(row0, slot->n, slot->pred, slot->labels, scores, cfg->n_classes);

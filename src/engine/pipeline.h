@@ -13,6 +13,7 @@
 
 #include "cleval/dataset.h"
 #include "cleval/device.h"
+#include "cleval/engine.h"
 #include "cleval/histogram.h"
 #include "cleval/metrics.h"
 #include "cleval/predfile.h"
@@ -71,6 +72,7 @@ typedef struct pipeline_config {
     pipeline_worker_ops ops;
 
     cleval_predfile *save;       /* NULL: predictions are not kept */
+    const cleval_prediction_sink *sink; /* NULL: none; rows counted from save_row0 */
     uint64_t save_row0;          /* the row of the file that is row 0 of `save` */
     /* When not NULL, state_rows_digest() of every batch written to `save` is added here. */
     uint64_t *rows_digest;

@@ -5,9 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-cleval_status engine_open_data(const char *path, uint32_t max_classes, cleval_dataset **ds)
+cleval_status engine_open_data(const char *path, cleval_dataset *given, uint32_t max_classes,
+                               cleval_dataset **ds)
 {
-    cleval_status status = cleval_dataset_open(path, ds);
+    cleval_status status = CLEVAL_OK;
+    if (given)
+        *ds = cleval_dataset_share(given);
+    else
+        status = cleval_dataset_open(path, ds);
     if (status == CLEVAL_OK) cleval_dataset_limit_classes(*ds, max_classes);
     return status;
 }
@@ -19,7 +24,7 @@ cleval_status engine_open_test_set(const cleval_test_set *test, uint32_t max_cla
     const char *x_key = test->x_key ? test->x_key : "X";
     const char *y_key = test->y_key ? test->y_key : "y";
     cleval_status status;
-    if ((status = engine_open_data(test->data_path, max_classes, &s->ds)) ||
+    if ((status = engine_open_data(test->data_path, test->data, max_classes, &s->ds)) ||
         (status = cleval_column_open(s->ds, x_key, CLEVAL_COLUMN_FEATURES, &s->x)))
         goto fail;
     s->n = cleval_column_rows(s->x);

@@ -144,10 +144,15 @@ static bool make_numbers_exact(cJSON *item)
     return true;
 }
 
+char *cleval_report_json_text(cJSON *json)
+{
+    return make_numbers_exact(json) ? cJSON_Print(json) : NULL;
+}
+
 cleval_status cleval_report_write_json(cJSON *json, const char *path)
 {
     cleval_status status = CLEVAL_OK;
-    char *text = make_numbers_exact(json) ? cJSON_Print(json) : NULL;
+    char *text = cleval_report_json_text(json);
     if (!text)
         return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory printing the report", path);
     if (strcmp(path, "-") == 0) {

@@ -6,33 +6,16 @@
 
 #include <stdarg.h>
 
+#include "cleval.h" /* cleval_status, cleval_status_str, cleval_last_error */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum cleval_status {
-    CLEVAL_OK = 0,              /* success */
-    CLEVAL_ERR_USAGE = 1,       /* bad command line or API argument */
-    CLEVAL_ERR_INPUT = 2,       /* an input file or its contents are invalid */
-    CLEVAL_ERR_UNSUPPORTED = 3, /* valid input that this engine does not handle */
-    CLEVAL_ERR_IO = 4,          /* an output file could not be written */
-    CLEVAL_ERR_OPENCL = 5,      /* an OpenCL call failed; the message names call and error */
-    CLEVAL_ERR_NOMEM = 6,       /* host memory allocation failed */
-    CLEVAL_ERR_INTERRUPTED = 7, /* stopped on request (a signal) */
-    CLEVAL_ERR_INTERNAL = 8,    /* a broken invariant: a bug in cleval */
-} cleval_status;
-
-/* A short English name for a status ("bad input", "OpenCL error", ...). Never NULL. */
-const char *cleval_status_str(cleval_status status);
 
 /* Records a one-line message for the calling thread and returns `status`, so error paths read
  * `return cleval_fail(CLEVAL_ERR_INPUT, "%s: X missing", path);`. */
 cleval_status cleval_fail(cleval_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* The message of the most recent cleval_fail() on this thread ("" when none). The pointer stays
- * valid until the next cleval_fail() on the same thread. */
-const char *cleval_last_error(void);
 
 /* Clears the calling thread's message. */
 void cleval_clear_error(void);

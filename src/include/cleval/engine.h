@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cleval/cluster.h"
+#include "cleval/dataset.h"
 #include "cleval/device.h"
 #include "cleval/knn.h"
 #include "cleval/nn.h"
@@ -22,6 +23,15 @@ extern "C" {
 
 /* Called after each batch with the samples done so far (of this process's slice). */
 typedef void (*cleval_progress_fn)(uint64_t done, uint64_t total, void *user);
+
+/* Where a run hands every finished batch's predictions (rows counted from the slice's first),
+ * besides or instead of a prediction file: `scores` is NULL unless the job has scores
+ * (width per row). Called from the calling thread, in no particular row order. */
+typedef struct cleval_prediction_sink {
+    cleval_status (*write)(void *user, uint64_t row0, uint32_t n, const int32_t *pred,
+                           const float *scores, uint32_t width);
+    void *user;
+} cleval_prediction_sink;
 
 /* How a job runs: on which devices, over which slice of the test set, with checkpoints. */
 typedef struct cleval_run_options {
@@ -47,6 +57,7 @@ typedef struct cleval_run_options {
     volatile sig_atomic_t *stop;
     cleval_progress_fn progress;
     void *progress_user;
+    const cleval_prediction_sink *sink; /* NULL: predictions go to the file only */
 } cleval_run_options;
 
 /* The name of the prediction file that a run with checkpoints writes in place of save_path
@@ -84,6 +95,7 @@ enum { CLEVAL_DEFAULT_METRICS_BATCH = 1 << 20 };
 /* `cleval metrics`: confusion counts from saved labels and predictions. */
 typedef struct cleval_metrics_job {
     const char *data_path;
+    cleval_dataset *data;  /* when not NULL, read instead of data_path (which names it) */
     const char *y_key;     /* NULL: "y" */
     const char *pred_key;  /* NULL: "pred" */
     uint64_t batch;        /* rows per batch; 0: CLEVAL_DEFAULT_METRICS_BATCH */
@@ -101,6 +113,7 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
 /* The test-set side shared by `eval` and `knn`. */
 typedef struct cleval_test_set {
     const char *data_path;
+    cleval_dataset *data;  /* when not NULL, read instead of data_path (which names it) */
     const char *x_key;     /* NULL: "X" */
     const char *y_key;     /* NULL: "y" */
     uint64_t batch;        /* samples per batch; 0: the model's preferred size */
@@ -113,6 +126,8 @@ enum { CLEVAL_DEFAULT_KNN_BATCH = 4096 };
 /* `cleval knn`: the KNN baseline over a test set. */
 typedef struct cleval_knn_job {
     const char *train_path;
+    cleval_dataset *train_data; /* when not NULL, read instead of train_path (which names it) */
+    const char *train_x_key, *train_y_key; /* NULL: the test set's keys */
     cleval_knn_config config; /* k, weights, metric; n_classes is computed from the labels */
     cleval_test_set test;
     cleval_run_options run;
@@ -235,6 +250,37 @@ cleval_status cleval_engine_merge(const char *const *parts, uint32_t n_parts,
 
 /* The value of a merged attribute ("" when absent). */
 const char *cleval_merge_attribute(const cleval_merge_outcome *out, const char *name);
+
+/* The members an eval or knn report adds to the metrics (report_members.c): the CLI, `cleval
+ * merge` and the library's results build them here so that each prints the same JSON. */
+
+/* The "model" member: path, opset, input_shape, output_width, precision. */
+cJSON *cleval_eval_model_json(const char *path, int64_t opset, uint32_t rank,
+                              const uint64_t *shape, uint32_t output_width, const char *precision);
+
+/* An eval run's precision mode (cleval_nn_model_info, or a part file's attributes). */
+typedef struct cleval_eval_mode {
+    const char *precision;  /* "fp32", "fp16", "int8" */
+    const char *arithmetic; /* "float" or "half" */
+    double prune;
+    uint64_t calibration_samples;
+    uint64_t size_bytes;
+    const cleval_nn_device_memory *device_memory; /* NULL when not known (merge) */
+} cleval_eval_mode;
+cleval_eval_mode cleval_eval_mode_of(const cleval_eval_outcome *out);
+
+/* Adds the mode's fields to the "model" member. */
+void cleval_eval_mode_json(cJSON *model, const cleval_eval_mode *mode);
+
+/* "model" (with its mode), "nonfinite_scores" and "timing_breakdown" of an eval run. */
+cJSON *cleval_eval_report_members(const cleval_eval_job *job, const cleval_eval_outcome *out);
+
+/* The "knn" member. */
+cJSON *cleval_knn_json(uint32_t k, const char *weights, const char *metric, uint64_t n_train,
+                       uint64_t distance_ties, uint64_t vote_ties, uint64_t searched_again);
+
+/* "knn" and "timing_breakdown" of a knn run. */
+cJSON *cleval_knn_report_members(const cleval_knn_job *job, const cleval_knn_outcome *out);
 
 /* Seconds on a monotonic clock. */
 double cleval_seconds(void);

@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 
+#include "cleval/device.h"
 #include "cleval/metrics.h"
 #include "cleval/scores.h"
 
@@ -65,6 +66,17 @@ void cleval_report_scores_json(cJSON *root, const cleval_score_metrics *m);
 
 /* Writes the score-based metrics' lines: top-k accuracy, log loss, Brier score, ECE. */
 void cleval_report_scores_text(FILE *out, const cleval_score_metrics *m);
+
+/* "CPU", "GPU", "accelerator" or "other". */
+const char *cleval_device_type_name(cleval_device_type type);
+
+/* The JSON array of `cleval devices --json`: index, platform, name, type, compute_units,
+ * global_mem_bytes, opencl_c_version of each device. NULL when out of memory. */
+cJSON *cleval_report_devices_json(const cleval_device_info *infos, uint32_t n);
+
+/* The text of `json` as cleval_report_write_json() writes it, without the final newline
+ * (numbers become raw items in `json`): heap memory to free(), or NULL when out of memory. */
+char *cleval_report_json_text(cJSON *json);
 
 /* Prints `json` to `path`, "-" meaning stdout, every number as the shortest decimal that reads
  * back to the same double (numbers become raw items in `json`). A file is written under a

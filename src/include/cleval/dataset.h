@@ -40,7 +40,22 @@ cleval_status cleval_dataset_open(const char *path, cleval_dataset **out);
  * regular file. Process-wide; set it before opening files. */
 void cleval_dataset_allow_outside_files(bool allow);
 
-/* Closes the file; its columns must be closed first. NULL is a no-op. */
+/* A dataset over caller arrays instead of a file: arrays[i] is read as the dataset called
+ * names[i], through the same columns (same checks, same conversions, in batches), and
+ * `label` stands for the file's path in messages. The names and array descriptions are
+ * copied; the data is borrowed until the dataset is closed. It has no class names, attributes
+ * or counts. Fails with CLEVAL_ERR_USAGE on a NULL data pointer, a rank outside 1 to
+ * CLEVAL_MAX_RANK, an unknown dtype or a size that overflows. */
+cleval_status cleval_dataset_from_arrays(const char *label, const char *const *names,
+                                         const cleval_array *arrays, uint32_t n,
+                                         cleval_dataset **out);
+
+/* Another reference to `ds` (returned): each cleval_dataset_close() drops one and the last
+ * closes it, so a job can close what it was handed as if it had opened it. */
+cleval_dataset *cleval_dataset_share(cleval_dataset *ds);
+
+/* Drops a reference (cleval_dataset_share); the last closes the file, whose columns must be
+ * closed first. NULL is a no-op. */
 void cleval_dataset_close(cleval_dataset *ds);
 
 const char *cleval_dataset_path(const cleval_dataset *ds);
