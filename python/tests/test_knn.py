@@ -10,7 +10,9 @@ import cleval
 from conftest import DATASETS, cli_json, without_run_keys
 
 
-@pytest.mark.parametrize("k", [1, 5, 7])
+# k = 7 would meet a tie at the 7th neighbour (test sample 8), which scikit-learn breaks in
+# its own order and cleval by the lower training index (docs/contract.md "KNN").
+@pytest.mark.parametrize("k", [1, 3, 5])
 def test_predictions_match_scikit_learn(iris, k):
     train_X, train_y, X, y = iris
     expected = KNeighborsClassifier(n_neighbors=k, algorithm="brute").fit(train_X, train_y)
