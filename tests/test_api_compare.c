@@ -250,6 +250,14 @@ static void test_failures(void **state)
     options.max_flip_rate = 1.5;
     expect_failure(cleval_run_compare(&b.predictions, &b.predictions, &options, &result),
                    CLEVAL_ERR_USAGE, "max_flip_rate", result);
+    /* Without labels, an alpha other than the default is refused as --alpha is. */
+    run_arrays no_labels;
+    describe(&no_labels, &run_b, false, false);
+    cleval_options_init(&options);
+    options.alpha = 0.01;
+    expect_failure(cleval_run_compare(&no_labels.predictions, &no_labels.predictions, &options,
+                                      &result),
+                   CLEVAL_ERR_USAGE, "needs labels", result);
     cleval_options_init(&options);
     options.js_alert = 2;
     expect_failure(cleval_run_drift(&b.predictions, &b.predictions, &options, &result),

@@ -39,6 +39,8 @@ class Error(Exception):
     """A failed cleval call. `str(error)` is the one-line message the command-line tool prints
     after "cleval: "; `status` is the cleval_status; `exit_code` the tool's exit code."""
 
+    __module__ = "cleval"  # shown as cleval.Error in tracebacks
+
     def __init__(self, status, message):
         self.status = Status(status)
         self.message = message

@@ -107,7 +107,7 @@ def _options(**given):
             try:
                 setattr(options, name, value.encode("utf-8") if isinstance(value, str) else value)
             except (TypeError, ValueError) as error:
-                raise Error(Status.USAGE, f"option '{name}': {error}") from error
+                raise Error(Status.USAGE, f"option '{name}' cannot be {value!r}") from error
     return options
 
 

@@ -70,5 +70,8 @@ def test_bad_arguments_are_usage_errors():
     with pytest.raises(cleval.Error) as caught:
         cleval.metrics(np.zeros(3, np.int32), np.zeros(3, np.int32), no_such_option=1)
     assert "no_such_option" in str(caught.value)
+    with pytest.raises(cleval.Error) as caught:
+        cleval.metrics(np.zeros(3, np.int32), np.zeros(3, np.int32), batch="x")
+    assert str(caught.value) == "option 'batch' cannot be 'x'"
     with pytest.raises(cleval.Error):
         cleval.metrics(np.array(["a", "b"]), np.zeros(2, np.int32))

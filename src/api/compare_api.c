@@ -32,8 +32,11 @@ static cleval_status gate(const char *option, double value, double high, bool *u
 static cleval_status compare_limits(const cleval_options *o, cleval_compare_limits *limits)
 {
     memset(limits, 0, sizeof *limits);
-    /* Without labels the alpha gate is dropped, as the tool drops its default. */
-    limits->alpha_is_default = true;
+    /* Without labels the default alpha gate is dropped and one given is refused, as the tool
+     * does with its --alpha. */
+    cleval_options defaults;
+    cleval_options_init(&defaults);
+    limits->alpha_is_default = o->alpha == defaults.alpha;
     cleval_status status;
     if ((status = gate("max_flip_rate", o->max_flip_rate, 1, &limits->use_max_flip_rate,
                        &limits->max_flip_rate)) ||
