@@ -22,8 +22,8 @@
  *     cleval_result_destroy(result);
  *     cleval_source_destroy(test);
  *
- * Threads: the functions may be called from several threads at once on different objects; an
- * object is used by one thread at a time. Errors are recorded per thread.
+ * Threads: call the library from one thread at a time (it reads HDF5 files, and most HDF5
+ * builds are not thread-safe); the last error is recorded per thread.
  *
  * Ownership: a pointer the library returns is valid until the object it came from is
  * destroyed, unless its function says the caller frees it with cleval_free(). Caller memory

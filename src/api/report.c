@@ -19,9 +19,14 @@ static cleval_status metric_limits(const cleval_options *o, cleval_metric_limits
     return CLEVAL_OK;
 }
 
-/* The members of `extra` moved to the end of `json`, in their order; `extra` is deleted. */
+/* The members of `extra` moved to the end of `json` (NULL: none), in their order; `extra` is
+ * deleted. */
 static void append_members(cJSON *json, cJSON *extra)
 {
+    if (!json) {
+        cJSON_Delete(extra);
+        return;
+    }
     for (cJSON *item = extra ? extra->child : NULL; item;) {
         cJSON *next = item->next;
         cJSON_AddItemToObject(json, item->string, cJSON_DetachItemViaPointer(extra, item));

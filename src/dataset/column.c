@@ -439,7 +439,8 @@ static cleval_status read_array_run(cleval_column *col, const cleval_array *arra
                                     uint64_t n, hid_t mem_type, void *dest)
 {
     size_t count = (size_t)(n * col->row_size);
-    const char *src = (const char *)array->data + (size_t)(row0 * col->row_size) * col->element_size;
+    const char *src =
+        (const char *)array->data + (size_t)(row0 * col->row_size) * col->element_size;
     if (H5Tequal(mem_type, memory_type(col->type)) > 0) {
         memcpy(dest, src, count * col->element_size);
         return CLEVAL_OK;

@@ -36,10 +36,13 @@ static void read_counters(void *user, uint64_t *values)
 /* Opens the training set: X and y (labels are required), same length, at least one row. */
 static cleval_status open_train(const cleval_knn_job *job, engine_knn_inputs *in)
 {
-    const char *x_key = job->train_x_key ? job->train_x_key : job->test.x_key ? job->test.x_key : "X";
-    const char *y_key = job->train_y_key ? job->train_y_key : job->test.y_key ? job->test.y_key : "y";
+    const char *test_x = job->test.x_key ? job->test.x_key : "X";
+    const char *test_y = job->test.y_key ? job->test.y_key : "y";
+    const char *x_key = job->train_x_key ? job->train_x_key : test_x;
+    const char *y_key = job->train_y_key ? job->train_y_key : test_y;
     cleval_status status;
-    if ((status = engine_open_data(job->train_path, job->train_data, job->run.max_classes, &in->train)) ||
+    if ((status = engine_open_data(job->train_path, job->train_data, job->run.max_classes,
+                                   &in->train)) ||
         (status = cleval_column_open(in->train, x_key, CLEVAL_COLUMN_FEATURES, &in->train_x)))
         return status;
     if (!cleval_dataset_has(in->train, y_key))
