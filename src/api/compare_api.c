@@ -1,9 +1,9 @@
 /* cleval_run_compare() and cleval_run_drift() (include/cleval.h) over two prediction sets in
  * memory. Each set becomes a dataset in memory holding "pred", "y" and "scores"
- * (api_predictions_dataset), which
- * the compare and drift modules read exactly as they read a prediction file: same checks, same
- * messages, same batches. The report is the JSON the command-line tool writes for the same
- * files, and the options are checked as the tool checks its flags. */
+ * (api_predictions_dataset), which the compare and drift modules read exactly as they read a
+ * prediction file: same checks, same messages, same batches. The report is the JSON the
+ * command-line tool writes for the same files, and the options are checked as the tool checks
+ * its flags. */
 #include <math.h>
 #include <string.h>
 
