@@ -14,6 +14,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist
   chromium
+  # The Python package's tests (python/tests, run by ctest as python_package) under /usr/bin/python3.
+  python3-numpy python3-pytest python3-sklearn python3-h5py
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -69,15 +69,19 @@ static void release(compare_state *s)
     flipfile_abort(s->save);
 }
 
-/* Opens pred (required), y and scores (when present) of one file. */
-static cleval_status open_side(side *s, const char *path, const cleval_compare_config *config)
+/* Opens pred (required), y and scores (when present) of one file, or of `data` when given. */
+static cleval_status open_side(side *s, const char *path, cleval_dataset *data,
+                               const cleval_compare_config *config)
 {
     const char *pred_key = config->pred_key ? config->pred_key : "pred";
     const char *y_key = config->y_key ? config->y_key : "y";
     const char *scores_key = config->scores_key ? config->scores_key : "scores";
     s->path = path;
     cleval_status status;
-    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK) return status;
+    if (data)
+        s->ds = cleval_dataset_share(data);
+    else if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK)
+        return status;
     cleval_dataset_limit_classes(s->ds, config->max_classes);
     if ((status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) != CLEVAL_OK)
         return status;
@@ -433,8 +437,8 @@ cleval_status cleval_compare_run(const cleval_compare_config *config, cleval_com
     out->path_b = config->path_b;
     compare_state s = {0};
     cleval_status status;
-    if ((status = open_side(&s.a, config->path_a, config)) != CLEVAL_OK ||
-        (status = open_side(&s.b, config->path_b, config)) != CLEVAL_OK ||
+    if ((status = open_side(&s.a, config->path_a, config->data_a, config)) != CLEVAL_OK ||
+        (status = open_side(&s.b, config->path_b, config->data_b, config)) != CLEVAL_OK ||
         (status = check_pair(&s, config, out)) != CLEVAL_OK ||
         (status = allocate(&s, config, out)) != CLEVAL_OK)
         goto done;

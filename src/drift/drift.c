@@ -188,8 +188,10 @@ cleval_status cleval_drift_run(const cleval_drift_config *config, cleval_drift_r
     drift_scan ref = {0}, cur = {0};
     cl_kernel kernel = NULL;
     cleval_status status;
-    if ((status = drift_scan_open(config, config->path_reference, &ref)) != CLEVAL_OK ||
-        (status = drift_scan_open(config, config->path_current, &cur)) != CLEVAL_OK)
+    if ((status = drift_scan_open(config, config->path_reference, config->data_reference, &ref)) !=
+            CLEVAL_OK ||
+        (status = drift_scan_open(config, config->path_current, config->data_current, &cur)) !=
+            CLEVAL_OK)
         goto done;
     uint64_t n_ref = ref.side.n_samples, n_cur = cur.side.n_samples;
 

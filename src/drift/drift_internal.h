@@ -15,12 +15,13 @@ typedef struct drift_scan {
     scan_state *input; /* the open file, from drift_scan_open until drift_scan_run ends */
 } drift_scan;
 
-/* Opens `path` and checks its columns (pred, scores, y when present) and class names, filling
+/* Opens `path` (or reads `data`, when not NULL, under that name) and checks its columns (pred,
+ * scores, y when present) and class names, filling
  * out->side's path, n_samples, score_width and has_labels and out->names. Both files are opened
  * this way before any device work, so that a bad file fails early and the progress total is
  * known, without opening either file twice. */
 cleval_status drift_scan_open(const cleval_drift_config *config, const char *path,
-                              drift_scan *out);
+                              cleval_dataset *data, drift_scan *out);
 
 /* Streams the file opened in `scan` through the confidence kernel and the device histograms,
  * then closes it. `kernel` is drift_confidence built with the precision `fp64`; `done_before`

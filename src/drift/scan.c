@@ -72,13 +72,16 @@ void drift_scan_free(drift_scan *scan)
 }
 
 static cleval_status open_columns(scan_state *s, const cleval_drift_config *config,
-                                  const char *path, drift_scan *out)
+                                  const char *path, cleval_dataset *data, drift_scan *out)
 {
     const char *pred_key = config->pred_key ? config->pred_key : "pred";
     const char *scores_key = config->scores_key ? config->scores_key : "scores";
     const char *y_key = config->y_key ? config->y_key : "y";
     cleval_status status;
-    if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK) return status;
+    if (data)
+        s->ds = cleval_dataset_share(data);
+    else if ((status = cleval_dataset_open(path, &s->ds)) != CLEVAL_OK)
+        return status;
     cleval_dataset_limit_classes(s->ds, config->max_classes);
     if ((status = cleval_column_open(s->ds, pred_key, CLEVAL_COLUMN_LABELS, &s->pred)) !=
             CLEVAL_OK ||
@@ -249,13 +252,13 @@ static cleval_status collect(scan_state *s, uint64_t row0, uint64_t count, bool 
 }
 
 cleval_status drift_scan_open(const cleval_drift_config *config, const char *path,
-                              drift_scan *out)
+                              cleval_dataset *data, drift_scan *out)
 {
     memset(out, 0, sizeof *out);
     out->input = calloc(1, sizeof *out->input);
     if (!out->input) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory opening %s", path);
     out->input->dev = config->device;
-    cleval_status status = open_columns(out->input, config, path, out);
+    cleval_status status = open_columns(out->input, config, path, data, out);
     if (status != CLEVAL_OK) drift_scan_free(out);
     return status;
 }

@@ -14,6 +14,7 @@
 
 #include <cJSON.h>
 
+#include "cleval/dataset.h"
 #include "cleval/report.h"
 #include "cleval/status.h"
 
@@ -45,6 +46,10 @@ typedef void (*cleval_compare_progress_fn)(uint64_t done, uint64_t total, void *
 typedef struct cleval_compare_config {
     const char *path_a;     /* the baseline run */
     const char *path_b;     /* the candidate run */
+    /* When not NULL, read instead of opening path_a / path_b (which then only name the runs):
+     * prediction sets already open, e.g. arrays in memory (cleval_dataset_from_arrays). The
+     * run takes its own reference (cleval_dataset_share) and sets their class limit. */
+    cleval_dataset *data_a, *data_b;
     const char *pred_key;   /* NULL: "pred" */
     const char *y_key;      /* NULL: "y" */
     const char *scores_key; /* NULL: "scores" */

@@ -15,6 +15,7 @@
 
 #include <cJSON.h>
 
+#include "cleval/dataset.h"
 #include "cleval/device.h"
 #include "cleval/report.h"
 #include "cleval/status.h"
@@ -52,6 +53,10 @@ typedef void (*cleval_drift_progress_fn)(uint64_t done, uint64_t total, void *us
 typedef struct cleval_drift_config {
     const char *path_reference;
     const char *path_current;
+    /* When not NULL, read instead of opening the paths (which then only name the runs):
+     * prediction sets already open, e.g. arrays in memory (cleval_dataset_from_arrays). The
+     * run takes its own reference (cleval_dataset_share) and sets their class limit. */
+    cleval_dataset *data_reference, *data_current;
     const char *pred_key;   /* NULL: "pred" */
     const char *scores_key; /* NULL: "scores" */
     const char *y_key;      /* NULL: "y" (optional in each file) */
