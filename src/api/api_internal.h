@@ -71,6 +71,22 @@ cleval_status api_prediction_result(const cleval_predict_outcome *outcome,
                                     const cleval_run_timing *timing, cJSON *extra,
                                     const cleval_options *options, cleval_result **out);
 
+/* What eval and knn share around their engine call: the devices, the collector of every row's
+ * prediction, the start time. Zero it before use; _end() may follow a failed _begin(). */
+typedef struct api_prediction_run {
+    api_devices devices;
+    api_collector collector;
+    double start;
+} api_prediction_run;
+/* Opens options->device and points *run_options at the devices and the collector. */
+cleval_status api_prediction_run_begin(api_prediction_run *run, const cleval_options *options,
+                                       cleval_run_options *run_options);
+/* When `status` is CLEVAL_OK, the result: the report of `outcome` with the members of `extra`
+ * (taken in any case) and the collected predictions. Closes the run either way. */
+cleval_status api_prediction_run_end(api_prediction_run *run, cleval_status status,
+                                     const cleval_predict_outcome *outcome, cJSON *extra,
+                                     const cleval_options *options, cleval_result **result);
+
 /* A saved run in memory as a dataset holding "y" (when given), "pred" and "scores" (when
  * given), which the engine reads like a prediction file named `label`. */
 cleval_status api_predictions_dataset(const cleval_predictions *p, const char *label,

@@ -1,4 +1,5 @@
-/* The version, memory handed to the caller, and the devices a run opens. */
+/* The version, memory handed to the caller, the devices a run opens and the steps around the
+ * engine call that eval and knn share. */
 #include "api_internal.h"
 
 #include <stdlib.h>
@@ -39,4 +40,36 @@ void api_devices_close(api_devices *d)
         cleval_device_close(d->devices[i]);
     free(d->devices);
     *d = (api_devices){0};
+}
+
+cleval_status api_prediction_run_begin(api_prediction_run *run, const cleval_options *options,
+                                       cleval_run_options *run_options)
+{
+    run->start = cleval_seconds();
+    api_collector_init(&run->collector);
+    cleval_status status = api_devices_open(options->device, &run->devices);
+    if (status != CLEVAL_OK) return status;
+    *run_options = (cleval_run_options){.devices = run->devices.devices,
+                                        .n_devices = run->devices.n,
+                                        .max_classes = options->max_classes,
+                                        .sink = &run->collector.sink};
+    return CLEVAL_OK;
+}
+
+cleval_status api_prediction_run_end(api_prediction_run *run, cleval_status status,
+                                     const cleval_predict_outcome *outcome, cJSON *extra,
+                                     const cleval_options *options, cleval_result **result)
+{
+    if (status == CLEVAL_OK) {
+        cleval_run_timing timing = {.device = run->devices.names,
+                                    .total_s = cleval_seconds() - run->start,
+                                    .n_samples = outcome->n_samples};
+        status = api_prediction_result(outcome, &timing, extra, options, result);
+    } else {
+        cJSON_Delete(extra);
+    }
+    if (status == CLEVAL_OK) api_collector_give(&run->collector, *result);
+    api_collector_free(&run->collector);
+    api_devices_close(&run->devices);
+    return status;
 }

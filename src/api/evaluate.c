@@ -58,35 +58,18 @@ cleval_status cleval_run_eval(const char *model_path, const cleval_source *test,
     *result = NULL;
     if (!model_path || !test)
         return cleval_fail(CLEVAL_ERR_USAGE, "cleval_run_eval: model_path and test are required");
-    double start = cleval_seconds();
     cleval_options defaults;
     const cleval_options *o = api_options(options, &defaults);
     cleval_eval_job job = {.model_path = model_path, .test = api_test_set(test)};
     job.test.batch = o->batch;
     job.test.top_k = o->top_k;
-    api_devices devices = {0};
-    api_collector collector;
-    api_collector_init(&collector);
+    api_prediction_run run = {0};
     cleval_eval_outcome outcome = {0};
     cleval_status status = eval_options(o, &job);
-    if (status == CLEVAL_OK) status = api_devices_open(o->device, &devices);
-    if (status == CLEVAL_OK) {
-        job.run = (cleval_run_options){.devices = devices.devices,
-                                       .n_devices = devices.n,
-                                       .max_classes = o->max_classes,
-                                       .sink = &collector.sink};
-        status = cleval_engine_eval(&job, &outcome);
-    }
-    if (status == CLEVAL_OK) {
-        cleval_run_timing timing = {.device = devices.names,
-                                    .total_s = cleval_seconds() - start,
-                                    .n_samples = outcome.predict.n_samples};
-        status = api_prediction_result(&outcome.predict, &timing,
-                                       cleval_eval_report_members(&job, &outcome), o, result);
-    }
-    if (status == CLEVAL_OK) api_collector_give(&collector, *result);
-    api_collector_free(&collector);
+    if (status == CLEVAL_OK) status = api_prediction_run_begin(&run, o, &job.run);
+    if (status == CLEVAL_OK) status = cleval_engine_eval(&job, &outcome);
+    cJSON *members = status == CLEVAL_OK ? cleval_eval_report_members(&job, &outcome) : NULL;
+    status = api_prediction_run_end(&run, status, &outcome.predict, members, o, result);
     cleval_eval_outcome_free(&outcome);
-    api_devices_close(&devices);
     return status;
 }

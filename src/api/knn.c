@@ -30,7 +30,6 @@ cleval_status cleval_run_knn(const cleval_source *train, const cleval_source *te
     *result = NULL;
     if (!train || !test)
         return cleval_fail(CLEVAL_ERR_USAGE, "cleval_run_knn: train and test are required");
-    double start = cleval_seconds();
     cleval_options defaults;
     const cleval_options *o = api_options(options, &defaults);
     cleval_knn_job job = {.train_path = train->path,
@@ -40,29 +39,13 @@ cleval_status cleval_run_knn(const cleval_source *train, const cleval_source *te
                           .test = api_test_set(test)};
     job.test.batch = o->batch;
     job.test.top_k = o->top_k;
-    api_devices devices = {0};
-    api_collector collector;
-    api_collector_init(&collector);
+    api_prediction_run run = {0};
     cleval_knn_outcome outcome = {0};
     cleval_status status = knn_config(o, &job.config);
-    if (status == CLEVAL_OK) status = api_devices_open(o->device, &devices);
-    if (status == CLEVAL_OK) {
-        job.run = (cleval_run_options){.devices = devices.devices,
-                                       .n_devices = devices.n,
-                                       .max_classes = o->max_classes,
-                                       .sink = &collector.sink};
-        status = cleval_engine_knn(&job, &outcome);
-    }
-    if (status == CLEVAL_OK) {
-        cleval_run_timing timing = {.device = devices.names,
-                                    .total_s = cleval_seconds() - start,
-                                    .n_samples = outcome.predict.n_samples};
-        status = api_prediction_result(&outcome.predict, &timing,
-                                       cleval_knn_report_members(&job, &outcome), o, result);
-    }
-    if (status == CLEVAL_OK) api_collector_give(&collector, *result);
-    api_collector_free(&collector);
+    if (status == CLEVAL_OK) status = api_prediction_run_begin(&run, o, &job.run);
+    if (status == CLEVAL_OK) status = cleval_engine_knn(&job, &outcome);
+    cJSON *members = status == CLEVAL_OK ? cleval_knn_report_members(&job, &outcome) : NULL;
+    status = api_prediction_run_end(&run, status, &outcome.predict, members, o, result);
     cleval_predict_outcome_free(&outcome.predict);
-    api_devices_close(&devices);
     return status;
 }
