@@ -258,7 +258,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     }
 
     cleval_predfile *file = NULL;
-    char partial[4200];
+    char partial[CLEVAL_PATH_TEXT_SIZE];
     if (status == CLEVAL_OK && spec->save_path) {
         cleval_engine_partial_path(spec->save_path, partial, sizeof partial);
         if (run->resume) status = check_partial(partial, spec, &ctx, &restored);

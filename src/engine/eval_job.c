@@ -316,7 +316,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     out->input_rank = cleval_nn_input_rank(models[0].nn);
     memcpy(out->input_shape, cleval_nn_input_shape(models[0].nn),
            out->input_rank * sizeof *out->input_shape);
-    char what[4200];
+    char what[CLEVAL_PATH_TEXT_SIZE];
     snprintf(what, sizeof what, "the model %s", job->model_path);
     uint32_t n_classes = cleval_nn_output_width(models[0].nn);
     if ((status = cleval_check_class_count(what, n_classes, run->max_classes))) goto done;
@@ -329,7 +329,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
     batch = batch < max_batch ? batch : max_batch;
     out->load_s = cleval_seconds() - start;
 
-    char description[4200];
+    char description[CLEVAL_PATH_TEXT_SIZE];
     const cleval_nn_model_info *info = &out->model_info;
     snprintf(description, sizeof description, "ONNX %s (opset %lld), %s", job->model_path,
              (long long)out->opset, precision);

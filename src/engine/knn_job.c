@@ -79,7 +79,7 @@ cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_input
     if (status == CLEVAL_OK)
         status = engine_open_test_set(&job->test, job->run.max_classes, &in->test);
     if (status == CLEVAL_OK) {
-        char what[4200];
+        char what[CLEVAL_PATH_TEXT_SIZE];
         snprintf(what, sizeof what, "the training set %s", job->train_path);
         status = engine_check_sample_shape(&in->test, cleval_column_row_rank(in->train_x),
                                            cleval_column_row_shape(in->train_x), what);
