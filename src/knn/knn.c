@@ -352,15 +352,18 @@ static cleval_status build_kernels(cleval_knn *knn)
     char options[128];
     snprintf(options, sizeof options, "-DMETRIC_COSINE=%d",
              knn->config.metric == CLEVAL_KNN_COSINE);
+    char tile[128];
+    snprintf(tile, sizeof tile, "-DMR=%d -DNV=%d -DQB=%d -DTS=%d -DWPT=%d", KNN_MR, KNN_NV, KNN_QB,
+             KNN_GPU_TS, KNN_GPU_WPT);
     cleval_status status;
     if (knn->variant == CLEVAL_VARIANT_CPU) {
-        status = cleval_device_kernel(knn->dev, "knn_scores", NULL, "knn_scores_cpu",
+        status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_scores_cpu",
                                       &knn->scores_kernel);
     } else {
-        if ((status = cleval_device_kernel(knn->dev, "knn_scores", NULL, "knn_scores_gpu",
+        if ((status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_scores_gpu",
                                            &knn->scores_kernel)))
             return status;
-        status = cleval_device_kernel(knn->dev, "knn_scores", NULL, "knn_select_gpu",
+        status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_select_gpu",
                                       &knn->select_kernel);
     }
     if (status != CLEVAL_OK || (status = cleval_device_kernel(knn->dev, "knn_exact", options,
