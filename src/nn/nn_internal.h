@@ -655,26 +655,12 @@ cleval_status nn_upload(cleval_nn *nn, const void *data, size_t bytes, const cha
 cleval_status nn_device_buffer_rw(cleval_nn *nn, size_t bytes, const char *what, cl_mem *out);
 
 /* ---- launch helpers (nn.c) ---- */
-typedef struct nn_args {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-} nn_args;
-static inline nn_args nn_args_begin(cl_kernel k)
-{
-    nn_args a = {k, 0, CL_SUCCESS};
-    return a;
-}
-void nn_arg_mem(nn_args *a, cl_mem m);
-void nn_arg_int(nn_args *a, int32_t v);
-void nn_arg_uint(nn_args *a, uint32_t v);
-void nn_arg_float(nn_args *a, float v);
-void nn_arg_int4(nn_args *a, int32_t x, int32_t y, int32_t z, int32_t w);
-void nn_arg_int8(nn_args *a, const int32_t v[8]);
-/* Checks the arguments and enqueues an NDRange of `dims` dims (global rounded up to local),
- * recording a profiling event for `op` when profiling. */
-cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, const size_t *global,
-                         const size_t *local);
+/* Kernel arguments are set with cleval/device.h's builder: cleval_kernel_args_begin(kernel,
+ * NULL) (the name is looked up on failure), cleval_kernel_arg_*(). */
+/* Launches a's kernel with cleval_kernel_launch() on the network's queue, naming `op` (may be
+ * NULL) in a failure and recording a profiling event for it when profiling. */
+cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, const cleval_kernel_args *a, cl_uint dims,
+                         const size_t *global, const size_t *local);
 /* Builds kernel `kernel` of kernels/<program>.cl with options (and -DHALF_MATH=1 when the
  * network computes in half). */
 cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *options,
@@ -744,7 +730,8 @@ cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_
                             float value);
 /* Appends the pad kernels' (pad_nd, quantize_pad) shape arguments: out's and in's dims and
  * begin, right-aligned into int8 vectors (op_shape.c). */
-void nn_arg_pad_dims(nn_args *a, const nn_shape *in, const nn_shape *out, const int64_t *begin);
+void nn_arg_pad_dims(cleval_kernel_args *a, const nn_shape *in, const nn_shape *out,
+                     const int64_t *begin);
 /* The F(2x2, 3x3) Winograd path of Conv (op_winograd.c). */
 bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op);
 size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);

@@ -473,23 +473,24 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
 
 /* C (at offset 0, with its row and column strides; a stride of 0 broadcasts) and Y (at y_off):
  * the arguments every Gemm kernel takes after A and B, before Y's row stride and the shape. */
-static void arg_c_and_y(nn_args *a, cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym, int64_t y_off)
+static void arg_c_and_y(cleval_kernel_args *a, cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym,
+                        int64_t y_off)
 {
-    nn_arg_mem(a, cm);
-    nn_arg_int(a, 0);
-    nn_arg_int(a, (int32_t)c_rs);
-    nn_arg_int(a, (int32_t)c_cs);
-    nn_arg_mem(a, ym);
-    nn_arg_int(a, (int32_t)y_off);
+    cleval_kernel_arg_mem(a, cm);
+    cleval_kernel_arg_int(a, 0);
+    cleval_kernel_arg_int(a, (int32_t)c_rs);
+    cleval_kernel_arg_int(a, (int32_t)c_cs);
+    cleval_kernel_arg_mem(a, ym);
+    cleval_kernel_arg_int(a, (int32_t)y_off);
 }
 
 /* alpha, beta and the fused clamp's bounds, after the shape. */
-static void arg_epilogue(nn_args *a, const nn_gemm_params *p)
+static void arg_epilogue(cleval_kernel_args *a, const nn_gemm_params *p)
 {
-    nn_arg_float(a, p->alpha);
-    nn_arg_float(a, p->beta);
-    nn_arg_float(a, p->ep.lo);
-    nn_arg_float(a, p->ep.hi);
+    cleval_kernel_arg_float(a, p->alpha);
+    cleval_kernel_arg_float(a, p->beta);
+    cleval_kernel_arg_float(a, p->ep.lo);
+    cleval_kernel_arg_float(a, p->ep.hi);
 }
 
 static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, int64_t a_off,
@@ -519,32 +520,32 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
     cl_mem wscale = op->int8 ? op->mem[4] : ym;
     float x_scale = op->int8 ? op->x_scale : 1.0f;
     if (nn->variant == CLEVAL_VARIANT_GPU) {
-        nn_args a = nn_args_begin(op->k[0]);
-        nn_arg_mem(&a, am);
-        nn_arg_int(&a, (int32_t)a_off);
-        nn_arg_int(&a, (int32_t)ao->rs);
-        nn_arg_int(&a, (int32_t)ao->ks);
-        nn_arg_mem(&a, bm);
-        nn_arg_int(&a, (int32_t)b_off);
-        nn_arg_int(&a, (int32_t)bo->rs);
-        nn_arg_int(&a, (int32_t)bo->ks);
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+        cleval_kernel_arg_mem(&a, am);
+        cleval_kernel_arg_int(&a, (int32_t)a_off);
+        cleval_kernel_arg_int(&a, (int32_t)ao->rs);
+        cleval_kernel_arg_int(&a, (int32_t)ao->ks);
+        cleval_kernel_arg_mem(&a, bm);
+        cleval_kernel_arg_int(&a, (int32_t)b_off);
+        cleval_kernel_arg_int(&a, (int32_t)bo->rs);
+        cleval_kernel_arg_int(&a, (int32_t)bo->ks);
         arg_c_and_y(&a, cm, c_rs, c_cs, ym, y_off);
-        nn_arg_int(&a, (int32_t)p->n);
-        nn_arg_int(&a, (int32_t)m);
-        nn_arg_int(&a, (int32_t)p->n);
-        nn_arg_int(&a, (int32_t)p->k);
+        cleval_kernel_arg_int(&a, (int32_t)p->n);
+        cleval_kernel_arg_int(&a, (int32_t)m);
+        cleval_kernel_arg_int(&a, (int32_t)p->n);
+        cleval_kernel_arg_int(&a, (int32_t)p->k);
         arg_epilogue(&a, p);
         /* Each split a whole number of 16-k slices (gemm.cl's TK), so the slices, and with
          * half arithmetic the blocks summed in half, start at multiples of 16 whatever the
          * split (a last split may get no k: its partial sums are 0). */
         int64_t splits = gpu_splits(nn, op, m), per = ((p->k + splits - 1) / splits + 15) / 16 * 16;
         cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : ym;
-        nn_arg_int(&a, (int32_t)splits);
-        nn_arg_int(&a, (int32_t)per);
-        nn_arg_mem(&a, part);
-        nn_arg_int(&a, (int32_t)w.at);
-        nn_arg_mem(&a, wscale);
-        nn_arg_float(&a, x_scale);
+        cleval_kernel_arg_int(&a, (int32_t)splits);
+        cleval_kernel_arg_int(&a, (int32_t)per);
+        cleval_kernel_arg_mem(&a, part);
+        cleval_kernel_arg_int(&a, (int32_t)w.at);
+        cleval_kernel_arg_mem(&a, wscale);
+        cleval_kernel_arg_float(&a, x_scale);
         int64_t ts = nn->tuning.gpu_ts;
         size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
         size_t global[3] = {(size_t)((p->n + ts - 1) / ts) * threads,
@@ -552,17 +553,17 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
         size_t local[3] = {threads, threads, 1};
         if ((status = nn_enqueue(nn, op, &a, 3, global, local)) != CLEVAL_OK || splits == 1)
             return status;
-        nn_args r = nn_args_begin(op->k[2]);
-        nn_arg_mem(&r, part);
-        nn_arg_int(&r, (int32_t)w.at);
-        nn_arg_int(&r, (int32_t)splits);
+        cleval_kernel_args r = cleval_kernel_args_begin(op->k[2], NULL);
+        cleval_kernel_arg_mem(&r, part);
+        cleval_kernel_arg_int(&r, (int32_t)w.at);
+        cleval_kernel_arg_int(&r, (int32_t)splits);
         arg_c_and_y(&r, cm, c_rs, c_cs, ym, y_off);
-        nn_arg_int(&r, (int32_t)p->n);
-        nn_arg_int(&r, (int32_t)m);
-        nn_arg_int(&r, (int32_t)p->n);
+        cleval_kernel_arg_int(&r, (int32_t)p->n);
+        cleval_kernel_arg_int(&r, (int32_t)m);
+        cleval_kernel_arg_int(&r, (int32_t)p->n);
         arg_epilogue(&r, p);
-        nn_arg_mem(&r, wscale);
-        nn_arg_float(&r, x_scale);
+        cleval_kernel_arg_mem(&r, wscale);
+        cleval_kernel_arg_float(&r, x_scale);
         size_t rl = nn_local_1d(nn), rg = (size_t)(m * p->n);
         return nn_enqueue(nn, op, &r, 1, &rg, &rl);
     }
@@ -571,39 +572,39 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, 
     cl_mem packed = op->mem[0];
     int64_t packed_off = b_off;
     if (!p->b_packed) {
-        nn_args a = nn_args_begin(op->k[1]);
-        nn_arg_mem(&a, bm);
-        nn_arg_int(&a, (int32_t)b_off);
-        nn_arg_int(&a, (int32_t)bo->rs);
-        nn_arg_int(&a, (int32_t)bo->ks);
-        nn_arg_int(&a, (int32_t)p->k);
-        nn_arg_int(&a, (int32_t)p->n);
-        nn_arg_mem(&a, ws);
-        nn_arg_int(&a, (int32_t)w.at);
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
+        cleval_kernel_arg_mem(&a, bm);
+        cleval_kernel_arg_int(&a, (int32_t)b_off);
+        cleval_kernel_arg_int(&a, (int32_t)bo->rs);
+        cleval_kernel_arg_int(&a, (int32_t)bo->ks);
+        cleval_kernel_arg_int(&a, (int32_t)p->k);
+        cleval_kernel_arg_int(&a, (int32_t)p->n);
+        cleval_kernel_arg_mem(&a, ws);
+        cleval_kernel_arg_int(&a, (int32_t)w.at);
         size_t global[2] = {(size_t)p->k, (size_t)panels}, local[2] = {1, 1};
         if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
         packed = ws;
         packed_off = w.at;
     }
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, am);
-    nn_arg_int(&a, (int32_t)a_off);
-    nn_arg_int(&a, (int32_t)ao->rs);
-    nn_arg_int(&a, (int32_t)ao->ks);
-    nn_arg_mem(&a, packed);
-    nn_arg_int(&a, (int32_t)packed_off);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, am);
+    cleval_kernel_arg_int(&a, (int32_t)a_off);
+    cleval_kernel_arg_int(&a, (int32_t)ao->rs);
+    cleval_kernel_arg_int(&a, (int32_t)ao->ks);
+    cleval_kernel_arg_mem(&a, packed);
+    cleval_kernel_arg_int(&a, (int32_t)packed_off);
     arg_c_and_y(&a, cm, c_rs, c_cs, ym, y_off);
-    nn_arg_int(&a, (int32_t)p->n);
-    nn_arg_int(&a, (int32_t)m);
-    nn_arg_int(&a, (int32_t)p->n);
-    nn_arg_int(&a, (int32_t)p->k);
+    cleval_kernel_arg_int(&a, (int32_t)p->n);
+    cleval_kernel_arg_int(&a, (int32_t)m);
+    cleval_kernel_arg_int(&a, (int32_t)p->n);
+    cleval_kernel_arg_int(&a, (int32_t)p->k);
     arg_epilogue(&a, p);
     int64_t qb = rows_per_item(nn, op, m);
-    nn_arg_mem(&a, ws);
-    nn_arg_int(&a, (int32_t)(w.at + w.pack));
-    nn_arg_int(&a, (int32_t)qb);
-    nn_arg_mem(&a, wscale);
-    nn_arg_float(&a, x_scale);
+    cleval_kernel_arg_mem(&a, ws);
+    cleval_kernel_arg_int(&a, (int32_t)(w.at + w.pack));
+    cleval_kernel_arg_int(&a, (int32_t)qb);
+    cleval_kernel_arg_mem(&a, wscale);
+    cleval_kernel_arg_float(&a, x_scale);
     size_t global[2] = {(size_t)((m + qb - 1) / qb), (size_t)panels}, local[2] = {1, 1};
     return nn_enqueue(nn, op, &a, 2, global, local);
 }
