@@ -703,14 +703,26 @@ extern const nn_op_kind nn_kind_exp, nn_kind_log, nn_kind_neg, nn_kind_abs, nn_k
     nn_kind_erf, nn_kind_gelu, nn_kind_leakyrelu, nn_kind_elu, nn_kind_celu, nn_kind_selu,
     nn_kind_hardsigmoid, nn_kind_hardswish, nn_kind_softplus, nn_kind_prelu;
 
-/* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
- * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */
+/* ---- weight packing shared by Conv and Gemm (pack.c) ---- */
+/* The CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output columns, from the tuned
+ * tile; narrow outputs (16 columns or fewer) use one vector. */
 void nn_choose_tile(uint32_t n_cols, uint32_t tuned_mr, uint32_t tuned_nv, uint32_t *mr,
                     uint32_t *nv);
-/* Packs B (K x N, element (k, j) at b[k * ks + j * ns]) into panels [P][K][NR] of NR = 16 * nv
- * columns, zero beyond N. Returns malloc'd memory or NULL. */
-float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
-                      uint32_t *panels);
+/* Panels of 16 * nv columns that hold n columns. */
+int64_t nn_panel_count(int64_t n, uint32_t nv);
+/* Packs `count` matrices B_i (K x N; element (k, j) of B_i at b[i * bs + k * ks + j * ns]) into
+ * panels [P][K][NR] of NR = 16 * nv columns, zero beyond N, B_i's panels at float
+ * i * P * K * NR. Returns malloc'd memory (at least one float) or NULL. */
+float *nn_pack_panels(const float *b, int64_t count, int64_t bs, int64_t k, int64_t n, int64_t ks,
+                      int64_t ns, uint32_t nv);
+/* Per-column values of `count` matrices of n columns (v[i * n + j]; NULL: zeros), each padded
+ * with zeros to its panels' P * NR columns, as the epilogues read them 16 at a time. Returns
+ * malloc'd memory (at least one float) or NULL. */
+float *nn_pad_panel_columns(const float *v, int64_t count, int64_t n, uint32_t nv);
+/* int8 weights: malloc'd codes and scales of nn_quantise_channels(); NOMEM ("out of memory
+ * quantising <what>", both NULL) when they cannot be allocated. */
+cleval_status nn_quantise_weights(const float *w, int64_t channels, int64_t per, int64_t cs,
+                                  int64_t es, const char *what, float **codes, float **scales);
 
 /* The window attributes shared by Conv and the pools (op_pool.c): kernel_shape (when given),
  * strides, dilations, pads and auto_pad. */
