@@ -192,8 +192,7 @@ static cleval_status check_partial(const char *partial, const engine_run_spec *s
                        partial, problem);
 }
 
-/* The outcome's counts: a confusion matrix with labels, the predicted classes either way. */
-static cleval_status fill_outcome(const char *path, const pipeline_counts *counts, bool labels,
+cleval_status engine_fill_outcome(const char *path, const pipeline_counts *counts, bool labels,
                                   cleval_predict_outcome *out)
 {
     uint32_t c = counts->cols;
@@ -230,11 +229,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (run->resume && !run->checkpoint_path)
         return cleval_fail(CLEVAL_ERR_USAGE, "--resume needs --checkpoint PATH");
 
-    cleval_status status = cleval_dataset_class_names(spec->data, &out->class_names.names,
-                                                      &out->class_names.count);
-    if (status == CLEVAL_OK && out->class_names.count == 0 && spec->names_fallback)
-        status = cleval_dataset_class_names(spec->names_fallback, &out->class_names.names,
-                                            &out->class_names.count);
+    cleval_status status = engine_class_names(spec->data, spec->names_fallback, &out->class_names);
     if (status == CLEVAL_OK && spec->classes_from && out->class_names.count > spec->n_classes)
         status = cleval_fail(CLEVAL_ERR_INPUT,
                              "%s: 'class_names' has %u entries, more than the %u classes of %s",
@@ -324,8 +319,8 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     }
     if (status == CLEVAL_OK && spec->accept) status = spec->accept(spec->accept_user);
     if (status == CLEVAL_OK)
-        status = fill_outcome(cleval_dataset_path(spec->data), &result.counts, spec->labels != NULL,
-                              out);
+        status = engine_fill_outcome(cleval_dataset_path(spec->data), &result.counts,
+                                     spec->labels != NULL, out);
     out->has_scores = ctx.score_metrics && out->n_samples > 0;
     out->scores = result.scores;
     out->top_k = spec->top_k;
@@ -356,6 +351,15 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
 void cleval_engine_partial_path(const char *save_path, char *out, size_t size)
 {
     snprintf(out, size, "%s.partial", save_path);
+}
+
+cleval_status engine_class_names(cleval_dataset *data, cleval_dataset *fallback,
+                                 cleval_class_names *names)
+{
+    cleval_status status = cleval_dataset_class_names(data, &names->names, &names->count);
+    if (status == CLEVAL_OK && names->count == 0 && fallback)
+        status = cleval_dataset_class_names(fallback, &names->names, &names->count);
+    return status;
 }
 
 bool engine_read_count(cleval_dataset *ds, const char *name, uint64_t *value)

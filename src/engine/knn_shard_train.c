@@ -11,31 +11,6 @@
 #include "cleval/histogram.h"
 #include "cleval/predfile.h"
 
-enum { TRAIN_CHUNK_ROWS = 16384 };
-
-/* Loads training rows [begin, end) into the searcher (rows counted from `begin`). */
-static cleval_status load_slice(cleval_knn *knn, cleval_column *x, cleval_column *y,
-                                uint64_t begin, uint64_t end)
-{
-    uint64_t row = cleval_column_row_size(x), chunk = TRAIN_CHUNK_ROWS;
-    float *values = malloc(chunk * row * sizeof *values);
-    int32_t *labels = malloc(chunk * sizeof *labels);
-    cleval_status status =
-        values && labels ? CLEVAL_OK
-                         : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading training rows",
-                                       cleval_column_path(x));
-    for (uint64_t row0 = begin; status == CLEVAL_OK && row0 < end; row0 += chunk) {
-        uint64_t count = end - row0 < chunk ? end - row0 : chunk;
-        int32_t max;
-        if (!(status = cleval_column_read_f32(x, row0, count, values)) &&
-            !(status = cleval_column_read_i32(y, row0, count, labels, &max)))
-            status = cleval_knn_set_train(knn, row0 - begin, count, values, labels);
-    }
-    free(values);
-    free(labels);
-    return status == CLEVAL_OK ? cleval_knn_prepare(knn) : status;
-}
-
 /* What rank 0 keeps while the batches go by. */
 typedef struct rank0_state {
     cleval_histogram *hist;
@@ -110,6 +85,51 @@ static cleval_status vote_batch(cleval_knn *knn, cleval_device *dev, const engin
                     : CLEVAL_OK;
 }
 
+/* This rank's searcher over its slice [*begin, *end) of the training set, loaded. */
+static cleval_status open_slice(const cleval_knn_job *job, const cleval_cluster *cluster,
+                                const engine_knn_inputs *in, cleval_knn_config *config,
+                                uint64_t *begin, uint64_t *end, cleval_knn **knn)
+{
+    uint64_t n_train = cleval_column_rows(in->train_x);
+    uint32_t k = config->k;
+    cleval_shard_range(n_train, (uint32_t)cluster->rank, (uint32_t)cluster->size, begin, end);
+    config->n_classes = in->n_classes;
+    if (k > n_train)
+        return cleval_fail(CLEVAL_ERR_USAGE, "-k %u is larger than the training set (%llu rows)", k,
+                           (unsigned long long)n_train);
+    if (*end - *begin < k)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "--shard-train: rank %d holds %llu training rows, fewer than k = %u "
+                           "(use fewer ranks)",
+                           cluster->rank, (unsigned long long)(*end - *begin), k);
+    cleval_status status = cleval_knn_create(job->run.devices[0], config, *end - *begin,
+                                             (uint32_t)cleval_column_row_size(in->train_x), knn);
+    if (status != CLEVAL_OK) return status;
+    return engine_load_train(knn, 1, in->train_x, in->train_y, *begin, *end);
+}
+
+/* The outcome's counts: rank 0's histogram (the confusion matrix with labels, the predicted
+ * classes without) and the class names; the other ranks count nothing (rank 0 holds every
+ * vote) and report zeros. */
+static cleval_status fill_counts(const cleval_knn_job *job, const engine_knn_inputs *in,
+                                 const rank0_state *st, uint32_t n_classes, bool rank0,
+                                 cleval_predict_outcome *out)
+{
+    const engine_test_stream *test = &in->test;
+    pipeline_counts counts = {test->y ? n_classes : 1, n_classes, NULL};
+    counts.cells = calloc((size_t)counts.rows * n_classes, sizeof *counts.cells);
+    if (!counts.cells)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
+                           job->test.data_path, n_classes);
+    cleval_status status = rank0 ? cleval_histogram_read(st->hist, counts.cells) : CLEVAL_OK;
+    if (status == CLEVAL_OK)
+        status = engine_fill_outcome(job->test.data_path, &counts, test->y != NULL, out);
+    pipeline_counts_free(&counts);
+    if (status == CLEVAL_OK && rank0)
+        status = engine_class_names(test->ds, in->train, &out->class_names);
+    return status;
+}
+
 cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
                                             const cleval_cluster *cluster,
                                             cleval_knn_outcome *out)
@@ -123,33 +143,20 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
     rank0_state st = {0};
     float *x = NULL;
     cleval_knn_candidate *mine = NULL;
+    int32_t *scratch_pred = NULL;
     double start = cleval_seconds();
     bool stopped = false; /* a rank failed: every rank stops, nothing is reported here */
-    cleval_status status = engine_open_knn_inputs(job, &in);
     engine_test_stream *test = &in.test;
     uint64_t begin = 0, end = 0;
-    uint32_t k = job->config.k, dim = 0;
+    uint32_t k = job->config.k;
     cleval_knn_config config = job->config;
-    if (status != CLEVAL_OK) goto agree;
-
-    out->n_train = cleval_column_rows(in.train_x);
-    cleval_shard_range(out->n_train, (uint32_t)cluster->rank, (uint32_t)cluster->size, &begin,
-                       &end);
-    config.n_classes = in.n_classes;
-    dim = (uint32_t)cleval_column_row_size(in.train_x);
-    if (k > out->n_train)
-        status = cleval_fail(CLEVAL_ERR_USAGE, "-k %u is larger than the training set (%llu rows)",
-                             k, (unsigned long long)out->n_train);
-    else if (end - begin < k)
-        status = cleval_fail(CLEVAL_ERR_USAGE,
-                             "--shard-train: rank %d holds %llu training rows, fewer than k = %u "
-                             "(use fewer ranks)",
-                             cluster->rank, (unsigned long long)(end - begin), k);
-    if (status == CLEVAL_OK) status = cleval_knn_create(dev, &config, end - begin, dim, &knn);
-    if (status == CLEVAL_OK) status = load_slice(knn, in.train_x, in.train_y, begin, end);
+    cleval_status status = engine_open_knn_inputs(job, &in);
+    if (status == CLEVAL_OK) {
+        out->n_train = cleval_column_rows(in.train_x);
+        status = open_slice(job, cluster, &in, &config, &begin, &end, &knn);
+    }
     out->load_s = cleval_seconds() - start;
 
-agree:
     /* From here on every rank takes part in the same collectives. A rank that failed keeps
      * its error; the others stop too and return no results (the caller's exit-code agreement
      * then reports the failure once). */
@@ -163,9 +170,10 @@ agree:
     batch = batch < max_batch ? batch : max_batch;
     char description[160];
     engine_knn_description(&config, out->n_train, description, sizeof description);
+    uint32_t dim = (uint32_t)cleval_column_row_size(in.train_x);
     x = malloc((size_t)batch * dim * sizeof *x);
     mine = malloc((size_t)batch * (k + 1) * sizeof *mine);
-    int32_t *scratch_pred = malloc((size_t)batch * sizeof *scratch_pred);
+    scratch_pred = malloc((size_t)batch * sizeof *scratch_pred);
     if (!x || !mine || !scratch_pred)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %llu samples",
                              job->test.data_path, (unsigned long long)batch);
@@ -206,7 +214,6 @@ agree:
                 run->progress(row0 + n, test->n, run->progress_user);
         }
     }
-    free(scratch_pred);
     if (stopped) goto done;
 
     /* Counters: ties come from rank 0's votes, searches again from every rank. */
@@ -218,48 +225,18 @@ agree:
     out->predict.n_total = out->predict.n_samples = out->predict.row_end = test->n;
     out->predict.has_labels = test->y != NULL;
     out->predict.n_classes = config.n_classes;
-    if (status == CLEVAL_OK && rank0) {
-        uint32_t c = config.n_classes;
-        out->predict.predicted_counts = calloc(c, sizeof *out->predict.predicted_counts);
-        if (!out->predict.predicted_counts)
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
-                                 job->test.data_path, c);
-        if (status == CLEVAL_OK && test->y) {
-            if (!(status = cleval_confusion_init(&out->predict.confusion, c)))
-                status = cleval_histogram_read(st.hist, out->predict.confusion.counts);
-            for (uint32_t t = 0; status == CLEVAL_OK && t < c; t++)
-                for (uint32_t p = 0; p < c; p++)
-                    out->predict.predicted_counts[p] +=
-                        out->predict.confusion.counts[(size_t)t * c + p];
-        } else if (status == CLEVAL_OK) {
-            status = cleval_histogram_read(st.hist, out->predict.predicted_counts);
-        }
-        if (status == CLEVAL_OK)
-            status = cleval_dataset_class_names(test->ds, &out->predict.class_names.names,
-                                                &out->predict.class_names.count);
-        if (status == CLEVAL_OK && out->predict.class_names.count == 0)
-            status = cleval_dataset_class_names(in.train, &out->predict.class_names.names,
-                                                &out->predict.class_names.count);
-        if (status == CLEVAL_OK && st.save) {
-            status = cleval_predfile_commit(st.save);
-            st.save = NULL;
-        }
-    } else if (status == CLEVAL_OK) {
-        /* The other ranks count nothing: rank 0 holds every vote. */
-        out->predict.predicted_counts = calloc(config.n_classes, sizeof(uint64_t));
-        if (test->y && !(status = cleval_confusion_init(&out->predict.confusion, config.n_classes)))
-            status = out->predict.predicted_counts
-                         ? CLEVAL_OK
-                         : cleval_fail(CLEVAL_ERR_NOMEM,
-                                       "%s: out of memory for the counts "
-                                       "of %u classes",
-                                       job->test.data_path, config.n_classes);
+    if (status == CLEVAL_OK)
+        status = fill_counts(job, &in, &st, config.n_classes, rank0, &out->predict);
+    if (status == CLEVAL_OK && st.save) {
+        status = cleval_predfile_commit(st.save);
+        st.save = NULL;
     }
 
 done:
     if (rank0) close_rank0(dev, &st);
     free(x);
     free(mine);
+    free(scratch_pred);
     cleval_knn_destroy(knn);
     engine_close_knn_inputs(&in);
     if (status != CLEVAL_OK || stopped) cleval_predict_outcome_free(&out->predict);
