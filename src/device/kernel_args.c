@@ -3,6 +3,7 @@
  * failures name the kernel. */
 #include "cleval/device.h"
 
+#include <assert.h>
 #include <stdio.h>
 
 void cleval_kernel_arg(cleval_kernel_args *a, size_t size, const void *value)
@@ -80,6 +81,7 @@ cleval_status cleval_kernel_launch(cl_command_queue queue, const cleval_kernel_a
                                    cl_uint dims, const size_t *global, const size_t *local,
                                    cl_event *event)
 {
+    assert(dims >= 1 && dims <= 3);
     cleval_status status = cleval_kernel_args_end(a);
     if (status != CLEVAL_OK) return status;
     size_t rounded[3];

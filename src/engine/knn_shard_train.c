@@ -4,6 +4,7 @@
  * (the k + 1 nearest of a union are among the k + 1 nearest of its parts). */
 #include "engine_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,7 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
         /* A failure anywhere (a bad row, a device error, rank 0's last vote, a stop request)
          * stops every rank here, before the next collective. */
         if ((stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0)) break;
+        assert(n <= batch);
         for (size_t i = 0; i < (size_t)n * (k + 1); i++)
             if (mine[i].index >= 0) mine[i].index += (int32_t)begin;
         if ((status = cleval_cluster_gather(cluster, mine, (size_t)n * (k + 1) * sizeof *mine,

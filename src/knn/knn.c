@@ -2,6 +2,7 @@
  * its split into device tiles, the CPU panel packing, and uploads. */
 #include "knn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,7 @@ static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
         for (uint32_t p = 0; p < tile->n_panels; p++) {
             float *panel = tile->screen + (size_t)p * dim * KNN_NR;
             uint64_t first = (uint64_t)p * KNN_NR;
+            assert(first < tile->rows);
             uint32_t rows = (uint32_t)(tile->rows - first < KNN_NR ? tile->rows - first : KNN_NR);
             for (uint32_t d = 0; d < dim; d++) {
                 float *column = panel + (size_t)d * KNN_NR;

@@ -3,6 +3,7 @@
  * whose screening could not be proven complete. */
 #include "knn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ static cleval_status upload_queries(cleval_knn *knn, const float *queries, uint3
             v = unit;
         }
         if (packed) {
+            assert(q < nq_pad && nq_pad % KNN_MR == 0); /* the micro-panels hold every query */
             float *panel = screen + (size_t)(q / KNN_MR) * dim * KNN_MR;
             for (uint32_t d = 0; d < dim; d++)
                 panel[(size_t)d * KNN_MR + q % KNN_MR] = v[d];

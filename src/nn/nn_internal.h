@@ -7,6 +7,7 @@
 
 #include "cleval/nn.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -457,10 +458,12 @@ void nn_shape_format(const nn_shape *s, char *buf, size_t size);
 /* The value of op input i (i < n_in and in[i] >= 0). */
 static inline nn_value *nn_in(cleval_nn *nn, const nn_op *op, uint32_t i)
 {
+    assert(i < op->n_in && op->in[i] >= 0 && (uint32_t)op->in[i] < nn->n_values);
     return &nn->values[op->in[i]];
 }
 static inline nn_value *nn_out(cleval_nn *nn, const nn_op *op, uint32_t i)
 {
+    assert(i < op->n_out && op->out[i] >= 0 && (uint32_t)op->out[i] < nn->n_values);
     return &nn->values[op->out[i]];
 }
 /* The input is present (not omitted with ""). */

@@ -5,6 +5,7 @@
  * from then on: a constant, or a host value computed from shapes and read at each inference. */
 #include "nn_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -153,6 +154,7 @@ static void group_axes(const nn_shape *x, uint32_t mask, reduce_groups *g)
             if (n > 0 && red[n - 1] == r) {
                 dims[n - 1] *= d;
             } else {
+                assert(n < NN_MAX_RANK); /* at most one group per axis */
                 dims[n] = d;
                 strides[n] = stride;
                 red[n++] = r;

@@ -15,6 +15,7 @@
  * output, so every value the user can see is still computed exactly. */
 #include "nn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +274,7 @@ static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const con
         free(sa);
         free(sb);
         if (!ok) break;
+        assert((uint32_t)n < nn->n_ops); /* each op at most once: the walk follows producers */
         chain[n++] = v->producer;
         start = op->in[x_in];
     }
