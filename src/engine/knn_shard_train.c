@@ -131,6 +131,63 @@ static cleval_status fill_counts(const cleval_knn_job *job, const engine_knn_inp
     return status;
 }
 
+/* A rank's buffers for one test batch. */
+typedef struct batch_buffers {
+    uint64_t batch;             /* rows per batch, the same on every rank */
+    float *x;                   /* [batch][dim] */
+    cleval_knn_candidate *mine; /* [batch][k + 1] this rank's nearest */
+    int32_t *pred;              /* [batch] this rank's own votes, unused: rank 0 votes */
+} batch_buffers;
+
+/* Every test batch: each rank searches its slice [begin, ...), rank 0 gathers the candidates
+ * and votes, counting its ties in out->stats. `status` is this rank's so far: the loop still
+ * runs with a failure, so that every rank meets the same collective and stops there
+ * (*stopped); returns the first failure. */
+static cleval_status search_batches(const cleval_knn_job *job, const cleval_cluster *cluster,
+                                    cleval_knn *knn, const engine_test_stream *test, uint64_t begin,
+                                    const batch_buffers *b, rank0_state *st, cleval_status status,
+                                    bool *stopped, cleval_knn_outcome *out)
+{
+    const cleval_run_options *run = &job->run;
+    bool rank0 = cluster->rank == 0;
+    uint32_t k = job->config.k;
+    for (uint64_t row0 = 0; row0 < test->n; row0 += b->batch) {
+        uint32_t n = (uint32_t)(test->n - row0 < b->batch ? test->n - row0 : b->batch);
+        if (status == CLEVAL_OK && run->stop && *run->stop)
+            status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                                 "stopped after %llu of %llu samples (--shard-train keeps no "
+                                 "checkpoint)",
+                                 (unsigned long long)row0, (unsigned long long)test->n);
+        double t0 = cleval_seconds();
+        int32_t max;
+        if (status == CLEVAL_OK) status = cleval_column_read_f32(test->x, row0, n, b->x);
+        if (status == CLEVAL_OK && rank0 && test->y)
+            status = cleval_column_read_i32(test->y, row0, n, st->labels, &max);
+        out->predict.read_s += cleval_seconds() - t0;
+        if (status == CLEVAL_OK) status = cleval_knn_search(knn, b->x, n, b->pred, NULL);
+        if (status == CLEVAL_OK) status = cleval_knn_last_candidates(knn, n, b->mine);
+        /* A failure anywhere (a bad row, a device error, rank 0's last vote, a stop request)
+         * stops every rank here, before the next collective. */
+        if ((*stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0)) break;
+        assert(n <= b->batch);
+        for (size_t i = 0; i < (size_t)n * (k + 1); i++)
+            if (b->mine[i].index >= 0) b->mine[i].index += (int32_t)begin;
+        if ((status = cleval_cluster_gather(cluster, b->mine, (size_t)n * (k + 1) * sizeof *b->mine,
+                                            rank0 ? st->gathered : NULL)))
+            break;
+        if (rank0) {
+            cleval_knn_stats before = *cleval_knn_get_stats(knn);
+            status = vote_batch(knn, job->run.devices[0], test, row0, n, cluster->size, st);
+            out->stats.distance_ties +=
+                cleval_knn_get_stats(knn)->distance_ties - before.distance_ties;
+            out->stats.vote_ties += cleval_knn_get_stats(knn)->vote_ties - before.vote_ties;
+            if (status == CLEVAL_OK && run->progress)
+                run->progress(row0 + n, test->n, run->progress_user);
+        }
+    }
+    return status;
+}
+
 cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
                                             const cleval_cluster *cluster,
                                             cleval_knn_outcome *out)
@@ -142,9 +199,7 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
     engine_knn_inputs in = {0};
     cleval_knn *knn = NULL;
     rank0_state st = {0};
-    float *x = NULL;
-    cleval_knn_candidate *mine = NULL;
-    int32_t *scratch_pred = NULL;
+    batch_buffers b = {0};
     double start = cleval_seconds();
     bool stopped = false; /* a rank failed: every rank stops, nothing is reported here */
     engine_test_stream *test = &in.test;
@@ -164,64 +219,28 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
     stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0;
     if (stopped) goto done;
 
-    uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
+    b.batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
     uint32_t max_batch = cleval_knn_max_batch(knn);
     /* Every rank the same batches, within every rank's limit. */
     status = cleval_cluster_min_u32(cluster, &max_batch);
-    batch = batch < max_batch ? batch : max_batch;
+    b.batch = b.batch < max_batch ? b.batch : max_batch;
     char description[160];
     engine_knn_description(&config, out->n_train, description, sizeof description);
     uint32_t dim = (uint32_t)cleval_column_row_size(in.train_x);
-    x = malloc((size_t)batch * dim * sizeof *x);
-    mine = malloc((size_t)batch * (k + 1) * sizeof *mine);
-    scratch_pred = malloc((size_t)batch * sizeof *scratch_pred);
-    if (!x || !mine || !scratch_pred)
+    b.x = malloc((size_t)b.batch * dim * sizeof *b.x);
+    b.mine = malloc((size_t)b.batch * (k + 1) * sizeof *b.mine);
+    b.pred = malloc((size_t)b.batch * sizeof *b.pred);
+    if (!b.x || !b.mine || !b.pred)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %llu samples",
-                             job->test.data_path, (unsigned long long)batch);
+                             job->test.data_path, (unsigned long long)b.batch);
     if (status == CLEVAL_OK && rank0)
-        status = open_rank0(job, test, config.n_classes, (uint32_t)batch, cluster->size, k,
+        status = open_rank0(job, test, config.n_classes, (uint32_t)b.batch, cluster->size, k,
                             description, &st);
-
-    uint64_t distance_ties = 0, vote_ties = 0;
-    for (uint64_t row0 = 0; row0 < test->n; row0 += batch) {
-        uint32_t n = (uint32_t)(test->n - row0 < batch ? test->n - row0 : batch);
-        if (status == CLEVAL_OK && run->stop && *run->stop)
-            status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
-                                 "stopped after %llu of %llu samples (--shard-train keeps no "
-                                 "checkpoint)",
-                                 (unsigned long long)row0, (unsigned long long)test->n);
-        double t0 = cleval_seconds();
-        int32_t max;
-        if (status == CLEVAL_OK) status = cleval_column_read_f32(test->x, row0, n, x);
-        if (status == CLEVAL_OK && rank0 && test->y)
-            status = cleval_column_read_i32(test->y, row0, n, st.labels, &max);
-        out->predict.read_s += cleval_seconds() - t0;
-        if (status == CLEVAL_OK) status = cleval_knn_search(knn, x, n, scratch_pred, NULL);
-        if (status == CLEVAL_OK) status = cleval_knn_last_candidates(knn, n, mine);
-        /* A failure anywhere (a bad row, a device error, rank 0's last vote, a stop request)
-         * stops every rank here, before the next collective. */
-        if ((stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0)) break;
-        assert(n <= batch);
-        for (size_t i = 0; i < (size_t)n * (k + 1); i++)
-            if (mine[i].index >= 0) mine[i].index += (int32_t)begin;
-        if ((status = cleval_cluster_gather(cluster, mine, (size_t)n * (k + 1) * sizeof *mine,
-                                            rank0 ? st.gathered : NULL)))
-            break;
-        if (rank0) {
-            cleval_knn_stats before = *cleval_knn_get_stats(knn);
-            status = vote_batch(knn, dev, test, row0, n, cluster->size, &st);
-            distance_ties += cleval_knn_get_stats(knn)->distance_ties - before.distance_ties;
-            vote_ties += cleval_knn_get_stats(knn)->vote_ties - before.vote_ties;
-            if (status == CLEVAL_OK && run->progress)
-                run->progress(row0 + n, test->n, run->progress_user);
-        }
-    }
+    status = search_batches(job, cluster, knn, test, begin, &b, &st, status, &stopped, out);
     if (stopped) goto done;
 
     /* Counters: ties come from rank 0's votes, searches again from every rank. */
     out->stats.searched_again = cleval_knn_get_stats(knn)->searched_again;
-    out->stats.distance_ties = distance_ties;
-    out->stats.vote_ties = vote_ties;
     out->stats.screen_s = cleval_knn_get_stats(knn)->screen_s;
     out->stats.exact_s = cleval_knn_get_stats(knn)->exact_s;
     out->predict.n_total = out->predict.n_samples = out->predict.row_end = test->n;
@@ -236,9 +255,9 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
 
 done:
     if (rank0) close_rank0(dev, &st);
-    free(x);
-    free(mine);
-    free(scratch_pred);
+    free(b.x);
+    free(b.mine);
+    free(b.pred);
     cleval_knn_destroy(knn);
     engine_close_knn_inputs(&in);
     if (status != CLEVAL_OK || stopped) cleval_predict_outcome_free(&out->predict);
