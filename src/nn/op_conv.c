@@ -1,8 +1,9 @@
 /* Conv over 1 to 3 spatial axes: pads, strides, dilations, any group count (group = 1 and
  * grouped convolutions as one implicit GEMM per group; depthwise, one input channel per group,
  * by its own kernel). Weights are packed once at prepare for the device's kernel family
- * (kernels/conv.cl): k-major panels of NR channels for conv_cpu, k-major rows for conv_gpu.
- * The epilogue carries the bias, a fused ReLU/Clip and (conv_cpu) a fused 2x2 max-pool. */
+ * (kernels/conv.cl): k-major panels of NR channels for conv_cpu (pack.c, shared with Gemm),
+ * k-major rows for conv_gpu. The epilogue carries the bias, a fused ReLU/Clip and (conv_cpu) a
+ * fused 2x2 max-pool. */
 #include "nn_internal.h"
 
 #include <assert.h>

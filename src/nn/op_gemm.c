@@ -1,7 +1,7 @@
 /* Gemm (transA/transB, alpha, beta, C broadcast to [M, N]) and MatMul (numpy semantics: 1-D
  * operands, broadcast batch axes; either operand a constant or an activation) on the matrix
- * multiply core of kernels/gemm.cl. A constant B is packed once at prepare (gemm_cpu) or read
- * in place (gemm_gpu); a computed B is packed per run by gemm_pack on CPUs. */
+ * multiply core of kernels/gemm.cl. A constant B is packed once at prepare (gemm_cpu, pack.c) or
+ * read in place (gemm_gpu); a computed B is packed per run by gemm_pack on CPUs. */
 #include "nn_internal.h"
 
 #include <assert.h>
