@@ -325,9 +325,10 @@ static cleval_status upload_packed_b(cleval_nn *nn, nn_op *op, const gemm_weight
     if (p->perm_c > 0 && (p->perm_c * p->perm_s != k || count != 1))
         return nn_fail_op(nn, op, CLEVAL_ERR_INTERNAL, "weight permutation mismatch");
     float *permuted = p->perm_c > 0 ? permute_k_rows(p, w->values, k, n, ks, ns) : NULL;
-    float *packed = p->perm_c > 0 && !permuted ? NULL
-                                               : nn_pack_panels(permuted ? permuted : w->values,
-                                                                count, k * n, k, n, ks, ns, p->nv);
+    if (p->perm_c > 0 && !permuted)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+    float *packed =
+        nn_pack_panels(permuted ? permuted : w->values, count, k * n, k, n, ks, ns, p->nv);
     float *scales = op->int8 ? nn_pad_panel_columns(w->scales, 1, n, p->nv) : NULL;
     cleval_status status = CLEVAL_OK;
     if (!packed || (op->int8 && !scales))
