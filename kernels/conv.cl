@@ -88,7 +88,6 @@
 
 #define NR (16 * NV)
 #define UNITS_PER_TILE (POOL ? MR / 4 : MR)
-#define I8_BLOCK 1024 /* 1024 * 127 * 127 < 2^24: float sums of int8 products stay exact */
 
 #include "storage.clh"
 #include "tile.clh"
@@ -185,74 +184,14 @@ __kernel void conv_cpu(__global const XIN_T *x, int x_off, int xs_n, __global co
 #pragma unroll
                 for (int v = 0; v < NV; v++)
                     acc[r][v] = (ACC16)(0);
-#if INT8 && !I8_FLOAT
-            for (int k = 0; k < K; k++) {
-                int o = koff[k];
-                TILE_STEP(int16, TILE_IMAC, acc, (int)xr[r][o],
-                          convert_int16(vload16(v, panel + k * NR)));
-            }
-#elif INT8
-            for (int kb = 0; kb < K; kb += I8_BLOCK) {
-                float16 f[MR][NV];
-#pragma unroll
-                for (int r = 0; r < MR; r++)
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        f[r][v] = (float16)(0.0f);
-                int ke = min(K, kb + I8_BLOCK), k = kb;
-#if RUN16
-                /* 16 adjacent codes of each row converted with one vector conversion into a
-                 * private tile (a char load, convert and broadcast per product otherwise). */
-                for (; k + 16 <= ke; k += 16) {
-                    int o = koff[k];
-                    float at[MR][16];
-#pragma unroll
-                    for (int r = 0; r < MR; r++)
-                        vstore16(convert_float16(vload16(0, xr[r] + o)), 0, at[r]);
-#pragma unroll
-                    for (int kk = 0; kk < 16; kk++) {
-                        TILE_STEP(float16, fma, f, at[r][kk],
-                                  convert_float16(vload16(v, panel + (k + kk) * NR)));
-                    }
-                }
-#endif
-                for (; k < ke; k++) {
-                    int o = koff[k];
-                    TILE_STEP(float16, fma, f, (float)xr[r][o],
-                              convert_float16(vload16(v, panel + k * NR)));
-                }
-#pragma unroll
-                for (int r = 0; r < MR; r++)
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] += convert_int16(f[r][v]);
-            }
-#elif HALF_MATH
-            HALF_BLOCKS(acc, 0, K, CAT(HM_LD_, X_HALF)(xr[r], koff[k]),
-                        CAT(HM_LD16_, W_HALF)(panel, k * NR + v * 16));
-#else
-            int k = 0;
-#if RUN16 && X_HALF
-            /* 16 adjacent halves of each row through vload_half16 (one vcvtph2ps on PoCL, a
-             * scalar vload_half is a dozen integer instructions) into a private tile. */
-            for (; k + 16 <= K; k += 16) {
-                int o = koff[k];
-                float at[MR][16];
-#pragma unroll
-                for (int r = 0; r < MR; r++)
-                    vstore16(vload_half16(0, xr[r] + o), 0, at[r]);
-#pragma unroll
-                for (int kk = 0; kk < 16; kk++) {
-                    TILE_STEP(float16, fma, acc, at[r][kk],
-                              LOAD16_W(panel, (k + kk) * NR + v * 16));
-                }
-            }
-#endif
-            for (; k < K; k++) {
-                int o = koff[k];
-                TILE_STEP(float16, fma, acc, LOAD_X(xr[r], o), LOAD16_W(panel, k * NR + v * 16));
-            }
-#endif
+#define TP_ROW(r) xr[r]
+#define TP_AT(k) koff[k]
+#define TP_RUN16 RUN16
+#define TP_A_HALF X_HALF
+#define TP_B_HALF W_HALF
+#define TP_K_BEGIN 0
+#define TP_K_END K
+#include "tile_product.clh"
             /* Epilogue: dequantise (int8), bias, clamp, pool, store. */
 #pragma unroll
             for (int v = 0; v < NV; v++) {

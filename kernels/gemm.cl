@@ -83,7 +83,6 @@
 #else
 #define A_AT(k) ((k) * a_ks)
 #endif
-#define I8_BLOCK 1024 /* 1024 * 127 * 127 < 2^24: float sums of int8 products stay exact */
 
 #include "storage.clh"
 #include "tile.clh"
@@ -92,7 +91,6 @@
 #define C_T CAT(ST_T_, C_HALF)
 #define LOAD_A(p, i) CAT(ST_LD_, A_HALF)(p, i)
 #define LOAD_B(p, i) CAT(ST_LD_, B_HALF)(p, i)
-#define LOAD16_B(p, i) CAT(ST_LD16_, B_HALF)(p, i)
 #define LOAD_C(p, i) CAT(ST_LD_, C_HALF)(p, i)
 
 /* What the multiply kernels read and accumulate: floats, or int8 codes into int32. */
@@ -178,70 +176,14 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
 #pragma unroll
                 for (int v = 0; v < NV; v++)
                     acc[r][v] = first ? (ACC16)(0) : vload16(r * NV + v, t);
-#if INT8 && !I8_FLOAT
-            for (int k = kb; k < ke; k++) {
-                TILE_STEP(int16, TILE_IMAC, acc, (int)ar[r][A_AT(k)],
-                          convert_int16(vload16(v, panel + k * NR)));
-            }
-#elif INT8
-            for (int k0 = kb; k0 < ke; k0 += I8_BLOCK) {
-                float16 f[MR][NV];
-#pragma unroll
-                for (int r = 0; r < MR; r++)
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        f[r][v] = (float16)(0.0f);
-                int k1 = min(ke, k0 + I8_BLOCK), k = k0;
-#if A_KS1
-                /* 16 codes of each row at a time, converted with one vector conversion into a
-                 * private tile (a char load, convert and broadcast per product otherwise). */
-                for (; k + 16 <= k1; k += 16) {
-                    float at[MR][16];
-#pragma unroll
-                    for (int r = 0; r < MR; r++)
-                        vstore16(convert_float16(vload16(0, ar[r] + k)), 0, at[r]);
-#pragma unroll
-                    for (int kk = 0; kk < 16; kk++) {
-                        TILE_STEP(float16, fma, f, at[r][kk],
-                                  convert_float16(vload16(v, panel + (k + kk) * NR)));
-                    }
-                }
-#endif
-                for (; k < k1; k++) {
-                    TILE_STEP(float16, fma, f, (float)ar[r][A_AT(k)],
-                              convert_float16(vload16(v, panel + k * NR)));
-                }
-#pragma unroll
-                for (int r = 0; r < MR; r++)
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        acc[r][v] += convert_int16(f[r][v]);
-            }
-#elif HALF_MATH
-            HALF_BLOCKS(acc, kb, ke, CAT(HM_LD_, A_HALF)(ar[r], A_AT(k)),
-                        CAT(HM_LD16_, B_HALF)(panel, k * NR + v * 16));
-#else
-            int k = kb;
-#if A_HALF && A_KS1
-            /* A stored as half: 16 k at a time through vload_half16 (PoCL turns it into one
-             * vcvtph2ps, a scalar vload_half into a dozen integer instructions). */
-            for (; k + 16 <= ke; k += 16) {
-                float at[MR][16];
-#pragma unroll
-                for (int r = 0; r < MR; r++)
-                    vstore16(vload_half16(0, ar[r] + k), 0, at[r]);
-#pragma unroll
-                for (int kk = 0; kk < 16; kk++) {
-                    TILE_STEP(float16, fma, acc, at[r][kk],
-                              LOAD16_B(panel, (k + kk) * NR + v * 16));
-                }
-            }
-#endif
-            for (; k < ke; k++) {
-                TILE_STEP(float16, fma, acc, LOAD_A(ar[r], A_AT(k)),
-                          LOAD16_B(panel, k * NR + v * 16));
-            }
-#endif
+#define TP_ROW(r) ar[r]
+#define TP_AT(k) A_AT(k)
+#define TP_RUN16 A_KS1
+#define TP_A_HALF A_HALF
+#define TP_B_HALF B_HALF
+#define TP_K_BEGIN kb
+#define TP_K_END ke
+#include "tile_product.clh"
             if (!last) {
 #pragma unroll
                 for (int r = 0; r < MR; r++)

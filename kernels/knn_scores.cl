@@ -38,9 +38,13 @@
 #endif
 
 /* CPU register tile: MR queries x NV float16 vectors of references; NR = 16 * NV references
- * per panel, the KNN_MR and KNN_NR of src/knn/knn_internal.h (the host packs to them). */
+ * per panel. The host packs queries and references to these and passes its values with -D. */
+#ifndef MR
 #define MR 4
+#endif
+#ifndef NV
 #define NV 4
+#endif
 #define NR (16 * NV)
 
 #include "tile.clh"

@@ -291,6 +291,79 @@ static void test_kernel_args_keep_first_error(void **state)
     clReleaseKernel(k);
 }
 
+/* The one launch helper: vector arguments reach the kernel, the global size is rounded up to
+ * the local one (or left as it is without one), a global size of 0 enqueues nothing, and a
+ * failure, of an argument or of the launch, names the kernel (looked up when the builder was
+ * given no name). Expected values from a plain C reference of the kernel. */
+static void test_kernel_launch(void **state)
+{
+    (void)state;
+    const char *dir = kernel_dir("kernel_launch_kernels");
+    write_text(dir, "mark.cl",
+               "__kernel void mark(__global int *x, int4 v, int8 w) {\n"
+               "    int i = get_global_id(0);\n"
+               "    x[i] = v.x + v.w * i + w.s7 + 1000 * (int)get_global_size(0); }\n");
+    setenv("CLEVAL_KERNEL_DIR", dir, 1);
+    cleval_device *dev = test_device();
+    cl_kernel k;
+    cleval_status status = cleval_device_kernel(dev, "mark", NULL, "mark", &k);
+    unsetenv("CLEVAL_KERNEL_DIR");
+    assert_ok(status);
+    cl_int err;
+    cl_mem mem = clCreateBuffer(cleval_device_context(dev), CL_MEM_READ_WRITE, 8 * sizeof(int32_t),
+                                NULL, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    cl_command_queue queue = cleval_device_queue(dev);
+    const int32_t w[8] = {0, 0, 0, 0, 0, 0, 0, 30};
+    struct {
+        size_t global, local; /* local 0: none */
+        size_t ran;           /* work-items that ran, 0 for none */
+    } cases[] = {{5, 4, 8}, {3, 0, 3}, {1, 1, 1}, {7, 7, 7}, {0, 4, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int32_t values[8];
+        for (int i = 0; i < 8; i++)
+            values[i] = -1;
+        assert_int_equal(
+            clEnqueueWriteBuffer(queue, mem, CL_TRUE, 0, sizeof values, values, 0, NULL, NULL),
+            CL_SUCCESS);
+        cleval_kernel_args a = cleval_kernel_args_begin(k, c % 2 ? NULL : "mark");
+        cleval_kernel_arg_mem(&a, mem);
+        cleval_kernel_arg_int4(&a, 7, 0, 0, 2);
+        cleval_kernel_arg_int8(&a, w);
+        assert_ok(cleval_kernel_launch(queue, &a, 1, &cases[c].global,
+                                       cases[c].local ? &cases[c].local : NULL, NULL));
+        assert_int_equal(
+            clEnqueueReadBuffer(queue, mem, CL_TRUE, 0, sizeof values, values, 0, NULL, NULL),
+            CL_SUCCESS);
+        for (int i = 0; i < 8; i++) {
+            int32_t expected =
+                (size_t)i < cases[c].ran ? 7 + 2 * i + 30 + 1000 * (int32_t)cases[c].ran : -1;
+            assert_int_equal(values[i], expected);
+        }
+    }
+
+    /* A wrong argument: the launch reports it, naming the kernel found from the kernel. */
+    cleval_kernel_args a = cleval_kernel_args_begin(k, NULL);
+    cleval_kernel_arg_mem(&a, mem);
+    cleval_kernel_arg_int(&a, 3); /* argument 1 is an int4 */
+    cleval_kernel_arg_int8(&a, w);
+    size_t global = 4, local = 4;
+    assert_int_equal(cleval_kernel_launch(queue, &a, 1, &global, &local, NULL), CLEVAL_ERR_OPENCL);
+    assert_string_equal(cleval_last_error(),
+                        "clSetKernelArg(mark, argument 1) failed: CL_INVALID_ARG_SIZE (-51)");
+    /* A work-group larger than any device allows: the enqueue fails, naming the kernel. */
+    a = cleval_kernel_args_begin(k, NULL);
+    cleval_kernel_arg_mem(&a, mem);
+    cleval_kernel_arg_int4(&a, 7, 0, 0, 2);
+    cleval_kernel_arg_int8(&a, w);
+    local = (size_t)1 << 30;
+    assert_int_not_equal(cleval_kernel_launch(queue, &a, 1, &global, &local, NULL), CLEVAL_OK);
+    assert_non_null(
+        strstr(cleval_last_error(), "clEnqueueNDRangeKernel(mark) failed: CL_INVALID_"));
+    clReleaseMemObject(mem);
+    clReleaseKernel(k);
+}
+
 static void test_hostbuf_round_trip(void **state)
 {
     (void)state;
@@ -332,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_build_failure_reports_log),
         cmocka_unit_test(test_program_includes_shared_header),
         cmocka_unit_test(test_kernel_args_keep_first_error),
+        cmocka_unit_test(test_kernel_launch),
         cmocka_unit_test(test_hostbuf_round_trip),
         cmocka_unit_test(test_close_null_is_noop),
     };

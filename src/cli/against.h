@@ -13,7 +13,8 @@ typedef struct cli_against {
     cleval_device **devices;   /* the second run's devices (NULL for a precision) */
     uint32_t n_devices;
     char device_names[1024];
-    char path_a[4200], path_b[4200]; /* the two prediction files */
+    char path_a[CLEVAL_PATH_TEXT_SIZE]; /* the two prediction files */
+    char path_b[CLEVAL_PATH_TEXT_SIZE];
     char temp_dir[4096]; /* without --save: the private folder holding both, removed at the end */
     cleval_compare_limits limits; /* the verdict's gates, read before either run */
     bool allow_nonfinite;         /* --allow-nonfinite: the verdict accepts them too */

@@ -39,7 +39,7 @@ static bool append(char *out, size_t size, const char *name, const char *value)
 static bool append_file(char *out, size_t size, const char *path)
 {
     struct stat st;
-    char value[4200];
+    char value[CLEVAL_PATH_TEXT_SIZE];
     if (stat(path, &st) == 0)
         snprintf(value, sizeof value, "%s(%lld bytes, mtime %lld)", path, (long long)st.st_size,
                  (long long)st.st_mtime);
@@ -116,7 +116,8 @@ static bool add_output(output_list *list, const char *what, const char *path)
 /* The files of one rank (`rank` < 0: the only process) under --save and --checkpoint. */
 static bool add_rank_outputs(output_list *list, const char *save, const char *checkpoint, int rank)
 {
-    char save_part[4200], partial[4300], checkpoint_part[4200];
+    char save_part[CLEVAL_PATH_TEXT_SIZE], partial[CLEVAL_PATH_TEXT_SIZE + 100],
+        checkpoint_part[CLEVAL_PATH_TEXT_SIZE];
     bool ok = true;
     if (save && rank >= 0) {
         ok = rank_file(save, rank, save_part, sizeof save_part) &&
@@ -147,7 +148,7 @@ static cleval_status check_outputs(const cli_args *args, const cli_run *run)
     if (ranks <= 1) ok = add_rank_outputs(&list, save, checkpoint, -1);
     for (int r = 0; ok && ranks > 1 && r < ranks; r++)
         ok = add_rank_outputs(&list, rank_parts ? save : NULL, checkpoint, r);
-    char against[4300];
+    char against[CLEVAL_PATH_TEXT_SIZE + 100];
     if (ok && save && args->present[OPT_AGAINST]) {
         cli_against_second_path(save, against, sizeof against);
         ok = add_output(&list, "--against's file", against);

@@ -10,8 +10,8 @@ typedef struct cli_run {
     bool split_training;           /* --shard-train: ranks split the training set, not the test
                                     * set, and rank 0 alone writes the results */
     const char *final_save_path;   /* --save as given */
-    char save_path[4200];          /* --save, or this rank's part of it under mpirun */
-    char checkpoint_path[4200];    /* --checkpoint, or this rank's under mpirun */
+    char save_path[CLEVAL_PATH_TEXT_SIZE]; /* --save, or this rank's part of it under mpirun */
+    char checkpoint_path[CLEVAL_PATH_TEXT_SIZE]; /* --checkpoint, or this rank's under mpirun */
     cleval_device **devices;
     uint32_t n_devices;
     char device_names[1024]; /* "name0, name1" */

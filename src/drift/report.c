@@ -111,9 +111,9 @@ static double share_below_half(const cleval_drift_side *side)
     return (double)below / (double)side->n_samples;
 }
 
-static void build_findings(const cleval_drift_result *r, findings *f)
+/* The alerts (or that none fired) and the warnings. */
+static void say_alerts(const cleval_drift_result *r, findings *f)
 {
-    char label[160];
     if (r->n_alerts > 0) {
         say(f, "ALERT (%u):", r->n_alerts);
         for (uint32_t i = 0; i < r->n_alerts; i++) {
@@ -133,9 +133,14 @@ static void build_findings(const cleval_drift_result *r, findings *f)
     for (uint32_t i = 0; i < r->n_warnings; i++)
         say(f, "Warning (does not fail the run): %s %.4g > %g.", r->warnings[i].name,
             r->warnings[i].value, r->warnings[i].limit);
+}
 
-    uint32_t order[MOVED_CLASSES];
-    uint32_t n_moved = moved_most(r, order, MOVED_CLASSES);
+/* The classes whose share moved most (order[], n_moved of them), and classes that appeared
+ * or vanished. */
+static void say_classes(const cleval_drift_result *r, const uint32_t *order, uint32_t n_moved,
+                        findings *f)
+{
+    char label[160];
     if (n_moved > 0) {
         say(f, "Classes that moved most:");
         for (uint32_t i = 0; i < n_moved; i++) {
@@ -158,7 +163,10 @@ static void build_findings(const cleval_drift_result *r, findings *f)
             say(f, "Class %s is no longer predicted (%llu samples in the reference).",
                 class_label(r, k, label, sizeof label), (unsigned long long)p);
     }
+}
 
+static void say_confidence(const cleval_drift_result *r, findings *f)
+{
     say(f,
         "Mean confidence %.4f -> %.4f (%+.4f); samples below 0.5 confidence %.1f%% -> %.1f%%; "
         "mean entropy %.4f -> %.4f nats.",
@@ -172,25 +180,38 @@ static void build_findings(const cleval_drift_result *r, findings *f)
             "run saved logits and the other probabilities, the confidence drift may be an "
             "artefact of that.",
             source_name(&r->reference), source_name(&r->current));
+}
 
+/* With labels: the accuracies and the class whose recall dropped most, returned (UINT32_MAX
+ * when none dropped) with its drop in *worst_drop. */
+static uint32_t say_accuracy(const cleval_drift_result *r, findings *f, double *worst_drop)
+{
     uint32_t worst = UINT32_MAX;
-    double worst_drop = 0;
-    if (r->has_recall) {
-        for (uint32_t k = 0; k < r->n_classes; k++) {
-            double d = r->recall_current[k] - r->recall_reference[k];
-            if (!isnan(d) && d < worst_drop) {
-                worst_drop = d;
-                worst = k;
-            }
+    *worst_drop = 0;
+    if (!r->has_recall) return worst;
+    for (uint32_t k = 0; k < r->n_classes; k++) {
+        double d = r->recall_current[k] - r->recall_reference[k];
+        if (!isnan(d) && d < *worst_drop) {
+            *worst_drop = d;
+            worst = k;
         }
-        say(f, "Accuracy %.4f -> %.4f.", accuracy_of(r->reference.confusion, r->n_classes),
-            accuracy_of(r->current.confusion, r->n_classes));
-        if (worst != UINT32_MAX)
-            say_more(f, " Largest recall drop: class %s, %.4f -> %.4f (%+.4f).",
-                     class_label(r, worst, label, sizeof label), r->recall_reference[worst],
-                     r->recall_current[worst], worst_drop);
     }
+    say(f, "Accuracy %.4f -> %.4f.", accuracy_of(r->reference.confusion, r->n_classes),
+        accuracy_of(r->current.confusion, r->n_classes));
+    char label[160];
+    if (worst != UINT32_MAX)
+        say_more(f, " Largest recall drop: class %s, %.4f -> %.4f (%+.4f).",
+                 class_label(r, worst, label, sizeof label), r->recall_reference[worst],
+                 r->recall_current[worst], *worst_drop);
+    return worst;
+}
 
+/* Where to look first, from which alerts fired (naming the class that moved most), and the
+ * class that lost the most recall. */
+static void say_advice(const cleval_drift_result *r, const uint32_t *order, uint32_t n_moved,
+                       uint32_t worst, double worst_drop, findings *f)
+{
+    char label[160];
     bool class_alert = alert_fired(r, "class_"), confidence_alert = alert_fired(r, "confidence_");
     char top[224] = "";
     if (n_moved) {
@@ -226,6 +247,18 @@ static void build_findings(const cleval_drift_result *r, findings *f)
             "With labels: class %s lost the most recall (%+.1f points); its samples are the "
             "ones to inspect first.",
             class_label(r, worst, label, sizeof label), 100 * worst_drop);
+}
+
+static void build_findings(const cleval_drift_result *r, findings *f)
+{
+    say_alerts(r, f);
+    uint32_t order[MOVED_CLASSES];
+    uint32_t n_moved = moved_most(r, order, MOVED_CLASSES);
+    say_classes(r, order, n_moved, f);
+    say_confidence(r, f);
+    double worst_drop;
+    uint32_t worst = say_accuracy(r, f, &worst_drop);
+    say_advice(r, order, n_moved, worst, worst_drop, f);
 }
 
 static cJSON *counts_array(const uint64_t *counts, uint32_t n)

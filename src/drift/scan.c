@@ -207,12 +207,8 @@ static cleval_status run_kernel(scan_state *s, cl_kernel k, uint64_t count, uint
     cleval_kernel_arg_mem(&a, s->outputs[OUT_ENTROPY_SOFTMAX].mem);
     cleval_kernel_arg_mem(&a, s->outputs[OUT_ENTROPY_GIVEN].mem);
     cleval_kernel_arg_mem(&a, s->flags_buf.mem);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
     size_t global = (size_t)count;
-    return cleval_cl_check(clEnqueueNDRangeKernel(cleval_device_queue(s->dev), k, 1, NULL, &global,
-                                                  NULL, 0, NULL, NULL),
-                           "clEnqueueNDRangeKernel(drift_confidence)");
+    return cleval_kernel_launch(cleval_device_queue(s->dev), &a, 1, &global, NULL, NULL);
 }
 
 /* Adds the batch's confidences and entropies to the running sums, and counts its non-finite

@@ -210,8 +210,7 @@ static cleval_status check_partial(const char *partial, const engine_run_spec *s
                        partial, problem);
 }
 
-/* The outcome's counts: a confusion matrix with labels, the predicted classes either way. */
-static cleval_status fill_outcome(const char *path, const pipeline_counts *counts, bool labels,
+cleval_status engine_fill_outcome(const char *path, const pipeline_counts *counts, bool labels,
                                   cleval_predict_outcome *out)
 {
     uint32_t c = counts->cols;
@@ -231,6 +230,56 @@ static cleval_status fill_outcome(const char *path, const pipeline_counts *count
     return status;
 }
 
+/* --resume: the checkpoint's state (its counters into spec's); without it, a checkpoint left
+ * at the path by an earlier run is removed, as a fresh run starts a fresh partial file. */
+static cleval_status restore_checkpoint(const engine_run_spec *spec, run_context *ctx,
+                                        checkpoint_state *restored)
+{
+    const cleval_run_options *run = ctx->run;
+    if (!run->resume) {
+        if (run->checkpoint_path) unlink(run->checkpoint_path);
+        return CLEVAL_OK;
+    }
+    uint32_t n_counters = spec->counters ? spec->counters->count : 0;
+    cleval_status status = checkpoint_load(
+        run->checkpoint_path, run->fingerprint ? run->fingerprint : "", ctx->begin, ctx->end,
+        spec->n_classes, spec->labels != NULL, n_counters, ctx->score_metrics, restored);
+    ctx->rows_digest = restored->rows_digest;
+    if (status == CLEVAL_OK && spec->counters)
+        memcpy(spec->counters->restored, restored->counters, sizeof restored->counters);
+    ctx->checkpointed = status == CLEVAL_OK;
+    ctx->checkpoint_at = restored->rows_done;
+    return status;
+}
+
+/* The prediction (or part) file of --save: created, or on --resume the checked partial file
+ * reopened; written under "<save>.partial" when checkpointing. */
+static cleval_status open_save_file(const engine_run_spec *spec, const run_context *ctx,
+                                    const checkpoint_state *restored, uint64_t n_total,
+                                    cleval_predfile **file)
+{
+    const cleval_run_options *run = ctx->run;
+    bool part = run->shard_count > 1;
+    char partial[CLEVAL_PATH_TEXT_SIZE];
+    cleval_engine_partial_path(spec->save_path, partial, sizeof partial);
+    cleval_status status;
+    if (run->resume && (status = check_partial(partial, spec, ctx, restored)) != CLEVAL_OK)
+        return status;
+    cleval_predfile_spec file_spec = {.n_samples = ctx->end - ctx->begin,
+                                      .n_classes = spec->n_classes,
+                                      .with_pred = true,
+                                      .with_scores = spec->with_scores,
+                                      .with_labels = spec->labels != NULL,
+                                      .temp_path = run->checkpoint_path ? partial : NULL,
+                                      .finish = part ? state_seal_file : NULL};
+    if (run->resume) return cleval_predfile_resume(spec->save_path, &file_spec, file);
+    if ((status = cleval_predfile_create(spec->save_path, &file_spec, file)) != CLEVAL_OK || part)
+        return status;
+    state_writer w; /* a plain prediction file: its attributes, no checksum */
+    state_writer_init(&w, *file, "prediction");
+    return describe_file(&w, spec, ctx, n_total);
+}
+
 cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *run,
                          cleval_predict_outcome *out)
 {
@@ -248,11 +297,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (run->resume && !run->checkpoint_path)
         return cleval_fail(CLEVAL_ERR_USAGE, "--resume needs --checkpoint PATH");
 
-    cleval_status status = cleval_dataset_class_names(spec->data, &out->class_names.names,
-                                                      &out->class_names.count);
-    if (status == CLEVAL_OK && out->class_names.count == 0 && spec->names_fallback)
-        status = cleval_dataset_class_names(spec->names_fallback, &out->class_names.names,
-                                            &out->class_names.count);
+    cleval_status status = engine_class_names(spec->data, spec->names_fallback, &out->class_names);
     if (status == CLEVAL_OK && spec->classes_from && out->class_names.count > spec->n_classes)
         status = cleval_fail(CLEVAL_ERR_INPUT,
                              "%s: 'class_names' has %u entries, more than the %u classes of %s",
@@ -261,46 +306,10 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     cleval_errors_collector *errors = NULL;
     if (status == CLEVAL_OK) status = create_errors(spec, run, ctx.score_metrics, &errors);
     checkpoint_state restored = {.rows_done = ctx.begin};
-    if (status == CLEVAL_OK && run->resume) {
-        uint32_t n_counters = spec->counters ? spec->counters->count : 0;
-        status = checkpoint_load(run->checkpoint_path, run->fingerprint ? run->fingerprint : "",
-                                 ctx.begin, ctx.end, spec->n_classes, spec->labels != NULL,
-                                 n_counters, ctx.score_metrics, &restored);
-        ctx.rows_digest = restored.rows_digest;
-        if (status == CLEVAL_OK && spec->counters)
-            memcpy(spec->counters->restored, restored.counters, sizeof restored.counters);
-        ctx.checkpointed = status == CLEVAL_OK;
-        ctx.checkpoint_at = restored.rows_done;
-    } else if (status == CLEVAL_OK && run->checkpoint_path) {
-        /* A fresh run starts a fresh partial file: a checkpoint left at the path by an earlier
-         * run no longer matches it. */
-        unlink(run->checkpoint_path);
-    }
-
+    if (status == CLEVAL_OK) status = restore_checkpoint(spec, &ctx, &restored);
     cleval_predfile *file = NULL;
-    char partial[4200];
-    if (status == CLEVAL_OK && spec->save_path) {
-        cleval_engine_partial_path(spec->save_path, partial, sizeof partial);
-        if (run->resume) status = check_partial(partial, spec, &ctx, &restored);
-    }
-    if (status == CLEVAL_OK && spec->save_path) {
-        cleval_predfile_spec file_spec = {.n_samples = ctx.end - ctx.begin,
-                                          .n_classes = spec->n_classes,
-                                          .with_pred = true,
-                                          .with_scores = spec->with_scores,
-                                          .with_labels = spec->labels != NULL,
-                                          .temp_path = run->checkpoint_path ? partial : NULL,
-                                          .finish = part ? state_seal_file : NULL};
-        if (run->resume) {
-            status = cleval_predfile_resume(spec->save_path, &file_spec, &file);
-        } else if ((status = cleval_predfile_create(spec->save_path, &file_spec, &file)) ==
-                       CLEVAL_OK &&
-                   !part) {
-            state_writer w; /* a plain prediction file: its attributes, no checksum */
-            state_writer_init(&w, file, "prediction");
-            status = describe_file(&w, spec, &ctx, n_total);
-        }
-    }
+    if (status == CLEVAL_OK && spec->save_path)
+        status = open_save_file(spec, &ctx, &restored, n_total, &file);
 
     pipeline_result result = {0};
     if (status == CLEVAL_OK) {
@@ -346,8 +355,8 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     }
     if (status == CLEVAL_OK && spec->accept) status = spec->accept(spec->accept_user);
     if (status == CLEVAL_OK)
-        status = fill_outcome(cleval_dataset_path(spec->data), &result.counts, spec->labels != NULL,
-                              out);
+        status = engine_fill_outcome(cleval_dataset_path(spec->data), &result.counts,
+                                     spec->labels != NULL, out);
     out->has_scores = ctx.score_metrics && out->n_samples > 0;
     out->scores = result.scores;
     out->top_k = spec->top_k;
@@ -382,6 +391,15 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
 void cleval_engine_partial_path(const char *save_path, char *out, size_t size)
 {
     snprintf(out, size, "%s.partial", save_path);
+}
+
+cleval_status engine_class_names(cleval_dataset *data, cleval_dataset *fallback,
+                                 cleval_class_names *names)
+{
+    cleval_status status = cleval_dataset_class_names(data, &names->names, &names->count);
+    if (status == CLEVAL_OK && names->count == 0 && fallback)
+        status = cleval_dataset_class_names(fallback, &names->names, &names->count);
+    return status;
 }
 
 bool engine_read_count(cleval_dataset *ds, const char *name, uint64_t *value)

@@ -45,6 +45,11 @@ typedef struct engine_knn_inputs {
 cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_inputs *in);
 void engine_close_knn_inputs(engine_knn_inputs *in);
 
+/* Loads training rows [begin, end) into each of `count` searchers (their rows counted from
+ * `begin`), chunk by chunk, then prepares them. */
+cleval_status engine_load_train(cleval_knn *const *knns, uint32_t count, cleval_column *x,
+                                cleval_column *y, uint64_t begin, uint64_t end);
+
 /* The prediction file's "model" attribute of a KNN run. */
 void engine_knn_description(const cleval_knn_config *config, uint64_t n_train, char *out,
                             size_t size);
@@ -111,5 +116,15 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
 /* A non-negative integer attribute written as decimal text (part files, checkpoints); false
  * when absent or not a number. */
 bool engine_read_count(cleval_dataset *ds, const char *name, uint64_t *value);
+
+/* The class names of `data`, or of `fallback` (may be NULL) when `data` has none. */
+cleval_status engine_class_names(cleval_dataset *data, cleval_dataset *fallback,
+                                 cleval_class_names *names);
+
+/* An outcome's counts from a [rows][cols] count table (rows: true classes with labels, else
+ * one): the confusion matrix with labels, the predicted classes either way; sets n_classes and
+ * has_labels. */
+cleval_status engine_fill_outcome(const char *path, const pipeline_counts *counts, bool labels,
+                                  cleval_predict_outcome *out);
 
 #endif

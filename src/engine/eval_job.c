@@ -269,12 +269,112 @@ static cleval_status choose_arithmetic(const cleval_eval_job *job, cleval_nn_opt
     return CLEVAL_OK;
 }
 
+/* The options checked, the model loaded, the test set opened and (int8) calibrated, and one
+ * network per device checked against the test samples; the model's host copy of the weights
+ * goes once the networks hold what they need. */
+static cleval_status load_networks(const cleval_eval_job *job, const char *precision,
+                                   engine_test_stream *test, eval_model *models, void **model_ptrs,
+                                   cleval_nn_calibration **calibration, cleval_elem_type *read,
+                                   cleval_eval_outcome *out)
+{
+    const cleval_run_options *run = &job->run;
+    cleval_nn_options options = {.prune = job->prune, .input = job->input};
+    cleval_onnx_model *model = NULL;
+    cleval_status status = parse_precision(precision, &options.precision);
+    if (status == CLEVAL_OK) status = choose_arithmetic(job, &options);
+    if (status == CLEVAL_OK && !(job->prune >= 0.0 && job->prune < 1.0))
+        status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: %g is not in [0, 1)", job->prune);
+    if (status == CLEVAL_OK) status = cleval_onnx_load(job->model_path, &model);
+    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, run->max_classes, test);
+    if (status == CLEVAL_OK && options.precision == CLEVAL_NN_INT8) {
+        status = calibrate(job, model, test, calibration);
+        options.calibration = *calibration;
+    }
+    for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
+        models[d].dev = run->devices[d];
+        models[d].first_nonfinite = UINT64_MAX;
+        model_ptrs[d] = &models[d];
+        status = cleval_nn_create_with(run->devices[d], model, &options, &models[d].nn);
+        if (status == CLEVAL_OK) status = check_feed(job, test, models[d].nn, read);
+        if (status == CLEVAL_OK && job->profile)
+            status = cleval_nn_set_profiling(models[d].nn, true);
+    }
+    if (status == CLEVAL_OK) out->opset = model->opset;
+    cleval_onnx_free(model);
+    return status;
+}
+
+/* The largest batch every device's network takes, at most the job's batch. */
+static uint64_t batch_size(const cleval_eval_job *job, const eval_model *models)
+{
+    uint32_t max_batch = UINT32_MAX;
+    for (uint32_t d = 0; d < job->run.n_devices; d++) {
+        uint32_t b = cleval_nn_max_batch(models[d].nn);
+        max_batch = b < max_batch ? b : max_batch;
+    }
+    uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_EVAL_BATCH;
+    return batch < max_batch ? batch : max_batch;
+}
+
+/* What a prediction file ("model") and a part file (part_attributes) say about the model. */
+typedef struct model_texts {
+    char description[CLEVAL_PATH_TEXT_SIZE];
+    char opset[32], shape[160], prune[32], samples[32], size[32];
+    const char *part_attributes[17]; /* name, value pairs, NULL-terminated */
+} model_texts;
+
+static void describe_model(const cleval_eval_job *job, const char *precision,
+                           const cleval_eval_outcome *out, model_texts *t)
+{
+    const cleval_nn_model_info *info = &out->model_info;
+    snprintf(t->description, sizeof t->description, "ONNX %s (opset %lld), %s", job->model_path,
+             (long long)out->opset, precision);
+    snprintf(t->prune, sizeof t->prune, "%.17g", info->prune);
+    snprintf(t->samples, sizeof t->samples, "%u", info->calibration_samples);
+    snprintf(t->size, sizeof t->size, "%llu", (unsigned long long)info->size_bytes);
+    snprintf(t->opset, sizeof t->opset, "%lld", (long long)out->opset);
+    t->shape[0] = '\0';
+    for (uint32_t d = 0; d < out->input_rank; d++)
+        snprintf(t->shape + strlen(t->shape), sizeof t->shape - strlen(t->shape), "%s%llu",
+                 d ? "," : "", (unsigned long long)out->input_shape[d]);
+    const char *const pairs[] = {"eval_model",
+                                 job->model_path,
+                                 "eval_precision",
+                                 precision,
+                                 "eval_arithmetic",
+                                 info->half_arithmetic ? "half" : "float",
+                                 "eval_prune",
+                                 t->prune,
+                                 "eval_calibration_samples",
+                                 t->samples,
+                                 "eval_model_size_bytes",
+                                 t->size,
+                                 "eval_opset",
+                                 t->opset,
+                                 "eval_input_shape",
+                                 t->shape,
+                                 NULL};
+    _Static_assert(sizeof pairs == sizeof t->part_attributes, "every pair has its place");
+    memcpy(t->part_attributes, pairs, sizeof pairs);
+}
+
+/* The largest peak of device memory over the devices' networks. */
+static void peak_device_memory(const eval_model *models, uint32_t n_devices,
+                               cleval_eval_outcome *out)
+{
+    for (uint32_t d = 0; d < n_devices; d++) {
+        cleval_nn_device_memory memory;
+        cleval_nn_device_memory_get(models[d].nn, &memory);
+        if (d == 0 || memory.peak_bytes > out->device_memory.peak_bytes)
+            out->device_memory = memory;
+    }
+}
+
 cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome *out)
 {
     memset(out, 0, sizeof *out);
     const cleval_run_options *run = &job->run;
     double start = cleval_seconds();
-    cleval_onnx_model *model = NULL;
     engine_test_stream test = {0};
     /* One more, zeroed, ends the list for read_nonfinite(). */
     eval_model *models = calloc(run->n_devices + 1, sizeof *models);
@@ -284,80 +384,24 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
             ? CLEVAL_OK
             : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading the model", job->model_path);
     const char *precision = job->precision ? job->precision : "fp32";
-    cleval_nn_options options = {.prune = job->prune, .input = job->input};
     cleval_elem_type read = CLEVAL_ELEM_F32;
     cleval_nn_calibration *calibration = NULL;
-    if (status == CLEVAL_OK) status = parse_precision(precision, &options.precision);
-    if (status == CLEVAL_OK) status = choose_arithmetic(job, &options);
-    if (status == CLEVAL_OK && !(job->prune >= 0.0 && job->prune < 1.0))
-        status = cleval_fail(CLEVAL_ERR_USAGE, "--prune: %g is not in [0, 1)", job->prune);
-    if (status == CLEVAL_OK) status = cleval_onnx_load(job->model_path, &model);
-    if (status == CLEVAL_OK) status = engine_open_test_set(&job->test, run->max_classes, &test);
-    if (status == CLEVAL_OK && options.precision == CLEVAL_NN_INT8) {
-        status = calibrate(job, model, &test, &calibration);
-        options.calibration = calibration;
-    }
-    for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
-        models[d].dev = run->devices[d];
-        models[d].first_nonfinite = UINT64_MAX;
-        model_ptrs[d] = &models[d];
-        status = cleval_nn_create_with(run->devices[d], model, &options, &models[d].nn);
-        if (status == CLEVAL_OK) status = check_feed(job, &test, models[d].nn, &read);
-        if (status == CLEVAL_OK && job->profile)
-            status = cleval_nn_set_profiling(models[d].nn, true);
-    }
+    if (status == CLEVAL_OK)
+        status = load_networks(job, precision, &test, models, model_ptrs, &calibration, &read, out);
     if (status != CLEVAL_OK) goto done;
-    /* The networks hold what they need: the model's host copy of the weights goes now, not
-     * after the run. */
-    out->opset = model->opset;
-    cleval_onnx_free(model);
-    model = NULL;
     cleval_nn_model_info_get(models[0].nn, &out->model_info);
     out->input_rank = cleval_nn_input_rank(models[0].nn);
     memcpy(out->input_shape, cleval_nn_input_shape(models[0].nn),
            out->input_rank * sizeof *out->input_shape);
-    char what[4200];
+    char what[CLEVAL_PATH_TEXT_SIZE];
     snprintf(what, sizeof what, "the model %s", job->model_path);
     uint32_t n_classes = cleval_nn_output_width(models[0].nn);
     if ((status = cleval_check_class_count(what, n_classes, run->max_classes))) goto done;
-    uint32_t max_batch = UINT32_MAX;
-    for (uint32_t d = 0; d < run->n_devices; d++) {
-        uint32_t b = cleval_nn_max_batch(models[d].nn);
-        max_batch = b < max_batch ? b : max_batch;
-    }
-    uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_EVAL_BATCH;
-    batch = batch < max_batch ? batch : max_batch;
+    uint64_t batch = batch_size(job, models);
     out->load_s = cleval_seconds() - start;
 
-    char description[4200];
-    const cleval_nn_model_info *info = &out->model_info;
-    snprintf(description, sizeof description, "ONNX %s (opset %lld), %s", job->model_path,
-             (long long)out->opset, precision);
-    char opset[32], shape[160] = "", prune[32], samples[32], size[32];
-    snprintf(prune, sizeof prune, "%.17g", info->prune);
-    snprintf(samples, sizeof samples, "%u", info->calibration_samples);
-    snprintf(size, sizeof size, "%llu", (unsigned long long)info->size_bytes);
-    snprintf(opset, sizeof opset, "%lld", (long long)out->opset);
-    for (uint32_t d = 0; d < out->input_rank; d++)
-        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? "," : "",
-                 (unsigned long long)out->input_shape[d]);
-    const char *const part_attributes[] = {"eval_model",
-                                           job->model_path,
-                                           "eval_precision",
-                                           precision,
-                                           "eval_arithmetic",
-                                           info->half_arithmetic ? "half" : "float",
-                                           "eval_prune",
-                                           prune,
-                                           "eval_calibration_samples",
-                                           samples,
-                                           "eval_model_size_bytes",
-                                           size,
-                                           "eval_opset",
-                                           opset,
-                                           "eval_input_shape",
-                                           shape,
-                                           NULL};
+    model_texts texts;
+    describe_model(job, precision, out, &texts);
     engine_counters counters = {
         .count = 1, .names = {"eval_nonfinite_scores"}, .read = read_nonfinite, .user = models};
     nonfinite_check check = {job, models, &counters};
@@ -375,9 +419,9 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .errors = job->test.errors,
                             .models = model_ptrs,
                             .ops = {predict},
-                            .model_description = description,
+                            .model_description = texts.description,
                             .save_path = job->test.save_path,
-                            .part_attributes = part_attributes,
+                            .part_attributes = texts.part_attributes,
                             .counters = &counters,
                             .accept = accept_scores,
                             .accept_user = &check};
@@ -386,12 +430,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
         uint64_t count[ENGINE_MAX_COUNTERS] = {0};
         read_nonfinite(models, count);
         out->nonfinite_scores = count[0] + counters.restored[0];
-    }
-    for (uint32_t d = 0; status == CLEVAL_OK && d < run->n_devices; d++) {
-        cleval_nn_device_memory memory;
-        cleval_nn_device_memory_get(models[d].nn, &memory);
-        if (d == 0 || memory.peak_bytes > out->device_memory.peak_bytes)
-            out->device_memory = memory;
+        peak_device_memory(models, run->n_devices, out);
     }
     if (status == CLEVAL_OK && job->profile)
         status = collect_layers(job->model_path, models, run->n_devices, out);
@@ -405,7 +444,6 @@ done:
     free(model_ptrs);
     cleval_nn_calibration_free(calibration);
     engine_close_test_set(&test);
-    cleval_onnx_free(model);
     if (status != CLEVAL_OK) cleval_eval_outcome_free(out);
     return status;
 }

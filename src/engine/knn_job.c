@@ -2,6 +2,7 @@
  * set through them with engine_run(). */
 #include "engine_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,7 @@ cleval_status engine_open_knn_inputs(const cleval_knn_job *job, engine_knn_input
     if (status == CLEVAL_OK)
         status = engine_open_test_set(&job->test, job->run.max_classes, &in->test);
     if (status == CLEVAL_OK) {
-        char what[4200];
+        char what[CLEVAL_PATH_TEXT_SIZE];
         snprintf(what, sizeof what, "the training set %s", job->train_path);
         status = engine_check_sample_shape(&in->test, cleval_column_row_rank(in->train_x),
                                            cleval_column_row_shape(in->train_x), what);
@@ -110,10 +111,10 @@ void engine_close_knn_inputs(engine_knn_inputs *in)
     memset(in, 0, sizeof *in);
 }
 
-/* Streams the training rows into every device's searcher, chunk by chunk. */
-static cleval_status load_train(const knn_devices *devices, cleval_column *x, cleval_column *y)
+cleval_status engine_load_train(cleval_knn *const *knns, uint32_t count, cleval_column *x,
+                                cleval_column *y, uint64_t begin, uint64_t end)
 {
-    uint64_t n = cleval_column_rows(x), row = cleval_column_row_size(x);
+    uint64_t n = end - begin, row = cleval_column_row_size(x);
     uint64_t chunk = n < TRAIN_CHUNK_ROWS ? n : TRAIN_CHUNK_ROWS;
     float *values = malloc(chunk * row * sizeof *values);
     int32_t *labels = malloc(chunk * sizeof *labels);
@@ -121,16 +122,17 @@ static cleval_status load_train(const knn_devices *devices, cleval_column *x, cl
         values && labels ? CLEVAL_OK
                          : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading training rows",
                                        cleval_column_path(x));
-    for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += chunk) {
-        uint64_t count = n - row0 < chunk ? n - row0 : chunk;
+    assert(begin < end && end <= cleval_column_rows(x));
+    for (uint64_t row0 = begin; status == CLEVAL_OK && row0 < end; row0 += chunk) {
+        uint64_t rows = end - row0 < chunk ? end - row0 : chunk;
         int32_t max;
-        if (!(status = cleval_column_read_f32(x, row0, count, values)))
-            status = cleval_column_read_i32(y, row0, count, labels, &max);
-        for (uint32_t d = 0; status == CLEVAL_OK && d < devices->count; d++)
-            status = cleval_knn_set_train(devices->knns[d], row0, count, values, labels);
+        if (!(status = cleval_column_read_f32(x, row0, rows, values)))
+            status = cleval_column_read_i32(y, row0, rows, labels, &max);
+        for (uint32_t d = 0; status == CLEVAL_OK && d < count; d++)
+            status = cleval_knn_set_train(knns[d], row0 - begin, rows, values, labels);
     }
-    for (uint32_t d = 0; status == CLEVAL_OK && d < devices->count; d++)
-        status = cleval_knn_prepare(devices->knns[d]);
+    for (uint32_t d = 0; status == CLEVAL_OK && d < count; d++)
+        status = cleval_knn_prepare(knns[d]);
     free(values);
     free(labels);
     return status;
@@ -165,7 +167,9 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     for (uint32_t d = 0; status == CLEVAL_OK && d < devices.count; d++)
         status = cleval_knn_create(run->devices[d], &config, out->n_train, (uint32_t)dim,
                                    &devices.knns[d]);
-    if (status == CLEVAL_OK) status = load_train(&devices, in.train_x, in.train_y);
+    if (status == CLEVAL_OK)
+        status =
+            engine_load_train(devices.knns, devices.count, in.train_x, in.train_y, 0, out->n_train);
     if (status != CLEVAL_OK) goto done;
     out->load_s = cleval_seconds() - start;
 

@@ -4,37 +4,13 @@
  * (the k + 1 nearest of a union are among the k + 1 nearest of its parts). */
 #include "engine_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleval/histogram.h"
 #include "cleval/predfile.h"
-
-enum { TRAIN_CHUNK_ROWS = 16384 };
-
-/* Loads training rows [begin, end) into the searcher (rows counted from `begin`). */
-static cleval_status load_slice(cleval_knn *knn, cleval_column *x, cleval_column *y,
-                                uint64_t begin, uint64_t end)
-{
-    uint64_t row = cleval_column_row_size(x), chunk = TRAIN_CHUNK_ROWS;
-    float *values = malloc(chunk * row * sizeof *values);
-    int32_t *labels = malloc(chunk * sizeof *labels);
-    cleval_status status =
-        values && labels ? CLEVAL_OK
-                         : cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory loading training rows",
-                                       cleval_column_path(x));
-    for (uint64_t row0 = begin; status == CLEVAL_OK && row0 < end; row0 += chunk) {
-        uint64_t count = end - row0 < chunk ? end - row0 : chunk;
-        int32_t max;
-        if (!(status = cleval_column_read_f32(x, row0, count, values)) &&
-            !(status = cleval_column_read_i32(y, row0, count, labels, &max)))
-            status = cleval_knn_set_train(knn, row0 - begin, count, values, labels);
-    }
-    free(values);
-    free(labels);
-    return status == CLEVAL_OK ? cleval_knn_prepare(knn) : status;
-}
 
 /* What rank 0 keeps while the batches go by. */
 typedef struct rank0_state {
@@ -110,6 +86,108 @@ static cleval_status vote_batch(cleval_knn *knn, cleval_device *dev, const engin
                     : CLEVAL_OK;
 }
 
+/* This rank's searcher over its slice [*begin, *end) of the training set, loaded. */
+static cleval_status open_slice(const cleval_knn_job *job, const cleval_cluster *cluster,
+                                const engine_knn_inputs *in, cleval_knn_config *config,
+                                uint64_t *begin, uint64_t *end, cleval_knn **knn)
+{
+    uint64_t n_train = cleval_column_rows(in->train_x);
+    uint32_t k = config->k;
+    cleval_shard_range(n_train, (uint32_t)cluster->rank, (uint32_t)cluster->size, begin, end);
+    config->n_classes = in->n_classes;
+    if (k > n_train)
+        return cleval_fail(CLEVAL_ERR_USAGE, "-k %u is larger than the training set (%llu rows)", k,
+                           (unsigned long long)n_train);
+    if (*end - *begin < k)
+        return cleval_fail(CLEVAL_ERR_USAGE,
+                           "--shard-train: rank %d holds %llu training rows, fewer than k = %u "
+                           "(use fewer ranks)",
+                           cluster->rank, (unsigned long long)(*end - *begin), k);
+    cleval_status status = cleval_knn_create(job->run.devices[0], config, *end - *begin,
+                                             (uint32_t)cleval_column_row_size(in->train_x), knn);
+    if (status != CLEVAL_OK) return status;
+    return engine_load_train(knn, 1, in->train_x, in->train_y, *begin, *end);
+}
+
+/* The outcome's counts: rank 0's histogram (the confusion matrix with labels, the predicted
+ * classes without) and the class names; the other ranks count nothing (rank 0 holds every
+ * vote) and report zeros. */
+static cleval_status fill_counts(const cleval_knn_job *job, const engine_knn_inputs *in,
+                                 const rank0_state *st, uint32_t n_classes, bool rank0,
+                                 cleval_predict_outcome *out)
+{
+    const engine_test_stream *test = &in->test;
+    pipeline_counts counts = {test->y ? n_classes : 1, n_classes, NULL};
+    counts.cells = calloc((size_t)counts.rows * n_classes, sizeof *counts.cells);
+    if (!counts.cells)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
+                           job->test.data_path, n_classes);
+    cleval_status status = rank0 ? cleval_histogram_read(st->hist, counts.cells) : CLEVAL_OK;
+    if (status == CLEVAL_OK)
+        status = engine_fill_outcome(job->test.data_path, &counts, test->y != NULL, out);
+    pipeline_counts_free(&counts);
+    if (status == CLEVAL_OK && rank0)
+        status = engine_class_names(test->ds, in->train, &out->class_names);
+    return status;
+}
+
+/* A rank's buffers for one test batch. */
+typedef struct batch_buffers {
+    uint64_t batch;             /* rows per batch, the same on every rank */
+    float *x;                   /* [batch][dim] */
+    cleval_knn_candidate *mine; /* [batch][k + 1] this rank's nearest */
+    int32_t *pred;              /* [batch] this rank's own votes, unused: rank 0 votes */
+} batch_buffers;
+
+/* Every test batch: each rank searches its slice [begin, ...), rank 0 gathers the candidates
+ * and votes, counting its ties in out->stats. `status` is this rank's so far: the loop still
+ * runs with a failure, so that every rank meets the same collective and stops there
+ * (*stopped); returns the first failure. */
+static cleval_status search_batches(const cleval_knn_job *job, const cleval_cluster *cluster,
+                                    cleval_knn *knn, const engine_test_stream *test, uint64_t begin,
+                                    const batch_buffers *b, rank0_state *st, cleval_status status,
+                                    bool *stopped, cleval_knn_outcome *out)
+{
+    const cleval_run_options *run = &job->run;
+    bool rank0 = cluster->rank == 0;
+    uint32_t k = job->config.k;
+    for (uint64_t row0 = 0; row0 < test->n; row0 += b->batch) {
+        uint32_t n = (uint32_t)(test->n - row0 < b->batch ? test->n - row0 : b->batch);
+        if (status == CLEVAL_OK && run->stop && *run->stop)
+            status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
+                                 "stopped after %llu of %llu samples (--shard-train keeps no "
+                                 "checkpoint)",
+                                 (unsigned long long)row0, (unsigned long long)test->n);
+        double t0 = cleval_seconds();
+        int32_t max;
+        if (status == CLEVAL_OK) status = cleval_column_read_f32(test->x, row0, n, b->x);
+        if (status == CLEVAL_OK && rank0 && test->y)
+            status = cleval_column_read_i32(test->y, row0, n, st->labels, &max);
+        out->predict.read_s += cleval_seconds() - t0;
+        if (status == CLEVAL_OK) status = cleval_knn_search(knn, b->x, n, b->pred, NULL);
+        if (status == CLEVAL_OK) status = cleval_knn_last_candidates(knn, n, b->mine);
+        /* A failure anywhere (a bad row, a device error, rank 0's last vote, a stop request)
+         * stops every rank here, before the next collective. */
+        if ((*stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0)) break;
+        assert(n <= b->batch);
+        for (size_t i = 0; i < (size_t)n * (k + 1); i++)
+            if (b->mine[i].index >= 0) b->mine[i].index += (int32_t)begin;
+        if ((status = cleval_cluster_gather(cluster, b->mine, (size_t)n * (k + 1) * sizeof *b->mine,
+                                            rank0 ? st->gathered : NULL)))
+            break;
+        if (rank0) {
+            cleval_knn_stats before = *cleval_knn_get_stats(knn);
+            status = vote_batch(knn, job->run.devices[0], test, row0, n, cluster->size, st);
+            out->stats.distance_ties +=
+                cleval_knn_get_stats(knn)->distance_ties - before.distance_ties;
+            out->stats.vote_ties += cleval_knn_get_stats(knn)->vote_ties - before.vote_ties;
+            if (status == CLEVAL_OK && run->progress)
+                run->progress(row0 + n, test->n, run->progress_user);
+        }
+    }
+    return status;
+}
+
 cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
                                             const cleval_cluster *cluster,
                                             cleval_knn_outcome *out)
@@ -121,145 +199,65 @@ cleval_status cleval_engine_knn_shard_train(const cleval_knn_job *job,
     engine_knn_inputs in = {0};
     cleval_knn *knn = NULL;
     rank0_state st = {0};
-    float *x = NULL;
-    cleval_knn_candidate *mine = NULL;
+    batch_buffers b = {0};
     double start = cleval_seconds();
     bool stopped = false; /* a rank failed: every rank stops, nothing is reported here */
-    cleval_status status = engine_open_knn_inputs(job, &in);
     engine_test_stream *test = &in.test;
     uint64_t begin = 0, end = 0;
-    uint32_t k = job->config.k, dim = 0;
+    uint32_t k = job->config.k;
     cleval_knn_config config = job->config;
-    if (status != CLEVAL_OK) goto agree;
-
-    out->n_train = cleval_column_rows(in.train_x);
-    cleval_shard_range(out->n_train, (uint32_t)cluster->rank, (uint32_t)cluster->size, &begin,
-                       &end);
-    config.n_classes = in.n_classes;
-    dim = (uint32_t)cleval_column_row_size(in.train_x);
-    if (k > out->n_train)
-        status = cleval_fail(CLEVAL_ERR_USAGE, "-k %u is larger than the training set (%llu rows)",
-                             k, (unsigned long long)out->n_train);
-    else if (end - begin < k)
-        status = cleval_fail(CLEVAL_ERR_USAGE,
-                             "--shard-train: rank %d holds %llu training rows, fewer than k = %u "
-                             "(use fewer ranks)",
-                             cluster->rank, (unsigned long long)(end - begin), k);
-    if (status == CLEVAL_OK) status = cleval_knn_create(dev, &config, end - begin, dim, &knn);
-    if (status == CLEVAL_OK) status = load_slice(knn, in.train_x, in.train_y, begin, end);
+    cleval_status status = engine_open_knn_inputs(job, &in);
+    if (status == CLEVAL_OK) {
+        out->n_train = cleval_column_rows(in.train_x);
+        status = open_slice(job, cluster, &in, &config, &begin, &end, &knn);
+    }
     out->load_s = cleval_seconds() - start;
 
-agree:
     /* From here on every rank takes part in the same collectives. A rank that failed keeps
      * its error; the others stop too and return no results (the caller's exit-code agreement
      * then reports the failure once). */
     stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0;
     if (stopped) goto done;
 
-    uint64_t batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
+    b.batch = job->test.batch ? job->test.batch : CLEVAL_DEFAULT_KNN_BATCH;
     uint32_t max_batch = cleval_knn_max_batch(knn);
     /* Every rank the same batches, within every rank's limit. */
     status = cleval_cluster_min_u32(cluster, &max_batch);
-    batch = batch < max_batch ? batch : max_batch;
+    b.batch = b.batch < max_batch ? b.batch : max_batch;
     char description[160];
     engine_knn_description(&config, out->n_train, description, sizeof description);
-    x = malloc((size_t)batch * dim * sizeof *x);
-    mine = malloc((size_t)batch * (k + 1) * sizeof *mine);
-    int32_t *scratch_pred = malloc((size_t)batch * sizeof *scratch_pred);
-    if (!x || !mine || !scratch_pred)
+    uint32_t dim = (uint32_t)cleval_column_row_size(in.train_x);
+    b.x = malloc((size_t)b.batch * dim * sizeof *b.x);
+    b.mine = malloc((size_t)b.batch * (k + 1) * sizeof *b.mine);
+    b.pred = malloc((size_t)b.batch * sizeof *b.pred);
+    if (!b.x || !b.mine || !b.pred)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %llu samples",
-                             job->test.data_path, (unsigned long long)batch);
+                             job->test.data_path, (unsigned long long)b.batch);
     if (status == CLEVAL_OK && rank0)
-        status = open_rank0(job, test, config.n_classes, (uint32_t)batch, cluster->size, k,
+        status = open_rank0(job, test, config.n_classes, (uint32_t)b.batch, cluster->size, k,
                             description, &st);
-
-    uint64_t distance_ties = 0, vote_ties = 0;
-    for (uint64_t row0 = 0; row0 < test->n; row0 += batch) {
-        uint32_t n = (uint32_t)(test->n - row0 < batch ? test->n - row0 : batch);
-        if (status == CLEVAL_OK && run->stop && *run->stop)
-            status = cleval_fail(CLEVAL_ERR_INTERRUPTED,
-                                 "stopped after %llu of %llu samples (--shard-train keeps no "
-                                 "checkpoint)",
-                                 (unsigned long long)row0, (unsigned long long)test->n);
-        double t0 = cleval_seconds();
-        int32_t max;
-        if (status == CLEVAL_OK) status = cleval_column_read_f32(test->x, row0, n, x);
-        if (status == CLEVAL_OK && rank0 && test->y)
-            status = cleval_column_read_i32(test->y, row0, n, st.labels, &max);
-        out->predict.read_s += cleval_seconds() - t0;
-        if (status == CLEVAL_OK) status = cleval_knn_search(knn, x, n, scratch_pred, NULL);
-        if (status == CLEVAL_OK) status = cleval_knn_last_candidates(knn, n, mine);
-        /* A failure anywhere (a bad row, a device error, rank 0's last vote, a stop request)
-         * stops every rank here, before the next collective. */
-        if ((stopped = cleval_cluster_agree_exit(cluster, status != CLEVAL_OK) != 0)) break;
-        for (size_t i = 0; i < (size_t)n * (k + 1); i++)
-            if (mine[i].index >= 0) mine[i].index += (int32_t)begin;
-        if ((status = cleval_cluster_gather(cluster, mine, (size_t)n * (k + 1) * sizeof *mine,
-                                            rank0 ? st.gathered : NULL)))
-            break;
-        if (rank0) {
-            cleval_knn_stats before = *cleval_knn_get_stats(knn);
-            status = vote_batch(knn, dev, test, row0, n, cluster->size, &st);
-            distance_ties += cleval_knn_get_stats(knn)->distance_ties - before.distance_ties;
-            vote_ties += cleval_knn_get_stats(knn)->vote_ties - before.vote_ties;
-            if (status == CLEVAL_OK && run->progress)
-                run->progress(row0 + n, test->n, run->progress_user);
-        }
-    }
-    free(scratch_pred);
+    status = search_batches(job, cluster, knn, test, begin, &b, &st, status, &stopped, out);
     if (stopped) goto done;
 
     /* Counters: ties come from rank 0's votes, searches again from every rank. */
     out->stats.searched_again = cleval_knn_get_stats(knn)->searched_again;
-    out->stats.distance_ties = distance_ties;
-    out->stats.vote_ties = vote_ties;
     out->stats.screen_s = cleval_knn_get_stats(knn)->screen_s;
     out->stats.exact_s = cleval_knn_get_stats(knn)->exact_s;
     out->predict.n_total = out->predict.n_samples = out->predict.row_end = test->n;
     out->predict.has_labels = test->y != NULL;
     out->predict.n_classes = config.n_classes;
-    if (status == CLEVAL_OK && rank0) {
-        uint32_t c = config.n_classes;
-        out->predict.predicted_counts = calloc(c, sizeof *out->predict.predicted_counts);
-        if (!out->predict.predicted_counts)
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
-                                 job->test.data_path, c);
-        if (status == CLEVAL_OK && test->y) {
-            if (!(status = cleval_confusion_init(&out->predict.confusion, c)))
-                status = cleval_histogram_read(st.hist, out->predict.confusion.counts);
-            for (uint32_t t = 0; status == CLEVAL_OK && t < c; t++)
-                for (uint32_t p = 0; p < c; p++)
-                    out->predict.predicted_counts[p] +=
-                        out->predict.confusion.counts[(size_t)t * c + p];
-        } else if (status == CLEVAL_OK) {
-            status = cleval_histogram_read(st.hist, out->predict.predicted_counts);
-        }
-        if (status == CLEVAL_OK)
-            status = cleval_dataset_class_names(test->ds, &out->predict.class_names.names,
-                                                &out->predict.class_names.count);
-        if (status == CLEVAL_OK && out->predict.class_names.count == 0)
-            status = cleval_dataset_class_names(in.train, &out->predict.class_names.names,
-                                                &out->predict.class_names.count);
-        if (status == CLEVAL_OK && st.save) {
-            status = cleval_predfile_commit(st.save);
-            st.save = NULL;
-        }
-    } else if (status == CLEVAL_OK) {
-        /* The other ranks count nothing: rank 0 holds every vote. */
-        out->predict.predicted_counts = calloc(config.n_classes, sizeof(uint64_t));
-        if (test->y && !(status = cleval_confusion_init(&out->predict.confusion, config.n_classes)))
-            status = out->predict.predicted_counts
-                         ? CLEVAL_OK
-                         : cleval_fail(CLEVAL_ERR_NOMEM,
-                                       "%s: out of memory for the counts "
-                                       "of %u classes",
-                                       job->test.data_path, config.n_classes);
+    if (status == CLEVAL_OK)
+        status = fill_counts(job, &in, &st, config.n_classes, rank0, &out->predict);
+    if (status == CLEVAL_OK && st.save) {
+        status = cleval_predfile_commit(st.save);
+        st.save = NULL;
     }
 
 done:
     if (rank0) close_rank0(dev, &st);
-    free(x);
-    free(mine);
+    free(b.x);
+    free(b.mine);
+    free(b.pred);
     cleval_knn_destroy(knn);
     engine_close_knn_inputs(&in);
     if (status != CLEVAL_OK || stopped) cleval_predict_outcome_free(&out->predict);

@@ -19,7 +19,7 @@ static cleval_status open_scores(cleval_dataset *ds, const char *path, const cha
         return cleval_fail(CLEVAL_ERR_INPUT,
                            "%s: '%s' must be [N, C] with one row per label (N = %llu, C >= 1)",
                            path, key, (unsigned long long)n);
-    char what[4200];
+    char what[CLEVAL_PATH_TEXT_SIZE];
     snprintf(what, sizeof what, "%s: '%s'", path, key);
     return cleval_check_class_count(what, width, max_classes);
 }

@@ -2,6 +2,7 @@
  * its split into device tiles, the CPU panel packing, and uploads. */
 #include "knn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,7 @@ static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
         for (uint32_t p = 0; p < tile->n_panels; p++) {
             float *panel = tile->screen + (size_t)p * dim * KNN_NR;
             uint64_t first = (uint64_t)p * KNN_NR;
+            assert(first < tile->rows);
             uint32_t rows = (uint32_t)(tile->rows - first < KNN_NR ? tile->rows - first : KNN_NR);
             for (uint32_t d = 0; d < dim; d++) {
                 float *column = panel + (size_t)d * KNN_NR;
@@ -352,15 +354,18 @@ static cleval_status build_kernels(cleval_knn *knn)
     char options[128];
     snprintf(options, sizeof options, "-DMETRIC_COSINE=%d",
              knn->config.metric == CLEVAL_KNN_COSINE);
+    char tile[128];
+    snprintf(tile, sizeof tile, "-DMR=%d -DNV=%d -DQB=%d -DTS=%d -DWPT=%d", KNN_MR, KNN_NV, KNN_QB,
+             KNN_GPU_TS, KNN_GPU_WPT);
     cleval_status status;
     if (knn->variant == CLEVAL_VARIANT_CPU) {
-        status = cleval_device_kernel(knn->dev, "knn_scores", NULL, "knn_scores_cpu",
+        status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_scores_cpu",
                                       &knn->scores_kernel);
     } else {
-        if ((status = cleval_device_kernel(knn->dev, "knn_scores", NULL, "knn_scores_gpu",
+        if ((status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_scores_gpu",
                                            &knn->scores_kernel)))
             return status;
-        status = cleval_device_kernel(knn->dev, "knn_scores", NULL, "knn_select_gpu",
+        status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_select_gpu",
                                       &knn->select_kernel);
     }
     if (status != CLEVAL_OK || (status = cleval_device_kernel(knn->dev, "knn_exact", options,

@@ -6,14 +6,16 @@
 
 #include "cleval/knn.h"
 
-/* Tunables of kernels/knn_scores.cl that the host must agree with. */
+/* Tunables of kernels/knn_scores.cl: the host lays its buffers out for these and passes them
+ * to the kernel's build with -D (knn.c), so both always agree. */
 enum {
     KNN_MR = 4,           /* queries per CPU micro-panel */
-    KNN_NR = 64,          /* references per CPU panel */
+    KNN_NV = 4,           /* float16 vectors of references per CPU panel */
+    KNN_NR = 16 * KNN_NV, /* references per CPU panel */
     KNN_QB = 256,         /* queries per CPU work-item */
     KNN_GPU_TS = 64,      /* GPU tile side */
     KNN_GPU_WPT = 4,      /* GPU outputs per work-item side */
-    KNN_GPU_WINDOW = 8192 /* GPU score window width (references) */
+    KNN_GPU_WINDOW = 8192 /* GPU score window width (references; the host's alone) */
 };
 
 /* A device buffer that grows on demand. */

@@ -3,6 +3,7 @@
  * whose screening could not be proven complete. */
 #include "knn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +19,6 @@ typedef struct pass_output {
     uint32_t *flags;    /* [nq] */
     cleval_knn_candidate *ranked; /* [nq][k + 1]: the k + 1 nearest, nearest first */
 } pass_output;
-
-static cleval_status launch(cleval_knn *knn, cl_kernel kernel, const char *name, cl_uint dims,
-                            const size_t *global, const size_t *local)
-{
-    cl_int err = clEnqueueNDRangeKernel(cleval_device_queue(knn->dev), kernel, dims, NULL, global,
-                                        local, 0, NULL, NULL);
-    if (err != CL_SUCCESS)
-        return cleval_fail(cleval_cl_status(err, true),
-                           "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
-                           cleval_cl_error_name(err), (int)err);
-    return CLEVAL_OK;
-}
 
 static cleval_status fill(cleval_knn *knn, cl_mem mem, const void *pattern, size_t pattern_size,
                           size_t bytes)
@@ -103,6 +92,7 @@ static cleval_status upload_queries(cleval_knn *knn, const float *queries, uint3
             v = unit;
         }
         if (packed) {
+            assert(q < nq_pad && nq_pad % KNN_MR == 0); /* the micro-panels hold every query */
             float *panel = screen + (size_t)(q / KNN_MR) * dim * KNN_MR;
             for (uint32_t d = 0; d < dim; d++)
                 panel[(size_t)d * KNN_MR + q % KNN_MR] = v[d];
@@ -148,8 +138,7 @@ static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, u
         cleval_kernel_arg_mem(&a, knn->heap_score.mem);
         cleval_kernel_arg_mem(&a, knn->heap_index.mem);
         cleval_kernel_arg_int(&a, index_base);
-        if ((status = cleval_kernel_args_end(&a))) return status;
-        return launch(knn, knn->scores_kernel, "knn_scores_cpu", 2, global, local);
+        return cleval_kernel_launch(cleval_device_queue(knn->dev), &a, 2, global, local, NULL);
     }
     const uint32_t window = KNN_GPU_WINDOW, rows = (uint32_t)tile->rows;
     cleval_status status = knn_buffer_reserve(knn, &knn->window,
@@ -183,11 +172,10 @@ static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, u
         cleval_kernel_arg_mem(&select, knn->heap_index.mem);
         cleval_kernel_arg_int(&select, index_base + (int)ref0);
         size_t select_global = cleval_round_up(nq, 64), select_local = 64;
-        if ((status = cleval_kernel_args_end(&score)) ||
-            (status = launch(knn, knn->scores_kernel, "knn_scores_gpu", 2, global, local)) ||
-            (status = cleval_kernel_args_end(&select)) ||
-            (status = launch(knn, knn->select_kernel, "knn_select_gpu", 1, &select_global,
-                             &select_local)))
+        if ((status = cleval_kernel_launch(cleval_device_queue(knn->dev), &score, 2, global, local,
+                                           NULL)) ||
+            (status = cleval_kernel_launch(cleval_device_queue(knn->dev), &select, 1,
+                                           &select_global, &select_local, NULL)))
             return status;
     }
     return CLEVAL_OK;
@@ -228,9 +216,7 @@ static cleval_status exact_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, ui
     cleval_kernel_arg_mem(&a, knn->cand_index.mem);
     cleval_kernel_arg_mem(&a, knn->cand_label.mem);
     cleval_kernel_arg_mem(&a, knn->safe.mem);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
-    return launch(knn, knn->exact_kernel, "knn_exact", 2, global, NULL);
+    return cleval_kernel_launch(cleval_device_queue(knn->dev), &a, 2, global, NULL, NULL);
 }
 
 static cleval_status vote(cleval_knn *knn, uint32_t nq, uint32_t nq_pad, uint32_t m,
@@ -256,9 +242,7 @@ static cleval_status vote(cleval_knn *knn, uint32_t nq, uint32_t nq_pad, uint32_
     cleval_kernel_arg_mem(&a, knn->pred.mem);
     cleval_kernel_arg_mem(&a, knn->scores.mem);
     cleval_kernel_arg_mem(&a, knn->flags.mem);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
-    return launch(knn, knn->vote_kernel, "knn_vote", 1, &global, NULL);
+    return cleval_kernel_launch(cleval_device_queue(knn->dev), &a, 1, &global, NULL, NULL);
 }
 
 static cleval_status reserve_pass(cleval_knn *knn, uint32_t nq_pad, uint32_t m,

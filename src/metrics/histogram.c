@@ -246,10 +246,7 @@ static cleval_status flush(cleval_histogram *hist)
         cleval_kernel_arg_uint(&a, bins);
         cleval_kernel_arg_uint(&a, per_item);
         cleval_kernel_arg_mem(&a, hist->counts);
-        if ((status = cleval_kernel_args_end(&a)) != CLEVAL_OK ||
-            (status = cleval_cl_check(clEnqueueNDRangeKernel(queue, hist->sum_kernel, 1, NULL,
-                                                             &items, NULL, 0, NULL, NULL),
-                                      "clEnqueueNDRangeKernel(histogram_sum_slots)")) != CLEVAL_OK)
+        if ((status = cleval_kernel_launch(queue, &a, 1, &items, NULL, NULL)) != CLEVAL_OK)
             return status;
     }
     status = cleval_cl_check(clEnqueueReadBuffer(queue, hist->counts, CL_TRUE, 0, bytes,
@@ -303,11 +300,7 @@ static cleval_status launch(cleval_histogram *hist, cl_mem rows, cl_mem cols, ui
         if (hist->path == CLEVAL_HISTOGRAM_LOCAL)
             cleval_kernel_arg_local(&a, (size_t)hist->bins * sizeof(cl_uint));
     }
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
-    return cleval_cl_check(clEnqueueNDRangeKernel(queue, k, 1, NULL, &global, &local, 0, NULL,
-                                                  NULL),
-                           "clEnqueueNDRangeKernel(histogram)");
+    return cleval_kernel_launch(queue, &a, 1, &global, &local, NULL);
 }
 
 cleval_status cleval_histogram_add(cleval_histogram *hist, cl_mem rows, cl_mem cols, uint64_t n)

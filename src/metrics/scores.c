@@ -173,13 +173,10 @@ cleval_status cleval_score_reducer_add(cleval_score_reducer *r, cl_mem scores, c
     cleval_kernel_arg_mem(&a, r->bounds);
     cleval_kernel_arg_mem(&a, r->fsum);
     cleval_kernel_arg_mem(&a, r->usum);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
     cl_command_queue queue = cleval_device_queue(r->dev);
     size_t local = GROUP_SIZE, global = (size_t)groups * GROUP_SIZE;
-    if ((status = cleval_cl_check(
-             clEnqueueNDRangeKernel(queue, r->kernel, 1, NULL, &global, &local, 0, NULL, NULL),
-             "clEnqueueNDRangeKernel(score_partials)")) ||
+    cleval_status status;
+    if ((status = cleval_kernel_launch(queue, &a, 1, &global, &local, NULL)) ||
         (status = cleval_cl_check(clEnqueueReadBuffer(queue, r->fsum, CL_FALSE, 0,
                                                       (size_t)groups * SCORE_FLOATS * sizeof(float),
                                                       r->fhost, 0, NULL, NULL),

@@ -222,14 +222,14 @@ cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data)
     uint32_t channels = 1, inner = 1;
     bool prep = i == 0 && prep_active(&nn->prep);
     if (prep) sample_channels(nn, &channels, &inner);
-    nn_args a = nn_args_begin(f->k);
-    nn_arg_mem(&a, f->staging);
-    nn_arg_mem(&a, nn_value_mem(nn, v));
-    nn_arg_int(&a, (int32_t)count);
-    nn_arg_int(&a, (int32_t)channels);
-    nn_arg_int(&a, (int32_t)inner);
-    nn_arg_float(&a, prep ? nn->prep.scale : 1.0f);
-    nn_arg_mem(&a, f->pre);
+    cleval_kernel_args a = cleval_kernel_args_begin(f->k, NULL);
+    cleval_kernel_arg_mem(&a, f->staging);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, v));
+    cleval_kernel_arg_int(&a, (int32_t)count);
+    cleval_kernel_arg_int(&a, (int32_t)channels);
+    cleval_kernel_arg_int(&a, (int32_t)inner);
+    cleval_kernel_arg_float(&a, prep ? nn->prep.scale : 1.0f);
+    cleval_kernel_arg_mem(&a, f->pre);
     size_t local = nn_local_1d(nn), global = (size_t)count;
     return nn_enqueue(nn, NULL, &a, 1, &global, &local);
 }

@@ -10,60 +10,9 @@
 
 /* ---- launch helpers ---- */
 
-void nn_arg_mem(nn_args *a, cl_mem m)
-{
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof m, &m);
-    a->i++;
-}
-
-void nn_arg_int(nn_args *a, int32_t v)
-{
-    cl_int x = v;
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
-    a->i++;
-}
-
-void nn_arg_uint(nn_args *a, uint32_t v)
-{
-    cl_uint x = v;
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
-    a->i++;
-}
-
-void nn_arg_float(nn_args *a, float v)
-{
-    cl_float x = v;
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
-    a->i++;
-}
-
-void nn_arg_int4(nn_args *a, int32_t x, int32_t y, int32_t z, int32_t w)
-{
-    cl_int4 v = {{x, y, z, w}};
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof v, &v);
-    a->i++;
-}
-
-void nn_arg_int8(nn_args *a, const int32_t v[8])
-{
-    cl_int8 x;
-    for (int i = 0; i < 8; i++)
-        x.s[i] = v[i];
-    if (a->err == CL_SUCCESS) a->err = clSetKernelArg(a->k, a->i, sizeof x, &x);
-    a->i++;
-}
-
 size_t nn_local_1d(const cleval_nn *nn)
 {
     return nn->tuning.local_1d;
-}
-
-static const char *kernel_name(cl_kernel k, char *buf, size_t size)
-{
-    if (clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, size, buf, NULL) != CL_SUCCESS)
-        snprintf(buf, size, "kernel");
-    buf[size - 1] = '\0';
-    return buf;
 }
 
 static cleval_status grow_events(cleval_nn *nn)
@@ -80,36 +29,18 @@ static cleval_status grow_events(cleval_nn *nn)
     return CLEVAL_OK;
 }
 
-cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, const size_t *global,
-                         const size_t *local)
+cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, const cleval_kernel_args *a, cl_uint dims,
+                         const size_t *global, const size_t *local)
 {
-    char name[64];
-    if (a->err != CL_SUCCESS) {
-        cleval_status s = cleval_cl_check(a->err, "clSetKernelArg");
-        char message[512];
-        snprintf(message, sizeof message, "%s", cleval_last_error());
-        if (!op) return s;
-        return nn_fail_op(nn, op, s, "%s (%s)", message, kernel_name(a->k, name, sizeof name));
-    }
-    size_t rounded[3];
-    for (cl_uint d = 0; d < dims; d++) {
-        if (global[d] == 0) return CLEVAL_OK;
-        rounded[d] = cleval_round_up(global[d], local[d]);
-    }
-    cl_event event = NULL;
     cleval_status status = nn->profiling ? grow_events(nn) : CLEVAL_OK;
     if (status != CLEVAL_OK) return status;
-    cl_int err = clEnqueueNDRangeKernel(nn->queue, a->k, dims, NULL, rounded, local, 0, NULL,
-                                        nn->profiling ? &event : NULL);
-    if (err != CL_SUCCESS) {
-        kernel_name(a->k, name, sizeof name);
-        if (!op)
-            return cleval_fail(cleval_cl_status(err, true),
-                               "%s: clEnqueueNDRangeKernel(%s) failed: %s (%d)", nn->path, name,
-                               cleval_cl_error_name(err), (int)err);
-        return nn_fail_op(nn, op, cleval_cl_status(err, true),
-                          "clEnqueueNDRangeKernel(%s) failed: %s (%d)", name,
-                          cleval_cl_error_name(err), (int)err);
+    cl_event event = NULL;
+    status = cleval_kernel_launch(nn->queue, a, dims, global, local, nn->profiling ? &event : NULL);
+    if (status != CLEVAL_OK) {
+        char message[512];
+        snprintf(message, sizeof message, "%s", cleval_last_error());
+        if (!op) return cleval_fail(status, "%s: %s", nn->path, message);
+        return nn_fail_op(nn, op, status, "%s", message);
     }
     if (event) {
         nn->events[nn->n_events] = event;

@@ -7,6 +7,7 @@
 
 #include "cleval/nn.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -457,10 +458,12 @@ void nn_shape_format(const nn_shape *s, char *buf, size_t size);
 /* The value of op input i (i < n_in and in[i] >= 0). */
 static inline nn_value *nn_in(cleval_nn *nn, const nn_op *op, uint32_t i)
 {
+    assert(i < op->n_in && op->in[i] >= 0 && (uint32_t)op->in[i] < nn->n_values);
     return &nn->values[op->in[i]];
 }
 static inline nn_value *nn_out(cleval_nn *nn, const nn_op *op, uint32_t i)
 {
+    assert(i < op->n_out && op->out[i] >= 0 && (uint32_t)op->out[i] < nn->n_values);
     return &nn->values[op->out[i]];
 }
 /* The input is present (not omitted with ""). */
@@ -655,26 +658,12 @@ cleval_status nn_upload(cleval_nn *nn, const void *data, size_t bytes, const cha
 cleval_status nn_device_buffer_rw(cleval_nn *nn, size_t bytes, const char *what, cl_mem *out);
 
 /* ---- launch helpers (nn.c) ---- */
-typedef struct nn_args {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-} nn_args;
-static inline nn_args nn_args_begin(cl_kernel k)
-{
-    nn_args a = {k, 0, CL_SUCCESS};
-    return a;
-}
-void nn_arg_mem(nn_args *a, cl_mem m);
-void nn_arg_int(nn_args *a, int32_t v);
-void nn_arg_uint(nn_args *a, uint32_t v);
-void nn_arg_float(nn_args *a, float v);
-void nn_arg_int4(nn_args *a, int32_t x, int32_t y, int32_t z, int32_t w);
-void nn_arg_int8(nn_args *a, const int32_t v[8]);
-/* Checks the arguments and enqueues an NDRange of `dims` dims (global rounded up to local),
- * recording a profiling event for `op` when profiling. */
-cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, nn_args *a, cl_uint dims, const size_t *global,
-                         const size_t *local);
+/* Kernel arguments are set with cleval/device.h's builder: cleval_kernel_args_begin(kernel,
+ * NULL) (the name is looked up on failure), cleval_kernel_arg_*(). */
+/* Launches a's kernel with cleval_kernel_launch() on the network's queue, naming `op` (may be
+ * NULL) in a failure and recording a profiling event for it when profiling. */
+cleval_status nn_enqueue(cleval_nn *nn, nn_op *op, const cleval_kernel_args *a, cl_uint dims,
+                         const size_t *global, const size_t *local);
 /* Builds kernel `kernel` of kernels/<program>.cl with options (and -DHALF_MATH=1 when the
  * network computes in half). */
 cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *options,
@@ -717,14 +706,26 @@ extern const nn_op_kind nn_kind_exp, nn_kind_log, nn_kind_neg, nn_kind_abs, nn_k
     nn_kind_erf, nn_kind_gelu, nn_kind_leakyrelu, nn_kind_elu, nn_kind_celu, nn_kind_selu,
     nn_kind_hardsigmoid, nn_kind_hardswish, nn_kind_softplus, nn_kind_prelu;
 
-/* Shared by op files: the CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output
- * columns, from the tuned tile; narrow outputs (16 columns or fewer) use one vector. */
+/* ---- weight packing shared by Conv and Gemm (pack.c) ---- */
+/* The CPU-style microkernel's tile (mr x 16 nv) for `n_cols` output columns, from the tuned
+ * tile; narrow outputs (16 columns or fewer) use one vector. */
 void nn_choose_tile(uint32_t n_cols, uint32_t tuned_mr, uint32_t tuned_nv, uint32_t *mr,
                     uint32_t *nv);
-/* Packs B (K x N, element (k, j) at b[k * ks + j * ns]) into panels [P][K][NR] of NR = 16 * nv
- * columns, zero beyond N. Returns malloc'd memory or NULL. */
-float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
-                      uint32_t *panels);
+/* Panels of 16 * nv columns that hold n columns. */
+int64_t nn_panel_count(int64_t n, uint32_t nv);
+/* Packs `count` matrices B_i (K x N; element (k, j) of B_i at b[i * bs + k * ks + j * ns]) into
+ * panels [P][K][NR] of NR = 16 * nv columns, zero beyond N, B_i's panels at float
+ * i * P * K * NR. Returns malloc'd memory (at least one float) or NULL. */
+float *nn_pack_panels(const float *b, int64_t count, int64_t bs, int64_t k, int64_t n, int64_t ks,
+                      int64_t ns, uint32_t nv);
+/* Per-column values of `count` matrices of n columns (v[i * n + j]; NULL: zeros), each padded
+ * with zeros to its panels' P * NR columns, as the epilogues read them 16 at a time. Returns
+ * malloc'd memory (at least one float) or NULL. */
+float *nn_pad_panel_columns(const float *v, int64_t count, int64_t n, uint32_t nv);
+/* int8 weights: malloc'd codes and scales of nn_quantise_channels(); NOMEM ("out of memory
+ * quantising <what>", both NULL) when they cannot be allocated. */
+cleval_status nn_quantise_weights(const float *w, int64_t channels, int64_t per, int64_t cs,
+                                  int64_t es, const char *what, float **codes, float **scales);
 
 /* The window attributes shared by Conv and the pools (op_pool.c): kernel_shape (when given),
  * strides, dilations, pads and auto_pad. */
@@ -744,7 +745,8 @@ cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_
                             float value);
 /* Appends the pad kernels' (pad_nd, quantize_pad) shape arguments: out's and in's dims and
  * begin, right-aligned into int8 vectors (op_shape.c). */
-void nn_arg_pad_dims(nn_args *a, const nn_shape *in, const nn_shape *out, const int64_t *begin);
+void nn_arg_pad_dims(cleval_kernel_args *a, const nn_shape *in, const nn_shape *out,
+                     const int64_t *begin);
 /* The F(2x2, 3x3) Winograd path of Conv (op_winograd.c). */
 bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op);
 size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);

@@ -169,10 +169,10 @@ static cleval_status cast_launch(cleval_nn *nn, nn_op *op)
         src = nn_value_mem(nn, op->in[0]);
     }
     uint64_t n = nn_out(nn, op, 0)->count;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, src);
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_int(&a, (int32_t)n);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, src);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_int(&a, (int32_t)n);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

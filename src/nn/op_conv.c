@@ -1,10 +1,12 @@
 /* Conv over 1 to 3 spatial axes: pads, strides, dilations, any group count (group = 1 and
  * grouped convolutions as one implicit GEMM per group; depthwise, one input channel per group,
  * by its own kernel). Weights are packed once at prepare for the device's kernel family
- * (kernels/conv.cl): k-major panels of NR channels for conv_cpu, k-major rows for conv_gpu.
- * The epilogue carries the bias, a fused ReLU/Clip and (conv_cpu) a fused 2x2 max-pool. */
+ * (kernels/conv.cl): k-major panels of NR channels for conv_cpu (pack.c, shared with Gemm),
+ * k-major rows for conv_gpu. The epilogue carries the bias, a fused ReLU/Clip and (conv_cpu) a
+ * fused 2x2 max-pool. */
 #include "nn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,247 +150,6 @@ static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-/* ---- shared with op_gemm.c: tile choice and panel packing ---- */
-
-void nn_choose_tile(uint32_t n_cols, uint32_t tuned_mr, uint32_t tuned_nv, uint32_t *mr,
-                    uint32_t *nv)
-{
-    uint32_t need = (n_cols + 15) / 16;
-    *nv = need < tuned_nv ? (need ? need : 1) : tuned_nv;
-    *mr = tuned_mr;
-}
-
-float *nn_pack_panels(const float *b, int64_t k, int64_t n, int64_t ks, int64_t ns, uint32_t nv,
-                      uint32_t *panels)
-{
-    int64_t nr = 16 * (int64_t)nv;
-    int64_t p = (n + nr - 1) / nr;
-    size_t count = (size_t)(p * k * nr);
-    float *out = calloc(count ? count : 1, sizeof *out);
-    if (!out) return NULL;
-    for (int64_t pi = 0; pi < p; pi++)
-        for (int64_t kk = 0; kk < k; kk++)
-            for (int64_t j = 0; j < nr; j++) {
-                int64_t col = pi * nr + j;
-                if (col < n) out[(pi * k + kk) * nr + j] = b[kk * ks + col * ns];
-            }
-    *panels = (uint32_t)p;
-    return out;
-}
-
-/* Storage and int8 options shared by every Conv kernel build. */
-static void precision_options(const cleval_nn *nn, const nn_op *op, char *out, size_t size)
-{
-    snprintf(out, size, "-DX_HALF=%d -DY_HALF=%d -DW_HALF=%d -DINT8=%d -DI8_FLOAT=%u",
-             nn_half(nn, op->in[0]), nn_half(nn, op->out[0]), nn->precision == CLEVAL_NN_FP16,
-             op->int8, nn->tuning.i8_float);
-}
-
-static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
-{
-    nn_conv_params *p = &op->p.conv;
-    const nn_value *w = &nn->values[p->weight];
-    int64_t co = w->shape.d[0], cin_g = w->shape.d[1], group = p->group, co_g = co / group;
-    int64_t window = 1;
-    for (uint32_t i = 0; i < p->spatial; i++)
-        window *= p->kernel[i];
-    int64_t k = cin_g * window;
-    if (k > NN_MAX_ELEMENTS / (co ? co : 1))
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "W is too large");
-    p->k = (uint32_t)k;
-    p->co = (uint32_t)co_g;
-    const float *bias = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
-    bool half = nn->precision == CLEVAL_NN_FP16;
-    char options[320], precision[160];
-    precision_options(nn, op, precision, sizeof precision);
-    cleval_status status = CLEVAL_OK;
-    /* int8: the codes of W (in W's layout, as exact floats) and a scale per output channel. */
-    const float *weights = w->f32;
-    float *codes = NULL, *scales = NULL;
-    if (op->int8) {
-        codes = malloc((size_t)(co * k) * sizeof *codes);
-        scales = malloc((size_t)co * sizeof *scales);
-        if (!codes || !scales) {
-            free(codes);
-            free(scales);
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory quantising Conv weights");
-        }
-        nn_quantise_channels(w->f32, co, k, k, 1, codes, scales);
-        weights = codes;
-    }
-    /* conv_cpu reading int8 codes or halves from a channels-last input with a multiple of 16
-     * channels: K ordered (window position, channel), so 16 consecutive k are 16 adjacent
-     * elements, converted with one vector instruction (RUN16 in kernels/conv.cl). */
-    p->channels_inner = nn->variant == CLEVAL_VARIANT_CPU && !p->depthwise &&
-                        !nn_winograd_eligible(nn, op) && p->in_layout == NN_LAYOUT_NHWC &&
-                        cin_g % 16 == 0 && (op->int8 || nn_half(nn, op->in[0]));
-    if (p->channels_inner) {
-        float *ordered = malloc((size_t)(co * k) * sizeof *ordered);
-        if (!ordered) {
-            free(codes);
-            free(scales);
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
-        }
-        for (int64_t o = 0; o < co; o++)
-            for (int64_t ci = 0; ci < cin_g; ci++)
-                for (int64_t at = 0; at < window; at++)
-                    ordered[o * k + at * cin_g + ci] = weights[o * k + ci * window + at];
-        free(codes);
-        weights = codes = ordered;
-    }
-
-    if (p->depthwise) {
-        float *b = calloc((size_t)co, sizeof *b);
-        if (!b) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
-        if (bias) memcpy(b, bias, (size_t)co * sizeof *b);
-        status = nn_upload_as(nn, w->f32, (size_t)(co * window), half, false, "Conv weights",
-                              &op->mem[0]);
-        if (status == CLEVAL_OK)
-            status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
-        free(b);
-        if (status != CLEVAL_OK) return status;
-        snprintf(options, sizeof options, "-DCLAMP=%d %s", nn_epilogue_clamps(&p->ep), precision);
-        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_depthwise%s", half ? " fp16" : "");
-        return nn_kernel(nn, op, "conv", options, "conv_depthwise", &op->k[0]);
-    }
-
-    if (nn->variant == CLEVAL_VARIANT_CPU) {
-        nn_choose_tile((uint32_t)co_g, nn->tuning.conv_mr, nn->tuning.conv_nv, &p->mr, &p->nv);
-        bool vec_store = nn_out(nn, op, 0)->layout == NN_LAYOUT_NHWC;
-        if (nn_winograd_eligible(nn, op)) {
-            snprintf(options, sizeof options,
-                     "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d %s", p->mr, p->nv,
-                     p->ep.pool, nn_epilogue_clamps(&p->ep), vec_store, precision);
-            return nn_winograd_prepare(nn, op, options);
-        }
-        int64_t nr = 16 * (int64_t)p->nv;
-        int64_t panels = (co_g + nr - 1) / nr;
-        size_t per_group = (size_t)(panels * k * nr);
-        float *packed = calloc(per_group * (size_t)group, sizeof *packed);
-        float *b = calloc((size_t)(panels * nr * group), sizeof *b);
-        float *ws = calloc((size_t)(panels * nr * group), sizeof *ws);
-        if (!packed || !b || !ws) {
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
-            goto cpu_done;
-        }
-        for (int64_t g = 0; g < group && status == CLEVAL_OK; g++) {
-            uint32_t np;
-            float *one = nn_pack_panels(weights + g * co_g * k, k, co_g, 1, k, p->nv, &np);
-            if (!one) {
-                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
-                break;
-            }
-            memcpy(packed + (size_t)g * per_group, one, per_group * sizeof *packed);
-            free(one);
-            for (int64_t j = 0; j < co_g; j++) {
-                if (bias) b[g * panels * nr + j] = bias[g * co_g + j];
-                if (scales) ws[g * panels * nr + j] = scales[g * co_g + j];
-            }
-        }
-        p->panels = (uint32_t)panels;
-        if (status == CLEVAL_OK)
-            status = nn_upload_as(nn, packed, per_group * (size_t)group, half, op->int8,
-                                  "packed Conv weights", &op->mem[0]);
-        if (status == CLEVAL_OK)
-            status = nn_upload(nn, b, (size_t)(panels * nr * group) * sizeof *b, "Conv bias",
-                               &op->mem[1]);
-        if (status == CLEVAL_OK && op->int8)
-            status = nn_upload(nn, ws, (size_t)(panels * nr * group) * sizeof *ws,
-                               "Conv weight scales", &op->mem[4]);
-        if (status == CLEVAL_OK)
-            status =
-                nn_device_buffer_rw(nn, (size_t)k * sizeof(int32_t), "Conv offsets", &op->mem[2]);
-    cpu_done:
-        free(packed);
-        free(b);
-        free(ws);
-        free(codes);
-        free(scales);
-        if (status != CLEVAL_OK) return status;
-        memset(p->table_key, 0, sizeof p->table_key);
-        snprintf(options, sizeof options,
-                 "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d -DRUN16=%d %s", p->mr, p->nv,
-                 p->ep.pool, nn_epilogue_clamps(&p->ep), vec_store, p->channels_inner, precision);
-        snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_cpu MR=%u NV=%u%s%s%s%s", p->mr,
-                 p->nv, p->ep.pool ? " pool" : "", vec_store ? " nhwc-out" : "",
-                 op->int8 ? (nn->tuning.i8_float ? " int8 (float blocks)" : " int8")
-                 : half   ? nn_fp16_tag(nn)
-                          : "",
-                 p->channels_inner && !nn->half_math ? " runs of 16" : "");
-        status = nn_kernel(nn, op, "conv", options, "conv_cpu", &op->k[0]);
-        if (status == CLEVAL_OK && op->int8)
-            status = nn_kernel(nn, op, "quantize", NULL,
-                               has_padding(p) ? "quantize_pad" : "quantize", &op->k[1]);
-        else if (status == CLEVAL_OK && has_padding(p)) {
-            char pad_options[64];
-            nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
-            status = nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
-        }
-        return status;
-    }
-
-    /* GPU: weights [group][K][co_g] and the k -> (ci, kd, kh, kw) table. */
-    float *wk = malloc((size_t)(co * k) * sizeof *wk);
-    float *b = calloc((size_t)co, sizeof *b);
-    int32_t *tab = malloc((size_t)k * 4 * sizeof *tab);
-    if (!wk || !b || !tab) {
-        free(wk);
-        free(b);
-        free(tab);
-        free(codes);
-        free(scales);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
-    }
-    for (int64_t g = 0; g < group; g++)
-        for (int64_t kk = 0; kk < k; kk++)
-            for (int64_t j = 0; j < co_g; j++)
-                wk[(g * k + kk) * co_g + j] = weights[(g * co_g + j) * k + kk];
-    if (bias) memcpy(b, bias, (size_t)co * sizeof *b);
-    int64_t kd3[3] = {1, 1, 1}, dl3[3] = {1, 1, 1};
-    for (uint32_t i = 0; i < p->spatial; i++) {
-        kd3[3 - p->spatial + i] = p->kernel[i];
-        dl3[3 - p->spatial + i] = p->dilation[i];
-    }
-    for (int64_t kk = 0; kk < k; kk++) {
-        int64_t r = kk;
-        int64_t kw = r % kd3[2];
-        r /= kd3[2];
-        int64_t kh = r % kd3[1];
-        r /= kd3[1];
-        int64_t kd = r % kd3[0];
-        int64_t ci = r / kd3[0];
-        tab[4 * kk + 0] = (int32_t)ci;
-        tab[4 * kk + 1] = (int32_t)(kd * dl3[0]);
-        tab[4 * kk + 2] = (int32_t)(kh * dl3[1]);
-        tab[4 * kk + 3] = (int32_t)(kw * dl3[2]);
-    }
-    status = nn_upload_as(nn, wk, (size_t)(co * k), half, op->int8, "Conv weights", &op->mem[0]);
-    if (status == CLEVAL_OK)
-        status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
-    if (status == CLEVAL_OK)
-        status = nn_upload(nn, tab, (size_t)k * 4 * sizeof *tab, "Conv table", &op->mem[2]);
-    if (status == CLEVAL_OK && op->int8)
-        status =
-            nn_upload(nn, scales, (size_t)co * sizeof *scales, "Conv weight scales", &op->mem[4]);
-    free(wk);
-    free(b);
-    free(tab);
-    free(codes);
-    free(scales);
-    if (status != CLEVAL_OK) return status;
-    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u %s", nn_epilogue_clamps(&p->ep),
-             nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
-             nn->tuning.gpu_wpt,
-             op->int8 ? " int8"
-             : half   ? nn_fp16_tag(nn)
-                      : "");
-    status = nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
-    if (status == CLEVAL_OK && op->int8)
-        status = nn_kernel(nn, op, "quantize", NULL, "quantize", &op->k[1]);
-    return status;
-}
-
 /* Spatial extents right-aligned into (D, H, W). */
 static void spatial3(const nn_shape *s, uint32_t spatial, int64_t out[3])
 {
@@ -422,156 +183,448 @@ static void layout_strides(nn_layout layout, int64_t c, const int64_t sp[3], int
     }
 }
 
-static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
+/* Storage and int8 options shared by every Conv kernel build. */
+static void precision_options(const cleval_nn *nn, const nn_op *op, char *out, size_t size)
+{
+    snprintf(out, size, "-DX_HALF=%d -DY_HALF=%d -DW_HALF=%d -DINT8=%d -DI8_FLOAT=%u",
+             nn_half(nn, op->in[0]), nn_half(nn, op->out[0]), nn->precision == CLEVAL_NN_FP16,
+             op->int8, nn->tuning.i8_float);
+}
+
+/* W as the implicit-GEMM kernels read it: [co][k] floats, or int8 codes with a scale per
+ * output channel, with K ordered (window position, channel) when channels_inner. */
+typedef struct conv_weights {
+    const float *values; /* [co][k] */
+    float *owned;        /* `values` when they are a host copy (codes or reordered), else NULL */
+    float *scales;       /* int8: [co]; else NULL */
+} conv_weights;
+
+static void conv_weights_free(conv_weights *w)
+{
+    free(w->owned);
+    free(w->scales);
+}
+
+static cleval_status conv_weights_load(cleval_nn *nn, nn_op *op, conv_weights *out)
+{
+    const nn_conv_params *p = &op->p.conv;
+    const nn_value *w = &nn->values[p->weight];
+    int64_t co = w->shape.d[0], cin_g = w->shape.d[1], k = p->k, window = k / cin_g;
+    *out = (conv_weights){w->f32, NULL, NULL};
+    if (op->int8) {
+        cleval_status status =
+            nn_quantise_weights(w->f32, co, k, k, 1, "Conv weights", &out->owned, &out->scales);
+        if (status != CLEVAL_OK) return status;
+        out->values = out->owned;
+    }
+    if (!p->channels_inner) return CLEVAL_OK;
+    /* 16 consecutive k are then 16 adjacent elements of a channels-last input, converted with
+     * one vector instruction (RUN16 in kernels/conv.cl). */
+    float *ordered = malloc((size_t)(co * k) * sizeof *ordered);
+    if (!ordered) {
+        conv_weights_free(out);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+    }
+    for (int64_t o = 0; o < co; o++)
+        for (int64_t ci = 0; ci < cin_g; ci++)
+            for (int64_t at = 0; at < window; at++)
+                ordered[o * k + at * cin_g + ci] = out->values[o * k + ci * window + at];
+    free(out->owned);
+    out->values = out->owned = ordered;
+    return CLEVAL_OK;
+}
+
+/* conv_depthwise: W as it is and the bias (zeros when none). */
+static cleval_status prepare_depthwise(cleval_nn *nn, nn_op *op, const char *precision)
 {
     nn_conv_params *p = &op->p.conv;
-    const nn_value *xv = nn_in(nn, op, 0), *yv = nn_out(nn, op, 0);
-    const nn_shape *x = &xv->shape;
-    int64_t n = x->d[0], c = x->d[1];
-    if (n == 0 || nn_shape_count(&yv->shape) == 0) return CLEVAL_OK;
-    nn_shape conv_out;
-    cleval_status status = conv_shape(nn, op, &conv_out);
+    const nn_value *w = &nn->values[p->weight];
+    int64_t co = w->shape.d[0], window = p->k / w->shape.d[1];
+    bool half = nn->precision == CLEVAL_NN_FP16;
+    float *b = calloc((size_t)co, sizeof *b);
+    if (!b) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+    if (p->bias >= 0) memcpy(b, nn->values[p->bias].f32, (size_t)co * sizeof *b);
+    cleval_status status =
+        nn_upload_as(nn, w->f32, (size_t)(co * window), half, false, "Conv weights", &op->mem[0]);
+    if (status == CLEVAL_OK)
+        status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
+    free(b);
     if (status != CLEVAL_OK) return status;
+    char options[320];
+    snprintf(options, sizeof options, "-DCLAMP=%d %s", nn_epilogue_clamps(&p->ep), precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_depthwise%s", half ? " fp16" : "");
+    return nn_kernel(nn, op, "conv", options, "conv_depthwise", &op->k[0]);
+}
 
-    int64_t in_sp[3], stride[3], dil[3], pb[3], pe[3], ker[3], out_sp[3], y_sp[3];
-    spatial3(x, p->spatial, in_sp);
-    spatial3(&conv_out, p->spatial, out_sp);
-    spatial3(&yv->shape, p->spatial, y_sp);
-    params3(p->stride, p->spatial, 1, stride);
-    params3(p->dilation, p->spatial, 1, dil);
+/* conv_cpu's buffers: each group's W in panels (nn_pack_panels), bias and int8 scales padded
+ * to the panels, and room for the k offsets that launch_cpu fills. */
+static cleval_status upload_cpu_weights(cleval_nn *nn, nn_op *op, const conv_weights *w)
+{
+    nn_conv_params *p = &op->p.conv;
+    int64_t group = p->group, co_g = p->co, k = p->k;
+    int64_t panels = nn_panel_count(co_g, p->nv), nr = 16 * (int64_t)p->nv;
+    size_t packed_count = (size_t)(group * panels * k * nr), padded = (size_t)(group * panels * nr);
+    const float *bias = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
+    float *packed = nn_pack_panels(w->values, group, co_g * k, k, co_g, 1, k, p->nv);
+    float *b = nn_pad_panel_columns(bias, group, co_g, p->nv);
+    float *scales = op->int8 ? nn_pad_panel_columns(w->scales, group, co_g, p->nv) : NULL;
+    cleval_status status = CLEVAL_OK;
+    if (!packed || !b || (op->int8 && !scales))
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+    p->panels = (uint32_t)panels;
+    if (status == CLEVAL_OK)
+        status = nn_upload_as(nn, packed, packed_count, nn->precision == CLEVAL_NN_FP16, op->int8,
+                              "packed Conv weights", &op->mem[0]);
+    if (status == CLEVAL_OK)
+        status = nn_upload(nn, b, padded * sizeof *b, "Conv bias", &op->mem[1]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_upload(nn, scales, padded * sizeof *scales, "Conv weight scales", &op->mem[4]);
+    if (status == CLEVAL_OK)
+        status = nn_device_buffer_rw(nn, (size_t)k * sizeof(int32_t), "Conv offsets", &op->mem[2]);
+    free(packed);
+    free(b);
+    free(scales);
+    return status;
+}
+
+/* conv_cpu and its input staging: quantize (int8) or pad_nd (padded inputs). */
+static cleval_status build_cpu_kernels(cleval_nn *nn, nn_op *op, bool vec_store,
+                                       const char *precision)
+{
+    nn_conv_params *p = &op->p.conv;
+    bool half = nn->precision == CLEVAL_NN_FP16;
+    char options[320];
+    snprintf(options, sizeof options,
+             "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d -DRUN16=%d %s", p->mr, p->nv,
+             p->ep.pool, nn_epilogue_clamps(&p->ep), vec_store, p->channels_inner, precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_cpu MR=%u NV=%u%s%s%s%s", p->mr, p->nv,
+             p->ep.pool ? " pool" : "", vec_store ? " nhwc-out" : "",
+             op->int8 ? (nn->tuning.i8_float ? " int8 (float blocks)" : " int8")
+             : half   ? nn_fp16_tag(nn)
+                      : "",
+             p->channels_inner && !nn->half_math ? " runs of 16" : "");
+    cleval_status status = nn_kernel(nn, op, "conv", options, "conv_cpu", &op->k[0]);
+    if (status == CLEVAL_OK && op->int8)
+        return nn_kernel(nn, op, "quantize", NULL, has_padding(p) ? "quantize_pad" : "quantize",
+                         &op->k[1]);
+    if (status == CLEVAL_OK && has_padding(p)) {
+        char pad_options[64];
+        nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
+        return nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
+    }
+    return status;
+}
+
+/* CPU: conv_winograd_cpu when eligible, else conv_cpu over packed panels. */
+static cleval_status prepare_cpu(cleval_nn *nn, nn_op *op, const char *precision)
+{
+    nn_conv_params *p = &op->p.conv;
+    nn_choose_tile(p->co, nn->tuning.conv_mr, nn->tuning.conv_nv, &p->mr, &p->nv);
+    bool vec_store = nn_out(nn, op, 0)->layout == NN_LAYOUT_NHWC;
+    if (nn_winograd_eligible(nn, op)) {
+        char options[320];
+        snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DPOOL=%d -DCLAMP=%d -DVEC_STORE=%d %s",
+                 p->mr, p->nv, p->ep.pool, nn_epilogue_clamps(&p->ep), vec_store, precision);
+        return nn_winograd_prepare(nn, op, options);
+    }
+    conv_weights w;
+    cleval_status status = conv_weights_load(nn, op, &w);
+    if (status != CLEVAL_OK) return status;
+    status = upload_cpu_weights(nn, op, &w);
+    conv_weights_free(&w);
+    if (status != CLEVAL_OK) return status;
+    memset(p->table_key, 0, sizeof p->table_key);
+    return build_cpu_kernels(nn, op, vec_store, precision);
+}
+
+/* conv_gpu's k -> (ci, kd * dilation, kh * dilation, kw * dilation) table, [k][4]. */
+static void fill_gpu_table(const nn_conv_params *p, int32_t *tab)
+{
+    int64_t kd3[3], dl3[3];
+    params3(p->kernel, p->spatial, 1, kd3);
+    params3(p->dilation, p->spatial, 1, dl3);
+    for (int64_t kk = 0; kk < p->k; kk++) {
+        int64_t r = kk;
+        int64_t kw = r % kd3[2];
+        r /= kd3[2];
+        int64_t kh = r % kd3[1];
+        r /= kd3[1];
+        int64_t kd = r % kd3[0];
+        int64_t ci = r / kd3[0];
+        tab[4 * kk + 0] = (int32_t)ci;
+        tab[4 * kk + 1] = (int32_t)(kd * dl3[0]);
+        tab[4 * kk + 2] = (int32_t)(kh * dl3[1]);
+        tab[4 * kk + 3] = (int32_t)(kw * dl3[2]);
+    }
+}
+
+/* GPU: weights [group][K][co_g], the bias, the k table and int8 scales; conv_gpu (and
+ * quantize). */
+static cleval_status prepare_gpu(cleval_nn *nn, nn_op *op, const char *precision)
+{
+    nn_conv_params *p = &op->p.conv;
+    int64_t group = p->group, co_g = p->co, co = group * co_g, k = p->k;
+    bool half = nn->precision == CLEVAL_NN_FP16;
+    conv_weights w;
+    cleval_status status = conv_weights_load(nn, op, &w);
+    if (status != CLEVAL_OK) return status;
+    float *wk = malloc((size_t)(co * k) * sizeof *wk);
+    float *b = calloc((size_t)co, sizeof *b);
+    int32_t *tab = malloc((size_t)k * 4 * sizeof *tab);
+    if (!wk || !b || !tab)
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+    if (status == CLEVAL_OK) {
+        for (int64_t g = 0; g < group; g++)
+            for (int64_t kk = 0; kk < k; kk++)
+                for (int64_t j = 0; j < co_g; j++)
+                    wk[(g * k + kk) * co_g + j] = w.values[(g * co_g + j) * k + kk];
+        if (p->bias >= 0) memcpy(b, nn->values[p->bias].f32, (size_t)co * sizeof *b);
+        fill_gpu_table(p, tab);
+        status =
+            nn_upload_as(nn, wk, (size_t)(co * k), half, op->int8, "Conv weights", &op->mem[0]);
+    }
+    if (status == CLEVAL_OK)
+        status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
+    if (status == CLEVAL_OK)
+        status = nn_upload(nn, tab, (size_t)k * 4 * sizeof *tab, "Conv table", &op->mem[2]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_upload(nn, w.scales, (size_t)co * sizeof *w.scales, "Conv weight scales",
+                           &op->mem[4]);
+    free(wk);
+    free(b);
+    free(tab);
+    conv_weights_free(&w);
+    if (status != CLEVAL_OK) return status;
+    char options[320];
+    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u %s", nn_epilogue_clamps(&p->ep),
+             nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
+             nn->tuning.gpu_wpt,
+             op->int8 ? " int8"
+             : half   ? nn_fp16_tag(nn)
+                      : "");
+    status = nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_kernel(nn, op, "quantize", NULL, "quantize", &op->k[1]);
+    return status;
+}
+
+/* One prepare per kernel family: conv_depthwise, conv_cpu (or Winograd), conv_gpu. */
+static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
+{
+    nn_conv_params *p = &op->p.conv;
+    const nn_value *w = &nn->values[p->weight];
+    int64_t co = w->shape.d[0], cin_g = w->shape.d[1];
+    int64_t window = 1;
+    for (uint32_t i = 0; i < p->spatial; i++)
+        window *= p->kernel[i];
+    int64_t k = cin_g * window;
+    if (k > NN_MAX_ELEMENTS / (co ? co : 1))
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "W is too large");
+    p->k = (uint32_t)k;
+    p->co = (uint32_t)(co / p->group);
+    /* conv_cpu reading int8 codes or halves from a channels-last input with a multiple of 16
+     * channels orders K (window position, channel): see conv_weights_load. */
+    p->channels_inner = nn->variant == CLEVAL_VARIANT_CPU && !p->depthwise &&
+                        !nn_winograd_eligible(nn, op) && p->in_layout == NN_LAYOUT_NHWC &&
+                        cin_g % 16 == 0 && (op->int8 || nn_half(nn, op->in[0]));
+    char precision[160];
+    precision_options(nn, op, precision, sizeof precision);
+    if (p->depthwise) return prepare_depthwise(nn, op, precision);
+    if (nn->variant == CLEVAL_VARIANT_CPU) return prepare_cpu(nn, op, precision);
+    return prepare_gpu(nn, op, precision);
+}
+
+/* Where conv_cpu reads and writes: the input extents (after any zero border), the output's,
+ * the element strides of both and of one output step of the window. */
+typedef struct cpu_geometry {
+    int64_t n, c;
+    int64_t in_sp[3], out_sp[3], y_sp[3], ker[3], dil[3];
+    int64_t xs[5], ys[5]; /* element strides (n, c, d, h, w) of the input and the output */
+    int64_t ps[3];        /* input elements between neighbouring output pixels, per axis */
+    int64_t units;        /* output pixels (or, pooled, 2x2 blocks) per image and group */
+} cpu_geometry;
+
+/* Makes *xm the buffer conv_cpu reads: the input, its int8 codes, or a zero-bordered copy (of
+ * the codes), in the input's own layout; widens g->in_sp by the border. */
+static cleval_status stage_input(cleval_nn *nn, nn_op *op, cpu_geometry *g, cl_mem *xm)
+{
+    const nn_conv_params *p = &op->p.conv;
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    if (!has_padding(p)) {
+        if (!op->int8) return CLEVAL_OK;
+        cl_mem codes = nn_workspace_mem(nn, op);
+        cleval_status status =
+            nn_launch_quantize(nn, op, op->k[1], *xm, 0, codes, 0, nn_shape_count(x));
+        if (status == CLEVAL_OK) *xm = codes;
+        return status;
+    }
+    int64_t pb[3], pe[3], n = g->n, c = g->c;
     params3(p->pad_begin, p->spatial, 0, pb);
     params3(p->pad_end, p->spatial, 0, pe);
-    params3(p->kernel, p->spatial, 1, ker);
-
-    cl_mem xm = nn_value_mem(nn, op->in[0]);
-    if (op->int8 && !has_padding(p)) {
-        cl_mem codes = nn_workspace_mem(nn, op);
-        if ((status = nn_launch_quantize(nn, op, op->k[1], xm, 0, codes, 0, nn_shape_count(x))) !=
-            CLEVAL_OK)
-            return status;
-        xm = codes;
-    } else if (has_padding(p)) {
-        /* Copy (int8: the codes) into a zero-bordered buffer, in the input's own layout. */
-        nn_shape in_phys = {5, {n, c, in_sp[0], in_sp[1], in_sp[2]}};
-        int64_t begin[5] = {0, 0, pb[0], pb[1], pb[2]}, end[5] = {0, 0, pe[0], pe[1], pe[2]};
-        if (p->in_layout == NN_LAYOUT_NHWC) {
-            in_phys = (nn_shape){5, {n, in_sp[0], in_sp[1], in_sp[2], c}};
-            for (int i = 0; i < 3; i++) {
-                begin[1 + i] = pb[i];
-                end[1 + i] = pe[i];
-            }
-            begin[4] = end[4] = 0;
+    nn_shape in_phys = {5, {n, c, g->in_sp[0], g->in_sp[1], g->in_sp[2]}};
+    int64_t begin[5] = {0, 0, pb[0], pb[1], pb[2]}, end[5] = {0, 0, pe[0], pe[1], pe[2]};
+    if (p->in_layout == NN_LAYOUT_NHWC) {
+        in_phys = (nn_shape){5, {n, g->in_sp[0], g->in_sp[1], g->in_sp[2], c}};
+        for (int i = 0; i < 3; i++) {
+            begin[1 + i] = pb[i];
+            end[1 + i] = pe[i];
         }
-        nn_shape out_phys = in_phys;
-        for (int i = 0; i < 5; i++)
-            out_phys.d[i] += begin[i] + end[i];
-        cl_mem padded = nn_workspace_mem(nn, op);
-        status =
-            op->int8
-                ? nn_launch_quantize_pad(nn, op, op->k[1], xm, padded, &in_phys, &out_phys, begin)
-                : nn_launch_pad(nn, op, op->k[1], xm, padded, &in_phys, &out_phys, begin, 0.0f);
-        if (status != CLEVAL_OK) return status;
-        xm = padded;
-        for (int i = 0; i < 3; i++)
-            in_sp[i] += pb[i] + pe[i];
+        begin[4] = end[4] = 0;
     }
-    int64_t xs[5], ys[5];
-    layout_strides(p->in_layout, c, in_sp, xs);
-    layout_strides(yv->layout, yv->shape.d[1], y_sp, ys);
-    int64_t ps[3] = {stride[0] * xs[2], stride[1] * xs[3], stride[2] * xs[4]};
-    int64_t units = p->ep.pool ? y_sp[1] * y_sp[2] : out_sp[0] * out_sp[1] * out_sp[2];
+    nn_shape out_phys = in_phys;
+    for (int i = 0; i < 5; i++)
+        out_phys.d[i] += begin[i] + end[i];
+    cl_mem padded = nn_workspace_mem(nn, op);
+    cleval_status status =
+        op->int8 ? nn_launch_quantize_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin)
+                 : nn_launch_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin, 0.0f);
+    if (status != CLEVAL_OK) return status;
+    *xm = padded;
+    for (int i = 0; i < 3; i++)
+        g->in_sp[i] += pb[i] + pe[i];
+    return CLEVAL_OK;
+}
 
-    /* The offset tables depend on the input's extents; rebuild them when they change. */
-    int64_t key[6] = {c, in_sp[0], in_sp[1], in_sp[2], p->in_layout, units};
-    if (memcmp(key, p->table_key, sizeof key) != 0) {
-        int32_t *koff = malloc((size_t)p->k * sizeof *koff);
-        int32_t *poff = malloc((size_t)(units ? units : 1) * sizeof *poff);
-        if (!koff || !poff) {
-            free(koff);
-            free(poff);
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building Conv offsets");
-        }
-        int64_t cin_g = nn->values[p->weight].shape.d[1];
-        uint32_t kk = 0;
-        int64_t window = ker[0] * ker[1] * ker[2];
-        for (int64_t i = 0; i < cin_g * window; i++) {
-            /* k = (ci, window position), or (window position, ci) when channels_inner. */
-            int64_t ci = p->channels_inner ? i % cin_g : i / window;
-            int64_t at = p->channels_inner ? i / cin_g : i % window;
-            int64_t a = at / (ker[1] * ker[2]), b = at / ker[2] % ker[1], e = at % ker[2];
-            koff[kk++] = (int32_t)(ci * xs[1] + a * dil[0] * xs[2] + b * dil[1] * xs[3] +
-                                   e * dil[2] * xs[4]);
-        }
-        for (int64_t u = 0; u < units; u++) {
-            if (p->ep.pool) {
-                poff[u] = (int32_t)(2 * (u / y_sp[2]) * ps[1] + 2 * (u % y_sp[2]) * ps[2]);
-            } else {
-                int64_t plane = out_sp[1] * out_sp[2], rest = u % plane;
-                poff[u] = (int32_t)((u / plane) * ps[0] + (rest / out_sp[2]) * ps[1] +
-                                    (rest % out_sp[2]) * ps[2]);
-            }
-        }
-        if (op->mem[3]) clReleaseMemObject(op->mem[3]);
-        op->mem[3] = NULL;
-        status = nn_device_buffer_rw(nn, (size_t)(units ? units : 1) * sizeof *poff,
-                                     "Conv pixel offsets", &op->mem[3]);
-        if (status == CLEVAL_OK)
-            status = cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[2], CL_TRUE, 0,
-                                                          (size_t)p->k * sizeof *koff, koff, 0,
-                                                          NULL, NULL),
-                                     "clEnqueueWriteBuffer(Conv offsets)");
-        if (status == CLEVAL_OK && units)
-            status = cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[3], CL_TRUE, 0,
-                                                          (size_t)units * sizeof *poff, poff, 0,
-                                                          NULL, NULL),
-                                     "clEnqueueWriteBuffer(Conv pixel offsets)");
+/* The strides and unit count, once the input's extents are final (after stage_input). */
+static void finish_geometry(const nn_conv_params *p, const nn_value *yv, cpu_geometry *g)
+{
+    int64_t stride[3];
+    params3(p->stride, p->spatial, 1, stride);
+    layout_strides(p->in_layout, g->c, g->in_sp, g->xs);
+    layout_strides(yv->layout, yv->shape.d[1], g->y_sp, g->ys);
+    for (int i = 0; i < 3; i++)
+        g->ps[i] = stride[i] * g->xs[2 + i];
+    g->units = p->ep.pool ? g->y_sp[1] * g->y_sp[2] : g->out_sp[0] * g->out_sp[1] * g->out_sp[2];
+}
+
+/* Fills conv_cpu's offset tables: the input offset of each k (mem[2]) and of each output unit
+ * (mem[3], reallocated for the unit count). */
+static cleval_status write_offset_tables(cleval_nn *nn, nn_op *op, const cpu_geometry *g)
+{
+    const nn_conv_params *p = &op->p.conv;
+    const int64_t *ker = g->ker, *dil = g->dil, *xs = g->xs, *ps = g->ps;
+    int64_t units = g->units;
+    int32_t *koff = malloc((size_t)p->k * sizeof *koff);
+    int32_t *poff = malloc((size_t)(units ? units : 1) * sizeof *poff);
+    if (!koff || !poff) {
         free(koff);
         free(poff);
-        if (status != CLEVAL_OK) return status;
-        memcpy(p->table_key, key, sizeof key);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building Conv offsets");
     }
+    int64_t cin_g = nn->values[p->weight].shape.d[1];
+    int64_t window = ker[0] * ker[1] * ker[2];
+    assert(cin_g * window == (int64_t)p->k);
+    for (int64_t i = 0; i < cin_g * window; i++) {
+        /* k = (ci, window position), or (window position, ci) when channels_inner. */
+        int64_t ci = p->channels_inner ? i % cin_g : i / window;
+        int64_t at = p->channels_inner ? i / cin_g : i % window;
+        int64_t a = at / (ker[1] * ker[2]), b = at / ker[2] % ker[1], e = at % ker[2];
+        koff[i] =
+            (int32_t)(ci * xs[1] + a * dil[0] * xs[2] + b * dil[1] * xs[3] + e * dil[2] * xs[4]);
+    }
+    for (int64_t u = 0; u < units; u++) {
+        if (p->ep.pool) {
+            poff[u] = (int32_t)(2 * (u / g->y_sp[2]) * ps[1] + 2 * (u % g->y_sp[2]) * ps[2]);
+        } else {
+            int64_t plane = g->out_sp[1] * g->out_sp[2], rest = u % plane;
+            poff[u] = (int32_t)((u / plane) * ps[0] + (rest / g->out_sp[2]) * ps[1] +
+                                (rest % g->out_sp[2]) * ps[2]);
+        }
+    }
+    if (op->mem[3]) clReleaseMemObject(op->mem[3]);
+    op->mem[3] = NULL;
+    cleval_status status = nn_device_buffer_rw(nn, (size_t)(units ? units : 1) * sizeof *poff,
+                                               "Conv pixel offsets", &op->mem[3]);
+    if (status == CLEVAL_OK)
+        status =
+            cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[2], CL_TRUE, 0,
+                                                 (size_t)p->k * sizeof *koff, koff, 0, NULL, NULL),
+                            "clEnqueueWriteBuffer(Conv offsets)");
+    if (status == CLEVAL_OK && units)
+        status =
+            cleval_cl_check(clEnqueueWriteBuffer(nn->queue, op->mem[3], CL_TRUE, 0,
+                                                 (size_t)units * sizeof *poff, poff, 0, NULL, NULL),
+                            "clEnqueueWriteBuffer(Conv pixel offsets)");
+    free(koff);
+    free(poff);
+    return status;
+}
 
+/* Output units per conv_cpu work-item: enough work-items to keep every core busy, each at
+ * least a few register tiles long. */
+static int64_t units_per_item(const cleval_nn *nn, const nn_conv_params *p, int64_t n,
+                              int64_t units)
+{
     uint32_t units_per_tile = p->ep.pool ? p->mr / 4 : p->mr;
     int64_t tiles = (units + units_per_tile - 1) / units_per_tile;
-    /* Enough work-items to keep every core busy, each at least a few tiles long. */
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
     int64_t want = (int64_t)nn->tuning.conv_items * (info->compute_units ? info->compute_units : 1);
     int64_t per_image = (want + n - 1) / n;
     if (per_image > (tiles + 3) / 4) per_image = (tiles + 3) / 4;
     if (per_image < 1) per_image = 1;
-    int64_t units_per_item = ((tiles + per_image - 1) / per_image) * units_per_tile;
-    per_image = (units + units_per_item - 1) / units_per_item;
+    return ((tiles + per_image - 1) / per_image) * units_per_tile;
+}
 
+static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
+{
+    nn_conv_params *p = &op->p.conv;
+    const nn_value *yv = nn_out(nn, op, 0);
+    const nn_shape *x = &nn_in(nn, op, 0)->shape;
+    if (x->d[0] == 0 || nn_shape_count(&yv->shape) == 0) return CLEVAL_OK;
+    nn_shape conv_out;
+    cleval_status status = conv_shape(nn, op, &conv_out);
+    if (status != CLEVAL_OK) return status;
+    cpu_geometry g = {.n = x->d[0], .c = x->d[1]};
+    spatial3(x, p->spatial, g.in_sp);
+    spatial3(&conv_out, p->spatial, g.out_sp);
+    spatial3(&yv->shape, p->spatial, g.y_sp);
+    params3(p->kernel, p->spatial, 1, g.ker);
+    params3(p->dilation, p->spatial, 1, g.dil);
+    cl_mem xm = nn_value_mem(nn, op->in[0]);
+    if ((status = stage_input(nn, op, &g, &xm)) != CLEVAL_OK) return status;
+    finish_geometry(p, yv, &g);
+
+    /* The offset tables depend on the input's extents; rebuild them when they change. */
+    int64_t key[6] = {g.c, g.in_sp[0], g.in_sp[1], g.in_sp[2], p->in_layout, g.units};
+    if (memcmp(key, p->table_key, sizeof key) != 0) {
+        if ((status = write_offset_tables(nn, op, &g)) != CLEVAL_OK) return status;
+        memcpy(p->table_key, key, sizeof key);
+    }
+
+    int64_t per_item = units_per_item(nn, p, g.n, g.units);
+    size_t global[2] = {(size_t)((g.units + per_item - 1) / per_item), (size_t)g.n};
+    size_t local[2] = {1, 1};
     int64_t co_g = p->co, nr = 16 * (int64_t)p->nv;
     int64_t cin_g = nn->values[p->weight].shape.d[1];
+    const int64_t *xs = g.xs, *ys = g.ys, *ps = g.ps;
     int64_t ys_p = yv->layout == NN_LAYOUT_NHWC ? ys[4] : 1;
-    for (int64_t g = 0; g < p->group; g++) {
-        nn_args a = nn_args_begin(op->k[0]);
-        nn_arg_mem(&a, xm);
-        nn_arg_int(&a, (int32_t)(g * cin_g * xs[1]));
-        nn_arg_int(&a, (int32_t)xs[0]);
-        nn_arg_mem(&a, op->mem[3]);
-        nn_arg_int4(&a, 0, (int32_t)ps[2], (int32_t)ps[1], (int32_t)(ps[1] + ps[2]));
-        nn_arg_mem(&a, op->mem[0]);
-        nn_arg_int(&a, (int32_t)(g * p->panels * p->k * nr));
-        nn_arg_mem(&a, op->mem[2]);
-        nn_arg_mem(&a, op->mem[1]);
-        nn_arg_int(&a, (int32_t)(g * p->panels * nr));
-        nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-        nn_arg_int(&a, (int32_t)(g * co_g * ys[1]));
-        nn_arg_int(&a, (int32_t)ys[0]);
-        nn_arg_int(&a, (int32_t)ys[1]);
-        nn_arg_int(&a, (int32_t)ys_p);
-        nn_arg_int(&a, (int32_t)p->k);
-        nn_arg_int(&a, (int32_t)co_g);
-        nn_arg_int(&a, (int32_t)p->panels);
-        nn_arg_int(&a, (int32_t)units);
-        nn_arg_int(&a, (int32_t)units_per_item);
-        nn_arg_float(&a, p->ep.lo);
-        nn_arg_float(&a, p->ep.hi);
-        nn_arg_mem(&a, op->int8 ? op->mem[4] : op->mem[1]);
-        nn_arg_float(&a, op->int8 ? op->x_scale : 1.0f);
-        size_t global[2] = {(size_t)per_image, (size_t)n}, local[2] = {1, 1};
+    for (int64_t grp = 0; grp < p->group; grp++) {
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+        cleval_kernel_arg_mem(&a, xm);
+        cleval_kernel_arg_int(&a, (int32_t)(grp * cin_g * xs[1]));
+        cleval_kernel_arg_int(&a, (int32_t)xs[0]);
+        cleval_kernel_arg_mem(&a, op->mem[3]);
+        cleval_kernel_arg_int4(&a, 0, (int32_t)ps[2], (int32_t)ps[1], (int32_t)(ps[1] + ps[2]));
+        cleval_kernel_arg_mem(&a, op->mem[0]);
+        cleval_kernel_arg_int(&a, (int32_t)(grp * p->panels * p->k * nr));
+        cleval_kernel_arg_mem(&a, op->mem[2]);
+        cleval_kernel_arg_mem(&a, op->mem[1]);
+        cleval_kernel_arg_int(&a, (int32_t)(grp * p->panels * nr));
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+        cleval_kernel_arg_int(&a, (int32_t)(grp * co_g * ys[1]));
+        cleval_kernel_arg_int(&a, (int32_t)ys[0]);
+        cleval_kernel_arg_int(&a, (int32_t)ys[1]);
+        cleval_kernel_arg_int(&a, (int32_t)ys_p);
+        cleval_kernel_arg_int(&a, (int32_t)p->k);
+        cleval_kernel_arg_int(&a, (int32_t)co_g);
+        cleval_kernel_arg_int(&a, (int32_t)p->panels);
+        cleval_kernel_arg_int(&a, (int32_t)g.units);
+        cleval_kernel_arg_int(&a, (int32_t)per_item);
+        cleval_kernel_arg_float(&a, p->ep.lo);
+        cleval_kernel_arg_float(&a, p->ep.hi);
+        cleval_kernel_arg_mem(&a, op->int8 ? op->mem[4] : op->mem[1]);
+        cleval_kernel_arg_float(&a, op->int8 ? op->x_scale : 1.0f);
         if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
     }
     return CLEVAL_OK;
@@ -600,31 +653,31 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op)
         xm = codes;
     }
     for (int64_t g = 0; g < p->group; g++) {
-        nn_args a = nn_args_begin(op->k[0]);
-        nn_arg_mem(&a, xm);
-        nn_arg_int(&a, (int32_t)(g * cin_g * in_volume));
-        nn_arg_int(&a, (int32_t)(x->d[1] * in_volume));
-        nn_arg_int(&a, (int32_t)in_volume);
-        nn_arg_int4(&a, (int32_t)in_sp[0], (int32_t)in_sp[1], (int32_t)in_sp[2], 0);
-        nn_arg_mem(&a, op->mem[0]);
-        nn_arg_int(&a, (int32_t)(g * p->k * co_g));
-        nn_arg_mem(&a, op->mem[2]);
-        nn_arg_mem(&a, op->mem[1]);
-        nn_arg_int(&a, (int32_t)(g * co_g));
-        nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-        nn_arg_int(&a, (int32_t)(g * co_g * volume));
-        nn_arg_int(&a, (int32_t)(co * volume));
-        nn_arg_int(&a, (int32_t)volume);
-        nn_arg_int(&a, (int32_t)p->k);
-        nn_arg_int(&a, (int32_t)co_g);
-        nn_arg_int(&a, (int32_t)m);
-        nn_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
-        nn_arg_int4(&a, (int32_t)stride[0], (int32_t)stride[1], (int32_t)stride[2], 0);
-        nn_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
-        nn_arg_float(&a, p->ep.lo);
-        nn_arg_float(&a, p->ep.hi);
-        nn_arg_mem(&a, op->int8 ? op->mem[4] : op->mem[1]);
-        nn_arg_float(&a, op->int8 ? op->x_scale : 1.0f);
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+        cleval_kernel_arg_mem(&a, xm);
+        cleval_kernel_arg_int(&a, (int32_t)(g * cin_g * in_volume));
+        cleval_kernel_arg_int(&a, (int32_t)(x->d[1] * in_volume));
+        cleval_kernel_arg_int(&a, (int32_t)in_volume);
+        cleval_kernel_arg_int4(&a, (int32_t)in_sp[0], (int32_t)in_sp[1], (int32_t)in_sp[2], 0);
+        cleval_kernel_arg_mem(&a, op->mem[0]);
+        cleval_kernel_arg_int(&a, (int32_t)(g * p->k * co_g));
+        cleval_kernel_arg_mem(&a, op->mem[2]);
+        cleval_kernel_arg_mem(&a, op->mem[1]);
+        cleval_kernel_arg_int(&a, (int32_t)(g * co_g));
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+        cleval_kernel_arg_int(&a, (int32_t)(g * co_g * volume));
+        cleval_kernel_arg_int(&a, (int32_t)(co * volume));
+        cleval_kernel_arg_int(&a, (int32_t)volume);
+        cleval_kernel_arg_int(&a, (int32_t)p->k);
+        cleval_kernel_arg_int(&a, (int32_t)co_g);
+        cleval_kernel_arg_int(&a, (int32_t)m);
+        cleval_kernel_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
+        cleval_kernel_arg_int4(&a, (int32_t)stride[0], (int32_t)stride[1], (int32_t)stride[2], 0);
+        cleval_kernel_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
+        cleval_kernel_arg_float(&a, p->ep.lo);
+        cleval_kernel_arg_float(&a, p->ep.hi);
+        cleval_kernel_arg_mem(&a, op->int8 ? op->mem[4] : op->mem[1]);
+        cleval_kernel_arg_float(&a, op->int8 ? op->x_scale : 1.0f);
         size_t ts = nn->tuning.gpu_ts, threads = ts / nn->tuning.gpu_wpt;
         size_t global[2] = {(size_t)((co_g + (int64_t)ts - 1) / (int64_t)ts) * threads,
                             (size_t)((m + (int64_t)ts - 1) / (int64_t)ts) * threads};
@@ -647,22 +700,22 @@ static cleval_status launch_depthwise(cleval_nn *nn, nn_op *op)
     params3(p->stride, p->spatial, 1, stride);
     params3(p->dilation, p->spatial, 1, dil);
     params3(p->pad_begin, p->spatial, 0, pb);
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
-    nn_arg_mem(&a, op->mem[0]);
-    nn_arg_mem(&a, op->mem[1]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_int(&a, (int32_t)total);
-    nn_arg_int(&a, (int32_t)x->d[1]);
-    nn_arg_int(&a, (int32_t)(y->d[1] / x->d[1]));
-    nn_arg_int4(&a, (int32_t)in_sp[0], (int32_t)in_sp[1], (int32_t)in_sp[2], 0);
-    nn_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
-    nn_arg_int4(&a, (int32_t)ker[0], (int32_t)ker[1], (int32_t)ker[2], 0);
-    nn_arg_int4(&a, (int32_t)stride[0], (int32_t)stride[1], (int32_t)stride[2], 0);
-    nn_arg_int4(&a, (int32_t)dil[0], (int32_t)dil[1], (int32_t)dil[2], 0);
-    nn_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
-    nn_arg_float(&a, p->ep.lo);
-    nn_arg_float(&a, p->ep.hi);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, op->mem[0]);
+    cleval_kernel_arg_mem(&a, op->mem[1]);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_int(&a, (int32_t)total);
+    cleval_kernel_arg_int(&a, (int32_t)x->d[1]);
+    cleval_kernel_arg_int(&a, (int32_t)(y->d[1] / x->d[1]));
+    cleval_kernel_arg_int4(&a, (int32_t)in_sp[0], (int32_t)in_sp[1], (int32_t)in_sp[2], 0);
+    cleval_kernel_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
+    cleval_kernel_arg_int4(&a, (int32_t)ker[0], (int32_t)ker[1], (int32_t)ker[2], 0);
+    cleval_kernel_arg_int4(&a, (int32_t)stride[0], (int32_t)stride[1], (int32_t)stride[2], 0);
+    cleval_kernel_arg_int4(&a, (int32_t)dil[0], (int32_t)dil[1], (int32_t)dil[2], 0);
+    cleval_kernel_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
+    cleval_kernel_arg_float(&a, p->ep.lo);
+    cleval_kernel_arg_float(&a, p->ep.hi);
     size_t local = nn_local_1d(nn), global = (size_t)total;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

@@ -161,16 +161,16 @@ static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
     if ((status = operand_mem(nn, op->in[0], &ma)) != CLEVAL_OK ||
         (status = operand_mem(nn, op->in[1], &mb)) != CLEVAL_OK)
         return status;
-    nn_args args = nn_args_begin(op->k[0]);
-    nn_arg_mem(&args, ma);
-    nn_arg_mem(&args, mb);
-    nn_arg_mem(&args, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&args, (uint32_t)n);
-    nn_arg_int(&args, op->p.ew.op);
-    nn_arg_int(&args, (int32_t)(8 - rank));
-    nn_arg_int8(&args, kd);
-    nn_arg_int8(&args, ka);
-    nn_arg_int8(&args, kb);
+    cleval_kernel_args args = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&args, ma);
+    cleval_kernel_arg_mem(&args, mb);
+    cleval_kernel_arg_mem(&args, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&args, (uint32_t)n);
+    cleval_kernel_arg_int(&args, op->p.ew.op);
+    cleval_kernel_arg_int(&args, (int32_t)(8 - rank));
+    cleval_kernel_arg_int8(&args, kd);
+    cleval_kernel_arg_int8(&args, ka);
+    cleval_kernel_arg_int8(&args, kb);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &args, 1, &global, &local);
 }
@@ -360,13 +360,13 @@ static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
     cl_mem x;
     cleval_status status = operand_mem(nn, op->in[0], &x);
     if (status != CLEVAL_OK) return status;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, x);
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&a, (uint32_t)y->count);
-    nn_arg_int(&a, op->p.ew.op);
-    nn_arg_float(&a, op->p.ew.lo);
-    nn_arg_float(&a, op->p.ew.hi);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, x);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)y->count);
+    cleval_kernel_arg_int(&a, op->p.ew.op);
+    cleval_kernel_arg_float(&a, op->p.ew.lo);
+    cleval_kernel_arg_float(&a, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -569,16 +569,16 @@ static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)
     cl_mem x;
     cleval_status status = operand_mem(nn, op->in[0], &x);
     if (status != CLEVAL_OK) return status;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, x);
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_mem(&a, op->mem[0]);
-    nn_arg_mem(&a, op->mem[1]);
-    nn_arg_uint(&a, (uint32_t)y->count);
-    nn_arg_uint(&a, (uint32_t)y->shape.d[1]);
-    nn_arg_uint(&a, (uint32_t)inner);
-    nn_arg_float(&a, op->p.ew.lo);
-    nn_arg_float(&a, op->p.ew.hi);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, x);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_mem(&a, op->mem[0]);
+    cleval_kernel_arg_mem(&a, op->mem[1]);
+    cleval_kernel_arg_uint(&a, (uint32_t)y->count);
+    cleval_kernel_arg_uint(&a, (uint32_t)y->shape.d[1]);
+    cleval_kernel_arg_uint(&a, (uint32_t)inner);
+    cleval_kernel_arg_float(&a, op->p.ew.lo);
+    cleval_kernel_arg_float(&a, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

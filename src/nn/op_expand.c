@@ -63,13 +63,13 @@ static cleval_status expand_launch(cleval_nn *nn, nn_op *op)
         if (x->shape.d[j] != 1) steps[8 - rank + d] = (int32_t)stride;
         stride *= x->shape.d[j];
     }
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&a, (uint32_t)y->count);
-    nn_arg_int(&a, (int32_t)(8 - rank));
-    nn_arg_int8(&a, dims);
-    nn_arg_int8(&a, steps);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)y->count);
+    cleval_kernel_arg_int(&a, (int32_t)(8 - rank));
+    cleval_kernel_arg_int8(&a, dims);
+    cleval_kernel_arg_int8(&a, steps);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -105,10 +105,10 @@ static cleval_status fill_prepare(cleval_nn *nn, nn_op *op)
 static cleval_status fill_launch(cleval_nn *nn, nn_op *op)
 {
     const nn_value *y = nn_out(nn, op, 0);
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&a, (uint32_t)y->count);
-    nn_arg_float(&a, op->p.fold.fill_f32);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)y->count);
+    cleval_kernel_arg_float(&a, op->p.fold.fill_f32);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

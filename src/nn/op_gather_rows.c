@@ -114,17 +114,16 @@ static cleval_status gather_rows_launch(cleval_nn *nn, nn_op *op)
     cleval_status status = nn_const_mem(nn, op->in[0], &table);
     if (status != CLEVAL_OK) return status;
     uint64_t n = nn_out(nn, op, 0)->count;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, table);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[1]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_int(&a, (int32_t)n);
-    nn_arg_int(&a, (int32_t)op->p.gather_rows.row_len);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, table);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[1]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_int(&a, (int32_t)n);
+    cleval_kernel_arg_int(&a, (int32_t)op->p.gather_rows.row_len);
     cl_long rows = op->p.gather_rows.rows;
-    if (a.err == CL_SUCCESS) a.err = clSetKernelArg(a.k, a.i, sizeof rows, &rows);
-    a.i++;
-    nn_arg_mem(&a, op->mem[FLAG_MEM]);
-    nn_arg_mem(&a, op->mem[BAD_MEM]);
+    cleval_kernel_arg(&a, sizeof rows, &rows);
+    cleval_kernel_arg_mem(&a, op->mem[FLAG_MEM]);
+    cleval_kernel_arg_mem(&a, op->mem[BAD_MEM]);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

@@ -1,9 +1,10 @@
 /* Gemm (transA/transB, alpha, beta, C broadcast to [M, N]) and MatMul (numpy semantics: 1-D
  * operands, broadcast batch axes; either operand a constant or an activation) on the matrix
- * multiply core of kernels/gemm.cl. A constant B is packed once at prepare (gemm_cpu) or read
- * in place (gemm_gpu); a computed B is packed per run by gemm_pack on CPUs. */
+ * multiply core of kernels/gemm.cl. A constant B is packed once at prepare (gemm_cpu, pack.c) or
+ * read in place (gemm_gpu); a computed B is packed per run by gemm_pack on CPUs. */
 #include "nn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,12 +229,164 @@ static void precision_options(const cleval_nn *nn, const nn_op *op, bool b_half,
              nn_half(nn, op->out[0]), op->int8, nn->tuning.i8_float);
 }
 
-static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
+/* B's int8 codes (in B's own layout, as exact floats) and a scale per column; both NULL
+ * without int8. */
+typedef struct gemm_weights {
+    const float *values; /* B's floats or codes */
+    float *codes, *scales;
+    int64_t n_cols;
+} gemm_weights;
+
+static cleval_status gemm_weights_load(const nn_op *op, const nn_value *b, gemm_weights *w)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    w->n_cols = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
+                          : (p->trans_b ? b->shape.d[0] : b->shape.d[1]);
+    w->values = b->f32;
+    w->codes = w->scales = NULL;
+    if (!op->int8) return CLEVAL_OK;
+    int64_t k, ks, ns;
+    b_layout(op, b, w->n_cols, &k, &ks, &ns);
+    cleval_status status =
+        nn_quantise_weights(b->f32, w->n_cols, k, ns, ks, "weights", &w->codes, &w->scales);
+    if (status == CLEVAL_OK) w->values = w->codes;
+    return status;
+}
+
+static const char *mode_tag(const cleval_nn *nn, const nn_op *op)
+{
+    return op->int8 ? " int8" : nn->precision == CLEVAL_NN_FP16 ? nn_fp16_tag(nn) : "";
+}
+
+/* GPU: a constant B is read in place (the float constant, or a half / int8 copy); gemm_gpu,
+ * its split-K reduction and (int8) quantize_2d. */
+static cleval_status prepare_gpu(cleval_nn *nn, nn_op *op, const gemm_weights *w, bool has_c)
 {
     nn_gemm_params *p = &op->p.gemm;
     const nn_value *b = nn_in(nn, op, 1);
-    bool has_c = nn_has_in(op, 2) && p->beta != 0.0f;
     bool half = nn->precision == CLEVAL_NN_FP16;
+    bool b_half = half ? b->kind == NN_VALUE_CONST || nn_half(nn, op->in[1]) : false;
+    cl_mem unused;
+    cleval_status status = CLEVAL_OK;
+    if (b->kind == NN_VALUE_CONST && (half || op->int8))
+        status =
+            nn_upload_as(nn, w->values, (size_t)b->count, half, op->int8, "weights", &op->mem[0]);
+    else if (b->kind == NN_VALUE_CONST)
+        status = nn_const_mem(nn, op->in[1], &unused);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_upload(nn, w->scales, (size_t)w->n_cols * sizeof *w->scales, "weight scales",
+                           &op->mem[4]);
+    if (status != CLEVAL_OK) return status;
+    char options[400], precision[200];
+    precision_options(nn, op, b_half, precision, sizeof precision);
+    snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u %s", has_c,
+             nn_epilogue_clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
+             nn->tuning.gpu_wpt, mode_tag(nn, op));
+    status = nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
+    if (status == CLEVAL_OK)
+        status = nn_kernel(nn, op, "gemm", options, "gemm_gpu_reduce", &op->k[2]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
+    return status;
+}
+
+/* B with its K rows in the order of a channels-last A (see passes.c): row (ch, sp) moves to
+ * (sp, ch). Returns malloc'd memory or NULL. */
+static float *permute_k_rows(const nn_gemm_params *p, const float *b, int64_t k, int64_t n,
+                             int64_t ks, int64_t ns)
+{
+    float *permuted = malloc((size_t)(k * n) * sizeof *permuted);
+    if (!permuted) return NULL;
+    for (int64_t ch = 0; ch < p->perm_c; ch++)
+        for (int64_t sp = 0; sp < p->perm_s; sp++)
+            for (int64_t j = 0; j < n; j++)
+                permuted[(sp * p->perm_c + ch) * ks + j * ns] =
+                    b[(ch * p->perm_s + sp) * ks + j * ns];
+    return permuted;
+}
+
+/* gemm_cpu's constant B: every matrix of B packed into panels (nn_pack_panels), and the int8
+ * scales padded to whole panels. */
+static cleval_status upload_packed_b(cleval_nn *nn, nn_op *op, const gemm_weights *w)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    const nn_value *b = nn_in(nn, op, 1);
+    if (!b->f32) return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "B must be a float tensor");
+    int64_t n = w->n_cols, k, ks, ns, count = 1;
+    b_layout(op, b, n, &k, &ks, &ns);
+    if (p->matmul)
+        for (uint32_t i = 0; i + 2 < b->shape.rank; i++)
+            count *= b->shape.d[i];
+    int64_t nr = 16 * (int64_t)p->nv, panels = nn_panel_count(n, p->nv);
+    size_t per = (size_t)(panels * k * nr);
+    if (k * n > NN_MAX_ELEMENTS || (int64_t)per * count > NN_MAX_ELEMENTS)
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "B is too large");
+    if (p->perm_c > 0 && (p->perm_c * p->perm_s != k || count != 1))
+        return nn_fail_op(nn, op, CLEVAL_ERR_INTERNAL, "weight permutation mismatch");
+    float *permuted = p->perm_c > 0 ? permute_k_rows(p, w->values, k, n, ks, ns) : NULL;
+    if (p->perm_c > 0 && !permuted)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+    float *packed =
+        nn_pack_panels(permuted ? permuted : w->values, count, k * n, k, n, ks, ns, p->nv);
+    float *scales = op->int8 ? nn_pad_panel_columns(w->scales, 1, n, p->nv) : NULL;
+    cleval_status status = CLEVAL_OK;
+    if (!packed || (op->int8 && !scales))
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+    p->panels = (uint32_t)panels;
+    if (status == CLEVAL_OK)
+        status = nn_upload_as(nn, packed, per * (size_t)count, nn->precision == CLEVAL_NN_FP16,
+                              op->int8, "packed weights", &op->mem[0]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_upload(nn, scales, (size_t)(panels * nr) * sizeof *scales, "weight scales",
+                           &op->mem[4]);
+    free(permuted);
+    free(packed);
+    free(scales);
+    return status;
+}
+
+/* CPU: B packed once at prepare when constant, else per run by gemm_pack; gemm_cpu and
+ * (int8) quantize_2d. */
+static cleval_status prepare_cpu(cleval_nn *nn, nn_op *op, const gemm_weights *w, bool has_c)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    /* The tile follows N, which is fixed by B for Gemm and MatMul alike. */
+    int64_t n = w->n_cols;
+    nn_choose_tile((uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), nn->tuning.gemm_mr,
+                   nn->tuning.gemm_nv, &p->mr, &p->nv);
+    p->b_packed = nn_in(nn, op, 1)->kind == NN_VALUE_CONST;
+    cleval_status status;
+    if (p->b_packed) {
+        status = upload_packed_b(nn, op, w);
+    } else {
+        char pack_options[64];
+        snprintf(pack_options, sizeof pack_options, "-DNV=%u -DB_HALF=%d", p->nv,
+                 nn_half(nn, op->in[1]));
+        status = nn_kernel(nn, op, "gemm", pack_options, "gemm_pack", &op->k[1]);
+    }
+    if (status != CLEVAL_OK) return status;
+    bool a_ks1 = p->matmul || !p->trans_a || op->int8;
+    char options[400], precision[200];
+    precision_options(nn, op, p->b_packed && nn->precision == CLEVAL_NN_FP16, precision,
+                      sizeof precision);
+    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d -DA_KS1=%d %s",
+             p->mr, p->nv, nn->tuning.gemm_kc, has_c, nn_epilogue_clamps(&p->ep), a_ks1, precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%u%s%s%s", p->mr,
+             p->nv, nn->tuning.gemm_kc, p->b_packed ? "" : " +pack", mode_tag(nn, op),
+             op->int8 && nn->tuning.i8_float ? " (float blocks)" : "");
+    status = nn_kernel(nn, op, "gemm", options, "gemm_cpu", &op->k[0]);
+    if (status == CLEVAL_OK && op->int8)
+        status = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
+    return status;
+}
+
+/* One prepare per kernel family (gemm_gpu, gemm_cpu), after the constant A and C are on the
+ * device and B's int8 codes are made. */
+static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
+{
+    nn_gemm_params *p = &op->p.gemm;
+    bool has_c = nn_has_in(op, 2) && p->beta != 0.0f;
     cl_mem unused;
     cleval_status status;
     if (has_c && nn_in(nn, op, 2)->kind == NN_VALUE_CONST &&
@@ -242,149 +395,12 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
     if (nn_in(nn, op, 0)->kind == NN_VALUE_CONST &&
         (status = nn_const_mem(nn, op->in[0], &unused)) != CLEVAL_OK)
         return status;
-    char options[400], precision[200];
-    const char *mode = op->int8 ? " int8" : half ? nn_fp16_tag(nn) : "";
-    /* int8: B's codes (in B's own layout, as exact floats) and a scale per column. */
-    int64_t n_cols = p->matmul ? (b->shape.rank == 1 ? 1 : b->shape.d[b->shape.rank - 1])
-                               : (p->trans_b ? b->shape.d[0] : b->shape.d[1]);
-    float *codes = NULL, *scales = NULL;
-    const float *weights = b->f32;
-    if (op->int8) {
-        int64_t k, ks, ns;
-        b_layout(op, b, n_cols, &k, &ks, &ns);
-        codes = malloc((size_t)(k * n_cols) * sizeof *codes);
-        scales = calloc((size_t)n_cols + 16 * 4, sizeof *scales);
-        if (!codes || !scales) {
-            free(codes);
-            free(scales);
-            return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory quantising weights");
-        }
-        nn_quantise_channels(b->f32, n_cols, k, ns, ks, codes, scales);
-        weights = codes;
-    }
-    if (nn->variant == CLEVAL_VARIANT_GPU) {
-        /* A constant B is read in place: the float constant, or a half / int8 copy. */
-        bool b_half = half ? b->kind == NN_VALUE_CONST || nn_half(nn, op->in[1]) : false;
-        if (b->kind == NN_VALUE_CONST && (half || op->int8))
-            status =
-                nn_upload_as(nn, weights, (size_t)b->count, half, op->int8, "weights", &op->mem[0]);
-        else if (b->kind == NN_VALUE_CONST)
-            status = nn_const_mem(nn, op->in[1], &unused);
-        else
-            status = CLEVAL_OK;
-        if (status == CLEVAL_OK && op->int8)
-            status = nn_upload(nn, scales, (size_t)n_cols * sizeof *scales, "weight scales",
-                               &op->mem[4]);
-        free(codes);
-        free(scales);
-        if (status != CLEVAL_OK) return status;
-        precision_options(nn, op, b_half, precision, sizeof precision);
-        snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u %s", has_c,
-                 nn_epilogue_clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
-        snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u%s",
-                 nn->tuning.gpu_ts, nn->tuning.gpu_wpt, mode);
-        cleval_status st = nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
-        if (st == CLEVAL_OK) st = nn_kernel(nn, op, "gemm", options, "gemm_gpu_reduce", &op->k[2]);
-        if (st == CLEVAL_OK && op->int8)
-            st = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
-        return st;
-    }
-    /* CPU: the tile follows N, which is fixed by B for Gemm and MatMul alike. */
-    int64_t n = n_cols;
-    nn_choose_tile((uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), nn->tuning.gemm_mr,
-                   nn->tuning.gemm_nv, &p->mr, &p->nv);
-    p->b_packed = b->kind == NN_VALUE_CONST;
-    if (p->b_packed) {
-        if (!b->f32) {
-            free(codes);
-            free(scales);
-            return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "B must be a float tensor");
-        }
-        int64_t k, ks, ns, count = 1;
-        b_layout(op, b, n, &k, &ks, &ns);
-        if (p->matmul)
-            for (uint32_t i = 0; i + 2 < b->shape.rank; i++)
-                count *= b->shape.d[i];
-        int64_t nr = 16 * (int64_t)p->nv, panels = (n + nr - 1) / nr;
-        size_t per = (size_t)(panels * k * nr);
-        float *all = NULL, *permuted = NULL;
-        const float *src = weights;
-        status = CLEVAL_OK;
-        if (k * n > NN_MAX_ELEMENTS || (int64_t)per * count > NN_MAX_ELEMENTS) {
-            status = nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "B is too large");
-            goto cpu_done;
-        }
-        all = calloc(per * (size_t)count + 1, sizeof *all);
-        if (!all) {
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
-            goto cpu_done;
-        }
-        /* B with its K rows in the order of a channels-last A (see passes.c). */
-        if (p->perm_c > 0) {
-            if (p->perm_c * p->perm_s != k || count != 1) {
-                status = nn_fail_op(nn, op, CLEVAL_ERR_INTERNAL, "weight permutation mismatch");
-                goto cpu_done;
-            }
-            permuted = malloc((size_t)(k * n) * sizeof *permuted);
-            if (!permuted) {
-                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
-                goto cpu_done;
-            }
-            for (int64_t ch = 0; ch < p->perm_c; ch++)
-                for (int64_t sp = 0; sp < p->perm_s; sp++)
-                    for (int64_t j = 0; j < n; j++)
-                        permuted[(sp * p->perm_c + ch) * ks + j * ns] =
-                            weights[(ch * p->perm_s + sp) * ks + j * ns];
-            src = permuted;
-        }
-        for (int64_t i = 0; i < count; i++) {
-            uint32_t np;
-            float *one = nn_pack_panels(src + i * k * n, k, n, ks, ns, p->nv, &np);
-            if (!one) {
-                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
-                goto cpu_done;
-            }
-            memcpy(all + (size_t)i * per, one, per * sizeof *all);
-            free(one);
-        }
-        p->panels = (uint32_t)panels;
-        status = nn_upload_as(nn, all, per * (size_t)count, half, op->int8, "packed weights",
-                              &op->mem[0]);
-        if (status == CLEVAL_OK && op->int8) {
-            /* Scales padded to whole panels, as the epilogue reads them 16 at a time. */
-            float *padded = calloc((size_t)(panels * nr), sizeof *padded);
-            if (!padded)
-                status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
-            else {
-                memcpy(padded, scales, (size_t)n * sizeof *padded);
-                status = nn_upload(nn, padded, (size_t)(panels * nr) * sizeof *padded,
-                                   "weight scales", &op->mem[4]);
-                free(padded);
-            }
-        }
-    cpu_done:
-        free(all);
-        free(permuted);
-        free(codes);
-        free(scales);
-        if (status != CLEVAL_OK) return status;
-    } else {
-        char pack_options[64];
-        snprintf(pack_options, sizeof pack_options, "-DNV=%u -DB_HALF=%d", p->nv,
-                 nn_half(nn, op->in[1]));
-        if ((status = nn_kernel(nn, op, "gemm", pack_options, "gemm_pack", &op->k[1])) != CLEVAL_OK)
-            return status;
-    }
-    bool a_ks1 = p->matmul || !p->trans_a || op->int8;
-    precision_options(nn, op, p->b_packed && half, precision, sizeof precision);
-    snprintf(options, sizeof options, "-DMR=%u -DNV=%u -DKC=%u -DHAS_C=%d -DCLAMP=%d -DA_KS1=%d %s",
-             p->mr, p->nv, nn->tuning.gemm_kc, has_c, nn_epilogue_clamps(&p->ep), a_ks1, precision);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_cpu MR=%u NV=%u KC=%u%s%s%s", p->mr,
-             p->nv, nn->tuning.gemm_kc, p->b_packed ? "" : " +pack", mode,
-             op->int8 && nn->tuning.i8_float ? " (float blocks)" : "");
-    status = nn_kernel(nn, op, "gemm", options, "gemm_cpu", &op->k[0]);
-    if (status == CLEVAL_OK && op->int8)
-        status = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
+    gemm_weights w;
+    if ((status = gemm_weights_load(op, nn_in(nn, op, 1), &w)) != CLEVAL_OK) return status;
+    status = nn->variant == CLEVAL_VARIANT_GPU ? prepare_gpu(nn, op, &w, has_c)
+                                               : prepare_cpu(nn, op, &w, has_c);
+    free(w.codes);
+    free(w.scales);
     return status;
 }
 
@@ -471,182 +487,210 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-/* C (at offset 0, with its row and column strides; a stride of 0 broadcasts) and Y (at y_off):
- * the arguments every Gemm kernel takes after A and B, before Y's row stride and the shape. */
-static void arg_c_and_y(nn_args *a, cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym, int64_t y_off)
+/* One matrix product as a launch sees it: m rows of A and B at their element offsets with
+ * their strides, C (at offset 0, with its row and column strides; a stride of 0 broadcasts)
+ * and Y at y_off. */
+typedef struct gemm_call {
+    int64_t m;
+    cl_mem a;
+    int64_t a_off;
+    operand ao;
+    cl_mem b;
+    int64_t b_off;
+    operand bo;
+    cl_mem c;
+    int64_t c_rs, c_cs;
+    cl_mem y;
+    int64_t y_off;
+} gemm_call;
+
+/* The arguments every Gemm kernel takes after A and B: C and Y (see gemm_call), before Y's
+ * row stride and the shape. */
+static void arg_c_and_y(cleval_kernel_args *a, const gemm_call *call)
 {
-    nn_arg_mem(a, cm);
-    nn_arg_int(a, 0);
-    nn_arg_int(a, (int32_t)c_rs);
-    nn_arg_int(a, (int32_t)c_cs);
-    nn_arg_mem(a, ym);
-    nn_arg_int(a, (int32_t)y_off);
+    cleval_kernel_arg_mem(a, call->c);
+    cleval_kernel_arg_int(a, 0);
+    cleval_kernel_arg_int(a, (int32_t)call->c_rs);
+    cleval_kernel_arg_int(a, (int32_t)call->c_cs);
+    cleval_kernel_arg_mem(a, call->y);
+    cleval_kernel_arg_int(a, (int32_t)call->y_off);
 }
 
 /* alpha, beta and the fused clamp's bounds, after the shape. */
-static void arg_epilogue(nn_args *a, const nn_gemm_params *p)
+static void arg_epilogue(cleval_kernel_args *a, const nn_gemm_params *p)
 {
-    nn_arg_float(a, p->alpha);
-    nn_arg_float(a, p->beta);
-    nn_arg_float(a, p->ep.lo);
-    nn_arg_float(a, p->ep.hi);
+    cleval_kernel_arg_float(a, p->alpha);
+    cleval_kernel_arg_float(a, p->beta);
+    cleval_kernel_arg_float(a, p->ep.lo);
+    cleval_kernel_arg_float(a, p->ep.hi);
 }
 
-static cleval_status launch_one(cleval_nn *nn, nn_op *op, int64_t m, cl_mem am, int64_t a_off,
-                                const operand *ao, cl_mem bm, int64_t b_off, const operand *bo,
-                                cl_mem cm, int64_t c_rs, int64_t c_cs, cl_mem ym, int64_t y_off)
+/* The int8 weight scales (any buffer without int8) and the input scale, the last arguments. */
+static void arg_scales(cleval_kernel_args *a, const nn_op *op, const gemm_call *call)
 {
-    nn_gemm_params *p = &op->p.gemm;
-    cleval_status status;
-    if (m == 0 || p->n == 0) return CLEVAL_OK;
-    if (p->k == 0) {
-        /* An empty sum: Y = beta * C (or 0), clamped. Rare; done on the host. */
-        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "K = 0 is not supported");
-    }
+    cleval_kernel_arg_mem(a, op->int8 ? op->mem[4] : call->y);
+    cleval_kernel_arg_float(a, op->int8 ? op->x_scale : 1.0f);
+}
+
+/* gemm_gpu over (N, M) tiles and K splits, then gemm_gpu_reduce adding the splits' parts. */
+static cleval_status launch_gpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    int64_t m = call->m;
     workspace_layout w = layout_of(nn, op, m);
-    operand codes_operand;
-    if (op->int8) {
-        /* A's int8 codes, row-major, at the start of the workspace. */
-        cl_mem ws = nn_workspace_mem(nn, op);
-        if ((status = nn_launch_quantize_2d(nn, op, op->k[3], am, a_off, ao->rs, ao->ks, m, p->k,
-                                            ws, 0)) != CLEVAL_OK)
-            return status;
-        am = ws;
-        a_off = 0;
-        codes_operand = (operand){p->k, 1};
-        ao = &codes_operand;
-    }
-    cl_mem wscale = op->int8 ? op->mem[4] : ym;
-    float x_scale = op->int8 ? op->x_scale : 1.0f;
-    if (nn->variant == CLEVAL_VARIANT_GPU) {
-        nn_args a = nn_args_begin(op->k[0]);
-        nn_arg_mem(&a, am);
-        nn_arg_int(&a, (int32_t)a_off);
-        nn_arg_int(&a, (int32_t)ao->rs);
-        nn_arg_int(&a, (int32_t)ao->ks);
-        nn_arg_mem(&a, bm);
-        nn_arg_int(&a, (int32_t)b_off);
-        nn_arg_int(&a, (int32_t)bo->rs);
-        nn_arg_int(&a, (int32_t)bo->ks);
-        arg_c_and_y(&a, cm, c_rs, c_cs, ym, y_off);
-        nn_arg_int(&a, (int32_t)p->n);
-        nn_arg_int(&a, (int32_t)m);
-        nn_arg_int(&a, (int32_t)p->n);
-        nn_arg_int(&a, (int32_t)p->k);
-        arg_epilogue(&a, p);
-        /* Each split a whole number of 16-k slices (gemm.cl's TK), so the slices, and with
-         * half arithmetic the blocks summed in half, start at multiples of 16 whatever the
-         * split (a last split may get no k: its partial sums are 0). */
-        int64_t splits = gpu_splits(nn, op, m), per = ((p->k + splits - 1) / splits + 15) / 16 * 16;
-        cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : ym;
-        nn_arg_int(&a, (int32_t)splits);
-        nn_arg_int(&a, (int32_t)per);
-        nn_arg_mem(&a, part);
-        nn_arg_int(&a, (int32_t)w.at);
-        nn_arg_mem(&a, wscale);
-        nn_arg_float(&a, x_scale);
-        int64_t ts = nn->tuning.gpu_ts;
-        size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
-        size_t global[3] = {(size_t)((p->n + ts - 1) / ts) * threads,
-                            (size_t)((m + ts - 1) / ts) * threads, (size_t)splits};
-        size_t local[3] = {threads, threads, 1};
-        if ((status = nn_enqueue(nn, op, &a, 3, global, local)) != CLEVAL_OK || splits == 1)
-            return status;
-        nn_args r = nn_args_begin(op->k[2]);
-        nn_arg_mem(&r, part);
-        nn_arg_int(&r, (int32_t)w.at);
-        nn_arg_int(&r, (int32_t)splits);
-        arg_c_and_y(&r, cm, c_rs, c_cs, ym, y_off);
-        nn_arg_int(&r, (int32_t)p->n);
-        nn_arg_int(&r, (int32_t)m);
-        nn_arg_int(&r, (int32_t)p->n);
-        arg_epilogue(&r, p);
-        nn_arg_mem(&r, wscale);
-        nn_arg_float(&r, x_scale);
-        size_t rl = nn_local_1d(nn), rg = (size_t)(m * p->n);
-        return nn_enqueue(nn, op, &r, 1, &rg, &rl);
-    }
-    int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
-    cl_mem ws = op->workspace ? nn_workspace_mem(nn, op) : ym;
+    /* Each split a whole number of 16-k slices (gemm.cl's TK), so the slices, and with half
+     * arithmetic the blocks summed in half, start at multiples of 16 whatever the split (a
+     * last split may get no k: its partial sums are 0). */
+    int64_t splits = gpu_splits(nn, op, m), per = ((p->k + splits - 1) / splits + 15) / 16 * 16;
+    cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : call->y;
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, call->a);
+    cleval_kernel_arg_int(&a, (int32_t)call->a_off);
+    cleval_kernel_arg_int(&a, (int32_t)call->ao.rs);
+    cleval_kernel_arg_int(&a, (int32_t)call->ao.ks);
+    cleval_kernel_arg_mem(&a, call->b);
+    cleval_kernel_arg_int(&a, (int32_t)call->b_off);
+    cleval_kernel_arg_int(&a, (int32_t)call->bo.rs);
+    cleval_kernel_arg_int(&a, (int32_t)call->bo.ks);
+    arg_c_and_y(&a, call);
+    cleval_kernel_arg_int(&a, (int32_t)p->n);
+    cleval_kernel_arg_int(&a, (int32_t)m);
+    cleval_kernel_arg_int(&a, (int32_t)p->n);
+    cleval_kernel_arg_int(&a, (int32_t)p->k);
+    arg_epilogue(&a, p);
+    cleval_kernel_arg_int(&a, (int32_t)splits);
+    cleval_kernel_arg_int(&a, (int32_t)per);
+    cleval_kernel_arg_mem(&a, part);
+    cleval_kernel_arg_int(&a, (int32_t)w.at);
+    arg_scales(&a, op, call);
+    int64_t ts = nn->tuning.gpu_ts;
+    size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
+    size_t global[3] = {(size_t)((p->n + ts - 1) / ts) * threads,
+                        (size_t)((m + ts - 1) / ts) * threads, (size_t)splits};
+    size_t local[3] = {threads, threads, 1};
+    cleval_status status = nn_enqueue(nn, op, &a, 3, global, local);
+    if (status != CLEVAL_OK || splits == 1) return status;
+    cleval_kernel_args r = cleval_kernel_args_begin(op->k[2], NULL);
+    cleval_kernel_arg_mem(&r, part);
+    cleval_kernel_arg_int(&r, (int32_t)w.at);
+    cleval_kernel_arg_int(&r, (int32_t)splits);
+    arg_c_and_y(&r, call);
+    cleval_kernel_arg_int(&r, (int32_t)p->n);
+    cleval_kernel_arg_int(&r, (int32_t)m);
+    cleval_kernel_arg_int(&r, (int32_t)p->n);
+    arg_epilogue(&r, p);
+    arg_scales(&r, op, call);
+    size_t rl = nn_local_1d(nn), rg = (size_t)(m * p->n);
+    return nn_enqueue(nn, op, &r, 1, &rg, &rl);
+}
+
+/* gemm_cpu over (row blocks, panels), after gemm_pack when B is computed at run time. */
+static cleval_status launch_cpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    assert(p->nv >= 1); /* prepare chose the tile */
+    int64_t m = call->m, panels = nn_panel_count(p->n, p->nv);
+    workspace_layout w = layout_of(nn, op, m);
+    cl_mem ws = op->workspace ? nn_workspace_mem(nn, op) : call->y;
     cl_mem packed = op->mem[0];
-    int64_t packed_off = b_off;
+    int64_t packed_off = call->b_off;
+    cleval_status status;
     if (!p->b_packed) {
-        nn_args a = nn_args_begin(op->k[1]);
-        nn_arg_mem(&a, bm);
-        nn_arg_int(&a, (int32_t)b_off);
-        nn_arg_int(&a, (int32_t)bo->rs);
-        nn_arg_int(&a, (int32_t)bo->ks);
-        nn_arg_int(&a, (int32_t)p->k);
-        nn_arg_int(&a, (int32_t)p->n);
-        nn_arg_mem(&a, ws);
-        nn_arg_int(&a, (int32_t)w.at);
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
+        cleval_kernel_arg_mem(&a, call->b);
+        cleval_kernel_arg_int(&a, (int32_t)call->b_off);
+        cleval_kernel_arg_int(&a, (int32_t)call->bo.rs);
+        cleval_kernel_arg_int(&a, (int32_t)call->bo.ks);
+        cleval_kernel_arg_int(&a, (int32_t)p->k);
+        cleval_kernel_arg_int(&a, (int32_t)p->n);
+        cleval_kernel_arg_mem(&a, ws);
+        cleval_kernel_arg_int(&a, (int32_t)w.at);
         size_t global[2] = {(size_t)p->k, (size_t)panels}, local[2] = {1, 1};
         if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
         packed = ws;
         packed_off = w.at;
     }
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, am);
-    nn_arg_int(&a, (int32_t)a_off);
-    nn_arg_int(&a, (int32_t)ao->rs);
-    nn_arg_int(&a, (int32_t)ao->ks);
-    nn_arg_mem(&a, packed);
-    nn_arg_int(&a, (int32_t)packed_off);
-    arg_c_and_y(&a, cm, c_rs, c_cs, ym, y_off);
-    nn_arg_int(&a, (int32_t)p->n);
-    nn_arg_int(&a, (int32_t)m);
-    nn_arg_int(&a, (int32_t)p->n);
-    nn_arg_int(&a, (int32_t)p->k);
-    arg_epilogue(&a, p);
     int64_t qb = rows_per_item(nn, op, m);
-    nn_arg_mem(&a, ws);
-    nn_arg_int(&a, (int32_t)(w.at + w.pack));
-    nn_arg_int(&a, (int32_t)qb);
-    nn_arg_mem(&a, wscale);
-    nn_arg_float(&a, x_scale);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, call->a);
+    cleval_kernel_arg_int(&a, (int32_t)call->a_off);
+    cleval_kernel_arg_int(&a, (int32_t)call->ao.rs);
+    cleval_kernel_arg_int(&a, (int32_t)call->ao.ks);
+    cleval_kernel_arg_mem(&a, packed);
+    cleval_kernel_arg_int(&a, (int32_t)packed_off);
+    arg_c_and_y(&a, call);
+    cleval_kernel_arg_int(&a, (int32_t)p->n);
+    cleval_kernel_arg_int(&a, (int32_t)m);
+    cleval_kernel_arg_int(&a, (int32_t)p->n);
+    cleval_kernel_arg_int(&a, (int32_t)p->k);
+    arg_epilogue(&a, p);
+    cleval_kernel_arg_mem(&a, ws);
+    cleval_kernel_arg_int(&a, (int32_t)(w.at + w.pack));
+    cleval_kernel_arg_int(&a, (int32_t)qb);
+    arg_scales(&a, op, call);
     size_t global[2] = {(size_t)((m + qb - 1) / qb), (size_t)panels}, local[2] = {1, 1};
     return nn_enqueue(nn, op, &a, 2, global, local);
 }
 
-static cl_mem operand_mem(cleval_nn *nn, int v)
+/* One product: A's int8 codes first when quantised, then the device's kernel family. */
+static cleval_status launch_one(cleval_nn *nn, nn_op *op, const gemm_call *call)
 {
-    return nn_value_mem(nn, v);
+    const nn_gemm_params *p = &op->p.gemm;
+    if (call->m == 0 || p->n == 0) return CLEVAL_OK;
+    if (p->k == 0) {
+        /* An empty sum: Y = beta * C (or 0), clamped. Rare; done on the host. */
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "K = 0 is not supported");
+    }
+    gemm_call quantised = *call;
+    if (op->int8) {
+        /* A's int8 codes, row-major, at the start of the workspace. */
+        cl_mem ws = nn_workspace_mem(nn, op);
+        cleval_status status = nn_launch_quantize_2d(
+            nn, op, op->k[3], call->a, call->a_off, call->ao.rs, call->ao.ks, call->m, p->k, ws, 0);
+        if (status != CLEVAL_OK) return status;
+        quantised.a = ws;
+        quantised.a_off = 0;
+        quantised.ao = (operand){p->k, 1};
+    }
+    return nn->variant == CLEVAL_VARIANT_GPU ? launch_gpu(nn, op, &quantised)
+                                             : launch_cpu(nn, op, &quantised);
 }
 
 static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
 {
     nn_gemm_params *p = &op->p.gemm;
-    operand ao, bo;
-    operands(nn, op, &ao, &bo);
-    cl_mem am = operand_mem(nn, op->in[0]), bm = p->b_packed ? NULL : operand_mem(nn, op->in[1]);
-    if (nn->variant == CLEVAL_VARIANT_GPU && op->mem[0]) bm = op->mem[0]; /* half / int8 copy */
-    cl_mem ym = nn_value_mem(nn, op->out[0]);
-    cl_mem cm = ym;
-    int64_t c_rs = 0, c_cs = 0;
+    gemm_call call = {.m = p->m};
+    operands(nn, op, &call.ao, &call.bo);
+    call.a = nn_value_mem(nn, op->in[0]);
+    call.b = p->b_packed ? NULL : nn_value_mem(nn, op->in[1]);
+    if (nn->variant == CLEVAL_VARIANT_GPU && op->mem[0]) call.b = op->mem[0]; /* half / int8 copy */
+    call.y = call.c = nn_value_mem(nn, op->out[0]);
     if (!p->matmul && nn_has_in(op, 2) && p->beta != 0.0f) {
         const nn_shape *c = &nn_in(nn, op, 2)->shape;
-        cm = operand_mem(nn, op->in[2]);
+        call.c = nn_value_mem(nn, op->in[2]);
         /* Broadcast strides of C over [M, N]. */
         if (c->rank == 2) {
-            c_rs = c->d[0] == 1 ? 0 : c->d[1];
-            c_cs = c->d[1] == 1 ? 0 : 1;
+            call.c_rs = c->d[0] == 1 ? 0 : c->d[1];
+            call.c_cs = c->d[1] == 1 ? 0 : 1;
         } else if (c->rank == 1) {
-            c_cs = c->d[0] == 1 ? 0 : 1;
+            call.c_cs = c->d[0] == 1 ? 0 : 1;
         }
     }
-    if (!p->matmul) return launch_one(nn, op, p->m, am, 0, &ao, bm, 0, &bo, cm, c_rs, c_cs, ym, 0);
-    if (folds_batch(nn, op))
-        return launch_one(nn, op, p->batch * p->m, am, 0, &ao, bm, 0, &bo, cm, 0, 0, ym, 0);
+    if (!p->matmul) return launch_one(nn, op, &call);
+    if (folds_batch(nn, op)) {
+        call.m = p->batch * p->m;
+        return launch_one(nn, op, &call);
+    }
     /* Batched MatMul: one launch per output matrix, operands at their broadcast offsets. */
     const nn_shape *as = &nn_in(nn, op, 0)->shape, *bs = &nn_in(nn, op, 1)->shape;
     nn_shape ba = batch_of(as), bb = batch_of(bs);
-    int64_t nr = 16 * (int64_t)p->nv, panels = p->nv ? (p->n + nr - 1) / nr : 0;
+    int64_t nr = 16 * (int64_t)p->nv, panels = p->nv ? nn_panel_count(p->n, p->nv) : 0;
     for (int64_t i = 0; i < p->batch; i++) {
-        int64_t a_off = batch_offset(&ba, &p->batch_shape, i, p->m * p->k);
         int64_t b_index = batch_offset(&bb, &p->batch_shape, i, 1);
-        int64_t b_off = b_index * (p->b_packed ? panels * p->k * nr : p->k * p->n);
-        cleval_status status =
-            launch_one(nn, op, p->m, am, a_off, &ao, bm, b_off, &bo, cm, 0, 0, ym, i * p->m * p->n);
+        call.a_off = batch_offset(&ba, &p->batch_shape, i, p->m * p->k);
+        call.b_off = b_index * (p->b_packed ? panels * p->k * nr : p->k * p->n);
+        call.y_off = i * p->m * p->n;
+        cleval_status status = launch_one(nn, op, &call);
         if (status != CLEVAL_OK) return status;
     }
     return CLEVAL_OK;

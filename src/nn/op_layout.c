@@ -101,16 +101,16 @@ static cleval_status launch_copy(cleval_nn *nn, nn_op *op, int x, int y, copy_ge
         n *= (uint64_t)g->d[i];
     }
     if (n == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(op->k[copy_kernel_slot(nn, op, x, y)]);
-    nn_arg_mem(&a, data_mem(nn, x));
-    nn_arg_mem(&a, data_mem(nn, y));
-    nn_arg_uint(&a, (uint32_t)n);
-    nn_arg_int(&a, (int32_t)(8 - g->rank));
-    nn_arg_int8(&a, dims);
-    nn_arg_int8(&a, xs);
-    nn_arg_int8(&a, ys);
-    nn_arg_int(&a, (int32_t)g->x_off);
-    nn_arg_int(&a, (int32_t)g->y_off);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[copy_kernel_slot(nn, op, x, y)], NULL);
+    cleval_kernel_arg_mem(&a, data_mem(nn, x));
+    cleval_kernel_arg_mem(&a, data_mem(nn, y));
+    cleval_kernel_arg_uint(&a, (uint32_t)n);
+    cleval_kernel_arg_int(&a, (int32_t)(8 - g->rank));
+    cleval_kernel_arg_int8(&a, dims);
+    cleval_kernel_arg_int8(&a, xs);
+    cleval_kernel_arg_int8(&a, ys);
+    cleval_kernel_arg_int(&a, (int32_t)g->x_off);
+    cleval_kernel_arg_int(&a, (int32_t)g->y_off);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -625,11 +625,11 @@ static bool swaps_last_two(const copy_geometry *g, int64_t *rows, int64_t *cols)
 static cleval_status launch_tiles(cleval_nn *nn, nn_op *op, const copy_geometry *g, int64_t rows,
                                   int64_t cols)
 {
-    nn_args a = nn_args_begin(op->k[1]);
-    nn_arg_mem(&a, data_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_int(&a, (int32_t)rows);
-    nn_arg_int(&a, (int32_t)cols);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
+    cleval_kernel_arg_mem(&a, data_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_int(&a, (int32_t)rows);
+    cleval_kernel_arg_int(&a, (int32_t)cols);
     size_t global[3] = {(size_t)cols, (size_t)rows, g->rank == 3 ? (size_t)g->d[0] : 1};
     size_t local[3] = {16, 16, 1};
     return nn_enqueue(nn, op, &a, 3, global, local);
@@ -733,14 +733,14 @@ static cleval_status gather_launch(cleval_nn *nn, nn_op *op)
     for (uint32_t i = axis + 1; i < x->shape.rank; i++)
         inner *= x->shape.d[i];
     uint64_t n = nn_out(nn, op, 0)->count;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, data_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_mem(&a, op->mem[0]);
-    nn_arg_uint(&a, (uint32_t)n);
-    nn_arg_int(&a, (int32_t)idx->count);
-    nn_arg_int(&a, (int32_t)x->shape.d[axis]);
-    nn_arg_int(&a, (int32_t)inner);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, data_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_mem(&a, op->mem[0]);
+    cleval_kernel_arg_uint(&a, (uint32_t)n);
+    cleval_kernel_arg_int(&a, (int32_t)idx->count);
+    cleval_kernel_arg_int(&a, (int32_t)x->shape.d[axis]);
+    cleval_kernel_arg_int(&a, (int32_t)inner);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

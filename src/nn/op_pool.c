@@ -241,18 +241,18 @@ static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
         pe[off + i] = (int32_t)p->pad_end[i];
     }
     int mode = p->max ? 0 : p->count_include_pad ? 1 : 2;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&a, (uint32_t)n);
-    nn_arg_int4(&a, in[0], in[1], in[2], 0);
-    nn_arg_int4(&a, out[0], out[1], out[2], 0);
-    nn_arg_int4(&a, k[0], k[1], k[2], 0);
-    nn_arg_int4(&a, s[0], s[1], s[2], 0);
-    nn_arg_int4(&a, d[0], d[1], d[2], 0);
-    nn_arg_int4(&a, pb[0], pb[1], pb[2], 0);
-    nn_arg_int4(&a, pe[0], pe[1], pe[2], 0);
-    nn_arg_int(&a, mode);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)n);
+    cleval_kernel_arg_int4(&a, in[0], in[1], in[2], 0);
+    cleval_kernel_arg_int4(&a, out[0], out[1], out[2], 0);
+    cleval_kernel_arg_int4(&a, k[0], k[1], k[2], 0);
+    cleval_kernel_arg_int4(&a, s[0], s[1], s[2], 0);
+    cleval_kernel_arg_int4(&a, d[0], d[1], d[2], 0);
+    cleval_kernel_arg_int4(&a, pb[0], pb[1], pb[2], 0);
+    cleval_kernel_arg_int4(&a, pe[0], pe[1], pe[2], 0);
+    cleval_kernel_arg_int(&a, mode);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -297,11 +297,11 @@ static cleval_status gap_launch(cleval_nn *nn, nn_op *op)
     uint64_t rows = (uint64_t)x->d[0] * (uint64_t)x->d[1],
              inner = nn_shape_count(x) / (rows ? rows : 1);
     if (rows == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&a, (uint32_t)rows);
-    nn_arg_uint(&a, (uint32_t)inner);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)rows);
+    cleval_kernel_arg_uint(&a, (uint32_t)inner);
     size_t local = nn_local_1d(nn), global = (size_t)rows;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

@@ -5,6 +5,7 @@
  * from then on: a constant, or a host value computed from shapes and read at each inference. */
 #include "nn_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -153,6 +154,7 @@ static void group_axes(const nn_shape *x, uint32_t mask, reduce_groups *g)
             if (n > 0 && red[n - 1] == r) {
                 dims[n - 1] *= d;
             } else {
+                assert(n < NN_MAX_RANK); /* at most one group per axis */
                 dims[n] = d;
                 strides[n] = stride;
                 red[n++] = r;
@@ -187,15 +189,17 @@ static cleval_status reduce_launch(cleval_nn *nn, nn_op *op)
     if (status != CLEVAL_OK) return status;
     reduce_groups g;
     group_axes(&x->shape, mask, &g);
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&a, (uint32_t)y->count);
-    nn_arg_float(&a, (float)g.reduced);
-    nn_arg_int4(&a, g.out_dims[0], g.out_dims[1], g.out_dims[2], g.out_dims[3]);
-    nn_arg_int4(&a, g.out_strides[0], g.out_strides[1], g.out_strides[2], g.out_strides[3]);
-    nn_arg_int4(&a, g.red_dims[0], g.red_dims[1], g.red_dims[2], g.red_dims[3]);
-    nn_arg_int4(&a, g.red_strides[0], g.red_strides[1], g.red_strides[2], g.red_strides[3]);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)y->count);
+    cleval_kernel_arg_float(&a, (float)g.reduced);
+    cleval_kernel_arg_int4(&a, g.out_dims[0], g.out_dims[1], g.out_dims[2], g.out_dims[3]);
+    cleval_kernel_arg_int4(&a, g.out_strides[0], g.out_strides[1], g.out_strides[2],
+                           g.out_strides[3]);
+    cleval_kernel_arg_int4(&a, g.red_dims[0], g.red_dims[1], g.red_dims[2], g.red_dims[3]);
+    cleval_kernel_arg_int4(&a, g.red_strides[0], g.red_strides[1], g.red_strides[2],
+                           g.red_strides[3]);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -314,16 +318,16 @@ static cleval_status layernorm_launch(cleval_nn *nn, nn_op *op)
     if ((status = nn_const_mem(nn, op->in[1], &scale)) != CLEVAL_OK) return status;
     if (nn_has_in(op, 2) && (status = nn_const_mem(nn, op->in[2], &bias)) != CLEVAL_OK)
         return status;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_mem(&a, scale);
-    nn_arg_mem(&a, bias);
-    nn_arg_uint(&a, (uint32_t)rows);
-    nn_arg_uint(&a, (uint32_t)len);
-    nn_arg_int(&a, nn_in(nn, op, 1)->count > 1);
-    nn_arg_int(&a, nn_has_in(op, 2) && nn_in(nn, op, 2)->count > 1);
-    nn_arg_float(&a, op->p.reduce.epsilon);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_mem(&a, scale);
+    cleval_kernel_arg_mem(&a, bias);
+    cleval_kernel_arg_uint(&a, (uint32_t)rows);
+    cleval_kernel_arg_uint(&a, (uint32_t)len);
+    cleval_kernel_arg_int(&a, nn_in(nn, op, 1)->count > 1);
+    cleval_kernel_arg_int(&a, nn_has_in(op, 2) && nn_in(nn, op, 2)->count > 1);
+    cleval_kernel_arg_float(&a, op->p.reduce.epsilon);
     size_t local = nn_local_1d(nn), global = (size_t)rows;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

@@ -310,7 +310,8 @@ static cleval_status pad_prepare(cleval_nn *nn, nn_op *op)
     return nn_storage_kernel(nn, op, "elementwise", "pad_nd");
 }
 
-void nn_arg_pad_dims(nn_args *a, const nn_shape *in, const nn_shape *out, const int64_t *begin)
+void nn_arg_pad_dims(cleval_kernel_args *a, const nn_shape *in, const nn_shape *out,
+                     const int64_t *begin)
 {
     int32_t out_dims[8] = {1, 1, 1, 1, 1, 1, 1, 1}, in_dims[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     int32_t begins[8] = {0};
@@ -321,9 +322,9 @@ void nn_arg_pad_dims(nn_args *a, const nn_shape *in, const nn_shape *out, const 
         in_dims[8 - rank + i] = (int32_t)in->d[i];
         begins[8 - rank + i] = (int32_t)begin[i];
     }
-    nn_arg_int8(a, out_dims);
-    nn_arg_int8(a, in_dims);
-    nn_arg_int8(a, begins);
+    cleval_kernel_arg_int8(a, out_dims);
+    cleval_kernel_arg_int8(a, in_dims);
+    cleval_kernel_arg_int8(a, begins);
 }
 
 /* Enqueues the general rank-8 pad kernel (also used by Conv for its zero-padded copy). */
@@ -333,12 +334,12 @@ cleval_status nn_launch_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_
 {
     uint64_t n = nn_shape_count(out);
     if (n == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(k);
-    nn_arg_mem(&a, x);
-    nn_arg_mem(&a, y);
-    nn_arg_uint(&a, (uint32_t)n);
+    cleval_kernel_args a = cleval_kernel_args_begin(k, NULL);
+    cleval_kernel_arg_mem(&a, x);
+    cleval_kernel_arg_mem(&a, y);
+    cleval_kernel_arg_uint(&a, (uint32_t)n);
     nn_arg_pad_dims(&a, in, out, begin);
-    nn_arg_float(&a, value);
+    cleval_kernel_arg_float(&a, value);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

@@ -85,13 +85,13 @@ static cleval_status softmax_launch(cleval_nn *nn, nn_op *op)
     uint32_t axis = 0;
     cleval_status status = softmax_geometry(nn, op, &x->shape, &outer, &len, &inner, &axis);
     if (status != CLEVAL_OK || outer * inner == 0 || len == 0) return status;
-    nn_args a = nn_args_begin(op->k[0]);
-    nn_arg_mem(&a, nn_value_mem(nn, op->in[0]));
-    nn_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    nn_arg_uint(&a, (uint32_t)(outer * inner));
-    nn_arg_uint(&a, (uint32_t)len);
-    nn_arg_uint(&a, (uint32_t)inner);
-    nn_arg_int(&a, op->p.softmax.log);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)(outer * inner));
+    cleval_kernel_arg_uint(&a, (uint32_t)len);
+    cleval_kernel_arg_uint(&a, (uint32_t)inner);
+    cleval_kernel_arg_int(&a, op->p.softmax.log);
     size_t local = nn_local_1d(nn), global = (size_t)(outer * inner);
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -105,12 +105,12 @@ cleval_status nn_launch_argmax(cleval_nn *nn, cl_mem scores, cl_mem pred, cl_mem
                                uint32_t n, uint32_t c)
 {
     if (n == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(nn->argmax);
-    nn_arg_mem(&a, scores);
-    nn_arg_mem(&a, pred);
-    nn_arg_mem(&a, nonfinite);
-    nn_arg_uint(&a, n);
-    nn_arg_uint(&a, c);
+    cleval_kernel_args a = cleval_kernel_args_begin(nn->argmax, NULL);
+    cleval_kernel_arg_mem(&a, scores);
+    cleval_kernel_arg_mem(&a, pred);
+    cleval_kernel_arg_mem(&a, nonfinite);
+    cleval_kernel_arg_uint(&a, n);
+    cleval_kernel_arg_uint(&a, c);
     size_t local = nn_local_1d(nn), global = n;
     return nn_enqueue(nn, NULL, &a, 1, &global, &local);
 }

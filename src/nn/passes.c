@@ -15,6 +15,7 @@
  * output, so every value the user can see is still computed exactly. */
 #include "nn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,18 +205,133 @@ static bool is_binary(const nn_op *op)
            op->kind == &nn_kind_div;
 }
 
-/* Folds a chain of Add/Sub/Mul/Div by per-channel constants (input scaling, as torch exports
- * x / 255 and (x - mean) / std) into the Conv that reads its result:
- * W'[co][ci] = W[co][ci] a[ci], B'[co] = B[co] + sum W[co][ci] b[ci]. Only without padding
- * (zeros would have to become -b / a) unless b is 0, and only when every intermediate value
- * has that single reader. Per-channel constants need the input's shape (known when the
- * inputs are static); scalars fold regardless. */
-static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const consumers *c)
+/* Composes the affine step of `op` inside the current map (a, b): the chain is applied
+ * input-first and walked backwards, so y = A (x op k) + B and the step's (a', b') feed into
+ * the current (a, b). False (a, b unchanged) when op is not such a step or memory runs out. */
+static bool compose_step(cleval_nn *nn, const nn_op *op, uint32_t rank, int64_t channels, double *a,
+                         double *b, uint32_t *x_in)
+{
+    double *a2 = malloc((size_t)channels * sizeof *a2);
+    double *b2 = malloc((size_t)channels * sizeof *b2);
+    double *sa = malloc((size_t)channels * sizeof *sa);
+    double *sb = malloc((size_t)channels * sizeof *sb);
+    bool ok = a2 && b2 && sa && sb;
+    if (ok) {
+        memcpy(a2, a, (size_t)channels * sizeof *a2);
+        memcpy(b2, b, (size_t)channels * sizeof *b2);
+        for (int64_t i = 0; i < channels; i++) {
+            sa[i] = 1.0;
+            sb[i] = 0.0;
+        }
+        ok = affine_step(nn, op, rank, channels, sa, sb, x_in);
+    }
+    if (ok)
+        for (int64_t i = 0; i < channels; i++) {
+            a[i] = a2[i] * sa[i];
+            b[i] = a2[i] * sb[i] + b2[i];
+        }
+    free(a2);
+    free(b2);
+    free(sa);
+    free(sb);
+    return ok;
+}
+
+/* Walks back from the Conv's input while each step is affine and singly read, composing the
+ * steps into (a, b) (identity on entry). Returns the steps' op indices in chain[] (room for
+ * every op) and their count; *start is the value the chain begins from. */
+static int walk_affine_chain(cleval_nn *nn, const nn_op *conv, const consumers *c, int64_t channels,
+                             double *a, double *b, int *chain, int *start)
+{
+    uint32_t rank = nn->values[conv->p.conv.weight].shape.rank;
+    int n = 0;
+    *start = conv->in[0];
+    for (;;) {
+        const nn_value *v = &nn->values[*start];
+        if (v->producer < 0 || v->is_output || v->uses != 1 || c->count[*start] != 1) break;
+        const nn_op *op = &nn->ops[v->producer];
+        if (!is_binary(op)) break;
+        /* Per-channel constants need the shapes to rule out broadcasting that widens x. */
+        const nn_value *x0 = &nn->values[op->in[0]], *x1 = &nn->values[op->in[1]];
+        const nn_value *xv = x0->kind == NN_VALUE_CONST ? x1 : x0;
+        const nn_value *kv = x0->kind == NN_VALUE_CONST ? x0 : x1;
+        bool shape_ok = kv->count == 1 ||
+                        (nn->shapes_valid && xv->shape.rank == rank && xv->shape.d[1] == channels);
+        uint32_t x_in;
+        if (!shape_ok || !compose_step(nn, op, rank, channels, a, b, &x_in)) break;
+        assert((uint32_t)n < nn->n_ops); /* each op at most once: the walk follows producers */
+        chain[n++] = v->producer;
+        *start = op->in[x_in];
+    }
+    return n;
+}
+
+/* Replaces the Conv's W and B by the folded ones, reads `start` directly and kills the n ops
+ * of the chain: W'[co][ci] = W[co][ci] a[ci], B'[co] = B[co] + sum W[co][ci] b[ci]. */
+static cleval_status rewrite_conv(cleval_nn *nn, nn_op *conv, const double *a, const double *b,
+                                  const int *chain, int n, int start)
 {
     nn_conv_params *p = &conv->p.conv;
     const nn_value *w = &nn->values[p->weight];
-    uint32_t rank = w->shape.rank;
-    int64_t co = w->shape.d[0], cin_g = w->shape.d[1], channels = cin_g * p->group;
+    int64_t co = w->shape.d[0], cin_g = w->shape.d[1];
+    uint64_t per = w->count / (uint64_t)co, window = per / (uint64_t)cin_g;
+    float *nw = malloc(w->count * sizeof *nw), *nb = malloc((size_t)co * sizeof *nb);
+    if (!nw || !nb) {
+        free(nw);
+        free(nb);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
+    }
+    const float *old_b = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
+    for (int64_t o = 0; o < co; o++) {
+        int64_t g = o / (co / p->group);
+        double sum = old_b ? old_b[o] : 0.0;
+        for (int64_t ci = 0; ci < cin_g; ci++)
+            for (uint64_t k = 0; k < window; k++) {
+                uint64_t at = (uint64_t)o * per + (uint64_t)ci * window + k;
+                int64_t ch = g * cin_g + ci;
+                nw[at] = (float)(w->f32[at] * a[ch]);
+                sum += (double)w->f32[at] * b[ch];
+            }
+        nb[o] = (float)sum;
+    }
+    nn_shape ws = w->shape, bs = {1, {co}};
+    char name[300];
+    snprintf(name, sizeof name, "%s/scaled_W", conv->name);
+    int wi = nn_add_const(nn, name, &ws, nw);
+    snprintf(name, sizeof name, "%s/scaled_B", conv->name);
+    int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, nb);
+    if (wi < 0) free(nb);
+    if (bi < 0) return CLEVAL_ERR_NOMEM;
+    nn->values[conv->in[1]].uses--;
+    if (conv->in[2] >= 0) nn->values[conv->in[2]].uses--;
+    for (int i = 0; i < n; i++) {
+        nn_op *op = &nn->ops[chain[i]];
+        for (uint32_t j = 0; j < op->n_in; j++)
+            if (nn->values[op->in[j]].kind == NN_VALUE_CONST) nn->values[op->in[j]].uses--;
+        nn->values[op->out[0]].uses = 0;
+        op->dead = true;
+    }
+    conv->in[0] = start;
+    conv->in[1] = p->weight = wi;
+    conv->in[2] = p->bias = bi;
+    conv->n_in = 3;
+    nn->values[wi].uses = nn->values[bi].uses = 1;
+    char label[64];
+    snprintf(label, sizeof label, "%s", conv->label);
+    snprintf(conv->label, sizeof conv->label, "Scale+%.57s", label);
+    return CLEVAL_OK;
+}
+
+/* Folds a chain of Add/Sub/Mul/Div by per-channel constants (input scaling, as torch exports
+ * x / 255 and (x - mean) / std) into the Conv that reads its result (rewrite_conv). Only
+ * without padding (zeros would have to become -b / a) unless b is 0, and only when every
+ * intermediate value has that single reader. Per-channel constants need the input's shape
+ * (known when the inputs are static); scalars fold regardless. */
+static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const consumers *c)
+{
+    const nn_conv_params *p = &conv->p.conv;
+    const nn_value *w = &nn->values[p->weight];
+    int64_t channels = w->shape.d[1] * p->group;
     double *a = malloc((size_t)channels * sizeof *a), *b = malloc((size_t)channels * sizeof *b);
     int *chain = malloc((nn->n_ops + 1) * sizeof *chain);
     if (!a || !b || !chain) {
@@ -228,54 +344,8 @@ static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const con
         a[i] = 1.0;
         b[i] = 0.0;
     }
-    /* Walk back from the Conv's input while each step is affine and singly read. */
-    int n = 0, start = conv->in[0];
-    for (;;) {
-        const nn_value *v = &nn->values[start];
-        if (v->producer < 0 || v->is_output || v->uses != 1 || c->count[start] != 1) break;
-        const nn_op *op = &nn->ops[v->producer];
-        if (!is_binary(op)) break;
-        uint32_t x_in;
-        /* Per-channel constants need the shapes to rule out broadcasting that widens x. */
-        const nn_value *x0 = &nn->values[op->in[0]], *x1 = &nn->values[op->in[1]];
-        const nn_value *xv = x0->kind == NN_VALUE_CONST ? x1 : x0;
-        const nn_value *kv = x0->kind == NN_VALUE_CONST ? x0 : x1;
-        bool shape_ok = kv->count == 1 ||
-                        (nn->shapes_valid && xv->shape.rank == rank && xv->shape.d[1] == channels);
-        double *a2 = malloc((size_t)channels * sizeof *a2);
-        double *b2 = malloc((size_t)channels * sizeof *b2);
-        if (!a2 || !b2) {
-            free(a2);
-            free(b2);
-            break;
-        }
-        memcpy(a2, a, (size_t)channels * sizeof *a2);
-        memcpy(b2, b, (size_t)channels * sizeof *b2);
-        /* The chain is applied input-first; walking backwards composes it on the inside:
-         * y = A (x op k) + B, so the new step's (a', b') feed into the current (a, b). */
-        double *sa = malloc((size_t)channels * sizeof *sa),
-               *sb = malloc((size_t)channels * sizeof *sb);
-        bool ok = sa && sb && shape_ok;
-        if (ok) {
-            for (int64_t i = 0; i < channels; i++) {
-                sa[i] = 1.0;
-                sb[i] = 0.0;
-            }
-            ok = affine_step(nn, op, rank, channels, sa, sb, &x_in);
-        }
-        if (ok)
-            for (int64_t i = 0; i < channels; i++) {
-                a[i] = a2[i] * sa[i];
-                b[i] = a2[i] * sb[i] + b2[i];
-            }
-        free(a2);
-        free(b2);
-        free(sa);
-        free(sb);
-        if (!ok) break;
-        chain[n++] = v->producer;
-        start = op->in[x_in];
-    }
+    int start;
+    int n = walk_affine_chain(nn, conv, c, channels, a, b, chain, &start);
     bool any_shift = false;
     for (int64_t i = 0; i < channels; i++)
         any_shift = any_shift || b[i] != 0.0;
@@ -283,58 +353,7 @@ static cleval_status fold_affine_into_conv(cleval_nn *nn, nn_op *conv, const con
     for (uint32_t i = 0; i < p->spatial; i++)
         padded = padded || p->pad_begin[i] || p->pad_end[i];
     cleval_status status = CLEVAL_OK;
-    if (n > 0 && !(padded && any_shift)) {
-        uint64_t per = w->count / (uint64_t)co, window = per / (uint64_t)cin_g;
-        float *nw = malloc(w->count * sizeof *nw), *nb = malloc((size_t)co * sizeof *nb);
-        if (!nw || !nb) {
-            free(nw);
-            free(nb);
-            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
-        } else {
-            const float *old_b = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
-            for (int64_t o = 0; o < co; o++) {
-                int64_t g = o / (co / p->group);
-                double sum = old_b ? old_b[o] : 0.0;
-                for (int64_t ci = 0; ci < cin_g; ci++)
-                    for (uint64_t k = 0; k < window; k++) {
-                        uint64_t at = (uint64_t)o * per + (uint64_t)ci * window + k;
-                        int64_t ch = g * cin_g + ci;
-                        nw[at] = (float)(w->f32[at] * a[ch]);
-                        sum += (double)w->f32[at] * b[ch];
-                    }
-                nb[o] = (float)sum;
-            }
-            nn_shape ws = w->shape, bs = {1, {co}};
-            char name[300];
-            snprintf(name, sizeof name, "%s/scaled_W", conv->name);
-            int wi = nn_add_const(nn, name, &ws, nw);
-            snprintf(name, sizeof name, "%s/scaled_B", conv->name);
-            int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, nb);
-            if (wi < 0) free(nb);
-            if (bi < 0) {
-                status = CLEVAL_ERR_NOMEM;
-            } else {
-                nn->values[conv->in[1]].uses--;
-                if (conv->in[2] >= 0) nn->values[conv->in[2]].uses--;
-                for (int i = 0; i < n; i++) {
-                    nn_op *op = &nn->ops[chain[i]];
-                    for (uint32_t j = 0; j < op->n_in; j++)
-                        if (nn->values[op->in[j]].kind == NN_VALUE_CONST)
-                            nn->values[op->in[j]].uses--;
-                    nn->values[op->out[0]].uses = 0;
-                    op->dead = true;
-                }
-                conv->in[0] = start;
-                conv->in[1] = p->weight = wi;
-                conv->in[2] = p->bias = bi;
-                conv->n_in = 3;
-                nn->values[wi].uses = nn->values[bi].uses = 1;
-                char label[64];
-                snprintf(label, sizeof label, "%s", conv->label);
-                snprintf(conv->label, sizeof conv->label, "Scale+%.57s", label);
-            }
-        }
-    }
+    if (n > 0 && !(padded && any_shift)) status = rewrite_conv(nn, conv, a, b, chain, n, start);
     free(a);
     free(b);
     free(chain);

@@ -4,6 +4,7 @@
  * inference; buffers only grow, so smaller batches reuse them without reallocating. */
 #include "nn_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -326,6 +327,7 @@ void nn_release_plan(cleval_nn *nn)
 
 cl_mem nn_value_mem(cleval_nn *nn, int v)
 {
+    assert(v >= 0 && (uint32_t)v < nn->n_values);
     int r = root_of(nn, v);
     const nn_value *value = &nn->values[r];
     if (value->kind == NN_VALUE_CONST || value->kind == NN_VALUE_HOST) return value->mem;
@@ -334,6 +336,7 @@ cl_mem nn_value_mem(cleval_nn *nn, int v)
 
 cl_mem nn_workspace_mem(cleval_nn *nn, const nn_op *op)
 {
+    assert(op->workspace_slot < (int)nn->n_slots);
     return op->workspace_slot >= 0 ? nn->slots[op->workspace_slot].mem : NULL;
 }
 

@@ -209,13 +209,13 @@ cleval_status nn_launch_quantize(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x
                                  cl_mem y, int64_t y_off, uint64_t n)
 {
     if (n == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(k);
-    nn_arg_mem(&a, x);
-    nn_arg_int(&a, (int32_t)x_off);
-    nn_arg_mem(&a, y);
-    nn_arg_int(&a, (int32_t)y_off);
-    nn_arg_uint(&a, (uint32_t)n);
-    nn_arg_float(&a, 1.0f / op->x_scale);
+    cleval_kernel_args a = cleval_kernel_args_begin(k, NULL);
+    cleval_kernel_arg_mem(&a, x);
+    cleval_kernel_arg_int(&a, (int32_t)x_off);
+    cleval_kernel_arg_mem(&a, y);
+    cleval_kernel_arg_int(&a, (int32_t)y_off);
+    cleval_kernel_arg_uint(&a, (uint32_t)n);
+    cleval_kernel_arg_float(&a, 1.0f / op->x_scale);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -226,16 +226,16 @@ cleval_status nn_launch_quantize_2d(cleval_nn *nn, nn_op *op, cl_kernel k, cl_me
 {
     uint64_t n = (uint64_t)(rows * cols);
     if (n == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(k);
-    nn_arg_mem(&a, x);
-    nn_arg_int(&a, (int32_t)x_off);
-    nn_arg_int(&a, (int32_t)rs);
-    nn_arg_int(&a, (int32_t)ks);
-    nn_arg_uint(&a, (uint32_t)rows);
-    nn_arg_uint(&a, (uint32_t)cols);
-    nn_arg_mem(&a, y);
-    nn_arg_int(&a, (int32_t)y_off);
-    nn_arg_float(&a, 1.0f / op->x_scale);
+    cleval_kernel_args a = cleval_kernel_args_begin(k, NULL);
+    cleval_kernel_arg_mem(&a, x);
+    cleval_kernel_arg_int(&a, (int32_t)x_off);
+    cleval_kernel_arg_int(&a, (int32_t)rs);
+    cleval_kernel_arg_int(&a, (int32_t)ks);
+    cleval_kernel_arg_uint(&a, (uint32_t)rows);
+    cleval_kernel_arg_uint(&a, (uint32_t)cols);
+    cleval_kernel_arg_mem(&a, y);
+    cleval_kernel_arg_int(&a, (int32_t)y_off);
+    cleval_kernel_arg_float(&a, 1.0f / op->x_scale);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -245,13 +245,13 @@ cleval_status nn_launch_quantize_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_m
 {
     uint64_t n = nn_shape_count(out);
     if (n == 0) return CLEVAL_OK;
-    nn_args a = nn_args_begin(k);
-    nn_arg_mem(&a, x);
-    nn_arg_mem(&a, y);
-    nn_arg_int(&a, 0);
-    nn_arg_uint(&a, (uint32_t)n);
+    cleval_kernel_args a = cleval_kernel_args_begin(k, NULL);
+    cleval_kernel_arg_mem(&a, x);
+    cleval_kernel_arg_mem(&a, y);
+    cleval_kernel_arg_int(&a, 0);
+    cleval_kernel_arg_uint(&a, (uint32_t)n);
     nn_arg_pad_dims(&a, in, out, begin);
-    nn_arg_float(&a, 1.0f / op->x_scale);
+    cleval_kernel_arg_float(&a, 1.0f / op->x_scale);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }

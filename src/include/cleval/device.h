@@ -165,12 +165,26 @@ void cleval_kernel_arg_mem(cleval_kernel_args *a, cl_mem mem);
 void cleval_kernel_arg_int(cleval_kernel_args *a, int32_t value);
 void cleval_kernel_arg_uint(cleval_kernel_args *a, uint32_t value);
 void cleval_kernel_arg_float(cleval_kernel_args *a, float value);
+/* An int4 (x, y, z, w) and an int8 vector argument. */
+void cleval_kernel_arg_int4(cleval_kernel_args *a, int32_t x, int32_t y, int32_t z, int32_t w);
+void cleval_kernel_arg_int8(cleval_kernel_args *a, const int32_t v[8]);
 /* A __local buffer of `bytes` bytes. */
 void cleval_kernel_arg_local(cleval_kernel_args *a, size_t bytes);
 
 /* CLEVAL_OK when every argument was set; otherwise records "clSetKernelArg(<name>, argument
- * <i>) failed: <NAME> (<code>)" for the first failure and returns CLEVAL_ERR_OPENCL. */
+ * <i>) failed: <NAME> (<code>)" for the first failure and returns CLEVAL_ERR_OPENCL. A NULL
+ * name is looked up from the kernel. */
 cleval_status cleval_kernel_args_end(const cleval_kernel_args *a);
+
+/* The one way cleval launches a kernel: checks a's arguments (cleval_kernel_args_end), then
+ * enqueues a's kernel on `queue` over `dims` (1 to 3) dimensions, each global size rounded up
+ * to its local size (local NULL: the driver picks). A global size of 0 enqueues nothing and
+ * succeeds. `event` (NULL: none) receives the launch's event. A failed launch records
+ * "clEnqueueNDRangeKernel(<name>) failed: <NAME> (<code>)" and returns
+ * cleval_cl_status(err, true). */
+cleval_status cleval_kernel_launch(cl_command_queue queue, const cleval_kernel_args *a,
+                                   cl_uint dims, const size_t *global, const size_t *local,
+                                   cl_event *event);
 
 /* Rounds `n` up to a multiple of `m` (m > 0). */
 static inline size_t cleval_round_up(size_t n, size_t m)

@@ -61,6 +61,10 @@ typedef struct cleval_run_options {
     const cleval_prediction_sink *sink; /* NULL: predictions go to the file only */
 } cleval_run_options;
 
+/* Bytes for a file path (PATH_MAX, 4096 on Linux) with a few words around it: the buffers
+ * holding a derived file name or a message that names a path. */
+enum { CLEVAL_PATH_TEXT_SIZE = 4200 };
+
 /* The name of the prediction file that a run with checkpoints writes in place of save_path
  * until it finishes, kept for --resume: "<save_path>.partial". */
 void cleval_engine_partial_path(const char *save_path, char *out, size_t size);
