@@ -348,14 +348,6 @@ void cleval_error_finder_destroy(cleval_error_finder *f)
     free(f);
 }
 
-static cleval_status launch(cl_command_queue queue, cl_kernel kernel, size_t global, size_t local,
-                            const char *what)
-{
-    return cleval_cl_check(clEnqueueNDRangeKernel(queue, kernel, 1, NULL, &global,
-                                                  local ? &local : NULL, 0, NULL, NULL),
-                           what);
-}
-
 /* One radix-select pass: the histogram of the byte at `shift` of the keys matching `prefix`
  * above it, read back into f->hist_host. */
 static cleval_status count_digits(cleval_error_finder *f, uint32_t rows, const uint64_t *prefix,
@@ -371,7 +363,7 @@ static cleval_status count_digits(cleval_error_finder *f, uint32_t rows, const u
     cleval_kernel_arg(&a, sizeof high_mask, &high_mask);
     cleval_kernel_arg_uint(&a, shift);
     cleval_kernel_arg_mem(&a, f->hist);
-    cleval_status status = cleval_kernel_args_end(&a);
+    cleval_status status = CLEVAL_OK;
     size_t groups = (rows + GROUP_SIZE - 1) / GROUP_SIZE;
     if (groups > MAX_DIGIT_GROUPS) groups = MAX_DIGIT_GROUPS; /* fewer global atomics */
     if (status == CLEVAL_OK)
@@ -384,8 +376,8 @@ static cleval_status count_digits(cleval_error_finder *f, uint32_t rows, const u
                                                      sizeof f->hist_host, 0, NULL, NULL),
                                  "clEnqueueFillBuffer(error-analysis histogram)");
     if (status == CLEVAL_OK)
-        status = launch(queue, f->digits_kernel, groups * GROUP_SIZE, GROUP_SIZE,
-                        "clEnqueueNDRangeKernel(error_digits)");
+        status = cleval_kernel_launch(queue, &a, 1, (size_t[]){groups * GROUP_SIZE},
+                                      (size_t[]){GROUP_SIZE}, NULL);
     if (status == CLEVAL_OK)
         status =
             cleval_cl_check(clEnqueueReadBuffer(queue, f->hist, CL_TRUE, 0, sizeof f->hist_host,
@@ -462,9 +454,7 @@ cleval_status cleval_error_finder_run(cleval_error_finder *f, cl_mem scores, cl_
     cleval_kernel_arg_uint(&a, rows);
     cleval_kernel_arg_uint(&a, f->n_classes);
     cleval_kernel_arg_mem(&a, f->keys);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status == CLEVAL_OK)
-        status = launch(queue, f->keys_kernel, rows, 0, "clEnqueueNDRangeKernel(error_keys)");
+    cleval_status status = cleval_kernel_launch(queue, &a, 1, (size_t[]){rows}, NULL, NULL);
     uint64_t threshold[CLEVAL_ERROR_LISTS];
     if (status == CLEVAL_OK) status = find_thresholds(f, rows, threshold);
     if (status != CLEVAL_OK) return status;
@@ -478,15 +468,13 @@ cleval_status cleval_error_finder_run(cleval_error_finder *f, cl_mem scores, cl_
     cleval_kernel_arg_uint(&a, f->capacity);
     cleval_kernel_arg_mem(&a, f->count);
     cleval_kernel_arg_mem(&a, f->picked);
-    if ((status = cleval_kernel_args_end(&a)) ||
-        (status = cleval_cl_check(clEnqueueWriteBuffer(queue, f->list_keys, CL_FALSE, 0,
+    if ((status = cleval_cl_check(clEnqueueWriteBuffer(queue, f->list_keys, CL_FALSE, 0,
                                                        sizeof threshold, threshold, 0, NULL, NULL),
                                   "clEnqueueWriteBuffer(error-analysis thresholds)")) ||
         (status = cleval_cl_check(clEnqueueFillBuffer(queue, f->count, &zero, sizeof zero, 0,
                                                       sizeof count, 0, NULL, NULL),
                                   "clEnqueueFillBuffer(error-analysis counts)")) ||
-        (status =
-             launch(queue, f->gather_kernel, rows, 0, "clEnqueueNDRangeKernel(error_gather)")) ||
+        (status = cleval_kernel_launch(queue, &a, 1, (size_t[]){rows}, NULL, NULL)) ||
         (status = cleval_cl_check(
              clEnqueueReadBuffer(queue, f->count, CL_FALSE, 0, sizeof count, count, 0, NULL, NULL),
              "clEnqueueReadBuffer(error-analysis counts)")) ||

@@ -505,8 +505,8 @@ static cleval_status eval_size(cleval_nn *nn, nn_op *op, nn_value *out)
 
 cleval_status nn_host_shape(cleval_nn *nn, const nn_op *op, uint32_t i, nn_shape *shape)
 {
-    const int64_t *dims;
-    uint64_t count;
+    const int64_t *dims = NULL;
+    uint64_t count = 0;
     cleval_status status = nn_host_ints(nn, op, i, "shape", &dims, &count);
     if (status != CLEVAL_OK) return status;
     if (count > NN_MAX_RANK)
