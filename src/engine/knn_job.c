@@ -8,11 +8,12 @@
 
 enum { TRAIN_CHUNK_ROWS = 16384 };
 
-static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
+static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred, cl_mem *scores)
 {
     cleval_knn *knn = model;
     cleval_status status = cleval_knn_search(knn, slot->x, slot->n, slot->pred, slot->scores);
     *pred = cleval_knn_pred_buffer(knn);
+    *scores = NULL;
     return status;
 }
 

@@ -31,7 +31,8 @@ typedef struct worker {
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
     cleval_score_reducer *score_reducer; /* config->score_metrics */
-    cleval_hostbuf score_rows;           /* the batch's scores where the device reads them */
+    /* The batch's scores where the device reads them, when ops.predict leaves none there */
+    cleval_hostbuf score_rows;
     cleval_status status;
     char error[1024];
 } worker;
@@ -135,16 +136,24 @@ static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const void *
     return cleval_hostbuf_unmap(dev, buf);
 }
 
-/* Reduces the batch's score rows on the worker's device into slot->score_sums. */
-static cleval_status reduce_scores(worker *w, pipeline_slot *slot)
+/* Reduces the batch's score rows on the worker's device into slot->score_sums: from
+ * `on_device` where the model left them there, else uploaded from slot->scores. */
+static cleval_status reduce_scores(worker *w, pipeline_slot *slot, cl_mem on_device)
 {
     const pipeline_config *cfg = w->p->cfg;
     cleval_device *dev = cfg->devices[w->id];
-    size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
-    cleval_status status = stage(dev, &w->score_rows, slot->scores, bytes);
+    cleval_status status = CLEVAL_OK;
+    cl_mem rows = on_device;
+    if (!rows) {
+        if (!slot->scores)
+            return cleval_fail(CLEVAL_ERR_INTERNAL, "the model left no score rows to reduce");
+        size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
+        status = stage(dev, &w->score_rows, slot->scores, bytes);
+        rows = w->score_rows.mem;
+    }
     if (status == CLEVAL_OK)
-        status = cleval_score_reducer_add(w->score_reducer, w->score_rows.mem, w->labels.mem,
-                                          slot->n, &slot->score_sums);
+        status = cleval_score_reducer_add(w->score_reducer, rows, w->labels.mem, slot->n,
+                                          &slot->score_sums);
     return status;
 }
 
@@ -154,16 +163,16 @@ static cleval_status process(worker *w, pipeline_slot *slot)
     const pipeline_config *cfg = w->p->cfg;
     cleval_device *dev = cfg->devices[w->id];
     cleval_status status;
-    cl_mem pred;
+    cl_mem pred, scores = NULL;
     if (cfg->ops.predict) {
-        status = cfg->ops.predict(cfg->models[w->id], slot, &pred);
+        status = cfg->ops.predict(cfg->models[w->id], slot, &pred, &scores);
     } else { /* metrics: the predictions came with the file */
         status = stage(dev, &w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
         pred = w->preds.mem;
     }
     if (status == CLEVAL_OK && cfg->labels)
         status = stage(dev, &w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
-    if (status == CLEVAL_OK && cfg->score_metrics) status = reduce_scores(w, slot);
+    if (status == CLEVAL_OK && cfg->score_metrics) status = reduce_scores(w, slot, scores);
     if (status != CLEVAL_OK) return status;
 
     /* Metrics discover the class count while streaming: a histogram widens when needed. */
@@ -314,7 +323,7 @@ static cleval_status allocate(pipeline *p)
         slot->pred = malloc(batch * sizeof *slot->pred);
         if (cfg->x) slot->x = malloc(batch * x_bytes);
         if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
-        bool scores = cfg->with_scores || cfg->score_metrics;
+        bool scores = cfg->with_scores || (cfg->score_metrics && !cfg->ops.scores_on_device);
         if (scores) slot->scores = malloc(batch * cfg->score_width * sizeof *slot->scores);
         if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||
             (scores && !slot->scores))
@@ -333,12 +342,14 @@ static cleval_status allocate(pipeline *p)
             (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
                                             "prediction batch", &wk->preds)))
             return status;
+        if (cfg->score_metrics && !cfg->ops.scores_on_device &&
+            (status =
+                 cleval_hostbuf_create(cfg->devices[w], batch * cfg->score_width * sizeof(float),
+                                       "score batch", &wk->score_rows)))
+            return status;
         if (cfg->score_metrics &&
-            ((status =
-                  cleval_hostbuf_create(cfg->devices[w], batch * cfg->score_width * sizeof(float),
-                                        "score batch", &wk->score_rows)) ||
-             (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
-                                                   (uint32_t)batch, &wk->score_reducer))))
+            (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
+                                                  (uint32_t)batch, &wk->score_reducer)))
             return status;
     }
     return CLEVAL_OK;
