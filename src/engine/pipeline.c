@@ -31,7 +31,8 @@ typedef struct worker {
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
     cleval_score_reducer *score_reducer; /* config->score_metrics */
-    /* The batch's scores where the device reads them, when ops.predict leaves none there */
+    /* The batch's scores where the device reads them, made when ops.predict first leaves
+     * none there */
     cleval_hostbuf score_rows;
     cleval_status status;
     char error[1024];
@@ -148,7 +149,11 @@ static cleval_status reduce_scores(worker *w, pipeline_slot *slot, cl_mem on_dev
         if (!slot->scores)
             return cleval_fail(CLEVAL_ERR_INTERNAL, "the model left no score rows to reduce");
         size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
-        status = stage(dev, &w->score_rows, slot->scores, bytes);
+        if (w->score_rows.bytes < bytes) {
+            cleval_hostbuf_release(&w->score_rows);
+            status = cleval_hostbuf_create(dev, bytes, "score batch", &w->score_rows);
+        }
+        if (status == CLEVAL_OK) status = stage(dev, &w->score_rows, slot->scores, bytes);
         rows = w->score_rows.mem;
     }
     if (status == CLEVAL_OK)
@@ -341,11 +346,6 @@ static cleval_status allocate(pipeline *p)
         if (!cfg->ops.predict &&
             (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
                                             "prediction batch", &wk->preds)))
-            return status;
-        if (cfg->score_metrics && !cfg->ops.scores_on_device &&
-            (status =
-                 cleval_hostbuf_create(cfg->devices[w], batch * cfg->score_width * sizeof(float),
-                                       "score batch", &wk->score_rows)))
             return status;
         if (cfg->score_metrics &&
             (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
