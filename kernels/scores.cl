@@ -3,7 +3,8 @@
  *
  * Algorithm  each work-group owns rows [g * rows_per_group, (g + 1) * rows_per_group); its
  *            work-item i takes rows begin + i, begin + i + SCORE_GROUP, ... and accumulates
- *            them in private sums, which a tree in local memory then adds in a fixed order, so
+ *            them in private sums (a row SCORE_VECTOR classes at a time in vector lanes), which
+ *            local memory then gathers and one work-item per slot adds in work-item order, so
  *            the partials do not depend on scheduling. Both candidate probabilities are
  *            accumulated in the same pass: the scores as given, and their softmax; the host
  *            picks one once it knows whether every row of the run was a probability row.
@@ -99,13 +100,13 @@ inline void add_row(__global const float *row, uint y, uint c, uint k, float *f,
                     pending_logs *logs, __global const float *bounds)
 {
     const float s_true = row[y];
-    const floatV lane = (floatV)(LANE_INDICES);
-    floatV top_v = (floatV)(row[0]), low_v = top_v, sum_v = 0.0f, sq_v = 0.0f, arg_v = 0.0f;
-    intV ahead_v = 0;
+    const intV lane = (intV)(LANE_INDICES);
+    floatV top_v = (floatV)(row[0]), low_v = top_v, sum_v = 0.0f, sq_v = 0.0f;
+    intV arg_v = 0, ahead_v = 0;
     uint vec_end = c / SCORE_VECTOR * SCORE_VECTOR;
     for (uint j = 0; j < vec_end; j += SCORE_VECTOR) {
         floatV s = VLOAD(0, row + j);
-        floatV index = lane + (float)j; /* exact: c < 2^24 */
+        intV index = lane + (int)j;
         intV greater = isgreater(s, top_v);
         top_v = select(top_v, s, greater);
         arg_v = select(arg_v, index, greater);
@@ -114,11 +115,10 @@ inline void add_row(__global const float *row, uint y, uint c, uint k, float *f,
         sq_v += s * s;
         /* Ranked by score, equal scores with the higher class first: scikit-learn's stable
          * ascending sort, reversed. (Vector comparisons give -1 for true.) */
-        ahead_v -= isgreater(s, s_true) | (isequal(s, s_true) & isgreater(index, (float)y));
+        ahead_v -= isgreater(s, s_true) | (isequal(s, s_true) & (index > (int)y));
     }
-    float tops[SCORE_VECTOR], args[SCORE_VECTOR], lows[SCORE_VECTOR], sums[SCORE_VECTOR],
-        sqs[SCORE_VECTOR];
-    int aheads[SCORE_VECTOR];
+    float tops[SCORE_VECTOR], lows[SCORE_VECTOR], sums[SCORE_VECTOR], sqs[SCORE_VECTOR];
+    int args[SCORE_VECTOR], aheads[SCORE_VECTOR];
     VSTORE(top_v, 0, tops);
     VSTORE(arg_v, 0, args);
     VSTORE(low_v, 0, lows);
