@@ -31,8 +31,8 @@ typedef struct worker {
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
     cleval_score_reducer *score_reducer; /* config->score_metrics */
-    /* The batch's scores where the device reads them, made when ops.predict first leaves
-     * none there */
+    /* The batch's scores where the device reads them, made when a batch first needs it (the
+     * file's scores, or a model that leaves none on the device) */
     cleval_hostbuf score_rows;
     cleval_status status;
     char error[1024];
