@@ -5,12 +5,18 @@ machine's streaming-read bandwidth and the end-to-end `cleval metrics` time on t
 
     python3 bench/bench_metrics.py [--build build] [--sizes 10000000 50000000] [--classes 10 1000]
     python3 bench/bench_metrics.py --scores [--score-cases 10000000x10 1000000x1000]
+        [--baseline-build OTHER_BUILD]
 
 --scores times the score-based metrics instead (top-5 accuracy, log loss, ECE over raw logits):
 `cleval metrics --top-k 5` against a Python process running scikit-learn (top_k_accuracy_score,
-log_loss on the softmax) and one running torchmetrics on the CPU (multiclass_accuracy top_k=5,
-cross-entropy, multiclass_calibration_error), each timed as a whole process from the same
-HDF5 file (start-up and reading included), and checks they agree.
+log_loss on the softmax) and one running torchmetrics on the CPU (MulticlassAccuracy top_k=5,
+cross-entropy, MulticlassCalibrationError), each timed as a whole process from the same
+HDF5 file (start-up and reading included), and checks they agree. The Python processes read
+the scores in pieces of at most 2^27 values (512 MB as float32; the whole file when smaller),
+since scikit-learn's float64 softmax of a 4 GB file would not fit in memory. The 1000-class
+case is 10^6 x 1000 (4 GB of float32), not 10^7 x 1000 (40 GB, more than a 24 GB machine's
+memory and page cache). --baseline-build times another build's cleval (say, before a change)
+on the same files, in the same run.
 
 Every figure is the median of several runs in this one process; ratios compare figures taken
 in the same run. Not a test: it asserts nothing about speed, only that all tools agree.
@@ -88,32 +94,45 @@ def run_case(args, n, classes, folder):
     }
 
 
+# Both read the file in pieces of argv[2] rows and add up per piece.
 SKLEARN_SCORES = """
 import json, sys
 import h5py, numpy as np
 from sklearn.metrics import log_loss, top_k_accuracy_score
+rows, hits, loss = int(sys.argv[2]), 0.0, 0.0
 with h5py.File(sys.argv[1]) as f:
-    y, s = f["y"][:], f["scores"][:]
-labels = np.arange(s.shape[1])
-e = np.exp(s.astype(np.float64) - s.max(axis=1, keepdims=True))
-p = e / e.sum(axis=1, keepdims=True)
-print(json.dumps({"top_k": top_k_accuracy_score(y, s, k=5, labels=labels),
-                  "log_loss": log_loss(y, p, labels=labels)}))
+    n, c = f["scores"].shape
+    labels = np.arange(c)
+    for row0 in range(0, n, rows):
+        y, s = f["y"][row0:row0 + rows], f["scores"][row0:row0 + rows]
+        e = np.exp(s.astype(np.float64) - s.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        hits += top_k_accuracy_score(y, s, k=5, labels=labels, normalize=False)
+        loss += log_loss(y, p, labels=labels, normalize=False)
+print(json.dumps({"top_k": hits / n, "log_loss": loss / n}))
 """
 
 TORCHMETRICS_SCORES = """
 import json, sys
 import h5py, torch
-from torchmetrics.functional.classification import (multiclass_accuracy,
-                                                    multiclass_calibration_error)
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+rows, loss = int(sys.argv[2]), 0.0
 with h5py.File(sys.argv[1]) as f:
-    y, s = torch.from_numpy(f["y"][:]).long(), torch.from_numpy(f["scores"][:])
-c = s.shape[1]
-print(json.dumps({
-    "top_k": float(multiclass_accuracy(s, y, num_classes=c, top_k=5, average="micro")),
-    "log_loss": float(torch.nn.functional.cross_entropy(s.double(), y)),
-    "ece": float(multiclass_calibration_error(s, y, num_classes=c, n_bins=15, norm="l1"))}))
+    n, c = f["scores"].shape
+    accuracy = MulticlassAccuracy(num_classes=c, top_k=5, average="micro")
+    ece = MulticlassCalibrationError(num_classes=c, n_bins=15, norm="l1")
+    for row0 in range(0, n, rows):
+        y = torch.from_numpy(f["y"][row0:row0 + rows]).long()
+        s = torch.from_numpy(f["scores"][row0:row0 + rows])
+        accuracy.update(s, y)
+        ece.update(s, y)
+        loss += float(torch.nn.functional.cross_entropy(s.double(), y, reduction="sum"))
+print(json.dumps({"top_k": float(accuracy.compute()), "log_loss": loss / n,
+                  "ece": float(ece.compute())}))
 """
+
+# The most score values the Python references hold at once (see the module's docstring).
+REFERENCE_PIECE_VALUES = 1 << 27
 
 
 def write_logits(path, n, classes, seed, chunk=1_000_000):
@@ -143,24 +162,45 @@ def timed_process(command, repeat):
     return statistics.median(times), out
 
 
+def time_cleval(build, path, repeat):
+    """Median whole-process time of `cleval metrics --top-k 5` from `build`, and its report,
+    after one untimed run (PoCL compiles a changed kernel on first use, then caches it). The
+    build's own library comes first (a copied build finds it too)."""
+    env = dict(os.environ)
+    library = os.path.join(build, "src")
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [library, env.get("LD_LIBRARY_PATH")]))
+    command = [os.path.join(library, "cleval"), "metrics", "--data", path, "--top-k", "5",
+               "--json", "-"]
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    times, out = [], ""
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), json.loads(out)
+
+
 def run_scores_case(args, n, classes, folder):
     path = os.path.join(folder, f"logits_{n}_{classes}.h5")
     write_logits(path, n, classes, seed=n + classes)
-    cleval = os.path.join(args.build, "src", "cleval")
-    cl_s, out = timed_process([cleval, "metrics", "--data", path, "--top-k", "5", "--json", "-"],
-                              args.sklearn_repeat)
-    report = json.loads(out)
-    sk_s, out = timed_process(["python3", "-c", SKLEARN_SCORES, path], args.sklearn_repeat)
+    cl_s, report = time_cleval(args.build, path, args.sklearn_repeat)
+    base_s = None
+    if args.baseline_build:
+        base_s, base = time_cleval(args.baseline_build, path, args.sklearn_repeat)
+        assert base["top_k"] == report["top_k"], (base["top_k"], report["top_k"])
+    piece = str(max(1, REFERENCE_PIECE_VALUES // classes))
+    sk_s, out = timed_process(["python3", "-c", SKLEARN_SCORES, path, piece], args.sklearn_repeat)
     sk = json.loads(out)
-    tm_s, out = timed_process(["python3", "-c", TORCHMETRICS_SCORES, path], args.sklearn_repeat)
+    tm_s, out = timed_process(["python3", "-c", TORCHMETRICS_SCORES, path, piece],
+                              args.sklearn_repeat)
     tm = json.loads(out)
     os.remove(path)
     assert report["top_k"]["accuracy"] == sk["top_k"], (report["top_k"], sk["top_k"])
     assert abs(report["log_loss"] - sk["log_loss"]) <= 1e-5 * sk["log_loss"]
     assert abs(report["log_loss"] - tm["log_loss"]) <= 1e-5 * tm["log_loss"]
     assert abs(report["calibration"]["ece"] - tm["ece"]) <= 1e-4
-    return {"n": n, "classes": classes, "cleval_s": cl_s, "sklearn_s": sk_s,
-            "torchmetrics_s": tm_s, "top_k": report["top_k"]["accuracy"],
+    return {"n": n, "classes": classes, "cleval_s": cl_s, "baseline_s": base_s,
+            "sklearn_s": sk_s, "torchmetrics_s": tm_s, "top_k": report["top_k"]["accuracy"],
             "log_loss": report["log_loss"], "ece": report["calibration"]["ece"]}
 
 
@@ -170,14 +210,19 @@ def main_scores(args):
         for case in args.score_cases:
             n, classes = (int(v) for v in case.lower().split("x"))
             rows.append(run_scores_case(args, n, classes, folder))
-    print("N | C | cleval s | sklearn s | torchmetrics s | sk/cleval | tm/cleval | top-5 | "
-          "log loss | ECE")
+    baseline = " | baseline s | sk/baseline | tm/baseline" if args.baseline_build else ""
+    print("N | C | cleval s | sklearn s | torchmetrics s | sk/cleval | tm/cleval" + baseline +
+          " | top-5 | log loss | ECE")
     for r in rows:
-        print(" | ".join([
-            f"{r['n']:.0e}", str(r["classes"]), f"{r['cleval_s']:.3f}", f"{r['sklearn_s']:.3f}",
-            f"{r['torchmetrics_s']:.3f}", f"{r['sklearn_s'] / r['cleval_s']:.1f}x",
-            f"{r['torchmetrics_s'] / r['cleval_s']:.1f}x", f"{r['top_k']:.4f}",
-            f"{r['log_loss']:.4f}", f"{r['ece']:.4f}"]))
+        cells = [f"{r['n']:.0e}", str(r["classes"]), f"{r['cleval_s']:.3f}",
+                 f"{r['sklearn_s']:.3f}", f"{r['torchmetrics_s']:.3f}",
+                 f"{r['sklearn_s'] / r['cleval_s']:.1f}x",
+                 f"{r['torchmetrics_s'] / r['cleval_s']:.1f}x"]
+        if args.baseline_build:
+            cells += [f"{r['baseline_s']:.3f}", f"{r['sklearn_s'] / r['baseline_s']:.1f}x",
+                      f"{r['torchmetrics_s'] / r['baseline_s']:.1f}x"]
+        cells += [f"{r['top_k']:.4f}", f"{r['log_loss']:.4f}", f"{r['ece']:.4f}"]
+        print(" | ".join(cells))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
@@ -194,7 +239,10 @@ def main():
     parser.add_argument("--scores", action="store_true",
                         help="time the score-based metrics instead of the confusion matrix")
     parser.add_argument("--score-cases", nargs="+", default=["10000000x10", "1000000x1000"],
-                        help="NxC cases of --scores")
+                        help="NxC cases of --scores (the 1000-class case is 10^6 rows: "
+                             "10^7 x 1000 would be 40 GB of float32)")
+    parser.add_argument("--baseline-build",
+                        help="--scores: also time this build's cleval on the same files")
     args = parser.parse_args()
     if args.scores:
         main_scores(args)

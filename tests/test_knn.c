@@ -95,6 +95,15 @@ static knn_answer run_knn(const labelled_set *train, const float *queries, uint6
                                                       NULL),
                                   "clEnqueueReadBuffer"));
         assert_memory_equal(device_pred, a.pred + q0, n * sizeof(int32_t));
+        /* The vote fractions the score metrics read on the device, after searching again too */
+        size_t score_bytes = (size_t)n * config->n_classes * sizeof(float);
+        float *device_scores = malloc(score_bytes);
+        assert_ok(cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(test_device()),
+                                                      cleval_knn_scores_buffer(knn), CL_TRUE, 0,
+                                                      score_bytes, device_scores, 0, NULL, NULL),
+                                  "clEnqueueReadBuffer"));
+        assert_memory_equal(device_scores, a.scores + q0 * config->n_classes, score_bytes);
+        free(device_scores);
     }
     a.stats = *cleval_knn_get_stats(knn);
     cleval_knn_destroy(knn);

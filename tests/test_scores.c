@@ -1,8 +1,8 @@
 /* The device reducer of the score-based metrics (kernels/scores.cl) against a plain C
  * reference in double: odd sizes (1, a prime, one more than the work-group size, one more than
- * the rows of a work-group), 1 to 17 classes, scores with ties, probability rows and raw
- * scores, k from 1 to C, and the same data in several batches; then the host's metrics from
- * the sums. */
+ * the rows of a work-group), 1 to 17 classes and widths around the kernel's vector steps up to
+ * 1000, scores with ties, probability rows and raw scores, k from 1 to C, and the same data in
+ * several batches; then the host's metrics from the sums. */
 #include "testutil.h"
 
 #include <math.h>
@@ -169,6 +169,25 @@ static void test_reducer_odd_sizes(void **state)
         }
 }
 
+/* Rows as wide as one vector step of the kernel (8 or 16 classes), one class either side, a
+ * few steps with a tail, and 1000 classes: ties between lanes and the tail must still rank
+ * and pick the first maximum as a scan of the row does. */
+static void test_reducer_vector_widths(void **state)
+{
+    (void)state;
+    static const uint32_t sizes[] = {1, 37, 1025};
+    static const uint32_t classes[] = {7, 8, 9, 15, 16, 17, 33, 1000};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        for (size_t j = 0; j < sizeof classes / sizeof *classes; j++) {
+            uint32_t c = classes[j];
+            uint32_t ks[] = {1, 5, c};
+            for (size_t q = 0; q < 3; q++) {
+                check(sizes[i], c, ks[q], false, 1);
+                check(sizes[i], c, ks[q], true, 1);
+            }
+        }
+}
+
 static void test_reducer_batches_add_up(void **state)
 {
     (void)state;
@@ -234,6 +253,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reducer_odd_sizes),
+        cmocka_unit_test(test_reducer_vector_widths),
         cmocka_unit_test(test_reducer_batches_add_up),
         cmocka_unit_test(test_reducer_k0_counts_nothing),
         cmocka_unit_test(test_metrics_from_sums),

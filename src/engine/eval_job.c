@@ -30,7 +30,9 @@ static void tally_nonfinite(eval_model *m, const pipeline_slot *slot)
     }
 }
 
-static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
+/* The scores stay on the device (the score metrics read them there); slot->scores, present
+ * only when they are saved, gets a copy. */
+static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred, cl_mem *scores)
 {
     eval_model *m = model;
     cleval_status status = cleval_nn_run(m->nn, slot->x, slot->n, slot->scores);
@@ -44,6 +46,7 @@ static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
         m->capacity = slot->n;
     }
     *pred = cleval_nn_pred_buffer(m->nn);
+    *scores = cleval_nn_scores_buffer(m->nn);
     /* The pipeline keeps the host predictions too (for --save and its own bookkeeping); the
      * counts come along in the same wait. */
     cl_command_queue queue = cleval_device_queue(m->dev);
@@ -418,7 +421,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .top_k = job->test.top_k,
                             .errors = job->test.errors,
                             .models = model_ptrs,
-                            .ops = {predict},
+                            .ops = {predict, .scores_on_device = true},
                             .model_description = texts.description,
                             .save_path = job->test.save_path,
                             .part_attributes = texts.part_attributes,

@@ -9,11 +9,14 @@
 
 enum { TRAIN_CHUNK_ROWS = 16384 };
 
-static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred)
+/* The vote fractions stay on the device as well (the score metrics read them there); the
+ * host copy, when there is one, is what searching again works on. */
+static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred, cl_mem *scores)
 {
     cleval_knn *knn = model;
     cleval_status status = cleval_knn_search(knn, slot->x, slot->n, slot->pred, slot->scores);
     *pred = cleval_knn_pred_buffer(knn);
+    *scores = slot->scores ? cleval_knn_scores_buffer(knn) : NULL;
     return status;
 }
 

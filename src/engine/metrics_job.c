@@ -52,6 +52,11 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
         goto done;
     }
     uint64_t batch = job->batch ? job->batch : CLEVAL_DEFAULT_METRICS_BATCH;
+    uint64_t width = scores ? cleval_column_row_size(scores) : 0;
+    if (!job->batch && width) { /* wide score rows: fewer rows per batch */
+        uint64_t fit = CLEVAL_DEFAULT_METRICS_BATCH_SCORES / width;
+        if (fit < batch) batch = fit ? fit : 1;
+    }
     if (batch > INT32_MAX) batch = INT32_MAX;
     engine_run_spec spec = {.command = "metrics",
                             .data = ds,
@@ -63,7 +68,7 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
                             .save_counts = true,
                             .score_metrics = scores != NULL,
                             .file_scores = scores,
-                            .score_width = scores ? (uint32_t)cleval_column_row_size(scores) : 0,
+                            .score_width = (uint32_t)width,
                             .top_k = job->top_k,
                             .errors = job->errors};
     status = engine_run(&spec, &job->run, out);

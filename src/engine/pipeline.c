@@ -31,7 +31,9 @@ typedef struct worker {
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
     cleval_score_reducer *score_reducer; /* config->score_metrics */
-    cleval_hostbuf score_rows;           /* the batch's scores where the device reads them */
+    /* The batch's scores where the device reads them, made when a batch first needs it (the
+     * file's scores, or a model that leaves none on the device) */
+    cleval_hostbuf score_rows;
     cleval_error_finder *error_finder;   /* config->errors with score_metrics */
     cleval_status status;
     char error[1024];
@@ -137,26 +139,34 @@ static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const void *
     return cleval_hostbuf_unmap(dev, buf);
 }
 
-/* Reduces the batch's score rows on the worker's device into slot->score_sums. */
-static cleval_status reduce_scores(worker *w, pipeline_slot *slot)
+/* The batch's score rows on the worker's device: the model's own buffer `on_device` when it
+ * left them there, else the slot's host rows staged. */
+static cleval_status device_score_rows(worker *w, pipeline_slot *slot, cl_mem on_device,
+                                       cl_mem *rows)
 {
+    *rows = on_device;
+    if (on_device) return CLEVAL_OK;
     const pipeline_config *cfg = w->p->cfg;
     cleval_device *dev = cfg->devices[w->id];
+    if (!slot->scores)
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "the model left no score rows to reduce");
     size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
-    cleval_status status = stage(dev, &w->score_rows, slot->scores, bytes);
-    if (status == CLEVAL_OK)
-        status = cleval_score_reducer_add(w->score_reducer, w->score_rows.mem, w->labels.mem,
-                                          slot->n, &slot->score_sums);
+    cleval_status status = CLEVAL_OK;
+    if (w->score_rows.bytes < bytes) {
+        cleval_hostbuf_release(&w->score_rows);
+        status = cleval_hostbuf_create(dev, bytes, "score batch", &w->score_rows);
+    }
+    if (status == CLEVAL_OK) status = stage(dev, &w->score_rows, slot->scores, bytes);
+    *rows = w->score_rows.mem;
     return status;
 }
 
-/* Selects the batch's error-analysis picks on the worker's device, from the score rows
- * reduce_scores() staged. */
-static cleval_status find_errors(worker *w, pipeline_slot *slot, cl_mem pred)
+/* Selects the batch's error-analysis picks on the worker's device from its score rows. */
+static cleval_status find_errors(worker *w, pipeline_slot *slot, cl_mem score_rows, cl_mem pred)
 {
-    return cleval_error_finder_run(w->error_finder, w->score_rows.mem, w->labels.mem, pred,
-                                   slot->n, slot->row0, slot->labels, slot->pred,
-                                   slot->error_picks, slot->n_error_picks);
+    return cleval_error_finder_run(w->error_finder, score_rows, w->labels.mem, pred, slot->n,
+                                   slot->row0, slot->labels, slot->pred, slot->error_picks,
+                                   slot->n_error_picks);
 }
 
 /* Runs one batch on the worker's device and counts it. */
@@ -165,17 +175,22 @@ static cleval_status process(worker *w, pipeline_slot *slot)
     const pipeline_config *cfg = w->p->cfg;
     cleval_device *dev = cfg->devices[w->id];
     cleval_status status;
-    cl_mem pred;
+    cl_mem pred, scores = NULL;
     if (cfg->ops.predict) {
-        status = cfg->ops.predict(cfg->models[w->id], slot, &pred);
+        status = cfg->ops.predict(cfg->models[w->id], slot, &pred, &scores);
     } else { /* metrics: the predictions came with the file */
         status = stage(dev, &w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
         pred = w->preds.mem;
     }
     if (status == CLEVAL_OK && cfg->labels)
         status = stage(dev, &w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
-    if (status == CLEVAL_OK && cfg->score_metrics) status = reduce_scores(w, slot);
-    if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, pred);
+    cl_mem score_rows = NULL;
+    if (status == CLEVAL_OK && cfg->score_metrics)
+        status = device_score_rows(w, slot, scores, &score_rows);
+    if (status == CLEVAL_OK && cfg->score_metrics)
+        status = cleval_score_reducer_add(w->score_reducer, score_rows, w->labels.mem, slot->n,
+                                          &slot->score_sums);
+    if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, score_rows, pred);
     if (status != CLEVAL_OK) return status;
 
     /* Metrics discover the class count while streaming: a histogram widens when needed. */
@@ -333,7 +348,7 @@ static cleval_status allocate(pipeline *p)
         slot->pred = malloc(batch * sizeof *slot->pred);
         if (cfg->x) slot->x = malloc(batch * x_bytes);
         if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
-        bool scores = cfg->with_scores || cfg->score_metrics;
+        bool scores = cfg->with_scores || (cfg->score_metrics && !cfg->ops.scores_on_device);
         if (scores) slot->scores = malloc(batch * cfg->score_width * sizeof *slot->scores);
         bool picks = cfg->errors && cfg->score_metrics;
         if (picks)
@@ -357,11 +372,8 @@ static cleval_status allocate(pipeline *p)
                                             "prediction batch", &wk->preds)))
             return status;
         if (cfg->score_metrics &&
-            ((status =
-                  cleval_hostbuf_create(cfg->devices[w], batch * cfg->score_width * sizeof(float),
-                                        "score batch", &wk->score_rows)) ||
-             (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
-                                                   (uint32_t)batch, &wk->score_reducer))))
+            (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
+                                                  (uint32_t)batch, &wk->score_reducer)))
             return status;
         if (cfg->errors && cfg->score_metrics &&
             (status = cleval_error_finder_create(cfg->devices[w], cfg->score_width,

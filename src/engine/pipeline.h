@@ -36,7 +36,9 @@ typedef struct pipeline_slot {
     void *x;            /* [n][row_size] features of config->x_type, or NULL without a model */
     int32_t *labels;    /* [n] true classes, or NULL without labels */
     int32_t *pred;      /* [n] predictions: read from the file (metrics) or the model's */
-    float *scores;      /* [n][score_width] when saved or reduced, else NULL */
+    /* [n][score_width] when saved, or reduced from the host (see pipeline_worker_ops),
+     * else NULL */
+    float *scores;
     int32_t max_label;  /* largest label or prediction read with this batch (metrics) */
     cleval_score_sums score_sums; /* the batch's score-metric sums (config->score_metrics) */
     /* config->errors with scores: the batch's picks, [CLEVAL_ERROR_LISTS][min(N, batch)] */
@@ -47,8 +49,14 @@ typedef struct pipeline_slot {
 /* What a worker runs on each batch, with its own device and model. */
 typedef struct pipeline_worker_ops {
     /* Classifies slot->x: fills slot->pred (host) and slot->scores (when not NULL), and
-     * returns the device buffer holding the same predictions in *pred. */
-    cleval_status (*predict)(void *model, pipeline_slot *slot, cl_mem *pred);
+     * returns the device buffers holding the same predictions in *pred and the score rows
+     * (float [n][score_width], contiguous from offset 0) in *scores, or NULL there when the
+     * rows are only in slot->scores. The score metrics reduce *scores where it is not NULL
+     * (the rows are not uploaded again), else an upload of slot->scores. */
+    cleval_status (*predict)(void *model, pipeline_slot *slot, cl_mem *pred, cl_mem *scores);
+    /* predict always returns *scores: slot->scores is then allocated only when the scores
+     * are saved, so the rows are not read back to the host for nothing. */
+    bool scores_on_device;
 } pipeline_worker_ops;
 
 typedef struct pipeline_config {

@@ -453,6 +453,11 @@ cl_mem cleval_knn_pred_buffer(const cleval_knn *knn)
     return knn->pred.mem;
 }
 
+cl_mem cleval_knn_scores_buffer(const cleval_knn *knn)
+{
+    return knn->scores.mem;
+}
+
 const cleval_knn_stats *cleval_knn_get_stats(const cleval_knn *knn)
 {
     return &knn->stats;

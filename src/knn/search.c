@@ -427,9 +427,13 @@ cleval_status cleval_knn_search(cleval_knn *knn, const float *queries, uint32_t 
         again = again || (flags[q] & FLAG_UNPROVEN);
     if (status == CLEVAL_OK && again) {
         status = search_again(knn, queries, nq, m, &out);
-        /* The device buffer must hold the whole batch's final predictions again. */
+        /* The device buffers must hold the whole batch's final predictions (and vote
+         * fractions) again: the searches again overwrote their first rows. */
         if (status == CLEVAL_OK)
             status = write(knn, knn->pred.mem, (size_t)nq * sizeof *pred, pred);
+        if (status == CLEVAL_OK && scores)
+            status = write(knn, knn->scores.mem,
+                           (size_t)nq * knn->config.n_classes * sizeof *scores, scores);
     }
     if (status == CLEVAL_OK) {
         knn->stats.queries += nq;

@@ -97,6 +97,10 @@ typedef struct cleval_predict_outcome {
 void cleval_predict_outcome_free(cleval_predict_outcome *out);
 
 enum { CLEVAL_DEFAULT_METRICS_BATCH = 1 << 20 };
+/* With a scores dataset the default batch holds at most this many scores (64 MB of float32 per
+ * batch slot): 1000 classes get 16777 rows, so wide files stream in many batches that overlap
+ * reading with the device instead of one multi-gigabyte slot per batch. */
+enum { CLEVAL_DEFAULT_METRICS_BATCH_SCORES = 1 << 24 };
 
 /* `cleval metrics`: confusion counts from saved labels and predictions. */
 typedef struct cleval_metrics_job {
@@ -104,7 +108,9 @@ typedef struct cleval_metrics_job {
     cleval_dataset *data;  /* when not NULL, read instead of data_path (which names it) */
     const char *y_key;     /* NULL: "y" */
     const char *pred_key;  /* NULL: "pred" */
-    uint64_t batch;        /* rows per batch; 0: CLEVAL_DEFAULT_METRICS_BATCH */
+    /* rows per batch; 0: CLEVAL_DEFAULT_METRICS_BATCH, fewer for wide score rows
+     * (CLEVAL_DEFAULT_METRICS_BATCH_SCORES) */
+    uint64_t batch;
     const char *save_path; /* NULL: no prediction file */
     const char *scores_key; /* NULL: "scores"; when the file has it, score metrics too */
     uint32_t top_k;         /* 0: no top-k accuracy */

@@ -84,6 +84,9 @@ cleval_status cleval_knn_search(cleval_knn *knn, const float *queries, uint32_t 
 
 /* int32 [nq] predictions of the last search, on the device. */
 cl_mem cleval_knn_pred_buffer(const cleval_knn *knn);
+/* float [nq][n_classes] vote fractions of the last search (given `scores`) or vote, on the
+ * device: the same values as the host's `scores`, until the next search. */
+cl_mem cleval_knn_scores_buffer(const cleval_knn *knn);
 
 const cleval_knn_stats *cleval_knn_get_stats(const cleval_knn *knn);
 
