@@ -177,13 +177,17 @@ static bool log_build_failure(cleval_device *dev, cl_program program, const char
 
 /* A successful build's warnings are for developers: logged at the --verbose level only, so a
  * driver that warns never writes them into the user's stderr through cleval. */
-static void log_build_warnings(cleval_device *dev, cl_program program, const char *name,
-                               const char *options)
+static cleval_status log_build_warnings(cleval_device *dev, cl_program program, const char *name,
+                                        const char *options)
 {
     char *text;
-    if (read_build_log(dev, program, &text) && text && text[strspn(text, " \t\r\n")] != '\0')
+    if (!read_build_log(dev, program, &text))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading the build log of kernels/%s.cl",
+                           name);
+    if (text && text[strspn(text, " \t\r\n")] != '\0')
         cleval_log(CLEVAL_LOG_INFO, "build log of kernels/%s.cl [%s]:\n%s", name, options, text);
     free(text);
+    return CLEVAL_OK;
 }
 
 static double seconds_now(void)
@@ -230,7 +234,10 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
     }
     cleval_log(CLEVAL_LOG_INFO, "built kernels/%s.cl [%s] in %.3f s", name, options,
                seconds_now() - start);
-    log_build_warnings(dev, program, name, options);
+    if ((status = log_build_warnings(dev, program, name, options)) != CLEVAL_OK) {
+        clReleaseProgram(program);
+        return status;
+    }
     *out = program;
     return CLEVAL_OK;
 }
