@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleval/device.h"
@@ -150,6 +151,12 @@ static void test_table_covers_every_program(void **state)
     assert_int_equal(seen, (int)(sizeof programs / sizeof programs[0]));
 }
 
+/* Fails the test, showing the captured log, unless the log contains `needle`. */
+static void expect_in_log(const char *needle)
+{
+    if (!strstr(captured_log, needle)) fail_msg("no '%s' in the log:\n%s", needle, captured_log);
+}
+
 /* A kernel that warns (an unused comparison): -Werror makes its build fail on this device, so
  * the test above can catch warnings at all; without -Werror it builds, and the warning goes to
  * the log at the --verbose level only. */
@@ -160,9 +167,9 @@ static void test_warnings_fail_werror_and_stay_verbose(void **state)
     snprintf(path, sizeof path, "%s/warns.cl", CLEVAL_TEST_TMPDIR);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    /* The pid makes the source new to the driver's binary cache, which may keep no build log. */
-    fprintf(f, "/* run %ld */\n__kernel void warns(__global int *x) { x[0] == 1; }\n",
-            (long)getpid());
+    /* A source new to the driver's binary cache, which may keep no build log. */
+    fprintf(f, "/* run %ld at %ld */\n__kernel void warns(__global int *x) { x[0] == 1; }\n",
+            (long)getpid(), (long)time(NULL));
     fclose(f);
     setenv("CLEVAL_KERNEL_DIR", CLEVAL_TEST_TMPDIR, 1);
     cleval_device *dev = test_device();
@@ -172,7 +179,7 @@ static void test_warnings_fail_werror_and_stay_verbose(void **state)
     cleval_log_set(capture_log, CLEVAL_LOG_ERROR, NULL);
     assert_int_equal(cleval_device_kernel(dev, "warns", "-Werror", "warns", &kernel),
                      CLEVAL_ERR_OPENCL);
-    assert_non_null(strstr(captured_log, "comparison result unused"));
+    expect_in_log("comparison result unused");
 
     captured_log[0] = '\0';
     assert_ok(cleval_device_kernel(dev, "warns", "-DQUIET=1", "warns", &kernel));
@@ -181,18 +188,26 @@ static void test_warnings_fail_werror_and_stay_verbose(void **state)
 
     cleval_log_set(capture_log, CLEVAL_LOG_INFO, NULL);
     assert_ok(cleval_device_kernel(dev, "warns", "-DVERBOSE=1", "warns", &kernel));
-    cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
-    unsetenv("CLEVAL_KERNEL_DIR");
     clReleaseKernel(kernel);
-    assert_non_null(strstr(captured_log, "build log of kernels/warns.cl [-DVERBOSE=1]"));
-    assert_non_null(strstr(captured_log, "comparison result unused"));
+    expect_in_log("build log of kernels/warns.cl [-DVERBOSE=1]");
+    expect_in_log("comparison result unused");
+}
+
+/* Whatever failed, the next test loads the embedded kernels and logs nothing. */
+static int restore_kernels_and_log(void **state)
+{
+    (void)state;
+    unsetenv("CLEVAL_KERNEL_DIR");
+    cleval_log_set(NULL, CLEVAL_LOG_ERROR, NULL);
+    return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_covers_every_program),
-        cmocka_unit_test(test_warnings_fail_werror_and_stay_verbose),
+        cmocka_unit_test_teardown(test_warnings_fail_werror_and_stay_verbose,
+                                  restore_kernels_and_log),
         cmocka_unit_test(test_every_variant_builds_without_warnings),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
