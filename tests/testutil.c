@@ -1,13 +1,16 @@
 /* Helpers shared by the cmocka tests (see testutil.h). */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +29,22 @@ const char *fixture_path(const char *relative)
     static char path[4096];
     snprintf(path, sizeof path, "%s/%s", CLEVAL_FIXTURES_DIR, relative);
     return path;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *where)
+{
+    (void)st, (void)type;
+    if (where->level > 0) remove(path); /* the folder itself stays */
+    return 0;
+}
+
+/* Each test program owns CLEVAL_TEST_TMPDIR (<build>/tests/tmp/<program>): emptied, or created,
+ * before main() runs, so files a killed earlier run left behind never reach this run's checks
+ * (e.g. folder_has_temp_files), and no other program writes there under `ctest -j`. */
+__attribute__((constructor)) static void prepare_temp_folder(void)
+{
+    mkdir(CLEVAL_TEST_TMPDIR, 0755);
+    nftw(CLEVAL_TEST_TMPDIR, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 const char *temp_path(const char *name)

@@ -23,7 +23,8 @@ void _assert_ok(int status, const char *expr, const char *file, int line);
 /* "<fixtures>/<relative>" in a static buffer (valid until the next call). */
 const char *fixture_path(const char *relative);
 
-/* "<build>/tests/tmp/<name>" in a static buffer (valid until the next call). */
+/* "<build>/tests/tmp/<program>/<name>" in a static buffer (valid until the next call). The
+ * folder, CLEVAL_TEST_TMPDIR, is this test program's own and starts empty (testutil.c). */
 const char *temp_path(const char *name);
 
 /* Parses a JSON file; fails the test when it cannot. Free with cJSON_Delete. */

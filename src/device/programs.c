@@ -141,26 +141,53 @@ static bool build_ran_out_of_memory(const char *log)
            (cleval_memory_limit(limit, sizeof limit) && !strstr(log, "error"));
 }
 
+/* Sets *text to the program's build log (free it), or NULL when the driver cannot give it;
+ * returns false when there was no memory to hold it. */
+static bool read_build_log(cleval_device *dev, cl_program program, char **text)
+{
+    *text = NULL;
+    size_t size = 0;
+    if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, 0, NULL, &size) !=
+        CL_SUCCESS)
+        return true;
+    char *log = malloc(size + 1);
+    if (!log) return false;
+    if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, size, log, NULL) !=
+        CL_SUCCESS) {
+        free(log);
+        return true;
+    }
+    log[size] = '\0';
+    *text = log;
+    return true;
+}
+
 /* Logs the build log of a failed build, unless the compiler only ran out of memory: returns
  * true for that, which is no fault of the kernel. */
 static bool log_build_failure(cleval_device *dev, cl_program program, const char *name)
 {
-    size_t size = 0;
-    if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, 0, NULL, &size) !=
-        CL_SUCCESS)
-        return false;
-    char *text = malloc(size + 1);
-    if (!text) return true;
-    bool out_of_memory = false;
-    if (clGetProgramBuildInfo(program, dev->device_id, CL_PROGRAM_BUILD_LOG, size, text, NULL) ==
-        CL_SUCCESS) {
-        text[size] = '\0';
-        out_of_memory = build_ran_out_of_memory(text);
-        if (!out_of_memory)
-            cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
-    }
+    char *text;
+    if (!read_build_log(dev, program, &text)) return true;
+    bool out_of_memory = text && build_ran_out_of_memory(text);
+    if (text && !out_of_memory)
+        cleval_log(CLEVAL_LOG_ERROR, "build log of kernels/%s.cl:\n%s", name, text);
     free(text);
     return out_of_memory;
+}
+
+/* A successful build's warnings are for developers: logged at the --verbose level only, so a
+ * driver that warns never writes them into the user's stderr through cleval. */
+static cleval_status log_build_warnings(cleval_device *dev, cl_program program, const char *name,
+                                        const char *options)
+{
+    char *text;
+    if (!read_build_log(dev, program, &text))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading the build log of kernels/%s.cl",
+                           name);
+    if (text && text[strspn(text, " \t\r\n")] != '\0')
+        cleval_log(CLEVAL_LOG_INFO, "build log of kernels/%s.cl [%s]:\n%s", name, options, text);
+    free(text);
+    return CLEVAL_OK;
 }
 
 static double seconds_now(void)
@@ -207,6 +234,10 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
     }
     cleval_log(CLEVAL_LOG_INFO, "built kernels/%s.cl [%s] in %.3f s", name, options,
                seconds_now() - start);
+    if ((status = log_build_warnings(dev, program, name, options)) != CLEVAL_OK) {
+        clReleaseProgram(program);
+        return status;
+    }
     *out = program;
     return CLEVAL_OK;
 }
