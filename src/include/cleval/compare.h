@@ -140,7 +140,7 @@ void cleval_compare_result_free(cleval_compare_result *r);
 void cleval_compare_paired_interval(uint64_t both_right, uint64_t a_only, uint64_t b_only,
                                     uint64_t both_wrong, double z, double *low, double *high);
 
-/* The JSON report: docs/contract.md's keys plus this engine's additions (README). NULL when out of
+/* The JSON report: docs/contract.md's keys plus this engine's additions (docs/usage.md). NULL when out of
  * memory. */
 cJSON *cleval_compare_json(const cleval_compare_result *r);
 

@@ -142,7 +142,7 @@ void cleval_drift_chi2(const uint64_t *reference, const uint64_t *current, uint3
 /* Applies `t` to the statistics of `r`, filling its alerts and warnings. */
 void cleval_drift_check(cleval_drift_result *r, const cleval_drift_thresholds *t);
 
-/* The JSON report: docs/contract.md's keys plus this engine's additions (README). NULL when out of
+/* The JSON report: docs/contract.md's keys plus this engine's additions (docs/usage.md). NULL when out of
  * memory. */
 cJSON *cleval_drift_json(const cleval_drift_result *r);
 
