@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleval/auc.h"
 #include "cleval/cluster.h"
 #include "cleval/device.h"
 #include "cleval/knn.h"
@@ -73,6 +74,11 @@ typedef struct cleval_predict_outcome {
     bool has_scores;
     cleval_score_sums scores;
     uint32_t top_k; /* the top-k accuracy's k; 0: none */
+    /* ROC AUC and average precision: filled with the score metrics when the job's auc mode
+     * asks for them and the run did not resume from a checkpoint (the rows before it are not
+     * on the device). */
+    bool has_auc;
+    cleval_auc_result auc;
     double read_s;    /* HDF5 reads and checks of the test set */
     double wait_s;    /* waiting for the devices */
 } cleval_predict_outcome;
@@ -90,6 +96,7 @@ typedef struct cleval_metrics_job {
     const char *save_path; /* NULL: no prediction file */
     const char *scores_key; /* NULL: "scores"; when the file has it, score metrics too */
     uint32_t top_k;         /* 0: no top-k accuracy */
+    cleval_auc_mode auc;    /* ROC AUC and average precision with the score metrics */
     cleval_run_options run;
 } cleval_metrics_job;
 
@@ -106,6 +113,7 @@ typedef struct cleval_test_set {
     uint64_t batch;        /* samples per batch; 0: the model's preferred size */
     const char *save_path; /* NULL: no prediction file */
     uint32_t top_k;        /* score metrics' top-k accuracy; 0: none */
+    cleval_auc_mode auc;   /* ROC AUC and average precision with the score metrics */
 } cleval_test_set;
 
 enum { CLEVAL_DEFAULT_KNN_BATCH = 4096 };

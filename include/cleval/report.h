@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 
+#include "cleval/auc.h"
 #include "cleval/metrics.h"
 #include "cleval/scores.h"
 
@@ -65,6 +66,13 @@ void cleval_report_scores_json(cJSON *root, const cleval_score_metrics *m);
 
 /* Writes the score-based metrics' lines: top-k accuracy, log loss, Brier score, ECE. */
 void cleval_report_scores_text(FILE *out, const cleval_score_metrics *m);
+
+/* Adds "roc_auc" and "average_precision", each {"macro": x, "weighted": x}, or null when no
+ * class has both a positive and a negative sample. */
+void cleval_report_auc_json(cJSON *root, const cleval_auc_result *auc);
+
+/* Writes the lines "ROC AUC (ovr): macro x  weighted x" and "average precision (ovr): ...". */
+void cleval_report_auc_text(FILE *out, const cleval_auc_result *auc);
 
 /* Prints `json` to `path`, "-" meaning stdout, every number as the shortest decimal that reads
  * back to the same double (numbers become raw items in `json`). A file is written under a

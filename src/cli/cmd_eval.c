@@ -24,7 +24,8 @@ static const char usage[] =
     "writes pred, scores (the raw outputs) and y. With labels, the outputs also give log loss,\n"
     "Brier score, expected calibration error (15 bins) and with --top-k K the top-K accuracy\n"
     "(the outputs as probabilities when every row is non-negative and sums to 1 within 1e-4,\n"
-    "else their softmax; not for --shard).\n";
+    "else their softmax; not for --shard), and ROC AUC and average precision one-vs-rest\n"
+    "(--auc: auto up to 100 classes, on, off; not after --resume).\n";
 
 cJSON *cli_eval_model_block(const char *path, int64_t opset, uint32_t rank, const uint64_t *shape,
                             uint32_t output_width, const char *precision)
@@ -248,7 +249,8 @@ int cli_eval(int argc, char **argv)
         OPT_CALIBRATION, OPT_PRUNE, OPT_FP16_ARITHMETIC, OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_ALLOW_NONFINITE,
         OPT_MAX_CLASSES, OPT_INPUT_SCALE, OPT_INPUT_MEAN, OPT_INPUT_STD, OPT_INPUT_LAYOUT,
-        OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K};
+        OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K,
+        OPT_AUC};
     /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     static const char *const arithmetics[] = {"auto", "half", "float", NULL};
@@ -280,6 +282,7 @@ int cli_eval(int argc, char **argv)
         status = cli_get_choice(&args, OPT_FP16_ARITHMETIC, arithmetics, 0, &arithmetic);
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
     if (status == CLEVAL_OK) status = cli_get_top_k(&args, &job.test.top_k);
+    if (status == CLEVAL_OK) status = cli_get_auc(&args, &job.test.auc);
     uint64_t calibration = CLEVAL_DEFAULT_CALIBRATION;
     if (status == CLEVAL_OK)
         status = cli_get_positive(&args, OPT_CALIBRATION, CLEVAL_DEFAULT_CALIBRATION, &calibration);

@@ -123,6 +123,9 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_TOP_K] = {"top-k", 0, "K",
                    "also report the top-K accuracy from the scores (K >= 1; K >= C gives 1, "
                    "as scikit-learn)"},
+    [OPT_AUC] = {"auc", 0, "WHEN",
+                 "ROC AUC and average precision from the scores (one-vs-rest, macro and "
+                 "weighted): auto (up to 100 classes, the default), on or off"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -343,6 +346,16 @@ cleval_status cli_get_top_k(const cli_args *args, uint32_t *out)
     uint64_t value;
     cleval_status status = cli_get_positive(args, OPT_TOP_K, 0, &value);
     *out = value > UINT32_MAX ? UINT32_MAX : (uint32_t)value; /* beyond C: the same result */
+    return status;
+}
+
+cleval_status cli_get_auc(const cli_args *args, cleval_auc_mode *out)
+{
+    static const char *const choices[] = {"auto", "on", "off", NULL};
+    static const cleval_auc_mode modes[] = {CLEVAL_AUC_AUTO, CLEVAL_AUC_ON, CLEVAL_AUC_OFF};
+    int choice;
+    cleval_status status = cli_get_choice(args, OPT_AUC, choices, 0, &choice);
+    *out = status == CLEVAL_OK ? modes[choice] : CLEVAL_AUC_AUTO;
     return status;
 }
 

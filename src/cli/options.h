@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleval/auc.h"
 #include "cleval/status.h"
 
 typedef enum cli_option_id {
@@ -59,6 +60,7 @@ typedef enum cli_option_id {
     OPT_JUNIT,
     OPT_SUMMARY_MD,
     OPT_TOP_K,
+    OPT_AUC,
     OPT_COUNT
 } cli_option_id;
 
@@ -116,6 +118,9 @@ cleval_status cli_get_max_classes(const cli_args *args, uint32_t *out);
 /* --top-k K (K >= 1; 0 when absent). A K at or above the class count is kept: every sample
  * then counts, as in scikit-learn. */
 cleval_status cli_get_top_k(const cli_args *args, uint32_t *out);
+
+/* --auc auto|on|off (CLEVAL_AUC_AUTO when absent). */
+cleval_status cli_get_auc(const cli_args *args, cleval_auc_mode *out);
 
 /* Prints the option lines of `allowed` for --help. */
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed);

@@ -84,6 +84,7 @@ typedef struct engine_run_spec {
     cleval_column *file_scores;
     uint32_t score_width;
     uint32_t top_k;
+    cleval_auc_mode auc;     /* ROC AUC and average precision with the score metrics */
     void **models;           /* [run->n_devices] */
     pipeline_worker_ops ops;
     const char *model_description;

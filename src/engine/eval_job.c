@@ -372,6 +372,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .with_scores = job->test.save_path != NULL,
                             .score_metrics = true,
                             .top_k = job->test.top_k,
+                            .auc = job->test.auc,
                             .models = model_ptrs,
                             .ops = {predict},
                             .model_description = description,

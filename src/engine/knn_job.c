@@ -199,6 +199,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                             .with_scores = job->test.save_path != NULL,
                             .score_metrics = true,
                             .top_k = job->test.top_k,
+                            .auc = job->test.auc,
                             .models = (void **)devices.knns,
                             .ops = {predict},
                             .model_description = description,

@@ -64,7 +64,8 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
                             .score_metrics = scores != NULL,
                             .file_scores = scores,
                             .score_width = scores ? (uint32_t)cleval_column_row_size(scores) : 0,
-                            .top_k = job->top_k};
+                            .top_k = job->top_k,
+                            .auc = job->auc};
     status = engine_run(&spec, &job->run, out);
 done:
     cleval_column_close(y);

@@ -145,6 +145,9 @@ static cleval_status reduce_scores(worker *w, pipeline_slot *slot)
     if (status == CLEVAL_OK)
         status = cleval_score_reducer_add(w->score_reducer, w->score_rows.mem, w->labels.mem,
                                           slot->n, &slot->score_sums);
+    if (status == CLEVAL_OK && cfg->auc)
+        status = cleval_auc_store_put(cfg->auc, dev, w->score_rows.mem, w->labels.mem,
+                                      slot->row0 - cfg->row_begin, slot->n);
     return status;
 }
 

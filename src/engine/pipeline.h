@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cleval/auc.h"
 #include "cleval/dataset.h"
 #include "cleval/device.h"
 #include "cleval/histogram.h"
@@ -64,6 +65,9 @@ typedef struct pipeline_config {
     cleval_column *file_scores;  /* metrics: the file's scores, or NULL */
     uint32_t score_width;        /* scores per row (the class count of the model or file) */
     uint32_t top_k;              /* 0: no top-k hits counted */
+    /* When not NULL, each batch's score rows and labels are also put in this store at their
+     * rows (row - row_begin), for the ROC AUC at the end of the run. */
+    cleval_auc_store *auc;
 
     uint32_t n_workers;
     cleval_device **devices;     /* [n_workers] */
