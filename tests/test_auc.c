@@ -1,7 +1,7 @@
 /* The device ROC AUC and average precision (kernels/auc.cl, src/metrics/auc.c) against a plain
  * C reference of scikit-learn's algorithm (sort by score, one threshold per distinct score, the
- * trapezoid rule and the step sum, in double): sizes 0, 1, 2, a prime, one more than the
- * work-group, the local block and the tie-collapse chunk, several sort stages; scores with many
+ * trapezoid rule and the step sum, in double): sizes 0, 1, 2, primes, one more than the scan's
+ * work-group and than a tile of the radix sort and tie collapse, several tiles; scores with many
  * ties, all equal, -0 beside +0, a class without positives, rows put out of order and from
  * another device, softmax rows; and the refusal of a store the device cannot hold. */
 #include "testutil.h"
@@ -125,13 +125,15 @@ static void device_result(const float *scores, const int32_t *labels, uint32_t n
     cleval_auc_store_destroy(s);
 }
 
-/* Scores in 9 steps (ties in every class), labels below `label_classes`. */
+/* Half the scores in 9 steps (ties in every class), half any float in [-1, 1) (every bit of
+ * the sort key in play); labels below `label_classes`. */
 static void fill(float *scores, int32_t *labels, uint32_t n, uint32_t c, uint32_t label_classes,
                  uint64_t seed)
 {
     uint64_t s = seed;
     for (size_t i = 0; i < (size_t)n * c; i++)
-        scores[i] = (float)(next_random(&s) % 9) / 8.0f;
+        scores[i] = next_random(&s) % 2 ? (float)(next_random(&s) % 9) / 8.0f
+                                         : (float)((double)next_random(&s) / (1u << 30) - 1.0);
     for (uint32_t i = 0; i < n; i++)
         labels[i] = (int32_t)(next_random(&s) % label_classes);
 }
@@ -162,9 +164,9 @@ static void check_random(uint32_t n, uint32_t c, uint32_t label_classes, uint32_
 static void test_odd_sizes_against_reference(void **state)
 {
     (void)state;
-    /* 257: one more than the work-group and the chunk; 513: than a local block; 4099: a prime
-     * over several global sort steps. */
-    static const uint32_t sizes[] = {1, 2, 3, 37, 257, 513, 1009, 4099};
+    /* 257: one more than the scan's work-group; 4097: than a tile; 8209: a prime over three
+     * tiles. */
+    static const uint32_t sizes[] = {1, 2, 3, 37, 257, 1009, 4097, 8209};
     static const uint32_t classes[] = {1, 2, 3, 10};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         for (size_t j = 0; j < sizeof classes / sizeof *classes; j++)
@@ -175,7 +177,7 @@ static void test_batches_out_of_order(void **state)
 {
     (void)state;
     check_random(1009, 4, 4, 7);
-    check_random(4099, 3, 3, 2);
+    check_random(8209, 3, 3, 2);
 }
 
 /* No rows, one class absent from the labels, no class with both kinds of samples. */

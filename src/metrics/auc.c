@@ -1,5 +1,5 @@
 /* ROC-AUC and average precision (see auc.h): the score store on the device, the per-class
- * sort and tie collapse of kernels/auc.cl, and the curve sums over the groups' counts. */
+ * radix sort and tie collapse of kernels/auc.cl, and the curve sums over the groups' counts. */
 #include "cleval/auc.h"
 
 #include <pthread.h>
@@ -8,7 +8,8 @@
 
 enum {
     MAX_GROUP = 256,            /* AUC_GROUP of the kernels */
-    CHUNK = 256,                /* sorted keys per work-item of the tie collapse */
+    RADIX = 256,                /* AUC_RADIX of the kernels: 8 bits a pass */
+    TILE = 4096,                /* keys per work-item of the sort and the tie collapse */
     GROUPS_PER_READ = 1u << 20, /* groups read back at a time: the host's share stays 8 MiB */
 };
 
@@ -18,10 +19,11 @@ static const uint64_t MAX_ROWS = 1ull << 31;
 struct cleval_auc_store {
     cleval_device *dev;
     uint32_t n_classes;
-    uint64_t capacity, padded; /* padded: the sort's power of two >= capacity */
-    cl_mem scores, labels, keys, counts, total, groups;
-    cl_kernel softmax, make_keys, sort_global, sort_local, chunk_counts, scan, emit;
-    size_t local_size;         /* work-items of the local sort and the scan: a power of two */
+    uint64_t capacity;
+    /* keys and their sorted copy; after the sort, `spare` holds the groups (uint2 each) */
+    cl_mem scores, labels, keys, spare, counts, totals;
+    cl_kernel softmax, make_keys, radix_count, radix_scatter, scan, tile_groups, emit;
+    size_t scan_size;          /* work-items of auc_scan */
     uint32_t *staging;         /* GROUPS_PER_READ groups read back */
     pthread_mutex_t put_lock;  /* puts from other devices go through host memory */
 };
@@ -31,17 +33,9 @@ bool cleval_auc_wanted(cleval_auc_mode mode, uint32_t n_classes)
     return mode == CLEVAL_AUC_ON || (mode == CLEVAL_AUC_AUTO && n_classes <= CLEVAL_AUC_AUTO_MAX_CLASSES);
 }
 
-static uint64_t power_of_two_at_least(uint64_t n)
+static uint64_t tiles_of(uint64_t rows)
 {
-    uint64_t p = 1;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
-
-static uint64_t chunks_of(uint64_t rows)
-{
-    return rows ? (rows + CHUNK - 1) / CHUNK : 1;
+    return rows ? (rows + TILE - 1) / TILE : 1;
 }
 
 /* Refuses buffers the device cannot hold, before any is allocated. */
@@ -49,10 +43,9 @@ static cleval_status check_fits(const cleval_auc_store *s)
 {
     const cleval_device_info *info = cleval_device_get_info(s->dev);
     uint64_t score_bytes = s->capacity * s->n_classes * sizeof(float);
-    uint64_t key_bytes = s->padded * sizeof(uint64_t);
-    uint64_t group_bytes = s->capacity * 2 * sizeof(uint32_t);
-    uint64_t total = score_bytes + key_bytes + group_bytes + s->capacity * sizeof(int32_t) +
-                     chunks_of(s->capacity) * 2 * sizeof(uint32_t);
+    uint64_t key_bytes = s->capacity * sizeof(uint64_t);
+    uint64_t total = score_bytes + 2 * key_bytes + s->capacity * sizeof(int32_t) +
+                     tiles_of(s->capacity) * RADIX * sizeof(uint32_t);
     uint64_t largest = score_bytes > key_bytes ? score_bytes : key_bytes;
     const double mib = 1024.0 * 1024.0;
     if (s->capacity >= MAX_ROWS)
@@ -78,31 +71,22 @@ static cleval_status create_kernels(cleval_auc_store *s)
         const char *name;
         cl_kernel *kernel;
     } kernels[] = {
-        {"auc_softmax", &s->softmax},           {"auc_keys", &s->make_keys},
-        {"auc_bitonic_global", &s->sort_global}, {"auc_bitonic_local", &s->sort_local},
-        {"auc_chunk_counts", &s->chunk_counts}, {"auc_scan_counts", &s->scan},
+        {"auc_softmax", &s->softmax},         {"auc_keys", &s->make_keys},
+        {"auc_radix_count", &s->radix_count}, {"auc_radix_scatter", &s->radix_scatter},
+        {"auc_scan", &s->scan},               {"auc_tile_groups", &s->tile_groups},
         {"auc_emit_groups", &s->emit},
     };
     cleval_status status = CLEVAL_OK;
     for (size_t i = 0; status == CLEVAL_OK && i < sizeof kernels / sizeof *kernels; i++)
         status = cleval_device_kernel(s->dev, "auc", NULL, kernels[i].name, kernels[i].kernel);
     if (status != CLEVAL_OK) return status;
-    /* The local sort and the scan share one size: the largest power of two both kernels take. */
-    size_t most = MAX_GROUP;
-    cl_kernel local_kernels[] = {s->sort_local, s->scan};
-    for (int i = 0; i < 2; i++) {
-        size_t fits;
-        status = cleval_cl_check(clGetKernelWorkGroupInfo(local_kernels[i], cleval_device_id(s->dev),
-                                                          CL_KERNEL_WORK_GROUP_SIZE, sizeof fits,
-                                                          &fits, NULL),
-                                 "clGetKernelWorkGroupInfo(auc)");
-        if (status != CLEVAL_OK) return status;
-        most = fits < most ? fits : most;
-    }
-    s->local_size = 1;
-    while (s->local_size * 2 <= most)
-        s->local_size *= 2;
-    return CLEVAL_OK;
+    size_t fits;
+    status = cleval_cl_check(clGetKernelWorkGroupInfo(s->scan, cleval_device_id(s->dev),
+                                                      CL_KERNEL_WORK_GROUP_SIZE, sizeof fits,
+                                                      &fits, NULL),
+                             "clGetKernelWorkGroupInfo(auc_scan)");
+    s->scan_size = fits < MAX_GROUP ? fits : MAX_GROUP;
+    return status;
 }
 
 static cleval_status create_buffers(cleval_auc_store *s)
@@ -114,10 +98,10 @@ static cleval_status create_buffers(cleval_auc_store *s)
     } buffers[] = {
         {"AUC scores", s->capacity * s->n_classes * sizeof(float), &s->scores},
         {"AUC labels", s->capacity * sizeof(int32_t), &s->labels},
-        {"AUC sort keys", s->padded * sizeof(uint64_t), &s->keys},
-        {"AUC chunk counts", chunks_of(s->capacity) * 2 * sizeof(uint32_t), &s->counts},
-        {"AUC totals", 2 * sizeof(uint32_t), &s->total},
-        {"AUC groups", s->capacity * 2 * sizeof(uint32_t), &s->groups},
+        {"AUC sort keys", s->capacity * sizeof(uint64_t), &s->keys},
+        {"AUC sorted keys and groups", s->capacity * sizeof(uint64_t), &s->spare},
+        {"AUC tile counts", tiles_of(s->capacity) * RADIX * sizeof(uint32_t), &s->counts},
+        {"AUC totals", 2 * sizeof(uint32_t), &s->totals},
     };
     cleval_status status = CLEVAL_OK;
     for (size_t i = 0; status == CLEVAL_OK && i < sizeof buffers / sizeof *buffers; i++)
@@ -135,7 +119,6 @@ cleval_status cleval_auc_store_create(cleval_device *dev, uint32_t n_classes, ui
     s->dev = dev;
     s->n_classes = n_classes;
     s->capacity = capacity;
-    s->padded = power_of_two_at_least(capacity);
     pthread_mutex_init(&s->put_lock, NULL);
     cleval_status status = check_fits(s);
     if (status == CLEVAL_OK && !(s->staging = malloc(GROUPS_PER_READ * 2 * sizeof *s->staging)))
@@ -153,11 +136,11 @@ cleval_status cleval_auc_store_create(cleval_device *dev, uint32_t n_classes, ui
 void cleval_auc_store_destroy(cleval_auc_store *s)
 {
     if (!s) return;
-    cl_kernel kernels[] = {s->softmax, s->make_keys, s->sort_global, s->sort_local,
-                           s->chunk_counts, s->scan, s->emit};
+    cl_kernel kernels[] = {s->softmax,       s->make_keys, s->radix_count, s->radix_scatter,
+                           s->scan,          s->tile_groups, s->emit};
     for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
         if (kernels[i]) clReleaseKernel(kernels[i]);
-    cl_mem buffers[] = {s->scores, s->labels, s->keys, s->counts, s->total, s->groups};
+    cl_mem buffers[] = {s->scores, s->labels, s->keys, s->spare, s->counts, s->totals};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) clReleaseMemObject(buffers[i]);
     pthread_mutex_destroy(&s->put_lock);
@@ -226,7 +209,7 @@ static cleval_status apply_softmax(cleval_auc_store *s, uint32_t n)
     return launch(s, s->softmax, "clEnqueueNDRangeKernel(auc_softmax)", n, 0);
 }
 
-static cleval_status make_keys(cleval_auc_store *s, uint32_t n, uint32_t cls, uint32_t m)
+static cleval_status make_keys(cleval_auc_store *s, uint32_t n, uint32_t cls)
 {
     cleval_kernel_args a = cleval_kernel_args_begin(s->make_keys, "auc_keys");
     cleval_kernel_arg_mem(&a, s->scores);
@@ -234,76 +217,98 @@ static cleval_status make_keys(cleval_auc_store *s, uint32_t n, uint32_t cls, ui
     cleval_kernel_arg_uint(&a, n);
     cleval_kernel_arg_uint(&a, s->n_classes);
     cleval_kernel_arg_uint(&a, cls);
-    cleval_kernel_arg_uint(&a, m);
     cleval_kernel_arg_mem(&a, s->keys);
     cleval_status status = cleval_kernel_args_end(&a);
     if (status != CLEVAL_OK) return status;
-    return launch(s, s->make_keys, "clEnqueueNDRangeKernel(auc_keys)", m, 0);
+    return launch(s, s->make_keys, "clEnqueueNDRangeKernel(auc_keys)", n, 0);
 }
 
-/* Bitonic sort of the m keys (a power of two): blocks in local memory, then each stage's wide
- * steps globally and its narrow ones locally. */
-static cleval_status sort_keys(cleval_auc_store *s, uint32_t m)
+/* counts[first, first + count) into exclusive prefix sums, their sum into totals[slot]. */
+static cleval_status scan(cleval_auc_store *s, uint32_t first, uint32_t count, uint32_t slot)
 {
-    if (m < 2) return CLEVAL_OK;
-    uint32_t block = m < 2 * s->local_size ? m : (uint32_t)(2 * s->local_size);
+    cleval_kernel_args a = cleval_kernel_args_begin(s->scan, "auc_scan");
+    cleval_kernel_arg_mem(&a, s->counts);
+    cleval_kernel_arg_uint(&a, first);
+    cleval_kernel_arg_uint(&a, count);
+    cleval_kernel_arg_mem(&a, s->totals);
+    cleval_kernel_arg_uint(&a, slot);
+    cleval_status status = cleval_kernel_args_end(&a);
+    if (status != CLEVAL_OK) return status;
+    return launch(s, s->scan, "clEnqueueNDRangeKernel(auc_scan)", s->scan_size, s->scan_size);
+}
+
+/* Runs a per-tile kernel whose arguments are (keys, n, tile, ...): one work-item a tile. */
+static cleval_status launch_tiles(cleval_auc_store *s, cleval_kernel_args *a, uint32_t n,
+                                  const char *call)
+{
+    cleval_status status = cleval_kernel_args_end(a);
+    if (status != CLEVAL_OK) return status;
+    return launch(s, a->kernel, call, tiles_of(n), 0);
+}
+
+/* Sorts the n keys by score (ascending keys: descending scores), 8 bits a pass, back into
+ * s->keys after the four passes. */
+static cleval_status sort_keys(cleval_auc_store *s, uint32_t n)
+{
+    uint32_t tiles = (uint32_t)tiles_of(n);
+    cl_mem from = s->keys, to = s->spare;
     cleval_status status = CLEVAL_OK;
-    for (uint32_t k = block; status == CLEVAL_OK && k <= m; k <<= 1) {
-        for (uint32_t j = k >> 1; status == CLEVAL_OK && j >= block; j >>= 1) {
-            cleval_kernel_args a = cleval_kernel_args_begin(s->sort_global, "auc_bitonic_global");
-            cleval_kernel_arg_mem(&a, s->keys);
-            cleval_kernel_arg_uint(&a, j);
-            cleval_kernel_arg_uint(&a, k);
-            if ((status = cleval_kernel_args_end(&a)) == CLEVAL_OK)
-                status = launch(s, s->sort_global, "clEnqueueNDRangeKernel(auc_bitonic_global)",
-                                m / 2, 0);
-        }
-        cleval_kernel_args a = cleval_kernel_args_begin(s->sort_local, "auc_bitonic_local");
-        cleval_kernel_arg_mem(&a, s->keys);
-        cleval_kernel_arg_uint(&a, k == block ? 0 : k); /* 0: sort each block whole */
-        if (status == CLEVAL_OK && (status = cleval_kernel_args_end(&a)) == CLEVAL_OK)
-            status = launch(s, s->sort_local, "clEnqueueNDRangeKernel(auc_bitonic_local)", m / 2,
-                            block / 2);
+    for (uint32_t shift = 0; status == CLEVAL_OK && shift < 32; shift += 8) {
+        cleval_kernel_args a = cleval_kernel_args_begin(s->radix_count, "auc_radix_count");
+        cleval_kernel_arg_mem(&a, from);
+        cleval_kernel_arg_uint(&a, n);
+        cleval_kernel_arg_uint(&a, TILE);
+        cleval_kernel_arg_uint(&a, shift);
+        cleval_kernel_arg_mem(&a, s->counts);
+        if ((status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_radix_count)")) ||
+            (status = scan(s, 0, RADIX * tiles, 0)))
+            break;
+        a = cleval_kernel_args_begin(s->radix_scatter, "auc_radix_scatter");
+        cleval_kernel_arg_mem(&a, from);
+        cleval_kernel_arg_uint(&a, n);
+        cleval_kernel_arg_uint(&a, TILE);
+        cleval_kernel_arg_uint(&a, shift);
+        cleval_kernel_arg_mem(&a, s->counts);
+        cleval_kernel_arg_mem(&a, to);
+        status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_radix_scatter)");
+        cl_mem swap = from;
+        from = to;
+        to = swap;
     }
     return status;
 }
 
-/* Collapses the sorted keys into groups of equal scores: *positives and *n_groups from the
- * device, groups[] filled there. */
+/* Collapses the sorted keys into groups of equal scores, written to s->spare;
+ * *positives and *n_groups from the device. */
 static cleval_status collapse_ties(cleval_auc_store *s, uint32_t n, uint32_t *positives,
                                    uint32_t *n_groups)
 {
-    uint32_t chunks = (uint32_t)chunks_of(n), chunk = CHUNK;
-    cleval_kernel_args a = cleval_kernel_args_begin(s->chunk_counts, "auc_chunk_counts");
+    uint32_t tiles = (uint32_t)tiles_of(n);
+    cleval_kernel_args a = cleval_kernel_args_begin(s->tile_groups, "auc_tile_groups");
     cleval_kernel_arg_mem(&a, s->keys);
     cleval_kernel_arg_uint(&a, n);
-    cleval_kernel_arg_uint(&a, chunk);
+    cleval_kernel_arg_uint(&a, TILE);
     cleval_kernel_arg_mem(&a, s->counts);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status == CLEVAL_OK)
-        status = launch(s, s->chunk_counts, "clEnqueueNDRangeKernel(auc_chunk_counts)", chunks, 0);
-    a = cleval_kernel_args_begin(s->scan, "auc_scan_counts");
-    cleval_kernel_arg_mem(&a, s->counts);
-    cleval_kernel_arg_uint(&a, chunks);
-    cleval_kernel_arg_mem(&a, s->total);
-    if (status == CLEVAL_OK && (status = cleval_kernel_args_end(&a)) == CLEVAL_OK)
-        status = launch(s, s->scan, "clEnqueueNDRangeKernel(auc_scan_counts)", s->local_size,
-                        s->local_size);
+    cleval_status status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_tile_groups)");
+    /* Each half alone: the positives' offsets, then the group ends'. */
+    if (status == CLEVAL_OK) status = scan(s, 0, tiles, 0);
+    if (status == CLEVAL_OK) status = scan(s, tiles, tiles, 1);
     a = cleval_kernel_args_begin(s->emit, "auc_emit_groups");
     cleval_kernel_arg_mem(&a, s->keys);
     cleval_kernel_arg_uint(&a, n);
-    cleval_kernel_arg_uint(&a, chunk);
+    cleval_kernel_arg_uint(&a, TILE);
     cleval_kernel_arg_mem(&a, s->counts);
-    cleval_kernel_arg_mem(&a, s->groups);
-    if (status == CLEVAL_OK && (status = cleval_kernel_args_end(&a)) == CLEVAL_OK)
-        status = launch(s, s->emit, "clEnqueueNDRangeKernel(auc_emit_groups)", chunks, 0);
-    uint32_t total[2];
+    cleval_kernel_arg_mem(&a, s->spare);
     if (status == CLEVAL_OK)
-        status = cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(s->dev), s->total, CL_TRUE,
-                                                     0, sizeof total, total, 0, NULL, NULL),
+        status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_emit_groups)");
+    uint32_t totals[2] = {0, 0};
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(s->dev), s->totals,
+                                                     CL_TRUE, 0, sizeof totals, totals, 0, NULL,
+                                                     NULL),
                                  "clEnqueueReadBuffer(AUC totals)");
-    *positives = total[0];
-    *n_groups = total[1];
+    *positives = totals[0];
+    *n_groups = totals[1];
     return status;
 }
 
@@ -318,7 +323,7 @@ static cleval_status curve_sums(cleval_auc_store *s, uint32_t n_groups, uint64_t
     for (uint32_t first = 0; first < n_groups; first += GROUPS_PER_READ) {
         uint32_t count = n_groups - first < GROUPS_PER_READ ? n_groups - first : GROUPS_PER_READ;
         cleval_status status = cleval_cl_check(
-            clEnqueueReadBuffer(cleval_device_queue(s->dev), s->groups, CL_TRUE,
+            clEnqueueReadBuffer(cleval_device_queue(s->dev), s->spare, CL_TRUE,
                                 (size_t)first * 2 * sizeof *s->staging,
                                 (size_t)count * 2 * sizeof *s->staging, s->staging, 0, NULL, NULL),
             "clEnqueueReadBuffer(AUC groups)");
@@ -345,13 +350,13 @@ cleval_status cleval_auc_store_compute(cleval_auc_store *s, uint64_t n_rows, boo
         return cleval_fail(CLEVAL_ERR_INTERNAL, "ROC AUC of %llu rows in a store of %llu",
                            (unsigned long long)n_rows, (unsigned long long)s->capacity);
     if (n_rows == 0) return CLEVAL_OK;
-    uint32_t n = (uint32_t)n_rows, m = (uint32_t)power_of_two_at_least(n_rows);
+    uint32_t n = (uint32_t)n_rows;
     cleval_status status = softmax ? apply_softmax(s, n) : CLEVAL_OK;
     double roc_sum = 0, roc_weighted = 0, ap_sum = 0, ap_weighted = 0;
     uint64_t support = 0;
     for (uint32_t c = 0; status == CLEVAL_OK && c < s->n_classes; c++) {
         uint32_t positives = 0, n_groups = 0;
-        if ((status = make_keys(s, n, c, m)) || (status = sort_keys(s, m)) ||
+        if ((status = make_keys(s, n, c)) || (status = sort_keys(s, n)) ||
             (status = collapse_ties(s, n, &positives, &n_groups)))
             break;
         if (positives == 0 || positives == n) continue; /* no positive or no negative sample */
