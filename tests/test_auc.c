@@ -133,7 +133,7 @@ static void fill(float *scores, int32_t *labels, uint32_t n, uint32_t c, uint32_
     uint64_t s = seed;
     for (size_t i = 0; i < (size_t)n * c; i++)
         scores[i] = next_random(&s) % 2 ? (float)(next_random(&s) % 9) / 8.0f
-                                         : (float)((double)next_random(&s) / (1u << 30) - 1.0);
+                                        : (float)((double)next_random(&s) / (1u << 30) - 1.0);
     for (uint32_t i = 0; i < n; i++)
         labels[i] = (int32_t)(next_random(&s) % label_classes);
 }

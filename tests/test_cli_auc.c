@@ -31,7 +31,8 @@ static void assert_pair(const cJSON *expected, const cJSON *got, const char *key
     }
     static const char *const averages[] = {"macro", "weighted"};
     for (int a = 0; a < 2; a++) {
-        const cJSON *x = cJSON_GetObjectItem(e, averages[a]), *y = cJSON_GetObjectItem(g, averages[a]);
+        const cJSON *x = cJSON_GetObjectItem(e, averages[a]),
+                    *y = cJSON_GetObjectItem(g, averages[a]);
         if (!cJSON_IsNumber(y)) fail_msg("no number %s.%s", key, averages[a]);
         if (fabs(x->valuedouble - y->valuedouble) > 1e-12 * fabs(x->valuedouble))
             fail_msg("%s.%s: expected %.17g, got %.17g", key, averages[a], x->valuedouble,
@@ -88,8 +89,8 @@ static void test_eval_shipped_model(void **state)
     char model[4096], data[4096];
     snprintf(model, sizeof model, "%s/../../datasets/fmnist_cnn.onnx", CLEVAL_FIXTURES_DIR);
     snprintf(data, sizeof data, "%s", auc_fixture("eval_fmnist.h5"));
-    check("eval_fmnist", (const char *[]){"eval", "--model", model, "--data", data, "--batch",
-                                          "64", "--json", "-", "--quiet", NULL});
+    check("eval_fmnist", (const char *[]){"eval", "--model", model, "--data", data, "--batch", "64",
+                                          "--json", "-", "--quiet", NULL});
 }
 
 static bool has_auc(const char *h5, const char *auc)
@@ -126,26 +127,24 @@ static void test_text_report(void **state)
     char *out, *err;
     char h5[4096];
     snprintf(h5, sizeof h5, "%s", auc_fixture("logits.h5"));
-    assert_int_equal(run_cleval((const char *[]){"metrics", "--data", h5, "--quiet", NULL}, &out,
-                                &err),
-                     0);
+    assert_int_equal(
+        run_cleval((const char *[]){"metrics", "--data", h5, "--quiet", NULL}, &out, &err), 0);
     cJSON *e = load_json(auc_fixture("logits.json"));
     char line[128];
     snprintf(line, sizeof line, "ROC AUC (ovr): macro %.4f  weighted %.4f\n",
              cJSON_GetObjectItem(cJSON_GetObjectItem(e, "roc_auc"), "macro")->valuedouble,
              cJSON_GetObjectItem(cJSON_GetObjectItem(e, "roc_auc"), "weighted")->valuedouble);
     if (!strstr(out, line)) fail_msg("no line '%s' in:\n%s", line, out);
-    snprintf(line, sizeof line, "average precision (ovr): macro %.4f  weighted %.4f\n",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(e, "average_precision"), "macro")->valuedouble,
-             cJSON_GetObjectItem(cJSON_GetObjectItem(e, "average_precision"), "weighted")
-                 ->valuedouble);
+    snprintf(
+        line, sizeof line, "average precision (ovr): macro %.4f  weighted %.4f\n",
+        cJSON_GetObjectItem(cJSON_GetObjectItem(e, "average_precision"), "macro")->valuedouble,
+        cJSON_GetObjectItem(cJSON_GetObjectItem(e, "average_precision"), "weighted")->valuedouble);
     if (!strstr(out, line)) fail_msg("no line '%s' in:\n%s", line, out);
     cJSON_Delete(e);
     free(out), free(err);
     snprintf(h5, sizeof h5, "%s", auc_fixture("one_class.h5"));
-    assert_int_equal(run_cleval((const char *[]){"metrics", "--data", h5, "--quiet", NULL}, &out,
-                                &err),
-                     0);
+    assert_int_equal(
+        run_cleval((const char *[]){"metrics", "--data", h5, "--quiet", NULL}, &out, &err), 0);
     assert_non_null(strstr(out, "ROC AUC (ovr): none"));
     free(out), free(err);
 }
@@ -156,10 +155,10 @@ static void test_shard_reports_none(void **state)
     (void)state;
     char h5[4096];
     snprintf(h5, sizeof h5, "%s", auc_fixture("probs_ties.h5"));
-    cJSON *got = run_cleval_json((const char *[]){"metrics", "--data", h5, "--shard", "1/2",
-                                                  "--save", temp_path("part1.h5"), "--auc", "on",
-                                                  "--json", "-", NULL},
-                                 0);
+    cJSON *got =
+        run_cleval_json((const char *[]){"metrics", "--data", h5, "--shard", "1/2", "--save",
+                                         temp_path("part1.h5"), "--auc", "on", "--json", "-", NULL},
+                        0);
     assert_null(cJSON_GetObjectItem(got, "roc_auc"));
     assert_null(cJSON_GetObjectItem(got, "average_precision"));
     cJSON_Delete(got);

@@ -23,14 +23,15 @@ struct cleval_auc_store {
     /* keys and their sorted copy; after the sort, `spare` holds the groups (uint2 each) */
     cl_mem scores, labels, keys, spare, counts, totals;
     cl_kernel softmax, make_keys, radix_count, radix_scatter, scan, tile_groups, emit;
-    size_t scan_size;          /* work-items of auc_scan */
-    uint32_t *staging;         /* GROUPS_PER_READ groups read back */
-    pthread_mutex_t put_lock;  /* puts from other devices go through host memory */
+    size_t scan_size;         /* work-items of auc_scan */
+    uint32_t *staging;        /* GROUPS_PER_READ groups read back */
+    pthread_mutex_t put_lock; /* puts from other devices go through host memory */
 };
 
 bool cleval_auc_wanted(cleval_auc_mode mode, uint32_t n_classes)
 {
-    return mode == CLEVAL_AUC_ON || (mode == CLEVAL_AUC_AUTO && n_classes <= CLEVAL_AUC_AUTO_MAX_CLASSES);
+    return mode == CLEVAL_AUC_ON ||
+           (mode == CLEVAL_AUC_AUTO && n_classes <= CLEVAL_AUC_AUTO_MAX_CLASSES);
 }
 
 static uint64_t tiles_of(uint64_t rows)
@@ -59,8 +60,7 @@ static cleval_status check_fits(const cleval_auc_store *s)
                            "(largest buffer %.0f MiB); %s has %.0f MiB (largest buffer %.0f MiB): "
                            "--auc off leaves it out",
                            (unsigned long long)s->capacity, s->n_classes, (double)total / mib,
-                           (double)largest / mib, info->name,
-                           (double)info->global_mem_bytes / mib,
+                           (double)largest / mib, info->name, (double)info->global_mem_bytes / mib,
                            (double)info->max_alloc_bytes / mib);
     return CLEVAL_OK;
 }
@@ -71,9 +71,12 @@ static cleval_status create_kernels(cleval_auc_store *s)
         const char *name;
         cl_kernel *kernel;
     } kernels[] = {
-        {"auc_softmax", &s->softmax},         {"auc_keys", &s->make_keys},
-        {"auc_radix_count", &s->radix_count}, {"auc_radix_scatter", &s->radix_scatter},
-        {"auc_scan", &s->scan},               {"auc_tile_groups", &s->tile_groups},
+        {"auc_softmax", &s->softmax},
+        {"auc_keys", &s->make_keys},
+        {"auc_radix_count", &s->radix_count},
+        {"auc_radix_scatter", &s->radix_scatter},
+        {"auc_scan", &s->scan},
+        {"auc_tile_groups", &s->tile_groups},
         {"auc_emit_groups", &s->emit},
     };
     cleval_status status = CLEVAL_OK;
@@ -82,8 +85,8 @@ static cleval_status create_kernels(cleval_auc_store *s)
     if (status != CLEVAL_OK) return status;
     size_t fits;
     status = cleval_cl_check(clGetKernelWorkGroupInfo(s->scan, cleval_device_id(s->dev),
-                                                      CL_KERNEL_WORK_GROUP_SIZE, sizeof fits,
-                                                      &fits, NULL),
+                                                      CL_KERNEL_WORK_GROUP_SIZE, sizeof fits, &fits,
+                                                      NULL),
                              "clGetKernelWorkGroupInfo(auc_scan)");
     s->scan_size = fits < MAX_GROUP ? fits : MAX_GROUP;
     return status;
@@ -125,6 +128,11 @@ cleval_status cleval_auc_store_create(cleval_device *dev, uint32_t n_classes, ui
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the ROC AUC groups");
     if (status == CLEVAL_OK) status = create_kernels(s);
     if (status == CLEVAL_OK) status = create_buffers(s);
+    if (status == CLEVAL_OK)
+        cleval_log(CLEVAL_LOG_INFO,
+                   "ROC AUC: %llu rows x %u classes kept on the device; radix sort in tiles of "
+                   "%d keys, scan of %zu work-items",
+                   (unsigned long long)capacity, n_classes, TILE, s->scan_size);
     if (status != CLEVAL_OK) {
         cleval_auc_store_destroy(s);
         return status;
@@ -136,8 +144,8 @@ cleval_status cleval_auc_store_create(cleval_device *dev, uint32_t n_classes, ui
 void cleval_auc_store_destroy(cleval_auc_store *s)
 {
     if (!s) return;
-    cl_kernel kernels[] = {s->softmax,       s->make_keys, s->radix_count, s->radix_scatter,
-                           s->scan,          s->tile_groups, s->emit};
+    cl_kernel kernels[] = {s->softmax, s->make_keys,   s->radix_count, s->radix_scatter,
+                           s->scan,    s->tile_groups, s->emit};
     for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
         if (kernels[i]) clReleaseKernel(kernels[i]);
     cl_mem buffers[] = {s->scores, s->labels, s->keys, s->spare, s->counts, s->totals};
@@ -155,14 +163,14 @@ static cleval_status copy_in(cleval_auc_store *s, cleval_device *from, cl_mem sr
 {
     cl_command_queue queue = cleval_device_queue(s->dev);
     if (from == s->dev)
-        return cleval_cl_check(clEnqueueCopyBuffer(queue, src, dst, 0, offset, bytes, 0, NULL, NULL),
-                               "clEnqueueCopyBuffer(AUC rows)");
+        return cleval_cl_check(
+            clEnqueueCopyBuffer(queue, src, dst, 0, offset, bytes, 0, NULL, NULL),
+            "clEnqueueCopyBuffer(AUC rows)");
     void *host = malloc(bytes ? bytes : 1);
     if (!host) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying rows for the ROC AUC");
-    cleval_status status = cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(from), src,
-                                                               CL_TRUE, 0, bytes, host, 0, NULL,
-                                                               NULL),
-                                           "clEnqueueReadBuffer(AUC rows)");
+    cleval_status status = cleval_cl_check(
+        clEnqueueReadBuffer(cleval_device_queue(from), src, CL_TRUE, 0, bytes, host, 0, NULL, NULL),
+        "clEnqueueReadBuffer(AUC rows)");
     if (status == CLEVAL_OK) {
         pthread_mutex_lock(&s->put_lock);
         status = cleval_cl_check(
@@ -190,8 +198,8 @@ cleval_status cleval_auc_store_put(cleval_auc_store *s, cleval_device *from, cl_
 }
 
 /* Launches `kernel` over `global` work-items in groups of `local` (0: the driver's choice). */
-static cleval_status launch(cleval_auc_store *s, cl_kernel kernel, const char *name,
-                            size_t global, size_t local)
+static cleval_status launch(cleval_auc_store *s, cl_kernel kernel, const char *name, size_t global,
+                            size_t local)
 {
     return cleval_cl_check(clEnqueueNDRangeKernel(cleval_device_queue(s->dev), kernel, 1, NULL,
                                                   &global, local ? &local : NULL, 0, NULL, NULL),
@@ -303,10 +311,10 @@ static cleval_status collapse_ties(cleval_auc_store *s, uint32_t n, uint32_t *po
         status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_emit_groups)");
     uint32_t totals[2] = {0, 0};
     if (status == CLEVAL_OK)
-        status = cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(s->dev), s->totals,
-                                                     CL_TRUE, 0, sizeof totals, totals, 0, NULL,
-                                                     NULL),
-                                 "clEnqueueReadBuffer(AUC totals)");
+        status =
+            cleval_cl_check(clEnqueueReadBuffer(cleval_device_queue(s->dev), s->totals, CL_TRUE, 0,
+                                                sizeof totals, totals, 0, NULL, NULL),
+                            "clEnqueueReadBuffer(AUC totals)");
     *positives = totals[0];
     *n_groups = totals[1];
     return status;
@@ -331,8 +339,9 @@ static cleval_status curve_sums(cleval_auc_store *s, uint32_t n_groups, uint64_t
         for (uint32_t g = 0; g < count; g++) {
             uint64_t tp = s->staging[2 * g], fp = s->staging[2 * g + 1];
             twice_area += (fp - fp_prev) * (tp + tp_prev);
-            precision_sum += ((double)tp / (double)positives - (double)tp_prev / (double)positives) *
-                             ((double)tp / (double)(tp + fp));
+            precision_sum +=
+                ((double)tp / (double)positives - (double)tp_prev / (double)positives) *
+                ((double)tp / (double)(tp + fp));
             tp_prev = tp;
             fp_prev = fp;
         }
