@@ -271,25 +271,29 @@ def run_auc_case(args, n, classes, folder):
 
 
 def main_auc(args):
+    """Prints each case's row as soon as it is measured (the large cases take long)."""
     rows = []
+    print("N | C | cleval off s | cleval on s | cleval AUC s | sklearn AUC s | sk/cleval | "
+          "torchmetrics AUC s | tm/cleval | ROC AUC macro | AP macro", flush=True)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as folder:
         for case in args.auc_cases:
             n, classes = (int(v) for v in case.lower().split("x"))
-            rows.append(run_auc_case(args, n, classes, folder))
-    print("N | C | cleval off s | cleval on s | cleval AUC s | sklearn AUC s | sk/cleval | "
-          "torchmetrics AUC s | tm/cleval | ROC AUC macro | AP macro")
-    for r in rows:
-        tm = r["torchmetrics_auc_s"]
-        print(" | ".join([
-            f"{r['n']:.0e}", str(r["classes"]), f"{r['cleval_off_s']:.2f}",
-            f"{r['cleval_on_s']:.2f}", f"{r['cleval_auc_s']:.2f}", f"{r['sklearn_auc_s']:.2f}",
-            f"{r['sklearn_auc_s'] / r['cleval_auc_s']:.1f}x",
-            f"{tm:.2f}" if tm else "not installed",
-            f"{tm / r['cleval_auc_s']:.1f}x" if tm else "-",
-            f"{r['roc_auc']['macro']:.6f}", f"{r['average_precision']['macro']:.6f}"]))
+            r = run_auc_case(args, n, classes, folder)
+            rows.append(r)
+            print_auc_row(r)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+
+
+def print_auc_row(r):
+    tm = r["torchmetrics_auc_s"]
+    print(" | ".join([
+        f"{r['n']:.0e}", str(r["classes"]), f"{r['cleval_off_s']:.2f}", f"{r['cleval_on_s']:.2f}",
+        f"{r['cleval_auc_s']:.2f}", f"{r['sklearn_auc_s']:.2f}",
+        f"{r['sklearn_auc_s'] / r['cleval_auc_s']:.1f}x", f"{tm:.2f}" if tm else "not installed",
+        f"{tm / r['cleval_auc_s']:.1f}x" if tm else "-",
+        f"{r['roc_auc']['macro']:.6f}", f"{r['average_precision']['macro']:.6f}"]), flush=True)
 
 
 def main():

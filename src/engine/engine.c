@@ -283,10 +283,10 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     }
 
     /* The ROC AUC sorts every row's scores at the end, so the rows stay on the first device;
-     * a resumed run no longer has those before its checkpoint. */
+     * a run resumed from a checkpoint no longer has those before it. */
     uint32_t score_width = spec->score_width ? spec->score_width : spec->n_classes;
     cleval_auc_store *auc = NULL;
-    if (status == CLEVAL_OK && ctx.score_metrics && !run->resume &&
+    if (status == CLEVAL_OK && ctx.score_metrics && restored.rows_done == ctx.begin &&
         cleval_auc_wanted(spec->auc, score_width))
         status = cleval_auc_store_create(run->devices[0], score_width, ctx.end - ctx.begin, &auc);
 
