@@ -81,6 +81,11 @@ static void test_knn_vote_fractions(void **state)
     snprintf(test, sizeof test, "%s", auc_fixture("knn.h5"));
     check("knn", (const char *[]){"knn", "--train", train, "--data", test, "-k", "7", "--batch",
                                   "10", "--json", "-", "--quiet", NULL});
+    cJSON *off = run_cleval_json((const char *[]){"knn", "--train", train, "--data", test, "-k",
+                                                  "7", "--auc", "off", "--json", "-", NULL},
+                                 0);
+    assert_null(cJSON_GetObjectItem(off, "roc_auc"));
+    cJSON_Delete(off);
 }
 
 static void test_eval_shipped_model(void **state)
@@ -91,6 +96,11 @@ static void test_eval_shipped_model(void **state)
     snprintf(data, sizeof data, "%s", auc_fixture("eval_fmnist.h5"));
     check("eval_fmnist", (const char *[]){"eval", "--model", model, "--data", data, "--batch", "64",
                                           "--json", "-", "--quiet", NULL});
+    cJSON *off = run_cleval_json((const char *[]){"eval", "--model", model, "--data", data, "--auc",
+                                                  "off", "--json", "-", NULL},
+                                 0);
+    assert_null(cJSON_GetObjectItem(off, "roc_auc"));
+    cJSON_Delete(off);
 }
 
 static bool has_auc(const char *h5, const char *auc)

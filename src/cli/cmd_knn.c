@@ -147,6 +147,7 @@ int cli_knn(int argc, char **argv)
                                      .y_key = args.values[OPT_Y_KEY],
                                      .batch = job.test.batch,
                                      .top_k = job.test.top_k,
+                                     .auc = job.test.auc,
                                      .save_path = against.active ? against.path_a
                                                   : run.save_path[0] ? run.save_path : NULL};
         job.run = run.options;
