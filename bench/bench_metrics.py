@@ -6,6 +6,7 @@ machine's streaming-read bandwidth and the end-to-end `cleval metrics` time on t
     python3 bench/bench_metrics.py [--build build] [--sizes 10000000 50000000] [--classes 10 1000]
     python3 bench/bench_metrics.py --scores [--score-cases 10000000x10 1000000x1000]
         [--baseline-build OTHER_BUILD]
+    python3 bench/bench_metrics.py --auc [--auc-cases 1000000x10 10000000x10]
 
 --scores times the score-based metrics instead (top-5 accuracy, log loss, ECE over raw logits):
 `cleval metrics --top-k 5` against a Python process running scikit-learn (top_k_accuracy_score,
@@ -16,7 +17,17 @@ the scores in pieces of at most 2^27 values (512 MB as float32; the whole file w
 since scikit-learn's float64 softmax of a 4 GB file would not fit in memory. The 1000-class
 case is 10^6 x 1000 (4 GB of float32), not 10^7 x 1000 (40 GB, more than a 24 GB machine's
 memory and page cache). --baseline-build times another build's cleval (say, before a change)
-on the same files, in the same run.
+on the same files, in the same run. The current build's runs pass --auc off, so they time the
+same metrics as before ROC AUC existed.
+
+--auc times ROC AUC and average precision (one-vs-rest, macro and weighted) over the softmax
+of raw logits: cleval's share is `cleval metrics --auc on` less `--auc off` on the same file
+(whole processes); scikit-learn's is roc_auc_score(multi_class='ovr') and
+average_precision_score on the binarized labels, macro and weighted, timed inside its process
+after reading and the softmax; torchmetrics' (MulticlassAUROC and MulticlassAveragePrecision,
+thresholds=None: exact) likewise when it is installed. The values must agree to 1e-6 (the
+float32 softmax rounds differently in numpy and on the device, which may order a few near-equal
+probabilities differently).
 
 Every figure is the median of several runs in this one process; ratios compare figures taken
 in the same run. Not a test: it asserts nothing about speed, only that all tools agree.
@@ -135,6 +146,44 @@ print(json.dumps({"top_k": float(accuracy.compute()), "log_loss": loss / n,
 REFERENCE_PIECE_VALUES = 1 << 27
 
 
+SKLEARN_AUC = """
+import json, sys, time
+import h5py, numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.preprocessing import label_binarize
+with h5py.File(sys.argv[1]) as f:
+    y, s = f["y"][:], f["scores"][:]
+e = np.exp(s - s.max(axis=1, keepdims=True))
+p = e / e.sum(axis=1, keepdims=True)  # float32, as cleval's
+labels = np.arange(s.shape[1])
+start = time.perf_counter()
+out = {"roc_auc": {a: roc_auc_score(y, p, multi_class="ovr", average=a, labels=labels)
+                   for a in ("macro", "weighted")}}
+onehot = label_binarize(y, classes=labels)
+out["average_precision"] = {a: average_precision_score(onehot, p, average=a)
+                            for a in ("macro", "weighted")}
+out["seconds"] = time.perf_counter() - start
+print(json.dumps(out))
+"""
+
+TORCHMETRICS_AUC = """
+import json, sys, time
+import h5py, torch
+from torchmetrics.classification import MulticlassAUROC, MulticlassAveragePrecision
+with h5py.File(sys.argv[1]) as f:
+    y, s = torch.from_numpy(f["y"][:]).long(), torch.from_numpy(f["scores"][:])
+p, c = torch.softmax(s, dim=1), s.shape[1]
+start = time.perf_counter()
+out = {}
+for key, metric in (("roc_auc", MulticlassAUROC), ("average_precision",
+                                                    MulticlassAveragePrecision)):
+    out[key] = {a: float(metric(num_classes=c, average=a, thresholds=None)(p, y))
+                for a in ("macro", "weighted")}
+out["seconds"] = time.perf_counter() - start
+print(json.dumps(out))
+"""
+
+
 def write_logits(path, n, classes, seed, chunk=1_000_000):
     """Raw logits [n, classes] and labels, written in chunks so memory stays bounded."""
     rng = np.random.default_rng(seed)
@@ -162,7 +211,7 @@ def timed_process(command, repeat):
     return statistics.median(times), out
 
 
-def time_cleval(build, path, repeat):
+def time_cleval(build, path, repeat, extra=()):
     """Median whole-process time of `cleval metrics --top-k 5` from `build`, and its report,
     after one untimed run (PoCL compiles a changed kernel on first use, then caches it). The
     build's own library comes first (a copied build finds it too)."""
@@ -170,7 +219,7 @@ def time_cleval(build, path, repeat):
     library = os.path.join(build, "src")
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [library, env.get("LD_LIBRARY_PATH")]))
     command = [os.path.join(library, "cleval"), "metrics", "--data", path, "--top-k", "5",
-               "--json", "-"]
+               "--json", "-", *extra]
     subprocess.run(command, check=True, capture_output=True, env=env)
     times, out = [], ""
     for _ in range(repeat):
@@ -183,7 +232,7 @@ def time_cleval(build, path, repeat):
 def run_scores_case(args, n, classes, folder):
     path = os.path.join(folder, f"logits_{n}_{classes}.h5")
     write_logits(path, n, classes, seed=n + classes)
-    cl_s, report = time_cleval(args.build, path, args.sklearn_repeat)
+    cl_s, report = time_cleval(args.build, path, args.sklearn_repeat, ["--auc", "off"])
     base_s = None
     if args.baseline_build:
         base_s, base = time_cleval(args.baseline_build, path, args.sklearn_repeat)
@@ -228,6 +277,70 @@ def main_scores(args):
             json.dump(rows, f, indent=1)
 
 
+def timed_inside(script, path, repeat):
+    """Median of the seconds a Python process reports for its own timed part, and its last
+    report; None when the script cannot run (a missing package)."""
+    times, report = [], None
+    for _ in range(repeat):
+        done = subprocess.run(["python3", "-c", script, path], capture_output=True, text=True)
+        if done.returncode != 0:
+            return None, None
+        report = json.loads(done.stdout)
+        times.append(report["seconds"])
+    return statistics.median(times), report
+
+
+def assert_auc_agrees(report, other, what):
+    for key in ("roc_auc", "average_precision"):
+        for avg in ("macro", "weighted"):
+            assert abs(report[key][avg] - other[key][avg]) <= 1e-6, (what, key, avg)
+
+
+def run_auc_case(args, n, classes, folder):
+    path = os.path.join(folder, f"logits_{n}_{classes}.h5")
+    write_logits(path, n, classes, seed=n + classes)
+    cleval = os.path.join(args.build, "src", "cleval")
+    run = [cleval, "metrics", "--data", path, "--json", "-", "--auc"]
+    off_s, _ = timed_process(run + ["off"], args.sklearn_repeat)
+    on_s, out = timed_process(run + ["on"], args.sklearn_repeat)
+    report = json.loads(out)
+    sk_s, sk = timed_inside(SKLEARN_AUC, path, args.sklearn_repeat)
+    tm_s, tm = timed_inside(TORCHMETRICS_AUC, path, args.sklearn_repeat)
+    os.remove(path)
+    assert_auc_agrees(report, sk, "scikit-learn")
+    if tm:
+        assert_auc_agrees(report, tm, "torchmetrics")
+    return {"n": n, "classes": classes, "cleval_off_s": off_s, "cleval_on_s": on_s,
+            "cleval_auc_s": on_s - off_s, "sklearn_auc_s": sk_s, "torchmetrics_auc_s": tm_s,
+            "roc_auc": report["roc_auc"], "average_precision": report["average_precision"]}
+
+
+def main_auc(args):
+    """Prints each case's row as soon as it is measured (the large cases take long)."""
+    rows = []
+    print("N | C | cleval off s | cleval on s | cleval AUC s | sklearn AUC s | sk/cleval | "
+          "torchmetrics AUC s | tm/cleval | ROC AUC macro | AP macro", flush=True)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", "/tmp")) as folder:
+        for case in args.auc_cases:
+            n, classes = (int(v) for v in case.lower().split("x"))
+            r = run_auc_case(args, n, classes, folder)
+            rows.append(r)
+            print_auc_row(r)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+def print_auc_row(r):
+    tm = r["torchmetrics_auc_s"]
+    print(" | ".join([
+        f"{r['n']:.0e}", str(r["classes"]), f"{r['cleval_off_s']:.2f}", f"{r['cleval_on_s']:.2f}",
+        f"{r['cleval_auc_s']:.2f}", f"{r['sklearn_auc_s']:.2f}",
+        f"{r['sklearn_auc_s'] / r['cleval_auc_s']:.1f}x", f"{tm:.2f}" if tm else "not installed",
+        f"{tm / r['cleval_auc_s']:.1f}x" if tm else "-",
+        f"{r['roc_auc']['macro']:.6f}", f"{r['average_precision']['macro']:.6f}"]), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default="build")
@@ -243,9 +356,16 @@ def main():
                              "10^7 x 1000 would be 40 GB of float32)")
     parser.add_argument("--baseline-build",
                         help="--scores: also time this build's cleval on the same files")
+    parser.add_argument("--auc", action="store_true",
+                        help="time ROC AUC and average precision instead")
+    parser.add_argument("--auc-cases", nargs="+", default=["1000000x10", "10000000x10"],
+                        help="NxC cases of --auc")
     args = parser.parse_args()
     if args.scores:
         main_scores(args)
+        return
+    if args.auc:
+        main_auc(args)
         return
 
     rows = []

@@ -357,8 +357,9 @@ void expect_cleval_error(const char *const *args, int code, const char *needle)
 
 int drop_score_metrics(cJSON *report)
 {
-    static const char *const keys[] = {"top_k", "log_loss", "brier", "calibration",
-                                       "probabilities"};
+    static const char *const keys[] = {"top_k",         "log_loss", "brier",
+                                       "calibration",   "probabilities", "roc_auc",
+                                       "average_precision"};
     int dropped = 0;
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         dropped += cJSON_GetObjectItem(report, keys[i]) != NULL;

@@ -30,7 +30,8 @@ const char *temp_path(const char *name);
 /* Parses a JSON file; fails the test when it cannot. Free with cJSON_Delete. */
 cJSON *load_json(const char *path);
 
-/* Removes the score-based metrics (top_k, log_loss, brier, calibration, probabilities) from a
+/* Removes the score-based metrics (top_k, log_loss, brier, calibration, probabilities,
+ * roc_auc, average_precision) from a
  * report, for comparisons with sharded, merged or MPI runs, which do not report them; returns
  * how many were there. */
 int drop_score_metrics(cJSON *report);

@@ -24,7 +24,8 @@ static const char usage[] =
     "writes pred, scores (the raw outputs) and y. With labels, the outputs also give log loss,\n"
     "Brier score, expected calibration error (15 bins) and with --top-k K the top-K accuracy\n"
     "(the outputs as probabilities when every row is non-negative and sums to 1 within 1e-4,\n"
-    "else their softmax; not for --shard).\n"
+    "else their softmax; not for --shard), and ROC AUC and average precision one-vs-rest\n"
+    "(--auc: auto up to 100 classes, on, off; not after --resume).\n"
     "--errors N adds the error analysis: the first N rows of each most confused pair and the N\n"
     "most confident wrong and N least confident right predictions (docs/contract.md).\n";
 
@@ -201,7 +202,7 @@ int cli_eval(int argc, char **argv)
         OPT_ALLOW_NONFINITE,
         OPT_MAX_CLASSES, OPT_INPUT_SCALE, OPT_INPUT_MEAN, OPT_INPUT_STD, OPT_INPUT_LAYOUT,
         OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K, OPT_HTML,
-        OPT_ERRORS};
+        OPT_ERRORS, OPT_AUC};
     /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     static const char *const arithmetics[] = {"auto", "half", "float", NULL};
@@ -234,6 +235,7 @@ int cli_eval(int argc, char **argv)
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
     if (status == CLEVAL_OK) status = cli_get_top_k(&args, &job.test.top_k);
     if (status == CLEVAL_OK) status = cli_get_errors(&args, &job.test.errors);
+    if (status == CLEVAL_OK) status = cli_get_auc(&args, &job.test.auc);
     uint64_t calibration = CLEVAL_DEFAULT_CALIBRATION;
     if (status == CLEVAL_OK)
         status = cli_get_positive(&args, OPT_CALIBRATION, CLEVAL_DEFAULT_CALIBRATION, &calibration);
@@ -282,6 +284,7 @@ int cli_eval(int argc, char **argv)
                                      .batch = job.test.batch,
                                      .top_k = job.test.top_k,
                                      .errors = job.test.errors,
+                                     .auc = job.test.auc,
                                      .save_path = against.active     ? against.path_a
                                                   : run.save_path[0] ? run.save_path
                                                                      : NULL};

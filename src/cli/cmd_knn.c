@@ -17,7 +17,8 @@ static const char usage[] =
     "KNeighborsClassifier(algorithm='brute'): Euclidean (or cosine) distances as a float64\n"
     "computation gives them, equal distances ordered by the lower training index, equal votes\n"
     "won by the smallest label. Scores are the vote fractions. Reports metrics when the test\n"
-    "set has labels; the JSON adds how many queries the tie rules decided.\n"
+    "set has labels, with the score metrics of the vote fractions (ROC AUC and average\n"
+    "precision too, --auc auto|on|off); the JSON adds how many queries the tie rules decided.\n"
     "--errors N adds the error analysis: the first N rows of each most confused pair and the N\n"
     "most confident wrong and N least confident right predictions (docs/contract.md).\n";
 
@@ -70,7 +71,7 @@ int cli_knn(int argc, char **argv)
         OPT_VERBOSE, OPT_AGAINST, OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA,
         OPT_MAX_SCORE_DIFF, OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_MAX_CLASSES, OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K, OPT_HTML,
-        OPT_ERRORS};
+        OPT_ERRORS, OPT_AUC};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
     cli_args args;
@@ -99,6 +100,7 @@ int cli_knn(int argc, char **argv)
     if (status == CLEVAL_OK) status = cli_get_positive(&args, OPT_BATCH, 0, &job.test.batch);
     if (status == CLEVAL_OK) status = cli_get_top_k(&args, &job.test.top_k);
     if (status == CLEVAL_OK) status = cli_get_errors(&args, &job.test.errors);
+    if (status == CLEVAL_OK) status = cli_get_auc(&args, &job.test.auc);
     const char *inputs[] = {args.values[OPT_TRAIN], args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "knn", inputs, &run);
     if (status == CLEVAL_OK) status = cli_against_begin(&args, NULL, &against);
@@ -116,6 +118,7 @@ int cli_knn(int argc, char **argv)
                                      .batch = job.test.batch,
                                      .top_k = job.test.top_k,
                                      .errors = job.test.errors,
+                                     .auc = job.test.auc,
                                      .save_path = against.active ? against.path_a
                                                   : run.save_path[0] ? run.save_path : NULL};
         job.run = run.options;

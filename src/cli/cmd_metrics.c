@@ -21,7 +21,8 @@ static const char usage[] =
     "When PRED.h5 also holds float scores [N, C] (dataset scores, or --scores-key), it adds\n"
     "log loss, Brier score, expected calibration error (15 bins) and with --top-k K the top-K\n"
     "accuracy, reduced on the device (the scores as probabilities when every row is\n"
-    "non-negative and sums to 1 within 1e-4, else their softmax; not for --shard).\n"
+    "non-negative and sums to 1 within 1e-4, else their softmax; not for --shard), and ROC\n"
+    "AUC and average precision one-vs-rest (--auc: auto up to 100 classes, on, off).\n"
     "--errors N adds the error analysis: the first N rows of each most confused pair and, with\n"
     "scores, the N most confident wrong and N least confident right predictions.\n";
 
@@ -34,7 +35,7 @@ int cli_metrics(int argc, char **argv)
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_MAX_CLASSES,       OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT,
         OPT_SUMMARY_MD, OPT_SCORES_KEY, OPT_TOP_K, OPT_HTML,
-        OPT_ERRORS};
+        OPT_ERRORS, OPT_AUC};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
@@ -58,6 +59,8 @@ int cli_metrics(int argc, char **argv)
     if (status == CLEVAL_OK) status = cli_get_top_k(&args, &top_k);
     uint32_t errors = 0;
     if (status == CLEVAL_OK) status = cli_get_errors(&args, &errors);
+    cleval_auc_mode auc = CLEVAL_AUC_AUTO;
+    if (status == CLEVAL_OK) status = cli_get_auc(&args, &auc);
     const char *inputs[] = {args.values[OPT_DATA], NULL};
     if (status == CLEVAL_OK) status = cli_run_begin(&args, "metrics", inputs, &run);
 
@@ -71,6 +74,7 @@ int cli_metrics(int argc, char **argv)
             .scores_key = args.values[OPT_SCORES_KEY],
             .top_k = top_k,
             .errors = errors,
+            .auc = auc,
             .run = run.options,
         };
         status = cleval_engine_metrics(&job, &outcome);

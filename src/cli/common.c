@@ -154,6 +154,7 @@ cleval_status cli_report_json(const cleval_predict_outcome *outcome,
             cleval_report_scores_json(json, &scores);
         }
         if (json && outcome->errors.n) cleval_report_errors_json(json, &outcome->errors);
+        if (json && outcome->has_auc) cleval_report_auc_json(json, &outcome->auc);
     } else {
         json = cleval_report_json(NULL, NULL, NULL, outcome->n_samples, outcome->n_classes,
                                   timing);
@@ -202,6 +203,7 @@ cleval_status cli_print_report(const cleval_predict_outcome *outcome,
         cleval_score_metrics scores;
         cleval_score_metrics_compute(&outcome->scores, outcome->top_k, &scores);
         cleval_report_scores_text(stdout, &scores);
+        if (outcome->has_auc) cleval_report_auc_text(stdout, &outcome->auc);
         fputc('\n', stdout);
     }
     cleval_report_confusion(stdout, &outcome->confusion, &outcome->class_names);

@@ -131,6 +131,9 @@ const cli_option cli_options[OPT_COUNT] = {
                     "error analysis: the first N rows of each most confused pair and, with "
                     "scores, the N most confident wrong and N least confident right predictions "
                     "(1 <= N <= 10000; needs labels; not with --shard or --checkpoint)"},
+    [OPT_AUC] = {"auc", 0, "WHEN",
+                 "ROC AUC and average precision from the scores (one-vs-rest, macro and "
+                 "weighted): auto (up to 100 classes, the default), on or off"},
 };
 
 static int find_long(const char *name, size_t len, const cli_option_id *allowed, size_t n)
@@ -367,6 +370,16 @@ cleval_status cli_get_errors(const cli_args *args, uint32_t *out)
         return cleval_fail(CLEVAL_ERR_USAGE, "--errors does not combine with --shard-train");
     *out = (uint32_t)value;
     return CLEVAL_OK;
+}
+
+cleval_status cli_get_auc(const cli_args *args, cleval_auc_mode *out)
+{
+    static const char *const choices[] = {"auto", "on", "off", NULL};
+    static const cleval_auc_mode modes[] = {CLEVAL_AUC_AUTO, CLEVAL_AUC_ON, CLEVAL_AUC_OFF};
+    int choice;
+    cleval_status status = cli_get_choice(args, OPT_AUC, choices, 0, &choice);
+    *out = status == CLEVAL_OK ? modes[choice] : CLEVAL_AUC_AUTO;
+    return status;
 }
 
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed)

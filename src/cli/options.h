@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleval/auc.h"
 #include "cleval/status.h"
 
 typedef enum cli_option_id {
@@ -61,6 +62,7 @@ typedef enum cli_option_id {
     OPT_TOP_K,
     OPT_HTML,
     OPT_ERRORS,
+    OPT_AUC,
     OPT_COUNT
 } cli_option_id;
 
@@ -122,6 +124,8 @@ cleval_status cli_get_top_k(const cli_args *args, uint32_t *out);
 /* --errors N (1 <= N <= CLEVAL_ERRORS_MAX; 0 when absent). Refused with --shard-train, whose
  * ranks never hold a whole run's lists. */
 cleval_status cli_get_errors(const cli_args *args, uint32_t *out);
+/* --auc auto|on|off (CLEVAL_AUC_AUTO when absent). */
+cleval_status cli_get_auc(const cli_args *args, cleval_auc_mode *out);
 
 /* Prints the option lines of `allowed` for --help. */
 void cli_print_options(const cli_option_id *allowed, size_t n_allowed);

@@ -311,6 +311,14 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status == CLEVAL_OK && spec->save_path)
         status = open_save_file(spec, &ctx, &restored, n_total, &file);
 
+    /* The ROC AUC sorts every row's scores at the end, so the rows stay on the first device;
+     * a run resumed from a checkpoint no longer has those before it. */
+    uint32_t score_width = spec->score_width ? spec->score_width : spec->n_classes;
+    cleval_auc_store *auc = NULL;
+    if (status == CLEVAL_OK && ctx.score_metrics && restored.rows_done == ctx.begin &&
+        cleval_auc_wanted(spec->auc, score_width))
+        status = cleval_auc_store_create(run->devices[0], score_width, ctx.end - ctx.begin, &auc);
+
     pipeline_result result = {0};
     if (status == CLEVAL_OK) {
         pipeline_config cfg = {
@@ -325,9 +333,10 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
             .with_scores = spec->with_scores && (file != NULL || run->sink),
             .score_metrics = ctx.score_metrics,
             .file_scores = ctx.score_metrics ? spec->file_scores : NULL,
-            .score_width = spec->score_width ? spec->score_width : spec->n_classes,
+            .score_width = score_width,
             .top_k = spec->top_k,
             .errors = errors,
+            .auc = auc,
             .n_workers = run->n_devices,
             .devices = run->devices,
             .models = spec->models,
@@ -364,6 +373,12 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
     if (status == CLEVAL_OK && errors)
         status = cleval_errors_finish(errors, result.scores.not_probabilities > 0, &out->errors);
     cleval_errors_collector_destroy(errors);
+    if (status == CLEVAL_OK && auc && out->has_scores) {
+        status = cleval_auc_store_compute(auc, out->n_samples, result.scores.not_probabilities > 0,
+                                          &out->auc);
+        out->has_auc = status == CLEVAL_OK;
+    }
+    cleval_auc_store_destroy(auc);
     if (status == CLEVAL_OK && file) {
         if (part)
             status = finish_part(file, spec, &ctx, n_total, &result.counts, &out->class_names);

@@ -91,6 +91,7 @@ typedef struct engine_run_spec {
     uint32_t score_width;
     uint32_t top_k;
     uint32_t errors;         /* --errors N (cleval_test_set.errors); 0: none */
+    cleval_auc_mode auc;     /* ROC AUC and average precision with the score metrics */
     void **models;           /* [run->n_devices] */
     pipeline_worker_ops ops;
     const char *model_description;

@@ -420,6 +420,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .score_metrics = true,
                             .top_k = job->test.top_k,
                             .errors = job->test.errors,
+                            .auc = job->test.auc,
                             .models = model_ptrs,
                             .ops = {predict, .scores_on_device = true},
                             .model_description = texts.description,

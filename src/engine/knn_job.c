@@ -210,6 +210,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                             .score_metrics = true,
                             .top_k = job->test.top_k,
                             .errors = job->test.errors,
+                            .auc = job->test.auc,
                             .models = (void **)devices.knns,
                             .ops = {predict},
                             .model_description = description,

@@ -70,7 +70,8 @@ cleval_status cleval_engine_metrics(const cleval_metrics_job *job, cleval_predic
                             .file_scores = scores,
                             .score_width = (uint32_t)width,
                             .top_k = job->top_k,
-                            .errors = job->errors};
+                            .errors = job->errors,
+                            .auc = job->auc};
     status = engine_run(&spec, &job->run, out);
 done:
     cleval_column_close(y);

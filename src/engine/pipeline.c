@@ -190,6 +190,9 @@ static cleval_status process(worker *w, pipeline_slot *slot)
     if (status == CLEVAL_OK && cfg->score_metrics)
         status = cleval_score_reducer_add(w->score_reducer, score_rows, w->labels.mem, slot->n,
                                           &slot->score_sums);
+    if (status == CLEVAL_OK && cfg->auc)
+        status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels.mem,
+                                      slot->row0 - cfg->row_begin, slot->n);
     if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, score_rows, pred);
     if (status != CLEVAL_OK) return status;
 

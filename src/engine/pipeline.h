@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cleval/auc.h"
 #include "cleval/dataset.h"
 #include "cleval/device.h"
 #include "cleval/errors.h"
@@ -81,6 +82,9 @@ typedef struct pipeline_config {
      * added on the calling thread, and with score_metrics each worker selects the batch's
      * confidence picks on its device first. */
     cleval_errors_collector *errors;
+    /* When not NULL, each batch's score rows and labels are also put in this store at their
+     * rows (row - row_begin), for the ROC AUC at the end of the run. */
+    cleval_auc_store *auc;
 
     uint32_t n_workers;
     cleval_device **devices;     /* [n_workers] */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleval/auc.h"
 #include "cleval/cluster.h"
 #include "cleval/dataset.h"
 #include "cleval/device.h"
@@ -90,6 +91,11 @@ typedef struct cleval_predict_outcome {
     cleval_score_sums scores;
     uint32_t top_k; /* the top-k accuracy's k; 0: none */
     cleval_errors errors; /* --errors N: filled when errors.n > 0 */
+    /* ROC AUC and average precision: filled with the score metrics when the job's auc mode
+     * asks for them and the run did not resume from a checkpoint (the rows before it are not
+     * on the device). */
+    bool has_auc;
+    cleval_auc_result auc;
     double read_s;    /* HDF5 reads and checks of the test set */
     double wait_s;    /* waiting for the devices */
 } cleval_predict_outcome;
@@ -115,6 +121,7 @@ typedef struct cleval_metrics_job {
     const char *scores_key; /* NULL: "scores"; when the file has it, score metrics too */
     uint32_t top_k;         /* 0: no top-k accuracy */
     uint32_t errors;        /* error analysis with N rows per list (cleval_errors); 0: none */
+    cleval_auc_mode auc;    /* ROC AUC and average precision with the score metrics */
     cleval_run_options run;
 } cleval_metrics_job;
 
@@ -136,6 +143,7 @@ typedef struct cleval_test_set {
      * It needs labels, and is refused (CLEVAL_ERR_USAGE) for a shard or with a checkpoint:
      * neither part files nor checkpoints carry its lists. */
     uint32_t errors;
+    cleval_auc_mode auc;   /* ROC AUC and average precision with the score metrics */
 } cleval_test_set;
 
 enum { CLEVAL_DEFAULT_KNN_BATCH = 4096 };

@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 
+#include "cleval/auc.h"
 #include "cleval/errors.h"
 #include "cleval/device.h"
 #include "cleval/metrics.h"
@@ -86,6 +87,13 @@ cJSON *cleval_report_devices_json(const cleval_device_info *infos, uint32_t n);
 /* The text of `json` as cleval_report_write_json() writes it, without the final newline
  * (numbers become raw items in `json`): heap memory to free(), or NULL when out of memory. */
 char *cleval_report_json_text(cJSON *json);
+
+/* Adds "roc_auc" and "average_precision", each {"macro": x, "weighted": x}, or null when no
+ * class has both a positive and a negative sample. */
+void cleval_report_auc_json(cJSON *root, const cleval_auc_result *auc);
+
+/* Writes the lines "ROC AUC (ovr): macro x  weighted x" and "average precision (ovr): ...". */
+void cleval_report_auc_text(FILE *out, const cleval_auc_result *auc);
 
 /* Prints `json` to `path`, "-" meaning stdout, every number as the shortest decimal that reads
  * back to the same double (numbers become raw items in `json`). A file is written under a
