@@ -1,6 +1,7 @@
-/* The report of an eval, knn or metrics run, assembled in the order of the command-line
- * tool's --json (src/cli/common.c: cli_report_json, then the gates), so that a run through the
- * library prints the same text; and saved runs in memory seen as prediction files. */
+/* The report of an eval, knn or metrics run with the gates the options set, built by the same
+ * function as the command-line tool's --json (cleval_predict_report_json) so that a run
+ * through the library prints the same text; and saved runs in memory seen as prediction
+ * files. */
 #include "api_internal.h"
 
 #include "cleval/gates.h"
@@ -17,44 +18,6 @@ static cleval_status metric_limits(const cleval_options *o, cleval_metric_limits
     if (o->min_accuracy > 1 || o->min_class_recall > 1)
         return cleval_fail(CLEVAL_ERR_USAGE, "min_accuracy and min_class_recall must be at most 1");
     return CLEVAL_OK;
-}
-
-/* The members of `extra` moved to the end of `json` (NULL: none), in their order; `extra` is
- * deleted. */
-static void append_members(cJSON *json, cJSON *extra)
-{
-    if (!json) {
-        cJSON_Delete(extra);
-        return;
-    }
-    for (cJSON *item = extra ? extra->child : NULL; item;) {
-        cJSON *next = item->next;
-        cJSON_AddItemToObject(json, item->string, cJSON_DetachItemViaPointer(extra, item));
-        item = next;
-    }
-    cJSON_Delete(extra);
-}
-
-/* The report without gates: metrics (or the predicted-class counts) and score metrics. */
-static cJSON *base_report(const cleval_predict_outcome *outcome, const cleval_metrics *m,
-                          const cleval_run_timing *timing)
-{
-    if (!outcome->has_labels) {
-        cJSON *json =
-            cleval_report_json(NULL, NULL, NULL, outcome->n_samples, outcome->n_classes, timing);
-        cJSON *counts = json ? cJSON_AddArrayToObject(json, "predicted_class_counts") : NULL;
-        for (uint32_t k = 0; counts && k < outcome->n_classes; k++)
-            cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)outcome->predicted_counts[k]));
-        return json;
-    }
-    cJSON *json = cleval_report_json(m, &outcome->confusion, &outcome->class_names, m->n_samples,
-                                     m->n_classes, timing);
-    if (json && outcome->has_scores) {
-        cleval_score_metrics scores;
-        cleval_score_metrics_compute(&outcome->scores, outcome->top_k, &scores);
-        cleval_report_scores_json(json, &scores);
-    }
-    return json;
 }
 
 cleval_status api_prediction_result(const cleval_predict_outcome *outcome,
@@ -78,14 +41,11 @@ cleval_status api_prediction_result(const cleval_predict_outcome *outcome,
     cleval_gate gates[CLEVAL_METRIC_GATES];
     uint32_t n_gates = 0;
     if (outcome->has_labels) cleval_metric_gates(&m, &limits, gates, &n_gates);
-    cJSON *json = base_report(outcome, &m, timing);
-    append_members(json, extra);
-    if (json && n_gates > 0) {
-        cJSON_AddItemToObject(json, "gates",
-                              cleval_gates_json(gates, n_gates, &outcome->class_names));
-        cJSON_AddBoolToObject(json, "passed", cleval_gates_passed(gates, n_gates));
-    }
+    cJSON *json = NULL;
+    status = cleval_predict_report_json(outcome, timing, extra, gates, n_gates, &json);
+    cJSON_Delete(extra);
     cleval_metrics_free(&m);
+    if (status != CLEVAL_OK) return status;
     return api_result_create(json, cleval_gates_passed(gates, n_gates), NULL, out);
 }
 

@@ -104,8 +104,8 @@ int cli_against_finish(const cli_args *args, const cli_against *against,
     cleval_compare_result verdict = {0};
     cJSON *report_a = NULL, *report_b = NULL;
     cleval_status status = compare_runs(against, &verdict);
-    if (status == CLEVAL_OK) status = cli_report_json(a, timing_a, extra_a, &report_a);
-    if (status == CLEVAL_OK) status = cli_report_json(b, timing_b, extra_b, &report_b);
+    if (status == CLEVAL_OK) status = cleval_predict_report_json(a, timing_a, extra_a, NULL, 0, &report_a);
+    if (status == CLEVAL_OK) status = cleval_predict_report_json(b, timing_b, extra_b, NULL, 0, &report_b);
     if (status == CLEVAL_OK && args->present[OPT_JSON]) {
         cJSON *member = cJSON_AddObjectToObject(report_a, "against");
         cJSON_AddStringToObject(member, "spec", against->spec);

@@ -112,11 +112,6 @@ cleval_status cli_write_junit(const cli_args *args, const char *command,
 cleval_status cli_write_html(const cli_args *args, const char *command,
                              const char *const *positional_names, const cJSON *report);
 
-/* The JSON report of a model run (metrics with labels, predicted-class counts without), with
- * the members of `extra` (may be NULL) moved into it. */
-cleval_status cli_report_json(const cleval_predict_outcome *outcome,
-                              const cleval_run_timing *timing, cJSON *extra, cJSON **out);
-
 /* The human report of a model run on stdout. */
 cleval_status cli_print_report(const cleval_predict_outcome *outcome,
                                const cleval_run_timing *timing);

@@ -126,48 +126,6 @@ void cli_progress_finish(cli_progress *p)
     if (p->mode == CLI_PROGRESS_TTY) fputs("\r\033[K", stderr);
 }
 
-/* Moves every member of `extra` into `json`. */
-static void merge_members(cJSON *json, cJSON *extra)
-{
-    for (cJSON *item = extra ? extra->child : NULL; item;) {
-        cJSON *next = item->next;
-        cJSON_AddItemToObject(json, item->string, cJSON_DetachItemViaPointer(extra, item));
-        item = next;
-    }
-}
-
-cleval_status cli_report_json(const cleval_predict_outcome *outcome,
-                              const cleval_run_timing *timing, cJSON *extra, cJSON **out)
-{
-    *out = NULL;
-    cJSON *json;
-    if (outcome->has_labels) {
-        cleval_metrics m;
-        cleval_status status = cleval_metrics_compute(&outcome->confusion, &m);
-        if (status != CLEVAL_OK) return status;
-        json = cleval_report_json(&m, &outcome->confusion, &outcome->class_names, m.n_samples,
-                                  m.n_classes, timing);
-        cleval_metrics_free(&m);
-        if (json && outcome->has_scores) {
-            cleval_score_metrics scores;
-            cleval_score_metrics_compute(&outcome->scores, outcome->top_k, &scores);
-            cleval_report_scores_json(json, &scores);
-        }
-        if (json && outcome->errors.n) cleval_report_errors_json(json, &outcome->errors);
-        if (json && outcome->has_auc) cleval_report_auc_json(json, &outcome->auc);
-    } else {
-        json = cleval_report_json(NULL, NULL, NULL, outcome->n_samples, outcome->n_classes,
-                                  timing);
-        cJSON *counts = json ? cJSON_AddArrayToObject(json, "predicted_class_counts") : NULL;
-        for (uint32_t k = 0; counts && k < outcome->n_classes; k++)
-            cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)outcome->predicted_counts[k]));
-    }
-    if (!json) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
-    merge_members(json, extra);
-    *out = json;
-    return CLEVAL_OK;
-}
-
 /* The human report of a run without labels: how often each class was predicted. */
 static void print_predicted_counts(const cleval_predict_outcome *outcome,
                                    const cleval_run_timing *timing)
@@ -302,18 +260,6 @@ static cleval_status check_gates(const cli_args *args, const cleval_predict_outc
     return status;
 }
 
-/* The JSON report with the "gates" and "passed" members when gates are set. */
-static cleval_status gated_report(const cleval_predict_outcome *outcome,
-                                  const cleval_run_timing *timing, cJSON *extra,
-                                  const cleval_gate *gates, uint32_t n_gates, cJSON **out)
-{
-    cleval_status status = cli_report_json(outcome, timing, extra, out);
-    if (status != CLEVAL_OK || n_gates == 0) return status;
-    cJSON_AddItemToObject(*out, "gates", cleval_gates_json(gates, n_gates, &outcome->class_names));
-    cJSON_AddBoolToObject(*out, "passed", cleval_gates_passed(gates, n_gates));
-    return CLEVAL_OK;
-}
-
 int cli_emit_predictions(const cli_args *args, const char *command,
                          const cleval_predict_outcome *outcome, const cleval_run_timing *timing,
                          cJSON *extra)
@@ -326,7 +272,7 @@ int cli_emit_predictions(const cli_args *args, const char *command,
     const cleval_class_names *names = &outcome->class_names;
     cJSON *report = NULL; /* one tree for --json and --html */
     if (status == CLEVAL_OK && (args->present[OPT_JSON] || args->present[OPT_HTML]))
-        status = gated_report(outcome, timing, extra, gates, n_gates, &report);
+        status = cleval_predict_report_json(outcome, timing, extra, gates, n_gates, &report);
     if (status == CLEVAL_OK && args->present[OPT_JSON]) {
         status = cli_write_json(report, args->values[OPT_JSON]);
         if (status == CLEVAL_OK && !cli_json_to_stdout(args))

@@ -1,6 +1,6 @@
-/* The members an eval or knn report adds to the metrics (docs/contract.md's extensions): the
- * model or KNN block and where the time went, shared by the CLI, `cleval merge` and the
- * library's results so that each prints the same JSON. */
+/* The JSON report of a run and the members an eval or knn report adds to the metrics
+ * (docs/contract.md's extensions): the model or KNN block and where the time went, shared by
+ * the CLI, `cleval merge` and the library's results so that each prints the same JSON. */
 #include "cleval/engine.h"
 
 cJSON *cleval_eval_model_json(const char *path, int64_t opset, uint32_t rank, const uint64_t *shape,
@@ -88,4 +88,68 @@ cJSON *cleval_knn_report_members(const cleval_knn_job *job, const cleval_knn_out
     cJSON_AddNumberToObject(breakdown, "screen_s", out->stats.screen_s);
     cJSON_AddNumberToObject(breakdown, "exact_s", out->stats.exact_s);
     return extra;
+}
+
+/* Moves every member of `extra` into `json`. */
+static void move_members(cJSON *json, cJSON *extra)
+{
+    for (cJSON *item = extra ? extra->child : NULL; item;) {
+        cJSON *next = item->next;
+        cJSON_AddItemToObject(json, item->string, cJSON_DetachItemViaPointer(extra, item));
+        item = next;
+    }
+}
+
+/* The predicted-class counts of a run without labels. */
+static cJSON *unlabelled_report(const cleval_predict_outcome *outcome,
+                                const cleval_run_timing *timing)
+{
+    cJSON *json =
+        cleval_report_json(NULL, NULL, NULL, outcome->n_samples, outcome->n_classes, timing);
+    cJSON *counts = json ? cJSON_AddArrayToObject(json, "predicted_class_counts") : NULL;
+    for (uint32_t k = 0; counts && k < outcome->n_classes; k++)
+        cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)outcome->predicted_counts[k]));
+    return json;
+}
+
+static cleval_status labelled_report(const cleval_predict_outcome *outcome,
+                                     const cleval_run_timing *timing, cJSON **out)
+{
+    cleval_metrics m;
+    cleval_status status = cleval_metrics_compute(&outcome->confusion, &m);
+    if (status != CLEVAL_OK) return status;
+    cJSON *json = cleval_report_json(&m, &outcome->confusion, &outcome->class_names,
+                                     m.n_samples, m.n_classes, timing);
+    cleval_metrics_free(&m);
+    if (json && outcome->has_scores) {
+        cleval_score_metrics scores;
+        cleval_score_metrics_compute(&outcome->scores, outcome->top_k, &scores);
+        cleval_report_scores_json(json, &scores);
+    }
+    if (json && outcome->errors.n) cleval_report_errors_json(json, &outcome->errors);
+    if (json && outcome->has_auc) cleval_report_auc_json(json, &outcome->auc);
+    *out = json;
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_predict_report_json(const cleval_predict_outcome *outcome,
+                                         const cleval_run_timing *timing, cJSON *extra,
+                                         const cleval_gate *gates, uint32_t n_gates, cJSON **out)
+{
+    *out = NULL;
+    cJSON *json = NULL;
+    if (outcome->has_labels) {
+        cleval_status status = labelled_report(outcome, timing, &json);
+        if (status != CLEVAL_OK) return status;
+    } else {
+        json = unlabelled_report(outcome, timing);
+    }
+    if (!json) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory building the JSON report");
+    move_members(json, extra);
+    if (n_gates > 0) {
+        cJSON_AddItemToObject(json, "gates", cleval_gates_json(gates, n_gates, &outcome->class_names));
+        cJSON_AddBoolToObject(json, "passed", cleval_gates_passed(gates, n_gates));
+    }
+    *out = json;
+    return CLEVAL_OK;
 }

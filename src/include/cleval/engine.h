@@ -13,6 +13,7 @@
 #include "cleval/dataset.h"
 #include "cleval/device.h"
 #include "cleval/errors.h"
+#include "cleval/gates.h"
 #include "cleval/knn.h"
 #include "cleval/nn.h"
 #include "cleval/metrics.h"
@@ -296,6 +297,15 @@ cleval_eval_mode cleval_eval_mode_of(const cleval_eval_outcome *out);
 
 /* Adds the mode's fields to the "model" member. */
 void cleval_eval_mode_json(cJSON *model, const cleval_eval_mode *mode);
+
+/* The JSON report of a run as `--json` writes it (docs/contract.md): with labels the metrics,
+ * then the score metrics, error analysis and AUC the run has; without labels the
+ * predicted-class counts; then the members of `extra` (may be NULL; they are moved, `extra`
+ * stays the caller's), then "gates" and "passed" when n_gates > 0. Shared by the command-line
+ * tool and the library so that both print the same report. */
+cleval_status cleval_predict_report_json(const cleval_predict_outcome *outcome,
+                                         const cleval_run_timing *timing, cJSON *extra,
+                                         const cleval_gate *gates, uint32_t n_gates, cJSON **out);
 
 /* "model" (with its mode), "nonfinite_scores" and "timing_breakdown" of an eval run. */
 cJSON *cleval_eval_report_members(const cleval_eval_job *job, const cleval_eval_outcome *out);
