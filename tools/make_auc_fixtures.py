@@ -27,7 +27,6 @@ depend on how exp rounds. Seeded; run from the repository root:
     python3 tools/make_auc_fixtures.py
 """
 
-import json
 from pathlib import Path
 
 import h5py
@@ -36,6 +35,8 @@ import onnxruntime as ort
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import label_binarize
+
+from fixture_io import write_case
 
 OUT = Path("tests/fixtures/auc")
 DATASETS = Path("datasets")
@@ -86,12 +87,7 @@ def reference(scores, y):
 
 
 def write(case, arrays, expected):
-    OUT.mkdir(parents=True, exist_ok=True)
-    with h5py.File(OUT / f"{case}.h5", "w", track_order=True) as f:
-        for name, value in arrays.items():
-            f.create_dataset(name, data=value)
-    if expected is not None:
-        (OUT / f"{case}.json").write_text(json.dumps(expected, indent=1) + "\n")
+    write_case(OUT, case, arrays, expected)
 
 
 def prediction_case(case, scores, y):

@@ -25,13 +25,13 @@ device ranks them as float64 does here. Seeded; run from the repository root:
     python3 tools/make_errors_fixtures.py
 """
 
-import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import onnxruntime as ort
 from sklearn.neighbors import KNeighborsClassifier
+
+from fixture_io import write_case
 
 OUT = Path("tests/fixtures/errors")
 ONNX = Path("tests/fixtures/onnx")
@@ -79,12 +79,7 @@ def reference(y, pred, scores, n):
 
 
 def write(case, arrays, expected):
-    OUT.mkdir(parents=True, exist_ok=True)
-    with h5py.File(OUT / f"{case}.h5", "w", track_order=True) as f:
-        for name, value in arrays.items():
-            f.create_dataset(name, data=value)
-    if expected is not None:
-        (OUT / f"{case}.json").write_text(json.dumps(expected, indent=1) + "\n")
+    write_case(OUT, case, arrays, expected)
 
 
 def noisy_predictions(rng, best, c, wrong_rate):

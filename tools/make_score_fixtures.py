@@ -25,17 +25,17 @@ run Python. Seeded; run from the repository root:
     python3 tools/make_score_fixtures.py
 """
 
-import json
 import warnings
 from pathlib import Path
 
-import h5py
 import numpy as np
 import onnxruntime as ort
 import torch
 from sklearn.metrics import log_loss, top_k_accuracy_score
 from sklearn.neighbors import KNeighborsClassifier
 from torchmetrics.classification import MulticlassCalibrationError
+
+from fixture_io import write_case
 
 OUT = Path("tests/fixtures/scores")
 ONNX = Path("tests/fixtures/onnx")
@@ -93,12 +93,7 @@ def reference(scores, y, ks):
 
 
 def write(case, arrays, expected):
-    OUT.mkdir(parents=True, exist_ok=True)
-    with h5py.File(OUT / f"{case}.h5", "w", track_order=True) as f:
-        for name, value in arrays.items():
-            f.create_dataset(name, data=value)
-    if expected is not None:
-        (OUT / f"{case}.json").write_text(json.dumps(expected, indent=1) + "\n")
+    write_case(OUT, case, arrays, expected)
 
 
 def prediction_case(case, scores, y, ks):
