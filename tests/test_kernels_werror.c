@@ -25,6 +25,7 @@ typedef struct program_variants {
  * tensors, RAW_T for the integer ones the data-movement ops copy). HALF_MATH needs
  * cl_khr_fp16 and is added below only where the device has it. */
 static const program_variants programs[] = {
+    {"auc", "auc_keys", {""}},
     {"cast", "cast",
      {"-DSRC_T=float -DSRC_FLOAT=1 -DDST_T=long -DDST_FLOAT=0 -DCONV=1 -DROUND_HALF=0 -DX_HALF=0 -DY_HALF=0",
       "-DSRC_T=float -DSRC_FLOAT=1 -DDST_T=uchar -DDST_FLOAT=0 -DCONV=2 -DROUND_HALF=0 -DX_HALF=1 -DY_HALF=0",
@@ -54,6 +55,7 @@ static const program_variants programs[] = {
      {"-DA_HALF=0 -DB_HALF=0 -DY_HALF=0", "-DA_HALF=1 -DB_HALF=0 -DY_HALF=1",
       "-DA_HALF=1 -DB_HALF=1 -DY_HALF=1", "-DX_HALF=1 -DY_HALF=0", "-DRAW_T=long",
       "-DRAW_T=uchar"}},
+    {"errors", "error_keys", {""}},
     {"expand", "expand", {"-DX_HALF=0 -DY_HALF=0", "-DX_HALF=1 -DY_HALF=1", "-DY_HALF=1"}},
     {"gather_rows", "gather_rows",
      {"-DINDEX_T=long -DY_HALF=0", "-DINDEX_T=int -DY_HALF=1", "-DINDEX_T=char -DY_HALF=0",

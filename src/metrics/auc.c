@@ -197,13 +197,12 @@ cleval_status cleval_auc_store_put(cleval_auc_store *s, cleval_device *from, cl_
     return status;
 }
 
-/* Launches `kernel` over `global` work-items in groups of `local` (0: the driver's choice). */
-static cleval_status launch(cleval_auc_store *s, cl_kernel kernel, const char *name, size_t global,
+/* Launches a's kernel over `global` work-items in groups of `local` (0: the driver's choice). */
+static cleval_status launch(cleval_auc_store *s, const cleval_kernel_args *a, size_t global,
                             size_t local)
 {
-    return cleval_cl_check(clEnqueueNDRangeKernel(cleval_device_queue(s->dev), kernel, 1, NULL,
-                                                  &global, local ? &local : NULL, 0, NULL, NULL),
-                           name);
+    return cleval_kernel_launch(cleval_device_queue(s->dev), a, 1, &global, local ? &local : NULL,
+                                NULL);
 }
 
 static cleval_status apply_softmax(cleval_auc_store *s, uint32_t n)
@@ -212,9 +211,7 @@ static cleval_status apply_softmax(cleval_auc_store *s, uint32_t n)
     cleval_kernel_arg_mem(&a, s->scores);
     cleval_kernel_arg_uint(&a, n);
     cleval_kernel_arg_uint(&a, s->n_classes);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
-    return launch(s, s->softmax, "clEnqueueNDRangeKernel(auc_softmax)", n, 0);
+    return launch(s, &a, n, 0);
 }
 
 static cleval_status make_keys(cleval_auc_store *s, uint32_t n, uint32_t cls)
@@ -226,9 +223,7 @@ static cleval_status make_keys(cleval_auc_store *s, uint32_t n, uint32_t cls)
     cleval_kernel_arg_uint(&a, s->n_classes);
     cleval_kernel_arg_uint(&a, cls);
     cleval_kernel_arg_mem(&a, s->keys);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
-    return launch(s, s->make_keys, "clEnqueueNDRangeKernel(auc_keys)", n, 0);
+    return launch(s, &a, n, 0);
 }
 
 /* counts[first, first + count) into exclusive prefix sums, their sum into totals[slot]. */
@@ -240,18 +235,13 @@ static cleval_status scan(cleval_auc_store *s, uint32_t first, uint32_t count, u
     cleval_kernel_arg_uint(&a, count);
     cleval_kernel_arg_mem(&a, s->totals);
     cleval_kernel_arg_uint(&a, slot);
-    cleval_status status = cleval_kernel_args_end(&a);
-    if (status != CLEVAL_OK) return status;
-    return launch(s, s->scan, "clEnqueueNDRangeKernel(auc_scan)", s->scan_size, s->scan_size);
+    return launch(s, &a, s->scan_size, s->scan_size);
 }
 
 /* Runs a per-tile kernel whose arguments are (keys, n, tile, ...): one work-item a tile. */
-static cleval_status launch_tiles(cleval_auc_store *s, cleval_kernel_args *a, uint32_t n,
-                                  const char *call)
+static cleval_status launch_tiles(cleval_auc_store *s, const cleval_kernel_args *a, uint32_t n)
 {
-    cleval_status status = cleval_kernel_args_end(a);
-    if (status != CLEVAL_OK) return status;
-    return launch(s, a->kernel, call, tiles_of(n), 0);
+    return launch(s, a, tiles_of(n), 0);
 }
 
 /* Sorts the n keys by score (ascending keys: descending scores), 8 bits a pass, back into
@@ -268,7 +258,7 @@ static cleval_status sort_keys(cleval_auc_store *s, uint32_t n)
         cleval_kernel_arg_uint(&a, TILE);
         cleval_kernel_arg_uint(&a, shift);
         cleval_kernel_arg_mem(&a, s->counts);
-        if ((status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_radix_count)")) ||
+        if ((status = launch_tiles(s, &a, n)) ||
             (status = scan(s, 0, RADIX * tiles, 0)))
             break;
         a = cleval_kernel_args_begin(s->radix_scatter, "auc_radix_scatter");
@@ -278,7 +268,7 @@ static cleval_status sort_keys(cleval_auc_store *s, uint32_t n)
         cleval_kernel_arg_uint(&a, shift);
         cleval_kernel_arg_mem(&a, s->counts);
         cleval_kernel_arg_mem(&a, to);
-        status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_radix_scatter)");
+        status = launch_tiles(s, &a, n);
         cl_mem swap = from;
         from = to;
         to = swap;
@@ -297,7 +287,7 @@ static cleval_status collapse_ties(cleval_auc_store *s, uint32_t n, uint32_t *po
     cleval_kernel_arg_uint(&a, n);
     cleval_kernel_arg_uint(&a, TILE);
     cleval_kernel_arg_mem(&a, s->counts);
-    cleval_status status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_tile_groups)");
+    cleval_status status = launch_tiles(s, &a, n);
     /* Each half alone: the positives' offsets, then the group ends'. */
     if (status == CLEVAL_OK) status = scan(s, 0, tiles, 0);
     if (status == CLEVAL_OK) status = scan(s, tiles, tiles, 1);
@@ -308,7 +298,7 @@ static cleval_status collapse_ties(cleval_auc_store *s, uint32_t n, uint32_t *po
     cleval_kernel_arg_mem(&a, s->counts);
     cleval_kernel_arg_mem(&a, s->spare);
     if (status == CLEVAL_OK)
-        status = launch_tiles(s, &a, n, "clEnqueueNDRangeKernel(auc_emit_groups)");
+        status = launch_tiles(s, &a, n);
     uint32_t totals[2] = {0, 0};
     if (status == CLEVAL_OK)
         status =
