@@ -1,6 +1,6 @@
 /* libFuzzer target: HDF5 file bytes as a checkpoint (checkpoint_load, as --resume loads it) and
- * as the one part of a sharded job (cleval_engine_merge, writing the whole file as merge --save
- * does).
+ * as slice 1 of a two-slice job (cleval_engine_merge with the job's slice 0 from
+ * fuzz/statefile_siblings/, writing the whole file as merge --save does).
  *
  * A state file's two checksums (statefile.h) would refuse nearly every changed input before
  * the loaders look at what it states, so before each load this target repairs them the way a
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -24,8 +25,9 @@
 static const char SEAL_MAGIC[] = "\ncleval-fnv1a64:";
 enum { SEAL_BYTES = 32, DIGITS = 16 };
 
-/* What a checkpoint says of its job, so that it is loaded as that job's and not refused as
- * another's before its contents are checked. */
+/* What a state file says of its job, so that a checkpoint is loaded as that job's, and a part
+ * merged with that job's other slice, rather than refused as another's before its contents are
+ * checked. */
 typedef struct claimed_job {
     char job[8192];
     uint64_t begin, end;
@@ -39,6 +41,7 @@ static void sum_datasets(state_reader *r, const char *kind, claimed_job *claim)
 {
     uint32_t rows, cols;
     uint64_t *cells = NULL;
+    cleval_dataset_attribute(r->ds, "job", claim->job, sizeof claim->job);
     if (strcmp(kind, "part") == 0) {
         char **names = NULL;
         uint32_t n_names = 0;
@@ -59,7 +62,6 @@ static void sum_datasets(state_reader *r, const char *kind, claimed_job *claim)
     claim->with_scores = cleval_dataset_has(r->ds, "score_sums");
     if (claim->with_scores) state_read_counts(r, "score_sums", &rows, &cols, &cells);
     free(cells);
-    cleval_dataset_attribute(r->ds, "job", claim->job, sizeof claim->job);
     engine_read_count(r->ds, "row_begin", &claim->begin);
     engine_read_count(r->ds, "row_end", &claim->end);
 }
@@ -103,6 +105,44 @@ static const char *forge_state(const uint8_t *data, size_t size, const char *kin
     return path;
 }
 
+/* Slice 0 of each seed job (tools/make_statefile_seeds.sh), with its job's fingerprint. */
+enum { MAX_SIBLINGS = 16 };
+static struct {
+    char path[4096];
+    char job[8192];
+} siblings[MAX_SIBLINGS];
+static unsigned n_siblings;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    DIR *dir = opendir(FUZZ_SIBLINGS);
+    for (struct dirent *e; dir && (e = readdir(dir)) && n_siblings < MAX_SIBLINGS;) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(siblings[n_siblings].path, sizeof siblings->path, "%s/%s", FUZZ_SIBLINGS,
+                 e->d_name);
+        cleval_dataset *ds;
+        if (cleval_dataset_open(siblings[n_siblings].path, &ds) != CLEVAL_OK) continue;
+        cleval_dataset_attribute(ds, "job", siblings[n_siblings].job, sizeof siblings->job);
+        cleval_dataset_close(ds);
+        n_siblings++;
+    }
+    if (dir) closedir(dir);
+    if (n_siblings == 0) {
+        fprintf(stderr, "fuzz_statefile: no part files in %s\n", FUZZ_SIBLINGS);
+        abort();
+    }
+    return 0;
+}
+
+/* The sibling of the part's job (the first sibling when the job is none of theirs). */
+static const char *sibling_of(const char *job)
+{
+    for (unsigned i = 0; i < n_siblings; i++)
+        if (strcmp(siblings[i].job, job) == 0) return siblings[i].path;
+    return siblings[0].path;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     claimed_job claim;
@@ -118,7 +158,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(whole, sizeof whole, "%.*swhole.h5", (int)(strrchr(path, '/') + 1 - path), path);
     const cleval_merge_options options = {.allow_nonfinite = true};
     cleval_merge_outcome out;
-    if (cleval_engine_merge(&path, 1, whole, &options, &out) == CLEVAL_OK)
+    const char *parts[] = {sibling_of(claim.job), path};
+    if (cleval_engine_merge(parts, 2, whole, &options, &out) == CLEVAL_OK)
         cleval_predict_outcome_free(&out.predict);
     unlink(whole);
     return 0;

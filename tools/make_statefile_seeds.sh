@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Writes the seeds of the statefile fuzz target (fuzz/seeds/statefile/): real checkpoints and
-# part files of small `cleval metrics` runs, each also without its trailing seal (so that the
+# part files of small `cleval metrics` and `cleval knn` runs (with the other slice of each part's
+# job in fuzz/statefile_siblings/), each also without its trailing seal (so that the
 # fuzzer's changes reach HDF5 instead of stopping at the seal's byte checksum).
 #   tools/make_statefile_seeds.sh PATH_TO_CLEVAL
 set -euo pipefail
@@ -37,14 +38,23 @@ for data in pairs scored; do
     --checkpoint-every 20 >/dev/null 2>&1 && { echo "the bad run did not stop"; exit 1; }
   cp "$work/ck_$data.h5" "$out/checkpoint_$data.h5"
 done
-"$cleval" metrics --data "$work/pairs.h5" --shard 0/1 --save "$out/part_whole_metrics.h5" >/dev/null
-"$cleval" metrics --data "$work/pairs.h5" --shard 1/2 --save "$out/part_half_metrics.h5" >/dev/null
-for test in test test_unlabeled; do
-  "$cleval" knn --train "$work/train.h5" --data "$work/$test.h5" -k 3 --shard 0/1 \
-    --save "$out/part_whole_knn_$test.h5" >/dev/null
-done
-# The same files without the seal (its last 32 bytes: "\ncleval-fnv1a64:" and 16 hex digits).
+# Two-slice jobs: slice 1 is a seed, slice 0 the pristine part the target merges it with.
+sib=fuzz/statefile_siblings
+mkdir -p "$sib"
+shard() { # NAME COMMAND ARGS...: slices 0 and 1 of 2
+  local name=$1; shift
+  "$cleval" "$@" --shard 0/2 --save "$sib/${name}_slice0.h5" >/dev/null
+  "$cleval" "$@" --shard 1/2 --save "$out/part_${name}_slice1.h5" >/dev/null
+}
+shard metrics metrics --data "$work/pairs.h5"
+shard knn knn --train "$work/train.h5" --data "$work/test.h5" -k 3
+shard knn_unlabeled knn --train "$work/train.h5" --data "$work/test_unlabeled.h5" -k 3
+# The same files unsealed: the seal's text (the last 32 bytes: "\ncleval-fnv1a64:" and 16 hex
+# digits) changed in one letter, so that it is no seal. Not cut off: HDF5's end of file may lie
+# past the seal's start, and a shorter file would be a truncated one.
 for f in "$out"/checkpoint_*.h5 "$out"/part_*.h5; do
-  head -c -32 "$f" >"${f%.h5}_unsealed.h5"
+  cp "$f" "${f%.h5}_unsealed.h5"
+  printf X | dd of="${f%.h5}_unsealed.h5" bs=1 seek=$(($(stat -c %s "$f") - 31)) conv=notrunc \
+    status=none
 done
 ls -l "$out"
