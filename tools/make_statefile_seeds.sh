@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Writes the seeds of the statefile fuzz target (fuzz/seeds/statefile/): real checkpoints and
 # part files of small `cleval metrics` and `cleval knn` runs (with the other slice of each part's
-# job in fuzz/statefile_siblings/), each also without its trailing seal (so that the
-# fuzzer's changes reach HDF5 instead of stopping at the seal's byte checksum).
+# job in fuzz/statefile_siblings/), each also unsealed (the statefile target reseals sealed
+# inputs; unsealed ones take the loaders' other path).
 #   tools/make_statefile_seeds.sh PATH_TO_CLEVAL
 set -euo pipefail
 cleval=${1:?usage: tools/make_statefile_seeds.sh PATH_TO_CLEVAL}
