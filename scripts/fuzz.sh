@@ -12,9 +12,11 @@ root=$PWD
 build=build-fuzz
 CC=clang cmake -S . -B "$build" -DCLEVAL_FUZZ=ON -DCLEVAL_SANITIZE=ON -DCLEVAL_BUILD_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_onnx fuzz_dataset fuzz_args >/dev/null
+cmake --build "$build" -j "$(nproc)" --target fuzz_onnx fuzz_dataset fuzz_args \
+  fuzz_statefile >/dev/null
 
-# Seeds: every model, dataset and prediction file the tests use, and a few argument lists.
+# Seeds: every model, dataset and prediction file the tests use, a few argument lists, and
+# checkpoints and part files (tools/make_statefile_seeds.sh).
 seed() {
   local target=$1; shift
   mkdir -p "$build/seeds/$target"
@@ -24,16 +26,17 @@ seed() {
 seed onnx tests/fixtures/onnx/*.onnx tests/fixtures/onnx_reader/*.onnx datasets/*.onnx
 seed dataset datasets/*.h5 tests/fixtures/*/*.h5
 seed args fuzz/seeds/args/*
+seed statefile fuzz/seeds/statefile/*
 
 # Full unwinding on malloc, so that the suppressions can see the frames inside libhdf5.
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:fast_unwind_on_malloc=0
 export LSAN_OPTIONS=suppressions=$root/fuzz/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 mkdir -p "$build/findings"
-targets=(onnx dataset args)
+targets=(onnx dataset args statefile)
 if [ "${1:-}" = "--smoke" ]; then
   # Fixed seed and run count: the same inputs every time, so the smoke can never be flaky.
-  declare -A runs=([onnx]=1000 [dataset]=500 [args]=50000)
+  declare -A runs=([onnx]=1000 [dataset]=500 [args]=50000 [statefile]=300)
   for t in "${targets[@]}"; do
     work=$(mktemp -d)
     "$build/fuzz/fuzz_$t" -seed=1 -runs="${runs[$t]}" -rss_limit_mb=3072 -timeout=60 \
