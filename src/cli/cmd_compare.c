@@ -98,7 +98,7 @@ int cli_compare(int argc, char **argv)
         OPT_HELP,       OPT_PRED_KEY,       OPT_Y_KEY,
         OPT_SCORES_KEY, OPT_MAX_FLIP_RATE,  OPT_MAX_ACCURACY_DROP,
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
-        OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS,
+        OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS, OPT_PROGRESS_EVERY,
         OPT_QUIET,      OPT_VERBOSE,        OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML};
     cli_args args;
@@ -124,9 +124,7 @@ int cli_compare(int argc, char **argv)
     if (status == CLEVAL_OK)
         status =
             cli_check_outputs(&args, (const char *const[]){"input A", "input B", NULL}, NULL, 0);
-    int progress_mode; /* checked here; cli_progress_init() applies it */
-    if (status == CLEVAL_OK)
-        status = cli_get_choice(&args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
+    if (status == CLEVAL_OK) status = cli_progress_check(&args);
 
     if (status == CLEVAL_OK) {
         cli_progress progress;
