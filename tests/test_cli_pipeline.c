@@ -641,6 +641,19 @@ static void test_progress_json_lines(void **state)
     assert_non_null(cJSON_GetObjectItem(line, "samples_per_s"));
     cJSON_Delete(line);
     free(out), free(err);
+    /* --progress-every 2000: a line at the first batch boundary after 2000 more samples, and
+     * the last batch's. */
+    assert_int_equal(run_cleval((const char *[]){"metrics", "--data", pairs, "--batch", "1000",
+                                                 "--progress", "json", "--progress-every", "2000",
+                                                 "--json", "-", NULL},
+                                &out, &err),
+                     0);
+    const uint64_t expected_done[] = {2000, 4000, 5000};
+    size_t lines = 0;
+    for (char *at = err; (at = strstr(at, "{\"done\": ")); at++, lines++)
+        if (lines < 3) assert_int_equal(strtoull(at + 9, NULL, 10), expected_done[lines]);
+    assert_int_equal(lines, 3);
+    free(out), free(err);
     assert_int_equal(run_cleval((const char *[]){"metrics", "--data", pairs, "--progress", "json",
                                                  "--quiet", "--json", "-", NULL},
                                 &out, &err),
@@ -669,6 +682,9 @@ static void test_misuse_exits_2(void **state)
     expect_cleval_error((const char *[]){"merge", pairs, NULL}, 2, "not a cleval part file");
     expect_cleval_error((const char *[]){"metrics", "--data", pairs, "--progress", "loud", NULL}, 2,
                         "--progress: 'loud' is not one of tty, json, none");
+    expect_cleval_error(
+        (const char *[]){"compare", pairs, pairs, "--progress-every", "0", NULL}, 2,
+        "--progress-every: must be at least 1");
 }
 
 /* A checkpoint that cannot be written is named by its own flag, never as --save. */
