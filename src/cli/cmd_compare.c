@@ -98,9 +98,10 @@ int cli_compare(int argc, char **argv)
         OPT_HELP,       OPT_PRED_KEY,       OPT_Y_KEY,
         OPT_SCORES_KEY, OPT_MAX_FLIP_RATE,  OPT_MAX_ACCURACY_DROP,
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
-        OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS, OPT_PROGRESS_EVERY,
+        OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS,
         OPT_QUIET,      OPT_VERBOSE,        OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML};
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML,
+        OPT_PROGRESS_EVERY};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,

@@ -31,11 +31,12 @@ int cli_metrics(int argc, char **argv)
     static const cli_option_id allowed[] = {
         OPT_HELP,  OPT_DATA,   OPT_Y_KEY,      OPT_PRED_KEY,         OPT_JSON,
         OPT_SAVE,  OPT_BATCH,  OPT_DEVICE,     OPT_SHARD,            OPT_CHECKPOINT,
-        OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS, OPT_PROGRESS_EVERY,         OPT_QUIET,
+        OPT_CHECKPOINT_EVERY,  OPT_RESUME,     OPT_PROGRESS,         OPT_QUIET,
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_MAX_CLASSES,       OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT,
         OPT_SUMMARY_MD, OPT_SCORES_KEY, OPT_TOP_K, OPT_HTML,
-        OPT_ERRORS, OPT_AUC};
+        OPT_ERRORS, OPT_AUC,
+        OPT_PROGRESS_EVERY};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,
