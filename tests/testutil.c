@@ -258,7 +258,7 @@ cJSON *run_cleval_json(const char *const *args, int code)
     return json;
 }
 
-/* spawn_cleval_piped with a pipe of `pipe_bytes` (0: the system's default). */
+/* Starts cleval, its stderr into a pipe of `pipe_bytes` (0: the system's default). */
 static int spawn_piped(const char *const *args, int *err_fd, int pipe_bytes)
 {
     int fds[2];
@@ -280,11 +280,6 @@ static int spawn_piped(const char *const *args, int *err_fd, int pipe_bytes)
     close(fds[1]);
     *err_fd = fds[0];
     return (int)pid;
-}
-
-int spawn_cleval_piped(const char *const *args, int *err_fd)
-{
-    return spawn_piped(args, err_fd, 0);
 }
 
 int spawn_cleval_held(const char *const *args, int *err_fd)

@@ -75,18 +75,17 @@ void expect_cleval_error(const char *const *args, int code, const char *needle);
 /* The exit code of a spawned cleval (128 + N for signal N), once it ends. */
 int wait_cleval(int pid);
 
-/* Starts the cleval binary with `args` in the background, its stdout going to /dev/null and
- * its stderr to a pipe whose reading end is *err_fd; returns its pid. */
-int spawn_cleval_piped(const char *const *args, int *err_fd);
-
-/* spawn_cleval_piped with `args` plus "--progress json --progress-every 1" (a JSON line on
- * stderr at every batch boundary) and a one-page pipe (F_SETPIPE_SZ): while the test leaves
+/* Both start the cleval binary in the background, its stdout going to /dev/null and its stderr
+ * to a pipe whose reading end is *err_fd, and return its pid.
+ *
+ * spawn_cleval_held adds "--progress json --progress-every 1" to `args` (a JSON line on stderr
+ * at every batch boundary) and makes the pipe one page (F_SETPIPE_SZ): while the test leaves
  * *err_fd unread, the run blocks within its first few dozen batches, before the next one
  * starts. So a run of more batches than that cannot finish, however loaded the machine, until
  * the test reads: signal it first, then read. */
 int spawn_cleval_held(const char *const *args, int *err_fd);
 
-/* spawn_cleval_piped with `signal_number` sent before cleval starts: the child inherits it
+/* spawn_cleval_signalled sends `signal_number` before cleval starts: the child inherits it
  * blocked and pending, so it lands when cleval installs its stop handlers (which unblock it),
  * before any work, however loaded the machine. */
 int spawn_cleval_signalled(const char *const *args, int signal_number, int *err_fd);
