@@ -1,17 +1,19 @@
 /* Helpers shared by the cmocka tests (see testutil.h). */
-#define _XOPEN_SOURCE 700 /* nftw */
+#define _GNU_SOURCE /* nftw, F_SETPIPE_SZ */
 #include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleval/status.h"
@@ -256,27 +258,13 @@ cJSON *run_cleval_json(const char *const *args, int code)
     return json;
 }
 
-int spawn_cleval(const char *const *args)
-{
-    const char **argv = cleval_argv(args);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        apply_address_limit();
-        execv(CLEVAL_BINARY, (char *const *)argv);
-        _exit(127);
-    }
-    free(argv);
-    return (int)pid;
-}
-
-int spawn_cleval_piped(const char *const *args, int *err_fd)
+/* Starts cleval, its stderr into a pipe of `pipe_bytes` (0: the system's default). */
+static int spawn_piped(const char *const *args, int *err_fd, int pipe_bytes)
 {
     int fds[2];
     if (pipe(fds) != 0) fail_msg("pipe: %s", strerror(errno));
+    if (pipe_bytes && fcntl(fds[0], F_SETPIPE_SZ, pipe_bytes) < 0)
+        fail_msg("F_SETPIPE_SZ: %s", strerror(errno));
     const char **argv = cleval_argv(args);
     fflush(NULL);
     pid_t pid = fork();
@@ -292,6 +280,49 @@ int spawn_cleval_piped(const char *const *args, int *err_fd)
     close(fds[1]);
     *err_fd = fds[0];
     return (int)pid;
+}
+
+int spawn_cleval_held(const char *const *args, int *err_fd)
+{
+    static const char *const progress[] = {"--progress", "json", "--progress-every", "1"};
+    const size_t extra = sizeof progress / sizeof *progress;
+    size_t n = 0;
+    while (args[n])
+        n++;
+    const char **held = calloc(n + extra + 1, sizeof *held);
+    if (!held) fail_msg("out of memory");
+    memcpy(held, args, n * sizeof *held);
+    memcpy(held + n, progress, sizeof progress);
+    /* One page holds a few dozen progress lines: the child blocks on its next progress write,
+     * before its next batch starts, until the test reads. */
+    int pid = spawn_piped(held, err_fd, 4096);
+    free(held);
+    return pid;
+}
+
+int spawn_cleval_signalled(const char *const *args, int signal_number, int *err_fd)
+{
+    sigset_t blocked, before;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, signal_number);
+    sigprocmask(SIG_BLOCK, &blocked, &before); /* the child inherits the mask through exec */
+    int pid = spawn_piped(args, err_fd, 0);
+    kill(pid, signal_number);
+    sigprocmask(SIG_SETMASK, &before, NULL);
+    return pid;
+}
+
+int interrupt_at_checkpoint(const char *const *args, const char *checkpoint, int signal_number)
+{
+    remove(checkpoint);
+    int fd, pid = spawn_cleval_held(args, &fd), status;
+    while (access(checkpoint, F_OK) != 0) {
+        if (waitpid((pid_t)pid, &status, WNOHANG) == (pid_t)pid)
+            fail_msg("cleval ended (status %d) before %s appeared", status, checkpoint);
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
+    kill(pid, signal_number);
+    return finish_cleval(pid, fd, NULL);
 }
 
 bool read_until_line(int fd, const char *prefix)

@@ -72,14 +72,28 @@ cJSON *run_cleval_json(const char *const *args, int code);
  * prints exactly one line on stderr that contains `needle`. */
 void expect_cleval_error(const char *const *args, int code, const char *needle);
 
-/* Starts the cleval binary with `args` in the background, its stdout and stderr going to
- * /dev/null; returns its pid. wait_cleval() returns its exit code (128 + N for signal N). */
-int spawn_cleval(const char *const *args);
+/* The exit code of a spawned cleval (128 + N for signal N), once it ends. */
 int wait_cleval(int pid);
 
-/* Starts the cleval binary with `args` in the background, its stdout going to /dev/null and
- * its stderr to a pipe whose reading end is *err_fd; returns its pid. */
-int spawn_cleval_piped(const char *const *args, int *err_fd);
+/* Both start the cleval binary in the background, its stdout going to /dev/null and its stderr
+ * to a pipe whose reading end is *err_fd, and return its pid.
+ *
+ * spawn_cleval_held adds "--progress json --progress-every 1" to `args` (a JSON line on stderr
+ * at every batch boundary) and makes the pipe one page (F_SETPIPE_SZ): while the test leaves
+ * *err_fd unread, the run blocks within its first few dozen batches, before the next one
+ * starts. So a run of more batches than that cannot finish, however loaded the machine, until
+ * the test reads: signal it first, then read. */
+int spawn_cleval_held(const char *const *args, int *err_fd);
+
+/* spawn_cleval_signalled sends `signal_number` before cleval starts: the child inherits it
+ * blocked and pending, so it lands when cleval installs its stop handlers (which unblock it),
+ * before any work, however loaded the machine. */
+int spawn_cleval_signalled(const char *const *args, int signal_number, int *err_fd);
+
+/* Removes `checkpoint`, starts a checkpointed run held (spawn_cleval_held), waits until its
+ * first checkpoint exists, sends `signal_number` and returns the exit code (128 + N when the
+ * signal kills it). The checkpoint interval must come within the run's first few batches. */
+int interrupt_at_checkpoint(const char *const *args, const char *checkpoint, int signal_number);
 
 /* Reads stderr lines from fd until one starts with `prefix`; false at the end of the stream. */
 bool read_until_line(int fd, const char *prefix);

@@ -77,13 +77,18 @@ typedef enum cli_progress_mode {
 
 typedef struct cli_progress {
     cli_progress_mode mode;
+    uint64_t every_rows;  /* --progress-every N: a line after N more samples (0: by time) */
+    double every_seconds; /* --progress-every TIME, or the default */
     double start;
     double last_print;
+    uint64_t last_done; /* samples done at the last line */
     char device[1024];
 } cli_progress;
 
 /* --progress's accepted values, "tty", "json", "none", NULL-terminated. */
 extern const char *const cli_progress_modes[];
+/* Checks --progress and --progress-every (a command calls it before cli_progress_init()). */
+cleval_status cli_progress_check(const cli_args *args);
 void cli_progress_init(cli_progress *p, const cli_args *args, const char *device);
 void cli_progress_update(uint64_t done, uint64_t total, void *user);
 void cli_progress_finish(cli_progress *p);

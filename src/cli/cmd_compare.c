@@ -100,7 +100,8 @@ int cli_compare(int argc, char **argv)
         OPT_ALPHA,      OPT_MAX_SCORE_DIFF, OPT_JSON,
         OPT_SAVE,       OPT_BATCH,          OPT_PROGRESS,
         OPT_QUIET,      OPT_VERBOSE,        OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML};
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML,
+        OPT_PROGRESS_EVERY};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "compare", usage, allowed,
@@ -124,9 +125,7 @@ int cli_compare(int argc, char **argv)
     if (status == CLEVAL_OK)
         status =
             cli_check_outputs(&args, (const char *const[]){"input A", "input B", NULL}, NULL, 0);
-    int progress_mode; /* checked here; cli_progress_init() applies it */
-    if (status == CLEVAL_OK)
-        status = cli_get_choice(&args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
+    if (status == CLEVAL_OK) status = cli_progress_check(&args);
 
     if (status == CLEVAL_OK) {
         cli_progress progress;

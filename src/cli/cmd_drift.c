@@ -106,7 +106,8 @@ int cli_drift(int argc, char **argv)
         OPT_HELP,      OPT_PRED_KEY, OPT_SCORES_KEY, OPT_Y_KEY,  OPT_PSI_WARN,
         OPT_PSI_ALERT, OPT_JS_ALERT, OPT_ALPHA,      OPT_JSON,   OPT_BATCH,
         OPT_DEVICE,    OPT_PROGRESS, OPT_QUIET,      OPT_VERBOSE, OPT_ALLOW_EXTERNAL_STORAGE,
-        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML};
+        OPT_ALLOW_NONFINITE, OPT_MAX_CLASSES, OPT_JUNIT, OPT_SUMMARY_MD, OPT_HTML,
+        OPT_PROGRESS_EVERY};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "drift", usage, allowed,
@@ -130,9 +131,7 @@ int cli_drift(int argc, char **argv)
     if (status == CLEVAL_OK) status = parse_thresholds(&args, &config.thresholds);
     if (status == CLEVAL_OK)
         status = cli_check_outputs(&args, (const char *const[]){"REF", "CUR", NULL}, NULL, 0);
-    int progress_mode; /* checked here; cli_progress_init() applies it */
-    if (status == CLEVAL_OK)
-        status = cli_get_choice(&args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
+    if (status == CLEVAL_OK) status = cli_progress_check(&args);
     if (status == CLEVAL_OK) status = cli_open_device(&args, &dev);
 
     if (status == CLEVAL_OK) {

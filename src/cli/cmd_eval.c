@@ -202,7 +202,8 @@ int cli_eval(int argc, char **argv)
         OPT_ALLOW_NONFINITE,
         OPT_MAX_CLASSES, OPT_INPUT_SCALE, OPT_INPUT_MEAN, OPT_INPUT_STD, OPT_INPUT_LAYOUT,
         OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K, OPT_HTML,
-        OPT_ERRORS, OPT_AUC};
+        OPT_ERRORS, OPT_AUC,
+        OPT_PROGRESS_EVERY};
     /* clang-format on */
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
     static const char *const arithmetics[] = {"auto", "half", "float", NULL};

@@ -71,7 +71,8 @@ int cli_knn(int argc, char **argv)
         OPT_VERBOSE, OPT_AGAINST, OPT_MAX_FLIP_RATE, OPT_MAX_ACCURACY_DROP, OPT_ALPHA,
         OPT_MAX_SCORE_DIFF, OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_MAX_CLASSES, OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT, OPT_SUMMARY_MD, OPT_TOP_K, OPT_HTML,
-        OPT_ERRORS, OPT_AUC};
+        OPT_ERRORS, OPT_AUC,
+        OPT_PROGRESS_EVERY};
     static const char *const weights[] = {"uniform", "distance", NULL};
     static const char *const metrics[] = {"euclidean", "cosine", NULL};
     cli_args args;

@@ -35,7 +35,8 @@ int cli_metrics(int argc, char **argv)
         OPT_VERBOSE,           OPT_ALLOW_EXTERNAL_STORAGE,
         OPT_MAX_CLASSES,       OPT_MIN_ACCURACY, OPT_MIN_CLASS_RECALL, OPT_JUNIT,
         OPT_SUMMARY_MD, OPT_SCORES_KEY, OPT_TOP_K, OPT_HTML,
-        OPT_ERRORS, OPT_AUC};
+        OPT_ERRORS, OPT_AUC,
+        OPT_PROGRESS_EVERY};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "metrics", usage, allowed,

@@ -84,11 +84,28 @@ cleval_status cli_open_device(const cli_args *args, cleval_device **dev)
 
 const char *const cli_progress_modes[] = {"tty", "json", "none", NULL};
 
+cleval_status cli_progress_check(const cli_args *args)
+{
+    int mode;
+    uint64_t rows;
+    double seconds;
+    cleval_status status = cli_get_choice(args, OPT_PROGRESS, cli_progress_modes, 0, &mode);
+    if (status == CLEVAL_OK)
+        status = cli_get_count_or_duration(args, OPT_PROGRESS_EVERY, &rows, &seconds);
+    return status;
+}
+
 void cli_progress_init(cli_progress *p, const cli_args *args, const char *device)
 {
     int mode = 0;
-    /* An invalid --progress was already refused by the command; treat it as the default. */
+    /* cli_progress_check() already refused invalid values; treat them as the defaults. */
     if (cli_get_choice(args, OPT_PROGRESS, cli_progress_modes, 0, &mode) != CLEVAL_OK) mode = 0;
+    if (cli_get_count_or_duration(args, OPT_PROGRESS_EVERY, &p->every_rows, &p->every_seconds) !=
+            CLEVAL_OK ||
+        (p->every_rows == 0 && p->every_seconds == 0)) {
+        p->every_rows = 0;
+        p->every_seconds = 0.25;
+    }
     p->mode = args->present[OPT_QUIET] ? CLI_PROGRESS_NONE
               : mode == 1              ? CLI_PROGRESS_JSON
               : mode == 2              ? CLI_PROGRESS_NONE
@@ -96,6 +113,7 @@ void cli_progress_init(cli_progress *p, const cli_args *args, const char *device
                                        : CLI_PROGRESS_NONE;
     p->start = cleval_seconds();
     p->last_print = 0;
+    p->last_done = 0;
     snprintf(p->device, sizeof p->device, "%s", device ? device : "");
 }
 
@@ -104,8 +122,11 @@ void cli_progress_update(uint64_t done, uint64_t total, void *user)
     cli_progress *p = user;
     if (p->mode == CLI_PROGRESS_NONE) return;
     double now = cleval_seconds();
-    if (done < total && now - p->last_print < 0.25) return;
+    bool due = p->every_rows ? done - p->last_done >= p->every_rows
+                             : now - p->last_print >= p->every_seconds;
+    if (done < total && !due) return;
     p->last_print = now;
+    p->last_done = done;
     double elapsed = now - p->start;
     double rate = elapsed > 0 ? (double)done / elapsed : 0;
     double eta = rate > 0 ? (double)(total - done) / rate : 0;

@@ -90,6 +90,10 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_PROGRESS] = {"progress", 0, "tty|json|none",
                       "progress on stderr: a line when stderr is a terminal (default), JSON "
                       "lines, or nothing"},
+    [OPT_PROGRESS_EVERY] = {"progress-every", 0, "N|TIME",
+                            "a progress line at the first batch boundary after N samples, or "
+                            "after TIME (500ms, 30s, 10m, 1h) since the last one (default "
+                            "250ms); the last batch always has one"},
     [OPT_TRAIN] = {"train", 0, "TRAIN.h5", "the KNN training set (X and y)"},
     [OPT_K] = {"k", 'k', "K", "neighbours per query, 1 <= K <= training rows"},
     [OPT_WEIGHTS] = {"weights", 0, "uniform|distance",

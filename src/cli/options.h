@@ -63,6 +63,7 @@ typedef enum cli_option_id {
     OPT_HTML,
     OPT_ERRORS,
     OPT_AUC,
+    OPT_PROGRESS_EVERY,
     OPT_COUNT
 } cli_option_id;
 

@@ -58,7 +58,7 @@ static bool affects_results(cli_option_id id)
     case OPT_CHECKPOINT_EVERY: case OPT_RESUME: case OPT_PROGRESS: case OPT_SHARD:
     case OPT_FP16_ARITHMETIC: case OPT_ALLOW_EXTERNAL_STORAGE: case OPT_ALLOW_NONFINITE:
     case OPT_MAX_CLASSES: case OPT_MIN_ACCURACY: case OPT_MIN_CLASS_RECALL: case OPT_JUNIT:
-    case OPT_SUMMARY_MD: case OPT_HTML: return false;
+    case OPT_SUMMARY_MD: case OPT_HTML: case OPT_PROGRESS_EVERY: return false;
     default: return true;
     }
 }
@@ -197,11 +197,9 @@ cleval_status cli_run_begin(const cli_args *args, const char *command,
     memset(run, 0, sizeof *run);
     cleval_run_options *o = &run->options;
     cleval_status status = CLEVAL_OK;
-    int progress_mode; /* checked here; cli_progress_init() applies it */
     if (args->present[OPT_SHARD])
         status = parse_shard(args->values[OPT_SHARD], &o->shard_index, &o->shard_count);
-    if (status == CLEVAL_OK)
-        status = cli_get_choice(args, OPT_PROGRESS, cli_progress_modes, 0, &progress_mode);
+    if (status == CLEVAL_OK) status = cli_progress_check(args);
     if (status == CLEVAL_OK)
         status = cli_get_count_or_duration(args, OPT_CHECKPOINT_EVERY, &o->checkpoint_rows,
                                            &o->checkpoint_seconds);

@@ -1,6 +1,7 @@
 /* SIGINT, SIGTERM and SIGHUP as stop requests (see stop.h). */
 #include "stop.h"
 
+#include <pthread.h>
 #include <stddef.h>
 
 static volatile sig_atomic_t request;
@@ -25,6 +26,9 @@ void cli_stop_install(void)
         sigaddset(&action.sa_mask, handled[i]);
     for (size_t i = 0; i < sizeof handled / sizeof *handled; i++)
         sigaction(handled[i], &action, NULL);
+    /* A launcher may start cleval with these signals blocked (the mask survives exec): a stop
+     * sent then is pending, and is handled now, before any work, instead of never. */
+    pthread_sigmask(SIG_UNBLOCK, &action.sa_mask, NULL);
 }
 
 volatile sig_atomic_t *cli_stop_request(void)

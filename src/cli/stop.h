@@ -6,8 +6,9 @@
 
 #include <signal.h>
 
-/* Installs the handler for SIGINT, SIGTERM and SIGHUP (a command that checks the request at
- * its batch boundaries calls this before any output file exists). */
+/* Installs the handler for SIGINT, SIGTERM and SIGHUP and unblocks them, so one that was sent
+ * while they were blocked is handled here (a command that checks the request at its batch
+ * boundaries calls this before any output file exists). */
 void cli_stop_install(void);
 
 /* The request the library polls (cleval_run_options.stop and the like): 0 none, 1 stop at the
