@@ -24,9 +24,20 @@ struct cleval_auc_store {
     cl_mem scores, labels, keys, spare, counts, totals;
     cl_kernel softmax, make_keys, radix_count, radix_scatter, scan, tile_groups, emit;
     size_t scan_size;         /* work-items of auc_scan */
-    uint32_t *staging;        /* GROUPS_PER_READ groups read back */
-    pthread_mutex_t put_lock; /* puts from other devices go through host memory */
+    uint32_t *staging; /* GROUPS_PER_READ groups read back */
+    /* Rows read from other devices, waiting for the store's own device to write them: only
+     * the thread that runs the store's device (or, at the end, compute) enqueues on its queue,
+     * since PoCL can deadlock when two threads enqueue on one device at once. */
+    pthread_mutex_t pending_lock;
+    struct pending_rows *pending;
 };
+
+/* A copy of rows from another device, in host memory until written into the store. */
+typedef struct pending_rows {
+    struct pending_rows *next;
+    size_t score_offset, label_offset, score_bytes, label_bytes;
+    unsigned char data[]; /* score bytes, then label bytes */
+} pending_rows;
 
 bool cleval_auc_wanted(cleval_auc_mode mode, uint32_t n_classes)
 {
@@ -122,7 +133,7 @@ cleval_status cleval_auc_store_create(cleval_device *dev, uint32_t n_classes, ui
     s->dev = dev;
     s->n_classes = n_classes;
     s->capacity = capacity;
-    pthread_mutex_init(&s->put_lock, NULL);
+    pthread_mutex_init(&s->pending_lock, NULL);
     cleval_status status = check_fits(s);
     if (status == CLEVAL_OK && !(s->staging = malloc(GROUPS_PER_READ * 2 * sizeof *s->staging)))
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the ROC AUC groups");
@@ -151,34 +162,72 @@ void cleval_auc_store_destroy(cleval_auc_store *s)
     cl_mem buffers[] = {s->scores, s->labels, s->keys, s->spare, s->counts, s->totals};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         if (buffers[i]) clReleaseMemObject(buffers[i]);
-    pthread_mutex_destroy(&s->put_lock);
+    while (s->pending) {
+        pending_rows *next = s->pending->next;
+        free(s->pending);
+        s->pending = next;
+    }
+    pthread_mutex_destroy(&s->pending_lock);
     free(s->staging);
     free(s);
 }
 
-/* Copies `bytes` from `src` of device `from` to `dst` of the store at `offset`: on the device
- * when it is the store's, else through host memory (another device has another context). */
-static cleval_status copy_in(cleval_auc_store *s, cleval_device *from, cl_mem src, cl_mem dst,
-                             size_t offset, size_t bytes)
+/* Reads n rows of another device into a pending copy for the store's own device to write. */
+static cleval_status read_foreign(cleval_auc_store *s, cleval_device *from, cl_mem scores,
+                                  cl_mem labels, uint64_t row, uint32_t n)
 {
-    cl_command_queue queue = cleval_device_queue(s->dev);
-    if (from == s->dev)
-        return cleval_cl_check(
-            clEnqueueCopyBuffer(queue, src, dst, 0, offset, bytes, 0, NULL, NULL),
-            "clEnqueueCopyBuffer(AUC rows)");
-    void *host = malloc(bytes ? bytes : 1);
-    if (!host) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying rows for the ROC AUC");
+    size_t score_bytes = (size_t)n * s->n_classes * sizeof(float);
+    size_t label_bytes = (size_t)n * sizeof(int32_t);
+    pending_rows *p = malloc(sizeof *p + score_bytes + label_bytes);
+    if (!p) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory copying rows for the ROC AUC");
+    *p = (pending_rows){.score_offset = (size_t)row * s->n_classes * sizeof(float),
+                        .label_offset = (size_t)row * sizeof(int32_t),
+                        .score_bytes = score_bytes,
+                        .label_bytes = label_bytes};
+    cl_command_queue queue = cleval_device_queue(from);
     cleval_status status = cleval_cl_check(
-        clEnqueueReadBuffer(cleval_device_queue(from), src, CL_TRUE, 0, bytes, host, 0, NULL, NULL),
+        clEnqueueReadBuffer(queue, scores, CL_TRUE, 0, score_bytes, p->data, 0, NULL, NULL),
         "clEnqueueReadBuffer(AUC rows)");
-    if (status == CLEVAL_OK) {
-        pthread_mutex_lock(&s->put_lock);
-        status = cleval_cl_check(
-            clEnqueueWriteBuffer(queue, dst, CL_TRUE, offset, bytes, host, 0, NULL, NULL),
-            "clEnqueueWriteBuffer(AUC rows)");
-        pthread_mutex_unlock(&s->put_lock);
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueReadBuffer(queue, labels, CL_TRUE, 0, label_bytes,
+                                                     p->data + score_bytes, 0, NULL, NULL),
+                                 "clEnqueueReadBuffer(AUC labels)");
+    if (status != CLEVAL_OK) {
+        free(p);
+        return status;
     }
-    free(host);
+    pthread_mutex_lock(&s->pending_lock);
+    p->next = s->pending;
+    s->pending = p;
+    pthread_mutex_unlock(&s->pending_lock);
+    return CLEVAL_OK;
+}
+
+/* Writes every pending copy into the store, on the store's own device (the calling thread must
+ * be the one that runs it). */
+static cleval_status write_pending(cleval_auc_store *s)
+{
+    pthread_mutex_lock(&s->pending_lock);
+    pending_rows *list = s->pending;
+    s->pending = NULL;
+    pthread_mutex_unlock(&s->pending_lock);
+    cl_command_queue queue = cleval_device_queue(s->dev);
+    cleval_status status = CLEVAL_OK;
+    while (list) {
+        pending_rows *p = list;
+        list = p->next;
+        if (status == CLEVAL_OK)
+            status = cleval_cl_check(clEnqueueWriteBuffer(queue, s->scores, CL_TRUE,
+                                                          p->score_offset, p->score_bytes,
+                                                          p->data, 0, NULL, NULL),
+                                     "clEnqueueWriteBuffer(AUC rows)");
+        if (status == CLEVAL_OK)
+            status = cleval_cl_check(
+                clEnqueueWriteBuffer(queue, s->labels, CL_TRUE, p->label_offset, p->label_bytes,
+                                     p->data + p->score_bytes, 0, NULL, NULL),
+                "clEnqueueWriteBuffer(AUC labels)");
+        free(p);
+    }
     return status;
 }
 
@@ -190,10 +239,19 @@ cleval_status cleval_auc_store_put(cleval_auc_store *s, cleval_device *from, cl_
         return cleval_fail(CLEVAL_ERR_INTERNAL, "ROC AUC rows %llu..%llu beyond the store's %llu",
                            (unsigned long long)row, (unsigned long long)(row + n - 1),
                            (unsigned long long)s->capacity);
+    if (from != s->dev) return read_foreign(s, from, scores, labels, row, n);
     size_t width = (size_t)s->n_classes * sizeof(float);
-    cleval_status status = copy_in(s, from, scores, s->scores, row * width, n * width);
+    cl_command_queue queue = cleval_device_queue(s->dev);
+    cleval_status status = write_pending(s);
     if (status == CLEVAL_OK)
-        status = copy_in(s, from, labels, s->labels, row * sizeof(int32_t), n * sizeof(int32_t));
+        status = cleval_cl_check(clEnqueueCopyBuffer(queue, scores, s->scores, 0, row * width,
+                                                     n * width, 0, NULL, NULL),
+                                 "clEnqueueCopyBuffer(AUC rows)");
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueCopyBuffer(queue, labels, s->labels, 0,
+                                                     row * sizeof(int32_t), n * sizeof(int32_t),
+                                                     0, NULL, NULL),
+                                 "clEnqueueCopyBuffer(AUC labels)");
     return status;
 }
 
@@ -350,7 +408,8 @@ cleval_status cleval_auc_store_compute(cleval_auc_store *s, uint64_t n_rows, boo
                            (unsigned long long)n_rows, (unsigned long long)s->capacity);
     if (n_rows == 0) return CLEVAL_OK;
     uint32_t n = (uint32_t)n_rows;
-    cleval_status status = softmax ? apply_softmax(s, n) : CLEVAL_OK;
+    cleval_status status = write_pending(s);
+    if (status == CLEVAL_OK && softmax) status = apply_softmax(s, n);
     double roc_sum = 0, roc_weighted = 0, ap_sum = 0, ap_weighted = 0;
     uint64_t support = 0;
     for (uint32_t c = 0; status == CLEVAL_OK && c < s->n_classes; c++) {

@@ -49,11 +49,14 @@ void cleval_auc_store_destroy(cleval_auc_store *s);
 /* Copies n rows (scores: float [n][n_classes], labels: int32 [n], each below n_classes) from
  * buffers of `from` into rows [row, row + n) of the store; safe to call from several threads,
  * each with its own device. On the store's own device the copy is only enqueued (its queue
- * keeps the order); from another device it is done when the call returns. */
+ * keeps the order); rows of another device are read into host memory when the call returns and
+ * written by the store's device at its next put or at compute, so that no thread enqueues on
+ * another thread's device. */
 cleval_status cleval_auc_store_put(cleval_auc_store *s, cleval_device *from, cl_mem scores,
                                    cl_mem labels, uint64_t row, uint32_t n);
 
-/* The metrics over rows [0, n_rows), every one of them put: the scores as given, or (softmax)
+/* The metrics over rows [0, n_rows), every one of them put (call it once the putting threads
+ * are done): the scores as given, or (softmax)
  * the softmax of each row, as the other score metrics take them. Overwrites the stored scores
  * with the softmax, so call it once. */
 cleval_status cleval_auc_store_compute(cleval_auc_store *s, uint64_t n_rows, bool softmax,
