@@ -422,7 +422,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .errors = job->test.errors,
                             .auc = job->test.auc,
                             .models = model_ptrs,
-                            .ops = {predict, .scores_on_device = true},
+                            .ops = {.predict = predict, .scores_on_device = true},
                             .model_description = texts.description,
                             .save_path = job->test.save_path,
                             .part_attributes = texts.part_attributes,

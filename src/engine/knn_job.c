@@ -212,7 +212,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
                             .errors = job->test.errors,
                             .auc = job->test.auc,
                             .models = (void **)devices.knns,
-                            .ops = {predict},
+                            .ops = {.predict = predict},
                             .model_description = description,
                             .save_path = job->test.save_path,
                             .counters = &counters};
