@@ -114,7 +114,7 @@ w(f"| host to device, pageable / pinned | {fmt(probe.get('h2d_pageable_gbs'))} /
 w(f"| device to host, pageable / pinned | {fmt(probe.get('d2h_pageable_gbs'))} / "
   f"{fmt(probe.get('d2h_pinned_gbs'))} GB/s |")
 ov = probe.get("overlap") or {}
-w(f"| copy and kernel overlap (1 = fully, 0 = serial) | {fmt(ov.get('ratio'), '.2f')} "
+w(f"| copy and kernel overlap (1 = fully, 0 = serial, below 0 = slower together) | {fmt(ov.get('ratio'), '.2f')} "
   f"(copy {fmt(ov.get('copy_s'))} s, kernel {fmt(ov.get('kernel_s'))} s, both "
   f"{fmt(ov.get('both_s'))} s) |")
 w(f"| float FMA peak | {fmt(probe.get('fma_gflops'), '.0f')} GFLOP/s |")
@@ -134,8 +134,9 @@ for run, label in (("cold", "cold (empty cleval, PoCL and CUDA caches)"),
     builds = med([build_seconds(f"startup_eval_{n}.log") for n in names])
     total = med([get(r, "timing", "total_s") for r in rep])
     w(f"| eval of 512 images, {label}: whole process | {fmt(wall)} |")
-    w(f"| ... of which model load (program builds {fmt(builds)} s) | {fmt(load_model)} |")
+    w(f"| ... of which model load | {fmt(load_model)} |")
     w(f"| ... of which the run after loading | {fmt(None if total is None or load_model is None else total - load_model)} |")
+    w(f"| ... program builds, summed over the run (`--verbose`) | {fmt(builds)} |")
 w("")
 
 w("## The CNN (datasets/fmnist_cnn.onnx)\n")
@@ -167,9 +168,11 @@ if big:
       f"device {fmt(tb.get('wait_s'))} s.")
 layers = []
 if os.path.exists(path("bench_nn_10k.txt")):
-    layers = [line.strip() for line in open(path("bench_nn_10k.txt")) if line.startswith("LAYER")]
+    layers = [line.strip() for line in open(path("bench_nn_10k.txt"))
+              if line.startswith("LAYER 1024 ")]
 if layers:
-    w("\nPer-layer device time (bench_nn, profiled pass):\n\n```\n" + "\n".join(layers[:12]) + "\n```")
+    w("\nPer-layer device time at batch 1024 (bench_nn's profiled pass; fields: layer | op | "
+      "kernel | device seconds | FLOPs):\n\n```\n" + "\n".join(layers) + "\n```")
 w("")
 
 w("## Zoo models (tests/fixtures/zoo, 5 samples each: start-up dominates the whole process)\n")
@@ -212,9 +215,14 @@ if os.path.exists(path("tune.txt")):
     w("```\n" + "".join(open(path("tune.txt")).readlines()[:20]).rstrip() + "\n```\n")
 else:
     w("n/a\n")
+tuned = med([get(r, "timing", "samples_per_s") for r in reports("tuned10k_*.json")])
+if tuned is not None:
+    w(f"10^4 images with the tuned values: {fmt(tuned, '.0f')} images/s whole process (median of "
+      f"3), {fmt(ratio(tuned, c10k), '.2f')} x the untuned runs.\n")
 
 w("## Steps\n")
 w("| step | exit | seconds |\n| --- | --- | --- |")
 for name, (rc, seconds) in steps.items():
-    w(f"| {name} | {rc}{' (timed out)' if rc == 124 else ''} | {seconds:.1f} |")
+    note = {124: " (timed out)", 125: " (skipped: no time left)"}.get(rc, "")
+    w(f"| {name} | {rc}{note} | {seconds:.1f} |")
 print("\n".join(out))

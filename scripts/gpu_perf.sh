@@ -16,7 +16,8 @@
 # step does not stop the others; steps that need CUDA or PyTorch skip with a note when they
 # are missing. GPU_PERF_BIG (default 1000000) sets the size of the large run, and
 # GPU_PERF_TIMEOUT_SCALE multiplies every step's timeout: a dry run on a CPU device uses a
-# smaller run and longer timeouts (GPU_PERF_BIG=20000 GPU_PERF_TIMEOUT_SCALE=5).
+# smaller run and longer timeouts (GPU_PERF_BIG=20000 GPU_PERF_TIMEOUT_SCALE=5
+# GPU_PERF_BUDGET=3600).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -69,16 +70,27 @@ trap 'rm -rf "$WORK"' EXIT
 exec > >(tee "$RESULTS/gpu_perf.log") 2>&1
 printf 'step\trc\tseconds\n' > "$D/steps.tsv"
 
+START=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f\n", b - a }'; }
 
 # step NAME TIMEOUT_S FUNCTION: runs one step (a function of this script, in a child bash so
 # that timeout can end it and everything it started) under its own timeout, logs its exit
-# status and wall time, and never stops the script.
+# status and wall time, and never stops the script. No step runs past the whole run's budget
+# (GPU_PERF_BUDGET seconds, default 540: a device call is cut at 600), so the summary is
+# always written; a step with no time left is skipped (exit 125 in the table).
 step() {
-  local name=$1 limit=$(($2 * ${GPU_PERF_TIMEOUT_SCALE:-1})) fn=$3 t0 rc
-  echo "== $name (at most ${limit}s)"
+  local name=$1 limit=$(($2 * ${GPU_PERF_TIMEOUT_SCALE:-1})) fn=$3 t0 rc left
+  left=$(awk -v used="$(elapsed "$START")" -v budget="${GPU_PERF_BUDGET:-540}" \
+    'BEGIN { printf "%d", budget - used - 15 }')
+  [ "$left" -lt "$limit" ] && limit=$left
   t0=$(date +%s.%N)
-  timeout --kill-after=10 "$limit" bash -c "$fn"
+  if [ "$limit" -lt 5 ]; then
+    echo "== $name: skipped, the run's budget is spent"
+    printf '%s\t125\t0\n' "$name" >> "$D/steps.tsv"
+    return 0
+  fi
+  echo "== $name (at most ${limit}s)"
+  timeout --kill-after=5 "$limit" bash -c "$fn"
   rc=$?
   [ $rc -eq 124 ] && echo "   $name: timed out after ${limit}s"
   [ $rc -ne 0 ] && [ $rc -ne 124 ] && echo "   $name: exit $rc"
@@ -200,14 +212,21 @@ knn() {
   done
 }
 
+# The tuner sweep (`cleval tune`, where the build has it) into a fresh tuning cache, then the
+# 10^4-image eval again with the winners, against the untuned runs of cnn_10k.
 tune() {
   if ! "$C" tune --help > /dev/null 2>&1; then
     echo "   no \`cleval tune\` in this build: skipped" | tee "$D/tune.txt"
     return 0
   fi
-  "$C" tune --help > "$D/tune_help.txt" 2>&1
-  CLEVAL_CACHE_DIR="$WORK/tune-cache" "$C" tune --model datasets/fmnist_cnn.onnx \
-    --data datasets/fmnist_test.h5 --verbose > "$D/tune.txt" 2>&1
+  export CLEVAL_CACHE_DIR="$WORK/tune-cache"
+  "$C" tune --model datasets/fmnist_cnn.onnx --batch 1024 --budget "${GPU_PERF_TUNE_BUDGET:-45}" \
+    > "$D/tune.txt" 2>&1
+  cat "$D/tune.txt"
+  for i in 1 2 3; do
+    wall "$D/eval10k_tuned.wall" "$C" eval --model datasets/fmnist_cnn.onnx \
+      --data datasets/fmnist_test.h5 --batch 1024 --json "$D/tuned10k_$i.json" --quiet
+  done
 }
 
 histogram() {
@@ -229,16 +248,17 @@ probe() {
 
 export ROOT STAGE B C D WORK MAKE_IDX
 export -f elapsed wall driver probe data startup cnn_10k cnn_big zoo knn tune histogram torch_side
+# The comparisons first; the long and optional steps last, where the budget may cut them.
 step driver 60 driver
 step probe 90 probe
 step data 150 data
 step startup 120 startup
 step cnn_10k 90 cnn_10k
-step cnn_big 240 cnn_big
-step zoo 60 zoo
 step knn 120 knn
-step tune 90 tune
 step histogram 60 histogram
 step torch 240 torch_side
+step zoo 60 zoo
+step cnn_big 240 cnn_big
+step tune 90 tune
 python3 bench/gpu_perf_summary.py "$D" > "$RESULTS/summary.md" || echo "summary failed"
 cat "$RESULTS/summary.md"
