@@ -71,7 +71,7 @@ static double median(double *v, int n)
     do {                                                                                           \
         cl_int err_ = (call);                                                                      \
         if (err_ != CL_SUCCESS) {                                                                  \
-            fprintf(stderr, "gpu_probe: %s failed: %d\n", #call, (int)err_);                      \
+            fprintf(stderr, "gpu_probe: %s failed: %d\n", #call, (int)err_);                       \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
@@ -96,7 +96,8 @@ static cl_device_id pick_device(long index, char *name, size_t size)
     for (cl_uint p = 0; p < np && p < 16; p++) {
         cl_device_id devices[16];
         cl_uint nd = 0;
-        if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 16, devices, &nd) != CL_SUCCESS) continue;
+        if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 16, devices, &nd) != CL_SUCCESS)
+            continue;
         for (cl_uint d = 0; d < nd && d < 16; d++, seen++) {
             cl_device_type type;
             CHECK(clGetDeviceInfo(devices[d], CL_DEVICE_TYPE, sizeof type, &type, NULL));
@@ -183,8 +184,8 @@ static double local_gbs(probe *p, int iters)
 
 /* Overlap of a pinned host-to-device copy on the second queue with the FMA kernel on the
  * first: 1 when the pair takes as long as the longer alone, 0 when as long as both in turn. */
-static double overlap(probe *p, cl_mem buf, void *pinned, size_t bytes, int iters,
-                      double *copy_s, double *kernel_s, double *both_s)
+static double overlap(probe *p, cl_mem buf, void *pinned, size_t bytes, int iters, double *copy_s,
+                      double *kernel_s, double *both_s)
 {
     double c[REPEAT], k[REPEAT], b[REPEAT];
     for (int r = -1; r < REPEAT; r++) {
@@ -195,7 +196,8 @@ static double overlap(probe *p, cl_mem buf, void *pinned, size_t bytes, int iter
         double t2 = now();
         CHECK(clEnqueueWriteBuffer(p->second, buf, CL_FALSE, 0, bytes, pinned, 0, NULL, NULL));
         CHECK(clFlush(p->second));
-        CHECK(clEnqueueNDRangeKernel(p->queue, p->fma, 1, NULL, &p->fma_items, NULL, 0, NULL, NULL));
+        CHECK(
+            clEnqueueNDRangeKernel(p->queue, p->fma, 1, NULL, &p->fma_items, NULL, 0, NULL, NULL));
         CHECK(clFlush(p->queue));
         CHECK(clFinish(p->queue));
         CHECK(clFinish(p->second));
@@ -268,8 +270,8 @@ int main(int argc, char **argv)
         return 1;
     }
     memset(pageable, 1, bytes);
-    cl_mem pin = clCreateBuffer(p.context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes, NULL,
-                                &err);
+    cl_mem pin =
+        clCreateBuffer(p.context, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes, NULL, &err);
     CHECK(err);
     void *pinned = clEnqueueMapBuffer(p.queue, pin, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes,
                                       0, NULL, NULL, &err);
@@ -287,8 +289,8 @@ int main(int argc, char **argv)
     double copy_alone = bytes / (pin_up * 1e9);
     int overlap_iters = (int)(iters * copy_alone / target);
     double copy_s, kernel_s, both_s;
-    double ratio = overlap(&p, buf, pinned, bytes, overlap_iters > 16 ? overlap_iters : 16,
-                           &copy_s, &kernel_s, &both_s);
+    double ratio = overlap(&p, buf, pinned, bytes, overlap_iters > 16 ? overlap_iters : 16, &copy_s,
+                           &kernel_s, &both_s);
 
     printf("{\"device\": \"%s\", \"compute_units\": %u, \"copy_mib\": %zu,\n", name, units,
            bytes >> 20);

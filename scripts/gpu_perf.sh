@@ -12,9 +12,9 @@
 #                                        writes RESULTS_DIR (default $OUT, else
 #                                        bench/out/gpu-perf-results)/summary.md and details
 #
-# Carry bench/out/gpu-perf.tar.xz to the GPU machine (unpacked there on first use). Every step has its own timeout and a failing
-# step does not stop the others; steps that need CUDA or PyTorch skip with a note when they
-# are missing. GPU_PERF_BIG (default 1000000) sets the size of the large run, and
+# Carry bench/out/gpu-perf.tar.xz to the GPU machine (unpacked there on first use). Every step
+# has its own timeout and a failing step does not stop the others; steps that need CUDA or
+# PyTorch skip with a note when they are missing. GPU_PERF_BIG (default 1000000) sets the size of the large run, and
 # GPU_PERF_TIMEOUT_SCALE multiplies every step's timeout: a dry run on a CPU device uses a
 # smaller run and longer timeouts (GPU_PERF_BIG=20000 GPU_PERF_TIMEOUT_SCALE=5
 # GPU_PERF_BUDGET=3600).

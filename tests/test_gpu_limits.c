@@ -21,10 +21,12 @@ static void test_limits_reported(void **state)
     size_t own_wg = 0;
     cl_ulong own_local = 0;
     cl_device_id id = cleval_device_id(test_device());
-    assert_int_equal(clGetDeviceInfo(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof own_wg, &own_wg,
-                                     NULL), CL_SUCCESS);
-    assert_int_equal(clGetDeviceInfo(id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof own_local, &own_local,
-                                     NULL), CL_SUCCESS);
+    assert_int_equal(
+        clGetDeviceInfo(id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof own_wg, &own_wg, NULL),
+        CL_SUCCESS);
+    assert_int_equal(
+        clGetDeviceInfo(id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof own_local, &own_local, NULL),
+        CL_SUCCESS);
     assert_int_equal(info->max_work_group_size, own_wg < 1024 ? own_wg : 1024);
     assert_int_equal(info->local_mem_bytes, own_local < 49152 ? own_local : 49152);
 
@@ -82,8 +84,9 @@ static void test_oversized_launches_refused(void **state)
     cl_kernel touch = clCreateKernel(program, "touch", &err);
     assert_int_equal(err, CL_SUCCESS);
     size_t own_wg = 0;
-    assert_int_equal(clGetKernelWorkGroupInfo(fill, id, CL_KERNEL_WORK_GROUP_SIZE, sizeof own_wg,
-                                              &own_wg, NULL), CL_SUCCESS);
+    assert_int_equal(
+        clGetKernelWorkGroupInfo(fill, id, CL_KERNEL_WORK_GROUP_SIZE, sizeof own_wg, &own_wg, NULL),
+        CL_SUCCESS);
     enum { ITEMS = 4096 };
     cl_mem out;
     assert_ok(cleval_device_buffer(test_device(), CL_MEM_READ_WRITE, ITEMS * sizeof(int), NULL,
@@ -214,8 +217,8 @@ static void check_conv(int64_t batch, int64_t c, int64_t h, int64_t w, int64_t c
     int64_t ydims[4] = {batch, co, h, w};
     assert_shape(&out, 4, ydims);
     char what[64];
-    snprintf(what, sizeof what, "Conv %lldx%lldx%lldx%lld -> %lld", (long long)batch,
-             (long long)c, (long long)h, (long long)w, (long long)co);
+    snprintf(what, sizeof what, "Conv %lldx%lldx%lldx%lld -> %lld", (long long)batch, (long long)c,
+             (long long)h, (long long)w, (long long)co);
     assert_close(out.data, ref, ny, what);
     free(out.data);
     free(ref);
@@ -229,9 +232,9 @@ static void test_gpu_network_kernels_under_limits(void **state)
 {
     (void)state;
     check_gemm(1, 1, 1);
-    check_gemm(13, 7, 31);    /* primes, below one tile */
-    check_gemm(65, 33, 257);  /* one past the 32-row tile and 256 */
-    check_gemm(2, 10, 1025);  /* a long reduction, few outputs */
+    check_gemm(13, 7, 31);   /* primes, below one tile */
+    check_gemm(65, 33, 257); /* one past the 32-row tile and 256 */
+    check_gemm(2, 10, 1025); /* a long reduction, few outputs */
     check_conv(1, 1, 1, 1, 1);
     check_conv(2, 3, 13, 11, 5);
     check_conv(1, 17, 9, 33, 33); /* one past a 32-wide tile in both products */
@@ -279,7 +282,8 @@ static void check_knn(uint32_t n_train, uint32_t dim, uint32_t nq, uint32_t k, u
     assert_ok(cleval_knn_set_train(knn, 0, n_train, train, labels));
     assert_ok(cleval_knn_prepare(knn));
     assert_true(cleval_knn_max_batch(knn) >= nq);
-    int32_t *pred = malloc(nq * sizeof *pred), *neighbors = malloc((size_t)nq * k * sizeof *neighbors);
+    int32_t *pred = malloc(nq * sizeof *pred),
+            *neighbors = malloc((size_t)nq * k * sizeof *neighbors);
     assert_ok(cleval_knn_search(knn, queries, nq, pred, NULL));
     assert_ok(cleval_knn_last_neighbors(knn, nq, neighbors));
     cleval_knn_destroy(knn);
@@ -301,8 +305,8 @@ static void check_knn(uint32_t n_train, uint32_t dim, uint32_t nq, uint32_t k, u
         for (uint32_t j = 0; j < k; j++) {
             if (neighbors[(size_t)q * k + j] != all[j].index)
                 fail_msg("KNN %u x %u, %u queries, k=%u: query %u neighbour %u is %d, the "
-                         "reference %d", n_train, dim, nq, k, q, j, neighbors[(size_t)q * k + j],
-                         all[j].index);
+                         "reference %d",
+                         n_train, dim, nq, k, q, j, neighbors[(size_t)q * k + j], all[j].index);
             votes[labels[all[j].index]]++;
         }
         uint32_t best = 0; /* a shared top vote goes to the lowest class */
