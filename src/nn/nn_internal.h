@@ -752,6 +752,11 @@ bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op);
 size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);
 cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options);
 cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
+/* The depthwise path of Conv for CPU-style devices (op_conv_depthwise.c): eligible ops read and
+ * write either layout. */
+bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op);
+cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
+cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op);
 
 /* Enqueues argmax of rows [n][c] into pred, and each row's count of NaN and infinite scores
  * into nonfinite (softmax.c). */

@@ -430,6 +430,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
                         cin_g % 16 == 0 && (op->int8 || nn_half(nn, op->in[0]));
     char precision[160];
     precision_options(nn, op, precision, sizeof precision);
+    if (nn_depthwise_cpu_eligible(nn, op)) return nn_depthwise_cpu_prepare(nn, op, precision);
     if (p->depthwise) return prepare_depthwise(nn, op, precision);
     if (nn->variant == CLEVAL_VARIANT_CPU) return prepare_cpu(nn, op, precision);
     return prepare_gpu(nn, op, precision);
@@ -722,6 +723,7 @@ static cleval_status launch_depthwise(cleval_nn *nn, nn_op *op)
 
 static cleval_status conv_launch(cleval_nn *nn, nn_op *op)
 {
+    if (nn_depthwise_cpu_eligible(nn, op)) return nn_depthwise_cpu_launch(nn, op);
     if (op->p.conv.depthwise) return launch_depthwise(nn, op);
     if (op->p.conv.winograd) return nn_winograd_launch(nn, op);
     if (nn->variant == CLEVAL_VARIANT_CPU) return launch_cpu(nn, op);
