@@ -55,6 +55,7 @@ static const program_variants programs[] = {
       "-DCLAMP=1 -DX_HALF=1 -DY_HALF=1 -DW_HALF=1 -DINT8=0 -DI8_FLOAT=0",
       "-DCLAMP=2 -DX_HALF=0 -DY_HALF=1 -DW_HALF=0 -DINT8=0 -DI8_FLOAT=0",
       "-DCLAMP=3 -DX_HALF=1 -DY_HALF=0 -DW_HALF=1 -DINT8=0 -DI8_FLOAT=0"}},
+    {"conv_pad", "conv_pad_rows", {"-DX_HALF=0 -DY_HALF=0", "-DX_HALF=1 -DY_HALF=1"}},
     {"drift", "drift_confidence", {"-DDRIFT_FP64=1", "-DDRIFT_FP64=0"}},
     {"elementwise", "binary",
      {"-DA_HALF=0 -DB_HALF=0 -DY_HALF=0", "-DA_HALF=1 -DB_HALF=0 -DY_HALF=1",

@@ -757,6 +757,11 @@ cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
 bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op);
 cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
 cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op);
+/* The zero-bordered input copy of the CPU convolutions (conv_pad.c): the kernel for input 0's
+ * storage, and its launch for row-major shapes of rank <= 5 (begin: the pads before each axis). */
+cleval_status nn_conv_pad_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
+cleval_status nn_launch_conv_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                                 const nn_shape *in, const nn_shape *out, const int64_t *begin);
 
 /* Enqueues argmax of rows [n][c] into pred, and each row's count of NaN and infinite scores
  * into nonfinite (softmax.c). */

@@ -135,10 +135,7 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
              nn->values[op->out[0]].layout == NN_LAYOUT_NHWC ? " nhwc-out" : "",
              nn->precision == CLEVAL_NN_FP16 ? nn_fp16_tag(nn) : "");
     status = nn_kernel(nn, op, "conv", options, "conv_winograd_cpu", &op->k[0]);
-    char pad_options[64];
-    nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
-    if (status == CLEVAL_OK)
-        status = nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
+    if (status == CLEVAL_OK) status = nn_conv_pad_kernel(nn, op, &op->k[1]);
     return status;
 }
 
@@ -154,7 +151,7 @@ cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op)
     if (g.prepad) {
         nn_shape in = {4, {g.n, g.h, g.w, g.c}}, out = {4, {g.n, g.ph, g.pw, g.c}};
         int64_t begin[4] = {0, g.pad_b[0], g.pad_b[1], 0};
-        if ((status = nn_launch_pad(nn, op, op->k[1], xm, ws, &in, &out, begin, 0.0f)) != CLEVAL_OK)
+        if ((status = nn_launch_conv_pad(nn, op, op->k[1], xm, ws, &in, &out, begin)) != CLEVAL_OK)
             return status;
         xm = ws;
     }
