@@ -71,6 +71,62 @@ static void ref_depthwise(const double *x, const dw_case *d, int64_t oh, int64_t
                 }
 }
 
+/* k x k Conv, group 1, symmetric pads, NCHW, double. */
+static void ref_conv2d(const double *x, int64_t n, int64_t c, int64_t h, int64_t w, const float *wt,
+                       const float *b, int64_t co, int64_t k, int64_t stride, int64_t pad,
+                       double *y)
+{
+    int64_t oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t r = 0; r < oh; r++)
+                for (int64_t q = 0; q < ow; q++) {
+                    double s = b ? b[o] : 0.0;
+                    for (int64_t ci = 0; ci < c; ci++)
+                        for (int64_t a = 0; a < k; a++)
+                            for (int64_t e = 0; e < k; e++) {
+                                int64_t ih = r * stride - pad + a, iw = q * stride - pad + e;
+                                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                                s += (double)wt[((o * c + ci) * k + a) * k + e] *
+                                     x[((i * c + ci) * h + ih) * w + iw];
+                            }
+                    y[((i * co + o) * oh + r) * ow + q] = s;
+                }
+}
+
+/* Runs m on x (one output) with the CPU family forced; the output's data is malloc'd. When
+ * `kernel` is not NULL, the layer named `layer` must have run a kernel whose description
+ * contains it. */
+static void run_cpu(cleval_onnx_model *m, const cleval_nn_tensor *x, cleval_nn_tensor *out,
+                    const char *layer, const char *kernel)
+{
+    cleval_device_set_variant(test_device(), CLEVAL_VARIANT_CPU);
+    cleval_nn_options options = {.general = true, .precision = CLEVAL_NN_FP32};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    assert_ok(cleval_nn_run_graph(nn, x, out));
+    bool found = kernel == NULL;
+    for (uint32_t i = 0; !found && i < cleval_nn_layer_count(nn); i++) {
+        const cleval_nn_layer *l = cleval_nn_layer_at(nn, i);
+        if (strcmp(l->name, layer) == 0) {
+            if (!strstr(l->kernel, kernel))
+                fail_msg("layer %s ran %s, expected %s", layer, l->kernel, kernel);
+            found = true;
+        }
+    }
+    if (!found) fail_msg("no layer %s", layer);
+    cleval_nn_destroy(nn);
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+}
+
+static void expect_close(const float *got, const double *want, uint64_t n, const char *what)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= 2e-5 * (1 + fabs(want[i]))))
+            fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i,
+                     got[i], want[i]);
+}
+
 /* ---- one graph ---- */
 
 /* [pre: 1x1 Conv 3 -> C] -> depthwise Conv [-> Relu/Clip] -> [post: 1x1 Conv C -> 5]. */
@@ -154,10 +210,7 @@ static void check_depthwise(const dw_case *d, bool pre, bool post, cleval_kernel
     snprintf(what, sizeof what, "%s%s%s (%s)", pre ? "1x1 Conv -> " : "", d->what,
              post ? " -> 1x1 Conv" : "", cleval_variant_name(variant));
     uint64_t ny = count_of(4, yd);
-    for (uint64_t i = 0; i < ny; i++)
-        if (!(fabs(out.data[i] - ref[i]) <= 2e-5 * (1 + fabs(ref[i]))))
-            fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i,
-                     out.data[i], ref[i]);
+    expect_close(out.data, ref, ny, what);
     if (variant == CLEVAL_VARIANT_CPU && ny > 0 && d->c > 1) {
         /* Channels-last in when a 1x1 Conv feeds it, NCHW (a graph input) otherwise; one
          * channel is group 1, an ordinary Conv. */
@@ -209,10 +262,99 @@ static void test_depthwise(void **state)
                 check_depthwise(&cases[i], pre, post, v);
 }
 
+/* A residual block: x -> 1x1 Conv (3 -> 16) = r; r -> 3x3 Conv = b; Relu(b + r) = t;
+ * t -> 3x3 Conv (16 -> 16) = u. Alone, every value is read by convolutions or by the Add and
+ * Relu that tie them together, so the last Conv reads channels-last (the Winograd path). With
+ * `spoilt`, t is also read by a GlobalAveragePool (y = GAP(u) + GAP(t)), so the group stays
+ * NCHW; both must give the reference's values. */
+static void check_residual(int64_t n, int64_t h, int64_t w, bool spoilt)
+{
+    const int64_t c = 16;
+    int64_t xd[4] = {n, 3, h, w}, wad[4] = {c, 3, 1, 1}, wbd[4] = {c, c, 3, 3};
+    int64_t p4[4] = {1, 1, 1, 1}, k2[2] = {3, 3};
+    uint64_t nx = count_of(4, xd), pix = (uint64_t)(h * w), nt = (uint64_t)(n * c) * pix;
+    float *x = random_array(nx, -1, 1), *wa = random_array((uint64_t)(c * 3), -1, 1);
+    float *wb = random_array((uint64_t)(c * c * 9), -0.3f, 0.3f);
+    float *wc = random_array((uint64_t)(c * c * 9), -0.3f, 0.3f);
+    float *ba = random_array((uint64_t)c, -1, 1), *bb = random_array((uint64_t)c, -1, 1);
+    float *bc = random_array((uint64_t)c, -1, 1);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 4, xd);
+    builder_init(m, "Wa", 4, wad, wa);
+    builder_init(m, "Ba", 1, &c, ba);
+    builder_init(m, "Wb", 4, wbd, wb);
+    builder_init(m, "Bb", 1, &c, bb);
+    builder_init(m, "Wc", 4, wbd, wc);
+    builder_init(m, "Bc", 1, &c, bc);
+    builder_node(m, "Conv", "a", "x,Wa,Ba", "r");
+    attr_ints(builder_node(m, "Conv", "b", "r,Wb,Bb", "b"), "pads", 4, p4);
+    builder_node(m, "Add", "add", "b,r", "s");
+    builder_node(m, "Relu", "relu", "s", "t");
+    cleval_onnx_node *last = builder_node(m, "Conv", "c", "t,Wc,Bc", spoilt ? "u" : "y");
+    attr_ints(last, "pads", 4, p4);
+    attr_ints(last, "kernel_shape", 2, k2);
+    if (spoilt) {
+        builder_node(m, "GlobalAveragePool", "gap_u", "u", "gu");
+        builder_node(m, "GlobalAveragePool", "gap_t", "t", "gt");
+        builder_node(m, "Add", "sum", "gu,gt", "y");
+    }
+    builder_output(m, "y");
+
+    double *xd64 = malloc((nx + 1) * sizeof *xd64), *r = malloc((nt + 1) * sizeof *r);
+    double *b = malloc((nt + 1) * sizeof *b), *u = malloc((nt + 1) * sizeof *u);
+    for (uint64_t i = 0; i < nx; i++)
+        xd64[i] = x[i];
+    ref_pointwise(xd64, n, 3, (int64_t)pix, wa, ba, c, r);
+    ref_conv2d(r, n, c, h, w, wb, bb, c, 3, 1, 1, b);
+    for (uint64_t i = 0; i < nt; i++)
+        b[i] = fmax(b[i] + r[i], 0.0); /* t, in b */
+    ref_conv2d(b, n, c, h, w, wc, bc, c, 3, 1, 1, u);
+    uint64_t ny = nt;
+    if (spoilt) {
+        ny = (uint64_t)(n * c);
+        for (uint64_t p = 0; p < ny; p++) {
+            double su = 0, st = 0;
+            for (uint64_t i = 0; i < pix; i++) {
+                su += u[p * pix + i];
+                st += b[p * pix + i];
+            }
+            u[p] = su / (double)pix + st / (double)pix;
+        }
+    }
+    cleval_nn_tensor in = tensor(4, xd, x), out;
+    run_cpu(m, &in, &out, "c", spoilt ? NULL : "conv_winograd_cpu");
+    char what[96];
+    snprintf(what, sizeof what, "residual block %lldx%lld%s", (long long)h, (long long)w,
+             spoilt ? ", group read by a pool" : "");
+    expect_close(out.data, u, ny, what);
+    free(out.data);
+    free(xd64);
+    free(r);
+    free(b);
+    free(u);
+    free(x);
+    free(wa);
+    free(wb);
+    free(wc);
+    free(ba);
+    free(bb);
+    free(bc);
+    builder_free(m);
+}
+
+static void test_residual_channels_last(void **state)
+{
+    (void)state;
+    check_residual(2, 7, 9, false);
+    check_residual(1, 13, 5, false);
+    check_residual(2, 7, 9, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_depthwise),
+        cmocka_unit_test(test_residual_channels_last),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

@@ -760,6 +760,11 @@ cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op);
 /* The zero-bordered input copy of the CPU convolutions (conv_pad.c): the kernel for input 0's
  * storage, and its launch for row-major shapes of rank <= 5 (begin: the pads before each axis). */
 cleval_status nn_conv_pad_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
+/* The layout pass's groups of values tied through elementwise ops (layout_chains.c): each group
+ * read and written only by ops for which writes_any holds, or by the group's own ops, is stored
+ * channels-last. */
+cleval_status nn_layout_through_elementwise(cleval_nn *nn,
+                                            bool (*writes_any)(const cleval_nn *, const nn_op *));
 cleval_status nn_launch_conv_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
                                  const nn_shape *in, const nn_shape *out, const int64_t *begin);
 

@@ -488,6 +488,12 @@ static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
             conv_readers[op->out[0]] == c->count[op->out[0]] && y->uses == c->count[op->out[0]])
             y->layout = NN_LAYOUT_NHWC;
     }
+    /* Values tied to convolutions through elementwise ops (layout_chains.c). */
+    status = nn_layout_through_elementwise(nn, reads_any_layout);
+    if (status != CLEVAL_OK) {
+        free(conv_readers);
+        return status;
+    }
     /* A Conv read only through Flatten(axis 1) by a Gemm/MatMul with constant weights: store
      * it channels-last too (vector stores) and permute the weights' K rows to match. */
     for (uint32_t i = 0; nn->shapes_valid && i < nn->n_ops; i++) {
