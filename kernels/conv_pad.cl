@@ -56,3 +56,35 @@ __kernel void conv_pad_rows(__global const X_T *x, __global X_T *y, int rows, in
         move_elements(yr + left + in_len, 0, out_len - left - in_len);
     }
 }
+
+/* The Winograd path's staging copy of an input in any layout (element strides xs = (n, c, h,
+ * w)) into a zero-bordered channels-last tensor [n][PH][PW][CP], zeros also in channels C to CP
+ * (CP: C rounded up to 16, the kernel's channel vector). dims (C, H, W, CP), pdims (PH, PW,
+ * pad top, pad left). Work-item i writes output rows [i * rows_per_item, ...) of all images
+ * (rows counted n-major); within a row, channel by channel along the input row, so an NCHW
+ * input is read contiguously and the row being written (PW * CP elements) stays in cache. */
+__kernel void conv_pad_channels_last(__global const X_T *x, int4 xs, __global X_T *y, int rows,
+                                     int rows_per_item, int4 dims, int4 pdims)
+{
+    int C = dims.x, H = dims.y, W = dims.z, CP = dims.w, PH = pdims.x, PW = pdims.y;
+    int r0 = get_global_id(0) * rows_per_item, r1 = min(rows, r0 + rows_per_item);
+    for (int r = r0; r < r1; r++) {
+        int img = r / PH, ih = r % PH - pdims.z;
+        __global X_T *yr = y + r * PW * CP;
+        if (ih < 0 || ih >= H) {
+            move_elements(yr, 0, PW * CP);
+            continue;
+        }
+        int left = pdims.w, right = PW - left - W;
+        move_elements(yr, 0, left * CP);
+        move_elements(yr + (left + W) * CP, 0, right * CP);
+        __global const X_T *xr = x + img * xs.x + ih * xs.z;
+        __global X_T *yp = yr + left * CP;
+        for (int c = 0; c < C; c++)
+            for (int iw = 0; iw < W; iw++)
+                CAT(ST_ST_, X_HALF)(LOAD_X(xr, c * xs.y + iw * xs.w), yp, iw * CP + c);
+        for (int c = C; c < CP; c++)
+            for (int iw = 0; iw < W; iw++)
+                CAT(ST_ST_, X_HALF)(0.0f, yp, iw * CP + c);
+    }
+}

@@ -4,7 +4,9 @@
  * windows, the fused bias and activations. Each depthwise Conv runs in the four layout
  * combinations the layout pass gives it: alone (NCHW in and out), after a 1x1 Conv (channels-last
  * in), before one (channels-last out), and between two; the kernel that ran is checked by name.
- * The GPU family runs the same graphs through its own depthwise kernel. */
+ * The GPU family runs the same graphs through its own depthwise kernel. Then the layout pass's
+ * channels-last groups through a residual Add + Relu, and Winograd on inputs of any layout and
+ * channel count. */
 #include "testutil.h"
 
 #include <math.h>
@@ -119,12 +121,19 @@ static void run_cpu(cleval_onnx_model *m, const cleval_nn_tensor *x, cleval_nn_t
     cleval_device_set_variant(test_device(), VARIANTS[0]);
 }
 
-static void expect_close(const float *got, const double *want, uint64_t n, const char *what)
+/* |got - want| <= tol (1 + |want|) everywhere. */
+static void expect_within(const float *got, const double *want, uint64_t n, double tol,
+                          const char *what)
 {
     for (uint64_t i = 0; i < n; i++)
-        if (!(fabs(got[i] - want[i]) <= 2e-5 * (1 + fabs(want[i]))))
+        if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i]))))
             fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i,
                      got[i], want[i]);
+}
+
+static void expect_close(const float *got, const double *want, uint64_t n, const char *what)
+{
+    expect_within(got, want, n, 2e-5, what);
 }
 
 /* ---- one graph ---- */
@@ -350,11 +359,81 @@ static void test_residual_channels_last(void **state)
     check_residual(2, 7, 9, true);
 }
 
+/* A 3x3 stride-1 Conv (c -> co, pads `pad`) that runs as Winograd whatever its input: NCHW
+ * (a graph input), or channels-last with a channel count that is not a multiple of 16 (after
+ * a 1x1 Conv, `after_pointwise`). */
+static void check_winograd_any_input(int64_t n, int64_t c, int64_t h, int64_t w, int64_t co,
+                                     int64_t pad, bool after_pointwise)
+{
+    int64_t cin = after_pointwise ? 3 : c;
+    int64_t xd[4] = {n, cin, h, w}, w1d[4] = {c, 3, 1, 1}, wd[4] = {co, c, 3, 3};
+    int64_t p4[4] = {pad, pad, pad, pad};
+    int64_t oh = h + 2 * pad - 2, ow = w + 2 * pad - 2;
+    uint64_t nx = count_of(4, xd), pix = (uint64_t)(h * w);
+    float *x = random_array(nx, -1, 1), *w1 = random_array((uint64_t)(c * 3), -1, 1);
+    float *b1 = random_array((uint64_t)c, -1, 1);
+    float *wt = random_array((uint64_t)(co * c * 9), -0.3f, 0.3f);
+    float *b = random_array((uint64_t)co, -1, 1);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 4, xd);
+    builder_init(m, "W", 4, wd, wt);
+    builder_init(m, "B", 1, &co, b);
+    if (after_pointwise) {
+        builder_init(m, "W1", 4, w1d, w1);
+        builder_init(m, "B1", 1, &c, b1);
+        builder_node(m, "Conv", "pw", "x,W1,B1", "x1");
+    }
+    attr_ints(builder_node(m, "Conv", "c", after_pointwise ? "x1,W,B" : "x,W,B", "y"), "pads",
+              4, p4);
+    builder_output(m, "y");
+    double *in = malloc((size_t)(n * c) * pix * sizeof *in + sizeof *in);
+    double *ref = malloc((size_t)(n * co * oh * ow) * sizeof *ref + sizeof *ref);
+    if (after_pointwise) {
+        double *xd64 = malloc((nx + 1) * sizeof *xd64);
+        for (uint64_t i = 0; i < nx; i++)
+            xd64[i] = x[i];
+        ref_pointwise(xd64, n, 3, (int64_t)pix, w1, b1, c, in);
+        free(xd64);
+    } else {
+        for (uint64_t i = 0; i < nx; i++)
+            in[i] = x[i];
+    }
+    ref_conv2d(in, n, c, h, w, wt, b, co, 3, 1, pad, ref);
+    cleval_nn_tensor input = tensor(4, xd, x), out;
+    run_cpu(m, &input, &out, "c", "conv_winograd_cpu");
+    char what[128];
+    snprintf(what, sizeof what, "Winograd %lld -> %lld channels, %lldx%lld, pad %lld, %s",
+             (long long)c, (long long)co, (long long)h, (long long)w, (long long)pad,
+             after_pointwise ? "channels-last" : "NCHW");
+    /* Winograd's transforms add a few roundings to the direct sum's. */
+    expect_within(out.data, ref, (uint64_t)(n * co * oh * ow), 1e-4, what);
+    free(out.data);
+    free(in);
+    free(ref);
+    free(x);
+    free(w1);
+    free(b1);
+    free(wt);
+    free(b);
+    builder_free(m);
+}
+
+static void test_winograd_any_input(void **state)
+{
+    (void)state;
+    check_winograd_any_input(2, 8, 7, 9, 16, 1, false);
+    check_winograd_any_input(1, 17, 6, 11, 33, 0, false);
+    check_winograd_any_input(1, 64, 5, 5, 16, 1, false);
+    check_winograd_any_input(2, 9, 8, 5, 17, 1, true);
+    check_winograd_any_input(1, 23, 3, 3, 16, 1, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_depthwise),
         cmocka_unit_test(test_residual_channels_last),
+        cmocka_unit_test(test_winograd_any_input),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

@@ -767,6 +767,11 @@ cleval_status nn_layout_through_elementwise(cleval_nn *nn,
                                             bool (*writes_any)(const cleval_nn *, const nn_op *));
 cleval_status nn_launch_conv_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
                                  const nn_shape *in, const nn_shape *out, const int64_t *begin);
+/* The Winograd path's copy of a [N, C, H, W] input 0 in its own layout into a zero-bordered
+ * channels-last [N][ph][pw][C rounded up to 16] (pad_b: top and left). */
+cleval_status nn_conv_repack_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
+cleval_status nn_launch_conv_repack(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                                    int64_t ph, int64_t pw, const int64_t pad_b[2]);
 
 /* Enqueues argmax of rows [n][c] into pred, and each row's count of NaN and infinite scores
  * into nonfinite (softmax.c). */
