@@ -12,22 +12,40 @@
  *            - rows only: a pad of the innermost axis alone makes many short rows.
  * Layout     x and y contiguous; the leading axes (before the row) right-aligned into 4:
  *            odims, idims, begin.
- * Precision  X_HALF: both are stored as half (moved through float, exact).
+ * Precision  X_HALF: both are stored as half; elements move as bits (2 or 4 bytes), exact.
  * Assumes    every index fits in an int.
  */
-#include "storage.clh"
+#ifndef X_HALF
+#define X_HALF 0
+#endif
+/* The copies move bits: 2-byte elements (half) or 4-byte ones (float); 0 bits are +0.0. */
+#if X_HALF
+#define E_T ushort
+#define E16_T ushort16
+#else
+#define E_T uint
+#define E16_T uint16
+#endif
 
-/* Copies n elements (or zeros them when x is NULL). */
-inline void move_elements(__global X_T *y, __global const X_T *x, int n)
+inline void zero_elements(__global E_T *y, int n)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
-        CAT(ST_ST16_, X_HALF)(x ? LOAD16_X(x, j) : (float16)(0.0f), y, j);
+        vstore16((E16_T)(0), 0, y + j);
     for (; j < n; j++)
-        CAT(ST_ST_, X_HALF)(x ? LOAD_X(x, j) : 0.0f, y, j);
+        y[j] = 0;
 }
 
-__kernel void conv_pad_rows(__global const X_T *x, __global X_T *y, int rows, int rows_per_item,
+inline void copy_elements(__global E_T *y, __global const E_T *x, int n)
+{
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        vstore16(vload16(0, x + j), 0, y + j);
+    for (; j < n; j++)
+        y[j] = x[j];
+}
+
+__kernel void conv_pad_rows(__global const E_T *x, __global E_T *y, int rows, int rows_per_item,
                             int in_len, int left, int out_len, int4 odims, int4 idims,
                             int4 begin)
 {
@@ -46,14 +64,14 @@ __kernel void conv_pad_rows(__global const X_T *x, __global X_T *y, int rows, in
             src += c * stride;
             stride *= id[d];
         }
-        __global X_T *yr = y + r * out_len;
+        __global E_T *yr = y + r * out_len;
         if (!inside) {
-            move_elements(yr, 0, out_len);
+            zero_elements(yr, out_len);
             continue;
         }
-        move_elements(yr, 0, left);
-        move_elements(yr + left, x + src * in_len, in_len);
-        move_elements(yr + left + in_len, 0, out_len - left - in_len);
+        zero_elements(yr, left);
+        copy_elements(yr + left, x + src * in_len, in_len);
+        zero_elements(yr + left + in_len, out_len - left - in_len);
     }
 }
 
@@ -63,28 +81,28 @@ __kernel void conv_pad_rows(__global const X_T *x, __global X_T *y, int rows, in
  * pad top, pad left). Work-item i writes output rows [i * rows_per_item, ...) of all images
  * (rows counted n-major); within a row, channel by channel along the input row, so an NCHW
  * input is read contiguously and the row being written (PW * CP elements) stays in cache. */
-__kernel void conv_pad_channels_last(__global const X_T *x, int4 xs, __global X_T *y, int rows,
+__kernel void conv_pad_channels_last(__global const E_T *x, int4 xs, __global E_T *y, int rows,
                                      int rows_per_item, int4 dims, int4 pdims)
 {
     int C = dims.x, H = dims.y, W = dims.z, CP = dims.w, PH = pdims.x, PW = pdims.y;
     int r0 = get_global_id(0) * rows_per_item, r1 = min(rows, r0 + rows_per_item);
     for (int r = r0; r < r1; r++) {
         int img = r / PH, ih = r % PH - pdims.z;
-        __global X_T *yr = y + r * PW * CP;
+        __global E_T *yr = y + r * PW * CP;
         if (ih < 0 || ih >= H) {
-            move_elements(yr, 0, PW * CP);
+            zero_elements(yr, PW * CP);
             continue;
         }
         int left = pdims.w, right = PW - left - W;
-        move_elements(yr, 0, left * CP);
-        move_elements(yr + (left + W) * CP, 0, right * CP);
-        __global const X_T *xr = x + img * xs.x + ih * xs.z;
-        __global X_T *yp = yr + left * CP;
+        zero_elements(yr, left * CP);
+        zero_elements(yr + (left + W) * CP, right * CP);
+        __global const E_T *xr = x + img * xs.x + ih * xs.z;
+        __global E_T *yp = yr + left * CP;
         for (int c = 0; c < C; c++)
             for (int iw = 0; iw < W; iw++)
-                CAT(ST_ST_, X_HALF)(LOAD_X(xr, c * xs.y + iw * xs.w), yp, iw * CP + c);
+                yp[iw * CP + c] = xr[c * xs.y + iw * xs.w];
         for (int c = C; c < CP; c++)
             for (int iw = 0; iw < W; iw++)
-                CAT(ST_ST_, X_HALF)(0.0f, yp, iw * CP + c);
+                yp[iw * CP + c] = 0;
     }
 }

@@ -22,6 +22,15 @@
 
 typedef enum act { ACT_NONE, ACT_RELU, ACT_CLIP6 } act;
 
+/* The precision the graphs run in, and the tolerance that goes with it: fp16 stores every
+ * tensor as half (about 3 significant digits), fp32 only rounds the sums. */
+static cleval_nn_precision precision = CLEVAL_NN_FP32;
+
+static double tolerance(double fp32)
+{
+    return precision == CLEVAL_NN_FP16 ? 2e-2 : fp32;
+}
+
 typedef struct dw_case {
     const char *what;
     int64_t n, c, h, w, k, stride, pad, dil;
@@ -103,7 +112,7 @@ static void run_cpu(cleval_onnx_model *m, const cleval_nn_tensor *x, cleval_nn_t
                     const char *layer, const char *kernel)
 {
     cleval_device_set_variant(test_device(), CLEVAL_VARIANT_CPU);
-    cleval_nn_options options = {.general = true, .precision = CLEVAL_NN_FP32};
+    cleval_nn_options options = {.general = true, .precision = precision};
     cleval_nn *nn;
     assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
     assert_ok(cleval_nn_run_graph(nn, x, out));
@@ -133,7 +142,7 @@ static void expect_within(const float *got, const double *want, uint64_t n, doub
 
 static void expect_close(const float *got, const double *want, uint64_t n, const char *what)
 {
-    expect_within(got, want, n, 2e-5, what);
+    expect_within(got, want, n, tolerance(2e-5), what);
 }
 
 /* ---- one graph ---- */
@@ -208,7 +217,7 @@ static void check_depthwise(const dw_case *d, bool pre, bool post, cleval_kernel
     }
 
     cleval_device_set_variant(test_device(), variant);
-    cleval_nn_options options = {.general = true, .precision = CLEVAL_NN_FP32};
+    cleval_nn_options options = {.general = true, .precision = precision};
     cleval_nn *nn;
     assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
     cleval_nn_tensor input = tensor(4, xd, x), out;
@@ -406,7 +415,7 @@ static void check_winograd_any_input(int64_t n, int64_t c, int64_t h, int64_t w,
              (long long)c, (long long)co, (long long)h, (long long)w, (long long)pad,
              after_pointwise ? "channels-last" : "NCHW");
     /* Winograd's transforms add a few roundings to the direct sum's. */
-    expect_within(out.data, ref, (uint64_t)(n * co * oh * ow), 1e-4, what);
+    expect_within(out.data, ref, (uint64_t)(n * co * oh * ow), tolerance(1e-4), what);
     free(out.data);
     free(in);
     free(ref);
@@ -428,12 +437,34 @@ static void test_winograd_any_input(void **state)
     check_winograd_any_input(1, 23, 3, 3, 16, 1, true);
 }
 
+/* The same paths with every tensor stored as half: the kernels' half loads and stores, and
+ * the copies that move half elements as bits. */
+static void test_fp16_storage(void **state)
+{
+    (void)state;
+    static const dw_case dw[] = {
+        {"3x3 stride 1, 17 channels, width 37", 1, 17, 5, 37, 3, 1, 1, 1, true, ACT_CLIP6},
+        {"5x5 stride 2, 33 channels", 2, 33, 9, 41, 5, 2, 2, 1, true, ACT_RELU},
+    };
+    precision = CLEVAL_NN_FP16;
+    for (size_t i = 0; i < sizeof dw / sizeof dw[0]; i++)
+        for (int pre = 0; pre < 2; pre++)
+            for (int post = 0; post < 2; post++)
+                check_depthwise(&dw[i], pre, post, CLEVAL_VARIANT_CPU);
+    check_residual(2, 7, 9, false);
+    check_winograd_any_input(2, 8, 7, 9, 16, 1, false);
+    check_winograd_any_input(1, 4 * 16, 11, 11, 16, 1, true);
+    check_winograd_any_input(2, 9, 8, 5, 17, 1, true);
+    precision = CLEVAL_NN_FP32;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_depthwise),
         cmocka_unit_test(test_residual_channels_last),
         cmocka_unit_test(test_winograd_any_input),
+        cmocka_unit_test(test_fp16_storage),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
