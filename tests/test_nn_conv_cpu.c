@@ -62,8 +62,8 @@ static double activate(double v, act a)
 }
 
 /* Depthwise k x k Conv with symmetric pads, NCHW, double. */
-static void ref_depthwise(const double *x, const dw_case *d, int64_t oh, int64_t ow,
-                          const float *w, const float *b, double *y)
+static void ref_depthwise(const double *x, const dw_case *d, int64_t oh, int64_t ow, const float *w,
+                          const float *b, double *y)
 {
     for (int64_t i = 0; i < d->n; i++)
         for (int64_t ch = 0; ch < d->c; ch++)
@@ -136,8 +136,8 @@ static void expect_within(const float *got, const double *want, uint64_t n, doub
 {
     for (uint64_t i = 0; i < n; i++)
         if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i]))))
-            fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i,
-                     got[i], want[i]);
+            fail_msg("%s: element %llu is %.9g, expected %.9g", what, (unsigned long long)i, got[i],
+                     want[i]);
 }
 
 static void expect_close(const float *got, const double *want, uint64_t n, const char *what)
@@ -160,8 +160,10 @@ static void check_depthwise(const dw_case *d, bool pre, bool post, cleval_kernel
     uint64_t nx = count_of(4, xd), pixels = (uint64_t)(d->h * d->w), opix = (uint64_t)(oh * ow);
     float *x = random_array(nx, -1, 1), *w = random_array((uint64_t)(d->c * d->k * d->k), -1, 1);
     float *b = random_array((uint64_t)d->c, -1, 1);
-    float *w1 = random_array((uint64_t)(d->c * c0), -1, 1), *b1 = random_array((uint64_t)d->c, -1, 1);
-    float *w2 = random_array((uint64_t)(co2 * d->c), -1, 1), *b2 = random_array((uint64_t)co2, -1, 1);
+    float *w1 = random_array((uint64_t)(d->c * c0), -1, 1),
+          *b1 = random_array((uint64_t)d->c, -1, 1);
+    float *w2 = random_array((uint64_t)(co2 * d->c), -1, 1),
+          *b2 = random_array((uint64_t)co2, -1, 1);
 
     cleval_onnx_model *m = builder_new(13);
     builder_input(m, "x", 4, xd);
@@ -392,8 +394,8 @@ static void check_winograd_any_input(int64_t n, int64_t c, int64_t h, int64_t w,
         builder_init(m, "B1", 1, &c, b1);
         builder_node(m, "Conv", "pw", "x,W1,B1", "x1");
     }
-    attr_ints(builder_node(m, "Conv", "c", after_pointwise ? "x1,W,B" : "x,W,B", "y"), "pads",
-              4, p4);
+    attr_ints(builder_node(m, "Conv", "c", after_pointwise ? "x1,W,B" : "x,W,B", "y"), "pads", 4,
+              p4);
     builder_output(m, "y");
     double *in = malloc((size_t)(n * c) * pix * sizeof *in + sizeof *in);
     double *ref = malloc((size_t)(n * co * oh * ow) * sizeof *ref + sizeof *ref);

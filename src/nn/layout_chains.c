@@ -52,8 +52,8 @@ static uint32_t find(uint32_t *parent, uint32_t v)
     return v;
 }
 
-cleval_status nn_layout_through_elementwise(cleval_nn *nn, bool (*writes_any)(const cleval_nn *,
-                                                                              const nn_op *))
+cleval_status nn_layout_through_elementwise(cleval_nn *nn,
+                                            bool (*writes_any)(const cleval_nn *, const nn_op *))
 {
     uint32_t nv = nn->n_values;
     uint32_t *parent = malloc((nv + 1) * sizeof *parent);

@@ -37,7 +37,7 @@ typedef struct geometry {
     int64_t tiles_h, tiles_w, tiles;
     int64_t ph, pw;             /* padded input extents */
     int64_t pad_b[2], pad_e[2]; /* pads of the pre-copy (including extra rows/columns) */
-    int64_t cp;     /* channels as the kernel reads them: c rounded up to 16 */
+    int64_t cp;                 /* channels as the kernel reads them: c rounded up to 16 */
     bool prepad;
     bool repack; /* the staging copy also changes the layout or the channel count */
     int64_t per_image, tiles_per_item;
