@@ -1,17 +1,21 @@
-/* conv_pad.cl: the zero-bordered copy of a convolution's input (op_conv.c, op_winograd.c), for
- * CPU-style devices, at the speed of a memory copy.
+/* conv_pad.cl: the zero-bordered copies of a convolution's input (op_conv.c, op_winograd.c),
+ * for CPU-style devices, at about the speed of a memory copy.
  *
- * Algorithm  The padded tensor, row-major over up to 5 axes, is a sequence of rows: the last
- *            padded axis times the unpadded axes after it (an image row of an NCHW input; of a
- *            channels-last one, the row's pixels with all their channels). Row r of
- *            the output is all zeros when its leading coordinates fall in the border, else
- *            `left` zeros, the matching input row of `in_len` elements, and zeros to `out_len`.
- *            Each work-item copies a contiguous range of rows with 16-element vectors.
- *            + a few vector moves per 16 elements (pad_nd in elementwise.cl, one element per
- *            work-item with a division per axis, ran at about 100 ns per element here);
- *            - rows only: a pad of the innermost axis alone makes many short rows.
- * Layout     x and y contiguous; the leading axes (before the row) right-aligned into 4:
- *            odims, idims, begin.
+ * Algorithm  conv_pad_rows  the padded tensor, row-major over up to 5 axes, is a sequence of
+ *                       rows: the last padded axis times the unpadded axes after it (an image
+ *                       row of an NCHW input; of a channels-last one, the row's pixels with
+ *                       all their channels). Row r of the output is all zeros when its leading
+ *                       coordinates fall in the border, else `left` zeros, the matching input
+ *                       row of `in_len` elements, and zeros to `out_len`. Each work-item copies
+ *                       a contiguous range of rows with 16-element vectors.
+ *                       + a few vector moves per 16 elements (pad_nd in elementwise.cl, one
+ *                       element per work-item with a division per axis, ran at about 100 ns
+ *                       per element here); - a pad of the innermost axis alone makes short rows.
+ *            conv_pad_channels_last  the same border, and the input (any layout) turned
+ *                       channels-last with zero channels up to a multiple of 16 (Winograd's
+ *                       input form). + one pass; - scalar moves.
+ * Layout     x and y contiguous; conv_pad_rows: the leading axes (before the row) right-aligned
+ *            into 4 (odims, idims, begin); conv_pad_channels_last: see its comment.
  * Precision  X_HALF: both are stored as half; elements move as bits (2 or 4 bytes), exact.
  * Assumes    every index fits in an int.
  */
