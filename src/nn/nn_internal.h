@@ -752,6 +752,26 @@ bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op);
 size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);
 cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options);
 cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
+/* The depthwise path of Conv for CPU-style devices (op_conv_depthwise.c): eligible ops read and
+ * write either layout. */
+bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op);
+cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
+cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op);
+/* The zero-bordered input copy of the CPU convolutions (conv_pad.c): the kernel for input 0's
+ * storage, and its launch for row-major shapes of rank <= 5 (begin: the pads before each axis). */
+cleval_status nn_conv_pad_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
+/* The layout pass's groups of values tied through elementwise ops (layout_chains.c): each group
+ * read and written only by ops for which writes_any holds, or by the group's own ops, is stored
+ * channels-last. */
+cleval_status nn_layout_through_elementwise(cleval_nn *nn,
+                                            bool (*writes_any)(const cleval_nn *, const nn_op *));
+cleval_status nn_launch_conv_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                                 const nn_shape *in, const nn_shape *out, const int64_t *begin);
+/* The Winograd path's copy of a [N, C, H, W] input 0 in its own layout into a zero-bordered
+ * channels-last [N][ph][pw][C rounded up to 16] (pad_b: top and left). */
+cleval_status nn_conv_repack_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
+cleval_status nn_launch_conv_repack(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                                    int64_t ph, int64_t pw, const int64_t pad_b[2]);
 
 /* Enqueues argmax of rows [n][c] into pred, and each row's count of NaN and infinite scores
  * into nonfinite (softmax.c). */

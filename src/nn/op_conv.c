@@ -307,11 +307,7 @@ static cleval_status build_cpu_kernels(cleval_nn *nn, nn_op *op, bool vec_store,
     if (status == CLEVAL_OK && op->int8)
         return nn_kernel(nn, op, "quantize", NULL, has_padding(p) ? "quantize_pad" : "quantize",
                          &op->k[1]);
-    if (status == CLEVAL_OK && has_padding(p)) {
-        char pad_options[64];
-        nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
-        return nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
-    }
+    if (status == CLEVAL_OK && has_padding(p)) return nn_conv_pad_kernel(nn, op, &op->k[1]);
     return status;
 }
 
@@ -430,6 +426,7 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
                         cin_g % 16 == 0 && (op->int8 || nn_half(nn, op->in[0]));
     char precision[160];
     precision_options(nn, op, precision, sizeof precision);
+    if (nn_depthwise_cpu_eligible(nn, op)) return nn_depthwise_cpu_prepare(nn, op, precision);
     if (p->depthwise) return prepare_depthwise(nn, op, precision);
     if (nn->variant == CLEVAL_VARIANT_CPU) return prepare_cpu(nn, op, precision);
     return prepare_gpu(nn, op, precision);
@@ -478,7 +475,7 @@ static cleval_status stage_input(cleval_nn *nn, nn_op *op, cpu_geometry *g, cl_m
     cl_mem padded = nn_workspace_mem(nn, op);
     cleval_status status =
         op->int8 ? nn_launch_quantize_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin)
-                 : nn_launch_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin, 0.0f);
+                 : nn_launch_conv_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin);
     if (status != CLEVAL_OK) return status;
     *xm = padded;
     for (int i = 0; i < 3; i++)
@@ -722,6 +719,7 @@ static cleval_status launch_depthwise(cleval_nn *nn, nn_op *op)
 
 static cleval_status conv_launch(cleval_nn *nn, nn_op *op)
 {
+    if (nn_depthwise_cpu_eligible(nn, op)) return nn_depthwise_cpu_launch(nn, op);
     if (op->p.conv.depthwise) return launch_depthwise(nn, op);
     if (op->p.conv.winograd) return nn_winograd_launch(nn, op);
     if (nn->variant == CLEVAL_VARIANT_CPU) return launch_cpu(nn, op);

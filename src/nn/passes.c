@@ -461,9 +461,11 @@ static cleval_status fuse_pools(cleval_nn *nn, consumers *c)
     return CLEVAL_OK;
 }
 
-static bool reads_any_layout(const nn_op *op)
+/* CPU-style convolutions read (and write) either layout; so does the CPU depthwise path. */
+static bool reads_any_layout(const cleval_nn *nn, const nn_op *op)
 {
-    return op->kind == &nn_kind_conv && !op->p.conv.depthwise;
+    return op->kind == &nn_kind_conv &&
+           (!op->p.conv.depthwise || nn_depthwise_cpu_eligible(nn, op));
 }
 
 static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
@@ -475,16 +477,22 @@ static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
     if (!conv_readers) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         const nn_op *op = &nn->ops[i];
-        if (!op->dead && reads_any_layout(op) && op->in[0] >= 0) conv_readers[op->in[0]]++;
+        if (!op->dead && reads_any_layout(nn, op) && op->in[0] >= 0) conv_readers[op->in[0]]++;
     }
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
-        if (op->dead || !reads_any_layout(op)) continue;
+        if (op->dead || !reads_any_layout(nn, op)) continue;
         nn_value *y = &nn->values[op->out[0]];
         /* Only when every reader is a CPU-style Conv reading it as its data input. */
         if (!y->is_output && c->count[op->out[0]] > 0 &&
             conv_readers[op->out[0]] == c->count[op->out[0]] && y->uses == c->count[op->out[0]])
             y->layout = NN_LAYOUT_NHWC;
+    }
+    /* Values tied to convolutions through elementwise ops (layout_chains.c). */
+    status = nn_layout_through_elementwise(nn, reads_any_layout);
+    if (status != CLEVAL_OK) {
+        free(conv_readers);
+        return status;
     }
     /* A Conv read only through Flatten(axis 1) by a Gemm/MatMul with constant weights: store
      * it channels-last too (vector stores) and permute the weights' K rows to match. */
