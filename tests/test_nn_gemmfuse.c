@@ -1,0 +1,134 @@
+/* Batched matrix products (MatMul with batch axes, attention-style: both operands computed,
+ * or one a constant shared by or stacked along the batch) against a plain C reference at odd
+ * sizes, for both kernel families: M, N and K of 1, primes, one past the register tile (NR =
+ * 32 columns) and the k-block (KC = 256), batches of 1, primes and more products than one
+ * batched launch holds. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleval/nn.h"
+#include "cleval/onnx.h"
+#include "nn_builder.h"
+#define NN_TEST_SEED 11 /* the seed of this program's random inputs */
+#include "nn_testutil.h"
+
+/* ---- batched MatMul ---- */
+
+/* Y = A B with numpy's batch broadcasting, in double: the matrix of batch index t of an
+ * operand with batch dims `own` (right-aligned to `all`) starts at the offset returned. */
+static int64_t matrix_offset(uint32_t all_rank, const int64_t *all, uint32_t own_rank,
+                             const int64_t *own, int64_t t, int64_t matrix)
+{
+    int64_t offset = 0, stride = matrix;
+    for (int i = (int)all_rank - 1; i >= 0; i--) {
+        int64_t coord = t % all[i];
+        t /= all[i];
+        int j = i - (int)(all_rank - own_rank);
+        if (j < 0) continue;
+        if (own[j] != 1) offset += coord * stride;
+        stride *= own[j];
+    }
+    return offset;
+}
+
+/* A [..., M, K] x B [..., K, N] (ranks >= 2), B a graph input or a constant. */
+static void check_batched(uint32_t ra, const int64_t *ad, uint32_t rb, const int64_t *bd,
+                          bool b_runtime, cleval_kernel_variant variant)
+{
+    uint64_t na = count_of(ra, ad), nb = count_of(rb, bd);
+    float *a = random_array(na, -1.0f, 1.0f), *b = random_array(nb, -1.0f, 1.0f);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "a", ra, ad);
+    if (b_runtime)
+        builder_input(m, "b", rb, bd);
+    else
+        builder_init(m, "b", rb, bd, b);
+    builder_node(m, "MatMul", "mm", "a,b", "y");
+    builder_output(m, "y");
+
+    int64_t M = ad[ra - 2], K = ad[ra - 1], N = bd[rb - 1];
+    uint32_t ba = ra - 2, bb = rb - 2, br = ba > bb ? ba : bb;
+    int64_t all[8], ydims[8];
+    for (uint32_t i = 0; i < br; i++) {
+        int64_t x = i + ba >= br ? ad[i + ba - br] : 1, y = i + bb >= br ? bd[i + bb - br] : 1;
+        all[i] = ydims[i] = x > y ? x : y;
+    }
+    ydims[br] = M;
+    ydims[br + 1] = N;
+    int64_t batch = (int64_t)count_of(br, all);
+    double *ref = malloc((size_t)(batch * M * N + 1) * sizeof *ref);
+    assert_non_null(ref);
+    for (int64_t t = 0; t < batch; t++) {
+        const float *at = a + matrix_offset(br, all, ba, ad, t, M * K);
+        const float *bt = b + matrix_offset(br, all, bb, bd, t, K * N);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)at[i * K + k] * bt[k * N + j];
+                ref[(t * M + i) * N + j] = s;
+            }
+    }
+    cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
+    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
+    assert_shape(&out, br + 2, ydims);
+    for (int64_t i = 0; i < batch * M * N; i++)
+        if (fabs(out.data[i] - ref[i]) > 1e-4 * (1 + fabs(ref[i])))
+            fail_msg("MatMul %lld products of %lldx%lldx%lld%s (%s): element %lld is %.7g, "
+                     "expected %.7g",
+                     (long long)batch, (long long)M, (long long)K, (long long)N,
+                     b_runtime ? " runtime B" : "", cleval_variant_name(variant), (long long)i,
+                     out.data[i], ref[i]);
+    free(out.data);
+    free(ref);
+    free(a);
+    free(b);
+    builder_free(m);
+}
+
+static void test_batched_matmul(void **state)
+{
+    (void)state;
+    /* attention: [N, heads, L, d] x [N, heads, d, L], then [N, heads, L, L] x [N, heads, L, d] */
+    int64_t q[4] = {2, 3, 13, 8}, kt[4] = {2, 3, 8, 13}, p[4] = {2, 3, 13, 13}, v[4] = {2, 3, 13, 33};
+    /* one past the k-block and the panel width; M = K = N = 1; a single product */
+    int64_t a_k[3] = {3, 5, 257}, b_k[3] = {3, 257, 33}, a_1[3] = {7, 1, 1}, b_1[3] = {7, 1, 1};
+    int64_t a_one[3] = {1, 17, 9}, b_one[3] = {1, 9, 31};
+    /* one operand shared by every product: A without batch axes, or with a batch of 1 */
+    int64_t a_shared[2] = {5, 6}, b_stack[3] = {4, 6, 3}, a_unit[4] = {1, 1, 5, 6};
+    int64_t b_stack4[4] = {2, 2, 6, 19};
+    /* broadcast on some batch axes only ([2, 1] x [1, 3]): one launch per product */
+    int64_t a_part[4] = {2, 1, 4, 5}, b_part[4] = {1, 3, 5, 7};
+    FOR_EACH_VARIANT(var)
+    {
+        check_batched(4, q, 4, kt, true, var);
+        check_batched(4, p, 4, v, true, var);
+        check_batched(4, q, 4, kt, false, var);
+        check_batched(3, a_k, 3, b_k, true, var);
+        check_batched(3, a_k, 3, b_k, false, var);
+        check_batched(3, a_1, 3, b_1, true, var);
+        check_batched(3, a_one, 3, b_one, true, var);
+        check_batched(2, a_shared, 3, b_stack, true, var);
+        check_batched(2, a_shared, 3, b_stack, false, var);
+        check_batched(4, a_unit, 4, b_stack4, true, var);
+        check_batched(4, a_part, 4, b_part, true, var);
+    }
+    /* More products than one CPU launch holds (its workspace is bounded: 16 MiB of run-time
+     * packed panels, 2 x 257 x 32 floats each): cut into several launches. */
+    int64_t a_many[3] = {300, 2, 257}, b_many[3] = {300, 257, 33};
+    check_batched(3, a_many, 3, b_many, true, CLEVAL_VARIANT_CPU);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batched_matmul),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    test_device_release();
+    return failed;
+}
