@@ -2,7 +2,9 @@
  * or one a constant shared by or stacked along the batch) against a plain C reference at odd
  * sizes, for both kernel families: M, N and K of 1, primes, one past the register tile (NR =
  * 32 columns) and the k-block (KC = 256), batches of 1, primes and more products than one
- * batched launch holds. */
+ * batched launch holds. And the elementwise fusions (Add+Relu, Mul+Sigmoid, Mul+HardSigmoid,
+ * Add+Clip) in a small network against onnxruntime (tools/make_gemmfuse_fixtures.py), with
+ * the fused plan checked through the per-layer profile. */
 #include "testutil.h"
 
 #include <math.h>
@@ -123,10 +125,73 @@ static void test_batched_matmul(void **state)
     check_batched(3, a_many, 3, b_many, true, CLEVAL_VARIANT_CPU);
 }
 
+/* ---- elementwise fusion ---- */
+
+/* How many layers run op `op` exactly (the layer's op names what was fused into it). */
+static uint32_t layers_running(const cleval_nn *nn, const char *op)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
+        count += strcmp(cleval_nn_layer_at(nn, i)->op, op) == 0;
+    return count;
+}
+
+/* Residual and squeeze-excitation blocks (fusion_blocks.onnx) against onnxruntime within 1e-5,
+ * batch 7 and batches of 3, both families: every gate and clamp runs inside its Add or Mul. */
+static void test_fused_blocks(void **state)
+{
+    (void)state;
+    cleval_dataset *ds;
+    assert_ok(cleval_dataset_open(fixture_path("onnx/fusion_io.h5"), &ds));
+    uint64_t n, size, n2, width;
+    float *x = read_column(ds, "X", &n, &size), *ref = read_column(ds, "scores_ort", &n2, &width);
+    assert_int_equal(n, n2);
+    float *scores = malloc(n * width * sizeof *scores);
+    assert_non_null(scores);
+    cleval_onnx_model *model;
+    assert_ok(cleval_onnx_load(fixture_path("onnx/fusion_blocks.onnx"), &model));
+    FOR_EACH_VARIANT(v)
+    {
+        cleval_device_set_variant(test_device(), v);
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create(test_device(), model, &nn));
+        assert_int_equal(layers_running(nn, "Add+Relu"), 1);
+        assert_int_equal(layers_running(nn, "Mul+Sigmoid"), 1);
+        assert_int_equal(layers_running(nn, "Mul+HardSigmoid"), 2);
+        assert_int_equal(layers_running(nn, "Add+Clip"), 1);
+        static const char *const gone[] = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "Add",
+                                           "Mul"};
+        for (size_t g = 0; g < sizeof gone / sizeof gone[0]; g++)
+            if (layers_running(nn, gone[g]))
+                fail_msg("a %s runs as a kernel of its own", gone[g]);
+        static const uint32_t batches[] = {7, 3};
+        for (size_t b = 0; b < 2; b++) {
+            memset(scores, 0, n * width * sizeof *scores);
+            for (uint64_t i = 0; i < n; i += batches[b]) {
+                uint32_t count = (uint32_t)(n - i < batches[b] ? n - i : batches[b]);
+                assert_ok(cleval_nn_run(nn, x + i * size, count, scores + i * width));
+            }
+            for (uint64_t i = 0; i < n * width; i++)
+                if (fabs(scores[i] - ref[i]) > 1e-5 * (1 + fabs(ref[i])))
+                    fail_msg("fusion_blocks.onnx batch %u (%s): score %llu is %.7g, onnxruntime "
+                             "%.7g",
+                             batches[b], cleval_variant_name(v), (unsigned long long)i, scores[i],
+                             ref[i]);
+        }
+        cleval_nn_destroy(nn);
+    }
+    cleval_onnx_free(model);
+    free(scores);
+    free(ref);
+    free(x);
+    cleval_dataset_close(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batched_matmul),
+        cmocka_unit_test(test_fused_blocks),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

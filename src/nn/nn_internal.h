@@ -223,6 +223,10 @@ typedef struct nn_elementwise_params {
     bool legacy;
     bool legacy_broadcast;
     int64_t legacy_axis;
+    /* Binary ops: a Sigmoid or HardSigmoid (its alpha, beta) fused in front of B (passes.c
+     * fuse_gates; 0: none), and a Relu / Clip fused after them in lo, hi ([-inf, inf]: none). */
+    int gate;
+    float gate_alpha, gate_beta;
 } nn_elementwise_params;
 
 typedef struct nn_shape_params {
