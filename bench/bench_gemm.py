@@ -93,7 +93,7 @@ def main():
         sys.exit(f"{driver} is missing: cmake --build {args.build} --target bench_gemm")
     only = [s for s in args.only.split(",") if s]
     print(f"{'shape':28s} {'GFLOP':>7s} {'cleval':>8s} {'np 1T':>8s} {'np 2T':>8s} {'ratio':>6s}"
-          "  kernel   (GFLOP/s; ratio: cleval / faster numpy)")
+          f" {'run ms':>7s}  kernel")
     with tempfile.TemporaryDirectory() as tmp:
         for name, a_shape, b_shape, b_const in SHAPES:
             if only and not any(o in name for o in only):
@@ -106,11 +106,12 @@ def main():
             if res.returncode != 0 or not line:
                 print(f"{name:28s} failed: {res.stderr.strip()}")
                 continue
-            _, flops, _, gflops, kernel = line[0].split(" ", 4)
+            _, flops, _, gflops, wall, kernel = line[0].split(" ", 5)
             np1, np2 = (float(flops) / numpy_seconds(a_shape, b_shape, args.repeat, t) * 1e-9
                         for t in (1, 2))
             print(f"{name:28s} {float(flops) * 1e-9:7.3f} {float(gflops):8.1f} {np1:8.1f} "
-                  f"{np2:8.1f} {float(gflops) / max(np1, np2):6.2f}  {kernel}", flush=True)
+                  f"{np2:8.1f} {float(gflops) / max(np1, np2):6.2f} {float(wall) * 1e3:7.2f}  "
+                  f"{kernel}", flush=True)
 
 
 if __name__ == "__main__":

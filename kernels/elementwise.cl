@@ -151,8 +151,8 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
 #define GATE_HARD_SIGMOID 2
 
 __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
-                     int op, int first, int8 dims, int8 sa, int8 sb, int gate, float ga, float gb,
-                     float lo, float hi)
+                     int op, int first, int8 dims, int8 sa, int8 sb, int gate, int gate_half,
+                     float ga, float gb, float lo, float hi)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
@@ -168,9 +168,18 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
         ib += c * bv[d];
     }
     BIN_T x = BIN_LD_A(a, ia), z = BIN_LD_B(b, ib), v;
-    /* The gate in float (as the unfused Sigmoid / HardSigmoid computes it). */
-    if (gate == GATE_SIGMOID) z = (BIN_T)sigmoid1((float)z);
-    if (gate == GATE_HARD_SIGMOID) z = (BIN_T)clamp1(ga * (float)z + gb, 0.0f, 1.0f);
+    /* The gate in float, as the unfused Sigmoid / HardSigmoid computes it; rounded to half
+     * (gate_half) where the unfused graph would have stored it as half. */
+    if (gate != GATE_NONE) {
+        float g = gate == GATE_SIGMOID ? sigmoid1((float)z)
+                                       : clamp1(ga * (float)z + gb, 0.0f, 1.0f);
+        if (gate_half) {
+            ushort bits;
+            vstore_half_rte(g, 0, (__private half *)&bits);
+            g = vload_half(0, (__private const half *)&bits);
+        }
+        z = (BIN_T)g;
+    }
     switch (op) {
     case OP_ADD: v = x + z; break;
     case OP_SUB: v = x - z; break;

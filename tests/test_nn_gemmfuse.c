@@ -96,7 +96,8 @@ static void test_batched_matmul(void **state)
 {
     (void)state;
     /* attention: [N, heads, L, d] x [N, heads, d, L], then [N, heads, L, L] x [N, heads, L, d] */
-    int64_t q[4] = {2, 3, 13, 8}, kt[4] = {2, 3, 8, 13}, p[4] = {2, 3, 13, 13}, v[4] = {2, 3, 13, 33};
+    int64_t q[4] = {2, 3, 13, 8}, kt[4] = {2, 3, 8, 13}, p[4] = {2, 3, 13, 13},
+            v[4] = {2, 3, 13, 33};
     /* one past the k-block and the panel width; M = K = N = 1; a single product */
     int64_t a_k[3] = {3, 5, 257}, b_k[3] = {3, 257, 33}, a_1[3] = {7, 1, 1}, b_1[3] = {7, 1, 1};
     int64_t a_one[3] = {1, 17, 9}, b_one[3] = {1, 9, 31};
@@ -159,11 +160,9 @@ static void test_fused_blocks(void **state)
         assert_int_equal(layers_running(nn, "Mul+Sigmoid"), 1);
         assert_int_equal(layers_running(nn, "Mul+HardSigmoid"), 2);
         assert_int_equal(layers_running(nn, "Add+Clip"), 1);
-        static const char *const gone[] = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "Add",
-                                           "Mul"};
+        static const char *const gone[] = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "Add", "Mul"};
         for (size_t g = 0; g < sizeof gone / sizeof gone[0]; g++)
-            if (layers_running(nn, gone[g]))
-                fail_msg("a %s runs as a kernel of its own", gone[g]);
+            if (layers_running(nn, gone[g])) fail_msg("a %s runs as a kernel of its own", gone[g]);
         static const uint32_t batches[] = {7, 3};
         for (size_t b = 0; b < 2; b++) {
             memset(scores, 0, n * width * sizeof *scores);

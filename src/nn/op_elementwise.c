@@ -186,6 +186,8 @@ static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_int8(&args, ka);
     cleval_kernel_arg_int8(&args, kb);
     cleval_kernel_arg_int(&args, gate_code(op->p.ew.gate));
+    /* The gate's tensor would have been stored as half where its input is (fp16). */
+    cleval_kernel_arg_int(&args, op->p.ew.gate ? nn_half(nn, op->in[1]) : 0);
     cleval_kernel_arg_float(&args, op->p.ew.gate_alpha);
     cleval_kernel_arg_float(&args, op->p.ew.gate_beta);
     cleval_kernel_arg_float(&args, op->p.ew.lo);

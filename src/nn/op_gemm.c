@@ -437,11 +437,12 @@ static int64_t gpu_splits(const cleval_nn *nn, const nn_op *op, int64_t m)
     return splits < 1 ? 1 : splits;
 }
 
-/* The workspace of one launch of `count` products of m rows. int8: A's codes (m x k bytes) at byte 0; then, from
- * float element `at` (a 64-byte boundary after the codes), the floats (int32 sums for int8):
- * gemm_cpu's packed Bs (when computed at run time) then its k-block scratch, or gemm_gpu's
- * split-K parts. The kernels take these positions as int element offsets of their own type,
- * never as byte offsets, so `at` plus the floats must stay within int range. */
+/* The workspace of one launch of `count` products of m rows. int8: A's codes (m x k bytes)
+ * at byte 0; then, from float element `at` (a 64-byte boundary after the codes), the floats
+ * (int32 sums for int8): gemm_cpu's packed Bs (when computed at run time) then its k-block
+ * scratch, or gemm_gpu's split-K parts. The kernels take these positions as int element
+ * offsets of their own type, never as byte offsets, so `at` plus the floats must stay within
+ * int range. */
 typedef struct workspace_layout {
     int64_t codes;         /* bytes of A's codes (0 without int8) */
     int64_t at;            /* float element where the floats begin */

@@ -571,8 +571,7 @@ static cleval_status fuse_binary_clamps(cleval_nn *nn, consumers *c)
     if (status != CLEVAL_OK) return status;
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
-        if (!is_plain_binary(op) || op->p.ew.lo != -INFINITY || op->p.ew.hi != INFINITY)
-            continue;
+        if (!is_plain_binary(op) || op->p.ew.lo != -INFINITY || op->p.ew.hi != INFINITY) continue;
         nn_op *next = only_consumer(nn, c, op->out[0]);
         if (!next || next->dead || !is_clamp(next) || next->in[0] != op->out[0]) continue;
         op->p.ew.lo = next->p.ew.lo;
