@@ -374,6 +374,7 @@ typedef struct nn_tuning {
     uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
     uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
     uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
+    uint32_t gemm_batch_kib; /* gemm_cpu: KiB of workspace a batched MatMul launch may use */
 } nn_tuning;
 
 cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant variant,

@@ -507,20 +507,18 @@ static bool uniform_batch(cleval_nn *nn, const nn_op *op, int64_t *a_bs, int64_t
     return true;
 }
 
-/* Floats of gemm_cpu's workspace that a batched launch may use (16 MiB): the batch is cut
- * into launches of as many products as fit, so attention over a large batch does not need
- * its whole run-time packed B at once. */
-#define BATCH_WORKSPACE_FLOATS ((int64_t)1 << 22)
-
-/* Products per gemm_cpu launch: a run of a uniform batch (uniform_batch) small enough for
- * BATCH_WORKSPACE_FLOATS, else 1. */
+/* Products per gemm_cpu launch: a run of a uniform batch (uniform_batch) whose packed Bs and
+ * scratch fit the tuned gemm_batch_kib, else 1. The batch is cut into launches of as many
+ * products as fit, so attention over a large batch does not need its whole run-time packed B
+ * at once. */
 static int64_t products_per_launch(cleval_nn *nn, const nn_op *op)
 {
     const nn_gemm_params *p = &op->p.gemm;
     int64_t a_bs, b_bs;
     if (!uniform_batch(nn, op, &a_bs, &b_bs) || p->batch <= 1) return 1;
     workspace_layout one = layout_of(nn, op, p->m, 1);
-    int64_t per = one.pack + one.scratch, count = per ? BATCH_WORKSPACE_FLOATS / per : p->batch;
+    int64_t budget = (int64_t)nn->tuning.gemm_batch_kib * 1024 / (int64_t)sizeof(float);
+    int64_t per = one.pack + one.scratch, count = per ? budget / per : p->batch;
     if (count > p->batch) count = p->batch;
     return count < 1 ? 1 : count;
 }
