@@ -186,11 +186,96 @@ static void test_fused_blocks(void **state)
     cleval_dataset_close(ds);
 }
 
+static double sigmoid_ref(double v)
+{
+    return 1.0 / (1.0 + exp(-v));
+}
+
+static double clamp_ref(double v, double lo, double hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Every fusion and where it must not happen, against a plain C reference (both families):
+ *   m1 = Sigmoid(s) * x          gate as Mul's first input, s [2, 3, 1, 1] broadcast to x
+ *   m2 = m1 * HardSigmoid(x)     alpha 0.3, beta 0.4 (not torch's), x also read elsewhere
+ *   r  = Relu(m2 - x)            Sub+Relu
+ *   c  = Clip(r / k, -0.5)       Div+Clip with only a lower bound, k a constant
+ *   y  = c * t + t, t = Sigmoid(x)   t has two readers: not fused, Mul and Add plain */
+static void test_fusion_rules(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {2, 3, 4, 5}, sd[4] = {2, 3, 1, 1}, kd[1] = {5}, scalar[1] = {1};
+    float lo = -0.5f, k[5] = {0.5f, -2.0f, 3.0f, 0.25f, -1.0f};
+    uint64_t n = count_of(4, xd);
+    float *x = random_array(n, -4.0f, 4.0f), *sv = random_array(6, -3.0f, 3.0f);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 4, xd);
+    builder_input(m, "s", 4, sd);
+    builder_init(m, "k", 1, kd, k);
+    builder_init(m, "lo", 0, scalar, &lo);
+    builder_node(m, "Sigmoid", "gate1", "s", "g");
+    builder_node(m, "Mul", "mul1", "g,x", "m1");
+    cleval_onnx_node *hs = builder_node(m, "HardSigmoid", "gate2", "x", "h");
+    attr_float(hs, "alpha", 0.3f);
+    attr_float(hs, "beta", 0.4f);
+    builder_node(m, "Mul", "mul2", "m1,h", "m2");
+    builder_node(m, "Sub", "sub", "m2,x", "d");
+    builder_node(m, "Relu", "relu", "d", "r");
+    builder_node(m, "Div", "div", "r,k", "q");
+    builder_node(m, "Clip", "clip", "q,lo", "c");
+    builder_node(m, "Sigmoid", "shared", "x", "t");
+    builder_node(m, "Mul", "mul3", "c,t", "u");
+    builder_node(m, "Add", "add", "u,t", "y");
+    builder_output(m, "y");
+
+    double *want = malloc(n * sizeof *want);
+    assert_non_null(want);
+    for (uint64_t i = 0; i < n; i++) {
+        double xv = x[i], g = sigmoid_ref(sv[i / 20]), t = sigmoid_ref(xv);
+        double m2 = g * xv * clamp_ref(0.3 * xv + 0.4, 0.0, 1.0);
+        double c = clamp_ref(clamp_ref(m2 - xv, 0.0, INFINITY) / k[i % 5], lo, INFINITY);
+        want[i] = c * t + t;
+    }
+    cleval_nn_tensor in[2] = {tensor(4, xd, x), tensor(4, sd, sv)}, out;
+    FOR_EACH_VARIANT(v)
+    {
+        cleval_device_set_variant(test_device(), v);
+        cleval_nn_options options = {.general = true};
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+        static const struct {
+            const char *op;
+            uint32_t count;
+        } plan[] = {{"Mul+Sigmoid", 1}, {"Mul+HardSigmoid", 1}, {"Sub+Relu", 1},
+                    {"Div+Clip", 1},    {"Sigmoid", 1},         {"Mul", 1},
+                    {"Add", 1},         {"HardSigmoid", 0},     {"Relu", 0}};
+        for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
+            if (layers_running(nn, plan[i].op) != plan[i].count)
+                fail_msg("%u layers run %s, expected %u (%s)", layers_running(nn, plan[i].op),
+                         plan[i].op, plan[i].count, cleval_variant_name(v));
+        assert_int_equal(cleval_nn_layer_count(nn), 7);
+        assert_ok(cleval_nn_run_graph(nn, in, &out));
+        assert_shape(&out, 4, xd);
+        for (uint64_t i = 0; i < n; i++)
+            if (fabs(out.data[i] - want[i]) > 1e-5 * (1 + fabs(want[i])))
+                fail_msg("fusion rules (%s): element %llu is %.7g, expected %.7g",
+                         cleval_variant_name(v), (unsigned long long)i, out.data[i], want[i]);
+        free(out.data);
+        cleval_nn_destroy(nn);
+    }
+    builder_free(m);
+    free(want);
+    free(x);
+    free(sv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batched_matmul),
         cmocka_unit_test(test_fused_blocks),
+        cmocka_unit_test(test_fusion_rules),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
