@@ -4,11 +4,13 @@ against numpy's OpenBLAS sgemm on the same shapes in the same run.
 
 For each shape it writes a one-node ONNX graph (MatMul; B a constant for the weight products,
 a second input for the activation products of attention), runs it with bench_gemm (the C
-driver next to this script: device seconds of the kernels per run, median over the repeats)
-and times numpy.matmul on float32 arrays of the same shapes (median over the repeats) with 1
-and with 2 OpenBLAS threads: on a shared machine two BLAS threads that spin-wait for each
-other can be slower than one, so the ratio is taken against the faster of the two. cleval and
-numpy alternate shape by shape, so they see the same machine load.
+driver next to this script: device seconds of the kernels per run, and CPU seconds of a whole
+run, medians over the repeats) and times numpy.matmul on float32 arrays of the same shapes
+(median wall and CPU seconds over the repeats) with 1 and with 2 OpenBLAS threads: on a
+shared machine two BLAS threads that spin-wait for each other can be slower than one, so the
+ratio is taken against the faster of the two. cleval and numpy alternate shape by shape, so
+they see the same machine load. GFLOP per CPU second does not count time slices given to
+other processes, so it moves less than wall-clock figures when the machine is loaded.
 
     python3 bench/bench_gemm.py [--build build] [--repeat 7] [--only NAME,...]
 """
@@ -58,28 +60,30 @@ def write_model(path, a_shape, b_shape, b_const):
 
 
 def numpy_seconds(a_shape, b_shape, repeat, threads):
+    """Median wall and CPU seconds of one numpy.matmul with `threads` OpenBLAS threads."""
     rng = np.random.default_rng(1)
     a = rng.uniform(-0.5, 0.5, a_shape).astype(np.float32)
     b = rng.uniform(-0.5, 0.5, b_shape).astype(np.float32)
-    # Each sample repeats the product for at least 20 ms: a single small product would time
-    # OpenBLAS waking its threads rather than computing.
     with threadpool_limits(limits=threads, user_api="blas"):
         return median_seconds(lambda: np.matmul(a, b), repeat)
 
 
 def median_seconds(product, repeat):
+    # Each sample repeats the product for at least 20 ms: a single small product would time
+    # OpenBLAS waking its threads rather than computing.
     product()
     t, calls = time.perf_counter(), 0
     while time.perf_counter() - t < 0.02:
         product()
         calls += 1
-    times = []
+    walls, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(calls):
             product()
-        times.append((time.perf_counter() - t) / calls)
-    return statistics.median(times)
+        walls.append((time.perf_counter() - t) / calls)
+        cpus.append((time.process_time() - c) / calls)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main():
@@ -92,8 +96,11 @@ def main():
     if not driver.exists():
         sys.exit(f"{driver} is missing: cmake --build {args.build} --target bench_gemm")
     only = [s for s in args.only.split(",") if s]
-    print(f"{'shape':28s} {'GFLOP':>7s} {'cleval':>8s} {'np 1T':>8s} {'np 2T':>8s} {'ratio':>6s}"
-          f" {'run ms':>7s}  kernel")
+    print("GFLOP/s: cleval's kernels by device time, numpy by wall time with 1 and 2 threads, "
+          "ratio cleval / the faster numpy;\nGFLOP per CPU second: a whole cleval run (copies "
+          "included) and numpy's better thread count, ratio cleval / numpy")
+    print(f"{'shape':26s} {'GFLOP':>6s} {'cleval':>7s} {'np 1T':>7s} {'np 2T':>7s} {'ratio':>6s}"
+          f" {'cl/cpu':>7s} {'np/cpu':>7s} {'ratio':>6s}  kernel")
     with tempfile.TemporaryDirectory() as tmp:
         for name, a_shape, b_shape, b_const in SHAPES:
             if only and not any(o in name for o in only):
@@ -104,14 +111,15 @@ def main():
                                  capture_output=True, text=True)
             line = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")]
             if res.returncode != 0 or not line:
-                print(f"{name:28s} failed: {res.stderr.strip()}")
+                print(f"{name:26s} failed: {res.stderr.strip()}")
                 continue
-            _, flops, _, gflops, wall, kernel = line[0].split(" ", 5)
-            np1, np2 = (float(flops) / numpy_seconds(a_shape, b_shape, args.repeat, t) * 1e-9
-                        for t in (1, 2))
-            print(f"{name:28s} {float(flops) * 1e-9:7.3f} {float(gflops):8.1f} {np1:8.1f} "
-                  f"{np2:8.1f} {float(gflops) / max(np1, np2):6.2f} {float(wall) * 1e3:7.2f}  "
-                  f"{kernel}", flush=True)
+            _, flops, _, gflops, _, cpu, kernel = line[0].split(" ", 6)
+            g = float(flops) * 1e-9
+            (w1, c1), (w2, c2) = (numpy_seconds(a_shape, b_shape, args.repeat, t) for t in (1, 2))
+            cl_cpu, np_cpu = g / float(cpu), g / min(c1, c2)
+            print(f"{name:26s} {g:6.3f} {float(gflops):7.1f} {g / w1:7.1f} {g / w2:7.1f} "
+                  f"{float(gflops) / (g / min(w1, w2)):6.2f} {cl_cpu:7.1f} {np_cpu:7.1f} "
+                  f"{cl_cpu / np_cpu:6.2f}  {kernel}", flush=True)
 
 
 if __name__ == "__main__":
