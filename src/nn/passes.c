@@ -525,9 +525,10 @@ static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
 
 static bool is_plain_binary(const nn_op *op)
 {
-    return !op->dead && !op->host && !op->alias_only && !op->p.ew.legacy &&
-           (op->kind == &nn_kind_add || op->kind == &nn_kind_sub || op->kind == &nn_kind_mul ||
-            op->kind == &nn_kind_div);
+    bool binary = op->kind == &nn_kind_add || op->kind == &nn_kind_sub ||
+                  op->kind == &nn_kind_mul || op->kind == &nn_kind_div;
+    /* (the kind first: p is a union that only binary ops hold as p.ew) */
+    return binary && !op->dead && !op->host && !op->alias_only && !op->p.ew.legacy;
 }
 
 /* A Mul reading Sigmoid(s) or HardSigmoid(s) computes the gate itself from s: the gate op
