@@ -37,9 +37,12 @@ static int64_t matrix_offset(uint32_t all_rank, const int64_t *all, uint32_t own
     return offset;
 }
 
-/* A [..., M, K] x B [..., K, N] (ranks >= 2), B a graph input or a constant. */
-static void check_batched(uint32_t ra, const int64_t *ad, uint32_t rb, const int64_t *bd,
-                          bool b_runtime, cleval_kernel_variant variant)
+/* A [..., M, K] x B [..., K, N] (ranks >= 2), B a graph input or a constant. In fp16 a
+ * constant B is packed as half (graph inputs and outputs stay float); a misplaced matrix
+ * would still err by far more than the tolerance. */
+static void check_batched_in(uint32_t ra, const int64_t *ad, uint32_t rb, const int64_t *bd,
+                             bool b_runtime, cleval_kernel_variant variant,
+                             cleval_nn_precision precision)
 {
     uint64_t na = count_of(ra, ad), nb = count_of(rb, bd);
     float *a = random_array(na, -1.0f, 1.0f), *b = random_array(nb, -1.0f, 1.0f);
@@ -76,20 +79,28 @@ static void check_batched(uint32_t ra, const int64_t *ad, uint32_t rb, const int
             }
     }
     cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
-    run_general(m, variant, CLEVAL_NN_FP32, in, &out);
+    run_general(m, variant, precision, in, &out);
     assert_shape(&out, br + 2, ydims);
+    double tol = precision == CLEVAL_NN_FP16 ? 2e-2 : 1e-4;
     for (int64_t i = 0; i < batch * M * N; i++)
-        if (fabs(out.data[i] - ref[i]) > 1e-4 * (1 + fabs(ref[i])))
-            fail_msg("MatMul %lld products of %lldx%lldx%lld%s (%s): element %lld is %.7g, "
+        if (fabs(out.data[i] - ref[i]) > tol * (1 + fabs(ref[i])))
+            fail_msg("MatMul %lld products of %lldx%lldx%lld%s (%s, %s): element %lld is %.7g, "
                      "expected %.7g",
                      (long long)batch, (long long)M, (long long)K, (long long)N,
-                     b_runtime ? " runtime B" : "", cleval_variant_name(variant), (long long)i,
-                     out.data[i], ref[i]);
+                     b_runtime ? " runtime B" : "", cleval_variant_name(variant),
+                     precision == CLEVAL_NN_FP16 ? "fp16" : "fp32", (long long)i, out.data[i],
+                     ref[i]);
     free(out.data);
     free(ref);
     free(a);
     free(b);
     builder_free(m);
+}
+
+static void check_batched(uint32_t ra, const int64_t *ad, uint32_t rb, const int64_t *bd,
+                          bool b_runtime, cleval_kernel_variant variant)
+{
+    check_batched_in(ra, ad, rb, bd, b_runtime, variant, CLEVAL_NN_FP32);
 }
 
 static void test_batched_matmul(void **state)
@@ -124,6 +135,13 @@ static void test_batched_matmul(void **state)
      * packed panels, 2 x 257 x 32 floats each): cut into several launches. */
     int64_t a_many[3] = {300, 2, 257}, b_many[3] = {300, 257, 33};
     check_batched(3, a_many, 3, b_many, true, CLEVAL_VARIANT_CPU);
+    /* fp16 (a constant B's panels in half) */
+    FOR_EACH_VARIANT(var)
+    {
+        check_batched_in(4, p, 4, v, true, var, CLEVAL_NN_FP16);
+        check_batched_in(3, a_k, 3, b_k, false, var, CLEVAL_NN_FP16);
+        check_batched_in(2, a_shared, 3, b_stack, true, var, CLEVAL_NN_FP16);
+    }
 }
 
 /* ---- elementwise fusion ---- */
