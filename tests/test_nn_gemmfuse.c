@@ -2,9 +2,9 @@
  * or one a constant shared by or stacked along the batch) against a plain C reference at odd
  * sizes, for both kernel families: M, N and K of 1, primes, one past the register tile (NR =
  * 32 columns) and the k-block (KC = 256), batches of 1, primes and more products than one
- * batched launch holds. And the elementwise fusions (Add+Relu, Mul+Sigmoid, Mul+HardSigmoid,
- * Add+Clip) in a small network against onnxruntime (tools/make_gemmfuse_fixtures.py), with
- * the fused plan checked through the per-layer profile. */
+ * batched launch holds, empty products and batches. And the elementwise fusions (Add+Relu,
+ * Mul+Sigmoid, Mul+HardSigmoid, Add+Clip) in a small network against onnxruntime
+ * (tools/make_gemmfuse_fixtures.py), with the fused plan checked through the per-layer profile. */
 #include "testutil.h"
 
 #include <math.h>
@@ -115,6 +115,8 @@ static void test_batched_matmul(void **state)
     /* one operand shared by every product: A without batch axes, or with a batch of 1 */
     int64_t a_shared[2] = {5, 6}, b_stack[3] = {4, 6, 3}, a_unit[4] = {1, 1, 5, 6};
     int64_t b_stack4[4] = {2, 2, 6, 19};
+    /* empty: no rows, no products */
+    int64_t a_m0[3] = {2, 0, 4}, b_m0[3] = {2, 4, 5}, a_b0[3] = {0, 3, 4}, b_b0[3] = {0, 4, 5};
     /* broadcast on some batch axes only ([2, 1] x [1, 3]): one launch per product */
     int64_t a_part[4] = {2, 1, 4, 5}, b_part[4] = {1, 3, 5, 7};
     FOR_EACH_VARIANT(var)
@@ -130,6 +132,8 @@ static void test_batched_matmul(void **state)
         check_batched(2, a_shared, 3, b_stack, false, var);
         check_batched(4, a_unit, 4, b_stack4, true, var);
         check_batched(4, a_part, 4, b_part, true, var);
+        check_batched(3, a_m0, 3, b_m0, true, var);
+        check_batched(3, a_b0, 3, b_b0, true, var);
     }
     /* More products than one CPU launch holds (its workspace is bounded: 16 MiB of run-time
      * packed panels, 2 x 257 x 32 floats each): cut into several launches. */

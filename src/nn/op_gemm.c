@@ -749,8 +749,8 @@ static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
     int64_t packed_matrix = panels * p->k * nr;
     if (uniform_batch(nn, op, &call.a_bs, &call.b_bs)) {
         /* Runs of products in one launch each, at fixed distances. */
-        int64_t per = products_per_launch(nn, op), raw_bs = call.b_bs;
-        if (p->b_packed) call.b_bs = raw_bs ? packed_matrix : 0;
+        int64_t per = products_per_launch(nn, op);
+        if (p->b_packed && call.b_bs) call.b_bs = packed_matrix; /* B's packed matrices */
         call.y_bs = p->m * p->n;
         for (int64_t i = 0; i < p->batch; i += per) {
             call.count = p->batch - i < per ? p->batch - i : per;
