@@ -1,14 +1,19 @@
 /* gemm.cl: Y = clamp(alpha * A B + beta * C), the matrix multiply behind Gemm and MatMul.
  *
  * Algorithm  gemm_cpu   CPU: one work-item per (block of qb rows of A, panel of NR columns
- *                       of B); k-blocked by KC so the panel's KC x NR slice stays in L1 while
+ *                       of B, matrix of a batch); k-blocked by KC so the panel's KC x NR slice stays in L1 while
  *                       every MR-row micro-tile of the block passes over it; an MR x NR
  *                       register tile (MR rows of A broadcast, NR = 16 * NV columns as float16
  *                       vectors: the microkernel of knn_scores_cpu and conv_cpu). Partial sums
  *                       of a block live in a per-work-item scratch between k-blocks.
  *                       + AVX-512 FMA loop, B read once per block; - B must be packed.
+ *                       A batch of products (attention's per-head MatMuls) is one launch:
+ *                       the third global axis is the matrix, its operands a_bs, b_bs and y_bs
+ *                       elements apart (0 broadcasts one operand to every matrix), so small
+ *                       matrices share the launch and its work-items keep every core busy.
  *            gemm_pack  CPU: packs a B that is computed at run time (MatMul of two activations)
- *                       into panels; constant weights are packed once on the host.
+ *                       into panels, a batch of them at once; constant weights are packed
+ *                       once on the host.
  *            gemm_gpu   GPU: TS x TS work-group tiles in local memory, WPT x WPT outputs per
  *                       work-item, B read in place through strides; when M x N gives too few
  *                       tiles to fill the GPU (a fully connected layer at a small batch), K is
@@ -150,15 +155,17 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
                        int c_rs, int c_cs, __global Y_T *y, int y_off, int y_rs, int M, int N,
                        int K, float alpha, float beta, float lo, float hi,
                        __global ACC_T *scratch, int s_off, int qb, __global const float *wscale,
-                       float x_scale)
+                       float x_scale, int a_bs, int b_bs, int y_bs)
 {
-    int block = get_global_id(0), pn = get_global_id(1);
+    int block = get_global_id(0), pn = get_global_id(1), z = get_global_id(2);
     int r0 = block * qb;
     if (r0 >= M) return;
     int rows = min(qb, M - r0);
-    __global const BIN_T *panel = bp + b_off + pn * K * NR;
-    __global ACC_T *tile =
-        scratch + s_off + (get_global_id(1) * get_global_size(0) + block) * qb * NR;
+    a_off += z * a_bs;
+    y_off += z * y_bs;
+    __global const BIN_T *panel = bp + b_off + z * b_bs + pn * K * NR;
+    int item = (z * get_global_size(1) + pn) * get_global_size(0) + block;
+    __global ACC_T *tile = scratch + s_off + item * qb * NR;
     c += c_off;
 
     for (int kb = 0; kb < K; kb += KC) {
@@ -214,14 +221,16 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
     }
 }
 
-/* packed[p][k][j] = B(k, p * NR + j), zero beyond N. One work-item per (k, panel). The
- * packed copy is float scratch whatever B's storage. */
+/* packed[z][p][k][j] = B_z(k, p * NR + j), zero beyond N, for the matrices z of a batch (B_z
+ * from b_off + z * b_bs). One work-item per (k, panel, matrix). The packed copy is float
+ * scratch whatever B's storage. */
 __kernel void gemm_pack(__global const B_T *b, int b_off, int b_ks, int b_ns, int K, int N,
-                        __global float *packed, int packed_off)
+                        __global float *packed, int packed_off, int b_bs)
 {
-    int k = get_global_id(0), p = get_global_id(1);
+    int k = get_global_id(0), p = get_global_id(1), z = get_global_id(2);
     if (k >= K) return;
-    __global float *dst = packed + packed_off + (p * K + k) * NR;
+    b_off += z * b_bs;
+    __global float *dst = packed + packed_off + ((z * get_global_size(1) + p) * K + k) * NR;
     for (int j = 0; j < NR; j++) {
         int col = p * NR + j;
         dst[j] = col < N ? LOAD_B(b, b_off + k * b_ks + col * b_ns) : 0.0f;

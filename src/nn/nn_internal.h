@@ -223,6 +223,10 @@ typedef struct nn_elementwise_params {
     bool legacy;
     bool legacy_broadcast;
     int64_t legacy_axis;
+    /* Binary ops: a Sigmoid or HardSigmoid (its alpha, beta) fused in front of B (passes.c
+     * fuse_gates; 0: none), and a Relu / Clip fused after them in lo, hi ([-inf, inf]: none). */
+    int gate;
+    float gate_alpha, gate_beta;
 } nn_elementwise_params;
 
 typedef struct nn_shape_params {
@@ -370,6 +374,7 @@ typedef struct nn_tuning {
     uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
     uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
     uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
+    uint32_t gemm_batch_kib; /* gemm_cpu: KiB of workspace a batched MatMul launch may use */
 } nn_tuning;
 
 cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant variant,

@@ -24,6 +24,7 @@ static const tunable TUNABLES[] = {
     TUNABLE(gpu_ts, 8, 128),      TUNABLE(gpu_wpt, 1, 16),     TUNABLE(local_1d, 1, 1024),
     TUNABLE(conv_items, 1, 1024), TUNABLE(winograd, 0, 1),     TUNABLE(gpu_groups, 1, 1024),
     TUNABLE(i8_float, 0, 1),
+    TUNABLE(gemm_batch_kib, 64, 1048576),
 };
 
 static uint32_t *field(nn_tuning *t, const tunable *u)
@@ -48,7 +49,8 @@ cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant vari
                    .conv_items = 8,
                    .winograd = 1,
                    .gpu_groups = 4,
-                   .i8_float = 1};
+                   .i8_float = 1,
+                   .gemm_batch_kib = 16384};
     if (variant == CLEVAL_VARIANT_GPU) t.local_1d = 64;
     const char *env = getenv("CLEVAL_NN_TUNING");
     if (env && *env) {
