@@ -36,8 +36,8 @@ static cl_mem buffer(size_t bytes, const void *data)
     assert_ok(cleval_device_buffer(test_device(), CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL,
                                    "test buffer", &mem));
     if (bytes)
-        assert_int_equal(clEnqueueWriteBuffer(cleval_device_queue(test_device()), mem, CL_TRUE,
-                                              0, bytes, data, 0, NULL, NULL),
+        assert_int_equal(clEnqueueWriteBuffer(cleval_device_queue(test_device()), mem, CL_TRUE, 0,
+                                              bytes, data, 0, NULL, NULL),
                          CL_SUCCESS);
     return mem;
 }
@@ -103,8 +103,8 @@ static void check(const params *p, const sizes *z)
     size_t local[2] = {(size_t)p->rt / 4, (size_t)p->qt / 4};
     size_t global[2] = {splits * local[0], (nq + p->qt - 1) / p->qt * local[1]};
     if (splits && nq)
-        assert_ok(cleval_kernel_launch(cleval_device_queue(test_device()), &a, 2, global, local,
-                                       NULL));
+        assert_ok(
+            cleval_kernel_launch(cleval_device_queue(test_device()), &a, 2, global, local, NULL));
     assert_ok(cleval_device_finish(test_device()));
     if (cells) {
         assert_int_equal(clEnqueueReadBuffer(cleval_device_queue(test_device()), sm, CL_TRUE, 0,
