@@ -130,19 +130,22 @@ inline float gpu_epilogue(ACC_T acc, int r, int col, float alpha, float beta,
     return v;
 }
 
-/* Stages the k-slice from kb (zeros past k_end, M and N) into one pair of buffers. A's
- * consecutive work-items read consecutive k (A is usually row-major), B's consecutive j. */
+/* Stages the k-slice from kb (zeros past k_end, M and N) into one pair of buffers.
+ * Consecutive work-items read consecutive addresses: along k when that operand's k stride is 1
+ * (a row-major A, a Gemm B with transB as PyTorch exports Linear), else along its rows or
+ * columns (the test is the same for the whole work-group). */
 inline void stage(__global const AIN_T *a, int a_rs, int a_ks, __global const BIN_T *b,
                   int b_ks, int b_ns, int row0, int col0, int M, int N, int kb, int k_end,
                   int flat, __local TILE_T *at, __local TILE_T *bt)
 {
+    const bool a_k_inner = a_ks == 1, b_k_inner = b_ks == 1;
     for (int e = flat; e < KWG * MWG; e += MDIMC * NDIMC) {
-        int kk = e % KWG, r = e / KWG, k = kb + kk;
+        int kk = a_k_inner ? e % KWG : e / MWG, r = a_k_inner ? e / KWG : e % MWG, k = kb + kk;
         at[kk * MWG + r] =
             (k < k_end && row0 + r < M) ? LOAD_TILE_A(a, (row0 + r) * a_rs + k * a_ks) : 0;
     }
     for (int e = flat; e < KWG * NWG; e += MDIMC * NDIMC) {
-        int j = e % NWG, kk = e / NWG, k = kb + kk;
+        int kk = b_k_inner ? e % KWG : e / NWG, j = b_k_inner ? e / KWG : e % NWG, k = kb + kk;
         bt[kk * NWG + j] =
             (k < k_end && col0 + j < N) ? LOAD_TILE_B(b, k * b_ks + (col0 + j) * b_ns) : 0;
     }

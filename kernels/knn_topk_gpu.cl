@@ -135,11 +135,12 @@ knn_topk_gpu(__global const float *queries, __global const float *refs,
             barrier(CLK_LOCAL_MEM_FENCE);
         }
         /* Scores into the local tile; references past the split score +INF (never kept). */
-        float4 n;
+        float norm[WPT];
         for (int j = 0; j < WPT; j++) {
             uint r = r0 + lx * WPT + j;
-            ((float *)&n)[j] = r < ref_end ? norms[r] : INFINITY;
+            norm[j] = r < ref_end ? norms[r] : INFINITY;
         }
+        float4 n = vload4(0, norm);
         for (int i = 0; i < WPT; i++) {
             float4 s = n - 2.0f * acc[i];
             uint row = ly * WPT + i, col = lx * WPT;

@@ -63,8 +63,8 @@ static cleval_status upload_weights(cleval_nn *nn, nn_op *op, int64_t k_pad, int
     size_t packed_count = (size_t)(group * k_pad * co_pad), padded = (size_t)(group * co_pad);
     float *packed = calloc(packed_count, sizeof *packed);
     float *bias = calloc(padded, sizeof *bias);
-    float *scale_pad = calloc(padded, sizeof *scale_pad);
-    if (!packed || !bias || !scale_pad)
+    float *scale_pad = op->int8 ? calloc(padded, sizeof *scale_pad) : NULL;
+    if (!packed || !bias || (op->int8 && !scale_pad))
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
     const float *b = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
     for (int64_t g = 0; status == CLEVAL_OK && g < group; g++)
@@ -73,7 +73,7 @@ static cleval_status upload_weights(cleval_nn *nn, nn_op *op, int64_t k_pad, int
             for (int64_t kk = 0; kk < k; kk++)
                 packed[(g * k_pad + kk) * co_pad + j] = w[c * k + kk];
             bias[g * co_pad + j] = b ? b[c] : 0.0f;
-            scale_pad[g * co_pad + j] = scales ? scales[c] : 1.0f;
+            if (scale_pad) scale_pad[g * co_pad + j] = scales[c];
         }
     if (status == CLEVAL_OK)
         status = nn_upload_as(nn, packed, packed_count, nn->precision == CLEVAL_NN_FP16, op->int8,
