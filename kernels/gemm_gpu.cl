@@ -7,15 +7,17 @@
  *                      NWG / NDIMC). Its rows are MWI / VWM vectors of VWM adjacent rows,
  *                      vector w at row (w * MDIMC + ly) * VWM (so neighbouring work-items read
  *                      neighbouring vectors), its columns likewise with NWI / NDIMC and VWN.
- *                      K runs in KWG-deep slices staged in local memory; two buffers let the
- *                      next slice be stored while the current one is multiplied, one barrier
- *                      per slice. With `splits` > 1 (a small M x N that would leave the GPU
+ *                      K runs in KWG-deep slices staged in local memory, twice buffered: the
+ *                      next slice is fetched into registers before the current one is
+ *                      multiplied and stored into the other buffer after, one barrier per
+ *                      slice. With `splits` > 1 (a small M x N that would leave the GPU
  *                      idle) group (.., .., s) covers k in [s * k_per_split, ..) and writes raw
  *                      sums to part[s][M][N]; gemm_gpu_reduce adds them and applies the
  *                      epilogue. Epilogue: alpha, int8 dequantisation, beta * C, activation.
  *                      + vector local loads, MWI * NWI FMAs per MWI / VWM + NWI / VWN loads,
  *                        no bounds checks in the product, A and B read in place (any strides);
- *                      - the staging loads are scalar (the strides are run-time values).
+ *                      - the staging loads are scalar (the strides are run-time values); the
+ *                        work-group size must divide KWG * MWG and KWG * NWG.
  * Layout     A(r, k) = a[a_off + r * a_rs + k * a_ks]; B(k, j) = b[b_off + k * b_ks + j * b_ns];
  *            C(r, j) = c[c_off + r * c_rs + j * c_cs] (0 strides broadcast); Y(r, j) =
  *            y[y_off + r * y_rs + j]; parts [splits][M][N] from part_off.
@@ -69,6 +71,12 @@
 
 #define MWI (MWG / MDIMC)
 #define NWI (NWG / NDIMC)
+#define ITEMS (MDIMC * NDIMC)
+#define A_PER (KWG * MWG / ITEMS) /* elements of A's slice each work-item fetches */
+#define B_PER (KWG * NWG / ITEMS)
+#if (KWG * MWG) % ITEMS != 0 || (KWG * NWG) % ITEMS != 0
+#error "the work-group size must divide KWG * MWG and KWG * NWG"
+#endif
 #if MWG % (MDIMC * VWM) != 0 || NWG % (NDIMC * VWN) != 0
 #error "MWG must be a multiple of MDIMC * VWM and NWG of NDIMC * VWN"
 #endif
@@ -130,24 +138,43 @@ inline float gpu_epilogue(ACC_T acc, int r, int col, float alpha, float beta,
     return v;
 }
 
-/* Stages the k-slice from kb (zeros past k_end, M and N) into one pair of buffers.
- * Consecutive work-items read consecutive addresses: along k when that operand's k stride is 1
- * (a row-major A, a Gemm B with transB as PyTorch exports Linear), else along its rows or
- * columns (the test is the same for the whole work-group). */
-inline void stage(__global const AIN_T *a, int a_rs, int a_ks, __global const BIN_T *b,
-                  int b_ks, int b_ns, int row0, int col0, int M, int N, int kb, int k_end,
-                  int flat, __local TILE_T *at, __local TILE_T *bt)
+/* Element i of a work-item's share of a slice (e = flat + i * ITEMS) is local element
+ * (kk, r) of A's slice: consecutive work-items take consecutive addresses of the operand, along
+ * k when its k stride is 1 (a row-major A; a Gemm B with transB, as PyTorch exports Linear),
+ * else along its rows or columns (the test is the same for the whole work-group). */
+#define A_KK(e) (a_k_inner ? (e) % KWG : (e) / MWG)
+#define A_R(e) (a_k_inner ? (e) / KWG : (e) % MWG)
+#define B_KK(e) (b_k_inner ? (e) % KWG : (e) / NWG)
+#define B_J(e) (b_k_inner ? (e) / KWG : (e) % NWG)
+
+/* Reads this work-item's share of the slice from kb into registers (zeros past k_end, M, N). */
+inline void fetch(__global const AIN_T *a, int a_rs, int a_ks, __global const BIN_T *b, int b_ks,
+                  int b_ns, int row0, int col0, int M, int N, int kb, int k_end, int flat,
+                  TILE_T areg[A_PER], TILE_T breg[B_PER])
 {
     const bool a_k_inner = a_ks == 1, b_k_inner = b_ks == 1;
-    for (int e = flat; e < KWG * MWG; e += MDIMC * NDIMC) {
-        int kk = a_k_inner ? e % KWG : e / MWG, r = a_k_inner ? e / KWG : e % MWG, k = kb + kk;
-        at[kk * MWG + r] =
-            (k < k_end && row0 + r < M) ? LOAD_TILE_A(a, (row0 + r) * a_rs + k * a_ks) : 0;
+    for (int i = 0; i < A_PER; i++) {
+        int e = flat + i * ITEMS, r = row0 + A_R(e), k = kb + A_KK(e);
+        areg[i] = (k < k_end && r < M) ? LOAD_TILE_A(a, r * a_rs + k * a_ks) : (TILE_T)0;
     }
-    for (int e = flat; e < KWG * NWG; e += MDIMC * NDIMC) {
-        int kk = b_k_inner ? e % KWG : e / NWG, j = b_k_inner ? e / KWG : e % NWG, k = kb + kk;
-        bt[kk * NWG + j] =
-            (k < k_end && col0 + j < N) ? LOAD_TILE_B(b, k * b_ks + (col0 + j) * b_ns) : 0;
+    for (int i = 0; i < B_PER; i++) {
+        int e = flat + i * ITEMS, j = col0 + B_J(e), k = kb + B_KK(e);
+        breg[i] = (k < k_end && j < N) ? LOAD_TILE_B(b, k * b_ks + j * b_ns) : (TILE_T)0;
+    }
+}
+
+/* Writes the fetched share into one pair of local buffers, k-major. */
+inline void store(int a_ks, int b_ks, int flat, const TILE_T areg[A_PER],
+                  const TILE_T breg[B_PER], __local TILE_T *at, __local TILE_T *bt)
+{
+    const bool a_k_inner = a_ks == 1, b_k_inner = b_ks == 1;
+    for (int i = 0; i < A_PER; i++) {
+        int e = flat + i * ITEMS;
+        at[A_KK(e) * MWG + A_R(e)] = areg[i];
+    }
+    for (int i = 0; i < B_PER; i++) {
+        int e = flat + i * ITEMS;
+        bt[B_KK(e) * NWG + B_J(e)] = breg[i];
     }
 }
 
@@ -171,17 +198,21 @@ gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks, __global const 
         for (int j = 0; j < NWI; j++)
             acc[i][j] = 0;
 
-    if (k_begin < k_end)
-        stage(a, a_rs, a_ks, b, b_ks, b_ns, row0, col0, M, N, k_begin, k_end, flat, a_tile[0],
-              b_tile[0]);
+    TILE_T areg[A_PER], breg[B_PER];
+    if (k_begin < k_end) {
+        fetch(a, a_rs, a_ks, b, b_ks, b_ns, row0, col0, M, N, k_begin, k_end, flat, areg, breg);
+        store(a_ks, b_ks, flat, areg, breg, a_tile[0], b_tile[0]);
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
     int buf = 0;
     for (int kb = k_begin; kb < k_end; kb += KWG) {
-        /* The next slice goes to the other buffer, which every work-item finished reading
-         * before the barrier that ended the previous slice. */
-        if (kb + KWG < k_end)
-            stage(a, a_rs, a_ks, b, b_ks, b_ns, row0, col0, M, N, kb + KWG, k_end, flat,
-                  a_tile[buf ^ 1], b_tile[buf ^ 1]);
+        /* The next slice's loads are issued before this slice's products, which hide their
+         * latency; the registers then go to the other buffer, which every work-item finished
+         * reading before the barrier that ended the previous slice. */
+        bool more = kb + KWG < k_end;
+        if (more)
+            fetch(a, a_rs, a_ks, b, b_ks, b_ns, row0, col0, M, N, kb + KWG, k_end, flat, areg,
+                  breg);
         __local const TILE_T *at = a_tile[buf], *bt = b_tile[buf];
 #if HALF_MATH && !INT8
         half sum[MWI][NWI];
@@ -211,6 +242,7 @@ gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks, __global const 
             for (int j = 0; j < NWI; j++)
                 acc[i][j] += (float)sum[i][j];
 #endif
+        if (more) store(a_ks, b_ks, flat, areg, breg, a_tile[buf ^ 1], b_tile[buf ^ 1]);
         barrier(CLK_LOCAL_MEM_FENCE);
         buf ^= 1;
     }
