@@ -368,7 +368,9 @@ typedef struct nn_tuning {
     uint32_t conv_mr, conv_nv; /* conv_cpu register tile (MR pixels x 16 NV channels) */
     uint32_t gemm_mr, gemm_nv; /* gemm_cpu register tile */
     uint32_t gemm_kc, gemm_qb; /* gemm_cpu k-block and rows per work-item */
-    uint32_t gpu_ts, gpu_wpt;  /* conv_gpu / gemm_gpu work-group tile and outputs/item */
+    /* conv_gpu / gemm_gpu tile shape: 0 chosen per layer, 1 the narrow / small one, 2 the
+     * wide / large one (op_conv_gpu.c, op_gemm.c) */
+    uint32_t gpu_conv_tile, gpu_gemm_tile;
     uint32_t local_1d;         /* work-group size of the one-element-per-item kernels */
     uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
     uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
@@ -777,6 +779,10 @@ cleval_status nn_launch_conv_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x
 cleval_status nn_conv_repack_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
 cleval_status nn_launch_conv_repack(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
                                     int64_t ph, int64_t pw, const int64_t pad_b[2]);
+/* Conv (not depthwise) for the GPU kernel family (op_conv_gpu.c, kernels/conv_gpu.cl);
+ * `precision` is the storage and int8 options shared by every Conv kernel build. */
+cleval_status nn_conv_gpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
+cleval_status nn_conv_gpu_launch(cleval_nn *nn, nn_op *op);
 
 /* Enqueues argmax of rows [n][c] into pred, and each row's count of NaN and infinite scores
  * into nonfinite (softmax.c). */

@@ -258,6 +258,40 @@ static const char *mode_tag(const cleval_nn *nn, const nn_op *op)
     return op->int8 ? " int8" : nn->precision == CLEVAL_NN_FP16 ? nn_fp16_tag(nn) : "";
 }
 
+/* gemm_gpu's tunables (kernels/gemm_gpu.cl): an MWG x NWG tile per work-group of MDIMC x
+ * NDIMC work-items, KWG-deep k-slices, local-memory vectors of VWM rows and VWN columns. */
+typedef struct gemm_gpu_tile {
+    uint32_t mwg, nwg, kwg, mdimc, ndimc, vwm, vwn;
+} gemm_gpu_tile;
+
+/* SMALL: 4 x 4 outputs per work-item, 64 items, 8 KiB of local memory. LARGE: 8 x 8 per item
+ * (twice the FMAs per local load), 64 items, 16 KiB; for outputs at least 64 columns wide,
+ * where its 64-column tiles are not mostly padding. */
+static const gemm_gpu_tile GEMM_GPU_SMALL = {32, 32, 16, 8, 8, 2, 2};
+static const gemm_gpu_tile GEMM_GPU_LARGE = {64, 64, 16, 8, 8, 4, 4};
+
+static size_t gemm_gpu_local_bytes(const cleval_nn *nn, const nn_op *op, const gemm_gpu_tile *t)
+{
+    size_t elem = op->int8 ? 1 : nn->half_math ? 2 : 4;
+    return 2 * (size_t)t->kwg * (t->mwg + t->nwg) * elem; /* two buffers of A and B slices */
+}
+
+static bool gemm_gpu_fits(const cleval_nn *nn, const nn_op *op, const gemm_gpu_tile *t)
+{
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    return info->max_work_group_size >= (size_t)t->mdimc * t->ndimc &&
+           info->local_mem_bytes >= gemm_gpu_local_bytes(nn, op, t);
+}
+
+/* The tile for op: the tuned choice (gpu_gemm_tile 1 small, 2 large), else large for N >= 64;
+ * small when the device cannot hold the large one. Chosen from N, fixed at prepare. */
+static gemm_gpu_tile gemm_gpu_tile_for(const cleval_nn *nn, const nn_op *op)
+{
+    uint32_t forced = nn->tuning.gpu_gemm_tile;
+    bool large = forced ? forced == 2 : op->p.gemm.n >= 64;
+    return large && gemm_gpu_fits(nn, op, &GEMM_GPU_LARGE) ? GEMM_GPU_LARGE : GEMM_GPU_SMALL;
+}
+
 /* GPU: a constant B is read in place (the float constant, or a half / int8 copy); gemm_gpu,
  * its split-K reduction and (int8) quantize_2d. */
 static cleval_status prepare_gpu(cleval_nn *nn, nn_op *op, const gemm_weights *w, bool has_c)
@@ -277,15 +311,24 @@ static cleval_status prepare_gpu(cleval_nn *nn, nn_op *op, const gemm_weights *w
         status = nn_upload(nn, w->scales, (size_t)w->n_cols * sizeof *w->scales, "weight scales",
                            &op->mem[4]);
     if (status != CLEVAL_OK) return status;
-    char options[400], precision[200];
+    gemm_gpu_tile t = gemm_gpu_tile_for(nn, op);
+    if (!gemm_gpu_fits(nn, op, &t))
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "the device's work-groups are smaller than gemm_gpu's %ux%u tile "
+                          "needs (%u items, %zu bytes of local memory)",
+                          t.mwg, t.nwg, t.mdimc * t.ndimc, gemm_gpu_local_bytes(nn, op, &t));
+    char options[480], precision[200];
     precision_options(nn, op, b_half, precision, sizeof precision);
-    snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u %s", has_c,
-             nn_epilogue_clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
-             nn->tuning.gpu_wpt, mode_tag(nn, op));
-    status = nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
+    snprintf(options, sizeof options,
+             "-DHAS_C=%d -DCLAMP=%d -DMWG=%u -DNWG=%u -DKWG=%u -DMDIMC=%u -DNDIMC=%u -DVWM=%u "
+             "-DVWN=%u %s",
+             has_c, nn_epilogue_clamps(&p->ep), t.mwg, t.nwg, t.kwg, t.mdimc, t.ndimc, t.vwm, t.vwn,
+             precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu %ux%u/%u %ux%u%s", t.mwg, t.nwg,
+             t.kwg, t.mwg / t.mdimc, t.nwg / t.ndimc, mode_tag(nn, op));
+    status = nn_kernel(nn, op, "gemm_gpu", options, "gemm_gpu", &op->k[0]);
     if (status == CLEVAL_OK)
-        status = nn_kernel(nn, op, "gemm", options, "gemm_gpu_reduce", &op->k[2]);
+        status = nn_kernel(nn, op, "gemm_gpu", options, "gemm_gpu_reduce", &op->k[2]);
     if (status == CLEVAL_OK && op->int8)
         status = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
     return status;
@@ -426,8 +469,8 @@ static int64_t rows_per_item(const cleval_nn *nn, const nn_op *op, int64_t m, in
 static int64_t gpu_splits(const cleval_nn *nn, const nn_op *op, int64_t m)
 {
     const nn_gemm_params *p = &op->p.gemm;
-    int64_t ts = nn->tuning.gpu_ts;
-    int64_t tiles = ((m + ts - 1) / ts) * ((p->n + ts - 1) / ts);
+    gemm_gpu_tile t = gemm_gpu_tile_for(nn, op);
+    int64_t tiles = ((m + t.mwg - 1) / t.mwg) * ((p->n + t.nwg - 1) / t.nwg);
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
     int64_t want = (int64_t)nn->tuning.gpu_groups * (info->compute_units ? info->compute_units : 1);
     if (tiles == 0 || tiles >= want) return 1;
@@ -592,10 +635,12 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
     const nn_gemm_params *p = &op->p.gemm;
     int64_t m = call->m;
     workspace_layout w = layout_of(nn, op, m, 1);
-    /* Each split a whole number of 16-k slices (gemm.cl's TK), so the slices, and with half
-     * arithmetic the blocks summed in half, start at multiples of 16 whatever the split (a
-     * last split may get no k: its partial sums are 0). */
-    int64_t splits = gpu_splits(nn, op, m), per = ((p->k + splits - 1) / splits + 15) / 16 * 16;
+    /* Each split a whole number of KWG-deep slices, so the slices, and with half arithmetic
+     * the blocks summed in half, start at multiples of KWG whatever the split (a last split
+     * may get no k: its partial sums are 0). */
+    gemm_gpu_tile t = gemm_gpu_tile_for(nn, op);
+    int64_t splits = gpu_splits(nn, op, m);
+    int64_t per = ((p->k + splits - 1) / splits + t.kwg - 1) / t.kwg * t.kwg;
     cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : call->y;
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, call->a);
@@ -617,11 +662,9 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
     cleval_kernel_arg_mem(&a, part);
     cleval_kernel_arg_int(&a, (int32_t)w.at);
     arg_scales(&a, op, call);
-    int64_t ts = nn->tuning.gpu_ts;
-    size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
-    size_t global[3] = {(size_t)((p->n + ts - 1) / ts) * threads,
-                        (size_t)((m + ts - 1) / ts) * threads, (size_t)splits};
-    size_t local[3] = {threads, threads, 1};
+    size_t local[3] = {t.ndimc, t.mdimc, 1};
+    size_t global[3] = {(size_t)((p->n + t.nwg - 1) / t.nwg) * t.ndimc,
+                        (size_t)((m + t.mwg - 1) / t.mwg) * t.mdimc, (size_t)splits};
     cleval_status status = nn_enqueue(nn, op, &a, 3, global, local);
     if (status != CLEVAL_OK || splits == 1) return status;
     cleval_kernel_args r = cleval_kernel_args_begin(op->k[2], NULL);
