@@ -29,8 +29,9 @@ typedef struct cleval_program_cache_header {
     uint64_t checksum;    /* cleval_cache_hash of the binary: a damaged file misses */
 } cleval_program_cache_header;
 
-/* The key of `source` (includes expanded) built with `options` for `device`; 0 when the device
- * cannot be queried (then nothing is cached). */
+/* The key of `source` (includes expanded) built with `options` for `device`; 0 (nothing is
+ * cached) when the device cannot be queried, or when its driver keeps a disk cache that makes
+ * ours a loss (PoCL, unless POCL_KERNEL_CACHE=0: see program_cache.c). */
 uint64_t cleval_program_cache_key(cl_device_id device, const char *source, const char *options);
 
 /* The entry name of a key: 16 hex digits and ".bin" (out holds at least 21 bytes). */
