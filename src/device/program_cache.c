@@ -56,16 +56,16 @@ static bool platform_name(cl_device_id device, char *text, size_t size)
     return true;
 }
 
-/* PoCL keeps compiled programs in a disk cache of its own unless POCL_KERNEL_CACHE=0, and it
- * makes asking for a binary expensive: clGetProgramInfo(CL_PROGRAM_BINARIES) first compiles
- * every kernel of the program for any work-group size. Measured on the shipped CNN with both
- * caches cold, that took a first run from 19 s to 52 s, to save about 0.35 s on each later one;
- * so cleval's cache stands aside while PoCL's is on. */
+/* PoCL keeps compiled programs in a disk cache of its own (while POCL_KERNEL_CACHE is unset, or
+ * set to what PoCL reads as true: a value starting with "1"), and it makes asking for a binary
+ * expensive: clGetProgramInfo(CL_PROGRAM_BINARIES) first compiles every kernel of the program
+ * for any work-group size. Measured on the shipped CNN with both caches cold, that took a first
+ * run from 19 s to 52 s, to save about 0.35 s on each later one; so cleval's cache stands aside
+ * while PoCL's is on. */
 static bool driver_caches_itself(const char *platform)
 {
     const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
-    return strstr(platform, "Portable Computing Language") &&
-           !(pocl_cache && strcmp(pocl_cache, "0") == 0);
+    return strstr(platform, "Portable Computing Language") && (!pocl_cache || pocl_cache[0] == '1');
 }
 
 uint64_t cleval_program_cache_key(cl_device_id device, const char *source, const char *options)
@@ -106,8 +106,8 @@ static bool entry_valid(const unsigned char *data, size_t size, uint64_t key, co
         *why = "made for another key";
     else if (header.binary_size == 0 || header.binary_size != size - sizeof header)
         *why = "truncated or padded";
-    else if (cleval_cache_hash(CLEVAL_CACHE_HASH_SEED, data + sizeof header, size - sizeof header) !=
-             header.checksum)
+    else if (cleval_cache_hash(CLEVAL_CACHE_HASH_SEED, data + sizeof header,
+                               size - sizeof header) != header.checksum)
         *why = "checksum mismatch";
     else
         return true;
@@ -116,8 +116,8 @@ static bool entry_valid(const unsigned char *data, size_t size, uint64_t key, co
 
 /* A program from a verified binary, or NULL when the driver refuses it. */
 static cl_program program_from_binary(cl_context context, cl_device_id device,
-                                      const unsigned char *binary, size_t size,
-                                      const char *options, const char **why)
+                                      const unsigned char *binary, size_t size, const char *options,
+                                      const char **why)
 {
     cl_int binary_status = CL_SUCCESS, err;
     cl_program program =
@@ -149,10 +149,9 @@ cl_program cleval_program_cache_load(cl_context context, cl_device_id device, ui
         const char *why = NULL;
         const unsigned char *bytes = data;
         if (entry_valid(bytes, size, key, &why))
-            program = program_from_binary(context, device,
-                                          bytes + sizeof(cleval_program_cache_header),
-                                          size - sizeof(cleval_program_cache_header), options,
-                                          &why);
+            program =
+                program_from_binary(context, device, bytes + sizeof(cleval_program_cache_header),
+                                    size - sizeof(cleval_program_cache_header), options, &why);
         if (!program) {
             count(&counts.rejected);
             cleval_log(CLEVAL_LOG_INFO, "program cache entry %s not used: %s", name, why);
@@ -188,8 +187,7 @@ void cleval_program_cache_store(cl_program program, uint64_t key)
         memcpy(entry, &header, sizeof header);
         char name[21];
         cleval_program_cache_name(key, name);
-        if (cleval_cache_store(SUBFOLDER, name, entry, sizeof header + size))
-            count(&counts.stored);
+        if (cleval_cache_store(SUBFOLDER, name, entry, sizeof header + size)) count(&counts.stored);
     }
     free(entry);
 }

@@ -213,8 +213,7 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
     char full_options[2048];
     snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s", options);
     uint64_t key = cleval_program_cache_key(dev->device_id, source, full_options);
-    cl_program program =
-        cleval_program_cache_load(dev->context, dev->device_id, key, full_options);
+    cl_program program = cleval_program_cache_load(dev->context, dev->device_id, key, full_options);
     if (program) {
         free(source);
         cleval_log(CLEVAL_LOG_INFO, "loaded kernels/%s.cl [%s] from the program cache in %.3f s",
