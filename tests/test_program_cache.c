@@ -423,7 +423,12 @@ static void test_stands_aside_for_pocl_cache(void **state)
 
 int main(void)
 {
-    /* PoCL's own cache off, so that cleval's is used on PoCL too (see the last test). */
+    /* cleval's cache stands aside for PoCL's own (see the last test) unless POCL_KERNEL_CACHE=0.
+     * PoCL reads that variable once, when the platform is first listed, and cleval at every
+     * build: set after the listing, it keeps PoCL's cache on (its compiles are then cached
+     * across this program's runs, so the test stays short) while cleval's is used. */
+    uint32_t index;
+    if (cleval_device_resolve(NULL, &index) != CLEVAL_OK) return 1;
     setenv("POCL_KERNEL_CACHE", "0", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_build_is_served_from_cache),
