@@ -34,8 +34,7 @@ cleval_program_cache_counts cleval_program_cache_get_counts(void)
     return now;
 }
 
-/* Hashes a string property of the device (or of its platform) into the key; false when the
- * driver cannot give it. */
+/* Hashes a string property of the device into the key; false when the driver cannot give it. */
 static bool hash_device_string(uint64_t *hash, cl_device_id device, cl_device_info what)
 {
     char text[1024];
@@ -45,6 +44,7 @@ static bool hash_device_string(uint64_t *hash, cl_device_id device, cl_device_in
     return true;
 }
 
+/* The name of the device's platform ("Portable Computing Language", "NVIDIA CUDA"). */
 static bool platform_name(cl_device_id device, char *text, size_t size)
 {
     cl_platform_id platform;
