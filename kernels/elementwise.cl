@@ -103,7 +103,7 @@ inline float sigmoid1(float v)
  * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc and its
  * tanh form through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as
  * v + log1p(e^-v) for v > 0 (no overflow). */
-inline float unary_math(int op, float v, float a, float b)
+static inline float unary_math(int op, float v, float a, float b)
 {
     switch (op) {
     case OP_EXP: return exp(v);

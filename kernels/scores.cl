@@ -59,7 +59,7 @@ typedef struct pending_logs {
 
 /* Adds the pending rows' -log P[y] to the log losses (a partly filled batch is padded with
  * P = 1, whose log is 0). */
-inline void flush_logs(pending_logs *logs, float *f)
+static inline void flush_logs(pending_logs *logs, float *f)
 {
     for (int q = 0; q < 2; q++) {
         for (uint i = logs->n; i < SCORE_VECTOR; i++)
@@ -96,7 +96,7 @@ inline void add_candidate(float *f, uint *u, pending_logs *logs, uint q, float p
  * terms. Both run SCORE_VECTOR classes at a time in vector lanes (the CPU's SIMD: exp and the
  * comparisons are the cost), then the remaining classes one by one; lanes are added in a
  * fixed order, so the sums do not depend on scheduling. */
-inline void add_row(__global const float *row, uint y, uint c, uint k, float *f, uint *u,
+static inline void add_row(__global const float *row, uint y, uint c, uint k, float *f, uint *u,
                     pending_logs *logs, __global const float *bounds)
 {
     const float s_true = row[y];
