@@ -3,6 +3,7 @@
  * file keeps them, so the sum must not depend on order. A damaged item changes its hash; an
  * added or lost item adds or removes one. */
 #include "statefile.h"
+
 #include "engine_internal.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleval/cache.h"
 #include "cleval/input.h"
 
 static const char CHECKSUM[] = "checksum";
@@ -22,12 +24,7 @@ enum { SEAL_BYTES = 32 };
 
 uint64_t state_fnv1a(uint64_t hash, const void *bytes, size_t n)
 {
-    const unsigned char *b = bytes;
-    for (size_t i = 0; i < n; i++) {
-        hash ^= b[i];
-        hash *= 0x100000001b3ull;
-    }
-    return hash;
+    return cleval_cache_hash(hash, bytes, n); /* the same FNV-1a 64 */
 }
 
 /* FNV-1a of an unsigned value's `size` bytes, little-endian whatever the host. */
