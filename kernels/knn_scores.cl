@@ -37,23 +37,8 @@
 
 #include "tile.clh"
 
-/* Replaces the root (worst) of a max-heap of m scores and restores the heap. */
-inline void heap_replace_top(__global float *score, __global int *index, uint m, float s, int i)
-{
-    uint at = 0;
-    for (;;) {
-        uint left = 2 * at + 1;
-        if (left >= m) break;
-        uint right = left + 1;
-        uint child = (right < m && score[right] > score[left]) ? right : left;
-        if (score[child] <= s) break;
-        score[at] = score[child];
-        index[at] = index[child];
-        at = child;
-    }
-    score[at] = s;
-    index[at] = i;
-}
+#define HEAP_AS __global
+#include "heap.clh"
 
 /* Offers 16 scores of one query to its heap; the vector test skips the common case cheaply. */
 inline void offer16(float16 s, __global float *score, __global int *index, uint m, int first)

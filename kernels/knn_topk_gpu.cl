@@ -52,23 +52,7 @@
 #define HEAP_AS __global
 #endif
 
-/* Replaces the root (worst) of a max-heap of m scores and restores the heap. */
-inline void topk_replace_top(HEAP_AS float *score, HEAP_AS int *index, uint m, float s, int i)
-{
-    uint at = 0;
-    for (;;) {
-        uint left = 2 * at + 1;
-        if (left >= m) break;
-        uint right = left + 1;
-        uint child = (right < m && score[right] > score[left]) ? right : left;
-        if (score[child] <= s) break;
-        score[at] = score[child];
-        index[at] = index[child];
-        at = child;
-    }
-    score[at] = s;
-    index[at] = i;
-}
+#include "heap.clh"
 
 __kernel __attribute__((reqd_work_group_size(RT / WPT, QT / WPT, 1))) void
 knn_topk_gpu(__global const float *queries, __global const float *refs,
@@ -154,7 +138,7 @@ knn_topk_gpu(__global const float *queries, __global const float *refs,
             uint width = min((uint)RT, ref_end - r0);
             for (uint c = 0; c < width; c++) {
                 float s = s_tile[flat][c];
-                if (s < hs[0]) topk_replace_top(hs, hi, m, s, index_base + (int)(r0 + c));
+                if (s < hs[0]) heap_replace_top(hs, hi, m, s, index_base + (int)(r0 + c));
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
