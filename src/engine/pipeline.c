@@ -27,6 +27,11 @@ typedef struct worker {
     uint32_t id;
     pthread_t thread;
     bool started;
+    /* The batches enqueued on the device and not yet done, oldest first: slot indices and the
+     * events that complete with each batch's last command. */
+    int flight[PIPELINE_IN_FLIGHT];
+    cl_event flight_done[PIPELINE_IN_FLIGHT];
+    uint32_t n_flight;
     cleval_histogram *hist;
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
@@ -57,6 +62,7 @@ struct pipeline {
     uint32_t n_score_pending, score_pending_capacity;
     uint64_t score_next_row;
     uint32_t error_capacity; /* each slot's picks per error list: min(N, batch) */
+    uint32_t batch_rows;     /* rows of the longest batch */
 };
 
 void pipeline_counts_free(pipeline_counts *counts)
@@ -129,14 +135,16 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
 
 /* --- Workers --------------------------------------------------------------------------- */
 
-/* Copies `bytes` bytes where the device reads them (map, copy, unmap). */
+/* Enqueues the copy of `bytes` bytes of a slot's host array where the device reads them. Not
+ * waited for: the slot's arrays stay unchanged until its batch is done, and the device's
+ * queue runs in order, so the batch's kernels see the copy and earlier batches' kernels have
+ * finished with the buffer before it is overwritten. */
 static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const void *values,
                            size_t bytes)
 {
-    cleval_status status = cleval_hostbuf_map(dev, buf, true);
-    if (status != CLEVAL_OK) return status;
-    memcpy(buf->host, values, bytes);
-    return cleval_hostbuf_unmap(dev, buf);
+    return cleval_cl_check(clEnqueueWriteBuffer(cleval_device_queue(dev), buf->mem, CL_FALSE, 0,
+                                                bytes, values, 0, NULL, NULL),
+                           "clEnqueueWriteBuffer(batch staging)");
 }
 
 /* The batch's score rows on the worker's device: the model's own buffer `on_device` when it
@@ -152,10 +160,11 @@ static cleval_status device_score_rows(worker *w, pipeline_slot *slot, cl_mem on
         return cleval_fail(CLEVAL_ERR_INTERNAL, "the model left no score rows to reduce");
     size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
     cleval_status status = CLEVAL_OK;
-    if (w->score_rows.bytes < bytes) {
-        cleval_hostbuf_release(&w->score_rows);
-        status = cleval_hostbuf_create(dev, bytes, "score batch", &w->score_rows);
-    }
+    /* Sized for the longest batch at once: batches in flight may still read it. */
+    if (!w->score_rows.mem)
+        status = cleval_hostbuf_create(
+            dev, (size_t)w->p->batch_rows * cfg->score_width * sizeof *slot->scores, "score batch",
+            &w->score_rows);
     if (status == CLEVAL_OK) status = stage(dev, &w->score_rows, slot->scores, bytes);
     *rows = w->score_rows.mem;
     return status;
@@ -169,8 +178,8 @@ static cleval_status find_errors(worker *w, pipeline_slot *slot, cl_mem score_ro
                                    slot->n_error_picks);
 }
 
-/* Runs one batch on the worker's device and counts it. */
-static cleval_status process(worker *w, pipeline_slot *slot)
+/* Enqueues one batch on the worker's device and its counting. */
+static cleval_status submit(worker *w, pipeline_slot *slot)
 {
     const pipeline_config *cfg = w->p->cfg;
     cleval_device *dev = cfg->devices[w->id];
@@ -218,6 +227,62 @@ static int next_filled(const pipeline *p)
     return best;
 }
 
+/* Records a worker's failure. Called with the lock held. */
+static void worker_failed(worker *w, cleval_status status)
+{
+    pipeline *p = w->p;
+    if (w->status == CLEVAL_OK) {
+        w->status = status;
+        snprintf(w->error, sizeof w->error, "%s", cleval_last_error());
+    }
+    p->failed = true;
+    pthread_cond_broadcast(&p->filled);
+}
+
+/* Enqueues slot s's batch and an event for its end, and adds it to the worker's batches in
+ * flight; on failure waits for what was enqueued. Called with the lock released. */
+static cleval_status start_batch(worker *w, int s)
+{
+    pipeline *p = w->p;
+    cleval_device *dev = p->cfg->devices[w->id];
+    cl_command_queue queue = cleval_device_queue(dev);
+    cl_event done = NULL;
+    cleval_status status = submit(w, &p->slots[s]);
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueMarkerWithWaitList(queue, 0, NULL, &done),
+                                 "clEnqueueMarkerWithWaitList(batch end)");
+    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(queue), "clFlush");
+    if (status != CLEVAL_OK) {
+        if (done) clReleaseEvent(done);
+        cleval_device_finish(dev); /* nothing may still read the slot once it is handed back */
+        return status;
+    }
+    uint32_t i = w->n_flight++;
+    w->flight[i] = s;
+    w->flight_done[i] = done;
+    return CLEVAL_OK;
+}
+
+/* Waits for the oldest batch in flight to finish and removes it; returns its slot. Called with
+ * the lock released. */
+static cleval_status end_batch(worker *w, int *s)
+{
+    pipeline *p = w->p;
+    *s = w->flight[0];
+    cl_event done = w->flight_done[0];
+    w->n_flight--;
+    memmove(w->flight, w->flight + 1, w->n_flight * sizeof *w->flight);
+    memmove(w->flight_done, w->flight_done + 1, w->n_flight * sizeof *w->flight_done);
+    cleval_status status = cleval_cl_check(clWaitForEvents(1, &done), "clWaitForEvents(batch end)");
+    clReleaseEvent(done);
+    if (status == CLEVAL_OK && p->cfg->ops.finish)
+        status = p->cfg->ops.finish(p->cfg->models[w->id], &p->slots[*s]);
+    return status;
+}
+
+/* Keeps up to PIPELINE_IN_FLIGHT filled batches enqueued on the device, handing each back
+ * (done) when its event completes; new batches come first, so the device's queue never runs
+ * dry while one is filled. */
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -225,23 +290,29 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&p->lock);
     for (;;) {
         int s = p->failed ? -1 : next_filled(p); /* after a failure or a stop, no new batch */
-        if (s < 0) {
-            if (p->closing || p->failed) break;
-            pthread_cond_wait(&p->filled, &p->lock);
+        if (s >= 0 && w->n_flight < PIPELINE_IN_FLIGHT) {
+            p->state[s] = SLOT_BUSY;
+            pthread_mutex_unlock(&p->lock);
+            cleval_status status = start_batch(w, s);
+            pthread_mutex_lock(&p->lock);
+            if (status != CLEVAL_OK) {
+                p->state[s] = SLOT_DONE;
+                worker_failed(w, status);
+                pthread_cond_signal(&p->done);
+            }
             continue;
         }
-        p->state[s] = SLOT_BUSY;
-        pthread_mutex_unlock(&p->lock);
-        cleval_status status = process(w, &p->slots[s]);
-        pthread_mutex_lock(&p->lock);
-        p->state[s] = SLOT_DONE;
-        if (status != CLEVAL_OK) {
-            w->status = status;
-            snprintf(w->error, sizeof w->error, "%s", cleval_last_error());
-            p->failed = true;
-            pthread_cond_broadcast(&p->filled);
+        if (w->n_flight > 0) {
+            pthread_mutex_unlock(&p->lock);
+            cleval_status status = end_batch(w, &s);
+            pthread_mutex_lock(&p->lock);
+            p->state[s] = SLOT_DONE;
+            if (status != CLEVAL_OK) worker_failed(w, status);
+            pthread_cond_signal(&p->done);
+            continue;
         }
-        pthread_cond_signal(&p->done);
+        if (p->closing || p->failed) break;
+        pthread_cond_wait(&p->filled, &p->lock);
     }
     pthread_mutex_unlock(&p->lock);
     /* Leave no command of this thread's queue running on buffers about to be freed. */
@@ -332,7 +403,8 @@ static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot
 static cleval_status allocate(pipeline *p)
 {
     const pipeline_config *cfg = p->cfg;
-    p->n_slots = 2 * cfg->n_workers + 1;
+    /* Each worker's batches in flight and one more filled, and one the reader fills. */
+    p->n_slots = (PIPELINE_IN_FLIGHT + 1) * cfg->n_workers + 1;
     p->slots = calloc(p->n_slots, sizeof *p->slots);
     p->state = calloc(p->n_slots, sizeof *p->state);
     p->workers = calloc(cfg->n_workers, sizeof *p->workers);
@@ -344,12 +416,21 @@ static cleval_status allocate(pipeline *p)
     /* No batch is longer than the rows to go: a --batch beyond them would only cost memory. */
     uint64_t rows = cfg->row_end > cfg->row_begin ? cfg->row_end - cfg->row_begin : 1;
     size_t batch = cfg->batch < rows ? cfg->batch : (size_t)rows;
+    p->batch_rows = (uint32_t)batch;
     uint32_t n_errors = cfg->errors ? cleval_errors_collector_n(cfg->errors) : 0;
     p->error_capacity = n_errors < batch ? n_errors : (uint32_t)batch; /* the finder's capacity */
     for (uint32_t s = 0; s < p->n_slots; s++) {
         pipeline_slot *slot = &p->slots[s];
         slot->pred = malloc(batch * sizeof *slot->pred);
-        if (cfg->x) slot->x = malloc(batch * x_bytes);
+        slot->host_pred = cfg->save || cfg->sink || cfg->errors;
+        cleval_status status;
+        if (cfg->x) {
+            /* Page-locked, so a GPU copies the samples by DMA while it computes. */
+            if ((status = cleval_hostbuf_create_pinned(cfg->devices[0], batch * x_bytes,
+                                                       "sample batch", &slot->x_mem)))
+                return status;
+            slot->x = slot->x_mem.host;
+        }
         if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
         bool scores = cfg->with_scores || (cfg->score_metrics && !cfg->ops.scores_on_device);
         if (scores) slot->scores = malloc(batch * cfg->score_width * sizeof *slot->scores);
@@ -357,7 +438,7 @@ static cleval_status allocate(pipeline *p)
         if (picks)
             slot->error_picks =
                 malloc(CLEVAL_ERROR_LISTS * (size_t)p->error_capacity * sizeof *slot->error_picks);
-        if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||
+        if (!slot->pred || (cfg->labels && !slot->labels) ||
             (scores && !slot->scores) || (picks && !slot->error_picks))
             return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %zu samples",
                                data_path(cfg), batch);
@@ -390,7 +471,7 @@ static cleval_status allocate(pipeline *p)
 static void release(pipeline *p)
 {
     for (uint32_t s = 0; p->slots && s < p->n_slots; s++) {
-        free(p->slots[s].x);
+        cleval_hostbuf_release(&p->slots[s].x_mem);
         free(p->slots[s].labels);
         free(p->slots[s].pred);
         free(p->slots[s].scores);

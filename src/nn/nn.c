@@ -651,7 +651,9 @@ static cleval_status check_ops(cleval_nn *nn)
     return CLEVAL_OK;
 }
 
-cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores)
+/* cleval_nn_run and cleval_nn_run_async: keep_x, x is read after the call returns. */
+static cleval_status run_classifier(cleval_nn *nn, const void *x, uint32_t n, float *scores,
+                                    bool keep_x)
 {
     if (nn->general)
         return cleval_fail(CLEVAL_ERR_USAGE,
@@ -684,7 +686,8 @@ cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *sco
         nn->pred_capacity = pred_bytes;
     }
     int out = nn->outputs[0];
-    if ((status = nn_feed_write(nn, 0, x)) != CLEVAL_OK || (status = launch_all(nn)) != CLEVAL_OK ||
+    if ((status = nn_feed_write(nn, 0, x, keep_x)) != CLEVAL_OK ||
+        (status = launch_all(nn)) != CLEVAL_OK ||
         (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
                                    nn->width)) != CLEVAL_OK ||
         (status = check_ops(nn)) != CLEVAL_OK)
@@ -697,6 +700,16 @@ cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *sco
                                  "clEnqueueReadBuffer(scores)");
     if (status == CLEVAL_OK && nn->profiling) status = collect_profile(nn);
     return status;
+}
+
+cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores)
+{
+    return run_classifier(nn, x, n, scores, false);
+}
+
+cleval_status cleval_nn_run_async(cleval_nn *nn, const void *x, uint32_t n)
+{
+    return run_classifier(nn, x, n, NULL, true);
 }
 
 cl_mem cleval_nn_scores_buffer(const cleval_nn *nn)
@@ -732,7 +745,7 @@ cleval_status cleval_nn_run_graph(cleval_nn *nn, const cleval_nn_tensor *inputs,
     if ((status = nn_infer_all(nn)) != CLEVAL_OK || (status = nn_plan(nn)) != CLEVAL_OK)
         return status;
     for (uint32_t i = 0; i < nn->n_inputs && status == CLEVAL_OK; i++)
-        status = nn_feed_write(nn, i, inputs[i].data);
+        status = nn_feed_write(nn, i, inputs[i].data, false);
     if (status == CLEVAL_OK) status = launch_all(nn);
     if (status == CLEVAL_OK) status = check_ops(nn);
     for (uint32_t o = 0; o < nn->n_outputs && status == CLEVAL_OK; o++) {

@@ -253,6 +253,14 @@ uint32_t cleval_nn_max_batch(const cleval_nn *nn);
  * cleval_nn_max_batch() fails with CLEVAL_ERR_USAGE. */
 cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores);
 
+/* Classifier: cleval_nn_run() without `scores`, and without waiting for the upload of x: the
+ * call returns once the batch is enqueued, and x must stay unchanged until the commands
+ * enqueued on the device's queue so far have finished (an event or a blocking call on that
+ * queue after this one). Up to three batches may be enqueued before the first finishes: their
+ * uploads (from page-locked memory, cleval_hostbuf_create_pinned, where the host can) overlap
+ * the earlier batches' kernels. */
+cleval_status cleval_nn_run_async(cleval_nn *nn, const void *x, uint32_t n);
+
 /* Classifier: the int32 [n] predictions and float [n][C] scores of the last run, valid until
  * the next run or destroy (a larger batch may replace the buffers). */
 cl_mem cleval_nn_pred_buffer(const cleval_nn *nn);
