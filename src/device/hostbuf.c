@@ -16,11 +16,11 @@ cleval_status cleval_hostbuf_create(cleval_device *dev, size_t bytes, const char
     memset(out, 0, sizeof *out);
     size_t size = cleval_round_up(bytes ? bytes : 1, HOSTBUF_ALIGNMENT);
     void *host = aligned_alloc(HOSTBUF_ALIGNMENT, size);
-    if (!host) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory allocating %s (%zu bytes)",
-                                  what, size);
+    if (!host)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory allocating %s (%zu bytes)", what, size);
     cl_mem mem;
-    cleval_status status = cleval_device_buffer(dev, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR,
-                                                size, host, what, &mem);
+    cleval_status status =
+        cleval_device_buffer(dev, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, size, host, what, &mem);
     if (status != CLEVAL_OK) {
         free(host);
         return status;
@@ -33,8 +33,8 @@ cleval_status cleval_hostbuf_map(cleval_device *dev, cleval_hostbuf *buf, bool f
 {
     cl_int err;
     cl_map_flags flags = for_write ? CL_MAP_WRITE_INVALIDATE_REGION : CL_MAP_READ;
-    void *p = clEnqueueMapBuffer(dev->queue, buf->mem, CL_TRUE, flags, 0, buf->bytes, 0, NULL,
-                                 NULL, &err);
+    void *p = clEnqueueMapBuffer(dev->queue, buf->mem, CL_TRUE, flags, 0, buf->bytes, 0, NULL, NULL,
+                                 &err);
     if (err != CL_SUCCESS) return cleval_cl_check(err, "clEnqueueMapBuffer");
     /* With CL_MEM_USE_HOST_PTR the mapped pointer is the host pointer on every driver we know;
      * anything else would break the in-place contract, so treat it as a device failure. */

@@ -19,8 +19,8 @@ typedef struct eval_model {
     uint32_t *row_nonfinite[PIPELINE_IN_FLIGHT];
     uint32_t capacity[PIPELINE_IN_FLIGHT];
     uint64_t started, finished; /* batches predict enqueued, and finish took back */
-    uint64_t nonfinite;       /* NaN and infinite scores in this device's batches */
-    uint64_t first_nonfinite; /* the first sample holding one; UINT64_MAX: none yet */
+    uint64_t nonfinite;         /* NaN and infinite scores in this device's batches */
+    uint64_t first_nonfinite;   /* the first sample holding one; UINT64_MAX: none yet */
 } eval_model;
 
 /* The batch is done: adds its NaN and infinite scores to the device's tally. */
@@ -59,8 +59,8 @@ static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred, cl_
     *scores = cleval_nn_scores_buffer(m->nn);
     cl_command_queue queue = cleval_device_queue(m->dev);
     status = cleval_cl_check(clEnqueueReadBuffer(queue, cleval_nn_nonfinite_buffer(m->nn), CL_FALSE,
-                                                 0, slot->n * sizeof(uint32_t),
-                                                 m->row_nonfinite[r], 0, NULL, NULL),
+                                                 0, slot->n * sizeof(uint32_t), m->row_nonfinite[r],
+                                                 0, NULL, NULL),
                              "clEnqueueReadBuffer(non-finite score counts)");
     if (status == CLEVAL_OK && slot->scores)
         status = cleval_cl_check(
@@ -70,8 +70,8 @@ static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred, cl_
             "clEnqueueReadBuffer(scores)");
     if (status == CLEVAL_OK && slot->host_pred)
         status = cleval_cl_check(clEnqueueReadBuffer(queue, *pred, CL_FALSE, 0,
-                                                     slot->n * sizeof(int32_t), slot->pred, 0,
-                                                     NULL, NULL),
+                                                     slot->n * sizeof(int32_t), slot->pred, 0, NULL,
+                                                     NULL),
                                  "clEnqueueReadBuffer(predictions)");
     if (status == CLEVAL_OK) m->started++;
     return status;

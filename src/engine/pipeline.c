@@ -39,7 +39,7 @@ typedef struct worker {
     /* The batch's scores where the device reads them, made when a batch first needs it (the
      * file's scores, or a model that leaves none on the device) */
     cleval_hostbuf score_rows;
-    cleval_error_finder *error_finder;   /* config->errors with score_metrics */
+    cleval_error_finder *error_finder; /* config->errors with score_metrics */
     cleval_status status;
     char error[1024];
 } worker;
@@ -389,8 +389,8 @@ static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot
     uint64_t row0 = slot->row0 - cfg->save_row0;
     const float *scores = cfg->with_scores ? slot->scores : NULL;
     if (cfg->sink) {
-        cleval_status status = cfg->sink->write(cfg->sink->user, row0, slot->n, slot->pred,
-                                                scores, cfg->score_width);
+        cleval_status status =
+            cfg->sink->write(cfg->sink->user, row0, slot->n, slot->pred, scores, cfg->score_width);
         if (status != CLEVAL_OK) return status;
     }
     if (!cfg->save) return CLEVAL_OK;
@@ -438,8 +438,8 @@ static cleval_status allocate(pipeline *p)
         if (picks)
             slot->error_picks =
                 malloc(CLEVAL_ERROR_LISTS * (size_t)p->error_capacity * sizeof *slot->error_picks);
-        if (!slot->pred || (cfg->labels && !slot->labels) ||
-            (scores && !slot->scores) || (picks && !slot->error_picks))
+        if (!slot->pred || (cfg->labels && !slot->labels) || (scores && !slot->scores) ||
+            (picks && !slot->error_picks))
             return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %zu samples",
                                data_path(cfg), batch);
     }

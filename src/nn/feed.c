@@ -25,10 +25,10 @@ typedef struct nn_feed {
      * last read each buffer (NULL: none pending). */
     cl_mem staging[FEED_RING];
     cl_event consumed[FEED_RING];
-    uint32_t next;      /* the staging buffer the next upload uses */
-    size_t capacity;    /* bytes of each staging buffer */
+    uint32_t next;               /* the staging buffer the next upload uses */
+    size_t capacity;             /* bytes of each staging buffer */
     cl_command_queue copy_queue; /* the uploads' queue, made at the first one */
-    cl_mem pre; /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
+    cl_mem pre;                  /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
 } nn_feed;
 
 /* The OpenCL type of host data of ONNX type `type`; NULL for a type that cannot be fed. */
@@ -268,12 +268,11 @@ static cleval_status feed_enqueue(cleval_nn *nn, uint32_t i, const void *data, s
     f->next = (r + 1) % FEED_RING;
     cl_event uploaded = NULL;
     cl_uint n_wait = f->consumed[r] ? 1 : 0;
-    status = cleval_cl_check(clEnqueueWriteBuffer(f->copy_queue, f->staging[r], CL_FALSE, 0, bytes,
-                                                  data, n_wait, n_wait ? &f->consumed[r] : NULL,
-                                                  &uploaded),
-                             "clEnqueueWriteBuffer(network input)");
-    if (status == CLEVAL_OK)
-        status = cleval_cl_check(clFlush(f->copy_queue), "clFlush(uploads)");
+    status =
+        cleval_cl_check(clEnqueueWriteBuffer(f->copy_queue, f->staging[r], CL_FALSE, 0, bytes, data,
+                                             n_wait, n_wait ? &f->consumed[r] : NULL, &uploaded),
+                        "clEnqueueWriteBuffer(network input)");
+    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(f->copy_queue), "clFlush(uploads)");
     if (status == CLEVAL_OK)
         status = cleval_cl_check(clEnqueueBarrierWithWaitList(nn->queue, 1, &uploaded, NULL),
                                  "clEnqueueBarrierWithWaitList(network input)");
