@@ -11,6 +11,9 @@
 
 #include "cleval/engine.h"
 
+_Static_assert((int)PIPELINE_IN_FLIGHT <= (int)CLEVAL_SCORE_REDUCER_AREAS,
+               "one score-reducer host area per batch in flight");
+
 typedef enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE } slot_state;
 
 typedef struct pipeline pipeline;
@@ -32,6 +35,9 @@ typedef struct worker {
     int flight[PIPELINE_IN_FLIGHT];
     cl_event flight_done[PIPELINE_IN_FLIGHT];
     uint32_t n_flight;
+    /* Batches enqueued and ended so far; modulo PIPELINE_IN_FLIGHT, the score reducer's host
+     * area of a batch (ended in the order enqueued). */
+    uint64_t enqueued, ended;
     cleval_histogram *hist;
     cleval_hostbuf labels; /* the batch's labels where the device reads them */
     cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
@@ -197,8 +203,8 @@ static cleval_status submit(worker *w, pipeline_slot *slot)
     if (status == CLEVAL_OK && cfg->score_metrics)
         status = device_score_rows(w, slot, scores, &score_rows);
     if (status == CLEVAL_OK && cfg->score_metrics)
-        status = cleval_score_reducer_add(w->score_reducer, score_rows, w->labels.mem, slot->n,
-                                          &slot->score_sums);
+        status = cleval_score_reducer_enqueue(w->score_reducer, score_rows, w->labels.mem, slot->n,
+                                              (uint32_t)(w->enqueued % PIPELINE_IN_FLIGHT));
     if (status == CLEVAL_OK && cfg->auc)
         status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels.mem,
                                       slot->row0 - cfg->row_begin, slot->n);
@@ -260,6 +266,7 @@ static cleval_status start_batch(worker *w, int s)
     uint32_t i = w->n_flight++;
     w->flight[i] = s;
     w->flight_done[i] = done;
+    w->enqueued++;
     return CLEVAL_OK;
 }
 
@@ -275,6 +282,9 @@ static cleval_status end_batch(worker *w, int *s)
     memmove(w->flight_done, w->flight_done + 1, w->n_flight * sizeof *w->flight_done);
     cleval_status status = cleval_cl_check(clWaitForEvents(1, &done), "clWaitForEvents(batch end)");
     clReleaseEvent(done);
+    uint32_t area = (uint32_t)(w->ended++ % PIPELINE_IN_FLIGHT);
+    if (status == CLEVAL_OK && p->cfg->score_metrics)
+        cleval_score_reducer_sums(w->score_reducer, p->slots[*s].n, area, &p->slots[*s].score_sums);
     if (status == CLEVAL_OK && p->cfg->ops.finish)
         status = p->cfg->ops.finish(p->cfg->models[w->id], &p->slots[*s]);
     return status;
