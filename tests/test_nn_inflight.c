@@ -259,11 +259,74 @@ static void test_eval_many_small_batches(void **state)
     assert_memory_equal(pred_small, pred_whole, sizeof pred_small);
 }
 
+/* With labels, 86 batches of 3 in flight: the confusion matrix is the saved (y, pred) pairs
+ * counted here, and the log loss and Brier score (summed on the device batch by batch, the
+ * partial sums of three batches on their way back at once) are those of the saved scores'
+ * softmax computed here in double. */
+static void test_eval_many_small_batches_with_labels(void **state)
+{
+    (void)state;
+    enum { N = 256, C = 10 };
+    char io[4096], model[4096], labelled[4096], saved[4096];
+    snprintf(io, sizeof io, "%s", fixture_path("onnx/fmnist_cnn_io.h5"));
+    snprintf(model, sizeof model, "%s/datasets/fmnist_cnn.onnx", CLEVAL_SOURCE_DIR);
+    snprintf(labelled, sizeof labelled, "%s", temp_path("labelled.h5"));
+    snprintf(saved, sizeof saved, "%s", temp_path("labelled_pred.h5"));
+    static float x[N * 784];
+    hid_t f = H5Fopen(io, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "X", H5P_DEFAULT);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    int32_t y[N];
+    for (int i = 0; i < N; i++)
+        y[i] = (int32_t)(next_random() % C);
+    hsize_t xdims[4] = {N, 1, 28, 28}, ydims[1] = {N};
+    f = h5_create(labelled);
+    h5_write(f, "X", H5T_NATIVE_FLOAT, 4, xdims, x, 0, NULL);
+    h5_write(f, "y", H5T_NATIVE_INT32, 1, ydims, y, 0, NULL);
+    H5Fclose(f);
+    cJSON *report =
+        run_cleval_json((const char *[]){"eval", "--model", model, "--data", labelled, "--save",
+                                         saved, "--batch", "3", "--json", "-", "--quiet", NULL},
+                        0);
+    static int32_t pred[N];
+    static float scores[N * C];
+    read_saved(saved, pred, scores);
+    uint64_t counts[C][C] = {{0}};
+    double log_loss = 0, brier = 0;
+    for (int i = 0; i < N; i++) {
+        counts[y[i]][pred[i]]++;
+        double max = scores[i * C], sum = 0, p[C];
+        for (int c = 1; c < C; c++)
+            max = scores[i * C + c] > max ? scores[i * C + c] : max;
+        for (int c = 0; c < C; c++)
+            sum += p[c] = exp(scores[i * C + c] - max);
+        for (int c = 0; c < C; c++) {
+            p[c] /= sum;
+            brier += (p[c] - (c == y[i])) * (p[c] - (c == y[i]));
+        }
+        log_loss -= log(p[y[i]] > 2.220446049250313e-16 ? p[y[i]] : 2.220446049250313e-16);
+    }
+    log_loss /= N, brier /= N;
+    cJSON *matrix = cJSON_GetObjectItem(report, "confusion_matrix");
+    for (int t = 0; t < C; t++)
+        for (int c = 0; c < C; c++)
+            assert_int_equal(cJSON_GetArrayItem(cJSON_GetArrayItem(matrix, t), c)->valuedouble,
+                             counts[t][c]);
+    double got_loss = cJSON_GetObjectItem(report, "log_loss")->valuedouble;
+    double got_brier = cJSON_GetObjectItem(report, "brier")->valuedouble;
+    if (fabs(got_loss - log_loss) > 1e-5 * log_loss || fabs(got_brier - brier) > 1e-5 * brier)
+        fail_msg("log loss %.9g (here %.9g), Brier %.9g (here %.9g)", got_loss, log_loss, got_brier,
+                 brier);
+    cJSON_Delete(report);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batches_in_flight_every_type),
         cmocka_unit_test(test_eval_many_small_batches),
+        cmocka_unit_test(test_eval_many_small_batches_with_labels),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
