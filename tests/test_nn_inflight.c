@@ -165,8 +165,10 @@ static void check_type(cleval_nn *nn, const feed_type *t, const float *w, const 
             for (int c = 0; c < CLASSES; c++) {
                 float got = bt->scores[s * CLASSES + c];
                 if (fabs(got - want[c]) > tol)
-                    fail_msg("%s batch %zu (%u samples) sample %u score %d: %.9g, expected %.9g",
-                             t->name, k, BATCHES[k], s, c, got, want[c]);
+                    fail_msg("%s kernels, %s batch %zu (%u samples) sample %u score %d: %.9g, "
+                             "expected %.9g",
+                             cleval_variant_name(cleval_device_variant(dev)), t->name, k,
+                             BATCHES[k], s, c, got, want[c]);
                 if (bt->scores[s * CLASSES + c] > bt->scores[s * CLASSES + best]) best = c;
             }
             if (bt->pred[s] != best)

@@ -39,12 +39,14 @@ typedef struct worker {
      * area of a batch (ended in the order enqueued). */
     uint64_t enqueued, ended;
     cleval_histogram *hist;
-    cleval_hostbuf labels; /* the batch's labels where the device reads them */
-    cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
+    /* Device buffers written from the slot's host arrays (stage()): the batch's labels, and
+     * for metrics the file's predictions */
+    cl_mem labels;
+    cl_mem preds;
     cleval_score_reducer *score_reducer; /* config->score_metrics */
     /* The batch's scores where the device reads them, made when a batch first needs it (the
      * file's scores, or a model that leaves none on the device) */
-    cleval_hostbuf score_rows;
+    cl_mem score_rows;
     cleval_error_finder *error_finder; /* config->errors with score_metrics */
     cleval_status status;
     char error[1024];
@@ -145,11 +147,10 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
  * waited for: the slot's arrays stay unchanged until its batch is done, and the device's
  * queue runs in order, so the batch's kernels see the copy and earlier batches' kernels have
  * finished with the buffer before it is overwritten. */
-static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const void *values,
-                           size_t bytes)
+static cleval_status stage(cleval_device *dev, cl_mem buf, const void *values, size_t bytes)
 {
-    return cleval_cl_check(clEnqueueWriteBuffer(cleval_device_queue(dev), buf->mem, CL_FALSE, 0,
-                                                bytes, values, 0, NULL, NULL),
+    return cleval_cl_check(clEnqueueWriteBuffer(cleval_device_queue(dev), buf, CL_FALSE, 0, bytes,
+                                                values, 0, NULL, NULL),
                            "clEnqueueWriteBuffer(batch staging)");
 }
 
@@ -167,19 +168,20 @@ static cleval_status device_score_rows(worker *w, pipeline_slot *slot, cl_mem on
     size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
     cleval_status status = CLEVAL_OK;
     /* Sized for the longest batch at once: batches in flight may still read it. */
-    if (!w->score_rows.mem)
-        status = cleval_hostbuf_create(
-            dev, (size_t)w->p->batch_rows * cfg->score_width * sizeof *slot->scores, "score batch",
-            &w->score_rows);
-    if (status == CLEVAL_OK) status = stage(dev, &w->score_rows, slot->scores, bytes);
-    *rows = w->score_rows.mem;
+    if (!w->score_rows)
+        status =
+            cleval_device_buffer(dev, CL_MEM_READ_ONLY,
+                                 (size_t)w->p->batch_rows * cfg->score_width * sizeof *slot->scores,
+                                 NULL, "score batch", &w->score_rows);
+    if (status == CLEVAL_OK) status = stage(dev, w->score_rows, slot->scores, bytes);
+    *rows = w->score_rows;
     return status;
 }
 
 /* Selects the batch's error-analysis picks on the worker's device from its score rows. */
 static cleval_status find_errors(worker *w, pipeline_slot *slot, cl_mem score_rows, cl_mem pred)
 {
-    return cleval_error_finder_run(w->error_finder, score_rows, w->labels.mem, pred, slot->n,
+    return cleval_error_finder_run(w->error_finder, score_rows, w->labels, pred, slot->n,
                                    slot->row0, slot->labels, slot->pred, slot->error_picks,
                                    slot->n_error_picks);
 }
@@ -194,19 +196,19 @@ static cleval_status submit(worker *w, pipeline_slot *slot)
     if (cfg->ops.predict) {
         status = cfg->ops.predict(cfg->models[w->id], slot, &pred, &scores);
     } else { /* metrics: the predictions came with the file */
-        status = stage(dev, &w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
-        pred = w->preds.mem;
+        status = stage(dev, w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
+        pred = w->preds;
     }
     if (status == CLEVAL_OK && cfg->labels)
-        status = stage(dev, &w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
+        status = stage(dev, w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
     cl_mem score_rows = NULL;
     if (status == CLEVAL_OK && cfg->score_metrics)
         status = device_score_rows(w, slot, scores, &score_rows);
     if (status == CLEVAL_OK && cfg->score_metrics)
-        status = cleval_score_reducer_enqueue(w->score_reducer, score_rows, w->labels.mem, slot->n,
+        status = cleval_score_reducer_enqueue(w->score_reducer, score_rows, w->labels, slot->n,
                                               (uint32_t)(w->enqueued % PIPELINE_IN_FLIGHT));
     if (status == CLEVAL_OK && cfg->auc)
-        status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels.mem,
+        status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels,
                                       slot->row0 - cfg->row_begin, slot->n);
     if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, score_rows, pred);
     if (status != CLEVAL_OK) return status;
@@ -220,7 +222,7 @@ static cleval_status submit(worker *w, pipeline_slot *slot)
         status = cleval_histogram_grow(w->hist, rows, c);
     if (status != CLEVAL_OK)
         return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
-    return cleval_histogram_add(w->hist, cfg->labels ? w->labels.mem : NULL, pred, slot->n);
+    return cleval_histogram_add(w->hist, cfg->labels ? w->labels : NULL, pred, slot->n);
 }
 
 /* The filled slot with the lowest rows, or -1. Called with the lock held. */
@@ -458,12 +460,13 @@ static cleval_status allocate(pipeline *p)
         wk->p = p;
         wk->id = w;
         cleval_status status;
-        if (cfg->labels && (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
-                                                           "label batch", &wk->labels)))
+        if (cfg->labels && (status = cleval_device_buffer(cfg->devices[w], CL_MEM_READ_ONLY,
+                                                          batch * sizeof(int32_t), NULL,
+                                                          "label batch", &wk->labels)))
             return status;
-        if (!cfg->ops.predict &&
-            (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
-                                            "prediction batch", &wk->preds)))
+        if (!cfg->ops.predict && (status = cleval_device_buffer(cfg->devices[w], CL_MEM_READ_ONLY,
+                                                                batch * sizeof(int32_t), NULL,
+                                                                "prediction batch", &wk->preds)))
             return status;
         if (cfg->score_metrics &&
             (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
@@ -489,9 +492,9 @@ static void release(pipeline *p)
     }
     for (uint32_t w = 0; p->workers && w < p->cfg->n_workers; w++) {
         cleval_histogram_destroy(p->workers[w].hist);
-        cleval_hostbuf_release(&p->workers[w].labels);
-        cleval_hostbuf_release(&p->workers[w].preds);
-        cleval_hostbuf_release(&p->workers[w].score_rows);
+        cl_mem staged[] = {p->workers[w].labels, p->workers[w].preds, p->workers[w].score_rows};
+        for (size_t b = 0; b < sizeof staged / sizeof *staged; b++)
+            if (staged[b]) clReleaseMemObject(staged[b]);
         cleval_score_reducer_destroy(p->workers[w].score_reducer);
         cleval_error_finder_destroy(p->workers[w].error_finder);
     }

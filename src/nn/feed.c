@@ -25,10 +25,15 @@ typedef struct nn_feed {
      * last read each buffer (NULL: none pending). */
     cl_mem staging[FEED_RING];
     cl_event consumed[FEED_RING];
-    uint32_t next;               /* the staging buffer the next upload uses */
-    size_t capacity;             /* bytes of each staging buffer */
-    cl_command_queue copy_queue; /* the uploads' queue, made at the first one */
-    cl_mem pre;                  /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
+    uint32_t next;   /* the staging buffer the next upload uses */
+    size_t capacity; /* bytes of each staging buffer */
+    /* The uploads' queue, made at the first one. NULL on a device whose buffers are host
+     * memory (a CPU device) running the CPU-style kernels: a copy there is the same cores'
+     * memcpy and overlaps nothing, so the uploads go on the compute queue, in order, and the
+     * events below hold trivially. The GPU-style family keeps the copy queue on every device,
+     * so the tests (which run both families on PoCL) check its event chain. */
+    cl_command_queue copy_queue;
+    cl_mem pre; /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
 } nn_feed;
 
 /* The OpenCL type of host data of ONNX type `type`; NULL for a type that cannot be fed. */
@@ -231,7 +236,9 @@ static cleval_status feed_drain(nn_feed *f)
 static cleval_status feed_reserve(cleval_nn *nn, nn_feed *f, size_t bytes)
 {
     cleval_status status;
-    if (!f->copy_queue) {
+    bool own_queue = !cleval_device_get_info(nn->dev)->host_unified_memory ||
+                     cleval_device_variant(nn->dev) == CLEVAL_VARIANT_GPU;
+    if (!f->copy_queue && own_queue) {
         cl_int err;
         f->copy_queue = clCreateCommandQueue(cleval_device_context(nn->dev),
                                              cleval_device_id(nn->dev), 0, &err);
@@ -256,7 +263,7 @@ static cleval_status feed_reserve(cleval_nn *nn, nn_feed *f, size_t bytes)
 }
 
 /* Enqueues the upload of `bytes` of data into the next staging buffer (copy queue) and its
- * conversion into the graph input of value v (compute queue, after the upload). */
+ * conversion into the graph input (compute queue, after the upload). */
 static cleval_status feed_enqueue(cleval_nn *nn, uint32_t i, const void *data, size_t bytes,
                                   bool keep_data)
 {
@@ -268,11 +275,12 @@ static cleval_status feed_enqueue(cleval_nn *nn, uint32_t i, const void *data, s
     f->next = (r + 1) % FEED_RING;
     cl_event uploaded = NULL;
     cl_uint n_wait = f->consumed[r] ? 1 : 0;
+    cl_command_queue queue = f->copy_queue ? f->copy_queue : nn->queue;
     status =
-        cleval_cl_check(clEnqueueWriteBuffer(f->copy_queue, f->staging[r], CL_FALSE, 0, bytes, data,
-                                             n_wait, n_wait ? &f->consumed[r] : NULL, &uploaded),
+        cleval_cl_check(clEnqueueWriteBuffer(queue, f->staging[r], CL_FALSE, 0, bytes, data, n_wait,
+                                             n_wait ? &f->consumed[r] : NULL, &uploaded),
                         "clEnqueueWriteBuffer(network input)");
-    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(f->copy_queue), "clFlush(uploads)");
+    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(queue), "clFlush(uploads)");
     if (status == CLEVAL_OK)
         status = cleval_cl_check(clEnqueueBarrierWithWaitList(nn->queue, 1, &uploaded, NULL),
                                  "clEnqueueBarrierWithWaitList(network input)");

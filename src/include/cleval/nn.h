@@ -256,9 +256,10 @@ cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *sco
 /* Classifier: cleval_nn_run() without `scores`, and without waiting for the upload of x: the
  * call returns once the batch is enqueued, and x must stay unchanged until the commands
  * enqueued on the device's queue so far have finished (an event or a blocking call on that
- * queue after this one). Up to three batches may be enqueued before the first finishes: their
- * uploads (from page-locked memory, cleval_hostbuf_create_pinned, where the host can) overlap
- * the earlier batches' kernels. */
+ * queue after this one). Batches may follow one another without waiting: each upload runs on
+ * a queue of its own into one of three staging buffers (waiting only for the batch three back
+ * to have been converted), so it overlaps the earlier batches' kernels; page-locked x
+ * (cleval_hostbuf_create_pinned) lets a GPU driver copy it by DMA. */
 cleval_status cleval_nn_run_async(cleval_nn *nn, const void *x, uint32_t n);
 
 /* Classifier: the int32 [n] predictions and float [n][C] scores of the last run, valid until
