@@ -9,9 +9,11 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleval/device.h"
 #include "cleval/nn.h"
@@ -213,6 +215,62 @@ static void test_batches_in_flight_every_type(void **state)
     builder_free(m);
 }
 
+/* Completes a user event after a pause (the helper thread of the test below). */
+static void *complete_later(void *event)
+{
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    clSetUserEventStatus((cl_event)event, CL_COMPLETE);
+    return NULL;
+}
+
+/* While profiling, the network runs on a queue of its own; a reader of its outputs on the
+ * device's queue, held back there (by a user event), must still read the batch it was enqueued
+ * after, not the next one: the next run waits for the device's queue. */
+static void test_profiled_run_waits_for_device_queue(void **state)
+{
+    (void)state;
+    float w[CLASSES * FEATURES], b[CLASSES];
+    cleval_onnx_model *m = gemm_classifier(w, b);
+    cleval_device *dev = test_device();
+    cl_command_queue queue = cleval_device_queue(dev);
+    cleval_nn *nn;
+    if (cleval_nn_create(dev, m, &nn) != CLEVAL_OK) fail_msg("%s", cleval_last_error());
+    assert_ok(cleval_nn_set_profiling(nn, true));
+    enum { N = 9 };
+    static float first[N * FEATURES], second[N * FEATURES], got[N * CLASSES];
+    for (int i = 0; i < N * FEATURES; i++) {
+        first[i] = (float)((int)(next_random() % 2001) - 1000) / 100.0f;
+        second[i] = -first[i];
+    }
+    assert_ok(cleval_nn_run_async(nn, first, N));
+    cl_int err;
+    cl_event hold = clCreateUserEvent(cleval_device_context(dev), &err);
+    assert_int_equal(err, CL_SUCCESS);
+    assert_int_equal(clEnqueueBarrierWithWaitList(queue, 1, &hold, NULL), CL_SUCCESS);
+    assert_int_equal(clEnqueueReadBuffer(queue, cleval_nn_scores_buffer(nn), CL_FALSE, 0,
+                                         sizeof got, got, 0, NULL, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(clFlush(queue), CL_SUCCESS);
+    pthread_t helper;
+    assert_int_equal(pthread_create(&helper, NULL, complete_later, hold), 0);
+    assert_ok(cleval_nn_run_async(nn, second, N));
+    pthread_join(helper, NULL);
+    assert_ok(cleval_device_finish(dev));
+    clReleaseEvent(hold);
+    for (int s = 0; s < N; s++)
+        for (int c = 0; c < CLASSES; c++) {
+            double want = b[c];
+            for (int f = 0; f < FEATURES; f++)
+                want += (double)first[s * FEATURES + f] * w[c * FEATURES + f];
+            if (fabs(got[s * CLASSES + c] - want) > 1e-4 * (1 + fabs(want)))
+                fail_msg("sample %d score %d: %.7g, the first batch's %.7g", s, c,
+                         got[s * CLASSES + c], want);
+        }
+    cleval_nn_destroy(nn);
+    builder_free(m);
+}
+
 /* pred and scores of a prediction file. */
 static void read_saved(const char *path, int32_t *pred, float *scores)
 {
@@ -259,6 +317,42 @@ static void test_eval_many_small_batches(void **state)
                      torch[i]);
     assert_memory_equal(small_scores, whole_scores, sizeof small_scores);
     assert_memory_equal(pred_small, pred_whole, sizeof pred_small);
+}
+
+/* --profile runs the network on a queue of its own while the pipeline reads each batch's
+ * outputs on the device's queue: the next batch must not overwrite them before they are read.
+ * 86 batches of 3 with both kernel families (the GPU-style one uploads on a copy queue), the
+ * saved scores PyTorch's. */
+static void test_eval_profiled_many_small_batches(void **state)
+{
+    (void)state;
+    char io[4096], model[4096], saved[4096];
+    snprintf(io, sizeof io, "%s", fixture_path("onnx/fmnist_cnn_io.h5"));
+    snprintf(model, sizeof model, "%s/datasets/fmnist_cnn.onnx", CLEVAL_SOURCE_DIR);
+    snprintf(saved, sizeof saved, "%s", temp_path("profiled.h5"));
+    static float scores[256 * 10], torch[256 * 10];
+    static int32_t pred[256];
+    hid_t f = H5Fopen(io, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "scores_torch", H5P_DEFAULT);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, torch) >= 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    const char *variants[] = {"cpu", "gpu"};
+    for (int v = 0; v < 2; v++) {
+        setenv("CLEVAL_KERNEL_VARIANT", variants[v], 1);
+        char *out, *err;
+        int code = run_cleval((const char *[]){"eval", "--model", model, "--data", io, "--save",
+                                               saved, "--batch", "3", "--profile", "--quiet", NULL},
+                              &out, &err);
+        unsetenv("CLEVAL_KERNEL_VARIANT");
+        if (code != 0) fail_msg("%s kernels: exit %d: %s", variants[v], code, err);
+        free(out), free(err);
+        read_saved(saved, pred, scores);
+        for (int i = 0; i < 256 * 10; i++)
+            if (fabsf(scores[i] - torch[i]) > 1e-4f)
+                fail_msg("%s kernels, --profile: sample %d score %d: %.7g, PyTorch %.7g",
+                         variants[v], i / 10, i % 10, scores[i], torch[i]);
+    }
 }
 
 /* With labels, 86 batches of 3 in flight: the confusion matrix is the saved (y, pred) pairs
@@ -329,6 +423,8 @@ int main(void)
         cmocka_unit_test(test_batches_in_flight_every_type),
         cmocka_unit_test(test_eval_many_small_batches),
         cmocka_unit_test(test_eval_many_small_batches_with_labels),
+        cmocka_unit_test(test_eval_profiled_many_small_batches),
+        cmocka_unit_test(test_profiled_run_waits_for_device_queue),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

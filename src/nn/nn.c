@@ -651,6 +651,24 @@ static cleval_status check_ops(cleval_nn *nn)
     return CLEVAL_OK;
 }
 
+/* While profiling, the network runs on a queue of its own: makes it start only after what the
+ * device's queue holds so far (the readers of the previous batch's outputs, which may not have
+ * run yet) has run. The other way round, collect_profile() finishes the network's queue. */
+static cleval_status queue_after_device(cleval_nn *nn)
+{
+    cl_command_queue device = cleval_device_queue(nn->dev);
+    if (nn->queue == device) return CLEVAL_OK;
+    cl_event before = NULL;
+    cleval_status status = cleval_cl_check(clEnqueueMarkerWithWaitList(device, 0, NULL, &before),
+                                           "clEnqueueMarkerWithWaitList(profiled run)");
+    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(device), "clFlush");
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueBarrierWithWaitList(nn->queue, 1, &before, NULL),
+                                 "clEnqueueBarrierWithWaitList(profiled run)");
+    if (before) clReleaseEvent(before);
+    return status;
+}
+
 /* cleval_nn_run and cleval_nn_run_async: keep_x, x is read after the call returns. */
 static cleval_status run_classifier(cleval_nn *nn, const void *x, uint32_t n, float *scores,
                                     bool keep_x)
@@ -686,7 +704,8 @@ static cleval_status run_classifier(cleval_nn *nn, const void *x, uint32_t n, fl
         nn->pred_capacity = pred_bytes;
     }
     int out = nn->outputs[0];
-    if ((status = nn_feed_write(nn, 0, x, keep_x)) != CLEVAL_OK ||
+    if ((status = queue_after_device(nn)) != CLEVAL_OK ||
+        (status = nn_feed_write(nn, 0, x, keep_x)) != CLEVAL_OK ||
         (status = launch_all(nn)) != CLEVAL_OK ||
         (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
                                    nn->width)) != CLEVAL_OK ||
