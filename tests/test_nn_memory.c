@@ -64,8 +64,11 @@ static void check_device_memory(const cleval_nn *nn, int batch, const char *what
      * GPU-style ones), the bias as 16 floats. */
     uint64_t weights = (uint64_t)K * C * 4 + C * 4;
     /* Activations: the input batch and the scores in two buffers (the input is still read when
-     * the scores are written), the int32 predictions and the uint32 non-finite counts. */
-    uint64_t activations = (uint64_t)batch * K * 4 + (uint64_t)batch * C * 4 + 2 * batch * 4;
+     * the scores are written), the int32 predictions and the uint32 non-finite counts, and the
+     * three staging buffers the samples are uploaded into as they come (float here) while
+     * earlier batches still run. */
+    uint64_t activations = (uint64_t)batch * K * 4 + (uint64_t)batch * C * 4 + 2 * batch * 4 +
+                           3 * (uint64_t)batch * K * 4;
     if (got.weights_bytes != weights || got.activations_bytes != activations)
         fail_msg("%s: weights %llu (want %llu), activations %llu (want %llu)", what,
                  (unsigned long long)got.weights_bytes, (unsigned long long)weights,

@@ -13,53 +13,67 @@
 typedef struct eval_model {
     cleval_nn *nn;
     cleval_device *dev;
-    uint32_t *row_nonfinite;  /* the last batch's count of NaN and infinite scores per row */
-    uint32_t capacity;        /* rows row_nonfinite holds */
-    uint64_t nonfinite;       /* NaN and infinite scores in this device's batches */
-    uint64_t first_nonfinite; /* the first sample holding one; UINT64_MAX: none yet */
+    /* Per batch in flight, in the order predict takes them (the pipeline finishes a worker's
+     * batches in that order): each row's count of NaN and infinite scores, read back with the
+     * batch, and the rows it holds. */
+    uint32_t *row_nonfinite[PIPELINE_IN_FLIGHT];
+    uint32_t capacity[PIPELINE_IN_FLIGHT];
+    uint64_t started, finished; /* batches predict enqueued, and finish took back */
+    uint64_t nonfinite;         /* NaN and infinite scores in this device's batches */
+    uint64_t first_nonfinite;   /* the first sample holding one; UINT64_MAX: none yet */
 } eval_model;
 
-/* Adds the batch's NaN and infinite scores (per-row counts, read back with the predictions)
- * to the device's tally. */
-static void tally_nonfinite(eval_model *m, const pipeline_slot *slot)
+/* The batch is done: adds its NaN and infinite scores to the device's tally. */
+static cleval_status finish(void *model, pipeline_slot *slot)
 {
+    eval_model *m = model;
+    const uint32_t *rows = m->row_nonfinite[m->finished++ % PIPELINE_IN_FLIGHT];
     for (uint32_t i = 0; i < slot->n; i++) {
-        if (!m->row_nonfinite[i]) continue;
-        m->nonfinite += m->row_nonfinite[i];
+        if (!rows[i]) continue;
+        m->nonfinite += rows[i];
         if (slot->row0 + i < m->first_nonfinite) m->first_nonfinite = slot->row0 + i;
     }
+    return CLEVAL_OK;
 }
 
-/* The scores stay on the device (the score metrics read them there); slot->scores, present
- * only when they are saved, gets a copy. */
+/* Enqueues the batch. The scores stay on the device (the score metrics read them there);
+ * slot->scores, present only when they are saved, gets a copy, and slot->pred the predictions
+ * only when the host needs them. Nothing is waited for: the pipeline waits for the batch's end
+ * and then calls finish(). */
 static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred, cl_mem *scores)
 {
     eval_model *m = model;
-    cleval_status status = cleval_nn_run(m->nn, slot->x, slot->n, slot->scores);
-    if (status != CLEVAL_OK) return status;
-    if (slot->n > m->capacity) {
-        free(m->row_nonfinite);
-        m->capacity = 0;
-        if (!(m->row_nonfinite = malloc((size_t)slot->n * sizeof *m->row_nonfinite)))
+    /* The entry of the batch PIPELINE_IN_FLIGHT before this one, finished by now. */
+    uint32_t r = (uint32_t)(m->started % PIPELINE_IN_FLIGHT);
+    if (slot->n > m->capacity[r]) {
+        free(m->row_nonfinite[r]);
+        m->capacity[r] = 0;
+        if (!(m->row_nonfinite[r] = malloc((size_t)slot->n * sizeof *m->row_nonfinite[r])))
             return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for a batch of %u samples",
                                slot->n);
-        m->capacity = slot->n;
+        m->capacity[r] = slot->n;
     }
+    cleval_status status = cleval_nn_run_async(m->nn, slot->x, slot->n);
+    if (status != CLEVAL_OK) return status;
     *pred = cleval_nn_pred_buffer(m->nn);
     *scores = cleval_nn_scores_buffer(m->nn);
-    /* The pipeline keeps the host predictions too (for --save and its own bookkeeping); the
-     * counts come along in the same wait. */
     cl_command_queue queue = cleval_device_queue(m->dev);
     status = cleval_cl_check(clEnqueueReadBuffer(queue, cleval_nn_nonfinite_buffer(m->nn), CL_FALSE,
-                                                 0, slot->n * sizeof(uint32_t), m->row_nonfinite, 0,
-                                                 NULL, NULL),
+                                                 0, slot->n * sizeof(uint32_t), m->row_nonfinite[r],
+                                                 0, NULL, NULL),
                              "clEnqueueReadBuffer(non-finite score counts)");
-    if (status == CLEVAL_OK)
-        status =
-            cleval_cl_check(clEnqueueReadBuffer(queue, *pred, CL_TRUE, 0, slot->n * sizeof(int32_t),
-                                                slot->pred, 0, NULL, NULL),
-                            "clEnqueueReadBuffer(predictions)");
-    if (status == CLEVAL_OK) tally_nonfinite(m, slot);
+    if (status == CLEVAL_OK && slot->scores)
+        status = cleval_cl_check(
+            clEnqueueReadBuffer(queue, *scores, CL_FALSE, 0,
+                                (size_t)slot->n * cleval_nn_output_width(m->nn) * sizeof(float),
+                                slot->scores, 0, NULL, NULL),
+            "clEnqueueReadBuffer(scores)");
+    if (status == CLEVAL_OK && slot->host_pred)
+        status = cleval_cl_check(clEnqueueReadBuffer(queue, *pred, CL_FALSE, 0,
+                                                     slot->n * sizeof(int32_t), slot->pred, 0, NULL,
+                                                     NULL),
+                                 "clEnqueueReadBuffer(predictions)");
+    if (status == CLEVAL_OK) m->started++;
     return status;
 }
 
@@ -422,7 +436,7 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .errors = job->test.errors,
                             .auc = job->test.auc,
                             .models = model_ptrs,
-                            .ops = {.predict = predict, .scores_on_device = true},
+                            .ops = {.predict = predict, .finish = finish, .scores_on_device = true},
                             .model_description = texts.description,
                             .save_path = job->test.save_path,
                             .part_attributes = texts.part_attributes,
@@ -442,7 +456,8 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
 done:
     for (uint32_t d = 0; models && d < run->n_devices; d++) {
         cleval_nn_destroy(models[d].nn);
-        free(models[d].row_nonfinite);
+        for (uint32_t r = 0; r < PIPELINE_IN_FLIGHT; r++)
+            free(models[d].row_nonfinite[r]);
     }
     free(models);
     free(model_ptrs);

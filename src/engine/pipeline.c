@@ -11,6 +11,9 @@
 
 #include "cleval/engine.h"
 
+_Static_assert((int)PIPELINE_IN_FLIGHT <= (int)CLEVAL_SCORE_REDUCER_AREAS,
+               "one score-reducer host area per batch in flight");
+
 typedef enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE } slot_state;
 
 typedef struct pipeline pipeline;
@@ -27,14 +30,24 @@ typedef struct worker {
     uint32_t id;
     pthread_t thread;
     bool started;
+    /* The batches enqueued on the device and not yet done, oldest first: slot indices and the
+     * events that complete with each batch's last command. */
+    int flight[PIPELINE_IN_FLIGHT];
+    cl_event flight_done[PIPELINE_IN_FLIGHT];
+    uint32_t n_flight;
+    /* Batches enqueued and ended so far; modulo PIPELINE_IN_FLIGHT, the score reducer's host
+     * area of a batch (ended in the order enqueued). */
+    uint64_t enqueued, ended;
     cleval_histogram *hist;
-    cleval_hostbuf labels; /* the batch's labels where the device reads them */
-    cleval_hostbuf preds;  /* metrics: the file's predictions where the device reads them */
+    /* Device buffers written from the slot's host arrays (stage()): the batch's labels, and
+     * for metrics the file's predictions */
+    cl_mem labels;
+    cl_mem preds;
     cleval_score_reducer *score_reducer; /* config->score_metrics */
     /* The batch's scores where the device reads them, made when a batch first needs it (the
      * file's scores, or a model that leaves none on the device) */
-    cleval_hostbuf score_rows;
-    cleval_error_finder *error_finder;   /* config->errors with score_metrics */
+    cl_mem score_rows;
+    cleval_error_finder *error_finder; /* config->errors with score_metrics */
     cleval_status status;
     char error[1024];
 } worker;
@@ -57,6 +70,7 @@ struct pipeline {
     uint32_t n_score_pending, score_pending_capacity;
     uint64_t score_next_row;
     uint32_t error_capacity; /* each slot's picks per error list: min(N, batch) */
+    uint32_t batch_rows;     /* rows of the longest batch */
 };
 
 void pipeline_counts_free(pipeline_counts *counts)
@@ -129,14 +143,15 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
 
 /* --- Workers --------------------------------------------------------------------------- */
 
-/* Copies `bytes` bytes where the device reads them (map, copy, unmap). */
-static cleval_status stage(cleval_device *dev, cleval_hostbuf *buf, const void *values,
-                           size_t bytes)
+/* Enqueues the copy of `bytes` bytes of a slot's host array where the device reads them. Not
+ * waited for: the slot's arrays stay unchanged until its batch is done, and the device's
+ * queue runs in order, so the batch's kernels see the copy and earlier batches' kernels have
+ * finished with the buffer before it is overwritten. */
+static cleval_status stage(cleval_device *dev, cl_mem buf, const void *values, size_t bytes)
 {
-    cleval_status status = cleval_hostbuf_map(dev, buf, true);
-    if (status != CLEVAL_OK) return status;
-    memcpy(buf->host, values, bytes);
-    return cleval_hostbuf_unmap(dev, buf);
+    return cleval_cl_check(clEnqueueWriteBuffer(cleval_device_queue(dev), buf, CL_FALSE, 0, bytes,
+                                                values, 0, NULL, NULL),
+                           "clEnqueueWriteBuffer(batch staging)");
 }
 
 /* The batch's score rows on the worker's device: the model's own buffer `on_device` when it
@@ -152,25 +167,27 @@ static cleval_status device_score_rows(worker *w, pipeline_slot *slot, cl_mem on
         return cleval_fail(CLEVAL_ERR_INTERNAL, "the model left no score rows to reduce");
     size_t bytes = (size_t)slot->n * cfg->score_width * sizeof *slot->scores;
     cleval_status status = CLEVAL_OK;
-    if (w->score_rows.bytes < bytes) {
-        cleval_hostbuf_release(&w->score_rows);
-        status = cleval_hostbuf_create(dev, bytes, "score batch", &w->score_rows);
-    }
-    if (status == CLEVAL_OK) status = stage(dev, &w->score_rows, slot->scores, bytes);
-    *rows = w->score_rows.mem;
+    /* Sized for the longest batch at once: batches in flight may still read it. */
+    if (!w->score_rows)
+        status =
+            cleval_device_buffer(dev, CL_MEM_READ_ONLY,
+                                 (size_t)w->p->batch_rows * cfg->score_width * sizeof *slot->scores,
+                                 NULL, "score batch", &w->score_rows);
+    if (status == CLEVAL_OK) status = stage(dev, w->score_rows, slot->scores, bytes);
+    *rows = w->score_rows;
     return status;
 }
 
 /* Selects the batch's error-analysis picks on the worker's device from its score rows. */
 static cleval_status find_errors(worker *w, pipeline_slot *slot, cl_mem score_rows, cl_mem pred)
 {
-    return cleval_error_finder_run(w->error_finder, score_rows, w->labels.mem, pred, slot->n,
+    return cleval_error_finder_run(w->error_finder, score_rows, w->labels, pred, slot->n,
                                    slot->row0, slot->labels, slot->pred, slot->error_picks,
                                    slot->n_error_picks);
 }
 
-/* Runs one batch on the worker's device and counts it. */
-static cleval_status process(worker *w, pipeline_slot *slot)
+/* Enqueues one batch on the worker's device and its counting. */
+static cleval_status submit(worker *w, pipeline_slot *slot)
 {
     const pipeline_config *cfg = w->p->cfg;
     cleval_device *dev = cfg->devices[w->id];
@@ -179,19 +196,19 @@ static cleval_status process(worker *w, pipeline_slot *slot)
     if (cfg->ops.predict) {
         status = cfg->ops.predict(cfg->models[w->id], slot, &pred, &scores);
     } else { /* metrics: the predictions came with the file */
-        status = stage(dev, &w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
-        pred = w->preds.mem;
+        status = stage(dev, w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
+        pred = w->preds;
     }
     if (status == CLEVAL_OK && cfg->labels)
-        status = stage(dev, &w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
+        status = stage(dev, w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
     cl_mem score_rows = NULL;
     if (status == CLEVAL_OK && cfg->score_metrics)
         status = device_score_rows(w, slot, scores, &score_rows);
     if (status == CLEVAL_OK && cfg->score_metrics)
-        status = cleval_score_reducer_add(w->score_reducer, score_rows, w->labels.mem, slot->n,
-                                          &slot->score_sums);
+        status = cleval_score_reducer_enqueue(w->score_reducer, score_rows, w->labels, slot->n,
+                                              (uint32_t)(w->enqueued % PIPELINE_IN_FLIGHT));
     if (status == CLEVAL_OK && cfg->auc)
-        status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels.mem,
+        status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels,
                                       slot->row0 - cfg->row_begin, slot->n);
     if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, score_rows, pred);
     if (status != CLEVAL_OK) return status;
@@ -205,7 +222,7 @@ static cleval_status process(worker *w, pipeline_slot *slot)
         status = cleval_histogram_grow(w->hist, rows, c);
     if (status != CLEVAL_OK)
         return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
-    return cleval_histogram_add(w->hist, cfg->labels ? w->labels.mem : NULL, pred, slot->n);
+    return cleval_histogram_add(w->hist, cfg->labels ? w->labels : NULL, pred, slot->n);
 }
 
 /* The filled slot with the lowest rows, or -1. Called with the lock held. */
@@ -218,6 +235,66 @@ static int next_filled(const pipeline *p)
     return best;
 }
 
+/* Records a worker's failure. Called with the lock held. */
+static void worker_failed(worker *w, cleval_status status)
+{
+    pipeline *p = w->p;
+    if (w->status == CLEVAL_OK) {
+        w->status = status;
+        snprintf(w->error, sizeof w->error, "%s", cleval_last_error());
+    }
+    p->failed = true;
+    pthread_cond_broadcast(&p->filled);
+}
+
+/* Enqueues slot s's batch and an event for its end, and adds it to the worker's batches in
+ * flight; on failure waits for what was enqueued. Called with the lock released. */
+static cleval_status start_batch(worker *w, int s)
+{
+    pipeline *p = w->p;
+    cleval_device *dev = p->cfg->devices[w->id];
+    cl_command_queue queue = cleval_device_queue(dev);
+    cl_event done = NULL;
+    cleval_status status = submit(w, &p->slots[s]);
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueMarkerWithWaitList(queue, 0, NULL, &done),
+                                 "clEnqueueMarkerWithWaitList(batch end)");
+    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(queue), "clFlush");
+    if (status != CLEVAL_OK) {
+        if (done) clReleaseEvent(done);
+        cleval_device_finish(dev); /* nothing may still read the slot once it is handed back */
+        return status;
+    }
+    uint32_t i = w->n_flight++;
+    w->flight[i] = s;
+    w->flight_done[i] = done;
+    w->enqueued++;
+    return CLEVAL_OK;
+}
+
+/* Waits for the oldest batch in flight to finish and removes it; returns its slot. Called with
+ * the lock released. */
+static cleval_status end_batch(worker *w, int *s)
+{
+    pipeline *p = w->p;
+    *s = w->flight[0];
+    cl_event done = w->flight_done[0];
+    w->n_flight--;
+    memmove(w->flight, w->flight + 1, w->n_flight * sizeof *w->flight);
+    memmove(w->flight_done, w->flight_done + 1, w->n_flight * sizeof *w->flight_done);
+    cleval_status status = cleval_cl_check(clWaitForEvents(1, &done), "clWaitForEvents(batch end)");
+    clReleaseEvent(done);
+    uint32_t area = (uint32_t)(w->ended++ % PIPELINE_IN_FLIGHT);
+    if (status == CLEVAL_OK && p->cfg->score_metrics)
+        cleval_score_reducer_sums(w->score_reducer, p->slots[*s].n, area, &p->slots[*s].score_sums);
+    if (status == CLEVAL_OK && p->cfg->ops.finish)
+        status = p->cfg->ops.finish(p->cfg->models[w->id], &p->slots[*s]);
+    return status;
+}
+
+/* Keeps up to PIPELINE_IN_FLIGHT filled batches enqueued on the device, handing each back
+ * (done) when its event completes; new batches come first, so the device's queue never runs
+ * dry while one is filled. */
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -225,23 +302,29 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&p->lock);
     for (;;) {
         int s = p->failed ? -1 : next_filled(p); /* after a failure or a stop, no new batch */
-        if (s < 0) {
-            if (p->closing || p->failed) break;
-            pthread_cond_wait(&p->filled, &p->lock);
+        if (s >= 0 && w->n_flight < PIPELINE_IN_FLIGHT) {
+            p->state[s] = SLOT_BUSY;
+            pthread_mutex_unlock(&p->lock);
+            cleval_status status = start_batch(w, s);
+            pthread_mutex_lock(&p->lock);
+            if (status != CLEVAL_OK) {
+                p->state[s] = SLOT_DONE;
+                worker_failed(w, status);
+                pthread_cond_signal(&p->done);
+            }
             continue;
         }
-        p->state[s] = SLOT_BUSY;
-        pthread_mutex_unlock(&p->lock);
-        cleval_status status = process(w, &p->slots[s]);
-        pthread_mutex_lock(&p->lock);
-        p->state[s] = SLOT_DONE;
-        if (status != CLEVAL_OK) {
-            w->status = status;
-            snprintf(w->error, sizeof w->error, "%s", cleval_last_error());
-            p->failed = true;
-            pthread_cond_broadcast(&p->filled);
+        if (w->n_flight > 0) {
+            pthread_mutex_unlock(&p->lock);
+            cleval_status status = end_batch(w, &s);
+            pthread_mutex_lock(&p->lock);
+            p->state[s] = SLOT_DONE;
+            if (status != CLEVAL_OK) worker_failed(w, status);
+            pthread_cond_signal(&p->done);
+            continue;
         }
-        pthread_cond_signal(&p->done);
+        if (p->closing || p->failed) break;
+        pthread_cond_wait(&p->filled, &p->lock);
     }
     pthread_mutex_unlock(&p->lock);
     /* Leave no command of this thread's queue running on buffers about to be freed. */
@@ -318,8 +401,8 @@ static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot
     uint64_t row0 = slot->row0 - cfg->save_row0;
     const float *scores = cfg->with_scores ? slot->scores : NULL;
     if (cfg->sink) {
-        cleval_status status = cfg->sink->write(cfg->sink->user, row0, slot->n, slot->pred,
-                                                scores, cfg->score_width);
+        cleval_status status =
+            cfg->sink->write(cfg->sink->user, row0, slot->n, slot->pred, scores, cfg->score_width);
         if (status != CLEVAL_OK) return status;
     }
     if (!cfg->save) return CLEVAL_OK;
@@ -332,7 +415,8 @@ static cleval_status write_batch(const pipeline_config *cfg, const pipeline_slot
 static cleval_status allocate(pipeline *p)
 {
     const pipeline_config *cfg = p->cfg;
-    p->n_slots = 2 * cfg->n_workers + 1;
+    /* Each worker's batches in flight and one more filled, and one the reader fills. */
+    p->n_slots = (PIPELINE_IN_FLIGHT + 1) * cfg->n_workers + 1;
     p->slots = calloc(p->n_slots, sizeof *p->slots);
     p->state = calloc(p->n_slots, sizeof *p->state);
     p->workers = calloc(cfg->n_workers, sizeof *p->workers);
@@ -344,12 +428,21 @@ static cleval_status allocate(pipeline *p)
     /* No batch is longer than the rows to go: a --batch beyond them would only cost memory. */
     uint64_t rows = cfg->row_end > cfg->row_begin ? cfg->row_end - cfg->row_begin : 1;
     size_t batch = cfg->batch < rows ? cfg->batch : (size_t)rows;
+    p->batch_rows = (uint32_t)batch;
     uint32_t n_errors = cfg->errors ? cleval_errors_collector_n(cfg->errors) : 0;
     p->error_capacity = n_errors < batch ? n_errors : (uint32_t)batch; /* the finder's capacity */
     for (uint32_t s = 0; s < p->n_slots; s++) {
         pipeline_slot *slot = &p->slots[s];
         slot->pred = malloc(batch * sizeof *slot->pred);
-        if (cfg->x) slot->x = malloc(batch * x_bytes);
+        slot->host_pred = cfg->save || cfg->sink || cfg->errors;
+        cleval_status status;
+        if (cfg->x) {
+            /* Page-locked, so a GPU copies the samples by DMA while it computes. */
+            if ((status = cleval_hostbuf_create_pinned(cfg->devices[0], batch * x_bytes,
+                                                       "sample batch", &slot->x_mem)))
+                return status;
+            slot->x = slot->x_mem.host;
+        }
         if (cfg->labels) slot->labels = malloc(batch * sizeof *slot->labels);
         bool scores = cfg->with_scores || (cfg->score_metrics && !cfg->ops.scores_on_device);
         if (scores) slot->scores = malloc(batch * cfg->score_width * sizeof *slot->scores);
@@ -357,8 +450,8 @@ static cleval_status allocate(pipeline *p)
         if (picks)
             slot->error_picks =
                 malloc(CLEVAL_ERROR_LISTS * (size_t)p->error_capacity * sizeof *slot->error_picks);
-        if (!slot->pred || (cfg->x && !slot->x) || (cfg->labels && !slot->labels) ||
-            (scores && !slot->scores) || (picks && !slot->error_picks))
+        if (!slot->pred || (cfg->labels && !slot->labels) || (scores && !slot->scores) ||
+            (picks && !slot->error_picks))
             return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %zu samples",
                                data_path(cfg), batch);
     }
@@ -367,12 +460,13 @@ static cleval_status allocate(pipeline *p)
         wk->p = p;
         wk->id = w;
         cleval_status status;
-        if (cfg->labels && (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
-                                                           "label batch", &wk->labels)))
+        if (cfg->labels && (status = cleval_device_buffer(cfg->devices[w], CL_MEM_READ_ONLY,
+                                                          batch * sizeof(int32_t), NULL,
+                                                          "label batch", &wk->labels)))
             return status;
-        if (!cfg->ops.predict &&
-            (status = cleval_hostbuf_create(cfg->devices[w], batch * sizeof(int32_t),
-                                            "prediction batch", &wk->preds)))
+        if (!cfg->ops.predict && (status = cleval_device_buffer(cfg->devices[w], CL_MEM_READ_ONLY,
+                                                                batch * sizeof(int32_t), NULL,
+                                                                "prediction batch", &wk->preds)))
             return status;
         if (cfg->score_metrics &&
             (status = cleval_score_reducer_create(cfg->devices[w], cfg->score_width, cfg->top_k,
@@ -390,7 +484,7 @@ static cleval_status allocate(pipeline *p)
 static void release(pipeline *p)
 {
     for (uint32_t s = 0; p->slots && s < p->n_slots; s++) {
-        free(p->slots[s].x);
+        cleval_hostbuf_release(&p->slots[s].x_mem);
         free(p->slots[s].labels);
         free(p->slots[s].pred);
         free(p->slots[s].scores);
@@ -398,9 +492,9 @@ static void release(pipeline *p)
     }
     for (uint32_t w = 0; p->workers && w < p->cfg->n_workers; w++) {
         cleval_histogram_destroy(p->workers[w].hist);
-        cleval_hostbuf_release(&p->workers[w].labels);
-        cleval_hostbuf_release(&p->workers[w].preds);
-        cleval_hostbuf_release(&p->workers[w].score_rows);
+        cl_mem staged[] = {p->workers[w].labels, p->workers[w].preds, p->workers[w].score_rows};
+        for (size_t b = 0; b < sizeof staged / sizeof *staged; b++)
+            if (staged[b]) clReleaseMemObject(staged[b]);
         cleval_score_reducer_destroy(p->workers[w].score_reducer);
         cleval_error_finder_destroy(p->workers[w].error_finder);
     }

@@ -3,7 +3,12 @@
  * next filled batch (so a faster device takes more), runs the model, and counts (true,
  * predicted) pairs on its own device. Counts of all devices add up exactly, and predictions
  * are written at their rows, so the results equal a single device's. HDF5 is only ever called
- * from the calling thread. */
+ * from the calling thread.
+ *
+ * A worker keeps up to PIPELINE_IN_FLIGHT batches enqueued on its device and waits only for
+ * the oldest one's event, so the device never idles while the host stages the next batch; the
+ * samples are read into page-locked memory, and nothing comes back to the host per batch
+ * except what a host consumer needs (saved rows, error analysis, score sums). */
 #ifndef CLEVAL_ENGINE_PIPELINE_H
 #define CLEVAL_ENGINE_PIPELINE_H
 
@@ -30,11 +35,20 @@ typedef struct pipeline_counts {
 
 void pipeline_counts_free(pipeline_counts *counts);
 
+/* Batches one worker keeps enqueued on its device at a time. */
+enum { PIPELINE_IN_FLIGHT = 3 };
+
 /* One batch in flight. The reader fills the inputs; a worker fills the outputs. */
 typedef struct pipeline_slot {
     uint64_t row0;      /* first row, in file coordinates */
     uint32_t n;
-    void *x;            /* [n][row_size] features of config->x_type, or NULL without a model */
+    /* [n][row_size] features of config->x_type, or NULL without a model; page-locked memory
+     * of the first device (x_mem) */
+    void *x;
+    cleval_hostbuf x_mem;
+    /* The host needs pred filled (saved, sunk, or error analysis); else predict may leave the
+     * predictions on the device only. */
+    bool host_pred;
     int32_t *labels;    /* [n] true classes, or NULL without labels */
     int32_t *pred;      /* [n] predictions: read from the file (metrics) or the model's */
     /* [n][score_width] when saved, or reduced from the host (see pipeline_worker_ops),
@@ -49,12 +63,18 @@ typedef struct pipeline_slot {
 
 /* What a worker runs on each batch, with its own device and model. */
 typedef struct pipeline_worker_ops {
-    /* Classifies slot->x: fills slot->pred (host) and slot->scores (when not NULL), and
-     * returns the device buffers holding the same predictions in *pred and the score rows
-     * (float [n][score_width], contiguous from offset 0) in *scores, or NULL there when the
-     * rows are only in slot->scores. The score metrics reduce *scores where it is not NULL
-     * (the rows are not uploaded again), else an upload of slot->scores. */
+    /* Classifies slot->x: fills slot->pred (host, where slot->host_pred) and slot->scores
+     * (when not NULL), and returns the device buffers holding the same predictions in *pred
+     * and the score rows (float [n][score_width], contiguous from offset 0) in *scores, or NULL
+     * there when the rows are only in slot->scores. The score metrics reduce *scores where it
+     * is not NULL (the rows are not uploaded again), else an upload of slot->scores. It may
+     * return with the work still enqueued on the device's queue (slot->x and the host arrays
+     * stay untouched until that queue has finished it); the host arrays are filled once it
+     * has. */
     cleval_status (*predict)(void *model, pipeline_slot *slot, cl_mem *pred, cl_mem *scores);
+    /* When not NULL: called on the worker's thread once the batch's commands have finished,
+     * batches of one worker in the order predict took them. */
+    cleval_status (*finish)(void *model, pipeline_slot *slot);
     /* predict always returns *scores: slot->scores is then allocated only when the scores
      * are saved, so the rows are not read back to the host for nothing. */
     bool scores_on_device;

@@ -20,6 +20,8 @@ struct cleval_score_reducer {
     cl_kernel kernel;
     cl_mem bounds, fsum, usum;
     uint32_t n_classes, top_k, max_groups;
+    /* CLEVAL_SCORE_REDUCER_AREAS host areas of max_groups partials each, one per batch whose
+     * partials may be on their way back at once. */
     float *fhost;
     uint32_t *uhost;
 };
@@ -104,8 +106,9 @@ cleval_status cleval_score_reducer_create(cleval_device *dev, uint32_t n_classes
     if (r->max_groups == 0) r->max_groups = 1;
     float bounds[CLEVAL_CALIBRATION_BINS + 1];
     calibration_bounds(bounds);
-    r->fhost = malloc((size_t)r->max_groups * SCORE_FLOATS * sizeof *r->fhost);
-    r->uhost = malloc((size_t)r->max_groups * SCORE_UINTS * sizeof *r->uhost);
+    size_t areas = CLEVAL_SCORE_REDUCER_AREAS;
+    r->fhost = malloc(areas * r->max_groups * SCORE_FLOATS * sizeof *r->fhost);
+    r->uhost = malloc(areas * r->max_groups * SCORE_UINTS * sizeof *r->uhost);
     cleval_status status = CLEVAL_OK;
     if (!r->fhost || !r->uhost)
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for the score partial sums");
@@ -154,15 +157,15 @@ static void add_candidate_partials(cleval_score_candidate *into, const float *f,
     }
 }
 
-cleval_status cleval_score_reducer_add(cleval_score_reducer *r, cl_mem scores, cl_mem labels,
-                                       uint32_t n, cleval_score_sums *batch)
+cleval_status cleval_score_reducer_enqueue(cleval_score_reducer *r, cl_mem scores, cl_mem labels,
+                                           uint32_t n, uint32_t area)
 {
-    memset(batch, 0, sizeof *batch);
     if (n == 0) return CLEVAL_OK;
     uint32_t groups = (n + ROWS_PER_GROUP - 1) / ROWS_PER_GROUP;
-    if (groups > r->max_groups)
-        return cleval_fail(CLEVAL_ERR_INTERNAL, "score batch of %u rows exceeds the reducer's %u",
-                           n, r->max_groups * ROWS_PER_GROUP);
+    if (groups > r->max_groups || area >= CLEVAL_SCORE_REDUCER_AREAS)
+        return cleval_fail(CLEVAL_ERR_INTERNAL,
+                           "score batch of %u rows (area %u) exceeds the reducer's %u (%d)", n,
+                           area, r->max_groups * ROWS_PER_GROUP, CLEVAL_SCORE_REDUCER_AREAS);
     cleval_kernel_args a = cleval_kernel_args_begin(r->kernel, "score_partials");
     cleval_kernel_arg_mem(&a, scores);
     cleval_kernel_arg_mem(&a, labels);
@@ -175,26 +178,50 @@ cleval_status cleval_score_reducer_add(cleval_score_reducer *r, cl_mem scores, c
     cleval_kernel_arg_mem(&a, r->usum);
     cl_command_queue queue = cleval_device_queue(r->dev);
     size_t local = GROUP_SIZE, global = (size_t)groups * GROUP_SIZE;
+    float *fhost = r->fhost + (size_t)area * r->max_groups * SCORE_FLOATS;
+    uint32_t *uhost = r->uhost + (size_t)area * r->max_groups * SCORE_UINTS;
     cleval_status status;
+    /* Neither read is waited for: the next batch's kernel, later on the same in-order queue,
+     * overwrites fsum and usum only after both have been read. */
     if ((status = cleval_kernel_launch(queue, &a, 1, &global, &local, NULL)) ||
         (status = cleval_cl_check(clEnqueueReadBuffer(queue, r->fsum, CL_FALSE, 0,
                                                       (size_t)groups * SCORE_FLOATS * sizeof(float),
-                                                      r->fhost, 0, NULL, NULL),
+                                                      fhost, 0, NULL, NULL),
                                   "clEnqueueReadBuffer(score partial sums)")) ||
         (status =
-             cleval_cl_check(clEnqueueReadBuffer(queue, r->usum, CL_TRUE, 0,
+             cleval_cl_check(clEnqueueReadBuffer(queue, r->usum, CL_FALSE, 0,
                                                  (size_t)groups * SCORE_UINTS * sizeof(uint32_t),
-                                                 r->uhost, 0, NULL, NULL),
+                                                 uhost, 0, NULL, NULL),
                              "clEnqueueReadBuffer(score partial counts)")))
         return status;
+    return CLEVAL_OK;
+}
+
+void cleval_score_reducer_sums(const cleval_score_reducer *r, uint32_t n, uint32_t area,
+                               cleval_score_sums *batch)
+{
+    memset(batch, 0, sizeof *batch);
+    if (n == 0) return;
     batch->rows = n;
+    uint32_t groups = (n + ROWS_PER_GROUP - 1) / ROWS_PER_GROUP;
+    const float *fhost = r->fhost + (size_t)area * r->max_groups * SCORE_FLOATS;
+    const uint32_t *uhost = r->uhost + (size_t)area * r->max_groups * SCORE_UINTS;
     for (uint32_t g = 0; g < groups; g++) {
-        const float *f = r->fhost + (size_t)g * SCORE_FLOATS;
-        const uint32_t *u = r->uhost + (size_t)g * SCORE_UINTS;
+        const float *f = fhost + (size_t)g * SCORE_FLOATS;
+        const uint32_t *u = uhost + (size_t)g * SCORE_UINTS;
         batch->top_k_hits += u[0];
         batch->not_probabilities += u[1];
         add_candidate_partials(&batch->as_given, f, u + 2);
         add_candidate_partials(&batch->softmax, f + CANDIDATE_FLOATS, u + 2 + CANDIDATE_UINTS);
     }
-    return CLEVAL_OK;
+}
+
+cleval_status cleval_score_reducer_add(cleval_score_reducer *r, cl_mem scores, cl_mem labels,
+                                       uint32_t n, cleval_score_sums *batch)
+{
+    memset(batch, 0, sizeof *batch);
+    cleval_status status = cleval_score_reducer_enqueue(r, scores, labels, n, 0);
+    if (status == CLEVAL_OK) status = cleval_device_finish(r->dev);
+    if (status == CLEVAL_OK) cleval_score_reducer_sums(r, n, 0, batch);
+    return status;
 }

@@ -1,20 +1,38 @@
 /* Runtime inputs from host data: the samples are copied to the device in the type they come in
  * (a uint8 image set moves a quarter of the bytes of floats) and converted there to the graph
  * input's type by kernels/cast.cl's convert_input, which also applies the classifier's
- * preprocessing ((x * scale - mean[c]) / std[c], channels-last samples transposed). Data that
- * already is what the input holds is written as it is. */
+ * preprocessing ((x * scale - mean[c]) / std[c], channels-last samples transposed). A general
+ * graph's input that already is what the data holds is written as it is.
+ *
+ * A classifier's samples always go through a ring of FEED_RING staging buffers, copied there
+ * on a queue of their own (the copy queue) while the device's queue (the compute queue) still
+ * runs earlier batches: the conversion of a batch waits for its upload's event, and the
+ * upload into a staging buffer waits for the conversion that last read it. So up to FEED_RING
+ * batches can be in flight without either queue waiting for the host. */
 #include "nn_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+enum { FEED_RING = 3 };
+
 typedef struct nn_feed {
     int32_t model_type; /* the graph input's ONNX element type */
     int32_t type;       /* the host data's ONNX element type */
     cl_kernel k;        /* convert_input; NULL when the data is written as it is */
-    cl_mem staging;     /* the host data on the device, before conversion */
-    size_t capacity;
+    /* The host data on the device, before conversion, and the event of the conversion that
+     * last read each buffer (NULL: none pending). */
+    cl_mem staging[FEED_RING];
+    cl_event consumed[FEED_RING];
+    uint32_t next;   /* the staging buffer the next upload uses */
+    size_t capacity; /* bytes of each staging buffer */
+    /* The uploads' queue, made at the first one. NULL on a device whose buffers are host
+     * memory (a CPU device) running the CPU-style kernels: a copy there is the same cores'
+     * memcpy and overlaps nothing, so the uploads go on the compute queue, in order, and the
+     * events below hold trivially. The GPU-style family keeps the copy queue on every device,
+     * so the tests (which run both families on PoCL) check its event chain. */
+    cl_command_queue copy_queue;
     cl_mem pre; /* preprocessing: mean[C] then std[C] (input 0 of a classifier) */
 } nn_feed;
 
@@ -119,8 +137,9 @@ static cleval_status setup_prep(cleval_nn *nn, const cleval_nn_input_prep *prep)
                      "input preprocessing", &nn->feeds[0].pre);
 }
 
-/* (Re)builds input i's conversion for host data of `type`: no kernel when the data already is
- * what the input holds. */
+/* (Re)builds input i's conversion for host data of `type`: no kernel when a general graph's data
+ * already is what the input holds (a classifier's identity conversion still decouples the
+ * staging buffer, which the next upload may overwrite, from the graph input). */
 static cleval_status build_feed(cleval_nn *nn, uint32_t i, int32_t type)
 {
     nn_feed *f = &nn->feeds[i];
@@ -130,7 +149,8 @@ static cleval_status build_feed(cleval_nn *nn, uint32_t i, int32_t type)
     if (f->k) clReleaseKernel(f->k);
     f->k = NULL;
     f->type = type;
-    if (!prep && !round_half && strcmp(feed_cl_type(type), nn_dtype_cl(in->dtype)) == 0)
+    if (nn->general && !prep && !round_half &&
+        strcmp(feed_cl_type(type), nn_dtype_cl(in->dtype)) == 0)
         return CLEVAL_OK;
     bool to_int = in->dtype != NN_FLOAT;
     char options[256];
@@ -197,49 +217,129 @@ size_t nn_feed_sample_bytes(const cleval_nn *nn)
     return (size_t)nn->sample_size * feed_bytes(nn->feeds[0].type);
 }
 
-cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data)
+/* Waits for every pending conversion of f's staging buffers and forgets them. */
+static cleval_status feed_drain(nn_feed *f)
+{
+    cleval_status status = CLEVAL_OK;
+    for (uint32_t r = 0; r < FEED_RING; r++) {
+        if (!f->consumed[r]) continue;
+        cl_int err = clWaitForEvents(1, &f->consumed[r]);
+        if (status == CLEVAL_OK) status = cleval_cl_check(err, "clWaitForEvents(network input)");
+        clReleaseEvent(f->consumed[r]);
+        f->consumed[r] = NULL;
+    }
+    return status;
+}
+
+/* Makes f's staging buffers hold `bytes` each (and its copy queue), waiting for the batches
+ * still reading the old ones before they go. */
+static cleval_status feed_reserve(cleval_nn *nn, nn_feed *f, size_t bytes)
+{
+    cleval_status status;
+    bool own_queue = !cleval_device_get_info(nn->dev)->host_unified_memory ||
+                     cleval_device_variant(nn->dev) == CLEVAL_VARIANT_GPU;
+    if (!f->copy_queue && own_queue) {
+        cl_int err;
+        f->copy_queue = clCreateCommandQueue(cleval_device_context(nn->dev),
+                                             cleval_device_id(nn->dev), 0, &err);
+        if ((status = cleval_cl_check(err, "clCreateCommandQueue(uploads)")) != CLEVAL_OK) {
+            f->copy_queue = NULL;
+            return status;
+        }
+    }
+    if (bytes <= f->capacity) return CLEVAL_OK;
+    if ((status = feed_drain(f)) != CLEVAL_OK) return status;
+    for (uint32_t r = 0; r < FEED_RING; r++) {
+        if (f->staging[r]) clReleaseMemObject(f->staging[r]);
+        f->staging[r] = NULL;
+    }
+    f->capacity = 0;
+    for (uint32_t r = 0; r < FEED_RING; r++)
+        if ((status = cleval_device_buffer(nn->dev, CL_MEM_READ_ONLY, bytes, NULL,
+                                           "network input (as fed)", &f->staging[r])) != CLEVAL_OK)
+            return status;
+    f->capacity = bytes;
+    return CLEVAL_OK;
+}
+
+/* Enqueues the upload of `bytes` of data into the next staging buffer (copy queue) and its
+ * conversion into the graph input (compute queue, after the upload). */
+static cleval_status feed_enqueue(cleval_nn *nn, uint32_t i, const void *data, size_t bytes,
+                                  bool keep_data)
+{
+    nn_feed *f = &nn->feeds[i];
+    int v = nn->inputs[i];
+    cleval_status status = feed_reserve(nn, f, bytes);
+    if (status != CLEVAL_OK) return status;
+    uint32_t r = f->next;
+    f->next = (r + 1) % FEED_RING;
+    cl_event uploaded = NULL;
+    cl_uint n_wait = f->consumed[r] ? 1 : 0;
+    cl_command_queue queue = f->copy_queue ? f->copy_queue : nn->queue;
+    status =
+        cleval_cl_check(clEnqueueWriteBuffer(queue, f->staging[r], CL_FALSE, 0, bytes, data, n_wait,
+                                             n_wait ? &f->consumed[r] : NULL, &uploaded),
+                        "clEnqueueWriteBuffer(network input)");
+    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(queue), "clFlush(uploads)");
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueBarrierWithWaitList(nn->queue, 1, &uploaded, NULL),
+                                 "clEnqueueBarrierWithWaitList(network input)");
+    uint32_t channels = 1, inner = 1;
+    bool prep = i == 0 && prep_active(&nn->prep);
+    if (prep) sample_channels(nn, &channels, &inner);
+    uint64_t count = nn->values[v].count;
+    if (status == CLEVAL_OK) {
+        cleval_kernel_args a = cleval_kernel_args_begin(f->k, NULL);
+        cleval_kernel_arg_mem(&a, f->staging[r]);
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, v));
+        cleval_kernel_arg_int(&a, (int32_t)count);
+        cleval_kernel_arg_int(&a, (int32_t)channels);
+        cleval_kernel_arg_int(&a, (int32_t)inner);
+        cleval_kernel_arg_float(&a, prep ? nn->prep.scale : 1.0f);
+        cleval_kernel_arg_mem(&a, f->pre);
+        size_t local = nn_local_1d(nn), global = (size_t)count;
+        status = nn_enqueue(nn, NULL, &a, 1, &global, &local);
+    }
+    if (f->consumed[r]) clReleaseEvent(f->consumed[r]);
+    f->consumed[r] = NULL;
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueMarkerWithWaitList(nn->queue, 0, NULL, &f->consumed[r]),
+                                 "clEnqueueMarkerWithWaitList(network input)");
+    /* The caller may reuse `data` at once unless it keeps it until the batch is done. */
+    if (uploaded && (!keep_data || status != CLEVAL_OK)) {
+        cl_int err = clWaitForEvents(1, &uploaded);
+        if (status == CLEVAL_OK) status = cleval_cl_check(err, "clWaitForEvents(network input)");
+    }
+    if (uploaded) clReleaseEvent(uploaded);
+    return status;
+}
+
+cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data, bool keep_data)
 {
     nn_feed *f = &nn->feeds[i];
     int v = nn->inputs[i];
     uint64_t count = nn->values[v].count;
     size_t bytes = (size_t)count * feed_bytes(f->type);
     if (count == 0) return CLEVAL_OK;
-    cl_mem dest = f->k ? f->staging : nn_value_mem(nn, v);
-    if (f->k && bytes > f->capacity) {
-        if (f->staging) clReleaseMemObject(f->staging);
-        f->staging = NULL;
-        f->capacity = 0;
-        cleval_status status = cleval_device_buffer(nn->dev, CL_MEM_READ_ONLY, bytes, NULL,
-                                                    "network input (as fed)", &f->staging);
-        if (status != CLEVAL_OK) return status;
-        f->capacity = bytes;
-        dest = f->staging;
-    }
-    cleval_status status = cleval_cl_check(
-        clEnqueueWriteBuffer(nn->queue, dest, CL_TRUE, 0, bytes, data, 0, NULL, NULL),
-        "clEnqueueWriteBuffer(network input)");
-    if (status != CLEVAL_OK || !f->k) return status;
-    uint32_t channels = 1, inner = 1;
-    bool prep = i == 0 && prep_active(&nn->prep);
-    if (prep) sample_channels(nn, &channels, &inner);
-    cleval_kernel_args a = cleval_kernel_args_begin(f->k, NULL);
-    cleval_kernel_arg_mem(&a, f->staging);
-    cleval_kernel_arg_mem(&a, nn_value_mem(nn, v));
-    cleval_kernel_arg_int(&a, (int32_t)count);
-    cleval_kernel_arg_int(&a, (int32_t)channels);
-    cleval_kernel_arg_int(&a, (int32_t)inner);
-    cleval_kernel_arg_float(&a, prep ? nn->prep.scale : 1.0f);
-    cleval_kernel_arg_mem(&a, f->pre);
-    size_t local = nn_local_1d(nn), global = (size_t)count;
-    return nn_enqueue(nn, NULL, &a, 1, &global, &local);
+    if (f->k) return feed_enqueue(nn, i, data, bytes, keep_data);
+    return cleval_cl_check(clEnqueueWriteBuffer(nn->queue, nn_value_mem(nn, v), CL_TRUE, 0, bytes,
+                                                data, 0, NULL, NULL),
+                           "clEnqueueWriteBuffer(network input)");
 }
 
 void nn_feed_release(cleval_nn *nn)
 {
     for (uint32_t i = 0; nn->feeds && i < nn->n_inputs; i++) {
-        if (nn->feeds[i].k) clReleaseKernel(nn->feeds[i].k);
-        if (nn->feeds[i].staging) clReleaseMemObject(nn->feeds[i].staging);
-        if (nn->feeds[i].pre) clReleaseMemObject(nn->feeds[i].pre);
+        nn_feed *f = &nn->feeds[i];
+        feed_drain(f); /* nothing may still read the buffers released below */
+        if (f->copy_queue) {
+            clFinish(f->copy_queue);
+            clReleaseCommandQueue(f->copy_queue);
+        }
+        if (f->k) clReleaseKernel(f->k);
+        for (uint32_t r = 0; r < FEED_RING; r++)
+            if (f->staging[r]) clReleaseMemObject(f->staging[r]);
+        if (f->pre) clReleaseMemObject(f->pre);
     }
     free(nn->feeds);
     free(nn->prep_values);
@@ -251,8 +351,9 @@ uint64_t nn_feed_device_bytes(const cleval_nn *nn)
 {
     uint64_t total = 0;
     for (uint32_t i = 0; nn->feeds && i < nn->n_inputs; i++) {
-        cl_mem mems[] = {nn->feeds[i].staging, nn->feeds[i].pre};
-        for (size_t m = 0; m < 2; m++) {
+        const nn_feed *f = &nn->feeds[i];
+        cl_mem mems[] = {f->staging[0], f->staging[1], f->staging[2], f->pre};
+        for (size_t m = 0; m < sizeof mems / sizeof *mems; m++) {
             size_t bytes = 0;
             if (mems[m] &&
                 clGetMemObjectInfo(mems[m], CL_MEM_SIZE, sizeof bytes, &bytes, NULL) == CL_SUCCESS)

@@ -651,7 +651,27 @@ static cleval_status check_ops(cleval_nn *nn)
     return CLEVAL_OK;
 }
 
-cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores)
+/* While profiling, the network runs on a queue of its own: makes it start only after what the
+ * device's queue holds so far (the readers of the previous batch's outputs, which may not have
+ * run yet) has run. The other way round, collect_profile() finishes the network's queue. */
+static cleval_status queue_after_device(cleval_nn *nn)
+{
+    cl_command_queue device = cleval_device_queue(nn->dev);
+    if (nn->queue == device) return CLEVAL_OK;
+    cl_event before = NULL;
+    cleval_status status = cleval_cl_check(clEnqueueMarkerWithWaitList(device, 0, NULL, &before),
+                                           "clEnqueueMarkerWithWaitList(profiled run)");
+    if (status == CLEVAL_OK) status = cleval_cl_check(clFlush(device), "clFlush");
+    if (status == CLEVAL_OK)
+        status = cleval_cl_check(clEnqueueBarrierWithWaitList(nn->queue, 1, &before, NULL),
+                                 "clEnqueueBarrierWithWaitList(profiled run)");
+    if (before) clReleaseEvent(before);
+    return status;
+}
+
+/* cleval_nn_run and cleval_nn_run_async: keep_x, x is read after the call returns. */
+static cleval_status run_classifier(cleval_nn *nn, const void *x, uint32_t n, float *scores,
+                                    bool keep_x)
 {
     if (nn->general)
         return cleval_fail(CLEVAL_ERR_USAGE,
@@ -684,7 +704,9 @@ cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *sco
         nn->pred_capacity = pred_bytes;
     }
     int out = nn->outputs[0];
-    if ((status = nn_feed_write(nn, 0, x)) != CLEVAL_OK || (status = launch_all(nn)) != CLEVAL_OK ||
+    if ((status = queue_after_device(nn)) != CLEVAL_OK ||
+        (status = nn_feed_write(nn, 0, x, keep_x)) != CLEVAL_OK ||
+        (status = launch_all(nn)) != CLEVAL_OK ||
         (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
                                    nn->width)) != CLEVAL_OK ||
         (status = check_ops(nn)) != CLEVAL_OK)
@@ -697,6 +719,16 @@ cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *sco
                                  "clEnqueueReadBuffer(scores)");
     if (status == CLEVAL_OK && nn->profiling) status = collect_profile(nn);
     return status;
+}
+
+cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores)
+{
+    return run_classifier(nn, x, n, scores, false);
+}
+
+cleval_status cleval_nn_run_async(cleval_nn *nn, const void *x, uint32_t n)
+{
+    return run_classifier(nn, x, n, NULL, true);
 }
 
 cl_mem cleval_nn_scores_buffer(const cleval_nn *nn)
@@ -732,7 +764,7 @@ cleval_status cleval_nn_run_graph(cleval_nn *nn, const cleval_nn_tensor *inputs,
     if ((status = nn_infer_all(nn)) != CLEVAL_OK || (status = nn_plan(nn)) != CLEVAL_OK)
         return status;
     for (uint32_t i = 0; i < nn->n_inputs && status == CLEVAL_OK; i++)
-        status = nn_feed_write(nn, i, inputs[i].data);
+        status = nn_feed_write(nn, i, inputs[i].data, false);
     if (status == CLEVAL_OK) status = launch_all(nn);
     if (status == CLEVAL_OK) status = check_ops(nn);
     for (uint32_t o = 0; o < nn->n_outputs && status == CLEVAL_OK; o++) {

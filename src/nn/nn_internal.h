@@ -628,7 +628,10 @@ cleval_status nn_feed_init(cleval_nn *nn, const cleval_onnx_model *model,
                            const cleval_nn_options *options);
 /* Writes runtime input i's host data (its current count of elements, of its feed type) to its
  * device buffer, converting on the device where the types differ or preprocessing applies. */
-cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data);
+/* Enqueues input i's host data and its conversion to the graph input. keep_data: the caller
+ * leaves `data` unchanged until the device's queue has finished the commands enqueued so far
+ * (the upload may still be reading it on return); else the call returns once it is read. */
+cleval_status nn_feed_write(cleval_nn *nn, uint32_t i, const void *data, bool keep_data);
 /* Bytes of one classifier sample as fed. */
 size_t nn_feed_sample_bytes(const cleval_nn *nn);
 /* Bytes of the device buffers the feeds hold (staging and preprocessing). */

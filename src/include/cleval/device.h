@@ -121,6 +121,9 @@ typedef struct cleval_hostbuf {
     cl_mem mem;
     void *host;
     size_t bytes;
+    /* Pinned staging (cleval_hostbuf_create_pinned): the queue `host` stays mapped on, which
+     * unmaps it at release; NULL for the in-place kind. */
+    cl_command_queue mapped_on;
 } cleval_hostbuf;
 
 cleval_status cleval_hostbuf_create(cleval_device *dev, size_t bytes, const char *what,
@@ -129,6 +132,13 @@ cleval_status cleval_hostbuf_create(cleval_device *dev, size_t bytes, const char
 cleval_status cleval_hostbuf_map(cleval_device *dev, cleval_hostbuf *buf, bool for_write);
 /* Hands the memory back to the device; kernels enqueued afterwards see the host's writes. */
 cleval_status cleval_hostbuf_unmap(cleval_device *dev, cleval_hostbuf *buf);
+/* Page-locked host memory for uploads: a CL_MEM_ALLOC_HOST_PTR buffer mapped once, here, and
+ * kept mapped until release. `host` is the mapping: fill it on the host and pass it as the
+ * source of clEnqueueWriteBuffer, which a GPU driver then copies by DMA, asynchronously, with
+ * no bounce through its own pinned buffer (pageable memory costs that extra copy). `mem` is
+ * never handed to a kernel. Not for cleval_hostbuf_map/unmap. */
+cleval_status cleval_hostbuf_create_pinned(cleval_device *dev, size_t bytes, const char *what,
+                                           cleval_hostbuf *out);
 /* Releases the buffer and its memory; a zeroed struct is a no-op. */
 void cleval_hostbuf_release(cleval_hostbuf *buf);
 

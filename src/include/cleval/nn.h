@@ -253,6 +253,15 @@ uint32_t cleval_nn_max_batch(const cleval_nn *nn);
  * cleval_nn_max_batch() fails with CLEVAL_ERR_USAGE. */
 cleval_status cleval_nn_run(cleval_nn *nn, const void *x, uint32_t n, float *scores);
 
+/* Classifier: cleval_nn_run() without `scores`, and without waiting for the upload of x: the
+ * call returns once the batch is enqueued, and x must stay unchanged until the commands
+ * enqueued on the device's queue so far have finished (an event or a blocking call on that
+ * queue after this one). Batches may follow one another without waiting: each upload runs on
+ * a queue of its own into one of three staging buffers (waiting only for the batch three back
+ * to have been converted), so it overlaps the earlier batches' kernels; page-locked x
+ * (cleval_hostbuf_create_pinned) lets a GPU driver copy it by DMA. */
+cleval_status cleval_nn_run_async(cleval_nn *nn, const void *x, uint32_t n);
+
 /* Classifier: the int32 [n] predictions and float [n][C] scores of the last run, valid until
  * the next run or destroy (a larger batch may replace the buffers). */
 cl_mem cleval_nn_pred_buffer(const cleval_nn *nn);

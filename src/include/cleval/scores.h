@@ -70,6 +70,17 @@ void cleval_score_reducer_destroy(cleval_score_reducer *r);
 cleval_status cleval_score_reducer_add(cleval_score_reducer *r, cl_mem scores, cl_mem labels,
                                        uint32_t n, cleval_score_sums *batch);
 
+/* The same in two steps, so that several batches can be in flight: enqueue the reduction on the
+ * device's queue without waiting, its partial sums coming back into host area `area` (below
+ * CLEVAL_SCORE_REDUCER_AREAS; one per batch still in flight); once that queue has run it,
+ * cleval_score_reducer_sums() adds them up into *batch (overwritten), exactly as
+ * cleval_score_reducer_add() does. */
+enum { CLEVAL_SCORE_REDUCER_AREAS = 3 };
+cleval_status cleval_score_reducer_enqueue(cleval_score_reducer *r, cl_mem scores, cl_mem labels,
+                                           uint32_t n, uint32_t area);
+void cleval_score_reducer_sums(const cleval_score_reducer *r, uint32_t n, uint32_t area,
+                               cleval_score_sums *batch);
+
 #ifdef __cplusplus
 }
 #endif
