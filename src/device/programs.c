@@ -5,6 +5,8 @@
 #include "device_internal.h"
 #include "embedded_kernels.h"
 
+#include "cleval/cache.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -305,4 +307,16 @@ void cleval_device_release_programs(cleval_device *dev)
         entry = next;
     }
     dev->programs = NULL;
+}
+
+uint64_t cleval_kernel_sources_hash(uint64_t h)
+{
+    for (size_t i = 0; i < cleval_embedded_kernel_count; i++) {
+        const char *name = cleval_embedded_kernels[i].name;
+        h = cleval_cache_hash_string(h, name);
+        char *source = NULL;
+        if (cleval_kernel_source(name, &source) == CLEVAL_OK) h = cleval_cache_hash_string(h, source);
+        free(source);
+    }
+    return h;
 }
