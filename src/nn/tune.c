@@ -24,11 +24,11 @@ typedef struct candidate {
     unsigned applies;
 } candidate;
 
-/* CPU-style kernels: register tiles around the usual ones, Winograd on and off, the work
+/* CPU-style kernels: Winograd on and off, register tiles around the usual ones, the work
  * split and the k-block. Ordered by what tends to matter most: the budget may end the list. */
 static const candidate CPU_CANDIDATES[] = {
-    {"conv_mr=4,conv_nv=1", CONV},  {"conv_mr=8,conv_nv=1", CONV},  {"conv_mr=4,conv_nv=2", CONV},
-    {"conv_mr=8,conv_nv=2", CONV},  {"winograd=0", CONV},           {"winograd=1", CONV},
+    {"winograd=0", CONV},           {"winograd=1", CONV},           {"conv_mr=4,conv_nv=1", CONV},
+    {"conv_mr=8,conv_nv=1", CONV},  {"conv_mr=4,conv_nv=2", CONV},  {"conv_mr=8,conv_nv=2", CONV},
     {"gemm_mr=4,gemm_nv=1", GEMM},  {"gemm_mr=8,gemm_nv=1", GEMM},  {"gemm_mr=4,gemm_nv=2", GEMM},
     {"gemm_mr=8,gemm_nv=2", GEMM},  {"gemm_kc=128", GEMM},          {"gemm_kc=512", GEMM},
     {"conv_items=4", CONV | GEMM},  {"conv_items=16", CONV | GEMM}, {"conv_mr=12,conv_nv=2", CONV},
