@@ -20,6 +20,7 @@ static int setup(void **state)
     snprintf(data, sizeof data, "%s", fixture_path("onnx/lenet_bn_io.h5"));
     unsetenv("CLEVAL_NN_TUNING");
     unsetenv("CLEVAL_TUNE_TEST_BREAK");
+    unsetenv("CLEVAL_KERNEL_VARIANT");
     return 0;
 }
 
@@ -164,6 +165,29 @@ static void test_wrong_candidate_is_rejected(void **state)
     free(err);
 }
 
+/* The GPU-style kernels' candidates (work-group tiles) on PoCL: checked, timed or dropped, and
+ * the network built from what was stored still predicts what onnxruntime does. */
+static void test_gpu_style_candidates(void **state)
+{
+    (void)state;
+    use_cache("cache_gpu");
+    setenv("CLEVAL_KERNEL_VARIANT", "gpu", 1);
+    char *out = NULL, *err = NULL;
+    assert_int_equal(run_cleval((const char *[]){"tune", "--model", model, "--budget", "1",
+                                                 "--batch", "7", NULL},
+                                &out, &err),
+                     0);
+    assert_non_null(strstr(out, "/net/net.4/Conv"));
+    free(out);
+    free(err);
+    eval_matches_onnxruntime("gpu.h5", &out, &err);
+    assert_non_null(strstr(out, "conv_gpu TS="));
+    assert_non_null(strstr(out, "[tuning: cache]"));
+    unsetenv("CLEVAL_KERNEL_VARIANT");
+    free(out);
+    free(err);
+}
+
 static void test_usage_errors_exit_2(void **state)
 {
     (void)state;
@@ -197,6 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_tune_then_eval_reads_the_cache, setup),
         cmocka_unit_test_setup(test_wrong_candidate_is_rejected, setup),
+        cmocka_unit_test_setup(test_gpu_style_candidates, setup),
         cmocka_unit_test_setup(test_usage_errors_exit_2, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -318,12 +318,15 @@ cleval_status cleval_tune(cleval_device *dev, const cleval_onnx_model *model,
         best[i] = ref.seconds[i];
     double tol = tolerance(&t, ref.scores);
 
+    uint32_t tuned = 0;
+    for (uint32_t i = 0; i < t.n_ops; i++)
+        tuned += tuned_layer(&ref_nn->ops[i]);
     bool gpu = ref_nn->variant == CLEVAL_VARIANT_GPU;
     const candidate *list = gpu ? GPU_CANDIDATES : CPU_CANDIDATES;
     size_t n_list = gpu ? sizeof GPU_CANDIDATES / sizeof *GPU_CANDIDATES
                         : sizeof CPU_CANDIDATES / sizeof *CPU_CANDIDATES;
     for (size_t c = 0; c < n_list; c++) {
-        if (!changes_defaults(ref_nn, &list[c])) continue;
+        if (tuned == 0 || !changes_defaults(ref_nn, &list[c])) continue;
         out->candidates++;
         /* The budget is checked between candidates; the first always runs. */
         if (out->tried > 0 && now_seconds() - start >= options->budget_seconds) continue;
