@@ -2,9 +2,12 @@
  * reference), then one per candidate, each candidate changing a few tunables of every layer at
  * once: the layers of one network are timed together, one device-time profile per run, so a
  * candidate costs one build and a few runs whatever the layer count. A candidate's scores must
- * match the reference's before any of its times count; each layer then keeps the candidate
- * that ran it fastest, by a margin, else its defaults. The winners go to the tuning cache, and
- * a last network built from the cache must match the reference too. */
+ * match the reference's before any of its times count. Its runs alternate with the
+ * reference's, and each layer's time is taken as a ratio to the reference's in the same
+ * stretch: a shared machine's speed drifts over a minute of tuning, and a ratio of runs taken
+ * side by side does not. Each layer keeps the candidate with the lowest ratio, by a margin, else
+ * its defaults. The winners go to the tuning cache, and a last network built from the cache
+ * must match the reference too and keep each winner's lead in a second measurement. */
 #include "nn_internal.h"
 
 #include "cleval/cache.h"
@@ -45,8 +48,9 @@ static const candidate GPU_CANDIDATES[] = {
     {"gpu_groups=16", GEMM},
 };
 
-/* Timed runs per network, after one untimed run (first launches generate code). */
-enum { TIMED_RUNS = 5 };
+/* Timed runs per candidate, after one untimed run (first launches generate code), and of the
+ * winners' network in the confirmation. */
+enum { TIMED_RUNS = 5, CONFIRM_RUNS = 10 };
 /* A candidate must beat a layer's default time by this share, and by this many seconds, to
  * win: the machine's noise, and the timer's on layers of a few microseconds, must not turn
  * the cache into a record of it. */
@@ -103,32 +107,48 @@ static cleval_status create(const tuner *t, const char *override, cleval_nn **nn
     return status;
 }
 
-/* Runs the network once untimed, then TIMED_RUNS times with profiling. */
-static cleval_status run_trial(const tuner *t, cleval_nn *nn, trial *out)
+/* Runs the network once untimed (first launches generate code), copying its scores to
+ * out->scores, and turns profiling on. */
+static cleval_status first_run(const tuner *t, cleval_nn *nn, trial *out)
 {
     out->scores = malloc((size_t)t->n * t->width * sizeof *out->scores);
     out->seconds = malloc((t->n_ops + 1) * sizeof *out->seconds);
-    double *before = malloc((t->n_ops + 1) * sizeof *before);
-    if (!out->scores || !out->seconds || !before) {
-        free(before);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory tuning");
-    }
-    if (nn->n_ops != t->n_ops) {
-        free(before);
+    if (!out->scores || !out->seconds) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory tuning");
+    if (nn->n_ops != t->n_ops)
         return cleval_fail(CLEVAL_ERR_INTERNAL, "tune: networks of one model differ");
-    }
     cleval_status status = cleval_nn_run(nn, t->x, t->n, out->scores);
     if (status == CLEVAL_OK) status = cleval_nn_set_profiling(nn, true);
+    return status;
+}
+
+/* One profiled run of `nn`: each layer's device time, kept in `best` where it is lower. */
+static cleval_status timed_run(const tuner *t, cleval_nn *nn, double *before, double *best)
+{
     for (uint32_t i = 0; i < t->n_ops; i++)
-        out->seconds[i] = INFINITY;
-    for (int r = 0; r < TIMED_RUNS && status == CLEVAL_OK; r++) {
-        for (uint32_t i = 0; i < t->n_ops; i++)
-            before[i] = nn->ops[i].prof.seconds;
-        if ((status = cleval_nn_run(nn, t->x, t->n, NULL)) != CLEVAL_OK) break;
-        for (uint32_t i = 0; i < t->n_ops; i++) {
-            double s = nn->ops[i].prof.seconds - before[i];
-            if (s < out->seconds[i]) out->seconds[i] = s;
-        }
+        before[i] = nn->ops[i].prof.seconds;
+    cleval_status status = cleval_nn_run(nn, t->x, t->n, NULL);
+    for (uint32_t i = 0; i < t->n_ops && status == CLEVAL_OK; i++) {
+        double s = nn->ops[i].prof.seconds - before[i];
+        if (s < best[i]) best[i] = s;
+    }
+    return status;
+}
+
+/* `runs` runs of `a` alternating with runs of `b` (NULL: `a` alone): each layer's best time
+ * of each network. */
+static cleval_status time_runs(const tuner *t, cleval_nn *a, trial *ta, cleval_nn *b, trial *tb,
+                               int runs)
+{
+    double *before = malloc((t->n_ops + 1) * sizeof *before);
+    if (!before) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory tuning");
+    for (uint32_t i = 0; i < t->n_ops; i++) {
+        ta->seconds[i] = INFINITY;
+        if (b) tb->seconds[i] = INFINITY;
+    }
+    cleval_status status = CLEVAL_OK;
+    for (int r = 0; r < runs && status == CLEVAL_OK; r++) {
+        status = timed_run(t, a, before, ta->seconds);
+        if (status == CLEVAL_OK && b) status = timed_run(t, b, before, tb->seconds);
     }
     free(before);
     return status;
@@ -209,14 +229,18 @@ static bool store_winners(const cleval_nn *ref, const char *const *winners)
     return stored;
 }
 
-/* Times candidate c: on success the layers it applies to may take it as their winner. */
-static void try_candidate(tuner *t, const candidate *c, const trial *ref, double tol,
-                          const char **winners, double *best, cleval_tune_report *report)
+/* Times candidate c against the reference network: on success the layers it applies to may
+ * take it as their winner (ratio[i]: the lowest time ratio to the reference so far). */
+static void try_candidate(tuner *t, const candidate *c, cleval_nn *ref_nn, const trial *ref,
+                          double tol, const char **winners, double *ratio,
+                          cleval_tune_report *report)
 {
     cleval_nn *nn = NULL;
     trial got = {NULL, NULL};
-    cleval_status status = create(t, c->changes, &nn);
-    if (status == CLEVAL_OK) status = run_trial(t, nn, &got);
+    trial ref_now = {NULL, malloc((t->n_ops + 1) * sizeof(double))};
+    cleval_status status = ref_now.seconds ? create(t, c->changes, &nn)
+                                           : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory tuning");
+    if (status == CLEVAL_OK) status = first_run(t, nn, &got);
     if (status != CLEVAL_OK) {
         cleval_log(CLEVAL_LOG_WARN, "tune: candidate %s failed and is dropped: %s", c->changes,
                    cleval_last_error());
@@ -234,17 +258,25 @@ static void try_candidate(tuner *t, const candidate *c, const trial *ref, double
         report->rejected++;
         goto done;
     }
+    if ((status = time_runs(t, nn, &got, ref_nn, &ref_now, TIMED_RUNS)) != CLEVAL_OK) {
+        cleval_log(CLEVAL_LOG_WARN, "tune: candidate %s failed and is dropped: %s", c->changes,
+                   cleval_last_error());
+        report->rejected++;
+        goto done;
+    }
     for (uint32_t i = 0; i < t->n_ops; i++) {
         const nn_op *op = &nn->ops[i];
-        if (!tuned_layer(op)) continue;
+        if (!tuned_layer(op) || !(ref_now.seconds[i] > 0)) continue;
         unsigned kind = op->kind == &nn_kind_conv ? CONV : GEMM;
-        if (!(c->applies & kind) || !(got.seconds[i] < best[i])) continue;
-        best[i] = got.seconds[i];
+        double r = got.seconds[i] / ref_now.seconds[i];
+        if (!(c->applies & kind) || !(r < ratio[i])) continue;
+        ratio[i] = r;
         winners[i] = c->changes;
     }
     cleval_log(CLEVAL_LOG_INFO, "tune: candidate %s checked and timed", c->changes);
 done:
     trial_free(&got);
+    trial_free(&ref_now);
     cleval_nn_destroy(nn);
 }
 
@@ -256,28 +288,54 @@ static bool changes_defaults(const cleval_nn *ref, const candidate *c)
            memcmp(&changed, &ref->base_tuning, sizeof changed) != 0;
 }
 
-/* Builds the network from the cache and checks it against the reference; on a mismatch the
- * defaults go back into the cache for every layer. */
-static cleval_status verify(tuner *t, cleval_nn *ref_nn, const trial *ref, double tol,
-                            const char **winners, cleval_tune_report *report)
+/* Whether a layer's time ratio to the defaults is a win worth keeping. */
+static bool wins(double ratio, double default_seconds)
+{
+    return ratio < 1 - WIN_MARGIN && default_seconds * (1 - ratio) >= WIN_SECONDS;
+}
+
+/* Builds the network from the cache, checks its scores against the reference and times it
+ * against the reference once more, in CONFIRM_RUNS alternating runs: a layer whose winner does
+ * not keep its lead in this second, independent measurement goes back to its defaults (on a
+ * shared machine noise alone picks winners), and ratio[i] becomes the confirmed ratio. Wrong
+ * scores send every layer back. The cache is rewritten when any layer went back. */
+static cleval_status confirm(tuner *t, cleval_nn *ref_nn, const trial *ref, double tol,
+                             const char **winners, double *ratio, bool *stored)
 {
     cleval_nn *nn = NULL;
     trial got = {NULL, NULL};
-    cleval_status status = create(t, NULL, &nn);
-    if (status == CLEVAL_OK) status = run_trial(t, nn, &got);
+    trial ref_now = {NULL, malloc((t->n_ops + 1) * sizeof(double))};
+    cleval_status status = ref_now.seconds ? create(t, NULL, &nn)
+                                           : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory tuning");
+    if (status == CLEVAL_OK) status = first_run(t, nn, &got);
+    bool changed = false;
     if (status == CLEVAL_OK &&
         !(max_difference(got.scores, ref->scores, (size_t)t->n * t->width) <= tol)) {
         cleval_log(CLEVAL_LOG_WARN, "tune: the winners together give wrong scores; the cache "
                                     "gets the defaults");
         for (uint32_t i = 0; i < t->n_ops; i++)
             winners[i] = NULL;
-        report->stored = store_winners(ref_nn, winners);
-        for (uint32_t l = 0; l < report->n_layers; l++) {
-            report->layers[l].best_ms = report->layers[l].default_ms;
-            snprintf(report->layers[l].winner, sizeof report->layers[l].winner, "default");
+        changed = true;
+    } else if (status == CLEVAL_OK &&
+               (status = time_runs(t, nn, &got, ref_nn, &ref_now, CONFIRM_RUNS)) == CLEVAL_OK) {
+        for (uint32_t i = 0; i < t->n_ops; i++) {
+            if (!winners[i]) continue;
+            double r = ref_now.seconds[i] > 0 ? got.seconds[i] / ref_now.seconds[i] : 1;
+            if (wins(r, ref->seconds[i])) {
+                ratio[i] = r;
+                continue;
+            }
+            cleval_log(CLEVAL_LOG_INFO,
+                       "tune: node '%s': %s not confirmed (time ratio %.3f on a second "
+                       "measurement); the defaults stay",
+                       nn->ops[i].name, winners[i], r);
+            winners[i] = NULL;
+            changed = true;
         }
     }
+    if (changed) *stored = store_winners(ref_nn, winners);
     trial_free(&got);
+    trial_free(&ref_now);
     cleval_nn_destroy(nn);
     return status;
 }
@@ -293,7 +351,7 @@ cleval_status cleval_tune(cleval_device *dev, const cleval_onnx_model *model,
     cleval_nn *ref_nn = NULL;
     trial ref = {NULL, NULL};
     const char **winners = NULL;
-    double *best = NULL;
+    double *ratio = NULL;
     /* The reference: the defaults for every layer, whatever the cache holds. */
     cleval_status status = create(&t, "", &ref_nn);
     if (status != CLEVAL_OK) return status;
@@ -305,17 +363,18 @@ cleval_status cleval_tune(cleval_device *dev, const cleval_onnx_model *model,
     if ((status = make_samples(&t, ref_nn)) != CLEVAL_OK ||
         (status = t.int_feed ? cleval_nn_set_feed_type(ref_nn, CLEVAL_ONNX_INT32) : CLEVAL_OK) !=
             CLEVAL_OK ||
-        (status = run_trial(&t, ref_nn, &ref)) != CLEVAL_OK)
+        (status = first_run(&t, ref_nn, &ref)) != CLEVAL_OK ||
+        (status = time_runs(&t, ref_nn, &ref, NULL, NULL, TIMED_RUNS)) != CLEVAL_OK)
         goto done;
     winners = calloc(t.n_ops + 1, sizeof *winners);
-    best = malloc((t.n_ops + 1) * sizeof *best);
+    ratio = malloc((t.n_ops + 1) * sizeof *ratio);
     out->layers = calloc(t.n_ops + 1, sizeof *out->layers);
-    if (!winners || !best || !out->layers) {
+    if (!winners || !ratio || !out->layers) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory tuning");
         goto done;
     }
     for (uint32_t i = 0; i < t.n_ops; i++)
-        best[i] = ref.seconds[i];
+        ratio[i] = 1;
     double tol = tolerance(&t, ref.scores);
 
     uint32_t tuned = 0;
@@ -331,30 +390,31 @@ cleval_status cleval_tune(cleval_device *dev, const cleval_onnx_model *model,
         /* The budget is checked between candidates; the first always runs. */
         if (out->tried > 0 && now_seconds() - start >= options->budget_seconds) continue;
         out->tried++;
-        try_candidate(&t, &list[c], &ref, tol, winners, best, out);
+        try_candidate(&t, &list[c], ref_nn, &ref, tol, winners, ratio, out);
     }
+    for (uint32_t i = 0; i < t.n_ops; i++)
+        if (winners[i] && !wins(ratio[i], ref.seconds[i])) winners[i] = NULL;
+    out->stored = store_winners(ref_nn, winners);
+    if (!out->stored && tuned > 0)
+        cleval_log(CLEVAL_LOG_WARN, "tune: the tuning cache is off or not writable; the winners "
+                                    "are not kept");
+    if (out->stored &&
+        (status = confirm(&t, ref_nn, &ref, tol, winners, ratio, &out->stored)) != CLEVAL_OK)
+        goto done;
     for (uint32_t i = 0; i < t.n_ops; i++) {
         const nn_op *op = &ref_nn->ops[i];
         if (!tuned_layer(op)) continue;
-        if (winners[i] && !(best[i] < ref.seconds[i] * (1 - WIN_MARGIN) &&
-                            ref.seconds[i] - best[i] >= WIN_SECONDS))
-            winners[i] = NULL;
         cleval_tune_layer *l = &out->layers[out->n_layers++];
         describe_layer(ref_nn, op, l);
         l->default_ms = ref.seconds[i] * 1e3;
-        l->best_ms = (winners[i] ? best[i] : ref.seconds[i]) * 1e3;
+        l->best_ms = (winners[i] ? ratio[i] : 1) * l->default_ms;
         if (winners[i]) snprintf(l->winner, sizeof l->winner, "%s", winners[i]);
     }
-    out->stored = store_winners(ref_nn, winners);
-    if (!out->stored && out->n_layers > 0)
-        cleval_log(CLEVAL_LOG_WARN, "tune: the tuning cache is off or not writable; the winners "
-                                    "are not kept");
-    if (out->stored) status = verify(&t, ref_nn, &ref, tol, winners, out);
     out->batch = t.n;
 done:
     out->seconds = now_seconds() - start;
     free(winners);
-    free(best);
+    free(ratio);
     free(t.x);
     trial_free(&ref);
     cleval_nn_destroy(ref_nn);

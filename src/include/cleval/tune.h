@@ -26,7 +26,8 @@ typedef struct cleval_tune_layer {
     char op[64];
     char shape[112];    /* input 0 -> output, at the tuned batch */
     double default_ms;  /* device time of one run at the default tunables (best of the runs) */
-    double best_ms;     /* of the winner */
+    double best_ms;     /* default_ms times the winner's time ratio to the defaults, both
+                         * timed in alternating runs */
     char winner[64];    /* "default", or the candidate's changes ("conv_mr=4,conv_nv=1") */
 } cleval_tune_layer;
 
