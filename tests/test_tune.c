@@ -48,8 +48,8 @@ static void eval_matches_onnxruntime(const char *saved_name, char **out, char **
     char saved[4096];
     snprintf(saved, sizeof saved, "%s", temp_path(saved_name));
     remove(saved);
-    assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data,
-                                                 "--save", saved, "--profile", "--verbose", NULL},
+    assert_int_equal(run_cleval((const char *[]){"eval", "--model", model, "--data", data, "--save",
+                                                 saved, "--profile", "--verbose", NULL},
                                 out, err),
                      0);
     float ort[N * C], scores[N * C], pred[N];
@@ -201,8 +201,8 @@ static void test_usage_errors_exit_2(void **state)
                         "--budget");
     expect_cleval_error((const char *[]){"tune", "--model", model, "--batch", "0", NULL}, 2,
                         "--batch");
-    expect_cleval_error((const char *[]){"tune", "--model", model, "--precision", "int8", NULL},
-                        2, "--precision");
+    expect_cleval_error((const char *[]){"tune", "--model", model, "--precision", "int8", NULL}, 2,
+                        "--precision");
     expect_cleval_error((const char *[]){"tune", "--model", "/nonexistent.onnx", NULL}, 2,
                         "/nonexistent.onnx");
     expect_cleval_error((const char *[]){"tune", "--model", model, "--data", data, NULL}, 2,

@@ -26,8 +26,7 @@ static cleval_status read_options(const cli_args *args, cleval_tune_options *opt
 {
     static const char *const precisions[] = {"fp32", "fp16", NULL};
     if (args->n_positional > 0)
-        return cleval_fail(CLEVAL_ERR_USAGE, "tune: unexpected argument '%s'",
-                           args->positional[0]);
+        return cleval_fail(CLEVAL_ERR_USAGE, "tune: unexpected argument '%s'", args->positional[0]);
     if (!args->present[OPT_MODEL])
         return cleval_fail(CLEVAL_ERR_USAGE, "tune: --model MODEL.onnx is required");
     const char *env = getenv("CLEVAL_NN_TUNING");
@@ -43,7 +42,8 @@ static cleval_status read_options(const cli_args *args, cleval_tune_options *opt
     if (status == CLEVAL_OK && batch > UINT32_MAX)
         status = cleval_fail(CLEVAL_ERR_USAGE, "--batch: %llu is too many samples",
                              (unsigned long long)batch);
-    if (status == CLEVAL_OK) status = cli_get_choice(args, OPT_PRECISION, precisions, 0, &precision);
+    if (status == CLEVAL_OK)
+        status = cli_get_choice(args, OPT_PRECISION, precisions, 0, &precision);
     if (status != CLEVAL_OK) return status;
     options->budget_seconds = count ? (double)count : seconds ? seconds : DEFAULT_BUDGET_SECONDS;
     options->batch = (uint32_t)batch;
@@ -53,9 +53,10 @@ static cleval_status read_options(const cli_args *args, cleval_tune_options *opt
 
 static void print_report(const cleval_tune_report *r, const char *device)
 {
-    printf("Tuned on %s, batch %u: %u of %u candidates tried (%u dropped) in %.1f s; winners %s\n\n",
-           device, r->batch, r->tried, r->candidates, r->rejected, r->seconds,
-           r->stored ? "stored in the tuning cache" : "NOT stored (the cache is off)");
+    printf(
+        "Tuned on %s, batch %u: %u of %u candidates tried (%u dropped) in %.1f s; winners %s\n\n",
+        device, r->batch, r->tried, r->candidates, r->rejected, r->seconds,
+        r->stored ? "stored in the tuning cache" : "NOT stored (the cache is off)");
     printf("%-24s %-22s %-34s %10s %10s  %s\n", "layer", "op", "shape", "default ms", "best ms",
            "winner");
     for (uint32_t i = 0; i < r->n_layers; i++) {
@@ -68,8 +69,8 @@ static void print_report(const cleval_tune_report *r, const char *device)
 
 int cli_tune(int argc, char **argv)
 {
-    static const cli_option_id allowed[] = {OPT_HELP,   OPT_MODEL,     OPT_DEVICE, OPT_BUDGET,
-                                            OPT_BATCH,  OPT_PRECISION, OPT_QUIET,  OPT_VERBOSE};
+    static const cli_option_id allowed[] = {OPT_HELP,  OPT_MODEL,     OPT_DEVICE, OPT_BUDGET,
+                                            OPT_BATCH, OPT_PRECISION, OPT_QUIET,  OPT_VERBOSE};
     cli_args args;
     bool exit_now;
     int code = cli_parse_command(argc, argv, "tune", usage, allowed,

@@ -315,7 +315,8 @@ uint64_t cleval_kernel_sources_hash(uint64_t h)
         const char *name = cleval_embedded_kernels[i].name;
         h = cleval_cache_hash_string(h, name);
         char *source = NULL;
-        if (cleval_kernel_source(name, &source) == CLEVAL_OK) h = cleval_cache_hash_string(h, source);
+        if (cleval_kernel_source(name, &source) == CLEVAL_OK)
+            h = cleval_cache_hash_string(h, source);
         free(source);
     }
     return h;

@@ -30,21 +30,25 @@ typedef struct candidate {
 /* CPU-style kernels: Winograd on and off, register tiles around the usual ones, the work
  * split and the k-block. Ordered by what tends to matter most: the budget may end the list. */
 static const candidate CPU_CANDIDATES[] = {
-    {"winograd=0", CONV},           {"winograd=1", CONV},           {"conv_mr=4,conv_nv=1", CONV},
-    {"conv_mr=8,conv_nv=1", CONV},  {"conv_mr=4,conv_nv=2", CONV},  {"conv_mr=8,conv_nv=2", CONV},
-    {"gemm_mr=4,gemm_nv=1", GEMM},  {"gemm_mr=8,gemm_nv=1", GEMM},  {"gemm_mr=4,gemm_nv=2", GEMM},
-    {"gemm_mr=8,gemm_nv=2", GEMM},  {"gemm_kc=128", GEMM},          {"gemm_kc=512", GEMM},
-    {"conv_items=4", CONV | GEMM},  {"conv_items=16", CONV | GEMM}, {"conv_mr=12,conv_nv=2", CONV},
-    {"conv_mr=4,conv_nv=4", CONV},  {"conv_mr=16,conv_nv=1", CONV}, {"gemm_mr=16,gemm_nv=1", GEMM},
-    {"gemm_qb=32", GEMM},           {"gemm_qb=128", GEMM},
+    {"winograd=0", CONV},          {"winograd=1", CONV},           {"conv_mr=4,conv_nv=1", CONV},
+    {"conv_mr=8,conv_nv=1", CONV}, {"conv_mr=4,conv_nv=2", CONV},  {"conv_mr=8,conv_nv=2", CONV},
+    {"gemm_mr=4,gemm_nv=1", GEMM}, {"gemm_mr=8,gemm_nv=1", GEMM},  {"gemm_mr=4,gemm_nv=2", GEMM},
+    {"gemm_mr=8,gemm_nv=2", GEMM}, {"gemm_kc=128", GEMM},          {"gemm_kc=512", GEMM},
+    {"conv_items=4", CONV | GEMM}, {"conv_items=16", CONV | GEMM}, {"conv_mr=12,conv_nv=2", CONV},
+    {"conv_mr=4,conv_nv=4", CONV}, {"conv_mr=16,conv_nv=1", CONV}, {"gemm_mr=16,gemm_nv=1", GEMM},
+    {"gemm_qb=32", GEMM},          {"gemm_qb=128", GEMM},
 };
 
 /* GPU-style kernels: work-group tiles and outputs per work-item, and the K split of gemm_gpu. */
 static const candidate GPU_CANDIDATES[] = {
-    {"gpu_ts=16,gpu_wpt=2", CONV | GEMM}, {"gpu_ts=32,gpu_wpt=4", CONV | GEMM},
-    {"gpu_ts=32,gpu_wpt=2", CONV | GEMM}, {"gpu_ts=16,gpu_wpt=4", CONV | GEMM},
-    {"gpu_ts=32,gpu_wpt=8", CONV | GEMM}, {"gpu_ts=64,gpu_wpt=8", CONV | GEMM},
-    {"gpu_ts=64,gpu_wpt=4", CONV | GEMM}, {"gpu_groups=1", GEMM},
+    {"gpu_ts=16,gpu_wpt=2", CONV | GEMM},
+    {"gpu_ts=32,gpu_wpt=4", CONV | GEMM},
+    {"gpu_ts=32,gpu_wpt=2", CONV | GEMM},
+    {"gpu_ts=16,gpu_wpt=4", CONV | GEMM},
+    {"gpu_ts=32,gpu_wpt=8", CONV | GEMM},
+    {"gpu_ts=64,gpu_wpt=8", CONV | GEMM},
+    {"gpu_ts=64,gpu_wpt=4", CONV | GEMM},
+    {"gpu_groups=1", GEMM},
     {"gpu_groups=16", GEMM},
 };
 
@@ -82,7 +86,7 @@ typedef struct tuner {
     cleval_device *dev;
     const cleval_onnx_model *model;
     const cleval_tune_options *options;
-    void *x;      /* the samples, in the feed type */
+    void *x;       /* the samples, in the feed type */
     bool int_feed; /* an integer graph input: fed int32 zeros (indices valid for any table) */
     uint32_t n;
     uint32_t width;
@@ -96,10 +100,10 @@ static bool tuned_layer(const nn_op *op)
 
 static cleval_status create(const tuner *t, const char *override, cleval_nn **nn)
 {
-    cleval_nn_options options = {.precision = t->options->precision,
-                                 .tuning_override = override};
+    cleval_nn_options options = {.precision = t->options->precision, .tuning_override = override};
     cleval_status status = cleval_nn_create_with(t->dev, t->model, &options, nn);
-    if (status == CLEVAL_OK && t->int_feed) status = cleval_nn_set_feed_type(*nn, CLEVAL_ONNX_INT32);
+    if (status == CLEVAL_OK && t->int_feed)
+        status = cleval_nn_set_feed_type(*nn, CLEVAL_ONNX_INT32);
     if (status != CLEVAL_OK) {
         cleval_nn_destroy(*nn);
         *nn = NULL;
@@ -357,8 +361,8 @@ cleval_status cleval_tune(cleval_device *dev, const cleval_onnx_model *model,
     if (status != CLEVAL_OK) return status;
     t.n_ops = ref_nn->n_ops;
     t.width = cleval_nn_output_width(ref_nn);
-    t.n = options->batch < cleval_nn_max_batch(ref_nn) ? options->batch
-                                                       : cleval_nn_max_batch(ref_nn);
+    t.n =
+        options->batch < cleval_nn_max_batch(ref_nn) ? options->batch : cleval_nn_max_batch(ref_nn);
     if (t.n == 0) t.n = 1;
     if ((status = make_samples(&t, ref_nn)) != CLEVAL_OK ||
         (status = t.int_feed ? cleval_nn_set_feed_type(ref_nn, CLEVAL_ONNX_INT32) : CLEVAL_OK) !=

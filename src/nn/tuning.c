@@ -92,8 +92,8 @@ static void derive(const cleval_device *dev, cleval_kernel_variant variant, nn_t
 {
     const cleval_device_info *info = cleval_device_get_info(dev);
     cl_uint width = 0;
-    if (clGetDeviceInfo(cleval_device_id(dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
-                        sizeof width, &width, NULL) != CL_SUCCESS)
+    if (clGetDeviceInfo(cleval_device_id(dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof width,
+                        &width, NULL) != CL_SUCCESS)
         width = 4;
     derive_cpu_tile(width, &t->conv_mr, &t->conv_nv);
     derive_cpu_tile(width, &t->gemm_mr, &t->gemm_nv);
@@ -131,14 +131,26 @@ static const profile PROFILES[] = {
     /* PoCL on AVX-512 (bench/bench_nn.c, docs/performance.md): 8 x 32 tiles keep 16 float16
      * accumulators and beat 4 x 64 for Conv and Gemm; a 256-deep k-block keeps a 32 KB panel
      * slice in L1. */
-    {"skylake-avx512", NULL,
-     {.conv_mr = 8, .conv_nv = 2, .gemm_mr = 8, .gemm_nv = 2, .gemm_kc = 256, .gemm_qb = 64,
+    {"skylake-avx512",
+     NULL,
+     {.conv_mr = 8,
+      .conv_nv = 2,
+      .gemm_mr = 8,
+      .gemm_nv = 2,
+      .gemm_kc = 256,
+      .gemm_qb = 64,
       .conv_items = 8}},
     /* PoCL on AVX2 (16 ymm registers; not measured on this project's machines, which have
      * AVX-512): 4 x 16 tiles, 4 float16 accumulators of two registers each, half the
      * registers, as the register budget above gives; 4 x 32 would take all 16 and spill. */
-    {"haswell", NULL,
-     {.conv_mr = 4, .conv_nv = 1, .gemm_mr = 4, .gemm_nv = 1, .gemm_kc = 256, .gemm_qb = 64,
+    {"haswell",
+     NULL,
+     {.conv_mr = 4,
+      .conv_nv = 1,
+      .gemm_mr = 4,
+      .gemm_nv = 1,
+      .gemm_kc = 256,
+      .gemm_qb = 64,
       .conv_items = 8}},
     /* NVIDIA's OpenCL driver: the tiles checked on an H100 (bench/results). */
     {NULL, "NVIDIA", {.gpu_ts = 32, .gpu_wpt = 4, .gpu_groups = 4, .local_1d = 64}},
@@ -175,8 +187,8 @@ cleval_status nn_tuning_base(const cleval_device *dev, cleval_kernel_variant var
 {
     nn_tuning t;
     derive(dev, variant, &t);
-    *source = apply_profile(cleval_device_get_info(dev), &t) ? NN_TUNING_SHIPPED
-                                                              : NN_TUNING_DERIVED;
+    *source =
+        apply_profile(cleval_device_get_info(dev), &t) ? NN_TUNING_SHIPPED : NN_TUNING_DERIVED;
     cleval_status status = check(&t, "base tuning");
     if (status == CLEVAL_OK) *out = t;
     return status;
@@ -203,8 +215,7 @@ cleval_status nn_tuning_apply(nn_tuning *t, const char *text, const char *what)
         long value = eq ? strtol(eq + 1, &end, 10) : -1;
         if (!u || !end || end == eq + 1 || *end || value < (long)u->min || value > (long)u->max)
             return cleval_fail(CLEVAL_ERR_USAGE,
-                               "%s: '%s' is not a known tunable with a value in range", what,
-                               item);
+                               "%s: '%s' is not a known tunable with a value in range", what, item);
         *field(&next, u) = (uint32_t)value;
     }
     cleval_status status = check(&next, what);
@@ -228,8 +239,8 @@ void nn_tuning_format(const nn_tuning *t, char *out, size_t size)
 
 bool nn_tuning_applies(const nn_op *op)
 {
-    return !op->dead && (op->kind == &nn_kind_conv || op->kind == &nn_kind_gemm ||
-                         op->kind == &nn_kind_matmul);
+    return !op->dead &&
+           (op->kind == &nn_kind_conv || op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul);
 }
 
 static uint64_t hash_shape(uint64_t h, const nn_shape *s)
@@ -325,14 +336,14 @@ static bool load_entry(const char *key, nn_tuning *t)
 static void log_choice(const nn_op *op)
 {
     const nn_tuning *t = &op->tuning;
-    cleval_log(CLEVAL_LOG_INFO,
-               "node '%s' (%s): tuning from %s%s%s%s: conv %ux%u%s, gemm %ux%u kc=%u qb=%u, items %u, "
-               "gpu tile %u/%u groups %u, local %u",
-               op->name, op->label, nn_tuning_source_name(op->tuning_source),
-               op->tuning_key[0] ? " (key " : "", op->tuning_key, op->tuning_key[0] ? ")" : "",
-               t->conv_mr, 16 * t->conv_nv,
-               t->winograd ? " winograd" : "", t->gemm_mr, 16 * t->gemm_nv, t->gemm_kc, t->gemm_qb,
-               t->conv_items, t->gpu_ts, t->gpu_wpt, t->gpu_groups, t->local_1d);
+    cleval_log(
+        CLEVAL_LOG_INFO,
+        "node '%s' (%s): tuning from %s%s%s%s: conv %ux%u%s, gemm %ux%u kc=%u qb=%u, items %u, "
+        "gpu tile %u/%u groups %u, local %u",
+        op->name, op->label, nn_tuning_source_name(op->tuning_source),
+        op->tuning_key[0] ? " (key " : "", op->tuning_key, op->tuning_key[0] ? ")" : "", t->conv_mr,
+        16 * t->conv_nv, t->winograd ? " winograd" : "", t->gemm_mr, 16 * t->gemm_nv, t->gemm_kc,
+        t->gemm_qb, t->conv_items, t->gpu_ts, t->gpu_wpt, t->gpu_groups, t->local_1d);
 }
 
 cleval_status nn_tuning_assign(cleval_nn *nn, const char *override)
@@ -346,9 +357,9 @@ cleval_status nn_tuning_assign(cleval_nn *nn, const char *override)
     cleval_log(CLEVAL_LOG_INFO,
                "nn tuning base (%s, %s): conv %ux%u%s, gemm %ux%u kc=%u qb=%u, gpu tile %u/%u, "
                "local %u",
-               cleval_variant_name(nn->variant), nn_tuning_source_name(nn->base_source),
-               b->conv_mr, 16 * b->conv_nv, b->winograd ? " winograd" : "", b->gemm_mr,
-               16 * b->gemm_nv, b->gemm_kc, b->gemm_qb, b->gpu_ts, b->gpu_wpt, b->local_1d);
+               cleval_variant_name(nn->variant), nn_tuning_source_name(nn->base_source), b->conv_mr,
+               16 * b->conv_nv, b->winograd ? " winograd" : "", b->gemm_mr, 16 * b->gemm_nv,
+               b->gemm_kc, b->gemm_qb, b->gpu_ts, b->gpu_wpt, b->local_1d);
     bool hashed = false;
     uint64_t dev_hash = 0;
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {

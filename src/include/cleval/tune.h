@@ -24,21 +24,21 @@ typedef struct cleval_tune_options {
 typedef struct cleval_tune_layer {
     char name[64];
     char op[64];
-    char shape[112];    /* input 0 -> output, at the tuned batch */
-    double default_ms;  /* device time of one run at the default tunables (best of the runs) */
-    double best_ms;     /* default_ms times the winner's time ratio to the defaults, both
-                         * timed in alternating runs */
-    char winner[64];    /* "default", or the candidate's changes ("conv_mr=4,conv_nv=1") */
+    char shape[112];   /* input 0 -> output, at the tuned batch */
+    double default_ms; /* device time of one run at the default tunables (best of the runs) */
+    double best_ms;    /* default_ms times the winner's time ratio to the defaults, both
+                        * timed in alternating runs */
+    char winner[64];   /* "default", or the candidate's changes ("conv_mr=4,conv_nv=1") */
 } cleval_tune_layer;
 
 typedef struct cleval_tune_report {
     cleval_tune_layer *layers;
     uint32_t n_layers;
-    uint32_t batch;        /* samples per timed run */
-    uint32_t candidates;   /* candidates for this device's kernel variant */
-    uint32_t tried;        /* of those, timed or rejected before the budget ran out */
-    uint32_t rejected;     /* wrong results, or failed to build or run */
-    bool stored;           /* the winners are in the tuning cache */
+    uint32_t batch;      /* samples per timed run */
+    uint32_t candidates; /* candidates for this device's kernel variant */
+    uint32_t tried;      /* of those, timed or rejected before the budget ran out */
+    uint32_t rejected;   /* wrong results, or failed to build or run */
+    bool stored;         /* the winners are in the tuning cache */
     double seconds;
 } cleval_tune_report;
 
