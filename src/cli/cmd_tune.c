@@ -56,12 +56,14 @@ static void print_report(const cleval_tune_report *r, const char *device)
     printf(
         "Tuned on %s, batch %u: %u of %u candidates tried (%u dropped) in %.1f s; winners %s\n\n",
         device, r->batch, r->tried, r->candidates, r->rejected, r->seconds,
-        r->stored ? "stored in the tuning cache" : "NOT stored (the cache is off)");
-    printf("%-24s %-22s %-34s %10s %10s  %s\n", "layer", "op", "shape", "default ms", "best ms",
+        r->stored     ? "stored in the tuning cache"
+        : r->n_layers ? "NOT stored (the cache is off)"
+                      : "none");
+    printf("%-24s %-28s %-42s %10s %10s  %s\n", "layer", "op", "shape", "default ms", "best ms",
            "winner");
     for (uint32_t i = 0; i < r->n_layers; i++) {
         const cleval_tune_layer *l = &r->layers[i];
-        printf("%-24.24s %-22.22s %-34.34s %10.4f %10.4f  %s\n", l->name, l->op, l->shape,
+        printf("%-24.24s %-28.28s %-42.42s %10.4f %10.4f  %s\n", l->name, l->op, l->shape,
                l->default_ms, l->best_ms, l->winner);
     }
     if (r->n_layers == 0) printf("(the model has no Conv, Gemm or MatMul layer to tune)\n");

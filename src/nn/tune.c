@@ -71,7 +71,7 @@ static double now_seconds(void)
 /* What one network did: its scores and each layer's best time of the timed runs. */
 typedef struct trial {
     float *scores;   /* [n][width] */
-    double *seconds; /* [n_ops] (tuned layers only) */
+    double *seconds; /* [n_ops], each op's */
 } trial;
 
 static void trial_free(trial *t)
