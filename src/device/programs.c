@@ -309,15 +309,15 @@ void cleval_device_release_programs(cleval_device *dev)
     dev->programs = NULL;
 }
 
-uint64_t cleval_kernel_sources_hash(uint64_t h)
+cleval_status cleval_kernel_sources_hash(uint64_t *h)
 {
     for (size_t i = 0; i < cleval_embedded_kernel_count; i++) {
         const char *name = cleval_embedded_kernels[i].name;
-        h = cleval_cache_hash_string(h, name);
         char *source = NULL;
-        if (cleval_kernel_source(name, &source) == CLEVAL_OK)
-            h = cleval_cache_hash_string(h, source);
+        cleval_status status = cleval_kernel_source(name, &source);
+        if (status != CLEVAL_OK) return status;
+        *h = cleval_cache_hash_string(cleval_cache_hash_string(*h, name), source);
         free(source);
     }
-    return h;
+    return CLEVAL_OK;
 }

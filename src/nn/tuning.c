@@ -301,13 +301,13 @@ static bool layer_key(const cleval_nn *nn, const nn_op *op, uint64_t device_hash
     return true;
 }
 
-static uint64_t device_hash(const cleval_device *dev)
+static cleval_status device_hash(const cleval_device *dev, uint64_t *h)
 {
     const cleval_device_info *info = cleval_device_get_info(dev);
-    uint64_t h = cleval_cache_hash_string(CLEVAL_CACHE_HASH_SEED, "cleval tuning 1");
-    h = cleval_cache_hash_string(h, info->platform);
-    h = cleval_cache_hash_string(h, info->name);
-    h = cleval_cache_hash_string(h, info->driver_version);
+    *h = cleval_cache_hash_string(CLEVAL_CACHE_HASH_SEED, "cleval tuning 1");
+    *h = cleval_cache_hash_string(*h, info->platform);
+    *h = cleval_cache_hash_string(*h, info->name);
+    *h = cleval_cache_hash_string(*h, info->driver_version);
     return cleval_kernel_sources_hash(h);
 }
 
@@ -369,10 +369,8 @@ cleval_status nn_tuning_assign(cleval_nn *nn, const char *override)
         op->tuning = nn->base_tuning;
         op->tuning_source = nn->base_source;
         op->tuning_key[0] = '\0';
-        if (!hashed) {
-            dev_hash = device_hash(nn->dev);
-            hashed = true;
-        }
+        if (!hashed && (status = device_hash(nn->dev, &dev_hash)) != CLEVAL_OK) break;
+        hashed = true;
         if (!layer_key(nn, op, dev_hash, op->tuning_key)) op->tuning_key[0] = '\0';
         if (override) {
             status = nn_tuning_apply(&op->tuning, override, "tuner candidate");
