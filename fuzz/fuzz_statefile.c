@@ -116,6 +116,7 @@ static unsigned n_siblings;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
+    fuzz_hdf5_without_free_lists();
     DIR *dir = opendir(FUZZ_SIBLINGS);
     for (struct dirent *e; dir && (e = readdir(dir)) && n_siblings < MAX_SIBLINGS;) {
         if (e->d_name[0] == '.') continue;
@@ -162,5 +163,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cleval_engine_merge(parts, 2, whole, &options, &out) == CLEVAL_OK)
         cleval_predict_outcome_free(&out.predict);
     unlink(whole);
+    fuzz_check_hdf5_closed();
     return 0;
 }

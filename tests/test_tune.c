@@ -165,8 +165,8 @@ static void test_wrong_candidate_is_rejected(void **state)
     free(err);
 }
 
-/* The GPU-style kernels' candidates (work-group tiles) on PoCL: checked, timed or dropped, and
- * the network built from what was stored still predicts what onnxruntime does. */
+/* The GPU-style kernels' candidates (conv_gpu / gemm_gpu tiles) on PoCL: checked, timed or dropped,
+ * and the network built from what was stored still predicts what onnxruntime does. */
 static void test_gpu_style_candidates(void **state)
 {
     (void)state;
@@ -181,7 +181,7 @@ static void test_gpu_style_candidates(void **state)
     free(out);
     free(err);
     eval_matches_onnxruntime("gpu.h5", &out, &err);
-    assert_non_null(strstr(out, "conv_gpu TS="));
+    assert_non_null(strstr(out, "conv_gpu TM="));
     assert_non_null(strstr(out, "[tuning: cache]"));
     unsetenv("CLEVAL_KERNEL_VARIANT");
     free(out);

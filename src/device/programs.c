@@ -1,11 +1,12 @@
 /* Kernel programs: sources embedded at build time (or read from CLEVAL_KERNEL_DIR during
- * development), compiled once per device and option set, cached on the device object. The
- * driver's own binary cache (PoCL's kernel cache, NVIDIA's compute cache) makes a second
- * process skip the compile. */
+ * development), compiled once per device and option set, cached on the device object. A later
+ * process loads the device binary from cleval's program cache (program_cache.c) instead of
+ * compiling, unless the driver's own cache does that better (PoCL's). */
 #include "device_internal.h"
 #include "embedded_kernels.h"
 
 #include "cleval/cache.h"
+#include "cleval/program_cache.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -210,14 +211,24 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
     if (status != CLEVAL_OK) return status;
 
     double start = seconds_now();
+    char full_options[2048];
+    snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s", options);
+    uint64_t key = cleval_program_cache_key(dev->device_id, source, full_options);
+    cl_program program = cleval_program_cache_load(dev->context, dev->device_id, key, full_options);
+    if (program) {
+        free(source);
+        cleval_log(CLEVAL_LOG_INFO, "loaded kernels/%s.cl [%s] from the program cache in %.3f s",
+                   name, options, seconds_now() - start);
+        *out = program;
+        return CLEVAL_OK;
+    }
+
     cl_int err;
     const char *sources[] = {source};
-    cl_program program = clCreateProgramWithSource(dev->context, 1, sources, NULL, &err);
+    program = clCreateProgramWithSource(dev->context, 1, sources, NULL, &err);
     free(source);
     if (err != CL_SUCCESS) return cleval_cl_check(err, "clCreateProgramWithSource");
 
-    char full_options[2048];
-    snprintf(full_options, sizeof full_options, "-cl-std=CL1.2 %s", options);
     err = clBuildProgram(program, 1, &dev->device_id, full_options, NULL, NULL);
     if (err != CL_SUCCESS) {
         bool out_of_memory =
@@ -240,6 +251,7 @@ static cleval_status build_program(cleval_device *dev, const char *name, const c
         clReleaseProgram(program);
         return status;
     }
+    cleval_program_cache_store(program, key);
     *out = program;
     return CLEVAL_OK;
 }

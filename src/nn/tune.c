@@ -39,17 +39,11 @@ static const candidate CPU_CANDIDATES[] = {
     {"gemm_qb=32", GEMM},          {"gemm_qb=128", GEMM},
 };
 
-/* GPU-style kernels: work-group tiles and outputs per work-item, and the K split of gemm_gpu. */
+/* GPU-style kernels: conv_gpu's and gemm_gpu's two tile shapes forced (their defaults choose
+ * per layer from the output channels), and the K split of gemm_gpu. */
 static const candidate GPU_CANDIDATES[] = {
-    {"gpu_ts=16,gpu_wpt=2", CONV | GEMM},
-    {"gpu_ts=32,gpu_wpt=4", CONV | GEMM},
-    {"gpu_ts=32,gpu_wpt=2", CONV | GEMM},
-    {"gpu_ts=16,gpu_wpt=4", CONV | GEMM},
-    {"gpu_ts=32,gpu_wpt=8", CONV | GEMM},
-    {"gpu_ts=64,gpu_wpt=8", CONV | GEMM},
-    {"gpu_ts=64,gpu_wpt=4", CONV | GEMM},
-    {"gpu_groups=1", GEMM},
-    {"gpu_groups=16", GEMM},
+    {"gpu_conv_tile=1", CONV}, {"gpu_conv_tile=2", CONV}, {"gpu_gemm_tile=1", GEMM},
+    {"gpu_gemm_tile=2", GEMM}, {"gpu_groups=1", GEMM},    {"gpu_groups=16", GEMM},
 };
 
 /* Timed runs per candidate, after one untimed run (first launches generate code), and of the

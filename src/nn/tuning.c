@@ -23,11 +23,13 @@ typedef struct tunable {
 #field, offsetof(nn_tuning, field), lo, hi                                                 \
     }
 static const tunable TUNABLES[] = {
-    TUNABLE(conv_mr, 4, 16),      TUNABLE(conv_nv, 1, 4),      TUNABLE(gemm_mr, 1, 16),
-    TUNABLE(gemm_nv, 1, 4),       TUNABLE(gemm_kc, 16, 65536), TUNABLE(gemm_qb, 1, 4096),
-    TUNABLE(gpu_ts, 8, 128),      TUNABLE(gpu_wpt, 1, 16),     TUNABLE(local_1d, 1, 1024),
-    TUNABLE(conv_items, 1, 1024), TUNABLE(winograd, 0, 1),     TUNABLE(gpu_groups, 1, 1024),
-    TUNABLE(i8_float, 0, 1),
+    TUNABLE(conv_mr, 4, 16),      TUNABLE(conv_nv, 1, 4),
+    TUNABLE(gemm_mr, 1, 16),      TUNABLE(gemm_nv, 1, 4),
+    TUNABLE(gemm_kc, 16, 65536),  TUNABLE(gemm_qb, 1, 4096),
+    TUNABLE(gpu_conv_tile, 0, 2), TUNABLE(gpu_gemm_tile, 0, 2),
+    TUNABLE(local_1d, 1, 1024),   TUNABLE(conv_items, 1, 1024),
+    TUNABLE(winograd, 0, 1),      TUNABLE(gpu_groups, 1, 1024),
+    TUNABLE(i8_float, 0, 1),      TUNABLE(gemm_batch_kib, 64, 1048576),
 };
 enum { N_TUNABLES = sizeof TUNABLES / sizeof TUNABLES[0] };
 
@@ -85,9 +87,10 @@ static void derive_cpu_tile(uint32_t width, uint32_t *mr, uint32_t *nv)
 /* Values from what OpenCL says about the device. CPU-style kernels: the register tile from
  * the preferred float vector width; a k-block whose panel slice (KC x 16 NV floats) fills
  * 32 KiB, the smallest L1 data cache of current x86 cores (OpenCL reports only the last-level
- * cache); a few work-items per compute unit so that uneven ones even out. GPU-style kernels:
- * the largest work-group tile (up to 32) whose two float tiles (A and B, TS x TS) use at most
- * half the local memory and whose work-group fits the device. */
+ * cache); a few work-items per compute unit so that uneven ones even out; a batched MatMul
+ * launch may pack 16 MiB of workspace (a memory budget, not a cache fit). GPU-style kernels:
+ * tiles 0, so that conv_gpu and gemm_gpu choose each layer's tile from its output channels and
+ * check it against the device's work-group size and local memory (op_conv_gpu.c, op_gemm.c). */
 static void derive(const cleval_device *dev, cleval_kernel_variant variant, nn_tuning *t)
 {
     const cleval_device_info *info = cleval_device_get_info(dev);
@@ -104,17 +107,9 @@ static void derive(const cleval_device *dev, cleval_kernel_variant variant, nn_t
     t->i8_float = 1;
     size_t max_group = info->max_work_group_size ? info->max_work_group_size : 1;
     t->local_1d = (uint32_t)(max_group < 256 ? max_group : 256);
-    t->gpu_wpt = 4;
-    t->gpu_ts = 16;
-    /* 32 at most: the tile the GPU kernels were written and checked at; larger ones only
-     * through the tuner, which checks their results. */
-    for (uint32_t ts = 32; ts > 16; ts /= 2) {
-        size_t threads = (size_t)(ts / t->gpu_wpt) * (ts / t->gpu_wpt);
-        if (2 * ts * ts * sizeof(float) <= info->local_mem_bytes / 2 && threads <= max_group) {
-            t->gpu_ts = ts;
-            break;
-        }
-    }
+    t->gemm_batch_kib = 16384;
+    t->gpu_conv_tile = 0;
+    t->gpu_gemm_tile = 0;
     t->gpu_groups = 4;
     if (variant == CLEVAL_VARIANT_GPU) t->local_1d = t->local_1d < 64 ? t->local_1d : 64;
 }
@@ -152,8 +147,11 @@ static const profile PROFILES[] = {
       .gemm_kc = 256,
       .gemm_qb = 64,
       .conv_items = 8}},
-    /* NVIDIA's OpenCL driver: the tiles checked on an H100 (bench/results). */
-    {NULL, "NVIDIA", {.gpu_ts = 32, .gpu_wpt = 4, .gpu_groups = 4, .local_1d = 64}},
+    /* NVIDIA's OpenCL driver: the K split and 1-D work-group of the H100 check
+     * (bench/results/h100_gpu_check.log). The conv_gpu / gemm_gpu tiles stay 0, each layer's
+     * chosen from its output channels: they were not timed on an NVIDIA GPU yet, and
+     * cleval tune times tiles 1 and 2 per layer there. */
+    {NULL, "NVIDIA", {.gpu_groups = 4, .local_1d = 64}},
 };
 
 static bool apply_profile(const cleval_device_info *info, nn_tuning *t)
@@ -176,8 +174,6 @@ static cleval_status check(nn_tuning *t, const char *what)
 {
     if (t->conv_mr % 4 != 0)
         return cleval_fail(CLEVAL_ERR_USAGE, "%s: conv_mr must be a multiple of 4", what);
-    if (t->gpu_ts % t->gpu_wpt != 0)
-        return cleval_fail(CLEVAL_ERR_USAGE, "%s: gpu_ts must be a multiple of gpu_wpt", what);
     if (t->gemm_qb % t->gemm_mr != 0) t->gemm_qb += t->gemm_mr - t->gemm_qb % t->gemm_mr;
     return CLEVAL_OK;
 }
@@ -339,11 +335,12 @@ static void log_choice(const nn_op *op)
     cleval_log(
         CLEVAL_LOG_INFO,
         "node '%s' (%s): tuning from %s%s%s%s: conv %ux%u%s, gemm %ux%u kc=%u qb=%u, items %u, "
-        "gpu tile %u/%u groups %u, local %u",
+        "gpu tiles conv %u gemm %u groups %u, batch %u KiB, local %u",
         op->name, op->label, nn_tuning_source_name(op->tuning_source),
         op->tuning_key[0] ? " (key " : "", op->tuning_key, op->tuning_key[0] ? ")" : "", t->conv_mr,
         16 * t->conv_nv, t->winograd ? " winograd" : "", t->gemm_mr, 16 * t->gemm_nv, t->gemm_kc,
-        t->gemm_qb, t->conv_items, t->gpu_ts, t->gpu_wpt, t->gpu_groups, t->local_1d);
+        t->gemm_qb, t->conv_items, t->gpu_conv_tile, t->gpu_gemm_tile, t->gpu_groups,
+        t->gemm_batch_kib, t->local_1d);
 }
 
 cleval_status nn_tuning_assign(cleval_nn *nn, const char *override)
@@ -354,12 +351,13 @@ cleval_status nn_tuning_assign(cleval_nn *nn, const char *override)
     /* A bad CLEVAL_NN_TUNING is refused even when no layer would use it. */
     cleval_status status = env ? nn_tuning_apply(&env_check, env, "CLEVAL_NN_TUNING") : CLEVAL_OK;
     const nn_tuning *b = &nn->base_tuning;
-    cleval_log(CLEVAL_LOG_INFO,
-               "nn tuning base (%s, %s): conv %ux%u%s, gemm %ux%u kc=%u qb=%u, gpu tile %u/%u, "
-               "local %u",
-               cleval_variant_name(nn->variant), nn_tuning_source_name(nn->base_source), b->conv_mr,
-               16 * b->conv_nv, b->winograd ? " winograd" : "", b->gemm_mr, 16 * b->gemm_nv,
-               b->gemm_kc, b->gemm_qb, b->gpu_ts, b->gpu_wpt, b->local_1d);
+    cleval_log(
+        CLEVAL_LOG_INFO,
+        "nn tuning base (%s, %s): conv %ux%u%s, gemm %ux%u kc=%u qb=%u, gpu tiles conv %u gemm %u, "
+        "local %u",
+        cleval_variant_name(nn->variant), nn_tuning_source_name(nn->base_source), b->conv_mr,
+        16 * b->conv_nv, b->winograd ? " winograd" : "", b->gemm_mr, 16 * b->gemm_nv, b->gemm_kc,
+        b->gemm_qb, b->gpu_conv_tile, b->gpu_gemm_tile, b->local_1d);
     bool hashed = false;
     uint64_t dev_hash = 0;
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
