@@ -42,6 +42,7 @@ void cli_eval_mode_line(const cleval_eval_mode *mode, char *out, size_t size);
 
 int cli_compare(int argc, char **argv);
 int cli_drift(int argc, char **argv);
+int cli_tune(int argc, char **argv);
 
 /* The MPI job this process belongs to (a single process outside mpirun). */
 const cleval_cluster *cli_cluster(void);

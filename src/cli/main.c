@@ -16,6 +16,8 @@ static const cli_command commands[] = {
     {"knn", "run the KNN baseline on a test set, report metrics", cli_knn},
     {"metrics", "metrics from saved y / pred, no model", cli_metrics},
     {"merge", "combine the part files of a sharded run (--shard I/N)", cli_merge},
+    {"tune", "time kernel tunables on a model's layers, keep the winners for this device",
+     cli_tune},
 };
 enum { N_COMMANDS = sizeof commands / sizeof *commands };
 

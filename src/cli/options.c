@@ -94,6 +94,9 @@ const cli_option cli_options[OPT_COUNT] = {
                             "a progress line at the first batch boundary after N samples, or "
                             "after TIME (500ms, 30s, 10m, 1h) since the last one (default "
                             "250ms); the last batch always has one"},
+    [OPT_BUDGET] = {"budget", 0, "SECONDS",
+                    "tune: time for the candidates, in seconds or with a unit (90s, 2m; "
+                    "default 60)"},
     [OPT_TRAIN] = {"train", 0, "TRAIN.h5", "the KNN training set (X and y)"},
     [OPT_K] = {"k", 'k', "K", "neighbours per query, 1 <= K <= training rows"},
     [OPT_WEIGHTS] = {"weights", 0, "uniform|distance",

@@ -64,6 +64,7 @@ typedef enum cli_option_id {
     OPT_ERRORS,
     OPT_AUC,
     OPT_PROGRESS_EVERY,
+    OPT_BUDGET,
     OPT_COUNT
 } cli_option_id;
 

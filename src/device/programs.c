@@ -5,6 +5,7 @@
 #include "device_internal.h"
 #include "embedded_kernels.h"
 
+#include "cleval/cache.h"
 #include "cleval/program_cache.h"
 
 #include <errno.h>
@@ -318,4 +319,17 @@ void cleval_device_release_programs(cleval_device *dev)
         entry = next;
     }
     dev->programs = NULL;
+}
+
+cleval_status cleval_kernel_sources_hash(uint64_t *h)
+{
+    for (size_t i = 0; i < cleval_embedded_kernel_count; i++) {
+        const char *name = cleval_embedded_kernels[i].name;
+        char *source = NULL;
+        cleval_status status = cleval_kernel_source(name, &source);
+        if (status != CLEVAL_OK) return status;
+        *h = cleval_cache_hash_string(cleval_cache_hash_string(*h, name), source);
+        free(source);
+    }
+    return CLEVAL_OK;
 }

@@ -304,6 +304,14 @@ static uint32_t *count_readers(const cleval_nn *nn)
     return readers;
 }
 
+/* Adds where a tuned layer's values came from to its kernel description (--profile). */
+static void describe_tuning(nn_op *op)
+{
+    size_t used = strlen(op->kernel_desc);
+    snprintf(op->kernel_desc + used, sizeof op->kernel_desc - used, " [tuning: %s]",
+             nn_tuning_source_name(op->tuning_source));
+}
+
 /* Prepares every live op (device state, packed weights) in order, freeing each constant's host
  * copy after its last reader. */
 static cleval_status prepare_ops(cleval_nn *nn)
@@ -320,13 +328,16 @@ static cleval_status prepare_ops(cleval_nn *nn)
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         nn_op *op = &nn->ops[i];
         if (op->dead) continue;
+        nn_use_tuning(nn, op);
         if ((status = upload_operands(nn, op)) == CLEVAL_OK) status = op->kind->prepare(nn, op);
+        if (status == CLEVAL_OK && op->tuned) describe_tuning(op);
         for (uint32_t j = 0; j < op->n_in && status == CLEVAL_OK; j++) {
             int v = op->in[j];
             if (v >= 0 && !host_copy_needed(&nn->values[v], --readers[v], host_read[v]))
                 nn_drop_f32(&nn->values[v]);
         }
     }
+    nn_use_tuning(nn, NULL);
     /* Constants no op reads; outputs copied, as the model may go after create. */
     for (uint32_t v = 0; v < nn->n_values && status == CLEVAL_OK; v++) {
         if (!host_copy_needed(&nn->values[v], 0, host_read[v]))
@@ -424,8 +435,9 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     nn->opset = model->opset;
     nn->general = options && options->general;
     nn->precision = precision;
-    cleval_status status = nn_tuning_for(dev, nn->variant, &nn->tuning);
+    cleval_status status = nn_tuning_base(dev, nn->variant, &nn->base_tuning, &nn->base_source);
     if (status != CLEVAL_OK) goto fail;
+    nn->tuning = nn->base_tuning;
     if (!(nn->path = nn_copy_string(model->path))) {
         status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory creating a network");
         goto fail;
@@ -448,6 +460,13 @@ cleval_status cleval_nn_create_with(cleval_device *dev, const cleval_onnx_model 
     nn_mark_quantisable(nn);
     nn_choose_storage(nn);
     if (precision == CLEVAL_NN_INT8 && (status = choose_int8(nn, calibration)) != CLEVAL_OK)
+        goto fail;
+    /* Each layer's tunables, before anything sizes its work buffers: from the shapes at one
+     * sample (a classifier) or the static ones, inferred again after the rewrites. */
+    if (!nn->general) set_batch(nn, 1);
+    if (!nn->general || static_inputs(nn)) status = nn_infer_all(nn);
+    if (status != CLEVAL_OK ||
+        (status = nn_tuning_assign(nn, options ? options->tuning_override : NULL)) != CLEVAL_OK)
         goto fail;
     if (!nn->general)
         status = validate_classifier(nn);
@@ -631,7 +650,9 @@ static cleval_status launch_all(cleval_nn *nn)
         if (op->dead || op->alias_only || op->host) continue;
         cleval_status status = CLEVAL_OK;
         if (nn->capture && op->quantisable) status = nn_capture_input(nn, op);
+        nn_use_tuning(nn, op);
         if (status == CLEVAL_OK) status = op->kind->launch(nn, op);
+        nn_use_tuning(nn, NULL);
         if (status != CLEVAL_OK) return status;
         op->prof.runs++;
         op->prof.flops += op->flops;

@@ -319,11 +319,28 @@ typedef struct nn_gather_rows_params {
     int64_t row_len; /* elements per row */
 } nn_gather_rows_params;
 
+/* Kernel tunables (tuning.c): the network's base values, and per Conv, Gemm and MatMul layer
+ * the values the tuner chose for its shape (cleval tune) when the cache holds them. */
+typedef struct nn_tuning {
+    uint32_t conv_mr, conv_nv; /* conv_cpu register tile (MR pixels x 16 NV channels) */
+    uint32_t gemm_mr, gemm_nv; /* gemm_cpu register tile */
+    uint32_t gemm_kc, gemm_qb; /* gemm_cpu k-block and rows per work-item */
+    /* conv_gpu / gemm_gpu tile shape: 0 chosen per layer, 1 the narrow / small one, 2 the
+     * wide / large one (op_conv_gpu.c, op_gemm.c) */
+    uint32_t gpu_conv_tile, gpu_gemm_tile;
+    uint32_t local_1d;         /* work-group size of the one-element-per-item kernels */
+    uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
+    uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
+    uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
+    uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
+    uint32_t gemm_batch_kib; /* gemm_cpu: KiB of workspace a batched MatMul launch may use */
+} nn_tuning;
+
 struct nn_op {
     const nn_op_kind *kind;
     char *name;     /* the ONNX node's name */
     char label[64]; /* op type, plus what was fused into it: "Conv+Relu+MaxPool" */
-    char kernel_desc[96];
+    char kernel_desc[128];
     int *in; /* n_in entries (at least NN_MAX_IN allocated), -1 for an omitted input */
     uint32_t n_in;
     int *out; /* n_out entries (at least NN_MAX_OUT allocated) */
@@ -361,26 +378,43 @@ struct nn_op {
     /* Set by parse when the op flags problems on the device (an index out of range): called
      * after a run's kernels were enqueued, it waits for the device and fails naming the node. */
     cleval_status (*check)(cleval_nn *nn, nn_op *op);
+    /* Conv, Gemm, MatMul (tuned true): the tunables of this layer and where they came from
+     * (nn_tuning_source_name), chosen by nn_tuning_assign; tuning_key names its cache entry
+     * ("" when its shapes were not known at create). Other ops use the network's base. */
+    bool tuned;
+    nn_tuning tuning;
+    int tuning_source;
+    char tuning_key[17];
 };
 
-/* Kernel tunables of one network (tuning.c). */
-typedef struct nn_tuning {
-    uint32_t conv_mr, conv_nv; /* conv_cpu register tile (MR pixels x 16 NV channels) */
-    uint32_t gemm_mr, gemm_nv; /* gemm_cpu register tile */
-    uint32_t gemm_kc, gemm_qb; /* gemm_cpu k-block and rows per work-item */
-    /* conv_gpu / gemm_gpu tile shape: 0 chosen per layer, 1 the narrow / small one, 2 the
-     * wide / large one (op_conv_gpu.c, op_gemm.c) */
-    uint32_t gpu_conv_tile, gpu_gemm_tile;
-    uint32_t local_1d;         /* work-group size of the one-element-per-item kernels */
-    uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
-    uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
-    uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
-    uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
-    uint32_t gemm_batch_kib; /* gemm_cpu: KiB of workspace a batched MatMul launch may use */
-} nn_tuning;
+/* Where a layer's tunables came from. */
+typedef enum nn_tuning_source {
+    NN_TUNING_DERIVED, /* from the device's queried properties */
+    NN_TUNING_SHIPPED, /* a profile measured on this kind of device, shipped with cleval */
+    NN_TUNING_CACHE,   /* the tuner's winner for this layer's shape (cleval tune) */
+    NN_TUNING_ENV,     /* CLEVAL_NN_TUNING */
+    NN_TUNING_FORCED,  /* a tuner candidate (cleval_nn_options.tuning_override) */
+} nn_tuning_source;
+const char *nn_tuning_source_name(int source);
 
-cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant variant,
-                            nn_tuning *out);
+/* The network's base tunables: a shipped profile when the device is a measured kind, else
+ * derived from its properties (*source says which). */
+cleval_status nn_tuning_base(const cleval_device *dev, cleval_kernel_variant variant,
+                             nn_tuning *out, nn_tuning_source *source);
+/* Applies "name=value,..." (CLEVAL_NN_TUNING's form, also a cache entry's) to t; `what` names
+ * the text in the refusal. Checks the result's constraints. */
+cleval_status nn_tuning_apply(nn_tuning *t, const char *text, const char *what);
+/* Writes every tunable of t as "name=value,..." (the cache entry). */
+void nn_tuning_format(const nn_tuning *t, char *out, size_t size);
+/* Whether the tuner times this op (Conv, Gemm, MatMul). */
+bool nn_tuning_applies(const nn_op *op);
+/* Chooses each tunable layer's values once its shapes are known: `override` non-NULL (a tuner
+ * candidate): base + override for all, no cache, no environment; NULL: the cache's entry for
+ * the layer's key, else the base, then CLEVAL_NN_TUNING on top. Logs each at INFO. */
+cleval_status nn_tuning_assign(cleval_nn *nn, const char *override);
+/* Makes op's tunables (NULL: the network's base) the ones nn->tuning holds: called before each
+ * infer, prepare and launch of an op, so the op files read nn->tuning as they always have. */
+void nn_use_tuning(cleval_nn *nn, const nn_op *op);
 
 typedef struct nn_slot {
     cl_mem mem;
@@ -397,7 +431,11 @@ struct cleval_nn {
     cleval_nn_model_info info;
     /* While cleval_nn_calibrate runs: per op, the largest |input 0| seen so far. */
     double *capture;
+    /* The tunables the op being inferred, prepared or launched runs with (nn_use_tuning);
+     * the base values outside those. */
     nn_tuning tuning;
+    nn_tuning base_tuning;
+    nn_tuning_source base_source;
     char *path;
     int64_t opset;
     bool general;

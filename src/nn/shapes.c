@@ -148,7 +148,9 @@ cleval_status nn_infer_all(cleval_nn *nn)
         op->mixes_batch = false;
         for (uint32_t o = 0; nn->batch_ref && o < op->n_out; o++)
             if (op->out[o] >= 0) nn_out(nn, op, o)->batch_axis = -1;
+        nn_use_tuning(nn, op);
         cleval_status status = op->kind->infer(nn, op);
+        nn_use_tuning(nn, NULL);
         if (status != CLEVAL_OK) return status;
         for (uint32_t o = 0; o < op->n_out; o++) {
             if (op->out[o] < 0) continue;

@@ -210,6 +210,11 @@ static inline size_t cleval_round_up(size_t n, size_t m)
     return (n + m - 1) / m * m;
 }
 
+/* Continues hash *h (cleval_cache_hash) over the source of every kernel program and shared
+ * header, as the device compilers get them (embedded, or CLEVAL_KERNEL_DIR): anything cached
+ * about the kernels (tuned parameters) is keyed on it. Fails as loading a source fails. */
+cleval_status cleval_kernel_sources_hash(uint64_t *h);
+
 #ifdef __cplusplus
 }
 #endif

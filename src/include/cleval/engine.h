@@ -217,7 +217,7 @@ typedef struct cleval_eval_job {
 typedef struct cleval_eval_layer {
     char name[64];
     char op[64];
-    char kernel[96];
+    char kernel[128];
     double seconds;
     double flops;
 } cleval_eval_layer;

@@ -119,6 +119,11 @@ typedef struct cleval_nn_options {
     double prune;
     /* Classifier only: preprocessing of the samples (copied at create). */
     cleval_nn_input_prep input;
+    /* The tuner (cleval tune) only: every Conv, Gemm and MatMul runs with the base tunables
+     * plus these ("conv_mr=4,conv_nv=1"), neither the tuning cache nor CLEVAL_NN_TUNING
+     * consulted. NULL (the default): each such layer uses the cache's entry for its shape
+     * when there is one. */
+    const char *tuning_override;
 } cleval_nn_options;
 
 /* What a network holds, for reports. */
