@@ -29,7 +29,8 @@ const cli_option cli_options[OPT_COUNT] = {
     [OPT_VERBOSE] = {"verbose", 'v', NULL, "log device, kernel and tuning choices to stderr"},
     [OPT_MODEL] = {"model", 0, "MODEL.onnx", "the network, as exported by torch.onnx.export"},
     [OPT_PRECISION] = {"precision", 0, "fp32|fp16|int8",
-                       "the network's numeric mode (default fp32)"},
+                       "the network's numeric mode (default fp32; tune: fp32 or fp16, as int8 "
+                       "needs calibration data)"},
     [OPT_CALIBRATION] = {"calibration", 0, "N",
                          "int8: activation scales from the first N samples of the data "
                          "(default 512)"},
