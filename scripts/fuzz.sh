@@ -24,7 +24,7 @@ seed() {
   return 0
 }
 seed onnx tests/fixtures/onnx/*.onnx tests/fixtures/onnx_reader/*.onnx datasets/*.onnx
-seed dataset datasets/*.h5 tests/fixtures/*/*.h5
+seed dataset datasets/*.h5 tests/fixtures/*/*.h5 fuzz/seeds/dataset/*
 seed args fuzz/seeds/args/*
 seed statefile fuzz/seeds/statefile/*
 
