@@ -199,5 +199,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cleval_predict_outcome_free(&out.predict);
     unlink(whole);
     free(f.body);
+    fuzz_check_children_memory();
     return 0;
 }
