@@ -1,8 +1,6 @@
 /* The fuzz targets' private input folder (see fuzz_input.h). */
 #include "fuzz_input.h"
 
-#include <pthread.h>
-#include <sanitizer/common_interface_defs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,18 +52,4 @@ void fuzz_check_children_memory(void)
                 children.ru_maxrss >> 10, self.ru_maxrss >> 10);
         abort();
     }
-}
-
-/* cleval forks a child to walk each HDF5 file's structure (src/dataset/probe.c); libhdf5 may
- * read out of bounds there on a damaged file, and the child dying is how cleval learns the file
- * is damaged. The child inherits libFuzzer's sanitizer death callback, which would record the
- * input as a crash of this process: in a child, a sanitizer report just ends the child. */
-static void quiet_child(void)
-{
-    __sanitizer_set_death_callback(NULL);
-}
-
-__attribute__((constructor)) static void install_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, quiet_child);
 }

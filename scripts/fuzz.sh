@@ -7,7 +7,11 @@
 #                                  keeping its growing corpus in build-fuzz/corpus/<target>
 #   scripts/fuzz.sh --runs N [T..] a campaign of N executions of each target
 # FUZZ_LEAKS=0 turns leak detection off (a known leak that is being fixed would stop a campaign).
-# A finding stops that target with its input written to build-fuzz/findings/.
+# A finding stops that target with its input written to build-fuzz/findings/. A crash artifact
+# whose stack runs through dataset_probe, the fuzzer going on, is libhdf5 failing inside the
+# forked structure walk: the file was refused, but where the failure is an over-read that a
+# plain build survives, the parent asks libhdf5 the same question. Run such an input through
+# a plain build under valgrind, and validate before the call where the parent is affected.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
