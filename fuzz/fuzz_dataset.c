@@ -33,6 +33,13 @@ static void read_column(cleval_dataset *ds, const char *name, cleval_column_kind
     cleval_column_close(col);
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    fuzz_hdf5_without_free_lists();
+    return 0;
+}
+
 static void read_everything(const uint8_t *data, size_t size)
 {
     cleval_dataset *ds;
@@ -60,6 +67,7 @@ static void read_everything(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     read_everything(data, size);
+    fuzz_check_hdf5_closed();
     fuzz_check_children_memory();
     return 0;
 }

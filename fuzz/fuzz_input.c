@@ -1,6 +1,7 @@
 /* The fuzz targets' private input folder (see fuzz_input.h). */
 #include "fuzz_input.h"
 
+#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,31 @@ const char *fuzz_input_file(const uint8_t *data, size_t size, const char *name)
         abort();
     }
     return last_file;
+}
+
+void fuzz_check_hdf5_closed(void)
+{
+    ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    if (open <= 0) return;
+    hid_t ids[16];
+    ssize_t got = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_ALL, 16, ids);
+    fprintf(stderr, "fuzz: %zd HDF5 objects left open after the input:\n", open);
+    for (ssize_t i = 0; i < got; i++) {
+        char name[512] = "?", file[512] = "?";
+        H5Iget_name(ids[i], name, sizeof name);
+        H5Fget_name(ids[i], file, sizeof file);
+        fprintf(stderr, "  id %lld type %d: %s in %s\n", (long long)ids[i], (int)H5Iget_type(ids[i]),
+                name, file);
+    }
+    abort();
+}
+
+void fuzz_hdf5_without_free_lists(void)
+{
+    if (H5set_free_list_limits(0, 0, 0, 0, 0, 0) < 0) {
+        fprintf(stderr, "fuzz: cannot turn off HDF5's free lists\n");
+        abort();
+    }
 }
 
 void fuzz_check_children_memory(void)

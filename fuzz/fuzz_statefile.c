@@ -141,6 +141,7 @@ static unsigned n_siblings;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
+    fuzz_hdf5_without_free_lists();
     DIR *dir = opendir(FUZZ_SIBLINGS);
     for (struct dirent *e; dir && (e = readdir(dir)) && n_siblings < MAX_SIBLINGS;) {
         if (e->d_name[0] == '.') continue;
@@ -199,6 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cleval_predict_outcome_free(&out.predict);
     unlink(whole);
     free(f.body);
+    fuzz_check_hdf5_closed();
     fuzz_check_children_memory();
     return 0;
 }

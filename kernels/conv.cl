@@ -16,9 +16,7 @@
  *                       padded input is pre-copied with zero borders (elementwise.cl pad_nd).
  *                       + AVX-512 FMA loop, no im2col buffer, the pool costs no extra pass;
  *                       - pre-padding copies the input when pads are non-zero.
- *            conv_gpu   GPU: TS x TS work-group tiles (pixels x channels) in local memory, the
- *                       A tile gathered through ktab with bounds checks (padding is free), WPT x
- *                       WPT outputs per work-item. + coalesced weights, local reuse; - gather.
+ *            The GPU family's implicit GEMM is conv_gpu (kernels/conv_gpu.cl).
  *            conv_winograd_cpu  CPU, 3x3 stride 1 on a channels-last input: F(2x2, 3x3)
  *                       Winograd with the same register-tile GEMM (see its own comment).
  *            conv_depthwise  one output per work-item, a loop over the window (group = C_in,
@@ -28,11 +26,9 @@
  *                      for pixel r of a pooling window); output element (n, c, unit u) at
  *                      y + y_off + n * ys_n + c * ys_c + u * ys_p (dense NCHW: ys_p = 1;
  *                      channels-last: ys_c = 1, ys_p = channels).
- *            conv_gpu  w [K][CO] (k-major), ktab [K] = (ci, kd * dd, kh * dh, kw * dw), input
- *                      and output NCHW.
  * Precision  fp16 (X_HALF, Y_HALF, W_HALF): a tensor stored as half is read with vload_half and
  *            written with vstore_half_rte (core OpenCL 1.2, no cl_khr_fp16 needed); arithmetic
- *            is float (HALF_MATH below excepted). int8 (INT8, conv_cpu and conv_gpu): x is the
+ *            is float (HALF_MATH below excepted). int8 (INT8, conv_cpu): x is the
  *            layer input quantised per tensor (kernels/quantize.cl), w the weights quantised
  *            per output channel, both char; products accumulate exactly in int32 and the
  *            epilogue dequantises,
@@ -43,10 +39,9 @@
  *            RUN16 (CPU, int8 float blocks or a half input): K is ordered window position-
  *            major, channel-minor over a channels-last input, so 16 consecutive k are 16
  *            adjacent elements, converted by one vector instruction into a private tile.
- *            HALF_MATH (fp16 on a device with cl_khr_fp16; conv_cpu, the Winograd products,
- *            conv_gpu): the products and their sums over blocks of 32 k (conv_gpu: each
- *            16-k slice) are half, added across blocks in float (tile.clh HALF_BLOCKS); the
- *            epilogue and conv_depthwise stay float.
+ *            HALF_MATH (fp16 on a device with cl_khr_fp16; conv_cpu, the Winograd products):
+ *            the products and their sums over blocks of 32 k are half, added across blocks in
+ *            float (tile.clh HALF_BLOCKS); the epilogue and conv_depthwise stay float.
  * Assumes    K >= 1; every buffer index fits in an int; pooled outputs use floor mode.
  */
 #ifndef MR
@@ -64,20 +59,11 @@
 #ifndef VEC_STORE
 #define VEC_STORE 0 /* CPU: output channels are contiguous (ys.s1 == 1): vector stores */
 #endif
-#ifndef TS
-#define TS 32 /* GPU: tile of pixels and of channels per work-group */
-#endif
-#ifndef WPT
-#define WPT 4 /* GPU: outputs per work-item along each side; work-group (TS/WPT)^2 */
-#endif
-#ifndef TK
-#define TK 16 /* GPU: k-slice staged in local memory */
-#endif
 #ifndef W_HALF
 #define W_HALF 0 /* the (packed) weights are stored as half */
 #endif
 #ifndef INT8
-#define INT8 0 /* conv_cpu / conv_gpu: int8 input and weights, int32 accumulators */
+#define INT8 0 /* conv_cpu: int8 input and weights, int32 accumulators */
 #endif
 #ifndef I8_FLOAT
 #define I8_FLOAT 0 /* CPU int8: exact float k-blocks added to int32 (see Precision) */
@@ -95,27 +81,13 @@
 #define LOAD_W(p, i) CAT(ST_LD_, W_HALF)(p, i)
 #define LOAD16_W(p, i) CAT(ST_LD16_, W_HALF)(p, i)
 
-/* What conv_cpu and conv_gpu read and accumulate: floats, or int8 codes into int32. */
+/* What conv_cpu reads: floats (or halves), or int8 codes. */
 #if INT8
 #define XIN_T char
 #define WIN_T char
-#define TILE_T char
-#define ACC_T int
-#define MAC1(a, b, c) ((c) + (int)(a) * (int)(b))
 #else
 #define XIN_T X_T
 #define WIN_T W_T
-#define ACC_T float
-#define MAC1(a, b, c) fma((a), (b), (c))
-#if HALF_MATH
-#define TILE_T half
-#define LOAD_TILE_X(p, i) CAT(HM_LD_, X_HALF)(p, i)
-#define LOAD_TILE_W(p, i) CAT(HM_LD_, W_HALF)(p, i)
-#else
-#define TILE_T float
-#define LOAD_TILE_X(p, i) LOAD_X(p, i)
-#define LOAD_TILE_W(p, i) LOAD_W(p, i)
-#endif
 #endif
 
 #include "clamp.clh"
@@ -369,82 +341,6 @@ __kernel void conv_winograd_cpu(__global const X_T *x, int x_off, int xs_n, int 
 #endif
                 }
             }
-        }
-    }
-}
-
-/* GPU: work-group (TS/WPT, TS/WPT) computes a TS x TS tile of (pixels, channels). With INT8
- * the tiles hold the int8 codes and the accumulators are int32. */
-__kernel void conv_gpu(__global const XIN_T *x, int x_off, int xs_n, int xs_c, int4 idims,
-                       __global const WIN_T *w, int w_off, __global const int4 *ktab,
-                       __global const float *bias, int bias_off, __global Y_T *y, int y_off,
-                       int ys_n, int ys_c, int K, int CO, int M, int4 odims, int4 stride,
-                       int4 pad, float lo, float hi, __global const float *wscale,
-                       float x_scale)
-{
-    __local TILE_T a_tile[TK][TS + 1];
-    __local TILE_T b_tile[TK][TS + 1];
-    const int threads = TS / WPT;
-    int lx = get_local_id(0), ly = get_local_id(1);
-    int row0 = get_group_id(1) * TS, col0 = get_group_id(0) * TS;
-    int flat = ly * threads + lx, n_threads = threads * threads;
-    int plane = odims.y * odims.z, volume = odims.x * plane;
-    int in_plane = idims.y * idims.z;
-
-    ACC_T acc[WPT][WPT];
-    for (int i = 0; i < WPT; i++)
-        for (int j = 0; j < WPT; j++)
-            acc[i][j] = 0;
-
-    for (int kb = 0; kb < K; kb += TK) {
-        for (int e = flat; e < TK * TS; e += n_threads) {
-            int kk = e % TK, rr = e / TK;
-            int k = kb + kk, m = row0 + rr;
-            TILE_T value = 0;
-            if (k < K && m < M) {
-                int n = m / volume, p = m % volume;
-                int od = p / plane, rem = p % plane, oh = rem / odims.z, ow = rem % odims.z;
-                int4 t = ktab[k];
-                int id = od * stride.x - pad.x + t.y;
-                int ih = oh * stride.y - pad.y + t.z;
-                int iw = ow * stride.z - pad.z + t.w;
-                if (id >= 0 && id < idims.x && ih >= 0 && ih < idims.y && iw >= 0 && iw < idims.z) {
-                    int at = x_off + n * xs_n + t.x * xs_c + id * in_plane + ih * idims.z + iw;
-#if INT8
-                    value = x[at];
-#else
-                    value = LOAD_TILE_X(x, at);
-#endif
-                }
-            }
-            a_tile[kk][rr] = value;
-            int c = col0 + rr;
-#if INT8
-            b_tile[kk][rr] = (k < K && c < CO) ? w[w_off + k * CO + c] : 0;
-#else
-            b_tile[kk][rr] = (k < K && c < CO) ? LOAD_TILE_W(w, w_off + k * CO + c) : (TILE_T)0;
-#endif
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        LOCAL_TILE_ACCUMULATE(acc, a_tile, b_tile);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (int i = 0; i < WPT; i++) {
-        int m = row0 + ly + i * threads;
-        if (m >= M) continue;
-        int n = m / volume, p = m % volume;
-        for (int j = 0; j < WPT; j++) {
-            int c = col0 + lx + j * threads;
-            if (c >= CO) continue;
-#if INT8
-            float v = (float)acc[i][j] * (x_scale * wscale[bias_off + c]) + bias[bias_off + c];
-#else
-            float v = acc[i][j] + bias[bias_off + c];
-#endif
-#if CLAMP
-            v = activate1(v, lo, hi);
-#endif
-            STORE_Y(v, y, y_off + n * ys_n + c * ys_c + p);
         }
     }
 }

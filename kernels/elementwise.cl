@@ -7,7 +7,11 @@
  *                            activations).
  *            binary          y = a (+ - * / pow) b with numpy broadcasting: the host collapses the
  *                            shapes to at most 8 axes with per-operand strides (0 = broadcast);
- *                            also PRelu, y = a < 0 ? a * b : a with b the slope.
+ *                            also PRelu, y = a < 0 ? a * b : a with b the slope. Two fusions
+ *                            save a kernel and a tensor: a gate applied to b first (sigmoid or
+ *                            hard sigmoid: squeeze-excitation's x * sigmoid(s), HardSwish
+ *                            written x * hardsigmoid(x)) and a clamp of the result (Relu or
+ *                            Clip after a residual Add).
  *            channel_affine  y = x * s[c] + t[c] (BatchNormalization), optional clamp.
  *            pad_nd          constant-mode padding (negative pads crop) over up to 8 axes.
  * Layout     row-major; axes right-aligned into 8 (int8 arguments), the first `first` unused.
@@ -89,6 +93,12 @@ inline float pow_scalar(float v, float e)
     return pow(v, e);
 }
 
+inline float sigmoid1(float v)
+{
+    /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
+    return v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
+}
+
 /* The elementwise math ops (codes 32 and up) of v with parameters a (alpha) and b (beta). Where
  * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc and its
  * tanh form through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as
@@ -125,10 +135,7 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
     float v = LOAD_X(x, i);
     switch (op) {
     case OP_RELU: v = v < 0.0f ? 0.0f : v; break;
-    /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
-    case OP_SIGMOID:
-        v = v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
-        break;
+    case OP_SIGMOID: v = sigmoid1(v); break;
     case OP_TANH: v = tanh(v); break;
     case OP_CLIP: v = clamp1(v, lo, hi); break;
     case OP_SQRT: v = sqrt(v); break;
@@ -138,8 +145,14 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
     STORE_Y(v, y, i);
 }
 
+/* The gate of b fused into binary: sigmoid, or hard sigmoid with alpha ga and beta gb. */
+#define GATE_NONE 0
+#define GATE_SIGMOID 1
+#define GATE_HARD_SIGMOID 2
+
 __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
-                     int op, int first, int8 dims, int8 sa, int8 sb)
+                     int op, int first, int8 dims, int8 sa, int8 sb, int gate, int gate_half,
+                     float ga, float gb, float lo, float hi)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
@@ -155,6 +168,18 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
         ib += c * bv[d];
     }
     BIN_T x = BIN_LD_A(a, ia), z = BIN_LD_B(b, ib), v;
+    /* The gate in float, as the unfused Sigmoid / HardSigmoid computes it; rounded to half
+     * (gate_half) where the unfused graph would have stored it as half. */
+    if (gate != GATE_NONE) {
+        float g = gate == GATE_SIGMOID ? sigmoid1((float)z)
+                                       : clamp1(ga * (float)z + gb, 0.0f, 1.0f);
+        if (gate_half) {
+            ushort bits;
+            vstore_half_rte(g, 0, (__private half *)&bits);
+            g = vload_half(0, (__private const half *)&bits);
+        }
+        z = (BIN_T)g;
+    }
     switch (op) {
     case OP_ADD: v = x + z; break;
     case OP_SUB: v = x - z; break;
@@ -163,7 +188,8 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
     case OP_PRELU: v = x < (BIN_T)0 ? x * z : x; break;
     default: v = x / z; break;
     }
-    BIN_ST_Y(v, y, i);
+    /* The fused clamp; [-inf, inf] without one (NaN passes either way). */
+    BIN_ST_Y((BIN_T)clamp1((float)v, lo, hi), y, i);
 }
 
 __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global const float *s,

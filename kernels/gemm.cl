@@ -1,36 +1,36 @@
 /* gemm.cl: Y = clamp(alpha * A B + beta * C), the matrix multiply behind Gemm and MatMul.
  *
  * Algorithm  gemm_cpu   CPU: one work-item per (block of qb rows of A, panel of NR columns
- *                       of B); k-blocked by KC so the panel's KC x NR slice stays in L1 while
+ *                       of B, matrix of a batch); k-blocked by KC so the panel's KC x NR slice stays in L1 while
  *                       every MR-row micro-tile of the block passes over it; an MR x NR
  *                       register tile (MR rows of A broadcast, NR = 16 * NV columns as float16
  *                       vectors: the microkernel of knn_scores_cpu and conv_cpu). Partial sums
  *                       of a block live in a per-work-item scratch between k-blocks.
  *                       + AVX-512 FMA loop, B read once per block; - B must be packed.
+ *                       A batch of products (attention's per-head MatMuls) is one launch:
+ *                       the third global axis is the matrix, its operands a_bs, b_bs and y_bs
+ *                       elements apart (0 broadcasts one operand to every matrix), so small
+ *                       matrices share the launch and its work-items keep every core busy.
  *            gemm_pack  CPU: packs a B that is computed at run time (MatMul of two activations)
- *                       into panels; constant weights are packed once on the host.
- *            gemm_gpu   GPU: TS x TS work-group tiles in local memory, WPT x WPT outputs per
- *                       work-item, B read in place through strides; when M x N gives too few
- *                       tiles to fill the GPU (a fully connected layer at a small batch), K is
- *                       split across work-groups and gemm_gpu_reduce adds the partial sums.
- *                       + coalesced, local-memory reuse; - 1 % of peak on a CPU (PoCL).
+ *                       into panels, a batch of them at once; constant weights are packed
+ *                       once on the host.
+ *            The GPU family's kernels are gemm_gpu and gemm_gpu_reduce (kernels/gemm_gpu.cl).
  * Layout     A(r, k) = a[a_off + r * a_rs + k * a_ks] (transA is a stride swap);
  *            packed B [panels][K][NR] (zero beyond N); raw B(k, j) = b[b_off + k * b_ks +
  *            j * b_ns]; C(r, j) = c[c_off + r * c_rs + j * c_cs] (0 strides broadcast);
- *            Y(r, j) = y[y_off + r * y_rs + j]; scratch [items][qb][NR] from s_off, split-K
- *            parts [splits][M][N] from part_off (element offsets: with int8 the workspace
- *            starts with A's codes, the floats follow them).
+ *            Y(r, j) = y[y_off + r * y_rs + j]; scratch [items][qb][NR] from s_off (element
+ *            offsets: with int8 the workspace starts with A's codes, the floats follow them).
  * Precision  fp16 (A_HALF, B_HALF, C_HALF, Y_HALF): tensors stored as half are read with
  *            vload_half and written with vstore_half_rte; arithmetic is float (the packed
  *            panels of a constant B are half; a B packed at run time is float scratch).
- *            int8 (INT8, gemm_cpu and gemm_gpu): A is quantised per tensor into int8 codes
+ *            int8 (INT8, gemm_cpu): A is quantised per tensor into int8 codes
  *            (kernels/quantize.cl, [M][K] row-major), B per column j; products accumulate
- *            exactly in int32 (partial sums in the scratch and the split-K parts are int32) and
+ *            exactly in int32 (partial sums in the scratch are int32) and
  *            the epilogue computes alpha * acc * (x_scale * w_scale[j]) (+ beta * C) in float.
  *            I8_FLOAT (CPU): exact float k-blocks of at most 1024 added to int32, as conv.cl.
  *            HALF_MATH (fp16 on a device with cl_khr_fp16): products and their sums over
- *            blocks of 32 k (gemm_gpu: each 16-k slice) in half, added across blocks in float
- *            (tile.clh HALF_BLOCKS); the epilogue stays float.
+ *            blocks of 32 k in half, added across blocks in float (tile.clh HALF_BLOCKS); the
+ *            epilogue stays float.
  * Assumes    K >= 1; every buffer index fits in an int.
  */
 #ifndef MR
@@ -51,27 +51,18 @@
 #ifndef CLAMP
 #define CLAMP 0 /* fused activation (clamp.clh): 1 clamp(y, lo, hi) */
 #endif
-#ifndef TS
-#define TS 32 /* GPU: tile rows and columns per work-group */
-#endif
-#ifndef WPT
-#define WPT 4 /* GPU: outputs per work-item along each side */
-#endif
-#ifndef TK
-#define TK 16 /* GPU: k-slice staged in local memory */
-#endif
 
 #ifndef A_HALF
 #define A_HALF 0 /* A is stored as half */
 #endif
 #ifndef B_HALF
-#define B_HALF 0 /* gemm_cpu: the packed B is half; gemm_pack, gemm_gpu: B is stored as half */
+#define B_HALF 0 /* gemm_cpu: the packed B is half; gemm_pack: B is stored as half */
 #endif
 #ifndef C_HALF
 #define C_HALF 0 /* C is stored as half */
 #endif
 #ifndef INT8
-#define INT8 0 /* gemm_cpu / gemm_gpu(_reduce): int8 A and B, int32 accumulators */
+#define INT8 0 /* gemm_cpu: int8 A and B, int32 accumulators */
 #endif
 #ifndef I8_FLOAT
 #define I8_FLOAT 0 /* CPU int8: exact float k-blocks added to int32 */
@@ -89,33 +80,20 @@
 #define A_T CAT(ST_T_, A_HALF)
 #define B_T CAT(ST_T_, B_HALF)
 #define C_T CAT(ST_T_, C_HALF)
-#define LOAD_A(p, i) CAT(ST_LD_, A_HALF)(p, i)
 #define LOAD_B(p, i) CAT(ST_LD_, B_HALF)(p, i)
 #define LOAD_C(p, i) CAT(ST_LD_, C_HALF)(p, i)
 
-/* What the multiply kernels read and accumulate: floats, or int8 codes into int32. */
+/* What gemm_cpu reads and accumulates: floats (or halves), or int8 codes into int32. */
 #if INT8
 #define AIN_T char
 #define BIN_T char
-#define TILE_T char
 #define ACC_T int
 #define ACC16 int16
-#define MAC1(a, b, c) ((c) + (int)(a) * (int)(b))
 #else
 #define AIN_T A_T
 #define BIN_T B_T
 #define ACC_T float
 #define ACC16 float16
-#define MAC1(a, b, c) fma((a), (b), (c))
-#if HALF_MATH
-#define TILE_T half
-#define LOAD_TILE_A(p, i) CAT(HM_LD_, A_HALF)(p, i)
-#define LOAD_TILE_B(p, i) CAT(HM_LD_, B_HALF)(p, i)
-#else
-#define TILE_T float
-#define LOAD_TILE_A(p, i) LOAD_A(p, i)
-#define LOAD_TILE_B(p, i) LOAD_B(p, i)
-#endif
 #endif
 
 #include "clamp.clh"
@@ -150,15 +128,17 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
                        int c_rs, int c_cs, __global Y_T *y, int y_off, int y_rs, int M, int N,
                        int K, float alpha, float beta, float lo, float hi,
                        __global ACC_T *scratch, int s_off, int qb, __global const float *wscale,
-                       float x_scale)
+                       float x_scale, int a_bs, int b_bs, int y_bs)
 {
-    int block = get_global_id(0), pn = get_global_id(1);
+    int block = get_global_id(0), pn = get_global_id(1), z = get_global_id(2);
     int r0 = block * qb;
     if (r0 >= M) return;
     int rows = min(qb, M - r0);
-    __global const BIN_T *panel = bp + b_off + pn * K * NR;
-    __global ACC_T *tile =
-        scratch + s_off + (get_global_id(1) * get_global_size(0) + block) * qb * NR;
+    a_off += z * a_bs;
+    y_off += z * y_bs;
+    __global const BIN_T *panel = bp + b_off + z * b_bs + pn * K * NR;
+    int item = (z * get_global_size(1) + pn) * get_global_size(0) + block;
+    __global ACC_T *tile = scratch + s_off + item * qb * NR;
     c += c_off;
 
     for (int kb = 0; kb < K; kb += KC) {
@@ -214,111 +194,18 @@ __kernel void gemm_cpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
     }
 }
 
-/* packed[p][k][j] = B(k, p * NR + j), zero beyond N. One work-item per (k, panel). The
- * packed copy is float scratch whatever B's storage. */
+/* packed[z][p][k][j] = B_z(k, p * NR + j), zero beyond N, for the matrices z of a batch (B_z
+ * from b_off + z * b_bs). One work-item per (k, panel, matrix). The packed copy is float
+ * scratch whatever B's storage. */
 __kernel void gemm_pack(__global const B_T *b, int b_off, int b_ks, int b_ns, int K, int N,
-                        __global float *packed, int packed_off)
+                        __global float *packed, int packed_off, int b_bs)
 {
-    int k = get_global_id(0), p = get_global_id(1);
+    int k = get_global_id(0), p = get_global_id(1), z = get_global_id(2);
     if (k >= K) return;
-    __global float *dst = packed + packed_off + (p * K + k) * NR;
+    b_off += z * b_bs;
+    __global float *dst = packed + packed_off + ((z * get_global_size(1) + p) * K + k) * NR;
     for (int j = 0; j < NR; j++) {
         int col = p * NR + j;
         dst[j] = col < N ? LOAD_B(b, b_off + k * b_ks + col * b_ns) : 0.0f;
     }
-}
-
-/* alpha * acc, dequantised (int8), plus beta * C, clamped: one output of gemm_gpu(_reduce). */
-inline float gpu_epilogue(ACC_T acc, int r, int col, float alpha, float beta,
-                          __global const C_T *c, int c_off, int c_rs, int c_cs, float lo,
-                          float hi, __global const float *wscale, float x_scale)
-{
-#if INT8
-    float v = alpha * ((float)acc * (x_scale * wscale[col]));
-#else
-    float v = alpha * acc;
-#endif
-#if HAS_C
-    v += beta * LOAD_C(c, c_off + r * c_rs + col * c_cs);
-#endif
-#if CLAMP
-    v = activate1(v, lo, hi);
-#endif
-    return v;
-}
-
-/* Work-group (TS/WPT, TS/WPT) computes a TS x TS tile of Y over the k range of its split
- * (get_group_id(2) of `splits`, k_per_split long). With one split it applies the epilogue;
- * with several it writes raw partial sums to part[split][M][N] for gemm_gpu_reduce. With
- * INT8 the tiles hold int8 codes and the sums (and parts) are int32. */
-__kernel void gemm_gpu(__global const AIN_T *a, int a_off, int a_rs, int a_ks,
-                       __global const BIN_T *b, int b_off, int b_ks, int b_ns,
-                       __global const C_T *c, int c_off, int c_rs, int c_cs, __global Y_T *y,
-                       int y_off, int y_rs, int M, int N, int K, float alpha, float beta,
-                       float lo, float hi, int splits, int k_per_split, __global ACC_T *part,
-                       int part_off, __global const float *wscale, float x_scale)
-{
-    __local TILE_T a_tile[TK][TS + 1];
-    __local TILE_T b_tile[TK][TS + 1];
-    const int threads = TS / WPT;
-    int lx = get_local_id(0), ly = get_local_id(1);
-    int row0 = get_group_id(1) * TS, col0 = get_group_id(0) * TS;
-    int flat = ly * threads + lx, n_threads = threads * threads;
-
-    ACC_T acc[WPT][WPT];
-    for (int i = 0; i < WPT; i++)
-        for (int j = 0; j < WPT; j++)
-            acc[i][j] = 0;
-
-    int k_begin = get_group_id(2) * k_per_split, k_end = min(K, k_begin + k_per_split);
-    for (int kb = k_begin; kb < k_end; kb += TK) {
-        for (int e = flat; e < TK * TS; e += n_threads) {
-            int kk = e % TK, rr = e / TK;
-            int k = kb + kk, r = row0 + rr, j = col0 + rr;
-#if INT8
-            a_tile[kk][rr] = (k < k_end && r < M) ? a[a_off + r * a_rs + k * a_ks] : 0;
-            b_tile[kk][rr] = (k < k_end && j < N) ? b[b_off + k * b_ks + j * b_ns] : 0;
-#else
-            a_tile[kk][rr] =
-                (k < k_end && r < M) ? LOAD_TILE_A(a, a_off + r * a_rs + k * a_ks) : (TILE_T)0;
-            b_tile[kk][rr] =
-                (k < k_end && j < N) ? LOAD_TILE_B(b, b_off + k * b_ks + j * b_ns) : (TILE_T)0;
-#endif
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        LOCAL_TILE_ACCUMULATE(acc, a_tile, b_tile);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (int i = 0; i < WPT; i++) {
-        int r = row0 + ly + i * threads;
-        if (r >= M) continue;
-        for (int j = 0; j < WPT; j++) {
-            int col = col0 + lx + j * threads;
-            if (col >= N) continue;
-            if (splits > 1) {
-                part[part_off + (get_group_id(2) * M + r) * N + col] = acc[i][j];
-                continue;
-            }
-            float v = gpu_epilogue(acc[i][j], r, col, alpha, beta, c, c_off, c_rs, c_cs, lo, hi,
-                                   wscale, x_scale);
-            STORE_Y(v, y, y_off + r * y_rs + col);
-        }
-    }
-}
-
-/* Sums the split-K partials of gemm_gpu and applies the epilogue: one output per work-item. */
-__kernel void gemm_gpu_reduce(__global const ACC_T *part, int part_off, int splits,
-                              __global const C_T *c, int c_off, int c_rs, int c_cs,
-                              __global Y_T *y, int y_off, int y_rs, int M, int N, float alpha,
-                              float beta, float lo, float hi, __global const float *wscale,
-                              float x_scale)
-{
-    int i = get_global_id(0);
-    if (i >= M * N) return;
-    int r = i / N, col = i % N;
-    ACC_T s = 0;
-    for (int p = 0; p < splits; p++)
-        s += part[part_off + p * M * N + i];
-    float v = gpu_epilogue(s, r, col, alpha, beta, c, c_off, c_rs, c_cs, lo, hi, wscale, x_scale);
-    STORE_Y(v, y, y_off + r * y_rs + col);
 }

@@ -10,13 +10,10 @@
  *                            accumulators), k-blocked by KC so a panel slice stays in L1; the
  *                            M-best selection (a max-heap per query) is fused into the epilogue.
  *                            + no score matrix, AVX-512 FMA loop; - needs packed references.
- *            knn_scores_gpu  GPU: TS x TS work-group tiles in local memory, WPT x WPT outputs
- *                            per work-item; writes a score window that knn_select_gpu reduces.
- *                            + coalesced, local-memory reuse; - a score window round trip.
+ *            The GPU family screens with knn_topk_gpu (kernels/knn_topk_gpu.cl).
  * Layout     CPU queries  [nq_pad / 4][dim][4]   (micro-panels of 4 queries, k-major)
  *            CPU refs     [n_panels][dim][64]    (panels of 64 references, k-major)
- *            GPU queries  [nq_pad][dim], refs [n_refs][dim] (row-major)
- *            norms        [n_panels * 64] or [n_refs]; +INF marks padding (never selected)
+ *            norms        [n_panels * 64]; +INF marks padding (never selected)
  *            heaps        [splits][nq_pad][m] scores (float) and indices (int, -1 = empty),
  *                         max-heaps by score: element 0 is the worst kept candidate.
  * Assumes    heaps filled with +INF / -1 before the first launch; dim >= 1.
@@ -26,15 +23,6 @@
 #endif
 #ifndef QB
 #define QB 256 /* queries per CPU work-item, a multiple of 4 */
-#endif
-#ifndef TS
-#define TS 64 /* GPU tile: queries and references per work-group */
-#endif
-#ifndef WPT
-#define WPT 4 /* GPU: outputs per work-item along each side; work-group (TS/WPT)^2 */
-#endif
-#ifndef TK
-#define TK 16 /* GPU: k-slice staged in local memory */
 #endif
 
 /* CPU register tile: MR queries x NV float16 vectors of references; NR = 16 * NV references
@@ -135,66 +123,5 @@ __kernel void knn_scores_cpu(__global const float *queries, __global const float
             for (int v = 0; v < NV; v++)
                 offer16(n[v] - 2.0f * vload16(v, row), hs, hi, m, first + 16 * v);
         }
-    }
-}
-
-/* scores[q][j] = norms[ref0 + j] - 2 q.r for the `width` references starting at ref0; rows of
- * queries beyond nq and columns beyond n_refs are skipped. Work-group (TS/WPT, TS/WPT). */
-__kernel void knn_scores_gpu(__global const float *queries, __global const float *refs,
-                             __global const float *norms, uint dim, uint nq, uint n_refs,
-                             uint ref0, uint width, __global float *scores)
-{
-    __local float q_tile[TK][TS + 1];
-    __local float r_tile[TK][TS + 1];
-    const uint threads = TS / WPT;
-    uint lx = get_local_id(0), ly = get_local_id(1);
-    uint row0 = get_group_id(1) * TS, col0 = get_group_id(0) * TS;
-    uint flat = ly * threads + lx, n_threads = threads * threads;
-
-    float acc[WPT][WPT];
-    for (int i = 0; i < WPT; i++)
-        for (int j = 0; j < WPT; j++)
-            acc[i][j] = 0.0f;
-
-    for (uint kb = 0; kb < dim; kb += TK) {
-        /* Stage TK x TS slices of the queries and references (zero beyond the edges). */
-        for (uint e = flat; e < TK * TS; e += n_threads) {
-            uint kk = e % TK, rr = e / TK;
-            uint k = kb + kk;
-            uint q = row0 + rr, r = ref0 + col0 + rr;
-            q_tile[kk][rr] = (k < dim && q < nq) ? queries[(size_t)q * dim + k] : 0.0f;
-            r_tile[kk][rr] =
-                (k < dim && col0 + rr < width && r < n_refs) ? refs[(size_t)r * dim + k] : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        LOCAL_TILE_PRODUCT(float, fma, acc, q_tile, r_tile);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (int i = 0; i < WPT; i++) {
-        uint q = row0 + ly + i * threads;
-        if (q >= nq) continue;
-        for (int j = 0; j < WPT; j++) {
-            uint c = col0 + lx + j * threads;
-            if (c >= width) continue;
-            uint r = ref0 + c;
-            scores[(size_t)q * width + c] = r < n_refs ? norms[r] - 2.0f * acc[i][j] : INFINITY;
-        }
-    }
-}
-
-/* One work-item per query: offers its row of a score window to the query's heap for this
- * window (`split`). */
-__kernel void knn_select_gpu(__global const float *scores, uint nq, uint nq_pad, uint width,
-                             uint m, uint split, __global float *heap_score,
-                             __global int *heap_index, int index_base)
-{
-    uint q = get_global_id(0);
-    if (q >= nq) return;
-    __global const float *row = scores + (size_t)q * width;
-    __global float *hs = heap_score + ((size_t)split * nq_pad + q) * m;
-    __global int *hi = heap_index + ((size_t)split * nq_pad + q) * m;
-    for (uint c = 0; c < width; c++) {
-        float s = row[c];
-        if (s < hs[0]) heap_replace_top(hs, hi, m, s, index_base + (int)c);
     }
 }

@@ -28,7 +28,7 @@ $C devices
 
 echo "== tests on the GPU (the default device: the first GPU)"
 for t in device histogram metrics knn nn nn_precision onnx_conformance cli_eval cli_knn \
-  cli_metrics cli_precision drift; do
+  cli_metrics cli_precision drift knn_topk_gpu nn_conv_gpu; do
   timeout 120 build/tests/test_$t > "$OUT/test_$t.log" 2>&1
   echo "test_$t: exit $? ($(grep -c '\[       OK \]' "$OUT/test_$t.log") passed," \
        "$(grep -c '\[  FAILED  \] test' "$OUT/test_$t.log") failed)"

@@ -576,6 +576,17 @@ static void test_gemm(void **state)
     setenv("CLEVAL_NN_TUNING", "gpu_groups=64", 1);
     for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
         check_gemm(&split[i], CLEVAL_VARIANT_GPU);
+    /* Every tile shape of gemm_gpu (kernels/gemm_gpu.cl) on every case, whole and split. */
+    static const char *const tiles[] = {"gpu_gemm_tile=1", "gpu_gemm_tile=2",
+                                        "gpu_gemm_tile=1,gpu_groups=64",
+                                        "gpu_gemm_tile=2,gpu_groups=64"};
+    for (size_t t = 0; t < sizeof tiles / sizeof *tiles; t++) {
+        setenv("CLEVAL_NN_TUNING", tiles[t], 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            check_gemm(&cases[i], CLEVAL_VARIANT_GPU);
+        for (size_t i = 0; i < sizeof split / sizeof split[0]; i++)
+            check_gemm(&split[i], CLEVAL_VARIANT_GPU);
+    }
     unsetenv("CLEVAL_NN_TUNING");
     cleval_device_set_variant(test_device(), VARIANTS[0]);
 }

@@ -1024,7 +1024,10 @@ static void check_conv_int8(const conv8_case *cc, cleval_kernel_variant variant,
     if (tuning) setenv("CLEVAL_NN_TUNING", tuning, 1);
     cleval_nn *nn = create_int8(m, variant, cal, (uint32_t)cc->n_cal, 0.0);
     unsetenv("CLEVAL_NN_TUNING");
-    expect_kernel(nn, variant == CLEVAL_VARIANT_GPU            ? "conv_gpu TS=32 WPT=4 int8"
+    /* conv_gpu's tile: half width for 32 output channels per group or fewer. */
+    bool narrow = g->co / g->group <= 32;
+    expect_kernel(nn, variant == CLEVAL_VARIANT_GPU ? (narrow ? "conv_gpu TM=64 TN=32 TK=16 int8"
+                                                              : "conv_gpu TM=64 TN=64 TK=16 int8")
                       : tuning && strstr(tuning, "i8_float=1") ? "int8 (float blocks)"
                                                                : "int8");
     cleval_nn_model_info info;
@@ -1241,7 +1244,13 @@ static void check_gemm_int8(const gemm8_case *gc, cleval_kernel_variant variant,
     if (tuning) setenv("CLEVAL_NN_TUNING", tuning, 1);
     cleval_nn *nn = create_int8(m, variant, cal, (uint32_t)n_cal, 0.0);
     unsetenv("CLEVAL_NN_TUNING");
-    expect_kernel(nn, variant == CLEVAL_VARIANT_GPU ? "gemm_gpu TS=32 WPT=4 int8" : "int8");
+    /* gemm_gpu's tile: as forced by the tuning, else the large one from 64 columns. */
+    bool large = tuning && strstr(tuning, "gpu_gemm_tile=")
+                     ? strstr(tuning, "gpu_gemm_tile=2") != NULL
+                     : gc->n >= 64;
+    expect_kernel(nn, variant == CLEVAL_VARIANT_CPU ? "int8"
+                      : large                       ? "gemm_gpu 64x64/16 8x8 int8"
+                                                    : "gemm_gpu 32x32/16 4x4 int8");
     float *got = malloc((ny + 1) * sizeof *got);
     assert_ok(cleval_nn_run(nn, a, (uint32_t)gc->m, got));
     char label[200];
@@ -1281,8 +1290,10 @@ static void test_int8_gemm(void **state)
         check_gemm_int8(&cases[i], CLEVAL_VARIANT_CPU, "i8_float=1");
         check_gemm_int8(&cases[i], CLEVAL_VARIANT_CPU, "i8_float=0");
         check_gemm_int8(&cases[i], CLEVAL_VARIANT_GPU, NULL);
-        /* GPU-style with K split across work-groups: int32 partial sums. */
+        /* GPU-style with K split across work-groups: int32 partial sums; each tile shape. */
         check_gemm_int8(&cases[i], CLEVAL_VARIANT_GPU, "gpu_groups=64");
+        check_gemm_int8(&cases[i], CLEVAL_VARIANT_GPU, "gpu_gemm_tile=1");
+        check_gemm_int8(&cases[i], CLEVAL_VARIANT_GPU, "gpu_gemm_tile=2,gpu_groups=64");
     }
 }
 

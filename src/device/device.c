@@ -92,6 +92,46 @@ static cleval_status enumerate(device_handle **handles, uint32_t *count)
     return CLEVAL_OK;
 }
 
+/* CLEVAL_EMULATE_LIMITS=nvidia: every device reports, and enforces at launch, the limits of
+ * NVIDIA's OpenCL driver on current GPUs (work-groups of at most 1024 items and 64 along the
+ * third axis, 48 KiB of local memory per work-group), so that the GPU kernel family's launch
+ * geometry can be checked on PoCL, whose limits are far larger (4096 items, megabytes of
+ * "local" memory that is plain RAM), before time on a real GPU is spent. */
+#define NVIDIA_MAX_WORK_GROUP 1024u
+#define NVIDIA_MAX_WORK_ITEMS_Z 64u
+#define NVIDIA_LOCAL_MEM_BYTES (48u * 1024u)
+
+/* *nvidia tells whether the emulation is on; any other non-empty value is a usage error. */
+static cleval_status emulated_limits(bool *nvidia)
+{
+    const char *value = getenv("CLEVAL_EMULATE_LIMITS");
+    *nvidia = value && strcmp(value, "nvidia") == 0;
+    if (value && *value && !*nvidia)
+        return cleval_fail(CLEVAL_ERR_USAGE, "CLEVAL_EMULATE_LIMITS: '%s' is not 'nvidia'", value);
+    return CLEVAL_OK;
+}
+
+cl_int cleval_device_emulated_launch_check(cl_command_queue queue, cl_kernel kernel, cl_uint dims,
+                                           const size_t *local)
+{
+    bool nvidia;
+    if (!local || emulated_limits(&nvidia) != CLEVAL_OK || !nvidia) return CL_SUCCESS;
+    size_t items = 1;
+    for (cl_uint d = 0; d < dims; d++)
+        items *= local[d];
+    if (items > NVIDIA_MAX_WORK_GROUP || (dims == 3 && local[2] > NVIDIA_MAX_WORK_ITEMS_Z))
+        return CL_INVALID_WORK_GROUP_SIZE;
+    /* Static __local arrays and the __local arguments set so far, as the driver counts them. */
+    cl_device_id device;
+    cl_ulong bytes = 0;
+    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof device, &device, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetKernelWorkGroupInfo(kernel, device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof bytes,
+                                       &bytes, NULL);
+    if (err != CL_SUCCESS) return err;
+    return bytes > NVIDIA_LOCAL_MEM_BYTES ? CL_OUT_OF_RESOURCES : CL_SUCCESS;
+}
+
 static cleval_status query_string(cl_device_id device, cl_device_info param, char *out,
                                   size_t size, const char *what)
 {
@@ -164,6 +204,14 @@ cleval_status cleval_device_query_info(cl_platform_id platform, cl_device_id dev
     info->max_alloc_bytes = max_alloc;
     info->local_mem_bytes = local_mem;
     info->max_work_group_size = max_wg;
+    bool nvidia;
+    if ((status = emulated_limits(&nvidia)) != CLEVAL_OK) return status;
+    if (nvidia) {
+        if (info->local_mem_bytes > NVIDIA_LOCAL_MEM_BYTES)
+            info->local_mem_bytes = NVIDIA_LOCAL_MEM_BYTES;
+        if (info->max_work_group_size > NVIDIA_MAX_WORK_GROUP)
+            info->max_work_group_size = NVIDIA_MAX_WORK_GROUP;
+    }
     info->host_unified_memory = unified == CL_TRUE || info->type == CLEVAL_DEVICE_CPU;
     return CLEVAL_OK;
 }
@@ -357,8 +405,9 @@ cleval_status cleval_device_open(uint32_t index, cleval_device **out)
     if ((status = cleval_cl_check(err, "clCreateContext")) != CLEVAL_OK) goto fail;
     dev->queue = clCreateCommandQueue(dev->context, dev->device_id, 0, &err);
     if ((status = cleval_cl_check(err, "clCreateCommandQueue")) != CLEVAL_OK) goto fail;
-    cleval_log(CLEVAL_LOG_INFO, "device %u: %s (%s), %s-style kernels", index, dev->info.name,
-               dev->info.platform, cleval_variant_name(dev->variant));
+    cleval_log(CLEVAL_LOG_INFO, "device %u: %s (%s), %s-style kernels%s", index, dev->info.name,
+               dev->info.platform, cleval_variant_name(dev->variant),
+               getenv("CLEVAL_EMULATE_LIMITS") ? ", NVIDIA's limits emulated" : "");
     *out = dev;
     return CLEVAL_OK;
 

@@ -89,8 +89,9 @@ cleval_status cleval_kernel_launch(cl_command_queue queue, const cleval_kernel_a
         if (global[d] == 0) return CLEVAL_OK;
         rounded[d] = local ? cleval_round_up(global[d], local[d]) : global[d];
     }
-    cl_int err =
-        clEnqueueNDRangeKernel(queue, a->kernel, dims, NULL, rounded, local, 0, NULL, event);
+    cl_int err = cleval_device_emulated_launch_check(queue, a->kernel, dims, local);
+    if (err == CL_SUCCESS)
+        err = clEnqueueNDRangeKernel(queue, a->kernel, dims, NULL, rounded, local, 0, NULL, event);
     if (err == CL_SUCCESS) return CLEVAL_OK;
     char name[64];
     return cleval_fail(cleval_cl_status(err, true), "clEnqueueNDRangeKernel(%s) failed: %s (%d)",

@@ -121,14 +121,15 @@ void cleval_knn_destroy(cleval_knn *knn)
     if (!knn) return;
     cleval_device_finish(knn->dev);
     release_tiles(knn);
-    cl_kernel kernels[] = {knn->scores_kernel, knn->select_kernel, knn->exact_kernel,
+    cl_kernel kernels[] = {knn->scores_kernel, knn->topk_global_kernel, knn->exact_kernel,
                            knn->vote_kernel};
     for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++)
         if (kernels[i]) clReleaseKernel(kernels[i]);
-    knn_buffer *buffers[] = {&knn->q_original, &knn->q_norm2,    &knn->q_screen,   &knn->scratch,
-                             &knn->window,     &knn->heap_score, &knn->heap_index, &knn->cand_dist,
-                             &knn->cand_index, &knn->cand_label, &knn->safe,       &knn->vote_dist,
-                             &knn->vote_index, &knn->vote_label, &knn->votes,      &knn->pred,
+    knn_buffer *buffers[] = {&knn->q_original, &knn->q_norm2,    &knn->q_screen,
+                             &knn->scratch,    &knn->heap_score, &knn->heap_index,
+                             &knn->cand_dist,  &knn->cand_index, &knn->cand_label,
+                             &knn->safe,       &knn->vote_dist,  &knn->vote_index,
+                             &knn->vote_label, &knn->votes,      &knn->pred,
                              &knn->scores,     &knn->flags};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++)
         knn_buffer_release(buffers[i]);
@@ -354,19 +355,14 @@ static cleval_status build_kernels(cleval_knn *knn)
     char options[128];
     snprintf(options, sizeof options, "-DMETRIC_COSINE=%d",
              knn->config.metric == CLEVAL_KNN_COSINE);
-    char tile[128];
-    snprintf(tile, sizeof tile, "-DMR=%d -DNV=%d -DQB=%d -DTS=%d -DWPT=%d", KNN_MR, KNN_NV, KNN_QB,
-             KNN_GPU_TS, KNN_GPU_WPT);
     cleval_status status;
     if (knn->variant == CLEVAL_VARIANT_CPU) {
+        char tile[128];
+        snprintf(tile, sizeof tile, "-DMR=%d -DNV=%d -DQB=%d", KNN_MR, KNN_NV, KNN_QB);
         status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_scores_cpu",
                                       &knn->scores_kernel);
     } else {
-        if ((status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_scores_gpu",
-                                           &knn->scores_kernel)))
-            return status;
-        status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_select_gpu",
-                                      &knn->select_kernel);
+        status = knn_topk_kernel(knn, true, &knn->scores_kernel);
     }
     if (status != CLEVAL_OK || (status = cleval_device_kernel(knn->dev, "knn_exact", options,
                                                               "knn_exact", &knn->exact_kernel)))
@@ -392,8 +388,7 @@ static uint32_t plan_batch(cleval_knn *knn)
     uint64_t chunks = (uint64_t)knn->n_tiles * splits_per_tile;
     uint64_t per_query = (uint64_t)knn->dim * 3 * sizeof(float) + 8 + m * splits_per_tile * 8 +
                          chunks * (m * (8 + 8) + 8) + ((uint64_t)knn->config.k + 1) * 16 +
-                         knn->config.n_classes * 12 +
-                         (knn->variant == CLEVAL_VARIANT_GPU ? KNN_GPU_WINDOW * 4 : 0);
+                         knn->config.n_classes * 12;
     uint64_t batch = BATCH_BUDGET_BYTES / per_query;
     batch = batch < 8192 ? batch : 8192;
     batch = batch > KNN_QB ? batch - batch % KNN_QB : (batch ? batch : 1);

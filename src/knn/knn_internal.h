@@ -6,16 +6,19 @@
 
 #include "cleval/knn.h"
 
-/* Tunables of kernels/knn_scores.cl: the host lays its buffers out for these and passes them
- * to the kernel's build with -D (knn.c), so both always agree. */
+/* Tunables of kernels/knn_scores.cl and kernels/knn_topk_gpu.cl: the host lays its buffers out
+ * and sizes its launches for these and passes them to the kernels' builds with -D (knn.c), so
+ * both always agree. */
 enum {
     KNN_MR = 4,           /* queries per CPU micro-panel */
     KNN_NV = 4,           /* float16 vectors of references per CPU panel */
     KNN_NR = 16 * KNN_NV, /* references per CPU panel */
     KNN_QB = 256,         /* queries per CPU work-item */
-    KNN_GPU_TS = 64,      /* GPU tile side */
-    KNN_GPU_WPT = 4,      /* GPU outputs per work-item side */
-    KNN_GPU_WINDOW = 8192 /* GPU score window width (references; the host's alone) */
+    KNN_GPU_QT = 32,      /* GPU: queries per work-group */
+    KNN_GPU_RT = 64,      /* GPU: references per step of a work-group's walk */
+    KNN_GPU_WPT = 4,      /* GPU: outputs per work-item side */
+    KNN_GPU_TK = 16,      /* GPU: k-slice staged in local memory */
+    KNN_GPU_WINDOW = 8192 /* GPU: references per split (the host's alone) */
 };
 
 /* A device buffer that grows on demand. */
@@ -64,12 +67,15 @@ struct cleval_knn {
     knn_tile_buffers *device_tiles; /* one per tile when resident, one slot otherwise */
     uint32_t n_device_tiles;
 
-    cl_kernel scores_kernel, select_kernel, exact_kernel, vote_kernel;
+    /* scores_kernel: knn_scores_cpu, or knn_topk_gpu with its heaps in local memory;
+     * topk_global_kernel: knn_topk_gpu with its heaps in global memory, built the first time
+     * a pass's heaps do not fit the local memory. */
+    cl_kernel scores_kernel, topk_global_kernel, exact_kernel, vote_kernel;
     uint32_t margin;
     uint32_t max_batch;
     uint32_t max_splits; /* CPU: reference splits per tile */
 
-    knn_buffer q_original, q_norm2, q_screen, scratch, window;
+    knn_buffer q_original, q_norm2, q_screen, scratch;
     knn_buffer heap_score, heap_index;
     knn_buffer cand_dist, cand_index, cand_label, safe;
     knn_buffer vote_dist, vote_index, vote_label, votes;
@@ -88,6 +94,10 @@ void knn_buffer_release(knn_buffer *buf);
 cleval_status knn_use_tile(cleval_knn *knn, knn_tile *tile);
 
 /* One float32 vector scaled to unit length (zero vectors stay zero). */
+/* Builds knn_topk_gpu with its heaps in local memory (heap_local) or in global memory; fails
+ * with CLEVAL_ERR_UNSUPPORTED on a device whose work-groups are too small for it. */
+cleval_status knn_topk_kernel(cleval_knn *knn, bool heap_local, cl_kernel *out);
+
 void knn_unit_vector(const float *v, uint32_t dim, float *out);
 
 #endif

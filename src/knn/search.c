@@ -109,6 +109,71 @@ static cleval_status upload_queries(cleval_knn *knn, const float *queries, uint3
     return status;
 }
 
+/* Local memory knn_topk_gpu needs beyond its heaps: the staged slices and the score tile
+ * (its static __local arrays). */
+static size_t topk_static_local(void)
+{
+    return sizeof(float) * ((size_t)KNN_GPU_TK * (KNN_GPU_QT + KNN_GPU_RT) +
+                            (size_t)KNN_GPU_QT * (KNN_GPU_RT + 1));
+}
+
+cleval_status knn_topk_kernel(cleval_knn *knn, bool heap_local, cl_kernel *out)
+{
+    const cleval_device_info *info = cleval_device_get_info(knn->dev);
+    size_t items = (size_t)(KNN_GPU_RT / KNN_GPU_WPT) * (KNN_GPU_QT / KNN_GPU_WPT);
+    if (info->max_work_group_size < items || info->local_mem_bytes < topk_static_local())
+        return cleval_fail(CLEVAL_ERR_UNSUPPORTED,
+                           "the device's work-groups (%zu items, %llu bytes of local memory) are "
+                           "smaller than the GPU KNN kernel needs (%zu items, %zu bytes); use "
+                           "the CPU kernel family",
+                           info->max_work_group_size, (unsigned long long)info->local_mem_bytes,
+                           items, topk_static_local());
+    char options[128];
+    snprintf(options, sizeof options, "-DQT=%d -DRT=%d -DWPT=%d -DTK=%d -DHEAP_LOCAL=%d",
+             KNN_GPU_QT, KNN_GPU_RT, KNN_GPU_WPT, KNN_GPU_TK, heap_local);
+    return cleval_device_kernel(knn->dev, "knn_topk_gpu", options, "knn_topk_gpu", out);
+}
+
+/* GPU screening of one tile: one launch for every split; each work-group's QT heaps stay in
+ * local memory when they fit the device's, else they are kept in the global heap buffer. */
+static cleval_status screen_tile_gpu(cleval_knn *knn, knn_tile *tile, uint32_t nq,
+                                     uint32_t nq_pad, uint32_t m, uint32_t splits)
+{
+    if (splits == 0 || nq == 0) return CLEVAL_OK;
+    const cleval_device_info *info = cleval_device_get_info(knn->dev);
+    size_t heap_bytes = (size_t)KNN_GPU_QT * m * (sizeof(float) + sizeof(int32_t));
+    bool heap_local = topk_static_local() + heap_bytes <= info->local_mem_bytes;
+    cl_kernel kernel = knn->scores_kernel;
+    if (!heap_local) {
+        if (!knn->topk_global_kernel) {
+            cleval_status status = knn_topk_kernel(knn, false, &knn->topk_global_kernel);
+            if (status != CLEVAL_OK) return status;
+        }
+        kernel = knn->topk_global_kernel;
+    }
+    cleval_kernel_args a = cleval_kernel_args_begin(kernel, "knn_topk_gpu");
+    cleval_kernel_arg_mem(&a, knn->q_screen.mem);
+    cleval_kernel_arg_mem(&a, tile->on_device->screen);
+    cleval_kernel_arg_mem(&a, tile->on_device->screen_norm);
+    cleval_kernel_arg_uint(&a, knn->dim);
+    cleval_kernel_arg_uint(&a, nq);
+    cleval_kernel_arg_uint(&a, nq_pad);
+    cleval_kernel_arg_uint(&a, (uint32_t)tile->rows);
+    cleval_kernel_arg_uint(&a, KNN_GPU_WINDOW);
+    cleval_kernel_arg_uint(&a, m);
+    cleval_kernel_arg_mem(&a, knn->heap_score.mem);
+    cleval_kernel_arg_mem(&a, knn->heap_index.mem);
+    cleval_kernel_arg_int(&a, (int)tile->row0);
+    if (heap_local) {
+        cleval_kernel_arg_local(&a, (size_t)KNN_GPU_QT * m * sizeof(float));
+        cleval_kernel_arg_local(&a, (size_t)KNN_GPU_QT * m * sizeof(int32_t));
+    }
+    size_t local[2] = {KNN_GPU_RT / KNN_GPU_WPT, KNN_GPU_QT / KNN_GPU_WPT};
+    size_t global[2] = {(size_t)splits * local[0],
+                        (size_t)((nq + KNN_GPU_QT - 1) / KNN_GPU_QT) * local[1]};
+    return cleval_kernel_launch(cleval_device_queue(knn->dev), &a, 2, global, local, NULL);
+}
+
 /* Screening of one tile: fills the heaps [splits][nq_pad][m]. */
 static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_t nq_pad,
                                  uint32_t m, uint32_t splits)
@@ -140,45 +205,7 @@ static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, u
         cleval_kernel_arg_int(&a, index_base);
         return cleval_kernel_launch(cleval_device_queue(knn->dev), &a, 2, global, local, NULL);
     }
-    const uint32_t window = KNN_GPU_WINDOW, rows = (uint32_t)tile->rows;
-    cleval_status status = knn_buffer_reserve(knn, &knn->window,
-                                              (size_t)nq * window * sizeof(float),
-                                              "KNN score window");
-    if (status != CLEVAL_OK) return status;
-    for (uint32_t w = 0; w < splits; w++) {
-        uint32_t ref0 = w * window, width = rows - ref0 < window ? rows - ref0 : window;
-        const size_t threads = KNN_GPU_TS / KNN_GPU_WPT;
-        size_t local[2] = {threads, threads};
-        size_t global[2] = {(width + KNN_GPU_TS - 1) / KNN_GPU_TS * threads,
-                            (nq + KNN_GPU_TS - 1) / KNN_GPU_TS * threads};
-        cleval_kernel_args score = cleval_kernel_args_begin(knn->scores_kernel, "knn_scores_gpu");
-        cleval_kernel_arg_mem(&score, knn->q_screen.mem);
-        cleval_kernel_arg_mem(&score, b->screen);
-        cleval_kernel_arg_mem(&score, b->screen_norm);
-        cleval_kernel_arg_uint(&score, dim);
-        cleval_kernel_arg_uint(&score, nq);
-        cleval_kernel_arg_uint(&score, rows);
-        cleval_kernel_arg_uint(&score, ref0);
-        cleval_kernel_arg_uint(&score, width);
-        cleval_kernel_arg_mem(&score, knn->window.mem);
-        cleval_kernel_args select = cleval_kernel_args_begin(knn->select_kernel, "knn_select_gpu");
-        cleval_kernel_arg_mem(&select, knn->window.mem);
-        cleval_kernel_arg_uint(&select, nq);
-        cleval_kernel_arg_uint(&select, nq_pad);
-        cleval_kernel_arg_uint(&select, width);
-        cleval_kernel_arg_uint(&select, m);
-        cleval_kernel_arg_uint(&select, w);
-        cleval_kernel_arg_mem(&select, knn->heap_score.mem);
-        cleval_kernel_arg_mem(&select, knn->heap_index.mem);
-        cleval_kernel_arg_int(&select, index_base + (int)ref0);
-        size_t select_global = cleval_round_up(nq, 64), select_local = 64;
-        if ((status = cleval_kernel_launch(cleval_device_queue(knn->dev), &score, 2, global, local,
-                                           NULL)) ||
-            (status = cleval_kernel_launch(cleval_device_queue(knn->dev), &select, 1,
-                                           &select_global, &select_local, NULL)))
-            return status;
-    }
-    return CLEVAL_OK;
+    return screen_tile_gpu(knn, tile, nq, nq_pad, m, splits);
 }
 
 /* Exact distances of one tile's candidates into chunks [chunk_base, chunk_base + splits). */

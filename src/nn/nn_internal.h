@@ -223,6 +223,10 @@ typedef struct nn_elementwise_params {
     bool legacy;
     bool legacy_broadcast;
     int64_t legacy_axis;
+    /* Binary ops: a Sigmoid or HardSigmoid (its alpha, beta) fused in front of B (passes.c
+     * fuse_gates; 0: none), and a Relu / Clip fused after them in lo, hi ([-inf, inf]: none). */
+    int gate;
+    float gate_alpha, gate_beta;
 } nn_elementwise_params;
 
 typedef struct nn_shape_params {
@@ -364,12 +368,15 @@ typedef struct nn_tuning {
     uint32_t conv_mr, conv_nv; /* conv_cpu register tile (MR pixels x 16 NV channels) */
     uint32_t gemm_mr, gemm_nv; /* gemm_cpu register tile */
     uint32_t gemm_kc, gemm_qb; /* gemm_cpu k-block and rows per work-item */
-    uint32_t gpu_ts, gpu_wpt;  /* conv_gpu / gemm_gpu work-group tile and outputs/item */
+    /* conv_gpu / gemm_gpu tile shape: 0 chosen per layer, 1 the narrow / small one, 2 the
+     * wide / large one (op_conv_gpu.c, op_gemm.c) */
+    uint32_t gpu_conv_tile, gpu_gemm_tile;
     uint32_t local_1d;         /* work-group size of the one-element-per-item kernels */
     uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
     uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
     uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
     uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
+    uint32_t gemm_batch_kib; /* gemm_cpu: KiB of workspace a batched MatMul launch may use */
 } nn_tuning;
 
 cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant variant,
@@ -752,6 +759,30 @@ bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op);
 size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op);
 cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options);
 cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
+/* The depthwise path of Conv for CPU-style devices (op_conv_depthwise.c): eligible ops read and
+ * write either layout. */
+bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op);
+cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
+cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op);
+/* The zero-bordered input copy of the CPU convolutions (conv_pad.c): the kernel for input 0's
+ * storage, and its launch for row-major shapes of rank <= 5 (begin: the pads before each axis). */
+cleval_status nn_conv_pad_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
+/* The layout pass's groups of values tied through elementwise ops (layout_chains.c): each group
+ * read and written only by ops for which writes_any holds, or by the group's own ops, is stored
+ * channels-last. */
+cleval_status nn_layout_through_elementwise(cleval_nn *nn,
+                                            bool (*writes_any)(const cleval_nn *, const nn_op *));
+cleval_status nn_launch_conv_pad(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                                 const nn_shape *in, const nn_shape *out, const int64_t *begin);
+/* The Winograd path's copy of a [N, C, H, W] input 0 in its own layout into a zero-bordered
+ * channels-last [N][ph][pw][C rounded up to 16] (pad_b: top and left). */
+cleval_status nn_conv_repack_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
+cleval_status nn_launch_conv_repack(cleval_nn *nn, nn_op *op, cl_kernel k, cl_mem x, cl_mem y,
+                                    int64_t ph, int64_t pw, const int64_t pad_b[2]);
+/* Conv (not depthwise) for the GPU kernel family (op_conv_gpu.c, kernels/conv_gpu.cl);
+ * `precision` is the storage and int8 options shared by every Conv kernel build. */
+cleval_status nn_conv_gpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
+cleval_status nn_conv_gpu_launch(cleval_nn *nn, nn_op *op);
 
 /* Enqueues argmax of rows [n][c] into pred, and each row's count of NaN and infinite scores
  * into nonfinite (softmax.c). */

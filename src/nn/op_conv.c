@@ -1,9 +1,9 @@
 /* Conv over 1 to 3 spatial axes: pads, strides, dilations, any group count (group = 1 and
  * grouped convolutions as one implicit GEMM per group; depthwise, one input channel per group,
  * by its own kernel). Weights are packed once at prepare for the device's kernel family
- * (kernels/conv.cl): k-major panels of NR channels for conv_cpu (pack.c, shared with Gemm),
- * k-major rows for conv_gpu. The epilogue carries the bias, a fused ReLU/Clip and (conv_cpu) a
- * fused 2x2 max-pool. */
+ * (kernels/conv.cl): k-major panels of NR channels for conv_cpu (pack.c, shared with Gemm);
+ * the GPU family's conv_gpu has its own files (op_conv_gpu.c, kernels/conv_gpu.cl). The
+ * epilogue carries the bias, a fused ReLU/Clip and (conv_cpu) a fused 2x2 max-pool. */
 #include "nn_internal.h"
 
 #include <assert.h>
@@ -307,11 +307,7 @@ static cleval_status build_cpu_kernels(cleval_nn *nn, nn_op *op, bool vec_store,
     if (status == CLEVAL_OK && op->int8)
         return nn_kernel(nn, op, "quantize", NULL, has_padding(p) ? "quantize_pad" : "quantize",
                          &op->k[1]);
-    if (status == CLEVAL_OK && has_padding(p)) {
-        char pad_options[64];
-        nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
-        return nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
-    }
+    if (status == CLEVAL_OK && has_padding(p)) return nn_conv_pad_kernel(nn, op, &op->k[1]);
     return status;
 }
 
@@ -337,78 +333,6 @@ static cleval_status prepare_cpu(cleval_nn *nn, nn_op *op, const char *precision
     return build_cpu_kernels(nn, op, vec_store, precision);
 }
 
-/* conv_gpu's k -> (ci, kd * dilation, kh * dilation, kw * dilation) table, [k][4]. */
-static void fill_gpu_table(const nn_conv_params *p, int32_t *tab)
-{
-    int64_t kd3[3], dl3[3];
-    params3(p->kernel, p->spatial, 1, kd3);
-    params3(p->dilation, p->spatial, 1, dl3);
-    for (int64_t kk = 0; kk < p->k; kk++) {
-        int64_t r = kk;
-        int64_t kw = r % kd3[2];
-        r /= kd3[2];
-        int64_t kh = r % kd3[1];
-        r /= kd3[1];
-        int64_t kd = r % kd3[0];
-        int64_t ci = r / kd3[0];
-        tab[4 * kk + 0] = (int32_t)ci;
-        tab[4 * kk + 1] = (int32_t)(kd * dl3[0]);
-        tab[4 * kk + 2] = (int32_t)(kh * dl3[1]);
-        tab[4 * kk + 3] = (int32_t)(kw * dl3[2]);
-    }
-}
-
-/* GPU: weights [group][K][co_g], the bias, the k table and int8 scales; conv_gpu (and
- * quantize). */
-static cleval_status prepare_gpu(cleval_nn *nn, nn_op *op, const char *precision)
-{
-    nn_conv_params *p = &op->p.conv;
-    int64_t group = p->group, co_g = p->co, co = group * co_g, k = p->k;
-    bool half = nn->precision == CLEVAL_NN_FP16;
-    conv_weights w;
-    cleval_status status = conv_weights_load(nn, op, &w);
-    if (status != CLEVAL_OK) return status;
-    float *wk = malloc((size_t)(co * k) * sizeof *wk);
-    float *b = calloc((size_t)co, sizeof *b);
-    int32_t *tab = malloc((size_t)k * 4 * sizeof *tab);
-    if (!wk || !b || !tab)
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
-    if (status == CLEVAL_OK) {
-        for (int64_t g = 0; g < group; g++)
-            for (int64_t kk = 0; kk < k; kk++)
-                for (int64_t j = 0; j < co_g; j++)
-                    wk[(g * k + kk) * co_g + j] = w.values[(g * co_g + j) * k + kk];
-        if (p->bias >= 0) memcpy(b, nn->values[p->bias].f32, (size_t)co * sizeof *b);
-        fill_gpu_table(p, tab);
-        status =
-            nn_upload_as(nn, wk, (size_t)(co * k), half, op->int8, "Conv weights", &op->mem[0]);
-    }
-    if (status == CLEVAL_OK)
-        status = nn_upload(nn, b, (size_t)co * sizeof *b, "Conv bias", &op->mem[1]);
-    if (status == CLEVAL_OK)
-        status = nn_upload(nn, tab, (size_t)k * 4 * sizeof *tab, "Conv table", &op->mem[2]);
-    if (status == CLEVAL_OK && op->int8)
-        status = nn_upload(nn, w.scales, (size_t)co * sizeof *w.scales, "Conv weight scales",
-                           &op->mem[4]);
-    free(wk);
-    free(b);
-    free(tab);
-    conv_weights_free(&w);
-    if (status != CLEVAL_OK) return status;
-    char options[320];
-    snprintf(options, sizeof options, "-DCLAMP=%d -DTS=%u -DWPT=%u %s", nn_epilogue_clamps(&p->ep),
-             nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "conv_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
-             nn->tuning.gpu_wpt,
-             op->int8 ? " int8"
-             : half   ? nn_fp16_tag(nn)
-                      : "");
-    status = nn_kernel(nn, op, "conv", options, "conv_gpu", &op->k[0]);
-    if (status == CLEVAL_OK && op->int8)
-        status = nn_kernel(nn, op, "quantize", NULL, "quantize", &op->k[1]);
-    return status;
-}
-
 /* One prepare per kernel family: conv_depthwise, conv_cpu (or Winograd), conv_gpu. */
 static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
 {
@@ -430,9 +354,10 @@ static cleval_status conv_prepare(cleval_nn *nn, nn_op *op)
                         cin_g % 16 == 0 && (op->int8 || nn_half(nn, op->in[0]));
     char precision[160];
     precision_options(nn, op, precision, sizeof precision);
+    if (nn_depthwise_cpu_eligible(nn, op)) return nn_depthwise_cpu_prepare(nn, op, precision);
     if (p->depthwise) return prepare_depthwise(nn, op, precision);
     if (nn->variant == CLEVAL_VARIANT_CPU) return prepare_cpu(nn, op, precision);
-    return prepare_gpu(nn, op, precision);
+    return nn_conv_gpu_prepare(nn, op, precision);
 }
 
 /* Where conv_cpu reads and writes: the input extents (after any zero border), the output's,
@@ -478,7 +403,7 @@ static cleval_status stage_input(cleval_nn *nn, nn_op *op, cpu_geometry *g, cl_m
     cl_mem padded = nn_workspace_mem(nn, op);
     cleval_status status =
         op->int8 ? nn_launch_quantize_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin)
-                 : nn_launch_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin, 0.0f);
+                 : nn_launch_conv_pad(nn, op, op->k[1], *xm, padded, &in_phys, &out_phys, begin);
     if (status != CLEVAL_OK) return status;
     *xm = padded;
     for (int i = 0; i < 3; i++)
@@ -630,63 +555,6 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-static cleval_status launch_gpu(cleval_nn *nn, nn_op *op)
-{
-    const nn_conv_params *p = &op->p.conv;
-    const nn_shape *x = &nn_in(nn, op, 0)->shape, *y = &nn_out(nn, op, 0)->shape;
-    int64_t in_sp[3], out_sp[3], stride[3], pb[3];
-    spatial3(x, p->spatial, in_sp);
-    spatial3(y, p->spatial, out_sp);
-    params3(p->stride, p->spatial, 1, stride);
-    params3(p->pad_begin, p->spatial, 0, pb);
-    int64_t volume = out_sp[0] * out_sp[1] * out_sp[2], in_volume = in_sp[0] * in_sp[1] * in_sp[2];
-    int64_t m = y->d[0] * volume, co = y->d[1], co_g = co / p->group;
-    int64_t cin_g = nn->values[p->weight].shape.d[1];
-    if (m == 0 || co == 0) return CLEVAL_OK;
-    cleval_status status;
-    cl_mem xm = nn_value_mem(nn, op->in[0]);
-    if (op->int8) {
-        cl_mem codes = nn_workspace_mem(nn, op);
-        if ((status = nn_launch_quantize(nn, op, op->k[1], xm, 0, codes, 0, nn_shape_count(x))) !=
-            CLEVAL_OK)
-            return status;
-        xm = codes;
-    }
-    for (int64_t g = 0; g < p->group; g++) {
-        cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
-        cleval_kernel_arg_mem(&a, xm);
-        cleval_kernel_arg_int(&a, (int32_t)(g * cin_g * in_volume));
-        cleval_kernel_arg_int(&a, (int32_t)(x->d[1] * in_volume));
-        cleval_kernel_arg_int(&a, (int32_t)in_volume);
-        cleval_kernel_arg_int4(&a, (int32_t)in_sp[0], (int32_t)in_sp[1], (int32_t)in_sp[2], 0);
-        cleval_kernel_arg_mem(&a, op->mem[0]);
-        cleval_kernel_arg_int(&a, (int32_t)(g * p->k * co_g));
-        cleval_kernel_arg_mem(&a, op->mem[2]);
-        cleval_kernel_arg_mem(&a, op->mem[1]);
-        cleval_kernel_arg_int(&a, (int32_t)(g * co_g));
-        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-        cleval_kernel_arg_int(&a, (int32_t)(g * co_g * volume));
-        cleval_kernel_arg_int(&a, (int32_t)(co * volume));
-        cleval_kernel_arg_int(&a, (int32_t)volume);
-        cleval_kernel_arg_int(&a, (int32_t)p->k);
-        cleval_kernel_arg_int(&a, (int32_t)co_g);
-        cleval_kernel_arg_int(&a, (int32_t)m);
-        cleval_kernel_arg_int4(&a, (int32_t)out_sp[0], (int32_t)out_sp[1], (int32_t)out_sp[2], 0);
-        cleval_kernel_arg_int4(&a, (int32_t)stride[0], (int32_t)stride[1], (int32_t)stride[2], 0);
-        cleval_kernel_arg_int4(&a, (int32_t)pb[0], (int32_t)pb[1], (int32_t)pb[2], 0);
-        cleval_kernel_arg_float(&a, p->ep.lo);
-        cleval_kernel_arg_float(&a, p->ep.hi);
-        cleval_kernel_arg_mem(&a, op->int8 ? op->mem[4] : op->mem[1]);
-        cleval_kernel_arg_float(&a, op->int8 ? op->x_scale : 1.0f);
-        size_t ts = nn->tuning.gpu_ts, threads = ts / nn->tuning.gpu_wpt;
-        size_t global[2] = {(size_t)((co_g + (int64_t)ts - 1) / (int64_t)ts) * threads,
-                            (size_t)((m + (int64_t)ts - 1) / (int64_t)ts) * threads};
-        size_t local[2] = {threads, threads};
-        if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
-    }
-    return CLEVAL_OK;
-}
-
 static cleval_status launch_depthwise(cleval_nn *nn, nn_op *op)
 {
     const nn_conv_params *p = &op->p.conv;
@@ -722,10 +590,11 @@ static cleval_status launch_depthwise(cleval_nn *nn, nn_op *op)
 
 static cleval_status conv_launch(cleval_nn *nn, nn_op *op)
 {
+    if (nn_depthwise_cpu_eligible(nn, op)) return nn_depthwise_cpu_launch(nn, op);
     if (op->p.conv.depthwise) return launch_depthwise(nn, op);
     if (op->p.conv.winograd) return nn_winograd_launch(nn, op);
     if (nn->variant == CLEVAL_VARIANT_CPU) return launch_cpu(nn, op);
-    return launch_gpu(nn, op);
+    return nn_conv_gpu_launch(nn, op);
 }
 
 const nn_op_kind nn_kind_conv = {"Conv", conv_parse, conv_infer, conv_prepare, conv_launch};

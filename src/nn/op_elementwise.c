@@ -25,6 +25,8 @@ static cleval_status binary_parse_op(cleval_nn *nn, nn_op *op, const cleval_onnx
     if (status != CLEVAL_OK) return status;
     p->op = which;
     p->legacy_axis = -1;
+    p->lo = -INFINITY;
+    p->hi = INFINITY;
     if (nn->opset < 7) {
         p->legacy = true;
         if ((status = nn_attr_bool(nn, op, node, "broadcast", false, &p->legacy_broadcast)) !=
@@ -93,9 +95,21 @@ static cleval_status operand_mem(cleval_nn *nn, int v, cl_mem *out)
     return CLEVAL_OK;
 }
 
+/* The gate fused into binary (elementwise.cl's GATE_ codes). */
+static int gate_code(int gate)
+{
+    return gate == NN_SIGMOID ? 1 : gate == NN_HARD_SIGMOID ? 2 : 0;
+}
+
 static cleval_status binary_prepare(cleval_nn *nn, nn_op *op)
 {
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "binary");
+    const nn_elementwise_params *p = &op->p.ew;
+    bool clamps = p->lo != -INFINITY || p->hi != INFINITY;
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "binary%s%s",
+             p->gate == NN_SIGMOID        ? " +sigmoid(b)"
+             : p->gate == NN_HARD_SIGMOID ? " +hardsigmoid(b)"
+                                          : "",
+             clamps ? " +clamp" : "");
     cl_mem unused;
     cleval_status status;
     for (uint32_t i = 0; i < 2; i++)
@@ -171,6 +185,13 @@ static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_int8(&args, kd);
     cleval_kernel_arg_int8(&args, ka);
     cleval_kernel_arg_int8(&args, kb);
+    cleval_kernel_arg_int(&args, gate_code(op->p.ew.gate));
+    /* The gate's tensor would have been stored as half where its input is (fp16). */
+    cleval_kernel_arg_int(&args, op->p.ew.gate ? nn_half(nn, op->in[1]) : 0);
+    cleval_kernel_arg_float(&args, op->p.ew.gate_alpha);
+    cleval_kernel_arg_float(&args, op->p.ew.gate_beta);
+    cleval_kernel_arg_float(&args, op->p.ew.lo);
+    cleval_kernel_arg_float(&args, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &args, 1, &global, &local);
 }
@@ -183,6 +204,8 @@ static cleval_status prelu_parse(cleval_nn *nn, nn_op *op, const cleval_onnx_nod
     if (status != CLEVAL_OK) return status;
     op->p.ew.op = NN_PRELU;
     op->p.ew.legacy_axis = -1;
+    op->p.ew.lo = -INFINITY;
+    op->p.ew.hi = INFINITY;
     if (!nn_has_in(op, 0) || !nn_has_in(op, 1) || op->n_in != 2)
         return nn_fail_op(nn, op, CLEVAL_ERR_INPUT, "needs exactly two inputs");
     return CLEVAL_OK;

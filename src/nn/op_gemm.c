@@ -258,6 +258,40 @@ static const char *mode_tag(const cleval_nn *nn, const nn_op *op)
     return op->int8 ? " int8" : nn->precision == CLEVAL_NN_FP16 ? nn_fp16_tag(nn) : "";
 }
 
+/* gemm_gpu's tunables (kernels/gemm_gpu.cl): an MWG x NWG tile per work-group of MDIMC x
+ * NDIMC work-items, KWG-deep k-slices, local-memory vectors of VWM rows and VWN columns. */
+typedef struct gemm_gpu_tile {
+    uint32_t mwg, nwg, kwg, mdimc, ndimc, vwm, vwn;
+} gemm_gpu_tile;
+
+/* SMALL: 4 x 4 outputs per work-item, 64 items, 8 KiB of local memory. LARGE: 8 x 8 per item
+ * (twice the FMAs per local load), 64 items, 16 KiB; for outputs at least 64 columns wide,
+ * where its 64-column tiles are not mostly padding. */
+static const gemm_gpu_tile GEMM_GPU_SMALL = {32, 32, 16, 8, 8, 2, 2};
+static const gemm_gpu_tile GEMM_GPU_LARGE = {64, 64, 16, 8, 8, 4, 4};
+
+static size_t gemm_gpu_local_bytes(const cleval_nn *nn, const nn_op *op, const gemm_gpu_tile *t)
+{
+    size_t elem = op->int8 ? 1 : nn->half_math ? 2 : 4;
+    return 2 * (size_t)t->kwg * (t->mwg + t->nwg) * elem; /* two buffers of A and B slices */
+}
+
+static bool gemm_gpu_fits(const cleval_nn *nn, const nn_op *op, const gemm_gpu_tile *t)
+{
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    return info->max_work_group_size >= (size_t)t->mdimc * t->ndimc &&
+           info->local_mem_bytes >= gemm_gpu_local_bytes(nn, op, t);
+}
+
+/* The tile for op: the tuned choice (gpu_gemm_tile 1 small, 2 large), else large for N >= 64;
+ * small when the device cannot hold the large one. Chosen from N, fixed at prepare. */
+static gemm_gpu_tile gemm_gpu_tile_for(const cleval_nn *nn, const nn_op *op)
+{
+    uint32_t forced = nn->tuning.gpu_gemm_tile;
+    bool large = forced ? forced == 2 : op->p.gemm.n >= 64;
+    return large && gemm_gpu_fits(nn, op, &GEMM_GPU_LARGE) ? GEMM_GPU_LARGE : GEMM_GPU_SMALL;
+}
+
 /* GPU: a constant B is read in place (the float constant, or a half / int8 copy); gemm_gpu,
  * its split-K reduction and (int8) quantize_2d. */
 static cleval_status prepare_gpu(cleval_nn *nn, nn_op *op, const gemm_weights *w, bool has_c)
@@ -277,15 +311,24 @@ static cleval_status prepare_gpu(cleval_nn *nn, nn_op *op, const gemm_weights *w
         status = nn_upload(nn, w->scales, (size_t)w->n_cols * sizeof *w->scales, "weight scales",
                            &op->mem[4]);
     if (status != CLEVAL_OK) return status;
-    char options[400], precision[200];
+    gemm_gpu_tile t = gemm_gpu_tile_for(nn, op);
+    if (!gemm_gpu_fits(nn, op, &t))
+        return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
+                          "the device's work-groups are smaller than gemm_gpu's %ux%u tile "
+                          "needs (%u items, %zu bytes of local memory)",
+                          t.mwg, t.nwg, t.mdimc * t.ndimc, gemm_gpu_local_bytes(nn, op, &t));
+    char options[480], precision[200];
     precision_options(nn, op, b_half, precision, sizeof precision);
-    snprintf(options, sizeof options, "-DHAS_C=%d -DCLAMP=%d -DTS=%u -DWPT=%u %s", has_c,
-             nn_epilogue_clamps(&p->ep), nn->tuning.gpu_ts, nn->tuning.gpu_wpt, precision);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu TS=%u WPT=%u%s", nn->tuning.gpu_ts,
-             nn->tuning.gpu_wpt, mode_tag(nn, op));
-    status = nn_kernel(nn, op, "gemm", options, "gemm_gpu", &op->k[0]);
+    snprintf(options, sizeof options,
+             "-DHAS_C=%d -DCLAMP=%d -DMWG=%u -DNWG=%u -DKWG=%u -DMDIMC=%u -DNDIMC=%u -DVWM=%u "
+             "-DVWN=%u %s",
+             has_c, nn_epilogue_clamps(&p->ep), t.mwg, t.nwg, t.kwg, t.mdimc, t.ndimc, t.vwm, t.vwn,
+             precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "gemm_gpu %ux%u/%u %ux%u%s", t.mwg, t.nwg,
+             t.kwg, t.mwg / t.mdimc, t.nwg / t.ndimc, mode_tag(nn, op));
+    status = nn_kernel(nn, op, "gemm_gpu", options, "gemm_gpu", &op->k[0]);
     if (status == CLEVAL_OK)
-        status = nn_kernel(nn, op, "gemm", options, "gemm_gpu_reduce", &op->k[2]);
+        status = nn_kernel(nn, op, "gemm_gpu", options, "gemm_gpu_reduce", &op->k[2]);
     if (status == CLEVAL_OK && op->int8)
         status = nn_kernel(nn, op, "quantize", NULL, "quantize_2d", &op->k[3]);
     return status;
@@ -405,14 +448,16 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
 }
 
 /* Rows of A per gemm_cpu work-item: enough work-items to keep every core busy (a few per
- * core), at most the tuned gemm_qb, a multiple of the register tile's rows. */
-static int64_t rows_per_item(const cleval_nn *nn, const nn_op *op, int64_t m)
+ * core), at most the tuned gemm_qb, a multiple of the register tile's rows. `count` matrices
+ * share the launch, each with its own work-items. */
+static int64_t rows_per_item(const cleval_nn *nn, const nn_op *op, int64_t m, int64_t count)
 {
     const nn_gemm_params *p = &op->p.gemm;
     int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
     int64_t want = (int64_t)nn->tuning.conv_items * (info->compute_units ? info->compute_units : 1);
-    int64_t blocks = (want + panels - 1) / (panels ? panels : 1);
+    int64_t per_row_block = panels * (count > 0 ? count : 1);
+    int64_t blocks = (want + per_row_block - 1) / (per_row_block ? per_row_block : 1);
     int64_t qb = (m + blocks - 1) / (blocks ? blocks : 1);
     qb = (qb + p->mr - 1) / p->mr * p->mr;
     if (qb > (int64_t)nn->tuning.gemm_qb) qb = nn->tuning.gemm_qb;
@@ -424,8 +469,8 @@ static int64_t rows_per_item(const cleval_nn *nn, const nn_op *op, int64_t m)
 static int64_t gpu_splits(const cleval_nn *nn, const nn_op *op, int64_t m)
 {
     const nn_gemm_params *p = &op->p.gemm;
-    int64_t ts = nn->tuning.gpu_ts;
-    int64_t tiles = ((m + ts - 1) / ts) * ((p->n + ts - 1) / ts);
+    gemm_gpu_tile t = gemm_gpu_tile_for(nn, op);
+    int64_t tiles = ((m + t.mwg - 1) / t.mwg) * ((p->n + t.nwg - 1) / t.nwg);
     const cleval_device_info *info = cleval_device_get_info(nn->dev);
     int64_t want = (int64_t)nn->tuning.gpu_groups * (info->compute_units ? info->compute_units : 1);
     if (tiles == 0 || tiles >= want) return 1;
@@ -435,11 +480,12 @@ static int64_t gpu_splits(const cleval_nn *nn, const nn_op *op, int64_t m)
     return splits < 1 ? 1 : splits;
 }
 
-/* The workspace of one launch of m rows. int8: A's codes (m x k bytes) at byte 0; then, from
- * float element `at` (a 64-byte boundary after the codes), the floats (int32 sums for int8):
- * gemm_cpu's packed B (when computed at run time) then its k-block scratch, or gemm_gpu's
- * split-K parts. The kernels take these positions as int element offsets of their own type,
- * never as byte offsets, so `at` plus the floats must stay within int range. */
+/* The workspace of one launch of `count` products of m rows. int8: A's codes (m x k bytes)
+ * at byte 0; then, from float element `at` (a 64-byte boundary after the codes), the floats
+ * (int32 sums for int8): gemm_cpu's packed Bs (when computed at run time) then its k-block
+ * scratch, or gemm_gpu's split-K parts. The kernels take these positions as int element
+ * offsets of their own type, never as byte offsets, so `at` plus the floats must stay within
+ * int range. */
 typedef struct workspace_layout {
     int64_t codes;         /* bytes of A's codes (0 without int8) */
     int64_t at;            /* float element where the floats begin */
@@ -447,7 +493,7 @@ typedef struct workspace_layout {
     int64_t parts;         /* gemm_gpu: floats of the split-K parts */
 } workspace_layout;
 
-static workspace_layout layout_of(const cleval_nn *nn, const nn_op *op, int64_t m)
+static workspace_layout layout_of(const cleval_nn *nn, const nn_op *op, int64_t m, int64_t count)
 {
     const nn_gemm_params *p = &op->p.gemm;
     workspace_layout w = {0, 0, 0, 0, 0};
@@ -458,9 +504,9 @@ static workspace_layout layout_of(const cleval_nn *nn, const nn_op *op, int64_t 
         w.parts = splits > 1 ? splits * m * p->n : 0;
     } else if (p->nv) {
         int64_t nr = 16 * (int64_t)p->nv, panels = (p->n + nr - 1) / nr;
-        int64_t qb = rows_per_item(nn, op, m), blocks = (m + qb - 1) / qb;
-        w.pack = p->b_packed ? 0 : panels * p->k * nr;
-        w.scratch = p->k > (int64_t)nn->tuning.gemm_kc ? blocks * panels * qb * nr : 0;
+        int64_t qb = rows_per_item(nn, op, m, count), blocks = (m + qb - 1) / qb;
+        w.pack = p->b_packed ? 0 : count * panels * p->k * nr;
+        w.scratch = p->k > (int64_t)nn->tuning.gemm_kc ? count * blocks * panels * qb * nr : 0;
     }
     return w;
 }
@@ -471,13 +517,62 @@ static int64_t rows_per_launch(cleval_nn *nn, const nn_op *op)
     return folds_batch(nn, op) ? p->batch * p->m : p->m;
 }
 
+/* A batched MatMul whose matrices sit at a fixed distance from each other in each operand
+ * (every batch axis either present in the operand or broadcast, as attention's [N, heads, L,
+ * d] products): sets the distances (0 for a broadcast operand; B's in its own, unpacked
+ * layout) and returns true. Those run as batched gemm_cpu launches; other broadcasts (an
+ * operand present on some batch axes only), the GPU family and int8 (A's codes are quantised
+ * per matrix) run one launch per matrix. */
+static bool uniform_batch(cleval_nn *nn, const nn_op *op, int64_t *a_bs, int64_t *b_bs)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    if (!p->matmul || folds_batch(nn, op) || nn->variant == CLEVAL_VARIANT_GPU || op->int8)
+        return false;
+    const nn_shape own[2] = {batch_of(&nn_in(nn, op, 0)->shape),
+                             batch_of(&nn_in(nn, op, 1)->shape)};
+    const nn_shape *all = &p->batch_shape;
+    int64_t matrix[2] = {p->m * p->k, p->k * p->n}, stride[2];
+    for (int o = 0; o < 2; o++) {
+        int present = 0, absent = 0;
+        for (uint32_t i = 0; i < all->rank; i++) {
+            if (all->d[i] == 1) continue;
+            int j = (int)i - (int)(all->rank - own[o].rank);
+            if (j >= 0 && own[o].d[j] != 1)
+                present++;
+            else
+                absent++;
+        }
+        if (present && absent) return false;
+        stride[o] = present ? matrix[o] : 0;
+    }
+    *a_bs = stride[0];
+    *b_bs = stride[1];
+    return true;
+}
+
+/* Products per gemm_cpu launch: a run of a uniform batch (uniform_batch) whose packed Bs and
+ * scratch fit the tuned gemm_batch_kib, else 1. The batch is cut into launches of as many
+ * products as fit, so attention over a large batch does not need its whole run-time packed B
+ * at once. */
+static int64_t products_per_launch(cleval_nn *nn, const nn_op *op)
+{
+    const nn_gemm_params *p = &op->p.gemm;
+    int64_t a_bs, b_bs;
+    if (!uniform_batch(nn, op, &a_bs, &b_bs) || p->batch <= 1) return 1;
+    workspace_layout one = layout_of(nn, op, p->m, 1);
+    int64_t budget = (int64_t)nn->tuning.gemm_batch_kib * 1024 / (int64_t)sizeof(float);
+    int64_t per = one.pack + one.scratch, count = per ? budget / per : p->batch;
+    if (count > p->batch) count = p->batch;
+    return count < 1 ? 1 : count;
+}
+
 static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
 {
     nn_gemm_params *p = &op->p.gemm;
     cleval_status status = p->matmul ? matmul_infer(nn, op) : gemm_infer(nn, op);
     if (status != CLEVAL_OK) return status;
     /* (CPU before prepare, the tile and so the scratch are not known yet: none is counted.) */
-    workspace_layout w = layout_of(nn, op, rows_per_launch(nn, op));
+    workspace_layout w = layout_of(nn, op, rows_per_launch(nn, op), products_per_launch(nn, op));
     int64_t floats = w.at + w.pack + w.scratch + w.parts;
     if (w.codes > NN_MAX_ELEMENTS || floats > NN_MAX_ELEMENTS)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
@@ -489,9 +584,11 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
 
 /* One matrix product as a launch sees it: m rows of A and B at their element offsets with
  * their strides, C (at offset 0, with its row and column strides; a stride of 0 broadcasts)
- * and Y at y_off. */
+ * and Y at y_off; on CPUs `count` such products (1 at least), the next ones a_bs, b_bs and
+ * y_bs elements further (b_bs in B's unpacked layout for a B packed at run time, in its
+ * packed layout for a constant B). */
 typedef struct gemm_call {
-    int64_t m;
+    int64_t m, count, a_bs, b_bs, y_bs;
     cl_mem a;
     int64_t a_off;
     operand ao;
@@ -537,11 +634,13 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
 {
     const nn_gemm_params *p = &op->p.gemm;
     int64_t m = call->m;
-    workspace_layout w = layout_of(nn, op, m);
-    /* Each split a whole number of 16-k slices (gemm.cl's TK), so the slices, and with half
-     * arithmetic the blocks summed in half, start at multiples of 16 whatever the split (a
-     * last split may get no k: its partial sums are 0). */
-    int64_t splits = gpu_splits(nn, op, m), per = ((p->k + splits - 1) / splits + 15) / 16 * 16;
+    workspace_layout w = layout_of(nn, op, m, 1);
+    /* Each split a whole number of KWG-deep slices, so the slices, and with half arithmetic
+     * the blocks summed in half, start at multiples of KWG whatever the split (a last split
+     * may get no k: its partial sums are 0). */
+    gemm_gpu_tile t = gemm_gpu_tile_for(nn, op);
+    int64_t splits = gpu_splits(nn, op, m);
+    int64_t per = ((p->k + splits - 1) / splits + t.kwg - 1) / t.kwg * t.kwg;
     cl_mem part = splits > 1 ? nn_workspace_mem(nn, op) : call->y;
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, call->a);
@@ -563,11 +662,9 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
     cleval_kernel_arg_mem(&a, part);
     cleval_kernel_arg_int(&a, (int32_t)w.at);
     arg_scales(&a, op, call);
-    int64_t ts = nn->tuning.gpu_ts;
-    size_t threads = (size_t)(ts / nn->tuning.gpu_wpt);
-    size_t global[3] = {(size_t)((p->n + ts - 1) / ts) * threads,
-                        (size_t)((m + ts - 1) / ts) * threads, (size_t)splits};
-    size_t local[3] = {threads, threads, 1};
+    size_t local[3] = {t.ndimc, t.mdimc, 1};
+    size_t global[3] = {(size_t)((p->n + t.nwg - 1) / t.nwg) * t.ndimc,
+                        (size_t)((m + t.mwg - 1) / t.mwg) * t.mdimc, (size_t)splits};
     cleval_status status = nn_enqueue(nn, op, &a, 3, global, local);
     if (status != CLEVAL_OK || splits == 1) return status;
     cleval_kernel_args r = cleval_kernel_args_begin(op->k[2], NULL);
@@ -584,16 +681,20 @@ static cleval_status launch_gpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
     return nn_enqueue(nn, op, &r, 1, &rg, &rl);
 }
 
-/* gemm_cpu over (row blocks, panels), after gemm_pack when B is computed at run time. */
+/* gemm_cpu over (row blocks, panels, products), after gemm_pack when B is computed at run
+ * time. The row blocks and the workspace are those of a full launch (products_per_launch),
+ * which the allocated workspace fits, also for a shorter last run of a batch. */
 static cleval_status launch_cpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
 {
     const nn_gemm_params *p = &op->p.gemm;
     assert(p->nv >= 1); /* prepare chose the tile */
-    int64_t m = call->m, panels = nn_panel_count(p->n, p->nv);
-    workspace_layout w = layout_of(nn, op, m);
+    int64_t m = call->m, count = call->count, panels = nn_panel_count(p->n, p->nv);
+    int64_t full = products_per_launch(nn, op);
+    assert(count <= full);
+    workspace_layout w = layout_of(nn, op, m, full);
     cl_mem ws = op->workspace ? nn_workspace_mem(nn, op) : call->y;
     cl_mem packed = op->mem[0];
-    int64_t packed_off = call->b_off;
+    int64_t packed_off = call->b_off, packed_bs = call->b_bs;
     cleval_status status;
     if (!p->b_packed) {
         cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
@@ -605,12 +706,14 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
         cleval_kernel_arg_int(&a, (int32_t)p->n);
         cleval_kernel_arg_mem(&a, ws);
         cleval_kernel_arg_int(&a, (int32_t)w.at);
-        size_t global[2] = {(size_t)p->k, (size_t)panels}, local[2] = {1, 1};
-        if ((status = nn_enqueue(nn, op, &a, 2, global, local)) != CLEVAL_OK) return status;
+        cleval_kernel_arg_int(&a, (int32_t)call->b_bs);
+        size_t global[3] = {(size_t)p->k, (size_t)panels, (size_t)count}, local[3] = {1, 1, 1};
+        if ((status = nn_enqueue(nn, op, &a, 3, global, local)) != CLEVAL_OK) return status;
         packed = ws;
         packed_off = w.at;
+        packed_bs = panels * p->k * 16 * (int64_t)p->nv;
     }
-    int64_t qb = rows_per_item(nn, op, m);
+    int64_t qb = rows_per_item(nn, op, m, full);
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, call->a);
     cleval_kernel_arg_int(&a, (int32_t)call->a_off);
@@ -628,15 +731,19 @@ static cleval_status launch_cpu(cleval_nn *nn, nn_op *op, const gemm_call *call)
     cleval_kernel_arg_int(&a, (int32_t)(w.at + w.pack));
     cleval_kernel_arg_int(&a, (int32_t)qb);
     arg_scales(&a, op, call);
-    size_t global[2] = {(size_t)((m + qb - 1) / qb), (size_t)panels}, local[2] = {1, 1};
-    return nn_enqueue(nn, op, &a, 2, global, local);
+    cleval_kernel_arg_int(&a, (int32_t)call->a_bs);
+    cleval_kernel_arg_int(&a, (int32_t)packed_bs);
+    cleval_kernel_arg_int(&a, (int32_t)call->y_bs);
+    size_t global[3] = {(size_t)((m + qb - 1) / qb), (size_t)panels, (size_t)count};
+    size_t local[3] = {1, 1, 1};
+    return nn_enqueue(nn, op, &a, 3, global, local);
 }
 
 /* One product: A's int8 codes first when quantised, then the device's kernel family. */
 static cleval_status launch_one(cleval_nn *nn, nn_op *op, const gemm_call *call)
 {
     const nn_gemm_params *p = &op->p.gemm;
-    if (call->m == 0 || p->n == 0) return CLEVAL_OK;
+    if (call->m == 0 || p->n == 0 || call->count == 0) return CLEVAL_OK;
     if (p->k == 0) {
         /* An empty sum: Y = beta * C (or 0), clamped. Rare; done on the host. */
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED, "K = 0 is not supported");
@@ -659,7 +766,7 @@ static cleval_status launch_one(cleval_nn *nn, nn_op *op, const gemm_call *call)
 static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
 {
     nn_gemm_params *p = &op->p.gemm;
-    gemm_call call = {.m = p->m};
+    gemm_call call = {.m = p->m, .count = 1};
     operands(nn, op, &call.ao, &call.bo);
     call.a = nn_value_mem(nn, op->in[0]);
     call.b = p->b_packed ? NULL : nn_value_mem(nn, op->in[1]);
@@ -681,14 +788,31 @@ static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
         call.m = p->batch * p->m;
         return launch_one(nn, op, &call);
     }
-    /* Batched MatMul: one launch per output matrix, operands at their broadcast offsets. */
+    int64_t nr = 16 * (int64_t)p->nv, panels = p->nv ? nn_panel_count(p->n, p->nv) : 0;
+    int64_t packed_matrix = panels * p->k * nr;
+    if (uniform_batch(nn, op, &call.a_bs, &call.b_bs)) {
+        /* Runs of products in one launch each, at fixed distances. */
+        int64_t per = products_per_launch(nn, op);
+        if (p->b_packed && call.b_bs) call.b_bs = packed_matrix; /* B's packed matrices */
+        call.y_bs = p->m * p->n;
+        for (int64_t i = 0; i < p->batch; i += per) {
+            call.count = p->batch - i < per ? p->batch - i : per;
+            call.a_off = i * call.a_bs;
+            call.b_off = i * call.b_bs;
+            call.y_off = i * call.y_bs;
+            cleval_status status = launch_one(nn, op, &call);
+            if (status != CLEVAL_OK) return status;
+        }
+        return CLEVAL_OK;
+    }
+    /* Other batched MatMuls: one launch per output matrix, operands at their broadcast
+     * offsets. */
     const nn_shape *as = &nn_in(nn, op, 0)->shape, *bs = &nn_in(nn, op, 1)->shape;
     nn_shape ba = batch_of(as), bb = batch_of(bs);
-    int64_t nr = 16 * (int64_t)p->nv, panels = p->nv ? nn_panel_count(p->n, p->nv) : 0;
     for (int64_t i = 0; i < p->batch; i++) {
         int64_t b_index = batch_offset(&bb, &p->batch_shape, i, 1);
         call.a_off = batch_offset(&ba, &p->batch_shape, i, p->m * p->k);
-        call.b_off = b_index * (p->b_packed ? panels * p->k * nr : p->k * p->n);
+        call.b_off = b_index * (p->b_packed ? packed_matrix : p->k * p->n);
         call.y_off = i * p->m * p->n;
         cleval_status status = launch_one(nn, op, &call);
         if (status != CLEVAL_OK) return status;

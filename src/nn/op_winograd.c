@@ -1,8 +1,11 @@
 /* The F(2x2, 3x3) Winograd path of Conv for CPU-style devices (kernels/conv.cl,
- * conv_winograd_cpu): 3x3, stride 1, dilation 1, one group, on a channels-last input with a
- * multiple of 16 channels (a Conv fed by another Conv). Weights are transformed (G g G^T, in
- * double) and packed k-major per transform point at prepare; inputs that need padding, or one
- * more row or column for an odd output, are copied into a zero-bordered workspace first. */
+ * conv_winograd_cpu): 3x3, stride 1, dilation 1, one group, at least 8 input and 16 output
+ * channels. The kernel reads a channels-last input with a multiple of 16 channels; another input
+ * (NCHW, or another channel count) is first copied into that form (kernels/conv_pad.cl
+ * conv_pad_channels_last, zero channels up to the multiple of 16, whose weights are zero), as
+ * is one that needs padding or one more row or column for an odd output (conv_pad_rows).
+ * Weights are transformed (G g G^T, in double) and packed k-major per transform point at
+ * prepare. */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -17,12 +20,13 @@ bool nn_winograd_eligible(const cleval_nn *nn, const nn_op *op)
 {
     const nn_conv_params *p = &op->p.conv;
     if (nn->variant != CLEVAL_VARIANT_CPU || !nn->tuning.winograd || op->int8 || p->depthwise ||
-        p->group != 1 || p->spatial != 2 || p->in_layout != NN_LAYOUT_NHWC)
+        p->group != 1 || p->spatial != 2)
         return false;
     const nn_value *w = &nn->values[p->weight];
     for (int i = 0; i < 2; i++)
         if (p->kernel[i] != 3 || p->stride[i] != 1 || p->dilation[i] != 1) return false;
-    return w->shape.d[1] % 16 == 0 && w->shape.d[0] >= 16;
+    /* Fewer than 8 input channels would compute mostly on the zero channels. */
+    return w->shape.d[1] >= 8 && w->shape.d[0] >= 16;
 }
 
 /* Everything a launch needs, from the current shapes. */
@@ -33,7 +37,9 @@ typedef struct geometry {
     int64_t tiles_h, tiles_w, tiles;
     int64_t ph, pw;             /* padded input extents */
     int64_t pad_b[2], pad_e[2]; /* pads of the pre-copy (including extra rows/columns) */
+    int64_t cp;                 /* channels as the kernel reads them: c rounded up to 16 */
     bool prepad;
+    bool repack; /* the staging copy also changes the layout or the channel count */
     int64_t per_image, tiles_per_item;
     size_t padded_floats; /* 4-byte units of the padded copy (half elements take 2 bytes) */
     size_t scratch_floats;
@@ -56,7 +62,9 @@ static void geometry_of(const cleval_nn *nn, const nn_op *op, geometry *g)
     g->tiles_w = p->ep.pool ? g->ow / 2 : (g->ow + 1) / 2;
     g->tiles = g->tiles_h * g->tiles_w;
     int64_t need[2] = {2 * g->tiles_h + 2, 2 * g->tiles_w + 2}, in[2] = {g->h, g->w};
-    g->prepad = false;
+    g->cp = (g->c + 15) / 16 * 16;
+    g->repack = p->in_layout != NN_LAYOUT_NHWC || g->cp != g->c;
+    g->prepad = g->repack;
     for (int i = 0; i < 2; i++) {
         g->pad_b[i] = p->pad_begin[i];
         g->pad_e[i] = p->pad_end[i];
@@ -66,7 +74,7 @@ static void geometry_of(const cleval_nn *nn, const nn_op *op, geometry *g)
     }
     g->ph = g->h + g->pad_b[0] + g->pad_e[0];
     g->pw = g->w + g->pad_b[1] + g->pad_e[1];
-    size_t padded = g->prepad ? (size_t)(g->n * g->ph * g->pw * g->c) : 0;
+    size_t padded = g->prepad ? (size_t)(g->n * g->ph * g->pw * g->cp) : 0;
     g->padded_floats = (padded * nn_value_elem_bytes(nn, op->in[0]) + 3) / 4;
     /* A few work-items per core, each a whole number of MR-tile groups. */
     int64_t mr = nn->tuning.conv_mr;
@@ -80,7 +88,7 @@ static void geometry_of(const cleval_nn *nn, const nn_op *op, geometry *g)
     g->per_image = g->tiles_per_item ? (g->tiles + g->tiles_per_item - 1) / g->tiles_per_item : 1;
     if (g->per_image < 1) g->per_image = 1;
     int64_t nr = 16 * (int64_t)nn->tuning.conv_nv;
-    g->scratch_floats = (size_t)(g->n * g->per_image * 16 * mr * (g->c + nr));
+    g->scratch_floats = (size_t)(g->n * g->per_image * 16 * mr * (g->cp + nr));
 }
 
 size_t nn_winograd_workspace(const cleval_nn *nn, const nn_op *op)
@@ -94,10 +102,10 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
 {
     nn_conv_params *p = &op->p.conv;
     const nn_value *w = &nn->values[p->weight];
-    int64_t co = w->shape.d[0], cin = w->shape.d[1];
+    int64_t co = w->shape.d[0], cin = w->shape.d[1], cp = (cin + 15) / 16 * 16;
     int64_t nr = 16 * (int64_t)p->nv, panels = (co + nr - 1) / nr;
     p->panels = (uint32_t)panels;
-    size_t count = (size_t)(16 * panels * cin * nr);
+    size_t count = (size_t)(16 * panels * cp * nr); /* channels past cin stay zero */
     float *up = calloc(count, sizeof *up), *b = calloc((size_t)(panels * nr), sizeof *b);
     if (!up || !b) {
         free(up);
@@ -118,7 +126,7 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
                 for (int k = 0; k < 4; k++)
                     u[i][k] = t[i][0] * G[k][0] + t[i][1] * G[k][1] + t[i][2] * G[k][2];
             for (int e = 0; e < 16; e++)
-                up[((e * panels + pn) * cin + ci) * nr + j] = (float)u[e / 4][e % 4];
+                up[((e * panels + pn) * cp + ci) * nr + j] = (float)u[e / 4][e % 4];
         }
         if (p->bias >= 0) b[o] = nn->values[p->bias].f32[o];
     }
@@ -135,10 +143,9 @@ cleval_status nn_winograd_prepare(cleval_nn *nn, nn_op *op, const char *options)
              nn->values[op->out[0]].layout == NN_LAYOUT_NHWC ? " nhwc-out" : "",
              nn->precision == CLEVAL_NN_FP16 ? nn_fp16_tag(nn) : "");
     status = nn_kernel(nn, op, "conv", options, "conv_winograd_cpu", &op->k[0]);
-    char pad_options[64];
-    nn_storage_options(nn, op->in[0], op->in[0], pad_options, sizeof pad_options);
-    if (status == CLEVAL_OK)
-        status = nn_kernel(nn, op, "elementwise", pad_options, "pad_nd", &op->k[1]);
+    if (status == CLEVAL_OK) status = nn_conv_pad_kernel(nn, op, &op->k[1]);
+    if (status == CLEVAL_OK && (p->in_layout != NN_LAYOUT_NHWC || cin != cp))
+        status = nn_conv_repack_kernel(nn, op, &op->k[2]);
     return status;
 }
 
@@ -151,10 +158,15 @@ cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op)
     if (g.n == 0 || g.tiles == 0 || g.co == 0) return CLEVAL_OK;
     cl_mem xm = nn_value_mem(nn, op->in[0]), ws = nn_workspace_mem(nn, op);
     cleval_status status;
-    if (g.prepad) {
+    if (g.repack) {
+        if ((status = nn_launch_conv_repack(nn, op, op->k[2], xm, ws, g.ph, g.pw, g.pad_b)) !=
+            CLEVAL_OK)
+            return status;
+        xm = ws;
+    } else if (g.prepad) {
         nn_shape in = {4, {g.n, g.h, g.w, g.c}}, out = {4, {g.n, g.ph, g.pw, g.c}};
         int64_t begin[4] = {0, g.pad_b[0], g.pad_b[1], 0};
-        if ((status = nn_launch_pad(nn, op, op->k[1], xm, ws, &in, &out, begin, 0.0f)) != CLEVAL_OK)
+        if ((status = nn_launch_conv_pad(nn, op, op->k[1], xm, ws, &in, &out, begin)) != CLEVAL_OK)
             return status;
         xm = ws;
     }
@@ -174,10 +186,10 @@ cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, xm);
     cleval_kernel_arg_int(&a, 0);
-    cleval_kernel_arg_int(&a, (int32_t)(g.ph * g.pw * g.c));
-    cleval_kernel_arg_int(&a, (int32_t)(g.pw * g.c));
-    cleval_kernel_arg_int(&a, (int32_t)g.c);
-    cleval_kernel_arg_int(&a, (int32_t)g.c);
+    cleval_kernel_arg_int(&a, (int32_t)(g.ph * g.pw * g.cp));
+    cleval_kernel_arg_int(&a, (int32_t)(g.pw * g.cp));
+    cleval_kernel_arg_int(&a, (int32_t)g.cp);
+    cleval_kernel_arg_int(&a, (int32_t)g.cp);
     cleval_kernel_arg_mem(&a, op->mem[0]);
     cleval_kernel_arg_mem(&a, op->mem[1]);
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));

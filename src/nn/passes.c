@@ -8,6 +8,10 @@
  *     unfolded BatchNormalization that produces their input, LeakyRelu / HardSwish into that
  *     of a Conv, Gemm or MatMul;
  *   - a 2x2 stride-2 MaxPool fused into the CPU-style Conv before it;
+ *   - elementwise chains as one binary kernel: a Sigmoid or HardSigmoid whose only reader is
+ *     a Mul computed inside that Mul (squeeze-excitation's x * sigmoid(s), HardSwish written
+ *     x * hardsigmoid(x)), and a Relu / Clip after an Add, Sub, Mul or Div (a residual
+ *     block's relu(x + skip)) applied by it;
  *   - channels-last storage for Conv outputs read only by CPU-style Convs, or through a
  *     Flatten by a Gemm/MatMul whose constant weights are then permuted to match;
  *   - ops whose outputs nobody reads dropped.
@@ -461,9 +465,11 @@ static cleval_status fuse_pools(cleval_nn *nn, consumers *c)
     return CLEVAL_OK;
 }
 
-static bool reads_any_layout(const nn_op *op)
+/* CPU-style convolutions read (and write) either layout; so does the CPU depthwise path. */
+static bool reads_any_layout(const cleval_nn *nn, const nn_op *op)
 {
-    return op->kind == &nn_kind_conv && !op->p.conv.depthwise;
+    return op->kind == &nn_kind_conv &&
+           (!op->p.conv.depthwise || nn_depthwise_cpu_eligible(nn, op));
 }
 
 static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
@@ -475,16 +481,22 @@ static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
     if (!conv_readers) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory optimising");
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         const nn_op *op = &nn->ops[i];
-        if (!op->dead && reads_any_layout(op) && op->in[0] >= 0) conv_readers[op->in[0]]++;
+        if (!op->dead && reads_any_layout(nn, op) && op->in[0] >= 0) conv_readers[op->in[0]]++;
     }
     for (uint32_t i = 0; i < nn->n_ops; i++) {
         nn_op *op = &nn->ops[i];
-        if (op->dead || !reads_any_layout(op)) continue;
+        if (op->dead || !reads_any_layout(nn, op)) continue;
         nn_value *y = &nn->values[op->out[0]];
         /* Only when every reader is a CPU-style Conv reading it as its data input. */
         if (!y->is_output && c->count[op->out[0]] > 0 &&
             conv_readers[op->out[0]] == c->count[op->out[0]] && y->uses == c->count[op->out[0]])
             y->layout = NN_LAYOUT_NHWC;
+    }
+    /* Values tied to convolutions through elementwise ops (layout_chains.c). */
+    status = nn_layout_through_elementwise(nn, reads_any_layout);
+    if (status != CLEVAL_OK) {
+        free(conv_readers);
+        return status;
     }
     /* A Conv read only through Flatten(axis 1) by a Gemm/MatMul with constant weights: store
      * it channels-last too (vector stores) and permute the weights' K rows to match. */
@@ -514,6 +526,69 @@ static cleval_status choose_layouts(cleval_nn *nn, consumers *c)
             op->p.conv.in_layout = nn->values[op->in[0]].layout;
     }
     free(conv_readers);
+    return CLEVAL_OK;
+}
+
+/* ---- elementwise fusion ---- */
+
+static bool is_plain_binary(const nn_op *op)
+{
+    bool binary = op->kind == &nn_kind_add || op->kind == &nn_kind_sub ||
+                  op->kind == &nn_kind_mul || op->kind == &nn_kind_div;
+    /* (the kind first: p is a union that only binary ops hold as p.ew) */
+    return binary && !op->dead && !op->host && !op->alias_only && !op->p.ew.legacy;
+}
+
+/* A Mul reading Sigmoid(s) or HardSigmoid(s) computes the gate itself from s: the gate op
+ * and its tensor (as large as the Mul's, or a [N, C, 1, 1] broadcast) disappear. The gated
+ * operand becomes B (Mul commutes; the broadcast output is the same either way). */
+static cleval_status fuse_gates(cleval_nn *nn, consumers *c)
+{
+    cleval_status status = scan_consumers(nn, c);
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *mul = &nn->ops[i];
+        if (!is_plain_binary(mul) || mul->kind != &nn_kind_mul || mul->p.ew.gate) continue;
+        for (int side = 1; side >= 0; side--) {
+            int v = mul->in[side];
+            if (v < 0 || nn->values[v].producer < 0) continue;
+            nn_op *gate = &nn->ops[nn->values[v].producer];
+            if (gate->dead || gate->host || gate->alias_only || gate->in[0] < 0 ||
+                (gate->kind != &nn_kind_sigmoid && gate->kind != &nn_kind_hardsigmoid) ||
+                only_consumer(nn, c, v) != mul || mul->in[1 - side] == v)
+                continue;
+            mul->p.ew.gate = gate->p.ew.op;
+            mul->p.ew.gate_alpha = gate->p.ew.lo; /* HardSigmoid's alpha, beta */
+            mul->p.ew.gate_beta = gate->p.ew.hi;
+            mul->in[0] = mul->in[1 - side];
+            mul->in[1] = gate->in[0];
+            /* The gate's input loses the gate as a reader and gains the Mul: uses unchanged. */
+            nn->values[v].uses = 0;
+            gate->dead = true;
+            append_label(mul, gate->kind->op_type);
+            break;
+        }
+    }
+    return CLEVAL_OK;
+}
+
+/* A Relu or Clip (constant bounds) reading only a binary op's output becomes that op's
+ * clamp. */
+static cleval_status fuse_binary_clamps(cleval_nn *nn, consumers *c)
+{
+    cleval_status status = scan_consumers(nn, c);
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (!is_plain_binary(op) || op->p.ew.lo != -INFINITY || op->p.ew.hi != INFINITY) continue;
+        nn_op *next = only_consumer(nn, c, op->out[0]);
+        if (!next || next->dead || !is_clamp(next) || next->in[0] != op->out[0]) continue;
+        op->p.ew.lo = next->p.ew.lo;
+        op->p.ew.hi = next->p.ew.hi;
+        for (uint32_t j = 1; j < next->n_in; j++) /* Clip's bound constants */
+            if (next->in[j] >= 0) nn->values[next->in[j]].uses--;
+        absorb(nn, op, next);
+    }
     return CLEVAL_OK;
 }
 
@@ -555,6 +630,8 @@ cleval_status nn_optimise(cleval_nn *nn)
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
     if (status == CLEVAL_OK) status = fuse_pools(nn, &c);
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
+    if (status == CLEVAL_OK) status = fuse_gates(nn, &c);
+    if (status == CLEVAL_OK) status = fuse_binary_clamps(nn, &c);
     if (status == CLEVAL_OK) drop_unused(nn);
     if (status == CLEVAL_OK) status = choose_layouts(nn, &c);
     free(c.op);

@@ -19,11 +19,12 @@ typedef struct tunable {
 #field, offsetof(nn_tuning, field), lo, hi                                                 \
     }
 static const tunable TUNABLES[] = {
-    TUNABLE(conv_mr, 4, 16),      TUNABLE(conv_nv, 1, 4),      TUNABLE(gemm_mr, 1, 16),
-    TUNABLE(gemm_nv, 1, 4),       TUNABLE(gemm_kc, 16, 65536), TUNABLE(gemm_qb, 1, 4096),
-    TUNABLE(gpu_ts, 8, 128),      TUNABLE(gpu_wpt, 1, 16),     TUNABLE(local_1d, 1, 1024),
-    TUNABLE(conv_items, 1, 1024), TUNABLE(winograd, 0, 1),     TUNABLE(gpu_groups, 1, 1024),
+    TUNABLE(conv_mr, 4, 16),      TUNABLE(conv_nv, 1, 4),       TUNABLE(gemm_mr, 1, 16),
+    TUNABLE(gemm_nv, 1, 4),       TUNABLE(gemm_kc, 16, 65536),  TUNABLE(gemm_qb, 1, 4096),
+    TUNABLE(gpu_conv_tile, 0, 2), TUNABLE(gpu_gemm_tile, 0, 2), TUNABLE(local_1d, 1, 1024),
+    TUNABLE(conv_items, 1, 1024), TUNABLE(winograd, 0, 1),      TUNABLE(gpu_groups, 1, 1024),
     TUNABLE(i8_float, 0, 1),
+    TUNABLE(gemm_batch_kib, 64, 1048576),
 };
 
 static uint32_t *field(nn_tuning *t, const tunable *u)
@@ -42,13 +43,12 @@ cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant vari
                    .gemm_nv = 2,
                    .gemm_kc = 256,
                    .gemm_qb = 64,
-                   .gpu_ts = 32,
-                   .gpu_wpt = 4,
                    .local_1d = 256,
                    .conv_items = 8,
                    .winograd = 1,
                    .gpu_groups = 4,
-                   .i8_float = 1};
+                   .i8_float = 1,
+                   .gemm_batch_kib = 16384};
     if (variant == CLEVAL_VARIANT_GPU) t.local_1d = 64;
     const char *env = getenv("CLEVAL_NN_TUNING");
     if (env && *env) {
@@ -75,15 +75,13 @@ cleval_status nn_tuning_for(const cleval_device *dev, cleval_kernel_variant vari
     }
     if (t.conv_mr % 4 != 0)
         return cleval_fail(CLEVAL_ERR_USAGE, "CLEVAL_NN_TUNING: conv_mr must be a multiple of 4");
-    if (t.gpu_ts % t.gpu_wpt != 0)
-        return cleval_fail(CLEVAL_ERR_USAGE, "CLEVAL_NN_TUNING: gpu_ts must be a multiple of "
-                                             "gpu_wpt");
     if (t.gemm_qb % t.gemm_mr != 0) t.gemm_qb += t.gemm_mr - t.gemm_qb % t.gemm_mr;
     cleval_log(CLEVAL_LOG_INFO,
-               "nn tuning (%s): conv %ux%u%s, gemm %ux%u kc=%u qb=%u, gpu tile %u/%u, local %u",
+               "nn tuning (%s): conv %ux%u%s, gemm %ux%u kc=%u qb=%u, gpu tiles conv %u gemm %u, "
+               "local %u",
                cleval_variant_name(variant), t.conv_mr, 16 * t.conv_nv,
                t.winograd ? " winograd" : "", t.gemm_mr, 16 * t.gemm_nv, t.gemm_kc, t.gemm_qb,
-               t.gpu_ts, t.gpu_wpt, t.local_1d);
+               t.gpu_conv_tile, t.gpu_gemm_tile, t.local_1d);
     *out = t;
     return CLEVAL_OK;
 }

@@ -69,6 +69,14 @@ cleval_status cleval_device_resolve(const char *spec, uint32_t *index);
  * device named twice is refused. */
 cleval_status cleval_device_resolve_list(const char *spec, uint32_t **indices, uint32_t *count);
 
+/* CL_SUCCESS unless CLEVAL_EMULATE_LIMITS=nvidia is set and NVIDIA's driver would refuse this
+ * launch: CL_INVALID_WORK_GROUP_SIZE for more than 1024 work-items in a group (or 64 along the
+ * third axis), CL_OUT_OF_RESOURCES for more than 48 KiB of local memory (the kernel's __local
+ * arrays and arguments). A NULL `local` is the driver's choice and always passes.
+ * cleval_kernel_launch() applies it; with the emulation on, device infos report those caps. */
+cl_int cleval_device_emulated_launch_check(cl_command_queue queue, cl_kernel kernel, cl_uint dims,
+                                           const size_t *local);
+
 /* Opens the device at `index`: context and in-order queue. */
 cleval_status cleval_device_open(uint32_t index, cleval_device **out);
 

@@ -1,0 +1,116 @@
+/* The depthwise path of Conv for CPU-style devices (kernels/conv_depthwise.cl): 2-D, one
+ * output channel per input channel (group = C_in = C_out), any kernel size, stride, dilation
+ * and pads, bias and the fused activation in the epilogue. A channels-last input runs
+ * conv_dw_channels (vectors across channels), an NCHW input conv_dw_planes (vectors across
+ * output columns); the output may be stored either way. Because it reads and writes any
+ * layout, the layout pass (passes.c) lets a depthwise Conv sit inside a channels-last chain
+ * of convolutions, as in MobileNet's inverted residual blocks. */
+#include "nn_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op)
+{
+    const nn_conv_params *p = &op->p.conv;
+    if (nn->variant != CLEVAL_VARIANT_CPU || !p->depthwise || p->spatial != 2 || op->int8)
+        return false;
+    /* One output channel per group: W is [C, 1, KH, KW] with group = C. */
+    return nn->values[p->weight].shape.d[0] == p->group;
+}
+
+static bool channels_last(const nn_conv_params *p)
+{
+    return p->in_layout == NN_LAYOUT_NHWC;
+}
+
+cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *precision)
+{
+    nn_conv_params *p = &op->p.conv;
+    const nn_value *wv = &nn->values[p->weight];
+    int64_t c = wv->shape.d[0], window = p->kernel[0] * p->kernel[1];
+    int64_t cp = (c + 15) / 16 * 16, bias_count = channels_last(p) ? cp : c;
+    bool half = nn->precision == CLEVAL_NN_FP16;
+    float *w = NULL, *b = calloc((size_t)bias_count, sizeof *b);
+    if (channels_last(p)) {
+        /* [tap][CP]: the 16 channels of one vector are adjacent, zeros past C. */
+        w = calloc((size_t)(window * cp), sizeof *w);
+        if (w)
+            for (int64_t ch = 0; ch < c; ch++)
+                for (int64_t t = 0; t < window; t++)
+                    w[t * cp + ch] = wv->f32[ch * window + t];
+    }
+    cleval_status status = CLEVAL_OK;
+    if (!b || (channels_last(p) && !w))
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing Conv weights");
+    if (status == CLEVAL_OK && p->bias >= 0)
+        memcpy(b, nn->values[p->bias].f32, (size_t)c * sizeof *b);
+    if (status == CLEVAL_OK)
+        status = nn_upload_as(nn, w ? w : wv->f32, (size_t)(w ? window * cp : window * c), half,
+                              false, "Conv weights", &op->mem[0]);
+    if (status == CLEVAL_OK)
+        status = nn_upload(nn, b, (size_t)bias_count * sizeof *b, "Conv bias", &op->mem[1]);
+    free(w);
+    free(b);
+    if (status != CLEVAL_OK) return status;
+    const char *name = channels_last(p) ? "conv_dw_channels" : "conv_dw_planes";
+    char options[320];
+    snprintf(options, sizeof options, "-DCLAMP=%d %s", nn_epilogue_clamps(&p->ep), precision);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s", name, half ? " fp16" : "");
+    return nn_kernel(nn, op, "conv_depthwise", options, name, &op->k[0]);
+}
+
+/* Element strides (n, c, h, w) of a [N, C, H, W] value as stored. */
+static void strides_of(const nn_value *v, int64_t s[4])
+{
+    int64_t c = v->shape.d[1], h = v->shape.d[2], w = v->shape.d[3];
+    if (v->layout == NN_LAYOUT_NHWC) {
+        s[1] = 1;
+        s[3] = c;
+        s[2] = w * c;
+    } else {
+        s[3] = 1;
+        s[2] = w;
+        s[1] = h * w;
+    }
+    s[0] = c * h * w;
+}
+
+cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op)
+{
+    const nn_conv_params *p = &op->p.conv;
+    const nn_value *xv = nn_in(nn, op, 0), *yv = nn_out(nn, op, 0);
+    const nn_shape *x = &xv->shape, *y = &yv->shape;
+    if (nn_shape_count(y) == 0) return CLEVAL_OK;
+    int64_t xs[4], ys[4];
+    strides_of(xv, xs);
+    strides_of(yv, ys);
+    int64_t n = x->d[0], c = x->d[1], oh = y->d[2];
+    /* A few work-items per core (conv_items), each a contiguous range of rows (channels-last)
+     * or of (channel, row) lines (NCHW), so neighbouring rows share cached input rows. */
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    int64_t want = (int64_t)nn->tuning.conv_items * (info->compute_units ? info->compute_units : 1);
+    int64_t per_image = (want + n - 1) / n, units = channels_last(p) ? oh : c * oh;
+    if (per_image > units) per_image = units;
+    int64_t per_item = (units + per_image - 1) / per_image;
+    size_t global[2] = {(size_t)((units + per_item - 1) / per_item), (size_t)n}, local[2] = {1, 1};
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_int4(&a, (int32_t)xs[0], (int32_t)xs[1], (int32_t)xs[2], (int32_t)xs[3]);
+    cleval_kernel_arg_mem(&a, op->mem[0]);
+    cleval_kernel_arg_mem(&a, op->mem[1]);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_int4(&a, (int32_t)ys[0], (int32_t)ys[1], (int32_t)ys[2], (int32_t)ys[3]);
+    cleval_kernel_arg_int4(&a, (int32_t)c, (int32_t)x->d[2], (int32_t)x->d[3],
+                           (int32_t)((c + 15) / 16 * 16));
+    cleval_kernel_arg_int4(&a, (int32_t)oh, (int32_t)y->d[3], (int32_t)p->kernel[0],
+                           (int32_t)p->kernel[1]);
+    cleval_kernel_arg_int4(&a, (int32_t)p->stride[0], (int32_t)p->stride[1],
+                           (int32_t)p->pad_begin[0], (int32_t)p->pad_begin[1]);
+    cleval_kernel_arg_int4(&a, (int32_t)p->dilation[0], (int32_t)p->dilation[1], 0, 0);
+    cleval_kernel_arg_int(&a, (int32_t)per_item);
+    cleval_kernel_arg_float(&a, p->ep.lo);
+    cleval_kernel_arg_float(&a, p->ep.hi);
+    return nn_enqueue(nn, op, &a, 2, global, local);
+}
