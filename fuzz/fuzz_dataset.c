@@ -40,13 +40,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void read_everything(const uint8_t *data, size_t size)
 {
     cleval_dataset *ds;
-    if (cleval_dataset_open(fuzz_input_file(data, size, "data.h5"), &ds) != CLEVAL_OK) {
-        fuzz_check_hdf5_closed();
-        return 0;
-    }
+    if (cleval_dataset_open(fuzz_input_file(data, size, "data.h5"), &ds) != CLEVAL_OK) return;
     char **names;
     uint32_t n_names;
     if (cleval_dataset_class_names(ds, &names, &n_names) == CLEVAL_OK)
@@ -65,6 +62,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     read_column(ds, "y", CLEVAL_COLUMN_LABELS);
     read_column(ds, "pred", CLEVAL_COLUMN_LABELS);
     cleval_dataset_close(ds);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    read_everything(data, size);
     fuzz_check_hdf5_closed();
+    fuzz_check_children_memory();
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static char folder[4096];
@@ -61,6 +62,20 @@ void fuzz_hdf5_without_free_lists(void)
 {
     if (H5set_free_list_limits(0, 0, 0, 0, 0, 0) < 0) {
         fprintf(stderr, "fuzz: cannot turn off HDF5's free lists\n");
+        abort();
+    }
+}
+
+void fuzz_check_children_memory(void)
+{
+    /* ru_maxrss (KiB) of the children is the largest any of them ever reached, so the first
+     * input to pass the bound is the one that made it. A forked child starts with this
+     * process's resident pages, hence the bound above this process's own peak. */
+    struct rusage self, children;
+    if (getrusage(RUSAGE_SELF, &self) != 0 || getrusage(RUSAGE_CHILDREN, &children) != 0) return;
+    if (children.ru_maxrss > self.ru_maxrss + (1L << 20)) {
+        fprintf(stderr, "fuzz: a child process held %ld MiB (this process at most %ld MiB)\n",
+                children.ru_maxrss >> 10, self.ru_maxrss >> 10);
         abort();
     }
 }

@@ -10,6 +10,12 @@
  * folder is made once per process under /dev/shm (else $TMPDIR or /tmp) and removed at exit. */
 const char *fuzz_input_file(const uint8_t *data, size_t size, const char *name);
 
+/* Aborts (a finding, for the current input) when a child process this one has waited for, such
+ * as the forked structure walk of an HDF5 file, ever held over 1 GiB more memory than this
+ * process: libFuzzer's -rss_limit_mb sees only its own process, and a child that fills memory
+ * declared by a tiny file is a memory bomb all the same. Call it at the end of each input. */
+void fuzz_check_children_memory(void);
+
 /* Turns off libhdf5's free lists, so that every block it frees goes back to malloc at once.
  * Call once, before any input. With the lists on, libFuzzer's leak check between inputs reported
  * object headers (H5O_t, 424 bytes, from H5Dcreate2 and H5Fcreate) parked on HDF5's free list as

@@ -382,6 +382,9 @@ cleval_status cleval_dataset_attribute_names(cleval_dataset *ds, char ***names, 
         *count = 0;
         return CLEVAL_OK;
     }
+    /* Listing decodes every attribute message: the same checks as reading one. */
+    cleval_status status = dataset_check_root_attributes(ds);
+    if (status != CLEVAL_OK) return status;
     herr_t err = H5Aiterate2(ds->file, H5_INDEX_NAME, H5_ITER_INC, &index, collect_name, &list);
     if (err < 0) {
         cleval_dataset_free_names(list.names, list.count);

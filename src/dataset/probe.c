@@ -11,6 +11,7 @@
 #include "dataset_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,12 @@
  * after this long is stuck in a loop. */
 enum { PROBE_SECONDS = 60 };
 
-/* Strings up to this many entries are read back (class names and the like). */
-enum { MAX_PROBED_STRINGS = 1 << 20 };
+/* Strings up to this many entries, and this many bytes in all, are read back (class names and
+ * the like). The bytes are declared, not stored: a file of 2 KB may declare a million strings of
+ * 4 KiB in chunks it never wrote, which read as fill values, and the child would fill 4 GB for
+ * them. The parent reads more only after checking that the file stores what it declares
+ * (dataset_check_storage), so the walk leaves larger strings to that check. */
+enum { MAX_PROBED_STRINGS = 1 << 20, MAX_PROBED_STRING_BYTES = 64 << 20 };
 
 /* Reads fixed-length strings as the parent will. Variable-length ones are left alone: the
  * parent never lets libhdf5 read those (vlen_strings.c reads them, checking every step), and
@@ -34,6 +39,7 @@ static void read_strings(hid_t obj, hid_t ftype, hid_t space, bool attribute)
     if (n < 0 || n > MAX_PROBED_STRINGS || H5Tis_variable_str(ftype) != 0) return;
     size_t width = H5Tget_size(ftype);
     if (width == 0 || width > (1u << 20)) return;
+    if ((uint64_t)(n ? n : 1) * (width + 1) > MAX_PROBED_STRING_BYTES) return;
     hid_t mtype = H5Tcopy(H5T_C_S1);
     void *raw = calloc((size_t)(n ? n : 1), width + 1);
     if (mtype >= 0 && raw && H5Tset_size(mtype, width + 1) >= 0) {
