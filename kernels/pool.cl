@@ -5,9 +5,16 @@
  *                            padded positions (the window's taps before the end padding's end:
  *                            a ceil_mode window may reach past it), 2 average over the
  *                            positions inside the input.
+ *            pool_rows       CPU family: a run of up to POOL_COLS outputs of one output row per
+ *                            work-item. The index arithmetic (divisions, the window's clipping
+ *                            against the input along D and H) is done once per run instead of
+ *                            once per output and tap, and the tap loops run over the clipped
+ *                            ranges only, without a bounds test per tap: on PoCL the per-output
+ *                            form spent most of its time there, far below memory speed. Taps
+ *                            are visited in the same order as `pool`, so the results are
+ *                            bit-identical (average sums included).
  *            global_average  one (n, c) row per work-item, summed in order.
- *            One family for both device variants: pooling is a small share of a network, and
- *            a 2x2 max-pool after a Conv is fused into conv_cpu's epilogue on CPUs.
+ *            A 2x2 max-pool after a Conv is fused into conv_cpu's epilogue on CPUs.
  * Layout     NCHW (N*C planes of D x H x W, missing spatial axes have extent 1).
  * Storage    X_HALF / Y_HALF: the input / output is stored as half (fp16 mode); arithmetic is
  *            float.
@@ -65,6 +72,112 @@ __kernel void pool(__global const X_T *x, __global Y_T *y, uint n, int4 idims, i
     else
         out = sum / (float)inside;
     STORE_Y(out, y, i);
+}
+
+#ifndef POOL_COLS
+#define POOL_COLS 64
+#endif
+
+/* The taps start, start + dilation, ... (k of them) inside [0, limit): *lo to *hi (exclusive),
+ * an empty range (*hi <= *lo) when none is. */
+inline void taps_inside(int start, int k, int dilation, int limit, int *lo, int *hi)
+{
+    *lo = start < 0 ? min(k, (-start + dilation - 1) / dilation) : 0;
+    *hi = start < limit ? taps_before(start, k, dilation, limit) : 0;
+}
+
+/* 16 inputs at r, r + stride, ... (stride 1 or 2), read without passing r + 15 * stride. */
+inline float16 load_strided16(__global const X_T *x, size_t r, int stride)
+{
+    if (stride == 1) return LOAD16_X(x, r);
+    float16 a = LOAD16_X(x, r), b = LOAD16_X(x, r + 15);
+    return (float16)(a.even, b.odd);
+}
+
+__kernel void pool_rows(__global const X_T *x, __global Y_T *y, uint n, int4 idims, int4 odims,
+                        int4 kdims, int4 stride, int4 dilation, int4 pad, int4 pad_end, int mode)
+{
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    int blocks = (odims.z + POOL_COLS - 1) / POOL_COLS;
+    int row = (int)i / blocks, ow0 = (int)i % blocks * POOL_COLS;
+    int ow1 = min(ow0 + POOL_COLS, odims.z);
+    int rows_per_plane = odims.x * odims.y;
+    int plane = row / rows_per_plane, od = row % rows_per_plane / odims.y,
+        oh = row % rows_per_plane % odims.y;
+    int d0 = od * stride.x - pad.x, h0 = oh * stride.y - pad.y;
+    int kd_lo, kd_hi, kh_lo, kh_hi;
+    taps_inside(d0, kdims.x, dilation.x, idims.x, &kd_lo, &kd_hi);
+    taps_inside(h0, kdims.y, dilation.y, idims.y, &kh_lo, &kh_hi);
+    int rows_inside = max(kd_hi - kd_lo, 0) * max(kh_hi - kh_lo, 0);
+    /* count_include_pad: the D x H part of the divisor is the same along the row. */
+    int padded_dh = taps_before(d0, kdims.x, dilation.x, idims.x + pad_end.x) *
+                    taps_before(h0, kdims.y, dilation.y, idims.y + pad_end.y);
+    size_t xp = (size_t)plane * idims.x * idims.y * idims.z;
+    size_t yp = (size_t)row * odims.z;
+    /* Outputs [in_lo, in_hi) have their whole window inside the row: with stride 1 or 2 they
+     * go 16 at a time, a lane per output (the last group of a run may overlap the one before:
+     * it recomputes the same values). */
+    int span = (kdims.z - 1) * dilation.z;
+    int in_lo = max(ow0, (pad.z + stride.z - 1) / stride.z);
+    int in_hi = min(ow1, idims.z - 1 - span + pad.z >= 0
+                             ? (idims.z - 1 - span + pad.z) / stride.z + 1 : 0);
+    bool vector = stride.z <= 2 && in_hi - in_lo >= 16;
+    for (int ow = ow0; ow < ow1; ow++) {
+        if (vector && ow == in_lo) {
+            for (int c = in_lo; c < in_hi; c += 16) {
+                int g = min(c, in_hi - 16);
+                int w0 = g * stride.z - pad.z;
+                float16 best = -INFINITY, sum = 0.0f;
+                int16 nan_seen = 0;
+                for (int kd = kd_lo; kd < kd_hi; kd++) {
+                    size_t plane_d = xp + (size_t)(d0 + kd * dilation.x) * idims.y * idims.z;
+                    for (int kh = kh_lo; kh < kh_hi; kh++) {
+                        size_t r = plane_d + (size_t)(h0 + kh * dilation.y) * idims.z + w0;
+                        for (int kw = 0; kw < kdims.z; kw++) {
+                            float16 v = load_strided16(x, r + kw * dilation.z, stride.z);
+                            nan_seen |= isnan(v);
+                            best = select(best, v, v > best);
+                            sum += v;
+                        }
+                    }
+                }
+                float16 out;
+                if (mode == 0)
+                    out = select(best, (float16)NAN, nan_seen);
+                else
+                    out = sum / (float)((mode == 1 ? padded_dh : rows_inside) * kdims.z);
+                STORE16_Y(out, y, yp + g);
+            }
+            ow = in_hi - 1;
+            continue;
+        }
+        int w0 = ow * stride.z - pad.z, kw_lo, kw_hi;
+        taps_inside(w0, kdims.z, dilation.z, idims.z, &kw_lo, &kw_hi);
+        float best = -INFINITY, sum = 0.0f;
+        bool nan_seen = false;
+        for (int kd = kd_lo; kd < kd_hi; kd++) {
+            size_t plane_d = xp + (size_t)(d0 + kd * dilation.x) * idims.y * idims.z;
+            for (int kh = kh_lo; kh < kh_hi; kh++) {
+                size_t r = plane_d + (size_t)(h0 + kh * dilation.y) * idims.z + w0;
+                for (int kw = kw_lo; kw < kw_hi; kw++) {
+                    float v = LOAD_X(x, r + kw * dilation.z);
+                    nan_seen = nan_seen || isnan(v);
+                    best = v > best ? v : best;
+                    sum += v;
+                }
+            }
+        }
+        float out;
+        if (mode == 0)
+            out = nan_seen ? NAN : best;
+        else if (mode == 1)
+            out = sum / (float)(padded_dh * taps_before(w0, kdims.z, dilation.z,
+                                                         idims.z + pad_end.z));
+        else
+            out = sum / (float)(rows_inside * max(kw_hi - kw_lo, 0));
+        STORE_Y(out, y, yp + ow);
+    }
 }
 
 __kernel void global_average(__global const X_T *x, __global Y_T *y, uint rows, uint inner)

@@ -1,7 +1,8 @@
 /* Pooling: MaxPool and AveragePool over 1 to 3 spatial axes (pads or auto_pad, strides,
  * dilations, ceil_mode, count_include_pad both ways), GlobalAveragePool.
- * kernels/pool.cl: one output per work-item for both device variants (pooling is a small
- * share of a network's time; a 2x2 max-pool after a Conv is fused into the Conv instead). */
+ * kernels/pool.cl: on GPUs one output per work-item (`pool`); on CPUs a run of up to
+ * POOL_COLS outputs of one output row per work-item (`pool_rows`), which does the window's
+ * index arithmetic once per run (a 2x2 max-pool after a Conv is fused into the Conv instead). */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -216,9 +217,13 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
+/* Outputs of one row per pool_rows work-item: the default of kernels/pool.cl. */
+enum { POOL_COLS = 64 };
+
 static cleval_status pool_prepare(cleval_nn *nn, nn_op *op)
 {
-    return nn_storage_kernel(nn, op, "pool", "pool");
+    return nn_storage_kernel(nn, op, "pool",
+                             nn->variant == CLEVAL_VARIANT_CPU ? "pool_rows" : "pool");
 }
 
 static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
@@ -241,6 +246,9 @@ static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
         pe[off + i] = (int32_t)p->pad_end[i];
     }
     int mode = p->max ? 0 : p->count_include_pad ? 1 : 2;
+    /* pool_rows: one work-item per run of POOL_COLS outputs along W. */
+    if (nn->variant == CLEVAL_VARIANT_CPU)
+        n = n / (uint64_t)out[2] * (uint64_t)((out[2] + POOL_COLS - 1) / POOL_COLS);
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
