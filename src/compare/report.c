@@ -5,23 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_MATRIX_CLASSES = 20, TOP_CELLS = 10 };
+#include "cleval/report.h"
 
-static cJSON *counts_matrix(const uint64_t *counts, uint32_t c)
-{
-    cJSON *rows = cJSON_CreateArray();
-    for (uint32_t r = 0; rows && r < c; r++) {
-        cJSON *row = cJSON_CreateArray();
-        if (!row) {
-            cJSON_Delete(rows);
-            return NULL;
-        }
-        for (uint32_t k = 0; k < c; k++)
-            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)counts[(uint64_t)r * c + k]));
-        cJSON_AddItemToArray(rows, row);
-    }
-    return rows;
-}
+enum { MAX_MATRIX_CLASSES = 20, TOP_CELLS = 10 };
 
 static cJSON *sample_object(const cleval_compare_result *r, const cleval_compare_sample *s,
                             bool flip)
@@ -62,7 +48,8 @@ cJSON *cleval_compare_json(const cleval_compare_result *r)
     cJSON_AddNumberToObject(json, "agreement", r->agreement);
     cJSON_AddNumberToObject(json, "flips", (double)r->flips);
     cJSON_AddNumberToObject(json, "flip_rate", r->flip_rate);
-    cJSON_AddItemToObject(json, "flip_matrix", counts_matrix(r->flip_matrix, r->n_classes));
+    cJSON_AddItemToObject(json, "flip_matrix",
+                          cleval_report_counts_json(r->flip_matrix, r->n_classes));
 
     cJSON_AddBoolToObject(json, "has_labels", r->has_labels);
     if (r->has_labels) {

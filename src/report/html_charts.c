@@ -96,6 +96,31 @@ void html_per_class_section(FILE *f, const cJSON *report)
 }
 
 /* The matrix as counts: rows[r][c], or NULL when it is not a square array of numbers. */
+/* The cells of one row into `out` (n of them): an array of number items (a parsed report), or
+ * the raw row text that cleval_report_counts_json() builds ("[3, 0, 1]"). False when the row
+ * does not hold exactly n numbers. */
+static bool read_row(const cJSON *row, uint32_t n, double *out)
+{
+    if (cJSON_IsArray(row)) {
+        if ((uint32_t)cJSON_GetArraySize(row) != n) return false;
+        uint32_t c = 0;
+        for (const cJSON *cell = row->child; cell; cell = cell->next, c++)
+            out[c] = html_number(cell);
+        return true;
+    }
+    if (!cJSON_IsRaw(row) || !row->valuestring || row->valuestring[0] != '[') return false;
+    const char *at = row->valuestring + 1;
+    for (uint32_t c = 0; c < n; c++) {
+        char *end;
+        out[c] = strtod(at, &end);
+        if (end == at) return false;
+        at = end + strspn(end, " ");
+        if (*at != (c + 1 < n ? ',' : ']')) return false;
+        at++;
+    }
+    return *at == '\0';
+}
+
 static double *read_matrix(const cJSON *matrix, uint32_t *n)
 {
     *n = (uint32_t)cJSON_GetArraySize(matrix);
@@ -104,13 +129,10 @@ static double *read_matrix(const cJSON *matrix, uint32_t *n)
     if (!counts) return NULL;
     uint32_t r = 0;
     for (const cJSON *row = matrix->child; row; row = row->next, r++) {
-        if ((uint32_t)cJSON_GetArraySize(row) != *n) {
+        if (!read_row(row, *n, counts + (size_t)r * *n)) {
             free(counts);
             return NULL;
         }
-        uint32_t c = 0;
-        for (const cJSON *cell = row->child; cell; cell = cell->next, c++)
-            counts[(size_t)r * *n + c] = html_number(cell);
     }
     return counts;
 }

@@ -67,15 +67,57 @@ static cJSON *per_class_array(const cleval_metrics *m, const cleval_class_names 
     return list;
 }
 
-static cJSON *matrix_array(const cleval_confusion *cm)
+/* The decimal text of a count, as report_exact_decimal writes it for (double)value: the digits
+ * themselves below 2^53 (every count of a real run), without a printf call per cell. */
+static size_t count_text(uint64_t value, char *out)
 {
-    uint32_t c = cm->n_classes;
+    if (value >= UINT64_C(9007199254740992)) {
+        report_exact_decimal((double)value, out, 40);
+        return strlen(out);
+    }
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
+/* One row as the raw text "[a, b, c]", exactly as cJSON_Print() would print an array of those
+ * numbers; NULL when out of memory. */
+static cJSON *counts_row(const uint64_t *row, uint32_t n)
+{
+    size_t size = 3 + (size_t)n * 42, at = 0;
+    char *text = cJSON_malloc(size);
+    if (!text) return NULL;
+    text[at++] = '[';
+    for (uint32_t k = 0; k < n; k++) {
+        if (k) {
+            text[at++] = ',';
+            text[at++] = ' ';
+        }
+        at += count_text(row[k], text + at);
+    }
+    text[at++] = ']';
+    text[at] = '\0';
+    /* cJSON_CreateRaw copies the text: the copy is its exact length, not the worst case. */
+    cJSON *item = cJSON_CreateRaw(text);
+    cJSON_free(text);
+    return item;
+}
+
+cJSON *cleval_report_counts_json(const uint64_t *counts, uint32_t n)
+{
     cJSON *rows = cJSON_CreateArray();
-    for (uint32_t t = 0; rows && t < c; t++) {
-        cJSON *row = cJSON_CreateArray();
-        if (!row) break;
-        for (uint32_t p = 0; p < c; p++)
-            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)cm->counts[(size_t)t * c + p]));
+    for (uint32_t r = 0; rows && r < n; r++) {
+        cJSON *row = counts_row(counts + (size_t)r * n, n);
+        if (!row) {
+            cJSON_Delete(rows);
+            return NULL;
+        }
         cJSON_AddItemToArray(rows, row);
     }
     return rows;
@@ -98,7 +140,9 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
         cJSON_AddNumberToObject(root, "mcc", m->mcc);
         cJSON_AddItemToObject(root, "cohen_kappa", kappa_object(m));
         cJSON_AddItemToObject(root, "per_class", per_class_array(m, names));
-        if (cm) cJSON_AddItemToObject(root, "confusion_matrix", matrix_array(cm));
+        if (cm)
+            cJSON_AddItemToObject(root, "confusion_matrix",
+                                  cleval_report_counts_json(cm->counts, cm->n_classes));
     }
     if (timing) {
         cJSON_AddStringToObject(root, "device", timing->device ? timing->device : "");
@@ -168,8 +212,7 @@ cleval_status cleval_report_write_json(cJSON *json, const char *path)
     char *line = realloc(text, length + 2);
     if (!line) {
         free(text);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory printing the report",
-                           path);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory printing the report", path);
     }
     memcpy(line + length, "\n", 2);
     status = cleval_output_write_text(path, "--json", line);

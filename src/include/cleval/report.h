@@ -84,6 +84,13 @@ const char *cleval_device_type_name(cleval_device_type type);
  * global_mem_bytes, opencl_c_version of each device. NULL when out of memory. */
 cJSON *cleval_report_devices_json(const cleval_device_info *infos, uint32_t n);
 
+/* An n x n matrix of counts (row-major) as a JSON array of rows. Each row is one raw item whose
+ * text is the row as cJSON_Print() would print it ("[3, 0, 1]"), not one item per cell: a
+ * cJSON number costs about 64 bytes, so 10^4 classes would cost gigabytes. Readers of the tree
+ * parse a row's text (html_charts.c); the printed report is the same as with number items.
+ * NULL when out of memory. */
+cJSON *cleval_report_counts_json(const uint64_t *counts, uint32_t n);
+
 /* The text of `json` as cleval_report_write_json() writes it, without the final newline
  * (numbers become raw items in `json`): heap memory to free(), or NULL when out of memory. */
 char *cleval_report_json_text(cJSON *json);
