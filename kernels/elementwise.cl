@@ -150,24 +150,12 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
 #define GATE_SIGMOID 1
 #define GATE_HARD_SIGMOID 2
 
-__kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
-                     int op, int first, int8 dims, int8 sa, int8 sb, int gate, int gate_half,
-                     float ga, float gb, float lo, float hi)
+/* One element of binary: x (op) gate(z), then the fused clamp; [-inf, inf] without one (NaN
+ * passes either way). Shared by `binary` and `binary_runs` so both compute the same float ops. */
+inline BIN_T binary1(BIN_T x, BIN_T z, int op, int gate, int gate_half, float ga, float gb,
+                     float lo, float hi)
 {
-    uint i = get_global_id(0);
-    if (i >= n) return;
-    int dv[8], av[8], bv[8];
-    vstore8(dims, 0, dv);
-    vstore8(sa, 0, av);
-    vstore8(sb, 0, bv);
-    int rest = (int)i, ia = 0, ib = 0;
-    for (int d = 7; d >= first; d--) {
-        int c = rest % dv[d];
-        rest /= dv[d];
-        ia += c * av[d];
-        ib += c * bv[d];
-    }
-    BIN_T x = BIN_LD_A(a, ia), z = BIN_LD_B(b, ib), v;
+    BIN_T v;
     /* The gate in float, as the unfused Sigmoid / HardSigmoid computes it; rounded to half
      * (gate_half) where the unfused graph would have stored it as half. */
     if (gate != GATE_NONE) {
@@ -188,8 +176,107 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
     case OP_PRELU: v = x < (BIN_T)0 ? x * z : x; break;
     default: v = x / z; break;
     }
-    /* The fused clamp; [-inf, inf] without one (NaN passes either way). */
-    BIN_ST_Y((BIN_T)clamp1((float)v, lo, hi), y, i);
+    return (BIN_T)clamp1((float)v, lo, hi);
+}
+
+__kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
+                     int op, int first, int8 dims, int8 sa, int8 sb, int gate, int gate_half,
+                     float ga, float gb, float lo, float hi)
+{
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    int dv[8], av[8], bv[8];
+    vstore8(dims, 0, dv);
+    vstore8(sa, 0, av);
+    vstore8(sb, 0, bv);
+    int rest = (int)i, ia = 0, ib = 0;
+    for (int d = 7; d >= first; d--) {
+        int c = rest % dv[d];
+        rest /= dv[d];
+        ia += c * av[d];
+        ib += c * bv[d];
+    }
+    BIN_ST_Y(binary1(BIN_LD_A(a, ia), BIN_LD_B(b, ib), op, gate, gate_half, ga, gb, lo, hi), y,
+             i);
+}
+
+/* binary_runs (CPU family): 16 adjacent outputs per work-item, for the broadcasts the host can
+ * write as "element i of an operand is (i / inner) % ch": the same shape (inner 1, ch n), a
+ * scalar (ch 1) and a per-channel operand (inner = the spatial size). `binary`'s 8-axis index
+ * loop costs a division and a remainder per axis and element and PoCL runs it scalar; here a
+ * contiguous operand is one 16-wide load, a run inside one channel one load and a splat, and
+ * the common operators (no gate, no Pow) compute on 16-wide vectors: the same float ops per
+ * element as binary1, so the results are bit-identical. The last, partial run goes element by
+ * element. */
+#define RUN 16
+#define BIN_T16 CAT(BIN_T, 16)
+#if HALF_MATH && A_HALF && B_HALF && Y_HALF
+#define BIN_LD16_A(p, i) vload16(0, (p) + (i))
+#define BIN_LD16_B(p, i) vload16(0, (p) + (i))
+#define BIN_ST16_Y(v, p, i) vstore16((v), 0, (p) + (i))
+#define BIN_CVT16 convert_half16
+#else
+#define BIN_LD16_A(p, i) CAT(ST_LD16_, A_HALF)(p, i)
+#define BIN_LD16_B(p, i) CAT(ST_LD16_, B_HALF)(p, i)
+#define BIN_ST16_Y(v, p, i) CAT(ST_ST16_, Y_HALF)(v, p, i)
+#define BIN_CVT16
+#endif
+
+/* clamp1 on 16 lanes, in clamp1's order (lo wins when lo > hi). */
+inline float16 clamp1_16(float16 v, float lo, float hi)
+{
+    return select(select(v, (float16)(hi), v > (float16)(hi)), (float16)(lo), v < (float16)(lo));
+}
+
+/* The 16 lanes from element i0 of an operand indexed (i / inner) % ch. */
+#define RUN_LOAD(v, p, LD1, LD16, inner, ch)                                                    \
+    do {                                                                                        \
+        if ((inner) == 1 && (ch) == n) {                                                        \
+            v = LD16(p, i0);                                                                    \
+        } else if (i0 / (inner) == (i0 + RUN - 1) / (inner)) {                                  \
+            v = (BIN_T16)(LD1(p, (i0 / (inner)) % (ch)));                                       \
+        } else {                                                                                \
+            BIN_T lanes_[RUN];                                                                  \
+            for (uint l_ = 0; l_ < RUN; l_++)                                                   \
+                lanes_[l_] = LD1(p, ((i0 + l_) / (inner)) % (ch));                              \
+            v = vload16(0, lanes_);                                                             \
+        }                                                                                       \
+    } while (0)
+
+__kernel void binary_runs(__global const A_T *a, __global const B_T *b, __global Y_T *y, uint n,
+                          int op, uint a_inner, uint a_ch, uint b_inner, uint b_ch, int gate,
+                          int gate_half, float ga, float gb, float lo, float hi)
+{
+    uint i0 = get_global_id(0) * RUN;
+    if (i0 >= n) return;
+    if (n - i0 < RUN) {
+        for (uint i = i0; i < n; i++)
+            BIN_ST_Y(binary1(BIN_LD_A(a, (i / a_inner) % a_ch), BIN_LD_B(b, (i / b_inner) % b_ch),
+                             op, gate, gate_half, ga, gb, lo, hi),
+                     y, i);
+        return;
+    }
+    BIN_T16 x, z, v;
+    RUN_LOAD(x, a, BIN_LD_A, BIN_LD16_A, a_inner, a_ch);
+    RUN_LOAD(z, b, BIN_LD_B, BIN_LD16_B, b_inner, b_ch);
+    if (gate == GATE_NONE && op != OP_POW) {
+        switch (op) {
+        case OP_ADD: v = x + z; break;
+        case OP_SUB: v = x - z; break;
+        case OP_MUL: v = x * z; break;
+        case OP_PRELU: v = select(x, x * z, x < (BIN_T16)(0)); break;
+        default: v = x / z; break;
+        }
+        v = BIN_CVT16(clamp1_16(convert_float16(v), lo, hi));
+    } else {
+        BIN_T xs[RUN], zs[RUN];
+        vstore16(x, 0, xs);
+        vstore16(z, 0, zs);
+        for (uint l = 0; l < RUN; l++)
+            xs[l] = binary1(xs[l], zs[l], op, gate, gate_half, ga, gb, lo, hi);
+        v = vload16(0, xs);
+    }
+    BIN_ST16_Y(v, y, i0);
 }
 
 __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global const float *s,

@@ -101,27 +101,6 @@ static int gate_code(int gate)
     return gate == NN_SIGMOID ? 1 : gate == NN_HARD_SIGMOID ? 2 : 0;
 }
 
-static cleval_status binary_prepare(cleval_nn *nn, nn_op *op)
-{
-    const nn_elementwise_params *p = &op->p.ew;
-    bool clamps = p->lo != -INFINITY || p->hi != INFINITY;
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "binary%s%s",
-             p->gate == NN_SIGMOID        ? " +sigmoid(b)"
-             : p->gate == NN_HARD_SIGMOID ? " +hardsigmoid(b)"
-                                          : "",
-             clamps ? " +clamp" : "");
-    cl_mem unused;
-    cleval_status status;
-    for (uint32_t i = 0; i < 2; i++)
-        if (nn_in(nn, op, i)->kind == NN_VALUE_CONST &&
-            (status = nn_const_mem(nn, op->in[i], &unused)) != CLEVAL_OK)
-            return status;
-    char options[64];
-    snprintf(options, sizeof options, "-DA_HALF=%d -DB_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
-             nn_half(nn, op->in[1]), nn_half(nn, op->out[0]));
-    return nn_kernel(nn, op, "elementwise", options, "binary", &op->k[0]);
-}
-
 /* Element strides of an operand of shape `s` broadcast to `out` (0 along broadcast axes). */
 static void broadcast_strides(const nn_shape *s, const nn_shape *out, int64_t *strides)
 {
@@ -137,18 +116,23 @@ static void broadcast_strides(const nn_shape *s, const nn_shape *out, int64_t *s
     }
 }
 
-static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
+/* The output's axes as the kernels walk them: size-1 axes dropped, neighbours that both
+ * operands walk contiguously merged; per-operand element strides (0 = broadcast). */
+typedef struct binary_layout {
+    uint32_t rank;
+    uint64_t n;
+    int64_t dims[NN_MAX_RANK], sa[NN_MAX_RANK], sb[NN_MAX_RANK];
+} binary_layout;
+
+static cleval_status binary_collapse(cleval_nn *nn, nn_op *op, binary_layout *l)
 {
     const nn_value *a = nn_in(nn, op, 0), *b = nn_in(nn, op, 1), *y = nn_out(nn, op, 0);
-    uint64_t n = y->count;
-    if (n == 0) return CLEVAL_OK;
     nn_shape bs;
     cleval_status status = effective_b(nn, op, &a->shape, &b->shape, &bs);
     if (status != CLEVAL_OK) return status;
-    int64_t sa[NN_MAX_RANK], sb[NN_MAX_RANK], dims[NN_MAX_RANK];
+    int64_t *sa = l->sa, *sb = l->sb, *dims = l->dims;
     broadcast_strides(&a->shape, &y->shape, sa);
     broadcast_strides(&bs, &y->shape, sb);
-    /* Collapse: drop size-1 axes, merge neighbours that both operands walk contiguously. */
     uint32_t rank = 0;
     for (uint32_t i = 0; i < y->shape.rank; i++) {
         if (y->shape.d[i] == 1) continue;
@@ -164,35 +148,121 @@ static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
         sb[rank] = sb[i];
         rank++;
     }
-    /* Right-align into the kernel's 8 axes. */
-    int32_t kd[8] = {1, 1, 1, 1, 1, 1, 1, 1}, ka[8] = {0}, kb[8] = {0};
-    for (uint32_t i = 0; i < rank; i++) {
-        kd[8 - rank + i] = (int32_t)dims[i];
-        ka[8 - rank + i] = (int32_t)sa[i];
-        kb[8 - rank + i] = (int32_t)sb[i];
+    l->rank = rank;
+    l->n = nn_shape_count(&y->shape);
+    return CLEVAL_OK;
+}
+
+/* Whether an operand's element for output i is (i / inner) % ch (binary_runs): from the last
+ * axis, broadcast axes (inner), then axes walked contiguously (ch), then broadcast ones only. */
+static bool run_index(const binary_layout *l, const int64_t *s, uint32_t *inner, uint32_t *ch)
+{
+    uint64_t in = 1, c = 1;
+    int phase = 0; /* 0: inner broadcast axes, 1: channel axes, 2: outer broadcast axes */
+    for (int i = (int)l->rank - 1; i >= 0; i--) {
+        if (s[i] == 0) {
+            if (phase == 0) in *= (uint64_t)l->dims[i];
+            else phase = 2;
+        } else if (phase < 2 && (uint64_t)s[i] == c) {
+            phase = 1;
+            c *= (uint64_t)l->dims[i];
+        } else {
+            return false;
+        }
     }
+    *inner = (uint32_t)in;
+    *ch = (uint32_t)c;
+    return true;
+}
+
+static bool runs_fit(const binary_layout *l, uint32_t idx[4])
+{
+    return run_index(l, l->sa, &idx[0], &idx[1]) && run_index(l, l->sb, &idx[2], &idx[3]);
+}
+
+static cleval_status binary_prepare(cleval_nn *nn, nn_op *op)
+{
+    const nn_elementwise_params *p = &op->p.ew;
+    bool clamps = p->lo != -INFINITY || p->hi != INFINITY;
+    cl_mem unused;
+    cleval_status status;
+    for (uint32_t i = 0; i < 2; i++)
+        if (nn_in(nn, op, i)->kind == NN_VALUE_CONST &&
+            (status = nn_const_mem(nn, op->in[i], &unused)) != CLEVAL_OK)
+            return status;
+    /* CPU family: also binary_runs (k[1]) where both operands index as (i / inner) % ch: the
+     * same shape, a scalar, a per-channel operand. The launch checks again, as the batch size
+     * can change the collapsed axes. */
+    binary_layout l;
+    uint32_t idx[4];
+    if ((status = binary_collapse(nn, op, &l)) != CLEVAL_OK) return status;
+    bool runs = nn->variant == CLEVAL_VARIANT_CPU && runs_fit(&l, idx);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s%s", runs ? "binary_runs" : "binary",
+             p->gate == NN_SIGMOID        ? " +sigmoid(b)"
+             : p->gate == NN_HARD_SIGMOID ? " +hardsigmoid(b)"
+                                          : "",
+             clamps ? " +clamp" : "");
+    char options[64];
+    snprintf(options, sizeof options, "-DA_HALF=%d -DB_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
+             nn_half(nn, op->in[1]), nn_half(nn, op->out[0]));
+    if ((status = nn_kernel(nn, op, "elementwise", options, "binary", &op->k[0])) != CLEVAL_OK ||
+        !runs)
+        return status;
+    return nn_kernel(nn, op, "elementwise", options, "binary_runs", &op->k[1]);
+}
+
+/* The arguments after y and n that both kernels share the order of: the operator first, the
+ * gate and clamp last. */
+static void binary_gate_args(cleval_nn *nn, nn_op *op, cleval_kernel_args *args)
+{
+    cleval_kernel_arg_int(args, gate_code(op->p.ew.gate));
+    /* The gate's tensor would have been stored as half where its input is (fp16). */
+    cleval_kernel_arg_int(args, op->p.ew.gate ? nn_half(nn, op->in[1]) : 0);
+    cleval_kernel_arg_float(args, op->p.ew.gate_alpha);
+    cleval_kernel_arg_float(args, op->p.ew.gate_beta);
+    cleval_kernel_arg_float(args, op->p.ew.lo);
+    cleval_kernel_arg_float(args, op->p.ew.hi);
+}
+
+static cleval_status binary_launch(cleval_nn *nn, nn_op *op)
+{
+    uint64_t n = nn_out(nn, op, 0)->count;
+    if (n == 0) return CLEVAL_OK;
+    binary_layout l;
+    cleval_status status = binary_collapse(nn, op, &l);
+    if (status != CLEVAL_OK) return status;
     cl_mem ma, mb;
     if ((status = operand_mem(nn, op->in[0], &ma)) != CLEVAL_OK ||
         (status = operand_mem(nn, op->in[1], &mb)) != CLEVAL_OK)
         return status;
-    cleval_kernel_args args = cleval_kernel_args_begin(op->k[0], NULL);
+    uint32_t idx[4];
+    bool runs = op->k[1] && runs_fit(&l, idx);
+    cleval_kernel_args args = cleval_kernel_args_begin(op->k[runs ? 1 : 0], NULL);
     cleval_kernel_arg_mem(&args, ma);
     cleval_kernel_arg_mem(&args, mb);
     cleval_kernel_arg_mem(&args, nn_value_mem(nn, op->out[0]));
     cleval_kernel_arg_uint(&args, (uint32_t)n);
     cleval_kernel_arg_int(&args, op->p.ew.op);
-    cleval_kernel_arg_int(&args, (int32_t)(8 - rank));
+    size_t local = nn_local_1d(nn), global = (size_t)n;
+    if (runs) {
+        for (int i = 0; i < 4; i++)
+            cleval_kernel_arg_uint(&args, idx[i]);
+        binary_gate_args(nn, op, &args);
+        global = (size_t)((n + 15) / 16); /* 16 outputs per work-item */
+        return nn_enqueue(nn, op, &args, 1, &global, &local);
+    }
+    /* Right-align into the kernel's 8 axes. */
+    int32_t kd[8] = {1, 1, 1, 1, 1, 1, 1, 1}, ka[8] = {0}, kb[8] = {0};
+    for (uint32_t i = 0; i < l.rank; i++) {
+        kd[8 - l.rank + i] = (int32_t)l.dims[i];
+        ka[8 - l.rank + i] = (int32_t)l.sa[i];
+        kb[8 - l.rank + i] = (int32_t)l.sb[i];
+    }
+    cleval_kernel_arg_int(&args, (int32_t)(8 - l.rank));
     cleval_kernel_arg_int8(&args, kd);
     cleval_kernel_arg_int8(&args, ka);
     cleval_kernel_arg_int8(&args, kb);
-    cleval_kernel_arg_int(&args, gate_code(op->p.ew.gate));
-    /* The gate's tensor would have been stored as half where its input is (fp16). */
-    cleval_kernel_arg_int(&args, op->p.ew.gate ? nn_half(nn, op->in[1]) : 0);
-    cleval_kernel_arg_float(&args, op->p.ew.gate_alpha);
-    cleval_kernel_arg_float(&args, op->p.ew.gate_beta);
-    cleval_kernel_arg_float(&args, op->p.ew.lo);
-    cleval_kernel_arg_float(&args, op->p.ew.hi);
-    size_t local = nn_local_1d(nn), global = (size_t)n;
+    binary_gate_args(nn, op, &args);
     return nn_enqueue(nn, op, &args, 1, &global, &local);
 }
 
