@@ -208,6 +208,7 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
  * the common operators (no gate, no Pow) compute on 16-wide vectors: the same float ops per
  * element as binary1, so the results are bit-identical. The last, partial run goes element by
  * element. */
+#ifndef RAW_T /* the integer builds (pad_nd moving raw elements) have no 16-wide Y stores */
 #define RUN 16
 #define BIN_T16 CAT(BIN_T, 16)
 #if HALF_MATH && A_HALF && B_HALF && Y_HALF
@@ -278,6 +279,7 @@ __kernel void binary_runs(__global const A_T *a, __global const B_T *b, __global
     }
     BIN_ST16_Y(v, y, i0);
 }
+#endif
 
 __kernel void channel_affine(__global const X_T *x, __global Y_T *y, __global const float *s,
                              __global const float *t, uint n, uint channels, uint inner,
