@@ -1,5 +1,7 @@
 /* elementwise.cl: one element per work-item, no loop over data, so PoCL vectorises across
- * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants.
+ * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants,
+ * except binary_runs (below), the CPU family's binary for the broadcasts without index
+ * arithmetic.
  *
  * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip, sqrt, x^e for a constant e and
  *                            the elementwise math (op codes below), with two parameters lo, hi

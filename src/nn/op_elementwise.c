@@ -5,7 +5,9 @@
  * Softplus), and
  * BatchNormalization when it could not be folded into a Conv (a per-channel affine map). One
  * kernel family (kernels/elementwise.cl) serves both device variants: one element per
- * work-item, no loop, which PoCL vectorises across work-items. */
+ * work-item, no loop, which PoCL vectorises across work-items; on CPUs the binary ops whose
+ * operands are the same shape, per-channel or scalar run binary_runs, 16 outputs per work-item
+ * (the broadcast index arithmetic per element kept PoCL scalar). */
 #include "nn_internal.h"
 
 #include <float.h>
