@@ -204,9 +204,10 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
 
 /* binary_runs (CPU family): 16 adjacent outputs per work-item, for the broadcasts the host can
  * write as "element i of an operand is (i / inner) % ch": the same shape (inner 1, ch n), a
- * scalar (ch 1) and a per-channel operand (inner = the spatial size). `binary`'s 8-axis index
+ * scalar (ch 1), a per-channel operand (inner = the spatial size) and one repeated per sample
+ * (inner 1, ch the sample size). `binary`'s 8-axis index
  * loop costs a division and a remainder per axis and element and PoCL runs it scalar; here a
- * contiguous operand is one 16-wide load, a run inside one channel one load and a splat, and
+ * contiguous run of an operand is one 16-wide load, a run inside one channel one load and a splat, and
  * the common operators (no gate, no Pow) compute on 16-wide vectors: the same float ops per
  * element as binary1, so the results are bit-identical. The last, partial run goes element by
  * element. */
@@ -234,8 +235,8 @@ inline float16 clamp1_16(float16 v, float lo, float hi)
 /* The 16 lanes from element i0 of an operand indexed (i / inner) % ch. */
 #define RUN_LOAD(v, p, LD1, LD16, inner, ch)                                                    \
     do {                                                                                        \
-        if ((inner) == 1 && (ch) == n) {                                                        \
-            v = LD16(p, i0);                                                                    \
+        if ((inner) == 1 && i0 % (ch) + RUN <= (ch)) {                                          \
+            v = LD16(p, i0 % (ch));                                                             \
         } else if (i0 / (inner) == (i0 + RUN - 1) / (inner)) {                                  \
             v = (BIN_T16)(LD1(p, (i0 / (inner)) % (ch)));                                       \
         } else {                                                                                \

@@ -20,8 +20,9 @@
 #include "nn_testutil.h"
 
 /* What B is, for x of shape [N, C, H, W]: |x|, x[:, :, :, :1] (per row), x[:, :, :1, :1] (per
- * sample and channel), a [C, 1, 1] constant, a [1] constant. */
-typedef enum b_kind { SAME, ROW, NC, CHAN, SCALAR } b_kind;
+ * sample and channel), a [C, 1, 1] constant, a [1] constant, a [C, H, W] constant (the same for
+ * every sample). */
+typedef enum b_kind { SAME, ROW, NC, CHAN, SCALAR, SAMPLE } b_kind;
 
 typedef struct bin_case {
     const char *what, *op; /* Add, Sub, Mul, Div, PRelu */
@@ -52,7 +53,8 @@ static void check(const bin_case *p, cleval_kernel_variant variant, cleval_nn_pr
                   zero2[2] = {0, 0}, one2[2] = {1, 1};
     uint64_t n = count_of(4, d);
     float *x = random_array(n, -3.0f, 3.0f);
-    float *cst = random_array((uint64_t)d[1], -2.0f, 2.0f);
+    uint64_t sample = (uint64_t)(d[1] * d[2] * d[3]);
+    float *cst = random_array(sample, -2.0f, 2.0f);
     cleval_onnx_model *m = builder_new(13);
     builder_input(m, "x", 4, d);
     builder_node(m, "Neg", "neg_a", "x", "xn");
@@ -73,6 +75,7 @@ static void check(const bin_case *p, cleval_kernel_variant variant, cleval_nn_pr
         break;
     case CHAN: builder_init(m, "b", 3, chan_dims, cst); break;
     case SCALAR: builder_init(m, "b", 1, &one, cst); break;
+    case SAMPLE: builder_init(m, "b", 3, d + 1, cst); break;
     }
     if (p->gate) {
         builder_node(m, "Sigmoid", "gate", "b", "g");
@@ -100,6 +103,7 @@ static void check(const bin_case *p, cleval_kernel_variant variant, cleval_nn_pr
         case NC: bv = store(x[i - w - h * (uint64_t)d[3]], half); break;
         case CHAN: bv = cst[c]; break;
         case SCALAR: bv = cst[0]; break;
+        case SAMPLE: bv = cst[i % sample]; break;
         }
         if (p->gate) bv = store(1.0f / (1.0f + expf(-bv)), half);
         float v = p->a_chan ? apply(p->op, bv, xa) : apply(p->op, xa, bv);
@@ -161,6 +165,8 @@ static const bin_case CASES[] = {
     {"per channel first", "Sub", D4(2, 3, 7, 5), CHAN, true, false, false},
     {"scalar", "Div", D4(1, 3, 5, 7), SCALAR, false, false, false},
     {"scalar first", "Sub", D4(1, 1, 1, 33), SCALAR, true, true, false},
+    {"per sample", "Add", D4(3, 2, 5, 9), SAMPLE, false, true, false},
+    {"per sample first", "Sub", D4(2, 1, 1, 16), SAMPLE, true, false, false},
     {"prelu", "PRelu", D4(2, 3, 6, 7), CHAN, false, false, false},
     {"gate", "Mul", D4(2, 3, 5, 13), SAME, false, false, true},
     {"gate per channel", "Mul", D4(2, 6, 7, 7), NC, false, false, true},
@@ -183,7 +189,7 @@ static void test_fp16_storage(void **state)
     FOR_EACH_VARIANT(v)
     {
         for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
-            if (CASES[i].b != CHAN && CASES[i].b != SCALAR) check(&CASES[i], v, CLEVAL_NN_FP16);
+            if (CASES[i].b != CHAN && CASES[i].b != SCALAR && CASES[i].b != SAMPLE) check(&CASES[i], v, CLEVAL_NN_FP16);
     }
 }
 
