@@ -12,19 +12,16 @@ Prints each layer's kernel, median device time and GB/s (bytes read and written,
 """
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-THREADS = 2
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from layer_profile import median_seconds, profile_layers, sample_file  # noqa: E402
+
 SHAPE = (64, 56, 56)
 
 
@@ -58,27 +55,13 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     path = work / "add.onnx"
     onnx.save(model(), path)
-    data = work / f"samples_{args.samples}.h5"
-    if not data.exists():
-        with h5py.File(data, "w") as h:
-            h["X"] = np.random.default_rng(7).standard_normal((args.samples, *SHAPE),
-                                                              dtype=np.float32)
-    env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(THREADS), POCL_MAX_PTHREAD_COUNT=str(THREADS))
-    cmd = [str(Path(args.build) / "src" / "cleval"), "eval", "--model", str(path), "--data",
-           str(data), "--batch", str(args.batch), "--json", str(work / "report.json"), "--quiet",
-           "--profile"]
-    times = {}
-    for _ in range(args.repeat):
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            sys.exit(f"cleval failed: {r.stderr.strip()}")
-        for layer in json.loads((work / "report.json").read_text()).get("layers", []):
-            times.setdefault(layer["name"], []).append(layer)
+    data = sample_file(work, args.samples, SHAPE)
+    times = profile_layers(args.build, path, data, args.batch, work, args.repeat)
     elements = args.samples * int(np.prod(SHAPE))
     for name, runs in times.items():
         if name not in ("neg", "add", "add_channel"):
             continue
-        seconds = statistics.median(layer["seconds"] for layer in runs)
+        seconds = median_seconds(runs)
         # same-shape Add reads two tensors and writes one; the others read one, write one
         tensors = 3 if name == "add" else 2
         gbs = tensors * 4 * elements / seconds / 1e9 if seconds > 0 else 0.0

@@ -15,7 +15,6 @@ pointwise, depthwise, 3x3 and the other convolutions, the rest), summed over the
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_zoo import agreement, run_onnxruntime  # noqa: E402
-
-THREADS = 2
+from layer_profile import pocl_env, sample_file  # noqa: E402
 
 
 class Graph:
@@ -122,7 +120,7 @@ MODELS = {"mobilenet_v2": mobilenet_v2, "resnet18": resnet18}
 def run_cleval(cleval, model, data, batch, work, profile):
     report = work / "report.json"
     report.unlink(missing_ok=True)
-    env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(THREADS), POCL_MAX_PTHREAD_COUNT=str(THREADS))
+    env = pocl_env()
     cmd = [str(cleval), "eval", "--model", str(model), "--data", str(data), "--batch", str(batch),
            "--json", str(report), "--quiet", "--save", str(work / "pred.h5")]
     r = subprocess.run(cmd + (["--profile"] if profile else []), capture_output=True, text=True,
@@ -161,11 +159,7 @@ def main():
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cleval = Path(args.build) / "src" / "cleval"
-    data = work / f"samples_{args.samples}.h5"
-    if not data.exists():
-        with h5py.File(data, "w") as h:
-            h["X"] = np.random.default_rng(7).standard_normal(
-                (args.samples, 3, 224, 224), dtype=np.float32)
+    data = sample_file(work, args.samples, (3, 224, 224))
     with h5py.File(data, "r") as h:
         x = h["X"][:]
     for name in args.models.split(","):

@@ -11,19 +11,15 @@ runs of the whole --samples set.
 """
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-THREADS = 2
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from layer_profile import median_seconds, profile_layers, sample_file  # noqa: E402
 
 
 def model():
@@ -53,24 +49,10 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     path = work / "pool.onnx"
     onnx.save(model(), path)
-    data = work / f"samples_{args.samples}.h5"
-    if not data.exists():
-        with h5py.File(data, "w") as h:
-            h["X"] = np.random.default_rng(7).standard_normal(
-                (args.samples, 64, 112, 112), dtype=np.float32)
-    env = dict(os.environ, POCL_CPU_MAX_CU_COUNT=str(THREADS), POCL_MAX_PTHREAD_COUNT=str(THREADS))
-    cmd = [str(Path(args.build) / "src" / "cleval"), "eval", "--model", str(path), "--data",
-           str(data), "--batch", str(args.batch), "--json", str(work / "report.json"), "--quiet",
-           "--profile"]
-    times = {}
-    for _ in range(args.repeat):
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            sys.exit(f"cleval failed: {r.stderr.strip()}")
-        for layer in json.loads((work / "report.json").read_text()).get("layers", []):
-            times.setdefault(layer["name"], []).append(layer)
+    data = sample_file(work, args.samples, (64, 112, 112))
+    times = profile_layers(args.build, path, data, args.batch, work, args.repeat)
     for name, runs in times.items():
-        seconds = statistics.median(layer["seconds"] for layer in runs)
+        seconds = median_seconds(runs)
         gflops = statistics.median(layer.get("gflops_per_s", 0.0) for layer in runs)
         print(f"{name:14s} {runs[0]['kernel']:16s} median {seconds * 1e3:8.2f} ms "
               f"{gflops:7.2f} GFLOP/s over {len(runs)} runs")
