@@ -5,11 +5,25 @@
  *                         storage.clh (X_HALF, Y_HALF: stored as half);
  *   CONV                  0 a plain C conversion, 1 float to integer (toward zero,
  *                         saturating; NaN becomes 0), 2 to bool (0 or 1);
- *   ROUND_HALF            1: the float result is rounded to the nearest half (float16). */
+ *   ROUND_HALF            1: the float result is rounded to the nearest half (float16);
+ *   SRC_HALF              with SRC_FLOAT 0: the source is halves (SRC_T half), read with
+ *                         vload_half (the host samples of a float16 file). */
 #include "storage.clh"
 
 #ifndef ROUND_HALF
 #define ROUND_HALF 0
+#endif
+
+#ifndef SRC_HALF
+#define SRC_HALF 0
+#endif
+
+/* Element i of a source that is not a float value (SRC_FLOAT 0): halves through vload_half,
+ * which core OpenCL has. */
+#if SRC_HALF
+#define LOAD_INPUT(x, i) vload_half(i, x)
+#else
+#define LOAD_INPUT(x, i) ((x)[i])
 #endif
 
 #if SRC_FLOAT
@@ -17,7 +31,7 @@
 #define LOAD_SRC(p, i) LOAD_X(p, i)
 #else
 #define SRC_ELEM SRC_T
-#define LOAD_SRC(p, i) ((p)[i])
+#define LOAD_SRC(p, i) LOAD_INPUT(p, i)
 #endif
 
 #if DST_FLOAT
@@ -76,12 +90,12 @@ kernel void convert_input(global const SRC_T *x, global DST_ELEM *y, int n, int 
     int src = i;
 #endif
 #if PREP
-    float v = ((float)x[src] * scale - pre[c]) / pre[channels + c];
+    float v = ((float)LOAD_INPUT(x, src) * scale - pre[c]) / pre[channels + c];
     STORE_DST(FINISH(v), y, i);
 #else
     (void)scale;
     (void)pre;
     (void)c;
-    STORE_DST(FINISH(CONVERT(x[src])), y, i);
+    STORE_DST(FINISH(CONVERT(LOAD_INPUT(x, src))), y, i);
 #endif
 }

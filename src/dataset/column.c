@@ -18,12 +18,13 @@ typedef enum element_type {
     ELEMENT_U64,
     ELEMENT_F32,
     ELEMENT_F64,
-    ELEMENT_OTHER_FLOAT, /* half or other widths: HDF5 converts them to float32 */
+    ELEMENT_OTHER_FLOAT, /* other float widths: HDF5 converts them to float32 */
+    ELEMENT_F16,         /* IEEE half: float32 through HDF5, or moved as is (read_as F16) */
 } element_type;
 
 static const char *const element_names[] = {
     "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-    "float32", "float64", "float",
+    "float32", "float64", "float", "float16",
 };
 
 struct cleval_column {
@@ -57,15 +58,41 @@ static hid_t memory_type(element_type type)
     case ELEMENT_U64: return H5T_NATIVE_UINT64;
     case ELEMENT_F32: return H5T_NATIVE_FLOAT;
     case ELEMENT_F64: return H5T_NATIVE_DOUBLE;
-    case ELEMENT_OTHER_FLOAT: return H5T_NATIVE_FLOAT;
+    case ELEMENT_OTHER_FLOAT:
+    case ELEMENT_F16: return H5T_NATIVE_FLOAT;
     }
     return H5T_NATIVE_FLOAT;
 }
 
 static size_t memory_size(element_type type)
 {
-    static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 8, 8, 4, 8, 4};
+    static const size_t sizes[] = {1, 1, 2, 2, 4, 4, 8, 8, 4, 8, 4, 4};
     return sizes[type];
+}
+
+/* Whether a 2-byte float type has IEEE half's fields (1 sign, 5 exponent biased by 15, 10
+ * mantissa bits), in either byte order. */
+static bool is_ieee_half(hid_t ftype)
+{
+    size_t spos, epos, esize, mpos, msize;
+    return H5Tget_size(ftype) == 2 &&
+           H5Tget_fields(ftype, &spos, &epos, &esize, &mpos, &msize) >= 0 && spos == 15 &&
+           epos == 10 && esize == 5 && mpos == 0 && msize == 10 &&
+           H5Tget_ebias(ftype) == 15;
+}
+
+/* IEEE half in this host's byte order, for reading half values as they are (HDF5 swaps the
+ * bytes of a big-endian file); the caller closes it. */
+static hid_t half_memory_type(void)
+{
+    hid_t t = H5Tcopy(H5T_NATIVE_FLOAT);
+    if (t < 0) return t;
+    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_precision(t, 16) < 0 ||
+        H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, 15) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
 }
 
 /* Classifies the stored type; false for anything that is not an integer or a float. */
@@ -74,7 +101,10 @@ static bool classify(hid_t ftype, element_type *type)
     H5T_class_t cls = H5Tget_class(ftype);
     size_t size = H5Tget_size(ftype);
     if (cls == H5T_FLOAT) {
-        *type = size == 4 ? ELEMENT_F32 : size == 8 ? ELEMENT_F64 : ELEMENT_OTHER_FLOAT;
+        *type = size == 4             ? ELEMENT_F32
+                : size == 8           ? ELEMENT_F64
+                : is_ieee_half(ftype) ? ELEMENT_F16
+                                      : ELEMENT_OTHER_FLOAT;
         return true;
     }
     if (cls != H5T_INTEGER) return false;
@@ -508,7 +538,8 @@ static void convert_to_float(element_type type, const void *src, size_t count, f
     case ELEMENT_U64: CONVERT_LOOP(uint64_t, dest, src, count); break;
     case ELEMENT_F64: CONVERT_LOOP(double, dest, src, count); break;
     case ELEMENT_F32:
-    case ELEMENT_OTHER_FLOAT: break; /* read straight into dest */
+    case ELEMENT_OTHER_FLOAT:
+    case ELEMENT_F16: break; /* read straight into dest */
     }
 }
 
@@ -534,7 +565,8 @@ cleval_status cleval_column_read_f32(cleval_column *col, uint64_t row0, uint64_t
     if (n == 0) return CLEVAL_OK;
     size_t count = (size_t)(n * col->row_size);
     cleval_status status;
-    bool direct = col->type == ELEMENT_F32 || col->type == ELEMENT_OTHER_FLOAT;
+    bool direct =
+        col->type == ELEMENT_F32 || col->type == ELEMENT_OTHER_FLOAT || col->type == ELEMENT_F16;
     if (direct) {
         if ((status = read_raw(col, row0, n, out)) != CLEVAL_OK) return status;
     } else {
@@ -686,19 +718,21 @@ static hid_t elem_memory_type(cleval_elem_type type)
     case CLEVAL_ELEM_I16: return H5T_NATIVE_INT16;
     case CLEVAL_ELEM_I32: return H5T_NATIVE_INT32;
     case CLEVAL_ELEM_I64: return H5T_NATIVE_INT64;
-    case CLEVAL_ELEM_F32: break;
+    case CLEVAL_ELEM_F32:
+    case CLEVAL_ELEM_F16: break;
     }
     return H5T_NATIVE_FLOAT;
 }
 
 size_t cleval_column_elem_size(cleval_elem_type type)
 {
-    return type == CLEVAL_ELEM_F32 ? 4 : read_types[type - 1].size;
+    return type == CLEVAL_ELEM_F32 ? 4 : type == CLEVAL_ELEM_F16 ? 2 : read_types[type - 1].size;
 }
 
 bool cleval_column_fits(const cleval_column *col, cleval_elem_type type)
 {
     if (type == CLEVAL_ELEM_F32) return true;
+    if (type == CLEVAL_ELEM_F16) return col->type == ELEMENT_F16;
     if (!is_integer(col->type)) return false;
     double lo, hi;
     integer_range(col->type, &lo, &hi);
@@ -710,6 +744,34 @@ bool cleval_column_is_integer(const cleval_column *col)
     return is_integer(col->type);
 }
 
+/* The first of `count` half values (bit patterns) that is NaN or infinite (exponent all ones),
+ * or `count`. */
+static size_t first_non_finite_half(const uint16_t *bits, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if ((bits[i] & 0x7c00u) == 0x7c00u) return i;
+    return count;
+}
+
+/* Half rows as they are stored (a file's own float16 values), checked to be finite as
+ * cleval_column_read_f32 checks floats. */
+static cleval_status read_half(cleval_column *col, uint64_t row0, uint64_t n, uint16_t *out)
+{
+    hid_t half = half_memory_type();
+    if (half < 0)
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: cannot describe float16 to HDF5",
+                           col->ds->path);
+    cleval_status status = read_rows(col, row0, n, half, sizeof *out, out);
+    H5Tclose(half);
+    if (status != CLEVAL_OK || col->kind != CLEVAL_COLUMN_FEATURES) return status;
+    size_t count = (size_t)(n * col->row_size), bad = first_non_finite_half(out, count);
+    if (bad < count)
+        return cleval_fail(CLEVAL_ERR_INPUT, "%s: '%s' sample %llu holds %s", col->ds->path,
+                           col->name, (unsigned long long)(row0 + bad / col->row_size),
+                           out[bad] & 0x3ffu ? "NaN" : "Inf");
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_column_read_as(cleval_column *col, uint64_t row0, uint64_t n,
                                     cleval_elem_type type, void *out)
 {
@@ -718,5 +780,6 @@ cleval_status cleval_column_read_as(cleval_column *col, uint64_t row0, uint64_t 
         return cleval_fail(CLEVAL_ERR_INTERNAL, "%s: '%s' (%s) does not fit the type read",
                            col->ds->path, col->name, element_names[col->type]);
     if (n == 0) return CLEVAL_OK;
+    if (type == CLEVAL_ELEM_F16) return read_half(col, row0, n, out);
     return read_rows(col, row0, n, elem_memory_type(type), cleval_column_elem_size(type), out);
 }

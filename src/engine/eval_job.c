@@ -155,12 +155,16 @@ static const eval_feed INTEGER_FEEDS[] = {
 };
 
 /* The feed for a model input of ONNX type `model_type` from column x; false when x cannot
- * feed it. A float model takes the narrowest integer type up to 16 bits holding the file's
- * (moved as is, converted on the device), else float32; an integer model its own type, from
- * an integer file whose values all fit it. */
+ * feed it. A float model takes the narrowest integer type up to 16 bits holding the file's, or
+ * a float16 file's halves (moved as is, converted on the device), else float32; an integer
+ * model its own type, from an integer file whose values all fit it. */
 static bool choose_feed(int32_t model_type, const cleval_column *x, eval_feed *out)
 {
     bool float_model = model_type == CLEVAL_ONNX_FLOAT || model_type == CLEVAL_ONNX_FLOAT16;
+    if (float_model && cleval_column_fits(x, CLEVAL_ELEM_F16)) {
+        *out = (eval_feed){CLEVAL_ELEM_F16, CLEVAL_ONNX_FLOAT16};
+        return true;
+    }
     for (size_t i = 0; i < sizeof INTEGER_FEEDS / sizeof *INTEGER_FEEDS; i++) {
         const eval_feed *f = &INTEGER_FEEDS[i];
         bool candidate = float_model ? f->read <= CLEVAL_ELEM_I16 : f->onnx == model_type;

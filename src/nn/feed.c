@@ -41,6 +41,7 @@ static const char *feed_cl_type(int32_t type)
 {
     switch (type) {
     case CLEVAL_ONNX_FLOAT: return "float";
+    case CLEVAL_ONNX_FLOAT16: return "half"; /* read with vload_half: no fp16 extension needed */
     case CLEVAL_ONNX_UINT8: return "uchar";
     case CLEVAL_ONNX_INT8: return "char";
     case CLEVAL_ONNX_UINT16: return "ushort";
@@ -57,7 +58,8 @@ static size_t feed_bytes(int32_t type)
     case CLEVAL_ONNX_UINT8:
     case CLEVAL_ONNX_INT8: return 1;
     case CLEVAL_ONNX_UINT16:
-    case CLEVAL_ONNX_INT16: return 2;
+    case CLEVAL_ONNX_INT16:
+    case CLEVAL_ONNX_FLOAT16: return 2;
     case CLEVAL_ONNX_INT64: return 8;
     }
     return 4;
@@ -155,18 +157,20 @@ static cleval_status build_feed(cleval_nn *nn, uint32_t i, int32_t type)
     bool to_int = in->dtype != NN_FLOAT;
     char options[256];
     snprintf(options, sizeof options,
-             "-DSRC_T=%s -DSRC_FLOAT=0 -DDST_T=%s -DDST_FLOAT=%d -DCONV=%d -DROUND_HALF=%d "
-             "-DPREP=%d -DNHWC=%d",
-             feed_cl_type(type), nn_dtype_cl(in->dtype), !to_int,
+             "-DSRC_T=%s -DSRC_FLOAT=0 -DSRC_HALF=%d -DDST_T=%s -DDST_FLOAT=%d -DCONV=%d "
+             "-DROUND_HALF=%d -DPREP=%d -DNHWC=%d",
+             feed_cl_type(type), type == CLEVAL_ONNX_FLOAT16, nn_dtype_cl(in->dtype), !to_int,
              type == CLEVAL_ONNX_FLOAT && to_int ? 1 : 0, round_half, prep, prep && nn->prep.nhwc);
     return nn_kernel(nn, NULL, "cast", options, "convert_input", &f->k);
 }
 
-/* Whether host data of `type` can feed input i. */
+/* Whether host data of `type` can feed input i: anything feeds a float input, integers an
+ * integer one. */
 static bool feedable(const cleval_nn *nn, uint32_t i, int32_t type)
 {
     if (!feed_cl_type(type)) return false;
-    return nn->values[nn->inputs[i]].dtype == NN_FLOAT || type != CLEVAL_ONNX_FLOAT;
+    return nn->values[nn->inputs[i]].dtype == NN_FLOAT ||
+           (type != CLEVAL_ONNX_FLOAT && type != CLEVAL_ONNX_FLOAT16);
 }
 
 static int32_t model_input_type(const cleval_onnx_model *model, const char *name)

@@ -139,6 +139,7 @@ typedef enum cleval_elem_type {
     CLEVAL_ELEM_I16 = 4,
     CLEVAL_ELEM_I32 = 5,
     CLEVAL_ELEM_I64 = 6,
+    CLEVAL_ELEM_F16 = 7, /* IEEE half bit patterns, only from a column that stores float16 */
 } cleval_elem_type;
 
 /* Bytes of one element of `type`. */
@@ -149,12 +150,13 @@ bool cleval_column_is_integer(const cleval_column *col);
 
 /* Whether every value the stored type can hold converts exactly to `type`: any numeric type
  * for float32 (as cleval_column_read_f32 converts), an integer type of no wider range for the
- * integer types. */
+ * integer types, float16 for float16 only. */
 bool cleval_column_fits(const cleval_column *col, cleval_elem_type type);
 
 /* Reads rows [row0, row0 + n) into `out` (n * row_size elements of `type`): float32 as
  * cleval_column_read_f32, an integer type converted by HDF5 from the stored type, which must
- * fit it (cleval_column_fits; CLEVAL_ERR_INTERNAL otherwise). */
+ * fit it (cleval_column_fits; CLEVAL_ERR_INTERNAL otherwise), float16 as stored (features
+ * checked finite, as for float32). */
 cleval_status cleval_column_read_as(cleval_column *col, uint64_t row0, uint64_t n,
                                     cleval_elem_type type, void *out);
 
