@@ -16,6 +16,7 @@
 #include "nn_builder.h"
 #define NN_TEST_SEED 42 /* the seed of this program's random inputs */
 #include "nn_testutil.h"
+#include "pool_reference.h"
 
 /* ---- helpers ---- */
 
@@ -379,57 +380,28 @@ static void check_pool(const char *op, uint32_t spatial, int64_t n, int64_t c, c
     }
     builder_output(m, "y");
 
-    int64_t in3[3], k3[3], s3[3], pb3[3], pe3[3], d3[3], o3[3], ones[3] = {1, 1, 1};
-    to3(in, spatial, 1, in3);
-    if (global) {
-        memcpy(k3, in3, sizeof k3);
-        memcpy(s3, ones, sizeof s3);
-        memset(pb3, 0, sizeof pb3);
-        memset(pe3, 0, sizeof pe3);
-        memcpy(d3, ones, sizeof d3);
-    } else {
-        to3(k, spatial, 1, k3);
-        to3(stride, spatial, 1, s3);
-        to3(pad, spatial, 0, pb3);
-        to3(pad + spatial, spatial, 0, pe3);
-        if (dil)
-            to3(dil, spatial, 1, d3);
-        else
-            memcpy(d3, ones, sizeof d3);
+    /* GlobalAveragePool: one window over the whole sample. */
+    int64_t kk[3], ss[3], pb[3], pe[3], dd[3], o[3], ydims[5] = {n, c};
+    for (uint32_t i = 0; i < spatial; i++) {
+        kk[i] = global ? in[i] : k[i];
+        ss[i] = global ? 1 : stride[i];
+        pb[i] = global ? 0 : pad[i];
+        pe[i] = global ? 0 : pad[spatial + i];
+        dd[i] = global || !dil ? 1 : dil[i];
+        ydims[2 + i] = o[i] = (in[i] + pb[i] + pe[i] - (kk[i] - 1) * dd[i] - 1) / ss[i] + 1;
     }
-    for (int i = 0; i < 3; i++)
-        o3[i] = (in3[i] + pb3[i] + pe3[i] - (k3[i] - 1) * d3[i] - 1) / s3[i] + 1;
-    int64_t ydims[5] = {n, c};
-    for (uint32_t i = 0; i < spatial; i++)
-        ydims[2 + i] = o3[3 - spatial + i];
     uint64_t ny = count_of(2 + spatial, ydims);
+    float *ref32 = malloc((ny ? ny : 1) * sizeof *ref32);
     double *ref = malloc((ny ? ny : 1) * sizeof *ref);
-    bool max = strcmp(op, "MaxPool") == 0;
-    for (int64_t p = 0; p < n * c; p++)
-        for (int64_t a = 0; a < o3[0]; a++)
-            for (int64_t b = 0; b < o3[1]; b++)
-                for (int64_t e = 0; e < o3[2]; e++) {
-                    double best = -INFINITY, sum = 0;
-                    int inside = 0;
-                    for (int64_t ka = 0; ka < k3[0]; ka++)
-                        for (int64_t kb = 0; kb < k3[1]; kb++)
-                            for (int64_t ke = 0; ke < k3[2]; ke++) {
-                                int64_t id = a * s3[0] - pb3[0] + ka * d3[0];
-                                int64_t ih = b * s3[1] - pb3[1] + kb * d3[1];
-                                int64_t iw = e * s3[2] - pb3[2] + ke * d3[2];
-                                if (id < 0 || id >= in3[0] || ih < 0 || ih >= in3[1] || iw < 0 ||
-                                    iw >= in3[2])
-                                    continue;
-                                double v = x[((p * in3[0] + id) * in3[1] + ih) * in3[2] + iw];
-                                best = fmax(best, v);
-                                sum += v;
-                                inside++;
-                            }
-                    double r = max                ? best
-                               : include_pad == 1 ? sum / (double)(k3[0] * k3[1] * k3[2])
-                                                  : sum / inside;
-                    ref[((p * o3[0] + a) * o3[1] + b) * o3[2] + e] = r;
-                }
+    ref_pool_geometry g = ref_pool_geometry_of(spatial, in, o, kk, ss, dd, pb, pe);
+    ref_pool(&g, n * c,
+             strcmp(op, "MaxPool") == 0 ? REF_POOL_MAX
+             : include_pad == 1         ? REF_POOL_AVG_PAD
+                                        : REF_POOL_AVG,
+             x, ref32);
+    for (uint64_t i = 0; i < ny; i++)
+        ref[i] = ref32[i];
+    free(ref32);
     cleval_nn_tensor t = tensor(2 + spatial, xdims, x), out;
     run_general(m, variant, CLEVAL_NN_FP32, &t, &out);
     assert_shape(&out, 2 + spatial, ydims);

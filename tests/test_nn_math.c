@@ -16,6 +16,7 @@
 #include "nn_builder.h"
 #define NN_TEST_SEED 7 /* the seed of this program's random inputs */
 #include "nn_testutil.h"
+#include "pool_reference.h"
 
 static const cleval_nn_precision PRECISIONS[] = {CLEVAL_NN_FP32, CLEVAL_NN_FP16};
 
@@ -375,59 +376,26 @@ static int64_t ref_extent(const pool_case *pc, uint32_t i, int64_t pb, int64_t p
     return out;
 }
 
-/* The pool over [n, c, in...] into y (output extents in out[]): max of the taps inside the
- * input; the average over the taps inside the input (count_include_pad=0) or over the taps
- * inside the padded input (1), a ceil_mode window reaching past the end padding counting
- * only up to it. */
-static void ref_pool(const pool_case *pc, const float *x, int64_t *out, double *y)
+/* The pool over [n, c, in...] into y (output extents in out[]), through pool_reference.h. */
+static void pool_case_reference(const pool_case *pc, const float *x, int64_t *out, double *y)
 {
     int64_t pb[3] = {0}, pe[3] = {0};
     ref_pads(pc, pb, pe);
-    int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1};
-    int64_t b3[3] = {0}, e3[3] = {0}, o3[3] = {1, 1, 1};
-    uint32_t off = 3 - pc->spatial;
-    for (uint32_t i = 0; i < pc->spatial; i++) {
+    for (uint32_t i = 0; i < pc->spatial; i++)
         out[i] = ref_extent(pc, i, pb[i], pe[i]);
-        in[off + i] = pc->in[i];
-        k[off + i] = pc->k[i];
-        s[off + i] = pc->stride[i];
-        d[off + i] = pc->dil[i];
-        b3[off + i] = pb[i];
-        e3[off + i] = pe[i];
-        o3[off + i] = out[i];
-    }
-    uint64_t at = 0;
-    for (int64_t plane = 0; plane < pc->n * pc->c; plane++)
-        for (int64_t a = 0; a < o3[0]; a++)
-            for (int64_t b = 0; b < o3[1]; b++)
-                for (int64_t c = 0; c < o3[2]; c++) {
-                    int64_t o[3] = {a, b, c};
-                    double best = -INFINITY, sum = 0;
-                    int64_t inside = 0, padded = 1;
-                    for (int i = 0; i < 3; i++) {
-                        int64_t taps = 0;
-                        for (int64_t t = 0; t < k[i]; t++)
-                            taps += o[i] * s[i] - b3[i] + t * d[i] < in[i] + e3[i];
-                        padded *= taps;
-                    }
-                    for (int64_t t0 = 0; t0 < k[0]; t0++)
-                        for (int64_t t1 = 0; t1 < k[1]; t1++)
-                            for (int64_t t2 = 0; t2 < k[2]; t2++) {
-                                int64_t p0 = a * s[0] - b3[0] + t0 * d[0];
-                                int64_t p1 = b * s[1] - b3[1] + t1 * d[1];
-                                int64_t p2 = c * s[2] - b3[2] + t2 * d[2];
-                                if (p0 < 0 || p0 >= in[0] || p1 < 0 || p1 >= in[1] || p2 < 0 ||
-                                    p2 >= in[2])
-                                    continue;
-                                double v = x[((plane * in[0] + p0) * in[1] + p1) * in[2] + p2];
-                                best = v > best ? v : best;
-                                sum += v;
-                                inside++;
-                            }
-                    y[at++] = pc->max                 ? best
-                              : pc->count_include_pad ? sum / (double)padded
-                                                      : sum / (double)inside;
-                }
+    ref_pool_geometry g =
+        ref_pool_geometry_of(pc->spatial, pc->in, out, pc->k, pc->stride, pc->dil, pb, pe);
+    uint64_t ny = (uint64_t)(pc->n * pc->c) * (uint64_t)(g.out[0] * g.out[1] * g.out[2]);
+    float *y32 = malloc((ny ? ny : 1) * sizeof *y32);
+    assert_non_null(y32);
+    ref_pool(&g, pc->n * pc->c,
+             pc->max                 ? REF_POOL_MAX
+             : pc->count_include_pad ? REF_POOL_AVG_PAD
+                                     : REF_POOL_AVG,
+             x, y32);
+    for (uint64_t i = 0; i < ny; i++)
+        y[i] = y32[i];
+    free(y32);
 }
 
 static void add_pool_node(cleval_onnx_model *m, const pool_case *pc, const char *in,
@@ -463,7 +431,7 @@ static void check_pool(const pool_case *pc, cleval_kernel_variant variant,
         ny *= (uint64_t)out[i];
     }
     double *want = doubles(ny);
-    ref_pool(pc, stored, out, want);
+    pool_case_reference(pc, stored, out, want);
     cleval_onnx_model *m = framed(19, rank, xdims);
     add_pool_node(m, pc, "a", "b");
     frame_end(m);
@@ -922,7 +890,7 @@ static void test_pool_after_conv_not_fused(void **state)
             run_general(conv, VARIANTS[v], CLEVAL_NN_FP32, &in, &c_out);
             int64_t out[3];
             double *want = doubles(4 * 4 * 4);
-            ref_pool(&pools[c], c_out.data, out, want);
+            pool_case_reference(&pools[c], c_out.data, out, want);
             cleval_onnx_model *m = builder_new(13);
             builder_input(m, "x", 4, dynamic);
             add_conv(m, "conv", "x", "c", wdims, w, one, NULL, zero);

@@ -3,8 +3,8 @@
  * C reference at odd sizes: extents of 1, primes, stride 2 on odd extents, rows shorter than,
  * equal to and longer than a 16-lane group and a 64-output work-item, pads, a window lying in
  * the end padding, dilation, ceil_mode, 1 to 3 spatial axes, count_include_pad both ways, NaN,
- * fp16 storage. The reference visits the taps in the kernels' order and sums in float, so
- * every result must match bit for bit; the kernel that ran is checked by name. */
+ * fp16 storage. The reference (pool_reference.h) visits the taps in the kernels' order and sums
+ * in float, so every result must match bit for bit; the kernel that ran is checked by name. */
 #include "testutil.h"
 
 #include <math.h>
@@ -17,9 +17,14 @@
 #include "nn_builder.h"
 #define NN_TEST_SEED 23 /* the seed of this program's random inputs */
 #include "nn_testutil.h"
+#include "pool_reference.h"
 
 /* Mode of a case: max, average without the padding, average counting it. */
-typedef enum pool_mode { MAX, AVG, AVG_PAD } pool_mode;
+typedef enum pool_mode {
+    MAX = REF_POOL_MAX,
+    AVG = REF_POOL_AVG,
+    AVG_PAD = REF_POOL_AVG_PAD
+} pool_mode;
 
 typedef struct pool_case {
     const char *what;
@@ -39,57 +44,6 @@ static int64_t out_extent(const pool_case *p, int i)
     if (p->ceil && (padded - span) % p->s[i] != 0) o++;
     if (p->ceil && (o - 1) * p->s[i] >= p->in[i] + p->pb[i]) o--;
     return o;
-}
-
-/* y (float, as the device computes it) from x, taps in D, H, W order, sums in float. */
-static void reference(const pool_case *p, const float *x, const int64_t *o, float *y)
-{
-    int64_t in3[3] = {1, 1, 1}, o3[3] = {1, 1, 1}, k3[3] = {1, 1, 1}, s3[3] = {1, 1, 1},
-            d3[3] = {1, 1, 1}, pb3[3] = {0}, pe3[3] = {0};
-    uint32_t off = 3 - p->spatial;
-    for (uint32_t i = 0; i < p->spatial; i++) {
-        in3[off + i] = p->in[i];
-        o3[off + i] = o[i];
-        k3[off + i] = p->k[i];
-        s3[off + i] = p->s[i];
-        d3[off + i] = p->d[i];
-        pb3[off + i] = p->pb[i];
-        pe3[off + i] = p->pe[i];
-    }
-    uint64_t at = 0;
-    for (int64_t plane = 0; plane < p->n * p->c; plane++)
-        for (int64_t a = 0; a < o3[0]; a++)
-            for (int64_t b = 0; b < o3[1]; b++)
-                for (int64_t e = 0; e < o3[2]; e++) {
-                    int64_t pos[3] = {a, b, e}, padded = 1;
-                    float best = -INFINITY, sum = 0.0f;
-                    bool nan = false;
-                    int inside = 0;
-                    for (int i = 0; i < 3; i++) {
-                        int64_t start = pos[i] * s3[i] - pb3[i], count = 0;
-                        for (int64_t t = 0; t < k3[i]; t++)
-                            count += start + t * d3[i] < in3[i] + pe3[i];
-                        padded *= count;
-                    }
-                    for (int64_t ka = 0; ka < k3[0]; ka++)
-                        for (int64_t kb = 0; kb < k3[1]; kb++)
-                            for (int64_t ke = 0; ke < k3[2]; ke++) {
-                                int64_t id = a * s3[0] - pb3[0] + ka * d3[0];
-                                int64_t ih = b * s3[1] - pb3[1] + kb * d3[1];
-                                int64_t iw = e * s3[2] - pb3[2] + ke * d3[2];
-                                if (id < 0 || id >= in3[0] || ih < 0 || ih >= in3[1] || iw < 0 ||
-                                    iw >= in3[2])
-                                    continue;
-                                float v = x[((plane * in3[0] + id) * in3[1] + ih) * in3[2] + iw];
-                                nan = nan || isnan(v);
-                                best = v > best ? v : best;
-                                sum += v;
-                                inside++;
-                            }
-                    y[at++] = p->mode == MAX   ? (nan ? NAN : best)
-                              : p->mode == AVG ? sum / (float)inside
-                                               : sum / (float)padded;
-                }
 }
 
 static void check(const pool_case *p, cleval_kernel_variant variant, cleval_nn_precision precision)
@@ -130,7 +84,9 @@ static void check(const pool_case *p, cleval_kernel_variant variant, cleval_nn_p
     float *xr = calloc(nx ? nx : 1, sizeof *xr), *want = calloc(ny ? ny : 1, sizeof *want);
     for (uint64_t i = 0; i < nx; i++)
         xr[i] = half ? hround(-(double)x[i]) : x[i];
-    reference(p, xr, o, want);
+    ref_pool_geometry g =
+        ref_pool_geometry_of(p->spatial, p->in, o, p->k, p->s, p->d, p->pb, p->pe);
+    ref_pool(&g, p->n * p->c, (ref_pool_mode)p->mode, xr, want);
     if (half)
         for (uint64_t i = 0; i < ny; i++)
             want[i] = -hround(want[i]);
@@ -165,7 +121,10 @@ static void check(const pool_case *p, cleval_kernel_variant variant, cleval_nn_p
     builder_free(m);
 }
 
-#define P2(a, b) {a, b, 1}
+#define P2(a, b)                                                                                   \
+    {                                                                                              \
+        a, b, 1                                                                                    \
+    }
 static const pool_case CASES[] = {
     /* ResNet's stem pool at odd extents: 3x3 stride 2 pad 1, 19 outputs per row. */
     {"stem max", 2, 2, 3, P2(23, 37), P2(3, 3), P2(2, 2), P2(1, 1), P2(1, 1), P2(1, 1), false, MAX},
@@ -182,8 +141,8 @@ static const pool_case CASES[] = {
     /* 16 and 17 full windows in a row. */
     {"16 lanes", 2, 1, 1, P2(3, 18), P2(3, 3), P2(1, 1), P2(1, 1), P2(0, 0), P2(0, 0), false, MAX},
     {"17 lanes", 2, 1, 1, P2(3, 35), P2(3, 3), P2(2, 2), P2(1, 1), P2(0, 0), P2(0, 0), false, AVG},
-    {"stride 2 long", 2, 1, 2, P2(3, 301), P2(3, 3), P2(2, 2), P2(1, 1), P2(1, 1), P2(1, 1),
-     false, MAX},
+    {"stride 2 long", 2, 1, 2, P2(3, 301), P2(3, 3), P2(2, 2), P2(1, 1), P2(1, 1), P2(1, 1), false,
+     MAX},
     {"ceil_mode max", 2, 1, 3, P2(8, 41), P2(3, 3), P2(2, 2), P2(1, 1), P2(0, 0), P2(0, 0), true,
      MAX},
     {"ceil_mode avg pad", 2, 1, 3, P2(8, 41), P2(3, 2), P2(2, 2), P2(1, 1), P2(1, 0), P2(1, 0),
@@ -194,12 +153,22 @@ static const pool_case CASES[] = {
     /* Pads larger than the window: the last output's window lies in the end padding. */
     {"window in padding", 2, 1, 2, P2(3, 20), P2(1, 1), P2(1, 1), P2(1, 1), P2(0, 0), P2(1, 1),
      false, MAX},
-    {"window in padding avg", 2, 1, 2, P2(3, 20), P2(1, 1), P2(1, 1), P2(1, 1), P2(0, 0),
-     P2(1, 1), false, AVG_PAD},
+    {"window in padding avg", 2, 1, 2, P2(3, 20), P2(1, 1), P2(1, 1), P2(1, 1), P2(0, 0), P2(1, 1),
+     false, AVG_PAD},
     {"1D", 1, 2, 3, {131}, {4}, {1}, {1}, {2}, {1}, false, AVG},
     {"1D max", 1, 2, 3, {131}, {4}, {2}, {1}, {2}, {1}, false, MAX},
     {"3D", 3, 1, 2, {4, 5, 40}, {2, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}, {1, 0, 1}, false, AVG},
-    {"3D max", 3, 1, 2, {4, 5, 40}, {2, 3, 3}, {1, 2, 1}, {1, 1, 1}, {0, 1, 1}, {1, 0, 1}, false,
+    {"3D max",
+     3,
+     1,
+     2,
+     {4, 5, 40},
+     {2, 3, 3},
+     {1, 2, 1},
+     {1, 1, 1},
+     {0, 1, 1},
+     {1, 0, 1},
+     false,
      MAX},
 };
 
