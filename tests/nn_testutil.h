@@ -1,5 +1,6 @@
 /* Scaffolding shared by the network test programs (tests/test_nn*.c): the kernel-variant loop,
- * a seeded random source, tensors and shapes, and the check that a model is refused. Include it
+ * a seeded random source, tensors and shapes, numpy's matmul in double, and the check that a
+ * model is refused. Include it
  * after testutil.h (it uses cmocka's asserts and test_device()). A program that wants the
  * random source defines NN_TEST_SEED (its own seed, so its inputs stay what they were) before
  * including this header. */
@@ -63,6 +64,61 @@ static inline uint64_t count_of(uint32_t rank, const int64_t *dims)
     for (uint32_t i = 0; i < rank; i++)
         n *= (uint64_t)dims[i];
     return n;
+}
+
+/* The offset of the matrix of batch index t in an operand whose batch dims `own` (own_rank of
+ * them, right-aligned to the broadcast dims `all`) hold matrices of `matrix` elements: numpy's
+ * broadcasting, an axis of 1 repeated. */
+static inline int64_t ref_matrix_offset(uint32_t all_rank, const int64_t *all, uint32_t own_rank,
+                                        const int64_t *own, int64_t t, int64_t matrix)
+{
+    int64_t offset = 0, stride = matrix;
+    for (int i = (int)all_rank - 1; i >= 0; i--) {
+        int64_t coord = t % all[i];
+        t /= all[i];
+        int j = i - (int)(all_rank - own_rank);
+        if (j < 0) continue;
+        if (own[j] != 1) offset += coord * stride;
+        stride *= own[j];
+    }
+    return offset;
+}
+
+/* A x B as numpy's matmul computes it, in double: a 1-D operand promoted to a matrix (and its
+ * axis dropped from the result), batch axes broadcast. The result's shape goes to ydims (at
+ * most 8 axes) and *yr, its element count to *count; returns it (malloc'ed). */
+static inline double *ref_matmul(uint32_t ra, const int64_t *ad, const float *a, uint32_t rb,
+                                 const int64_t *bd, const float *b, int64_t *ydims, uint32_t *yr,
+                                 uint64_t *count)
+{
+    int64_t M = ra == 1 ? 1 : ad[ra - 2], K = ad[ra - 1], N = rb == 1 ? 1 : bd[rb - 1];
+    uint32_t ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0, br = ba > bb ? ba : bb;
+    int64_t all[8];
+    for (uint32_t i = 0; i < br; i++) {
+        int64_t x = i + ba >= br ? ad[i + ba - br] : 1, y = i + bb >= br ? bd[i + bb - br] : 1;
+        all[i] = x > y ? x : y;
+    }
+    *yr = 0;
+    for (uint32_t i = 0; i < br; i++)
+        ydims[(*yr)++] = all[i];
+    if (ra > 1) ydims[(*yr)++] = M;
+    if (rb > 1) ydims[(*yr)++] = N;
+    int64_t batch = (int64_t)count_of(br, all);
+    *count = (uint64_t)(batch * M * N);
+    double *ref = malloc((size_t)(*count + 1) * sizeof *ref);
+    assert_non_null(ref);
+    for (int64_t t = 0; t < batch; t++) {
+        const float *at = a + ref_matrix_offset(br, all, ba, ad, t, M * K);
+        const float *bt = b + ref_matrix_offset(br, all, bb, bd, t, K * N);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)at[i * K + k] * bt[k * N + j];
+                ref[(t * M + i) * N + j] = s;
+            }
+    }
+    return ref;
 }
 
 /* A float tensor over `data` (not copied). */

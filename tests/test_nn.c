@@ -577,52 +577,17 @@ static void check_matmul(uint32_t ra, const int64_t *ad, uint32_t rb, const int6
     builder_node(m, "MatMul", "mm", "a,b", "y");
     builder_output(m, "y");
 
-    /* numpy semantics, written out: promote 1-D, broadcast batch axes. */
-    int64_t M = ra == 1 ? 1 : ad[ra - 2], K = ad[ra - 1], N = rb == 1 ? 1 : bd[rb - 1];
-    uint32_t ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0, br = ba > bb ? ba : bb;
-    int64_t bdims[8];
-    for (uint32_t i = 0; i < br; i++) {
-        int64_t x = i + ba >= br ? ad[i + ba - br] : 1, y = i + bb >= br ? bd[i + bb - br] : 1;
-        bdims[i] = x > y ? x : y;
-    }
-    int64_t batch = (int64_t)count_of(br, bdims);
     int64_t ydims[8];
-    uint32_t yr = 0;
-    for (uint32_t i = 0; i < br; i++)
-        ydims[yr++] = bdims[i];
-    if (ra > 1) ydims[yr++] = M;
-    if (rb > 1) ydims[yr++] = N;
-    double *ref = malloc((size_t)(batch * M * N + 1) * sizeof *ref);
-    for (int64_t t = 0; t < batch; t++) {
-        int64_t oa = 0, ob = 0, rest = t, sa = M * K, sb = K * N;
-        for (int i = (int)br - 1; i >= 0; i--) {
-            int64_t cidx = rest % bdims[i];
-            rest /= bdims[i];
-            int ja = i - (int)(br - ba), jb = i - (int)(br - bb);
-            if (ja >= 0) {
-                if (ad[ja] != 1) oa += cidx * sa;
-                sa *= ad[ja];
-            }
-            if (jb >= 0) {
-                if (bd[jb] != 1) ob += cidx * sb;
-                sb *= bd[jb];
-            }
-        }
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) {
-                double s = 0;
-                for (int64_t kk = 0; kk < K; kk++)
-                    s += (double)a[oa + i * K + kk] * b[ob + kk * N + j];
-                ref[(t * M + i) * N + j] = s;
-            }
-    }
+    uint32_t yr;
+    uint64_t ny;
+    double *ref = ref_matmul(ra, ad, a, rb, bd, b, ydims, &yr, &ny);
     cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
     run_general(m, variant, CLEVAL_NN_FP32, in, &out);
     assert_shape(&out, yr, ydims);
     char what[96];
     snprintf(what, sizeof what, "MatMul rank %u x %u%s (%s)", ra, rb, b_runtime ? " runtime B" : "",
              cleval_variant_name(variant));
-    assert_close(out.data, ref, (uint64_t)(batch * M * N), 1e-4, 1e-4, what);
+    assert_close(out.data, ref, ny, 1e-4, 1e-4, what);
     free(out.data);
     free(ref);
     free(a);

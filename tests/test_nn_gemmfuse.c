@@ -20,23 +20,6 @@
 
 /* ---- batched MatMul ---- */
 
-/* Y = A B with numpy's batch broadcasting, in double: the matrix of batch index t of an
- * operand with batch dims `own` (right-aligned to `all`) starts at the offset returned. */
-static int64_t matrix_offset(uint32_t all_rank, const int64_t *all, uint32_t own_rank,
-                             const int64_t *own, int64_t t, int64_t matrix)
-{
-    int64_t offset = 0, stride = matrix;
-    for (int i = (int)all_rank - 1; i >= 0; i--) {
-        int64_t coord = t % all[i];
-        t /= all[i];
-        int j = i - (int)(all_rank - own_rank);
-        if (j < 0) continue;
-        if (own[j] != 1) offset += coord * stride;
-        stride *= own[j];
-    }
-    return offset;
-}
-
 /* A [..., M, K] x B [..., K, N] (ranks >= 2), B a graph input or a constant. In fp16 a
  * constant B is packed as half (graph inputs and outputs stay float); a misplaced matrix
  * would still err by far more than the tolerance. */
@@ -55,34 +38,17 @@ static void check_batched_in(uint32_t ra, const int64_t *ad, uint32_t rb, const 
     builder_node(m, "MatMul", "mm", "a,b", "y");
     builder_output(m, "y");
 
+    int64_t ydims[8];
+    uint32_t yr;
+    uint64_t ny;
+    double *ref = ref_matmul(ra, ad, a, rb, bd, b, ydims, &yr, &ny);
     int64_t M = ad[ra - 2], K = ad[ra - 1], N = bd[rb - 1];
-    uint32_t ba = ra - 2, bb = rb - 2, br = ba > bb ? ba : bb;
-    int64_t all[8], ydims[8];
-    for (uint32_t i = 0; i < br; i++) {
-        int64_t x = i + ba >= br ? ad[i + ba - br] : 1, y = i + bb >= br ? bd[i + bb - br] : 1;
-        all[i] = ydims[i] = x > y ? x : y;
-    }
-    ydims[br] = M;
-    ydims[br + 1] = N;
-    int64_t batch = (int64_t)count_of(br, all);
-    double *ref = malloc((size_t)(batch * M * N + 1) * sizeof *ref);
-    assert_non_null(ref);
-    for (int64_t t = 0; t < batch; t++) {
-        const float *at = a + matrix_offset(br, all, ba, ad, t, M * K);
-        const float *bt = b + matrix_offset(br, all, bb, bd, t, K * N);
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) {
-                double s = 0;
-                for (int64_t k = 0; k < K; k++)
-                    s += (double)at[i * K + k] * bt[k * N + j];
-                ref[(t * M + i) * N + j] = s;
-            }
-    }
+    int64_t batch = M * N != 0 ? (int64_t)ny / (M * N) : 0; /* for the message */
     cleval_nn_tensor in[2] = {tensor(ra, ad, a), tensor(rb, bd, b)}, out;
     run_general(m, variant, precision, in, &out);
-    assert_shape(&out, br + 2, ydims);
+    assert_shape(&out, yr, ydims);
     double tol = precision == CLEVAL_NN_FP16 ? 2e-2 : 1e-4;
-    for (int64_t i = 0; i < batch * M * N; i++)
+    for (uint64_t i = 0; i < ny; i++)
         if (fabs(out.data[i] - ref[i]) > tol * (1 + fabs(ref[i])))
             fail_msg("MatMul %lld products of %lldx%lldx%lld%s (%s, %s): element %lld is %.7g, "
                      "expected %.7g",
