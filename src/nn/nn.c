@@ -728,8 +728,9 @@ static cleval_status run_classifier(cleval_nn *nn, const void *x, uint32_t n, fl
     if ((status = queue_after_device(nn)) != CLEVAL_OK ||
         (status = nn_feed_write(nn, 0, x, keep_x)) != CLEVAL_OK ||
         (status = launch_all(nn)) != CLEVAL_OK ||
-        (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
-                                   nn->width)) != CLEVAL_OK ||
+        (!nn->has_head && /* the fused head wrote pred and nonfinite */
+         (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
+                                    nn->width)) != CLEVAL_OK) ||
         (status = check_ops(nn)) != CLEVAL_OK)
         return status;
     nn->layers[nn->n_layers].runs++;
