@@ -15,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleval.h"
 #include "cleval/histogram.h"
 #include "cleval/nn.h"
 #include "cleval/onnx.h"
 #include "nn_builder.h"
 #include "nn_testutil.h"
+#include "onnx_writer.h"
 
 typedef enum { NORM_NONE, NORM_SOFTMAX, NORM_LOG } norm_kind;
 
@@ -388,6 +390,76 @@ static void test_head_not_fused(void **state)
     free(w), free(bias);
 }
 
+/* The engine hands its confusion histogram to the fused head (pipeline_worker_ops.count_into):
+ * an eval through the public API, in batches of 7 with a shorter last one, counts the same
+ * matrix as a C reference of the predictions, and as the same run with the separate kernels.
+ * A label outside the classes is refused before anything runs, so all are valid here. */
+static void test_engine_counts_with_fused_head(void **state)
+{
+    (void)state;
+    enum { K = 13, C = 10, N = 53 };
+    head_case hc = {K, C, N, false, NORM_NONE, true, true, true};
+    float *x = random_array((uint64_t)N * K, -1.0f, 1.0f), *w = random_array(K * C, -1.0f, 1.0f);
+    float *bias = random_array(C, -0.5f, 0.5f);
+    for (int64_t k = 0; k < K; k++) /* columns 1 and 2 tied */
+        w[2 * K + k] = w[1 * K + k];
+    bias[2] = bias[1];
+    int32_t y[N];
+    for (uint32_t i = 0; i < N; i++)
+        y[i] = (int32_t)(urand() * C);
+    pb_buf g = {0};
+    int64_t xd[2] = {-1, K}, wd[2] = {C, K}, bd[1] = {C}, yd[2] = {-1, C};
+    onnx_input(&g, "x", 2, xd);
+    onnx_initializer(&g, "w", 2, wd, w);
+    onnx_initializer(&g, "b", 1, bd, bias);
+    pb_buf node = onnx_node("Gemm", "fc", "x,w,b", "y");
+    onnx_attr_int(&node, "transB", 1);
+    onnx_node_end(&g, &node);
+    onnx_output(&g, "y", 2, yd);
+    char model[4096];
+    snprintf(model, sizeof model, "%s", temp_path("head.onnx"));
+    onnx_write_model(model, 8, 13, &g);
+
+    float *want = reference_scores(&hc, x, w, bias);
+    uint64_t counts[C][C] = {{0}};
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t bad;
+        counts[y[i]][reference_argmax(want + (size_t)i * C, C, &bad)]++;
+    }
+    cleval_array ax = {.data = x, .dtype = CLEVAL_DTYPE_FLOAT32, .rank = 2, .shape = {N, K}};
+    cleval_array ay = {.data = y, .dtype = CLEVAL_DTYPE_INT32, .rank = 1, .shape = {N}};
+    cleval_source *source;
+    assert_ok(cleval_source_create_arrays(&ax, &ay, &source));
+    cleval_options options;
+    cleval_options_init(&options);
+    options.batch = 7;
+    setenv("CLEVAL_KERNEL_VARIANT", "gpu", 1);
+    for (int fused = 1; fused >= 0; fused--) {
+        if (!fused) setenv("CLEVAL_NN_FUSE_HEAD", "0", 1);
+        cleval_result *result;
+        assert_ok(cleval_run_eval(model, source, &options, &result));
+        unsetenv("CLEVAL_NN_FUSE_HEAD");
+        cJSON *json = cJSON_Parse(cleval_result_json(result));
+        assert_non_null(json);
+        cJSON *cm = cJSON_GetObjectItem(json, "confusion_matrix");
+        assert_int_equal(cJSON_GetArraySize(cm), C);
+        for (int r = 0; r < C; r++)
+            for (int c = 0; c < C; c++) {
+                double got = cJSON_GetArrayItem(cJSON_GetArrayItem(cm, r), c)->valuedouble;
+                if (got != (double)counts[r][c])
+                    fail_msg("%s: confusion cell (%d, %d) is %g, expected %llu",
+                             fused ? "fused head" : "separate kernels", r, c, got,
+                             (unsigned long long)counts[r][c]);
+            }
+        cJSON_Delete(json);
+        cleval_result_destroy(result);
+    }
+    unsetenv("CLEVAL_KERNEL_VARIANT");
+    cleval_source_destroy(source);
+    free(want);
+    free(x), free(w), free(bias);
+}
+
 int main(void)
 {
     /* Before the first device query: the emulation applies to every device opened after it. */
@@ -395,6 +467,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heads_match_references),
         cmocka_unit_test(test_head_not_fused),
+        cmocka_unit_test(test_engine_counts_with_fused_head),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
