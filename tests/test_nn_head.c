@@ -345,8 +345,9 @@ static void test_heads_match_references(void **state)
 }
 
 /* The CPU kernel family keeps its own Gemm, softmax and argmax (the fused head is measured
- * slower there), and a head the kernel cannot take (more than 1024 classes, an activation
- * after the Gemm) keeps the separate kernels; counting is then refused. */
+ * slower there), and a head the kernel does not take (more than 1024 classes, more than 1 MiB
+ * of weights, an activation after the Gemm) keeps the separate kernels; counting is then
+ * refused. */
 static void test_head_not_fused(void **state)
 {
     (void)state;
@@ -372,6 +373,16 @@ static void test_head_not_fused(void **state)
     assert_false(cleval_nn_has_fused_head(nn));
     cleval_nn_destroy(nn);
     builder_free(m);
+
+    /* More than 1 MiB of weights: each work-group would read them all. */
+    head_case big = {263, 1000, 3, false, NORM_NONE, false, false, true};
+    float *wb = random_array(263 * 1000, -1.0f, 1.0f);
+    m = head_model(&big, wb, bias);
+    assert_ok(cleval_nn_create(test_device(), m, &nn));
+    assert_false(cleval_nn_has_fused_head(nn));
+    cleval_nn_destroy(nn);
+    builder_free(m);
+    free(wb);
 
     hc.c = 10;
     m = builder_new(13);

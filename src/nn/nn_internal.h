@@ -604,7 +604,10 @@ cleval_status nn_optimise(cleval_nn *nn);
 
 /* ---- op_head.c ---- */
 #define NN_HEAD_MAX_WIDTH 1024 /* classes a fused head takes (its score tile is local memory) */
-/* Whether the fused head's kernel fits the device for n classes and k inputs. */
+/* Weights (K x C) a fused head takes: every work-group reads all of B for its few rows, which
+ * is cheap while B stays in cache (1 MiB); a larger product runs on gemm_gpu's tiles. */
+#define NN_HEAD_MAX_WEIGHTS 262144
+/* Whether the fused head takes n classes and k inputs (the bounds above) on this device. */
 bool nn_head_fits(const cleval_nn *nn, int64_t n, int64_t k);
 /* A Gemm / MatMul with p.gemm.head: prepare and launch (called by op_gemm.c). */
 cleval_status nn_head_prepare(cleval_nn *nn, nn_op *op);

@@ -43,7 +43,7 @@ static size_t head_local_bytes(int64_t n, uint32_t wg)
 
 bool nn_head_fits(const cleval_nn *nn, int64_t n, int64_t k)
 {
-    if (n < 1 || n > NN_HEAD_MAX_WIDTH || k < 1) return false;
+    if (n < 1 || n > NN_HEAD_MAX_WIDTH || k < 1 || n * k > NN_HEAD_MAX_WEIGHTS) return false;
     uint32_t wg = head_wg(nn, n);
     /* Half the local memory, as the other kernels leave room for the driver's own use. */
     return wg && head_local_bytes(n, wg) <= cleval_device_get_info(nn->dev)->local_mem_bytes / 2;
