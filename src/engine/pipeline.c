@@ -224,9 +224,9 @@ static cleval_status hand_off_counting(worker *w, const pipeline_slot *slot, uin
     *counted = false;
     if (!cfg->ops.count_into) return CLEVAL_OK;
     bool scores_needed = slot->scores || cfg->score_metrics || cfg->auc || w->error_finder;
-    cleval_status status = cfg->ops.count_into(
-        cfg->models[w->id], cleval_histogram_atomic_target(w->hist),
-        cfg->labels ? w->labels : NULL, rows, c, scores_needed, counted);
+    cleval_status status =
+        cfg->ops.count_into(cfg->models[w->id], cleval_histogram_atomic_target(w->hist),
+                            cfg->labels ? w->labels : NULL, rows, c, scores_needed, counted);
     if (status == CLEVAL_OK && *counted) status = cleval_histogram_reserve(w->hist, slot->n);
     return status;
 }

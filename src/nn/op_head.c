@@ -61,8 +61,9 @@ cleval_status nn_head_prepare(cleval_nn *nn, nn_op *op)
     if (!nn_head_fits(nn, p->n, p->k))
         return nn_fail_op(nn, op, CLEVAL_ERR_INTERNAL, "the fused head does not fit the device");
     char options[200];
-    snprintf(options, sizeof options, "-DROWS=%d -DWG=%u -DKT=%d -DCMAX=%lld -DHAS_C=%d -DSOFTMAX=%d",
-             HEAD_ROWS, wg, HEAD_KT, (long long)head_cmax(p->n, wg), has_c, p->head_softmax);
+    snprintf(options, sizeof options,
+             "-DROWS=%d -DWG=%u -DKT=%d -DCMAX=%lld -DHAS_C=%d -DSOFTMAX=%d", HEAD_ROWS, wg,
+             HEAD_KT, (long long)head_cmax(p->n, wg), has_c, p->head_softmax);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "head %u/%d rows%s", wg, HEAD_ROWS,
              p->head_softmax == 2   ? " log-softmax"
              : p->head_softmax == 1 ? " softmax"

@@ -281,9 +281,10 @@ cl_mem cleval_nn_nonfinite_buffer(const cleval_nn *nn);
  * kernel and can count the predictions itself (cleval_nn_count_predictions). Set
  * CLEVAL_NN_FUSE_HEAD=0 before create to run the separate kernels instead. */
 bool cleval_nn_has_fused_head(const cleval_nn *nn);
-/* Classifier with a fused head: whether later runs write the scores buffer (default true).
- * false when nothing reads cleval_nn_scores_buffer() (its contents are then undefined) and
- * cleval_nn_run() is given no `scores`. No effect without a fused head. */
+/* Classifier with a fused head: whether later runs write the scores buffer (default true);
+ * false when nothing reads cleval_nn_scores_buffer(), whose contents are then undefined after
+ * a run without `scores` (a cleval_nn_run() given `scores` still fills them). No effect
+ * without a fused head. */
 void cleval_nn_set_scores_needed(cleval_nn *nn, bool needed);
 /* Classifier with a fused head: every later run adds one to hist[labels[i] * cols + pred[i]]
  * for each row i (uint32 [rows][cols] row-major, a buffer of the network's device; labels
