@@ -40,6 +40,7 @@ declare -A OPTIONS=(
   [expand]="-DX_HALF=0 -DY_HALF=0"
   [gather_rows]="-DINDEX_T=long -DY_HALF=0"
   [gemm]="-DHAS_C=1 -DCLAMP=0 -DTS=32 -DWPT=4 -DA_HALF=0 -DB_HALF=0 -DC_HALF=0 -DY_HALF=0 -DINT8=0 -DI8_FLOAT=0"
+  [head]="-DROWS=4 -DWG=32 -DKT=64 -DCMAX=32 -DHAS_C=1 -DSOFTMAX=2"
   [histogram]="-DPAIRED=1"
   [knn_exact]="-DMETRIC_COSINE=0"
   [knn_scores]=""

@@ -77,6 +77,20 @@ static cleval_status predict(void *model, pipeline_slot *slot, cl_mem *pred, cl_
     return status;
 }
 
+/* A network ending in the fused head counts the batch's predictions in its own kernel (see
+ * pipeline_worker_ops.count_into), and skips writing the scores when nothing reads them. */
+static cleval_status count_into(void *model, cl_mem hist, cl_mem labels, uint32_t rows,
+                                uint32_t cols, bool scores_needed, bool *taken)
+{
+    eval_model *m = model;
+    *taken = false;
+    if (!cleval_nn_has_fused_head(m->nn)) return CLEVAL_OK;
+    cleval_nn_set_scores_needed(m->nn, scores_needed);
+    cleval_status status = cleval_nn_count_predictions(m->nn, hist, labels, rows, cols);
+    *taken = status == CLEVAL_OK && hist != NULL;
+    return status;
+}
+
 /* The job's counter: NaN and infinite scores, summed over the devices. */
 static void read_nonfinite(void *user, uint64_t *values)
 {
@@ -440,7 +454,10 @@ cleval_status cleval_engine_eval(const cleval_eval_job *job, cleval_eval_outcome
                             .errors = job->test.errors,
                             .auc = job->test.auc,
                             .models = model_ptrs,
-                            .ops = {.predict = predict, .finish = finish, .scores_on_device = true},
+                            .ops = {.predict = predict,
+                                    .finish = finish,
+                                    .scores_on_device = true,
+                                    .count_into = count_into},
                             .model_description = texts.description,
                             .save_path = job->test.save_path,
                             .part_attributes = texts.part_attributes,

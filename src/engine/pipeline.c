@@ -198,12 +198,54 @@ static cleval_status find_errors(worker *w, pipeline_slot *slot, cl_mem score_ro
                                    slot->n_error_picks);
 }
 
-/* Enqueues one batch on the worker's device and its counting. */
+/* The worker's histogram, created or widened for the batch; its size in rows and c. */
+static cleval_status batch_histogram(worker *w, const pipeline_slot *slot, uint32_t *rows,
+                                     uint32_t *c)
+{
+    const pipeline_config *cfg = w->p->cfg;
+    /* Metrics discover the class count while streaming: a histogram widens when needed. */
+    *c = cfg->n_classes ? cfg->n_classes : (uint32_t)slot->max_label + 1;
+    *rows = cfg->labels ? *c : 1;
+    cleval_status status = CLEVAL_OK;
+    if (!w->hist)
+        status = cleval_histogram_create(cfg->devices[w->id], *rows, *c, &w->hist);
+    else if (*c > cleval_histogram_cols(w->hist))
+        status = cleval_histogram_grow(w->hist, *rows, *c);
+    if (status != CLEVAL_OK)
+        return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
+    return CLEVAL_OK;
+}
+
+/* Offers the model the batch's counting (ops.count_into); *counted when it took it. */
+static cleval_status hand_off_counting(worker *w, const pipeline_slot *slot, uint32_t rows,
+                                       uint32_t c, bool *counted)
+{
+    const pipeline_config *cfg = w->p->cfg;
+    *counted = false;
+    if (!cfg->ops.count_into) return CLEVAL_OK;
+    bool scores_needed = slot->scores || cfg->score_metrics || cfg->auc || w->error_finder;
+    cleval_status status =
+        cfg->ops.count_into(cfg->models[w->id], cleval_histogram_atomic_target(w->hist),
+                            cfg->labels ? w->labels : NULL, rows, c, scores_needed, counted);
+    if (status == CLEVAL_OK && *counted) status = cleval_histogram_reserve(w->hist, slot->n);
+    return status;
+}
+
+/* Enqueues one batch on the worker's device and its counting. The labels and the histogram
+ * come first: a model that counts its own predictions reads them while it runs. */
 static cleval_status submit(worker *w, pipeline_slot *slot)
 {
     const pipeline_config *cfg = w->p->cfg;
     cleval_device *dev = cfg->devices[w->id];
-    cleval_status status;
+    cleval_status status = CLEVAL_OK;
+    uint32_t rows = 0, c = 0;
+    bool counted = false;
+    if (cfg->labels)
+        status = stage(dev, w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
+    if (status == CLEVAL_OK) status = batch_histogram(w, slot, &rows, &c);
+    if (status == CLEVAL_OK && cfg->ops.predict)
+        status = hand_off_counting(w, slot, rows, c, &counted);
+    if (status != CLEVAL_OK) return status;
     cl_mem pred, scores = NULL;
     if (cfg->ops.predict) {
         status = cfg->ops.predict(cfg->models[w->id], slot, &pred, &scores);
@@ -211,8 +253,6 @@ static cleval_status submit(worker *w, pipeline_slot *slot)
         status = stage(dev, w->preds, slot->pred, (size_t)slot->n * sizeof *slot->pred);
         pred = w->preds;
     }
-    if (status == CLEVAL_OK && cfg->labels)
-        status = stage(dev, w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
     cl_mem score_rows = NULL;
     if (status == CLEVAL_OK && cfg->score_metrics)
         status = device_score_rows(w, slot, scores, &score_rows);
@@ -223,17 +263,7 @@ static cleval_status submit(worker *w, pipeline_slot *slot)
         status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels,
                                       slot->row0 - cfg->row_begin, slot->n);
     if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, score_rows, pred);
-    if (status != CLEVAL_OK) return status;
-
-    /* Metrics discover the class count while streaming: a histogram widens when needed. */
-    uint32_t c = cfg->n_classes ? cfg->n_classes : (uint32_t)slot->max_label + 1;
-    uint32_t rows = cfg->labels ? c : 1;
-    if (!w->hist)
-        status = cleval_histogram_create(dev, rows, c, &w->hist);
-    else if (c > cleval_histogram_cols(w->hist))
-        status = cleval_histogram_grow(w->hist, rows, c);
-    if (status != CLEVAL_OK)
-        return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
+    if (status != CLEVAL_OK || counted) return status;
     return cleval_histogram_add(w->hist, cfg->labels ? w->labels : NULL, pred, slot->n);
 }
 

@@ -75,6 +75,13 @@ typedef struct pipeline_worker_ops {
     /* When not NULL: called on the worker's thread once the batch's commands have finished,
      * batches of one worker in the order predict took them. */
     cleval_status (*finish)(void *model, pipeline_slot *slot);
+    /* When not NULL: called before each predict. A model that can add the batch's (label,
+     * prediction) pairs to the histogram itself (the network's fused head) is handed its
+     * atomic target `hist` (uint32 [rows][cols]; NULL: it must not count), the batch's labels
+     * (NULL without) and whether anything reads the score rows; it sets *taken when its
+     * predict will count, and the worker's own histogram launch is then skipped. */
+    cleval_status (*count_into)(void *model, cl_mem hist, cl_mem labels, uint32_t rows,
+                                uint32_t cols, bool scores_needed, bool *taken);
     /* predict always returns *scores: slot->scores is then allocated only when the scores
      * are saved, so the rows are not read back to the host for nothing. */
     bool scores_on_device;

@@ -317,6 +317,22 @@ cleval_status cleval_histogram_add(cleval_histogram *hist, cl_mem rows, cl_mem c
     return CLEVAL_OK;
 }
 
+cl_mem cleval_histogram_atomic_target(const cleval_histogram *hist)
+{
+    return hist->path == CLEVAL_HISTOGRAM_SLOTS ? NULL : hist->counts;
+}
+
+cleval_status cleval_histogram_reserve(cleval_histogram *hist, uint64_t n)
+{
+    if (n > INT32_MAX)
+        return cleval_fail(CLEVAL_ERR_USAGE, "histogram batches hold at most %d samples",
+                           INT32_MAX);
+    cleval_status status;
+    if (hist->pending + n > UINT32_MAX && (status = flush(hist)) != CLEVAL_OK) return status;
+    hist->pending += n;
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_histogram_read(cleval_histogram *hist, uint64_t *counts)
 {
     cleval_status status = flush(hist);

@@ -725,11 +725,17 @@ static cleval_status run_classifier(cleval_nn *nn, const void *x, uint32_t n, fl
         nn->pred_capacity = pred_bytes;
     }
     int out = nn->outputs[0];
-    if ((status = queue_after_device(nn)) != CLEVAL_OK ||
-        (status = nn_feed_write(nn, 0, x, keep_x)) != CLEVAL_OK ||
-        (status = launch_all(nn)) != CLEVAL_OK ||
-        (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
-                                   nn->width)) != CLEVAL_OK ||
+    /* A fused head told that nobody reads the scores still writes them for `scores`. */
+    bool scores_unread = nn->head_scores_unread;
+    nn->head_scores_unread = scores_unread && !scores;
+    status = queue_after_device(nn);
+    if (status == CLEVAL_OK) status = nn_feed_write(nn, 0, x, keep_x);
+    if (status == CLEVAL_OK) status = launch_all(nn);
+    nn->head_scores_unread = scores_unread;
+    if (status != CLEVAL_OK ||
+        (!nn->has_head && /* the fused head wrote pred and nonfinite */
+         (status = nn_launch_argmax(nn, nn_value_mem(nn, out), nn->pred, nn->nonfinite, n,
+                                    nn->width)) != CLEVAL_OK) ||
         (status = check_ops(nn)) != CLEVAL_OK)
         return status;
     nn->layers[nn->n_layers].runs++;

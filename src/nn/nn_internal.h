@@ -211,6 +211,10 @@ typedef struct nn_gemm_params {
     int64_t m, n, k, batch;
     bool a_vector, b_vector; /* MatMul with a 1-D operand */
     nn_shape batch_shape;    /* MatMul batch dims of the output */
+    /* The classifier's fused head (op_head.c, set by passes.c): this op also normalises its
+     * rows (head_softmax 1: Softmax, 2: LogSoftmax, 0: none) and takes their argmax. */
+    bool head;
+    int head_softmax;
 } nn_gemm_params;
 
 typedef struct nn_elementwise_params {
@@ -457,6 +461,13 @@ struct cleval_nn {
     cl_mem nonfinite; /* uint32 [n]: each row's NaN and infinite scores */
     size_t pred_capacity;
     cl_kernel argmax;
+    /* The fused head (op_head.c): the network's last Gemm writes pred and nonfinite itself;
+     * it skips writing the scores when nobody reads them, and counts each row's (label,
+     * prediction) into head_hist (uint32 [head_rows][head_cols]) when that is set. */
+    bool has_head;
+    bool head_scores_unread;
+    cl_mem head_hist, head_labels;
+    uint32_t head_rows, head_cols;
     /* Memory plan for the shapes of the latest inference. */
     nn_slot *slots;
     uint32_t n_slots;
@@ -590,6 +601,17 @@ bool nn_broadcast_keeps_batch(const nn_value *const *operands, const nn_shape *c
 
 /* ---- passes.c ---- */
 cleval_status nn_optimise(cleval_nn *nn);
+
+/* ---- op_head.c ---- */
+#define NN_HEAD_MAX_WIDTH 1024 /* classes a fused head takes (its score tile is local memory) */
+/* Weights (K x C) a fused head takes: every work-group reads all of B for its few rows, which
+ * is cheap while B stays in cache (1 MiB); a larger product runs on gemm_gpu's tiles. */
+#define NN_HEAD_MAX_WEIGHTS 262144
+/* Whether the fused head takes n classes and k inputs (the bounds above) on this device. */
+bool nn_head_fits(const cleval_nn *nn, int64_t n, int64_t k);
+/* A Gemm / MatMul with p.gemm.head: prepare and launch (called by op_gemm.c). */
+cleval_status nn_head_prepare(cleval_nn *nn, nn_op *op);
+cleval_status nn_head_launch(cleval_nn *nn, nn_op *op);
 
 /* ---- precision.c ---- */
 /* Magnitude pruning of the constant weights of Conv, Gemm and MatMul (before nn_optimise). */

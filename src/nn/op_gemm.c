@@ -432,6 +432,7 @@ static cleval_status gemm_prepare(cleval_nn *nn, nn_op *op)
     bool has_c = nn_has_in(op, 2) && p->beta != 0.0f;
     cl_mem unused;
     cleval_status status;
+    if (p->head) return nn_head_prepare(nn, op);
     if (has_c && nn_in(nn, op, 2)->kind == NN_VALUE_CONST &&
         (status = nn_const_mem(nn, op->in[2], &unused)) != CLEVAL_OK)
         return status;
@@ -571,6 +572,10 @@ static cleval_status gemm_infer_all(cleval_nn *nn, nn_op *op)
     nn_gemm_params *p = &op->p.gemm;
     cleval_status status = p->matmul ? matmul_infer(nn, op) : gemm_infer(nn, op);
     if (status != CLEVAL_OK) return status;
+    if (p->head) { /* the fused head (op_head.c) needs no work buffer */
+        op->workspace = 0;
+        return CLEVAL_OK;
+    }
     /* (CPU before prepare, the tile and so the scratch are not known yet: none is counted.) */
     workspace_layout w = layout_of(nn, op, rows_per_launch(nn, op), products_per_launch(nn, op));
     int64_t floats = w.at + w.pack + w.scratch + w.parts;
@@ -767,6 +772,7 @@ static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
 {
     nn_gemm_params *p = &op->p.gemm;
     gemm_call call = {.m = p->m, .count = 1};
+    if (p->head) return nn_head_launch(nn, op);
     operands(nn, op, &call.ao, &call.bo);
     call.a = nn_value_mem(nn, op->in[0]);
     call.b = p->b_packed ? NULL : nn_value_mem(nn, op->in[1]);

@@ -610,6 +610,51 @@ static void drop_unused(cleval_nn *nn)
     }
 }
 
+/* The classifier's last Gemm / MatMul as the fused head (op_head.c) where kernels/head.cl
+ * computes exactly what the separate kernels would: GPU kernels and fp32 storage (fp16 and
+ * int8 keep their own Gemm kernels), a row-major A, a constant B and C, no fused activation
+ * (a clamp would turn distinct scores into ties), at most NN_HEAD_MAX_WIDTH classes, and
+ * either the Gemm's output is the graph output or its only reader is a Softmax / LogSoftmax
+ * over the classes that is. The normalisation is kept (its values are the scores the user
+ * sees), and the argmax is taken on them as the separate argmax kernel would.
+ * CLEVAL_NN_FUSE_HEAD=0 turns it off (to compare both paths). Runs last: the shapes of the
+ * batch of one are known, the layouts chosen. */
+static void fuse_head(cleval_nn *nn, consumers *c)
+{
+    const char *env = getenv("CLEVAL_NN_FUSE_HEAD");
+    if (nn->general || nn->variant != CLEVAL_VARIANT_GPU || nn->precision != CLEVAL_NN_FP32 ||
+        nn->n_outputs != 1 || (env && strcmp(env, "0") == 0) || scan_consumers(nn, c) != CLEVAL_OK)
+        return;
+    const nn_value *out = &nn->values[nn->outputs[0]];
+    if (out->producer < 0 || out->shape.rank != 2) return;
+    nn_op *last = &nn->ops[out->producer], *gemm = last, *norm = NULL;
+    if (last->kind == &nn_kind_softmax || last->kind == &nn_kind_logsoftmax) {
+        const nn_softmax_params *sp = &last->p.softmax;
+        const nn_value *x = &nn->values[last->in[0]];
+        if (x->producer < 0 || (sp->axis != 1 && sp->axis != -1) ||
+            nn->values[last->in[0]].uses != 1 || c->count[last->in[0]] != 1 ||
+            nn->values[last->in[0]].is_output)
+            return;
+        norm = last;
+        gemm = &nn->ops[x->producer];
+    } else if (out->uses != 1) {
+        return; /* an op reads the scores besides the graph output */
+    }
+    if (gemm->dead || (gemm->kind != &nn_kind_gemm && gemm->kind != &nn_kind_matmul)) return;
+    const nn_gemm_params *p = &gemm->p.gemm;
+    const nn_value *a = &nn->values[gemm->in[0]], *b = &nn->values[gemm->in[1]];
+    bool has_c = nn_has_in(gemm, 2) && p->beta != 0.0f;
+    if (p->trans_a || a->shape.rank != 2 || b->shape.rank != 2 || b->kind != NN_VALUE_CONST ||
+        (has_c && nn->values[gemm->in[2]].kind != NN_VALUE_CONST) || nn_epilogue_clamps(&p->ep) ||
+        p->perm_c || !nn_head_fits(nn, p->n, p->k))
+        return;
+    gemm->p.gemm.head = true;
+    gemm->p.gemm.head_softmax = norm ? (norm->kind == &nn_kind_logsoftmax ? 2 : 1) : 0;
+    if (norm) absorb(nn, gemm, norm);
+    append_label(gemm, "ArgMax");
+    nn->has_head = true;
+}
+
 cleval_status nn_optimise(cleval_nn *nn)
 {
     consumers c = {NULL, NULL};
@@ -634,6 +679,7 @@ cleval_status nn_optimise(cleval_nn *nn)
     if (status == CLEVAL_OK) status = fuse_binary_clamps(nn, &c);
     if (status == CLEVAL_OK) drop_unused(nn);
     if (status == CLEVAL_OK) status = choose_layouts(nn, &c);
+    if (status == CLEVAL_OK) fuse_head(nn, &c);
     free(c.op);
     free(c.count);
     return status;

@@ -44,6 +44,16 @@ const char *cleval_histogram_path_name(cleval_histogram_path path);
  * call that waits on the queue. */
 cleval_status cleval_histogram_add(cleval_histogram *hist, cl_mem rows, cl_mem cols, uint64_t n);
 
+/* Counting by another module's kernel (the network's fused head): the device counts, uint32
+ * [n_rows][n_cols] row-major, that such a kernel may add to with atomics, or NULL on the SLOTS
+ * path (its reads overwrite them with the slots' sums). */
+cl_mem cleval_histogram_atomic_target(const cleval_histogram *hist);
+
+/* Records that a command enqueued next adds n samples to the atomic target, as
+ * cleval_histogram_add does for its own (first moving the counts to the host when they could
+ * overflow). Call it before enqueueing that command. */
+cleval_status cleval_histogram_reserve(cleval_histogram *hist, uint64_t n);
+
 /* Widens to new_rows x new_cols (each at least the current size) keeping every count, so a
  * reader that discovers larger labels mid-stream can continue. */
 cleval_status cleval_histogram_grow(cleval_histogram *hist, uint32_t new_rows, uint32_t new_cols);

@@ -275,6 +275,26 @@ cl_mem cleval_nn_scores_buffer(const cleval_nn *nn);
  * (counted by the argmax, so free), valid as the predictions are. */
 cl_mem cleval_nn_nonfinite_buffer(const cleval_nn *nn);
 
+/* Classifier: whether the network ends in the fused head (GPU kernels, fp32: a last Gemm or
+ * MatMul with constant weights and at most 1024 classes, optionally followed by a Softmax or
+ * LogSoftmax over them), which computes the scores, predictions and non-finite counts in one
+ * kernel and can count the predictions itself (cleval_nn_count_predictions). Set
+ * CLEVAL_NN_FUSE_HEAD=0 before create to run the separate kernels instead. */
+bool cleval_nn_has_fused_head(const cleval_nn *nn);
+/* Classifier with a fused head: whether later runs write the scores buffer (default true);
+ * false when nothing reads cleval_nn_scores_buffer(), whose contents are then undefined after
+ * a run without `scores` (a cleval_nn_run() given `scores` still fills them). No effect
+ * without a fused head. */
+void cleval_nn_set_scores_needed(cleval_nn *nn, bool needed);
+/* Classifier with a fused head: every later run adds one to hist[labels[i] * cols + pred[i]]
+ * for each row i (uint32 [rows][cols] row-major, a buffer of the network's device; labels
+ * int32 [n] of the batch, NULL: row 0), pairs outside the grid skipped: the counts
+ * kernels/histogram.cl would add from the predictions. Both buffers must hold the batch's
+ * data when its run is enqueued. hist NULL stops the counting. CLEVAL_ERR_USAGE without a
+ * fused head. */
+cleval_status cleval_nn_count_predictions(cleval_nn *nn, cl_mem hist, cl_mem labels, uint32_t rows,
+                                          uint32_t cols);
+
 /* A host tensor for general graphs: `rank` dims, row-major float data. An input of an integer
  * type gets the values converted on the device (toward zero, saturating), a float16 input gets
  * them rounded to half. */
