@@ -135,7 +135,8 @@ static void test_row_text_equals_number_items(void **state)
                                 123456789012345678ull,
                                 UINT64_MAX,
                                 42};
-    cJSON *rows = cleval_report_counts_json(counts, 3);
+    cleval_counts matrix = {.rows = 3, .cols = 3, .cells = (uint64_t *)counts};
+    cJSON *rows = cleval_report_counts_json(&matrix);
     assert_non_null(rows);
     cJSON *numbers = cJSON_CreateArray();
     for (int r = 0; r < 3; r++) {
@@ -153,7 +154,8 @@ static void test_row_text_equals_number_items(void **state)
     cJSON_Delete(rows);
     cJSON_Delete(numbers);
 
-    cJSON *empty = cleval_report_counts_json(counts, 0);
+    cleval_counts none = {.cells = (uint64_t *)counts};
+    cJSON *empty = cleval_report_counts_json(&none);
     char *text = cleval_report_json_text(empty);
     assert_string_equal(text, "[]");
     free(text);
