@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cleval/counts.h"
+#include "cleval/dataset.h"
 
 static const uint64_t ADDRESS_LIMIT = 512ull << 20;
 
@@ -496,6 +497,89 @@ static void test_metrics_same_both_ways(void **state)
     }
 }
 
+/* Writes a random (y, pred) file of n rows and c classes, the last class present. */
+static const char *write_random(const char *name, uint32_t n, uint32_t c, uint64_t seed)
+{
+    int32_t *y = malloc(n * sizeof *y), *pred = malloc(n * sizeof *pred);
+    assert_non_null(y);
+    assert_non_null(pred);
+    for (uint32_t i = 0; i < n; i++) {
+        y[i] = (int32_t)(next_random(&seed) % c);
+        pred[i] = next_random(&seed) % 3 ? y[i] : (int32_t)(next_random(&seed) % c);
+    }
+    y[n - 1] = (int32_t)c - 1;
+    const char *path = temp_path(name);
+    hid_t file = h5_create(path);
+    hsize_t rows = n;
+    h5_write(file, "y", H5T_NATIVE_INT32, 1, &rows, y, 0, NULL);
+    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &rows, pred, 0, NULL);
+    H5Fclose(file);
+    free(y);
+    free(pred);
+    return path;
+}
+
+/* A part file's checksum attribute and confusion table. */
+static void read_part(const char *path, char *checksum, size_t size, int64_t **confusion,
+                      size_t cells)
+{
+    cleval_dataset *ds;
+    assert_ok(cleval_dataset_open(path, &ds));
+    assert_ok(cleval_dataset_attribute(ds, "checksum", checksum, size));
+    cleval_dataset_close(ds);
+    *confusion = read_confusion(path, cells);
+}
+
+/* Part files (--shard) written from sparse counts: the same checksummed table, block by block,
+ * as from dense ones; `cleval merge` verifies and adds them. */
+static void test_part_files_same_both_ways(void **state)
+{
+    (void)state;
+    enum { C = 31 };
+    char data[4096], parts[2][2][4096];
+    snprintf(data, sizeof data, "%s", write_random("shards.h5", 301, C, 17));
+    for (int sparse = 0; sparse < 2; sparse++)
+        for (int s = 0; s < 2; s++) {
+            char name[64], shard[8];
+            snprintf(name, sizeof name, "part_%s_%d.h5", sparse ? "sparse" : "dense", s);
+            snprintf(parts[sparse][s], sizeof parts[sparse][s], "%s", temp_path(name));
+            snprintf(shard, sizeof shard, "%d/2", s);
+            if (sparse) setenv("CLEVAL_TEST_DENSE_CELLS", "1", 1);
+            int code = run_cleval((const char *[]){"metrics", "--data", data, "--shard", shard,
+                                                   "--save", parts[sparse][s], "--quiet", NULL},
+                                  NULL, NULL);
+            unsetenv("CLEVAL_TEST_DENSE_CELLS");
+            assert_int_equal(code, 0);
+        }
+    for (int s = 0; s < 2; s++) {
+        char sum_dense[64], sum_sparse[64];
+        int64_t *dense, *sparse;
+        read_part(parts[0][s], sum_dense, sizeof sum_dense, &dense, C * C);
+        read_part(parts[1][s], sum_sparse, sizeof sum_sparse, &sparse, C * C);
+        assert_string_equal(sum_dense, sum_sparse);
+        assert_memory_equal(dense, sparse, C * C * sizeof *dense);
+        free(dense);
+        free(sparse);
+    }
+    char *reports[2];
+    for (int sparse = 0; sparse < 2; sparse++) {
+        char merged[4096];
+        snprintf(merged, sizeof merged, "%s", temp_path(sparse ? "merged_s.h5" : "merged_d.h5"));
+        if (sparse) setenv("CLEVAL_TEST_DENSE_CELLS", "1", 1);
+        cJSON *json = run_cleval_json((const char *[]){"merge", parts[sparse][0],
+                                                       parts[sparse][1], "--save", merged,
+                                                       "--json", "-", NULL},
+                                      0);
+        unsetenv("CLEVAL_TEST_DENSE_CELLS");
+        cJSON_DeleteItemFromObject(json, "timing");
+        reports[sparse] = cJSON_PrintUnformatted(json);
+        cJSON_Delete(json);
+    }
+    assert_string_equal(reports[0], reports[1]);
+    free(reports[0]);
+    free(reports[1]);
+}
+
 /* knn (the class count known before the run, predictions made on the device) and eval. */
 static void test_knn_and_eval_same_both_ways(void **state)
 {
@@ -542,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_drift_with_label_16383),
         cmocka_unit_test(test_metrics_same_both_ways),
         cmocka_unit_test(test_knn_and_eval_same_both_ways),
+        cmocka_unit_test(test_part_files_same_both_ways),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

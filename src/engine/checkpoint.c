@@ -53,19 +53,6 @@ static bool read_score_sums(state_reader *r, bool with_scores, cleval_score_sums
     return ok;
 }
 
-cleval_status engine_write_counts(state_writer *w, const char *name,
-                                  const pipeline_counts *counts)
-{
-    if (!cleval_counts_is_sparse(counts))
-        return state_write_counts(w, name, counts->rows, counts->cols, counts->cells);
-    uint64_t *dense;
-    cleval_status status = cleval_counts_to_dense(counts, &dense);
-    if (status != CLEVAL_OK) return status;
-    status = state_write_counts(w, name, counts->rows, counts->cols, dense);
-    free(dense);
-    return status;
-}
-
 cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_t row_begin,
                               uint64_t row_end, const checkpoint_state *state, uint32_t n_counters)
 {
@@ -82,7 +69,7 @@ cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_
         (status = state_set_int(&w, "row_end", (int64_t)row_end)) ||
         (status = state_set_int(&w, "rows_done", (int64_t)state->rows_done)) ||
         (status = state_set_digest(&w, "rows_checksum", state->rows_digest)) ||
-        (status = engine_write_counts(&w, "counts", &state->counts)) ||
+        (status = state_write_count_table(&w, "counts", &state->counts)) ||
         (status = state_write_counts(&w, "counters", 1, n_counters ? n_counters : 1, counters)) ||
         (state->with_scores && (status = write_score_sums(&w, &state->scores))) ||
         (status = state_seal(&w))) {

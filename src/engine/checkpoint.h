@@ -14,12 +14,6 @@ typedef struct checkpoint_state {
     cleval_score_sums scores; /* their sums over the rows done */
 } checkpoint_state;
 
-/* state_write_counts() of counts of either backing (a checkpoint's, a part file's): sparse
- * counts are written out densely, as the checksummed [rows][cols] table the format holds. */
-struct state_writer;
-cleval_status engine_write_counts(struct state_writer *w, const char *name,
-                                  const pipeline_counts *counts);
-
 cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_t row_begin,
                               uint64_t row_end, const checkpoint_state *state,
                               uint32_t n_counters);

@@ -163,8 +163,8 @@ static cleval_status finish_part(cleval_predfile *file, const engine_run_spec *s
     state_writer_init(&w, file, "part");
     cleval_status status;
     if ((status = describe_file(&w, spec, ctx, n_total)) ||
-        (status = engine_write_counts(&w, spec->labels ? "confusion" : "predicted_counts",
-                                      counts)) ||
+        (status = state_write_count_table(&w, spec->labels ? "confusion" : "predicted_counts",
+                                          counts)) ||
         (status = state_set_int(&w, "n_classes", counts->cols)) ||
         (status = state_set_digest(&w, "rows_checksum", ctx->rows_digest)))
         return status;

@@ -265,13 +265,15 @@ static hid_t create_blocked_dataset(hid_t file, const char *name, const hsize_t 
     return dset;
 }
 
-/* Writes the sorted nonzero cells block by block; false when HDF5 fails. */
+/* Writes the sorted nonzero cells block by block: only the blocks that hold one, or with
+ * `every_block` all of them (zeros included); false when HDF5 fails. */
 static bool write_blocks(hid_t dset, uint32_t rows, uint32_t cols, uint32_t block,
-                         const cleval_count_cell *cells, size_t n, uint64_t *buffer)
+                         const cleval_count_cell *cells, size_t n, uint64_t *buffer,
+                         bool every_block)
 {
-    for (size_t i = 0; i < n;) {
-        uint32_t first = cells[i].row / block * block;
-        uint32_t count = rows - first < block ? rows - first : block;
+    for (size_t i = 0, first = 0; every_block ? first < rows : i < n; first += block) {
+        if (!every_block) first = cells[i].row / block * block;
+        uint32_t count = rows - (uint32_t)first < block ? rows - (uint32_t)first : block;
         memset(buffer, 0, (size_t)count * cols * sizeof *buffer);
         for (; i < n && cells[i].row < first + count; i++)
             buffer[(size_t)(cells[i].row - first) * cols + cells[i].col] = cells[i].count;
@@ -288,11 +290,12 @@ static bool write_blocks(hid_t dset, uint32_t rows, uint32_t cols, uint32_t bloc
     return true;
 }
 
-cleval_status cleval_predfile_write_count_table(cleval_predfile *pf, const char *name,
-                                                const cleval_counts *counts)
+/* Sparse counts into a new int64 [rows, cols] dataset, row block by row block: chunked and
+ * compressed with only the blocks that hold a count (`blocked`), or contiguous with every
+ * block written, as cleval_predfile_write_counts lays it out. */
+static cleval_status write_sparse(cleval_predfile *pf, const char *name,
+                                  const cleval_counts *counts, bool blocked)
 {
-    if (!cleval_counts_is_sparse(counts))
-        return cleval_predfile_write_counts(pf, name, counts->rows, counts->cols, counts->cells);
     uint32_t block = block_rows(counts->cols);
     block = block < counts->rows ? block : counts->rows; /* a chunk lies inside the dataset */
     cleval_count_cell *cells;
@@ -306,12 +309,30 @@ cleval_status cleval_predfile_write_count_table(cleval_predfile *pf, const char 
     }
     hsize_t dims[2] = {counts->rows, counts->cols}, chunk[2] = {block, counts->cols};
     errno = 0;
-    hid_t dset = create_blocked_dataset(pf->file, name, dims, chunk);
-    bool ok = dset >= 0 && write_blocks(dset, counts->rows, counts->cols, block, cells, n, buffer);
+    hid_t dset = blocked ? create_blocked_dataset(pf->file, name, dims, chunk)
+                         : create_dataset(pf->file, name, H5T_STD_I64LE, 2, dims);
+    bool ok = dset >= 0 &&
+              write_blocks(dset, counts->rows, counts->cols, block, cells, n, buffer, !blocked);
     if (dset >= 0) H5Dclose(dset);
     free(buffer);
     free(cells);
     return ok ? CLEVAL_OK : write_failed(pf, "dataset", name);
+}
+
+cleval_status cleval_predfile_write_count_table(cleval_predfile *pf, const char *name,
+                                                const cleval_counts *counts)
+{
+    if (!cleval_counts_is_sparse(counts))
+        return cleval_predfile_write_counts(pf, name, counts->rows, counts->cols, counts->cells);
+    return write_sparse(pf, name, counts, true);
+}
+
+cleval_status cleval_predfile_write_count_rows(cleval_predfile *pf, const char *name,
+                                               const cleval_counts *counts)
+{
+    if (!cleval_counts_is_sparse(counts))
+        return cleval_predfile_write_counts(pf, name, counts->rows, counts->cols, counts->cells);
+    return write_sparse(pf, name, counts, false);
 }
 
 cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *name,

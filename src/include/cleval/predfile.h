@@ -61,6 +61,12 @@ cleval_status cleval_predfile_write_counts(cleval_predfile *pf, const char *name
 cleval_status cleval_predfile_write_count_table(cleval_predfile *pf, const char *name,
                                                 const cleval_counts *counts);
 
+/* As cleval_predfile_write_counts, the same contiguous dataset, from counts of either backing:
+ * sparse ones are written one block of rows at a time (state files, whose readers expect that
+ * layout). */
+cleval_status cleval_predfile_write_count_rows(cleval_predfile *pf, const char *name,
+                                               const cleval_counts *counts);
+
 /* Stores a 1-D dataset of UTF-8 strings (class names). */
 cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *name,
                                             char *const *strings, uint32_t count);
