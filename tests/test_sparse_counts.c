@@ -123,8 +123,7 @@ static void test_backings_agree(void **state)
 /* --- Large labels under an address-space limit --------------------------------------------- */
 
 /* A 4-row prediction file; scores [4][2] when `scores`. */
-static const char *write_rows(const char *name, const int32_t *y, const int32_t *pred,
-                              bool scores)
+static const char *write_rows(const char *name, const int32_t *y, const int32_t *pred, bool scores)
 {
     const char *path = temp_path(name);
     hid_t file = h5_create(path);
@@ -320,8 +319,8 @@ static void test_drift_with_label_16383(void **state)
     snprintf(path_cur, sizeof path_cur, "%s", write_rows("drift_cur.h5", y, cur, true));
     snprintf(json, sizeof json, "%s", temp_path("drift.json"));
     char *out = NULL;
-    int code = run_limited((const char *[]){"drift", path_ref, path_cur, "--max-classes",
-                                            "20000", "--json", json, "--quiet", NULL},
+    int code = run_limited((const char *[]){"drift", path_ref, path_cur, "--max-classes", "20000",
+                                            "--json", json, "--quiet", NULL},
                            &out);
     free(out);
     assert_int_equal(code, 0); /* the same class mix: no alert */
@@ -336,8 +335,8 @@ static void test_drift_with_label_16383(void **state)
     assert_int_equal(cJSON_GetObjectItem(last, "support_current")->valueint, 1);
     assert_true(cJSON_GetObjectItem(last, "recall_reference")->valuedouble == 1.0);
     assert_true(cJSON_GetObjectItem(last, "recall_current")->valuedouble == 0.0);
-    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(per_class, 5),
-                                                 "recall_current")));
+    assert_true(
+        cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(per_class, 5), "recall_current")));
     cJSON_Delete(report);
 }
 
@@ -566,9 +565,8 @@ static void test_part_files_same_both_ways(void **state)
         char merged[4096];
         snprintf(merged, sizeof merged, "%s", temp_path(sparse ? "merged_s.h5" : "merged_d.h5"));
         if (sparse) setenv("CLEVAL_TEST_DENSE_CELLS", "1", 1);
-        cJSON *json = run_cleval_json((const char *[]){"merge", parts[sparse][0],
-                                                       parts[sparse][1], "--save", merged,
-                                                       "--json", "-", NULL},
+        cJSON *json = run_cleval_json((const char *[]){"merge", parts[sparse][0], parts[sparse][1],
+                                                       "--save", merged, "--json", "-", NULL},
                                       0);
         unsetenv("CLEVAL_TEST_DENSE_CELLS");
         cJSON_DeleteItemFromObject(json, "timing");
@@ -588,8 +586,8 @@ static void test_knn_and_eval_same_both_ways(void **state)
     snprintf(train, sizeof train, "%s", fixture_path("knn/digits_train.h5"));
     snprintf(test, sizeof test, "%s", fixture_path("knn/digits_test.h5"));
     free(expect_same_reports(
-        (const char *[]){"knn", "--train", train, "--data", test, "-k", "3", NULL}, "knn",
-        false, 0));
+        (const char *[]){"knn", "--train", train, "--data", test, "-k", "3", NULL}, "knn", false,
+        0));
 
     /* The Fashion-MNIST images of the model's fixture, with labels made up here: a model
      * right or wrong, the counts must be the same either way. */
@@ -613,8 +611,8 @@ static void test_knn_and_eval_same_both_ways(void **state)
     free(x);
     snprintf(model, sizeof model, "%s/../../datasets/fmnist_cnn.onnx", CLEVAL_FIXTURES_DIR);
     free(expect_same_reports(
-        (const char *[]){"eval", "--model", model, "--data", data, "--batch", "60", NULL},
-        "eval", false, 0));
+        (const char *[]){"eval", "--model", model, "--data", data, "--batch", "60", NULL}, "eval",
+        false, 0));
 }
 
 int main(void)

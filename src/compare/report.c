@@ -48,8 +48,7 @@ cJSON *cleval_compare_json(const cleval_compare_result *r)
     cJSON_AddNumberToObject(json, "agreement", r->agreement);
     cJSON_AddNumberToObject(json, "flips", (double)r->flips);
     cJSON_AddNumberToObject(json, "flip_rate", r->flip_rate);
-    cJSON_AddItemToObject(json, "flip_matrix",
-                          cleval_report_counts_json(&r->flip_matrix));
+    cJSON_AddItemToObject(json, "flip_matrix", cleval_report_counts_json(&r->flip_matrix));
 
     cJSON_AddBoolToObject(json, "has_labels", r->has_labels);
     if (r->has_labels) {

@@ -334,8 +334,7 @@ cJSON *cleval_drift_json(const cleval_drift_result *r)
     if (r->has_recall) {
         uint32_t c = r->n_classes;
         cJSON *labels = cJSON_AddObjectToObject(json, "labels");
-        cJSON_AddNumberToObject(labels, "accuracy_reference",
-                                accuracy_of(&r->reference, c));
+        cJSON_AddNumberToObject(labels, "accuracy_reference", accuracy_of(&r->reference, c));
         cJSON_AddNumberToObject(labels, "accuracy_current", accuracy_of(&r->current, c));
         cJSON *per_class = cJSON_AddArrayToObject(labels, "per_class");
         for (uint32_t k = 0; per_class && k < c; k++) {
@@ -343,10 +342,8 @@ cJSON *cleval_drift_json(const cleval_drift_result *r)
             cJSON_AddNumberToObject(o, "label", k);
             if (r->class_names.names && k < r->class_names.count)
                 cJSON_AddStringToObject(o, "name", r->class_names.names[k]);
-            cJSON_AddNumberToObject(o, "support_reference",
-                                    (double)r->reference.support[k]);
-            cJSON_AddNumberToObject(o, "support_current",
-                                    (double)r->current.support[k]);
+            cJSON_AddNumberToObject(o, "support_reference", (double)r->reference.support[k]);
+            cJSON_AddNumberToObject(o, "support_current", (double)r->current.support[k]);
             /* NaN (no support) prints as null. */
             cJSON_AddNumberToObject(o, "recall_reference", r->recall_reference[k]);
             cJSON_AddNumberToObject(o, "recall_current", r->recall_current[k]);

@@ -196,8 +196,8 @@ static cleval_status read_batch(scan_state *s, uint64_t row0, uint64_t count, in
     if (status == CLEVAL_OK && s->y)
         status = cleval_column_read_i32(s->y, row0, count, s->y_buf.host, &max_y);
     *max_label = max_pred > max_y ? max_pred : max_y;
-    if (status == CLEVAL_OK && s->y && (status = fit_labels(s, (uint32_t)(*max_label + 1))) ==
-                                           CLEVAL_OK)
+    if (status == CLEVAL_OK && s->y &&
+        (status = fit_labels(s, (uint32_t)(*max_label + 1))) == CLEVAL_OK)
         count_labels(s, s->y_buf.host, s->pred_buf.host, count);
     cleval_status unmap = cleval_hostbuf_unmap(dev, &s->scores_buf);
     if (status == CLEVAL_OK) status = unmap;

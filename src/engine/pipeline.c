@@ -149,7 +149,8 @@ static cleval_status count_on_host(pipeline *p, const pipeline_slot *slot)
     for (uint32_t i = 0; status == CLEVAL_OK && i < slot->n; i++)
         status = cleval_counts_add(&p->host_counts, cfg->labels ? (uint32_t)slot->labels[i] : 0,
                                    (uint32_t)slot->pred[i], 1);
-    if (status != CLEVAL_OK) return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
+    if (status != CLEVAL_OK)
+        return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
     return CLEVAL_OK;
 }
 

@@ -47,8 +47,8 @@ static cleval_status table_resize(cleval_counts *c, size_t capacity)
     if (!table)
         return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for %zu nonzero counts", c->used);
     for (size_t i = 0; i < c->capacity; i++)
-        if (c->table[i].count) *table_find(table, capacity, c->table[i].row, c->table[i].col) =
-                                   c->table[i];
+        if (c->table[i].count)
+            *table_find(table, capacity, c->table[i].row, c->table[i].col) = c->table[i];
     free(c->table);
     c->table = table;
     c->capacity = capacity;
@@ -115,8 +115,8 @@ bool cleval_counts_next(const cleval_counts *c, size_t *pos, cleval_count_cell *
     if (c->cells) {
         for (size_t end = (size_t)c->rows * c->cols; *pos < end; ++*pos)
             if (c->cells[*pos]) {
-                *cell = (cleval_count_cell){(uint32_t)(*pos / c->cols),
-                                            (uint32_t)(*pos % c->cols), c->cells[*pos]};
+                *cell = (cleval_count_cell){(uint32_t)(*pos / c->cols), (uint32_t)(*pos % c->cols),
+                                            c->cells[*pos]};
                 ++*pos;
                 return true;
             }
@@ -175,12 +175,12 @@ cleval_status cleval_counts_add_dense(cleval_counts *into, uint32_t rows, uint32
 
 cleval_status cleval_counts_copy(const cleval_counts *c, cleval_counts *out)
 {
-    *out = (cleval_counts){.rows = c->rows, .cols = c->cols, .used = c->used,
-                           .capacity = c->capacity};
+    *out =
+        (cleval_counts){.rows = c->rows, .cols = c->cols, .used = c->used, .capacity = c->capacity};
     if (!c->cells && !c->table) return CLEVAL_OK; /* a zeroed struct */
     size_t cells = (size_t)c->rows * c->cols;
-    size_t bytes = c->cells ? (cells > 0 ? cells : 1) * sizeof *c->cells
-                            : c->capacity * sizeof *c->table;
+    size_t bytes =
+        c->cells ? (cells > 0 ? cells : 1) * sizeof *c->cells : c->capacity * sizeof *c->table;
     void *copy = malloc(bytes > 0 ? bytes : 1);
     if (!copy) {
         *out = (cleval_counts){0};
@@ -236,11 +236,10 @@ uint64_t cleval_counts_total(const cleval_counts *c)
 cleval_status cleval_counts_to_dense(const cleval_counts *c, uint64_t **out)
 {
     uint64_t cells = (uint64_t)c->rows * c->cols;
-    *out = cells <= SIZE_MAX / sizeof **out ? calloc(cells ? (size_t)cells : 1, sizeof **out)
-                                            : NULL;
+    *out =
+        cells <= SIZE_MAX / sizeof **out ? calloc(cells ? (size_t)cells : 1, sizeof **out) : NULL;
     if (!*out)
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for %u x %u counts", c->rows,
-                           c->cols);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for %u x %u counts", c->rows, c->cols);
     size_t pos = 0;
     cleval_count_cell cell;
     while (cleval_counts_next(c, &pos, &cell))

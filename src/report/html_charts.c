@@ -234,9 +234,8 @@ static uint32_t heatmap_classes(const heat_matrix *m, uint32_t *shown, size_t *p
     return count;
 }
 
-static void heatmap_svg(FILE *f, const cJSON *report, const heat_matrix *m,
-                        const uint32_t *shown, uint32_t n_shown, const char *rows_are,
-                        const char *columns_are)
+static void heatmap_svg(FILE *f, const cJSON *report, const heat_matrix *m, const uint32_t *shown,
+                        uint32_t n_shown, const char *rows_are, const char *columns_are)
 {
     const double left = 150, top = 80, cell = n_shown <= 12 ? 34 : 24;
     char name[256], colour[8], text[32];

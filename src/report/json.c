@@ -86,8 +86,7 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
         cJSON_AddItemToObject(root, "cohen_kappa", kappa_object(m));
         cJSON_AddItemToObject(root, "per_class", per_class_array(m, names));
         if (cm)
-            cJSON_AddItemToObject(root, "confusion_matrix",
-                                  cleval_report_counts_json(&cm->counts));
+            cJSON_AddItemToObject(root, "confusion_matrix", cleval_report_counts_json(&cm->counts));
     }
     if (timing) {
         cJSON_AddStringToObject(root, "device", timing->device ? timing->device : "");

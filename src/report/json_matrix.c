@@ -46,8 +46,8 @@ cJSON *cleval_report_counts_json(const cleval_counts *counts)
     if (text) {
         at += (size_t)snprintf(text, size, "%cM%u %u", MARK, counts->rows, counts->cols);
         for (size_t i = 0; i < n; i++)
-            at += (size_t)snprintf(text + at, size - at, " %u:%u:%llu", cells[i].row,
-                                   cells[i].col, (unsigned long long)cells[i].count);
+            at += (size_t)snprintf(text + at, size - at, " %u:%u:%llu", cells[i].row, cells[i].col,
+                                   (unsigned long long)cells[i].count);
         text[at++] = MARK;
         text[at] = '\0';
     }
@@ -97,9 +97,8 @@ bool cleval_report_matrix_cells(const cJSON *item, uint32_t *rows, uint32_t *col
 {
     *cells = NULL;
     *n = 0;
-    const char *at = cJSON_IsRaw(item) && item->valuestring
-                         ? parse_header(item->valuestring, rows, cols)
-                         : NULL;
+    const char *at =
+        cJSON_IsRaw(item) && item->valuestring ? parse_header(item->valuestring, rows, cols) : NULL;
     if (!at) return false;
     size_t count = 0;
     for (const char *p = at; *p && *p != MARK; p++)
