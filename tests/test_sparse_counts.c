@@ -16,6 +16,7 @@
 
 #include "cleval/counts.h"
 #include "cleval/dataset.h"
+#include "cleval/report.h"
 
 static const uint64_t ADDRESS_LIMIT = 512ull << 20;
 
@@ -118,6 +119,37 @@ static void test_backings_agree(void **state)
         free(wider);
         free(reference);
     }
+}
+
+/* A report placeholder holds the widest cells (ten-digit indices, twenty-digit counts) and
+ * reads back exactly: 20 of them, so a text buffer sized for narrower cells would overflow. */
+static void test_placeholder_round_trips(void **state)
+{
+    (void)state;
+    enum { CELLS = 20 };
+    const uint32_t n = 4000000000u;
+    cleval_counts counts;
+    assert_ok(cleval_counts_init(&counts, n, n));
+    for (uint32_t i = 0; i < CELLS; i++)
+        assert_ok(cleval_counts_add(&counts, 3999999999u - i, 3999999999u - 2 * i, UINT64_MAX - i));
+    cJSON *item = cleval_report_counts_json(&counts);
+    assert_non_null(item);
+    uint32_t rows, cols;
+    cleval_count_cell *cells;
+    size_t got;
+    assert_true(cleval_report_matrix_cells(item, &rows, &cols, &cells, &got));
+    assert_int_equal(rows, n);
+    assert_int_equal(cols, n);
+    assert_int_equal(got, CELLS);
+    for (uint32_t i = 0; i < CELLS; i++) { /* row-major: the last added comes first */
+        uint32_t k = CELLS - 1 - i;
+        assert_int_equal(cells[i].row, 3999999999u - k);
+        assert_int_equal(cells[i].col, 3999999999u - 2 * k);
+        assert_true(cells[i].count == UINT64_MAX - k);
+    }
+    free(cells);
+    cJSON_Delete(item);
+    cleval_counts_free(&counts);
 }
 
 /* --- Large labels under an address-space limit --------------------------------------------- */
@@ -619,6 +651,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backings_agree),
+        cmocka_unit_test(test_placeholder_round_trips),
         cmocka_unit_test(test_metrics_with_label_9000),
         cmocka_unit_test(test_compare_with_label_16383),
         cmocka_unit_test(test_drift_with_label_16383),

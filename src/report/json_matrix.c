@@ -9,6 +9,7 @@
  * inside strings, so a placeholder can never be confused with report text. */
 #include "json_matrix.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,9 @@ cJSON *cleval_report_counts_json(const cleval_counts *counts)
     cleval_count_cell *cells;
     size_t n;
     if (cleval_counts_sorted(counts, &cells, &n) != CLEVAL_OK) return NULL;
-    size_t size = 32 + n * 34, at = 0; /* a cell: two uint32 and a uint64, three separators */
+    /* The header: MARK, 'M', two uint32 and a space; a cell: a space, two uint32, a uint64 and
+     * two colons (at most 43 characters); then MARK and the terminator. */
+    size_t size = 24 + n * 43 + 2, at = 0;
     char *text = cJSON_malloc(size);
     if (text) {
         at += (size_t)snprintf(text, size, "%cM%u %u", MARK, counts->rows, counts->cols);
@@ -59,18 +62,30 @@ cJSON *cleval_report_counts_json(const cleval_counts *counts)
     return item;
 }
 
+/* The decimal number at `at` (digits only, at most `max`) into *value; returns what follows
+ * it, or NULL when there is none. */
+static const char *parse_number(const char *at, unsigned long long max, unsigned long long *value)
+{
+    if (*at < '0' || *at > '9') return NULL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(at, &end, 10);
+    if (errno || v > max) return NULL;
+    *value = v;
+    return end;
+}
+
 /* Reads "rows cols" after MARK "M"; returns where the cells begin, or NULL. */
 static const char *parse_header(const char *text, uint32_t *rows, uint32_t *cols)
 {
     if (text[0] != MARK || text[1] != 'M') return NULL;
-    char *end;
-    unsigned long r = strtoul(text + 2, &end, 10);
-    if (*end != ' ') return NULL;
-    unsigned long c = strtoul(end + 1, &end, 10);
-    if (r > UINT32_MAX || c > UINT32_MAX) return NULL;
+    unsigned long long r, c;
+    const char *at = parse_number(text + 2, UINT32_MAX, &r);
+    at = at && *at == ' ' ? parse_number(at + 1, UINT32_MAX, &c) : NULL;
+    if (!at) return NULL;
     *rows = (uint32_t)r;
     *cols = (uint32_t)c;
-    return end;
+    return at;
 }
 
 /* Reads the next " row:col:count" into *cell; returns what follows it, or NULL at the end
@@ -79,17 +94,16 @@ static const char *parse_cell(const char *at, cleval_count_cell *cell, bool *bad
 {
     *bad = false;
     if (*at == MARK) return NULL;
-    char *end;
-    unsigned long r, c;
-    unsigned long long v;
-    if (*at != ' ' || (r = strtoul(at + 1, &end, 10), *end != ':') ||
-        (c = strtoul(end + 1, &end, 10), *end != ':') ||
-        (v = strtoull(end + 1, &end, 10), end == at) || r > UINT32_MAX || c > UINT32_MAX) {
+    unsigned long long r, c, v;
+    const char *p = *at == ' ' ? parse_number(at + 1, UINT32_MAX, &r) : NULL;
+    p = p && *p == ':' ? parse_number(p + 1, UINT32_MAX, &c) : NULL;
+    p = p && *p == ':' ? parse_number(p + 1, UINT64_MAX, &v) : NULL;
+    if (!p) {
         *bad = true;
         return NULL;
     }
     *cell = (cleval_count_cell){(uint32_t)r, (uint32_t)c, v};
-    return end;
+    return p;
 }
 
 bool cleval_report_matrix_cells(const cJSON *item, uint32_t *rows, uint32_t *cols,
