@@ -137,7 +137,7 @@ static void test_placeholder_round_trips(void **state)
     uint32_t rows, cols;
     cleval_count_cell *cells;
     size_t got;
-    assert_true(cleval_report_matrix_cells(item, &rows, &cols, &cells, &got));
+    assert_ok(cleval_report_matrix_cells(item, &rows, &cols, &cells, &got));
     assert_int_equal(rows, n);
     assert_int_equal(cols, n);
     assert_int_equal(got, CELLS);

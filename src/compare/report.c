@@ -122,6 +122,14 @@ static const char *class_label(const cleval_compare_result *r, int32_t k, char *
     return buf;
 }
 
+/* Whether flip (a, b) seen v times comes before flip (a2, b2) seen v2 times: more often
+ * first, then by A's class, then B's. */
+static bool ranks_before(uint64_t v, uint32_t a, uint32_t b, uint64_t v2, uint32_t a2, uint32_t b2)
+{
+    if (v != v2) return v > v2;
+    return a != a2 ? a < a2 : b < b2;
+}
+
 static void print_matrix(FILE *out, const cleval_compare_result *r)
 {
     uint32_t c = r->n_classes;
@@ -139,19 +147,20 @@ static void print_matrix(FILE *out, const cleval_compare_result *r)
         }
         return;
     }
-    /* Too wide to print: the most frequent flips, ties by (A class, B class): the nonzero
-     * cells in row-major order, each placed after the equal ones before it. */
+    /* Too wide to print: the most frequent flips, ties by (A class, B class), whatever order
+     * the nonzero cells come in. */
     uint64_t top_count[TOP_CELLS] = {0};
     uint32_t top_a[TOP_CELLS], top_b[TOP_CELLS], n_top = 0;
-    cleval_count_cell *cells;
-    size_t n_cells;
-    if (cleval_counts_sorted(&r->flip_matrix, &cells, &n_cells) != CLEVAL_OK) n_cells = 0;
-    for (size_t i = 0; i < n_cells; i++) {
-        uint32_t a = cells[i].row, b = cells[i].col;
-        uint64_t v = cells[i].count;
-        if (a == b || (n_top == TOP_CELLS && v <= top_count[n_top - 1])) continue;
+    size_t pos = 0;
+    cleval_count_cell cell;
+    while (cleval_counts_next(&r->flip_matrix, &pos, &cell)) {
+        uint32_t a = cell.row, b = cell.col;
+        uint64_t v = cell.count;
+        if (a == b || (n_top == TOP_CELLS && !ranks_before(v, a, b, top_count[n_top - 1],
+                                                           top_a[n_top - 1], top_b[n_top - 1])))
+            continue;
         uint32_t at = n_top < TOP_CELLS ? n_top++ : n_top - 1;
-        while (at > 0 && v > top_count[at - 1]) {
+        while (at > 0 && ranks_before(v, a, b, top_count[at - 1], top_a[at - 1], top_b[at - 1])) {
             top_count[at] = top_count[at - 1];
             top_a[at] = top_a[at - 1];
             top_b[at] = top_b[at - 1];
@@ -159,7 +168,6 @@ static void print_matrix(FILE *out, const cleval_compare_result *r)
         }
         top_count[at] = v, top_a[at] = a, top_b[at] = b;
     }
-    free(cells);
     fprintf(out, "Most frequent flips (class in A -> class in B), of %u classes\n", c);
     char la[96], lb[96];
     for (uint32_t i = 0; i < n_top; i++)

@@ -140,7 +140,9 @@ static bool read_matrix(const cJSON *matrix, heat_matrix *m)
     uint32_t rows, cols;
     cleval_count_cell *cells;
     size_t n;
-    if (cleval_report_matrix_cells(matrix, &rows, &cols, &cells, &n)) {
+    cleval_status status = cleval_report_matrix_cells(matrix, &rows, &cols, &cells, &n);
+    if (status == CLEVAL_ERR_NOMEM) html_memory_lost();
+    if (status == CLEVAL_OK) {
         m->n = rows;
         m->cells = html_malloc((n ? n : 1) * sizeof *m->cells);
         for (size_t i = 0; m->cells && i < n; i++)

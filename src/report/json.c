@@ -85,8 +85,14 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
         cJSON_AddNumberToObject(root, "mcc", m->mcc);
         cJSON_AddItemToObject(root, "cohen_kappa", kappa_object(m));
         cJSON_AddItemToObject(root, "per_class", per_class_array(m, names));
-        if (cm)
-            cJSON_AddItemToObject(root, "confusion_matrix", cleval_report_counts_json(&cm->counts));
+        /* Its nonzero cells are listed with memory of their own: a report without its matrix
+         * would pass for a whole one, so running out of memory fails the report. */
+        cJSON *matrix = cm ? cleval_report_counts_json(&cm->counts) : NULL;
+        if (cm && !matrix) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+        if (matrix) cJSON_AddItemToObject(root, "confusion_matrix", matrix);
     }
     if (timing) {
         cJSON_AddStringToObject(root, "device", timing->device ? timing->device : "");

@@ -106,30 +106,31 @@ static const char *parse_cell(const char *at, cleval_count_cell *cell, bool *bad
     return p;
 }
 
-bool cleval_report_matrix_cells(const cJSON *item, uint32_t *rows, uint32_t *cols,
-                                cleval_count_cell **cells, size_t *n)
+cleval_status cleval_report_matrix_cells(const cJSON *item, uint32_t *rows, uint32_t *cols,
+                                         cleval_count_cell **cells, size_t *n)
 {
     *cells = NULL;
     *n = 0;
     const char *at =
         cJSON_IsRaw(item) && item->valuestring ? parse_header(item->valuestring, rows, cols) : NULL;
-    if (!at) return false;
+    if (!at) return CLEVAL_ERR_INPUT;
     size_t count = 0;
     for (const char *p = at; *p && *p != MARK; p++)
         count += *p == ' ';
     cleval_count_cell *list = malloc((count ? count : 1) * sizeof *list);
-    if (!list) return false;
+    if (!list)
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %zu matrix cells", count);
     bool bad = false;
     size_t k = 0;
     while (k < count && (at = parse_cell(at, &list[k], &bad)) != NULL)
         k++;
     if (bad || k != count) {
         free(list);
-        return false;
+        return CLEVAL_ERR_INPUT;
     }
     *cells = list;
     *n = count;
-    return true;
+    return CLEVAL_OK;
 }
 
 /* Buffered output through report_json_emit. */

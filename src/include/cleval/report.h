@@ -94,9 +94,10 @@ cJSON *cleval_report_devices_json(const cleval_device_info *infos, uint32_t n);
 cJSON *cleval_report_counts_json(const cleval_counts *counts);
 
 /* The shape and the nonzero cells (row-major, malloc'd: free()) of a placeholder made by
- * cleval_report_counts_json(); false when `item` is no placeholder or memory ran out. */
-bool cleval_report_matrix_cells(const cJSON *item, uint32_t *rows, uint32_t *cols,
-                                cleval_count_cell **cells, size_t *n);
+ * cleval_report_counts_json(): CLEVAL_ERR_INPUT when `item` is no placeholder, CLEVAL_ERR_NOMEM
+ * when memory ran out. */
+cleval_status cleval_report_matrix_cells(const cJSON *item, uint32_t *rows, uint32_t *cols,
+                                         cleval_count_cell **cells, size_t *n);
 
 /* The text of `json` as cleval_report_write_json() writes it, without the final newline
  * (numbers become raw items in `json`): heap memory to free(), or NULL when out of memory. */
