@@ -303,17 +303,21 @@ static void test_low_memory_limit(void **state)
 }
 
 /* Running out of memory is exit 4 with one line naming the file: a label of 20,000 allowed by
- * --max-classes needs a 20001 x 20001 device histogram (3.2 GB), beyond a 1 GiB limit. */
+ * --max-classes, with every count matrix forced dense (CLEVAL_TEST_DENSE_CELLS; by default so
+ * many classes are counted sparsely), needs a 20001 x 20001 device histogram (3.2 GB), beyond
+ * a 1 GiB limit. */
 static void test_out_of_memory_exits_4(void **state)
 {
     (void)state;
     if (!ADDRESS_LIMITS_WORK) skip();
     char big[4096];
     snprintf(big, sizeof big, "%s", write_label("oom_label.h5", 20000));
+    setenv("CLEVAL_TEST_DENSE_CELLS", "1000000000000", 1);
     set_cleval_address_limit(1ull << 30);
     expect_cleval_error((const char *[]){"metrics", "--data", big, "--max-classes", "30000", NULL},
                         4, "oom_label.h5: out of memory");
     set_cleval_address_limit(0);
+    unsetenv("CLEVAL_TEST_DENSE_CELLS");
 }
 
 /* A --batch beyond the rows costs no memory beyond them: under a 1 GiB limit, a batch of a

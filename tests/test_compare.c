@@ -106,7 +106,7 @@ static void check_matrix(const cleval_compare_result *r, const cJSON *expected)
     for (uint32_t a = 0; a < r->n_classes; a++)
         for (uint32_t b = 0; b < r->n_classes; b++)
             assert_int_equal(
-                r->flip_matrix[a * r->n_classes + b],
+                cleval_counts_get(&r->flip_matrix, a, b),
                 cJSON_GetArrayItem(cJSON_GetArrayItem(rows, (int)a), (int)b)->valueint);
 }
 

@@ -323,6 +323,28 @@ static cleval_status widen(cleval_predict_outcome *out, uint32_t n_classes)
     return out->has_labels ? cleval_confusion_grow(&out->confusion, n_classes) : CLEVAL_OK;
 }
 
+/* Sums the ranks' confusion matrices. The reduction works on dense arrays, so the counts are
+ * made dense for it (a sparse matrix of many classes costs its C^2 cells here, under MPI only). */
+static cleval_status sum_confusion(const cleval_cluster *cluster, cleval_confusion *cm)
+{
+    uint64_t *dense;
+    uint32_t c = cm->n_classes;
+    cleval_status status = cleval_counts_to_dense(&cm->counts, &dense);
+    if (status != CLEVAL_OK) return status;
+    status = cleval_cluster_sum_counts(cluster, dense, (uint64_t)c * c);
+    cleval_confusion summed;
+    if (status == CLEVAL_OK && (status = cleval_confusion_init(&summed, c)) == CLEVAL_OK) {
+        if ((status = cleval_counts_add_dense(&summed.counts, c, c, dense)) == CLEVAL_OK) {
+            cleval_confusion_free(cm);
+            *cm = summed;
+        } else {
+            cleval_confusion_free(&summed);
+        }
+    }
+    free(dense);
+    return status;
+}
+
 /* Rank 0 merges the ranks' part files into --save and removes them. */
 static cleval_status merge_parts(const cli_run *run, const char *save_path)
 {
@@ -367,8 +389,7 @@ int cli_run_settle(cli_run *run, cleval_status status, cleval_predict_outcome *o
     status = cleval_cluster_max_u32(cluster, &n_classes);
     if (status == CLEVAL_OK) status = widen(outcome, n_classes);
     if (status == CLEVAL_OK && outcome->has_labels)
-        status = cleval_cluster_sum_counts(cluster, outcome->confusion.counts,
-                                           (uint64_t)n_classes * n_classes);
+        status = sum_confusion(cluster, &outcome->confusion);
     if (status == CLEVAL_OK)
         status = cleval_cluster_sum_counts(cluster, outcome->predicted_counts, n_classes);
     if (status == CLEVAL_OK && n_counters)

@@ -42,8 +42,7 @@ typedef struct compare_state {
 
 void cleval_compare_result_free(cleval_compare_result *r)
 {
-    free(r->flip_matrix);
-    r->flip_matrix = NULL;
+    cleval_counts_free(&r->flip_matrix);
     cleval_dataset_free_names(r->class_names.names, r->class_names.count);
     r->class_names.names = NULL;
     r->class_names.count = 0;
@@ -303,11 +302,11 @@ static cleval_status read_batch(compare_state *s, const cleval_compare_result *o
 static cleval_status count_batch(compare_state *s, cleval_compare_result *out, uint64_t row0,
                                  uint64_t count)
 {
-    uint32_t c = s->matrix.n_classes;
     uint64_t n_flips = 0;
     for (uint64_t i = 0; i < count; i++) {
         int32_t pa = s->pred_a[i], pb = s->pred_b[i];
-        s->matrix.counts[(uint64_t)pa * c + (uint32_t)pb]++;
+        cleval_status added = cleval_counts_add(&s->matrix.counts, (uint32_t)pa, (uint32_t)pb, 1);
+        if (added != CLEVAL_OK) return added;
         int32_t y = out->has_labels ? s->y_a[i] : -1;
         if (out->has_labels) {
             bool ra = pa == y, rb = pb == y;
@@ -478,7 +477,7 @@ cleval_status cleval_compare_run(const cleval_compare_config *config, cleval_com
     finish(out, &config->limits, s.abs_sum + s.abs_carry, s.finite_pairs);
     out->n_classes = s.matrix.n_classes;
     out->flip_matrix = s.matrix.counts;
-    s.matrix.counts = NULL;
+    s.matrix.counts = (cleval_counts){0};
     s.matrix.n_classes = 0;
     if (s.save) {
         status = flipfile_commit(s.save, config->path_a, config->path_b, n);

@@ -48,8 +48,7 @@ cJSON *cleval_compare_json(const cleval_compare_result *r)
     cJSON_AddNumberToObject(json, "agreement", r->agreement);
     cJSON_AddNumberToObject(json, "flips", (double)r->flips);
     cJSON_AddNumberToObject(json, "flip_rate", r->flip_rate);
-    cJSON_AddItemToObject(json, "flip_matrix",
-                          cleval_report_counts_json(r->flip_matrix, r->n_classes));
+    cJSON_AddItemToObject(json, "flip_matrix", cleval_report_counts_json(&r->flip_matrix));
 
     cJSON_AddBoolToObject(json, "has_labels", r->has_labels);
     if (r->has_labels) {
@@ -123,6 +122,14 @@ static const char *class_label(const cleval_compare_result *r, int32_t k, char *
     return buf;
 }
 
+/* Whether flip (a, b) seen v times comes before flip (a2, b2) seen v2 times: more often
+ * first, then by A's class, then B's. */
+static bool ranks_before(uint64_t v, uint32_t a, uint32_t b, uint64_t v2, uint32_t a2, uint32_t b2)
+{
+    if (v != v2) return v > v2;
+    return a != a2 ? a < a2 : b < b2;
+}
+
 static void print_matrix(FILE *out, const cleval_compare_result *r)
 {
     uint32_t c = r->n_classes;
@@ -134,27 +141,33 @@ static void print_matrix(FILE *out, const cleval_compare_result *r)
         for (uint32_t a = 0; a < c; a++) {
             fprintf(out, "%6u", a);
             for (uint32_t b = 0; b < c; b++)
-                fprintf(out, " %7llu", (unsigned long long)r->flip_matrix[(uint64_t)a * c + b]);
+                fprintf(out, " %7llu",
+                        (unsigned long long)cleval_counts_get(&r->flip_matrix, a, b));
             fputc('\n', out);
         }
         return;
     }
-    /* Too wide to print: the most frequent flips, ties by (A class, B class). */
+    /* Too wide to print: the most frequent flips, ties by (A class, B class), whatever order
+     * the nonzero cells come in. */
     uint64_t top_count[TOP_CELLS] = {0};
     uint32_t top_a[TOP_CELLS], top_b[TOP_CELLS], n_top = 0;
-    for (uint32_t a = 0; a < c; a++)
-        for (uint32_t b = 0; b < c; b++) {
-            uint64_t v = r->flip_matrix[(uint64_t)a * c + b];
-            if (a == b || v == 0 || (n_top == TOP_CELLS && v <= top_count[n_top - 1])) continue;
-            uint32_t at = n_top < TOP_CELLS ? n_top++ : n_top - 1;
-            while (at > 0 && v > top_count[at - 1]) {
-                top_count[at] = top_count[at - 1];
-                top_a[at] = top_a[at - 1];
-                top_b[at] = top_b[at - 1];
-                at--;
-            }
-            top_count[at] = v, top_a[at] = a, top_b[at] = b;
+    size_t pos = 0;
+    cleval_count_cell cell;
+    while (cleval_counts_next(&r->flip_matrix, &pos, &cell)) {
+        uint32_t a = cell.row, b = cell.col;
+        uint64_t v = cell.count;
+        if (a == b || (n_top == TOP_CELLS && !ranks_before(v, a, b, top_count[n_top - 1],
+                                                           top_a[n_top - 1], top_b[n_top - 1])))
+            continue;
+        uint32_t at = n_top < TOP_CELLS ? n_top++ : n_top - 1;
+        while (at > 0 && ranks_before(v, a, b, top_count[at - 1], top_a[at - 1], top_b[at - 1])) {
+            top_count[at] = top_count[at - 1];
+            top_a[at] = top_a[at - 1];
+            top_b[at] = top_b[at - 1];
+            at--;
         }
+        top_count[at] = v, top_a[at] = a, top_b[at] = b;
+    }
     fprintf(out, "Most frequent flips (class in A -> class in B), of %u classes\n", c);
     char la[96], lb[96];
     for (uint32_t i = 0; i < n_top; i++)

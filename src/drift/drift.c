@@ -22,8 +22,9 @@ cleval_drift_thresholds cleval_drift_default_thresholds(void)
 static void free_side(cleval_drift_side *side)
 {
     free(side->class_counts);
-    free(side->confusion);
-    side->class_counts = side->confusion = NULL;
+    free(side->support);
+    free(side->correct);
+    side->class_counts = side->support = side->correct = NULL;
 }
 
 void cleval_drift_result_free(cleval_drift_result *r)
@@ -150,36 +151,34 @@ static cleval_status widen(drift_scan *scan, uint32_t n_classes)
 {
     uint32_t c = scan->n_classes;
     if (c == n_classes) return CLEVAL_OK;
-    uint64_t *counts = calloc(n_classes, sizeof *counts);
-    uint64_t *confusion =
-        scan->side.confusion ? calloc((size_t)n_classes * n_classes, sizeof *confusion) : NULL;
-    if (!counts || (scan->side.confusion && !confusion)) {
-        free(counts);
-        free(confusion);
+    uint64_t **arrays[] = {&scan->side.class_counts, &scan->side.support, &scan->side.correct};
+    uint64_t *wider[3] = {NULL, NULL, NULL};
+    bool ok = true;
+    for (int i = 0; i < 3; i++) {
+        if (!*arrays[i]) continue;
+        wider[i] = calloc(n_classes, sizeof *wider[i]);
+        if (wider[i]) memcpy(wider[i], *arrays[i], c * sizeof *wider[i]);
+        ok = ok && wider[i];
+    }
+    if (!ok) {
+        for (int i = 0; i < 3; i++)
+            free(wider[i]);
         return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for %u class counts",
                            scan->side.path, n_classes);
     }
-    memcpy(counts, scan->side.class_counts, c * sizeof *counts);
-    for (uint32_t r = 0; confusion && r < c; r++)
-        memcpy(confusion + (size_t)r * n_classes, scan->side.confusion + (size_t)r * c,
-               c * sizeof *confusion);
-    free(scan->side.class_counts);
-    free(scan->side.confusion);
-    scan->side.class_counts = counts;
-    scan->side.confusion = confusion;
+    for (int i = 0; i < 3; i++) {
+        free(*arrays[i]);
+        *arrays[i] = wider[i];
+    }
     scan->n_classes = n_classes;
     return CLEVAL_OK;
 }
 
-/* Recall per class from a confusion matrix; NaN where the class has no support. */
-static void recalls(const uint64_t *confusion, uint32_t c, double *out)
+/* Recall per class; NaN where the class has no support. */
+static void recalls(const cleval_drift_side *side, uint32_t c, double *out)
 {
-    for (uint32_t k = 0; k < c; k++) {
-        uint64_t support = 0;
-        for (uint32_t j = 0; j < c; j++)
-            support += confusion[(size_t)k * c + j];
-        out[k] = support ? (double)confusion[(size_t)k * c + k] / (double)support : NAN;
-    }
+    for (uint32_t k = 0; k < c; k++)
+        out[k] = side->support[k] ? (double)side->correct[k] / (double)side->support[k] : NAN;
 }
 
 cleval_status cleval_drift_run(const cleval_drift_config *config, cleval_drift_result *out)
@@ -211,7 +210,8 @@ cleval_status cleval_drift_run(const cleval_drift_config *config, cleval_drift_r
     out->n_classes = c;
     out->reference = ref.side;
     out->current = cur.side;
-    ref.side.class_counts = ref.side.confusion = cur.side.class_counts = cur.side.confusion = NULL;
+    ref.side = (cleval_drift_side){0};
+    cur.side = (cleval_drift_side){0};
     if (ref.names.names) {
         out->class_names = ref.names;
         ref.names = (cleval_class_names){0};
@@ -241,8 +241,8 @@ cleval_status cleval_drift_run(const cleval_drift_config *config, cleval_drift_r
                                  config->path_reference, config->path_current);
             goto done;
         }
-        recalls(out->reference.confusion, c, out->recall_reference);
-        recalls(out->current.confusion, c, out->recall_current);
+        recalls(&out->reference, c, out->recall_reference);
+        recalls(&out->current, c, out->recall_current);
     }
     cleval_drift_check(out, &config->thresholds);
 

@@ -50,14 +50,13 @@ static double share(const uint64_t *counts, uint32_t k, uint64_t total)
     return total ? (double)counts[k] / (double)total : 0.0;
 }
 
-static double accuracy_of(const uint64_t *confusion, uint32_t c)
+static double accuracy_of(const cleval_drift_side *side, uint32_t c)
 {
     uint64_t right = 0, total = 0;
-    for (uint32_t k = 0; k < c; k++)
-        for (uint32_t j = 0; j < c; j++) {
-            total += confusion[(size_t)k * c + j];
-            if (j == k) right += confusion[(size_t)k * c + j];
-        }
+    for (uint32_t k = 0; k < c; k++) {
+        total += side->support[k];
+        right += side->correct[k];
+    }
     return total ? (double)right / (double)total : NAN;
 }
 
@@ -196,8 +195,8 @@ static uint32_t say_accuracy(const cleval_drift_result *r, findings *f, double *
             worst = k;
         }
     }
-    say(f, "Accuracy %.4f -> %.4f.", accuracy_of(r->reference.confusion, r->n_classes),
-        accuracy_of(r->current.confusion, r->n_classes));
+    say(f, "Accuracy %.4f -> %.4f.", accuracy_of(&r->reference, r->n_classes),
+        accuracy_of(&r->current, r->n_classes));
     char label[160];
     if (worst != UINT32_MAX)
         say_more(f, " Largest recall drop: class %s, %.4f -> %.4f (%+.4f).",
@@ -282,14 +281,6 @@ static cJSON *alert_list(const cleval_drift_alert *list, uint32_t n)
     return array;
 }
 
-static uint64_t support_of(const uint64_t *confusion, uint32_t c, uint32_t k)
-{
-    uint64_t support = 0;
-    for (uint32_t j = 0; j < c; j++)
-        support += confusion[(size_t)k * c + j];
-    return support;
-}
-
 cJSON *cleval_drift_json(const cleval_drift_result *r)
 {
     cJSON *json = cJSON_CreateObject();
@@ -343,19 +334,16 @@ cJSON *cleval_drift_json(const cleval_drift_result *r)
     if (r->has_recall) {
         uint32_t c = r->n_classes;
         cJSON *labels = cJSON_AddObjectToObject(json, "labels");
-        cJSON_AddNumberToObject(labels, "accuracy_reference",
-                                accuracy_of(r->reference.confusion, c));
-        cJSON_AddNumberToObject(labels, "accuracy_current", accuracy_of(r->current.confusion, c));
+        cJSON_AddNumberToObject(labels, "accuracy_reference", accuracy_of(&r->reference, c));
+        cJSON_AddNumberToObject(labels, "accuracy_current", accuracy_of(&r->current, c));
         cJSON *per_class = cJSON_AddArrayToObject(labels, "per_class");
         for (uint32_t k = 0; per_class && k < c; k++) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "label", k);
             if (r->class_names.names && k < r->class_names.count)
                 cJSON_AddStringToObject(o, "name", r->class_names.names[k]);
-            cJSON_AddNumberToObject(o, "support_reference",
-                                    (double)support_of(r->reference.confusion, c, k));
-            cJSON_AddNumberToObject(o, "support_current",
-                                    (double)support_of(r->current.confusion, c, k));
+            cJSON_AddNumberToObject(o, "support_reference", (double)r->reference.support[k]);
+            cJSON_AddNumberToObject(o, "support_current", (double)r->current.support[k]);
             /* NaN (no support) prints as null. */
             cJSON_AddNumberToObject(o, "recall_reference", r->recall_reference[k]);
             cJSON_AddNumberToObject(o, "recall_current", r->recall_current[k]);

@@ -1,7 +1,9 @@
 /* One prediction file through the device for `cleval drift`: batches of pred, y and scores
  * are uploaded, drift_confidence (kernels/drift.cl) bins every row, and device histograms count
- * predicted classes, both confidence variants and (with labels) the confusion matrix. The host
- * only adds up confidences and entropies for the means, with compensated sums. */
+ * predicted classes and both confidence variants. The host adds up confidences and entropies
+ * for the means, with compensated sums, and with labels counts each class's support and
+ * correct predictions (all that recall and accuracy need: a confusion matrix would be C^2
+ * cells, gigabytes for a single label of 16383). */
 #include "drift_internal.h"
 
 #include <math.h>
@@ -26,7 +28,9 @@ struct scan_state {
     cleval_hostbuf scores_buf, pred_buf, y_buf, flags_buf;
     cleval_hostbuf outputs[N_OUTPUTS]; /* REAL [batch] each */
     cl_mem bins_softmax, bins_given, edges;
-    cleval_histogram *classes, *confusion, *conf_softmax, *conf_given;
+    cleval_histogram *classes, *conf_softmax, *conf_given;
+    uint64_t *support, *correct; /* with labels: [n_labels] */
+    uint32_t n_labels;
     double sums[N_OUTPUTS], carries[N_OUTPUTS];
     uint64_t usable;          /* rows with a confidence (the means' denominator) */
     uint64_t nonfinite;       /* NaN and infinite scores */
@@ -38,7 +42,8 @@ static void release(scan_state *s)
     /* Kernels may still read these buffers: drain the queue before freeing. */
     if (s->dev) cleval_device_finish(s->dev);
     cleval_histogram_destroy(s->classes);
-    cleval_histogram_destroy(s->confusion);
+    free(s->support);
+    free(s->correct);
     cleval_histogram_destroy(s->conf_softmax);
     cleval_histogram_destroy(s->conf_given);
     cleval_hostbuf_release(&s->scores_buf);
@@ -64,8 +69,9 @@ void drift_scan_free(drift_scan *scan)
         scan->input = NULL;
     }
     free(scan->side.class_counts);
-    free(scan->side.confusion);
-    scan->side.class_counts = scan->side.confusion = NULL;
+    free(scan->side.support);
+    free(scan->side.correct);
+    scan->side.class_counts = scan->side.support = scan->side.correct = NULL;
     cleval_dataset_free_names(scan->names.names, scan->names.count);
     scan->names.names = NULL;
     scan->names.count = 0;
@@ -147,6 +153,33 @@ static cleval_status allocate(scan_state *s, uint64_t batch, uint32_t width, boo
     return CLEVAL_OK;
 }
 
+/* Widens the per-class label counts to n classes. */
+static cleval_status fit_labels(scan_state *s, uint32_t n)
+{
+    if (n <= s->n_labels) return CLEVAL_OK;
+    uint64_t **arrays[2] = {&s->support, &s->correct};
+    for (int i = 0; i < 2; i++) {
+        uint64_t *wider = realloc(*arrays[i], n * sizeof *wider);
+        if (!wider)
+            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for %u class counts",
+                               cleval_dataset_path(s->ds), n);
+        memset(wider + s->n_labels, 0, (n - s->n_labels) * sizeof *wider);
+        *arrays[i] = wider;
+    }
+    s->n_labels = n;
+    return CLEVAL_OK;
+}
+
+/* Adds the batch's support and correct predictions per true class (labels in range: the
+ * reader checked them). */
+static void count_labels(scan_state *s, const int32_t *y, const int32_t *pred, uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        s->support[y[i]]++;
+        s->correct[y[i]] += y[i] == pred[i];
+    }
+}
+
 /* Reads rows [row0, row0 + count) into the mapped input buffers. */
 static cleval_status read_batch(scan_state *s, uint64_t row0, uint64_t count, int32_t *max_label)
 {
@@ -162,6 +195,10 @@ static cleval_status read_batch(scan_state *s, uint64_t row0, uint64_t count, in
         status = cleval_column_read_i32(s->pred, row0, count, s->pred_buf.host, &max_pred);
     if (status == CLEVAL_OK && s->y)
         status = cleval_column_read_i32(s->y, row0, count, s->y_buf.host, &max_y);
+    *max_label = max_pred > max_y ? max_pred : max_y;
+    if (status == CLEVAL_OK && s->y &&
+        (status = fit_labels(s, (uint32_t)(*max_label + 1))) == CLEVAL_OK)
+        count_labels(s, s->y_buf.host, s->pred_buf.host, count);
     cleval_status unmap = cleval_hostbuf_unmap(dev, &s->scores_buf);
     if (status == CLEVAL_OK) status = unmap;
     unmap = cleval_hostbuf_unmap(dev, &s->pred_buf);
@@ -170,7 +207,6 @@ static cleval_status read_batch(scan_state *s, uint64_t row0, uint64_t count, in
         unmap = cleval_hostbuf_unmap(dev, &s->y_buf);
         if (status == CLEVAL_OK) status = unmap;
     }
-    *max_label = max_pred > max_y ? max_pred : max_y;
     return status;
 }
 
@@ -180,12 +216,10 @@ static cleval_status fit_classes(scan_state *s, uint32_t needed, uint32_t *n_cla
     /* Sized by a label of the file: a failure names it. */
     cleval_status status = CLEVAL_OK;
     if (!s->classes) {
-        if ((status = cleval_histogram_create(s->dev, 1, needed, &s->classes)) == CLEVAL_OK && s->y)
-            status = cleval_histogram_create(s->dev, needed, needed, &s->confusion);
+        status = cleval_histogram_create(s->dev, 1, needed, &s->classes);
         *n_classes = needed;
     } else if (needed > *n_classes) {
-        if ((status = cleval_histogram_grow(s->classes, 1, needed)) == CLEVAL_OK && s->y)
-            status = cleval_histogram_grow(s->confusion, needed, needed);
+        status = cleval_histogram_grow(s->classes, 1, needed);
         *n_classes = needed;
     }
     if (status != CLEVAL_OK)
@@ -292,8 +326,6 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
         /* The file's --max-classes bounds max_label (cleval_dataset_limit_classes). */
         if ((status = fit_classes(&s, (uint32_t)max_label + 1, &n_classes)) ||
             (status = cleval_histogram_add(s.classes, NULL, s.pred_buf.mem, count)) ||
-            (s.y &&
-             (status = cleval_histogram_add(s.confusion, s.y_buf.mem, s.pred_buf.mem, count))) ||
             (status = run_kernel(&s, kernel, count, width)) ||
             (status = cleval_histogram_add(s.conf_softmax, NULL, s.bins_softmax, count)) ||
             (status = cleval_histogram_add(s.conf_given, NULL, s.bins_given, count)) ||
@@ -314,19 +346,22 @@ cleval_status drift_scan_run(const cleval_drift_config *config, cl_kernel kernel
     }
     out->n_classes = n_classes;
     out->side.class_counts = calloc(n_classes, sizeof *out->side.class_counts);
-    if (s.y)
-        out->side.confusion = calloc((size_t)n_classes * n_classes, sizeof *out->side.confusion);
-    if (!out->side.class_counts || (s.y && !out->side.confusion)) {
+    if (s.y && (status = fit_labels(&s, n_classes ? n_classes : 1)) != CLEVAL_OK) goto done;
+    if (!out->side.class_counts) {
         status =
             cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for %u class counts", path, n_classes);
         goto done;
     }
     out->side.probabilities = all_probabilities;
     if ((status = cleval_histogram_read(s.classes, out->side.class_counts)) ||
-        (s.y && (status = cleval_histogram_read(s.confusion, out->side.confusion))) ||
         (status = cleval_histogram_read(all_probabilities ? s.conf_given : s.conf_softmax,
                                         out->side.confidence_counts)))
         goto done;
+    if (s.y) { /* the label counts, n_classes long (fit_labels), now belong to the side */
+        out->side.support = s.support;
+        out->side.correct = s.correct;
+        s.support = s.correct = NULL;
+    }
     int conf = all_probabilities ? OUT_CONF_GIVEN : OUT_CONF_SOFTMAX;
     int entropy = all_probabilities ? OUT_ENTROPY_GIVEN : OUT_ENTROPY_SOFTMAX;
     /* NaN (reported as null) when no row has a confidence. */

@@ -69,8 +69,7 @@ cleval_status checkpoint_save(const char *path, const char *fingerprint, uint64_
         (status = state_set_int(&w, "row_end", (int64_t)row_end)) ||
         (status = state_set_int(&w, "rows_done", (int64_t)state->rows_done)) ||
         (status = state_set_digest(&w, "rows_checksum", state->rows_digest)) ||
-        (status = state_write_counts(&w, "counts", state->counts.rows, state->counts.cols,
-                                     state->counts.cells)) ||
+        (status = state_write_count_table(&w, "counts", &state->counts)) ||
         (status = state_write_counts(&w, "counters", 1, n_counters ? n_counters : 1, counters)) ||
         (state->with_scores && (status = write_score_sums(&w, &state->scores))) ||
         (status = state_seal(&w))) {

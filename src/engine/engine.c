@@ -163,8 +163,8 @@ static cleval_status finish_part(cleval_predfile *file, const engine_run_spec *s
     state_writer_init(&w, file, "part");
     cleval_status status;
     if ((status = describe_file(&w, spec, ctx, n_total)) ||
-        (status = state_write_counts(&w, spec->labels ? "confusion" : "predicted_counts",
-                                     counts->rows, counts->cols, counts->cells)) ||
+        (status = state_write_count_table(&w, spec->labels ? "confusion" : "predicted_counts",
+                                          counts)) ||
         (status = state_set_int(&w, "n_classes", counts->cols)) ||
         (status = state_set_digest(&w, "rows_checksum", ctx->rows_digest)))
         return status;
@@ -220,13 +220,13 @@ cleval_status engine_fill_outcome(const char *path, const pipeline_counts *count
     if (!out->predicted_counts)
         return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes", path,
                            c);
-    for (uint32_t r = 0; r < counts->rows; r++)
-        for (uint32_t p = 0; p < c; p++)
-            out->predicted_counts[p] += counts->cells[(size_t)r * c + p];
+    size_t pos = 0;
+    cleval_count_cell cell;
+    while (cleval_counts_next(counts, &pos, &cell))
+        out->predicted_counts[cell.col] += cell.count;
     if (!labels) return CLEVAL_OK;
-    cleval_status status = cleval_confusion_init(&out->confusion, c);
-    if (status == CLEVAL_OK)
-        memcpy(out->confusion.counts, counts->cells, (size_t)c * c * sizeof *counts->cells);
+    cleval_status status = cleval_counts_copy(counts, &out->confusion.counts);
+    if (status == CLEVAL_OK) out->confusion.n_classes = c;
     return status;
 }
 
@@ -383,8 +383,7 @@ cleval_status engine_run(const engine_run_spec *spec, const cleval_run_options *
         if (part)
             status = finish_part(file, spec, &ctx, n_total, &result.counts, &out->class_names);
         else if (spec->save_counts)
-            status = cleval_predfile_write_counts(file, "confusion", result.counts.rows,
-                                                  result.counts.cols, result.counts.cells);
+            status = cleval_predfile_write_count_table(file, "confusion", &result.counts);
         if (status == CLEVAL_OK) {
             status = cleval_predfile_commit(file);
             file = NULL;

@@ -117,7 +117,7 @@ static cleval_status fill_counts(const cleval_knn_job *job, const engine_knn_inp
                                  cleval_predict_outcome *out)
 {
     const engine_test_stream *test = &in->test;
-    pipeline_counts counts = {test->y ? n_classes : 1, n_classes, NULL};
+    pipeline_counts counts = {.rows = test->y ? n_classes : 1, .cols = n_classes};
     counts.cells = calloc((size_t)counts.rows * n_classes, sizeof *counts.cells);
     if (!counts.cells)
         return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",

@@ -170,13 +170,14 @@ static cleval_status add_counts(const char *path, cleval_predict_outcome *out, b
         cleval_status status = labels ? cleval_confusion_grow(&out->confusion, cols) : CLEVAL_OK;
         if (status != CLEVAL_OK) return status;
     }
+    cleval_status status = CLEVAL_OK;
     for (uint32_t r = 0; r < rows; r++)
-        for (uint32_t c = 0; c < cols; c++) {
+        for (uint32_t c = 0; c < cols && status == CLEVAL_OK; c++) {
             uint64_t v = cells[(size_t)r * cols + c];
             out->predicted_counts[c] += v;
-            if (labels) out->confusion.counts[(size_t)r * out->n_classes + c] += v;
+            if (labels) status = cleval_counts_add(&out->confusion.counts, r, c, v);
         }
-    return CLEVAL_OK;
+    return status;
 }
 
 static cleval_status merge_attributes(part *const *parts, uint32_t n, cleval_merge_outcome *out)
@@ -254,8 +255,7 @@ static cleval_status write_whole(const char *save_path, part *const *parts, uint
     for (uint32_t i = 0; i < n && status == CLEVAL_OK; i++)
         status = copy_rows(parts[i], file, scores, merged->n_classes, stop);
     if (status == CLEVAL_OK && metrics)
-        status = cleval_predfile_write_counts(file, "confusion", merged->n_classes,
-                                              merged->n_classes, merged->confusion.counts);
+        status = cleval_predfile_write_count_table(file, "confusion", &merged->confusion.counts);
     if (status != CLEVAL_OK) {
         cleval_predfile_abort(file);
         return status;

@@ -71,12 +71,14 @@ struct pipeline {
     uint64_t score_next_row;
     uint32_t error_capacity; /* each slot's picks per error list: min(N, batch) */
     uint32_t batch_rows;     /* rows of the longest batch */
+    /* The pairs of the batches counted on the host (counts_on_host), sparse; touched only by
+     * the calling thread. */
+    pipeline_counts host_counts;
 };
 
 void pipeline_counts_free(pipeline_counts *counts)
 {
-    free(counts->cells);
-    memset(counts, 0, sizeof *counts);
+    cleval_counts_free(counts);
 }
 
 /* The data file the pipeline reads, for messages. */
@@ -85,44 +87,17 @@ static const char *data_path(const pipeline_config *cfg)
     return cleval_column_path(cfg->x ? cfg->x : cfg->file_pred);
 }
 
-/* into += from ([rows][cols]), widening `into` to cover it. */
-static cleval_status counts_add(const pipeline_config *cfg, pipeline_counts *into, uint32_t rows,
-                                uint32_t cols, const uint64_t *cells)
-{
-    if (!into->cells || rows > into->rows || cols > into->cols) {
-        uint32_t new_rows = rows > into->rows ? rows : into->rows;
-        uint32_t new_cols = cols > into->cols ? cols : into->cols;
-        uint64_t *wider = calloc((size_t)new_rows * new_cols, sizeof *wider);
-        if (!wider)
-            return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
-                               data_path(cfg), new_cols);
-        for (uint32_t r = 0; r < into->rows; r++)
-            for (uint32_t c = 0; c < into->cols; c++)
-                wider[(size_t)r * new_cols + c] = into->cells[(size_t)r * into->cols + c];
-        free(into->cells);
-        into->cells = wider;
-        into->rows = new_rows;
-        into->cols = new_cols;
-    }
-    for (uint32_t r = 0; cells && r < rows; r++)
-        for (uint32_t c = 0; c < cols; c++)
-            into->cells[(size_t)r * into->cols + c] += cells[(size_t)r * cols + c];
-    return CLEVAL_OK;
-}
-
-/* The exact counts so far: every worker's device histogram plus the restored ones. Called only
- * while no worker is busy. */
+/* The exact counts so far: every worker's device histogram, the pairs counted on the host
+ * and the restored ones. Called only while no worker is busy. */
 static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
 {
-    memset(out, 0, sizeof *out);
     const pipeline_config *cfg = p->cfg;
     uint32_t c = cfg->n_classes ? cfg->n_classes : 1;
-    /* The shape of an empty result: C x C with labels, 1 x C without; counts_add widens it to
-     * the widest histogram (metrics learn C from the data). */
-    cleval_status status = counts_add(cfg, out, cfg->labels ? c : 1, c, NULL);
+    /* The shape of an empty result: C x C with labels, 1 x C without; it widens to the widest
+     * histogram (metrics learn C from the data). */
+    cleval_status status = cleval_counts_init(out, cfg->labels ? c : 1, c);
     if (status == CLEVAL_OK && cfg->initial_counts)
-        status = counts_add(cfg, out, cfg->initial_counts->rows, cfg->initial_counts->cols,
-                            cfg->initial_counts->cells);
+        status = cleval_counts_add_counts(out, cfg->initial_counts);
     bool only_zeros = !cfg->initial_counts; /* `out` holds nothing but zeros so far */
     for (uint32_t w = 0; status == CLEVAL_OK && w < cfg->n_workers; w++) {
         cleval_histogram *hist = p->workers[w].hist;
@@ -130,11 +105,11 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
         uint32_t rows = cleval_histogram_rows(hist), cols = cleval_histogram_cols(hist);
         uint64_t *cells = malloc((size_t)rows * cols * sizeof *cells);
         /* The first histogram that covers the zeros is read into a matrix that becomes `out`
-         * itself: adding it through a temporary copy held two matrices of its size at once
-         * (1.3 GB for a label of 9000 in a 4-row file). */
-        if (cells && only_zeros && rows >= out->rows && cols >= out->cols) {
+         * itself: adding it through a temporary copy held two matrices of its size at once. */
+        if (cells && only_zeros && !cleval_counts_is_sparse(out) && rows >= out->rows &&
+            cols >= out->cols) {
             status = cleval_histogram_read(hist, cells);
-            free(out->cells);
+            cleval_counts_free(out);
             *out = (pipeline_counts){.rows = rows, .cols = cols, .cells = cells};
             only_zeros = false;
             continue;
@@ -146,11 +121,37 @@ static cleval_status collect_counts(pipeline *p, pipeline_counts *out)
             break;
         }
         if ((status = cleval_histogram_read(hist, cells)) == CLEVAL_OK)
-            status = counts_add(cfg, out, rows, cols, cells);
+            status = cleval_counts_add_dense(out, rows, cols, cells);
         free(cells);
     }
+    if (status == CLEVAL_OK && p->host_counts.rows)
+        status = cleval_counts_add_counts(out, &p->host_counts);
     if (status != CLEVAL_OK) pipeline_counts_free(out);
     return status;
+}
+
+/* Whether C x C pairs (rows x C without labels) are counted on the host rather than in a
+ * device histogram: above the dense limit a histogram would be C^2 cells, most of them zero
+ * (a label of 9000 in a 4-row file), while the host counts only the pairs that occur. */
+static bool counts_on_host(const pipeline_config *cfg, uint32_t c)
+{
+    uint32_t rows = cfg->labels ? c : 1;
+    return (uint64_t)rows * c > cleval_counts_dense_limit();
+}
+
+/* Adds a finished batch's (label, prediction) pairs to the host counts (counts_on_host). */
+static cleval_status count_on_host(pipeline *p, const pipeline_slot *slot)
+{
+    const pipeline_config *cfg = p->cfg;
+    uint32_t c = cfg->n_classes ? cfg->n_classes : (uint32_t)slot->max_label + 1;
+    cleval_status status = cleval_counts_grow(&p->host_counts, cfg->labels ? c : 1, c);
+    /* Out-of-range pairs are skipped, as the device histogram skips them. */
+    for (uint32_t i = 0; status == CLEVAL_OK && i < slot->n; i++)
+        status = cleval_counts_add(&p->host_counts, cfg->labels ? (uint32_t)slot->labels[i] : 0,
+                                   (uint32_t)slot->pred[i], 1);
+    if (status != CLEVAL_OK)
+        return cleval_fail(status, "%s: %s", data_path(cfg), cleval_last_error());
+    return CLEVAL_OK;
 }
 
 /* --- Workers --------------------------------------------------------------------------- */
@@ -232,7 +233,8 @@ static cleval_status hand_off_counting(worker *w, const pipeline_slot *slot, uin
 }
 
 /* Enqueues one batch on the worker's device and its counting. The labels and the histogram
- * come first: a model that counts its own predictions reads them while it runs. */
+ * come first: a model that counts its own predictions reads them while it runs. Above the
+ * dense limit there is no histogram: the batch's pairs are counted on the host. */
 static cleval_status submit(worker *w, pipeline_slot *slot)
 {
     const pipeline_config *cfg = w->p->cfg;
@@ -242,8 +244,12 @@ static cleval_status submit(worker *w, pipeline_slot *slot)
     bool counted = false;
     if (cfg->labels)
         status = stage(dev, w->labels, slot->labels, (size_t)slot->n * sizeof *slot->labels);
-    if (status == CLEVAL_OK) status = batch_histogram(w, slot, &rows, &c);
-    if (status == CLEVAL_OK && cfg->ops.predict)
+    /* Too many classes for a histogram: the calling thread counts this batch's pairs once it
+     * is done (the device still computes the predictions). */
+    uint32_t classes = cfg->n_classes ? cfg->n_classes : (uint32_t)slot->max_label + 1;
+    slot->host_counted = counts_on_host(cfg, classes);
+    if (status == CLEVAL_OK && !slot->host_counted) status = batch_histogram(w, slot, &rows, &c);
+    if (status == CLEVAL_OK && cfg->ops.predict && !slot->host_counted)
         status = hand_off_counting(w, slot, rows, c, &counted);
     if (status != CLEVAL_OK) return status;
     cl_mem pred, scores = NULL;
@@ -263,7 +269,7 @@ static cleval_status submit(worker *w, pipeline_slot *slot)
         status = cleval_auc_store_put(cfg->auc, dev, score_rows, w->labels,
                                       slot->row0 - cfg->row_begin, slot->n);
     if (status == CLEVAL_OK && w->error_finder) status = find_errors(w, slot, score_rows, pred);
-    if (status != CLEVAL_OK || counted) return status;
+    if (status != CLEVAL_OK || counted || slot->host_counted) return status;
     return cleval_histogram_add(w->hist, cfg->labels ? w->labels : NULL, pred, slot->n);
 }
 
@@ -476,7 +482,8 @@ static cleval_status allocate(pipeline *p)
     for (uint32_t s = 0; s < p->n_slots; s++) {
         pipeline_slot *slot = &p->slots[s];
         slot->pred = malloc(batch * sizeof *slot->pred);
-        slot->host_pred = cfg->save || cfg->sink || cfg->errors;
+        slot->host_pred =
+            cfg->save || cfg->sink || cfg->errors || counts_on_host(cfg, cfg->n_classes);
         cleval_status status;
         if (cfg->x) {
             /* Page-locked, so a GPU copies the samples by DMA while it computes. */
@@ -540,6 +547,7 @@ static void release(pipeline *p)
         cleval_score_reducer_destroy(p->workers[w].score_reducer);
         cleval_error_finder_destroy(p->workers[w].error_finder);
     }
+    pipeline_counts_free(&p->host_counts);
     free(p->score_pending);
     free(p->slots);
     free(p->state);
@@ -635,6 +643,8 @@ static cleval_status coordinate(pipeline *p, pipeline_result *result)
             if (p->state[s] != SLOT_DONE) continue;
             pthread_mutex_unlock(&p->lock);
             if (!p->failed) status = write_batch(cfg, &p->slots[s]);
+            if (status == CLEVAL_OK && !p->failed && p->slots[s].host_counted)
+                status = count_on_host(p, &p->slots[s]);
             if (status == CLEVAL_OK && !p->failed && cfg->score_metrics)
                 status = fold_scores(p, &p->slots[s], result);
             if (status == CLEVAL_OK && !p->failed && cfg->errors)

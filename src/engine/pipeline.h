@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cleval/auc.h"
+#include "cleval/counts.h"
 #include "cleval/dataset.h"
 #include "cleval/device.h"
 #include "cleval/errors.h"
@@ -27,11 +28,9 @@
 #include "cleval/scores.h"
 
 /* Exact counts: (true class, predicted class) pairs when the data has labels (rows = cols =
- * C), else predicted classes only (rows = 1). */
-typedef struct pipeline_counts {
-    uint32_t rows, cols;
-    uint64_t *cells; /* [rows][cols] */
-} pipeline_counts;
+ * C), else predicted classes only (rows = 1). Dense or sparse by size (counts.h); counts read
+ * from a checkpoint are dense. */
+typedef cleval_counts pipeline_counts;
 
 void pipeline_counts_free(pipeline_counts *counts);
 
@@ -55,6 +54,7 @@ typedef struct pipeline_slot {
      * else NULL */
     float *scores;
     int32_t max_label;  /* largest label or prediction read with this batch (metrics) */
+    bool host_counted;  /* its pairs are counted on the host, not in a device histogram */
     cleval_score_sums score_sums; /* the batch's score-metric sums (config->score_metrics) */
     /* config->errors with scores: the batch's picks, [CLEVAL_ERROR_LISTS][min(N, batch)] */
     cleval_error_sample *error_picks;

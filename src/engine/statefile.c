@@ -194,6 +194,28 @@ cleval_status state_write_counts(state_writer *w, const char *name, uint32_t row
     return cleval_predfile_write_counts(w->file, name, rows, cols, cells);
 }
 
+cleval_status state_write_count_table(state_writer *w, const char *name,
+                                      const cleval_counts *counts)
+{
+    if (!cleval_counts_is_sparse(counts))
+        return state_write_counts(w, name, counts->rows, counts->cols, counts->cells);
+    cleval_count_cell *cells;
+    size_t n;
+    cleval_status status = cleval_counts_sorted(counts, &cells, &n);
+    if (status != CLEVAL_OK) return status;
+    /* counts_item's hash of every cell in row-major order, the zeros made up as it goes. */
+    uint64_t h = fnv_le(fnv_le(item_start('c', name), counts->rows, 4), counts->cols, 4);
+    size_t next = 0;
+    for (uint32_t r = 0; r < counts->rows; r++)
+        for (uint32_t c = 0; c < counts->cols; c++) {
+            bool here = next < n && cells[next].row == r && cells[next].col == c;
+            h = fnv_le(h, here ? cells[next++].count : 0, 8);
+        }
+    free(cells);
+    w->sum += h;
+    return cleval_predfile_write_count_rows(w->file, name, counts);
+}
+
 cleval_status state_write_strings(state_writer *w, const char *name, char *const *strings,
                                   uint32_t count)
 {

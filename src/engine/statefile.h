@@ -47,6 +47,10 @@ cleval_status state_set_int(state_writer *w, const char *name, int64_t value);
 cleval_status state_set_digest(state_writer *w, const char *name, uint64_t value);
 cleval_status state_write_counts(state_writer *w, const char *name, uint32_t rows, uint32_t cols,
                                  const uint64_t *cells);
+/* state_write_counts of counts of either backing: sparse counts are checksummed and written as
+ * the same dense table, one block of rows at a time, never held densely in memory. */
+cleval_status state_write_count_table(state_writer *w, const char *name,
+                                      const cleval_counts *counts);
 cleval_status state_write_strings(state_writer *w, const char *name, char *const *strings,
                                   uint32_t count);
 /* Stores the checksum of everything written; the last call before cleval_predfile_commit(). */

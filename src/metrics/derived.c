@@ -80,7 +80,7 @@ static double kappa_term(const kappa_terms *t, size_t index)
     uint32_t i = (uint32_t)(index / t->k), j = (uint32_t)(index % t->k);
     uint32_t ci = t->present[i], cj = t->present[j];
     double w = kappa_weight(t->weighting, i, j);
-    if (!t->expected) return w * (double)t->cm->counts[(size_t)ci * t->cm->n_classes + cj];
+    if (!t->expected) return w * (double)cleval_counts_get(&t->cm->counts, ci, cj);
     double outer = (double)t->m->per_class[ci].predicted * (double)t->m->per_class[cj].support;
     return w * (outer / (double)t->m->n_samples);
 }

@@ -93,21 +93,25 @@ cleval_status cleval_metrics_compute(const cleval_confusion *cm, cleval_metrics 
     cleval_class_metrics *per_class = calloc(c ? c : 1, sizeof *per_class);
     if (!per_class) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory computing metrics");
 
+    /* Row sums, column sums and the diagonal are all the metrics need: one pass over the
+     * nonzero cells, whatever the backing. */
     uint64_t total = 0, correct = 0;
-    for (uint32_t t = 0; t < c; t++)
-        for (uint32_t p = 0; p < c; p++) {
-            uint64_t n = cm->counts[(size_t)t * c + p];
-            per_class[t].support += n;
-            per_class[p].predicted += n;
-            total += n;
-            if (t == p) correct += n;
+    size_t pos = 0;
+    cleval_count_cell cell;
+    while (cleval_counts_next(&cm->counts, &pos, &cell)) {
+        per_class[cell.row].support += cell.count;
+        per_class[cell.col].predicted += cell.count;
+        total += cell.count;
+        if (cell.row == cell.col) {
+            correct += cell.count;
+            per_class[cell.row].correct = cell.count;
         }
+    }
     if (total == 0) {
         free(per_class);
         return cleval_fail(CLEVAL_ERR_INPUT, "no samples to compute metrics from");
     }
     for (uint32_t k = 0; k < c; k++) {
-        per_class[k].correct = cm->counts[(size_t)k * c + k];
         per_class[k].prf = prf_of(per_class[k].correct, per_class[k].predicted,
                                   per_class[k].support);
     }

@@ -95,80 +95,134 @@ void html_per_class_section(FILE *f, const cJSON *report)
     free(shown);
 }
 
-/* The matrix as counts: rows[r][c], or NULL when it is not a square array of numbers. */
-/* The cells of one row into `out` (n of them): an array of number items (a parsed report), or
- * the raw row text that cleval_report_counts_json() builds ("[3, 0, 1]"). False when the row
- * does not hold exactly n numbers. */
-static bool read_row(const cJSON *row, uint32_t n, double *out)
-{
-    if (cJSON_IsArray(row)) {
-        if ((uint32_t)cJSON_GetArraySize(row) != n) return false;
-        uint32_t c = 0;
-        for (const cJSON *cell = row->child; cell; cell = cell->next, c++)
-            out[c] = html_number(cell);
-        return true;
-    }
-    if (!cJSON_IsRaw(row) || !row->valuestring || row->valuestring[0] != '[') return false;
-    const char *at = row->valuestring + 1;
-    for (uint32_t c = 0; c < n; c++) {
-        char *end;
-        out[c] = strtod(at, &end);
-        if (end == at) return false;
-        at = end + strspn(end, " ");
-        if (*at != (c + 1 < n ? ',' : ']')) return false;
-        at++;
-    }
-    return *at == '\0';
-}
+/* A matrix as its nonzero cells in row-major order: a report's matrix is mostly zeros when it
+ * has many classes (a label of 9000 in a 4-row file), so the page never holds C^2 values. */
+typedef struct heat_cell {
+    uint32_t row, col;
+    double count;
+} heat_cell;
 
-static double *read_matrix(const cJSON *matrix, uint32_t *n)
+typedef struct heat_matrix {
+    uint32_t n;
+    heat_cell *cells;
+    size_t n_cells;
+} heat_matrix;
+
+/* The cells of a parsed report's matrix: an array of n arrays of n numbers. */
+static bool read_rows(const cJSON *matrix, heat_matrix *m)
 {
-    *n = (uint32_t)cJSON_GetArraySize(matrix);
-    if (!cJSON_IsArray(matrix) || *n == 0) return NULL;
-    double *counts = html_malloc(sizeof *counts * *n * *n);
-    if (!counts) return NULL;
+    m->n = (uint32_t)cJSON_GetArraySize(matrix);
+    size_t capacity = 0;
     uint32_t r = 0;
     for (const cJSON *row = matrix->child; row; row = row->next, r++) {
-        if (!read_row(row, *n, counts + (size_t)r * *n)) {
-            free(counts);
-            return NULL;
+        if (!cJSON_IsArray(row) || (uint32_t)cJSON_GetArraySize(row) != m->n) return false;
+        uint32_t c = 0;
+        for (const cJSON *item = row->child; item; item = item->next, c++) {
+            double v = html_number(item);
+            if (v == 0) continue;
+            if (m->n_cells == capacity) {
+                capacity = capacity ? 2 * capacity : 64;
+                heat_cell *grown = realloc(m->cells, capacity * sizeof *grown);
+                if (!grown) return false;
+                m->cells = grown;
+            }
+            m->cells[m->n_cells++] = (heat_cell){r, c, v};
         }
     }
-    return counts;
+    return true;
+}
+
+/* The matrix of the report: the placeholder of cleval_report_counts_json (a report being
+ * written), or the arrays of a parsed report. False when it is neither (or empty). */
+static bool read_matrix(const cJSON *matrix, heat_matrix *m)
+{
+    *m = (heat_matrix){0};
+    uint32_t rows, cols;
+    cleval_count_cell *cells;
+    size_t n;
+    cleval_status status = cleval_report_matrix_cells(matrix, &rows, &cols, &cells, &n);
+    if (status == CLEVAL_ERR_NOMEM) html_memory_lost();
+    if (status == CLEVAL_OK) {
+        m->n = rows;
+        m->cells = html_malloc((n ? n : 1) * sizeof *m->cells);
+        for (size_t i = 0; m->cells && i < n; i++)
+            m->cells[i] = (heat_cell){cells[i].row, cells[i].col, (double)cells[i].count};
+        m->n_cells = n;
+        free(cells);
+        if (m->cells && rows == cols && rows > 0) return true;
+    } else if (cJSON_IsArray(matrix) && read_rows(matrix, m) && m->n > 0) {
+        return true;
+    }
+    free(m->cells);
+    *m = (heat_matrix){0};
+    return false;
+}
+
+/* The first cell at or after (row, col): a binary search of the row-major cells. */
+static size_t heat_find(const heat_matrix *m, uint32_t row, uint32_t col)
+{
+    size_t lo = 0, hi = m->n_cells;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const heat_cell *c = &m->cells[mid];
+        if (c->row < row || (c->row == row && c->col < col))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static double heat_count(const heat_matrix *m, uint32_t row, uint32_t col)
+{
+    size_t at = heat_find(m, row, col);
+    return at < m->n_cells && m->cells[at].row == row && m->cells[at].col == col
+               ? m->cells[at].count
+               : 0;
+}
+
+static double heat_row_total(const heat_matrix *m, uint32_t row)
+{
+    double total = 0;
+    for (size_t at = heat_find(m, row, 0); at < m->n_cells && m->cells[at].row == row; at++)
+        total += m->cells[at].count;
+    return total;
 }
 
 /* The largest off-diagonal cells, largest first (ties: lower row, then lower column), as
- * row * n + column; returns how many (cells of count 0 are not confusions). */
-static uint32_t top_pairs(const double *counts, uint32_t n, size_t *pairs, uint32_t want)
+ * indices into m->cells; returns how many (cells of count 0 are not confusions). */
+static uint32_t top_pairs(const heat_matrix *m, size_t *pairs, uint32_t want)
 {
     uint32_t found = 0;
-    for (size_t cell = 0; cell < (size_t)n * n; cell++) {
-        if (cell / n == cell % n || !(counts[cell] > 0)) continue;
-        if (found == want && counts[cell] <= counts[pairs[found - 1]]) continue;
+    const heat_cell *cells = m->cells;
+    for (size_t i = 0; i < m->n_cells; i++) {
+        if (cells[i].row == cells[i].col || !(cells[i].count > 0)) continue;
+        if (found == want && cells[i].count <= cells[pairs[found - 1]].count) continue;
         uint32_t at = found < want ? found++ : found - 1;
-        while (at > 0 && counts[pairs[at - 1]] < counts[cell]) {
+        while (at > 0 && cells[pairs[at - 1]].count < cells[i].count) {
             pairs[at] = pairs[at - 1];
             at--;
         }
-        pairs[at] = cell;
+        pairs[at] = i;
     }
     return found;
 }
 
 /* Classes of the heatmap into `shown` (label order): all, or the most-confused block. */
-static uint32_t heatmap_classes(const double *counts, uint32_t n, uint32_t *shown, size_t *pairs,
+static uint32_t heatmap_classes(const heat_matrix *m, uint32_t *shown, size_t *pairs,
                                 uint32_t *n_pairs)
 {
+    uint32_t n = m->n;
     *n_pairs = 0;
     if (n <= CLEVAL_REPORT_MAX_MATRIX_CLASSES) {
         for (uint32_t k = 0; k < n; k++)
             shown[k] = k;
         return n;
     }
-    *n_pairs = top_pairs(counts, n, pairs, CLEVAL_REPORT_TOP_PAIRS);
+    *n_pairs = top_pairs(m, pairs, CLEVAL_REPORT_TOP_PAIRS);
     uint32_t count = 0;
     for (uint32_t p = 0; p < *n_pairs; p++) {
-        uint32_t ends[2] = {(uint32_t)(pairs[p] / n), (uint32_t)(pairs[p] % n)};
+        uint32_t ends[2] = {m->cells[pairs[p]].row, m->cells[pairs[p]].col};
         for (int e = 0; e < 2; e++) {
             uint32_t at = 0;
             while (at < count && shown[at] < ends[e])
@@ -182,9 +236,8 @@ static uint32_t heatmap_classes(const double *counts, uint32_t n, uint32_t *show
     return count;
 }
 
-static void heatmap_svg(FILE *f, const cJSON *report, const double *counts, uint32_t n,
-                        const uint32_t *shown, uint32_t n_shown, const char *rows_are,
-                        const char *columns_are)
+static void heatmap_svg(FILE *f, const cJSON *report, const heat_matrix *m, const uint32_t *shown,
+                        uint32_t n_shown, const char *rows_are, const char *columns_are)
 {
     const double left = 150, top = 80, cell = n_shown <= 12 ? 34 : 24;
     char name[256], colour[8], text[32];
@@ -197,16 +250,13 @@ static void heatmap_svg(FILE *f, const cJSON *report, const double *counts, uint
         fputs("</text>\n", f);
     }
     for (uint32_t i = 0; i < n_shown; i++) {
-        const double *row = counts + (size_t)shown[i] * n;
-        double total = 0;
-        for (uint32_t j = 0; j < n; j++)
-            total += row[j];
+        double total = heat_row_total(m, shown[i]);
         double y = top + cell * i;
         char row_name[256];
         html_class_name(report, shown[i], row_name, sizeof row_name);
         svg_text(f, left - 6, y + cell / 2 + 4, "end", row_name);
         for (uint32_t j = 0; j < n_shown; j++) {
-            double count = row[shown[j]], share = total > 0 ? count / total : 0;
+            double count = heat_count(m, shown[i], shown[j]), share = total > 0 ? count / total : 0;
             html_heat_colour(share, colour);
             svg_rect_tip_begin(f, left + cell * j, y, cell - 1, cell - 1, colour);
             fprintf(f, "%s ", rows_are);
@@ -231,17 +281,17 @@ static void heatmap_svg(FILE *f, const cJSON *report, const double *counts, uint
 void html_heatmap(FILE *f, const cJSON *report, const cJSON *matrix, const char *rows_are,
                   const char *columns_are)
 {
-    uint32_t n;
-    double *counts = read_matrix(matrix, &n);
-    uint32_t *shown = counts ? html_malloc(sizeof *shown * n) : NULL;
+    heat_matrix m;
+    uint32_t *shown = read_matrix(matrix, &m) ? html_malloc(sizeof *shown * m.n) : NULL;
+    uint32_t n = m.n;
     size_t pairs[CLEVAL_REPORT_TOP_PAIRS];
     uint32_t n_pairs;
     if (!shown) {
-        free(counts);
+        free(m.cells);
         fputs("<p>No matrix.</p>\n", f);
         return;
     }
-    uint32_t n_shown = heatmap_classes(counts, n, shown, pairs, &n_pairs);
+    uint32_t n_shown = heatmap_classes(&m, shown, pairs, &n_pairs);
     if (n_shown == 0) {
         fprintf(f, "<p>%u classes and no off-diagonal count: nothing to show.</p>\n", n);
     } else {
@@ -254,10 +304,10 @@ void html_heatmap(FILE *f, const cJSON *report, const cJSON *matrix, const char 
                 "<p class=\"note\">Rows: %s; columns: %s. Each cell shows its percentage of "
                 "its row; hover for the count.</p>\n",
                 rows_are, columns_are);
-        heatmap_svg(f, report, counts, n, shown, n_shown, rows_are, columns_are);
+        heatmap_svg(f, report, &m, shown, n_shown, rows_are, columns_are);
     }
     free(shown);
-    free(counts);
+    free(m.cells);
 }
 
 void html_confusion_section(FILE *f, const cJSON *report)

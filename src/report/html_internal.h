@@ -16,6 +16,8 @@
 void html_memory_watch(void);
 bool html_memory_failed(void);
 void *html_malloc(size_t size);
+/* Marks the page incomplete: an allocation made elsewhere on its behalf failed. */
+void html_memory_lost(void);
 void *html_calloc(size_t n, size_t size);
 
 /* Writes `s` for HTML text or a quoted attribute: made valid UTF-8 with control characters

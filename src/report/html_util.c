@@ -25,6 +25,11 @@ bool html_memory_failed(void)
     return out_of_memory;
 }
 
+void html_memory_lost(void)
+{
+    out_of_memory = true;
+}
+
 void *html_malloc(size_t size)
 {
     void *p = malloc(size ? size : 1);

@@ -11,6 +11,7 @@
 
 #include "cleval/output.h"
 #include "decimal.h"
+#include "json_matrix.h"
 
 static cJSON *prf_object(const cleval_prf *prf)
 {
@@ -67,62 +68,6 @@ static cJSON *per_class_array(const cleval_metrics *m, const cleval_class_names 
     return list;
 }
 
-/* The decimal text of a count, as report_exact_decimal writes it for (double)value: the digits
- * themselves below 2^53 (every count of a real run), without a printf call per cell. */
-static size_t count_text(uint64_t value, char *out)
-{
-    if (value >= UINT64_C(9007199254740992)) {
-        report_exact_decimal((double)value, out, 40);
-        return strlen(out);
-    }
-    char digits[24];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value);
-    for (size_t i = 0; i < n; i++)
-        out[i] = digits[n - 1 - i];
-    return n;
-}
-
-/* One row as the raw text "[a, b, c]", exactly as cJSON_Print() would print an array of those
- * numbers; NULL when out of memory. */
-static cJSON *counts_row(const uint64_t *row, uint32_t n)
-{
-    size_t size = 3 + (size_t)n * 42, at = 0;
-    char *text = cJSON_malloc(size);
-    if (!text) return NULL;
-    text[at++] = '[';
-    for (uint32_t k = 0; k < n; k++) {
-        if (k) {
-            text[at++] = ',';
-            text[at++] = ' ';
-        }
-        at += count_text(row[k], text + at);
-    }
-    text[at++] = ']';
-    text[at] = '\0';
-    /* cJSON_CreateRaw copies the text: the copy is its exact length, not the worst case. */
-    cJSON *item = cJSON_CreateRaw(text);
-    cJSON_free(text);
-    return item;
-}
-
-cJSON *cleval_report_counts_json(const uint64_t *counts, uint32_t n)
-{
-    cJSON *rows = cJSON_CreateArray();
-    for (uint32_t r = 0; rows && r < n; r++) {
-        cJSON *row = counts_row(counts + (size_t)r * n, n);
-        if (!row) {
-            cJSON_Delete(rows);
-            return NULL;
-        }
-        cJSON_AddItemToArray(rows, row);
-    }
-    return rows;
-}
-
 cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
                           const cleval_class_names *names, uint64_t n_samples, uint32_t n_classes,
                           const cleval_run_timing *timing)
@@ -140,9 +85,14 @@ cJSON *cleval_report_json(const cleval_metrics *m, const cleval_confusion *cm,
         cJSON_AddNumberToObject(root, "mcc", m->mcc);
         cJSON_AddItemToObject(root, "cohen_kappa", kappa_object(m));
         cJSON_AddItemToObject(root, "per_class", per_class_array(m, names));
-        if (cm)
-            cJSON_AddItemToObject(root, "confusion_matrix",
-                                  cleval_report_counts_json(cm->counts, cm->n_classes));
+        /* Its nonzero cells are listed with memory of their own: a report without its matrix
+         * would pass for a whole one, so running out of memory fails the report. */
+        cJSON *matrix = cm ? cleval_report_counts_json(&cm->counts) : NULL;
+        if (cm && !matrix) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+        if (matrix) cJSON_AddItemToObject(root, "confusion_matrix", matrix);
     }
     if (timing) {
         cJSON_AddStringToObject(root, "device", timing->device ? timing->device : "");
@@ -189,33 +139,110 @@ static bool make_numbers_exact(cJSON *item)
     return true;
 }
 
-char *cleval_report_json_text(cJSON *json)
+/* The tree's text with the matrices still as placeholders; NULL when out of memory. */
+static char *print_tree(cJSON *json)
 {
     return make_numbers_exact(json) ? cJSON_Print(json) : NULL;
 }
 
+/* A growing string (the library's report text). */
+typedef struct text_buffer {
+    char *text;
+    size_t used, size;
+} text_buffer;
+
+static bool append_text(void *user, const char *bytes, size_t n)
+{
+    text_buffer *b = user;
+    if (b->used + n + 1 > b->size) {
+        size_t size = b->size ? b->size : 4096;
+        while (size < b->used + n + 1)
+            size *= 2;
+        char *grown = realloc(b->text, size);
+        if (!grown) return false;
+        b->text = grown;
+        b->size = size;
+    }
+    memcpy(b->text + b->used, bytes, n);
+    b->used += n;
+    b->text[b->used] = '\0';
+    return true;
+}
+
+char *cleval_report_json_text(cJSON *json)
+{
+    char *text = print_tree(json);
+    if (!text || !report_json_has_matrix(text)) return text;
+    text_buffer b = {0};
+    bool ok = report_json_expand(text, append_text, &b);
+    free(text);
+    if (ok) return b.text;
+    free(b.text);
+    return NULL;
+}
+
+static bool write_stream(void *user, const char *bytes, size_t n)
+{
+    return fwrite(bytes, 1, n, (FILE *)user) == n;
+}
+
+typedef struct temp_sink {
+    cleval_output_temp *temp;
+    cleval_status status;
+} temp_sink;
+
+static bool write_temp(void *user, const char *bytes, size_t n)
+{
+    temp_sink *sink = user;
+    sink->status = cleval_output_temp_write(sink->temp, bytes, n, "--json");
+    return sink->status == CLEVAL_OK;
+}
+
+/* The report and its final newline to an open stream; false on a write error. */
+static bool print_to_stream(const char *text, FILE *f)
+{
+    return report_json_expand(text, write_stream, f) && fputc('\n', f) != EOF;
+}
+
 cleval_status cleval_report_write_json(cJSON *json, const char *path)
 {
-    cleval_status status = CLEVAL_OK;
-    char *text = cleval_report_json_text(json);
+    char *text = print_tree(json);
     if (!text)
         return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory printing the report", path);
+    cleval_status status = CLEVAL_OK;
     if (strcmp(path, "-") == 0) {
-        if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) == EOF)
+        if (!print_to_stream(text, stdout) || fflush(stdout) == EOF)
             status = cleval_fail(CLEVAL_ERR_IO, "writing the JSON report to stdout failed: %s",
                                  strerror(errno));
-        free(text);
-        return status;
+    } else if (cleval_output_in_place(path)) {
+        /* A device, pipe or name in /dev: written directly (see cleval_output_write_text). */
+        struct stat st;
+        bool folder = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        FILE *f = folder ? NULL : fopen(path, "w");
+        bool ok = f && print_to_stream(text, f);
+        if (f) ok = fclose(f) == 0 && ok;
+        if (!ok)
+            status = cleval_fail(CLEVAL_ERR_IO, "--json %s: cannot write: %s", path,
+                                 folder ? "is a directory" : strerror(errno));
+    } else {
+        /* Under a temporary renamed at the end: the final name never holds a partial report,
+         * and the matrices are expanded straight into the file. */
+        cleval_output_temp temp;
+        status = cleval_output_temp_create(path, "--json", &temp);
+        temp_sink sink = {&temp, CLEVAL_OK};
+        if (status == CLEVAL_OK) {
+            bool ok = report_json_expand(text, write_temp, &sink) && write_temp(&sink, "\n", 1);
+            if (ok)
+                status = cleval_output_temp_commit(&temp, path, "--json");
+            else {
+                status = sink.status != CLEVAL_OK
+                             ? sink.status
+                             : cleval_fail(CLEVAL_ERR_NOMEM,
+                                           "--json %s: out of memory printing the report", path);
+                cleval_output_temp_discard(&temp);
+            }
+        }
     }
-    /* The newline ends the file as a text file should. */
-    size_t length = strlen(text);
-    char *line = realloc(text, length + 2);
-    if (!line) {
-        free(text);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "--json %s: out of memory printing the report", path);
-    }
-    memcpy(line + length, "\n", 2);
-    status = cleval_output_write_text(path, "--json", line);
-    free(line);
+    free(text);
     return status;
 }

@@ -241,6 +241,100 @@ cleval_status cleval_predfile_write_counts(cleval_predfile *pf, const char *name
     return CLEVAL_OK;
 }
 
+/* Rows per block of a sparse count table: blocks of about 1 MiB. */
+static uint32_t block_rows(uint32_t cols)
+{
+    uint32_t rows = (UINT32_C(1) << 17) / (cols ? cols : 1);
+    return rows ? rows : 1;
+}
+
+/* A chunked, compressed int64 [rows, cols] dataset whose unwritten chunks read as 0. */
+static hid_t create_blocked_dataset(hid_t file, const char *name, const hsize_t *dims,
+                                    const hsize_t *chunk)
+{
+    hid_t space = H5Screate_simple(2, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dset = H5I_INVALID_HID;
+    if (space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 2, chunk) >= 0 &&
+        (!H5Zfilter_avail(H5Z_FILTER_DEFLATE) || H5Pset_deflate(dcpl, 1) >= 0)) {
+        H5Pset_obj_track_times(dcpl, 0);
+        dset = H5Dcreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return dset;
+}
+
+/* Writes the sorted nonzero cells block by block: only the blocks that hold one, or with
+ * `every_block` all of them (zeros included); false when HDF5 fails. */
+static bool write_blocks(hid_t dset, uint32_t rows, uint32_t cols, uint32_t block,
+                         const cleval_count_cell *cells, size_t n, uint64_t *buffer,
+                         bool every_block)
+{
+    for (size_t i = 0, first = 0; every_block ? first < rows : i < n; first += block) {
+        if (!every_block) first = cells[i].row / block * block;
+        uint32_t count = rows - (uint32_t)first < block ? rows - (uint32_t)first : block;
+        memset(buffer, 0, (size_t)count * cols * sizeof *buffer);
+        for (; i < n && cells[i].row < first + count; i++)
+            buffer[(size_t)(cells[i].row - first) * cols + cells[i].col] = cells[i].count;
+        hsize_t start[2] = {first, 0}, size[2] = {count, cols};
+        hid_t file_space = H5Dget_space(dset);
+        hid_t memory = H5Screate_simple(2, size, NULL);
+        bool ok = file_space >= 0 && memory >= 0 &&
+                  H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, size, NULL) >= 0 &&
+                  H5Dwrite(dset, H5T_NATIVE_UINT64, memory, file_space, H5P_DEFAULT, buffer) >= 0;
+        if (memory >= 0) H5Sclose(memory);
+        if (file_space >= 0) H5Sclose(file_space);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* Sparse counts into a new int64 [rows, cols] dataset, row block by row block: chunked and
+ * compressed with only the blocks that hold a count (`blocked`), or contiguous with every
+ * block written, as cleval_predfile_write_counts lays it out. */
+static cleval_status write_sparse(cleval_predfile *pf, const char *name,
+                                  const cleval_counts *counts, bool blocked)
+{
+    uint32_t block = block_rows(counts->cols);
+    block = block < counts->rows ? block : counts->rows; /* a chunk lies inside the dataset */
+    cleval_count_cell *cells;
+    size_t n;
+    cleval_status status = cleval_counts_sorted(counts, &cells, &n);
+    if (status != CLEVAL_OK) return status;
+    uint64_t *buffer = malloc((size_t)block * counts->cols * sizeof *buffer);
+    if (!buffer) {
+        free(cells);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory writing %s", name);
+    }
+    hsize_t dims[2] = {counts->rows, counts->cols}, chunk[2] = {block, counts->cols};
+    errno = 0;
+    hid_t dset = blocked ? create_blocked_dataset(pf->file, name, dims, chunk)
+                         : create_dataset(pf->file, name, H5T_STD_I64LE, 2, dims);
+    bool ok = dset >= 0 &&
+              write_blocks(dset, counts->rows, counts->cols, block, cells, n, buffer, !blocked);
+    if (dset >= 0) H5Dclose(dset);
+    free(buffer);
+    free(cells);
+    return ok ? CLEVAL_OK : write_failed(pf, "dataset", name);
+}
+
+cleval_status cleval_predfile_write_count_table(cleval_predfile *pf, const char *name,
+                                                const cleval_counts *counts)
+{
+    if (!cleval_counts_is_sparse(counts))
+        return cleval_predfile_write_counts(pf, name, counts->rows, counts->cols, counts->cells);
+    return write_sparse(pf, name, counts, true);
+}
+
+cleval_status cleval_predfile_write_count_rows(cleval_predfile *pf, const char *name,
+                                               const cleval_counts *counts)
+{
+    if (!cleval_counts_is_sparse(counts))
+        return cleval_predfile_write_counts(pf, name, counts->rows, counts->cols, counts->cells);
+    return write_sparse(pf, name, counts, false);
+}
+
 cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *name,
                                             char *const *strings, uint32_t count)
 {

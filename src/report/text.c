@@ -92,22 +92,23 @@ static void report_top_pairs(FILE *out, const cleval_confusion *cm,
     uint32_t c = cm->n_classes;
     confused_pair top[CLEVAL_REPORT_TOP_PAIRS + 1];
     size_t n_top = 0;
-    /* Keep the best CLEVAL_REPORT_TOP_PAIRS by insertion: C*C may be millions of cells. */
-    for (uint32_t t = 0; t < c; t++)
-        for (uint32_t p = 0; p < c; p++) {
-            uint64_t n = cm->counts[(size_t)t * c + p];
-            if (t == p || n == 0) continue;
-            confused_pair candidate = {t, p, n};
-            if (n_top == CLEVAL_REPORT_TOP_PAIRS &&
-                by_count_descending(&candidate, &top[n_top - 1]) >= 0)
-                continue;
-            size_t i = n_top < CLEVAL_REPORT_TOP_PAIRS ? n_top++ : n_top - 1;
-            while (i > 0 && by_count_descending(&candidate, &top[i - 1]) < 0) {
-                top[i] = top[i - 1];
-                i--;
-            }
-            top[i] = candidate;
+    /* Keep the best CLEVAL_REPORT_TOP_PAIRS of the nonzero cells by insertion; the order is
+     * total, so the visiting order does not matter. */
+    size_t pos = 0;
+    cleval_count_cell cell;
+    while (cleval_counts_next(&cm->counts, &pos, &cell)) {
+        if (cell.row == cell.col) continue;
+        confused_pair candidate = {cell.row, cell.col, cell.count};
+        if (n_top == CLEVAL_REPORT_TOP_PAIRS &&
+            by_count_descending(&candidate, &top[n_top - 1]) >= 0)
+            continue;
+        size_t i = n_top < CLEVAL_REPORT_TOP_PAIRS ? n_top++ : n_top - 1;
+        while (i > 0 && by_count_descending(&candidate, &top[i - 1]) < 0) {
+            top[i] = top[i - 1];
+            i--;
         }
+        top[i] = candidate;
+    }
     fprintf(out, "Most confused pairs (of %u classes; the full matrix is in --json):\n", c);
     if (n_top == 0) fprintf(out, "  none: every sample was predicted correctly\n");
     char a[32], b[32];
@@ -128,10 +129,12 @@ void cleval_report_confusion(FILE *out, const cleval_confusion *cm,
     /* Columns are as wide as the largest count or label number; rows carry the class name. */
     size_t cell = 1, name_width = strlen("true \\ pred");
     char buf[32];
-    for (size_t i = 0; i < (size_t)c * c; i++) {
-        size_t w = (size_t)snprintf(buf, sizeof buf, "%llu", (unsigned long long)cm->counts[i]);
-        cell = w > cell ? w : cell;
-    }
+    for (uint32_t t = 0; t < c; t++)
+        for (uint32_t p = 0; p < c; p++) {
+            size_t w = (size_t)snprintf(buf, sizeof buf, "%llu",
+                                        (unsigned long long)cleval_counts_get(&cm->counts, t, p));
+            cell = w > cell ? w : cell;
+        }
     for (uint32_t k = 0; k < c; k++) {
         size_t w = (size_t)snprintf(buf, sizeof buf, "%u", k);
         cell = w > cell ? w : cell;
@@ -146,7 +149,8 @@ void cleval_report_confusion(FILE *out, const cleval_confusion *cm,
     for (uint32_t t = 0; t < c; t++) {
         write_right_aligned(out, class_label(names, t, buf, sizeof buf), name_width);
         for (uint32_t p = 0; p < c; p++)
-            fprintf(out, " %*llu", (int)cell, (unsigned long long)cm->counts[(size_t)t * c + p]);
+            fprintf(out, " %*llu", (int)cell,
+                    (unsigned long long)cleval_counts_get(&cm->counts, t, p));
         fputc('\n', out);
     }
 }

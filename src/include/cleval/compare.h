@@ -93,7 +93,8 @@ typedef struct cleval_compare_result {
     const char *path_a, *path_b; /* the config's strings, not copies */
     uint64_t n_samples;
     uint32_t n_classes;    /* max label + 1 over both files' pred (and y) */
-    uint64_t *flip_matrix; /* [n_classes][n_classes]: row = class in A, column = class in B */
+    /* n_classes x n_classes, dense or sparse (counts.h): row = class in A, column = class in B */
+    cleval_counts flip_matrix;
     uint64_t agreements, flips;
     double agreement, flip_rate;
 

@@ -87,7 +87,10 @@ typedef struct cleval_drift_side {
     bool probabilities; /* every row was a probability vector: confidence = its largest entry */
     bool has_labels;
     uint64_t *class_counts;                        /* [n_classes]: samples predicted as k */
-    uint64_t *confusion;                           /* [n_classes][n_classes] with labels */
+    /* With labels, [n_classes] each: samples of true class k, and those of them predicted as
+     * k. Recall and accuracy need nothing more; a C x C matrix would cost C^2 for a single
+     * large label. */
+    uint64_t *support, *correct;
     uint64_t confidence_counts[CLEVAL_DRIFT_BINS]; /* bin b: [b/10, (b+1)/10) */
     double mean_confidence;
     double mean_entropy; /* natural log (nats), of the softmax or of the row as given */

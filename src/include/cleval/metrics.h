@@ -7,16 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleval/counts.h"
 #include "cleval/status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Exact counts; partial matrices over disjoint samples add up to the whole. */
+/* Exact counts; partial matrices over disjoint samples add up to the whole. Held densely or
+ * sparsely by class count (counts.h): read them through cleval_counts_get/next/sorted. */
 typedef struct cleval_confusion {
     uint32_t n_classes;
-    uint64_t *counts; /* [n_classes][n_classes]: row = true class, column = predicted class */
+    cleval_counts counts; /* n_classes x n_classes: row = true class, column = predicted class */
 } cleval_confusion;
 
 /* An all-zero n_classes x n_classes matrix. */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cleval/counts.h"
 #include "cleval/status.h"
 
 #ifdef __cplusplus
@@ -51,6 +52,20 @@ cleval_status cleval_predfile_write(cleval_predfile *pf, uint64_t row0, uint64_t
 /* Stores an int64 [rows, cols] matrix of counts as dataset `name` ("confusion"). */
 cleval_status cleval_predfile_write_counts(cleval_predfile *pf, const char *name, uint32_t rows,
                                            uint32_t cols, const uint64_t *cells);
+
+/* Stores counts of either backing as the same int64 [rows, cols] dataset. Dense counts are
+ * written as cleval_predfile_write_counts does; sparse ones into a chunked, compressed dataset,
+ * one block of rows at a time, and only the blocks that hold a nonzero cell: the others are
+ * never allocated in the file and read back as zeros, so neither memory nor the file grows
+ * with C^2. */
+cleval_status cleval_predfile_write_count_table(cleval_predfile *pf, const char *name,
+                                                const cleval_counts *counts);
+
+/* As cleval_predfile_write_counts, the same contiguous dataset, from counts of either backing:
+ * sparse ones are written one block of rows at a time (state files, whose readers expect that
+ * layout). */
+cleval_status cleval_predfile_write_count_rows(cleval_predfile *pf, const char *name,
+                                               const cleval_counts *counts);
 
 /* Stores a 1-D dataset of UTF-8 strings (class names). */
 cleval_status cleval_predfile_write_strings(cleval_predfile *pf, const char *name,

@@ -84,12 +84,20 @@ const char *cleval_device_type_name(cleval_device_type type);
  * global_mem_bytes, opencl_c_version of each device. NULL when out of memory. */
 cJSON *cleval_report_devices_json(const cleval_device_info *infos, uint32_t n);
 
-/* An n x n matrix of counts (row-major) as a JSON array of rows. Each row is one raw item whose
- * text is the row as cJSON_Print() would print it ("[3, 0, 1]"), not one item per cell: a
- * cJSON number costs about 64 bytes, so 10^4 classes would cost gigabytes. Readers of the tree
- * parse a row's text (html_charts.c); the printed report is the same as with number items.
- * NULL when out of memory. */
-cJSON *cleval_report_counts_json(const uint64_t *counts, uint32_t n);
+/* A matrix of counts for a report tree: one raw placeholder item that lists the nonzero cells
+ * only (json_matrix.c). cleval_report_json_text() and cleval_report_write_json() print it as
+ * the JSON array of rows of numbers, every zero included, row by row as they write: the
+ * printed report is what an array of number items would print, but neither the tree nor the
+ * writer ever holds C^2 numbers (a cJSON number costs about 64 bytes, so 10^4 classes would
+ * cost gigabytes). Readers of the tree use cleval_report_matrix_cells(). NULL when out of
+ * memory. */
+cJSON *cleval_report_counts_json(const cleval_counts *counts);
+
+/* The shape and the nonzero cells (row-major, malloc'd: free()) of a placeholder made by
+ * cleval_report_counts_json(): CLEVAL_ERR_INPUT when `item` is no placeholder, CLEVAL_ERR_NOMEM
+ * when memory ran out. */
+cleval_status cleval_report_matrix_cells(const cJSON *item, uint32_t *rows, uint32_t *cols,
+                                         cleval_count_cell **cells, size_t *n);
 
 /* The text of `json` as cleval_report_write_json() writes it, without the final newline
  * (numbers become raw items in `json`): heap memory to free(), or NULL when out of memory. */
