@@ -27,6 +27,8 @@ Run from the repository root: ``python3 tools/make_chunk_fixtures.py``. Writes t
   and pred gzip-compressed with the chunk of rows 10..19 replaced by bytes that do not
   inflate (a zlib header then noise), that inflate to fewer bytes than the chunk holds, or to
   more.
+* ``fuzz/seeds/dataset/chunked_shuffle_gzip.h5``: a seed for the dataset fuzz target, ``X``
+  float32 [23, 3, 5] in shuffled gzip chunks (4, 2, 5) and ``y`` int32 in gzip chunks (6,).
 """
 import os
 import zlib
@@ -99,12 +101,23 @@ def write_corrupt(rng, kind):
         pred.id.write_direct_chunk((10,), bad_chunk(40), filter_mask=0)
 
 
+def write_fuzz_seed():
+    rng = np.random.default_rng(5)
+    path = os.path.join("fuzz", "seeds", "dataset", "chunked_shuffle_gzip.h5")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("X", data=rng.integers(0, 50, size=(23, 3, 5)).astype(np.float32),
+                         chunks=(4, 2, 5), compression="gzip", compression_opts=1, shuffle=True)
+        f.create_dataset("y", data=rng.integers(0, 4, size=23).astype(np.int32), chunks=(6,),
+                         compression="gzip", compression_opts=9)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(12)
     write_chunks(rng)
     for kind in ("inflate", "short", "long"):
         write_corrupt(rng, kind)
+    write_fuzz_seed()
 
 
 if __name__ == "__main__":

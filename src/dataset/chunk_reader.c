@@ -20,8 +20,10 @@
 #define MAX_CHUNK_BYTES ((size_t)64 << 20)
 /* The kept chunk row is skipped beyond this (it costs twice as much). */
 #define MAX_TAIL_BYTES ((size_t)64 << 20)
-/* More chunks in one read go through H5Dread, which reads them in bounded runs. */
+/* More chunks, or more stored bytes, in one read go through H5Dread, which reads them in
+ * bounded runs. */
 #define MAX_TASKS ((uint64_t)1 << 20)
+#define MAX_PACKED_BYTES ((size_t)1 << 30)
 
 typedef struct chunk_task {
     hsize_t index[H5S_MAX_RANK]; /* the chunk's position, in chunks */
@@ -324,6 +326,7 @@ static bool plan(chunk_reader *r, uint64_t first_row, size_t n_tasks, int64_t ke
             return false;
         }
         if (size > r->max_packed) return false; /* not from deflate: let HDF5 judge it */
+        if (size > MAX_PACKED_BYTES - total) return false;
         t->packed_offset = total;
         t->packed_bytes = (size_t)size;
         total += (size_t)size;
