@@ -33,9 +33,8 @@ static double median_of(double *values, int n)
 /* The narrowest type X's values fit, so nothing is converted (uint8 images stay bytes). */
 static cleval_elem_type stored_type(const cleval_column *x)
 {
-    static const cleval_elem_type integers[] = {CLEVAL_ELEM_U8,  CLEVAL_ELEM_I8,
-                                                CLEVAL_ELEM_U16, CLEVAL_ELEM_I16,
-                                                CLEVAL_ELEM_I32, CLEVAL_ELEM_I64};
+    static const cleval_elem_type integers[] = {CLEVAL_ELEM_U8,  CLEVAL_ELEM_I8,  CLEVAL_ELEM_U16,
+                                                CLEVAL_ELEM_I16, CLEVAL_ELEM_I32, CLEVAL_ELEM_I64};
     for (size_t i = 0; cleval_column_is_integer(x) && i < 6; i++)
         if (cleval_column_fits(x, integers[i])) return integers[i];
     return CLEVAL_ELEM_F32;

@@ -14,7 +14,7 @@
 typedef struct chunked_case {
     const char *name;
     cleval_column_kind kind;
-    cleval_elem_type read; /* as what the test reads it: its stored type */
+    cleval_elem_type read;  /* as what the test reads it: its stored type */
     uint64_t stored_chunks; /* chunks in storage when every one was written, else 0 */
 } chunked_case;
 
@@ -33,7 +33,7 @@ static const chunked_case cases[] = {
 
 static hid_t native(cleval_elem_type type)
 {
-    return type == CLEVAL_ELEM_U8 ? H5T_NATIVE_UINT8
+    return type == CLEVAL_ELEM_U8    ? H5T_NATIVE_UINT8
            : type == CLEVAL_ELEM_I32 ? H5T_NATIVE_INT32
                                      : H5T_NATIVE_FLOAT;
 }
@@ -142,8 +142,8 @@ static void expect_damage(const char *file, const char *name, uint64_t row0, uin
     cleval_column *col;
     assert_ok(cleval_dataset_open(copy, &ds));
     bool labels = strcmp(name, "X") != 0;
-    assert_ok(cleval_column_open(ds, name, labels ? CLEVAL_COLUMN_VALUES : CLEVAL_COLUMN_FEATURES,
-                                 &col));
+    assert_ok(
+        cleval_column_open(ds, name, labels ? CLEVAL_COLUMN_VALUES : CLEVAL_COLUMN_FEATURES, &col));
     float values[40 * 6];
     assert_ok(cleval_column_read_f32(col, 0, 10, values)); /* the chunk before is sound */
     assert_int_equal(cleval_column_read_f32(col, row0, n, values), CLEVAL_ERR_INPUT);
@@ -186,8 +186,8 @@ static void test_cli_damaged_chunk(void **state)
         char path[512];
         snprintf(path, sizeof path, "%s", fixture_path(files[i]));
         char *out, *err;
-        int code = run_cleval((const char *[]){"metrics", "--data", path, "--quiet", NULL}, &out,
-                              &err);
+        int code =
+            run_cleval((const char *[]){"metrics", "--data", path, "--quiet", NULL}, &out, &err);
         assert_int_equal(code, 2);
         assert_string_equal(out, "");
         const char *newline = strchr(err, '\n');
@@ -208,8 +208,7 @@ static void test_bad_thread_count_refused(void **state)
         cleval_dataset *ds;
         cleval_column *col = NULL;
         assert_ok(cleval_dataset_open(fixture_path("chunks/chunks.h5"), &ds));
-        assert_int_equal(cleval_column_open(ds, "y", CLEVAL_COLUMN_LABELS, &col),
-                         CLEVAL_ERR_USAGE);
+        assert_int_equal(cleval_column_open(ds, "y", CLEVAL_COLUMN_LABELS, &col), CLEVAL_ERR_USAGE);
         assert_null(col);
         assert_non_null(strstr(cleval_last_error(), "CLEVAL_INFLATE_THREADS"));
         cleval_dataset_close(ds);

@@ -10,9 +10,9 @@
 
 typedef enum chunk_decode_result {
     CHUNK_DECODE_OK,
-    CHUNK_DECODE_CORRUPT,  /* not a zlib stream, or one cut short */
-    CHUNK_DECODE_SIZE,     /* a complete stream of another size than the chunk's */
-    CHUNK_DECODE_NOMEM,    /* zlib could not allocate its state */
+    CHUNK_DECODE_CORRUPT, /* not a zlib stream, or one cut short */
+    CHUNK_DECODE_SIZE,    /* a complete stream of another size than the chunk's */
+    CHUNK_DECODE_NOMEM,   /* zlib could not allocate its state */
 } chunk_decode_result;
 
 /* Inflates the zlib stream `src` (`src_bytes`) into `dest`, which must hold `expected` + 1

@@ -26,8 +26,8 @@
 #define MAX_PACKED_BYTES ((size_t)1 << 30)
 
 typedef struct chunk_task {
-    hsize_t index[H5S_MAX_RANK]; /* the chunk's position, in chunks */
-    uint64_t slot;               /* its place in its chunk row */
+    hsize_t index[H5S_MAX_RANK];        /* the chunk's position, in chunks */
+    uint64_t slot;                      /* its place in its chunk row */
     size_t packed_offset, packed_bytes; /* its stored bytes in reader->packed */
     bool kept; /* its rows come from the chunk row kept by the previous read */
     chunk_decode_result result;
@@ -265,8 +265,7 @@ static cleval_status damaged(const chunk_reader *r, const chunk_task *t, const c
     return cleval_fail(CLEVAL_ERR_INPUT,
                        "%s: dataset '%s' is damaged (the compressed chunk holding rows %llu..%llu "
                        "%s)",
-                       r->path, r->name, (unsigned long long)first, (unsigned long long)last,
-                       what);
+                       r->path, r->name, (unsigned long long)first, (unsigned long long)last, what);
 }
 
 /* The failure of the first task that did not inflate, or CLEVAL_OK. */
@@ -352,8 +351,8 @@ cleval_status chunk_reader_read(chunk_reader *r, uint64_t row0, uint64_t n, void
     cleval_status status;
     if (!plan(r, first_row, n_tasks, kept_row, &packed_total, &status)) return status;
     if (!ensure((void **)&r->packed, &r->packed_capacity, packed_total ? packed_total : 1))
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s' (%zu bytes)",
-                           r->path, r->name, packed_total);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s' (%zu bytes)", r->path,
+                           r->name, packed_total);
     if ((status = start_pool(r)) != CLEVAL_OK) return status;
 
     /* Keep the last chunk row when this read ends inside it (and it is not the one kept). */
