@@ -8,6 +8,7 @@ PACKAGES=(
   clang libclang-rt-14-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   libhdf5-dev hdf5-tools
+  zlib1g-dev
   libcmocka-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   libcjson-dev

@@ -3,6 +3,8 @@
  * checked (finite features, non-negative labels). */
 #include "dataset_internal.h"
 
+#include "chunk_reader.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@ struct cleval_column {
     const cleval_array *array; /* a caller array's rows instead of the file's, or NULL */
     void *scratch; /* stored-type staging for conversions */
     size_t scratch_bytes;
+    chunk_reader *chunks; /* deflated chunks inflated by cleval's threads, or NULL */
 };
 
 static hid_t memory_type(element_type type)
@@ -302,6 +305,10 @@ cleval_status cleval_column_open(cleval_dataset *ds, const char *name, cleval_co
         (status = dataset_check_storage(ds, col->dset, name, stored_size)) != CLEVAL_OK ||
         (status = read_limits(col)) != CLEVAL_OK)
         goto fail;
+    if (col->type != ELEMENT_OTHER_FLOAT &&
+        (status = chunk_reader_open(col->dset, memory_type(col->type), ds->path, col->name,
+                                    &col->chunks)) != CLEVAL_OK)
+        goto fail;
     *out = col;
     return CLEVAL_OK;
 
@@ -313,6 +320,7 @@ fail:
 void cleval_column_close(cleval_column *col)
 {
     if (!col) return;
+    chunk_reader_close(col->chunks);
     if (col->file_space >= 0) H5Sclose(col->file_space);
     if (col->dset >= 0) H5Dclose(col->dset);
     free(col->scratch);
@@ -363,6 +371,11 @@ const char *cleval_column_type_name(const cleval_column *col)
     return element_names[col->type];
 }
 
+uint64_t cleval_column_chunks_inflated(const cleval_column *col)
+{
+    return col->chunks ? chunk_reader_inflated(col->chunks) : 0;
+}
+
 /* The first HDF5 filter of the column's pipeline that this HDF5 library cannot apply (a
  * compression plugin that is not installed, such as LZF): its id and stored name ("" when it
  * has none), or -1 when every filter is available. */
@@ -405,7 +418,8 @@ static cleval_status read_run(cleval_column *col, uint64_t row0, uint64_t n, hid
                               void *dest);
 
 /* Reads rows [row0, row0 + n) as `mem_type` (elements of `element_size` bytes; HDF5 converts
- * from the stored type) into `dest`, in runs of rows_per_read. */
+ * from the stored type) into `dest`: deflated chunks of the stored type through the chunk
+ * reader, anything else (or a batch it hands back) by H5Dread in runs of rows_per_read. */
 static cleval_status read_rows(cleval_column *col, uint64_t row0, uint64_t n, hid_t mem_type,
                                size_t element_size, void *dest)
 {
@@ -414,6 +428,11 @@ static cleval_status read_rows(cleval_column *col, uint64_t row0, uint64_t n, hi
                            "%s: rows %llu..%llu of '%s' are out of range (%llu rows)",
                            col->ds->path, (unsigned long long)row0, (unsigned long long)(row0 + n),
                            col->name, (unsigned long long)col->rows);
+    if (col->chunks && H5Tequal(mem_type, memory_type(col->type)) > 0) {
+        bool handled;
+        cleval_status status = chunk_reader_read(col->chunks, row0, n, dest, &handled);
+        if (status != CLEVAL_OK || handled) return status;
+    }
     size_t row_bytes = (size_t)col->row_size * element_size;
     for (uint64_t done = 0; done < n;) {
         uint64_t run = n - done < col->rows_per_read ? n - done : col->rows_per_read;

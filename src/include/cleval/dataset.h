@@ -125,6 +125,11 @@ const char *cleval_column_name(const cleval_column *col);
 const char *cleval_column_path(const cleval_column *col);
 const char *cleval_column_type_name(const cleval_column *col);
 
+/* How many compressed chunks cleval has inflated itself for this column (read raw and
+ * inflated on its own threads, see src/dataset/chunk_reader.h); 0 when every read went
+ * through HDF5's filters. */
+uint64_t cleval_column_chunks_inflated(const cleval_column *col);
+
 /* Reads rows [row0, row0 + n) into `out` (n * row_size floats), converting from the stored
  * type. A FEATURES column fails with CLEVAL_ERR_INPUT naming the first sample that holds NaN or
  * Inf. */
