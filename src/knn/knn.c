@@ -81,6 +81,7 @@ cleval_status cleval_knn_create(cleval_device *dev, const cleval_knn_config *con
     knn->margin = config->margin ? config->margin : automatic_margin(config->k);
     knn->share_screen =
         knn->variant == CLEVAL_VARIANT_GPU && config->metric == CLEVAL_KNN_EUCLIDEAN;
+    knn_int_choose(knn);
     /* Page-aligned, so CPU devices can use the host copy in place (CL_MEM_USE_HOST_PTR). */
     size_t bytes = cleval_round_up((size_t)n_train * dim * sizeof *knn->x, HOST_ALIGNMENT);
     knn->x = aligned_alloc(HOST_ALIGNMENT, bytes);
@@ -120,6 +121,7 @@ void cleval_knn_destroy(cleval_knn *knn)
 {
     if (!knn) return;
     cleval_device_finish(knn->dev);
+    knn_int_release(knn);
     release_tiles(knn);
     cl_kernel kernels[] = {knn->scores_kernel, knn->topk_global_kernel, knn->exact_kernel,
                            knn->vote_kernel};
@@ -395,16 +397,29 @@ static uint32_t plan_batch(cleval_knn *knn)
     return (uint32_t)batch;
 }
 
+/* The batch plan and the result array, once the tiles are planned. */
+static cleval_status plan_results(cleval_knn *knn)
+{
+    knn->max_batch = plan_batch(knn);
+    knn->ranked = malloc((size_t)knn->max_batch * (knn->config.k + 1) * sizeof *knn->ranked);
+    if (!knn->ranked) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN results");
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_knn_prepare(cleval_knn *knn)
 {
     if (knn->rows_set != knn->n_train)
         return cleval_fail(CLEVAL_ERR_USAGE, "%llu of %llu training rows were set",
                            (unsigned long long)knn->rows_set, (unsigned long long)knn->n_train);
     cleval_status status;
-    if ((status = build_kernels(knn)) || (status = plan_tiles(knn))) return status;
-    knn->max_batch = plan_batch(knn);
-    knn->ranked = malloc((size_t)knn->max_batch * (knn->config.k + 1) * sizeof *knn->ranked);
-    if (!knn->ranked) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN results");
+    if (knn_int_mode(knn)) {
+        bool used;
+        if ((status = knn_int_prepare(knn, &used))) return status;
+        if (used) return plan_results(knn);
+    }
+    if ((status = build_kernels(knn)) || (status = plan_tiles(knn)) ||
+        (status = plan_results(knn)))
+        return status;
     cleval_log(CLEVAL_LOG_INFO,
                "KNN: %s kernels, k=%u, %u screening candidates per split, "
                "batches of up to %u queries, exact pass in %s",

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "cleval/dataset.h"
 #include "cleval/knn.h"
 
 /* Tunables of kernels/knn_scores.cl and kernels/knn_topk_gpu.cl: the host lays its buffers out
@@ -45,6 +46,8 @@ typedef struct knn_tile {
     float *screen_norm;  /* host screening norms, +INF for padding */
     void *norm2;         /* host |r|^2 of the originals in the exact type */
     knn_tile_buffers *on_device; /* its own buffers when resident, else the shared slot */
+    void *int_values;    /* integer mode: the values in their type (panels on CPUs), host side */
+    int32_t *int_norms;  /* integer mode, CPU: |r|^2 per panel slot, INT32_MAX for padding */
 } knn_tile;
 
 struct cleval_knn {
@@ -81,6 +84,15 @@ struct cleval_knn {
     knn_buffer vote_dist, vote_index, vote_label, votes;
     knn_buffer pred, scores, flags;
 
+    /* Integer mode (integer.c): the values' type, CLEVAL_ELEM_F32 when the float path runs. */
+    cleval_elem_type int_type;
+    bool int_tiled;       /* CPU: knn_int_scores_cpu; else knn_int_direct */
+    bool int_acc_long;    /* knn_int_direct sums in long (int could overflow) */
+    uint32_t int_vw, int_nv; /* knn_int_scores_cpu: vector lanes and vectors per panel */
+    cl_kernel int_kernel, int_candidates_kernel;
+    knn_buffer q_int;     /* knn_int_direct: the queries in the values' type */
+    knn_buffer int_slices; /* knn_int_scores_cpu: each work-item's panel slice as float */
+
     cleval_knn_candidate *ranked; /* [max_batch][k + 1] of the last search, nearest first */
     cleval_knn_stats stats;
 };
@@ -99,5 +111,23 @@ cleval_status knn_use_tile(cleval_knn *knn, knn_tile *tile);
 cleval_status knn_topk_kernel(cleval_knn *knn, bool heap_local, cl_kernel *out);
 
 void knn_unit_vector(const float *v, uint32_t dim, float *out);
+
+/* Integer mode (integer.c). knn_int_choose() picks it at creation from the configured value
+ * type, the metric, the kernel family and the device; knn_int_prepare() lays the tiles out in
+ * the values' type and uploads them, or gives the mode up (*used false, the float path then
+ * prepares) when the tiles would not stay resident. */
+void knn_int_choose(cleval_knn *knn);
+bool knn_int_mode(const cleval_knn *knn);
+cleval_status knn_int_prepare(cleval_knn *knn, bool *used);
+void knn_int_release(cleval_knn *knn);
+/* Splits of one tile for nq queries. */
+uint32_t knn_int_splits(const cleval_knn *knn, const knn_tile *tile, uint32_t nq);
+/* Checks the batch's values fit the type and uploads what the kernels read beyond
+ * upload_queries' layouts. */
+cleval_status knn_int_upload_queries(cleval_knn *knn, const float *queries, uint32_t nq);
+/* Candidates [chunk_base, chunk_base + splits) of one tile, exact, with +INF safe bounds;
+ * the int heaps are filled with INT32_MAX / -1 by the caller for the tiled kernel. */
+cleval_status knn_int_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_t nq_pad,
+                           uint32_t m, uint32_t splits, uint32_t chunk_base);
 
 #endif
