@@ -59,20 +59,6 @@ static void type_range(cleval_elem_type t, double *lo, double *hi)
     }
 }
 
-/* The CPU tile's vector lanes: the device's preferred float vector width (8 on AVX2, 16 on
- * AVX-512), 16 when it does not say; CLEVAL_KNN_VW overrides it for experiments. */
-static uint32_t vector_lanes(const cleval_knn *knn)
-{
-    const char *env = getenv("CLEVAL_KNN_VW");
-    if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16")))
-        return (uint32_t)atoi(env);
-    cl_uint width = 0;
-    if (clGetDeviceInfo(cleval_device_id(knn->dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
-                        sizeof width, &width, NULL) != CL_SUCCESS)
-        return 16;
-    return width >= 16 ? 16 : width >= 8 ? 8 : 4;
-}
-
 void knn_int_choose(cleval_knn *knn)
 {
     cleval_elem_type t = knn->config.values;
@@ -87,10 +73,6 @@ void knn_int_choose(cleval_knn *knn)
     knn->int_acc_long = (double)knn->dim * range * range >= 2147483648.0;
     knn->int_tiled =
         knn->variant == CLEVAL_VARIANT_CPU && eight_bit(t) && knn->dim <= MAX_TILED_DIM;
-    knn->int_vw = vector_lanes(knn);
-    /* Four query rows by 64 references, as the float kernel's 4 x 4 float16 on AVX-512; with
-     * 8 lanes (16 registers) 4 x 2 vectors leave room for the loads and the broadcast. */
-    knn->int_nv = knn->int_vw == 16 ? 4 : knn->int_vw == 8 ? 2 : 4;
 }
 
 bool knn_int_mode(const cleval_knn *knn)
@@ -101,11 +83,6 @@ bool knn_int_mode(const cleval_knn *knn)
 cleval_elem_type cleval_knn_integer_type(const cleval_knn *knn)
 {
     return knn->int_type;
-}
-
-static uint32_t panel_rows(const cleval_knn *knn)
-{
-    return knn->int_vw * knn->int_nv;
 }
 
 /* Writes value v (checked to be an integer of the type) at element `at` of `out`. */
@@ -133,7 +110,7 @@ static cleval_status not_of_type(const cleval_knn *knn, const char *what, uint64
  * row-major otherwise) and, for the tiled kernel, |r|^2 per panel slot. */
 static cleval_status pack_int_tile(cleval_knn *knn, knn_tile *tile)
 {
-    uint32_t dim = knn->dim, nr = panel_rows(knn);
+    uint32_t dim = knn->dim, nr = knn->nr;
     size_t es = cleval_column_elem_size(knn->int_type);
     size_t slots = knn->int_tiled ? (size_t)tile->n_panels * nr : tile->rows;
     tile->int_values = calloc(slots * dim, es);
@@ -161,8 +138,8 @@ static cleval_status build_int_kernels(cleval_knn *knn)
 {
     char options[160];
     snprintf(options, sizeof options, "-DSTORE_T=%s -DACC_T=%s -DMR=%d -DNV=%u -DVW=%u -DIB=%d -DQB=%d",
-             store_type(knn->int_type), knn->int_acc_long ? "long" : "int", KNN_MR, knn->int_nv,
-             knn->int_vw, INT_BLOCK, KNN_QB);
+             store_type(knn->int_type), knn->int_acc_long ? "long" : "int", KNN_MR, knn->nv,
+             knn->vw, INT_BLOCK, KNN_QB);
     cleval_status status =
         cleval_device_kernel(knn->dev, "knn_int", options,
                              knn->int_tiled ? "knn_int_scores_cpu" : "knn_int_direct",
@@ -181,7 +158,7 @@ static cleval_status build_int_kernels(cleval_knn *knn)
 static cleval_status plan_int_tiles(cleval_knn *knn, bool *resident)
 {
     const cleval_device_info *info = cleval_device_get_info(knn->dev);
-    uint32_t nr = panel_rows(knn);
+    uint32_t nr = knn->nr;
     uint64_t row_bytes = (uint64_t)knn->dim * cleval_column_elem_size(knn->int_type);
     uint64_t rows_per_alloc = info->max_alloc_bytes / row_bytes;
     rows_per_alloc = rows_per_alloc > nr ? rows_per_alloc - nr : 1;
@@ -217,7 +194,7 @@ static cleval_status plan_int_tiles(cleval_knn *knn, bool *resident)
 static cleval_status upload_int_tile(cleval_knn *knn, knn_tile *tile, knn_tile_buffers *b)
 {
     cleval_device *dev = knn->dev;
-    uint32_t nr = panel_rows(knn);
+    uint32_t nr = knn->nr;
     size_t slots = knn->int_tiled ? (size_t)tile->n_panels * nr : tile->rows;
     size_t value_bytes = slots * knn->dim * cleval_column_elem_size(knn->int_type);
     cl_mem_flags flags = CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR;
@@ -356,7 +333,7 @@ cleval_status knn_int_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_
         cleval_kernel_arg_mem(&a, knn->safe.mem);
         return cleval_kernel_launch(queue, &a, 2, global, NULL, NULL);
     }
-    uint32_t nr = panel_rows(knn);
+    uint32_t nr = knn->nr;
     uint32_t blocks = (nq + KNN_QB - 1) / KNN_QB;
     uint32_t per_split = (tile->n_panels + splits - 1) / splits;
     if ((status = knn_buffer_reserve(knn, &knn->scratch,

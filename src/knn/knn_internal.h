@@ -9,11 +9,10 @@
 
 /* Tunables of kernels/knn_scores.cl and kernels/knn_topk_gpu.cl: the host lays its buffers out
  * and sizes its launches for these and passes them to the kernels' builds with -D (knn.c), so
- * both always agree. */
+ * both always agree. The CPU panel's vector width and count (cleval_knn's vw, nv) come from the
+ * device (knn_choose_panel). */
 enum {
     KNN_MR = 4,           /* queries per CPU micro-panel */
-    KNN_NV = 4,           /* float16 vectors of references per CPU panel */
-    KNN_NR = 16 * KNN_NV, /* references per CPU panel */
     KNN_QB = 256,         /* queries per CPU work-item */
     KNN_GPU_QT = 32,      /* GPU: queries per work-group */
     KNN_GPU_RT = 64,      /* GPU: references per step of a work-group's walk */
@@ -40,7 +39,7 @@ typedef struct knn_tile_buffers {
 /* A contiguous range of training rows, laid out for the device on the host. */
 typedef struct knn_tile {
     uint64_t row0, rows;
-    uint32_t n_panels;   /* CPU: 64-reference panels */
+    uint32_t n_panels;   /* CPU: panels of nr references */
     float max_norm;      /* largest |r| of the tile (original vectors), rounded up */
     float *screen;       /* host layout of the screening vectors; NULL when the originals serve */
     float *screen_norm;  /* host screening norms, +INF for padding */
@@ -56,6 +55,7 @@ struct cleval_knn {
     uint64_t n_train;
     uint32_t dim;
     cleval_kernel_variant variant;
+    uint32_t vw, nv, nr; /* CPU panels: vector lanes, vectors, and vw * nv references */
     bool fp64;         /* the exact pass runs in double */
     size_t exact_size; /* sizeof the exact type on the device */
 
@@ -88,7 +88,6 @@ struct cleval_knn {
     cleval_elem_type int_type;
     bool int_tiled;       /* CPU: knn_int_scores_cpu; else knn_int_direct */
     bool int_acc_long;    /* knn_int_direct sums in long (int could overflow) */
-    uint32_t int_vw, int_nv; /* knn_int_scores_cpu: vector lanes and vectors per panel */
     cl_kernel int_kernel, int_candidates_kernel;
     knn_buffer q_int;     /* knn_int_direct: the queries in the values' type */
     knn_buffer int_slices; /* knn_int_scores_cpu: each work-item's panel slice as float */
@@ -111,6 +110,9 @@ cleval_status knn_use_tile(cleval_knn *knn, knn_tile *tile);
 cleval_status knn_topk_kernel(cleval_knn *knn, bool heap_local, cl_kernel *out);
 
 void knn_unit_vector(const float *v, uint32_t dim, float *out);
+
+/* Sets vw, nv and nr for the device's preferred float vector width. */
+void knn_choose_panel(cleval_knn *knn);
 
 /* Integer mode (integer.c). knn_int_choose() picks it at creation from the configured value
  * type, the metric, the kernel family and the device; knn_int_prepare() lays the tiles out in

@@ -186,7 +186,7 @@ static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, u
         uint32_t blocks = (nq + KNN_QB - 1) / KNN_QB;
         uint32_t per_split = (tile->n_panels + splits - 1) / splits;
         cleval_status status = knn_buffer_reserve(
-            knn, &knn->scratch, (size_t)splits * blocks * KNN_QB * KNN_NR * sizeof(float),
+            knn, &knn->scratch, (size_t)splits * blocks * KNN_QB * knn->nr * sizeof(float),
             "KNN tile scratch");
         if (status != CLEVAL_OK) return status;
         size_t global[2] = {blocks, splits}, local[2] = {1, 1};
