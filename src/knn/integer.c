@@ -122,9 +122,11 @@ static cleval_status pack_int_tile(cleval_knn *knn, knn_tile *tile)
     for (uint64_t r = 0; r < tile->rows; r++) {
         const float *v = knn->x + (tile->row0 + r) * dim;
         int64_t norm2 = 0;
+        /* Element d of row r: panel r / nr, column r % nr, k-major; else row-major. */
+        size_t first = knn->int_tiled ? (size_t)(r / nr) * dim * nr + r % nr : (size_t)r * dim;
+        size_t step = knn->int_tiled ? nr : 1;
         for (uint32_t d = 0; d < dim; d++) {
-            size_t at = knn->int_tiled ? ((size_t)(r / nr) * dim + d) * nr + r % nr
-                                       : (size_t)r * dim + d;
+            size_t at = first + d * step;
             if (!store_value(knn->int_type, v[d], tile->int_values, at))
                 return not_of_type(knn, "training row", tile->row0 + r, v[d]);
             norm2 += (int64_t)v[d] * (int64_t)v[d];
@@ -256,6 +258,9 @@ cleval_status knn_int_prepare(cleval_knn *knn, bool *used)
         tile->int_values = NULL;
         tile->int_norms = NULL;
     }
+    /* The float copy of the training set is no longer read: give its memory back. */
+    free(knn->x);
+    knn->x = NULL;
     *used = true;
     return CLEVAL_OK;
 }
