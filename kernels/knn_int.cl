@@ -15,8 +15,12 @@
  *                             of float32's bytes), the q.r products summed with float FMAs in
  *                             blocks of IB features (exact: IB * 255^2 < 2^24) and the blocks
  *                             added in int. Each panel slice is converted to float once per
- *                             work-item and block, then serves all its QB queries. Scores s = |r|^2 - 2 q.r are exact ints;
- *                             |q - r|^2 = |q|^2 + s. Heaps of the m best by (s, index).
+ *                             work-item and block, then serves all its QB queries. Scores
+ *                             s = |r|^2 - 2 q.r are exact ints; |q - r|^2 = |q|^2 + s. Heaps
+ *                             of the m best by (s, index).
+ *                             + a quarter of the float path's memory traffic, no re-ranking;
+ *                             - the same FMA count as float32 (PoCL's LLVM emits no
+ *                               vpmaddwd / VNNI from OpenCL C integer dot products).
  *            knn_int_candidates  turns those heaps into candidates with exact distances.
  * Layout     direct: queries [nq][dim], refs [n_refs][dim] (STORE_T, row-major);
  *            CPU: queries [nq_pad / MR][dim][MR] (float, integral values), refs

@@ -7,8 +7,9 @@
  *            out could have ranked among the k + 1 nearest.
  *            knn_scores_cpu  CPU: one work-item per block of QB queries x a range of reference
  *                            panels; MR x NR register tile (TILE_STEP; 4 x 4 float16
- *                            accumulators on AVX-512, 4 x 2 float8 on AVX2), k-blocked by KC so a panel slice stays in L1; the
- *                            M-best selection (a max-heap per query) is fused into the epilogue.
+ *                            accumulators on AVX-512, 4 x 2 float8 on AVX2), k-blocked by KC
+ *                            so a panel slice stays in L1; the M-best selection (a max-heap
+ *                            per query) is fused into the epilogue.
  *                            + no score matrix, a clean FMA loop; - needs packed references.
  *            The GPU family screens with knn_topk_gpu (kernels/knn_topk_gpu.cl).
  * Layout     CPU queries  [nq_pad / 4][dim][4]   (micro-panels of 4 queries, k-major)

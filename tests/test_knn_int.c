@@ -21,7 +21,7 @@ typedef struct int_case {
     uint32_t nq;
     uint32_t k;
     uint32_t classes;
-    int levels;   /* distinct values: few levels make exact distance ties common */
+    int levels;    /* distinct values: few levels make exact distance ties common */
     bool weighted; /* inverse-distance votes */
 } int_case;
 
@@ -175,18 +175,18 @@ static void check_case(const int_case *t)
 }
 
 static const int_case CASES[] = {
-    {CLEVAL_ELEM_U8, 1, 1, 1, 1, 2, 256, false},      /* the smallest search */
-    {CLEVAL_ELEM_U8, 97, 13, 1, 5, 3, 3, false},      /* a prime, one query, many ties */
-    {CLEVAL_ELEM_U8, 97, 17, 31, 97, 4, 2, false},    /* k = N_train, binary values */
-    {CLEVAL_ELEM_U8, 65, 129, 257, 7, 10, 5, true},   /* one past a panel, an exact block, a
-                                                         query block; distance weights */
+    {CLEVAL_ELEM_U8, 1, 1, 1, 1, 2, 256, false},        /* the smallest search */
+    {CLEVAL_ELEM_U8, 97, 13, 1, 5, 3, 3, false},        /* a prime, one query, many ties */
+    {CLEVAL_ELEM_U8, 97, 17, 31, 97, 4, 2, false},      /* k = N_train, binary values */
+    {CLEVAL_ELEM_U8, 65, 129, 257, 7, 10, 5, true},     /* one past a panel, an exact block, a
+                                                           query block; distance weights */
     {CLEVAL_ELEM_U8, 1009, 784, 33, 5, 10, 256, false}, /* Fashion-MNIST's width, full range */
-    {CLEVAL_ELEM_U8, 130, 257, 300, 64, 5, 2, false}, /* two panels + 2, 0/255 only: ties */
-    {CLEVAL_ELEM_I8, 97, 31, 65, 5, 3, 4, false},     /* negative values, extremes */
+    {CLEVAL_ELEM_U8, 130, 257, 300, 64, 5, 2, false},   /* two panels + 2, 0/255 only: ties */
+    {CLEVAL_ELEM_I8, 97, 31, 65, 5, 3, 4, false},       /* negative values, extremes */
     {CLEVAL_ELEM_I8, 257, 129, 17, 9, 4, 256, true},
     {CLEVAL_ELEM_U16, 1, 3, 5, 1, 2, 65536, false},
-    {CLEVAL_ELEM_U16, 97, 5, 33, 5, 3, 3, false},     /* 65535^2 terms: int64 sums */
-    {CLEVAL_ELEM_I16, 8193, 2, 7, 11, 5, 3, false},   /* one past a GPU split, many ties */
+    {CLEVAL_ELEM_U16, 97, 5, 33, 5, 3, 3, false},   /* 65535^2 terms: int64 sums */
+    {CLEVAL_ELEM_I16, 8193, 2, 7, 11, 5, 3, false}, /* one past a GPU split, many ties */
     {CLEVAL_ELEM_I16, 61, 257, 29, 5, 3, 65536, true},
 };
 
@@ -301,9 +301,10 @@ static void test_fashion_mnist_same_as_float_path(void **state)
     for (int v = 0; v < 2; v++) {
         cleval_device_set_variant(test_device(), v ? CLEVAL_VARIANT_GPU : CLEVAL_VARIANT_CPU);
         for (int weighted = 0; weighted < 2; weighted++) {
-            cleval_knn_config config = {
-                .k = 5, .n_classes = 10,
-                .weights = weighted ? CLEVAL_KNN_DISTANCE : CLEVAL_KNN_UNIFORM};
+            cleval_knn_config config = {.k = 5,
+                                        .n_classes = 10,
+                                        .weights =
+                                            weighted ? CLEVAL_KNN_DISTANCE : CLEVAL_KNN_UNIFORM};
             answer flt = run(train, labels, N_TRAIN, DIM, test, N_TEST, &config);
             config.values = CLEVAL_ELEM_U8;
             answer integer = run(train, labels, N_TRAIN, DIM, test, N_TEST, &config);

@@ -62,12 +62,11 @@ static void type_range(cleval_elem_type t, double *lo, double *hi)
 void knn_int_choose(cleval_knn *knn)
 {
     cleval_elem_type t = knn->config.values;
-    bool integer = t == CLEVAL_ELEM_U8 || t == CLEVAL_ELEM_I8 || t == CLEVAL_ELEM_U16 ||
-                   t == CLEVAL_ELEM_I16;
+    bool integer =
+        t == CLEVAL_ELEM_U8 || t == CLEVAL_ELEM_I8 || t == CLEVAL_ELEM_U16 || t == CLEVAL_ELEM_I16;
     /* Cosine distances are irrational in general: no integer computation is exact for them. */
-    knn->int_type = integer && knn->config.metric == CLEVAL_KNN_EUCLIDEAN && knn->fp64
-                        ? t
-                        : CLEVAL_ELEM_F32;
+    knn->int_type =
+        integer && knn->config.metric == CLEVAL_KNN_EUCLIDEAN && knn->fp64 ? t : CLEVAL_ELEM_F32;
     if (knn->int_type == CLEVAL_ELEM_F32) return;
     double range = eight_bit(t) ? 255.0 : 65535.0;
     knn->int_acc_long = (double)knn->dim * range * range >= 2147483648.0;
@@ -102,8 +101,8 @@ static bool store_value(cleval_elem_type t, float v, void *out, size_t at)
 
 static cleval_status not_of_type(const cleval_knn *knn, const char *what, uint64_t row, float v)
 {
-    return cleval_fail(CLEVAL_ERR_USAGE, "KNN: %s %llu holds %g, which is not a %s value",
-                       what, (unsigned long long)row, (double)v, type_name(knn->int_type));
+    return cleval_fail(CLEVAL_ERR_USAGE, "KNN: %s %llu holds %g, which is not a %s value", what,
+                       (unsigned long long)row, (double)v, type_name(knn->int_type));
 }
 
 /* The tile's values in their type (VW x NV-reference panels, k-major, for the tiled kernel;
@@ -139,13 +138,13 @@ static cleval_status pack_int_tile(cleval_knn *knn, knn_tile *tile)
 static cleval_status build_int_kernels(cleval_knn *knn)
 {
     char options[160];
-    snprintf(options, sizeof options, "-DSTORE_T=%s -DACC_T=%s -DMR=%d -DNV=%u -DVW=%u -DIB=%d -DQB=%d",
+    snprintf(options, sizeof options,
+             "-DSTORE_T=%s -DACC_T=%s -DMR=%d -DNV=%u -DVW=%u -DIB=%d -DQB=%d",
              store_type(knn->int_type), knn->int_acc_long ? "long" : "int", KNN_MR, knn->nv,
              knn->vw, INT_BLOCK, KNN_QB);
-    cleval_status status =
-        cleval_device_kernel(knn->dev, "knn_int", options,
-                             knn->int_tiled ? "knn_int_scores_cpu" : "knn_int_direct",
-                             &knn->int_kernel);
+    cleval_status status = cleval_device_kernel(
+        knn->dev, "knn_int", options, knn->int_tiled ? "knn_int_scores_cpu" : "knn_int_direct",
+        &knn->int_kernel);
     if (status == CLEVAL_OK && knn->int_tiled)
         status = cleval_device_kernel(knn->dev, "knn_int", options, "knn_int_candidates",
                                       &knn->int_candidates_kernel);
@@ -297,9 +296,8 @@ cleval_status knn_int_upload_queries(cleval_knn *knn, const float *queries, uint
     /* The tiled kernel reads the float micro-panels upload_queries wrote (integral floats). */
     if (status == CLEVAL_OK && !knn->int_tiled &&
         !(status = knn_buffer_reserve(knn, &knn->q_int, n * es, "KNN queries")))
-        status = cleval_cl_check(clEnqueueWriteBuffer(cleval_device_queue(knn->dev),
-                                                      knn->q_int.mem, CL_TRUE, 0, n * es,
-                                                      values, 0, NULL, NULL),
+        status = cleval_cl_check(clEnqueueWriteBuffer(cleval_device_queue(knn->dev), knn->q_int.mem,
+                                                      CL_TRUE, 0, n * es, values, 0, NULL, NULL),
                                  "clEnqueueWriteBuffer(KNN queries)");
     free(values);
     return status;

@@ -359,10 +359,13 @@ static cleval_status search_pass(cleval_knn *knn, const float *queries, uint32_t
         uint32_t splits = splits_for(knn, tile, nq);
         double t0 = cleval_seconds();
         if (integer) {
-            /* Exact distances: the candidates are final, nothing to re-rank. */
+            /* Exact distances: the candidates are final, nothing to re-rank. Only the tiled
+             * kernel keeps heaps apart from the candidates. */
             const int32_t worst = INT32_MAX;
-            if ((status = fill(knn, knn->heap_score.mem, &worst, sizeof worst, heap_cells * 4)) ||
-                (status = fill(knn, knn->heap_index.mem, &none, sizeof none, heap_cells * 4)) ||
+            size_t bytes = heap_cells * 4;
+            if ((knn->int_tiled &&
+                 ((status = fill(knn, knn->heap_score.mem, &worst, sizeof worst, bytes)) ||
+                  (status = fill(knn, knn->heap_index.mem, &none, sizeof none, bytes)))) ||
                 (status = knn_int_tile(knn, tile, nq, nq_pad, m, splits, chunk_base)) ||
                 (status = cleval_device_finish(knn->dev)))
                 return status;
