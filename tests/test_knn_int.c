@@ -323,6 +323,56 @@ static void test_fashion_mnist_same_as_float_path(void **state)
     free(x), free(y), free(t), free(train), free(test), free(labels);
 }
 
+/* Writes X (4 rows of 3 values stored as `type`) and y. */
+static void write_set(const char *name, hid_t type, const void *x)
+{
+    hid_t file = h5_create(temp_path(name));
+    hsize_t dims[2] = {4, 3}, n = 4;
+    int32_t y[4] = {0, 1, 0, 1};
+    h5_write(file, "X", type, 2, dims, x, 0, NULL);
+    h5_write(file, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
+    H5Fclose(file);
+}
+
+/* `cleval knn` takes the narrowest integer type both X datasets fit (--verbose names it), and
+ * the float path for float data or cosine distances. */
+static void test_cli_picks_the_type_of_both_files(void **state)
+{
+    (void)state;
+    uint8_t u8[12] = {0, 1, 2, 200, 201, 202, 3, 4, 5, 250, 251, 255};
+    int8_t i8[12] = {0, 1, 2, -100, -101, -102, 3, 4, 5, 120, 121, 127};
+    float f32[12] = {0, 1, 2, 200, 201, 202, 3, 4, 5, 250, 251, 255};
+    write_set("u8.h5", H5T_NATIVE_UINT8, u8);
+    write_set("i8.h5", H5T_NATIVE_INT8, i8);
+    write_set("f32.h5", H5T_NATIVE_FLOAT, f32);
+    struct {
+        const char *train, *test, *metric, *expected; /* NULL: the float path */
+    } cases[] = {{"u8.h5", "u8.h5", "euclidean", "integer mode, uint8 values"},
+                 {"i8.h5", "i8.h5", "euclidean", "integer mode, int8 values"},
+                 {"u8.h5", "i8.h5", "euclidean", "integer mode, int16 values"},
+                 {"u8.h5", "f32.h5", "euclidean", NULL},
+                 {"u8.h5", "u8.h5", "cosine", NULL}};
+    bool fp64 = cleval_device_get_info(test_device())->has_fp64;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char train[512], test[512];
+        snprintf(train, sizeof train, "%s", temp_path(cases[i].train));
+        snprintf(test, sizeof test, "%s", temp_path(cases[i].test));
+        const char *args[] = {"knn",    "--train", train, "--data", test, "-k", "1", "--metric",
+                              cases[i].metric, "--verbose", "--json", "-", NULL};
+        char *out, *err;
+        assert_int_equal(run_cleval(args, &out, &err), 0);
+        bool integer = strstr(err, "integer mode") != NULL;
+        if (cases[i].expected && fp64) {
+            if (!strstr(err, cases[i].expected))
+                fail_msg("%s against %s: no '%s' in\n%s", cases[i].train, cases[i].test,
+                         cases[i].expected, err);
+        } else {
+            assert_false(integer);
+        }
+        free(out), free(err);
+    }
+}
+
 int main(void)
 {
     /* NVIDIA's limits on work-group size and local memory, checked on every launch. */
@@ -333,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_reference_cpu_family),
         cmocka_unit_test(test_reference_gpu_family),
         cmocka_unit_test(test_fashion_mnist_same_as_float_path),
+        cmocka_unit_test(test_cli_picks_the_type_of_both_files),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();
