@@ -334,7 +334,11 @@ cleval_status knn_int_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_
         cleval_kernel_arg_mem(&a, knn->cand_index.mem);
         cleval_kernel_arg_mem(&a, knn->cand_label.mem);
         cleval_kernel_arg_mem(&a, knn->safe.mem);
-        return cleval_kernel_launch(queue, &a, 2, global, NULL, NULL);
+        /* A fixed work-group on CPUs: PoCL compiles a kernel once per work-group size, and the
+         * size it would pick follows each batch's query count. */
+        size_t local[2] = {16, 1};
+        bool cpu = knn->variant == CLEVAL_VARIANT_CPU;
+        return cleval_kernel_launch(queue, &a, 2, global, cpu ? local : NULL, NULL);
     }
     uint32_t nr = knn->nr;
     uint32_t blocks = (nq + KNN_QB - 1) / KNN_QB;
