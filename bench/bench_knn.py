@@ -3,13 +3,15 @@
 float32 (pixels x/255), k=5, side by side in one run on the same data:
 
   cleval knn (whole process: load, search, votes, metrics),
+  cleval knn on the same images stored as uint8 (0..255): the integer mode, exact integer
+    distances and no float64 re-ranking,
   scikit-learn KNeighborsClassifier(algorithm='brute', n_jobs=-1),
   faiss IndexFlatL2 (search + a numpy vote),
   OpenBLAS sgemm through numpy on the distance product's shape, as the machine's limit,
 
 then cleval's scaling when N_train and N_test each double (from half size).
 
-    python3 bench/bench_knn.py [--build build] [--repeat 3]
+    python3 bench/bench_knn.py [--build build] [--repeat 3] [--no-scaling]
 
 Medians of --repeat runs; every tool's predictions are checked to agree. Not a test.
 """
@@ -81,6 +83,7 @@ def main():
     parser.add_argument("--build", default="build")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling runs")
     args = parser.parse_args()
     k = args.k
 
@@ -109,6 +112,12 @@ def main():
     cleval_s, report, breakdown = run_cleval(args, train_h5, test_h5, k, args.repeat, saved)
     with h5py.File(saved) as f:
         cleval_pred = f["pred"][:]
+    train_u8, test_u8 = os.path.join(folder, "train_u8.h5"), os.path.join(folder, "test_u8.h5")
+    write_set(train_u8, read_idx("train-images-idx3-ubyte.gz"), y_train)
+    write_set(test_u8, read_idx("t10k-images-idx3-ubyte.gz"), y_test)
+    u8_s, u8_report, u8_breakdown = run_cleval(args, train_u8, test_u8, k, args.repeat, saved)
+    with h5py.File(saved) as f:
+        u8_pred = f["pred"][:]
 
     from sklearn.neighbors import KNeighborsClassifier
     sk = KNeighborsClassifier(n_neighbors=k, algorithm="brute", n_jobs=-1)
@@ -130,6 +139,7 @@ def main():
           f"median of {args.repeat}; device: {report['device']}")
     print(f"{'tool':<34} {'seconds':>8} {'GFLOP/s eff.':>13} {'vs cleval':>10} {'accuracy':>9}")
     rows = [("cleval knn (whole process)", cleval_s, report["accuracy"]),
+            ("cleval knn, uint8 (integer mode)", u8_s, u8_report["accuracy"]),
             ("scikit-learn brute, n_jobs=-1", sk_s, float((sk_pred == y_test).mean())),
             ("faiss IndexFlatL2 + numpy vote", faiss_s, float((faiss_pred == y_test).mean()))]
     for name, seconds, accuracy in rows:
@@ -141,9 +151,19 @@ def main():
           f"{breakdown['screen_s']:.3f} s ({screen_gflops:.1f} GFLOP/s = "
           f"{100 * screen_gflops / sgemm_gflops:.0f}% of sgemm), exact re-rank + votes "
           f"{breakdown['exact_s']:.3f} s, test reads {breakdown['read_s']:.3f} s")
+    print(f"cleval uint8 breakdown: load+layout {u8_breakdown['load_train_s']:.3f} s, exact "
+          f"integer search {u8_breakdown['screen_s']:.3f} s "
+          f"({flop / u8_breakdown['screen_s'] / 1e9:.1f} GFLOP/s eq.), votes "
+          f"{u8_breakdown['exact_s']:.3f} s")
     print(f"agreement: cleval = scikit-learn on {agree_sk}/{len(y_test)}, = faiss on "
-          f"{agree_faiss}/{len(y_test)}; ties decided by rule: "
+          f"{agree_faiss}/{len(y_test)}, float32 = uint8 run on "
+          f"{int((cleval_pred == u8_pred).sum())}/{len(y_test)}; ties decided by rule: "
           f"{report['knn']['vote_ties']} vote, {report['knn']['distance_ties']} distance")
+    if args.no_scaling:
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        os.rmdir(folder)
+        return
 
     print("\nscaling (cleval whole process, median):")
     half_train, half_test = x_train.shape[0] // 2, x_test.shape[0] // 2

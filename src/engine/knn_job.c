@@ -141,6 +141,20 @@ cleval_status engine_load_train(cleval_knn *const *knns, uint32_t count, cleval_
     return status;
 }
 
+/* The narrowest 8- or 16-bit integer type both X columns fit exactly, which lets the searcher
+ * compute exact integer distances (its integer mode); float32 when there is none. */
+static cleval_elem_type common_values(const engine_knn_inputs *in)
+{
+    static const cleval_elem_type candidates[] = {CLEVAL_ELEM_U8, CLEVAL_ELEM_I8, CLEVAL_ELEM_U16,
+                                                  CLEVAL_ELEM_I16};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
+        if (cleval_column_is_integer(in->train_x) && cleval_column_is_integer(in->test.x) &&
+            cleval_column_fits(in->train_x, candidates[i]) &&
+            cleval_column_fits(in->test.x, candidates[i]))
+            return candidates[i];
+    return CLEVAL_ELEM_F32;
+}
+
 void engine_knn_description(const cleval_knn_config *config, uint64_t n_train, char *out,
                             size_t size)
 {
@@ -166,6 +180,7 @@ cleval_status cleval_engine_knn(const cleval_knn_job *job, cleval_knn_outcome *o
     out->n_train = cleval_column_rows(in.train_x);
     cleval_knn_config config = job->config;
     config.n_classes = in.n_classes;
+    config.values = common_values(&in);
     uint64_t dim = cleval_column_row_size(in.train_x);
     for (uint32_t d = 0; status == CLEVAL_OK && d < devices.count; d++)
         status = cleval_knn_create(run->devices[d], &config, out->n_train, (uint32_t)dim,

@@ -40,6 +40,32 @@ void knn_unit_vector(const float *v, uint32_t dim, float *out)
         out[d] = (float)(v[d] * scale);
 }
 
+/* The CPU tile's vector lanes: the device's preferred float vector width (8 on AVX2, 16 on
+ * AVX-512), 16 when it does not say; CLEVAL_KNN_VW overrides it for experiments. */
+static uint32_t vector_lanes(const cleval_knn *knn)
+{
+    const char *env = getenv("CLEVAL_KNN_VW");
+    if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16")))
+        return (uint32_t)atoi(env);
+    cl_uint width = 0;
+    if (clGetDeviceInfo(cleval_device_id(knn->dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
+                        sizeof width, &width, NULL) != CL_SUCCESS)
+        return 16;
+    return width >= 16 ? 16 : width >= 8 ? 8 : 4;
+}
+
+void knn_choose_panel(cleval_knn *knn)
+{
+    knn->vw = vector_lanes(knn);
+    /* Four query rows by 64 references in 16 float16 accumulators where there are 32 vector
+     * registers (AVX-512); with 16 registers (8 lanes, AVX2) 4 x 2 vectors leave room for the
+     * loads and the broadcast. CLEVAL_KNN_NV overrides the count for experiments. */
+    knn->nv = knn->vw == 16 ? 4 : knn->vw == 8 ? 2 : 4;
+    const char *env = getenv("CLEVAL_KNN_NV");
+    if (env && env[0] >= '1' && env[0] <= '8' && !env[1]) knn->nv = (uint32_t)(env[0] - '0');
+    knn->nr = knn->vw * knn->nv;
+}
+
 static uint32_t automatic_margin(uint32_t k)
 {
     return k / 4 > 16 ? k / 4 : 16;
@@ -81,6 +107,8 @@ cleval_status cleval_knn_create(cleval_device *dev, const cleval_knn_config *con
     knn->margin = config->margin ? config->margin : automatic_margin(config->k);
     knn->share_screen =
         knn->variant == CLEVAL_VARIANT_GPU && config->metric == CLEVAL_KNN_EUCLIDEAN;
+    knn_choose_panel(knn);
+    knn_int_choose(knn);
     /* Page-aligned, so CPU devices can use the host copy in place (CL_MEM_USE_HOST_PTR). */
     size_t bytes = cleval_round_up((size_t)n_train * dim * sizeof *knn->x, HOST_ALIGNMENT);
     knn->x = aligned_alloc(HOST_ALIGNMENT, bytes);
@@ -120,6 +148,7 @@ void cleval_knn_destroy(cleval_knn *knn)
 {
     if (!knn) return;
     cleval_device_finish(knn->dev);
+    knn_int_release(knn);
     release_tiles(knn);
     cl_kernel kernels[] = {knn->scores_kernel, knn->topk_global_kernel, knn->exact_kernel,
                            knn->vote_kernel};
@@ -157,17 +186,17 @@ cleval_status cleval_knn_set_train(cleval_knn *knn, uint64_t row0, uint64_t n, c
 
 static size_t screen_floats(const cleval_knn *knn, const knn_tile *tile)
 {
-    if (knn->variant == CLEVAL_VARIANT_CPU) return (size_t)tile->n_panels * knn->dim * KNN_NR;
+    if (knn->variant == CLEVAL_VARIANT_CPU) return (size_t)tile->n_panels * knn->dim * knn->nr;
     return (size_t)tile->rows * knn->dim;
 }
 
 static size_t norm_count(const cleval_knn *knn, const knn_tile *tile)
 {
-    if (knn->variant == CLEVAL_VARIANT_CPU) return (size_t)tile->n_panels * KNN_NR;
+    if (knn->variant == CLEVAL_VARIANT_CPU) return (size_t)tile->n_panels * knn->nr;
     return (size_t)tile->rows;
 }
 
-/* Fills the tile's host layouts: screening vectors (unit vectors for cosine; 64-row panels,
+/* Fills the tile's host layouts: screening vectors (unit vectors for cosine; nr-row panels,
  * k-major, on CPUs), their norms as float (+INF for padding), the originals' |r|^2 in the
  * exact type, and the largest |r| of the tile. */
 static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
@@ -218,17 +247,17 @@ static cleval_status pack_tile(const cleval_knn *knn, knn_tile *tile)
 
     const float *source = cosine ? unit : originals;
     if (packed) {
-        /* Panel by panel: the panel's 64 source rows stay in cache while it is transposed. */
+        /* Panel by panel: the panel's nr source rows stay in cache while it is transposed. */
         for (uint32_t p = 0; p < tile->n_panels; p++) {
-            float *panel = tile->screen + (size_t)p * dim * KNN_NR;
-            uint64_t first = (uint64_t)p * KNN_NR;
+            float *panel = tile->screen + (size_t)p * dim * knn->nr;
+            uint64_t first = (uint64_t)p * knn->nr;
             assert(first < tile->rows);
-            uint32_t rows = (uint32_t)(tile->rows - first < KNN_NR ? tile->rows - first : KNN_NR);
+            uint32_t rows = (uint32_t)(tile->rows - first < knn->nr ? tile->rows - first : knn->nr);
             for (uint32_t d = 0; d < dim; d++) {
-                float *column = panel + (size_t)d * KNN_NR;
+                float *column = panel + (size_t)d * knn->nr;
                 for (uint32_t j = 0; j < rows; j++)
                     column[j] = source[(first + j) * dim + d];
-                for (uint32_t j = rows; j < KNN_NR; j++)
+                for (uint32_t j = rows; j < knn->nr; j++)
                     column[j] = 0.0f;
             }
         }
@@ -314,13 +343,13 @@ static cleval_status plan_tiles(cleval_knn *knn)
 {
     const cleval_device_info *info = cleval_device_get_info(knn->dev);
     uint64_t row_bytes = (uint64_t)knn->dim * sizeof(float);
-    /* The largest buffer of a tile holds its vectors (the screening copy may pad 63 rows). */
+    /* The largest buffer of a tile holds its vectors (the screening copy may pad nr - 1 rows). */
     uint64_t rows_per_alloc = info->max_alloc_bytes / row_bytes;
-    rows_per_alloc = rows_per_alloc > KNN_NR ? rows_per_alloc - KNN_NR : 1;
+    rows_per_alloc = rows_per_alloc > knn->nr ? rows_per_alloc - knn->nr : 1;
     uint64_t tile_rows = knn->config.tile_rows ? knn->config.tile_rows : knn->n_train;
     if (tile_rows > rows_per_alloc) tile_rows = rows_per_alloc;
-    if (knn->variant == CLEVAL_VARIANT_CPU && tile_rows > KNN_NR)
-        tile_rows -= tile_rows % KNN_NR; /* whole panels, except a tile smaller than one */
+    if (knn->variant == CLEVAL_VARIANT_CPU && tile_rows > knn->nr)
+        tile_rows -= tile_rows % knn->nr; /* whole panels, except a tile smaller than one */
     uint32_t n_tiles = (uint32_t)((knn->n_train + tile_rows - 1) / tile_rows);
     knn->tiles = calloc(n_tiles, sizeof *knn->tiles);
     if (!knn->tiles) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory planning KNN tiles");
@@ -330,7 +359,7 @@ static cleval_status plan_tiles(cleval_knn *knn)
         knn_tile *tile = &knn->tiles[t];
         tile->row0 = (uint64_t)t * tile_rows;
         tile->rows = knn->n_train - tile->row0 < tile_rows ? knn->n_train - tile->row0 : tile_rows;
-        tile->n_panels = (uint32_t)((tile->rows + KNN_NR - 1) / KNN_NR);
+        tile->n_panels = (uint32_t)((tile->rows + knn->nr - 1) / knn->nr);
         /* GPU Euclidean screens the originals themselves: no second copy. */
         size_t screen = knn->share_screen ? 0 : screen_floats(knn, tile);
         total_bytes += (screen + tile->rows * knn->dim) * sizeof(float) +
@@ -358,7 +387,8 @@ static cleval_status build_kernels(cleval_knn *knn)
     cleval_status status;
     if (knn->variant == CLEVAL_VARIANT_CPU) {
         char tile[128];
-        snprintf(tile, sizeof tile, "-DMR=%d -DNV=%d -DQB=%d", KNN_MR, KNN_NV, KNN_QB);
+        snprintf(tile, sizeof tile, "-DMR=%d -DNV=%u -DVW=%u -DQB=%d", KNN_MR, knn->nv, knn->vw,
+                 KNN_QB);
         status = cleval_device_kernel(knn->dev, "knn_scores", tile, "knn_scores_cpu",
                                       &knn->scores_kernel);
     } else {
@@ -395,16 +425,29 @@ static uint32_t plan_batch(cleval_knn *knn)
     return (uint32_t)batch;
 }
 
+/* The batch plan and the result array, once the tiles are planned. */
+static cleval_status plan_results(cleval_knn *knn)
+{
+    knn->max_batch = plan_batch(knn);
+    knn->ranked = malloc((size_t)knn->max_batch * (knn->config.k + 1) * sizeof *knn->ranked);
+    if (!knn->ranked) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN results");
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_knn_prepare(cleval_knn *knn)
 {
     if (knn->rows_set != knn->n_train)
         return cleval_fail(CLEVAL_ERR_USAGE, "%llu of %llu training rows were set",
                            (unsigned long long)knn->rows_set, (unsigned long long)knn->n_train);
     cleval_status status;
-    if ((status = build_kernels(knn)) || (status = plan_tiles(knn))) return status;
-    knn->max_batch = plan_batch(knn);
-    knn->ranked = malloc((size_t)knn->max_batch * (knn->config.k + 1) * sizeof *knn->ranked);
-    if (!knn->ranked) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN results");
+    if (knn_int_mode(knn)) {
+        bool used;
+        if ((status = knn_int_prepare(knn, &used))) return status;
+        if (used) return plan_results(knn);
+    }
+    if ((status = build_kernels(knn)) || (status = plan_tiles(knn)) ||
+        (status = plan_results(knn)))
+        return status;
     cleval_log(CLEVAL_LOG_INFO,
                "KNN: %s kernels, k=%u, %u screening candidates per split, "
                "batches of up to %u queries, exact pass in %s",

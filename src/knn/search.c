@@ -44,6 +44,7 @@ static cleval_status read(cleval_knn *knn, cl_mem mem, size_t bytes, void *data)
 
 static uint32_t splits_for(const cleval_knn *knn, const knn_tile *tile, uint32_t nq)
 {
+    if (knn_int_mode(knn)) return knn_int_splits(knn, tile, nq);
     if (knn->variant == CLEVAL_VARIANT_GPU)
         return (uint32_t)((tile->rows + KNN_GPU_WINDOW - 1) / KNN_GPU_WINDOW);
     /* Enough work-items for every compute unit twice over, each over whole panels. */
@@ -185,7 +186,7 @@ static cleval_status screen_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, u
         uint32_t blocks = (nq + KNN_QB - 1) / KNN_QB;
         uint32_t per_split = (tile->n_panels + splits - 1) / splits;
         cleval_status status = knn_buffer_reserve(
-            knn, &knn->scratch, (size_t)splits * blocks * KNN_QB * KNN_NR * sizeof(float),
+            knn, &knn->scratch, (size_t)splits * blocks * KNN_QB * knn->nr * sizeof(float),
             "KNN tile scratch");
         if (status != CLEVAL_OK) return status;
         size_t global[2] = {blocks, splits}, local[2] = {1, 1};
@@ -342,7 +343,9 @@ static cleval_status search_pass(cleval_knn *knn, const float *queries, uint32_t
         max_splits = splits > max_splits ? splits : max_splits;
     }
     cleval_status status;
+    bool integer = knn_int_mode(knn);
     if ((status = reserve_pass(knn, nq_pad, m, max_splits, n_chunks)) ||
+        (integer && (status = knn_int_upload_queries(knn, queries, nq))) ||
         (status = upload_queries(knn, queries, nq, nq_pad)))
         return status;
 
@@ -355,6 +358,21 @@ static cleval_status search_pass(cleval_knn *knn, const float *queries, uint32_t
         knn_tile *tile = &knn->tiles[t];
         uint32_t splits = splits_for(knn, tile, nq);
         double t0 = cleval_seconds();
+        if (integer) {
+            /* Exact distances: the candidates are final, nothing to re-rank. Only the tiled
+             * kernel keeps heaps apart from the candidates. */
+            const int32_t worst = INT32_MAX;
+            size_t bytes = heap_cells * 4;
+            if ((knn->int_tiled &&
+                 ((status = fill(knn, knn->heap_score.mem, &worst, sizeof worst, bytes)) ||
+                  (status = fill(knn, knn->heap_index.mem, &none, sizeof none, bytes)))) ||
+                (status = knn_int_tile(knn, tile, nq, nq_pad, m, splits, chunk_base)) ||
+                (status = cleval_device_finish(knn->dev)))
+                return status;
+            screen_s += cleval_seconds() - t0;
+            chunk_base += splits;
+            continue;
+        }
         if ((status = knn_use_tile(knn, tile)) ||
             (status = fill(knn, knn->heap_score.mem, &inf, sizeof inf, heap_cells * 4)) ||
             (status = fill(knn, knn->heap_index.mem, &none, sizeof none, heap_cells * 4)) ||
@@ -447,7 +465,8 @@ cleval_status cleval_knn_search(cleval_knn *knn, const float *queries, uint32_t 
     uint32_t *flags = malloc((size_t)nq * sizeof *flags);
     if (!flags) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory for KNN flags");
     pass_output out = {pred, scores, flags, knn->ranked};
-    uint32_t m = knn->config.k + 1 + knn->margin;
+    /* The integer mode's distances are exact: the k + 1 nearest need no margin. */
+    uint32_t m = knn->config.k + 1 + (knn_int_mode(knn) ? 0 : knn->margin);
     cleval_status status = search_pass(knn, queries, nq, m, &out);
     bool again = false;
     for (uint32_t q = 0; status == CLEVAL_OK && q < nq; q++)

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "cleval/dataset.h"
 #include "cleval/device.h"
 
 #ifdef __cplusplus
@@ -44,6 +45,11 @@ typedef struct cleval_knn_config {
     uint32_t margin;    /* screening candidates kept beyond k + 1; 0: automatic */
     uint64_t device_budget_bytes; /* device memory for the training set; 0: half the device's */
     uint64_t tile_rows; /* training rows per device tile; 0: as many as one buffer holds */
+    /* A type every training and query value fits exactly (CLEVAL_ELEM_F32, the zero value:
+     * any float). An 8- or 16-bit integer type selects the integer mode for Euclidean
+     * distances on devices with float64: exact integer distances, no re-ranking (see
+     * cleval_knn_integer_type()). Values outside the type are refused (CLEVAL_ERR_USAGE). */
+    cleval_elem_type values;
 } cleval_knn_config;
 
 /* Counters over every search so far. */
@@ -89,6 +95,11 @@ cl_mem cleval_knn_pred_buffer(const cleval_knn *knn);
 cl_mem cleval_knn_scores_buffer(const cleval_knn *knn);
 
 const cleval_knn_stats *cleval_knn_get_stats(const cleval_knn *knn);
+
+/* The integer type the search computes exact distances in, or CLEVAL_ELEM_F32 when it runs the
+ * float screening and float64 re-ranking (cosine, float data, no float64, or a training set
+ * that does not stay resident). Final after cleval_knn_prepare(). */
+cleval_elem_type cleval_knn_integer_type(const cleval_knn *knn);
 
 /* The indices of the k nearest training rows of each query of the last search, nearest
  * first (ties by lower index): neighbors[nq][k]. For tests and diagnostics. */
