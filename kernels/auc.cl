@@ -25,7 +25,7 @@
 
 /* The ascending order of these keys is the descending order of the floats; -0 and +0 map to
  * one key, as they compare equal. */
-inline uint descending_key(float score)
+static inline uint descending_key(float score)
 {
     uint bits = as_uint(score == 0.0f ? 0.0f : score);
     uint ascending = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
@@ -60,7 +60,7 @@ __kernel void auc_keys(__global const float *scores, __global const int *labels,
 
 /* The radix digit of a key in pass `shift`: bits shift..shift+7 of the score key, which sits
  * above the positive flag. */
-inline uint digit_of(ulong key, uint shift)
+static inline uint digit_of(ulong key, uint shift)
 {
     return (uint)(key >> (1 + shift)) & (AUC_RADIX - 1);
 }
@@ -133,7 +133,7 @@ __kernel void auc_scan(__global uint *values, uint first, uint count, __global u
 }
 
 /* Whether sorted key i ends a group of equal scores. */
-inline bool group_end(__global const ulong *keys, uint i, uint n)
+static inline bool group_end(__global const ulong *keys, uint i, uint n)
 {
     return i + 1 == n || (keys[i] >> 1) != (keys[i + 1] >> 1);
 }

@@ -44,7 +44,7 @@
 
 /* v rounded to the nearest half (ties to even), as a float: through a half in private memory,
  * which core OpenCL allows without cl_khr_fp16. */
-inline float round_to_half(float v)
+static inline float round_to_half(float v)
 {
     ushort bits;
     vstore_half_rte(v, 0, (private half *)&bits);

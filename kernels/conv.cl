@@ -93,12 +93,12 @@
 #include "clamp.clh"
 
 /* max that propagates NaN, as torch's max_pool does */
-inline float16 max_nan16(float16 a, float16 b)
+static inline float16 max_nan16(float16 a, float16 b)
 {
     return select(b, a, (a > b) || isnan(a));
 }
 
-inline void store16(__global Y_T *y, int base, int cstride, int c0, int co, float16 v)
+static inline void store16(__global Y_T *y, int base, int cstride, int c0, int co, float16 v)
 {
 #if VEC_STORE
     if (c0 + 16 <= co) {

@@ -46,7 +46,7 @@
 #define PIX 4
 
 /* `lanes` (< 16) elements `step` apart as the first lanes of a vector, zeros after. */
-inline float16 load_lanes(__global const X_T *p, int step, int lanes)
+static inline float16 load_lanes(__global const X_T *p, int step, int lanes)
 {
     float t[16];
     for (int j = 0; j < 16; j++)
@@ -56,7 +56,7 @@ inline float16 load_lanes(__global const X_T *p, int step, int lanes)
 
 /* Stores the first `lanes` lanes of v, `step` elements apart (one vector store when all 16
  * lanes are wanted and adjacent). */
-inline void store_lanes(__global Y_T *p, int step, int lanes, float16 v)
+static inline void store_lanes(__global Y_T *p, int step, int lanes, float16 v)
 {
     if (lanes == 16 && step == 1) {
         STORE16_Y(v, p, 0);

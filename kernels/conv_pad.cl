@@ -31,7 +31,7 @@
 #define E16_T uint16
 #endif
 
-inline void zero_elements(__global E_T *y, int n)
+static inline void zero_elements(__global E_T *y, int n)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)
@@ -40,7 +40,7 @@ inline void zero_elements(__global E_T *y, int n)
         y[j] = 0;
 }
 
-inline void copy_elements(__global E_T *y, __global const E_T *x, int n)
+static inline void copy_elements(__global E_T *y, __global const E_T *x, int n)
 {
     int j = 0;
     for (; j + 16 <= n; j += 16)

@@ -49,7 +49,7 @@
 
 /* The bin of a confidence: b with edges[b] <= conf < edges[b + 1]; the last bin is closed and
  * values outside [0, 1] clamp to the end bins. */
-inline int bin_of(REAL conf, __global const REAL *edges)
+static inline int bin_of(REAL conf, __global const REAL *edges)
 {
     int b = 0;
     for (int e = 1; e < N_BINS; e++)

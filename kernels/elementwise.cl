@@ -87,7 +87,7 @@
 
 /* v^e for a constant e: x^2 as one product, x^0.5 as a square root (more accurate than pow,
  * with pow's special cases kept: (-0)^0.5 = +0, (-inf)^0.5 = +inf); pow otherwise. */
-inline float pow_scalar(float v, float e)
+static inline float pow_scalar(float v, float e)
 {
     if (e == 2.0f) return v * v;
     if (e == 1.0f) return v;
@@ -95,7 +95,7 @@ inline float pow_scalar(float v, float e)
     return pow(v, e);
 }
 
-inline float sigmoid1(float v)
+static inline float sigmoid1(float v)
 {
     /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
     return v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
@@ -154,7 +154,7 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
 
 /* One element of binary: x (op) gate(z), then the fused clamp; [-inf, inf] without one (NaN
  * passes either way). Shared by `binary` and `binary_runs` so both compute the same float ops. */
-inline BIN_T binary1(BIN_T x, BIN_T z, int op, int gate, int gate_half, float ga, float gb,
+static inline BIN_T binary1(BIN_T x, BIN_T z, int op, int gate, int gate_half, float ga, float gb,
                      float lo, float hi)
 {
     BIN_T v;
@@ -227,7 +227,7 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
 #endif
 
 /* clamp1 on 16 lanes, in clamp1's order (lo wins when lo > hi). */
-inline float16 clamp1_16(float16 v, float lo, float hi)
+static inline float16 clamp1_16(float16 v, float lo, float hi)
 {
     return select(select(v, (float16)(hi), v > (float16)(hi)), (float16)(lo), v < (float16)(lo));
 }

@@ -27,7 +27,7 @@
 
 /* The float's order as a uint (after -0 becomes +0): a < b exactly when ordered(a) <
  * ordered(b), for every value but NaN. */
-inline uint ordered(float x)
+static inline uint ordered(float x)
 {
     uint bits = as_uint(x + 0.0f);
     return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;

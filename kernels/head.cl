@@ -52,7 +52,7 @@
 #endif
 
 /* Softmax or log-softmax of one row in place, in kernels/softmax.cl's order of operations. */
-inline void normalise_row(__local float *s, int n)
+static inline void normalise_row(__local float *s, int n)
 {
 #if SOFTMAX
     float m = -INFINITY;

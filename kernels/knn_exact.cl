@@ -45,13 +45,13 @@
 #endif
 
 /* Sum of the eight lanes, in a fixed order. */
-inline EXACT_T sum8(EXACT_T8 v)
+static inline EXACT_T sum8(EXACT_T8 v)
 {
     return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7));
 }
 
 /* a . b, eight features at a time in a fixed order. */
-inline EXACT_T dot8(__global const float *a, __global const float *b, uint dim)
+static inline EXACT_T dot8(__global const float *a, __global const float *b, uint dim)
 {
     EXACT_T8 acc = (EXACT_T8)(0);
     uint d = 0;
@@ -65,7 +65,7 @@ inline EXACT_T dot8(__global const float *a, __global const float *b, uint dim)
 
 /* The exact distance, eight features at a time (every candidate in the same order, so equal
  * vectors give equal distances, and a vector is at distance exactly 0 from itself). */
-inline EXACT_T exact_distance(__global const float *q, __global const float *r, uint dim,
+static inline EXACT_T exact_distance(__global const float *q, __global const float *r, uint dim,
                               EXACT_T q_norm2, EXACT_T r_norm2)
 {
 #if METRIC_COSINE
@@ -135,12 +135,12 @@ __kernel void knn_exact(__global const float *queries, __global const EXACT_T *q
 }
 
 /* (d1, i1) ranks after (d2, i2): farther, or as far with a larger training index. */
-inline bool after(EXACT_T d1, int i1, EXACT_T d2, int i2)
+static inline bool after(EXACT_T d1, int i1, EXACT_T d2, int i2)
 {
     return d1 > d2 || (d1 == d2 && i1 > i2);
 }
 
-inline void sift_down(__global EXACT_T *d, __global int *i, __global int *l, uint size, uint at)
+static inline void sift_down(__global EXACT_T *d, __global int *i, __global int *l, uint size, uint at)
 {
     EXACT_T vd = d[at];
     int vi = i[at], vl = l[at];
@@ -156,7 +156,7 @@ inline void sift_down(__global EXACT_T *d, __global int *i, __global int *l, uin
     d[at] = vd, i[at] = vi, l[at] = vl;
 }
 
-inline void sift_up(__global EXACT_T *d, __global int *i, __global int *l, uint at)
+static inline void sift_up(__global EXACT_T *d, __global int *i, __global int *l, uint at)
 {
     EXACT_T vd = d[at];
     int vi = i[at], vl = l[at];

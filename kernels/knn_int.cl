@@ -70,7 +70,7 @@
 #define AFTER(d1, i1, d2, i2) ((d1) > (d2) || ((d1) == (d2) && (i1) > (i2)))
 
 /* Replaces the root of a max-heap by (distance, index) of m entries and sifts it down. */
-inline void heap_int_replace_top(__global int *score, __global int *index, uint m, int s, int i)
+static inline void heap_int_replace_top(__global int *score, __global int *index, uint m, int s, int i)
 {
     uint at = 0;
     for (;;) {
@@ -90,7 +90,7 @@ inline void heap_int_replace_top(__global int *score, __global int *index, uint 
 }
 
 /* The same for the candidate buffers, which carry labels as well. */
-inline void heap_cand_replace_top(__global double *dist, __global int *index, __global int *label,
+static inline void heap_cand_replace_top(__global double *dist, __global int *index, __global int *label,
                                   uint m, double d, int i, int l)
 {
     uint at = 0;
@@ -111,7 +111,7 @@ inline void heap_cand_replace_top(__global double *dist, __global int *index, __
     label[at] = l;
 }
 
-inline ACC_T int_distance(__global const STORE_T *a, __global const STORE_T *b, uint dim)
+static inline ACC_T int_distance(__global const STORE_T *a, __global const STORE_T *b, uint dim)
 {
     ACC_T acc = 0;
     for (uint d = 0; d < dim; d++) {
@@ -151,7 +151,7 @@ __kernel void knn_int_direct(__global const STORE_T *queries, __global const STO
 }
 
 /* Offers VW scores of one query (references first, first + 1, ...) to its heap. */
-inline void offer_int(INTV s, __global int *score, __global int *index, uint m, int first)
+static inline void offer_int(INTV s, __global int *score, __global int *index, uint m, int first)
 {
     if (!any(s < (INTV)(score[0]))) return;
     int values[VW];

@@ -52,7 +52,7 @@
 #include "heap.clh"
 
 /* Offers VW scores of one query to its heap; the vector test skips the common case cheaply. */
-inline void offer(FLOATV s, __global float *score, __global int *index, uint m, int first)
+static inline void offer(FLOATV s, __global float *score, __global int *index, uint m, int first)
 {
     float root = score[0];
     if (!any(s < (FLOATV)(root))) return;

@@ -24,7 +24,7 @@
 #include "storage.clh"
 
 /* The taps start, start + dilation, ... (k of them) that lie before `limit` (start < limit). */
-inline int taps_before(int start, int k, int dilation, int limit)
+static inline int taps_before(int start, int k, int dilation, int limit)
 {
     return min(k, (limit - start + dilation - 1) / dilation);
 }
@@ -80,14 +80,14 @@ __kernel void pool(__global const X_T *x, __global Y_T *y, uint n, int4 idims, i
 
 /* The taps start, start + dilation, ... (k of them) inside [0, limit): *lo to *hi (exclusive),
  * an empty range (*hi <= *lo) when none is. */
-inline void taps_inside(int start, int k, int dilation, int limit, int *lo, int *hi)
+static inline void taps_inside(int start, int k, int dilation, int limit, int *lo, int *hi)
 {
     *lo = start < 0 ? min(k, (-start + dilation - 1) / dilation) : 0;
     *hi = start < limit ? taps_before(start, k, dilation, limit) : 0;
 }
 
 /* 16 inputs at r, r + stride, ... (stride 1 or 2), read without passing r + 15 * stride. */
-inline float16 load_strided16(__global const X_T *x, size_t r, int stride)
+static inline float16 load_strided16(__global const X_T *x, size_t r, int stride)
 {
     if (stride == 1) return LOAD16_X(x, r);
     float16 a = LOAD16_X(x, r), b = LOAD16_X(x, r + 15);

@@ -17,7 +17,7 @@
 
 #include "pad.clh"
 
-inline char quantize1(float x, float inv_scale)
+static inline char quantize1(float x, float inv_scale)
 {
     return (char)clamp(rint(x * inv_scale), -127.0f, 127.0f);
 }

@@ -30,7 +30,7 @@
 
 /* Kahan summation: *c holds what the rounding of *sum lost. Once the sum is infinite the
  * correction would be NaN (inf - inf), so it is dropped: inf + finite stays inf. */
-inline void kahan_add(float *sum, float *c, float v)
+static inline void kahan_add(float *sum, float *c, float v)
 {
     float y = v - *c;
     float t = *sum + y;

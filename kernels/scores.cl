@@ -74,7 +74,7 @@ static inline void flush_logs(pending_logs *logs, float *f)
 
 /* Adds one row's probability view: P[y], the sum of P^2, the confidence (max P) and whether
  * the first maximum is the true class. The log loss term waits in `logs` (the caller flushes). */
-inline void add_candidate(float *f, uint *u, pending_logs *logs, uint q, float p_true,
+static inline void add_candidate(float *f, uint *u, pending_logs *logs, uint q, float p_true,
                           float sum_sq, float confidence, bool correct,
                           __global const float *bounds)
 {

@@ -1,7 +1,8 @@
 /* Every embedded kernel program compiles without a single warning on the test device: each is
  * built with -Werror and the -D option sets the product passes (every value of every switch at
  * least once, not their full product), and a program in kernels/ missing from the table fails
- * the test. A build warning never reaches a user's stderr, only the --verbose log. */
+ * the test; no source defines a plain (C99, non-static) inline function. A build warning never
+ * reaches a user's stderr, only the --verbose log. */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -180,6 +181,36 @@ static void test_table_covers_every_program(void **state)
     assert_int_equal(seen, (int)(sizeof programs / sizeof programs[0]));
 }
 
+/* No kernel source defines a plain C99 `inline` function: OpenCL C follows C99, where such a
+ * definition is only an inline version, so a compiler that chooses not to inline a call (clang's
+ * nvptx target did for a helper called in three places) leaves an external reference that
+ * nothing defines and the program fails to link on that driver; `static inline` is always
+ * defined. */
+static void test_no_plain_inline_functions(void **state)
+{
+    (void)state;
+    DIR *dir = opendir(CLEVAL_KERNEL_SOURCE_DIR);
+    assert_non_null(dir);
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        size_t n = strlen(e->d_name);
+        bool source = (n > 3 && strcmp(e->d_name + n - 3, ".cl") == 0) ||
+                      (n > 4 && strcmp(e->d_name + n - 4, ".clh") == 0);
+        if (!source) continue;
+        char path[4096], line[1024];
+        snprintf(path, sizeof path, "%s/%s", CLEVAL_KERNEL_SOURCE_DIR, e->d_name);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        for (int number = 1; fgets(line, sizeof line, f); number++)
+            if (strncmp(line, "inline ", 7) == 0)
+                fail_msg("kernels/%s:%d defines a plain inline function (make it static "
+                         "inline): %s",
+                         e->d_name, number, line);
+        fclose(f);
+    }
+    closedir(dir);
+}
+
 /* Fails the test, showing the captured log, unless the log contains `needle`. */
 static void expect_in_log(const char *needle)
 {
@@ -235,6 +266,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_covers_every_program),
+        cmocka_unit_test(test_no_plain_inline_functions),
         cmocka_unit_test_teardown(test_warnings_fail_werror_and_stay_verbose,
                                   restore_kernels_and_log),
         cmocka_unit_test(test_every_variant_builds_without_warnings),
