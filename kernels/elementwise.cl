@@ -95,10 +95,12 @@ inline float pow_scalar(float v, float e)
     return pow(v, e);
 }
 
+/* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision: with
+ * e = e^-|v|, 1 / (1 + e) for v >= 0 and e / (1 + e) below (one exp for either side). */
 inline float sigmoid1(float v)
 {
-    /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
-    return v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
+    float e = exp(-fabs(v));
+    return v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
 /* The elementwise math ops (codes 32 and up) of v with parameters a (alpha) and b (beta). Where
@@ -208,9 +210,10 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
  * (inner 1, ch the sample size). `binary`'s 8-axis index
  * loop costs a division and a remainder per axis and element and PoCL runs it scalar; here a
  * contiguous run of an operand is one 16-wide load, a run inside one channel one load and a splat, and
- * the common operators (no gate, no Pow) compute on 16-wide vectors: the same float ops per
- * element as binary1, so the results are bit-identical. The last, partial run goes element by
- * element. */
+ * every operator but Pow, with its fused gate and clamp, computes on 16-wide vectors: the same
+ * float ops per element as binary1, so the results are bit-identical, except that the sigmoid
+ * gate's vector exp may differ from the scalar one in the last bit. Pow and the last, partial
+ * run go element by element. */
 #ifndef RAW_T /* the integer builds (pad_nd moving raw elements) have no 16-wide Y stores */
 #define RUN 16
 #define BIN_T16 CAT(BIN_T, 16)
@@ -230,6 +233,27 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
 inline float16 clamp1_16(float16 v, float lo, float hi)
 {
     return select(select(v, (float16)(hi), v > (float16)(hi)), (float16)(lo), v < (float16)(lo));
+}
+
+/* binary1's gate on 16 lanes, with its float ops (sigmoid1's one exp of -|v|). PoCL maps the
+ * float16 exp to its vector math library; the lane-by-lane loop it replaces called the scalar
+ * exp 16 times, which cost about as much as the rest of an EfficientNet. The vector exp may
+ * differ from the scalar one in the last bit. */
+inline float16 gate16(float16 z, int gate, int gate_half, float ga, float gb)
+{
+    float16 g;
+    if (gate == GATE_SIGMOID) {
+        float16 e = exp(-fabs(z));
+        g = select(e / (1.0f + e), 1.0f / (1.0f + e), z >= (float16)(0.0f));
+    } else {
+        g = clamp1_16(ga * z + gb, 0.0f, 1.0f);
+    }
+    if (gate_half) {
+        ushort bits[RUN];
+        vstore_half16_rte(g, 0, (__private half *)bits);
+        g = vload_half16(0, (__private const half *)bits);
+    }
+    return g;
 }
 
 /* The 16 lanes from element i0 of an operand indexed (i / inner) % ch. */
@@ -263,7 +287,15 @@ __kernel void binary_runs(__global const A_T *a, __global const B_T *b, __global
     BIN_T16 x, z, v;
     RUN_LOAD(x, a, BIN_LD_A, BIN_LD16_A, a_inner, a_ch);
     RUN_LOAD(z, b, BIN_LD_B, BIN_LD16_B, b_inner, b_ch);
-    if (gate == GATE_NONE && op != OP_POW) {
+    if (op == OP_POW) {
+        BIN_T xs[RUN], zs[RUN];
+        vstore16(x, 0, xs);
+        vstore16(z, 0, zs);
+        for (uint l = 0; l < RUN; l++)
+            xs[l] = binary1(xs[l], zs[l], op, gate, gate_half, ga, gb, lo, hi);
+        v = vload16(0, xs);
+    } else {
+        if (gate != GATE_NONE) z = BIN_CVT16(gate16(convert_float16(z), gate, gate_half, ga, gb));
         switch (op) {
         case OP_ADD: v = x + z; break;
         case OP_SUB: v = x - z; break;
@@ -272,13 +304,6 @@ __kernel void binary_runs(__global const A_T *a, __global const B_T *b, __global
         default: v = x / z; break;
         }
         v = BIN_CVT16(clamp1_16(convert_float16(v), lo, hi));
-    } else {
-        BIN_T xs[RUN], zs[RUN];
-        vstore16(x, 0, xs);
-        vstore16(z, 0, zs);
-        for (uint l = 0; l < RUN; l++)
-            xs[l] = binary1(xs[l], zs[l], op, gate, gate_half, ga, gb, lo, hi);
-        v = vload16(0, xs);
     }
     BIN_ST16_Y(v, y, i0);
 }

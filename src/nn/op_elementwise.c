@@ -199,11 +199,12 @@ static cleval_status binary_prepare(cleval_nn *nn, nn_op *op)
     uint32_t idx[4];
     if ((status = binary_collapse(nn, op, &l)) != CLEVAL_OK) return status;
     bool runs = nn->variant == CLEVAL_VARIANT_CPU && runs_fit(&l, idx);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s%s", runs ? "binary_runs" : "binary",
+    /* binary_runs computes a fused gate on 16 lanes at a time (elementwise.cl gate16). */
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s%s%s", runs ? "binary_runs" : "binary",
              p->gate == NN_SIGMOID        ? " +sigmoid(b)"
              : p->gate == NN_HARD_SIGMOID ? " +hardsigmoid(b)"
                                           : "",
-             clamps ? " +clamp" : "");
+             runs && p->gate ? " x16" : "", clamps ? " +clamp" : "");
     char options[64];
     snprintf(options, sizeof options, "-DA_HALF=%d -DB_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
              nn_half(nn, op->in[1]), nn_half(nn, op->out[0]));
