@@ -85,68 +85,62 @@
 
 #include "clamp.clh"
 
-/* v^e for a constant e: x^2 as one product, x^0.5 as a square root (more accurate than pow,
- * with pow's special cases kept: (-0)^0.5 = +0, (-inf)^0.5 = +inf); pow otherwise. */
-inline float pow_scalar(float v, float e)
-{
-    if (e == 2.0f) return v * v;
-    if (e == 1.0f) return v;
-    if (e == 0.5f) return v == -INFINITY ? INFINITY : sqrt(v) + 0.0f;
-    return pow(v, e);
-}
-
-/* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision: with
- * e = e^-|v|, 1 / (1 + e) for v >= 0 and e / (1 + e) below (one exp for either side). */
-inline float sigmoid1(float v)
-{
-    float e = exp(-fabs(v));
-    return v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-}
-
-/* The elementwise math ops (codes 32 and up) of v with parameters a (alpha) and b (beta). Where
- * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc and its
- * tanh form through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as
- * v + log1p(e^-v) for v > 0 (no overflow). */
-static inline float unary_math(int op, float v, float a, float b)
-{
-    switch (op) {
-    case OP_EXP: return exp(v);
-    case OP_LOG: return log(v);
-    case OP_NEG: return -v;
-    case OP_ABS: return fabs(v);
-    case OP_RECIPROCAL: return 1.0f / v;
-    case OP_ERF: return erf(v);
-    case OP_GELU: return 0.5f * v * erfc(-v * M_SQRT1_2_F);
-    /* (1 + tanh(u)) / 2 = 1 / (1 + e^-2u): no cancellation for negative u */
-    case OP_GELU_TANH:
-        return v / (1.0f + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
-    case OP_LEAKY_RELU: return v < 0.0f ? a * v : v;
-    case OP_ELU: return v < 0.0f ? a * expm1(v) : v;
-    case OP_CELU: return fmax(v, 0.0f) + fmin(0.0f, a * expm1(v / a));
-    case OP_SELU: return b * (v <= 0.0f ? a * expm1(v) : v);
-    case OP_HARD_SIGMOID: return clamp1(a * v + b, 0.0f, 1.0f);
-    case OP_HARD_SWISH: return v * clamp1(v * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
-    case OP_SOFTPLUS: return v > 0.0f ? v + log1p(exp(-v)) : log1p(exp(v));
-    default: return v;
+/* y = f(v) for every unary op code, with two parameters a, b (Clip's bounds, the exponent of
+ * Pow by a constant, alpha and beta of the parametric activations), written once for float
+ * (unary1) and float16 (unary16, binary_runs's CPU sibling unary_runs): the builtins are
+ * overloaded and a vector ?: selects lane by lane, so both compute the same float ops; PoCL's
+ * vector math may differ from its scalar math in the last bit. Where a naive formula loses
+ * precision it is rewritten: v^0.5 as a square root with pow's special cases kept
+ * ((-0)^0.5 = +0, (-inf)^0.5 = +inf), e^v - 1 as expm1, Gelu through erfc and its tanh form
+ * through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as v + log1p(e^-v) for
+ * v > 0 (no overflow). */
+#define UNARY_FN(NAME, T)                                                                      \
+    inline T NAME(int op, T v, float a, float b)                                               \
+    {                                                                                          \
+        T zero = (T)(0.0f), one = (T)(1.0f), e;                                                \
+        switch (op) {                                                                          \
+        case OP_RELU: return v < zero ? zero : v;                                              \
+        case OP_SIGMOID:                                                                       \
+            e = exp(-fabs(v));                                                                 \
+            return v >= zero ? one / (one + e) : e / (one + e);                                \
+        case OP_TANH: return tanh(v);                                                          \
+        case OP_CLIP: return v < (T)(a) ? (T)(a) : (v > (T)(b) ? (T)(b) : v);                  \
+        case OP_SQRT: return sqrt(v);                                                          \
+        case OP_POW_SCALAR:                                                                    \
+            if (a == 2.0f) return v * v;                                                       \
+            if (a == 1.0f) return v;                                                           \
+            if (a == 0.5f) return v == (T)(-INFINITY) ? (T)(INFINITY) : sqrt(v) + zero;        \
+            return pow(v, (T)(a));                                                             \
+        case OP_EXP: return exp(v);                                                            \
+        case OP_LOG: return log(v);                                                            \
+        case OP_NEG: return -v;                                                                \
+        case OP_ABS: return fabs(v);                                                           \
+        case OP_RECIPROCAL: return one / v;                                                    \
+        case OP_ERF: return erf(v);                                                            \
+        case OP_GELU: return 0.5f * v * erfc(-v * M_SQRT1_2_F);                                \
+        case OP_GELU_TANH:                                                                     \
+            return v / (one + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));        \
+        case OP_LEAKY_RELU: return v < zero ? a * v : v;                                       \
+        case OP_ELU: return v < zero ? a * expm1(v) : v;                                       \
+        case OP_CELU: return fmax(v, 0.0f) + fmin(zero, a * expm1(v / a));                     \
+        case OP_SELU: return b * (v <= zero ? a * expm1(v) : v);                               \
+        case OP_HARD_SIGMOID: e = a * v + b; return e < zero ? zero : (e > one ? one : e);     \
+        case OP_HARD_SWISH:                                                                    \
+            e = v * (1.0f / 6.0f) + 0.5f;                                                      \
+            return v * (e < zero ? zero : (e > one ? one : e));                                \
+        case OP_SOFTPLUS: return v > zero ? v + log1p(exp(-v)) : log1p(exp(v));                \
+        default: return v;                                                                     \
+        }                                                                                      \
     }
-}
+UNARY_FN(unary1, float)
+UNARY_FN(unary16, float16)
 
 __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
                     float hi)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
-    float v = LOAD_X(x, i);
-    switch (op) {
-    case OP_RELU: v = v < 0.0f ? 0.0f : v; break;
-    case OP_SIGMOID: v = sigmoid1(v); break;
-    case OP_TANH: v = tanh(v); break;
-    case OP_CLIP: v = clamp1(v, lo, hi); break;
-    case OP_SQRT: v = sqrt(v); break;
-    case OP_POW_SCALAR: v = pow_scalar(v, lo); break;
-    default: v = unary_math(op, v, lo, hi); break; /* lo, hi: alpha, beta */
-    }
-    STORE_Y(v, y, i);
+    STORE_Y(unary1(op, LOAD_X(x, i), lo, hi), y, i);
 }
 
 /* The gate of b fused into binary: sigmoid, or hard sigmoid with alpha ga and beta gb. */
@@ -163,7 +157,7 @@ inline BIN_T binary1(BIN_T x, BIN_T z, int op, int gate, int gate_half, float ga
     /* The gate in float, as the unfused Sigmoid / HardSigmoid computes it; rounded to half
      * (gate_half) where the unfused graph would have stored it as half. */
     if (gate != GATE_NONE) {
-        float g = gate == GATE_SIGMOID ? sigmoid1((float)z)
+        float g = gate == GATE_SIGMOID ? unary1(OP_SIGMOID, (float)z, 0.0f, 0.0f)
                                        : clamp1(ga * (float)z + gb, 0.0f, 1.0f);
         if (gate_half) {
             ushort bits;
@@ -235,19 +229,13 @@ inline float16 clamp1_16(float16 v, float lo, float hi)
     return select(select(v, (float16)(hi), v > (float16)(hi)), (float16)(lo), v < (float16)(lo));
 }
 
-/* binary1's gate on 16 lanes, with its float ops (sigmoid1's one exp of -|v|). PoCL maps the
- * float16 exp to its vector math library; the lane-by-lane loop it replaces called the scalar
- * exp 16 times, which cost about as much as the rest of an EfficientNet. The vector exp may
- * differ from the scalar one in the last bit. */
+/* binary1's gate on 16 lanes, with its float ops. PoCL maps the float16 exp of the sigmoid to
+ * its vector math library; the lane-by-lane loop this replaces called the scalar exp 16 times,
+ * which cost about as much as the rest of an EfficientNet. */
 inline float16 gate16(float16 z, int gate, int gate_half, float ga, float gb)
 {
-    float16 g;
-    if (gate == GATE_SIGMOID) {
-        float16 e = exp(-fabs(z));
-        g = select(e / (1.0f + e), 1.0f / (1.0f + e), z >= (float16)(0.0f));
-    } else {
-        g = clamp1_16(ga * z + gb, 0.0f, 1.0f);
-    }
+    float16 g = gate == GATE_SIGMOID ? unary16(OP_SIGMOID, z, 0.0f, 0.0f)
+                                     : clamp1_16(ga * z + gb, 0.0f, 1.0f);
     if (gate_half) {
         ushort bits[RUN];
         vstore_half16_rte(g, 0, (__private half *)bits);
@@ -306,6 +294,23 @@ __kernel void binary_runs(__global const A_T *a, __global const B_T *b, __global
         v = BIN_CVT16(clamp1_16(convert_float16(v), lo, hi));
     }
     BIN_ST16_Y(v, y, i0);
+}
+
+/* unary_runs (CPU family): `unary` on 16 adjacent elements per work-item. One element per
+ * work-item leaves the vectorising to PoCL, which keeps calls to the math library scalar (Erf,
+ * the Gelu of ConvNeXt and ViT, ran at 20 M elements/s); here they are float16 calls. The last,
+ * partial run goes element by element. */
+__kernel void unary_runs(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
+                         float hi)
+{
+    uint i0 = get_global_id(0) * RUN;
+    if (i0 >= n) return;
+    if (n - i0 < RUN) {
+        for (uint i = i0; i < n; i++)
+            STORE_Y(unary1(op, LOAD_X(x, i), lo, hi), y, i);
+        return;
+    }
+    STORE16_Y(unary16(op, LOAD16_X(x, i0), lo, hi), y, i0);
 }
 #endif
 

@@ -7,7 +7,8 @@
  * kernel family (kernels/elementwise.cl) serves both device variants: one element per
  * work-item, no loop, which PoCL vectorises across work-items; on CPUs the binary ops whose
  * operands are the same shape, per-channel or scalar run binary_runs, 16 outputs per work-item
- * (the broadcast index arithmetic per element kept PoCL scalar). */
+ * (the broadcast index arithmetic per element kept PoCL scalar), and the unary ops unary_runs
+ * (PoCL kept the math library's calls scalar). */
 #include "nn_internal.h"
 
 #include <float.h>
@@ -444,9 +445,12 @@ static cleval_status unary_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
+/* CPU family: unary_runs, 16 elements per work-item on float16 vectors (PoCL keeps the math
+ * library's calls scalar when it vectorises `unary` across work-items). */
 static cleval_status unary_prepare(cleval_nn *nn, nn_op *op)
 {
-    return nn_storage_kernel(nn, op, "elementwise", "unary");
+    if (nn->variant != CLEVAL_VARIANT_CPU) return nn_storage_kernel(nn, op, "elementwise", "unary");
+    return nn_storage_kernel(nn, op, "elementwise", "unary_runs");
 }
 
 static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
@@ -464,6 +468,7 @@ static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_float(&a, op->p.ew.lo);
     cleval_kernel_arg_float(&a, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
+    if (nn->variant == CLEVAL_VARIANT_CPU) global = (size_t)((y->count + 15) / 16);
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 
