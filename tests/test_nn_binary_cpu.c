@@ -7,7 +7,8 @@
  * fp16 storage. Without the Sigmoid gate the reference does the kernels' float ops in their
  * order, so every result must match bit for bit (the HardSigmoid's alpha 0.25 makes its product
  * exact, fused or not); the Sigmoid's exp may differ by an ulp from C's. The kernel that ran is
- * checked by name, and on CPUs that binary_runs computes a gate on 16 lanes ("x16"). */
+ * checked by name, and on CPUs that binary_runs computes a gate on 16 lanes ("x16"). Also the
+ * per-channel affine map of an unfolded BatchNormalization (channel_affine_runs on CPUs). */
 #include "testutil.h"
 
 #include <math.h>
@@ -223,11 +224,85 @@ static void test_fp16_storage(void **state)
     }
 }
 
+/* A BatchNormalization that cannot fold into a Conv (it reads the graph input), with or without
+ * a fused Relu: channel_affine_runs on CPUs (channel_affine on GPUs) against y = fmaf(x, s, t)
+ * with s, t computed as the host folds them (double, then float), bit for bit. Sizes: one
+ * element, channels of one element (every lane another channel), of a prime count, of 16k+1
+ * (runs straddle channels), 17 in all. */
+static void check_affine(const int64_t d[4], bool relu, cleval_kernel_variant variant)
+{
+    int64_t c = d[1], cd[1] = {c};
+    uint64_t n = count_of(4, d), inner = (uint64_t)(d[2] * d[3]);
+    float *x = random_array(n, -3.0f, 3.0f), *scale = random_array((uint64_t)c, 0.5f, 1.5f);
+    float *bias = random_array((uint64_t)c, -0.5f, 0.5f), *mean = random_array((uint64_t)c, -1, 1);
+    float *var = random_array((uint64_t)c, 0.5f, 2.0f);
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 4, d);
+    builder_init(m, "scale", 1, cd, scale);
+    builder_init(m, "bias", 1, cd, bias);
+    builder_init(m, "mean", 1, cd, mean);
+    builder_init(m, "var", 1, cd, var);
+    builder_node(m, "BatchNormalization", "bn", "x,scale,bias,mean,var", relu ? "b" : "y");
+    if (relu) builder_node(m, "Relu", "relu", "b", "y");
+    builder_output(m, "y");
+    float *want = calloc(n, sizeof *want);
+    assert_non_null(want);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t ch = (i / inner) % (uint64_t)c;
+        double si = (double)scale[ch] / sqrt((double)var[ch] + 1e-5);
+        float v = fmaf(x[i], (float)si, (float)((double)bias[ch] - (double)mean[ch] * si));
+        want[i] = relu && v < 0.0f ? 0.0f : v;
+    }
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    cleval_nn_tensor t = tensor(4, d, x), out;
+    assert_ok(cleval_nn_run_graph(nn, &t, &out));
+    const char *k = cleval_nn_layer_at(nn, 0)->kernel;
+    const char *kernel = variant == CLEVAL_VARIANT_CPU ? "channel_affine_runs" : "channel_affine";
+    if (strcmp(k, kernel) != 0)
+        fail_msg("BatchNormalization [%lld, %lld, %lld, %lld] (%s): ran %s, expected %s",
+                 (long long)d[0], (long long)d[1], (long long)d[2], (long long)d[3],
+                 cleval_variant_name(variant), k, kernel);
+    cleval_nn_destroy(nn);
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+    assert_shape(&out, 4, d);
+    for (uint64_t i = 0; i < n; i++)
+        if (out.data[i] != want[i])
+            fail_msg("BatchNormalization (%s): element %llu is %.9g, expected %.9g",
+                     cleval_variant_name(variant), (unsigned long long)i, out.data[i], want[i]);
+    free(out.data);
+    free(want);
+    free(x);
+    free(scale);
+    free(bias);
+    free(mean);
+    free(var);
+    builder_free(m);
+}
+
+static void test_channel_affine(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][4] = {
+        {1, 1, 1, 1}, {3, 7, 1, 1}, {2, 5, 3, 11}, {1, 3, 1, 17}, {2, 3, 4, 4}, {1, 1, 1, 17},
+    };
+    FOR_EACH_VARIANT(v)
+    {
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            check_affine(shapes[i], false, v);
+            check_affine(shapes[i], true, v);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp32),
         cmocka_unit_test(test_fp16_storage),
+        cmocka_unit_test(test_channel_affine),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     test_device_release();

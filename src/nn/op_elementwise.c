@@ -657,7 +657,11 @@ static cleval_status batchnorm_prepare(cleval_nn *nn, nn_op *op)
     free(s);
     free(t);
     if (status != CLEVAL_OK) return status;
-    return nn_storage_kernel(nn, op, "elementwise", "channel_affine");
+    /* CPU family: channel_affine_runs, 16 elements per work-item with one channel lookup per run
+     * (the per-element division kept PoCL's vectorised channel_affine slow). */
+    return nn_storage_kernel(nn, op, "elementwise",
+                             nn->variant == CLEVAL_VARIANT_CPU ? "channel_affine_runs"
+                                                               : "channel_affine");
 }
 
 static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)
@@ -681,6 +685,7 @@ static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_float(&a, op->p.ew.lo);
     cleval_kernel_arg_float(&a, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
+    if (nn->variant == CLEVAL_VARIANT_CPU) global = (size_t)((y->count + 15) / 16);
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 
