@@ -1,7 +1,8 @@
 /* elementwise.cl: one element per work-item, no loop over data, so PoCL vectorises across
  * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants,
- * except binary_runs (below), the CPU family's binary for the broadcasts without index
- * arithmetic.
+ * except the CPU family's *_runs kernels (below), 16 elements per work-item on float16
+ * vectors: binary_runs (the broadcasts without index arithmetic), unary_runs (math calls PoCL
+ * kept scalar) and channel_affine_runs (one channel lookup per run).
  *
  * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip, sqrt, x^e for a constant e and
  *                            the elementwise math (op codes below), with two parameters lo, hi
