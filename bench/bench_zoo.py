@@ -291,6 +291,13 @@ def cpu_model():
         return platform.processor() or "unknown CPU"
 
 
+def opencl_device(cleval):
+    """The name of the device cleval picks first (`cleval devices`), e.g. PoCL's LLVM target."""
+    r = subprocess.run([str(cleval), "devices"], capture_output=True, text=True)
+    fields = r.stdout.splitlines()[0].split(" | ") if r.returncode == 0 and r.stdout else []
+    return fields[1] if len(fields) > 1 else "unknown"
+
+
 # ---- agreement and the tables ----
 
 
@@ -394,7 +401,8 @@ def main():
         lines.append(line)
 
     peak, sgemm = fma_peak(cache), sgemm_rate()
-    emit(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs; {THREADS} threads per tool; "
+    emit(f"Machine: {cpu_model()}, {os.cpu_count()} CPUs (cleval's OpenCL device: "
+         f"{opencl_device(cleval)}); {THREADS} threads per tool; "
          f"onnxruntime {onnxruntime.__version__}, {ov_note}.")
     emit(f"Float FMA peak ({THREADS} threads, AVX loop, best of 5): "
          + (f"{peak:.0f} GFLOP/s" if peak else "not measured (no cc)")
