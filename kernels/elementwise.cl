@@ -1,7 +1,8 @@
 /* elementwise.cl: one element per work-item, no loop over data, so PoCL vectorises across
  * work-items on CPUs and GPUs get coalesced accesses: one kernel family for both variants,
- * except binary_runs (below), the CPU family's binary for the broadcasts without index
- * arithmetic.
+ * except the CPU family's *_runs kernels (below), 16 elements per work-item on float16
+ * vectors: binary_runs (the broadcasts without index arithmetic), unary_runs (math calls PoCL
+ * kept scalar) and channel_affine_runs (one channel lookup per run).
  *
  * Algorithm  unary           y = f(x): ReLU, sigmoid, tanh, clip, sqrt, x^e for a constant e and
  *                            the elementwise math (op codes below), with two parameters lo, hi
@@ -85,66 +86,62 @@
 
 #include "clamp.clh"
 
-/* v^e for a constant e: x^2 as one product, x^0.5 as a square root (more accurate than pow,
- * with pow's special cases kept: (-0)^0.5 = +0, (-inf)^0.5 = +inf); pow otherwise. */
-static inline float pow_scalar(float v, float e)
-{
-    if (e == 2.0f) return v * v;
-    if (e == 1.0f) return v;
-    if (e == 0.5f) return v == -INFINITY ? INFINITY : sqrt(v) + 0.0f;
-    return pow(v, e);
-}
-
-static inline float sigmoid1(float v)
-{
-    /* 1 / (1 + e^-v), written so that large |v| neither overflows nor loses precision */
-    return v >= 0.0f ? 1.0f / (1.0f + exp(-v)) : exp(v) / (1.0f + exp(v));
-}
-
-/* The elementwise math ops (codes 32 and up) of v with parameters a (alpha) and b (beta). Where
- * a naive formula loses precision it is rewritten: e^v - 1 as expm1, Gelu through erfc and its
- * tanh form through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as
- * v + log1p(e^-v) for v > 0 (no overflow). */
-static inline float unary_math(int op, float v, float a, float b)
-{
-    switch (op) {
-    case OP_EXP: return exp(v);
-    case OP_LOG: return log(v);
-    case OP_NEG: return -v;
-    case OP_ABS: return fabs(v);
-    case OP_RECIPROCAL: return 1.0f / v;
-    case OP_ERF: return erf(v);
-    case OP_GELU: return 0.5f * v * erfc(-v * M_SQRT1_2_F);
-    /* (1 + tanh(u)) / 2 = 1 / (1 + e^-2u): no cancellation for negative u */
-    case OP_GELU_TANH:
-        return v / (1.0f + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
-    case OP_LEAKY_RELU: return v < 0.0f ? a * v : v;
-    case OP_ELU: return v < 0.0f ? a * expm1(v) : v;
-    case OP_CELU: return fmax(v, 0.0f) + fmin(0.0f, a * expm1(v / a));
-    case OP_SELU: return b * (v <= 0.0f ? a * expm1(v) : v);
-    case OP_HARD_SIGMOID: return clamp1(a * v + b, 0.0f, 1.0f);
-    case OP_HARD_SWISH: return v * clamp1(v * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f);
-    case OP_SOFTPLUS: return v > 0.0f ? v + log1p(exp(-v)) : log1p(exp(v));
-    default: return v;
+/* y = f(v) for every unary op code, with two parameters a, b (Clip's bounds, the exponent of
+ * Pow by a constant, alpha and beta of the parametric activations), written once for float
+ * (unary1) and float16 (unary16, binary_runs's CPU sibling unary_runs): the builtins are
+ * overloaded and a vector ?: selects lane by lane, so both compute the same float ops; PoCL's
+ * vector math may differ from its scalar math in the last bit. Where a naive formula loses
+ * precision it is rewritten: v^0.5 as a square root with pow's special cases kept
+ * ((-0)^0.5 = +0, (-inf)^0.5 = +inf), e^v - 1 as expm1, Gelu through erfc and its tanh form
+ * through e^-2u (1 + erf and 1 + tanh cancel for negative v), Softplus as v + log1p(e^-v) for
+ * v > 0 (no overflow). */
+#define UNARY_FN(NAME, T)                                                                      \
+    static inline T NAME(int op, T v, float a, float b)                                        \
+    {                                                                                          \
+        T zero = (T)(0.0f), one = (T)(1.0f), e;                                                \
+        switch (op) {                                                                          \
+        case OP_RELU: return v < zero ? zero : v;                                              \
+        case OP_SIGMOID:                                                                       \
+            e = exp(-fabs(v));                                                                 \
+            return v >= zero ? one / (one + e) : e / (one + e);                                \
+        case OP_TANH: return tanh(v);                                                          \
+        case OP_CLIP: return v < (T)(a) ? (T)(a) : (v > (T)(b) ? (T)(b) : v);                  \
+        case OP_SQRT: return sqrt(v);                                                          \
+        case OP_POW_SCALAR:                                                                    \
+            if (a == 2.0f) return v * v;                                                       \
+            if (a == 1.0f) return v;                                                           \
+            if (a == 0.5f) return v == (T)(-INFINITY) ? (T)(INFINITY) : sqrt(v) + zero;        \
+            return pow(v, (T)(a));                                                             \
+        case OP_EXP: return exp(v);                                                            \
+        case OP_LOG: return log(v);                                                            \
+        case OP_NEG: return -v;                                                                \
+        case OP_ABS: return fabs(v);                                                           \
+        case OP_RECIPROCAL: return one / v;                                                    \
+        case OP_ERF: return erf(v);                                                            \
+        case OP_GELU: return 0.5f * v * erfc(-v * M_SQRT1_2_F);                                \
+        case OP_GELU_TANH:                                                                     \
+            return v / (one + exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)));        \
+        case OP_LEAKY_RELU: return v < zero ? a * v : v;                                       \
+        case OP_ELU: return v < zero ? a * expm1(v) : v;                                       \
+        case OP_CELU: return fmax(v, 0.0f) + fmin(zero, a * expm1(v / a));                     \
+        case OP_SELU: return b * (v <= zero ? a * expm1(v) : v);                               \
+        case OP_HARD_SIGMOID: e = a * v + b; return e < zero ? zero : (e > one ? one : e);     \
+        case OP_HARD_SWISH:                                                                    \
+            e = v * (1.0f / 6.0f) + 0.5f;                                                      \
+            return v * (e < zero ? zero : (e > one ? one : e));                                \
+        case OP_SOFTPLUS: return v > zero ? v + log1p(exp(-v)) : log1p(exp(v));                \
+        default: return v;                                                                     \
+        }                                                                                      \
     }
-}
+UNARY_FN(unary1, float)
+UNARY_FN(unary16, float16)
 
 __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
                     float hi)
 {
     uint i = get_global_id(0);
     if (i >= n) return;
-    float v = LOAD_X(x, i);
-    switch (op) {
-    case OP_RELU: v = v < 0.0f ? 0.0f : v; break;
-    case OP_SIGMOID: v = sigmoid1(v); break;
-    case OP_TANH: v = tanh(v); break;
-    case OP_CLIP: v = clamp1(v, lo, hi); break;
-    case OP_SQRT: v = sqrt(v); break;
-    case OP_POW_SCALAR: v = pow_scalar(v, lo); break;
-    default: v = unary_math(op, v, lo, hi); break; /* lo, hi: alpha, beta */
-    }
-    STORE_Y(v, y, i);
+    STORE_Y(unary1(op, LOAD_X(x, i), lo, hi), y, i);
 }
 
 /* The gate of b fused into binary: sigmoid, or hard sigmoid with alpha ga and beta gb. */
@@ -161,7 +158,7 @@ static inline BIN_T binary1(BIN_T x, BIN_T z, int op, int gate, int gate_half, f
     /* The gate in float, as the unfused Sigmoid / HardSigmoid computes it; rounded to half
      * (gate_half) where the unfused graph would have stored it as half. */
     if (gate != GATE_NONE) {
-        float g = gate == GATE_SIGMOID ? sigmoid1((float)z)
+        float g = gate == GATE_SIGMOID ? unary1(OP_SIGMOID, (float)z, 0.0f, 0.0f)
                                        : clamp1(ga * (float)z + gb, 0.0f, 1.0f);
         if (gate_half) {
             ushort bits;
@@ -208,9 +205,10 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
  * (inner 1, ch the sample size). `binary`'s 8-axis index
  * loop costs a division and a remainder per axis and element and PoCL runs it scalar; here a
  * contiguous run of an operand is one 16-wide load, a run inside one channel one load and a splat, and
- * the common operators (no gate, no Pow) compute on 16-wide vectors: the same float ops per
- * element as binary1, so the results are bit-identical. The last, partial run goes element by
- * element. */
+ * every operator but Pow, with its fused gate and clamp, computes on 16-wide vectors: the same
+ * float ops per element as binary1, so the results are bit-identical, except that the sigmoid
+ * gate's vector exp may differ from the scalar one in the last bit. Pow and the last, partial
+ * run go element by element. */
 #ifndef RAW_T /* the integer builds (pad_nd moving raw elements) have no 16-wide Y stores */
 #define RUN 16
 #define BIN_T16 CAT(BIN_T, 16)
@@ -230,6 +228,21 @@ __kernel void binary(__global const A_T *a, __global const B_T *b, __global Y_T 
 static inline float16 clamp1_16(float16 v, float lo, float hi)
 {
     return select(select(v, (float16)(hi), v > (float16)(hi)), (float16)(lo), v < (float16)(lo));
+}
+
+/* binary1's gate on 16 lanes, with its float ops. PoCL maps the float16 exp of the sigmoid to
+ * its vector math library; the lane-by-lane loop this replaces called the scalar exp 16 times,
+ * which cost about as much as the rest of an EfficientNet. */
+static inline float16 gate16(float16 z, int gate, int gate_half, float ga, float gb)
+{
+    float16 g = gate == GATE_SIGMOID ? unary16(OP_SIGMOID, z, 0.0f, 0.0f)
+                                     : clamp1_16(ga * z + gb, 0.0f, 1.0f);
+    if (gate_half) {
+        ushort bits[RUN];
+        vstore_half16_rte(g, 0, (__private half *)bits);
+        g = vload_half16(0, (__private const half *)bits);
+    }
+    return g;
 }
 
 /* The 16 lanes from element i0 of an operand indexed (i / inner) % ch. */
@@ -263,7 +276,15 @@ __kernel void binary_runs(__global const A_T *a, __global const B_T *b, __global
     BIN_T16 x, z, v;
     RUN_LOAD(x, a, BIN_LD_A, BIN_LD16_A, a_inner, a_ch);
     RUN_LOAD(z, b, BIN_LD_B, BIN_LD16_B, b_inner, b_ch);
-    if (gate == GATE_NONE && op != OP_POW) {
+    if (op == OP_POW) {
+        BIN_T xs[RUN], zs[RUN];
+        vstore16(x, 0, xs);
+        vstore16(z, 0, zs);
+        for (uint l = 0; l < RUN; l++)
+            xs[l] = binary1(xs[l], zs[l], op, gate, gate_half, ga, gb, lo, hi);
+        v = vload16(0, xs);
+    } else {
+        if (gate != GATE_NONE) z = BIN_CVT16(gate16(convert_float16(z), gate, gate_half, ga, gb));
         switch (op) {
         case OP_ADD: v = x + z; break;
         case OP_SUB: v = x - z; break;
@@ -272,15 +293,61 @@ __kernel void binary_runs(__global const A_T *a, __global const B_T *b, __global
         default: v = x / z; break;
         }
         v = BIN_CVT16(clamp1_16(convert_float16(v), lo, hi));
-    } else {
-        BIN_T xs[RUN], zs[RUN];
-        vstore16(x, 0, xs);
-        vstore16(z, 0, zs);
-        for (uint l = 0; l < RUN; l++)
-            xs[l] = binary1(xs[l], zs[l], op, gate, gate_half, ga, gb, lo, hi);
-        v = vload16(0, xs);
     }
     BIN_ST16_Y(v, y, i0);
+}
+
+/* unary_runs (CPU family): `unary` on 16 adjacent elements per work-item. One element per
+ * work-item leaves the vectorising to PoCL, which keeps calls to the math library scalar (Erf,
+ * the Gelu of ConvNeXt and ViT, ran at 20 M elements/s); here they are float16 calls. The last,
+ * partial run goes element by element. */
+__kernel void unary_runs(__global const X_T *x, __global Y_T *y, uint n, int op, float lo,
+                         float hi)
+{
+    uint i0 = get_global_id(0) * RUN;
+    if (i0 >= n) return;
+    if (n - i0 < RUN) {
+        for (uint i = i0; i < n; i++)
+            STORE_Y(unary1(op, LOAD_X(x, i), lo, hi), y, i);
+        return;
+    }
+    STORE16_Y(unary16(op, LOAD16_X(x, i0), lo, hi), y, i0);
+}
+
+/* channel_affine_runs (CPU family): `channel_affine` on 16 adjacent elements per work-item. The
+ * per-element channel index (a division and a remainder, which x86 has no vector instruction
+ * for) becomes one per run: a run inside one channel reads its scale and shift once and
+ * splats them; a run across channels gathers them lane by lane. The same fma and clamp per
+ * element, so the results are bit-identical to channel_affine's. */
+__kernel void channel_affine_runs(__global const X_T *x, __global Y_T *y, __global const float *s,
+                                  __global const float *t, uint n, uint channels, uint inner,
+                                  float lo, float hi)
+{
+    uint i0 = get_global_id(0) * RUN;
+    if (i0 >= n) return;
+    if (n - i0 < RUN) {
+        for (uint i = i0; i < n; i++) {
+            uint c = (i / inner) % channels;
+            STORE_Y(clamp1(fma(LOAD_X(x, i), s[c], t[c]), lo, hi), y, i);
+        }
+        return;
+    }
+    float16 sv, tv;
+    if (i0 / inner == (i0 + RUN - 1) / inner) {
+        uint c = (i0 / inner) % channels;
+        sv = (float16)(s[c]);
+        tv = (float16)(t[c]);
+    } else {
+        float sl[RUN], tl[RUN];
+        for (uint l = 0; l < RUN; l++) {
+            uint c = ((i0 + l) / inner) % channels;
+            sl[l] = s[c];
+            tl[l] = t[c];
+        }
+        sv = vload16(0, sl);
+        tv = vload16(0, tl);
+    }
+    STORE16_Y(clamp1_16(fma(LOAD16_X(x, i0), sv, tv), lo, hi), y, i0);
 }
 #endif
 

@@ -1,7 +1,8 @@
 /* The elementwise math operators (Exp, Log, Neg, Abs, Reciprocal, Erf, Gelu, LeakyRelu, Elu,
  * Celu, Selu, HardSigmoid, HardSwish, Softplus, PRelu), MaxPool / AveragePool with ceil_mode and
  * auto_pad on Conv and the pools: each against a plain C reference (libm in double) at odd sizes
- * on both kernel families, in fp32 and with half storage (fp16); against onnxruntime's outputs
+ * on both kernel families (the unary ops: unary_runs on CPUs, checked by name), in fp32 and with
+ * half storage (fp16); against onnxruntime's outputs
  * (tests/fixtures/nn_math_ort.h, written by tools/make_nn_math_fixtures.py); the fusions that
  * must leave ceil_mode and SAME pools alone; and the refusals. */
 #include "testutil.h"
@@ -265,6 +266,33 @@ static void test_unary_math(void **state)
             for (size_t v = 0; v < 2; v++)
                 for (size_t p = 0; p < 2; p++)
                     check_unary(&UNARY[c], SIZES[s], VARIANTS[v], PRECISIONS[p]);
+}
+
+/* The kernel a unary op runs: on the CPU family unary_runs (16 elements per work-item on
+ * float16 vectors), on the GPU family unary (one element per work-item). */
+static void test_unary_kernel_per_family(void **state)
+{
+    (void)state;
+    int64_t dims[2] = {1, 257};
+    for (size_t v = 0; v < 2; v++) {
+        cleval_onnx_model *m = framed(13, 2, dims);
+        builder_node(m, "Erf", "op", "a", "b");
+        frame_end(m);
+        cleval_device_set_variant(test_device(), VARIANTS[v]);
+        cleval_nn_options options = {.general = true};
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+        const char *want = VARIANTS[v] == CLEVAL_VARIANT_CPU ? "unary_runs" : "unary", *got = NULL;
+        for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
+            if (strcmp(cleval_nn_layer_at(nn, i)->op, "Erf") == 0)
+                got = cleval_nn_layer_at(nn, i)->kernel;
+        if (!got || strcmp(got, want) != 0)
+            fail_msg("Erf (%s) ran %s, expected %s", variant_name(VARIANTS[v]),
+                     got ? got : "nothing", want);
+        cleval_nn_destroy(nn);
+        cleval_device_set_variant(test_device(), VARIANTS[0]);
+        builder_free(m);
+    }
 }
 
 /* ---- PRelu ---- */
@@ -1176,6 +1204,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary_math),
+        cmocka_unit_test(test_unary_kernel_per_family),
         cmocka_unit_test(test_prelu),
         cmocka_unit_test(test_pools_against_reference),
         cmocka_unit_test(test_against_onnxruntime),

@@ -7,7 +7,8 @@
  * kernel family (kernels/elementwise.cl) serves both device variants: one element per
  * work-item, no loop, which PoCL vectorises across work-items; on CPUs the binary ops whose
  * operands are the same shape, per-channel or scalar run binary_runs, 16 outputs per work-item
- * (the broadcast index arithmetic per element kept PoCL scalar). */
+ * (the broadcast index arithmetic per element kept PoCL scalar), and the unary ops unary_runs
+ * (PoCL kept the math library's calls scalar). */
 #include "nn_internal.h"
 
 #include <float.h>
@@ -199,11 +200,12 @@ static cleval_status binary_prepare(cleval_nn *nn, nn_op *op)
     uint32_t idx[4];
     if ((status = binary_collapse(nn, op, &l)) != CLEVAL_OK) return status;
     bool runs = nn->variant == CLEVAL_VARIANT_CPU && runs_fit(&l, idx);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s%s", runs ? "binary_runs" : "binary",
+    /* binary_runs computes a fused gate on 16 lanes at a time (elementwise.cl gate16). */
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s%s%s", runs ? "binary_runs" : "binary",
              p->gate == NN_SIGMOID        ? " +sigmoid(b)"
              : p->gate == NN_HARD_SIGMOID ? " +hardsigmoid(b)"
                                           : "",
-             clamps ? " +clamp" : "");
+             runs && p->gate ? " x16" : "", clamps ? " +clamp" : "");
     char options[64];
     snprintf(options, sizeof options, "-DA_HALF=%d -DB_HALF=%d -DY_HALF=%d", nn_half(nn, op->in[0]),
              nn_half(nn, op->in[1]), nn_half(nn, op->out[0]));
@@ -443,9 +445,12 @@ static cleval_status unary_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
+/* CPU family: unary_runs, 16 elements per work-item on float16 vectors (PoCL keeps the math
+ * library's calls scalar when it vectorises `unary` across work-items). */
 static cleval_status unary_prepare(cleval_nn *nn, nn_op *op)
 {
-    return nn_storage_kernel(nn, op, "elementwise", "unary");
+    if (nn->variant != CLEVAL_VARIANT_CPU) return nn_storage_kernel(nn, op, "elementwise", "unary");
+    return nn_storage_kernel(nn, op, "elementwise", "unary_runs");
 }
 
 static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
@@ -463,6 +468,7 @@ static cleval_status unary_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_float(&a, op->p.ew.lo);
     cleval_kernel_arg_float(&a, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
+    if (nn->variant == CLEVAL_VARIANT_CPU) global = (size_t)((y->count + 15) / 16);
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 
@@ -651,7 +657,11 @@ static cleval_status batchnorm_prepare(cleval_nn *nn, nn_op *op)
     free(s);
     free(t);
     if (status != CLEVAL_OK) return status;
-    return nn_storage_kernel(nn, op, "elementwise", "channel_affine");
+    /* CPU family: channel_affine_runs, 16 elements per work-item with one channel lookup per run
+     * (the per-element division kept PoCL's vectorised channel_affine slow). */
+    return nn_storage_kernel(nn, op, "elementwise",
+                             nn->variant == CLEVAL_VARIANT_CPU ? "channel_affine_runs"
+                                                               : "channel_affine");
 }
 
 static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)
@@ -675,6 +685,7 @@ static cleval_status batchnorm_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_float(&a, op->p.ew.lo);
     cleval_kernel_arg_float(&a, op->p.ew.hi);
     size_t local = nn_local_1d(nn), global = (size_t)y->count;
+    if (nn->variant == CLEVAL_VARIANT_CPU) global = (size_t)((y->count + 15) / 16);
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 
