@@ -151,8 +151,8 @@ __kernel void unary(__global const X_T *x, __global Y_T *y, uint n, int op, floa
 
 /* One element of binary: x (op) gate(z), then the fused clamp; [-inf, inf] without one (NaN
  * passes either way). Shared by `binary` and `binary_runs` so both compute the same float ops. */
-static inline BIN_T binary1(BIN_T x, BIN_T z, int op, int gate, int gate_half, float ga, float gb,
-                     float lo, float hi)
+static inline BIN_T binary1(BIN_T x, BIN_T z, int op, int gate, int gate_half, float ga,
+                            float gb, float lo, float hi)
 {
     BIN_T v;
     /* The gate in float, as the unfused Sigmoid / HardSigmoid computes it; rounded to half

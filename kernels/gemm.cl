@@ -100,8 +100,8 @@
 
 /* alpha * acc (+ beta * C), clamped, into Y row r from column j0 (at most N). */
 static inline void epilogue(float16 acc, int r, int j0, int N, float alpha, float beta,
-                     __global const C_T *c, int c_rs, int c_cs, float lo, float hi,
-                     __global Y_T *yrow)
+                            __global const C_T *c, int c_rs, int c_cs, float lo, float hi,
+                            __global Y_T *yrow)
 {
     float16 v = alpha * acc;
 #if HAS_C

@@ -121,8 +121,8 @@
 
 /* alpha * acc, dequantised (int8), plus beta * C, activated: one output. */
 static inline float gpu_epilogue(ACC_T acc, int r, int col, float alpha, float beta,
-                          __global const C_T *c, int c_off, int c_rs, int c_cs, float lo,
-                          float hi, __global const float *wscale, float x_scale)
+                                 __global const C_T *c, int c_off, int c_rs, int c_cs, float lo,
+                                 float hi, __global const float *wscale, float x_scale)
 {
 #if INT8
     float v = alpha * ((float)acc * (x_scale * wscale[col]));
@@ -148,9 +148,9 @@ static inline float gpu_epilogue(ACC_T acc, int r, int col, float alpha, float b
 #define B_J(e) (b_k_inner ? (e) / KWG : (e) % NWG)
 
 /* Reads this work-item's share of the slice from kb into registers (zeros past k_end, M, N). */
-static inline void fetch(__global const AIN_T *a, int a_rs, int a_ks, __global const BIN_T *b, int b_ks,
-                  int b_ns, int row0, int col0, int M, int N, int kb, int k_end, int flat,
-                  TILE_T areg[A_PER], TILE_T breg[B_PER])
+static inline void fetch(__global const AIN_T *a, int a_rs, int a_ks, __global const BIN_T *b,
+                         int b_ks, int b_ns, int row0, int col0, int M, int N, int kb, int k_end,
+                         int flat, TILE_T areg[A_PER], TILE_T breg[B_PER])
 {
     const bool a_k_inner = a_ks == 1, b_k_inner = b_ks == 1;
     for (int i = 0; i < A_PER; i++) {
@@ -165,7 +165,7 @@ static inline void fetch(__global const AIN_T *a, int a_rs, int a_ks, __global c
 
 /* Writes the fetched share into one pair of local buffers, k-major. */
 static inline void store(int a_ks, int b_ks, int flat, const TILE_T areg[A_PER],
-                  const TILE_T breg[B_PER], __local TILE_T *at, __local TILE_T *bt)
+                         const TILE_T breg[B_PER], __local TILE_T *at, __local TILE_T *bt)
 {
     const bool a_k_inner = a_ks == 1, b_k_inner = b_ks == 1;
     for (int i = 0; i < A_PER; i++) {

@@ -30,7 +30,7 @@
 
 /* The bin of sample i, or -1 when its pair lies outside the grid. */
 static inline int bin_of(__global const int *rows, __global const int *cols, uint i, uint n_rows,
-                  uint n_cols)
+                         uint n_cols)
 {
     int r = PAIRED ? rows[i] : 0;
     int c = cols[i];

@@ -66,7 +66,7 @@ static inline EXACT_T dot8(__global const float *a, __global const float *b, uin
 /* The exact distance, eight features at a time (every candidate in the same order, so equal
  * vectors give equal distances, and a vector is at distance exactly 0 from itself). */
 static inline EXACT_T exact_distance(__global const float *q, __global const float *r, uint dim,
-                              EXACT_T q_norm2, EXACT_T r_norm2)
+                                     EXACT_T q_norm2, EXACT_T r_norm2)
 {
 #if METRIC_COSINE
     if (q_norm2 == 0 || r_norm2 == 0) return 1; /* scikit-learn: a zero vector has cosine 0 */
@@ -140,7 +140,8 @@ static inline bool after(EXACT_T d1, int i1, EXACT_T d2, int i2)
     return d1 > d2 || (d1 == d2 && i1 > i2);
 }
 
-static inline void sift_down(__global EXACT_T *d, __global int *i, __global int *l, uint size, uint at)
+static inline void sift_down(__global EXACT_T *d, __global int *i, __global int *l, uint size,
+                             uint at)
 {
     EXACT_T vd = d[at];
     int vi = i[at], vl = l[at];

@@ -70,7 +70,8 @@
 #define AFTER(d1, i1, d2, i2) ((d1) > (d2) || ((d1) == (d2) && (i1) > (i2)))
 
 /* Replaces the root of a max-heap by (distance, index) of m entries and sifts it down. */
-static inline void heap_int_replace_top(__global int *score, __global int *index, uint m, int s, int i)
+static inline void heap_int_replace_top(__global int *score, __global int *index, uint m, int s,
+                                        int i)
 {
     uint at = 0;
     for (;;) {
@@ -90,8 +91,8 @@ static inline void heap_int_replace_top(__global int *score, __global int *index
 }
 
 /* The same for the candidate buffers, which carry labels as well. */
-static inline void heap_cand_replace_top(__global double *dist, __global int *index, __global int *label,
-                                  uint m, double d, int i, int l)
+static inline void heap_cand_replace_top(__global double *dist, __global int *index,
+                                         __global int *label, uint m, double d, int i, int l)
 {
     uint at = 0;
     for (;;) {

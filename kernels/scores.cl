@@ -75,8 +75,8 @@ static inline void flush_logs(pending_logs *logs, float *f)
 /* Adds one row's probability view: P[y], the sum of P^2, the confidence (max P) and whether
  * the first maximum is the true class. The log loss term waits in `logs` (the caller flushes). */
 static inline void add_candidate(float *f, uint *u, pending_logs *logs, uint q, float p_true,
-                          float sum_sq, float confidence, bool correct,
-                          __global const float *bounds)
+                                 float sum_sq, float confidence, bool correct,
+                                 __global const float *bounds)
 {
     float *fq = f + q * CANDIDATE_FLOATS;
     uint *uq = u + 2 + q * CANDIDATE_UINTS;
@@ -97,7 +97,7 @@ static inline void add_candidate(float *f, uint *u, pending_logs *logs, uint q, 
  * comparisons are the cost), then the remaining classes one by one; lanes are added in a
  * fixed order, so the sums do not depend on scheduling. */
 static inline void add_row(__global const float *row, uint y, uint c, uint k, float *f, uint *u,
-                    pending_logs *logs, __global const float *bounds)
+                           pending_logs *logs, __global const float *bounds)
 {
     const float s_true = row[y];
     const intV lane = (intV)(LANE_INDICES);
