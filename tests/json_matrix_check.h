@@ -1,11 +1,13 @@
-/* Checks of a report's confusion matrix too large to parse as a whole (a 9001-class matrix is
- * 244 MB of JSON text), shared by the tests of large labels. Header-only: static inline, so a
- * test that uses none of it compiles without unused-function warnings. */
+/* Checks of a report's confusion matrix, shared by the tests of large labels: one too large to
+ * parse as a whole (a 9001-class matrix is 244 MB of JSON text) against its known nonzero
+ * cells, a small one against the matrix counted here from the file's pairs. Header-only: static
+ * inline, so a test that uses none of it compiles without unused-function warnings. */
 #ifndef CLEVAL_TESTS_JSON_MATRIX_CHECK_H
 #define CLEVAL_TESTS_JSON_MATRIX_CHECK_H
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "testutil.h"
 
@@ -57,6 +59,30 @@ static inline void expect_json_matrix(const char *path, const char *key, uint32_
     assert_int_equal(row + 1, n);
     assert_int_equal(next, n_cells);
     fclose(f);
+}
+
+/* The report file's confusion matrix against one counted here from n (y, pred) pairs of c
+ * classes. */
+static inline void expect_report_matrix(const char *report_path, const int32_t *y,
+                                        const int32_t *pred, uint32_t n, uint32_t c)
+{
+    cJSON *report = load_json(report_path);
+    const cJSON *matrix = cJSON_GetObjectItem(report, "confusion_matrix");
+    assert_int_equal(cJSON_GetArraySize(matrix), c);
+    uint64_t *reference = calloc((size_t)c * c, sizeof *reference);
+    assert_non_null(reference);
+    for (uint32_t i = 0; i < n; i++)
+        reference[(size_t)y[i] * c + (size_t)pred[i]]++;
+    uint32_t r = 0;
+    for (const cJSON *row = matrix->child; row; row = row->next, r++) {
+        assert_int_equal(cJSON_GetArraySize(row), c);
+        uint32_t k = 0;
+        for (const cJSON *cell = row->child; cell; cell = cell->next, k++)
+            assert_true(cell->valuedouble == (double)reference[(size_t)r * c + k]);
+    }
+    assert_int_equal(r, c);
+    free(reference);
+    cJSON_Delete(report);
 }
 
 #endif

@@ -165,28 +165,6 @@ static char *report_without_timing(const char *path)
     return text;
 }
 
-/* The report's confusion matrix against one counted here from the pairs. */
-static void expect_counted(const char *report_path, const random_pairs *p)
-{
-    cJSON *report = load_json(report_path);
-    const cJSON *matrix = cJSON_GetObjectItem(report, "confusion_matrix");
-    assert_int_equal(cJSON_GetArraySize(matrix), p->c);
-    uint64_t *reference = calloc((size_t)p->c * p->c, sizeof *reference);
-    assert_non_null(reference);
-    for (uint32_t i = 0; i < p->n; i++)
-        reference[(size_t)p->y[i] * p->c + (size_t)p->pred[i]]++;
-    uint32_t r = 0;
-    for (const cJSON *row = matrix->child; row; row = row->next, r++) {
-        assert_int_equal(cJSON_GetArraySize(row), p->c);
-        uint32_t k = 0;
-        for (const cJSON *cell = row->child; cell; cell = cell->next, k++)
-            assert_true(cell->valuedouble == (double)reference[(size_t)r * p->c + k]);
-    }
-    assert_int_equal(r, p->c);
-    free(reference);
-    cJSON_Delete(report);
-}
-
 static int64_t *read_confusion(const char *path, size_t cells)
 {
     int64_t *m = malloc(cells * sizeof *m);
@@ -226,7 +204,7 @@ static void merge_both_ways(const random_pairs *p)
                                                    merged, "--json", json, "--quiet", NULL},
                                   0, sparse, 0),
                          0);
-        expect_counted(json, p);
+        expect_report_matrix(json, p->y, p->pred, p->n, p->c);
         reports[sparse] = report_without_timing(json);
         saved[sparse] = read_confusion(merged, cells);
     }
@@ -260,7 +238,7 @@ static void resume_both_ways(random_pairs *p, uint32_t bad_row)
         repair_pred(data, bad_row, kept);
         args[12] = "--resume";
         assert_int_equal(run_with(args, 0, sparse, 0), 0);
-        expect_counted(json, p);
+        expect_report_matrix(json, p->y, p->pred, p->n, p->c);
         reports[sparse] = report_without_timing(json);
     }
     assert_string_equal(reports[0], reports[1]);
