@@ -7,6 +7,7 @@
  * make; and the dense and sparse backings give byte-identical reports and saved matrices for
  * metrics, knn and eval (CLEVAL_TEST_DENSE_CELLS forces the sparse one on small cases). */
 #include "testutil.h"
+#include "json_matrix_check.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -177,56 +178,6 @@ static int run_limited(const char *const *args, char **out)
     if (code != 0 && code != 1) fprintf(stderr, "%s", err);
     free(err);
     return code;
-}
-
-typedef struct known_cell {
-    uint32_t row, col;
-    uint64_t count;
-} known_cell;
-
-/* Reads the JSON array of arrays after "`key`": from a report file without parsing the whole
- * report (a 9001-class matrix is 244 MB of text): every row must hold n numbers, the nonzero
- * ones exactly `cells` (row-major). */
-static void expect_json_matrix(const char *path, const char *key, uint32_t n,
-                               const known_cell *cells, size_t n_cells)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char needle[64];
-    int length = snprintf(needle, sizeof needle, "\"%s\":\t[", key);
-    int matched = 0, ch;
-    while (matched < length && (ch = getc(f)) != EOF)
-        matched = ch == needle[matched] ? matched + 1 : (ch == needle[0] ? 1 : 0);
-    assert_int_equal(matched, length);
-    size_t next = 0;
-    uint32_t row = 0;
-    for (;; row++) {
-        assert_int_equal(getc(f), '[');
-        uint32_t col = 0;
-        for (;; col++) {
-            unsigned long long v;
-            assert_int_equal(fscanf(f, "%llu", &v), 1);
-            if (v) {
-                assert_true(next < n_cells);
-                assert_int_equal(cells[next].row, row);
-                assert_int_equal(cells[next].col, col);
-                assert_int_equal(cells[next].count, v);
-                next++;
-            }
-            ch = getc(f);
-            if (ch == ']') break;
-            assert_int_equal(ch, ',');
-            assert_int_equal(getc(f), ' ');
-        }
-        assert_int_equal(col + 1, n);
-        ch = getc(f);
-        if (ch == ']') break;
-        assert_int_equal(ch, ',');
-        assert_int_equal(getc(f), ' ');
-    }
-    assert_int_equal(row + 1, n);
-    assert_int_equal(next, n_cells);
-    fclose(f);
 }
 
 static bool file_has(const char *path, const char *text)

@@ -323,12 +323,51 @@ static cleval_status widen(cleval_predict_outcome *out, uint32_t n_classes)
     return out->has_labels ? cleval_confusion_grow(&out->confusion, n_classes) : CLEVAL_OK;
 }
 
-/* Sums the ranks' confusion matrices. The reduction works on dense arrays, so the counts are
- * made dense for it (a sparse matrix of many classes costs its C^2 cells here, under MPI only). */
+/* Sums the ranks' confusion matrices above the dense limit: each rank sends rank 0 only its
+ * nonzero (row, column, count) cells, which rank 0 adds into its own counts. Memory follows
+ * the cells that occur, never C^2 (a 4-row file with a label of 9000 on 2 ranks). */
+static cleval_status sum_sparse_confusion(const cleval_cluster *cluster, cleval_confusion *cm)
+{
+    cleval_count_cell *cells;
+    size_t n, bytes;
+    void *gathered;
+    cleval_status status = cleval_counts_sorted(&cm->counts, &cells, &n);
+    /* A rank that failed still joins the gather, with no cells: the ranks agree on the exit
+     * code afterwards, so the run fails everywhere instead of waiting here. */
+    if (status != CLEVAL_OK) n = 0;
+    cleval_status gather =
+        cleval_cluster_gather_bytes(cluster, cells, n * sizeof *cells, &gathered, &bytes);
+    free(cells);
+    if (status == CLEVAL_OK) status = gather;
+    if (status != CLEVAL_OK || cluster->rank != 0) {
+        free(gathered);
+        return status;
+    }
+    /* Rank 0's own cells come first in the gathered ones: add them all to fresh counts. */
+    cleval_confusion summed;
+    const cleval_count_cell *all = gathered;
+    if ((status = cleval_confusion_init(&summed, cm->n_classes)) == CLEVAL_OK) {
+        for (size_t i = 0; i < bytes / sizeof *all && status == CLEVAL_OK; i++)
+            status = cleval_counts_add(&summed.counts, all[i].row, all[i].col, all[i].count);
+        if (status == CLEVAL_OK) {
+            cleval_confusion_free(cm);
+            *cm = summed;
+        } else {
+            cleval_confusion_free(&summed);
+        }
+    }
+    free(gathered);
+    return status;
+}
+
+/* Sums the ranks' confusion matrices. Within the dense limit the reduction works on dense
+ * arrays; above it, on the nonzero cells (sum_sparse_confusion). Every rank has the same
+ * class count by now, so all take the same path. */
 static cleval_status sum_confusion(const cleval_cluster *cluster, cleval_confusion *cm)
 {
     uint64_t *dense;
     uint32_t c = cm->n_classes;
+    if ((uint64_t)c * c > cleval_counts_dense_limit()) return sum_sparse_confusion(cluster, cm);
     cleval_status status = cleval_counts_to_dense(&cm->counts, &dense);
     if (status != CLEVAL_OK) return status;
     status = cleval_cluster_sum_counts(cluster, dense, (uint64_t)c * c);

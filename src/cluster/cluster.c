@@ -155,6 +155,69 @@ cleval_status cleval_cluster_gather(const cleval_cluster *cluster, const void *d
     return CLEVAL_OK;
 }
 
+#ifdef CLEVAL_HAVE_MPI
+/* cleval_cluster_gather_bytes under MPI: each rank's byte count first, then MPI_Gatherv.
+ * Every rank learns whether the sum fits an int, so all of them take the same path. */
+static cleval_status gather_varying(const void *data, size_t bytes, int rank, int size,
+                                    void **gathered, size_t *total)
+{
+    long long mine = (long long)bytes, sum = 0;
+    if (MPI_Allreduce(&mine, &sum, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return cleval_fail(CLEVAL_ERR_INTERNAL, "MPI_Allreduce failed");
+    if (sum > INT32_MAX)
+        return cleval_fail(CLEVAL_ERR_NOMEM,
+                           "the ranks' counts, %lld bytes, are too many to gather", sum);
+    int count = (int)bytes, *counts = NULL, *offsets = NULL;
+    char *buffer = NULL;
+    bool ok = true;
+    if (rank == 0) {
+        counts = calloc((size_t)size, sizeof *counts);
+        offsets = calloc((size_t)size, sizeof *offsets);
+        buffer = malloc(sum ? (size_t)sum : 1);
+        ok = counts && offsets && buffer;
+    }
+    /* Every rank must reach the collectives: rank 0's lack of memory is told to all after. */
+    int err = MPI_Gather(&count, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    for (int r = 1; ok && rank == 0 && r < size; r++)
+        offsets[r] = offsets[r - 1] + counts[r - 1];
+    int failed = !ok || err != MPI_SUCCESS, any_failed = failed;
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (!any_failed)
+        err = MPI_Gatherv(data, count, MPI_BYTE, buffer, counts, offsets, MPI_BYTE, 0,
+                          MPI_COMM_WORLD);
+    free(counts);
+    free(offsets);
+    if (any_failed || err != MPI_SUCCESS) {
+        free(buffer);
+        return err != MPI_SUCCESS
+                   ? cleval_fail(CLEVAL_ERR_INTERNAL, "MPI_Gatherv failed")
+                   : cleval_fail(CLEVAL_ERR_NOMEM, "out of memory gathering the ranks' counts");
+    }
+    *gathered = buffer; /* NULL but on rank 0 */
+    *total = rank == 0 ? (size_t)sum : 0;
+    return CLEVAL_OK;
+}
+#endif
+
+cleval_status cleval_cluster_gather_bytes(const cleval_cluster *cluster, const void *data,
+                                          size_t bytes, void **gathered, size_t *total)
+{
+    *gathered = NULL;
+    *total = 0;
+#ifdef CLEVAL_HAVE_MPI
+    if (cluster->active)
+        return gather_varying(data, bytes, cluster->rank, cluster->size, gathered, total);
+#endif
+    (void)cluster;
+    /* One process: its own bytes. */
+    void *copy = malloc(bytes ? bytes : 1);
+    if (!copy) return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory gathering the counts");
+    if (bytes) memcpy(copy, data, bytes);
+    *gathered = copy;
+    *total = bytes;
+    return CLEVAL_OK;
+}
+
 cleval_status cleval_cluster_barrier(const cleval_cluster *cluster)
 {
 #ifdef CLEVAL_HAVE_MPI

@@ -395,11 +395,52 @@ cleval_status cleval_dataset_attribute_names(cleval_dataset *ds, char ***names, 
     return CLEVAL_OK;
 }
 
-cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, uint32_t *rows,
-                                         uint32_t *cols, uint64_t **cells)
+/* The most values one block of cleval_dataset_read_count_blocks holds: 4 MiB of uint64. */
+enum { COUNT_BLOCK_CELLS = 1 << 19 };
+
+/* Reads the blocks of an open, checked [rows][cols] dataset: whole rows while a row fits a
+ * block, else pieces of one row at a time; the bounded hyperslab is read into one buffer. */
+static cleval_status read_blocks(cleval_dataset *ds, hid_t dset, const char *name,
+                                 cleval_count_block *block, cleval_count_block_fn each, void *user)
 {
-    *cells = NULL;
-    *rows = *cols = 0;
+    uint32_t rows = block->rows, cols = block->cols;
+    bool whole_rows = cols <= COUNT_BLOCK_CELLS;
+    uint32_t step_rows = whole_rows ? COUNT_BLOCK_CELLS / cols : 1;
+    uint32_t step_cols = whole_rows ? cols : COUNT_BLOCK_CELLS;
+    if (step_rows > rows) step_rows = rows;
+    uint64_t *buffer = malloc((size_t)step_rows * step_cols * sizeof *buffer);
+    hid_t file_space = H5Dget_space(dset);
+    cleval_status status = CLEVAL_OK;
+    if (!buffer || file_space < 0)
+        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
+    for (uint32_t r = 0; status == CLEVAL_OK && r < rows; r += step_rows)
+        for (uint32_t c = 0; status == CLEVAL_OK && c < cols; c += step_cols) {
+            block->row0 = r;
+            block->col0 = c;
+            block->n_rows = rows - r < step_rows ? rows - r : step_rows;
+            block->n_cols = cols - c < step_cols ? cols - c : step_cols;
+            hsize_t start[2] = {r, c}, size[2] = {block->n_rows, block->n_cols};
+            hid_t memory = H5Screate_simple(2, size, NULL);
+            bool ok =
+                memory >= 0 &&
+                H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, size, NULL) >= 0 &&
+                H5Dread(dset, H5T_NATIVE_UINT64, memory, file_space, H5P_DEFAULT, buffer) >= 0;
+            if (memory >= 0) H5Sclose(memory);
+            if (!ok) {
+                status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read '%s'", ds->path, name);
+                break;
+            }
+            block->cells = buffer;
+            status = each(user, block);
+        }
+    if (file_space >= 0) H5Sclose(file_space);
+    free(buffer);
+    return status;
+}
+
+cleval_status cleval_dataset_read_count_blocks(cleval_dataset *ds, const char *name,
+                                               cleval_count_block_fn each, void *user)
+{
     if (!cleval_dataset_has(ds, name))
         return cleval_fail(CLEVAL_ERR_INPUT, "%s: no dataset '%s'", ds->path, name);
     hid_t dset = H5Dopen2(ds->file, name, ds->dapl);
@@ -407,6 +448,7 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
     hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
     hsize_t dims[2] = {0, 0};
     cleval_status status = CLEVAL_OK;
+    /* Every check of the file's claims comes before anything is allocated. */
     if (type < 0 || space < 0 || H5Tget_class(type) != H5T_INTEGER ||
         H5Sget_simple_extent_ndims(space) != 2 ||
         H5Sget_simple_extent_dims(space, dims, NULL) != 2 || dims[0] == 0 || dims[1] == 0 ||
@@ -425,20 +467,47 @@ cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, u
                              (unsigned long long)dims[1]);
     } else if ((status = dataset_check_storage(ds, dset, name, H5Tget_size(type))) != CLEVAL_OK) {
         /* damaged: the check recorded why */
-    } else if (!(*cells = malloc(dims[0] * dims[1] * sizeof **cells))) {
-        status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", ds->path, name);
-    } else if (H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *cells) < 0) {
-        status = cleval_fail(CLEVAL_ERR_INPUT, "%s: cannot read '%s'", ds->path, name);
     } else {
-        *rows = (uint32_t)dims[0];
-        *cols = (uint32_t)dims[1];
+        cleval_count_block block = {.rows = (uint32_t)dims[0], .cols = (uint32_t)dims[1]};
+        status = read_blocks(ds, dset, name, &block, each, user);
     }
     if (space >= 0) H5Sclose(space);
     if (type >= 0) H5Tclose(type);
     if (dset >= 0) H5Dclose(dset);
+    return status;
+}
+
+/* cleval_dataset_read_counts' destination: the whole matrix, allocated at the first block. */
+typedef struct dense_counts {
+    const char *path, *name;
+    uint32_t rows, cols;
+    uint64_t *cells;
+} dense_counts;
+
+static cleval_status copy_block(void *user, const cleval_count_block *b)
+{
+    dense_counts *d = user;
+    if (!d->cells && !(d->cells = malloc((size_t)b->rows * b->cols * sizeof *d->cells)))
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory reading %s: '%s'", d->path, d->name);
+    d->rows = b->rows;
+    d->cols = b->cols;
+    for (uint32_t r = 0; r < b->n_rows; r++)
+        memcpy(&d->cells[(size_t)(b->row0 + r) * b->cols + b->col0],
+               &b->cells[(size_t)r * b->n_cols], b->n_cols * sizeof *d->cells);
+    return CLEVAL_OK;
+}
+
+cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, uint32_t *rows,
+                                         uint32_t *cols, uint64_t **cells)
+{
+    dense_counts dense = {.path = ds->path, .name = name};
+    cleval_status status = cleval_dataset_read_count_blocks(ds, name, copy_block, &dense);
     if (status != CLEVAL_OK) {
-        free(*cells);
-        *cells = NULL;
+        free(dense.cells);
+        dense = (dense_counts){0};
     }
+    *cells = dense.cells;
+    *rows = dense.rows;
+    *cols = dense.cols;
     return status;
 }

@@ -85,9 +85,7 @@ static bool read_checkpoint(state_reader *r, const char *path, char *job, size_t
                             uint64_t *begin, uint64_t *end, checkpoint_state *out,
                             pipeline_counts *counters)
 {
-    return state_reader_open(r, path, KIND) &&
-           state_read_counts(r, "counts", &out->counts.rows, &out->counts.cols,
-                             &out->counts.cells) &&
+    return state_reader_open(r, path, KIND) && state_read_count_table(r, "counts", &out->counts) &&
            state_read_counts(r, "counters", &counters->rows, &counters->cols, &counters->cells) &&
            read_score_sums(r, out->with_scores, &out->scores) && state_reader_verify(r) &&
            cleval_dataset_attribute(r->ds, "job", job, job_size) == CLEVAL_OK &&
@@ -115,8 +113,7 @@ static bool check_consistent(state_reader *r, uint64_t begin, uint64_t end, uint
         snprintf(reason, sizeof reason, "'counters' is %u x %u where this job keeps %u",
                  counters->rows, counters->cols, n_counters);
     else
-        return state_check_total(r, "counts", counts->rows, counts->cols, counts->cells,
-                                 state->rows_done - begin);
+        return state_check_total(r, "counts", counts, state->rows_done - begin);
     snprintf(r->problem, sizeof r->problem, "%s", reason);
     return false;
 }

@@ -198,8 +198,7 @@ static cleval_status check_partial(const char *partial, const engine_run_spec *s
                                  &problem);
     if (status == CLEVAL_OK && rows.digest != restored->rows_digest)
         problem = "its rows do not match the checkpoint";
-    else if (status == CLEVAL_OK &&
-             !state_rows_match_counts(&rows, restored->counts.rows, restored->counts.cells))
+    else if (status == CLEVAL_OK && !state_rows_match_counts(&rows, &restored->counts))
         problem = "its predictions disagree with the checkpoint's counts";
     state_rows_close(&rows);
     cleval_dataset_close(ds);

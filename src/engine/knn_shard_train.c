@@ -14,7 +14,10 @@
 
 /* What rank 0 keeps while the batches go by. */
 typedef struct rank0_state {
+    /* The counts: a device histogram within the dense limit; above it (a label of 9000 makes
+     * 81 million cells, nearly all zero) the pairs counted on the host, sparse. */
     cleval_histogram *hist;
+    pipeline_counts host_counts;
     cleval_hostbuf labels_on_device;
     int32_t *labels;
     int32_t *pred;
@@ -37,10 +40,15 @@ static cleval_status open_rank0(const cleval_knn_job *job, const engine_test_str
         return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for a batch of %u samples",
                            job->test.data_path, batch);
     cleval_status status;
-    if ((status = cleval_histogram_create(dev, test->y ? n_classes : 1, n_classes, &st->hist)) ||
-        (test->y && (status = cleval_hostbuf_create(dev, (size_t)batch * sizeof(int32_t),
-                                                    "label batch", &st->labels_on_device))))
+    uint32_t rows = test->y ? n_classes : 1;
+    if ((uint64_t)rows * n_classes > cleval_counts_dense_limit()) {
+        if ((status = cleval_counts_init(&st->host_counts, rows, n_classes))) return status;
+    } else if ((status = cleval_histogram_create(dev, rows, n_classes, &st->hist)) ||
+               (test->y &&
+                (status = cleval_hostbuf_create(dev, (size_t)batch * sizeof(int32_t), "label batch",
+                                                &st->labels_on_device)))) {
         return status;
+    }
     if (!job->test.save_path) return CLEVAL_OK;
     cleval_predfile_spec spec = {.n_samples = test->n, .n_classes = n_classes, .with_pred = true,
                                  .with_scores = true, .with_labels = test->y != NULL};
@@ -58,6 +66,7 @@ static void close_rank0(cleval_device *dev, rank0_state *st)
 {
     cleval_device_finish(dev);
     cleval_histogram_destroy(st->hist);
+    pipeline_counts_free(&st->host_counts);
     cleval_hostbuf_release(&st->labels_on_device);
     cleval_predfile_abort(st->save);
     free(st->labels);
@@ -66,21 +75,36 @@ static void close_rank0(cleval_device *dev, rank0_state *st)
     free(st->gathered);
 }
 
+/* Adds a voted batch's (label, prediction) pairs to rank 0's counts: the device histogram
+ * from the predictions the vote left on the device, or the host counts. */
+static cleval_status count_batch(cleval_knn *knn, cleval_device *dev,
+                                 const engine_test_stream *test, uint32_t n, rank0_state *st)
+{
+    cleval_status status = CLEVAL_OK;
+    if (!st->hist) {
+        /* Out-of-range pairs are skipped, as the device histogram skips them. */
+        for (uint32_t i = 0; status == CLEVAL_OK && i < n; i++)
+            status = cleval_counts_add(&st->host_counts, test->y ? (uint32_t)st->labels[i] : 0,
+                                       (uint32_t)st->pred[i], 1);
+        return status;
+    }
+    if (test->y) {
+        if ((status = cleval_hostbuf_map(dev, &st->labels_on_device, true))) return status;
+        memcpy(st->labels_on_device.host, st->labels, n * sizeof *st->labels);
+        if ((status = cleval_hostbuf_unmap(dev, &st->labels_on_device))) return status;
+    }
+    return cleval_histogram_add(st->hist, test->y ? st->labels_on_device.mem : NULL,
+                                cleval_knn_pred_buffer(knn), n);
+}
+
 /* Rank 0's part of one batch: the vote over every slice's candidates, the counts, the file. */
 static cleval_status vote_batch(cleval_knn *knn, cleval_device *dev, const engine_test_stream *test,
                                 uint64_t row0, uint32_t n, int size, rank0_state *st)
 {
     cleval_status status = cleval_knn_vote_candidates(knn, n, (uint32_t)size, st->gathered,
                                                       st->pred, st->scores);
+    if (status == CLEVAL_OK) status = count_batch(knn, dev, test, n, st);
     if (status != CLEVAL_OK) return status;
-    if (test->y) {
-        if ((status = cleval_hostbuf_map(dev, &st->labels_on_device, true))) return status;
-        memcpy(st->labels_on_device.host, st->labels, n * sizeof *st->labels);
-        if ((status = cleval_hostbuf_unmap(dev, &st->labels_on_device))) return status;
-    }
-    if ((status = cleval_histogram_add(st->hist, test->y ? st->labels_on_device.mem : NULL,
-                                       cleval_knn_pred_buffer(knn), n)))
-        return status;
     return st->save ? cleval_predfile_write(st->save, row0, n, st->pred, st->scores,
                                             test->y ? st->labels : NULL)
                     : CLEVAL_OK;
@@ -109,20 +133,26 @@ static cleval_status open_slice(const cleval_knn_job *job, const cleval_cluster 
     return engine_load_train(knn, 1, in->train_x, in->train_y, *begin, *end);
 }
 
-/* The outcome's counts: rank 0's histogram (the confusion matrix with labels, the predicted
- * classes without) and the class names; the other ranks count nothing (rank 0 holds every
- * vote) and report zeros. */
+/* The outcome's counts: rank 0's histogram or host counts (the confusion matrix with labels,
+ * the predicted classes without) and the class names; the other ranks count nothing (rank 0
+ * holds every vote) and report zeros, sparse above the dense limit. */
 static cleval_status fill_counts(const cleval_knn_job *job, const engine_knn_inputs *in,
                                  const rank0_state *st, uint32_t n_classes, bool rank0,
                                  cleval_predict_outcome *out)
 {
     const engine_test_stream *test = &in->test;
-    pipeline_counts counts = {.rows = test->y ? n_classes : 1, .cols = n_classes};
-    counts.cells = calloc((size_t)counts.rows * n_classes, sizeof *counts.cells);
-    if (!counts.cells)
-        return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory for the counts of %u classes",
+    if (rank0 && !st->hist) {
+        cleval_status status =
+            engine_fill_outcome(job->test.data_path, &st->host_counts, test->y != NULL, out);
+        return status == CLEVAL_OK ? engine_class_names(test->ds, in->train, &out->class_names)
+                                   : status;
+    }
+    pipeline_counts counts;
+    cleval_status status = cleval_counts_init(&counts, test->y ? n_classes : 1, n_classes);
+    if (status != CLEVAL_OK)
+        return cleval_fail(status, "%s: out of memory for the counts of %u classes",
                            job->test.data_path, n_classes);
-    cleval_status status = rank0 ? cleval_histogram_read(st->hist, counts.cells) : CLEVAL_OK;
+    if (rank0) status = cleval_histogram_read(st->hist, counts.cells);
     if (status == CLEVAL_OK)
         status = engine_fill_outcome(job->test.data_path, &counts, test->y != NULL, out);
     pipeline_counts_free(&counts);

@@ -39,8 +39,7 @@ typedef struct part {
     char job[8192];
     uint64_t index, count, row_begin, row_end, n_total, rows_digest;
     bool labels; /* counts are a confusion matrix, and the rows have y */
-    uint32_t rows, cols;
-    uint64_t *cells; /* the part's counts [rows][cols] */
+    cleval_counts counts; /* [rows][cols], sparse above the dense limit */
     char **class_names;
     uint32_t n_class_names;
 } part;
@@ -48,7 +47,7 @@ typedef struct part {
 static void close_part(part *p)
 {
     state_reader_close(&p->reader);
-    free(p->cells);
+    cleval_counts_free(&p->counts);
     cleval_dataset_free_names(p->class_names, p->n_class_names);
 }
 
@@ -67,17 +66,18 @@ static bool check_part_counts(part *p)
 {
     uint64_t n_classes;
     if (!state_read_count(&p->reader, "n_classes", &n_classes)) return false;
-    if (p->rows != (p->labels ? p->cols : 1) || n_classes != p->cols) {
+    const cleval_counts *c = &p->counts;
+    if (c->rows != (p->labels ? c->cols : 1) || n_classes != c->cols) {
         snprintf(p->reader.problem, sizeof p->reader.problem,
-                 "its counts are %u x %u for %" PRIu64 " classes", p->rows, p->cols, n_classes);
+                 "its counts are %u x %u for %" PRIu64 " classes", c->rows, c->cols, n_classes);
         return false;
     }
     if (p->row_begin > p->row_end) {
         snprintf(p->reader.problem, sizeof p->reader.problem, "its slice ends before it begins");
         return false;
     }
-    return state_check_total(&p->reader, p->labels ? "confusion" : "predicted_counts", p->rows,
-                             p->cols, p->cells, p->row_end - p->row_begin);
+    return state_check_total(&p->reader, p->labels ? "confusion" : "predicted_counts", c,
+                             p->row_end - p->row_begin);
 }
 
 /* Reads a part's state and checks its checksum; on failure p->reader.problem says why. */
@@ -85,12 +85,10 @@ static bool read_part(part *p)
 {
     state_reader *r = &p->reader;
     p->labels = cleval_dataset_has(p->ds, "confusion");
-    return state_read_counts(r, p->labels ? "confusion" : "predicted_counts", &p->rows, &p->cols,
-                             &p->cells) &&
+    return state_read_count_table(r, p->labels ? "confusion" : "predicted_counts", &p->counts) &&
            state_read_class_names(r, &p->class_names, &p->n_class_names) &&
            state_reader_verify(r) &&
-           cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) ==
-               CLEVAL_OK &&
+           cleval_dataset_attribute(p->ds, "command", p->command, sizeof p->command) == CLEVAL_OK &&
            cleval_dataset_attribute(p->ds, "job", p->job, sizeof p->job) == CLEVAL_OK &&
            state_read_count(r, "shard_index", &p->index) &&
            state_read_count(r, "shard_count", &p->count) &&
@@ -121,7 +119,7 @@ static cleval_status open_part(const char *path, uint32_t max_classes, part *p)
         return cleval_fail(CLEVAL_ERR_INPUT,
                            "%s: not a cleval part file (written with --shard I/N --save)", path);
     if (!opened || !read_part(p)) return damaged(p, p->reader.problem);
-    return cleval_check_class_count(path, p->cols, max_classes);
+    return cleval_check_class_count(path, p->counts.cols, max_classes);
 }
 
 /* The parts must be one job's and cover slices 0..N-1 exactly once. */
@@ -153,11 +151,12 @@ static cleval_status check_set(part *parts, uint32_t n, part **by_index)
     return CLEVAL_OK;
 }
 
-/* Adds a part's counts ([rows][cols]) into the outcome, widening it (metrics parts may have
- * seen different label ranges). */
+/* Adds a part's counts into the outcome, widening it (metrics parts may have seen different
+ * label ranges): only their nonzero cells are visited. */
 static cleval_status add_counts(const char *path, cleval_predict_outcome *out, bool labels,
-                                uint32_t rows, uint32_t cols, const uint64_t *cells)
+                                const cleval_counts *counts)
 {
+    uint32_t cols = counts->cols;
     if (cols > out->n_classes) {
         uint64_t *wider = calloc(cols, sizeof *wider);
         if (!wider)
@@ -171,12 +170,13 @@ static cleval_status add_counts(const char *path, cleval_predict_outcome *out, b
         if (status != CLEVAL_OK) return status;
     }
     cleval_status status = CLEVAL_OK;
-    for (uint32_t r = 0; r < rows; r++)
-        for (uint32_t c = 0; c < cols && status == CLEVAL_OK; c++) {
-            uint64_t v = cells[(size_t)r * cols + c];
-            out->predicted_counts[c] += v;
-            if (labels) status = cleval_counts_add(&out->confusion.counts, r, c, v);
-        }
+    size_t pos = 0;
+    cleval_count_cell cell;
+    while (status == CLEVAL_OK && cleval_counts_next(counts, &pos, &cell)) {
+        out->predicted_counts[cell.col] += cell.count;
+        if (labels)
+            status = cleval_counts_add(&out->confusion.counts, cell.row, cell.col, cell.count);
+    }
     return status;
 }
 
@@ -212,7 +212,7 @@ static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores
     const char *problem = NULL;
     uint64_t n = p->row_end - p->row_begin;
     cleval_status status =
-        state_rows_open(p->ds, n, p->labels, scores, n_classes, p->cols, &rows, &problem);
+        state_rows_open(p->ds, n, p->labels, scores, n_classes, p->counts.cols, &rows, &problem);
     for (uint64_t row0 = 0; status == CLEVAL_OK && row0 < n; row0 += rows.chunk) {
         uint64_t count = n - row0 < rows.chunk ? n - row0 : rows.chunk;
         if (stop && *stop) {
@@ -227,7 +227,7 @@ static cleval_status copy_rows(const part *p, cleval_predfile *file, bool scores
     }
     if (status == CLEVAL_OK && rows.digest != p->rows_digest)
         problem = "its rows do not match their checksum";
-    else if (status == CLEVAL_OK && !state_rows_match_counts(&rows, p->rows, p->cells))
+    else if (status == CLEVAL_OK && !state_rows_match_counts(&rows, &p->counts))
         problem = "its predictions disagree with its counts";
     state_rows_close(&rows);
     return problem ? damaged(p, problem) : status;
@@ -312,12 +312,13 @@ cleval_status cleval_engine_merge(const char *const *paths, uint32_t n_parts,
         if (p->labels != merged->has_labels)
             status = cleval_fail(CLEVAL_ERR_INPUT, "%s and %s disagree on labels", by_index[0]->path,
                                  p->path);
-        else if (i > 0 && p->cols != merged->n_classes && strcmp(out->command, "metrics") != 0)
+        else if (i > 0 && p->counts.cols != merged->n_classes &&
+                 strcmp(out->command, "metrics") != 0)
             /* eval and knn fix C; metrics parts may have seen different label ranges */
             status = cleval_fail(CLEVAL_ERR_INPUT, "%s: %u classes where %s has %u", p->path,
-                                 p->cols, by_index[0]->path, merged->n_classes);
+                                 p->counts.cols, by_index[0]->path, merged->n_classes);
         else
-            status = add_counts(p->path, merged, merged->has_labels, p->rows, p->cols, p->cells);
+            status = add_counts(p->path, merged, merged->has_labels, &p->counts);
     }
     /* The class names are the first slice's (read and checked with it). */
     merged->class_names.names = by_index[0]->class_names;

@@ -66,9 +66,17 @@ static uint64_t text_item(const char *name, const char *value)
     return state_fnv1a(item_start('a', name), value, strlen(value) + 1);
 }
 
+/* A count matrix's hash starts with its name and shape; every cell follows in row-major
+ * order (fnv_le(h, cell, 8)), so a reader or writer that holds the matrix in blocks, or only
+ * its nonzero cells, hashes it cell by cell to the same value. */
+static uint64_t counts_hash_start(const char *name, uint32_t rows, uint32_t cols)
+{
+    return fnv_le(fnv_le(item_start('c', name), rows, 4), cols, 4);
+}
+
 static uint64_t counts_item(const char *name, uint32_t rows, uint32_t cols, const uint64_t *cells)
 {
-    uint64_t h = fnv_le(fnv_le(item_start('c', name), rows, 4), cols, 4);
+    uint64_t h = counts_hash_start(name, rows, cols);
     for (size_t i = 0; i < (size_t)rows * cols; i++)
         h = fnv_le(h, cells[i], 8);
     return h;
@@ -204,7 +212,7 @@ cleval_status state_write_count_table(state_writer *w, const char *name,
     cleval_status status = cleval_counts_sorted(counts, &cells, &n);
     if (status != CLEVAL_OK) return status;
     /* counts_item's hash of every cell in row-major order, the zeros made up as it goes. */
-    uint64_t h = fnv_le(fnv_le(item_start('c', name), counts->rows, 4), counts->cols, 4);
+    uint64_t h = counts_hash_start(name, counts->rows, counts->cols);
     size_t next = 0;
     for (uint32_t r = 0; r < counts->rows; r++)
         for (uint32_t c = 0; c < counts->cols; c++) {
@@ -271,6 +279,44 @@ bool state_read_counts(state_reader *r, const char *name, uint32_t *rows, uint32
     return true;
 }
 
+/* state_read_count_table's progress: the hash so far and the counts being filled. */
+typedef struct table_read {
+    const char *name;
+    uint64_t hash;
+    cleval_counts *out;
+} table_read;
+
+static cleval_status add_block(void *user, const cleval_count_block *b)
+{
+    table_read *t = user;
+    cleval_status status = CLEVAL_OK;
+    if (b->row0 == 0 && b->col0 == 0) { /* the first block: the shape is known now */
+        t->hash = counts_hash_start(t->name, b->rows, b->cols);
+        if ((status = cleval_counts_init(t->out, b->rows, b->cols)) != CLEVAL_OK) return status;
+    }
+    size_t n = (size_t)b->n_rows * b->n_cols;
+    for (size_t i = 0; i < n && status == CLEVAL_OK; i++) {
+        uint64_t v = b->cells[i];
+        t->hash = fnv_le(t->hash, v, 8);
+        if (v)
+            status = cleval_counts_add(t->out, b->row0 + (uint32_t)(i / b->n_cols),
+                                       b->col0 + (uint32_t)(i % b->n_cols), v);
+    }
+    return status;
+}
+
+bool state_read_count_table(state_reader *r, const char *name, cleval_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    table_read t = {.name = name, .out = out};
+    if (cleval_dataset_read_count_blocks(r->ds, name, add_block, &t) != CLEVAL_OK) {
+        cleval_counts_free(out);
+        return problem(r, NULL);
+    }
+    r->sum += t.hash;
+    return true;
+}
+
 bool state_read_class_names(state_reader *r, char ***names, uint32_t *count)
 {
     if (cleval_dataset_class_names(r->ds, names, count) != CLEVAL_OK) return problem(r, NULL);
@@ -310,14 +356,16 @@ bool state_read_digest(state_reader *r, const char *name, uint64_t *value)
     return problem(r, reason);
 }
 
-bool state_check_total(state_reader *r, const char *name, uint32_t rows, uint32_t cols,
-                       const uint64_t *cells, uint64_t total)
+bool state_check_total(state_reader *r, const char *name, const cleval_counts *counts,
+                       uint64_t total)
 {
     uint64_t sum = 0;
     bool overflow = false;
-    for (size_t i = 0; i < (size_t)rows * cols; i++) {
-        overflow = overflow || cells[i] > INT64_MAX || sum + cells[i] < sum;
-        sum += cells[i];
+    size_t pos = 0;
+    cleval_count_cell cell;
+    while (cleval_counts_next(counts, &pos, &cell)) {
+        overflow = overflow || cell.count > INT64_MAX || sum + cell.count < sum;
+        sum += cell.count;
     }
     if (!overflow && sum == total) return true;
     char reason[256];
@@ -391,14 +439,19 @@ cleval_status state_rows_read(state_rows *rows, uint64_t row0, uint64_t count, c
     return CLEVAL_OK;
 }
 
-bool state_rows_match_counts(const state_rows *rows, uint32_t count_rows, const uint64_t *cells)
+bool state_rows_match_counts(state_rows *rows, const cleval_counts *counts)
 {
-    for (uint32_t c = 0; c < rows->n_classes; c++) {
-        uint64_t counted = 0;
-        for (uint32_t r = 0; r < count_rows; r++)
-            counted += cells[(size_t)r * rows->n_classes + c];
-        if (counted != rows->predicted[c]) return false;
+    /* Each nonzero cell is taken off its column's predictions: the rows agree when nothing
+     * goes below zero and nothing is left (no C-sized sums beside `predicted`, no C^2 walk). */
+    size_t pos = 0;
+    cleval_count_cell cell;
+    if (counts->cols != rows->n_classes) return false;
+    while (cleval_counts_next(counts, &pos, &cell)) {
+        if (rows->predicted[cell.col] < cell.count) return false;
+        rows->predicted[cell.col] -= cell.count;
     }
+    for (uint32_t c = 0; c < rows->n_classes; c++)
+        if (rows->predicted[c]) return false;
     return true;
 }
 

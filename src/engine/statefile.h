@@ -71,6 +71,12 @@ bool state_reader_open(state_reader *r, const char *path, const char *kind);
 /* Reads and sums a count matrix (its size checked against the file first). */
 bool state_read_counts(state_reader *r, const char *name, uint32_t *rows, uint32_t *cols,
                        uint64_t **cells);
+/* Reads and sums a count matrix into `out` (zeroed first; freed on failure), dense or sparse
+ * by cleval_counts_dense_limit(), a bounded block of rows at a time: a 9001-class table of a
+ * few nonzero cells is never held densely. The same checks and checksum as
+ * state_read_counts, which stays for the tables that are always small (counters, score
+ * sums). */
+bool state_read_count_table(state_reader *r, const char *name, cleval_counts *out);
 /* Reads and sums the optional string dataset `class_names` (*count 0 when absent). */
 bool state_read_class_names(state_reader *r, char ***names, uint32_t *count);
 /* Compares the sum of everything read with the stored checksum: call it after reading every
@@ -79,9 +85,9 @@ bool state_reader_verify(state_reader *r);
 /* Reads a non-negative decimal attribute, or a digest (state_set_digest). */
 bool state_read_count(state_reader *r, const char *name, uint64_t *value);
 bool state_read_digest(state_reader *r, const char *name, uint64_t *value);
-/* Fails when the cells of a [rows][cols] count matrix do not add up to `total`. */
-bool state_check_total(state_reader *r, const char *name, uint32_t rows, uint32_t cols,
-                       const uint64_t *cells, uint64_t total);
+/* Fails when the cells of a count matrix do not add up to `total` (or one exceeds INT64_MAX). */
+bool state_check_total(state_reader *r, const char *name, const cleval_counts *counts,
+                       uint64_t total);
 void state_reader_close(state_reader *r);
 
 /* A state's saved rows read back a chunk at a time (merge, resume): pred, y with labels, scores
@@ -107,8 +113,9 @@ cleval_status state_rows_open(cleval_dataset *ds, uint64_t n, bool labels, bool 
  * them; CLEVAL_ERR_INPUT with *problem as above. */
 cleval_status state_rows_read(state_rows *rows, uint64_t row0, uint64_t count,
                               const char **problem);
-/* True when the rows read predicted each class as often as the counts' columns say. */
-bool state_rows_match_counts(const state_rows *rows, uint32_t count_rows, const uint64_t *cells);
+/* True when the rows read predicted each class as often as the counts' columns say (which must
+ * be rows->n_classes). Uses up rows->predicted: call it once, after the last read. */
+bool state_rows_match_counts(state_rows *rows, const cleval_counts *counts);
 void state_rows_close(state_rows *rows);
 
 #endif

@@ -49,6 +49,12 @@ cleval_status cleval_cluster_max_double(const cleval_cluster *cluster, double *v
 cleval_status cleval_cluster_gather(const cleval_cluster *cluster, const void *data, size_t bytes,
                                     void *gathered);
 
+/* Gathers a different number of bytes from each rank into rank 0: *gathered is malloc'd there
+ * (free()) and holds every rank's bytes in rank order, *total of them; elsewhere NULL and 0.
+ * The MPI counts are int: more than 2 GiB in all fails with CLEVAL_ERR_NOMEM on every rank. */
+cleval_status cleval_cluster_gather_bytes(const cleval_cluster *cluster, const void *data,
+                                          size_t bytes, void **gathered, size_t *total);
+
 /* Waits until every rank gets here. */
 cleval_status cleval_cluster_barrier(const cleval_cluster *cluster);
 

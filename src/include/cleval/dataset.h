@@ -92,9 +92,29 @@ cleval_status cleval_dataset_attribute(cleval_dataset *ds, const char *name, cha
  * none). Free with cleval_dataset_free_names(). */
 cleval_status cleval_dataset_attribute_names(cleval_dataset *ds, char ***names, uint32_t *count);
 
-/* Reads a whole 2-D dataset of non-negative integers (saved counts) as uint64: *cells is heap
- * memory of rows * cols values (free()). Fails without allocating when the file does not store
- * the values its shape declares. */
+/* A block of a 2-D dataset of counts read by cleval_dataset_read_count_blocks: rows
+ * [row0, row0 + n_rows) by columns [col0, col0 + n_cols) as [n_rows][n_cols] uint64. Blocks
+ * come in the matrix's row-major order: whole rows while a row fits in a block (4 MiB), else
+ * consecutive pieces of one row, so their cells taken block after block are the matrix's cells
+ * in order. */
+typedef struct cleval_count_block {
+    uint32_t rows, cols; /* the whole matrix */
+    uint32_t row0, col0, n_rows, n_cols;
+    const uint64_t *cells; /* valid during the call only */
+} cleval_count_block;
+
+typedef cleval_status (*cleval_count_block_fn)(void *user, const cleval_count_block *block);
+
+/* Reads a 2-D dataset of non-negative integers (saved counts) as uint64, one bounded block at a
+ * time handed to `each` (memory does not grow with the matrix: a 9001 x 9001 table of a few
+ * nonzero cells is read through 4 MiB), stopping at the first status other than CLEVAL_OK it
+ * returns. Fails before allocating anything when the file does not store the values its shape
+ * declares, or counts more classes than the file's limit. */
+cleval_status cleval_dataset_read_count_blocks(cleval_dataset *ds, const char *name,
+                                               cleval_count_block_fn each, void *user);
+
+/* The whole matrix at once (for tables that are always small): *cells is heap memory of
+ * rows * cols values (free()), with the checks of cleval_dataset_read_count_blocks. */
 cleval_status cleval_dataset_read_counts(cleval_dataset *ds, const char *name, uint32_t *rows,
                                          uint32_t *cols, uint64_t **cells);
 
