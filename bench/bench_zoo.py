@@ -20,9 +20,9 @@ on the same N seeded standard-normal samples through:
                ``import openvino`` fails);
 
 each with 2 threads, in batches of ``--batch`` (the tabular MLP at its own count of COUNTS,
-where start-up and model loading are a small part), each run in a process of its own so that its
-peak RSS (GNU time's maximum resident set size) is its own. The Python tools read the sample file batch by
-batch as cleval does and time the batches after one warm-up batch; their RSS includes the
+where start-up and model loading are a small part), each run in a process of its own so that
+its peak RSS (GNU time's maximum resident set size) is its own. The Python tools read the
+sample file batch by batch as cleval does and time the batches after one warm-up batch; their RSS includes the
 interpreter, numpy and h5py. Rounds are interleaved: every round runs each tool once, in an
 order that rotates from round to round, so that a change in the machine's load falls on every
 tool alike; images/s is the median over the rounds, peak RSS the largest.
