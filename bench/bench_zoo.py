@@ -22,10 +22,10 @@ on the same N seeded standard-normal samples through:
 each with 2 threads, in batches of ``--batch`` (the tabular MLP at its own count of COUNTS,
 where start-up and model loading are a small part), each run in a process of its own so that
 its peak RSS (GNU time's maximum resident set size) is its own. The Python tools read the
-sample file batch by batch as cleval does and time the batches after one warm-up batch; their RSS includes the
-interpreter, numpy and h5py. Rounds are interleaved: every round runs each tool once, in an
-order that rotates from round to round, so that a change in the machine's load falls on every
-tool alike; images/s is the median over the rounds, peak RSS the largest.
+sample file batch by batch as cleval does and time the batches after one warm-up batch; their
+RSS includes the interpreter, numpy and h5py. Rounds are interleaved: every round runs each tool
+once, in an order that rotates from round to round, so that a change in the machine's load
+falls on every tool alike; images/s is the median over the rounds, peak RSS the largest.
 
 Per model it prints whether cleval runs it (or its refusal line), the agreement with
 onnxruntime as tests/test_nn_zoo.c measures it (samples whose scores are all within 1e-3 x the
