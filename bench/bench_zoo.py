@@ -5,7 +5,9 @@ furthest behind onnxruntime against what the machine can do.
 
 Each model (torchvision's own class at its standard input size, 1000 classes, weights
 perturbed and BatchNorm statistics measured as tools/make_zoo_fixtures.py does, so that no two
-tensors are equal, as in trained weights) is exported with
+tensors are equal, as in trained weights), or one of the sequence and tabular classifiers of
+bench/zoo_sequence.py (a Transformer encoder, an LSTM over token ids, a GRU, a 1-D CNN, an MLP
+with BatchNorm, at the sizes of real ones; inputs seeded in their own type), is exported with
 ``torch.onnx.export(..., dynamo=False)`` at the opsets of ``--opsets`` (17 by default; 13 falls
 back to 14 where 13 cannot express the model, i.e. ViT's attention; 21 is the opset-17 file
 through onnx.version_converter, or the dynamo exporter when that fails). Every file then runs
@@ -17,12 +19,13 @@ on the same N seeded standard-normal samples through:
 * OpenVINO     CPU plugin with f32 inference precision (skipped with a note when
                ``import openvino`` fails);
 
-each with 2 threads, in batches of ``--batch``, each run in a process of its own so that its
-peak RSS (GNU time's maximum resident set size) is its own. The Python tools read the sample file batch by
-batch as cleval does and time the batches after one warm-up batch; their RSS includes the
-interpreter, numpy and h5py. Rounds are interleaved: every round runs each tool once, in an
-order that rotates from round to round, so that a change in the machine's load falls on every
-tool alike; images/s is the median over the rounds, peak RSS the largest.
+each with 2 threads, in batches of ``--batch`` (the tabular MLP at its own count of COUNTS,
+where start-up and model loading are a small part), each run in a process of its own so that
+its peak RSS (GNU time's maximum resident set size) is its own. The Python tools read the
+sample file batch by batch as cleval does and time the batches after one warm-up batch; their
+RSS includes the interpreter, numpy and h5py. Rounds are interleaved: every round runs each tool
+once, in an order that rotates from round to round, so that a change in the machine's load
+falls on every tool alike; images/s is the median over the rounds, peak RSS the largest.
 
 Per model it prints whether cleval runs it (or its refusal line), the agreement with
 onnxruntime as tests/test_nn_zoo.c measures it (samples whose scores are all within 1e-3 x the
@@ -63,11 +66,21 @@ MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilen
           "efficientnet_b0", "squeezenet1_1", "shufflenet_v2_x1_0", "densenet121", "googlenet",
           "inception_v3", "regnet_y_400mf", "mnasnet0_5", "convnext_tiny", "vit_b_16", "swin_t",
           "alexnet", "vgg16"]
+# The sequence and tabular classifiers of bench/zoo_sequence.py (its MODELS), named here so that
+# the --worker processes never import it: it imports torch, whose few hundred MiB would count
+# in the Python tools' peak RSS.
+SEQUENCE = ["transformer_encoder", "lstm_text", "gru_sequence", "cnn1d", "mlp_tabular"]
+MODELS += SEQUENCE
 # The issue's set, the default of --models.
 ZOO = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
-       "regnet_y_400mf", "densenet121", "convnext_tiny", "vit_b_16", "vgg16"]
+       "regnet_y_400mf", "densenet121", "convnext_tiny", "vit_b_16", "vgg16",
+       "inception_v3"] + SEQUENCE
 TOOLS = ["cleval", "onnxruntime", "openvino"]
 SIZES = {"inception_v3": 299}
+# Models measured at their own (samples, batch) whatever --samples and --batch say: a tabular
+# MLP takes microseconds per row, so at an image model's count the process start-up and the
+# model load would be most of what is timed; it is measured at a count where they are not.
+COUNTS = {"mlp_tabular": (100000, 1024)}
 
 # Two threads of independent AVX FMA chains: 12 accumulators of 16 floats hide the FMA latency
 # on two pipes. a = a * m + c converges to 1, so no value overflows or turns subnormal.
@@ -113,14 +126,22 @@ int main(int argc, char **argv)
 
 
 def build_model(name):
+    if name in SEQUENCE:
+        import zoo_sequence
+        return zoo_sequence.MODELS[name][0]().eval()
     import torchvision
     kwargs = {"aux_logits": False, "init_weights": True} if name in ("googlenet",
                                                                      "inception_v3") else {}
     return getattr(torchvision.models, name)(**kwargs).eval()
 
 
-def image_maker(size):
-    return lambda rng: rng.standard_normal((4, 3, size, size), dtype=np.float32)
+def input_maker(name):
+    """rng, n -> n inputs of the model: images at its size, or the sequence model's own."""
+    if name in SEQUENCE:
+        import zoo_sequence
+        return zoo_sequence.MODELS[name][1]
+    size = SIZES.get(name, 224)
+    return lambda rng, n: rng.standard_normal((n, 3, size, size), dtype=np.float32)
 
 
 def export_model(name, opsets, cache):
@@ -136,11 +157,11 @@ def export_model(name, opsets, cache):
     if missing:
         import torch
         from make_zoo_fixtures import convert, export_first_working, perturb
-        size = SIZES.get(name, 224)
+        make = input_maker(name)
         torch.manual_seed(0)
         model = build_model(name)
-        perturb(model, image_maker(size), 0)
-        x = torch.from_numpy(image_maker(size)(np.random.default_rng(1))[:2])
+        perturb(model, lambda rng: make(rng, 4), 0)
+        x = torch.from_numpy(make(np.random.default_rng(1), 2))
         for opset in sorted(missing, key=lambda o: o == 21):
             path = cache / f"{name}_{opset}.onnx"
             if opset == 21:
@@ -157,16 +178,20 @@ def export_model(name, opsets, cache):
 
 
 def sample_file(name, samples, cache):
-    """N seeded standard-normal images at the model's size (what a normalised image holds)."""
-    size = SIZES.get(name, 224)
-    path = cache / f"samples_{size}_{samples}.h5"
+    """N seeded inputs: standard-normal images at the model's size (what a normalised image
+    holds), shared by the image models of that size, or the sequence model's own inputs."""
+    make = input_maker(name)
+    key = name if name in SEQUENCE else SIZES.get(name, 224)
+    path = cache / f"samples_{key}_{samples}.h5"
     if not path.exists():
         rng = np.random.default_rng(7)
+        first = make(rng, 1)
+        step = max(1, (64 << 20) // first.nbytes)  # in slices: 1,024 images are 600 MB
+        rng = np.random.default_rng(7)
         with h5py.File(path, "w") as h:
-            d = h.create_dataset("X", (samples, 3, size, size), dtype=np.float32)
-            for i in range(0, samples, 64):  # in slices: 1,024 images are 600 MB
-                d[i:i + 64] = rng.standard_normal((min(64, samples - i), 3, size, size),
-                                                  dtype=np.float32)
+            d = h.create_dataset("X", (samples,) + first.shape[1:], dtype=first.dtype)
+            for i in range(0, samples, step):
+                d[i:i + step] = make(rng, min(step, samples - i))
     return path
 
 
@@ -408,27 +433,30 @@ def main():
          + (f"{peak:.0f} GFLOP/s" if peak else "not measured (no cc)")
          + f"; numpy OpenBLAS sgemm n = 2048: {sgemm:.0f} GFLOP/s (best of 5).")
     emit(f"{args.samples} samples, batch {args.batch}, {args.rounds} interleaved rounds "
-         "(images/s: median; peak RSS: largest, MiB).")
+         "(images/s: median; peak RSS: largest, MiB)"
+         + "".join(f"; {n} at {COUNTS[n][0]} samples, batch {COUNTS[n][1]}" for n in names
+                   if n in COUNTS) + ".")
     emit()
     emit("| model | opset | cleval img/s | onnxruntime | OpenVINO | /ort | /ov | RSS cleval "
          "| RSS ort | RSS ov | agreement (within, argmax, max diff) |")
     emit("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     ratios = {}
     for name in names:
-        data = sample_file(name, args.samples, cache)
+        samples, batch = COUNTS.get(name, (args.samples, args.batch))
+        data = sample_file(name, samples, cache)
         for opset, path in export_model(name, opsets, cache):
-            result = run_rounds(tools, cleval, path, data, args.batch, args.rounds, cache)
-            row, ratio = model_row(name, opset, result, args.samples)
+            result = run_rounds(tools, cleval, path, data, batch, args.rounds, cache)
+            row, ratio = model_row(name, opset, result, samples)
             emit(row)
             if ratio is not None:
-                ratios.setdefault(name, (ratio, path, data))
+                ratios.setdefault(name, (ratio, path, data, batch))
     profiled = (args.profile.split(",") if args.profile else
                 sorted(ratios, key=lambda n: ratios[n][0])[:args.profile_count])
     for name in profiled:
         if name not in ratios:
             continue
-        _, path, data = ratios[name]
-        rows, total = layer_rows(args.build, path, data, args.batch, cache, args.layers, peak,
+        _, path, data, batch = ratios[name]
+        rows, total = layer_rows(args.build, path, data, batch, cache, args.layers, peak,
                                  sgemm)
         emit()
         emit(f"{name} ({path.name}): the {len(rows)} slowest layers of one --profile run "
