@@ -3,9 +3,10 @@
  * without B, initial states (runtime inputs or constants) and peepholes; clip, input_forget,
  * linear_before_reset 0 and 1, explicit activations; hidden sizes 1, a prime and more than a
  * work-group; sequences of 1 and several steps; an empty batch; Y, Y_h and Y_c each read alone,
- * Y omitted; fp16 storage around the op; a batch-major LSTM classifier through the classifier
- * API. Then the nodes PyTorch exports (tests/fixtures/rnn, made by tools/make_rnn_fixtures.py)
- * against onnxruntime, and the refusals. */
+ * Y omitted; fp16 storage around the op; RB batch rows per work-group forced on batches it
+ * does not divide, bit-identical to one row per group; a batch-major LSTM classifier through
+ * the classifier API. Then the nodes PyTorch exports (tests/fixtures/rnn, made by
+ * tools/make_rnn_fixtures.py) against onnxruntime, and the refusals. */
 #include "testutil.h"
 
 #include <math.h>
@@ -338,7 +339,9 @@ static void free_data(rnn_data *in)
         free(arrays[i]);
 }
 
-static void check_case(const rnn_case *c)
+/* Runs case c on both families against the reference. kept: NULL, or where each family's
+ * outputs (in OUT_* order) are left instead of freed. */
+static void check_case_kept(const rnn_case *c, float *kept[2][3])
 {
     int64_t H = c->hidden, dirs = dirs_of(c);
     uint64_t ns = (uint64_t)(dirs * c->batch * H), ny = (uint64_t)c->seq * ns;
@@ -377,13 +380,22 @@ static void check_case(const rnn_case *c)
             else
                 assert_shape(&out[k], 3, sd);
             assert_close(out[k].data, want[o], o == 0 ? ny : ns, tol, tol, what);
-            free(out[k++].data);
+            if (kept)
+                kept[v][k] = out[k].data;
+            else
+                free(out[k].data);
+            k++;
         }
     }
     free_model(m);
     for (int o = 0; o < 3; o++)
         free(want[o]);
     free_data(&in);
+}
+
+static void check_case(const rnn_case *c)
+{
+    check_case_kept(c, NULL);
 }
 
 #define ALL (OUT_Y | OUT_YH | OUT_YC)
@@ -464,6 +476,62 @@ static void test_gru(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i]);
+}
+
+/* The recurrence with RB batch rows per work-group (the tunable rnn_rows, forced through
+ * CLEVAL_NN_TUNING on both families) on batches that RB does not divide: 1, primes, RB + 1.
+ * Each run against the reference, and every output bit-identical to the RB = 1 run's: a row's
+ * sums are added in the same order whatever RB. */
+static void check_row_blocks(const rnn_case *c)
+{
+    static const char *const tunings[] = {"rnn_rows=1", "rnn_rows=4", "rnn_rows=8"};
+    uint64_t ns = (uint64_t)(dirs_of(c) * c->batch * c->hidden), ny = (uint64_t)c->seq * ns;
+    float *first[2][3] = {{NULL}}, *kept[2][3] = {{NULL}};
+    const uint64_t seed = rng_state; /* every run on the same inputs */
+    for (size_t i = 0; i < sizeof tunings / sizeof tunings[0]; i++) {
+        rng_state = seed;
+        assert_int_equal(setenv("CLEVAL_NN_TUNING", tunings[i], 1), 0);
+        check_case_kept(c, i == 0 ? first : kept);
+        for (int v = 0; v < 2; v++)
+            for (int o = 0, k = 0; o < 3; o++) {
+                if (!(c->outputs & (1u << o))) continue;
+                if (i > 0) {
+                    if (memcmp(kept[v][k], first[v][k], (o == 0 ? ny : ns) * sizeof(float)) != 0)
+                        fail_msg("%s: output %d (%s) with %s differs from rnn_rows=1", c->what, o,
+                                 cleval_variant_name(VARIANTS[v]), tunings[i]);
+                    free(kept[v][k]);
+                }
+                k++;
+            }
+    }
+    assert_int_equal(unsetenv("CLEVAL_NN_TUNING"), 0);
+    for (int v = 0; v < 2; v++)
+        for (int k = 0; k < 3; k++)
+            free(first[v][k]);
+}
+
+static void test_row_blocks(void **state)
+{
+    (void)state;
+    const rnn_case cases[] = {
+        {"LSTM rows: batch 1", .direction = "bidirectional", .hidden = 7, .input = 3, .seq = 4,
+         .batch = 1, .bias = true, .h0 = true, .c0 = true, .peep = true, .outputs = ALL},
+        {"LSTM rows: batch 5", .hidden = 11, .input = 3, .seq = 3, .batch = 5, .bias = true,
+         .h0 = true, .c0 = true, .peep = true, .clip = 0.8f, .outputs = ALL},
+        {"LSTM rows: batch 13, layout 1", .direction = "bidirectional", .hidden = 7, .input = 4,
+         .seq = 3, .batch = 13, .bias = true, .h0 = true, .c0 = true, .layout = true,
+         .outputs = ALL},
+        {"GRU rows: batch 9, linear_before_reset 1", .gru = true, .lbr = true,
+         .direction = "bidirectional", .hidden = 13, .input = 5, .seq = 4, .batch = 9, .bias = true,
+         .h0 = true, .outputs = OUT_Y | OUT_YH},
+        {"GRU rows: batch 7, linear_before_reset 0", .gru = true, .direction = "reverse",
+         .hidden = 13, .input = 5, .seq = 4, .batch = 7, .bias = true, .h0 = true,
+         .outputs = OUT_Y | OUT_YH},
+        {"GRU rows: batch 5, hidden more than a work-group", .gru = true, .hidden = 257, .input = 9,
+         .seq = 2, .batch = 5, .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_row_blocks(&cases[i]);
 }
 
 /* A batch-major (layout=1) bidirectional LSTM classifier, Y_h -> Flatten -> Gemm, through the
@@ -713,6 +781,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lstm),
         cmocka_unit_test(test_gru),
+        cmocka_unit_test(test_row_blocks),
         cmocka_unit_test(test_batch_major_classifier),
         cmocka_unit_test(test_pytorch_exports),
         cmocka_unit_test(test_refusals),

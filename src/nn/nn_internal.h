@@ -273,6 +273,7 @@ typedef struct nn_rnn_params {
     int64_t input;            /* input size, from W */
     int64_t seq, batch;       /* current run, from infer */
     uint32_t local;           /* work-group size of the recurrence, from prepare */
+    uint32_t rows;            /* batch rows per recurrence work-group (rnn.cl RB), from prepare */
 } nn_rnn_params;
 
 typedef struct nn_softmax_params {
@@ -338,6 +339,7 @@ typedef struct nn_tuning {
     uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
     uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
     uint32_t gemm_batch_kib; /* gemm_cpu: KiB of workspace a batched MatMul launch may use */
+    uint32_t rnn_rows;       /* LSTM / GRU recurrence: batch rows per work-group (rnn.cl RB) */
 } nn_tuning;
 
 struct nn_op {

@@ -5,8 +5,8 @@
  * outputs (Y, Y_h, Y_c) are computed. sequence_lens is accepted only when every length is the
  * sequence length (a constant). kernels/rnn.cl: one GEMM projects the inputs of every time step
  * (weights transposed and biases folded once at prepare), then one launch runs the recurrence
- * with a work-group per (direction, batch row). The state and gate arithmetic stay float in
- * fp16 mode; only the tensors read and written are stored as half. */
+ * with a work-group per direction and block of batch rows (the tunable rnn_rows). The state and
+ * gate arithmetic stay float in fp16 mode; only the tensors read and written are stored as half. */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -388,6 +388,10 @@ static cleval_status rnn_prepare(cleval_nn *nn, nn_op *op)
         if (nn_has_in(op, i) && nn_in(nn, op, i)->kind == NN_VALUE_CONST)
             status = nn_const_mem(nn, op->in[i], &unused);
     if (status != CLEVAL_OK) return status;
+    /* Rows per recurrence work-group: the tunable. The kernel is built once, before the batch
+     * size is known (a classifier prepares at one sample), and takes any batch: the rows of a
+     * block past the batch are computed on copies of a real row and never stored. */
+    p->rows = nn->tuning.rnn_rows;
     char options[400];
     snprintf(options, sizeof options, "-DX_HALF=%d", nn_half(nn, op->in[IN_X]));
     if ((status = nn_kernel(nn, op, "rnn", options, "rnn_project", &op->k[0])) != CLEVAL_OK)
@@ -395,18 +399,18 @@ static cleval_status rnn_prepare(cleval_nn *nn, nn_op *op)
     snprintf(options, sizeof options,
              "-DY_HALF=%d -DH0_HALF=%d -DC0_HALF=%d -DYH_HALF=%d -DYC_HALF=%d -DCLIP=%d "
              "-DINPUT_FORGET=%d -DLBR=%d -DACT_F0=%d -DACT_G0=%d -DACT_H0=%d -DACT_F1=%d "
-             "-DACT_G1=%d -DACT_H1=%d",
+             "-DACT_G1=%d -DACT_H1=%d -DRB=%u",
              nn_half(nn, op->out[OUT_Y]), half_of(nn, op->in, op->n_in, IN_H0),
              half_of(nn, op->in, op->n_in, IN_C0), half_of(nn, op->out, op->n_out, OUT_YH),
              half_of(nn, op->out, op->n_out, OUT_YC), p->clip > 0.0f, p->input_forget,
              p->linear_before_reset, p->act[0][0], p->act[0][1], p->act[0][2], p->act[1][0],
-             p->act[1][1], p->act[1][2]);
+             p->act[1][1], p->act[1][2], p->rows);
     const char *steps = p->gru ? "gru_steps" : "lstm_steps";
     if ((status = nn_kernel(nn, op, "rnn", options, steps, &op->k[1])) != CLEVAL_OK ||
         (status = choose_local(nn, op)) != CLEVAL_OK)
         return status;
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "rnn_project + %s L=%u%s", steps, p->local,
-             nn->precision == CLEVAL_NN_FP16 ? " fp16 storage" : "");
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "rnn_project + %s L=%u RB=%u%s", steps,
+             p->local, p->rows, nn->precision == CLEVAL_NN_FP16 ? " fp16 storage" : "");
     return CLEVAL_OK;
 }
 
@@ -484,7 +488,8 @@ static cleval_status launch_steps(cleval_nn *nn, nn_op *op, cl_mem ws)
     cleval_kernel_arg_int(&a, (int32_t)s_d);
     cleval_kernel_arg_int(&a, (int32_t)s_b);
     cleval_kernel_arg_float(&a, p->clip);
-    size_t local = p->local, global = (size_t)(d * p->batch) * local;
+    int64_t blocks = (p->batch + p->rows - 1) / p->rows;
+    size_t local = p->local, global = (size_t)(d * blocks) * local;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 

@@ -30,6 +30,7 @@ static const tunable TUNABLES[] = {
     TUNABLE(local_1d, 1, 1024),   TUNABLE(conv_items, 1, 1024),
     TUNABLE(winograd, 0, 1),      TUNABLE(gpu_groups, 1, 1024),
     TUNABLE(i8_float, 0, 1),      TUNABLE(gemm_batch_kib, 64, 1048576),
+    TUNABLE(rnn_rows, 1, 16),
 };
 enum { N_TUNABLES = sizeof TUNABLES / sizeof TUNABLES[0] };
 
@@ -111,6 +112,9 @@ static void derive(const cleval_device *dev, cleval_kernel_variant variant, nn_t
     t->gpu_conv_tile = 0;
     t->gpu_gemm_tile = 0;
     t->gpu_groups = 4;
+    /* CPU-style: a recurrence work-group runs 8 batch rows, so each recurrent weight it reads
+     * (the whole R every time step) serves 8 rows; GPU-style: one row, many work-groups. */
+    t->rnn_rows = variant == CLEVAL_VARIANT_GPU ? 1 : 8;
     if (variant == CLEVAL_VARIANT_GPU) t->local_1d = t->local_1d < 64 ? t->local_1d : 64;
 }
 
