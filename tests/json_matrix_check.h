@@ -1,7 +1,9 @@
 /* Checks of a report's confusion matrix, shared by the tests of large labels: one too large to
  * parse as a whole (a 9001-class matrix is 244 MB of JSON text) against its known nonzero
- * cells, a small one against the matrix counted here from the file's pairs. Header-only: static
- * inline, so a test that uses none of it compiles without unused-function warnings. */
+ * cells, a small one against the matrix counted here from the file's pairs; and the files
+ * those tests write and read (label and prediction pairs, a saved confusion matrix).
+ * Header-only: static inline, so a test that uses none of it compiles without unused-function
+ * warnings. */
 #ifndef CLEVAL_TESTS_JSON_MATRIX_CHECK_H
 #define CLEVAL_TESTS_JSON_MATRIX_CHECK_H
 
@@ -83,6 +85,34 @@ static inline void expect_report_matrix(const char *report_path, const int32_t *
     assert_int_equal(r, c);
     free(reference);
     cJSON_Delete(report);
+}
+
+/* A prediction file of n (label, prediction) pairs, `y` and `pred` int32, in the test's own
+ * temporary folder; returns its path (testutil's buffer). */
+static inline const char *write_pairs(const char *name, const int32_t *y, const int32_t *pred,
+                                      uint32_t n)
+{
+    const char *path = temp_path(name);
+    hid_t file = h5_create(path);
+    hsize_t rows = n;
+    h5_write(file, "y", H5T_NATIVE_INT32, 1, &rows, y, 0, NULL);
+    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &rows, pred, 0, NULL);
+    H5Fclose(file);
+    return path;
+}
+
+/* The `confusion` counts a --save file holds (`cells` values, row-major; free them). */
+static inline int64_t *read_confusion(const char *path, size_t cells)
+{
+    int64_t *m = malloc(cells * sizeof *m);
+    assert_non_null(m);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t dset = H5Dopen2(file, "confusion", H5P_DEFAULT);
+    assert_true(dset >= 0);
+    assert_true(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, m) >= 0);
+    H5Dclose(dset);
+    H5Fclose(file);
+    return m;
 }
 
 #endif

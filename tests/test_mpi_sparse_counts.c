@@ -55,17 +55,6 @@ static int run_metrics(int ranks, const char *data, const char *json, unsigned l
     return run_ranks(ranks, args, json, limit_kib, env);
 }
 
-static const char *write_pairs(const char *name, const int32_t *y, const int32_t *pred, uint32_t n)
-{
-    const char *path = temp_path(name);
-    hid_t file = h5_create(path);
-    hsize_t rows = n;
-    h5_write(file, "y", H5T_NATIVE_INT32, 1, &rows, y, 0, NULL);
-    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &rows, pred, 0, NULL);
-    H5Fclose(file);
-    return path;
-}
-
 /* Labels 0, 1, 2, 9000 on 2 ranks of 2 rows each, each rank under 512 MiB (its OpenCL runtime
  * and threads take about 400 MiB; a dense 9001 x 9001 copy alone is 648 MB). */
 static void test_label_9000_on_two_ranks(void **state)

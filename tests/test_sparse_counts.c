@@ -384,19 +384,6 @@ static run_outputs run_both_ways(const char *const *args, const char *tag, bool 
     return o;
 }
 
-static int64_t *read_confusion(const char *path, size_t cells)
-{
-    int64_t *m = malloc(cells * sizeof *m);
-    assert_non_null(m);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t dset = H5Dopen2(file, "confusion", H5P_DEFAULT);
-    assert_true(dset >= 0);
-    assert_true(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, m) >= 0);
-    H5Dclose(dset);
-    H5Fclose(file);
-    return m;
-}
-
 /* The reports of both backings are the same bytes; returns the dense JSON text (free it). */
 static char *expect_same_reports(const char *const *args, const char *tag, bool save,
                                  uint32_t n_classes)

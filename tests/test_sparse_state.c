@@ -29,17 +29,6 @@ static uint64_t next_random(uint64_t *state)
     return *state >> 33;
 }
 
-static const char *write_pairs(const char *name, const int32_t *y, const int32_t *pred, uint32_t n)
-{
-    const char *path = temp_path(name);
-    hid_t file = h5_create(path);
-    hsize_t rows = n;
-    h5_write(file, "y", H5T_NATIVE_INT32, 1, &rows, y, 0, NULL);
-    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &rows, pred, 0, NULL);
-    H5Fclose(file);
-    return path;
-}
-
 /* Sets pred[row] in place, keeping the file's size and modification time: to cleval it is the
  * same input (its job fingerprint holds both), so a checkpoint of it can be resumed. */
 static void repair_pred(const char *path, uint32_t row, int32_t value)
@@ -163,19 +152,6 @@ static char *report_without_timing(const char *path)
     char *text = cJSON_Print(report);
     cJSON_Delete(report);
     return text;
-}
-
-static int64_t *read_confusion(const char *path, size_t cells)
-{
-    int64_t *m = malloc(cells * sizeof *m);
-    assert_non_null(m);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t dset = H5Dopen2(file, "confusion", H5P_DEFAULT);
-    assert_true(dset >= 0);
-    assert_true(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, m) >= 0);
-    H5Dclose(dset);
-    H5Fclose(file);
-    return m;
 }
 
 /* Parts written once (dense), merged by each reader: the same report and saved matrix. */
