@@ -373,11 +373,51 @@ static void test_cli_picks_the_type_of_both_files(void **state)
     }
 }
 
+/* By default the mode runs only where the CPU family's tiled kernel serves it (8-bit values);
+ * 16-bit values and the GPU family keep the float path unless CLEVAL_KNN_INTEGER=always, and
+ * `never` turns it off everywhere. */
+static void test_default_policy(void **state)
+{
+    (void)state;
+    float train[] = {0, 1, 2, 3, 4, 5}, query[] = {1, 1};
+    int32_t labels[] = {0, 1, 0};
+    bool fp64 = cleval_device_get_info(test_device())->has_fp64;
+    struct {
+        const char *env;
+        cleval_kernel_variant variant;
+        cleval_elem_type values, expected;
+    } cases[] = {{NULL, CLEVAL_VARIANT_CPU, CLEVAL_ELEM_U8, CLEVAL_ELEM_U8},
+                 {NULL, CLEVAL_VARIANT_CPU, CLEVAL_ELEM_I8, CLEVAL_ELEM_I8},
+                 {NULL, CLEVAL_VARIANT_CPU, CLEVAL_ELEM_I16, CLEVAL_ELEM_F32},
+                 {NULL, CLEVAL_VARIANT_GPU, CLEVAL_ELEM_U8, CLEVAL_ELEM_F32},
+                 {"never", CLEVAL_VARIANT_CPU, CLEVAL_ELEM_U8, CLEVAL_ELEM_F32},
+                 {"always", CLEVAL_VARIANT_GPU, CLEVAL_ELEM_U8, CLEVAL_ELEM_U8},
+                 {"always", CLEVAL_VARIANT_CPU, CLEVAL_ELEM_U16, CLEVAL_ELEM_U16}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (cases[i].env)
+            setenv("CLEVAL_KNN_INTEGER", cases[i].env, 1);
+        else
+            unsetenv("CLEVAL_KNN_INTEGER");
+        cleval_device_set_variant(test_device(), cases[i].variant);
+        cleval_knn_config config = {.k = 1, .n_classes = 2, .values = cases[i].values};
+        answer a = run(train, labels, 3, 2, query, 1, &config);
+        if (a.mode != (fp64 ? cases[i].expected : CLEVAL_ELEM_F32))
+            fail_msg("case %zu: mode %d, expected %d", i, (int)a.mode, (int)cases[i].expected);
+        assert_int_equal(a.pred[0], 0);
+        free_answer(&a);
+    }
+    setenv("CLEVAL_KNN_INTEGER", "always", 1);
+    cleval_device_set_variant(test_device(), CLEVAL_VARIANT_CPU);
+}
+
 int main(void)
 {
-    /* NVIDIA's limits on work-group size and local memory, checked on every launch. */
+    /* NVIDIA's limits on work-group size and local memory, checked on every launch; the
+     * integer mode wherever it is exact, so that the direct kernel is checked too. */
     setenv("CLEVAL_EMULATE_LIMITS", "nvidia", 1);
+    setenv("CLEVAL_KNN_INTEGER", "always", 1);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_policy),
         cmocka_unit_test(test_mode_chosen),
         cmocka_unit_test(test_values_outside_the_type),
         cmocka_unit_test(test_reference_cpu_family),

@@ -59,6 +59,20 @@ static void type_range(cleval_elem_type t, double *lo, double *hi)
     }
 }
 
+/* Where the integer mode runs (CLEVAL_KNN_INTEGER). By default only where it was measured to
+ * pay: the CPU family's tiled kernel on 8-bit values. The direct kernel (GPU family, 16-bit
+ * values) is exact but untuned, one query per work-item streaming its split: int16
+ * Fashion-MNIST ran 4.6x slower than the float path on a CPU, and it has not been timed on a
+ * GPU, where the float path has its fused top-k kernel. `always` takes the mode wherever it is
+ * exact (the tests; measuring it on a GPU), `never` keeps the float path. */
+static bool integer_mode_wanted(bool tiled)
+{
+    const char *env = getenv("CLEVAL_KNN_INTEGER");
+    if (env && strcmp(env, "always") == 0) return true;
+    if (env && strcmp(env, "never") == 0) return false;
+    return tiled;
+}
+
 void knn_int_choose(cleval_knn *knn)
 {
     cleval_elem_type t = knn->config.values;
@@ -72,6 +86,10 @@ void knn_int_choose(cleval_knn *knn)
     knn->int_acc_long = (double)knn->dim * range * range >= 2147483648.0;
     knn->int_tiled =
         knn->variant == CLEVAL_VARIANT_CPU && eight_bit(t) && knn->dim <= MAX_TILED_DIM;
+    if (!integer_mode_wanted(knn->int_tiled)) {
+        knn->int_type = CLEVAL_ELEM_F32;
+        knn->int_tiled = false;
+    }
 }
 
 bool knn_int_mode(const cleval_knn *knn)
