@@ -212,6 +212,15 @@ knn() {
   done
 }
 
+# The exact integer mode's direct kernel on the same uint8 files (by default the GPU family
+# keeps the float path, which is what `knn` timed): whether it should become the default there.
+knn_integer() {
+  for i in 1 2 3; do
+    CLEVAL_KNN_INTEGER=always wall "$D/knn_integer.wall" "$C" knn --train "$WORK/train.h5" \
+      --data datasets/fmnist_test.h5 -k 5 --json "$D/knn_integer_$i.json" --quiet
+  done
+}
+
 # The tuner sweep (`cleval tune`, where the build has it) into a fresh tuning cache, then the
 # 10^4-image eval again with the winners, against the untuned runs of cnn_10k.
 tune() {
@@ -247,7 +256,8 @@ probe() {
 }
 
 export ROOT STAGE B C D WORK MAKE_IDX
-export -f elapsed wall driver probe data startup cnn_10k cnn_big zoo knn tune histogram torch_side
+export -f elapsed wall driver probe data startup cnn_10k cnn_big zoo knn knn_integer tune histogram \
+  torch_side
 # The comparisons first; the long and optional steps last, where the budget may cut them.
 step driver 60 driver
 step probe 90 probe
@@ -255,6 +265,7 @@ step data 150 data
 step startup 120 startup
 step cnn_10k 90 cnn_10k
 step knn 120 knn
+step knn_integer 120 knn_integer
 step histogram 60 histogram
 step torch 240 torch_side
 step zoo 60 zoo
