@@ -84,6 +84,21 @@ static inline int64_t ref_matrix_offset(uint32_t all_rank, const int64_t *all, u
     return offset;
 }
 
+/* A one-MatMul model y = a x b, b a graph input (b_runtime) or the constant `b`. */
+static inline cleval_onnx_model *matmul_model(uint32_t ra, const int64_t *ad, uint32_t rb,
+                                              const int64_t *bd, const float *b, bool b_runtime)
+{
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "a", ra, ad);
+    if (b_runtime)
+        builder_input(m, "b", rb, bd);
+    else
+        builder_init(m, "b", rb, bd, b);
+    builder_node(m, "MatMul", "mm", "a,b", "y");
+    builder_output(m, "y");
+    return m;
+}
+
 /* A x B as numpy's matmul computes it, in double: a 1-D operand promoted to a matrix (and its
  * axis dropped from the result), batch axes broadcast. The result's shape goes to ydims (at
  * most 8 axes) and *yr, its element count to *count; returns it (malloc'ed). */

@@ -6,6 +6,7 @@
  * runs fit under address-space limits that their dense matrices once strained (they are now
  * counted sparsely: test_sparse_counts.c holds the tight limits). */
 #include "testutil.h"
+#include "json_matrix_check.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -32,12 +33,7 @@ static const char *write_labels(const char *name, uint64_t *reference)
         if (i == ROWS - 1) y[i] = CLASSES - 1; /* the last class is present */
         reference[(size_t)y[i] * CLASSES + (size_t)pred[i]]++;
     }
-    const char *path = temp_path(name);
-    hid_t file = h5_create(path);
-    hsize_t n = ROWS;
-    h5_write(file, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
-    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &n, pred, 0, NULL);
-    H5Fclose(file);
+    const char *path = write_pairs(name, y, pred, ROWS);
     free(y);
     free(pred);
     return path;
@@ -169,14 +165,8 @@ static void test_row_text_equals_number_items(void **state)
 /* A 4-row file whose labels are 0, 1, 2 and `last`. */
 static const char *write_bomb(const char *name, int32_t last)
 {
-    const char *path = temp_path(name);
-    hid_t file = h5_create(path);
-    hsize_t n = 4;
     const int32_t y[4] = {0, 1, 2, last}, pred[4] = {0, 1, last, 2};
-    h5_write(file, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
-    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &n, pred, 0, NULL);
-    H5Fclose(file);
-    return path;
+    return write_pairs(name, y, pred, 4);
 }
 
 static void test_many_classes_fit(void **state)

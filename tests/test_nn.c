@@ -568,14 +568,7 @@ static void check_matmul(uint32_t ra, const int64_t *ad, uint32_t rb, const int6
 {
     uint64_t na = count_of(ra, ad), nb = count_of(rb, bd);
     float *a = random_array(na, -1.0f, 1.0f), *b = random_array(nb, -1.0f, 1.0f);
-    cleval_onnx_model *m = builder_new(13);
-    builder_input(m, "a", ra, ad);
-    if (b_runtime)
-        builder_input(m, "b", rb, bd);
-    else
-        builder_init(m, "b", rb, bd, b);
-    builder_node(m, "MatMul", "mm", "a,b", "y");
-    builder_output(m, "y");
+    cleval_onnx_model *m = matmul_model(ra, ad, rb, bd, b, b_runtime);
 
     int64_t ydims[8];
     uint32_t yr;

@@ -452,12 +452,7 @@ static void test_metrics_same_both_ways(void **state)
         y[N - 1] = (int32_t)c - 1; /* the last class occurs */
         char data[4096], name[64];
         snprintf(name, sizeof name, "random_%u.h5", c);
-        snprintf(data, sizeof data, "%s", temp_path(name));
-        hid_t file = h5_create(data);
-        hsize_t n = N;
-        h5_write(file, "y", H5T_NATIVE_INT32, 1, &n, y, 0, NULL);
-        h5_write(file, "pred", H5T_NATIVE_INT32, 1, &n, pred, 0, NULL);
-        H5Fclose(file);
+        snprintf(data, sizeof data, "%s", write_pairs(name, y, pred, N));
         /* Batches of 50: several batches, counted on the host one by one. */
         char *json = expect_same_reports(
             (const char *[]){"metrics", "--data", data, "--batch", "50", NULL}, name, true, c);
@@ -477,12 +472,7 @@ static const char *write_random(const char *name, uint32_t n, uint32_t c, uint64
         pred[i] = next_random(&seed) % 3 ? y[i] : (int32_t)(next_random(&seed) % c);
     }
     y[n - 1] = (int32_t)c - 1;
-    const char *path = temp_path(name);
-    hid_t file = h5_create(path);
-    hsize_t rows = n;
-    h5_write(file, "y", H5T_NATIVE_INT32, 1, &rows, y, 0, NULL);
-    h5_write(file, "pred", H5T_NATIVE_INT32, 1, &rows, pred, 0, NULL);
-    H5Fclose(file);
+    const char *path = write_pairs(name, y, pred, n);
     free(y);
     free(pred);
     return path;
