@@ -95,7 +95,7 @@ static void test_input_types(void **state)
         {CLEVAL_ONNX_FLOAT16, CLEVAL_ONNX_INT32, -70000, 70000, true},
     };
     const uint32_t n = 3;
-    const int64_t width = 13;
+    const uint64_t width = 13;
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         double values[3 * 13];
         float want[3 * 13], got[3 * 13];
@@ -110,7 +110,7 @@ static void test_input_types(void **state)
             want[i] =
                 cases[c].input == CLEVAL_ONNX_FLOAT16 ? hround((float)values[i]) : (float)values[i];
         void *x = typed_data(feed, values, n * width);
-        cleval_onnx_model *m = cast_classifier(cases[c].input, width);
+        cleval_onnx_model *m = cast_classifier(cases[c].input, (int64_t)width);
         for (int v = 0; v < 2; v++) {
             cleval_device_set_variant(test_device(), VARIANTS[v]);
             cleval_nn *nn = NULL;
