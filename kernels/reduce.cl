@@ -9,6 +9,14 @@
  *            layer_norm  one row per work-item: the mean (compensated sum), then the variance
  *                        as the mean of (x - mean)^2 (two passes: no cancellation), then
  *                        y = (x - mean) / sqrt(var + eps) * scale + bias; all in float.
+ *            layer_norm_rows  (CPU family) layer_norm with each pass over the row on float16
+ *                        vectors: 16 compensated partial sums, merged lane by lane (again
+ *                        compensated) with the scalar tail of a row whose length is not a
+ *                        multiple of 16. A loop over the row keeps PoCL from vectorising
+ *                        across work-items, so the vectors are written out: 6x faster than
+ *                        layer_norm on rows of 256 (merging the lanes one by one instead of in
+ *                        halves made it only 2x). Same formulation, so the results agree
+ *                        with layer_norm's to a few ulps (the order of the additions differs).
  * Layout     reduce: the host collapses the input to at most 4 kept and 4 reduced axis groups
  *            (merging neighbours of the same kind; rank 8 alternates at worst), right-aligned
  *            into int4 extents and element strides; output element i is the row-major index
@@ -105,5 +113,84 @@ __kernel void layer_norm(__global const X_T *x, __global Y_T *y, __global const 
     for (uint j = 0; j < len; j++) {
         float d = (LOAD_X(x, base + j) - mean) * inv;
         STORE_Y(fma(d, scale[j * scale_step], bias[j * bias_step]), y, base + j);
+    }
+}
+
+/* ---- layer_norm_rows (CPU family) ---- */
+
+/* kahan_add on 16 lanes. */
+static inline void kahan_add16(float16 *sum, float16 *c, float16 v)
+{
+    float16 y = v - *c;
+    float16 t = *sum + y;
+    *c = select((float16)(0.0f), (t - *sum) - y, isfinite(t));
+    *sum = t;
+}
+
+/* a + b = s + *e exactly (TwoSum, lane by lane); *e is 0 where s is not finite (as kahan_add). */
+#define TWO_SUM(T)                                                                                \
+    static inline T two_sum_##T(T a, T b, T *e)                                                   \
+    {                                                                                             \
+        T s = a + b, bb = s - a;                                                                  \
+        *e = select((T)(0.0f), (a - (s - bb)) + (b - bb), isfinite(s));                           \
+        return s;                                                                                 \
+    }
+TWO_SUM(float8)
+TWO_SUM(float4)
+TWO_SUM(float2)
+
+/* The sum of a row's 16 compensated lanes (sum16, with c16 what they lost, negated) and its
+ * scalar tail (sum, c): the lanes folded in halves with TwoSum, the rounding errors and the
+ * corrections summed alongside (they are tiny next to the sum), so the merge costs 4 vector
+ * steps per row instead of 32 scalar ones. */
+static inline float kahan_merge16(float16 sum16, float16 c16, float sum, float c)
+{
+    float8 e8, s8 = two_sum_float8(sum16.lo, sum16.hi, &e8);
+    float8 k8 = e8 - (c16.lo + c16.hi);
+    float4 e4, s4 = two_sum_float4(s8.lo, s8.hi, &e4);
+    float4 k4 = e4 + k8.lo + k8.hi;
+    float2 e2, s2 = two_sum_float2(s4.lo, s4.hi, &e2);
+    float2 k2 = e2 + k4.lo + k4.hi;
+    kahan_add(&sum, &c, s2.x);
+    kahan_add(&sum, &c, s2.y);
+    kahan_add(&sum, &c, k2.x + k2.y);
+    return sum;
+}
+
+__kernel void layer_norm_rows(__global const X_T *x, __global Y_T *y, __global const float *scale,
+                              __global const float *bias, uint rows, uint len, int scale_step,
+                              int bias_step, float epsilon)
+{
+    uint r = get_global_id(0);
+    if (r >= rows) return;
+    __global const X_T *row = x + (size_t)r * len;
+    __global Y_T *out = y + (size_t)r * len;
+    uint body = len & ~15u; /* the elements the vector loops cover */
+    float16 sum16 = (float16)(0.0f), c16 = (float16)(0.0f);
+    for (uint j = 0; j < body; j += 16)
+        kahan_add16(&sum16, &c16, LOAD16_X(row, j));
+    float sum = 0.0f, c = 0.0f;
+    for (uint j = body; j < len; j++)
+        kahan_add(&sum, &c, LOAD_X(row, j));
+    float mean = kahan_merge16(sum16, c16, sum, c) / (float)len;
+    sum16 = c16 = (float16)(0.0f);
+    for (uint j = 0; j < body; j += 16) {
+        float16 d = LOAD16_X(row, j) - mean;
+        kahan_add16(&sum16, &c16, d * d);
+    }
+    sum = c = 0.0f;
+    for (uint j = body; j < len; j++) {
+        float d = LOAD_X(row, j) - mean;
+        kahan_add(&sum, &c, d * d);
+    }
+    float inv = 1.0f / sqrt(kahan_merge16(sum16, c16, sum, c) / (float)len + epsilon);
+    for (uint j = 0; j < body; j += 16) {
+        float16 s = scale_step ? vload16(0, scale + j) : (float16)(scale[0]);
+        float16 b = bias_step ? vload16(0, bias + j) : (float16)(bias[0]);
+        STORE16_Y(fma((LOAD16_X(row, j) - mean) * inv, s, b), out, j);
+    }
+    for (uint j = body; j < len; j++) {
+        float d = (LOAD_X(row, j) - mean) * inv;
+        STORE_Y(fma(d, scale[j * scale_step], bias[j * bias_step]), out, j);
     }
 }

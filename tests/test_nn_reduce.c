@@ -552,6 +552,11 @@ static void test_layernorm(void **state)
         {2, {65, 257}, 1, false, true},    /* rows of a work-group + 1, 65 rows */
         {3, {1, 257, 5}, 1, false, false}, /* two axes, no bias */
         {3, {7, 4, 11}, -2, true, true},   /* one scale and one bias value */
+        /* the CPU family's layer_norm_rows: rows of 16-wide vectors and a scalar tail */
+        {2, {1, 1000}, 1, false, true},   /* one row, 62 vectors and a tail of 8 */
+        {2, {257, 7}, -1, false, true},   /* tail only, rows of a CPU work-group + 1 */
+        {2, {13, 256}, 1, false, true},   /* vectors only */
+        {2, {3, 1025}, 1, true, true},    /* a tail of 1, one scale and bias value */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_layernorm(&cases[i], CLEVAL_NN_FP32);
@@ -596,6 +601,39 @@ static void test_layernorm_refusals(void **state)
     builder_output(m, "y");
     expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'partial' (LayerNormalization)",
                            "Scale of shape [3, 1]", NULL);
+}
+
+/* The kernel LayerNormalization runs: layer_norm_rows (each row on float16 vectors) on the CPU
+ * family, layer_norm (one row per work-item, scalar) on the GPU family. */
+static void test_layernorm_kernel_per_family(void **state)
+{
+    (void)state;
+    int64_t dims[2] = {5, 300};
+    float scale[300];
+    for (int i = 0; i < 300; i++)
+        scale[i] = 1.0f;
+    for (size_t v = 0; v < N_VARIANTS; v++) {
+        cleval_onnx_model *m = builder_new(17);
+        builder_input(m, "x", 2, dims);
+        builder_init(m, "scale", 1, dims + 1, scale);
+        builder_node(m, "LayerNormalization", "ln", "x,scale", "y");
+        builder_output(m, "y");
+        cleval_device_set_variant(test_device(), VARIANTS[v]);
+        cleval_nn_options options = {.general = true};
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+        const char *want = VARIANTS[v] == CLEVAL_VARIANT_CPU ? "layer_norm_rows" : "layer_norm";
+        const char *got = NULL;
+        for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
+            if (strcmp(cleval_nn_layer_at(nn, i)->op, "LayerNormalization") == 0)
+                got = cleval_nn_layer_at(nn, i)->kernel;
+        if (!got || strcmp(got, want) != 0)
+            fail_msg("LayerNormalization (%s) ran %s, expected %s",
+                     cleval_variant_name(VARIANTS[v]), got ? got : "nothing", want);
+        cleval_nn_destroy(nn);
+        cleval_device_set_variant(test_device(), VARIANTS[0]);
+        builder_free(m);
+    }
 }
 
 /* ---- the decomposed LayerNorm ---- */
@@ -774,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_pow_computed_and_sqrt),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_layernorm_refusals),
+        cmocka_unit_test(test_layernorm_kernel_per_family),
         cmocka_unit_test(test_exported_layernorm),
         cmocka_unit_test(test_decomposed_fusion),
     };

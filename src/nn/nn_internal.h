@@ -745,6 +745,10 @@ cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const cha
 cleval_status nn_storage_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *kernel);
 /* Local size for 1-D elementwise kernels, and the global size rounded up to it. */
 size_t nn_local_1d(const cleval_nn *nn);
+/* Local size for the CPU family's kernels that give each work-item a whole row (LayerNorm,
+ * Softmax): a power of two at most nn_local_1d that leaves at least 8 work-groups for `rows`
+ * rows, so a short batch still spreads over the cores. */
+size_t nn_local_rows(const cleval_nn *nn, uint64_t rows);
 
 /* ---- op kinds (op_*.c) ---- */
 extern const nn_op_kind nn_kind_conv;

@@ -1,7 +1,7 @@
 /* Reductions (ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2) over any set of axes, and
  * LayerNormalization over the trailing axes. kernels/reduce.cl: one output element (or one
- * normalised row) per work-item for both device variants, float accumulation with compensated
- * sums. The axes are an attribute before ReduceSum-13 and the others' opset 18, an input
+ * normalised row) per work-item, float accumulation with compensated sums; on the CPU family
+ * LayerNormalization walks its row on float16 vectors (layer_norm_rows). The axes are an attribute before ReduceSum-13 and the others' opset 18, an input
  * from then on: a constant, or a host value computed from shapes and read at each inference. */
 #include "nn_internal.h"
 
@@ -301,7 +301,8 @@ static cleval_status layernorm_prepare(cleval_nn *nn, nn_op *op)
             nn_upload(nn, &zero, sizeof zero, "LayerNormalization B", &op->mem[0]);
         if (status != CLEVAL_OK) return status;
     }
-    return nn_storage_kernel(nn, op, "reduce", "layer_norm");
+    return nn_storage_kernel(nn, op, "reduce",
+                             nn->variant == CLEVAL_VARIANT_CPU ? "layer_norm_rows" : "layer_norm");
 }
 
 static cleval_status layernorm_launch(cleval_nn *nn, nn_op *op)
@@ -328,7 +329,8 @@ static cleval_status layernorm_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_int(&a, nn_in(nn, op, 1)->count > 1);
     cleval_kernel_arg_int(&a, nn_has_in(op, 2) && nn_in(nn, op, 2)->count > 1);
     cleval_kernel_arg_float(&a, op->p.reduce.epsilon);
-    size_t local = nn_local_1d(nn), global = (size_t)rows;
+    size_t local = nn->variant == CLEVAL_VARIANT_CPU ? nn_local_rows(nn, rows) : nn_local_1d(nn);
+    size_t global = (size_t)rows;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 
