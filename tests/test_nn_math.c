@@ -295,6 +295,73 @@ static void test_unary_kernel_per_family(void **state)
     }
 }
 
+/* Erf and Gelu over a dense sweep of floats on both families, against the double erf and erfc
+ * of C's libm, in float ulps of the exact result: every 2^-10 of [-6, 6] (past 3.92 erf is 1
+ * in float), a geometric sweep from the smallest subnormal to the largest float on both
+ * signs, +-0, +-inf and NaN. Erf within 2 ulps; Gelu within 2 ulps, and 5 on its negative
+ * side, 0.5 x erfc(|x| / sqrt(2)): there erfc is 1 - erf below 1 (the error of erf, relative
+ * to erfc's 0.16 near 1, is up to 4 ulps of the result) and an exp whose argument's low part
+ * is carried separately beyond (elementwise.cl erf_abs). Gelu(-inf) is NaN: -inf * 0, as
+ * 0.5 x (1 + erf(x / sqrt(2))) gives. */
+static double float_ulp(double w)
+{
+    float f = fabsf((float)w);
+    return (double)nextafterf(f, INFINITY) - (double)f;
+}
+
+static float *sweep_inputs(uint64_t *count)
+{
+    uint64_t cap = 2 * 12289 + 2 * 2000 + 5, n = 0;
+    float *x = malloc(cap * sizeof *x);
+    assert_non_null(x);
+    for (int i = -6 * 1024; i <= 6 * 1024; i++)
+        x[n++] = (float)i / 1024.0f;
+    for (int i = 0; i < 2000; i++) { /* 1.4e-45 .. 3.4e38, about 22 steps per power of 2 */
+        float v = (float)exp(-103.28 + i * (103.28 + 88.72) / 1999.0);
+        x[n++] = v;
+        x[n++] = -v;
+    }
+    x[n++] = 0.0f;
+    x[n++] = -0.0f;
+    x[n++] = INFINITY;
+    x[n++] = -INFINITY;
+    x[n++] = NAN;
+    *count = n;
+    return x;
+}
+
+static void test_erf_gelu_sweep(void **state)
+{
+    (void)state;
+    uint64_t n;
+    float *x = sweep_inputs(&n);
+    int64_t dims[2] = {1, (int64_t)n};
+    for (int gelu = 0; gelu < 2; gelu++)
+        for (size_t v = 0; v < 2; v++) {
+            cleval_onnx_model *m = framed(gelu ? 20 : 13, 2, dims);
+            builder_node(m, gelu ? "Gelu" : "Erf", "op", "a", "b");
+            frame_end(m);
+            cleval_nn_tensor in = tensor(2, dims, x), out;
+            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+            const float *got = out.data;
+            for (uint64_t i = 0; i < n; i++) {
+                double xi = x[i], w = gelu ? 0.5 * xi * erfc(-xi / sqrt(2.0)) : erf(xi);
+                if (gelu && isinf(xi)) w = xi < 0 ? NAN : xi; /* -inf * 0 (above) */
+                if (isnan(w) && isnan(got[i])) continue;
+                if (w == 0.0 && got[i] == 0.0f && signbit(got[i]) == signbit(w)) continue;
+                double ulps = gelu && xi < 0 ? 5.0 : 2.0;
+                double err = fabs((double)got[i] - w);
+                if (!(err <= ulps * float_ulp(w)) && !(isinf(w) && got[i] == w))
+                    fail_msg("%s(%.9g) (%s) is %.9g, expected %.9g (%.2f ulp, %.1f allowed)",
+                             gelu ? "Gelu" : "Erf", xi, variant_name(VARIANTS[v]), got[i], w,
+                             err / float_ulp(w), ulps);
+            }
+            free(out.data);
+            builder_free(m);
+        }
+    free(x);
+}
+
 /* ---- PRelu ---- */
 
 /* y = x < 0 ? slope * x : x, slope (right-aligned, broadcast) read at `slope_of(i)`. */
@@ -1205,6 +1272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary_math),
         cmocka_unit_test(test_unary_kernel_per_family),
+        cmocka_unit_test(test_erf_gelu_sweep),
         cmocka_unit_test(test_prelu),
         cmocka_unit_test(test_pools_against_reference),
         cmocka_unit_test(test_against_onnxruntime),
