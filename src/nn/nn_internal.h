@@ -768,6 +768,17 @@ extern const nn_op_kind nn_kind_reducemean, nn_kind_reducesum, nn_kind_reducemax
  * Div, Mul gamma, Add beta) by one LayerNormalization op where the pattern is exact
  * (fuse_layernorm.c). */
 cleval_status nn_fuse_layernorm(cleval_nn *nn);
+/* The pattern matching the fusion passes share (fuse_layernorm.c): the single op that reads v
+ * (once; -1 when v is a graph output or read elsewhere too); that op when it is of `kind` and
+ * reads v as input `slot` (-1: either of two), else NULL; a binary op's operand other than v;
+ * whether v is a float constant. */
+int nn_sole_reader(const cleval_nn *nn, int v);
+nn_op *nn_reader_of_kind(cleval_nn *nn, int v, const nn_op_kind *kind, int slot);
+int nn_other_operand(const nn_op *op, int v);
+bool nn_is_float_const(const cleval_nn *nn, int v);
+/* Replaces torch's decomposed exact GELU (Div sqrt 2, Erf, Add 1, Mul x, Mul 0.5) by one Gelu
+ * op where the pattern is exact (fuse_gelu.c). */
+cleval_status nn_fuse_gelu(cleval_nn *nn);
 extern const nn_op_kind nn_kind_expand, nn_kind_constantofshape;
 extern const nn_op_kind nn_kind_concat, nn_kind_split, nn_kind_slice, nn_kind_transpose;
 extern const nn_op_kind nn_kind_gather, nn_kind_squeeze, nn_kind_unsqueeze;
