@@ -553,10 +553,10 @@ static void test_layernorm(void **state)
         {3, {1, 257, 5}, 1, false, false}, /* two axes, no bias */
         {3, {7, 4, 11}, -2, true, true},   /* one scale and one bias value */
         /* the CPU family's layer_norm_rows: rows of 16-wide vectors and a scalar tail */
-        {2, {1, 1000}, 1, false, true},   /* one row, 62 vectors and a tail of 8 */
-        {2, {257, 7}, -1, false, true},   /* tail only, rows of a CPU work-group + 1 */
-        {2, {13, 256}, 1, false, true},   /* vectors only */
-        {2, {3, 1025}, 1, true, true},    /* a tail of 1, one scale and bias value */
+        {2, {1, 1000}, 1, false, true}, /* one row, 62 vectors and a tail of 8 */
+        {2, {257, 7}, -1, false, true}, /* tail only, rows of a CPU work-group + 1 */
+        {2, {13, 256}, 1, false, true}, /* vectors only */
+        {2, {3, 1025}, 1, true, true},  /* a tail of 1, one scale and bias value */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_layernorm(&cases[i], CLEVAL_NN_FP32);

@@ -60,8 +60,8 @@ static void special_rows(float *x, uint64_t rows, uint64_t len)
     x[4 * len + len - 2] = NAN;
 }
 
-static void check_softmax_rows(bool log, uint64_t rows, uint64_t len,
-                               cleval_kernel_variant variant, cleval_nn_precision precision)
+static void check_softmax_rows(bool log, uint64_t rows, uint64_t len, cleval_kernel_variant variant,
+                               cleval_nn_precision precision)
 {
     bool fp16 = precision == CLEVAL_NN_FP16;
     int64_t dims[2] = {(int64_t)rows, (int64_t)len};

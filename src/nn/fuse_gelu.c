@@ -10,9 +10,9 @@
  * instead of five and four intermediate tensors, the largest of ConvNeXt's and a transformer's
  * feed-forward blocks. Only that pattern: the constants single float values equal to those
  * above in float, of rank 0 (or 1 where x is known to have axes: they cannot widen the
- * result), every intermediate value read by the pattern alone and not a graph output. The fused op rounds differently: Gelu computes
- * x / sqrt 2, erf and the products in one go (within a few float ulps of the exact GELU,
- * tests/test_nn_math.c), where the chain rounds each step. */
+ * result), every intermediate value read by the pattern alone and not a graph output. The fused op
+ * rounds differently: Gelu computes x / sqrt 2, erf and the products in one go (within a few float
+ * ulps of the exact GELU, tests/test_nn_math.c), where the chain rounds each step. */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -44,12 +44,16 @@ static bool match_scaling(cleval_nn *nn, const nn_op *erf, gelu_match *m)
     if (d < 0 || nn->values[d].producer < 0 || nn_sole_reader(nn, d) != (int)(erf - nn->ops))
         return false;
     nn_op *scale = &nn->ops[nn->values[d].producer];
-    if (scale->dead || scale->p.ew.legacy) return false;
+    if (scale->dead || (scale->kind != &nn_kind_div && scale->kind != &nn_kind_mul) ||
+        scale->p.ew.legacy)
+        return false;
     if (scale->kind == &nn_kind_div && const_equals(nn, scale->in[1], sqrtf(2.0f)))
         m->x = scale->in[0];
-    else if (scale->kind == &nn_kind_mul && with_const(nn, scale, scale->in[0], (float)(1.0 / sqrt(2.0))))
+    else if (scale->kind == &nn_kind_mul &&
+             with_const(nn, scale, scale->in[0], (float)(1.0 / sqrt(2.0))))
         m->x = scale->in[0];
-    else if (scale->kind == &nn_kind_mul && with_const(nn, scale, scale->in[1], (float)(1.0 / sqrt(2.0))))
+    else if (scale->kind == &nn_kind_mul &&
+             with_const(nn, scale, scale->in[1], (float)(1.0 / sqrt(2.0))))
         m->x = scale->in[1];
     else
         return false;

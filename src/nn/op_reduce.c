@@ -1,8 +1,9 @@
 /* Reductions (ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2) over any set of axes, and
  * LayerNormalization over the trailing axes. kernels/reduce.cl: one output element (or one
  * normalised row) per work-item, float accumulation with compensated sums; on the CPU family
- * LayerNormalization walks its row on float16 vectors (layer_norm_rows). The axes are an attribute before ReduceSum-13 and the others' opset 18, an input
- * from then on: a constant, or a host value computed from shapes and read at each inference. */
+ * LayerNormalization walks its row on float16 vectors (layer_norm_rows). The axes are an attribute
+ * before ReduceSum-13 and the others' opset 18, an input from then on: a constant, or a host value
+ * computed from shapes and read at each inference. */
 #include "nn_internal.h"
 
 #include <assert.h>
