@@ -110,7 +110,7 @@ static const program_variants programs[] = {
       "-DX_HALF=0 -DY_HALF=0 -DREDUCE_OP=2", "-DX_HALF=0 -DY_HALF=1 -DREDUCE_OP=3",
       "-DX_HALF=1 -DY_HALF=0 -DREDUCE_OP=4"}},
     {"rnn", "rnn_project",
-     {"-DX_HALF=0", "-DX_HALF=1",
+     {"-DX_HALF=0", "-DX_HALF=1", "-DX_HALF=1 -DPR=8 -DPV=2", "-DX_HALF=0 -DPR=3 -DPV=1",
       "-DY_HALF=0 -DH0_HALF=0 -DC0_HALF=0 -DYH_HALF=0 -DYC_HALF=0 -DCLIP=0 -DINPUT_FORGET=0 "
       "-DLBR=1 -DACT_F0=0 -DACT_G0=1 -DACT_H0=1 -DACT_F1=0 -DACT_G1=1 -DACT_H1=1",
       "-DY_HALF=1 -DH0_HALF=1 -DC0_HALF=1 -DYH_HALF=1 -DYC_HALF=1 -DCLIP=1 -DINPUT_FORGET=1 "
