@@ -3,7 +3,7 @@
  *   - torch's decomposed LayerNorm replaced by one LayerNormalization (fuse_layernorm.c);
  *   - input scaling (Add/Sub/Mul/Div by per-channel constants) folded into the Conv after it;
  *   - BatchNormalization folded into the Conv before it when that Conv's output has no other
- *     consumer (W' = W * s, B' = B * s + t);
+ *     consumer (W' = W * s, B' = B * s + t), or into the Gemm before it (its columns);
  *   - Relu / Clip with constant bounds fused into the epilogue of the Conv, Gemm, MatMul or
  *     unfolded BatchNormalization that produces their input, LeakyRelu / HardSwish into that
  *     of a Conv, Gemm or MatMul;
@@ -149,6 +149,64 @@ static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
     conv->n_in = 3;
     nn->values[wi].uses = nn->values[bi].uses = 1;
     absorb(nn, conv, bn);
+    return CLEVAL_OK;
+}
+
+/* A Gemm y = alpha A op(B) + beta C followed by BatchNormalization over its columns (a Linear
+ * then BatchNorm1d, as tabular MLPs have it): with s, t the normalisation's per-column scale and
+ * shift, y s + t = alpha A op(B s) + (beta C s + t), so B's columns are scaled and C becomes the
+ * new per-column bias (beta 1). Only when B is a constant and C is absent, a scalar or one value
+ * per column; otherwise the normalisation stays a pass of its own. */
+static cleval_status fold_batchnorm_into_gemm(cleval_nn *nn, nn_op *gemm, nn_op *bn)
+{
+    nn_gemm_params *p = &gemm->p.gemm;
+    const nn_value *b = nn_in(nn, gemm, 1);
+    const nn_value *c = nn_has_in(gemm, 2) ? nn_in(nn, gemm, 2) : NULL;
+    if (p->matmul || b->kind != NN_VALUE_CONST || !b->f32 || b->shape.rank != 2) return CLEVAL_OK;
+    int64_t n = p->trans_b ? b->shape.d[0] : b->shape.d[1], k = b->count / n;
+    if (nn_in(nn, bn, 1)->count != (uint64_t)n) return CLEVAL_OK; /* infer will name it */
+    if (c && (c->kind != NN_VALUE_CONST || !c->f32 || (c->count != 1 && c->count != (uint64_t)n) ||
+              (c->shape.rank == 2 && c->shape.d[0] != 1)))
+        return CLEVAL_OK;
+    float *s = malloc((size_t)n * sizeof *s), *t = malloc((size_t)n * sizeof *t);
+    float *nb = malloc(b->count * sizeof *nb), *nc = malloc((size_t)n * sizeof *nc);
+    if (!s || !t || !nb || !nc) {
+        free(s);
+        free(t);
+        free(nb);
+        free(nc);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory folding BatchNormalization");
+    }
+    nn_batchnorm_coefficients(nn_in(nn, bn, 1)->f32, nn_in(nn, bn, 2)->f32, nn_in(nn, bn, 3)->f32,
+                              nn_in(nn, bn, 4)->f32, bn->p.ew.epsilon, (uint64_t)n, s, t);
+    for (int64_t j = 0; j < n; j++) {
+        for (int64_t i = 0; i < k; i++) {
+            int64_t at = p->trans_b ? j * k + i : i * n + j;
+            nb[at] = b->f32[at] * s[j];
+        }
+        double cj = c ? (double)c->f32[c->count == 1 ? 0 : j] : 0.0;
+        nc[j] = (float)((double)p->beta * cj * s[j] + t[j]);
+    }
+    nn_shape bs = b->shape, cs = {1, {n}};
+    char name[300];
+    snprintf(name, sizeof name, "%s/folded_B", gemm->name);
+    int bi = nn_add_const(nn, name, &bs, nb);
+    snprintf(name, sizeof name, "%s/folded_C", gemm->name);
+    int ci = bi < 0 ? -1 : nn_add_const(nn, name, &cs, nc);
+    if (bi < 0) free(nc);
+    free(s);
+    free(t);
+    if (ci < 0) return CLEVAL_ERR_NOMEM;
+    nn->values[gemm->in[1]].uses--;
+    if (c) nn->values[gemm->in[2]].uses--;
+    for (uint32_t i = 1; i < 5; i++)
+        nn->values[bn->in[i]].uses--;
+    gemm->in[1] = bi;
+    gemm->in[2] = ci;
+    gemm->n_in = 3;
+    p->beta = 1.0f;
+    nn->values[bi].uses = nn->values[ci].uses = 1;
+    absorb(nn, gemm, bn);
     return CLEVAL_OK;
 }
 
@@ -667,10 +725,11 @@ cleval_status nn_optimise(cleval_nn *nn)
     if (status == CLEVAL_OK) status = scan_consumers(nn, &c);
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         nn_op *op = &nn->ops[i];
-        if (op->dead || op->kind != &nn_kind_conv) continue;
+        if (op->dead || (op->kind != &nn_kind_conv && op->kind != &nn_kind_gemm)) continue;
         nn_op *next = only_consumer(nn, &c, op->out[0]);
-        if (next && next->kind == &nn_kind_batchnorm && next->in[0] == op->out[0])
-            status = fold_batchnorm(nn, op, next);
+        if (!next || next->kind != &nn_kind_batchnorm || next->in[0] != op->out[0]) continue;
+        status = op->kind == &nn_kind_conv ? fold_batchnorm(nn, op, next)
+                                           : fold_batchnorm_into_gemm(nn, op, next);
     }
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
     if (status == CLEVAL_OK) status = fuse_pools(nn, &c);
