@@ -829,6 +829,7 @@ cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
 bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op);
 cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
 cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op);
+size_t nn_depthwise_cpu_workspace(const cleval_nn *nn, const nn_op *op); /* bytes */
 /* The zero-bordered input copy of the CPU convolutions (conv_pad.c): the kernel for input 0's
  * storage, and its launch for row-major shapes of rank <= 5 (begin: the pads before each axis). */
 cleval_status nn_conv_pad_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);
