@@ -954,6 +954,75 @@ static void test_gemm_batchnorm(void **state)
     }
 }
 
+/* A MatMul by a constant [K, N] followed by Add of a constant [N] (a Linear on a rank-3 tensor):
+ * the Add becomes the product's bias, then a Relu its epilogue; with the bias first or second.
+ * A bias of shape [1, N], or a product that is also a graph output, stays a separate Add. */
+static void check_matmul_bias(bool bias_first, bool bias_2d, bool shared,
+                              cleval_kernel_variant variant)
+{
+    int64_t b = 2, t = 7, k = 5, n = 19, xd[3] = {b, t, k}, wd[2] = {k, n};
+    int64_t bd1[1] = {n}, bd2[2] = {1, n};
+    float *x = random_array((uint64_t)(b * t * k), -1, 1),
+          *w = random_array((uint64_t)(k * n), -1, 1);
+    float *bias = random_array((uint64_t)n, -1, 1);
+    cleval_onnx_model *model = builder_new(13);
+    builder_input(model, "x", 3, xd);
+    builder_init(model, "W", 2, wd, w);
+    builder_init(model, "bias", bias_2d ? 2 : 1, bias_2d ? bd2 : bd1, bias);
+    builder_node(model, "MatMul", "mm", "x,W", "p");
+    builder_node(model, "Add", "add", bias_first ? "bias,p" : "p,bias", "s");
+    builder_node(model, "Relu", "relu", "s", "y");
+    builder_output(model, "y");
+    if (shared) builder_output(model, "p");
+    uint64_t ny = (uint64_t)(b * t * n);
+    double *ref = malloc(ny * sizeof *ref), *prod = malloc(ny * sizeof *prod);
+    for (int64_t r = 0; r < b * t; r++)
+        for (int64_t j = 0; j < n; j++) {
+            double sum = 0;
+            for (int64_t i = 0; i < k; i++)
+                sum += (double)x[r * k + i] * w[i * n + j];
+            prod[r * n + j] = sum;
+            ref[r * n + j] = sum + bias[j] < 0 ? 0 : sum + bias[j];
+        }
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), model, &options, &nn));
+    cleval_nn_tensor in = tensor(3, xd, x), out[2];
+    assert_ok(cleval_nn_run_graph(nn, &in, out));
+    char what[96];
+    snprintf(what, sizeof what, "MatMul + Add, bias %s%s%s (%s)", bias_first ? "first" : "second",
+             bias_2d ? ", [1, N]" : "", shared ? ", product shared" : "",
+             cleval_variant_name(variant));
+    assert_close(out[0].data, ref, ny, 1e-4, 1e-4, what);
+    if (shared) {
+        assert_close(out[1].data, prod, ny, 1e-4, 1e-4, what);
+        free(out[1].data);
+    }
+    bool fused = !bias_2d && !shared;
+    assert_string_equal(cleval_nn_layer_at(nn, 0)->op, fused ? "MatMul+Add+Relu" : "MatMul");
+    cleval_nn_destroy(nn);
+    free(out[0].data);
+    free(ref);
+    free(prod);
+    free(x);
+    free(w);
+    free(bias);
+    builder_free(model);
+}
+
+static void test_matmul_bias(void **state)
+{
+    (void)state;
+    FOR_EACH_VARIANT(v)
+    {
+        check_matmul_bias(false, false, false, v);
+        check_matmul_bias(true, false, false, v);
+        check_matmul_bias(false, true, false, v);
+        check_matmul_bias(false, false, true, v);
+    }
+}
+
 /* ---- shape ops ---- */
 
 static void check_pad(int64_t opset, const int64_t *pads, float value, bool with_value,
@@ -1476,6 +1545,7 @@ int main(void)
         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_gemm_batchnorm),
+        cmocka_unit_test(test_matmul_bias),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_argmax_and_batches),

@@ -4,6 +4,7 @@
  *   - input scaling (Add/Sub/Mul/Div by per-channel constants) folded into the Conv after it;
  *   - BatchNormalization folded into the Conv before it when that Conv's output has no other
  *     consumer (W' = W * s, B' = B * s + t), or into the Gemm before it (its columns);
+ *   - a constant per-column Add after a MatMul by a constant matrix made the product's C;
  *   - Relu / Clip with constant bounds fused into the epilogue of the Conv, Gemm, MatMul or
  *     unfolded BatchNormalization that produces their input, LeakyRelu / HardSwish into that
  *     of a Conv, Gemm or MatMul;
@@ -208,6 +209,33 @@ static cleval_status fold_batchnorm_into_gemm(cleval_nn *nn, nn_op *gemm, nn_op 
     nn->values[bi].uses = nn->values[ci].uses = 1;
     absorb(nn, gemm, bn);
     return CLEVAL_OK;
+}
+
+/* A MatMul by a constant matrix whose only reader adds a constant vector of one value per
+ * column (PyTorch's Linear on a tensor of rank 3 or more exports as MatMul then Add, as in
+ * every Transformer and ConvNeXt block): the vector becomes the product's C (beta 1), added
+ * by the GEMM's epilogue instead of a pass over the output of its own. A 1-D vector of N
+ * broadcasts to any rank of output in the same way, so the result is the same. */
+static void fuse_matmul_bias(cleval_nn *nn, const consumers *c)
+{
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || op->kind != &nn_kind_matmul || op->n_in != 2) continue;
+        const nn_value *b = nn_in(nn, op, 1);
+        nn_op *add = only_consumer(nn, c, op->out[0]);
+        if (b->kind != NN_VALUE_CONST || b->shape.rank != 2 || !add || add->dead ||
+            add->kind != &nn_kind_add || add->p.ew.legacy || add->n_in != 2)
+            continue;
+        int bias = add->in[0] == op->out[0] ? add->in[1] : add->in[0];
+        const nn_value *v = bias >= 0 ? &nn->values[bias] : NULL;
+        if (!v || v->kind != NN_VALUE_CONST || !v->f32 || v->shape.rank != 1 ||
+            v->shape.d[0] != b->shape.d[1])
+            continue;
+        op->in[2] = bias;
+        op->n_in = 3;
+        op->p.gemm.beta = 1.0f;
+        absorb(nn, op, add);
+    }
 }
 
 /* A binary op with one float constant operand that maps its other operand x affinely per
@@ -731,6 +759,7 @@ cleval_status nn_optimise(cleval_nn *nn)
         status = op->kind == &nn_kind_conv ? fold_batchnorm(nn, op, next)
                                            : fold_batchnorm_into_gemm(nn, op, next);
     }
+    if (status == CLEVAL_OK) fuse_matmul_bias(nn, &c);
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
     if (status == CLEVAL_OK) status = fuse_pools(nn, &c);
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
