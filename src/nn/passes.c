@@ -11,7 +11,8 @@
  *   - a 2x2 stride-2 MaxPool fused into the CPU-style Conv before it;
  *   - elementwise chains as one binary kernel: a Sigmoid or HardSigmoid whose only reader is
  *     a Mul computed inside that Mul (squeeze-excitation's x * sigmoid(s), HardSwish written
- *     x * hardsigmoid(x)), and a Relu / Clip after an Add, Sub, Mul or Div (a residual
+ *     x * hardsigmoid(x)), SiLU (x * sigmoid(x)) into the epilogue of the Conv, Gemm or
+ *     MatMul that computes x, and a Relu / Clip after an Add, Sub, Mul or Div (a residual
  *     block's relu(x + skip)) applied by it;
  *   - channels-last storage for Conv outputs read only by CPU-style Convs, or through a
  *     Flatten by a Gemm/MatMul whose constant weights are then permuted to match;
@@ -658,6 +659,39 @@ static cleval_status fuse_gates(cleval_nn *nn, consumers *c)
     return CLEVAL_OK;
 }
 
+/* SiLU (Swish) as PyTorch exports it, y * Sigmoid(y), after fuse_gates a Mul that reads y twice
+ * and gates one side: when y comes from a Conv, Gemm or MatMul with no activation yet and
+ * nothing else reads it, the epilogue computes it (EfficientNet's every Conv). */
+static cleval_status fuse_silu(cleval_nn *nn, consumers *c)
+{
+    cleval_status status = scan_consumers(nn, c);
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *mul = &nn->ops[i];
+        if (!is_plain_binary(mul) || mul->kind != &nn_kind_mul || mul->p.ew.gate != NN_SIGMOID ||
+            mul->in[0] != mul->in[1] || mul->p.ew.lo != -INFINITY || mul->p.ew.hi != INFINITY)
+            continue;
+        int y = mul->in[0];
+        const nn_value *v = &nn->values[y];
+        /* The Mul, reading y twice, is its only reader. */
+        if (v->is_output || v->uses != 2 || c->count[y] != 2 || c->op[y] != (int)i ||
+            v->producer < 0)
+            continue;
+        nn_op *op = &nn->ops[v->producer];
+        nn_epilogue *ep = op->kind == &nn_kind_conv ? &op->p.conv.ep
+                          : op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul
+                              ? &op->p.gemm.ep
+                              : NULL;
+        if (op->dead || !ep || ep->lo != -INFINITY || ep->hi != INFINITY || ep->act != 0 ||
+            op->out[0] != y)
+            continue;
+        ep->act = NN_SILU;
+        absorb(nn, op, mul);
+        append_label(op, "Sigmoid");
+    }
+    return CLEVAL_OK;
+}
+
 /* A Relu or Clip (constant bounds) reading only a binary op's output becomes that op's
  * clamp. */
 static cleval_status fuse_binary_clamps(cleval_nn *nn, consumers *c)
@@ -764,6 +798,7 @@ cleval_status nn_optimise(cleval_nn *nn)
     if (status == CLEVAL_OK) status = fuse_pools(nn, &c);
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
     if (status == CLEVAL_OK) status = fuse_gates(nn, &c);
+    if (status == CLEVAL_OK) status = fuse_silu(nn, &c);
     if (status == CLEVAL_OK) status = fuse_binary_clamps(nn, &c);
     if (status == CLEVAL_OK) drop_unused(nn);
     if (status == CLEVAL_OK) status = choose_layouts(nn, &c);
