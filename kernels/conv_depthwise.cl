@@ -187,7 +187,9 @@ __kernel void conv_dw_planes(__global const X_T *x, int4 xs, __global const W_T 
  * Arguments as conv_dw_planes, then scratch (items planes of plane_stride floats, the last
  * 16 * FLAT_VECTORS + (KW - 1) DW of them slack that over-reading vectors touch), pitch,
  * plane_stride, planes (N * C). */
+#ifndef FLAT_VECTORS
 #define FLAT_VECTORS 4
+#endif
 __kernel void conv_dw_flat(__global const X_T *x, int4 xs, __global const W_T *w,
                            __global const float *bias, __global Y_T *y, int4 ys, int4 dims,
                            int4 odims, int4 geo, int4 dil, __global float *scratch, int pitch,
