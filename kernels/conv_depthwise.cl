@@ -176,20 +176,19 @@ __kernel void conv_dw_planes(__global const X_T *x, int4 xs, __global const W_T 
 
 /* conv_dw_flat: NCHW input at stride 1 (any dilation and pads), the shape of ConvNeXt's 7 x 7
  * and of narrow planes, where conv_dw_planes gathers lane by lane near every border. Each
- * plane is first copied into the work-item's zero-bordered scratch of `pitch` = OW + (KW - 1)
- * DW columns, rows read by the taps only. Outputs are then computed over the flattened scratch
- * positions o = oh * pitch + ow, (pitch - OW) of every `pitch` of them past the row's end and
- * discarded: each tap (kh, kw) reads scratch[o + kh * DH * pitch + kw * DW], one constant
- * offset for every lane, so a vector of 16 positions is one unaligned load per tap whatever
- * the plane's width (rows of 7 and 14 fill whole vectors). FLAT_VECTORS vectors per step
- * keep independent FMA chains. Work-item i takes planes (n, c) = i, i + items, ... of the
- * batch in turn, so the scratch is `items` planes, not the whole input.
+ * plane is copied into the work-item's zero-bordered scratch of `pitch` = OW + (KW - 1) DW
+ * columns and computed over its flattened positions (flat.clh): every tap one unaligned vector
+ * load, FLAT_VECTORS vectors per step as independent FMA chains. Work-item i takes planes
+ * (n, c) = i, i + items, ... of the batch in turn, so the scratch is `items` planes, not the
+ * whole input.
  * Arguments as conv_dw_planes, then scratch (items planes of plane_stride floats, the last
  * 16 * FLAT_VECTORS + (KW - 1) DW of them slack that over-reading vectors touch), pitch,
  * plane_stride, planes (N * C). */
 #ifndef FLAT_VECTORS
 #define FLAT_VECTORS 4
 #endif
+#include "flat.clh"
+
 __kernel void conv_dw_flat(__global const X_T *x, int4 xs, __global const W_T *w,
                            __global const float *bias, __global Y_T *y, int4 ys, int4 dims,
                            int4 odims, int4 geo, int4 dil, __global float *scratch, int pitch,
@@ -201,18 +200,8 @@ __kernel void conv_dw_flat(__global const X_T *x, int4 xs, __global const W_T *w
     __global float *pp = scratch + (long)get_global_id(0) * plane_stride;
     for (int plane = get_global_id(0); plane < planes; plane += get_global_size(0)) {
         const int img = plane / C, c = plane % C;
-        __global const X_T *xc = x + img * xs.x + c * xs.y;
-        for (int r = 0; r < rows; r++) {
-            const int ih = r - geo.z;
-            __global float *pr = pp + r * pitch;
-            for (int col = 0; col < pitch; col++) {
-                const int iw = col - geo.w;
-                pr[col] = ih >= 0 && ih < H && iw >= 0 && iw < W ? LOAD_X(xc, ih * xs.z + iw * xs.w)
-                                                                 : 0.0f;
-            }
-        }
-        for (int i = rows * pitch; i < plane_stride; i++)
-            pp[i] = 0.0f;
+        flat_copy_plane(pp, x + img * xs.x + c * xs.y, xs.z, xs.w, H, W, rows, pitch, geo.z, geo.w,
+                        plane_stride, 0.0f);
         __global const W_T *wc = w + c * KH * KW;
         __global Y_T *yc = y + img * ys.x + c * ys.y;
         const float b = bias[c];
@@ -230,27 +219,11 @@ __kernel void conv_dw_flat(__global const X_T *x, int4 xs, __global const W_T *w
                         acc[v] = fma(vload16(v, row + kw * dil.y), wt, acc[v]);
                 }
             }
-            /* The positions that are outputs: a whole vector store where 16 of a row are
-             * adjacent in y, else lane by lane. */
             for (int v = 0; v < FLAT_VECTORS; v++) {
 #if CLAMP
                 acc[v] = activate16(acc[v], lo, hi);
 #endif
-                const int o = base + 16 * v, oh = o / pitch, ow = o % pitch;
-                if (oh >= OH) break;
-                if (ow + 16 <= OW && ys.w == 1) {
-                    STORE16_Y(acc[v], yc + oh * ys.z, ow);
-                    continue;
-                }
-                float t[16];
-                vstore16(acc[v], 0, t);
-                for (int l = 0, h = oh, col = ow; l < 16 && h < OH; l++) {
-                    if (col < OW) STORE_Y(t[l], yc, h * ys.z + col * ys.w);
-                    if (++col == pitch) {
-                        col = 0;
-                        h++;
-                    }
-                }
+                flat_store16(acc[v], yc, ys.z, ys.w, base + 16 * v, pitch, OH, OW);
             }
         }
     }
