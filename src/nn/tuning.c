@@ -112,9 +112,11 @@ static void derive(const cleval_device *dev, cleval_kernel_variant variant, nn_t
     t->gpu_conv_tile = 0;
     t->gpu_gemm_tile = 0;
     t->gpu_groups = 4;
-    /* CPU-style: a recurrence work-group runs 8 batch rows, so each recurrent weight it reads
-     * (the whole R every time step) serves 8 rows; GPU-style: one row, many work-groups. */
-    t->rnn_rows = variant == CLEVAL_VARIANT_GPU ? 1 : 8;
+    /* CPU-style: a recurrence work-group runs several batch rows, so each recurrent weight it
+     * reads (the whole R every time step) serves them all; their float16 accumulators must stay
+     * in registers: 8 with 512-bit vectors (8 of the 32), 4 with 256-bit ones (8 of the 16).
+     * GPU-style: one row, many work-groups. */
+    t->rnn_rows = variant == CLEVAL_VARIANT_GPU ? 1 : width >= 16 ? 8 : 4;
     if (variant == CLEVAL_VARIANT_GPU) t->local_1d = t->local_1d < 64 ? t->local_1d : 64;
 }
 
