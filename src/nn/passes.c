@@ -109,6 +109,31 @@ static cleval_status remove_identities(cleval_nn *nn)
 void nn_batchnorm_coefficients(const float *scale, const float *bias, const float *mean,
                                const float *var, float epsilon, uint64_t c, float *s, float *t);
 
+/* Gives op the folded weights w (shape ws, input 1) and bias b (n values, input 2) in place of
+ * its own, and absorbs the BatchNormalization bn whose statistics they carry. Takes w and b. */
+static cleval_status adopt_folded(cleval_nn *nn, nn_op *op, nn_op *bn, float *w, const nn_shape *ws,
+                                  float *b, int64_t n)
+{
+    char name[300];
+    snprintf(name, sizeof name, "%s/folded_W", op->name);
+    int wi = nn_add_const(nn, name, ws, w);
+    nn_shape bs = {1, {n}};
+    snprintf(name, sizeof name, "%s/folded_B", op->name);
+    int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, b);
+    if (wi < 0) free(b);
+    if (bi < 0) return CLEVAL_ERR_NOMEM;
+    nn->values[op->in[1]].uses--;
+    if (op->n_in > 2 && op->in[2] >= 0) nn->values[op->in[2]].uses--;
+    for (uint32_t i = 1; i < 5; i++)
+        nn->values[bn->in[i]].uses--;
+    op->in[1] = wi;
+    op->in[2] = bi;
+    op->n_in = 3;
+    nn->values[wi].uses = nn->values[bi].uses = 1;
+    absorb(nn, op, bn);
+    return CLEVAL_OK;
+}
+
 static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
 {
     nn_conv_params *p = &conv->p.conv;
@@ -132,25 +157,13 @@ static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
             nw[c * per + j] = w->f32[c * per + j] * s[c];
         nb[c] = (float)((old_b ? (double)old_b[c] : 0.0) * s[c] + t[c]);
     }
-    nn_shape ws = w->shape, bs = {1, {(int64_t)co}};
-    char name[300];
-    snprintf(name, sizeof name, "%s/folded_W", conv->name);
-    int wi = nn_add_const(nn, name, &ws, nw);
-    snprintf(name, sizeof name, "%s/folded_B", conv->name);
-    int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, nb);
-    if (wi < 0) free(nb);
     free(s);
     free(t);
-    if (bi < 0) return CLEVAL_ERR_NOMEM;
-    nn->values[conv->in[1]].uses--;
-    if (conv->in[2] >= 0) nn->values[conv->in[2]].uses--;
-    for (uint32_t i = 1; i < 5; i++)
-        nn->values[bn->in[i]].uses--;
-    conv->in[1] = p->weight = wi;
-    conv->in[2] = p->bias = bi;
-    conv->n_in = 3;
-    nn->values[wi].uses = nn->values[bi].uses = 1;
-    absorb(nn, conv, bn);
+    nn_shape ws = w->shape;
+    cleval_status status = adopt_folded(nn, conv, bn, nw, &ws, nb, (int64_t)co);
+    if (status != CLEVAL_OK) return status;
+    p->weight = conv->in[1];
+    p->bias = conv->in[2];
     return CLEVAL_OK;
 }
 
@@ -189,27 +202,11 @@ static cleval_status fold_batchnorm_into_gemm(cleval_nn *nn, nn_op *gemm, nn_op 
         double cj = c ? (double)c->f32[c->count == 1 ? 0 : j] : 0.0;
         nc[j] = (float)((double)p->beta * cj * s[j] + t[j]);
     }
-    nn_shape bs = b->shape, cs = {1, {n}};
-    char name[300];
-    snprintf(name, sizeof name, "%s/folded_B", gemm->name);
-    int bi = nn_add_const(nn, name, &bs, nb);
-    snprintf(name, sizeof name, "%s/folded_C", gemm->name);
-    int ci = bi < 0 ? -1 : nn_add_const(nn, name, &cs, nc);
-    if (bi < 0) free(nc);
     free(s);
     free(t);
-    if (ci < 0) return CLEVAL_ERR_NOMEM;
-    nn->values[gemm->in[1]].uses--;
-    if (c) nn->values[gemm->in[2]].uses--;
-    for (uint32_t i = 1; i < 5; i++)
-        nn->values[bn->in[i]].uses--;
-    gemm->in[1] = bi;
-    gemm->in[2] = ci;
-    gemm->n_in = 3;
+    nn_shape bs = b->shape;
     p->beta = 1.0f;
-    nn->values[bi].uses = nn->values[ci].uses = 1;
-    absorb(nn, gemm, bn);
-    return CLEVAL_OK;
+    return adopt_folded(nn, gemm, bn, nb, &bs, nc, n);
 }
 
 /* A MatMul by a constant matrix whose only reader adds a constant vector of one value per
