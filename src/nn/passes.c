@@ -109,6 +109,27 @@ static cleval_status remove_identities(cleval_nn *nn)
 void nn_batchnorm_coefficients(const float *scale, const float *bias, const float *mean,
                                const float *var, float epsilon, uint64_t c, float *s, float *t);
 
+/* The BatchNormalization bn's per-channel scale s and shift t over n channels, and room for
+ * the folded weights (w_count) and bias (n). Out of memory: all freed, the failure set. */
+static cleval_status fold_buffers(cleval_nn *nn, nn_op *bn, uint64_t n, uint64_t w_count, float **s,
+                                  float **t, float **w, float **b)
+{
+    *s = malloc(n * sizeof **s);
+    *t = malloc(n * sizeof **t);
+    *w = malloc(w_count * sizeof **w);
+    *b = malloc(n * sizeof **b);
+    if (!*s || !*t || !*w || !*b) {
+        free(*s);
+        free(*t);
+        free(*w);
+        free(*b);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory folding BatchNormalization");
+    }
+    nn_batchnorm_coefficients(nn_in(nn, bn, 1)->f32, nn_in(nn, bn, 2)->f32, nn_in(nn, bn, 3)->f32,
+                              nn_in(nn, bn, 4)->f32, bn->p.ew.epsilon, n, *s, *t);
+    return CLEVAL_OK;
+}
+
 /* Gives op the folded weights w (shape ws, input 1) and bias b (n values, input 2) in place of
  * its own, and absorbs the BatchNormalization bn whose statistics they carry. Takes w and b. */
 static cleval_status adopt_folded(cleval_nn *nn, nn_op *op, nn_op *bn, float *w, const nn_shape *ws,
@@ -140,17 +161,9 @@ static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
     const nn_value *w = &nn->values[p->weight];
     uint64_t co = (uint64_t)w->shape.d[0], per = w->count / co;
     if (nn_in(nn, bn, 1)->count != co) return CLEVAL_OK; /* infer will name the mismatch */
-    float *s = malloc(co * sizeof *s), *t = malloc(co * sizeof *t);
-    float *nw = malloc(w->count * sizeof *nw), *nb = malloc(co * sizeof *nb);
-    if (!s || !t || !nw || !nb) {
-        free(s);
-        free(t);
-        free(nw);
-        free(nb);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory folding BatchNormalization");
-    }
-    nn_batchnorm_coefficients(nn_in(nn, bn, 1)->f32, nn_in(nn, bn, 2)->f32, nn_in(nn, bn, 3)->f32,
-                              nn_in(nn, bn, 4)->f32, bn->p.ew.epsilon, co, s, t);
+    float *s, *t, *nw, *nb;
+    cleval_status status = fold_buffers(nn, bn, co, w->count, &s, &t, &nw, &nb);
+    if (status != CLEVAL_OK) return status;
     const float *old_b = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
     for (uint64_t c = 0; c < co; c++) {
         for (uint64_t j = 0; j < per; j++)
@@ -160,7 +173,7 @@ static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
     free(s);
     free(t);
     nn_shape ws = w->shape;
-    cleval_status status = adopt_folded(nn, conv, bn, nw, &ws, nb, (int64_t)co);
+    status = adopt_folded(nn, conv, bn, nw, &ws, nb, (int64_t)co);
     if (status != CLEVAL_OK) return status;
     p->weight = conv->in[1];
     p->bias = conv->in[2];
@@ -183,17 +196,9 @@ static cleval_status fold_batchnorm_into_gemm(cleval_nn *nn, nn_op *gemm, nn_op 
     if (c && (c->kind != NN_VALUE_CONST || !c->f32 || (c->count != 1 && c->count != (uint64_t)n) ||
               (c->shape.rank == 2 && c->shape.d[0] != 1)))
         return CLEVAL_OK;
-    float *s = malloc((size_t)n * sizeof *s), *t = malloc((size_t)n * sizeof *t);
-    float *nb = malloc(b->count * sizeof *nb), *nc = malloc((size_t)n * sizeof *nc);
-    if (!s || !t || !nb || !nc) {
-        free(s);
-        free(t);
-        free(nb);
-        free(nc);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory folding BatchNormalization");
-    }
-    nn_batchnorm_coefficients(nn_in(nn, bn, 1)->f32, nn_in(nn, bn, 2)->f32, nn_in(nn, bn, 3)->f32,
-                              nn_in(nn, bn, 4)->f32, bn->p.ew.epsilon, (uint64_t)n, s, t);
+    float *s, *t, *nb, *nc;
+    cleval_status status = fold_buffers(nn, bn, (uint64_t)n, b->count, &s, &t, &nb, &nc);
+    if (status != CLEVAL_OK) return status;
     for (int64_t j = 0; j < n; j++) {
         for (int64_t i = 0; i < k; i++) {
             int64_t at = p->trans_b ? j * k + i : i * n + j;
