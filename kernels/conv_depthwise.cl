@@ -18,7 +18,11 @@
  *                       output columns of one channel, the tap's weight broadcast; stride 1
  *                       reads one unaligned vector, stride 2 two vectors and keeps the even
  *                       lanes. + no transposition of an NCHW input; - vectors that touch the
- *                       zero border (or other strides) gather lane by lane.
+ *                       zero border (or other strides) gather lane by lane: the host uses it
+ *                       for strides above 1 only.
+ *            conv_dw_flat  NCHW input at stride 1: each plane copied into a zero-bordered
+ *                       scratch, a vector is 16 consecutive scratch positions (several rows
+ *                       of a narrow plane), every tap one unaligned load (below).
  * Layout     x and y at any element strides (n, c, h, w) (xs, ys; conv_dw_channels needs
  *            xs.c == 1, conv_dw_planes xs.w == 1); a store is one vector when the output's
  *            vector direction is contiguous, else lane by lane.
@@ -77,8 +81,7 @@ __kernel void conv_dw_channels(__global const X_T *x, int4 xs, __global const W_
 {
     int img = get_global_id(1);
     int oh0 = get_global_id(0) * rows_per_item, oh1 = min(odims.x, oh0 + rows_per_item);
-    int C = dims.x, H = dims.y, W = dims.z, CP = dims.w, OW = odims.y, KH = odims.z,
-        KW = odims.w;
+    int C = dims.x, H = dims.y, W = dims.z, CP = dims.w, OW = odims.y, KH = odims.z, KW = odims.w;
     __global const X_T *xi = x + img * xs.x;
     __global Y_T *yi = y + img * ys.x;
     for (int oh = oh0; oh < oh1; oh++) {
@@ -124,8 +127,7 @@ __kernel void conv_dw_channels(__global const X_T *x, int4 xs, __global const W_
  * c-major, [i * lines_per_item, (i + 1) * lines_per_item) of image n. */
 __kernel void conv_dw_planes(__global const X_T *x, int4 xs, __global const W_T *w,
                              __global const float *bias, __global Y_T *y, int4 ys, int4 dims,
-                             int4 odims, int4 geo, int4 dil, int lines_per_item, float lo,
-                             float hi)
+                             int4 odims, int4 geo, int4 dil, int lines_per_item, float lo, float hi)
 {
     int img = get_global_id(1);
     int OH = odims.x, OW = odims.y, KH = odims.z, KW = odims.w;
@@ -149,9 +151,9 @@ __kernel void conv_dw_planes(__global const X_T *x, int4 xs, __global const W_T 
                     if (iw0 >= 0 && SW == 1 && iw0 + 16 <= W) {
                         xv = LOAD16_X(row, iw0);
                     } else if (iw0 >= 0 && SW == 2 && iw0 + 32 <= W) {
-                        xv = shuffle2(LOAD16_X(row, iw0), LOAD16_X(row, iw0 + 16),
-                                      (uint16)(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                               28, 30));
+                        xv = shuffle2(
+                            LOAD16_X(row, iw0), LOAD16_X(row, iw0 + 16),
+                            (uint16)(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
                     } else {
                         /* The zero border, another stride, or the row's end: lane by lane. */
                         float t[16];
@@ -168,6 +170,61 @@ __kernel void conv_dw_planes(__global const X_T *x, int4 xs, __global const W_T 
             acc = activate16(acc, lo, hi);
 #endif
             store_lanes(yr + ow0 * ys.w, ys.w, min(16, OW - ow0), acc);
+        }
+    }
+}
+
+/* conv_dw_flat: NCHW input at stride 1 (any dilation and pads), the shape of ConvNeXt's 7 x 7
+ * and of narrow planes, where conv_dw_planes gathers lane by lane near every border. Each
+ * plane is copied into the work-item's zero-bordered scratch of `pitch` = OW + (KW - 1) DW
+ * columns and computed over its flattened positions (flat.clh): every tap one unaligned vector
+ * load, FLAT_VECTORS vectors per step as independent FMA chains. Work-item i takes planes
+ * (n, c) = i, i + items, ... of the batch in turn, so the scratch is `items` planes, not the
+ * whole input.
+ * Arguments as conv_dw_planes, then scratch (items planes of plane_stride floats, the last
+ * 16 * FLAT_VECTORS + (KW - 1) DW of them slack that over-reading vectors touch), pitch,
+ * plane_stride, planes (N * C). */
+#ifndef FLAT_VECTORS
+#define FLAT_VECTORS 4
+#endif
+#include "flat.clh"
+
+__kernel void conv_dw_flat(__global const X_T *x, int4 xs, __global const W_T *w,
+                           __global const float *bias, __global Y_T *y, int4 ys, int4 dims,
+                           int4 odims, int4 geo, int4 dil, __global float *scratch, int pitch,
+                           int plane_stride, int planes, float lo, float hi)
+{
+    const int C = dims.x, H = dims.y, W = dims.z;
+    const int OH = odims.x, OW = odims.y, KH = odims.z, KW = odims.w;
+    const int rows = OH + (KH - 1) * dil.x, total = OH * pitch;
+    __global float *pp = scratch + (long)get_global_id(0) * plane_stride;
+    for (int plane = get_global_id(0); plane < planes; plane += get_global_size(0)) {
+        const int img = plane / C, c = plane % C;
+        flat_copy_plane(pp, x + img * xs.x + c * xs.y, xs.z, xs.w, H, W, rows, pitch, geo.z, geo.w,
+                        plane_stride, 0.0f);
+        __global const W_T *wc = w + c * KH * KW;
+        __global Y_T *yc = y + img * ys.x + c * ys.y;
+        const float b = bias[c];
+        for (int base = 0; base < total; base += 16 * FLAT_VECTORS) {
+            float16 acc[FLAT_VECTORS];
+#pragma unroll
+            for (int v = 0; v < FLAT_VECTORS; v++)
+                acc[v] = (float16)(b);
+            for (int kh = 0; kh < KH; kh++) {
+                __global const float *row = pp + base + kh * dil.x * pitch;
+                for (int kw = 0; kw < KW; kw++) {
+                    const float16 wt = (float16)(LOAD_W(wc, kh * KW + kw));
+#pragma unroll
+                    for (int v = 0; v < FLAT_VECTORS; v++)
+                        acc[v] = fma(vload16(v, row + kw * dil.y), wt, acc[v]);
+                }
+            }
+            for (int v = 0; v < FLAT_VECTORS; v++) {
+#if CLAMP
+                acc[v] = activate16(acc[v], lo, hi);
+#endif
+                flat_store16(acc[v], yc, ys.z, ys.w, base + 16 * v, pitch, OH, OW);
+            }
         }
     }
 }
