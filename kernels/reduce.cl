@@ -9,6 +9,9 @@
  *            layer_norm  one row per work-item: the mean (compensated sum), then the variance
  *                        as the mean of (x - mean)^2 (two passes: no cancellation), then
  *                        y = (x - mean) / sqrt(var + eps) * scale + bias; all in float.
+ *            reduce_rows (CPU family) reduce where each output reduces a contiguous row (the
+ *                        reduced axes trailing): the row on float16 vectors, 16 compensated
+ *                        partial sums (or maxima) folded as layer_norm_rows does.
  *            layer_norm_rows  (CPU family) layer_norm with each pass over the row on float16
  *                        vectors: 16 compensated partial sums, merged lane by lane (again
  *                        compensated) with the scalar tail of a row whose length is not a
@@ -193,4 +196,55 @@ __kernel void layer_norm_rows(__global const X_T *x, __global Y_T *y, __global c
         float d = (LOAD_X(row, j) - mean) * inv;
         STORE_Y(fma(d, scale[j * scale_step], bias[j * bias_step]), out, j);
     }
+}
+
+/* ---- reduce_rows (CPU family) ---- */
+
+#if REDUCE_OP == REDUCE_MAX || REDUCE_OP == REDUCE_MIN
+#if REDUCE_OP == REDUCE_MAX
+#define BEATS(v, acc) ((v) > (acc))
+#else
+#define BEATS(v, acc) ((v) < (acc))
+#endif
+/* ACC_ADD on 16 lanes: a NaN lane stays NaN (nothing beats it), as in the scalar loop. */
+#define ACC_ADD16(acc, c, v) ((acc) = select((acc), (v), isnan(v) | BEATS(v, acc)))
+#define ACC_MERGE(acc, c, sum, c1) fold_extreme16(acc, sum)
+static inline float fold_extreme16(float16 acc16, float acc)
+{
+    float l[16];
+    vstore16(acc16, 0, l);
+    for (int i = 0; i < 16; i++)
+        ACC_ADD(acc, c_unused, l[i]);
+    return acc;
+}
+#else
+#if REDUCE_OP == REDUCE_L2
+#define ACC_ADD16(acc, c, v) kahan_add16(&(acc), &(c), (v) * (v))
+#else
+#define ACC_ADD16(acc, c, v) kahan_add16(&(acc), &(c), (v))
+#endif
+#define ACC_MERGE(acc, c, sum, c1) kahan_merge16(acc, c, sum, c1)
+#endif
+
+__kernel void reduce_rows(__global const X_T *x, __global Y_T *y, uint n, uint len)
+{
+    uint i = get_global_id(0);
+    if (i >= n) return;
+    __global const X_T *row = x + (size_t)i * len;
+    uint body = len & ~15u; /* the elements the vector loop covers */
+    float16 acc16 = (float16)(ACC_INIT), c16 = (float16)(0.0f);
+    for (uint j = 0; j < body; j += 16)
+        ACC_ADD16(acc16, c16, LOAD16_X(row, j));
+    float acc = ACC_INIT, c = 0.0f;
+    for (uint j = body; j < len; j++) {
+        float v = LOAD_X(row, j);
+        ACC_ADD(acc, c, v);
+    }
+    acc = ACC_MERGE(acc16, c16, acc, c);
+#if REDUCE_OP == REDUCE_MEAN
+    acc = acc / (float)len;
+#elif REDUCE_OP == REDUCE_L2
+    acc = sqrt(acc);
+#endif
+    STORE_Y(acc, y, i);
 }

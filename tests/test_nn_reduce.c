@@ -206,6 +206,13 @@ static const reduce_case REDUCE_CASES[] = {
     {2, {257, 5}, 1, {-1}, -1, 1},                         /* 257 outputs: a work-group + 1 */
     {8, {2, 3, 2, 3, 2, 3, 2, 3}, 4, {1, 3, 5, 7}, -1, 1}, /* 4 kept and 4 reduced runs */
     {2, {2, 4099}, 1, {1}, 1000, 1001}, /* long rows far from 0: a plain sum drifts */
+    /* trailing axes, the CPU family's reduce_rows: rows 1, a prime, a CPU work-group + 1;
+     * lengths 1, 7 (a tail only), 256 (vectors only), 1000 and 1025 (both) */
+    {2, {1, 1000}, 1, {-1}, -1, 1},
+    {2, {13, 7}, 1, {1}, -1, 1},
+    {3, {257, 16, 16}, 2, {1, 2}, -1, 1},
+    {2, {13, 1025}, 1, {-1}, -1, 1},
+    {2, {257, 1}, 1, {1}, -1, 1},
 };
 
 static void test_reductions(void **state)
@@ -226,10 +233,72 @@ static void test_reductions_fp16(void **state)
         {3, {3, 5, 7}, 1, {-1}, 0.1f, 2},
         {4, {2, 3, 17, 19}, 2, {2, 3}, 0.1f, 2},
         {2, {257, 5}, 2, {0, 1}, 0.1f, 2},
+        {2, {13, 1025}, 1, {1}, 0.1f, 2}, /* reduce_rows: vectors and a tail */
     };
     for (int kind = R_SUM; kind <= R_L2; kind++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             check_reduce(&cases[i], (reduce_kind)kind, 18, true, CLEVAL_NN_FP16);
+}
+
+/* reduce_rows keeps the scalar loop's NaN rule: a NaN anywhere in a row (in a vector lane or in
+ * the tail) makes its max and min NaN; an infinity wins over finite values. */
+static void test_reduce_rows_nonfinite(void **state)
+{
+    (void)state;
+    int64_t dims[2] = {4, 37}, odims[2] = {4, 1};
+    float *x = random_array(4 * 37, -1, 1);
+    x[0 * 37 + 5] = NAN;       /* in a vector lane */
+    x[1 * 37 + 35] = NAN;      /* in the tail */
+    x[2 * 37 + 20] = INFINITY; /* max inf */
+    x[3 * 37 + 3] = -INFINITY; /* min -inf */
+    for (int kind = R_MAX; kind <= R_MIN; kind++) {
+        reduce_case c = {2, {4, 37}, 1, {-1}, -1, 1};
+        cleval_onnx_model *m = reduce_model(&c, (reduce_kind)kind, 18, true, false);
+        for (size_t v = 0; v < N_VARIANTS; v++) {
+            cleval_nn_tensor in = tensor(2, dims, x), out = {0};
+            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+            assert_shape(&out, 2, odims);
+            const float *y = out.data;
+            double best2 = kind == R_MAX ? INFINITY : 1.0, best3 = kind == R_MAX ? 1.0 : -INFINITY;
+            if (!isnan(y[0]) || !isnan(y[1]))
+                fail_msg("%s (%s): rows with a NaN gave %g and %g", REDUCE_NAMES[kind],
+                         cleval_variant_name(VARIANTS[v]), y[0], y[1]);
+            if ((kind == R_MAX && y[2] != best2) || (kind == R_MIN && y[3] != best3))
+                fail_msg("%s (%s): the infinity lost (%g, %g)", REDUCE_NAMES[kind],
+                         cleval_variant_name(VARIANTS[v]), y[2], y[3]);
+            free(out.data);
+        }
+        builder_free(m);
+    }
+    free(x);
+}
+
+/* The kernel a reduction runs: reduce_rows on the CPU family where the reduced axes are the
+ * trailing ones, reduce otherwise (other axes, or the GPU family). */
+static void test_reduce_kernel_per_family(void **state)
+{
+    (void)state;
+    for (size_t v = 0; v < N_VARIANTS; v++)
+        for (int64_t axis = 1; axis <= 2; axis++) {
+            reduce_case c = {3, {2, 3, 40}, 1, {axis}, -1, 1};
+            cleval_onnx_model *m = reduce_model(&c, R_MEAN, 18, true, false);
+            cleval_device_set_variant(test_device(), VARIANTS[v]);
+            cleval_nn_options options = {.general = true};
+            cleval_nn *nn;
+            assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+            const char *want =
+                VARIANTS[v] == CLEVAL_VARIANT_CPU && axis == 2 ? "reduce_rows" : "reduce";
+            const char *got = NULL;
+            for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
+                if (strcmp(cleval_nn_layer_at(nn, i)->op, "ReduceMean") == 0)
+                    got = cleval_nn_layer_at(nn, i)->kernel;
+            if (!got || strcmp(got, want) != 0)
+                fail_msg("ReduceMean axis %lld (%s) ran %s, expected %s", (long long)axis,
+                         cleval_variant_name(VARIANTS[v]), got ? got : "nothing", want);
+            cleval_nn_destroy(nn);
+            cleval_device_set_variant(test_device(), VARIANTS[0]);
+            builder_free(m);
+        }
 }
 
 /* A sum over no elements is 0, max -inf, min +inf; a reduction with nothing kept is empty. */
@@ -805,6 +874,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_reductions_fp16),
+        cmocka_unit_test(test_reduce_rows_nonfinite),
+        cmocka_unit_test(test_reduce_kernel_per_family),
         cmocka_unit_test(test_reduce_empty),
         cmocka_unit_test(test_reduce_noop),
         cmocka_unit_test(test_reduce_refusals),

@@ -1,9 +1,10 @@
 /* Reductions (ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2) over any set of axes, and
  * LayerNormalization over the trailing axes. kernels/reduce.cl: one output element (or one
  * normalised row) per work-item, float accumulation with compensated sums; on the CPU family
- * LayerNormalization walks its row on float16 vectors (layer_norm_rows). The axes are an attribute
- * before ReduceSum-13 and the others' opset 18, an input from then on: a constant, or a host value
- * computed from shapes and read at each inference. */
+ * a reduction of contiguous rows and LayerNormalization walk each row on float16 vectors
+ * (reduce_rows, layer_norm_rows). The axes are an attribute before ReduceSum-13 and the
+ * others' opset 18, an input from then on: a constant, or a host value computed from shapes
+ * and read at each inference. */
 #include "nn_internal.h"
 
 #include <assert.h>
@@ -125,16 +126,6 @@ static cleval_status reduce_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-static cleval_status reduce_prepare(cleval_nn *nn, nn_op *op)
-{
-    char options[96];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    size_t used = strlen(options);
-    snprintf(options + used, sizeof options - used, " -DREDUCE_OP=%d", op->p.reduce.op);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "reduce");
-    return nn_kernel(nn, op, "reduce", options, "reduce", &op->k[0]);
-}
-
 /* The input's axes grouped into runs of kept or reduced axes (size-1 axes dropped; a run is
  * contiguous in row-major order), right-aligned into the kernel's 4 + 4 slots. */
 typedef struct reduce_groups {
@@ -181,6 +172,35 @@ static void group_axes(const nn_shape *x, uint32_t mask, reduce_groups *g)
     }
 }
 
+/* Each output reduces one contiguous row (the reduced axes are the trailing ones): output i
+ * reads elements [i * reduced, (i + 1) * reduced). */
+static bool reduces_rows(const reduce_groups *g)
+{
+    return g->red_dims[0] == 1 && g->red_dims[1] == 1 && g->red_dims[2] == 1 &&
+           g->red_strides[3] == 1;
+}
+
+/* CPU family: also reduce_rows (k[1]) where each output reduces a contiguous row at the shapes
+ * of now; the launch checks again, with the shapes of each batch. */
+static cleval_status reduce_prepare(cleval_nn *nn, nn_op *op)
+{
+    char options[96];
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
+    size_t used = strlen(options);
+    snprintf(options + used, sizeof options - used, " -DREDUCE_OP=%d", op->p.reduce.op);
+    const nn_value *x = nn_in(nn, op, 0);
+    uint32_t mask;
+    cleval_status status = reduce_mask(nn, op, x->shape.rank, &mask);
+    if (status != CLEVAL_OK) return status;
+    reduce_groups g;
+    group_axes(&x->shape, mask, &g);
+    bool rows = nn->variant == CLEVAL_VARIANT_CPU && reduces_rows(&g);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, rows ? "reduce_rows" : "reduce");
+    if ((status = nn_kernel(nn, op, "reduce", options, "reduce", &op->k[0])) != CLEVAL_OK || !rows)
+        return status;
+    return nn_kernel(nn, op, "reduce", options, "reduce_rows", &op->k[1]);
+}
+
 static cleval_status reduce_launch(cleval_nn *nn, nn_op *op)
 {
     const nn_value *x = nn_in(nn, op, 0), *y = nn_out(nn, op, 0);
@@ -190,6 +210,15 @@ static cleval_status reduce_launch(cleval_nn *nn, nn_op *op)
     if (status != CLEVAL_OK) return status;
     reduce_groups g;
     group_axes(&x->shape, mask, &g);
+    if (op->k[1] && reduces_rows(&g)) {
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+        cleval_kernel_arg_uint(&a, (uint32_t)y->count);
+        cleval_kernel_arg_uint(&a, (uint32_t)g.reduced);
+        size_t local = nn_local_rows(nn, y->count), global = (size_t)y->count;
+        return nn_enqueue(nn, op, &a, 1, &global, &local);
+    }
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
