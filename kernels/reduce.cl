@@ -12,6 +12,10 @@
  *            reduce_rows (CPU family) reduce where each output reduces a contiguous row (the
  *                        reduced axes trailing): the row on float16 vectors, 16 compensated
  *                        partial sums (or maxima) folded as layer_norm_rows does.
+ *            reduce_cols (CPU family) reduce where the reduced axes form one run with kept axes
+ *                        inside it (a mean over the positions of [N, L, C]): 16 adjacent
+ *                        outputs per work-item, one float16 lane each, so the walk over the
+ *                        reduced run is one vector load per step and needs no merge.
  *            layer_norm_rows  (CPU family) layer_norm with each pass over the row on float16
  *                        vectors: 16 compensated partial sums, merged lane by lane (again
  *                        compensated) with the scalar tail of a row whose length is not a
@@ -247,4 +251,43 @@ __kernel void reduce_rows(__global const X_T *x, __global Y_T *y, uint n, uint l
     acc = sqrt(acc);
 #endif
     STORE_Y(acc, y, i);
+}
+
+/* ---- reduce_cols (CPU family) ---- */
+
+/* x viewed as [outer][len][inner], y as [outer][inner]: output i reduces the len elements at
+ * stride inner from (i / inner) * len * inner + i % inner. A work-item takes outputs
+ * i0 .. i0 + 15; where they do not lie in one inner run (inner not a multiple of 16, the
+ * last outputs) it goes output by output. */
+__kernel void reduce_cols(__global const X_T *x, __global Y_T *y, uint n, uint len, uint inner)
+{
+    uint i0 = get_global_id(0) * 16;
+    if (i0 >= n) return;
+    if (n - i0 >= 16 && i0 % inner + 16 <= inner) {
+        __global const X_T *col = x + (size_t)(i0 / inner) * len * inner + i0 % inner;
+        float16 acc = (float16)(ACC_INIT), c = (float16)(0.0f);
+        for (uint r = 0; r < len; r++)
+            ACC_ADD16(acc, c, LOAD16_X(col, (size_t)r * inner));
+#if REDUCE_OP == REDUCE_MEAN
+        acc = acc / (float)len;
+#elif REDUCE_OP == REDUCE_L2
+        acc = sqrt(acc);
+#endif
+        STORE16_Y(acc, y, i0);
+        return;
+    }
+    for (uint i = i0; i < n && i < i0 + 16; i++) {
+        __global const X_T *col = x + (size_t)(i / inner) * len * inner + i % inner;
+        float acc = ACC_INIT, c = 0.0f;
+        for (uint r = 0; r < len; r++) {
+            float v = LOAD_X(col, (size_t)r * inner);
+            ACC_ADD(acc, c, v);
+        }
+#if REDUCE_OP == REDUCE_MEAN
+        acc = acc / (float)len;
+#elif REDUCE_OP == REDUCE_L2
+        acc = sqrt(acc);
+#endif
+        STORE_Y(acc, y, i);
+    }
 }

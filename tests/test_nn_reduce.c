@@ -213,6 +213,12 @@ static const reduce_case REDUCE_CASES[] = {
     {3, {257, 16, 16}, 2, {1, 2}, -1, 1},
     {2, {13, 1025}, 1, {-1}, -1, 1},
     {2, {257, 1}, 1, {1}, -1, 1},
+    /* one reduced run with kept axes inside it, the CPU family's reduce_cols: 16 outputs per
+     * work-item, whole (inner 48, 32) or not (inner 17, 7) */
+    {3, {2, 7, 48}, 1, {1}, -1, 1},
+    {3, {13, 5, 17}, 1, {-2}, -1, 1},
+    {3, {1, 1000, 32}, 1, {1}, -1, 1},
+    {4, {3, 2, 3, 7}, 2, {0, 1}, -1, 1},
 };
 
 static void test_reductions(void **state)
@@ -234,66 +240,91 @@ static void test_reductions_fp16(void **state)
         {4, {2, 3, 17, 19}, 2, {2, 3}, 0.1f, 2},
         {2, {257, 5}, 2, {0, 1}, 0.1f, 2},
         {2, {13, 1025}, 1, {1}, 0.1f, 2}, /* reduce_rows: vectors and a tail */
+        {3, {3, 9, 40}, 1, {1}, 0.1f, 2}, /* reduce_cols: whole runs and a partial one */
     };
     for (int kind = R_SUM; kind <= R_L2; kind++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             check_reduce(&cases[i], (reduce_kind)kind, 18, true, CLEVAL_NN_FP16);
 }
 
-/* reduce_rows keeps the scalar loop's NaN rule: a NaN anywhere in a row (in a vector lane or in
- * the tail) makes its max and min NaN; an infinity wins over finite values. */
-static void test_reduce_rows_nonfinite(void **state)
+/* reduce_rows and reduce_cols keep the scalar loop's NaN rule: a NaN anywhere in what an
+ * output reduces (a vector lane or the tail of a row; any step of a column) makes its max and
+ * min NaN; an infinity wins over finite values. x [4, 37]: rows 0 and 1 hold a NaN, row 2 +inf,
+ * row 3 -inf; reduced along axis 1 (rows) and, transposed as [37, 4] -> [1, 37, 16] columns
+ * of the same values, along axis 1 of that. */
+static void check_nonfinite(bool cols, reduce_kind kind, const float *rows)
 {
-    (void)state;
-    int64_t dims[2] = {4, 37}, odims[2] = {4, 1};
-    float *x = random_array(4 * 37, -1, 1);
-    x[0 * 37 + 5] = NAN;       /* in a vector lane */
-    x[1 * 37 + 35] = NAN;      /* in the tail */
-    x[2 * 37 + 20] = INFINITY; /* max inf */
-    x[3 * 37 + 3] = -INFINITY; /* min -inf */
-    for (int kind = R_MAX; kind <= R_MIN; kind++) {
-        reduce_case c = {2, {4, 37}, 1, {-1}, -1, 1};
-        cleval_onnx_model *m = reduce_model(&c, (reduce_kind)kind, 18, true, false);
-        for (size_t v = 0; v < N_VARIANTS; v++) {
-            cleval_nn_tensor in = tensor(2, dims, x), out = {0};
-            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
-            assert_shape(&out, 2, odims);
-            const float *y = out.data;
-            double best2 = kind == R_MAX ? INFINITY : 1.0, best3 = kind == R_MAX ? 1.0 : -INFINITY;
-            if (!isnan(y[0]) || !isnan(y[1]))
-                fail_msg("%s (%s): rows with a NaN gave %g and %g", REDUCE_NAMES[kind],
-                         cleval_variant_name(VARIANTS[v]), y[0], y[1]);
-            if ((kind == R_MAX && y[2] != best2) || (kind == R_MIN && y[3] != best3))
-                fail_msg("%s (%s): the infinity lost (%g, %g)", REDUCE_NAMES[kind],
-                         cleval_variant_name(VARIANTS[v]), y[2], y[3]);
-            free(out.data);
+    int64_t rdims[2] = {4, 37}, cdims[3] = {1, 37, 16};
+    float *x = malloc(37 * 16 * sizeof *x);
+    assert_non_null(x);
+    for (int r = 0; r < 37; r++) /* column j of the second layout: row j % 4 of the first */
+        for (int j = 0; j < 16; j++)
+            x[r * 16 + j] = rows[(j % 4) * 37 + r];
+    reduce_case c = cols ? (reduce_case){3, {1, 37, 16}, 1, {1}, -1, 1}
+                         : (reduce_case){2, {4, 37}, 1, {-1}, -1, 1};
+    cleval_onnx_model *m = reduce_model(&c, kind, 18, true, false);
+    for (size_t v = 0; v < N_VARIANTS; v++) {
+        cleval_nn_tensor in = cols ? tensor(3, cdims, x) : tensor(2, rdims, (float *)rows);
+        cleval_nn_tensor out = {0};
+        run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+        const float *y = out.data;
+        for (int j = 0; j < (cols ? 16 : 4); j++) {
+            int r = j % 4;
+            bool ok = r < 2 ? isnan(y[j])
+                            : (r == 2 && kind == R_MAX   ? y[j] == INFINITY
+                               : r == 3 && kind == R_MIN ? y[j] == -INFINITY
+                                                         : isfinite(y[j]));
+            if (!ok)
+                fail_msg("%s %s (%s): output %d is %g", REDUCE_NAMES[kind], cols ? "cols" : "rows",
+                         cleval_variant_name(VARIANTS[v]), j, y[j]);
         }
-        builder_free(m);
+        free(out.data);
     }
+    builder_free(m);
     free(x);
 }
 
-/* The kernel a reduction runs: reduce_rows on the CPU family where the reduced axes are the
- * trailing ones, reduce otherwise (other axes, or the GPU family). */
+static void test_reduce_vectors_nonfinite(void **state)
+{
+    (void)state;
+    float *x = random_array(4 * 37, -1, 1);
+    x[0 * 37 + 5] = NAN;  /* in a vector lane */
+    x[1 * 37 + 35] = NAN; /* in the tail */
+    x[2 * 37 + 20] = INFINITY;
+    x[3 * 37 + 3] = -INFINITY;
+    for (int cols = 0; cols < 2; cols++)
+        for (int kind = R_MAX; kind <= R_MIN; kind++)
+            check_nonfinite(cols, (reduce_kind)kind, x);
+    free(x);
+}
+
+/* The kernel a reduction runs on the CPU family: reduce_rows where the reduced axes are the
+ * trailing ones, reduce_cols where they form one run with kept axes inside it, reduce
+ * otherwise (two reduced runs); reduce on the GPU family. */
 static void test_reduce_kernel_per_family(void **state)
 {
     (void)state;
+    static const struct {
+        uint32_t n_axes;
+        int64_t axes[2];
+        const char *cpu;
+    } cases[] = {{1, {2}, "reduce_rows"}, {1, {1}, "reduce_cols"}, {2, {0, 2}, "reduce"}};
     for (size_t v = 0; v < N_VARIANTS; v++)
-        for (int64_t axis = 1; axis <= 2; axis++) {
-            reduce_case c = {3, {2, 3, 40}, 1, {axis}, -1, 1};
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            reduce_case c = {3, {2, 3, 40}, cases[k].n_axes, {0}, -1, 1};
+            memcpy(c.axes, cases[k].axes, sizeof cases[k].axes);
             cleval_onnx_model *m = reduce_model(&c, R_MEAN, 18, true, false);
             cleval_device_set_variant(test_device(), VARIANTS[v]);
             cleval_nn_options options = {.general = true};
             cleval_nn *nn;
             assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
-            const char *want =
-                VARIANTS[v] == CLEVAL_VARIANT_CPU && axis == 2 ? "reduce_rows" : "reduce";
+            const char *want = VARIANTS[v] == CLEVAL_VARIANT_CPU ? cases[k].cpu : "reduce";
             const char *got = NULL;
             for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
                 if (strcmp(cleval_nn_layer_at(nn, i)->op, "ReduceMean") == 0)
                     got = cleval_nn_layer_at(nn, i)->kernel;
             if (!got || strcmp(got, want) != 0)
-                fail_msg("ReduceMean axis %lld (%s) ran %s, expected %s", (long long)axis,
+                fail_msg("ReduceMean case %zu (%s) ran %s, expected %s", k,
                          cleval_variant_name(VARIANTS[v]), got ? got : "nothing", want);
             cleval_nn_destroy(nn);
             cleval_device_set_variant(test_device(), VARIANTS[0]);
@@ -874,7 +905,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_reductions_fp16),
-        cmocka_unit_test(test_reduce_rows_nonfinite),
+        cmocka_unit_test(test_reduce_vectors_nonfinite),
         cmocka_unit_test(test_reduce_kernel_per_family),
         cmocka_unit_test(test_reduce_empty),
         cmocka_unit_test(test_reduce_noop),

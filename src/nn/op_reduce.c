@@ -172,16 +172,21 @@ static void group_axes(const nn_shape *x, uint32_t mask, reduce_groups *g)
     }
 }
 
-/* Each output reduces one contiguous row (the reduced axes are the trailing ones): output i
- * reads elements [i * reduced, (i + 1) * reduced). */
-static bool reduces_rows(const reduce_groups *g)
+/* The CPU family's vector kernels (k[1]): reduce_rows where each output reduces a contiguous
+ * row (the reduced axes trailing: output i reads [i * reduced, (i + 1) * reduced)),
+ * reduce_cols where the reduced axes form one run with kept axes inside it (output i, of
+ * `inner` = the inner kept extent, reads `reduced` elements at stride inner); NULL otherwise. */
+static const char *vector_kernel(const reduce_groups *g)
 {
-    return g->red_dims[0] == 1 && g->red_dims[1] == 1 && g->red_dims[2] == 1 &&
-           g->red_strides[3] == 1;
+    if (g->red_dims[0] != 1 || g->red_dims[1] != 1 || g->red_dims[2] != 1) return NULL;
+    if (g->red_strides[3] == 1) return "reduce_rows";
+    if (g->red_strides[3] > 1 && g->out_strides[3] == 1 && g->out_dims[3] == g->red_strides[3])
+        return "reduce_cols";
+    return NULL;
 }
 
-/* CPU family: also reduce_rows (k[1]) where each output reduces a contiguous row at the shapes
- * of now; the launch checks again, with the shapes of each batch. */
+/* CPU family: also reduce_rows or reduce_cols (k[1]) where it fits at the shapes of now; the
+ * launch checks again, with the shapes of each batch. */
 static cleval_status reduce_prepare(cleval_nn *nn, nn_op *op)
 {
     char options[96];
@@ -194,11 +199,11 @@ static cleval_status reduce_prepare(cleval_nn *nn, nn_op *op)
     if (status != CLEVAL_OK) return status;
     reduce_groups g;
     group_axes(&x->shape, mask, &g);
-    bool rows = nn->variant == CLEVAL_VARIANT_CPU && reduces_rows(&g);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, rows ? "reduce_rows" : "reduce");
-    if ((status = nn_kernel(nn, op, "reduce", options, "reduce", &op->k[0])) != CLEVAL_OK || !rows)
+    const char *vec = nn->variant == CLEVAL_VARIANT_CPU ? vector_kernel(&g) : NULL;
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s", vec ? vec : "reduce");
+    if ((status = nn_kernel(nn, op, "reduce", options, "reduce", &op->k[0])) != CLEVAL_OK || !vec)
         return status;
-    return nn_kernel(nn, op, "reduce", options, "reduce_rows", &op->k[1]);
+    return nn_kernel(nn, op, "reduce", options, vec, &op->k[1]);
 }
 
 static cleval_status reduce_launch(cleval_nn *nn, nn_op *op)
@@ -210,13 +215,17 @@ static cleval_status reduce_launch(cleval_nn *nn, nn_op *op)
     if (status != CLEVAL_OK) return status;
     reduce_groups g;
     group_axes(&x->shape, mask, &g);
-    if (op->k[1] && reduces_rows(&g)) {
+    const char *vec = op->k[1] ? vector_kernel(&g) : NULL;
+    if (vec && strcmp(vec, op->kernel_desc) == 0) { /* the kernel prepare built */
+        bool cols = strcmp(vec, "reduce_cols") == 0;
         cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
         cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
         cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
         cleval_kernel_arg_uint(&a, (uint32_t)y->count);
         cleval_kernel_arg_uint(&a, (uint32_t)g.reduced);
-        size_t local = nn_local_rows(nn, y->count), global = (size_t)y->count;
+        if (cols) cleval_kernel_arg_uint(&a, (uint32_t)g.out_dims[3]);
+        uint64_t items = cols ? (y->count + 15) / 16 : y->count;
+        size_t local = nn_local_rows(nn, items), global = (size_t)items;
         return nn_enqueue(nn, op, &a, 1, &global, &local);
     }
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
