@@ -47,7 +47,9 @@
 #include "clamp.clh"
 
 /* conv_dw_channels: output pixels per step (they share each tap's weight vector). */
+#ifndef PIX
 #define PIX 4
+#endif
 
 /* `lanes` (< 16) elements `step` apart as the first lanes of a vector, zeros after. */
 static inline float16 load_lanes(__global const X_T *p, int step, int lanes)
@@ -72,16 +74,34 @@ static inline void store_lanes(__global Y_T *p, int step, int lanes, float16 v)
         STORE_Y(t[j], p, j * step);
 }
 
-/* dims (C, H, W, CP), odims (OH, OW, KH, KW), geo (SH, SW, PH, PW), dil (DH, DW, unused).
+/* conv_dw_channels' window along W, fixed at build time so that the loads of a row can be
+ * shared (DW_KW taps, stride DW_SW, dilation DW_DW), and PIX output pixels per step: the
+ * IN_VECTORS input vectors a step reads along one input row serve all PIX x DW_KW products
+ * (6 loads instead of 12 for 3x3 at stride 1 and 4 pixels). */
+#ifndef DW_KW
+#define DW_KW 3
+#endif
+#ifndef DW_SW
+#define DW_SW 1
+#endif
+#ifndef DW_DW
+#define DW_DW 1
+#endif
+#define IN_VECTORS ((PIX - 1) * DW_SW + (DW_KW - 1) * DW_DW + 1)
+
+/* dims (C, H, W, CP), odims (OH, OW, KH, KW), geo (SH, SW, PH, PW), dil (DH, DW, unused); KW,
+ * SW and DW equal DW_KW, DW_SW and DW_DW. x_count: the elements of x, so that the last channel
+ * block (C not a multiple of 16) may load a whole vector whose tail lanes are the next
+ * pixel's channels, computed and not stored, except where that would pass the tensor's end.
  * Work-item (i, n) computes output rows [i * rows_per_item, (i + 1) * rows_per_item) of image n. */
 __kernel void conv_dw_channels(__global const X_T *x, int4 xs, __global const W_T *w,
                                __global const float *bias, __global Y_T *y, int4 ys, int4 dims,
-                               int4 odims, int4 geo, int4 dil, int rows_per_item, float lo,
-                               float hi)
+                               int4 odims, int4 geo, int4 dil, int rows_per_item, int x_count,
+                               float lo, float hi)
 {
     int img = get_global_id(1);
     int oh0 = get_global_id(0) * rows_per_item, oh1 = min(odims.x, oh0 + rows_per_item);
-    int C = dims.x, H = dims.y, W = dims.z, CP = dims.w, OW = odims.y, KH = odims.z, KW = odims.w;
+    int C = dims.x, H = dims.y, W = dims.z, CP = dims.w, OW = odims.y, KH = odims.z;
     __global const X_T *xi = x + img * xs.x;
     __global Y_T *yi = y + img * ys.x;
     for (int oh = oh0; oh < oh1; oh++) {
@@ -93,20 +113,37 @@ __kernel void conv_dw_channels(__global const X_T *x, int4 xs, __global const W_
 #pragma unroll
                 for (int j = 0; j < PIX; j++)
                     acc[j] = bv;
+                const int iw0 = ow0 * DW_SW - geo.w;
+                /* Every input vector of the step inside the row: no border tests. */
+                const bool interior = iw0 >= 0 && iw0 + IN_VECTORS <= W;
                 for (int kh = 0; kh < KH; kh++) {
                     int ih = oh * geo.x - geo.z + kh * dil.x;
                     if (ih < 0 || ih >= H) continue;
                     __global const X_T *row = xi + ih * xs.z + c0;
-                    for (int kw = 0; kw < KW; kw++) {
-                        float16 wv = LOAD16_W(w, (kh * KW + kw) * CP + c0);
+                    float16 in[IN_VECTORS];
+                    /* ... and whole vectors readable (a last channel block's tail lanes are
+                     * the next pixel's channels, up to the tensor's end). */
+                    if (interior &&
+                        (lanes == 16 ||
+                         (int)(row - x) + (iw0 + IN_VECTORS - 1) * xs.w + 16 <= x_count)) {
 #pragma unroll
-                        for (int j = 0; j < PIX; j++) {
-                            int iw = (ow0 + j) * geo.y - geo.w + kw * dil.y;
-                            if (iw < 0 || iw >= W) continue;
-                            float16 xv = lanes == 16 ? LOAD16_X(row, iw * xs.w)
-                                                     : load_lanes(row + iw * xs.w, 1, lanes);
-                            acc[j] = fma(xv, wv, acc[j]);
+                        for (int t = 0; t < IN_VECTORS; t++)
+                            in[t] = LOAD16_X(row, (iw0 + t) * xs.w);
+                    } else {
+                        for (int t = 0; t < IN_VECTORS; t++) {
+                            int iw = iw0 + t, at = (int)(row - x) + iw * xs.w;
+                            in[t] = iw < 0 || iw >= W ? (float16)(0.0f)
+                                    : lanes == 16 || at + 16 <= x_count
+                                        ? LOAD16_X(row, iw * xs.w)
+                                        : load_lanes(row + iw * xs.w, 1, lanes);
                         }
+                    }
+#pragma unroll
+                    for (int kw = 0; kw < DW_KW; kw++) {
+                        float16 wv = LOAD16_W(w, (kh * DW_KW + kw) * CP + c0);
+#pragma unroll
+                        for (int j = 0; j < PIX; j++)
+                            acc[j] = fma(in[j * DW_SW + kw * DW_DW], wv, acc[j]);
                     }
                 }
 #pragma unroll

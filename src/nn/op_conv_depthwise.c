@@ -3,9 +3,9 @@
  * and pads, bias and the fused activation in the epilogue. A channels-last input runs
  * conv_dw_channels (vectors across channels), an NCHW input conv_dw_flat at stride 1 (vectors
  * across a zero-bordered copy of the plane, in a scratch of a few planes) and conv_dw_planes
- * otherwise (vectors across output columns); the output may be stored either way. Because it reads and writes any
- * layout, the layout pass (passes.c) lets a depthwise Conv sit inside a channels-last chain
- * of convolutions, as in MobileNet's inverted residual blocks. */
+ * otherwise (vectors across output columns); the output may be stored either way. Because it reads
+ * and writes any layout, the layout pass (passes.c) lets a depthwise Conv sit inside a
+ * channels-last chain of convolutions, as in MobileNet's inverted residual blocks. */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -25,6 +25,10 @@ static bool channels_last(const nn_conv_params *p)
 {
     return p->in_layout == NN_LAYOUT_NHWC;
 }
+
+/* conv_dw_channels: output pixels per step (PIX), sharing each tap's weight vector and each
+ * input vector along the row. */
+#define CHANNELS_PIXELS 4
 
 /* NCHW input at stride 1: conv_dw_flat (FLAT_VECTORS float16 per step, as built). */
 #define FLAT_VECTORS 4
@@ -98,8 +102,11 @@ cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *pre
                        : flat_planes(p) ? "conv_dw_flat"
                                         : "conv_dw_planes";
     char options[320];
-    snprintf(options, sizeof options, "-DCLAMP=%d -DFLAT_VECTORS=%d %s", nn_epilogue_clamps(&p->ep),
-             FLAT_VECTORS, precision);
+    /* conv_dw_channels' window along W at build time (its loads shared across taps). */
+    snprintf(options, sizeof options,
+             "-DCLAMP=%d -DFLAT_VECTORS=%d -DDW_KW=%d -DDW_SW=%d -DDW_DW=%d -DPIX=%d %s",
+             nn_epilogue_clamps(&p->ep), FLAT_VECTORS, (int)p->kernel[1], (int)p->stride[1],
+             (int)p->dilation[1], CHANNELS_PIXELS, precision);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s", name, half ? " fp16" : "");
     return nn_kernel(nn, op, "conv_depthwise", options, name, &op->k[0]);
 }
@@ -161,6 +168,7 @@ cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op)
         global[1] = 1;
     } else {
         cleval_kernel_arg_int(&a, (int32_t)per_item);
+        if (channels_last(p)) cleval_kernel_arg_int(&a, (int32_t)nn_shape_count(x));
     }
     cleval_kernel_arg_float(&a, p->ep.lo);
     cleval_kernel_arg_float(&a, p->ep.hi);
