@@ -83,8 +83,8 @@ static cleval_program_cache_counts since(cleval_program_cache_counts before)
 {
     cleval_program_cache_counts now = cleval_program_cache_get_counts();
     return (cleval_program_cache_counts){now.hits - before.hits, now.misses - before.misses,
-                                         now.rejected - before.rejected,
-                                         now.stored - before.stored, now.marked - before.marked};
+                                         now.rejected - before.rejected, now.stored - before.stored,
+                                         now.marked - before.marked};
 }
 
 static void expect_counts(cleval_program_cache_counts got, uint64_t hits, uint64_t misses,

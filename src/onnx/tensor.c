@@ -323,8 +323,7 @@ static bool floats_are_little_endian(void)
  * does. A 100 MB model so skips a pass over all its weights and a new buffer for them. */
 static bool take_floats(cleval_onnx_tensor *t, uint8_t **external_bytes, Onnx__TensorProto *owned)
 {
-    if (t->dtype != CLEVAL_ONNX_FLOAT || t->count == 0 || !floats_are_little_endian())
-        return false;
+    if (t->dtype != CLEVAL_ONNX_FLOAT || t->count == 0 || !floats_are_little_endian()) return false;
     if (*external_bytes) {
         t->f32 = (float *)(void *)*external_bytes;
         *external_bytes = NULL;
