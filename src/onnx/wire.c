@@ -1,16 +1,14 @@
 /* From a file on disk to an unpacked protobuf-c message: one read of the whole file, a bound on
  * message nesting (the only part of the wire format looked at by hand, since protobuf-c would
  * otherwise recurse as deep as a hostile file asks), then protobuf-c's own unpack. */
-/* madvise() is a BSD/Linux call, beyond _POSIX_C_SOURCE: a hint on the large buffers. */
-#define _DEFAULT_SOURCE
 #include "onnx_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cleval/input.h"
+#include "huge_pages.h"
 
 /* protobuf's own limits: 2 GiB per message, 100 levels of nesting (C++, Java and Python parsers
  * agree on both). A real model nests about 10 levels deep, 3 more per subgraph. */
@@ -117,20 +115,6 @@ bool cleval_onnx_nesting_exceeds(const uint8_t *data, size_t len,
     }
 }
 
-/* Large buffers of the model (the file as read, protobuf-c's copies of the weights) are
- * written once from start to end right after they are allocated; with transparent huge pages
- * left to madvise (a common default) each 4 KiB page would fault on its own. A hint only: where
- * the kernel declines it, nothing changes. */
-#define HUGE_PAGE ((uintptr_t)2 << 20)
-
-static void prefer_huge_pages(void *p, size_t size)
-{
-    if (!p || size < 2 * HUGE_PAGE) return;
-    uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    uintptr_t end = ((uintptr_t)p + size) & ~(HUGE_PAGE - 1);
-    if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
-}
-
 /* One fread of the whole file: models are small next to the memory they are evaluated with. */
 static cleval_status read_whole_file(const char *path, uint8_t **data, size_t *len)
 {
@@ -149,7 +133,7 @@ static cleval_status read_whole_file(const char *path, uint8_t **data, size_t *l
     }
     size_t size = (size_t)file_size;
     uint8_t *buf = malloc(size ? size : 1);
-    prefer_huge_pages(buf, size);
+    cleval_prefer_huge_pages(buf, size);
     if (!buf) {
         fclose(f);
         return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, size);
@@ -186,7 +170,7 @@ static void *tracked_alloc(void *out_of_memory, size_t size)
 {
     void *p = malloc(size);
     if (!p) *(bool *)out_of_memory = true;
-    prefer_huge_pages(p, size);
+    cleval_prefer_huge_pages(p, size);
     return p;
 }
 
