@@ -83,17 +83,18 @@ static cleval_program_cache_counts since(cleval_program_cache_counts before)
 {
     cleval_program_cache_counts now = cleval_program_cache_get_counts();
     return (cleval_program_cache_counts){now.hits - before.hits, now.misses - before.misses,
-                                         now.rejected - before.rejected,
-                                         now.stored - before.stored};
+                                         now.rejected - before.rejected, now.stored - before.stored,
+                                         now.marked - before.marked};
 }
 
 static void expect_counts(cleval_program_cache_counts got, uint64_t hits, uint64_t misses,
-                          uint64_t rejected, uint64_t stored)
+                          uint64_t rejected, uint64_t stored, uint64_t marked)
 {
     assert_int_equal(got.hits, hits);
     assert_int_equal(got.misses, misses);
     assert_int_equal(got.rejected, rejected);
     assert_int_equal(got.stored, stored);
+    assert_int_equal(got.marked, marked);
 }
 
 /* Files in `dir` (0 when it does not exist); the path of the last one in `entry`. */
@@ -122,14 +123,14 @@ static void test_second_build_is_served_from_cache(void **state)
     use_cache("second");
     cleval_program_cache_counts before = cleval_program_cache_get_counts();
     run_affine(NULL, 1.0f);
-    expect_counts(since(before), 0, 1, 0, 1);
+    expect_counts(since(before), 0, 1, 0, 1, 0);
     char dir[4200], entry[4500];
     programs_dir("second", dir, sizeof dir);
     assert_int_equal(count_files(dir, entry, sizeof entry), 1);
 
     before = cleval_program_cache_get_counts();
     run_affine(NULL, 1.0f);
-    expect_counts(since(before), 1, 0, 0, 0);
+    expect_counts(since(before), 1, 0, 0, 0, 0);
     assert_int_equal(count_files(dir, NULL, 0), 1);
 }
 
@@ -141,20 +142,20 @@ static void test_changed_option_or_source_misses(void **state)
 
     cleval_program_cache_counts before = cleval_program_cache_get_counts();
     run_affine("-DOFFSET=3.0f", 3.0f);
-    expect_counts(since(before), 0, 1, 0, 1);
+    expect_counts(since(before), 0, 1, 0, 1, 0);
 
     /* The same name and options over a new source: a stale binary would still add 1. */
     write_kernel("5.0f");
     before = cleval_program_cache_get_counts();
     run_affine(NULL, 5.0f);
-    expect_counts(since(before), 0, 1, 0, 1);
+    expect_counts(since(before), 0, 1, 0, 1, 0);
     before = cleval_program_cache_get_counts();
     run_affine(NULL, 5.0f);
-    expect_counts(since(before), 1, 0, 0, 0);
+    expect_counts(since(before), 1, 0, 0, 0, 0);
     /* The option's entry was made from the old source too. */
     before = cleval_program_cache_get_counts();
     run_affine("-DOFFSET=3.0f", 3.0f);
-    expect_counts(since(before), 0, 1, 0, 1);
+    expect_counts(since(before), 0, 1, 0, 1, 0);
     char dir[4200];
     programs_dir("changed", dir, sizeof dir);
     assert_int_equal(count_files(dir, NULL, 0), 4);
@@ -242,12 +243,12 @@ static void test_damaged_entry_falls_back_to_source(void **state)
         apply_damage(entry, (damage)kind);
         cleval_program_cache_counts before = cleval_program_cache_get_counts();
         run_affine(NULL, 1.0f);
-        expect_counts(since(before), 0, 1, 1, 1);
+        expect_counts(since(before), 0, 1, 1, 1, 0);
         assert_int_equal(count_files(dir, NULL, 0), 1);
     }
     cleval_program_cache_counts before = cleval_program_cache_get_counts();
     run_affine(NULL, 1.0f);
-    expect_counts(since(before), 1, 0, 0, 0);
+    expect_counts(since(before), 1, 0, 0, 0, 0);
 }
 
 /* Writes y and pred of `n` samples over 3 classes; returns the correct ones. */
@@ -384,7 +385,7 @@ static void test_off_writes_nothing(void **state)
     cleval_program_cache_counts before = cleval_program_cache_get_counts();
     run_affine(NULL, 1.0f);
     run_affine(NULL, 1.0f);
-    expect_counts(since(before), 0, 2, 0, 0);
+    expect_counts(since(before), 0, 2, 0, 0, 0);
     /* PoCL may keep its own cache under these; cleval's folder must not appear. */
     assert_int_equal(access(temp_path("home/.cache/cleval"), F_OK), -1);
     assert_int_equal(access(temp_path("xdg/cleval"), F_OK), -1);
@@ -402,31 +403,77 @@ static bool device_is_pocl(void)
     return pocl;
 }
 
-/* PoCL with its own kernel cache on: fetching a binary would compile every kernel of the
- * program, so cleval neither looks up nor stores. */
-static void test_stands_aside_for_pocl_cache(void **state)
+/* PoCL with its own kernel cache on: fetching a binary compiles every kernel of the program
+ * again, so the first build from source of a key leaves only a marker entry, the second stores
+ * the binary, and the third process loads it; a new option set starts over, and a damaged
+ * entry of a key built before is replaced at once. Every run checks the kernel's results. */
+static void test_pocl_cache_stores_on_second_build(void **state)
 {
     (void)state;
     if (!device_is_pocl()) skip();
-    use_cache("aside");
+    use_cache("pocl");
     setenv("POCL_KERNEL_CACHE", "1", 1);
+    char dir[4200], entry[4500];
+    programs_dir("pocl", dir, sizeof dir);
     cleval_program_cache_counts before = cleval_program_cache_get_counts();
     run_affine(NULL, 1.0f);
+    expect_counts(since(before), 0, 1, 0, 0, 1);
+    assert_int_equal(count_files(dir, entry, sizeof entry), 1);
+    assert_non_null(strstr(entry, ".seen"));
+
+    before = cleval_program_cache_get_counts();
     run_affine(NULL, 1.0f);
-    expect_counts(since(before), 0, 2, 0, 0);
-    unsetenv("POCL_KERNEL_CACHE");
+    expect_counts(since(before), 0, 1, 0, 1, 0);
+    assert_int_equal(count_files(dir, NULL, 0), 2);
+
+    before = cleval_program_cache_get_counts();
+    run_affine(NULL, 1.0f);
+    expect_counts(since(before), 1, 0, 0, 0, 0);
+
+    before = cleval_program_cache_get_counts();
     run_affine("-DOFFSET=2.0f", 2.0f);
-    expect_counts(since(before), 0, 3, 0, 0);
-    assert_int_equal(access(temp_path("aside"), F_OK), -1);
+    expect_counts(since(before), 0, 1, 0, 0, 1);
+    assert_int_equal(count_files(dir, NULL, 0), 3);
+
+    /* A marker of another key under this key's name is no marker. */
+    char bin[4500], seen[4500];
+    unsigned long long key = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".bin")) assert_int_equal(sscanf(e->d_name, "%llx", &key), 1);
+    closedir(d);
+    snprintf(bin, sizeof bin, "%s/%016llx.bin", dir, key);
+    snprintf(seen, sizeof seen, "%s/%016llx.seen", dir, key);
+    size_t size;
+    unsigned char *marker = read_entry(seen, &size);
+    assert_int_equal(size, 16);
+    marker[8] ^= 1;
+    write_entry(seen, marker, size);
+    free(marker);
+    apply_damage(bin, DAMAGE_FLIPPED_BYTE);
+    before = cleval_program_cache_get_counts();
+    run_affine(NULL, 1.0f);
+    expect_counts(since(before), 0, 1, 1, 0, 1);
+
+    /* The marker rewritten: the damaged entry is replaced by the next build. */
+    apply_damage(bin, DAMAGE_TRUNCATED);
+    before = cleval_program_cache_get_counts();
+    run_affine(NULL, 1.0f);
+    expect_counts(since(before), 0, 1, 1, 1, 0);
+    before = cleval_program_cache_get_counts();
+    run_affine(NULL, 1.0f);
+    expect_counts(since(before), 1, 0, 0, 0, 0);
     setenv("POCL_KERNEL_CACHE", "0", 1);
 }
 
 int main(void)
 {
-    /* cleval's cache stands aside for PoCL's own (see the last test) unless POCL_KERNEL_CACHE=0.
-     * PoCL reads that variable once, when the platform is first listed, and cleval at every
-     * build: set after the listing, it keeps PoCL's cache on (its compiles are then cached
-     * across this program's runs, so the test stays short) while cleval's is used. */
+    /* Under PoCL's own cache cleval stores a binary only at a key's second build (see the last
+     * test), unless POCL_KERNEL_CACHE=0. PoCL reads that variable once, when the platform is
+     * first listed, and cleval at every build: set after the listing, it keeps PoCL's cache on
+     * (its compiles are then cached across this program's runs, so the test stays short) while
+     * cleval stores at the first build. */
     uint32_t index;
     if (cleval_device_resolve(NULL, &index) != CLEVAL_OK) return 1;
     setenv("POCL_KERNEL_CACHE", "0", 1);
@@ -436,7 +483,7 @@ int main(void)
         cmocka_unit_test(test_damaged_entry_falls_back_to_source),
         cmocka_unit_test(test_read_only_folder_still_works),
         cmocka_unit_test(test_off_writes_nothing),
-        cmocka_unit_test(test_stands_aside_for_pocl_cache),
+        cmocka_unit_test(test_pocl_cache_stores_on_second_build),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@ cleval_program_cache_counts cleval_program_cache_get_counts(void)
     now.misses = __atomic_load_n(&counts.misses, __ATOMIC_RELAXED);
     now.rejected = __atomic_load_n(&counts.rejected, __ATOMIC_RELAXED);
     now.stored = __atomic_load_n(&counts.stored, __ATOMIC_RELAXED);
+    now.marked = __atomic_load_n(&counts.marked, __ATOMIC_RELAXED);
     return now;
 }
 
@@ -59,11 +60,17 @@ static bool platform_name(cl_device_id device, char *text, size_t size)
 /* PoCL keeps compiled programs in a disk cache of its own (while POCL_KERNEL_CACHE is unset, or
  * set to what PoCL reads as true: a value starting with "1"), and it makes asking for a binary
  * expensive: clGetProgramInfo(CL_PROGRAM_BINARIES) first compiles every kernel of the program
- * for any work-group size. Measured on the shipped CNN with both caches cold, that took a first
- * run from 19 s to 52 s, to save about 0.35 s on each later one; so cleval's cache stands aside
- * while PoCL's is on. */
-static bool driver_caches_itself(const char *platform)
+ * for any work-group size (mobilenet_v3_large's first run: 6.7 s, 19.2 s with its binaries
+ * fetched). Its own cache does not make a warm start cheap either: a build from source finds
+ * its entry by a hash of the source as clang preprocesses it, opencl-c.h included, which costs
+ * about 20 ms a program (0.35 of mobilenet_v3_large's 0.41 s of loading), against about 2 ms
+ * to load a binary. So under PoCL's cache, cleval stores a binary only on evidence that the
+ * program is built again: the first build from source leaves a marker entry, the second one
+ * stores the binary. A one-off build (a single run, a tuner's candidate) never pays for it. */
+static bool driver_caches_itself(cl_device_id device)
 {
+    char platform[1024];
+    if (!platform_name(device, platform, sizeof platform)) return false;
     const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
     return strstr(platform, "Portable Computing Language") && (!pocl_cache || pocl_cache[0] == '1');
 }
@@ -72,8 +79,7 @@ uint64_t cleval_program_cache_key(cl_device_id device, const char *source, const
 {
     /* The format's name first: a change to the entry layout changes every key. */
     char platform[1024];
-    if (!platform_name(device, platform, sizeof platform) || driver_caches_itself(platform))
-        return 0;
+    if (!platform_name(device, platform, sizeof platform)) return 0;
     uint64_t hash = cleval_cache_hash_string(CLEVAL_CACHE_HASH_SEED, CLEVAL_PROGRAM_CACHE_MAGIC);
     hash = cleval_cache_hash_string(hash, CLEVAL_VERSION);
     hash = cleval_cache_hash_string(hash, platform);
@@ -89,6 +95,45 @@ uint64_t cleval_program_cache_key(cl_device_id device, const char *source, const
 void cleval_program_cache_name(uint64_t key, char *out)
 {
     snprintf(out, 21, "%016llx.bin", (unsigned long long)key);
+}
+
+/* The marker entry of a key built once from source, with its binary not stored: the magic and
+ * the key, so that a file of another name copied over it reads as no marker. */
+#define MARKER_MAGIC "clevseen"
+typedef struct marker {
+    char magic[8];
+    uint64_t key;
+} marker;
+
+static void marker_name(uint64_t key, char out[22])
+{
+    snprintf(out, 22, "%016llx.seen", (unsigned long long)key);
+}
+
+static bool built_before(uint64_t key)
+{
+    char name[22];
+    void *data = NULL;
+    size_t size = 0;
+    marker_name(key, name);
+    bool seen = false;
+    if (cleval_cache_load(SUBFOLDER, name, sizeof(marker), &data, &size) &&
+        size == sizeof(marker)) {
+        marker m;
+        memcpy(&m, data, sizeof m);
+        seen = memcmp(m.magic, MARKER_MAGIC, sizeof m.magic) == 0 && m.key == key;
+    }
+    free(data);
+    return seen;
+}
+
+static void mark_built(uint64_t key)
+{
+    char name[22];
+    marker m = {.key = key};
+    memcpy(m.magic, MARKER_MAGIC, sizeof m.magic);
+    marker_name(key, name);
+    if (cleval_cache_store(SUBFOLDER, name, &m, sizeof m)) count(&counts.marked);
 }
 
 /* Whether `data` (size bytes, as read) is a whole entry of `key`; says why not in *why. */
@@ -165,14 +210,22 @@ cl_program cleval_program_cache_load(cl_context context, cl_device_id device, ui
 void cleval_program_cache_store(cl_program program, uint64_t key)
 {
     cl_uint devices = 0;
+    cl_device_id device;
     size_t size = 0;
     char folder[4096];
-    /* Asking for the binary can cost the driver work: only when there is a cache to fill. */
     if (!key || !cleval_cache_subdir(SUBFOLDER, folder, sizeof folder) ||
         clGetProgramInfo(program, CL_PROGRAM_NUM_DEVICES, sizeof devices, &devices, NULL) !=
             CL_SUCCESS ||
         devices != 1 ||
-        clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) !=
+        clGetProgramInfo(program, CL_PROGRAM_DEVICES, sizeof device, &device, NULL) != CL_SUCCESS)
+        return;
+    /* Asking for the binary can cost the driver work: only when there is a cache to fill, and
+     * under PoCL's cache only for a program built before (see driver_caches_itself). */
+    if (driver_caches_itself(device) && !built_before(key)) {
+        mark_built(key);
+        return;
+    }
+    if (clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) !=
             CL_SUCCESS ||
         size == 0 || size > MAX_ENTRY_BYTES - sizeof(cleval_program_cache_header))
         return;

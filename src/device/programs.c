@@ -1,7 +1,7 @@
 /* Kernel programs: sources embedded at build time (or read from CLEVAL_KERNEL_DIR during
  * development), compiled once per device and option set, cached on the device object. A later
  * process loads the device binary from cleval's program cache (program_cache.c) instead of
- * compiling, unless the driver's own cache does that better (PoCL's). */
+ * compiling. */
 #include "device_internal.h"
 #include "embedded_kernels.h"
 

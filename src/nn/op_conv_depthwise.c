@@ -3,22 +3,28 @@
  * and pads, bias and the fused activation in the epilogue. A channels-last input runs
  * conv_dw_channels (vectors across channels), an NCHW input conv_dw_flat at stride 1 (vectors
  * across a zero-bordered copy of the plane, in a scratch of a few planes) and conv_dw_planes
- * otherwise (vectors across output columns); the output may be stored either way. Because it reads and writes any
- * layout, the layout pass (passes.c) lets a depthwise Conv sit inside a channels-last chain
- * of convolutions, as in MobileNet's inverted residual blocks. */
+ * otherwise (vectors across output columns); the output may be stored either way. Because it reads
+ * and writes any layout, the layout pass (passes.c) lets a depthwise Conv sit inside a
+ * channels-last chain of convolutions, as in MobileNet's inverted residual blocks. */
 #include "nn_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* conv_dw_channels: output pixels per step (PIX), sharing each tap's weight vector and each
+ * input vector along the row; the input vectors of a step fit its register array (IN_MAX). */
+#define CHANNELS_PIXELS 4
+#define CHANNELS_IN_MAX 16
+
 bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op)
 {
     const nn_conv_params *p = &op->p.conv;
     if (nn->variant != CLEVAL_VARIANT_CPU || !p->depthwise || p->spatial != 2 || op->int8)
         return false;
+    int64_t in = (CHANNELS_PIXELS - 1) * p->stride[1] + (p->kernel[1] - 1) * p->dilation[1] + 1;
     /* One output channel per group: W is [C, 1, KH, KW] with group = C. */
-    return nn->values[p->weight].shape.d[0] == p->group;
+    return nn->values[p->weight].shape.d[0] == p->group && in <= CHANNELS_IN_MAX;
 }
 
 static bool channels_last(const nn_conv_params *p)
@@ -94,12 +100,20 @@ cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *pre
     free(w);
     free(b);
     if (status != CLEVAL_OK) return status;
-    const char *name = channels_last(p) ? "conv_dw_channels"
-                       : flat_planes(p) ? "conv_dw_flat"
-                                        : "conv_dw_planes";
+    /* conv_dw_channels has kernels of its own for the common windows along W (3 or 5 taps,
+     * stride 1 or 2, no dilation), all in the one program. */
+    char name[32];
+    if (channels_last(p) && (p->kernel[1] == 3 || p->kernel[1] == 5) &&
+        (p->stride[1] == 1 || p->stride[1] == 2) && p->dilation[1] == 1)
+        snprintf(name, sizeof name, "conv_dw_channels_%ds%d", (int)p->kernel[1], (int)p->stride[1]);
+    else
+        snprintf(name, sizeof name, "%s",
+                 channels_last(p) ? "conv_dw_channels"
+                 : flat_planes(p) ? "conv_dw_flat"
+                                  : "conv_dw_planes");
     char options[320];
-    snprintf(options, sizeof options, "-DCLAMP=%d -DFLAT_VECTORS=%d %s", nn_epilogue_clamps(&p->ep),
-             FLAT_VECTORS, precision);
+    snprintf(options, sizeof options, "-DCLAMP=%d -DFLAT_VECTORS=%d -DPIX=%d -DIN_MAX=%d %s",
+             nn_epilogue_clamps(&p->ep), FLAT_VECTORS, CHANNELS_PIXELS, CHANNELS_IN_MAX, precision);
     snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s%s", name, half ? " fp16" : "");
     return nn_kernel(nn, op, "conv_depthwise", options, name, &op->k[0]);
 }
@@ -161,6 +175,7 @@ cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op)
         global[1] = 1;
     } else {
         cleval_kernel_arg_int(&a, (int32_t)per_item);
+        if (channels_last(p)) cleval_kernel_arg_int(&a, (int32_t)nn_shape_count(x));
     }
     cleval_kernel_arg_float(&a, p->ep.lo);
     cleval_kernel_arg_float(&a, p->ep.hi);

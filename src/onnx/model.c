@@ -151,17 +151,17 @@ static cleval_status convert_value(const onnx_source *src, const char *role,
 
 /* Converts the initializers, refusing a name given twice; `names` maps each name to its
  * index in m->initializers. */
-static cleval_status convert_initializers(const onnx_source *src, const Onnx__GraphProto *g,
+static cleval_status convert_initializers(const onnx_source *src, Onnx__GraphProto *g,
                                           cleval_onnx_model *m, name_map *names)
 {
     m->initializers = calloc(g->n_initializer ? g->n_initializer : 1, sizeof *m->initializers);
     if (!m->initializers || !name_map_init(names, g->n_initializer)) return cleval_onnx_nomem(src);
     for (size_t k = 0; k < g->n_initializer; k++) {
         m->n_initializers = (uint32_t)k + 1;
-        const Onnx__TensorProto *t = g->initializer[k];
+        Onnx__TensorProto *t = g->initializer[k];
         char label[320];
         snprintf(label, sizeof label, "initializer '%.256s'", t->name ? t->name : "");
-        cleval_status status = cleval_onnx_convert_tensor(src, label, t, &m->initializers[k]);
+        cleval_status status = cleval_onnx_take_tensor(src, label, t, &m->initializers[k]);
         if (status != CLEVAL_OK) return status;
         int32_t previous;
         if (!name_map_add(names, m->initializers[k].name, (int32_t)k, &previous))
@@ -269,7 +269,7 @@ static cleval_status convert_value_infos(const onnx_source *src, const Onnx__Gra
     return CLEVAL_OK;
 }
 
-static cleval_status convert_graph(const onnx_source *src, const Onnx__GraphProto *g,
+static cleval_status convert_graph(const onnx_source *src, Onnx__GraphProto *g,
                                    cleval_onnx_model *m)
 {
     cleval_status status;
@@ -302,7 +302,7 @@ static cleval_status convert_graph(const onnx_source *src, const Onnx__GraphProt
     return status;
 }
 
-static cleval_status convert_model(const onnx_source *src, const Onnx__ModelProto *p,
+static cleval_status convert_model(const onnx_source *src, Onnx__ModelProto *p,
                                    cleval_onnx_model *m)
 {
     if (!p->graph)
@@ -350,7 +350,7 @@ cleval_status cleval_onnx_load(const char *path, cleval_onnx_model **out)
         cleval_onnx_unpack_file(path, &onnx__model_proto__descriptor, "an ONNX model", &msg, &src);
     if (status != CLEVAL_OK) return status;
     cleval_onnx_model *m = calloc(1, sizeof *m);
-    status = m ? convert_model(&src, (const Onnx__ModelProto *)msg, m) : cleval_onnx_nomem(&src);
+    status = m ? convert_model(&src, (Onnx__ModelProto *)msg, m) : cleval_onnx_nomem(&src);
     protobuf_c_message_free_unpacked(msg, NULL);
     free(src.dir);
     if (status != CLEVAL_OK) {

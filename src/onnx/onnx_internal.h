@@ -39,6 +39,11 @@ bool cleval_onnx_nesting_exceeds(const uint8_t *data, size_t len,
 cleval_status cleval_onnx_convert_tensor(const onnx_source *src, const char *label,
                                          const Onnx__TensorProto *proto, cleval_onnx_tensor *out);
 
+/* The same, for a `proto` the caller frees next: its float32 raw_data may move into `out`
+ * instead of being copied (proto's raw_data is then empty). */
+cleval_status cleval_onnx_take_tensor(const onnx_source *src, const char *label,
+                                      Onnx__TensorProto *proto, cleval_onnx_tensor *out);
+
 /* Frees what a tensor owns, not the struct itself, and zeroes it. */
 void cleval_onnx_tensor_clear(cleval_onnx_tensor *tensor);
 

@@ -311,8 +311,36 @@ static cleval_status read_external(const onnx_source *src, const char *label,
     return CLEVAL_OK;
 }
 
-cleval_status cleval_onnx_convert_tensor(const onnx_source *src, const char *label,
-                                         const Onnx__TensorProto *p, cleval_onnx_tensor *t)
+/* Whether float32 bytes as ONNX stores them (little-endian) are this host's floats. */
+static bool floats_are_little_endian(void)
+{
+    return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+}
+
+/* float32 data already in the host's layout becomes the tensor's values without a copy: the
+ * buffer read for external data, or raw_data when the caller gives it up (`owned`, whose
+ * raw_data is then emptied, which protobuf-c's free skips). Both come from malloc, as t->f32
+ * does. A 100 MB model so skips a pass over all its weights and a new buffer for them. */
+static bool take_floats(cleval_onnx_tensor *t, uint8_t **external_bytes, Onnx__TensorProto *owned)
+{
+    if (t->dtype != CLEVAL_ONNX_FLOAT || t->count == 0 || !floats_are_little_endian()) return false;
+    if (*external_bytes) {
+        t->f32 = (float *)(void *)*external_bytes;
+        *external_bytes = NULL;
+    } else if (owned && owned->has_raw_data && owned->raw_data.data) {
+        t->f32 = (float *)(void *)owned->raw_data.data;
+        owned->raw_data.data = NULL;
+        owned->raw_data.len = 0;
+    } else {
+        return false;
+    }
+    t->storage = CLEVAL_ONNX_DATA_F32;
+    return true;
+}
+
+static cleval_status convert_tensor(const onnx_source *src, const char *label,
+                                    const Onnx__TensorProto *p, Onnx__TensorProto *owned,
+                                    cleval_onnx_tensor *t)
 {
     t->name = cleval_onnx_strdup(p->name);
     if (!t->name) return cleval_onnx_nomem(src);
@@ -380,6 +408,7 @@ cleval_status cleval_onnx_convert_tensor(const onnx_source *src, const char *lab
         }
     }
 
+    if (take_floats(t, &external_bytes, owned)) return CLEVAL_OK;
     size_t n = (size_t)t->count;
     if (is_float_type(t->dtype)) {
         t->storage = CLEVAL_ONNX_DATA_F32;
@@ -395,6 +424,18 @@ cleval_status cleval_onnx_convert_tensor(const onnx_source *src, const char *lab
     status = raw ? convert_raw(src, label, raw, t) : convert_typed(src, label, p, t);
     free(external_bytes);
     return status;
+}
+
+cleval_status cleval_onnx_convert_tensor(const onnx_source *src, const char *label,
+                                         const Onnx__TensorProto *p, cleval_onnx_tensor *t)
+{
+    return convert_tensor(src, label, p, NULL, t);
+}
+
+cleval_status cleval_onnx_take_tensor(const onnx_source *src, const char *label,
+                                      Onnx__TensorProto *p, cleval_onnx_tensor *t)
+{
+    return convert_tensor(src, label, p, p, t);
 }
 
 void cleval_onnx_tensor_clear(cleval_onnx_tensor *t)
@@ -423,14 +464,14 @@ cleval_status cleval_onnx_load_tensor(const char *path, cleval_onnx_tensor **out
     cleval_status status = cleval_onnx_unpack_file(path, &onnx__tensor_proto__descriptor,
                                                    "an ONNX tensor", &msg, &src);
     if (status != CLEVAL_OK) return status;
-    const Onnx__TensorProto *proto = (const Onnx__TensorProto *)msg;
+    Onnx__TensorProto *proto = (Onnx__TensorProto *)msg;
     cleval_onnx_tensor *t = calloc(1, sizeof *t);
     if (!t) {
         status = cleval_onnx_nomem(&src);
     } else {
         char label[320];
         snprintf(label, sizeof label, "tensor '%.256s'", proto->name ? proto->name : "");
-        status = cleval_onnx_convert_tensor(&src, label, proto, t);
+        status = cleval_onnx_take_tensor(&src, label, proto, t);
     }
     protobuf_c_message_free_unpacked(msg, NULL);
     free(src.dir);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cleval/input.h"
+#include "huge_pages.h"
 
 /* protobuf's own limits: 2 GiB per message, 100 levels of nesting (C++, Java and Python parsers
  * agree on both). A real model nests about 10 levels deep, 3 more per subgraph. */
@@ -132,6 +133,7 @@ static cleval_status read_whole_file(const char *path, uint8_t **data, size_t *l
     }
     size_t size = (size_t)file_size;
     uint8_t *buf = malloc(size ? size : 1);
+    cleval_prefer_huge_pages(buf, size);
     if (!buf) {
         fclose(f);
         return cleval_fail(CLEVAL_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, size);
@@ -168,6 +170,7 @@ static void *tracked_alloc(void *out_of_memory, size_t size)
 {
     void *p = malloc(size);
     if (!p) *(bool *)out_of_memory = true;
+    cleval_prefer_huge_pages(p, size);
     return p;
 }
 

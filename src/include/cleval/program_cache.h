@@ -30,8 +30,7 @@ typedef struct cleval_program_cache_header {
 } cleval_program_cache_header;
 
 /* The key of `source` (includes expanded) built with `options` for `device`; 0 (nothing is
- * cached) when the device cannot be queried, or when its driver keeps a disk cache that makes
- * ours a loss (PoCL, unless POCL_KERNEL_CACHE=0: see program_cache.c). */
+ * cached) when the device cannot be queried. */
 uint64_t cleval_program_cache_key(cl_device_id device, const char *source, const char *options);
 
 /* The entry name of a key: 16 hex digits and ".bin" (out holds at least 21 bytes). */
@@ -43,8 +42,11 @@ void cleval_program_cache_name(uint64_t key, char *out);
 cl_program cleval_program_cache_load(cl_context context, cl_device_id device, uint64_t key,
                                      const char *options);
 
-/* Stores the binary of `program` (built for `device` alone) as the entry of `key`, replacing
- * any. Failure only leaves the cache unfilled. */
+/* Stores the binary of `program` (built for one device alone) as the entry of `key`,
+ * replacing any. Where fetching a binary costs the driver a compile of its own (PoCL with its
+ * kernel cache on), the first call for a key only leaves a marker entry ("<key>.seen") and a
+ * later call, in this process or another, stores the binary. Failure only leaves the cache
+ * unfilled. */
 void cleval_program_cache_store(cl_program program, uint64_t key);
 
 /* What the cache did in this process, counted across all devices and threads (tests and
@@ -54,6 +56,7 @@ typedef struct cleval_program_cache_counts {
     uint64_t misses;   /* lookups that found no usable entry (rejected ones included) */
     uint64_t rejected; /* entries present but damaged, mismatched or refused by the driver */
     uint64_t stored;   /* entries written */
+    uint64_t marked;   /* first builds that left a marker, their binary not stored yet */
 } cleval_program_cache_counts;
 
 cleval_program_cache_counts cleval_program_cache_get_counts(void);
