@@ -295,6 +295,160 @@ static void test_unary_kernel_per_family(void **state)
     }
 }
 
+/* Erf and Gelu over a dense sweep of floats on both families, against the double erf and erfc
+ * of C's libm, in float ulps of the exact result: every 2^-10 of [-6, 6] (past 3.92 erf is 1
+ * in float), a geometric sweep from the smallest subnormal to the largest float on both
+ * signs, +-0, +-inf and NaN. Erf within 2 ulps; Gelu within 2 ulps, and 5 on its negative
+ * side, 0.5 x erfc(|x| / sqrt(2)): there erfc is 1 - erf below 1 (the error of erf, relative
+ * to erfc's 0.16 near 1, is up to 4 ulps of the result) and an exp whose argument's low part
+ * is carried separately beyond (elementwise.cl erf_abs). Gelu(-inf) is NaN: -inf * 0, as
+ * 0.5 x (1 + erf(x / sqrt(2))) gives. */
+static double float_ulp(double w)
+{
+    float f = fabsf((float)w);
+    return (double)nextafterf(f, INFINITY) - (double)f;
+}
+
+static float *sweep_inputs(uint64_t *count)
+{
+    uint64_t cap = 2 * 12289 + 2 * 2000 + 5, n = 0;
+    float *x = malloc(cap * sizeof *x);
+    assert_non_null(x);
+    for (int i = -6 * 1024; i <= 6 * 1024; i++)
+        x[n++] = (float)i / 1024.0f;
+    for (int i = 0; i < 2000; i++) { /* 1.4e-45 .. 3.4e38, about 22 steps per power of 2 */
+        float v = (float)exp(-103.28 + i * (103.28 + 88.72) / 1999.0);
+        x[n++] = v;
+        x[n++] = -v;
+    }
+    x[n++] = 0.0f;
+    x[n++] = -0.0f;
+    x[n++] = INFINITY;
+    x[n++] = -INFINITY;
+    x[n++] = NAN;
+    *count = n;
+    return x;
+}
+
+static void test_erf_gelu_sweep(void **state)
+{
+    (void)state;
+    uint64_t n;
+    float *x = sweep_inputs(&n);
+    int64_t dims[2] = {1, (int64_t)n};
+    for (int gelu = 0; gelu < 2; gelu++)
+        for (size_t v = 0; v < 2; v++) {
+            cleval_onnx_model *m = framed(gelu ? 20 : 13, 2, dims);
+            builder_node(m, gelu ? "Gelu" : "Erf", "op", "a", "b");
+            frame_end(m);
+            cleval_nn_tensor in = tensor(2, dims, x), out;
+            run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+            const float *got = out.data;
+            for (uint64_t i = 0; i < n; i++) {
+                double xi = x[i], w = gelu ? 0.5 * xi * erfc(-xi / sqrt(2.0)) : erf(xi);
+                if (gelu && isinf(xi)) w = xi < 0 ? NAN : xi; /* -inf * 0 (above) */
+                if (isnan(w) && isnan(got[i])) continue;
+                if (w == 0.0 && got[i] == 0.0f && signbit(got[i]) == signbit(w)) continue;
+                double ulps = gelu && xi < 0 ? 5.0 : 2.0;
+                double err = fabs((double)got[i] - w);
+                if (!(err <= ulps * float_ulp(w)) && !(isinf(w) && got[i] == w))
+                    fail_msg("%s(%.9g) (%s) is %.9g, expected %.9g (%.2f ulp, %.1f allowed)",
+                             gelu ? "Gelu" : "Erf", xi, variant_name(VARIANTS[v]), got[i], w,
+                             err / float_ulp(w), ulps);
+            }
+            free(out.data);
+            builder_free(m);
+        }
+    free(x);
+}
+
+/* ---- the decomposed GELU ---- */
+
+/* The exact GELU as torch exports it below opset 20, x / sqrt 2 (or x * (1 / sqrt 2)), Erf,
+ * + 1, then the products in `form`: 0 Mul(Mul(x, a), 0.5), 1 Mul(Mul(x, 0.5), a),
+ * 2 Mul(x, Mul(a, 0.5)); `half` for 0.5; `leak`: the Erf's output is also added to the result
+ * (read outside the pattern). Rank-0 constants, operands in the order given. */
+static cleval_onnx_model *gelu_chain(int form, bool mul_scale, float half, bool leak,
+                                     const int64_t *dims)
+{
+    const float sqrt2 = sqrtf(2.0f), inv_sqrt2 = (float)(1.0 / sqrt(2.0)), one = 1.0f;
+    cleval_onnx_model *m = framed(13, 2, dims);
+    builder_init(m, "s", 0, NULL, mul_scale ? &inv_sqrt2 : &sqrt2);
+    builder_init(m, "c1", 0, NULL, &one);
+    builder_init(m, "c5", 0, NULL, &half);
+    builder_node(m, mul_scale ? "Mul" : "Div", "scale", mul_scale ? "s,a" : "a,s", "d");
+    builder_node(m, "Erf", "erf", "d", "e");
+    builder_node(m, "Add", "plus1", "c1,e", "p");
+    const char *out = leak ? "g" : "b";
+    if (form == 0) {
+        builder_node(m, "Mul", "m0", "a,p", "q");
+        builder_node(m, "Mul", "m1", "q,c5", out);
+    } else if (form == 1) {
+        builder_node(m, "Mul", "m0", "c5,a", "q");
+        builder_node(m, "Mul", "m1", "p,q", out);
+    } else {
+        builder_node(m, "Mul", "m0", "p,c5", "q");
+        builder_node(m, "Mul", "m1", "a,q", out);
+    }
+    if (leak) builder_node(m, "Add", "leak", "g,e", "b");
+    frame_end(m);
+    return m;
+}
+
+static void check_gelu_chain(int form, bool mul_scale, float half, bool leak, bool fused,
+                             cleval_kernel_variant variant)
+{
+    int64_t dims[2] = {3, 257};
+    uint64_t n = 3 * 257;
+    float *x = unary_input(n);
+    double *want = doubles(n);
+    for (uint64_t i = 0; i < n; i++) {
+        double e = erf(x[i] / sqrt(2.0));
+        want[i] = 2.0 * half * 0.5 * x[i] * erfc(-x[i] / sqrt(2.0)) + (leak ? e : 0.0);
+    }
+    cleval_onnx_model *m = gelu_chain(form, mul_scale, half, leak, dims);
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+    uint32_t gelus = 0, erfs = 0;
+    for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++) {
+        gelus += strcmp(cleval_nn_layer_at(nn, i)->op, "Gelu") == 0;
+        erfs += strcmp(cleval_nn_layer_at(nn, i)->op, "Erf") == 0;
+    }
+    char what[128];
+    snprintf(what, sizeof what, "GELU chain form %d%s%s%s (%s)", form, mul_scale ? " Mul" : " Div",
+             half != 0.5f ? " not 0.5" : "", leak ? " leaking" : "", variant_name(variant));
+    if (gelus != (fused ? 1u : 0u) || erfs != (fused ? 0u : 1u))
+        fail_msg("%s: %u Gelu and %u Erf layers, expected it %s", what, gelus, erfs,
+                 fused ? "fused" : "left alone");
+    cleval_nn_tensor in = tensor(2, dims, x), out;
+    assert_ok(cleval_nn_run_graph(nn, &in, &out));
+    cleval_nn_destroy(nn);
+    cleval_device_set_variant(test_device(), VARIANTS[0]);
+    /* The chain rounds each step and 1 + erf cancels for negative x: an absolute error of a
+     * few float ulps of 1 times |x| */
+    assert_result(out.data, want, n, CLEVAL_NN_FP32, 1e-6, 2e-6, what);
+    free(out.data);
+    free(x);
+    free(want);
+    builder_free(m);
+}
+
+/* torch's exported GELU runs as one Gelu op in each form, and patterns that differ stay as
+ * they are (a product by 0.6 instead of 0.5, the Erf's output read outside the pattern). */
+static void test_gelu_fusion(void **state)
+{
+    (void)state;
+    for (size_t v = 0; v < 2; v++) {
+        for (int form = 0; form < 3; form++)
+            for (int mul_scale = 0; mul_scale < 2; mul_scale++)
+                check_gelu_chain(form, mul_scale, 0.5f, false, true, VARIANTS[v]);
+        check_gelu_chain(0, false, 0.6f, false, false, VARIANTS[v]);
+        check_gelu_chain(1, true, 0.5f, true, false, VARIANTS[v]);
+    }
+}
+
 /* ---- PRelu ---- */
 
 /* y = x < 0 ? slope * x : x, slope (right-aligned, broadcast) read at `slope_of(i)`. */
@@ -1217,6 +1371,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary_math),
         cmocka_unit_test(test_unary_kernel_per_family),
+        cmocka_unit_test(test_erf_gelu_sweep),
+        cmocka_unit_test(test_gelu_fusion),
         cmocka_unit_test(test_prelu),
         cmocka_unit_test(test_pools_against_reference),
         cmocka_unit_test(test_against_onnxruntime),

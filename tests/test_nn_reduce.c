@@ -206,6 +206,19 @@ static const reduce_case REDUCE_CASES[] = {
     {2, {257, 5}, 1, {-1}, -1, 1},                         /* 257 outputs: a work-group + 1 */
     {8, {2, 3, 2, 3, 2, 3, 2, 3}, 4, {1, 3, 5, 7}, -1, 1}, /* 4 kept and 4 reduced runs */
     {2, {2, 4099}, 1, {1}, 1000, 1001}, /* long rows far from 0: a plain sum drifts */
+    /* trailing axes, the CPU family's reduce_rows: rows 1, a prime, a CPU work-group + 1;
+     * lengths 1, 7 (a tail only), 256 (vectors only), 1000 and 1025 (both) */
+    {2, {1, 1000}, 1, {-1}, -1, 1},
+    {2, {13, 7}, 1, {1}, -1, 1},
+    {3, {257, 16, 16}, 2, {1, 2}, -1, 1},
+    {2, {13, 1025}, 1, {-1}, -1, 1},
+    {2, {257, 1}, 1, {1}, -1, 1},
+    /* one reduced run with kept axes inside it, the CPU family's reduce_cols: 16 outputs per
+     * work-item, whole (inner 48, 32) or not (inner 17, 7) */
+    {3, {2, 7, 48}, 1, {1}, -1, 1},
+    {3, {13, 5, 17}, 1, {-2}, -1, 1},
+    {3, {1, 1000, 32}, 1, {1}, -1, 1},
+    {4, {3, 2, 3, 7}, 2, {0, 1}, -1, 1},
 };
 
 static void test_reductions(void **state)
@@ -226,10 +239,97 @@ static void test_reductions_fp16(void **state)
         {3, {3, 5, 7}, 1, {-1}, 0.1f, 2},
         {4, {2, 3, 17, 19}, 2, {2, 3}, 0.1f, 2},
         {2, {257, 5}, 2, {0, 1}, 0.1f, 2},
+        {2, {13, 1025}, 1, {1}, 0.1f, 2}, /* reduce_rows: vectors and a tail */
+        {3, {3, 9, 40}, 1, {1}, 0.1f, 2}, /* reduce_cols: whole runs and a partial one */
     };
     for (int kind = R_SUM; kind <= R_L2; kind++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             check_reduce(&cases[i], (reduce_kind)kind, 18, true, CLEVAL_NN_FP16);
+}
+
+/* reduce_rows and reduce_cols keep the scalar loop's NaN rule: a NaN anywhere in what an
+ * output reduces (a vector lane or the tail of a row; any step of a column) makes its max and
+ * min NaN; an infinity wins over finite values. x [4, 37]: rows 0 and 1 hold a NaN, row 2 +inf,
+ * row 3 -inf; reduced along axis 1 (rows) and, transposed as [37, 4] -> [1, 37, 16] columns
+ * of the same values, along axis 1 of that. */
+static void check_nonfinite(bool cols, reduce_kind kind, const float *rows)
+{
+    int64_t rdims[2] = {4, 37}, cdims[3] = {1, 37, 16};
+    float *x = malloc(37 * 16 * sizeof *x);
+    assert_non_null(x);
+    for (int r = 0; r < 37; r++) /* column j of the second layout: row j % 4 of the first */
+        for (int j = 0; j < 16; j++)
+            x[r * 16 + j] = rows[(j % 4) * 37 + r];
+    reduce_case c = cols ? (reduce_case){3, {1, 37, 16}, 1, {1}, -1, 1}
+                         : (reduce_case){2, {4, 37}, 1, {-1}, -1, 1};
+    cleval_onnx_model *m = reduce_model(&c, kind, 18, true, false);
+    for (size_t v = 0; v < N_VARIANTS; v++) {
+        cleval_nn_tensor in = cols ? tensor(3, cdims, x) : tensor(2, rdims, (float *)rows);
+        cleval_nn_tensor out = {0};
+        run_general(m, VARIANTS[v], CLEVAL_NN_FP32, &in, &out);
+        const float *y = out.data;
+        for (int j = 0; j < (cols ? 16 : 4); j++) {
+            int r = j % 4;
+            bool ok = r < 2 ? isnan(y[j])
+                            : (r == 2 && kind == R_MAX   ? y[j] == INFINITY
+                               : r == 3 && kind == R_MIN ? y[j] == -INFINITY
+                                                         : isfinite(y[j]));
+            if (!ok)
+                fail_msg("%s %s (%s): output %d is %g", REDUCE_NAMES[kind], cols ? "cols" : "rows",
+                         cleval_variant_name(VARIANTS[v]), j, y[j]);
+        }
+        free(out.data);
+    }
+    builder_free(m);
+    free(x);
+}
+
+static void test_reduce_vectors_nonfinite(void **state)
+{
+    (void)state;
+    float *x = random_array(4 * 37, -1, 1);
+    x[0 * 37 + 5] = NAN;  /* in a vector lane */
+    x[1 * 37 + 35] = NAN; /* in the tail */
+    x[2 * 37 + 20] = INFINITY;
+    x[3 * 37 + 3] = -INFINITY;
+    for (int cols = 0; cols < 2; cols++)
+        for (int kind = R_MAX; kind <= R_MIN; kind++)
+            check_nonfinite(cols, (reduce_kind)kind, x);
+    free(x);
+}
+
+/* The kernel a reduction runs on the CPU family: reduce_rows where the reduced axes are the
+ * trailing ones, reduce_cols where they form one run with kept axes inside it, reduce
+ * otherwise (two reduced runs); reduce on the GPU family. */
+static void test_reduce_kernel_per_family(void **state)
+{
+    (void)state;
+    static const struct {
+        uint32_t n_axes;
+        int64_t axes[2];
+        const char *cpu;
+    } cases[] = {{1, {2}, "reduce_rows"}, {1, {1}, "reduce_cols"}, {2, {0, 2}, "reduce"}};
+    for (size_t v = 0; v < N_VARIANTS; v++)
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            reduce_case c = {3, {2, 3, 40}, cases[k].n_axes, {0}, -1, 1};
+            memcpy(c.axes, cases[k].axes, sizeof cases[k].axes);
+            cleval_onnx_model *m = reduce_model(&c, R_MEAN, 18, true, false);
+            cleval_device_set_variant(test_device(), VARIANTS[v]);
+            cleval_nn_options options = {.general = true};
+            cleval_nn *nn;
+            assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+            const char *want = VARIANTS[v] == CLEVAL_VARIANT_CPU ? cases[k].cpu : "reduce";
+            const char *got = NULL;
+            for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
+                if (strcmp(cleval_nn_layer_at(nn, i)->op, "ReduceMean") == 0)
+                    got = cleval_nn_layer_at(nn, i)->kernel;
+            if (!got || strcmp(got, want) != 0)
+                fail_msg("ReduceMean case %zu (%s) ran %s, expected %s", k,
+                         cleval_variant_name(VARIANTS[v]), got ? got : "nothing", want);
+            cleval_nn_destroy(nn);
+            cleval_device_set_variant(test_device(), VARIANTS[0]);
+            builder_free(m);
+        }
 }
 
 /* A sum over no elements is 0, max -inf, min +inf; a reduction with nothing kept is empty. */
@@ -552,6 +652,11 @@ static void test_layernorm(void **state)
         {2, {65, 257}, 1, false, true},    /* rows of a work-group + 1, 65 rows */
         {3, {1, 257, 5}, 1, false, false}, /* two axes, no bias */
         {3, {7, 4, 11}, -2, true, true},   /* one scale and one bias value */
+        /* the CPU family's layer_norm_rows: rows of 16-wide vectors and a scalar tail */
+        {2, {1, 1000}, 1, false, true}, /* one row, 62 vectors and a tail of 8 */
+        {2, {257, 7}, -1, false, true}, /* tail only, rows of a CPU work-group + 1 */
+        {2, {13, 256}, 1, false, true}, /* vectors only */
+        {2, {3, 1025}, 1, true, true},  /* a tail of 1, one scale and bias value */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_layernorm(&cases[i], CLEVAL_NN_FP32);
@@ -596,6 +701,39 @@ static void test_layernorm_refusals(void **state)
     builder_output(m, "y");
     expect_refusal_freeing(m, true, CLEVAL_ERR_UNSUPPORTED, "node 'partial' (LayerNormalization)",
                            "Scale of shape [3, 1]", NULL);
+}
+
+/* The kernel LayerNormalization runs: layer_norm_rows (each row on float16 vectors) on the CPU
+ * family, layer_norm (one row per work-item, scalar) on the GPU family. */
+static void test_layernorm_kernel_per_family(void **state)
+{
+    (void)state;
+    int64_t dims[2] = {5, 300};
+    float scale[300];
+    for (int i = 0; i < 300; i++)
+        scale[i] = 1.0f;
+    for (size_t v = 0; v < N_VARIANTS; v++) {
+        cleval_onnx_model *m = builder_new(17);
+        builder_input(m, "x", 2, dims);
+        builder_init(m, "scale", 1, dims + 1, scale);
+        builder_node(m, "LayerNormalization", "ln", "x,scale", "y");
+        builder_output(m, "y");
+        cleval_device_set_variant(test_device(), VARIANTS[v]);
+        cleval_nn_options options = {.general = true};
+        cleval_nn *nn;
+        assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
+        const char *want = VARIANTS[v] == CLEVAL_VARIANT_CPU ? "layer_norm_rows" : "layer_norm";
+        const char *got = NULL;
+        for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
+            if (strcmp(cleval_nn_layer_at(nn, i)->op, "LayerNormalization") == 0)
+                got = cleval_nn_layer_at(nn, i)->kernel;
+        if (!got || strcmp(got, want) != 0)
+            fail_msg("LayerNormalization (%s) ran %s, expected %s",
+                     cleval_variant_name(VARIANTS[v]), got ? got : "nothing", want);
+        cleval_nn_destroy(nn);
+        cleval_device_set_variant(test_device(), VARIANTS[0]);
+        builder_free(m);
+    }
 }
 
 /* ---- the decomposed LayerNorm ---- */
@@ -767,6 +905,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_reductions_fp16),
+        cmocka_unit_test(test_reduce_vectors_nonfinite),
+        cmocka_unit_test(test_reduce_kernel_per_family),
         cmocka_unit_test(test_reduce_empty),
         cmocka_unit_test(test_reduce_noop),
         cmocka_unit_test(test_reduce_refusals),
@@ -774,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_pow_computed_and_sqrt),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_layernorm_refusals),
+        cmocka_unit_test(test_layernorm_kernel_per_family),
         cmocka_unit_test(test_exported_layernorm),
         cmocka_unit_test(test_decomposed_fusion),
     };

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 /* The single op that reads v (once), or -1 when v is a graph output or read elsewhere too. */
-static int sole_reader(const cleval_nn *nn, int v)
+int nn_sole_reader(const cleval_nn *nn, int v)
 {
     if (v < 0 || nn->values[v].is_output || nn->values[v].uses != 1) return -1;
     for (uint32_t i = 0; i < nn->n_ops; i++) {
@@ -28,9 +28,9 @@ static int sole_reader(const cleval_nn *nn, int v)
 
 /* The sole reader of v when it is an op of `kind` that reads v as input `slot` (-1: either of
  * two inputs); NULL otherwise. */
-static nn_op *reader_of_kind(cleval_nn *nn, int v, const nn_op_kind *kind, int slot)
+nn_op *nn_reader_of_kind(cleval_nn *nn, int v, const nn_op_kind *kind, int slot)
 {
-    int r = sole_reader(nn, v);
+    int r = nn_sole_reader(nn, v);
     if (r < 0 || nn->ops[r].kind != kind) return NULL;
     nn_op *op = &nn->ops[r];
     bool at = slot >= 0 ? op->in[slot] == v : (op->in[0] == v || op->in[1] == v);
@@ -38,12 +38,12 @@ static nn_op *reader_of_kind(cleval_nn *nn, int v, const nn_op_kind *kind, int s
 }
 
 /* A binary op's operand other than v. */
-static int other_operand(const nn_op *op, int v)
+int nn_other_operand(const nn_op *op, int v)
 {
     return op->in[0] == v ? op->in[1] : op->in[0];
 }
 
-static bool is_float_const(const cleval_nn *nn, int v)
+bool nn_is_float_const(const cleval_nn *nn, int v)
 {
     return v >= 0 && nn->values[v].kind == NN_VALUE_CONST && nn->values[v].f32;
 }
@@ -102,18 +102,18 @@ static bool plain_binary(const nn_op *op)
 static void match_affine(cleval_nn *nn, ln_match *m)
 {
     const nn_value *x = &nn->values[m->x];
-    nn_op *mul = reader_of_kind(nn, m->out, &nn_kind_mul, -1);
-    if (!plain_binary(mul) || !is_float_const(nn, other_operand(mul, m->out)) ||
-        !affine_fits(nn, other_operand(mul, m->out), x, m->k))
+    nn_op *mul = nn_reader_of_kind(nn, m->out, &nn_kind_mul, -1);
+    if (!plain_binary(mul) || !nn_is_float_const(nn, nn_other_operand(mul, m->out)) ||
+        !affine_fits(nn, nn_other_operand(mul, m->out), x, m->k))
         return;
-    m->gamma = other_operand(mul, m->out);
+    m->gamma = nn_other_operand(mul, m->out);
     m->ops[m->n++] = mul;
     m->out = mul->out[0];
-    nn_op *add = reader_of_kind(nn, m->out, &nn_kind_add, -1);
-    if (!plain_binary(add) || !is_float_const(nn, other_operand(add, m->out)) ||
-        !affine_fits(nn, other_operand(add, m->out), x, m->k))
+    nn_op *add = nn_reader_of_kind(nn, m->out, &nn_kind_add, -1);
+    if (!plain_binary(add) || !nn_is_float_const(nn, nn_other_operand(add, m->out)) ||
+        !affine_fits(nn, nn_other_operand(add, m->out), x, m->k))
         return;
-    m->beta = other_operand(add, m->out);
+    m->beta = nn_other_operand(add, m->out);
     m->ops[m->n++] = add;
     m->out = add->out[0];
 }
@@ -126,7 +126,7 @@ static bool match_layernorm(cleval_nn *nn, nn_op *head, ln_match *m)
     const nn_value *x = &nn->values[m->x];
     uint32_t rank = nn->shapes_valid ? x->shape.rank : UINT32_MAX;
     if (!(m->k = trailing_mean_axes(head, rank))) return false;
-    nn_op *sub = reader_of_kind(nn, head->out[0], &nn_kind_sub, 1);
+    nn_op *sub = nn_reader_of_kind(nn, head->out[0], &nn_kind_sub, 1);
     if (!plain_binary(sub) || sub->in[0] != m->x) return false;
     int d = sub->out[0];
     int pow_at = -1;
@@ -136,17 +136,17 @@ static bool match_layernorm(cleval_nn *nn, nn_op *head, ln_match *m)
     if (pow_at < 0) return false;
     nn_op *pow = &nn->ops[pow_at];
     if (pow->p.ew.op != NN_POW_SCALAR || pow->p.ew.lo != 2.0f) return false;
-    nn_op *var = reader_of_kind(nn, pow->out[0], &nn_kind_reducemean, 0);
+    nn_op *var = nn_reader_of_kind(nn, pow->out[0], &nn_kind_reducemean, 0);
     if (!var || trailing_mean_axes(var, rank) != m->k) return false;
-    nn_op *add = reader_of_kind(nn, var->out[0], &nn_kind_add, -1);
+    nn_op *add = nn_reader_of_kind(nn, var->out[0], &nn_kind_add, -1);
     if (!plain_binary(add)) return false;
-    m->eps = other_operand(add, var->out[0]);
-    if (!is_float_const(nn, m->eps) || nn->values[m->eps].count != 1 ||
+    m->eps = nn_other_operand(add, var->out[0]);
+    if (!nn_is_float_const(nn, m->eps) || nn->values[m->eps].count != 1 ||
         nn->values[m->eps].shape.rank > m->k)
         return false;
-    nn_op *sqrt_op = reader_of_kind(nn, add->out[0], &nn_kind_sqrt, 0);
+    nn_op *sqrt_op = nn_reader_of_kind(nn, add->out[0], &nn_kind_sqrt, 0);
     if (!sqrt_op) return false;
-    nn_op *div = reader_of_kind(nn, sqrt_op->out[0], &nn_kind_div, 1);
+    nn_op *div = nn_reader_of_kind(nn, sqrt_op->out[0], &nn_kind_div, 1);
     /* d is read by the Pow and the Div, and by nothing else (uses counts every read). */
     if (!plain_binary(div) || div->in[0] != d || nn->values[d].is_output || nn->values[d].uses != 2)
         return false;

@@ -15,6 +15,14 @@ size_t nn_local_1d(const cleval_nn *nn)
     return nn->tuning.local_1d;
 }
 
+size_t nn_local_rows(const cleval_nn *nn, uint64_t rows)
+{
+    size_t local = 1;
+    while (2 * local <= nn->tuning.local_1d && 2 * local * 8 <= rows)
+        local *= 2;
+    return local;
+}
+
 static cleval_status grow_events(cleval_nn *nn)
 {
     if (nn->n_events < nn->cap_events) return CLEVAL_OK;

@@ -749,6 +749,10 @@ cleval_status nn_kernel(cleval_nn *nn, nn_op *op, const char *program, const cha
 cleval_status nn_storage_kernel(cleval_nn *nn, nn_op *op, const char *program, const char *kernel);
 /* Local size for 1-D elementwise kernels, and the global size rounded up to it. */
 size_t nn_local_1d(const cleval_nn *nn);
+/* Local size for the CPU family's kernels that give each work-item a whole row (LayerNorm,
+ * Softmax): a power of two at most nn_local_1d that leaves at least 8 work-groups for `rows`
+ * rows, so a short batch still spreads over the cores. */
+size_t nn_local_rows(const cleval_nn *nn, uint64_t rows);
 
 /* ---- op kinds (op_*.c) ---- */
 extern const nn_op_kind nn_kind_conv;
@@ -768,6 +772,17 @@ extern const nn_op_kind nn_kind_reducemean, nn_kind_reducesum, nn_kind_reducemax
  * Div, Mul gamma, Add beta) by one LayerNormalization op where the pattern is exact
  * (fuse_layernorm.c). */
 cleval_status nn_fuse_layernorm(cleval_nn *nn);
+/* The pattern matching the fusion passes share (fuse_layernorm.c): the single op that reads v
+ * (once; -1 when v is a graph output or read elsewhere too); that op when it is of `kind` and
+ * reads v as input `slot` (-1: either of two), else NULL; a binary op's operand other than v;
+ * whether v is a float constant. */
+int nn_sole_reader(const cleval_nn *nn, int v);
+nn_op *nn_reader_of_kind(cleval_nn *nn, int v, const nn_op_kind *kind, int slot);
+int nn_other_operand(const nn_op *op, int v);
+bool nn_is_float_const(const cleval_nn *nn, int v);
+/* Replaces torch's decomposed exact GELU (Div sqrt 2, Erf, Add 1, Mul x, Mul 0.5) by one Gelu
+ * op where the pattern is exact (fuse_gelu.c). */
+cleval_status nn_fuse_gelu(cleval_nn *nn);
 extern const nn_op_kind nn_kind_expand, nn_kind_constantofshape;
 extern const nn_op_kind nn_kind_concat, nn_kind_split, nn_kind_slice, nn_kind_transpose;
 extern const nn_op_kind nn_kind_gather, nn_kind_squeeze, nn_kind_unsqueeze;

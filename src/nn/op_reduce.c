@@ -1,8 +1,10 @@
 /* Reductions (ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL2) over any set of axes, and
  * LayerNormalization over the trailing axes. kernels/reduce.cl: one output element (or one
- * normalised row) per work-item for both device variants, float accumulation with compensated
- * sums. The axes are an attribute before ReduceSum-13 and the others' opset 18, an input
- * from then on: a constant, or a host value computed from shapes and read at each inference. */
+ * normalised row) per work-item, float accumulation with compensated sums; on the CPU family
+ * a reduction of contiguous rows and LayerNormalization walk each row on float16 vectors
+ * (reduce_rows, layer_norm_rows). The axes are an attribute before ReduceSum-13 and the
+ * others' opset 18, an input from then on: a constant, or a host value computed from shapes
+ * and read at each inference. */
 #include "nn_internal.h"
 
 #include <assert.h>
@@ -124,16 +126,6 @@ static cleval_status reduce_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-static cleval_status reduce_prepare(cleval_nn *nn, nn_op *op)
-{
-    char options[96];
-    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
-    size_t used = strlen(options);
-    snprintf(options + used, sizeof options - used, " -DREDUCE_OP=%d", op->p.reduce.op);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "reduce");
-    return nn_kernel(nn, op, "reduce", options, "reduce", &op->k[0]);
-}
-
 /* The input's axes grouped into runs of kept or reduced axes (size-1 axes dropped; a run is
  * contiguous in row-major order), right-aligned into the kernel's 4 + 4 slots. */
 typedef struct reduce_groups {
@@ -180,6 +172,40 @@ static void group_axes(const nn_shape *x, uint32_t mask, reduce_groups *g)
     }
 }
 
+/* The CPU family's vector kernels (k[1]): reduce_rows where each output reduces a contiguous
+ * row (the reduced axes trailing: output i reads [i * reduced, (i + 1) * reduced)),
+ * reduce_cols where the reduced axes form one run with kept axes inside it (output i, of
+ * `inner` = the inner kept extent, reads `reduced` elements at stride inner); NULL otherwise. */
+static const char *vector_kernel(const reduce_groups *g)
+{
+    if (g->red_dims[0] != 1 || g->red_dims[1] != 1 || g->red_dims[2] != 1) return NULL;
+    if (g->red_strides[3] == 1) return "reduce_rows";
+    if (g->red_strides[3] > 1 && g->out_strides[3] == 1 && g->out_dims[3] == g->red_strides[3])
+        return "reduce_cols";
+    return NULL;
+}
+
+/* CPU family: also reduce_rows or reduce_cols (k[1]) where it fits at the shapes of now; the
+ * launch checks again, with the shapes of each batch. */
+static cleval_status reduce_prepare(cleval_nn *nn, nn_op *op)
+{
+    char options[96];
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
+    size_t used = strlen(options);
+    snprintf(options + used, sizeof options - used, " -DREDUCE_OP=%d", op->p.reduce.op);
+    const nn_value *x = nn_in(nn, op, 0);
+    uint32_t mask;
+    cleval_status status = reduce_mask(nn, op, x->shape.rank, &mask);
+    if (status != CLEVAL_OK) return status;
+    reduce_groups g;
+    group_axes(&x->shape, mask, &g);
+    const char *vec = nn->variant == CLEVAL_VARIANT_CPU ? vector_kernel(&g) : NULL;
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s", vec ? vec : "reduce");
+    if ((status = nn_kernel(nn, op, "reduce", options, "reduce", &op->k[0])) != CLEVAL_OK || !vec)
+        return status;
+    return nn_kernel(nn, op, "reduce", options, vec, &op->k[1]);
+}
+
 static cleval_status reduce_launch(cleval_nn *nn, nn_op *op)
 {
     const nn_value *x = nn_in(nn, op, 0), *y = nn_out(nn, op, 0);
@@ -189,6 +215,19 @@ static cleval_status reduce_launch(cleval_nn *nn, nn_op *op)
     if (status != CLEVAL_OK) return status;
     reduce_groups g;
     group_axes(&x->shape, mask, &g);
+    const char *vec = op->k[1] ? vector_kernel(&g) : NULL;
+    if (vec && strcmp(vec, op->kernel_desc) == 0) { /* the kernel prepare built */
+        bool cols = strcmp(vec, "reduce_cols") == 0;
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+        cleval_kernel_arg_uint(&a, (uint32_t)y->count);
+        cleval_kernel_arg_uint(&a, (uint32_t)g.reduced);
+        if (cols) cleval_kernel_arg_uint(&a, (uint32_t)g.out_dims[3]);
+        uint64_t items = cols ? (y->count + 15) / 16 : y->count;
+        size_t local = nn_local_rows(nn, items), global = (size_t)items;
+        return nn_enqueue(nn, op, &a, 1, &global, &local);
+    }
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
@@ -301,7 +340,8 @@ static cleval_status layernorm_prepare(cleval_nn *nn, nn_op *op)
             nn_upload(nn, &zero, sizeof zero, "LayerNormalization B", &op->mem[0]);
         if (status != CLEVAL_OK) return status;
     }
-    return nn_storage_kernel(nn, op, "reduce", "layer_norm");
+    return nn_storage_kernel(nn, op, "reduce",
+                             nn->variant == CLEVAL_VARIANT_CPU ? "layer_norm_rows" : "layer_norm");
 }
 
 static cleval_status layernorm_launch(cleval_nn *nn, nn_op *op)
@@ -328,7 +368,8 @@ static cleval_status layernorm_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_int(&a, nn_in(nn, op, 1)->count > 1);
     cleval_kernel_arg_int(&a, nn_has_in(op, 2) && nn_in(nn, op, 2)->count > 1);
     cleval_kernel_arg_float(&a, op->p.reduce.epsilon);
-    size_t local = nn_local_1d(nn), global = (size_t)rows;
+    size_t local = nn->variant == CLEVAL_VARIANT_CPU ? nn_local_rows(nn, rows) : nn_local_1d(nn);
+    size_t global = (size_t)rows;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 

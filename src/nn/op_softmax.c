@@ -1,7 +1,8 @@
 /* Softmax and LogSoftmax over one axis (opset >= 13) or over everything from `axis` on
  * (opset < 13 coerces the input to 2-D), numerically stable (the row maximum is subtracted
  * first); and the row argmax behind cleval_nn_pred_buffer(). kernels/softmax.cl: one row per
- * work-item for both device variants. */
+ * work-item for both device variants; on the CPU family the rows along the last axis (inner
+ * extent 1, as attention's softmax) run softmax_rows, on float16 vectors, as k[1]. */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -73,9 +74,22 @@ static cleval_status softmax_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
+/* CPU family: also softmax_rows (k[1]) where the rows run along the last axis (inner 1) at
+ * the shapes of now; the launch checks again, with the shapes of each batch. */
 static cleval_status softmax_prepare(cleval_nn *nn, nn_op *op)
 {
-    return nn_storage_kernel(nn, op, "softmax", "softmax");
+    uint64_t outer = 0, len = 0, inner = 0;
+    uint32_t axis = 0;
+    cleval_status status =
+        softmax_geometry(nn, op, &nn_in(nn, op, 0)->shape, &outer, &len, &inner, &axis);
+    if (status != CLEVAL_OK) return status;
+    bool rows = nn->variant == CLEVAL_VARIANT_CPU && inner == 1;
+    if ((status = nn_storage_kernel(nn, op, "softmax", "softmax")) != CLEVAL_OK || !rows)
+        return status;
+    char options[64];
+    nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "softmax_rows");
+    return nn_kernel(nn, op, "softmax", options, "softmax_rows", &op->k[1]);
 }
 
 static cleval_status softmax_launch(cleval_nn *nn, nn_op *op)
@@ -85,6 +99,16 @@ static cleval_status softmax_launch(cleval_nn *nn, nn_op *op)
     uint32_t axis = 0;
     cleval_status status = softmax_geometry(nn, op, &x->shape, &outer, &len, &inner, &axis);
     if (status != CLEVAL_OK || outer * inner == 0 || len == 0) return status;
+    if (op->k[1] && inner == 1) {
+        cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+        cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+        cleval_kernel_arg_uint(&a, (uint32_t)outer);
+        cleval_kernel_arg_uint(&a, (uint32_t)len);
+        cleval_kernel_arg_int(&a, op->p.softmax.log);
+        size_t local = nn_local_rows(nn, outer), global = (size_t)outer;
+        return nn_enqueue(nn, op, &a, 1, &global, &local);
+    }
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));

@@ -1,6 +1,7 @@
 /* Graph rewrites between parsing and device preparation, each a linear sweep:
  *   - Identity and Dropout removed (consumers read their input directly);
  *   - torch's decomposed LayerNorm replaced by one LayerNormalization (fuse_layernorm.c);
+ *   - torch's decomposed exact GELU replaced by one Gelu (fuse_gelu.c);
  *   - input scaling (Add/Sub/Mul/Div by per-channel constants) folded into the Conv after it;
  *   - BatchNormalization folded into the Conv before it when that Conv's output has no other
  *     consumer (W' = W * s, B' = B * s + t), or into the Gemm before it (its columns);
@@ -782,6 +783,7 @@ cleval_status nn_optimise(cleval_nn *nn)
     consumers c = {NULL, NULL};
     cleval_status status = remove_identities(nn);
     if (status == CLEVAL_OK) status = nn_fuse_layernorm(nn);
+    if (status == CLEVAL_OK) status = nn_fuse_gelu(nn);
     if (status == CLEVAL_OK) status = scan_consumers(nn, &c);
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++)
         if (!nn->ops[i].dead && nn->ops[i].kind == &nn_kind_conv)
