@@ -18,7 +18,7 @@
  *                          written along axis 7, so both sides touch whole cache lines.
  *            gather        y[o][j][r] = x[o][idx[j]][r] for `count` indices along an axis of
  *                          `extent` (negative indices count from the end).
- *            gather_rows   the same, CPU family: item g copies rows (o, j) [g * per_item, ...),
+ *            gather_runs   the same, CPU family: item g copies rows (o, j) [g * per_item, ...),
  *                          each a contiguous run of `inner` elements.
  *            transpose_tiles  a batch of 2-D transposes through local memory (GPU family).
  * Layout     row-major; the host merges contiguous axes and right-aligns the rest into 8
@@ -95,7 +95,7 @@ transpose_tiles(__global const X_T *x, __global Y_T *y, int rows, int cols)
 #define TILE_T MOVE_T
 #define LD_X(p, i) (((__global const MOVE_T *)(p))[i])
 #define ST_Y(v, p, i) (((__global MOVE_T *)(p))[i] = (v))
-#define MOVE16(x, ix, y, iy)                                                                   \
+#define MOVE16(x, ix, y, iy)                                                                       \
     vstore16(vload16(0, (__global const MOVE_T *)(x) + (ix)), 0, (__global MOVE_T *)(y) + (iy))
 #else
 #define TILE_T float
@@ -170,8 +170,8 @@ __kernel void copy_runs(__global const X_T *x, __global Y_T *y, uint n, uint per
  * outer multi-index, and walks axis 7 in TB x TB tiles: loaded along axis 6, stored along axis
  * 7. The host puts the axis that is contiguous in x at 6 (the innermost one stays 7, contiguous
  * in y). Pros: whole cache lines on both sides of a transpose. Cons: a private tile per item. */
-__kernel void copy_tiles(__global const X_T *x, __global Y_T *y, uint items, int first,
-                         int8 dims, int8 xs, int8 ys, int x_off, int y_off)
+__kernel void copy_tiles(__global const X_T *x, __global Y_T *y, uint items, int first, int8 dims,
+                         int8 xs, int8 ys, int x_off, int y_off)
 {
     uint g = get_global_id(0);
     if (g >= items) return;
@@ -200,10 +200,10 @@ __kernel void copy_tiles(__global const X_T *x, __global Y_T *y, uint items, int
     }
 }
 
-/* gather_rows: gather's copy, per_item rows (o, j) of `inner` elements per work-item out of
+/* gather_runs: gather's copy, per_item rows (o, j) of `inner` elements per work-item out of
  * `rows` = outer * count. Pros: contiguous runs at vector width (attention's q / k / v picks,
  * a class token). Cons: an index lookup per row, slow when `inner` is 1. */
-__kernel void gather_rows(__global const X_T *x, __global Y_T *y, __global const int *idx,
+__kernel void gather_runs(__global const X_T *x, __global Y_T *y, __global const int *idx,
                           uint rows, uint per_item, int count, int extent, int inner)
 {
     uint start = get_global_id(0) * per_item;

@@ -3,7 +3,7 @@
  * or gather kernel; Squeeze and Unsqueeze are views of their input. Ops whose inputs are all
  * constants never get here: they are evaluated on the host at load. The GPU family copies one
  * element per work-item; the CPU family gives each work-item a long stretch of the output
- * (copy_runs, copy_tiles for transposes that move the innermost axis, gather_rows). */
+ * (copy_runs, copy_tiles for transposes that move the innermost axis, gather_runs). */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -80,7 +80,7 @@ static cleval_status copy_kernel(cleval_nn *nn, nn_op *op, int x, int y)
     return nn_kernel(nn, op, "layout", options, copy_kernel_name(nn), k);
 }
 
-/* CPU family: elements (or, for gather_rows, about that many elements' worth of rows) per
+/* CPU family: elements (or, for gather_runs, about that many elements' worth of rows) per
  * work-item. Each item is a work-group of its own and decodes its start once, so it should be
  * long (at least 4096 elements, 16 KiB of floats); about 64 items keep every core of a CPU busy
  * with room to balance. */
@@ -809,7 +809,7 @@ static cleval_status gather_prepare(cleval_nn *nn, nn_op *op)
     free(narrow);
     if (status == CLEVAL_OK)
         status = nn_storage_kernel(nn, op, "layout",
-                                   nn->variant == CLEVAL_VARIANT_CPU ? "gather_rows" : "gather");
+                                   nn->variant == CLEVAL_VARIANT_CPU ? "gather_runs" : "gather");
     return status;
 }
 
@@ -823,7 +823,7 @@ static cleval_status gather_launch(cleval_nn *nn, nn_op *op)
         inner *= x->shape.d[i];
     uint64_t n = nn_out(nn, op, 0)->count;
     if (n == 0) return CLEVAL_OK;
-    /* CPU family (gather_rows): rows of `inner` elements, about cpu_share's worth per item. */
+    /* CPU family (gather_runs): rows of `inner` elements, about cpu_share's worth per item. */
     bool cpu = nn->variant == CLEVAL_VARIANT_CPU;
     uint64_t rows = n / (uint64_t)inner, per = cpu_share(n) / (uint64_t)inner;
     per = per < 1 ? 1 : per;
