@@ -166,37 +166,42 @@ __kernel void copy_runs(__global const X_T *x, __global Y_T *y, uint n, uint per
 #define TB 16 /* copy_tiles: the tile's side */
 #endif
 
-/* copy_tiles: strided_copy's copy; item g takes TB indices of axis 6 (one tile row band) of one
- * outer multi-index, and walks axis 7 in TB x TB tiles: loaded along axis 6, stored along axis
- * 7. The host puts the axis that is contiguous in x at 6 (the innermost one stays 7, contiguous
- * in y). Pros: whole cache lines on both sides of a transpose. Cons: a private tile per item. */
-__kernel void copy_tiles(__global const X_T *x, __global Y_T *y, uint items, int first, int8 dims,
-                         int8 xs, int8 ys, int x_off, int y_off)
+/* copy_tiles: strided_copy's copy in bands: band b is TB indices of axis 6 for one outer
+ * multi-index, walked along axis 7 in TB x TB tiles, loaded along axis 6 and stored along axis
+ * 7; item g takes bands [g * per_item, (g + 1) * per_item) of `bands`. The host puts the axis
+ * that is contiguous in x at 6 (the innermost one stays 7, contiguous in y). Pros: whole cache
+ * lines on both sides of a transpose. Cons: a private tile per item. */
+__kernel void copy_tiles(__global const X_T *x, __global Y_T *y, uint bands, uint per_item,
+                         int first, int8 dims, int8 xs, int8 ys, int x_off, int y_off)
 {
-    uint g = get_global_id(0);
-    if (g >= items) return;
+    uint b0 = get_global_id(0) * per_item;
+    if (b0 >= bands) return;
+    uint b1 = min(b0 + per_item, bands);
     int dv[8], xv[8], yv[8];
     vstore8(dims, 0, dv);
     vstore8(xs, 0, xv);
     vstore8(ys, 0, yv);
-    int bands = (dv[6] + TB - 1) / TB, rest = (int)g / bands;
-    int p0 = ((int)g % bands) * TB, ix = x_off + p0 * xv[6], iy = y_off + p0 * yv[6];
-    for (int d = 5; d >= first; d--) {
-        int c = rest % dv[d];
-        rest /= dv[d];
-        ix += c * xv[d];
-        iy += c * yv[d];
-    }
-    int tp = min(TB, dv[6] - p0), xp = xv[6], xq = xv[7], yp = yv[6], yq = yv[7];
+    int per_outer = (dv[6] + TB - 1) / TB, xp = xv[6], xq = xv[7], yp = yv[6], yq = yv[7];
     TILE_T t[TB][TB];
-    for (int q0 = 0; q0 < dv[7]; q0 += TB) {
-        int tq = min(TB, dv[7] - q0);
-        for (int q = 0; q < tq; q++)
-            for (int p = 0; p < tp; p++)
-                t[q][p] = LD_X(x, ix + p * xp + (q0 + q) * xq);
-        for (int p = 0; p < tp; p++)
+    for (uint b = b0; b < b1; b++) {
+        int rest = (int)b / per_outer, p0 = ((int)b % per_outer) * TB;
+        int ix = x_off + p0 * xp, iy = y_off + p0 * yp;
+        for (int d = 5; d >= first; d--) {
+            int c = rest % dv[d];
+            rest /= dv[d];
+            ix += c * xv[d];
+            iy += c * yv[d];
+        }
+        int tp = min(TB, dv[6] - p0);
+        for (int q0 = 0; q0 < dv[7]; q0 += TB) {
+            int tq = min(TB, dv[7] - q0);
             for (int q = 0; q < tq; q++)
-                ST_Y(t[q][p], y, iy + p * yp + (q0 + q) * yq);
+                for (int p = 0; p < tp; p++)
+                    t[q][p] = LD_X(x, ix + p * xp + (q0 + q) * xq);
+            for (int p = 0; p < tp; p++)
+                for (int q = 0; q < tq; q++)
+                    ST_Y(t[q][p], y, iy + p * yp + (q0 + q) * yq);
+        }
     }
 }
 

@@ -704,20 +704,25 @@ static bool tiles_fit(copy_geometry *g)
     return false;
 }
 
-/* copy_tiles: one item per band of 16 (layout.cl's TB) indices of the second-last axis per
- * outer index. */
+/* copy_tiles: bands of 16 (layout.cl's TB) indices of the second-last axis, one per outer index
+ * and 16 of them, each 16 x the last axis elements; about cpu_share's worth of bands per item. */
 static cleval_status launch_copy_tiles(cleval_nn *nn, nn_op *op, const copy_geometry *g)
 {
-    uint64_t items = ((uint64_t)g->d[g->rank - 2] + 15) / 16;
+    uint64_t bands = ((uint64_t)g->d[g->rank - 2] + 15) / 16, n = 1;
+    for (uint32_t i = 0; i < g->rank; i++)
+        n *= (uint64_t)g->d[i];
     for (uint32_t i = 0; i + 2 < g->rank; i++)
-        items *= (uint64_t)g->d[i];
-    if (items == 0 || g->d[g->rank - 1] == 0) return CLEVAL_OK;
+        bands *= (uint64_t)g->d[i];
+    if (n == 0) return CLEVAL_OK;
+    uint64_t per = cpu_share(n) / (16 * (uint64_t)g->d[g->rank - 1]);
+    per = per < 1 ? 1 : per;
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
     cleval_kernel_arg_mem(&a, data_mem(nn, op->in[0]));
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
-    cleval_kernel_arg_uint(&a, (uint32_t)items);
+    cleval_kernel_arg_uint(&a, (uint32_t)bands);
+    cleval_kernel_arg_uint(&a, (uint32_t)per);
     geometry_args(&a, g);
-    return launch_items(nn, op, &a, items);
+    return launch_items(nn, op, &a, (bands + per - 1) / per);
 }
 
 static cleval_status transpose_launch(cleval_nn *nn, nn_op *op)
