@@ -628,6 +628,30 @@ static void test_split_unnamed_output(void **state)
     builder_free(m);
 }
 
+/* A block past the CPU family's 4096 elements per work-item, rows cut inside: the second
+ * output of [37, 10, 131] split 3 + 7 along axis 1. */
+static void test_split_long(void **state)
+{
+    (void)state;
+    static const int64_t dims[3] = {37, 10, 131}, sizes[2] = {3, 7}, two = 2;
+    static const int64_t out_dims[3] = {37, 7, 131};
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 3, dims);
+    builder_node(m, "Relu", "r0", "x", "a");
+    builder_init_i64(m, "s", 1, &two, sizes);
+    attr_int(builder_node(m, "Split", "split", "a,s", "c,b"), "axis", 1);
+    builder_node(m, "Relu", "r1", "b", "y");
+    builder_output(m, "y");
+    float *x = exact_array(count_of(3, dims)), *want = malloc(37 * 7 * 131 * sizeof *want);
+    assert_non_null(want);
+    for (int i = 0; i < 37; i++)
+        memcpy(want + i * 7 * 131, x + (i * 10 + 3) * 131, 7 * 131 * sizeof *want);
+    check_one_op(m, 3, dims, x, 3, out_dims, want, "split of long rows");
+    free(x);
+    free(want);
+    builder_free(m);
+}
+
 /* ---- Squeeze, Unsqueeze ---- */
 
 static void test_squeeze_unsqueeze(void **state)
@@ -993,6 +1017,7 @@ int main(void)
         cmocka_unit_test(test_concat),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_unnamed_output),
+        cmocka_unit_test(test_split_long),
         cmocka_unit_test(test_squeeze_unsqueeze),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_batch_moved_matmul),

@@ -704,8 +704,8 @@ static bool tiles_fit(copy_geometry *g)
     return false;
 }
 
-/* copy_tiles: bands of 16 (layout.cl's TB) indices of the second-last axis, one per outer index
- * and 16 of them, each 16 x the last axis elements; about cpu_share's worth of bands per item. */
+/* copy_tiles: a band is 16 (layout.cl's TB) indices of the second-last axis for one outer
+ * multi-index, 16 x the last axis elements; each work-item takes about cpu_share's worth. */
 static cleval_status launch_copy_tiles(cleval_nn *nn, nn_op *op, const copy_geometry *g)
 {
     uint64_t bands = ((uint64_t)g->d[g->rank - 2] + 15) / 16, n = 1;
