@@ -14,7 +14,7 @@
  *                          [g * per_item, (g + 1) * per_item) run by run along the innermost
  *                          axis, carrying into the outer axes like an odometer.
  *            copy_tiles    the same copy, CPU family, for transposes that move the innermost
- *                          axis: TB x TB tiles over the last two axes, read along axis 6 and
+ *                          axis: TP x TQ tiles over the last two axes, read along axis 6 and
  *                          written along axis 7, so both sides touch whole cache lines.
  *            gather        y[o][j][r] = x[o][idx[j]][r] for `count` indices along an axis of
  *                          `extent` (negative indices count from the end).
@@ -162,12 +162,15 @@ __kernel void copy_runs(__global const X_T *x, __global Y_T *y, uint n, uint per
     }
 }
 
-#ifndef TB
-#define TB 16 /* copy_tiles: the tile's side */
+#ifndef TP
+#define TP 64 /* copy_tiles: the tile's extent along axis 6, a band's width (set by the host) */
+#endif
+#ifndef TQ
+#define TQ 16 /* copy_tiles: the tile's extent along axis 7 */
 #endif
 
-/* copy_tiles: strided_copy's copy in bands: band b is TB indices of axis 6 for one outer
- * multi-index, walked along axis 7 in TB x TB tiles, loaded along axis 6 and stored along axis
+/* copy_tiles: strided_copy's copy in bands: band b is TP indices of axis 6 for one outer
+ * multi-index, walked along axis 7 in TP x TQ tiles, loaded along axis 6 and stored along axis
  * 7; item g takes bands [g * per_item, (g + 1) * per_item) of `bands`. The host puts the axis
  * that is contiguous in x at 6 (the innermost one stays 7, contiguous in y). Pros: whole cache
  * lines on both sides of a transpose. Cons: a private tile per item. */
@@ -181,10 +184,10 @@ __kernel void copy_tiles(__global const X_T *x, __global Y_T *y, uint bands, uin
     vstore8(dims, 0, dv);
     vstore8(xs, 0, xv);
     vstore8(ys, 0, yv);
-    int per_outer = (dv[6] + TB - 1) / TB, xp = xv[6], xq = xv[7], yp = yv[6], yq = yv[7];
-    TILE_T t[TB][TB];
+    int per_outer = (dv[6] + TP - 1) / TP, xp = xv[6], xq = xv[7], yp = yv[6], yq = yv[7];
+    TILE_T t[TQ][TP];
     for (uint b = b0; b < b1; b++) {
-        int rest = (int)b / per_outer, p0 = ((int)b % per_outer) * TB;
+        int rest = (int)b / per_outer, p0 = ((int)b % per_outer) * TP;
         int ix = x_off + p0 * xp, iy = y_off + p0 * yp;
         for (int d = 5; d >= first; d--) {
             int c = rest % dv[d];
@@ -192,9 +195,9 @@ __kernel void copy_tiles(__global const X_T *x, __global Y_T *y, uint bands, uin
             ix += c * xv[d];
             iy += c * yv[d];
         }
-        int tp = min(TB, dv[6] - p0);
-        for (int q0 = 0; q0 < dv[7]; q0 += TB) {
-            int tq = min(TB, dv[7] - q0);
+        int tp = min(TP, dv[6] - p0);
+        for (int q0 = 0; q0 < dv[7]; q0 += TQ) {
+            int tq = min(TQ, dv[7] - q0);
             for (int q = 0; q < tq; q++)
                 for (int p = 0; p < tp; p++)
                     t[q][p] = LD_X(x, ix + p * xp + (q0 + q) * xq);

@@ -147,9 +147,10 @@ static void test_transpose(void **state)
         {3, {1, 1, 1}, 3, {2, 0, 1}},
         {3, {4, 0, 3}, 3, {2, 1, 0}}, /* empty */
         /* Past the CPU family's 4096 elements per work-item, items end inside rows; rank 1-6,
-         * axes one past its 16 x 16 tiles (copy_tiles when the innermost axis moves). */
+         * axes one past its tiles (copy_tiles when the innermost axis moves). */
         {1, {4099}, 1, {0}},
         {2, {17, 33}, 0, {0}},
+        {2, {17, 65}, 0, {0}}, /* one past copy_tiles' 64 x 16 */
         {3, {3, 37, 131}, 3, {0, 2, 1}},
         {4, {2, 17, 5, 67}, 4, {0, 2, 1, 3}},
         {4, {2, 33, 7, 19}, 4, {0, 2, 3, 1}},
