@@ -124,7 +124,7 @@ __kernel void copy_runs(__global const X_T *x, __global Y_T *y, uint n, uint per
     uint start = get_global_id(0) * per_item;
     if (start >= n) return;
     int left = (int)min(per_item, n - start);
-    int dv[8], xv[8], yv[8], c[8];
+    int dv[8], xv[8], yv[8], c[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* first = 8: one element */
     vstore8(dims, 0, dv);
     vstore8(xs, 0, xv);
     vstore8(ys, 0, yv);
