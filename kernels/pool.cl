@@ -13,6 +13,9 @@
  *                            form spent most of its time there, far below memory speed. Taps
  *                            are visited in the same order as `pool`, so the results are
  *                            bit-identical (average sums included).
+ *            pool_flat       CPU family, 1-D and 2-D windows of stride 1: over a bordered copy
+ *                            of each plane, 16 outputs per vector load whatever the plane's
+ *                            width (below); the same taps in the same order as pool_rows.
  *            global_average  one (n, c) row per work-item, summed in order.
  *            A 2x2 max-pool after a Conv is fused into conv_cpu's epilogue on CPUs.
  * Layout     NCHW (N*C planes of D x H x W, missing spatial axes have extent 1).
@@ -63,12 +66,10 @@ __kernel void pool(__global const X_T *x, __global Y_T *y, uint n, int4 idims, i
     if (mode == 0)
         out = nan_seen ? NAN : best;
     else if (mode == 1)
-        out = sum / (float)(taps_before(od * stride.x - pad.x, kdims.x, dilation.x,
-                                        idims.x + pad_end.x) *
-                            taps_before(oh * stride.y - pad.y, kdims.y, dilation.y,
-                                        idims.y + pad_end.y) *
-                            taps_before(ow * stride.z - pad.z, kdims.z, dilation.z,
-                                        idims.z + pad_end.z));
+        out = sum /
+              (float)(taps_before(od * stride.x - pad.x, kdims.x, dilation.x, idims.x + pad_end.x) *
+                      taps_before(oh * stride.y - pad.y, kdims.y, dilation.y, idims.y + pad_end.y) *
+                      taps_before(ow * stride.z - pad.z, kdims.z, dilation.z, idims.z + pad_end.z));
     else
         out = sum / (float)inside;
     STORE_Y(out, y, i);
@@ -120,8 +121,8 @@ __kernel void pool_rows(__global const X_T *x, __global Y_T *y, uint n, int4 idi
      * it recomputes the same values). */
     int span = (kdims.z - 1) * dilation.z;
     int in_lo = max(ow0, (pad.z + stride.z - 1) / stride.z);
-    int in_hi = min(ow1, idims.z - 1 - span + pad.z >= 0
-                             ? (idims.z - 1 - span + pad.z) / stride.z + 1 : 0);
+    int in_hi =
+        min(ow1, idims.z - 1 - span + pad.z >= 0 ? (idims.z - 1 - span + pad.z) / stride.z + 1 : 0);
     bool vector = stride.z <= 2 && in_hi - in_lo >= 16;
     for (int ow = ow0; ow < ow1; ow++) {
         if (vector && ow == in_lo) {
@@ -172,8 +173,8 @@ __kernel void pool_rows(__global const X_T *x, __global Y_T *y, uint n, int4 idi
         if (mode == 0)
             out = nan_seen ? NAN : best;
         else if (mode == 1)
-            out = sum / (float)(padded_dh * taps_before(w0, kdims.z, dilation.z,
-                                                         idims.z + pad_end.z));
+            out = sum /
+                  (float)(padded_dh * taps_before(w0, kdims.z, dilation.z, idims.z + pad_end.z));
         else
             out = sum / (float)(rows_inside * max(kw_hi - kw_lo, 0));
         STORE_Y(out, y, yp + ow);
@@ -189,4 +190,83 @@ __kernel void global_average(__global const X_T *x, __global Y_T *y, uint rows, 
     for (uint j = 0; j < inner; j++)
         sum += LOAD_X(x, row + j);
     STORE_Y(sum / (float)inner, y, r);
+}
+
+/* pool_flat: CPU family, 1-D or 2-D windows at stride 1 (any dilation and pads): Inception's
+ * 3 x 3 average pools, SPP's max pools, on planes so narrow (17 x 17, 8 x 8) that pool_rows
+ * would run them lane by lane. Each plane is copied into the work-item's bordered scratch
+ * (0 around it for averages, -INFINITY for maxima) and the windows run over its flattened
+ * positions (flat.clh), every tap one vector load for 16 outputs; taps in the border add 0 or
+ * lose every comparison, so the results equal pool_rows' (the same taps in the same order).
+ * The divisors of an average depend on the position only: computed once per work-item into
+ * a map beside its scratch plane (1 where no output is). Work-item i takes planes i,
+ * i + items, ... in turn.
+ * idims (H, W), odims (OH, OW), kdims (KH, KW), dilation (DH, DW), pad (top, left), pad_end
+ * (bottom, right) with a 1-D window as H = OH = KH = 1; mode as `pool`; scratch: per
+ * work-item plane_stride floats of plane (16 * FLAT_VECTORS + (KW - 1) DW of them slack),
+ * then OH * pitch + 16 * FLAT_VECTORS divisors. */
+#ifndef FLAT_VECTORS
+#define FLAT_VECTORS 4
+#endif
+#include "flat.clh"
+
+__kernel void pool_flat(__global const X_T *x, __global Y_T *y, int4 idims, int4 odims, int4 kdims,
+                        int4 dilation, int4 pad, int4 pad_end, int mode, __global float *scratch,
+                        int pitch, int plane_stride, int planes)
+{
+    const int H = idims.x, W = idims.y, OH = odims.x, OW = odims.y, KH = kdims.x, KW = kdims.y;
+    const int rows = OH + (KH - 1) * dilation.x, total = OH * pitch;
+    const int divisors = total + 16 * FLAT_VECTORS;
+    __global float *pp = scratch + (long)get_global_id(0) * (plane_stride + divisors);
+    __global float *divisor = pp + plane_stride;
+    for (int o = 0; mode != 0 && o < divisors; o++) {
+        const int oh = o / pitch, ow = o % pitch, h0 = oh - pad.x, w0 = ow - pad.y;
+        int count = 1;
+        if (oh < OH && ow < OW && mode == 1) {
+            count = taps_before(h0, KH, dilation.x, H + pad_end.x) *
+                    taps_before(w0, KW, dilation.y, W + pad_end.y);
+        } else if (oh < OH && ow < OW) {
+            int hl, hh, wl, wh;
+            taps_inside(h0, KH, dilation.x, H, &hl, &hh);
+            taps_inside(w0, KW, dilation.y, W, &wl, &wh);
+            count = max(hh - hl, 0) * max(wh - wl, 0);
+        }
+        divisor[o] = (float)count;
+    }
+    for (int plane = get_global_id(0); plane < planes; plane += get_global_size(0)) {
+        flat_copy_plane(pp, x + (long)plane * H * W, W, 1, H, W, rows, pitch, pad.x, pad.y,
+                        plane_stride, mode == 0 ? -INFINITY : 0.0f);
+        __global Y_T *yc = y + (long)plane * OH * OW;
+        for (int base = 0; base < total; base += 16 * FLAT_VECTORS) {
+            float16 acc[FLAT_VECTORS];
+            int16 nan_seen[FLAT_VECTORS];
+#pragma unroll
+            for (int v = 0; v < FLAT_VECTORS; v++) {
+                acc[v] = mode == 0 ? (float16)(-INFINITY) : (float16)(0.0f);
+                nan_seen[v] = 0;
+            }
+            for (int kh = 0; kh < KH; kh++) {
+                __global const float *row = pp + base + kh * dilation.x * pitch;
+                for (int kw = 0; kw < KW; kw++) {
+                    if (mode == 0) {
+#pragma unroll
+                        for (int v = 0; v < FLAT_VECTORS; v++) {
+                            const float16 t = vload16(v, row + kw * dilation.y);
+                            nan_seen[v] |= isnan(t);
+                            acc[v] = select(acc[v], t, t > acc[v]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int v = 0; v < FLAT_VECTORS; v++)
+                            acc[v] += vload16(v, row + kw * dilation.y);
+                    }
+                }
+            }
+            for (int v = 0; v < FLAT_VECTORS; v++) {
+                const float16 out = mode == 0 ? select(acc[v], (float16)NAN, nan_seen[v])
+                                              : acc[v] / vload16(v, divisor + base);
+                flat_store16(out, yc, OW, 1, base + 16 * v, pitch, OH, OW);
+            }
+        }
+    }
 }

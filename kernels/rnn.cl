@@ -74,8 +74,8 @@
 #endif
 
 __kernel void rnn_project(__global const X_T *x, int xs_t, int xs_b, int batch,
-                          __global const float *wt, __global const float *bias,
-                          __global float *g, int m, int n, int k)
+                          __global const float *wt, __global const float *bias, __global float *g,
+                          int m, int n, int k)
 {
     __local float at[TS][TS], bt[TS][TS];
     const int lx = get_local_id(0), ly = get_local_id(1);
@@ -193,8 +193,7 @@ __kernel void lstm_steps(__global const float *rt, __global const float *peep, R
                 const float h = o * activate(ah, c);
                 st[2 * hidden + j] = c;
                 st[(1 - cur) * hidden + j] = h;
-                if (has_y)
-                    STORE_Y(h, y, (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j);
+                if (has_y) STORE_Y(h, y, (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j);
             }
         }
         barrier(CLK_GLOBAL_MEM_FENCE);
@@ -267,8 +266,7 @@ __kernel void gru_steps(__global const float *rt, __global const float *rbh, RNN
                     activate(ag, clipped(gq[2 * hidden + j] + reset * (gh[q] + bd[j]), clip));
                 const float h = (1.0f - z) * hh + z * st[cur * hidden + j];
                 st[(1 - cur) * hidden + j] = h;
-                if (has_y)
-                    STORE_Y(h, y, (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j);
+                if (has_y) STORE_Y(h, y, (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j);
 #else
                 st[2 * hidden + j] = z;
                 st[3 * hidden + j] = reset * st[cur * hidden + j];
@@ -294,8 +292,7 @@ __kernel void gru_steps(__global const float *rt, __global const float *rbh, RNN
                 const float hh = activate(ag, clipped(gh[q], clip));
                 const float h = (1.0f - z) * hh + z * st[cur * hidden + j];
                 st[(1 - cur) * hidden + j] = h;
-                if (has_y)
-                    STORE_Y(h, y, (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j);
+                if (has_y) STORE_Y(h, y, (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j);
             }
         }
 #endif
@@ -306,5 +303,268 @@ __kernel void gru_steps(__global const float *rt, __global const float *rbh, RNN
         const long s0 = (long)d * s_d + (long)(b0 + q) * s_b; /* c0, yc: unused (LSTM only) */
         for (int j = lid; j < hidden; j += L)
             if (has_yh) CAT(ST_ST_, YH_HALF)(state[(long)q * S + cur * hidden + j], yh, s0 + j);
+    }
+}
+
+/* ---- CPU-style variants: 16 hidden units per float16, one work-item per work-group ----
+ *
+ * Algorithm  rnn_project_cpu  the same GEMM as rnn_project, each work-item PR rows x 16 PV
+ *                             columns in registers (the weight vectors of a k serve PR rows).
+ *            lstm_steps_cpu   the recurrence of one direction and RB batch rows in one
+ *            gru_steps_cpu    work-item, so no step needs a barrier: for each block of 16 units
+ *                             and each gate, the recurrent products of the RB rows accumulate
+ *                             in RB float16 registers (add_products) and are written over G's
+ *                             slice of that gate (it is read once, at this step); then the
+ *                             cell updates the block's 16 units of every row as float16.
+ * Layout     units per gate are padded to UP = hidden rounded up to 16: G rows of
+ *            dirs * gates * UP floats, per (direction, batch row) a state block of 4 * UP
+ *            (h ping, h pong, c or z, spare or r (.) h); Rp [dirs][gates][UP / 16][hidden][16]
+ *            (R transposed in 16-unit panels, each streamed contiguously over k); the
+ *            projection's weights [input][dirs * gates * UP], bias, peepholes and Rb_h padded
+ *            with zeros. Padding lanes therefore compute zeros and are never stored to Y, Y_h,
+ *            Y_c; the products run over the hidden (not padded) units of h_{t-1}.
+ * Options    as above, plus PR and PV (rnn_project_cpu: rows and float16 column vectors per
+ *            work-item, default 8 and 1).
+ * Assumes    rnn_project_cpu: global (n / (16 PV), ceil(m / PR)), n a multiple of 16 PV.
+ *            *_steps_cpu: global dirs * ceil(batch / RB), local 1.
+ */
+#ifndef PR
+#define PR 8
+#endif
+#ifndef PV
+#define PV 1
+#endif
+#define UNITS(hidden) (((hidden) + 15) / 16 * 16)
+
+__kernel void rnn_project_cpu(__global const X_T *x, int xs_t, int xs_b, int batch,
+                              __global const float *wt, __global const float *bias,
+                              __global float *g, int m, int n, int k)
+{
+    const int c0 = get_global_id(0) * 16 * PV, r0 = get_global_id(1) * PR;
+    if (c0 >= n || r0 >= m) return;
+    __global const X_T *a[PR];
+    float16 acc[PR][PV];
+#pragma unroll
+    for (int q = 0; q < PR; q++) {
+        const int r = min(r0 + q, m - 1);
+        a[q] = x + (long)(r / batch) * xs_t + (long)(r % batch) * xs_b;
+#pragma unroll
+        for (int v = 0; v < PV; v++)
+            acc[q][v] = 0.0f;
+    }
+    __global const float *w = wt + c0;
+    for (int kk = 0; kk < k; kk++, w += n) {
+        float16 wk[PV];
+#pragma unroll
+        for (int v = 0; v < PV; v++)
+            wk[v] = vload16(v, w);
+#pragma unroll
+        for (int q = 0; q < PR; q++) {
+            const float xq = LOAD_X(a[q], kk);
+#pragma unroll
+            for (int v = 0; v < PV; v++)
+                acc[q][v] = fma((float16)xq, wk[v], acc[q][v]);
+        }
+    }
+    for (int q = 0; q < PR && r0 + q < m; q++)
+        for (int v = 0; v < PV; v++)
+            vstore16(acc[q][v] + vload16(v, bias + c0), 0, g + (long)(r0 + q) * n + c0 + 16 * v);
+}
+
+static float16 activate16(int code, float16 v)
+{
+    if (code == 0) return 1.0f / (1.0f + exp(-v));
+    if (code == 1) return tanh(v);
+    return fmax(v, 0.0f);
+}
+
+static float16 clipped16(float16 v, float clip)
+{
+    return CLIP ? clamp(v, -clip, clip) : v;
+}
+
+/* dst[q] = src[q] + sum_k w[k] * h_q[k] for the RB rows q (row q at off[q]), 16 units: src and
+ * dst rows `stride` floats apart (src 0: from zero), h rows h_stride apart. Rows past `rows`
+ * are computed on copies and not stored. Per row the products are added in k order. */
+static void add_products(__global const float *src, __global float *dst, int stride,
+                         __global const float *w, __global const float *h, int h_stride,
+                         const int *off, int rows, int hidden)
+{
+    float16 acc[RB];
+    __global const float *hq[RB];
+#pragma unroll
+    for (int q = 0; q < RB; q++) {
+        acc[q] = src ? vload16(0, src + (long)off[q] * stride) : (float16)0.0f;
+        hq[q] = h + (long)off[q] * h_stride;
+    }
+    for (int k = 0; k < hidden; k++) {
+        const float16 wk = vload16(k, w);
+#pragma unroll
+        for (int q = 0; q < RB; q++)
+            acc[q] = fma(wk, (float16)hq[q][k], acc[q]);
+    }
+    for (int q = 0; q < rows; q++)
+        vstore16(acc[q], 0, dst + (long)q * stride);
+}
+
+/* Stores the units j .. j + 15 of v that exist (j + l < hidden) to p[at + l]. */
+#define STORE_UNITS(store, v, p, at, j, hidden)                                                    \
+    do {                                                                                           \
+        float lanes_[16];                                                                          \
+        vstore16((v), 0, lanes_);                                                                  \
+        for (int l_ = 0; l_ < 16 && (j) + l_ < (hidden); l_++)                                     \
+            store(lanes_[l_], p, (at) + l_);                                                       \
+    } while (0)
+
+/* The initial state of the RB rows: slot `at` of each row's block from src (or zeros). */
+#define LOAD_STATE(load, src, has, at)                                                             \
+    for (int q = 0; q < rows; q++) {                                                               \
+        const long s0 = (long)d * s_d + (long)(b0 + q) * s_b;                                      \
+        for (int j = 0; j < UP; j++)                                                               \
+            state[(long)q * S + (at) + j] = has && j < hidden ? load(src, s0 + j) : 0.0f;          \
+    }
+
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+lstm_steps_cpu(__global const float *rp, __global const float *peep, RNN_ARGS)
+{
+    ROW_BLOCK(batch)
+    const int UP = UNITS(hidden), S = 4 * UP, G4 = 4 * UP, N = G4 * dirs, panels = UP / 16;
+    const bool backwards = d == 1 || reverse;
+    const int af = d ? ACT_F1 : ACT_F0, ag = d ? ACT_G1 : ACT_G0, ah = d ? ACT_H1 : ACT_H0;
+    __global float *state = ws + g_off + (long)(d * batch + b0) * S;
+    __global const float *rd = rp + (long)d * G4 * hidden;
+    __global const float *pd = peep + d * 3 * UP;
+    LOAD_STATE(CAT(ST_LD_, H0_HALF), h0, has_h0, 0)
+    LOAD_STATE(CAT(ST_LD_, C0_HALF), c0, has_c0, 2 * UP)
+    int cur = 0;
+    for (int s = 0; s < seq; s++) {
+        const int t = backwards ? seq - 1 - s : s;
+        __global float *gr = ws + (long)(t * batch + b0) * N + d * G4;
+        __global const float *hp = state + cur * UP;
+        for (int pj = 0; pj < panels; pj++) {
+            const int j = pj * 16;
+            for (int gate = 0; gate < 4; gate++) {
+                __global float *gg = gr + gate * UP + j;
+                add_products(gg, gg, N, rd + (long)(gate * panels + pj) * hidden * 16, hp, S, off,
+                             rows, hidden);
+            }
+            for (int q = 0; q < rows; q++) {
+                __global const float *gq = gr + (long)q * N + j;
+                __global float *st = state + (long)q * S;
+                const float16 cp = vload16(0, st + 2 * UP + j);
+                const float16 i =
+                    activate16(af, clipped16(vload16(0, gq) + vload16(0, pd + j) * cp, clip));
+#if INPUT_FORGET
+                const float16 f = 1.0f - i;
+#else
+                const float16 f = activate16(
+                    af,
+                    clipped16(vload16(0, gq + 2 * UP) + vload16(0, pd + 2 * UP + j) * cp, clip));
+#endif
+                const float16 c =
+                    f * cp + i * activate16(ag, clipped16(vload16(0, gq + 3 * UP), clip));
+                const float16 o = activate16(
+                    af, clipped16(vload16(0, gq + UP) + vload16(0, pd + UP + j) * c, clip));
+                const float16 h = o * activate16(ah, c);
+                vstore16(c, 0, st + 2 * UP + j);
+                vstore16(h, 0, st + (1 - cur) * UP + j);
+                if (has_y)
+                    STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
+                                (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
+                                hidden);
+            }
+        }
+        cur = 1 - cur;
+    }
+    for (int q = 0; q < rows; q++) {
+        const long s0 = (long)d * s_d + (long)(b0 + q) * s_b;
+        __global const float *st = state + (long)q * S;
+        for (int j = 0; j < hidden; j++) {
+            if (has_yh) CAT(ST_ST_, YH_HALF)(st[cur * UP + j], yh, s0 + j);
+            if (has_yc) CAT(ST_ST_, YC_HALF)(st[2 * UP + j], yc, s0 + j);
+        }
+    }
+}
+
+/* GRU: with linear_before_reset the h gate's products R_h h_{t-1} go to the state's third
+ * slot (they are multiplied by r after Rb_h is added); without it, a first pass over the
+ * panels computes z (third slot) and r (.) h_{t-1} (fourth slot) of every unit, and a second
+ * adds R_h (r (.) h_{t-1}) to G's h gate. */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+gru_steps_cpu(__global const float *rp, __global const float *rbh, RNN_ARGS)
+{
+    ROW_BLOCK(batch)
+    const int UP = UNITS(hidden), S = 4 * UP, G3 = 3 * UP, N = G3 * dirs, panels = UP / 16;
+    const bool backwards = d == 1 || reverse;
+    const int af = d ? ACT_F1 : ACT_F0, ag = d ? ACT_G1 : ACT_G0;
+    __global float *state = ws + g_off + (long)(d * batch + b0) * S;
+    __global const float *rd = rp + (long)d * G3 * hidden;
+    __global const float *bd = rbh + d * UP;
+    LOAD_STATE(CAT(ST_LD_, H0_HALF), h0, has_h0, 0)
+    int cur = 0;
+    for (int s = 0; s < seq; s++) {
+        const int t = backwards ? seq - 1 - s : s;
+        __global float *gr = ws + (long)(t * batch + b0) * N + d * G3;
+        __global const float *hp = state + cur * UP;
+        for (int pj = 0; pj < panels; pj++) {
+            const int j = pj * 16;
+            for (int gate = 0; gate < 2; gate++) {
+                __global float *gg = gr + gate * UP + j;
+                add_products(gg, gg, N, rd + (long)(gate * panels + pj) * hidden * 16, hp, S, off,
+                             rows, hidden);
+            }
+#if LBR
+            add_products(0, state + 2 * UP + j, S, rd + (long)(2 * panels + pj) * hidden * 16, hp,
+                         S, off, rows, hidden);
+#endif
+            for (int q = 0; q < rows; q++) {
+                __global const float *gq = gr + (long)q * N + j;
+                __global float *st = state + (long)q * S;
+                const float16 z = activate16(af, clipped16(vload16(0, gq), clip));
+                const float16 reset = activate16(af, clipped16(vload16(0, gq + UP), clip));
+                const float16 hprev = vload16(0, st + cur * UP + j);
+#if LBR
+                const float16 hh = activate16(
+                    ag, clipped16(vload16(0, gq + 2 * UP) +
+                                      reset * (vload16(0, st + 2 * UP + j) + vload16(0, bd + j)),
+                                  clip));
+                const float16 h = (1.0f - z) * hh + z * hprev;
+                vstore16(h, 0, st + (1 - cur) * UP + j);
+                if (has_y)
+                    STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
+                                (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
+                                hidden);
+#else
+                vstore16(z, 0, st + 2 * UP + j);
+                vstore16(reset * hprev, 0, st + 3 * UP + j);
+#endif
+            }
+        }
+#if !LBR
+        for (int pj = 0; pj < panels; pj++) {
+            const int j = pj * 16;
+            __global float *gg = gr + 2 * UP + j;
+            add_products(gg, gg, N, rd + (long)(2 * panels + pj) * hidden * 16, state + 3 * UP, S,
+                         off, rows, hidden);
+            for (int q = 0; q < rows; q++) {
+                __global float *st = state + (long)q * S;
+                const float16 z = vload16(0, st + 2 * UP + j);
+                const float16 hh =
+                    activate16(ag, clipped16(vload16(0, gr + (long)q * N + 2 * UP + j), clip));
+                const float16 h = (1.0f - z) * hh + z * vload16(0, st + cur * UP + j);
+                vstore16(h, 0, st + (1 - cur) * UP + j);
+                if (has_y)
+                    STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
+                                (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
+                                hidden);
+            }
+        }
+#endif
+        cur = 1 - cur;
+    }
+    for (int q = 0; q < rows; q++) {
+        const long s0 = (long)d * s_d + (long)(b0 + q) * s_b; /* c0, yc: unused (LSTM only) */
+        for (int j = 0; j < hidden; j++)
+            if (has_yh) CAT(ST_ST_, YH_HALF)(state[(long)q * S + cur * UP + j], yh, s0 + j);
     }
 }

@@ -861,6 +861,168 @@ static void test_batchnorm(void **state)
     }
 }
 
+/* BatchNormalization after a Gemm (a Linear then BatchNorm1d): folded into the Gemm's columns
+ * when B is constant and C is absent, a scalar or one value per column, else run alone (C of
+ * [M, N]); transB both ways, alpha and beta not 1. Against a double reference. */
+typedef enum { GEMM_C_NONE, GEMM_C_SCALAR, GEMM_C_ROW, GEMM_C_FULL } gemm_c_kind;
+
+static void check_gemm_batchnorm(bool trans_b, gemm_c_kind c_kind, cleval_kernel_variant variant)
+{
+    int64_t m = 7, k = 5, n = 17, xd[2] = {m, k}, bd[2] = {trans_b ? n : k, trans_b ? k : n};
+    int64_t nd[1] = {n}, cd_row[2] = {1, n}, cd_full[2] = {m, n}, cd_scalar[1] = {1};
+    const float alpha = 0.75f, beta = 1.5f;
+    uint64_t nc = c_kind == GEMM_C_FULL  ? (uint64_t)(m * n)
+                  : c_kind == GEMM_C_ROW ? (uint64_t)n
+                                         : 1;
+    float *x = random_array((uint64_t)(m * k), -1, 1), *b = random_array((uint64_t)(k * n), -1, 1);
+    float *c = random_array(nc, -1, 1);
+    float *scale = random_array((uint64_t)n, 0.5f, 1.5f),
+          *shift = random_array((uint64_t)n, -0.5f, 0.5f);
+    float *mean = random_array((uint64_t)n, -0.5f, 0.5f),
+          *var = random_array((uint64_t)n, 0.5f, 2.0f);
+    cleval_onnx_model *model = builder_new(9);
+    builder_input(model, "x", 2, xd);
+    builder_init(model, "B", 2, bd, b);
+    if (c_kind != GEMM_C_NONE)
+        builder_init(model, "C", c_kind == GEMM_C_SCALAR ? 1 : 2,
+                     c_kind == GEMM_C_SCALAR ? cd_scalar
+                     : c_kind == GEMM_C_ROW  ? cd_row
+                                             : cd_full,
+                     c);
+    cleval_onnx_node *g =
+        builder_node(model, "Gemm", "gemm", c_kind == GEMM_C_NONE ? "x,B" : "x,B,C", "g");
+    attr_int(g, "transB", trans_b);
+    attr_float(g, "alpha", alpha);
+    attr_float(g, "beta", beta);
+    builder_init(model, "scale", 1, nd, scale);
+    builder_init(model, "shift", 1, nd, shift);
+    builder_init(model, "mean", 1, nd, mean);
+    builder_init(model, "var", 1, nd, var);
+    attr_float(builder_node(model, "BatchNormalization", "bn", "g,scale,shift,mean,var", "b"),
+               "epsilon", 1e-3f);
+    builder_node(model, "Relu", "relu", "b", "y");
+    builder_output(model, "y");
+
+    double *ref = malloc((size_t)(m * n) * sizeof *ref);
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t j = 0; j < n; j++) {
+            double sum = 0;
+            for (int64_t i = 0; i < k; i++)
+                sum += (double)x[r * k + i] * b[trans_b ? j * k + i : i * n + j];
+            double cv = c_kind == GEMM_C_NONE     ? 0.0
+                        : c_kind == GEMM_C_SCALAR ? c[0]
+                        : c_kind == GEMM_C_ROW    ? c[j]
+                                                  : c[r * n + j];
+            double v = alpha * sum + beta * cv;
+            v = (v - mean[j]) / sqrt((double)var[j] + 1e-3) * scale[j] + shift[j];
+            ref[r * n + j] = v < 0 ? 0 : v;
+        }
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), model, &options, &nn));
+    cleval_nn_tensor in = tensor(2, xd, x), out[1];
+    assert_ok(cleval_nn_run_graph(nn, &in, out));
+    char what[96];
+    snprintf(what, sizeof what, "Gemm + BatchNormalization, transB %d, C kind %d (%s)", trans_b,
+             (int)c_kind, cleval_variant_name(variant));
+    assert_close(out[0].data, ref, (uint64_t)(m * n), 1e-4, 1e-4, what);
+    const char *want = c_kind == GEMM_C_FULL ? "Gemm" : "Gemm+BatchNormalization+Relu";
+    assert_string_equal(cleval_nn_layer_at(nn, 0)->op, want);
+    cleval_nn_destroy(nn);
+    free(out[0].data);
+    free(ref);
+    free(x);
+    free(b);
+    free(c);
+    free(scale);
+    free(shift);
+    free(mean);
+    free(var);
+    builder_free(model);
+}
+
+static void test_gemm_batchnorm(void **state)
+{
+    (void)state;
+    FOR_EACH_VARIANT(v)
+    {
+        check_gemm_batchnorm(true, GEMM_C_ROW, v);
+        check_gemm_batchnorm(false, GEMM_C_NONE, v);
+        check_gemm_batchnorm(true, GEMM_C_SCALAR, v);
+        check_gemm_batchnorm(false, GEMM_C_FULL, v);
+    }
+}
+
+/* A MatMul by a constant [K, N] followed by Add of a constant [N] (a Linear on a rank-3 tensor):
+ * the Add becomes the product's bias, then a Relu its epilogue; with the bias first or second.
+ * A bias of shape [1, N], or a product that is also a graph output, stays a separate Add. */
+static void check_matmul_bias(bool bias_first, bool bias_2d, bool shared,
+                              cleval_kernel_variant variant)
+{
+    int64_t b = 2, t = 7, k = 5, n = 19, xd[3] = {b, t, k}, wd[2] = {k, n};
+    int64_t bd1[1] = {n}, bd2[2] = {1, n};
+    float *x = random_array((uint64_t)(b * t * k), -1, 1),
+          *w = random_array((uint64_t)(k * n), -1, 1);
+    float *bias = random_array((uint64_t)n, -1, 1);
+    cleval_onnx_model *model = builder_new(13);
+    builder_input(model, "x", 3, xd);
+    builder_init(model, "W", 2, wd, w);
+    builder_init(model, "bias", bias_2d ? 2 : 1, bias_2d ? bd2 : bd1, bias);
+    builder_node(model, "MatMul", "mm", "x,W", "p");
+    builder_node(model, "Add", "add", bias_first ? "bias,p" : "p,bias", "s");
+    builder_node(model, "Relu", "relu", "s", "y");
+    builder_output(model, "y");
+    if (shared) builder_output(model, "p");
+    uint64_t ny = (uint64_t)(b * t * n);
+    double *ref = malloc(ny * sizeof *ref), *prod = malloc(ny * sizeof *prod);
+    for (int64_t r = 0; r < b * t; r++)
+        for (int64_t j = 0; j < n; j++) {
+            double sum = 0;
+            for (int64_t i = 0; i < k; i++)
+                sum += (double)x[r * k + i] * w[i * n + j];
+            prod[r * n + j] = sum;
+            ref[r * n + j] = sum + bias[j] < 0 ? 0 : sum + bias[j];
+        }
+    cleval_device_set_variant(test_device(), variant);
+    cleval_nn_options options = {.general = true};
+    cleval_nn *nn;
+    assert_ok(cleval_nn_create_with(test_device(), model, &options, &nn));
+    cleval_nn_tensor in = tensor(3, xd, x), out[2];
+    assert_ok(cleval_nn_run_graph(nn, &in, out));
+    char what[96];
+    snprintf(what, sizeof what, "MatMul + Add, bias %s%s%s (%s)", bias_first ? "first" : "second",
+             bias_2d ? ", [1, N]" : "", shared ? ", product shared" : "",
+             cleval_variant_name(variant));
+    assert_close(out[0].data, ref, ny, 1e-4, 1e-4, what);
+    if (shared) {
+        assert_close(out[1].data, prod, ny, 1e-4, 1e-4, what);
+        free(out[1].data);
+    }
+    bool fused = !bias_2d && !shared;
+    assert_string_equal(cleval_nn_layer_at(nn, 0)->op, fused ? "MatMul+Add+Relu" : "MatMul");
+    cleval_nn_destroy(nn);
+    free(out[0].data);
+    free(ref);
+    free(prod);
+    free(x);
+    free(w);
+    free(bias);
+    builder_free(model);
+}
+
+static void test_matmul_bias(void **state)
+{
+    (void)state;
+    FOR_EACH_VARIANT(v)
+    {
+        check_matmul_bias(false, false, false, v);
+        check_matmul_bias(true, false, false, v);
+        check_matmul_bias(false, true, false, v);
+        check_matmul_bias(false, false, true, v);
+    }
+}
+
 /* ---- shape ops ---- */
 
 static void check_pad(int64_t opset, const int64_t *pads, float value, bool with_value,
@@ -1382,6 +1544,8 @@ int main(void)
         cmocka_unit_test(test_binary),
         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_gemm_batchnorm),
+        cmocka_unit_test(test_matmul_bias),
         cmocka_unit_test(test_shape_ops),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_argmax_and_batches),

@@ -232,9 +232,11 @@ static void check_depthwise(const dw_case *d, bool pre, bool post, cleval_kernel
     uint64_t ny = count_of(4, yd);
     expect_close(out.data, ref, ny, what);
     if (variant == CLEVAL_VARIANT_CPU && ny > 0 && d->c > 1) {
-        /* Channels-last in when a 1x1 Conv feeds it, NCHW (a graph input) otherwise; one
-         * channel is group 1, an ordinary Conv. */
-        const char *want = pre ? "conv_dw_channels" : "conv_dw_planes";
+        /* Channels-last in when a 1x1 Conv feeds it, NCHW (a graph input) otherwise, at stride
+         * 1 through the flattened scratch; one channel is group 1, an ordinary Conv. */
+        const char *want = pre              ? "conv_dw_channels"
+                           : d->stride == 1 ? "conv_dw_flat"
+                                            : "conv_dw_planes";
         bool found = false;
         for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
             if (strstr(cleval_nn_layer_at(nn, i)->kernel, want)) found = true;
@@ -273,6 +275,12 @@ static void test_depthwise(void **state)
         {"3x3 dilation 2, 5 channels", 1, 5, 9, 23, 3, 1, 2, 2, true, ACT_NONE},
         {"3x3 stride 3, no pad, 48 channels", 1, 48, 10, 40, 3, 3, 0, 1, true, ACT_NONE},
         {"one pixel, 3 channels", 1, 3, 1, 1, 3, 1, 1, 1, true, ACT_RELU},
+        /* ConvNeXt's 7x7: planes of 7 and 14 columns (several rows per vector), more planes
+         * (n * c) than work-items, so each work-item's scratch takes several in turn. */
+        {"7x7 stride 1, pad 3, 7 x 7 planes", 3, 13, 7, 7, 7, 1, 3, 1, true, ACT_NONE},
+        {"7x7 stride 1, pad 3, 14 x 14 planes", 2, 17, 14, 14, 7, 1, 3, 1, false, ACT_RELU},
+        {"7x7 stride 1, pad 3, width 61", 1, 3, 5, 61, 7, 1, 3, 1, true, ACT_CLIP6},
+        {"3x3 stride 1, no pad, dilation 3", 1, 4, 11, 13, 3, 1, 0, 3, true, ACT_NONE},
         {"empty batch", 0, 16, 5, 5, 3, 1, 1, 1, true, ACT_NONE},
     };
     FOR_EACH_VARIANT(v)

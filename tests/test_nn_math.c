@@ -988,14 +988,14 @@ static void test_scaling_not_folded_into_same_conv(void **state)
     free(scaled);
 }
 
-/* Conv / Gemm followed by LeakyRelu or HardSwish: the activation runs in the epilogue (the
- * layer's label says so); a max-pool after it fuses into a CPU-style Conv only when the
- * activation commutes with it (not HardSwish, not a negative slope), one before it always; the
- * values match the C reference either way. */
+/* Conv / Gemm followed by LeakyRelu, HardSwish or SiLU (exported as x * Sigmoid(x)): the
+ * activation runs in the epilogue (the layer's label says so); a max-pool after it fuses into a
+ * CPU-style Conv only when the activation commutes with it (not HardSwish or SiLU, not a
+ * negative slope), one before it always; the values match the C reference either way. */
 typedef struct epilogue_case {
     const char *what;
     bool gemm;         /* Gemm [n, 12] x [12, 7] instead of Conv 3x3 over [n, 3, 9, 9] */
-    const char *act;   /* LeakyRelu or HardSwish */
+    const char *act;   /* LeakyRelu, HardSwish or SiLU (Sigmoid and Mul nodes) */
     float alpha;       /* LeakyRelu */
     int pool;          /* 0 none, 1 MaxPool 2x2 after the activation, 2 before it */
     const char *label; /* the fused layer's label, or NULL when the activation stays apart */
@@ -1003,6 +1003,7 @@ typedef struct epilogue_case {
 
 static double activation(const epilogue_case *ec, double v)
 {
+    if (strcmp(ec->act, "SiLU") == 0) return v / (1.0 + exp(-v));
     return strcmp(ec->act, "HardSwish") == 0 ? ref_hard_swish(v, 0, 0)
                                              : ref_leaky_relu(v, ec->alpha, 0);
 }
@@ -1040,8 +1041,15 @@ static cleval_onnx_model *epilogue_model(const epilogue_case *ec, const float *w
         attr_ints(p, "kernel_shape", 2, k2);
         attr_ints(p, "strides", 2, k2);
     }
-    cleval_onnx_node *a = builder_node(m, ec->act, "act", act_in, act_out);
-    if (strcmp(ec->act, "LeakyRelu") == 0) attr_float(a, "alpha", ec->alpha);
+    if (strcmp(ec->act, "SiLU") == 0) {
+        char inputs[16];
+        snprintf(inputs, sizeof inputs, "%s,s", act_in);
+        builder_node(m, "Sigmoid", "sigmoid", act_in, "s");
+        builder_node(m, "Mul", "act", inputs, act_out);
+    } else {
+        cleval_onnx_node *a = builder_node(m, ec->act, "act", act_in, act_out);
+        if (strcmp(ec->act, "LeakyRelu") == 0) attr_float(a, "alpha", ec->alpha);
+    }
     if (ec->pool == 1) {
         cleval_onnx_node *p = builder_node(m, "MaxPool", "pool", "a", "y");
         attr_ints(p, "kernel_shape", 2, k2);
@@ -1125,6 +1133,10 @@ static void test_activations_in_epilogues(void **state)
         {"Conv HardSwish MaxPool", false, "HardSwish", 0, 1, "Conv+HardSwish"},
         {"Conv MaxPool HardSwish", false, "HardSwish", 0, 2, "Conv+MaxPool+HardSwish"},
         {"Conv MaxPool LeakyRelu slope -1", false, "LeakyRelu", -1.0f, 2, "Conv+MaxPool+LeakyRelu"},
+        {"Conv SiLU", false, "SiLU", 0, 0, "Conv+Mul+Sigmoid"},
+        {"Gemm SiLU", true, "SiLU", 0, 0, "Gemm+Mul+Sigmoid"},
+        {"Conv SiLU MaxPool", false, "SiLU", 0, 1, "Conv+Mul+Sigmoid"},
+        {"Conv MaxPool SiLU", false, "SiLU", 0, 2, "Conv+MaxPool+Mul+Sigmoid"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (size_t v = 0; v < 2; v++)

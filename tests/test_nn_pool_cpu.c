@@ -1,5 +1,6 @@
-/* MaxPool and AveragePool on both kernel families (kernels/pool.cl: `pool_rows` on CPUs, which
- * runs whole windows of stride 1 or 2 sixteen outputs at a time, `pool` on GPUs) against a plain
+/* MaxPool and AveragePool on both kernel families (kernels/pool.cl: on CPUs `pool_flat` for 1-D
+ * and 2-D windows of stride 1, over a bordered copy of each plane, and `pool_rows` for the rest,
+ * which runs whole windows of stride 2 sixteen outputs at a time; `pool` on GPUs) against a plain
  * C reference at odd sizes: extents of 1, primes, stride 2 on odd extents, rows shorter than,
  * equal to and longer than a 16-lane group and a 64-output work-item, pads, a window lying in
  * the end padding, dilation, ceil_mode, 1 to 3 spatial axes, count_include_pad both ways, NaN,
@@ -97,7 +98,13 @@ static void check(const pool_case *p, cleval_kernel_variant variant, cleval_nn_p
     assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
     cleval_nn_tensor t = tensor(rank, xdims, x), out;
     assert_ok(cleval_nn_run_graph(nn, &t, &out));
-    const char *kernel = variant == CLEVAL_VARIANT_CPU ? "pool_rows" : "pool";
+    /* CPUs: 1-D and 2-D windows of stride 1 run pool_flat, the others pool_rows. */
+    bool stride_1 = p->spatial <= 2;
+    for (uint32_t i = 0; i < p->spatial; i++)
+        stride_1 = stride_1 && p->s[i] == 1;
+    const char *kernel = variant != CLEVAL_VARIANT_CPU ? "pool"
+                         : stride_1                    ? "pool_flat"
+                                                       : "pool_rows";
     for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++) {
         const cleval_nn_layer *l = cleval_nn_layer_at(nn, i);
         if (strcmp(l->name, "pool") == 0 && strcmp(l->kernel, kernel) != 0)
@@ -156,6 +163,16 @@ static const pool_case CASES[] = {
     {"window in padding avg", 2, 1, 2, P2(3, 20), P2(1, 1), P2(1, 1), P2(1, 1), P2(0, 0), P2(1, 1),
      false, AVG_PAD},
     {"1D", 1, 2, 3, {131}, {4}, {1}, {1}, {2}, {1}, false, AVG},
+    /* Inception's 3x3 stride-1 averages on 17 x 17 and 8 x 8 planes (several rows per vector),
+     * more planes than work-items; SPP's 5x5 stride-1 max; dilation at stride 1. */
+    {"3x3 stride 1 avg, 17 x 17", 2, 3, 7, P2(17, 17), P2(3, 3), P2(1, 1), P2(1, 1), P2(1, 1),
+     P2(1, 1), false, AVG},
+    {"3x3 stride 1 avg pad, 8 x 8", 2, 2, 11, P2(8, 8), P2(3, 3), P2(1, 1), P2(1, 1), P2(1, 1),
+     P2(1, 1), false, AVG_PAD},
+    {"5x5 stride 1 max, 13 x 13", 2, 2, 9, P2(13, 13), P2(5, 5), P2(1, 1), P2(1, 1), P2(2, 2),
+     P2(2, 2), false, MAX},
+    {"3x2 stride 1 dilation 2 avg", 2, 1, 3, P2(9, 23), P2(3, 2), P2(1, 1), P2(2, 2), P2(2, 1),
+     P2(1, 2), false, AVG},
     {"1D max", 1, 2, 3, {131}, {4}, {2}, {1}, {2}, {1}, false, MAX},
     {"3D", 3, 1, 2, {4, 5, 40}, {2, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}, {1, 0, 1}, false, AVG},
     {"3D max",

@@ -1,12 +1,13 @@
 /* LSTM and GRU against a plain C reference written here from ONNX's equations, for both
  * kernel families: directions forward, reverse and bidirectional; layouts 0 and 1; with and
  * without B, initial states (runtime inputs or constants) and peepholes; clip, input_forget,
- * linear_before_reset 0 and 1, explicit activations; hidden sizes 1, a prime and more than a
- * work-group; sequences of 1 and several steps; an empty batch; Y, Y_h and Y_c each read alone,
- * Y omitted; fp16 storage around the op; RB batch rows per work-group forced on batches it
- * does not divide, bit-identical to one row per group; a batch-major LSTM classifier through
- * the classifier API. Then the nodes PyTorch exports (tests/fixtures/rnn, made by
- * tools/make_rnn_fixtures.py) against onnxruntime, and the refusals. */
+ * linear_before_reset 0 and 1, explicit activations; hidden sizes 1, a prime, more than a
+ * work-group and several 16-unit panels of the CPU-style kernels; sequences of 1 and several steps;
+ * an empty batch; Y, Y_h and Y_c each read alone, Y omitted; fp16 storage around the op; RB batch
+ * rows per work-group forced on batches it does not divide, bit-identical to one row per group; a
+ * batch-major LSTM classifier through the classifier API. Then the nodes PyTorch exports
+ * (tests/fixtures/rnn, made by tools/make_rnn_fixtures.py) against onnxruntime, and the refusals.
+ */
 #include "testutil.h"
 
 #include <math.h>
@@ -529,6 +530,14 @@ static void test_row_blocks(void **state)
          .outputs = OUT_Y | OUT_YH},
         {"GRU rows: batch 5, hidden more than a work-group", .gru = true, .hidden = 257, .input = 9,
          .seq = 2, .batch = 5, .bias = true, .h0 = true, .outputs = OUT_Y | OUT_YH},
+        /* Several 16-unit panels of the CPU-style kernels, the last one partly padding. */
+        {"LSTM rows: hidden 40, batch 9", .direction = "bidirectional", .hidden = 40, .input = 6,
+         .seq = 3, .batch = 9, .bias = true, .h0 = true, .c0 = true, .peep = true, .outputs = ALL},
+        {"GRU rows: hidden 33, batch 3, linear_before_reset 0", .gru = true,
+         .direction = "bidirectional", .hidden = 33, .input = 5, .seq = 3, .batch = 3, .bias = true,
+         .h0 = true, .outputs = OUT_Y | OUT_YH},
+        {"GRU rows: hidden 32, batch 2, linear_before_reset 1", .gru = true, .lbr = true,
+         .hidden = 32, .input = 16, .seq = 3, .batch = 2, .bias = true, .outputs = OUT_Y | OUT_YH},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_row_blocks(&cases[i]);

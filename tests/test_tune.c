@@ -1,6 +1,7 @@
 /* `cleval tune` and the tuning cache: a tuned model's winners reach the cache, eval runs with
  * them (and with any valid entry) and still predicts what onnxruntime does, a candidate with
- * wrong results never wins, a damaged entry is a miss, and bad arguments exit 2. */
+ * wrong results never wins, a damaged entry is a miss, recurrent layers are tuned as well, and
+ * bad arguments exit 2. */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -188,6 +189,65 @@ static void test_gpu_style_candidates(void **state)
     free(err);
 }
 
+/* eval of tests/fixtures/zoo/gru_sequence_17.onnx (a 2-layer GRU and a Linear head, exported
+ * by PyTorch) against onnxruntime's scores stored beside it; stdout (free it). */
+static char *gru_eval_matches_onnxruntime(const char *saved_name)
+{
+    enum { GN = 5, GC = 6 }; /* gru_sequence_17_io.h5: 5 samples, 6 classes */
+    char gru[4096], gru_data[4096], saved[4096];
+    snprintf(gru, sizeof gru, "%s", fixture_path("zoo/gru_sequence_17.onnx"));
+    snprintf(gru_data, sizeof gru_data, "%s", fixture_path("zoo/gru_sequence_17_io.h5"));
+    snprintf(saved, sizeof saved, "%s", temp_path(saved_name));
+    remove(saved);
+    char *out = NULL, *err = NULL;
+    assert_int_equal(run_cleval((const char *[]){"eval", "--model", gru, "--data", gru_data,
+                                                 "--save", saved, "--profile", NULL},
+                                &out, &err),
+                     0);
+    free(err);
+    float ort[GN * GC], scores[GN * GC];
+    read_floats(gru_data, "scores", ort);
+    read_floats(saved, "scores", scores);
+    for (int i = 0; i < GN * GC; i++)
+        assert_true(fabsf(scores[i] - ort[i]) <= 1e-4f);
+    return out;
+}
+
+/* LSTM and GRU layers are tuned too (the recurrence's batch rows, rnn_rows): each GRU gets an
+ * entry of its own, eval reads it, and a forced entry's rows reach the kernel while the scores
+ * stay onnxruntime's. */
+static void test_recurrent_layers_are_tuned(void **state)
+{
+    (void)state;
+    use_cache("cache_rnn");
+    char cache[4096], gru[4096];
+    snprintf(cache, sizeof cache, "%s", temp_path("cache_rnn"));
+    snprintf(gru, sizeof gru, "%s", fixture_path("zoo/gru_sequence_17.onnx"));
+    char *out = NULL, *err = NULL;
+    assert_int_equal(
+        run_cleval((const char *[]){"tune", "--model", gru, "--budget", "1", "--batch", "5", NULL},
+                   &out, &err),
+        0);
+    assert_non_null(strstr(out, "/gru/GRU "));
+    assert_non_null(strstr(out, "/gru/GRU_1 "));
+    free(out);
+    free(err);
+    /* Two GRUs of different input widths and the head: three entries. */
+    assert_int_equal(entries(cache, NULL), 3);
+    out = gru_eval_matches_onnxruntime("gru_tuned.h5");
+    /* The default rows follow the device's vector width: any count, from the cache. */
+    const char *rows = strstr(out, "gru_steps_cpu L=1 RB=");
+    assert_non_null(rows);
+    char *rest = NULL;
+    assert_true(strtol(rows + strlen("gru_steps_cpu L=1 RB="), &rest, 10) >= 1);
+    assert_true(strncmp(rest, " [tuning: cache]", 16) == 0);
+    free(out);
+    assert_int_equal(entries(cache, "rnn_rows=3"), 3);
+    out = gru_eval_matches_onnxruntime("gru_forced.h5");
+    assert_non_null(strstr(out, "gru_steps_cpu L=1 RB=3 [tuning: cache]"));
+    free(out);
+}
+
 static void test_usage_errors_exit_2(void **state)
 {
     (void)state;
@@ -222,6 +282,7 @@ int main(void)
         cmocka_unit_test_setup(test_tune_then_eval_reads_the_cache, setup),
         cmocka_unit_test_setup(test_wrong_candidate_is_rejected, setup),
         cmocka_unit_test_setup(test_gpu_style_candidates, setup),
+        cmocka_unit_test_setup(test_recurrent_layers_are_tuned, setup),
         cmocka_unit_test_setup(test_usage_errors_exit_2, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -151,11 +151,15 @@ typedef enum nn_unary_op {
     NN_HARD_SIGMOID = 44, /* max(0, min(1, alpha * x + beta)) */
     NN_HARD_SWISH = 45,   /* x * max(0, min(1, x / 6 + 1 / 2)) */
     NN_SOFTPLUS = 46,     /* log(1 + e^x) */
+    /* epilogue only (numbered apart from the elementwise kernels' codes) */
+    NN_SILU = 63, /* x * sigmoid(x), fused into a Conv / Gemm / MatMul by passes.c */
 } nn_unary_op;
 
-/* The kernels' -DCLAMP code: 0 nothing, 1 the clamp, 2 LeakyRelu, 3 HardSwish (clamp.clh). */
+/* The kernels' -DCLAMP code: 0 nothing, 1 the clamp, 2 LeakyRelu, 3 HardSwish, 4 SiLU
+ * (clamp.clh). */
 static inline int nn_epilogue_clamps(const nn_epilogue *ep)
 {
+    if (ep->act == NN_SILU) return 4;
     if (ep->act == NN_LEAKY_RELU) return 2;
     if (ep->act == NN_HARD_SWISH) return 3;
     return ep->lo != -INFINITY || ep->hi != INFINITY;
@@ -333,9 +337,9 @@ typedef struct nn_tuning {
     /* conv_gpu / gemm_gpu tile shape: 0 chosen per layer, 1 the narrow / small one, 2 the
      * wide / large one (op_conv_gpu.c, op_gemm.c) */
     uint32_t gpu_conv_tile, gpu_gemm_tile;
-    uint32_t local_1d;         /* work-group size of the one-element-per-item kernels */
-    uint32_t conv_items;       /* conv_cpu / gemm_cpu work-items per compute unit */
-    uint32_t winograd;         /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
+    uint32_t local_1d;   /* work-group size of the one-element-per-item kernels */
+    uint32_t conv_items; /* conv_cpu / gemm_cpu work-items per compute unit */
+    uint32_t winograd;   /* 1: F(2x2,3x3) Winograd for eligible CPU-style Convs */
     uint32_t gpu_groups; /* gemm_gpu: work-groups wanted per compute unit (K split to get them) */
     uint32_t i8_float;   /* int8 conv_cpu / gemm_cpu: 1 exact float k-blocks, 0 int32 products */
     uint32_t gemm_batch_kib; /* gemm_cpu: KiB of workspace a batched MatMul launch may use */
@@ -424,8 +428,8 @@ void nn_use_tuning(cleval_nn *nn, const nn_op *op);
 
 typedef struct nn_slot {
     cl_mem mem;
-    size_t capacity; /* bytes of mem */
-    size_t need;     /* bytes required by the current plan */
+    size_t capacity;  /* bytes of mem */
+    size_t need;      /* bytes required by the current plan */
     bool holds_value; /* the current plan places a value in it (else only workspaces) */
 } nn_slot;
 
@@ -489,7 +493,7 @@ struct cleval_nn {
     uint32_t n_layers;
     int *layer_op;
     /* How each runtime input's host data reaches the device (feed.c). */
-    struct nn_feed *feeds; /* [n_inputs] */
+    struct nn_feed *feeds;     /* [n_inputs] */
     cleval_nn_input_prep prep; /* mean and std point into prep_values */
     float *prep_values;
 };
@@ -829,6 +833,7 @@ cleval_status nn_winograd_launch(cleval_nn *nn, nn_op *op);
 bool nn_depthwise_cpu_eligible(const cleval_nn *nn, const nn_op *op);
 cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *precision);
 cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op);
+size_t nn_depthwise_cpu_workspace(const cleval_nn *nn, const nn_op *op); /* bytes */
 /* The zero-bordered input copy of the CPU convolutions (conv_pad.c): the kernel for input 0's
  * storage, and its launch for row-major shapes of rank <= 5 (begin: the pads before each axis). */
 cleval_status nn_conv_pad_kernel(cleval_nn *nn, nn_op *op, cl_kernel *out);

@@ -144,6 +144,8 @@ static cleval_status conv_infer(cleval_nn *nn, nn_op *op)
         op->workspace = (size_t)(uses_gemm_cpu(nn, p) ? padded_count(x, p) : nn_shape_count(x));
     } else if (nn_winograd_eligible(nn, op)) {
         op->workspace = nn_winograd_workspace(nn, op);
+    } else if (nn_depthwise_cpu_eligible(nn, op)) {
+        op->workspace = nn_depthwise_cpu_workspace(nn, op);
     } else if (uses_gemm_cpu(nn, p) && has_padding(p)) {
         op->workspace = (size_t)padded_count(x, p) * nn_value_elem_bytes(nn, op->in[0]);
     }

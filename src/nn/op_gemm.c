@@ -778,7 +778,9 @@ static cleval_status gemm_launch(cleval_nn *nn, nn_op *op)
     call.b = p->b_packed ? NULL : nn_value_mem(nn, op->in[1]);
     if (nn->variant == CLEVAL_VARIANT_GPU && op->mem[0]) call.b = op->mem[0]; /* half / int8 copy */
     call.y = call.c = nn_value_mem(nn, op->out[0]);
-    if (!p->matmul && nn_has_in(op, 2) && p->beta != 0.0f) {
+    /* C: Gemm's, or the bias a pass fused into a MatMul by a constant 2-D B (passes.c), whose
+     * batch always folds into M. */
+    if (nn_has_in(op, 2) && p->beta != 0.0f) {
         const nn_shape *c = &nn_in(nn, op, 2)->shape;
         call.c = nn_value_mem(nn, op->in[2]);
         /* Broadcast strides of C over [M, N]. */

@@ -190,6 +190,48 @@ static cleval_status averagepool_parse(cleval_nn *nn, nn_op *op, const cleval_on
     return pool_parse(nn, op, node, false);
 }
 
+/* pool_flat (kernels/pool.cl) on CPU-style devices: 1-D or 2-D windows at stride 1. */
+#define FLAT_VECTORS 4 /* float16 vectors per step, passed to the kernel */
+
+static bool flat_eligible(const cleval_nn *nn, const nn_pool_params *p)
+{
+    if (nn->variant != CLEVAL_VARIANT_CPU || p->spatial > 2) return false;
+    for (uint32_t i = 0; i < p->spatial; i++)
+        if (p->stride[i] != 1) return false;
+    return true;
+}
+
+/* pool_flat's geometry, 1-D windows as 2-D ones of height 1: the window, dilation, pads and
+ * extents in (H, W); the scratch row pitch, plane length and floats per work-item. */
+typedef struct flat_geometry {
+    int64_t in[2], out[2], k[2], dil[2], pad[2], pad_end[2];
+    int64_t pitch, plane_stride, per_item, items, planes;
+} flat_geometry;
+
+static flat_geometry flat_geometry_of(const cleval_nn *nn, const nn_op *op)
+{
+    const nn_pool_params *p = &op->p.pool;
+    const nn_shape *x = &nn->values[op->in[0]].shape, *y = &nn->values[op->out[0]].shape;
+    flat_geometry g = {{1, 1}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, {0, 0}, 0, 0, 0, 0, 0};
+    for (uint32_t i = 0, at = 2 - p->spatial; i < p->spatial; i++, at++) {
+        g.in[at] = x->d[2 + i];
+        g.out[at] = y->d[2 + i];
+        g.k[at] = p->kernel[i];
+        g.dil[at] = p->dilation[i];
+        g.pad[at] = p->pad_begin[i];
+        g.pad_end[at] = p->pad_end[i];
+    }
+    int64_t reach = (g.k[1] - 1) * g.dil[1], rows = g.out[0] + (g.k[0] - 1) * g.dil[0];
+    g.pitch = g.out[1] + reach;
+    g.plane_stride = rows * g.pitch + 16 * FLAT_VECTORS + reach;
+    g.per_item = g.plane_stride + g.out[0] * g.pitch + 16 * FLAT_VECTORS;
+    const cleval_device_info *info = cleval_device_get_info(nn->dev);
+    int64_t want = (int64_t)nn->tuning.conv_items * (info->compute_units ? info->compute_units : 1);
+    g.planes = x->d[0] * x->d[1];
+    g.items = g.planes < want ? g.planes : want;
+    return g;
+}
+
 static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
 {
     nn_pool_params *p = &op->p.pool;
@@ -214,6 +256,11 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
     /* The windows run along the axes after the channels: the batch must be axis 0 or 1. */
     if (nn_batch_axis(nn_in(nn, op, 0)) > 1) op->mixes_batch = true;
     op->flops = (double)nn_shape_count(&out) * (double)window;
+    op->workspace = 0;
+    if (flat_eligible(nn, p)) {
+        flat_geometry g = flat_geometry_of(nn, op);
+        op->workspace = (size_t)(g.items * g.per_item) * sizeof(float);
+    }
     return CLEVAL_OK;
 }
 
@@ -222,8 +269,38 @@ enum { POOL_COLS = 64 };
 
 static cleval_status pool_prepare(cleval_nn *nn, nn_op *op)
 {
+    if (flat_eligible(nn, &op->p.pool)) {
+        char options[96];
+        nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
+        size_t used = strlen(options);
+        snprintf(options + used, sizeof options - used, " -DFLAT_VECTORS=%d", FLAT_VECTORS);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "pool_flat");
+        return nn_kernel(nn, op, "pool", options, "pool_flat", &op->k[0]);
+    }
     return nn_storage_kernel(nn, op, "pool",
                              nn->variant == CLEVAL_VARIANT_CPU ? "pool_rows" : "pool");
+}
+
+static cleval_status launch_flat(cleval_nn *nn, nn_op *op)
+{
+    const nn_pool_params *p = &op->p.pool;
+    flat_geometry g = flat_geometry_of(nn, op);
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_int4(&a, (int32_t)g.in[0], (int32_t)g.in[1], 0, 0);
+    cleval_kernel_arg_int4(&a, (int32_t)g.out[0], (int32_t)g.out[1], 0, 0);
+    cleval_kernel_arg_int4(&a, (int32_t)g.k[0], (int32_t)g.k[1], 0, 0);
+    cleval_kernel_arg_int4(&a, (int32_t)g.dil[0], (int32_t)g.dil[1], 0, 0);
+    cleval_kernel_arg_int4(&a, (int32_t)g.pad[0], (int32_t)g.pad[1], 0, 0);
+    cleval_kernel_arg_int4(&a, (int32_t)g.pad_end[0], (int32_t)g.pad_end[1], 0, 0);
+    cleval_kernel_arg_int(&a, p->max ? 0 : p->count_include_pad ? 1 : 2);
+    cleval_kernel_arg_mem(&a, nn_workspace_mem(nn, op));
+    cleval_kernel_arg_int(&a, (int32_t)g.pitch);
+    cleval_kernel_arg_int(&a, (int32_t)g.plane_stride);
+    cleval_kernel_arg_int(&a, (int32_t)g.planes);
+    size_t global = (size_t)g.items, local = 1;
+    return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
 
 static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
@@ -232,6 +309,7 @@ static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
     const nn_shape *x = &nn_in(nn, op, 0)->shape, *y = &nn_out(nn, op, 0)->shape;
     uint64_t n = nn_shape_count(y);
     if (n == 0) return CLEVAL_OK;
+    if (flat_eligible(nn, p)) return launch_flat(nn, op);
     /* Spatial axes right-aligned into (D, H, W); missing ones have extent 1. */
     int32_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
             d[3] = {1, 1, 1}, pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};

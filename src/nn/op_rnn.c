@@ -5,8 +5,11 @@
  * outputs (Y, Y_h, Y_c) are computed. sequence_lens is accepted only when every length is the
  * sequence length (a constant). kernels/rnn.cl: one GEMM projects the inputs of every time step
  * (weights transposed and biases folded once at prepare), then one launch runs the recurrence
- * with a work-group per direction and block of batch rows (the tunable rnn_rows). The state and
- * gate arithmetic stay float in fp16 mode; only the tensors read and written are stored as half. */
+ * with a work-group per direction and block of batch rows (the tunable rnn_rows). On CPU-style
+ * devices both run 16 units per vector in one work-item per group (*_cpu kernels), with the
+ * units of each gate padded to a multiple of 16 in the packed weights and the workspace. The
+ * state and gate arithmetic stay float in fp16 mode; only the tensors read and written are
+ * stored as half. */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -20,6 +23,8 @@ enum { ACT_SIGMOID, ACT_TANH, ACT_RELU };
 enum { MEM_WT, MEM_BIAS, MEM_RT, MEM_AUX }; /* op->mem: packed weights and per-unit vectors */
 
 #define PROJECT_TILE 16 /* rnn.cl's TS */
+#define PROJECT_ROWS 8  /* rnn.cl's PR: rows per work-item of rnn_project_cpu */
+#define PANEL 16        /* units per vector of the *_cpu kernels */
 
 /* Gates per direction: LSTM i, o, f, c; GRU z, r, h. */
 static int64_t gates_of(const nn_rnn_params *p)
@@ -236,11 +241,25 @@ static cleval_status check_lengths(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-/* Floats of the workspace: the projection G, then the per-(direction, row) state. */
-static void workspace_floats(const nn_rnn_params *p, int64_t *g, int64_t *state)
+/* Units per gate in the device layout: the CPU-style kernels pad them to whole vectors. */
+static int64_t units_of(const cleval_nn *nn, const nn_rnn_params *p)
 {
-    *g = p->seq * p->batch * p->dirs * gates_of(p) * p->hidden;
-    *state = p->dirs * p->batch * 4 * p->hidden;
+    return nn->variant == CLEVAL_VARIANT_CPU ? (p->hidden + PANEL - 1) / PANEL * PANEL : p->hidden;
+}
+
+/* rnn_project_cpu's float16 column vectors per work-item (PV): two where the columns come in
+ * pairs of vectors, as gemm_cpu's tile of 8 x 32. */
+static int project_vectors(const cleval_nn *nn, const nn_rnn_params *p)
+{
+    return p->dirs * gates_of(p) * units_of(nn, p) % (2 * PANEL) == 0 ? 2 : 1;
+}
+
+/* Floats of the workspace: the projection G, then the per-(direction, row) state. */
+static void workspace_floats(const cleval_nn *nn, const nn_rnn_params *p, int64_t *g,
+                             int64_t *state)
+{
+    *g = p->seq * p->batch * p->dirs * gates_of(p) * units_of(nn, p);
+    *state = p->dirs * p->batch * 4 * units_of(nn, p);
 }
 
 static cleval_status rnn_infer(cleval_nn *nn, nn_op *op)
@@ -262,7 +281,7 @@ static cleval_status rnn_infer(cleval_nn *nn, nn_op *op)
         (status = check_lengths(nn, op)) != CLEVAL_OK)
         return status;
     int64_t g, state;
-    workspace_floats(p, &g, &state);
+    workspace_floats(nn, p, &g, &state);
     if (g + state > NN_MAX_ELEMENTS)
         return nn_fail_op(nn, op, CLEVAL_ERR_UNSUPPORTED,
                           "needs a work buffer of more than %lld elements",
@@ -325,25 +344,63 @@ static cleval_status fold_biases(cleval_nn *nn, const nn_op *op, float **bias, f
     return CLEVAL_OK;
 }
 
+/* Copies `outer` runs of `hidden` floats into runs of `units` floats, the rest zeros (the
+ * CPU-style layout), and frees v. NULL when out of memory (or v is NULL). */
+static float *pad_units(float *v, int64_t outer, int64_t hidden, int64_t units)
+{
+    if (!v || units == hidden) return v;
+    float *out = calloc((size_t)(outer * units + 1), sizeof *out);
+    for (int64_t o = 0; out && o < outer; o++)
+        memcpy(out + o * units, v + o * hidden, (size_t)hidden * sizeof *out);
+    free(v);
+    return out;
+}
+
+/* Rp for the CPU-style kernels: the recurrent weights of each (direction, gate) block in panels
+ * of PANEL units, each panel [hidden][PANEL] (unit j's weights on h_k at k * PANEL + j % PANEL),
+ * units past hidden zero. r: ONNX's R, [blocks][hidden][hidden] with blocks = dirs * gates. */
+static float *panel_rows(const float *r, int64_t blocks, int64_t hidden, int64_t units)
+{
+    float *out = calloc((size_t)(blocks * units * hidden + 1), sizeof *out);
+    for (int64_t b = 0; out && b < blocks; b++)
+        for (int64_t j = 0; j < hidden; j++)
+            for (int64_t k = 0; k < hidden; k++)
+                out[((b * units + j - j % PANEL) * hidden + k * PANEL) + j % PANEL] =
+                    r[(b * hidden + j) * hidden + k];
+    return out;
+}
+
 static cleval_status upload_weights(cleval_nn *nn, nn_op *op)
 {
     const nn_rnn_params *p = &op->p.rnn;
-    int64_t rows = gates_of(p) * p->hidden, aux_count = 0;
-    float *wt = transpose_rows(nn_in(nn, op, IN_W)->f32, 1, p->dirs * rows, p->input);
-    float *rt = transpose_rows(nn_in(nn, op, IN_R)->f32, p->dirs, rows, p->hidden);
+    int64_t h = p->hidden, units = units_of(nn, p), blocks = p->dirs * gates_of(p);
+    int64_t aux_count = 0;
+    const float *r = nn_in(nn, op, IN_R)->f32;
+    float *wt = transpose_rows(nn_in(nn, op, IN_W)->f32, 1, blocks * h, p->input);
+    float *rt = nn->variant == CLEVAL_VARIANT_CPU
+                    ? panel_rows(r, blocks, h, units)
+                    : transpose_rows(r, p->dirs, blocks / p->dirs * h, h);
     float *bias = NULL, *aux = NULL;
     cleval_status status = !wt || !rt
                                ? cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights")
                                : fold_biases(nn, op, &bias, &aux, &aux_count);
+    if (status == CLEVAL_OK) {
+        wt = pad_units(wt, p->input * blocks, h, units);
+        bias = pad_units(bias, blocks, h, units);
+        aux = pad_units(aux, aux_count / h, h, units);
+        aux_count = aux_count / h * units;
+        if (!wt || !bias || !aux)
+            status = cleval_fail(CLEVAL_ERR_NOMEM, "out of memory packing weights");
+    }
     if (status == CLEVAL_OK)
-        status = nn_upload(nn, wt, (size_t)(p->dirs * rows * p->input) * sizeof *wt, "W",
+        status = nn_upload(nn, wt, (size_t)(blocks * units * p->input) * sizeof *wt, "W",
                            &op->mem[MEM_WT]);
     if (status == CLEVAL_OK)
-        status = nn_upload(nn, rt, (size_t)(p->dirs * rows * p->hidden) * sizeof *rt, "R",
-                           &op->mem[MEM_RT]);
+        status =
+            nn_upload(nn, rt, (size_t)(blocks * units * h) * sizeof *rt, "R", &op->mem[MEM_RT]);
     if (status == CLEVAL_OK)
         status =
-            nn_upload(nn, bias, (size_t)(p->dirs * rows) * sizeof *bias, "B", &op->mem[MEM_BIAS]);
+            nn_upload(nn, bias, (size_t)(blocks * units) * sizeof *bias, "B", &op->mem[MEM_BIAS]);
     if (status == CLEVAL_OK)
         status = nn_upload(nn, aux, (size_t)aux_count * sizeof *aux, p->gru ? "B" : "P",
                            &op->mem[MEM_AUX]);
@@ -392,9 +449,12 @@ static cleval_status rnn_prepare(cleval_nn *nn, nn_op *op)
      * size is known (a classifier prepares at one sample), and takes any batch: the rows of a
      * block past the batch are computed on copies of a real row and never stored. */
     p->rows = nn->tuning.rnn_rows;
+    bool cpu = nn->variant == CLEVAL_VARIANT_CPU;
     char options[400];
-    snprintf(options, sizeof options, "-DX_HALF=%d", nn_half(nn, op->in[IN_X]));
-    if ((status = nn_kernel(nn, op, "rnn", options, "rnn_project", &op->k[0])) != CLEVAL_OK)
+    snprintf(options, sizeof options, "-DX_HALF=%d -DPR=%d -DPV=%d", nn_half(nn, op->in[IN_X]),
+             PROJECT_ROWS, project_vectors(nn, p));
+    if ((status = nn_kernel(nn, op, "rnn", options, cpu ? "rnn_project_cpu" : "rnn_project",
+                            &op->k[0])) != CLEVAL_OK)
         return status;
     snprintf(options, sizeof options,
              "-DY_HALF=%d -DH0_HALF=%d -DC0_HALF=%d -DYH_HALF=%d -DYC_HALF=%d -DCLIP=%d "
@@ -405,12 +465,16 @@ static cleval_status rnn_prepare(cleval_nn *nn, nn_op *op)
              half_of(nn, op->out, op->n_out, OUT_YC), p->clip > 0.0f, p->input_forget,
              p->linear_before_reset, p->act[0][0], p->act[0][1], p->act[0][2], p->act[1][0],
              p->act[1][1], p->act[1][2], p->rows);
-    const char *steps = p->gru ? "gru_steps" : "lstm_steps";
-    if ((status = nn_kernel(nn, op, "rnn", options, steps, &op->k[1])) != CLEVAL_OK ||
-        (status = choose_local(nn, op)) != CLEVAL_OK)
+    const char *steps =
+        cpu ? (p->gru ? "gru_steps_cpu" : "lstm_steps_cpu") : (p->gru ? "gru_steps" : "lstm_steps");
+    if ((status = nn_kernel(nn, op, "rnn", options, steps, &op->k[1])) != CLEVAL_OK) return status;
+    if (cpu)
+        p->local = 1;
+    else if ((status = choose_local(nn, op)) != CLEVAL_OK)
         return status;
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "rnn_project + %s L=%u RB=%u%s", steps,
-             p->local, p->rows, nn->precision == CLEVAL_NN_FP16 ? " fp16 storage" : "");
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s + %s L=%u RB=%u%s",
+             cpu ? "rnn_project_cpu" : "rnn_project", steps, p->local, p->rows,
+             nn->precision == CLEVAL_NN_FP16 ? " fp16 storage" : "");
     return CLEVAL_OK;
 }
 
@@ -419,7 +483,7 @@ static cleval_status rnn_prepare(cleval_nn *nn, nn_op *op)
 static cleval_status launch_projection(cleval_nn *nn, nn_op *op, cl_mem ws)
 {
     const nn_rnn_params *p = &op->p.rnn;
-    int64_t m = p->seq * p->batch, n = p->dirs * gates_of(p) * p->hidden;
+    int64_t m = p->seq * p->batch, n = p->dirs * gates_of(p) * units_of(nn, p);
     int64_t xs_t = p->batch_major ? p->input : p->batch * p->input;
     int64_t xs_b = p->batch_major ? p->seq * p->input : p->input;
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
@@ -433,6 +497,11 @@ static cleval_status launch_projection(cleval_nn *nn, nn_op *op, cl_mem ws)
     cleval_kernel_arg_int(&a, (int32_t)m);
     cleval_kernel_arg_int(&a, (int32_t)n);
     cleval_kernel_arg_int(&a, (int32_t)p->input);
+    if (nn->variant == CLEVAL_VARIANT_CPU) {
+        size_t global[2] = {(size_t)(n / (PANEL * project_vectors(nn, p))),
+                            (size_t)((m + PROJECT_ROWS - 1) / PROJECT_ROWS)};
+        return nn_enqueue(nn, op, &a, 2, global, NULL);
+    }
     size_t global[2] = {(size_t)n, (size_t)m}, local[2] = {PROJECT_TILE, PROJECT_TILE};
     return nn_enqueue(nn, op, &a, 2, global, local);
 }
@@ -451,7 +520,7 @@ static cleval_status launch_steps(cleval_nn *nn, nn_op *op, cl_mem ws)
 {
     const nn_rnn_params *p = &op->p.rnn;
     int64_t g, state;
-    workspace_floats(p, &g, &state);
+    workspace_floats(nn, p, &g, &state);
     int64_t h = p->hidden, d = p->dirs;
     int64_t y_t = p->batch_major ? d * h : d * p->batch * h,
             y_d = p->batch_major ? h : p->batch * h;

@@ -3,14 +3,16 @@
  *   - torch's decomposed LayerNorm replaced by one LayerNormalization (fuse_layernorm.c);
  *   - input scaling (Add/Sub/Mul/Div by per-channel constants) folded into the Conv after it;
  *   - BatchNormalization folded into the Conv before it when that Conv's output has no other
- *     consumer (W' = W * s, B' = B * s + t);
+ *     consumer (W' = W * s, B' = B * s + t), or into the Gemm before it (its columns);
+ *   - a constant per-column Add after a MatMul by a constant matrix made the product's C;
  *   - Relu / Clip with constant bounds fused into the epilogue of the Conv, Gemm, MatMul or
  *     unfolded BatchNormalization that produces their input, LeakyRelu / HardSwish into that
  *     of a Conv, Gemm or MatMul;
  *   - a 2x2 stride-2 MaxPool fused into the CPU-style Conv before it;
  *   - elementwise chains as one binary kernel: a Sigmoid or HardSigmoid whose only reader is
  *     a Mul computed inside that Mul (squeeze-excitation's x * sigmoid(s), HardSwish written
- *     x * hardsigmoid(x)), and a Relu / Clip after an Add, Sub, Mul or Div (a residual
+ *     x * hardsigmoid(x)), SiLU (x * sigmoid(x)) into the epilogue of the Conv, Gemm or
+ *     MatMul that computes x, and a Relu / Clip after an Add, Sub, Mul or Div (a residual
  *     block's relu(x + skip)) applied by it;
  *   - channels-last storage for Conv outputs read only by CPU-style Convs, or through a
  *     Flatten by a Gemm/MatMul whose constant weights are then permuted to match;
@@ -107,49 +109,136 @@ static cleval_status remove_identities(cleval_nn *nn)
 void nn_batchnorm_coefficients(const float *scale, const float *bias, const float *mean,
                                const float *var, float epsilon, uint64_t c, float *s, float *t);
 
+/* The BatchNormalization bn's per-channel scale s and shift t over n channels, and room for
+ * the folded weights (w_count) and bias (n). Out of memory: all freed, the failure set. */
+static cleval_status fold_buffers(cleval_nn *nn, nn_op *bn, uint64_t n, uint64_t w_count, float **s,
+                                  float **t, float **w, float **b)
+{
+    *s = malloc(n * sizeof **s);
+    *t = malloc(n * sizeof **t);
+    *w = malloc(w_count * sizeof **w);
+    *b = malloc(n * sizeof **b);
+    if (!*s || !*t || !*w || !*b) {
+        free(*s);
+        free(*t);
+        free(*w);
+        free(*b);
+        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory folding BatchNormalization");
+    }
+    nn_batchnorm_coefficients(nn_in(nn, bn, 1)->f32, nn_in(nn, bn, 2)->f32, nn_in(nn, bn, 3)->f32,
+                              nn_in(nn, bn, 4)->f32, bn->p.ew.epsilon, n, *s, *t);
+    return CLEVAL_OK;
+}
+
+/* Gives op the folded weights w (shape ws, input 1) and bias b (n values, input 2) in place of
+ * its own, and absorbs the BatchNormalization bn whose statistics they carry. Takes w and b. */
+static cleval_status adopt_folded(cleval_nn *nn, nn_op *op, nn_op *bn, float *w, const nn_shape *ws,
+                                  float *b, int64_t n)
+{
+    char name[300];
+    snprintf(name, sizeof name, "%s/folded_W", op->name);
+    int wi = nn_add_const(nn, name, ws, w);
+    nn_shape bs = {1, {n}};
+    snprintf(name, sizeof name, "%s/folded_B", op->name);
+    int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, b);
+    if (wi < 0) free(b);
+    if (bi < 0) return CLEVAL_ERR_NOMEM;
+    nn->values[op->in[1]].uses--;
+    if (op->n_in > 2 && op->in[2] >= 0) nn->values[op->in[2]].uses--;
+    for (uint32_t i = 1; i < 5; i++)
+        nn->values[bn->in[i]].uses--;
+    op->in[1] = wi;
+    op->in[2] = bi;
+    op->n_in = 3;
+    nn->values[wi].uses = nn->values[bi].uses = 1;
+    absorb(nn, op, bn);
+    return CLEVAL_OK;
+}
+
 static cleval_status fold_batchnorm(cleval_nn *nn, nn_op *conv, nn_op *bn)
 {
     nn_conv_params *p = &conv->p.conv;
     const nn_value *w = &nn->values[p->weight];
     uint64_t co = (uint64_t)w->shape.d[0], per = w->count / co;
     if (nn_in(nn, bn, 1)->count != co) return CLEVAL_OK; /* infer will name the mismatch */
-    float *s = malloc(co * sizeof *s), *t = malloc(co * sizeof *t);
-    float *nw = malloc(w->count * sizeof *nw), *nb = malloc(co * sizeof *nb);
-    if (!s || !t || !nw || !nb) {
-        free(s);
-        free(t);
-        free(nw);
-        free(nb);
-        return cleval_fail(CLEVAL_ERR_NOMEM, "out of memory folding BatchNormalization");
-    }
-    nn_batchnorm_coefficients(nn_in(nn, bn, 1)->f32, nn_in(nn, bn, 2)->f32, nn_in(nn, bn, 3)->f32,
-                              nn_in(nn, bn, 4)->f32, bn->p.ew.epsilon, co, s, t);
+    float *s, *t, *nw, *nb;
+    cleval_status status = fold_buffers(nn, bn, co, w->count, &s, &t, &nw, &nb);
+    if (status != CLEVAL_OK) return status;
     const float *old_b = p->bias >= 0 ? nn->values[p->bias].f32 : NULL;
     for (uint64_t c = 0; c < co; c++) {
         for (uint64_t j = 0; j < per; j++)
             nw[c * per + j] = w->f32[c * per + j] * s[c];
         nb[c] = (float)((old_b ? (double)old_b[c] : 0.0) * s[c] + t[c]);
     }
-    nn_shape ws = w->shape, bs = {1, {(int64_t)co}};
-    char name[300];
-    snprintf(name, sizeof name, "%s/folded_W", conv->name);
-    int wi = nn_add_const(nn, name, &ws, nw);
-    snprintf(name, sizeof name, "%s/folded_B", conv->name);
-    int bi = wi < 0 ? -1 : nn_add_const(nn, name, &bs, nb);
-    if (wi < 0) free(nb);
     free(s);
     free(t);
-    if (bi < 0) return CLEVAL_ERR_NOMEM;
-    nn->values[conv->in[1]].uses--;
-    if (conv->in[2] >= 0) nn->values[conv->in[2]].uses--;
-    for (uint32_t i = 1; i < 5; i++)
-        nn->values[bn->in[i]].uses--;
-    conv->in[1] = p->weight = wi;
-    conv->in[2] = p->bias = bi;
-    conv->n_in = 3;
-    nn->values[wi].uses = nn->values[bi].uses = 1;
-    absorb(nn, conv, bn);
+    nn_shape ws = w->shape;
+    status = adopt_folded(nn, conv, bn, nw, &ws, nb, (int64_t)co);
+    if (status != CLEVAL_OK) return status;
+    p->weight = conv->in[1];
+    p->bias = conv->in[2];
     return CLEVAL_OK;
+}
+
+/* A Gemm y = alpha A op(B) + beta C followed by BatchNormalization over its columns (a Linear
+ * then BatchNorm1d, as tabular MLPs have it): with s, t the normalisation's per-column scale and
+ * shift, y s + t = alpha A op(B s) + (beta C s + t), so B's columns are scaled and C becomes the
+ * new per-column bias (beta 1). Only when B is a constant and C is absent, a scalar or one value
+ * per column; otherwise the normalisation stays a pass of its own. */
+static cleval_status fold_batchnorm_into_gemm(cleval_nn *nn, nn_op *gemm, nn_op *bn)
+{
+    nn_gemm_params *p = &gemm->p.gemm;
+    const nn_value *b = nn_in(nn, gemm, 1);
+    const nn_value *c = nn_has_in(gemm, 2) ? nn_in(nn, gemm, 2) : NULL;
+    if (p->matmul || b->kind != NN_VALUE_CONST || !b->f32 || b->shape.rank != 2) return CLEVAL_OK;
+    int64_t n = p->trans_b ? b->shape.d[0] : b->shape.d[1], k = b->count / n;
+    if (nn_in(nn, bn, 1)->count != (uint64_t)n) return CLEVAL_OK; /* infer will name it */
+    if (c && (c->kind != NN_VALUE_CONST || !c->f32 || (c->count != 1 && c->count != (uint64_t)n) ||
+              (c->shape.rank == 2 && c->shape.d[0] != 1)))
+        return CLEVAL_OK;
+    float *s, *t, *nb, *nc;
+    cleval_status status = fold_buffers(nn, bn, (uint64_t)n, b->count, &s, &t, &nb, &nc);
+    if (status != CLEVAL_OK) return status;
+    for (int64_t j = 0; j < n; j++) {
+        for (int64_t i = 0; i < k; i++) {
+            int64_t at = p->trans_b ? j * k + i : i * n + j;
+            nb[at] = b->f32[at] * s[j];
+        }
+        double cj = c ? (double)c->f32[c->count == 1 ? 0 : j] : 0.0;
+        nc[j] = (float)((double)p->beta * cj * s[j] + t[j]);
+    }
+    free(s);
+    free(t);
+    nn_shape bs = b->shape;
+    p->beta = 1.0f;
+    return adopt_folded(nn, gemm, bn, nb, &bs, nc, n);
+}
+
+/* A MatMul by a constant matrix whose only reader adds a constant vector of one value per
+ * column (PyTorch's Linear on a tensor of rank 3 or more exports as MatMul then Add, as in
+ * every Transformer and ConvNeXt block): the vector becomes the product's C (beta 1), added
+ * by the GEMM's epilogue instead of a pass over the output of its own. A 1-D vector of N
+ * broadcasts to any rank of output in the same way, so the result is the same. */
+static void fuse_matmul_bias(cleval_nn *nn, const consumers *c)
+{
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *op = &nn->ops[i];
+        if (op->dead || op->kind != &nn_kind_matmul || op->n_in != 2) continue;
+        const nn_value *b = nn_in(nn, op, 1);
+        nn_op *add = only_consumer(nn, c, op->out[0]);
+        if (b->kind != NN_VALUE_CONST || b->shape.rank != 2 || !add || add->dead ||
+            add->kind != &nn_kind_add || add->p.ew.legacy || add->n_in != 2)
+            continue;
+        int bias = add->in[0] == op->out[0] ? add->in[1] : add->in[0];
+        const nn_value *v = bias >= 0 ? &nn->values[bias] : NULL;
+        if (!v || v->kind != NN_VALUE_CONST || !v->f32 || v->shape.rank != 1 ||
+            v->shape.d[0] != b->shape.d[1])
+            continue;
+        op->in[2] = bias;
+        op->n_in = 3;
+        op->p.gemm.beta = 1.0f;
+        absorb(nn, op, add);
+    }
 }
 
 /* A binary op with one float constant operand that maps its other operand x affinely per
@@ -572,6 +661,39 @@ static cleval_status fuse_gates(cleval_nn *nn, consumers *c)
     return CLEVAL_OK;
 }
 
+/* SiLU (Swish) as PyTorch exports it, y * Sigmoid(y), after fuse_gates a Mul that reads y twice
+ * and gates one side: when y comes from a Conv, Gemm or MatMul with no activation yet and
+ * nothing else reads it, the epilogue computes it (EfficientNet's every Conv). */
+static cleval_status fuse_silu(cleval_nn *nn, consumers *c)
+{
+    cleval_status status = scan_consumers(nn, c);
+    if (status != CLEVAL_OK) return status;
+    for (uint32_t i = 0; i < nn->n_ops; i++) {
+        nn_op *mul = &nn->ops[i];
+        if (!is_plain_binary(mul) || mul->kind != &nn_kind_mul || mul->p.ew.gate != NN_SIGMOID ||
+            mul->in[0] != mul->in[1] || mul->p.ew.lo != -INFINITY || mul->p.ew.hi != INFINITY)
+            continue;
+        int y = mul->in[0];
+        const nn_value *v = &nn->values[y];
+        /* The Mul, reading y twice, is its only reader. */
+        if (v->is_output || v->uses != 2 || c->count[y] != 2 || c->op[y] != (int)i ||
+            v->producer < 0)
+            continue;
+        nn_op *op = &nn->ops[v->producer];
+        nn_epilogue *ep = op->kind == &nn_kind_conv ? &op->p.conv.ep
+                          : op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul
+                              ? &op->p.gemm.ep
+                              : NULL;
+        if (op->dead || !ep || ep->lo != -INFINITY || ep->hi != INFINITY || ep->act != 0 ||
+            op->out[0] != y)
+            continue;
+        ep->act = NN_SILU;
+        absorb(nn, op, mul);
+        append_label(op, "Sigmoid");
+    }
+    return CLEVAL_OK;
+}
+
 /* A Relu or Clip (constant bounds) reading only a binary op's output becomes that op's
  * clamp. */
 static cleval_status fuse_binary_clamps(cleval_nn *nn, consumers *c)
@@ -667,15 +789,18 @@ cleval_status nn_optimise(cleval_nn *nn)
     if (status == CLEVAL_OK) status = scan_consumers(nn, &c);
     for (uint32_t i = 0; i < nn->n_ops && status == CLEVAL_OK; i++) {
         nn_op *op = &nn->ops[i];
-        if (op->dead || op->kind != &nn_kind_conv) continue;
+        if (op->dead || (op->kind != &nn_kind_conv && op->kind != &nn_kind_gemm)) continue;
         nn_op *next = only_consumer(nn, &c, op->out[0]);
-        if (next && next->kind == &nn_kind_batchnorm && next->in[0] == op->out[0])
-            status = fold_batchnorm(nn, op, next);
+        if (!next || next->kind != &nn_kind_batchnorm || next->in[0] != op->out[0]) continue;
+        status = op->kind == &nn_kind_conv ? fold_batchnorm(nn, op, next)
+                                           : fold_batchnorm_into_gemm(nn, op, next);
     }
+    if (status == CLEVAL_OK) fuse_matmul_bias(nn, &c);
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
     if (status == CLEVAL_OK) status = fuse_pools(nn, &c);
     if (status == CLEVAL_OK) status = fuse_activations(nn, &c);
     if (status == CLEVAL_OK) status = fuse_gates(nn, &c);
+    if (status == CLEVAL_OK) status = fuse_silu(nn, &c);
     if (status == CLEVAL_OK) status = fuse_binary_clamps(nn, &c);
     if (status == CLEVAL_OK) drop_unused(nn);
     if (status == CLEVAL_OK) status = choose_layouts(nn, &c);

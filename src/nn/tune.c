@@ -20,30 +20,55 @@
 #include <time.h>
 
 /* Which layers a candidate's changes can affect. */
-enum { CONV = 1, GEMM = 2 };
+enum { CONV = 1, GEMM = 2, RNN = 4 };
+
+static unsigned kind_of(const nn_op *op)
+{
+    if (op->kind == &nn_kind_conv) return CONV;
+    return op->kind == &nn_kind_lstm || op->kind == &nn_kind_gru ? RNN : GEMM;
+}
 
 typedef struct candidate {
     const char *changes;
     unsigned applies;
 } candidate;
 
-/* CPU-style kernels: Winograd on and off, register tiles around the usual ones, the work
- * split and the k-block. Ordered by what tends to matter most: the budget may end the list. */
+/* CPU-style kernels: the recurrence's batch rows per work-item (a model with LSTM or GRU
+ * layers spends its time there), Winograd on and off, register tiles around the usual ones, the
+ * work split and the k-block. Ordered by what tends to matter most: the budget may end the list
+ * (candidates for layer kinds the model lacks are skipped). */
 static const candidate CPU_CANDIDATES[] = {
-    {"winograd=0", CONV},          {"winograd=1", CONV},           {"conv_mr=4,conv_nv=1", CONV},
-    {"conv_mr=8,conv_nv=1", CONV}, {"conv_mr=4,conv_nv=2", CONV},  {"conv_mr=8,conv_nv=2", CONV},
-    {"gemm_mr=4,gemm_nv=1", GEMM}, {"gemm_mr=8,gemm_nv=1", GEMM},  {"gemm_mr=4,gemm_nv=2", GEMM},
-    {"gemm_mr=8,gemm_nv=2", GEMM}, {"gemm_kc=128", GEMM},          {"gemm_kc=512", GEMM},
-    {"conv_items=4", CONV | GEMM}, {"conv_items=16", CONV | GEMM}, {"conv_mr=12,conv_nv=2", CONV},
-    {"conv_mr=4,conv_nv=4", CONV}, {"conv_mr=16,conv_nv=1", CONV}, {"gemm_mr=16,gemm_nv=1", GEMM},
-    {"gemm_qb=32", GEMM},          {"gemm_qb=128", GEMM},
+    {"rnn_rows=4", RNN},
+    {"rnn_rows=16", RNN},
+    {"winograd=0", CONV},
+    {"winograd=1", CONV},
+    {"conv_mr=4,conv_nv=1", CONV},
+    {"conv_mr=8,conv_nv=1", CONV},
+    {"conv_mr=4,conv_nv=2", CONV},
+    {"conv_mr=8,conv_nv=2", CONV},
+    {"gemm_mr=4,gemm_nv=1", GEMM},
+    {"gemm_mr=8,gemm_nv=1", GEMM},
+    {"gemm_mr=4,gemm_nv=2", GEMM},
+    {"gemm_mr=8,gemm_nv=2", GEMM},
+    {"gemm_kc=128", GEMM},
+    {"gemm_kc=512", GEMM},
+    {"conv_items=4", CONV | GEMM},
+    {"conv_items=16", CONV | GEMM},
+    {"conv_mr=12,conv_nv=2", CONV},
+    {"conv_mr=4,conv_nv=4", CONV},
+    {"conv_mr=16,conv_nv=1", CONV},
+    {"gemm_mr=16,gemm_nv=1", GEMM},
+    {"gemm_qb=32", GEMM},
+    {"gemm_qb=128", GEMM},
 };
 
-/* GPU-style kernels: conv_gpu's and gemm_gpu's two tile shapes forced (their defaults choose
- * per layer from the output channels), and the K split of gemm_gpu. */
+/* GPU-style kernels: the recurrence's batch rows per work-group, conv_gpu's and gemm_gpu's two
+ * tile shapes forced (their defaults choose per layer from the output channels), and the K
+ * split of gemm_gpu. */
 static const candidate GPU_CANDIDATES[] = {
-    {"gpu_conv_tile=1", CONV}, {"gpu_conv_tile=2", CONV}, {"gpu_gemm_tile=1", GEMM},
-    {"gpu_gemm_tile=2", GEMM}, {"gpu_groups=1", GEMM},    {"gpu_groups=16", GEMM},
+    {"rnn_rows=2", RNN},       {"rnn_rows=4", RNN},       {"gpu_conv_tile=1", CONV},
+    {"gpu_conv_tile=2", CONV}, {"gpu_gemm_tile=1", GEMM}, {"gpu_gemm_tile=2", GEMM},
+    {"gpu_groups=1", GEMM},    {"gpu_groups=16", GEMM},
 };
 
 /* Timed runs per candidate, after one untimed run (first launches generate code), and of the
@@ -203,9 +228,13 @@ static void describe_layer(const cleval_nn *nn, const nn_op *op, cleval_tune_lay
 {
     snprintf(l->name, sizeof l->name, "%s", op->name ? op->name : "?");
     snprintf(l->op, sizeof l->op, "%s", op->label);
-    char in[48], out[48];
+    char in[48], out[48] = "?";
     nn_shape_format(&nn->values[op->in[0]].shape, in, sizeof in);
-    nn_shape_format(&nn->values[op->out[0]].shape, out, sizeof out);
+    for (uint32_t o = 0; o < op->n_out; o++) /* the first computed (an LSTM may omit Y) */
+        if (op->out[o] >= 0) {
+            nn_shape_format(&nn->values[op->out[o]].shape, out, sizeof out);
+            break;
+        }
     snprintf(l->shape, sizeof l->shape, "%s -> %s", in, out);
     snprintf(l->winner, sizeof l->winner, "default");
 }
@@ -265,7 +294,7 @@ static void try_candidate(tuner *t, const candidate *c, cleval_nn *ref_nn, const
     for (uint32_t i = 0; i < t->n_ops; i++) {
         const nn_op *op = &nn->ops[i];
         if (!tuned_layer(op) || !(ref_now.seconds[i] > 0)) continue;
-        unsigned kind = op->kind == &nn_kind_conv ? CONV : GEMM;
+        unsigned kind = kind_of(op);
         double r = got.seconds[i] / ref_now.seconds[i];
         if (!(c->applies & kind) || !(r < ratio[i])) continue;
         ratio[i] = r;
@@ -376,14 +405,18 @@ cleval_status cleval_tune(cleval_device *dev, const cleval_onnx_model *model,
     double tol = tolerance(&t, ref.scores);
 
     uint32_t tuned = 0;
+    unsigned present = 0; /* the kinds of tuned layers the model has */
     for (uint32_t i = 0; i < t.n_ops; i++)
-        tuned += tuned_layer(&ref_nn->ops[i]);
+        if (tuned_layer(&ref_nn->ops[i])) {
+            tuned++;
+            present |= kind_of(&ref_nn->ops[i]);
+        }
     bool gpu = ref_nn->variant == CLEVAL_VARIANT_GPU;
     const candidate *list = gpu ? GPU_CANDIDATES : CPU_CANDIDATES;
     size_t n_list = gpu ? sizeof GPU_CANDIDATES / sizeof *GPU_CANDIDATES
                         : sizeof CPU_CANDIDATES / sizeof *CPU_CANDIDATES;
     for (size_t c = 0; c < n_list; c++) {
-        if (tuned == 0 || !changes_defaults(ref_nn, &list[c])) continue;
+        if (!(list[c].applies & present) || !changes_defaults(ref_nn, &list[c])) continue;
         out->candidates++;
         /* The budget is checked between candidates; the first always runs. */
         if (out->tried > 0 && now_seconds() - start >= options->budget_seconds) continue;

@@ -112,9 +112,11 @@ static void derive(const cleval_device *dev, cleval_kernel_variant variant, nn_t
     t->gpu_conv_tile = 0;
     t->gpu_gemm_tile = 0;
     t->gpu_groups = 4;
-    /* CPU-style: a recurrence work-group runs 8 batch rows, so each recurrent weight it reads
-     * (the whole R every time step) serves 8 rows; GPU-style: one row, many work-groups. */
-    t->rnn_rows = variant == CLEVAL_VARIANT_GPU ? 1 : 8;
+    /* CPU-style: a recurrence work-group runs several batch rows, so each recurrent weight it
+     * reads (the whole R every time step) serves them all; their float16 accumulators must stay
+     * in registers: 8 with 512-bit vectors (8 of the 32), 4 with 256-bit ones (8 of the 16).
+     * GPU-style: one row, many work-groups. */
+    t->rnn_rows = variant == CLEVAL_VARIANT_GPU ? 1 : width >= 16 ? 8 : 4;
     if (variant == CLEVAL_VARIANT_GPU) t->local_1d = t->local_1d < 64 ? t->local_1d : 64;
 }
 
@@ -240,7 +242,16 @@ void nn_tuning_format(const nn_tuning *t, char *out, size_t size)
 bool nn_tuning_applies(const nn_op *op)
 {
     return !op->dead &&
-           (op->kind == &nn_kind_conv || op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul);
+           (op->kind == &nn_kind_conv || op->kind == &nn_kind_gemm || op->kind == &nn_kind_matmul ||
+            op->kind == &nn_kind_lstm || op->kind == &nn_kind_gru);
+}
+
+/* The first output an op computes (an LSTM or GRU may omit Y): -1 when none. */
+static int first_output(const nn_op *op)
+{
+    for (uint32_t o = 0; o < op->n_out; o++)
+        if (op->out[o] >= 0) return op->out[o];
+    return -1;
 }
 
 static uint64_t hash_shape(uint64_t h, const nn_shape *s)
@@ -278,10 +289,18 @@ static bool layer_key(const cleval_nn *nn, const nn_op *op, uint64_t device_hash
         uint32_t layout[2] = {(uint32_t)v->layout, v->half};
         h = cleval_cache_hash(h, layout, sizeof layout);
     }
-    const nn_value *out = &nn->values[op->out[0]];
-    if (!shape_known(&out->shape)) return false;
-    h = hash_shape(h, &out->shape);
-    if (op->kind == &nn_kind_conv) {
+    int out = first_output(op);
+    if (out < 0 || !shape_known(&nn->values[out].shape)) return false;
+    h = hash_shape(h, &nn->values[out].shape);
+    if (op->kind == &nn_kind_lstm || op->kind == &nn_kind_gru) {
+        const nn_rnn_params *p = &op->p.rnn;
+        int64_t cell[13] = {p->gru,         p->dirs,         p->reverse,
+                            p->batch_major, p->input_forget, p->linear_before_reset,
+                            p->clip > 0.0f};
+        for (int i = 0; i < 6; i++)
+            cell[7 + i] = p->act[i / 3][i % 3];
+        h = cleval_cache_hash(h, cell, sizeof cell);
+    } else if (op->kind == &nn_kind_conv) {
         const nn_conv_params *p = &op->p.conv;
         int64_t geometry[3 * 5 + 2] = {p->group, p->depthwise};
         for (int a = 0; a < 3; a++) {
