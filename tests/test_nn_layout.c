@@ -146,6 +146,17 @@ static void test_transpose(void **state)
         {1, {257}, 1, {0}},
         {3, {1, 1, 1}, 3, {2, 0, 1}},
         {3, {4, 0, 3}, 3, {2, 1, 0}}, /* empty */
+        /* Past the CPU family's 4096 elements per work-item, items end inside rows; rank 1-6,
+         * axes one past its tiles (copy_tiles when the innermost axis moves). */
+        {1, {4099}, 1, {0}},
+        {2, {17, 33}, 0, {0}},
+        {2, {17, 65}, 0, {0}}, /* one past copy_tiles' 64 x 16 */
+        {3, {3, 37, 131}, 3, {0, 2, 1}},
+        {4, {2, 17, 5, 67}, 4, {0, 2, 1, 3}},
+        {4, {2, 33, 7, 19}, 4, {0, 2, 3, 1}},
+        {5, {3, 2, 7, 5, 41}, 5, {4, 1, 3, 0, 2}},
+        {6, {2, 3, 5, 7, 2, 11}, 6, {5, 3, 1, 0, 4, 2}},
+        {6, {3, 2, 5, 7, 2, 17}, 6, {1, 3, 0, 4, 2, 5}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const transpose_case *tc = &cases[c];
@@ -213,6 +224,12 @@ static void test_slice(void **state)
         {13, 3, {3, 130, 3}, 2, {0, 1}, {2, 129}, {0, 1}, {1, 1}, false, false},
         {9, 2, {7, 9}, 2, {2, 1}, {5, 100}, {0}, {0}, false, false}, /* attribute form */
         {9, 3, {2, 7, 9}, 1, {-3}, {-1}, {-1}, {0}, true, false},
+        /* Several CPU work-items: contiguous runs cut short, negative and long steps on the
+         * innermost axis, rank 4. */
+        {13, 3, {7, 41, 53}, 2, {1, 2}, {6, 50}, {1, 2}, {1, 1}, true, true},
+        {13, 3, {5, 37, 67}, 1, {-1}, {small}, {2}, {-1}, true, true},
+        {13, 4, {3, 5, 11, 97}, 2, {10, 1}, {small, 97}, {2, 3}, {-2, 3}, true, true},
+        {13, 1, {8209}, 1, {8208}, {small}, {0}, {-1}, true, true},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const slice_case *sc = &cases[c];
@@ -278,6 +295,9 @@ static void test_gather(void **state)
         {2, {4, 9}, -1, 2, {2, 2}, {0, 8, 3, 3}}, /* 2-D indices */
         {3, {2, 3, 131}, 2, 1, {3}, {130, 0, 65}},
         {2, {4, 9}, 1, 1, {0}, {0}}, /* no indices: empty */
+        /* Several CPU work-items: rows of 1031, and 4099 rows of one element. */
+        {3, {3, 7, 1031}, 1, 1, {3}, {6, -7, 3}},
+        {2, {4099, 2}, 1, 1, {1}, {-1}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const gather_case *gc = &cases[c];
@@ -311,6 +331,124 @@ static void test_gather(void **state)
         builder_init_i64(m, "idx", gc->idx_rank, gc->idx_dims, gc->idx);
         check_case_and_free(m, "gather", c, x, gc->rank, gc->dims, out_rank, out_dims, want);
     }
+}
+
+/* ---- integer tensors (RAW_T) ---- */
+
+/* An integer graph input (int64 token ids, uint8 pixels; fed floats that hold integers) moved by
+ * one op and Cast to float: the copy kernels move the integers as they are (RAW_T), in runs,
+ * tiles and gathered rows. The reference reads x through `src`, the input element of each
+ * output element. */
+static void check_integer_op(int32_t type, const char *op_type, uint32_t rank, const int64_t *dims,
+                             uint32_t out_rank, const int64_t *out_dims, const int64_t *src,
+                             void (*attrs)(cleval_onnx_model *m, cleval_onnx_node *node),
+                             const char *what)
+{
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", rank, dims);
+    m->inputs[0].elem_type = type;
+    builder_output(m, "y");
+    bool gather = strcmp(op_type, "Gather") == 0, slice = strcmp(op_type, "Slice") == 0;
+    cleval_onnx_node *node = builder_node(m, op_type, "op",
+                                          gather  ? "x,idx"
+                                          : slice ? "x,starts,ends,axes,steps"
+                                                  : "x",
+                                          "b");
+    attrs(m, node);
+    attr_int(builder_node(m, "Cast", "to_float", "b", "y"), "to", CLEVAL_ONNX_FLOAT);
+    uint64_t n = count_of(rank, dims), n_out = count_of(out_rank, out_dims);
+    float *x = malloc(n * sizeof *x), *want = malloc((n_out ? n_out : 1) * sizeof *want);
+    assert_non_null(x);
+    assert_non_null(want);
+    for (uint64_t i = 0; i < n; i++)
+        x[i] = type == CLEVAL_ONNX_UINT8 ? (float)floor(256 * urand())
+                                         : (float)floor(2e5 * urand() - 1e5);
+    for (uint64_t i = 0; i < n_out; i++)
+        want[i] = x[src[i]];
+    for (size_t v = 0; v < 2; v++) {
+        cleval_nn_tensor in = tensor(rank, dims, x), out = {0};
+        run_graph(m, v, 0, &in, &out);
+        assert_output(&out, out_rank, out_dims, want, what, v, 0);
+        free(out.data);
+    }
+    free(x);
+    free(want);
+    builder_free(m);
+}
+
+static void transpose_0231(cleval_onnx_model *m, cleval_onnx_node *node)
+{
+    (void)m;
+    static const int64_t perm[4] = {0, 2, 3, 1};
+    attr_ints(node, "perm", 4, perm);
+}
+
+static void transpose_102(cleval_onnx_model *m, cleval_onnx_node *node)
+{
+    (void)m;
+    static const int64_t perm[3] = {1, 0, 2};
+    attr_ints(node, "perm", 3, perm);
+}
+
+/* x[:, 1:, ::-1] */
+static void slice_reversed(cleval_onnx_model *m, cleval_onnx_node *node)
+{
+    (void)node;
+    int64_t two = 2, starts[2] = {1, -1}, ends[2] = {INT64_MAX, INT64_MIN}, axes[2] = {1, 2},
+            steps[2] = {1, -1};
+    builder_init_i64(m, "starts", 1, &two, starts);
+    builder_init_i64(m, "ends", 1, &two, ends);
+    builder_init_i64(m, "axes", 1, &two, axes);
+    builder_init_i64(m, "steps", 1, &two, steps);
+}
+
+static void gather_axis1(cleval_onnx_model *m, cleval_onnx_node *node)
+{
+    attr_int(node, "axis", 1);
+    int64_t three = 3, idx[3] = {6, -7, 3};
+    builder_init_i64(m, "idx", 1, &three, idx);
+}
+
+static void test_integer_copies(void **state)
+{
+    (void)state;
+    static const int32_t types[] = {CLEVAL_ONNX_INT64, CLEVAL_ONNX_UINT8};
+    /* Transpose (0, 2, 3, 1) of [2, 33, 7, 19]: the innermost axis moves (tiles). */
+    static const int64_t t4[4] = {2, 33, 7, 19}, t4_out[4] = {2, 7, 19, 33};
+    /* Transpose (1, 0, 2) of [3, 37, 131]: runs of 131. */
+    static const int64_t t3[3] = {3, 37, 131}, t3_out[3] = {37, 3, 131};
+    /* Slice x[:, 1:, ::-1] of [5, 37, 67] and Gather of rows 6, -7, 3 along axis 1 of
+     * [3, 7, 1031]. */
+    static const int64_t s3[3] = {5, 37, 67}, s3_out[3] = {5, 36, 67};
+    static const int64_t g3[3] = {3, 7, 1031}, g3_out[3] = {3, 3, 1031};
+    int64_t *src = malloc(3 * 37 * 131 * sizeof *src), index[4];
+    assert_non_null(src);
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        for (uint64_t i = 0; i < count_of(4, t4_out); i++) {
+            unflatten(i, 4, t4_out, index);
+            src[i] = ((index[0] * 33 + index[3]) * 7 + index[1]) * 19 + index[2];
+        }
+        check_integer_op(types[t], "Transpose", 4, t4, 4, t4_out, src, transpose_0231,
+                         "integer transpose (0, 2, 3, 1)");
+        for (uint64_t i = 0; i < count_of(3, t3_out); i++) {
+            unflatten(i, 3, t3_out, index);
+            src[i] = (index[1] * 37 + index[0]) * 131 + index[2];
+        }
+        check_integer_op(types[t], "Transpose", 3, t3, 3, t3_out, src, transpose_102,
+                         "integer transpose (1, 0, 2)");
+        for (uint64_t i = 0; i < count_of(3, s3_out); i++) {
+            unflatten(i, 3, s3_out, index);
+            src[i] = (index[0] * 37 + 1 + index[1]) * 67 + 66 - index[2];
+        }
+        check_integer_op(types[t], "Slice", 3, s3, 3, s3_out, src, slice_reversed, "integer slice");
+        static const int64_t rows[3] = {6, 0, 3}; /* -7 is row 0 */
+        for (uint64_t i = 0; i < count_of(3, g3_out); i++) {
+            unflatten(i, 3, g3_out, index);
+            src[i] = (index[0] * 7 + rows[index[1]]) * 1031 + index[2];
+        }
+        check_integer_op(types[t], "Gather", 3, g3, 3, g3_out, src, gather_axis1, "integer gather");
+    }
+    free(src);
 }
 
 /* ---- Concat ---- */
@@ -389,6 +527,11 @@ static void test_concat(void **state)
         many[i][3] = 3;
     }
     check_concat(61, 4, (const int64_t(*)[4])many, 1, "concat of 61 inputs");
+    /* Blocks past the CPU family's 4096 elements per work-item, cut inside rows. */
+    static const int64_t long_rows[3][4] = {{3, 5, 601}, {3, 2, 601}, {3, 1, 601}};
+    check_concat(3, 3, long_rows, 1, "concat of long rows");
+    static const int64_t long_last[2][4] = {{4099, 1}, {4099, 2}};
+    check_concat(2, 2, long_last, 1, "concat along a short last axis");
 }
 
 /* ---- Split ---- */
@@ -483,6 +626,30 @@ static void test_split_unnamed_output(void **state)
     static const int64_t out_dims[2] = {3, 3};
     check_one_op(m, 2, dims, x, 2, out_dims, want, "split with an unnamed output");
     free(x);
+    builder_free(m);
+}
+
+/* A block past the CPU family's 4096 elements per work-item, rows cut inside: the second
+ * output of [37, 10, 131] split 3 + 7 along axis 1. */
+static void test_split_long(void **state)
+{
+    (void)state;
+    static const int64_t dims[3] = {37, 10, 131}, sizes[2] = {3, 7}, two = 2;
+    static const int64_t out_dims[3] = {37, 7, 131};
+    cleval_onnx_model *m = builder_new(13);
+    builder_input(m, "x", 3, dims);
+    builder_node(m, "Relu", "r0", "x", "a");
+    builder_init_i64(m, "s", 1, &two, sizes);
+    attr_int(builder_node(m, "Split", "split", "a,s", "c,b"), "axis", 1);
+    builder_node(m, "Relu", "r1", "b", "y");
+    builder_output(m, "y");
+    float *x = exact_array(count_of(3, dims)), *want = malloc(37 * 7 * 131 * sizeof *want);
+    assert_non_null(want);
+    for (int i = 0; i < 37; i++)
+        memcpy(want + i * 7 * 131, x + (i * 10 + 3) * 131, 7 * 131 * sizeof *want);
+    check_one_op(m, 3, dims, x, 3, out_dims, want, "split of long rows");
+    free(x);
+    free(want);
     builder_free(m);
 }
 
@@ -847,9 +1014,11 @@ int main(void)
         cmocka_unit_test(test_transpose),
         cmocka_unit_test(test_slice),
         cmocka_unit_test(test_gather),
+        cmocka_unit_test(test_integer_copies),
         cmocka_unit_test(test_concat),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_unnamed_output),
+        cmocka_unit_test(test_split_long),
         cmocka_unit_test(test_squeeze_unsqueeze),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_batch_moved_matmul),

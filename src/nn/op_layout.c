@@ -1,7 +1,9 @@
 /* Data movement on the device (kernels/layout.cl): Concat (any number of inputs), Split (any
  * number of outputs), Slice, Transpose and Gather with constant indices run one strided-copy
  * or gather kernel; Squeeze and Unsqueeze are views of their input. Ops whose inputs are all
- * constants never get here: they are evaluated on the host at load. */
+ * constants never get here: they are evaluated on the host at load. The GPU family copies one
+ * element per work-item; the CPU family gives each work-item a long stretch of the output
+ * (copy_runs, copy_tiles for transposes that move the innermost axis, gather_runs). */
 #include "nn_internal.h"
 
 #include <stdio.h>
@@ -60,6 +62,13 @@ static int copy_kernel_slot(const cleval_nn *nn, const nn_op *op, int x, int y)
     return nn_kind_variadic(op->kind) ? 2 * nn_half(nn, x) + nn_half(nn, y) : 0;
 }
 
+/* The strided copy of each family: one element per work-item (GPU), or runs of the innermost
+ * axis per work-item (CPU). */
+static const char *copy_kernel_name(const cleval_nn *nn)
+{
+    return nn->variant == CLEVAL_VARIANT_CPU ? "copy_runs" : "strided_copy";
+}
+
 /* Builds the strided copy for value x's and value y's storage, once per combination. */
 static cleval_status copy_kernel(cleval_nn *nn, nn_op *op, int x, int y)
 {
@@ -67,8 +76,26 @@ static cleval_status copy_kernel(cleval_nn *nn, nn_op *op, int x, int y)
     if (*k) return CLEVAL_OK;
     char options[64];
     nn_storage_options(nn, x, y, options, sizeof options);
-    snprintf(op->kernel_desc, sizeof op->kernel_desc, "strided_copy");
-    return nn_kernel(nn, op, "layout", options, "strided_copy", k);
+    snprintf(op->kernel_desc, sizeof op->kernel_desc, "%s", copy_kernel_name(nn));
+    return nn_kernel(nn, op, "layout", options, copy_kernel_name(nn), k);
+}
+
+/* CPU family: elements (or, for gather_runs, about that many elements' worth of rows) per
+ * work-item. Each item is a work-group of its own and decodes its start once, so it should be
+ * long (at least 4096 elements, 16 KiB of floats); about 64 items keep every core of a CPU busy
+ * with room to balance. */
+static uint32_t cpu_share(uint64_t n)
+{
+    uint64_t per = (n + 63) / 64;
+    per = per < 4096 ? 4096 : (per + 15) / 16 * 16;
+    return (uint32_t)(per < n ? per : n);
+}
+
+/* The global size for `items` work-items of one each. */
+static cleval_status launch_items(cleval_nn *nn, nn_op *op, cleval_kernel_args *a, uint64_t items)
+{
+    size_t local = 1, global = (size_t)items;
+    return nn_enqueue(nn, op, a, 1, &global, &local);
 }
 
 /* The device buffer of value v: a constant's upload, or its planned buffer. */
@@ -89,28 +116,40 @@ static cleval_status need_float_data(cleval_nn *nn, const nn_op *op, int v)
     return CLEVAL_OK;
 }
 
-static cleval_status launch_copy(cleval_nn *nn, nn_op *op, int x, int y, copy_geometry *g)
+/* The geometry as the kernels take it, right-aligned into 8 axes: sets a's arguments from
+ * `first` on (x and y are set; `count` and `per` come between them and `first`). */
+static void geometry_args(cleval_kernel_args *a, const copy_geometry *g)
 {
-    collapse(g);
     int32_t dims[8] = {1, 1, 1, 1, 1, 1, 1, 1}, xs[8] = {0}, ys[8] = {0};
-    uint64_t n = 1;
     for (uint32_t i = 0; i < g->rank; i++) {
         dims[8 - g->rank + i] = (int32_t)g->d[i];
         xs[8 - g->rank + i] = (int32_t)g->xs[i];
         ys[8 - g->rank + i] = (int32_t)g->ys[i];
-        n *= (uint64_t)g->d[i];
     }
+    cleval_kernel_arg_int(a, (int32_t)(8 - g->rank));
+    cleval_kernel_arg_int8(a, dims);
+    cleval_kernel_arg_int8(a, xs);
+    cleval_kernel_arg_int8(a, ys);
+    cleval_kernel_arg_int(a, (int32_t)g->x_off);
+    cleval_kernel_arg_int(a, (int32_t)g->y_off);
+}
+
+/* Runs the strided copy of a collapsed geometry (strided_copy or copy_runs). */
+static cleval_status launch_copy(cleval_nn *nn, nn_op *op, int x, int y, const copy_geometry *g)
+{
+    uint64_t n = 1;
+    for (uint32_t i = 0; i < g->rank; i++)
+        n *= (uint64_t)g->d[i];
     if (n == 0) return CLEVAL_OK;
+    bool cpu = nn->variant == CLEVAL_VARIANT_CPU;
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[copy_kernel_slot(nn, op, x, y)], NULL);
     cleval_kernel_arg_mem(&a, data_mem(nn, x));
     cleval_kernel_arg_mem(&a, data_mem(nn, y));
     cleval_kernel_arg_uint(&a, (uint32_t)n);
-    cleval_kernel_arg_int(&a, (int32_t)(8 - g->rank));
-    cleval_kernel_arg_int8(&a, dims);
-    cleval_kernel_arg_int8(&a, xs);
-    cleval_kernel_arg_int8(&a, ys);
-    cleval_kernel_arg_int(&a, (int32_t)g->x_off);
-    cleval_kernel_arg_int(&a, (int32_t)g->y_off);
+    uint32_t per = cpu ? cpu_share(n) : 0;
+    if (cpu) cleval_kernel_arg_uint(&a, per);
+    geometry_args(&a, g);
+    if (cpu) return launch_items(nn, op, &a, (n + per - 1) / per);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
@@ -130,6 +169,7 @@ static cleval_status copy_block(cleval_nn *nn, nn_op *op, int x, int y, uint32_t
     memcpy(split ? g.ys : g.xs, part_strides, part->rank * sizeof *part_strides);
     memcpy(split ? g.xs : g.ys, whole_strides, whole->rank * sizeof *whole_strides);
     *(split ? &g.x_off : &g.y_off) = offset * whole_strides[axis];
+    collapse(&g);
     return launch_copy(nn, op, x, y, &g);
 }
 
@@ -539,6 +579,7 @@ static cleval_status slice_launch(cleval_nn *nn, nn_op *op)
         g.xs[a] = in_strides[a] * step[a];
         g.x_off += begin[a] * in_strides[a];
     }
+    collapse(&g);
     return launch_copy(nn, op, op->in[0], op->out[0], &g);
 }
 
@@ -588,14 +629,26 @@ static cleval_status transpose_infer(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-/* The GPU family also gets the tiled transpose of the last two axes (k[1]), when the device
- * runs its 16 x 16 work-groups. */
+/* copy_tiles' band width along the axis contiguous in x (its TP): 64 elements read per row of
+ * a tile, 4 cache lines of floats; 16 (square tiles) was 0.8 to 0.95 x as fast on
+ * channels-last transposes, within the noise the other way. */
+#define TILE_P 64
+
+/* Both families also get a tiled transpose (k[1]): the CPU family copy_tiles, for transposes
+ * that move the innermost axis; the GPU family transpose_tiles, of the last two axes, when the
+ * device runs its 16 x 16 work-groups. */
 static cleval_status transpose_prepare(cleval_nn *nn, nn_op *op)
 {
     cleval_status status = copy_prepare(nn, op);
-    if (status != CLEVAL_OK || nn->variant != CLEVAL_VARIANT_GPU) return status;
+    if (status != CLEVAL_OK) return status;
     char options[64];
     nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
+    if (nn->variant == CLEVAL_VARIANT_CPU) {
+        char tiles[96];
+        snprintf(tiles, sizeof tiles, "%s -DTP=%d", options, TILE_P);
+        snprintf(op->kernel_desc, sizeof op->kernel_desc, "copy_tiles / copy_runs");
+        return nn_kernel(nn, op, "layout", tiles, "copy_tiles", &op->k[1]);
+    }
     if ((status = nn_kernel(nn, op, "layout", options, "transpose_tiles", &op->k[1])) != CLEVAL_OK)
         return status;
     size_t most = 0;
@@ -635,6 +688,50 @@ static cleval_status launch_tiles(cleval_nn *nn, nn_op *op, const copy_geometry 
     return nn_enqueue(nn, op, &a, 3, global, local);
 }
 
+/* CPU family: a collapsed copy whose innermost axis is strided in x but that has an axis
+ * contiguous in x: that axis moves to the second-last place (the order of the axes is free in
+ * a copy), where copy_tiles reads along it. */
+static bool tiles_fit(copy_geometry *g)
+{
+    uint32_t r = g->rank;
+    if (r < 2 || g->xs[r - 1] == 1) return false;
+    for (uint32_t i = 0; i + 1 < r; i++)
+        if (g->xs[i] == 1) {
+            int64_t d = g->d[i], xs = g->xs[i], ys = g->ys[i];
+            for (uint32_t j = i; j + 2 < r; j++) {
+                g->d[j] = g->d[j + 1];
+                g->xs[j] = g->xs[j + 1];
+                g->ys[j] = g->ys[j + 1];
+            }
+            g->d[r - 2] = d;
+            g->xs[r - 2] = xs;
+            g->ys[r - 2] = ys;
+            return true;
+        }
+    return false;
+}
+
+/* copy_tiles: a band is TILE_P indices of the second-last axis for one outer multi-index,
+ * TILE_P x the last axis elements; each work-item takes about cpu_share's worth. */
+static cleval_status launch_copy_tiles(cleval_nn *nn, nn_op *op, const copy_geometry *g)
+{
+    uint64_t bands = ((uint64_t)g->d[g->rank - 2] + TILE_P - 1) / TILE_P, n = 1;
+    for (uint32_t i = 0; i < g->rank; i++)
+        n *= (uint64_t)g->d[i];
+    for (uint32_t i = 0; i + 2 < g->rank; i++)
+        bands *= (uint64_t)g->d[i];
+    if (n == 0) return CLEVAL_OK;
+    uint64_t per = cpu_share(n) / (TILE_P * (uint64_t)g->d[g->rank - 1]);
+    per = per < 1 ? 1 : per;
+    cleval_kernel_args a = cleval_kernel_args_begin(op->k[1], NULL);
+    cleval_kernel_arg_mem(&a, data_mem(nn, op->in[0]));
+    cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
+    cleval_kernel_arg_uint(&a, (uint32_t)bands);
+    cleval_kernel_arg_uint(&a, (uint32_t)per);
+    geometry_args(&a, g);
+    return launch_items(nn, op, &a, (bands + per - 1) / per);
+}
+
 static cleval_status transpose_launch(cleval_nn *nn, nn_op *op)
 {
     const nn_shape *in = &nn_in(nn, op, 0)->shape;
@@ -650,7 +747,9 @@ static cleval_status transpose_launch(cleval_nn *nn, nn_op *op)
         g.xs[i] = in_strides[perm[i]];
     collapse(&g);
     int64_t rows, cols;
-    if (op->k[1] && swaps_last_two(&g, &rows, &cols)) return launch_tiles(nn, op, &g, rows, cols);
+    if (nn->variant == CLEVAL_VARIANT_CPU && tiles_fit(&g)) return launch_copy_tiles(nn, op, &g);
+    if (nn->variant == CLEVAL_VARIANT_GPU && op->k[1] && swaps_last_two(&g, &rows, &cols))
+        return launch_tiles(nn, op, &g, rows, cols);
     return launch_copy(nn, op, op->in[0], op->out[0], &g);
 }
 
@@ -720,7 +819,9 @@ static cleval_status gather_prepare(cleval_nn *nn, nn_op *op)
     status = nn_upload(nn, narrow, (idx->count ? idx->count : 1) * sizeof *narrow, "indices",
                        &op->mem[0]);
     free(narrow);
-    if (status == CLEVAL_OK) status = nn_storage_kernel(nn, op, "layout", "gather");
+    if (status == CLEVAL_OK)
+        status = nn_storage_kernel(nn, op, "layout",
+                                   nn->variant == CLEVAL_VARIANT_CPU ? "gather_runs" : "gather");
     return status;
 }
 
@@ -733,14 +834,21 @@ static cleval_status gather_launch(cleval_nn *nn, nn_op *op)
     for (uint32_t i = axis + 1; i < x->shape.rank; i++)
         inner *= x->shape.d[i];
     uint64_t n = nn_out(nn, op, 0)->count;
+    if (n == 0) return CLEVAL_OK;
+    /* CPU family (gather_runs): rows of `inner` elements, about cpu_share's worth per item. */
+    bool cpu = nn->variant == CLEVAL_VARIANT_CPU;
+    uint64_t rows = n / (uint64_t)inner, per = cpu_share(n) / (uint64_t)inner;
+    per = per < 1 ? 1 : per;
     cleval_kernel_args a = cleval_kernel_args_begin(op->k[0], NULL);
     cleval_kernel_arg_mem(&a, data_mem(nn, op->in[0]));
     cleval_kernel_arg_mem(&a, nn_value_mem(nn, op->out[0]));
     cleval_kernel_arg_mem(&a, op->mem[0]);
-    cleval_kernel_arg_uint(&a, (uint32_t)n);
+    cleval_kernel_arg_uint(&a, (uint32_t)(cpu ? rows : n));
+    if (cpu) cleval_kernel_arg_uint(&a, (uint32_t)per);
     cleval_kernel_arg_int(&a, (int32_t)idx->count);
     cleval_kernel_arg_int(&a, (int32_t)x->shape.d[axis]);
     cleval_kernel_arg_int(&a, (int32_t)inner);
+    if (cpu) return launch_items(nn, op, &a, (rows + per - 1) / per);
     size_t local = nn_local_1d(nn), global = (size_t)n;
     return nn_enqueue(nn, op, &a, 1, &global, &local);
 }
