@@ -306,25 +306,28 @@ __kernel void gru_steps(__global const float *rt, __global const float *rbh, RNN
     }
 }
 
-/* ---- CPU-style variants: 16 hidden units per float16, one work-item per work-group ----
+/* ---- CPU-style variants: hidden units in float16 vectors, one work-item per work-group ----
  *
  * Algorithm  rnn_project_cpu  the same GEMM as rnn_project, each work-item PR rows x 16 PV
  *                             columns in registers (the weight vectors of a k serve PR rows).
  *            lstm_steps_cpu   the recurrence of one direction and RB batch rows in one
- *            gru_steps_cpu    work-item, so no step needs a barrier: for each block of 16 units
- *                             and each gate, the recurrent products of the RB rows accumulate
- *                             in RB float16 registers (add_products) and are written over G's
- *                             slice of that gate (it is read once, at this step); then the
- *                             cell updates the block's 16 units of every row as float16.
- * Layout     units per gate are padded to UP = hidden rounded up to 16: G rows of
+ *            gru_steps_cpu    work-item, so no step needs a barrier: for each panel of 16 PW
+ *                             units and each gate, the recurrent products of the RB rows
+ *                             accumulate in RB x PW float16 registers (add_products: each
+ *                             weight vector serves RB rows, each h_{t-1}[k] PW vectors) and are
+ *                             written over G's slice of that gate (it is read once, at this
+ *                             step); then the cell updates the panel's units of every row 16 at
+ *                             a time.
+ * Layout     units per gate are padded to UP = hidden rounded up to a panel (16 PW): G rows of
  *            dirs * gates * UP floats, per (direction, batch row) a state block of 4 * UP
- *            (h ping, h pong, c or z, spare or r (.) h); Rp [dirs][gates][UP / 16][hidden][16]
- *            (R transposed in 16-unit panels, each streamed contiguously over k); the
+ *            (h ping, h pong, c or z, spare or r (.) h); Rp [dirs][gates][UP / (16 PW)][hidden]
+ *            [16 PW] (R transposed in panels, each streamed contiguously over k); the
  *            projection's weights [input][dirs * gates * UP], bias, peepholes and Rb_h padded
  *            with zeros. Padding lanes therefore compute zeros and are never stored to Y, Y_h,
  *            Y_c; the products run over the hidden (not padded) units of h_{t-1}.
  * Options    as above, plus PR and PV (rnn_project_cpu: rows and float16 column vectors per
- *            work-item, default 8 and 1).
+ *            work-item, default 8 and 1) and PW (*_steps_cpu: float16 vectors per panel, 1 or
+ *            2, default 1).
  * Assumes    rnn_project_cpu: global (n / (16 PV), ceil(m / PR)), n a multiple of 16 PV.
  *            *_steps_cpu: global dirs * ceil(batch / RB), local 1.
  */
@@ -334,7 +337,11 @@ __kernel void gru_steps(__global const float *rt, __global const float *rbh, RNN
 #ifndef PV
 #define PV 1
 #endif
-#define UNITS(hidden) (((hidden) + 15) / 16 * 16)
+#ifndef PW
+#define PW 1
+#endif
+#define PANEL_UNITS (16 * PW)
+#define UNITS(hidden) (((hidden) + PANEL_UNITS - 1) / PANEL_UNITS * PANEL_UNITS)
 
 __kernel void rnn_project_cpu(__global const X_T *x, int xs_t, int xs_b, int batch,
                               __global const float *wt, __global const float *bias,
@@ -390,21 +397,31 @@ static void add_products(__global const float *src, __global float *dst, int str
                          __global const float *w, __global const float *h, int h_stride,
                          const int *off, int rows, int hidden)
 {
-    float16 acc[RB];
+    float16 acc[RB][PW];
     __global const float *hq[RB];
 #pragma unroll
     for (int q = 0; q < RB; q++) {
-        acc[q] = src ? vload16(0, src + (long)off[q] * stride) : (float16)0.0f;
+#pragma unroll
+        for (int v = 0; v < PW; v++)
+            acc[q][v] = src ? vload16(v, src + (long)off[q] * stride) : (float16)0.0f;
         hq[q] = h + (long)off[q] * h_stride;
     }
     for (int k = 0; k < hidden; k++) {
-        const float16 wk = vload16(k, w);
+        float16 wk[PW];
 #pragma unroll
-        for (int q = 0; q < RB; q++)
-            acc[q] = fma(wk, (float16)hq[q][k], acc[q]);
+        for (int v = 0; v < PW; v++)
+            wk[v] = vload16(k * PW + v, w);
+#pragma unroll
+        for (int q = 0; q < RB; q++) {
+            const float16 hk = (float16)hq[q][k];
+#pragma unroll
+            for (int v = 0; v < PW; v++)
+                acc[q][v] = fma(wk[v], hk, acc[q][v]);
+        }
     }
     for (int q = 0; q < rows; q++)
-        vstore16(acc[q], 0, dst + (long)q * stride);
+        for (int v = 0; v < PW; v++)
+            vstore16(acc[q][v], v, dst + (long)q * stride);
 }
 
 /* Stores the units j .. j + 15 of v that exist (j + l < hidden) to p[at + l]. */
@@ -428,7 +445,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 lstm_steps_cpu(__global const float *rp, __global const float *peep, RNN_ARGS)
 {
     ROW_BLOCK(batch)
-    const int UP = UNITS(hidden), S = 4 * UP, G4 = 4 * UP, N = G4 * dirs, panels = UP / 16;
+    const int UP = UNITS(hidden), S = 4 * UP, G4 = 4 * UP, N = G4 * dirs, panels = UP / PANEL_UNITS;
     const bool backwards = d == 1 || reverse;
     const int af = d ? ACT_F1 : ACT_F0, ag = d ? ACT_G1 : ACT_G0, ah = d ? ACT_H1 : ACT_H0;
     __global float *state = ws + g_off + (long)(d * batch + b0) * S;
@@ -442,37 +459,39 @@ lstm_steps_cpu(__global const float *rp, __global const float *peep, RNN_ARGS)
         __global float *gr = ws + (long)(t * batch + b0) * N + d * G4;
         __global const float *hp = state + cur * UP;
         for (int pj = 0; pj < panels; pj++) {
-            const int j = pj * 16;
+            const int j0 = pj * PANEL_UNITS;
             for (int gate = 0; gate < 4; gate++) {
-                __global float *gg = gr + gate * UP + j;
-                add_products(gg, gg, N, rd + (long)(gate * panels + pj) * hidden * 16, hp, S, off,
-                             rows, hidden);
+                __global float *gg = gr + gate * UP + j0;
+                add_products(gg, gg, N, rd + (long)(gate * panels + pj) * hidden * PANEL_UNITS, hp,
+                             S, off, rows, hidden);
             }
-            for (int q = 0; q < rows; q++) {
-                __global const float *gq = gr + (long)q * N + j;
-                __global float *st = state + (long)q * S;
-                const float16 cp = vload16(0, st + 2 * UP + j);
-                const float16 i =
-                    activate16(af, clipped16(vload16(0, gq) + vload16(0, pd + j) * cp, clip));
+            for (int q = 0; q < rows; q++)
+                for (int v = 0; v < PW; v++) {
+                    const int j = j0 + 16 * v;
+                    __global const float *gq = gr + (long)q * N + j;
+                    __global float *st = state + (long)q * S;
+                    const float16 cp = vload16(0, st + 2 * UP + j);
+                    const float16 i =
+                        activate16(af, clipped16(vload16(0, gq) + vload16(0, pd + j) * cp, clip));
 #if INPUT_FORGET
-                const float16 f = 1.0f - i;
+                    const float16 f = 1.0f - i;
 #else
-                const float16 f = activate16(
-                    af,
-                    clipped16(vload16(0, gq + 2 * UP) + vload16(0, pd + 2 * UP + j) * cp, clip));
+                    const float16 f = activate16(
+                        af, clipped16(vload16(0, gq + 2 * UP) + vload16(0, pd + 2 * UP + j) * cp,
+                                      clip));
 #endif
-                const float16 c =
-                    f * cp + i * activate16(ag, clipped16(vload16(0, gq + 3 * UP), clip));
-                const float16 o = activate16(
-                    af, clipped16(vload16(0, gq + UP) + vload16(0, pd + UP + j) * c, clip));
-                const float16 h = o * activate16(ah, c);
-                vstore16(c, 0, st + 2 * UP + j);
-                vstore16(h, 0, st + (1 - cur) * UP + j);
-                if (has_y)
-                    STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
-                                (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
-                                hidden);
-            }
+                    const float16 c =
+                        f * cp + i * activate16(ag, clipped16(vload16(0, gq + 3 * UP), clip));
+                    const float16 o = activate16(
+                        af, clipped16(vload16(0, gq + UP) + vload16(0, pd + UP + j) * c, clip));
+                    const float16 h = o * activate16(ah, c);
+                    vstore16(c, 0, st + 2 * UP + j);
+                    vstore16(h, 0, st + (1 - cur) * UP + j);
+                    if (has_y)
+                        STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
+                                    (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
+                                    hidden);
+                }
         }
         cur = 1 - cur;
     }
@@ -494,7 +513,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 gru_steps_cpu(__global const float *rp, __global const float *rbh, RNN_ARGS)
 {
     ROW_BLOCK(batch)
-    const int UP = UNITS(hidden), S = 4 * UP, G3 = 3 * UP, N = G3 * dirs, panels = UP / 16;
+    const int UP = UNITS(hidden), S = 4 * UP, G3 = 3 * UP, N = G3 * dirs, panels = UP / PANEL_UNITS;
     const bool backwards = d == 1 || reverse;
     const int af = d ? ACT_F1 : ACT_F0, ag = d ? ACT_G1 : ACT_G0;
     __global float *state = ws + g_off + (long)(d * batch + b0) * S;
@@ -507,57 +526,63 @@ gru_steps_cpu(__global const float *rp, __global const float *rbh, RNN_ARGS)
         __global float *gr = ws + (long)(t * batch + b0) * N + d * G3;
         __global const float *hp = state + cur * UP;
         for (int pj = 0; pj < panels; pj++) {
-            const int j = pj * 16;
+            const int j0 = pj * PANEL_UNITS;
             for (int gate = 0; gate < 2; gate++) {
-                __global float *gg = gr + gate * UP + j;
-                add_products(gg, gg, N, rd + (long)(gate * panels + pj) * hidden * 16, hp, S, off,
-                             rows, hidden);
+                __global float *gg = gr + gate * UP + j0;
+                add_products(gg, gg, N, rd + (long)(gate * panels + pj) * hidden * PANEL_UNITS, hp,
+                             S, off, rows, hidden);
             }
 #if LBR
-            add_products(0, state + 2 * UP + j, S, rd + (long)(2 * panels + pj) * hidden * 16, hp,
-                         S, off, rows, hidden);
+            add_products(0, state + 2 * UP + j0, S,
+                         rd + (long)(2 * panels + pj) * hidden * PANEL_UNITS, hp, S, off, rows,
+                         hidden);
 #endif
-            for (int q = 0; q < rows; q++) {
-                __global const float *gq = gr + (long)q * N + j;
-                __global float *st = state + (long)q * S;
-                const float16 z = activate16(af, clipped16(vload16(0, gq), clip));
-                const float16 reset = activate16(af, clipped16(vload16(0, gq + UP), clip));
-                const float16 hprev = vload16(0, st + cur * UP + j);
+            for (int q = 0; q < rows; q++)
+                for (int v = 0; v < PW; v++) {
+                    const int j = j0 + 16 * v;
+                    __global const float *gq = gr + (long)q * N + j;
+                    __global float *st = state + (long)q * S;
+                    const float16 z = activate16(af, clipped16(vload16(0, gq), clip));
+                    const float16 reset = activate16(af, clipped16(vload16(0, gq + UP), clip));
+                    const float16 hprev = vload16(0, st + cur * UP + j);
 #if LBR
-                const float16 hh = activate16(
-                    ag, clipped16(vload16(0, gq + 2 * UP) +
+                    const float16 hh = activate16(
+                        ag,
+                        clipped16(vload16(0, gq + 2 * UP) +
                                       reset * (vload16(0, st + 2 * UP + j) + vload16(0, bd + j)),
                                   clip));
-                const float16 h = (1.0f - z) * hh + z * hprev;
-                vstore16(h, 0, st + (1 - cur) * UP + j);
-                if (has_y)
-                    STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
-                                (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
-                                hidden);
+                    const float16 h = (1.0f - z) * hh + z * hprev;
+                    vstore16(h, 0, st + (1 - cur) * UP + j);
+                    if (has_y)
+                        STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
+                                    (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
+                                    hidden);
 #else
-                vstore16(z, 0, st + 2 * UP + j);
-                vstore16(reset * hprev, 0, st + 3 * UP + j);
+                    vstore16(z, 0, st + 2 * UP + j);
+                    vstore16(reset * hprev, 0, st + 3 * UP + j);
 #endif
-            }
+                }
         }
 #if !LBR
         for (int pj = 0; pj < panels; pj++) {
-            const int j = pj * 16;
-            __global float *gg = gr + 2 * UP + j;
-            add_products(gg, gg, N, rd + (long)(2 * panels + pj) * hidden * 16, state + 3 * UP, S,
-                         off, rows, hidden);
-            for (int q = 0; q < rows; q++) {
-                __global float *st = state + (long)q * S;
-                const float16 z = vload16(0, st + 2 * UP + j);
-                const float16 hh =
-                    activate16(ag, clipped16(vload16(0, gr + (long)q * N + 2 * UP + j), clip));
-                const float16 h = (1.0f - z) * hh + z * vload16(0, st + cur * UP + j);
-                vstore16(h, 0, st + (1 - cur) * UP + j);
-                if (has_y)
-                    STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
-                                (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
-                                hidden);
-            }
+            const int j0 = pj * PANEL_UNITS;
+            __global float *gg = gr + 2 * UP + j0;
+            add_products(gg, gg, N, rd + (long)(2 * panels + pj) * hidden * PANEL_UNITS,
+                         state + 3 * UP, S, off, rows, hidden);
+            for (int q = 0; q < rows; q++)
+                for (int v = 0; v < PW; v++) {
+                    const int j = j0 + 16 * v;
+                    __global float *st = state + (long)q * S;
+                    const float16 z = vload16(0, st + 2 * UP + j);
+                    const float16 hh =
+                        activate16(ag, clipped16(vload16(0, gr + (long)q * N + 2 * UP + j), clip));
+                    const float16 h = (1.0f - z) * hh + z * vload16(0, st + cur * UP + j);
+                    vstore16(h, 0, st + (1 - cur) * UP + j);
+                    if (has_y)
+                        STORE_UNITS(CAT(ST_ST_, Y_HALF), h, y,
+                                    (long)t * y_t + (long)d * y_d + (long)(b0 + q) * y_b + j, j,
+                                    hidden);
+                }
         }
 #endif
         cur = 1 - cur;

@@ -126,7 +126,9 @@ static const program_variants programs[] = {
       "-DY_HALF=0 -DH0_HALF=0 -DC0_HALF=0 -DYH_HALF=0 -DYC_HALF=0 -DCLIP=0 -DINPUT_FORGET=0 "
       "-DLBR=1 -DACT_F0=0 -DACT_G0=1 -DACT_H0=1 -DACT_F1=0 -DACT_G1=1 -DACT_H1=1 -DRB=8",
       "-DY_HALF=1 -DH0_HALF=1 -DC0_HALF=1 -DYH_HALF=1 -DYC_HALF=1 -DCLIP=1 -DINPUT_FORGET=1 "
-      "-DLBR=0 -DACT_F0=1 -DACT_G0=2 -DACT_H0=0 -DACT_F1=2 -DACT_G1=0 -DACT_H1=1 -DRB=3"}},
+      "-DLBR=0 -DACT_F0=1 -DACT_G0=2 -DACT_H0=0 -DACT_F1=2 -DACT_G1=0 -DACT_H1=1 -DRB=3",
+      "-DY_HALF=0 -DH0_HALF=1 -DC0_HALF=0 -DYH_HALF=0 -DYC_HALF=1 -DCLIP=1 -DINPUT_FORGET=0 "
+      "-DLBR=0 -DACT_F0=0 -DACT_G0=1 -DACT_H0=1 -DACT_F1=0 -DACT_G1=1 -DACT_H1=1 -DRB=8 -DPW=2"}},
     {"scores", "score_partials", {""}},
     {"softmax", "softmax", {"-DX_HALF=0 -DY_HALF=0", "-DX_HALF=1 -DY_HALF=1"}},
 };

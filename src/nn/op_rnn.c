@@ -24,7 +24,7 @@ enum { MEM_WT, MEM_BIAS, MEM_RT, MEM_AUX }; /* op->mem: packed weights and per-u
 
 #define PROJECT_TILE 16 /* rnn.cl's TS */
 #define PROJECT_ROWS 8  /* rnn.cl's PR: rows per work-item of rnn_project_cpu */
-#define PANEL 16        /* units per vector of the *_cpu kernels */
+#define LANES 16        /* units per float16 vector of the *_cpu kernels */
 
 /* Gates per direction: LSTM i, o, f, c; GRU z, r, h. */
 static int64_t gates_of(const nn_rnn_params *p)
@@ -241,17 +241,31 @@ static cleval_status check_lengths(cleval_nn *nn, nn_op *op)
     return CLEVAL_OK;
 }
 
-/* Units per gate in the device layout: the CPU-style kernels pad them to whole vectors. */
+/* The CPU-style recurrence's panel: the units whose products a step accumulates together, one
+ * float16 per row and vector (rnn.cl's PW). Two vectors where the device has 512-bit ones (its
+ * 8 rows x 2 accumulators fit 32 registers), one below. A property of the device, so that the
+ * workspace (infer), the packed weights and the kernels (prepare) agree. */
+static int64_t panel_units(const cleval_nn *nn)
+{
+    cl_uint width = 0;
+    if (clGetDeviceInfo(cleval_device_id(nn->dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
+                        sizeof width, &width, NULL) != CL_SUCCESS)
+        width = 0;
+    return width >= 16 ? 2 * LANES : LANES;
+}
+
+/* Units per gate in the device layout: the CPU-style kernels pad them to whole panels. */
 static int64_t units_of(const cleval_nn *nn, const nn_rnn_params *p)
 {
-    return nn->variant == CLEVAL_VARIANT_CPU ? (p->hidden + PANEL - 1) / PANEL * PANEL : p->hidden;
+    int64_t panel = panel_units(nn);
+    return nn->variant == CLEVAL_VARIANT_CPU ? (p->hidden + panel - 1) / panel * panel : p->hidden;
 }
 
 /* rnn_project_cpu's float16 column vectors per work-item (PV): two where the columns come in
  * pairs of vectors, as gemm_cpu's tile of 8 x 32. */
 static int project_vectors(const cleval_nn *nn, const nn_rnn_params *p)
 {
-    return p->dirs * gates_of(p) * units_of(nn, p) % (2 * PANEL) == 0 ? 2 : 1;
+    return p->dirs * gates_of(p) * units_of(nn, p) % (2 * LANES) == 0 ? 2 : 1;
 }
 
 /* Floats of the workspace: the projection G, then the per-(direction, row) state. */
@@ -357,15 +371,17 @@ static float *pad_units(float *v, int64_t outer, int64_t hidden, int64_t units)
 }
 
 /* Rp for the CPU-style kernels: the recurrent weights of each (direction, gate) block in panels
- * of PANEL units, each panel [hidden][PANEL] (unit j's weights on h_k at k * PANEL + j % PANEL),
- * units past hidden zero. r: ONNX's R, [blocks][hidden][hidden] with blocks = dirs * gates. */
-static float *panel_rows(const float *r, int64_t blocks, int64_t hidden, int64_t units)
+ * of `panel` units, each panel [hidden][panel] (unit j's weights on h_k at k * panel + j %
+ * panel), units past hidden zero. r: ONNX's R, [blocks][hidden][hidden] with blocks = dirs *
+ * gates. */
+static float *panel_rows(const float *r, int64_t blocks, int64_t hidden, int64_t units,
+                         int64_t panel)
 {
     float *out = calloc((size_t)(blocks * units * hidden + 1), sizeof *out);
     for (int64_t b = 0; out && b < blocks; b++)
         for (int64_t j = 0; j < hidden; j++)
             for (int64_t k = 0; k < hidden; k++)
-                out[((b * units + j - j % PANEL) * hidden + k * PANEL) + j % PANEL] =
+                out[((b * units + j - j % panel) * hidden + k * panel) + j % panel] =
                     r[(b * hidden + j) * hidden + k];
     return out;
 }
@@ -378,7 +394,7 @@ static cleval_status upload_weights(cleval_nn *nn, nn_op *op)
     const float *r = nn_in(nn, op, IN_R)->f32;
     float *wt = transpose_rows(nn_in(nn, op, IN_W)->f32, 1, blocks * h, p->input);
     float *rt = nn->variant == CLEVAL_VARIANT_CPU
-                    ? panel_rows(r, blocks, h, units)
+                    ? panel_rows(r, blocks, h, units, panel_units(nn))
                     : transpose_rows(r, p->dirs, blocks / p->dirs * h, h);
     float *bias = NULL, *aux = NULL;
     cleval_status status = !wt || !rt
@@ -459,12 +475,12 @@ static cleval_status rnn_prepare(cleval_nn *nn, nn_op *op)
     snprintf(options, sizeof options,
              "-DY_HALF=%d -DH0_HALF=%d -DC0_HALF=%d -DYH_HALF=%d -DYC_HALF=%d -DCLIP=%d "
              "-DINPUT_FORGET=%d -DLBR=%d -DACT_F0=%d -DACT_G0=%d -DACT_H0=%d -DACT_F1=%d "
-             "-DACT_G1=%d -DACT_H1=%d -DRB=%u",
+             "-DACT_G1=%d -DACT_H1=%d -DRB=%u -DPW=%d",
              nn_half(nn, op->out[OUT_Y]), half_of(nn, op->in, op->n_in, IN_H0),
              half_of(nn, op->in, op->n_in, IN_C0), half_of(nn, op->out, op->n_out, OUT_YH),
              half_of(nn, op->out, op->n_out, OUT_YC), p->clip > 0.0f, p->input_forget,
              p->linear_before_reset, p->act[0][0], p->act[0][1], p->act[0][2], p->act[1][0],
-             p->act[1][1], p->act[1][2], p->rows);
+             p->act[1][1], p->act[1][2], p->rows, (int)(panel_units(nn) / LANES));
     const char *steps =
         cpu ? (p->gru ? "gru_steps_cpu" : "lstm_steps_cpu") : (p->gru ? "gru_steps" : "lstm_steps");
     if ((status = nn_kernel(nn, op, "rnn", options, steps, &op->k[1])) != CLEVAL_OK) return status;
@@ -498,7 +514,7 @@ static cleval_status launch_projection(cleval_nn *nn, nn_op *op, cl_mem ws)
     cleval_kernel_arg_int(&a, (int32_t)n);
     cleval_kernel_arg_int(&a, (int32_t)p->input);
     if (nn->variant == CLEVAL_VARIANT_CPU) {
-        size_t global[2] = {(size_t)(n / (PANEL * project_vectors(nn, p))),
+        size_t global[2] = {(size_t)(n / (LANES * project_vectors(nn, p))),
                             (size_t)((m + PROJECT_ROWS - 1) / PROJECT_ROWS)};
         return nn_enqueue(nn, op, &a, 2, global, NULL);
     }
