@@ -135,12 +135,12 @@ static inline void kahan_add16(float16 *sum, float16 *c, float16 v)
 }
 
 /* a + b = s + *e exactly (TwoSum, lane by lane); *e is 0 where s is not finite (as kahan_add). */
-#define TWO_SUM(T)                                                                                \
-    static inline T two_sum_##T(T a, T b, T *e)                                                   \
-    {                                                                                             \
-        T s = a + b, bb = s - a;                                                                  \
-        *e = select((T)(0.0f), (a - (s - bb)) + (b - bb), isfinite(s));                           \
-        return s;                                                                                 \
+#define TWO_SUM(T)                                                                                 \
+    static inline T two_sum_##T(T a, T b, T *e)                                                    \
+    {                                                                                              \
+        T s = a + b, bb = s - a;                                                                   \
+        *e = select((T)(0.0f), (a - (s - bb)) + (b - bb), isfinite(s));                            \
+        return s;                                                                                  \
     }
 TWO_SUM(float8)
 TWO_SUM(float4)
@@ -204,6 +204,15 @@ __kernel void layer_norm_rows(__global const X_T *x, __global Y_T *y, __global c
 
 /* ---- reduce_rows (CPU family) ---- */
 
+/* The last step of a mean or an L2 norm over `len` elements, on a float or a float16 alike. */
+#if REDUCE_OP == REDUCE_MEAN
+#define FINISH(acc, len) ((acc) / (float)(len))
+#elif REDUCE_OP == REDUCE_L2
+#define FINISH(acc, len) sqrt(acc)
+#else
+#define FINISH(acc, len) (acc)
+#endif
+
 #if REDUCE_OP == REDUCE_MAX || REDUCE_OP == REDUCE_MIN
 #if REDUCE_OP == REDUCE_MAX
 #define BEATS(v, acc) ((v) > (acc))
@@ -245,11 +254,7 @@ __kernel void reduce_rows(__global const X_T *x, __global Y_T *y, uint n, uint l
         ACC_ADD(acc, c, v);
     }
     acc = ACC_MERGE(acc16, c16, acc, c);
-#if REDUCE_OP == REDUCE_MEAN
-    acc = acc / (float)len;
-#elif REDUCE_OP == REDUCE_L2
-    acc = sqrt(acc);
-#endif
+    acc = FINISH(acc, len);
     STORE_Y(acc, y, i);
 }
 
@@ -268,11 +273,7 @@ __kernel void reduce_cols(__global const X_T *x, __global Y_T *y, uint n, uint l
         float16 acc = (float16)(ACC_INIT), c = (float16)(0.0f);
         for (uint r = 0; r < len; r++)
             ACC_ADD16(acc, c, LOAD16_X(col, (size_t)r * inner));
-#if REDUCE_OP == REDUCE_MEAN
-        acc = acc / (float)len;
-#elif REDUCE_OP == REDUCE_L2
-        acc = sqrt(acc);
-#endif
+        acc = FINISH(acc, len);
         STORE16_Y(acc, y, i0);
         return;
     }
@@ -283,11 +284,7 @@ __kernel void reduce_cols(__global const X_T *x, __global Y_T *y, uint n, uint l
             float v = LOAD_X(col, (size_t)r * inner);
             ACC_ADD(acc, c, v);
         }
-#if REDUCE_OP == REDUCE_MEAN
-        acc = acc / (float)len;
-#elif REDUCE_OP == REDUCE_L2
-        acc = sqrt(acc);
-#endif
+        acc = FINISH(acc, len);
         STORE_Y(acc, y, i);
     }
 }
