@@ -233,10 +233,12 @@ static void check_depthwise(const dw_case *d, bool pre, bool post, cleval_kernel
     expect_close(out.data, ref, ny, what);
     if (variant == CLEVAL_VARIANT_CPU && ny > 0 && d->c > 1) {
         /* Channels-last in when a 1x1 Conv feeds it, NCHW (a graph input) otherwise, at stride
-         * 1 through the flattened scratch; one channel is group 1, an ordinary Conv. */
-        const char *want = pre              ? "conv_dw_channels"
-                           : d->stride == 1 ? "conv_dw_flat"
-                                            : "conv_dw_planes";
+         * 1 through the flattened scratch unless a bordered plane passes its 2^20 floats; one
+         * channel is group 1, an ordinary Conv. */
+        bool big = (d->h + 2 * d->pad) * (d->w + 2 * d->pad) > (1 << 20);
+        const char *want = pre                      ? "conv_dw_channels"
+                           : d->stride == 1 && !big ? "conv_dw_flat"
+                                                    : "conv_dw_planes";
         bool found = false;
         for (uint32_t i = 0; i < cleval_nn_layer_count(nn); i++)
             if (strstr(cleval_nn_layer_at(nn, i)->kernel, want)) found = true;
@@ -281,6 +283,8 @@ static void test_depthwise(void **state)
         {"7x7 stride 1, pad 3, 14 x 14 planes", 2, 17, 14, 14, 7, 1, 3, 1, false, ACT_RELU},
         {"7x7 stride 1, pad 3, width 61", 1, 3, 5, 61, 7, 1, 3, 1, true, ACT_CLIP6},
         {"3x3 stride 1, no pad, dilation 3", 1, 4, 11, 13, 3, 1, 0, 3, true, ACT_NONE},
+        /* A plane larger than the flattened scratch takes: conv_dw_planes, no workspace. */
+        {"3x3 stride 1 on a 1030 x 1030 plane", 1, 2, 1030, 1030, 3, 1, 1, 1, true, ACT_RELU},
         {"empty batch", 0, 16, 5, 5, 3, 1, 1, 1, true, ACT_NONE},
     };
     FOR_EACH_VARIANT(v)

@@ -98,10 +98,15 @@ static void check(const pool_case *p, cleval_kernel_variant variant, cleval_nn_p
     assert_ok(cleval_nn_create_with(test_device(), m, &options, &nn));
     cleval_nn_tensor t = tensor(rank, xdims, x), out;
     assert_ok(cleval_nn_run_graph(nn, &t, &out));
-    /* CPUs: 1-D and 2-D windows of stride 1 run pool_flat, the others pool_rows. */
+    /* CPUs: 1-D and 2-D windows of stride 1 run pool_flat, unless the bordered plane and its
+     * divisors pass the scratch's 2^21 floats; the others pool_rows. */
     bool stride_1 = p->spatial <= 2;
-    for (uint32_t i = 0; i < p->spatial; i++)
+    int64_t plane = 1;
+    for (uint32_t i = 0; i < p->spatial; i++) {
         stride_1 = stride_1 && p->s[i] == 1;
+        plane *= p->in[i] + p->pb[i] + p->pe[i];
+    }
+    stride_1 = stride_1 && 2 * plane <= (1 << 21);
     const char *kernel = variant != CLEVAL_VARIANT_CPU ? "pool"
                          : stride_1                    ? "pool_flat"
                                                        : "pool_rows";
@@ -173,6 +178,9 @@ static const pool_case CASES[] = {
      P2(2, 2), false, MAX},
     {"3x2 stride 1 dilation 2 avg", 2, 1, 3, P2(9, 23), P2(3, 2), P2(1, 1), P2(2, 2), P2(2, 1),
      P2(1, 2), false, AVG},
+    /* A plane larger than the flattened scratch takes: pool_rows, no workspace. */
+    {"3x3 stride 1 max on 1100 x 1000", 2, 1, 1, P2(1100, 1000), P2(3, 3), P2(1, 1), P2(1, 1),
+     P2(1, 1), P2(1, 1), false, MAX},
     {"1D max", 1, 2, 3, {131}, {4}, {2}, {1}, {2}, {1}, false, MAX},
     {"3D", 3, 1, 2, {4, 5, 40}, {2, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}, {1, 0, 1}, false, AVG},
     {"3D max",

@@ -32,12 +32,11 @@ static bool channels_last(const nn_conv_params *p)
     return p->in_layout == NN_LAYOUT_NHWC;
 }
 
-/* NCHW input at stride 1: conv_dw_flat (FLAT_VECTORS float16 per step, as built). */
+/* conv_dw_flat: FLAT_VECTORS float16 per step (as built); a scratch plane of at most
+ * FLAT_MAX_PLANE floats (4 MiB), so that the workspace stays a few tens of MiB: larger planes
+ * (a 1024 x 1024 input) take conv_dw_planes, which needs none. */
 #define FLAT_VECTORS 4
-static bool flat_planes(const nn_conv_params *p)
-{
-    return !channels_last(p) && p->stride[0] == 1 && p->stride[1] == 1;
-}
+#define FLAT_MAX_PLANE (1 << 20)
 
 /* A few work-items per core (conv_items), so that uneven ones even out. */
 static int64_t items_wanted(const cleval_nn *nn)
@@ -64,9 +63,17 @@ static flat_scratch flat_scratch_of(const cleval_nn *nn, const nn_op *op)
     return s;
 }
 
+/* NCHW input at stride 1, planes that fit the scratch: conv_dw_flat. */
+static bool flat_planes(const cleval_nn *nn, const nn_op *op)
+{
+    const nn_conv_params *p = &op->p.conv;
+    return !channels_last(p) && p->stride[0] == 1 && p->stride[1] == 1 &&
+           flat_scratch_of(nn, op).stride <= FLAT_MAX_PLANE;
+}
+
 size_t nn_depthwise_cpu_workspace(const cleval_nn *nn, const nn_op *op)
 {
-    if (!flat_planes(&op->p.conv)) return 0;
+    if (!flat_planes(nn, op)) return 0;
     flat_scratch s = flat_scratch_of(nn, op);
     return (size_t)(s.items * s.stride) * sizeof(float);
 }
@@ -108,9 +115,9 @@ cleval_status nn_depthwise_cpu_prepare(cleval_nn *nn, nn_op *op, const char *pre
         snprintf(name, sizeof name, "conv_dw_channels_%ds%d", (int)p->kernel[1], (int)p->stride[1]);
     else
         snprintf(name, sizeof name, "%s",
-                 channels_last(p) ? "conv_dw_channels"
-                 : flat_planes(p) ? "conv_dw_flat"
-                                  : "conv_dw_planes");
+                 channels_last(p)      ? "conv_dw_channels"
+                 : flat_planes(nn, op) ? "conv_dw_flat"
+                                       : "conv_dw_planes");
     char options[320];
     snprintf(options, sizeof options, "-DCLAMP=%d -DFLAT_VECTORS=%d -DPIX=%d -DIN_MAX=%d %s",
              nn_epilogue_clamps(&p->ep), FLAT_VECTORS, CHANNELS_PIXELS, CHANNELS_IN_MAX, precision);
@@ -165,7 +172,7 @@ cleval_status nn_depthwise_cpu_launch(cleval_nn *nn, nn_op *op)
     cleval_kernel_arg_int4(&a, (int32_t)p->stride[0], (int32_t)p->stride[1],
                            (int32_t)p->pad_begin[0], (int32_t)p->pad_begin[1]);
     cleval_kernel_arg_int4(&a, (int32_t)p->dilation[0], (int32_t)p->dilation[1], 0, 0);
-    if (flat_planes(p)) {
+    if (flat_planes(nn, op)) {
         flat_scratch s = flat_scratch_of(nn, op);
         cleval_kernel_arg_mem(&a, nn_workspace_mem(nn, op));
         cleval_kernel_arg_int(&a, (int32_t)s.pitch);

@@ -193,14 +193,6 @@ static cleval_status averagepool_parse(cleval_nn *nn, nn_op *op, const cleval_on
 /* pool_flat (kernels/pool.cl) on CPU-style devices: 1-D or 2-D windows at stride 1. */
 #define FLAT_VECTORS 4 /* float16 vectors per step, passed to the kernel */
 
-static bool flat_eligible(const cleval_nn *nn, const nn_pool_params *p)
-{
-    if (nn->variant != CLEVAL_VARIANT_CPU || p->spatial > 2) return false;
-    for (uint32_t i = 0; i < p->spatial; i++)
-        if (p->stride[i] != 1) return false;
-    return true;
-}
-
 /* pool_flat's geometry, 1-D windows as 2-D ones of height 1: the window, dilation, pads and
  * extents in (H, W); the scratch row pitch, plane length and floats per work-item. */
 typedef struct flat_geometry {
@@ -232,6 +224,18 @@ static flat_geometry flat_geometry_of(const cleval_nn *nn, const nn_op *op)
     return g;
 }
 
+/* Windows of stride 1 on planes whose scratch (plane and divisors) fits FLAT_MAX_ITEM floats
+ * (8 MiB), so that the workspace stays a few tens of MiB; larger ones take pool_rows. */
+#define FLAT_MAX_ITEM (1 << 21)
+static bool flat_eligible(const cleval_nn *nn, const nn_op *op)
+{
+    const nn_pool_params *p = &op->p.pool;
+    if (nn->variant != CLEVAL_VARIANT_CPU || p->spatial > 2) return false;
+    for (uint32_t i = 0; i < p->spatial; i++)
+        if (p->stride[i] != 1) return false;
+    return flat_geometry_of(nn, op).per_item <= FLAT_MAX_ITEM;
+}
+
 static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
 {
     nn_pool_params *p = &op->p.pool;
@@ -257,7 +261,7 @@ static cleval_status pool_infer(cleval_nn *nn, nn_op *op)
     if (nn_batch_axis(nn_in(nn, op, 0)) > 1) op->mixes_batch = true;
     op->flops = (double)nn_shape_count(&out) * (double)window;
     op->workspace = 0;
-    if (flat_eligible(nn, p)) {
+    if (flat_eligible(nn, op)) {
         flat_geometry g = flat_geometry_of(nn, op);
         op->workspace = (size_t)(g.items * g.per_item) * sizeof(float);
     }
@@ -269,7 +273,7 @@ enum { POOL_COLS = 64 };
 
 static cleval_status pool_prepare(cleval_nn *nn, nn_op *op)
 {
-    if (flat_eligible(nn, &op->p.pool)) {
+    if (flat_eligible(nn, op)) {
         char options[96];
         nn_storage_options(nn, op->in[0], op->out[0], options, sizeof options);
         size_t used = strlen(options);
@@ -309,7 +313,7 @@ static cleval_status pool_launch(cleval_nn *nn, nn_op *op)
     const nn_shape *x = &nn_in(nn, op, 0)->shape, *y = &nn_out(nn, op, 0)->shape;
     uint64_t n = nn_shape_count(y);
     if (n == 0) return CLEVAL_OK;
-    if (flat_eligible(nn, p)) return launch_flat(nn, op);
+    if (flat_eligible(nn, op)) return launch_flat(nn, op);
     /* Spatial axes right-aligned into (D, H, W); missing ones have extent 1. */
     int32_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
             d[3] = {1, 1, 1}, pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};
