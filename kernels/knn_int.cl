@@ -66,6 +66,8 @@
 #define TO_FLOATV CAT(convert_float, VW)
 #define TO_INTV CAT(convert_int, VW)
 
+#include "tile.clh"
+
 /* (d1, i1) ranks after (d2, i2): farther, or as far with a larger training index. */
 #define AFTER(d1, i1, d2, i2) ((d1) > (d2) || ((d1) == (d2) && (i1) > (i2)))
 
@@ -165,8 +167,7 @@ __kernel void knn_int_scores_cpu(__global const float *queries, __global const S
                                  __global const int *norms, uint dim, uint n_panels,
                                  uint panels_per_split, uint nq, uint nq_pad, uint m,
                                  __global int *scratch, __global float *slices,
-                                 __global int *heap_score,
-                                 __global int *heap_index, int index_base)
+                                 __global int *heap_score, __global int *heap_index, int index_base)
 {
     uint block = get_global_id(0), split = get_global_id(1);
     uint q0 = block * QB;
@@ -205,17 +206,7 @@ __kernel void knn_int_scores_cpu(__global const float *queries, __global const S
                 /* Every partial sum is an integer below 2^24: the float sums are exact. */
                 for (uint k = kb; k < ke; k++) {
                     __global const float *b = slice + (size_t)(k - kb) * NR;
-                    FLOATV bv[NV];
-#pragma unroll
-                    for (int v = 0; v < NV; v++)
-                        bv[v] = VLOADV(v, b);
-#pragma unroll
-                    for (int r = 0; r < MR; r++) {
-                        FLOATV av = (FLOATV)(a[k * MR + r]);
-#pragma unroll
-                        for (int v = 0; v < NV; v++)
-                            acc[r][v] = fma(av, bv[v], acc[r][v]);
-                    }
+                    TILE_STEP(FLOATV, fma, acc, a[k * MR + r], VLOADV(v, b));
                 }
 #pragma unroll
                 for (int r = 0; r < MR; r++)

@@ -348,10 +348,7 @@ cleval_status knn_int_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_
         cleval_kernel_arg_uint(&a, m);
         cleval_kernel_arg_int(&a, index_base);
         cleval_kernel_arg_uint(&a, chunk_base);
-        cleval_kernel_arg_mem(&a, knn->cand_dist.mem);
-        cleval_kernel_arg_mem(&a, knn->cand_index.mem);
-        cleval_kernel_arg_mem(&a, knn->cand_label.mem);
-        cleval_kernel_arg_mem(&a, knn->safe.mem);
+        knn_arg_candidates(&a, knn);
         /* A fixed work-group on CPUs: PoCL compiles a kernel once per work-group size, and the
          * size it would pick follows each batch's query count. */
         size_t local[2] = {16, 1};
@@ -396,9 +393,6 @@ cleval_status knn_int_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, uint32_
     cleval_kernel_arg_uint(&a, m);
     cleval_kernel_arg_int(&a, index_base);
     cleval_kernel_arg_uint(&a, chunk_base);
-    cleval_kernel_arg_mem(&a, knn->cand_dist.mem);
-    cleval_kernel_arg_mem(&a, knn->cand_index.mem);
-    cleval_kernel_arg_mem(&a, knn->cand_label.mem);
-    cleval_kernel_arg_mem(&a, knn->safe.mem);
+    knn_arg_candidates(&a, knn);
     return cleval_kernel_launch(queue, &a, 2, cand_global, NULL, NULL);
 }

@@ -30,6 +30,14 @@ void knn_buffer_release(knn_buffer *buf)
     buf->bytes = 0;
 }
 
+void knn_arg_candidates(cleval_kernel_args *a, const cleval_knn *knn)
+{
+    cleval_kernel_arg_mem(a, knn->cand_dist.mem);
+    cleval_kernel_arg_mem(a, knn->cand_index.mem);
+    cleval_kernel_arg_mem(a, knn->cand_label.mem);
+    cleval_kernel_arg_mem(a, knn->safe.mem);
+}
+
 void knn_unit_vector(const float *v, uint32_t dim, float *out)
 {
     double norm2 = 0;

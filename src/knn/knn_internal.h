@@ -100,6 +100,10 @@ struct cleval_knn {
 cleval_status knn_buffer_reserve(cleval_knn *knn, knn_buffer *buf, size_t bytes, const char *what);
 void knn_buffer_release(knn_buffer *buf);
 
+/* Appends the candidate buffers (distances, indices, labels, safe flags) that the candidate
+ * kernels of every path write, in their argument order. */
+void knn_arg_candidates(cleval_kernel_args *a, const cleval_knn *knn);
+
 /* Makes the tile's data current in its device buffers (a no-op for a resident tile after
  * cleval_knn_prepare()). */
 cleval_status knn_use_tile(cleval_knn *knn, knn_tile *tile);

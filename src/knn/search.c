@@ -240,10 +240,7 @@ static cleval_status exact_tile(cleval_knn *knn, knn_tile *tile, uint32_t nq, ui
     cleval_kernel_arg_float(&a, tile->max_norm);
     cleval_kernel_arg_mem(&a, knn->heap_score.mem);
     cleval_kernel_arg_mem(&a, knn->heap_index.mem);
-    cleval_kernel_arg_mem(&a, knn->cand_dist.mem);
-    cleval_kernel_arg_mem(&a, knn->cand_index.mem);
-    cleval_kernel_arg_mem(&a, knn->cand_label.mem);
-    cleval_kernel_arg_mem(&a, knn->safe.mem);
+    knn_arg_candidates(&a, knn);
     return cleval_kernel_launch(cleval_device_queue(knn->dev), &a, 2, global, NULL, NULL);
 }
 
@@ -252,10 +249,7 @@ static cleval_status vote(cleval_knn *knn, uint32_t nq, uint32_t nq_pad, uint32_
 {
     size_t global = cleval_round_up(nq, 16);
     cleval_kernel_args a = cleval_kernel_args_begin(knn->vote_kernel, "knn_vote");
-    cleval_kernel_arg_mem(&a, knn->cand_dist.mem);
-    cleval_kernel_arg_mem(&a, knn->cand_index.mem);
-    cleval_kernel_arg_mem(&a, knn->cand_label.mem);
-    cleval_kernel_arg_mem(&a, knn->safe.mem);
+    knn_arg_candidates(&a, knn);
     cleval_kernel_arg_uint(&a, nq);
     cleval_kernel_arg_uint(&a, nq_pad);
     cleval_kernel_arg_uint(&a, m);
