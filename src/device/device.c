@@ -178,6 +178,13 @@ cleval_status cleval_device_query_info(cl_platform_id platform, cl_device_id dev
         (err = clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg,
                                NULL)))
         return cleval_cl_check(err, "clGetDeviceInfo");
+    /* The float width the compiler vectorises best (8 on AVX2, 16 on AVX-512), from which the
+     * CPU-style kernels size their register tiles; not said (0) leaves each user's default. */
+    cl_uint float_width = 0;
+    if (clGetDeviceInfo(device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof float_width,
+                        &float_width, NULL) != CL_SUCCESS)
+        float_width = 0;
+    info->preferred_float_width = float_width;
     /* Deprecated in OpenCL 2.0 but still answered; a failure just means "not unified". */
     if (clGetDeviceInfo(device, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL) !=
         CL_SUCCESS)

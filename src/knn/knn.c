@@ -55,10 +55,8 @@ static uint32_t vector_lanes(const cleval_knn *knn)
     const char *env = getenv("CLEVAL_KNN_VW");
     if (env && (!strcmp(env, "4") || !strcmp(env, "8") || !strcmp(env, "16")))
         return (uint32_t)atoi(env);
-    cl_uint width = 0;
-    if (clGetDeviceInfo(cleval_device_id(knn->dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
-                        sizeof width, &width, NULL) != CL_SUCCESS)
-        return 16;
+    uint32_t width = cleval_device_get_info(knn->dev)->preferred_float_width;
+    if (width == 0) return 16;
     return width >= 16 ? 16 : width >= 8 ? 8 : 4;
 }
 

@@ -247,11 +247,7 @@ static cleval_status check_lengths(cleval_nn *nn, nn_op *op)
  * workspace (infer), the packed weights and the kernels (prepare) agree. */
 static int64_t panel_units(const cleval_nn *nn)
 {
-    cl_uint width = 0;
-    if (clGetDeviceInfo(cleval_device_id(nn->dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT,
-                        sizeof width, &width, NULL) != CL_SUCCESS)
-        width = 0;
-    return width >= 16 ? 2 * LANES : LANES;
+    return cleval_device_get_info(nn->dev)->preferred_float_width >= 16 ? 2 * LANES : LANES;
 }
 
 /* Units per gate in the device layout: the CPU-style kernels pad them to whole panels. */

@@ -95,10 +95,7 @@ static void derive_cpu_tile(uint32_t width, uint32_t *mr, uint32_t *nv)
 static void derive(const cleval_device *dev, cleval_kernel_variant variant, nn_tuning *t)
 {
     const cleval_device_info *info = cleval_device_get_info(dev);
-    cl_uint width = 0;
-    if (clGetDeviceInfo(cleval_device_id(dev), CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof width,
-                        &width, NULL) != CL_SUCCESS)
-        width = 4;
+    uint32_t width = info->preferred_float_width ? info->preferred_float_width : 4;
     derive_cpu_tile(width, &t->conv_mr, &t->conv_nv);
     derive_cpu_tile(width, &t->gemm_mr, &t->gemm_nv);
     t->gemm_kc = 32768 / (16 * t->gemm_nv * (uint32_t)sizeof(float));

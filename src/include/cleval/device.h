@@ -48,6 +48,7 @@ typedef struct cleval_device_info {
     uint64_t max_alloc_bytes;
     uint64_t local_mem_bytes;
     size_t max_work_group_size;
+    uint32_t preferred_float_width; /* CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT; 0: not said */
     bool has_fp16; /* cl_khr_fp16 */
     bool has_fp64; /* cl_khr_fp64 */
     bool host_unified_memory; /* buffers over host memory are zero-copy (CPU devices) */
