@@ -68,6 +68,23 @@ static int run_with(const char *const *args, uint64_t limit, bool sparse, int ex
 
 /* --- A label of 9000 under an address-space limit ------------------------------------------ */
 
+/* `metrics --shard s/n --save` of data for every s, under the address-space limit (0: none):
+ * the part files NAME_part0.h5 ... into parts. */
+static void write_parts(const char *data, const char *name, int n, char parts[][4096],
+                        uint64_t limit)
+{
+    for (int s = 0; s < n; s++) {
+        char file[64], shard[16];
+        snprintf(file, sizeof file, "%s_part%d.h5", name, s);
+        snprintf(parts[s], 4096, "%s", temp_path(file));
+        snprintf(shard, sizeof shard, "%d/%d", s, n);
+        assert_int_equal(run_with((const char *[]){"metrics", "--data", data, "--shard", shard,
+                                                   "--save", parts[s], "--quiet", NULL},
+                                  limit, false, 0),
+                         0);
+    }
+}
+
 /* Labels 0, 1, 2, 9000 in two slices of two rows: each part file holds a 9001 x 9001 table. */
 static void test_merge_with_label_9000(void **state)
 {
@@ -76,16 +93,7 @@ static void test_merge_with_label_9000(void **state)
     const int32_t y[4] = {0, 1, 2, 9000}, pred[4] = {0, 9000, 2, 1};
     char data[4096], parts[2][4096], json[4096], merged[4096];
     snprintf(data, sizeof data, "%s", write_pairs("bomb.h5", y, pred, 4));
-    for (int s = 0; s < 2; s++) {
-        char name[32], shard[8];
-        snprintf(name, sizeof name, "bomb_part%d.h5", s);
-        snprintf(parts[s], sizeof parts[s], "%s", temp_path(name));
-        snprintf(shard, sizeof shard, "%d/2", s);
-        assert_int_equal(run_with((const char *[]){"metrics", "--data", data, "--shard", shard,
-                                                   "--save", parts[s], "--quiet", NULL},
-                                  RESUME_LIMIT, false, 0),
-                         0);
-    }
+    write_parts(data, "bomb", 2, parts, RESUME_LIMIT);
     snprintf(json, sizeof json, "%s", temp_path("bomb_merged.json"));
     snprintf(merged, sizeof merged, "%s", temp_path("bomb_merged.h5"));
     assert_int_equal(run_with((const char *[]){"merge", parts[0], parts[1], "--save", merged,
@@ -159,16 +167,7 @@ static void merge_both_ways(const random_pairs *p)
 {
     char data[4096], parts[3][4096];
     snprintf(data, sizeof data, "%s", write_pairs("random.h5", p->y, p->pred, p->n));
-    for (int s = 0; s < 3; s++) {
-        char name[32], shard[8];
-        snprintf(name, sizeof name, "random_part%d.h5", s);
-        snprintf(parts[s], sizeof parts[s], "%s", temp_path(name));
-        snprintf(shard, sizeof shard, "%d/3", s);
-        assert_int_equal(run_with((const char *[]){"metrics", "--data", data, "--shard", shard,
-                                                   "--save", parts[s], "--quiet", NULL},
-                                  0, false, 0),
-                         0);
-    }
+    write_parts(data, "random", 3, parts, 0);
     char *reports[2];
     int64_t *saved[2];
     size_t cells = (size_t)p->c * p->c;
